@@ -1,0 +1,117 @@
+/* main.c - `hamnsync [-c FILE] COMMAND ...` */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "idx.h"
+#include "proto.h"
+
+static const char usage[] =
+    "usage: hamnsync [-c FILE] COMMAND [OPTIONS]\n"
+    "\n"
+    "commands:\n"
+    "  keygen --out DIR [--name N] [--force]   make this node's key and "
+    "certificate\n"
+    "  daemon [--foreground]                   run this node in its role\n"
+    "  sync [--dry-run] [--progress] [--allow-deletes SET]\n"
+    "                                          reconcile the standby once\n"
+    "  status [--json] [--watch] [--warn-lag S] [--crit-lag S]\n"
+    "  verify [--json]\n"
+    "  promote [--force] [--dry-run]\n"
+    "  rejoin\n"
+    "  switchover\n"
+    "\n"
+    "  -c FILE     configuration (default: $HAMNSYNC_CONF or "
+    HS_CONF_DEFAULT ")\n"
+    "  --version   print program, protocol and index format versions\n";
+
+void
+cli_err(const char *what, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "hamnsync: %s: ", what);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+const char *
+cli_conf_path(const char *opt)
+{
+	const char *env = getenv("HAMNSYNC_CONF");
+
+	if (opt != NULL)
+		return opt;
+	if (env != NULL && env[0] != '\0')
+		return env;
+	return HS_CONF_DEFAULT;
+}
+
+struct hs_conf *
+cli_conf_load(const char *path)
+{
+	char err[HS_ERRMSG_MAX];
+	struct hs_conf *c;
+
+	if (hs_conf_load(path, &c, err, sizeof(err)) < 0) {
+		cli_err("config", "%s", err);
+		return NULL;
+	}
+	return c;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *conf_opt = NULL, *cmd;
+	int i = 1;
+
+	signal(SIGPIPE, SIG_IGN);
+	hs_log_init("hamnsync", 1, HS_LOG_WARN);
+	while (i < argc && argv[i][0] == '-') {
+		if (strcmp(argv[i], "--version") == 0) {
+			printf("hamnsync %s (protocol %d, index format %d)\n",
+			    HS_VERSION, PROTO_VERSION, IDX_FORMAT_VERSION);
+			return 0;
+		}
+		if (strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "-h") == 0) {
+			fputs(usage, stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+			conf_opt = argv[i + 1];
+			i += 2;
+			continue;
+		}
+		cli_err("usage", "unknown option %s", argv[i]);
+		fputs(usage, stderr);
+		return CLI_EXIT_USAGE;
+	}
+	if (i >= argc) {
+		fputs(usage, stderr);
+		return CLI_EXIT_USAGE;
+	}
+	cmd = argv[i];
+	argc -= i;
+	argv += i;
+	if (strcmp(cmd, "keygen") == 0)
+		return cli_keygen(argc, argv);
+	if (strcmp(cmd, "daemon") == 0)
+		return cli_daemon(argc, argv, conf_opt);
+	if (strcmp(cmd, "sync") == 0)
+		return cli_sync(argc, argv, conf_opt);
+	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "verify") == 0 ||
+	    strcmp(cmd, "promote") == 0 || strcmp(cmd, "rejoin") == 0 ||
+	    strcmp(cmd, "switchover") == 0)
+		return cli_unbuilt(cmd, argc, argv);
+	cli_err("usage", "unknown command '%s'", cmd);
+	fputs(usage, stderr);
+	return CLI_EXIT_USAGE;
+}

@@ -1,0 +1,37 @@
+/* node.c - this node's role and epoch, from the index (or the config). */
+#include <errno.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "idx.h"
+
+int
+cli_node_state(const struct hs_conf *conf, struct idx_node *node)
+{
+	struct idx *x;
+	int rc;
+
+	if (mkdir(conf->state_dir, 0700) < 0 && errno != EEXIST) {
+		rc = -errno;
+		cli_err("state_dir", "%s: %s", conf->state_dir,
+		    hs_strerror(rc));
+		return rc;
+	}
+	if ((rc = idx_open(conf->state_dir, 0, &x)) < 0) {
+		cli_err("index", "%s/index: %s", conf->state_dir,
+		    hs_strerror(rc));
+		return rc;
+	}
+	rc = idx_node_get(x, node);
+	if (rc == HS_ENOTFOUND) {
+		/* First start: the config's role; later the index decides. */
+		node->role = conf->role;
+		node->epoch = 0;
+		rc = idx_node_put(x, node);
+	}
+	idx_close(x);
+	if (rc < 0)
+		cli_err("index", "%s/index: node state: %s", conf->state_dir,
+		    hs_strerror(rc));
+	return rc;
+}

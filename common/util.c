@@ -1,0 +1,248 @@
+/* util.c - bounded buffers, number parsing, small I/O helpers. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hs.h"
+
+void
+hs_buf_init(struct hs_buf *b, size_t max)
+{
+	memset(b, 0, sizeof(*b));
+	b->max = max;
+}
+
+int
+hs_buf_reserve(struct hs_buf *b, size_t need)
+{
+	size_t want, ncap;
+	uint8_t *p;
+
+	if (hs_size_add(b->len, need, &want) < 0 || want > b->max)
+		return HS_ELIMIT;
+	if (want <= b->cap)
+		return HS_OK;
+	ncap = b->cap ? b->cap : (b->max < 256 ? b->max : 256);
+	while (ncap < want)
+		ncap = (ncap > b->max / 2) ? b->max : ncap * 2;
+	p = realloc(b->data, ncap);
+	if (p == NULL)
+		return -ENOMEM;
+	b->data = p;
+	b->cap = ncap;
+	return HS_OK;
+}
+
+int
+hs_buf_append(struct hs_buf *b, const void *p, size_t n)
+{
+	int rc;
+
+	if (n == 0)
+		return HS_OK;
+	if ((rc = hs_buf_reserve(b, n)) < 0)
+		return rc;
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	return HS_OK;
+}
+
+void
+hs_buf_free(struct hs_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+int
+hs_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (s == NULL || !isdigit((unsigned char)*s))
+		return HS_ECONFIG;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return HS_ECONFIG;
+	*out = v;
+	return HS_OK;
+}
+
+/* Split a number and a one-letter unit suffix; scale with overflow check. */
+static int
+parse_scaled(const char *s, const char *units, const uint64_t *scale,
+    uint64_t *out)
+{
+	char num[32];
+	size_t n = strlen(s);
+	uint64_t v, mul = scale[0];
+	const char *u;
+
+	if (n == 0 || n >= sizeof(num))
+		return HS_ECONFIG;
+	memcpy(num, s, n + 1);
+	if (!isdigit((unsigned char)num[n - 1])) {
+		if ((u = strchr(units, num[n - 1])) == NULL)
+			return HS_ECONFIG;
+		mul = scale[u - units + 1];
+		num[n - 1] = '\0';
+	}
+	if (hs_parse_u64(num, 0, UINT64_MAX, &v) < 0)
+		return HS_ECONFIG;
+	if (__builtin_mul_overflow(v, mul, out))
+		return HS_ECONFIG;
+	return HS_OK;
+}
+
+int
+hs_parse_duration(const char *s, uint64_t *seconds)
+{
+	static const uint64_t scale[] = {1, 1, 60, 3600};
+
+	return parse_scaled(s, "smh", scale, seconds);
+}
+
+int
+hs_parse_size(const char *s, uint64_t *bytes)
+{
+	static const uint64_t scale[] = {1, 1024, 1024 * 1024,
+	    1024 * 1024 * 1024};
+
+	return parse_scaled(s, "KMG", scale, bytes);
+}
+
+int
+hs_parse_fingerprint(const char *s, uint8_t out[32])
+{
+	size_t nib = 0;
+
+	if (strncasecmp(s, "sha256:", 7) != 0)
+		return HS_ECONFIG;
+	for (s += 7; *s != '\0'; s++) {
+		int v;
+
+		if (*s == ':')
+			continue;
+		if (!isxdigit((unsigned char)*s) || nib >= 64)
+			return HS_ECONFIG;
+		v = isdigit((unsigned char)*s) ? *s - '0'
+		    : tolower((unsigned char)*s) - 'a' + 10;
+		if (nib % 2 == 0)
+			out[nib / 2] = (uint8_t)(v << 4);
+		else
+			out[nib / 2] |= (uint8_t)v;
+		nib++;
+	}
+	return nib == 64 ? HS_OK : HS_ECONFIG;
+}
+
+void
+hs_format_fingerprint(const uint8_t fp[32], char *buf, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	if (len < 7 + 64 + 1) {
+		if (len > 0)
+			buf[0] = '\0';
+		return;
+	}
+	memcpy(buf, "sha256:", 7);
+	for (i = 0; i < 32; i++) {
+		buf[7 + 2 * i] = hex[fp[i] >> 4];
+		buf[7 + 2 * i + 1] = hex[fp[i] & 15];
+	}
+	buf[7 + 64] = '\0';
+}
+
+int
+hs_split_hostport(const char *s, char *host, size_t hostlen, uint16_t *port)
+{
+	const char *colon, *h = s;
+	size_t hl;
+	uint64_t p;
+
+	if (*s == '[') {
+		const char *close = strchr(s, ']');
+
+		if (close == NULL || close[1] != ':')
+			return HS_ECONFIG;
+		h = s + 1;
+		hl = (size_t)(close - h);
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL)
+			return HS_ECONFIG;
+		hl = (size_t)(colon - s);
+		if (memchr(s, ':', hl) != NULL)
+			return HS_ECONFIG;
+	}
+	if (hl == 0 || hl >= hostlen)
+		return HS_ECONFIG;
+	if (hs_parse_u64(colon + 1, 1, 65535, &p) < 0)
+		return HS_ECONFIG;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	*port = (uint16_t)p;
+	return HS_OK;
+}
+
+const char *
+hs_role_name(enum hs_role r)
+{
+	switch (r) {
+	case HS_ROLE_PRIMARY:
+		return "primary";
+	case HS_ROLE_STANDBY:
+		return "standby";
+	case HS_ROLE_NONE:
+		break;
+	}
+	return "none";
+}
+
+uint64_t
+hs_now_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int
+hs_write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+char *
+hs_xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	if (p == NULL)
+		abort();
+	return p;
+}

@@ -1,0 +1,174 @@
+/* idx.c - LMDB environment, format version and node state. */
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "idx.h"
+
+struct idx {
+	MDB_env	*env;
+	MDB_dbi	 meta;
+	int	 readonly;
+};
+
+static int
+idx_map_error(int rc)
+{
+	switch (rc) {
+	case 0:
+		return HS_OK;
+	case MDB_NOTFOUND:
+		return HS_ENOTFOUND;
+	case MDB_CORRUPTED:
+	case MDB_INVALID:
+	case MDB_VERSION_MISMATCH:
+	case MDB_PAGE_NOTFOUND:
+		return HS_EINDEX;
+	}
+	return rc > 0 ? -rc : HS_EINDEX;
+}
+
+static int
+idx_check_format(struct idx *x, MDB_txn *txn)
+{
+	MDB_val k = {6, "format"}, v;
+	uint32_t ver = IDX_FORMAT_VERSION;
+	int rc;
+
+	rc = mdb_get(txn, x->meta, &k, &v);
+	if (rc == MDB_NOTFOUND && !x->readonly) {
+		v.mv_size = sizeof(ver);
+		v.mv_data = &ver;
+		return idx_map_error(mdb_put(txn, x->meta, &k, &v, 0));
+	}
+	if (rc != 0)
+		return idx_map_error(rc);
+	if (v.mv_size != sizeof(ver))
+		return HS_EINDEX;
+	memcpy(&ver, v.mv_data, sizeof(ver));
+	if (ver != IDX_FORMAT_VERSION) {
+		hs_log_errx("index: format version %u, this build reads %u",
+		    ver, IDX_FORMAT_VERSION);
+		return HS_EINDEX;
+	}
+	return HS_OK;
+}
+
+int
+idx_open(const char *state_dir, int readonly, struct idx **out)
+{
+	char dir[4096];
+	struct idx *x;
+	MDB_txn *txn = NULL;
+	int rc;
+
+	if (snprintf(dir, sizeof(dir), "%s/index", state_dir) >=
+	    (int)sizeof(dir))
+		return -ENAMETOOLONG;
+	if (!readonly && mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	if (readonly) {
+		char data[4200];
+		struct stat st;
+
+		snprintf(data, sizeof(data), "%s/data.mdb", dir);
+		if (stat(data, &st) < 0)
+			return errno == ENOENT ? HS_ENOTFOUND : -errno;
+	}
+	if ((x = calloc(1, sizeof(*x))) == NULL)
+		return -ENOMEM;
+	x->readonly = readonly;
+	if ((rc = mdb_env_create(&x->env)) != 0)
+		goto fail;
+	mdb_env_set_mapsize(x->env, IDX_MAP_SIZE);
+	mdb_env_set_maxdbs(x->env, 8);
+	rc = mdb_env_open(x->env, dir,
+	    MDB_NOTLS | (readonly ? MDB_RDONLY : 0), 0600);
+	if (rc != 0)
+		goto fail;
+	if ((rc = mdb_txn_begin(x->env, NULL, readonly ? MDB_RDONLY : 0,
+		 &txn)) != 0)
+		goto fail;
+	if ((rc = mdb_dbi_open(txn, "meta", readonly ? 0 : MDB_CREATE,
+		 &x->meta)) != 0)
+		goto fail;
+	if ((rc = idx_check_format(x, txn)) < 0) {
+		mdb_txn_abort(txn);
+		idx_close(x);
+		return rc;
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0) {
+		txn = NULL;
+		goto fail;
+	}
+	*out = x;
+	return HS_OK;
+fail:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	hs_log_errx("index: %s: %s", dir, mdb_strerror(rc));
+	idx_close(x);
+	return rc == MDB_NOTFOUND ? HS_EINDEX : idx_map_error(rc);
+}
+
+void
+idx_close(struct idx *x)
+{
+	if (x == NULL)
+		return;
+	if (x->env != NULL)
+		mdb_env_close(x->env);
+	free(x);
+}
+
+/* Node state record: u32 role, u64 epoch, native order (local file). */
+struct node_rec {
+	uint32_t	role;
+	uint32_t	pad;
+	uint64_t	epoch;
+};
+
+int
+idx_node_get(struct idx *x, struct idx_node *out)
+{
+	MDB_txn *txn;
+	MDB_val k = {4, "node"}, v;
+	struct node_rec r;
+	int rc;
+
+	if ((rc = mdb_txn_begin(x->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return idx_map_error(rc);
+	rc = mdb_get(txn, x->meta, &k, &v);
+	if (rc == 0 && v.mv_size != sizeof(r))
+		rc = MDB_CORRUPTED;
+	if (rc == 0)
+		memcpy(&r, v.mv_data, sizeof(r));
+	mdb_txn_abort(txn);
+	if (rc != 0)
+		return idx_map_error(rc);
+	if (r.role != HS_ROLE_PRIMARY && r.role != HS_ROLE_STANDBY)
+		return HS_EINDEX;
+	out->role = (enum hs_role)r.role;
+	out->epoch = r.epoch;
+	return HS_OK;
+}
+
+int
+idx_node_put(struct idx *x, const struct idx_node *n)
+{
+	MDB_txn *txn;
+	struct node_rec r = {(uint32_t)n->role, 0, n->epoch};
+	MDB_val k = {4, "node"}, v = {sizeof(r), &r};
+	int rc;
+
+	if ((rc = mdb_txn_begin(x->env, NULL, 0, &txn)) != 0)
+		return idx_map_error(rc);
+	if ((rc = mdb_put(txn, x->meta, &k, &v, 0)) != 0) {
+		mdb_txn_abort(txn);
+		return idx_map_error(rc);
+	}
+	return idx_map_error(mdb_txn_commit(txn));
+}

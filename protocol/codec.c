@@ -1,0 +1,294 @@
+/* codec.c - bounded big-endian encoders and decoders for message bodies. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "proto.h"
+
+void
+proto_wr_init(struct proto_wr *w)
+{
+	hs_buf_init(&w->buf, PROTO_FRAME_MAX);
+	w->rc = HS_OK;
+}
+
+void
+proto_wr_reset(struct proto_wr *w)
+{
+	w->buf.len = 0;
+	w->rc = HS_OK;
+}
+
+void
+proto_wr_free(struct proto_wr *w)
+{
+	hs_buf_free(&w->buf);
+}
+
+void
+proto_put_bytes(struct proto_wr *w, const void *p, size_t n)
+{
+	if (w->rc == HS_OK)
+		w->rc = hs_buf_append(&w->buf, p, n);
+}
+
+void
+proto_put_u8(struct proto_wr *w, uint8_t v)
+{
+	proto_put_bytes(w, &v, 1);
+}
+
+void
+proto_put_u16(struct proto_wr *w, uint16_t v)
+{
+	uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
+
+	proto_put_bytes(w, b, sizeof(b));
+}
+
+void
+proto_put_u32(struct proto_wr *w, uint32_t v)
+{
+	uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16),
+	    (uint8_t)(v >> 8), (uint8_t)v};
+
+	proto_put_bytes(w, b, sizeof(b));
+}
+
+void
+proto_put_u64(struct proto_wr *w, uint64_t v)
+{
+	proto_put_u32(w, (uint32_t)(v >> 32));
+	proto_put_u32(w, (uint32_t)v);
+}
+
+void
+proto_put_strn(struct proto_wr *w, const char *s, size_t n)
+{
+	if (n > UINT16_MAX) {
+		if (w->rc == HS_OK)
+			w->rc = HS_ELIMIT;
+		return;
+	}
+	proto_put_u16(w, (uint16_t)n);
+	proto_put_bytes(w, s, n);
+}
+
+void
+proto_put_str(struct proto_wr *w, const char *s)
+{
+	proto_put_strn(w, s, strlen(s));
+}
+
+int
+proto_get_bytes(struct proto_rd *r, void *out, size_t n)
+{
+	if (n > r->left)
+		return HS_EPROTO;
+	memcpy(out, r->p, n);
+	r->p += n;
+	r->left -= n;
+	return HS_OK;
+}
+
+int
+proto_get_u8(struct proto_rd *r, uint8_t *v)
+{
+	return proto_get_bytes(r, v, 1);
+}
+
+int
+proto_get_u16(struct proto_rd *r, uint16_t *v)
+{
+	uint8_t b[2];
+
+	if (proto_get_bytes(r, b, 2) < 0)
+		return HS_EPROTO;
+	*v = (uint16_t)(b[0] << 8 | b[1]);
+	return HS_OK;
+}
+
+int
+proto_get_u32(struct proto_rd *r, uint32_t *v)
+{
+	uint8_t b[4];
+
+	if (proto_get_bytes(r, b, 4) < 0)
+		return HS_EPROTO;
+	*v = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
+	    (uint32_t)b[2] << 8 | b[3];
+	return HS_OK;
+}
+
+int
+proto_get_u64(struct proto_rd *r, uint64_t *v)
+{
+	uint32_t hi, lo;
+
+	if (proto_get_u32(r, &hi) < 0 || proto_get_u32(r, &lo) < 0)
+		return HS_EPROTO;
+	*v = (uint64_t)hi << 32 | lo;
+	return HS_OK;
+}
+
+int
+proto_get_str(struct proto_rd *r, char *out, size_t max, size_t *len)
+{
+	uint16_t n;
+
+	if (proto_get_u16(r, &n) < 0)
+		return HS_EPROTO;
+	if (n > max)
+		return HS_ELIMIT;
+	if (n > r->left)
+		return HS_EPROTO;
+	if (memchr(r->p, '\0', n) != NULL)
+		return HS_EPROTO;
+	memcpy(out, r->p, n);
+	out[n] = '\0';
+	r->p += n;
+	r->left -= n;
+	if (len != NULL)
+		*len = n;
+	return HS_OK;
+}
+
+int
+proto_rd_end(const struct proto_rd *r)
+{
+	return r->left == 0 ? HS_OK : HS_EPROTO;
+}
+
+void
+proto_hello_encode(struct proto_wr *w, const struct proto_hello *h)
+{
+	proto_put_u32(w, h->magic);
+	proto_put_u16(w, h->version);
+	proto_put_str(w, h->name);
+	proto_put_u8(w, h->role);
+	proto_put_u64(w, h->epoch);
+}
+
+int
+proto_hello_decode(struct proto_rd *r, struct proto_hello *h)
+{
+	int rc;
+
+	memset(h, 0, sizeof(*h));
+	if ((rc = proto_get_u32(r, &h->magic)) < 0)
+		return rc;
+	if (h->magic != PROTO_MAGIC)
+		return HS_EPROTO;
+	if ((rc = proto_get_u16(r, &h->version)) < 0)
+		return rc;
+	/*
+	 * Stop after the version when it is not ours: a later version may
+	 * lay out the rest differently, and the caller must still be able to
+	 * name it.
+	 */
+	if (h->version != PROTO_VERSION)
+		return HS_OK;
+	if ((rc = proto_get_str(r, h->name, PROTO_NODE_MAX, NULL)) < 0 ||
+	    (rc = proto_get_u8(r, &h->role)) < 0 ||
+	    (rc = proto_get_u64(r, &h->epoch)) < 0)
+		return rc;
+	if (h->role != HS_ROLE_PRIMARY && h->role != HS_ROLE_STANDBY)
+		return HS_EPROTO;
+	return proto_rd_end(r);
+}
+
+void
+proto_entry_encode(struct proto_wr *w, const struct proto_entry *e)
+{
+	proto_put_u16(w, e->src);
+	proto_put_str(w, e->path);
+	proto_put_u8(w, e->type);
+	proto_put_u32(w, e->mode);
+	proto_put_u32(w, e->uid);
+	proto_put_u32(w, e->gid);
+	proto_put_u64(w, e->size);
+	proto_put_u64(w, (uint64_t)e->mtime_sec);
+	proto_put_u32(w, e->mtime_nsec);
+	proto_put_str(w, e->type == PROTO_E_SYMLINK ? e->link : "");
+}
+
+int
+proto_entry_decode(struct proto_rd *r, struct proto_entry *e)
+{
+	uint64_t sec;
+	int rc;
+
+	if ((rc = proto_get_u16(r, &e->src)) < 0 ||
+	    (rc = proto_get_str(r, e->path, PROTO_PATH_MAX, NULL)) < 0 ||
+	    (rc = proto_get_u8(r, &e->type)) < 0 ||
+	    (rc = proto_get_u32(r, &e->mode)) < 0 ||
+	    (rc = proto_get_u32(r, &e->uid)) < 0 ||
+	    (rc = proto_get_u32(r, &e->gid)) < 0 ||
+	    (rc = proto_get_u64(r, &e->size)) < 0 ||
+	    (rc = proto_get_u64(r, &sec)) < 0 ||
+	    (rc = proto_get_u32(r, &e->mtime_nsec)) < 0 ||
+	    (rc = proto_get_str(r, e->link, PROTO_PATH_MAX, NULL)) < 0)
+		return rc;
+	e->mtime_sec = (int64_t)sec;
+	if (e->type < PROTO_E_FILE || e->type > PROTO_E_SYMLINK)
+		return HS_EPROTO;
+	if ((e->mode & ~(uint32_t)07777) != 0 || e->mtime_nsec >= 1000000000u)
+		return HS_EPROTO;
+	if (e->type == PROTO_E_SYMLINK && e->link[0] == '\0')
+		return HS_EPROTO;
+	if (e->type != PROTO_E_SYMLINK && e->link[0] != '\0')
+		return HS_EPROTO;
+	return HS_OK;
+}
+
+void
+proto_set_open_encode(struct proto_wr *w, const struct proto_set_open *s)
+{
+	uint16_t i;
+
+	proto_put_str(w, s->name);
+	proto_put_u16(w, s->n_sources);
+	for (i = 0; i < s->n_sources; i++)
+		proto_put_str(w, s->sources[i]);
+}
+
+void
+proto_set_open_clear(struct proto_set_open *s)
+{
+	uint16_t i;
+
+	for (i = 0; i < s->n_sources; i++)
+		free(s->sources[i]);
+	s->n_sources = 0;
+}
+
+int
+proto_set_open_decode(struct proto_rd *r, struct proto_set_open *s)
+{
+	char path[PROTO_PATH_MAX + 1];
+	uint16_t n, i;
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	if ((rc = proto_get_str(r, s->name, PROTO_NODE_MAX, NULL)) < 0 ||
+	    (rc = proto_get_u16(r, &n)) < 0)
+		return rc;
+	if (n == 0 || n > PROTO_SOURCES_MAX)
+		return HS_ELIMIT;
+	for (i = 0; i < n; i++) {
+		if ((rc = proto_get_str(r, path, PROTO_PATH_MAX, NULL)) < 0)
+			goto fail;
+		if ((s->sources[i] = strdup(path)) == NULL) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		s->n_sources = (uint16_t)(i + 1);
+	}
+	if ((rc = proto_rd_end(r)) < 0)
+		goto fail;
+	return HS_OK;
+fail:
+	proto_set_open_clear(s);
+	return rc;
+}

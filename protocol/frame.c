@@ -1,0 +1,80 @@
+/* frame.c - frame headers and the whole-file hash. */
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+
+#include "proto.h"
+
+void
+proto_hdr_pack(uint8_t raw[PROTO_HDR_LEN], uint8_t type, uint8_t flags,
+    uint32_t len)
+{
+	raw[0] = type;
+	raw[1] = flags;
+	raw[2] = 0;
+	raw[3] = 0;
+	raw[4] = (uint8_t)(len >> 24);
+	raw[5] = (uint8_t)(len >> 16);
+	raw[6] = (uint8_t)(len >> 8);
+	raw[7] = (uint8_t)len;
+}
+
+int
+proto_hdr_unpack(const uint8_t *raw, size_t len, struct proto_hdr *h)
+{
+	if (len < PROTO_HDR_LEN)
+		return HS_EPROTO;
+	h->type = raw[0];
+	h->flags = raw[1];
+	h->len = (uint32_t)raw[4] << 24 | (uint32_t)raw[5] << 16 |
+	    (uint32_t)raw[6] << 8 | raw[7];
+	if (raw[2] != 0 || raw[3] != 0 || (h->flags & ~PROTO_F_ZSTD) != 0)
+		return HS_EPROTO;
+	if (h->len > PROTO_FRAME_MAX)
+		return HS_ELIMIT;
+	return HS_OK;
+}
+
+struct proto_hash {
+	EVP_MD_CTX *md;
+};
+
+int
+proto_hash_new(struct proto_hash **out)
+{
+	struct proto_hash *h = calloc(1, sizeof(*h));
+
+	if (h == NULL)
+		return -ENOMEM;
+	if ((h->md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(h->md, EVP_sha256(), NULL) != 1) {
+		proto_hash_free(h);
+		return HS_ETLS;
+	}
+	*out = h;
+	return HS_OK;
+}
+
+void
+proto_hash_update(struct proto_hash *h, const void *p, size_t n)
+{
+	EVP_DigestUpdate(h->md, p, n);
+}
+
+void
+proto_hash_final(struct proto_hash *h, uint8_t out[PROTO_HASH_LEN])
+{
+	unsigned int n = PROTO_HASH_LEN;
+
+	EVP_DigestFinal_ex(h->md, out, &n);
+	EVP_DigestInit_ex(h->md, EVP_sha256(), NULL);
+}
+
+void
+proto_hash_free(struct proto_hash *h)
+{
+	if (h == NULL)
+		return;
+	EVP_MD_CTX_free(h->md);
+	free(h);
+}

@@ -1,0 +1,769 @@
+/*
+ * tls.c - mutual TLS 1.3 on a blocking socket with timeouts, framing and
+ * per-frame zstd.
+ *
+ * Peer policy: with pins, the leaf certificate's SHA-256 must match one of
+ * them (chain errors and expiry are then not fatal; expiry is logged).
+ * With a CA, the chain must verify, be valid now and name the peer.  With
+ * both, both must hold.  The check runs inside the handshake (verify
+ * callback), so a refused peer never gets to send an application byte, and
+ * again on the finished connection before the first frame is read.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "proto.h"
+
+/* Queue at most this much before writing: one TLS record burst. */
+#define CONN_OUT_HIGH	(256u * 1024)
+/* Payloads below this are never worth a compression attempt. */
+#define ZSTD_MIN_LEN	128
+/* zstd level 1: ~500 MB/s per core, which keeps up with the disk. */
+#define ZSTD_LEVEL	1
+/* Decoder window limit: 8 MiB, bounding what a hostile frame can demand. */
+#define ZSTD_WINDOW_LOG_MAX 23
+
+struct proto_tls {
+	SSL_CTX	*ctx;
+	uint8_t	(*pins)[32];
+	size_t	 n_pins;
+	char	*peer_name;
+	int	 has_ca;
+	int	 is_server;
+};
+
+struct proto_conn {
+	int		 fd;
+	SSL		*ssl;
+	int		 timeout_ms;
+	struct hs_buf	 out;
+	uint8_t		*in;	/* received payload, PROTO_FRAME_MAX */
+	uint8_t		*plain;	/* decompressed payload, PROTO_FRAME_MAX */
+	uint8_t		*zbuf;	/* compression scratch */
+	size_t		 zbuf_cap;
+	ZSTD_CCtx	*cctx;
+	ZSTD_DCtx	*dctx;
+	char		 peer[160];
+};
+
+/* Why the last verification failed, per SSL object. */
+static int why_idx = -1;
+
+static void
+tls_log_errors(const char *what)
+{
+	unsigned long e;
+	char buf[256];
+
+	while ((e = ERR_get_error()) != 0) {
+		ERR_error_string_n(e, buf, sizeof(buf));
+		hs_log_debug("tls: %s: %s", what, buf);
+	}
+}
+
+/* The reason the last OpenSSL call failed, as one short phrase. */
+static void
+tls_error_text(char *why, size_t whylen)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *r = e ? ERR_reason_error_string(e) : NULL;
+
+	snprintf(why, whylen, "%s", r ? r : "TLS handshake failed");
+}
+
+static int
+pin_matches(const struct proto_tls *t, X509 *cert)
+{
+	uint8_t fp[32];
+	unsigned int n = sizeof(fp);
+	size_t i;
+
+	if (X509_digest(cert, EVP_sha256(), fp, &n) != 1 || n != sizeof(fp))
+		return 0;
+	for (i = 0; i < t->n_pins; i++)
+		if (memcmp(fp, t->pins[i], sizeof(fp)) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+set_why(SSL *ssl, const char *what, const char *detail)
+{
+	char *why = SSL_get_ex_data(ssl, why_idx);
+
+	if (why != NULL && why[0] == '\0')
+		snprintf(why, 200, "%s%s", what, detail);
+}
+
+static int
+verify_cb(int ok, X509_STORE_CTX *store)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(store,
+	    SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct proto_tls *t = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+	int depth = X509_STORE_CTX_get_error_depth(store);
+	int err = X509_STORE_CTX_get_error(store);
+	X509 *cert = X509_STORE_CTX_get_current_cert(store);
+	char fp[80];
+
+	if (t->has_ca && !ok) {
+		set_why(ssl, "certificate rejected: ",
+		    X509_verify_cert_error_string(err));
+		return 0;
+	}
+	if (t->n_pins == 0)
+		return ok;
+	if (depth > 0)
+		return 1; /* pinned mode judges the leaf only */
+	if (cert == NULL || !pin_matches(t, cert)) {
+		uint8_t raw[32];
+		unsigned int n = sizeof(raw);
+
+		fp[0] = '\0';
+		if (cert != NULL && X509_digest(cert, EVP_sha256(), raw, &n))
+			hs_format_fingerprint(raw, fp, sizeof(fp));
+		set_why(ssl, "certificate is not pinned: ", fp);
+		return 0;
+	}
+	if (err == X509_V_ERR_CERT_HAS_EXPIRED)
+		hs_log_warnx("tls: pinned peer certificate has expired");
+	return 1;
+}
+
+int
+proto_tls_new(const struct proto_tls_opts *o, struct proto_tls **out)
+{
+	struct proto_tls *t;
+	int rc = HS_ETLS;
+
+	if (why_idx < 0)
+		why_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return -ENOMEM;
+	t->is_server = o->is_server;
+	t->has_ca = o->ca != NULL;
+	if (o->n_pins > 0) {
+		t->pins = calloc(o->n_pins, sizeof(*t->pins));
+		if (t->pins == NULL) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		memcpy(t->pins, o->pins, o->n_pins * sizeof(*t->pins));
+		t->n_pins = o->n_pins;
+	}
+	if (o->peer_name != NULL)
+		t->peer_name = hs_xstrdup(o->peer_name);
+	if (!t->has_ca && t->n_pins == 0) {
+		hs_log_errx("tls: neither peer_fingerprint nor ca is set");
+		rc = HS_ECONFIG;
+		goto fail;
+	}
+	t->ctx = SSL_CTX_new(o->is_server ? TLS_server_method()
+					  : TLS_client_method());
+	if (t->ctx == NULL)
+		goto fail;
+	SSL_CTX_set_app_data(t->ctx, t);
+	SSL_CTX_set_min_proto_version(t->ctx, TLS1_3_VERSION);
+	SSL_CTX_set_max_proto_version(t->ctx, TLS1_3_VERSION);
+	SSL_CTX_set_options(t->ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_session_cache_mode(t->ctx, SSL_SESS_CACHE_OFF);
+	if (SSL_CTX_use_certificate_chain_file(t->ctx, o->cert) != 1) {
+		tls_log_errors(o->cert);
+		hs_log_errx("tls: %s: cannot load certificate", o->cert);
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(t->ctx, o->key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(t->ctx) != 1) {
+		tls_log_errors(o->key);
+		hs_log_errx("tls: %s: cannot load private key or it does not "
+			    "match %s", o->key, o->cert);
+		goto fail;
+	}
+	if (t->has_ca && SSL_CTX_load_verify_locations(t->ctx, o->ca, NULL) != 1) {
+		tls_log_errors(o->ca);
+		hs_log_errx("tls: %s: cannot load CA certificate", o->ca);
+		goto fail;
+	}
+	SSL_CTX_set_verify(t->ctx,
+	    SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
+	*out = t;
+	return HS_OK;
+fail:
+	proto_tls_free(t);
+	return rc;
+}
+
+void
+proto_tls_free(struct proto_tls *t)
+{
+	if (t == NULL)
+		return;
+	SSL_CTX_free(t->ctx);
+	free(t->pins);
+	free(t->peer_name);
+	free(t);
+}
+
+static void
+sock_set_timeout(int fd, int timeout_ms)
+{
+	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+static void
+sock_describe(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[INET6_ADDRSTRLEN] = "?", port[8] = "?";
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
+		getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host),
+		    port, sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
+	snprintf(buf, len, "%s:%s", host, port);
+}
+
+static int
+conn_new(struct proto_tls *t, int fd, int timeout_ms, struct proto_conn **out)
+{
+	struct proto_conn *c;
+	int one = 1;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	c->fd = fd;
+	c->timeout_ms = timeout_ms;
+	hs_buf_init(&c->out, 2 * PROTO_FRAME_MAX + 2 * PROTO_HDR_LEN);
+	c->in = malloc(PROTO_FRAME_MAX);
+	c->plain = malloc(PROTO_FRAME_MAX);
+	c->cctx = ZSTD_createCCtx();
+	c->dctx = ZSTD_createDCtx();
+	c->ssl = SSL_new(t->ctx);
+	if (c->in == NULL || c->plain == NULL || c->cctx == NULL ||
+	    c->dctx == NULL || c->ssl == NULL) {
+		proto_conn_free(c);
+		return -ENOMEM;
+	}
+	ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_compressionLevel, ZSTD_LEVEL);
+	ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_contentSizeFlag, 1);
+	ZSTD_DCtx_setParameter(c->dctx, ZSTD_d_windowLogMax,
+	    ZSTD_WINDOW_LOG_MAX);
+	/* Without TCP_NODELAY every small exchange waits ~40 ms for an ACK. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	sock_set_timeout(fd, timeout_ms);
+	sock_describe(fd, c->peer, sizeof(c->peer));
+	SSL_set_fd(c->ssl, fd);
+	*out = c;
+	return HS_OK;
+}
+
+/* After the handshake: a peer certificate that passes the policy again. */
+static int
+conn_check_peer(struct proto_tls *t, struct proto_conn *c, char *why,
+    size_t whylen)
+{
+	X509 *peer = SSL_get0_peer_certificate(c->ssl);
+
+	if (peer == NULL) {
+		snprintf(why, whylen, "peer presented no certificate");
+		return HS_EAUTH;
+	}
+	if (t->n_pins > 0 && !pin_matches(t, peer)) {
+		snprintf(why, whylen, "peer certificate is not pinned");
+		return HS_EAUTH;
+	}
+	if (t->has_ca && SSL_get_verify_result(c->ssl) != X509_V_OK) {
+		snprintf(why, whylen, "peer certificate did not verify: %s",
+		    X509_verify_cert_error_string(
+			SSL_get_verify_result(c->ssl)));
+		return HS_EAUTH;
+	}
+	if (SSL_version(c->ssl) != TLS1_3_VERSION) {
+		snprintf(why, whylen, "peer did not negotiate TLS 1.3");
+		return HS_EAUTH;
+	}
+	return HS_OK;
+}
+
+static int
+conn_handshake(struct proto_tls *t, struct proto_conn *c, char *why,
+    size_t whylen)
+{
+	char vwhy[200] = "";
+	int r;
+
+	SSL_set_ex_data(c->ssl, why_idx, vwhy);
+	if (t->has_ca && t->peer_name != NULL) {
+		X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
+
+		X509_VERIFY_PARAM_set_hostflags(vp,
+		    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		if (X509_VERIFY_PARAM_set1_host(vp, t->peer_name, 0) != 1)
+			return HS_ETLS;
+	}
+	ERR_clear_error();
+	r = t->is_server ? SSL_accept(c->ssl) : SSL_connect(c->ssl);
+	SSL_set_ex_data(c->ssl, why_idx, NULL);
+	if (r != 1) {
+		int e = SSL_get_error(c->ssl, r);
+
+		if (vwhy[0] != '\0')
+			snprintf(why, whylen, "%s", vwhy);
+		else if (e == SSL_ERROR_SYSCALL && (errno == EAGAIN ||
+			     errno == EWOULDBLOCK))
+			snprintf(why, whylen, "TLS handshake timed out");
+		else if (e == SSL_ERROR_SYSCALL || ERR_peek_error() == 0)
+			snprintf(why, whylen, "connection closed during the "
+					      "TLS handshake");
+		else
+			tls_error_text(why, whylen);
+		tls_log_errors("handshake");
+		return vwhy[0] != '\0' ? HS_EAUTH : HS_ETLS;
+	}
+	return conn_check_peer(t, c, why, whylen);
+}
+
+static int
+connect_timeout(const char *hostport, int timeout_ms, int *out)
+{
+	char host[256], portstr[8];
+	struct addrinfo hints, *res = NULL, *ai;
+	uint16_t port;
+	int fd = -1, rc = -EHOSTUNREACH;
+
+	if (hs_split_hostport(hostport, host, sizeof(host), &port) < 0)
+		return HS_ECONFIG;
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(host, portstr, &hints, &res) != 0)
+		return -EHOSTUNREACH;
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		struct pollfd pfd;
+		int err = 0;
+		socklen_t el = sizeof(err);
+
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
+		    SOCK_NONBLOCK, ai->ai_protocol);
+		if (fd < 0) {
+			rc = -errno;
+			continue;
+		}
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 &&
+		    errno != EINPROGRESS) {
+			rc = -errno;
+			goto next;
+		}
+		pfd.fd = fd;
+		pfd.events = POLLOUT;
+		if (poll(&pfd, 1, timeout_ms) != 1) {
+			rc = -ETIMEDOUT;
+			goto next;
+		}
+		getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+		if (err != 0) {
+			rc = -err;
+			goto next;
+		}
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+		*out = fd;
+		freeaddrinfo(res);
+		return HS_OK;
+next:
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return rc;
+}
+
+int
+proto_conn_connect(struct proto_tls *t, const char *hostport, int timeout_ms,
+    struct proto_conn **out, char *why, size_t whylen)
+{
+	struct proto_conn *c;
+	int fd, rc;
+
+	if ((rc = connect_timeout(hostport, timeout_ms, &fd)) < 0) {
+		snprintf(why, whylen, "cannot connect: %s", hs_strerror(rc));
+		return rc;
+	}
+	if ((rc = conn_new(t, fd, timeout_ms, &c)) < 0)
+		return rc;
+	snprintf(c->peer, sizeof(c->peer), "%s", hostport);
+	if ((rc = conn_handshake(t, c, why, whylen)) < 0) {
+		proto_conn_free(c);
+		return rc;
+	}
+	*out = c;
+	return HS_OK;
+}
+
+int
+proto_conn_accept(struct proto_tls *t, int fd, int timeout_ms,
+    struct proto_conn **out, char *why, size_t whylen)
+{
+	struct proto_conn *c;
+	int rc;
+
+	if ((rc = conn_new(t, fd, timeout_ms, &c)) < 0)
+		return rc;
+	if ((rc = conn_handshake(t, c, why, whylen)) < 0) {
+		proto_conn_free(c);
+		return rc;
+	}
+	*out = c;
+	return HS_OK;
+}
+
+void
+proto_conn_free(struct proto_conn *c)
+{
+	if (c == NULL)
+		return;
+	if (c->ssl != NULL) {
+		if (SSL_is_init_finished(c->ssl))
+			SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+	}
+	if (c->fd >= 0)
+		close(c->fd);
+	ZSTD_freeCCtx(c->cctx);
+	ZSTD_freeDCtx(c->dctx);
+	hs_buf_free(&c->out);
+	free(c->in);
+	free(c->plain);
+	free(c->zbuf);
+	free(c);
+}
+
+void
+proto_conn_set_timeout(struct proto_conn *c, int timeout_ms)
+{
+	c->timeout_ms = timeout_ms;
+	sock_set_timeout(c->fd, timeout_ms);
+}
+
+/* Map a failed SSL_read/SSL_write to one of our codes. */
+static int
+conn_io_error(struct proto_conn *c, int r)
+{
+	int e = SSL_get_error(c->ssl, r);
+	int saved = errno;
+
+	switch (e) {
+	case SSL_ERROR_ZERO_RETURN:
+		return HS_ECLOSED;
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		return HS_ETIMEOUT;
+	case SSL_ERROR_SYSCALL:
+		if (saved == EAGAIN || saved == EWOULDBLOCK)
+			return HS_ETIMEOUT;
+		if (saved == EINTR)
+			return -EINTR;
+		return saved != 0 ? -saved : HS_ECLOSED;
+	default:
+		if (ERR_GET_REASON(ERR_peek_last_error()) ==
+		    SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+			ERR_clear_error();
+			return HS_ECLOSED;
+		}
+		tls_log_errors(c->peer);
+		return HS_ETLS;
+	}
+}
+
+int
+proto_conn_flush(struct proto_conn *c)
+{
+	size_t done = 0;
+
+	while (done < c->out.len) {
+		size_t n = 0;
+		int r;
+
+		ERR_clear_error();
+		r = SSL_write_ex(c->ssl, c->out.data + done,
+		    c->out.len - done, &n);
+		if (r != 1)
+			return conn_io_error(c, r);
+		done += n;
+	}
+	c->out.len = 0;
+	return HS_OK;
+}
+
+/* Compress p into c->zbuf; returns the compressed length, or 0 to skip. */
+static size_t
+conn_compress(struct proto_conn *c, const void *p, size_t len)
+{
+	size_t bound = ZSTD_compressBound(len), n;
+
+	if (len < ZSTD_MIN_LEN)
+		return 0;
+	if (bound > c->zbuf_cap) {
+		uint8_t *z = realloc(c->zbuf, bound);
+
+		if (z == NULL)
+			return 0;
+		c->zbuf = z;
+		c->zbuf_cap = bound;
+	}
+	n = ZSTD_compress2(c->cctx, c->zbuf, c->zbuf_cap, p, len);
+	if (ZSTD_isError(n))
+		return 0;
+	/* Worth it only when it saves at least 1/32 of the frame. */
+	if (n >= len - len / 32)
+		return 0;
+	return n;
+}
+
+int
+proto_conn_send(struct proto_conn *c, uint8_t type, const void *p, size_t len,
+    enum proto_send_mode mode, int *compressed)
+{
+	uint8_t hdr[PROTO_HDR_LEN];
+	size_t zlen = 0;
+	int rc;
+
+	if (len > PROTO_FRAME_MAX)
+		return HS_ELIMIT;
+	if (mode == PROTO_ZSTD)
+		zlen = conn_compress(c, p, len);
+	if (compressed != NULL)
+		*compressed = zlen > 0;
+	if (zlen > 0) {
+		p = c->zbuf;
+		len = zlen;
+	}
+	proto_hdr_pack(hdr, type, zlen > 0 ? PROTO_F_ZSTD : 0, (uint32_t)len);
+	if ((rc = hs_buf_append(&c->out, hdr, sizeof(hdr))) < 0 ||
+	    (rc = hs_buf_append(&c->out, p, len)) < 0)
+		return rc;
+	if (c->out.len >= CONN_OUT_HIGH)
+		return proto_conn_flush(c);
+	return HS_OK;
+}
+
+int
+proto_conn_send_wr(struct proto_conn *c, uint8_t type, struct proto_wr *w,
+    enum proto_send_mode mode)
+{
+	if (w->rc < 0)
+		return w->rc;
+	return proto_conn_send(c, type, w->buf.data, w->buf.len, mode, NULL);
+}
+
+static int
+conn_read_full(struct proto_conn *c, uint8_t *p, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		size_t n = 0;
+		int r;
+
+		ERR_clear_error();
+		r = SSL_read_ex(c->ssl, p + done, len - done, &n);
+		if (r != 1) {
+			int rc = conn_io_error(c, r);
+
+			/* EOF inside a frame is a truncated frame. */
+			if (rc == HS_ECLOSED && done > 0)
+				return HS_EPROTO;
+			return rc;
+		}
+		done += n;
+	}
+	return HS_OK;
+}
+
+static int
+conn_decompress(struct proto_conn *c, size_t zlen, size_t *out)
+{
+	unsigned long long want = ZSTD_getFrameContentSize(c->in, zlen);
+	size_t n;
+
+	if (want == ZSTD_CONTENTSIZE_ERROR || want == ZSTD_CONTENTSIZE_UNKNOWN)
+		return HS_EPROTO;
+	if (want > PROTO_FRAME_MAX)
+		return HS_ELIMIT;
+	if (ZSTD_findFrameCompressedSize(c->in, zlen) != zlen)
+		return HS_EPROTO;
+	n = ZSTD_decompressDCtx(c->dctx, c->plain, (size_t)want, c->in, zlen);
+	if (ZSTD_isError(n) || n != want)
+		return HS_ECODEC;
+	*out = n;
+	return HS_OK;
+}
+
+int
+proto_conn_recv(struct proto_conn *c, struct proto_msg *m)
+{
+	uint8_t hdr[PROTO_HDR_LEN];
+	struct proto_hdr h;
+	int rc;
+
+	if ((rc = proto_conn_flush(c)) < 0)
+		return rc;
+	if ((rc = conn_read_full(c, hdr, sizeof(hdr))) < 0)
+		return rc;
+	if ((rc = proto_hdr_unpack(hdr, sizeof(hdr), &h)) < 0)
+		return rc;
+	if ((rc = conn_read_full(c, c->in, h.len)) < 0)
+		return rc == HS_ECLOSED ? HS_EPROTO : rc;
+	m->type = h.type;
+	if (h.flags & PROTO_F_ZSTD) {
+		if ((rc = conn_decompress(c, h.len, &m->len)) < 0)
+			return rc;
+		m->data = c->plain;
+	} else {
+		m->data = c->in;
+		m->len = h.len;
+	}
+	return HS_OK;
+}
+
+void
+proto_conn_send_error(struct proto_conn *c, const char *text)
+{
+	size_t n = strnlen(text, 1024);
+
+	c->out.len = 0;
+	if (proto_conn_send(c, PROTO_T_ERROR, text, n, PROTO_RAW, NULL) == 0)
+		proto_conn_flush(c);
+}
+
+int
+proto_hello_send(struct proto_conn *c, const struct proto_hello *mine)
+{
+	struct proto_wr w;
+	int rc;
+
+	proto_wr_init(&w);
+	proto_hello_encode(&w, mine);
+	rc = proto_conn_send_wr(c, PROTO_T_HELLO, &w, PROTO_RAW);
+	proto_wr_free(&w);
+	if (rc == HS_OK)
+		rc = proto_conn_flush(c);
+	return rc;
+}
+
+int
+proto_hello_recv(struct proto_conn *c, struct proto_hello *peer, char *why,
+    size_t whylen)
+{
+	struct proto_msg m;
+	struct proto_rd r;
+	int rc;
+
+	if ((rc = proto_conn_recv(c, &m)) < 0) {
+		snprintf(why, whylen, "handshake: %s", hs_strerror(rc));
+		return rc;
+	}
+	switch (m.type) {
+	case PROTO_T_BUSY:
+		snprintf(why, whylen, "standby is busy with another primary");
+		return HS_EBUSY;
+	case PROTO_T_ERROR:
+		snprintf(why, whylen, "%.*s", (int)(m.len > 400 ? 400 : m.len),
+		    (const char *)m.data);
+		return HS_EREFUSED;
+	case PROTO_T_HELLO:
+		break;
+	default:
+		snprintf(why, whylen, "handshake: unexpected message type %u",
+		    m.type);
+		proto_conn_send_error(c, why);
+		return HS_EPROTO;
+	}
+	r.p = m.data;
+	r.left = m.len;
+	if ((rc = proto_hello_decode(&r, peer)) < 0) {
+		snprintf(why, whylen, "handshake: malformed HELLO");
+		proto_conn_send_error(c, why);
+		return rc;
+	}
+	if (peer->version != PROTO_VERSION) {
+		snprintf(why, whylen, "peer speaks protocol version %u, this "
+				      "node speaks version %u",
+		    peer->version, PROTO_VERSION);
+		proto_conn_send_error(c, why);
+		return HS_EVERSION;
+	}
+	return HS_OK;
+}
+
+const char *
+proto_conn_peer(const struct proto_conn *c)
+{
+	return c->peer;
+}
+
+uint64_t
+proto_conn_bytes_out(const struct proto_conn *c)
+{
+	return BIO_number_written(SSL_get_wbio(c->ssl));
+}
+
+uint64_t
+proto_conn_bytes_in(const struct proto_conn *c)
+{
+	return BIO_number_read(SSL_get_rbio(c->ssl));
+}
+
+int
+proto_cert_fingerprint(const char *pem, uint8_t fp[32])
+{
+	FILE *f = fopen(pem, "re");
+	X509 *x;
+	unsigned int n = 32;
+	int rc = HS_ETLS;
+
+	if (f == NULL)
+		return -errno;
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (x != NULL && X509_digest(x, EVP_sha256(), fp, &n) == 1 && n == 32)
+		rc = HS_OK;
+	X509_free(x);
+	return rc;
+}
+
+int
+proto_tls_from_conf(const struct hs_conf *conf, int is_server,
+    struct proto_tls **out)
+{
+	struct proto_tls_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.cert = conf->cert;
+	o.key = conf->key;
+	o.ca = conf->ca;
+	o.pins = (const uint8_t(*)[32])conf->peer_fps;
+	o.n_pins = conf->n_peer_fps;
+	o.peer_name = conf->peer_name;
+	o.is_server = is_server;
+	return proto_tls_new(&o, out);
+}

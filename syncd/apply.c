@@ -1,0 +1,809 @@
+/*
+ * apply.c - the standby's confined writer.
+ *
+ * Every operation names (source index, relative path).  The path is
+ * checked, its parent opened beneath the source's anchor without following
+ * symlinks, and the final component is touched only through *at() calls
+ * that do not follow it either.  Files and symlinks are built under a
+ * temporary name and renamed into place in batches: write all, flush each
+ * filesystem once (syncfs), rename all, fsync each directory once.  Until
+ * the rename, the old version stays visible; a crash leaves a temporary
+ * that the next start removes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "syncd.h"
+
+/* Flush a batch at this many files or bytes: bounded work per flush. */
+#define BATCH_FILES	512
+#define BATCH_BYTES	(64ull * 1024 * 1024)
+#define TMP_NAME_LEN	(sizeof(FS_TMP_PREFIX) - 1 + 16)
+
+struct apply_src {
+	int	 anchorfd;	/* O_PATH fd of the source's parent */
+	char	*leaf;		/* the source's last component */
+	char	*abs;		/* the source as configured, for messages */
+};
+
+/* A file or symlink written under a temporary name, awaiting rename. */
+struct pending {
+	int	 dirfd;		/* O_PATH, owned */
+	char	 tmp[TMP_NAME_LEN + 1];
+	char	 leaf[PROTO_NAME_MAX + 1];
+	char	*display;	/* owned */
+};
+
+struct apply {
+	int			 rootfd;	/* borrowed */
+	const struct hs_pathset	*set;		/* borrowed */
+	struct apply_src	 src[PROTO_SOURCES_MAX];
+	size_t			 n_src;
+	/* The file being received, if any. */
+	int			 in_file;
+	int			 skip_file;	/* error recorded; drop data */
+	int			 fd;
+	struct pending		 cur;
+	struct proto_entry	 cur_e;
+	uint64_t		 written;
+	struct proto_hash	*hash;
+	/* The batch. */
+	struct pending		*pend;
+	size_t			 n_pend;
+	uint64_t		 pend_bytes;
+	/* Outcome. */
+	uint64_t		 applied;
+	uint64_t		 n_errors;
+	char			*errors[PROTO_ERRORS_MAX];
+	int			 poisoned;
+	struct proto_entry	 e;	/* decode scratch (8 KiB) */
+	char			 disp[PROTO_PATH_MAX * 2 + 2];
+};
+
+void
+apply_error(struct apply *a, const char *path, const char *what, int rc)
+{
+	char line[PROTO_PATH_MAX + 256];
+
+	if (rc != 0)
+		snprintf(line, sizeof(line), "%s: %s: %s", path, what,
+		    hs_strerror(rc));
+	else
+		snprintf(line, sizeof(line), "%s: %s", path, what);
+	hs_log_warnx("apply: %s", line);
+	if (a->n_errors < PROTO_ERRORS_MAX)
+		a->errors[a->n_errors] = strdup(line);
+	a->n_errors++;
+}
+
+int
+apply_open(int rootfd, const struct hs_pathset *set, struct apply **out,
+    char *why, size_t whylen)
+{
+	struct apply *a;
+	size_t i;
+
+	if (set->sources.n > PROTO_SOURCES_MAX)
+		return HS_ELIMIT;
+	if ((a = calloc(1, sizeof(*a))) == NULL)
+		return -ENOMEM;
+	a->rootfd = rootfd;
+	a->set = set;
+	a->fd = -1;
+	a->cur.dirfd = -1;
+	if (proto_hash_new(&a->hash) < 0) {
+		free(a);
+		return -ENOMEM;
+	}
+	for (i = 0; i < set->sources.n; i++) {
+		const char *s = set->sources.v[i];
+		const char *slash = strrchr(s, '/');
+		char parent[PROTO_PATH_MAX + 1];
+		int fd;
+
+		/* "/etc/hosts" -> anchor "etc", leaf "hosts" */
+		snprintf(parent, sizeof(parent), "%.*s",
+		    (int)(slash - s > 0 ? slash - s - 1 : 0), s + 1);
+		a->src[i].anchorfd = -1;
+		a->src[i].abs = hs_xstrdup(s);
+		a->src[i].leaf = hs_xstrdup(slash + 1);
+		a->n_src = i + 1;
+		fd = fs_mkdir_beneath(rootfd, parent, 0755);
+		if (fd < 0) {
+			snprintf(why, whylen, "%s: cannot open its parent "
+					      "below target_root: %s",
+			    s, fd == HS_ECONFINE ? "a component is a symlink"
+						 : hs_strerror(fd));
+			apply_free(a);
+			return fd;
+		}
+		a->src[i].anchorfd = fd;
+	}
+	*out = a;
+	return HS_OK;
+}
+
+int
+apply_anchor(struct apply *a, uint16_t src, const char **leaf)
+{
+	if (src >= a->n_src)
+		return -1;
+	*leaf = a->src[src].leaf;
+	return a->src[src].anchorfd;
+}
+
+static const char *
+display(struct apply *a, uint16_t src, const char *rel)
+{
+	if (src >= a->n_src)
+		snprintf(a->disp, sizeof(a->disp), "[source %u]/%s", src, rel);
+	else if (rel[0] == '\0')
+		snprintf(a->disp, sizeof(a->disp), "%s", a->src[src].abs);
+	else
+		snprintf(a->disp, sizeof(a->disp), "%s/%s", a->src[src].abs,
+		    rel);
+	return a->disp;
+}
+
+/*
+ * Open the parent of (src, rel) confined, into *dirfd (owned by caller),
+ * and put the final component in leaf.  Errors are recorded.
+ */
+static int
+locate(struct apply *a, uint16_t src, const char *rel, int *dirfd,
+    char leaf[PROTO_NAME_MAX + 1])
+{
+	char parent[PROTO_PATH_MAX * 2 + 2];
+	const char *slash;
+	int rc, fd;
+
+	if (src >= a->n_src) {
+		apply_error(a, display(a, src, rel), "no such source in set",
+		    HS_EPROTO);
+		return HS_EPROTO;
+	}
+	if ((rc = fs_relpath_check(rel)) < 0) {
+		apply_error(a, display(a, src, rel), "path rejected", rc);
+		return rc;
+	}
+	if (rel[0] == '\0') {
+		fd = openat(a->src[src].anchorfd, ".",
+		    O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		snprintf(leaf, PROTO_NAME_MAX + 1, "%s", a->src[src].leaf);
+		*dirfd = fd;
+		return HS_OK;
+	}
+	slash = strrchr(rel, '/');
+	if (slash == NULL)
+		snprintf(parent, sizeof(parent), "%s", a->src[src].leaf);
+	else
+		snprintf(parent, sizeof(parent), "%s/%.*s", a->src[src].leaf,
+		    (int)(slash - rel), rel);
+	snprintf(leaf, PROTO_NAME_MAX + 1, "%s", slash ? slash + 1 : rel);
+	fd = fs_open_dir_beneath(a->src[src].anchorfd, parent);
+	if (fd < 0) {
+		apply_error(a, display(a, src, rel),
+		    fd == HS_ECONFINE ? "path through a symlink rejected"
+				      : "cannot open parent directory",
+		    fd == HS_ECONFINE ? 0 : fd);
+		return fd;
+	}
+	*dirfd = fd;
+	return HS_OK;
+}
+
+static int
+tmp_name(char out[TMP_NAME_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8_t r[8];
+	size_t i, p = sizeof(FS_TMP_PREFIX) - 1;
+
+	if (getrandom(r, sizeof(r), 0) != sizeof(r))
+		return -errno;
+	memcpy(out, FS_TMP_PREFIX, p);
+	for (i = 0; i < sizeof(r); i++) {
+		out[p++] = hex[r[i] >> 4];
+		out[p++] = hex[r[i] & 15];
+	}
+	out[p] = '\0';
+	return HS_OK;
+}
+
+static void
+meta_times(const struct proto_entry *e, struct timespec ts[2])
+{
+	ts[0].tv_sec = 0;
+	ts[0].tv_nsec = UTIME_OMIT;
+	ts[1].tv_sec = (time_t)e->mtime_sec;
+	ts[1].tv_nsec = (long)e->mtime_nsec;
+}
+
+/* Owner first: chown clears setuid/setgid, so chmod comes after it. */
+static int
+meta_fd(int fd, const struct proto_entry *e)
+{
+	struct timespec ts[2];
+
+	meta_times(e, ts);
+	if (fchown(fd, e->uid, e->gid) < 0 || fchmod(fd, e->mode) < 0 ||
+	    futimens(fd, ts) < 0)
+		return -errno;
+	return HS_OK;
+}
+
+static int
+meta_symlink(int dirfd, const char *name, const struct proto_entry *e)
+{
+	struct timespec ts[2];
+
+	meta_times(e, ts);
+	if (fchownat(dirfd, name, e->uid, e->gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return HS_OK;
+}
+
+/* Open an existing entry to change its metadata; refuses symlinks. */
+static int
+open_nofollow(int dirfd, const char *leaf, uint8_t type)
+{
+	int fd = openat(dirfd, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	    O_CLOEXEC | (type == PROTO_E_DIR ? O_DIRECTORY : 0));
+	struct stat st;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 ||
+	    (type == PROTO_E_FILE && !S_ISREG(st.st_mode))) {
+		close(fd);
+		return -EINVAL;
+	}
+	return fd;
+}
+
+static int
+batch_add(struct apply *a, struct pending *p, uint64_t bytes)
+{
+	if (a->n_pend % 64 == 0) {
+		struct pending *n = reallocarray(a->pend, a->n_pend + 64,
+		    sizeof(*n));
+
+		if (n == NULL)
+			return -ENOMEM;
+		a->pend = n;
+	}
+	a->pend[a->n_pend++] = *p;
+	a->pend_bytes += bytes;
+	if (a->n_pend >= BATCH_FILES || a->pend_bytes >= BATCH_BYTES)
+		return apply_flush(a);
+	return HS_OK;
+}
+
+static void
+pending_clear(struct pending *p)
+{
+	if (p->dirfd >= 0)
+		close(p->dirfd);
+	p->dirfd = -1;
+	free(p->display);
+	p->display = NULL;
+}
+
+/* Open a real fd on an O_PATH directory, for fsync/syncfs. */
+static int
+dir_real_fd(int pathfd)
+{
+	return openat(pathfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+int
+apply_flush(struct apply *a)
+{
+	struct stat *seen;
+	size_t i, j, n_seen = 0;
+	int rc = HS_OK;
+
+	if (a->n_pend == 0)
+		return HS_OK;
+	if ((seen = calloc(a->n_pend, sizeof(*seen))) == NULL)
+		return -ENOMEM;
+	/* 1. one data flush per filesystem */
+	for (i = 0; i < a->n_pend; i++) {
+		struct stat st;
+		int fd;
+
+		if (fstat(a->pend[i].dirfd, &st) < 0)
+			continue;
+		for (j = 0; j < n_seen && seen[j].st_dev != st.st_dev; j++)
+			;
+		if (j < n_seen)
+			continue;
+		seen[n_seen++] = st;
+		if ((fd = dir_real_fd(a->pend[i].dirfd)) >= 0) {
+			if (syncfs(fd) < 0)
+				rc = -errno;
+			close(fd);
+		}
+	}
+	if (rc < 0) {
+		/* Data may not be on disk: keep the old versions. */
+		for (i = 0; i < a->n_pend; i++) {
+			apply_error(a, a->pend[i].display, "flush failed", rc);
+			if (a->pend[i].tmp[0] != '\0')
+				unlinkat(a->pend[i].dirfd, a->pend[i].tmp, 0);
+			pending_clear(&a->pend[i]);
+		}
+		goto out;
+	}
+	/* 2. rename all */
+	for (i = 0; i < a->n_pend; i++) {
+		struct pending *p = &a->pend[i];
+
+		if (p->tmp[0] == '\0')
+			continue; /* a delete or mkdir: only the dir fsync */
+		if (renameat(p->dirfd, p->tmp, p->dirfd, p->leaf) < 0) {
+			apply_error(a, p->display, "cannot rename into place",
+			    -errno);
+			unlinkat(p->dirfd, p->tmp, 0);
+			continue;
+		}
+		a->applied++;
+	}
+	/* 3. fsync each directory once */
+	n_seen = 0;
+	for (i = 0; i < a->n_pend; i++) {
+		struct stat st;
+		int fd;
+
+		if (fstat(a->pend[i].dirfd, &st) < 0)
+			continue;
+		for (j = 0; j < n_seen && (seen[j].st_dev != st.st_dev ||
+					      seen[j].st_ino != st.st_ino);
+		     j++)
+			;
+		if (j < n_seen)
+			continue;
+		seen[n_seen++] = st;
+		if ((fd = dir_real_fd(a->pend[i].dirfd)) >= 0) {
+			if (fsync(fd) < 0)
+				apply_error(a, a->pend[i].display,
+				    "directory fsync failed", -errno);
+			close(fd);
+		}
+	}
+	for (i = 0; i < a->n_pend; i++)
+		pending_clear(&a->pend[i]);
+out:
+	a->n_pend = 0;
+	a->pend_bytes = 0;
+	free(seen);
+	return HS_OK;
+}
+
+static int
+decode_entry(struct apply *a, const struct proto_msg *m)
+{
+	struct proto_rd r = {m->data, m->len};
+	int rc;
+
+	if ((rc = proto_entry_decode(&r, &a->e)) < 0)
+		return rc;
+	return proto_rd_end(&r);
+}
+
+/* Queue directory `dfd` (taken) for the fsync of the next flush. */
+static int
+dir_dirty(struct apply *a, int dfd, const struct proto_entry *e)
+{
+	struct pending p;
+
+	memset(&p, 0, sizeof(p));
+	p.dirfd = dfd;
+	p.display = hs_xstrdup(display(a, e->src, e->path));
+	return batch_add(a, &p, 0);
+}
+
+static int
+op_delete(struct apply *a)
+{
+	struct proto_entry *e = &a->e;
+	char leaf[PROTO_NAME_MAX + 1];
+	int dfd, flags = e->type == PROTO_E_DIR ? AT_REMOVEDIR : 0;
+
+	if (locate(a, e->src, e->path, &dfd, leaf) < 0)
+		return HS_OK;
+	if (unlinkat(dfd, leaf, flags) < 0 && errno != ENOENT) {
+		int err = errno;
+
+		/* The standby's entry may not be of the type we were told. */
+		if ((err == EISDIR || err == ENOTDIR || err == EPERM) &&
+		    unlinkat(dfd, leaf, flags ^ AT_REMOVEDIR) == 0)
+			err = 0;
+		if (err != 0) {
+			apply_error(a, display(a, e->src, e->path),
+			    "cannot delete", -err);
+			close(dfd);
+			return HS_OK;
+		}
+	}
+	a->applied++;
+	return dir_dirty(a, dfd, e);
+}
+
+static int
+op_dir(struct apply *a)
+{
+	struct proto_entry *e = &a->e;
+	char leaf[PROTO_NAME_MAX + 1];
+	int dfd, fd, rc;
+
+	if (locate(a, e->src, e->path, &dfd, leaf) < 0)
+		return HS_OK;
+	if (mkdirat(dfd, leaf, 0700) < 0 && errno != EEXIST) {
+		apply_error(a, display(a, e->src, e->path),
+		    "cannot make directory", -errno);
+		close(dfd);
+		return HS_OK;
+	}
+	fd = open_nofollow(dfd, leaf, PROTO_E_DIR);
+	if (fd < 0)
+		apply_error(a, display(a, e->src, e->path),
+		    "exists and is not a directory", fd);
+	else {
+		if ((rc = meta_fd(fd, e)) < 0)
+			apply_error(a, display(a, e->src, e->path),
+			    "cannot set owner, mode or time", rc);
+		else
+			a->applied++;
+		close(fd);
+	}
+	return dir_dirty(a, dfd, e);
+}
+
+static int
+op_meta(struct apply *a)
+{
+	struct proto_entry *e = &a->e;
+	char leaf[PROTO_NAME_MAX + 1];
+	int dfd, fd, rc;
+
+	/* Renames in the batch would touch directory mtimes set here. */
+	if (e->type == PROTO_E_DIR && (rc = apply_flush(a)) < 0)
+		return rc;
+	if (locate(a, e->src, e->path, &dfd, leaf) < 0)
+		return HS_OK;
+	if (e->type == PROTO_E_SYMLINK) {
+		struct stat st;
+
+		if (fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISLNK(st.st_mode))
+			rc = -EINVAL;
+		else
+			rc = meta_symlink(dfd, leaf, e);
+	} else if ((fd = open_nofollow(dfd, leaf, e->type)) < 0)
+		rc = fd;
+	else {
+		rc = meta_fd(fd, e);
+		close(fd);
+	}
+	if (rc < 0)
+		apply_error(a, display(a, e->src, e->path),
+		    "cannot set owner, mode or time", rc);
+	else
+		a->applied++;
+	close(dfd);
+	return HS_OK;
+}
+
+static int
+op_symlink(struct apply *a)
+{
+	struct proto_entry *e = &a->e;
+	struct pending p;
+	int rc;
+
+	memset(&p, 0, sizeof(p));
+	if (locate(a, e->src, e->path, &p.dirfd, p.leaf) < 0)
+		return HS_OK;
+	if ((rc = tmp_name(p.tmp)) < 0)
+		goto fail;
+	if (symlinkat(e->link, p.dirfd, p.tmp) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	if ((rc = meta_symlink(p.dirfd, p.tmp, e)) < 0) {
+		unlinkat(p.dirfd, p.tmp, 0);
+		goto fail;
+	}
+	p.display = hs_xstrdup(display(a, e->src, e->path));
+	return batch_add(a, &p, 0);
+fail:
+	apply_error(a, display(a, e->src, e->path), "cannot make symlink", rc);
+	close(p.dirfd);
+	return HS_OK;
+}
+
+static int
+op_file(struct apply *a)
+{
+	struct proto_entry *e = &a->e;
+	int rc;
+
+	a->in_file = 1;
+	a->skip_file = 1;
+	a->written = 0;
+	a->cur_e = *e;
+	memset(&a->cur, 0, sizeof(a->cur));
+	a->cur.dirfd = -1;
+	proto_hash_final(a->hash, (uint8_t[PROTO_HASH_LEN]){0}); /* reset */
+	if (locate(a, e->src, e->path, &a->cur.dirfd, a->cur.leaf) < 0)
+		return HS_OK;
+	a->cur.display = hs_xstrdup(display(a, e->src, e->path));
+	if ((rc = tmp_name(a->cur.tmp)) < 0)
+		goto fail;
+	a->fd = openat(a->cur.dirfd, a->cur.tmp, O_WRONLY | O_CREAT | O_EXCL |
+	    O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (a->fd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	a->skip_file = 0;
+	return HS_OK;
+fail:
+	apply_error(a, a->cur.display, "cannot create temporary file", rc);
+	return HS_OK;
+}
+
+/* Drop the file being received: its temporary goes, the old copy stays. */
+static void
+file_discard(struct apply *a)
+{
+	if (a->fd >= 0) {
+		close(a->fd);
+		a->fd = -1;
+		unlinkat(a->cur.dirfd, a->cur.tmp, 0);
+	}
+	pending_clear(&a->cur);
+	a->skip_file = 1;
+}
+
+static int
+op_data(struct apply *a, const struct proto_msg *m)
+{
+	uint64_t total;
+	int rc;
+
+	if (!a->in_file)
+		return HS_EPROTO;
+	if (__builtin_add_overflow(a->written, (uint64_t)m->len, &total) ||
+	    total > a->cur_e.size) {
+		hs_log_errx("apply: %s: more data than the %llu bytes announced",
+		    a->cur.display ? a->cur.display : a->cur_e.path,
+		    (unsigned long long)a->cur_e.size);
+		return HS_EPROTO;
+	}
+	a->written = total;
+	if (a->skip_file)
+		return HS_OK;
+	proto_hash_update(a->hash, m->data, m->len);
+	if ((rc = hs_write_all(a->fd, m->data, m->len)) < 0) {
+		apply_error(a, a->cur.display, "write failed", rc);
+		file_discard(a);
+	}
+	return HS_OK;
+}
+
+static int
+op_file_end(struct apply *a, const struct proto_msg *m)
+{
+	struct proto_rd r = {m->data, m->len};
+	uint8_t status, want[PROTO_HASH_LEN], got[PROTO_HASH_LEN];
+	int rc;
+
+	if (!a->in_file)
+		return HS_EPROTO;
+	if (proto_get_u8(&r, &status) < 0 ||
+	    proto_get_bytes(&r, want, sizeof(want)) < 0 ||
+	    proto_rd_end(&r) < 0 || status > 1)
+		return HS_EPROTO;
+	a->in_file = 0;
+	if (a->skip_file) {
+		file_discard(a);
+		return HS_OK;
+	}
+	if (status == 1) { /* the primary gave up on this file */
+		file_discard(a);
+		return HS_OK;
+	}
+	proto_hash_final(a->hash, got);
+	if (a->written != a->cur_e.size) {
+		apply_error(a, a->cur.display, "fewer bytes than announced; "
+					       "old copy kept", 0);
+		file_discard(a);
+		return HS_OK;
+	}
+	if (memcmp(want, got, sizeof(got)) != 0) {
+		apply_error(a, a->cur.display, "content hash mismatch; old "
+					       "copy kept", 0);
+		file_discard(a);
+		return HS_OK;
+	}
+	if ((rc = meta_fd(a->fd, &a->cur_e)) < 0) {
+		apply_error(a, a->cur.display, "cannot set owner, mode or time",
+		    rc);
+		file_discard(a);
+		return HS_OK;
+	}
+	close(a->fd);
+	a->fd = -1;
+	rc = batch_add(a, &a->cur, a->written);
+	memset(&a->cur, 0, sizeof(a->cur));
+	a->cur.dirfd = -1;
+	return rc;
+}
+
+int
+apply_op(struct apply *a, const struct proto_msg *m)
+{
+	int rc;
+
+	if (a->poisoned)
+		return HS_EPROTO;
+	if (a->in_file && m->type != PROTO_T_OP_DATA &&
+	    m->type != PROTO_T_OP_FILE_END) {
+		rc = HS_EPROTO;
+		goto out;
+	}
+	switch (m->type) {
+	case PROTO_T_OP_DATA:
+		rc = op_data(a, m);
+		break;
+	case PROTO_T_OP_FILE_END:
+		rc = op_file_end(a, m);
+		break;
+	case PROTO_T_OP_DELETE:
+	case PROTO_T_OP_DIR:
+	case PROTO_T_OP_SYMLINK:
+	case PROTO_T_OP_FILE:
+	case PROTO_T_OP_META:
+		if ((rc = decode_entry(a, m)) < 0)
+			break;
+		if (m->type == PROTO_T_OP_DELETE)
+			rc = op_delete(a);
+		else if (m->type == PROTO_T_OP_DIR)
+			rc = a->e.type == PROTO_E_DIR ? op_dir(a) : HS_EPROTO;
+		else if (m->type == PROTO_T_OP_SYMLINK)
+			rc = a->e.type == PROTO_E_SYMLINK ? op_symlink(a)
+							  : HS_EPROTO;
+		else if (m->type == PROTO_T_OP_FILE)
+			rc = a->e.type == PROTO_E_FILE ? op_file(a) : HS_EPROTO;
+		else
+			rc = op_meta(a);
+		break;
+	default:
+		rc = HS_EPROTO;
+	}
+out:
+	if (rc < 0) {
+		apply_abort(a);
+		a->poisoned = 1;
+	}
+	return rc;
+}
+
+void
+apply_abort(struct apply *a)
+{
+	if (a->in_file)
+		file_discard(a);
+	a->in_file = 0;
+}
+
+void
+apply_free(struct apply *a)
+{
+	size_t i;
+
+	if (a == NULL)
+		return;
+	apply_abort(a);
+	pending_clear(&a->cur);
+	/* Completed files are durable-able: finish them rather than drop. */
+	apply_flush(a);
+	free(a->pend);
+	for (i = 0; i < a->n_src; i++) {
+		if (a->src[i].anchorfd >= 0)
+			close(a->src[i].anchorfd);
+		free(a->src[i].leaf);
+		free(a->src[i].abs);
+	}
+	for (i = 0; i < PROTO_ERRORS_MAX && i < a->n_errors; i++)
+		free(a->errors[i]);
+	proto_hash_free(a->hash);
+	free(a);
+}
+
+uint64_t
+apply_applied(const struct apply *a)
+{
+	return a->applied;
+}
+
+uint64_t
+apply_error_count(const struct apply *a)
+{
+	return a->n_errors;
+}
+
+size_t
+apply_error_lines(const struct apply *a)
+{
+	return a->n_errors < PROTO_ERRORS_MAX ? a->n_errors : PROTO_ERRORS_MAX;
+}
+
+const char *
+apply_error_line(const struct apply *a, size_t i)
+{
+	return i < apply_error_lines(a) && a->errors[i] ? a->errors[i] : "";
+}
+
+int
+fs_hash_fd(int fd, uint8_t out[PROTO_HASH_LEN])
+{
+	struct proto_hash *h;
+	uint8_t *buf;
+	int rc = HS_OK;
+
+	if ((buf = malloc(PROTO_CHUNK)) == NULL)
+		return -ENOMEM;
+	if ((rc = proto_hash_new(&h)) < 0) {
+		free(buf);
+		return rc;
+	}
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	for (;;) {
+		ssize_t n = read(fd, buf, PROTO_CHUNK);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		proto_hash_update(h, buf, (size_t)n);
+	}
+	if (rc == HS_OK)
+		proto_hash_final(h, out);
+	proto_hash_free(h);
+	free(buf);
+	return rc;
+}
+
+int
+apply_hash_file(struct apply *a, uint16_t src, const char *rel,
+    uint8_t out[PROTO_HASH_LEN])
+{
+	char leaf[PROTO_NAME_MAX + 1];
+	int dfd, fd, rc;
+
+	if ((rc = locate(a, src, rel, &dfd, leaf)) < 0)
+		return rc;
+	fd = open_nofollow(dfd, leaf, PROTO_E_FILE);
+	close(dfd);
+	if (fd < 0)
+		return HS_ENOTFOUND;
+	rc = fs_hash_fd(fd, out);
+	close(fd);
+	return rc;
+}

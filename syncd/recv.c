@@ -1,0 +1,381 @@
+/*
+ * recv.c - the standby's side of a session: it answers SET_OPEN with a
+ * listing of its copy, hashes what the primary asks about, and hands each
+ * operation to the confined applier.  The standby writes to the socket only
+ * between phases (listing, hashes, SET_DONE), never while the primary is
+ * streaming operations, so neither side can block the other.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "syncd.h"
+
+/* Listing frames are cut at this size, well below PROTO_FRAME_MAX. */
+#define LIST_FRAME_BYTES (1024u * 1024)
+/* The smallest encoded entry: fixed fields plus two empty strings. */
+#define ENTRY_MIN_LEN	 37
+/* The smallest hash request: src + empty path. */
+#define HASHREQ_MIN_LEN	 4
+
+struct hash_req {
+	uint16_t	 src;
+	char		*path;
+};
+
+struct session {
+	const struct hs_conf	*conf;
+	int			 rootfd;
+	struct proto_conn	*c;
+	const struct hs_pathset	*set;	/* the open set, or NULL */
+	struct apply		*a;
+	struct hash_req		*reqs;
+	size_t			 n_reqs;
+	struct proto_wr		 w;
+};
+
+static void
+reqs_clear(struct session *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->n_reqs; i++)
+		free(s->reqs[i].path);
+	free(s->reqs);
+	s->reqs = NULL;
+	s->n_reqs = 0;
+}
+
+static int
+send_refuse(struct session *s, const char *name, const char *reason)
+{
+	hs_log_warnx("recv: %s: set %s refused: %s", proto_conn_peer(s->c),
+	    name, reason);
+	proto_wr_reset(&s->w);
+	proto_put_str(&s->w, name);
+	proto_put_str(&s->w, reason);
+	return proto_conn_send_wr(s->c, PROTO_T_SET_REFUSE, &s->w, PROTO_RAW);
+}
+
+/* Send a listing of our copy of the open set. */
+static int
+send_listing(struct session *s)
+{
+	struct scan_list l;
+	struct proto_entry *e;
+	size_t i, count = 0, start;
+	int rc = HS_OK;
+
+	memset(&l, 0, sizeof(l));
+	if ((e = malloc(sizeof(*e))) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < s->set->sources.n && rc == HS_OK; i++) {
+		const char *leaf;
+		int anchor = apply_anchor(s->a, (uint16_t)i, &leaf);
+
+		rc = scan_tree(anchor, leaf, (uint16_t)i, s->set, &l);
+		if (rc < 0)
+			hs_log_warnx("recv: listing %s: %s",
+			    s->set->sources.v[i], hs_strerror(rc));
+	}
+	proto_wr_reset(&s->w);
+	proto_put_u32(&s->w, 0); /* count, patched below */
+	start = s->w.buf.len;
+	for (i = 0; i < l.n && rc == HS_OK; i++) {
+		scan_to_proto(&l.v[i], e);
+		proto_entry_encode(&s->w, e);
+		count++;
+		if (s->w.buf.len - start >= LIST_FRAME_BYTES || i + 1 == l.n) {
+			uint8_t *p = s->w.buf.data;
+
+			p[0] = (uint8_t)(count >> 24);
+			p[1] = (uint8_t)(count >> 16);
+			p[2] = (uint8_t)(count >> 8);
+			p[3] = (uint8_t)count;
+			rc = proto_conn_send_wr(s->c, PROTO_T_LIST, &s->w,
+			    PROTO_ZSTD);
+			proto_wr_reset(&s->w);
+			proto_put_u32(&s->w, 0);
+			count = 0;
+		}
+	}
+	if (rc == HS_OK)
+		rc = proto_conn_send(s->c, PROTO_T_LIST_END, NULL, 0, PROTO_RAW,
+		    NULL);
+	if (rc == HS_OK)
+		rc = proto_conn_flush(s->c);
+	scan_list_free(&l);
+	free(e);
+	return rc;
+}
+
+static int
+on_set_open(struct session *s, const struct proto_msg *m)
+{
+	struct proto_rd r = {m->data, m->len};
+	struct proto_set_open so;
+	const struct hs_pathset *set;
+	char why[PROTO_PATH_MAX + 200];
+	int rc;
+	size_t i;
+
+	if (s->set != NULL)
+		return HS_EPROTO;
+	if ((rc = proto_set_open_decode(&r, &so)) < 0)
+		return rc;
+	set = hs_conf_find_set(s->conf, so.name);
+	if (set == NULL) {
+		rc = send_refuse(s, so.name, "set is not configured on this "
+					     "standby");
+		goto out;
+	}
+	for (i = 0; i < so.n_sources; i++) {
+		if (i >= set->sources.n ||
+		    strcmp(so.sources[i], set->sources.v[i]) != 0) {
+			snprintf(why, sizeof(why), "source %s is not "
+			    "configured for this set on this standby",
+			    so.sources[i]);
+			rc = send_refuse(s, so.name, why);
+			goto out;
+		}
+	}
+	if (so.n_sources != set->sources.n) {
+		rc = send_refuse(s, so.name, "the standby's set has other "
+					     "sources");
+		goto out;
+	}
+	if ((rc = apply_open(s->rootfd, set, &s->a, why, sizeof(why))) < 0) {
+		rc = send_refuse(s, so.name, why);
+		goto out;
+	}
+	s->set = set;
+	hs_log_info("recv: %s: set %s opened", proto_conn_peer(s->c),
+	    set->name);
+	rc = send_listing(s);
+out:
+	proto_set_open_clear(&so);
+	return rc;
+}
+
+static int
+on_hash_req(struct session *s, const struct proto_msg *m)
+{
+	struct proto_rd r = {m->data, m->len};
+	char path[PROTO_PATH_MAX + 1];
+	uint32_t n, i;
+	struct hash_req *nr;
+	size_t total;
+
+	if (s->set == NULL || proto_get_u32(&r, &n) < 0)
+		return HS_EPROTO;
+	if (n > m->len / HASHREQ_MIN_LEN)
+		return HS_EPROTO;
+	if (hs_size_add(s->n_reqs, n, &total) < 0 || total > SCAN_ENTRIES_MAX)
+		return HS_ELIMIT;
+	nr = reallocarray(s->reqs, total ? total : 1, sizeof(*nr));
+	if (nr == NULL)
+		return -ENOMEM;
+	s->reqs = nr;
+	for (i = 0; i < n; i++) {
+		uint16_t src;
+
+		if (proto_get_u16(&r, &src) < 0 ||
+		    proto_get_str(&r, path, PROTO_PATH_MAX, NULL) < 0)
+			return HS_EPROTO;
+		s->reqs[s->n_reqs].src = src;
+		s->reqs[s->n_reqs].path = hs_xstrdup(path);
+		s->n_reqs++;
+	}
+	return proto_rd_end(&r);
+}
+
+static int
+on_hash_req_end(struct session *s)
+{
+	uint8_t h[PROTO_HASH_LEN];
+	uint32_t count = 0;
+	size_t i;
+	int rc = HS_OK;
+
+	if (s->set == NULL)
+		return HS_EPROTO;
+	proto_wr_reset(&s->w);
+	proto_put_u32(&s->w, 0);
+	for (i = 0; i < s->n_reqs && rc == HS_OK; i++) {
+		int hrc = apply_hash_file(s->a, s->reqs[i].src,
+		    s->reqs[i].path, h);
+
+		proto_put_u16(&s->w, s->reqs[i].src);
+		proto_put_str(&s->w, s->reqs[i].path);
+		proto_put_u8(&s->w, hrc == HS_OK ? 0 : 1);
+		if (hrc != HS_OK)
+			memset(h, 0, sizeof(h));
+		proto_put_bytes(&s->w, h, sizeof(h));
+		count++;
+		if (s->w.buf.len >= LIST_FRAME_BYTES || i + 1 == s->n_reqs) {
+			uint8_t *p = s->w.buf.data;
+
+			p[0] = (uint8_t)(count >> 24);
+			p[1] = (uint8_t)(count >> 16);
+			p[2] = (uint8_t)(count >> 8);
+			p[3] = (uint8_t)count;
+			rc = proto_conn_send_wr(s->c, PROTO_T_HASH_REPLY,
+			    &s->w, PROTO_RAW);
+			proto_wr_reset(&s->w);
+			proto_put_u32(&s->w, 0);
+			count = 0;
+		}
+	}
+	reqs_clear(s);
+	if (rc == HS_OK)
+		rc = proto_conn_send(s->c, PROTO_T_HASH_END, NULL, 0,
+		    PROTO_RAW, NULL);
+	if (rc == HS_OK)
+		rc = proto_conn_flush(s->c);
+	return rc;
+}
+
+static int
+on_set_end(struct session *s, const struct proto_msg *m)
+{
+	size_t i, n;
+	int rc;
+
+	if (s->set == NULL || m->len != 0)
+		return HS_EPROTO;
+	if ((rc = apply_flush(s->a)) < 0)
+		return rc;
+	proto_wr_reset(&s->w);
+	proto_put_u64(&s->w, apply_applied(s->a));
+	proto_put_u64(&s->w, apply_error_count(s->a));
+	n = apply_error_lines(s->a);
+	proto_put_u32(&s->w, (uint32_t)n);
+	for (i = 0; i < n; i++) {
+		const char *line = apply_error_line(s->a, i);
+
+		proto_put_strn(&s->w, line, strnlen(line, 1024));
+	}
+	hs_log_info("recv: %s: set %s done: %llu applied, %llu errors",
+	    proto_conn_peer(s->c), s->set->name,
+	    (unsigned long long)apply_applied(s->a),
+	    (unsigned long long)apply_error_count(s->a));
+	apply_free(s->a);
+	s->a = NULL;
+	s->set = NULL;
+	rc = proto_conn_send_wr(s->c, PROTO_T_SET_DONE, &s->w, PROTO_ZSTD);
+	if (rc == HS_OK)
+		rc = proto_conn_flush(s->c);
+	return rc;
+}
+
+static int
+dispatch(struct session *s, const struct proto_msg *m)
+{
+	switch (m->type) {
+	case PROTO_T_SET_OPEN:
+		return on_set_open(s, m);
+	case PROTO_T_HASH_REQ:
+		return on_hash_req(s, m);
+	case PROTO_T_HASH_REQ_END:
+		return on_hash_req_end(s);
+	case PROTO_T_OP_DELETE:
+	case PROTO_T_OP_DIR:
+	case PROTO_T_OP_SYMLINK:
+	case PROTO_T_OP_FILE:
+	case PROTO_T_OP_DATA:
+	case PROTO_T_OP_FILE_END:
+	case PROTO_T_OP_META:
+		if (s->a == NULL)
+			return HS_EPROTO;
+		return apply_op(s->a, m);
+	case PROTO_T_SET_END:
+		return on_set_end(s, m);
+	}
+	return HS_EPROTO;
+}
+
+static const char *
+type_name(uint8_t t)
+{
+	static char buf[32];
+
+	switch (t) {
+	case PROTO_T_SET_OPEN:
+		return "SET_OPEN";
+	case PROTO_T_HASH_REQ:
+		return "HASH_REQ";
+	case PROTO_T_OP_FILE:
+		return "OP_FILE";
+	case PROTO_T_OP_DATA:
+		return "OP_DATA";
+	case PROTO_T_OP_FILE_END:
+		return "OP_FILE_END";
+	case PROTO_T_SET_END:
+		return "SET_END";
+	}
+	snprintf(buf, sizeof(buf), "type %u", t);
+	return buf;
+}
+
+int
+recv_session(const struct hs_conf *conf, int rootfd, struct proto_conn *c,
+    volatile int *stop)
+{
+	struct session s;
+	struct proto_msg m;
+	char text[256];
+	int rc;
+
+	memset(&s, 0, sizeof(s));
+	s.conf = conf;
+	s.rootfd = rootfd;
+	s.c = c;
+	proto_wr_init(&s.w);
+	for (;;) {
+		rc = proto_conn_recv(c, &m);
+		if (*stop) {
+			rc = -EINTR;
+			break;
+		}
+		if (rc == HS_EPROTO || rc == HS_ELIMIT || rc == HS_ECODEC) {
+			snprintf(text, sizeof(text),
+			    "standby: malformed frame: %s", hs_strerror(rc));
+			hs_log_errx("recv: %s: %s", proto_conn_peer(c), text);
+			proto_conn_send_error(c, text);
+			break;
+		}
+		if (rc < 0) {
+			hs_log_warnx("recv: %s: session ended: %s",
+			    proto_conn_peer(c), hs_strerror(rc));
+			break;
+		}
+		if (m.type == PROTO_T_BYE) {
+			rc = HS_OK;
+			break;
+		}
+		if (m.type == PROTO_T_ERROR) {
+			hs_log_warnx("recv: %s: primary reported: %.*s",
+			    proto_conn_peer(c), (int)(m.len > 300 ? 300 : m.len),
+			    (const char *)m.data);
+			rc = HS_EREFUSED;
+			break;
+		}
+		if ((rc = dispatch(&s, &m)) < 0) {
+			snprintf(text, sizeof(text), "standby: malformed or "
+			    "unexpected message (%s): %s", type_name(m.type),
+			    hs_strerror(rc));
+			hs_log_errx("recv: %s: %s", proto_conn_peer(c), text);
+			proto_conn_send_error(c, text);
+			break;
+		}
+	}
+	if (rc == -EINTR)
+		hs_log_info("recv: %s: session ended: stopping",
+		    proto_conn_peer(c));
+	/* Files completed before the end are kept; a partial one is not. */
+	apply_free(s.a);
+	reqs_clear(&s);
+	proto_wr_free(&s.w);
+	return rc;
+}

@@ -1,0 +1,236 @@
+/*
+ * scan.c - list a source's tree from a directory fd, following no symlink.
+ * Both nodes list with this code: the primary its sources, the standby
+ * its copies of them beneath target_root.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "syncd.h"
+
+int
+scan_excluded(const struct hs_pathset *set, const char *rel)
+{
+	const char *base = strrchr(rel, '/');
+	size_t i;
+
+	base = base ? base + 1 : rel;
+	for (i = 0; i < set->excludes.n; i++) {
+		const char *pat = set->excludes.v[i];
+
+		if (strchr(pat, '/') != NULL) {
+			if (fnmatch(pat, rel, FNM_PATHNAME | FNM_PERIOD) == 0)
+				return 1;
+		} else if (fnmatch(pat, base, FNM_PERIOD) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+int
+scan_entry_add(struct scan_list *l, const struct scan_entry *e)
+{
+	struct scan_entry *n;
+
+	if (l->n >= SCAN_ENTRIES_MAX)
+		return HS_ELIMIT;
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 1024;
+
+		n = reallocarray(l->v, ncap, sizeof(*n));
+		if (n == NULL)
+			return -ENOMEM;
+		l->v = n;
+		l->cap = ncap;
+	}
+	n = &l->v[l->n];
+	*n = *e;
+	n->path = strdup(e->path);
+	n->link = e->link ? strdup(e->link) : NULL;
+	if (n->path == NULL || (e->link != NULL && n->link == NULL)) {
+		free(n->path);
+		free(n->link);
+		return -ENOMEM;
+	}
+	l->n++;
+	return HS_OK;
+}
+
+void
+scan_list_free(struct scan_list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++) {
+		free(l->v[i].path);
+		free(l->v[i].link);
+	}
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+static int
+entry_cmp(const void *a, const void *b)
+{
+	const struct scan_entry *x = a, *y = b;
+
+	if (x->src != y->src)
+		return x->src < y->src ? -1 : 1;
+	return strcmp(x->path, y->path);
+}
+
+void
+scan_list_sort(struct scan_list *l)
+{
+	if (l->n > 1)
+		qsort(l->v, l->n, sizeof(*l->v), entry_cmp);
+}
+
+struct scan_entry *
+scan_list_find(struct scan_list *l, uint16_t src, const char *path)
+{
+	struct scan_entry key;
+
+	memset(&key, 0, sizeof(key));
+	key.src = src;
+	key.path = (char *)path;
+	return bsearch(&key, l->v, l->n, sizeof(*l->v), entry_cmp);
+}
+
+void
+scan_to_proto(const struct scan_entry *s, struct proto_entry *e)
+{
+	e->src = s->src;
+	e->type = s->type;
+	e->mode = s->mode;
+	e->uid = s->uid;
+	e->gid = s->gid;
+	e->size = s->type == PROTO_E_FILE ? s->size : 0;
+	e->mtime_sec = s->mtime_sec;
+	e->mtime_nsec = s->mtime_nsec;
+	snprintf(e->path, sizeof(e->path), "%s", s->path);
+	snprintf(e->link, sizeof(e->link), "%s", s->link ? s->link : "");
+}
+
+/* Walk state shared down the recursion. */
+struct walk {
+	const struct hs_pathset	*set;
+	struct scan_list	*out;
+	uint16_t		 src;
+	char			 path[PROTO_PATH_MAX + 1];
+	size_t			 len;
+};
+
+static int walk_dir(struct walk *w, int dfd, size_t depth);
+
+/* Add the entry `name` of dfd, whose relative path is w->path. */
+static int
+walk_entry(struct walk *w, int dfd, const char *name, size_t depth)
+{
+	char target[PROTO_PATH_MAX + 1];
+	struct scan_entry e;
+	struct stat st;
+	int rc, sub;
+
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? HS_OK : -errno;
+	memset(&e, 0, sizeof(e));
+	e.path = w->path;
+	e.src = w->src;
+	e.mode = st.st_mode & 07777;
+	e.uid = st.st_uid;
+	e.gid = st.st_gid;
+	e.mtime_sec = st.st_mtim.tv_sec;
+	e.mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
+	if (S_ISREG(st.st_mode)) {
+		e.type = PROTO_E_FILE;
+		e.size = (uint64_t)st.st_size;
+	} else if (S_ISDIR(st.st_mode)) {
+		e.type = PROTO_E_DIR;
+	} else if (S_ISLNK(st.st_mode)) {
+		ssize_t n = readlinkat(dfd, name, target, sizeof(target) - 1);
+
+		if (n <= 0)
+			return n < 0 && errno == ENOENT ? HS_OK : HS_ELIMIT;
+		target[n] = '\0';
+		e.type = PROTO_E_SYMLINK;
+		e.link = target;
+	} else {
+		hs_log_debug("scan: %s: special file skipped", w->path);
+		return HS_OK;
+	}
+	if ((rc = scan_entry_add(w->out, &e)) < 0)
+		return rc;
+	if (e.type != PROTO_E_DIR)
+		return HS_OK;
+	sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sub < 0)
+		return errno == ENOENT ? HS_OK : -errno;
+	return walk_dir(w, sub, depth + 1);
+}
+
+/* List the children of dfd (taken) below w->path. */
+static int
+walk_dir(struct walk *w, int dfd, size_t depth)
+{
+	size_t saved = w->len;
+	struct dirent *de;
+	DIR *d;
+	int rc = HS_OK;
+
+	if (depth >= PROTO_DEPTH_MAX) {
+		close(dfd);
+		return HS_ELIMIT;
+	}
+	if ((d = fdopendir(dfd)) == NULL) {
+		close(dfd);
+		return -errno;
+	}
+	while ((de = readdir(d)) != NULL) {
+		size_t n = strlen(de->d_name), need;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (strncmp(de->d_name, FS_TMP_PREFIX,
+			sizeof(FS_TMP_PREFIX) - 1) == 0)
+			continue;
+		need = saved + (saved > 0) + n;
+		if (need > PROTO_PATH_MAX) {
+			hs_log_warnx("scan: %s/%s: path too long, skipped",
+			    w->path, de->d_name);
+			continue;
+		}
+		if (saved > 0)
+			w->path[saved] = '/';
+		memcpy(w->path + saved + (saved > 0), de->d_name, n + 1);
+		w->len = need;
+		if (!scan_excluded(w->set, w->path))
+			rc = walk_entry(w, dirfd(d), de->d_name, depth);
+		w->len = saved;
+		w->path[saved] = '\0';
+		if (rc < 0)
+			break;
+	}
+	closedir(d);
+	return rc;
+}
+
+int
+scan_tree(int anchorfd, const char *leaf, uint16_t src,
+    const struct hs_pathset *set, struct scan_list *out)
+{
+	struct walk w;
+
+	memset(&w, 0, sizeof(w));
+	w.set = set;
+	w.out = out;
+	w.src = src;
+	return walk_entry(&w, anchorfd, leaf, 0);
+}

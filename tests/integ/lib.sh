@@ -1,0 +1,218 @@
+# lib.sh - shared helpers for hamnsync's integration tests and the demo.
+# Everything lives in one temporary folder ($T) that is removed at exit;
+# processes started here are stopped by their PID.  Nothing else on the
+# host is touched; network traffic stays on 127.0.0.1.
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+HS_BIN=${HS_BIN:-$top/build/bin/hamnsync}
+T=""
+HS_PIDS=()
+
+hs_fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+hs_cleanup() {
+	local p
+	for p in "${HS_PIDS[@]}"; do
+		kill "$p" 2>/dev/null || true
+	done
+	for p in "${HS_PIDS[@]}"; do
+		hs_wait_gone "$p" 50 || kill -9 "$p" 2>/dev/null || true
+	done
+	if [ -n "$T" ] && [ -z "${HS_KEEP:-}" ]; then
+		rm -rf "$T"
+	fi
+}
+
+# hs_init NAME: make the temporary folder and arrange its removal.
+hs_init() {
+	T=$(mktemp -d "/tmp/hs-${1:-test}.XXXXXX")
+	trap hs_cleanup EXIT
+	mkdir -p "$T/src" "$T/standby" "$T/state1" "$T/state2" "$T/pki"
+}
+
+# hs_wait_gone PID TENTHS: wait for a process to end, bounded.
+hs_wait_gone() {
+	local i
+	for ((i = 0; i < $2; i++)); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# hs_free_port: print a TCP port on 127.0.0.1 that nothing listens on.
+hs_free_port() {
+	local p i
+	for ((i = 0; i < 50; i++)); do
+		p=$((20000 + RANDOM % 20000))
+		if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# hs_pki: keys and certificates for mn1 (primary) and mn2 (standby).
+hs_pki() {
+	FP1=$("$HS_BIN" keygen --out "$T/pki/mn1" --name mn1 2>&1) ||
+		{ mkdir -p "$T/pki/mn1" && FP1=$("$HS_BIN" keygen --out "$T/pki/mn1" --name mn1); }
+	mkdir -p "$T/pki/mn2"
+	FP2=$("$HS_BIN" keygen --out "$T/pki/mn2" --name mn2)
+}
+
+# hs_conf FILE NAME ROLE STATE CERTDIR PEERFP: a [node] section; the
+# caller appends [path] sections.  Uses $PORT for listen and peer.
+hs_conf() {
+	cat >"$1" <<CONF
+[node]
+name = $2
+role = $3
+state_dir = $4
+listen = 127.0.0.1:$PORT
+peer = 127.0.0.1:$PORT
+peer_name = $([ "$2" = mn1 ] && echo mn2 || echo mn1)
+cert = $5/node.crt
+key = $5/node.key
+peer_fingerprint = $6
+target_root = $T/standby
+peer_timeout = 5s
+CONF
+}
+
+# hs_setup_pair SETS_TEXT: PKI, configs for both nodes with the given
+# [path] sections, in $C1 (primary) and $C2 (standby).
+hs_setup_pair() {
+	PORT=$(hs_free_port) || hs_fail "no free port"
+	mkdir -p "$T/pki/mn1"
+	hs_pki
+	C1=$T/mn1.conf
+	C2=$T/mn2.conf
+	hs_conf "$C1" mn1 primary "$T/state1" "$T/pki/mn1" "$FP2"
+	hs_conf "$C2" mn2 standby "$T/state2" "$T/pki/mn2" "$FP1"
+	printf '%s\n' "$1" >>"$C1"
+	printf '%s\n' "$1" >>"$C2"
+}
+
+# hs_start_standby [CONF]: start the standby in the foreground, logging
+# to $T/standby.log; waits (bounded) until it listens.
+hs_start_standby() {
+	local conf=${1:-$C2} i
+	"$HS_BIN" -c "$conf" daemon --foreground >>"$T/standby.log" 2>&1 &
+	STANDBY_PID=$!
+	HS_PIDS+=("$STANDBY_PID")
+	for ((i = 0; i < 100; i++)); do
+		if grep -q "listening on" "$T/standby.log" 2>/dev/null; then
+			return 0
+		fi
+		kill -0 "$STANDBY_PID" 2>/dev/null ||
+			{ cat "$T/standby.log" >&2; hs_fail "standby exited"; }
+		sleep 0.1
+	done
+	hs_fail "standby did not start listening"
+}
+
+hs_stop_standby() {
+	kill "$STANDBY_PID" 2>/dev/null || true
+	hs_wait_gone "$STANDBY_PID" 100 || hs_fail "standby did not stop"
+}
+
+# hs_sync [ARGS]: run sync on the primary; sets SYNC_RC, output in
+# $T/sync.out and $T/sync.err.
+hs_sync() {
+	set +e
+	"$HS_BIN" -c "$C1" sync "$@" >"$T/sync.out" 2>"$T/sync.err"
+	SYNC_RC=$?
+	set -e
+}
+
+# hs_compare SOURCE...: each source equals its copy under target_root, in
+# content and every attribute (rsync as an independent oracle, nanosecond
+# mtimes, numeric ids).  Prints the differences and fails on any.
+hs_compare() {
+	local s out rc=0
+	for s in "$@"; do
+		if [ -d "$s" ] && [ ! -L "$s" ]; then
+			out=$(rsync -naiHAXc --numeric-ids --modify-window=-1 \
+				--delete "$s/" "$T/standby$s/" 2>&1)
+		else
+			out=$(rsync -naiHAXc --numeric-ids --modify-window=-1 \
+				"$s" "$T/standby$s" 2>&1)
+		fi
+		if [ -n "$out" ]; then
+			echo "differences for $s:" >&2
+			echo "$out" | head -20 >&2
+			rc=1
+		fi
+	done
+	return $rc
+}
+
+# hs_snapshot DIR: a listing of every file's path, type, size, mode,
+# owner, mtime and content hash under DIR (to prove nothing changed).
+hs_snapshot() {
+	(cd "$1" && find . -printf '%p %y %s %m %U:%G %T@ %l\n' | sort &&
+		find . -type f -print0 | sort -z | xargs -0r sha256sum)
+}
+
+# hs_gen_tree DIR: a small management-node-like tree.
+hs_gen_tree() {
+	local d=$1 i
+	mkdir -p "$d/install/netboot/rhels9/x86_64/compute" \
+		"$d/install/postscripts" "$d/install/custom/install/rh" \
+		"$d/xcat/cert" "$d/xcat/ca/private" "$d/etc"
+	for i in $(seq 1 200); do
+		printf '10.0.%d.%d node%04d node%04d.cluster\n' \
+			$((i / 250)) $((i % 250)) "$i" "$i"
+	done >"$d/etc/hosts"
+	printf 'search cluster\nnameserver 10.0.0.1\n' >"$d/etc/resolv.conf"
+	for i in $(seq 1 40); do
+		printf '#!/bin/sh\n# postscript %d\necho configure %d\n' "$i" "$i" \
+			>"$d/install/postscripts/script$i"
+		chmod 755 "$d/install/postscripts/script$i"
+	done
+	for i in $(seq 1 20); do
+		printf 'template %d\n%%packages\n@core\n' "$i" \
+			>"$d/install/custom/install/rh/compute$i.tmpl"
+	done
+	head -c 3000000 /dev/urandom >"$d/install/netboot/rhels9/x86_64/compute/rootimg.gz"
+	head -c 2000000 < <(yes 'compressible kernel line') \
+		>"$d/install/netboot/rhels9/x86_64/compute/initrd.img"
+	printf 'KEY\n' >"$d/xcat/ca/private/ca-key.pem"
+	chmod 600 "$d/xcat/ca/private/ca-key.pem"
+	chmod 700 "$d/xcat/ca/private"
+	printf 'CERT\n' >"$d/xcat/cert/server-cert.pem"
+	ln -s server-cert.pem "$d/xcat/cert/current.pem"
+	ln -s /nonexistent/target "$d/install/dangling"
+	chown 1234:5678 "$d/install/postscripts/script1"
+	chmod 4755 "$d/install/postscripts/script2"
+	touch -d '2020-01-02 03:04:05.123456789' "$d/install/custom/install/rh/compute1.tmpl"
+	: >"$d/install/empty-file"
+	mkdir -p "$d/install/empty-dir"
+}
+
+hs_sets_for() {
+	local d=$1
+	cat <<SETS
+
+[path credentials]
+source = $d/xcat/ca
+source = $d/xcat/cert
+exclude = *.swp
+
+[path install]
+source = $d/install
+
+[path netconf]
+source = $d/etc/hosts
+source = $d/etc/resolv.conf
+SETS
+}
+
+hs_all_sources() {
+	local d=$1
+	echo "$d/xcat/ca $d/xcat/cert $d/install $d/etc/hosts $d/etc/resolv.conf"
+}
