@@ -55,13 +55,11 @@ cli_daemon(int argc, char **argv, const char *conf_opt)
 		hs_conf_free(conf);
 		return 1;
 	}
-	hs_log_init("hamnsync", fg, HS_LOG_INFO);
+	/* stderr until the daemon detaches, so start-up errors are seen. */
+	hs_log_init("hamnsync", 1, HS_LOG_INFO);
 	rc = stdby_run(path, conf, fg);
-	if (rc < 0) {
-		cli_err("daemon", "%s", hs_strerror(rc));
-		return 1;
-	}
-	return 0;
+	/* The reason was logged where it was known, in one line. */
+	return rc < 0 ? 1 : 0;
 }
 
 int

@@ -26,9 +26,9 @@ scan_excluded(const struct hs_pathset *set, const char *rel)
 		const char *pat = set->excludes.v[i];
 
 		if (strchr(pat, '/') != NULL) {
-			if (fnmatch(pat, rel, FNM_PATHNAME | FNM_PERIOD) == 0)
+			if (fnmatch(pat, rel, FNM_PATHNAME) == 0)
 				return 1;
-		} else if (fnmatch(pat, base, FNM_PERIOD) == 0)
+		} else if (fnmatch(pat, base, 0) == 0)
 			return 1;
 	}
 	return 0;

@@ -441,8 +441,11 @@ stdby_run(const char *conf_path, struct hs_conf *conf, int foreground)
 		goto out;
 	if ((rc = open_listener(conf->listen, &d.lfd)) < 0)
 		goto out;
-	if (!foreground && (rc = detach()) < 0)
-		goto out;
+	if (!foreground) {
+		if ((rc = detach()) < 0)
+			goto out;
+		hs_log_init("hamnsync", 0, HS_LOG_INFO);
+	}
 	write_pid(d.pidfd);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);

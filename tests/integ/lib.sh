@@ -132,15 +132,18 @@ hs_sync() {
 # hs_compare SOURCE...: each source equals its copy under target_root, in
 # content and every attribute (rsync as an independent oracle, nanosecond
 # mtimes, numeric ids).  Prints the differences and fails on any.
+# HS_COMPARE_EXCLUDE, if set, is one rsync --exclude pattern (the sets'
+# excludes: such files are neither sent nor deleted).
 hs_compare() {
-	local s out rc=0
+	local s out rc=0 ex=()
+	[ -n "${HS_COMPARE_EXCLUDE:-}" ] && ex=(--exclude="$HS_COMPARE_EXCLUDE")
 	for s in "$@"; do
 		if [ -d "$s" ] && [ ! -L "$s" ]; then
 			out=$(rsync -naiHAXc --numeric-ids --modify-window=-1 \
-				--delete "$s/" "$T/standby$s/" 2>&1)
+				"${ex[@]}" --delete "$s/" "$T/standby$s/" 2>&1)
 		else
 			out=$(rsync -naiHAXc --numeric-ids --modify-window=-1 \
-				"$s" "$T/standby$s" 2>&1)
+				"${ex[@]}" "$s" "$T/standby$s" 2>&1)
 		fi
 		if [ -n "$out" ]; then
 			echo "differences for $s:" >&2
