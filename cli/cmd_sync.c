@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "idx.h"
@@ -43,7 +44,8 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 	struct send_report rep;
 	struct idx_node node;
 	struct hs_conf *conf;
-	char why[1024] = "", sent[32], wire[32];
+	char why[1024] = "", sent[32], wire[32], delta[32], covered[32];
+	char *allow[64];
 	int ch, rc;
 
 	memset(&o, 0, sizeof(o));
@@ -53,8 +55,16 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 			o.dry_run = 1;
 			break;
 		case 'p':
+			o.progress = isatty(STDOUT_FILENO);
+			break;
 		case 'a':
-			break; /* delete guard and progress: see issue 3 */
+			if (o.n_allow_deletes == sizeof(allow) / sizeof(*allow)) {
+				cli_err("sync", "too many --allow-deletes");
+				return CLI_EXIT_USAGE;
+			}
+			allow[o.n_allow_deletes++] = optarg;
+			o.allow_deletes = allow;
+			break;
 		case 'c':
 			conf_opt = optarg;
 			break;
@@ -84,6 +94,13 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 		return CLI_EXIT_USAGE;
 	}
 	o.epoch = node.epoch;
+	for (size_t i = 0; i < o.n_allow_deletes; i++)
+		if (hs_conf_find_set(conf, allow[i]) == NULL) {
+			cli_err("sync", "--allow-deletes %s: no such [path] set",
+			    allow[i]);
+			hs_conf_free(conf);
+			return CLI_EXIT_USAGE;
+		}
 	rc = send_sync(conf, &o, &rep, why, sizeof(why));
 	hs_conf_free(conf);
 	if (rc < 0) {
@@ -92,18 +109,24 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 	}
 	human(rep.bytes_sent, sent, sizeof(sent));
 	human(rep.wire_out, wire, sizeof(wire));
-	printf("sync%s: %llu files (%s), %llu metadata, %llu deleted, "
-	       "%llu dirs, %llu symlinks, %llu unchanged; %s on the wire; "
-	       "%llu errors\n",
+	human(rep.delta_bytes, delta, sizeof(delta));
+	human(rep.delta_covered, covered, sizeof(covered));
+	printf("sync%s: %llu files (%s), %llu deltas (%s for %s), "
+	       "%llu metadata, %llu deleted, %llu held, %llu dirs, "
+	       "%llu symlinks, %llu links, %llu special, %llu unchanged; "
+	       "%s on the wire; %llu errors\n",
 	    o.dry_run ? " (dry run)" : "",
 	    (unsigned long long)rep.files_sent, sent,
+	    (unsigned long long)rep.delta_files, delta, covered,
 	    (unsigned long long)rep.meta_only,
-	    (unsigned long long)rep.deleted, (unsigned long long)rep.dirs,
-	    (unsigned long long)rep.symlinks,
+	    (unsigned long long)rep.deleted, (unsigned long long)rep.held,
+	    (unsigned long long)rep.dirs, (unsigned long long)rep.symlinks,
+	    (unsigned long long)rep.links, (unsigned long long)rep.specials,
 	    (unsigned long long)rep.unchanged, wire,
 	    (unsigned long long)(rep.remote_errors + rep.sets_refused +
 		rep.changed_during));
-	if (rep.remote_errors || rep.sets_refused || rep.changed_during)
+	if (rep.remote_errors || rep.sets_refused || rep.changed_during ||
+	    rep.held)
 		return CLI_EXIT_DIFFER;
 	return CLI_EXIT_OK;
 }

@@ -211,6 +211,14 @@ proto_entry_encode(struct proto_wr *w, const struct proto_entry *e)
 	proto_put_u64(w, (uint64_t)e->mtime_sec);
 	proto_put_u32(w, e->mtime_nsec);
 	proto_put_str(w, e->type == PROTO_E_SYMLINK ? e->link : "");
+	proto_put_u64(w, e->rdev);
+	proto_put_u64(w, e->dev);
+	proto_put_u64(w, e->ino);
+	proto_put_u32(w, e->nlink);
+	proto_put_u64(w, e->blocks);
+	proto_put_bytes(w, e->xhash, PROTO_XHASH_LEN);
+	proto_put_u32(w, e->xattrs_len);
+	proto_put_bytes(w, e->xattrs, e->xattrs_len);
 }
 
 int
@@ -228,10 +236,28 @@ proto_entry_decode(struct proto_rd *r, struct proto_entry *e)
 	    (rc = proto_get_u64(r, &e->size)) < 0 ||
 	    (rc = proto_get_u64(r, &sec)) < 0 ||
 	    (rc = proto_get_u32(r, &e->mtime_nsec)) < 0 ||
-	    (rc = proto_get_str(r, e->link, PROTO_PATH_MAX, NULL)) < 0)
+	    (rc = proto_get_str(r, e->link, PROTO_PATH_MAX, NULL)) < 0 ||
+	    (rc = proto_get_u64(r, &e->rdev)) < 0 ||
+	    (rc = proto_get_u64(r, &e->dev)) < 0 ||
+	    (rc = proto_get_u64(r, &e->ino)) < 0 ||
+	    (rc = proto_get_u32(r, &e->nlink)) < 0 ||
+	    (rc = proto_get_u64(r, &e->blocks)) < 0 ||
+	    (rc = proto_get_bytes(r, e->xhash, PROTO_XHASH_LEN)) < 0 ||
+	    (rc = proto_get_u32(r, &e->xattrs_len)) < 0)
+		return rc;
+	if (e->xattrs_len > PROTO_XATTRS_MAX)
+		return HS_ELIMIT;
+	if (e->xattrs_len > r->left)
+		return HS_EPROTO;
+	e->xattrs = e->xattrs_len ? r->p : NULL;
+	r->p += e->xattrs_len;
+	r->left -= e->xattrs_len;
+	if ((rc = proto_xattrs_check(e->xattrs, e->xattrs_len)) < 0)
 		return rc;
 	e->mtime_sec = (int64_t)sec;
-	if (e->type < PROTO_E_FILE || e->type > PROTO_E_SYMLINK)
+	if (e->type < PROTO_E_FILE || e->type > PROTO_E_BLK)
+		return HS_EPROTO;
+	if (e->rdev != 0 && e->type != PROTO_E_CHR && e->type != PROTO_E_BLK)
 		return HS_EPROTO;
 	if ((e->mode & ~(uint32_t)07777) != 0 || e->mtime_nsec >= 1000000000u)
 		return HS_EPROTO;
@@ -290,5 +316,45 @@ proto_set_open_decode(struct proto_rd *r, struct proto_set_open *s)
 	return HS_OK;
 fail:
 	proto_set_open_clear(s);
+	return rc;
+}
+
+int
+proto_xattr_next(struct proto_rd *r, struct proto_xattr *x)
+{
+	size_t n;
+	int rc;
+
+	if (r->left == 0)
+		return 0;
+	if ((rc = proto_get_str(r, x->name, PROTO_NAME_MAX, &n)) < 0 ||
+	    (rc = proto_get_u32(r, &x->len)) < 0)
+		return rc;
+	if (n == 0)
+		return HS_EPROTO;
+	if (x->len > 65536)
+		return HS_ELIMIT;
+	if (x->len > r->left)
+		return HS_EPROTO;
+	x->value = r->p;
+	r->p += x->len;
+	r->left -= x->len;
+	return 1;
+}
+
+int
+proto_xattrs_check(const uint8_t *blob, size_t len)
+{
+	struct proto_rd r = {blob, len};
+	struct proto_xattr x;
+	char prev[PROTO_NAME_MAX + 1] = "";
+	int rc, first = 1;
+
+	while ((rc = proto_xattr_next(&r, &x)) == 1) {
+		if (!first && strcmp(prev, x.name) >= 0)
+			return HS_EPROTO;
+		memcpy(prev, x.name, sizeof(prev));
+		first = 0;
+	}
 	return rc;
 }

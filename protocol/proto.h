@@ -36,6 +36,13 @@
 #define PROTO_ERRORS_MAX 64	/* error lines carried in SET_DONE */
 #define PROTO_SOURCES_MAX 256	/* sources per set */
 #define PROTO_HASH_LEN	32	/* SHA-256 */
+#define PROTO_XHASH_LEN	16	/* digest of an entry's extended attributes */
+/* All extended attributes of one entry: Linux caps a list at 64 KiB of
+ * names and each value at 64 KiB; 256 KiB leaves room for a few values. */
+#define PROTO_XATTRS_MAX (256u * 1024)
+/* A librsync signature: at most SIG_BLOCKS_MAX blocks (see syncd/delta.c)
+ * of at most 4 + 32 bytes, plus its header. */
+#define PROTO_SIG_MAX	(2u * 1024 * 1024)
 
 #define PROTO_F_ZSTD	0x01
 
@@ -62,6 +69,14 @@ enum proto_type {
 	PROTO_T_OP_META = 26,	  /* primary: mode, owner, mtime only */
 	PROTO_T_SET_END = 27,	  /* primary: no more operations */
 	PROTO_T_SET_DONE = 28,	  /* standby: applied and durable */
+	PROTO_T_OP_SPECIAL = 29,  /* primary: make a fifo or device node */
+	PROTO_T_OP_SEEK = 30,	  /* primary: skip a hole in the file */
+	PROTO_T_OP_DELTA = 31,	  /* primary: a librsync delta follows */
+	PROTO_T_OP_LINK = 32,	  /* primary: hard link to another entry */
+	PROTO_T_SIG_REQ = 40,	  /* primary: batch of paths to sign */
+	PROTO_T_SIG_REQ_END = 41, /* primary: no more paths */
+	PROTO_T_SIG = 42,	  /* standby: hash and signature of a file */
+	PROTO_T_SIG_END = 43,	  /* standby: all signatures sent */
 };
 
 /* --------------------------------------------------------------- headers */
@@ -134,6 +149,9 @@ enum proto_etype {
 	PROTO_E_FILE = 1,
 	PROTO_E_DIR = 2,
 	PROTO_E_SYMLINK = 3,
+	PROTO_E_FIFO = 4,
+	PROTO_E_CHR = 5,
+	PROTO_E_BLK = 6,
 };
 
 /*
@@ -149,13 +167,37 @@ struct proto_entry {
 	uint64_t	size;
 	int64_t		mtime_sec;
 	uint32_t	mtime_nsec;
+	uint64_t	rdev;	/* device nodes only */
+	uint64_t	dev;	/* identity, for hard links (listings) */
+	uint64_t	ino;
+	uint32_t	nlink;
+	uint64_t	blocks;	/* 512-byte blocks allocated (sparse files) */
+	uint8_t		xhash[PROTO_XHASH_LEN]; /* 0 = no extended attrs */
 	char		path[PROTO_PATH_MAX + 1];
 	char		link[PROTO_PATH_MAX + 1];	/* symlink target */
+	/* Extended attributes (see proto_xattr_next); borrowed. */
+	const uint8_t	*xattrs;
+	uint32_t	 xattrs_len;
 };
 
 void	proto_entry_encode(struct proto_wr *w, const struct proto_entry *e);
 /* Checks type, mode bits, nsec range and string limits. */
 int	proto_entry_decode(struct proto_rd *r, struct proto_entry *e);
+
+/*
+ * Extended attributes travel as a blob of entries
+ *	str name (1..255 bytes) | u32 value length (<= 64 KiB) | value
+ * in strictly increasing name order.  proto_xattr_next walks it: returns 1
+ * with the next pair, 0 at the end, HS_EPROTO or HS_ELIMIT if malformed.
+ */
+struct proto_xattr {
+	char		 name[PROTO_NAME_MAX + 1];
+	const uint8_t	*value;
+	uint32_t	 len;
+};
+int	proto_xattr_next(struct proto_rd *r, struct proto_xattr *x);
+/* Check a whole blob (order, limits); HS_OK or the first error. */
+int	proto_xattrs_check(const uint8_t *blob, size_t len);
 
 /* SET_OPEN: set name and its sources. */
 struct proto_set_open {

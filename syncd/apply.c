@@ -51,12 +51,16 @@ struct apply {
 	int			 fd;
 	struct pending		 cur;
 	struct proto_entry	 cur_e;
+	uint8_t			*cur_xattrs;	/* owned copy of cur_e's */
 	uint64_t		 written;
 	struct proto_hash	*hash;
+	struct delta_dec	*dec;		/* set for a delta transfer */
+	int			 basis_fd;	/* its basis */
 	/* The batch. */
 	struct pending		*pend;
 	size_t			 n_pend;
 	uint64_t		 pend_bytes;
+	int			 pend_has_files; /* links must wait for them */
 	/* Outcome. */
 	uint64_t		 applied;
 	uint64_t		 n_errors;
@@ -96,6 +100,7 @@ apply_open(int rootfd, const struct hs_pathset *set, struct apply **out,
 	a->rootfd = rootfd;
 	a->set = set;
 	a->fd = -1;
+	a->basis_fd = -1;
 	a->cur.dirfd = -1;
 	if (proto_hash_new(&a->hash) < 0) {
 		free(a);
@@ -227,17 +232,51 @@ meta_times(const struct proto_entry *e, struct timespec ts[2])
 	ts[1].tv_nsec = (long)e->mtime_nsec;
 }
 
-/* Owner first: chown clears setuid/setgid, so chmod comes after it. */
+/*
+ * Owner first: chown clears setuid/setgid and file capabilities, so the
+ * attributes and then the mode come after it; an ACL's mask follows the
+ * mode's group bits, as on the primary.  Times last.
+ */
 static int
 meta_fd(int fd, const struct proto_entry *e)
 {
 	struct timespec ts[2];
+	int rc;
 
 	meta_times(e, ts);
-	if (fchown(fd, e->uid, e->gid) < 0 || fchmod(fd, e->mode) < 0 ||
-	    futimens(fd, ts) < 0)
+	if (fchown(fd, e->uid, e->gid) < 0)
+		return -errno;
+	if ((rc = xa_apply_fd(fd, e->xattrs, e->xattrs_len)) < 0)
+		return rc;
+	if (fchmod(fd, e->mode) < 0 || futimens(fd, ts) < 0)
 		return -errno;
 	return HS_OK;
+}
+
+/* The same for a fifo or device node, which must not be opened. */
+static int
+meta_special(int dirfd, const char *name, const struct proto_entry *e)
+{
+	struct timespec ts[2];
+	int rc;
+
+	meta_times(e, ts);
+	if (fchownat(dirfd, name, e->uid, e->gid, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if ((rc = xa_apply_at(dirfd, name, e->xattrs, e->xattrs_len)) < 0)
+		return rc;
+	if (fchmodat(dirfd, name, e->mode, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return HS_OK;
+}
+
+static mode_t
+special_type(uint8_t type)
+{
+	return type == PROTO_E_FIFO ? S_IFIFO
+	    : type == PROTO_E_CHR   ? S_IFCHR
+				    : S_IFBLK;
 }
 
 static int
@@ -283,6 +322,8 @@ batch_add(struct apply *a, struct pending *p, uint64_t bytes)
 	}
 	a->pend[a->n_pend++] = *p;
 	a->pend_bytes += bytes;
+	if (p->tmp[0] != '\0')
+		a->pend_has_files = 1;
 	if (a->n_pend >= BATCH_FILES || a->pend_bytes >= BATCH_BYTES)
 		return apply_flush(a);
 	return HS_OK;
@@ -385,6 +426,7 @@ apply_flush(struct apply *a)
 out:
 	a->n_pend = 0;
 	a->pend_bytes = 0;
+	a->pend_has_files = 0;
 	free(seen);
 	return HS_OK;
 }
@@ -481,14 +523,18 @@ op_meta(struct apply *a)
 		return rc;
 	if (locate(a, e->src, e->path, &dfd, leaf) < 0)
 		return HS_OK;
-	if (e->type == PROTO_E_SYMLINK) {
+	if (e->type == PROTO_E_SYMLINK || e->type >= PROTO_E_FIFO) {
 		struct stat st;
 
-		if (fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISLNK(st.st_mode))
-			rc = -EINVAL;
+		if (fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			rc = -errno;
+		else if (e->type == PROTO_E_SYMLINK)
+			rc = S_ISLNK(st.st_mode) ? meta_symlink(dfd, leaf, e)
+						 : -EINVAL;
 		else
-			rc = meta_symlink(dfd, leaf, e);
+			rc = (st.st_mode & S_IFMT) == special_type(e->type)
+			    ? meta_special(dfd, leaf, e)
+			    : -EINVAL;
 	} else if ((fd = open_nofollow(dfd, leaf, e->type)) < 0)
 		rc = fd;
 	else {
@@ -532,22 +578,48 @@ fail:
 	return HS_OK;
 }
 
+/*
+ * Start receiving a file, whole (OP_FILE) or as a delta against our copy
+ * (OP_DELTA).  Problems are recorded and the file's data is then dropped.
+ */
 static int
-op_file(struct apply *a)
+op_file(struct apply *a, int is_delta)
 {
 	struct proto_entry *e = &a->e;
+	struct stat st;
 	int rc;
 
 	a->in_file = 1;
 	a->skip_file = 1;
 	a->written = 0;
 	a->cur_e = *e;
+	free(a->cur_xattrs);
+	a->cur_xattrs = NULL;
+	if (e->xattrs_len > 0) {
+		if ((a->cur_xattrs = malloc(e->xattrs_len)) == NULL)
+			return -ENOMEM;
+		memcpy(a->cur_xattrs, e->xattrs, e->xattrs_len);
+	}
+	a->cur_e.xattrs = a->cur_xattrs;
 	memset(&a->cur, 0, sizeof(a->cur));
 	a->cur.dirfd = -1;
 	proto_hash_final(a->hash, (uint8_t[PROTO_HASH_LEN]){0}); /* reset */
 	if (locate(a, e->src, e->path, &a->cur.dirfd, a->cur.leaf) < 0)
 		return HS_OK;
 	a->cur.display = hs_xstrdup(display(a, e->src, e->path));
+	if (is_delta) {
+		a->basis_fd = open_nofollow(a->cur.dirfd, a->cur.leaf,
+		    PROTO_E_FILE);
+		if (a->basis_fd < 0 || fstat(a->basis_fd, &st) < 0) {
+			apply_error(a, a->cur.display, "delta basis is gone or "
+						       "not a regular file",
+			    a->basis_fd < 0 ? a->basis_fd : -errno);
+			return HS_OK;
+		}
+		if ((rc = delta_dec_new(a->basis_fd, (uint64_t)st.st_size,
+			 e->size, &a->dec)) < 0)
+			goto fail;
+	}
 	if ((rc = tmp_name(a->cur.tmp)) < 0)
 		goto fail;
 	a->fd = openat(a->cur.dirfd, a->cur.tmp, O_WRONLY | O_CREAT | O_EXCL |
@@ -567,6 +639,12 @@ fail:
 static void
 file_discard(struct apply *a)
 {
+	delta_dec_free(a->dec);
+	a->dec = NULL;
+	if (a->basis_fd >= 0) {
+		close(a->basis_fd);
+		a->basis_fd = -1;
+	}
 	if (a->fd >= 0) {
 		close(a->fd);
 		a->fd = -1;
@@ -576,29 +654,80 @@ file_discard(struct apply *a)
 	a->skip_file = 1;
 }
 
+/* Output of the file being received: hash it, write it, count it. */
+static int
+file_emit(void *arg, const uint8_t *p, size_t n)
+{
+	struct apply *a = arg;
+	uint64_t total;
+	int rc;
+
+	if (__builtin_add_overflow(a->written, (uint64_t)n, &total) ||
+	    total > a->cur_e.size)
+		return HS_ELIMIT;
+	proto_hash_update(a->hash, p, n);
+	if ((rc = hs_write_all(a->fd, p, n)) < 0)
+		return rc;
+	a->written = total;
+	return HS_OK;
+}
+
 static int
 op_data(struct apply *a, const struct proto_msg *m)
 {
-	uint64_t total;
 	int rc;
 
 	if (!a->in_file)
 		return HS_EPROTO;
-	if (__builtin_add_overflow(a->written, (uint64_t)m->len, &total) ||
-	    total > a->cur_e.size) {
-		hs_log_errx("apply: %s: more data than the %llu bytes announced",
-		    a->cur.display ? a->cur.display : a->cur_e.path,
-		    (unsigned long long)a->cur_e.size);
-		return HS_EPROTO;
-	}
-	a->written = total;
 	if (a->skip_file)
 		return HS_OK;
-	proto_hash_update(a->hash, m->data, m->len);
-	if ((rc = hs_write_all(a->fd, m->data, m->len)) < 0) {
+	if (a->dec != NULL) {
+		/* A bad delta costs this file only: the old copy stays. */
+		if ((rc = delta_dec_feed(a->dec, m->data, m->len, 0, file_emit,
+			 a)) < 0) {
+			apply_error(a, a->cur.display, delta_dec_why(a->dec),
+			    0);
+			file_discard(a);
+		}
+		return HS_OK;
+	}
+	if (m->len > a->cur_e.size - a->written) {
+		hs_log_errx("apply: %s: more data than the %llu bytes announced",
+		    a->cur.display, (unsigned long long)a->cur_e.size);
+		return HS_EPROTO;
+	}
+	if ((rc = file_emit(a, m->data, m->len)) < 0) {
 		apply_error(a, a->cur.display, "write failed", rc);
 		file_discard(a);
 	}
+	return HS_OK;
+}
+
+/* Skip a hole: the bytes in between are zeros, never written. */
+static int
+op_seek(struct apply *a, const struct proto_msg *m)
+{
+	static const uint8_t zeros[65536];
+	struct proto_rd r = {m->data, m->len};
+	uint64_t off, gap;
+
+	if (!a->in_file || a->dec != NULL || proto_get_u64(&r, &off) < 0 ||
+	    proto_rd_end(&r) < 0 || off < a->written || off > a->cur_e.size)
+		return HS_EPROTO;
+	if (a->skip_file)
+		return HS_OK;
+	for (gap = off - a->written; gap > 0;) {
+		size_t n = gap < sizeof(zeros) ? (size_t)gap : sizeof(zeros);
+
+		proto_hash_update(a->hash, zeros, n);
+		gap -= n;
+	}
+	if (lseek(a->fd, (off_t)off, SEEK_SET) < 0) {
+		apply_error(a, a->cur.display, "seek failed", -errno);
+		file_discard(a);
+		return HS_OK;
+	}
+	a->written = off;
 	return HS_OK;
 }
 
@@ -624,6 +753,18 @@ op_file_end(struct apply *a, const struct proto_msg *m)
 		file_discard(a);
 		return HS_OK;
 	}
+	if (a->dec != NULL &&
+	    delta_dec_feed(a->dec, NULL, 0, 1, file_emit, a) < 0) {
+		apply_error(a, a->cur.display, delta_dec_why(a->dec), 0);
+		file_discard(a);
+		return HS_OK;
+	}
+	/* A trailing hole: the size comes from the seek, not a write. */
+	if (ftruncate(a->fd, (off_t)a->written) < 0) {
+		apply_error(a, a->cur.display, "cannot set size", -errno);
+		file_discard(a);
+		return HS_OK;
+	}
 	proto_hash_final(a->hash, got);
 	if (a->written != a->cur_e.size) {
 		apply_error(a, a->cur.display, "fewer bytes than announced; "
@@ -645,10 +786,84 @@ op_file_end(struct apply *a, const struct proto_msg *m)
 	}
 	close(a->fd);
 	a->fd = -1;
+	delta_dec_free(a->dec);
+	a->dec = NULL;
+	if (a->basis_fd >= 0) {
+		close(a->basis_fd);
+		a->basis_fd = -1;
+	}
 	rc = batch_add(a, &a->cur, a->written);
 	memset(&a->cur, 0, sizeof(a->cur));
 	a->cur.dirfd = -1;
 	return rc;
+}
+
+static int
+op_special(struct apply *a)
+{
+	struct proto_entry *e = &a->e;
+	struct pending p;
+	int rc;
+
+	memset(&p, 0, sizeof(p));
+	if (locate(a, e->src, e->path, &p.dirfd, p.leaf) < 0)
+		return HS_OK;
+	if ((rc = tmp_name(p.tmp)) < 0)
+		goto fail;
+	if (mknodat(p.dirfd, p.tmp, special_type(e->type) | 0600,
+		(dev_t)e->rdev) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	if ((rc = meta_special(p.dirfd, p.tmp, e)) < 0) {
+		unlinkat(p.dirfd, p.tmp, 0);
+		goto fail;
+	}
+	p.display = hs_xstrdup(display(a, e->src, e->path));
+	return batch_add(a, &p, 0);
+fail:
+	apply_error(a, display(a, e->src, e->path), "cannot make special file",
+	    rc);
+	close(p.dirfd);
+	return HS_OK;
+}
+
+/* Hard link (src, path) to the entry (lsrc, lpath) of the same set. */
+static int
+op_link(struct apply *a, const struct proto_msg *m)
+{
+	struct proto_rd r = {m->data, m->len};
+	char lpath[PROTO_PATH_MAX + 1], lleaf[PROTO_NAME_MAX + 1];
+	struct pending p;
+	uint16_t src, lsrc;
+	int ldir, rc;
+
+	if (proto_get_u16(&r, &src) < 0 ||
+	    proto_get_str(&r, a->e.path, PROTO_PATH_MAX, NULL) < 0 ||
+	    proto_get_u16(&r, &lsrc) < 0 ||
+	    proto_get_str(&r, lpath, PROTO_PATH_MAX, NULL) < 0 ||
+	    proto_rd_end(&r) < 0)
+		return HS_EPROTO;
+	/* The target may still wait under a temporary name. */
+	if (a->pend_has_files && (rc = apply_flush(a)) < 0)
+		return rc;
+	memset(&p, 0, sizeof(p));
+	if (locate(a, lsrc, lpath, &ldir, lleaf) < 0)
+		return HS_OK;
+	if (locate(a, src, a->e.path, &p.dirfd, p.leaf) < 0) {
+		close(ldir);
+		return HS_OK;
+	}
+	p.display = hs_xstrdup(display(a, src, a->e.path));
+	if ((rc = tmp_name(p.tmp)) < 0 ||
+	    (linkat(ldir, lleaf, p.dirfd, p.tmp, 0) < 0 && (rc = -errno))) {
+		apply_error(a, p.display, "cannot make hard link", rc);
+		pending_clear(&p);
+		close(ldir);
+		return HS_OK;
+	}
+	close(ldir);
+	return batch_add(a, &p, 0);
 }
 
 int
@@ -659,7 +874,7 @@ apply_op(struct apply *a, const struct proto_msg *m)
 	if (a->poisoned)
 		return HS_EPROTO;
 	if (a->in_file && m->type != PROTO_T_OP_DATA &&
-	    m->type != PROTO_T_OP_FILE_END) {
+	    m->type != PROTO_T_OP_SEEK && m->type != PROTO_T_OP_FILE_END) {
 		rc = HS_EPROTO;
 		goto out;
 	}
@@ -670,6 +885,14 @@ apply_op(struct apply *a, const struct proto_msg *m)
 	case PROTO_T_OP_FILE_END:
 		rc = op_file_end(a, m);
 		break;
+	case PROTO_T_OP_SEEK:
+		rc = op_seek(a, m);
+		break;
+	case PROTO_T_OP_LINK:
+		rc = op_link(a, m);
+		break;
+	case PROTO_T_OP_DELTA:
+	case PROTO_T_OP_SPECIAL:
 	case PROTO_T_OP_DELETE:
 	case PROTO_T_OP_DIR:
 	case PROTO_T_OP_SYMLINK:
@@ -684,8 +907,14 @@ apply_op(struct apply *a, const struct proto_msg *m)
 		else if (m->type == PROTO_T_OP_SYMLINK)
 			rc = a->e.type == PROTO_E_SYMLINK ? op_symlink(a)
 							  : HS_EPROTO;
-		else if (m->type == PROTO_T_OP_FILE)
-			rc = a->e.type == PROTO_E_FILE ? op_file(a) : HS_EPROTO;
+		else if (m->type == PROTO_T_OP_FILE ||
+			 m->type == PROTO_T_OP_DELTA)
+			rc = a->e.type == PROTO_E_FILE
+			    ? op_file(a, m->type == PROTO_T_OP_DELTA)
+			    : HS_EPROTO;
+		else if (m->type == PROTO_T_OP_SPECIAL)
+			rc = a->e.type >= PROTO_E_FIFO ? op_special(a)
+						       : HS_EPROTO;
 		else
 			rc = op_meta(a);
 		break;
@@ -729,6 +958,7 @@ apply_free(struct apply *a)
 	for (i = 0; i < PROTO_ERRORS_MAX && i < a->n_errors; i++)
 		free(a->errors[i]);
 	proto_hash_free(a->hash);
+	free(a->cur_xattrs);
 	free(a);
 }
 
@@ -804,6 +1034,24 @@ apply_hash_file(struct apply *a, uint16_t src, const char *rel,
 	if (fd < 0)
 		return HS_ENOTFOUND;
 	rc = fs_hash_fd(fd, out);
+	close(fd);
+	return rc;
+}
+
+int
+apply_sig_file(struct apply *a, uint16_t src, const char *rel,
+    struct hs_buf *sig, uint8_t hash[PROTO_HASH_LEN], uint64_t *size)
+{
+	char leaf[PROTO_NAME_MAX + 1];
+	int dfd, fd, rc;
+
+	if ((rc = locate(a, src, rel, &dfd, leaf)) < 0)
+		return rc;
+	fd = open_nofollow(dfd, leaf, PROTO_E_FILE);
+	close(dfd);
+	if (fd < 0)
+		return HS_ENOTFOUND;
+	rc = delta_sig_fd(fd, sig, hash, size);
 	close(fd);
 	return rc;
 }

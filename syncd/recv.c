@@ -236,6 +236,51 @@ on_hash_req_end(struct session *s)
 	return rc;
 }
 
+/*
+ * Reply to the queued requests with one SIG frame each: status, hash,
+ * size and the librsync signature of our copy, read in one pass.
+ */
+static int
+on_sig_req_end(struct session *s)
+{
+	uint8_t h[PROTO_HASH_LEN];
+	struct hs_buf sig;
+	uint64_t size;
+	size_t i;
+	int rc = HS_OK;
+
+	if (s->set == NULL)
+		return HS_EPROTO;
+	hs_buf_init(&sig, PROTO_SIG_MAX);
+	for (i = 0; i < s->n_reqs && rc == HS_OK; i++) {
+		int src = apply_sig_file(s->a, s->reqs[i].src,
+		    s->reqs[i].path, &sig, h, &size);
+
+		if (src != HS_OK) {
+			sig.len = 0;
+			size = 0;
+			memset(h, 0, sizeof(h));
+		}
+		proto_wr_reset(&s->w);
+		proto_put_u16(&s->w, s->reqs[i].src);
+		proto_put_str(&s->w, s->reqs[i].path);
+		proto_put_u8(&s->w, src == HS_OK ? 0 : 1);
+		proto_put_bytes(&s->w, h, sizeof(h));
+		proto_put_u64(&s->w, size);
+		proto_put_u32(&s->w, (uint32_t)sig.len);
+		proto_put_bytes(&s->w, sig.data, sig.len);
+		rc = proto_conn_send_wr(s->c, PROTO_T_SIG, &s->w, PROTO_RAW);
+	}
+	hs_buf_free(&sig);
+	reqs_clear(s);
+	if (rc == HS_OK)
+		rc = proto_conn_send(s->c, PROTO_T_SIG_END, NULL, 0,
+		    PROTO_RAW, NULL);
+	if (rc == HS_OK)
+		rc = proto_conn_flush(s->c);
+	return rc;
+}
+
 static int
 on_set_end(struct session *s, const struct proto_msg *m)
 {
@@ -276,9 +321,12 @@ dispatch(struct session *s, const struct proto_msg *m)
 	case PROTO_T_SET_OPEN:
 		return on_set_open(s, m);
 	case PROTO_T_HASH_REQ:
+	case PROTO_T_SIG_REQ:
 		return on_hash_req(s, m);
 	case PROTO_T_HASH_REQ_END:
 		return on_hash_req_end(s);
+	case PROTO_T_SIG_REQ_END:
+		return on_sig_req_end(s);
 	case PROTO_T_OP_DELETE:
 	case PROTO_T_OP_DIR:
 	case PROTO_T_OP_SYMLINK:
@@ -286,6 +334,10 @@ dispatch(struct session *s, const struct proto_msg *m)
 	case PROTO_T_OP_DATA:
 	case PROTO_T_OP_FILE_END:
 	case PROTO_T_OP_META:
+	case PROTO_T_OP_SPECIAL:
+	case PROTO_T_OP_SEEK:
+	case PROTO_T_OP_DELTA:
+	case PROTO_T_OP_LINK:
 		if (s->a == NULL)
 			return HS_EPROTO;
 		return apply_op(s->a, m);

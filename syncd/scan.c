@@ -98,6 +98,8 @@ scan_list_find(struct scan_list *l, uint16_t src, const char *path)
 {
 	struct scan_entry key;
 
+	if (l->n == 0)
+		return NULL;
 	memset(&key, 0, sizeof(key));
 	key.src = src;
 	key.path = (char *)path;
@@ -115,6 +117,14 @@ scan_to_proto(const struct scan_entry *s, struct proto_entry *e)
 	e->size = s->type == PROTO_E_FILE ? s->size : 0;
 	e->mtime_sec = s->mtime_sec;
 	e->mtime_nsec = s->mtime_nsec;
+	e->rdev = s->rdev;
+	e->dev = s->dev;
+	e->ino = s->ino;
+	e->nlink = s->nlink;
+	e->blocks = s->blocks;
+	memcpy(e->xhash, s->xhash, sizeof(e->xhash));
+	e->xattrs = NULL;
+	e->xattrs_len = 0;
 	snprintf(e->path, sizeof(e->path), "%s", s->path);
 	snprintf(e->link, sizeof(e->link), "%s", s->link ? s->link : "");
 }
@@ -124,6 +134,7 @@ struct walk {
 	const struct hs_pathset	*set;
 	struct scan_list	*out;
 	uint16_t		 src;
+	struct hs_buf		 xa;	/* scratch for extended attributes */
 	char			 path[PROTO_PATH_MAX + 1];
 	size_t			 len;
 };
@@ -149,6 +160,18 @@ walk_entry(struct walk *w, int dfd, const char *name, size_t depth)
 	e.gid = st.st_gid;
 	e.mtime_sec = st.st_mtim.tv_sec;
 	e.mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
+	e.nlink = (uint32_t)st.st_nlink;
+	e.dev = st.st_dev;
+	e.ino = st.st_ino;
+	e.blocks = (uint64_t)st.st_blocks;
+	if (!S_ISLNK(st.st_mode)) {
+		if ((rc = xa_read_at(dfd, name, &w->xa)) < 0) {
+			hs_log_warnx("scan: %s: extended attributes: %s",
+			    w->path, hs_strerror(rc));
+			w->xa.len = 0;
+		}
+		xa_digest(w->xa.data, w->xa.len, e.xhash);
+	}
 	if (S_ISREG(st.st_mode)) {
 		e.type = PROTO_E_FILE;
 		e.size = (uint64_t)st.st_size;
@@ -162,8 +185,14 @@ walk_entry(struct walk *w, int dfd, const char *name, size_t depth)
 		target[n] = '\0';
 		e.type = PROTO_E_SYMLINK;
 		e.link = target;
+	} else if (S_ISFIFO(st.st_mode)) {
+		e.type = PROTO_E_FIFO;
+	} else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+		e.type = S_ISCHR(st.st_mode) ? PROTO_E_CHR : PROTO_E_BLK;
+		e.rdev = st.st_rdev;
 	} else {
-		hs_log_debug("scan: %s: special file skipped", w->path);
+		/* Sockets belong to a running process: never replicated. */
+		hs_log_debug("scan: %s: socket skipped", w->path);
 		return HS_OK;
 	}
 	if ((rc = scan_entry_add(w->out, &e)) < 0)
@@ -227,10 +256,14 @@ scan_tree(int anchorfd, const char *leaf, uint16_t src,
     const struct hs_pathset *set, struct scan_list *out)
 {
 	struct walk w;
+	int rc;
 
 	memset(&w, 0, sizeof(w));
 	w.set = set;
 	w.out = out;
 	w.src = src;
-	return walk_entry(&w, anchorfd, leaf, 0);
+	hs_buf_init(&w.xa, PROTO_XATTRS_MAX);
+	rc = walk_entry(&w, anchorfd, leaf, 0);
+	hs_buf_free(&w.xa);
+	return rc;
 }

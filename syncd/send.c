@@ -2,10 +2,12 @@
  * send.c - the primary's side of one reconciliation (`hamnsync sync`).
  *
  * Per set: open it on the standby and receive its listing; list our own
- * sources; ask the standby for hashes of the files whose size matches but
- * whose mtime does not; then stream every operation without waiting for
- * replies (deletes deepest first, creations in pre-order, directory
- * metadata last, deepest first) and read one SET_DONE at the end.
+ * sources; decide what each entry needs (plan); ask the standby for hashes
+ * of files whose size matches but whose mtime does not; then stream every
+ * operation without waiting for replies: deletes deepest first (held back
+ * when too many), creations and whole files in pre-order, deltas in
+ * batches of signatures, hard links, and directory metadata last, deepest
+ * first.  One SET_DONE closes the set.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,34 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "syncd.h"
-
-/* Decisions the sender keeps in scan_entry.flags of its own entries. */
-#define P_SEND_FILE	0x10	/* content differs: send the whole file */
-#define P_SEND_META	0x20	/* only owner, mode or time differ */
-#define P_HASH		0x40	/* same size, other mtime: compare hashes */
-#define P_CREATED	0x80	/* created (or recreated) on the standby */
-
-/* Cut request and listing batches at this size. */
-#define BATCH_FRAME_BYTES (1024u * 1024)
-
-struct sender {
-	const struct hs_conf	*conf;
-	const struct send_opts	*o;
-	struct send_report	*rep;
-	struct proto_conn	*c;
-	struct proto_wr		 w;
-	struct proto_entry	*e;	/* scratch, 8 KiB */
-	uint8_t			*buf;	/* PROTO_CHUNK */
-	/* The set being reconciled. */
-	const struct hs_pathset	*set;
-	int			 anchor[PROTO_SOURCES_MAX];
-	char			*leaf[PROTO_SOURCES_MAX];
-	uint8_t			 missing[PROTO_SOURCES_MAX];
-	struct scan_list	 mine;	/* pre-order */
-	struct scan_list	 theirs;	/* sorted */
-	struct scan_entry	**by_path;	/* mine, sorted */
-};
+#include "send_int.h"
 
 static int
 ptr_cmp(const void *a, const void *b)
@@ -61,6 +36,8 @@ mine_find(struct sender *s, uint16_t src, const char *path)
 {
 	struct scan_entry key, *kp = &key, **hit;
 
+	if (s->mine.n == 0)
+		return NULL;
 	memset(&key, 0, sizeof(key));
 	key.src = src;
 	key.path = (char *)path;
@@ -86,8 +63,8 @@ mark_parent(struct sender *s, uint16_t src, const char *path)
 		p->flags |= SCAN_F_DIRTY;
 }
 
-static const char *
-show(struct sender *s, const struct scan_entry *e)
+const char *
+send_show(struct sender *s, const struct scan_entry *e)
 {
 	static char buf[PROTO_PATH_MAX * 2 + 2];
 
@@ -97,6 +74,41 @@ show(struct sender *s, const struct scan_entry *e)
 		snprintf(buf, sizeof(buf), "%s/%s", s->set->sources.v[e->src],
 		    e->path);
 	return buf;
+}
+
+void
+send_dry(struct sender *s, const char *what, const struct scan_entry *e)
+{
+	if (s->o->dry_run)
+		printf("%-8s %s\n", what, send_show(s, e));
+}
+
+int
+send_entry(struct sender *s, uint8_t type, const struct scan_entry *se)
+{
+	static const uint8_t none[PROTO_XHASH_LEN];
+	char rel[PROTO_PATH_MAX * 2 + 2];
+	int rc;
+
+	scan_to_proto(se, s->e);
+	s->xa.len = 0;
+	if (type != PROTO_T_OP_DELETE && se->type != PROTO_E_SYMLINK &&
+	    memcmp(se->xhash, none, sizeof(none)) != 0) {
+		if (se->path[0] == '\0')
+			snprintf(rel, sizeof(rel), "%s", s->leaf[se->src]);
+		else
+			snprintf(rel, sizeof(rel), "%s/%s", s->leaf[se->src],
+			    se->path);
+		if ((rc = xa_read_at(s->anchor[se->src], rel, &s->xa)) < 0)
+			fprintf(stderr, "hamnsync: %s: extended attributes "
+					"unreadable: %s\n",
+			    send_show(s, se), hs_strerror(rc));
+		s->e->xattrs = s->xa.data;
+		s->e->xattrs_len = (uint32_t)s->xa.len;
+	}
+	proto_wr_reset(&s->w);
+	proto_entry_encode(&s->w, s->e);
+	return proto_conn_send_wr(s->c, type, &s->w, PROTO_RAW);
 }
 
 static void
@@ -222,6 +234,12 @@ recv_listing(struct sender *s, int *refused)
 			se.size = s->e->size;
 			se.mtime_sec = s->e->mtime_sec;
 			se.mtime_nsec = s->e->mtime_nsec;
+			se.rdev = s->e->rdev;
+			se.dev = s->e->dev;
+			se.ino = s->e->ino;
+			se.nlink = s->e->nlink;
+			se.blocks = s->e->blocks;
+			memcpy(se.xhash, s->e->xhash, sizeof(se.xhash));
 			if ((rc = scan_entry_add(&s->theirs, &se)) < 0)
 				return rc;
 		}
@@ -233,16 +251,84 @@ recv_listing(struct sender *s, int *refused)
 }
 
 static int
-same_owner_mode(const struct scan_entry *a, const struct scan_entry *b)
+same_meta(const struct scan_entry *a, const struct scan_entry *b)
 {
 	return a->uid == b->uid && a->gid == b->gid &&
-	    (a->type == PROTO_E_SYMLINK || a->mode == b->mode);
+	    (a->type == PROTO_E_SYMLINK || a->mode == b->mode) &&
+	    a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec &&
+	    memcmp(a->xhash, b->xhash, sizeof(a->xhash)) == 0;
 }
 
 static int
 same_mtime(const struct scan_entry *a, const struct scan_entry *b)
 {
 	return a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec;
+}
+
+static int
+leader_cmp(const void *a, const void *b)
+{
+	const struct scan_entry *x = *(struct scan_entry *const *)a;
+	const struct scan_entry *y = *(struct scan_entry *const *)b;
+
+	if (x->dev != y->dev)
+		return x->dev < y->dev ? -1 : 1;
+	if (x->ino != y->ino)
+		return x->ino < y->ino ? -1 : 1;
+	return x < y ? -1 : x > y; /* pre-order: the first leads */
+}
+
+/*
+ * Hard links within the set: of the regular files sharing an inode, the
+ * first in pre-order travels as content; the others become links to it.
+ */
+static int
+find_links(struct sender *s)
+{
+	struct scan_entry **v;
+	size_t i, n = 0;
+
+	for (i = 0; i < s->mine.n; i++)
+		if (s->mine.v[i].type == PROTO_E_FILE && s->mine.v[i].nlink > 1)
+			n++;
+	if (n < 2)
+		return HS_OK;
+	if ((v = calloc(n, sizeof(*v))) == NULL)
+		return -ENOMEM;
+	for (i = 0, n = 0; i < s->mine.n; i++)
+		if (s->mine.v[i].type == PROTO_E_FILE && s->mine.v[i].nlink > 1)
+			v[n++] = &s->mine.v[i];
+	qsort(v, n, sizeof(*v), leader_cmp);
+	for (i = 1; i < n; i++) {
+		struct scan_entry *lead = v[i - 1];
+
+		if (v[i]->dev != lead->dev || v[i]->ino != lead->ino)
+			continue;
+		while (lead->leader != 0)
+			lead = &s->mine.v[lead->leader - 1];
+		v[i]->leader = (uint32_t)(lead - s->mine.v) + 1;
+	}
+	free(v);
+	return HS_OK;
+}
+
+/* What a regular file that exists on both sides needs. */
+static void
+plan_file(struct sender *s, struct scan_entry *p, const struct scan_entry *t)
+{
+	int sparse_fix = SCAN_IS_SPARSE(p) && t->blocks > p->blocks + 8;
+
+	(void)s;
+	if (p->size != t->size || sparse_fix || (p->nlink == 1 && t->nlink > 1))
+		p->flags |= P_SEND_FILE;	/* also breaks a stale link */
+	else if (!same_mtime(p, t))
+		p->flags |= P_HASH;
+	else if (!same_meta(p, t))
+		p->flags |= P_SEND_META;
+	/* Deltas pay off on big files the standby has; holes go whole. */
+	if ((p->flags & (P_SEND_FILE | P_HASH)) && !SCAN_IS_SPARSE(p) &&
+	    p->size >= DELTA_MIN_SIZE && t->size >= DELTA_MIN_SIZE)
+		p->flags |= P_DELTA;
 }
 
 /* Decide, for each of our entries, what the standby needs. */
@@ -258,9 +344,11 @@ plan(struct sender *s)
 
 		if (t != NULL) {
 			t->flags |= SCAN_F_SEEN;
-			if (t->type != p->type)
-				t->flags |= SCAN_F_GONE;
+			if (t->type != p->type || t->rdev != p->rdev)
+				t->flags |= SCAN_F_GONE | SCAN_F_RETYPE;
 		}
+		if (p->leader != 0)
+			continue; /* decided by send_links */
 		if (t == NULL || (t->flags & SCAN_F_GONE)) {
 			p->flags |= P_CREATED;
 			if (p->type == PROTO_E_FILE)
@@ -269,22 +357,21 @@ plan(struct sender *s)
 		}
 		switch (p->type) {
 		case PROTO_E_FILE:
-			if (p->size != t->size)
-				p->flags |= P_SEND_FILE;
-			else if (!same_mtime(p, t))
-				p->flags |= P_HASH;
-			else if (!same_owner_mode(p, t))
-				p->flags |= P_SEND_META;
+			plan_file(s, p, t);
 			break;
 		case PROTO_E_SYMLINK:
 			if (strcmp(p->link, t->link) != 0)
 				p->flags |= P_CREATED;
-			else if (!same_mtime(p, t) || !same_owner_mode(p, t))
+			else if (!same_meta(p, t))
 				p->flags |= P_SEND_META;
 			break;
 		case PROTO_E_DIR:
-			if (!same_mtime(p, t) || !same_owner_mode(p, t))
+			if (!same_meta(p, t))
 				p->flags |= SCAN_F_DIRTY;
+			break;
+		default: /* fifos and device nodes */
+			if (!same_meta(p, t))
+				p->flags |= P_SEND_META;
 			break;
 		}
 	}
@@ -300,35 +387,7 @@ plan(struct sender *s)
 }
 
 static int
-send_entry(struct sender *s, uint8_t type, const struct scan_entry *se)
-{
-	scan_to_proto(se, s->e);
-	proto_wr_reset(&s->w);
-	proto_entry_encode(&s->w, s->e);
-	return proto_conn_send_wr(s->c, type, &s->w, PROTO_RAW);
-}
-
-/* Hash our file (src, path) from its anchor; HS_ENOTFOUND if gone. */
-static int
-hash_mine(struct sender *s, const struct scan_entry *p, uint8_t h[32])
-{
-	char rel[PROTO_PATH_MAX * 2 + 2];
-	int fd, rc;
-
-	if (p->path[0] == '\0')
-		snprintf(rel, sizeof(rel), "%s", s->leaf[p->src]);
-	else
-		snprintf(rel, sizeof(rel), "%s/%s", s->leaf[p->src], p->path);
-	fd = openat(s->anchor[p->src], rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return HS_ENOTFOUND;
-	rc = fs_hash_fd(fd, h);
-	close(fd);
-	return rc;
-}
-
-static int
-flush_hash_batch(struct sender *s, uint32_t *count)
+hash_batch_flush(struct sender *s, uint32_t *count)
 {
 	uint8_t *p = s->w.buf.data;
 	int rc;
@@ -346,22 +405,73 @@ flush_hash_batch(struct sender *s, uint32_t *count)
 	return rc;
 }
 
+#define NEEDS_HASH(p) (((p)->flags & (P_HASH | P_DELTA)) == P_HASH)
+
+/* Read the standby's replies, in request order, and decide each file. */
+static int
+hash_replies(struct sender *s, uint8_t (*ours)[PROTO_HASH_LEN])
+{
+	struct proto_msg m;
+	size_t i = 0, k = 0;
+	int rc;
+
+	for (;;) {
+		struct proto_rd r;
+		uint32_t cnt, j;
+
+		if ((rc = proto_conn_recv(s->c, &m)) < 0)
+			return rc;
+		if (m.type == PROTO_T_HASH_END)
+			return HS_OK;
+		if (m.type != PROTO_T_HASH_REPLY)
+			return HS_EPROTO;
+		r.p = m.data;
+		r.left = m.len;
+		if (proto_get_u32(&r, &cnt) < 0)
+			return HS_EPROTO;
+		for (j = 0; j < cnt; j++) {
+			uint16_t src;
+			uint8_t st, h[PROTO_HASH_LEN];
+			struct scan_entry *p;
+
+			if (proto_get_u16(&r, &src) < 0 ||
+			    proto_get_str(&r, s->e->path, PROTO_PATH_MAX,
+				NULL) < 0 ||
+			    proto_get_u8(&r, &st) < 0 ||
+			    proto_get_bytes(&r, h, sizeof(h)) < 0)
+				return HS_EPROTO;
+			while (i < s->mine.n && !NEEDS_HASH(&s->mine.v[i]))
+				i++;
+			if (i >= s->mine.n)
+				return HS_EPROTO;
+			p = &s->mine.v[i++];
+			if (p->src != src || strcmp(p->path, s->e->path) != 0)
+				return HS_EPROTO;
+			if (st == 0 && memcmp(h, ours[k], sizeof(h)) == 0)
+				p->flags |= P_SEND_META;
+			else
+				p->flags |= P_SEND_FILE;
+			k++;
+		}
+	}
+}
+
 /*
- * Files of equal size but other mtime: compare content hashes.  Requests
- * go out in batches, our own hashes are computed while the standby works,
- * and the replies come back in request order.
+ * Small files of equal size but other mtime: compare content hashes.
+ * Requests go out in batches, our own hashes are computed while the
+ * standby works, and the replies come back in request order.  (Big ones
+ * get the hash with their signature: see send_deltas.)
  */
 static int
 compare_hashes(struct sender *s)
 {
-	uint8_t (*ours)[32] = NULL;
-	size_t i, n = 0, k = 0;
+	uint8_t (*ours)[PROTO_HASH_LEN] = NULL;
+	size_t i, n = 0, k;
 	uint32_t count = 0;
-	struct proto_msg m;
 	int rc = HS_OK;
 
 	for (i = 0; i < s->mine.n; i++)
-		if (s->mine.v[i].flags & P_HASH)
+		if (NEEDS_HASH(&s->mine.v[i]))
 			n++;
 	if (n == 0)
 		return HS_OK;
@@ -372,172 +482,30 @@ compare_hashes(struct sender *s)
 	for (i = 0; i < s->mine.n && rc == HS_OK; i++) {
 		const struct scan_entry *p = &s->mine.v[i];
 
-		if (!(p->flags & P_HASH))
+		if (!NEEDS_HASH(p))
 			continue;
 		proto_put_u16(&s->w, p->src);
 		proto_put_str(&s->w, p->path);
 		count++;
 		if (s->w.buf.len >= BATCH_FRAME_BYTES)
-			rc = flush_hash_batch(s, &count);
+			rc = hash_batch_flush(s, &count);
 	}
 	if (rc == HS_OK)
-		rc = flush_hash_batch(s, &count);
+		rc = hash_batch_flush(s, &count);
 	if (rc == HS_OK)
 		rc = proto_conn_send(s->c, PROTO_T_HASH_REQ_END, NULL, 0,
 		    PROTO_RAW, NULL);
 	if (rc == HS_OK)
 		rc = proto_conn_flush(s->c);
 	for (i = 0, k = 0; i < s->mine.n && rc == HS_OK; i++)
-		if (s->mine.v[i].flags & P_HASH)
-			if (hash_mine(s, &s->mine.v[i], ours[k++]) < 0)
-				memset(ours[k - 1], 0xff, 32);
-	/* Replies, in request order. */
-	i = 0;
-	k = 0;
-	while (rc == HS_OK) {
-		struct proto_rd r;
-		uint32_t cnt, j;
-
-		if ((rc = proto_conn_recv(s->c, &m)) < 0)
-			break;
-		if (m.type == PROTO_T_HASH_END)
-			break;
-		if (m.type != PROTO_T_HASH_REPLY) {
-			rc = HS_EPROTO;
-			break;
-		}
-		r.p = m.data;
-		r.left = m.len;
-		if (proto_get_u32(&r, &cnt) < 0) {
-			rc = HS_EPROTO;
-			break;
-		}
-		for (j = 0; j < cnt && rc == HS_OK; j++) {
-			uint16_t src;
-			uint8_t st, h[32];
-			struct scan_entry *p;
-
-			if (proto_get_u16(&r, &src) < 0 ||
-			    proto_get_str(&r, s->e->path, PROTO_PATH_MAX,
-				NULL) < 0 ||
-			    proto_get_u8(&r, &st) < 0 ||
-			    proto_get_bytes(&r, h, sizeof(h)) < 0) {
-				rc = HS_EPROTO;
-				break;
-			}
-			while (i < s->mine.n && !(s->mine.v[i].flags & P_HASH))
-				i++;
-			if (i >= s->mine.n) {
-				rc = HS_EPROTO;
-				break;
-			}
-			p = &s->mine.v[i++];
-			if (p->src != src || strcmp(p->path, s->e->path) != 0) {
-				rc = HS_EPROTO;
-				break;
-			}
-			if (st == 0 && memcmp(h, ours[k], 32) == 0)
-				p->flags |= P_SEND_META;
-			else
-				p->flags |= P_SEND_FILE;
+		if (NEEDS_HASH(&s->mine.v[i])) {
+			if (send_hash_mine(s, &s->mine.v[i], ours[k]) < 0)
+				memset(ours[k], 0xff, PROTO_HASH_LEN);
 			k++;
 		}
-	}
+	if (rc == HS_OK)
+		rc = hash_replies(s, ours);
 	free(ours);
-	return rc;
-}
-
-static int
-send_file_end(struct sender *s, int abort_it, const uint8_t h[32])
-{
-	uint8_t body[1 + PROTO_HASH_LEN];
-
-	body[0] = abort_it ? 1 : 0;
-	if (abort_it)
-		memset(body + 1, 0, PROTO_HASH_LEN);
-	else
-		memcpy(body + 1, h, PROTO_HASH_LEN);
-	return proto_conn_send(s->c, PROTO_T_OP_FILE_END, body, sizeof(body),
-	    PROTO_RAW, NULL);
-}
-
-/*
- * Send one whole file.  What is sent is what we read: the metadata comes
- * from fstat of the open file, and if the file changes while it is read
- * the transfer is aborted (the standby keeps its old copy) and reported.
- */
-static int
-send_file(struct sender *s, struct scan_entry *p)
-{
-	char rel[PROTO_PATH_MAX * 2 + 2];
-	struct proto_hash *h = NULL;
-	struct stat st, st2;
-	uint8_t digest[PROTO_HASH_LEN];
-	uint64_t left;
-	int fd, rc, try_zstd = 1, changed = 0;
-
-	if (p->path[0] == '\0')
-		snprintf(rel, sizeof(rel), "%s", s->leaf[p->src]);
-	else
-		snprintf(rel, sizeof(rel), "%s/%s", s->leaf[p->src], p->path);
-	fd = openat(s->anchor[p->src], rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		fprintf(stderr, "hamnsync: %s: vanished or changed type while "
-				"syncing; skipped\n", show(s, p));
-		if (fd >= 0)
-			close(fd);
-		s->rep->changed_during++;
-		return HS_OK;
-	}
-	p->size = (uint64_t)st.st_size;
-	p->mode = st.st_mode & 07777;
-	p->uid = st.st_uid;
-	p->gid = st.st_gid;
-	p->mtime_sec = st.st_mtim.tv_sec;
-	p->mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
-	if ((rc = send_entry(s, PROTO_T_OP_FILE, p)) < 0 ||
-	    (rc = proto_hash_new(&h)) < 0)
-		goto out;
-	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	for (left = p->size; left > 0;) {
-		size_t want = left < PROTO_CHUNK ? (size_t)left : PROTO_CHUNK;
-		ssize_t n = read(fd, s->buf, want);
-		int z = 0;
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			changed = 1; /* shrank, or unreadable */
-			break;
-		}
-		proto_hash_update(h, s->buf, (size_t)n);
-		rc = proto_conn_send(s->c, PROTO_T_OP_DATA, s->buf, (size_t)n,
-		    try_zstd ? PROTO_ZSTD : PROTO_RAW, &z);
-		if (rc < 0)
-			goto out;
-		/* Data that did not compress will not: stop trying. */
-		if (try_zstd && !z && (size_t)n >= 4096)
-			try_zstd = 0;
-		left -= (uint64_t)n;
-		s->rep->bytes_sent += (uint64_t)n;
-	}
-	if (!changed && (fstat(fd, &st2) < 0 || st2.st_size != st.st_size ||
-			    st2.st_mtim.tv_sec != st.st_mtim.tv_sec ||
-			    st2.st_mtim.tv_nsec != st.st_mtim.tv_nsec ||
-			    st2.st_ctim.tv_nsec != st.st_ctim.tv_nsec))
-		changed = 1;
-	proto_hash_final(h, digest);
-	if (changed) {
-		fprintf(stderr, "hamnsync: %s: changed while being read; "
-				"the standby keeps its previous copy\n",
-		    show(s, p));
-		s->rep->changed_during++;
-	} else
-		s->rep->files_sent++;
-	rc = send_file_end(s, changed, digest);
-out:
-	proto_hash_free(h);
-	close(fd);
 	return rc;
 }
 
@@ -560,11 +528,55 @@ depth_cmp(const void *a, const void *b)
 	return -strcmp(x->path, y->path);
 }
 
-static void
-dry(struct sender *s, const char *what, const struct scan_entry *e)
+static int
+deletes_allowed(struct sender *s)
 {
-	if (s->o->dry_run)
-		printf("%-8s %s\n", what, show(s, e));
+	size_t i;
+
+	for (i = 0; i < s->o->n_allow_deletes; i++)
+		if (strcmp(s->o->allow_deletes[i], s->set->name) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * The delete guard: an unmounted /install looks empty.  Deleting more than
+ * max_delete_percent of the standby's files in one reconciliation is held
+ * back and reported until `sync --allow-deletes SET`.  Sets made only of
+ * single files are exempt; entries deleted to be recreated as another
+ * type are replacements, not deletions.
+ */
+static int
+deletes_held(struct sender *s)
+{
+	size_t i, files = 0, gone = 0;
+	int single = 1;
+
+	for (i = 0; i < s->set->sources.n; i++) {
+		struct scan_entry *root = mine_find(s, (uint16_t)i, "");
+
+		if (root == NULL || root->type == PROTO_E_DIR)
+			single = 0;
+	}
+	if (single || deletes_allowed(s))
+		return 0;
+	for (i = 0; i < s->theirs.n; i++) {
+		const struct scan_entry *t = &s->theirs.v[i];
+
+		if (t->type == PROTO_E_DIR)
+			continue;
+		files++;
+		if ((t->flags & SCAN_F_GONE) && !(t->flags & SCAN_F_RETYPE))
+			gone++;
+	}
+	if (gone == 0 || gone * 100 <= (size_t)s->conf->max_delete_percent * files)
+		return 0;
+	fprintf(stderr, "hamnsync: set %s: holding back the deletion of %zu "
+			"of %zu files (more than max_delete_percent = %u%%); "
+			"run `hamnsync sync --allow-deletes %s` to release\n",
+	    s->set->name, gone, files, s->conf->max_delete_percent,
+	    s->set->name);
+	return 1;
 }
 
 static int
@@ -572,7 +584,7 @@ send_deletes(struct sender *s)
 {
 	struct scan_entry **del;
 	size_t i, n = 0;
-	int rc = HS_OK;
+	int rc = HS_OK, held = deletes_held(s);
 
 	for (i = 0; i < s->theirs.n; i++)
 		if (s->theirs.v[i].flags & SCAN_F_GONE)
@@ -586,7 +598,12 @@ send_deletes(struct sender *s)
 			del[n++] = &s->theirs.v[i];
 	qsort(del, n, sizeof(*del), depth_cmp);
 	for (i = 0; i < n && rc == HS_OK; i++) {
-		dry(s, "delete", del[i]);
+		if (held && !(del[i]->flags & SCAN_F_RETYPE)) {
+			send_dry(s, "held", del[i]);
+			s->rep->held++;
+			continue;
+		}
+		send_dry(s, "delete", del[i]);
 		mark_parent(s, del[i]->src, del[i]->path);
 		s->rep->deleted++;
 		if (!s->o->dry_run)
@@ -596,44 +613,117 @@ send_deletes(struct sender *s)
 	return rc;
 }
 
+/* One entry's operation in the pre-order pass; deltas and links wait. */
+static int
+send_op(struct sender *s, struct scan_entry *p)
+{
+	const char *what;
+	uint8_t type;
+
+	if (p->leader != 0 || (p->flags & P_DELTA))
+		return HS_OK;
+	if (p->type == PROTO_E_DIR && (p->flags & P_CREATED)) {
+		what = "mkdir";
+		type = PROTO_T_OP_DIR;
+		s->rep->dirs++;
+	} else if (p->type == PROTO_E_SYMLINK && (p->flags & P_CREATED)) {
+		what = "symlink";
+		type = PROTO_T_OP_SYMLINK;
+		s->rep->symlinks++;
+	} else if (p->type >= PROTO_E_FIFO && (p->flags & P_CREATED)) {
+		what = "special";
+		type = PROTO_T_OP_SPECIAL;
+		s->rep->specials++;
+	} else if (p->flags & P_SEND_FILE) {
+		send_dry(s, (p->flags & P_CREATED) ? "new" : "whole", p);
+		mark_parent(s, p->src, p->path);
+		if (!s->o->dry_run)
+			return send_file(s, p);
+		s->rep->files_sent++;
+		return HS_OK;
+	} else if (p->flags & P_SEND_META) {
+		what = "meta";
+		type = PROTO_T_OP_META;
+		s->rep->meta_only++;
+	} else {
+		if (p->type != PROTO_E_DIR)
+			s->rep->unchanged++;
+		return HS_OK;
+	}
+	send_dry(s, what, p);
+	mark_parent(s, p->src, p->path);
+	return s->o->dry_run ? HS_OK : send_entry(s, type, p);
+}
+
+/* Is the standby's copy of follower p already linked to its leader's? */
+static int
+link_intact(struct sender *s, const struct scan_entry *p,
+    const struct scan_entry *lead)
+{
+	const struct scan_entry *t, *tl;
+
+	if (lead->flags & (P_REWRITTEN | P_CREATED))
+		return 0;
+	t = scan_list_find(&s->theirs, p->src, p->path);
+	tl = scan_list_find(&s->theirs, lead->src, lead->path);
+	return t != NULL && tl != NULL && !(t->flags & SCAN_F_GONE) &&
+	    t->type == PROTO_E_FILE && t->dev == tl->dev && t->ino == tl->ino;
+}
+
+static int
+send_links(struct sender *s)
+{
+	size_t i;
+	int rc = HS_OK;
+
+	for (i = 0; i < s->mine.n && rc == HS_OK; i++) {
+		struct scan_entry *p = &s->mine.v[i], *lead;
+
+		if (p->leader == 0)
+			continue;
+		lead = &s->mine.v[p->leader - 1];
+		if (link_intact(s, p, lead)) {
+			s->rep->unchanged++;
+			continue;
+		}
+		send_dry(s, "link", p);
+		mark_parent(s, p->src, p->path);
+		s->rep->links++;
+		if (s->o->dry_run)
+			continue;
+		proto_wr_reset(&s->w);
+		proto_put_u16(&s->w, p->src);
+		proto_put_str(&s->w, p->path);
+		proto_put_u16(&s->w, lead->src);
+		proto_put_str(&s->w, lead->path);
+		rc = proto_conn_send_wr(s->c, PROTO_T_OP_LINK, &s->w, PROTO_RAW);
+	}
+	return rc;
+}
+
 static int
 send_ops(struct sender *s)
 {
 	size_t i;
 	int rc = HS_OK;
 
-	for (i = 0; i < s->mine.n && rc == HS_OK; i++) {
+	for (i = 0; i < s->mine.n; i++) {
 		struct scan_entry *p = &s->mine.v[i];
 
-		if (p->type == PROTO_E_DIR && (p->flags & P_CREATED)) {
-			dry(s, "mkdir", p);
-			s->rep->dirs++;
-			if (!s->o->dry_run)
-				rc = send_entry(s, PROTO_T_OP_DIR, p);
-		} else if (p->type == PROTO_E_SYMLINK &&
-			   (p->flags & P_CREATED)) {
-			dry(s, "symlink", p);
-			s->rep->symlinks++;
-			if (!s->o->dry_run)
-				rc = send_entry(s, PROTO_T_OP_SYMLINK, p);
-		} else if (p->flags & P_SEND_FILE) {
-			dry(s, (p->flags & P_CREATED) ? "new" : "whole", p);
-			if (!s->o->dry_run)
-				rc = send_file(s, p);
-			else
-				s->rep->files_sent++;
-		} else if (p->flags & P_SEND_META) {
-			dry(s, "meta", p);
-			s->rep->meta_only++;
-			if (!s->o->dry_run)
-				rc = send_entry(s, PROTO_T_OP_META, p);
-		} else {
-			if (p->type != PROTO_E_DIR)
-				s->rep->unchanged++;
-			continue;
+		if (p->flags & (P_SEND_FILE | P_DELTA)) {
+			s->todo_files++;
+			s->todo_bytes += p->size;
 		}
-		mark_parent(s, p->src, p->path);
 	}
+	for (i = 0; i < s->mine.n && rc == HS_OK; i++)
+		rc = send_op(s, &s->mine.v[i]);
+	if (rc == HS_OK)
+		rc = send_deltas(s);
+	if (rc == HS_OK)
+		rc = send_links(s);
+	for (i = 0; i < s->mine.n; i++)
+		if (s->mine.v[i].flags & P_DELTA)
+			mark_parent(s, s->mine.v[i].src, s->mine.v[i].path);
 	/* Directory times last, children before parents. */
 	for (i = s->mine.n; i-- > 0 && rc == HS_OK;) {
 		struct scan_entry *p = &s->mine.v[i];
@@ -642,10 +732,11 @@ send_ops(struct sender *s)
 		    !(p->flags & (P_CREATED | SCAN_F_DIRTY)))
 			continue;
 		if (!(p->flags & P_CREATED))
-			dry(s, "meta", p);
+			send_dry(s, "meta", p);
 		if (!s->o->dry_run)
 			rc = send_entry(s, PROTO_T_OP_META, p);
 	}
+	send_progress(s, 1);
 	return rc;
 }
 
@@ -718,6 +809,8 @@ sync_set(struct sender *s, const struct hs_pathset *set)
 	for (i = 0; i < s->mine.n; i++)
 		s->by_path[i] = &s->mine.v[i];
 	qsort(s->by_path, s->mine.n, sizeof(*s->by_path), ptr_cmp);
+	if ((rc = find_links(s)) < 0)
+		return rc;
 	plan(s);
 	if ((rc = compare_hashes(s)) < 0)
 		return rc;
@@ -793,6 +886,9 @@ send_sync(const struct hs_conf *conf, const struct send_opts *o,
 	for (i = 0; i < PROTO_SOURCES_MAX; i++)
 		s.anchor[i] = -1;
 	proto_wr_init(&s.w);
+	hs_buf_init(&s.out, PROTO_CHUNK);
+	hs_buf_init(&s.xa, PROTO_XATTRS_MAX);
+	s.start_ns = hs_now_mono_ns();
 	s.e = malloc(sizeof(*s.e));
 	s.buf = malloc(PROTO_CHUNK);
 	if (s.e == NULL || s.buf == NULL) {
@@ -819,6 +915,8 @@ out:
 	sender_reset_set(&s);
 	proto_conn_free(s.c);
 	proto_wr_free(&s.w);
+	hs_buf_free(&s.out);
+	hs_buf_free(&s.xa);
 	free(s.e);
 	free(s.buf);
 	return rc;

@@ -47,6 +47,78 @@ int	fs_mkdir_beneath(int dirfd, const char *rel, mode_t mode);
 int	fs_clean_tmp(int dirfd, const char *rel, int recursive,
 	    size_t *removed);
 
+/* ------------------------------------------------ extended attributes */
+
+/*
+ * Read all extended attributes (POSIX ACLs and file capabilities among
+ * them) of the entry `name` in dirfd, without following it, into `blob`
+ * (the wire format of proto_xattr_next, sorted by name).  Symlinks have
+ * none as far as hamnsync is concerned.  A filesystem without xattr
+ * support gives an empty blob.
+ */
+int	xa_read_at(int dirfd, const char *name, struct hs_buf *blob);
+int	xa_read_fd(int fd, struct hs_buf *blob);
+/* 16-byte digest of a blob; all zero for an empty one. */
+void	xa_digest(const uint8_t *blob, size_t len,
+	    uint8_t out[PROTO_XHASH_LEN]);
+/*
+ * Make the entry's attributes exactly `blob`: set each, remove the others.
+ * Returns HS_OK or the first error (-errno).
+ */
+int	xa_apply_fd(int fd, const uint8_t *blob, size_t len);
+int	xa_apply_at(int dirfd, const char *name, const uint8_t *blob,
+	    size_t len);
+
+/* ------------------------------------------------------ librsync deltas */
+
+/* Below this size on either side a file travels whole: cheaper. */
+#define DELTA_MIN_SIZE	(64u * 1024)
+/*
+ * A signature holds at most this many blocks: the block length grows with
+ * the file instead, so memory stays bounded whatever the size (32768 x 36
+ * bytes = 1.2 MiB at most).
+ */
+#define SIG_BLOCKS_MAX	32768u
+
+/* Receives output of a librsync job; returns HS_OK or an error. */
+typedef int (*delta_emit_fn)(void *arg, const uint8_t *p, size_t n);
+
+/*
+ * Hash and librsync signature (BLAKE2 strong sums, never MD4) of the file
+ * open on fd, in one read pass.  `sig` must have max >= PROTO_SIG_MAX.
+ */
+int	delta_sig_fd(int fd, struct hs_buf *sig, uint8_t hash[PROTO_HASH_LEN],
+	    uint64_t *size);
+/*
+ * Check a signature from the peer before anything is allocated for it:
+ * BLAKE2 magic, sane block and strong-sum lengths, whole blocks, at most
+ * SIG_BLOCKS_MAX of them.  HS_EPROTO or HS_ELIMIT with a reason in why.
+ */
+int	delta_sig_check(const uint8_t *sig, size_t len, char *why,
+	    size_t whylen);
+
+struct delta_enc;
+/* Load a checked signature; caller owns *out. */
+int	delta_enc_new(const uint8_t *sig, size_t len, struct delta_enc **out);
+/* Feed new-file bytes (eof set with the last); delta bytes go to emit. */
+int	delta_enc_feed(struct delta_enc *e, const uint8_t *p, size_t n,
+	    int eof, delta_emit_fn emit, void *arg);
+void	delta_enc_free(struct delta_enc *e);
+
+struct delta_dec;
+/*
+ * Apply a delta against basis_fd (borrowed, basis_size bytes).  Copies
+ * must lie inside the basis and be non-empty, and the output may not pass
+ * max_out bytes: a hostile delta fails with HS_EPROTO or HS_ELIMIT and a
+ * reason (delta_dec_why), never reads outside the basis or grows memory.
+ */
+int	delta_dec_new(int basis_fd, uint64_t basis_size, uint64_t max_out,
+	    struct delta_dec **out);
+int	delta_dec_feed(struct delta_dec *d, const uint8_t *p, size_t n,
+	    int eof, delta_emit_fn emit, void *arg);
+const char *delta_dec_why(const struct delta_dec *d);
+void	delta_dec_free(struct delta_dec *d);
+
 /* ------------------------------------------------------------- scanning */
 
 /* One entry of a tree listing. */
@@ -55,18 +127,31 @@ struct scan_entry {
 	char		*link;	/* symlink target, else NULL */
 	uint16_t	 src;	/* index of the source in its set */
 	uint8_t		 type;	/* enum proto_etype */
-	uint8_t		 flags;	/* SCAN_F_* (sender bookkeeping) */
+	uint16_t	 flags;	/* SCAN_F_* and the sender's P_* */
 	uint32_t	 mode;	/* permission bits (07777) */
 	uint32_t	 uid;
 	uint32_t	 gid;
 	uint64_t	 size;
 	int64_t		 mtime_sec;
 	uint32_t	 mtime_nsec;
+	uint32_t	 nlink;
+	uint64_t	 rdev;
+	uint64_t	 dev;
+	uint64_t	 ino;
+	uint64_t	 blocks;	/* 512-byte blocks allocated */
+	uint8_t		 xhash[PROTO_XHASH_LEN];
+	uint32_t	 leader;	/* sender: 1 + index of the entry this
+					   one is hard-linked to, or 0 */
 };
+
+/* A regular file with fewer blocks allocated than its size needs. */
+#define SCAN_IS_SPARSE(e)                                                     \
+	((e)->type == PROTO_E_FILE && (e)->blocks * 512 + 4096 <= (e)->size)
 
 #define SCAN_F_SEEN	0x01	/* matched by a primary entry */
 #define SCAN_F_DIRTY	0x02	/* a directory whose contents changed */
 #define SCAN_F_GONE	0x04	/* to be deleted on the standby */
+#define SCAN_F_RETYPE	0x08	/* deleted to be recreated as another type */
 
 struct scan_list {
 	struct scan_entry	*v;
@@ -104,8 +189,14 @@ void	scan_to_proto(const struct scan_entry *s, struct proto_entry *e);
 
 /* What a reconciliation found and did. */
 struct send_report {
-	uint64_t	files_sent;
-	uint64_t	bytes_sent;	/* file content bytes */
+	uint64_t	files_sent;	/* whole files */
+	uint64_t	bytes_sent;	/* their content bytes */
+	uint64_t	delta_files;	/* files sent as librsync deltas */
+	uint64_t	delta_bytes;	/* delta bytes (before zstd) */
+	uint64_t	delta_covered;	/* size of the files they rebuild */
+	uint64_t	links;		/* hard links made */
+	uint64_t	specials;	/* fifos and device nodes */
+	uint64_t	held;		/* deletions held back */
 	uint64_t	meta_only;
 	uint64_t	deleted;
 	uint64_t	dirs;
@@ -120,7 +211,10 @@ struct send_report {
 
 struct send_opts {
 	int		dry_run;
+	int		progress;	/* show progress on stdout (a tty) */
 	uint64_t	epoch;	/* this node's epoch, sent in HELLO */
+	char		**allow_deletes; /* set names whose deletes go ahead */
+	size_t		n_allow_deletes;
 };
 
 /*
@@ -189,6 +283,12 @@ int	apply_anchor(struct apply *a, uint16_t src, const char **leaf);
  */
 int	apply_hash_file(struct apply *a, uint16_t src, const char *rel,
 	    uint8_t out[PROTO_HASH_LEN]);
+/*
+ * Hash and librsync signature of the regular file (src, rel), opened as
+ * apply_hash_file does.  HS_ENOTFOUND if absent or not a regular file.
+ */
+int	apply_sig_file(struct apply *a, uint16_t src, const char *rel,
+	    struct hs_buf *sig, uint8_t hash[PROTO_HASH_LEN], uint64_t *size);
 /* SHA-256 of everything readable from fd. */
 int	fs_hash_fd(int fd, uint8_t out[PROTO_HASH_LEN]);
 /* Record an error line for `path` (used by the receiver too). */

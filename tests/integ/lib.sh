@@ -14,7 +14,16 @@ hs_fail() {
 }
 
 hs_cleanup() {
-	local p
+	local p rc=$?
+	# A sanitizer report anywhere (a forked session child included) fails
+	# the test even if every check passed.
+	if [ -n "$T" ] && grep -l "runtime error:\|Sanitizer" "$T"/*.log \
+		"$T"/*.err "$T"/*.out 2>/dev/null; then
+		echo "FAIL: sanitizer report in the files above" >&2
+		grep -h -A5 "runtime error:\|Sanitizer" "$T"/*.log "$T"/*.err \
+			"$T"/*.out 2>/dev/null | head -40 >&2
+		rc=1
+	fi
 	for p in "${HS_PIDS[@]}"; do
 		kill "$p" 2>/dev/null || true
 	done
@@ -24,6 +33,7 @@ hs_cleanup() {
 	if [ -n "$T" ] && [ -z "${HS_KEEP:-}" ]; then
 		rm -rf "$T"
 	fi
+	exit $rc
 }
 
 # hs_init NAME: make the temporary folder and arrange its removal.

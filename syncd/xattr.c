@@ -1,0 +1,230 @@
+/*
+ * xattr.c - extended attributes, which carry POSIX ACLs
+ * (system.posix_acl_*) and file capabilities (security.capability) too.
+ * They are copied as raw values, like owners, by number.
+ *
+ * glibc 2.36 has no *xattrat() calls, so an entry named relative to a
+ * directory fd is reached as /proc/self/fd/N/NAME with the l*xattr calls:
+ * the directory is the confined fd, and the final name is not followed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+
+#include "syncd.h"
+
+/* Linux limits: XATTR_LIST_MAX and XATTR_SIZE_MAX. */
+#define XA_LIST_MAX	65536
+#define XA_VALUE_MAX	65536
+
+/* Access to the entry: by fd, or by "/proc/self/fd/N/NAME". */
+struct xa_target {
+	int		 fd;
+	const char	*path;
+};
+
+static ssize_t
+xa_list(const struct xa_target *t, char *buf, size_t len)
+{
+	return t->path ? llistxattr(t->path, buf, len)
+		       : flistxattr(t->fd, buf, len);
+}
+
+static ssize_t
+xa_get(const struct xa_target *t, const char *name, void *buf, size_t len)
+{
+	return t->path ? lgetxattr(t->path, name, buf, len)
+		       : fgetxattr(t->fd, name, buf, len);
+}
+
+static int
+xa_set(const struct xa_target *t, const char *name, const void *v, size_t len)
+{
+	return t->path ? lsetxattr(t->path, name, v, len, 0)
+		       : fsetxattr(t->fd, name, v, len, 0);
+}
+
+static int
+xa_remove(const struct xa_target *t, const char *name)
+{
+	return t->path ? lremovexattr(t->path, name)
+		       : fremovexattr(t->fd, name);
+}
+
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names of t's attributes, sorted; *names points into `list`. */
+static int
+xa_names(const struct xa_target *t, char *list, char **names, size_t *n)
+{
+	ssize_t len = xa_list(t, list, XA_LIST_MAX);
+	char *p;
+
+	*n = 0;
+	if (len < 0)
+		return (errno == ENOTSUP || errno == ENOENT) ? HS_OK : -errno;
+	for (p = list; p < list + len; p += strlen(p) + 1)
+		if (*p != '\0')
+			names[(*n)++] = p;
+	qsort(names, *n, sizeof(*names), name_cmp);
+	return HS_OK;
+}
+
+static int
+xa_read(const struct xa_target *t, struct hs_buf *blob)
+{
+	char *list, **names, *val;
+	ssize_t need;
+	size_t n, i;
+	int rc;
+
+	/* Most entries have none: one cheap size query, no allocation. */
+	blob->len = 0;
+	need = xa_list(t, NULL, 0);
+	if (need == 0 || (need < 0 && (errno == ENOTSUP || errno == ENOENT)))
+		return HS_OK;
+	if (need < 0)
+		return -errno;
+	list = malloc(XA_LIST_MAX);
+	names = calloc(XA_LIST_MAX / 2, sizeof(*names));
+	val = malloc(XA_VALUE_MAX);
+	if (list == NULL || names == NULL || val == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if ((rc = xa_names(t, list, names, &n)) < 0)
+		goto out;
+	for (i = 0; i < n; i++) {
+		size_t nl = strlen(names[i]);
+		ssize_t vl = xa_get(t, names[i], val, XA_VALUE_MAX);
+		uint8_t hdr[2 + 255 + 4];
+
+		if (vl < 0) {
+			if (errno == ENODATA)
+				continue; /* removed meanwhile */
+			rc = -errno;
+			goto out;
+		}
+		if (nl > PROTO_NAME_MAX) {
+			rc = HS_ELIMIT;
+			goto out;
+		}
+		hdr[0] = (uint8_t)(nl >> 8);
+		hdr[1] = (uint8_t)nl;
+		memcpy(hdr + 2, names[i], nl);
+		hdr[2 + nl] = (uint8_t)((size_t)vl >> 24);
+		hdr[3 + nl] = (uint8_t)((size_t)vl >> 16);
+		hdr[4 + nl] = (uint8_t)((size_t)vl >> 8);
+		hdr[5 + nl] = (uint8_t)vl;
+		if ((rc = hs_buf_append(blob, hdr, 6 + nl)) < 0 ||
+		    (rc = hs_buf_append(blob, val, (size_t)vl)) < 0)
+			goto out;
+	}
+	rc = HS_OK;
+out:
+	free(list);
+	free(names);
+	free(val);
+	return rc;
+}
+
+int
+xa_read_at(int dirfd, const char *name, struct hs_buf *blob)
+{
+	char path[64 + PROTO_NAME_MAX];
+	struct xa_target t = {-1, path};
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name);
+	return xa_read(&t, blob);
+}
+
+int
+xa_read_fd(int fd, struct hs_buf *blob)
+{
+	struct xa_target t = {fd, NULL};
+
+	return xa_read(&t, blob);
+}
+
+void
+xa_digest(const uint8_t *blob, size_t len, uint8_t out[PROTO_XHASH_LEN])
+{
+	uint8_t full[PROTO_HASH_LEN];
+	struct proto_hash *h;
+
+	memset(out, 0, PROTO_XHASH_LEN);
+	if (len == 0 || proto_hash_new(&h) < 0)
+		return;
+	proto_hash_update(h, blob, len);
+	proto_hash_final(h, full);
+	proto_hash_free(h);
+	memcpy(out, full, PROTO_XHASH_LEN);
+	out[0] |= 1; /* never all zero when there are attributes */
+}
+
+static int
+xa_apply(const struct xa_target *t, const uint8_t *blob, size_t len)
+{
+	struct proto_rd r = {blob, len};
+	struct proto_xattr x;
+	char *list, **names;
+	size_t n, i;
+	int rc;
+
+	list = malloc(XA_LIST_MAX);
+	names = calloc(XA_LIST_MAX / 2, sizeof(*names));
+	if (list == NULL || names == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	/* Remove what the primary does not have. */
+	if ((rc = xa_names(t, list, names, &n)) < 0)
+		goto out;
+	for (i = 0; i < n; i++) {
+		struct proto_rd s = {blob, len};
+		int keep = 0;
+
+		while (proto_xattr_next(&s, &x) == 1)
+			if (strcmp(x.name, names[i]) == 0) {
+				keep = 1;
+				break;
+			}
+		if (!keep && xa_remove(t, names[i]) < 0 && errno != ENODATA) {
+			rc = -errno;
+			goto out;
+		}
+	}
+	while ((rc = proto_xattr_next(&r, &x)) == 1)
+		if (xa_set(t, x.name, x.value, x.len) < 0) {
+			rc = -errno;
+			goto out;
+		}
+out:
+	free(list);
+	free(names);
+	return rc;
+}
+
+int
+xa_apply_fd(int fd, const uint8_t *blob, size_t len)
+{
+	struct xa_target t = {fd, NULL};
+
+	return xa_apply(&t, blob, len);
+}
+
+int
+xa_apply_at(int dirfd, const char *name, const uint8_t *blob, size_t len)
+{
+	char path[64 + PROTO_NAME_MAX];
+	struct xa_target t = {-1, path};
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name);
+	return xa_apply(&t, blob, len);
+}

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Full fidelity and deltas: hard links, sparse files, POSIX ACLs, xattrs
+# and file capabilities, fifos and device nodes; librsync deltas for edits
+# of big files; a standby pre-filled by the old cron `rsync -a`; the delete
+# guard.  After each round both trees must be identical (rsync -naiHAXc,
+# which also compares hard-link groups) and holes must stay holes.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok   $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+check() { if hs_compare "$D"; then ok "$1"; else bad "$1"; fi; }
+sync_rc() { # sync_rc WANT NAME [ARGS]
+	local want=$1 name=$2
+	shift 2
+	hs_sync "$@"
+	if [ "$SYNC_RC" -ne "$want" ]; then
+		bad "$name: sync exited $SYNC_RC, wanted $want"
+		cat "$T/sync.out" "$T/sync.err"
+	fi
+}
+blocks() { stat -c %b "$1"; }
+check_sparse() { # check_sparse FILE: the copy allocates no more than the original
+	local a b
+	a=$(blocks "$1")
+	b=$(blocks "$T/standby$1")
+	if [ "$b" -le $((a + 8)) ]; then
+		ok "holes kept in ${1##*/} ($a vs $b blocks)"
+	else
+		bad "holes lost in ${1##*/}: $a blocks on the primary, $b on the standby"
+	fi
+}
+
+hs_init fidelity
+D=$T/src/install
+mkdir -p "$D/rpms" "$D/other" "$D/dev" "$D/acl"
+# hard links: a pair, and a group of three across directories
+echo "pkg" >"$D/rpms/a.rpm"
+ln "$D/rpms/a.rpm" "$D/rpms/b.rpm"
+echo "three" >"$D/rpms/c"
+ln "$D/rpms/c" "$D/other/c2"
+ln "$D/rpms/c" "$D/other/c3"
+# sparse: 64 MiB with two islands of data
+truncate -s 64M "$D/disk.img"
+printf 'island one' | dd of="$D/disk.img" bs=1 seek=1048576 conv=notrunc status=none
+printf 'island two' | dd of="$D/disk.img" bs=1 seek=40000000 conv=notrunc status=none
+# ACLs, xattrs, capabilities
+echo acl >"$D/acl/file"
+setfacl -m u:1234:rwx,g:5678:r "$D/acl/file"
+setfacl -d -m u:1234:rx "$D/acl"
+echo x >"$D/xattr-file"
+setfattr -n user.xcat -v "node group" "$D/xattr-file"
+setfattr -n trusted.hamnsync -v 0x00ff00 "$D/xattr-file"
+cp /bin/true "$D/ping-like"
+setcap cap_net_raw+ep "$D/ping-like"
+# special files, as in a diskless image's /dev
+mkfifo "$D/dev/initctl"
+mknod "$D/dev/null" c 1 3
+mknod "$D/dev/loop0" b 7 0
+chmod 666 "$D/dev/null"
+# a big file for deltas
+head -c 67108864 /dev/urandom >"$D/big.iso"
+for i in $(seq 1 300); do echo "file $i" >"$D/other/f$i"; done
+
+hs_setup_pair "
+[path install]
+source = $D"
+hs_start_standby
+
+sync_rc 0 seed
+check "seed: hard links, sparse, ACL, xattrs, capability, fifo, devices"
+check_sparse "$D/disk.img"
+if [ "$(stat -c %i "$T/standby$D/rpms/a.rpm")" = "$(stat -c %i "$T/standby$D/rpms/b.rpm")" ] &&
+	[ "$(stat -c %h "$T/standby$D/other/c3")" = 3 ]; then
+	ok "hard links are links on the standby"
+else
+	bad "hard links copied, not linked"
+fi
+if getcap "$T/standby$D/ping-like" | grep -q cap_net_raw; then
+	ok "file capability kept"
+else
+	bad "file capability lost"
+fi
+
+# Deltas: 3 x 64 KiB edited inside the 64 MiB file travel as a delta.
+for off in 1000000 30000000 60000000; do
+	head -c 65536 /dev/urandom |
+		dd of="$D/big.iso" bs=1 seek=$off conv=notrunc status=none
+done
+hs_sync --dry-run
+if grep -q "^delta .*big.iso" "$T/sync.out"; then
+	ok "dry run says delta for the big file"
+else
+	bad "dry run: $(cat "$T/sync.out")"
+fi
+sync_rc 0 delta
+check "delta of 3 x 64 KiB in 64 MiB"
+wire=$(sed -n 's/.*; \([0-9.]*\) \([KM]i\)B on the wire.*/\1 \2/p' "$T/sync.out")
+if grep -q " 1 deltas" "$T/sync.out" && echo "$wire" | awk '$2 == "Ki" || ($2 == "Mi" && $1 < 2) { ok = 1 } END { exit !ok }'; then
+	ok "delta sent: $wire on the wire for a 64 MiB file"
+else
+	bad "delta not used or too big: $(cat "$T/sync.out")"
+fi
+# an append and a truncation of the big file also go as deltas
+head -c 100000 /dev/urandom >>"$D/big.iso"
+sync_rc 0 append
+check "append to the big file"
+truncate -s 50000000 "$D/big.iso"
+sync_rc 0 truncate
+check "truncate the big file"
+
+# Mutations of fidelity attributes
+ln "$D/other/f1" "$D/other/f1-link"                  # hard link added
+cp --preserve=all "$D/rpms/b.rpm" "$D/rpms/b.tmp" && mv "$D/rpms/b.tmp" "$D/rpms/b.rpm"  # link broken
+fallocate -p -o 0 -l 4096 "$D/other/f2" 2>/dev/null || true
+truncate -s 8M "$D/other/f3" && fallocate -p -o 0 -l 1M "$D/other/f3"   # hole punched
+setfattr -n user.xcat -v "changed" "$D/xattr-file"   # xattr changed
+setfattr -x trusted.hamnsync "$D/xattr-file"          # xattr removed
+setfacl -m u:4321:r "$D/acl/file"                     # ACL changed
+rm "$D/dev/initctl" && echo "was a fifo" >"$D/dev/initctl"   # fifo -> file
+rm "$D/dev/loop0" && mknod "$D/dev/loop0" b 7 1       # device number changed
+mkfifo "$D/dev/newfifo"
+sync_rc 0 mutations
+check "link added and broken, hole punched, xattr and ACL changed, specials"
+check_sparse "$D/other/f3"
+if [ "$(stat -c %i "$T/standby$D/other/f1")" = "$(stat -c %i "$T/standby$D/other/f1-link")" ] &&
+	[ "$(stat -c %i "$T/standby$D/rpms/a.rpm")" != "$(stat -c %i "$T/standby$D/rpms/b.rpm")" ]; then
+	ok "new link made, broken link broken"
+else
+	bad "hard-link changes not mirrored"
+fi
+
+# A standby filled by the old cron `rsync -a` needs no re-copy.
+rm -rf "$T/standby$D"
+mkdir -p "$T/standby$D"
+rsync -aHAXS --numeric-ids "$D/" "$T/standby$D/"
+hs_sync --dry-run; cp "$T/sync.out" "$T/dry-after-rsync"
+sync_rc 0 after-rsync
+if grep -q "^sync: 0 files (0 B), 0 deltas" "$T/sync.out"; then
+	ok "standby pre-filled by rsync -a: nothing re-sent"
+else
+	bad "after rsync -a: $(cat "$T/sync.out" "$T/dry-after-rsync")"
+fi
+check "after rsync -a"
+
+# The delete guard: an emptied /install is held back, then released.
+mkdir -p "$T/stash"
+mv "$D/other" "$T/stash/"
+sync_rc 1 guard
+if grep -q "holding back the deletion" "$T/sync.err" &&
+	[ -e "$T/standby$D/other/f100" ]; then
+	ok "mass delete held: $(head -1 "$T/sync.err")"
+else
+	bad "mass delete not held"
+fi
+hs_sync --dry-run
+if grep -q "^held .*other/f100" "$T/sync.out"; then
+	ok "dry run lists held deletions"
+else
+	bad "dry run does not list held deletions"
+fi
+sync_rc 0 release --allow-deletes install
+if [ ! -e "$T/standby$D/other" ]; then
+	ok "--allow-deletes install releases the deletion"
+else
+	bad "deletion not released"
+fi
+check "after released deletion"
+hs_sync --allow-deletes nosuchset
+[ "$SYNC_RC" -eq 2 ] && ok "--allow-deletes of an unknown set is a usage error" ||
+	bad "--allow-deletes nosuchset exited $SYNC_RC"
+
+echo "test_fidelity: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
