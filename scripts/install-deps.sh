@@ -7,7 +7,7 @@ pkgs=(
 	build-essential cmake pkg-config
 	librsync-dev libzstd-dev libssl-dev liblmdb-dev check
 	openssl rsync lmdb-utils iproute2 procps psmisc attr acl libcap2-bin
-	util-linux coreutils
+	util-linux coreutils time lsyncd
 )
 
 missing=()

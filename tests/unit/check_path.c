@@ -1,0 +1,907 @@
+/*
+ * check_path.c - path confinement in syncd/: relative path checks, the
+ * confined directory walks, leftover cleanup, and tree scanning.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <linux/filter.h>
+#include <linux/openat2.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "syncd.h"
+
+#define N_ELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ------------------------------------------------------ fs_relpath_check */
+
+struct rel_case {
+	const char *rel;
+	int rc;
+};
+
+static const struct rel_case rel_cases[] = {
+    {"", HS_OK},
+    {"a", HS_OK},
+    {"a/b/c", HS_OK},
+    {"a..b", HS_OK},
+    {"..a", HS_OK},
+    {"a..", HS_OK},
+    {"...", HS_OK},
+    {".hidden", HS_OK},
+    {"a/.hidden/b", HS_OK},
+    {"a/..b/.c.", HS_OK},
+    {"new\nline", HS_OK},
+    {"a/\n", HS_OK},
+    {"tab\there", HS_OK},
+    {"\x80", HS_OK},
+    {"\xff\xfe/\x80\x81", HS_OK},
+    {"caf\xc3\xa9/\xc3\xa5", HS_OK},
+    {" ", HS_OK},
+    {"a b/c\\d", HS_OK},
+    {"-rf", HS_OK},
+    {"~/x", HS_OK},
+    {"*?[", HS_OK},
+    {"/a", HS_ECONFINE},
+    {"/", HS_ECONFINE},
+    {"//a", HS_ECONFINE},
+    {"/etc/passwd", HS_ECONFINE},
+    {"a/", HS_ECONFINE},
+    {"a/b/", HS_ECONFINE},
+    {"a//b", HS_ECONFINE},
+    {"a///b", HS_ECONFINE},
+    {".", HS_ECONFINE},
+    {"..", HS_ECONFINE},
+    {"./a", HS_ECONFINE},
+    {"a/.", HS_ECONFINE},
+    {"a/./b", HS_ECONFINE},
+    {"a/../b", HS_ECONFINE},
+    {"a/..", HS_ECONFINE},
+    {"../x", HS_ECONFINE},
+    {"../..", HS_ECONFINE},
+    {"/../a", HS_ECONFINE},
+    {"./", HS_ECONFINE},
+};
+
+START_TEST(rel_table)
+{
+	const struct rel_case *tc = &rel_cases[_i];
+	int rc = fs_relpath_check(tc->rel);
+
+	ck_assert_msg(rc == tc->rc, "'%s': rc %d, want %d", tc->rel, rc,
+	    tc->rc);
+}
+END_TEST
+
+/*
+ * Generated paths: n_comps components of comp_len 'a' joined by '/', the
+ * middle one wide_len long when wide_len is not 0; or, when total is not
+ * 0, that many bytes with a '/' every 100th (components of 99 bytes).
+ */
+struct rel_gen_case {
+	const char *what;
+	size_t comp_len, n_comps, wide_len, total;
+	int rc;
+};
+
+static const struct rel_gen_case rel_gen_cases[] = {
+    {"component 255", 255, 1, 0, 0, HS_OK},
+    {"component 256", 256, 1, 0, 0, HS_ELIMIT},
+    {"component 4000", 4000, 1, 0, 0, HS_ELIMIT},
+    {"middle 255", 1, 3, 255, 0, HS_OK},
+    {"middle 256", 1, 3, 256, 0, HS_ELIMIT},
+    {"last 256", 1, 2, 256, 0, HS_ELIMIT}, /* middle of 2 is the last */
+    {"depth 256", 1, 256, 0, 0, HS_OK},
+    {"depth 257", 1, 257, 0, 0, HS_ELIMIT},
+    {"depth 2048, 4095 bytes", 1, 2048, 0, 0, HS_ELIMIT},
+    {"16 x 255 = 4095 bytes", 255, 16, 0, 0, HS_OK},
+    {"17 x 255", 255, 17, 0, 0, HS_ELIMIT},
+    {"depth 256, 4351 bytes", 16, 256, 0, 0, HS_ELIMIT},
+    {"total 4095", 0, 0, 0, 4095, HS_OK},
+    {"total 4096", 0, 0, 0, 4096, HS_ELIMIT},
+    {"total 4097", 0, 0, 0, 4097, HS_ELIMIT},
+    {"total 65536", 0, 0, 0, 65536, HS_ELIMIT},
+};
+
+static char *
+rel_build(const struct rel_gen_case *tc)
+{
+	size_t cap = tc->total ? tc->total + 1
+			       : tc->n_comps * (tc->comp_len + tc->wide_len + 1);
+	char *s = malloc(cap), *p = s;
+	size_t i;
+
+	ck_assert_ptr_nonnull(s);
+	if (tc->total) {
+		for (i = 0; i < tc->total; i++)
+			s[i] = i % 100 == 99 ? '/' : 'a';
+		s[tc->total] = '\0';
+		return s;
+	}
+	for (i = 0; i < tc->n_comps; i++) {
+		size_t n = tc->wide_len && i == tc->n_comps / 2 ? tc->wide_len
+							       : tc->comp_len;
+
+		if (i > 0)
+			*p++ = '/';
+		memset(p, 'a', n);
+		p += n;
+	}
+	*p = '\0';
+	return s;
+}
+
+START_TEST(rel_gen_table)
+{
+	const struct rel_gen_case *tc = &rel_gen_cases[_i];
+	char *rel = rel_build(tc);
+	int rc = fs_relpath_check(rel);
+
+	ck_assert_msg(rc == tc->rc, "%s (%zu bytes): rc %d, want %d",
+	    tc->what, strlen(rel), rc, tc->rc);
+	free(rel);
+}
+END_TEST
+
+/* --------------------------------------------------------- the fixture */
+
+/*
+ * ROOT/tree is the confinement (treefd); ROOT/outside must stay out of
+ * reach.  Inside the tree:
+ *	sub/dir/	directories
+ *	file		a regular file
+ *	lnk -> sub	a symlink to a directory inside the tree
+ *	abs -> /
+ *	up -> ../..
+ *	out -> ../outside
+ *	dangling -> ../outside/made	(nothing there yet)
+ */
+static char root[64];
+static int treefd = -1;
+
+static void
+path_of(char *buf, size_t len, const char *rel)
+{
+	int n = snprintf(buf, len, "%s/%s", root, rel);
+
+	ck_assert(n > 0 && (size_t)n < len);
+}
+
+static void
+mk_dir(const char *rel, mode_t mode)
+{
+	char p[256];
+
+	path_of(p, sizeof(p), rel);
+	ck_assert_msg(mkdir(p, mode) == 0, "mkdir %s: %s", p, strerror(errno));
+	ck_assert_int_eq(chmod(p, mode), 0); /* whatever the umask */
+}
+
+static void
+mk_file(const char *rel, const char *text)
+{
+	char p[256];
+	int fd;
+
+	path_of(p, sizeof(p), rel);
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	ck_assert_msg(fd >= 0, "create %s: %s", p, strerror(errno));
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	ck_assert_int_eq(close(fd), 0);
+}
+
+static void
+mk_link(const char *target, const char *rel)
+{
+	char p[256];
+
+	path_of(p, sizeof(p), rel);
+	ck_assert_msg(symlink(target, p) == 0, "symlink %s: %s", p,
+	    strerror(errno));
+}
+
+/* Does ROOT/rel exist (not following a final symlink)? */
+static int
+exists(const char *rel)
+{
+	char p[256];
+	struct stat st;
+
+	path_of(p, sizeof(p), rel);
+	return lstat(p, &st) == 0;
+}
+
+/* Entries in directory ROOT/rel, "." and ".." aside. */
+static size_t
+dir_count(const char *rel)
+{
+	char p[256];
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d;
+
+	path_of(p, sizeof(p), rel);
+	d = opendir(p);
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* Is fd the directory ROOT/rel? */
+static void
+check_fd_is(int fd, const char *rel)
+{
+	struct stat a, b;
+	char p[256];
+
+	path_of(p, sizeof(p), rel);
+	ck_assert_int_eq(fstat(fd, &a), 0);
+	ck_assert_int_eq(stat(p, &b), 0);
+	ck_assert(S_ISDIR(a.st_mode));
+	ck_assert_msg(a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+	    "fd is not %s", rel);
+}
+
+static void
+tree_setup(void)
+{
+	char p[256];
+
+	snprintf(root, sizeof(root), "/tmp/check_path.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(root));
+	mk_dir("tree", 0755);
+	mk_dir("outside", 0755);
+	mk_dir("tree/sub", 0755);
+	mk_dir("tree/sub/dir", 0755);
+	mk_file("tree/file", "x");
+	mk_link("sub", "tree/lnk");
+	mk_link("/", "tree/abs");
+	mk_link("../..", "tree/up");
+	mk_link("../outside", "tree/out");
+	mk_link("../outside/made", "tree/dangling");
+	path_of(p, sizeof(p), "tree");
+	treefd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(treefd, 0);
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void
+tree_teardown(void)
+{
+	if (treefd >= 0)
+		close(treefd);
+	treefd = -1;
+	ck_assert_int_eq(nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+}
+
+/*
+ * Make openat2(2) fail with ENOSYS, as on kernels before 5.6, so the
+ * O_NOFOLLOW walk in fsops.c runs.  Only in a forked test: the filter
+ * stays for the life of the process.  openat2 has one number on every
+ * architecture (new system calls are numbered in common), so no arch
+ * check is needed for a filter that only ever returns ENOSYS.
+ */
+static void
+hide_openat2(void)
+{
+	struct sock_filter f[] = {
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+		offsetof(struct seccomp_data, nr)),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat2, 0, 1),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {(unsigned short)N_ELEM(f), f};
+	struct open_how how;
+
+	ck_assert_int_eq(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+	ck_assert_int_eq(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog), 0);
+	memset(&how, 0, sizeof(how));
+	how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+	errno = 0;
+	ck_assert_int_eq(syscall(SYS_openat2, treefd, ".", &how, sizeof(how)),
+	    -1);
+	ck_assert_int_eq(errno, ENOSYS);
+}
+
+/* Loop tests run each row twice: with openat2, then with the walk. */
+static const char *const walk_names[] = {"openat2", "O_NOFOLLOW walk"};
+static int with_fallback = 1; /* 0 under CK_FORK=no */
+
+/* --------------------------------------------------- fs_open_dir_beneath */
+
+struct open_case {
+	const char *rel;
+	int rc;
+	const char *is; /* on success: the directory (under ROOT) */
+};
+
+static const struct open_case open_cases[] = {
+    {"", HS_OK, "tree"},
+    {"sub", HS_OK, "tree/sub"},
+    {"sub/dir", HS_OK, "tree/sub/dir"},
+    /* a symlink anywhere on the way, even to a directory inside */
+    {"lnk", HS_ECONFINE, NULL},
+    {"lnk/dir", HS_ECONFINE, NULL},
+    {"abs", HS_ECONFINE, NULL},
+    {"abs/tmp", HS_ECONFINE, NULL},
+    {"up", HS_ECONFINE, NULL},
+    {"up/tmp", HS_ECONFINE, NULL},
+    {"out", HS_ECONFINE, NULL},
+    {"dangling", HS_ECONFINE, NULL},
+    {"sub/dir/../../out", HS_ECONFINE, NULL},
+    /* leaving by name */
+    {"..", HS_ECONFINE, NULL},
+    {"../outside", HS_ECONFINE, NULL},
+    {"sub/../..", HS_ECONFINE, NULL},
+    {"/tmp", HS_ECONFINE, NULL},
+    /* plain errors */
+    {"missing", -ENOENT, NULL},
+    {"sub/missing", -ENOENT, NULL},
+    {"missing/dir", -ENOENT, NULL},
+    {"file", -ENOTDIR, NULL},
+    {"file/x", -ENOTDIR, NULL},
+};
+
+START_TEST(open_table)
+{
+	const size_t n = N_ELEM(open_cases);
+	const struct open_case *tc = &open_cases[(size_t)_i % n];
+	const int walk = (size_t)_i >= n;
+	int fd;
+
+	if (walk)
+		hide_openat2();
+	fd = fs_open_dir_beneath(treefd, tc->rel);
+	/*
+	 * KNOWN BUG (syncd/fsops.c, walk_dir): in the O_NOFOLLOW walk a
+	 * symlink component gives -ENOTDIR, not HS_ECONFINE, because
+	 * openat(O_PATH | O_DIRECTORY | O_NOFOLLOW) on a symlink fails with
+	 * ENOTDIR (O_PATH makes O_NOFOLLOW open the link instead of failing
+	 * with ELOOP, and O_DIRECTORY then refuses it).  Confinement holds;
+	 * the error code, and the messages built on it, are wrong.  The
+	 * symlink rows fail under "O_NOFOLLOW walk" until that is fixed.
+	 */
+	ck_assert_msg(fd == tc->rc || (tc->rc == HS_OK && fd >= 0),
+	    "%s: '%s': rc %d, want %d", walk_names[walk], tc->rel, fd, tc->rc);
+	if (fd >= 0) {
+		check_fd_is(fd, tc->is);
+		ck_assert_int_ne(fcntl(fd, F_GETFL) & O_PATH, 0);
+		ck_assert_int_ne(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
+		close(fd);
+	}
+}
+END_TEST
+
+/* ------------------------------------------------------ fs_mkdir_beneath */
+
+struct mkdir_case {
+	const char *rel;
+	int rc;
+	const char *is;	    /* on success: the directory (under ROOT) */
+	const char *absent; /* must not exist afterwards */
+};
+
+static const struct mkdir_case mkdir_cases[] = {
+    {"x/y/z", HS_OK, "tree/x/y/z", NULL},
+    {"x", HS_OK, "tree/x", NULL},
+    {"sub/new/deeper", HS_OK, "tree/sub/new/deeper", NULL},
+    {"sub/dir", HS_OK, "tree/sub/dir", NULL},
+    {"", HS_OK, "tree", NULL},
+    {"lnk/new", HS_ECONFINE, NULL, "tree/sub/new"},
+    {"lnk", HS_ECONFINE, NULL, NULL},
+    {"out/new", HS_ECONFINE, NULL, "outside/new"},
+    {"out/a/b", HS_ECONFINE, NULL, "outside/a"},
+    {"up/new", HS_ECONFINE, NULL, NULL},
+    {"dangling", HS_ECONFINE, NULL, "outside/made"},
+    {"dangling/new", HS_ECONFINE, NULL, "outside/made"},
+    {"sub/lnk2/new", HS_ECONFINE, NULL, "tree/sub/dir/new"},
+    {"file/x", -ENOTDIR, NULL, "tree/file/x"},
+};
+
+START_TEST(mkdir_table)
+{
+	const size_t n = N_ELEM(mkdir_cases);
+	const struct mkdir_case *tc = &mkdir_cases[(size_t)_i % n];
+	const int walk = (size_t)_i >= n;
+	int fd;
+
+	mk_link("dir", "tree/sub/lnk2");
+	if (walk)
+		hide_openat2();
+	fd = fs_mkdir_beneath(treefd, tc->rel, 0755);
+	/* confinement first: nothing made outside, nothing made through */
+	ck_assert_msg(dir_count("outside") == 0, "%s: '%s' wrote outside",
+	    walk_names[walk], tc->rel);
+	if (tc->absent != NULL)
+		ck_assert_msg(!exists(tc->absent), "%s: '%s' made %s",
+		    walk_names[walk], tc->rel, tc->absent);
+	/* KNOWN BUG: see open_table; symlink rows fail in the walk. */
+	ck_assert_msg(fd == tc->rc || (tc->rc == HS_OK && fd >= 0),
+	    "%s: '%s': rc %d, want %d", walk_names[walk], tc->rel, fd, tc->rc);
+	if (fd >= 0) {
+		check_fd_is(fd, tc->is);
+		close(fd);
+	}
+}
+END_TEST
+
+/* Made directories get `mode` (less the umask), and are really there. */
+START_TEST(mkdir_mode)
+{
+	struct stat st;
+	char p[256];
+	mode_t old = umask(022);
+	int fd;
+
+	fd = fs_mkdir_beneath(treefd, "m1/m2", 0750);
+	umask(old);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	path_of(p, sizeof(p), "tree/m1");
+	ck_assert_int_eq(lstat(p, &st), 0);
+	ck_assert(S_ISDIR(st.st_mode));
+	ck_assert_uint_eq(st.st_mode & 07777, 0750);
+	path_of(p, sizeof(p), "tree/m1/m2");
+	ck_assert_int_eq(lstat(p, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0750);
+	/* and it opens afterwards */
+	fd = fs_open_dir_beneath(treefd, "m1/m2");
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+}
+END_TEST
+
+/* ---------------------------------------------------------- fs_clean_tmp */
+
+/* Files the cleanup rows refer to by bit. */
+static const char *const clean_files[] = {
+    "tree/.hamnsync-tmp.1",	    /* 0x001 top level */
+    "tree/.hamnsync-tmp.abc",	    /* 0x002 top level */
+    "tree/.hamnsync-tmp.link",	    /* 0x004 top level, a symlink */
+    "tree/sub/.hamnsync-tmp.2",	    /* 0x008 one down */
+    "tree/sub/dir/.hamnsync-tmp.3", /* 0x010 two down */
+    "tree/keep",		    /* 0x020 */
+    "tree/.hamnsync-tmp",	    /* 0x040 no dot: not the prefix */
+    "tree/x.hamnsync-tmp.1",	    /* 0x080 prefix not at the start */
+    "tree/sub/keep2",		    /* 0x100 */
+    "outside/.hamnsync-tmp.4",	    /* 0x200 behind tree/out */
+    "outside/victim",		    /* 0x400 target of the tmp symlink */
+};
+
+struct clean_case {
+	const char *rel;
+	int recursive;
+	int rc;
+	size_t removed;
+	unsigned gone; /* bits of clean_files removed */
+};
+
+static const struct clean_case clean_cases[] = {
+    {"", 0, HS_OK, 3, 0x007},
+    {"", 1, HS_OK, 5, 0x01f},
+    {"sub", 0, HS_OK, 1, 0x008},
+    {"sub", 1, HS_OK, 2, 0x018},
+    {"sub/dir", 1, HS_OK, 1, 0x010},
+    {"missing", 1, HS_OK, 0, 0},
+    {"sub/missing", 0, HS_OK, 0, 0},
+    {"file", 1, HS_OK, 0, 0},
+    /* a symlinked directory is not cleaned, whatever it points at */
+    {"out", 1, HS_ECONFINE, 0, 0},
+    {"lnk", 1, HS_ECONFINE, 0, 0},
+};
+
+START_TEST(clean_table)
+{
+	const struct clean_case *tc = &clean_cases[_i];
+	size_t removed = 0, i;
+	int rc;
+
+	for (i = 0; i < N_ELEM(clean_files); i++)
+		if (i != 2)
+			mk_file(clean_files[i], "tmp");
+	mk_link("../outside/victim", clean_files[2]);
+
+	rc = fs_clean_tmp(treefd, tc->rel, tc->recursive, &removed);
+	ck_assert_msg(rc == tc->rc, "'%s' (%d): rc %d, want %d", tc->rel,
+	    tc->recursive, rc, tc->rc);
+	ck_assert_uint_eq(removed, tc->removed);
+	for (i = 0; i < N_ELEM(clean_files); i++) {
+		int gone = (tc->gone >> i) & 1;
+
+		ck_assert_msg(exists(clean_files[i]) == !gone,
+		    "'%s' (%d): %s %s", tc->rel, tc->recursive,
+		    clean_files[i], gone ? "survived" : "was removed");
+	}
+}
+END_TEST
+
+/* ------------------------------------------------------------- scanning */
+
+static char ex_swp[] = "*.swp";
+static char ex_subdir[] = "sub/dir";
+static char ex_cache[] = "cache";
+static char ex_obj[] = "build/*.o";
+static char *excludes[] = {ex_swp, ex_subdir, ex_cache, ex_obj};
+static char set_name[] = "s";
+
+static const struct hs_pathset scan_set = {
+    set_name, {NULL, 0}, {excludes, N_ELEM(excludes)}, 1};
+
+struct excl_case {
+	const char *rel;
+	int excluded;
+};
+
+static const struct excl_case excl_cases[] = {
+    {"a.swp", 1},
+    {"d/e/a.swp", 1},
+    {"a.swpx", 0},
+    {"a.SWP", 0},
+    {"swp", 0},
+    {"sub/dir", 1},
+    {"sub/dir2", 0},
+    {"x/sub/dir", 0}, /* a pattern with '/' matches the whole path */
+    {"sub", 0},
+    {"dir", 0},
+    {"cache", 1},
+    {"a/b/cache", 1},
+    {"cachex", 0},
+    {"build/x.o", 1},
+    {"build/sub/x.o", 0}, /* '*' does not cross '/' */
+    {"x.o", 0},
+    {"", 0},
+};
+
+START_TEST(excl_table)
+{
+	const struct excl_case *tc = &excl_cases[_i];
+
+	ck_assert_msg(scan_excluded(&scan_set, tc->rel) == tc->excluded,
+	    "'%s': want %d", tc->rel, tc->excluded);
+}
+END_TEST
+
+struct want_entry {
+	const char *path;
+	uint8_t type;
+	const char *link;
+};
+
+/*
+ * What scan_tree lists for ROOT/src (built in scan_build).  The fifo is
+ * listed: scan.c now lists fifos and device nodes (PROTO_E_FIFO/CHR/BLK),
+ * though the scan_tree comment in syncd.h still says they are skipped.
+ */
+static const struct want_entry scan_want[] = {
+    {"", PROTO_E_DIR, NULL},
+    {"file.txt", PROTO_E_FILE, NULL},
+    {"dir", PROTO_E_DIR, NULL},
+    {"dir/inner", PROTO_E_FILE, NULL},
+    {"dir/deeper", PROTO_E_DIR, NULL},
+    {"dir/deeper/leaf", PROTO_E_FILE, NULL},
+    {"link", PROTO_E_SYMLINK, "dir"},
+    {"abs", PROTO_E_SYMLINK, "/etc"},
+    {"sub", PROTO_E_DIR, NULL},
+    {"sub/keep", PROTO_E_FILE, NULL},
+    {".dot", PROTO_E_FILE, NULL},
+    {"fifo", PROTO_E_FIFO, NULL},
+};
+
+/* Present on disk, absent from the listing. */
+static const char *const scan_absent[] = {
+    "x.swp",	       "dir/y.swp",	 "sub/dir",	  "sub/dir/deep",
+    ".hamnsync-tmp.9", "dir/.hamnsync-tmp.a", "link/inner", "sock",
+};
+
+static void
+scan_build(void)
+{
+	struct sockaddr_un sa;
+	struct timespec ts[2];
+	char p[256];
+	int s;
+
+	mk_dir("src", 0755);
+	mk_file("src/file.txt", "hello");
+	mk_dir("src/dir", 0750);
+	mk_file("src/dir/inner", "");
+	mk_dir("src/dir/deeper", 0700);
+	mk_file("src/dir/deeper/leaf", "leaf");
+	mk_link("dir", "src/link");
+	mk_link("/etc", "src/abs");
+	mk_dir("src/sub", 0755);
+	mk_file("src/sub/keep", "k");
+	mk_file("src/.dot", "");
+	mk_dir("src/sub/dir", 0755); /* excluded, with its contents */
+	mk_file("src/sub/dir/deep", "d");
+	mk_file("src/x.swp", "swap");
+	mk_file("src/dir/y.swp", "swap");
+	mk_file("src/.hamnsync-tmp.9", "tmp");
+	mk_file("src/dir/.hamnsync-tmp.a", "tmp");
+	path_of(p, sizeof(p), "src/fifo");
+	ck_assert_int_eq(mkfifo(p, 0600), 0);
+	/* a socket: never listed */
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	path_of(sa.sun_path, sizeof(sa.sun_path), "src/sock");
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(s, 0);
+	ck_assert_int_eq(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(s);
+
+	path_of(p, sizeof(p), "src/file.txt");
+	ck_assert_int_eq(chmod(p, 0640), 0);
+	ts[0].tv_sec = ts[1].tv_sec = 1600000000;
+	ts[0].tv_nsec = ts[1].tv_nsec = 123456789;
+	ck_assert_int_eq(utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW), 0);
+	if (geteuid() == 0)
+		ck_assert_int_eq(lchown(p, 1234, 5678), 0);
+}
+
+/* Is p strictly below directory d ("" holds everything but itself)? */
+static int
+is_below(const char *p, const char *d)
+{
+	size_t n = strlen(d);
+
+	if (n == 0)
+		return p[0] != '\0';
+	return strncmp(p, d, n) == 0 && p[n] == '/';
+}
+
+static const struct scan_entry *
+list_lookup(const struct scan_list *l, const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		if (strcmp(l->v[i].path, path) == 0)
+			return &l->v[i];
+	return NULL;
+}
+
+START_TEST(scan_listing)
+{
+	struct scan_list l;
+	const struct scan_entry *e;
+	int rootfd;
+	size_t i, j, k;
+
+	scan_build();
+	rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(rootfd, 0);
+	memset(&l, 0, sizeof(l));
+	ck_assert_int_eq(scan_tree(rootfd, "src", 3, &scan_set, &l), HS_OK);
+	close(rootfd);
+
+	/* exactly the wanted entries, once each */
+	for (i = 0; i < l.n; i++)
+		ck_assert_uint_eq(l.v[i].src, 3);
+	for (i = 0; i < N_ELEM(scan_want); i++) {
+		size_t seen = 0;
+
+		for (j = 0; j < l.n; j++)
+			seen += strcmp(l.v[j].path, scan_want[i].path) == 0;
+		ck_assert_msg(seen == 1, "'%s' listed %zu times",
+		    scan_want[i].path, seen);
+		e = list_lookup(&l, scan_want[i].path);
+		ck_assert_msg(e->type == scan_want[i].type,
+		    "'%s': type %u, want %u", e->path, e->type,
+		    scan_want[i].type);
+		if (scan_want[i].link != NULL)
+			ck_assert_str_eq(e->link, scan_want[i].link);
+		else
+			ck_assert_ptr_null(e->link);
+	}
+	for (i = 0; i < N_ELEM(scan_absent); i++)
+		ck_assert_msg(list_lookup(&l, scan_absent[i]) == NULL,
+		    "'%s' listed", scan_absent[i]);
+	ck_assert_uint_eq(l.n, N_ELEM(scan_want));
+
+	/* pre-order: the root first, each directory right before its tree */
+	ck_assert_str_eq(l.v[0].path, "");
+	for (i = 0; i < l.n; i++) {
+		size_t below = 0;
+
+		if (l.v[i].type != PROTO_E_DIR)
+			continue;
+		for (j = 0; j < l.n; j++)
+			below += is_below(l.v[j].path, l.v[i].path);
+		for (k = 1; k <= below; k++)
+			ck_assert_msg(i + k < l.n &&
+				is_below(l.v[i + k].path, l.v[i].path),
+			    "'%s' not right after its directory '%s'",
+			    i + k < l.n ? l.v[i + k].path : "(end)",
+			    l.v[i].path);
+	}
+
+	/* metadata */
+	e = list_lookup(&l, "file.txt");
+	ck_assert_uint_eq(e->size, 5);
+	ck_assert_uint_eq(e->mode, 0640);
+	ck_assert_int_eq(e->mtime_sec, 1600000000);
+	ck_assert_uint_eq(e->mtime_nsec, 123456789);
+	if (geteuid() == 0) {
+		ck_assert_uint_eq(e->uid, 1234);
+		ck_assert_uint_eq(e->gid, 5678);
+	}
+	ck_assert_uint_eq(list_lookup(&l, "dir")->mode, 0750);
+	ck_assert_uint_eq(list_lookup(&l, "dir/deeper")->mode, 0700);
+	ck_assert_uint_eq(list_lookup(&l, "fifo")->mode, 0600);
+
+	/* sorted by (src, path), then found by bsearch */
+	scan_list_sort(&l);
+	for (i = 1; i < l.n; i++)
+		ck_assert_int_lt(strcmp(l.v[i - 1].path, l.v[i].path), 0);
+	for (i = 0; i < N_ELEM(scan_want); i++) {
+		struct scan_entry *f;
+
+		f = scan_list_find(&l, 3, scan_want[i].path);
+		ck_assert_msg(f != NULL, "'%s' not found", scan_want[i].path);
+		ck_assert_str_eq(f->path, scan_want[i].path);
+		ck_assert_uint_eq(f->type, scan_want[i].type);
+	}
+	for (i = 0; i < N_ELEM(scan_absent); i++)
+		ck_assert_ptr_null(scan_list_find(&l, 3, scan_absent[i]));
+	ck_assert_ptr_null(scan_list_find(&l, 2, "file.txt"));
+	ck_assert_ptr_null(scan_list_find(&l, 4, ""));
+
+	scan_list_free(&l); /* ASan: everything freed */
+	ck_assert_ptr_null(l.v);
+	ck_assert_uint_eq(l.n, 0);
+	scan_list_free(&l); /* twice is harmless */
+}
+END_TEST
+
+/* Listings of several sources share one list, sorted by (src, path). */
+START_TEST(scan_two_sources)
+{
+	struct scan_list l;
+	int rootfd;
+
+	mk_dir("a", 0755);
+	mk_file("a/z", "1");
+	mk_dir("b", 0755);
+	mk_file("b/a", "2");
+	rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(rootfd, 0);
+	memset(&l, 0, sizeof(l));
+	ck_assert_int_eq(scan_tree(rootfd, "b", 1, &scan_set, &l), HS_OK);
+	ck_assert_int_eq(scan_tree(rootfd, "a", 0, &scan_set, &l), HS_OK);
+	close(rootfd);
+	ck_assert_uint_eq(l.n, 4);
+	scan_list_sort(&l);
+	ck_assert_uint_eq(l.v[0].src, 0);
+	ck_assert_str_eq(l.v[0].path, "");
+	ck_assert_str_eq(l.v[1].path, "z");
+	ck_assert_uint_eq(l.v[2].src, 1);
+	ck_assert_str_eq(l.v[2].path, "");
+	ck_assert_str_eq(l.v[3].path, "a");
+	ck_assert_ptr_eq(scan_list_find(&l, 0, "z"), &l.v[1]);
+	ck_assert_ptr_eq(scan_list_find(&l, 1, "a"), &l.v[3]);
+	ck_assert_ptr_null(scan_list_find(&l, 0, "a"));
+	ck_assert_ptr_null(scan_list_find(&l, 1, "z"));
+	scan_list_free(&l);
+}
+END_TEST
+
+/* The leaf itself: missing, a file, a symlink (never followed). */
+struct leaf_case {
+	const char *leaf;
+	size_t n;
+	uint8_t type;
+	const char *link;
+};
+
+static const struct leaf_case leaf_cases[] = {
+    {"missing", 0, 0, NULL},
+    {"file", 1, PROTO_E_FILE, NULL},
+    {"lnk", 1, PROTO_E_SYMLINK, "sub"},
+    {"out", 1, PROTO_E_SYMLINK, "../outside"},
+    {"sub", 2, PROTO_E_DIR, NULL},
+};
+
+START_TEST(scan_leaf_table)
+{
+	const struct leaf_case *tc = &leaf_cases[_i];
+	struct scan_list l;
+
+	memset(&l, 0, sizeof(l));
+	mk_file("outside/secret", "s");
+	ck_assert_int_eq(scan_tree(treefd, tc->leaf, 0, &scan_set, &l), HS_OK);
+	ck_assert_uint_eq(l.n, tc->n);
+	if (tc->n > 0) {
+		ck_assert_str_eq(l.v[0].path, "");
+		ck_assert_uint_eq(l.v[0].type, tc->type);
+		if (tc->link != NULL)
+			ck_assert_str_eq(l.v[0].link, tc->link);
+		else
+			ck_assert_ptr_null(l.v[0].link);
+	}
+	if (tc->n > 1) /* "sub/dir" matches the exclude only from the top */
+		ck_assert_str_eq(l.v[1].path, "dir");
+	scan_list_free(&l);
+}
+END_TEST
+
+/* ----------------------------------------------------------------- main */
+
+static Suite *
+path_suite(void)
+{
+	Suite *s = suite_create("path");
+	const int walks = with_fallback ? 2 : 1;
+	TCase *tc;
+
+	tc = tcase_create("relpath");
+	tcase_add_loop_test(tc, rel_table, 0, (int)N_ELEM(rel_cases));
+	tcase_add_loop_test(tc, rel_gen_table, 0, (int)N_ELEM(rel_gen_cases));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("open_beneath");
+	tcase_add_checked_fixture(tc, tree_setup, tree_teardown);
+	tcase_add_loop_test(tc, open_table, 0,
+	    walks * (int)N_ELEM(open_cases));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("mkdir_beneath");
+	tcase_add_checked_fixture(tc, tree_setup, tree_teardown);
+	tcase_add_loop_test(tc, mkdir_table, 0,
+	    walks * (int)N_ELEM(mkdir_cases));
+	tcase_add_test(tc, mkdir_mode);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("clean_tmp");
+	tcase_add_checked_fixture(tc, tree_setup, tree_teardown);
+	tcase_add_loop_test(tc, clean_table, 0, (int)N_ELEM(clean_cases));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("scan");
+	tcase_add_checked_fixture(tc, tree_setup, tree_teardown);
+	tcase_add_loop_test(tc, excl_table, 0, (int)N_ELEM(excl_cases));
+	tcase_add_test(tc, scan_listing);
+	tcase_add_test(tc, scan_two_sources);
+	tcase_add_loop_test(tc, scan_leaf_table, 0, (int)N_ELEM(leaf_cases));
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	const char *fork_env = getenv("CK_FORK");
+	SRunner *sr;
+	int failed;
+
+	/* The walk rows install a seccomp filter: only in forked tests. */
+	with_fallback = !(fork_env != NULL && strcmp(fork_env, "no") == 0);
+	sr = srunner_create(path_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
