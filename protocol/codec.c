@@ -292,6 +292,18 @@ proto_set_open_clear(struct proto_set_open *s)
 int
 proto_set_open_decode(struct proto_rd *r, struct proto_set_open *s)
 {
+	int rc;
+
+	if ((rc = proto_set_open_decode_head(r, s)) < 0)
+		return rc;
+	if ((rc = proto_rd_end(r)) < 0)
+		proto_set_open_clear(s);
+	return rc;
+}
+
+int
+proto_set_open_decode_head(struct proto_rd *r, struct proto_set_open *s)
+{
 	char path[PROTO_PATH_MAX + 1];
 	uint16_t n, i;
 	int rc;
@@ -311,8 +323,6 @@ proto_set_open_decode(struct proto_rd *r, struct proto_set_open *s)
 		}
 		s->n_sources = (uint16_t)(i + 1);
 	}
-	if ((rc = proto_rd_end(r)) < 0)
-		goto fail;
 	return HS_OK;
 fail:
 	proto_set_open_clear(s);
@@ -357,4 +367,66 @@ proto_xattrs_check(const uint8_t *blob, size_t len)
 		first = 0;
 	}
 	return rc;
+}
+
+void
+proto_scope_encode(struct proto_wr *w, const struct proto_scope *v, size_t n)
+{
+	size_t i;
+
+	proto_put_u32(w, (uint32_t)n);
+	for (i = 0; i < n; i++) {
+		proto_put_u16(w, v[i].src);
+		proto_put_str(w, v[i].path);
+		proto_put_u8(w, v[i].recursive);
+	}
+}
+
+void
+proto_scope_free(struct proto_scope *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; v != NULL && i < n; i++)
+		free(v[i].path);
+	free(v);
+}
+
+int
+proto_scope_decode(struct proto_rd *r, struct proto_scope **out, size_t *n)
+{
+	char path[PROTO_PATH_MAX + 1];
+	struct proto_scope *v;
+	uint32_t cnt, i;
+	int rc;
+
+	if ((rc = proto_get_u32(r, &cnt)) < 0)
+		return rc;
+	if (cnt > PROTO_SCOPE_MAX)
+		return HS_ELIMIT;
+	/* Each item takes at least 5 bytes: check before allocating. */
+	if (cnt > r->left / 5)
+		return HS_EPROTO;
+	if ((v = calloc(cnt ? cnt : 1, sizeof(*v))) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < cnt; i++) {
+		if ((rc = proto_get_u16(r, &v[i].src)) < 0 ||
+		    (rc = proto_get_str(r, path, PROTO_PATH_MAX, NULL)) < 0 ||
+		    (rc = proto_get_u8(r, &v[i].recursive)) < 0 ||
+		    (v[i].recursive > 1 && (rc = HS_EPROTO) < 0)) {
+			proto_scope_free(v, i);
+			return rc;
+		}
+		if ((v[i].path = strdup(path)) == NULL) {
+			proto_scope_free(v, i);
+			return -ENOMEM;
+		}
+	}
+	if ((rc = proto_rd_end(r)) < 0) {
+		proto_scope_free(v, cnt);
+		return rc;
+	}
+	*out = v;
+	*n = cnt;
+	return HS_OK;
 }

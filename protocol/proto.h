@@ -52,6 +52,8 @@ enum proto_type {
 	PROTO_T_ERROR = 2,	  /* either: fatal error text, then close */
 	PROTO_T_BUSY = 3,	  /* standby: serving another primary */
 	PROTO_T_BYE = 4,	  /* primary: session over */
+	PROTO_T_PING = 5,	  /* primary: heartbeat, u64 token */
+	PROTO_T_PONG = 6,	  /* standby: the token back */
 	PROTO_T_SET_OPEN = 10,	  /* primary: name + sources of one set */
 	PROTO_T_SET_REFUSE = 11,  /* standby: set not configured here */
 	PROTO_T_LIST = 12,	  /* standby: batch of entries it holds */
@@ -77,7 +79,11 @@ enum proto_type {
 	PROTO_T_SIG_REQ_END = 41, /* primary: no more paths */
 	PROTO_T_SIG = 42,	  /* standby: hash and signature of a file */
 	PROTO_T_SIG_END = 43,	  /* standby: all signatures sent */
+	PROTO_T_SET_OPEN_SCOPED = 44, /* primary: SET_OPEN limited to paths */
 };
+
+/* Paths in one scoped SET_OPEN: a busy minute of changes, no more. */
+#define PROTO_SCOPE_MAX 65536
 
 /* --------------------------------------------------------------- headers */
 
@@ -209,7 +215,27 @@ struct proto_set_open {
 void	proto_set_open_encode(struct proto_wr *w, const struct proto_set_open *s);
 /* On success the caller owns s->sources; free with proto_set_open_clear. */
 int	proto_set_open_decode(struct proto_rd *r, struct proto_set_open *s);
+/* The same, leaving what follows the sources in `r`. */
+int	proto_set_open_decode_head(struct proto_rd *r, struct proto_set_open *s);
 void	proto_set_open_clear(struct proto_set_open *s);
+
+/*
+ * The scope of a SET_OPEN_SCOPED: after the SET_OPEN body, u32 count and
+ * that many (u16 src, str path, u8 recursive).  Only these entries (and,
+ * when recursive, what is below them) are listed and reconciled.
+ */
+struct proto_scope {
+	uint16_t	 src;
+	uint8_t		 recursive;
+	char		*path;	/* owned */
+};
+
+void	proto_scope_encode(struct proto_wr *w, const struct proto_scope *v,
+	    size_t n);
+/* On success the caller owns *out (free with proto_scope_free). */
+int	proto_scope_decode(struct proto_rd *r, struct proto_scope **out,
+	    size_t *n);
+void	proto_scope_free(struct proto_scope *v, size_t n);
 
 /* ------------------------------------------------------------ connections */
 

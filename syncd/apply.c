@@ -1055,3 +1055,32 @@ apply_sig_file(struct apply *a, uint16_t src, const char *rel,
 	close(fd);
 	return rc;
 }
+
+int
+apply_list(struct apply *a, uint16_t src, const char *rel, int recursive,
+    struct scan_list *out)
+{
+	char parent[PROTO_PATH_MAX * 2 + 2], leaf[PROTO_NAME_MAX + 1];
+	const char *slash;
+	int fd, rc;
+
+	if (src >= a->n_src)
+		return HS_EPROTO;
+	if ((rc = fs_relpath_check(rel)) < 0)
+		return rc;
+	if (rel[0] == '\0')
+		return scan_subtree(a->src[src].anchorfd, a->src[src].leaf, src,
+		    "", recursive, a->set, out);
+	slash = strrchr(rel, '/');
+	snprintf(parent, sizeof(parent), "%s%s%.*s", a->src[src].leaf,
+	    slash ? "/" : "", (int)(slash ? slash - rel : 0), rel);
+	snprintf(leaf, sizeof(leaf), "%s", slash ? slash + 1 : rel);
+	fd = fs_open_dir_beneath(a->src[src].anchorfd, parent);
+	if (fd == -ENOENT || fd == -ENOTDIR)
+		return HS_OK; /* nothing there: nothing to list */
+	if (fd < 0)
+		return fd;
+	rc = scan_subtree(fd, leaf, src, rel, recursive, a->set, out);
+	close(fd);
+	return rc;
+}

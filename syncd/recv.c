@@ -29,6 +29,7 @@ struct session {
 	int			 rootfd;
 	struct proto_conn	*c;
 	const struct hs_pathset	*set;	/* the open set, or NULL */
+	int			 scoped; /* opened for a few paths only */
 	struct apply		*a;
 	struct hash_req		*reqs;
 	size_t			 n_reqs;
@@ -58,9 +59,13 @@ send_refuse(struct session *s, const char *name, const char *reason)
 	return proto_conn_send_wr(s->c, PROTO_T_SET_REFUSE, &s->w, PROTO_RAW);
 }
 
-/* Send a listing of our copy of the open set. */
+/*
+ * Send a listing of our copy of the open set: all of it, or only the
+ * scope the primary named.
+ */
 static int
-send_listing(struct session *s)
+send_listing(struct session *s, const struct proto_scope *scope,
+    size_t n_scope)
 {
 	struct scan_list l;
 	struct proto_entry *e;
@@ -70,15 +75,16 @@ send_listing(struct session *s)
 	memset(&l, 0, sizeof(l));
 	if ((e = malloc(sizeof(*e))) == NULL)
 		return -ENOMEM;
-	for (i = 0; i < s->set->sources.n && rc == HS_OK; i++) {
-		const char *leaf;
-		int anchor = apply_anchor(s->a, (uint16_t)i, &leaf);
-
-		rc = scan_tree(anchor, leaf, (uint16_t)i, s->set, &l);
+	for (i = 0; scope == NULL && i < s->set->sources.n && rc == HS_OK;
+	     i++) {
+		rc = apply_list(s->a, (uint16_t)i, "", 1, &l);
 		if (rc < 0)
 			hs_log_warnx("recv: listing %s: %s",
 			    s->set->sources.v[i], hs_strerror(rc));
 	}
+	for (i = 0; scope != NULL && i < n_scope && rc == HS_OK; i++)
+		rc = apply_list(s->a, scope[i].src, scope[i].path,
+		    scope[i].recursive, &l);
 	proto_wr_reset(&s->w);
 	proto_put_u32(&s->w, 0); /* count, patched below */
 	start = s->w.buf.len;
@@ -115,6 +121,8 @@ on_set_open(struct session *s, const struct proto_msg *m)
 {
 	struct proto_rd r = {m->data, m->len};
 	struct proto_set_open so;
+	struct proto_scope *scope = NULL;
+	size_t n_scope = 0;
 	const struct hs_pathset *set;
 	char why[PROTO_PATH_MAX + 200];
 	int rc;
@@ -122,7 +130,12 @@ on_set_open(struct session *s, const struct proto_msg *m)
 
 	if (s->set != NULL)
 		return HS_EPROTO;
-	if ((rc = proto_set_open_decode(&r, &so)) < 0)
+	if (m->type == PROTO_T_SET_OPEN)
+		rc = proto_set_open_decode(&r, &so);
+	else if ((rc = proto_set_open_decode_head(&r, &so)) == HS_OK &&
+		 (rc = proto_scope_decode(&r, &scope, &n_scope)) < 0)
+		proto_set_open_clear(&so);
+	if (rc < 0)
 		return rc;
 	set = hs_conf_find_set(s->conf, so.name);
 	if (set == NULL) {
@@ -150,11 +163,14 @@ on_set_open(struct session *s, const struct proto_msg *m)
 		goto out;
 	}
 	s->set = set;
-	hs_log_info("recv: %s: set %s opened", proto_conn_peer(s->c),
-	    set->name);
-	rc = send_listing(s);
+	s->scoped = scope != NULL;
+	if (scope == NULL)
+		hs_log_info("recv: %s: set %s opened", proto_conn_peer(s->c),
+		    set->name);
+	rc = send_listing(s, scope, n_scope);
 out:
 	proto_set_open_clear(&so);
+	proto_scope_free(scope, n_scope);
 	return rc;
 }
 
@@ -301,7 +317,8 @@ on_set_end(struct session *s, const struct proto_msg *m)
 
 		proto_put_strn(&s->w, line, strnlen(line, 1024));
 	}
-	hs_log_info("recv: %s: set %s done: %llu applied, %llu errors",
+	(s->scoped && apply_error_count(s->a) == 0 ? hs_log_debug : hs_log_info)(
+	    "recv: %s: set %s done: %llu applied, %llu errors",
 	    proto_conn_peer(s->c), s->set->name,
 	    (unsigned long long)apply_applied(s->a),
 	    (unsigned long long)apply_error_count(s->a));
@@ -317,9 +334,18 @@ on_set_end(struct session *s, const struct proto_msg *m)
 static int
 dispatch(struct session *s, const struct proto_msg *m)
 {
+	int rc;
+
 	switch (m->type) {
 	case PROTO_T_SET_OPEN:
+	case PROTO_T_SET_OPEN_SCOPED:
 		return on_set_open(s, m);
+	case PROTO_T_PING:
+		if (m->len != 8)
+			return HS_EPROTO;
+		rc = proto_conn_send(s->c, PROTO_T_PONG, m->data, m->len,
+		    PROTO_RAW, NULL);
+		return rc == HS_OK ? proto_conn_flush(s->c) : rc;
 	case PROTO_T_HASH_REQ:
 	case PROTO_T_SIG_REQ:
 		return on_hash_req(s, m);

@@ -134,6 +134,7 @@ struct walk {
 	const struct hs_pathset	*set;
 	struct scan_list	*out;
 	uint16_t		 src;
+	int			 recursive;
 	struct hs_buf		 xa;	/* scratch for extended attributes */
 	char			 path[PROTO_PATH_MAX + 1];
 	size_t			 len;
@@ -197,7 +198,7 @@ walk_entry(struct walk *w, int dfd, const char *name, size_t depth)
 	}
 	if ((rc = scan_entry_add(w->out, &e)) < 0)
 		return rc;
-	if (e.type != PROTO_E_DIR)
+	if (e.type != PROTO_E_DIR || !w->recursive)
 		return HS_OK;
 	sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (sub < 0)
@@ -252,8 +253,8 @@ walk_dir(struct walk *w, int dfd, size_t depth)
 }
 
 int
-scan_tree(int anchorfd, const char *leaf, uint16_t src,
-    const struct hs_pathset *set, struct scan_list *out)
+scan_subtree(int anchorfd, const char *leaf, uint16_t src, const char *prefix,
+    int recursive, const struct hs_pathset *set, struct scan_list *out)
 {
 	struct walk w;
 	int rc;
@@ -262,8 +263,21 @@ scan_tree(int anchorfd, const char *leaf, uint16_t src,
 	w.set = set;
 	w.out = out;
 	w.src = src;
+	w.recursive = recursive;
+	w.len = strlen(prefix);
+	if (w.len > PROTO_PATH_MAX)
+		return HS_ELIMIT;
+	memcpy(w.path, prefix, w.len + 1);
+	/* The depth of the prefix counts against the limit too. */
 	hs_buf_init(&w.xa, PROTO_XATTRS_MAX);
 	rc = walk_entry(&w, anchorfd, leaf, 0);
 	hs_buf_free(&w.xa);
 	return rc;
+}
+
+int
+scan_tree(int anchorfd, const char *leaf, uint16_t src,
+    const struct hs_pathset *set, struct scan_list *out)
+{
+	return scan_subtree(anchorfd, leaf, src, "", 1, set, out);
 }

@@ -138,12 +138,11 @@ sender_reset_set(struct sender *s)
  * symlink source is replicated as the link.
  */
 static int
-list_source(struct sender *s, size_t i)
+open_source(struct sender *s, size_t i)
 {
 	const char *src = s->set->sources.v[i];
 	char resolved[PATH_MAX], *slash;
 	struct stat lst, st;
-	size_t before = s->mine.n;
 	int rc;
 
 	snprintf(resolved, sizeof(resolved), "%s", src);
@@ -151,8 +150,8 @@ list_source(struct sender *s, size_t i)
 	    stat(src, &st) == 0 && S_ISDIR(st.st_mode)) {
 		if (realpath(src, resolved) == NULL)
 			return -errno;
-		hs_log_info("send: source %s is a symlink to %s: replicating "
-			    "its contents", src, resolved);
+		hs_log_debug("send: source %s is a symlink to %s: replicating "
+			     "its contents", src, resolved);
 	}
 	slash = strrchr(resolved, '/');
 	s->leaf[i] = hs_xstrdup(slash + 1);
@@ -165,20 +164,52 @@ list_source(struct sender *s, size_t i)
 		hs_log_warnx("send: source %s: its directory cannot be opened "
 			     "(%s); the standby's copy is left alone",
 		    src, hs_strerror(rc));
-		return HS_OK;
-	}
-	if ((rc = scan_tree(s->anchor[i], s->leaf[i], (uint16_t)i, s->set,
-		 &s->mine)) < 0)
-		return rc;
-	if (s->mine.n == before) {
-		s->missing[i] = 1;
-		hs_log_warnx("send: source %s does not exist here; the "
-			     "standby's copy is left alone", src);
-		fprintf(stderr, "hamnsync: %s: source missing on the primary, "
-				"standby copy left alone\n", src);
-		s->rep->changed_during++;
 	}
 	return HS_OK;
+}
+
+static void
+source_missing(struct sender *s, size_t i)
+{
+	const char *src = s->set->sources.v[i];
+
+	s->missing[i] = 1;
+	hs_log_warnx("send: source %s does not exist here; the standby's "
+		     "copy is left alone", src);
+	if (!s->o->quiet)
+		fprintf(stderr, "hamnsync: %s: source missing on the primary, "
+				"standby copy left alone\n", src);
+	s->rep->changed_during++;
+}
+
+/* List all of source i, or (scoped) one entry of it. */
+static int
+list_entry(struct sender *s, uint16_t i, const char *rel, int recursive)
+{
+	char parent[PROTO_PATH_MAX * 2 + 2];
+	const char *slash;
+	size_t before = s->mine.n;
+	int fd, rc;
+
+	if (s->anchor[i] < 0)
+		return HS_OK;
+	if (rel[0] == '\0') {
+		rc = scan_subtree(s->anchor[i], s->leaf[i], i, "", recursive,
+		    s->set, &s->mine);
+		if (rc == HS_OK && s->mine.n == before)
+			source_missing(s, i);
+		return rc;
+	}
+	slash = strrchr(rel, '/');
+	snprintf(parent, sizeof(parent), "%s%s%.*s", s->leaf[i],
+	    slash ? "/" : "", (int)(slash ? slash - rel : 0), rel);
+	fd = openat(s->anchor[i], parent, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return HS_OK; /* its directory went away: nothing to list */
+	rc = scan_subtree(fd, slash ? slash + 1 : rel, i, rel, recursive,
+	    s->set, &s->mine);
+	close(fd);
+	return rc;
 }
 
 static int
@@ -547,7 +578,7 @@ deletes_allowed(struct sender *s)
  * type are replacements, not deletions.
  */
 static int
-deletes_held(struct sender *s)
+deletes_held(struct sender *s, int scoped)
 {
 	size_t i, files = 0, gone = 0;
 	int single = 1;
@@ -569,9 +600,22 @@ deletes_held(struct sender *s)
 		if ((t->flags & SCAN_F_GONE) && !(t->flags & SCAN_F_RETYPE))
 			gone++;
 	}
+	/*
+	 * A scoped run sees a few paths: weigh its deletions, with those of
+	 * the last minute, against the set's size at the last full run.
+	 */
+	if (scoped) {
+		if (s->o->guard_files == 0)
+			return 0;
+		files = s->o->guard_files;
+		gone += s->o->guard_recent;
+	}
 	if (gone == 0 || gone * 100 <= (size_t)s->conf->max_delete_percent * files)
 		return 0;
-	fprintf(stderr, "hamnsync: set %s: holding back the deletion of %zu "
+	hs_log_warnx("send: set %s: holding back the deletion of %zu of %zu "
+		     "files", s->set->name, gone, files);
+	if (!s->o->quiet)
+		fprintf(stderr, "hamnsync: set %s: holding back the deletion of %zu "
 			"of %zu files (more than max_delete_percent = %u%%); "
 			"run `hamnsync sync --allow-deletes %s` to release\n",
 	    s->set->name, gone, files, s->conf->max_delete_percent,
@@ -580,17 +624,18 @@ deletes_held(struct sender *s)
 }
 
 static int
-send_deletes(struct sender *s)
+send_deletes(struct sender *s, int scoped)
 {
 	struct scan_entry **del;
 	size_t i, n = 0;
-	int rc = HS_OK, held = deletes_held(s);
+	int rc = HS_OK, held;
 
 	for (i = 0; i < s->theirs.n; i++)
 		if (s->theirs.v[i].flags & SCAN_F_GONE)
 			n++;
 	if (n == 0)
 		return HS_OK;
+	held = deletes_held(s, scoped);
 	if ((del = calloc(n, sizeof(*del))) == NULL)
 		return -ENOMEM;
 	for (i = 0, n = 0; i < s->theirs.n; i++)
@@ -771,8 +816,13 @@ recv_set_done(struct sender *s)
 	return proto_rd_end(&r);
 }
 
+/*
+ * Reconcile one set: all of it (scope NULL), or only the scope's entries
+ * (and what is below the recursive ones).
+ */
 static int
-sync_set(struct sender *s, const struct hs_pathset *set)
+sync_set(struct sender *s, const struct hs_pathset *set,
+    const struct proto_scope *scope, size_t n_scope)
 {
 	struct proto_set_open so;
 	size_t i;
@@ -786,23 +836,38 @@ sync_set(struct sender *s, const struct hs_pathset *set)
 		so.sources[i] = set->sources.v[i];
 	proto_wr_reset(&s->w);
 	proto_set_open_encode(&s->w, &so);
-	if ((rc = proto_conn_send_wr(s->c, PROTO_T_SET_OPEN, &s->w,
-		 PROTO_RAW)) < 0 ||
+	if (scope != NULL)
+		proto_scope_encode(&s->w, scope, n_scope);
+	if ((rc = proto_conn_send_wr(s->c, scope ? PROTO_T_SET_OPEN_SCOPED
+						 : PROTO_T_SET_OPEN,
+		 &s->w, PROTO_ZSTD)) < 0 ||
 	    (rc = proto_conn_flush(s->c)) < 0)
 		return rc;
 	/* List our side while the standby lists its own. */
 	for (i = 0; i < set->sources.n; i++)
-		if ((rc = list_source(s, i)) < 0) {
-			fprintf(stderr, "hamnsync: %s: cannot list: %s\n",
-			    set->sources.v[i], hs_strerror(rc));
+		if ((rc = open_source(s, i)) < 0)
 			return rc;
-		}
+	for (i = 0; scope == NULL && i < set->sources.n; i++)
+		if ((rc = list_entry(s, (uint16_t)i, "", 1)) < 0)
+			break;
+	for (i = 0; scope != NULL && i < n_scope && rc == HS_OK; i++)
+		if (scope[i].src < set->sources.n)
+			rc = list_entry(s, scope[i].src, scope[i].path,
+			    scope[i].recursive);
+	if (rc < 0) {
+		fprintf(stderr, "hamnsync: set %s: cannot list: %s\n",
+		    set->name, hs_strerror(rc));
+		return rc;
+	}
 	if ((rc = recv_listing(s, &refused)) < 0)
 		return rc;
 	if (refused) {
 		s->rep->sets_refused++;
 		return HS_OK;
 	}
+	for (i = 0; i < s->theirs.n; i++)
+		if (s->theirs.v[i].type != PROTO_E_DIR)
+			s->rep->standby_files++;
 	if ((s->by_path = calloc(s->mine.n ? s->mine.n : 1,
 		 sizeof(*s->by_path))) == NULL)
 		return -ENOMEM;
@@ -814,7 +879,8 @@ sync_set(struct sender *s, const struct hs_pathset *set)
 	plan(s);
 	if ((rc = compare_hashes(s)) < 0)
 		return rc;
-	if ((rc = send_deletes(s)) < 0 || (rc = send_ops(s)) < 0)
+	if ((rc = send_deletes(s, scope != NULL)) < 0 ||
+	    (rc = send_ops(s)) < 0)
 		return rc;
 	if ((rc = proto_conn_send(s->c, PROTO_T_SET_END, NULL, 0, PROTO_RAW,
 		 NULL)) < 0)
@@ -870,54 +936,116 @@ session_open(struct sender *s, char *why, size_t whylen)
 	return HS_OK;
 }
 
+void
+send_session_close(struct sender *s, int bye)
+{
+	if (s == NULL)
+		return;
+	if (bye && s->c != NULL &&
+	    proto_conn_send(s->c, PROTO_T_BYE, NULL, 0, PROTO_RAW, NULL) == 0)
+		proto_conn_flush(s->c);
+	sender_reset_set(s);
+	proto_conn_free(s->c);
+	proto_wr_free(&s->w);
+	hs_buf_free(&s->out);
+	hs_buf_free(&s->xa);
+	free(s->e);
+	free(s->buf);
+	free(s);
+}
+
+int
+send_session_open(const struct hs_conf *conf, const struct send_opts *o,
+    struct sender **out, char *why, size_t whylen)
+{
+	struct sender *s;
+	size_t i;
+	int rc;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return -ENOMEM;
+	s->conf = conf;
+	s->o = o;
+	for (i = 0; i < PROTO_SOURCES_MAX; i++)
+		s->anchor[i] = -1;
+	proto_wr_init(&s->w);
+	hs_buf_init(&s->out, PROTO_CHUNK);
+	hs_buf_init(&s->xa, PROTO_XATTRS_MAX);
+	s->e = malloc(sizeof(*s->e));
+	s->buf = malloc(PROTO_CHUNK);
+	if (s->e == NULL || s->buf == NULL) {
+		send_session_close(s, 0);
+		return -ENOMEM;
+	}
+	if ((rc = session_open(s, why, whylen)) < 0) {
+		send_session_close(s, 0);
+		return rc;
+	}
+	*out = s;
+	return HS_OK;
+}
+
+int
+send_session_set(struct sender *s, const struct hs_pathset *set,
+    const struct proto_scope *scope, size_t n_scope,
+    struct send_report *rep)
+{
+	int rc;
+
+	s->rep = rep;
+	s->start_ns = s->shown_ns = hs_now_mono_ns();
+	s->todo_bytes = s->done_bytes = s->todo_files = s->done_files = 0;
+	rc = sync_set(s, set, scope, n_scope);
+	sender_reset_set(s);
+	rep->wire_out = proto_conn_bytes_out(s->c);
+	rep->wire_in = proto_conn_bytes_in(s->c);
+	return rc;
+}
+
+int
+send_session_ping(struct sender *s, int timeout_ms)
+{
+	static uint64_t token;
+	struct proto_msg m;
+	uint8_t body[8];
+	int i, rc;
+
+	token++;
+	for (i = 0; i < 8; i++)
+		body[i] = (uint8_t)(token >> (56 - 8 * i));
+	if ((rc = proto_conn_send(s->c, PROTO_T_PING, body, sizeof(body),
+		 PROTO_RAW, NULL)) < 0)
+		return rc;
+	proto_conn_set_timeout(s->c, timeout_ms);
+	rc = proto_conn_recv(s->c, &m);
+	proto_conn_set_timeout(s->c, (int)s->conf->peer_timeout * 1000 * 10);
+	if (rc < 0)
+		return rc;
+	if (m.type != PROTO_T_PONG || m.len != 8 ||
+	    memcmp(m.data, body, 8) != 0)
+		return HS_EPROTO;
+	return HS_OK;
+}
+
 int
 send_sync(const struct hs_conf *conf, const struct send_opts *o,
     struct send_report *rep, char *why, size_t whylen)
 {
-	struct sender s;
+	struct sender *s;
 	size_t i;
 	int rc;
 
-	memset(&s, 0, sizeof(s));
 	memset(rep, 0, sizeof(*rep));
-	s.conf = conf;
-	s.o = o;
-	s.rep = rep;
-	for (i = 0; i < PROTO_SOURCES_MAX; i++)
-		s.anchor[i] = -1;
-	proto_wr_init(&s.w);
-	hs_buf_init(&s.out, PROTO_CHUNK);
-	hs_buf_init(&s.xa, PROTO_XATTRS_MAX);
-	s.start_ns = hs_now_mono_ns();
-	s.e = malloc(sizeof(*s.e));
-	s.buf = malloc(PROTO_CHUNK);
-	if (s.e == NULL || s.buf == NULL) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	if ((rc = session_open(&s, why, whylen)) < 0)
-		goto out;
+	if ((rc = send_session_open(conf, o, &s, why, whylen)) < 0)
+		return rc;
 	for (i = 0; i < conf->n_sets; i++) {
-		rc = sync_set(&s, &conf->sets[i]);
-		sender_reset_set(&s);
-		if (rc < 0) {
+		if ((rc = send_session_set(s, &conf->sets[i], NULL, 0,
+			 rep)) < 0) {
 			snprintf(why, whylen, "set %s: %s", conf->sets[i].name,
 			    hs_strerror(rc));
-			goto out;
+			break;
 		}
 	}
-	rc = proto_conn_send(s.c, PROTO_T_BYE, NULL, 0, PROTO_RAW, NULL);
-	if (rc == HS_OK)
-		rc = proto_conn_flush(s.c);
-	rep->wire_out = proto_conn_bytes_out(s.c);
-	rep->wire_in = proto_conn_bytes_in(s.c);
-out:
-	sender_reset_set(&s);
-	proto_conn_free(s.c);
-	proto_wr_free(&s.w);
-	hs_buf_free(&s.out);
-	hs_buf_free(&s.xa);
-	free(s.e);
-	free(s.buf);
+	send_session_close(s, rc == HS_OK);
 	return rc;
 }

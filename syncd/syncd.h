@@ -176,6 +176,14 @@ int	scan_excluded(const struct hs_pathset *set, const char *rel);
  */
 int	scan_tree(int anchorfd, const char *leaf, uint16_t src,
 	    const struct hs_pathset *set, struct scan_list *out);
+/*
+ * The same for an entry inside a source: `leaf` in anchorfd is the entry
+ * whose path relative to its source is `prefix`; below it only when
+ * `recursive`.
+ */
+int	scan_subtree(int anchorfd, const char *leaf, uint16_t src,
+	    const char *prefix, int recursive, const struct hs_pathset *set,
+	    struct scan_list *out);
 int	scan_entry_add(struct scan_list *l, const struct scan_entry *e);
 /* Sort by (src, path) so scan_list_find can bsearch. */
 void	scan_list_sort(struct scan_list *l);
@@ -205,6 +213,7 @@ struct send_report {
 	uint64_t	remote_errors;	/* errors reported by the standby */
 	uint64_t	sets_refused;
 	uint64_t	changed_during; /* files changed while being read */
+	uint64_t	standby_files;	/* non-directories the standby listed */
 	uint64_t	wire_out;	/* bytes written to the socket */
 	uint64_t	wire_in;
 };
@@ -215,6 +224,9 @@ struct send_opts {
 	uint64_t	epoch;	/* this node's epoch, sent in HELLO */
 	char		**allow_deletes; /* set names whose deletes go ahead */
 	size_t		n_allow_deletes;
+	int		quiet;		/* daemon: log only, no stderr lines */
+	uint64_t	guard_files;	/* scoped runs: the set's file count */
+	uint64_t	guard_recent;	/* scoped runs: deletes this minute */
 };
 
 /*
@@ -236,6 +248,22 @@ int	send_sync(const struct hs_conf *conf, const struct send_opts *o,
  */
 int	recv_session(const struct hs_conf *conf, int rootfd,
 	    struct proto_conn *c, volatile int *stop);
+
+/*
+ * A session with the standby that stays open (the primary daemon): open
+ * it, reconcile sets whole or scoped to a few paths, ping it.  Blocking,
+ * with the peer_timeout-based timeouts.  Returns as send_sync does.
+ */
+struct sender;
+int	send_session_open(const struct hs_conf *conf, const struct send_opts *o,
+	    struct sender **out, char *why, size_t whylen);
+int	send_session_set(struct sender *s, const struct hs_pathset *set,
+	    const struct proto_scope *scope, size_t n_scope,
+	    struct send_report *rep);
+/* PING the standby and wait up to timeout_ms for its PONG. */
+int	send_session_ping(struct sender *s, int timeout_ms);
+/* Say BYE (if `bye`) and free the session; NULL is fine. */
+void	send_session_close(struct sender *s, int bye);
 
 /* ------------------------------------------------ standby: the daemon */
 
@@ -289,6 +317,12 @@ int	apply_hash_file(struct apply *a, uint16_t src, const char *rel,
  */
 int	apply_sig_file(struct apply *a, uint16_t src, const char *rel,
 	    struct hs_buf *sig, uint8_t hash[PROTO_HASH_LEN], uint64_t *size);
+/*
+ * List (src, rel) of our copy, and what is below it when `recursive`,
+ * confined like every other access.  Nothing there lists nothing.
+ */
+int	apply_list(struct apply *a, uint16_t src, const char *rel,
+	    int recursive, struct scan_list *out);
 /* SHA-256 of everything readable from fd. */
 int	fs_hash_fd(int fd, uint8_t out[PROTO_HASH_LEN]);
 /* Record an error line for `path` (used by the receiver too). */
