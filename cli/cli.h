@@ -8,20 +8,20 @@
 #include "hs.h"
 
 /* Exit statuses of sync and verify (SPEC.md). */
-#define CLI_EXIT_OK		0
-#define CLI_EXIT_DIFFER		1
-#define CLI_EXIT_USAGE		2
-#define CLI_EXIT_PEER		3
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_DIFFER 1
+#define CLI_EXIT_USAGE 2
+#define CLI_EXIT_PEER 3
 
 /* Nagios statuses of status. */
-#define CLI_NAGIOS_OK		0
-#define CLI_NAGIOS_WARNING	1
-#define CLI_NAGIOS_CRITICAL	2
-#define CLI_NAGIOS_UNKNOWN	3
+#define CLI_NAGIOS_OK 0
+#define CLI_NAGIOS_WARNING 1
+#define CLI_NAGIOS_CRITICAL 2
+#define CLI_NAGIOS_UNKNOWN 3
 
 /* Print "hamnsync: <what>: <why>" on stderr. */
-void	cli_err(const char *what, const char *fmt, ...)
-	    __attribute__((format(printf, 2, 3)));
+void cli_err(const char *what, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* The config path: -c, else $HAMNSYNC_CONF, else the default. */
 const char *cli_conf_path(const char *opt);
 /* Load the config or print its one-line error; NULL on failure. */
@@ -32,11 +32,11 @@ struct idx_node;
  * This node's role and epoch from its index in state_dir, stored from the
  * config at first start.  Prints its own error.
  */
-int	cli_node_state(const struct hs_conf *conf, struct idx_node *node);
+int cli_node_state(const struct hs_conf *conf, struct idx_node *node);
 
-int	cli_keygen(int argc, char **argv);
-int	cli_daemon(int argc, char **argv, const char *conf_opt);
-int	cli_sync(int argc, char **argv, const char *conf_opt);
-int	cli_unbuilt(const char *cmd, int argc, char **argv);
+int cli_keygen(int argc, char **argv);
+int cli_daemon(int argc, char **argv, const char *conf_opt);
+int cli_sync(int argc, char **argv, const char *conf_opt);
+int cli_unbuilt(const char *cmd, int argc, char **argv);
 
 #endif /* CLI_H */

@@ -48,16 +48,12 @@ cli_daemon(int argc, char **argv, const char *conf_opt)
 		hs_conf_free(conf);
 		return 1;
 	}
-	if (node.role != HS_ROLE_STANDBY) {
-		cli_err("daemon", "the primary's continuous replication is not "
-				  "built yet; run `hamnsync sync` on the "
-				  "primary");
-		hs_conf_free(conf);
-		return 1;
-	}
 	/* stderr until the daemon detaches, so start-up errors are seen. */
 	hs_log_init("hamnsync", 1, HS_LOG_INFO);
-	rc = stdby_run(path, conf, fg);
+	if (node.role == HS_ROLE_PRIMARY)
+		rc = prim_run(path, conf, node.epoch, fg);
+	else
+		rc = stdby_run(path, conf, fg);
 	/* The reason was logged where it was known, in one line. */
 	return rc < 0 ? 1 : 0;
 }

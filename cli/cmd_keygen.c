@@ -21,8 +21,8 @@ name_ok(const char *s)
 	size_t n = strlen(s);
 
 	return n > 0 && n <= PROTO_NODE_MAX &&
-	    strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-		      "0123456789._-") == n;
+	       strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	                 "0123456789._-") == n;
 }
 
 int
@@ -72,8 +72,10 @@ cli_keygen(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 	if (!name_ok(name)) {
-		cli_err("keygen", "'%s' is not a valid node name (1 to 64 of "
-				  "A-Z a-z 0-9 . _ -)", name);
+		cli_err("keygen",
+		        "'%s' is not a valid node name (1 to 64 of "
+		        "A-Z a-z 0-9 . _ -)",
+		        name);
 		return CLI_EXIT_USAGE;
 	}
 	if (proto_keygen(out, name, force, fp, why, sizeof(why)) < 0) {

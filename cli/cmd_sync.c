@@ -46,7 +46,7 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 	struct hs_conf *conf;
 	char why[1024] = "", sent[32], wire[32], delta[32], covered[32];
 	char *allow[64];
-	int ch, rc;
+	int ch, rc, pid;
 
 	memset(&o, 0, sizeof(o));
 	while ((ch = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
@@ -58,7 +58,8 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 			o.progress = isatty(STDOUT_FILENO);
 			break;
 		case 'a':
-			if (o.n_allow_deletes == sizeof(allow) / sizeof(*allow)) {
+			if (o.n_allow_deletes ==
+			    sizeof(allow) / sizeof(*allow)) {
 				cli_err("sync", "too many --allow-deletes");
 				return CLI_EXIT_USAGE;
 			}
@@ -87,17 +88,33 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 		return CLI_EXIT_USAGE;
 	}
 	if (node.role != HS_ROLE_PRIMARY) {
-		cli_err("sync", "this node is the %s (per its index in %s); "
-				"sync runs on the primary",
-		    hs_role_name(node.role), conf->state_dir);
+		cli_err("sync",
+		        "this node is the %s (per its index in %s); "
+		        "sync runs on the primary",
+		        hs_role_name(node.role), conf->state_dir);
 		hs_conf_free(conf);
 		return CLI_EXIT_USAGE;
 	}
 	o.epoch = node.epoch;
+	if ((pid = daemon_running_pid(conf->state_dir)) != 0) {
+		/*
+		 * The daemon holds the one session the standby serves.  Until
+		 * the control socket lets sync wait for the daemon's own
+		 * reconciliation, refuse, and say how to ask the daemon.
+		 */
+		cli_err("sync",
+		        "the daemon (pid %d) replicates continuously "
+		        "and holds the standby's session; `kill -USR1 "
+		        "%d` makes it reconcile every set now",
+		        pid, pid);
+		hs_conf_free(conf);
+		return CLI_EXIT_USAGE;
+	}
 	for (size_t i = 0; i < o.n_allow_deletes; i++)
 		if (hs_conf_find_set(conf, allow[i]) == NULL) {
-			cli_err("sync", "--allow-deletes %s: no such [path] set",
-			    allow[i]);
+			cli_err("sync",
+			        "--allow-deletes %s: no such [path] set",
+			        allow[i]);
 			hs_conf_free(conf);
 			return CLI_EXIT_USAGE;
 		}
@@ -115,16 +132,16 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 	       "%llu metadata, %llu deleted, %llu held, %llu dirs, "
 	       "%llu symlinks, %llu links, %llu special, %llu unchanged; "
 	       "%s on the wire; %llu errors\n",
-	    o.dry_run ? " (dry run)" : "",
-	    (unsigned long long)rep.files_sent, sent,
-	    (unsigned long long)rep.delta_files, delta, covered,
-	    (unsigned long long)rep.meta_only,
-	    (unsigned long long)rep.deleted, (unsigned long long)rep.held,
-	    (unsigned long long)rep.dirs, (unsigned long long)rep.symlinks,
-	    (unsigned long long)rep.links, (unsigned long long)rep.specials,
-	    (unsigned long long)rep.unchanged, wire,
-	    (unsigned long long)(rep.remote_errors + rep.sets_refused +
-		rep.changed_during));
+	       o.dry_run ? " (dry run)" : "",
+	       (unsigned long long)rep.files_sent, sent,
+	       (unsigned long long)rep.delta_files, delta, covered,
+	       (unsigned long long)rep.meta_only,
+	       (unsigned long long)rep.deleted, (unsigned long long)rep.held,
+	       (unsigned long long)rep.dirs, (unsigned long long)rep.symlinks,
+	       (unsigned long long)rep.links, (unsigned long long)rep.specials,
+	       (unsigned long long)rep.unchanged, wire,
+	       (unsigned long long)(rep.remote_errors + rep.sets_refused +
+	                            rep.changed_during));
 	if (rep.remote_errors || rep.sets_refused || rep.changed_during ||
 	    rep.held)
 		return CLI_EXIT_DIFFER;

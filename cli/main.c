@@ -25,8 +25,8 @@ static const char usage[] =
     "  rejoin\n"
     "  switchover\n"
     "\n"
-    "  -c FILE     configuration (default: $HAMNSYNC_CONF or "
-    HS_CONF_DEFAULT ")\n"
+    "  -c FILE     configuration (default: $HAMNSYNC_CONF or " HS_CONF_DEFAULT
+    ")\n"
     "  --version   print program, protocol and index format versions\n";
 
 void
@@ -77,7 +77,7 @@ main(int argc, char **argv)
 	while (i < argc && argv[i][0] == '-') {
 		if (strcmp(argv[i], "--version") == 0) {
 			printf("hamnsync %s (protocol %d, index format %d)\n",
-			    HS_VERSION, PROTO_VERSION, IDX_FORMAT_VERSION);
+			       HS_VERSION, PROTO_VERSION, IDX_FORMAT_VERSION);
 			return 0;
 		}
 		if (strcmp(argv[i], "--help") == 0 ||

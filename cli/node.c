@@ -14,12 +14,12 @@ cli_node_state(const struct hs_conf *conf, struct idx_node *node)
 	if (mkdir(conf->state_dir, 0700) < 0 && errno != EEXIST) {
 		rc = -errno;
 		cli_err("state_dir", "%s: %s", conf->state_dir,
-		    hs_strerror(rc));
+		        hs_strerror(rc));
 		return rc;
 	}
 	if ((rc = idx_open(conf->state_dir, 0, &x)) < 0) {
 		cli_err("index", "%s/index: %s", conf->state_dir,
-		    hs_strerror(rc));
+		        hs_strerror(rc));
 		return rc;
 	}
 	rc = idx_node_get(x, node);
@@ -32,6 +32,6 @@ cli_node_state(const struct hs_conf *conf, struct idx_node *node)
 	idx_close(x);
 	if (rc < 0)
 		cli_err("index", "%s/index: node state: %s", conf->state_dir,
-		    hs_strerror(rc));
+		        hs_strerror(rc));
 	return rc;
 }

@@ -29,7 +29,7 @@ hs_log_init(const char *ident, int to_stderr, enum hs_log_level level)
 
 static void
 log_emit(enum hs_log_level lvl, int with_errno, int saved, const char *fmt,
-    va_list ap)
+         va_list ap)
 {
 	static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
 	char msg[1024];
@@ -42,7 +42,7 @@ log_emit(enum hs_log_level lvl, int with_errno, int saved, const char *fmt,
 		return;
 	if (with_errno && (size_t)n < sizeof(msg))
 		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s",
-		    strerror(saved));
+		         strerror(saved));
 	if (log_to_stderr) {
 		struct timespec ts;
 		struct tm tm;
@@ -52,7 +52,7 @@ log_emit(enum hs_log_level lvl, int with_errno, int saved, const char *fmt,
 		gmtime_r(&ts.tv_sec, &tm);
 		strftime(when, sizeof(when), "%H:%M:%S", &tm);
 		fprintf(stderr, "%s.%03ld %s[%d]: %s\n", when,
-		    ts.tv_nsec / 1000000, log_ident, (int)getpid(), msg);
+		        ts.tv_nsec / 1000000, log_ident, (int)getpid(), msg);
 	} else
 		syslog(prio[lvl], "%s", msg);
 }

@@ -78,7 +78,7 @@ hs_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 /* Split a number and a one-letter unit suffix; scale with overflow check. */
 static int
 parse_scaled(const char *s, const char *units, const uint64_t *scale,
-    uint64_t *out)
+             uint64_t *out)
 {
 	char num[32];
 	size_t n = strlen(s);
@@ -113,7 +113,7 @@ int
 hs_parse_size(const char *s, uint64_t *bytes)
 {
 	static const uint64_t scale[] = {1, 1024, 1024 * 1024,
-	    1024 * 1024 * 1024};
+	                                 1024 * 1024 * 1024};
 
 	return parse_scaled(s, "KMG", scale, bytes);
 }
@@ -132,8 +132,9 @@ hs_parse_fingerprint(const char *s, uint8_t out[32])
 			continue;
 		if (!isxdigit((unsigned char)*s) || nib >= 64)
 			return HS_ECONFIG;
-		v = isdigit((unsigned char)*s) ? *s - '0'
-		    : tolower((unsigned char)*s) - 'a' + 10;
+		v = isdigit((unsigned char)*s)
+		        ? *s - '0'
+		        : tolower((unsigned char)*s) - 'a' + 10;
 		if (nib % 2 == 0)
 			out[nib / 2] = (uint8_t)(v << 4);
 		else

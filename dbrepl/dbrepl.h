@@ -9,6 +9,6 @@
 #include "hs.h"
 
 /* Printable name of a database type ("sqlite", ...). */
-const char	*dbr_type_name(enum hs_db_type t);
+const char *dbr_type_name(enum hs_db_type t);
 
 #endif /* DBREPL_H */

@@ -9,9 +9,9 @@
 #include "idx.h"
 
 struct idx {
-	MDB_env	*env;
-	MDB_dbi	 meta;
-	int	 readonly;
+	MDB_env *env;
+	MDB_dbi meta;
+	int readonly;
 };
 
 static int
@@ -51,7 +51,7 @@ idx_check_format(struct idx *x, MDB_txn *txn)
 	memcpy(&ver, v.mv_data, sizeof(ver));
 	if (ver != IDX_FORMAT_VERSION) {
 		hs_log_errx("index: format version %u, this build reads %u",
-		    ver, IDX_FORMAT_VERSION);
+		            ver, IDX_FORMAT_VERSION);
 		return HS_EINDEX;
 	}
 	return HS_OK;
@@ -85,15 +85,15 @@ idx_open(const char *state_dir, int readonly, struct idx **out)
 		goto fail;
 	mdb_env_set_mapsize(x->env, IDX_MAP_SIZE);
 	mdb_env_set_maxdbs(x->env, 8);
-	rc = mdb_env_open(x->env, dir,
-	    MDB_NOTLS | (readonly ? MDB_RDONLY : 0), 0600);
+	rc = mdb_env_open(x->env, dir, MDB_NOTLS | (readonly ? MDB_RDONLY : 0),
+	                  0600);
 	if (rc != 0)
 		goto fail;
 	if ((rc = mdb_txn_begin(x->env, NULL, readonly ? MDB_RDONLY : 0,
-		 &txn)) != 0)
+	                        &txn)) != 0)
 		goto fail;
 	if ((rc = mdb_dbi_open(txn, "meta", readonly ? 0 : MDB_CREATE,
-		 &x->meta)) != 0)
+	                       &x->meta)) != 0)
 		goto fail;
 	if ((rc = idx_check_format(x, txn)) < 0) {
 		mdb_txn_abort(txn);
@@ -126,9 +126,9 @@ idx_close(struct idx *x)
 
 /* Node state record: u32 role, u64 epoch, native order (local file). */
 struct node_rec {
-	uint32_t	role;
-	uint32_t	pad;
-	uint64_t	epoch;
+	uint32_t role;
+	uint32_t pad;
+	uint64_t epoch;
 };
 
 int

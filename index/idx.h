@@ -12,14 +12,14 @@
 
 #define IDX_FORMAT_VERSION 1
 /* Address space reserved for the map; the file grows only as used. */
-#define IDX_MAP_SIZE	(4ull * 1024 * 1024 * 1024)
+#define IDX_MAP_SIZE (4ull * 1024 * 1024 * 1024)
 
 struct idx;
 
 /* What this node is. */
 struct idx_node {
-	enum hs_role	role;
-	uint64_t	epoch;	/* raised by each promote */
+	enum hs_role role;
+	uint64_t epoch; /* raised by each promote */
 };
 
 /*
@@ -27,10 +27,10 @@ struct idx_node {
  * HS_EINDEX when it exists with another format version, HS_ENOTFOUND when
  * readonly and there is none, -errno otherwise.  Caller owns *out.
  */
-int	idx_open(const char *state_dir, int readonly, struct idx **out);
-void	idx_close(struct idx *x);
+int idx_open(const char *state_dir, int readonly, struct idx **out);
+void idx_close(struct idx *x);
 /* HS_ENOTFOUND when this node has never stored its state. */
-int	idx_node_get(struct idx *x, struct idx_node *out);
-int	idx_node_put(struct idx *x, const struct idx_node *n);
+int idx_node_get(struct idx *x, struct idx_node *out);
+int idx_node_put(struct idx *x, const struct idx_node *n);
 
 #endif /* IDX_H */

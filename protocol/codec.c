@@ -51,7 +51,7 @@ void
 proto_put_u32(struct proto_wr *w, uint32_t v)
 {
 	uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16),
-	    (uint8_t)(v >> 8), (uint8_t)v};
+	                (uint8_t)(v >> 8), (uint8_t)v};
 
 	proto_put_bytes(w, b, sizeof(b));
 }
@@ -116,8 +116,8 @@ proto_get_u32(struct proto_rd *r, uint32_t *v)
 
 	if (proto_get_bytes(r, b, 4) < 0)
 		return HS_EPROTO;
-	*v = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
-	    (uint32_t)b[2] << 8 | b[3];
+	*v = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 |
+	     b[3];
 	return HS_OK;
 }
 

@@ -7,7 +7,7 @@
 
 void
 proto_hdr_pack(uint8_t raw[PROTO_HDR_LEN], uint8_t type, uint8_t flags,
-    uint32_t len)
+               uint32_t len)
 {
 	raw[0] = type;
 	raw[1] = flags;
@@ -27,7 +27,7 @@ proto_hdr_unpack(const uint8_t *raw, size_t len, struct proto_hdr *h)
 	h->type = raw[0];
 	h->flags = raw[1];
 	h->len = (uint32_t)raw[4] << 24 | (uint32_t)raw[5] << 16 |
-	    (uint32_t)raw[6] << 8 | raw[7];
+	         (uint32_t)raw[6] << 8 | raw[7];
 	if (raw[2] != 0 || raw[3] != 0 || (h->flags & ~PROTO_F_ZSTD) != 0)
 		return HS_EPROTO;
 	if (h->len > PROTO_FRAME_MAX)

@@ -63,7 +63,7 @@ make_cert(EVP_PKEY *pk, const char *name)
 	X509_set_pubkey(x, pk);
 	subj = X509_get_subject_name(x);
 	X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_ASC,
-	    (const unsigned char *)name, -1, -1, 0);
+	                           (const unsigned char *)name, -1, -1, 0);
 	X509_set_issuer_name(x, subj);
 	snprintf(san, sizeof(san), "DNS:%s", name);
 	if (!add_ext(x, NID_subject_alt_name, san) ||
@@ -87,8 +87,10 @@ write_pem(const char *path, mode_t mode, int force, EVP_PKEY *pk, X509 *x)
 	int fd, ok;
 	FILE *f;
 
-	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
-	    (force ? O_TRUNC : O_EXCL), mode);
+	fd = open(path,
+	          O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
+	              (force ? O_TRUNC : O_EXCL),
+	          mode);
 	if (fd < 0)
 		return -errno;
 	if (fchmod(fd, mode) < 0 || (f = fdopen(fd, "w")) == NULL) {
@@ -96,7 +98,7 @@ write_pem(const char *path, mode_t mode, int force, EVP_PKEY *pk, X509 *x)
 		return -errno;
 	}
 	ok = pk ? PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL)
-		: PEM_write_X509(f, x);
+	        : PEM_write_X509(f, x);
 	if (fflush(f) != 0 || fsync(fileno(f)) != 0)
 		ok = 0;
 	if (fclose(f) != 0)
@@ -106,7 +108,7 @@ write_pem(const char *path, mode_t mode, int force, EVP_PKEY *pk, X509 *x)
 
 int
 proto_keygen(const char *dir, const char *name, int force, uint8_t fp[32],
-    char *why, size_t whylen)
+             char *why, size_t whylen)
 {
 	char keyp[4200], crtp[4200];
 	EVP_PKEY *pk = NULL;
@@ -119,7 +121,7 @@ proto_keygen(const char *dir, const char *name, int force, uint8_t fp[32],
 	snprintf(crtp, sizeof(crtp), "%s/node.crt", dir);
 	if (!force && (stat(keyp, &st) == 0 || stat(crtp, &st) == 0)) {
 		snprintf(why, whylen, "%s: exists; use --force to replace it",
-		    stat(keyp, &st) == 0 ? keyp : crtp);
+		         stat(keyp, &st) == 0 ? keyp : crtp);
 		return -EEXIST;
 	}
 	if ((pk = EVP_EC_gen("P-256")) == NULL ||

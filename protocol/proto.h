@@ -21,64 +21,64 @@
 
 #include "hs.h"
 
-#define PROTO_VERSION	1
-#define PROTO_MAGIC	0x484d4e53u	/* "HMNS" */
-#define PROTO_HDR_LEN	8
+#define PROTO_VERSION 1
+#define PROTO_MAGIC 0x484d4e53u /* "HMNS" */
+#define PROTO_HDR_LEN 8
 /* 4 MiB: room for a 1 MiB data chunk or ~20,000 listing entries. */
 #define PROTO_FRAME_MAX (4u * 1024 * 1024)
 /* Data is sent in chunks of this size: small enough to keep latency low. */
-#define PROTO_CHUNK	(256u * 1024)
+#define PROTO_CHUNK (256u * 1024)
 /* PATH_MAX on Linux, including the terminating NUL. */
-#define PROTO_PATH_MAX	4095
-#define PROTO_NAME_MAX	255	/* one path component, NAME_MAX */
-#define PROTO_DEPTH_MAX 256	/* components in one relative path */
-#define PROTO_NODE_MAX	64	/* node and set names */
-#define PROTO_ERRORS_MAX 64	/* error lines carried in SET_DONE */
-#define PROTO_SOURCES_MAX 256	/* sources per set */
-#define PROTO_HASH_LEN	32	/* SHA-256 */
-#define PROTO_XHASH_LEN	16	/* digest of an entry's extended attributes */
+#define PROTO_PATH_MAX 4095
+#define PROTO_NAME_MAX 255    /* one path component, NAME_MAX */
+#define PROTO_DEPTH_MAX 256   /* components in one relative path */
+#define PROTO_NODE_MAX 64     /* node and set names */
+#define PROTO_ERRORS_MAX 64   /* error lines carried in SET_DONE */
+#define PROTO_SOURCES_MAX 256 /* sources per set */
+#define PROTO_HASH_LEN 32     /* SHA-256 */
+#define PROTO_XHASH_LEN 16    /* digest of an entry's extended attributes */
 /* All extended attributes of one entry: Linux caps a list at 64 KiB of
  * names and each value at 64 KiB; 256 KiB leaves room for a few values. */
 #define PROTO_XATTRS_MAX (256u * 1024)
 /* A librsync signature: at most SIG_BLOCKS_MAX blocks (see syncd/delta.c)
  * of at most 4 + 32 bytes, plus its header. */
-#define PROTO_SIG_MAX	(2u * 1024 * 1024)
+#define PROTO_SIG_MAX (2u * 1024 * 1024)
 
-#define PROTO_F_ZSTD	0x01
+#define PROTO_F_ZSTD 0x01
 
 /* Message types; a session runs through them in this order. */
 enum proto_type {
-	PROTO_T_HELLO = 1,	  /* both: version, name, role, epoch */
-	PROTO_T_ERROR = 2,	  /* either: fatal error text, then close */
-	PROTO_T_BUSY = 3,	  /* standby: serving another primary */
-	PROTO_T_BYE = 4,	  /* primary: session over */
-	PROTO_T_PING = 5,	  /* primary: heartbeat, u64 token */
-	PROTO_T_PONG = 6,	  /* standby: the token back */
-	PROTO_T_SET_OPEN = 10,	  /* primary: name + sources of one set */
-	PROTO_T_SET_REFUSE = 11,  /* standby: set not configured here */
-	PROTO_T_LIST = 12,	  /* standby: batch of entries it holds */
-	PROTO_T_LIST_END = 13,	  /* standby: listing complete */
-	PROTO_T_HASH_REQ = 14,	  /* primary: batch of paths to hash */
+	PROTO_T_HELLO = 1,         /* both: version, name, role, epoch */
+	PROTO_T_ERROR = 2,         /* either: fatal error text, then close */
+	PROTO_T_BUSY = 3,          /* standby: serving another primary */
+	PROTO_T_BYE = 4,           /* primary: session over */
+	PROTO_T_PING = 5,          /* primary: heartbeat, u64 token */
+	PROTO_T_PONG = 6,          /* standby: the token back */
+	PROTO_T_SET_OPEN = 10,     /* primary: name + sources of one set */
+	PROTO_T_SET_REFUSE = 11,   /* standby: set not configured here */
+	PROTO_T_LIST = 12,         /* standby: batch of entries it holds */
+	PROTO_T_LIST_END = 13,     /* standby: listing complete */
+	PROTO_T_HASH_REQ = 14,     /* primary: batch of paths to hash */
 	PROTO_T_HASH_REQ_END = 15, /* primary: no more paths */
-	PROTO_T_HASH_REPLY = 16,  /* standby: batch of hashes */
-	PROTO_T_HASH_END = 17,	  /* standby: all hashes sent */
-	PROTO_T_OP_DELETE = 20,	  /* primary: remove one entry */
-	PROTO_T_OP_DIR = 21,	  /* primary: make a directory */
-	PROTO_T_OP_SYMLINK = 22,  /* primary: make or replace a symlink */
-	PROTO_T_OP_FILE = 23,	  /* primary: a whole file follows */
-	PROTO_T_OP_DATA = 24,	  /* primary: next chunk of the file */
-	PROTO_T_OP_FILE_END = 25, /* primary: hash of the file, or abort */
-	PROTO_T_OP_META = 26,	  /* primary: mode, owner, mtime only */
-	PROTO_T_SET_END = 27,	  /* primary: no more operations */
-	PROTO_T_SET_DONE = 28,	  /* standby: applied and durable */
-	PROTO_T_OP_SPECIAL = 29,  /* primary: make a fifo or device node */
-	PROTO_T_OP_SEEK = 30,	  /* primary: skip a hole in the file */
-	PROTO_T_OP_DELTA = 31,	  /* primary: a librsync delta follows */
-	PROTO_T_OP_LINK = 32,	  /* primary: hard link to another entry */
-	PROTO_T_SIG_REQ = 40,	  /* primary: batch of paths to sign */
-	PROTO_T_SIG_REQ_END = 41, /* primary: no more paths */
-	PROTO_T_SIG = 42,	  /* standby: hash and signature of a file */
-	PROTO_T_SIG_END = 43,	  /* standby: all signatures sent */
+	PROTO_T_HASH_REPLY = 16,   /* standby: batch of hashes */
+	PROTO_T_HASH_END = 17,     /* standby: all hashes sent */
+	PROTO_T_OP_DELETE = 20,    /* primary: remove one entry */
+	PROTO_T_OP_DIR = 21,       /* primary: make a directory */
+	PROTO_T_OP_SYMLINK = 22,   /* primary: make or replace a symlink */
+	PROTO_T_OP_FILE = 23,      /* primary: a whole file follows */
+	PROTO_T_OP_DATA = 24,      /* primary: next chunk of the file */
+	PROTO_T_OP_FILE_END = 25,  /* primary: hash of the file, or abort */
+	PROTO_T_OP_META = 26,      /* primary: mode, owner, mtime only */
+	PROTO_T_SET_END = 27,      /* primary: no more operations */
+	PROTO_T_SET_DONE = 28,     /* standby: applied and durable */
+	PROTO_T_OP_SPECIAL = 29,   /* primary: make a fifo or device node */
+	PROTO_T_OP_SEEK = 30,      /* primary: skip a hole in the file */
+	PROTO_T_OP_DELTA = 31,     /* primary: a librsync delta follows */
+	PROTO_T_OP_LINK = 32,      /* primary: hard link to another entry */
+	PROTO_T_SIG_REQ = 40,      /* primary: batch of paths to sign */
+	PROTO_T_SIG_REQ_END = 41,  /* primary: no more paths */
+	PROTO_T_SIG = 42,          /* standby: hash and signature of a file */
+	PROTO_T_SIG_END = 43,      /* standby: all signatures sent */
 	PROTO_T_SET_OPEN_SCOPED = 44, /* primary: SET_OPEN limited to paths */
 };
 
@@ -88,67 +88,67 @@ enum proto_type {
 /* --------------------------------------------------------------- headers */
 
 struct proto_hdr {
-	uint8_t		type;
-	uint8_t		flags;
-	uint32_t	len;
+	uint8_t type;
+	uint8_t flags;
+	uint32_t len;
 };
 
-void	proto_hdr_pack(uint8_t raw[PROTO_HDR_LEN], uint8_t type, uint8_t flags,
-	    uint32_t len);
+void proto_hdr_pack(uint8_t raw[PROTO_HDR_LEN], uint8_t type, uint8_t flags,
+                    uint32_t len);
 /* HS_EPROTO for reserved bits or unknown flags, HS_ELIMIT past max. */
-int	proto_hdr_unpack(const uint8_t *raw, size_t len, struct proto_hdr *h);
+int proto_hdr_unpack(const uint8_t *raw, size_t len, struct proto_hdr *h);
 
 /* ---------------------------------------------------------------- codecs */
 
 /* Writer: appends to a bounded buffer. */
 struct proto_wr {
-	struct hs_buf	buf;
-	int		rc;	/* first error; later puts do nothing */
+	struct hs_buf buf;
+	int rc; /* first error; later puts do nothing */
 };
 
-void	proto_wr_init(struct proto_wr *w);
-void	proto_wr_reset(struct proto_wr *w);
-void	proto_wr_free(struct proto_wr *w);
-void	proto_put_u8(struct proto_wr *w, uint8_t v);
-void	proto_put_u16(struct proto_wr *w, uint16_t v);
-void	proto_put_u32(struct proto_wr *w, uint32_t v);
-void	proto_put_u64(struct proto_wr *w, uint64_t v);
-void	proto_put_bytes(struct proto_wr *w, const void *p, size_t n);
+void proto_wr_init(struct proto_wr *w);
+void proto_wr_reset(struct proto_wr *w);
+void proto_wr_free(struct proto_wr *w);
+void proto_put_u8(struct proto_wr *w, uint8_t v);
+void proto_put_u16(struct proto_wr *w, uint16_t v);
+void proto_put_u32(struct proto_wr *w, uint32_t v);
+void proto_put_u64(struct proto_wr *w, uint64_t v);
+void proto_put_bytes(struct proto_wr *w, const void *p, size_t n);
 /* A string as u16 length + bytes (no NUL). */
-void	proto_put_str(struct proto_wr *w, const char *s);
-void	proto_put_strn(struct proto_wr *w, const char *s, size_t n);
+void proto_put_str(struct proto_wr *w, const char *s);
+void proto_put_strn(struct proto_wr *w, const char *s, size_t n);
 
 /* Reader: consumes a borrowed payload, checking `left` before each get. */
 struct proto_rd {
-	const uint8_t	*p;
-	size_t		 left;
+	const uint8_t *p;
+	size_t left;
 };
 
-int	proto_get_u8(struct proto_rd *r, uint8_t *v);
-int	proto_get_u16(struct proto_rd *r, uint16_t *v);
-int	proto_get_u32(struct proto_rd *r, uint32_t *v);
-int	proto_get_u64(struct proto_rd *r, uint64_t *v);
-int	proto_get_bytes(struct proto_rd *r, void *out, size_t n);
+int proto_get_u8(struct proto_rd *r, uint8_t *v);
+int proto_get_u16(struct proto_rd *r, uint16_t *v);
+int proto_get_u32(struct proto_rd *r, uint32_t *v);
+int proto_get_u64(struct proto_rd *r, uint64_t *v);
+int proto_get_bytes(struct proto_rd *r, void *out, size_t n);
 /*
  * A string of at most `max` bytes with no NUL, copied NUL-terminated into
  * `out` (which has room for max + 1 bytes).  HS_EPROTO if short or if it
  * holds a NUL; HS_ELIMIT if longer than max.
  */
-int	proto_get_str(struct proto_rd *r, char *out, size_t max, size_t *len);
+int proto_get_str(struct proto_rd *r, char *out, size_t max, size_t *len);
 /* HS_OK when the payload was consumed exactly, HS_EPROTO otherwise. */
-int	proto_rd_end(const struct proto_rd *r);
+int proto_rd_end(const struct proto_rd *r);
 
 /* The handshake message. */
 struct proto_hello {
-	uint32_t	magic;
-	uint16_t	version;
-	char		name[PROTO_NODE_MAX + 1];
-	uint8_t		role;	/* enum hs_role */
-	uint64_t	epoch;
+	uint32_t magic;
+	uint16_t version;
+	char name[PROTO_NODE_MAX + 1];
+	uint8_t role; /* enum hs_role */
+	uint64_t epoch;
 };
 
-void	proto_hello_encode(struct proto_wr *w, const struct proto_hello *h);
-int	proto_hello_decode(struct proto_rd *r, struct proto_hello *h);
+void proto_hello_encode(struct proto_wr *w, const struct proto_hello *h);
+int proto_hello_decode(struct proto_rd *r, struct proto_hello *h);
 
 /* Entry types on the wire. */
 enum proto_etype {
@@ -165,30 +165,30 @@ enum proto_etype {
  * source, "" for the source itself) and its metadata.
  */
 struct proto_entry {
-	uint16_t	src;
-	uint8_t		type;	/* enum proto_etype */
-	uint32_t	mode;	/* permission bits incl. setuid/setgid/sticky */
-	uint32_t	uid;
-	uint32_t	gid;
-	uint64_t	size;
-	int64_t		mtime_sec;
-	uint32_t	mtime_nsec;
-	uint64_t	rdev;	/* device nodes only */
-	uint64_t	dev;	/* identity, for hard links (listings) */
-	uint64_t	ino;
-	uint32_t	nlink;
-	uint64_t	blocks;	/* 512-byte blocks allocated (sparse files) */
-	uint8_t		xhash[PROTO_XHASH_LEN]; /* 0 = no extended attrs */
-	char		path[PROTO_PATH_MAX + 1];
-	char		link[PROTO_PATH_MAX + 1];	/* symlink target */
+	uint16_t src;
+	uint8_t type;  /* enum proto_etype */
+	uint32_t mode; /* permission bits incl. setuid/setgid/sticky */
+	uint32_t uid;
+	uint32_t gid;
+	uint64_t size;
+	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+	uint64_t rdev; /* device nodes only */
+	uint64_t dev;  /* identity, for hard links (listings) */
+	uint64_t ino;
+	uint32_t nlink;
+	uint64_t blocks; /* 512-byte blocks allocated (sparse files) */
+	uint8_t xhash[PROTO_XHASH_LEN]; /* 0 = no extended attrs */
+	char path[PROTO_PATH_MAX + 1];
+	char link[PROTO_PATH_MAX + 1]; /* symlink target */
 	/* Extended attributes (see proto_xattr_next); borrowed. */
-	const uint8_t	*xattrs;
-	uint32_t	 xattrs_len;
+	const uint8_t *xattrs;
+	uint32_t xattrs_len;
 };
 
-void	proto_entry_encode(struct proto_wr *w, const struct proto_entry *e);
+void proto_entry_encode(struct proto_wr *w, const struct proto_entry *e);
 /* Checks type, mode bits, nsec range and string limits. */
-int	proto_entry_decode(struct proto_rd *r, struct proto_entry *e);
+int proto_entry_decode(struct proto_rd *r, struct proto_entry *e);
 
 /*
  * Extended attributes travel as a blob of entries
@@ -197,27 +197,27 @@ int	proto_entry_decode(struct proto_rd *r, struct proto_entry *e);
  * with the next pair, 0 at the end, HS_EPROTO or HS_ELIMIT if malformed.
  */
 struct proto_xattr {
-	char		 name[PROTO_NAME_MAX + 1];
-	const uint8_t	*value;
-	uint32_t	 len;
+	char name[PROTO_NAME_MAX + 1];
+	const uint8_t *value;
+	uint32_t len;
 };
-int	proto_xattr_next(struct proto_rd *r, struct proto_xattr *x);
+int proto_xattr_next(struct proto_rd *r, struct proto_xattr *x);
 /* Check a whole blob (order, limits); HS_OK or the first error. */
-int	proto_xattrs_check(const uint8_t *blob, size_t len);
+int proto_xattrs_check(const uint8_t *blob, size_t len);
 
 /* SET_OPEN: set name and its sources. */
 struct proto_set_open {
-	char		 name[PROTO_NODE_MAX + 1];
-	uint16_t	 n_sources;
-	char		*sources[PROTO_SOURCES_MAX];	/* owned */
+	char name[PROTO_NODE_MAX + 1];
+	uint16_t n_sources;
+	char *sources[PROTO_SOURCES_MAX]; /* owned */
 };
 
-void	proto_set_open_encode(struct proto_wr *w, const struct proto_set_open *s);
+void proto_set_open_encode(struct proto_wr *w, const struct proto_set_open *s);
 /* On success the caller owns s->sources; free with proto_set_open_clear. */
-int	proto_set_open_decode(struct proto_rd *r, struct proto_set_open *s);
+int proto_set_open_decode(struct proto_rd *r, struct proto_set_open *s);
 /* The same, leaving what follows the sources in `r`. */
-int	proto_set_open_decode_head(struct proto_rd *r, struct proto_set_open *s);
-void	proto_set_open_clear(struct proto_set_open *s);
+int proto_set_open_decode_head(struct proto_rd *r, struct proto_set_open *s);
+void proto_set_open_clear(struct proto_set_open *s);
 
 /*
  * The scope of a SET_OPEN_SCOPED: after the SET_OPEN body, u32 count and
@@ -225,40 +225,39 @@ void	proto_set_open_clear(struct proto_set_open *s);
  * when recursive, what is below them) are listed and reconciled.
  */
 struct proto_scope {
-	uint16_t	 src;
-	uint8_t		 recursive;
-	char		*path;	/* owned */
+	uint16_t src;
+	uint8_t recursive;
+	char *path; /* owned */
 };
 
-void	proto_scope_encode(struct proto_wr *w, const struct proto_scope *v,
-	    size_t n);
+void proto_scope_encode(struct proto_wr *w, const struct proto_scope *v,
+                        size_t n);
 /* On success the caller owns *out (free with proto_scope_free). */
-int	proto_scope_decode(struct proto_rd *r, struct proto_scope **out,
-	    size_t *n);
-void	proto_scope_free(struct proto_scope *v, size_t n);
+int proto_scope_decode(struct proto_rd *r, struct proto_scope **out, size_t *n);
+void proto_scope_free(struct proto_scope *v, size_t n);
 
 /* ------------------------------------------------------------ connections */
 
 /* TLS identity and peer policy. */
 struct proto_tls_opts {
-	const char	*cert;		/* PEM certificate */
-	const char	*key;		/* PEM private key */
-	const char	*ca;		/* CA bundle or NULL */
-	const uint8_t	(*pins)[32];	/* pinned SHA-256 fingerprints */
-	size_t		 n_pins;
-	const char	*peer_name;	/* required name in CA mode, or NULL */
-	int		 is_server;
+	const char *cert;          /* PEM certificate */
+	const char *key;           /* PEM private key */
+	const char *ca;            /* CA bundle or NULL */
+	const uint8_t (*pins)[32]; /* pinned SHA-256 fingerprints */
+	size_t n_pins;
+	const char *peer_name; /* required name in CA mode, or NULL */
+	int is_server;
 };
 
 struct proto_tls;
 struct proto_conn;
 
 /* A TLS 1.3-only context.  HS_ETLS (logged) when cert/key cannot load. */
-int	proto_tls_new(const struct proto_tls_opts *o, struct proto_tls **out);
-void	proto_tls_free(struct proto_tls *t);
+int proto_tls_new(const struct proto_tls_opts *o, struct proto_tls **out);
+void proto_tls_free(struct proto_tls *t);
 /* proto_tls_new with the [node] settings of `conf`. */
-int	proto_tls_from_conf(const struct hs_conf *conf, int is_server,
-	    struct proto_tls **out);
+int proto_tls_from_conf(const struct hs_conf *conf, int is_server,
+                        struct proto_tls **out);
 
 /*
  * Connect to "host:port" and run the TLS handshake, verifying the peer.
@@ -266,17 +265,18 @@ int	proto_tls_from_conf(const struct hs_conf *conf, int is_server,
  * peer cannot be reached, HS_EAUTH or HS_ETLS when TLS fails (reason in
  * `why`).  On success *out is owned by the caller.
  */
-int	proto_conn_connect(struct proto_tls *t, const char *hostport,
-	    int timeout_ms, struct proto_conn **out, char *why, size_t whylen);
+int proto_conn_connect(struct proto_tls *t, const char *hostport,
+                       int timeout_ms, struct proto_conn **out, char *why,
+                       size_t whylen);
 /* Run the server side of the handshake on accepted socket `fd` (taken). */
-int	proto_conn_accept(struct proto_tls *t, int fd, int timeout_ms,
-	    struct proto_conn **out, char *why, size_t whylen);
-void	proto_conn_free(struct proto_conn *c);
+int proto_conn_accept(struct proto_tls *t, int fd, int timeout_ms,
+                      struct proto_conn **out, char *why, size_t whylen);
+void proto_conn_free(struct proto_conn *c);
 
 /* How to send a payload. */
 enum proto_send_mode {
-	PROTO_RAW = 0,	/* never compress */
-	PROTO_ZSTD = 1,	/* compress when it makes the frame smaller */
+	PROTO_RAW = 0,  /* never compress */
+	PROTO_ZSTD = 1, /* compress when it makes the frame smaller */
 };
 
 /*
@@ -284,17 +284,17 @@ enum proto_send_mode {
  * mark, or by proto_conn_flush.  Blocks while writing.  With PROTO_ZSTD,
  * *compressed (if not NULL) tells whether compression was used.
  */
-int	proto_conn_send(struct proto_conn *c, uint8_t type, const void *p,
-	    size_t len, enum proto_send_mode mode, int *compressed);
-int	proto_conn_send_wr(struct proto_conn *c, uint8_t type,
-	    struct proto_wr *w, enum proto_send_mode mode);
-int	proto_conn_flush(struct proto_conn *c);
+int proto_conn_send(struct proto_conn *c, uint8_t type, const void *p,
+                    size_t len, enum proto_send_mode mode, int *compressed);
+int proto_conn_send_wr(struct proto_conn *c, uint8_t type, struct proto_wr *w,
+                       enum proto_send_mode mode);
+int proto_conn_flush(struct proto_conn *c);
 
 /* A received frame; data is borrowed, valid until the next recv. */
 struct proto_msg {
-	uint8_t		 type;
-	const uint8_t	*data;
-	size_t		 len;
+	uint8_t type;
+	const uint8_t *data;
+	size_t len;
 };
 
 /*
@@ -302,22 +302,22 @@ struct proto_msg {
  * Blocks up to the connection's timeout.  HS_ECLOSED at EOF, HS_ETIMEOUT,
  * HS_EPROTO or HS_ELIMIT for a malformed frame.
  */
-int	proto_conn_recv(struct proto_conn *c, struct proto_msg *m);
-void	proto_conn_set_timeout(struct proto_conn *c, int timeout_ms);
+int proto_conn_recv(struct proto_conn *c, struct proto_msg *m);
+void proto_conn_set_timeout(struct proto_conn *c, int timeout_ms);
 
 /* Send an ERROR frame with `text` and flush; errors are ignored. */
-void	proto_conn_send_error(struct proto_conn *c, const char *text);
+void proto_conn_send_error(struct proto_conn *c, const char *text);
 
 /* Queue and flush our HELLO. */
-int	proto_hello_send(struct proto_conn *c, const struct proto_hello *mine);
+int proto_hello_send(struct proto_conn *c, const struct proto_hello *mine);
 /*
  * Read the peer's HELLO.  Fails with HS_EVERSION when the peer speaks
  * another protocol version (both versions named in `why`, and the peer
  * told), HS_EBUSY when the peer said busy, HS_EREFUSED when it sent an
  * ERROR (its text in `why`), HS_EPROTO for anything else.
  */
-int	proto_hello_recv(struct proto_conn *c, struct proto_hello *peer,
-	    char *why, size_t whylen);
+int proto_hello_recv(struct proto_conn *c, struct proto_hello *peer, char *why,
+                     size_t whylen);
 
 /* Printable peer description ("name@1.2.3.4:5"). */
 const char *proto_conn_peer(const struct proto_conn *c);
@@ -331,17 +331,17 @@ uint64_t proto_conn_bytes_in(const struct proto_conn *c);
  * overwrite (-EEXIST) unless `force`.  On success fp holds the
  * certificate's SHA-256 fingerprint.
  */
-int	proto_keygen(const char *dir, const char *name, int force,
-	    uint8_t fp[32], char *why, size_t whylen);
+int proto_keygen(const char *dir, const char *name, int force, uint8_t fp[32],
+                 char *why, size_t whylen);
 
 /* SHA-256 fingerprint of a PEM certificate file. */
-int	proto_cert_fingerprint(const char *pem, uint8_t fp[32]);
+int proto_cert_fingerprint(const char *pem, uint8_t fp[32]);
 
 /* Incremental SHA-256 (OpenSSL EVP), for whole-file hashes. */
 struct proto_hash;
-int	proto_hash_new(struct proto_hash **out);
-void	proto_hash_update(struct proto_hash *h, const void *p, size_t n);
-void	proto_hash_final(struct proto_hash *h, uint8_t out[PROTO_HASH_LEN]);
-void	proto_hash_free(struct proto_hash *h);
+int proto_hash_new(struct proto_hash **out);
+void proto_hash_update(struct proto_hash *h, const void *p, size_t n);
+void proto_hash_final(struct proto_hash *h, uint8_t out[PROTO_HASH_LEN]);
+void proto_hash_free(struct proto_hash *h);
 
 #endif /* PROTO_H */

@@ -30,35 +30,35 @@
 #include "proto.h"
 
 /* Queue at most this much before writing: one TLS record burst. */
-#define CONN_OUT_HIGH	(256u * 1024)
+#define CONN_OUT_HIGH (256u * 1024)
 /* Payloads below this are never worth a compression attempt. */
-#define ZSTD_MIN_LEN	128
+#define ZSTD_MIN_LEN 128
 /* zstd level 1: ~500 MB/s per core, which keeps up with the disk. */
-#define ZSTD_LEVEL	1
+#define ZSTD_LEVEL 1
 /* Decoder window limit: 8 MiB, bounding what a hostile frame can demand. */
 #define ZSTD_WINDOW_LOG_MAX 23
 
 struct proto_tls {
-	SSL_CTX	*ctx;
-	uint8_t	(*pins)[32];
-	size_t	 n_pins;
-	char	*peer_name;
-	int	 has_ca;
-	int	 is_server;
+	SSL_CTX *ctx;
+	uint8_t (*pins)[32];
+	size_t n_pins;
+	char *peer_name;
+	int has_ca;
+	int is_server;
 };
 
 struct proto_conn {
-	int		 fd;
-	SSL		*ssl;
-	int		 timeout_ms;
-	struct hs_buf	 out;
-	uint8_t		*in;	/* received payload, PROTO_FRAME_MAX */
-	uint8_t		*plain;	/* decompressed payload, PROTO_FRAME_MAX */
-	uint8_t		*zbuf;	/* compression scratch */
-	size_t		 zbuf_cap;
-	ZSTD_CCtx	*cctx;
-	ZSTD_DCtx	*dctx;
-	char		 peer[160];
+	int fd;
+	SSL *ssl;
+	int timeout_ms;
+	struct hs_buf out;
+	uint8_t *in;    /* received payload, PROTO_FRAME_MAX */
+	uint8_t *plain; /* decompressed payload, PROTO_FRAME_MAX */
+	uint8_t *zbuf;  /* compression scratch */
+	size_t zbuf_cap;
+	ZSTD_CCtx *cctx;
+	ZSTD_DCtx *dctx;
+	char peer[160];
 };
 
 /* Why the last verification failed, per SSL object. */
@@ -113,8 +113,8 @@ set_why(SSL *ssl, const char *what, const char *detail)
 static int
 verify_cb(int ok, X509_STORE_CTX *store)
 {
-	SSL *ssl = X509_STORE_CTX_get_ex_data(store,
-	    SSL_get_ex_data_X509_STORE_CTX_idx());
+	SSL *ssl = X509_STORE_CTX_get_ex_data(
+	    store, SSL_get_ex_data_X509_STORE_CTX_idx());
 	struct proto_tls *t = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
 	int depth = X509_STORE_CTX_get_error_depth(store);
 	int err = X509_STORE_CTX_get_error(store);
@@ -123,7 +123,7 @@ verify_cb(int ok, X509_STORE_CTX *store)
 
 	if (t->has_ca && !ok) {
 		set_why(ssl, "certificate rejected: ",
-		    X509_verify_cert_error_string(err));
+		        X509_verify_cert_error_string(err));
 		return 0;
 	}
 	if (t->n_pins == 0)
@@ -174,7 +174,7 @@ proto_tls_new(const struct proto_tls_opts *o, struct proto_tls **out)
 		goto fail;
 	}
 	t->ctx = SSL_CTX_new(o->is_server ? TLS_server_method()
-					  : TLS_client_method());
+	                                  : TLS_client_method());
 	if (t->ctx == NULL)
 		goto fail;
 	SSL_CTX_set_app_data(t->ctx, t);
@@ -187,20 +187,24 @@ proto_tls_new(const struct proto_tls_opts *o, struct proto_tls **out)
 		hs_log_errx("tls: %s: cannot load certificate", o->cert);
 		goto fail;
 	}
-	if (SSL_CTX_use_PrivateKey_file(t->ctx, o->key, SSL_FILETYPE_PEM) != 1 ||
+	if (SSL_CTX_use_PrivateKey_file(t->ctx, o->key, SSL_FILETYPE_PEM) !=
+	        1 ||
 	    SSL_CTX_check_private_key(t->ctx) != 1) {
 		tls_log_errors(o->key);
 		hs_log_errx("tls: %s: cannot load private key or it does not "
-			    "match %s", o->key, o->cert);
+		            "match %s",
+		            o->key, o->cert);
 		goto fail;
 	}
-	if (t->has_ca && SSL_CTX_load_verify_locations(t->ctx, o->ca, NULL) != 1) {
+	if (t->has_ca &&
+	    SSL_CTX_load_verify_locations(t->ctx, o->ca, NULL) != 1) {
 		tls_log_errors(o->ca);
 		hs_log_errx("tls: %s: cannot load CA certificate", o->ca);
 		goto fail;
 	}
 	SSL_CTX_set_verify(t->ctx,
-	    SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
+	                   SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+	                   verify_cb);
 	*out = t;
 	return HS_OK;
 fail:
@@ -237,7 +241,8 @@ sock_describe(int fd, char *buf, size_t len)
 
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
 		getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host),
-		    port, sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
+		            port, sizeof(port),
+		            NI_NUMERICHOST | NI_NUMERICSERV);
 	snprintf(buf, len, "%s:%s", host, port);
 }
 
@@ -267,7 +272,7 @@ conn_new(struct proto_tls *t, int fd, int timeout_ms, struct proto_conn **out)
 	ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_compressionLevel, ZSTD_LEVEL);
 	ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_contentSizeFlag, 1);
 	ZSTD_DCtx_setParameter(c->dctx, ZSTD_d_windowLogMax,
-	    ZSTD_WINDOW_LOG_MAX);
+	                       ZSTD_WINDOW_LOG_MAX);
 	/* Without TCP_NODELAY every small exchange waits ~40 ms for an ACK. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	sock_set_timeout(fd, timeout_ms);
@@ -280,7 +285,7 @@ conn_new(struct proto_tls *t, int fd, int timeout_ms, struct proto_conn **out)
 /* After the handshake: a peer certificate that passes the policy again. */
 static int
 conn_check_peer(struct proto_tls *t, struct proto_conn *c, char *why,
-    size_t whylen)
+                size_t whylen)
 {
 	X509 *peer = SSL_get0_peer_certificate(c->ssl);
 
@@ -294,8 +299,8 @@ conn_check_peer(struct proto_tls *t, struct proto_conn *c, char *why,
 	}
 	if (t->has_ca && SSL_get_verify_result(c->ssl) != X509_V_OK) {
 		snprintf(why, whylen, "peer certificate did not verify: %s",
-		    X509_verify_cert_error_string(
-			SSL_get_verify_result(c->ssl)));
+		         X509_verify_cert_error_string(
+		             SSL_get_verify_result(c->ssl)));
 		return HS_EAUTH;
 	}
 	if (SSL_version(c->ssl) != TLS1_3_VERSION) {
@@ -307,7 +312,7 @@ conn_check_peer(struct proto_tls *t, struct proto_conn *c, char *why,
 
 static int
 conn_handshake(struct proto_tls *t, struct proto_conn *c, char *why,
-    size_t whylen)
+               size_t whylen)
 {
 	char vwhy[200] = "";
 	int r;
@@ -316,8 +321,8 @@ conn_handshake(struct proto_tls *t, struct proto_conn *c, char *why,
 	if (t->has_ca && t->peer_name != NULL) {
 		X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
 
-		X509_VERIFY_PARAM_set_hostflags(vp,
-		    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		X509_VERIFY_PARAM_set_hostflags(
+		    vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 		if (X509_VERIFY_PARAM_set1_host(vp, t->peer_name, 0) != 1)
 			return HS_ETLS;
 	}
@@ -329,12 +334,13 @@ conn_handshake(struct proto_tls *t, struct proto_conn *c, char *why,
 
 		if (vwhy[0] != '\0')
 			snprintf(why, whylen, "%s", vwhy);
-		else if (e == SSL_ERROR_SYSCALL && (errno == EAGAIN ||
-			     errno == EWOULDBLOCK))
+		else if (e == SSL_ERROR_SYSCALL &&
+		         (errno == EAGAIN || errno == EWOULDBLOCK))
 			snprintf(why, whylen, "TLS handshake timed out");
 		else if (e == SSL_ERROR_SYSCALL || ERR_peek_error() == 0)
-			snprintf(why, whylen, "connection closed during the "
-					      "TLS handshake");
+			snprintf(why, whylen,
+			         "connection closed during the "
+			         "TLS handshake");
 		else
 			tls_error_text(why, whylen);
 		tls_log_errors("handshake");
@@ -363,8 +369,9 @@ connect_timeout(const char *hostport, int timeout_ms, int *out)
 		int err = 0;
 		socklen_t el = sizeof(err);
 
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
-		    SOCK_NONBLOCK, ai->ai_protocol);
+		fd = socket(ai->ai_family,
+		            ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+		            ai->ai_protocol);
 		if (fd < 0) {
 			rc = -errno;
 			continue;
@@ -389,7 +396,7 @@ connect_timeout(const char *hostport, int timeout_ms, int *out)
 		*out = fd;
 		freeaddrinfo(res);
 		return HS_OK;
-next:
+	next:
 		close(fd);
 		fd = -1;
 	}
@@ -399,7 +406,7 @@ next:
 
 int
 proto_conn_connect(struct proto_tls *t, const char *hostport, int timeout_ms,
-    struct proto_conn **out, char *why, size_t whylen)
+                   struct proto_conn **out, char *why, size_t whylen)
 {
 	struct proto_conn *c;
 	int fd, rc;
@@ -421,7 +428,7 @@ proto_conn_connect(struct proto_tls *t, const char *hostport, int timeout_ms,
 
 int
 proto_conn_accept(struct proto_tls *t, int fd, int timeout_ms,
-    struct proto_conn **out, char *why, size_t whylen)
+                  struct proto_conn **out, char *why, size_t whylen)
 {
 	struct proto_conn *c;
 	int rc;
@@ -504,8 +511,8 @@ proto_conn_flush(struct proto_conn *c)
 		int r;
 
 		ERR_clear_error();
-		r = SSL_write_ex(c->ssl, c->out.data + done,
-		    c->out.len - done, &n);
+		r = SSL_write_ex(c->ssl, c->out.data + done, c->out.len - done,
+		                 &n);
 		if (r != 1)
 			return conn_io_error(c, r);
 		done += n;
@@ -541,7 +548,7 @@ conn_compress(struct proto_conn *c, const void *p, size_t len)
 
 int
 proto_conn_send(struct proto_conn *c, uint8_t type, const void *p, size_t len,
-    enum proto_send_mode mode, int *compressed)
+                enum proto_send_mode mode, int *compressed)
 {
 	uint8_t hdr[PROTO_HDR_LEN];
 	size_t zlen = 0;
@@ -568,7 +575,7 @@ proto_conn_send(struct proto_conn *c, uint8_t type, const void *p, size_t len,
 
 int
 proto_conn_send_wr(struct proto_conn *c, uint8_t type, struct proto_wr *w,
-    enum proto_send_mode mode)
+                   enum proto_send_mode mode)
 {
 	if (w->rc < 0)
 		return w->rc;
@@ -672,7 +679,7 @@ proto_hello_send(struct proto_conn *c, const struct proto_hello *mine)
 
 int
 proto_hello_recv(struct proto_conn *c, struct proto_hello *peer, char *why,
-    size_t whylen)
+                 size_t whylen)
 {
 	struct proto_msg m;
 	struct proto_rd r;
@@ -688,13 +695,13 @@ proto_hello_recv(struct proto_conn *c, struct proto_hello *peer, char *why,
 		return HS_EBUSY;
 	case PROTO_T_ERROR:
 		snprintf(why, whylen, "%.*s", (int)(m.len > 400 ? 400 : m.len),
-		    (const char *)m.data);
+		         (const char *)m.data);
 		return HS_EREFUSED;
 	case PROTO_T_HELLO:
 		break;
 	default:
 		snprintf(why, whylen, "handshake: unexpected message type %u",
-		    m.type);
+		         m.type);
 		proto_conn_send_error(c, why);
 		return HS_EPROTO;
 	}
@@ -706,9 +713,10 @@ proto_hello_recv(struct proto_conn *c, struct proto_hello *peer, char *why,
 		return rc;
 	}
 	if (peer->version != PROTO_VERSION) {
-		snprintf(why, whylen, "peer speaks protocol version %u, this "
-				      "node speaks version %u",
-		    peer->version, PROTO_VERSION);
+		snprintf(why, whylen,
+		         "peer speaks protocol version %u, this "
+		         "node speaks version %u",
+		         peer->version, PROTO_VERSION);
 		proto_conn_send_error(c, why);
 		return HS_EVERSION;
 	}
@@ -753,7 +761,7 @@ proto_cert_fingerprint(const char *pem, uint8_t fp[32])
 
 int
 proto_tls_from_conf(const struct hs_conf *conf, int is_server,
-    struct proto_tls **out)
+                    struct proto_tls **out)
 {
 	struct proto_tls_opts o;
 

@@ -22,52 +22,52 @@
 #include "syncd.h"
 
 /* Flush a batch at this many files or bytes: bounded work per flush. */
-#define BATCH_FILES	512
-#define BATCH_BYTES	(64ull * 1024 * 1024)
-#define TMP_NAME_LEN	(sizeof(FS_TMP_PREFIX) - 1 + 16)
+#define BATCH_FILES 512
+#define BATCH_BYTES (64ull * 1024 * 1024)
+#define TMP_NAME_LEN (sizeof(FS_TMP_PREFIX) - 1 + 16)
 
 struct apply_src {
-	int	 anchorfd;	/* O_PATH fd of the source's parent */
-	char	*leaf;		/* the source's last component */
-	char	*abs;		/* the source as configured, for messages */
+	int anchorfd; /* O_PATH fd of the source's parent */
+	char *leaf;   /* the source's last component */
+	char *abs;    /* the source as configured, for messages */
 };
 
 /* A file or symlink written under a temporary name, awaiting rename. */
 struct pending {
-	int	 dirfd;		/* O_PATH, owned */
-	char	 tmp[TMP_NAME_LEN + 1];
-	char	 leaf[PROTO_NAME_MAX + 1];
-	char	*display;	/* owned */
+	int dirfd; /* O_PATH, owned */
+	char tmp[TMP_NAME_LEN + 1];
+	char leaf[PROTO_NAME_MAX + 1];
+	char *display; /* owned */
 };
 
 struct apply {
-	int			 rootfd;	/* borrowed */
-	const struct hs_pathset	*set;		/* borrowed */
-	struct apply_src	 src[PROTO_SOURCES_MAX];
-	size_t			 n_src;
+	int rootfd;                   /* borrowed */
+	const struct hs_pathset *set; /* borrowed */
+	struct apply_src src[PROTO_SOURCES_MAX];
+	size_t n_src;
 	/* The file being received, if any. */
-	int			 in_file;
-	int			 skip_file;	/* error recorded; drop data */
-	int			 fd;
-	struct pending		 cur;
-	struct proto_entry	 cur_e;
-	uint8_t			*cur_xattrs;	/* owned copy of cur_e's */
-	uint64_t		 written;
-	struct proto_hash	*hash;
-	struct delta_dec	*dec;		/* set for a delta transfer */
-	int			 basis_fd;	/* its basis */
+	int in_file;
+	int skip_file; /* error recorded; drop data */
+	int fd;
+	struct pending cur;
+	struct proto_entry cur_e;
+	uint8_t *cur_xattrs; /* owned copy of cur_e's */
+	uint64_t written;
+	struct proto_hash *hash;
+	struct delta_dec *dec; /* set for a delta transfer */
+	int basis_fd;          /* its basis */
 	/* The batch. */
-	struct pending		*pend;
-	size_t			 n_pend;
-	uint64_t		 pend_bytes;
-	int			 pend_has_files; /* links must wait for them */
+	struct pending *pend;
+	size_t n_pend;
+	uint64_t pend_bytes;
+	int pend_has_files; /* links must wait for them */
 	/* Outcome. */
-	uint64_t		 applied;
-	uint64_t		 n_errors;
-	char			*errors[PROTO_ERRORS_MAX];
-	int			 poisoned;
-	struct proto_entry	 e;	/* decode scratch (8 KiB) */
-	char			 disp[PROTO_PATH_MAX * 2 + 2];
+	uint64_t applied;
+	uint64_t n_errors;
+	char *errors[PROTO_ERRORS_MAX];
+	int poisoned;
+	struct proto_entry e; /* decode scratch (8 KiB) */
+	char disp[PROTO_PATH_MAX * 2 + 2];
 };
 
 void
@@ -77,7 +77,7 @@ apply_error(struct apply *a, const char *path, const char *what, int rc)
 
 	if (rc != 0)
 		snprintf(line, sizeof(line), "%s: %s: %s", path, what,
-		    hs_strerror(rc));
+		         hs_strerror(rc));
 	else
 		snprintf(line, sizeof(line), "%s: %s", path, what);
 	hs_log_warnx("apply: %s", line);
@@ -88,7 +88,7 @@ apply_error(struct apply *a, const char *path, const char *what, int rc)
 
 int
 apply_open(int rootfd, const struct hs_pathset *set, struct apply **out,
-    char *why, size_t whylen)
+           char *why, size_t whylen)
 {
 	struct apply *a;
 	size_t i;
@@ -114,17 +114,19 @@ apply_open(int rootfd, const struct hs_pathset *set, struct apply **out,
 
 		/* "/etc/hosts" -> anchor "etc", leaf "hosts" */
 		snprintf(parent, sizeof(parent), "%.*s",
-		    (int)(slash - s > 0 ? slash - s - 1 : 0), s + 1);
+		         (int)(slash - s > 0 ? slash - s - 1 : 0), s + 1);
 		a->src[i].anchorfd = -1;
 		a->src[i].abs = hs_xstrdup(s);
 		a->src[i].leaf = hs_xstrdup(slash + 1);
 		a->n_src = i + 1;
 		fd = fs_mkdir_beneath(rootfd, parent, 0755);
 		if (fd < 0) {
-			snprintf(why, whylen, "%s: cannot open its parent "
-					      "below target_root: %s",
-			    s, fd == HS_ECONFINE ? "a component is a symlink"
-						 : hs_strerror(fd));
+			snprintf(why, whylen,
+			         "%s: cannot open its parent "
+			         "below target_root: %s",
+			         s,
+			         fd == HS_ECONFINE ? "a component is a symlink"
+			                           : hs_strerror(fd));
 			apply_free(a);
 			return fd;
 		}
@@ -152,7 +154,7 @@ display(struct apply *a, uint16_t src, const char *rel)
 		snprintf(a->disp, sizeof(a->disp), "%s", a->src[src].abs);
 	else
 		snprintf(a->disp, sizeof(a->disp), "%s/%s", a->src[src].abs,
-		    rel);
+		         rel);
 	return a->disp;
 }
 
@@ -162,7 +164,7 @@ display(struct apply *a, uint16_t src, const char *rel)
  */
 static int
 locate(struct apply *a, uint16_t src, const char *rel, int *dirfd,
-    char leaf[PROTO_NAME_MAX + 1])
+       char leaf[PROTO_NAME_MAX + 1])
 {
 	char parent[PROTO_PATH_MAX * 2 + 2];
 	const char *slash;
@@ -170,7 +172,7 @@ locate(struct apply *a, uint16_t src, const char *rel, int *dirfd,
 
 	if (src >= a->n_src) {
 		apply_error(a, display(a, src, rel), "no such source in set",
-		    HS_EPROTO);
+		            HS_EPROTO);
 		return HS_EPROTO;
 	}
 	if ((rc = fs_relpath_check(rel)) < 0) {
@@ -179,7 +181,7 @@ locate(struct apply *a, uint16_t src, const char *rel, int *dirfd,
 	}
 	if (rel[0] == '\0') {
 		fd = openat(a->src[src].anchorfd, ".",
-		    O_PATH | O_DIRECTORY | O_CLOEXEC);
+		            O_PATH | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0)
 			return -errno;
 		snprintf(leaf, PROTO_NAME_MAX + 1, "%s", a->src[src].leaf);
@@ -191,14 +193,15 @@ locate(struct apply *a, uint16_t src, const char *rel, int *dirfd,
 		snprintf(parent, sizeof(parent), "%s", a->src[src].leaf);
 	else
 		snprintf(parent, sizeof(parent), "%s/%.*s", a->src[src].leaf,
-		    (int)(slash - rel), rel);
+		         (int)(slash - rel), rel);
 	snprintf(leaf, PROTO_NAME_MAX + 1, "%s", slash ? slash + 1 : rel);
 	fd = fs_open_dir_beneath(a->src[src].anchorfd, parent);
 	if (fd < 0) {
 		apply_error(a, display(a, src, rel),
-		    fd == HS_ECONFINE ? "path through a symlink rejected"
-				      : "cannot open parent directory",
-		    fd == HS_ECONFINE ? 0 : fd);
+		            fd == HS_ECONFINE
+		                ? "path through a symlink rejected"
+		                : "cannot open parent directory",
+		            fd == HS_ECONFINE ? 0 : fd);
 		return fd;
 	}
 	*dirfd = fd;
@@ -274,9 +277,9 @@ meta_special(int dirfd, const char *name, const struct proto_entry *e)
 static mode_t
 special_type(uint8_t type)
 {
-	return type == PROTO_E_FIFO ? S_IFIFO
-	    : type == PROTO_E_CHR   ? S_IFCHR
-				    : S_IFBLK;
+	return type == PROTO_E_FIFO  ? S_IFIFO
+	       : type == PROTO_E_CHR ? S_IFCHR
+	                             : S_IFBLK;
 }
 
 static int
@@ -295,8 +298,9 @@ meta_symlink(int dirfd, const char *name, const struct proto_entry *e)
 static int
 open_nofollow(int dirfd, const char *leaf, uint8_t type)
 {
-	int fd = openat(dirfd, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
-	    O_CLOEXEC | (type == PROTO_E_DIR ? O_DIRECTORY : 0));
+	int fd = openat(dirfd, leaf,
+	                O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC |
+	                    (type == PROTO_E_DIR ? O_DIRECTORY : 0));
 	struct stat st;
 
 	if (fd < 0)
@@ -313,8 +317,8 @@ static int
 batch_add(struct apply *a, struct pending *p, uint64_t bytes)
 {
 	if (a->n_pend % 64 == 0) {
-		struct pending *n = reallocarray(a->pend, a->n_pend + 64,
-		    sizeof(*n));
+		struct pending *n =
+		    reallocarray(a->pend, a->n_pend + 64, sizeof(*n));
 
 		if (n == NULL)
 			return -ENOMEM;
@@ -393,7 +397,7 @@ apply_flush(struct apply *a)
 			continue; /* a delete or mkdir: only the dir fsync */
 		if (renameat(p->dirfd, p->tmp, p->dirfd, p->leaf) < 0) {
 			apply_error(a, p->display, "cannot rename into place",
-			    -errno);
+			            -errno);
 			unlinkat(p->dirfd, p->tmp, 0);
 			continue;
 		}
@@ -408,7 +412,7 @@ apply_flush(struct apply *a)
 		if (fstat(a->pend[i].dirfd, &st) < 0)
 			continue;
 		for (j = 0; j < n_seen && (seen[j].st_dev != st.st_dev ||
-					      seen[j].st_ino != st.st_ino);
+		                           seen[j].st_ino != st.st_ino);
 		     j++)
 			;
 		if (j < n_seen)
@@ -417,7 +421,7 @@ apply_flush(struct apply *a)
 		if ((fd = dir_real_fd(a->pend[i].dirfd)) >= 0) {
 			if (fsync(fd) < 0)
 				apply_error(a, a->pend[i].display,
-				    "directory fsync failed", -errno);
+				            "directory fsync failed", -errno);
 			close(fd);
 		}
 	}
@@ -472,7 +476,7 @@ op_delete(struct apply *a)
 			err = 0;
 		if (err != 0) {
 			apply_error(a, display(a, e->src, e->path),
-			    "cannot delete", -err);
+			            "cannot delete", -err);
 			close(dfd);
 			return HS_OK;
 		}
@@ -492,18 +496,18 @@ op_dir(struct apply *a)
 		return HS_OK;
 	if (mkdirat(dfd, leaf, 0700) < 0 && errno != EEXIST) {
 		apply_error(a, display(a, e->src, e->path),
-		    "cannot make directory", -errno);
+		            "cannot make directory", -errno);
 		close(dfd);
 		return HS_OK;
 	}
 	fd = open_nofollow(dfd, leaf, PROTO_E_DIR);
 	if (fd < 0)
 		apply_error(a, display(a, e->src, e->path),
-		    "exists and is not a directory", fd);
+		            "exists and is not a directory", fd);
 	else {
 		if ((rc = meta_fd(fd, e)) < 0)
 			apply_error(a, display(a, e->src, e->path),
-			    "cannot set owner, mode or time", rc);
+			            "cannot set owner, mode or time", rc);
 		else
 			a->applied++;
 		close(fd);
@@ -530,11 +534,11 @@ op_meta(struct apply *a)
 			rc = -errno;
 		else if (e->type == PROTO_E_SYMLINK)
 			rc = S_ISLNK(st.st_mode) ? meta_symlink(dfd, leaf, e)
-						 : -EINVAL;
+			                         : -EINVAL;
 		else
 			rc = (st.st_mode & S_IFMT) == special_type(e->type)
-			    ? meta_special(dfd, leaf, e)
-			    : -EINVAL;
+			         ? meta_special(dfd, leaf, e)
+			         : -EINVAL;
 	} else if ((fd = open_nofollow(dfd, leaf, e->type)) < 0)
 		rc = fd;
 	else {
@@ -543,7 +547,7 @@ op_meta(struct apply *a)
 	}
 	if (rc < 0)
 		apply_error(a, display(a, e->src, e->path),
-		    "cannot set owner, mode or time", rc);
+		            "cannot set owner, mode or time", rc);
 	else
 		a->applied++;
 	close(dfd);
@@ -608,22 +612,24 @@ op_file(struct apply *a, int is_delta)
 		return HS_OK;
 	a->cur.display = hs_xstrdup(display(a, e->src, e->path));
 	if (is_delta) {
-		a->basis_fd = open_nofollow(a->cur.dirfd, a->cur.leaf,
-		    PROTO_E_FILE);
+		a->basis_fd =
+		    open_nofollow(a->cur.dirfd, a->cur.leaf, PROTO_E_FILE);
 		if (a->basis_fd < 0 || fstat(a->basis_fd, &st) < 0) {
-			apply_error(a, a->cur.display, "delta basis is gone or "
-						       "not a regular file",
-			    a->basis_fd < 0 ? a->basis_fd : -errno);
+			apply_error(a, a->cur.display,
+			            "delta basis is gone or "
+			            "not a regular file",
+			            a->basis_fd < 0 ? a->basis_fd : -errno);
 			return HS_OK;
 		}
 		if ((rc = delta_dec_new(a->basis_fd, (uint64_t)st.st_size,
-			 e->size, &a->dec)) < 0)
+		                        e->size, &a->dec)) < 0)
 			goto fail;
 	}
 	if ((rc = tmp_name(a->cur.tmp)) < 0)
 		goto fail;
-	a->fd = openat(a->cur.dirfd, a->cur.tmp, O_WRONLY | O_CREAT | O_EXCL |
-	    O_NOFOLLOW | O_CLOEXEC, 0600);
+	a->fd =
+	    openat(a->cur.dirfd, a->cur.tmp,
+	           O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (a->fd < 0) {
 		rc = -errno;
 		goto fail;
@@ -684,15 +690,16 @@ op_data(struct apply *a, const struct proto_msg *m)
 	if (a->dec != NULL) {
 		/* A bad delta costs this file only: the old copy stays. */
 		if ((rc = delta_dec_feed(a->dec, m->data, m->len, 0, file_emit,
-			 a)) < 0) {
+		                         a)) < 0) {
 			apply_error(a, a->cur.display, delta_dec_why(a->dec),
-			    0);
+			            0);
 			file_discard(a);
 		}
 		return HS_OK;
 	}
 	if (m->len > a->cur_e.size - a->written) {
-		hs_log_errx("apply: %s: more data than the %llu bytes announced",
+		hs_log_errx(
+		    "apply: %s: more data than the %llu bytes announced",
 		    a->cur.display, (unsigned long long)a->cur_e.size);
 		return HS_EPROTO;
 	}
@@ -767,20 +774,24 @@ op_file_end(struct apply *a, const struct proto_msg *m)
 	}
 	proto_hash_final(a->hash, got);
 	if (a->written != a->cur_e.size) {
-		apply_error(a, a->cur.display, "fewer bytes than announced; "
-					       "old copy kept", 0);
+		apply_error(a, a->cur.display,
+		            "fewer bytes than announced; "
+		            "old copy kept",
+		            0);
 		file_discard(a);
 		return HS_OK;
 	}
 	if (memcmp(want, got, sizeof(got)) != 0) {
-		apply_error(a, a->cur.display, "content hash mismatch; old "
-					       "copy kept", 0);
+		apply_error(a, a->cur.display,
+		            "content hash mismatch; old "
+		            "copy kept",
+		            0);
 		file_discard(a);
 		return HS_OK;
 	}
 	if ((rc = meta_fd(a->fd, &a->cur_e)) < 0) {
 		apply_error(a, a->cur.display, "cannot set owner, mode or time",
-		    rc);
+		            rc);
 		file_discard(a);
 		return HS_OK;
 	}
@@ -811,7 +822,7 @@ op_special(struct apply *a)
 	if ((rc = tmp_name(p.tmp)) < 0)
 		goto fail;
 	if (mknodat(p.dirfd, p.tmp, special_type(e->type) | 0600,
-		(dev_t)e->rdev) < 0) {
+	            (dev_t)e->rdev) < 0) {
 		rc = -errno;
 		goto fail;
 	}
@@ -823,7 +834,7 @@ op_special(struct apply *a)
 	return batch_add(a, &p, 0);
 fail:
 	apply_error(a, display(a, e->src, e->path), "cannot make special file",
-	    rc);
+	            rc);
 	close(p.dirfd);
 	return HS_OK;
 }
@@ -906,15 +917,15 @@ apply_op(struct apply *a, const struct proto_msg *m)
 			rc = a->e.type == PROTO_E_DIR ? op_dir(a) : HS_EPROTO;
 		else if (m->type == PROTO_T_OP_SYMLINK)
 			rc = a->e.type == PROTO_E_SYMLINK ? op_symlink(a)
-							  : HS_EPROTO;
+			                                  : HS_EPROTO;
 		else if (m->type == PROTO_T_OP_FILE ||
-			 m->type == PROTO_T_OP_DELTA)
+		         m->type == PROTO_T_OP_DELTA)
 			rc = a->e.type == PROTO_E_FILE
-			    ? op_file(a, m->type == PROTO_T_OP_DELTA)
-			    : HS_EPROTO;
+			         ? op_file(a, m->type == PROTO_T_OP_DELTA)
+			         : HS_EPROTO;
 		else if (m->type == PROTO_T_OP_SPECIAL)
 			rc = a->e.type >= PROTO_E_FIFO ? op_special(a)
-						       : HS_EPROTO;
+			                               : HS_EPROTO;
 		else
 			rc = op_meta(a);
 		break;
@@ -1022,7 +1033,7 @@ fs_hash_fd(int fd, uint8_t out[PROTO_HASH_LEN])
 
 int
 apply_hash_file(struct apply *a, uint16_t src, const char *rel,
-    uint8_t out[PROTO_HASH_LEN])
+                uint8_t out[PROTO_HASH_LEN])
 {
 	char leaf[PROTO_NAME_MAX + 1];
 	int dfd, fd, rc;
@@ -1040,7 +1051,7 @@ apply_hash_file(struct apply *a, uint16_t src, const char *rel,
 
 int
 apply_sig_file(struct apply *a, uint16_t src, const char *rel,
-    struct hs_buf *sig, uint8_t hash[PROTO_HASH_LEN], uint64_t *size)
+               struct hs_buf *sig, uint8_t hash[PROTO_HASH_LEN], uint64_t *size)
 {
 	char leaf[PROTO_NAME_MAX + 1];
 	int dfd, fd, rc;
@@ -1058,7 +1069,7 @@ apply_sig_file(struct apply *a, uint16_t src, const char *rel,
 
 int
 apply_list(struct apply *a, uint16_t src, const char *rel, int recursive,
-    struct scan_list *out)
+           struct scan_list *out)
 {
 	char parent[PROTO_PATH_MAX * 2 + 2], leaf[PROTO_NAME_MAX + 1];
 	const char *slash;
@@ -1070,10 +1081,10 @@ apply_list(struct apply *a, uint16_t src, const char *rel, int recursive,
 		return rc;
 	if (rel[0] == '\0')
 		return scan_subtree(a->src[src].anchorfd, a->src[src].leaf, src,
-		    "", recursive, a->set, out);
+		                    "", recursive, a->set, out);
 	slash = strrchr(rel, '/');
 	snprintf(parent, sizeof(parent), "%s%s%.*s", a->src[src].leaf,
-	    slash ? "/" : "", (int)(slash ? slash - rel : 0), rel);
+	         slash ? "/" : "", (int)(slash ? slash - rel : 0), rel);
 	snprintf(leaf, sizeof(leaf), "%s", slash ? slash + 1 : rel);
 	fd = fs_open_dir_beneath(a->src[src].anchorfd, parent);
 	if (fd == -ENOENT || fd == -ENOTDIR)

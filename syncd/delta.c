@@ -14,9 +14,9 @@
 
 #include "syncd.h"
 
-#define JOB_OUT_LEN	(64u * 1024)
+#define JOB_OUT_LEN (64u * 1024)
 /* A job that neither consumes nor produces this often is stuck. */
-#define JOB_IDLE_MAX	64
+#define JOB_IDLE_MAX 64
 
 static int
 rs_map(rs_result r)
@@ -44,7 +44,7 @@ rs_map(rs_result r)
  */
 static int
 job_run(rs_job_t *job, const uint8_t *p, size_t n, int eof, uint8_t *out,
-    delta_emit_fn emit, void *arg, int *done)
+        delta_emit_fn emit, void *arg, int *done)
 {
 	rs_buffers_t b;
 	int idle = 0, rc;
@@ -92,7 +92,7 @@ emit_buf(void *arg, const uint8_t *p, size_t n)
 
 int
 delta_sig_fd(int fd, struct hs_buf *sig, uint8_t hash[PROTO_HASH_LEN],
-    uint64_t *size)
+             uint64_t *size)
 {
 	rs_magic_number magic = RS_RK_BLAKE2_SIG_MAGIC;
 	size_t block_len = 0, strong_len = (size_t)-1;
@@ -131,7 +131,7 @@ delta_sig_fd(int fd, struct hs_buf *sig, uint8_t hash[PROTO_HASH_LEN],
 		}
 		proto_hash_update(h, in, (size_t)n);
 		if ((rc = job_run(job, in, (size_t)n, n == 0, out, emit_buf,
-			 sig, &done)) < 0)
+		                  sig, &done)) < 0)
 			goto out;
 		if (n == 0 && !done) {
 			rc = HS_ECODEC;
@@ -153,7 +153,7 @@ static uint32_t
 be32(const uint8_t *p)
 {
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	    (uint32_t)p[2] << 8 | p[3];
+	       (uint32_t)p[2] << 8 | p[3];
 }
 
 int
@@ -164,27 +164,30 @@ delta_sig_check(const uint8_t *sig, size_t len, char *why, size_t whylen)
 
 	if (len < 12) {
 		snprintf(why, whylen, "signature of %zu bytes has no header",
-		    len);
+		         len);
 		return HS_EPROTO;
 	}
 	if (len > PROTO_SIG_MAX) {
 		snprintf(why, whylen, "signature of %zu bytes > %u", len,
-		    PROTO_SIG_MAX);
+		         PROTO_SIG_MAX);
 		return HS_ELIMIT;
 	}
 	magic = be32(sig);
 	block_len = be32(sig + 4);
 	strong_len = be32(sig + 8);
 	if (magic != RS_BLAKE2_SIG_MAGIC && magic != RS_RK_BLAKE2_SIG_MAGIC) {
-		snprintf(why, whylen, "signature magic %#x is not a BLAKE2 "
-				      "signature", magic);
+		snprintf(why, whylen,
+		         "signature magic %#x is not a BLAKE2 "
+		         "signature",
+		         magic);
 		return HS_EPROTO;
 	}
 	if (block_len < 16 || block_len > (1u << 30) || strong_len < 1 ||
 	    strong_len > 32) {
-		snprintf(why, whylen, "signature block length %u or strong "
-				      "sum length %u out of range",
-		    block_len, strong_len);
+		snprintf(why, whylen,
+		         "signature block length %u or strong "
+		         "sum length %u out of range",
+		         block_len, strong_len);
 		return HS_EPROTO;
 	}
 	if ((len - 12) % (4 + strong_len) != 0) {
@@ -194,7 +197,7 @@ delta_sig_check(const uint8_t *sig, size_t len, char *why, size_t whylen)
 	blocks = (len - 12) / (4 + strong_len);
 	if (blocks > SIG_BLOCKS_MAX) {
 		snprintf(why, whylen, "signature has %zu blocks > %u", blocks,
-		    SIG_BLOCKS_MAX);
+		         SIG_BLOCKS_MAX);
 		return HS_ELIMIT;
 	}
 	return HS_OK;
@@ -203,9 +206,9 @@ delta_sig_check(const uint8_t *sig, size_t len, char *why, size_t whylen)
 /* -------------------------------------------------------------- deltas */
 
 struct delta_enc {
-	rs_signature_t	*sums;
-	rs_job_t	*job;
-	uint8_t		*out;
+	rs_signature_t *sums;
+	rs_job_t *job;
+	uint8_t *out;
 };
 
 static int
@@ -252,7 +255,7 @@ delta_enc_new(const uint8_t *sig, size_t len, struct delta_enc **out)
 
 int
 delta_enc_feed(struct delta_enc *e, const uint8_t *p, size_t n, int eof,
-    delta_emit_fn emit, void *arg)
+               delta_emit_fn emit, void *arg)
 {
 	int done = 0, rc;
 
@@ -278,16 +281,16 @@ delta_enc_free(struct delta_enc *e)
 /* ------------------------------------------------------------- patches */
 
 struct delta_dec {
-	int		 basis_fd;
-	uint64_t	 basis_size;
-	uint64_t	 max_out;
-	uint64_t	 produced;
-	rs_job_t	*job;
-	uint8_t		*out;
-	char		 why[160];
+	int basis_fd;
+	uint64_t basis_size;
+	uint64_t max_out;
+	uint64_t produced;
+	rs_job_t *job;
+	uint8_t *out;
+	char why[160];
 	/* The caller's sink, wrapped to count output. */
-	delta_emit_fn	 emit;
-	void		*arg;
+	delta_emit_fn emit;
+	void *arg;
 };
 
 static rs_result
@@ -298,20 +301,23 @@ dec_copy(void *opaque, rs_long_t pos, size_t *len, void **buf)
 
 	if (pos < 0 || *len == 0 || (uint64_t)pos >= d->basis_size ||
 	    *len > d->basis_size - (uint64_t)pos) {
-		snprintf(d->why, sizeof(d->why), "delta copies %zu bytes at "
-		    "offset %lld, outside the %llu-byte basis", *len,
-		    (long long)pos, (unsigned long long)d->basis_size);
+		snprintf(d->why, sizeof(d->why),
+		         "delta copies %zu bytes at "
+		         "offset %lld, outside the %llu-byte basis",
+		         *len, (long long)pos,
+		         (unsigned long long)d->basis_size);
 		return RS_CORRUPT;
 	}
 	while (done < *len) {
 		ssize_t n = pread(d->basis_fd, (uint8_t *)*buf + done,
-		    *len - done, (off_t)pos + (off_t)done);
+		                  *len - done, (off_t)pos + (off_t)done);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			snprintf(d->why, sizeof(d->why), "basis changed while "
-			    "the delta was applied");
+			snprintf(d->why, sizeof(d->why),
+			         "basis changed while "
+			         "the delta was applied");
 			return RS_IO_ERROR;
 		}
 		done += (size_t)n;
@@ -325,8 +331,10 @@ dec_emit(void *arg, const uint8_t *p, size_t n)
 	struct delta_dec *d = arg;
 
 	if (n > d->max_out - d->produced) {
-		snprintf(d->why, sizeof(d->why), "delta produces more than "
-		    "the %llu bytes announced", (unsigned long long)d->max_out);
+		snprintf(d->why, sizeof(d->why),
+		         "delta produces more than "
+		         "the %llu bytes announced",
+		         (unsigned long long)d->max_out);
 		return HS_ELIMIT;
 	}
 	d->produced += n;
@@ -335,7 +343,7 @@ dec_emit(void *arg, const uint8_t *p, size_t n)
 
 int
 delta_dec_new(int basis_fd, uint64_t basis_size, uint64_t max_out,
-    struct delta_dec **out)
+              struct delta_dec **out)
 {
 	struct delta_dec *d;
 
@@ -355,7 +363,7 @@ delta_dec_new(int basis_fd, uint64_t basis_size, uint64_t max_out,
 
 int
 delta_dec_feed(struct delta_dec *d, const uint8_t *p, size_t n, int eof,
-    delta_emit_fn emit, void *arg)
+               delta_emit_fn emit, void *arg)
 {
 	int done = 0, rc;
 
@@ -368,7 +376,7 @@ delta_dec_feed(struct delta_dec *d, const uint8_t *p, size_t n, int eof,
 	}
 	if (rc < 0 && d->why[0] == '\0')
 		snprintf(d->why, sizeof(d->why), "malformed delta: %s",
-		    hs_strerror(rc));
+		         hs_strerror(rc));
 	return rc;
 }
 

@@ -55,8 +55,8 @@ openat2_dir(int dirfd, const char *rel)
 
 	memset(&how, 0, sizeof(how));
 	how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
-	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-	    RESOLVE_NO_MAGICLINKS;
+	how.resolve =
+	    RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
 	fd = syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
 	if (fd >= 0)
 		return (int)fd;
@@ -93,7 +93,7 @@ walk_dir(int dirfd, const char *rel, int create, mode_t mode)
 			return rc;
 		}
 		next = openat(fd, comp,
-		    O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		              O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		rc = -errno;
 		close(fd);
 		if (next < 0)
@@ -148,22 +148,23 @@ clean_dir(int dfd, size_t depth, int recursive, size_t *removed)
 	while ((de = readdir(d)) != NULL) {
 		int sub;
 
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
 			continue;
 		if (strncmp(de->d_name, FS_TMP_PREFIX,
-			sizeof(FS_TMP_PREFIX) - 1) == 0) {
+		            sizeof(FS_TMP_PREFIX) - 1) == 0) {
 			if (unlinkat(dirfd(d), de->d_name, 0) == 0)
 				(*removed)++;
 			else
 				hs_log_warn("fs: cannot remove leftover %s",
-				    de->d_name);
+				            de->d_name);
 			continue;
 		}
 		if (!recursive ||
 		    (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN))
 			continue;
-		sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY |
-		    O_NOFOLLOW | O_CLOEXEC);
+		sub = openat(dirfd(d), de->d_name,
+		             O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (sub < 0)
 			continue; /* not a directory, or a symlink */
 		if ((rc = clean_dir(sub, depth + 1, recursive, removed)) < 0)

@@ -15,25 +15,25 @@
 /* Listing frames are cut at this size, well below PROTO_FRAME_MAX. */
 #define LIST_FRAME_BYTES (1024u * 1024)
 /* The smallest encoded entry: fixed fields plus two empty strings. */
-#define ENTRY_MIN_LEN	 37
+#define ENTRY_MIN_LEN 37
 /* The smallest hash request: src + empty path. */
-#define HASHREQ_MIN_LEN	 4
+#define HASHREQ_MIN_LEN 4
 
 struct hash_req {
-	uint16_t	 src;
-	char		*path;
+	uint16_t src;
+	char *path;
 };
 
 struct session {
-	const struct hs_conf	*conf;
-	int			 rootfd;
-	struct proto_conn	*c;
-	const struct hs_pathset	*set;	/* the open set, or NULL */
-	int			 scoped; /* opened for a few paths only */
-	struct apply		*a;
-	struct hash_req		*reqs;
-	size_t			 n_reqs;
-	struct proto_wr		 w;
+	const struct hs_conf *conf;
+	int rootfd;
+	struct proto_conn *c;
+	const struct hs_pathset *set; /* the open set, or NULL */
+	int scoped;                   /* opened for a few paths only */
+	struct apply *a;
+	struct hash_req *reqs;
+	size_t n_reqs;
+	struct proto_wr w;
 };
 
 static void
@@ -52,7 +52,7 @@ static int
 send_refuse(struct session *s, const char *name, const char *reason)
 {
 	hs_log_warnx("recv: %s: set %s refused: %s", proto_conn_peer(s->c),
-	    name, reason);
+	             name, reason);
 	proto_wr_reset(&s->w);
 	proto_put_str(&s->w, name);
 	proto_put_str(&s->w, reason);
@@ -64,8 +64,7 @@ send_refuse(struct session *s, const char *name, const char *reason)
  * scope the primary named.
  */
 static int
-send_listing(struct session *s, const struct proto_scope *scope,
-    size_t n_scope)
+send_listing(struct session *s, const struct proto_scope *scope, size_t n_scope)
 {
 	struct scan_list l;
 	struct proto_entry *e;
@@ -80,11 +79,11 @@ send_listing(struct session *s, const struct proto_scope *scope,
 		rc = apply_list(s->a, (uint16_t)i, "", 1, &l);
 		if (rc < 0)
 			hs_log_warnx("recv: listing %s: %s",
-			    s->set->sources.v[i], hs_strerror(rc));
+			             s->set->sources.v[i], hs_strerror(rc));
 	}
 	for (i = 0; scope != NULL && i < n_scope && rc == HS_OK; i++)
 		rc = apply_list(s->a, scope[i].src, scope[i].path,
-		    scope[i].recursive, &l);
+		                scope[i].recursive, &l);
 	proto_wr_reset(&s->w);
 	proto_put_u32(&s->w, 0); /* count, patched below */
 	start = s->w.buf.len;
@@ -100,7 +99,7 @@ send_listing(struct session *s, const struct proto_scope *scope,
 			p[2] = (uint8_t)(count >> 8);
 			p[3] = (uint8_t)count;
 			rc = proto_conn_send_wr(s->c, PROTO_T_LIST, &s->w,
-			    PROTO_ZSTD);
+			                        PROTO_ZSTD);
 			proto_wr_reset(&s->w);
 			proto_put_u32(&s->w, 0);
 			count = 0;
@@ -108,7 +107,7 @@ send_listing(struct session *s, const struct proto_scope *scope,
 	}
 	if (rc == HS_OK)
 		rc = proto_conn_send(s->c, PROTO_T_LIST_END, NULL, 0, PROTO_RAW,
-		    NULL);
+		                     NULL);
 	if (rc == HS_OK)
 		rc = proto_conn_flush(s->c);
 	scan_list_free(&l);
@@ -133,29 +132,32 @@ on_set_open(struct session *s, const struct proto_msg *m)
 	if (m->type == PROTO_T_SET_OPEN)
 		rc = proto_set_open_decode(&r, &so);
 	else if ((rc = proto_set_open_decode_head(&r, &so)) == HS_OK &&
-		 (rc = proto_scope_decode(&r, &scope, &n_scope)) < 0)
+	         (rc = proto_scope_decode(&r, &scope, &n_scope)) < 0)
 		proto_set_open_clear(&so);
 	if (rc < 0)
 		return rc;
 	set = hs_conf_find_set(s->conf, so.name);
 	if (set == NULL) {
-		rc = send_refuse(s, so.name, "set is not configured on this "
-					     "standby");
+		rc = send_refuse(s, so.name,
+		                 "set is not configured on this "
+		                 "standby");
 		goto out;
 	}
 	for (i = 0; i < so.n_sources; i++) {
 		if (i >= set->sources.n ||
 		    strcmp(so.sources[i], set->sources.v[i]) != 0) {
-			snprintf(why, sizeof(why), "source %s is not "
-			    "configured for this set on this standby",
-			    so.sources[i]);
+			snprintf(why, sizeof(why),
+			         "source %s is not "
+			         "configured for this set on this standby",
+			         so.sources[i]);
 			rc = send_refuse(s, so.name, why);
 			goto out;
 		}
 	}
 	if (so.n_sources != set->sources.n) {
-		rc = send_refuse(s, so.name, "the standby's set has other "
-					     "sources");
+		rc = send_refuse(s, so.name,
+		                 "the standby's set has other "
+		                 "sources");
 		goto out;
 	}
 	if ((rc = apply_open(s->rootfd, set, &s->a, why, sizeof(why))) < 0) {
@@ -166,7 +168,7 @@ on_set_open(struct session *s, const struct proto_msg *m)
 	s->scoped = scope != NULL;
 	if (scope == NULL)
 		hs_log_info("recv: %s: set %s opened", proto_conn_peer(s->c),
-		    set->name);
+		            set->name);
 	rc = send_listing(s, scope, n_scope);
 out:
 	proto_set_open_clear(&so);
@@ -219,8 +221,8 @@ on_hash_req_end(struct session *s)
 	proto_wr_reset(&s->w);
 	proto_put_u32(&s->w, 0);
 	for (i = 0; i < s->n_reqs && rc == HS_OK; i++) {
-		int hrc = apply_hash_file(s->a, s->reqs[i].src,
-		    s->reqs[i].path, h);
+		int hrc =
+		    apply_hash_file(s->a, s->reqs[i].src, s->reqs[i].path, h);
 
 		proto_put_u16(&s->w, s->reqs[i].src);
 		proto_put_str(&s->w, s->reqs[i].path);
@@ -236,8 +238,8 @@ on_hash_req_end(struct session *s)
 			p[1] = (uint8_t)(count >> 16);
 			p[2] = (uint8_t)(count >> 8);
 			p[3] = (uint8_t)count;
-			rc = proto_conn_send_wr(s->c, PROTO_T_HASH_REPLY,
-			    &s->w, PROTO_RAW);
+			rc = proto_conn_send_wr(s->c, PROTO_T_HASH_REPLY, &s->w,
+			                        PROTO_RAW);
 			proto_wr_reset(&s->w);
 			proto_put_u32(&s->w, 0);
 			count = 0;
@@ -245,8 +247,8 @@ on_hash_req_end(struct session *s)
 	}
 	reqs_clear(s);
 	if (rc == HS_OK)
-		rc = proto_conn_send(s->c, PROTO_T_HASH_END, NULL, 0,
-		    PROTO_RAW, NULL);
+		rc = proto_conn_send(s->c, PROTO_T_HASH_END, NULL, 0, PROTO_RAW,
+		                     NULL);
 	if (rc == HS_OK)
 		rc = proto_conn_flush(s->c);
 	return rc;
@@ -269,8 +271,8 @@ on_sig_req_end(struct session *s)
 		return HS_EPROTO;
 	hs_buf_init(&sig, PROTO_SIG_MAX);
 	for (i = 0; i < s->n_reqs && rc == HS_OK; i++) {
-		int src = apply_sig_file(s->a, s->reqs[i].src,
-		    s->reqs[i].path, &sig, h, &size);
+		int src = apply_sig_file(s->a, s->reqs[i].src, s->reqs[i].path,
+		                         &sig, h, &size);
 
 		if (src != HS_OK) {
 			sig.len = 0;
@@ -290,8 +292,8 @@ on_sig_req_end(struct session *s)
 	hs_buf_free(&sig);
 	reqs_clear(s);
 	if (rc == HS_OK)
-		rc = proto_conn_send(s->c, PROTO_T_SIG_END, NULL, 0,
-		    PROTO_RAW, NULL);
+		rc = proto_conn_send(s->c, PROTO_T_SIG_END, NULL, 0, PROTO_RAW,
+		                     NULL);
 	if (rc == HS_OK)
 		rc = proto_conn_flush(s->c);
 	return rc;
@@ -317,11 +319,12 @@ on_set_end(struct session *s, const struct proto_msg *m)
 
 		proto_put_strn(&s->w, line, strnlen(line, 1024));
 	}
-	(s->scoped && apply_error_count(s->a) == 0 ? hs_log_debug : hs_log_info)(
-	    "recv: %s: set %s done: %llu applied, %llu errors",
-	    proto_conn_peer(s->c), s->set->name,
-	    (unsigned long long)apply_applied(s->a),
-	    (unsigned long long)apply_error_count(s->a));
+	(s->scoped && apply_error_count(s->a) == 0
+	     ? hs_log_debug
+	     : hs_log_info)("recv: %s: set %s done: %llu applied, %llu errors",
+	                    proto_conn_peer(s->c), s->set->name,
+	                    (unsigned long long)apply_applied(s->a),
+	                    (unsigned long long)apply_error_count(s->a));
 	apply_free(s->a);
 	s->a = NULL;
 	s->set = NULL;
@@ -344,7 +347,7 @@ dispatch(struct session *s, const struct proto_msg *m)
 		if (m->len != 8)
 			return HS_EPROTO;
 		rc = proto_conn_send(s->c, PROTO_T_PONG, m->data, m->len,
-		    PROTO_RAW, NULL);
+		                     PROTO_RAW, NULL);
 		return rc == HS_OK ? proto_conn_flush(s->c) : rc;
 	case PROTO_T_HASH_REQ:
 	case PROTO_T_SIG_REQ:
@@ -398,7 +401,7 @@ type_name(uint8_t t)
 
 int
 recv_session(const struct hs_conf *conf, int rootfd, struct proto_conn *c,
-    volatile int *stop)
+             volatile int *stop)
 {
 	struct session s;
 	struct proto_msg m;
@@ -418,14 +421,15 @@ recv_session(const struct hs_conf *conf, int rootfd, struct proto_conn *c,
 		}
 		if (rc == HS_EPROTO || rc == HS_ELIMIT || rc == HS_ECODEC) {
 			snprintf(text, sizeof(text),
-			    "standby: malformed frame: %s", hs_strerror(rc));
+			         "standby: malformed frame: %s",
+			         hs_strerror(rc));
 			hs_log_errx("recv: %s: %s", proto_conn_peer(c), text);
 			proto_conn_send_error(c, text);
 			break;
 		}
 		if (rc < 0) {
 			hs_log_warnx("recv: %s: session ended: %s",
-			    proto_conn_peer(c), hs_strerror(rc));
+			             proto_conn_peer(c), hs_strerror(rc));
 			break;
 		}
 		if (m.type == PROTO_T_BYE) {
@@ -434,15 +438,17 @@ recv_session(const struct hs_conf *conf, int rootfd, struct proto_conn *c,
 		}
 		if (m.type == PROTO_T_ERROR) {
 			hs_log_warnx("recv: %s: primary reported: %.*s",
-			    proto_conn_peer(c), (int)(m.len > 300 ? 300 : m.len),
-			    (const char *)m.data);
+			             proto_conn_peer(c),
+			             (int)(m.len > 300 ? 300 : m.len),
+			             (const char *)m.data);
 			rc = HS_EREFUSED;
 			break;
 		}
 		if ((rc = dispatch(&s, &m)) < 0) {
-			snprintf(text, sizeof(text), "standby: malformed or "
-			    "unexpected message (%s): %s", type_name(m.type),
-			    hs_strerror(rc));
+			snprintf(text, sizeof(text),
+			         "standby: malformed or "
+			         "unexpected message (%s): %s",
+			         type_name(m.type), hs_strerror(rc));
 			hs_log_errx("recv: %s: %s", proto_conn_peer(c), text);
 			proto_conn_send_error(c, text);
 			break;
@@ -450,7 +456,7 @@ recv_session(const struct hs_conf *conf, int rootfd, struct proto_conn *c,
 	}
 	if (rc == -EINTR)
 		hs_log_info("recv: %s: session ended: stopping",
-		    proto_conn_peer(c));
+		            proto_conn_peer(c));
 	/* Files completed before the end are kept; a partial one is not. */
 	apply_free(s.a);
 	reqs_clear(&s);

@@ -131,13 +131,13 @@ scan_to_proto(const struct scan_entry *s, struct proto_entry *e)
 
 /* Walk state shared down the recursion. */
 struct walk {
-	const struct hs_pathset	*set;
-	struct scan_list	*out;
-	uint16_t		 src;
-	int			 recursive;
-	struct hs_buf		 xa;	/* scratch for extended attributes */
-	char			 path[PROTO_PATH_MAX + 1];
-	size_t			 len;
+	const struct hs_pathset *set;
+	struct scan_list *out;
+	uint16_t src;
+	int recursive;
+	struct hs_buf xa; /* scratch for extended attributes */
+	char path[PROTO_PATH_MAX + 1];
+	size_t len;
 };
 
 static int walk_dir(struct walk *w, int dfd, size_t depth);
@@ -168,7 +168,7 @@ walk_entry(struct walk *w, int dfd, const char *name, size_t depth)
 	if (!S_ISLNK(st.st_mode)) {
 		if ((rc = xa_read_at(dfd, name, &w->xa)) < 0) {
 			hs_log_warnx("scan: %s: extended attributes: %s",
-			    w->path, hs_strerror(rc));
+			             w->path, hs_strerror(rc));
 			w->xa.len = 0;
 		}
 		xa_digest(w->xa.data, w->xa.len, e.xhash);
@@ -200,7 +200,8 @@ walk_entry(struct walk *w, int dfd, const char *name, size_t depth)
 		return rc;
 	if (e.type != PROTO_E_DIR || !w->recursive)
 		return HS_OK;
-	sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	sub =
+	    openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (sub < 0)
 		return errno == ENOENT ? HS_OK : -errno;
 	return walk_dir(w, sub, depth + 1);
@@ -226,15 +227,16 @@ walk_dir(struct walk *w, int dfd, size_t depth)
 	while ((de = readdir(d)) != NULL) {
 		size_t n = strlen(de->d_name), need;
 
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
 			continue;
 		if (strncmp(de->d_name, FS_TMP_PREFIX,
-			sizeof(FS_TMP_PREFIX) - 1) == 0)
+		            sizeof(FS_TMP_PREFIX) - 1) == 0)
 			continue;
 		need = saved + (saved > 0) + n;
 		if (need > PROTO_PATH_MAX) {
 			hs_log_warnx("scan: %s/%s: path too long, skipped",
-			    w->path, de->d_name);
+			             w->path, de->d_name);
 			continue;
 		}
 		if (saved > 0)
@@ -254,7 +256,7 @@ walk_dir(struct walk *w, int dfd, size_t depth)
 
 int
 scan_subtree(int anchorfd, const char *leaf, uint16_t src, const char *prefix,
-    int recursive, const struct hs_pathset *set, struct scan_list *out)
+             int recursive, const struct hs_pathset *set, struct scan_list *out)
 {
 	struct walk w;
 	int rc;
@@ -277,7 +279,7 @@ scan_subtree(int anchorfd, const char *leaf, uint16_t src, const char *prefix,
 
 int
 scan_tree(int anchorfd, const char *leaf, uint16_t src,
-    const struct hs_pathset *set, struct scan_list *out)
+          const struct hs_pathset *set, struct scan_list *out)
 {
 	return scan_subtree(anchorfd, leaf, src, "", 1, set, out);
 }

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,8 +42,7 @@ mine_find(struct sender *s, uint16_t src, const char *path)
 	memset(&key, 0, sizeof(key));
 	key.src = src;
 	key.path = (char *)path;
-	hit = bsearch(&kp, s->by_path, s->mine.n, sizeof(*s->by_path),
-	    ptr_cmp);
+	hit = bsearch(&kp, s->by_path, s->mine.n, sizeof(*s->by_path), ptr_cmp);
 	return hit ? *hit : NULL;
 }
 
@@ -58,9 +58,24 @@ mark_parent(struct sender *s, uint16_t src, const char *path)
 		return;
 	slash = strrchr(path, '/');
 	snprintf(parent, sizeof(parent), "%.*s",
-	    (int)(slash ? slash - path : 0), path);
+	         (int)(slash ? slash - path : 0), path);
 	if ((p = mine_find(s, src, parent)) != NULL)
 		p->flags |= SCAN_F_DIRTY;
+}
+
+void
+send_note(struct sender *s, const char *fmt, ...)
+{
+	char line[PROTO_PATH_MAX + 512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (s->o->quiet)
+		hs_log_warnx("send: %s", line);
+	else
+		fprintf(stderr, "hamnsync: %s\n", line);
 }
 
 const char *
@@ -72,7 +87,7 @@ send_show(struct sender *s, const struct scan_entry *e)
 		snprintf(buf, sizeof(buf), "%s", s->set->sources.v[e->src]);
 	else
 		snprintf(buf, sizeof(buf), "%s/%s", s->set->sources.v[e->src],
-		    e->path);
+		         e->path);
 	return buf;
 }
 
@@ -80,7 +95,7 @@ void
 send_dry(struct sender *s, const char *what, const struct scan_entry *e)
 {
 	if (s->o->dry_run)
-		printf("%-8s %s\n", what, send_show(s, e));
+		printf("%-8s %s", what, send_show(s, e));
 }
 
 int
@@ -98,11 +113,12 @@ send_entry(struct sender *s, uint8_t type, const struct scan_entry *se)
 			snprintf(rel, sizeof(rel), "%s", s->leaf[se->src]);
 		else
 			snprintf(rel, sizeof(rel), "%s/%s", s->leaf[se->src],
-			    se->path);
+			         se->path);
 		if ((rc = xa_read_at(s->anchor[se->src], rel, &s->xa)) < 0)
-			fprintf(stderr, "hamnsync: %s: extended attributes "
-					"unreadable: %s\n",
-			    send_show(s, se), hs_strerror(rc));
+			send_note(s,
+			          "%s: extended attributes "
+			          "unreadable: %s",
+			          send_show(s, se), hs_strerror(rc));
 		s->e->xattrs = s->xa.data;
 		s->e->xattrs_len = (uint32_t)s->xa.len;
 	}
@@ -151,19 +167,20 @@ open_source(struct sender *s, size_t i)
 		if (realpath(src, resolved) == NULL)
 			return -errno;
 		hs_log_debug("send: source %s is a symlink to %s: replicating "
-			     "its contents", src, resolved);
+		             "its contents",
+		             src, resolved);
 	}
 	slash = strrchr(resolved, '/');
 	s->leaf[i] = hs_xstrdup(slash + 1);
 	*slash = '\0';
 	s->anchor[i] = open(resolved[0] ? resolved : "/",
-	    O_PATH | O_DIRECTORY | O_CLOEXEC);
+	                    O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (s->anchor[i] < 0) {
 		rc = -errno;
 		s->missing[i] = 1;
 		hs_log_warnx("send: source %s: its directory cannot be opened "
-			     "(%s); the standby's copy is left alone",
-		    src, hs_strerror(rc));
+		             "(%s); the standby's copy is left alone",
+		             src, hs_strerror(rc));
 	}
 	return HS_OK;
 }
@@ -174,11 +191,10 @@ source_missing(struct sender *s, size_t i)
 	const char *src = s->set->sources.v[i];
 
 	s->missing[i] = 1;
-	hs_log_warnx("send: source %s does not exist here; the standby's "
-		     "copy is left alone", src);
-	if (!s->o->quiet)
-		fprintf(stderr, "hamnsync: %s: source missing on the primary, "
-				"standby copy left alone\n", src);
+	send_note(s,
+	          "%s: source missing on the primary, "
+	          "standby copy left alone",
+	          src);
 	s->rep->changed_during++;
 }
 
@@ -195,19 +211,19 @@ list_entry(struct sender *s, uint16_t i, const char *rel, int recursive)
 		return HS_OK;
 	if (rel[0] == '\0') {
 		rc = scan_subtree(s->anchor[i], s->leaf[i], i, "", recursive,
-		    s->set, &s->mine);
+		                  s->set, &s->mine);
 		if (rc == HS_OK && s->mine.n == before)
 			source_missing(s, i);
 		return rc;
 	}
 	slash = strrchr(rel, '/');
 	snprintf(parent, sizeof(parent), "%s%s%.*s", s->leaf[i],
-	    slash ? "/" : "", (int)(slash ? slash - rel : 0), rel);
+	         slash ? "/" : "", (int)(slash ? slash - rel : 0), rel);
 	fd = openat(s->anchor[i], parent, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return HS_OK; /* its directory went away: nothing to list */
 	rc = scan_subtree(fd, slash ? slash + 1 : rel, i, rel, recursive,
-	    s->set, &s->mine);
+	                  s->set, &s->mine);
 	close(fd);
 	return rc;
 }
@@ -235,8 +251,10 @@ recv_listing(struct sender *s, int *refused)
 			if (proto_get_str(&r, name, PROTO_NODE_MAX, NULL) < 0 ||
 			    proto_get_str(&r, why, sizeof(why) - 1, NULL) < 0)
 				return HS_EPROTO;
-			fprintf(stderr, "hamnsync: standby refused set %s: "
-					"%s\n", name, why);
+			send_note(s,
+			          "standby refused set %s: "
+			          "%s",
+			          name, why);
 			*refused = 1;
 			return HS_OK;
 		}
@@ -255,8 +273,8 @@ recv_listing(struct sender *s, int *refused)
 				return HS_EPROTO;
 			memset(&se, 0, sizeof(se));
 			se.path = s->e->path;
-			se.link = s->e->type == PROTO_E_SYMLINK ? s->e->link
-								: NULL;
+			se.link =
+			    s->e->type == PROTO_E_SYMLINK ? s->e->link : NULL;
 			se.src = s->e->src;
 			se.type = s->e->type;
 			se.mode = s->e->mode;
@@ -285,9 +303,9 @@ static int
 same_meta(const struct scan_entry *a, const struct scan_entry *b)
 {
 	return a->uid == b->uid && a->gid == b->gid &&
-	    (a->type == PROTO_E_SYMLINK || a->mode == b->mode) &&
-	    a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec &&
-	    memcmp(a->xhash, b->xhash, sizeof(a->xhash)) == 0;
+	       (a->type == PROTO_E_SYMLINK || a->mode == b->mode) &&
+	       a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec &&
+	       memcmp(a->xhash, b->xhash, sizeof(a->xhash)) == 0;
 }
 
 static int
@@ -351,7 +369,7 @@ plan_file(struct sender *s, struct scan_entry *p, const struct scan_entry *t)
 
 	(void)s;
 	if (p->size != t->size || sparse_fix || (p->nlink == 1 && t->nlink > 1))
-		p->flags |= P_SEND_FILE;	/* also breaks a stale link */
+		p->flags |= P_SEND_FILE; /* also breaks a stale link */
 	else if (!same_mtime(p, t))
 		p->flags |= P_HASH;
 	else if (!same_meta(p, t))
@@ -370,8 +388,8 @@ plan(struct sender *s)
 
 	for (i = 0; i < s->mine.n; i++) {
 		struct scan_entry *p = &s->mine.v[i];
-		struct scan_entry *t = scan_list_find(&s->theirs, p->src,
-		    p->path);
+		struct scan_entry *t =
+		    scan_list_find(&s->theirs, p->src, p->path);
 
 		if (t != NULL) {
 			t->flags |= SCAN_F_SEEN;
@@ -467,7 +485,7 @@ hash_replies(struct sender *s, uint8_t (*ours)[PROTO_HASH_LEN])
 
 			if (proto_get_u16(&r, &src) < 0 ||
 			    proto_get_str(&r, s->e->path, PROTO_PATH_MAX,
-				NULL) < 0 ||
+			                  NULL) < 0 ||
 			    proto_get_u8(&r, &st) < 0 ||
 			    proto_get_bytes(&r, h, sizeof(h)) < 0)
 				return HS_EPROTO;
@@ -496,7 +514,7 @@ hash_replies(struct sender *s, uint8_t (*ours)[PROTO_HASH_LEN])
 static int
 compare_hashes(struct sender *s)
 {
-	uint8_t (*ours)[PROTO_HASH_LEN] = NULL;
+	uint8_t(*ours)[PROTO_HASH_LEN] = NULL;
 	size_t i, n = 0, k;
 	uint32_t count = 0;
 	int rc = HS_OK;
@@ -525,7 +543,7 @@ compare_hashes(struct sender *s)
 		rc = hash_batch_flush(s, &count);
 	if (rc == HS_OK)
 		rc = proto_conn_send(s->c, PROTO_T_HASH_REQ_END, NULL, 0,
-		    PROTO_RAW, NULL);
+		                     PROTO_RAW, NULL);
 	if (rc == HS_OK)
 		rc = proto_conn_flush(s->c);
 	for (i = 0, k = 0; i < s->mine.n && rc == HS_OK; i++)
@@ -610,16 +628,15 @@ deletes_held(struct sender *s, int scoped)
 		files = s->o->guard_files;
 		gone += s->o->guard_recent;
 	}
-	if (gone == 0 || gone * 100 <= (size_t)s->conf->max_delete_percent * files)
+	if (gone == 0 ||
+	    gone * 100 <= (size_t)s->conf->max_delete_percent * files)
 		return 0;
-	hs_log_warnx("send: set %s: holding back the deletion of %zu of %zu "
-		     "files", s->set->name, gone, files);
-	if (!s->o->quiet)
-		fprintf(stderr, "hamnsync: set %s: holding back the deletion of %zu "
-			"of %zu files (more than max_delete_percent = %u%%); "
-			"run `hamnsync sync --allow-deletes %s` to release\n",
-	    s->set->name, gone, files, s->conf->max_delete_percent,
-	    s->set->name);
+	send_note(s,
+	          "set %s: holding back the deletion of %zu "
+	          "of %zu files (more than max_delete_percent = %u%%); "
+	          "run `hamnsync sync --allow-deletes %s` to release",
+	          s->set->name, gone, files, s->conf->max_delete_percent,
+	          s->set->name);
 	return 1;
 }
 
@@ -703,7 +720,7 @@ send_op(struct sender *s, struct scan_entry *p)
 /* Is the standby's copy of follower p already linked to its leader's? */
 static int
 link_intact(struct sender *s, const struct scan_entry *p,
-    const struct scan_entry *lead)
+            const struct scan_entry *lead)
 {
 	const struct scan_entry *t, *tl;
 
@@ -712,7 +729,8 @@ link_intact(struct sender *s, const struct scan_entry *p,
 	t = scan_list_find(&s->theirs, p->src, p->path);
 	tl = scan_list_find(&s->theirs, lead->src, lead->path);
 	return t != NULL && tl != NULL && !(t->flags & SCAN_F_GONE) &&
-	    t->type == PROTO_E_FILE && t->dev == tl->dev && t->ino == tl->ino;
+	       t->type == PROTO_E_FILE && t->dev == tl->dev &&
+	       t->ino == tl->ino;
 }
 
 static int
@@ -741,7 +759,8 @@ send_links(struct sender *s)
 		proto_put_str(&s->w, p->path);
 		proto_put_u16(&s->w, lead->src);
 		proto_put_str(&s->w, lead->path);
-		rc = proto_conn_send_wr(s->c, PROTO_T_OP_LINK, &s->w, PROTO_RAW);
+		rc =
+		    proto_conn_send_wr(s->c, PROTO_T_OP_LINK, &s->w, PROTO_RAW);
 	}
 	return rc;
 }
@@ -807,11 +826,11 @@ recv_set_done(struct sender *s)
 	for (i = 0; i < n; i++) {
 		if (proto_get_str(&r, line, sizeof(line) - 1, NULL) < 0)
 			return HS_EPROTO;
-		fprintf(stderr, "hamnsync: standby: %s\n", line);
+		send_note(s, "standby: %s", line);
 	}
 	if (errors > n)
-		fprintf(stderr, "hamnsync: standby: ... and %llu more errors\n",
-		    (unsigned long long)(errors - n));
+		send_note(s, "standby: ... and %llu more errors",
+		          (unsigned long long)(errors - n));
 	s->rep->remote_errors += errors;
 	return proto_rd_end(&r);
 }
@@ -822,7 +841,7 @@ recv_set_done(struct sender *s)
  */
 static int
 sync_set(struct sender *s, const struct hs_pathset *set,
-    const struct proto_scope *scope, size_t n_scope)
+         const struct proto_scope *scope, size_t n_scope)
 {
 	struct proto_set_open so;
 	size_t i;
@@ -838,9 +857,9 @@ sync_set(struct sender *s, const struct hs_pathset *set,
 	proto_set_open_encode(&s->w, &so);
 	if (scope != NULL)
 		proto_scope_encode(&s->w, scope, n_scope);
-	if ((rc = proto_conn_send_wr(s->c, scope ? PROTO_T_SET_OPEN_SCOPED
-						 : PROTO_T_SET_OPEN,
-		 &s->w, PROTO_ZSTD)) < 0 ||
+	if ((rc = proto_conn_send_wr(
+	         s->c, scope ? PROTO_T_SET_OPEN_SCOPED : PROTO_T_SET_OPEN,
+	         &s->w, PROTO_ZSTD)) < 0 ||
 	    (rc = proto_conn_flush(s->c)) < 0)
 		return rc;
 	/* List our side while the standby lists its own. */
@@ -853,10 +872,10 @@ sync_set(struct sender *s, const struct hs_pathset *set,
 	for (i = 0; scope != NULL && i < n_scope && rc == HS_OK; i++)
 		if (scope[i].src < set->sources.n)
 			rc = list_entry(s, scope[i].src, scope[i].path,
-			    scope[i].recursive);
+			                scope[i].recursive);
 	if (rc < 0) {
-		fprintf(stderr, "hamnsync: set %s: cannot list: %s\n",
-		    set->name, hs_strerror(rc));
+		send_note(s, "set %s: cannot list: %s", set->name,
+		          hs_strerror(rc));
 		return rc;
 	}
 	if ((rc = recv_listing(s, &refused)) < 0)
@@ -869,7 +888,7 @@ sync_set(struct sender *s, const struct hs_pathset *set,
 		if (s->theirs.v[i].type != PROTO_E_DIR)
 			s->rep->standby_files++;
 	if ((s->by_path = calloc(s->mine.n ? s->mine.n : 1,
-		 sizeof(*s->by_path))) == NULL)
+	                         sizeof(*s->by_path))) == NULL)
 		return -ENOMEM;
 	for (i = 0; i < s->mine.n; i++)
 		s->by_path[i] = &s->mine.v[i];
@@ -879,11 +898,10 @@ sync_set(struct sender *s, const struct hs_pathset *set,
 	plan(s);
 	if ((rc = compare_hashes(s)) < 0)
 		return rc;
-	if ((rc = send_deletes(s, scope != NULL)) < 0 ||
-	    (rc = send_ops(s)) < 0)
+	if ((rc = send_deletes(s, scope != NULL)) < 0 || (rc = send_ops(s)) < 0)
 		return rc;
 	if ((rc = proto_conn_send(s->c, PROTO_T_SET_END, NULL, 0, PROTO_RAW,
-		 NULL)) < 0)
+	                          NULL)) < 0)
 		return rc;
 	return recv_set_done(s);
 }
@@ -896,12 +914,14 @@ session_open(struct sender *s, char *why, size_t whylen)
 	int rc;
 
 	if ((rc = proto_tls_from_conf(s->conf, 0, &tls)) < 0) {
-		snprintf(why, whylen, "cannot load this node's certificate "
-				      "or key");
+		snprintf(why, whylen,
+		         "cannot load this node's certificate "
+		         "or key");
 		return rc;
 	}
 	rc = proto_conn_connect(tls, s->conf->peer,
-	    (int)s->conf->peer_timeout * 1000, &s->c, why, whylen);
+	                        (int)s->conf->peer_timeout * 1000, &s->c, why,
+	                        whylen);
 	proto_tls_free(tls);
 	if (rc < 0)
 		return rc;
@@ -918,17 +938,19 @@ session_open(struct sender *s, char *why, size_t whylen)
 		return rc;
 	}
 	if (peer.role != HS_ROLE_STANDBY) {
-		snprintf(why, whylen, "peer %s says it is %s, not a standby: "
-				      "suspected split brain, nothing sent",
-		    peer.name, hs_role_name(peer.role));
+		snprintf(why, whylen,
+		         "peer %s says it is %s, not a standby: "
+		         "suspected split brain, nothing sent",
+		         peer.name, hs_role_name(peer.role));
 		return HS_EREFUSED;
 	}
 	if (peer.epoch > s->o->epoch) {
-		snprintf(why, whylen, "peer %s has epoch %llu, newer than ours "
-				      "(%llu): this node is no longer the "
-				      "primary",
-		    peer.name, (unsigned long long)peer.epoch,
-		    (unsigned long long)s->o->epoch);
+		snprintf(why, whylen,
+		         "peer %s has epoch %llu, newer than ours "
+		         "(%llu): this node is no longer the "
+		         "primary",
+		         peer.name, (unsigned long long)peer.epoch,
+		         (unsigned long long)s->o->epoch);
 		return HS_EREFUSED;
 	}
 	/* The standby may take long to list, hash or flush a big set. */
@@ -956,7 +978,7 @@ send_session_close(struct sender *s, int bye)
 
 int
 send_session_open(const struct hs_conf *conf, const struct send_opts *o,
-    struct sender **out, char *why, size_t whylen)
+                  struct sender **out, char *why, size_t whylen)
 {
 	struct sender *s;
 	size_t i;
@@ -987,8 +1009,8 @@ send_session_open(const struct hs_conf *conf, const struct send_opts *o,
 
 int
 send_session_set(struct sender *s, const struct hs_pathset *set,
-    const struct proto_scope *scope, size_t n_scope,
-    struct send_report *rep)
+                 const struct proto_scope *scope, size_t n_scope,
+                 struct send_report *rep)
 {
 	int rc;
 
@@ -1014,7 +1036,7 @@ send_session_ping(struct sender *s, int timeout_ms)
 	for (i = 0; i < 8; i++)
 		body[i] = (uint8_t)(token >> (56 - 8 * i));
 	if ((rc = proto_conn_send(s->c, PROTO_T_PING, body, sizeof(body),
-		 PROTO_RAW, NULL)) < 0)
+	                          PROTO_RAW, NULL)) < 0)
 		return rc;
 	proto_conn_set_timeout(s->c, timeout_ms);
 	rc = proto_conn_recv(s->c, &m);
@@ -1029,7 +1051,7 @@ send_session_ping(struct sender *s, int timeout_ms)
 
 int
 send_sync(const struct hs_conf *conf, const struct send_opts *o,
-    struct send_report *rep, char *why, size_t whylen)
+          struct send_report *rep, char *why, size_t whylen)
 {
 	struct sender *s;
 	size_t i;
@@ -1039,10 +1061,10 @@ send_sync(const struct hs_conf *conf, const struct send_opts *o,
 	if ((rc = send_session_open(conf, o, &s, why, whylen)) < 0)
 		return rc;
 	for (i = 0; i < conf->n_sets; i++) {
-		if ((rc = send_session_set(s, &conf->sets[i], NULL, 0,
-			 rep)) < 0) {
+		if ((rc = send_session_set(s, &conf->sets[i], NULL, 0, rep)) <
+		    0) {
 			snprintf(why, whylen, "set %s: %s", conf->sets[i].name,
-			    hs_strerror(rc));
+			         hs_strerror(rc));
 			break;
 		}
 	}

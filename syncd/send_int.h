@@ -12,59 +12,65 @@
 #include "syncd.h"
 
 /* Decisions the sender keeps in scan_entry.flags of its own entries. */
-#define P_SEND_FILE	0x0010	/* content differs: send it */
-#define P_SEND_META	0x0020	/* only owner, mode, xattrs or time differ */
-#define P_HASH		0x0040	/* same size, other mtime: compare hashes */
-#define P_CREATED	0x0080	/* created (or recreated) on the standby */
-#define P_DELTA		0x0100	/* send as a delta against the standby's copy */
-#define P_REWRITTEN	0x0200	/* content was sent (hard links follow it) */
+#define P_SEND_FILE 0x0010 /* content differs: send it */
+#define P_SEND_META 0x0020 /* only owner, mode, xattrs or time differ */
+#define P_HASH 0x0040      /* same size, other mtime: compare hashes */
+#define P_CREATED 0x0080   /* created (or recreated) on the standby */
+#define P_DELTA 0x0100     /* send as a delta against the standby's copy */
+#define P_REWRITTEN 0x0200 /* content was sent (hard links follow it) */
 
 /* Cut request and listing batches at this size. */
 #define BATCH_FRAME_BYTES (1024u * 1024)
 
 struct sender {
-	const struct hs_conf	*conf;
-	const struct send_opts	*o;
-	struct send_report	*rep;
-	struct proto_conn	*c;
-	struct proto_wr		 w;
-	struct proto_entry	*e;	/* scratch, 8 KiB */
-	uint8_t			*buf;	/* PROTO_CHUNK of file data */
-	struct hs_buf		 out;	/* delta bytes waiting for a frame */
-	struct hs_buf		 xa;	/* extended attributes of one entry */
+	const struct hs_conf *conf;
+	const struct send_opts *o;
+	struct send_report *rep;
+	struct proto_conn *c;
+	struct proto_wr w;
+	struct proto_entry *e; /* scratch, 8 KiB */
+	uint8_t *buf;          /* PROTO_CHUNK of file data */
+	struct hs_buf out;     /* delta bytes waiting for a frame */
+	struct hs_buf xa;      /* extended attributes of one entry */
 	/* The set being reconciled. */
-	const struct hs_pathset	*set;
-	int			 anchor[PROTO_SOURCES_MAX];
-	char			*leaf[PROTO_SOURCES_MAX];
-	uint8_t			 missing[PROTO_SOURCES_MAX];
-	struct scan_list	 mine;		/* pre-order */
-	struct scan_list	 theirs;	/* sorted */
-	struct scan_entry	**by_path;	/* mine, sorted */
+	const struct hs_pathset *set;
+	int anchor[PROTO_SOURCES_MAX];
+	char *leaf[PROTO_SOURCES_MAX];
+	uint8_t missing[PROTO_SOURCES_MAX];
+	struct scan_list mine;       /* pre-order */
+	struct scan_list theirs;     /* sorted */
+	struct scan_entry **by_path; /* mine, sorted */
 	/* Progress. */
-	uint64_t		 todo_bytes;
-	uint64_t		 done_bytes;
-	uint64_t		 todo_files;
-	uint64_t		 done_files;
-	uint64_t		 start_ns;
-	uint64_t		 shown_ns;
+	uint64_t todo_bytes;
+	uint64_t done_bytes;
+	uint64_t todo_files;
+	uint64_t done_files;
+	uint64_t start_ns;
+	uint64_t shown_ns;
 };
 
+/*
+ * Tell the user about one path or set: "hamnsync: ..." on stderr from the
+ * command line, a log line from the daemon.
+ */
+void send_note(struct sender *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* The path of entry e as configured ("/install/a/b"), for messages. */
-const char	*send_show(struct sender *s, const struct scan_entry *e);
+const char *send_show(struct sender *s, const struct scan_entry *e);
 /* Queue an entry operation; with its extended attributes when it has. */
-int	send_entry(struct sender *s, uint8_t type, const struct scan_entry *se);
+int send_entry(struct sender *s, uint8_t type, const struct scan_entry *se);
 /* Open our file for entry p (read-only, not following it). */
-int	send_open(struct sender *s, const struct scan_entry *p);
+int send_open(struct sender *s, const struct scan_entry *p);
 /* SHA-256 of our file for entry p; HS_ENOTFOUND if it is gone. */
-int	send_hash_mine(struct sender *s, const struct scan_entry *p,
-	    uint8_t h[PROTO_HASH_LEN]);
+int send_hash_mine(struct sender *s, const struct scan_entry *p,
+                   uint8_t h[PROTO_HASH_LEN]);
 /* Send one whole file (holes skipped), refreshing p's metadata. */
-int	send_file(struct sender *s, struct scan_entry *p);
+int send_file(struct sender *s, struct scan_entry *p);
 /* Send every P_DELTA file: signatures in batches, then deltas. */
-int	send_deltas(struct sender *s);
+int send_deltas(struct sender *s);
 /* Print "what path" in a dry run. */
-void	send_dry(struct sender *s, const char *what, const struct scan_entry *e);
+void send_dry(struct sender *s, const char *what, const struct scan_entry *e);
 /* Redraw the progress line if due (or `final`). */
-void	send_progress(struct sender *s, int final);
+void send_progress(struct sender *s, int final);
 
 #endif /* SEND_INT_H */

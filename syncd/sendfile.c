@@ -17,7 +17,7 @@
 #include "send_int.h"
 
 /* Signatures asked for at once: bounded by count and estimated bytes. */
-#define SIG_BATCH_FILES	64
+#define SIG_BATCH_FILES 64
 #define SIG_BATCH_BYTES (8u * 1024 * 1024)
 
 int
@@ -29,13 +29,13 @@ send_open(struct sender *s, const struct scan_entry *p)
 		snprintf(rel, sizeof(rel), "%s", s->leaf[p->src]);
 	else
 		snprintf(rel, sizeof(rel), "%s/%s", s->leaf[p->src], p->path);
-	return openat(s->anchor[p->src], rel, O_RDONLY | O_NOFOLLOW |
-	    O_CLOEXEC | O_NONBLOCK);
+	return openat(s->anchor[p->src], rel,
+	              O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 }
 
 int
 send_hash_mine(struct sender *s, const struct scan_entry *p,
-    uint8_t h[PROTO_HASH_LEN])
+               uint8_t h[PROTO_HASH_LEN])
 {
 	int fd = send_open(s, p), rc;
 
@@ -60,14 +60,14 @@ send_progress(struct sender *s, int final)
 	el = now - s->start_ns;
 	rate = el ? (double)s->done_bytes * 1e9 / (double)el : 0;
 	eta = rate > 0 && s->todo_bytes > s->done_bytes
-	    ? (double)(s->todo_bytes - s->done_bytes) / rate
-	    : 0;
+	          ? (double)(s->todo_bytes - s->done_bytes) / rate
+	          : 0;
 	printf("\r%8llu/%llu files %10.1f/%.1f MiB %8.1f MiB/s ETA %3d:%02d ",
-	    (unsigned long long)s->done_files,
-	    (unsigned long long)s->todo_files,
-	    (double)s->done_bytes / 1048576.0,
-	    (double)s->todo_bytes / 1048576.0, rate / 1048576.0,
-	    (int)(eta / 60), (int)eta % 60);
+	       (unsigned long long)s->done_files,
+	       (unsigned long long)s->todo_files,
+	       (double)s->done_bytes / 1048576.0,
+	       (double)s->todo_bytes / 1048576.0, rate / 1048576.0,
+	       (int)(eta / 60), (int)eta % 60);
 	if (final)
 		putchar('\n');
 	fflush(stdout);
@@ -78,8 +78,10 @@ static int
 refresh(struct sender *s, struct scan_entry *p, int fd, struct stat *st)
 {
 	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
-		fprintf(stderr, "hamnsync: %s: vanished or changed type while "
-				"syncing; skipped\n", send_show(s, p));
+		send_note(s,
+		          "%s: vanished or changed type while "
+		          "syncing; skipped",
+		          send_show(s, p));
 		s->rep->changed_during++;
 		return HS_ENOTFOUND;
 	}
@@ -99,42 +101,43 @@ changed_since(int fd, const struct stat *st)
 	struct stat st2;
 
 	return fstat(fd, &st2) < 0 || st2.st_size != st->st_size ||
-	    st2.st_mtim.tv_sec != st->st_mtim.tv_sec ||
-	    st2.st_mtim.tv_nsec != st->st_mtim.tv_nsec ||
-	    st2.st_ctim.tv_sec != st->st_ctim.tv_sec ||
-	    st2.st_ctim.tv_nsec != st->st_ctim.tv_nsec;
+	       st2.st_mtim.tv_sec != st->st_mtim.tv_sec ||
+	       st2.st_mtim.tv_nsec != st->st_mtim.tv_nsec ||
+	       st2.st_ctim.tv_sec != st->st_ctim.tv_sec ||
+	       st2.st_ctim.tv_nsec != st->st_ctim.tv_nsec;
 }
 
 static int
 send_file_end(struct sender *s, struct scan_entry *p, int changed,
-    const uint8_t h[PROTO_HASH_LEN])
+              const uint8_t h[PROTO_HASH_LEN])
 {
 	uint8_t body[1 + PROTO_HASH_LEN];
 
 	body[0] = changed ? 1 : 0;
 	memcpy(body + 1, h, PROTO_HASH_LEN);
 	if (changed) {
-		fprintf(stderr, "hamnsync: %s: changed while being read; the "
-				"standby keeps its previous copy\n",
-		    send_show(s, p));
+		send_note(s,
+		          "%s: changed while being read; the "
+		          "standby keeps its previous copy",
+		          send_show(s, p));
 		s->rep->changed_during++;
 	}
 	s->done_files++;
 	send_progress(s, 0);
 	return proto_conn_send(s->c, PROTO_T_OP_FILE_END, body, sizeof(body),
-	    PROTO_RAW, NULL);
+	                       PROTO_RAW, NULL);
 }
 
 /* Send [off, end) of fd as data frames, hashing it. */
 static int
 send_range(struct sender *s, int fd, struct proto_hash *h, uint64_t off,
-    uint64_t end, int *try_zstd, int *changed)
+           uint64_t end, int *try_zstd, int *changed)
 {
 	int rc;
 
 	while (off < end) {
-		size_t want = end - off < PROTO_CHUNK ? (size_t)(end - off)
-						      : PROTO_CHUNK;
+		size_t want =
+		    end - off < PROTO_CHUNK ? (size_t)(end - off) : PROTO_CHUNK;
 		ssize_t n = pread(fd, s->buf, want, (off_t)off);
 		int z = 0;
 
@@ -146,7 +149,7 @@ send_range(struct sender *s, int fd, struct proto_hash *h, uint64_t off,
 		}
 		proto_hash_update(h, s->buf, (size_t)n);
 		rc = proto_conn_send(s->c, PROTO_T_OP_DATA, s->buf, (size_t)n,
-		    *try_zstd ? PROTO_ZSTD : PROTO_RAW, &z);
+		                     *try_zstd ? PROTO_ZSTD : PROTO_RAW, &z);
 		if (rc < 0)
 			return rc;
 		/* Data that did not compress will not: stop trying. */
@@ -179,7 +182,7 @@ send_hole(struct sender *s, struct proto_hash *h, uint64_t off, uint64_t end)
 		body[i] = (uint8_t)(end >> (56 - 8 * i));
 	s->done_bytes += end - off;
 	return proto_conn_send(s->c, PROTO_T_OP_SEEK, body, sizeof(body),
-	    PROTO_RAW, NULL);
+	                       PROTO_RAW, NULL);
 }
 
 int
@@ -193,8 +196,10 @@ send_file(struct sender *s, struct scan_entry *p)
 
 	if ((fd = send_open(s, p)) < 0 || refresh(s, p, fd, &st) < 0) {
 		if (fd < 0) {
-			fprintf(stderr, "hamnsync: %s: vanished while syncing; "
-					"skipped\n", send_show(s, p));
+			send_note(s,
+			          "%s: vanished while syncing; "
+			          "skipped",
+			          send_show(s, p));
 			s->rep->changed_during++;
 		} else
 			close(fd);
@@ -223,7 +228,7 @@ send_file(struct sender *s, struct scan_entry *p)
 				hole = (off_t)p->size;
 		}
 		if ((rc = send_range(s, fd, h, off, (uint64_t)hole, &try_zstd,
-			 &changed)) < 0)
+		                     &changed)) < 0)
 			goto out;
 		off = (uint64_t)hole;
 	}
@@ -251,7 +256,7 @@ flush_out(struct sender *s)
 	if (s->out.len == 0)
 		return HS_OK;
 	rc = proto_conn_send(s->c, PROTO_T_OP_DATA, s->out.data, s->out.len,
-	    PROTO_ZSTD, NULL);
+	                     PROTO_ZSTD, NULL);
 	s->rep->delta_bytes += s->out.len;
 	s->out.len = 0;
 	return rc;
@@ -281,7 +286,7 @@ emit_delta(void *arg, const uint8_t *p, size_t n)
 /* Send p as a delta against the standby's copy with signature sig. */
 static int
 send_delta(struct sender *s, struct scan_entry *p, const uint8_t *sig,
-    size_t siglen)
+           size_t siglen)
 {
 	struct delta_enc *enc = NULL;
 	struct proto_hash *h = NULL;
@@ -292,10 +297,12 @@ send_delta(struct sender *s, struct scan_entry *p, const uint8_t *sig,
 
 	if ((rc = delta_sig_check(sig, siglen, why, sizeof(why))) < 0 ||
 	    (rc = delta_enc_new(sig, siglen, &enc)) < 0) {
-		fprintf(stderr, "hamnsync: %s: unusable signature from the "
-				"standby (%s); sending the whole file\n",
-		    send_show(s, p), rc == HS_ELIMIT || rc == HS_EPROTO
-					 ? why : hs_strerror(rc));
+		send_note(s,
+		          "%s: unusable signature from the "
+		          "standby (%s); sending the whole file",
+		          send_show(s, p),
+		          rc == HS_ELIMIT || rc == HS_EPROTO ? why
+		                                             : hs_strerror(rc));
 		return send_file(s, p);
 	}
 	if ((fd = send_open(s, p)) < 0 || refresh(s, p, fd, &st) < 0) {
@@ -319,7 +326,7 @@ send_delta(struct sender *s, struct scan_entry *p, const uint8_t *sig,
 		}
 		proto_hash_update(h, s->buf, (size_t)n);
 		if ((rc = delta_enc_feed(enc, s->buf, (size_t)n, n == 0,
-			 emit_delta, s)) < 0)
+		                         emit_delta, s)) < 0)
 			goto out;
 		s->done_bytes += (uint64_t)n;
 		send_progress(s, 0);
@@ -347,10 +354,10 @@ out:
 
 /* A reply to one SIG_REQ, held until the whole batch is in. */
 struct sig_reply {
-	uint8_t		 status;
-	uint8_t		 hash[PROTO_HASH_LEN];
-	uint8_t		*sig;
-	uint32_t	 len;
+	uint8_t status;
+	uint8_t hash[PROTO_HASH_LEN];
+	uint8_t *sig;
+	uint32_t len;
 };
 
 static int
@@ -366,16 +373,16 @@ request_sigs(struct sender *s, struct scan_entry **batch, size_t n)
 		proto_put_str(&s->w, batch[i]->path);
 	}
 	if ((rc = proto_conn_send_wr(s->c, PROTO_T_SIG_REQ, &s->w,
-		 PROTO_ZSTD)) < 0 ||
-	    (rc = proto_conn_send(s->c, PROTO_T_SIG_REQ_END, NULL, 0,
-		 PROTO_RAW, NULL)) < 0)
+	                             PROTO_ZSTD)) < 0 ||
+	    (rc = proto_conn_send(s->c, PROTO_T_SIG_REQ_END, NULL, 0, PROTO_RAW,
+	                          NULL)) < 0)
 		return rc;
 	return proto_conn_flush(s->c);
 }
 
 static int
 read_sigs(struct sender *s, struct scan_entry **batch, size_t n,
-    struct sig_reply *rep)
+          struct sig_reply *rep)
 {
 	struct proto_msg m;
 	size_t k = 0;
@@ -419,7 +426,7 @@ static int
 delta_batch(struct sender *s, struct scan_entry **batch, size_t n)
 {
 	struct sig_reply *rep = calloc(n, sizeof(*rep));
-	uint8_t (*ours)[PROTO_HASH_LEN] = calloc(n, PROTO_HASH_LEN);
+	uint8_t(*ours)[PROTO_HASH_LEN] = calloc(n, PROTO_HASH_LEN);
 	size_t i;
 	int rc;
 
@@ -442,7 +449,7 @@ delta_batch(struct sender *s, struct scan_entry **batch, size_t n)
 		if (rep[i].status != 0)
 			rc = send_file(s, p); /* our basis is gone there */
 		else if ((p->flags & P_HASH) &&
-			 memcmp(rep[i].hash, ours[i], PROTO_HASH_LEN) == 0) {
+		         memcmp(rep[i].hash, ours[i], PROTO_HASH_LEN) == 0) {
 			s->rep->meta_only++;
 			s->done_files++;
 			s->done_bytes += p->size;

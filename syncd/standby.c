@@ -21,25 +21,26 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon_int.h"
 #include "idx.h"
 #include "syncd.h"
 
 /* Connections being told `busy` at once; more are closed at accept. */
 #define BUSY_CHILDREN_MAX 8
 /* How long SIGTERM waits for the session child before SIGKILL. */
-#define STOP_WAIT_MS	10000
+#define STOP_WAIT_MS 10000
 
 struct stdby {
-	const char		*conf_path;
-	struct hs_conf		*conf;
-	struct proto_tls	*tls;
-	int			 rootfd;
-	int			 lfd;
-	int			 sfd;	/* signalfd */
-	int			 pidfd;	/* locked pid file */
-	pid_t			 session; /* the child holding the session */
-	size_t			 n_busy;
-	struct idx_node		 node;
+	const char *conf_path;
+	struct hs_conf *conf;
+	struct proto_tls *tls;
+	int rootfd;
+	int lfd;
+	int sfd;       /* signalfd */
+	int pidfd;     /* locked pid file */
+	pid_t session; /* the child holding the session */
+	size_t n_busy;
+	struct idx_node node;
 };
 
 static volatile int child_stop;
@@ -62,7 +63,7 @@ session_child(struct stdby *d, int fd, const char *addr, int busy)
 	sigset_t all;
 
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = child_on_term;	/* no SA_RESTART: reads return */
+	sa.sa_handler = child_on_term; /* no SA_RESTART: reads return */
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGHUP, SIG_IGN);
@@ -82,21 +83,25 @@ session_child(struct stdby *d, int fd, const char *addr, int busy)
 		goto out;
 	}
 	if (peer.role != HS_ROLE_PRIMARY) {
-		snprintf(why, sizeof(why), "%s is a standby and serves only a "
-		    "primary; peer %s says it is %s", d->conf->node_name,
-		    peer.name, hs_role_name(peer.role));
+		snprintf(why, sizeof(why),
+		         "%s is a standby and serves only a "
+		         "primary; peer %s says it is %s",
+		         d->conf->node_name, peer.name,
+		         hs_role_name(peer.role));
 		goto refuse;
 	}
 	if (peer.epoch < d->node.epoch) {
-		snprintf(why, sizeof(why), "peer %s has epoch %llu, older than "
-		    "this node's epoch %llu: it is no longer the primary",
-		    peer.name, (unsigned long long)peer.epoch,
-		    (unsigned long long)d->node.epoch);
+		snprintf(why, sizeof(why),
+		         "peer %s has epoch %llu, older than "
+		         "this node's epoch %llu: it is no longer the primary",
+		         peer.name, (unsigned long long)peer.epoch,
+		         (unsigned long long)d->node.epoch);
 		goto refuse;
 	}
 	if (busy) {
 		hs_log_warnx("net: %s: %s told busy: another primary session "
-			     "is active", addr, peer.name);
+		             "is active",
+		             addr, peer.name);
 		proto_conn_send(c, PROTO_T_BUSY, NULL, 0, PROTO_RAW, NULL);
 		proto_conn_flush(c);
 		rc = HS_EBUSY;
@@ -140,12 +145,12 @@ on_accept(struct stdby *d)
 		return;
 	}
 	getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port,
-	    sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
+	            sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
 	snprintf(addr, sizeof(addr), "%s:%s", host, port);
 	busy = d->session > 0;
 	if (busy && d->n_busy >= BUSY_CHILDREN_MAX) {
 		hs_log_warnx("net: %s: dropped: too many waiting connections",
-		    addr);
+		             addr);
 		close(fd);
 		return;
 	}
@@ -174,8 +179,8 @@ reap(struct stdby *d)
 			d->session = 0;
 			if (WIFSIGNALED(st))
 				hs_log_warnx("standby: session process %d "
-					     "killed by signal %d",
-				    (int)pid, WTERMSIG(st));
+				             "killed by signal %d",
+				             (int)pid, WTERMSIG(st));
 		} else if (d->n_busy > 0)
 			d->n_busy--;
 	}
@@ -190,15 +195,17 @@ reload(struct stdby *d)
 
 	if (hs_conf_load(d->conf_path, &nc, err, sizeof(err)) < 0) {
 		hs_log_errx("standby: reload refused, keeping the running "
-			    "configuration: %s", err);
+		            "configuration: %s",
+		            err);
 		return;
 	}
 	if (strcmp(nc->listen, d->conf->listen) != 0 ||
 	    strcmp(nc->target_root, d->conf->target_root) != 0)
 		hs_log_warnx("standby: listen and target_root changes take "
-			     "effect at the next restart");
+		             "effect at the next restart");
 	if (proto_tls_from_conf(nc, 1, &nt) < 0) {
-		hs_log_errx("standby: reload refused: TLS settings do not load");
+		hs_log_errx(
+		    "standby: reload refused: TLS settings do not load");
 		hs_conf_free(nc);
 		return;
 	}
@@ -230,11 +237,11 @@ open_listener(const char *hostport, int *out)
 	hints.ai_flags = AI_PASSIVE;
 	if ((rc = getaddrinfo(host, portstr, &hints, &res)) != 0) {
 		hs_log_errx("standby: listen %s: %s", hostport,
-		    gai_strerror(rc));
+		            gai_strerror(rc));
 		return -EADDRNOTAVAIL;
 	}
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC |
-	    SOCK_NONBLOCK, 0);
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	            0);
 	if (fd < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 16) < 0) {
@@ -247,69 +254,6 @@ open_listener(const char *hostport, int *out)
 	}
 	freeaddrinfo(res);
 	*out = fd;
-	return HS_OK;
-}
-
-/* Lock state_dir/hamnsync.pid so two daemons never share a state_dir. */
-static int
-lock_pidfile(const char *state_dir, int *out)
-{
-	char path[4200], buf[32];
-	int fd, n;
-
-	snprintf(path, sizeof(path), "%s/hamnsync.pid", state_dir);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0) {
-		hs_log_err("standby: %s", path);
-		return -errno;
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		n = (int)pread(fd, buf, sizeof(buf) - 1, 0);
-		buf[n > 0 ? n : 0] = '\0';
-		buf[strcspn(buf, "\n")] = '\0';
-		hs_log_errx("standby: another daemon (pid %s) holds %s",
-		    buf[0] ? buf : "?", path);
-		close(fd);
-		return -EBUSY;
-	}
-	*out = fd;
-	return HS_OK;
-}
-
-static void
-write_pid(int fd)
-{
-	char buf[32];
-	int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-
-	if (ftruncate(fd, 0) == 0)
-		(void)!pwrite(fd, buf, (size_t)n, 0);
-}
-
-static int
-detach(void)
-{
-	pid_t pid = fork();
-	int fd;
-
-	if (pid < 0)
-		return -errno;
-	if (pid > 0)
-		_exit(0);
-	setsid();
-	if ((pid = fork()) < 0)
-		return -errno;
-	if (pid > 0)
-		_exit(0);
-	if (chdir("/") < 0)
-		return -errno;
-	if ((fd = open("/dev/null", O_RDWR)) >= 0) {
-		dup2(fd, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		if (fd > 2)
-			close(fd);
-	}
 	return HS_OK;
 }
 
@@ -328,14 +272,15 @@ clean_leftovers(struct stdby *d)
 			char parent[PROTO_PATH_MAX + 1];
 
 			snprintf(parent, sizeof(parent), "%.*s",
-			    (int)(slash ? slash - s : 0), s);
+			         (int)(slash ? slash - s : 0), s);
 			fs_clean_tmp(d->rootfd, parent, 0, &removed);
 			fs_clean_tmp(d->rootfd, s, 1, &removed);
 		}
 	}
 	if (removed > 0)
 		hs_log_info("standby: removed %zu temporary files left by an "
-			    "interrupted transfer", removed);
+		            "interrupted transfer",
+		            removed);
 }
 
 static void
@@ -417,11 +362,11 @@ stdby_run(const char *conf_path, struct hs_conf *conf, int foreground)
 		hs_log_err("standby: state_dir %s", conf->state_dir);
 		return rc;
 	}
-	if ((rc = lock_pidfile(conf->state_dir, &d.pidfd)) < 0)
+	if ((rc = dmn_lock_pidfile(conf->state_dir, &d.pidfd)) < 0)
 		return rc;
 	if ((rc = idx_open(conf->state_dir, 0, &x)) < 0) {
 		hs_log_errx("standby: index in %s: %s", conf->state_dir,
-		    hs_strerror(rc));
+		            hs_strerror(rc));
 		goto out;
 	}
 	rc = idx_node_get(x, &d.node);
@@ -442,11 +387,11 @@ stdby_run(const char *conf_path, struct hs_conf *conf, int foreground)
 	if ((rc = open_listener(conf->listen, &d.lfd)) < 0)
 		goto out;
 	if (!foreground) {
-		if ((rc = detach()) < 0)
+		if ((rc = dmn_detach()) < 0)
 			goto out;
 		hs_log_init("hamnsync", 0, HS_LOG_INFO);
 	}
-	write_pid(d.pidfd);
+	dmn_write_pid(d.pidfd);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
@@ -458,8 +403,8 @@ stdby_run(const char *conf_path, struct hs_conf *conf, int foreground)
 		goto out;
 	}
 	hs_log_info("standby: %s listening on %s, epoch %llu, target_root %s",
-	    conf->node_name, conf->listen, (unsigned long long)d.node.epoch,
-	    conf->target_root);
+	            conf->node_name, conf->listen,
+	            (unsigned long long)d.node.epoch, conf->target_root);
 	rc = serve(&d);
 out:
 	if (d.lfd >= 0)
@@ -472,7 +417,7 @@ out:
 		char path[4200];
 
 		snprintf(path, sizeof(path), "%s/hamnsync.pid",
-		    d.conf->state_dir);
+		         d.conf->state_dir);
 		if (rc == HS_OK)
 			unlink(path);
 		close(d.pidfd);

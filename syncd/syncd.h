@@ -14,7 +14,7 @@
 #include "proto.h"
 
 /* Temporary files carry this prefix; leftovers are removed at start. */
-#define FS_TMP_PREFIX	".hamnsync-tmp."
+#define FS_TMP_PREFIX ".hamnsync-tmp."
 
 /* ------------------------------------------------------- confined paths */
 
@@ -24,7 +24,7 @@
  * or "..", each at most PROTO_NAME_MAX bytes, at most PROTO_DEPTH_MAX of
  * them, PROTO_PATH_MAX bytes in all.  HS_ECONFINE or HS_ELIMIT otherwise.
  */
-int	fs_relpath_check(const char *rel);
+int fs_relpath_check(const char *rel);
 
 /*
  * Open directory `rel` (relative, "" = dirfd itself) beneath `dirfd`
@@ -33,19 +33,18 @@ int	fs_relpath_check(const char *rel);
  * without it).  Returns an O_PATH fd the caller owns, HS_ECONFINE when a
  * component is a symlink or escapes, -errno otherwise.
  */
-int	fs_open_dir_beneath(int dirfd, const char *rel);
+int fs_open_dir_beneath(int dirfd, const char *rel);
 
 /*
  * Like fs_open_dir_beneath, creating missing components with `mode`.
  */
-int	fs_mkdir_beneath(int dirfd, const char *rel, mode_t mode);
+int fs_mkdir_beneath(int dirfd, const char *rel, mode_t mode);
 
 /*
  * Remove FS_TMP_PREFIX leftovers in directory dirfd/rel, and below it when
  * `recursive` (confined walk).  A missing directory is not an error.
  */
-int	fs_clean_tmp(int dirfd, const char *rel, int recursive,
-	    size_t *removed);
+int fs_clean_tmp(int dirfd, const char *rel, int recursive, size_t *removed);
 
 /* ------------------------------------------------ extended attributes */
 
@@ -56,29 +55,27 @@ int	fs_clean_tmp(int dirfd, const char *rel, int recursive,
  * none as far as hamnsync is concerned.  A filesystem without xattr
  * support gives an empty blob.
  */
-int	xa_read_at(int dirfd, const char *name, struct hs_buf *blob);
-int	xa_read_fd(int fd, struct hs_buf *blob);
+int xa_read_at(int dirfd, const char *name, struct hs_buf *blob);
+int xa_read_fd(int fd, struct hs_buf *blob);
 /* 16-byte digest of a blob; all zero for an empty one. */
-void	xa_digest(const uint8_t *blob, size_t len,
-	    uint8_t out[PROTO_XHASH_LEN]);
+void xa_digest(const uint8_t *blob, size_t len, uint8_t out[PROTO_XHASH_LEN]);
 /*
  * Make the entry's attributes exactly `blob`: set each, remove the others.
  * Returns HS_OK or the first error (-errno).
  */
-int	xa_apply_fd(int fd, const uint8_t *blob, size_t len);
-int	xa_apply_at(int dirfd, const char *name, const uint8_t *blob,
-	    size_t len);
+int xa_apply_fd(int fd, const uint8_t *blob, size_t len);
+int xa_apply_at(int dirfd, const char *name, const uint8_t *blob, size_t len);
 
 /* ------------------------------------------------------ librsync deltas */
 
 /* Below this size on either side a file travels whole: cheaper. */
-#define DELTA_MIN_SIZE	(64u * 1024)
+#define DELTA_MIN_SIZE (64u * 1024)
 /*
  * A signature holds at most this many blocks: the block length grows with
  * the file instead, so memory stays bounded whatever the size (32768 x 36
  * bytes = 1.2 MiB at most).
  */
-#define SIG_BLOCKS_MAX	32768u
+#define SIG_BLOCKS_MAX 32768u
 
 /* Receives output of a librsync job; returns HS_OK or an error. */
 typedef int (*delta_emit_fn)(void *arg, const uint8_t *p, size_t n);
@@ -87,23 +84,22 @@ typedef int (*delta_emit_fn)(void *arg, const uint8_t *p, size_t n);
  * Hash and librsync signature (BLAKE2 strong sums, never MD4) of the file
  * open on fd, in one read pass.  `sig` must have max >= PROTO_SIG_MAX.
  */
-int	delta_sig_fd(int fd, struct hs_buf *sig, uint8_t hash[PROTO_HASH_LEN],
-	    uint64_t *size);
+int delta_sig_fd(int fd, struct hs_buf *sig, uint8_t hash[PROTO_HASH_LEN],
+                 uint64_t *size);
 /*
  * Check a signature from the peer before anything is allocated for it:
  * BLAKE2 magic, sane block and strong-sum lengths, whole blocks, at most
  * SIG_BLOCKS_MAX of them.  HS_EPROTO or HS_ELIMIT with a reason in why.
  */
-int	delta_sig_check(const uint8_t *sig, size_t len, char *why,
-	    size_t whylen);
+int delta_sig_check(const uint8_t *sig, size_t len, char *why, size_t whylen);
 
 struct delta_enc;
 /* Load a checked signature; caller owns *out. */
-int	delta_enc_new(const uint8_t *sig, size_t len, struct delta_enc **out);
+int delta_enc_new(const uint8_t *sig, size_t len, struct delta_enc **out);
 /* Feed new-file bytes (eof set with the last); delta bytes go to emit. */
-int	delta_enc_feed(struct delta_enc *e, const uint8_t *p, size_t n,
-	    int eof, delta_emit_fn emit, void *arg);
-void	delta_enc_free(struct delta_enc *e);
+int delta_enc_feed(struct delta_enc *e, const uint8_t *p, size_t n, int eof,
+                   delta_emit_fn emit, void *arg);
+void delta_enc_free(struct delta_enc *e);
 
 struct delta_dec;
 /*
@@ -112,59 +108,59 @@ struct delta_dec;
  * max_out bytes: a hostile delta fails with HS_EPROTO or HS_ELIMIT and a
  * reason (delta_dec_why), never reads outside the basis or grows memory.
  */
-int	delta_dec_new(int basis_fd, uint64_t basis_size, uint64_t max_out,
-	    struct delta_dec **out);
-int	delta_dec_feed(struct delta_dec *d, const uint8_t *p, size_t n,
-	    int eof, delta_emit_fn emit, void *arg);
+int delta_dec_new(int basis_fd, uint64_t basis_size, uint64_t max_out,
+                  struct delta_dec **out);
+int delta_dec_feed(struct delta_dec *d, const uint8_t *p, size_t n, int eof,
+                   delta_emit_fn emit, void *arg);
 const char *delta_dec_why(const struct delta_dec *d);
-void	delta_dec_free(struct delta_dec *d);
+void delta_dec_free(struct delta_dec *d);
 
 /* ------------------------------------------------------------- scanning */
 
 /* One entry of a tree listing. */
 struct scan_entry {
-	char		*path;	/* relative to its source; "" = the source */
-	char		*link;	/* symlink target, else NULL */
-	uint16_t	 src;	/* index of the source in its set */
-	uint8_t		 type;	/* enum proto_etype */
-	uint16_t	 flags;	/* SCAN_F_* and the sender's P_* */
-	uint32_t	 mode;	/* permission bits (07777) */
-	uint32_t	 uid;
-	uint32_t	 gid;
-	uint64_t	 size;
-	int64_t		 mtime_sec;
-	uint32_t	 mtime_nsec;
-	uint32_t	 nlink;
-	uint64_t	 rdev;
-	uint64_t	 dev;
-	uint64_t	 ino;
-	uint64_t	 blocks;	/* 512-byte blocks allocated */
-	uint8_t		 xhash[PROTO_XHASH_LEN];
-	uint32_t	 leader;	/* sender: 1 + index of the entry this
-					   one is hard-linked to, or 0 */
+	char *path;     /* relative to its source; "" = the source */
+	char *link;     /* symlink target, else NULL */
+	uint16_t src;   /* index of the source in its set */
+	uint8_t type;   /* enum proto_etype */
+	uint16_t flags; /* SCAN_F_* and the sender's P_* */
+	uint32_t mode;  /* permission bits (07777) */
+	uint32_t uid;
+	uint32_t gid;
+	uint64_t size;
+	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+	uint32_t nlink;
+	uint64_t rdev;
+	uint64_t dev;
+	uint64_t ino;
+	uint64_t blocks; /* 512-byte blocks allocated */
+	uint8_t xhash[PROTO_XHASH_LEN];
+	uint32_t leader; /* sender: 1 + index of the entry this
+	                    one is hard-linked to, or 0 */
 };
 
 /* A regular file with fewer blocks allocated than its size needs. */
-#define SCAN_IS_SPARSE(e)                                                     \
+#define SCAN_IS_SPARSE(e)                                                      \
 	((e)->type == PROTO_E_FILE && (e)->blocks * 512 + 4096 <= (e)->size)
 
-#define SCAN_F_SEEN	0x01	/* matched by a primary entry */
-#define SCAN_F_DIRTY	0x02	/* a directory whose contents changed */
-#define SCAN_F_GONE	0x04	/* to be deleted on the standby */
-#define SCAN_F_RETYPE	0x08	/* deleted to be recreated as another type */
+#define SCAN_F_SEEN 0x01   /* matched by a primary entry */
+#define SCAN_F_DIRTY 0x02  /* a directory whose contents changed */
+#define SCAN_F_GONE 0x04   /* to be deleted on the standby */
+#define SCAN_F_RETYPE 0x08 /* deleted to be recreated as another type */
 
 struct scan_list {
-	struct scan_entry	*v;
-	size_t			 n;
-	size_t			 cap;
-	size_t			 bytes;	/* memory held, for the limit */
+	struct scan_entry *v;
+	size_t n;
+	size_t cap;
+	size_t bytes; /* memory held, for the limit */
 };
 
 /* Entries one listing may hold (16M: ~2 GiB of memory at most). */
 #define SCAN_ENTRIES_MAX (16u * 1024 * 1024)
 
 /* Is `rel` excluded by `set` (basename match, or full path with '/')? */
-int	scan_excluded(const struct hs_pathset *set, const char *rel);
+int scan_excluded(const struct hs_pathset *set, const char *rel);
 
 /*
  * List the entry named `leaf` in directory `anchorfd` and, if it is a
@@ -174,59 +170,89 @@ int	scan_excluded(const struct hs_pathset *set, const char *rel);
  * is not an error.  Other entry types (fifos, devices, sockets) are
  * skipped for now with a debug log.
  */
-int	scan_tree(int anchorfd, const char *leaf, uint16_t src,
-	    const struct hs_pathset *set, struct scan_list *out);
+int scan_tree(int anchorfd, const char *leaf, uint16_t src,
+              const struct hs_pathset *set, struct scan_list *out);
 /*
  * The same for an entry inside a source: `leaf` in anchorfd is the entry
  * whose path relative to its source is `prefix`; below it only when
  * `recursive`.
  */
-int	scan_subtree(int anchorfd, const char *leaf, uint16_t src,
-	    const char *prefix, int recursive, const struct hs_pathset *set,
-	    struct scan_list *out);
-int	scan_entry_add(struct scan_list *l, const struct scan_entry *e);
+int scan_subtree(int anchorfd, const char *leaf, uint16_t src,
+                 const char *prefix, int recursive,
+                 const struct hs_pathset *set, struct scan_list *out);
+int scan_entry_add(struct scan_list *l, const struct scan_entry *e);
 /* Sort by (src, path) so scan_list_find can bsearch. */
-void	scan_list_sort(struct scan_list *l);
+void scan_list_sort(struct scan_list *l);
 struct scan_entry *scan_list_find(struct scan_list *l, uint16_t src,
-	    const char *path);
-void	scan_list_free(struct scan_list *l);
+                                  const char *path);
+void scan_list_free(struct scan_list *l);
 /* Fill a wire entry from a listing entry. */
-void	scan_to_proto(const struct scan_entry *s, struct proto_entry *e);
+void scan_to_proto(const struct scan_entry *s, struct proto_entry *e);
+
+/* ------------------------------------------------- primary: the watcher */
+
+struct watch;
+/*
+ * Watch every source of every set in `conf` (borrowed for the watcher's
+ * life) with inotify.  Caller owns *out.
+ */
+int watch_new(const struct hs_conf *conf, struct watch **out);
+void watch_free(struct watch *w);
+/* The inotify descriptor, for poll. */
+int watch_fd(const struct watch *w);
+/* Directories watched, and subtrees left to the rescan timer. */
+size_t watch_count(const struct watch *w);
+size_t watch_unwatched(const struct watch *w);
+/* Read all queued events into the dirty sets; never blocks. */
+int watch_drain(struct watch *w);
+/* When the next file left open is due (monotonic ns), or UINT64_MAX. */
+uint64_t watch_next_due(const struct watch *w);
+/* Mark the unwatched subtrees dirty (call every rescan_interval). */
+void watch_rescan_unwatched(struct watch *w);
+/* Has set `set` changes waiting? */
+int watch_pending(const struct watch *w, uint16_t set);
+/*
+ * Take the changes of set `set`: *full when the whole set needs a
+ * reconciliation, else the scope (caller owns it: proto_scope_free),
+ * sorted with each directory before what is below it.
+ */
+int watch_take(struct watch *w, uint16_t set, struct proto_scope **scope,
+               size_t *n, int *full);
 
 /* --------------------------------------------------- primary: one sync */
 
 /* What a reconciliation found and did. */
 struct send_report {
-	uint64_t	files_sent;	/* whole files */
-	uint64_t	bytes_sent;	/* their content bytes */
-	uint64_t	delta_files;	/* files sent as librsync deltas */
-	uint64_t	delta_bytes;	/* delta bytes (before zstd) */
-	uint64_t	delta_covered;	/* size of the files they rebuild */
-	uint64_t	links;		/* hard links made */
-	uint64_t	specials;	/* fifos and device nodes */
-	uint64_t	held;		/* deletions held back */
-	uint64_t	meta_only;
-	uint64_t	deleted;
-	uint64_t	dirs;
-	uint64_t	symlinks;
-	uint64_t	unchanged;
-	uint64_t	remote_errors;	/* errors reported by the standby */
-	uint64_t	sets_refused;
-	uint64_t	changed_during; /* files changed while being read */
-	uint64_t	standby_files;	/* non-directories the standby listed */
-	uint64_t	wire_out;	/* bytes written to the socket */
-	uint64_t	wire_in;
+	uint64_t files_sent;    /* whole files */
+	uint64_t bytes_sent;    /* their content bytes */
+	uint64_t delta_files;   /* files sent as librsync deltas */
+	uint64_t delta_bytes;   /* delta bytes (before zstd) */
+	uint64_t delta_covered; /* size of the files they rebuild */
+	uint64_t links;         /* hard links made */
+	uint64_t specials;      /* fifos and device nodes */
+	uint64_t held;          /* deletions held back */
+	uint64_t meta_only;
+	uint64_t deleted;
+	uint64_t dirs;
+	uint64_t symlinks;
+	uint64_t unchanged;
+	uint64_t remote_errors; /* errors reported by the standby */
+	uint64_t sets_refused;
+	uint64_t changed_during; /* files changed while being read */
+	uint64_t standby_files;  /* non-directories the standby listed */
+	uint64_t wire_out;       /* bytes written to the socket */
+	uint64_t wire_in;
 };
 
 struct send_opts {
-	int		dry_run;
-	int		progress;	/* show progress on stdout (a tty) */
-	uint64_t	epoch;	/* this node's epoch, sent in HELLO */
-	char		**allow_deletes; /* set names whose deletes go ahead */
-	size_t		n_allow_deletes;
-	int		quiet;		/* daemon: log only, no stderr lines */
-	uint64_t	guard_files;	/* scoped runs: the set's file count */
-	uint64_t	guard_recent;	/* scoped runs: deletes this minute */
+	int dry_run;
+	int progress;         /* show progress on stdout (a tty) */
+	uint64_t epoch;       /* this node's epoch, sent in HELLO */
+	char **allow_deletes; /* set names whose deletes go ahead */
+	size_t n_allow_deletes;
+	int quiet;             /* daemon: log only, no stderr lines */
+	uint64_t guard_files;  /* scoped runs: the set's file count */
+	uint64_t guard_recent; /* scoped runs: deletes this minute */
 };
 
 /*
@@ -236,8 +262,8 @@ struct send_opts {
  * HS_EAUTH/HS_EVERSION/HS_EBUSY/HS_EREFUSED when the peer could not be
  * reached or authenticated (message in `why`).  Blocks.
  */
-int	send_sync(const struct hs_conf *conf, const struct send_opts *o,
-	    struct send_report *rep, char *why, size_t whylen);
+int send_sync(const struct hs_conf *conf, const struct send_opts *o,
+              struct send_report *rep, char *why, size_t whylen);
 
 /* ---------------------------------------- standby: one primary session */
 
@@ -246,8 +272,8 @@ int	send_sync(const struct hs_conf *conf, const struct send_opts *o,
  * list, hash, apply, report.  Returns HS_OK after BYE, or the error that
  * ended the session (logged).  `stop` is polled between frames.
  */
-int	recv_session(const struct hs_conf *conf, int rootfd,
-	    struct proto_conn *c, volatile int *stop);
+int recv_session(const struct hs_conf *conf, int rootfd, struct proto_conn *c,
+                 volatile int *stop);
 
 /*
  * A session with the standby that stays open (the primary daemon): open
@@ -255,15 +281,15 @@ int	recv_session(const struct hs_conf *conf, int rootfd,
  * with the peer_timeout-based timeouts.  Returns as send_sync does.
  */
 struct sender;
-int	send_session_open(const struct hs_conf *conf, const struct send_opts *o,
-	    struct sender **out, char *why, size_t whylen);
-int	send_session_set(struct sender *s, const struct hs_pathset *set,
-	    const struct proto_scope *scope, size_t n_scope,
-	    struct send_report *rep);
+int send_session_open(const struct hs_conf *conf, const struct send_opts *o,
+                      struct sender **out, char *why, size_t whylen);
+int send_session_set(struct sender *s, const struct hs_pathset *set,
+                     const struct proto_scope *scope, size_t n_scope,
+                     struct send_report *rep);
 /* PING the standby and wait up to timeout_ms for its PONG. */
-int	send_session_ping(struct sender *s, int timeout_ms);
+int send_session_ping(struct sender *s, int timeout_ms);
 /* Say BYE (if `bye`) and free the session; NULL is fine. */
-void	send_session_close(struct sender *s, int bye);
+void send_session_close(struct sender *s, int bye);
 
 /* ------------------------------------------------ standby: the daemon */
 
@@ -273,7 +299,21 @@ void	send_session_close(struct sender *s, int bye);
  * start-up error (logged).  `conf_path` is re-read on SIGHUP.  Takes
  * ownership of `conf`.
  */
-int	stdby_run(const char *conf_path, struct hs_conf *conf, int foreground);
+int stdby_run(const char *conf_path, struct hs_conf *conf, int foreground);
+
+/* ------------------------------------------------ primary: the daemon */
+
+/*
+ * Run the primary: watch every source, keep one session to the standby,
+ * replicate each change as it happens (and everything at each connect).
+ * Returns HS_OK after SIGTERM/SIGINT, having sent what changed until
+ * then; SIGHUP reloads `conf_path`; SIGUSR1 reconciles every set now.
+ * Takes ownership of `conf`.
+ */
+int prim_run(const char *conf_path, struct hs_conf *conf, uint64_t epoch,
+             int foreground);
+/* The pid of a daemon running on state_dir, or 0. */
+int daemon_running_pid(const char *state_dir);
 
 /* -------------------------------------------- the confined applier */
 
@@ -284,49 +324,49 @@ struct apply;
  * (target_root).  Creates the sources' parent directories if missing.
  * Returns HS_ECONFINE if a parent is a symlink.  Caller owns *out.
  */
-int	apply_open(int rootfd, const struct hs_pathset *set,
-	    struct apply **out, char *why, size_t whylen);
+int apply_open(int rootfd, const struct hs_pathset *set, struct apply **out,
+               char *why, size_t whylen);
 /*
  * Handle one operation frame (PROTO_T_OP_*).  Per-path problems are
  * recorded (see apply_errors) and return HS_OK; only a protocol violation
  * returns an error, after which the object is poisoned.
  */
-int	apply_op(struct apply *a, const struct proto_msg *m);
+int apply_op(struct apply *a, const struct proto_msg *m);
 /* Make everything applied so far durable (fsync, rename, dir fsync). */
-int	apply_flush(struct apply *a);
+int apply_flush(struct apply *a);
 /* Discard an unfinished file (its temporary is removed). */
-void	apply_abort(struct apply *a);
-void	apply_free(struct apply *a);
+void apply_abort(struct apply *a);
+void apply_free(struct apply *a);
 /* Counters and the first PROTO_ERRORS_MAX error lines. */
-uint64_t	apply_applied(const struct apply *a);
-uint64_t	apply_error_count(const struct apply *a);
-const char	*apply_error_line(const struct apply *a, size_t i);
-size_t		apply_error_lines(const struct apply *a);
+uint64_t apply_applied(const struct apply *a);
+uint64_t apply_error_count(const struct apply *a);
+const char *apply_error_line(const struct apply *a, size_t i);
+size_t apply_error_lines(const struct apply *a);
 /* The open directory fd anchoring source `src` (borrowed), or -1. */
-int	apply_anchor(struct apply *a, uint16_t src, const char **leaf);
+int apply_anchor(struct apply *a, uint16_t src, const char **leaf);
 /*
  * SHA-256 of the regular file (src, rel) beneath the set's anchor, opened
  * confined and without following symlinks.  HS_ENOTFOUND if absent or not
  * a regular file.
  */
-int	apply_hash_file(struct apply *a, uint16_t src, const char *rel,
-	    uint8_t out[PROTO_HASH_LEN]);
+int apply_hash_file(struct apply *a, uint16_t src, const char *rel,
+                    uint8_t out[PROTO_HASH_LEN]);
 /*
  * Hash and librsync signature of the regular file (src, rel), opened as
  * apply_hash_file does.  HS_ENOTFOUND if absent or not a regular file.
  */
-int	apply_sig_file(struct apply *a, uint16_t src, const char *rel,
-	    struct hs_buf *sig, uint8_t hash[PROTO_HASH_LEN], uint64_t *size);
+int apply_sig_file(struct apply *a, uint16_t src, const char *rel,
+                   struct hs_buf *sig, uint8_t hash[PROTO_HASH_LEN],
+                   uint64_t *size);
 /*
  * List (src, rel) of our copy, and what is below it when `recursive`,
  * confined like every other access.  Nothing there lists nothing.
  */
-int	apply_list(struct apply *a, uint16_t src, const char *rel,
-	    int recursive, struct scan_list *out);
+int apply_list(struct apply *a, uint16_t src, const char *rel, int recursive,
+               struct scan_list *out);
 /* SHA-256 of everything readable from fd. */
-int	fs_hash_fd(int fd, uint8_t out[PROTO_HASH_LEN]);
+int fs_hash_fd(int fd, uint8_t out[PROTO_HASH_LEN]);
 /* Record an error line for `path` (used by the receiver too). */
-void	apply_error(struct apply *a, const char *path, const char *what,
-	    int rc);
+void apply_error(struct apply *a, const char *path, const char *what, int rc);
 
 #endif /* SYNCD_H */

@@ -16,41 +16,41 @@
 #include "syncd.h"
 
 /* Linux limits: XATTR_LIST_MAX and XATTR_SIZE_MAX. */
-#define XA_LIST_MAX	65536
-#define XA_VALUE_MAX	65536
+#define XA_LIST_MAX 65536
+#define XA_VALUE_MAX 65536
 
 /* Access to the entry: by fd, or by "/proc/self/fd/N/NAME". */
 struct xa_target {
-	int		 fd;
-	const char	*path;
+	int fd;
+	const char *path;
 };
 
 static ssize_t
 xa_list(const struct xa_target *t, char *buf, size_t len)
 {
 	return t->path ? llistxattr(t->path, buf, len)
-		       : flistxattr(t->fd, buf, len);
+	               : flistxattr(t->fd, buf, len);
 }
 
 static ssize_t
 xa_get(const struct xa_target *t, const char *name, void *buf, size_t len)
 {
 	return t->path ? lgetxattr(t->path, name, buf, len)
-		       : fgetxattr(t->fd, name, buf, len);
+	               : fgetxattr(t->fd, name, buf, len);
 }
 
 static int
 xa_set(const struct xa_target *t, const char *name, const void *v, size_t len)
 {
 	return t->path ? lsetxattr(t->path, name, v, len, 0)
-		       : fsetxattr(t->fd, name, v, len, 0);
+	               : fsetxattr(t->fd, name, v, len, 0);
 }
 
 static int
 xa_remove(const struct xa_target *t, const char *name)
 {
 	return t->path ? lremovexattr(t->path, name)
-		       : fremovexattr(t->fd, name);
+	               : fremovexattr(t->fd, name);
 }
 
 static int

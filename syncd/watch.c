@@ -1,0 +1,658 @@
+/*
+ * watch.c - the primary's watcher: recursive inotify watches on every
+ * configured source, drained into a coalesced dirty set per path set.
+ *
+ * A single-file source is watched through its directory, because editors
+ * and xCAT replace files by rename.  New directories are watched at once
+ * and marked for a recursive look, so files created before the watch
+ * existed are not missed.  A regular file is reported once it is closed
+ * after writing, or after WATCH_OPEN_WAIT_NS if it stays open.  A queue
+ * overflow, an unmount or a vanished source root asks for a full
+ * reconciliation of the set instead.  Subtrees that could not be watched
+ * (the watch limit) are listed for a periodic rescan.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "syncd.h"
+
+/* A file still open for writing is sent after this long anyway. */
+#define WATCH_OPEN_WAIT_NS (2000ull * 1000 * 1000)
+/* Past this many dirty paths in a set, a full reconciliation is cheaper. */
+#define WATCH_DIRTY_MAX 100000
+#define WATCH_EVENTS                                                           \
+	(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |                 \
+	 IN_CLOSE_WRITE | IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF |             \
+	 IN_MOVE_SELF | IN_DONT_FOLLOW | IN_EXCL_UNLINK)
+
+/* What one watch descriptor stands for. */
+struct target {
+	uint16_t set;
+	uint16_t src;
+	uint8_t is_file; /* a single-file source's directory */
+	char *rel;       /* directory path in the source, or
+	                    the file source's name */
+};
+
+struct wslot {
+	struct target *t;
+	size_t n;
+};
+
+struct delayed {
+	uint16_t set;
+	uint16_t src;
+	char *path;
+	uint64_t due_ns;
+};
+
+struct dirty_set {
+	struct proto_scope *v;
+	size_t n;
+	size_t cap;
+	int full;
+};
+
+struct watch {
+	const struct hs_conf *conf;
+	int fd;
+	struct wslot *slots; /* indexed by wd */
+	size_t n_slots;
+	size_t n_watches;
+	struct dirty_set *dirty; /* per set */
+	struct delayed *delayed;
+	size_t n_delayed;
+	size_t cap_delayed;
+	struct proto_scope *unwatched; /* rescanned on a timer */
+	size_t n_unwatched;
+	char **roots; /* per set/source: real path */
+};
+
+static char **
+root_slot(struct watch *w, uint16_t set, uint16_t src)
+{
+	return &w->roots[(size_t)set * PROTO_SOURCES_MAX + src];
+}
+
+static int
+dirty_add(struct watch *w, uint16_t set, uint16_t src, const char *path,
+          int recursive)
+{
+	struct dirty_set *d = &w->dirty[set];
+
+	if (d->full)
+		return HS_OK;
+	if (d->n >= WATCH_DIRTY_MAX) {
+		hs_log_info("watch: set %s: more than %d changes pending, "
+		            "reconciling it whole",
+		            w->conf->sets[set].name, WATCH_DIRTY_MAX);
+		proto_scope_free(d->v, d->n);
+		d->v = NULL;
+		d->n = d->cap = 0;
+		d->full = 1;
+		return HS_OK;
+	}
+	if (d->n == d->cap) {
+		size_t ncap = d->cap ? d->cap * 2 : 64;
+		struct proto_scope *nv = reallocarray(d->v, ncap, sizeof(*nv));
+
+		if (nv == NULL)
+			return -ENOMEM;
+		d->v = nv;
+		d->cap = ncap;
+	}
+	d->v[d->n].src = src;
+	d->v[d->n].recursive = (uint8_t)recursive;
+	d->v[d->n].path = hs_xstrdup(path);
+	d->n++;
+	return HS_OK;
+}
+
+/* A change at `path` also touches its directory's mtime. */
+static int
+dirty_change(struct watch *w, uint16_t set, uint16_t src, const char *path,
+             int recursive)
+{
+	char parent[PROTO_PATH_MAX + 1];
+	const char *slash;
+	int rc;
+
+	if ((rc = dirty_add(w, set, src, path, recursive)) < 0)
+		return rc;
+	if (path[0] == '\0')
+		return HS_OK;
+	slash = strrchr(path, '/');
+	snprintf(parent, sizeof(parent), "%.*s",
+	         (int)(slash ? slash - path : 0), path);
+	return dirty_add(w, set, src, parent, 0);
+}
+
+static void
+delay_add(struct watch *w, uint16_t set, uint16_t src, const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < w->n_delayed; i++)
+		if (w->delayed[i].set == set && w->delayed[i].src == src &&
+		    strcmp(w->delayed[i].path, path) == 0)
+			return; /* the first deadline stands: bounded wait */
+	if (w->n_delayed == w->cap_delayed) {
+		size_t ncap = w->cap_delayed ? w->cap_delayed * 2 : 32;
+		struct delayed *nd =
+		    reallocarray(w->delayed, ncap, sizeof(*nd));
+
+		if (nd == NULL) {
+			dirty_change(w, set, src, path, 0);
+			return;
+		}
+		w->delayed = nd;
+		w->cap_delayed = ncap;
+	}
+	w->delayed[w->n_delayed].set = set;
+	w->delayed[w->n_delayed].src = src;
+	w->delayed[w->n_delayed].path = hs_xstrdup(path);
+	w->delayed[w->n_delayed].due_ns = hs_now_mono_ns() + WATCH_OPEN_WAIT_NS;
+	w->n_delayed++;
+}
+
+static void
+delay_drop(struct watch *w, uint16_t set, uint16_t src, const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < w->n_delayed; i++)
+		if (w->delayed[i].set == set && w->delayed[i].src == src &&
+		    strcmp(w->delayed[i].path, path) == 0) {
+			free(w->delayed[i].path);
+			w->delayed[i] = w->delayed[--w->n_delayed];
+			return;
+		}
+}
+
+static int
+slot_add(struct watch *w, int wd, const struct target *t)
+{
+	struct wslot *s;
+	struct target *nt;
+	size_t i;
+
+	if ((size_t)wd >= w->n_slots) {
+		size_t n = w->n_slots ? w->n_slots : 256;
+		struct wslot *ns;
+
+		while (n <= (size_t)wd)
+			n *= 2;
+		if ((ns = reallocarray(w->slots, n, sizeof(*ns))) == NULL)
+			return -ENOMEM;
+		memset(ns + w->n_slots, 0, (n - w->n_slots) * sizeof(*ns));
+		w->slots = ns;
+		w->n_slots = n;
+	}
+	s = &w->slots[wd];
+	for (i = 0; i < s->n; i++)
+		if (s->t[i].set == t->set && s->t[i].src == t->src &&
+		    s->t[i].is_file == t->is_file &&
+		    strcmp(s->t[i].rel, t->rel) == 0)
+			return HS_OK;
+	if ((nt = reallocarray(s->t, s->n + 1, sizeof(*nt))) == NULL)
+		return -ENOMEM;
+	s->t = nt;
+	s->t[s->n] = *t;
+	s->t[s->n].rel = hs_xstrdup(t->rel);
+	if (s->n == 0)
+		w->n_watches++;
+	s->n++;
+	return HS_OK;
+}
+
+static void
+slot_clear(struct watch *w, int wd)
+{
+	size_t i;
+
+	if (wd < 0 || (size_t)wd >= w->n_slots)
+		return;
+	for (i = 0; i < w->slots[wd].n; i++)
+		free(w->slots[wd].t[i].rel);
+	free(w->slots[wd].t);
+	if (w->slots[wd].n > 0 && w->n_watches > 0)
+		w->n_watches--;
+	w->slots[wd].t = NULL;
+	w->slots[wd].n = 0;
+}
+
+static void
+unwatched_add(struct watch *w, uint16_t set, uint16_t src, const char *rel)
+{
+	struct proto_scope *nv;
+
+	nv = reallocarray(w->unwatched, w->n_unwatched + 1, sizeof(*nv));
+	if (nv == NULL)
+		return;
+	w->unwatched = nv;
+	nv[w->n_unwatched].src = src;
+	nv[w->n_unwatched].recursive = (uint8_t)set; /* set, see take */
+	nv[w->n_unwatched].path = hs_xstrdup(rel);
+	w->n_unwatched++;
+}
+
+/* Watch directory abs (= source + rel) and everything below it. */
+static int
+watch_tree(struct watch *w, uint16_t set, uint16_t src, const char *abs,
+           const char *rel, size_t depth)
+{
+	const struct hs_pathset *ps = &w->conf->sets[set];
+	struct target t = {set, src, 0, (char *)rel};
+	struct dirent *de;
+	DIR *d;
+	int wd, rc = HS_OK;
+
+	if (depth > PROTO_DEPTH_MAX)
+		return HS_OK;
+	wd = inotify_add_watch(w->fd, abs, WATCH_EVENTS | IN_ONLYDIR);
+	if (wd < 0) {
+		if (errno == ENOSPC) {
+			hs_log_warnx(
+			    "watch: %s: inotify watch limit reached; "
+			    "this subtree is rescanned every %llus",
+			    abs, (unsigned long long)w->conf->rescan_interval);
+			unwatched_add(w, set, src, rel);
+			return HS_OK;
+		}
+		return errno == ENOENT || errno == ENOTDIR ? HS_OK : -errno;
+	}
+	if ((rc = slot_add(w, wd, &t)) < 0)
+		return rc;
+	if ((d = opendir(abs)) == NULL)
+		return HS_OK;
+	while ((de = readdir(d)) != NULL && rc == HS_OK) {
+		char cabs[PATH_MAX], crel[PROTO_PATH_MAX + 1];
+
+		if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
+			continue;
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		if (snprintf(cabs, sizeof(cabs), "%s/%s", abs, de->d_name) >=
+		        (int)sizeof(cabs) ||
+		    snprintf(crel, sizeof(crel), "%s%s%s", rel,
+		             rel[0] ? "/" : "",
+		             de->d_name) >= (int)sizeof(crel))
+			continue;
+		if (scan_excluded(ps, crel))
+			continue;
+		if (de->d_type == DT_UNKNOWN) {
+			struct stat st;
+
+			if (lstat(cabs, &st) < 0 || !S_ISDIR(st.st_mode))
+				continue;
+		}
+		rc = watch_tree(w, set, src, cabs, crel, depth + 1);
+	}
+	closedir(d);
+	return rc;
+}
+
+static int
+watch_source(struct watch *w, uint16_t set, uint16_t src)
+{
+	const char *s = w->conf->sets[set].sources.v[src];
+	char real[PATH_MAX], dir[PATH_MAX];
+	struct stat st;
+	const char *slash;
+	int wd;
+
+	/* The source as the sender reads it: a symlinked directory followed. */
+	if (stat(s, &st) == 0 && S_ISDIR(st.st_mode) &&
+	    realpath(s, real) != NULL) {
+		*root_slot(w, set, src) = hs_xstrdup(real);
+		return watch_tree(w, set, src, real, "", 0);
+	}
+	/* A file (or missing) source: watch its directory for its name. */
+	slash = strrchr(s, '/');
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - s > 0 ? slash - s : 1),
+	         s);
+	*root_slot(w, set, src) = hs_xstrdup(s);
+	wd = inotify_add_watch(w->fd, dir, WATCH_EVENTS | IN_ONLYDIR);
+	if (wd < 0) {
+		hs_log_warn("watch: %s", dir);
+		unwatched_add(w, set, src, "");
+		return HS_OK;
+	}
+	{
+		struct target t = {set, src, 1, (char *)(slash + 1)};
+
+		return slot_add(w, wd, &t);
+	}
+}
+
+int
+watch_new(const struct hs_conf *conf, struct watch **out)
+{
+	struct watch *w;
+	size_t i, j;
+	int rc;
+
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return -ENOMEM;
+	w->conf = conf;
+	w->dirty = calloc(conf->n_sets ? conf->n_sets : 1, sizeof(*w->dirty));
+	w->roots = calloc((conf->n_sets ? conf->n_sets : 1) * PROTO_SOURCES_MAX,
+	                  sizeof(*w->roots));
+	w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (w->dirty == NULL || w->roots == NULL || w->fd < 0) {
+		rc = w->fd < 0 ? -errno : -ENOMEM;
+		watch_free(w);
+		return rc;
+	}
+	for (i = 0; i < conf->n_sets; i++)
+		for (j = 0; j < conf->sets[i].sources.n; j++)
+			if ((rc = watch_source(w, (uint16_t)i, (uint16_t)j)) <
+			    0) {
+				watch_free(w);
+				return rc;
+			}
+	hs_log_info("watch: %zu directories watched, %zu subtrees polled",
+	            w->n_watches, w->n_unwatched);
+	*out = w;
+	return HS_OK;
+}
+
+void
+watch_free(struct watch *w)
+{
+	size_t i;
+
+	if (w == NULL)
+		return;
+	for (i = 0; i < w->n_slots; i++)
+		slot_clear(w, (int)i);
+	free(w->slots);
+	for (i = 0; w->dirty != NULL && i < w->conf->n_sets; i++)
+		proto_scope_free(w->dirty[i].v, w->dirty[i].n);
+	free(w->dirty);
+	for (i = 0; i < w->n_delayed; i++)
+		free(w->delayed[i].path);
+	free(w->delayed);
+	proto_scope_free(w->unwatched, w->n_unwatched);
+	for (i = 0; w->roots != NULL && i < w->conf->n_sets * PROTO_SOURCES_MAX;
+	     i++)
+		free(w->roots[i]);
+	free(w->roots);
+	if (w->fd >= 0)
+		close(w->fd);
+	free(w);
+}
+
+int
+watch_fd(const struct watch *w)
+{
+	return w->fd;
+}
+
+size_t
+watch_count(const struct watch *w)
+{
+	return w->n_watches;
+}
+
+size_t
+watch_unwatched(const struct watch *w)
+{
+	return w->n_unwatched;
+}
+
+static void
+on_dir_event(struct watch *w, const struct target *t,
+             const struct inotify_event *ev)
+{
+	const struct hs_pathset *ps = &w->conf->sets[t->set];
+	char rel[PROTO_PATH_MAX + 1], abs[PATH_MAX + PROTO_PATH_MAX + 2];
+	const char *root = *root_slot(w, t->set, t->src);
+
+	if (ev->len == 0 || ev->name[0] == '\0') {
+		/* The directory itself: its root vanishing means a full look.
+		 */
+		if ((ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT)) &&
+		    t->rel[0] == '\0')
+			w->dirty[t->set].full = 1;
+		else if (ev->mask & IN_ATTRIB)
+			dirty_add(w, t->set, t->src, t->rel, 0);
+		return;
+	}
+	if (snprintf(rel, sizeof(rel), "%s%s%s", t->rel, t->rel[0] ? "/" : "",
+	             ev->name) >= (int)sizeof(rel))
+		return;
+	if (scan_excluded(ps, rel))
+		return;
+	if (snprintf(abs, sizeof(abs), "%s/%s", root, rel) >= (int)sizeof(abs))
+		return;
+	if ((ev->mask & IN_ISDIR) && (ev->mask & (IN_CREATE | IN_MOVED_TO))) {
+		watch_tree(w, t->set, t->src, abs, rel, 0);
+		dirty_change(w, t->set, t->src, rel, 1);
+		return;
+	}
+	if (ev->mask & IN_MODIFY) {
+		delay_add(w, t->set, t->src, rel);
+		return;
+	}
+	if (ev->mask & IN_CREATE) {
+		struct stat st;
+
+		/* An empty new file: wait for it to be written and closed. */
+		if (lstat(abs, &st) == 0 && S_ISREG(st.st_mode)) {
+			delay_add(w, t->set, t->src, rel);
+			return;
+		}
+	}
+	if (ev->mask & IN_CLOSE_WRITE)
+		delay_drop(w, t->set, t->src, rel);
+	/* A directory moved away: its copy and all below it must go. */
+	dirty_change(w, t->set, t->src, rel,
+	             (ev->mask & IN_ISDIR) &&
+	                 (ev->mask & (IN_MOVED_FROM | IN_DELETE)));
+}
+
+static void
+on_file_event(struct watch *w, const struct target *t,
+              const struct inotify_event *ev)
+{
+	if (ev->len == 0 || strcmp(ev->name, t->rel) != 0)
+		return;
+	if (ev->mask & (IN_MODIFY | IN_CREATE)) {
+		delay_add(w, t->set, t->src, "");
+		return;
+	}
+	if (ev->mask & IN_CLOSE_WRITE)
+		delay_drop(w, t->set, t->src, "");
+	dirty_change(w, t->set, t->src, "", 0);
+}
+
+static void
+on_event(struct watch *w, const struct inotify_event *ev)
+{
+	struct wslot *s;
+	size_t i;
+
+	if (ev->mask & IN_Q_OVERFLOW) {
+		hs_log_warnx("watch: inotify queue overflowed; reconciling "
+		             "every set");
+		for (i = 0; i < w->conf->n_sets; i++)
+			w->dirty[i].full = 1;
+		return;
+	}
+	if (ev->wd < 0 || (size_t)ev->wd >= w->n_slots)
+		return;
+	s = &w->slots[ev->wd];
+	for (i = 0; i < s->n; i++) {
+		if (ev->mask & IN_UNMOUNT)
+			w->dirty[s->t[i].set].full = 1;
+		else if (s->t[i].is_file)
+			on_file_event(w, &s->t[i], ev);
+		else
+			on_dir_event(w, &s->t[i], ev);
+	}
+	if (ev->mask & IN_IGNORED)
+		slot_clear(w, ev->wd);
+}
+
+int
+watch_drain(struct watch *w)
+{
+	char buf[64 * 1024]
+	    __attribute__((aligned(__alignof__(struct inotify_event))));
+	uint64_t now = hs_now_mono_ns();
+	size_t i;
+
+	for (;;) {
+		ssize_t n = read(w->fd, buf, sizeof(buf));
+		char *p;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		for (p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (void *)p;
+
+			on_event(w, ev);
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+	/* Files left open past their wait go now. */
+	for (i = 0; i < w->n_delayed;) {
+		struct delayed *d = &w->delayed[i];
+
+		if (d->due_ns <= now) {
+			dirty_change(w, d->set, d->src, d->path, 0);
+			free(d->path);
+			*d = w->delayed[--w->n_delayed];
+		} else
+			i++;
+	}
+	return HS_OK;
+}
+
+uint64_t
+watch_next_due(const struct watch *w)
+{
+	uint64_t due = UINT64_MAX;
+	size_t i;
+
+	for (i = 0; i < w->n_delayed; i++)
+		if (w->delayed[i].due_ns < due)
+			due = w->delayed[i].due_ns;
+	return due;
+}
+
+void
+watch_rescan_unwatched(struct watch *w)
+{
+	size_t i;
+
+	for (i = 0; i < w->n_unwatched; i++)
+		dirty_add(w, w->unwatched[i].recursive, w->unwatched[i].src,
+		          w->unwatched[i].path, 1);
+}
+
+/* Byte order, but '/' before any other byte: a subtree stays together. */
+static int
+path_cmp(const char *a, const char *b)
+{
+	for (;; a++, b++) {
+		unsigned ca = (unsigned char)*a, cb = (unsigned char)*b;
+
+		if (ca == cb) {
+			if (ca == 0)
+				return 0;
+			continue;
+		}
+		if (ca == 0 || cb == 0)
+			return ca == 0 ? -1 : 1;
+		if (ca == '/' || cb == '/')
+			return ca == '/' ? -1 : 1;
+		return ca < cb ? -1 : 1;
+	}
+}
+
+static int
+scope_cmp(const void *a, const void *b)
+{
+	const struct proto_scope *x = a, *y = b;
+
+	if (x->src != y->src)
+		return x->src < y->src ? -1 : 1;
+	return path_cmp(x->path, y->path);
+}
+
+/* Is b inside a (a strict ancestor directory of b)? */
+static int
+under(const char *a, const char *b)
+{
+	size_t n = strlen(a);
+
+	if (n == 0)
+		return b[0] != '\0';
+	return strncmp(a, b, n) == 0 && b[n] == '/';
+}
+
+int
+watch_take(struct watch *w, uint16_t set, struct proto_scope **scope, size_t *n,
+           int *full)
+{
+	struct dirty_set *d = &w->dirty[set];
+	const struct proto_scope *rec = NULL;
+	size_t i, k = 0;
+
+	*full = d->full;
+	*scope = NULL;
+	*n = 0;
+	if (d->full) {
+		proto_scope_free(d->v, d->n);
+		memset(d, 0, sizeof(*d));
+		return HS_OK;
+	}
+	if (d->n == 0)
+		return HS_OK;
+	/*
+	 * Sorted so that a directory comes right before everything below
+	 * it: duplicates merge, and what a recursive entry covers goes.
+	 */
+	qsort(d->v, d->n, sizeof(*d->v), scope_cmp);
+	for (i = 0; i < d->n; i++) {
+		struct proto_scope *prev = k ? &d->v[k - 1] : NULL;
+
+		if (prev && prev->src == d->v[i].src &&
+		    strcmp(prev->path, d->v[i].path) == 0) {
+			prev->recursive |= d->v[i].recursive;
+			free(d->v[i].path);
+			continue;
+		}
+		if (rec != NULL && rec->src == d->v[i].src &&
+		    under(rec->path, d->v[i].path)) {
+			free(d->v[i].path);
+			continue;
+		}
+		d->v[k++] = d->v[i];
+		if (d->v[k - 1].recursive)
+			rec = &d->v[k - 1];
+	}
+	*scope = d->v;
+	*n = k;
+	memset(d, 0, sizeof(*d));
+	return HS_OK;
+}
+
+int
+watch_pending(const struct watch *w, uint16_t set)
+{
+	return w->dirty[set].full || w->dirty[set].n > 0;
+}
