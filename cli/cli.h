@@ -5,6 +5,8 @@
 #ifndef CLI_H
 #define CLI_H
 
+#include <jansson.h>
+
 #include "hs.h"
 
 /* Exit statuses of sync and verify (SPEC.md). */
@@ -34,7 +36,14 @@ struct idx_node;
  */
 int cli_node_state(const struct hs_conf *conf, struct idx_node *node);
 
+/*
+ * A JSON string for a path of any bytes: valid UTF-8 as is, other bytes
+ * as the four characters \xNN.  New reference, or NULL on ENOMEM.
+ */
+json_t *cli_json_path(const char *s);
+
 int cli_keygen(int argc, char **argv);
+int cli_verify(int argc, char **argv, const char *conf_opt);
 int cli_daemon(int argc, char **argv, const char *conf_opt);
 int cli_sync(int argc, char **argv, const char *conf_opt);
 int cli_unbuilt(const char *cmd, int argc, char **argv);

@@ -95,9 +95,17 @@ walk_dir(int dirfd, const char *rel, int create, mode_t mode)
 		next = openat(fd, comp,
 		              O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		rc = -errno;
+		if (next < 0 && (rc == -ENOTDIR || rc == -ELOOP)) {
+			struct stat st;
+
+			/* O_NOFOLLOW|O_DIRECTORY on a symlink says ENOTDIR. */
+			if (fstatat(fd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISLNK(st.st_mode))
+				rc = HS_ECONFINE;
+		}
 		close(fd);
 		if (next < 0)
-			return rc == -ELOOP ? HS_ECONFINE : rc;
+			return rc;
 		fd = next;
 		p += n;
 		if (*p == '/')
@@ -114,7 +122,8 @@ fs_open_dir_beneath(int dirfd, const char *rel)
 	if (rel[0] == '\0')
 		rel = ".";
 	fd = openat2_dir(dirfd, rel);
-	if (fd == -ENOSYS)
+	/* No openat2 (old kernel, or a seccomp filter that says EPERM). */
+	if (fd == -ENOSYS || fd == -EPERM)
 		return walk_dir(dirfd, strcmp(rel, ".") == 0 ? "" : rel, 0, 0);
 	/* ELOOP: a symlink on the way; EXDEV: the path would escape. */
 	if (fd == -ELOOP || fd == -EXDEV)

@@ -216,9 +216,12 @@ walk_dir(struct walk *w, int dfd, size_t depth)
 	DIR *d;
 	int rc = HS_OK;
 
-	if (depth >= PROTO_DEPTH_MAX) {
+	/* Children here have `depth` components: deeper ones cannot travel. */
+	if (depth > PROTO_DEPTH_MAX) {
+		hs_log_warnx("scan: %s: deeper than %d components, skipped",
+		             w->path, PROTO_DEPTH_MAX);
 		close(dfd);
-		return HS_ELIMIT;
+		return HS_OK;
 	}
 	if ((d = fdopendir(dfd)) == NULL) {
 		close(dfd);
@@ -259,6 +262,7 @@ scan_subtree(int anchorfd, const char *leaf, uint16_t src, const char *prefix,
              int recursive, const struct hs_pathset *set, struct scan_list *out)
 {
 	struct walk w;
+	size_t depth, i;
 	int rc;
 
 	memset(&w, 0, sizeof(w));
@@ -271,8 +275,10 @@ scan_subtree(int anchorfd, const char *leaf, uint16_t src, const char *prefix,
 		return HS_ELIMIT;
 	memcpy(w.path, prefix, w.len + 1);
 	/* The depth of the prefix counts against the limit too. */
+	for (depth = prefix[0] != '\0', i = 0; prefix[i] != '\0'; i++)
+		depth += prefix[i] == '/';
 	hs_buf_init(&w.xa, PROTO_XATTRS_MAX);
-	rc = walk_entry(&w, anchorfd, leaf, 0);
+	rc = walk_entry(&w, anchorfd, leaf, depth);
 	hs_buf_free(&w.xa);
 	return rc;
 }

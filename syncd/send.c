@@ -835,6 +835,69 @@ recv_set_done(struct sender *s)
 	return proto_rd_end(&r);
 }
 
+static void
+verify_diff(struct sender *s, const struct scan_entry *e, const char *why)
+{
+	s->rep->differences++;
+	if (s->o->verify_cb != NULL)
+		s->o->verify_cb(s->o->verify_arg, send_show(s, e), why);
+}
+
+/*
+ * Verify one listed set: compare every entry's metadata, and the content
+ * hash of every regular file, which each node computes from its own disk.
+ */
+static int
+verify_set(struct sender *s)
+{
+	size_t i;
+	int rc;
+
+	for (i = 0; i < s->mine.n; i++) {
+		struct scan_entry *p = &s->mine.v[i];
+		const struct scan_entry *t;
+
+		if (p->type != PROTO_E_FILE || (p->flags & P_CREATED) ||
+		    p->leader != 0)
+			continue;
+		t = scan_list_find(&s->theirs, p->src, p->path);
+		if (t == NULL || t->size != p->size)
+			continue;
+		p->flags &= (uint16_t) ~(P_DELTA | P_SEND_FILE | P_SEND_META);
+		if (!same_meta(p, t))
+			p->flags |= P_VMETA;
+		p->flags |= P_HASH;
+	}
+	if ((rc = compare_hashes(s)) < 0)
+		return rc;
+	for (i = 0; i < s->mine.n; i++) {
+		const struct scan_entry *p = &s->mine.v[i];
+
+		if (p->flags & P_CREATED)
+			verify_diff(s, p,
+			            "missing or of another type on the "
+			            "standby");
+		else if (p->leader != 0) {
+			if (!link_intact(s, p, &s->mine.v[p->leader - 1]))
+				verify_diff(s, p, "hard link differs");
+		} else if (p->flags & P_SEND_FILE)
+			verify_diff(s, p,
+			            (p->flags & P_HASH) ? "content differs"
+			                                : "size differs");
+		else if (p->flags & P_HASH) {
+			/* Equal hashes set P_SEND_META: only P_VMETA counts. */
+			if (p->flags & P_VMETA)
+				verify_diff(s, p, "metadata differs");
+		} else if (p->flags & (P_SEND_META | SCAN_F_DIRTY))
+			verify_diff(s, p, "metadata differs");
+	}
+	for (i = 0; i < s->theirs.n; i++)
+		if (s->theirs.v[i].flags & SCAN_F_GONE &&
+		    !(s->theirs.v[i].flags & SCAN_F_RETYPE))
+			verify_diff(s, &s->theirs.v[i], "only on the standby");
+	return HS_OK;
+}
+
 /*
  * Reconcile one set: all of it (scope NULL), or only the scope's entries
  * (and what is below the recursive ones).
@@ -896,9 +959,12 @@ sync_set(struct sender *s, const struct hs_pathset *set,
 	if ((rc = find_links(s)) < 0)
 		return rc;
 	plan(s);
-	if ((rc = compare_hashes(s)) < 0)
-		return rc;
-	if ((rc = send_deletes(s, scope != NULL)) < 0 || (rc = send_ops(s)) < 0)
+	if (s->o->verify)
+		rc = verify_set(s);
+	else if ((rc = compare_hashes(s)) == HS_OK &&
+	         (rc = send_deletes(s, scope != NULL)) == HS_OK)
+		rc = send_ops(s);
+	if (rc < 0)
 		return rc;
 	if ((rc = proto_conn_send(s->c, PROTO_T_SET_END, NULL, 0, PROTO_RAW,
 	                          NULL)) < 0)

@@ -240,6 +240,7 @@ struct send_report {
 	uint64_t sets_refused;
 	uint64_t changed_during; /* files changed while being read */
 	uint64_t standby_files;  /* non-directories the standby listed */
+	uint64_t differences;    /* verify: entries that differ */
 	uint64_t wire_out;       /* bytes written to the socket */
 	uint64_t wire_in;
 };
@@ -253,6 +254,10 @@ struct send_opts {
 	int quiet;             /* daemon: log only, no stderr lines */
 	uint64_t guard_files;  /* scoped runs: the set's file count */
 	uint64_t guard_recent; /* scoped runs: deletes this minute */
+	int verify;            /* compare only (hashes), change nothing */
+	/* verify: called for each difference with the path and why. */
+	void (*verify_cb)(void *arg, const char *path, const char *why);
+	void *verify_arg;
 };
 
 /*

@@ -81,7 +81,7 @@ START_TEST(rel_table)
 	int rc = fs_relpath_check(tc->rel);
 
 	ck_assert_msg(rc == tc->rc, "'%s': rc %d, want %d", tc->rel, rc,
-	    tc->rc);
+	              tc->rc);
 }
 END_TEST
 
@@ -118,8 +118,9 @@ static const struct rel_gen_case rel_gen_cases[] = {
 static char *
 rel_build(const struct rel_gen_case *tc)
 {
-	size_t cap = tc->total ? tc->total + 1
-			       : tc->n_comps * (tc->comp_len + tc->wide_len + 1);
+	size_t cap = tc->total
+	                 ? tc->total + 1
+	                 : tc->n_comps * (tc->comp_len + tc->wide_len + 1);
 	char *s = malloc(cap), *p = s;
 	size_t i;
 
@@ -132,7 +133,7 @@ rel_build(const struct rel_gen_case *tc)
 	}
 	for (i = 0; i < tc->n_comps; i++) {
 		size_t n = tc->wide_len && i == tc->n_comps / 2 ? tc->wide_len
-							       : tc->comp_len;
+		                                                : tc->comp_len;
 
 		if (i > 0)
 			*p++ = '/';
@@ -149,13 +150,22 @@ START_TEST(rel_gen_table)
 	char *rel = rel_build(tc);
 	int rc = fs_relpath_check(rel);
 
-	ck_assert_msg(rc == tc->rc, "%s (%zu bytes): rc %d, want %d",
-	    tc->what, strlen(rel), rc, tc->rc);
+	ck_assert_msg(rc == tc->rc, "%s (%zu bytes): rc %d, want %d", tc->what,
+	              strlen(rel), rc, tc->rc);
 	free(rel);
 }
 END_TEST
 
 /* --------------------------------------------------------- the fixture */
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
 
 /*
  * ROOT/tree is the confinement (treefd); ROOT/outside must stay out of
@@ -168,7 +178,7 @@ END_TEST
  *	out -> ../outside
  *	dangling -> ../outside/made	(nothing there yet)
  */
-static char root[64];
+static char root[96];
 static int treefd = -1;
 
 static void
@@ -209,7 +219,7 @@ mk_link(const char *target, const char *rel)
 
 	path_of(p, sizeof(p), rel);
 	ck_assert_msg(symlink(target, p) == 0, "symlink %s: %s", p,
-	    strerror(errno));
+	              strerror(errno));
 }
 
 /* Does ROOT/rel exist (not following a final symlink)? */
@@ -236,7 +246,8 @@ dir_count(const char *rel)
 	d = opendir(p);
 	ck_assert_ptr_nonnull(d);
 	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0)
 			n++;
 	closedir(d);
 	return n;
@@ -254,7 +265,27 @@ check_fd_is(int fd, const char *rel)
 	ck_assert_int_eq(stat(p, &b), 0);
 	ck_assert(S_ISDIR(a.st_mode));
 	ck_assert_msg(a.st_dev == b.st_dev && a.st_ino == b.st_ino,
-	    "fd is not %s", rel);
+	              "fd is not %s", rel);
+}
+
+/*
+ * Each test gets its own folder inside `base`, which the unchecked
+ * fixture makes once in the runner and removes at the end: a failed
+ * assertion ends a forked test before its teardown runs.
+ */
+static char base[64];
+
+static void
+base_setup(void)
+{
+	snprintf(base, sizeof(base), "/tmp/check_path.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(base));
+}
+
+static void
+base_teardown(void)
+{
+	nftw(base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static void
@@ -262,7 +293,7 @@ tree_setup(void)
 {
 	char p[256];
 
-	snprintf(root, sizeof(root), "/tmp/check_path.XXXXXX");
+	snprintf(root, sizeof(root), "%s/t.XXXXXX", base);
 	ck_assert_ptr_nonnull(mkdtemp(root));
 	mk_dir("tree", 0755);
 	mk_dir("outside", 0755);
@@ -277,15 +308,6 @@ tree_setup(void)
 	path_of(p, sizeof(p), "tree");
 	treefd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	ck_assert_int_ge(treefd, 0);
-}
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
 }
 
 static void
@@ -309,7 +331,7 @@ hide_openat2(void)
 {
 	struct sock_filter f[] = {
 	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-		offsetof(struct seccomp_data, nr)),
+	             offsetof(struct seccomp_data, nr)),
 	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat2, 0, 1),
 	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
 	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
@@ -323,13 +345,23 @@ hide_openat2(void)
 	how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
 	errno = 0;
 	ck_assert_int_eq(syscall(SYS_openat2, treefd, ".", &how, sizeof(how)),
-	    -1);
+	                 -1);
 	ck_assert_int_eq(errno, ENOSYS);
 }
 
 /* Loop tests run each row twice: with openat2, then with the walk. */
 static const char *const walk_names[] = {"openat2", "O_NOFOLLOW walk"};
 static int with_fallback = 1; /* 0 under CK_FORK=no */
+
+/* Names the known walk_dir bug (see open_table) in a failure message. */
+static const char *
+known_bug(int walk, int rc, int want)
+{
+	if (walk && rc == -ENOTDIR && want == HS_ECONFINE)
+		return " [KNOWN BUG: fsops.c walk_dir: symlink component gives "
+		       "-ENOTDIR, not HS_ECONFINE]";
+	return "";
+}
 
 /* --------------------------------------------------- fs_open_dir_beneath */
 
@@ -386,7 +418,8 @@ START_TEST(open_table)
 	 * symlink rows fail under "O_NOFOLLOW walk" until that is fixed.
 	 */
 	ck_assert_msg(fd == tc->rc || (tc->rc == HS_OK && fd >= 0),
-	    "%s: '%s': rc %d, want %d", walk_names[walk], tc->rel, fd, tc->rc);
+	              "%s: '%s': rc %d, want %d%s", walk_names[walk], tc->rel,
+	              fd, tc->rc, known_bug(walk, fd, tc->rc));
 	if (fd >= 0) {
 		check_fd_is(fd, tc->is);
 		ck_assert_int_ne(fcntl(fd, F_GETFL) & O_PATH, 0);
@@ -401,7 +434,7 @@ END_TEST
 struct mkdir_case {
 	const char *rel;
 	int rc;
-	const char *is;	    /* on success: the directory (under ROOT) */
+	const char *is;     /* on success: the directory (under ROOT) */
 	const char *absent; /* must not exist afterwards */
 };
 
@@ -435,13 +468,14 @@ START_TEST(mkdir_table)
 	fd = fs_mkdir_beneath(treefd, tc->rel, 0755);
 	/* confinement first: nothing made outside, nothing made through */
 	ck_assert_msg(dir_count("outside") == 0, "%s: '%s' wrote outside",
-	    walk_names[walk], tc->rel);
+	              walk_names[walk], tc->rel);
 	if (tc->absent != NULL)
 		ck_assert_msg(!exists(tc->absent), "%s: '%s' made %s",
-		    walk_names[walk], tc->rel, tc->absent);
+		              walk_names[walk], tc->rel, tc->absent);
 	/* KNOWN BUG: see open_table; symlink rows fail in the walk. */
 	ck_assert_msg(fd == tc->rc || (tc->rc == HS_OK && fd >= 0),
-	    "%s: '%s': rc %d, want %d", walk_names[walk], tc->rel, fd, tc->rc);
+	              "%s: '%s': rc %d, want %d%s", walk_names[walk], tc->rel,
+	              fd, tc->rc, known_bug(walk, fd, tc->rc));
 	if (fd >= 0) {
 		check_fd_is(fd, tc->is);
 		close(fd);
@@ -479,17 +513,17 @@ END_TEST
 
 /* Files the cleanup rows refer to by bit. */
 static const char *const clean_files[] = {
-    "tree/.hamnsync-tmp.1",	    /* 0x001 top level */
-    "tree/.hamnsync-tmp.abc",	    /* 0x002 top level */
-    "tree/.hamnsync-tmp.link",	    /* 0x004 top level, a symlink */
-    "tree/sub/.hamnsync-tmp.2",	    /* 0x008 one down */
+    "tree/.hamnsync-tmp.1",         /* 0x001 top level */
+    "tree/.hamnsync-tmp.abc",       /* 0x002 top level */
+    "tree/.hamnsync-tmp.link",      /* 0x004 top level, a symlink */
+    "tree/sub/.hamnsync-tmp.2",     /* 0x008 one down */
     "tree/sub/dir/.hamnsync-tmp.3", /* 0x010 two down */
-    "tree/keep",		    /* 0x020 */
-    "tree/.hamnsync-tmp",	    /* 0x040 no dot: not the prefix */
-    "tree/x.hamnsync-tmp.1",	    /* 0x080 prefix not at the start */
-    "tree/sub/keep2",		    /* 0x100 */
-    "outside/.hamnsync-tmp.4",	    /* 0x200 behind tree/out */
-    "outside/victim",		    /* 0x400 target of the tmp symlink */
+    "tree/keep",                    /* 0x020 */
+    "tree/.hamnsync-tmp",           /* 0x040 no dot: not the prefix */
+    "tree/x.hamnsync-tmp.1",        /* 0x080 prefix not at the start */
+    "tree/sub/keep2",               /* 0x100 */
+    "outside/.hamnsync-tmp.4",      /* 0x200 behind tree/out */
+    "outside/victim",               /* 0x400 target of the tmp symlink */
 };
 
 struct clean_case {
@@ -527,14 +561,15 @@ START_TEST(clean_table)
 
 	rc = fs_clean_tmp(treefd, tc->rel, tc->recursive, &removed);
 	ck_assert_msg(rc == tc->rc, "'%s' (%d): rc %d, want %d", tc->rel,
-	    tc->recursive, rc, tc->rc);
+	              tc->recursive, rc, tc->rc);
 	ck_assert_uint_eq(removed, tc->removed);
 	for (i = 0; i < N_ELEM(clean_files); i++) {
 		int gone = (tc->gone >> i) & 1;
 
 		ck_assert_msg(exists(clean_files[i]) == !gone,
-		    "'%s' (%d): %s %s", tc->rel, tc->recursive,
-		    clean_files[i], gone ? "survived" : "was removed");
+		              "'%s' (%d): %s %s", tc->rel, tc->recursive,
+		              clean_files[i],
+		              gone ? "survived" : "was removed");
 	}
 }
 END_TEST
@@ -564,7 +599,8 @@ static const struct excl_case excl_cases[] = {
     {"swp", 0},
     {"sub/dir", 1},
     {"sub/dir2", 0},
-    {"x/sub/dir", 0}, /* a pattern with '/' matches the whole path */
+    {"x/sub/dir", 0}, /* a pattern with '/' matches the
+                         whole path */
     {"sub", 0},
     {"dir", 0},
     {"cache", 1},
@@ -572,6 +608,12 @@ static const struct excl_case excl_cases[] = {
     {"cachex", 0},
     {"build/x.o", 1},
     {"build/sub/x.o", 0}, /* '*' does not cross '/' */
+    /* dot files are matched like any other name */
+    {".a.swp", 1},
+    {"d/.a.swp", 1},
+    {".swp", 1},
+    {"build/.x.o", 1},
+    {".cache", 0},
     {"x.o", 0},
     {"", 0},
 };
@@ -581,7 +623,7 @@ START_TEST(excl_table)
 	const struct excl_case *tc = &excl_cases[_i];
 
 	ck_assert_msg(scan_excluded(&scan_set, tc->rel) == tc->excluded,
-	    "'%s': want %d", tc->rel, tc->excluded);
+	              "'%s': want %d", tc->rel, tc->excluded);
 }
 END_TEST
 
@@ -597,23 +639,17 @@ struct want_entry {
  * though the scan_tree comment in syncd.h still says they are skipped.
  */
 static const struct want_entry scan_want[] = {
-    {"", PROTO_E_DIR, NULL},
-    {"file.txt", PROTO_E_FILE, NULL},
-    {"dir", PROTO_E_DIR, NULL},
-    {"dir/inner", PROTO_E_FILE, NULL},
-    {"dir/deeper", PROTO_E_DIR, NULL},
-    {"dir/deeper/leaf", PROTO_E_FILE, NULL},
-    {"link", PROTO_E_SYMLINK, "dir"},
-    {"abs", PROTO_E_SYMLINK, "/etc"},
-    {"sub", PROTO_E_DIR, NULL},
-    {"sub/keep", PROTO_E_FILE, NULL},
-    {".dot", PROTO_E_FILE, NULL},
-    {"fifo", PROTO_E_FIFO, NULL},
+    {"", PROTO_E_DIR, NULL},           {"file.txt", PROTO_E_FILE, NULL},
+    {"dir", PROTO_E_DIR, NULL},        {"dir/inner", PROTO_E_FILE, NULL},
+    {"dir/deeper", PROTO_E_DIR, NULL}, {"dir/deeper/leaf", PROTO_E_FILE, NULL},
+    {"link", PROTO_E_SYMLINK, "dir"},  {"abs", PROTO_E_SYMLINK, "/etc"},
+    {"sub", PROTO_E_DIR, NULL},        {"sub/keep", PROTO_E_FILE, NULL},
+    {".dot", PROTO_E_FILE, NULL},      {"fifo", PROTO_E_FIFO, NULL},
 };
 
 /* Present on disk, absent from the listing. */
 static const char *const scan_absent[] = {
-    "x.swp",	       "dir/y.swp",	 "sub/dir",	  "sub/dir/deep",
+    "x.swp",           "dir/y.swp",           "sub/dir",    "sub/dir/deep",
     ".hamnsync-tmp.9", "dir/.hamnsync-tmp.a", "link/inner", "sock",
 };
 
@@ -684,6 +720,18 @@ list_lookup(const struct scan_list *l, const char *path)
 	return NULL;
 }
 
+/* A heap string of n 'a'. */
+static char *
+str_a(size_t n)
+{
+	char *s = malloc(n + 1);
+
+	ck_assert_ptr_nonnull(s);
+	memset(s, 'a', n);
+	s[n] = '\0';
+	return s;
+}
+
 START_TEST(scan_listing)
 {
 	struct scan_list l;
@@ -707,11 +755,11 @@ START_TEST(scan_listing)
 		for (j = 0; j < l.n; j++)
 			seen += strcmp(l.v[j].path, scan_want[i].path) == 0;
 		ck_assert_msg(seen == 1, "'%s' listed %zu times",
-		    scan_want[i].path, seen);
+		              scan_want[i].path, seen);
 		e = list_lookup(&l, scan_want[i].path);
 		ck_assert_msg(e->type == scan_want[i].type,
-		    "'%s': type %u, want %u", e->path, e->type,
-		    scan_want[i].type);
+		              "'%s': type %u, want %u", e->path, e->type,
+		              scan_want[i].type);
 		if (scan_want[i].link != NULL)
 			ck_assert_str_eq(e->link, scan_want[i].link);
 		else
@@ -719,7 +767,7 @@ START_TEST(scan_listing)
 	}
 	for (i = 0; i < N_ELEM(scan_absent); i++)
 		ck_assert_msg(list_lookup(&l, scan_absent[i]) == NULL,
-		    "'%s' listed", scan_absent[i]);
+		              "'%s' listed", scan_absent[i]);
 	ck_assert_uint_eq(l.n, N_ELEM(scan_want));
 
 	/* pre-order: the root first, each directory right before its tree */
@@ -732,11 +780,11 @@ START_TEST(scan_listing)
 		for (j = 0; j < l.n; j++)
 			below += is_below(l.v[j].path, l.v[i].path);
 		for (k = 1; k <= below; k++)
-			ck_assert_msg(i + k < l.n &&
-				is_below(l.v[i + k].path, l.v[i].path),
-			    "'%s' not right after its directory '%s'",
-			    i + k < l.n ? l.v[i + k].path : "(end)",
-			    l.v[i].path);
+			ck_assert_msg(i + k < l.n && is_below(l.v[i + k].path,
+			                                      l.v[i].path),
+			              "'%s' not right after its directory '%s'",
+			              i + k < l.n ? l.v[i + k].path : "(end)",
+			              l.v[i].path);
 	}
 
 	/* metadata */
@@ -848,6 +896,185 @@ START_TEST(scan_leaf_table)
 }
 END_TEST
 
+/* One entry inside a source: `leaf` in ROOT/anchor, whose path is prefix. */
+struct subtree_case {
+	const char *anchor, *leaf, *prefix;
+	size_t prefix_len; /* when prefix is NULL: that many 'a' */
+	int recursive;
+	int rc;
+	const char *want; /* listed paths, space-separated, any order */
+};
+
+static const struct subtree_case subtree_cases[] = {
+    {"src", "dir", "dir", 0, 0, HS_OK, "dir"},
+    {"src", "dir", "dir", 0, 1, HS_OK,
+     "dir dir/inner dir/deeper dir/deeper/leaf"},
+    {"src/dir", "deeper", "dir/deeper", 0, 1, HS_OK,
+     "dir/deeper dir/deeper/leaf"},
+    {"src/dir/deeper", "leaf", "dir/deeper/leaf", 0, 1, HS_OK,
+     "dir/deeper/leaf"},
+    /* the prefix is what excludes see: "sub/dir" goes */
+    {"src", "sub", "sub", 0, 1, HS_OK, "sub sub/keep"},
+    {"src", "link", "link", 0, 1, HS_OK, "link"},
+    {"src", "missing", "missing", 0, 1, HS_OK, ""},
+    {"src", "dir", NULL, PROTO_PATH_MAX + 1, 1, HS_ELIMIT, ""},
+};
+
+START_TEST(scan_subtree_table)
+{
+	const struct subtree_case *tc = &subtree_cases[_i];
+	const char *what = tc->prefix ? tc->prefix : "long prefix";
+	char *prefix =
+	    tc->prefix ? hs_xstrdup(tc->prefix) : str_a(tc->prefix_len);
+	char *want = hs_xstrdup(tc->want), *tok, *save = NULL;
+	struct scan_list l;
+	char p[256];
+	size_t n = 0;
+	int fd, rc;
+
+	scan_build();
+	path_of(p, sizeof(p), tc->anchor);
+	fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	memset(&l, 0, sizeof(l));
+	rc =
+	    scan_subtree(fd, tc->leaf, 2, prefix, tc->recursive, &scan_set, &l);
+	close(fd);
+	ck_assert_msg(rc == tc->rc, "%s: rc %d, want %d", what, rc, tc->rc);
+	for (tok = strtok_r(want, " ", &save); tok != NULL;
+	     tok = strtok_r(NULL, " ", &save)) {
+		const struct scan_entry *e = list_lookup(&l, tok);
+
+		ck_assert_msg(e != NULL, "%s: '%s' not listed", what, tok);
+		ck_assert_uint_eq(e->src, 2);
+		if (n++ == 0) /* pre-order: the entry itself first */
+			ck_assert_str_eq(l.v[0].path, tok);
+	}
+	ck_assert_msg(l.n == n, "%s: %zu entries, want %zu", what, l.n, n);
+	scan_list_free(&l);
+	free(want);
+	free(prefix);
+}
+END_TEST
+
+/* Make ROOT/rel/a/a/.../a, `levels` directories deep. */
+static void
+mk_chain(const char *rel, size_t levels)
+{
+	char p[256];
+	size_t i;
+	int fd, next;
+
+	path_of(p, sizeof(p), rel);
+	fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	for (i = 0; i < levels; i++) {
+		ck_assert_int_eq(mkdirat(fd, "a", 0755), 0);
+		next = openat(fd, "a", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		ck_assert_int_ge(next, 0);
+		close(fd);
+		fd = next;
+	}
+	close(fd);
+}
+
+/* Components in a relative path ("" has none). */
+static size_t
+depth_of(const char *rel)
+{
+	size_t n = rel[0] != '\0';
+
+	for (; *rel != '\0'; rel++)
+		n += *rel == '/';
+	return n;
+}
+
+/*
+ * Deep trees.  A listing holds what the protocol allows: paths of up to
+ * PROTO_DEPTH_MAX components, each accepted by fs_relpath_check on the
+ * other side.  Rows: chain depth below the leaf, prefix depth (0:
+ * scan_tree), the result, and the deepest path listed (0: don't care).
+ */
+struct deep_case {
+	size_t levels, prefix_depth;
+	int rc;
+	size_t deepest;
+};
+
+static const struct deep_case deep_cases[] = {
+    {200, 0, HS_OK, 200},
+    {254, 0, HS_OK, 254},
+    /*
+     * KNOWN BUG (syncd/scan.c, walk_dir): `depth >= PROTO_DEPTH_MAX`
+     * refuses to open a directory of 255 components, so a tree whose
+     * deepest directory has 255 or 256 components (both within
+     * PROTO_DEPTH_MAX) fails the whole scan with HS_ELIMIT.
+     */
+    {255, 0, HS_OK, 255},
+    {256, 0, HS_OK, 256},
+    /*
+     * KNOWN BUG (syncd/scan.c, scan_subtree): "The depth of the prefix
+     * counts against the limit too" is not done (walk_entry starts at
+     * depth 0), so below a deep prefix it lists paths of up to prefix +
+     * 255 components, which the standby refuses.  Either result is fine
+     * here as long as nothing listed is over PROTO_DEPTH_MAX.
+     */
+    {8, 250, HS_OK, 0},
+};
+
+START_TEST(scan_deep_table)
+{
+	const struct deep_case *tc = &deep_cases[_i];
+	struct scan_list l;
+	char *prefix = NULL;
+	size_t i, deepest = 0, over = 0;
+	int fd, rc;
+
+	mk_dir("deep", 0755);
+	mk_chain("deep", tc->levels);
+	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	memset(&l, 0, sizeof(l));
+	if (tc->prefix_depth == 0) {
+		rc = scan_tree(fd, "deep", 0, &scan_set, &l);
+	} else {
+		/* "deep" stands at the end of a prefix a/a/.../a/deep */
+		prefix = malloc(2 * tc->prefix_depth + 8);
+		ck_assert_ptr_nonnull(prefix);
+		prefix[0] = '\0';
+		for (i = 1; i < tc->prefix_depth; i++)
+			strcat(prefix, "a/");
+		strcat(prefix, "deep");
+		ck_assert_uint_eq(depth_of(prefix), tc->prefix_depth);
+		rc = scan_subtree(fd, "deep", 0, prefix, 1, &scan_set, &l);
+	}
+	close(fd);
+	for (i = 0; i < l.n; i++) {
+		size_t d = depth_of(l.v[i].path);
+
+		deepest = d > deepest ? d : deepest;
+		over += fs_relpath_check(l.v[i].path) != HS_OK;
+	}
+	ck_assert_msg(over == 0,
+	              "%zu listed paths fail fs_relpath_check (deepest %zu "
+	              "components)%s",
+	              over, deepest,
+	              tc->prefix_depth > 0 ? " [KNOWN BUG: scan_subtree "
+	                                     "ignores the prefix depth]"
+	                                   : "");
+	ck_assert_msg(rc == tc->rc, "chain of %zu: rc %d, want %d%s",
+	              tc->levels, rc, tc->rc,
+	              rc == HS_ELIMIT && tc->levels >= 255
+	                  ? " [KNOWN BUG: scan.c walk_dir refuses to open "
+	                    "a directory of 255 components]"
+	                  : "");
+	if (tc->deepest > 0)
+		ck_assert_uint_eq(deepest, tc->deepest);
+	scan_list_free(&l);
+	free(prefix);
+}
+END_TEST
+
 /* ----------------------------------------------------------------- main */
 
 static Suite *
@@ -863,29 +1090,35 @@ path_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("open_beneath");
+	tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
 	tcase_add_checked_fixture(tc, tree_setup, tree_teardown);
-	tcase_add_loop_test(tc, open_table, 0,
-	    walks * (int)N_ELEM(open_cases));
+	tcase_add_loop_test(tc, open_table, 0, walks * (int)N_ELEM(open_cases));
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("mkdir_beneath");
+	tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
 	tcase_add_checked_fixture(tc, tree_setup, tree_teardown);
 	tcase_add_loop_test(tc, mkdir_table, 0,
-	    walks * (int)N_ELEM(mkdir_cases));
+	                    walks * (int)N_ELEM(mkdir_cases));
 	tcase_add_test(tc, mkdir_mode);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("clean_tmp");
+	tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
 	tcase_add_checked_fixture(tc, tree_setup, tree_teardown);
 	tcase_add_loop_test(tc, clean_table, 0, (int)N_ELEM(clean_cases));
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("scan");
+	tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
 	tcase_add_checked_fixture(tc, tree_setup, tree_teardown);
 	tcase_add_loop_test(tc, excl_table, 0, (int)N_ELEM(excl_cases));
 	tcase_add_test(tc, scan_listing);
 	tcase_add_test(tc, scan_two_sources);
 	tcase_add_loop_test(tc, scan_leaf_table, 0, (int)N_ELEM(leaf_cases));
+	tcase_add_loop_test(tc, scan_deep_table, 0, (int)N_ELEM(deep_cases));
+	tcase_add_loop_test(tc, scan_subtree_table, 0,
+	                    (int)N_ELEM(subtree_cases));
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -101,7 +101,10 @@ static const struct hdr_rt_case hdr_rt_cases[] = {
     {PROTO_T_HELLO, 0, 0, {1, 0, 0, 0, 0, 0, 0, 0}},
     {PROTO_T_OP_DATA, PROTO_F_ZSTD, 1, {24, 1, 0, 0, 0, 0, 0, 1}},
     {PROTO_T_LIST, 0, 0x00010203, {12, 0, 0, 0, 0x00, 0x01, 0x02, 0x03}},
-    {PROTO_T_SET_DONE, PROTO_F_ZSTD, PROTO_FRAME_MAX, {28, 1, 0, 0, 0, 0x40, 0, 0}},
+    {PROTO_T_SET_DONE,
+     PROTO_F_ZSTD,
+     PROTO_FRAME_MAX,
+     {28, 1, 0, 0, 0, 0x40, 0, 0}},
     {255, 0, PROTO_FRAME_MAX - 1, {255, 0, 0, 0, 0, 0x3f, 0xff, 0xff}},
 };
 
@@ -149,8 +152,7 @@ START_TEST(hdr_bad_table)
 	int rc;
 
 	rc = proto_hdr_unpack(tc->raw, PROTO_HDR_LEN, &h);
-	ck_assert_msg(rc == tc->rc, "%s: rc %d, want %d", tc->what, rc,
-	    tc->rc);
+	ck_assert_msg(rc == tc->rc, "%s: rc %d, want %d", tc->what, rc, tc->rc);
 }
 END_TEST
 
@@ -183,14 +185,14 @@ END_TEST
 START_TEST(codec_layout)
 {
 	static const uint8_t want[] = {
-	    0x12,				    /* u8 */
-	    0x34, 0x56,				    /* u16 */
-	    0x78, 0x9a, 0xbc, 0xde,		    /* u32 */
+	    0x12,                                           /* u8 */
+	    0x34, 0x56,                                     /* u16 */
+	    0x78, 0x9a, 0xbc, 0xde,                         /* u32 */
 	    0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, /* u64 */
-	    'x', 'y', 'z',			    /* bytes */
-	    0x00, 0x02, 'h', 'i',		    /* str */
-	    0x00, 0x03, 'a', 0xc3, 0xa9,	    /* strn, UTF-8 */
-	    0x00, 0x00,				    /* empty str */
+	    'x',  'y',  'z',                                /* bytes */
+	    0x00, 0x02, 'h',  'i',                          /* str */
+	    0x00, 0x03, 'a',  0xc3, 0xa9,                   /* strn, UTF-8 */
+	    0x00, 0x00,                                     /* empty str */
 	};
 	struct proto_wr w;
 	struct proto_rd r;
@@ -310,8 +312,8 @@ struct short_case {
 };
 
 static const struct short_case short_cases[] = {
-    {GET_U8, 1},    {GET_U16, 2},   {GET_U32, 4},
-    {GET_U64, 8},   {GET_BYTES, 5}, {GET_STR, 2 + 5},
+    {GET_U8, 1},  {GET_U16, 2},   {GET_U32, 4},
+    {GET_U64, 8}, {GET_BYTES, 5}, {GET_STR, 2 + 5},
 };
 
 static int
@@ -345,8 +347,8 @@ START_TEST(codec_short_table)
 {
 	const struct short_case *tc = &short_cases[_i];
 	/* A valid string "abcde" doubles as payload for the others. */
-	static const uint8_t data[] = {0x00, 0x05, 'a', 'b', 'c',
-	    'd', 'e', 0xff};
+	static const uint8_t data[] = {0x00, 0x05, 'a', 'b',
+	                               'c',  'd',  'e', 0xff};
 	struct proto_rd r;
 	size_t n;
 
@@ -354,7 +356,7 @@ START_TEST(codec_short_table)
 		r.p = data;
 		r.left = n;
 		ck_assert_msg(do_get(tc->kind, &r) == HS_EPROTO,
-		    "kind %d with %zu bytes", (int)tc->kind, n);
+		              "kind %d with %zu bytes", (int)tc->kind, n);
 	}
 	r.p = data;
 	r.left = tc->need;
@@ -373,18 +375,45 @@ struct str_case {
 };
 
 static const struct str_case str_cases[] = {
-    {"fits", "\x00\x03" "abc", 5, 3, HS_OK, "abc"},
-    {"room to spare", "\x00\x03" "abc", 5, 100, HS_OK, "abc"},
+    {"fits",
+     "\x00\x03"
+     "abc",
+     5, 3, HS_OK, "abc"},
+    {"room to spare",
+     "\x00\x03"
+     "abc",
+     5, 100, HS_OK, "abc"},
     {"empty", "\x00\x00", 2, 0, HS_OK, ""},
     {"high bytes", "\x00\x02\x80\xff", 4, 2, HS_OK, "\x80\xff"},
-    {"over max", "\x00\x03" "abc", 5, 2, HS_ELIMIT, NULL},
-    {"over max, short", "\x00\x09" "abc", 5, 2, HS_ELIMIT, NULL},
-    {"0xffff over max", "\xff\xff" "abc", 5, 100, HS_ELIMIT, NULL},
-    {"beyond buffer", "\x00\x04" "abc", 5, 100, HS_EPROTO, NULL},
-    {"beyond by a lot", "\x01\x00" "abc", 5, 1000, HS_EPROTO, NULL},
-    {"NUL inside", "\x00\x03" "a\0c", 5, 100, HS_EPROTO, NULL},
+    {"over max",
+     "\x00\x03"
+     "abc",
+     5, 2, HS_ELIMIT, NULL},
+    {"over max, short",
+     "\x00\x09"
+     "abc",
+     5, 2, HS_ELIMIT, NULL},
+    {"0xffff over max",
+     "\xff\xff"
+     "abc",
+     5, 100, HS_ELIMIT, NULL},
+    {"beyond buffer",
+     "\x00\x04"
+     "abc",
+     5, 100, HS_EPROTO, NULL},
+    {"beyond by a lot",
+     "\x01\x00"
+     "abc",
+     5, 1000, HS_EPROTO, NULL},
+    {"NUL inside",
+     "\x00\x03"
+     "a\0c",
+     5, 100, HS_EPROTO, NULL},
     {"NUL only", "\x00\x01\x00", 3, 100, HS_EPROTO, NULL},
-    {"NUL last", "\x00\x03" "ab\0", 5, 100, HS_EPROTO, NULL},
+    {"NUL last",
+     "\x00\x03"
+     "ab\0",
+     5, 100, HS_EPROTO, NULL},
     {"no length", "", 0, 100, HS_EPROTO, NULL},
     {"half a length", "\x00", 1, 100, HS_EPROTO, NULL},
 };
@@ -400,8 +429,7 @@ START_TEST(codec_str_table)
 	r.p = (const uint8_t *)tc->raw;
 	r.left = tc->rawlen;
 	rc = proto_get_str(&r, out, tc->max, &len);
-	ck_assert_msg(rc == tc->rc, "%s: rc %d, want %d", tc->what, rc,
-	    tc->rc);
+	ck_assert_msg(rc == tc->rc, "%s: rc %d, want %d", tc->what, rc, tc->rc);
 	if (tc->rc == HS_OK) {
 		ck_assert_str_eq(out, tc->want);
 		ck_assert_uint_eq(len, strlen(tc->want));
@@ -505,7 +533,7 @@ struct hello_case {
 	const char *what;
 	uint32_t magic;
 	uint16_t version;
-	int bare;	 /* nothing after the version */
+	int bare;        /* nothing after the version */
 	size_t name_len; /* a name of this many 'n' */
 	uint8_t role;
 	size_t trailing; /* extra bytes after the epoch */
@@ -568,8 +596,7 @@ START_TEST(hello_table)
 	r = rd_of(&w, w.buf.len);
 	memset(&h, 0xee, sizeof(h));
 	rc = proto_hello_decode(&r, &h);
-	ck_assert_msg(rc == tc->rc, "%s: rc %d, want %d", tc->what, rc,
-	    tc->rc);
+	ck_assert_msg(rc == tc->rc, "%s: rc %d, want %d", tc->what, rc, tc->rc);
 	if (rc == HS_OK) {
 		ck_assert_uint_eq(h.magic, PROTO_MAGIC);
 		ck_assert_uint_eq(h.version, tc->version);
@@ -636,7 +663,7 @@ START_TEST(hello_roundtrip)
 	for (n = 0; n < w.buf.len; n++) {
 		r = rd_of(&w, n);
 		ck_assert_msg(proto_hello_decode(&r, &out) == HS_EPROTO,
-		    "prefix of %zu bytes", n);
+		              "prefix of %zu bytes", n);
 	}
 	proto_wr_free(&w);
 }
@@ -658,7 +685,7 @@ END_TEST
  */
 static void
 entry_raw(struct proto_wr *w, const struct proto_entry *e, const char *path,
-    const char *link)
+          const char *link)
 {
 	struct proto_entry *tmp = malloc(sizeof(*tmp));
 	struct proto_wr t;
@@ -676,7 +703,7 @@ entry_raw(struct proto_wr *w, const struct proto_entry *e, const char *path,
 	proto_put_bytes(w, t.buf.data + 4, ENT_LINK_OFF(0) - 4);
 	proto_put_str(w, link);
 	proto_put_bytes(w, t.buf.data + ENT_LINK_OFF(0) + 2,
-	    t.buf.len - ENT_LINK_OFF(0) - 2);
+	                t.buf.len - ENT_LINK_OFF(0) - 2);
 	proto_wr_free(&t);
 	free(tmp);
 }
@@ -732,12 +759,10 @@ static const struct entry_rt_case entry_rt_cases[] = {
     {1, PROTO_E_FILE, 07777, UINT32_MAX, 0, UINT64_MAX, INT64_MAX, 0, 0, 1,
      "a/b/c/d/\xc3\xa5\xc3\xa4\xc3\xb6 with spaces\n", ""},
     {2, PROTO_E_DIR, 01755, 0, 0, 0, 0, 1, 0, 0, "", ""},
-    {3, PROTO_E_DIR, 02775, 33, 33, 4096, -1, 500000000, 0, 1, "var/www",
-     ""},
-    {65535, PROTO_E_SYMLINK, 0777, 5, 6, 9, INT64_MIN, 123, 0, 0,
-     "lib/libx.so", "libx.so.1.2.3"},
-    {7, PROTO_E_SYMLINK, 0, 0, 0, 0, 0, 0, 0, 0, "up",
-     "../../../etc/passwd"},
+    {3, PROTO_E_DIR, 02775, 33, 33, 4096, -1, 500000000, 0, 1, "var/www", ""},
+    {65535, PROTO_E_SYMLINK, 0777, 5, 6, 9, INT64_MIN, 123, 0, 0, "lib/libx.so",
+     "libx.so.1.2.3"},
+    {7, PROTO_E_SYMLINK, 0, 0, 0, 0, 0, 0, 0, 0, "up", "../../../etc/passwd"},
     {8, PROTO_E_FIFO, 0620, 0, 5, 0, 1, 2, 0, 0, "run/pipe", ""},
     {9, PROTO_E_CHR, 0666, 0, 0, 0, 1, 2, 0x0103, 0, "dev/null", ""},
     {9, PROTO_E_BLK, 0660, 0, 6, 0, 1, 2, UINT64_MAX, 1, "dev/sda", ""},
@@ -778,7 +803,7 @@ START_TEST(entry_roundtrip)
 		xa_put(&xa, "user.empty", "");
 		ck_assert_int_eq(xa.rc, HS_OK);
 		ck_assert_int_eq(proto_xattrs_check(xa.buf.data, xa.buf.len),
-		    HS_OK);
+		                 HS_OK);
 		in->xattrs = xa.buf.data;
 		in->xattrs_len = (uint32_t)xa.buf.len;
 		for (k = 0; k < PROTO_XHASH_LEN; k++)
@@ -789,8 +814,7 @@ START_TEST(entry_roundtrip)
 	proto_entry_encode(&w, in);
 	ck_assert_int_eq(w.rc, HS_OK);
 	full = w.buf.len;
-	ck_assert_uint_eq(w.buf.data[ENT_TYPE_OFF(strlen(tc->path))],
-	    tc->type);
+	ck_assert_uint_eq(w.buf.data[ENT_TYPE_OFF(strlen(tc->path))], tc->type);
 	r = rd_of(&w, full);
 	memset(out, 0xee, sizeof(*out));
 	ck_assert_int_eq(proto_entry_decode(&r, out), HS_OK);
@@ -801,7 +825,7 @@ START_TEST(entry_roundtrip)
 	for (n = 0; n < full; n++) {
 		r = rd_of(&w, n);
 		ck_assert_msg(proto_entry_decode(&r, out) == HS_EPROTO,
-		    "prefix of %zu of %zu bytes", n, full);
+		              "prefix of %zu of %zu bytes", n, full);
 	}
 	proto_wr_free(&w);
 	proto_wr_free(&xa);
@@ -917,8 +941,7 @@ START_TEST(entry_bad_table)
 	ck_assert_int_eq(w.rc, HS_OK);
 	r = rd_of(&w, w.buf.len);
 	rc = proto_entry_decode(&r, e);
-	ck_assert_msg(rc == tc->rc, "%s: rc %d, want %d", tc->what, rc,
-	    tc->rc);
+	ck_assert_msg(rc == tc->rc, "%s: rc %d, want %d", tc->what, rc, tc->rc);
 	if (rc == HS_OK) {
 		ck_assert_str_eq(e->path, path);
 		ck_assert_str_eq(e->link, link);
@@ -968,7 +991,7 @@ END_TEST
 struct xa_case {
 	const char *what;
 	const char *n1, *v1, *n2, *v2; /* n2 NULL: one attribute only */
-	uint32_t len_override;	       /* 0: the real length of v2 / v1 */
+	uint32_t len_override;         /* 0: the real length of v2 / v1 */
 	int rc;
 };
 
@@ -1010,7 +1033,7 @@ START_TEST(entry_xattrs_table)
 	ck_assert_int_eq(xa.rc, HS_OK);
 	rc = proto_xattrs_check(xa.buf.data, xa.buf.len);
 	ck_assert_msg(rc == tc->rc, "%s: check rc %d, want %d", tc->what, rc,
-	    tc->rc);
+	              tc->rc);
 
 	/* the entry decoder applies the same check */
 	e->type = PROTO_E_FILE;
@@ -1020,8 +1043,8 @@ START_TEST(entry_xattrs_table)
 	proto_entry_encode(&w, e);
 	r = rd_of(&w, w.buf.len);
 	rc = proto_entry_decode(&r, e);
-	ck_assert_msg(rc == tc->rc, "%s: decode rc %d, want %d", tc->what,
-	    rc, tc->rc);
+	ck_assert_msg(rc == tc->rc, "%s: decode rc %d, want %d", tc->what, rc,
+	              tc->rc);
 	proto_wr_free(&w);
 	proto_wr_free(&xa);
 	free(e);
@@ -1128,7 +1151,7 @@ enum set_bad { SB_NONE, SB_LONG, SB_NUL };
 struct set_bad_case {
 	const char *what;
 	size_t name_len;
-	uint16_t count;	  /* count on the wire */
+	uint16_t count;   /* count on the wire */
 	uint16_t present; /* sources actually sent */
 	uint16_t bad_at;  /* which source is bad */
 	enum set_bad bad;
@@ -1180,8 +1203,7 @@ START_TEST(set_open_bad_table)
 	ck_assert_int_eq(w.rc, HS_OK);
 	r = rd_of(&w, w.buf.len);
 	rc = proto_set_open_decode(&r, s);
-	ck_assert_msg(rc == tc->rc, "%s: rc %d, want %d", tc->what, rc,
-	    tc->rc);
+	ck_assert_msg(rc == tc->rc, "%s: rc %d, want %d", tc->what, rc, tc->rc);
 	if (rc == HS_OK) {
 		ck_assert_str_eq(s->name, name);
 		ck_assert_uint_eq(s->n_sources, tc->count);
@@ -1195,6 +1217,145 @@ START_TEST(set_open_bad_table)
 }
 END_TEST
 
+/* ------------------------------------------------------ SET_OPEN scope */
+
+static const size_t scope_rt_counts[] = {0, 1, 3, 100};
+
+/* A SET_OPEN body followed by a scope, as SET_OPEN_SCOPED carries it. */
+START_TEST(scope_roundtrip)
+{
+	const size_t n = scope_rt_counts[_i];
+	struct proto_scope *v = calloc(n ? n : 1, sizeof(*v)), *got = NULL;
+	struct proto_set_open *so = calloc(1, sizeof(*so));
+	struct proto_wr w;
+	struct proto_rd r;
+	size_t i, k, head, n_got = 12345;
+
+	ck_assert_ptr_nonnull(v);
+	ck_assert_ptr_nonnull(so);
+	for (i = 0; i < n; i++) {
+		v[i].src = (uint16_t)(i * 7);
+		v[i].recursive = (uint8_t)(i & 1);
+		v[i].path = malloc(32);
+		ck_assert_ptr_nonnull(v[i].path);
+		snprintf(v[i].path, 32, "d%zu/f", i);
+		if (i == 1)
+			v[i].path[0] = '\0'; /* a source itself */
+	}
+	snprintf(so->name, sizeof(so->name), "www");
+	so->n_sources = 2;
+	so->sources[0] = hs_xstrdup("/srv/www");
+	so->sources[1] = hs_xstrdup("/etc/www");
+	proto_wr_init(&w);
+	proto_set_open_encode(&w, so);
+	head = w.buf.len;
+	proto_scope_encode(&w, v, n);
+	ck_assert_int_eq(w.rc, HS_OK);
+	proto_set_open_clear(so);
+
+	/* the plain decoder refuses the extra bytes */
+	r = rd_of(&w, w.buf.len);
+	ck_assert_int_eq(proto_set_open_decode(&r, so), HS_EPROTO);
+
+	r = rd_of(&w, w.buf.len);
+	ck_assert_int_eq(proto_set_open_decode_head(&r, so), HS_OK);
+	ck_assert_str_eq(so->name, "www");
+	ck_assert_uint_eq(so->n_sources, 2);
+	ck_assert_str_eq(so->sources[1], "/etc/www");
+	ck_assert_uint_eq(r.left, w.buf.len - head);
+	ck_assert_int_eq(proto_scope_decode(&r, &got, &n_got), HS_OK);
+	ck_assert_uint_eq(n_got, n);
+	for (i = 0; i < n; i++) {
+		ck_assert_uint_eq(got[i].src, v[i].src);
+		ck_assert_uint_eq(got[i].recursive, v[i].recursive);
+		ck_assert_str_eq(got[i].path, v[i].path);
+	}
+	proto_scope_free(got, n_got);
+	proto_set_open_clear(so);
+
+	/* the scope cut short anywhere: an error, and no leak (ASan) */
+	for (k = head; k < w.buf.len; k++) {
+		int rc;
+
+		r.p = w.buf.data + head;
+		r.left = k - head;
+		got = NULL;
+		rc = proto_scope_decode(&r, &got, &n_got);
+		ck_assert_msg(rc == HS_EPROTO, "prefix %zu: rc %d", k - head,
+		              rc);
+		ck_assert_ptr_null(got);
+	}
+	proto_wr_free(&w);
+	proto_scope_free(v, n);
+	proto_scope_free(NULL, 0);
+	free(so);
+}
+END_TEST
+
+struct scope_bad_case {
+	const char *what;
+	uint32_t count;  /* on the wire */
+	uint32_t items;  /* actually sent */
+	uint8_t rec;     /* `recursive` of the last item */
+	size_t path_len; /* path length of the last item */
+	size_t trailing;
+	int rc;
+};
+
+static const struct scope_bad_case scope_bad_cases[] = {
+    {"good", 3, 3, 1, 5, 0, HS_OK},
+    {"empty", 0, 0, 0, 0, 0, HS_OK},
+    {"at the limit", PROTO_SCOPE_MAX, PROTO_SCOPE_MAX, 0, 0, 0, HS_OK},
+    {"limit + 1", PROTO_SCOPE_MAX + 1, PROTO_SCOPE_MAX + 1, 0, 0, 0, HS_ELIMIT},
+    {"count 2^32 - 1", UINT32_MAX, 1, 0, 0, 0, HS_ELIMIT},
+    {"count past payload", 1000, 1, 0, 0, 0, HS_EPROTO},
+    {"one item short", 3, 2, 0, 3, 0, HS_EPROTO},
+    {"recursive 2", 2, 2, 2, 1, 0, HS_EPROTO},
+    {"recursive 255", 1, 1, 255, 1, 0, HS_EPROTO},
+    {"path at max", 2, 2, 0, PROTO_PATH_MAX, 0, HS_OK},
+    {"path max + 1", 2, 2, 0, PROTO_PATH_MAX + 1, 0, HS_ELIMIT},
+    {"trailing byte", 2, 2, 0, 1, 1, HS_EPROTO},
+};
+
+START_TEST(scope_bad_table)
+{
+	const struct scope_bad_case *tc = &scope_bad_cases[_i];
+	char *last = str_fill('p', tc->path_len);
+	struct proto_scope *got = NULL;
+	struct proto_wr w;
+	struct proto_rd r;
+	size_t n = 0;
+	uint32_t i;
+	int rc;
+
+	proto_wr_init(&w);
+	proto_put_u32(&w, tc->count);
+	for (i = 0; i < tc->items; i++) {
+		int is_last = i + 1 == tc->items;
+
+		proto_put_u16(&w, (uint16_t)i);
+		proto_put_str(&w, is_last ? last : "");
+		proto_put_u8(&w, is_last ? tc->rec : 0);
+	}
+	for (i = 0; i < tc->trailing; i++)
+		proto_put_u8(&w, 0);
+	ck_assert_int_eq(w.rc, HS_OK);
+	r = rd_of(&w, w.buf.len);
+	rc = proto_scope_decode(&r, &got, &n);
+	ck_assert_msg(rc == tc->rc, "%s: rc %d, want %d", tc->what, rc, tc->rc);
+	if (rc == HS_OK) {
+		ck_assert_uint_eq(n, tc->count);
+		if (n > 0)
+			ck_assert_str_eq(got[n - 1].path, last);
+		proto_scope_free(got, n);
+	} else {
+		ck_assert_ptr_null(got); /* nothing owned; ASan checks leaks */
+	}
+	proto_wr_free(&w);
+	free(last);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- hashes */
 
 struct hash_case {
@@ -1205,8 +1366,7 @@ struct hash_case {
 
 static const struct hash_case hash_cases[] = {
     /* FIPS 180-2 and NIST CAVS vectors */
-    {"", 1,
-     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+    {"", 1, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
     {"abc", 1,
      "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
     {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 1,
@@ -1242,14 +1402,14 @@ START_TEST(hash_table)
 		ck_assert_int_eq(proto_hash_new(&h), HS_OK);
 		for (off = 0; off < len; off += hash_chunks[i]) {
 			size_t n = len - off < hash_chunks[i] ? len - off
-							      : hash_chunks[i];
+			                                      : hash_chunks[i];
 
 			proto_hash_update(h, data + off, n);
 			proto_hash_update(h, data, 0);
 		}
 		proto_hash_final(h, got);
 		ck_assert_msg(memcmp(got, want, sizeof(want)) == 0,
-		    "chunk %zu differs", hash_chunks[i]);
+		              "chunk %zu differs", hash_chunks[i]);
 		proto_hash_free(h);
 	}
 	proto_hash_free(NULL);
@@ -1265,7 +1425,7 @@ END_TEST
 enum { MN1, MN2, MN3, N_IDS };
 static const char *const id_names[N_IDS] = {"mn1", "mn2", "mn3"};
 
-static char tmpdir[64];
+static char tmpdir[96];
 static uint8_t fps[N_IDS][32];
 
 static int
@@ -1277,24 +1437,44 @@ rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 	return remove(path);
 }
 
+/*
+ * Each test gets its own folder inside `base`, which the unchecked
+ * fixture makes once in the runner and removes at the end: a failed
+ * assertion ends a forked test before its teardown runs.
+ */
+static char base[64];
+
+static void
+base_setup(void)
+{
+	snprintf(base, sizeof(base), "/tmp/check_proto.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(base));
+}
+
+static void
+base_teardown(void)
+{
+	nftw(base, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 /* Three identities, each in its own folder: TMP/mn1, TMP/mn2, TMP/mn3. */
 static void
 conn_setup(void)
 {
-	char dir[128], why[256];
+	char dir[160], why[256];
 	int i, rc;
 
 	signal(SIGPIPE, SIG_IGN);
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/check_proto.XXXXXX");
+	snprintf(tmpdir, sizeof(tmpdir), "%s/t.XXXXXX", base);
 	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 	for (i = 0; i < N_IDS; i++) {
 		snprintf(dir, sizeof(dir), "%s/%s", tmpdir, id_names[i]);
 		ck_assert_int_eq(mkdir(dir, 0700), 0);
 		why[0] = '\0';
-		rc = proto_keygen(dir, id_names[i], 0, fps[i], why,
-		    sizeof(why));
-		ck_assert_msg(rc == HS_OK, "keygen %s: %d %s", id_names[i],
-		    rc, why);
+		rc =
+		    proto_keygen(dir, id_names[i], 0, fps[i], why, sizeof(why));
+		ck_assert_msg(rc == HS_OK, "keygen %s: %d %s", id_names[i], rc,
+		              why);
 	}
 }
 
@@ -1308,7 +1488,7 @@ conn_teardown(void)
 static int
 tls_make(int is_server, int who, int pinned, struct proto_tls **out)
 {
-	char cert[128], key[128];
+	char cert[160], key[160];
 	struct proto_tls_opts o;
 
 	snprintf(cert, sizeof(cert), "%s/%s/node.crt", tmpdir, id_names[who]);
@@ -1316,7 +1496,7 @@ tls_make(int is_server, int who, int pinned, struct proto_tls **out)
 	memset(&o, 0, sizeof(o));
 	o.cert = cert;
 	o.key = key;
-	o.pins = (const uint8_t(*)[32]) & fps[pinned];
+	o.pins = (const void *)fps[pinned]; /* one uint8_t[32] */
 	o.n_pins = 1;
 	o.is_server = is_server;
 	return proto_tls_new(&o, out);
@@ -1336,8 +1516,8 @@ static struct proto_wr srv_frame;
 
 /* What the server child reports through its pipe. */
 struct srv_result {
-	int rc;	     /* accept, or the first failure after it */
-	int n;	     /* frames echoed, peer role, or reply type */
+	int rc;         /* accept, or the first failure after it */
+	int n;          /* frames echoed, peer role, or reply type */
 	uint64_t epoch; /* the peer's epoch (SRV_HELLO) */
 	char text[256]; /* `why`, peer name or reply text */
 };
@@ -1390,7 +1570,7 @@ srv_run(struct proto_conn *c, enum srv_mode mode, struct srv_result *res)
 	case SRV_ECHO:
 		while ((rc = proto_conn_recv(c, &m)) == HS_OK) {
 			rc = proto_conn_send(c, m.type, m.data, m.len,
-			    PROTO_RAW, NULL);
+			                     PROTO_RAW, NULL);
 			if (rc == HS_OK)
 				rc = proto_conn_flush(c);
 			if (rc < 0)
@@ -1400,7 +1580,7 @@ srv_run(struct proto_conn *c, enum srv_mode mode, struct srv_result *res)
 		return rc == HS_ECLOSED ? HS_OK : rc;
 	case SRV_SCRIPT:
 		rc = proto_conn_send(c, srv_type, srv_frame.buf.data,
-		    srv_frame.buf.len, PROTO_RAW, NULL);
+		                     srv_frame.buf.len, PROTO_RAW, NULL);
 		if (rc == HS_OK)
 			rc = proto_conn_flush(c);
 		if (rc < 0)
@@ -1409,8 +1589,8 @@ srv_run(struct proto_conn *c, enum srv_mode mode, struct srv_result *res)
 		if ((rc = proto_conn_recv(c, &m)) == HS_OK) {
 			res->n = m.type;
 			snprintf(res->text, sizeof(res->text), "%.*s",
-			    (int)(m.len < 200 ? m.len : 200),
-			    (const char *)m.data);
+			         (int)(m.len < 200 ? m.len : 200),
+			         (const char *)m.data);
 			rc = srv_drain(c);
 		}
 		return rc == HS_ECLOSED ? HS_OK : rc;
@@ -1434,8 +1614,8 @@ srv_child(int lfd, int resfd, enum srv_mode mode, int pinned)
 		res.rc = -errno;
 		goto out;
 	}
-	res.rc = proto_conn_accept(t, fd, IO_MS, &c, res.text,
-	    sizeof(res.text));
+	res.rc =
+	    proto_conn_accept(t, fd, IO_MS, &c, res.text, sizeof(res.text));
 	if (res.rc == HS_OK)
 		res.rc = srv_run(c, mode, &res);
 out:
@@ -1493,8 +1673,8 @@ server_finish(struct server *s, struct srv_result *res)
 
 	memset(res, 0, sizeof(*res));
 	while (got < sizeof(*res)) {
-		ssize_t n = read(s->resfd, (char *)res + got,
-		    sizeof(*res) - got);
+		ssize_t n =
+		    read(s->resfd, (char *)res + got, sizeof(*res) - got);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -1504,7 +1684,7 @@ server_finish(struct server *s, struct srv_result *res)
 	close(s->resfd);
 	ck_assert_int_eq(waitpid(s->pid, &st, 0), s->pid);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-	    "server child: status %#x", st);
+	              "server child: status %#x", st);
 	res->text[sizeof(res->text) - 1] = '\0';
 }
 
@@ -1525,7 +1705,7 @@ client_open(struct client *cl, const struct server *s, int who, int pinned)
 	ck_assert_int_eq(tls_make(0, who, pinned, &cl->t), HS_OK);
 	snprintf(hp, sizeof(hp), "127.0.0.1:%u", s->port);
 	rc = proto_conn_connect(cl->t, hp, IO_MS, &cl->c, cl->why,
-	    sizeof(cl->why));
+	                        sizeof(cl->why));
 	if (rc == HS_OK) {
 		ck_assert_ptr_nonnull(cl->c);
 		proto_conn_set_timeout(cl->c, IO_MS);
@@ -1544,7 +1724,7 @@ client_close(struct client *cl)
 
 START_TEST(keygen_files)
 {
-	char dir[128], crt[160], why[256] = "";
+	char dir[160], crt[200], why[256] = "";
 	uint8_t fp[32];
 	struct stat st;
 
@@ -1558,7 +1738,7 @@ START_TEST(keygen_files)
 	ck_assert_uint_eq(st.st_mode & 0777, 0600);
 	/* no silent overwrite */
 	ck_assert_int_eq(proto_keygen(dir, "mn1", 0, fp, why, sizeof(why)),
-	    -EEXIST);
+	                 -EEXIST);
 	ck_assert_str_ne(why, "");
 }
 END_TEST
@@ -1582,7 +1762,7 @@ START_TEST(conn_hello)
 	mine.epoch = 42;
 	ck_assert_int_eq(proto_hello_send(cl.c, &mine), HS_OK);
 	ck_assert_int_eq(proto_hello_recv(cl.c, &peer, why, sizeof(why)),
-	    HS_OK);
+	                 HS_OK);
 	ck_assert_uint_eq(peer.magic, PROTO_MAGIC);
 	ck_assert_uint_eq(peer.version, PROTO_VERSION);
 	ck_assert_str_eq(peer.name, "mn1");
@@ -1636,7 +1816,7 @@ START_TEST(conn_frames)
 	ck_assert_ptr_nonnull(buf);
 	server_start(&s, SRV_ECHO, MN2);
 	ck_assert_msg(client_open(&cl, &s, MN2, MN1) == HS_OK, "connect: %s",
-	    cl.why);
+	              cl.why);
 	for (i = 0; i < N_ELEM(frame_cases); i++) {
 		const struct frame_case *tc = &frame_cases[i];
 		uint8_t type = (uint8_t)(PROTO_T_OP_DATA + (i & 1));
@@ -1647,11 +1827,12 @@ START_TEST(conn_frames)
 		else
 			fill_random(buf, tc->len, i);
 		rc = proto_conn_send(cl.c, type, buf, tc->len, tc->mode,
-		    &compressed);
+		                     &compressed);
 		ck_assert_msg(rc == HS_OK, "frame %zu: send %d", i, rc);
 		if (tc->compressed >= 0)
 			ck_assert_msg(compressed == tc->compressed,
-			    "frame %zu: compressed %d", i, compressed);
+			              "frame %zu: compressed %d", i,
+			              compressed);
 		else
 			ck_assert(compressed == 0 || compressed == 1);
 		rc = proto_conn_recv(cl.c, &m);
@@ -1659,15 +1840,15 @@ START_TEST(conn_frames)
 		ck_assert_uint_eq(m.type, type);
 		ck_assert_uint_eq(m.len, tc->len);
 		ck_assert_msg(memcmp(m.data, buf, tc->len) == 0,
-		    "frame %zu: payload differs", i);
+		              "frame %zu: payload differs", i);
 	}
 
 	/* queued back to back, flushed by the first recv */
 	for (i = 0; i < 3; i++) {
 		memset(buf, (int)('a' + i), 10 * (i + 1));
 		ck_assert_int_eq(proto_conn_send(cl.c, PROTO_T_LIST, buf,
-				     10 * (i + 1), PROTO_RAW, NULL),
-		    HS_OK);
+		                                 10 * (i + 1), PROTO_RAW, NULL),
+		                 HS_OK);
 	}
 	for (i = 0; i < 3; i++) {
 		ck_assert_int_eq(proto_conn_recv(cl.c, &m), HS_OK);
@@ -1677,12 +1858,12 @@ START_TEST(conn_frames)
 
 	/* refused locally, nothing sent */
 	ck_assert_int_eq(proto_conn_send(cl.c, PROTO_T_OP_DATA, buf,
-			     PROTO_FRAME_MAX + 1, PROTO_RAW, NULL),
-	    HS_ELIMIT);
+	                                 PROTO_FRAME_MAX + 1, PROTO_RAW, NULL),
+	                 HS_ELIMIT);
 	proto_wr_init(&w);
 	w.rc = HS_ELIMIT;
-	ck_assert_int_eq(
-	    proto_conn_send_wr(cl.c, PROTO_T_LIST, &w, PROTO_ZSTD), HS_ELIMIT);
+	ck_assert_int_eq(proto_conn_send_wr(cl.c, PROTO_T_LIST, &w, PROTO_ZSTD),
+	                 HS_ELIMIT);
 	proto_wr_free(&w);
 	client_close(&cl);
 
@@ -1712,11 +1893,11 @@ START_TEST(conn_zstd)
 		fill_random(buf, MIB, 3);
 	server_start(&s, SRV_ECHO, MN2);
 	ck_assert_msg(client_open(&cl, &s, MN2, MN1) == HS_OK, "connect: %s",
-	    cl.why);
+	              cl.why);
 	before = proto_conn_bytes_out(cl.c);
 	ck_assert_int_eq(proto_conn_send(cl.c, PROTO_T_OP_DATA, buf, MIB,
-			     PROTO_ZSTD, &compressed),
-	    HS_OK);
+	                                 PROTO_ZSTD, &compressed),
+	                 HS_OK);
 	ck_assert_int_eq(proto_conn_flush(cl.c), HS_OK);
 	wire = proto_conn_bytes_out(cl.c) - before;
 	if (kind == FILL_TEXT) {
@@ -1757,8 +1938,8 @@ START_TEST(conn_client_not_pinned)
 	 */
 	if (rc == HS_OK)
 		rc = proto_hello_recv(cl.c, &peer, cl.why, sizeof(cl.why));
-	ck_assert_msg(rc == HS_EAUTH || rc == HS_ETLS, "client: rc %d (%s)",
-	    rc, cl.why);
+	ck_assert_msg(rc == HS_EAUTH || rc == HS_ETLS, "client: rc %d (%s)", rc,
+	              cl.why);
 	ck_assert_str_ne(cl.why, "");
 	client_close(&cl);
 
@@ -1787,7 +1968,7 @@ START_TEST(conn_server_not_pinned)
 	server_finish(&s, &res);
 	ck_assert_int_eq(res.n, 0);
 	ck_assert_msg(res.rc == HS_ETLS || res.rc == HS_EAUTH, "server: rc %d",
-	    res.rc);
+	              res.rc);
 	ck_assert_str_ne(res.text, "");
 }
 END_TEST
@@ -1800,20 +1981,18 @@ struct hello_recv_case {
 	const char *text; /* payload when version is 0 */
 	int rc;
 	const char *why1, *why2; /* substrings of `why` */
-	int told;		 /* does the peer get an ERROR back? */
+	int told;                /* does the peer get an ERROR back? */
 };
 
 static const struct hello_recv_case hello_recv_cases[] = {
-    {"version 99", PROTO_T_HELLO, 99, NULL, HS_EVERSION, "99", "version 1",
+    {"version 99", PROTO_T_HELLO, 99, NULL, HS_EVERSION, "99", "version 1", 1},
+    {"version 2", PROTO_T_HELLO, 2, NULL, HS_EVERSION, "version 2", "version 1",
      1},
-    {"version 2", PROTO_T_HELLO, 2, NULL, HS_EVERSION, "version 2",
-     "version 1", 1},
     {"busy", PROTO_T_BUSY, 0, "", HS_EBUSY, "busy", "", 0},
     {"error", PROTO_T_ERROR, 0, "set www not configured", HS_EREFUSED,
      "set www not configured", "", 0},
     {"wrong type", PROTO_T_LIST, 0, "", HS_EPROTO, "12", "", 1},
-    {"malformed", PROTO_T_HELLO, 0, "HMNX\x00\x01", HS_EPROTO, "HELLO", "",
-     1},
+    {"malformed", PROTO_T_HELLO, 0, "HMNX\x00\x01", HS_EPROTO, "HELLO", "", 1},
 };
 
 START_TEST(conn_hello_recv_table)
@@ -1845,14 +2024,14 @@ START_TEST(conn_hello_recv_table)
 	proto_wr_free(&srv_frame);
 
 	ck_assert_msg(client_open(&cl, &s, MN2, MN1) == HS_OK, "connect: %s",
-	    cl.why);
+	              cl.why);
 	rc = proto_hello_recv(cl.c, &peer, why, sizeof(why));
 	ck_assert_msg(rc == tc->rc, "%s: rc %d, want %d (%s)", tc->what, rc,
-	    tc->rc, why);
+	              tc->rc, why);
 	ck_assert_msg(strstr(why, tc->why1) != NULL, "%s: why '%s'", tc->what,
-	    why);
+	              why);
 	ck_assert_msg(strstr(why, tc->why2) != NULL, "%s: why '%s'", tc->what,
-	    why);
+	              why);
 	if (tc->rc == HS_EVERSION)
 		ck_assert_uint_eq(peer.version, tc->version);
 	client_close(&cl);
@@ -1885,8 +2064,7 @@ proto_suite(void)
 	tc = tcase_create("codec");
 	tcase_add_test(tc, codec_layout);
 	tcase_add_loop_test(tc, codec_int_table, 0, (int)N_ELEM(int_values));
-	tcase_add_loop_test(tc, codec_short_table, 0,
-	    (int)N_ELEM(short_cases));
+	tcase_add_loop_test(tc, codec_short_table, 0, (int)N_ELEM(short_cases));
 	tcase_add_loop_test(tc, codec_str_table, 0, (int)N_ELEM(str_cases));
 	tcase_add_test(tc, codec_rd_end);
 	tcase_add_test(tc, codec_wr_overflow);
@@ -1896,15 +2074,15 @@ proto_suite(void)
 	tc = tcase_create("hello");
 	tcase_add_loop_test(tc, hello_table, 0, (int)N_ELEM(hello_cases));
 	tcase_add_loop_test(tc, hello_roundtrip, 0,
-	    (int)N_ELEM(hello_rt_cases));
+	                    (int)N_ELEM(hello_rt_cases));
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("entry");
 	tcase_add_loop_test(tc, entry_roundtrip, 0,
-	    (int)N_ELEM(entry_rt_cases));
+	                    (int)N_ELEM(entry_rt_cases));
 	tcase_add_test(tc, entry_batch);
 	tcase_add_loop_test(tc, entry_bad_table, 0,
-	    (int)N_ELEM(entry_bad_cases));
+	                    (int)N_ELEM(entry_bad_cases));
 	tcase_add_test(tc, entry_nul_in_strings);
 	tcase_add_loop_test(tc, entry_xattrs_table, 0, (int)N_ELEM(xa_cases));
 	tcase_add_test(tc, entry_xattrs_limit);
@@ -1912,9 +2090,16 @@ proto_suite(void)
 
 	tc = tcase_create("set_open");
 	tcase_add_loop_test(tc, set_open_roundtrip, 0,
-	    (int)N_ELEM(set_rt_counts));
+	                    (int)N_ELEM(set_rt_counts));
 	tcase_add_loop_test(tc, set_open_bad_table, 0,
-	    (int)N_ELEM(set_bad_cases));
+	                    (int)N_ELEM(set_bad_cases));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("scope");
+	tcase_add_loop_test(tc, scope_roundtrip, 0,
+	                    (int)N_ELEM(scope_rt_counts));
+	tcase_add_loop_test(tc, scope_bad_table, 0,
+	                    (int)N_ELEM(scope_bad_cases));
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("hash");
@@ -1922,6 +2107,7 @@ proto_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("conn");
+	tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
 	tcase_add_checked_fixture(tc, conn_setup, conn_teardown);
 	/* several handshakes and 4 MiB frames under ASan */
 	tcase_set_timeout(tc, 60);
@@ -1932,7 +2118,7 @@ proto_suite(void)
 	tcase_add_test(tc, conn_client_not_pinned);
 	tcase_add_test(tc, conn_server_not_pinned);
 	tcase_add_loop_test(tc, conn_hello_recv_table, 0,
-	    (int)N_ELEM(hello_recv_cases));
+	                    (int)N_ELEM(hello_recv_cases));
 	suite_add_tcase(s, tc);
 	return s;
 }
