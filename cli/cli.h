@@ -44,6 +44,7 @@ json_t *cli_json_path(const char *s);
 
 int cli_keygen(int argc, char **argv);
 int cli_verify(int argc, char **argv, const char *conf_opt);
+int cli_status(int argc, char **argv, const char *conf_opt);
 int cli_daemon(int argc, char **argv, const char *conf_opt);
 int cli_sync(int argc, char **argv, const char *conf_opt);
 int cli_unbuilt(const char *cmd, int argc, char **argv);

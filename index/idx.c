@@ -172,3 +172,47 @@ idx_node_put(struct idx *x, const struct idx_node *n)
 	}
 	return idx_map_error(mdb_txn_commit(txn));
 }
+
+int
+idx_blob_put(struct idx *x, const char *key, const void *p, size_t len)
+{
+	MDB_txn *txn;
+	MDB_val k = {strlen(key), (void *)key}, v = {len, (void *)p};
+	int rc;
+
+	if (len > IDX_BLOB_MAX)
+		return HS_ELIMIT;
+	if ((rc = mdb_txn_begin(x->env, NULL, 0, &txn)) != 0)
+		return idx_map_error(rc);
+	if ((rc = mdb_put(txn, x->meta, &k, &v, 0)) != 0) {
+		mdb_txn_abort(txn);
+		return idx_map_error(rc);
+	}
+	return idx_map_error(mdb_txn_commit(txn));
+}
+
+int
+idx_blob_get(struct idx *x, const char *key, char **out, size_t *len)
+{
+	MDB_txn *txn;
+	MDB_val k = {strlen(key), (void *)key}, v;
+	int rc;
+
+	if ((rc = mdb_txn_begin(x->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return idx_map_error(rc);
+	rc = mdb_get(txn, x->meta, &k, &v);
+	if (rc == 0 && v.mv_size > IDX_BLOB_MAX)
+		rc = MDB_CORRUPTED;
+	if (rc == 0) {
+		/* The value lives in the map only until the txn ends: copy. */
+		if ((*out = malloc(v.mv_size + 1)) == NULL) {
+			mdb_txn_abort(txn);
+			return -ENOMEM;
+		}
+		memcpy(*out, v.mv_data, v.mv_size);
+		(*out)[v.mv_size] = '\0';
+		*len = v.mv_size;
+	}
+	mdb_txn_abort(txn);
+	return idx_map_error(rc);
+}

@@ -32,5 +32,12 @@ void idx_close(struct idx *x);
 /* HS_ENOTFOUND when this node has never stored its state. */
 int idx_node_get(struct idx *x, struct idx_node *out);
 int idx_node_put(struct idx *x, const struct idx_node *n);
+/*
+ * A small named record (at most IDX_BLOB_MAX bytes), e.g. the daemon's
+ * last status.  get: *out is malloc'd, NUL-terminated; HS_ENOTFOUND.
+ */
+#define IDX_BLOB_MAX (1024 * 1024)
+int idx_blob_put(struct idx *x, const char *key, const void *p, size_t len);
+int idx_blob_get(struct idx *x, const char *key, char **out, size_t *len);
 
 #endif /* IDX_H */

@@ -48,12 +48,13 @@
 
 /* Message types; a session runs through them in this order. */
 enum proto_type {
-	PROTO_T_HELLO = 1,         /* both: version, name, role, epoch */
-	PROTO_T_ERROR = 2,         /* either: fatal error text, then close */
-	PROTO_T_BUSY = 3,          /* standby: serving another primary */
-	PROTO_T_BYE = 4,           /* primary: session over */
-	PROTO_T_PING = 5,          /* primary: heartbeat, u64 token */
-	PROTO_T_PONG = 6,          /* standby: the token back */
+	PROTO_T_HELLO = 1, /* both: version, name, role, epoch */
+	PROTO_T_ERROR = 2, /* either: fatal error text, then close */
+	PROTO_T_BUSY = 3,  /* standby: serving another primary */
+	PROTO_T_BYE = 4,   /* primary: session over */
+	PROTO_T_PING = 5,  /* primary: heartbeat, u64 token */
+	PROTO_T_PONG = 6,  /* standby: the token back */
+	PROTO_T_STATE = 7, /* primary: u64 lag ms, u64 pending, u8 in-sync */
 	PROTO_T_SET_OPEN = 10,     /* primary: name + sources of one set */
 	PROTO_T_SET_REFUSE = 11,   /* standby: set not configured here */
 	PROTO_T_LIST = 12,         /* standby: batch of entries it holds */
@@ -333,6 +334,12 @@ uint64_t proto_conn_bytes_in(const struct proto_conn *c);
  */
 int proto_keygen(const char *dir, const char *name, int force, uint8_t fp[32],
                  char *why, size_t whylen);
+
+/*
+ * Days until the PEM certificate at `pem` expires (negative once expired);
+ * HS_ETLS (as *days untouched) when it cannot be read.
+ */
+int proto_cert_days_left(const char *pem, int *days);
 
 /* SHA-256 fingerprint of a PEM certificate file. */
 int proto_cert_fingerprint(const char *pem, uint8_t fp[32]);

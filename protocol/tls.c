@@ -775,3 +775,23 @@ proto_tls_from_conf(const struct hs_conf *conf, int is_server,
 	o.is_server = is_server;
 	return proto_tls_new(&o, out);
 }
+
+int
+proto_cert_days_left(const char *pem, int *days)
+{
+	FILE *f = fopen(pem, "re");
+	X509 *x;
+	int d = 0, sec = 0, rc = HS_ETLS;
+
+	if (f == NULL)
+		return -errno;
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (x != NULL &&
+	    ASN1_TIME_diff(&d, &sec, NULL, X509_get0_notAfter(x)) == 1) {
+		*days = d - (sec < 0);
+		rc = HS_OK;
+	}
+	X509_free(x);
+	return rc;
+}

@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include "daemon_int.h"
+#include "idx.h"
+#include "status.h"
 #include "syncd.h"
 
 /* Reconnect backoff: from 200 ms, doubling, capped at 10 s. */
@@ -50,7 +52,62 @@ struct prim {
 	uint64_t next_rescan_ns;
 	uint64_t last_err_log_ns;
 	uint64_t syncs;
+	/* What status reports. */
+	struct idx *x;
+	int cfd;               /* control socket */
+	uint8_t *seeded;       /* per set: reconciled whole at least once */
+	uint8_t *held;         /* per set: deletions held back */
+	uint8_t *failed;       /* per set: errors in the last run */
+	int busy_set;          /* set being reconciled whole, or -1 */
+	uint64_t inflight_ns;  /* oldest change in the run under way */
+	uint64_t unsynced_ns;  /* since when the standby may miss changes */
+	double last_applied;   /* wall clock of the last acknowledged run */
+	uint64_t last_save_ns; /* status saved in the index */
 };
+
+static void prim_tick(void *arg);
+
+static void
+prim_free_sets(struct prim *p)
+{
+	free(p->need_full);
+	free(p->files);
+	free(p->deleted);
+	free(p->seeded);
+	free(p->held);
+	free(p->failed);
+	p->need_full = p->seeded = p->held = p->failed = NULL;
+	p->files = p->deleted = NULL;
+}
+
+/* Per-set state for the current config; a set seeded before stays so. */
+static int
+prim_alloc_sets(struct prim *p)
+{
+	size_t n = p->conf->n_sets ? p->conf->n_sets : 1, i;
+
+	prim_free_sets(p);
+	p->need_full = calloc(n, 1);
+	p->seeded = calloc(n, 1);
+	p->held = calloc(n, 1);
+	p->failed = calloc(n, 1);
+	p->files = calloc(n, sizeof(*p->files));
+	p->deleted = calloc(n, sizeof(*p->deleted));
+	if (p->need_full == NULL || p->seeded == NULL || p->held == NULL ||
+	    p->failed == NULL || p->files == NULL || p->deleted == NULL)
+		return -ENOMEM;
+	for (i = 0; p->x != NULL && i < p->conf->n_sets; i++) {
+		char key[128], *v;
+		size_t len;
+
+		snprintf(key, sizeof(key), "seeded/%s", p->conf->sets[i].name);
+		if (idx_blob_get(p->x, key, &v, &len) == HS_OK) {
+			p->seeded[i] = 1;
+			free(v);
+		}
+	}
+	return HS_OK;
+}
 
 static void
 prim_drop(struct prim *p, int rc, const char *what)
@@ -60,6 +117,11 @@ prim_drop(struct prim *p, int rc, const char *what)
 	hs_log_warnx("primary: %s: %s; reconnecting", what, hs_strerror(rc));
 	send_session_close(p->ss, 0);
 	p->ss = NULL;
+	if (p->unsynced_ns == 0)
+		p->unsynced_ns =
+		    p->inflight_ns ? p->inflight_ns : hs_now_mono_ns();
+	p->inflight_ns = 0;
+	p->busy_set = -1;
 	/* What was taken from the watcher may not have landed: redo all. */
 	for (i = 0; i < p->conf->n_sets; i++)
 		p->need_full[i] = 1;
@@ -137,6 +199,11 @@ prim_sync_set(struct prim *p, size_t i)
 	full |= p->need_full[i];
 	if (!full && n == 0)
 		return HS_OK;
+	if (watch_taken_since(p->watch) != 0 &&
+	    (p->inflight_ns == 0 ||
+	     watch_taken_since(p->watch) < p->inflight_ns))
+		p->inflight_ns = watch_taken_since(p->watch);
+	p->busy_set = full ? (int)i : -1;
 	memset(&rep, 0, sizeof(rep));
 	p->o.guard_files = p->files[i];
 	p->o.guard_recent = p->deleted[i];
@@ -146,30 +213,88 @@ prim_sync_set(struct prim *p, size_t i)
 	if (rc < 0)
 		return rc;
 	p->last_io_ns = hs_now_mono_ns();
+	p->busy_set = -1;
 	p->syncs++;
+	p->last_applied = st_wall_now();
+	p->held[i] = rep.held > 0;
+	p->failed[i] =
+	    rep.remote_errors + rep.changed_during + rep.sets_refused > 0;
 	if (full) {
 		p->need_full[i] = 0;
 		p->files[i] = rep.standby_files;
+		if (!p->seeded[i] && !p->failed[i] && p->x != NULL) {
+			char key[128];
+
+			snprintf(key, sizeof(key), "seeded/%s", set->name);
+			idx_blob_put(p->x, key, "1", 1);
+			p->seeded[i] = 1;
+		}
 	} else
 		p->deleted[i] += rep.deleted;
 	report_log(set, &rep, !full);
 	return HS_OK;
 }
 
+/* Caught up: nothing waiting, nothing in flight, every set reconciled. */
+static int
+prim_caught_up(struct prim *p)
+{
+	uint64_t oldest, paths;
+	size_t i;
+
+	watch_pending_stats(p->watch, &oldest, &paths);
+	if (p->ss == NULL || paths > 0 || p->inflight_ns != 0)
+		return 0;
+	for (i = 0; i < p->conf->n_sets; i++)
+		if (p->need_full[i])
+			return 0;
+	return 1;
+}
+
+/* Lag in ns: age of the oldest change not yet acknowledged. */
+static uint64_t
+prim_lag_ns(struct prim *p)
+{
+	uint64_t oldest, paths, now = hs_now_mono_ns(), t = 0;
+
+	watch_pending_stats(p->watch, &oldest, &paths);
+	if (oldest != 0)
+		t = oldest;
+	if (p->inflight_ns != 0 && (t == 0 || p->inflight_ns < t))
+		t = p->inflight_ns;
+	if (p->unsynced_ns != 0 && (t == 0 || p->unsynced_ns < t))
+		t = p->unsynced_ns;
+	return t == 0 || t > now ? 0 : now - t;
+}
+
 static int
 prim_sync_all(struct prim *p)
 {
+	uint64_t oldest, paths;
 	size_t i;
-	int rc;
+	int rc, any = 0;
 
 	for (i = 0; i < p->conf->n_sets && p->ss != NULL; i++) {
 		if (!p->need_full[i] && !watch_pending(p->watch, (uint16_t)i))
 			continue;
+		any = 1;
 		if ((rc = prim_sync_set(p, i)) < 0) {
 			prim_drop(p, rc, p->conf->sets[i].name);
 			return rc;
 		}
 	}
+	if (!any || p->ss == NULL)
+		return HS_OK;
+	p->inflight_ns = 0;
+	for (i = 0; i < p->conf->n_sets && !p->need_full[i]; i++)
+		;
+	if (i == p->conf->n_sets)
+		p->unsynced_ns = 0;
+	/* The standby learns our lag, for its own status. */
+	watch_pending_stats(p->watch, &oldest, &paths);
+	if ((rc = send_session_state(p->ss, prim_lag_ns(p) / NS_PER_MS, paths,
+	                             prim_caught_up(p))) < 0)
+		prim_drop(p, rc, "state");
 	return HS_OK;
 }
 
@@ -188,6 +313,134 @@ prim_heartbeat(struct prim *p)
 		return;
 	}
 	p->last_io_ns = hs_now_mono_ns();
+}
+
+static json_t *
+prim_status(struct prim *p)
+{
+	struct st_view v;
+	struct st_path paths[64];
+	const struct proto_hello *peer =
+	    p->ss ? send_session_peer(p->ss) : NULL;
+	uint64_t now = hs_now_mono_ns(), oldest, pending;
+	size_t i;
+	int days;
+
+	memset(&v, 0, sizeof(v));
+	v.conf = p->conf;
+	v.role = "primary";
+	v.epoch = p->epoch;
+	v.running = 1;
+	v.peer_name = peer ? peer->name : NULL;
+	v.peer_state = p->ss ? "connected" : "disconnected";
+	v.peer_role = peer ? "standby" : NULL;
+	v.peer_epoch = peer ? (int64_t)peer->epoch : -1;
+	v.last_heard = p->ss ? (double)(now - p->last_io_ns) / 1e9 : -1;
+	v.lag = (double)prim_lag_ns(p) / 1e9;
+	watch_pending_stats(p->watch, &oldest, &pending);
+	v.files_pending = (int64_t)pending;
+	v.bytes_pending = -1;
+	v.last_applied_unix = p->last_applied;
+	for (i = 0; i < p->conf->n_sets && i < 64; i++) {
+		paths[i].name = p->conf->sets[i].name;
+		paths[i].files = p->files[i] ? (int64_t)p->files[i] : -1;
+		paths[i].bytes = -1;
+		paths[i].progress = 1.0;
+		if (p->failed[i])
+			paths[i].state = "error";
+		else if (p->held[i])
+			paths[i].state = "held";
+		else if (!p->seeded[i]) {
+			paths[i].state = "seeding";
+			paths[i].progress = 0.0;
+			if ((int)i == p->busy_set && p->ss != NULL)
+				paths[i].progress =
+				    send_session_progress(p->ss);
+		} else if (p->need_full[i] ||
+		           watch_pending(p->watch, (uint16_t)i))
+			paths[i].state = "catching-up";
+		else
+			paths[i].state = "in-sync";
+		if (p->held[i])
+			st_warn(
+			    &v, "warning",
+			    "set %s: deletions held back; "
+			    "`hamnsync sync --allow-deletes %s` releases them",
+			    paths[i].name, paths[i].name);
+		if (!p->seeded[i])
+			st_warn(&v, "warning", "set %s: seeding",
+			        paths[i].name);
+	}
+	v.paths = paths;
+	v.n_paths = i;
+	v.ready = 0;
+	v.rpo = -1;
+	v.reasons[v.n_reasons++] = "this node is the primary";
+	if (p->ss == NULL && p->unsynced_ns != 0 &&
+	    now - p->unsynced_ns > p->conf->peer_timeout * 1000 * NS_PER_MS)
+		st_warn(&v, "critical", "standby %s unreachable for %.0f s",
+		        p->conf->peer, (double)(now - p->unsynced_ns) / 1e9);
+	if (watch_unwatched(p->watch) > 0)
+		st_warn(&v, "warning",
+		        "%zu subtrees without inotify watches "
+		        "(watch limit); rescanned every %llu s",
+		        watch_unwatched(p->watch),
+		        (unsigned long long)p->conf->rescan_interval);
+	if (proto_cert_days_left(p->conf->cert, &days) == HS_OK) {
+		if (days < 0)
+			st_warn(&v, "critical", "certificate %s has expired",
+			        p->conf->cert);
+		else if (days < 30)
+			st_warn(&v, "warning",
+			        "certificate %s expires in %d days",
+			        p->conf->cert, days);
+	}
+	return st_json(&v);
+}
+
+static json_t *
+prim_answer(void *arg, const char *verb)
+{
+	struct prim *p = arg;
+	json_t *j;
+
+	if (strcmp(verb, "status") == 0)
+		return prim_status(p);
+	if (strcmp(verb, "sync") == 0) {
+		for (size_t i = 0; i < p->conf->n_sets; i++)
+			p->need_full[i] = 1;
+		j = json_object();
+		json_object_set_new(j, "queued", json_true());
+		return j;
+	}
+	return NULL;
+}
+
+/* Keep status answering and the inotify queue drained in long runs. */
+static void
+prim_tick(void *arg)
+{
+	struct prim *p = arg;
+
+	if (p->cfd >= 0)
+		ctl_serve(p->cfd, p->conf->status_group, prim_answer, p);
+	watch_drain(p->watch);
+}
+
+static void
+prim_save_status(struct prim *p, int force)
+{
+	uint64_t now = hs_now_mono_ns();
+	json_t *j;
+
+	if (p->x == NULL ||
+	    (!force && now - p->last_save_ns < 5000 * NS_PER_MS))
+		return;
+	p->last_save_ns = now;
+	if ((j = prim_status(p)) != NULL) {
+		st_save(p->x, j);
+		json_decref(j);
+	}
 }
 
 static int
@@ -216,14 +469,8 @@ prim_reload(struct prim *p)
 	hs_conf_free(p->conf);
 	p->conf = nc;
 	p->watch = nw;
-	n = nc->n_sets ? nc->n_sets : 1;
-	free(p->need_full);
-	free(p->files);
-	free(p->deleted);
-	p->need_full = calloc(n, 1);
-	p->files = calloc(n, sizeof(*p->files));
-	p->deleted = calloc(n, sizeof(*p->deleted));
-	if (p->need_full == NULL || p->files == NULL || p->deleted == NULL)
+	(void)n;
+	if (prim_alloc_sets(p) < 0)
 		return -ENOMEM;
 	p->next_try_ns = 0;
 	hs_log_info("primary: configuration reloaded; every set is "
@@ -278,7 +525,7 @@ prim_timeout(struct prim *p)
 static int
 prim_loop(struct prim *p)
 {
-	struct pollfd pfd[2];
+	struct pollfd pfd[3];
 	int rc;
 
 	while (!p->stopping) {
@@ -294,14 +541,20 @@ prim_loop(struct prim *p)
 			p->next_rescan_ns =
 			    now + p->conf->rescan_interval * 1000 * NS_PER_MS;
 		}
+		prim_save_status(p, 0);
 		pfd[0].fd = watch_fd(p->watch);
 		pfd[0].events = POLLIN;
 		pfd[1].fd = p->sfd;
 		pfd[1].events = POLLIN;
-		if (poll(pfd, 2, prim_timeout(p)) < 0 && errno != EINTR)
+		pfd[2].fd = p->cfd;
+		pfd[2].events = POLLIN;
+		if (poll(pfd, 3, prim_timeout(p)) < 0 && errno != EINTR)
 			return -errno;
 		if ((pfd[1].revents & POLLIN) && (rc = prim_signal(p)) < 0)
 			return rc;
+		if (pfd[2].revents & POLLIN)
+			ctl_serve(p->cfd, p->conf->status_group, prim_answer,
+			          p);
 		watch_drain(p->watch);
 	}
 	/* SIGTERM: what changed until now goes out, then a clean goodbye. */
@@ -310,6 +563,7 @@ prim_loop(struct prim *p)
 		prim_sync_all(p);
 	send_session_close(p->ss, 1);
 	p->ss = NULL;
+	prim_save_status(p, 1);
 	hs_log_info("primary: stopped after %llu reconciliations",
 	            (unsigned long long)p->syncs);
 	return HS_OK;
@@ -321,7 +575,6 @@ prim_run(const char *conf_path, struct hs_conf *conf, uint64_t epoch,
 {
 	struct prim p;
 	sigset_t mask;
-	size_t n = conf->n_sets ? conf->n_sets : 1;
 	int rc;
 
 	memset(&p, 0, sizeof(p));
@@ -332,13 +585,12 @@ prim_run(const char *conf_path, struct hs_conf *conf, uint64_t epoch,
 	p.backoff_ms = BACKOFF_MIN_MS;
 	p.o.epoch = epoch;
 	p.o.quiet = 1;
-	p.need_full = calloc(n, 1);
-	p.files = calloc(n, sizeof(*p.files));
-	p.deleted = calloc(n, sizeof(*p.deleted));
-	if (p.need_full == NULL || p.files == NULL || p.deleted == NULL) {
-		rc = -ENOMEM;
-		goto out;
-	}
+	p.cfd = -1;
+	p.busy_set = -1;
+	p.last_applied = -1;
+	p.unsynced_ns = hs_now_mono_ns();
+	p.o.tick = prim_tick;
+	p.o.tick_arg = &p;
 	if (mkdir(conf->state_dir, 0700) < 0 && errno != EEXIST) {
 		rc = -errno;
 		hs_log_err("primary: state_dir %s", conf->state_dir);
@@ -346,6 +598,18 @@ prim_run(const char *conf_path, struct hs_conf *conf, uint64_t epoch,
 	}
 	if ((rc = dmn_lock_pidfile(conf->state_dir, &p.pidfd)) < 0)
 		goto out;
+	if ((rc = idx_open(conf->state_dir, 0, &p.x)) < 0) {
+		hs_log_errx("primary: index in %s: %s", conf->state_dir,
+		            hs_strerror(rc));
+		goto out;
+	}
+	if ((rc = prim_alloc_sets(&p)) < 0)
+		goto out;
+	if ((p.cfd = ctl_listen(conf->state_dir, conf->status_group)) < 0) {
+		rc = p.cfd;
+		hs_log_errx("primary: control socket: %s", hs_strerror(rc));
+		goto out;
+	}
 	/* Watch before the first reconciliation, so nothing slips between. */
 	if ((rc = watch_new(conf, &p.watch)) < 0) {
 		hs_log_errx("primary: cannot watch the sources: %s",
@@ -386,9 +650,12 @@ out:
 			unlink(path);
 		close(p.pidfd);
 	}
-	free(p.need_full);
-	free(p.files);
-	free(p.deleted);
+	if (p.cfd >= 0) {
+		close(p.cfd);
+		ctl_unlink(p.conf->state_dir);
+	}
+	idx_close(p.x);
+	prim_free_sets(&p);
 	hs_conf_free(p.conf);
 	return rc;
 }

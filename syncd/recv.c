@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/socket.h>
+
+#include "status.h"
 #include "syncd.h"
 
 /* Listing frames are cut at this size, well below PROTO_FRAME_MAX. */
@@ -34,7 +37,41 @@ struct session {
 	struct hash_req *reqs;
 	size_t n_reqs;
 	struct proto_wr w;
+	int report_fd;
+	struct recv_report rep;
+	uint64_t reported_ns;
 };
+
+/* Tell the daemon what we heard, at most every RECV_REPORT_MS. */
+static void
+report(struct session *s, int force)
+{
+	uint64_t now = hs_now_mono_ns();
+
+	s->rep.heard_ns = now;
+	if (s->report_fd < 0 ||
+	    (!force && now - s->reported_ns < RECV_REPORT_MS * 1000000ull))
+		return;
+	s->reported_ns = now;
+	if (send(s->report_fd, &s->rep, sizeof(s->rep), MSG_DONTWAIT) < 0)
+		hs_log_debug("recv: report: %s", strerror(errno));
+}
+
+static int
+on_state(struct session *s, const struct proto_msg *m)
+{
+	struct proto_rd r = {m->data, m->len};
+	uint8_t in_sync;
+
+	if (proto_get_u64(&r, &s->rep.lag_ms) < 0 ||
+	    proto_get_u64(&r, &s->rep.pending) < 0 ||
+	    proto_get_u8(&r, &in_sync) < 0 || proto_rd_end(&r) < 0 ||
+	    in_sync > 1)
+		return HS_EPROTO;
+	s->rep.in_sync = in_sync;
+	report(s, 1);
+	return HS_OK;
+}
 
 static void
 reqs_clear(struct session *s)
@@ -331,6 +368,8 @@ on_set_end(struct session *s, const struct proto_msg *m)
 	rc = proto_conn_send_wr(s->c, PROTO_T_SET_DONE, &s->w, PROTO_ZSTD);
 	if (rc == HS_OK)
 		rc = proto_conn_flush(s->c);
+	s->rep.applied_wall = st_wall_now();
+	report(s, 1);
 	return rc;
 }
 
@@ -343,6 +382,8 @@ dispatch(struct session *s, const struct proto_msg *m)
 	case PROTO_T_SET_OPEN:
 	case PROTO_T_SET_OPEN_SCOPED:
 		return on_set_open(s, m);
+	case PROTO_T_STATE:
+		return on_state(s, m);
 	case PROTO_T_PING:
 		if (m->len != 8)
 			return HS_EPROTO;
@@ -401,7 +442,7 @@ type_name(uint8_t t)
 
 int
 recv_session(const struct hs_conf *conf, int rootfd, struct proto_conn *c,
-             volatile int *stop)
+             volatile int *stop, int report_fd, const struct proto_hello *peer)
 {
 	struct session s;
 	struct proto_msg m;
@@ -412,6 +453,12 @@ recv_session(const struct hs_conf *conf, int rootfd, struct proto_conn *c,
 	s.conf = conf;
 	s.rootfd = rootfd;
 	s.c = c;
+	s.report_fd = report_fd;
+	s.rep.lag_ms = UINT64_MAX;
+	s.rep.applied_wall = -1;
+	s.rep.epoch = peer->epoch;
+	snprintf(s.rep.primary, sizeof(s.rep.primary), "%s", peer->name);
+	report(&s, 1);
 	proto_wr_init(&s.w);
 	for (;;) {
 		rc = proto_conn_recv(c, &m);
@@ -432,6 +479,7 @@ recv_session(const struct hs_conf *conf, int rootfd, struct proto_conn *c,
 			             proto_conn_peer(c), hs_strerror(rc));
 			break;
 		}
+		report(&s, 0);
 		if (m.type == PROTO_T_BYE) {
 			rc = HS_OK;
 			break;

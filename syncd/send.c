@@ -1003,6 +1003,7 @@ session_open(struct sender *s, char *why, size_t whylen)
 			snprintf(why, whylen, "handshake: %s", hs_strerror(rc));
 		return rc;
 	}
+	s->peer = peer;
 	if (peer.role != HS_ROLE_STANDBY) {
 		snprintf(why, whylen,
 		         "peer %s says it is %s, not a standby: "
@@ -1136,4 +1137,26 @@ send_sync(const struct hs_conf *conf, const struct send_opts *o,
 	}
 	send_session_close(s, rc == HS_OK);
 	return rc;
+}
+
+const struct proto_hello *
+send_session_peer(const struct sender *s)
+{
+	return &s->peer;
+}
+
+int
+send_session_state(struct sender *s, uint64_t lag_ms, uint64_t pending,
+                   int in_sync)
+{
+	struct proto_wr w;
+	int rc;
+
+	proto_wr_init(&w);
+	proto_put_u64(&w, lag_ms);
+	proto_put_u64(&w, pending);
+	proto_put_u8(&w, in_sync ? 1 : 0);
+	rc = proto_conn_send_wr(s->c, PROTO_T_STATE, &w, PROTO_RAW);
+	proto_wr_free(&w);
+	return rc == HS_OK ? proto_conn_flush(s->c) : rc;
 }

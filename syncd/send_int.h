@@ -48,6 +48,8 @@ struct sender {
 	uint64_t done_files;
 	uint64_t start_ns;
 	uint64_t shown_ns;
+	uint64_t ticked_ns;
+	struct proto_hello peer; /* the standby's HELLO */
 };
 
 /*

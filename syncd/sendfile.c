@@ -52,6 +52,10 @@ send_progress(struct sender *s, int final)
 	uint64_t now = hs_now_mono_ns(), el;
 	double rate, eta;
 
+	if (s->o->tick != NULL && now - s->ticked_ns >= 50000000ull) {
+		s->ticked_ns = now;
+		s->o->tick(s->o->tick_arg);
+	}
 	if (!s->o->progress || s->o->dry_run)
 		return;
 	if (!final && now - s->shown_ns < 250000000ull)
@@ -498,4 +502,14 @@ send_deltas(struct sender *s)
 		rc = delta_batch(s, batch, n);
 	free(batch);
 	return rc;
+}
+
+double
+send_session_progress(const struct sender *s)
+{
+	if (s->todo_bytes == 0)
+		return 0.0;
+	return s->done_bytes >= s->todo_bytes
+	           ? 1.0
+	           : (double)s->done_bytes / (double)s->todo_bytes;
 }

@@ -17,12 +17,14 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "daemon_int.h"
 #include "idx.h"
+#include "status.h"
 #include "syncd.h"
 
 /* Connections being told `busy` at once; more are closed at accept. */
@@ -41,6 +43,15 @@ struct stdby {
 	pid_t session; /* the child holding the session */
 	size_t n_busy;
 	struct idx_node node;
+	/* For status. */
+	struct idx *x;
+	int cfd;                /* control socket */
+	int rep_fd;             /* reports from the session child */
+	int child_rep_fd;       /* its end, for the next child */
+	struct recv_report rep; /* the last one */
+	int heard;              /* a primary was ever heard */
+	uint64_t started_ns;
+	uint64_t last_save_ns;
 };
 
 static volatile int child_stop;
@@ -72,6 +83,14 @@ session_child(struct stdby *d, int fd, const char *addr, int busy)
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	close(d->lfd);
 	close(d->sfd);
+	if (d->cfd >= 0)
+		close(d->cfd);
+	if (d->rep_fd >= 0)
+		close(d->rep_fd);
+	if (busy && d->child_rep_fd >= 0) {
+		close(d->child_rep_fd);
+		d->child_rep_fd = -1;
+	}
 
 	rc = proto_conn_accept(d->tls, fd, timeout, &c, why, sizeof(why));
 	if (rc < 0) {
@@ -118,7 +137,8 @@ session_child(struct stdby *d, int fd, const char *addr, int busy)
 	hs_log_info("net: %s: session with primary %s", addr, peer.name);
 	/* A primary may pause between sets while it scans and hashes. */
 	proto_conn_set_timeout(c, timeout * 10);
-	rc = recv_session(d->conf, d->rootfd, c, &child_stop);
+	rc = recv_session(d->conf, d->rootfd, c, &child_stop, d->child_rep_fd,
+	                  &peer);
 	goto out;
 refuse:
 	hs_log_warnx("net: %s: %s", addr, why);
@@ -154,6 +174,21 @@ on_accept(struct stdby *d)
 		close(fd);
 		return;
 	}
+	if (!busy) {
+		int sv[2];
+
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) <
+		    0) {
+			hs_log_warn("net: %s: socketpair", addr);
+			close(fd);
+			return;
+		}
+		if (d->rep_fd >= 0)
+			close(d->rep_fd);
+		d->rep_fd = sv[0];
+		d->child_rep_fd = sv[1];
+		fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	}
 	if ((pid = fork()) < 0) {
 		hs_log_warn("net: %s: fork", addr);
 		close(fd);
@@ -162,6 +197,10 @@ on_accept(struct stdby *d)
 	if (pid == 0)
 		session_child(d, fd, addr, busy);
 	close(fd);
+	if (!busy) {
+		close(d->child_rep_fd);
+		d->child_rep_fd = -1;
+	}
 	if (busy)
 		d->n_busy++;
 	else
@@ -306,21 +345,159 @@ stop_session(struct stdby *d)
 	d->session = 0;
 }
 
+static void
+read_reports(struct stdby *d)
+{
+	struct recv_report r;
+
+	while (d->rep_fd >= 0 &&
+	       recv(d->rep_fd, &r, sizeof(r), 0) == (ssize_t)sizeof(r)) {
+		d->rep = r;
+		d->heard = 1;
+	}
+}
+
+static json_t *
+stdby_status(struct stdby *d)
+{
+	static char since[80];
+	struct st_view v;
+	struct st_path paths[64];
+	uint64_t now = hs_now_mono_ns(), silent_ns = 0;
+	uint64_t timeout_ns = d->conf->peer_timeout * 1000000000ull;
+	struct statvfs vfs;
+	size_t i;
+	int days, fresh;
+
+	read_reports(d);
+	memset(&v, 0, sizeof(v));
+	v.conf = d->conf;
+	v.role = "standby";
+	v.epoch = d->node.epoch;
+	v.running = 1;
+	v.peer_epoch = -1;
+	v.last_heard = -1;
+	v.lag = -1;
+	v.files_pending = -1;
+	v.bytes_pending = -1;
+	v.last_applied_unix = d->heard ? d->rep.applied_wall : -1;
+	v.rpo = -1;
+	if (d->heard) {
+		silent_ns = now - d->rep.heard_ns;
+		v.peer_name = d->rep.primary;
+		v.peer_role = "primary";
+		v.peer_epoch = (int64_t)d->rep.epoch;
+		v.last_heard = (double)silent_ns / 1e9;
+		if (d->rep.lag_ms != UINT64_MAX) {
+			v.lag = (double)d->rep.lag_ms / 1e3;
+			v.files_pending = (int64_t)d->rep.pending;
+			v.rpo = v.last_heard + v.lag;
+		}
+	}
+	fresh = d->heard && d->session > 0 && silent_ns <= timeout_ns;
+	v.peer_state = fresh            ? "connected"
+	               : d->session > 0 ? "silent"
+	                                : "disconnected";
+	for (i = 0; i < d->conf->n_sets && i < 64; i++) {
+		paths[i].name = d->conf->sets[i].name;
+		paths[i].files = -1;
+		paths[i].bytes = -1;
+		paths[i].progress = 1.0;
+		paths[i].state =
+		    fresh && d->rep.in_sync ? "in-sync" : "catching-up";
+	}
+	v.paths = paths;
+	v.n_paths = i;
+	v.ready = fresh && d->rep.in_sync && d->rep.lag_ms == 0;
+	if (!d->heard) {
+		v.reasons[v.n_reasons++] = "no primary heard since the "
+		                           "standby started";
+		if (now - d->started_ns > timeout_ns)
+			st_warn(&v, "critical", "no primary heard for %.0f s",
+			        (double)(now - d->started_ns) / 1e9);
+	}
+	else if (!fresh) {
+		time_t t = (time_t)(st_wall_now() - (double)silent_ns / 1e9);
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		strftime(since, sizeof(since),
+		         "primary unreachable since %Y-%m-%dT%H:%M:%SZ", &tm);
+		v.reasons[v.n_reasons++] = since;
+		st_warn(&v, "critical",
+		        "primary %s silent for %.0f s "
+		        "(peer_timeout %llu s)",
+		        d->rep.primary, (double)silent_ns / 1e9,
+		        (unsigned long long)d->conf->peer_timeout);
+	} else if (d->rep.lag_ms == UINT64_MAX || !d->rep.in_sync)
+		v.reasons[v.n_reasons++] = "catching up: changes of the "
+		                           "primary still in flight";
+	else if (d->rep.lag_ms > 0)
+		v.reasons[v.n_reasons++] = "lag above zero";
+	if (fstatvfs(d->rootfd, &vfs) == 0 && vfs.f_blocks > 0 &&
+	    (vfs.f_blocks - vfs.f_bavail) * 100 > vfs.f_blocks * 90)
+		st_warn(&v, "warning", "target_root %s is over 90%% full",
+		        d->conf->target_root);
+	if (proto_cert_days_left(d->conf->cert, &days) == HS_OK) {
+		if (days < 0)
+			st_warn(&v, "critical", "certificate %s has expired",
+			        d->conf->cert);
+		else if (days < 30)
+			st_warn(&v, "warning",
+			        "certificate %s expires in %d days",
+			        d->conf->cert, days);
+	}
+	return st_json(&v);
+}
+
+static json_t *
+stdby_answer(void *arg, const char *verb)
+{
+	if (strcmp(verb, "status") == 0)
+		return stdby_status(arg);
+	return NULL;
+}
+
+static void
+save_status(struct stdby *d, int force)
+{
+	uint64_t now = hs_now_mono_ns();
+	json_t *j;
+
+	if (d->x == NULL || (!force && now - d->last_save_ns < 5000000000ull))
+		return;
+	d->last_save_ns = now;
+	if ((j = stdby_status(d)) != NULL) {
+		st_save(d->x, j);
+		json_decref(j);
+	}
+}
+
 static int
 serve(struct stdby *d)
 {
-	struct pollfd pfd[2];
+	struct pollfd pfd[4];
 
 	pfd[0].fd = d->lfd;
 	pfd[0].events = POLLIN;
 	pfd[1].fd = d->sfd;
 	pfd[1].events = POLLIN;
+	pfd[2].fd = d->cfd;
+	pfd[2].events = POLLIN;
 	for (;;) {
-		if (poll(pfd, 2, -1) < 0) {
+		pfd[3].fd = d->rep_fd;
+		pfd[3].events = POLLIN;
+		save_status(d, 0);
+		if (poll(pfd, 4, 1000) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
+		if (pfd[3].revents & POLLIN)
+			read_reports(d);
+		if (pfd[2].revents & POLLIN)
+			ctl_serve(d->cfd, d->conf->status_group, stdby_answer,
+			          d);
 		if (pfd[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
 
@@ -331,6 +508,7 @@ serve(struct stdby *d)
 			case SIGINT:
 				hs_log_info("standby: stopping");
 				stop_session(d);
+				save_status(d, 1);
 				return HS_OK;
 			case SIGHUP:
 				reload(d);
@@ -357,6 +535,8 @@ stdby_run(const char *conf_path, struct hs_conf *conf, int foreground)
 	d.conf_path = conf_path;
 	d.conf = conf;
 	d.rootfd = d.lfd = d.sfd = d.pidfd = -1;
+	d.cfd = d.rep_fd = d.child_rep_fd = -1;
+	d.started_ns = hs_now_mono_ns();
 	if (mkdir(conf->state_dir, 0700) < 0 && errno != EEXIST) {
 		rc = -errno;
 		hs_log_err("standby: state_dir %s", conf->state_dir);
@@ -370,7 +550,7 @@ stdby_run(const char *conf_path, struct hs_conf *conf, int foreground)
 		goto out;
 	}
 	rc = idx_node_get(x, &d.node);
-	idx_close(x);
+	d.x = x;
 	if (rc < 0) {
 		hs_log_errx("standby: node state: %s", hs_strerror(rc));
 		goto out;
@@ -386,6 +566,11 @@ stdby_run(const char *conf_path, struct hs_conf *conf, int foreground)
 		goto out;
 	if ((rc = open_listener(conf->listen, &d.lfd)) < 0)
 		goto out;
+	if ((d.cfd = ctl_listen(conf->state_dir, conf->status_group)) < 0) {
+		rc = d.cfd;
+		hs_log_errx("standby: control socket: %s", hs_strerror(rc));
+		goto out;
+	}
 	if (!foreground) {
 		if ((rc = dmn_detach()) < 0)
 			goto out;
@@ -413,6 +598,13 @@ out:
 		close(d.sfd);
 	if (d.rootfd >= 0)
 		close(d.rootfd);
+	if (d.cfd >= 0) {
+		close(d.cfd);
+		ctl_unlink(d.conf->state_dir);
+	}
+	if (d.rep_fd >= 0)
+		close(d.rep_fd);
+	idx_close(d.x);
 	if (d.pidfd >= 0) {
 		char path[4200];
 

@@ -219,6 +219,12 @@ int watch_pending(const struct watch *w, uint16_t set);
 int watch_take(struct watch *w, uint16_t set, struct proto_scope **scope,
                size_t *n, int *full);
 
+/* When the oldest change of the last watch_take was seen (0: none). */
+uint64_t watch_taken_since(const struct watch *w);
+/* Changes waiting: when the oldest was seen (0: none), how many paths. */
+void watch_pending_stats(const struct watch *w, uint64_t *oldest_ns,
+                         uint64_t *paths);
+
 /* --------------------------------------------------- primary: one sync */
 
 /* What a reconciliation found and did. */
@@ -258,6 +264,9 @@ struct send_opts {
 	/* verify: called for each difference with the path and why. */
 	void (*verify_cb)(void *arg, const char *path, const char *why);
 	void *verify_arg;
+	/* Called often during long transfers (the daemon serves status). */
+	void (*tick)(void *arg);
+	void *tick_arg;
 };
 
 /*
@@ -277,8 +286,25 @@ int send_sync(const struct hs_conf *conf, const struct send_opts *o,
  * list, hash, apply, report.  Returns HS_OK after BYE, or the error that
  * ended the session (logged).  `stop` is polled between frames.
  */
+/*
+ * What a session child tells the standby daemon about its primary, for
+ * status: sent on report_fd (a SOCK_SEQPACKET) as frames arrive, at most
+ * every RECV_REPORT_MS.
+ */
+#define RECV_REPORT_MS 100
+struct recv_report {
+	uint64_t heard_ns;   /* CLOCK_MONOTONIC of the last frame */
+	uint64_t lag_ms;     /* the primary's lag, UINT64_MAX: not told */
+	uint64_t pending;    /* the primary's changes waiting */
+	uint64_t epoch;      /* the primary's epoch */
+	double applied_wall; /* wall clock of the last SET_DONE, or -1 */
+	uint8_t in_sync;     /* the primary says it is caught up */
+	char primary[PROTO_NODE_MAX + 1];
+};
+
 int recv_session(const struct hs_conf *conf, int rootfd, struct proto_conn *c,
-                 volatile int *stop);
+                 volatile int *stop, int report_fd,
+                 const struct proto_hello *peer);
 
 /*
  * A session with the standby that stays open (the primary daemon): open
@@ -291,6 +317,13 @@ int send_session_open(const struct hs_conf *conf, const struct send_opts *o,
 int send_session_set(struct sender *s, const struct hs_pathset *set,
                      const struct proto_scope *scope, size_t n_scope,
                      struct send_report *rep);
+/* Progress of the run under way, 0..1 of its bytes. */
+double send_session_progress(const struct sender *s);
+/* The standby's HELLO (name, role, epoch); borrowed. */
+const struct proto_hello *send_session_peer(const struct sender *s);
+/* Tell the standby our lag and pending changes (one-way, no reply). */
+int send_session_state(struct sender *s, uint64_t lag_ms, uint64_t pending,
+                       int in_sync);
 /* PING the standby and wait up to timeout_ms for its PONG. */
 int send_session_ping(struct sender *s, int timeout_ms);
 /* Say BYE (if `bye`) and free the session; NULL is fine. */

@@ -59,6 +59,7 @@ struct dirty_set {
 	size_t n;
 	size_t cap;
 	int full;
+	uint64_t first_ns; /* when the oldest change waiting was seen */
 };
 
 struct watch {
@@ -71,6 +72,7 @@ struct watch {
 	struct delayed *delayed;
 	size_t n_delayed;
 	size_t cap_delayed;
+	uint64_t taken_first_ns;       /* first_ns of the last take */
 	struct proto_scope *unwatched; /* rescanned on a timer */
 	size_t n_unwatched;
 	char **roots; /* per set/source: real path */
@@ -88,6 +90,8 @@ dirty_add(struct watch *w, uint16_t set, uint16_t src, const char *path,
 {
 	struct dirty_set *d = &w->dirty[set];
 
+	if (d->first_ns == 0)
+		d->first_ns = hs_now_mono_ns();
 	if (d->full)
 		return HS_OK;
 	if (d->n >= WATCH_DIRTY_MAX) {
@@ -98,6 +102,8 @@ dirty_add(struct watch *w, uint16_t set, uint16_t src, const char *path,
 		d->v = NULL;
 		d->n = d->cap = 0;
 		d->full = 1;
+		if (d->first_ns == 0)
+			d->first_ns = hs_now_mono_ns();
 		return HS_OK;
 	}
 	if (d->n == d->cap) {
@@ -612,6 +618,7 @@ watch_take(struct watch *w, uint16_t set, struct proto_scope **scope, size_t *n,
 	const struct proto_scope *rec = NULL;
 	size_t i, k = 0;
 
+	w->taken_first_ns = d->first_ns;
 	*full = d->full;
 	*scope = NULL;
 	*n = 0;
@@ -655,4 +662,35 @@ int
 watch_pending(const struct watch *w, uint16_t set)
 {
 	return w->dirty[set].full || w->dirty[set].n > 0;
+}
+
+uint64_t
+watch_taken_since(const struct watch *w)
+{
+	return w->taken_first_ns;
+}
+
+void
+watch_pending_stats(const struct watch *w, uint64_t *oldest_ns, uint64_t *paths)
+{
+	size_t i;
+
+	*oldest_ns = 0;
+	*paths = 0;
+	for (i = 0; i < w->conf->n_sets; i++) {
+		const struct dirty_set *d = &w->dirty[i];
+
+		if (d->n == 0 && !d->full)
+			continue;
+		*paths += d->n + (d->full ? 1 : 0);
+		if (d->first_ns != 0 &&
+		    (*oldest_ns == 0 || d->first_ns < *oldest_ns))
+			*oldest_ns = d->first_ns;
+	}
+	for (i = 0; i < w->n_delayed; i++) {
+		(*paths)++;
+		if (*oldest_ns == 0 ||
+		    w->delayed[i].due_ns - WATCH_OPEN_WAIT_NS < *oldest_ns)
+			*oldest_ns = w->delayed[i].due_ns - WATCH_OPEN_WAIT_NS;
+	}
 }

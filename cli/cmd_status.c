@@ -1,0 +1,372 @@
+/*
+ * cmd_status.c - `hamnsync status`: role, peer, lag, per-set state and
+ * promote readiness, as one screen or SPEC.md's JSON, with Nagios exit
+ * codes.  Asks the daemon through its control socket (2 s at most); when
+ * no daemon answers, reads the last status it saved in the index.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "idx.h"
+#include "status.h"
+
+#define STATUS_WAIT_MS 2000
+
+static const char status_usage[] =
+    "usage: hamnsync [-c FILE] status [--json] [--watch] [--warn-lag S] "
+    "[--crit-lag S]\n"
+    "  exit (Nagios): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN\n";
+
+static const char *const sev_name[] = {"OK", "WARNING", "CRITICAL", "UNKNOWN"};
+
+static void
+add_warning(json_t *st, const char *sev, const char *text)
+{
+	json_t *w = json_object(), *arr = json_object_get(st, "warnings");
+
+	if (!json_is_array(arr)) {
+		arr = json_array();
+		json_object_set_new(st, "warnings", arr);
+	}
+	json_object_set_new(w, "severity", json_string(sev));
+	json_object_set_new(w, "text", json_string(text));
+	json_array_append_new(arr, w);
+}
+
+/* The status object of a daemon that is not running, from the index. */
+static int
+status_stopped(const struct hs_conf *conf, json_t **out, char *why,
+               size_t whylen)
+{
+	struct idx *x;
+	struct idx_node node;
+	char *saved = NULL;
+	size_t len;
+	json_t *st = NULL, *peer, *ready, *reasons;
+	int rc;
+
+	rc = idx_open(conf->state_dir, 1, &x);
+	if (rc == HS_ENOTFOUND) {
+		snprintf(why, whylen,
+		         "no index in %s: the daemon never ran "
+		         "here",
+		         conf->state_dir);
+		return rc;
+	}
+	if (rc < 0) {
+		snprintf(why, whylen, "cannot read the index in %s: %s",
+		         conf->state_dir, hs_strerror(rc));
+		return rc;
+	}
+	if ((rc = idx_node_get(x, &node)) < 0) {
+		snprintf(why, whylen, "index in %s has no node state: %s",
+		         conf->state_dir, hs_strerror(rc));
+		idx_close(x);
+		return rc;
+	}
+	if (idx_blob_get(x, "status", &saved, &len) == HS_OK)
+		st = json_loads(saved, 0, NULL);
+	free(saved);
+	idx_close(x);
+	if (st == NULL) {
+		/* Never saved: what the node state alone says. */
+		struct st_view v;
+
+		memset(&v, 0, sizeof(v));
+		v.conf = conf;
+		v.role = hs_role_name(node.role);
+		v.epoch = node.epoch;
+		v.peer_epoch = -1;
+		v.last_heard = v.lag = v.rpo = v.last_applied_unix = -1;
+		v.files_pending = v.bytes_pending = -1;
+		st = st_json(&v);
+	}
+	/* Role and epoch come from the node state, the rest is history. */
+	json_object_set_new(st, "role", json_string(hs_role_name(node.role)));
+	json_object_set_new(st, "epoch", json_integer((json_int_t)node.epoch));
+	json_object_set_new(st, "daemon", json_string("stopped"));
+	/* Nothing is known to be in flight or applied while stopped. */
+	json_object_set_new(json_object_get(st, "lag"), "seconds", json_null());
+	peer = json_object_get(st, "peer");
+	if (json_is_object(peer)) {
+		json_object_set_new(peer, "state", json_null());
+		json_object_set_new(peer, "last_heard_seconds", json_null());
+	}
+	ready = json_object();
+	reasons = json_array();
+	json_array_append_new(reasons, json_string("the hamnsync daemon is "
+	                                           "stopped on this node"));
+	json_object_set_new(ready, "ready", json_false());
+	json_object_set_new(ready, "rpo_seconds", json_null());
+	json_object_set_new(ready, "reasons", reasons);
+	json_object_set_new(st, "promote_ready", ready);
+	json_object_set_new(st, "warnings", json_array());
+	add_warning(st, "critical", "the hamnsync daemon is stopped");
+	*out = st;
+	return HS_OK;
+}
+
+/* Nagios severity of a status object, adding the lag warnings. */
+static int
+severity(json_t *st, double warn_lag, double crit_lag)
+{
+	json_t *lag = json_object_get(json_object_get(st, "lag"), "seconds");
+	json_t *peer = json_object_get(st, "peer"), *w, *p;
+	const char *role = json_string_value(json_object_get(st, "role"));
+	const char *prole = json_string_value(json_object_get(peer, "role"));
+	char text[160];
+	size_t i;
+	int sev = 0;
+
+	if (json_is_number(lag)) {
+		double l = json_number_value(lag);
+
+		if (l > crit_lag) {
+			snprintf(text, sizeof(text), "lag %.1f s over %.0f s",
+			         l, crit_lag);
+			add_warning(st, "critical", text);
+		} else if (l > warn_lag) {
+			snprintf(text, sizeof(text), "lag %.1f s over %.0f s",
+			         l, warn_lag);
+			add_warning(st, "warning", text);
+		}
+	}
+	if (role != NULL && prole != NULL && strcmp(role, prole) == 0) {
+		snprintf(text, sizeof(text),
+		         "suspected split brain: the peer "
+		         "is %s too",
+		         prole);
+		add_warning(st, "critical", text);
+	}
+	json_array_foreach(json_object_get(st, "paths"), i, p)
+	{
+		const char *s = json_string_value(json_object_get(p, "state"));
+
+		if (s != NULL && strcmp(s, "error") == 0) {
+			snprintf(text, sizeof(text),
+			         "set %s: errors in the last "
+			         "reconciliation (see the daemon's log)",
+			         json_string_value(json_object_get(p, "name")));
+			add_warning(st, "warning", text);
+		}
+	}
+	json_array_foreach(json_object_get(st, "warnings"), i, w)
+	{
+		const char *s =
+		    json_string_value(json_object_get(w, "severity"));
+
+		if (s != NULL && strcmp(s, "critical") == 0)
+			sev = 2;
+		else if (s != NULL && sev < 1)
+			sev = 1;
+	}
+	return sev;
+}
+
+static void
+print_num(const char *label, json_t *v, const char *unit)
+{
+	if (json_is_number(v))
+		printf("%s%.2f%s", label, json_number_value(v), unit);
+	else
+		printf("%s-", label);
+}
+
+static void
+print_human(json_t *st, int sev)
+{
+	json_t *peer = json_object_get(st, "peer");
+	json_t *lag = json_object_get(st, "lag");
+	json_t *ready = json_object_get(st, "promote_ready"), *p, *w, *r;
+	size_t i;
+
+	printf("hamnsync %s: %s %s, epoch %lld, daemon %s\n", sev_name[sev],
+	       json_string_value(json_object_get(st, "node")),
+	       json_string_value(json_object_get(st, "role")),
+	       (long long)json_integer_value(json_object_get(st, "epoch")),
+	       json_string_value(json_object_get(st, "daemon")));
+	printf("peer     %s (%s) %s",
+	       json_string_value(json_object_get(peer, "address")),
+	       json_is_string(json_object_get(peer, "name"))
+	           ? json_string_value(json_object_get(peer, "name"))
+	           : "?",
+	       json_is_string(json_object_get(peer, "state"))
+	           ? json_string_value(json_object_get(peer, "state"))
+	           : "unknown");
+	print_num(", last heard ", json_object_get(peer, "last_heard_seconds"),
+	          " s ago");
+	printf("\n");
+	print_num("lag      ", json_object_get(lag, "seconds"), " s");
+	printf(", %lld files pending, last applied %s\n",
+	       (long long)json_integer_value(
+	           json_object_get(lag, "files_pending")),
+	       json_is_string(json_object_get(lag, "last_applied"))
+	           ? json_string_value(json_object_get(lag, "last_applied"))
+	           : "-");
+	json_array_foreach(json_object_get(st, "paths"), i, p)
+	{
+		double prog = json_number_value(json_object_get(p, "progress"));
+		const char *state =
+		    json_string_value(json_object_get(p, "state"));
+		char bar[21];
+		int k;
+
+		for (k = 0; k < 20; k++)
+			bar[k] = k < (int)(prog * 20) ? '#' : '.';
+		bar[20] = '\0';
+		printf("set      %-16s %-12s",
+		       json_string_value(json_object_get(p, "name")), state);
+		if (state != NULL && strcmp(state, "seeding") == 0)
+			printf(" [%s] %3.0f%%", bar, prog * 100);
+		if (json_is_integer(json_object_get(p, "files")))
+			printf(" %lld files", (long long)json_integer_value(
+			                          json_object_get(p, "files")));
+		printf("\n");
+	}
+	json_array_foreach(json_object_get(st, "databases"), i, p)
+	    printf("database %s (%s): no snapshot yet\n",
+	           json_string_value(json_object_get(p, "name")),
+	           json_string_value(json_object_get(p, "type")));
+	printf("promote  %s", json_is_true(json_object_get(ready, "ready"))
+	                          ? "ready"
+	                          : "NOT ready");
+	print_num(", rpo ", json_object_get(ready, "rpo_seconds"), " s");
+	printf("\n");
+	json_array_foreach(json_object_get(ready, "reasons"), i, r)
+	    printf("         - %s\n", json_string_value(r));
+	json_array_foreach(json_object_get(st, "warnings"), i, w)
+	    printf("%-8s %s\n",
+	           strcmp(json_string_value(json_object_get(w, "severity")),
+	                  "critical") == 0
+	               ? "CRIT"
+	               : "WARN",
+	           json_string_value(json_object_get(w, "text")));
+}
+
+/* One status: print it, return its Nagios code. */
+static int
+status_once(const struct hs_conf *conf, int json, double warn_lag,
+            double crit_lag)
+{
+	char why[512] = "";
+	json_t *st = NULL;
+	int rc, sev;
+
+	rc = ctl_request(conf->state_dir, "status", STATUS_WAIT_MS, &st);
+	if (rc == -EACCES) {
+		cli_err("status",
+		        "UNKNOWN: permission denied on %s/%s: root "
+		        "or a member of status_group may read status",
+		        conf->state_dir, CTL_SOCK_NAME);
+		return CLI_NAGIOS_UNKNOWN;
+	}
+	if (rc < 0) {
+		int busy = rc == HS_ETIMEOUT;
+
+		if (status_stopped(conf, &st, why, sizeof(why)) < 0) {
+			if (json)
+				printf("{\"error\": \"UNKNOWN: %s\"}\n", why);
+			cli_err("status", "UNKNOWN: %s", why);
+			return CLI_NAGIOS_UNKNOWN;
+		}
+		if (busy) {
+			/* It runs but did not answer in time: say so. */
+			json_object_set_new(st, "daemon",
+			                    json_string("running"));
+			json_object_set_new(st, "warnings", json_array());
+			add_warning(
+			    st, "warning",
+			    "the daemon did not answer "
+			    "within 2 s; showing its last saved status");
+		}
+	}
+	if (json_object_get(st, "error") != NULL) {
+		cli_err("status", "UNKNOWN: %s",
+		        json_string_value(json_object_get(st, "error")));
+		json_decref(st);
+		return CLI_NAGIOS_UNKNOWN;
+	}
+	sev = severity(st, warn_lag, crit_lag);
+	if (json) {
+		json_dumpf(st, stdout, JSON_INDENT(2));
+		putchar('\n');
+	} else
+		print_human(st, sev);
+	json_decref(st);
+	return sev;
+}
+
+int
+cli_status(int argc, char **argv, const char *conf_opt)
+{
+	static const struct option opts[] = {
+	    {"json", no_argument, NULL, 'j'},
+	    {"watch", no_argument, NULL, 'w'},
+	    {"warn-lag", required_argument, NULL, 'W'},
+	    {"crit-lag", required_argument, NULL, 'C'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct hs_conf *conf;
+	double warn_lag = 30, crit_lag = 300;
+	int ch, json = 0, watch = 0, rc;
+	uint64_t v;
+
+	while ((ch = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'j':
+			json = 1;
+			break;
+		case 'w':
+			watch = 1;
+			break;
+		case 'W':
+		case 'C':
+			if (hs_parse_u64(optarg, 0, 1000000000, &v) < 0) {
+				cli_err("status",
+				        "%s needs whole seconds, not "
+				        "'%s'",
+				        ch == 'W' ? "--warn-lag" : "--crit-lag",
+				        optarg);
+				return CLI_NAGIOS_UNKNOWN;
+			}
+			*(ch == 'W' ? &warn_lag : &crit_lag) = (double)v;
+			break;
+		case 'c':
+			conf_opt = optarg;
+			break;
+		case 'h':
+			fputs(status_usage, stdout);
+			return 0;
+		default:
+			fputs(status_usage, stderr);
+			return CLI_NAGIOS_UNKNOWN;
+		}
+	}
+	if (optind != argc) {
+		cli_err("status", "unexpected argument '%s'", argv[optind]);
+		return CLI_NAGIOS_UNKNOWN;
+	}
+	if ((conf = cli_conf_load(cli_conf_path(conf_opt))) == NULL)
+		return CLI_NAGIOS_UNKNOWN;
+	if (!watch || !isatty(STDOUT_FILENO)) {
+		rc = status_once(conf, json, warn_lag, crit_lag);
+		hs_conf_free(conf);
+		return rc;
+	}
+	for (;;) {
+		struct timespec ts = {1, 0};
+
+		printf("\033[H\033[J");
+		rc = status_once(conf, json, warn_lag, crit_lag);
+		fflush(stdout);
+		nanosleep(&ts, NULL);
+	}
+}

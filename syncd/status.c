@@ -1,0 +1,404 @@
+/*
+ * status.c - the status object (SPEC.md) and the control socket.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dbrepl.h"
+#include "idx.h"
+#include "status.h"
+
+double
+st_wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void
+st_warn(struct st_view *v, const char *severity, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (v->n_warnings >= ST_WARNINGS_MAX)
+		return;
+	v->warn_sev[v->n_warnings] = severity;
+	va_start(ap, fmt);
+	vsnprintf(v->warn_text[v->n_warnings],
+	          sizeof(v->warn_text[v->n_warnings]), fmt, ap);
+	va_end(ap);
+	v->n_warnings++;
+}
+
+static json_t *
+num_or_null(double d)
+{
+	return d < 0 ? json_null() : json_real(d);
+}
+
+static json_t *
+int_or_null(int64_t n)
+{
+	return n < 0 ? json_null() : json_integer(n);
+}
+
+static json_t *
+str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+/* RFC 3339 UTC with milliseconds, or null. */
+static json_t *
+time_or_null(double unix_s)
+{
+	char buf[40], frac[8];
+	time_t t;
+	struct tm tm;
+
+	if (unix_s < 0)
+		return json_null();
+	t = (time_t)unix_s;
+	gmtime_r(&t, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(frac, sizeof(frac), ".%03dZ",
+	         (int)((unix_s - (double)t) * 1000) % 1000);
+	strncat(buf, frac, sizeof(buf) - strlen(buf) - 1);
+	return json_string(buf);
+}
+
+json_t *
+st_json(const struct st_view *v)
+{
+	json_t *o = json_object(), *peer = json_object(), *lag = json_object();
+	json_t *paths = json_array(), *dbs = json_array();
+	json_t *ready = json_object(), *reasons = json_array();
+	json_t *warns = json_array();
+	size_t i;
+
+	json_object_set_new(o, "node", json_string(v->conf->node_name));
+	json_object_set_new(o, "role", json_string(v->role));
+	json_object_set_new(o, "epoch", json_integer((json_int_t)v->epoch));
+	json_object_set_new(o, "daemon",
+	                    json_string(v->running ? "running" : "stopped"));
+	json_object_set_new(peer, "name", str_or_null(v->peer_name));
+	json_object_set_new(peer, "address", json_string(v->conf->peer));
+	json_object_set_new(peer, "state", str_or_null(v->peer_state));
+	json_object_set_new(peer, "role", str_or_null(v->peer_role));
+	json_object_set_new(peer, "epoch", int_or_null(v->peer_epoch));
+	json_object_set_new(peer, "last_heard_seconds",
+	                    num_or_null(v->last_heard));
+	json_object_set_new(o, "peer", peer);
+	json_object_set_new(lag, "seconds", num_or_null(v->lag));
+	json_object_set_new(lag, "files_pending",
+	                    int_or_null(v->files_pending));
+	json_object_set_new(lag, "bytes_pending",
+	                    int_or_null(v->bytes_pending));
+	json_object_set_new(lag, "last_applied",
+	                    time_or_null(v->last_applied_unix));
+	json_object_set_new(o, "lag", lag);
+	for (i = 0; i < v->n_paths; i++) {
+		json_t *p = json_object();
+
+		json_object_set_new(p, "name", json_string(v->paths[i].name));
+		json_object_set_new(p, "files", int_or_null(v->paths[i].files));
+		json_object_set_new(p, "bytes", int_or_null(v->paths[i].bytes));
+		json_object_set_new(p, "state", json_string(v->paths[i].state));
+		json_object_set_new(p, "progress",
+		                    json_real(v->paths[i].progress));
+		json_array_append_new(paths, p);
+	}
+	json_object_set_new(o, "paths", paths);
+	/* Database replication is not built yet: known by name only. */
+	for (i = 0; i < v->conf->n_dbs; i++) {
+		json_t *d = json_object();
+
+		json_object_set_new(d, "name",
+		                    json_string(v->conf->dbs[i].name));
+		json_object_set_new(
+		    d, "type",
+		    json_string(dbr_type_name(v->conf->dbs[i].type)));
+		json_object_set_new(d, "last_snapshot", json_null());
+		json_object_set_new(d, "snapshot_age_seconds", json_null());
+		json_array_append_new(dbs, d);
+	}
+	json_object_set_new(o, "databases", dbs);
+	json_object_set_new(ready, "ready", json_boolean(v->ready));
+	json_object_set_new(ready, "rpo_seconds", num_or_null(v->rpo));
+	for (i = 0; i < v->n_reasons; i++)
+		json_array_append_new(reasons, json_string(v->reasons[i]));
+	json_object_set_new(ready, "reasons", reasons);
+	json_object_set_new(o, "promote_ready", ready);
+	for (i = 0; i < v->n_warnings; i++) {
+		json_t *w = json_object();
+
+		json_object_set_new(w, "severity", json_string(v->warn_sev[i]));
+		json_object_set_new(w, "text", json_string(v->warn_text[i]));
+		json_array_append_new(warns, w);
+	}
+	json_object_set_new(o, "warnings", warns);
+	return o;
+}
+
+int
+st_save(struct idx *x, json_t *status)
+{
+	char *s = json_dumps(status, JSON_COMPACT);
+	int rc;
+
+	if (s == NULL)
+		return -ENOMEM;
+	rc = idx_blob_put(x, "status", s, strlen(s));
+	free(s);
+	return rc;
+}
+
+/* ---------------------------------------------------------- the socket */
+
+static int
+sock_path(const char *state_dir, struct sockaddr_un *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (snprintf(sa->sun_path, sizeof(sa->sun_path), "%s/%s", state_dir,
+	             CTL_SOCK_NAME) >= (int)sizeof(sa->sun_path))
+		return -ENAMETOOLONG;
+	return HS_OK;
+}
+
+void
+ctl_unlink(const char *state_dir)
+{
+	struct sockaddr_un sa;
+
+	if (sock_path(state_dir, &sa) == 0)
+		unlink(sa.sun_path);
+}
+
+int
+ctl_listen(const char *state_dir, const char *group)
+{
+	struct sockaddr_un sa;
+	struct group *gr = NULL;
+	mode_t old;
+	int fd, rc;
+
+	if ((rc = sock_path(state_dir, &sa)) < 0)
+		return rc;
+	if (group != NULL && (gr = getgrnam(group)) == NULL)
+		hs_log_warnx("ctl: status_group %s does not exist; status is "
+		             "for root only",
+		             group);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(sa.sun_path); /* a stale one from a killed daemon */
+	old = umask(0117);
+	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (rc < 0 || listen(fd, 16) < 0 ||
+	    chown(sa.sun_path, 0, gr ? gr->gr_gid : 0) < 0 ||
+	    chmod(sa.sun_path, 0660) < 0) {
+		rc = -errno;
+		hs_log_warn("ctl: %s", sa.sun_path);
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+/* May this uid/gid ask `verb`?  status: root or status_group. */
+static int
+ctl_allowed(int fd, const char *group, const char *verb)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	struct group *gr;
+	gid_t groups[256];
+	char path[64], line[512];
+	FILE *f;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return 0;
+	if (cr.uid == 0)
+		return 1;
+	if (strcmp(verb, "status") != 0 || group == NULL ||
+	    (gr = getgrnam(group)) == NULL)
+		return 0;
+	if (cr.gid == gr->gr_gid)
+		return 1;
+	/* Supplementary groups of the peer process. */
+	(void)groups;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)cr.pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *p, *end;
+
+		if (strncmp(line, "Groups:", 7) != 0)
+			continue;
+		for (p = line + 7;; p = end) {
+			unsigned long g = strtoul(p, &end, 10);
+
+			if (end == p)
+				break;
+			if (g == gr->gr_gid) {
+				fclose(f);
+				return 1;
+			}
+		}
+	}
+	fclose(f);
+	return 0;
+}
+
+static void
+ctl_reply(int fd, json_t *j)
+{
+	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	if (s != NULL) {
+		hs_write_all(fd, s, strlen(s));
+		hs_write_all(fd, "\n", 1);
+	}
+	free(s);
+}
+
+static json_t *
+ctl_error(const char *text)
+{
+	json_t *e = json_object();
+
+	json_object_set_new(e, "error", json_string(text));
+	return e;
+}
+
+void
+ctl_serve(int lfd, const char *group, ctl_answer_fn answer, void *arg)
+{
+	char req[CTL_REQ_MAX + 1], verb[64];
+	struct pollfd pfd;
+	size_t len = 0;
+	json_t *j;
+	int fd;
+
+	while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+		/* A client that does not speak at once is dropped. */
+		len = 0;
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		while (len < CTL_REQ_MAX && memchr(req, '\n', len) == NULL &&
+		       poll(&pfd, 1, CTL_READ_MS) == 1) {
+			ssize_t n = read(fd, req + len, CTL_REQ_MAX - len);
+
+			if (n <= 0)
+				break;
+			len += (size_t)n;
+		}
+		req[len] = '\0';
+		if (memchr(req, '\n', len) == NULL ||
+		    sscanf(req, CTL_PROTO " %63[a-z]\n", verb) != 1) {
+			j = ctl_error("malformed request: expected \"" CTL_PROTO
+			              " <verb>\"");
+		} else if (!ctl_allowed(fd, group, verb)) {
+			j = ctl_error("permission denied");
+		} else if ((j = answer(arg, verb)) == NULL)
+			j = ctl_error("unknown verb");
+		/* The reply is small and the socket buffer holds it. */
+		ctl_reply(fd, j);
+		json_decref(j);
+		close(fd);
+	}
+}
+
+int
+ctl_request(const char *state_dir, const char *verb, int timeout_ms,
+            json_t **reply)
+{
+	struct sockaddr_un sa;
+	char req[CTL_REQ_MAX], *buf = NULL;
+	size_t len = 0, cap = 0;
+	uint64_t deadline = hs_now_mono_ns() + (uint64_t)timeout_ms * 1000000;
+	struct pollfd pfd;
+	json_error_t jerr;
+	int fd, rc, n;
+
+	if ((rc = sock_path(state_dir, &sa)) < 0)
+		return rc;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
+	    errno != EINPROGRESS) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	n = snprintf(req, sizeof(req), "%s %s\n", CTL_PROTO, verb);
+	if (write(fd, req, (size_t)n) != n) {
+		rc = errno == EAGAIN ? HS_ETIMEOUT : -errno;
+		close(fd);
+		return rc;
+	}
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	for (;;) {
+		uint64_t now = hs_now_mono_ns();
+		ssize_t r;
+
+		if (now >= deadline) {
+			rc = HS_ETIMEOUT;
+			goto out;
+		}
+		if (poll(&pfd, 1, (int)((deadline - now) / 1000000) + 1) <= 0)
+			continue;
+		if (len + 65536 > cap) {
+			char *nb;
+
+			if (cap >= CTL_REPLY_MAX) {
+				rc = HS_ELIMIT;
+				goto out;
+			}
+			cap = cap ? cap * 2 : 65536;
+			if ((nb = realloc(buf, cap + 1)) == NULL) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			buf = nb;
+		}
+		r = read(fd, buf + len, cap - len);
+		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (r < 0) {
+			rc = -errno;
+			goto out;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	if (buf == NULL) {
+		rc = HS_EPROTO;
+		goto out;
+	}
+	buf[len] = '\0';
+	*reply = json_loads(buf, 0, &jerr);
+	rc = *reply ? HS_OK : HS_EPROTO;
+out:
+	free(buf);
+	close(fd);
+	return rc;
+}

@@ -1,0 +1,101 @@
+/*
+ * status.h - what a running daemon knows about itself, as SPEC.md's status
+ * object, and the control socket through which `hamnsync status` reads it.
+ *
+ * Control protocol (Unix stream socket state_dir/hamnsync.sock, mode 0660,
+ * group status_group): the client sends one line
+ *	"HAMNSYNC-CTL/1 <verb>\n"	(at most CTL_REQ_MAX bytes)
+ * and reads one JSON object until EOF (at most CTL_REPLY_MAX bytes).  The
+ * verb `status` is answered to root and to members of status_group; every
+ * other verb to root only (SO_PEERCRED).  A client that does not send its
+ * line within CTL_READ_MS is dropped.
+ */
+#ifndef STATUS_H
+#define STATUS_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "hs.h"
+
+#define CTL_SOCK_NAME "hamnsync.sock"
+#define CTL_PROTO "HAMNSYNC-CTL/1"
+#define CTL_REQ_MAX 256
+#define CTL_REPLY_MAX (4u * 1024 * 1024)
+#define CTL_READ_MS 200
+
+/* One path set as status shows it. */
+struct st_path {
+	const char *name;
+	const char *state; /* seeding in-sync catching-up held error */
+	int64_t files;     /* -1: unknown */
+	int64_t bytes;     /* -1: unknown */
+	double progress;   /* 0..1 */
+};
+
+#define ST_REASONS_MAX 8
+#define ST_WARNINGS_MAX 16
+
+/* Everything the status object says; -1 (or NULL) means unknown/null. */
+struct st_view {
+	const struct hs_conf *conf;
+	const char *role;
+	uint64_t epoch;
+	int running;
+	const char *peer_name;
+	const char *peer_state; /* connected disconnected ... */
+	const char *peer_role;
+	int64_t peer_epoch;
+	double last_heard;
+	double lag;
+	int64_t files_pending;
+	int64_t bytes_pending;
+	double last_applied_unix; /* wall clock, -1 */
+	struct st_path *paths;
+	size_t n_paths;
+	int ready;
+	double rpo;
+	const char *reasons[ST_REASONS_MAX];
+	size_t n_reasons;
+	const char *warn_sev[ST_WARNINGS_MAX];
+	char warn_text[ST_WARNINGS_MAX][160];
+	size_t n_warnings;
+};
+
+/* Add a warning ("warning" or "critical"). */
+void st_warn(struct st_view *v, const char *severity, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Wall clock now, in seconds since the epoch (for last_applied). */
+double st_wall_now(void);
+/* The SPEC.md status object; new reference. */
+json_t *st_json(const struct st_view *v);
+
+/*
+ * Daemon side: listen on state_dir/hamnsync.sock (any stale socket is
+ * replaced), group `group` (NULL: root only).  Returns the fd.
+ */
+int ctl_listen(const char *state_dir, const char *group);
+/*
+ * Accept and serve one client on `lfd`: read its line (bounded in size
+ * and time), check its credentials, and answer with the JSON that
+ * `answer(verb, arg)` returns (a new reference; NULL answers an error).
+ * Never blocks longer than CTL_READ_MS.
+ */
+typedef json_t *(*ctl_answer_fn)(void *arg, const char *verb);
+void ctl_serve(int lfd, const char *group, ctl_answer_fn answer, void *arg);
+/* Remove the socket (at a clean stop). */
+void ctl_unlink(const char *state_dir);
+
+/*
+ * Client side: ask the daemon of state_dir.  *reply is a new reference.
+ * -ENOENT/-ECONNREFUSED when no daemon listens, -EACCES when not allowed,
+ * HS_ETIMEOUT after timeout_ms, HS_EPROTO for a reply that is not JSON.
+ */
+int ctl_request(const char *state_dir, const char *verb, int timeout_ms,
+                json_t **reply);
+
+/* Keep the last status in the index, for `status` while stopped. */
+struct idx;
+int st_save(struct idx *x, json_t *status);
+
+#endif /* STATUS_H */
