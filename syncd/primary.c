@@ -63,6 +63,9 @@ struct prim {
 	uint64_t unsynced_ns;  /* since when the standby may miss changes */
 	double last_applied;   /* wall clock of the last acknowledged run */
 	uint64_t last_save_ns; /* status saved in the index */
+	struct st_counters cnt;
+	uint64_t last_metrics_ns;
+	uint64_t sessions;
 };
 
 static void prim_tick(void *arg);
@@ -115,6 +118,7 @@ prim_drop(struct prim *p, int rc, const char *what)
 	size_t i;
 
 	hs_log_warnx("primary: %s: %s; reconnecting", what, hs_strerror(rc));
+	p->cnt.errors_session++;
 	send_session_close(p->ss, 0);
 	p->ss = NULL;
 	if (p->unsynced_ns == 0)
@@ -152,6 +156,8 @@ prim_connect(struct prim *p)
 		return;
 	}
 	hs_log_info("primary: connected to standby %s", p->conf->peer);
+	if (p->sessions++ > 0)
+		p->cnt.reconnects++;
 	p->backoff_ms = BACKOFF_MIN_MS;
 	p->last_io_ns = now;
 	for (i = 0; i < p->conf->n_sets; i++)
@@ -217,6 +223,13 @@ prim_sync_set(struct prim *p, size_t i)
 	p->syncs++;
 	p->last_applied = st_wall_now();
 	p->held[i] = rep.held > 0;
+	p->cnt.bytes_sent = rep.wire_out;
+	p->cnt.bytes_received = rep.wire_in;
+	p->cnt.files_applied += rep.files_sent + rep.delta_files +
+	                        rep.meta_only + rep.deleted + rep.dirs +
+	                        rep.symlinks + rep.links + rep.specials;
+	p->cnt.errors_remote += rep.remote_errors;
+	p->cnt.errors_changed += rep.changed_during;
 	p->failed[i] =
 	    rep.remote_errors + rep.changed_during + rep.sets_refused > 0;
 	if (full) {
@@ -428,11 +441,32 @@ prim_tick(void *arg)
 }
 
 static void
+prim_metrics(struct prim *p)
+{
+	uint64_t now = hs_now_mono_ns();
+	json_t *j;
+	int rc;
+
+	if (p->conf->metrics_file == NULL ||
+	    now - p->last_metrics_ns < 2000 * NS_PER_MS)
+		return;
+	p->last_metrics_ns = now;
+	p->cnt.watches = watch_count(p->watch);
+	if ((j = prim_status(p)) == NULL)
+		return;
+	if ((rc = st_metrics_write(p->conf->metrics_file, j, &p->cnt)) < 0)
+		hs_log_warnx("primary: metrics_file %s: %s",
+		             p->conf->metrics_file, hs_strerror(rc));
+	json_decref(j);
+}
+
+static void
 prim_save_status(struct prim *p, int force)
 {
 	uint64_t now = hs_now_mono_ns();
 	json_t *j;
 
+	prim_metrics(p);
 	if (p->x == NULL ||
 	    (!force && now - p->last_save_ns < 5000 * NS_PER_MS))
 		return;

@@ -356,6 +356,10 @@ on_set_end(struct session *s, const struct proto_msg *m)
 
 		proto_put_strn(&s->w, line, strnlen(line, 1024));
 	}
+	s->rep.applied_total += apply_applied(s->a);
+	s->rep.errors_total += apply_error_count(s->a);
+	s->rep.bytes_in = proto_conn_bytes_in(s->c);
+	s->rep.bytes_out = proto_conn_bytes_out(s->c);
 	(s->scoped && apply_error_count(s->a) == 0
 	     ? hs_log_debug
 	     : hs_log_info)("recv: %s: set %s done: %llu applied, %llu errors",

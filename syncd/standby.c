@@ -52,6 +52,10 @@ struct stdby {
 	int heard;              /* a primary was ever heard */
 	uint64_t started_ns;
 	uint64_t last_save_ns;
+	uint64_t last_metrics_ns;
+	struct st_counters cnt;
+	struct recv_report base; /* totals of finished sessions */
+	uint64_t sessions;
 };
 
 static volatile int child_stop;
@@ -176,6 +180,16 @@ on_accept(struct stdby *d)
 	}
 	if (!busy) {
 		int sv[2];
+
+		if (d->sessions++ > 0)
+			d->cnt.reconnects++;
+		/* Counters of past sessions, so the totals only grow. */
+		d->base.applied_total += d->rep.applied_total;
+		d->base.errors_total += d->rep.errors_total;
+		d->base.bytes_in += d->rep.bytes_in;
+		d->base.bytes_out += d->rep.bytes_out;
+		d->rep.applied_total = d->rep.errors_total = 0;
+		d->rep.bytes_in = d->rep.bytes_out = 0;
 
 		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) <
 		    0) {
@@ -415,8 +429,7 @@ stdby_status(struct stdby *d)
 		if (now - d->started_ns > timeout_ns)
 			st_warn(&v, "critical", "no primary heard for %.0f s",
 			        (double)(now - d->started_ns) / 1e9);
-	}
-	else if (!fresh) {
+	} else if (!fresh) {
 		time_t t = (time_t)(st_wall_now() - (double)silent_ns / 1e9);
 		struct tm tm;
 
@@ -459,11 +472,35 @@ stdby_answer(void *arg, const char *verb)
 }
 
 static void
+write_metrics(struct stdby *d)
+{
+	uint64_t now = hs_now_mono_ns();
+	json_t *j;
+	int rc;
+
+	if (d->conf->metrics_file == NULL ||
+	    now - d->last_metrics_ns < 2000000000ull)
+		return;
+	d->last_metrics_ns = now;
+	d->cnt.files_applied = d->base.applied_total + d->rep.applied_total;
+	d->cnt.bytes_received = d->base.bytes_in + d->rep.bytes_in;
+	d->cnt.bytes_sent = d->base.bytes_out + d->rep.bytes_out;
+	d->cnt.errors_remote = d->base.errors_total + d->rep.errors_total;
+	if ((j = stdby_status(d)) == NULL)
+		return;
+	if ((rc = st_metrics_write(d->conf->metrics_file, j, &d->cnt)) < 0)
+		hs_log_warnx("standby: metrics_file %s: %s",
+		             d->conf->metrics_file, hs_strerror(rc));
+	json_decref(j);
+}
+
+static void
 save_status(struct stdby *d, int force)
 {
 	uint64_t now = hs_now_mono_ns();
 	json_t *j;
 
+	write_metrics(d);
 	if (d->x == NULL || (!force && now - d->last_save_ns < 5000000000ull))
 		return;
 	d->last_save_ns = now;

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <math.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -400,5 +401,95 @@ ctl_request(const char *state_dir, const char *verb, int timeout_ms,
 out:
 	free(buf);
 	close(fd);
+	return rc;
+}
+
+static double
+jnum(json_t *o, const char *a, const char *b)
+{
+	json_t *v = json_object_get(b ? json_object_get(o, a) : o, b ? b : a);
+
+	return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+static void
+metric(FILE *f, const char *name, const char *type, const char *help, double v)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	if (isnan(v))
+		fprintf(f, "%s NaN\n", name);
+	else
+		fprintf(f, "%s %.17g\n", name, v);
+}
+
+int
+st_metrics_write(const char *path, json_t *st, const struct st_counters *c)
+{
+	char tmp[4200];
+	FILE *f;
+	int fd, rc = HS_OK;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >=
+	    (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+	          0644);
+	if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
+		rc = -errno;
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	metric(f, "hamnsync_lag_seconds", "gauge",
+	       "Age of the oldest change not yet durable on the standby.",
+	       jnum(st, "lag", "seconds"));
+	metric(f, "hamnsync_pending_files", "gauge",
+	       "Changed paths waiting to be replicated.",
+	       jnum(st, "lag", "files_pending"));
+	metric(f, "hamnsync_pending_bytes", "gauge",
+	       "Bytes waiting to be replicated (NaN: not known).",
+	       jnum(st, "lag", "bytes_pending"));
+	metric(f, "hamnsync_peer_last_heard_seconds", "gauge",
+	       "Seconds since the peer was last heard.",
+	       jnum(st, "peer", "last_heard_seconds"));
+	metric(f, "hamnsync_promote_ready", "gauge",
+	       "1 when this standby may be promoted without loss.",
+	       json_is_true(json_object_get(
+	           json_object_get(st, "promote_ready"), "ready"))
+	           ? 1
+	           : 0);
+	metric(f, "hamnsync_epoch", "gauge", "Cluster epoch of this node.",
+	       jnum(st, "epoch", NULL));
+	metric(f, "hamnsync_watches", "gauge", "inotify watches in use.",
+	       (double)c->watches);
+	metric(f, "hamnsync_sent_bytes_total", "counter",
+	       "Bytes written to the peer, TLS included.",
+	       (double)c->bytes_sent);
+	metric(f, "hamnsync_received_bytes_total", "counter",
+	       "Bytes read from the peer, TLS included.",
+	       (double)c->bytes_received);
+	metric(f, "hamnsync_files_applied_total", "counter",
+	       "Entries created, changed or deleted on the standby.",
+	       (double)c->files_applied);
+	metric(f, "hamnsync_reconnects_total", "counter",
+	       "Sessions to the peer opened after the first.",
+	       (double)c->reconnects);
+	fprintf(f,
+	        "# HELP hamnsync_errors_total Errors by kind.\n"
+	        "# TYPE hamnsync_errors_total counter\n"
+	        "hamnsync_errors_total{kind=\"standby\"} %llu\n"
+	        "hamnsync_errors_total{kind=\"changed_while_read\"} %llu\n"
+	        "hamnsync_errors_total{kind=\"session\"} %llu\n",
+	        (unsigned long long)c->errors_remote,
+	        (unsigned long long)c->errors_changed,
+	        (unsigned long long)c->errors_session);
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+		rc = -errno;
+	if (fclose(f) != 0 && rc == HS_OK)
+		rc = -errno;
+	if (rc == HS_OK && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc < 0)
+		unlink(tmp);
 	return rc;
 }

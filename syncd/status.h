@@ -94,6 +94,25 @@ void ctl_unlink(const char *state_dir);
 int ctl_request(const char *state_dir, const char *verb, int timeout_ms,
                 json_t **reply);
 
+/* Counters a daemon keeps for Prometheus (monotonic since start). */
+struct st_counters {
+	uint64_t bytes_sent;
+	uint64_t bytes_received;
+	uint64_t files_applied;
+	uint64_t errors_remote;  /* errors the standby reported */
+	uint64_t errors_changed; /* files that changed while read */
+	uint64_t errors_session; /* sessions that ended in an error */
+	uint64_t reconnects;
+	uint64_t watches;
+};
+
+/*
+ * Write the node-exporter textfile `path` atomically (temporary file in
+ * the same directory, then rename) from a status object and counters.
+ */
+int st_metrics_write(const char *path, json_t *status,
+                     const struct st_counters *c);
+
 /* Keep the last status in the index, for `status` while stopped. */
 struct idx;
 int st_save(struct idx *x, json_t *status);

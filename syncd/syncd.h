@@ -293,12 +293,16 @@ int send_sync(const struct hs_conf *conf, const struct send_opts *o,
  */
 #define RECV_REPORT_MS 100
 struct recv_report {
-	uint64_t heard_ns;   /* CLOCK_MONOTONIC of the last frame */
-	uint64_t lag_ms;     /* the primary's lag, UINT64_MAX: not told */
-	uint64_t pending;    /* the primary's changes waiting */
-	uint64_t epoch;      /* the primary's epoch */
-	double applied_wall; /* wall clock of the last SET_DONE, or -1 */
-	uint8_t in_sync;     /* the primary says it is caught up */
+	uint64_t heard_ns;      /* CLOCK_MONOTONIC of the last frame */
+	uint64_t lag_ms;        /* the primary's lag, UINT64_MAX: not told */
+	uint64_t pending;       /* the primary's changes waiting */
+	uint64_t epoch;         /* the primary's epoch */
+	double applied_wall;    /* wall clock of the last SET_DONE, or -1 */
+	uint64_t applied_total; /* entries applied in this session */
+	uint64_t errors_total;  /* errors reported in this session */
+	uint64_t bytes_in;      /* TLS bytes read in this session */
+	uint64_t bytes_out;
+	uint8_t in_sync; /* the primary says it is caught up */
 	char primary[PROTO_NODE_MAX + 1];
 };
 
