@@ -18,8 +18,10 @@ cli_node_state(const struct hs_conf *conf, struct idx_node *node)
 		return rc;
 	}
 	if ((rc = idx_open(conf->state_dir, 0, &x)) < 0) {
-		cli_err("index", "%s/index: %s", conf->state_dir,
-		        hs_strerror(rc));
+		/* A damaged index was explained, with the fix, where found. */
+		if (rc != HS_EINDEX)
+			cli_err("index", "%s/index: %s", conf->state_dir,
+			        hs_strerror(rc));
 		return rc;
 	}
 	rc = idx_node_get(x, node);

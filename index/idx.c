@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "idx.h"
 
@@ -57,6 +59,74 @@ idx_check_format(struct idx *x, MDB_txn *txn)
 	return HS_OK;
 }
 
+/*
+ * LMDB 0.9 has no page checksums: a truncated or overwritten data.mdb can
+ * make it read garbage or fault.  Open it and walk every record in a
+ * child process first; a child that fails or dies means a damaged index,
+ * reported in one line instead of a crash of the daemon.
+ */
+static int
+idx_probe(const char *dir)
+{
+	char data[4200];
+	struct stat st;
+	pid_t pid;
+	int status;
+
+	snprintf(data, sizeof(data), "%s/data.mdb", dir);
+	if (stat(data, &st) < 0)
+		return errno == ENOENT ? HS_OK : -errno;
+	if (st.st_size == 0)
+		return HS_OK; /* created but never written: LMDB starts it */
+	if ((pid = fork()) < 0)
+		return -errno;
+	if (pid == 0) {
+		MDB_env *env;
+		MDB_txn *txn;
+		MDB_dbi dbi;
+		MDB_cursor *cur;
+		MDB_val k, v;
+		int rc;
+
+		if (mdb_env_create(&env) != 0)
+			_exit(2);
+		mdb_env_set_maxdbs(env, 8);
+		MDB_envinfo info;
+		MDB_stat ms;
+
+		if (mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS | MDB_NOLOCK,
+		                 0600) != 0 ||
+		    mdb_env_info(env, &info) != 0 || mdb_env_stat(env, &ms) != 0)
+			_exit(3);
+		/* Every page the meta page names must be in the file. */
+		if ((uint64_t)(info.me_last_pgno + 1) * ms.ms_psize >
+		    (uint64_t)st.st_size)
+			_exit(6);
+		if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
+			_exit(3);
+		rc = mdb_dbi_open(txn, "meta", 0, &dbi);
+		if (rc == MDB_NOTFOUND)
+			_exit(0);
+		if (rc != 0 || mdb_cursor_open(txn, dbi, &cur) != 0)
+			_exit(4);
+		while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0)
+			;
+		_exit(rc == MDB_NOTFOUND ? 0 : 5);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return HS_OK;
+	hs_log_errx("index: %s is damaged (%s); move %s away and start again: "
+	            "the next reconciliation rebuilds what it holds",
+	            data,
+	            WIFSIGNALED(status) ? "reading it crashed"
+	                                : "it does not read back",
+	            dir);
+	return HS_EINDEX;
+}
+
 int
 idx_open(const char *state_dir, int readonly, struct idx **out)
 {
@@ -78,6 +148,8 @@ idx_open(const char *state_dir, int readonly, struct idx **out)
 		if (stat(data, &st) < 0)
 			return errno == ENOENT ? HS_ENOTFOUND : -errno;
 	}
+	if ((rc = idx_probe(dir)) < 0)
+		return rc;
 	if ((x = calloc(1, sizeof(*x))) == NULL)
 		return -ENOMEM;
 	x->readonly = readonly;
