@@ -290,6 +290,8 @@ int proto_conn_send(struct proto_conn *c, uint8_t type, const void *p,
 int proto_conn_send_wr(struct proto_conn *c, uint8_t type, struct proto_wr *w,
                        enum proto_send_mode mode);
 int proto_conn_flush(struct proto_conn *c);
+/* Write at most `bytes_per_sec` on average (0: unlimited); flush sleeps. */
+void proto_conn_set_bwlimit(struct proto_conn *c, uint64_t bytes_per_sec);
 
 /* A received frame; data is borrowed, valid until the next recv. */
 struct proto_msg {

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -59,6 +60,8 @@ struct proto_conn {
 	ZSTD_CCtx *cctx;
 	ZSTD_DCtx *dctx;
 	char peer[160];
+	uint64_t bwlimit; /* bytes per second written, 0 = unlimited */
+	uint64_t bw_t;    /* when the bytes written so far may have gone */
 };
 
 /* Why the last verification failed, per SSL object. */
@@ -501,11 +504,43 @@ conn_io_error(struct proto_conn *c, int r)
 	}
 }
 
+void
+proto_conn_set_bwlimit(struct proto_conn *c, uint64_t bytes_per_sec)
+{
+	c->bwlimit = bytes_per_sec;
+	c->bw_t = 0;
+}
+
+/*
+ * bwlimit: a virtual clock advances by len/rate per write; we sleep while
+ * it is more than a 100 ms burst ahead of real time.
+ */
+static void
+conn_pace(struct proto_conn *c, size_t len)
+{
+	uint64_t now = hs_now_mono_ns(), burst = 100000000ull;
+
+	if (c->bwlimit == 0)
+		return;
+	if (c->bw_t < now)
+		c->bw_t = now;
+	c->bw_t += (uint64_t)len * 1000000000ull / c->bwlimit;
+	if (c->bw_t > now + burst) {
+		uint64_t d = c->bw_t - now - burst;
+		struct timespec ts = {(time_t)(d / 1000000000ull),
+		                      (long)(d % 1000000000ull)};
+
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
+}
+
 int
 proto_conn_flush(struct proto_conn *c)
 {
 	size_t done = 0;
 
+	conn_pace(c, c->out.len);
 	while (done < c->out.len) {
 		size_t n = 0;
 		int r;

@@ -1022,6 +1022,7 @@ session_open(struct sender *s, char *why, size_t whylen)
 	}
 	/* The standby may take long to list, hash or flush a big set. */
 	proto_conn_set_timeout(s->c, (int)s->conf->peer_timeout * 1000 * 10);
+	proto_conn_set_bwlimit(s->c, s->conf->bwlimit);
 	return HS_OK;
 }
 
