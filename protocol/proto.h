@@ -81,6 +81,7 @@ enum proto_type {
 	PROTO_T_SIG = 42,          /* standby: hash and signature of a file */
 	PROTO_T_SIG_END = 43,      /* standby: all signatures sent */
 	PROTO_T_SET_OPEN_SCOPED = 44, /* primary: SET_OPEN limited to paths */
+	PROTO_T_SET_RENAMES = 45,     /* primary: renames to mirror, no reply */
 };
 
 /* Paths in one scoped SET_OPEN: a busy minute of changes, no more. */

@@ -1095,3 +1095,43 @@ apply_list(struct apply *a, uint16_t src, const char *rel, int recursive,
 	close(fd);
 	return rc;
 }
+
+int
+apply_rename(struct apply *a, uint16_t src, const char *from, const char *to)
+{
+	char fleaf[PROTO_NAME_MAX + 1], tleaf[PROTO_NAME_MAX + 1];
+	struct pending p;
+	int fdir, tdir, rc = HS_OK;
+
+	/* The sources themselves are never renamed, only what is below. */
+	if (from[0] == '\0' || to[0] == '\0')
+		return HS_EPROTO;
+	if (locate(a, src, from, &fdir, fleaf) < 0)
+		return HS_OK;
+	if (locate(a, src, to, &tdir, tleaf) < 0) {
+		close(fdir);
+		return HS_OK;
+	}
+	/*
+	 * A failure is fine: the reconciliation that follows sends what the
+	 * rename would have saved.
+	 */
+	if (renameat(fdir, fleaf, tdir, tleaf) < 0) {
+		hs_log_debug("apply: rename %s -> %s: %s", from, to,
+		             strerror(errno));
+		close(fdir);
+		close(tdir);
+		return HS_OK;
+	}
+	a->applied++;
+	memset(&p, 0, sizeof(p));
+	p.dirfd = fdir;
+	p.display = hs_xstrdup(display(a, src, from));
+	if ((rc = batch_add(a, &p, 0)) == HS_OK) {
+		p.dirfd = tdir;
+		p.display = hs_xstrdup(display(a, src, to));
+		rc = batch_add(a, &p, 0);
+	} else
+		close(tdir);
+	return rc;
+}

@@ -45,6 +45,8 @@ struct prim {
 	uint8_t *need_full; /* per set */
 	uint64_t *files;    /* per set, at the last full run */
 	uint64_t *deleted;  /* per set, this guard window */
+	uint64_t *pfiles;   /* per set: files and bytes here, last full run */
+	uint64_t *pbytes;
 	uint64_t window_ns;
 	uint64_t backoff_ms;
 	uint64_t next_try_ns;
@@ -79,6 +81,9 @@ prim_free_sets(struct prim *p)
 	free(p->seeded);
 	free(p->held);
 	free(p->failed);
+	free(p->pfiles);
+	free(p->pbytes);
+	p->pfiles = p->pbytes = NULL;
 	p->need_full = p->seeded = p->held = p->failed = NULL;
 	p->files = p->deleted = NULL;
 }
@@ -96,6 +101,10 @@ prim_alloc_sets(struct prim *p)
 	p->failed = calloc(n, 1);
 	p->files = calloc(n, sizeof(*p->files));
 	p->deleted = calloc(n, sizeof(*p->deleted));
+	p->pfiles = calloc(n, sizeof(*p->pfiles));
+	p->pbytes = calloc(n, sizeof(*p->pbytes));
+	if (p->pfiles == NULL || p->pbytes == NULL)
+		return -ENOMEM;
 	if (p->need_full == NULL || p->seeded == NULL || p->held == NULL ||
 	    p->failed == NULL || p->files == NULL || p->deleted == NULL)
 		return -ENOMEM;
@@ -201,6 +210,18 @@ prim_sync_set(struct prim *p, size_t i)
 		memset(p->deleted, 0, p->conf->n_sets * sizeof(*p->deleted));
 		p->window_ns = now;
 	}
+	if (!p->need_full[i]) {
+		struct proto_wr ren;
+
+		proto_wr_init(&ren);
+		if (watch_take_renames(p->watch, (uint16_t)i, &ren) > 0 &&
+		    ren.rc == HS_OK &&
+		    (rc = send_session_renames(p->ss, set, &ren)) < 0) {
+			proto_wr_free(&ren);
+			return rc;
+		}
+		proto_wr_free(&ren);
+	}
 	watch_take(p->watch, (uint16_t)i, &scope, &n, &full);
 	full |= p->need_full[i];
 	if (!full && n == 0)
@@ -235,6 +256,8 @@ prim_sync_set(struct prim *p, size_t i)
 	if (full) {
 		p->need_full[i] = 0;
 		p->files[i] = rep.standby_files;
+		p->pfiles[i] = rep.primary_files;
+		p->pbytes[i] = rep.primary_bytes;
 		if (!p->seeded[i] && !p->failed[i] && p->x != NULL) {
 			char key[128];
 
@@ -356,8 +379,10 @@ prim_status(struct prim *p)
 	v.last_applied_unix = p->last_applied;
 	for (i = 0; i < p->conf->n_sets && i < 64; i++) {
 		paths[i].name = p->conf->sets[i].name;
-		paths[i].files = p->files[i] ? (int64_t)p->files[i] : -1;
-		paths[i].bytes = -1;
+		paths[i].files =
+		    p->seeded[i] || p->pfiles[i] ? (int64_t)p->pfiles[i] : -1;
+		paths[i].bytes =
+		    p->seeded[i] || p->pfiles[i] ? (int64_t)p->pbytes[i] : -1;
 		paths[i].progress = 1.0;
 		if (p->failed[i])
 			paths[i].state = "error";

@@ -213,6 +213,51 @@ out:
 	return rc;
 }
 
+/*
+ * Renames first, so the scoped reconciliation that follows finds the
+ * copies in their new place.  Only a configured set, confined like every
+ * other write; no reply.
+ */
+static int
+on_renames(struct session *s, const struct proto_msg *m)
+{
+	struct proto_rd r = {m->data, m->len};
+	char name[PROTO_NODE_MAX + 1], from[PROTO_PATH_MAX + 1];
+	char to[PROTO_PATH_MAX + 1], why[PROTO_PATH_MAX + 200];
+	const struct hs_pathset *set;
+	struct apply *a = NULL;
+	uint32_t n, i;
+	int rc = HS_OK;
+
+	if (s->set != NULL ||
+	    proto_get_str(&r, name, PROTO_NODE_MAX, NULL) < 0 ||
+	    proto_get_u32(&r, &n) < 0 || n > PROTO_SCOPE_MAX)
+		return HS_EPROTO;
+	if ((set = hs_conf_find_set(s->conf, name)) == NULL) {
+		hs_log_warnx("recv: renames for set %s, which is not "
+		             "configured here: ignored",
+		             name);
+		return HS_OK;
+	}
+	if (apply_open(s->rootfd, set, &a, why, sizeof(why)) < 0)
+		return HS_OK; /* the SET_OPEN that follows reports it */
+	for (i = 0; i < n && rc == HS_OK; i++) {
+		uint16_t src;
+
+		if (proto_get_u16(&r, &src) < 0 ||
+		    proto_get_str(&r, from, PROTO_PATH_MAX, NULL) < 0 ||
+		    proto_get_str(&r, to, PROTO_PATH_MAX, NULL) < 0 ||
+		    src >= set->sources.n)
+			rc = HS_EPROTO;
+		else
+			rc = apply_rename(a, src, from, to);
+	}
+	if (rc == HS_OK)
+		rc = proto_rd_end(&r);
+	apply_free(a);
+	return rc;
+}
+
 static int
 on_hash_req(struct session *s, const struct proto_msg *m)
 {
@@ -388,6 +433,8 @@ dispatch(struct session *s, const struct proto_msg *m)
 		return on_set_open(s, m);
 	case PROTO_T_STATE:
 		return on_state(s, m);
+	case PROTO_T_SET_RENAMES:
+		return on_renames(s, m);
 	case PROTO_T_PING:
 		if (m->len != 8)
 			return HS_EPROTO;

@@ -950,6 +950,11 @@ sync_set(struct sender *s, const struct hs_pathset *set,
 	for (i = 0; i < s->theirs.n; i++)
 		if (s->theirs.v[i].type != PROTO_E_DIR)
 			s->rep->standby_files++;
+	for (i = 0; i < s->mine.n; i++)
+		if (s->mine.v[i].type != PROTO_E_DIR) {
+			s->rep->primary_files++;
+			s->rep->primary_bytes += s->mine.v[i].size;
+		}
 	if ((s->by_path = calloc(s->mine.n ? s->mine.n : 1,
 	                         sizeof(*s->by_path))) == NULL)
 		return -ENOMEM;
@@ -1160,4 +1165,14 @@ send_session_state(struct sender *s, uint64_t lag_ms, uint64_t pending,
 	rc = proto_conn_send_wr(s->c, PROTO_T_STATE, &w, PROTO_RAW);
 	proto_wr_free(&w);
 	return rc == HS_OK ? proto_conn_flush(s->c) : rc;
+}
+
+int
+send_session_renames(struct sender *s, const struct hs_pathset *set,
+                     const struct proto_wr *body)
+{
+	proto_wr_reset(&s->w);
+	proto_put_str(&s->w, set->name);
+	proto_put_bytes(&s->w, body->buf.data, body->buf.len);
+	return proto_conn_send_wr(s->c, PROTO_T_SET_RENAMES, &s->w, PROTO_ZSTD);
 }

@@ -219,6 +219,13 @@ int watch_pending(const struct watch *w, uint16_t set);
 int watch_take(struct watch *w, uint16_t set, struct proto_scope **scope,
                size_t *n, int *full);
 
+/*
+ * Take the renames seen in set `set` (call before watch_take): encodes
+ * "u32 n, n x (u16 src, str from, str to)" into `out` (the body of
+ * PROTO_T_SET_RENAMES after the set name) and returns n (0: nothing
+ * written).
+ */
+size_t watch_take_renames(struct watch *w, uint16_t set, struct proto_wr *out);
 /* When the oldest change of the last watch_take was seen (0: none). */
 uint64_t watch_taken_since(const struct watch *w);
 /* Changes waiting: when the oldest was seen (0: none), how many paths. */
@@ -246,6 +253,8 @@ struct send_report {
 	uint64_t sets_refused;
 	uint64_t changed_during; /* files changed while being read */
 	uint64_t standby_files;  /* non-directories the standby listed */
+	uint64_t primary_files;  /* non-directories listed here */
+	uint64_t primary_bytes;  /* their sizes */
 	uint64_t differences;    /* verify: entries that differ */
 	uint64_t wire_out;       /* bytes written to the socket */
 	uint64_t wire_in;
@@ -328,6 +337,12 @@ const struct proto_hello *send_session_peer(const struct sender *s);
 /* Tell the standby our lag and pending changes (one-way, no reply). */
 int send_session_state(struct sender *s, uint64_t lag_ms, uint64_t pending,
                        int in_sync);
+/*
+ * Send the renames of set `set` (body from watch_take_renames, after the
+ * set name) so the standby renames its copies first; no reply.
+ */
+int send_session_renames(struct sender *s, const struct hs_pathset *set,
+                         const struct proto_wr *body);
 /* PING the standby and wait up to timeout_ms for its PONG. */
 int send_session_ping(struct sender *s, int timeout_ms);
 /* Say BYE (if `bye`) and free the session; NULL is fine. */
@@ -406,6 +421,13 @@ int apply_sig_file(struct apply *a, uint16_t src, const char *rel,
  */
 int apply_list(struct apply *a, uint16_t src, const char *rel, int recursive,
                struct scan_list *out);
+/*
+ * Mirror a rename within source `src` (neither path ""): our copy at
+ * `from` moves to `to`, replacing a file there like rename(2).  Failing
+ * is not an error: the scoped reconciliation that follows repairs it.
+ */
+int apply_rename(struct apply *a, uint16_t src, const char *from,
+                 const char *to);
 /* SHA-256 of everything readable from fd. */
 int fs_hash_fd(int fd, uint8_t out[PROTO_HASH_LEN]);
 /* Record an error line for `path` (used by the receiver too). */
