@@ -18,6 +18,25 @@
 /* A job that neither consumes nor produces this often is stuck. */
 #define JOB_IDLE_MAX 64
 
+/* librsync's messages go to our log, not to stderr. */
+static void
+delta_trace(rs_loglevel level, char const *msg)
+{
+	(void)level;
+	hs_log_debug("librsync: %s", msg);
+}
+
+static void
+delta_trace_init(void)
+{
+	static int done;
+
+	if (!done) {
+		rs_trace_to(delta_trace);
+		done = 1;
+	}
+}
+
 static int
 rs_map(rs_result r)
 {
@@ -37,19 +56,27 @@ rs_map(rs_result r)
 	}
 }
 
+/* How a slice of a job ended. */
+struct job_end {
+	int done;       /* the job finished (RS_DONE) */
+	rs_result last; /* librsync's last answer */
+	size_t left;    /* input not consumed when it finished */
+};
+
 /*
  * Push n bytes (and eof) through job, handing its output to emit.  Sets
- * *done when the job finished.  Returns when the input is consumed and no
- * more output comes.
+ * je->done when the job finished.  Returns when the input is consumed and
+ * no more output comes.
  */
 static int
 job_run(rs_job_t *job, const uint8_t *p, size_t n, int eof, uint8_t *out,
-        delta_emit_fn emit, void *arg, int *done)
+        delta_emit_fn emit, void *arg, struct job_end *je)
 {
 	rs_buffers_t b;
 	int idle = 0, rc;
 
 	memset(&b, 0, sizeof(b));
+	memset(je, 0, sizeof(*je));
 	b.next_in = (char *)p;
 	b.avail_in = n;
 	b.eof_in = eof;
@@ -60,6 +87,7 @@ job_run(rs_job_t *job, const uint8_t *p, size_t n, int eof, uint8_t *out,
 		rs_result r = rs_job_iter(job, &b);
 		size_t produced = JOB_OUT_LEN - b.avail_out;
 
+		je->last = r;
 		if (produced > 0) {
 			if ((rc = emit(arg, out, produced)) < 0)
 				return rc;
@@ -67,7 +95,8 @@ job_run(rs_job_t *job, const uint8_t *p, size_t n, int eof, uint8_t *out,
 			b.avail_out = JOB_OUT_LEN;
 		}
 		if (r == RS_DONE) {
-			*done = 1;
+			je->done = 1;
+			je->left = b.avail_in;
 			return HS_OK;
 		}
 		if (r != RS_BLOCKED)
@@ -100,8 +129,10 @@ delta_sig_fd(int fd, struct hs_buf *sig, uint8_t hash[PROTO_HASH_LEN],
 	uint8_t *in = NULL, *out = NULL;
 	rs_job_t *job = NULL;
 	struct stat st;
-	int rc, done = 0;
+	struct job_end je = {0, RS_BLOCKED, 0};
+	int rc;
 
+	delta_trace_init();
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	*size = (uint64_t)st.st_size;
@@ -120,7 +151,7 @@ delta_sig_fd(int fd, struct hs_buf *sig, uint8_t hash[PROTO_HASH_LEN],
 	if ((rc = proto_hash_new(&h)) < 0)
 		goto out;
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	while (!done) {
+	while (!je.done) {
 		ssize_t n = read(fd, in, PROTO_CHUNK);
 
 		if (n < 0 && errno == EINTR)
@@ -131,9 +162,9 @@ delta_sig_fd(int fd, struct hs_buf *sig, uint8_t hash[PROTO_HASH_LEN],
 		}
 		proto_hash_update(h, in, (size_t)n);
 		if ((rc = job_run(job, in, (size_t)n, n == 0, out, emit_buf,
-		                  sig, &done)) < 0)
+		                  sig, &je)) < 0)
 			goto out;
-		if (n == 0 && !done) {
+		if (n == 0 && !je.done) {
 			rc = HS_ECODEC;
 			goto out;
 		}
@@ -225,9 +256,11 @@ delta_enc_new(const uint8_t *sig, size_t len, struct delta_enc **out)
 {
 	struct delta_enc *e;
 	rs_job_t *load;
-	int rc, done = 0;
+	struct job_end je;
+	int rc;
 	char why[128];
 
+	delta_trace_init();
 	if ((rc = delta_sig_check(sig, len, why, sizeof(why))) < 0)
 		return rc;
 	if ((e = calloc(1, sizeof(*e))) == NULL)
@@ -237,9 +270,9 @@ delta_enc_new(const uint8_t *sig, size_t len, struct delta_enc **out)
 		delta_enc_free(e);
 		return -ENOMEM;
 	}
-	rc = job_run(load, sig, len, 1, e->out, emit_none, NULL, &done);
+	rc = job_run(load, sig, len, 1, e->out, emit_none, NULL, &je);
 	rs_job_free(load);
-	if (rc == HS_OK && !done)
+	if (rc == HS_OK && !je.done)
 		rc = HS_EPROTO;
 	if (rc == HS_OK && rs_build_hash_table(e->sums) != RS_DONE)
 		rc = HS_ECODEC;
@@ -257,10 +290,11 @@ int
 delta_enc_feed(struct delta_enc *e, const uint8_t *p, size_t n, int eof,
                delta_emit_fn emit, void *arg)
 {
-	int done = 0, rc;
+	struct job_end je;
+	int rc;
 
-	rc = job_run(e->job, p, n, eof, e->out, emit, arg, &done);
-	if (rc == HS_OK && eof && !done)
+	rc = job_run(e->job, p, n, eof, e->out, emit, arg, &je);
+	if (rc == HS_OK && eof && !je.done)
 		rc = HS_ECODEC;
 	return rc;
 }
@@ -288,6 +322,7 @@ struct delta_dec {
 	rs_job_t *job;
 	uint8_t *out;
 	char why[160];
+	int done; /* END was read: nothing may follow */
 	/* The caller's sink, wrapped to count output. */
 	delta_emit_fn emit;
 	void *arg;
@@ -347,6 +382,7 @@ delta_dec_new(int basis_fd, uint64_t basis_size, uint64_t max_out,
 {
 	struct delta_dec *d;
 
+	delta_trace_init();
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return -ENOMEM;
 	d->basis_fd = basis_fd;
@@ -365,18 +401,38 @@ int
 delta_dec_feed(struct delta_dec *d, const uint8_t *p, size_t n, int eof,
                delta_emit_fn emit, void *arg)
 {
-	int done = 0, rc;
+	struct job_end je;
+	int rc;
 
+	if (d->done) {
+		if (n == 0)
+			return HS_OK;
+		snprintf(d->why, sizeof(d->why),
+		         "data after the end of the "
+		         "delta");
+		return HS_EPROTO;
+	}
 	d->emit = emit;
 	d->arg = arg;
-	rc = job_run(d->job, p, n, eof, d->out, dec_emit, d, &done);
-	if (rc == HS_OK && eof && !done) {
+	rc = job_run(d->job, p, n, eof, d->out, dec_emit, d, &je);
+	if (rc == HS_OK && je.done) {
+		d->done = 1;
+		if (je.left > 0) {
+			snprintf(d->why, sizeof(d->why),
+			         "data after the end of "
+			         "the delta");
+			rc = HS_EPROTO;
+		}
+	} else if ((rc == HS_OK && eof) || je.last == RS_INPUT_ENDED) {
 		snprintf(d->why, sizeof(d->why), "delta ends early");
 		rc = HS_EPROTO;
 	}
 	if (rc < 0 && d->why[0] == '\0')
 		snprintf(d->why, sizeof(d->why), "malformed delta: %s",
 		         hs_strerror(rc));
+	/* librsync's own complaints are all "malformed" to our callers. */
+	if (rc == HS_ECODEC)
+		rc = HS_EPROTO;
 	return rc;
 }
 
