@@ -221,14 +221,44 @@ proto_entry_encode(struct proto_wr *w, const struct proto_entry *e)
 	proto_put_bytes(w, e->xattrs, e->xattrs_len);
 }
 
+/*
+ * A path string in an entry.  A NUL byte does not end the session: the
+ * entry decodes with has_nul set (the NUL shown as '?') so the receiver
+ * can reject that one path by name and carry on.
+ */
+static int
+get_path(struct proto_rd *r, char *out, uint8_t *has_nul)
+{
+	uint16_t n, i;
+
+	if (proto_get_u16(r, &n) < 0)
+		return HS_EPROTO;
+	if (n > PROTO_PATH_MAX)
+		return HS_ELIMIT;
+	if (n > r->left)
+		return HS_EPROTO;
+	for (i = 0; i < n; i++) {
+		out[i] = (char)r->p[i];
+		if (out[i] == '\0') {
+			out[i] = '?';
+			*has_nul = 1;
+		}
+	}
+	out[n] = '\0';
+	r->p += n;
+	r->left -= n;
+	return HS_OK;
+}
+
 int
 proto_entry_decode(struct proto_rd *r, struct proto_entry *e)
 {
 	uint64_t sec;
 	int rc;
 
+	e->has_nul = 0;
 	if ((rc = proto_get_u16(r, &e->src)) < 0 ||
-	    (rc = proto_get_str(r, e->path, PROTO_PATH_MAX, NULL)) < 0 ||
+	    (rc = get_path(r, e->path, &e->has_nul)) < 0 ||
 	    (rc = proto_get_u8(r, &e->type)) < 0 ||
 	    (rc = proto_get_u32(r, &e->mode)) < 0 ||
 	    (rc = proto_get_u32(r, &e->uid)) < 0 ||
@@ -236,7 +266,7 @@ proto_entry_decode(struct proto_rd *r, struct proto_entry *e)
 	    (rc = proto_get_u64(r, &e->size)) < 0 ||
 	    (rc = proto_get_u64(r, &sec)) < 0 ||
 	    (rc = proto_get_u32(r, &e->mtime_nsec)) < 0 ||
-	    (rc = proto_get_str(r, e->link, PROTO_PATH_MAX, NULL)) < 0 ||
+	    (rc = get_path(r, e->link, &e->has_nul)) < 0 ||
 	    (rc = proto_get_u64(r, &e->rdev)) < 0 ||
 	    (rc = proto_get_u64(r, &e->dev)) < 0 ||
 	    (rc = proto_get_u64(r, &e->ino)) < 0 ||

@@ -78,3 +78,14 @@ proto_hash_free(struct proto_hash *h)
 	EVP_MD_CTX_free(h->md);
 	free(h);
 }
+
+void
+proto_hash_hole(struct proto_hash *h, uint64_t end)
+{
+	uint8_t m[16] = {0, 'H', 'O', 'L', 'E', 0, 0, 0};
+	int i;
+
+	for (i = 0; i < 8; i++)
+		m[8 + i] = (uint8_t)(end >> (56 - 8 * i));
+	EVP_DigestUpdate(h->md, m, sizeof(m));
+}

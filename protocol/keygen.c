@@ -117,6 +117,10 @@ proto_keygen(const char *dir, const char *name, int force, uint8_t fp[32],
 	struct stat st;
 	int rc = HS_ETLS;
 
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		snprintf(why, whylen, "%s: %s", dir, strerror(errno));
+		return -errno;
+	}
 	snprintf(keyp, sizeof(keyp), "%s/node.key", dir);
 	snprintf(crtp, sizeof(crtp), "%s/node.crt", dir);
 	if (!force && (stat(keyp, &st) == 0 || stat(crtp, &st) == 0)) {

@@ -181,6 +181,7 @@ struct proto_entry {
 	uint32_t nlink;
 	uint64_t blocks; /* 512-byte blocks allocated (sparse files) */
 	uint8_t xhash[PROTO_XHASH_LEN]; /* 0 = no extended attrs */
+	uint8_t has_nul; /* decode: path or link held a NUL (shown as ?) */
 	char path[PROTO_PATH_MAX + 1];
 	char link[PROTO_PATH_MAX + 1]; /* symlink target */
 	/* Extended attributes (see proto_xattr_next); borrowed. */
@@ -254,12 +255,16 @@ struct proto_tls_opts {
 struct proto_tls;
 struct proto_conn;
 
-/* A TLS 1.3-only context.  HS_ETLS (logged) when cert/key cannot load. */
-int proto_tls_new(const struct proto_tls_opts *o, struct proto_tls **out);
+/*
+ * A TLS 1.3-only context.  HS_ECONFIG when the certificate, key or CA
+ * cannot be loaded, with the file named in `why`.
+ */
+int proto_tls_new(const struct proto_tls_opts *o, struct proto_tls **out,
+                  char *why, size_t whylen);
 void proto_tls_free(struct proto_tls *t);
 /* proto_tls_new with the [node] settings of `conf`. */
 int proto_tls_from_conf(const struct hs_conf *conf, int is_server,
-                        struct proto_tls **out);
+                        struct proto_tls **out, char *why, size_t whylen);
 
 /*
  * Connect to "host:port" and run the TLS handshake, verifying the peer.
@@ -352,6 +357,14 @@ struct proto_hash;
 int proto_hash_new(struct proto_hash **out);
 void proto_hash_update(struct proto_hash *h, const void *p, size_t n);
 void proto_hash_final(struct proto_hash *h, uint8_t out[PROTO_HASH_LEN]);
+/*
+ * A hole in a sparse transfer, up to offset `end`: it enters the file
+ * hash as the 16-byte marker "\0HOLE\0\0\0" + u64 end instead of its
+ * zeros, so hashing costs nothing whatever the size a peer announces.
+ * Both sides of a whole-file transfer hash this way; content hashes of
+ * files on disk (verify, HASH_REQ) hash plain bytes.
+ */
+void proto_hash_hole(struct proto_hash *h, uint64_t end);
 void proto_hash_free(struct proto_hash *h);
 
 #endif /* PROTO_H */

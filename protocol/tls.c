@@ -60,8 +60,9 @@ struct proto_conn {
 	ZSTD_CCtx *cctx;
 	ZSTD_DCtx *dctx;
 	char peer[160];
-	uint64_t bwlimit; /* bytes per second written, 0 = unlimited */
-	uint64_t bw_t;    /* when the bytes written so far may have gone */
+	char tls_why[128]; /* OpenSSL's reason for the last failure */
+	uint64_t bwlimit;  /* bytes per second written, 0 = unlimited */
+	uint64_t bw_t;     /* when the bytes written so far may have gone */
 };
 
 /* Why the last verification failed, per SSL object. */
@@ -149,7 +150,8 @@ verify_cb(int ok, X509_STORE_CTX *store)
 }
 
 int
-proto_tls_new(const struct proto_tls_opts *o, struct proto_tls **out)
+proto_tls_new(const struct proto_tls_opts *o, struct proto_tls **out, char *why,
+              size_t whylen)
 {
 	struct proto_tls *t;
 	int rc = HS_ETLS;
@@ -172,7 +174,7 @@ proto_tls_new(const struct proto_tls_opts *o, struct proto_tls **out)
 	if (o->peer_name != NULL)
 		t->peer_name = hs_xstrdup(o->peer_name);
 	if (!t->has_ca && t->n_pins == 0) {
-		hs_log_errx("tls: neither peer_fingerprint nor ca is set");
+		snprintf(why, whylen, "neither peer_fingerprint nor ca is set");
 		rc = HS_ECONFIG;
 		goto fail;
 	}
@@ -187,22 +189,27 @@ proto_tls_new(const struct proto_tls_opts *o, struct proto_tls **out)
 	SSL_CTX_set_session_cache_mode(t->ctx, SSL_SESS_CACHE_OFF);
 	if (SSL_CTX_use_certificate_chain_file(t->ctx, o->cert) != 1) {
 		tls_log_errors(o->cert);
-		hs_log_errx("tls: %s: cannot load certificate", o->cert);
+		snprintf(why, whylen,
+		         "%s: cannot load the certificate (missing, "
+		         "unreadable or not PEM)",
+		         o->cert);
 		goto fail;
 	}
 	if (SSL_CTX_use_PrivateKey_file(t->ctx, o->key, SSL_FILETYPE_PEM) !=
 	        1 ||
 	    SSL_CTX_check_private_key(t->ctx) != 1) {
 		tls_log_errors(o->key);
-		hs_log_errx("tls: %s: cannot load private key or it does not "
-		            "match %s",
-		            o->key, o->cert);
+		snprintf(why, whylen,
+		         "%s: cannot load the private key, or it "
+		         "does not match %s",
+		         o->key, o->cert);
 		goto fail;
 	}
 	if (t->has_ca &&
 	    SSL_CTX_load_verify_locations(t->ctx, o->ca, NULL) != 1) {
 		tls_log_errors(o->ca);
-		hs_log_errx("tls: %s: cannot load CA certificate", o->ca);
+		snprintf(why, whylen, "%s: cannot load the CA certificate",
+		         o->ca);
 		goto fail;
 	}
 	SSL_CTX_set_verify(t->ctx,
@@ -499,6 +506,14 @@ conn_io_error(struct proto_conn *c, int r)
 			ERR_clear_error();
 			return HS_ECLOSED;
 		}
+		{
+			unsigned long err = ERR_peek_last_error();
+			const char *why =
+			    err ? ERR_reason_error_string(err) : NULL;
+
+			snprintf(c->tls_why, sizeof(c->tls_why), "%s",
+			         why ? why : "TLS failure");
+		}
 		tls_log_errors(c->peer);
 		return HS_ETLS;
 	}
@@ -721,7 +736,13 @@ proto_hello_recv(struct proto_conn *c, struct proto_hello *peer, char *why,
 	int rc;
 
 	if ((rc = proto_conn_recv(c, &m)) < 0) {
-		snprintf(why, whylen, "handshake: %s", hs_strerror(rc));
+		/* In TLS 1.3 a refused client certificate shows up here. */
+		if (rc == HS_ETLS && c->tls_why[0] != '\0')
+			snprintf(why, whylen,
+			         "handshake: the peer ended TLS: %s",
+			         c->tls_why);
+		else
+			snprintf(why, whylen, "handshake: %s", hs_strerror(rc));
 		return rc;
 	}
 	switch (m.type) {
@@ -796,7 +817,7 @@ proto_cert_fingerprint(const char *pem, uint8_t fp[32])
 
 int
 proto_tls_from_conf(const struct hs_conf *conf, int is_server,
-                    struct proto_tls **out)
+                    struct proto_tls **out, char *why, size_t whylen)
 {
 	struct proto_tls_opts o;
 
@@ -808,7 +829,7 @@ proto_tls_from_conf(const struct hs_conf *conf, int is_server,
 	o.n_pins = conf->n_peer_fps;
 	o.peer_name = conf->peer_name;
 	o.is_server = is_server;
-	return proto_tls_new(&o, out);
+	return proto_tls_new(&o, out, why, whylen);
 }
 
 int

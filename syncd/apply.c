@@ -710,25 +710,23 @@ op_data(struct apply *a, const struct proto_msg *m)
 	return HS_OK;
 }
 
-/* Skip a hole: the bytes in between are zeros, never written. */
+/*
+ * Skip a hole: the bytes in between are zeros, never written.  The hole
+ * enters the file hash as a marker with its end offset (see
+ * proto_hash_hole), never byte by byte, so a hostile size costs nothing.
+ */
 static int
 op_seek(struct apply *a, const struct proto_msg *m)
 {
-	static const uint8_t zeros[65536];
 	struct proto_rd r = {m->data, m->len};
-	uint64_t off, gap;
+	uint64_t off;
 
 	if (!a->in_file || a->dec != NULL || proto_get_u64(&r, &off) < 0 ||
 	    proto_rd_end(&r) < 0 || off < a->written || off > a->cur_e.size)
 		return HS_EPROTO;
 	if (a->skip_file)
 		return HS_OK;
-	for (gap = off - a->written; gap > 0;) {
-		size_t n = gap < sizeof(zeros) ? (size_t)gap : sizeof(zeros);
-
-		proto_hash_update(a->hash, zeros, n);
-		gap -= n;
-	}
+	proto_hash_hole(a->hash, off);
 	if (lseek(a->fd, (off_t)off, SEEK_SET) < 0) {
 		apply_error(a, a->cur.display, "seek failed", -errno);
 		file_discard(a);
@@ -877,6 +875,23 @@ op_link(struct apply *a, const struct proto_msg *m)
 	return batch_add(a, &p, 0);
 }
 
+/* A path with a NUL byte: named in an error, its data (if any) dropped. */
+static int
+reject_nul(struct apply *a, uint8_t type)
+{
+	apply_error(a, display(a, a->e.src, a->e.path),
+	            "path contains a NUL byte: rejected", 0);
+	if (type == PROTO_T_OP_FILE || type == PROTO_T_OP_DELTA) {
+		a->in_file = 1;
+		a->skip_file = 1;
+		a->written = 0;
+		a->cur_e = a->e;
+		a->cur_e.xattrs = NULL;
+		a->cur_e.xattrs_len = 0;
+	}
+	return HS_OK;
+}
+
 int
 apply_op(struct apply *a, const struct proto_msg *m)
 {
@@ -911,6 +926,10 @@ apply_op(struct apply *a, const struct proto_msg *m)
 	case PROTO_T_OP_META:
 		if ((rc = decode_entry(a, m)) < 0)
 			break;
+		if (a->e.has_nul) {
+			rc = reject_nul(a, m->type);
+			break;
+		}
 		if (m->type == PROTO_T_OP_DELETE)
 			rc = op_delete(a);
 		else if (m->type == PROTO_T_OP_DIR)

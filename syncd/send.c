@@ -178,6 +178,7 @@ open_source(struct sender *s, size_t i)
 	if (s->anchor[i] < 0) {
 		rc = -errno;
 		s->missing[i] = 1;
+		s->rep->changed_during++;
 		hs_log_warnx("send: source %s: its directory cannot be opened "
 		             "(%s); the standby's copy is left alone",
 		             src, hs_strerror(rc));
@@ -269,7 +270,7 @@ recv_listing(struct sender *s, int *refused)
 
 			if ((rc = proto_entry_decode(&r, s->e)) < 0)
 				return rc;
-			if (s->e->src >= s->set->sources.n)
+			if (s->e->src >= s->set->sources.n || s->e->has_nul)
 				return HS_EPROTO;
 			memset(&se, 0, sizeof(se));
 			se.path = s->e->path;
@@ -984,12 +985,8 @@ session_open(struct sender *s, char *why, size_t whylen)
 	struct proto_hello mine, peer;
 	int rc;
 
-	if ((rc = proto_tls_from_conf(s->conf, 0, &tls)) < 0) {
-		snprintf(why, whylen,
-		         "cannot load this node's certificate "
-		         "or key");
-		return rc;
-	}
+	if (proto_tls_from_conf(s->conf, 0, &tls, why, whylen) < 0)
+		return HS_ECONFIG;
 	rc = proto_conn_connect(tls, s->conf->peer,
 	                        (int)s->conf->peer_timeout * 1000, &s->c, why,
 	                        whylen);

@@ -167,21 +167,14 @@ send_range(struct sender *s, int fd, struct proto_hash *h, uint64_t off,
 	return HS_OK;
 }
 
-/* A hole [off, end): hashed as zeros, sent as a seek. */
+/* A hole [off, end): sent as a seek, hashed as a marker (proto.h). */
 static int
 send_hole(struct sender *s, struct proto_hash *h, uint64_t off, uint64_t end)
 {
 	uint8_t body[8];
-	uint64_t n;
 	int i;
 
-	memset(s->buf, 0, PROTO_CHUNK);
-	for (n = end - off; n > 0;) {
-		size_t k = n < PROTO_CHUNK ? (size_t)n : PROTO_CHUNK;
-
-		proto_hash_update(h, s->buf, k);
-		n -= k;
-	}
+	proto_hash_hole(h, end);
 	for (i = 0; i < 8; i++)
 		body[i] = (uint8_t)(end >> (56 - 8 * i));
 	s->done_bytes += end - off;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -27,10 +28,23 @@
 #include "status.h"
 #include "syncd.h"
 
-/* Connections being told `busy` at once; more are closed at accept. */
-#define BUSY_CHILDREN_MAX 8
+/*
+ * Connections served at once (one session, the rest authenticating or
+ * being told busy); more are closed at accept.  The session slot is given
+ * only after TLS and HELLO, so an unauthenticated client cannot take it.
+ */
+#define CHILDREN_MAX 16
+/* A child asks for the session slot with this 4-byte message. */
+#define CLAIM_MSG 0x434c414du /* "CLAM" */
+#define CLAIM_WAIT_MS 2000
 /* How long SIGTERM waits for the session child before SIGKILL. */
 #define STOP_WAIT_MS 10000
+
+/* One forked connection: its pid and our end of its socketpair. */
+struct child {
+	pid_t pid;
+	int fd;
+};
 
 struct stdby {
 	const char *conf_path;
@@ -38,16 +52,15 @@ struct stdby {
 	struct proto_tls *tls;
 	int rootfd;
 	int lfd;
-	int sfd;       /* signalfd */
-	int pidfd;     /* locked pid file */
-	pid_t session; /* the child holding the session */
-	size_t n_busy;
+	int sfd;                         /* signalfd */
+	int pidfd;                       /* locked pid file */
+	pid_t session;                   /* the child holding the session */
+	struct child kids[CHILDREN_MAX]; /* connections being served */
+	size_t n_kids;
 	struct idx_node node;
 	/* For status. */
 	struct idx *x;
 	int cfd;                /* control socket */
-	int rep_fd;             /* reports from the session child */
-	int child_rep_fd;       /* its end, for the next child */
 	struct recv_report rep; /* the last one */
 	int heard;              /* a primary was ever heard */
 	uint64_t started_ns;
@@ -67,8 +80,22 @@ child_on_term(int sig)
 	child_stop = 1;
 }
 
+/* Ask the daemon for the session slot; 1 when granted. */
+static int
+claim_session(int fd)
+{
+	uint32_t msg = CLAIM_MSG;
+	struct pollfd pfd = {fd, POLLIN, 0};
+	uint8_t granted = 0;
+
+	if (send(fd, &msg, sizeof(msg), 0) != sizeof(msg) ||
+	    poll(&pfd, 1, CLAIM_WAIT_MS) != 1 || recv(fd, &granted, 1, 0) != 1)
+		return 0;
+	return granted == 1;
+}
+
 static void
-session_child(struct stdby *d, int fd, const char *addr, int busy)
+session_child(struct stdby *d, int fd, const char *addr, int myfd, pid_t parent)
 {
 	struct sigaction sa;
 	struct proto_conn *c = NULL;
@@ -85,16 +112,17 @@ session_child(struct stdby *d, int fd, const char *addr, int busy)
 	signal(SIGCHLD, SIG_DFL);
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
+	/* If the daemon dies (even by SIGKILL), this session stops too. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != parent)
+		_exit(1);
 	close(d->lfd);
 	close(d->sfd);
+	close(d->pidfd); /* the daemon's lock must die with the daemon */
 	if (d->cfd >= 0)
 		close(d->cfd);
-	if (d->rep_fd >= 0)
-		close(d->rep_fd);
-	if (busy && d->child_rep_fd >= 0) {
-		close(d->child_rep_fd);
-		d->child_rep_fd = -1;
-	}
+	for (size_t i = 0; i < d->n_kids; i++)
+		close(d->kids[i].fd);
 
 	rc = proto_conn_accept(d->tls, fd, timeout, &c, why, sizeof(why));
 	if (rc < 0) {
@@ -121,7 +149,7 @@ session_child(struct stdby *d, int fd, const char *addr, int busy)
 		         (unsigned long long)d->node.epoch);
 		goto refuse;
 	}
-	if (busy) {
+	if (!claim_session(myfd)) {
 		hs_log_warnx("net: %s: %s told busy: another primary session "
 		             "is active",
 		             addr, peer.name);
@@ -141,8 +169,7 @@ session_child(struct stdby *d, int fd, const char *addr, int busy)
 	hs_log_info("net: %s: session with primary %s", addr, peer.name);
 	/* A primary may pause between sets while it scans and hashes. */
 	proto_conn_set_timeout(c, timeout * 10);
-	rc = recv_session(d->conf, d->rootfd, c, &child_stop, d->child_rep_fd,
-	                  &peer);
+	rc = recv_session(d->conf, d->rootfd, c, &child_stop, myfd, &peer);
 	goto out;
 refuse:
 	hs_log_warnx("net: %s: %s", addr, why);
@@ -159,8 +186,8 @@ on_accept(struct stdby *d)
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	char host[64] = "?", port[8] = "?", addr[80];
-	int fd, busy;
-	pid_t pid;
+	pid_t pid, parent = getpid();
+	int fd, sv[2];
 
 	fd = accept4(d->lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
 	if (fd < 0) {
@@ -171,78 +198,106 @@ on_accept(struct stdby *d)
 	getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port,
 	            sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
 	snprintf(addr, sizeof(addr), "%s:%s", host, port);
-	busy = d->session > 0;
-	if (busy && d->n_busy >= BUSY_CHILDREN_MAX) {
-		hs_log_warnx("net: %s: dropped: too many waiting connections",
-		             addr);
+	if (d->n_kids >= CHILDREN_MAX) {
+		hs_log_warnx("net: %s: dropped: %d connections already being "
+		             "served",
+		             addr, CHILDREN_MAX);
 		close(fd);
 		return;
 	}
-	if (!busy) {
-		int sv[2];
-
-		if (d->sessions++ > 0)
-			d->cnt.reconnects++;
-		/* Counters of past sessions, so the totals only grow. */
-		d->base.applied_total += d->rep.applied_total;
-		d->base.errors_total += d->rep.errors_total;
-		d->base.bytes_in += d->rep.bytes_in;
-		d->base.bytes_out += d->rep.bytes_out;
-		d->rep.applied_total = d->rep.errors_total = 0;
-		d->rep.bytes_in = d->rep.bytes_out = 0;
-
-		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) <
-		    0) {
-			hs_log_warn("net: %s: socketpair", addr);
-			close(fd);
-			return;
-		}
-		if (d->rep_fd >= 0)
-			close(d->rep_fd);
-		d->rep_fd = sv[0];
-		d->child_rep_fd = sv[1];
-		fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		hs_log_warn("net: %s: socketpair", addr);
+		close(fd);
+		return;
 	}
 	if ((pid = fork()) < 0) {
 		hs_log_warn("net: %s: fork", addr);
 		close(fd);
+		close(sv[0]);
+		close(sv[1]);
 		return;
 	}
-	if (pid == 0)
-		session_child(d, fd, addr, busy);
-	close(fd);
-	if (!busy) {
-		close(d->child_rep_fd);
-		d->child_rep_fd = -1;
+	if (pid == 0) {
+		close(sv[0]);
+		session_child(d, fd, addr, sv[1], parent);
 	}
-	if (busy)
-		d->n_busy++;
-	else
-		d->session = pid;
+	close(fd);
+	close(sv[1]);
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	d->kids[d->n_kids].pid = pid;
+	d->kids[d->n_kids].fd = sv[0];
+	d->n_kids++;
 }
+
+/* A message from child k: a claim for the session, or a report. */
+static void
+on_child(struct stdby *d, size_t k)
+{
+	union {
+		uint32_t claim;
+		struct recv_report rep;
+	} m;
+	ssize_t n;
+
+	while ((n = recv(d->kids[k].fd, &m, sizeof(m), 0)) > 0) {
+		if (n == sizeof(uint32_t) && m.claim == CLAIM_MSG) {
+			uint8_t granted = d->session == 0;
+
+			if (granted) {
+				d->session = d->kids[k].pid;
+				if (d->sessions++ > 0)
+					d->cnt.reconnects++;
+				/* Past sessions' counters: totals only grow. */
+				d->base.applied_total += d->rep.applied_total;
+				d->base.errors_total += d->rep.errors_total;
+				d->base.bytes_in += d->rep.bytes_in;
+				d->base.bytes_out += d->rep.bytes_out;
+				d->rep.applied_total = d->rep.errors_total = 0;
+				d->rep.bytes_in = d->rep.bytes_out = 0;
+			}
+			send(d->kids[k].fd, &granted, 1, MSG_DONTWAIT);
+		} else if (n == sizeof(struct recv_report) &&
+		           d->kids[k].pid == d->session) {
+			d->rep = m.rep;
+			d->heard = 1;
+		}
+	}
+}
+
+static void clean_leftovers(struct stdby *d);
 
 static void
 reap(struct stdby *d)
 {
 	pid_t pid;
+	size_t k;
 	int st;
 
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-		if (pid == d->session) {
-			d->session = 0;
-			if (WIFSIGNALED(st))
-				hs_log_warnx("standby: session process %d "
-				             "killed by signal %d",
-				             (int)pid, WTERMSIG(st));
-		} else if (d->n_busy > 0)
-			d->n_busy--;
+		for (k = 0; k < d->n_kids && d->kids[k].pid != pid; k++)
+			;
+		if (k < d->n_kids) {
+			on_child(d, k); /* its last report */
+			close(d->kids[k].fd);
+			d->kids[k] = d->kids[--d->n_kids];
+		}
+		if (pid != d->session)
+			continue;
+		d->session = 0;
+		if (WIFSIGNALED(st)) {
+			/* Killed mid-file: do not leave its temporary there. */
+			hs_log_warnx("standby: session process %d killed by "
+			             "signal %d; removing its temporary files",
+			             (int)pid, WTERMSIG(st));
+			clean_leftovers(d);
+		}
 	}
 }
 
 static void
 reload(struct stdby *d)
 {
-	char err[HS_ERRMSG_MAX];
+	char err[HS_ERRMSG_MAX], why[512];
 	struct hs_conf *nc;
 	struct proto_tls *nt;
 
@@ -256,9 +311,8 @@ reload(struct stdby *d)
 	    strcmp(nc->target_root, d->conf->target_root) != 0)
 		hs_log_warnx("standby: listen and target_root changes take "
 		             "effect at the next restart");
-	if (proto_tls_from_conf(nc, 1, &nt) < 0) {
-		hs_log_errx(
-		    "standby: reload refused: TLS settings do not load");
+	if (proto_tls_from_conf(nc, 1, &nt, why, sizeof(why)) < 0) {
+		hs_log_errx("standby: reload refused: %s", why);
 		hs_conf_free(nc);
 		return;
 	}
@@ -362,13 +416,10 @@ stop_session(struct stdby *d)
 static void
 read_reports(struct stdby *d)
 {
-	struct recv_report r;
+	size_t k;
 
-	while (d->rep_fd >= 0 &&
-	       recv(d->rep_fd, &r, sizeof(r), 0) == (ssize_t)sizeof(r)) {
-		d->rep = r;
-		d->heard = 1;
-	}
+	for (k = 0; k < d->n_kids; k++)
+		on_child(d, k);
 }
 
 static json_t *
@@ -513,25 +564,30 @@ save_status(struct stdby *d, int force)
 static int
 serve(struct stdby *d)
 {
-	struct pollfd pfd[4];
+	struct pollfd pfd[3 + CHILDREN_MAX];
+	size_t k, n;
 
-	pfd[0].fd = d->lfd;
-	pfd[0].events = POLLIN;
-	pfd[1].fd = d->sfd;
-	pfd[1].events = POLLIN;
-	pfd[2].fd = d->cfd;
-	pfd[2].events = POLLIN;
 	for (;;) {
-		pfd[3].fd = d->rep_fd;
-		pfd[3].events = POLLIN;
+		pfd[0].fd = d->lfd;
+		pfd[0].events = POLLIN;
+		pfd[1].fd = d->sfd;
+		pfd[1].events = POLLIN;
+		pfd[2].fd = d->cfd;
+		pfd[2].events = POLLIN;
+		for (k = 0; k < d->n_kids; k++) {
+			pfd[3 + k].fd = d->kids[k].fd;
+			pfd[3 + k].events = POLLIN;
+		}
+		n = 3 + d->n_kids;
 		save_status(d, 0);
-		if (poll(pfd, 4, 1000) < 0) {
+		if (poll(pfd, n, 1000) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
-		if (pfd[3].revents & POLLIN)
-			read_reports(d);
+		for (k = 0; k < n - 3 && k < d->n_kids; k++)
+			if (pfd[3 + k].revents & POLLIN)
+				on_child(d, k);
 		if (pfd[2].revents & POLLIN)
 			ctl_serve(d->cfd, d->conf->status_group, stdby_answer,
 			          d);
@@ -565,6 +621,7 @@ stdby_run(const char *conf_path, struct hs_conf *conf, int foreground)
 {
 	struct stdby d;
 	struct idx *x = NULL;
+	char why[512];
 	sigset_t mask;
 	int rc;
 
@@ -572,15 +629,15 @@ stdby_run(const char *conf_path, struct hs_conf *conf, int foreground)
 	d.conf_path = conf_path;
 	d.conf = conf;
 	d.rootfd = d.lfd = d.sfd = d.pidfd = -1;
-	d.cfd = d.rep_fd = d.child_rep_fd = -1;
+	d.cfd = -1;
 	d.started_ns = hs_now_mono_ns();
 	if (mkdir(conf->state_dir, 0700) < 0 && errno != EEXIST) {
 		rc = -errno;
 		hs_log_err("standby: state_dir %s", conf->state_dir);
-		return rc;
+		goto out;
 	}
 	if ((rc = dmn_lock_pidfile(conf->state_dir, &d.pidfd)) < 0)
-		return rc;
+		goto out;
 	if ((rc = idx_open(conf->state_dir, 0, &x)) < 0) {
 		hs_log_errx("standby: index in %s: %s", conf->state_dir,
 		            hs_strerror(rc));
@@ -599,8 +656,10 @@ stdby_run(const char *conf_path, struct hs_conf *conf, int foreground)
 		goto out;
 	}
 	clean_leftovers(&d);
-	if ((rc = proto_tls_from_conf(conf, 1, &d.tls)) < 0)
+	if ((rc = proto_tls_from_conf(conf, 1, &d.tls, why, sizeof(why))) < 0) {
+		hs_log_errx("standby: %s", why);
 		goto out;
+	}
 	if ((rc = open_listener(conf->listen, &d.lfd)) < 0)
 		goto out;
 	if ((d.cfd = ctl_listen(conf->state_dir, conf->status_group)) < 0) {
@@ -639,8 +698,8 @@ out:
 		close(d.cfd);
 		ctl_unlink(d.conf->state_dir);
 	}
-	if (d.rep_fd >= 0)
-		close(d.rep_fd);
+	for (size_t k = 0; k < d.n_kids; k++)
+		close(d.kids[k].fd);
 	idx_close(d.x);
 	if (d.pidfd >= 0) {
 		char path[4200];

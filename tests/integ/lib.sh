@@ -27,8 +27,9 @@ hs_cleanup() {
 	for p in "${HS_PIDS[@]}"; do
 		kill "$p" 2>/dev/null || true
 	done
+	# The daemons give a stuck session 10 s before they kill it.
 	for p in "${HS_PIDS[@]}"; do
-		hs_wait_gone "$p" 50 || kill -9 "$p" 2>/dev/null || true
+		hs_wait_gone "$p" 150 || kill -9 "$p" 2>/dev/null || true
 	done
 	if [ -n "$T" ] && [ -z "${HS_KEEP:-}" ]; then
 		rm -rf "$T"

@@ -3,10 +3,12 @@
 # openssl CLI (a good CA, a rogue CA, node certificates for mn1 and mn2,
 # an mn1 certificate from the rogue CA, expired and not-yet-valid ones, a
 # self-signed unpinned one) and attackers that are not hamnsync at all
-# (openssl s_client without a certificate, a TLS 1.2 client, plain TCP).
-# Each refused peer: sync exits 3, the standby logs one clear line, no
-# file lands under target_root; afterwards the standby still serves the
-# rightful primary.  Modes: pinned, CA, and both.
+# (openssl s_client without a certificate, TLS 1.2 clients, plain TCP
+# garbage, an idle TCP connection).  Each refused primary: sync exits 3,
+# the standby logs one clear line, no file lands under target_root; the
+# standby stays up and still serves the rightful primary.  Modes: pinned,
+# CA, both (both must hold), and pinned with an expired certificate (only
+# a warning).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 [ -x "$HS_BIN" ] || hs_fail "$HS_BIN is not built"
@@ -144,6 +146,14 @@ P_SELF_CA=$T/p-self-ca.conf
 node_conf "$P_SELF_CA" mn1 primary "$T/state1" "$T/pki/unpinned/node.crt" \
 	"$T/pki/unpinned/node.key" "ca = $P/ca.crt" "peer_name = mn2"
 
+# Pinned mode with an expired but pinned certificate: only a warning.
+S_PIN_EXP=$T/s-pin-expired.conf
+node_conf "$S_PIN_EXP" mn2 standby "$T/state2" "$T/pki/mn2/node.crt" \
+	"$T/pki/mn2/node.key" "peer_fingerprint = $(fp_of "$P/mn1-expired.crt")"
+P_PIN_EXP=$T/p-pin-expired.conf
+node_conf "$P_PIN_EXP" mn1 primary "$T/state1" "$P/mn1-expired.crt" \
+	"$P/mn1-expired.key" "peer_fingerprint = $FP2"
+
 # ------------------------------------------------------------- helpers
 NLOG=0
 # standby CONF: (re)start the standby with CONF and a fresh log.
@@ -153,7 +163,7 @@ standby() {
 	fi
 	if [ -f "$T/standby.log" ]; then
 		NLOG=$((NLOG + 1))
-		mv "$T/standby.log" "$T/standby.log.$NLOG"
+		mv "$T/standby.log" "$T/standby-$NLOG.log"
 	fi
 	hs_start_standby "$1"
 	echo "-- standby: $(grep -m1 'listening on' "$T/standby.log" | cut -d' ' -f3-) ($(basename "$1"))"
@@ -323,6 +333,18 @@ good_sync both-pinned-and-signed "$(ca_primary mn1)"
 refused both-signed-not-pinned "$(ca_primary mn1b)" "certificate is not pinned"
 refused both-pinned-not-signed "$(ca_primary mn1-rogue)" "connection refused"
 good_sync both-after-refusals "$(ca_primary mn1)"
+
+# ------------------------------------------------------------- pinned, expired
+echo "== pinned mode: an expired certificate that is pinned is only warned about"
+STANDBY_CONF=$S_PIN_EXP
+standby "$S_PIN_EXP"
+lines=$(wc -l <"$T/standby.log")
+good_sync pinned-expired "$P_PIN_EXP"
+if line=$(log_line "$lines" "expired"); then
+	ok "pinned-expired: the standby warns: $line"
+else
+	bad "pinned-expired: no warning about the expired certificate"
+fi
 
 echo "test_auth: $PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

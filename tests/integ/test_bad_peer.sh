@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # test_bad_peer.sh - a hostile primary that holds a valid, pinned identity
-# (hs-evilpeer) attacks the standby: oversize, cut and unknown frames, a
-# wrong protocol version, zstd bombs, paths that try to leave target_root
-# (.., absolute, through symlinks, NUL, too deep, too long), unknown sets
-# and sources, lying sizes and hashes.  After each attack: the daemon is
-# alive and serves a normal sync, its log has one clear line about the
-# problem, nothing outside target_root changed, nothing on the standby
-# changed but what the normal sync intends, no temporary file is left.
-# Then: a second primary is told busy while a session is open, and a
-# standby killed with SIGKILL in the middle of a 200 MiB file keeps the
-# old copy and converges after a restart.
+# (hs-evilpeer) attacks the standby: oversize, cut and unknown frames
+# (before and after HELLO), a wrong protocol version or role, zstd bombs,
+# paths that try to leave target_root (.., absolute, through symlinks with
+# every operation, NUL, too deep, too long, an unknown source index),
+# hash, signature and listing requests aimed behind symlinks, a delta
+# whose basis is a symlink, a hard link to a file outside, unknown sets
+# and foreign sources, lying sizes, hashes and deltas, a 2^62-byte seek.
+# After each attack: the daemon is alive and serves a normal sync, its log
+# has one clear line about the problem, nothing outside target_root
+# changed, nothing on the standby changed but what the normal sync
+# intends, no temporary file is left.
+# Then: a source whose parent on the standby is a symlink; a second
+# primary told busy while a session is open; a standby killed with
+# SIGKILL in the middle of a 200 MiB file (keeps the old copy, converges
+# after a restart); its session process alone killed; its daemon process
+# alone killed (as `kill -9 $(cat hamnsync.pid)` does).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 HS_TOOLS=${HS_TOOLS:-$top/build/bin}
@@ -57,8 +63,14 @@ files_snapshot() {
 		find . -type f -print0 | sort -z | xargs -0r sha256sum)
 }
 
+# The sentinel folder, link counts and ctimes included: a hard link made
+# to a file outside target_root changes neither content nor mtime.
+outside_snapshot() {
+	hs_snapshot "$T/outside"
+	find "$T/outside" -printf '%p links=%n ctime=%C@\n' | sort
+}
 STANDBY_SNAP=$(hs_snapshot "$T/standby")
-OUTSIDE_SNAP=$(hs_snapshot "$T/outside")
+OUTSIDE_SNAP=$(outside_snapshot)
 
 # attack NAME PHRASE EVIL_ARGS...: run hs-evilpeer and check the aftermath.
 # PHRASE is a fixed string the standby's log must hold exactly once among
@@ -66,13 +78,16 @@ OUTSIDE_SNAP=$(hs_snapshot "$T/outside")
 attack() {
 	local name=$1 phrase=$2 lines out rc n hits
 	shift 2
-	echo "== $name"
+	echo "== [${SECONDS}s] $name"
 	lines=$(wc -l <"$T/standby.log")
 	set +e
 	out=$("$EVIL" -c "$C1" "$@" 2>&1)
 	rc=$?
 	set -e
 	echo "   $out" | head -5
+	if [ -n "${POST_EVIL:-}" ]; then
+		"$POST_EVIL" "$name"
+	fi
 	if [ "$rc" -eq 0 ]; then
 		ok "$name: standby reacted as the contract says"
 	else
@@ -102,7 +117,7 @@ attack() {
 # damaged, and a normal sync still works and restores the exact copy.
 check_aftermath() {
 	local name=$1 found
-	if [ "$(hs_snapshot "$T/outside")" = "$OUTSIDE_SNAP" ]; then
+	if [ "$(outside_snapshot)" = "$OUTSIDE_SNAP" ]; then
 		ok "$name: nothing outside target_root changed"
 	else
 		bad "$name: the sentinel folder outside target_root CHANGED"
@@ -136,11 +151,14 @@ check_aftermath() {
 	else
 		bad "$name: a normal sync afterwards exited $SYNC_RC: $(head -3 "$T/sync.err")"
 	fi
-	# shellcheck disable=SC2086
-	if hs_compare $SOURCES && [ "$(hs_snapshot "$T/standby")" = "$STANDBY_SNAP" ]; then
+	# The snapshot taken when rsync had found the trees identical; rsync
+	# runs again only to show what differs.
+	if [ "$(hs_snapshot "$T/standby")" = "$STANDBY_SNAP" ]; then
 		ok "$name: standby is again an exact copy"
 	else
 		bad "$name: standby differs from its state before the attack"
+		# shellcheck disable=SC2086
+		hs_compare $SOURCES || true
 	fi
 }
 STANDBY_FILES=$(files_snapshot "$T/standby")
@@ -182,10 +200,10 @@ attack deep-path "path rejected: size past a hard limit" deep-path "${INST[@]}"
 attack long-name "path rejected: size past a hard limit" long-name "${INST[@]}"
 # SPEC: NUL is rejected "with an error that names the path; the session
 # continues" - the same as '..'.
-attack nul-path "OP_FILE" nul-path "${INST[@]}"
+attack nul-path "path contains a NUL byte: rejected" nul-path "${INST[@]}"
 
 # The standby must never list, nor hash, what lies behind a symlink.
-echo "== listing does not follow symlinks"
+echo "== [${SECONDS}s] listing does not follow symlinks"
 out=$("$EVIL" -c "$C1" list "${INST[@]}" 2>&1) || true
 echo "   $(echo "$out" | head -1)"
 if echo "$out" | grep -q '  listed: \[0\] link$' &&
@@ -197,6 +215,24 @@ fi
 attack hash-probe-through-dir "link/victim: path through a symlink rejected" \
 	hash-probe "${INST[@]}" --path link/victim
 attack hash-probe-final-link "" hash-probe "${INST[@]}" --path filelink
+attack sig-probe-through-dir "link/victim: path through a symlink rejected" \
+	sig-probe "${INST[@]}" --path link/victim
+attack sig-probe-final-link "" sig-probe "${INST[@]}" --path filelink
+attack delta-basis-symlink "filelink: delta basis is gone or not a regular file" \
+	delta-basis-symlink "${INST[@]}"
+attack hardlink-escape "link/victim: path through a symlink rejected" \
+	hardlink-escape "${INST[@]}" --path link/victim
+echo "== [${SECONDS}s] a scoped listing does not follow symlinks"
+out=$("$EVIL" -c "$C1" scoped-list "${INST[@]}" --path link 2>&1) || true
+echo "   $(echo "$out" | tail -1)"
+if echo "$out" | grep -q '  listed: \[0\] link$' &&
+	! echo "$out" | grep -q 'link/'; then
+	ok "scoped listing of link: link itself, nothing behind it"
+else
+	bad "scoped listing of link: $(echo "$out" | grep link)"
+fi
+attack scoped-list-escape "path escapes its confinement" \
+	scoped-list "${INST[@]}" --path ../x
 
 # A file sent where the standby has a symlink replaces the link; the file
 # the link points to is untouched.
@@ -228,9 +264,35 @@ attack hash-mismatch "content hash mismatch; old copy kept" \
 	hash-mismatch "${INST[@]}" --path postscripts/script3
 [ "$(sha256sum <"$VICTIM")" = "$VSUM" ] && ok "hash-mismatch: old copy intact" ||
 	bad "hash-mismatch: old copy CHANGED"
+attack delta-bad-offset "outside the" \
+	delta-bad-offset "${INST[@]}" --path postscripts/script3
+attack delta-huge-literal "delta produces more than the 100 bytes announced" \
+	delta-huge-literal "${INST[@]}" --path postscripts/script3
+[ "$(sha256sum <"$VICTIM")" = "$VSUM" ] && ok "delta lies: old copy intact" ||
+	bad "delta lies: old copy CHANGED"
+
+# A file of 2^62 bytes announced, and one OP_SEEK to its end: 24 bytes on
+# the wire.  The standby must answer at once (RELIABILITY 3: offsets are
+# checked before anything is looped over), not spin hashing zeros while
+# its one session slot turns every real primary away as busy.
+reap_spinner() {
+	local kid
+	sleep 1 # the peer is gone: a healthy session process ends now
+	kid=$(pgrep -P "$STANDBY_PID" || true)
+	if [ -n "$kid" ]; then
+		bad "$1: session process $kid still busy after the peer left ($(ps -o pcpu= -p "$kid" | tr -d ' ')% CPU); stopped with SIGKILL"
+		# shellcheck disable=SC2086
+		kill -9 $kid
+		sleep 0.3
+		find "$T/standby" -name '.hamnsync-tmp.*' -delete
+	else
+		ok "$1: no session process left behind"
+	fi
+}
+POST_EVIL=reap_spinner attack seek-bomb "" seek-bomb "${INST[@]}" --timeout 3000
 
 # --- the standby's side: a source's parent that is a symlink --------------
-echo "== a source whose parent on the standby is a symlink"
+echo "== [${SECONDS}s] a source whose parent on the standby is a symlink"
 lines=$(wc -l <"$T/standby.log")
 touch -r "$T/standby$T/src" "$T/srcdir.ref"
 mv "$T/standby$T/src/etc" "$T/standby$T/src/etc.real"
@@ -246,7 +308,7 @@ if tail -n +"$((lines + 1))" "$T/standby.log" | grep -q "a component is a symlin
 else
 	bad "parent-symlink: no log line"
 fi
-[ "$(hs_snapshot "$T/outside")" = "$OUTSIDE_SNAP" ] &&
+[ "$(outside_snapshot)" = "$OUTSIDE_SNAP" ] &&
 	ok "parent-symlink: nothing written through it" ||
 	bad "parent-symlink: outside folder CHANGED"
 rm "$T/standby$T/src/etc"
@@ -256,8 +318,8 @@ touch -r "$T/srcdir.ref" "$T/standby$T/src"
 check_aftermath parent-symlink
 
 # --- a second primary while a session is active ---------------------------
-echo "== a second primary is told busy"
-"$EVIL" -c "$C1" hold 6 >"$T/hold.out" 2>&1 &
+echo "== [${SECONDS}s] a second primary is told busy"
+"$EVIL" -c "$C1" hold 3 >"$T/hold.out" 2>&1 &
 HOLD_PID=$!
 HS_PIDS+=("$HOLD_PID")
 for ((i = 0; i < 50; i++)); do
@@ -283,65 +345,227 @@ wait "$HOLD_PID" && ok "busy: the held session ended cleanly: $(tail -1 "$T/hold
 check_aftermath busy
 
 # --- SIGKILL in the middle of a large file --------------------------------
-echo "== standby killed with SIGKILL in the middle of a 200 MiB file"
+# big.img (200 MiB) is on both nodes; each round changes it on the primary
+# (2 MiB in two places, so the standby rebuilds all 200 MiB from a delta
+# into its temporary file), starts a sync and kills part of the standby
+# once that temporary file holds more than 1 MiB.  Checksums are BLAKE2
+# (b2sum): as strong as SHA-256 here and three times faster on 200 MiB.
 BIG=$T/src/install/big.img
+digest() { b2sum <"$1" | cut -c1-64; }
+
+NLOG=1
+# try_start_standby: hs_start_standby with a fresh log (hs_start_standby
+# would find the old "listening on"), returning 1 instead of failing the
+# whole test when the daemon does not come up.
+try_start_standby() {
+	local i
+	NLOG=$((NLOG + 1))
+	mv "$T/standby.log" "$T/standby-$NLOG.log"
+	: >"$T/standby.log"
+	"$HS_BIN" -c "$C2" daemon --foreground >>"$T/standby.log" 2>&1 &
+	STANDBY_PID=$!
+	HS_PIDS+=("$STANDBY_PID")
+	for ((i = 0; i < 50; i++)); do
+		grep -q "listening on" "$T/standby.log" && return 0
+		kill -0 "$STANDBY_PID" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# big_transfer: change big.img on the primary, start a sync in the
+# background and wait (bounded) until the standby's temporary file holds
+# more than 1 MiB.  Sets OLD_SUM (the standby's copy), NEW_SUM, SYNC_PID,
+# TMP (the temporary file, "" if none was seen).
+big_transfer() {
+	local i
+	OLD_SUM=$(digest "$SD/big.img")
+	dd if=/dev/urandom of="$BIG" bs=1M count=1 seek=$((RANDOM % 90)) \
+		conv=notrunc status=none
+	dd if=/dev/urandom of="$BIG" bs=1M count=1 seek=$((100 + RANDOM % 90)) \
+		conv=notrunc status=none
+	NEW_SUM=$(digest "$BIG")
+	"$HS_BIN" -c "$C1" sync >"$T/sync-bg.out" 2>&1 &
+	SYNC_PID=$!
+	HS_PIDS+=("$SYNC_PID")
+	TMP=""
+	for ((i = 0; i < 1500; i++)); do
+		TMP=$(find "$SD" -maxdepth 1 -name '.hamnsync-tmp.*' -size +1M -print -quit)
+		[ -n "$TMP" ] && break
+		kill -0 "$SYNC_PID" 2>/dev/null || break
+		sleep 0.01
+	done
+	if [ -n "$TMP" ]; then
+		ok "$1: caught $(basename "$TMP") holding $(stat -c %s "$TMP" 2>/dev/null || echo '?') bytes"
+	else
+		bad "$1: no temporary file seen before the kill (sync: $(tail -1 "$T/sync-bg.out"))"
+	fi
+}
+
+# big_wait_sync NAME: the interrupted background sync must fail, bounded.
+big_wait_sync() {
+	local rc
+	hs_wait_gone "$SYNC_PID" 300 || bad "$1: the sync did not notice"
+	set +e
+	wait "$SYNC_PID" 2>/dev/null
+	rc=$?
+	set -e
+	[ "$rc" -ne 0 ] && ok "$1: the interrupted sync exits $rc: $(tail -1 "$T/sync-bg.out")" ||
+		bad "$1: the interrupted sync exited 0"
+}
+
+# big_converge NAME: a sync exits 0 and the trees are identical.
+big_converge() {
+	hs_sync
+	[ "$SYNC_RC" -eq 0 ] && ok "$1: the next sync exits 0" ||
+		bad "$1: the next sync exited $SYNC_RC: $(head -3 "$T/sync.err")"
+	[ "$(digest "$SD/big.img")" = "$NEW_SUM" ] && ok "$1: the new copy is in place" ||
+		bad "$1: the new copy is not in place"
+	# shellcheck disable=SC2086
+	hs_compare $SOURCES && ok "$1: trees identical (rsync -c finds nothing)" ||
+		bad "$1: trees differ"
+}
+
+echo "== [${SECONDS}s] standby killed with SIGKILL in the middle of a 200 MiB file"
 head -c $((200 * 1024 * 1024)) /dev/urandom >"$BIG"
 hs_sync
 [ "$SYNC_RC" -eq 0 ] || bad "big: first sync exited $SYNC_RC"
-OLD_SUM=$(sha256sum <"$BIG")
-[ "$(sha256sum <"$SD/big.img")" = "$OLD_SUM" ] || bad "big: old copy not on the standby"
-head -c $((200 * 1024 * 1024)) /dev/urandom >"$BIG"
-NEW_SUM=$(sha256sum <"$BIG")
-"$HS_BIN" -c "$C1" sync >"$T/sync-bg.out" 2>&1 &
-SYNC_PID=$!
-HS_PIDS+=("$SYNC_PID")
-tmp=""
-for ((i = 0; i < 1000; i++)); do
-	tmp=$(find "$SD" -maxdepth 1 -name '.hamnsync-tmp.*' -size +1M -print -quit)
-	[ -n "$tmp" ] && break
-	sleep 0.01
-done
-# The whole standby: the daemon and its session process (a crash of the
-# machine or of the service), by their PIDs.
+[ "$(digest "$SD/big.img")" = "$(digest "$BIG")" ] || bad "big: no old copy on the standby"
+big_transfer crash
+# The whole standby, daemon and session process, by their PIDs: what a
+# crash of the machine or of the service does.
 kids=$(pgrep -P "$STANDBY_PID" || true)
+disown "$STANDBY_PID" 2>/dev/null || true # no "Killed" report from bash
 # shellcheck disable=SC2086
 kill -9 "$STANDBY_PID" $kids 2>/dev/null || true
-hs_wait_gone "$STANDBY_PID" 50 || bad "big: standby survived SIGKILL"
-if [ -n "$tmp" ]; then
-	ok "big: killed while $(basename "$tmp") held $(stat -c %s "$tmp" 2>/dev/null || echo '?') bytes"
-else
-	bad "big: no temporary file seen before the kill (transfer too fast?)"
-fi
-hs_wait_gone "$SYNC_PID" 300 || bad "big: sync did not notice the standby's death"
-set +e
-wait "$SYNC_PID"
-rc=$?
-set -e
-[ "$rc" -ne 0 ] && ok "big: interrupted sync exits $rc: $(tail -1 "$T/sync-bg.out")" ||
-	bad "big: interrupted sync exited 0"
-got=$(sha256sum <"$SD/big.img")
+hs_wait_gone "$STANDBY_PID" 50 || bad "crash: the standby survived SIGKILL"
+big_wait_sync crash
+got=$(digest "$SD/big.img")
 if [ "$got" = "$OLD_SUM" ]; then
-	ok "big: the standby still holds the old copy, intact"
-elif [ -z "$tmp" ] && [ "$got" = "$NEW_SUM" ]; then
-	ok "big: the standby holds the new copy (it was renamed before the kill)"
+	ok "crash: the standby still holds the old copy, intact"
+elif [ -z "$TMP" ] && [ "$got" = "$NEW_SUM" ]; then
+	ok "crash: the standby holds the new copy (renamed before the kill)"
 else
-	bad "big: the standby's copy is TORN (neither old nor new)"
+	bad "crash: the standby's copy is TORN (neither old nor new)"
 fi
+echo "   temporary files left by the crash: $(find "$T/standby" -name '.hamnsync-tmp.*' | wc -l)"
+try_start_standby || hs_fail "the standby does not restart after the crash"
 left=$(find "$T/standby" -name '.hamnsync-tmp.*' | wc -l)
-echo "   temporary files left by the crash: $left"
-mv "$T/standby.log" "$T/standby.log.1"
-hs_start_standby
-left=$(find "$T/standby" -name '.hamnsync-tmp.*' | wc -l)
-[ "$left" -eq 0 ] && ok "big: restart removed the leftovers: $(grep -m1 'temporary files' "$T/standby.log" | cut -d' ' -f3- || echo none)" ||
-	bad "big: $left temporary files still there after the restart"
+[ "$left" -eq 0 ] && ok "crash: the restart removed the leftovers: $(grep -m1 'temporary files' "$T/standby.log" | cut -d' ' -f3- || echo none)" ||
+	bad "crash: $left temporary files still there after the restart"
+big_converge crash
+
+# The next two faults hit one part of the standby only.  The transfer in
+# flight is a well-formed 4 MiB file that hs-evilpeer sends slowly (1 MiB/s)
+# over rootimg.gz, so the fault lands in the middle of it every time.
+SLOW_REL=netboot/rhels9/x86_64/compute/rootimg.gz
+SLOW=$SD/$SLOW_REL
+# slow_transfer NAME: start it; wait (bounded) for a temporary > 1 MiB.
+slow_transfer() {
+	local i
+	OLD_SUM=$(digest "$SLOW")
+	"$EVIL" -c "$C1" slow-file "${INST[@]}" --path "$SLOW_REL" \
+		>"$T/slow.out" 2>&1 &
+	SLOW_PID=$!
+	HS_PIDS+=("$SLOW_PID")
+	TMP=""
+	for ((i = 0; i < 500; i++)); do
+		TMP=$(find "$(dirname "$SLOW")" -maxdepth 1 -name '.hamnsync-tmp.*' \
+			-size +1M -print -quit)
+		[ -n "$TMP" ] && break
+		kill -0 "$SLOW_PID" 2>/dev/null || break
+		sleep 0.02
+	done
+	if [ -n "$TMP" ]; then
+		ok "$1: caught $(basename "$TMP") holding $(stat -c %s "$TMP" 2>/dev/null || echo '?') of 4194304 bytes"
+	else
+		bad "$1: no temporary file seen: $(cat "$T/slow.out")"
+	fi
+}
+
+echo "== [${SECONDS}s] the session process alone killed with SIGKILL (as the OOM killer would)"
+slow_transfer session-kill
+kid=$(pgrep -P "$STANDBY_PID" | head -1 || true)
+lines=$(wc -l <"$T/standby.log")
+[ -n "$kid" ] && kill -9 "$kid"
+hs_wait_gone "$SLOW_PID" 100 || bad "session-kill: the sender did not notice"
+if kill -0 "$STANDBY_PID" 2>/dev/null; then
+	ok "session-kill: the daemon survives its session process"
+else
+	bad "session-kill: the daemon died with its session process"
+	try_start_standby || hs_fail "the standby does not restart"
+fi
+line=""
+for ((i = 0; i < 20; i++)); do
+	line=$(tail -n +"$((lines + 1))" "$T/standby.log" | grep -m1 "killed by signal 9" || true)
+	[ -n "$line" ] && break
+	sleep 0.1
+done
+[ -n "$line" ] && ok "session-kill: logged: $(echo "$line" | cut -d' ' -f3-)" ||
+	bad "session-kill: no log line about the killed session process"
+[ "$(digest "$SLOW")" = "$OLD_SUM" ] &&
+	ok "session-kill: the old copy is intact" || bad "session-kill: the copy CHANGED"
 hs_sync
-[ "$SYNC_RC" -eq 0 ] && ok "big: sync after the restart exits 0" ||
-	bad "big: sync after the restart exited $SYNC_RC: $(head -3 "$T/sync.err")"
+[ "$SYNC_RC" -eq 0 ] && ok "session-kill: the next sync exits 0" ||
+	bad "session-kill: the next sync exited $SYNC_RC: $(head -3 "$T/sync.err")"
+# RELIABILITY 6: after the fault and quiet, rsync finds nothing.  The dead
+# session's temporary file (as big as the file was) must not stay in the
+# tree until the daemon happens to restart.
+left=$(find "$T/standby" -name '.hamnsync-tmp.*')
+if [ -z "$left" ]; then
+	ok "session-kill: no temporary file left in the standby's tree"
+else
+	bad "session-kill: the killed session's temporary file stays until a restart: $(du -h $left | tr '\t\n' '  ')"
+	rm -f $left # so that what follows sees the other faults only,
+	hs_sync     # and the directory's mtime is the primary's again
+fi
 # shellcheck disable=SC2086
-hs_compare $SOURCES && ok "big: trees identical (rsync -c finds nothing)" ||
-	bad "big: trees differ after the restart"
-[ "$(sha256sum <"$SD/big.img")" = "$NEW_SUM" ] && ok "big: new copy in place" ||
-	bad "big: new copy not in place"
+hs_compare $SOURCES && ok "session-kill: trees identical (rsync -c finds nothing)" ||
+	bad "session-kill: trees differ"
+
+echo "== [${SECONDS}s] kill -9 of the daemon's PID (state_dir/hamnsync.pid) alone"
+slow_transfer daemon-kill
+pid=$(cat "$T/state2/hamnsync.pid")
+kid=$(pgrep -P "$pid" | head -1 || true)
+disown "$pid" 2>/dev/null || true
+kill -9 "$pid"
+hs_wait_gone "$pid" 50 || bad "daemon-kill: the daemon survived SIGKILL"
+# What an administrator (or a supervisor) does next: start it again.
+if try_start_standby; then
+	ok "daemon-kill: the standby restarts at once"
+	restarted=1
+else
+	bad "daemon-kill: the standby does not restart: $(head -1 "$T/standby.log" | cut -d' ' -f3-)"
+	restarted=0
+fi
+# The session gets SIGTERM when the daemon dies and stops at the next
+# frame, removing its temporary file: bounded wait for it.
+if [ -n "$kid" ] && ! hs_wait_gone "$kid" 50; then
+	bad "daemon-kill: session process $kid outlives the daemon and goes on writing under target_root"
+else
+	ok "daemon-kill: the session process ended with the daemon"
+fi
+# Bounded: the orphan ends with the slow transfer (4 s); then stop both
+# by PID, and start the standby if it is not running.
+hs_wait_gone "$SLOW_PID" 100 || kill "$SLOW_PID" 2>/dev/null || true
+[ -n "$kid" ] && { hs_wait_gone "$kid" 50 || kill -9 "$kid" 2>/dev/null || true; }
+if [ "$restarted" -eq 0 ]; then
+	try_start_standby || hs_fail "the standby does not restart"
+fi
+echo "   the slow sender saw: $(tail -1 "$T/slow.out")"
+got=$(digest "$SLOW")
+[ "$got" = "$OLD_SUM" ] || [ "$(stat -c %s "$SLOW")" -eq 4194304 ] &&
+	ok "daemon-kill: the standby's copy is whole (old, or the orphan's complete file)" ||
+	bad "daemon-kill: the copy is TORN"
+[ -z "$(find "$T/standby" -name '.hamnsync-tmp.*')" ] &&
+	ok "daemon-kill: no temporary file left after the restart" ||
+	bad "daemon-kill: temporary files left after the restart"
+hs_sync
+[ "$SYNC_RC" -eq 0 ] && ok "daemon-kill: the next sync exits 0" ||
+	bad "daemon-kill: the next sync exited $SYNC_RC: $(head -3 "$T/sync.err")"
+# shellcheck disable=SC2086
+hs_compare $SOURCES && ok "daemon-kill: trees identical (rsync -c finds nothing)" ||
+	bad "daemon-kill: trees differ"
 
 echo "test_bad_peer: $PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

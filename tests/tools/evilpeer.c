@@ -9,7 +9,9 @@
  * it controls every byte on the wire (raw headers, lying lengths, cut
  * frames); payloads are built with the hamnsync codecs.
  *
- * It prints one line: what it did and what the standby answered.  Exit
+ * It prints one line: what it did and what the standby answered (`hold`
+ * first prints "hold: session open" once its session is up; `list` and
+ * `scoped-list` print the listing, one "  listed:" line per entry).  Exit
  * status: 0 the standby reacted as the contract says (refused, reported
  * or closed, and did not hang), 1 it did not, 2 usage or setup error
  * (config, TLS handshake, connection).
@@ -36,7 +38,7 @@
 #include "hs.h"
 #include "proto.h"
 
-/* Every socket read and write gives up after this long. */
+/* Every socket read and write gives up after this long (--timeout). */
 #define EV_TIMEOUT_MS	5000
 /* `hold` never holds longer than this. */
 #define EV_HOLD_MAX	600
@@ -54,7 +56,7 @@
 enum ev_rx {
 	RX_FRAME,	/* a frame: ev->type, ev->data, ev->len */
 	RX_EOF,		/* the standby closed (close_notify, FIN or RST) */
-	RX_TIMEOUT,	/* nothing within EV_TIMEOUT_MS */
+	RX_TIMEOUT,	/* nothing within the socket timeout */
 	RX_BAD,		/* the standby sent something malformed */
 };
 
@@ -65,7 +67,8 @@ struct ev {
 	int			 fd;
 	uint8_t			*in;	/* PROTO_FRAME_MAX */
 	uint8_t			*plain;	/* PROTO_FRAME_MAX */
-	/* The last frame received. */
+	/* The last frame received, and what the last receive gave. */
+	enum ev_rx		 last_rx;
 	uint8_t			 type;
 	const uint8_t		*data;
 	size_t			 len;
@@ -80,8 +83,11 @@ struct ev {
 	int			 src;
 	const char		*op;
 	long			 hold_s;
+	uint64_t		 size;	/* slow-file */
+	uint64_t		 rate;	/* slow-file, bytes per second */
 	uint64_t		 epoch;
 	int			 before_hello;
+	int			 timeout_ms;
 	/* The first regular file in the standby's listing. */
 	int			 has_file;
 	uint16_t		 file_src;
@@ -183,9 +189,10 @@ peer_ok(struct ev *ev, char *why, size_t whylen)
 }
 
 static int
-tcp_connect(const char *hostport, int *out, char *why, size_t whylen)
+tcp_connect(const char *hostport, int timeout_ms, int *out, char *why,
+    size_t whylen)
 {
-	struct timeval tv = {EV_TIMEOUT_MS / 1000, 0};
+	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
 	struct addrinfo hints, *res = NULL, *ai;
 	char host[256], portstr[8];
 	uint16_t port;
@@ -249,7 +256,7 @@ ev_connect(struct ev *ev, char *why, size_t whylen)
 		return -1;
 	}
 	SSL_CTX_set_verify(ev->ctx, SSL_VERIFY_PEER, verify_later);
-	if (tcp_connect(c->peer, &ev->fd, why, whylen) < 0)
+	if (tcp_connect(c->peer, ev->timeout_ms, &ev->fd, why, whylen) < 0)
 		return -1;
 	if ((ev->ssl = SSL_new(ev->ctx)) == NULL ||
 	    SSL_set_fd(ev->ssl, ev->fd) != 1) {
@@ -337,7 +344,7 @@ ev_read_full(struct ev *ev, uint8_t *p, size_t len)
 }
 
 static enum ev_rx
-ev_recv(struct ev *ev)
+ev_recv_frame(struct ev *ev)
 {
 	uint8_t hdr[PROTO_HDR_LEN];
 	struct proto_hdr h;
@@ -370,6 +377,13 @@ ev_recv(struct ev *ev)
 	return RX_FRAME;
 }
 
+static enum ev_rx
+ev_recv(struct ev *ev)
+{
+	ev->last_rx = ev_recv_frame(ev);
+	return ev->last_rx;
+}
+
 /* Describe what the standby answered, for the report line. */
 static void
 say_answer(struct ev *ev, enum ev_rx rx)
@@ -379,7 +393,7 @@ say_answer(struct ev *ev, enum ev_rx rx)
 		say(ev, "closed the connection");
 		return;
 	case RX_TIMEOUT:
-		say(ev, "no answer within %d s", EV_TIMEOUT_MS / 1000);
+		say(ev, "no answer within %d ms", ev->timeout_ms);
 		return;
 	case RX_BAD:
 		say(ev, "a malformed frame");
@@ -835,23 +849,17 @@ sc_zstd(struct ev *ev)
 	    "%s", "");
 }
 
-/* Encode entry ev->e with a path of `len` bytes that may hold a NUL. */
+/*
+ * Encode ev->e (whose path is "nul_evil") and turn the '_' into a NUL on
+ * the wire: the path string starts after u16 src and its u16 length.
+ */
 static void
-entry_encode_raw(struct ev *ev, const char *path, size_t len)
+entry_encode_nul(struct ev *ev)
 {
-	const struct proto_entry *e = &ev->e;
-
 	proto_wr_reset(&ev->w);
-	proto_put_u16(&ev->w, e->src);
-	proto_put_strn(&ev->w, path, len);
-	proto_put_u8(&ev->w, e->type);
-	proto_put_u32(&ev->w, e->mode);
-	proto_put_u32(&ev->w, e->uid);
-	proto_put_u32(&ev->w, e->gid);
-	proto_put_u64(&ev->w, e->size);
-	proto_put_u64(&ev->w, (uint64_t)e->mtime_sec);
-	proto_put_u32(&ev->w, e->mtime_nsec);
-	proto_put_str(&ev->w, "");
+	proto_entry_encode(&ev->w, &ev->e);
+	if (ev->w.rc == HS_OK && ev->w.buf.len > 2 + 2 + 3)
+		ev->w.buf.data[2 + 2 + 3] = '\0';
 }
 
 /* "d/d/.../evil" with `depth` components in all. */
@@ -889,7 +897,6 @@ long_name(char *buf, size_t len, size_t n)
 static int
 sc_path(struct ev *ev)
 {
-	static const char nul_path[] = "nul\0evil";
 	const char *path = ev->path, *op = ev->op ? ev->op : "file";
 	const char *needle;
 	uint16_t src = (uint16_t)ev->src;
@@ -919,8 +926,8 @@ sc_path(struct ev *ev)
 	if (!open_set(ev, &status))
 		return status;
 	if (is_nul) {
-		entry_init(ev, src, "x", PROTO_E_FILE, 0);
-		entry_encode_raw(ev, nul_path, sizeof(nul_path) - 1);
+		entry_init(ev, src, "nul_evil", PROTO_E_FILE, 0);
+		entry_encode_nul(ev);
 		say(ev, "in set %s sent OP_FILE \"nul\\0evil\"; standby: ",
 		    ev->set_name);
 		if (ev_send_wr(ev, PROTO_T_OP_FILE) < 0 ||
@@ -936,15 +943,18 @@ sc_path(struct ev *ev)
 	} else {
 		uint8_t frame;
 
-		if (strcmp(op, "dir") == 0)
-			type = PROTO_E_DIR, frame = PROTO_T_OP_DIR;
-		else if (strcmp(op, "delete") == 0)
-			type = PROTO_E_FILE, frame = PROTO_T_OP_DELETE;
+		type = PROTO_E_FILE;
+		if (strcmp(op, "dir") == 0) {
+			type = PROTO_E_DIR;
+			frame = PROTO_T_OP_DIR;
+		} else if (strcmp(op, "delete") == 0)
+			frame = PROTO_T_OP_DELETE;
 		else if (strcmp(op, "meta") == 0)
-			type = PROTO_E_FILE, frame = PROTO_T_OP_META;
-		else if (strcmp(op, "symlink") == 0)
-			type = PROTO_E_SYMLINK, frame = PROTO_T_OP_SYMLINK;
-		else
+			frame = PROTO_T_OP_META;
+		else if (strcmp(op, "symlink") == 0) {
+			type = PROTO_E_SYMLINK;
+			frame = PROTO_T_OP_SYMLINK;
+		} else
 			return finish(ev, EXIT_SETUP, "unknown --op %s", op);
 		entry_init(ev, src, path, type, 0);
 		if (strcmp(op, "meta") == 0)
@@ -1228,6 +1238,337 @@ sc_hash_probe(struct ev *ev)
 	return finish(ev, EXIT_AS_EXPECTED, "%s", "");
 }
 
+/*
+ * OP_FILE of a huge announced size, then OP_SEEK far into it: a few bytes
+ * on the wire must not buy unbounded work on the standby.  It must answer
+ * (an error, or SET_DONE) within the socket timeout.
+ */
+static int
+sc_seek_bomb(struct ev *ev)
+{
+	const char *path = ev->path ? ev->path : "sparse-bomb";
+	const uint64_t size = (uint64_t)1 << 62;
+	uint8_t off[8], end[1 + PROTO_HASH_LEN];
+	uint64_t errors = 0;
+	enum ev_rx rx;
+	int status, k;
+
+	if (!open_set(ev, &status))
+		return status;
+	for (k = 0; k < 8; k++)
+		off[k] = (uint8_t)(size >> (56 - 8 * k));
+	memset(end, 0, sizeof(end));
+	entry_init(ev, (uint16_t)ev->src, path, PROTO_E_FILE, size);
+	say(ev, "in set %s sent OP_FILE %s of %llu bytes, OP_SEEK to its end, "
+		"FILE_END, SET_END; standby: ", ev->set_name, path,
+	    (unsigned long long)size);
+	if (send_entry(ev, PROTO_T_OP_FILE) < 0 ||
+	    ev_send(ev, PROTO_T_OP_SEEK, 0, off, sizeof(off)) < 0 ||
+	    ev_send(ev, PROTO_T_OP_FILE_END, 0, end, sizeof(end)) < 0 ||
+	    ev_send(ev, PROTO_T_SET_END, 0, NULL, 0) < 0)
+		return finish(ev, EXIT_MISBEHAVED, "write failed");
+	rx = ev_recv(ev);
+	if (rx == RX_FRAME && ev->type == PROTO_T_SET_DONE) {
+		struct proto_rd r = {ev->data, ev->len};
+		uint64_t applied = 0;
+
+		proto_get_u64(&r, &applied);
+		proto_get_u64(&r, &errors);
+		say(ev, "SET_DONE %llu applied, %llu errors",
+		    (unsigned long long)applied, (unsigned long long)errors);
+		bye(ev);
+		return finish(ev, errors > 0 ? EXIT_AS_EXPECTED
+					     : EXIT_MISBEHAVED, "%s", "");
+	}
+	say_answer(ev, rx);
+	return finish(ev, refused(ev, rx) ? EXIT_AS_EXPECTED : EXIT_MISBEHAVED,
+	    "%s", rx == RX_TIMEOUT ? " (the standby is stuck on the seek)"
+				   : "");
+}
+
+/* Big-endian n-byte integer into p. */
+static void
+put_be(uint8_t *p, uint64_t v, int n)
+{
+	int k;
+
+	for (k = 0; k < n; k++)
+		p[k] = (uint8_t)(v >> (8 * (n - 1 - k)));
+}
+
+/*
+ * OP_DELTA with a hand-made librsync delta: a COPY outside the basis
+ * (delta-bad-offset), a LITERAL far longer than the file
+ * (delta-huge-literal), or a COPY from a basis that is a symlink to a file
+ * outside target_root (delta-basis-symlink).  The standby must record an
+ * error naming the path and keep its old copy.
+ */
+static int
+sc_delta(struct ev *ev)
+{
+	uint8_t d[64 + 1000], end[1 + PROTO_HASH_LEN];
+	const char *path = ev->path;
+	size_t n = 0;
+	uint64_t errors = 0;
+	uint16_t src = (uint16_t)ev->src;
+	int status, hits;
+
+	if (!open_set(ev, &status))
+		return status;
+	if (path == NULL && strcmp(ev->scenario, "delta-basis-symlink") == 0)
+		path = "filelink";
+	if (path == NULL && !pick_file(ev, &src, &path, &status))
+		return status;
+	put_be(d, 0x72730236u, 4); /* RS_DELTA_MAGIC */
+	n = 4;
+	if (strcmp(ev->scenario, "delta-huge-literal") == 0) {
+		d[n++] = 0x44; /* LITERAL_N8 */
+		put_be(d + n, (uint64_t)1 << 40, 8);
+		n += 8;
+		memset(d + n, 'L', 1000);
+		n += 1000;
+		say(ev, "in set %s sent OP_DELTA %s (100 bytes) with a LITERAL "
+			"of 2^40 bytes; standby: ", ev->set_name, path);
+	} else {
+		uint64_t at = strcmp(ev->scenario, "delta-bad-offset") == 0
+				  ? (uint64_t)1 << 40 : 0;
+
+		d[n++] = 0x54; /* COPY_N8_N8 */
+		put_be(d + n, at, 8);
+		put_be(d + n + 8, 100, 8);
+		n += 16;
+		d[n++] = 0x00; /* END */
+		say(ev, "in set %s sent OP_DELTA %s (100 bytes) copying 100 "
+			"bytes at offset %llu of the basis; standby: ",
+		    ev->set_name, path, (unsigned long long)at);
+	}
+	memset(end, 0, sizeof(end));
+	entry_init(ev, src, path, PROTO_E_FILE, 100);
+	if (send_entry(ev, PROTO_T_OP_DELTA) < 0 ||
+	    ev_send(ev, PROTO_T_OP_DATA, 0, d, n) < 0 ||
+	    ev_send(ev, PROTO_T_OP_FILE_END, 0, end, sizeof(end)) < 0 ||
+	    ev_send(ev, PROTO_T_SET_END, 0, NULL, 0) < 0)
+		return finish(ev, EXIT_MISBEHAVED, "write failed");
+	hits = read_set_done(ev, path, &errors);
+	if (hits < 0)
+		return finish(ev, EXIT_MISBEHAVED, "%s", "");
+	bye(ev);
+	if (errors == 0)
+		return finish(ev, EXIT_MISBEHAVED, " (the delta was ACCEPTED)");
+	return finish(ev, hits > 0 ? EXIT_AS_EXPECTED : EXIT_MISBEHAVED, "%s",
+	    hits > 0 ? "" : " (no error names the file)");
+}
+
+/* SIG_REQ for --path: no signature of what lies behind a symlink. */
+static int
+sc_sig_probe(struct ev *ev)
+{
+	const char *path = ev->path ? ev->path : "filelink";
+	char got[PROTO_PATH_MAX + 1];
+	uint8_t h[PROTO_HASH_LEN], st = 1;
+	uint64_t size = 0;
+	uint32_t siglen = 0;
+	struct proto_rd r;
+	uint16_t src;
+	enum ev_rx rx;
+	int status;
+
+	if (!open_set(ev, &status))
+		return status;
+	proto_wr_reset(&ev->w);
+	proto_put_u32(&ev->w, 1);
+	proto_put_u16(&ev->w, (uint16_t)ev->src);
+	proto_put_str(&ev->w, path);
+	say(ev, "in set %s sent SIG_REQ for %s; standby: ", ev->set_name,
+	    path);
+	if (ev_send_wr(ev, PROTO_T_SIG_REQ) < 0 ||
+	    ev_send(ev, PROTO_T_SIG_REQ_END, 0, NULL, 0) < 0)
+		return finish(ev, EXIT_MISBEHAVED, "write failed");
+	rx = ev_recv(ev);
+	if (rx != RX_FRAME || ev->type != PROTO_T_SIG) {
+		say_answer(ev, rx);
+		return finish(ev, refused(ev, rx) ? EXIT_AS_EXPECTED
+						  : EXIT_MISBEHAVED, "%s", "");
+	}
+	r.p = ev->data;
+	r.left = ev->len;
+	if (proto_get_u16(&r, &src) < 0 ||
+	    proto_get_str(&r, got, PROTO_PATH_MAX, NULL) < 0 ||
+	    proto_get_u8(&r, &st) < 0 ||
+	    proto_get_bytes(&r, h, sizeof(h)) < 0 ||
+	    proto_get_u64(&r, &size) < 0 || proto_get_u32(&r, &siglen) < 0) {
+		say(ev, "a malformed SIG");
+		return finish(ev, EXIT_MISBEHAVED, "%s", "");
+	}
+	if (st == 0 || siglen > 0 || size > 0) {
+		say(ev, "SIG status %u, size %llu, %u signature bytes", st,
+		    (unsigned long long)size, siglen);
+		return finish(ev, EXIT_MISBEHAVED, " (LEAKED a signature)");
+	}
+	say(ev, "SIG \"not signed\"");
+	rx = ev_recv(ev);
+	if (rx != RX_FRAME || ev->type != PROTO_T_SIG_END) {
+		say(ev, ", then ");
+		say_answer(ev, rx);
+		return finish(ev, EXIT_MISBEHAVED, "%s", "");
+	}
+	ev_send(ev, PROTO_T_SET_END, 0, NULL, 0);
+	ev_recv(ev);
+	bye(ev);
+	return finish(ev, EXIT_AS_EXPECTED, "%s", "");
+}
+
+/* OP_LINK of a new name to --path (default link/victim, outside). */
+static int
+sc_hardlink(struct ev *ev)
+{
+	const char *target = ev->path ? ev->path : "link/victim";
+	const char *name = "evil-hardlink";
+	uint64_t errors = 0;
+	int status, hits;
+
+	if (!open_set(ev, &status))
+		return status;
+	proto_wr_reset(&ev->w);
+	proto_put_u16(&ev->w, (uint16_t)ev->src);
+	proto_put_str(&ev->w, name);
+	proto_put_u16(&ev->w, (uint16_t)ev->src);
+	proto_put_str(&ev->w, target);
+	say(ev, "in set %s sent OP_LINK %s -> %s; standby: ", ev->set_name,
+	    name, target);
+	if (ev_send_wr(ev, PROTO_T_OP_LINK) < 0 ||
+	    ev_send(ev, PROTO_T_SET_END, 0, NULL, 0) < 0)
+		return finish(ev, EXIT_MISBEHAVED, "write failed");
+	hits = read_set_done(ev, target, &errors);
+	if (hits < 0)
+		return finish(ev, EXIT_MISBEHAVED, "%s", "");
+	bye(ev);
+	if (errors == 0)
+		return finish(ev, EXIT_MISBEHAVED, " (the link was ACCEPTED)");
+	return finish(ev, hits > 0 ? EXIT_AS_EXPECTED : EXIT_MISBEHAVED, "%s",
+	    hits > 0 ? "" : " (no error names the target)");
+}
+
+/*
+ * SET_OPEN_SCOPED to --path (default "link", recursive): the listing must
+ * not show what lies behind a symlink; a scope that escapes may be
+ * refused.  Prints the listing like `list`.
+ */
+static int
+sc_scoped_list(struct ev *ev)
+{
+	const char *path = ev->path ? ev->path : "link";
+	struct proto_set_open so;
+	struct proto_scope sc;
+	uint64_t errors = 0;
+	size_t i;
+	int rc;
+
+	if (!handshake(ev, &rc))
+		return rc;
+	memset(&so, 0, sizeof(so));
+	snprintf(so.name, sizeof(so.name), "%s", ev->set_name);
+	so.n_sources = (uint16_t)ev->n_sources;
+	for (i = 0; i < ev->n_sources; i++)
+		so.sources[i] = ev->sources[i];
+	sc.src = (uint16_t)ev->src;
+	sc.recursive = 1;
+	sc.path = (char *)path;
+	proto_wr_reset(&ev->w);
+	proto_set_open_encode(&ev->w, &so);
+	proto_scope_encode(&ev->w, &sc, 1);
+	ev->list_out = 1;
+	say(ev, "SET_OPEN_SCOPED %s to %s (recursive); standby: ",
+	    ev->set_name, path);
+	if (ev_send_wr(ev, PROTO_T_SET_OPEN_SCOPED) < 0)
+		return finish(ev, EXIT_MISBEHAVED, "write failed");
+	if ((rc = read_listing(ev)) < 0)
+		return finish(ev, refused(ev, ev->last_rx) ? EXIT_AS_EXPECTED
+							   : EXIT_MISBEHAVED,
+		    "%s", "");
+	if (rc == 0)
+		return finish(ev, EXIT_AS_EXPECTED, "%s", "");
+	say(ev, "%llu entries listed; ", (unsigned long long)ev->n_listed);
+	if (ev_send(ev, PROTO_T_SET_END, 0, NULL, 0) < 0 ||
+	    read_set_done(ev, NULL, &errors) < 0)
+		return finish(ev, EXIT_MISBEHAVED, "%s", "");
+	bye(ev);
+	return finish(ev, EXIT_AS_EXPECTED, "%s", "");
+}
+
+/*
+ * A well-formed whole file sent slowly: --size bytes (default 4 MiB) in
+ * 64 KiB chunks, --rate bytes per second (default 1 MiB/s), so that a test
+ * can act while the standby's temporary file is half written.  Exit 0
+ * when the standby applied it.
+ */
+static int
+sc_slow_file(struct ev *ev)
+{
+	enum { SLOW_CHUNK = 64 * 1024 };
+	uint8_t *buf, end[1 + PROTO_HASH_LEN];
+	struct proto_hash *h = NULL;
+	struct timespec pause;
+	const char *path;
+	uint64_t sent = 0, errors = 0, x = 0x9e3779b97f4a7c15ull;
+	uint16_t src;
+	long ns;
+	int status, hits;
+	size_t k;
+
+	if (!open_set(ev, &status))
+		return status;
+	if (!pick_file(ev, &src, &path, &status))
+		return status;
+	if ((buf = malloc(SLOW_CHUNK)) == NULL || proto_hash_new(&h) < 0) {
+		free(buf);
+		return finish(ev, EXIT_SETUP, "out of memory");
+	}
+	ns = (long)((double)SLOW_CHUNK / (double)ev->rate * 1e9);
+	pause.tv_sec = ns / 1000000000L;
+	pause.tv_nsec = ns % 1000000000L;
+	say(ev, "in set %s sent OP_FILE %s of %llu bytes at %llu bytes/s; "
+		"standby: ", ev->set_name, path,
+	    (unsigned long long)ev->size, (unsigned long long)ev->rate);
+	entry_init(ev, src, path, PROTO_E_FILE, ev->size);
+	if (send_entry(ev, PROTO_T_OP_FILE) < 0)
+		goto gone;
+	while (sent < ev->size) {
+		size_t n = ev->size - sent < SLOW_CHUNK
+			       ? (size_t)(ev->size - sent) : SLOW_CHUNK;
+
+		for (k = 0; k < n; k++) {
+			x ^= x << 13; /* xorshift64: cheap, reproducible */
+			x ^= x >> 7;
+			x ^= x << 17;
+			buf[k] = (uint8_t)x;
+		}
+		proto_hash_update(h, buf, n);
+		if (ev_send(ev, PROTO_T_OP_DATA, 0, buf, n) < 0)
+			goto gone;
+		sent += n;
+		nanosleep(&pause, NULL);
+	}
+	end[0] = 0;
+	proto_hash_final(h, end + 1);
+	if (ev_send(ev, PROTO_T_OP_FILE_END, 0, end, sizeof(end)) < 0 ||
+	    ev_send(ev, PROTO_T_SET_END, 0, NULL, 0) < 0)
+		goto gone;
+	proto_hash_free(h);
+	free(buf);
+	hits = read_set_done(ev, NULL, &errors);
+	if (hits < 0)
+		return finish(ev, EXIT_MISBEHAVED, "%s", "");
+	bye(ev);
+	return finish(ev, errors == 0 ? EXIT_AS_EXPECTED : EXIT_MISBEHAVED,
+	    "%s", "");
+gone:
+	proto_hash_free(h);
+	free(buf);
+	say(ev, "went away after %llu bytes", (unsigned long long)sent);
+	return finish(ev, EXIT_MISBEHAVED, "%s", "");
+}
+
 /* ------------------------------------------------------------- main */
 
 static const char usage[] =
@@ -1246,11 +1587,19 @@ static const char usage[] =
     "  put                   OP_FILE at --path that must be applied\n"
     "  list                  print the standby's listing of the set\n"
     "  hash-probe            HASH_REQ for --path: must not be hashed\n"
+    "  sig-probe             SIG_REQ for --path: must not be signed\n"
+    "  seek-bomb             OP_SEEK 2^62 bytes into a file\n"
+    "  delta-bad-offset, delta-huge-literal, delta-basis-symlink\n"
+    "  hardlink-escape       OP_LINK to --path (default link/victim)\n"
+    "  scoped-list           SET_OPEN_SCOPED to --path (default link)\n"
+    "  slow-file             a good file sent slowly (--size, --rate)\n"
     "options:\n"
     "  --set NAME --source PATH...  the set to open (default: first [path])\n"
     "  --path P --src N             the path (relative to source N)\n"
     "  --op file|dir|delete|meta|symlink   operation for path scenarios\n"
     "  --epoch N                    epoch in our HELLO (default 0)\n"
+    "  --size BYTES --rate BYTES/S  slow-file (default 4 MiB at 1 MiB/s)\n"
+    "  --timeout MS                 socket timeout (default 5000)\n"
     "  --before-hello               oversize/truncated/unknown-type before "
     "HELLO\n"
     "exit: 0 the standby reacted as expected, 1 it did not, 2 setup error\n";
@@ -1297,12 +1646,20 @@ parse_args(struct ev *ev, int argc, char **argv, const char **conf_path)
 			ev->op = v;
 		else if (strcmp(a, "--epoch") == 0)
 			ev->epoch = strtoull(v, NULL, 10);
+		else if (strcmp(a, "--timeout") == 0)
+			ev->timeout_ms = (int)strtol(v, NULL, 10);
+		else if (strcmp(a, "--size") == 0)
+			ev->size = strtoull(v, NULL, 10);
+		else if (strcmp(a, "--rate") == 0)
+			ev->rate = strtoull(v, NULL, 10);
 		else
 			return -1;
 	}
 	if (ev->scenario == NULL || *conf_path == NULL || ev->hold_s < 0 ||
 	    ev->hold_s > EV_HOLD_MAX || ev->src < 0 ||
-	    ev->src > UINT16_MAX)
+	    ev->src > UINT16_MAX || ev->rate < 4096 ||
+	    ev->timeout_ms < 100 || ev->timeout_ms > 600000 ||
+	    ev->size > ((uint64_t)1 << 40))
 		return -1;
 	return 0;
 }
@@ -1338,6 +1695,14 @@ main(int argc, char **argv)
 	    {"put", sc_put},
 	    {"list", sc_list},
 	    {"hash-probe", sc_hash_probe},
+	    {"seek-bomb", sc_seek_bomb},
+	    {"delta-bad-offset", sc_delta},
+	    {"delta-huge-literal", sc_delta},
+	    {"delta-basis-symlink", sc_delta},
+	    {"sig-probe", sc_sig_probe},
+	    {"hardlink-escape", sc_hardlink},
+	    {"scoped-list", sc_scoped_list},
+	    {"slow-file", sc_slow_file},
 	};
 	struct hs_conf *conf = NULL;
 	const char *conf_path = NULL;
@@ -1353,6 +1718,9 @@ main(int argc, char **argv)
 		return EXIT_SETUP;
 	ev->fd = -1;
 	ev->hold_s = 10;
+	ev->timeout_ms = EV_TIMEOUT_MS;
+	ev->size = 4u * 1024 * 1024;
+	ev->rate = 1024 * 1024;
 	proto_wr_init(&ev->w);
 	if (parse_args(ev, argc, argv, &conf_path) < 0) {
 		fputs(usage, stderr);

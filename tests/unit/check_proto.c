@@ -974,14 +974,18 @@ START_TEST(entry_nul_in_strings)
 	entry_raw(&w, e, "axb", "target");
 	w.buf.data[4 + 1] = '\0';
 	r = rd_of(&w, w.buf.len);
-	ck_assert_int_eq(proto_entry_decode(&r, e), HS_EPROTO);
+	/* SPEC: a NUL is rejected per path by name; the session goes on. */
+	ck_assert_int_eq(proto_entry_decode(&r, e), HS_OK);
+	ck_assert_int_eq(e->has_nul, 1);
+	ck_assert_str_eq(e->path, "a?b");
 
 	/* target "tx" -> "t\0" */
 	proto_wr_reset(&w);
 	entry_raw(&w, e, "l", "tx");
 	w.buf.data[ENT_LINK_OFF(1) + 2 + 1] = '\0';
 	r = rd_of(&w, w.buf.len);
-	ck_assert_int_eq(proto_entry_decode(&r, e), HS_EPROTO);
+	ck_assert_int_eq(proto_entry_decode(&r, e), HS_OK);
+	ck_assert_int_eq(e->has_nul, 1);
 	proto_wr_free(&w);
 	free(e);
 }
@@ -1499,7 +1503,9 @@ tls_make(int is_server, int who, int pinned, struct proto_tls **out)
 	o.pins = (const void *)fps[pinned]; /* one uint8_t[32] */
 	o.n_pins = 1;
 	o.is_server = is_server;
-	return proto_tls_new(&o, out);
+	char why[256];
+
+	return proto_tls_new(&o, out, why, sizeof(why));
 }
 
 /* What the server child does once a connection is up. */
