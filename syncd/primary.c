@@ -243,7 +243,11 @@ prim_sync_set(struct prim *p, size_t i)
 	p->busy_set = -1;
 	p->syncs++;
 	p->last_applied = st_wall_now();
-	p->held[i] = rep.held > 0;
+	/* A held deletion stays reported until a whole run holds none. */
+	if (rep.held > 0)
+		p->held[i] = 1;
+	else if (full)
+		p->held[i] = 0;
 	p->cnt.bytes_sent = rep.wire_out;
 	p->cnt.bytes_received = rep.wire_in;
 	p->cnt.files_applied += rep.files_sent + rep.delta_files +

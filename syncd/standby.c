@@ -488,11 +488,13 @@ stdby_status(struct stdby *d)
 		strftime(since, sizeof(since),
 		         "primary unreachable since %Y-%m-%dT%H:%M:%SZ", &tm);
 		v.reasons[v.n_reasons++] = since;
-		st_warn(&v, "critical",
-		        "primary %s silent for %.0f s "
-		        "(peer_timeout %llu s)",
-		        d->rep.primary, (double)silent_ns / 1e9,
-		        (unsigned long long)d->conf->peer_timeout);
+		/* CRITICAL only once gone longer than peer_timeout. */
+		if (silent_ns > timeout_ns)
+			st_warn(&v, "critical",
+			        "primary %s silent for %.0f s "
+			        "(peer_timeout %llu s)",
+			        d->rep.primary, (double)silent_ns / 1e9,
+			        (unsigned long long)d->conf->peer_timeout);
 	} else if (d->rep.lag_ms == UINT64_MAX || !d->rep.in_sync)
 		v.reasons[v.n_reasons++] = "catching up: changes of the "
 		                           "primary still in flight";

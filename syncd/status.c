@@ -63,20 +63,22 @@ str_or_null(const char *s)
 }
 
 /* RFC 3339 UTC with milliseconds, or null. */
+/* RFC 3339 UTC with milliseconds (rounded), or null. */
 static json_t *
 time_or_null(double unix_s)
 {
 	char buf[40], frac[8];
+	long long ms;
 	time_t t;
 	struct tm tm;
 
 	if (unix_s < 0)
 		return json_null();
-	t = (time_t)unix_s;
+	ms = llround(unix_s * 1000.0);
+	t = (time_t)(ms / 1000);
 	gmtime_r(&t, &tm);
 	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(frac, sizeof(frac), ".%03dZ",
-	         (int)((unix_s - (double)t) * 1000) % 1000);
+	snprintf(frac, sizeof(frac), ".%03dZ", (int)(ms % 1000));
 	strncat(buf, frac, sizeof(buf) - strlen(buf) - 1);
 	return json_string(buf);
 }
@@ -287,42 +289,96 @@ ctl_error(const char *text)
 	return e;
 }
 
+/* One client of a ctl_serve call. */
+struct ctl_client {
+	int fd;
+	size_t len;
+	char req[CTL_REQ_MAX + 1];
+};
+
+static void
+ctl_answer_one(struct ctl_client *cl, const char *group, ctl_answer_fn answer,
+               void *arg)
+{
+	char verb[64];
+	json_t *j;
+
+	cl->req[cl->len] = '\0';
+	if (memchr(cl->req, '\n', cl->len) == NULL ||
+	    sscanf(cl->req, CTL_PROTO " %63[a-z]\n", verb) != 1)
+		j = ctl_error("malformed request: expected \"" CTL_PROTO
+		              " <verb>\"");
+	else if (!ctl_allowed(cl->fd, group, verb))
+		j = ctl_error("permission denied");
+	else if ((j = answer(arg, verb)) == NULL)
+		j = ctl_error("unknown verb");
+	/* The reply is small and the socket buffer holds it. */
+	ctl_reply(cl->fd, j);
+	json_decref(j);
+	close(cl->fd);
+	cl->fd = -1;
+}
+
+/*
+ * Accept every waiting client (at most CTL_CLIENTS_MAX), then read them
+ * all together until each sent its line or CTL_READ_MS passed since the
+ * call began: a silent or slow client is dropped then, and can delay the
+ * others by that much at most, whatever it sends.
+ */
 void
 ctl_serve(int lfd, const char *group, ctl_answer_fn answer, void *arg)
 {
-	char req[CTL_REQ_MAX + 1], verb[64];
-	struct pollfd pfd;
-	size_t len = 0;
-	json_t *j;
+	struct ctl_client cl[CTL_CLIENTS_MAX];
+	struct pollfd pfd[CTL_CLIENTS_MAX];
+	uint64_t deadline = hs_now_mono_ns() + CTL_READ_MS * 1000000ull;
+	size_t n = 0, i, open;
 	int fd;
 
-	while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
-		/* A client that does not speak at once is dropped. */
-		len = 0;
-		pfd.fd = fd;
-		pfd.events = POLLIN;
-		while (len < CTL_REQ_MAX && memchr(req, '\n', len) == NULL &&
-		       poll(&pfd, 1, CTL_READ_MS) == 1) {
-			ssize_t n = read(fd, req + len, CTL_REQ_MAX - len);
-
-			if (n <= 0)
-				break;
-			len += (size_t)n;
-		}
-		req[len] = '\0';
-		if (memchr(req, '\n', len) == NULL ||
-		    sscanf(req, CTL_PROTO " %63[a-z]\n", verb) != 1) {
-			j = ctl_error("malformed request: expected \"" CTL_PROTO
-			              " <verb>\"");
-		} else if (!ctl_allowed(fd, group, verb)) {
-			j = ctl_error("permission denied");
-		} else if ((j = answer(arg, verb)) == NULL)
-			j = ctl_error("unknown verb");
-		/* The reply is small and the socket buffer holds it. */
-		ctl_reply(fd, j);
-		json_decref(j);
-		close(fd);
+	while (n < CTL_CLIENTS_MAX &&
+	       (fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >=
+	           0) {
+		cl[n].fd = fd;
+		cl[n].len = 0;
+		n++;
 	}
+	for (open = n; open > 0;) {
+		uint64_t now = hs_now_mono_ns();
+		size_t k = 0;
+
+		if (now >= deadline)
+			break;
+		for (i = 0; i < n; i++)
+			if (cl[i].fd >= 0) {
+				pfd[k].fd = cl[i].fd;
+				pfd[k].events = POLLIN;
+				pfd[k].revents = 0;
+				k++;
+			}
+		if (poll(pfd, k, (int)((deadline - now) / 1000000) + 1) <= 0)
+			continue;
+		for (i = 0; i < n; i++) {
+			ssize_t r;
+
+			if (cl[i].fd < 0)
+				continue;
+			r = read(cl[i].fd, cl[i].req + cl[i].len,
+			         CTL_REQ_MAX - cl[i].len);
+			if (r < 0 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			if (r > 0)
+				cl[i].len += (size_t)r;
+			/* A line, a full buffer or EOF: answer now. */
+			if (r <= 0 || cl[i].len == CTL_REQ_MAX ||
+			    memchr(cl[i].req, '\n', cl[i].len) != NULL) {
+				ctl_answer_one(&cl[i], group, answer, arg);
+				open--;
+			}
+		}
+	}
+	/* Silent past the deadline: told so (the write does not block). */
+	for (i = 0; i < n; i++)
+		if (cl[i].fd >= 0)
+			ctl_answer_one(&cl[i], group, answer, arg);
 }
 
 int
@@ -349,6 +405,10 @@ ctl_request(const char *state_dir, const char *verb, int timeout_ms,
 		return rc;
 	}
 	n = snprintf(req, sizeof(req), "%s %s\n", CTL_PROTO, verb);
+	if (n < 0 || (size_t)n >= sizeof(req)) {
+		close(fd);
+		return HS_ELIMIT;
+	}
 	if (write(fd, req, (size_t)n) != n) {
 		rc = errno == EAGAIN ? HS_ETIMEOUT : -errno;
 		close(fd);
@@ -366,14 +426,17 @@ ctl_request(const char *state_dir, const char *verb, int timeout_ms,
 		}
 		if (poll(&pfd, 1, (int)((deadline - now) / 1000000) + 1) <= 0)
 			continue;
-		if (len + 65536 > cap) {
+		if (len == cap) {
 			char *nb;
 
-			if (cap >= CTL_REPLY_MAX) {
+			/* One byte past the limit tells us it was exceeded. */
+			if (cap > CTL_REPLY_MAX) {
 				rc = HS_ELIMIT;
 				goto out;
 			}
 			cap = cap ? cap * 2 : 65536;
+			if (cap > CTL_REPLY_MAX + 1)
+				cap = CTL_REPLY_MAX + 1;
 			if ((nb = realloc(buf, cap + 1)) == NULL) {
 				rc = -ENOMEM;
 				goto out;
@@ -393,6 +456,10 @@ ctl_request(const char *state_dir, const char *verb, int timeout_ms,
 	}
 	if (buf == NULL) {
 		rc = HS_EPROTO;
+		goto out;
+	}
+	if (len > CTL_REPLY_MAX) {
+		rc = HS_ELIMIT;
 		goto out;
 	}
 	buf[len] = '\0';

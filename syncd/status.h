@@ -23,6 +23,7 @@
 #define CTL_REQ_MAX 256
 #define CTL_REPLY_MAX (4u * 1024 * 1024)
 #define CTL_READ_MS 200
+#define CTL_CLIENTS_MAX 32 /* clients one ctl_serve call takes */
 
 /* One path set as status shows it. */
 struct st_path {
