@@ -2,10 +2,12 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "idx.h"
+#include "status.h"
 #include "syncd.h"
 
 static const char sync_usage[] =
@@ -28,6 +30,87 @@ human(uint64_t n, char *buf, size_t len)
 		u++;
 	}
 	snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
+}
+
+/*
+ * The daemon holds the one session the standby serves: ask it to
+ * reconcile every set now, and wait until it has (or the standby stays
+ * unreachable).
+ */
+static int
+sync_via_daemon(const struct hs_conf *conf, const struct send_opts *o,
+                int pid)
+{
+	uint64_t gen, gone_since = 0;
+	json_t *r = NULL;
+	int rc;
+
+	if (o->dry_run || o->n_allow_deletes > 0) {
+		cli_err("sync", "the daemon (pid %d) replicates continuously; "
+		        "--dry-run and --allow-deletes need it stopped",
+		        pid);
+		return CLI_EXIT_USAGE;
+	}
+	if ((rc = ctl_request(conf->state_dir, "sync", 2000, &r)) < 0 ||
+	    !json_is_integer(json_object_get(r, "generation"))) {
+		cli_err("sync", "the daemon (pid %d) did not take the request: "
+		        "%s", pid,
+		        rc < 0 ? hs_strerror(rc)
+		               : json_string_value(json_object_get(r, "error")));
+		json_decref(r);
+		return CLI_EXIT_USAGE;
+	}
+	gen = (uint64_t)json_integer_value(json_object_get(r, "generation"));
+	json_decref(r);
+	printf("sync: asked the daemon (pid %d) to reconcile every set\n", pid);
+	fflush(stdout);
+	for (;;) {
+		struct timespec ts = {0, 200 * 1000 * 1000};
+		uint64_t now = hs_now_mono_ns();
+		size_t i, nh, nf;
+		json_t *v;
+
+		nanosleep(&ts, NULL);
+		r = NULL;
+		if (ctl_request(conf->state_dir, "progress", 2000, &r) < 0) {
+			if (daemon_running_pid(conf->state_dir) == 0) {
+				cli_err("sync", "the daemon stopped before the "
+				        "reconciliation finished");
+				return CLI_EXIT_PEER;
+			}
+			continue; /* busy: ask again */
+		}
+		if (!json_is_true(json_object_get(r, "connected"))) {
+			if (gone_since == 0)
+				gone_since = now;
+			if (now - gone_since >
+			    conf->peer_timeout * 2 * 1000000000ull) {
+				cli_err("sync", "the daemon cannot reach the "
+				        "standby %s", conf->peer);
+				json_decref(r);
+				return CLI_EXIT_PEER;
+			}
+		} else
+			gone_since = 0;
+		if ((uint64_t)json_integer_value(json_object_get(r, "done")) <
+		    gen) {
+			json_decref(r);
+			continue;
+		}
+		nh = json_array_size(json_object_get(r, "held"));
+		nf = json_array_size(json_object_get(r, "failed"));
+		json_array_foreach(json_object_get(r, "held"), i, v)
+		    cli_err("sync", "set %s: deletions held back; stop the "
+		            "daemon and run `hamnsync sync --allow-deletes %s`",
+		            json_string_value(v), json_string_value(v));
+		json_array_foreach(json_object_get(r, "failed"), i, v)
+		    cli_err("sync", "set %s: errors (see the daemon's log)",
+		            json_string_value(v));
+		json_decref(r);
+		printf("sync: every set reconciled by the daemon%s\n",
+		       nh + nf ? "; differences remain" : "");
+		return nh + nf ? CLI_EXIT_DIFFER : CLI_EXIT_OK;
+	}
 }
 
 int
@@ -97,18 +180,9 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 	}
 	o.epoch = node.epoch;
 	if ((pid = daemon_running_pid(conf->state_dir)) != 0) {
-		/*
-		 * The daemon holds the one session the standby serves.  Until
-		 * the control socket lets sync wait for the daemon's own
-		 * reconciliation, refuse, and say how to ask the daemon.
-		 */
-		cli_err("sync",
-		        "the daemon (pid %d) replicates continuously "
-		        "and holds the standby's session; `kill -USR1 "
-		        "%d` makes it reconcile every set now",
-		        pid, pid);
+		rc = sync_via_daemon(conf, &o, pid);
 		hs_conf_free(conf);
-		return CLI_EXIT_USAGE;
+		return rc;
 	}
 	for (size_t i = 0; i < o.n_allow_deletes; i++)
 		if (hs_conf_find_set(conf, allow[i]) == NULL) {

@@ -66,6 +66,8 @@ struct prim {
 	double last_applied;   /* wall clock of the last acknowledged run */
 	uint64_t last_save_ns; /* status saved in the index */
 	struct st_counters cnt;
+	uint64_t gen_req;  /* reconciliations of every set asked for (sync) */
+	uint64_t gen_done; /* ... and completed */
 	uint64_t last_metrics_ns;
 	uint64_t sessions;
 };
@@ -226,6 +228,8 @@ prim_sync_set(struct prim *p, size_t i)
 	full |= p->need_full[i];
 	if (!full && n == 0)
 		return HS_OK;
+	/* Cleared now: a request arriving during this run asks for another. */
+	p->need_full[i] = 0;
 	if (watch_taken_since(p->watch) != 0 &&
 	    (p->inflight_ns == 0 ||
 	     watch_taken_since(p->watch) < p->inflight_ns))
@@ -258,7 +262,6 @@ prim_sync_set(struct prim *p, size_t i)
 	p->failed[i] =
 	    rep.remote_errors + rep.changed_during + rep.sets_refused > 0;
 	if (full) {
-		p->need_full[i] = 0;
 		p->files[i] = rep.standby_files;
 		p->pfiles[i] = rep.primary_files;
 		p->pbytes[i] = rep.primary_bytes;
@@ -310,7 +313,7 @@ prim_lag_ns(struct prim *p)
 static int
 prim_sync_all(struct prim *p)
 {
-	uint64_t oldest, paths;
+	uint64_t oldest, paths, gen = p->gen_req;
 	size_t i;
 	int rc, any = 0;
 
@@ -328,8 +331,12 @@ prim_sync_all(struct prim *p)
 	p->inflight_ns = 0;
 	for (i = 0; i < p->conf->n_sets && !p->need_full[i]; i++)
 		;
-	if (i == p->conf->n_sets)
+	if (i == p->conf->n_sets) {
 		p->unsynced_ns = 0;
+		/* Every set reconciled whole since request `gen`. */
+		if (p->gen_done < gen)
+			p->gen_done = gen;
+	}
 	/* The standby learns our lag, for its own status. */
 	watch_pending_stats(p->watch, &oldest, &paths);
 	if ((rc = send_session_state(p->ss, prim_lag_ns(p) / NS_PER_MS, paths,
@@ -451,8 +458,29 @@ prim_answer(void *arg, const char *verb)
 	if (strcmp(verb, "sync") == 0) {
 		for (size_t i = 0; i < p->conf->n_sets; i++)
 			p->need_full[i] = 1;
+		p->gen_req++;
 		j = json_object();
-		json_object_set_new(j, "queued", json_true());
+		json_object_set_new(j, "generation",
+		                    json_integer((json_int_t)p->gen_req));
+		return j;
+	}
+	if (strcmp(verb, "progress") == 0) {
+		json_t *held = json_array(), *failed = json_array();
+
+		for (size_t i = 0; i < p->conf->n_sets; i++) {
+			if (p->held[i])
+				json_array_append_new(
+				    held, json_string(p->conf->sets[i].name));
+			if (p->failed[i])
+				json_array_append_new(
+				    failed, json_string(p->conf->sets[i].name));
+		}
+		j = json_object();
+		json_object_set_new(j, "done",
+		                    json_integer((json_int_t)p->gen_done));
+		json_object_set_new(j, "connected", json_boolean(p->ss != NULL));
+		json_object_set_new(j, "held", held);
+		json_object_set_new(j, "failed", failed);
 		return j;
 	}
 	return NULL;
