@@ -24,6 +24,12 @@
 /* Flush a batch at this many files or bytes: bounded work per flush. */
 #define BATCH_FILES 512
 #define BATCH_BYTES (64ull * 1024 * 1024)
+/*
+ * Up to this many files a batch fsyncs each one: cheaper than syncfs,
+ * which also waits for every other writer on the filesystem.  Past it,
+ * one syncfs per filesystem is cheaper than many fsyncs.
+ */
+#define BATCH_FSYNC_MAX 16
 #define TMP_NAME_LEN (sizeof(FS_TMP_PREFIX) - 1 + 16)
 
 struct apply_src {
@@ -34,7 +40,8 @@ struct apply_src {
 
 /* A file or symlink written under a temporary name, awaiting rename. */
 struct pending {
-	int dirfd; /* O_PATH, owned */
+	int dirfd;  /* O_PATH, owned */
+	int datafd; /* the written file's fd + 1, owned; 0: none (memset) */
 	char tmp[TMP_NAME_LEN + 1];
 	char leaf[PROTO_NAME_MAX + 1];
 	char *display; /* owned */
@@ -61,6 +68,8 @@ struct apply {
 	size_t n_pend;
 	uint64_t pend_bytes;
 	int pend_has_files; /* links must wait for them */
+	size_t pend_fds;    /* pending files whose fd is kept for fsync */
+	size_t pend_nofd;   /* pending files whose fd was closed */
 	/* Outcome. */
 	uint64_t applied;
 	uint64_t n_errors;
@@ -336,6 +345,9 @@ batch_add(struct apply *a, struct pending *p, uint64_t bytes)
 static void
 pending_clear(struct pending *p)
 {
+	if (p->datafd > 0)
+		close(p->datafd - 1);
+	p->datafd = 0;
 	if (p->dirfd >= 0)
 		close(p->dirfd);
 	p->dirfd = -1;
@@ -361,8 +373,11 @@ apply_flush(struct apply *a)
 		return HS_OK;
 	if ((seen = calloc(a->n_pend, sizeof(*seen))) == NULL)
 		return -ENOMEM;
-	/* 1. one data flush per filesystem */
-	for (i = 0; i < a->n_pend; i++) {
+	/* 1. data: an fsync per file for a few, else a syncfs per filesystem */
+	for (i = 0; a->pend_nofd == 0 && i < a->n_pend; i++)
+		if (a->pend[i].datafd > 0 && fsync(a->pend[i].datafd - 1) < 0)
+			rc = -errno;
+	for (i = 0; a->pend_nofd > 0 && i < a->n_pend; i++) {
 		struct stat st;
 		int fd;
 
@@ -431,6 +446,8 @@ out:
 	a->n_pend = 0;
 	a->pend_bytes = 0;
 	a->pend_has_files = 0;
+	a->pend_fds = 0;
+	a->pend_nofd = 0;
 	free(seen);
 	return HS_OK;
 }
@@ -793,7 +810,14 @@ op_file_end(struct apply *a, const struct proto_msg *m)
 		file_discard(a);
 		return HS_OK;
 	}
-	close(a->fd);
+	/* Keep the fd for the flush's fsync, while that stays cheap. */
+	if (a->pend_fds < BATCH_FSYNC_MAX) {
+		a->cur.datafd = a->fd + 1;
+		a->pend_fds++;
+	} else {
+		close(a->fd);
+		a->pend_nofd++;
+	}
 	a->fd = -1;
 	delta_dec_free(a->dec);
 	a->dec = NULL;
