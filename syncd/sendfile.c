@@ -17,7 +17,7 @@
 #include "send_int.h"
 
 /* Signatures asked for at once: bounded by count and estimated bytes. */
-#define SIG_BATCH_FILES 64
+#define SIG_BATCH_FILES 256
 #define SIG_BATCH_BYTES (8u * 1024 * 1024)
 
 int

@@ -69,7 +69,7 @@ int xa_apply_at(int dirfd, const char *name, const uint8_t *blob, size_t len);
 /* ------------------------------------------------------ librsync deltas */
 
 /* Below this size on either side a file travels whole: cheaper. */
-#define DELTA_MIN_SIZE (64u * 1024)
+#define DELTA_MIN_SIZE (4u * 1024)
 /*
  * A signature holds at most this many blocks: the block length grows with
  * the file instead, so memory stays bounded whatever the size (32768 x 36
