@@ -215,6 +215,8 @@ list_entry(struct sender *s, uint16_t i, const char *rel, int recursive)
 		                  s->set, &s->mine);
 		if (rc == HS_OK && s->mine.n == before)
 			source_missing(s, i);
+		else if (rc == HS_OK && !recursive && s->scoped)
+			s->mine.v[before].flags |= P_EVENT;
 		return rc;
 	}
 	slash = strrchr(rel, '/');
@@ -226,6 +228,13 @@ list_entry(struct sender *s, uint16_t i, const char *rel, int recursive)
 	rc = scan_subtree(fd, slash ? slash + 1 : rel, i, rel, recursive,
 	                  s->set, &s->mine);
 	close(fd);
+	/*
+	 * A path the watcher saw change: even if size and mtime are the
+	 * same as the standby's (a file renamed over it with its mtime put
+	 * back), its content is compared.
+	 */
+	if (rc == HS_OK && !recursive && s->mine.n > before)
+		s->mine.v[before].flags |= P_EVENT;
 	return rc;
 }
 
@@ -371,7 +380,7 @@ plan_file(struct sender *s, struct scan_entry *p, const struct scan_entry *t)
 	(void)s;
 	if (p->size != t->size || sparse_fix || (p->nlink == 1 && t->nlink > 1))
 		p->flags |= P_SEND_FILE; /* also breaks a stale link */
-	else if (!same_mtime(p, t))
+	else if (!same_mtime(p, t) || (p->flags & P_EVENT))
 		p->flags |= P_HASH;
 	else if (!same_meta(p, t))
 		p->flags |= P_SEND_META;
@@ -930,6 +939,7 @@ sync_set(struct sender *s, const struct hs_pathset *set,
 	for (i = 0; i < set->sources.n; i++)
 		if ((rc = open_source(s, i)) < 0)
 			return rc;
+	s->scoped = scope != NULL;
 	for (i = 0; scope == NULL && i < set->sources.n; i++)
 		if ((rc = list_entry(s, (uint16_t)i, "", 1)) < 0)
 			break;
