@@ -285,6 +285,17 @@ conn_new(struct proto_tls *t, int fd, int timeout_ms, struct proto_conn **out)
 	                       ZSTD_WINDOW_LOG_MAX);
 	/* Without TCP_NODELAY every small exchange waits ~40 ms for an ACK. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/*
+	 * A link that stalls without FIN: data we sent and that stays
+	 * unacknowledged (or a zero window) for the timeout aborts the
+	 * connection, however long a blocking write would otherwise wait.
+	 */
+	{
+		unsigned int uto = (unsigned int)timeout_ms;
+
+		setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto,
+		           sizeof(uto));
+	}
 	sock_set_timeout(fd, timeout_ms);
 	sock_describe(fd, c->peer, sizeof(c->peer));
 	SSL_set_fd(c->ssl, fd);

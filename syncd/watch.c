@@ -395,6 +395,26 @@ watch_source(struct watch *w, uint16_t set, uint16_t src)
 	}
 }
 
+/*
+ * After an overflow some directories may have been created without our
+ * seeing them: walk every source again (a directory already watched keeps
+ * its watch: inotify returns the same descriptor and slot_add skips it).
+ */
+static void
+watch_rewatch(struct watch *w)
+{
+	size_t i, j;
+
+	for (i = 0; i < w->conf->n_sets; i++)
+		for (j = 0; j < w->conf->sets[i].sources.n; j++) {
+			char **root = root_slot(w, (uint16_t)i, (uint16_t)j);
+
+			free(*root);
+			*root = NULL;
+			watch_source(w, (uint16_t)i, (uint16_t)j);
+		}
+}
+
 int
 watch_new(const struct hs_conf *conf, struct watch **out)
 {
@@ -559,10 +579,11 @@ on_event(struct watch *w, const struct inotify_event *ev)
 	size_t i;
 
 	if (ev->mask & IN_Q_OVERFLOW) {
-		hs_log_warnx("watch: inotify queue overflowed; reconciling "
-		             "every set");
+		hs_log_warnx("watch: inotify queue overflowed; watching every "
+		             "tree again and reconciling every set");
 		for (i = 0; i < w->conf->n_sets; i++)
 			w->dirty[i].full = 1;
+		watch_rewatch(w);
 		return;
 	}
 	if (ev->wd < 0 || (size_t)ev->wd >= w->n_slots)
