@@ -1,0 +1,984 @@
+#!/usr/bin/env bash
+# latency.sh - hamnsync's continuous-replication targets (issue 5), measured
+# in one run on 127.0.0.1:
+#
+#   1. change-to-standby latency of a 1 KiB edit: hamnsync daemons, and
+#      lsyncd (default.rsync to an rsync daemon, delay = 0) with rsync's
+#      defaults and with --sockopts=TCP_NODELAY, on the same edits;
+#   2. small edits while a 512 MiB file streams (hamnsync);
+#   3. primary daemon restart with nothing changed on the many-files tree,
+#      against `rsync -a` with nothing to transfer;
+#   4. the idle daemons' CPU and memory.
+#
+#   bench/latency.sh [--samples N] [--quick] [--keep] [--no-netns]
+#
+# Conventions of bench/run.sh: everything lives in one mktemp folder under
+# $BENCH_DIR (default /tmp), removed at the end; every process started here
+# is stopped by its PID; traffic stays on 127.0.0.1 (in a private network
+# namespace when run as root); the table is printed and written to
+# $BENCH_OUT (default bench/results-latency.md).  See bench/README.md.
+set -euo pipefail
+export LC_ALL=C
+umask 022
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+orig_args=("$@")
+
+usage() {
+	cat >&2 <<'EOF'
+usage: bench/latency.sh [--samples N] [--quick] [--keep] [--no-netns]
+  --samples N   1 KiB edits per tool (default 200; 100 with --quick)
+  --quick       100 samples, a 128 MiB streaming file, a 10,000-file tree
+                (5 x gen.sh manyfiles-quick), 2 restarts: about 1.5 minutes
+                (the full run: 512 MiB, 100,000 files, 3 restarts)
+  --keep        keep the temporary folder (its path is printed)
+  --no-netns    do not run in a private network namespace
+environment: HS_BIN (default build/bin/hamnsync), BENCH_DIR (default /tmp),
+             BENCH_OUT (default bench/results-latency.md), BENCH_SEED
+EOF
+	exit 2
+}
+
+scale=full
+samples=""
+keep=no
+netns=auto
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--quick) scale=quick ;;
+	--samples) [ $# -ge 2 ] || usage; samples=$2; shift ;;
+	--samples=*) samples=${1#--samples=} ;;
+	--keep) keep=yes ;;
+	--no-netns) netns=no ;;
+	-h | --help) usage ;;
+	*) echo "latency.sh: unknown argument $1" >&2; usage ;;
+	esac
+	shift
+done
+if [ -z "$samples" ]; then
+	if [ "$scale" = quick ]; then samples=100; else samples=200; fi
+fi
+case "$samples" in
+'' | *[!0-9]*) usage ;;
+esac
+if [ "$samples" -lt 10 ] || [ "$samples" -gt 5000 ]; then
+	echo "latency.sh: --samples 10..5000" >&2
+	exit 2
+fi
+
+# A private network namespace: nothing else on its loopback.
+if [ "$netns" = auto ] && [ -z "${BENCH_IN_NETNS:-}" ] && [ "$(id -u)" = 0 ] &&
+	command -v unshare >/dev/null && command -v ip >/dev/null &&
+	unshare -n true 2>/dev/null; then
+	exec unshare -n -- env BENCH_IN_NETNS=1 bash "${BASH_SOURCE[0]}" "${orig_args[@]}"
+fi
+in_netns=no
+if [ -n "${BENCH_IN_NETNS:-}" ]; then
+	ip link set lo up
+	in_netns=yes
+fi
+
+for cmd in rsync lsyncd python3 perl openssl pgrep timeout; do
+	command -v "$cmd" >/dev/null ||
+		{ echo "latency.sh: $cmd missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
+done
+HS_BIN=${HS_BIN:-$top/build/bin/hamnsync}
+[ -x "$HS_BIN" ] || { echo "latency.sh: $HS_BIN missing: run scripts/build.sh plain" >&2; exit 1; }
+BENCH_OUT=${BENCH_OUT:-$top/bench/results-latency.md}
+SEED=${BENCH_SEED:-hamnsync}
+case "$SEED" in
+*[!A-Za-z0-9._-]*) echo "latency.sh: BENCH_SEED may hold only A-Za-z0-9._-" >&2; exit 2 ;;
+esac
+if [ "$scale" = quick ]; then
+	stream_mib=128
+	restart_reps=2
+else
+	stream_mib=512
+	restart_reps=3
+fi
+idle_s=10
+
+B=""
+PIDS=() # every long-running process started here
+cleanup() {
+	local rc=$? p
+	for p in "${PIDS[@]}"; do
+		kill "$p" 2>/dev/null || true
+	done
+	for p in "${PIDS[@]}"; do
+		wait_gone "$p" 150 || kill -9 "$p" 2>/dev/null || true
+	done
+	if [ -n "$B" ]; then
+		if [ "$keep" = yes ]; then
+			echo "latency.sh: kept $B" >&2
+		else
+			rm -rf "$B"
+		fi
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 141' PIPE
+trap 'exit 143' TERM
+
+wait_gone() {
+	local i
+	for ((i = 0; i < $2; i++)); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+B=$(mktemp -d "${BENCH_DIR:-/tmp}/hs-latency.XXXXXX")
+mkdir -p "$B/bin" "$B/conf" "$B/log" "$B/t" "$B/state" "$B/pki" "$B/run" "$B/res"
+# A private copy: a rebuild of the tree during the run changes nothing.
+cp "$HS_BIN" "$B/bin/hamnsync"
+HS=$B/bin/hamnsync
+SRC=$B/src     # the small management-node tree (parts 1 and 2)
+MANY=$B/many   # the many-files tree (parts 3 and 4)
+PY=$B/bin/lat.py
+start_time=$SECONDS
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+TICK=$(getconf CLK_TCK)
+
+say() { echo "latency: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+# listening PORT: is something listening on 127.0.0.1:PORT?
+listening() {
+	local hex
+	hex=$(printf '%04X' "$1")
+	awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { f = 1 }
+		END { exit !f }' /proc/net/tcp
+}
+
+# port_used PORT: does any socket (any state: TIME_WAIT too) use it?
+port_used() {
+	local hex
+	hex=$(printf '%04X' "$1")
+	awk -v p=":$hex" 'substr($2, length($2) - 4) == p { f = 1 }
+		END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+# free_port: a port below the ephemeral range (the many rsync and lsyncd
+# connections would otherwise leave it in TIME_WAIT) that nothing uses.
+free_port() {
+	local p i lo
+	lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+	[ "$lo" -gt 21000 ] 2>/dev/null || lo=40000
+	for ((i = 0; i < 100; i++)); do
+		p=$((20000 + RANDOM % (lo - 20000)))
+		port_used "$p" || { echo "$p"; return 0; }
+	done
+	return 1
+}
+
+# wait_listen PORT PID LOG: bounded wait until PID listens on PORT.
+wait_listen() {
+	local i
+	for ((i = 0; i < 200; i++)); do
+		listening "$1" && return 0
+		kill -0 "$2" 2>/dev/null || { tail -5 "$3" >&2; die "process $2 exited (log $3)"; }
+		sleep 0.05
+	done
+	die "nothing listens on 127.0.0.1:$1 (log $3)"
+}
+
+# stop PID: SIGTERM, bounded wait, SIGKILL; forget the PID.
+stop() {
+	local p=$1 q keep=()
+	kill "$p" 2>/dev/null || true
+	if ! wait_gone "$p" 300; then
+		say "process $p did not stop: killing it"
+		kill -9 "$p" 2>/dev/null || true
+	fi
+	wait "$p" 2>/dev/null || true
+	for q in "${PIDS[@]}"; do
+		[ "$q" = "$p" ] || keep+=("$q")
+	done
+	PIDS=("${keep[@]}")
+}
+
+flush() {
+	sync -f "$B"
+}
+
+# ------------------------------------------------------- the python helper
+
+cat >"$PY" <<'PYEOF'
+#!/usr/bin/env python3
+"""lat.py - the measuring side of bench/latency.sh.
+
+edits FILE COPY N SEED OUT
+    closed loop: N edits of FILE, a 1 KiB file holding a unique token
+    (1024 and 1023 bytes in turn), each timed on CLOCK_MONOTONIC right
+    before the file is opened for writing; COPY is then read every 0.2 ms
+    until it holds the token (5 s at most), and a random 20-50 ms pause
+    follows.  OUT: one line per sample: index, write time (ns), latency
+    (ns, -1 on timeout).
+stream FILE COPY SEED OUT BIG BIGCOPY SIZE
+    open loop: starts `head -c SIZE /dev/urandom > BIG` in the background
+    and edits FILE every 20-50 ms (not waiting for the copy) until BIGCOPY
+    has SIZE bytes and 1.5 s more have passed (300 s at most); a second
+    thread reads COPY every 0.2 ms: when it holds edit i, every edit up to
+    i has arrived (a newer version replaces an older one).  OUT as above;
+    OUT.json: when BIG was written and when BIGCOPY was complete.
+stats OUT...
+    p50 p90 p99 max mean timeouts samples of each OUT (ms, nearest rank;
+    a timeout counts as 5 s).
+streamstats OUT OUT.json
+    the same for the edits made while BIG was written, while it was
+    transferred (written .. copy complete) and after; plus the slowest.
+waitsync HS CONF TIMEOUT
+    polls `HS -c CONF status --json` every 50 ms until the daemon runs,
+    its peer is connected, lag is 0 and every path is in-sync; prints the
+    wall clock (time.time()) of that answer; exit 1 on timeout.
+"""
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+
+TIMEOUT_NS = 5_000_000_000
+POLL_S = 0.0002
+
+
+def token_for(seed, i, rng):
+    return "L%06d:%08x:%s" % (i, rng.getrandbits(32), seed)
+
+
+def content(token, size):
+    line = (token + "\n").encode()
+    return (line * (size // len(line) + 1))[:size]
+
+
+def write_file(path, data):
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def read_copy(copy):
+    try:
+        fd = os.open(copy, os.O_RDONLY)
+    except FileNotFoundError:
+        return b""
+    try:
+        return os.read(fd, 4096)
+    finally:
+        os.close(fd)
+
+
+def one_edit(path, copy, token, size):
+    data = content(token, size)
+    tok = token.encode()
+    t0 = time.monotonic_ns()
+    write_file(path, data)
+    deadline = t0 + TIMEOUT_NS
+    while True:
+        if tok in read_copy(copy):
+            return t0, time.monotonic_ns() - t0
+        if time.monotonic_ns() > deadline:
+            return t0, -1
+        time.sleep(POLL_S)
+
+
+def cmd_edits(a):
+    path, copy, n, seed, out = a[0], a[1], int(a[2]), a[3], a[4]
+    label = os.path.basename(out)
+    rng = random.Random("%s-edits" % seed)
+    with open(out, "w") as f:
+        for i in range(n):
+            # 1024 and 1023 bytes in turn: rsync's quick check (size and
+            # whole-second mtime) skips a same-size rewrite within a second
+            t0, lat = one_edit(path, copy, token_for(seed, i, rng),
+                               1024 - i % 2)
+            f.write("%d\t%d\t%d\n" % (i, t0, lat))
+            if (i + 1) % 50 == 0 or i + 1 == n:
+                f.flush()
+                print("lat.py: %s: %d/%d samples" % (label, i + 1, n),
+                      file=sys.stderr)
+            time.sleep(rng.uniform(0.020, 0.050))
+
+
+def cmd_stream(a):
+    path, copy, seed, out, big, bigcopy, size = (
+        a[0], a[1], a[2], a[3], a[4], a[5], int(a[6]))
+    rng = random.Random("%s-stream" % seed)
+    tokens, t0s, arrived = [], [], []
+    ev = {}
+    done = threading.Event()
+    lock = threading.Lock()
+    t_start = time.monotonic_ns()
+    w = subprocess.Popen(["sh", "-c", 'exec head -c "$1" /dev/urandom > "$2"',
+                          "sh", str(size), big])
+
+    def poller():
+        seen = -1
+        while not done.is_set():
+            got = read_copy(copy)
+            now = time.monotonic_ns()
+            if got[:1] == b"L":
+                try:
+                    i = int(got[1:7])
+                except ValueError:
+                    i = -1
+                with lock:
+                    if seen < i < len(tokens) and \
+                            got.startswith(tokens[i].encode()):
+                        for j in range(seen + 1, i + 1):
+                            arrived[j] = now
+                        seen = i
+            if "written" not in ev and w.poll() is not None:
+                ev["written"] = now
+            if "landed" not in ev:
+                try:
+                    if os.stat(bigcopy).st_size == size:
+                        ev["landed"] = now
+                except FileNotFoundError:
+                    pass
+            time.sleep(POLL_S)
+
+    th = threading.Thread(target=poller, daemon=True)
+    th.start()
+    i = 0
+    limit = t_start + 300_000_000_000
+    while time.monotonic_ns() < limit:
+        landed = ev.get("landed")
+        if landed and time.monotonic_ns() > landed + 1_500_000_000:
+            break
+        tok = token_for(seed, i, rng)
+        data = content(tok, 1024 - i % 2)
+        with lock:
+            tokens.append(tok)
+            arrived.append(None)
+            t0s.append(time.monotonic_ns())
+        write_file(path, data)
+        i += 1
+        time.sleep(rng.uniform(0.020, 0.050))
+    t_edits = time.monotonic_ns()
+    # the last edit gets up to 5 s to arrive
+    while arrived[-1] is None and time.monotonic_ns() < t_edits + TIMEOUT_NS:
+        time.sleep(0.001)
+    done.set()
+    th.join(10)
+    if w.poll() is None:
+        w.kill()
+    w.wait()
+    with open(out, "w") as f:
+        for j in range(len(tokens)):
+            lat = arrived[j] - t0s[j] if arrived[j] is not None else -1
+            f.write("%d\t%d\t%d\n" % (j, t0s[j], lat))
+    res = {"start": t_start, "edits_end": t_edits,
+           "written": ev.get("written"), "landed": ev.get("landed"),
+           "writer_rc": w.returncode}
+    with open(out + ".json", "w") as f:
+        json.dump(res, f)
+    print("lat.py: %s: %d edits" % (os.path.basename(out), len(tokens)),
+          file=sys.stderr)
+
+
+def pct(v, p):
+    # nearest rank
+    if not v:
+        return float("nan")
+    k = max(1, -(-len(v) * p // 100))
+    return v[int(k) - 1]
+
+
+def stats_of(lines):
+    lat = [int(x[2]) for x in lines]
+    ok = sorted(x / 1e6 for x in lat if x >= 0)
+    to = sum(1 for x in lat if x < 0)
+    allv = ok + [TIMEOUT_NS / 1e6] * to
+    return {"p50": pct(allv, 50), "p90": pct(allv, 90), "p99": pct(allv, 99),
+            "max": allv[-1] if allv else float("nan"),
+            "mean": sum(allv) / len(allv) if allv else float("nan"),
+            "timeouts": to, "n": len(allv)}
+
+
+def read_tsv(path):
+    with open(path) as f:
+        return [l.split("\t") for l in f.read().split("\n") if l]
+
+
+def fmt(s):
+    return "%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%d" % (
+        s["p50"], s["p90"], s["p99"], s["max"], s["mean"], s["timeouts"],
+        s["n"])
+
+
+def cmd_stats(a):
+    for path in a:
+        print(fmt(stats_of(read_tsv(path))))
+
+
+def cmd_streamstats(a):
+    rows = read_tsv(a[0])
+    with open(a[1]) as f:
+        ev = json.load(f)
+    big = 1 << 62
+    written = ev["written"] or big
+    landed = ev["landed"] or big
+    ms = lambda t: "%.0f" % ((t - ev["start"]) / 1e6) if t else "n/a"
+    print("events\t%s\t%s\t%s" % (ms(ev["written"]), ms(ev["landed"]),
+                                  ms(ev["edits_end"])))
+    parts = (("while streaming (write start .. copy complete)",
+              [r for r in rows if int(r[1]) < landed]),
+             ("- while the file is written",
+              [r for r in rows if int(r[1]) < written]),
+             ("- while it is transferred (written .. copy complete)",
+              [r for r in rows if written <= int(r[1]) < landed]),
+             ("after (copy complete .. +1.5 s)",
+              [r for r in rows if int(r[1]) >= landed]))
+    for name, part in parts:
+        if part:
+            print("%s\t%s" % (name, fmt(stats_of(part))))
+        else:
+            print("%s\t-\t-\t-\t-\t-\t0\t0" % name)
+    slow = sorted(rows, key=lambda r: -int(r[2]) if int(r[2]) >= 0 else -1e18)
+    print("slowest\t" + "; ".join(
+        "edit at %s ms: %s" % (ms(int(r[1])),
+                               "%.0f ms" % (int(r[2]) / 1e6)
+                               if int(r[2]) >= 0 else "timeout")
+        for r in slow[:5]))
+
+
+def status_ok(j):
+    if j.get("daemon") != "running":
+        return False
+    if (j.get("peer") or {}).get("state") != "connected":
+        return False
+    lag = (j.get("lag") or {}).get("seconds")
+    if lag is None or lag != 0:
+        return False
+    paths = j.get("paths") or []
+    return bool(paths) and all(p.get("state") == "in-sync" for p in paths)
+
+
+def cmd_waitsync(a):
+    hs, conf, timeout = a[0], a[1], float(a[2])
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        t = time.monotonic()
+        r = subprocess.run([hs, "-c", conf, "status", "--json"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            j = json.loads(r.stdout)
+            last = r.stdout.decode(errors="replace")
+            if status_ok(j):
+                print("%.6f" % time.time())
+                return 0
+        except ValueError:
+            pass
+        time.sleep(max(0.0, 0.05 - (time.monotonic() - t)))
+    print("lat.py: waitsync: not in sync after %.0f s; last status: %s"
+          % (timeout, last.strip()[:2000]), file=sys.stderr)
+    return 1
+
+
+def main():
+    cmd, a = sys.argv[1], sys.argv[2:]
+    fn = {"edits": cmd_edits, "stream": cmd_stream, "stats": cmd_stats,
+          "streamstats": cmd_streamstats, "waitsync": cmd_waitsync}[cmd]
+    sys.exit(fn(a) or 0)
+
+
+main()
+PYEOF
+
+# ------------------------------------------------------------ the trees
+
+# The small tree: /etc/hosts-like 1 KiB file (the edited one), resolv.conf,
+# and an /install with templates and postscripts.
+gen_small() {
+	local i d
+	mkdir -p "$SRC/etc" "$SRC/install/custom" "$SRC/install/postscripts" "$SRC/install/iso"
+	python3 - "$SRC/etc/hosts" <<'EOF'
+import sys
+line = b"lat-initial-content\n"
+open(sys.argv[1], "wb").write((line * 60)[:1024])
+EOF
+	printf 'search cluster.example.com\nnameserver 10.0.0.1\n' >"$SRC/etc/resolv.conf"
+	for ((i = 0; i < 200; i++)); do
+		d=$SRC/install/custom/os$((i % 4))
+		mkdir -p "$d"
+		head -c $((1024 + (i * 37) % 7000)) /dev/zero | tr '\0' 'x' >"$d/compute.$i.tmpl"
+	done
+	for ((i = 0; i < 50; i++)); do
+		printf '#!/bin/sh\necho postscript %d\n' "$i" >"$SRC/install/postscripts/script$i"
+		chmod 755 "$SRC/install/postscripts/script$i"
+	done
+}
+
+gen_many() {
+	local k
+	if [ "$scale" = quick ]; then
+		# 5 x gen.sh's manyfiles-quick: 10,000 files in 1,000 directories
+		for ((k = 0; k < 5; k++)); do
+			"$top/bench/gen.sh" "$MANY/part$k" manyfiles-quick "$SEED-$k"
+		done
+	else
+		"$top/bench/gen.sh" "$MANY" manyfiles "$SEED"
+	fi
+}
+
+# -------------------------------------------------------------- hamnsync
+
+# hs_conf FILE NAME ROLE PORT STATE TROOT CERTDIR PEERFP SETS
+hs_conf() {
+	cat >"$1" <<EOF
+[node]
+name = $2
+role = $3
+state_dir = $5
+listen = 127.0.0.1:$4
+peer = 127.0.0.1:$4
+peer_name = $([ "$2" = mn1 ] && echo mn2 || echo mn1)
+cert = $7/node.crt
+key = $7/node.key
+peer_fingerprint = $8
+target_root = $6
+peer_timeout = 5s
+EOF
+	printf '%s\n' "$9" >>"$1"
+}
+
+# hs_pair NAME SETS: configs $B/conf/NAME-mn1.conf and -mn2.conf.
+declare -A HPORT=()
+hs_pair() {
+	local name=$1 sets=$2 port
+	port=$(free_port) || die "no free port"
+	mkdir -p "$B/t/$name"
+	hs_conf "$B/conf/$name-mn1.conf" mn1 primary "$port" "$B/state/$name-mn1" \
+		"$B/t/$name" "$B/pki/mn1" "$FP2" "$sets"
+	hs_conf "$B/conf/$name-mn2.conf" mn2 standby "$port" "$B/state/$name-mn2" \
+		"$B/t/$name" "$B/pki/mn2" "$FP1" "$sets"
+	HPORT[$name]=$port
+}
+
+# hs_start NAME ROLE(mn1|mn2): start a daemon in the foreground; sets
+# DPID.  The standby is waited for until it listens.
+hs_start() {
+	local name=$1 node=$2 log
+	log=$B/log/$name-$node.log
+	echo "--- start $(date -u +%H:%M:%S.%3N)" >>"$log"
+	"$HS" -c "$B/conf/$name-$node.conf" daemon --foreground >>"$log" 2>&1 &
+	DPID=$!
+	PIDS+=("$DPID")
+	if [ "$node" = mn2 ]; then
+		wait_listen "${HPORT[$name]}" "$DPID" "$log"
+	fi
+}
+
+# hs_wait NAME TIMEOUT: wait until the primary of pair NAME is in sync;
+# sets SYNCED_AT (wall clock, s).
+hs_wait() {
+	SYNCED_AT=$(python3 "$PY" waitsync "$HS" "$B/conf/$1-mn1.conf" "$2") ||
+		{ tail -20 "$B/log/$1-mn1.log" >&2; die "pair $1 not in sync after $2 s"; }
+}
+
+# ----------------------------------------------------------------- rsync
+
+# rsyncd_conf NAME SOCKOPTS MODULE...: an rsyncd.conf, modules in $B/t.
+rsyncd_conf() {
+	local name=$1 sockopts=$2 m
+	shift 2
+	{
+		echo "use chroot = no"
+		echo "numeric ids = yes"
+		echo "munge symlinks = no"
+		echo "max connections = 0"
+		echo "log file = $B/log/rsyncd-$name.log"
+		[ -n "$sockopts" ] && echo "socket options = $sockopts"
+		if [ "$(id -u)" = 0 ]; then
+			echo "uid = 0"
+			echo "gid = 0"
+		fi
+		for m in "$@"; do
+			mkdir -p "$B/t/$m"
+			printf '[%s]\n\tpath = %s\n\tread only = false\n' "$m" "$B/t/$m"
+		done
+	} >"$B/conf/rsyncd-$name.conf"
+}
+
+# start_rsyncd NAME: sets RPORT[NAME] and RSYNCD_PID[NAME].
+declare -A RPORT=() RSYNCD_PID=()
+start_rsyncd() {
+	local port pid
+	port=$(free_port) || die "no free port"
+	rsync --daemon --no-detach --address=127.0.0.1 --port="$port" \
+		--config="$B/conf/rsyncd-$1.conf" >>"$B/log/rsyncd-$1.out" 2>&1 &
+	pid=$!
+	PIDS+=("$pid")
+	wait_listen "$port" "$pid" "$B/log/rsyncd-$1.out"
+	RPORT[$1]=$port
+	RSYNCD_PID[$1]=$pid
+}
+
+# lsyncd_start NAME PORT RSYNC_TABLE: lsyncd on $SRC pushing to module
+# NAME of the rsync daemon on PORT; waits (bounded) for its startup rsync.
+lsyncd_start() {
+	local name=$1 port=$2 rs=$3 log=$B/log/lsyncd-$1.log i
+	cat >"$B/conf/lsyncd-$name.lua" <<EOF
+settings {
+	nodaemon = true,
+	statusInterval = 1,
+}
+sync {
+	default.rsync,
+	source = "$SRC",
+	target = "rsync://127.0.0.1:$port/$name/",
+	delay = 0,
+	rsync = $rs,
+}
+EOF
+	lsyncd "$B/conf/lsyncd-$name.lua" >"$log" 2>&1 &
+	LPID=$!
+	PIDS+=("$LPID")
+	for ((i = 0; i < 1200; i++)); do
+		grep -qs 'Startup of .* finished' "$log" && return 0
+		kill -0 "$LPID" 2>/dev/null || { cat "$log" >&2; die "lsyncd exited"; }
+		sleep 0.05
+	done
+	die "lsyncd startup did not finish in 60 s (log $log)"
+}
+
+# ------------------------------------------------------------- /proc
+
+# cpu_ticks PID...: utime + stime of the processes (clock ticks).
+cpu_ticks() {
+	local p s=0 f
+	for p in "$@"; do
+		f=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null) || continue
+		# after "pid (comm) ": state is field 1, utime 12, stime 13
+		s=$((s + $(echo "$f" | awk '{ print $12 + $13 }')))
+	done
+	echo "$s"
+}
+
+# mem PID: "VmRSS VmHWM" in MiB
+mem() {
+	awk '/^VmRSS:/ { r = $2 } /^VmHWM:/ { h = $2 }
+		END { printf "%.1f %.1f", r / 1024, h / 1024 }' "/proc/$1/status"
+}
+
+# log_offsets LOG: for the last "--- start" marker of a daemon log, the
+# milliseconds from it to the first line matching each of the patterns
+# that follow (same clock: UTC wall time, ms).
+log_offsets() {
+	local log=$1
+	shift
+	awk -v pats="$(printf '%s\n' "$@")" '
+		function ms(t, a) { split(t, a, ":"); return (a[1] * 3600 + a[2] * 60 + a[3]) * 1000 }
+		BEGIN { n = split(pats, P, "\n") }
+		/^--- start / { t0 = ms($3); delete got; next }
+		{ for (i = 1; i <= n; i++) if (P[i] != "" && !(i in got) && index($0, P[i])) {
+			d = ms($1) - t0; if (d < 0) d += 86400000; got[i] = d } }
+		END { for (i = 1; i <= n; i++) if (P[i] != "") printf "%s%s", (i > 1 ? " " : ""), ((i in got) ? got[i] : "-"); print "" }
+	' "$log"
+}
+
+# ----------------------------------------------------------------- main
+
+say "folder $B ($scale, $samples samples, netns $in_netns)"
+gen_t0=$SECONDS
+gen_small
+say "generating the many-files tree"
+gen_many >"$B/log/gen.out"
+cat "$B/log/gen.out" >&2
+find "$MANY" "$SRC" -type f -print0 | xargs -0 -r cat >/dev/null
+gen_s=$((SECONDS - gen_t0))
+many_files=$(find "$MANY" -type f | wc -l)
+many_dirs=$(find "$MANY" -type d | wc -l)
+src_files=$(find "$SRC" -type f | wc -l)
+
+mkdir -p "$B/pki/mn1" "$B/pki/mn2"
+FP1=$("$HS" keygen --out "$B/pki/mn1" --name mn1)
+FP2=$("$HS" keygen --out "$B/pki/mn2" --name mn2)
+hs_pair lat "
+[path netconf]
+source = $SRC/etc/hosts
+source = $SRC/etc/resolv.conf
+
+[path install]
+source = $SRC/install"
+hs_pair many "
+[path many]
+source = $MANY"
+# two rsync daemons: rsync's defaults, and TCP_NODELAY on the daemon's side
+rsyncd_conf plain "" lsd lsn rsmany
+rsyncd_conf nodelay TCP_NODELAY lsb
+start_rsyncd plain
+start_rsyncd nodelay
+
+EDIT=$SRC/etc/hosts
+flush
+
+# ---- 1a + 2: hamnsync
+say "1. hamnsync: seeding the small tree"
+hs_start lat mn2
+S_LAT=$DPID
+hs_start lat mn1
+P_LAT=$DPID
+hs_wait lat 120
+sleep 1
+say "1. hamnsync: $samples edits"
+python3 "$PY" edits "$EDIT" "$B/t/lat$EDIT" "$samples" "$SEED" "$B/res/hs.tsv"
+
+say "2. hamnsync: edits every 20-50 ms while a $stream_mib MiB file streams"
+flush
+sleep 1
+python3 "$PY" stream "$EDIT" "$B/t/lat$EDIT" "$SEED-stream" \
+	"$B/res/stream.tsv" "$SRC/install/iso/stream.iso" \
+	"$B/t/lat$SRC/install/iso/stream.iso" $((stream_mib * 1024 * 1024))
+hs_wait lat 300
+stop "$P_LAT"
+stop "$S_LAT"
+stream_log=$(grep -E 'errors|changed|held|reconnect|timed out' "$B/log/lat-mn1.log" "$B/log/lat-mn2.log" |
+	grep -v ' 0 errors' | sed 's/^[^:]*: *//' | head -5 || true)
+rm -f "$SRC/install/iso/stream.iso"
+flush
+
+# ---- 1b, 1c, 1d: lsyncd
+for v in lsd lsn lsb; do
+	case $v in
+	lsd) rs='{ archive = true }'; port=${RPORT[plain]} ;;
+	lsn) rs='{ archive = true, _extra = { "--sockopts=TCP_NODELAY" } }'; port=${RPORT[plain]} ;;
+	lsb) rs='{ archive = true, _extra = { "--sockopts=TCP_NODELAY" } }'; port=${RPORT[nodelay]} ;;
+	esac
+	say "1. lsyncd ($v): startup"
+	lsyncd_start "$v" "$port" "$rs"
+	sleep 1
+	say "1. lsyncd ($v): $samples edits"
+	python3 "$PY" edits "$EDIT" "$B/t/$v/etc/hosts" "$samples" "$SEED" "$B/res/$v.tsv"
+	stop "$LPID"
+	flush
+done
+
+# ---- 3: restart with nothing changed
+say "3. many-files tree: seeding with the primary daemon"
+hs_start many mn2
+S_MANY=$DPID
+t0=$EPOCHREALTIME
+hs_start many mn1
+P_MANY=$DPID
+hs_wait many 3600
+seed_s=$(awk -v a="$t0" -v b="$SYNCED_AT" 'BEGIN { printf "%.3f", b - a }')
+say "   seeded in $seed_s s"
+: >"$B/res/restart.tsv"
+for ((r = 1; r <= restart_reps; r++)); do
+	stop "$P_MANY"
+	flush
+	sleep 1
+	t0=$EPOCHREALTIME
+	hs_start many mn1
+	P_MANY=$DPID
+	hs_wait many 3600
+	w=$(awk -v a="$t0" -v b="$SYNCED_AT" 'BEGIN { printf "%.3f", b - a }')
+	printf 'hs\t%d\t%s\n' "$r" "$w" >>"$B/res/restart.tsv"
+	say "   restart $r: in sync after $w s"
+done
+# where the last restart's time went, from the primary's log (ms)
+read -r lo_watch lo_conn lo_done <<<"$(log_offsets "$B/log/many-mn1.log" \
+	'directories watched' 'connected to standby' 'set many reconciled')"
+
+# ---- 4: idle (the many-files pair just restarted, so the primary's HWM
+# includes its reconciliation of the whole tree)
+sleep 2
+S_KIDS=$(pgrep -P "$S_MANY" | tr '\n' ' ' || true)
+say "4. idle: $idle_s s (primary $P_MANY, standby $S_MANY, session ${S_KIDS:-none})"
+c0_p=$(cpu_ticks "$P_MANY")
+c0_s=$(cpu_ticks "$S_MANY")
+# shellcheck disable=SC2086
+c0_k=$(cpu_ticks $S_KIDS)
+sleep "$idle_s"
+c1_p=$(cpu_ticks "$P_MANY")
+c1_s=$(cpu_ticks "$S_MANY")
+# shellcheck disable=SC2086
+c1_k=$(cpu_ticks $S_KIDS)
+S_KIDS1=$(pgrep -P "$S_MANY" | tr '\n' ' ' || true)
+read -r rss_p hwm_p <<<"$(mem "$P_MANY")"
+read -r rss_s hwm_s <<<"$(mem "$S_MANY")"
+rss_k=- hwm_k=-
+for k in $S_KIDS; do
+	read -r rss_k hwm_k <<<"$(mem "$k")"
+done
+watches=$(grep -o '[0-9]* directories watched' "$B/log/many-mn1.log" | tail -1 | cut -d' ' -f1)
+kids_note=""
+[ "$S_KIDS" = "$S_KIDS1" ] || kids_note=" Session processes changed during the idle period: '$S_KIDS' -> '$S_KIDS1'."
+stop "$P_MANY"
+stop "$S_MANY"
+flush
+
+# rsync -a with nothing to transfer, same tree, target already seeded
+say "3. rsync -a: seeding (not measured), then $restart_reps no-change runs"
+rsync -a "$MANY/" "rsync://127.0.0.1:${RPORT[plain]}/rsmany/" >"$B/log/rsync-seed.out" 2>&1 ||
+	die "rsync seed failed"
+flush
+for ((r = 1; r <= restart_reps; r++)); do
+	sleep 1
+	t0=$EPOCHREALTIME
+	rsync -a "$MANY/" "rsync://127.0.0.1:${RPORT[plain]}/rsmany/" >>"$B/log/rsync-nochange.out" 2>&1 ||
+		die "rsync no-change run failed"
+	t1=$EPOCHREALTIME
+	w=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+	printf 'rsync\t%d\t%s\n' "$r" "$w" >>"$B/res/restart.tsv"
+	say "   rsync -a no change $r: $w s"
+done
+stop "${RSYNCD_PID[plain]}"
+stop "${RSYNCD_PID[nodelay]}"
+total_s=$((SECONDS - start_time))
+
+# ---------------------------------------------------------------- report
+
+declare -A ST
+for t in hs lsd lsn lsb; do
+	ST[$t]=$(python3 "$PY" stats "$B/res/$t.tsv")
+done
+python3 "$PY" streamstats "$B/res/stream.tsv" "$B/res/stream.tsv.json" >"$B/res/stream.txt"
+
+median() {
+	sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan";
+		else if (NR % 2) print v[(NR + 1) / 2];
+		else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+hs_restart=$(awk -F'\t' '$1 == "hs" { print $3 }' "$B/res/restart.tsv" | median)
+rs_restart=$(awk -F'\t' '$1 == "rsync" { print $3 }' "$B/res/restart.tsv" | median)
+hs_restart_all=$(awk -F'\t' '$1 == "hs" { print $3 }' "$B/res/restart.tsv" | paste -sd, | sed 's/,/, /g')
+rs_restart_all=$(awk -F'\t' '$1 == "rsync" { print $3 }' "$B/res/restart.tsv" | paste -sd, | sed 's/,/, /g')
+
+# (sed, not head: an early-closed pipe would fail the command)
+ver_hs=$("$HS" --version 2>&1 | sed -n 1p)
+ver_rs=$(rsync --version 2>&1 | sed -n '1s/  */ /gp')
+ver_ls=$(lsyncd --version 2>&1 | sed -n '1s/^Version: //p')
+
+{
+	echo "# hamnsync continuous-replication latency: $scale scale"
+	echo
+	echo "- command: \`bench/latency.sh${orig_args[*]:+ ${orig_args[*]}}\`, $(date -u '+%Y-%m-%d %H:%M UTC'), run took ${total_s} s (tree generation ${gen_s} s)"
+	echo "- load average (1, 5, 15 min) at start: $load_start, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the numbers)"
+	echo "- machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r), $(df -T "$B" | awk 'NR == 2 { print $2 }') under $(dirname "$B"); private network namespace: $in_netns"
+	echo "- $ver_hs; lsyncd $ver_ls; $ver_rs"
+	echo
+	echo "## 1. Change-to-standby latency of a 1 KiB edit"
+	echo
+	echo "$samples edits of \`etc/hosts\` in a small tree ($src_files files), each a new token repeated to"
+	echo "1024 and 1023 bytes in turn (rsync's quick check would skip a same-size rewrite within"
+	echo "the same second); the clock starts right before the file is opened for writing and stops"
+	echo "when a read of the standby's copy (every 0.2 ms) returns the token; then a 20-50 ms"
+	echo "random pause. The same edits (tokens, sizes, pauses) for every tool, one tool at a time."
+	echo "hamnsync: primary daemon → standby daemon (sets \`netconf\` = etc/hosts + etc/resolv.conf,"
+	echo "\`install\`). lsyncd: \`default.rsync\` on the tree, \`delay = 0\`, \`rsync = { archive = true }\`,"
+	echo "pushing to an rsync daemon on 127.0.0.1."
+	echo
+	echo "| tool | p50 ms | p90 ms | p99 ms | max ms | mean ms | timeouts (5 s) | samples |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+	for t in hs lsd lsn lsb; do
+		case $t in
+		hs) n="hamnsync" ;;
+		lsd) n="lsyncd, rsync defaults" ;;
+		lsn) n="lsyncd, rsync \`--sockopts=TCP_NODELAY\`" ;;
+		lsb) n="lsyncd, rsync \`--sockopts=TCP_NODELAY\` + rsyncd \`socket options = TCP_NODELAY\`" ;;
+		esac
+		IFS=$'\t' read -r p50 p90 p99 mx mean to n_ <<<"${ST[$t]}"
+		echo "| $n | $p50 | $p90 | $p99 | $mx | $mean | $to | $n_ |"
+	done
+	IFS=$'\t' read -r h50 _ h99 _ <<<"${ST[hs]}"
+	IFS=$'\t' read -r d50 _ d99 _ <<<"${ST[lsd]}"
+	IFS=$'\t' read -r n50 _ n99 _ <<<"${ST[lsn]}"
+	IFS=$'\t' read -r b50 _ b99 _ <<<"${ST[lsb]}"
+	awk -v h50="$h50" -v h99="$h99" -v d50="$d50" -v d99="$d99" -v n50="$n50" -v n99="$n99" \
+		-v b50="$b50" -v b99="$b99" 'BEGIN {
+		# the faster of the issue'"'"'s two variants: lower p50
+		if (n50 <= d50) { f = "--sockopts=TCP_NODELAY"; f50 = n50; f99 = n99 } else { f = "defaults"; f50 = d50; f99 = d99 }
+		printf "\nhamnsync against the faster lsyncd of the issue'"'"'s two (%s): p50 %.1fx lower, p99 %.1fx lower", f, f50 / h50, f99 / h99
+		printf " (against TCP_NODELAY on both ends: p50 %.1fx, p99 %.1fx).\n", b50 / h50, b99 / h99
+		printf "Targets: p50 < 5 ms: %s; p99 < 25 ms: %s; >= 3x lower than the faster lsyncd at p50: %s, at p99: %s.\n",
+			(h50 < 5 ? "met" : "NOT met"), (h99 < 25 ? "met" : "NOT met"),
+			(f50 / h50 >= 3 ? "met" : "NOT met"), (f99 / h99 >= 3 ? "met" : "NOT met")
+	}'
+	echo
+	echo "## 2. Small edits while a $stream_mib MiB file streams (hamnsync)"
+	echo
+	read -r _ ev_w ev_l ev_e < <(grep '^events' "$B/res/stream.txt" | tr '\t' ' ')
+	echo "A background \`head -c ${stream_mib}M /dev/urandom\` writes \`install/iso/stream.iso\` (set \`install\`);"
+	echo "meanwhile \`etc/hosts\` (set \`netconf\`) is rewritten every 20-50 ms (open loop: edits do not wait"
+	echo "for each other) and its standby copy read every 0.2 ms: an edit has arrived when the copy holds"
+	echo "it or a later edit. From the start of the write: file written (closed) after $ev_w ms, its copy"
+	echo "complete on the standby after $ev_l ms, last edit at $ev_e ms."
+	echo
+	echo "| edits made | p50 ms | p90 ms | p99 ms | max ms | mean ms | timeouts (5 s) | samples |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+	grep -v '^events\|^slowest' "$B/res/stream.txt" | while IFS=$'\t' read -r k p50 p90 p99 mx mean to n_; do
+		echo "| $k | $p50 | $p90 | $p99 | $mx | $mean | $to | $n_ |"
+	done
+	echo
+	echo "Slowest: $(sed -n 's/^slowest\t//p' "$B/res/stream.txt")."
+	[ -n "$stream_log" ] && echo "Daemon log during the run: $(echo "$stream_log" | paste -sd';' | sed 's/;/; /g')."
+	IFS=$'\t' read -r _ _ _ dp99 _ <<<"$(grep '^while streaming' "$B/res/stream.txt")"
+	awk -v p="$dp99" 'BEGIN { if (p == "-") print "\nNo edit fell in the streaming window.";
+		else printf "\nTarget: p99 < 50 ms while the file streams: %s (%s ms).\n",
+			(p + 0 < 50 ? "met" : "NOT met"), p }'
+	echo
+	echo "## 3. Primary daemon restart with nothing changed (many-files tree)"
+	echo
+	echo "Tree: $many_files files in $many_dirs directories. hamnsync: the primary daemon is stopped (SIGTERM)"
+	echo "and started again, the standby keeps running; measured from the start until \`status --json\`"
+	echo "(polled every 50 ms) says daemon running, peer connected, lag 0 and every path in-sync."
+	echo "rsync: \`rsync -a TREE/ rsync://127.0.0.1:PORT/MOD/\` to a running rsync daemon whose copy is"
+	echo "already complete. Medians of $restart_reps runs; page cache warm; writeback flushed before each run."
+	echo
+	echo "| tool | wall s (median) | runs s |"
+	echo "|---|---:|---|"
+	echo "| hamnsync daemon restart → in sync | $hs_restart | $hs_restart_all |"
+	echo "| rsync -a, nothing to transfer | $rs_restart | $rs_restart_all |"
+	awk -v h="$hs_restart" -v r="$rs_restart" 'BEGIN {
+		printf "\nhamnsync / rsync -a: %.2f (target: at most 0.20: %s).\n", h / r, (h / r <= 0.2 ? "met" : "NOT met") }'
+	echo "Last restart, from the primary's log: $lo_watch ms to set up its $watches inotify watches, $lo_conn ms to"
+	echo "connect (TLS), $lo_done ms to finish the reconciliation of the whole set (then status says in-sync)."
+	echo "The initial seed of the tree by the primary daemon took $seed_s s."
+	echo
+	echo "## 4. Idle daemons (many-files pair, after the last restart)"
+	echo
+	echo "CPU over $idle_s idle seconds (utime + stime from /proc/PID/stat, $TICK ticks/s, so 0.01 s"
+	echo "resolution); memory from /proc/PID/status. The primary watches $watches directories; its HWM"
+	echo "includes the restart's whole-tree reconciliation. The standby forks one session process per"
+	echo "connection.$kids_note"
+	echo
+	echo "| process | CPU s in ${idle_s} s | CPU % | VmRSS MiB | VmHWM MiB |"
+	echo "|---|---:|---:|---:|---:|"
+	awk -v a="$c0_p" -v b="$c1_p" -v t="$TICK" -v i="$idle_s" -v r="$rss_p" -v h="$hwm_p" 'BEGIN {
+		printf "| primary daemon | %.2f | %.2f | %s | %s |\n", (b - a) / t, 100 * (b - a) / t / i, r, h }'
+	awk -v a="$c0_s" -v b="$c1_s" -v t="$TICK" -v i="$idle_s" -v r="$rss_s" -v h="$hwm_s" 'BEGIN {
+		printf "| standby daemon | %.2f | %.2f | %s | %s |\n", (b - a) / t, 100 * (b - a) / t / i, r, h }'
+	awk -v a="$c0_k" -v b="$c1_k" -v t="$TICK" -v i="$idle_s" -v r="$rss_k" -v h="$hwm_k" 'BEGIN {
+		printf "| standby session process | %.2f | %.2f | %s | %s |\n", (b - a) / t, 100 * (b - a) / t / i, r, h }'
+	echo
+	echo "Targets: no CPU between changes; RSS under 64 MiB."
+	echo
+	echo "## Caveats"
+	echo
+	echo "- One tool runs at a time, on a machine shared with other work (load average above); the"
+	echo "  poller (python, a read every 0.2 ms) runs on the same cores."
+	echo "- hamnsync makes each file durable on the standby (fsync, rename, directory fsync) before"
+	echo "  its copy appears; rsync under lsyncd does not fsync."
+	echo "- The edits alternate between two sizes: with same-size rewrites, rsync's whole-second mtime"
+	echo "  check leaves some of them off lsyncd's copy until a later change (not a latency; a miss)."
+	echo "- Part 1 is closed loop (one edit in flight); part 2 is open loop."
+	echo "- See bench/README.md."
+} >"$B/run/report.md"
+
+mkdir -p "$(dirname "$BENCH_OUT")"
+cp "$B/run/report.md" "$BENCH_OUT"
+cat "$BENCH_OUT"
+say "written to $BENCH_OUT; took ${total_s} s"
