@@ -191,6 +191,20 @@ hs_start_standby
 sync_ok restart
 check "after a standby restart"
 
+# 11b. --progress: a line with files, bytes, rate and ETA on a terminal
+# (script(1) gives it a pty), nothing when stdout is not a terminal
+head -c 20000000 /dev/urandom >"$I/progress.img"
+script -qec "$HS_BIN -c $C1 sync --progress" /dev/null >"$T/progress.tty" 2>&1 || true
+echo more >>"$I/progress.img"
+hs_sync --progress
+if grep -q "files .* MiB/s ETA" "$T/progress.tty" &&
+	! grep -q "MiB/s" "$T/sync.out"; then
+	pass=$((pass + 1)); echo "ok   --progress on a terminal only"
+else
+	fail=$((fail + 1)); echo "FAIL --progress: $(tr '\r' '\n' <"$T/progress.tty" | tail -3)"
+fi
+check "after the progress syncs"
+
 # 12. an unreachable standby: exit 3 and one line saying so
 hs_stop_standby
 hs_sync
