@@ -600,7 +600,15 @@ prim_timeout(struct prim *p)
 {
 	uint64_t now = hs_now_mono_ns(), due = watch_next_due(p->watch);
 	uint64_t hb = p->last_io_ns + p->conf->heartbeat * 1000 * NS_PER_MS;
+	size_t i;
 
+	/*
+	 * Changes read from inotify during a long transfer (the tick drains
+	 * it) wait in the dirty sets, not in the kernel: do not sleep on them.
+	 */
+	for (i = 0; p->ss != NULL && i < p->conf->n_sets; i++)
+		if (p->need_full[i] || watch_pending(p->watch, (uint16_t)i))
+			return 0;
 	if (p->ss == NULL && p->next_try_ns < due)
 		due = p->next_try_ns;
 	if (p->ss != NULL && hb < due)

@@ -111,12 +111,15 @@ hs_setup_pair() {
 # hs_start_standby [CONF]: start the standby in the foreground, logging
 # to $T/standby.log; waits (bounded) until it listens.
 hs_start_standby() {
-	local conf=${1:-$C2} i
+	local conf=${1:-$C2} i before
+	# The log is appended to: wait for a new "listening" line, not an old one.
+	before=$(grep -c "listening on" "$T/standby.log" 2>/dev/null || true)
 	"$HS_BIN" -c "$conf" daemon --foreground >>"$T/standby.log" 2>&1 &
 	STANDBY_PID=$!
 	HS_PIDS+=("$STANDBY_PID")
 	for ((i = 0; i < 100; i++)); do
-		if grep -q "listening on" "$T/standby.log" 2>/dev/null; then
+		if [ "$(grep -c "listening on" "$T/standby.log" 2>/dev/null || true)" \
+			-gt "${before:-0}" ]; then
 			return 0
 		fi
 		kill -0 "$STANDBY_PID" 2>/dev/null ||
