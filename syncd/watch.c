@@ -6,7 +6,7 @@
  * and xCAT replace files by rename.  New directories are watched at once
  * and marked for a recursive look, so files created before the watch
  * existed are not missed.  A regular file is reported once it is closed
- * after writing, or after WATCH_OPEN_WAIT_NS if it stays open.  A queue
+ * after writing, or once it stays quiet while open (bounded).  A queue
  * overflow, an unmount or a vanished source root asks for a full
  * reconciliation of the set instead.  Subtrees that could not be watched
  * (the watch limit) are listed for a periodic rescan.
@@ -25,7 +25,14 @@
 #include "syncd.h"
 
 /* A file still open for writing is sent after this long anyway. */
-#define WATCH_OPEN_WAIT_NS (2000ull * 1000 * 1000)
+/*
+ * A file still open for writing is sent once it has been quiet for
+ * WATCH_QUIET_NS, and at the latest WATCH_OPEN_MAX_NS after its first
+ * write (a log that never stops still travels).  Sending a file that is
+ * being written wastes the transfer: it is aborted as changed.
+ */
+#define WATCH_QUIET_NS (1000ull * 1000 * 1000)
+#define WATCH_OPEN_MAX_NS (30000ull * 1000 * 1000)
 /* Past this many dirty paths in a set, a full reconciliation is cheaper. */
 #define WATCH_DIRTY_MAX 100000
 #define WATCH_EVENTS                                                           \
@@ -51,6 +58,7 @@ struct delayed {
 	uint16_t set;
 	uint16_t src;
 	char *path;
+	uint64_t first_ns; /* its first write we saw */
 	uint64_t due_ns;
 };
 
@@ -199,12 +207,20 @@ renames_free(struct dirty_set *d)
 static void
 delay_add(struct watch *w, uint16_t set, uint16_t src, const char *path)
 {
+	uint64_t now = hs_now_mono_ns();
 	size_t i;
 
 	for (i = 0; i < w->n_delayed; i++)
 		if (w->delayed[i].set == set && w->delayed[i].src == src &&
-		    strcmp(w->delayed[i].path, path) == 0)
-			return; /* the first deadline stands: bounded wait */
+		    strcmp(w->delayed[i].path, path) == 0) {
+			struct delayed *d = &w->delayed[i];
+
+			/* Still written: wait for quiet, but bounded. */
+			d->due_ns = now + WATCH_QUIET_NS;
+			if (d->due_ns > d->first_ns + WATCH_OPEN_MAX_NS)
+				d->due_ns = d->first_ns + WATCH_OPEN_MAX_NS;
+			return;
+		}
 	if (w->n_delayed == w->cap_delayed) {
 		size_t ncap = w->cap_delayed ? w->cap_delayed * 2 : 32;
 		struct delayed *nd =
@@ -220,7 +236,8 @@ delay_add(struct watch *w, uint16_t set, uint16_t src, const char *path)
 	w->delayed[w->n_delayed].set = set;
 	w->delayed[w->n_delayed].src = src;
 	w->delayed[w->n_delayed].path = hs_xstrdup(path);
-	w->delayed[w->n_delayed].due_ns = hs_now_mono_ns() + WATCH_OPEN_WAIT_NS;
+	w->delayed[w->n_delayed].first_ns = now;
+	w->delayed[w->n_delayed].due_ns = now + WATCH_QUIET_NS;
 	w->n_delayed++;
 }
 
@@ -782,9 +799,8 @@ watch_pending_stats(const struct watch *w, uint64_t *oldest_ns, uint64_t *paths)
 	}
 	for (i = 0; i < w->n_delayed; i++) {
 		(*paths)++;
-		if (*oldest_ns == 0 ||
-		    w->delayed[i].due_ns - WATCH_OPEN_WAIT_NS < *oldest_ns)
-			*oldest_ns = w->delayed[i].due_ns - WATCH_OPEN_WAIT_NS;
+		if (*oldest_ns == 0 || w->delayed[i].first_ns < *oldest_ns)
+			*oldest_ns = w->delayed[i].first_ns;
 	}
 }
 
