@@ -64,6 +64,17 @@ proto_put_u64(struct proto_wr *w, uint64_t v)
 }
 
 void
+proto_wr_patch_u32(struct proto_wr *w, size_t off, uint32_t v)
+{
+	if (w->rc != HS_OK || off + 4 > w->buf.len)
+		return;
+	w->buf.data[off] = (uint8_t)(v >> 24);
+	w->buf.data[off + 1] = (uint8_t)(v >> 16);
+	w->buf.data[off + 2] = (uint8_t)(v >> 8);
+	w->buf.data[off + 3] = (uint8_t)v;
+}
+
+void
 proto_put_strn(struct proto_wr *w, const char *s, size_t n)
 {
 	if (n > UINT16_MAX) {

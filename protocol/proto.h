@@ -115,6 +115,8 @@ void proto_put_u8(struct proto_wr *w, uint8_t v);
 void proto_put_u16(struct proto_wr *w, uint16_t v);
 void proto_put_u32(struct proto_wr *w, uint32_t v);
 void proto_put_u64(struct proto_wr *w, uint64_t v);
+/* Overwrite the u32 written at byte `off` (a count known only later). */
+void proto_wr_patch_u32(struct proto_wr *w, size_t off, uint32_t v);
 void proto_put_bytes(struct proto_wr *w, const void *p, size_t n);
 /* A string as u16 length + bytes (no NUL). */
 void proto_put_str(struct proto_wr *w, const char *s);

@@ -145,15 +145,6 @@ apply_open(int rootfd, const struct hs_pathset *set, struct apply **out,
 	return HS_OK;
 }
 
-int
-apply_anchor(struct apply *a, uint16_t src, const char **leaf)
-{
-	if (src >= a->n_src)
-		return -1;
-	*leaf = a->src[src].leaf;
-	return a->src[src].anchorfd;
-}
-
 static const char *
 display(struct apply *a, uint16_t src, const char *rel)
 {

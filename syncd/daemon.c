@@ -75,7 +75,7 @@ dmn_detach(void)
 }
 
 int
-dmn_running(const char *state_dir)
+daemon_running_pid(const char *state_dir)
 {
 	char path[4200], buf[32];
 	int fd, n, pid = 0;
@@ -92,10 +92,4 @@ dmn_running(const char *state_dir)
 	}
 	close(fd);
 	return pid;
-}
-
-int
-daemon_running_pid(const char *state_dir)
-{
-	return dmn_running(state_dir);
 }

@@ -14,7 +14,5 @@ int dmn_lock_pidfile(const char *state_dir, int *out);
 void dmn_write_pid(int fd);
 /* Fork twice, new session, stdio to /dev/null. */
 int dmn_detach(void);
-/* The pid of the daemon holding state_dir's lock, or 0 if none. */
-int dmn_running(const char *state_dir);
 
 #endif /* DAEMON_INT_H */

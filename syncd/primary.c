@@ -371,7 +371,6 @@ prim_status(struct prim *p)
 	    p->ss ? send_session_peer(p->ss) : NULL;
 	uint64_t now = hs_now_mono_ns(), oldest, pending;
 	size_t i;
-	int days;
 
 	memset(&v, 0, sizeof(v));
 	v.conf = p->conf;
@@ -435,15 +434,7 @@ prim_status(struct prim *p)
 		        "(watch limit); rescanned every %llu s",
 		        watch_unwatched(p->watch),
 		        (unsigned long long)p->conf->rescan_interval);
-	if (proto_cert_days_left(p->conf->cert, &days) == HS_OK) {
-		if (days < 0)
-			st_warn(&v, "critical", "certificate %s has expired",
-			        p->conf->cert);
-		else if (days < 30)
-			st_warn(&v, "warning",
-			        "certificate %s expires in %d days",
-			        p->conf->cert, days);
-	}
+	st_warn_cert(&v, p->conf->cert);
 	return st_json(&v);
 }
 
@@ -478,7 +469,8 @@ prim_answer(void *arg, const char *verb)
 		j = json_object();
 		json_object_set_new(j, "done",
 		                    json_integer((json_int_t)p->gen_done));
-		json_object_set_new(j, "connected", json_boolean(p->ss != NULL));
+		json_object_set_new(j, "connected",
+		                    json_boolean(p->ss != NULL));
 		json_object_set_new(j, "held", held);
 		json_object_set_new(j, "failed", failed);
 		return j;

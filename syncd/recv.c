@@ -129,12 +129,7 @@ send_listing(struct session *s, const struct proto_scope *scope, size_t n_scope)
 		proto_entry_encode(&s->w, e);
 		count++;
 		if (s->w.buf.len - start >= LIST_FRAME_BYTES || i + 1 == l.n) {
-			uint8_t *p = s->w.buf.data;
-
-			p[0] = (uint8_t)(count >> 24);
-			p[1] = (uint8_t)(count >> 16);
-			p[2] = (uint8_t)(count >> 8);
-			p[3] = (uint8_t)count;
+			proto_wr_patch_u32(&s->w, 0, (uint32_t)count);
 			rc = proto_conn_send_wr(s->c, PROTO_T_LIST, &s->w,
 			                        PROTO_ZSTD);
 			proto_wr_reset(&s->w);
@@ -314,12 +309,7 @@ on_hash_req_end(struct session *s)
 		proto_put_bytes(&s->w, h, sizeof(h));
 		count++;
 		if (s->w.buf.len >= LIST_FRAME_BYTES || i + 1 == s->n_reqs) {
-			uint8_t *p = s->w.buf.data;
-
-			p[0] = (uint8_t)(count >> 24);
-			p[1] = (uint8_t)(count >> 16);
-			p[2] = (uint8_t)(count >> 8);
-			p[3] = (uint8_t)count;
+			proto_wr_patch_u32(&s->w, 0, (uint32_t)count);
 			rc = proto_conn_send_wr(s->c, PROTO_T_HASH_REPLY, &s->w,
 			                        PROTO_RAW);
 			proto_wr_reset(&s->w);

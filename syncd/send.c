@@ -448,15 +448,11 @@ plan(struct sender *s)
 static int
 hash_batch_flush(struct sender *s, uint32_t *count)
 {
-	uint8_t *p = s->w.buf.data;
 	int rc;
 
 	if (*count == 0)
 		return HS_OK;
-	p[0] = (uint8_t)(*count >> 24);
-	p[1] = (uint8_t)(*count >> 16);
-	p[2] = (uint8_t)(*count >> 8);
-	p[3] = (uint8_t)*count;
+	proto_wr_patch_u32(&s->w, 0, *count);
 	rc = proto_conn_send_wr(s->c, PROTO_T_HASH_REQ, &s->w, PROTO_ZSTD);
 	proto_wr_reset(&s->w);
 	proto_put_u32(&s->w, 0);

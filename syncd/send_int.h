@@ -19,7 +19,7 @@
 #define P_DELTA 0x0100     /* send as a delta against the standby's copy */
 #define P_REWRITTEN 0x0200 /* content was sent (hard links follow it) */
 #define P_VMETA 0x0400     /* verify: metadata differs */
-#define P_EVENT 0x0800 /* scoped run: the watcher saw this path change */
+#define P_EVENT 0x0800     /* scoped run: the watcher saw this path change */
 
 /* Cut request and listing batches at this size. */
 #define BATCH_FRAME_BYTES (1024u * 1024)

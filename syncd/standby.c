@@ -432,7 +432,7 @@ stdby_status(struct stdby *d)
 	uint64_t timeout_ns = d->conf->peer_timeout * 1000000000ull;
 	struct statvfs vfs;
 	size_t i;
-	int days, fresh;
+	int fresh;
 
 	read_reports(d);
 	memset(&v, 0, sizeof(v));
@@ -504,15 +504,7 @@ stdby_status(struct stdby *d)
 	    (vfs.f_blocks - vfs.f_bavail) * 100 > vfs.f_blocks * 90)
 		st_warn(&v, "warning", "target_root %s is over 90%% full",
 		        d->conf->target_root);
-	if (proto_cert_days_left(d->conf->cert, &days) == HS_OK) {
-		if (days < 0)
-			st_warn(&v, "critical", "certificate %s has expired",
-			        d->conf->cert);
-		else if (days < 30)
-			st_warn(&v, "warning",
-			        "certificate %s expires in %d days",
-			        d->conf->cert, days);
-	}
+	st_warn_cert(&v, d->conf->cert);
 	return st_json(&v);
 }
 

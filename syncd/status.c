@@ -18,6 +18,7 @@
 
 #include "dbrepl.h"
 #include "idx.h"
+#include "proto.h"
 #include "status.h"
 
 double
@@ -42,6 +43,20 @@ st_warn(struct st_view *v, const char *severity, const char *fmt, ...)
 	          sizeof(v->warn_text[v->n_warnings]), fmt, ap);
 	va_end(ap);
 	v->n_warnings++;
+}
+
+void
+st_warn_cert(struct st_view *v, const char *cert)
+{
+	int days;
+
+	if (proto_cert_days_left(cert, &days) < 0)
+		return;
+	if (days < 0)
+		st_warn(v, "critical", "certificate %s has expired", cert);
+	else if (days < 30)
+		st_warn(v, "warning", "certificate %s expires in %d days", cert,
+		        days);
 }
 
 static json_t *

@@ -68,6 +68,8 @@ void st_warn(struct st_view *v, const char *severity, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Wall clock now, in seconds since the epoch (for last_applied). */
 double st_wall_now(void);
+/* Warn about this node's certificate: expired (critical), < 30 days. */
+void st_warn_cert(struct st_view *v, const char *cert);
 /* The SPEC.md status object; new reference. */
 json_t *st_json(const struct st_view *v);
 

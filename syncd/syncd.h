@@ -399,8 +399,6 @@ uint64_t apply_applied(const struct apply *a);
 uint64_t apply_error_count(const struct apply *a);
 const char *apply_error_line(const struct apply *a, size_t i);
 size_t apply_error_lines(const struct apply *a);
-/* The open directory fd anchoring source `src` (borrowed), or -1. */
-int apply_anchor(struct apply *a, uint16_t src, const char **leaf);
 /*
  * SHA-256 of the regular file (src, rel) beneath the set's anchor, opened
  * confined and without following symlinks.  HS_ENOTFOUND if absent or not

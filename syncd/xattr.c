@@ -59,20 +59,30 @@ name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The names of t's attributes, sorted; *names points into `list`. */
+/*
+ * The names of t's attributes, sorted: *names (caller frees) points into
+ * `list` (XA_LIST_MAX bytes).  Sized by what the list holds, so an entry
+ * with one ACL costs a few bytes here, not a table for the worst case.
+ */
 static int
-xa_names(const struct xa_target *t, char *list, char **names, size_t *n)
+xa_names(const struct xa_target *t, char *list, char ***names, size_t *n)
 {
 	ssize_t len = xa_list(t, list, XA_LIST_MAX);
+	size_t cnt = 0;
 	char *p;
 
 	*n = 0;
+	*names = NULL;
 	if (len < 0)
 		return (errno == ENOTSUP || errno == ENOENT) ? HS_OK : -errno;
 	for (p = list; p < list + len; p += strlen(p) + 1)
+		cnt += *p != '\0';
+	if ((*names = calloc(cnt ? cnt : 1, sizeof(**names))) == NULL)
+		return -ENOMEM;
+	for (p = list; p < list + len; p += strlen(p) + 1)
 		if (*p != '\0')
-			names[(*n)++] = p;
-	qsort(names, *n, sizeof(*names), name_cmp);
+			(*names)[(*n)++] = p;
+	qsort(*names, *n, sizeof(**names), name_cmp);
 	return HS_OK;
 }
 
@@ -91,14 +101,14 @@ xa_read(const struct xa_target *t, struct hs_buf *blob)
 		return HS_OK;
 	if (need < 0)
 		return -errno;
+	names = NULL;
 	list = malloc(XA_LIST_MAX);
-	names = calloc(XA_LIST_MAX / 2, sizeof(*names));
 	val = malloc(XA_VALUE_MAX);
-	if (list == NULL || names == NULL || val == NULL) {
+	if (list == NULL || val == NULL) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	if ((rc = xa_names(t, list, names, &n)) < 0)
+	if ((rc = xa_names(t, list, &names, &n)) < 0)
 		goto out;
 	for (i = 0; i < n; i++) {
 		size_t nl = strlen(names[i]);
@@ -183,15 +193,14 @@ xa_apply(const struct xa_target *t, const uint8_t *blob, size_t len)
 	if (len == 0 &&
 	    (need == 0 || (need < 0 && (errno == ENOTSUP || errno == ENOENT))))
 		return HS_OK;
+	names = NULL;
 	list = malloc(XA_LIST_MAX);
-	/* A name takes at least 2 bytes of the list ("a\0"). */
-	names = calloc(XA_LIST_MAX / 2, sizeof(*names));
-	if (list == NULL || names == NULL) {
+	if (list == NULL) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	/* Remove what the primary does not have. */
-	if ((rc = xa_names(t, list, names, &n)) < 0)
+	if ((rc = xa_names(t, list, &names, &n)) < 0)
 		goto out;
 	for (i = 0; i < n; i++) {
 		struct proto_rd s = {blob, len};
