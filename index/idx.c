@@ -8,15 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "idx.h"
+#include "idx_int.h"
 
-struct idx {
-	MDB_env *env;
-	MDB_dbi meta;
-	int readonly;
-};
-
-static int
+int
 idx_map_error(int rc)
 {
 	switch (rc) {
@@ -90,7 +84,7 @@ idx_probe(const char *dir)
 
 		if (mdb_env_create(&env) != 0)
 			_exit(2);
-		mdb_env_set_maxdbs(env, 8);
+		mdb_env_set_maxdbs(env, IDX_DBS_MAX);
 		MDB_envinfo info;
 		MDB_stat ms;
 
@@ -104,13 +98,30 @@ idx_probe(const char *dir)
 			_exit(6);
 		if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
 			_exit(3);
-		rc = mdb_dbi_open(txn, "meta", 0, &dbi);
-		if (rc == MDB_NOTFOUND)
-			_exit(0);
-		if (rc != 0 || mdb_cursor_open(txn, dbi, &cur) != 0)
+		/* The main database names the others: walk each of them. */
+		if (mdb_dbi_open(txn, NULL, 0, &dbi) != 0 ||
+		    mdb_cursor_open(txn, dbi, &cur) != 0)
 			_exit(4);
-		while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0)
-			;
+		while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+			char name[64];
+			MDB_dbi sub;
+			MDB_cursor *c2;
+			MDB_val k2, v2;
+
+			if (k.mv_size == 0 || k.mv_size >= sizeof(name))
+				_exit(5);
+			memcpy(name, k.mv_data, k.mv_size);
+			name[k.mv_size] = '\0';
+			if (mdb_dbi_open(txn, name, 0, &sub) != 0 ||
+			    mdb_cursor_open(txn, sub, &c2) != 0)
+				_exit(5);
+			while ((rc = mdb_cursor_get(c2, &k2, &v2, MDB_NEXT)) ==
+			       0)
+				;
+			if (rc != MDB_NOTFOUND)
+				_exit(5);
+			mdb_cursor_close(c2);
+		}
 		_exit(rc == MDB_NOTFOUND ? 0 : 5);
 	}
 	while (waitpid(pid, &status, 0) < 0)
@@ -125,6 +136,42 @@ idx_probe(const char *dir)
 	                                : "it does not read back",
 	            dir);
 	return HS_EINDEX;
+}
+
+int
+idx_dbi(struct idx *x, const char *name, MDB_dbi *out)
+{
+	int i;
+
+	for (i = 0; i < x->n_dbs; i++)
+		if (strcmp(x->db_names[i], name) == 0) {
+			*out = x->dbs[i];
+			return HS_OK;
+		}
+	return HS_ENOTFOUND;
+}
+
+/* Open every database the index knows (idx_int.h), in the opening txn. */
+static int
+idx_open_dbs(struct idx *x, MDB_txn *txn)
+{
+	static const char *const names[] = {IDX_DB_NAMES};
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		MDB_dbi dbi;
+
+		rc = mdb_dbi_open(txn, names[i], x->readonly ? 0 : MDB_CREATE,
+		                  &dbi);
+		if (rc == MDB_NOTFOUND && x->readonly)
+			continue;
+		if (rc != 0)
+			return rc;
+		x->db_names[x->n_dbs] = names[i];
+		x->dbs[x->n_dbs++] = dbi;
+	}
+	return 0;
 }
 
 int
@@ -156,7 +203,7 @@ idx_open(const char *state_dir, int readonly, struct idx **out)
 	if ((rc = mdb_env_create(&x->env)) != 0)
 		goto fail;
 	mdb_env_set_mapsize(x->env, IDX_MAP_SIZE);
-	mdb_env_set_maxdbs(x->env, 8);
+	mdb_env_set_maxdbs(x->env, IDX_DBS_MAX);
 	rc = mdb_env_open(x->env, dir, MDB_NOTLS | (readonly ? MDB_RDONLY : 0),
 	                  0600);
 	if (rc != 0)
@@ -166,6 +213,8 @@ idx_open(const char *state_dir, int readonly, struct idx **out)
 		goto fail;
 	if ((rc = mdb_dbi_open(txn, "meta", readonly ? 0 : MDB_CREATE,
 	                       &x->meta)) != 0)
+		goto fail;
+	if ((rc = idx_open_dbs(x, txn)) != 0)
 		goto fail;
 	if ((rc = idx_check_format(x, txn)) < 0) {
 		mdb_txn_abort(txn);

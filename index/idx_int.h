@@ -1,0 +1,41 @@
+/*
+ * idx_int.h - what the index's own files share: the environment and the
+ * named databases in it.  Only index/ includes this (and so <lmdb.h>).
+ *
+ * Databases in one environment:
+ *	meta	format version, node state, small blobs (idx.c)
+ * and those named in IDX_DB_NAMES, all opened by idx_open (a handle
+ * opened in a read-only txn would close with it); idx_dbi() finds one.
+ */
+#ifndef IDX_INT_H
+#define IDX_INT_H
+
+#include <lmdb.h>
+
+#include "idx.h"
+
+/* Named databases an environment may hold (LMDB's maxdbs). */
+#define IDX_DBS_MAX 8
+/*
+ * The databases besides meta:
+ *	files	primary: what was last replicated, per entry (files.c)
+ *	journal	primary: reconciliation runs not yet acknowledged (files.c)
+ */
+#define IDX_DB_NAMES "files", "journal"
+
+struct idx {
+	MDB_env *env;
+	MDB_dbi meta;
+	int readonly;
+	/* Named databases opened so far (names are static strings). */
+	const char *db_names[IDX_DBS_MAX];
+	MDB_dbi dbs[IDX_DBS_MAX];
+	int n_dbs;
+};
+
+/* LMDB's return code as an HS_E* code. */
+int idx_map_error(int rc);
+/* Handle of database `name`; HS_ENOTFOUND when absent (read-only open). */
+int idx_dbi(struct idx *x, const char *name, MDB_dbi *out);
+
+#endif /* IDX_INT_H */
