@@ -126,6 +126,7 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 	struct send_opts o;
 	struct send_report rep;
 	struct idx_node node;
+	struct idx *x = NULL;
 	struct hs_conf *conf;
 	char why[1024] = "", sent[32], wire[32], delta[32], covered[32];
 	char *allow[64];
@@ -192,7 +193,15 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 			hs_conf_free(conf);
 			return CLI_EXIT_USAGE;
 		}
+	/*
+	 * Runs acknowledged here are recorded in the index too, so the
+	 * daemon's next start compares stat fingerprints, not both trees.
+	 */
+	if (!o.dry_run && idx_open(conf->state_dir, 0, &x) < 0)
+		x = NULL; /* the daemon will then reconcile whole */
+	o.idx = x;
 	rc = send_sync(conf, &o, &rep, why, sizeof(why));
+	idx_close(x);
 	hs_conf_free(conf);
 	if (rc < 0) {
 		cli_err("sync", "%s", why[0] ? why : hs_strerror(rc));

@@ -232,5 +232,7 @@ uint64_t	hs_now_mono_ns(void);
 int	hs_write_all(int fd, const void *buf, size_t len);
 /* Strings: strdup that aborts the program on ENOMEM. */
 char	*hs_xstrdup(const char *s);
+/* qsort/bsearch comparator for an array of char * (strcmp order). */
+int	hs_strp_cmp(const void *a, const void *b);
 
 #endif /* HS_H */

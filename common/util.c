@@ -247,3 +247,9 @@ hs_xstrdup(const char *s)
 		abort();
 	return p;
 }
+
+int
+hs_strp_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}

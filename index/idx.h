@@ -40,4 +40,80 @@ int idx_node_put(struct idx *x, const struct idx_node *n);
 int idx_blob_put(struct idx *x, const char *key, const void *p, size_t len);
 int idx_blob_get(struct idx *x, const char *key, char **out, size_t *len);
 
+/* ------------------------------------------------ primary: file index */
+
+/* What the primary last replicated of one entry: its stat at the time. */
+struct idx_file {
+	uint8_t type; /* enum proto_etype */
+	uint8_t pad[3]; /* zero: records are compared whole */
+	uint32_t mode;
+	uint32_t uid;
+	uint32_t gid;
+	uint64_t size;
+	uint64_t ino;
+	int64_t mtime_sec;
+	int64_t ctime_sec;
+	uint32_t mtime_nsec;
+	uint32_t ctime_nsec;
+};
+
+#define IDX_PATH_MAX 4095
+#define IDX_ID_LEN 16
+
+/* The 8-byte key prefix of one source of one set. */
+void idx_source_key(const char *set, const char *source, uint8_t out[8]);
+
+/*
+ * A write batch: records put and deleted in one LMDB transaction,
+ * committed together with the acknowledged sequence (0: none), which also
+ * drops the journal entries up to it.  Errors are kept and returned by
+ * commit, which frees the batch in every case.
+ */
+struct idx_batch;
+int idx_batch_begin(struct idx *x, struct idx_batch **out);
+void idx_file_put(struct idx_batch *b, const uint8_t skey[8],
+                  const char *path, const struct idx_file *f);
+void idx_file_del(struct idx_batch *b, const uint8_t skey[8],
+                  const char *path);
+int idx_batch_commit(struct idx_batch *b, uint64_t seq);
+void idx_batch_abort(struct idx_batch *b);
+
+/* HS_ENOTFOUND when path has no record. */
+int idx_file_get(struct idx *x, const uint8_t skey[8], const char *path,
+                 struct idx_file *out);
+/*
+ * Call fn for every record of one source, in no useful order.  Walk: 0
+ * goes on, < 0 stops with that error.  Prune (in a batch): 1 keeps the
+ * record, 0 deletes it, < 0 stops with that error.
+ */
+typedef int idx_walk_fn(void *arg, const char *path, const struct idx_file *f);
+int idx_files_walk(struct idx *x, const uint8_t skey[8], idx_walk_fn *fn,
+                   void *arg);
+void idx_files_prune(struct idx_batch *b, const uint8_t skey[8],
+                     idx_walk_fn *keep, void *arg);
+
+/* ------------------------------------------------ primary: the journal */
+
+/*
+ * This index's id (made at first use) and the last sequence the standby
+ * acknowledged (0: none).
+ */
+int idx_journal_state(struct idx *x, uint8_t id[IDX_ID_LEN], uint64_t *acked);
+/* Record run `seq` before it is sent (an opaque entry, see primary.c). */
+#define IDX_JOURNAL_ENTRY_MAX (1024 * 1024)
+int idx_journal_add(struct idx *x, uint64_t seq, const void *entry,
+                    size_t len);
+/* Entries with a sequence above `after`, in order. */
+typedef int idx_journal_fn(void *arg, uint64_t seq, const void *entry,
+                           size_t len);
+int idx_journal_walk(struct idx *x, uint64_t after, idx_journal_fn *fn,
+                     void *arg);
+
+/* ------------------------------------------------ standby: applied */
+
+/* The primary (its index id) and the highest sequence applied durably. */
+int idx_applied_get(struct idx *x, uint8_t id[IDX_ID_LEN], uint64_t *seq);
+int idx_applied_put(struct idx *x, const uint8_t id[IDX_ID_LEN],
+                    uint64_t seq);
+
 #endif /* IDX_H */

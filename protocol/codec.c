@@ -471,3 +471,78 @@ proto_scope_decode(struct proto_rd *r, struct proto_scope **out, size_t *n)
 	*n = cnt;
 	return HS_OK;
 }
+
+/* Byte order, but '/' before any other byte: a subtree stays together. */
+static int
+path_cmp(const char *a, const char *b)
+{
+	for (;; a++, b++) {
+		unsigned ca = (unsigned char)*a, cb = (unsigned char)*b;
+
+		if (ca == cb) {
+			if (ca == 0)
+				return 0;
+			continue;
+		}
+		if (ca == 0 || cb == 0)
+			return ca == 0 ? -1 : 1;
+		if (ca == '/' || cb == '/')
+			return ca == '/' ? -1 : 1;
+		return ca < cb ? -1 : 1;
+	}
+}
+
+static int
+scope_cmp(const void *a, const void *b)
+{
+	const struct proto_scope *x = a, *y = b;
+
+	if (x->src != y->src)
+		return x->src < y->src ? -1 : 1;
+	return path_cmp(x->path, y->path);
+}
+
+/* Is b inside a (a strict ancestor directory of b)? */
+static int
+under(const char *a, const char *b)
+{
+	size_t n = strlen(a);
+
+	if (n == 0)
+		return b[0] != '\0';
+	return strncmp(a, b, n) == 0 && b[n] == '/';
+}
+
+void
+proto_scope_normalize(struct proto_scope *v, size_t *n)
+{
+	const struct proto_scope *rec = NULL;
+	size_t i, k = 0;
+
+	if (*n == 0)
+		return;
+	/*
+	 * Sorted so that a directory comes right before everything below
+	 * it: duplicates merge, and what a recursive entry covers goes.
+	 */
+	qsort(v, *n, sizeof(*v), scope_cmp);
+	for (i = 0; i < *n; i++) {
+		struct proto_scope *prev = k ? &v[k - 1] : NULL;
+
+		if (prev && prev->src == v[i].src &&
+		    strcmp(prev->path, v[i].path) == 0) {
+			prev->recursive |= v[i].recursive;
+			free(v[i].path);
+			continue;
+		}
+		if (rec != NULL && rec->src == v[i].src &&
+		    under(rec->path, v[i].path)) {
+			free(v[i].path);
+			continue;
+		}
+		v[k++] = v[i];
+		if (v[k - 1].recursive)
+			rec = &v[k - 1];
+	}
+	*n = k;
+}

@@ -82,7 +82,17 @@ enum proto_type {
 	PROTO_T_SIG_END = 43,      /* standby: all signatures sent */
 	PROTO_T_SET_OPEN_SCOPED = 44, /* primary: SET_OPEN limited to paths */
 	PROTO_T_SET_RENAMES = 45,     /* primary: renames to mirror, no reply */
+	/*
+	 * The change journal: the primary asks what the standby applied of
+	 * its runs (JOURNAL_Q, empty); the standby answers JOURNAL with the
+	 * primary's index id (16 bytes, zeros: none) and the highest run
+	 * sequence it applied durably (u64).  SET_END then carries the run's
+	 * id + sequence, and SET_DONE echoes the sequence after its counts.
+	 */
+	PROTO_T_JOURNAL_Q = 70,
+	PROTO_T_JOURNAL = 71,
 };
+#define PROTO_JOURNAL_ID_LEN 16
 
 /* Paths in one scoped SET_OPEN: a busy minute of changes, no more. */
 #define PROTO_SCOPE_MAX 65536
@@ -240,6 +250,12 @@ void proto_scope_encode(struct proto_wr *w, const struct proto_scope *v,
 /* On success the caller owns *out (free with proto_scope_free). */
 int proto_scope_decode(struct proto_rd *r, struct proto_scope **out, size_t *n);
 void proto_scope_free(struct proto_scope *v, size_t n);
+/*
+ * Sort a scope so that each directory comes right before what is below
+ * it (parents before children: the order creations need), merge
+ * duplicates and drop what a recursive entry covers; *n shrinks.
+ */
+void proto_scope_normalize(struct proto_scope *v, size_t *n);
 
 /* ------------------------------------------------------------ connections */
 

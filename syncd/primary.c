@@ -43,6 +43,7 @@ struct prim {
 	int pidfd;
 	int stopping;
 	uint8_t *need_full; /* per set */
+	uint8_t *need_diff; /* per set: compare the disk with the index */
 	uint64_t *files;    /* per set, at the last full run */
 	uint64_t *deleted;  /* per set, this guard window */
 	uint64_t *pfiles;   /* per set: files and bytes here, last full run */
@@ -78,6 +79,8 @@ static void
 prim_free_sets(struct prim *p)
 {
 	free(p->need_full);
+	free(p->need_diff);
+	p->need_diff = NULL;
 	free(p->files);
 	free(p->deleted);
 	free(p->seeded);
@@ -98,6 +101,7 @@ prim_alloc_sets(struct prim *p)
 
 	prim_free_sets(p);
 	p->need_full = calloc(n, 1);
+	p->need_diff = calloc(n, 1);
 	p->seeded = calloc(n, 1);
 	p->held = calloc(n, 1);
 	p->failed = calloc(n, 1);
@@ -107,7 +111,8 @@ prim_alloc_sets(struct prim *p)
 	p->pbytes = calloc(n, sizeof(*p->pbytes));
 	if (p->pfiles == NULL || p->pbytes == NULL)
 		return -ENOMEM;
-	if (p->need_full == NULL || p->seeded == NULL || p->held == NULL ||
+	if (p->need_full == NULL || p->need_diff == NULL || p->seeded == NULL ||
+	    p->held == NULL ||
 	    p->failed == NULL || p->files == NULL || p->deleted == NULL)
 		return -ENOMEM;
 	for (i = 0; p->x != NULL && i < p->conf->n_sets; i++) {
@@ -137,7 +142,8 @@ prim_drop(struct prim *p, int rc, const char *what)
 		    p->inflight_ns ? p->inflight_ns : hs_now_mono_ns();
 	p->inflight_ns = 0;
 	p->busy_set = -1;
-	/* What was taken from the watcher may not have landed: redo all. */
+	/* What was taken from the watcher may not have landed: the next
+	 * connect decides how to find it (prim_connect). */
 	for (i = 0; i < p->conf->n_sets; i++)
 		p->need_full[i] = 1;
 	p->next_try_ns = hs_now_mono_ns() + p->backoff_ms * NS_PER_MS;
@@ -149,7 +155,7 @@ prim_connect(struct prim *p)
 	char why[1024] = "";
 	uint64_t now = hs_now_mono_ns();
 	size_t i;
-	int rc;
+	int rc, resume;
 
 	rc = send_session_open(p->conf, &p->o, &p->ss, why, sizeof(why));
 	if (rc < 0) {
@@ -171,8 +177,19 @@ prim_connect(struct prim *p)
 		p->cnt.reconnects++;
 	p->backoff_ms = BACKOFF_MIN_MS;
 	p->last_io_ns = now;
-	for (i = 0; i < p->conf->n_sets; i++)
-		p->need_full[i] = 1;
+	/*
+	 * The standby holds what our index says when it applied exactly our
+	 * last acknowledged run: then only what differs from the index on
+	 * disk goes out (stat, no listing of its tree).  Else every set is
+	 * reconciled whole.
+	 */
+	resume = send_session_resumable(p->ss, why, sizeof(why));
+	if (!resume)
+		hs_log_info("primary: reconciling every set whole: %s", why);
+	for (i = 0; i < p->conf->n_sets; i++) {
+		p->need_diff[i] = resume && p->seeded[i];
+		p->need_full[i] = !p->need_diff[i];
+	}
 }
 
 static void
@@ -195,6 +212,144 @@ report_log(const struct hs_pathset *set, const struct send_report *r,
 		            (unsigned long long)r->delta_files,
 		            (unsigned long long)r->meta_only,
 		            (unsigned long long)r->deleted);
+}
+
+struct replay {
+	const struct hs_pathset *set;
+	struct proto_scope **v;
+	size_t *n;
+	int whole;
+};
+
+/* One unacknowledged journal entry: its paths, checked, join the scope. */
+static int
+replay_entry(void *arg, uint64_t seq, const void *entry, size_t len)
+{
+	struct replay *rp = arg;
+	struct proto_rd r = {entry, len}, peek;
+	char name[PROTO_NODE_MAX + 1];
+	struct proto_scope *v = NULL, *nv;
+	uint64_t mono, wall;
+	uint32_t cnt;
+	size_t n = 0, i, k;
+
+	if (proto_get_str(&r, name, PROTO_NODE_MAX, NULL) < 0 ||
+	    proto_get_u64(&r, &mono) < 0 || proto_get_u64(&r, &wall) < 0 ||
+	    (peek = r, proto_get_u32(&peek, &cnt)) < 0) {
+		hs_log_warnx("primary: index: journal entry %llu is damaged; "
+		             "ignored",
+		             (unsigned long long)seq);
+		return 0;
+	}
+	if (strcmp(name, rp->set->name) != 0)
+		return 0;
+	if (cnt == UINT32_MAX) {
+		rp->whole = 1;
+		return 0;
+	}
+	if (proto_scope_decode(&r, &v, &n) < 0) {
+		hs_log_warnx("primary: index: journal entry %llu is damaged; "
+		             "ignored",
+		             (unsigned long long)seq);
+		return 0;
+	}
+	for (i = 0, k = 0; i < n; i++) {
+		if (v[i].src >= rp->set->sources.n ||
+		    fs_relpath_check(v[i].path) < 0) {
+			hs_log_warnx("primary: index: journal entry %llu names "
+			             "\"%.200s\" (source %u), outside the sources "
+			             "of set %s; ignored",
+			             (unsigned long long)seq, v[i].path,
+			             (unsigned)v[i].src, rp->set->name);
+			free(v[i].path);
+			continue;
+		}
+		v[k++] = v[i];
+	}
+	if (*rp->n + k > PROTO_SCOPE_MAX ||
+	    (nv = reallocarray(*rp->v, *rp->n + k + 1, sizeof(*nv))) == NULL) {
+		proto_scope_free(v, k);
+		rp->whole = 1;
+		return 0;
+	}
+	memcpy(nv + *rp->n, v, k * sizeof(*v));
+	free(v);
+	*rp->v = nv;
+	*rp->n += k;
+	return 0;
+}
+
+/* Runs journalled but never acknowledged: a crash came between. */
+static int
+prim_journal_replay(struct prim *p, const struct hs_pathset *set,
+                    struct proto_scope **v, size_t *n, int *full)
+{
+	uint8_t id[IDX_ID_LEN];
+	uint64_t acked;
+	struct replay rp = {set, v, n, 0};
+	int rc;
+
+	if ((rc = idx_journal_state(p->x, id, &acked)) < 0 ||
+	    (rc = idx_journal_walk(p->x, acked, replay_entry, &rp)) < 0)
+		return rc;
+	if (rp.whole)
+		*full = 1;
+	return HS_OK;
+}
+
+/*
+ * After a restart or reconnect: add to the watcher's scope for set i what
+ * differs on disk from the index, and what unacknowledged journal entries
+ * name.  Too much of it, or an index that cannot be read: whole.
+ */
+static int
+prim_diff(struct prim *p, size_t i, struct proto_scope **scope, size_t *n,
+          int *full)
+{
+	const struct hs_pathset *set = &p->conf->sets[i];
+	struct proto_scope *d = NULL, *v;
+	uint64_t records, t0 = hs_now_mono_ns();
+	size_t dn = 0, k;
+	int rc;
+
+	rc = send_session_diff(p->ss, set, &d, &dn, &records);
+	if (rc == HS_OK)
+		rc = prim_journal_replay(p, set, &d, &dn, full);
+	if (rc < 0) {
+		hs_log_warnx("primary: set %s: comparing with the index: %s; "
+		             "reconciling it whole",
+		             set->name, hs_strerror(rc));
+		proto_scope_free(d, dn);
+		*full = 1;
+		return HS_OK;
+	}
+	hs_log_info("primary: set %s: %zu paths differ from the index "
+	            "(%llu ms)",
+	            set->name, dn,
+	            (unsigned long long)((hs_now_mono_ns() - t0) / NS_PER_MS));
+	/* The delete guard's measure when no whole run has set it yet. */
+	if (p->files[i] == 0)
+		p->files[i] = records;
+	if (dn == 0 || *full) {
+		proto_scope_free(d, dn);
+		return HS_OK;
+	}
+	if (*n + dn > PROTO_SCOPE_MAX) {
+		proto_scope_free(d, dn);
+		*full = 1;
+		return HS_OK;
+	}
+	if ((v = reallocarray(*scope, *n + dn, sizeof(*v))) == NULL) {
+		proto_scope_free(d, dn);
+		return -ENOMEM;
+	}
+	for (k = 0; k < dn; k++)
+		v[*n + k] = d[k];
+	free(d);
+	*scope = v;
+	*n += dn;
+	proto_scope_normalize(*scope, n);
+	return HS_OK;
 }
 
 /* Reconcile set i: whole, or the scope the watcher collected. */
@@ -226,6 +381,12 @@ prim_sync_set(struct prim *p, size_t i)
 	}
 	watch_take(p->watch, (uint16_t)i, &scope, &n, &full);
 	full |= p->need_full[i];
+	if (p->need_diff[i] && !full &&
+	    (rc = prim_diff(p, i, &scope, &n, &full)) < 0) {
+		proto_scope_free(scope, n);
+		return rc;
+	}
+	p->need_diff[i] = 0;
 	if (!full && n == 0)
 		return HS_OK;
 	/* Cleared now: a request arriving during this run asks for another. */
@@ -289,7 +450,7 @@ prim_caught_up(struct prim *p)
 	if (p->ss == NULL || paths > 0 || p->inflight_ns != 0)
 		return 0;
 	for (i = 0; i < p->conf->n_sets; i++)
-		if (p->need_full[i])
+		if (p->need_full[i] || p->need_diff[i])
 			return 0;
 	return 1;
 }
@@ -318,7 +479,8 @@ prim_sync_all(struct prim *p)
 	int rc, any = 0;
 
 	for (i = 0; i < p->conf->n_sets && p->ss != NULL; i++) {
-		if (!p->need_full[i] && !watch_pending(p->watch, (uint16_t)i))
+		if (!p->need_full[i] && !p->need_diff[i] &&
+		    !watch_pending(p->watch, (uint16_t)i))
 			continue;
 		any = 1;
 		if ((rc = prim_sync_set(p, i)) < 0) {
@@ -329,7 +491,8 @@ prim_sync_all(struct prim *p)
 	if (!any || p->ss == NULL)
 		return HS_OK;
 	p->inflight_ns = 0;
-	for (i = 0; i < p->conf->n_sets && !p->need_full[i]; i++)
+	for (i = 0; i < p->conf->n_sets && !p->need_full[i] && !p->need_diff[i];
+	     i++)
 		;
 	if (i == p->conf->n_sets) {
 		p->unsynced_ns = 0;
@@ -599,7 +762,8 @@ prim_timeout(struct prim *p)
 	 * it) wait in the dirty sets, not in the kernel: do not sleep on them.
 	 */
 	for (i = 0; p->ss != NULL && i < p->conf->n_sets; i++)
-		if (p->need_full[i] || watch_pending(p->watch, (uint16_t)i))
+		if (p->need_full[i] || p->need_diff[i] ||
+		    watch_pending(p->watch, (uint16_t)i))
 			return 0;
 	if (p->ss == NULL && p->next_try_ns < due)
 		due = p->next_try_ns;
@@ -694,6 +858,7 @@ prim_run(const char *conf_path, struct hs_conf *conf, uint64_t epoch,
 		            hs_strerror(rc));
 		goto out;
 	}
+	p.o.idx = p.x;
 	if ((rc = prim_alloc_sets(&p)) < 0)
 		goto out;
 	if ((p.cfd = ctl_listen(conf->state_dir, conf->status_group)) < 0) {

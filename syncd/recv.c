@@ -12,6 +12,7 @@
 
 #include <sys/socket.h>
 
+#include "idx.h"
 #include "status.h"
 #include "syncd.h"
 
@@ -40,6 +41,7 @@ struct session {
 	int report_fd;
 	struct recv_report rep;
 	uint64_t reported_ns;
+	struct idx *x; /* our index, opened by this process on first use */
 };
 
 /* Tell the daemon what we heard, at most every RECV_REPORT_MS. */
@@ -371,16 +373,82 @@ on_sig_req_end(struct session *s)
 	return rc;
 }
 
+/*
+ * Our own handle on the index: the daemon's was opened before the fork
+ * and LMDB environments must not cross one.
+ */
+static int
+session_idx(struct session *s)
+{
+	int rc;
+
+	if (s->x != NULL)
+		return HS_OK;
+	if ((rc = idx_open(s->conf->state_dir, 0, &s->x)) < 0)
+		hs_log_errx("recv: index in %s: %s", s->conf->state_dir,
+		            hs_strerror(rc));
+	return rc;
+}
+
+/* JOURNAL_Q: which of this primary's runs we applied, as far as we know. */
+static int
+on_journal_q(struct session *s, const struct proto_msg *m)
+{
+	uint8_t id[IDX_ID_LEN];
+	uint64_t seq = 0;
+	int rc;
+
+	if (m->len != 0)
+		return HS_EPROTO;
+	memset(id, 0, sizeof(id));
+	if (session_idx(s) == HS_OK && idx_applied_get(s->x, id, &seq) < 0) {
+		hs_log_warnx("recv: the index does not say what was applied; "
+		             "the primary will reconcile whole");
+		memset(id, 0, sizeof(id));
+		seq = 0;
+	}
+	proto_wr_reset(&s->w);
+	proto_put_bytes(&s->w, id, sizeof(id));
+	proto_put_u64(&s->w, seq);
+	if ((rc = proto_conn_send_wr(s->c, PROTO_T_JOURNAL, &s->w,
+	                             PROTO_RAW)) < 0)
+		return rc;
+	return proto_conn_flush(s->c);
+}
+
 static int
 on_set_end(struct session *s, const struct proto_msg *m)
 {
+	uint8_t id[PROTO_JOURNAL_ID_LEN];
+	uint64_t seq = 0;
 	size_t i, n;
 	int rc;
 
-	if (s->set == NULL || m->len != 0)
+	if (s->set == NULL ||
+	    (m->len != 0 && m->len != sizeof(id) + sizeof(seq)))
 		return HS_EPROTO;
+	if (m->len != 0) {
+		struct proto_rd r = {m->data, m->len};
+
+		if (proto_get_bytes(&r, id, sizeof(id)) < 0 ||
+		    proto_get_u64(&r, &seq) < 0 || seq == 0)
+			return HS_EPROTO;
+	}
 	if ((rc = apply_flush(s->a)) < 0)
 		return rc;
+	/*
+	 * Durable first (files, renames, directories), then the index says
+	 * so, then the primary hears it: an acknowledged run is never lost.
+	 * When the index cannot say so, no sequence is echoed and the
+	 * primary will not trust its records of this run.
+	 */
+	if (seq != 0 && (session_idx(s) < 0 ||
+	                 (rc = idx_applied_put(s->x, id, seq)) < 0)) {
+		hs_log_warnx("recv: set %s: run %llu applied but not recorded "
+		             "in the index",
+		             s->set->name, (unsigned long long)seq);
+		seq = 0;
+	}
 	proto_wr_reset(&s->w);
 	proto_put_u64(&s->w, apply_applied(s->a));
 	proto_put_u64(&s->w, apply_error_count(s->a));
@@ -391,6 +459,8 @@ on_set_end(struct session *s, const struct proto_msg *m)
 
 		proto_put_strn(&s->w, line, strnlen(line, 1024));
 	}
+	if (seq != 0)
+		proto_put_u64(&s->w, seq);
 	s->rep.applied_total += apply_applied(s->a);
 	s->rep.errors_total += apply_error_count(s->a);
 	s->rep.bytes_in = proto_conn_bytes_in(s->c);
@@ -454,6 +524,8 @@ dispatch(struct session *s, const struct proto_msg *m)
 		return apply_op(s->a, m);
 	case PROTO_T_SET_END:
 		return on_set_end(s, m);
+	case PROTO_T_JOURNAL_Q:
+		return on_journal_q(s, m);
 	}
 	return HS_EPROTO;
 }
@@ -550,5 +622,6 @@ recv_session(const struct hs_conf *conf, int rootfd, struct proto_conn *c,
 	apply_free(s.a);
 	reqs_clear(&s);
 	proto_wr_free(&s.w);
+	idx_close(s.x);
 	return rc;
 }

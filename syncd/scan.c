@@ -161,6 +161,8 @@ walk_entry(struct walk *w, int dfd, const char *name, size_t depth)
 	e.gid = st.st_gid;
 	e.mtime_sec = st.st_mtim.tv_sec;
 	e.mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
+	e.ctime_sec = st.st_ctim.tv_sec;
+	e.ctime_nsec = (uint32_t)st.st_ctim.tv_nsec;
 	e.nlink = (uint32_t)st.st_nlink;
 	e.dev = st.st_dev;
 	e.ino = st.st_ino;

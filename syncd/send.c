@@ -21,8 +21,8 @@
 
 #include "send_int.h"
 
-static int
-ptr_cmp(const void *a, const void *b)
+int
+send_entry_cmp(const void *a, const void *b)
 {
 	const struct scan_entry *x = *(struct scan_entry *const *)a;
 	const struct scan_entry *y = *(struct scan_entry *const *)b;
@@ -42,7 +42,7 @@ mine_find(struct sender *s, uint16_t src, const char *path)
 	memset(&key, 0, sizeof(key));
 	key.src = src;
 	key.path = (char *)path;
-	hit = bsearch(&kp, s->by_path, s->mine.n, sizeof(*s->by_path), ptr_cmp);
+	hit = bsearch(&kp, s->by_path, s->mine.n, sizeof(*s->by_path), send_entry_cmp);
 	return hit ? *hit : NULL;
 }
 
@@ -127,8 +127,8 @@ send_entry(struct sender *s, uint8_t type, const struct scan_entry *se)
 	return proto_conn_send_wr(s->c, type, &s->w, PROTO_RAW);
 }
 
-static void
-sender_reset_set(struct sender *s)
+void
+send_reset_set(struct sender *s)
 {
 	size_t i;
 
@@ -810,8 +810,10 @@ send_ops(struct sender *s)
 	return rc;
 }
 
+/* SET_DONE: the standby's counts and errors, then the sequence it made
+ * durable (*seq, 0 when it did not say). */
 static int
-recv_set_done(struct sender *s)
+recv_set_done(struct sender *s, uint64_t *seq)
 {
 	struct proto_msg m;
 	struct proto_rd r;
@@ -838,6 +840,10 @@ recv_set_done(struct sender *s)
 		send_note(s, "standby: ... and %llu more errors",
 		          (unsigned long long)(errors - n));
 	s->rep->remote_errors += errors;
+	s->run_errors += errors;
+	*seq = 0;
+	if (r.left > 0 && (proto_get_u64(&r, seq) < 0 || *seq == 0))
+		return HS_EPROTO;
 	return proto_rd_end(&r);
 }
 
@@ -904,6 +910,35 @@ verify_set(struct sender *s)
 	return HS_OK;
 }
 
+static int
+sort_mine(struct sender *s)
+{
+	size_t i;
+
+	free(s->by_path);
+	if ((s->by_path = calloc(s->mine.n ? s->mine.n : 1,
+	                         sizeof(*s->by_path))) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < s->mine.n; i++)
+		s->by_path[i] = &s->mine.v[i];
+	qsort(s->by_path, s->mine.n, sizeof(*s->by_path), send_entry_cmp);
+	return HS_OK;
+}
+
+int
+send_list_all(struct sender *s, const struct hs_pathset *set)
+{
+	size_t i;
+	int rc = HS_OK;
+
+	s->set = set;
+	for (i = 0; i < set->sources.n && rc == HS_OK; i++)
+		rc = open_source(s, i);
+	for (i = 0; i < set->sources.n && rc == HS_OK; i++)
+		rc = list_entry(s, (uint16_t)i, "", 1);
+	return rc == HS_OK ? sort_mine(s) : rc;
+}
+
 /*
  * Reconcile one set: all of it (scope NULL), or only the scope's entries
  * (and what is below the recursive ones).
@@ -913,10 +948,13 @@ sync_set(struct sender *s, const struct hs_pathset *set,
          const struct proto_scope *scope, size_t n_scope)
 {
 	struct proto_set_open so;
+	uint64_t seq;
 	size_t i;
 	int rc, refused;
 
 	s->set = set;
+	if ((rc = sidx_run_start(s, scope, n_scope)) < 0)
+		return rc;
 	memset(&so, 0, sizeof(so));
 	snprintf(so.name, sizeof(so.name), "%s", set->name);
 	so.n_sources = (uint16_t)set->sources.n;
@@ -962,13 +1000,7 @@ sync_set(struct sender *s, const struct hs_pathset *set,
 			s->rep->primary_files++;
 			s->rep->primary_bytes += s->mine.v[i].size;
 		}
-	if ((s->by_path = calloc(s->mine.n ? s->mine.n : 1,
-	                         sizeof(*s->by_path))) == NULL)
-		return -ENOMEM;
-	for (i = 0; i < s->mine.n; i++)
-		s->by_path[i] = &s->mine.v[i];
-	qsort(s->by_path, s->mine.n, sizeof(*s->by_path), ptr_cmp);
-	if ((rc = find_links(s)) < 0)
+	if ((rc = sort_mine(s)) < 0 || (rc = find_links(s)) < 0)
 		return rc;
 	plan(s);
 	if (s->o->verify)
@@ -978,10 +1010,13 @@ sync_set(struct sender *s, const struct hs_pathset *set,
 		rc = send_ops(s);
 	if (rc < 0)
 		return rc;
-	if ((rc = proto_conn_send(s->c, PROTO_T_SET_END, NULL, 0, PROTO_RAW,
-	                          NULL)) < 0)
+	proto_wr_reset(&s->w);
+	sidx_set_end_body(s, &s->w);
+	if ((rc = proto_conn_send_wr(s->c, PROTO_T_SET_END, &s->w,
+	                             PROTO_RAW)) < 0 ||
+	    (rc = recv_set_done(s, &seq)) < 0)
 		return rc;
-	return recv_set_done(s);
+	return sidx_run_acked(s, seq, scope, n_scope);
 }
 
 static int
@@ -1031,7 +1066,9 @@ session_open(struct sender *s, char *why, size_t whylen)
 	/* The standby may take long to list, hash or flush a big set. */
 	proto_conn_set_timeout(s->c, (int)s->conf->peer_timeout * 1000 * 10);
 	proto_conn_set_bwlimit(s->c, s->conf->bwlimit);
-	return HS_OK;
+	if ((rc = sidx_session_open(s)) < 0)
+		snprintf(why, whylen, "journal: %s", hs_strerror(rc));
+	return rc;
 }
 
 void
@@ -1042,13 +1079,14 @@ send_session_close(struct sender *s, int bye)
 	if (bye && s->c != NULL &&
 	    proto_conn_send(s->c, PROTO_T_BYE, NULL, 0, PROTO_RAW, NULL) == 0)
 		proto_conn_flush(s->c);
-	sender_reset_set(s);
+	send_reset_set(s);
 	proto_conn_free(s->c);
 	proto_wr_free(&s->w);
 	hs_buf_free(&s->out);
 	hs_buf_free(&s->xa);
 	free(s->e);
 	free(s->buf);
+	free(s->skey);
 	free(s);
 }
 
@@ -1064,6 +1102,7 @@ send_session_open(const struct hs_conf *conf, const struct send_opts *o,
 		return -ENOMEM;
 	s->conf = conf;
 	s->o = o;
+	s->idx = o->idx;
 	for (i = 0; i < PROTO_SOURCES_MAX; i++)
 		s->anchor[i] = -1;
 	proto_wr_init(&s->w);
@@ -1094,7 +1133,7 @@ send_session_set(struct sender *s, const struct hs_pathset *set,
 	s->start_ns = s->shown_ns = hs_now_mono_ns();
 	s->todo_bytes = s->done_bytes = s->todo_files = s->done_files = 0;
 	rc = sync_set(s, set, scope, n_scope);
-	sender_reset_set(s);
+	send_reset_set(s);
 	rep->wire_out = proto_conn_bytes_out(s->c);
 	rep->wire_in = proto_conn_bytes_in(s->c);
 	return rc;

@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 
+#include "idx.h"
 #include "syncd.h"
 
 /* Decisions the sender keeps in scan_entry.flags of its own entries. */
@@ -20,6 +21,7 @@
 #define P_REWRITTEN 0x0200 /* content was sent (hard links follow it) */
 #define P_VMETA 0x0400     /* verify: metadata differs */
 #define P_EVENT 0x0800     /* scoped run: the watcher saw this path change */
+#define P_RECORDED 0x1000  /* the index already holds this fingerprint */
 
 /* Cut request and listing batches at this size. */
 #define BATCH_FRAME_BYTES (1024u * 1024)
@@ -52,6 +54,16 @@ struct sender {
 	uint64_t ticked_ns;
 	struct proto_hello peer; /* the standby's HELLO */
 	int scoped;              /* the set run is scoped to a few paths */
+	/* The file index and change journal (sendidx.c); idx NULL: none. */
+	struct idx *idx;
+	uint8_t id[PROTO_JOURNAL_ID_LEN];      /* our index's id */
+	uint8_t peer_id[PROTO_JOURNAL_ID_LEN]; /* whose runs it applied */
+	uint64_t acked;    /* last sequence acknowledged, per our index */
+	uint64_t peer_seq; /* highest it says it applied of peer_id's */
+	uint64_t next_seq; /* the next run's sequence */
+	uint64_t run_seq;  /* the run under way, 0: not journalled */
+	uint64_t run_errors; /* errors of this run (standby and ours) */
+	uint8_t (*skey)[8];  /* index key of each source of the set */
 };
 
 /*
@@ -77,5 +89,25 @@ int send_deltas(struct sender *s);
 void send_dry(struct sender *s, const char *what, const struct scan_entry *e);
 /* Redraw the progress line if due (or `final`). */
 void send_progress(struct sender *s, int final);
+
+/* List the whole set on our side into s->mine (sources opened) and sort
+ * s->by_path; send_reset_set forgets it all. */
+int send_list_all(struct sender *s, const struct hs_pathset *set);
+void send_reset_set(struct sender *s);
+/* Order of s->by_path: source, then path. */
+int send_entry_cmp(const void *a, const void *b);
+
+/* ---------------------------------------------- sendidx.c: the index */
+
+/* After HELLO: learn what the standby applied of our runs. */
+int sidx_session_open(struct sender *s);
+/* A set run starts: its sequence, journalled with its scope. */
+int sidx_run_start(struct sender *s, const struct proto_scope *scope,
+                   size_t n_scope);
+/* SET_END's payload (id + sequence), or nothing without a journal. */
+void sidx_set_end_body(struct sender *s, struct proto_wr *w);
+/* SET_DONE acknowledged sequence `seq` (0: none echoed). */
+int sidx_run_acked(struct sender *s, uint64_t seq,
+                   const struct proto_scope *scope, size_t n_scope);
 
 #endif /* SEND_INT_H */

@@ -95,6 +95,9 @@ refresh(struct sender *s, struct scan_entry *p, int fd, struct stat *st)
 	p->gid = st->st_gid;
 	p->mtime_sec = st->st_mtim.tv_sec;
 	p->mtime_nsec = (uint32_t)st->st_mtim.tv_nsec;
+	p->ctime_sec = st->st_ctim.tv_sec;
+	p->ctime_nsec = (uint32_t)st->st_ctim.tv_nsec;
+	p->ino = st->st_ino;
 	p->blocks = (uint64_t)st->st_blocks;
 	return HS_OK;
 }

@@ -130,6 +130,8 @@ struct scan_entry {
 	uint64_t size;
 	int64_t mtime_sec;
 	uint32_t mtime_nsec;
+	uint32_t ctime_nsec; /* primary: change time, for the file index */
+	int64_t ctime_sec;
 	uint32_t nlink;
 	uint64_t rdev;
 	uint64_t dev;
@@ -273,6 +275,8 @@ struct send_opts {
 	/* verify: called for each difference with the path and why. */
 	void (*verify_cb)(void *arg, const char *path, const char *why);
 	void *verify_arg;
+	/* The file index and journal (primary), or NULL: none kept. */
+	struct idx *idx;
 	/* Called often during long transfers (the daemon serves status). */
 	void (*tick)(void *arg);
 	void *tick_arg;
@@ -343,6 +347,21 @@ int send_session_state(struct sender *s, uint64_t lag_ms, uint64_t pending,
  */
 int send_session_renames(struct sender *s, const struct hs_pathset *set,
                          const struct proto_wr *body);
+/*
+ * May our index stand for the standby's tree?  Only when the standby
+ * says it applied exactly the last run our index saw acknowledged;
+ * otherwise 0 with the reason in `why`.
+ */
+int send_session_resumable(const struct sender *s, char *why, size_t whylen);
+/*
+ * What differs between set `set` on disk and our index (stat only): one
+ * non-recursive scope entry per path created, changed or gone since it
+ * was last acknowledged.  *records: non-directory records of the set
+ * (the delete guard's measure).  HS_ELIMIT past PROTO_SCOPE_MAX paths.
+ */
+int send_session_diff(struct sender *s, const struct hs_pathset *set,
+                      struct proto_scope **scope, size_t *n,
+                      uint64_t *records);
 /* PING the standby and wait up to timeout_ms for its PONG. */
 int send_session_ping(struct sender *s, int timeout_ms);
 /* Say BYE (if `bye`) and free the session; NULL is fine. */

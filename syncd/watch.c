@@ -677,54 +677,12 @@ watch_rescan_unwatched(struct watch *w)
 		          w->unwatched[i].path, 1);
 }
 
-/* Byte order, but '/' before any other byte: a subtree stays together. */
-static int
-path_cmp(const char *a, const char *b)
-{
-	for (;; a++, b++) {
-		unsigned ca = (unsigned char)*a, cb = (unsigned char)*b;
-
-		if (ca == cb) {
-			if (ca == 0)
-				return 0;
-			continue;
-		}
-		if (ca == 0 || cb == 0)
-			return ca == 0 ? -1 : 1;
-		if (ca == '/' || cb == '/')
-			return ca == '/' ? -1 : 1;
-		return ca < cb ? -1 : 1;
-	}
-}
-
-static int
-scope_cmp(const void *a, const void *b)
-{
-	const struct proto_scope *x = a, *y = b;
-
-	if (x->src != y->src)
-		return x->src < y->src ? -1 : 1;
-	return path_cmp(x->path, y->path);
-}
-
-/* Is b inside a (a strict ancestor directory of b)? */
-static int
-under(const char *a, const char *b)
-{
-	size_t n = strlen(a);
-
-	if (n == 0)
-		return b[0] != '\0';
-	return strncmp(a, b, n) == 0 && b[n] == '/';
-}
-
 int
 watch_take(struct watch *w, uint16_t set, struct proto_scope **scope, size_t *n,
            int *full)
 {
 	struct dirty_set *d = &w->dirty[set];
-	const struct proto_scope *rec = NULL;
-	size_t i, k = 0;
+	size_t k;
 
 	w->taken_first_ns = d->first_ns;
 	*full = d->full;
@@ -739,29 +697,8 @@ watch_take(struct watch *w, uint16_t set, struct proto_scope **scope, size_t *n,
 	}
 	if (d->n == 0)
 		return HS_OK;
-	/*
-	 * Sorted so that a directory comes right before everything below
-	 * it: duplicates merge, and what a recursive entry covers goes.
-	 */
-	qsort(d->v, d->n, sizeof(*d->v), scope_cmp);
-	for (i = 0; i < d->n; i++) {
-		struct proto_scope *prev = k ? &d->v[k - 1] : NULL;
-
-		if (prev && prev->src == d->v[i].src &&
-		    strcmp(prev->path, d->v[i].path) == 0) {
-			prev->recursive |= d->v[i].recursive;
-			free(d->v[i].path);
-			continue;
-		}
-		if (rec != NULL && rec->src == d->v[i].src &&
-		    under(rec->path, d->v[i].path)) {
-			free(d->v[i].path);
-			continue;
-		}
-		d->v[k++] = d->v[i];
-		if (d->v[k - 1].recursive)
-			rec = &d->v[k - 1];
-	}
+	k = d->n;
+	proto_scope_normalize(d->v, &k);
 	*scope = d->v;
 	*n = k;
 	memset(d, 0, sizeof(*d));

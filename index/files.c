@@ -1,0 +1,463 @@
+/*
+ * files.c - the primary's file index and change journal.
+ *
+ * files: per replicated entry, the stat fingerprint it had when the
+ * standby last acknowledged it.  A restart compares the filesystem with
+ * these records (stat only) instead of listing both trees.  Keys are
+ * fixed-size digests because LMDB keys are at most 511 bytes and paths
+ * may be 4095: the first 8 bytes name the (set, source), so one source's
+ * records are one key range; the other 24 name the relative path.  The
+ * path itself is stored after the record.
+ *
+ * journal: runs sent but not yet acknowledged (sequence -> set, clocks,
+ * the paths of a scoped run), replayed at start; meta holds this index's
+ * random id and the last acknowledged sequence.
+ */
+#include <errno.h>
+#include <openssl/evp.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "idx_int.h"
+
+#define KEY_SRC_LEN 8
+#define K_ID "journal/id"
+#define K_ACKED "journal/acked"
+#define MVAL(s) {sizeof(s) - 1, (void *)(s)}
+#define KEY_LEN (KEY_SRC_LEN + 24)
+
+struct file_rec {
+	struct idx_file f;
+	/* followed by the relative path, no NUL */
+};
+
+struct idx_batch {
+	struct idx *x;
+	MDB_txn *txn;
+	MDB_dbi files;
+	int rc; /* first error */
+};
+
+static void
+digest(const void *a, size_t alen, const void *b, size_t blen,
+       uint8_t out[32])
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	unsigned int n = 32;
+
+	if (c == NULL || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(c, a, alen) != 1 ||
+	    EVP_DigestUpdate(c, b, blen) != 1 ||
+	    EVP_DigestFinal_ex(c, out, &n) != 1)
+		memset(out, 0, 32); /* only without memory: all keys collide */
+	EVP_MD_CTX_free(c);
+}
+
+void
+idx_source_key(const char *set, const char *source, uint8_t out[8])
+{
+	uint8_t h[32];
+
+	digest(set, strlen(set) + 1, source, strlen(source), h);
+	memcpy(out, h, KEY_SRC_LEN);
+}
+
+static void
+file_key(const uint8_t skey[8], const char *path, uint8_t key[KEY_LEN])
+{
+	uint8_t h[32];
+
+	memcpy(key, skey, KEY_SRC_LEN);
+	digest("p", 1, path, strlen(path), h);
+	memcpy(key + KEY_SRC_LEN, h, KEY_LEN - KEY_SRC_LEN);
+}
+
+int
+idx_batch_begin(struct idx *x, struct idx_batch **out)
+{
+	struct idx_batch *b;
+	int rc;
+
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		return -ENOMEM;
+	b->x = x;
+	if ((rc = idx_dbi(x, "files", &b->files)) < 0 ||
+	    (rc = idx_map_error(mdb_txn_begin(x->env, NULL, 0, &b->txn))) <
+	        0) {
+		free(b);
+		return rc;
+	}
+	*out = b;
+	return HS_OK;
+}
+
+void
+idx_file_put(struct idx_batch *b, const uint8_t skey[8], const char *path,
+             const struct idx_file *f)
+{
+	uint8_t key[KEY_LEN];
+	size_t len = strlen(path);
+	MDB_val k = {KEY_LEN, key}, v;
+	int rc;
+
+	if (b->rc < 0)
+		return;
+	file_key(skey, path, key);
+	v.mv_size = sizeof(struct file_rec) + len;
+	if ((rc = mdb_put(b->txn, b->files, &k, &v, MDB_RESERVE)) != 0) {
+		b->rc = idx_map_error(rc);
+		return;
+	}
+	memcpy(v.mv_data, f, sizeof(*f));
+	memcpy((uint8_t *)v.mv_data + sizeof(struct file_rec), path, len);
+}
+
+void
+idx_file_del(struct idx_batch *b, const uint8_t skey[8], const char *path)
+{
+	uint8_t key[KEY_LEN];
+	MDB_val k = {KEY_LEN, key};
+	int rc;
+
+	if (b->rc < 0)
+		return;
+	file_key(skey, path, key);
+	rc = mdb_del(b->txn, b->files, &k, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		b->rc = idx_map_error(rc);
+}
+
+/* Copy a record's path out; MDB_CORRUPTED when it is not one of ours. */
+static int
+rec_path(const MDB_val *v, char path[IDX_PATH_MAX + 1], struct idx_file *f)
+{
+	size_t rlen;
+
+	if (v->mv_size < sizeof(struct file_rec) ||
+	    (rlen = v->mv_size - sizeof(struct file_rec)) > IDX_PATH_MAX)
+		return MDB_CORRUPTED;
+	memcpy(f, v->mv_data, sizeof(*f));
+	memcpy(path, (const char *)v->mv_data + sizeof(struct file_rec), rlen);
+	path[rlen] = '\0';
+	/* A NUL inside means the record is not ours: damaged. */
+	return strlen(path) == rlen ? 0 : MDB_CORRUPTED;
+}
+
+/* Walk one source's key range in txn; fn's result decides. */
+static int
+range_walk(MDB_txn *txn, MDB_dbi dbi, const uint8_t skey[8], int del,
+           idx_walk_fn *fn, void *arg)
+{
+	uint8_t key[KEY_LEN] = {0};
+	MDB_val k = {KEY_LEN, key}, v;
+	MDB_cursor *cur;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
+		return idx_map_error(rc);
+	memcpy(key, skey, KEY_SRC_LEN);
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && k.mv_size == KEY_LEN &&
+	       memcmp(k.mv_data, skey, KEY_SRC_LEN) == 0) {
+		char path[IDX_PATH_MAX + 1];
+		struct idx_file f;
+		int r;
+
+		if ((rc = rec_path(&v, path, &f)) != 0)
+			break;
+		r = fn(arg, path, &f);
+		if (r < 0) {
+			mdb_cursor_close(cur);
+			return r;
+		}
+		if (del && r == 0 && (rc = mdb_cursor_del(cur, 0)) != 0)
+			break;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	return idx_map_error(rc);
+}
+
+void
+idx_files_prune(struct idx_batch *b, const uint8_t skey[8], idx_walk_fn *keep,
+                void *arg)
+{
+	if (b->rc == HS_OK)
+		b->rc = range_walk(b->txn, b->files, skey, 1, keep, arg);
+}
+
+static void
+seq_key(uint64_t seq, uint8_t k[8])
+{
+	int i;
+
+	for (i = 0; i < 8; i++)
+		k[i] = (uint8_t)(seq >> (56 - 8 * i));
+}
+
+/* Drop journal entries up to `seq`: acknowledged (keys sort by seq). */
+static int
+journal_trim(struct idx *x, MDB_txn *txn, uint64_t seq)
+{
+	uint8_t last[8];
+	MDB_cursor *cur;
+	MDB_val k, v;
+	MDB_dbi j;
+	int rc;
+
+	if (idx_dbi(x, "journal", &j) < 0)
+		return HS_OK;
+	seq_key(seq, last);
+	if ((rc = mdb_cursor_open(txn, j, &cur)) != 0)
+		return idx_map_error(rc);
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0 &&
+	       k.mv_size == 8 && memcmp(k.mv_data, last, 8) <= 0)
+		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+			break;
+	mdb_cursor_close(cur);
+	return rc == 0 || rc == MDB_NOTFOUND ? HS_OK : idx_map_error(rc);
+}
+
+int
+idx_batch_commit(struct idx_batch *b, uint64_t seq)
+{
+	int rc = b->rc;
+
+	if (rc == HS_OK && seq != 0) {
+		MDB_val k = MVAL(K_ACKED), v = {sizeof(seq), &seq};
+
+		rc = idx_map_error(mdb_put(b->txn, b->x->meta, &k, &v, 0));
+		if (rc == HS_OK)
+			rc = journal_trim(b->x, b->txn, seq);
+	}
+	if (rc < 0) {
+		mdb_txn_abort(b->txn);
+		free(b);
+		return rc;
+	}
+	rc = idx_map_error(mdb_txn_commit(b->txn));
+	free(b);
+	return rc;
+}
+
+void
+idx_batch_abort(struct idx_batch *b)
+{
+	if (b == NULL)
+		return;
+	mdb_txn_abort(b->txn);
+	free(b);
+}
+
+int
+idx_files_walk(struct idx *x, const uint8_t skey[8], idx_walk_fn *fn,
+               void *arg)
+{
+	MDB_txn *txn;
+	MDB_dbi files;
+	int rc;
+
+	if ((rc = idx_dbi(x, "files", &files)) < 0)
+		return rc == HS_ENOTFOUND ? HS_OK : rc;
+	if ((rc = mdb_txn_begin(x->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return idx_map_error(rc);
+	rc = range_walk(txn, files, skey, 0, fn, arg);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+int
+idx_file_get(struct idx *x, const uint8_t skey[8], const char *path,
+             struct idx_file *out)
+{
+	uint8_t key[KEY_LEN];
+	MDB_val k = {KEY_LEN, key}, v;
+	MDB_txn *txn;
+	MDB_dbi files;
+	int rc;
+
+	if ((rc = idx_dbi(x, "files", &files)) < 0)
+		return HS_ENOTFOUND;
+	file_key(skey, path, key);
+	if ((rc = mdb_txn_begin(x->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return idx_map_error(rc);
+	rc = mdb_get(txn, files, &k, &v);
+	if (rc == 0 && v.mv_size < sizeof(struct file_rec))
+		rc = MDB_CORRUPTED;
+	if (rc == 0)
+		memcpy(out, v.mv_data, sizeof(*out));
+	mdb_txn_abort(txn);
+	return idx_map_error(rc);
+}
+
+/* ------------------------------------------------------------ journal */
+
+int
+idx_journal_state(struct idx *x, uint8_t id[IDX_ID_LEN], uint64_t *acked)
+{
+	MDB_val ki = MVAL(K_ID), ka = MVAL(K_ACKED), v;
+	MDB_txn *txn;
+	int rc, created = 0;
+
+	if ((rc = mdb_txn_begin(x->env, NULL, x->readonly ? MDB_RDONLY : 0,
+	                        &txn)) != 0)
+		return idx_map_error(rc);
+	rc = mdb_get(txn, x->meta, &ki, &v);
+	if (rc == MDB_NOTFOUND && !x->readonly) {
+		/* First use: a random id tells our records from another's. */
+		if (getrandom(id, IDX_ID_LEN, 0) != IDX_ID_LEN) {
+			mdb_txn_abort(txn);
+			return -EIO;
+		}
+		v.mv_size = IDX_ID_LEN;
+		v.mv_data = id;
+		rc = mdb_put(txn, x->meta, &ki, &v, 0);
+		created = 1;
+	} else if (rc == 0 && v.mv_size == IDX_ID_LEN)
+		memcpy(id, v.mv_data, IDX_ID_LEN);
+	else if (rc == 0)
+		rc = MDB_CORRUPTED;
+	*acked = 0;
+	if (rc == 0) {
+		int r2 = mdb_get(txn, x->meta, &ka, &v);
+
+		if (r2 == 0 && v.mv_size == sizeof(*acked))
+			memcpy(acked, v.mv_data, sizeof(*acked));
+		else if (r2 != MDB_NOTFOUND)
+			rc = r2 ? r2 : MDB_CORRUPTED;
+	}
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		return idx_map_error(rc);
+	}
+	if (created)
+		return idx_map_error(mdb_txn_commit(txn));
+	mdb_txn_abort(txn);
+	return HS_OK;
+}
+
+int
+idx_journal_add(struct idx *x, uint64_t seq, const void *entry, size_t len)
+{
+	uint8_t key[8];
+	MDB_val k = {sizeof(key), key}, v = {len, (void *)entry};
+	MDB_txn *txn;
+	MDB_dbi j;
+	int rc;
+
+	if (len > IDX_JOURNAL_ENTRY_MAX)
+		return HS_ELIMIT;
+	if ((rc = idx_dbi(x, "journal", &j)) < 0)
+		return rc;
+	seq_key(seq, key);
+	if ((rc = mdb_txn_begin(x->env, NULL, 0, &txn)) != 0)
+		return idx_map_error(rc);
+	if ((rc = mdb_put(txn, j, &k, &v, 0)) != 0) {
+		mdb_txn_abort(txn);
+		return idx_map_error(rc);
+	}
+	return idx_map_error(mdb_txn_commit(txn));
+}
+
+int
+idx_journal_walk(struct idx *x, uint64_t after, idx_journal_fn *fn, void *arg)
+{
+	uint8_t from[8];
+	MDB_val k = {sizeof(from), from}, v;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_dbi j;
+	int rc;
+
+	if (idx_dbi(x, "journal", &j) < 0)
+		return HS_OK;
+	seq_key(after + 1, from);
+	if ((rc = mdb_txn_begin(x->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return idx_map_error(rc);
+	if ((rc = mdb_cursor_open(txn, j, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		return idx_map_error(rc);
+	}
+	rc = after == UINT64_MAX ? MDB_NOTFOUND
+	                         : mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (rc == 0) {
+		uint64_t seq = 0;
+		size_t i;
+
+		if (k.mv_size != 8 || v.mv_size > IDX_JOURNAL_ENTRY_MAX) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		for (i = 0; i < 8; i++)
+			seq = seq << 8 | ((const uint8_t *)k.mv_data)[i];
+		if ((rc = fn(arg, seq, v.mv_data, v.mv_size)) != 0)
+			break;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	if (rc == MDB_NOTFOUND)
+		return HS_OK;
+	return rc < 0 ? rc : idx_map_error(rc);
+}
+
+/* ------------------------------------------------- standby: applied */
+
+#define K_APPLIED "applied/primary"
+
+int
+idx_applied_get(struct idx *x, uint8_t id[IDX_ID_LEN], uint64_t *seq)
+{
+	MDB_val k = MVAL(K_APPLIED), v;
+	MDB_txn *txn;
+	int rc;
+
+	memset(id, 0, IDX_ID_LEN);
+	*seq = 0;
+	if ((rc = mdb_txn_begin(x->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return idx_map_error(rc);
+	rc = mdb_get(txn, x->meta, &k, &v);
+	if (rc == 0 && v.mv_size != IDX_ID_LEN + sizeof(*seq))
+		rc = MDB_CORRUPTED;
+	if (rc == 0) {
+		memcpy(id, v.mv_data, IDX_ID_LEN);
+		memcpy(seq, (const uint8_t *)v.mv_data + IDX_ID_LEN,
+		       sizeof(*seq));
+	}
+	mdb_txn_abort(txn);
+	return rc == MDB_NOTFOUND ? HS_OK : idx_map_error(rc);
+}
+
+int
+idx_applied_put(struct idx *x, const uint8_t id[IDX_ID_LEN], uint64_t seq)
+{
+	uint8_t buf[IDX_ID_LEN + sizeof(seq)];
+	MDB_val k = MVAL(K_APPLIED), v = {sizeof(buf), buf};
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = mdb_txn_begin(x->env, NULL, 0, &txn)) != 0)
+		return idx_map_error(rc);
+	/* Sessions may finish out of order: keep the highest per primary. */
+	rc = mdb_get(txn, x->meta, &k, &v);
+	if (rc == 0 && v.mv_size == sizeof(buf) &&
+	    memcmp(v.mv_data, id, IDX_ID_LEN) == 0) {
+		uint64_t had;
+
+		memcpy(&had, (const uint8_t *)v.mv_data + IDX_ID_LEN,
+		       sizeof(had));
+		if (had > seq)
+			seq = had;
+	}
+	memcpy(buf, id, IDX_ID_LEN);
+	memcpy(buf + IDX_ID_LEN, &seq, sizeof(seq));
+	v.mv_size = sizeof(buf);
+	v.mv_data = buf;
+	if ((rc = mdb_put(txn, x->meta, &k, &v, 0)) != 0) {
+		mdb_txn_abort(txn);
+		return idx_map_error(rc);
+	}
+	return idx_map_error(mdb_txn_commit(txn));
+}

@@ -1,0 +1,472 @@
+/*
+ * sendidx.c - the primary's file index and change journal, seen from a
+ * reconciliation.
+ *
+ * Every set run gets a sequence number, journalled before it is sent and
+ * carried in SET_END.  The standby records the highest sequence it made
+ * durable and echoes it in SET_DONE; only then does the index take the
+ * stat fingerprint of every entry the run confirmed, in the same
+ * transaction as the acknowledged sequence.  So, at the next connect, a
+ * standby that reports exactly our last acknowledged sequence holds what
+ * our records describe, and a restart compares stat fingerprints instead
+ * of listing both trees (send_session_diff).  Anything else - another
+ * index, a higher or lower sequence, a run that ended in errors - falls
+ * back to a whole reconciliation, which is always safe.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "send_int.h"
+
+/* A run with more paths than this is journalled as "whole set". */
+#define JOURNAL_SCOPE_BYTES (512u * 1024)
+
+static int
+journal_max(void *arg, uint64_t seq, const void *entry, size_t len)
+{
+	(void)entry;
+	(void)len;
+	*(uint64_t *)arg = seq;
+	return 0;
+}
+
+int
+sidx_session_open(struct sender *s)
+{
+	struct proto_msg m;
+	struct proto_rd r;
+	uint64_t last = 0;
+	int rc;
+
+	if (s->idx == NULL)
+		return HS_OK;
+	if ((rc = idx_journal_state(s->idx, s->id, &s->acked)) < 0 ||
+	    (rc = idx_journal_walk(s->idx, s->acked, journal_max, &last)) < 0) {
+		hs_log_warnx("send: the index cannot be read (%s): "
+		             "reconciling without it",
+		             hs_strerror(rc));
+		s->idx = NULL;
+		return HS_OK;
+	}
+	s->next_seq = (last > s->acked ? last : s->acked) + 1;
+	if ((rc = proto_conn_send(s->c, PROTO_T_JOURNAL_Q, NULL, 0, PROTO_RAW,
+	                          NULL)) < 0 ||
+	    (rc = proto_conn_recv(s->c, &m)) < 0)
+		return rc;
+	r.p = m.data;
+	r.left = m.len;
+	if (m.type != PROTO_T_JOURNAL ||
+	    proto_get_bytes(&r, s->peer_id, sizeof(s->peer_id)) < 0 ||
+	    proto_get_u64(&r, &s->peer_seq) < 0 || proto_rd_end(&r) < 0)
+		return HS_EPROTO;
+	return HS_OK;
+}
+
+int
+send_session_resumable(const struct sender *s, char *why, size_t whylen)
+{
+	if (s->idx == NULL) {
+		snprintf(why, whylen, "no index");
+		return 0;
+	}
+	if (memcmp(s->peer_id, s->id, sizeof(s->id)) != 0) {
+		snprintf(why, whylen,
+		         "the standby holds no run of this primary's index");
+		return 0;
+	}
+	if (s->peer_seq > s->acked) {
+		snprintf(why, whylen,
+		         "the standby reports run %llu applied, but the last "
+		         "this primary saw acknowledged is %llu (a crash between "
+		         "the two, or a standby claiming what it never "
+		         "received)",
+		         (unsigned long long)s->peer_seq,
+		         (unsigned long long)s->acked);
+		return 0;
+	}
+	if (s->peer_seq < s->acked) {
+		snprintf(why, whylen,
+		         "the standby reports run %llu applied, older than the "
+		         "acknowledged %llu (its index was reset?)",
+		         (unsigned long long)s->peer_seq,
+		         (unsigned long long)s->acked);
+		return 0;
+	}
+	return 1;
+}
+
+/* Key prefixes of the set's sources, computed once per run. */
+static int
+set_keys(struct sender *s)
+{
+	size_t i;
+
+	free(s->skey);
+	if ((s->skey = calloc(s->set->sources.n ? s->set->sources.n : 1,
+	                      sizeof(*s->skey))) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < s->set->sources.n; i++)
+		idx_source_key(s->set->name, s->set->sources.v[i], s->skey[i]);
+	return HS_OK;
+}
+
+int
+sidx_run_start(struct sender *s, const struct proto_scope *scope,
+               size_t n_scope)
+{
+	struct proto_wr w;
+	int rc;
+
+	s->run_seq = 0;
+	s->run_errors = 0;
+	if (s->idx == NULL || s->o->dry_run || s->o->verify)
+		return HS_OK;
+	if ((rc = set_keys(s)) < 0)
+		return rc;
+	/*
+	 * The journal entry: set, clocks, scope.  A crash before the
+	 * acknowledgement replays its paths at the next start.
+	 */
+	proto_wr_init(&w);
+	proto_put_str(&w, s->set->name);
+	proto_put_u64(&w, hs_now_mono_ns());
+	proto_put_u64(&w, (uint64_t)time(NULL));
+	if (scope != NULL && n_scope * 64 < JOURNAL_SCOPE_BYTES)
+		proto_scope_encode(&w, scope, n_scope);
+	else
+		proto_put_u32(&w, UINT32_MAX); /* the whole set */
+	rc = w.rc;
+	if (rc == HS_OK && w.buf.len > IDX_JOURNAL_ENTRY_MAX) {
+		proto_wr_reset(&w);
+		proto_put_str(&w, s->set->name);
+		proto_put_u64(&w, hs_now_mono_ns());
+		proto_put_u64(&w, (uint64_t)time(NULL));
+		proto_put_u32(&w, UINT32_MAX);
+		rc = w.rc;
+	}
+	if (rc == HS_OK)
+		rc = idx_journal_add(s->idx, s->next_seq, w.buf.data,
+		                     w.buf.len);
+	proto_wr_free(&w);
+	if (rc < 0) {
+		hs_log_warnx("send: set %s: journal: %s; this run is not "
+		             "recorded in the index",
+		             s->set->name, hs_strerror(rc));
+		return HS_OK;
+	}
+	s->run_seq = s->next_seq++;
+	return HS_OK;
+}
+
+void
+sidx_set_end_body(struct sender *s, struct proto_wr *w)
+{
+	if (s->run_seq == 0)
+		return;
+	proto_put_bytes(w, s->id, sizeof(s->id));
+	proto_put_u64(w, s->run_seq);
+}
+
+static void
+fingerprint(const struct scan_entry *e, struct idx_file *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->type = e->type;
+	f->mode = e->mode;
+	f->uid = e->uid;
+	f->gid = e->gid;
+	f->size = e->type == PROTO_E_FILE ? e->size : 0;
+	f->ino = e->ino;
+	f->mtime_sec = e->mtime_sec;
+	f->mtime_nsec = e->mtime_nsec;
+	f->ctime_sec = e->ctime_sec;
+	f->ctime_nsec = e->ctime_nsec;
+}
+
+/* Did this run have to change entry p on the standby? */
+static int
+had_op(const struct scan_entry *p)
+{
+	return (p->flags & (P_SEND_FILE | P_SEND_META | P_DELTA | P_CREATED |
+	                    SCAN_F_DIRTY)) ||
+	       p->leader != 0;
+}
+
+static int
+same_rec(const struct idx_file *a, const struct idx_file *b)
+{
+	return memcmp(a, b, sizeof(*a)) == 0;
+}
+
+/* Is path at or below one of the sorted directories? */
+static int
+under_any(char **dirs, size_t n, const char *path)
+{
+	char buf[PROTO_PATH_MAX + 1];
+	size_t len;
+
+	if (n == 0)
+		return 0;
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (len = strlen(buf);;) {
+		const char *key = buf;
+
+		if (bsearch(&key, dirs, n, sizeof(*dirs), hs_strp_cmp) != NULL)
+			return 1;
+		if (len == 0)
+			return 0;
+		while (len > 0 && buf[len - 1] != '/')
+			len--;
+		buf[len > 0 ? len - 1 : 0] = '\0';
+		len = len > 0 ? len - 1 : 0;
+	}
+}
+
+struct prune {
+	struct sender *s;
+	uint16_t src;
+	int whole;   /* a whole run: keep exactly what was listed */
+	char **dirs; /* scoped: subtrees the run listed or deleted */
+	size_t n_dirs;
+};
+
+static int
+prune_keep(void *arg, const char *path, const struct idx_file *f)
+{
+	struct prune *pr = arg;
+	struct scan_entry key, *kp = &key, **hit;
+
+	if (!pr->whole)
+		return !under_any(pr->dirs, pr->n_dirs, path);
+	memset(&key, 0, sizeof(key));
+	key.src = pr->src;
+	key.path = (char *)path;
+	hit = pr->s->mine.n == 0 ? NULL
+	                         : bsearch(&kp, pr->s->by_path, pr->s->mine.n,
+	                                   sizeof(*pr->s->by_path),
+	                                   send_entry_cmp);
+	if (hit == NULL)
+		return 0;
+	/* Unchanged and recorded alike: no need to write it again. */
+	if (!had_op(*hit)) {
+		struct idx_file now;
+
+		fingerprint(*hit, &now);
+		if (same_rec(&now, f))
+			(*hit)->flags |= P_RECORDED;
+	}
+	return 1;
+}
+
+/* Subtrees whose records a scoped run replaces: recursive scope entries
+ * and directories it deleted. */
+static void
+prune_dirs(struct sender *s, uint16_t src, const struct proto_scope *scope,
+           size_t n_scope, struct prune *pr)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < n_scope; i++)
+		n += scope[i].src == src && scope[i].recursive;
+	for (i = 0; i < s->theirs.n; i++)
+		n += s->theirs.v[i].src == src &&
+		     (s->theirs.v[i].flags & SCAN_F_GONE) &&
+		     s->theirs.v[i].type == PROTO_E_DIR;
+	pr->n_dirs = 0;
+	if (n == 0 || (pr->dirs = calloc(n, sizeof(*pr->dirs))) == NULL)
+		return;
+	for (i = 0; i < n_scope; i++)
+		if (scope[i].src == src && scope[i].recursive)
+			pr->dirs[pr->n_dirs++] = scope[i].path;
+	for (i = 0; i < s->theirs.n; i++)
+		if (s->theirs.v[i].src == src &&
+		    (s->theirs.v[i].flags & SCAN_F_GONE) &&
+		    s->theirs.v[i].type == PROTO_E_DIR)
+			pr->dirs[pr->n_dirs++] = s->theirs.v[i].path;
+	qsort(pr->dirs, pr->n_dirs, sizeof(*pr->dirs), hs_strp_cmp);
+}
+
+/*
+ * What the acknowledged run confirmed: every listed entry whose outcome
+ * is known gets its fingerprint; content that did not go out (changed
+ * while read, vanished) and, after errors, everything the run touched
+ * lose their record, so the next start looks at them again.  Records of
+ * what is gone are removed.
+ */
+static void
+record_run(struct sender *s, struct idx_batch *b,
+           const struct proto_scope *scope, size_t n_scope)
+{
+	struct idx_file f;
+	size_t i;
+
+	for (i = 0; i < s->set->sources.n; i++) {
+		struct prune pr = {s, (uint16_t)i, scope == NULL, NULL, 0};
+
+		if (s->missing[i])
+			continue;
+		if (scope != NULL)
+			prune_dirs(s, (uint16_t)i, scope, n_scope, &pr);
+		if (pr.whole || pr.n_dirs > 0)
+			idx_files_prune(b, s->skey[i], prune_keep, &pr);
+		free(pr.dirs);
+	}
+	for (i = 0; scope != NULL && i < n_scope; i++)
+		if (scope[i].src < s->set->sources.n && !s->missing[scope[i].src])
+			idx_file_del(b, s->skey[scope[i].src], scope[i].path);
+	for (i = 0; i < s->theirs.n; i++) {
+		const struct scan_entry *t = &s->theirs.v[i];
+
+		if ((t->flags & SCAN_F_GONE) && !s->missing[t->src])
+			idx_file_del(b, s->skey[t->src], t->path);
+	}
+	for (i = 0; i < s->mine.n; i++) {
+		const struct scan_entry *p = &s->mine.v[i];
+		int content = p->flags & (P_SEND_FILE | P_DELTA);
+
+		if (p->flags & P_RECORDED)
+			continue;
+		if ((content && !(p->flags & P_REWRITTEN) &&
+		     !(p->flags & P_SEND_META)) ||
+		    (s->run_errors > 0 && had_op(p))) {
+			idx_file_del(b, s->skey[p->src], p->path);
+			continue;
+		}
+		fingerprint(p, &f);
+		idx_file_put(b, s->skey[p->src], p->path, &f);
+	}
+}
+
+int
+sidx_run_acked(struct sender *s, uint64_t seq, const struct proto_scope *scope,
+               size_t n_scope)
+{
+	struct idx_batch *b;
+	int rc;
+
+	if (s->run_seq == 0)
+		return HS_OK;
+	if (seq != s->run_seq) {
+		if (seq == 0) {
+			hs_log_warnx("send: set %s: the standby did not record "
+			             "run %llu; the index keeps its older records",
+			             s->set->name,
+			             (unsigned long long)s->run_seq);
+			return HS_OK;
+		}
+		send_note(s,
+		          "set %s: the standby acknowledged run %llu, but run "
+		          "%llu was sent: not trusting it",
+		          s->set->name, (unsigned long long)seq,
+		          (unsigned long long)s->run_seq);
+		return HS_EPROTO;
+	}
+	if ((rc = idx_batch_begin(s->idx, &b)) < 0)
+		return rc;
+	record_run(s, b, scope, n_scope);
+	if ((rc = idx_batch_commit(b, seq)) < 0) {
+		hs_log_warnx("send: set %s: index: %s; the next start "
+		             "reconciles whole",
+		             s->set->name, hs_strerror(rc));
+		return HS_OK;
+	}
+	s->acked = seq;
+	return HS_OK;
+}
+
+/* ------------------------------------------------ restart: stat diff */
+
+struct diff {
+	struct sender *s;
+	uint16_t src;
+	struct proto_scope *v;
+	size_t n;
+	size_t cap;
+	uint64_t records;
+};
+
+static int
+diff_add(struct diff *d, uint16_t src, const char *path)
+{
+	if (d->n == PROTO_SCOPE_MAX)
+		return HS_ELIMIT;
+	if (d->n == d->cap) {
+		size_t ncap = d->cap ? d->cap * 2 : 64;
+		struct proto_scope *nv = reallocarray(d->v, ncap, sizeof(*nv));
+
+		if (nv == NULL)
+			return -ENOMEM;
+		d->v = nv;
+		d->cap = ncap;
+	}
+	d->v[d->n].src = src;
+	d->v[d->n].recursive = 0;
+	if ((d->v[d->n].path = strdup(path)) == NULL)
+		return -ENOMEM;
+	d->n++;
+	return HS_OK;
+}
+
+/* One record: gone from disk, changed, or as recorded. */
+static int
+diff_record(void *arg, const char *path, const struct idx_file *f)
+{
+	struct diff *d = arg;
+	struct scan_entry key, *kp = &key, **hit;
+	struct idx_file now;
+
+	if (f->type != PROTO_E_DIR)
+		d->records++;
+	memset(&key, 0, sizeof(key));
+	key.src = d->src;
+	key.path = (char *)path;
+	hit = d->s->mine.n == 0 ? NULL
+	                        : bsearch(&kp, d->s->by_path, d->s->mine.n,
+	                                  sizeof(*d->s->by_path),
+	                                  send_entry_cmp);
+	if (hit == NULL)
+		return diff_add(d, d->src, path);
+	(*hit)->flags |= P_RECORDED;
+	fingerprint(*hit, &now);
+	return same_rec(&now, f) ? 0 : diff_add(d, d->src, path);
+}
+
+int
+send_session_diff(struct sender *s, const struct hs_pathset *set,
+                  struct proto_scope **scope, size_t *n, uint64_t *records)
+{
+	struct diff d;
+	size_t i;
+	int rc;
+
+	memset(&d, 0, sizeof(d));
+	d.s = s;
+	*scope = NULL;
+	*n = 0;
+	*records = 0;
+	if (s->idx == NULL)
+		return HS_ENOTFOUND;
+	s->set = set;
+	if ((rc = set_keys(s)) < 0 || (rc = send_list_all(s, set)) < 0)
+		goto out;
+	for (i = 0; i < set->sources.n && rc == HS_OK; i++) {
+		d.src = (uint16_t)i;
+		rc = idx_files_walk(s->idx, s->skey[i], diff_record, &d);
+	}
+	/* What is here with no record was made while we were away. */
+	for (i = 0; i < s->mine.n && rc == HS_OK; i++)
+		if (!(s->mine.v[i].flags & P_RECORDED))
+			rc = diff_add(&d, s->mine.v[i].src, s->mine.v[i].path);
+out:
+	send_reset_set(s);
+	if (rc < 0) {
+		proto_scope_free(d.v, d.n);
+		return rc;
+	}
+	*scope = d.v;
+	*n = d.n;
+	*records = d.records;
+	return HS_OK;
+}
