@@ -440,17 +440,10 @@ idx_applied_put(struct idx *x, const uint8_t id[IDX_ID_LEN], uint64_t seq)
 
 	if ((rc = mdb_txn_begin(x->env, NULL, 0, &txn)) != 0)
 		return idx_map_error(rc);
-	/* Sessions may finish out of order: keep the highest per primary. */
-	rc = mdb_get(txn, x->meta, &k, &v);
-	if (rc == 0 && v.mv_size == sizeof(buf) &&
-	    memcmp(v.mv_data, id, IDX_ID_LEN) == 0) {
-		uint64_t had;
-
-		memcpy(&had, (const uint8_t *)v.mv_data + IDX_ID_LEN,
-		       sizeof(had));
-		if (had > seq)
-			seq = had;
-	}
+	/*
+	 * The last run applied, not the highest: a standby that once
+	 * claimed a run it never received is back in step after one run.
+	 */
 	memcpy(buf, id, IDX_ID_LEN);
 	memcpy(buf + IDX_ID_LEN, &seq, sizeof(seq));
 	v.mv_size = sizeof(buf);

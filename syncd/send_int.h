@@ -60,7 +60,6 @@ struct sender {
 	uint8_t peer_id[PROTO_JOURNAL_ID_LEN]; /* whose runs it applied */
 	uint64_t acked;    /* last sequence acknowledged, per our index */
 	uint64_t peer_seq; /* highest it says it applied of peer_id's */
-	uint64_t next_seq; /* the next run's sequence */
 	uint64_t run_seq;  /* the run under way, 0: not journalled */
 	uint64_t run_errors; /* errors of this run (standby and ours) */
 	uint8_t (*skey)[8];  /* index key of each source of the set */

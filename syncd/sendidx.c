@@ -32,25 +32,41 @@ journal_max(void *arg, uint64_t seq, const void *entry, size_t len)
 	return 0;
 }
 
+/*
+ * The next sequence: above the last acknowledged and every journalled
+ * one.  Read from the index each time, so two sessions of one primary
+ * (or a restart) never issue a number twice.
+ */
+static int
+next_seq(struct sender *s, uint64_t *seq)
+{
+	uint64_t last = 0;
+	int rc;
+
+	if ((rc = idx_journal_state(s->idx, s->id, &s->acked)) < 0 ||
+	    (rc = idx_journal_walk(s->idx, s->acked, journal_max, &last)) < 0)
+		return rc;
+	*seq = (last > s->acked ? last : s->acked) + 1;
+	return HS_OK;
+}
+
 int
 sidx_session_open(struct sender *s)
 {
 	struct proto_msg m;
 	struct proto_rd r;
-	uint64_t last = 0;
+	uint64_t seq;
 	int rc;
 
 	if (s->idx == NULL)
 		return HS_OK;
-	if ((rc = idx_journal_state(s->idx, s->id, &s->acked)) < 0 ||
-	    (rc = idx_journal_walk(s->idx, s->acked, journal_max, &last)) < 0) {
+	if ((rc = next_seq(s, &seq)) < 0) {
 		hs_log_warnx("send: the index cannot be read (%s): "
 		             "reconciling without it",
 		             hs_strerror(rc));
 		s->idx = NULL;
 		return HS_OK;
 	}
-	s->next_seq = (last > s->acked ? last : s->acked) + 1;
 	if ((rc = proto_conn_send(s->c, PROTO_T_JOURNAL_Q, NULL, 0, PROTO_RAW,
 	                          NULL)) < 0 ||
 	    (rc = proto_conn_recv(s->c, &m)) < 0)
@@ -117,6 +133,7 @@ sidx_run_start(struct sender *s, const struct proto_scope *scope,
                size_t n_scope)
 {
 	struct proto_wr w;
+	uint64_t seq = 0;
 	int rc;
 
 	s->run_seq = 0;
@@ -147,8 +164,9 @@ sidx_run_start(struct sender *s, const struct proto_scope *scope,
 		rc = w.rc;
 	}
 	if (rc == HS_OK)
-		rc = idx_journal_add(s->idx, s->next_seq, w.buf.data,
-		                     w.buf.len);
+		rc = next_seq(s, &seq);
+	if (rc == HS_OK)
+		rc = idx_journal_add(s->idx, seq, w.buf.data, w.buf.len);
 	proto_wr_free(&w);
 	if (rc < 0) {
 		hs_log_warnx("send: set %s: journal: %s; this run is not "
@@ -156,7 +174,7 @@ sidx_run_start(struct sender *s, const struct proto_scope *scope,
 		             s->set->name, hs_strerror(rc));
 		return HS_OK;
 	}
-	s->run_seq = s->next_seq++;
+	s->run_seq = seq;
 	return HS_OK;
 }
 
@@ -388,7 +406,7 @@ struct diff {
 };
 
 static int
-diff_add(struct diff *d, uint16_t src, const char *path)
+diff_add1(struct diff *d, uint16_t src, const char *path)
 {
 	if (d->n == PROTO_SCOPE_MAX)
 		return HS_ELIMIT;
@@ -407,6 +425,25 @@ diff_add(struct diff *d, uint16_t src, const char *path)
 		return -ENOMEM;
 	d->n++;
 	return HS_OK;
+}
+
+/*
+ * A path that differs, and its directory: writing on the standby changes
+ * that directory's times, which the run then puts back.
+ */
+static int
+diff_add(struct diff *d, uint16_t src, const char *path)
+{
+	char parent[PROTO_PATH_MAX + 1];
+	const char *slash;
+	int rc;
+
+	if ((rc = diff_add1(d, src, path)) < 0 || path[0] == '\0')
+		return rc;
+	slash = strrchr(path, '/');
+	snprintf(parent, sizeof(parent), "%.*s",
+	         (int)(slash ? slash - path : 0), path);
+	return diff_add1(d, src, parent);
 }
 
 /* One record: gone from disk, changed, or as recorded. */
@@ -465,6 +502,7 @@ out:
 		proto_scope_free(d.v, d.n);
 		return rc;
 	}
+	proto_scope_normalize(d.v, &d.n);
 	*scope = d.v;
 	*n = d.n;
 	*records = d.records;

@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# Restarts against the file index and the change journal.  A primary
+# daemon seeds the standby; then, with the daemon stopped, the primary's
+# tree changes in every way (edit, create, delete, rmdir, chmod, rename, a
+# same-size rewrite with its mtime put back); the restarted daemon must
+# find exactly those paths by comparing stat with its index (no whole
+# reconciliation) and the trees end identical.  Then: a restart with
+# nothing changed sends nothing; SIGKILL of the primary while a run waits
+# for its acknowledgement, restart, nothing lost; a standby whose index
+# claims a run it never received (edited offline with mdb_dump/mdb_load)
+# and a journal entry naming a path outside the sources (same way) each
+# get one clear log line and a safe whole reconciliation; a damaged
+# index is refused at start with a line naming the file.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok   $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+
+# wait_same NAME SECONDS SOURCE...: poll the oracle until identical.
+wait_same() {
+	local name=$1 secs=$2 i
+	shift 2
+	for ((i = 0; i < secs * 10; i++)); do
+		if hs_compare "$@" 2>/dev/null; then
+			ok "$name"
+			return 0
+		fi
+		sleep 0.1
+	done
+	bad "$name: not identical after ${secs}s"
+	hs_compare "$@" || true
+}
+
+# wait_log PATTERN COUNT SECONDS: until the primary's log has COUNT lines
+# matching PATTERN (bounded); 0 when it has.
+wait_log() {
+	local i
+	for ((i = 0; i < $3 * 10; i++)); do
+		[ "$(grep -c -- "$1" "$T/primary.log" 2>/dev/null || true)" -ge "$2" ] &&
+			return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+start_primary() {
+	"$HS_BIN" -c "$C1" daemon --foreground >>"$T/primary.log" 2>&1 &
+	PRIMARY_PID=$!
+	HS_PIDS+=("$PRIMARY_PID")
+}
+
+stop_primary() {
+	kill "$PRIMARY_PID" 2>/dev/null || true
+	hs_wait_gone "$PRIMARY_PID" 150 || hs_fail "primary did not stop"
+}
+
+lines() { grep -c -- "$1" "$T/primary.log" 2>/dev/null || true; }
+
+# meta_edit STATE KEY_HEX NEW_VALUE_HEX: replace one record of the meta
+# database of an index, offline, with LMDB's own dump and load tools.
+meta_edit() {
+	local dir=$1/index
+	mdb_dump -s meta "$dir" >"$T/meta.dump"
+	awk -v k=" $2" -v v=" $3" '
+		skip { skip = 0; print v; next }
+		$0 == k { print; skip = 1; next }
+		{ print }' "$T/meta.dump" >"$T/meta.new"
+	cmp -s "$T/meta.dump" "$T/meta.new" && hs_fail "meta_edit: key $2 not found"
+	mdb_load -s meta "$dir" <"$T/meta.new" 2>>"$T/mdb_load.out"
+}
+hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
+
+hs_init restart
+S=$T/src
+I=$S/install
+hs_gen_tree "$S"
+# Enough files that a whole reconciliation and a diff differ in kind.
+mkdir -p "$I/many"
+for d in $(seq 1 20); do
+	mkdir -p "$I/many/d$d"
+	for f in $(seq 1 50); do echo "$d $f" >"$I/many/d$d/f$f"; done
+done
+hs_setup_pair "$(hs_sets_for "$S")"
+SOURCES=$(hs_all_sources "$S")
+hs_start_standby
+start_primary
+wait_same "the daemon seeds the standby" 60 $SOURCES
+wait_log "set install reconciled" 1 30 || bad "no whole run logged at seed"
+
+# 1. changes while the primary is down, found from the index
+stop_primary
+echo "edited while down" >>"$I/postscripts/script3"
+echo "new while down" >"$I/many/d1/new"
+rm "$I/many/d2/f7"
+rm -r "$I/many/d3"
+chmod 600 "$I/postscripts/script4"
+mv "$I/many/d4/f1" "$I/many/d4/renamed"
+f="$I/custom/install/rh/compute2.tmpl"
+touch -r "$f" "$T/mtime.ref"
+printf 'TEMPLATE 2\n%%packages\n@core\n' >"$f" # same size, other bytes
+touch -r "$T/mtime.ref" "$f"
+full_before=$(lines "reconciled:")
+start_primary
+wait_same "changes made while the primary was down arrive" 60 $SOURCES
+if wait_log "set install: [0-9]* paths differ from the index" 1 10; then
+	n=$(grep -o "set install: [0-9]* paths differ" "$T/primary.log" | tail -1 | grep -o '[0-9]*')
+	# edit, new + its dir, deleted + its dir, d3 and its 50 files + the
+	# parent, chmod, renamed from + to + dir, the rewrite and its dir
+	if [ "$n" -ge 6 ] && [ "$n" -le 80 ]; then
+		ok "restart compared stat with the index: $n paths differ"
+	else
+		bad "restart: $n paths differ from the index, expected 6..80"
+	fi
+else
+	bad "restart did not compare with the index"
+	tail -5 "$T/primary.log"
+fi
+[ "$(lines "reconciled:")" -eq "$full_before" ] &&
+	ok "no set was reconciled whole at restart" ||
+	bad "a set was reconciled whole at restart"
+cmp -s "$f" "$T/standby$f" && ok "same-size rewrite with its mtime put back arrived" ||
+	bad "same-size rewrite with its mtime put back missed"
+
+# 2. nothing changed: nothing differs, nothing is sent
+stop_primary
+start_primary
+if wait_log "set install: 0 paths differ from the index" 1 30; then
+	ok "restart with nothing changed: 0 paths differ"
+else
+	bad "restart with nothing changed: did not report 0 paths"
+fi
+wait_same "still identical after a no-change restart" 30 $SOURCES
+
+# 3. SIGKILL of the primary while a run waits for its acknowledgement:
+# the standby is stopped (SIGSTOP), so the run cannot complete.
+kill -STOP "$STANDBY_PID"
+for i in $(seq 1 5); do echo "during the crash $i" >"$I/crash$i"; done
+sleep 1.5
+kill -9 "$PRIMARY_PID"
+hs_wait_gone "$PRIMARY_PID" 50 || true
+kill -CONT "$STANDBY_PID"
+start_primary
+wait_same "SIGKILL between a change and its acknowledgement: nothing lost" 60 $SOURCES
+
+# 4. a standby that claims a run it never received
+stop_primary
+hs_stop_standby
+meta_edit "$T/state2" "$(hex applied/primary)" \
+	"$(mdb_dump -s meta "$T/state2/index" | awk -v k=" $(hex applied/primary)" \
+		'f { print substr($1, 1, 32) "e803000000000000"; exit } $0 == k { f = 1 }')"
+hs_start_standby
+echo "after the false claim" >"$I/claim"
+start_primary
+if wait_log "standby reports run 1000 applied" 1 30; then
+	ok "a standby claiming a run it never received is not trusted (one line)"
+	grep "standby reports run 1000" "$T/primary.log" | tail -1 | sed 's/^/     /'
+else
+	bad "the false claim went unnoticed"
+fi
+wait_same "converges after the false claim" 60 $SOURCES
+stop_primary
+start_primary
+wait_log "set install: 0 paths differ from the index" 2 30 &&
+	ok "back in step one run after the false claim" ||
+	bad "still not in step after the false claim"
+
+# 5. a journal entry naming a path outside the sources: an unacknowledged
+# entry (sequence above the acknowledged one) is written offline.
+stop_primary
+acked=$(mdb_dump -s meta "$T/state1/index" | awk -v k=" $(hex journal/acked)" \
+	'f { print $1; exit } $0 == k { f = 1 }')
+# the acknowledged sequence is a little-endian u64: read its low bytes
+seq=$((16#${acked:2:2}${acked:0:2} + 1))
+key=$(printf '%016x' "$seq")
+# entry: str set | u64 mono | u64 wall | u32 n | (u16 src, str path, u8 rec)
+bad_path="../../etc/passwd"
+entry=$(printf '%04x%s' 7 "$(hex install)")0000000000000001000000000000000100000001$(printf '0000%04x%s00' ${#bad_path} "$(hex "$bad_path")")
+{
+	echo "VERSION=3"
+	echo "format=bytevalue"
+	echo "type=btree"
+	echo "HEADER=END"
+	echo " $key"
+	echo " $entry"
+	echo "DATA=END"
+} >"$T/journal.dump"
+mdb_load -s journal "$T/state1/index" <"$T/journal.dump" 2>>"$T/mdb_load.out"
+start_primary
+if wait_log "names \"../../etc/passwd\" (source 0), outside the sources of set install; ignored" 1 30; then
+	ok "a journal entry outside the sources is ignored with one line"
+else
+	bad "the journal entry outside the sources was not reported"
+	grep -i journal "$T/primary.log" | tail -3
+fi
+[ ! -e "$T/standby/etc/passwd" ] && [ ! -e "$T/etc/passwd" ] &&
+	ok "nothing written outside the sources" || bad "something was written outside"
+wait_same "identical after the bad journal entry" 30 $SOURCES
+
+# 6. a damaged index at start: one line naming it, no crash
+stop_primary
+cp "$T/state1/index/data.mdb" "$T/data.mdb.good"
+truncate -s 8192 "$T/state1/index/data.mdb"
+set +e
+"$HS_BIN" -c "$C1" daemon --foreground >"$T/damaged.out" 2>&1
+rc=$?
+set -e
+if [ $rc -ne 0 ] && grep -q "data.mdb is damaged" "$T/damaged.out"; then
+	ok "a truncated data.mdb is refused with one line (exit $rc)"
+	grep "damaged" "$T/damaged.out" | head -1 | sed 's/^/     /'
+else
+	bad "truncated data.mdb: exit $rc, $(head -2 "$T/damaged.out")"
+fi
+cp "$T/data.mdb.good" "$T/state1/index/data.mdb"
+
+kill -0 "$STANDBY_PID" && ok "the standby kept running" || bad "the standby died"
+echo "restart: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
