@@ -790,7 +790,7 @@ for ((r = 1; r <= restart_reps; r++)); do
 done
 # where the last restart's time went, from the primary's log (ms)
 read -r lo_watch lo_conn lo_done <<<"$(log_offsets "$B/log/many-mn1.log" \
-	'directories watched' 'connected to standby' 'set many reconciled')"
+	'directories watched' 'connected to standby' 'set many')"
 
 # ---- 4: idle (the many-files pair just restarted, so the primary's HWM
 # includes its reconciliation of the whole tree)
@@ -945,7 +945,7 @@ ver_ls=$(lsyncd --version 2>&1 | sed -n '1s/^Version: //p')
 	awk -v h="$hs_restart" -v r="$rs_restart" 'BEGIN {
 		printf "\nhamnsync / rsync -a: %.2f (target: at most 0.20: %s).\n", h / r, (h / r <= 0.2 ? "met" : "NOT met") }'
 	echo "Last restart, from the primary's log: $lo_watch ms to set up its $watches inotify watches, $lo_conn ms to"
-	echo "connect (TLS), $lo_done ms to finish the reconciliation of the whole set (then status says in-sync)."
+	echo "connect (TLS), $lo_done ms to finish comparing the set with the index, or reconciling it whole (then status says in-sync)."
 	echo "The initial seed of the tree by the primary daemon took $seed_s s."
 	echo
 	echo "## 4. Idle daemons (many-files pair, after the last restart)"

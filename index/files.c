@@ -24,7 +24,7 @@
 #define K_ID "journal/id"
 #define K_ACKED "journal/acked"
 #define MVAL(s) {sizeof(s) - 1, (void *)(s)}
-#define KEY_LEN (KEY_SRC_LEN + 24)
+#define KEY_LEN (KEY_SRC_LEN + IDX_DIGEST_LEN)
 
 struct file_rec {
 	struct idx_file f;
@@ -42,15 +42,26 @@ static void
 digest(const void *a, size_t alen, const void *b, size_t blen,
        uint8_t out[32])
 {
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	/* One context for the process: a restart digests every path. */
+	static EVP_MD_CTX *c;
 	unsigned int n = 32;
 
+	if (c == NULL)
+		c = EVP_MD_CTX_new();
 	if (c == NULL || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1 ||
 	    EVP_DigestUpdate(c, a, alen) != 1 ||
 	    EVP_DigestUpdate(c, b, blen) != 1 ||
 	    EVP_DigestFinal_ex(c, out, &n) != 1)
 		memset(out, 0, 32); /* only without memory: all keys collide */
-	EVP_MD_CTX_free(c);
+}
+
+void
+idx_path_digest(const char *path, uint8_t out[IDX_DIGEST_LEN])
+{
+	uint8_t h[32];
+
+	digest("p", 1, path, strlen(path), h);
+	memcpy(out, h, IDX_DIGEST_LEN);
 }
 
 void
@@ -65,11 +76,8 @@ idx_source_key(const char *set, const char *source, uint8_t out[8])
 static void
 file_key(const uint8_t skey[8], const char *path, uint8_t key[KEY_LEN])
 {
-	uint8_t h[32];
-
 	memcpy(key, skey, KEY_SRC_LEN);
-	digest("p", 1, path, strlen(path), h);
-	memcpy(key + KEY_SRC_LEN, h, KEY_LEN - KEY_SRC_LEN);
+	idx_path_digest(path, key + KEY_SRC_LEN);
 }
 
 int
@@ -165,7 +173,7 @@ range_walk(MDB_txn *txn, MDB_dbi dbi, const uint8_t skey[8], int del,
 
 		if ((rc = rec_path(&v, path, &f)) != 0)
 			break;
-		r = fn(arg, path, &f);
+		r = fn(arg, (const uint8_t *)k.mv_data + KEY_SRC_LEN, path, &f);
 		if (r < 0) {
 			mdb_cursor_close(cur);
 			return r;

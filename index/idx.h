@@ -60,6 +60,9 @@ struct idx_file {
 #define IDX_PATH_MAX 4095
 #define IDX_ID_LEN 16
 
+/* The digest that keys a path's record (and orders a walk). */
+#define IDX_DIGEST_LEN 24
+void idx_path_digest(const char *path, uint8_t out[IDX_DIGEST_LEN]);
 /* The 8-byte key prefix of one source of one set. */
 void idx_source_key(const char *set, const char *source, uint8_t out[8]);
 
@@ -82,11 +85,13 @@ void idx_batch_abort(struct idx_batch *b);
 int idx_file_get(struct idx *x, const uint8_t skey[8], const char *path,
                  struct idx_file *out);
 /*
- * Call fn for every record of one source, in no useful order.  Walk: 0
+ * Call fn for every record of one source, in the order of their path
+ * digests (idx_path_digest, memcmp order).  Walk: 0
  * goes on, < 0 stops with that error.  Prune (in a batch): 1 keeps the
  * record, 0 deletes it, < 0 stops with that error.
  */
-typedef int idx_walk_fn(void *arg, const char *path, const struct idx_file *f);
+typedef int idx_walk_fn(void *arg, const uint8_t dig[IDX_DIGEST_LEN],
+                        const char *path, const struct idx_file *f);
 int idx_files_walk(struct idx *x, const uint8_t skey[8], idx_walk_fn *fn,
                    void *arg);
 void idx_files_prune(struct idx_batch *b, const uint8_t skey[8],

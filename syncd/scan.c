@@ -135,6 +135,7 @@ struct walk {
 	struct scan_list *out;
 	uint16_t src;
 	int recursive;
+	int stat_only;    /* no extended attributes (xhash left zero) */
 	struct hs_buf xa; /* scratch for extended attributes */
 	char path[PROTO_PATH_MAX + 1];
 	size_t len;
@@ -167,7 +168,7 @@ walk_entry(struct walk *w, int dfd, const char *name, size_t depth)
 	e.dev = st.st_dev;
 	e.ino = st.st_ino;
 	e.blocks = (uint64_t)st.st_blocks;
-	if (!S_ISLNK(st.st_mode)) {
+	if (!S_ISLNK(st.st_mode) && !w->stat_only) {
 		if ((rc = xa_read_at(dfd, name, &w->xa)) < 0) {
 			hs_log_warnx("scan: %s: extended attributes: %s",
 			             w->path, hs_strerror(rc));
@@ -259,9 +260,10 @@ walk_dir(struct walk *w, int dfd, size_t depth)
 	return rc;
 }
 
-int
-scan_subtree(int anchorfd, const char *leaf, uint16_t src, const char *prefix,
-             int recursive, const struct hs_pathset *set, struct scan_list *out)
+static int
+scan_walk(int anchorfd, const char *leaf, uint16_t src, const char *prefix,
+          int recursive, int stat_only, const struct hs_pathset *set,
+          struct scan_list *out)
 {
 	struct walk w;
 	size_t depth, i;
@@ -272,6 +274,7 @@ scan_subtree(int anchorfd, const char *leaf, uint16_t src, const char *prefix,
 	w.out = out;
 	w.src = src;
 	w.recursive = recursive;
+	w.stat_only = stat_only;
 	w.len = strlen(prefix);
 	if (w.len > PROTO_PATH_MAX)
 		return HS_ELIMIT;
@@ -286,8 +289,15 @@ scan_subtree(int anchorfd, const char *leaf, uint16_t src, const char *prefix,
 }
 
 int
-scan_tree(int anchorfd, const char *leaf, uint16_t src,
-          const struct hs_pathset *set, struct scan_list *out)
+scan_subtree(int anchorfd, const char *leaf, uint16_t src, const char *prefix,
+             int recursive, const struct hs_pathset *set, struct scan_list *out)
 {
-	return scan_subtree(anchorfd, leaf, src, "", 1, set, out);
+	return scan_walk(anchorfd, leaf, src, prefix, recursive, 0, set, out);
+}
+
+int
+scan_tree_stat(int anchorfd, const char *leaf, uint16_t src,
+               const struct hs_pathset *set, struct scan_list *out)
+{
+	return scan_walk(anchorfd, leaf, src, "", 1, 1, set, out);
 }

@@ -926,7 +926,7 @@ sort_mine(struct sender *s)
 }
 
 int
-send_list_all(struct sender *s, const struct hs_pathset *set)
+send_list_stat(struct sender *s, const struct hs_pathset *set)
 {
 	size_t i;
 	int rc = HS_OK;
@@ -934,9 +934,17 @@ send_list_all(struct sender *s, const struct hs_pathset *set)
 	s->set = set;
 	for (i = 0; i < set->sources.n && rc == HS_OK; i++)
 		rc = open_source(s, i);
-	for (i = 0; i < set->sources.n && rc == HS_OK; i++)
-		rc = list_entry(s, (uint16_t)i, "", 1);
-	return rc == HS_OK ? sort_mine(s) : rc;
+	for (i = 0; i < set->sources.n && rc == HS_OK; i++) {
+		size_t before = s->mine.n;
+
+		if (s->anchor[i] >= 0)
+			rc = scan_tree_stat(s->anchor[i], s->leaf[i],
+			                    (uint16_t)i, set, &s->mine);
+		/* Gone (an unmounted source?): its standby copy stays. */
+		if (rc == HS_OK && s->mine.n == before)
+			s->missing[i] = 1;
+	}
+	return rc;
 }
 
 /*

@@ -89,9 +89,9 @@ void send_dry(struct sender *s, const char *what, const struct scan_entry *e);
 /* Redraw the progress line if due (or `final`). */
 void send_progress(struct sender *s, int final);
 
-/* List the whole set on our side into s->mine (sources opened) and sort
- * s->by_path; send_reset_set forgets it all. */
-int send_list_all(struct sender *s, const struct hs_pathset *set);
+/* List the whole set on our side into s->mine, stat only (sources
+ * opened); send_reset_set forgets it all. */
+int send_list_stat(struct sender *s, const struct hs_pathset *set);
 void send_reset_set(struct sender *s);
 /* Order of s->by_path: source, then path. */
 int send_entry_cmp(const void *a, const void *b);

@@ -251,11 +251,13 @@ struct prune {
 };
 
 static int
-prune_keep(void *arg, const char *path, const struct idx_file *f)
+prune_keep(void *arg, const uint8_t dig[IDX_DIGEST_LEN], const char *path,
+           const struct idx_file *f)
 {
 	struct prune *pr = arg;
 	struct scan_entry key, *kp = &key, **hit;
 
+	(void)dig;
 	if (!pr->whole)
 		return !under_any(pr->dirs, pr->n_dirs, path);
 	memset(&key, 0, sizeof(key));
@@ -396,9 +398,18 @@ sidx_run_acked(struct sender *s, uint64_t seq, const struct proto_scope *scope,
 
 /* ------------------------------------------------ restart: stat diff */
 
+/* One of our entries, by the digest of its path (the index's order). */
+struct dig_entry {
+	uint8_t dig[IDX_DIGEST_LEN];
+	struct scan_entry *e;
+};
+
 struct diff {
 	struct sender *s;
 	uint16_t src;
+	struct dig_entry *mine; /* this source's entries, sorted by digest */
+	size_t n_mine;
+	size_t at; /* merge position */
 	struct proto_scope *v;
 	size_t n;
 	size_t cap;
@@ -446,28 +457,57 @@ diff_add(struct diff *d, uint16_t src, const char *path)
 	return diff_add1(d, src, parent);
 }
 
-/* One record: gone from disk, changed, or as recorded. */
+/*
+ * One record, in digest order, merged with our entries in the same
+ * order: what we have and it does not is new, what it has and we do not
+ * is gone, and where both are the fingerprints must match.
+ */
 static int
-diff_record(void *arg, const char *path, const struct idx_file *f)
+diff_record(void *arg, const uint8_t dig[IDX_DIGEST_LEN], const char *path,
+            const struct idx_file *f)
 {
 	struct diff *d = arg;
-	struct scan_entry key, *kp = &key, **hit;
 	struct idx_file now;
+	int c = 1, rc;
 
 	if (f->type != PROTO_E_DIR)
 		d->records++;
-	memset(&key, 0, sizeof(key));
-	key.src = d->src;
-	key.path = (char *)path;
-	hit = d->s->mine.n == 0 ? NULL
-	                        : bsearch(&kp, d->s->by_path, d->s->mine.n,
-	                                  sizeof(*d->s->by_path),
-	                                  send_entry_cmp);
-	if (hit == NULL)
+	while (d->at < d->n_mine &&
+	       (c = memcmp(d->mine[d->at].dig, dig, IDX_DIGEST_LEN)) < 0)
+		if ((rc = diff_add(d, d->src, d->mine[d->at++].e->path)) < 0)
+			return rc;
+	if (d->at == d->n_mine || c > 0 ||
+	    strcmp(d->mine[d->at].e->path, path) != 0)
 		return diff_add(d, d->src, path);
-	(*hit)->flags |= P_RECORDED;
-	fingerprint(*hit, &now);
+	fingerprint(d->mine[d->at++].e, &now);
 	return same_rec(&now, f) ? 0 : diff_add(d, d->src, path);
+}
+
+static int
+dig_cmp(const void *a, const void *b)
+{
+	return memcmp(((const struct dig_entry *)a)->dig,
+	              ((const struct dig_entry *)b)->dig, IDX_DIGEST_LEN);
+}
+
+/* Source src's entries with their digests, sorted. */
+static int
+diff_source(struct diff *d, uint16_t src)
+{
+	struct scan_list *l = &d->s->mine;
+	size_t i;
+
+	d->src = src;
+	d->n_mine = d->at = 0;
+	for (i = 0; i < l->n; i++)
+		if (l->v[i].src == src) {
+			struct dig_entry *de = &d->mine[d->n_mine++];
+
+			idx_path_digest(l->v[i].path, de->dig);
+			de->e = &l->v[i];
+		}
+	qsort(d->mine, d->n_mine, sizeof(*d->mine), dig_cmp);
+	return HS_OK;
 }
 
 int
@@ -486,17 +526,23 @@ send_session_diff(struct sender *s, const struct hs_pathset *set,
 	if (s->idx == NULL)
 		return HS_ENOTFOUND;
 	s->set = set;
-	if ((rc = set_keys(s)) < 0 || (rc = send_list_all(s, set)) < 0)
+	if ((rc = set_keys(s)) < 0 || (rc = send_list_stat(s, set)) < 0)
 		goto out;
-	for (i = 0; i < set->sources.n && rc == HS_OK; i++) {
-		d.src = (uint16_t)i;
-		rc = idx_files_walk(s->idx, s->skey[i], diff_record, &d);
+	if ((d.mine = calloc(s->mine.n + 1, sizeof(*d.mine))) == NULL) {
+		rc = -ENOMEM;
+		goto out;
 	}
-	/* What is here with no record was made while we were away. */
-	for (i = 0; i < s->mine.n && rc == HS_OK; i++)
-		if (!(s->mine.v[i].flags & P_RECORDED))
-			rc = diff_add(&d, s->mine.v[i].src, s->mine.v[i].path);
+	for (i = 0; i < set->sources.n && rc == HS_OK; i++) {
+		if (s->missing[i] || s->anchor[i] < 0)
+			continue; /* its records stay: the run leaves it alone */
+		diff_source(&d, (uint16_t)i);
+		rc = idx_files_walk(s->idx, s->skey[i], diff_record, &d);
+		/* What is here with no record was made while we were away. */
+		while (rc == HS_OK && d.at < d.n_mine)
+			rc = diff_add(&d, d.src, d.mine[d.at++].e->path);
+	}
 out:
+	free(d.mine);
 	send_reset_set(s);
 	if (rc < 0) {
 		proto_scope_free(d.v, d.n);

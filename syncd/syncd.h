@@ -165,23 +165,19 @@ struct scan_list {
 int scan_excluded(const struct hs_pathset *set, const char *rel);
 
 /*
- * List the entry named `leaf` in directory `anchorfd` and, if it is a
- * directory, everything below it, into `out` (appending, pre-order).
- * Follows no symlink, skips excluded paths and FS_TMP_PREFIX files, and
- * does not descend into other filesystems' special files.  A missing leaf
- * is not an error.  Other entry types (fifos, devices, sockets) are
- * skipped for now with a debug log.
- */
-int scan_tree(int anchorfd, const char *leaf, uint16_t src,
-              const struct hs_pathset *set, struct scan_list *out);
-/*
- * The same for an entry inside a source: `leaf` in anchorfd is the entry
- * whose path relative to its source is `prefix`; below it only when
- * `recursive`.
+ * List the entry named `leaf` in directory `anchorfd`, whose path relative
+ * to its source is `prefix`, and when it is a directory and `recursive`,
+ * everything below it, into `out` (appending, pre-order).  Follows no
+ * symlink, skips excluded paths and FS_TMP_PREFIX files.  A missing leaf
+ * is not an error.  Sockets are skipped with a debug log.
  */
 int scan_subtree(int anchorfd, const char *leaf, uint16_t src,
                  const char *prefix, int recursive,
                  const struct hs_pathset *set, struct scan_list *out);
+/* The whole source, stat only: no extended attributes are read (xhash
+ * stays zero; ctime tells their changes). */
+int scan_tree_stat(int anchorfd, const char *leaf, uint16_t src,
+                   const struct hs_pathset *set, struct scan_list *out);
 int scan_entry_add(struct scan_list *l, const struct scan_entry *e);
 /* Sort by (src, path) so scan_list_find can bsearch. */
 void scan_list_sort(struct scan_list *l);

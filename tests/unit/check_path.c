@@ -743,7 +743,7 @@ START_TEST(scan_listing)
 	rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	ck_assert_int_ge(rootfd, 0);
 	memset(&l, 0, sizeof(l));
-	ck_assert_int_eq(scan_tree(rootfd, "src", 3, &scan_set, &l), HS_OK);
+	ck_assert_int_eq(scan_subtree(rootfd, "src", 3, "", 1, &scan_set, &l), HS_OK);
 	close(rootfd);
 
 	/* exactly the wanted entries, once each */
@@ -838,8 +838,8 @@ START_TEST(scan_two_sources)
 	rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	ck_assert_int_ge(rootfd, 0);
 	memset(&l, 0, sizeof(l));
-	ck_assert_int_eq(scan_tree(rootfd, "b", 1, &scan_set, &l), HS_OK);
-	ck_assert_int_eq(scan_tree(rootfd, "a", 0, &scan_set, &l), HS_OK);
+	ck_assert_int_eq(scan_subtree(rootfd, "b", 1, "", 1, &scan_set, &l), HS_OK);
+	ck_assert_int_eq(scan_subtree(rootfd, "a", 0, "", 1, &scan_set, &l), HS_OK);
 	close(rootfd);
 	ck_assert_uint_eq(l.n, 4);
 	scan_list_sort(&l);
@@ -880,7 +880,7 @@ START_TEST(scan_leaf_table)
 
 	memset(&l, 0, sizeof(l));
 	mk_file("outside/secret", "s");
-	ck_assert_int_eq(scan_tree(treefd, tc->leaf, 0, &scan_set, &l), HS_OK);
+	ck_assert_int_eq(scan_subtree(treefd, tc->leaf, 0, "", 1, &scan_set, &l), HS_OK);
 	ck_assert_uint_eq(l.n, tc->n);
 	if (tc->n > 0) {
 		ck_assert_str_eq(l.v[0].path, "");
@@ -1036,7 +1036,7 @@ START_TEST(scan_deep_table)
 	ck_assert_int_ge(fd, 0);
 	memset(&l, 0, sizeof(l));
 	if (tc->prefix_depth == 0) {
-		rc = scan_tree(fd, "deep", 0, &scan_set, &l);
+		rc = scan_subtree(fd, "deep", 0, "", 1, &scan_set, &l);
 	} else {
 		/* "deep" stands at the end of a prefix a/a/.../a/deep */
 		prefix = malloc(2 * tc->prefix_depth + 8);
