@@ -204,7 +204,14 @@ idx_open(const char *state_dir, int readonly, struct idx **out)
 		goto fail;
 	mdb_env_set_mapsize(x->env, IDX_MAP_SIZE);
 	mdb_env_set_maxdbs(x->env, IDX_DBS_MAX);
-	rc = mdb_env_open(x->env, dir, MDB_NOTLS | (readonly ? MDB_RDONLY : 0),
+	/*
+	 * One fdatasync per commit, not two: a crash of the machine may undo
+	 * the last transaction but never corrupts the map, and an index that
+	 * lags is safe (runs it lost are redone: see syncd/sendidx.c).
+	 */
+	rc = mdb_env_open(x->env, dir,
+	                  MDB_NOTLS | MDB_NOMETASYNC |
+	                      (readonly ? MDB_RDONLY : 0),
 	                  0600);
 	if (rc != 0)
 		goto fail;

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -295,9 +296,152 @@ scan_subtree(int anchorfd, const char *leaf, uint16_t src, const char *prefix,
 	return scan_walk(anchorfd, leaf, src, prefix, recursive, 0, set, out);
 }
 
+/*
+ * The stat-only walk of a whole source runs on two threads: a restart
+ * compares every entry with the index, and on a big tree that is all
+ * path lookups in the kernel, which two cores do in half the time.  The
+ * threads take the source's top-level entries one at a time and each
+ * lists into its own list; the lists are joined at the end (the order is
+ * not pre-order across the top level: callers sort or merge by key).
+ */
+#define STAT_THREADS 2
+
+struct stat_job {
+	int dirfd;
+	char **names;
+	size_t n;
+	size_t next; /* taken with an atomic add */
+	uint16_t src;
+	const struct hs_pathset *set;
+};
+
+struct stat_worker {
+	pthread_t tid;
+	struct stat_job *job;
+	struct scan_list out;
+	int rc;
+};
+
+static void *
+stat_worker_run(void *arg)
+{
+	struct stat_worker *k = arg;
+	struct stat_job *j = k->job;
+	size_t i;
+
+	while (k->rc == HS_OK &&
+	       (i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED)) < j->n)
+		k->rc = scan_walk(j->dirfd, j->names[i], j->src, j->names[i], 1,
+		                  1, j->set, &k->out);
+	return NULL;
+}
+
+/* Move every entry of `from` to the end of `to` (paths change owner). */
+static int
+scan_list_move(struct scan_list *to, struct scan_list *from)
+{
+	struct scan_entry *v;
+
+	if (from->n == 0)
+		return HS_OK;
+	if (to->n + from->n > SCAN_ENTRIES_MAX)
+		return HS_ELIMIT;
+	if (to->cap < to->n + from->n) {
+		v = reallocarray(to->v, to->n + from->n, sizeof(*v));
+		if (v == NULL)
+			return -ENOMEM;
+		to->v = v;
+		to->cap = to->n + from->n;
+	}
+	memcpy(to->v + to->n, from->v, from->n * sizeof(*v));
+	to->n += from->n;
+	free(from->v);
+	memset(from, 0, sizeof(*from));
+	return HS_OK;
+}
+
+/* The names in the source's top directory that a walk would visit. */
+static int
+top_names(int dirfd, const struct hs_pathset *set, char ***out, size_t *n)
+{
+	struct dirent *de;
+	char **v = NULL, **nv;
+	size_t cap = 0;
+	DIR *d;
+	int fd = dup(dirfd);
+
+	*n = 0;
+	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0 ||
+		    strncmp(de->d_name, FS_TMP_PREFIX,
+		            sizeof(FS_TMP_PREFIX) - 1) == 0 ||
+		    scan_excluded(set, de->d_name))
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 64;
+			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL)
+				break;
+			v = nv;
+		}
+		if ((v[*n] = strdup(de->d_name)) == NULL)
+			break;
+		(*n)++;
+	}
+	closedir(d);
+	*out = v;
+	return de == NULL ? HS_OK : -ENOMEM;
+}
+
 int
 scan_tree_stat(int anchorfd, const char *leaf, uint16_t src,
                const struct hs_pathset *set, struct scan_list *out)
 {
-	return scan_walk(anchorfd, leaf, src, "", 1, 1, set, out);
+	struct stat_worker k[STAT_THREADS];
+	struct stat_job j;
+	size_t before = out->n, i;
+	int rc, started = 0;
+
+	/* The source itself first; a file, a link or nothing ends here. */
+	rc = scan_walk(anchorfd, leaf, src, "", 0, 1, set, out);
+	if (rc < 0 || out->n == before || out->v[before].type != PROTO_E_DIR)
+		return rc;
+	memset(&j, 0, sizeof(j));
+	memset(k, 0, sizeof(k));
+	j.src = src;
+	j.set = set;
+	j.dirfd = openat(anchorfd, leaf,
+	                 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (j.dirfd < 0)
+		return errno == ENOENT ? HS_OK : -errno;
+	if ((rc = top_names(j.dirfd, set, &j.names, &j.n)) < 0)
+		goto out;
+	for (i = 0; i < STAT_THREADS; i++) {
+		k[i].job = &j;
+		if (i > 0 && pthread_create(&k[i].tid, NULL, stat_worker_run,
+		                            &k[i]) != 0)
+			break;
+		started = (int)i + 1;
+	}
+	stat_worker_run(&k[0]); /* this thread is the first worker */
+	for (i = 1; i < (size_t)started; i++)
+		pthread_join(k[i].tid, NULL);
+	for (i = 0; i < STAT_THREADS; i++) {
+		if (rc == HS_OK)
+			rc = k[i].rc;
+		if (rc == HS_OK)
+			rc = scan_list_move(out, &k[i].out);
+		scan_list_free(&k[i].out);
+	}
+out:
+	for (i = 0; i < j.n; i++)
+		free(j.names[i]);
+	free(j.names);
+	close(j.dirfd);
+	return rc;
 }
