@@ -1,0 +1,318 @@
+/*
+ * check_index.c - index/files.c: the primary's file records (put, get,
+ * delete, prune, a walk in digest order, long paths, records of one
+ * source apart from another's), batches that roll back on error, the
+ * change journal (add, walk after a sequence, trimmed by the commit that
+ * acknowledges it) and the standby's applied sequence.  Each test works
+ * in its own temporary state_dir.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "idx.h"
+
+static char dir[64];
+static struct idx *x;
+
+static void
+setup(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/check_index.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_int_eq(idx_open(dir, 0, &x), HS_OK);
+}
+
+static void
+teardown(void)
+{
+	char cmd[128];
+
+	idx_close(x);
+	x = NULL;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static struct idx_file
+rec(uint64_t size, int64_t ctime_sec)
+{
+	struct idx_file f;
+
+	memset(&f, 0, sizeof(f));
+	f.type = 1;
+	f.mode = 0644;
+	f.size = size;
+	f.ino = 42;
+	f.mtime_sec = 1700000000;
+	f.mtime_nsec = 123456789;
+	f.ctime_sec = ctime_sec;
+	f.ctime_nsec = 987654321;
+	return f;
+}
+
+static void
+put(const uint8_t sk[8], const char *path, uint64_t size)
+{
+	struct idx_batch *b;
+	struct idx_file f = rec(size, 1700000001);
+
+	ck_assert_int_eq(idx_batch_begin(x, &b), HS_OK);
+	idx_file_put(b, sk, path, &f);
+	ck_assert_int_eq(idx_batch_commit(b, 0), HS_OK);
+}
+
+START_TEST(test_put_get_del)
+{
+	uint8_t sk[8];
+	struct idx_file f, want = rec(7, 1700000001);
+	struct idx_batch *b;
+
+	idx_source_key("install", "/install", sk);
+	ck_assert_int_eq(idx_file_get(x, sk, "a/b", &f), HS_ENOTFOUND);
+	put(sk, "a/b", 7);
+	ck_assert_int_eq(idx_file_get(x, sk, "a/b", &f), HS_OK);
+	ck_assert_mem_eq(&f, &want, sizeof(f));
+	/* the same path in another set or source is another record */
+	{
+		uint8_t other[8];
+
+		idx_source_key("install", "/install2", other);
+		ck_assert_mem_ne(other, sk, 8);
+		ck_assert_int_eq(idx_file_get(x, other, "a/b", &f),
+		                 HS_ENOTFOUND);
+		idx_source_key("other", "/install", other);
+		ck_assert_int_eq(idx_file_get(x, other, "a/b", &f),
+		                 HS_ENOTFOUND);
+	}
+	ck_assert_int_eq(idx_batch_begin(x, &b), HS_OK);
+	idx_file_del(b, sk, "a/b");
+	idx_file_del(b, sk, "never/there"); /* not an error */
+	ck_assert_int_eq(idx_batch_commit(b, 0), HS_OK);
+	ck_assert_int_eq(idx_file_get(x, sk, "a/b", &f), HS_ENOTFOUND);
+}
+END_TEST
+
+START_TEST(test_long_path)
+{
+	/* LMDB keys stop at 511 bytes; paths go to 4095. */
+	char path[IDX_PATH_MAX + 1];
+	uint8_t sk[8];
+	struct idx_file f;
+
+	memset(path, 'p', sizeof(path) - 1);
+	path[sizeof(path) - 1] = '\0';
+	idx_source_key("s", "/src", sk);
+	put(sk, path, 99);
+	ck_assert_int_eq(idx_file_get(x, sk, path, &f), HS_OK);
+	ck_assert_uint_eq(f.size, 99);
+}
+END_TEST
+
+struct seen {
+	int n;
+	uint8_t last[IDX_DIGEST_LEN];
+	int ordered;
+	char names[8][16];
+};
+
+static int
+collect(void *arg, const uint8_t dig[IDX_DIGEST_LEN], const char *path,
+        const struct idx_file *f)
+{
+	struct seen *s = arg;
+	uint8_t want[IDX_DIGEST_LEN];
+
+	(void)f;
+	idx_path_digest(path, want);
+	ck_assert_mem_eq(want, dig, IDX_DIGEST_LEN);
+	if (s->n > 0 && memcmp(s->last, dig, IDX_DIGEST_LEN) >= 0)
+		s->ordered = 0;
+	memcpy(s->last, dig, IDX_DIGEST_LEN);
+	if (s->n < 8)
+		snprintf(s->names[s->n], sizeof(s->names[0]), "%s", path);
+	s->n++;
+	return 0;
+}
+
+START_TEST(test_walk_order_and_sources)
+{
+	uint8_t a[8], b[8];
+	struct seen s;
+	const char *names[] = {"", "x", "x/y", "x/y/z", "w"};
+	size_t i;
+
+	idx_source_key("set", "/a", a);
+	idx_source_key("set", "/b", b);
+	for (i = 0; i < 5; i++)
+		put(a, names[i], i);
+	put(b, "only-b", 1);
+	memset(&s, 0, sizeof(s));
+	s.ordered = 1;
+	ck_assert_int_eq(idx_files_walk(x, a, collect, &s), HS_OK);
+	ck_assert_int_eq(s.n, 5);
+	ck_assert(s.ordered);
+	memset(&s, 0, sizeof(s));
+	s.ordered = 1;
+	ck_assert_int_eq(idx_files_walk(x, b, collect, &s), HS_OK);
+	ck_assert_int_eq(s.n, 1);
+	ck_assert_str_eq(s.names[0], "only-b");
+}
+END_TEST
+
+static int
+keep_outside_x(void *arg, const uint8_t dig[IDX_DIGEST_LEN], const char *path,
+               const struct idx_file *f)
+{
+	(void)arg;
+	(void)dig;
+	(void)f;
+	return !(strcmp(path, "x") == 0 || strncmp(path, "x/", 2) == 0);
+}
+
+START_TEST(test_prune)
+{
+	uint8_t a[8];
+	struct idx_batch *bt;
+	struct idx_file f;
+	struct seen s;
+
+	idx_source_key("set", "/a", a);
+	put(a, "x", 1);
+	put(a, "x/y", 1);
+	put(a, "xx", 1); /* not below x */
+	put(a, "w", 1);
+	ck_assert_int_eq(idx_batch_begin(x, &bt), HS_OK);
+	idx_files_prune(bt, a, keep_outside_x, NULL);
+	ck_assert_int_eq(idx_batch_commit(bt, 0), HS_OK);
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(idx_files_walk(x, a, collect, &s), HS_OK);
+	ck_assert_int_eq(s.n, 2);
+	ck_assert_int_eq(idx_file_get(x, a, "xx", &f), HS_OK);
+	ck_assert_int_eq(idx_file_get(x, a, "x/y", &f), HS_ENOTFOUND);
+}
+END_TEST
+
+START_TEST(test_abort_keeps_nothing)
+{
+	uint8_t a[8];
+	struct idx_batch *b;
+	struct idx_file f = rec(1, 2);
+
+	idx_source_key("set", "/a", a);
+	ck_assert_int_eq(idx_batch_begin(x, &b), HS_OK);
+	idx_file_put(b, a, "gone", &f);
+	idx_batch_abort(b);
+	ck_assert_int_eq(idx_file_get(x, a, "gone", &f), HS_ENOTFOUND);
+}
+END_TEST
+
+struct jseen {
+	int n;
+	uint64_t seqs[8];
+};
+
+static int
+jcollect(void *arg, uint64_t seq, const void *entry, size_t len)
+{
+	struct jseen *j = arg;
+
+	ck_assert_uint_eq(len, 3);
+	ck_assert_mem_eq(entry, "abc", 3);
+	if (j->n < 8)
+		j->seqs[j->n] = seq;
+	j->n++;
+	return 0;
+}
+
+START_TEST(test_journal)
+{
+	uint8_t id[IDX_ID_LEN], id2[IDX_ID_LEN], zero[IDX_ID_LEN] = {0};
+	uint64_t acked = 99;
+	struct idx_batch *b;
+	struct jseen j;
+
+	ck_assert_int_eq(idx_journal_state(x, id, &acked), HS_OK);
+	ck_assert_uint_eq(acked, 0);
+	ck_assert_mem_ne(id, zero, IDX_ID_LEN); /* random, made once */
+	ck_assert_int_eq(idx_journal_state(x, id2, &acked), HS_OK);
+	ck_assert_mem_eq(id, id2, IDX_ID_LEN);
+	ck_assert_int_eq(idx_journal_add(x, 1, "abc", 3), HS_OK);
+	ck_assert_int_eq(idx_journal_add(x, 2, "abc", 3), HS_OK);
+	ck_assert_int_eq(idx_journal_add(x, 300, "abc", 3), HS_OK);
+	memset(&j, 0, sizeof(j));
+	ck_assert_int_eq(idx_journal_walk(x, 1, jcollect, &j), HS_OK);
+	ck_assert_int_eq(j.n, 2);
+	ck_assert_uint_eq(j.seqs[0], 2);
+	ck_assert_uint_eq(j.seqs[1], 300); /* numeric order, not bytes */
+	/* the commit acknowledging 2 drops 1 and 2 */
+	ck_assert_int_eq(idx_batch_begin(x, &b), HS_OK);
+	ck_assert_int_eq(idx_batch_commit(b, 2), HS_OK);
+	ck_assert_int_eq(idx_journal_state(x, id2, &acked), HS_OK);
+	ck_assert_uint_eq(acked, 2);
+	memset(&j, 0, sizeof(j));
+	ck_assert_int_eq(idx_journal_walk(x, 0, jcollect, &j), HS_OK);
+	ck_assert_int_eq(j.n, 1);
+	ck_assert_uint_eq(j.seqs[0], 300);
+	ck_assert_int_eq(idx_journal_add(x, 4, "abc", IDX_JOURNAL_ENTRY_MAX + 1),
+	                 HS_ELIMIT);
+}
+END_TEST
+
+START_TEST(test_applied)
+{
+	uint8_t id[IDX_ID_LEN], got[IDX_ID_LEN];
+	uint64_t seq = 5;
+
+	ck_assert_int_eq(idx_applied_get(x, got, &seq), HS_OK);
+	ck_assert_uint_eq(seq, 0); /* none yet */
+	memset(id, 0xab, sizeof(id));
+	ck_assert_int_eq(idx_applied_put(x, id, 1000), HS_OK);
+	ck_assert_int_eq(idx_applied_put(x, id, 7), HS_OK);
+	ck_assert_int_eq(idx_applied_get(x, got, &seq), HS_OK);
+	/* the last applied, not the highest (see idx_applied_put) */
+	ck_assert_uint_eq(seq, 7);
+	ck_assert_mem_eq(got, id, IDX_ID_LEN);
+}
+END_TEST
+
+START_TEST(test_reopen_keeps_records)
+{
+	uint8_t a[8];
+	struct idx_file f;
+
+	idx_source_key("set", "/a", a);
+	put(a, "kept", 5);
+	idx_close(x);
+	ck_assert_int_eq(idx_open(dir, 1, &x), HS_OK); /* read-only */
+	ck_assert_int_eq(idx_file_get(x, a, "kept", &f), HS_OK);
+	ck_assert_uint_eq(f.size, 5);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("index");
+	TCase *tc = tcase_create("files");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_put_get_del);
+	tcase_add_test(tc, test_long_path);
+	tcase_add_test(tc, test_walk_order_and_sources);
+	tcase_add_test(tc, test_prune);
+	tcase_add_test(tc, test_abort_keeps_nothing);
+	tcase_add_test(tc, test_journal);
+	tcase_add_test(tc, test_applied);
+	tcase_add_test(tc, test_reopen_keeps_records);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
