@@ -12,6 +12,7 @@
 
 #include <sys/socket.h>
 
+#include "idx.h"
 #include "status.h"
 #include "syncd.h"
 
@@ -40,6 +41,8 @@ struct session {
 	int report_fd;
 	struct recv_report rep;
 	uint64_t reported_ns;
+	struct idx *idx; /* block records (patch_int.h), opened here */
+	int idx_tried;
 };
 
 /* Tell the daemon what we heard, at most every RECV_REPORT_MS. */
@@ -196,6 +199,17 @@ on_set_open(struct session *s, const struct proto_msg *m)
 		rc = send_refuse(s, so.name, why);
 		goto out;
 	}
+	/* Our own handle: an LMDB environment must not cross a fork. */
+	if (!s->idx_tried) {
+		s->idx_tried = 1;
+		if (idx_open(s->conf->state_dir, 0, &s->idx) < 0) {
+			hs_log_warnx("recv: index in %s unusable: no block "
+			             "records, every patch goes the long way",
+			             s->conf->state_dir);
+			s->idx = NULL;
+		}
+	}
+	apply_set_records(s->a, s->idx, s->conf->state_dir);
 	s->set = set;
 	s->scoped = scope != NULL;
 	if (scope == NULL)
@@ -381,6 +395,11 @@ on_set_end(struct session *s, const struct proto_msg *m)
 		return HS_EPROTO;
 	if ((rc = apply_flush(s->a)) < 0)
 		return rc;
+	/* Patches to send again, before the acknowledgement (patch_int.h). */
+	if (apply_stale_encode(s->a, &s->w) &&
+	    (rc = proto_conn_send_wr(s->c, PROTO_T_PATCH_STALE, &s->w,
+	                             PROTO_ZSTD)) < 0)
+		return rc;
 	proto_wr_reset(&s->w);
 	proto_put_u64(&s->w, apply_applied(s->a));
 	proto_put_u64(&s->w, apply_error_count(s->a));
@@ -449,6 +468,8 @@ dispatch(struct session *s, const struct proto_msg *m)
 	case PROTO_T_OP_SEEK:
 	case PROTO_T_OP_DELTA:
 	case PROTO_T_OP_LINK:
+	case PROTO_T_OP_PATCH:
+	case PROTO_T_OP_PATCH_DATA:
 		if (s->a == NULL)
 			return HS_EPROTO;
 		return apply_op(s->a, m);
@@ -548,6 +569,7 @@ recv_session(const struct hs_conf *conf, int rootfd, struct proto_conn *c,
 		            proto_conn_peer(c));
 	/* Files completed before the end are kept; a partial one is not. */
 	apply_free(s.a);
+	idx_close(s.idx);
 	reqs_clear(&s);
 	proto_wr_free(&s.w);
 	return rc;

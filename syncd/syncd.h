@@ -13,6 +13,8 @@
 #include "hs.h"
 #include "proto.h"
 
+struct idx;
+
 /* Temporary files carry this prefix; leftovers are removed at start. */
 #define FS_TMP_PREFIX ".hamnsync-tmp."
 
@@ -237,6 +239,7 @@ void watch_pending_stats(const struct watch *w, uint64_t *oldest_ns,
 /* What a reconciliation found and did. */
 struct send_report {
 	uint64_t files_sent;    /* whole files */
+	uint64_t patch_files;   /* of delta_files: sent as changed blocks */
 	uint64_t bytes_sent;    /* their content bytes */
 	uint64_t delta_files;   /* files sent as librsync deltas */
 	uint64_t delta_bytes;   /* delta bytes (before zstd) */
@@ -276,6 +279,11 @@ struct send_opts {
 	/* Called often during long transfers (the daemon serves status). */
 	void (*tick)(void *arg);
 	void *tick_arg;
+	/*
+	 * The primary's index (borrowed), where block records of big files
+	 * live so a changed one travels as its changed blocks; NULL: none.
+	 */
+	struct idx *idx;
 };
 
 /*
@@ -430,5 +438,17 @@ int apply_rename(struct apply *a, uint16_t src, const char *from,
 int fs_hash_fd(int fd, uint8_t out[PROTO_HASH_LEN]);
 /* Record an error line for `path` (used by the receiver too). */
 void apply_error(struct apply *a, const char *path, const char *what, int rc);
+/*
+ * Block patches (syncd/patch_int.h): keep a record (stat fingerprint +
+ * content token) of each big file written, in index `x` (borrowed), and
+ * accept OP_PATCH against it; drift copies go below state_dir/drift/.
+ * Without this call no records are kept and every patch is stale.
+ */
+void apply_set_records(struct apply *a, struct idx *x, const char *state_dir);
+/*
+ * The body of PROTO_T_PATCH_STALE (patches whose basis was not the
+ * recorded one) into `w`: 1 when there is one to send, else 0.
+ */
+int apply_stale_encode(const struct apply *a, struct proto_wr *w);
 
 #endif /* SYNCD_H */
