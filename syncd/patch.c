@@ -158,17 +158,14 @@ void
 patch_hdr_encode(struct proto_wr *w, const struct patch_hdr *h)
 {
 	proto_put_bytes(w, h->basis, sizeof(h->basis));
-	proto_put_bytes(w, h->token, sizeof(h->token));
 	proto_put_u32(w, h->bsize);
-	proto_put_u32(w, h->blocks);
 }
 
 int
 patch_hdr_decode(struct proto_rd *r, struct patch_hdr *h)
 {
 	if (proto_get_bytes(r, h->basis, sizeof(h->basis)) < 0 ||
-	    proto_get_bytes(r, h->token, sizeof(h->token)) < 0 ||
-	    proto_get_u32(r, &h->bsize) < 0 || proto_get_u32(r, &h->blocks) < 0)
+	    proto_get_u32(r, &h->bsize) < 0)
 		return HS_EPROTO;
 	return proto_rd_end(r);
 }
@@ -186,14 +183,14 @@ patch_rx_init(struct patch_rx *rx, uint64_t basis_size, uint64_t final_size,
 		         h->bsize);
 		return HS_EPROTO;
 	}
-	/* As many blocks as a record holds: bounds the final size too. */
+	/* As many blocks as a record holds: bounds the final size. */
 	most = (uint64_t)h->bsize * IDX_BLOCKS_MAX;
-	if (final_size > most || h->blocks > IDX_BLOCKS_MAX) {
+	if (final_size > most) {
 		snprintf(why, whylen,
-		         "patch final size %llu or %u blocks past the "
-		         "limit (%llu bytes, %u blocks)",
-		         (unsigned long long)final_size, h->blocks,
-		         (unsigned long long)most, IDX_BLOCKS_MAX);
+		         "patch final size %llu past the limit of %llu "
+		         "(%u blocks of %u)",
+		         (unsigned long long)final_size,
+		         (unsigned long long)most, IDX_BLOCKS_MAX, h->bsize);
 		return HS_ELIMIT;
 	}
 	/*
@@ -205,18 +202,9 @@ patch_rx_init(struct patch_rx *rx, uint64_t basis_size, uint64_t final_size,
 	keep -= keep % h->bsize;
 	if (final_size == basis_size)
 		keep = final_size;
-	if (final_size - keep > (uint64_t)h->blocks * h->bsize) {
-		snprintf(why, whylen,
-		         "patch grows the file to %llu bytes from %llu with "
-		         "only %u blocks of %u",
-		         (unsigned long long)final_size,
-		         (unsigned long long)basis_size, h->blocks, h->bsize);
-		return HS_ELIMIT;
-	}
 	rx->basis_size = basis_size;
 	rx->final_size = final_size;
 	rx->bsize = h->bsize;
-	rx->left = h->blocks;
 	rx->need_from = keep;
 	return HS_OK;
 }
@@ -231,10 +219,6 @@ patch_rx_block(struct patch_rx *rx, const uint8_t *p, size_t len,
 
 	if (proto_get_u64(&r, &o) < 0) {
 		snprintf(why, whylen, "patch block without an offset");
-		return HS_EPROTO;
-	}
-	if (rx->left == 0) {
-		snprintf(why, whylen, "more patch blocks than announced");
 		return HS_EPROTO;
 	}
 	if (o >= rx->final_size) {
@@ -273,17 +257,13 @@ patch_rx_block(struct patch_rx *rx, const uint8_t *p, size_t len,
 	*data = r.p;
 	*n = r.left;
 	rx->next = o + want;
-	rx->left--;
+	rx->blocks++;
 	return HS_OK;
 }
 
 int
 patch_rx_end(const struct patch_rx *rx, char *why, size_t whylen)
 {
-	if (rx->left != 0) {
-		snprintf(why, whylen, "patch ends %u blocks early", rx->left);
-		return HS_EPROTO;
-	}
 	if (rx->need_from < rx->final_size && rx->next != rx->final_size) {
 		snprintf(why, whylen,
 		         "patch leaves bytes from %llu to %llu unsent",
@@ -296,17 +276,23 @@ patch_rx_end(const struct patch_rx *rx, char *why, size_t whylen)
 	return HS_OK;
 }
 
-int
-fs_copy_fd(int in_fd, int out_fd, uint64_t len)
+/* Slices of an in-kernel copy: writeback of one starts as the next is
+ * copied (8 MiB: a few ms of copying, enough to keep the disk busy). */
+#define COPY_SLICE (8u * 1024 * 1024)
+
+static int
+copy_fd(int in_fd, int out_fd, uint64_t len, int flushing)
 {
 	loff_t in_off = 0, out_off = 0;
 	uint8_t *buf;
 	int use_kernel = 1;
 
 	while ((uint64_t)in_off < len) {
-		size_t want = len - (uint64_t)in_off > (1u << 30)
-		                  ? (1u << 30)
+		size_t cap = flushing ? COPY_SLICE : (1u << 30);
+		size_t want = len - (uint64_t)in_off > cap
+		                  ? cap
 		                  : (size_t)(len - (uint64_t)in_off);
+		loff_t from = out_off;
 		ssize_t n;
 
 		n = copy_file_range(in_fd, &in_off, out_fd, &out_off, want, 0);
@@ -321,6 +307,9 @@ fs_copy_fd(int in_fd, int out_fd, uint64_t len)
 			return -errno;
 		if (n == 0)
 			return -EIO; /* the basis shrank under us */
+		/* Only a hint: the fsync before the rename still decides. */
+		if (flushing)
+			sync_file_range(out_fd, from, n, SYNC_FILE_RANGE_WRITE);
 	}
 	if (use_kernel)
 		return HS_OK;
@@ -350,6 +339,18 @@ fs_copy_fd(int in_fd, int out_fd, uint64_t len)
 	}
 	free(buf);
 	return HS_OK;
+}
+
+int
+fs_copy_fd(int in_fd, int out_fd, uint64_t len)
+{
+	return copy_fd(in_fd, out_fd, len, 0);
+}
+
+int
+fs_copy_fd_flushing(int in_fd, int out_fd, uint64_t len)
+{
+	return copy_fd(in_fd, out_fd, len, 1);
 }
 
 /* ------------------------------------------------------------- drift */

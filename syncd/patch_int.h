@@ -11,11 +11,13 @@
  *				writes the blocks, joins the batch
  *
  * Wire (protocol/proto.h types 50-52):
- *	OP_PATCH	entry | basis token[32] | new token[32] | u32 bsize
- *			| u32 blocks, then that many
+ *	OP_PATCH	entry | basis token[32] | u32 bsize, sent before
+ *			the primary reads its file, so the standby copies
+ *			its basis while the primary hashes
  *	OP_PATCH_DATA	u64 offset | data (one block: bsize bytes, or the
  *			tail of the file), offsets strictly increasing,
- *			then OP_FILE_END whose hash is the new token
+ *			then OP_FILE_END whose hash is the new token (or
+ *			status 1: not a patch after all, dropped)
  *	PATCH_STALE	standby, after SET_END and before SET_DONE:
  *			u8 all | u32 n | n x (u16 src, str path): basis
  *			mismatch, the primary resends them via signatures
@@ -77,9 +79,7 @@ int blk_key(const char *set, uint16_t src, const char *path, uint8_t *key,
 /* The fixed part of OP_PATCH after the entry. */
 struct patch_hdr {
 	uint8_t basis[BLK_TOKEN_LEN];
-	uint8_t token[BLK_TOKEN_LEN];
 	uint32_t bsize;
-	uint32_t blocks;
 };
 
 void patch_hdr_encode(struct proto_wr *w, const struct patch_hdr *h);
@@ -87,16 +87,17 @@ int patch_hdr_decode(struct proto_rd *r, struct patch_hdr *h);
 
 /*
  * The standby's checks on the blocks of one patch, before any byte is
- * written: offsets on block boundaries, strictly increasing, inside the
- * final size, each block whole (bsize bytes, or up to the end), no more
- * than announced, and every byte past the basis covered.  Each failure is
- * HS_EPROTO or HS_ELIMIT with the reason in `why`.
+ * written: a final size within what a record can describe, offsets on
+ * block boundaries, strictly increasing, inside the final size, each
+ * block whole (bsize bytes, or up to the end), and every byte past the
+ * basis covered.  Each failure is HS_EPROTO or HS_ELIMIT with the reason
+ * in `why`.
  */
 struct patch_rx {
 	uint64_t basis_size;
 	uint64_t final_size;
 	uint32_t bsize;
-	uint32_t left;      /* blocks still announced */
+	uint32_t blocks;    /* received */
 	uint64_t next;      /* lowest offset the next block may have */
 	uint64_t need_from; /* bytes from here on must all be sent */
 };
@@ -115,6 +116,11 @@ int patch_rx_end(const struct patch_rx *rx, char *why, size_t whylen);
  * (copy_file_range) where it can, else by read and write.
  */
 int fs_copy_fd(int in_fd, int out_fd, uint64_t len);
+/*
+ * The same, starting the writeback of each copied slice at once, so the
+ * disk writes while the rest is copied and the final fsync waits less.
+ */
+int fs_copy_fd_flushing(int in_fd, int out_fd, uint64_t len);
 
 /*
  * Keep the standby's own version of a file before replication replaces

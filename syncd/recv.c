@@ -420,12 +420,13 @@ on_set_end(struct session *s, const struct proto_msg *m)
 	                    proto_conn_peer(s->c), s->set->name,
 	                    (unsigned long long)apply_applied(s->a),
 	                    (unsigned long long)apply_error_count(s->a));
-	apply_free(s->a);
-	s->a = NULL;
-	s->set = NULL;
 	rc = proto_conn_send_wr(s->c, PROTO_T_SET_DONE, &s->w, PROTO_ZSTD);
 	if (rc == HS_OK)
 		rc = proto_conn_flush(s->c);
+	/* After the acknowledgement: releasing replaced files takes time. */
+	apply_free(s->a);
+	s->a = NULL;
+	s->set = NULL;
 	s->rep.applied_wall = st_wall_now();
 	report(s, 1);
 	return rc;

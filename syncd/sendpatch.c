@@ -423,6 +423,22 @@ send_blocks(struct sender *s, int fd, const struct idx_blocks *rec,
 	return HS_OK;
 }
 
+/*
+ * Not a patch after all (mostly changed, unchanged, or changed while
+ * read): the standby drops what it prepared, quietly; the file goes on
+ * through signatures.
+ */
+static int
+patch_abort(struct sender *s)
+{
+	uint8_t body[1 + PROTO_HASH_LEN];
+
+	memset(body, 0, sizeof(body));
+	body[0] = 1;
+	return proto_conn_send(s->c, PROTO_T_OP_FILE_END, body, sizeof(body),
+	                       PROTO_RAW, NULL);
+}
+
 int
 send_patch_try(struct sender *s, struct scan_entry *p)
 {
@@ -430,7 +446,7 @@ send_patch_try(struct sender *s, struct scan_entry *p)
 	struct blk_table t;
 	struct patch_hdr h;
 	struct stat st;
-	uint8_t key[BLK_KEY_CAP], *buf = NULL;
+	uint8_t key[BLK_KEY_CAP], token[BLK_TOKEN_LEN], *buf = NULL;
 	size_t klen;
 	uint32_t i, diff = 0;
 	int fd, rc, changed = 0;
@@ -446,44 +462,45 @@ send_patch_try(struct sender *s, struct scan_entry *p)
 	}
 	rc = 0;
 	if (send_refresh(s, p, fd, &st) < 0 || SCAN_IS_SPARSE(p) ||
-	    blk_table_init(&t, p->size, rec.bsize) < 0)
+	    blk_table_init(&t, p->size, rec.bsize) < 0 ||
+	    (buf = malloc(8 + (size_t)t.bsize)) == NULL)
 		goto out;
-	if (hash_all(s, fd, &t) != 0 || send_changed_since(fd, &st)) {
-		s->done_bytes -= t.off;
-		goto out; /* changed while read: let the other path see */
-	}
+	/*
+	 * Announce it first: the standby copies its basis into a temporary
+	 * while we read and hash ours, on the other core.
+	 */
+	memcpy(h.basis, rec.token, sizeof(h.basis));
+	h.bsize = t.bsize;
+	if ((rc = patch_begin(s, p, &h)) < 0 ||
+	    (rc = proto_conn_flush(s->c)) < 0)
+		goto out;
+	if (hash_all(s, fd, &t) != 0 || send_changed_since(fd, &st))
+		goto undo; /* changed while read: the other path sees */
 	for (i = 0; i < t.n; i++)
 		diff += block_changed(&rec, &t, i);
 	if (diff == 0 && t.size == rec.size)
 		goto undo; /* same blocks: the hash comparison decides */
 	if ((uint64_t)diff * 100 > (uint64_t)t.n * BLK_PATCH_MAX_PERCENT)
 		goto undo; /* mostly new: librsync finds moved data */
-	if ((buf = malloc(8 + (size_t)t.bsize)) == NULL) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	memcpy(h.basis, rec.token, sizeof(h.basis));
-	blk_token(&t, h.token);
-	h.bsize = t.bsize;
-	h.blocks = diff;
-	if ((rc = patch_begin(s, p, &h)) < 0 ||
-	    (rc = send_blocks(s, fd, &rec, &t, buf, &changed)) < 0)
+	if ((rc = send_blocks(s, fd, &rec, &t, buf, &changed)) < 0)
 		goto out;
 	if (!changed && send_changed_since(fd, &st))
 		changed = 1;
+	blk_token(&t, token);
 	if (!changed) {
 		s->rep->delta_files++;
 		s->rep->patch_files++;
 		s->rep->delta_covered += p->size;
 		p->flags |= P_REWRITTEN;
-		send_blk_sent(s, p, &t, h.token, 1);
+		send_blk_sent(s, p, &t, token, 1);
 	}
-	rc = send_file_end(s, p, changed, h.token);
+	rc = send_file_end(s, p, changed, token);
 	if (rc == HS_OK)
 		rc = 1;
 	goto out;
 undo:
 	s->done_bytes -= t.off; /* the other path counts them again */
+	rc = patch_abort(s);
 out:
 	free(buf);
 	blk_table_free(&t);
