@@ -460,8 +460,12 @@ send_patch_try(struct sender *s, struct scan_entry *p)
 		idx_blocks_clear(&rec);
 		return 0; /* the signature path reports it */
 	}
+	/* Gone or retyped: noted once here, nothing for the other path. */
+	rc = 1;
+	if (send_refresh(s, p, fd, &st) < 0)
+		goto out;
 	rc = 0;
-	if (send_refresh(s, p, fd, &st) < 0 || SCAN_IS_SPARSE(p) ||
+	if (SCAN_IS_SPARSE(p) ||
 	    blk_table_init(&t, p->size, rec.bsize) < 0 ||
 	    (buf = malloc(8 + (size_t)t.bsize)) == NULL)
 		goto out;
