@@ -199,7 +199,17 @@ on_set_open(struct session *s, const struct proto_msg *m)
 		rc = send_refuse(s, so.name, why);
 		goto out;
 	}
-	/* Our own handle: an LMDB environment must not cross a fork. */
+	s->set = set;
+	s->scoped = scope != NULL;
+	if (scope == NULL)
+		hs_log_info("recv: %s: set %s opened", proto_conn_peer(s->c),
+		            set->name);
+	rc = send_listing(s, scope, n_scope);
+	/*
+	 * Block records (patch_int.h), after the listing: the primary plans
+	 * meanwhile.  Our own handle: an LMDB environment must not cross a
+	 * fork.
+	 */
 	if (!s->idx_tried) {
 		s->idx_tried = 1;
 		if (idx_open(s->conf->state_dir, 0, &s->idx) < 0) {
@@ -210,12 +220,6 @@ on_set_open(struct session *s, const struct proto_msg *m)
 		}
 	}
 	apply_set_records(s->a, s->idx, s->conf->state_dir);
-	s->set = set;
-	s->scoped = scope != NULL;
-	if (scope == NULL)
-		hs_log_info("recv: %s: set %s opened", proto_conn_peer(s->c),
-		            set->name);
-	rc = send_listing(s, scope, n_scope);
 out:
 	proto_set_open_clear(&so);
 	proto_scope_free(scope, n_scope);
