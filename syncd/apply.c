@@ -1073,6 +1073,11 @@ patch_basis_ok(struct apply *a, const struct stat *st,
 {
 	struct idx_applied v;
 
+	if (a->idx == NULL) {
+		/* Nothing to tell drift from our own writes: no copy kept. */
+		patch_stale(a, st, 0, "no usable index here to check it");
+		return 0;
+	}
 	if (a->cur.key == NULL ||
 	    idx_applied_get(a->idx, a->cur.key, a->cur.klen, &v) < 0) {
 		patch_stale(a, st, 1, "no record of what was written here");
