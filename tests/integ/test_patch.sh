@@ -2,8 +2,9 @@
 # Block patches (syncd/patch_int.h): a big file edited in place travels as
 # its changed blocks against the block record of what the standby holds;
 # grown and shrunk files too.  A standby copy edited behind hamnsync's back
-# (drift) is kept under state_dir/drift/ and the file sent again; a
-# standby killed mid-patch keeps its old copy.  After each round both
+# (drift), or one the standby has no record of, is kept under
+# state_dir/drift/ and the file sent again; a standby killed mid-patch
+# keeps its old copy.  After each round both
 # trees must be identical (hs_compare: rsync -naiHAXc as the oracle).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -138,6 +139,22 @@ else
 fi
 sync_rc 0 "after kill"
 check "after kill: trees equal"
+
+# 6. the standby lost its records (index moved away): a patch finds no
+# record, the copy is kept as drift and the file goes again
+hs_stop_standby
+mv "$T/state2/index" "$T/state2/index.lost"
+hs_start_standby
+n_before=$(find "$T/state2/drift" -type f | wc -l)
+edit "$D/big.iso" 7000
+sync_rc 0 "no record"
+check "no record: trees equal"
+if grep -q "no record of what was written here" "$T/standby.log" &&
+	[ "$(find "$T/state2/drift" -type f | wc -l)" -gt "$n_before" ]; then
+	ok "no record: stale, logged, its copy kept"
+else
+	bad "no record: not reported as stale or not kept"
+fi
 
 echo "patch: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

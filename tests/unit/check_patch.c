@@ -73,7 +73,7 @@ static const size_t slices[] = {1, 7, 4096, 16 * KIB, 16 * KIB + 3,
 
 START_TEST(table_slicing)
 {
-	size_t size = 200 * KIB + 12345, off = 0, i;
+	size_t size = 64 * KIB + 12345, off = 0, i;
 	uint8_t *data = malloc(size);
 	struct blk_table t;
 
