@@ -54,6 +54,14 @@ struct pending {
 	uint8_t token[BLK_TOKEN_LEN];
 	uint8_t *key; /* owned */
 	size_t klen;
+	/*
+	 * A hard link: linking and the rename change the ctime of the
+	 * inode it shares with its leader, whose record (if it matched
+	 * before) is renewed with this token after the rename.
+	 */
+	uint8_t *lkey; /* owned */
+	size_t lklen;
+	uint8_t ltoken[BLK_TOKEN_LEN];
 };
 
 #define REC_PUT 1 /* store fingerprint + token after the rename */
@@ -377,6 +385,8 @@ pending_clear(struct pending *p)
 	free(p->key);
 	p->key = NULL;
 	p->rec = 0;
+	free(p->lkey);
+	p->lkey = NULL;
 	if (p->datafd > 0)
 		close(p->datafd - 1);
 	p->datafd = 0;
@@ -471,10 +481,8 @@ static void
 recs_commit(struct apply *a)
 {
 	struct idx_txn *t = NULL;
-	size_t i;
+	size_t i, writes = 0;
 	int rc = HS_OK;
-
-	size_t writes = 0;
 
 	/* Most paths never had a record: no write transaction for them. */
 	for (i = 0; a->idx != NULL && i < a->n_recs; i++) {
@@ -518,9 +526,16 @@ rec_pending(struct apply *a, struct pending *p)
 	struct idx_applied v;
 	struct stat st;
 
+	memset(&v, 0, sizeof(v));
+	if (p->lkey != NULL &&
+	    fstatat(p->dirfd, p->leaf, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		fp_from_stat(&v, &st);
+		memcpy(v.token, p->ltoken, sizeof(v.token));
+		rec_queue(a, p->lkey, p->lklen, 1, &v);
+		p->lkey = NULL;
+	}
 	if (p->key == NULL || p->rec == 0)
 		return;
-	memset(&v, 0, sizeof(v));
 	if (p->rec == REC_PUT &&
 	    fstatat(p->dirfd, p->leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 	    S_ISREG(st.st_mode)) {
@@ -587,6 +602,8 @@ apply_flush(struct apply *a)
 			            -errno);
 			unlinkat(p->dirfd, p->tmp, 0);
 			p->rec = 0; /* the old copy and its record stay */
+			free(p->lkey);
+			p->lkey = NULL;
 			continue;
 		}
 		a->applied++;
@@ -1366,6 +1383,28 @@ fail:
 	return HS_OK;
 }
 
+/* Before linking to (lsrc, lpath): note its record if it still holds. */
+static void
+link_keeps_rec(struct apply *a, struct pending *p, uint16_t lsrc,
+               const char *lpath, int ldir, const char *lleaf)
+{
+	struct idx_applied v;
+	struct stat st;
+
+	if (a->idx == NULL ||
+	    fstatat(ldir, lleaf, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    (uint64_t)st.st_size < BLK_FILE_MIN ||
+	    (p->lkey = rec_key(a, lsrc, lpath, &p->lklen)) == NULL)
+		return;
+	if (idx_applied_get(a->idx, p->lkey, p->lklen, &v) == HS_OK &&
+	    fp_same(&v, &st)) {
+		memcpy(p->ltoken, v.token, sizeof(p->ltoken));
+		return;
+	}
+	free(p->lkey);
+	p->lkey = NULL;
+}
+
 /* Hard link (src, path) to the entry (lsrc, lpath) of the same set. */
 static int
 op_link(struct apply *a, const struct proto_msg *m)
@@ -1393,6 +1432,7 @@ op_link(struct apply *a, const struct proto_msg *m)
 		return HS_OK;
 	}
 	p.display = hs_xstrdup(display(a, src, a->e.path));
+	link_keeps_rec(a, &p, lsrc, lpath, ldir, lleaf);
 	if ((rc = tmp_name(p.tmp)) < 0 ||
 	    (linkat(ldir, lleaf, p.dirfd, p.tmp, 0) < 0 && (rc = -errno))) {
 		apply_error(a, p.display, "cannot make hard link", rc);

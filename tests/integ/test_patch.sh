@@ -40,6 +40,9 @@ D=$T/src/data
 mkdir -p "$D"
 head -c $((48 * 1024 * 1024)) /dev/urandom >"$D/big.iso"
 echo small >"$D/small"
+# a hard-linked pair: linking on the standby must not look like drift
+head -c $((4 * 1024 * 1024)) /dev/urandom >"$D/linked-a.img"
+ln "$D/linked-a.img" "$D/linked-b.img"
 hs_setup_pair "
 [path data]
 source = $D"
@@ -63,6 +66,16 @@ check "edit: trees equal"
 if grep -q "standby's copy is not the one recorded" "$T/sync.err"; then
 	bad "edit: stale reported: $(cat "$T/sync.err")"
 fi
+
+# 1b. an edit of the hard-linked pair: the leader patched, no drift seen
+edit "$D/linked-a.img" 1024
+sync_rc 0 "linked edit"
+if patched && ! grep -q "changed on this standby" "$T/standby.log"; then
+	ok "hard-linked file patched, its link not taken for drift"
+else
+	bad "hard-linked edit: $(cat "$T/sync.out" "$T/sync.err")"
+fi
+check "linked edit: trees equal (links included)"
 
 # 2. grown at the end, then shrunk
 head -c 300000 /dev/urandom >>"$D/big.iso"
