@@ -1446,10 +1446,13 @@ sc_patch(struct ev *ev)
 	else if (strcmp(sc, "patch-stale") == 0)
 		rc = patch_block(ev, 0, EV_PATCH_BSIZE);
 	token[0] = 0;
-	if (rc < 0 || ev_send(ev, PROTO_T_OP_FILE_END, 0, token,
-	    sizeof(token)) < 0 || ev_send(ev, PROTO_T_SET_END, 0, NULL, 0) < 0)
-		return finish(ev, EXIT_MISBEHAVED, "write failed");
+	if (rc == 0 && (ev_send(ev, PROTO_T_OP_FILE_END, 0, token,
+	    sizeof(token)) < 0 || ev_send(ev, PROTO_T_SET_END, 0, NULL, 0) < 0))
+		rc = -1;
+	/* A standby that refused may close before we are done writing. */
 	rx = ev_recv(ev);
+	if (rc < 0 && !refused(ev, rx))
+		return finish(ev, EXIT_MISBEHAVED, "write failed");
 	if (strcmp(sc, "patch-stale") != 0) {
 		say_answer(ev, rx);
 		return finish(ev, refused(ev, rx) ? EXIT_AS_EXPECTED :
