@@ -3,7 +3,7 @@
  * blocks that changed (syncd/sendpatch.c, syncd/apply.c):
  *	blocks	 primary: what the standby acknowledged holding for a file:
  *		 content token, block size, size and one hash per block
- *	applied	 standby: what it last wrote at a path: its stat
+ *	written	 standby: what it last wrote at a path: its stat
  *		 fingerprint just after the write, and the content token
  * Keys are opaque bytes chosen by the caller (set, source, path).  Values
  * are in native byte order: the index is a local file.
@@ -210,14 +210,14 @@ idx_blocks_clear(struct idx_blocks *b)
 }
 
 int
-idx_applied_get(struct idx *x, const void *key, size_t klen,
-                struct idx_applied *out)
+idx_written_get(struct idx *x, const void *key, size_t klen,
+                struct idx_written *out)
 {
 	void *raw;
 	size_t len;
 	int rc;
 
-	if ((rc = get_copy(x, "applied", key, klen, &raw, &len)) < 0)
+	if ((rc = get_copy(x, "written", key, klen, &raw, &len)) < 0)
 		return rc;
 	if (len != sizeof(*out)) {
 		free(raw);
@@ -229,16 +229,16 @@ idx_applied_get(struct idx *x, const void *key, size_t klen,
 }
 
 int
-idx_applied_put(struct idx_txn *t, const void *key, size_t klen,
-                const struct idx_applied *a)
+idx_written_put(struct idx_txn *t, const void *key, size_t klen,
+                const struct idx_written *a)
 {
 	MDB_val v = {sizeof(*a), (void *)a};
 
-	return txn_put(t, "applied", key, klen, &v);
+	return txn_put(t, "written", key, klen, &v);
 }
 
 int
-idx_applied_del(struct idx_txn *t, const void *key, size_t klen)
+idx_written_del(struct idx_txn *t, const void *key, size_t klen)
 {
-	return txn_del(t, "applied", key, klen);
+	return txn_del(t, "written", key, klen);
 }

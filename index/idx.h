@@ -63,7 +63,7 @@ struct idx_blocks {
 };
 
 /* Standby: what it wrote at a path (stat right after the write). */
-struct idx_applied {
+struct idx_written {
 	uint64_t size;
 	int64_t mtime_sec;
 	uint32_t mtime_nsec;
@@ -93,10 +93,10 @@ int idx_blocks_put(struct idx_txn *t, const void *key, size_t klen,
 /* Removing an absent record is not an error. */
 int idx_blocks_del(struct idx_txn *t, const void *key, size_t klen);
 void idx_blocks_clear(struct idx_blocks *b);
-int idx_applied_get(struct idx *x, const void *key, size_t klen,
-                    struct idx_applied *out);
-int idx_applied_put(struct idx_txn *t, const void *key, size_t klen,
-                    const struct idx_applied *a);
-int idx_applied_del(struct idx_txn *t, const void *key, size_t klen);
+int idx_written_get(struct idx *x, const void *key, size_t klen,
+                    struct idx_written *out);
+int idx_written_put(struct idx_txn *t, const void *key, size_t klen,
+                    const struct idx_written *a);
+int idx_written_del(struct idx_txn *t, const void *key, size_t klen);
 
 #endif /* IDX_H */

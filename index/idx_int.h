@@ -21,9 +21,9 @@
  *	files	primary: what was last replicated, per entry (files.c)
  *	journal	primary: reconciliation runs not yet acknowledged (files.c)
  *	blocks	primary: block hashes of what the standby holds (blocks.c)
- *	applied	standby: fingerprint + token of what it wrote (blocks.c)
+ *	written	standby: fingerprint + token of what it wrote (blocks.c)
  */
-#define IDX_DB_NAMES "files", "journal", "blocks", "applied"
+#define IDX_DB_NAMES "files", "journal", "blocks", "written"
 
 struct idx {
 	MDB_env *env;

@@ -72,7 +72,7 @@ struct rec_op {
 	uint8_t *key; /* owned */
 	size_t klen;
 	int put;
-	struct idx_applied v;
+	struct idx_written v;
 };
 
 struct apply {
@@ -407,7 +407,7 @@ dir_real_fd(int pathfd)
 /* ---------------------------------------- block records (patch_int.h) */
 
 static void
-fp_from_stat(struct idx_applied *v, const struct stat *st)
+fp_from_stat(struct idx_written *v, const struct stat *st)
 {
 	v->size = (uint64_t)st->st_size;
 	v->mtime_sec = st->st_mtim.tv_sec;
@@ -420,9 +420,9 @@ fp_from_stat(struct idx_applied *v, const struct stat *st)
 
 /* Is the file that st describes the one record v was taken of? */
 static int
-fp_same(const struct idx_applied *v, const struct stat *st)
+fp_same(const struct idx_written *v, const struct stat *st)
 {
-	struct idx_applied now;
+	struct idx_written now;
 
 	memset(&now, 0, sizeof(now));
 	fp_from_stat(&now, st);
@@ -450,7 +450,7 @@ rec_key(struct apply *a, uint16_t src, const char *rel, size_t *klen)
 /* Queue a record write for the next flush; takes ownership of key. */
 static void
 rec_queue(struct apply *a, uint8_t *key, size_t klen, int put,
-          const struct idx_applied *v)
+          const struct idx_written *v)
 {
 	struct rec_op *n;
 
@@ -486,10 +486,10 @@ recs_commit(struct apply *a)
 
 	/* Most paths never had a record: no write transaction for them. */
 	for (i = 0; a->idx != NULL && i < a->n_recs; i++) {
-		struct idx_applied old;
+		struct idx_written old;
 
 		if (a->recs[i].put ||
-		    idx_applied_get(a->idx, a->recs[i].key, a->recs[i].klen,
+		    idx_written_get(a->idx, a->recs[i].key, a->recs[i].klen,
 		                    &old) == HS_OK)
 			writes++;
 		else {
@@ -501,10 +501,10 @@ recs_commit(struct apply *a)
 		for (i = 0; i < a->n_recs && rc == HS_OK; i++)
 			if (a->recs[i].key != NULL)
 				rc = a->recs[i].put
-				         ? idx_applied_put(t, a->recs[i].key,
+				         ? idx_written_put(t, a->recs[i].key,
 				                           a->recs[i].klen,
 				                           &a->recs[i].v)
-				         : idx_applied_del(t, a->recs[i].key,
+				         : idx_written_del(t, a->recs[i].key,
 				                           a->recs[i].klen);
 		if (rc == HS_OK)
 			rc = idx_txn_commit(t);
@@ -523,7 +523,7 @@ recs_commit(struct apply *a)
 static void
 rec_pending(struct apply *a, struct pending *p)
 {
-	struct idx_applied v;
+	struct idx_written v;
 	struct stat st;
 
 	memset(&v, 0, sizeof(v));
@@ -748,7 +748,7 @@ op_dir(struct apply *a)
 static int
 meta_fd_keep_rec(struct apply *a, int fd, const struct proto_entry *e)
 {
-	struct idx_applied v;
+	struct idx_written v;
 	struct stat st;
 	uint8_t *key = NULL;
 	size_t klen;
@@ -757,7 +757,7 @@ meta_fd_keep_rec(struct apply *a, int fd, const struct proto_entry *e)
 	if (e->type == PROTO_E_FILE && a->idx != NULL && fstat(fd, &st) == 0 &&
 	    (uint64_t)st.st_size >= BLK_FILE_MIN &&
 	    (key = rec_key(a, e->src, e->path, &klen)) != NULL &&
-	    idx_applied_get(a->idx, key, klen, &v) == HS_OK)
+	    idx_written_get(a->idx, key, klen, &v) == HS_OK)
 		keep = fp_same(&v, &st);
 	rc = meta_fd(fd, e);
 	if (keep && rc == HS_OK && fstat(fd, &st) == 0) {
@@ -1088,7 +1088,7 @@ static int
 patch_basis_ok(struct apply *a, const struct stat *st,
                const uint8_t basis[BLK_TOKEN_LEN])
 {
-	struct idx_applied v;
+	struct idx_written v;
 
 	if (a->idx == NULL) {
 		/* Nothing to tell drift from our own writes: no copy kept. */
@@ -1096,7 +1096,7 @@ patch_basis_ok(struct apply *a, const struct stat *st,
 		return 0;
 	}
 	if (a->cur.key == NULL ||
-	    idx_applied_get(a->idx, a->cur.key, a->cur.klen, &v) < 0) {
+	    idx_written_get(a->idx, a->cur.key, a->cur.klen, &v) < 0) {
 		patch_stale(a, st, 1, "no record of what was written here");
 		return 0;
 	}
@@ -1388,7 +1388,7 @@ static void
 link_keeps_rec(struct apply *a, struct pending *p, uint16_t lsrc,
                const char *lpath, int ldir, const char *lleaf)
 {
-	struct idx_applied v;
+	struct idx_written v;
 	struct stat st;
 
 	if (a->idx == NULL ||
@@ -1396,7 +1396,7 @@ link_keeps_rec(struct apply *a, struct pending *p, uint16_t lsrc,
 	    (uint64_t)st.st_size < BLK_FILE_MIN ||
 	    (p->lkey = rec_key(a, lsrc, lpath, &p->lklen)) == NULL)
 		return;
-	if (idx_applied_get(a->idx, p->lkey, p->lklen, &v) == HS_OK &&
+	if (idx_written_get(a->idx, p->lkey, p->lklen, &v) == HS_OK &&
 	    fp_same(&v, &st)) {
 		memcpy(p->ltoken, v.token, sizeof(p->ltoken));
 		return;

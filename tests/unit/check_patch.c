@@ -344,12 +344,12 @@ START_TEST(records_round_trip)
 	struct idx *x;
 	struct idx_txn *t;
 	struct idx_blocks b, g;
-	struct idx_applied a, ga;
+	struct idx_written a, ga;
 	uint8_t hashes[3][IDX_BLOCK_HASH_LEN];
 
 	ck_assert_int_eq(idx_open(tmpdir, 0, &x), HS_OK);
 	ck_assert_int_eq(idx_blocks_get(x, "k", 1, &g), HS_ENOTFOUND);
-	ck_assert_int_eq(idx_applied_get(x, "k", 1, &ga), HS_ENOTFOUND);
+	ck_assert_int_eq(idx_written_get(x, "k", 1, &ga), HS_ENOTFOUND);
 	memset(&b, 0, sizeof(b));
 	memset(b.token, 0x11, sizeof(b.token));
 	fill_random(&hashes[0][0], sizeof(hashes), 3);
@@ -364,7 +364,7 @@ START_TEST(records_round_trip)
 	memset(a.token, 0x22, sizeof(a.token));
 	ck_assert_int_eq(idx_txn_begin(x, &t), HS_OK);
 	ck_assert_int_eq(idx_blocks_put(t, "k", 1, &b), HS_OK);
-	ck_assert_int_eq(idx_applied_put(t, "k", 1, &a), HS_OK);
+	ck_assert_int_eq(idx_written_put(t, "k", 1, &a), HS_OK);
 	ck_assert_int_eq(idx_blocks_del(t, "absent", 6), HS_OK);
 	ck_assert_int_eq(idx_txn_commit(t), HS_OK);
 	ck_assert_int_eq(idx_blocks_get(x, "k", 1, &g), HS_OK);
@@ -374,7 +374,7 @@ START_TEST(records_round_trip)
 	ck_assert_mem_eq(g.token, b.token, sizeof(b.token));
 	ck_assert_mem_eq(g.hash, hashes, sizeof(hashes));
 	idx_blocks_clear(&g);
-	ck_assert_int_eq(idx_applied_get(x, "k", 1, &ga), HS_OK);
+	ck_assert_int_eq(idx_written_get(x, "k", 1, &ga), HS_OK);
 	ck_assert_mem_eq(&ga, &a, sizeof(a));
 	/* An aborted transaction leaves nothing. */
 	ck_assert_int_eq(idx_txn_begin(x, &t), HS_OK);
@@ -384,10 +384,10 @@ START_TEST(records_round_trip)
 	idx_blocks_clear(&g);
 	ck_assert_int_eq(idx_txn_begin(x, &t), HS_OK);
 	ck_assert_int_eq(idx_blocks_del(t, "k", 1), HS_OK);
-	ck_assert_int_eq(idx_applied_del(t, "k", 1), HS_OK);
+	ck_assert_int_eq(idx_written_del(t, "k", 1), HS_OK);
 	ck_assert_int_eq(idx_txn_commit(t), HS_OK);
 	ck_assert_int_eq(idx_blocks_get(x, "k", 1, &g), HS_ENOTFOUND);
-	ck_assert_int_eq(idx_applied_get(x, "k", 1, &ga), HS_ENOTFOUND);
+	ck_assert_int_eq(idx_written_get(x, "k", 1, &ga), HS_ENOTFOUND);
 	idx_close(x);
 }
 END_TEST
