@@ -129,6 +129,7 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 	struct idx *x = NULL;
 	struct hs_conf *conf;
 	char why[1024] = "", sent[32], wire[32], delta[32], covered[32];
+	char patched[48];
 	char *allow[64];
 	int ch, rc, pid;
 
@@ -211,13 +212,17 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 	human(rep.wire_out, wire, sizeof(wire));
 	human(rep.delta_bytes, delta, sizeof(delta));
 	human(rep.delta_covered, covered, sizeof(covered));
-	printf("sync%s: %llu files (%s), %llu deltas (%s for %s), "
+	/* Deltas sent as changed blocks against a record (patch_int.h). */
+	snprintf(patched, sizeof(patched), ", %llu by blocks",
+	         (unsigned long long)rep.patch_files);
+	printf("sync%s: %llu files (%s), %llu deltas (%s for %s%s), "
 	       "%llu metadata, %llu deleted, %llu held, %llu dirs, "
 	       "%llu symlinks, %llu links, %llu special, %llu unchanged; "
 	       "%s on the wire; %llu errors\n",
 	       o.dry_run ? " (dry run)" : "",
 	       (unsigned long long)rep.files_sent, sent,
 	       (unsigned long long)rep.delta_files, delta, covered,
+	       rep.patch_files ? patched : "",
 	       (unsigned long long)rep.meta_only,
 	       (unsigned long long)rep.deleted, (unsigned long long)rep.held,
 	       (unsigned long long)rep.dirs, (unsigned long long)rep.symlinks,

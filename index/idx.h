@@ -121,4 +121,63 @@ int idx_applied_get(struct idx *x, uint8_t id[IDX_ID_LEN], uint64_t *seq);
 int idx_applied_put(struct idx *x, const uint8_t id[IDX_ID_LEN],
                     uint64_t seq);
 
+/* ------------------------------------------- block records (blocks.c) */
+
+/*
+ * Records that let a big changed file travel as its changed blocks
+ * (syncd/sendpatch.c on the primary, syncd/apply.c on the standby).  Keys
+ * are opaque bytes of at most IDX_KEY_MAX (LMDB's default key limit).
+ */
+#define IDX_KEY_MAX 511
+#define IDX_TOKEN_LEN 32
+#define IDX_BLOCK_HASH_LEN 16 /* XXH3-128 */
+/* Hashes in one record: 32768 x 16 bytes = 512 KiB at most. */
+#define IDX_BLOCKS_MAX 32768u
+
+/* Primary: what the standby acknowledged holding for one file. */
+struct idx_blocks {
+	uint8_t token[IDX_TOKEN_LEN]; /* identifies that exact content */
+	uint64_t size;
+	uint32_t bsize; /* block size; the last block may be shorter */
+	uint32_t n;     /* hashes, ceil(size / bsize) */
+	uint8_t (*hash)[IDX_BLOCK_HASH_LEN]; /* get: owned, idx_blocks_clear */
+};
+
+/* Standby: what it wrote at a path (stat right after the write). */
+struct idx_written {
+	uint64_t size;
+	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+	uint32_t ctime_nsec;
+	int64_t ctime_sec;
+	uint64_t ino;
+	uint64_t dev;
+	uint8_t token[IDX_TOKEN_LEN];
+};
+
+/* A write transaction over the records; one writer at a time (LMDB). */
+struct idx_txn;
+/* Blocks while another process writes the index.  Caller owns *out. */
+int idx_txn_begin(struct idx *x, struct idx_txn **out);
+/* Commit (durable when it returns HS_OK) and free `t`, whatever the result. */
+int idx_txn_commit(struct idx_txn *t);
+void idx_txn_abort(struct idx_txn *t);
+
+/*
+ * get: HS_ENOTFOUND when absent or unreadable (then `out` holds nothing to
+ * free); on HS_OK the caller owns out->hash (idx_blocks_clear).
+ */
+int idx_blocks_get(struct idx *x, const void *key, size_t klen,
+                   struct idx_blocks *out);
+int idx_blocks_put(struct idx_txn *t, const void *key, size_t klen,
+                   const struct idx_blocks *b);
+/* Removing an absent record is not an error. */
+int idx_blocks_del(struct idx_txn *t, const void *key, size_t klen);
+void idx_blocks_clear(struct idx_blocks *b);
+int idx_written_get(struct idx *x, const void *key, size_t klen,
+                    struct idx_written *out);
+int idx_written_put(struct idx_txn *t, const void *key, size_t klen,
+                    const struct idx_written *a);
+int idx_written_del(struct idx_txn *t, const void *key, size_t klen);
+
 #endif /* IDX_H */

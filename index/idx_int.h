@@ -20,8 +20,10 @@
  * The databases besides meta:
  *	files	primary: what was last replicated, per entry (files.c)
  *	journal	primary: reconciliation runs not yet acknowledged (files.c)
+ *	blocks	primary: block hashes of what the standby holds (blocks.c)
+ *	written	standby: fingerprint + token of what it wrote (blocks.c)
  */
-#define IDX_DB_NAMES "files", "journal"
+#define IDX_DB_NAMES "files", "journal", "blocks", "written"
 
 struct idx {
 	MDB_env *env;

@@ -82,6 +82,10 @@ enum proto_type {
 	PROTO_T_SIG_END = 43,      /* standby: all signatures sent */
 	PROTO_T_SET_OPEN_SCOPED = 44, /* primary: SET_OPEN limited to paths */
 	PROTO_T_SET_RENAMES = 45,     /* primary: renames to mirror, no reply */
+	/* Block patches (syncd/patch_int.h): types 50-59. */
+	PROTO_T_OP_PATCH = 50,      /* primary: changed blocks vs a record */
+	PROTO_T_OP_PATCH_DATA = 51, /* primary: u64 offset + one block */
+	PROTO_T_PATCH_STALE = 52,   /* standby: paths whose basis differed */
 	/*
 	 * The change journal: the primary asks what the standby applied of
 	 * its runs (JOURNAL_Q, empty); the standby answers JOURNAL with the

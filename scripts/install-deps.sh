@@ -6,6 +6,7 @@ set -euo pipefail
 pkgs=(
 	build-essential cmake pkg-config
 	librsync-dev libzstd-dev libssl-dev liblmdb-dev check libjansson-dev
+	libxxhash-dev
 	openssl rsync lmdb-utils iproute2 procps psmisc attr acl libcap2-bin
 	util-linux coreutils time lsyncd python3 findutils gawk
 )

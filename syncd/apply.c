@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "idx.h"
+#include "patch_int.h"
 #include "syncd.h"
 
 /* Flush a batch at this many files or bytes: bounded work per flush. */
@@ -31,6 +33,8 @@
  */
 #define BATCH_FSYNC_MAX 16
 #define TMP_NAME_LEN (sizeof(FS_TMP_PREFIX) - 1 + 16)
+/* Replaced versions held open per set (see struct apply). */
+#define OLD_FDS_MAX 16
 
 struct apply_src {
 	int anchorfd; /* O_PATH fd of the source's parent */
@@ -45,6 +49,30 @@ struct pending {
 	char tmp[TMP_NAME_LEN + 1];
 	char leaf[PROTO_NAME_MAX + 1];
 	char *display; /* owned */
+	/* Its block record (patch_int.h): REC_* and the token to keep. */
+	uint8_t rec;
+	uint8_t token[BLK_TOKEN_LEN];
+	uint8_t *key; /* owned */
+	size_t klen;
+	/*
+	 * A hard link: linking and the rename change the ctime of the
+	 * inode it shares with its leader, whose record (if it matched
+	 * before) is renewed with this token after the rename.
+	 */
+	uint8_t *lkey; /* owned */
+	size_t lklen;
+	uint8_t ltoken[BLK_TOKEN_LEN];
+};
+
+#define REC_PUT 1 /* store fingerprint + token after the rename */
+#define REC_DEL 2 /* the path no longer holds what a record says */
+
+/* A record write waiting for the flush's transaction. */
+struct rec_op {
+	uint8_t *key; /* owned */
+	size_t klen;
+	int put;
+	struct idx_written v;
 };
 
 struct apply {
@@ -77,6 +105,24 @@ struct apply {
 	int poisoned;
 	struct proto_entry e; /* decode scratch (8 KiB) */
 	char disp[PROTO_PATH_MAX * 2 + 2];
+	/* Block records and patches (patch_int.h); idx NULL: neither. */
+	struct idx *idx;       /* borrowed */
+	const char *state_dir; /* borrowed */
+	int is_patch;          /* the file being received is a patch */
+	int prx_ok;            /* prx checks its blocks (even if skipped) */
+	struct patch_rx prx;
+	struct rec_op *recs;
+	size_t n_recs;
+	struct proto_scope *stale; /* patches whose basis was not ours */
+	size_t n_stale;
+	int stale_all;
+	/*
+	 * Replaced versions held open until apply_free: freeing a big
+	 * file's blocks (tens of ms on ext4) then happens after SET_DONE,
+	 * not inside the rename that the acknowledgement waits for.
+	 */
+	int old_fds[OLD_FDS_MAX];
+	size_t n_old_fds;
 };
 
 void
@@ -336,6 +382,11 @@ batch_add(struct apply *a, struct pending *p, uint64_t bytes)
 static void
 pending_clear(struct pending *p)
 {
+	free(p->key);
+	p->key = NULL;
+	p->rec = 0;
+	free(p->lkey);
+	p->lkey = NULL;
 	if (p->datafd > 0)
 		close(p->datafd - 1);
 	p->datafd = 0;
@@ -353,6 +404,149 @@ dir_real_fd(int pathfd)
 	return openat(pathfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
+/* ---------------------------------------- block records (patch_int.h) */
+
+static void
+fp_from_stat(struct idx_written *v, const struct stat *st)
+{
+	v->size = (uint64_t)st->st_size;
+	v->mtime_sec = st->st_mtim.tv_sec;
+	v->mtime_nsec = (uint32_t)st->st_mtim.tv_nsec;
+	v->ctime_sec = st->st_ctim.tv_sec;
+	v->ctime_nsec = (uint32_t)st->st_ctim.tv_nsec;
+	v->ino = (uint64_t)st->st_ino;
+	v->dev = (uint64_t)st->st_dev;
+}
+
+/* Is the file that st describes the one record v was taken of? */
+static int
+fp_same(const struct idx_written *v, const struct stat *st)
+{
+	struct idx_written now;
+
+	memset(&now, 0, sizeof(now));
+	fp_from_stat(&now, st);
+	return now.size == v->size && now.mtime_sec == v->mtime_sec &&
+	       now.mtime_nsec == v->mtime_nsec &&
+	       now.ctime_sec == v->ctime_sec &&
+	       now.ctime_nsec == v->ctime_nsec && now.ino == v->ino &&
+	       now.dev == v->dev;
+}
+
+/* Key of (src, rel) in the records, malloc'd; NULL without an index. */
+static uint8_t *
+rec_key(struct apply *a, uint16_t src, const char *rel, size_t *klen)
+{
+	uint8_t key[BLK_KEY_CAP], *k;
+
+	if (a->idx == NULL ||
+	    blk_key(a->set->name, src, rel, key, sizeof(key), klen) < 0 ||
+	    (k = malloc(*klen)) == NULL)
+		return NULL;
+	memcpy(k, key, *klen);
+	return k;
+}
+
+/* Queue a record write for the next flush; takes ownership of key. */
+static void
+rec_queue(struct apply *a, uint8_t *key, size_t klen, int put,
+          const struct idx_written *v)
+{
+	struct rec_op *n;
+
+	if (key == NULL)
+		return;
+	if (a->n_recs % 64 == 0) {
+		n = reallocarray(a->recs, a->n_recs + 64, sizeof(*n));
+		if (n == NULL) {
+			free(key);
+			return; /* no record: the next patch goes stale */
+		}
+		a->recs = n;
+	}
+	n = &a->recs[a->n_recs++];
+	n->key = key;
+	n->klen = klen;
+	n->put = put;
+	if (put)
+		n->v = *v;
+}
+
+/*
+ * Write the queued records in one transaction, durable before SET_DONE.
+ * A failure loses records only: later patches find no record, the
+ * primary sends those files the long way.
+ */
+static void
+recs_commit(struct apply *a)
+{
+	struct idx_txn *t = NULL;
+	size_t i, writes = 0;
+	int rc = HS_OK;
+
+	/* Most paths never had a record: no write transaction for them. */
+	for (i = 0; a->idx != NULL && i < a->n_recs; i++) {
+		struct idx_written old;
+
+		if (a->recs[i].put ||
+		    idx_written_get(a->idx, a->recs[i].key, a->recs[i].klen,
+		                    &old) == HS_OK)
+			writes++;
+		else {
+			free(a->recs[i].key);
+			a->recs[i].key = NULL;
+		}
+	}
+	if (writes > 0 && (rc = idx_txn_begin(a->idx, &t)) == HS_OK) {
+		for (i = 0; i < a->n_recs && rc == HS_OK; i++)
+			if (a->recs[i].key != NULL)
+				rc = a->recs[i].put
+				         ? idx_written_put(t, a->recs[i].key,
+				                           a->recs[i].klen,
+				                           &a->recs[i].v)
+				         : idx_written_del(t, a->recs[i].key,
+				                           a->recs[i].klen);
+		if (rc == HS_OK)
+			rc = idx_txn_commit(t);
+		else
+			idx_txn_abort(t);
+	}
+	if (rc < 0)
+		hs_log_warnx("apply: set %s: block records not stored: %s",
+		             a->set->name, hs_strerror(rc));
+	for (i = 0; i < a->n_recs; i++)
+		free(a->recs[i].key);
+	a->n_recs = 0;
+}
+
+/* After the rename: the record of what now lies at p's path. */
+static void
+rec_pending(struct apply *a, struct pending *p)
+{
+	struct idx_written v;
+	struct stat st;
+
+	memset(&v, 0, sizeof(v));
+	if (p->lkey != NULL &&
+	    fstatat(p->dirfd, p->leaf, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		fp_from_stat(&v, &st);
+		memcpy(v.token, p->ltoken, sizeof(v.token));
+		rec_queue(a, p->lkey, p->lklen, 1, &v);
+		p->lkey = NULL;
+	}
+	if (p->key == NULL || p->rec == 0)
+		return;
+	if (p->rec == REC_PUT &&
+	    fstatat(p->dirfd, p->leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISREG(st.st_mode)) {
+		fp_from_stat(&v, &st);
+		memcpy(v.token, p->token, sizeof(v.token));
+		rec_queue(a, p->key, p->klen, 1, &v);
+	} else
+		rec_queue(a, p->key, p->klen, 0, NULL);
+	p->key = NULL;
+}
+
 int
 apply_flush(struct apply *a)
 {
@@ -360,8 +554,10 @@ apply_flush(struct apply *a)
 	size_t i, j, n_seen = 0;
 	int rc = HS_OK;
 
-	if (a->n_pend == 0)
+	if (a->n_pend == 0) {
+		recs_commit(a);
 		return HS_OK;
+	}
 	if ((seen = calloc(a->n_pend, sizeof(*seen))) == NULL)
 		return -ENOMEM;
 	/* 1. data: an fsync per file for a few, else a syncfs per filesystem */
@@ -405,6 +601,9 @@ apply_flush(struct apply *a)
 			apply_error(a, p->display, "cannot rename into place",
 			            -errno);
 			unlinkat(p->dirfd, p->tmp, 0);
+			p->rec = 0; /* the old copy and its record stay */
+			free(p->lkey);
+			p->lkey = NULL;
 			continue;
 		}
 		a->applied++;
@@ -431,9 +630,12 @@ apply_flush(struct apply *a)
 			close(fd);
 		}
 	}
-	for (i = 0; i < a->n_pend; i++)
+	for (i = 0; i < a->n_pend; i++) {
+		rec_pending(a, &a->pend[i]);
 		pending_clear(&a->pend[i]);
+	}
 out:
+	recs_commit(a);
 	a->n_pend = 0;
 	a->pend_bytes = 0;
 	a->pend_has_files = 0;
@@ -466,6 +668,14 @@ dir_dirty(struct apply *a, int dfd, const struct proto_entry *e)
 	return batch_add(a, &p, 0);
 }
 
+/* The entry at (src, rel) is replaced or gone: its record goes too. */
+static void
+rec_drop(struct apply *a, struct pending *p, uint16_t src, const char *rel)
+{
+	if ((p->key = rec_key(a, src, rel, &p->klen)) != NULL)
+		p->rec = REC_DEL;
+}
+
 static int
 op_delete(struct apply *a)
 {
@@ -490,6 +700,13 @@ op_delete(struct apply *a)
 		}
 	}
 	a->applied++;
+	if (e->type == PROTO_E_FILE) {
+		uint8_t *key;
+		size_t klen;
+
+		if ((key = rec_key(a, e->src, e->path, &klen)) != NULL)
+			rec_queue(a, key, klen, 0, NULL);
+	}
 	return dir_dirty(a, dfd, e);
 }
 
@@ -523,6 +740,35 @@ op_dir(struct apply *a)
 	return dir_dirty(a, dfd, e);
 }
 
+/*
+ * meta_fd on a file that may have a block record: changing its owner,
+ * mode or time changes its fingerprint, so a record that matched before
+ * is renewed (same token) rather than left to look like drift.
+ */
+static int
+meta_fd_keep_rec(struct apply *a, int fd, const struct proto_entry *e)
+{
+	struct idx_written v;
+	struct stat st;
+	uint8_t *key = NULL;
+	size_t klen;
+	int rc, keep = 0;
+
+	if (e->type == PROTO_E_FILE && a->idx != NULL && fstat(fd, &st) == 0 &&
+	    (uint64_t)st.st_size >= BLK_FILE_MIN &&
+	    (key = rec_key(a, e->src, e->path, &klen)) != NULL &&
+	    idx_written_get(a->idx, key, klen, &v) == HS_OK)
+		keep = fp_same(&v, &st);
+	rc = meta_fd(fd, e);
+	if (keep && rc == HS_OK && fstat(fd, &st) == 0) {
+		fp_from_stat(&v, &st);
+		rec_queue(a, key, klen, 1, &v);
+		key = NULL;
+	}
+	free(key);
+	return rc;
+}
+
 static int
 op_meta(struct apply *a)
 {
@@ -550,7 +796,7 @@ op_meta(struct apply *a)
 	} else if ((fd = open_nofollow(dfd, leaf, e->type)) < 0)
 		rc = fd;
 	else {
-		rc = meta_fd(fd, e);
+		rc = meta_fd_keep_rec(a, fd, e);
 		close(fd);
 	}
 	if (rc < 0)
@@ -583,6 +829,7 @@ op_symlink(struct apply *a)
 		goto fail;
 	}
 	p.display = hs_xstrdup(display(a, e->src, e->path));
+	rec_drop(a, &p, e->src, e->path);
 	return batch_add(a, &p, 0);
 fail:
 	apply_error(a, display(a, e->src, e->path), "cannot make symlink", rc);
@@ -594,14 +841,19 @@ fail:
  * Start receiving a file, whole (OP_FILE) or as a delta against our copy
  * (OP_DELTA).  Problems are recorded and the file's data is then dropped.
  */
+/*
+ * Start receiving a file: remember its entry, open its directory.  On
+ * HS_OK with a->cur.display set, the caller goes on; otherwise the error
+ * is recorded and the file's data will be dropped.
+ */
 static int
-op_file(struct apply *a, int is_delta)
+file_begin(struct apply *a)
 {
 	struct proto_entry *e = &a->e;
-	struct stat st;
-	int rc;
 
 	a->in_file = 1;
+	a->is_patch = 0;
+	a->prx_ok = 0;
 	a->skip_file = 1;
 	a->written = 0;
 	a->cur_e = *e;
@@ -619,6 +871,19 @@ op_file(struct apply *a, int is_delta)
 	if (locate(a, e->src, e->path, &a->cur.dirfd, a->cur.leaf) < 0)
 		return HS_OK;
 	a->cur.display = hs_xstrdup(display(a, e->src, e->path));
+	a->cur.key = rec_key(a, e->src, e->path, &a->cur.klen);
+	return HS_OK;
+}
+
+static int
+op_file(struct apply *a, int is_delta)
+{
+	struct proto_entry *e = &a->e;
+	struct stat st;
+	int rc;
+
+	if ((rc = file_begin(a)) < 0 || a->cur.display == NULL)
+		return rc;
 	if (is_delta) {
 		a->basis_fd =
 		    open_nofollow(a->cur.dirfd, a->cur.leaf, PROTO_E_FILE);
@@ -666,6 +931,7 @@ file_discard(struct apply *a)
 	}
 	pending_clear(&a->cur);
 	a->skip_file = 1;
+	a->is_patch = 0;
 }
 
 /* Output of the file being received: hash it, write it, count it. */
@@ -691,7 +957,7 @@ op_data(struct apply *a, const struct proto_msg *m)
 {
 	int rc;
 
-	if (!a->in_file)
+	if (!a->in_file || a->is_patch)
 		return HS_EPROTO;
 	if (a->skip_file)
 		return HS_OK;
@@ -729,7 +995,8 @@ op_seek(struct apply *a, const struct proto_msg *m)
 	struct proto_rd r = {m->data, m->len};
 	uint64_t off;
 
-	if (!a->in_file || a->dec != NULL || proto_get_u64(&r, &off) < 0 ||
+	if (!a->in_file || a->dec != NULL || a->is_patch ||
+	    proto_get_u64(&r, &off) < 0 ||
 	    proto_rd_end(&r) < 0 || off < a->written || off > a->cur_e.size)
 		return HS_EPROTO;
 	if (a->skip_file)
@@ -742,6 +1009,257 @@ op_seek(struct apply *a, const struct proto_msg *m)
 	}
 	a->written = off;
 	return HS_OK;
+}
+
+/* ------------------------------------------------- block patches */
+
+static int reject_nul(struct apply *a, uint8_t type);
+
+/* Drop the patch being built; its blocks are still checked as they come. */
+static void
+patch_drop(struct apply *a)
+{
+	if (a->fd >= 0) {
+		close(a->fd);
+		a->fd = -1;
+		unlinkat(a->cur.dirfd, a->cur.tmp, 0);
+	}
+	a->skip_file = 1;
+}
+
+/* Remember (src, path) for PATCH_STALE; past BLK_STALE_MAX, say "all". */
+static void
+stale_add(struct apply *a, uint16_t src, const char *path)
+{
+	struct proto_scope *v;
+
+	if (a->n_stale >= BLK_STALE_MAX) {
+		a->stale_all = 1;
+		return;
+	}
+	if (a->n_stale % 64 == 0) {
+		v = reallocarray(a->stale, a->n_stale + 64, sizeof(*v));
+		if (v == NULL) {
+			a->stale_all = 1;
+			return;
+		}
+		a->stale = v;
+	}
+	a->stale[a->n_stale].src = src;
+	a->stale[a->n_stale].recursive = 0;
+	a->stale[a->n_stale].path = hs_xstrdup(path);
+	a->n_stale++;
+}
+
+/*
+ * The basis of a patch is not what the primary recorded: leave our copy
+ * untouched, keep it under state_dir/drift/ when it is not hamnsync's
+ * own last write (`keep`), say so in one line, and have the primary send
+ * the file again through signatures.
+ */
+static void
+patch_stale(struct apply *a, const struct stat *st, int keep,
+            const char *reason)
+{
+	char where[PROTO_PATH_MAX * 3];
+	int rc;
+
+	stale_add(a, a->cur_e.src, a->cur_e.path);
+	if (!keep || st == NULL || a->state_dir == NULL) {
+		hs_log_warnx("apply: %s: %s; the primary sends it again",
+		             a->cur.display, reason);
+		return;
+	}
+	rc = drift_keep(a->state_dir, a->set->name, a->src[a->cur_e.src].abs,
+	                a->cur_e.path, a->cur.dirfd, a->cur.leaf, a->basis_fd,
+	                (uint64_t)st->st_size, where, sizeof(where));
+	if (rc < 0)
+		hs_log_warnx("apply: %s: %s; this version NOT kept (%s: %s); "
+		             "the primary sends it again",
+		             a->cur.display, reason, where, hs_strerror(rc));
+	else
+		hs_log_warnx("apply: %s: %s; this version kept at %s; the "
+		             "primary sends it again",
+		             a->cur.display, reason, where);
+}
+
+/* 1 when our copy is the recorded basis, 0 when stale (handled). */
+static int
+patch_basis_ok(struct apply *a, const struct stat *st,
+               const uint8_t basis[BLK_TOKEN_LEN])
+{
+	struct idx_written v;
+
+	if (a->idx == NULL) {
+		/* Nothing to tell drift from our own writes: no copy kept. */
+		patch_stale(a, st, 0, "no usable index here to check it");
+		return 0;
+	}
+	if (a->cur.key == NULL ||
+	    idx_written_get(a->idx, a->cur.key, a->cur.klen, &v) < 0) {
+		patch_stale(a, st, 1, "no record of what was written here");
+		return 0;
+	}
+	if (!fp_same(&v, st)) {
+		patch_stale(a, st, 1,
+		            "changed on this standby since hamnsync wrote it");
+		return 0;
+	}
+	if (memcmp(v.token, basis, BLK_TOKEN_LEN) != 0) {
+		patch_stale(a, st, 0,
+		            "holds another version than the primary recorded");
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * OP_PATCH: check the header against our copy and its record, then build
+ * the new version in a temporary: the basis copied in the kernel, the
+ * blocks written over it as they come.  Never in place.
+ */
+static int
+op_patch(struct apply *a, const struct proto_msg *m)
+{
+	struct proto_rd r = {m->data, m->len};
+	struct patch_hdr h;
+	struct stat st;
+	char why[256];
+	uint64_t keep;
+	int rc;
+
+	if ((rc = proto_entry_decode(&r, &a->e)) < 0 ||
+	    (rc = patch_hdr_decode(&r, &h)) < 0)
+		return rc;
+	if (a->e.type != PROTO_E_FILE)
+		return HS_EPROTO;
+	if (a->e.has_nul) {
+		rc = reject_nul(a, PROTO_T_OP_PATCH);
+		a->is_patch = 1;
+		return rc;
+	}
+	rc = file_begin(a);
+	a->is_patch = 1;
+	if (rc < 0 || a->cur.display == NULL)
+		return rc;
+	a->basis_fd = open_nofollow(a->cur.dirfd, a->cur.leaf, PROTO_E_FILE);
+	if (a->basis_fd < 0 || fstat(a->basis_fd, &st) < 0) {
+		patch_stale(a, NULL, 0, "no regular file here to patch");
+		return HS_OK;
+	}
+	/* A malformed patch is refused whatever our copy holds. */
+	if ((rc = patch_rx_init(&a->prx, (uint64_t)st.st_size, a->cur_e.size,
+	                        &h, why, sizeof(why))) < 0) {
+		hs_log_errx("apply: %s: %s", a->cur.display, why);
+		return rc;
+	}
+	a->prx_ok = 1;
+	if (!patch_basis_ok(a, &st, h.basis))
+		return HS_OK;
+	if ((rc = tmp_name(a->cur.tmp)) < 0)
+		goto fail;
+	a->fd =
+	    openat(a->cur.dirfd, a->cur.tmp,
+	           O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (a->fd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	keep = (uint64_t)st.st_size < a->cur_e.size ? (uint64_t)st.st_size
+	                                            : a->cur_e.size;
+	if ((rc = fs_copy_fd_flushing(a->basis_fd, a->fd, keep)) < 0 ||
+	    (ftruncate(a->fd, (off_t)a->cur_e.size) < 0 && (rc = -errno))) {
+		apply_error(a, a->cur.display, "cannot copy the patch basis",
+		            rc);
+		patch_drop(a);
+		return HS_OK;
+	}
+	a->skip_file = 0;
+	return HS_OK;
+fail:
+	apply_error(a, a->cur.display, "cannot create temporary file", rc);
+	return HS_OK;
+}
+
+/* OP_PATCH_DATA: one block, checked even when the file is dropped. */
+static int
+op_patch_data(struct apply *a, const struct proto_msg *m)
+{
+	const uint8_t *data;
+	uint64_t off;
+	size_t n;
+	char why[256];
+	int rc;
+
+	if (!a->in_file || !a->is_patch)
+		return HS_EPROTO;
+	if (!a->prx_ok)
+		return HS_OK; /* no basis to check against: dropped */
+	if ((rc = patch_rx_block(&a->prx, m->data, m->len, &off, &data, &n,
+	                         why, sizeof(why))) < 0) {
+		hs_log_errx("apply: %s: %s", a->cur.display, why);
+		return rc;
+	}
+	if (a->skip_file)
+		return HS_OK;
+	while (n > 0) {
+		ssize_t k = pwrite(a->fd, data, n, (off_t)off);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			apply_error(a, a->cur.display, "write failed",
+			            k < 0 ? -errno : -EIO);
+			patch_drop(a);
+			return HS_OK;
+		}
+		data += k;
+		n -= (size_t)k;
+		off += (uint64_t)k;
+	}
+	return HS_OK;
+}
+
+/* FILE_END of a patch: 1 to make it durable, 0 when dropped. */
+static int
+patch_end(struct apply *a, const uint8_t want[PROTO_HASH_LEN])
+{
+	char why[256];
+
+	if (patch_rx_end(&a->prx, why, sizeof(why)) < 0) {
+		apply_error(a, a->cur.display, why, 0);
+		file_discard(a);
+		return 0;
+	}
+	/* Trusted by composition: a checked basis plus the blocks sent. */
+	memcpy(a->cur.token, want, sizeof(a->cur.token));
+	a->cur.rec = REC_PUT;
+	a->written = a->cur_e.size;
+	return 1;
+}
+
+void
+apply_set_records(struct apply *a, struct idx *x, const char *state_dir)
+{
+	a->idx = x;
+	a->state_dir = state_dir;
+}
+
+int
+apply_stale_encode(const struct apply *a, struct proto_wr *w)
+{
+	size_t i;
+
+	if (a->n_stale == 0 && !a->stale_all)
+		return 0;
+	proto_wr_reset(w);
+	proto_put_u8(w, a->stale_all ? 1 : 0);
+	proto_put_u32(w, (uint32_t)a->n_stale);
+	for (i = 0; i < a->n_stale; i++) {
+		proto_put_u16(w, a->stale[i].src);
+		proto_put_str(w, a->stale[i].path);
+	}
+	return 1;
 }
 
 static int
@@ -765,6 +1283,11 @@ op_file_end(struct apply *a, const struct proto_msg *m)
 	if (status == 1) { /* the primary gave up on this file */
 		file_discard(a);
 		return HS_OK;
+	}
+	if (a->is_patch) {
+		if ((rc = patch_end(a, want)) <= 0)
+			return rc;
+		goto durable;
 	}
 	if (a->dec != NULL &&
 	    delta_dec_feed(a->dec, NULL, 0, 1, file_emit, a) < 0) {
@@ -795,6 +1318,10 @@ op_file_end(struct apply *a, const struct proto_msg *m)
 		file_discard(a);
 		return HS_OK;
 	}
+	/* Big files keep a record: the token is the hash just checked. */
+	memcpy(a->cur.token, want, sizeof(a->cur.token));
+	a->cur.rec = a->cur_e.size >= BLK_FILE_MIN ? REC_PUT : REC_DEL;
+durable:
 	if ((rc = meta_fd(a->fd, &a->cur_e)) < 0) {
 		apply_error(a, a->cur.display, "cannot set owner, mode or time",
 		            rc);
@@ -813,7 +1340,10 @@ op_file_end(struct apply *a, const struct proto_msg *m)
 	delta_dec_free(a->dec);
 	a->dec = NULL;
 	if (a->basis_fd >= 0) {
-		close(a->basis_fd);
+		if (a->n_old_fds < OLD_FDS_MAX)
+			a->old_fds[a->n_old_fds++] = a->basis_fd;
+		else
+			close(a->basis_fd);
 		a->basis_fd = -1;
 	}
 	rc = batch_add(a, &a->cur, a->written);
@@ -844,12 +1374,35 @@ op_special(struct apply *a)
 		goto fail;
 	}
 	p.display = hs_xstrdup(display(a, e->src, e->path));
+	rec_drop(a, &p, e->src, e->path);
 	return batch_add(a, &p, 0);
 fail:
 	apply_error(a, display(a, e->src, e->path), "cannot make special file",
 	            rc);
 	close(p.dirfd);
 	return HS_OK;
+}
+
+/* Before linking to (lsrc, lpath): note its record if it still holds. */
+static void
+link_keeps_rec(struct apply *a, struct pending *p, uint16_t lsrc,
+               const char *lpath, int ldir, const char *lleaf)
+{
+	struct idx_written v;
+	struct stat st;
+
+	if (a->idx == NULL ||
+	    fstatat(ldir, lleaf, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    (uint64_t)st.st_size < BLK_FILE_MIN ||
+	    (p->lkey = rec_key(a, lsrc, lpath, &p->lklen)) == NULL)
+		return;
+	if (idx_written_get(a->idx, p->lkey, p->lklen, &v) == HS_OK &&
+	    fp_same(&v, &st)) {
+		memcpy(p->ltoken, v.token, sizeof(p->ltoken));
+		return;
+	}
+	free(p->lkey);
+	p->lkey = NULL;
 }
 
 /* Hard link (src, path) to the entry (lsrc, lpath) of the same set. */
@@ -879,6 +1432,7 @@ op_link(struct apply *a, const struct proto_msg *m)
 		return HS_OK;
 	}
 	p.display = hs_xstrdup(display(a, src, a->e.path));
+	link_keeps_rec(a, &p, lsrc, lpath, ldir, lleaf);
 	if ((rc = tmp_name(p.tmp)) < 0 ||
 	    (linkat(ldir, lleaf, p.dirfd, p.tmp, 0) < 0 && (rc = -errno))) {
 		apply_error(a, p.display, "cannot make hard link", rc);
@@ -887,6 +1441,7 @@ op_link(struct apply *a, const struct proto_msg *m)
 		return HS_OK;
 	}
 	close(ldir);
+	rec_drop(a, &p, src, a->e.path);
 	return batch_add(a, &p, 0);
 }
 
@@ -896,7 +1451,8 @@ reject_nul(struct apply *a, uint8_t type)
 {
 	apply_error(a, display(a, a->e.src, a->e.path),
 	            "path contains a NUL byte: rejected", 0);
-	if (type == PROTO_T_OP_FILE || type == PROTO_T_OP_DELTA) {
+	if (type == PROTO_T_OP_FILE || type == PROTO_T_OP_DELTA ||
+	    type == PROTO_T_OP_PATCH) {
 		a->in_file = 1;
 		a->skip_file = 1;
 		a->written = 0;
@@ -915,7 +1471,8 @@ apply_op(struct apply *a, const struct proto_msg *m)
 	if (a->poisoned)
 		return HS_EPROTO;
 	if (a->in_file && m->type != PROTO_T_OP_DATA &&
-	    m->type != PROTO_T_OP_SEEK && m->type != PROTO_T_OP_FILE_END) {
+	    m->type != PROTO_T_OP_SEEK && m->type != PROTO_T_OP_FILE_END &&
+	    m->type != PROTO_T_OP_PATCH_DATA) {
 		rc = HS_EPROTO;
 		goto out;
 	}
@@ -931,6 +1488,12 @@ apply_op(struct apply *a, const struct proto_msg *m)
 		break;
 	case PROTO_T_OP_LINK:
 		rc = op_link(a, m);
+		break;
+	case PROTO_T_OP_PATCH:
+		rc = op_patch(a, m);
+		break;
+	case PROTO_T_OP_PATCH_DATA:
+		rc = op_patch_data(a, m);
 		break;
 	case PROTO_T_OP_DELTA:
 	case PROTO_T_OP_SPECIAL:
@@ -1002,6 +1565,12 @@ apply_free(struct apply *a)
 	}
 	for (i = 0; i < PROTO_ERRORS_MAX && i < a->n_errors; i++)
 		free(a->errors[i]);
+	for (i = 0; i < a->n_recs; i++)
+		free(a->recs[i].key);
+	free(a->recs);
+	proto_scope_free(a->stale, a->n_stale);
+	for (i = 0; i < a->n_old_fds; i++)
+		close(a->old_fds[i]);
 	proto_hash_free(a->hash);
 	free(a->cur_xattrs);
 	free(a);

@@ -858,7 +858,7 @@ prim_run(const char *conf_path, struct hs_conf *conf, uint64_t epoch,
 		            hs_strerror(rc));
 		goto out;
 	}
-	p.o.idx = p.x;
+	p.o.idx = p.x; /* block records: changed big files as patches */
 	if ((rc = prim_alloc_sets(&p)) < 0)
 		goto out;
 	if ((p.cfd = ctl_listen(conf->state_dir, conf->status_group)) < 0) {

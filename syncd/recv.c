@@ -41,7 +41,8 @@ struct session {
 	int report_fd;
 	struct recv_report rep;
 	uint64_t reported_ns;
-	struct idx *x; /* our index, opened by this process on first use */
+	struct idx *idx; /* block records (patch_int.h), opened here */
+	int idx_tried;
 };
 
 /* Tell the daemon what we heard, at most every RECV_REPORT_MS. */
@@ -149,6 +150,28 @@ send_listing(struct session *s, const struct proto_scope *scope, size_t n_scope)
 	return rc;
 }
 
+/*
+ * Our own handle on the index, opened once per session (the journal and
+ * the block records): the daemon's was opened before the fork, and an
+ * LMDB environment must not cross one.  NULL when it cannot be used.
+ */
+static int
+session_idx(struct session *s)
+{
+	int rc;
+
+	if (s->idx_tried)
+		return s->idx != NULL ? HS_OK : HS_EINDEX;
+	s->idx_tried = 1;
+	if ((rc = idx_open(s->conf->state_dir, 0, &s->idx)) < 0) {
+		hs_log_warnx("recv: index in %s unusable (%s): runs are not "
+		             "recorded and every patch goes the long way",
+		             s->conf->state_dir, hs_strerror(rc));
+		s->idx = NULL;
+	}
+	return rc;
+}
+
 static int
 on_set_open(struct session *s, const struct proto_msg *m)
 {
@@ -204,6 +227,9 @@ on_set_open(struct session *s, const struct proto_msg *m)
 		hs_log_info("recv: %s: set %s opened", proto_conn_peer(s->c),
 		            set->name);
 	rc = send_listing(s, scope, n_scope);
+	/* Block records (patch_int.h): our handle, opened at JOURNAL_Q. */
+	session_idx(s);
+	apply_set_records(s->a, s->idx, s->conf->state_dir);
 out:
 	proto_set_open_clear(&so);
 	proto_scope_free(scope, n_scope);
@@ -373,23 +399,6 @@ on_sig_req_end(struct session *s)
 	return rc;
 }
 
-/*
- * Our own handle on the index: the daemon's was opened before the fork
- * and LMDB environments must not cross one.
- */
-static int
-session_idx(struct session *s)
-{
-	int rc;
-
-	if (s->x != NULL)
-		return HS_OK;
-	if ((rc = idx_open(s->conf->state_dir, 0, &s->x)) < 0)
-		hs_log_errx("recv: index in %s: %s", s->conf->state_dir,
-		            hs_strerror(rc));
-	return rc;
-}
-
 /* JOURNAL_Q: which of this primary's runs we applied, as far as we know. */
 static int
 on_journal_q(struct session *s, const struct proto_msg *m)
@@ -401,7 +410,7 @@ on_journal_q(struct session *s, const struct proto_msg *m)
 	if (m->len != 0)
 		return HS_EPROTO;
 	memset(id, 0, sizeof(id));
-	if (session_idx(s) == HS_OK && idx_applied_get(s->x, id, &seq) < 0) {
+	if (session_idx(s) == HS_OK && idx_applied_get(s->idx, id, &seq) < 0) {
 		hs_log_warnx("recv: the index does not say what was applied; "
 		             "the primary will reconcile whole");
 		memset(id, 0, sizeof(id));
@@ -436,6 +445,11 @@ on_set_end(struct session *s, const struct proto_msg *m)
 	}
 	if ((rc = apply_flush(s->a)) < 0)
 		return rc;
+	/* Patches to send again, before the acknowledgement (patch_int.h). */
+	if (apply_stale_encode(s->a, &s->w) &&
+	    (rc = proto_conn_send_wr(s->c, PROTO_T_PATCH_STALE, &s->w,
+	                             PROTO_ZSTD)) < 0)
+		return rc;
 	/*
 	 * Durable first (files, renames, directories), then the index says
 	 * so, then the primary hears it: an acknowledged run is never lost.
@@ -443,7 +457,7 @@ on_set_end(struct session *s, const struct proto_msg *m)
 	 * primary will not trust its records of this run.
 	 */
 	if (seq != 0 && (session_idx(s) < 0 ||
-	                 (rc = idx_applied_put(s->x, id, seq)) < 0)) {
+	                 (rc = idx_applied_put(s->idx, id, seq)) < 0)) {
 		hs_log_warnx("recv: set %s: run %llu applied but not recorded "
 		             "in the index",
 		             s->set->name, (unsigned long long)seq);
@@ -471,12 +485,13 @@ on_set_end(struct session *s, const struct proto_msg *m)
 	                    proto_conn_peer(s->c), s->set->name,
 	                    (unsigned long long)apply_applied(s->a),
 	                    (unsigned long long)apply_error_count(s->a));
-	apply_free(s->a);
-	s->a = NULL;
-	s->set = NULL;
 	rc = proto_conn_send_wr(s->c, PROTO_T_SET_DONE, &s->w, PROTO_ZSTD);
 	if (rc == HS_OK)
 		rc = proto_conn_flush(s->c);
+	/* After the acknowledgement: releasing replaced files takes time. */
+	apply_free(s->a);
+	s->a = NULL;
+	s->set = NULL;
 	s->rep.applied_wall = st_wall_now();
 	report(s, 1);
 	return rc;
@@ -519,6 +534,8 @@ dispatch(struct session *s, const struct proto_msg *m)
 	case PROTO_T_OP_SEEK:
 	case PROTO_T_OP_DELTA:
 	case PROTO_T_OP_LINK:
+	case PROTO_T_OP_PATCH:
+	case PROTO_T_OP_PATCH_DATA:
 		if (s->a == NULL)
 			return HS_EPROTO;
 		return apply_op(s->a, m);
@@ -620,8 +637,8 @@ recv_session(const struct hs_conf *conf, int rootfd, struct proto_conn *c,
 		            proto_conn_peer(c));
 	/* Files completed before the end are kept; a partial one is not. */
 	apply_free(s.a);
+	idx_close(s.idx);
 	reqs_clear(&s);
 	proto_wr_free(&s.w);
-	idx_close(s.x);
 	return rc;
 }

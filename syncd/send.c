@@ -145,6 +145,7 @@ send_reset_set(struct sender *s)
 	free(s->by_path);
 	s->by_path = NULL;
 	s->set = NULL;
+	send_blk_reset(s);
 }
 
 /*
@@ -824,6 +825,11 @@ recv_set_done(struct sender *s, uint64_t *seq)
 
 	if ((rc = proto_conn_recv(s->c, &m)) < 0)
 		return rc;
+	/* Block patches whose basis the standby did not hold (sendpatch.c). */
+	while (m.type == PROTO_T_PATCH_STALE)
+		if ((rc = send_blk_stale(s, &m)) < 0 ||
+		    (rc = proto_conn_recv(s->c, &m)) < 0)
+			return rc;
 	if (m.type != PROTO_T_SET_DONE)
 		return HS_EPROTO;
 	r.p = m.data;
@@ -1024,6 +1030,9 @@ sync_set(struct sender *s, const struct hs_pathset *set,
 	                             PROTO_RAW)) < 0 ||
 	    (rc = recv_set_done(s, &seq)) < 0)
 		return rc;
+	/* Durable there: block records and file records here. */
+	if ((rc = send_blk_acked(s)) < 0)
+		return rc;
 	return sidx_run_acked(s, seq, scope, n_scope);
 }
 
@@ -1088,6 +1097,7 @@ send_session_close(struct sender *s, int bye)
 	    proto_conn_send(s->c, PROTO_T_BYE, NULL, 0, PROTO_RAW, NULL) == 0)
 		proto_conn_flush(s->c);
 	send_reset_set(s);
+	send_blk_free(s);
 	proto_conn_free(s->c);
 	proto_wr_free(&s->w);
 	hs_buf_free(&s->out);
@@ -1135,6 +1145,7 @@ send_session_set(struct sender *s, const struct hs_pathset *set,
                  const struct proto_scope *scope, size_t n_scope,
                  struct send_report *rep)
 {
+	struct proto_scope *retry = NULL;
 	int rc;
 
 	s->rep = rep;
@@ -1142,6 +1153,13 @@ send_session_set(struct sender *s, const struct hs_pathset *set,
 	s->todo_bytes = s->done_bytes = s->todo_files = s->done_files = 0;
 	rc = sync_set(s, set, scope, n_scope);
 	send_reset_set(s);
+	/* Patches the standby found stale go again, through signatures. */
+	if ((n_scope = send_blk_retry(s, &retry)) > 0) {
+		if (rc == HS_OK)
+			rc = sync_set(s, set, retry, n_scope);
+		send_reset_set(s);
+		proto_scope_free(retry, n_scope);
+	}
 	rep->wire_out = proto_conn_bytes_out(s->c);
 	rep->wire_in = proto_conn_bytes_in(s->c);
 	return rc;

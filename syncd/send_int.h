@@ -8,6 +8,7 @@
 #define SEND_INT_H
 
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "idx.h"
 #include "syncd.h"
@@ -63,6 +64,7 @@ struct sender {
 	uint64_t run_seq;  /* the run under way, 0: not journalled */
 	uint64_t run_errors; /* errors of this run (standby and ours) */
 	uint8_t (*skey)[8];  /* index key of each source of the set */
+	struct send_blk *blk;    /* block records (sendpatch.c), or NULL */
 };
 
 /*
@@ -108,5 +110,43 @@ void sidx_set_end_body(struct sender *s, struct proto_wr *w);
 /* SET_DONE acknowledged sequence `seq` (0: none echoed). */
 int sidx_run_acked(struct sender *s, uint64_t seq,
                    const struct proto_scope *scope, size_t n_scope);
+/* Refresh p's metadata from open fd (st); HS_ENOTFOUND if no file. */
+int send_refresh(struct sender *s, struct scan_entry *p, int fd,
+                 struct stat *st);
+/* Did the file on fd change since st was taken? */
+int send_changed_since(int fd, const struct stat *st);
+/* Queue OP_FILE_END: `changed` aborts the file, else h is its hash. */
+int send_file_end(struct sender *s, struct scan_entry *p, int changed,
+                  const uint8_t h[PROTO_HASH_LEN]);
+
+/* ------------------------------------ block patches (sendpatch.c) */
+
+struct blk_table;
+/*
+ * Send P_DELTA file p as its changed blocks if it has a record and few
+ * enough blocks changed: 1 when sent (or skipped as changed while read),
+ * 0 when it must take the signature path, or an error.
+ */
+int send_patch_try(struct sender *s, struct scan_entry *p);
+/*
+ * Content of p was sent (token = the hash its FILE_END carried, t = its
+ * block table, or NULL when it gets no record); kept until SET_DONE.
+ * Takes ownership of t's hashes.
+ */
+void send_blk_sent(struct sender *s, const struct scan_entry *p,
+                   struct blk_table *t, const uint8_t token[PROTO_HASH_LEN],
+                   int patched);
+/* A PATCH_STALE frame before SET_DONE: remember its paths. */
+int send_blk_stale(struct sender *s, const struct proto_msg *m);
+/* SET_DONE arrived: store the records of this set run, drop stale ones. */
+int send_blk_acked(struct sender *s);
+/* The set run ended: forget records not acknowledged. */
+void send_blk_reset(struct sender *s);
+/*
+ * Paths to send again through signatures in a scoped run (caller owns
+ * *scope: proto_scope_free); returns how many, 0 when none.
+ */
+size_t send_blk_retry(struct sender *s, struct proto_scope **scope);
+void send_blk_free(struct sender *s);
 
 #endif /* SEND_INT_H */

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "patch_int.h"
 #include "send_int.h"
 
 /* Signatures asked for at once: bounded by count and estimated bytes. */
@@ -78,8 +79,8 @@ send_progress(struct sender *s, int final)
 }
 
 /* Refresh p from the open file, so what we announce is what we send. */
-static int
-refresh(struct sender *s, struct scan_entry *p, int fd, struct stat *st)
+int
+send_refresh(struct sender *s, struct scan_entry *p, int fd, struct stat *st)
 {
 	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
 		send_note(s,
@@ -102,8 +103,8 @@ refresh(struct sender *s, struct scan_entry *p, int fd, struct stat *st)
 	return HS_OK;
 }
 
-static int
-changed_since(int fd, const struct stat *st)
+int
+send_changed_since(int fd, const struct stat *st)
 {
 	struct stat st2;
 
@@ -114,7 +115,7 @@ changed_since(int fd, const struct stat *st)
 	       st2.st_ctim.tv_nsec != st->st_ctim.tv_nsec;
 }
 
-static int
+int
 send_file_end(struct sender *s, struct scan_entry *p, int changed,
               const uint8_t h[PROTO_HASH_LEN])
 {
@@ -137,8 +138,9 @@ send_file_end(struct sender *s, struct scan_entry *p, int changed,
 
 /* Send [off, end) of fd as data frames, hashing it. */
 static int
-send_range(struct sender *s, int fd, struct proto_hash *h, uint64_t off,
-           uint64_t end, int *try_zstd, int *changed)
+send_range(struct sender *s, int fd, struct proto_hash *h,
+           struct blk_table *t, uint64_t off, uint64_t end, int *try_zstd,
+           int *changed)
 {
 	int rc;
 
@@ -155,6 +157,8 @@ send_range(struct sender *s, int fd, struct proto_hash *h, uint64_t off,
 			return HS_OK;
 		}
 		proto_hash_update(h, s->buf, (size_t)n);
+		if (t != NULL && blk_table_feed(t, s->buf, (size_t)n) < 0)
+			*changed = 1; /* grew while read */
 		rc = proto_conn_send(s->c, PROTO_T_OP_DATA, s->buf, (size_t)n,
 		                     *try_zstd ? PROTO_ZSTD : PROTO_RAW, &z);
 		if (rc < 0)
@@ -190,11 +194,14 @@ send_file(struct sender *s, struct scan_entry *p)
 {
 	struct proto_hash *h = NULL;
 	uint8_t digest[PROTO_HASH_LEN];
+	struct blk_table t;
 	struct stat st;
 	uint64_t off = 0;
 	int fd, rc, try_zstd = 1, changed = 0, sparse;
 
-	if ((fd = send_open(s, p)) < 0 || refresh(s, p, fd, &st) < 0) {
+	memset(&t, 0, sizeof(t));
+
+	if ((fd = send_open(s, p)) < 0 || send_refresh(s, p, fd, &st) < 0) {
 		if (fd < 0) {
 			send_note(s,
 			          "%s: vanished while syncing; "
@@ -206,6 +213,10 @@ send_file(struct sender *s, struct scan_entry *p)
 		return HS_OK;
 	}
 	sparse = SCAN_IS_SPARSE(p);
+	/* Block hashes of the bytes we read anyway (patch_int.h). */
+	if (!sparse && s->o->idx != NULL && blk_size_for(p->size) != 0 &&
+	    blk_table_init(&t, p->size, blk_size_for(p->size)) < 0)
+		memset(&t, 0, sizeof(t));
 	if ((rc = send_entry(s, PROTO_T_OP_FILE, p)) < 0 ||
 	    (rc = proto_hash_new(&h)) < 0)
 		goto out;
@@ -227,20 +238,23 @@ send_file(struct sender *s, struct scan_entry *p)
 			if (hole < 0 || (uint64_t)hole > p->size)
 				hole = (off_t)p->size;
 		}
-		if ((rc = send_range(s, fd, h, off, (uint64_t)hole, &try_zstd,
-		                     &changed)) < 0)
+		if ((rc = send_range(s, fd, h, t.hash ? &t : NULL, off,
+		                     (uint64_t)hole, &try_zstd, &changed)) < 0)
 			goto out;
 		off = (uint64_t)hole;
 	}
-	if (!changed && changed_since(fd, &st))
+	if (!changed && send_changed_since(fd, &st))
 		changed = 1;
 	proto_hash_final(h, digest);
 	if (!changed) {
 		s->rep->files_sent++;
 		p->flags |= P_REWRITTEN;
+		send_blk_sent(s, p, blk_table_done(&t) == HS_OK ? &t : NULL,
+		              digest, 0);
 	}
 	rc = send_file_end(s, p, changed, digest);
 out:
+	blk_table_free(&t);
 	proto_hash_free(h);
 	close(fd);
 	return rc;
@@ -291,9 +305,12 @@ send_delta(struct sender *s, struct scan_entry *p, const uint8_t *sig,
 	struct delta_enc *enc = NULL;
 	struct proto_hash *h = NULL;
 	uint8_t digest[PROTO_HASH_LEN];
+	struct blk_table t;
 	struct stat st;
 	char why[160];
 	int fd, rc, changed = 0;
+
+	memset(&t, 0, sizeof(t));
 
 	if ((rc = delta_sig_check(sig, siglen, why, sizeof(why))) < 0 ||
 	    (rc = delta_enc_new(sig, siglen, &enc)) < 0) {
@@ -305,12 +322,16 @@ send_delta(struct sender *s, struct scan_entry *p, const uint8_t *sig,
 		                                             : hs_strerror(rc));
 		return send_file(s, p);
 	}
-	if ((fd = send_open(s, p)) < 0 || refresh(s, p, fd, &st) < 0) {
+	if ((fd = send_open(s, p)) < 0 || send_refresh(s, p, fd, &st) < 0) {
 		if (fd >= 0)
 			close(fd);
 		delta_enc_free(enc);
 		return HS_OK;
 	}
+	if (!SCAN_IS_SPARSE(p) && s->o->idx != NULL &&
+	    blk_size_for(p->size) != 0 &&
+	    blk_table_init(&t, p->size, blk_size_for(p->size)) < 0)
+		memset(&t, 0, sizeof(t));
 	if ((rc = send_entry(s, PROTO_T_OP_DELTA, p)) < 0 ||
 	    (rc = proto_hash_new(&h)) < 0)
 		goto out;
@@ -325,6 +346,8 @@ send_delta(struct sender *s, struct scan_entry *p, const uint8_t *sig,
 			n = 0;
 		}
 		proto_hash_update(h, s->buf, (size_t)n);
+		if (t.hash != NULL && blk_table_feed(&t, s->buf, (size_t)n) < 0)
+			changed = 1; /* grew while read */
 		if ((rc = delta_enc_feed(enc, s->buf, (size_t)n, n == 0,
 		                         emit_delta, s)) < 0)
 			goto out;
@@ -335,16 +358,19 @@ send_delta(struct sender *s, struct scan_entry *p, const uint8_t *sig,
 	}
 	if ((rc = flush_out(s)) < 0)
 		goto out;
-	if (!changed && changed_since(fd, &st))
+	if (!changed && send_changed_since(fd, &st))
 		changed = 1;
 	proto_hash_final(h, digest);
 	if (!changed) {
 		s->rep->delta_files++;
 		s->rep->delta_covered += p->size;
 		p->flags |= P_REWRITTEN;
+		send_blk_sent(s, p, blk_table_done(&t) == HS_OK ? &t : NULL,
+		              digest, 0);
 	}
 	rc = send_file_end(s, p, changed, digest);
 out:
+	blk_table_free(&t);
 	s->out.len = 0;
 	delta_enc_free(enc);
 	proto_hash_free(h);
@@ -484,6 +510,11 @@ send_deltas(struct sender *s)
 		send_dry(s, "delta", p);
 		if (s->o->dry_run)
 			continue;
+		/* Its changed blocks alone, when the index knows the rest. */
+		if ((rc = send_patch_try(s, p)) != 0) {
+			rc = rc < 0 ? rc : HS_OK;
+			continue;
+		}
 		/* A signature is about 36 bytes per 2 KiB block, capped. */
 		blocks = p->size / 2048 + 1;
 		est += (blocks < SIG_BLOCKS_MAX ? blocks : SIG_BLOCKS_MAX) * 36;

@@ -13,6 +13,8 @@
 #include "hs.h"
 #include "proto.h"
 
+struct idx;
+
 /* Temporary files carry this prefix; leftovers are removed at start. */
 #define FS_TMP_PREFIX ".hamnsync-tmp."
 
@@ -235,6 +237,7 @@ void watch_pending_stats(const struct watch *w, uint64_t *oldest_ns,
 /* What a reconciliation found and did. */
 struct send_report {
 	uint64_t files_sent;    /* whole files */
+	uint64_t patch_files;   /* of delta_files: sent as changed blocks */
 	uint64_t bytes_sent;    /* their content bytes */
 	uint64_t delta_files;   /* files sent as librsync deltas */
 	uint64_t delta_bytes;   /* delta bytes (before zstd) */
@@ -271,11 +274,15 @@ struct send_opts {
 	/* verify: called for each difference with the path and why. */
 	void (*verify_cb)(void *arg, const char *path, const char *why);
 	void *verify_arg;
-	/* The file index and journal (primary), or NULL: none kept. */
-	struct idx *idx;
 	/* Called often during long transfers (the daemon serves status). */
 	void (*tick)(void *arg);
 	void *tick_arg;
+	/*
+	 * The primary's index (borrowed): file records and the journal
+	 * (restarts), block records of big files (a changed one travels as
+	 * its changed blocks); NULL: none kept.
+	 */
+	struct idx *idx;
 };
 
 /*
@@ -445,5 +452,17 @@ int apply_rename(struct apply *a, uint16_t src, const char *from,
 int fs_hash_fd(int fd, uint8_t out[PROTO_HASH_LEN]);
 /* Record an error line for `path` (used by the receiver too). */
 void apply_error(struct apply *a, const char *path, const char *what, int rc);
+/*
+ * Block patches (syncd/patch_int.h): keep a record (stat fingerprint +
+ * content token) of each big file written, in index `x` (borrowed), and
+ * accept OP_PATCH against it; drift copies go below state_dir/drift/.
+ * Without this call no records are kept and every patch is stale.
+ */
+void apply_set_records(struct apply *a, struct idx *x, const char *state_dir);
+/*
+ * The body of PROTO_T_PATCH_STALE (patches whose basis was not the
+ * recorded one) into `w`: 1 when there is one to send, else 0.
+ */
+int apply_stale_encode(const struct apply *a, struct proto_wr *w);
 
 #endif /* SYNCD_H */

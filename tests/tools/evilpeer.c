@@ -1359,6 +1359,119 @@ sc_delta(struct ev *ev)
 	    hits > 0 ? "" : " (no error names the file)");
 }
 
+/*
+ * Block patches (syncd/patch_int.h).  A patch needs a basis the standby
+ * recorded: first a whole file of EV_PATCH_SIZE bytes of 'B' at --path
+ * (default "evil-patch.bin"), whose record token is its FILE_END hash;
+ * then, in a second SET_OPEN, one hostile OP_PATCH against it:
+ *	patch-past-end	 a block at 2 MiB of a file of 1 MiB + 100
+ *	patch-unsorted	 blocks at 32 KiB, then 16 KiB
+ *	patch-big-block	 32 KiB of data in a 16 KiB block
+ *	patch-huge-size	 a final size of 2^50 bytes
+ *	patch-overrun	 the last block twice
+ *	patch-stale	 a basis token the standby does not hold
+ * The first five must be refused (ERROR or close) with the file intact;
+ * patch-stale must come back in PATCH_STALE with no error.
+ */
+#define EV_PATCH_SIZE	(1024u * 1024 + 100)
+#define EV_PATCH_BSIZE	(16u * 1024)
+
+static int
+patch_block(struct ev *ev, uint64_t off, size_t len)
+{
+	static uint8_t frame[8 + 2 * EV_PATCH_BSIZE];
+
+	if (len > 2 * EV_PATCH_BSIZE)
+		return -1;
+	put_be(frame, off, 8);
+	memset(frame + 8, 'P', len);
+	return ev_send(ev, PROTO_T_OP_PATCH_DATA, 0, frame, 8 + len);
+}
+
+static int
+sc_patch(struct ev *ev)
+{
+	const char *sc = ev->scenario, *path = ev->path ? ev->path :
+	    "evil-patch.bin";
+	uint8_t *data, token[1 + PROTO_HASH_LEN];
+	struct proto_hash *h;
+	uint64_t errors = 0, final = EV_PATCH_SIZE;
+	uint16_t src = (uint16_t)ev->src;
+	enum ev_rx rx;
+	int status, rc;
+
+	if (!open_set(ev, &status))
+		return status;
+	if ((data = malloc(EV_PATCH_SIZE)) == NULL ||
+	    proto_hash_new(&h) < 0)
+		return finish(ev, EXIT_SETUP, "out of memory");
+	memset(data, 'B', EV_PATCH_SIZE);
+	proto_hash_update(h, data, EV_PATCH_SIZE);
+	proto_hash_final(h, token + 1);
+	proto_hash_free(h);
+	rc = send_file(ev, src, path, data, EV_PATCH_SIZE, 0);
+	free(data);
+	if (rc < 0 || ev_send(ev, PROTO_T_SET_END, 0, NULL, 0) < 0)
+		return finish(ev, EXIT_MISBEHAVED, "write failed");
+	if (read_set_done(ev, NULL, &errors) != 0 || errors != 0)
+		return finish(ev, EXIT_SETUP, " (the basis was not applied)");
+	say(ev, "; ");
+	if (set_open(ev, ev->set_name, ev->sources, ev->n_sources) < 0 ||
+	    read_listing(ev) <= 0)
+		return finish(ev, EXIT_SETUP, " (second SET_OPEN)");
+	if (strcmp(sc, "patch-stale") == 0)
+		token[1] ^= 0xff;
+	if (strcmp(sc, "patch-huge-size") == 0)
+		final = (uint64_t)1 << 50;
+	entry_init(ev, src, path, PROTO_E_FILE, final);
+	proto_wr_reset(&ev->w);
+	proto_entry_encode(&ev->w, &ev->e);
+	proto_put_bytes(&ev->w, token + 1, PROTO_HASH_LEN);
+	proto_put_u32(&ev->w, EV_PATCH_BSIZE);
+	say(ev, "in set %s sent OP_PATCH %s (%s); standby: ", ev->set_name,
+	    path, sc);
+	if (ev_send_wr(ev, PROTO_T_OP_PATCH) < 0)
+		return finish(ev, EXIT_MISBEHAVED, "write failed");
+	rc = 0;
+	if (strcmp(sc, "patch-past-end") == 0)
+		rc = patch_block(ev, 2u * 1024 * 1024, EV_PATCH_BSIZE);
+	else if (strcmp(sc, "patch-unsorted") == 0)
+		rc = patch_block(ev, 2 * EV_PATCH_BSIZE, EV_PATCH_BSIZE) < 0 ||
+		    patch_block(ev, EV_PATCH_BSIZE, EV_PATCH_BSIZE) < 0 ? -1 : 0;
+	else if (strcmp(sc, "patch-big-block") == 0)
+		rc = patch_block(ev, 0, 2 * EV_PATCH_BSIZE);
+	else if (strcmp(sc, "patch-overrun") == 0)
+		rc = patch_block(ev, 1024 * 1024, 100) < 0 ||
+		    patch_block(ev, 1024 * 1024, 100) < 0 ? -1 : 0;
+	else if (strcmp(sc, "patch-stale") == 0)
+		rc = patch_block(ev, 0, EV_PATCH_BSIZE);
+	token[0] = 0;
+	if (rc == 0 && (ev_send(ev, PROTO_T_OP_FILE_END, 0, token,
+	    sizeof(token)) < 0 || ev_send(ev, PROTO_T_SET_END, 0, NULL, 0) < 0))
+		rc = -1;
+	/* A standby that refused may close before we are done writing. */
+	rx = ev_recv(ev);
+	if (rc < 0 && !refused(ev, rx))
+		return finish(ev, EXIT_MISBEHAVED, "write failed");
+	if (strcmp(sc, "patch-stale") != 0) {
+		say_answer(ev, rx);
+		return finish(ev, refused(ev, rx) ? EXIT_AS_EXPECTED :
+		    EXIT_MISBEHAVED, "%s", "");
+	}
+	if (rx != RX_FRAME || ev->type != PROTO_T_PATCH_STALE ||
+	    memmem(ev->data, ev->len, path, strlen(path)) == NULL) {
+		say_answer(ev, rx);
+		return finish(ev, EXIT_MISBEHAVED, " (no PATCH_STALE naming "
+		    "the path)");
+	}
+	say(ev, "PATCH_STALE naming %s, then ", path);
+	if (read_set_done(ev, NULL, &errors) < 0)
+		return finish(ev, EXIT_MISBEHAVED, "%s", "");
+	bye(ev);
+	return finish(ev, errors == 0 ? EXIT_AS_EXPECTED : EXIT_MISBEHAVED,
+	    "%s", "");
+}
+
 /* SIG_REQ for --path: no signature of what lies behind a symlink. */
 static int
 sc_sig_probe(struct ev *ev)
@@ -1593,6 +1706,9 @@ static const char usage[] =
     "  hardlink-escape       OP_LINK to --path (default link/victim)\n"
     "  scoped-list           SET_OPEN_SCOPED to --path (default link)\n"
     "  slow-file             a good file sent slowly (--size, --rate)\n"
+    "  patch-past-end, patch-unsorted, patch-big-block, patch-huge-size,\n"
+    "  patch-overrun, patch-stale   hostile block patches at --path\n"
+    "                        (default evil-patch.bin) after a basis\n"
     "options:\n"
     "  --set NAME --source PATH...  the set to open (default: first [path])\n"
     "  --path P --src N             the path (relative to source N)\n"
@@ -1703,6 +1819,12 @@ main(int argc, char **argv)
 	    {"hardlink-escape", sc_hardlink},
 	    {"scoped-list", sc_scoped_list},
 	    {"slow-file", sc_slow_file},
+	    {"patch-past-end", sc_patch},
+	    {"patch-unsorted", sc_patch},
+	    {"patch-big-block", sc_patch},
+	    {"patch-huge-size", sc_patch},
+	    {"patch-overrun", sc_patch},
+	    {"patch-stale", sc_patch},
 	};
 	struct hs_conf *conf = NULL;
 	const char *conf_path = NULL;

@@ -1,0 +1,244 @@
+/*
+ * blocks.c - per-file records that let a changed big file travel as the
+ * blocks that changed (syncd/sendpatch.c, syncd/apply.c):
+ *	blocks	 primary: what the standby acknowledged holding for a file:
+ *		 content token, block size, size and one hash per block
+ *	written	 standby: what it last wrote at a path: its stat
+ *		 fingerprint just after the write, and the content token
+ * Keys are opaque bytes chosen by the caller (set, source, path).  Values
+ * are in native byte order: the index is a local file.
+ */
+#include <errno.h>
+#include <lmdb.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "idx_int.h"
+
+/* What a "blocks" value starts with; the hashes follow. */
+struct blocks_hdr {
+	uint32_t magic; /* BLOCKS_MAGIC: a record of this layout */
+	uint32_t bsize;
+	uint64_t size;
+	uint32_t n;
+	uint32_t pad;
+	uint8_t token[IDX_TOKEN_LEN];
+};
+
+#define BLOCKS_MAGIC 0x424c4b31u /* "BLK1" */
+
+struct idx_txn {
+	struct idx *x;
+	MDB_txn *txn;
+};
+
+int
+idx_txn_begin(struct idx *x, struct idx_txn **out)
+{
+	struct idx_txn *t;
+	int rc;
+
+	if (x->readonly)
+		return -EROFS;
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return -ENOMEM;
+	t->x = x;
+	if ((rc = mdb_txn_begin(x->env, NULL, 0, &t->txn)) != 0) {
+		free(t);
+		return idx_map_error(rc);
+	}
+	*out = t;
+	return HS_OK;
+}
+
+int
+idx_txn_commit(struct idx_txn *t)
+{
+	int rc = mdb_txn_commit(t->txn);
+
+	free(t);
+	return idx_map_error(rc);
+}
+
+void
+idx_txn_abort(struct idx_txn *t)
+{
+	if (t == NULL)
+		return;
+	mdb_txn_abort(t->txn);
+	free(t);
+}
+
+static int
+txn_put(struct idx_txn *t, const char *db, const void *key, size_t klen,
+        MDB_val *v)
+{
+	MDB_val k = {klen, (void *)key};
+	MDB_dbi dbi;
+	int rc;
+
+	if (klen == 0 || klen > IDX_KEY_MAX)
+		return HS_ELIMIT;
+	if ((rc = idx_dbi(t->x, db, &dbi)) < 0)
+		return rc;
+	return idx_map_error(mdb_put(t->txn, dbi, &k, v, 0));
+}
+
+static int
+txn_del(struct idx_txn *t, const char *db, const void *key, size_t klen)
+{
+	MDB_val k = {klen, (void *)key};
+	MDB_dbi dbi;
+	int rc;
+
+	if (klen == 0 || klen > IDX_KEY_MAX)
+		return HS_ELIMIT;
+	if ((rc = idx_dbi(t->x, db, &dbi)) < 0)
+		return rc;
+	rc = mdb_del(t->txn, dbi, &k, NULL);
+	return rc == MDB_NOTFOUND ? HS_OK : idx_map_error(rc);
+}
+
+/*
+ * Read one value of `db` into a malloc'd copy (LMDB's memory lives only
+ * as long as the read txn).  HS_ENOTFOUND when absent.
+ */
+static int
+get_copy(struct idx *x, const char *db, const void *key, size_t klen,
+         void **out, size_t *len)
+{
+	MDB_val k = {klen, (void *)key}, v;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	int rc;
+
+	if (klen == 0 || klen > IDX_KEY_MAX)
+		return HS_ELIMIT;
+	if ((rc = idx_dbi(x, db, &dbi)) < 0)
+		return rc;
+	if ((rc = mdb_txn_begin(x->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return idx_map_error(rc);
+	rc = mdb_get(txn, dbi, &k, &v);
+	if (rc == 0) {
+		if ((*out = malloc(v.mv_size ? v.mv_size : 1)) == NULL)
+			rc = ENOMEM;
+		else {
+			memcpy(*out, v.mv_data, v.mv_size);
+			*len = v.mv_size;
+		}
+	}
+	mdb_txn_abort(txn);
+	return idx_map_error(rc);
+}
+
+int
+idx_blocks_get(struct idx *x, const void *key, size_t klen,
+               struct idx_blocks *out)
+{
+	struct blocks_hdr h;
+	void *raw;
+	size_t len;
+	int rc;
+
+	if ((rc = get_copy(x, "blocks", key, klen, &raw, &len)) < 0)
+		return rc;
+	memset(out, 0, sizeof(*out));
+	if (len < sizeof(h))
+		goto bad;
+	memcpy(&h, raw, sizeof(h));
+	if (h.magic != BLOCKS_MAGIC || h.n > IDX_BLOCKS_MAX || h.bsize == 0 ||
+	    len != sizeof(h) + (size_t)h.n * IDX_BLOCK_HASH_LEN)
+		goto bad;
+	if ((out->hash = calloc(h.n ? h.n : 1, IDX_BLOCK_HASH_LEN)) == NULL) {
+		free(raw);
+		return -ENOMEM;
+	}
+	memcpy(out->hash, (uint8_t *)raw + sizeof(h),
+	       (size_t)h.n * IDX_BLOCK_HASH_LEN);
+	out->bsize = h.bsize;
+	out->size = h.size;
+	out->n = h.n;
+	memcpy(out->token, h.token, sizeof(out->token));
+	free(raw);
+	return HS_OK;
+bad:
+	/* A record we cannot read is no record: the file goes the long way. */
+	free(raw);
+	return HS_ENOTFOUND;
+}
+
+int
+idx_blocks_put(struct idx_txn *t, const void *key, size_t klen,
+               const struct idx_blocks *b)
+{
+	struct blocks_hdr h;
+	MDB_val v;
+	uint8_t *raw;
+	int rc;
+
+	if (b->n > IDX_BLOCKS_MAX)
+		return HS_ELIMIT;
+	memset(&h, 0, sizeof(h));
+	h.magic = BLOCKS_MAGIC;
+	h.bsize = b->bsize;
+	h.size = b->size;
+	h.n = b->n;
+	memcpy(h.token, b->token, sizeof(h.token));
+	v.mv_size = sizeof(h) + (size_t)b->n * IDX_BLOCK_HASH_LEN;
+	if ((raw = malloc(v.mv_size)) == NULL)
+		return -ENOMEM;
+	memcpy(raw, &h, sizeof(h));
+	memcpy(raw + sizeof(h), b->hash, (size_t)b->n * IDX_BLOCK_HASH_LEN);
+	v.mv_data = raw;
+	rc = txn_put(t, "blocks", key, klen, &v);
+	free(raw);
+	return rc;
+}
+
+int
+idx_blocks_del(struct idx_txn *t, const void *key, size_t klen)
+{
+	return txn_del(t, "blocks", key, klen);
+}
+
+void
+idx_blocks_clear(struct idx_blocks *b)
+{
+	free(b->hash);
+	b->hash = NULL;
+	b->n = 0;
+}
+
+int
+idx_written_get(struct idx *x, const void *key, size_t klen,
+                struct idx_written *out)
+{
+	void *raw;
+	size_t len;
+	int rc;
+
+	if ((rc = get_copy(x, "written", key, klen, &raw, &len)) < 0)
+		return rc;
+	if (len != sizeof(*out)) {
+		free(raw);
+		return HS_ENOTFOUND; /* another layout: no usable record */
+	}
+	memcpy(out, raw, sizeof(*out));
+	free(raw);
+	return HS_OK;
+}
+
+int
+idx_written_put(struct idx_txn *t, const void *key, size_t klen,
+                const struct idx_written *a)
+{
+	MDB_val v = {sizeof(*a), (void *)a};
+
+	return txn_put(t, "written", key, klen, &v);
+}
+
+int
+idx_written_del(struct idx_txn *t, const void *key, size_t klen)
+{
+	return txn_del(t, "written", key, klen);
+}
