@@ -249,7 +249,7 @@ recv_listing(struct sender *s, int *refused)
 		struct proto_rd r;
 		uint32_t n, i;
 
-		if ((rc = proto_conn_recv(s->c, &m)) < 0)
+		if ((rc = send_recv(s, &m)) < 0)
 			return rc;
 		if (m.type == PROTO_T_LIST_END)
 			break;
@@ -474,7 +474,7 @@ hash_replies(struct sender *s, uint8_t (*ours)[PROTO_HASH_LEN])
 		struct proto_rd r;
 		uint32_t cnt, j;
 
-		if ((rc = proto_conn_recv(s->c, &m)) < 0)
+		if ((rc = send_recv(s, &m)) < 0)
 			return rc;
 		if (m.type == PROTO_T_HASH_END)
 			return HS_OK;
@@ -820,7 +820,7 @@ recv_set_done(struct sender *s)
 	char line[1025];
 	int rc;
 
-	if ((rc = proto_conn_recv(s->c, &m)) < 0)
+	if ((rc = send_recv(s, &m)) < 0)
 		return rc;
 	if (m.type != PROTO_T_SET_DONE)
 		return HS_EPROTO;
@@ -971,6 +971,8 @@ sync_set(struct sender *s, const struct hs_pathset *set,
 	if ((rc = find_links(s)) < 0)
 		return rc;
 	plan(s);
+	if (s->o->max_file_bytes != 0)
+		send_leave_large(s); /* express lane: big files wait */
 	if (s->o->verify)
 		rc = verify_set(s);
 	else if ((rc = compare_hashes(s)) == HS_OK &&
@@ -1005,6 +1007,7 @@ session_open(struct sender *s, char *why, size_t whylen)
 	snprintf(mine.name, sizeof(mine.name), "%s", s->conf->node_name);
 	mine.role = HS_ROLE_PRIMARY;
 	mine.epoch = s->o->epoch;
+	mine.flags = s->o->express ? PROTO_HELLO_F_EXPRESS : 0;
 	if ((rc = proto_hello_send(s->c, &mine)) < 0 ||
 	    (rc = proto_hello_recv(s->c, &peer, why, whylen)) < 0) {
 		if (rc != HS_EBUSY && rc != HS_EREFUSED && rc != HS_EVERSION)

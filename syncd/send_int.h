@@ -75,7 +75,19 @@ int send_file(struct sender *s, struct scan_entry *p);
 int send_deltas(struct sender *s);
 /* Print "what path" in a dry run. */
 void send_dry(struct sender *s, const char *what, const struct scan_entry *e);
-/* Redraw the progress line if due (or `final`). */
+/* Redraw the progress line if due (or `final`); run the tick if due. */
 void send_progress(struct sender *s, int final);
+/*
+ * proto_conn_recv, running the daemon's tick while the standby works
+ * (lists, hashes, signs, flushes a big file), so status and the express
+ * lane do not wait for it.  Gives up after 10 x peer_timeout.
+ */
+int send_recv(struct sender *s, struct proto_msg *m);
+/*
+ * Express lane, after the plan: leave files above max_file_bytes and
+ * hard-linked files to the bulk lane (no content, no hash, no delete of
+ * the standby's entry at that path).
+ */
+void send_leave_large(struct sender *s);
 
 #endif /* SEND_INT_H */

@@ -226,6 +226,18 @@ int watch_take(struct watch *w, uint16_t set, struct proto_scope **scope,
  * written).
  */
 size_t watch_take_renames(struct watch *w, uint16_t set, struct proto_wr *out);
+/*
+ * The express lane: copy into *scope (caller owns it: proto_scope_free)
+ * at most `max` distinct entries of set `set` that arrived since the last
+ * call, skipping what a small scoped run cannot do alone (recursive
+ * entries, what is below them, the ends of renames).  Everything stays
+ * in the dirty set for the next watch_take: the bulk lane looks again,
+ * so a failed or partial express run loses nothing.  Never blocks.
+ */
+int watch_take_express(struct watch *w, uint16_t set, size_t max,
+                       struct proto_scope **scope, size_t *n);
+/* Has set `set` entries the express lane has not looked at yet? */
+int watch_express_pending(const struct watch *w, uint16_t set);
 /* When the oldest change of the last watch_take was seen (0: none). */
 uint64_t watch_taken_since(const struct watch *w);
 /* Changes waiting: when the oldest was seen (0: none), how many paths. */
@@ -258,6 +270,7 @@ struct send_report {
 	uint64_t differences;    /* verify: entries that differ */
 	uint64_t wire_out;       /* bytes written to the socket */
 	uint64_t wire_in;
+	uint64_t left_to_bulk; /* express: files left to the bulk lane */
 };
 
 struct send_opts {
@@ -276,6 +289,15 @@ struct send_opts {
 	/* Called often during long transfers (the daemon serves status). */
 	void (*tick)(void *arg);
 	void *tick_arg;
+	/*
+	 * The express lane (syncd/express.c): say so in HELLO, and leave
+	 * to the bulk lane every file above max_file_bytes (also one that
+	 * grew since it was listed), every hard-linked file, and the files
+	 * past max_run_bytes of content in one run (0: no limit).
+	 */
+	int express;
+	uint64_t max_file_bytes;
+	uint64_t max_run_bytes;
 };
 
 /*
