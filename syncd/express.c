@@ -134,6 +134,7 @@ express_set(struct express *x, struct watch *w, size_t i,
 	struct proto_scope *scope = NULL;
 	struct send_report rep;
 	size_t n = 0;
+	uint64_t t0 = hs_now_mono_ns();
 	int rc;
 
 	if ((rc = watch_take_express(w, (uint16_t)i, EXPRESS_PATHS_MAX, &scope,
@@ -151,10 +152,11 @@ express_set(struct express *x, struct watch *w, size_t i,
 	x->paths += n;
 	x->last_io_ns = hs_now_mono_ns();
 	deleted[i] += rep.deleted;
-	hs_log_debug("primary: express lane: set %s: %zu paths, %llu files, "
-	             "%llu deltas, %llu metadata, %llu deleted, %llu left to "
-	             "the bulk lane",
-	             set->name, n, (unsigned long long)rep.files_sent,
+	hs_log_debug("primary: express lane: set %s: %zu paths in %.1f ms: "
+	             "%llu files, %llu deltas, %llu metadata, %llu deleted, "
+	             "%llu left to the bulk lane",
+	             set->name, n, (double)(x->last_io_ns - t0) / 1e6,
+	             (unsigned long long)rep.files_sent,
 	             (unsigned long long)rep.delta_files,
 	             (unsigned long long)rep.meta_only,
 	             (unsigned long long)rep.deleted,
