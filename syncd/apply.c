@@ -32,7 +32,8 @@
 #define BATCH_FSYNC_MAX 16
 #define TMP_NAME_LEN (sizeof(FS_TMP_PREFIX) - 1 + 16)
 /*
- * A big file is written back while it arrives, in chunks of this size:
+ * A big file is written back while it arrives, in chunks of this size
+ * (at the ~400 MB/s of this machine's disk, two chunks take ~10 ms):
  * the writeback of each chunk starts once it is complete, and the chunk
  * before it is waited for.  Dirty data of one transfer stays below two
  * chunks, so the final fsync is short, and so is the fsync of a small
@@ -40,7 +41,7 @@
  * ordered mode a journal commit waits for the data of every file in it,
  * which would otherwise be the hundreds of MiB of the big one.
  */
-#define WRITEBACK_CHUNK (8ull * 1024 * 1024)
+#define WRITEBACK_CHUNK (2ull * 1024 * 1024)
 
 struct apply_src {
 	int anchorfd; /* O_PATH fd of the source's parent */

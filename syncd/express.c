@@ -11,6 +11,11 @@
  * above EXPRESS_FILE_MAX (or past EXPRESS_RUN_BYTES in one run, or hard
  * linked) to the bulk lane.
  *
+ * A run does not wait for the standby's fsync: it returns once SET_END
+ * is sent, and the next tick reads the SET_DONE (send_session_done), so
+ * the bulk lane goes on while the standby makes the small files durable.
+ * One run is in flight at a time.
+ *
  * It is only an optimisation: the entries it takes stay in the watcher's
  * dirty sets, so the bulk lane's next run looks at them again (a hash
  * compare of a small file when the express lane got there first).  A
@@ -47,6 +52,14 @@ struct express {
 	uint64_t last_io_ns;
 	uint64_t runs;
 	uint64_t paths;
+	/* The run in flight (SET_END sent, SET_DONE awaited). */
+	int in_flight;
+	size_t run_set;
+	size_t run_paths;
+	uint64_t run_start_ns;
+	struct send_report rep;
+	uint64_t *deleted; /* the primary's per-set delete counts, borrowed */
+	size_t next_set;   /* round robin over the sets */
 };
 
 int
@@ -81,6 +94,7 @@ express_free(struct express *x)
 static void
 express_drop(struct express *x, int rc, const char *what)
 {
+	x->in_flight = 0;
 	hs_log_warnx("primary: express lane: %s: %s; the bulk lane carries "
 	             "every change until it is back",
 	             what, hs_strerror(rc));
@@ -125,64 +139,106 @@ express_connect(struct express *x)
 	return 1;
 }
 
-/* One scoped run of set i on the lane; <0 when the session failed. */
+/*
+ * Read the SET_DONE of the run in flight, waiting up to timeout_ms:
+ * HS_OK when there is none in flight (any more), HS_WANT_READ when it
+ * has not come yet, <0 when the session failed.
+ */
 static int
-express_set(struct express *x, struct watch *w, size_t i,
-            const uint64_t *guard_files, uint64_t *deleted)
+express_collect(struct express *x, int timeout_ms)
 {
-	const struct hs_pathset *set = &x->conf->sets[i];
+	const struct send_report *r = &x->rep;
+	uint64_t now;
+	int rc;
+
+	if (!x->in_flight)
+		return HS_OK;
+	if ((rc = send_session_done(x->ss, timeout_ms)) != HS_OK)
+		return rc;
+	now = hs_now_mono_ns();
+	x->in_flight = 0;
+	x->runs++;
+	x->paths += x->run_paths;
+	x->last_io_ns = now;
+	if (x->deleted != NULL)
+		x->deleted[x->run_set] += r->deleted;
+	hs_log_debug("primary: express lane: set %s: %zu paths durable in "
+	             "%.1f ms: %llu files, %llu deltas, %llu metadata, %llu "
+	             "deleted, %llu left to the bulk lane, %llu errors",
+	             x->conf->sets[x->run_set].name, x->run_paths,
+	             (double)(now - x->run_start_ns) / 1e6,
+	             (unsigned long long)r->files_sent,
+	             (unsigned long long)r->delta_files,
+	             (unsigned long long)r->meta_only,
+	             (unsigned long long)r->deleted,
+	             (unsigned long long)r->left_to_bulk,
+	             (unsigned long long)(r->remote_errors +
+	                                  r->changed_during));
+	return HS_OK;
+}
+
+/*
+ * Start one scoped run of set i on the lane, up to SET_END: 1 when one
+ * is in flight, 0 when the set had nothing for it, <0 when the session
+ * failed.
+ */
+static int
+express_start(struct express *x, struct watch *w, size_t i,
+              const uint64_t *guard_files)
+{
 	struct proto_scope *scope = NULL;
-	struct send_report rep;
 	size_t n = 0;
-	uint64_t t0 = hs_now_mono_ns();
 	int rc;
 
 	if ((rc = watch_take_express(w, (uint16_t)i, EXPRESS_PATHS_MAX, &scope,
-	                             &n)) < 0 ||
-	    n == 0)
-		return HS_OK;
-	memset(&rep, 0, sizeof(rep));
+	                             &n)) < 0)
+		return rc;
+	if (n == 0)
+		return 0;
+	memset(&x->rep, 0, sizeof(x->rep));
 	x->o.guard_files = guard_files[i];
-	x->o.guard_recent = deleted[i];
-	rc = send_session_set(x->ss, set, scope, n, &rep);
+	x->o.guard_recent = x->deleted != NULL ? x->deleted[i] : 0;
+	x->run_set = i;
+	x->run_paths = n;
+	x->run_start_ns = hs_now_mono_ns();
+	rc = send_session_set(x->ss, &x->conf->sets[i], scope, n, &x->rep);
 	proto_scope_free(scope, n);
 	if (rc < 0)
 		return rc;
-	x->runs++;
-	x->paths += n;
-	x->last_io_ns = hs_now_mono_ns();
-	deleted[i] += rep.deleted;
-	hs_log_debug("primary: express lane: set %s: %zu paths in %.1f ms: "
-	             "%llu files, %llu deltas, %llu metadata, %llu deleted, "
-	             "%llu left to the bulk lane",
-	             set->name, n, (double)(x->last_io_ns - t0) / 1e6,
-	             (unsigned long long)rep.files_sent,
-	             (unsigned long long)rep.delta_files,
-	             (unsigned long long)rep.meta_only,
-	             (unsigned long long)rep.deleted,
-	             (unsigned long long)rep.left_to_bulk);
-	return HS_OK;
+	x->in_flight = 1;
+	return 1;
 }
 
 void
 express_tick(struct express *x, struct watch *w, const uint64_t *guard_files,
              uint64_t *deleted)
 {
-	size_t i;
+	size_t i, k;
 	int rc, any = 0;
 
 	if (x == NULL)
 		return;
+	x->deleted = deleted;
+	/* The last run first: one in flight at a time. */
+	if (x->ss != NULL && (rc = express_collect(x, 0)) != HS_OK) {
+		if (rc < 0)
+			express_drop(x, rc, x->conf->sets[x->run_set].name);
+		return;
+	}
 	for (i = 0; i < x->conf->n_sets && !any; i++)
 		any = watch_express_pending(w, (uint16_t)i);
 	if (!any || !express_connect(x))
 		return;
-	/* One batch per set per tick: the bulk run goes on in between. */
-	for (i = 0; i < x->conf->n_sets; i++)
-		if ((rc = express_set(x, w, i, guard_files, deleted)) < 0) {
+	/* One run per tick, the sets in turn: the bulk run goes on between. */
+	for (k = 0; k < x->conf->n_sets; k++) {
+		i = (x->next_set + k) % x->conf->n_sets;
+		if ((rc = express_start(x, w, i, guard_files)) == 0)
+			continue;
+		x->next_set = i + 1;
+		if (rc < 0)
 			express_drop(x, rc, x->conf->sets[i].name);
-			return;
-		}
+		return;
+	}
 }
 
 void
@@ -194,6 +250,13 @@ express_heartbeat(struct express *x)
 	if (x == NULL || x->ss == NULL ||
 	    now - x->last_io_ns < x->conf->heartbeat * 1000 * NS_PER_MS)
 		return;
+	/* The bulk lane is idle: the last run's SET_DONE may wait. */
+	if ((rc = express_collect(x, (int)x->conf->peer_timeout * 1000)) !=
+	    HS_OK) {
+		express_drop(x, rc == HS_WANT_READ ? HS_ETIMEOUT : rc,
+		             "waiting for the standby");
+		return;
+	}
 	if ((rc = send_session_ping(x->ss, (int)x->conf->peer_timeout * 1000)) <
 	    0) {
 		express_drop(x, rc, "heartbeat");

@@ -983,7 +983,28 @@ sync_set(struct sender *s, const struct hs_pathset *set,
 	if ((rc = proto_conn_send(s->c, PROTO_T_SET_END, NULL, 0, PROTO_RAW,
 	                          NULL)) < 0)
 		return rc;
+	if (s->o->express) {
+		/* SET_DONE is read by send_session_done: see syncd.h. */
+		s->awaiting_done = 1;
+		return proto_conn_flush(s->c);
+	}
 	return recv_set_done(s);
+}
+
+int
+send_session_done(struct sender *s, int timeout_ms)
+{
+	int rc;
+
+	if (!s->awaiting_done)
+		return HS_OK;
+	if ((rc = proto_conn_wait(s->c, timeout_ms)) <= 0)
+		return rc == 0 ? HS_WANT_READ : rc;
+	s->awaiting_done = 0;
+	rc = recv_set_done(s);
+	s->rep->wire_out = proto_conn_bytes_out(s->c);
+	s->rep->wire_in = proto_conn_bytes_in(s->c);
+	return rc;
 }
 
 static int

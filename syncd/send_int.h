@@ -52,6 +52,7 @@ struct sender {
 	uint64_t ticked_ns;
 	struct proto_hello peer; /* the standby's HELLO */
 	int scoped;              /* the set run is scoped to a few paths */
+	int awaiting_done;       /* express: SET_END sent, SET_DONE unread */
 };
 
 /*

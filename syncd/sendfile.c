@@ -21,8 +21,8 @@
  * often during a long run, counted from the end of the last tick so that
  * the run itself keeps at least this much time between two ticks.
  */
-#define SEND_TICK_NS (10ull * 1000 * 1000)
-#define SEND_TICK_MS 10
+#define SEND_TICK_NS (5ull * 1000 * 1000)
+#define SEND_TICK_MS 5
 
 /* Signatures asked for at once: bounded by count and estimated bytes. */
 #define SIG_BATCH_FILES 256

@@ -290,10 +290,12 @@ struct send_opts {
 	void (*tick)(void *arg);
 	void *tick_arg;
 	/*
-	 * The express lane (syncd/express.c): say so in HELLO, and leave
-	 * to the bulk lane every file above max_file_bytes (also one that
-	 * grew since it was listed), every hard-linked file, and the files
-	 * past max_run_bytes of content in one run (0: no limit).
+	 * The express lane (syncd/express.c): say so in HELLO, leave to
+	 * the bulk lane every file above max_file_bytes (also one that grew
+	 * since it was listed), every hard-linked file, and the files past
+	 * max_run_bytes of content in one run (0: no limit); and return
+	 * from send_session_set once SET_END is sent: the standby's
+	 * SET_DONE is read by send_session_done.
 	 */
 	int express;
 	uint64_t max_file_bytes;
@@ -352,6 +354,14 @@ int send_session_open(const struct hs_conf *conf, const struct send_opts *o,
 int send_session_set(struct sender *s, const struct hs_pathset *set,
                      const struct proto_scope *scope, size_t n_scope,
                      struct send_report *rep);
+/*
+ * Express lane: read the SET_DONE of the last send_session_set, waiting
+ * up to timeout_ms for it (0: only look).  HS_OK when read (the report
+ * given to send_session_set is complete) or when none is awaited,
+ * HS_WANT_READ when it has not come yet, or the error that ended the
+ * session.  No other call but send_session_close may come in between.
+ */
+int send_session_done(struct sender *s, int timeout_ms);
 /* Progress of the run under way, 0..1 of its bytes. */
 double send_session_progress(const struct sender *s);
 /* The standby's HELLO (name, role, epoch); borrowed. */
