@@ -82,11 +82,19 @@ express_new(const struct hs_conf *conf, uint64_t epoch, struct express **out)
 	return HS_OK;
 }
 
+static int express_collect(struct express *x, int timeout_ms);
+
 void
 express_free(struct express *x)
 {
 	if (x == NULL)
 		return;
+	/* The standby answers SET_END before it reads BYE: let it. */
+	if (x->ss != NULL && express_collect(x, (int)x->conf->peer_timeout *
+	                                            1000) != HS_OK) {
+		send_session_close(x->ss, 0);
+		x->ss = NULL;
+	}
 	send_session_close(x->ss, 1);
 	free(x);
 }
