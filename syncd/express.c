@@ -37,6 +37,13 @@
 #define EXPRESS_FILE_MAX (1024ull * 1024)
 /* Content bytes per run: at most a few ms of the wire on loopback. */
 #define EXPRESS_RUN_BYTES (4ull * 1024 * 1024)
+/*
+ * The lane connects and waits for each reply at most this long (and at
+ * most peer_timeout): it runs inside the bulk lane's tick, so a stalled
+ * link must cost the bulk lane little before the bulk lane's own
+ * timeouts notice it.  A TLS handshake on a LAN takes a few ms.
+ */
+#define EXPRESS_TIMEOUT_MS 1000
 /* Reconnect backoff: from 200 ms, doubling, capped at 10 s. */
 #define EXPRESS_BACKOFF_MIN_MS 200
 #define EXPRESS_BACKOFF_MAX_MS 10000
@@ -75,6 +82,9 @@ express_new(const struct hs_conf *conf, uint64_t epoch, struct express **out)
 	x->o.express = 1;
 	x->o.max_file_bytes = EXPRESS_FILE_MAX;
 	x->o.max_run_bytes = EXPRESS_RUN_BYTES;
+	x->o.timeout_ms = conf->peer_timeout * 1000 < EXPRESS_TIMEOUT_MS
+	                      ? (int)conf->peer_timeout * 1000
+	                      : EXPRESS_TIMEOUT_MS;
 	/* No tick: the lane runs inside the bulk lane's tick. */
 	x->o.tick = NULL;
 	x->backoff_ms = EXPRESS_BACKOFF_MIN_MS;
@@ -90,8 +100,7 @@ express_free(struct express *x)
 	if (x == NULL)
 		return;
 	/* The standby answers SET_END before it reads BYE: let it. */
-	if (x->ss != NULL && express_collect(x, (int)x->conf->peer_timeout *
-	                                            1000) != HS_OK) {
+	if (x->ss != NULL && express_collect(x, x->o.timeout_ms) != HS_OK) {
 		send_session_close(x->ss, 0);
 		x->ss = NULL;
 	}
@@ -259,14 +268,12 @@ express_heartbeat(struct express *x)
 	    now - x->last_io_ns < x->conf->heartbeat * 1000 * NS_PER_MS)
 		return;
 	/* The bulk lane is idle: the last run's SET_DONE may wait. */
-	if ((rc = express_collect(x, (int)x->conf->peer_timeout * 1000)) !=
-	    HS_OK) {
+	if ((rc = express_collect(x, x->o.timeout_ms)) != HS_OK) {
 		express_drop(x, rc == HS_WANT_READ ? HS_ETIMEOUT : rc,
 		             "waiting for the standby");
 		return;
 	}
-	if ((rc = send_session_ping(x->ss, (int)x->conf->peer_timeout * 1000)) <
-	    0) {
+	if ((rc = send_session_ping(x->ss, x->o.timeout_ms)) < 0) {
 		express_drop(x, rc, "heartbeat");
 		return;
 	}

@@ -510,6 +510,7 @@ prim_metrics(struct prim *p)
 		return;
 	p->last_metrics_ns = now;
 	p->cnt.watches = watch_count(p->watch);
+	p->cnt.express_runs = express_runs(p->xp);
 	if ((j = prim_status(p)) == NULL)
 		return;
 	if ((rc = st_metrics_write(p->conf->metrics_file, j, &p->cnt)) < 0)

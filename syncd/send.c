@@ -1017,8 +1017,10 @@ session_open(struct sender *s, char *why, size_t whylen)
 	if (proto_tls_from_conf(s->conf, 0, &tls, why, whylen) < 0)
 		return HS_ECONFIG;
 	rc = proto_conn_connect(tls, s->conf->peer,
-	                        (int)s->conf->peer_timeout * 1000, &s->c, why,
-	                        whylen);
+	                        s->o->timeout_ms
+	                            ? s->o->timeout_ms
+	                            : (int)s->conf->peer_timeout * 1000,
+	                        &s->c, why, whylen);
 	proto_tls_free(tls);
 	if (rc < 0)
 		return rc;
@@ -1053,7 +1055,9 @@ session_open(struct sender *s, char *why, size_t whylen)
 		return HS_EREFUSED;
 	}
 	/* The standby may take long to list, hash or flush a big set. */
-	proto_conn_set_timeout(s->c, (int)s->conf->peer_timeout * 1000 * 10);
+	s->timeout_ms = s->o->timeout_ms ? s->o->timeout_ms
+	                                 : (int)s->conf->peer_timeout * 1000 * 10;
+	proto_conn_set_timeout(s->c, s->timeout_ms);
 	proto_conn_set_bwlimit(s->c, s->conf->bwlimit);
 	return HS_OK;
 }
@@ -1140,7 +1144,7 @@ send_session_ping(struct sender *s, int timeout_ms)
 		return rc;
 	proto_conn_set_timeout(s->c, timeout_ms);
 	rc = proto_conn_recv(s->c, &m);
-	proto_conn_set_timeout(s->c, (int)s->conf->peer_timeout * 1000 * 10);
+	proto_conn_set_timeout(s->c, s->timeout_ms);
 	if (rc < 0)
 		return rc;
 	if (m.type != PROTO_T_PONG || m.len != 8 ||

@@ -53,6 +53,7 @@ struct sender {
 	struct proto_hello peer; /* the standby's HELLO */
 	int scoped;              /* the set run is scoped to a few paths */
 	int awaiting_done;       /* express: SET_END sent, SET_DONE unread */
+	int timeout_ms;          /* how long a reply may take */
 };
 
 /*

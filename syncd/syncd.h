@@ -300,6 +300,9 @@ struct send_opts {
 	int express;
 	uint64_t max_file_bytes;
 	uint64_t max_run_bytes;
+	/* Connect, and wait for each reply, at most this long (0: the
+	 * peer_timeout-based defaults). */
+	int timeout_ms;
 };
 
 /*
