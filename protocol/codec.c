@@ -179,6 +179,8 @@ proto_hello_encode(struct proto_wr *w, const struct proto_hello *h)
 	proto_put_str(w, h->name);
 	proto_put_u8(w, h->role);
 	proto_put_u64(w, h->epoch);
+	if (h->flags != 0)
+		proto_put_u8(w, h->flags);
 }
 
 int
@@ -206,6 +208,11 @@ proto_hello_decode(struct proto_rd *r, struct proto_hello *h)
 		return rc;
 	if (h->role != HS_ROLE_PRIMARY && h->role != HS_ROLE_STANDBY)
 		return HS_EPROTO;
+	/* The optional flags byte (express lane); unknown bits refused. */
+	if (r->left > 0 && ((rc = proto_get_u8(r, &h->flags)) < 0 ||
+	                    (h->flags & ~PROTO_HELLO_F_KNOWN) != 0 ||
+	                    h->flags == 0))
+		return rc < 0 ? rc : HS_EPROTO;
 	return proto_rd_end(r);
 }
 
@@ -502,9 +509,8 @@ scope_cmp(const void *a, const void *b)
 	return path_cmp(x->path, y->path);
 }
 
-/* Is b inside a (a strict ancestor directory of b)? */
-static int
-under(const char *a, const char *b)
+int
+proto_path_under(const char *a, const char *b)
 {
 	size_t n = strlen(a);
 
@@ -536,7 +542,7 @@ proto_scope_normalize(struct proto_scope *v, size_t *n)
 			continue;
 		}
 		if (rec != NULL && rec->src == v[i].src &&
-		    under(rec->path, v[i].path)) {
+		    proto_path_under(rec->path, v[i].path)) {
 			free(v[i].path);
 			continue;
 		}

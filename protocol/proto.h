@@ -163,6 +163,7 @@ struct proto_hello {
 	char name[PROTO_NODE_MAX + 1];
 	uint8_t role; /* enum hs_role */
 	uint64_t epoch;
+	uint8_t flags; /* PROTO_HELLO_F_*: an optional trailing u8 */
 };
 
 void proto_hello_encode(struct proto_wr *w, const struct proto_hello *h);
@@ -260,6 +261,8 @@ void proto_scope_free(struct proto_scope *v, size_t n);
  * duplicates and drop what a recursive entry covers; *n shrinks.
  */
 void proto_scope_normalize(struct proto_scope *v, size_t *n);
+/* Is relative path b strictly below directory a ("" holds everything)? */
+int proto_path_under(const char *a, const char *b);
 
 /* ------------------------------------------------------------ connections */
 
@@ -388,5 +391,23 @@ void proto_hash_final(struct proto_hash *h, uint8_t out[PROTO_HASH_LEN]);
  */
 void proto_hash_hole(struct proto_hash *h, uint64_t end);
 void proto_hash_free(struct proto_hash *h);
+
+/* ---------------------------------------------------------- express lane */
+
+/*
+ * A primary's HELLO may end with a u8 of flags (sent only when not 0, so
+ * a HELLO without flags is byte for byte what it always was).  Unknown
+ * bits are refused as malformed.
+ */
+#define PROTO_HELLO_F_EXPRESS 0x01 /* a second session for small changes */
+#define PROTO_HELLO_F_KNOWN PROTO_HELLO_F_EXPRESS
+
+/*
+ * Flush what is queued, then wait up to timeout_ms until a frame can be
+ * read from `c` (decrypted bytes already buffered count).  Returns 1 when
+ * readable (or the peer hung up: the next recv says how), 0 on timeout,
+ * or an error.  Lets a blocking caller do other work while it waits.
+ */
+int proto_conn_wait(struct proto_conn *c, int timeout_ms);
 
 #endif /* PROTO_H */

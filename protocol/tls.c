@@ -713,6 +713,23 @@ proto_conn_recv(struct proto_conn *c, struct proto_msg *m)
 	return HS_OK;
 }
 
+int
+proto_conn_wait(struct proto_conn *c, int timeout_ms)
+{
+	struct pollfd pfd = {c->fd, POLLIN, 0};
+	int rc, n;
+
+	if ((rc = proto_conn_flush(c)) < 0)
+		return rc;
+	/* A record read with the last frame may hold the next one. */
+	if (SSL_has_pending(c->ssl))
+		return 1;
+	n = poll(&pfd, 1, timeout_ms);
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	return n > 0;
+}
+
 void
 proto_conn_send_error(struct proto_conn *c, const char *text)
 {

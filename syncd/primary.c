@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "daemon_int.h"
+#include "express_int.h"
 #include "idx.h"
 #include "status.h"
 #include "syncd.h"
@@ -71,6 +72,8 @@ struct prim {
 	uint64_t gen_done; /* ... and completed */
 	uint64_t last_metrics_ns;
 	uint64_t sessions;
+	struct express *xp;   /* small changes during long runs */
+	uint64_t run_start_ns; /* the bulk run under way began */
 };
 
 static void prim_tick(void *arg);
@@ -399,6 +402,7 @@ prim_sync_set(struct prim *p, size_t i)
 	memset(&rep, 0, sizeof(rep));
 	p->o.guard_files = p->files[i];
 	p->o.guard_recent = p->deleted[i];
+	p->run_start_ns = hs_now_mono_ns();
 	rc = send_session_set(p->ss, set, full ? NULL : scope, full ? 0 : n,
 	                      &rep);
 	proto_scope_free(scope, n);
@@ -514,6 +518,7 @@ prim_heartbeat(struct prim *p)
 	uint64_t now = hs_now_mono_ns();
 	int rc;
 
+	express_heartbeat(p->xp);
 	if (p->ss == NULL ||
 	    now - p->last_io_ns < p->conf->heartbeat * 1000 * NS_PER_MS)
 		return;
@@ -650,6 +655,10 @@ prim_tick(void *arg)
 	if (p->cfd >= 0)
 		ctl_serve(p->cfd, p->conf->status_group, prim_answer, p);
 	watch_drain(p->watch);
+	/* A long run: what changed meanwhile and is small overtakes it. */
+	if (p->ss != NULL &&
+	    hs_now_mono_ns() - p->run_start_ns >= EXPRESS_AFTER_NS)
+		express_tick(p->xp, p->watch, p->files, p->deleted);
 }
 
 static void
@@ -664,6 +673,7 @@ prim_metrics(struct prim *p)
 		return;
 	p->last_metrics_ns = now;
 	p->cnt.watches = watch_count(p->watch);
+	p->cnt.express_runs = express_runs(p->xp);
 	if ((j = prim_status(p)) == NULL)
 		return;
 	if ((rc = st_metrics_write(p->conf->metrics_file, j, &p->cnt)) < 0)
@@ -710,11 +720,15 @@ prim_reload(struct prim *p)
 		return HS_OK;
 	}
 	watch_free(p->watch);
+	express_free(p->xp); /* it borrows the old configuration */
+	p->xp = NULL;
 	send_session_close(p->ss, 1);
 	p->ss = NULL;
 	hs_conf_free(p->conf);
 	p->conf = nc;
 	p->watch = nw;
+	if (express_new(p->conf, p->epoch, &p->xp) < 0)
+		return -ENOMEM;
 	(void)n;
 	if (prim_alloc_sets(p) < 0)
 		return -ENOMEM;
@@ -819,8 +833,13 @@ prim_loop(struct prim *p)
 	send_session_close(p->ss, 1);
 	p->ss = NULL;
 	prim_save_status(p, 1);
-	hs_log_info("primary: stopped after %llu reconciliations",
-	            (unsigned long long)p->syncs);
+	hs_log_info("primary: stopped after %llu reconciliations, %llu "
+	            "express runs (%llu paths)",
+	            (unsigned long long)p->syncs,
+	            (unsigned long long)express_runs(p->xp),
+	            (unsigned long long)express_paths(p->xp));
+	express_free(p->xp);
+	p->xp = NULL;
 	return HS_OK;
 }
 
@@ -858,8 +877,9 @@ prim_run(const char *conf_path, struct hs_conf *conf, uint64_t epoch,
 		            hs_strerror(rc));
 		goto out;
 	}
-	p.o.idx = p.x; /* block records: changed big files as patches */
-	if ((rc = prim_alloc_sets(&p)) < 0)
+	p.o.idx = p.x; /* file and block records, the journal */
+	if ((rc = prim_alloc_sets(&p)) < 0 ||
+	    (rc = express_new(conf, epoch, &p.xp)) < 0)
 		goto out;
 	if ((p.cfd = ctl_listen(conf->state_dir, conf->status_group)) < 0) {
 		rc = p.cfd;
@@ -894,6 +914,7 @@ prim_run(const char *conf_path, struct hs_conf *conf, uint64_t epoch,
 	rc = prim_loop(&p);
 out:
 	watch_free(p.watch);
+	express_free(p.xp);
 	send_session_close(p.ss, 0);
 	if (p.sfd >= 0)
 		close(p.sfd);

@@ -250,7 +250,7 @@ recv_listing(struct sender *s, int *refused)
 		struct proto_rd r;
 		uint32_t n, i;
 
-		if ((rc = proto_conn_recv(s->c, &m)) < 0)
+		if ((rc = send_recv(s, &m)) < 0)
 			return rc;
 		if (m.type == PROTO_T_LIST_END)
 			break;
@@ -475,7 +475,7 @@ hash_replies(struct sender *s, uint8_t (*ours)[PROTO_HASH_LEN])
 		struct proto_rd r;
 		uint32_t cnt, j;
 
-		if ((rc = proto_conn_recv(s->c, &m)) < 0)
+		if ((rc = send_recv(s, &m)) < 0)
 			return rc;
 		if (m.type == PROTO_T_HASH_END)
 			return HS_OK;
@@ -823,7 +823,7 @@ recv_set_done(struct sender *s, uint64_t *seq)
 	char line[1025];
 	int rc;
 
-	if ((rc = proto_conn_recv(s->c, &m)) < 0)
+	if ((rc = send_recv(s, &m)) < 0)
 		return rc;
 	/* Block patches whose basis the standby did not hold (sendpatch.c). */
 	while (m.type == PROTO_T_PATCH_STALE)
@@ -1017,6 +1017,8 @@ sync_set(struct sender *s, const struct hs_pathset *set,
 	if ((rc = sort_mine(s)) < 0 || (rc = find_links(s)) < 0)
 		return rc;
 	plan(s);
+	if (s->o->max_file_bytes != 0)
+		send_leave_large(s); /* express lane: big files wait */
 	if (s->o->verify)
 		rc = verify_set(s);
 	else if ((rc = compare_hashes(s)) == HS_OK &&
@@ -1027,13 +1029,37 @@ sync_set(struct sender *s, const struct hs_pathset *set,
 	proto_wr_reset(&s->w);
 	sidx_set_end_body(s, &s->w);
 	if ((rc = proto_conn_send_wr(s->c, PROTO_T_SET_END, &s->w,
-	                             PROTO_RAW)) < 0 ||
-	    (rc = recv_set_done(s, &seq)) < 0)
+	                             PROTO_RAW)) < 0)
+		return rc;
+	if (s->o->express) {
+		/* SET_DONE is read by send_session_done: see syncd.h. */
+		s->awaiting_done = 1;
+		return proto_conn_flush(s->c);
+	}
+	if ((rc = recv_set_done(s, &seq)) < 0)
 		return rc;
 	/* Durable there: block records and file records here. */
 	if ((rc = send_blk_acked(s)) < 0)
 		return rc;
 	return sidx_run_acked(s, seq, scope, n_scope);
+}
+
+int
+send_session_done(struct sender *s, int timeout_ms)
+{
+	uint64_t seq;
+	int rc;
+
+	if (!s->awaiting_done)
+		return HS_OK;
+	if ((rc = proto_conn_wait(s->c, timeout_ms)) <= 0)
+		return rc == 0 ? HS_WANT_READ : rc;
+	s->awaiting_done = 0;
+	/* Express runs are not journalled: no sequence to check. */
+	rc = recv_set_done(s, &seq);
+	s->rep->wire_out = proto_conn_bytes_out(s->c);
+	s->rep->wire_in = proto_conn_bytes_in(s->c);
+	return rc;
 }
 
 static int
@@ -1046,8 +1072,10 @@ session_open(struct sender *s, char *why, size_t whylen)
 	if (proto_tls_from_conf(s->conf, 0, &tls, why, whylen) < 0)
 		return HS_ECONFIG;
 	rc = proto_conn_connect(tls, s->conf->peer,
-	                        (int)s->conf->peer_timeout * 1000, &s->c, why,
-	                        whylen);
+	                        s->o->timeout_ms
+	                            ? s->o->timeout_ms
+	                            : (int)s->conf->peer_timeout * 1000,
+	                        &s->c, why, whylen);
 	proto_tls_free(tls);
 	if (rc < 0)
 		return rc;
@@ -1057,6 +1085,7 @@ session_open(struct sender *s, char *why, size_t whylen)
 	snprintf(mine.name, sizeof(mine.name), "%s", s->conf->node_name);
 	mine.role = HS_ROLE_PRIMARY;
 	mine.epoch = s->o->epoch;
+	mine.flags = s->o->express ? PROTO_HELLO_F_EXPRESS : 0;
 	if ((rc = proto_hello_send(s->c, &mine)) < 0 ||
 	    (rc = proto_hello_recv(s->c, &peer, why, whylen)) < 0) {
 		if (rc != HS_EBUSY && rc != HS_EREFUSED && rc != HS_EVERSION)
@@ -1081,7 +1110,9 @@ session_open(struct sender *s, char *why, size_t whylen)
 		return HS_EREFUSED;
 	}
 	/* The standby may take long to list, hash or flush a big set. */
-	proto_conn_set_timeout(s->c, (int)s->conf->peer_timeout * 1000 * 10);
+	s->timeout_ms = s->o->timeout_ms ? s->o->timeout_ms
+	                                 : (int)s->conf->peer_timeout * 1000 * 10;
+	proto_conn_set_timeout(s->c, s->timeout_ms);
 	proto_conn_set_bwlimit(s->c, s->conf->bwlimit);
 	if ((rc = sidx_session_open(s)) < 0)
 		snprintf(why, whylen, "journal: %s", hs_strerror(rc));
@@ -1181,7 +1212,7 @@ send_session_ping(struct sender *s, int timeout_ms)
 		return rc;
 	proto_conn_set_timeout(s->c, timeout_ms);
 	rc = proto_conn_recv(s->c, &m);
-	proto_conn_set_timeout(s->c, (int)s->conf->peer_timeout * 1000 * 10);
+	proto_conn_set_timeout(s->c, s->timeout_ms);
 	if (rc < 0)
 		return rc;
 	if (m.type != PROTO_T_PONG || m.len != 8 ||

@@ -65,6 +65,8 @@ struct sender {
 	uint64_t run_errors; /* errors of this run (standby and ours) */
 	uint8_t (*skey)[8];  /* index key of each source of the set */
 	struct send_blk *blk;    /* block records (sendpatch.c), or NULL */
+	int awaiting_done;       /* express: SET_END sent, SET_DONE unread */
+	int timeout_ms;          /* how long a reply may take */
 };
 
 /*
@@ -88,8 +90,20 @@ int send_file(struct sender *s, struct scan_entry *p);
 int send_deltas(struct sender *s);
 /* Print "what path" in a dry run. */
 void send_dry(struct sender *s, const char *what, const struct scan_entry *e);
-/* Redraw the progress line if due (or `final`). */
+/* Redraw the progress line if due (or `final`); run the tick if due. */
 void send_progress(struct sender *s, int final);
+/*
+ * proto_conn_recv, running the daemon's tick while the standby works
+ * (lists, hashes, signs, flushes a big file), so status and the express
+ * lane do not wait for it.  Gives up after 10 x peer_timeout.
+ */
+int send_recv(struct sender *s, struct proto_msg *m);
+/*
+ * Express lane, after the plan: leave files above max_file_bytes and
+ * hard-linked files to the bulk lane (no content, no hash, no delete of
+ * the standby's entry at that path).
+ */
+void send_leave_large(struct sender *s);
 
 /* List the whole set on our side into s->mine, stat only (sources
  * opened); send_reset_set forgets it all. */

@@ -17,6 +17,14 @@
 #include "patch_int.h"
 #include "send_int.h"
 
+/*
+ * The daemon's tick (status, inotify, the express lane) runs at least this
+ * often during a long run, counted from the end of the last tick so that
+ * the run itself keeps at least this much time between two ticks.
+ */
+#define SEND_TICK_NS (5ull * 1000 * 1000)
+#define SEND_TICK_MS 5
+
 /* Signatures asked for at once: bounded by count and estimated bytes. */
 #define SIG_BATCH_FILES 256
 #define SIG_BATCH_BYTES (8u * 1024 * 1024)
@@ -47,16 +55,68 @@ send_hash_mine(struct sender *s, const struct scan_entry *p,
 	return rc;
 }
 
+static void
+send_tick(struct sender *s, uint64_t now)
+{
+	if (s->o->tick != NULL && now - s->ticked_ns >= SEND_TICK_NS) {
+		s->o->tick(s->o->tick_arg);
+		s->ticked_ns = hs_now_mono_ns();
+	}
+}
+
+int
+send_recv(struct sender *s, struct proto_msg *m)
+{
+	uint64_t start = hs_now_mono_ns();
+	uint64_t limit = s->conf->peer_timeout * 10 * 1000000000ull;
+	int rc;
+
+	/* Without a tick there is nothing to do while waiting: block. */
+	while (s->o->tick != NULL) {
+		if ((rc = proto_conn_wait(s->c, SEND_TICK_MS)) < 0)
+			return rc;
+		if (rc > 0)
+			break;
+		send_tick(s, hs_now_mono_ns());
+		if (hs_now_mono_ns() - start >= limit)
+			return HS_ETIMEOUT;
+	}
+	return proto_conn_recv(s->c, m);
+}
+
+void
+send_leave_large(struct sender *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->mine.n; i++) {
+		struct scan_entry *p = &s->mine.v[i], *t;
+
+		if (p->type != PROTO_E_FILE ||
+		    (p->size <= s->o->max_file_bytes && p->nlink == 1))
+			continue;
+		/*
+		 * Neither sent nor hashed, and not a reason to delete what
+		 * the standby has there: the bulk lane's run decides.
+		 */
+		if (p->flags & (P_SEND_FILE | P_DELTA | P_HASH | P_SEND_META))
+			s->rep->left_to_bulk++;
+		p->flags &= (uint16_t) ~(P_SEND_FILE | P_DELTA | P_HASH |
+		                         P_SEND_META | P_CREATED);
+		p->leader = 0;
+		t = scan_list_find(&s->theirs, p->src, p->path);
+		if (t != NULL)
+			t->flags &= (uint16_t) ~(SCAN_F_GONE | SCAN_F_RETYPE);
+	}
+}
+
 void
 send_progress(struct sender *s, int final)
 {
 	uint64_t now = hs_now_mono_ns(), el;
 	double rate, eta;
 
-	if (s->o->tick != NULL && now - s->ticked_ns >= 50000000ull) {
-		s->ticked_ns = now;
-		s->o->tick(s->o->tick_arg);
-	}
+	send_tick(s, now);
 	if (!s->o->progress || s->o->dry_run)
 		return;
 	if (!final && now - s->shown_ns < 250000000ull)
@@ -89,6 +149,19 @@ send_refresh(struct sender *s, struct scan_entry *p, int fd, struct stat *st)
 		          send_show(s, p));
 		s->rep->changed_during++;
 		return HS_ENOTFOUND;
+	}
+	/*
+	 * The express lane reads only small files: one that grew past the
+	 * limit, or past the run's byte budget, is the bulk lane's.
+	 */
+	if (s->o->max_file_bytes != 0 &&
+	    ((uint64_t)st->st_size > s->o->max_file_bytes ||
+	     (s->o->max_run_bytes != 0 &&
+	      s->rep->bytes_sent + s->rep->delta_covered +
+	              (uint64_t)st->st_size >
+	          s->o->max_run_bytes))) {
+		s->rep->left_to_bulk++;
+		return HS_ELIMIT;
 	}
 	p->size = (uint64_t)st->st_size;
 	p->mode = st->st_mode & 07777;
@@ -419,7 +492,7 @@ read_sigs(struct sender *s, struct scan_entry **batch, size_t n,
 		uint16_t src;
 		uint64_t size;
 
-		if ((rc = proto_conn_recv(s->c, &m)) < 0)
+		if ((rc = send_recv(s, &m)) < 0)
 			return rc;
 		if (m.type == PROTO_T_SIG_END)
 			return k == n ? HS_OK : HS_EPROTO;

@@ -3,7 +3,10 @@
  * connection.  The child runs TLS, the handshake and the session, so a
  * hostile or crashing peer costs one child, never the daemon.  One child
  * at a time holds the session; a connection that arrives meanwhile is
- * authenticated and told `busy`.
+ * authenticated and told `busy`.  The primary holding the session may
+ * open one more, its express lane (HELLO flag PROTO_HELLO_F_EXPRESS):
+ * small changes applied while the session streams a big file.  The two
+ * children write the same tree with temporary names of their own.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,7 +37,7 @@
  * only after TLS and HELLO, so an unauthenticated client cannot take it.
  */
 #define CHILDREN_MAX 16
-/* A child asks for the session slot with this 4-byte message. */
+/* A child asks for a session slot with a struct claim. */
 #define CLAIM_MSG 0x434c414du /* "CLAM" */
 #define CLAIM_WAIT_MS 2000
 /* How long SIGTERM waits for the session child before SIGKILL. */
@@ -46,6 +49,13 @@ struct child {
 	int fd;
 };
 
+/* What a child asks for: the session, or the express lane beside it. */
+struct claim {
+	uint32_t magic; /* CLAIM_MSG */
+	uint8_t express;
+	char primary[PROTO_NODE_MAX + 1]; /* the authenticated peer's name */
+};
+
 struct stdby {
 	const char *conf_path;
 	struct hs_conf *conf;
@@ -55,6 +65,10 @@ struct stdby {
 	int sfd;                         /* signalfd */
 	int pidfd;                       /* locked pid file */
 	pid_t session;                   /* the child holding the session */
+	pid_t express;                   /* the child holding the express lane */
+	char session_peer[PROTO_NODE_MAX + 1];
+	char express_peer[PROTO_NODE_MAX + 1];
+	int clean_due; /* a session died mid-file while the other lived */
 	struct child kids[CHILDREN_MAX]; /* connections being served */
 	size_t n_kids;
 	struct idx_node node;
@@ -80,14 +94,18 @@ child_on_term(int sig)
 	child_stop = 1;
 }
 
-/* Ask the daemon for the session slot; 1 when granted. */
+/* Ask the daemon for a session slot; 1 when granted. */
 static int
-claim_session(int fd)
+claim_session(int fd, int express, const char *primary)
 {
-	uint32_t msg = CLAIM_MSG;
+	struct claim msg;
 	struct pollfd pfd = {fd, POLLIN, 0};
 	uint8_t granted = 0;
 
+	memset(&msg, 0, sizeof(msg));
+	msg.magic = CLAIM_MSG;
+	msg.express = express ? 1 : 0;
+	snprintf(msg.primary, sizeof(msg.primary), "%s", primary);
 	if (send(fd, &msg, sizeof(msg), 0) != sizeof(msg) ||
 	    poll(&pfd, 1, CLAIM_WAIT_MS) != 1 || recv(fd, &granted, 1, 0) != 1)
 		return 0;
@@ -101,7 +119,7 @@ session_child(struct stdby *d, int fd, const char *addr, int myfd, pid_t parent)
 	struct proto_conn *c = NULL;
 	struct proto_hello mine, peer;
 	char why[512];
-	int timeout = (int)d->conf->peer_timeout * 1000, rc;
+	int timeout = (int)d->conf->peer_timeout * 1000, rc, express;
 	sigset_t all;
 
 	memset(&sa, 0, sizeof(sa));
@@ -149,10 +167,13 @@ session_child(struct stdby *d, int fd, const char *addr, int myfd, pid_t parent)
 		         (unsigned long long)d->node.epoch);
 		goto refuse;
 	}
-	if (!claim_session(myfd)) {
-		hs_log_warnx("net: %s: %s told busy: another primary session "
-		             "is active",
-		             addr, peer.name);
+	express = (peer.flags & PROTO_HELLO_F_EXPRESS) != 0;
+	if (!claim_session(myfd, express, peer.name)) {
+		hs_log_warnx("net: %s: %s told busy: %s",
+		             addr, peer.name,
+		             express ? "an express lane needs that primary's "
+		                       "session and no other express lane"
+		                     : "another primary session is active");
 		proto_conn_send(c, PROTO_T_BUSY, NULL, 0, PROTO_RAW, NULL);
 		proto_conn_flush(c);
 		rc = HS_EBUSY;
@@ -166,7 +187,8 @@ session_child(struct stdby *d, int fd, const char *addr, int myfd, pid_t parent)
 	mine.epoch = d->node.epoch;
 	if ((rc = proto_hello_send(c, &mine)) < 0)
 		goto out;
-	hs_log_info("net: %s: session with primary %s", addr, peer.name);
+	hs_log_info("net: %s: %s with primary %s", addr,
+	            express ? "express lane" : "session", peer.name);
 	/* A primary may pause between sets while it scans and hashes. */
 	proto_conn_set_timeout(c, timeout * 10);
 	rc = recv_session(d->conf, d->rootfd, c, &child_stop, myfd, &peer);
@@ -229,32 +251,65 @@ on_accept(struct stdby *d)
 	d->n_kids++;
 }
 
-/* A message from child k: a claim for the session, or a report. */
+static void clean_leftovers(struct stdby *d);
+
+/*
+ * Give child `pid` the slot it claims, or not (0).  The session goes to
+ * one primary at a time; its express lane only to the primary holding
+ * the session, one at a time: a third connection, or another primary,
+ * is told busy.
+ */
+static uint8_t
+grant_slot(struct stdby *d, pid_t pid, struct claim *c)
+{
+	c->primary[sizeof(c->primary) - 1] = '\0';
+	if (c->express) {
+		if (d->express != 0 || d->session == 0 ||
+		    strcmp(d->session_peer, c->primary) != 0)
+			return 0;
+	} else if (d->session != 0 ||
+	           (d->express != 0 && strcmp(d->express_peer, c->primary)))
+		return 0;
+	/* Temporaries of a killed child go once no other child writes. */
+	if (d->clean_due && d->session == 0 && d->express == 0) {
+		clean_leftovers(d);
+		d->clean_due = 0;
+	}
+	if (c->express) {
+		d->express = pid;
+		snprintf(d->express_peer, sizeof(d->express_peer), "%s",
+		         c->primary);
+		return 1;
+	}
+	d->session = pid;
+	snprintf(d->session_peer, sizeof(d->session_peer), "%s", c->primary);
+	if (d->sessions++ > 0)
+		d->cnt.reconnects++;
+	/* Past sessions' counters: totals only grow. */
+	d->base.applied_total += d->rep.applied_total;
+	d->base.errors_total += d->rep.errors_total;
+	d->base.bytes_in += d->rep.bytes_in;
+	d->base.bytes_out += d->rep.bytes_out;
+	d->rep.applied_total = d->rep.errors_total = 0;
+	d->rep.bytes_in = d->rep.bytes_out = 0;
+	return 1;
+}
+
+/* A message from child k: a claim for a slot, or a report. */
 static void
 on_child(struct stdby *d, size_t k)
 {
 	union {
-		uint32_t claim;
+		struct claim claim;
 		struct recv_report rep;
 	} m;
 	ssize_t n;
 
 	while ((n = recv(d->kids[k].fd, &m, sizeof(m), 0)) > 0) {
-		if (n == sizeof(uint32_t) && m.claim == CLAIM_MSG) {
-			uint8_t granted = d->session == 0;
+		if (n == sizeof(struct claim) && m.claim.magic == CLAIM_MSG) {
+			uint8_t granted =
+			    grant_slot(d, d->kids[k].pid, &m.claim);
 
-			if (granted) {
-				d->session = d->kids[k].pid;
-				if (d->sessions++ > 0)
-					d->cnt.reconnects++;
-				/* Past sessions' counters: totals only grow. */
-				d->base.applied_total += d->rep.applied_total;
-				d->base.errors_total += d->rep.errors_total;
-				d->base.bytes_in += d->rep.bytes_in;
-				d->base.bytes_out += d->rep.bytes_out;
-				d->rep.applied_total = d->rep.errors_total = 0;
-				d->rep.bytes_in = d->rep.bytes_out = 0;
-			}
 			send(d->kids[k].fd, &granted, 1, MSG_DONTWAIT);
 		} else if (n == sizeof(struct recv_report) &&
 		           d->kids[k].pid == d->session) {
@@ -263,8 +318,6 @@ on_child(struct stdby *d, size_t k)
 		}
 	}
 }
-
-static void clean_leftovers(struct stdby *d);
 
 static void
 reap(struct stdby *d)
@@ -281,15 +334,26 @@ reap(struct stdby *d)
 			close(d->kids[k].fd);
 			d->kids[k] = d->kids[--d->n_kids];
 		}
-		if (pid != d->session)
+		if (pid == d->express)
+			d->express = 0;
+		else if (pid == d->session)
+			d->session = 0;
+		else
 			continue;
-		d->session = 0;
 		if (WIFSIGNALED(st)) {
 			/* Killed mid-file: do not leave its temporary there. */
 			hs_log_warnx("standby: session process %d killed by "
-			             "signal %d; removing its temporary files",
-			             (int)pid, WTERMSIG(st));
+			             "signal %d; removing its temporary files%s",
+			             (int)pid, WTERMSIG(st),
+			             d->session || d->express
+			                 ? " once the other session ends"
+			                 : "");
+			d->clean_due = 1;
+		}
+		/* Not while the other child writes: its temporaries live. */
+		if (d->clean_due && d->session == 0 && d->express == 0) {
 			clean_leftovers(d);
+			d->clean_due = 0;
 		}
 	}
 }
@@ -391,26 +455,33 @@ clean_leftovers(struct stdby *d)
 }
 
 static void
-stop_session(struct stdby *d)
+stop_child(pid_t *pid)
 {
 	int i, st;
 
-	if (d->session <= 0)
+	if (*pid <= 0)
 		return;
-	kill(d->session, SIGTERM);
+	kill(*pid, SIGTERM);
 	for (i = 0; i < STOP_WAIT_MS / 50; i++) {
 		struct timespec ts = {0, 50 * 1000 * 1000};
 
-		if (waitpid(d->session, &st, WNOHANG) == d->session) {
-			d->session = 0;
+		if (waitpid(*pid, &st, WNOHANG) == *pid) {
+			*pid = 0;
 			return;
 		}
 		nanosleep(&ts, NULL);
 	}
 	hs_log_warnx("standby: session did not stop in time, killing it");
-	kill(d->session, SIGKILL);
-	waitpid(d->session, &st, 0);
-	d->session = 0;
+	kill(*pid, SIGKILL);
+	waitpid(*pid, &st, 0);
+	*pid = 0;
+}
+
+static void
+stop_session(struct stdby *d)
+{
+	stop_child(&d->express);
+	stop_child(&d->session);
 }
 
 static void

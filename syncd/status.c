@@ -556,6 +556,9 @@ st_metrics_write(const char *path, json_t *st, const struct st_counters *c)
 	metric(f, "hamnsync_reconnects_total", "counter",
 	       "Sessions to the peer opened after the first.",
 	       (double)c->reconnects);
+	metric(f, "hamnsync_express_runs_total", "counter",
+	       "Express lane runs: small changes sent during long runs.",
+	       (double)c->express_runs);
 	fprintf(f,
 	        "# HELP hamnsync_errors_total Errors by kind.\n"
 	        "# TYPE hamnsync_errors_total counter\n"

@@ -107,6 +107,7 @@ struct st_counters {
 	uint64_t errors_session; /* sessions that ended in an error */
 	uint64_t reconnects;
 	uint64_t watches;
+	uint64_t express_runs; /* primary: runs of the express lane */
 };
 
 /*

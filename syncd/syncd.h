@@ -226,6 +226,18 @@ int watch_take(struct watch *w, uint16_t set, struct proto_scope **scope,
  * written).
  */
 size_t watch_take_renames(struct watch *w, uint16_t set, struct proto_wr *out);
+/*
+ * The express lane: copy into *scope (caller owns it: proto_scope_free)
+ * at most `max` distinct entries of set `set` that arrived since the last
+ * call, skipping what a small scoped run cannot do alone (recursive
+ * entries, what is below them, the ends of renames).  Everything stays
+ * in the dirty set for the next watch_take: the bulk lane looks again,
+ * so a failed or partial express run loses nothing.  Never blocks.
+ */
+int watch_take_express(struct watch *w, uint16_t set, size_t max,
+                       struct proto_scope **scope, size_t *n);
+/* Has set `set` entries the express lane has not looked at yet? */
+int watch_express_pending(const struct watch *w, uint16_t set);
 /* When the oldest change of the last watch_take was seen (0: none). */
 uint64_t watch_taken_since(const struct watch *w);
 /* Changes waiting: when the oldest was seen (0: none), how many paths. */
@@ -259,6 +271,7 @@ struct send_report {
 	uint64_t differences;    /* verify: entries that differ */
 	uint64_t wire_out;       /* bytes written to the socket */
 	uint64_t wire_in;
+	uint64_t left_to_bulk; /* express: files left to the bulk lane */
 };
 
 struct send_opts {
@@ -283,6 +296,20 @@ struct send_opts {
 	 * its changed blocks); NULL: none kept.
 	 */
 	struct idx *idx;
+	/*
+	 * The express lane (syncd/express.c): say so in HELLO, leave to
+	 * the bulk lane every file above max_file_bytes (also one that grew
+	 * since it was listed), every hard-linked file, and the files past
+	 * max_run_bytes of content in one run (0: no limit); and return
+	 * from send_session_set once SET_END is sent: the standby's
+	 * SET_DONE is read by send_session_done.
+	 */
+	int express;
+	uint64_t max_file_bytes;
+	uint64_t max_run_bytes;
+	/* Connect, and wait for each reply, at most this long (0: the
+	 * peer_timeout-based defaults). */
+	int timeout_ms;
 };
 
 /*
@@ -337,6 +364,14 @@ int send_session_open(const struct hs_conf *conf, const struct send_opts *o,
 int send_session_set(struct sender *s, const struct hs_pathset *set,
                      const struct proto_scope *scope, size_t n_scope,
                      struct send_report *rep);
+/*
+ * Express lane: read the SET_DONE of the last send_session_set, waiting
+ * up to timeout_ms for it (0: only look).  HS_OK when read (the report
+ * given to send_session_set is complete) or when none is awaited,
+ * HS_WANT_READ when it has not come yet, or the error that ended the
+ * session.  No other call but send_session_close may come in between.
+ */
+int send_session_done(struct sender *s, int timeout_ms);
 /* Progress of the run under way, 0..1 of its bytes. */
 double send_session_progress(const struct sender *s);
 /* The standby's HELLO (name, role, epoch); borrowed. */

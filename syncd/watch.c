@@ -77,6 +77,7 @@ struct dirty_set {
 	uint64_t first_ns; /* when the oldest change waiting was seen */
 	struct wrename *ren;
 	size_t n_ren;
+	size_t xp_next; /* v[0..xp_next) were offered to the express lane */
 };
 
 struct watch {
@@ -125,7 +126,7 @@ dirty_add(struct watch *w, uint16_t set, uint16_t src, const char *path,
 		proto_scope_free(d->v, d->n);
 		renames_free(d);
 		d->v = NULL;
-		d->n = d->cap = 0;
+		d->n = d->cap = d->xp_next = 0;
 		d->full = 1;
 		if (d->first_ns == 0)
 			d->first_ns = hs_now_mono_ns();
@@ -759,4 +760,84 @@ watch_take_renames(struct watch *w, uint16_t set, struct proto_wr *out)
 	}
 	renames_free(d);
 	return n;
+}
+
+/* ------------------------------------------------------- express lane */
+
+/* Is (src, path) a rename's end, or below a recursive or renamed entry? */
+static int
+express_blocked(const struct dirty_set *d, uint16_t src, const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < d->n; i++) {
+		const struct proto_scope *e = &d->v[i];
+
+		if (e->recursive && e->src == src &&
+		    (strcmp(e->path, path) == 0 || proto_path_under(e->path, path)))
+			return 1;
+	}
+	for (i = 0; i < d->n_ren; i++) {
+		const struct wrename *r = &d->ren[i];
+
+		if (r->src != src)
+			continue;
+		if (strcmp(r->from, path) == 0 || proto_path_under(r->from, path) ||
+		    strcmp(r->to, path) == 0 || proto_path_under(r->to, path))
+			return 1;
+	}
+	return 0;
+}
+
+int
+watch_take_express(struct watch *w, uint16_t set, size_t max,
+                   struct proto_scope **scope, size_t *n)
+{
+	struct dirty_set *d = &w->dirty[set];
+	struct proto_scope *v;
+	size_t i, k = 0;
+
+	*scope = NULL;
+	*n = 0;
+	if (d->full || d->xp_next >= d->n || max == 0)
+		return HS_OK;
+	if ((v = calloc(max, sizeof(*v))) == NULL)
+		return -ENOMEM;
+	/*
+	 * Look at each new entry once; a blocked one stays for the bulk
+	 * lane.  The recursive and rename lists are walked per entry, but
+	 * at most `max` entries are taken per call.
+	 */
+	for (; d->xp_next < d->n && k < max; d->xp_next++) {
+		const struct proto_scope *e = &d->v[d->xp_next];
+
+		if (e->recursive || express_blocked(d, e->src, e->path))
+			continue;
+		for (i = 0; i < k; i++)
+			if (v[i].src == e->src && strcmp(v[i].path, e->path) == 0)
+				break;
+		if (i < k)
+			continue;
+		v[k].src = e->src;
+		v[k].recursive = 0;
+		v[k].path = hs_xstrdup(e->path);
+		k++;
+	}
+	if (k == 0) {
+		free(v);
+		return HS_OK;
+	}
+	/* The order watch_take gives: a directory before what is in it. */
+	proto_scope_normalize(v, &k);
+	*scope = v;
+	*n = k;
+	return HS_OK;
+}
+
+int
+watch_express_pending(const struct watch *w, uint16_t set)
+{
+	const struct dirty_set *d = &w->dirty[set];
+
+	return !d->full && d->xp_next < d->n;
 }

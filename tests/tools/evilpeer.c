@@ -87,6 +87,7 @@ struct ev {
 	uint64_t		 rate;	/* slow-file, bytes per second */
 	uint64_t		 epoch;
 	int			 before_hello;
+	int			 express;	/* HELLO asks for the express lane */
 	int			 timeout_ms;
 	/* The first regular file in the standby's listing. */
 	int			 has_file;
@@ -437,6 +438,7 @@ hello_send(struct ev *ev, uint16_t version, uint8_t role)
 	snprintf(h.name, sizeof(h.name), "%s", ev->conf->node_name);
 	h.role = role;
 	h.epoch = ev->epoch;
+	h.flags = ev->express ? PROTO_HELLO_F_EXPRESS : 0;
 	proto_wr_reset(&ev->w);
 	proto_hello_encode(&ev->w, &h);
 	return ev_send_wr(ev, PROTO_T_HELLO);
@@ -1718,6 +1720,7 @@ static const char usage[] =
     "  --timeout MS                 socket timeout (default 5000)\n"
     "  --before-hello               oversize/truncated/unknown-type before "
     "HELLO\n"
+    "  --express                    HELLO asks for the express lane\n"
     "exit: 0 the standby reacted as expected, 1 it did not, 2 setup error\n";
 
 static int
@@ -1731,6 +1734,10 @@ parse_args(struct ev *ev, int argc, char **argv, const char **conf_path)
 
 		if (strcmp(a, "--before-hello") == 0) {
 			ev->before_hello = 1;
+			continue;
+		}
+		if (strcmp(a, "--express") == 0) {
+			ev->express = 1;
 			continue;
 		}
 		if (a[0] != '-') {

@@ -669,6 +669,84 @@ START_TEST(hello_roundtrip)
 }
 END_TEST
 
+/* The optional flags byte after the epoch (the express lane). */
+struct hello_flags_case {
+	const char *what;
+	uint8_t bytes[2]; /* trailing bytes after the epoch */
+	size_t n;
+	int rc;
+	uint8_t flags; /* decoded, when rc is HS_OK */
+};
+
+static const struct hello_flags_case hello_flags_cases[] = {
+    {"no flags", {0}, 0, HS_OK, 0},
+    {"express", {PROTO_HELLO_F_EXPRESS}, 1, HS_OK, PROTO_HELLO_F_EXPRESS},
+    {"flags 0 sent", {0}, 1, HS_EPROTO, 0},
+    {"unknown bit", {0x02}, 1, HS_EPROTO, 0},
+    {"express + unknown", {0x81}, 1, HS_EPROTO, 0},
+    {"express + a byte", {PROTO_HELLO_F_EXPRESS, 0}, 2, HS_EPROTO, 0},
+};
+
+START_TEST(hello_flags)
+{
+	const struct hello_flags_case *tc = &hello_flags_cases[_i];
+	struct proto_hello in, out;
+	struct proto_wr w;
+	struct proto_rd r;
+	size_t i;
+	int rc;
+
+	memset(&in, 0, sizeof(in));
+	in.magic = PROTO_MAGIC;
+	in.version = PROTO_VERSION;
+	snprintf(in.name, sizeof(in.name), "mn1");
+	in.role = HS_ROLE_PRIMARY;
+	in.epoch = 7;
+	proto_wr_init(&w);
+	proto_hello_encode(&w, &in);
+	for (i = 0; i < tc->n; i++)
+		proto_put_u8(&w, tc->bytes[i]);
+	ck_assert_int_eq(w.rc, HS_OK);
+	r = rd_of(&w, w.buf.len);
+	memset(&out, 0xee, sizeof(out));
+	rc = proto_hello_decode(&r, &out);
+	ck_assert_msg(rc == tc->rc, "%s: rc %d, want %d", tc->what, rc, tc->rc);
+	if (rc == HS_OK) {
+		ck_assert_uint_eq(out.flags, tc->flags);
+		ck_assert_uint_eq(out.epoch, 7);
+	}
+	proto_wr_free(&w);
+}
+END_TEST
+
+/* Flags are sent only when set, and come back as they were. */
+START_TEST(hello_flags_roundtrip)
+{
+	struct proto_hello in, out;
+	struct proto_wr w;
+	struct proto_rd r;
+	size_t plain;
+
+	memset(&in, 0, sizeof(in));
+	in.magic = PROTO_MAGIC;
+	in.version = PROTO_VERSION;
+	snprintf(in.name, sizeof(in.name), "mn1");
+	in.role = HS_ROLE_PRIMARY;
+	proto_wr_init(&w);
+	proto_hello_encode(&w, &in);
+	plain = w.buf.len;
+	proto_wr_reset(&w);
+	in.flags = PROTO_HELLO_F_EXPRESS;
+	proto_hello_encode(&w, &in);
+	ck_assert_uint_eq(w.buf.len, plain + 1);
+	r = rd_of(&w, w.buf.len);
+	ck_assert_int_eq(proto_hello_decode(&r, &out), HS_OK);
+	ck_assert_uint_eq(out.flags, PROTO_HELLO_F_EXPRESS);
+	ck_assert_str_eq(out.name, "mn1");
+	proto_wr_free(&w);
+}
+END_TEST
+
 /* -------------------------------------------------------------- entries */
 
 /*
@@ -2079,6 +2157,8 @@ proto_suite(void)
 
 	tc = tcase_create("hello");
 	tcase_add_loop_test(tc, hello_table, 0, (int)N_ELEM(hello_cases));
+	tcase_add_loop_test(tc, hello_flags, 0, (int)N_ELEM(hello_flags_cases));
+	tcase_add_test(tc, hello_flags_roundtrip);
 	tcase_add_loop_test(tc, hello_roundtrip, 0,
 	                    (int)N_ELEM(hello_rt_cases));
 	suite_add_tcase(s, tc);

@@ -1,0 +1,50 @@
+/*
+ * express_int.h - the primary's express lane (express.c), used by
+ * primary.c: a second session to the standby that carries small changes
+ * while the main session (the bulk lane) is busy with a long run, so an
+ * edit of /etc/hosts does not wait for a 4 GiB file.  Only syncd/
+ * includes this.
+ */
+#ifndef EXPRESS_INT_H
+#define EXPRESS_INT_H
+
+#include <stdint.h>
+
+#include "syncd.h"
+
+/* A bulk run counts as long, and the express lane starts, after this. */
+#define EXPRESS_AFTER_NS (10ull * 1000 * 1000)
+
+struct express;
+
+/*
+ * An express lane for `conf` (borrowed for its life), not connected yet:
+ * it connects when it first has work.  Caller owns *out.
+ */
+int express_new(const struct hs_conf *conf, uint64_t epoch,
+                struct express **out);
+/* Close the session (BYE) and free; NULL is fine. */
+void express_free(struct express *x);
+
+/*
+ * Called from the daemon's tick while the bulk lane is in a run: send the
+ * changes the watcher collected since the last call that are small (see
+ * watch_take_express and send_opts.max_file_bytes), at most a bounded
+ * batch per set, each set as a scoped reconciliation acknowledged once
+ * durable on the standby.  The changes stay in the watcher for the bulk
+ * lane.  `guard_files` and `deleted` (per set) feed and count the delete
+ * guard as the bulk lane's scoped runs do.  Blocks for one batch; a
+ * failure closes the lane (logged, retried after a backoff), never the
+ * bulk lane.
+ */
+void express_tick(struct express *x, struct watch *w,
+                  const uint64_t *guard_files, uint64_t *deleted);
+
+/* Ping the lane when it has been idle for `heartbeat`; close it on error. */
+void express_heartbeat(struct express *x);
+
+/* Express runs done, and paths they looked at, since the start. */
+uint64_t express_runs(const struct express *x);
+uint64_t express_paths(const struct express *x);
+
+#endif /* EXPRESS_INT_H */
