@@ -35,6 +35,10 @@ struct idx_node;
  * config at first start.  Prints its own error.
  */
 int cli_node_state(const struct hs_conf *conf, struct idx_node *node);
+/* The same, keeping the index open in *keep (caller closes) on success. */
+struct idx;
+int cli_node_open(const struct hs_conf *conf, struct idx_node *node,
+                  struct idx **keep);
 
 /*
  * A JSON string for a path of any bytes: valid UTF-8 as is, other bytes

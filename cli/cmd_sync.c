@@ -168,7 +168,7 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 	}
 	if ((conf = cli_conf_load(cli_conf_path(conf_opt))) == NULL)
 		return CLI_EXIT_USAGE;
-	if (cli_node_state(conf, &node) < 0) {
+	if (cli_node_open(conf, &node, &x) < 0) {
 		hs_conf_free(conf);
 		return CLI_EXIT_USAGE;
 	}
@@ -177,11 +177,13 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 		        "this node is the %s (per its index in %s); "
 		        "sync runs on the primary",
 		        hs_role_name(node.role), conf->state_dir);
+		idx_close(x);
 		hs_conf_free(conf);
 		return CLI_EXIT_USAGE;
 	}
 	o.epoch = node.epoch;
 	if ((pid = daemon_running_pid(conf->state_dir)) != 0) {
+		idx_close(x);
 		rc = sync_via_daemon(conf, &o, pid);
 		hs_conf_free(conf);
 		return rc;
@@ -191,6 +193,7 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 			cli_err("sync",
 			        "--allow-deletes %s: no such [path] set",
 			        allow[i]);
+			idx_close(x);
 			hs_conf_free(conf);
 			return CLI_EXIT_USAGE;
 		}
@@ -198,9 +201,7 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 	 * Runs acknowledged here are recorded in the index too, so the
 	 * daemon's next start compares stat fingerprints, not both trees.
 	 */
-	if (!o.dry_run && idx_open(conf->state_dir, 0, &x) < 0)
-		x = NULL; /* the daemon will then reconcile whole */
-	o.idx = x;
+	o.idx = o.dry_run ? NULL : x;
 	rc = send_sync(conf, &o, &rep, why, sizeof(why));
 	idx_close(x);
 	hs_conf_free(conf);

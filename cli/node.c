@@ -8,6 +8,13 @@
 int
 cli_node_state(const struct hs_conf *conf, struct idx_node *node)
 {
+	return cli_node_open(conf, node, NULL);
+}
+
+int
+cli_node_open(const struct hs_conf *conf, struct idx_node *node,
+              struct idx **keep)
+{
 	struct idx *x;
 	int rc;
 
@@ -31,7 +38,10 @@ cli_node_state(const struct hs_conf *conf, struct idx_node *node)
 		node->epoch = 0;
 		rc = idx_node_put(x, node);
 	}
-	idx_close(x);
+	if (keep != NULL && rc == HS_OK)
+		*keep = x;
+	else
+		idx_close(x);
 	if (rc < 0)
 		cli_err("index", "%s/index: node state: %s", conf->state_dir,
 		        hs_strerror(rc));

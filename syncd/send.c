@@ -967,7 +967,7 @@ sync_set(struct sender *s, const struct hs_pathset *set,
 	int rc, refused;
 
 	s->set = set;
-	if ((rc = sidx_run_start(s, scope, n_scope)) < 0)
+	if ((rc = sidx_run_start(s)) < 0)
 		return rc;
 	memset(&so, 0, sizeof(so));
 	snprintf(so.name, sizeof(so.name), "%s", set->name);
@@ -1035,6 +1035,11 @@ sync_set(struct sender *s, const struct hs_pathset *set,
 		/* SET_DONE is read by send_session_done: see syncd.h. */
 		s->awaiting_done = 1;
 		return proto_conn_flush(s->c);
+	}
+	if (s->run_seq != 0) {
+		if ((rc = proto_conn_flush(s->c)) < 0)
+			return rc;
+		sidx_journal(s, scope, n_scope);
 	}
 	if ((rc = recv_set_done(s, &seq)) < 0)
 		return rc;

@@ -116,9 +116,11 @@ int send_entry_cmp(const void *a, const void *b);
 
 /* After HELLO: learn what the standby applied of our runs. */
 int sidx_session_open(struct sender *s);
-/* A set run starts: its sequence, journalled with its scope. */
-int sidx_run_start(struct sender *s, const struct proto_scope *scope,
-                   size_t n_scope);
+/* A set run starts: its sequence (0 without an index). */
+int sidx_run_start(struct sender *s);
+/* Its SET_END is out: journal a scoped run's paths until it is acked. */
+void sidx_journal(struct sender *s, const struct proto_scope *scope,
+                  size_t n_scope);
 /* SET_END's payload (id + sequence), or nothing without a journal. */
 void sidx_set_end_body(struct sender *s, struct proto_wr *w);
 /* SET_DONE acknowledged sequence `seq` (0: none echoed). */

@@ -129,11 +129,9 @@ set_keys(struct sender *s)
 }
 
 int
-sidx_run_start(struct sender *s, const struct proto_scope *scope,
-               size_t n_scope)
+sidx_run_start(struct sender *s)
 {
-	struct proto_wr w;
-	uint64_t seq = 0;
+	uint64_t seq;
 	int rc;
 
 	s->run_seq = 0;
@@ -142,33 +140,7 @@ sidx_run_start(struct sender *s, const struct proto_scope *scope,
 		return HS_OK;
 	if ((rc = set_keys(s)) < 0)
 		return rc;
-	/*
-	 * The journal entry: set, clocks, scope.  A crash before the
-	 * acknowledgement replays its paths at the next start.
-	 */
-	proto_wr_init(&w);
-	proto_put_str(&w, s->set->name);
-	proto_put_u64(&w, hs_now_mono_ns());
-	proto_put_u64(&w, (uint64_t)time(NULL));
-	if (scope != NULL && n_scope * 64 < JOURNAL_SCOPE_BYTES)
-		proto_scope_encode(&w, scope, n_scope);
-	else
-		proto_put_u32(&w, UINT32_MAX); /* the whole set */
-	rc = w.rc;
-	if (rc == HS_OK && w.buf.len > IDX_JOURNAL_ENTRY_MAX) {
-		proto_wr_reset(&w);
-		proto_put_str(&w, s->set->name);
-		proto_put_u64(&w, hs_now_mono_ns());
-		proto_put_u64(&w, (uint64_t)time(NULL));
-		proto_put_u32(&w, UINT32_MAX);
-		rc = w.rc;
-	}
-	if (rc == HS_OK)
-		rc = next_seq(s, &seq);
-	if (rc == HS_OK)
-		rc = idx_journal_add(s->idx, seq, w.buf.data, w.buf.len);
-	proto_wr_free(&w);
-	if (rc < 0) {
+	if ((rc = next_seq(s, &seq)) < 0) {
 		hs_log_warnx("send: set %s: journal: %s; this run is not "
 		             "recorded in the index",
 		             s->set->name, hs_strerror(rc));
@@ -176,6 +148,40 @@ sidx_run_start(struct sender *s, const struct proto_scope *scope,
 	}
 	s->run_seq = seq;
 	return HS_OK;
+}
+
+void
+sidx_journal(struct sender *s, const struct proto_scope *scope,
+             size_t n_scope)
+{
+	struct proto_wr w;
+	int rc;
+
+	/*
+	 * Written while the standby applies the run (its SET_END is out):
+	 * the commit's fdatasync (~5 ms here) stays off the change's way
+	 * to the standby's disk.  A whole run (or a scoped one too big to
+	 * journal) needs no entry: what it was to send differs from the
+	 * records, and the stat comparison of the next start finds it.  A
+	 * scoped run's entry (set, clocks, paths) lets a crash before the
+	 * acknowledgement replay its paths at the next start as well.
+	 */
+	if (s->run_seq == 0 || scope == NULL ||
+	    n_scope * 64 >= JOURNAL_SCOPE_BYTES)
+		return;
+	proto_wr_init(&w);
+	proto_put_str(&w, s->set->name);
+	proto_put_u64(&w, hs_now_mono_ns());
+	proto_put_u64(&w, (uint64_t)time(NULL));
+	proto_scope_encode(&w, scope, n_scope);
+	rc = w.rc;
+	if (rc == HS_OK)
+		rc = idx_journal_add(s->idx, s->run_seq, w.buf.data, w.buf.len);
+	proto_wr_free(&w);
+	if (rc < 0)
+		hs_log_warnx("send: set %s: journal entry %llu: %s",
+		             s->set->name, (unsigned long long)s->run_seq,
+		             hs_strerror(rc));
 }
 
 void
