@@ -63,6 +63,7 @@ struct sender {
 	uint64_t peer_seq; /* highest it says it applied of peer_id's */
 	uint64_t run_seq;  /* the run under way, 0: not journalled */
 	uint64_t run_errors; /* errors of this run (standby and ours) */
+	uint64_t run_ops;    /* operations counted before this run */
 	uint8_t (*skey)[8];  /* index key of each source of the set */
 	struct send_blk *blk;    /* block records (sendpatch.c), or NULL */
 	int awaiting_done;       /* express: SET_END sent, SET_DONE unread */

@@ -128,6 +128,15 @@ set_keys(struct sender *s)
 	return HS_OK;
 }
 
+/* Operations a run sent so far (the report counts them). */
+static uint64_t
+run_ops(const struct send_report *r)
+{
+	return r->files_sent + r->delta_files + r->meta_only + r->deleted +
+	       r->dirs + r->symlinks + r->links + r->specials +
+	       r->changed_during;
+}
+
 int
 sidx_run_start(struct sender *s)
 {
@@ -136,6 +145,7 @@ sidx_run_start(struct sender *s)
 
 	s->run_seq = 0;
 	s->run_errors = 0;
+	s->run_ops = run_ops(s->rep);
 	if (s->idx == NULL || s->o->dry_run || s->o->verify)
 		return HS_OK;
 	if ((rc = set_keys(s)) < 0)
@@ -187,6 +197,13 @@ sidx_journal(struct sender *s, const struct proto_scope *scope,
 void
 sidx_set_end_body(struct sender *s, struct proto_wr *w)
 {
+	/*
+	 * A run that changed nothing on the standby is not numbered: both
+	 * sides keep their last run, and neither index is written (two
+	 * fdatasyncs less for a re-sync with nothing to do).
+	 */
+	if (s->run_seq != 0 && run_ops(s->rep) == s->run_ops)
+		s->run_seq = 0;
 	if (s->run_seq == 0)
 		return;
 	proto_put_bytes(w, s->id, sizeof(s->id));
