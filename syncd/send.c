@@ -670,6 +670,7 @@ send_deletes(struct sender *s, int scoped)
 		if (held && !(del[i]->flags & SCAN_F_RETYPE)) {
 			send_dry(s, "held", del[i]);
 			s->rep->held++;
+			del[i]->flags |= P_HELD;
 			continue;
 		}
 		send_dry(s, "delete", del[i]);

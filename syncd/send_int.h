@@ -23,6 +23,7 @@
 #define P_VMETA 0x0400     /* verify: metadata differs */
 #define P_EVENT 0x0800     /* scoped run: the watcher saw this path change */
 #define P_RECORDED 0x1000  /* the index already holds this fingerprint */
+#define P_HELD 0x2000      /* a standby entry whose deletion was held back */
 
 /* Cut request and listing batches at this size. */
 #define BATCH_FRAME_BYTES (1024u * 1024)

@@ -281,8 +281,14 @@ prune_keep(void *arg, const uint8_t dig[IDX_DIGEST_LEN], const char *path,
 	struct scan_entry key, *kp = &key, **hit;
 
 	(void)dig;
-	if (!pr->whole)
-		return !under_any(pr->dirs, pr->n_dirs, path);
+	if (!pr->whole) {
+		const struct scan_entry *t;
+
+		if (!under_any(pr->dirs, pr->n_dirs, path))
+			return 1;
+		t = scan_list_find(&pr->s->theirs, pr->src, path);
+		return t != NULL && (t->flags & P_HELD);
+	}
 	memset(&key, 0, sizeof(key));
 	key.src = pr->src;
 	key.path = (char *)path;
@@ -290,8 +296,13 @@ prune_keep(void *arg, const uint8_t dig[IDX_DIGEST_LEN], const char *path,
 	                         : bsearch(&kp, pr->s->by_path, pr->s->mine.n,
 	                                   sizeof(*pr->s->by_path),
 	                                   send_entry_cmp);
-	if (hit == NULL)
-		return 0;
+	if (hit == NULL) {
+		/* Gone here; kept only while its deletion is held back. */
+		const struct scan_entry *t =
+		    scan_list_find(&pr->s->theirs, pr->src, path);
+
+		return t != NULL && (t->flags & P_HELD);
+	}
 	/* Unchanged and recorded alike: no need to write it again. */
 	if (!had_op(*hit)) {
 		struct idx_file now;
@@ -315,7 +326,8 @@ prune_dirs(struct sender *s, uint16_t src, const struct proto_scope *scope,
 		n += scope[i].src == src && scope[i].recursive;
 	for (i = 0; i < s->theirs.n; i++)
 		n += s->theirs.v[i].src == src &&
-		     (s->theirs.v[i].flags & SCAN_F_GONE) &&
+		     (s->theirs.v[i].flags & (SCAN_F_GONE | P_HELD)) ==
+		         SCAN_F_GONE &&
 		     s->theirs.v[i].type == PROTO_E_DIR;
 	pr->n_dirs = 0;
 	if (n == 0 || (pr->dirs = calloc(n, sizeof(*pr->dirs))) == NULL)
@@ -325,7 +337,8 @@ prune_dirs(struct sender *s, uint16_t src, const struct proto_scope *scope,
 			pr->dirs[pr->n_dirs++] = scope[i].path;
 	for (i = 0; i < s->theirs.n; i++)
 		if (s->theirs.v[i].src == src &&
-		    (s->theirs.v[i].flags & SCAN_F_GONE) &&
+		    (s->theirs.v[i].flags & (SCAN_F_GONE | P_HELD)) ==
+		        SCAN_F_GONE &&
 		    s->theirs.v[i].type == PROTO_E_DIR)
 			pr->dirs[pr->n_dirs++] = s->theirs.v[i].path;
 	qsort(pr->dirs, pr->n_dirs, sizeof(*pr->dirs), hs_strp_cmp);
@@ -362,7 +375,10 @@ record_run(struct sender *s, struct idx_batch *b,
 	for (i = 0; i < s->theirs.n; i++) {
 		const struct scan_entry *t = &s->theirs.v[i];
 
-		if ((t->flags & SCAN_F_GONE) && !s->missing[t->src])
+		/* A held deletion keeps its record: the next start sees the
+		 * path gone here and puts it to the guard again. */
+		if ((t->flags & SCAN_F_GONE) && !(t->flags & P_HELD) &&
+		    !s->missing[t->src])
 			idx_file_del(b, s->skey[t->src], t->path);
 	}
 	for (i = 0; i < s->mine.n; i++) {

@@ -134,6 +134,34 @@ else
 fi
 wait_same "still identical after a no-change restart" 30 $SOURCES
 
+# 2b. a mass deletion while the primary is down meets the delete guard at
+# restart, and again at the next restart (the held paths keep their
+# records); `sync --allow-deletes` releases it.
+stop_primary
+rm -r "$I/many"
+held_before=$(lines "holding back the deletion")
+start_primary
+if wait_log "holding back the deletion" $((held_before + 1)) 30; then
+	ok "a mass deletion made while down is held back at restart"
+else
+	bad "a mass deletion made while down was not held back"
+fi
+[ -d "$T/standby$I/many/d5" ] && ok "the standby keeps the held files" ||
+	bad "the standby lost the held files"
+stop_primary
+start_primary
+if wait_log "holding back the deletion" $((held_before + 2)) 30; then
+	ok "still held back at the next restart"
+else
+	bad "the held deletion was forgotten at the next restart"
+fi
+stop_primary
+hs_sync --allow-deletes install
+[ "$SYNC_RC" -eq 0 ] && ok "sync --allow-deletes releases it" ||
+	bad "sync --allow-deletes: exit $SYNC_RC: $(head -2 "$T/sync.err")"
+start_primary
+wait_same "identical after the released deletion" 30 $SOURCES
+
 # 3. SIGKILL of the primary while a run waits for its acknowledgement:
 # the standby is stopped (SIGSTOP), so the run cannot complete.
 kill -STOP "$STANDBY_PID"
