@@ -229,16 +229,14 @@ static int
 replay_entry(void *arg, uint64_t seq, const void *entry, size_t len)
 {
 	struct replay *rp = arg;
-	struct proto_rd r = {entry, len}, peek;
+	struct proto_rd r = {entry, len};
 	char name[PROTO_NODE_MAX + 1];
 	struct proto_scope *v = NULL, *nv;
 	uint64_t mono, wall;
-	uint32_t cnt;
 	size_t n = 0, i, k;
 
 	if (proto_get_str(&r, name, PROTO_NODE_MAX, NULL) < 0 ||
-	    proto_get_u64(&r, &mono) < 0 || proto_get_u64(&r, &wall) < 0 ||
-	    (peek = r, proto_get_u32(&peek, &cnt)) < 0) {
+	    proto_get_u64(&r, &mono) < 0 || proto_get_u64(&r, &wall) < 0) {
 		hs_log_warnx("primary: index: journal entry %llu is damaged; "
 		             "ignored",
 		             (unsigned long long)seq);
@@ -246,10 +244,6 @@ replay_entry(void *arg, uint64_t seq, const void *entry, size_t len)
 	}
 	if (strcmp(name, rp->set->name) != 0)
 		return 0;
-	if (cnt == UINT32_MAX) {
-		rp->whole = 1;
-		return 0;
-	}
 	if (proto_scope_decode(&r, &v, &n) < 0) {
 		hs_log_warnx("primary: index: journal entry %llu is damaged; "
 		             "ignored",
