@@ -302,32 +302,51 @@ idx_file_get(struct idx *x, const uint8_t skey[8], const char *path,
 
 /* ------------------------------------------------------------ journal */
 
+/* First use of a writable index: a random id tells our records from
+ * another index's (put only if no other writer made one meanwhile). */
+static int
+journal_make_id(struct idx *x, uint8_t id[IDX_ID_LEN])
+{
+	MDB_val k = MVAL(K_ID), v = {IDX_ID_LEN, id};
+	MDB_txn *txn;
+	int rc;
+
+	if (getrandom(id, IDX_ID_LEN, 0) != IDX_ID_LEN)
+		return -EIO;
+	if ((rc = mdb_txn_begin(x->env, NULL, 0, &txn)) != 0)
+		return idx_map_error(rc);
+	rc = mdb_put(txn, x->meta, &k, &v, MDB_NOOVERWRITE);
+	if (rc == MDB_KEYEXIST && v.mv_size == IDX_ID_LEN) {
+		memcpy(id, v.mv_data, IDX_ID_LEN);
+		mdb_txn_abort(txn);
+		return HS_OK;
+	}
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		return idx_map_error(rc == MDB_KEYEXIST ? MDB_CORRUPTED : rc);
+	}
+	return idx_map_error(mdb_txn_commit(txn));
+}
+
 int
 idx_journal_state(struct idx *x, uint8_t id[IDX_ID_LEN], uint64_t *acked)
 {
 	MDB_val ki = MVAL(K_ID), ka = MVAL(K_ACKED), v;
 	MDB_txn *txn;
-	int rc, created = 0;
+	int rc, missing = 0;
 
-	if ((rc = mdb_txn_begin(x->env, NULL, x->readonly ? MDB_RDONLY : 0,
-	                        &txn)) != 0)
+	/* Read-only: every run asks, and only the first one writes. */
+	if ((rc = mdb_txn_begin(x->env, NULL, MDB_RDONLY, &txn)) != 0)
 		return idx_map_error(rc);
+	*acked = 0;
 	rc = mdb_get(txn, x->meta, &ki, &v);
 	if (rc == MDB_NOTFOUND && !x->readonly) {
-		/* First use: a random id tells our records from another's. */
-		if (getrandom(id, IDX_ID_LEN, 0) != IDX_ID_LEN) {
-			mdb_txn_abort(txn);
-			return -EIO;
-		}
-		v.mv_size = IDX_ID_LEN;
-		v.mv_data = id;
-		rc = mdb_put(txn, x->meta, &ki, &v, 0);
-		created = 1;
+		missing = 1;
+		rc = 0;
 	} else if (rc == 0 && v.mv_size == IDX_ID_LEN)
 		memcpy(id, v.mv_data, IDX_ID_LEN);
 	else if (rc == 0)
 		rc = MDB_CORRUPTED;
-	*acked = 0;
 	if (rc == 0) {
 		int r2 = mdb_get(txn, x->meta, &ka, &v);
 
@@ -336,14 +355,10 @@ idx_journal_state(struct idx *x, uint8_t id[IDX_ID_LEN], uint64_t *acked)
 		else if (r2 != MDB_NOTFOUND)
 			rc = r2 ? r2 : MDB_CORRUPTED;
 	}
-	if (rc != 0) {
-		mdb_txn_abort(txn);
-		return idx_map_error(rc);
-	}
-	if (created)
-		return idx_map_error(mdb_txn_commit(txn));
 	mdb_txn_abort(txn);
-	return HS_OK;
+	if (rc != 0)
+		return idx_map_error(rc);
+	return missing ? journal_make_id(x, id) : HS_OK;
 }
 
 int

@@ -55,12 +55,11 @@ sidx_session_open(struct sender *s)
 {
 	struct proto_msg m;
 	struct proto_rd r;
-	uint64_t seq;
 	int rc;
 
 	if (s->idx == NULL)
 		return HS_OK;
-	if ((rc = next_seq(s, &seq)) < 0) {
+	if ((rc = idx_journal_state(s->idx, s->id, &s->acked)) < 0) {
 		hs_log_warnx("send: the index cannot be read (%s): "
 		             "reconciling without it",
 		             hs_strerror(rc));
