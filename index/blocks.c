@@ -60,6 +60,27 @@ idx_txn_commit(struct idx_txn *t)
 	return idx_map_error(rc);
 }
 
+int
+idx_txn_commit_lazy(struct idx_txn *t)
+{
+	MDB_env *env = t->x->env;
+	int rc;
+
+	mdb_env_set_flags(env, MDB_NOSYNC, 1);
+	rc = mdb_txn_commit(t->txn);
+	mdb_env_set_flags(env, MDB_NOSYNC, 0);
+	free(t);
+	return idx_map_error(rc);
+}
+
+int
+idx_sync(struct idx *x)
+{
+	if (x->readonly)
+		return HS_OK;
+	return idx_map_error(mdb_env_sync(x->env, 1));
+}
+
 void
 idx_txn_abort(struct idx_txn *t)
 {

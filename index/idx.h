@@ -161,6 +161,14 @@ struct idx_txn;
 int idx_txn_begin(struct idx *x, struct idx_txn **out);
 /* Commit (durable when it returns HS_OK) and free `t`, whatever the result. */
 int idx_txn_commit(struct idx_txn *t);
+/*
+ * Commit without flushing: visible at once, durable with the next
+ * flushing commit or idx_sync.  For records that a later commit of the
+ * same run makes durable anyway (one fdatasync per run, not two).
+ */
+int idx_txn_commit_lazy(struct idx_txn *t);
+/* Flush what lazy commits wrote. */
+int idx_sync(struct idx *x);
 void idx_txn_abort(struct idx_txn *t);
 
 /*

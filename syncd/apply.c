@@ -126,6 +126,7 @@ struct apply {
 	struct patch_rx prx;
 	struct rec_op *recs;
 	size_t n_recs;
+	int recs_unsynced; /* committed lazily, not yet flushed */
 	struct proto_scope *stale; /* patches whose basis was not ours */
 	size_t n_stale;
 	int stale_all;
@@ -460,6 +461,50 @@ rec_key(struct apply *a, uint16_t src, const char *rel, size_t *klen)
 	return k;
 }
 
+/*
+ * Drift (SPEC.md, "Drift on the standby is seen"): before replication
+ * replaces or removes a regular file that hamnsync wrote here, it is
+ * compared with the record of that write.  A file changed since by
+ * anything else is kept under state_dir/drift/ first (a hard link: no
+ * copy on the same filesystem), with one line saying where.  A file
+ * without a record (there before hamnsync, or written by an older build)
+ * cannot be told from our own: it is replaced as before.
+ */
+static void
+drift_check(struct apply *a, uint16_t src, const char *rel, int dirfd,
+            const char *leaf, const uint8_t *key, size_t klen)
+{
+	char where[PROTO_PATH_MAX * 3];
+	struct idx_written v;
+	struct stat st;
+	int fd, rc;
+
+	if (a->idx == NULL || a->state_dir == NULL || key == NULL ||
+	    fstatat(dirfd, leaf, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISREG(st.st_mode) ||
+	    idx_written_get(a->idx, key, klen, &v) != HS_OK ||
+	    fp_same(&v, &st))
+		return;
+	fd = open_nofollow(dirfd, leaf, PROTO_E_FILE);
+	rc = fd < 0 ? fd
+	            : drift_keep(a->state_dir, a->set->name, a->src[src].abs,
+	                         rel, dirfd, leaf, fd, (uint64_t)st.st_size,
+	                         where, sizeof(where));
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0)
+		hs_log_warnx("apply: %s: changed on this standby since "
+		             "hamnsync wrote it; this version NOT kept (%s: "
+		             "%s); replaced by the primary's",
+		             display(a, src, rel), fd < 0 ? "cannot open" : where,
+		             hs_strerror(rc));
+	else
+		hs_log_warnx("apply: %s: changed on this standby since "
+		             "hamnsync wrote it; this version kept at %s; "
+		             "replaced by the primary's",
+		             display(a, src, rel), where);
+}
+
 /* Queue a record write for the next flush; takes ownership of key. */
 static void
 rec_queue(struct apply *a, uint8_t *key, size_t klen, int put,
@@ -519,10 +564,15 @@ recs_commit(struct apply *a)
 				                           &a->recs[i].v)
 				         : idx_written_del(t, a->recs[i].key,
 				                           a->recs[i].klen);
+		/*
+		 * Not flushed here: the run's acknowledgement commits the
+		 * index with a flush right after (recv.c), or idx_sync does.
+		 */
 		if (rc == HS_OK)
-			rc = idx_txn_commit(t);
+			rc = idx_txn_commit_lazy(t);
 		else
 			idx_txn_abort(t);
+		a->recs_unsynced |= rc == HS_OK;
 	}
 	if (rc < 0)
 		hs_log_warnx("apply: set %s: block records not stored: %s",
@@ -698,6 +748,15 @@ op_delete(struct apply *a)
 
 	if (locate(a, e->src, e->path, &dfd, leaf) < 0)
 		return HS_OK;
+	if (e->type == PROTO_E_FILE && a->idx != NULL) {
+		uint8_t *key;
+		size_t klen;
+
+		if ((key = rec_key(a, e->src, e->path, &klen)) != NULL) {
+			drift_check(a, e->src, e->path, dfd, leaf, key, klen);
+			free(key);
+		}
+	}
 	if (unlinkat(dfd, leaf, flags) < 0 && errno != ENOENT) {
 		int err = errno;
 
@@ -768,7 +827,6 @@ meta_fd_keep_rec(struct apply *a, int fd, const struct proto_entry *e)
 	int rc, keep = 0;
 
 	if (e->type == PROTO_E_FILE && a->idx != NULL && fstat(fd, &st) == 0 &&
-	    (uint64_t)st.st_size >= BLK_FILE_MIN &&
 	    (key = rec_key(a, e->src, e->path, &klen)) != NULL &&
 	    idx_written_get(a->idx, key, klen, &v) == HS_OK)
 		keep = fp_same(&v, &st);
@@ -898,6 +956,8 @@ op_file(struct apply *a, int is_delta)
 
 	if ((rc = file_begin(a)) < 0 || a->cur.display == NULL)
 		return rc;
+	drift_check(a, e->src, e->path, a->cur.dirfd, a->cur.leaf, a->cur.key,
+	            a->cur.klen);
 	if (is_delta) {
 		a->basis_fd =
 		    open_nofollow(a->cur.dirfd, a->cur.leaf, PROTO_E_FILE);
@@ -1285,6 +1345,19 @@ apply_set_records(struct apply *a, struct idx *x, const char *state_dir)
 	a->state_dir = state_dir;
 }
 
+void
+apply_records_sync(struct apply *a)
+{
+	int rc;
+
+	if (!a->recs_unsynced || a->idx == NULL)
+		return;
+	a->recs_unsynced = 0;
+	if ((rc = idx_sync(a->idx)) < 0)
+		hs_log_warnx("apply: set %s: records not flushed: %s",
+		             a->set->name, hs_strerror(rc));
+}
+
 int
 apply_stale_encode(const struct apply *a, struct proto_wr *w)
 {
@@ -1358,9 +1431,12 @@ op_file_end(struct apply *a, const struct proto_msg *m)
 		file_discard(a);
 		return HS_OK;
 	}
-	/* Big files keep a record: the token is the hash just checked. */
+	/*
+	 * Every file keeps a record, the token being the hash just
+	 * checked: big files for patches, all of them to see drift.
+	 */
 	memcpy(a->cur.token, want, sizeof(a->cur.token));
-	a->cur.rec = a->cur_e.size >= BLK_FILE_MIN ? REC_PUT : REC_DEL;
+	a->cur.rec = REC_PUT;
 durable:
 	if ((rc = meta_fd(a->fd, &a->cur_e)) < 0) {
 		apply_error(a, a->cur.display, "cannot set owner, mode or time",
@@ -1433,7 +1509,6 @@ link_keeps_rec(struct apply *a, struct pending *p, uint16_t lsrc,
 
 	if (a->idx == NULL ||
 	    fstatat(ldir, lleaf, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    (uint64_t)st.st_size < BLK_FILE_MIN ||
 	    (p->lkey = rec_key(a, lsrc, lpath, &p->lklen)) == NULL)
 		return;
 	if (idx_written_get(a->idx, p->lkey, p->lklen, &v) == HS_OK &&

@@ -367,6 +367,34 @@ drift_sum(const char *path, const struct stat *st, int flag, struct FTW *f)
 	return 0;
 }
 
+static uint64_t drift_files;
+static uint64_t drift_files_max;
+
+static int
+drift_one(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)path;
+	(void)st;
+	(void)f;
+	if (flag == FTW_F && ++drift_files >= drift_files_max)
+		return 1; /* enough to say "at least" */
+	return 0;
+}
+
+uint64_t
+drift_count(const char *state_dir, uint64_t max)
+{
+	char dir[PROTO_PATH_MAX * 3];
+
+	if (snprintf(dir, sizeof(dir), "%s/drift", state_dir) >=
+	    (int)sizeof(dir))
+		return 0;
+	drift_files = 0;
+	drift_files_max = max;
+	(void)nftw(dir, drift_one, 16, FTW_PHYS);
+	return drift_files;
+}
+
 /* mkdir -p of the directory part of `path` (ours: under state_dir). */
 static int
 mkdir_parents(char *path)

@@ -463,6 +463,8 @@ on_set_end(struct session *s, const struct proto_msg *m)
 		             s->set->name, (unsigned long long)seq);
 		seq = 0;
 	}
+	if (seq == 0)
+		apply_records_sync(s->a);
 	proto_wr_reset(&s->w);
 	proto_put_u64(&s->w, apply_applied(s->a));
 	proto_put_u64(&s->w, apply_error_count(s->a));

@@ -42,6 +42,8 @@
 #define CLAIM_WAIT_MS 2000
 /* How long SIGTERM waits for the session child before SIGKILL. */
 #define STOP_WAIT_MS 10000
+/* Drift copies counted for status, at most (a bounded walk). */
+#define DRIFT_REPORT_MAX 10000
 
 /* One forked connection: its pid and our end of its socketpair. */
 struct child {
@@ -502,6 +504,7 @@ stdby_status(struct stdby *d)
 	uint64_t now = hs_now_mono_ns(), silent_ns = 0;
 	uint64_t timeout_ns = d->conf->peer_timeout * 1000000000ull;
 	struct statvfs vfs;
+	uint64_t drifted;
 	size_t i;
 	int fresh;
 
@@ -575,6 +578,13 @@ stdby_status(struct stdby *d)
 	    (vfs.f_blocks - vfs.f_bavail) * 100 > vfs.f_blocks * 90)
 		st_warn(&v, "warning", "target_root %s is over 90%% full",
 		        d->conf->target_root);
+	if ((drifted = drift_count(d->conf->state_dir, DRIFT_REPORT_MAX)) > 0)
+		st_warn(&v, "warning",
+		        "%s%llu file version(s) changed on this standby by "
+		        "something else than hamnsync were replaced; kept in "
+		        "%s/drift (remove them once read)",
+		        drifted >= DRIFT_REPORT_MAX ? "at least " : "",
+		        (unsigned long long)drifted, d->conf->state_dir);
 	st_warn_cert(&v, d->conf->cert);
 	return st_json(&v);
 }

@@ -488,12 +488,24 @@ int fs_hash_fd(int fd, uint8_t out[PROTO_HASH_LEN]);
 /* Record an error line for `path` (used by the receiver too). */
 void apply_error(struct apply *a, const char *path, const char *what, int rc);
 /*
- * Block patches (syncd/patch_int.h): keep a record (stat fingerprint +
- * content token) of each big file written, in index `x` (borrowed), and
- * accept OP_PATCH against it; drift copies go below state_dir/drift/.
+ * Block patches (syncd/patch_int.h) and drift: keep a record (stat
+ * fingerprint + content token) of each file written, in index `x`
+ * (borrowed), accept OP_PATCH against it, and keep a file changed here
+ * since its record below state_dir/drift/ before replacing it.
  * Without this call no records are kept and every patch is stale.
  */
 void apply_set_records(struct apply *a, struct idx *x, const char *state_dir);
+/*
+ * Records of written files are committed without a flush; the run's
+ * acknowledgement (idx_applied_put) flushes them.  A run acknowledged
+ * without one (express lane, no index sequence) calls this instead.
+ */
+void apply_records_sync(struct apply *a);
+/*
+ * Versions of files kept under state_dir/drift/ because something else
+ * than hamnsync changed them on this standby (counted up to `max`).
+ */
+uint64_t drift_count(const char *state_dir, uint64_t max);
 /*
  * The body of PROTO_T_PATCH_STALE (patches whose basis was not the
  * recorded one) into `w`: 1 when there is one to send, else 0.

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Drift on the standby (SPEC.md "Drift on the standby is seen"): the
+# standby keeps a record (stat fingerprint + content hash) of every file it
+# writes.  Before replication replaces or removes a file that something
+# else than hamnsync changed on the standby, that version is kept under
+# state_dir/drift/ with one line in the standby's log, and `status` on the
+# standby warns.  Files hamnsync wrote and nobody touched (edits, chmod,
+# hard links, renames) are never taken for drift.  After each round the
+# trees must be identical (hs_compare: rsync -naiHAXc as the oracle).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok   $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+check() { if hs_compare "$D"; then ok "$1"; else bad "$1"; fi; }
+sync0() { # sync0 NAME: a sync that must exit 0
+	hs_sync
+	if [ "$SYNC_RC" -ne 0 ]; then
+		bad "$1: sync exited $SYNC_RC"
+		cat "$T/sync.out" "$T/sync.err"
+	fi
+}
+n_drift() { find "$T/state2/drift" -type f 2>/dev/null | wc -l; }
+# kept_as NAME SHA: the newest drift copy of NAME holds content SHA
+kept_as() {
+	local k
+	k=$(find "$T/state2/drift" -type f -name "$1.*" 2>/dev/null | tail -1 || true)
+	KEPT=${k#$T/}
+	[ -n "$k" ] && [ "$(sha256sum <"$k")" = "$2" ]
+}
+n_lines() { grep -c "changed on this standby since hamnsync wrote it" \
+	"$T/standby.log" || true; }
+
+hs_init drift
+D=$T/src/data
+mkdir -p "$D/sub" "$T/standby$D/sub"
+printf '10.0.0.%d node%d\n' $(seq 1 200 | awk '{ print $1, $1 }') >"$D/hosts"
+echo "template" >"$D/sub/tmpl"
+echo "secret" >"$D/sub/cred" && chmod 600 "$D/sub/cred"
+echo "to be deleted" >"$D/gone"
+echo "linked" >"$D/link-a" && ln "$D/link-a" "$D/link-b"
+echo "renamed" >"$D/old-name"
+# On the standby before hamnsync ever wrote it (an rsync-era copy): no
+# record, so it cannot be told from ours and is replaced without a copy.
+echo "pre-existing standby copy" >"$T/standby$D/sub/tmpl"
+hs_setup_pair "
+[path data]
+source = $D"
+hs_start_standby
+
+sync0 "seed"
+check "seed: trees equal"
+[ "$(n_drift)" -eq 0 ] && ok "seed: a file without a record is not drift" ||
+	bad "seed: $(n_drift) drift copies of files hamnsync never wrote"
+
+# 1. our own writes are never drift: edits, chmod, links, renames
+echo "edited" >>"$D/hosts"
+sync0 "edit"
+chmod 640 "$D/sub/cred"
+sync0 "chmod"
+echo "edited after chmod" >>"$D/sub/cred"
+echo "one of two links" >>"$D/link-a"
+mv "$D/old-name" "$D/new-name"
+sync0 "edit after chmod, link, rename"
+echo "again" >>"$D/new-name"
+echo "again" >>"$D/link-b"
+sync0 "edit after rename"
+check "own writes: trees equal"
+if [ "$(n_drift)" -eq 0 ] && [ "$(n_lines)" -eq 0 ]; then
+	ok "own writes (edit, chmod, hard link, rename): no drift seen"
+else
+	bad "own writes taken for drift: $(n_drift) copies, $(n_lines) lines"
+	grep "changed on this standby" "$T/standby.log" | head -5
+fi
+
+# 2. a standby copy edited behind hamnsync's back, then the primary's
+echo "added on the standby by hand" >>"$T/standby$D/hosts"
+drifted=$(sha256sum <"$T/standby$D/hosts")
+echo "next primary edit" >>"$D/hosts"
+sync0 "overwrite of a drifted file"
+check "drift: the standby ends equal to the primary"
+if kept_as hosts "$drifted"; then
+	ok "drift: the standby's version kept at $KEPT"
+else
+	bad "drift: no copy of the standby's version of hosts under drift/"
+fi
+[ "$(n_lines)" -eq 1 ] && ok "drift: one line in the standby's log" ||
+	bad "drift: $(n_lines) log lines, wanted 1"
+
+# 3. a drifted file the primary deletes: kept before it goes
+echo "standby-only change" >>"$T/standby$D/gone"
+drifted=$(sha256sum <"$T/standby$D/gone")
+rm "$D/gone"
+sync0 "delete of a drifted file"
+check "drift delete: trees equal"
+if kept_as gone "$drifted"; then
+	ok "drift delete: the standby's version kept at $KEPT"
+else
+	bad "drift delete: no copy under drift/"
+fi
+
+# 4. status on the standby warns about the kept versions (Nagios 1)
+set +e
+"$HS_BIN" -c "$C2" status --json >"$T/status.json" 2>"$T/status.err"
+src=$?
+set -e
+if [ "$src" -eq 1 ] && python3 - "$T/status.json" <<'PY'
+import json, sys
+st = json.load(open(sys.argv[1]))
+w = [x for x in st["warnings"] if "changed on this standby" in x["text"]]
+sys.exit(0 if w and w[0]["severity"] == "warning" and
+         w[0]["text"].startswith("2 ") else 1)
+PY
+then
+	ok "status on the standby warns (exit 1): 2 versions kept"
+else
+	bad "status: exit $src, $(cat "$T/status.json" "$T/status.err")"
+fi
+
+# 5. after the drift is repaired the file is ours again: no new copy
+echo "one more primary edit" >>"$D/hosts"
+sync0 "edit after drift"
+check "edit after drift: trees equal"
+[ "$(n_drift)" -eq 2 ] && ok "after the repair, edits are not drift again" ||
+	bad "after the repair: $(n_drift) drift copies, wanted 2"
+
+# 6. drift is kept by the daemon too (a scoped run, not only sync)
+"$HS_BIN" -c "$C1" daemon --foreground >>"$T/primary.log" 2>&1 &
+PRIMARY_PID=$!
+HS_PIDS+=("$PRIMARY_PID")
+for ((i = 0; i < 100; i++)); do
+	grep -q "in sync\|reconciled" "$T/primary.log" 2>/dev/null && break
+	sleep 0.1
+done
+echo "standby edit while the daemon runs" >>"$T/standby$D/sub/cred"
+drifted=$(sha256sum <"$T/standby$D/sub/cred")
+echo "primary edit while the daemon runs" >>"$D/sub/cred"
+for ((i = 0; i < 100; i++)); do
+	[ -n "$(find "$T/state2/drift" -type f -name 'cred.*' 2>/dev/null)" ] &&
+		hs_compare "$D" 2>/dev/null && break
+	sleep 0.1
+done
+if kept_as cred "$drifted" && hs_compare "$D"; then
+	ok "daemon: drifted copy kept, then replaced by the primary's"
+else
+	bad "daemon: drift of sub/cred not kept or trees differ"
+fi
+kill "$PRIMARY_PID"
+hs_wait_gone "$PRIMARY_PID" 100 || bad "primary did not stop"
+
+echo "drift: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
