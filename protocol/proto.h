@@ -82,6 +82,12 @@ enum proto_type {
 	PROTO_T_SIG_END = 43,      /* standby: all signatures sent */
 	PROTO_T_SET_OPEN_SCOPED = 44, /* primary: SET_OPEN limited to paths */
 	PROTO_T_SET_RENAMES = 45,     /* primary: renames to mirror, no reply */
+	/*
+	 * primary: SET_OPEN_SCOPED without a listing in reply: the primary
+	 * knows from its index what the standby holds at each path (small
+	 * regular files it acknowledged), so the operations follow at once.
+	 */
+	PROTO_T_SET_OPEN_BLIND = 46,
 	/* Block patches (syncd/patch_int.h): types 50-59. */
 	PROTO_T_OP_PATCH = 50,      /* primary: changed blocks vs a record */
 	PROTO_T_OP_PATCH_DATA = 51, /* primary: u64 offset + one block */

@@ -226,7 +226,9 @@ on_set_open(struct session *s, const struct proto_msg *m)
 	if (scope == NULL)
 		hs_log_info("recv: %s: set %s opened", proto_conn_peer(s->c),
 		            set->name);
-	rc = send_listing(s, scope, n_scope);
+	/* Blind: the primary knows what we hold; its operations follow. */
+	if (m->type != PROTO_T_SET_OPEN_BLIND)
+		rc = send_listing(s, scope, n_scope);
 	/* Block records (patch_int.h): our handle, opened at JOURNAL_Q. */
 	session_idx(s);
 	apply_set_records(s->a, s->idx, s->conf->state_dir);
@@ -507,6 +509,7 @@ dispatch(struct session *s, const struct proto_msg *m)
 	switch (m->type) {
 	case PROTO_T_SET_OPEN:
 	case PROTO_T_SET_OPEN_SCOPED:
+	case PROTO_T_SET_OPEN_BLIND:
 		return on_set_open(s, m);
 	case PROTO_T_STATE:
 		return on_state(s, m);

@@ -954,6 +954,102 @@ send_list_stat(struct sender *s, const struct hs_pathset *set)
 	return rc;
 }
 
+/* Bit of set in sets_opened (sets past 64 are never blind). */
+static uint64_t
+set_bit(const struct sender *s, const struct hs_pathset *set)
+{
+	size_t i = (size_t)(set - s->conf->sets);
+
+	return i < 64 ? 1ull << i : 0;
+}
+
+/*
+ * A scoped run asks for the standby's listing to learn what it holds at
+ * each path.  When the index already says so, the run goes blind
+ * (SET_OPEN_BLIND: no listing, no round trip before the data): every path
+ * of the run is a small regular file here (one link, not sparse), the
+ * index records that the standby acknowledged a regular file there, and
+ * the standby accepted this set earlier in the session.  Each file then
+ * goes whole; the standby still checks drift before replacing it.
+ * Creations, deletions, directories, links, big files and renamed paths
+ * take the listing.
+ */
+static int
+blind_ok(struct sender *s, const struct proto_scope *scope, size_t n_scope)
+{
+	struct idx_file rec;
+	size_t i;
+
+	if (scope == NULL || s->idx == NULL || s->skey == NULL ||
+	    s->o->dry_run || s->o->verify || n_scope > BLIND_PATHS_MAX ||
+	    s->mine.n != n_scope || !(s->sets_opened & set_bit(s, s->set)))
+		return 0;
+	for (i = 0; i < n_scope; i++)
+		if (scope[i].recursive)
+			return 0;
+	for (i = 0; i < s->mine.n; i++) {
+		const struct scan_entry *p = &s->mine.v[i];
+
+		if (p->type != PROTO_E_FILE || p->nlink != 1 ||
+		    p->size > BLIND_FILE_MAX || SCAN_IS_SPARSE(p) ||
+		    idx_file_get(s->idx, s->skey[p->src], p->path, &rec) !=
+		        HS_OK ||
+		    rec.type != PROTO_E_FILE)
+			return 0;
+	}
+	return 1;
+}
+
+/* List our side: the whole set, or the scope's entries. */
+static int
+list_mine(struct sender *s, const struct proto_scope *scope, size_t n_scope)
+{
+	size_t i;
+	int rc = HS_OK;
+
+	for (i = 0; i < s->set->sources.n; i++)
+		if ((rc = open_source(s, i)) < 0)
+			return rc;
+	s->scoped = scope != NULL;
+	for (i = 0; scope == NULL && i < s->set->sources.n && rc == HS_OK; i++)
+		rc = list_entry(s, (uint16_t)i, "", 1);
+	for (i = 0; scope != NULL && i < n_scope && rc == HS_OK; i++)
+		if (scope[i].src < s->set->sources.n)
+			rc = list_entry(s, scope[i].src, scope[i].path,
+			                scope[i].recursive);
+	if (rc < 0)
+		send_note(s, "set %s: cannot list: %s", s->set->name,
+		          hs_strerror(rc));
+	return rc;
+}
+
+static int
+send_set_open(struct sender *s, const struct proto_scope *scope,
+              size_t n_scope, int blind)
+{
+	struct proto_set_open so;
+	size_t i;
+	int rc;
+
+	memset(&so, 0, sizeof(so));
+	snprintf(so.name, sizeof(so.name), "%s", s->set->name);
+	so.n_sources = (uint16_t)s->set->sources.n;
+	for (i = 0; i < s->set->sources.n; i++)
+		so.sources[i] = s->set->sources.v[i];
+	proto_wr_reset(&s->w);
+	proto_set_open_encode(&s->w, &so);
+	if (scope != NULL)
+		proto_scope_encode(&s->w, scope, n_scope);
+	if ((rc = proto_conn_send_wr(s->c,
+	                             blind   ? PROTO_T_SET_OPEN_BLIND
+	                             : scope ? PROTO_T_SET_OPEN_SCOPED
+	                                     : PROTO_T_SET_OPEN,
+	                             &s->w, PROTO_ZSTD)) < 0)
+		return rc;
+	/* Blind: the operations follow in the same flush. */
+	return blind ? HS_OK : proto_conn_flush(s->c);
+}
+
 /*
  * Reconcile one set: all of it (scope NULL), or only the scope's entries
  * (and what is below the recursive ones).
@@ -962,51 +1058,30 @@ static int
 sync_set(struct sender *s, const struct hs_pathset *set,
          const struct proto_scope *scope, size_t n_scope)
 {
-	struct proto_set_open so;
 	uint64_t seq;
 	size_t i;
-	int rc, refused;
+	int rc, refused, blind = 0;
 
 	s->set = set;
 	if ((rc = sidx_run_start(s)) < 0)
 		return rc;
-	memset(&so, 0, sizeof(so));
-	snprintf(so.name, sizeof(so.name), "%s", set->name);
-	so.n_sources = (uint16_t)set->sources.n;
-	for (i = 0; i < set->sources.n; i++)
-		so.sources[i] = set->sources.v[i];
-	proto_wr_reset(&s->w);
-	proto_set_open_encode(&s->w, &so);
-	if (scope != NULL)
-		proto_scope_encode(&s->w, scope, n_scope);
-	if ((rc = proto_conn_send_wr(
-	         s->c, scope ? PROTO_T_SET_OPEN_SCOPED : PROTO_T_SET_OPEN,
-	         &s->w, PROTO_ZSTD)) < 0 ||
-	    (rc = proto_conn_flush(s->c)) < 0)
-		return rc;
-	/* List our side while the standby lists its own. */
-	for (i = 0; i < set->sources.n; i++)
-		if ((rc = open_source(s, i)) < 0)
+	if (scope != NULL) {
+		/* A few paths: listed in microseconds, before deciding. */
+		if ((rc = list_mine(s, scope, n_scope)) < 0)
 			return rc;
-	s->scoped = scope != NULL;
-	for (i = 0; scope == NULL && i < set->sources.n; i++)
-		if ((rc = list_entry(s, (uint16_t)i, "", 1)) < 0)
-			break;
-	for (i = 0; scope != NULL && i < n_scope && rc == HS_OK; i++)
-		if (scope[i].src < set->sources.n)
-			rc = list_entry(s, scope[i].src, scope[i].path,
-			                scope[i].recursive);
-	if (rc < 0) {
-		send_note(s, "set %s: cannot list: %s", set->name,
-		          hs_strerror(rc));
+		blind = blind_ok(s, scope, n_scope);
+		rc = send_set_open(s, scope, n_scope, blind);
+	} else if ((rc = send_set_open(s, NULL, 0, 0)) == HS_OK)
+		rc = list_mine(s, NULL, 0); /* while the standby lists */
+	if (rc < 0)
 		return rc;
-	}
-	if ((rc = recv_listing(s, &refused)) < 0)
+	if (!blind && (rc = recv_listing(s, &refused)) < 0)
 		return rc;
-	if (refused) {
+	if (!blind && refused) {
 		s->rep->sets_refused++;
 		return HS_OK;
 	}
+	s->sets_opened |= set_bit(s, set);
 	for (i = 0; i < s->theirs.n; i++)
 		if (s->theirs.v[i].type != PROTO_E_DIR)
 			s->rep->standby_files++;

@@ -25,6 +25,11 @@
 #define P_RECORDED 0x1000  /* the index already holds this fingerprint */
 #define P_HELD 0x2000      /* a standby entry whose deletion was held back */
 
+/* Blind scoped runs (send.c, blind_ok): at most this many paths, each a
+ * regular file of at most this size (below block patches' threshold). */
+#define BLIND_PATHS_MAX 64
+#define BLIND_FILE_MAX (1024u * 1024 - 1)
+
 /* Cut request and listing batches at this size. */
 #define BATCH_FRAME_BYTES (1024u * 1024)
 
@@ -56,6 +61,7 @@ struct sender {
 	uint64_t ticked_ns;
 	struct proto_hello peer; /* the standby's HELLO */
 	int scoped;              /* the set run is scoped to a few paths */
+	uint64_t sets_opened;    /* sets (index < 64) the standby accepted */
 	/* The file index and change journal (sendidx.c); idx NULL: none. */
 	struct idx *idx;
 	uint8_t id[PROTO_JOURNAL_ID_LEN];      /* our index's id */
