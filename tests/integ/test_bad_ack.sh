@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# A standby that acknowledges a run with another sequence than the one it
+# was sent (issue 5: "a standby that acknowledges a sequence it never
+# received").  A primary daemon seeds the real standby; the standby is
+# stopped and hs-evilstandby takes its place (same address, same pinned
+# identity): it claims no run of the primary's index, takes a whole run
+# and answers its SET_END with a SET_DONE naming first a sequence ahead of
+# it (+1000), then, in a second session, the run before it (-1).  Each
+# time the primary must log one clear line, drop the session, leave its
+# index's acknowledged sequence (journal/acked, read with mdb_dump) where
+# it was, and keep running.  Then the real standby returns: what changed
+# meanwhile arrives, the acknowledged sequence moves on, and `hamnsync
+# verify` exits 0.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+HS_TOOLS=${HS_TOOLS:-$top/build/bin}
+EVIL=$HS_TOOLS/hs-evilstandby
+[ -x "$EVIL" ] || hs_fail "$EVIL is not built"
+command -v mdb_dump >/dev/null || hs_fail "mdb_dump (lmdb-utils) is missing"
+
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok   $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+
+# wait_same NAME SECONDS SOURCE...: poll the oracle until identical.
+wait_same() {
+	local name=$1 secs=$2 i
+	shift 2
+	for ((i = 0; i < secs * 10; i++)); do
+		if hs_compare "$@" 2>/dev/null; then
+			ok "$name"
+			return 0
+		fi
+		sleep 0.1
+	done
+	bad "$name: not identical after ${secs}s"
+	hs_compare "$@" || true
+}
+
+hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
+
+# acked STATE: the primary's acknowledged run sequence (journal/acked in
+# the meta database, a little-endian u64), read beside the running daemon.
+acked() {
+	local v
+	v=$(mdb_dump -s meta "$1/index" | awk -v k=" $(hex journal/acked)" \
+		'f { print $1; exit } $0 == k { f = 1 }')
+	[ ${#v} -eq 16 ] || { echo "?"; return; }
+	printf '%d\n' "0x${v:14:2}${v:12:2}${v:10:2}${v:8:2}${v:6:2}${v:4:2}${v:2:2}${v:0:2}"
+}
+
+lies() { grep -c "was sent: not trusting it" "$T/primary.log" || true; }
+
+# lie DELTA: run hs-evilstandby for one session acknowledging seq+DELTA;
+# checks its verdict, the primary's one line and its index.
+lie() {
+	local delta=$1 before lines_before rc i
+	before=$(acked "$T/state1")
+	lines_before=$(lies)
+	"$EVIL" -c "$C2" --ack-delta "$delta" --sessions 1 --seconds 60 \
+		>>"$T/evil.out" 2>&1 &
+	EVIL_PID=$!
+	HS_PIDS+=("$EVIL_PID")
+	echo "changed while a liar stands by ($delta)" >>"$D/sub/f1"
+	echo "created while a liar stands by ($delta)" >"$D/liar$delta"
+	hs_wait_gone "$EVIL_PID" 700 || bad "hs-evilstandby still running after 70 s"
+	set +e
+	wait "$EVIL_PID"
+	rc=$?
+	set -e
+	tail -1 "$T/evil.out" | sed 's/^/     /'
+	[ "$rc" -eq 0 ] &&
+		ok "ack $delta: the primary dropped the session after the false acknowledgement" ||
+		bad "ack $delta: hs-evilstandby exit $rc: $(tail -2 "$T/evil.out")"
+	for ((i = 0; i < 50; i++)); do
+		[ "$(lies)" -gt "$lines_before" ] && break
+		sleep 0.1
+	done
+	if [ "$(lies)" -eq $((lines_before + 1)) ]; then
+		ok "ack $delta: one clear line in the primary's log"
+		grep "was sent: not trusting it" "$T/primary.log" | tail -1 | sed 's/^/     /'
+	else
+		bad "ack $delta: $(($(lies) - lines_before)) 'not trusting it' lines"
+	fi
+	[ "$(acked "$T/state1")" = "$before" ] &&
+		ok "ack $delta: the index's acknowledged run stays $before" ||
+		bad "ack $delta: acknowledged run moved from $before to $(acked "$T/state1")"
+	kill -0 "$PRIMARY_PID" 2>/dev/null && ok "ack $delta: the primary keeps running" ||
+		bad "ack $delta: the primary died"
+}
+
+hs_init bad_ack
+D=$T/src/data
+mkdir -p "$D/sub" "$D/etc"
+for i in $(seq 1 40); do echo "file $i" >"$D/sub/f$i"; done
+head -c 300000 /dev/urandom >"$D/blob"
+printf '10.0.0.1 mn1\n' >"$D/etc/hosts"
+hs_setup_pair "
+[path data]
+source = $D
+
+[path other]
+source = $T/src/other"
+mkdir -p "$T/src/other" && echo "other" >"$T/src/other/x"
+hs_start_standby
+"$HS_BIN" -c "$C1" daemon --foreground >>"$T/primary.log" 2>&1 &
+PRIMARY_PID=$!
+HS_PIDS+=("$PRIMARY_PID")
+wait_same "the daemon seeds the standby" 60 "$D" "$T/src/other"
+# The seed's last run is acknowledged (SET_DONE before the index commit
+# returns): wait until the primary's index says so.
+for ((i = 0; i < 100; i++)); do
+	a=$(acked "$T/state1")
+	[ "$a" != "?" ] && [ "$a" -ge 1 ] && break
+	sleep 0.1
+done
+echo "     acknowledged after the seed: $(acked "$T/state1")"
+
+hs_stop_standby
+lie 1000
+lie -1
+
+# The real standby returns: everything converges, acks move on.
+before=$(acked "$T/state1")
+hs_start_standby
+echo "after the liar" >"$D/after"
+wait_same "converges once the real standby is back" 60 "$D" "$T/src/other"
+for ((i = 0; i < 100; i++)); do
+	a=$(acked "$T/state1")
+	[ "$a" != "?" ] && [ "$a" -gt "$before" ] && break
+	sleep 0.1
+done
+[ "$(acked "$T/state1")" != "?" ] && [ "$(acked "$T/state1")" -gt "$before" ] &&
+	ok "runs are acknowledged again ($before -> $(acked "$T/state1"))" ||
+	bad "no run acknowledged after the real standby returned ($(acked "$T/state1"))"
+kill "$PRIMARY_PID"
+hs_wait_gone "$PRIMARY_PID" 150 || bad "the primary did not stop on SIGTERM"
+"$HS_BIN" -c "$C1" verify >"$T/verify.out" 2>&1 &&
+	ok "hamnsync verify exits 0" || bad "verify: $(tail -3 "$T/verify.out")"
+kill -0 "$STANDBY_PID" && ok "the standby kept running" || bad "the standby died"
+echo "bad_ack: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
