@@ -98,6 +98,8 @@ struct watch {
 	char mv_from[PROTO_PATH_MAX + 1];
 	struct proto_scope *unwatched; /* rescanned on a timer */
 	size_t n_unwatched;
+	/* Walking again after an overflow: one summary, not a line each. */
+	int limit_quiet;
 	char **roots; /* per set/source: real path */
 };
 
@@ -339,10 +341,13 @@ watch_tree(struct watch *w, uint16_t set, uint16_t src, const char *abs,
 	wd = inotify_add_watch(w->fd, abs, WATCH_EVENTS | IN_ONLYDIR);
 	if (wd < 0) {
 		if (errno == ENOSPC) {
-			hs_log_warnx(
-			    "watch: %s: inotify watch limit reached; "
-			    "this subtree is rescanned every %llus",
-			    abs, (unsigned long long)w->conf->rescan_interval);
+			if (!w->limit_quiet)
+				hs_log_warnx("watch: %s: inotify watch limit "
+				             "reached; this subtree is "
+				             "rescanned every %llus",
+				             abs,
+				             (unsigned long long)
+				                 w->conf->rescan_interval);
 			unwatched_add(w, set, src, rel);
 			return HS_OK;
 		}
@@ -423,6 +428,15 @@ watch_rewatch(struct watch *w)
 {
 	size_t i, j;
 
+	/*
+	 * The walk finds again every subtree still without a watch: start
+	 * the list afresh, or each overflow would add them all once more
+	 * (and keep removed ones), and status would count them twice.
+	 */
+	proto_scope_free(w->unwatched, w->n_unwatched);
+	w->unwatched = NULL;
+	w->n_unwatched = 0;
+	w->limit_quiet = 1;
 	for (i = 0; i < w->conf->n_sets; i++)
 		for (j = 0; j < w->conf->sets[i].sources.n; j++) {
 			char **root = root_slot(w, (uint16_t)i, (uint16_t)j);
@@ -431,6 +445,12 @@ watch_rewatch(struct watch *w)
 			*root = NULL;
 			watch_source(w, (uint16_t)i, (uint16_t)j);
 		}
+	w->limit_quiet = 0;
+	if (w->n_unwatched > 0)
+		hs_log_warnx("watch: inotify watch limit reached: %zu subtrees "
+		             "without watches, rescanned every %llus",
+		             w->n_unwatched,
+		             (unsigned long long)w->conf->rescan_interval);
 }
 
 int

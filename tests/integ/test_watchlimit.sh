@@ -173,6 +173,54 @@ fi
 rm -rf "$D/${unw[-1]}"
 wait_same "an unwatched subtree removed" 20 "$D"
 
+# An inotify queue overflow (the primary stopped while the watched root
+# gets more files than the queue holds events) makes the watcher walk
+# every tree again: status then counts each subtree still without a
+# watch once (not the old list twice, nor a removed one), and the log
+# says so in one line, not one again per subtree.
+n_status() {
+	{ "$HS_BIN" -c "$C1" status 2>&1 || true; } |
+		sed -n 's/.* \([0-9]*\) subtrees without inotify watches.*/\1/p'
+}
+unw_before=$(n_status)
+warn_before=$(grep -c "watch limit reached; this subtree" "$T/primary.log" || true)
+ovf_before=$(grep -c "queue overflowed" "$T/primary.log" || true)
+maxq=$(cat /proc/sys/fs/inotify/max_queued_events 2>/dev/null || echo 16384)
+[ "$maxq" -gt 100000 ] && maxq=100000
+mkdir "$D/storm"
+sleep 1.5 # the rescan finds the new (unwatched) directory
+kill -STOP "$PRIMARY_PID"
+seq -f "$D/fill%06g" 1 "$maxq" | xargs touch
+kill -CONT "$PRIMARY_PID"
+wait_same "a storm of $maxq files in the watched root converges" 60 "$D"
+if [ "$(grep -c "queue overflowed" "$T/primary.log" || true)" -gt "$ovf_before" ]; then
+	ok "the inotify queue overflowed"
+	unw_after=$(n_status)
+	# the unwatched subtrees that still exist, storm/ among them
+	unw_expect=0
+	for u in "${unw[@]}" late storm; do
+		[ -d "$D/$u" ] && unw_expect=$((unw_expect + 1))
+	done
+	[ -n "$unw_after" ] && [ "$unw_after" -eq "$unw_expect" ] &&
+		ok "status counts each unwatched subtree once after the overflow: $unw_after" ||
+		bad "status: $unw_after unwatched subtrees after the overflow, $unw_expect exist" \
+			"($unw_before before it and storm/)"
+	# storm/ got its line when it was made; none is repeated
+	w=$(grep -c "watch limit reached; this subtree" "$T/primary.log" || true)
+	[ "$w" -eq $((warn_before + 1)) ] &&
+		ok "no warning line repeated per subtree after the overflow" ||
+		bad "$((w - warn_before)) more per-subtree watch-limit lines (1 expected, storm/)"
+	if grep -q "watch limit reached: $unw_expect subtrees without watches, rescanned every ${RESCAN}s" \
+		"$T/primary.log"; then
+		ok "one summary line after the overflow"
+		grep "subtrees without watches" "$T/primary.log" | tail -1 | sed 's/^/     /'
+	else
+		bad "no summary line after the overflow"
+	fi
+else
+	echo "info: the queue did not overflow (max_queued_events $maxq): not checked"
+fi
+
 kill -0 "$PRIMARY_PID" 2>/dev/null && ok "the primary kept running" ||
 	bad "the primary died"
 # verify needs the standby's session: stop the daemon (SIGTERM drains).
