@@ -18,26 +18,6 @@ EVIL=$HS_TOOLS/hs-evilstandby
 [ -x "$EVIL" ] || hs_fail "$EVIL is not built"
 command -v mdb_dump >/dev/null || hs_fail "mdb_dump (lmdb-utils) is missing"
 
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-
-# wait_same NAME SECONDS SOURCE...: poll the oracle until identical.
-wait_same() {
-	local name=$1 secs=$2 i
-	shift 2
-	for ((i = 0; i < secs * 10; i++)); do
-		if hs_compare "$@" 2>/dev/null; then
-			ok "$name"
-			return 0
-		fi
-		sleep 0.1
-	done
-	bad "$name: not identical after ${secs}s"
-	hs_compare "$@" || true
-}
-
 hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
 
 # acked STATE: the primary's acknowledged run sequence (journal/acked in
@@ -64,30 +44,30 @@ lie() {
 	HS_PIDS+=("$EVIL_PID")
 	echo "changed while a liar stands by ($delta)" >>"$D/sub/f1"
 	echo "created while a liar stands by ($delta)" >"$D/liar$delta"
-	hs_wait_gone "$EVIL_PID" 700 || bad "hs-evilstandby still running after 70 s"
+	hs_wait_gone "$EVIL_PID" 700 || hs_bad "hs-evilstandby still running after 70 s"
 	set +e
 	wait "$EVIL_PID"
 	rc=$?
 	set -e
 	tail -1 "$T/evil.out" | sed 's/^/     /'
 	[ "$rc" -eq 0 ] &&
-		ok "ack $delta: the primary dropped the session after the false acknowledgement" ||
-		bad "ack $delta: hs-evilstandby exit $rc: $(tail -2 "$T/evil.out")"
+		hs_ok "ack $delta: the primary dropped the session after the false acknowledgement" ||
+		hs_bad "ack $delta: hs-evilstandby exit $rc: $(tail -2 "$T/evil.out")"
 	for ((i = 0; i < 50; i++)); do
 		[ "$(lies)" -gt "$lines_before" ] && break
 		sleep 0.1
 	done
 	if [ "$(lies)" -eq $((lines_before + 1)) ]; then
-		ok "ack $delta: one clear line in the primary's log"
+		hs_ok "ack $delta: one clear line in the primary's log"
 		grep "was sent: not trusting it" "$T/primary.log" | tail -1 | sed 's/^/     /'
 	else
-		bad "ack $delta: $(($(lies) - lines_before)) 'not trusting it' lines"
+		hs_bad "ack $delta: $(($(lies) - lines_before)) 'not trusting it' lines"
 	fi
 	[ "$(acked "$T/state1")" = "$before" ] &&
-		ok "ack $delta: the index's acknowledged run stays $before" ||
-		bad "ack $delta: acknowledged run moved from $before to $(acked "$T/state1")"
-	kill -0 "$PRIMARY_PID" 2>/dev/null && ok "ack $delta: the primary keeps running" ||
-		bad "ack $delta: the primary died"
+		hs_ok "ack $delta: the index's acknowledged run stays $before" ||
+		hs_bad "ack $delta: acknowledged run moved from $before to $(acked "$T/state1")"
+	kill -0 "$PRIMARY_PID" 2>/dev/null && hs_ok "ack $delta: the primary keeps running" ||
+		hs_bad "ack $delta: the primary died"
 }
 
 hs_init bad_ack
@@ -104,10 +84,8 @@ source = $D
 source = $T/src/other"
 mkdir -p "$T/src/other" && echo "other" >"$T/src/other/x"
 hs_start_standby
-"$HS_BIN" -c "$C1" daemon --foreground >>"$T/primary.log" 2>&1 &
-PRIMARY_PID=$!
-HS_PIDS+=("$PRIMARY_PID")
-wait_same "the daemon seeds the standby" 60 "$D" "$T/src/other"
+hs_start_primary
+hs_wait_same "the daemon seeds the standby" 60 "$D" "$T/src/other"
 # The seed's last run is acknowledged (SET_DONE before the index commit
 # returns): wait until the primary's index says so.
 for ((i = 0; i < 100; i++)); do
@@ -125,19 +103,18 @@ lie -1
 before=$(acked "$T/state1")
 hs_start_standby
 echo "after the liar" >"$D/after"
-wait_same "converges once the real standby is back" 60 "$D" "$T/src/other"
+hs_wait_same "converges once the real standby is back" 60 "$D" "$T/src/other"
 for ((i = 0; i < 100; i++)); do
 	a=$(acked "$T/state1")
 	[ "$a" != "?" ] && [ "$a" -gt "$before" ] && break
 	sleep 0.1
 done
 [ "$(acked "$T/state1")" != "?" ] && [ "$(acked "$T/state1")" -gt "$before" ] &&
-	ok "runs are acknowledged again ($before -> $(acked "$T/state1"))" ||
-	bad "no run acknowledged after the real standby returned ($(acked "$T/state1"))"
+	hs_ok "runs are acknowledged again ($before -> $(acked "$T/state1"))" ||
+	hs_bad "no run acknowledged after the real standby returned ($(acked "$T/state1"))"
 kill "$PRIMARY_PID"
-hs_wait_gone "$PRIMARY_PID" 150 || bad "the primary did not stop on SIGTERM"
+hs_wait_gone "$PRIMARY_PID" 150 || hs_bad "the primary did not stop on SIGTERM"
 "$HS_BIN" -c "$C1" verify >"$T/verify.out" 2>&1 &&
-	ok "hamnsync verify exits 0" || bad "verify: $(tail -3 "$T/verify.out")"
-kill -0 "$STANDBY_PID" && ok "the standby kept running" || bad "the standby died"
-echo "bad_ack: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+	hs_ok "hamnsync verify exits 0" || hs_bad "verify: $(tail -3 "$T/verify.out")"
+kill -0 "$STANDBY_PID" && hs_ok "the standby kept running" || hs_bad "the standby died"
+hs_result bad_ack

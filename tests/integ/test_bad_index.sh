@@ -14,11 +14,6 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-
 # damage KIND FILE: zero | zero-data | truncate
 damage() {
 	local sz
@@ -48,11 +43,11 @@ expect_refused() {
 	if [ "$rc" -ne 0 ] && [ "$rc" -lt 124 ] && [ "$n" -eq 1 ] &&
 		grep -q -F "move $dir away and start again" "$T/refused.out" &&
 		! grep -q "Sanitizer\|runtime error\|Segmentation\|core dumped" "$T/refused.out"; then
-		ok "$name: exit $rc, one line naming the file and the way out"
+		hs_ok "$name: exit $rc, one line naming the file and the way out"
 	else
-		bad "$name: exit $rc, $n lines naming $data: $(head -c 400 "$T/refused.out")"
+		hs_bad "$name: exit $rc, $n lines naming $data: $(head -c 400 "$T/refused.out")"
 	fi
-	[ "$(sha256sum <"$data")" = "$before" ] || bad "$name: the damaged file was changed"
+	[ "$(sha256sum <"$data")" = "$before" ] || hs_bad "$name: the damaged file was changed"
 }
 
 hs_init bad_index
@@ -105,21 +100,13 @@ echo "changed while the index was damaged" >>"$D/hosts"
 echo "new" >"$D/sub/new"
 rm "$D/sub/f7"
 hs_start_standby
-"$HS_BIN" -c "$C1" daemon --foreground >>"$T/primary.log" 2>&1 &
-PRIMARY_PID=$!
-HS_PIDS+=("$PRIMARY_PID")
-for ((i = 0; i < 300; i++)); do
-	hs_compare "$D" 2>/dev/null && break
-	sleep 0.1
-done
-hs_compare "$D" && ok "rebuilt indexes: the trees converge" ||
-	bad "rebuilt indexes: not identical after 30 s"
+hs_start_primary
+hs_wait_same "rebuilt indexes: the trees converge" 30 "$D"
 [ -s "$T/state1/index/data.mdb" ] && [ -s "$T/state2/index/data.mdb" ] &&
-	ok "both indexes were rebuilt" || bad "an index was not rebuilt"
+	hs_ok "both indexes were rebuilt" || hs_bad "an index was not rebuilt"
 kill "$PRIMARY_PID"
-hs_wait_gone "$PRIMARY_PID" 150 || bad "the primary did not stop"
+hs_wait_gone "$PRIMARY_PID" 150 || hs_bad "the primary did not stop"
 "$HS_BIN" -c "$C1" verify >"$T/verify.out" 2>&1 &&
-	ok "hamnsync verify exits 0 after the rebuild" ||
-	bad "verify: $(tail -3 "$T/verify.out")"
-echo "bad_index: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+	hs_ok "hamnsync verify exits 0 after the rebuild" ||
+	hs_bad "verify: $(tail -3 "$T/verify.out")"
+hs_result bad_index

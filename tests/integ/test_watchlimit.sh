@@ -16,28 +16,8 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-
 LIMIT=8    # watches allowed in the namespace
 RESCAN=1   # rescan_interval, seconds
-
-# wait_same NAME SECONDS SOURCE...: poll the oracle until identical.
-wait_same() {
-	local name=$1 secs=$2 i
-	shift 2
-	for ((i = 0; i < secs * 10; i++)); do
-		if hs_compare "$@" 2>/dev/null; then
-			ok "$name"
-			return 0
-		fi
-		sleep 0.1
-	done
-	bad "$name: not identical after ${secs}s"
-	hs_compare "$@" || true
-}
 
 # wait_log PATTERN SECONDS: until the primary's log has a matching line.
 wait_log() {
@@ -84,27 +64,27 @@ unshare --user --map-root-user sh -c \
 PRIMARY_PID=$!
 HS_PIDS+=("$PRIMARY_PID")
 
-wait_same "the daemon under a lowered watch limit seeds the standby" 30 "$D"
+hs_wait_same "the daemon under a lowered watch limit seeds the standby" 30 "$D"
 kill -0 "$PRIMARY_PID" 2>/dev/null || { cat "$T/primary.log"; hs_fail "primary died"; }
 
 # What the watcher made of it: watched directories and polled subtrees.
-wait_log "directories watched" 10 || bad "no watcher summary line"
+wait_log "directories watched" 10 || hs_bad "no watcher summary line"
 summary=$(grep "directories watched" "$T/primary.log" | head -1)
 watched=$(echo "$summary" | sed -n 's/.*watch: \([0-9]*\) directories watched.*/\1/p')
 polled=$(echo "$summary" | sed -n 's/.* \([0-9]*\) subtrees polled.*/\1/p')
 echo "     $summary"
 if [ -n "$watched" ] && [ "$watched" -le "$LIMIT" ] && [ "${polled:-0}" -ge 1 ]; then
-	ok "the watcher stopped at the limit: $watched watched, $polled subtrees left to the rescan"
+	hs_ok "the watcher stopped at the limit: $watched watched, $polled subtrees left to the rescan"
 else
-	bad "watcher summary: watched=$watched polled=$polled (limit $LIMIT)"
+	hs_bad "watcher summary: watched=$watched polled=$polled (limit $LIMIT)"
 fi
 nwarn=$(grep -c "inotify watch limit reached; this subtree is rescanned every ${RESCAN}s" \
 	"$T/primary.log" || true)
 if [ "$nwarn" -ge 1 ] && [ "$nwarn" -eq "${polled:-0}" ]; then
-	ok "one warning line per unwatched subtree, naming the rescan interval ($nwarn)"
+	hs_ok "one warning line per unwatched subtree, naming the rescan interval ($nwarn)"
 	grep -m1 "watch limit reached" "$T/primary.log" | sed 's/^/     /'
 else
-	bad "$nwarn watch-limit warnings for ${polled:-?} unwatched subtrees"
+	hs_bad "$nwarn watch-limit warnings for ${polled:-?} unwatched subtrees"
 fi
 
 # The unwatched subtrees, as paths below $D, from the warnings.
@@ -120,10 +100,10 @@ st_rc=$?
 "$HS_BIN" -c "$C1" status --json >"$T/status.json" 2>"$T/status.err"
 set -e
 if [ "$st_rc" -eq 1 ] && grep -q "subtrees without inotify watches" "$T/status.out"; then
-	ok "status warns about the unwatched subtrees (exit 1)"
+	hs_ok "status warns about the unwatched subtrees (exit 1)"
 	grep "inotify" "$T/status.out" | sed 's/^/     /'
 else
-	bad "status: exit $st_rc, no watch-limit warning: $(head -5 "$T/status.out")"
+	hs_bad "status: exit $st_rc, no watch-limit warning: $(head -5 "$T/status.out")"
 fi
 if python3 -c '
 import json, sys
@@ -131,15 +111,15 @@ st = json.load(open(sys.argv[1]))
 w = [x for x in st["warnings"] if "inotify" in x["text"]]
 sys.exit(0 if w and w[0]["severity"] == "warning" and sys.argv[2] + " s" in w[0]["text"] else 1)
 ' "$T/status.json" "$RESCAN"; then
-	ok "status --json carries the warning with the rescan interval"
+	hs_ok "status --json carries the warning with the rescan interval"
 else
-	bad "status --json: $(head -c 600 "$T/status.json")"
+	hs_bad "status --json: $(head -c 600 "$T/status.json")"
 fi
 
 # Changes in watched places: the root and a watched subtree (if any).
 echo "edited at the root" >>"$D/rootfile"
 echo "new at the root" >"$D/newroot"
-wait_same "changes in the watched root arrive" 15 "$D"
+hs_wait_same "changes in the watched root arrive" 15 "$D"
 
 # Changes in every unwatched subtree: edit, create, delete, a new
 # directory with a file, a rename inside it.
@@ -154,7 +134,7 @@ for u in "${unw[@]}"; do
 	echo "deep" >"$D/$u/newdir/deeper/g"
 done
 rm -f "$D/${unw[0]}/new"
-wait_same "changes in every unwatched subtree arrive by the rescan" 20 "$D"
+hs_wait_same "changes in every unwatched subtree arrive by the rescan" 20 "$D"
 
 # A new directory in a watched directory, now past the limit: it becomes
 # one more unwatched subtree, and what is put in it later still arrives.
@@ -162,16 +142,16 @@ mkdir "$D/late"
 sleep 0.5
 echo "inside a directory born past the limit" >"$D/late/f"
 mkdir -p "$D/late/sub" && echo "x" >"$D/late/sub/y"
-wait_same "a directory created past the limit is covered by the rescan" 20 "$D"
+hs_wait_same "a directory created past the limit is covered by the rescan" 20 "$D"
 if grep -q "watch: $D/late: inotify watch limit reached" "$T/primary.log"; then
-	ok "the new directory got its warning line"
+	hs_ok "the new directory got its warning line"
 else
-	bad "no warning for the new directory past the limit"
+	hs_bad "no warning for the new directory past the limit"
 fi
 
 # Deletes of whole unwatched subtrees.
 rm -rf "$D/${unw[-1]}"
-wait_same "an unwatched subtree removed" 20 "$D"
+hs_wait_same "an unwatched subtree removed" 20 "$D"
 
 # An inotify queue overflow (the primary stopped while the watched root
 # gets more files than the queue holds events) makes the watcher walk
@@ -192,9 +172,9 @@ sleep 1.5 # the rescan finds the new (unwatched) directory
 kill -STOP "$PRIMARY_PID"
 seq -f "$D/fill%06g" 1 "$maxq" | xargs touch
 kill -CONT "$PRIMARY_PID"
-wait_same "a storm of $maxq files in the watched root converges" 60 "$D"
+hs_wait_same "a storm of $maxq files in the watched root converges" 60 "$D"
 if [ "$(grep -c "queue overflowed" "$T/primary.log" || true)" -gt "$ovf_before" ]; then
-	ok "the inotify queue overflowed"
+	hs_ok "the inotify queue overflowed"
 	unw_after=$(n_status)
 	# the unwatched subtrees that still exist, storm/ among them
 	unw_expect=0
@@ -202,32 +182,31 @@ if [ "$(grep -c "queue overflowed" "$T/primary.log" || true)" -gt "$ovf_before" 
 		[ -d "$D/$u" ] && unw_expect=$((unw_expect + 1))
 	done
 	[ -n "$unw_after" ] && [ "$unw_after" -eq "$unw_expect" ] &&
-		ok "status counts each unwatched subtree once after the overflow: $unw_after" ||
-		bad "status: $unw_after unwatched subtrees after the overflow, $unw_expect exist" \
+		hs_ok "status counts each unwatched subtree once after the overflow: $unw_after" ||
+		hs_bad "status: $unw_after unwatched subtrees after the overflow, $unw_expect exist" \
 			"($unw_before before it and storm/)"
 	# storm/ got its line when it was made; none is repeated
 	w=$(grep -c "watch limit reached; this subtree" "$T/primary.log" || true)
 	[ "$w" -eq $((warn_before + 1)) ] &&
-		ok "no warning line repeated per subtree after the overflow" ||
-		bad "$((w - warn_before)) more per-subtree watch-limit lines (1 expected, storm/)"
+		hs_ok "no warning line repeated per subtree after the overflow" ||
+		hs_bad "$((w - warn_before)) more per-subtree watch-limit lines (1 expected, storm/)"
 	if grep -q "watch limit reached: $unw_expect subtrees without watches, rescanned every ${RESCAN}s" \
 		"$T/primary.log"; then
-		ok "one summary line after the overflow"
+		hs_ok "one summary line after the overflow"
 		grep "subtrees without watches" "$T/primary.log" | tail -1 | sed 's/^/     /'
 	else
-		bad "no summary line after the overflow"
+		hs_bad "no summary line after the overflow"
 	fi
 else
 	echo "info: the queue did not overflow (max_queued_events $maxq): not checked"
 fi
 
-kill -0 "$PRIMARY_PID" 2>/dev/null && ok "the primary kept running" ||
-	bad "the primary died"
+kill -0 "$PRIMARY_PID" 2>/dev/null && hs_ok "the primary kept running" ||
+	hs_bad "the primary died"
 # verify needs the standby's session: stop the daemon (SIGTERM drains).
 kill "$PRIMARY_PID"
-hs_wait_gone "$PRIMARY_PID" 150 || bad "the primary did not stop on SIGTERM"
+hs_wait_gone "$PRIMARY_PID" 150 || hs_bad "the primary did not stop on SIGTERM"
 "$HS_BIN" -c "$C1" verify >"$T/verify.out" 2>&1 &&
-	ok "hamnsync verify exits 0" ||
-	bad "verify: $(tail -3 "$T/verify.out")"
-echo "watchlimit: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+	hs_ok "hamnsync verify exits 0" ||
+	hs_bad "verify: $(tail -3 "$T/verify.out")"
+hs_result watchlimit
