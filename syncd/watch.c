@@ -343,8 +343,10 @@ watch_tree(struct watch *w, uint16_t set, uint16_t src, const char *abs,
 		if (errno == ENOSPC) {
 			if (!w->limit_quiet)
 				hs_log_warnx("watch: %s: inotify watch limit "
-				             "reached; this subtree is "
-				             "rescanned every %llus",
+				             "reached (sysctl "
+				             "fs.inotify.max_user_watches); "
+				             "this subtree is rescanned every "
+				             "%llus (rescan_interval)",
 				             abs,
 				             (unsigned long long)
 				                 w->conf->rescan_interval);
@@ -448,7 +450,8 @@ watch_rewatch(struct watch *w)
 	w->limit_quiet = 0;
 	if (w->n_unwatched > 0)
 		hs_log_warnx("watch: inotify watch limit reached: %zu subtrees "
-		             "without watches, rescanned every %llus",
+		             "without watches, rescanned every %llus "
+		             "(rescan_interval)",
 		             w->n_unwatched,
 		             (unsigned long long)w->conf->rescan_interval);
 }
