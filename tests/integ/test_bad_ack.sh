@@ -5,7 +5,10 @@
 # stopped and hs-evilstandby takes its place (same address, same pinned
 # identity): it claims no run of the primary's index, takes a whole run
 # and answers its SET_END with a SET_DONE naming first a sequence ahead of
-# it (+1000), then, in a second session, the run before it (-1).  Each
+# it (+1000), then, in a second session, the run before it (-1); in a
+# third it first claims exactly the run the real standby recorded (its
+# index id and sequence, read with mdb_dump), so the primary resumes from
+# its index and sends a run of only what changed, acknowledged +1000.  Each
 # time the primary must log one clear line, drop the session, leave its
 # index's acknowledged sequence (journal/acked, read with mdb_dump) where
 # it was, and keep running.  Then the real standby returns: what changed
@@ -32,13 +35,15 @@ acked() {
 
 lies() { grep -c "was sent: not trusting it" "$T/primary.log" || true; }
 
-# lie DELTA: run hs-evilstandby for one session acknowledging seq+DELTA;
-# checks its verdict, the primary's one line and its index.
+# lie DELTA [ARGS]: run hs-evilstandby (with ARGS) for one session
+# acknowledging seq+DELTA; checks its verdict, the primary's one line and
+# its index.
 lie() {
 	local delta=$1 before lines_before rc i
+	shift
 	before=$(acked "$T/state1")
 	lines_before=$(lies)
-	"$EVIL" -c "$C2" --ack-delta "$delta" --sessions 1 --seconds 60 \
+	"$EVIL" -c "$C2" --ack-delta "$delta" --sessions 1 --seconds 60 "$@" \
 		>>"$T/evil.out" 2>&1 &
 	EVIL_PID=$!
 	HS_PIDS+=("$EVIL_PID")
@@ -98,6 +103,18 @@ echo "     acknowledged after the seed: $(acked "$T/state1")"
 hs_stop_standby
 lie 1000
 lie -1
+
+# What the real standby recorded: applied/primary in its meta database,
+# the primary's index id (16 bytes) and a little-endian u64 sequence.
+v=$(mdb_dump -s meta "$T/state2/index" | awk -v k=" $(hex applied/primary)" \
+	'f { print $1; exit } $0 == k { f = 1 }')
+[ ${#v} -eq 48 ] || hs_fail "the standby's applied/primary record: '$v'"
+seq=$((16#${v:46:2}${v:44:2}${v:42:2}${v:40:2}${v:38:2}${v:36:2}${v:34:2}${v:32:2}))
+whole_before=$(grep -c "reconciling every set whole" "$T/primary.log" || true)
+lie 1000 --journal "${v:0:32}:$seq"
+[ "$(grep -c "reconciling every set whole" "$T/primary.log" || true)" -eq "$whole_before" ] &&
+	hs_ok "claiming the recorded run $seq, the liar got a resumed (not whole) run" ||
+	hs_bad "the primary reconciled whole although the liar claimed run $seq"
 
 # The real standby returns: everything converges, acks move on.
 before=$(acked "$T/state1")

@@ -3,18 +3,20 @@
  * tests.
  *
  *	hs-evilstandby -c STANDBY_CONF [--ack-delta N] [--sessions N]
- *	               [--seconds S]
+ *	               [--seconds S] [--journal ID_HEX:SEQ]
  *
  * It listens where the standby's config says, with the standby's pinned
  * identity (so a primary's TLS check passes), and speaks just enough of
  * the protocol through the hamnsync library: HELLO, a JOURNAL claiming no
- * run of the primary's index, an empty listing for every set (so the
- * primary sends it whole), heartbeats answered, every operation read and
- * dropped.  Its one lie: a numbered run's SET_END (index id + sequence)
- * is answered with a SET_DONE that echoes the sequence plus N (default
- * 1000; -1 replays the previous sequence) instead of the one it was
- * sent.  Nothing is written to disk.  An express lane (a second
- * connection during a session) is told busy, as a standby may.
+ * run of the primary's index (or, with --journal, the index id and run
+ * the real standby recorded, so the primary resumes and sends only what
+ * changed), an empty listing for every set, heartbeats answered, every
+ * operation read and dropped.  Its one lie: a numbered run's SET_END
+ * (index id + sequence) is answered with a SET_DONE that echoes the
+ * sequence plus N (default 1000; -1 replays the previous sequence)
+ * instead of the one it was sent.  Nothing is written to disk.  An
+ * express lane (a second connection during a session) is told busy, as a
+ * standby may.
  *
  * After each lie it reads what the primary does next and prints one
  * line per session:
@@ -50,7 +52,7 @@
 
 static const char usage[] =
     "usage: hs-evilstandby -c STANDBY_CONF [--ack-delta N] [--sessions N] "
-    "[--seconds S]\n";
+    "[--seconds S] [--journal ID_HEX:SEQ]\n";
 
 struct es {
 	const struct hs_conf *conf;
@@ -59,6 +61,8 @@ struct es {
 	long long ack_delta;
 	long sessions;
 	long seconds;
+	uint8_t journal_id[PROTO_JOURNAL_ID_LEN]; /* JOURNAL's answer */
+	uint64_t journal_seq;
 	uint64_t deadline_ms;
 	struct proto_wr w;
 	/* The session being served. */
@@ -66,8 +70,8 @@ struct es {
 	struct proto_hello peer;
 	char set[PROTO_NODE_MAX + 1];
 	uint64_t ops;
-	uint64_t lies;   /* sessions in which a run got a false ack */
-	int misbehaved;  /* the primary went on after a false ack */
+	uint64_t lies;  /* sessions in which a run got a false ack */
+	int misbehaved; /* the primary went on after a false ack */
 };
 
 static uint64_t
@@ -187,17 +191,47 @@ es_send(struct es *es, uint8_t type)
 	return rc < 0 ? rc : proto_conn_flush(es->c);
 }
 
-/* JOURNAL: no run of any index of this primary was applied here. */
+/* JOURNAL: the run given with --journal, else none of any index. */
 static int
 on_journal_q(struct es *es)
 {
-	uint8_t id[PROTO_JOURNAL_ID_LEN];
-
-	memset(id, 0, sizeof(id));
 	proto_wr_reset(&es->w);
-	proto_put_bytes(&es->w, id, sizeof(id));
-	proto_put_u64(&es->w, 0);
+	proto_put_bytes(&es->w, es->journal_id, sizeof(es->journal_id));
+	proto_put_u64(&es->w, es->journal_seq);
 	return es_send(es, PROTO_T_JOURNAL);
+}
+
+static int
+hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* --journal ID_HEX:SEQ: 32 hex digits, a colon, a decimal sequence. */
+static int
+parse_journal(struct es *es, const char *v)
+{
+	char *end;
+	size_t i;
+
+	for (i = 0; i < sizeof(es->journal_id); i++) {
+		int hi = hex_digit(v[0]), lo = hi < 0 ? -1 : hex_digit(v[1]);
+
+		if (lo < 0)
+			return -1;
+		es->journal_id[i] = (uint8_t)(hi << 4 | lo);
+		v += 2;
+	}
+	if (*v != ':')
+		return -1;
+	es->journal_seq = strtoull(v + 1, &end, 10);
+	return *end == '\0' && end != v + 1 ? 0 : -1;
 }
 
 /* SET_OPEN(_SCOPED): hold nothing, so the primary sends what it has. */
@@ -260,9 +294,9 @@ on_set_end(struct es *es, const struct proto_msg *m)
 	char what[300];
 	int rc;
 
-	if (m->len != 0 && (proto_get_bytes(&r, id, sizeof(id)) < 0 ||
-	                    proto_get_u64(&r, &seq) < 0 ||
-	                    proto_rd_end(&r) < 0 || seq == 0))
+	if (m->len != 0 &&
+	    (proto_get_bytes(&r, id, sizeof(id)) < 0 ||
+	     proto_get_u64(&r, &seq) < 0 || proto_rd_end(&r) < 0 || seq == 0))
 		return HS_EPROTO;
 	ack = seq + (uint64_t)es->ack_delta;
 	proto_wr_reset(&es->w);
@@ -355,7 +389,10 @@ parse_args(struct es *es, int argc, char **argv, const char **conf)
 			es->sessions = strtol(v, &end, 10);
 		else if (strcmp(argv[i], "--seconds") == 0)
 			es->seconds = strtol(v, &end, 10);
-		else
+		else if (strcmp(argv[i], "--journal") == 0) {
+			if (parse_journal(es, v) < 0)
+				return -1;
+		} else
 			return -1;
 		if (end != NULL && (*end != '\0' || end == v))
 			return -1;
