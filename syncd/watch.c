@@ -691,14 +691,43 @@ watch_next_due(const struct watch *w)
 	return due;
 }
 
+/* Is the unwatched subtree u no longer a directory on disk? */
+static int
+unwatched_gone(struct watch *w, const struct proto_scope *u)
+{
+	const char *root = *root_slot(w, u->recursive, u->src);
+	char abs[PATH_MAX];
+	struct stat st;
+
+	if (root == NULL || u->path[0] == '\0' ||
+	    snprintf(abs, sizeof(abs), "%s/%s", root, u->path) >=
+	        (int)sizeof(abs))
+		return 0;
+	return lstat(abs, &st) < 0 ? errno == ENOENT || errno == ENOTDIR
+	                           : !S_ISDIR(st.st_mode);
+}
+
 void
 watch_rescan_unwatched(struct watch *w)
 {
-	size_t i;
+	size_t i, keep = 0;
 
-	for (i = 0; i < w->n_unwatched; i++)
-		dirty_add(w, w->unwatched[i].recursive, w->unwatched[i].src,
-		          w->unwatched[i].path, 1);
+	for (i = 0; i < w->n_unwatched; i++) {
+		struct proto_scope *u = &w->unwatched[i];
+
+		dirty_add(w, u->recursive, u->src, u->path, 1);
+		/*
+		 * A subtree that is gone gets this last rescan (its deletion)
+		 * and is polled no more: one made again in its place comes
+		 * back through its parent's watch, like any new directory.
+		 */
+		if (unwatched_gone(w, u)) {
+			free(u->path);
+			continue;
+		}
+		w->unwatched[keep++] = *u;
+	}
+	w->n_unwatched = keep;
 }
 
 int

@@ -150,19 +150,35 @@ else
 	hs_bad "no warning for the new directory past the limit"
 fi
 
-# Deletes of whole unwatched subtrees.
-rm -rf "$D/${unw[-1]}"
-hs_wait_same "an unwatched subtree removed" 20 "$D"
-
-# An inotify queue overflow (the primary stopped while the watched root
-# gets more files than the queue holds events) makes the watcher walk
-# every tree again: status then counts each subtree still without a
-# watch once (not the old list twice, nor a removed one), and the log
-# says so in one line, not one again per subtree.
+# n_status: how many unwatched subtrees status reports.
 n_status() {
 	{ "$HS_BIN" -c "$C1" status 2>&1 || true; } |
 		sed -n 's/.* \([0-9]*\) subtrees without inotify watches.*/\1/p'
 }
+
+# Deletes of whole unwatched subtrees: replicated by the next rescan,
+# which then stops polling them (status counts one less).
+unw_before=$(n_status)
+rm -rf "$D/${unw[-1]}"
+hs_wait_same "an unwatched subtree removed" 20 "$D"
+for ((i = 0; i < 50; i++)); do
+	[ "$(n_status)" = "$((unw_before - 1))" ] && break
+	sleep 0.2
+done
+[ "$(n_status)" = "$((unw_before - 1))" ] &&
+	hs_ok "a removed unwatched subtree is polled no more ($unw_before -> $(n_status))" ||
+	hs_bad "status still counts $(n_status) unwatched subtrees after one of $unw_before was removed"
+# made again in its place: back through its parent's watch, polled again
+mkdir -p "$D/${unw[-1]}/again"
+sleep 0.5
+echo "made again" >"$D/${unw[-1]}/again/f"
+hs_wait_same "a removed unwatched subtree made again is covered again" 20 "$D"
+
+# An inotify queue overflow (the primary stopped while the watched root
+# gets more files than the queue holds events) makes the watcher walk
+# every tree again: status then counts each subtree still without a
+# watch once (not the old list twice), and the log says so in one line,
+# not one again per subtree.
 unw_before=$(n_status)
 warn_before=$(grep -c "this subtree is rescanned every" "$T/primary.log" || true)
 ovf_before=$(grep -c "queue overflowed" "$T/primary.log" || true)
