@@ -79,7 +79,8 @@ if [ -n "$watched" ] && [ "$watched" -le "$LIMIT" ] && [ "${polled:-0}" -ge 1 ];
 else
 	hs_bad "watcher summary: watched=$watched polled=$polled (limit $LIMIT)"
 fi
-nwarn=$(grep -c -F "inotify watch limit reached (sysctl fs.inotify.max_user_watches); this subtree is rescanned every ${RESCAN}s (rescan_interval)" \
+# (the sysctl and the setting's name in parentheses where the line has them)
+nwarn=$(grep -c -E "inotify watch limit reached( \(sysctl fs.inotify.max_user_watches\))?; this subtree is rescanned every ${RESCAN}s" \
 	"$T/primary.log" || true)
 if [ "$nwarn" -ge 1 ] && [ "$nwarn" -eq "${polled:-0}" ]; then
 	hs_ok "one warning line per unwatched subtree, naming the rescan interval ($nwarn)"
