@@ -160,7 +160,7 @@ n_status() {
 # Deletes of whole unwatched subtrees: replicated by the next rescan,
 # which then stops polling them (status counts one less).
 unw_before=$(n_status)
-rm -rf "$D/${unw[-1]}"
+rm -rf "${D:?}/${unw[-1]:?}"
 hs_wait_same "an unwatched subtree removed" 20 "$D"
 for ((i = 0; i < 50; i++)); do
 	[ "$(n_status)" = "$((unw_before - 1))" ] && break
