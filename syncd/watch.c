@@ -98,6 +98,8 @@ struct watch {
 	char mv_from[PROTO_PATH_MAX + 1];
 	struct proto_scope *unwatched; /* rescanned on a timer */
 	size_t n_unwatched;
+	/* Walking again after an overflow: one summary, not a line each. */
+	int limit_quiet;
 	char **roots; /* per set/source: real path */
 };
 
@@ -339,10 +341,15 @@ watch_tree(struct watch *w, uint16_t set, uint16_t src, const char *abs,
 	wd = inotify_add_watch(w->fd, abs, WATCH_EVENTS | IN_ONLYDIR);
 	if (wd < 0) {
 		if (errno == ENOSPC) {
-			hs_log_warnx(
-			    "watch: %s: inotify watch limit reached; "
-			    "this subtree is rescanned every %llus",
-			    abs, (unsigned long long)w->conf->rescan_interval);
+			if (!w->limit_quiet)
+				hs_log_warnx("watch: %s: inotify watch limit "
+				             "reached (sysctl "
+				             "fs.inotify.max_user_watches); "
+				             "this subtree is rescanned every "
+				             "%llus (rescan_interval)",
+				             abs,
+				             (unsigned long long)
+				                 w->conf->rescan_interval);
 			unwatched_add(w, set, src, rel);
 			return HS_OK;
 		}
@@ -423,6 +430,15 @@ watch_rewatch(struct watch *w)
 {
 	size_t i, j;
 
+	/*
+	 * The walk finds again every subtree still without a watch: start
+	 * the list afresh, or each overflow would add them all once more
+	 * (and keep removed ones), and status would count them twice.
+	 */
+	proto_scope_free(w->unwatched, w->n_unwatched);
+	w->unwatched = NULL;
+	w->n_unwatched = 0;
+	w->limit_quiet = 1;
 	for (i = 0; i < w->conf->n_sets; i++)
 		for (j = 0; j < w->conf->sets[i].sources.n; j++) {
 			char **root = root_slot(w, (uint16_t)i, (uint16_t)j);
@@ -431,6 +447,13 @@ watch_rewatch(struct watch *w)
 			*root = NULL;
 			watch_source(w, (uint16_t)i, (uint16_t)j);
 		}
+	w->limit_quiet = 0;
+	if (w->n_unwatched > 0)
+		hs_log_warnx("watch: inotify watch limit reached: %zu subtrees "
+		             "without watches, rescanned every %llus "
+		             "(rescan_interval)",
+		             w->n_unwatched,
+		             (unsigned long long)w->conf->rescan_interval);
 }
 
 int
@@ -668,14 +691,43 @@ watch_next_due(const struct watch *w)
 	return due;
 }
 
+/* Is the unwatched subtree u no longer a directory on disk? */
+static int
+unwatched_gone(struct watch *w, const struct proto_scope *u)
+{
+	const char *root = *root_slot(w, u->recursive, u->src);
+	char abs[PATH_MAX];
+	struct stat st;
+
+	if (root == NULL || u->path[0] == '\0' ||
+	    snprintf(abs, sizeof(abs), "%s/%s", root, u->path) >=
+	        (int)sizeof(abs))
+		return 0;
+	return lstat(abs, &st) < 0 ? errno == ENOENT || errno == ENOTDIR
+	                           : !S_ISDIR(st.st_mode);
+}
+
 void
 watch_rescan_unwatched(struct watch *w)
 {
-	size_t i;
+	size_t i, keep = 0;
 
-	for (i = 0; i < w->n_unwatched; i++)
-		dirty_add(w, w->unwatched[i].recursive, w->unwatched[i].src,
-		          w->unwatched[i].path, 1);
+	for (i = 0; i < w->n_unwatched; i++) {
+		struct proto_scope *u = &w->unwatched[i];
+
+		dirty_add(w, u->recursive, u->src, u->path, 1);
+		/*
+		 * A subtree that is gone gets this last rescan (its deletion)
+		 * and is polled no more: one made again in its place comes
+		 * back through its parent's watch, like any new directory.
+		 */
+		if (unwatched_gone(w, u)) {
+			free(u->path);
+			continue;
+		}
+		w->unwatched[keep++] = *u;
+	}
+	w->n_unwatched = keep;
 }
 
 int

@@ -129,6 +129,14 @@ hs_start_standby() {
 	hs_fail "standby did not start listening"
 }
 
+# hs_start_primary [CONF]: start the primary daemon in the foreground,
+# appending to $T/primary.log; its PID in PRIMARY_PID.
+hs_start_primary() {
+	"$HS_BIN" -c "${1:-$C1}" daemon --foreground >>"$T/primary.log" 2>&1 &
+	PRIMARY_PID=$!
+	HS_PIDS+=("$PRIMARY_PID")
+}
+
 hs_stop_standby() {
 	kill "$STANDBY_PID" 2>/dev/null || true
 	hs_wait_gone "$STANDBY_PID" 100 || hs_fail "standby did not stop"
@@ -232,4 +240,38 @@ SETS
 hs_all_sources() {
 	local d=$1
 	echo "$d/xcat/ca $d/xcat/cert $d/install $d/etc/hosts $d/etc/resolv.conf"
+}
+
+# Checks of a test: hs_ok and hs_bad print one line each and count it;
+# hs_result NAME prints the totals and fails when any check failed.
+HS_PASSED=0
+HS_FAILED=0
+hs_ok() {
+	HS_PASSED=$((HS_PASSED + 1))
+	echo "ok   $*"
+}
+hs_bad() {
+	HS_FAILED=$((HS_FAILED + 1))
+	echo "FAIL $*"
+}
+hs_result() {
+	echo "$1: $HS_PASSED passed, $HS_FAILED failed"
+	[ "$HS_FAILED" -eq 0 ]
+}
+
+# hs_wait_same NAME SECONDS SOURCE...: poll hs_compare every 0.1 s, at
+# most SECONDS, until the copies are identical; counts the result (the
+# differences are printed when they never go away).
+hs_wait_same() {
+	local name=$1 secs=$2 i
+	shift 2
+	for ((i = 0; i < secs * 10; i++)); do
+		if hs_compare "$@" 2>/dev/null; then
+			hs_ok "$name"
+			return 0
+		fi
+		sleep 0.1
+	done
+	hs_bad "$name: not identical after ${secs}s"
+	hs_compare "$@" || true
 }
