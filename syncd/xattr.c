@@ -3,15 +3,21 @@
  * (system.posix_acl_*) and file capabilities (security.capability) too.
  * They are copied as raw values, like owners, by number.
  *
- * glibc 2.36 has no *xattrat() calls, so an entry named relative to a
- * directory fd is reached as /proc/self/fd/N/NAME with the l*xattr calls:
+ * An entry named relative to a directory fd is read with listxattrat and
+ * getxattrat (Linux 6.13; glibc 2.36 has no wrappers, hence syscall()):
  * the directory is the confined fd, and the final name is not followed.
+ * On older kernels, and for writes, it is reached as /proc/self/fd/N/NAME
+ * with the l*xattr calls, which costs a path walk through /proc per entry
+ * (a third of a listing's time on 100,000 files).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
 #include "syncd.h"
 
@@ -19,15 +25,49 @@
 #define XA_LIST_MAX 65536
 #define XA_VALUE_MAX 65536
 
-/* Access to the entry: by fd, or by "/proc/self/fd/N/NAME". */
+/* The generic syscall table's numbers (Linux 6.13), for older headers. */
+#ifndef SYS_getxattrat
+#define SYS_getxattrat 464
+#endif
+#ifndef SYS_listxattrat
+#define SYS_listxattrat 465
+#endif
+
+/* getxattrat's argument block (include/uapi/linux/xattr.h). */
+struct xa_args {
+	uint64_t value;
+	uint32_t size;
+	uint32_t flags;
+};
+
+/*
+ * 1 once a kernel without the *xattrat calls answered ENOSYS (or the
+ * environment says HAMNSYNC_NO_XATTRAT), -1 once known present, 0 unknown.
+ */
+static int xattrat_missing;
+
+/*
+ * Access to the entry: by fd, by name in directory dirfd (the *xattrat
+ * calls), or by path ("/proc/self/fd/N/NAME") for the l*xattr calls.
+ */
 struct xa_target {
 	int fd;
 	const char *path;
+	int dirfd;
+	const char *name;
 };
 
 static ssize_t
 xa_list(const struct xa_target *t, char *buf, size_t len)
 {
+	if (t->name != NULL && xattrat_missing <= 0) {
+		long r = syscall(SYS_listxattrat, t->dirfd, t->name,
+		                 AT_SYMLINK_NOFOLLOW, buf, len);
+
+		if (r < 0 && errno == ENOSYS)
+			xattrat_missing = 1; /* xa_read_at goes by path */
+		return (ssize_t)r;
+	}
 	return t->path ? llistxattr(t->path, buf, len)
 	               : flistxattr(t->fd, buf, len);
 }
@@ -35,6 +75,14 @@ xa_list(const struct xa_target *t, char *buf, size_t len)
 static ssize_t
 xa_get(const struct xa_target *t, const char *name, void *buf, size_t len)
 {
+	if (t->name != NULL && xattrat_missing <= 0) {
+		struct xa_args args = {(uint64_t)(uintptr_t)buf, (uint32_t)len,
+		                       0};
+		long r = syscall(SYS_getxattrat, t->dirfd, t->name,
+		                 AT_SYMLINK_NOFOLLOW, name, &args, sizeof(args));
+
+		return (ssize_t)r;
+	}
 	return t->path ? lgetxattr(t->path, name, buf, len)
 	               : fgetxattr(t->fd, name, buf, len);
 }
@@ -148,16 +196,24 @@ int
 xa_read_at(int dirfd, const char *name, struct hs_buf *blob)
 {
 	char path[64 + PROTO_NAME_MAX];
-	struct xa_target t = {-1, path};
+	struct xa_target t = {-1, NULL, dirfd, name};
+	int rc;
 
+	if (xattrat_missing == 0)
+		/* Tests take the older kernels' path with this set. */
+		xattrat_missing = getenv("HAMNSYNC_NO_XATTRAT") ? 1 : -1;
+	if (xattrat_missing < 0 && (rc = xa_read(&t, blob)) != -ENOSYS)
+		return rc;
 	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name);
+	t.path = path;
+	t.name = NULL;
 	return xa_read(&t, blob);
 }
 
 int
 xa_read_fd(int fd, struct hs_buf *blob)
 {
-	struct xa_target t = {fd, NULL};
+	struct xa_target t = {fd, NULL, -1, NULL};
 
 	return xa_read(&t, blob);
 }
@@ -230,7 +286,7 @@ out:
 int
 xa_apply_fd(int fd, const uint8_t *blob, size_t len)
 {
-	struct xa_target t = {fd, NULL};
+	struct xa_target t = {fd, NULL, -1, NULL};
 
 	return xa_apply(&t, blob, len);
 }
@@ -239,7 +295,7 @@ int
 xa_apply_at(int dirfd, const char *name, const uint8_t *blob, size_t len)
 {
 	char path[64 + PROTO_NAME_MAX];
-	struct xa_target t = {-1, path};
+	struct xa_target t = {-1, path, -1, NULL}; /* writes: by path */
 
 	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name);
 	return xa_apply(&t, blob, len);
