@@ -56,6 +56,7 @@ struct prim {
 	uint64_t next_rescan_ns;
 	uint64_t last_err_log_ns;
 	uint64_t syncs;
+	uint64_t blind; /* of them, scoped runs without a listing */
 	/* What status reports. */
 	struct idx *x;
 	int cfd;               /* control socket */
@@ -405,6 +406,7 @@ prim_sync_set(struct prim *p, size_t i)
 	p->last_io_ns = hs_now_mono_ns();
 	p->busy_set = -1;
 	p->syncs++;
+	p->blind += rep.blind_runs;
 	p->last_applied = st_wall_now();
 	/* A held deletion stays reported until a whole run holds none. */
 	if (rep.held > 0)
@@ -827,9 +829,9 @@ prim_loop(struct prim *p)
 	send_session_close(p->ss, 1);
 	p->ss = NULL;
 	prim_save_status(p, 1);
-	hs_log_info("primary: stopped after %llu reconciliations, %llu "
-	            "express runs (%llu paths)",
-	            (unsigned long long)p->syncs,
+	hs_log_info("primary: stopped after %llu reconciliations (%llu "
+	            "without a listing), %llu express runs (%llu paths)",
+	            (unsigned long long)p->syncs, (unsigned long long)p->blind,
 	            (unsigned long long)express_runs(p->xp),
 	            (unsigned long long)express_paths(p->xp));
 	express_free(p->xp);

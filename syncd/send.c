@@ -969,10 +969,11 @@ set_bit(const struct sender *s, const struct hs_pathset *set)
  * (SET_OPEN_BLIND: no listing, no round trip before the data): every path
  * of the run is a small regular file here (one link, not sparse), the
  * index records that the standby acknowledged a regular file there, and
- * the standby accepted this set earlier in the session.  Each file then
- * goes whole; the standby still checks drift before replacing it.
- * Creations, deletions, directories, links, big files and renamed paths
- * take the listing.
+ * the standby accepted this set earlier in the session; directories
+ * named too must be recorded as directories.  Each file then goes whole;
+ * the standby still checks drift before replacing it.  Creations,
+ * deletions, recursive entries, links, big files and renamed paths take
+ * the listing.
  */
 static int
 blind_ok(struct sender *s, const struct proto_scope *scope, size_t n_scope)
@@ -990,14 +991,34 @@ blind_ok(struct sender *s, const struct proto_scope *scope, size_t n_scope)
 	for (i = 0; i < s->mine.n; i++) {
 		const struct scan_entry *p = &s->mine.v[i];
 
-		if (p->type != PROTO_E_FILE || p->nlink != 1 ||
-		    p->size > BLIND_FILE_MAX || SCAN_IS_SPARSE(p) ||
+		if ((p->type != PROTO_E_FILE && p->type != PROTO_E_DIR) ||
+		    (p->type == PROTO_E_FILE &&
+		     (p->nlink != 1 || p->size > BLIND_FILE_MAX ||
+		      SCAN_IS_SPARSE(p))) ||
 		    idx_file_get(s->idx, s->skey[p->src], p->path, &rec) !=
 		        HS_OK ||
-		    rec.type != PROTO_E_FILE)
+		    rec.type != p->type)
 			return 0;
 	}
 	return 1;
+}
+
+/*
+ * The plan of a blind run: what the standby holds is what the index
+ * says, so files go whole and the directories around them (the watcher
+ * names a changed file's directory too) get their times set last.
+ */
+static void
+plan_blind(struct sender *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->mine.n; i++) {
+		struct scan_entry *p = &s->mine.v[i];
+
+		p->flags &= (uint16_t)~P_CREATED;
+		p->flags |= p->type == PROTO_E_DIR ? SCAN_F_DIRTY : P_SEND_FILE;
+	}
 }
 
 /* List our side: the whole set, or the scope's entries. */
@@ -1082,6 +1103,7 @@ sync_set(struct sender *s, const struct hs_pathset *set,
 		return HS_OK;
 	}
 	s->sets_opened |= set_bit(s, set);
+	s->rep->blind_runs += blind;
 	for (i = 0; i < s->theirs.n; i++)
 		if (s->theirs.v[i].type != PROTO_E_DIR)
 			s->rep->standby_files++;
@@ -1092,7 +1114,10 @@ sync_set(struct sender *s, const struct hs_pathset *set,
 		}
 	if ((rc = sort_mine(s)) < 0 || (rc = find_links(s)) < 0)
 		return rc;
-	plan(s);
+	if (blind)
+		plan_blind(s);
+	else
+		plan(s);
 	if (s->o->max_file_bytes != 0)
 		send_leave_large(s); /* express lane: big files wait */
 	if (s->o->verify)

@@ -272,6 +272,7 @@ struct send_report {
 	uint64_t wire_out;       /* bytes written to the socket */
 	uint64_t wire_in;
 	uint64_t left_to_bulk; /* express: files left to the bulk lane */
+	uint64_t blind_runs;   /* scoped runs sent without a listing */
 };
 
 struct send_opts {
