@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "applywr_int.h"
 #include "idx.h"
 #include "patch_int.h"
 #include "syncd.h"
@@ -57,6 +58,12 @@
  * Smaller files wait for the flush, which writes many of them at once.
  */
 #define WRITEBACK_TAIL_MIN (256u * 1024)
+/*
+ * A whole file at least this big is written by a second thread while
+ * this one decrypts and hashes the next data (applywr.c); below it the
+ * thread would cost more than the overlap gains.
+ */
+#define WRITER_MIN (1024u * 1024)
 
 struct apply_src {
 	int anchorfd; /* O_PATH fd of the source's parent */
@@ -110,6 +117,8 @@ struct apply {
 	struct proto_entry cur_e;
 	uint8_t *cur_xattrs; /* owned copy of cur_e's */
 	uint64_t written;
+	uint64_t accepted;   /* data bytes taken from the wire */
+	struct apply_wr *wr; /* writes [written, accepted), or NULL */
 	uint64_t wb_started; /* writeback started for [0, wb_started) */
 	uint64_t wb_done;    /* ... and waited for, for [0, wb_done) */
 	struct proto_hash *hash;
@@ -879,7 +888,7 @@ file_begin(struct apply *a)
 	a->is_patch = 0;
 	a->prx_ok = 0;
 	a->skip_file = 1;
-	a->written = 0;
+	a->written = a->accepted = 0;
 	a->wb_started = a->wb_done = 0;
 	a->cur_e = *e;
 	free(a->cur_xattrs);
@@ -899,6 +908,8 @@ file_begin(struct apply *a)
 	a->cur.key = rec_key(a, e->src, e->path, &a->cur.klen);
 	return HS_OK;
 }
+
+static int file_write(void *arg, const uint8_t *p, size_t n);
 
 static int
 op_file(struct apply *a, int is_delta)
@@ -933,6 +944,10 @@ op_file(struct apply *a, int is_delta)
 		goto fail;
 	}
 	a->skip_file = 0;
+	/* Without the thread (it could not start), write here. */
+	if (!is_delta && e->size >= WRITER_MIN &&
+	    apply_wr_start(file_write, a, &a->wr) < 0)
+		a->wr = NULL;
 	return HS_OK;
 fail:
 	apply_error(a, a->cur.display, "cannot create temporary file", rc);
@@ -943,6 +958,8 @@ fail:
 static void
 file_discard(struct apply *a)
 {
+	apply_wr_finish(a->wr); /* its error does not matter any more */
+	a->wr = NULL;
 	delta_dec_free(a->dec);
 	a->dec = NULL;
 	if (a->basis_fd >= 0) {
@@ -1001,9 +1018,9 @@ file_writeback_tail(struct apply *a)
 	a->wb_started = a->written;
 }
 
-/* Output of the file being received: hash it, write it, count it. */
+/* Write data of the file being received, count it (the writer's emit). */
 static int
-file_emit(void *arg, const uint8_t *p, size_t n)
+file_write(void *arg, const uint8_t *p, size_t n)
 {
 	struct apply *a = arg;
 	uint64_t total;
@@ -1012,12 +1029,31 @@ file_emit(void *arg, const uint8_t *p, size_t n)
 	if (__builtin_add_overflow(a->written, (uint64_t)n, &total) ||
 	    total > a->cur_e.size)
 		return HS_ELIMIT;
-	proto_hash_update(a->hash, p, n);
 	if ((rc = hs_write_all(a->fd, p, n)) < 0)
 		return rc;
 	a->written = total;
 	file_writeback(a);
 	return HS_OK;
+}
+
+/* Output of the file being received: hash it, write it, count it. */
+static int
+file_emit(void *arg, const uint8_t *p, size_t n)
+{
+	struct apply *a = arg;
+
+	proto_hash_update(a->hash, p, n);
+	return file_write(a, p, n);
+}
+
+/* Wait until the writer thread wrote all it was given, and stop it. */
+static int
+file_drain(struct apply *a)
+{
+	int rc = apply_wr_finish(a->wr);
+
+	a->wr = NULL;
+	return rc;
 }
 
 static int
@@ -1039,13 +1075,19 @@ op_data(struct apply *a, const struct proto_msg *m)
 		}
 		return HS_OK;
 	}
-	if (m->len > a->cur_e.size - a->written) {
+	if (m->len > a->cur_e.size - a->accepted) {
 		hs_log_errx(
 		    "apply: %s: more data than the %llu bytes announced",
 		    a->cur.display, (unsigned long long)a->cur_e.size);
 		return HS_EPROTO;
 	}
-	if ((rc = file_emit(a, m->data, m->len)) < 0) {
+	a->accepted += m->len;
+	if (a->wr != NULL) {
+		proto_hash_update(a->hash, m->data, m->len);
+		rc = apply_wr_put(a->wr, m->data, m->len);
+	} else
+		rc = file_emit(a, m->data, m->len);
+	if (rc < 0) {
 		apply_error(a, a->cur.display, "write failed", rc);
 		file_discard(a);
 	}
@@ -1062,20 +1104,27 @@ op_seek(struct apply *a, const struct proto_msg *m)
 {
 	struct proto_rd r = {m->data, m->len};
 	uint64_t off;
+	int rc;
 
 	if (!a->in_file || a->dec != NULL || a->is_patch ||
 	    proto_get_u64(&r, &off) < 0 ||
-	    proto_rd_end(&r) < 0 || off < a->written || off > a->cur_e.size)
+	    proto_rd_end(&r) < 0 || off < a->accepted || off > a->cur_e.size)
 		return HS_EPROTO;
 	if (a->skip_file)
 		return HS_OK;
+	/* The seek moves the file offset the writer thread writes at. */
+	if ((rc = file_drain(a)) < 0) {
+		apply_error(a, a->cur.display, "write failed", rc);
+		file_discard(a);
+		return HS_OK;
+	}
 	proto_hash_hole(a->hash, off);
 	if (lseek(a->fd, (off_t)off, SEEK_SET) < 0) {
 		apply_error(a, a->cur.display, "seek failed", -errno);
 		file_discard(a);
 		return HS_OK;
 	}
-	a->written = off;
+	a->written = a->accepted = off;
 	return HS_OK;
 }
 
@@ -1356,6 +1405,11 @@ op_file_end(struct apply *a, const struct proto_msg *m)
 		if ((rc = patch_end(a, want)) <= 0)
 			return rc;
 		goto durable;
+	}
+	if ((rc = file_drain(a)) < 0) {
+		apply_error(a, a->cur.display, "write failed", rc);
+		file_discard(a);
+		return HS_OK;
 	}
 	if (a->dec != NULL &&
 	    delta_dec_feed(a->dec, NULL, 0, 1, file_emit, a) < 0) {
