@@ -59,9 +59,9 @@
  */
 #define WRITEBACK_TAIL_MIN (256u * 1024)
 /*
- * A whole file at least this big is written by a second thread while
- * this one decrypts and hashes the next data (applywr.c); below it the
- * thread would cost more than the overlap gains.
+ * A whole file at least this big is hashed and written by a second thread
+ * while this one decrypts the next data (applywr.c); below it the thread
+ * would cost more than the overlap gains.
  */
 #define WRITER_MIN (1024u * 1024)
 
@@ -909,7 +909,7 @@ file_begin(struct apply *a)
 	return HS_OK;
 }
 
-static int file_write(void *arg, const uint8_t *p, size_t n);
+static int file_emit(void *arg, const uint8_t *p, size_t n);
 
 static int
 op_file(struct apply *a, int is_delta)
@@ -946,7 +946,7 @@ op_file(struct apply *a, int is_delta)
 	a->skip_file = 0;
 	/* Without the thread (it could not start), write here. */
 	if (!is_delta && e->size >= WRITER_MIN &&
-	    apply_wr_start(file_write, a, &a->wr) < 0)
+	    apply_wr_start(file_emit, a, &a->wr) < 0)
 		a->wr = NULL;
 	return HS_OK;
 fail:
@@ -1018,11 +1018,10 @@ file_writeback_tail(struct apply *a)
 	a->wb_started = a->written;
 }
 
-/* Write data of the file being received, count it (the writer's emit). */
+/* Write data of the file being received, and count it. */
 static int
-file_write(void *arg, const uint8_t *p, size_t n)
+file_write(struct apply *a, const uint8_t *p, size_t n)
 {
-	struct apply *a = arg;
 	uint64_t total;
 	int rc;
 
@@ -1036,7 +1035,10 @@ file_write(void *arg, const uint8_t *p, size_t n)
 	return HS_OK;
 }
 
-/* Output of the file being received: hash it, write it, count it. */
+/*
+ * Output of the file being received: hash it, write it, count it (in the
+ * writer thread, when there is one).
+ */
 static int
 file_emit(void *arg, const uint8_t *p, size_t n)
 {
@@ -1082,10 +1084,9 @@ op_data(struct apply *a, const struct proto_msg *m)
 		return HS_EPROTO;
 	}
 	a->accepted += m->len;
-	if (a->wr != NULL) {
-		proto_hash_update(a->hash, m->data, m->len);
+	if (a->wr != NULL)
 		rc = apply_wr_put(a->wr, m->data, m->len);
-	} else
+	else
 		rc = file_emit(a, m->data, m->len);
 	if (rc < 0) {
 		apply_error(a, a->cur.display, "write failed", rc);
@@ -1112,7 +1113,7 @@ op_seek(struct apply *a, const struct proto_msg *m)
 		return HS_EPROTO;
 	if (a->skip_file)
 		return HS_OK;
-	/* The seek moves the file offset the writer thread writes at. */
+	/* The writer thread owns the hash and the file offset until then. */
 	if ((rc = file_drain(a)) < 0) {
 		apply_error(a, a->cur.display, "write failed", rc);
 		file_discard(a);

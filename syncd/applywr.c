@@ -1,11 +1,11 @@
 /*
  * applywr.c - a writer thread for big files on the standby.
  *
- * Receiving a file costs the TLS decryption, the SHA-256 check and the
- * write into the page cache (on this VM the copy into new page-cache pages
- * is the largest of the three).  Here the session thread decrypts and
- * hashes while a second thread writes what came before, through a ring of
- * WR_BUFS buffers of PROTO_CHUNK (bounded, whatever the file's size).
+ * Receiving a file costs the TLS decryption (and OpenSSL's copy out of its
+ * record buffer), the SHA-256 check and the write into the page cache.
+ * Here the session thread decrypts while a second thread hashes and writes
+ * what came before, through a ring of WR_BUFS buffers of PROTO_CHUNK
+ * (bounded, whatever the file's size).
  *
  * The thread calls emit(arg, p, n) in order on copies of what was queued;
  * the caller touches nothing emit uses until apply_wr_finish() returns.
