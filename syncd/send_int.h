@@ -94,6 +94,21 @@ int send_hash_mine(struct sender *s, const struct scan_entry *p,
                    uint8_t h[PROTO_HASH_LEN]);
 /* Send one whole file (holes skipped), refreshing p's metadata. */
 int send_file(struct sender *s, struct scan_entry *p);
+
+/*
+ * sendahead.c: a thread reads [off, end) of fd (borrowed) and feeds h and
+ * t (borrowed, t may be NULL; the thread's until send_ahead_finish) while
+ * the caller sends what it read.  send_ahead_next gives the next buffer
+ * (*p, *n; valid until the next call) and returns 0 at the end;
+ * send_ahead_finish stops and frees the reader and returns 1 when the file
+ * was not read whole or grew (then h and t do not describe it).
+ */
+struct send_ahead;
+struct blk_table;
+int send_ahead_start(int fd, uint64_t off, uint64_t end, struct proto_hash *h,
+                     struct blk_table *t, struct send_ahead **out);
+int send_ahead_next(struct send_ahead *a, const uint8_t **p, size_t *n);
+int send_ahead_finish(struct send_ahead *a);
 /* Send every P_DELTA file: signatures in batches, then deltas. */
 int send_deltas(struct sender *s);
 /* Print "what path" in a dry run. */

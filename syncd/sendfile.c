@@ -209,6 +209,32 @@ send_file_end(struct sender *s, struct scan_entry *p, int changed,
 	                       PROTO_RAW, NULL);
 }
 
+/*
+ * Files at least this big are read and hashed by a second thread while
+ * this one sends (sendahead.c); below it the thread would cost more than
+ * the overlap gains.
+ */
+#define AHEAD_MIN (4ull * PROTO_CHUNK)
+
+/* One data frame of the file being sent. */
+static int
+send_chunk(struct sender *s, const uint8_t *p, size_t n, int *try_zstd)
+{
+	int z = 0, rc;
+
+	rc = proto_conn_send(s->c, PROTO_T_OP_DATA, p, n,
+	                     *try_zstd ? PROTO_ZSTD : PROTO_RAW, &z);
+	if (rc < 0)
+		return rc;
+	/* Data that did not compress will not: stop trying. */
+	if (*try_zstd && !z && n >= 4096)
+		*try_zstd = 0;
+	s->rep->bytes_sent += (uint64_t)n;
+	s->done_bytes += (uint64_t)n;
+	send_progress(s, 0);
+	return HS_OK;
+}
+
 /* Send [off, end) of fd as data frames, hashing it. */
 static int
 send_range(struct sender *s, int fd, struct proto_hash *h,
@@ -221,7 +247,6 @@ send_range(struct sender *s, int fd, struct proto_hash *h,
 		size_t want =
 		    end - off < PROTO_CHUNK ? (size_t)(end - off) : PROTO_CHUNK;
 		ssize_t n = pread(fd, s->buf, want, (off_t)off);
-		int z = 0;
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -232,19 +257,34 @@ send_range(struct sender *s, int fd, struct proto_hash *h,
 		proto_hash_update(h, s->buf, (size_t)n);
 		if (t != NULL && blk_table_feed(t, s->buf, (size_t)n) < 0)
 			*changed = 1; /* grew while read */
-		rc = proto_conn_send(s->c, PROTO_T_OP_DATA, s->buf, (size_t)n,
-		                     *try_zstd ? PROTO_ZSTD : PROTO_RAW, &z);
-		if (rc < 0)
+		if ((rc = send_chunk(s, s->buf, (size_t)n, try_zstd)) < 0)
 			return rc;
-		/* Data that did not compress will not: stop trying. */
-		if (*try_zstd && !z && (size_t)n >= 4096)
-			*try_zstd = 0;
 		off += (uint64_t)n;
-		s->rep->bytes_sent += (uint64_t)n;
-		s->done_bytes += (uint64_t)n;
-		send_progress(s, 0);
 	}
 	return HS_OK;
+}
+
+/*
+ * The same through the reader thread: it reads and hashes while we send.
+ * Without the thread (it could not start), read here.
+ */
+static int
+send_range_ahead(struct sender *s, int fd, struct proto_hash *h,
+                 struct blk_table *t, uint64_t off, uint64_t end,
+                 int *try_zstd, int *changed)
+{
+	struct send_ahead *a;
+	const uint8_t *p;
+	size_t n;
+	int rc = HS_OK;
+
+	if (send_ahead_start(fd, off, end, h, t, &a) < 0)
+		return send_range(s, fd, h, t, off, end, try_zstd, changed);
+	while (rc == HS_OK && send_ahead_next(a, &p, &n))
+		rc = send_chunk(s, p, n, try_zstd);
+	if (send_ahead_finish(a))
+		*changed = 1;
+	return rc;
 }
 
 /* A hole [off, end): sent as a seek, hashed as a marker (proto.h). */
@@ -311,8 +351,14 @@ send_file(struct sender *s, struct scan_entry *p)
 			if (hole < 0 || (uint64_t)hole > p->size)
 				hole = (off_t)p->size;
 		}
-		if ((rc = send_range(s, fd, h, t.hash ? &t : NULL, off,
-		                     (uint64_t)hole, &try_zstd, &changed)) < 0)
+		if (!sparse && p->size >= AHEAD_MIN)
+			rc = send_range_ahead(s, fd, h, t.hash ? &t : NULL, off,
+			                      (uint64_t)hole, &try_zstd,
+			                      &changed);
+		else
+			rc = send_range(s, fd, h, t.hash ? &t : NULL, off,
+			                (uint64_t)hole, &try_zstd, &changed);
+		if (rc < 0)
 			goto out;
 		off = (uint64_t)hole;
 	}

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Big files go through two threads on each side: the primary's reader
+# (read + hashes ahead of the TLS writes, syncd/sendahead.c) and the
+# standby's writer (syncd/applywr.c).  Their error paths:
+#  1. a new file that shrinks while it is read: one line, nothing of it on
+#     the standby, the next sync brings it;
+#  2. a new file deleted while it is read: one line, nothing on the standby;
+#  3. the standby's disk fills up in the middle of a big file (a 36 MiB
+#     tmpfs in the standby's own mount namespace; needs root): the file
+#     fails with one line, nothing half-written appears, the other files
+#     arrive, and after the tmpfs grows the next sync completes.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok   $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+
+hs_init bigfile
+S=$T/src
+mkdir -p "$S/big"
+head -c $((24 * 1024 * 1024)) /dev/urandom >"$S/big/a.iso"
+head -c $((3 * 1024 * 1024)) /dev/urandom >"$S/big/b.rpm"
+echo small >"$S/big/small.txt"
+hs_setup_pair "[path big]
+source = $S/big"
+hs_start_standby
+
+hs_sync
+if [ "$SYNC_RC" -eq 0 ] && hs_compare "$S/big"; then ok "seed: big files equal"; else
+	bad "seed: rc $SYNC_RC $(cat "$T/sync.err")"; fi
+
+# wait_tmp: until the standby has a temporary with data (bounded, 10 s).
+wait_tmp() {
+	local i
+	for ((i = 0; i < 200; i++)); do
+		if [ -n "$(find "$T/standby$S/big" -name '.hamnsync-tmp.*' -size +1k 2>/dev/null)" ]; then
+			return 0
+		fi
+		sleep 0.05
+	done
+	return 1
+}
+
+# The primary sends slowly from here on: a new file (sent whole, so
+# through the reader thread; a file the standby has goes as a delta) is
+# changed while it is read.
+sed -i "/^\[node\]/a bwlimit = 4M" "$C1"
+
+# mid_read NAME ACTION WHAT: sync while ACTION changes new file NAME
+# mid-transfer; one line, nothing of it on the standby, the next sync
+# brings what is there now.
+mid_read() {
+	local f=$S/big/$1 spid n
+	head -c $((24 * 1024 * 1024)) /dev/urandom >"$f"
+	hs_sync &
+	spid=$!
+	if wait_tmp; then eval "$2"; else bad "$3: the transfer did not start"; fi
+	wait "$spid" || true
+	n=$(grep -c "$1: changed while being read; the standby keeps its previous copy" "$T/sync.err" || true)
+	if [ "$n" = 1 ]; then ok "$3: one line"; else
+		bad "$3: $n lines: $(cat "$T/sync.err" "$T/sync.out")"; fi
+	if [ ! -e "$T/standby$f" ] &&
+		[ -z "$(find "$T/standby$S/big" -name '.hamnsync-tmp.*')" ]; then
+		ok "$3: nothing of it on the standby"
+	else
+		bad "$3: a copy or temporary is on the standby"
+	fi
+	hs_sync
+	if [ "$SYNC_RC" -eq 0 ] && hs_compare "$S/big"; then ok "$3: next sync equal"; else
+		bad "$3: next sync rc $SYNC_RC $(cat "$T/sync.err")"; fi
+}
+mid_read e.iso 'truncate -s $((2 * 1024 * 1024)) "$f"' "shrink"
+mid_read f.iso 'rm "$f"' "delete"
+sed -i '/^bwlimit/d' "$C1"
+
+# 3. disk full on the standby, in its own mount namespace
+if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
+	hs_stop_standby
+	mkdir -p "$T/full"
+	sed "s|^target_root = .*|target_root = $T/full|" "$C2" >"$T/mn2-full.conf"
+	sed "s|^target_root = .*|target_root = $T/full|" "$C1" >"$T/mn1-full.conf"
+	rm -rf "$T/state1" "$T/state2"
+	mkdir -p "$T/state1" "$T/state2"
+	head -c $((16 * 1024 * 1024)) /dev/urandom >"$S/big/d.iso"
+	unshare -m --propagation private bash -c \
+		"mount -t tmpfs -o size=36m tmpfs '$T/full' && exec '$HS_BIN' -c '$T/mn2-full.conf' daemon --foreground" \
+		>>"$T/standby.log" 2>&1 &
+	STANDBY_PID=$!
+	HS_PIDS+=("$STANDBY_PID")
+	for ((i = 0; i < 100; i++)); do
+		[ "$(grep -c "listening on" "$T/standby.log")" -ge 2 ] && break
+		sleep 0.1
+	done
+	in_ns() { nsenter -t "$STANDBY_PID" -m "$@"; }
+	set +e
+	"$HS_BIN" -c "$T/mn1-full.conf" sync >"$T/sync.out" 2>"$T/sync.err"
+	SYNC_RC=$?
+	set -e
+	if [ "$SYNC_RC" = 1 ] && [ "$(grep -c "write failed" "$T/sync.err")" = 1 ] &&
+		grep -q "d.iso.*write failed" "$T/sync.err"; then
+		ok "full: the big file fails with a line"
+	else
+		bad "full: rc $SYNC_RC: $(cat "$T/sync.err")"
+	fi
+	if in_ns test ! -e "$T/full$S/big/d.iso" &&
+		[ -z "$(in_ns find "$T/full" -name '.hamnsync-tmp.*')" ]; then
+		ok "full: nothing half-written"
+	else
+		bad "full: a partial file or temporary is left"
+	fi
+	if in_ns cmp -s "$S/big/small.txt" "$T/full$S/big/small.txt"; then
+		ok "full: the small file arrived"; else bad "full: small file missing"; fi
+	in_ns mount -o remount,size=128m "$T/full"
+	set +e
+	"$HS_BIN" -c "$T/mn1-full.conf" sync >"$T/sync.out" 2>"$T/sync.err"
+	SYNC_RC=$?
+	set -e
+	out=$(in_ns rsync -naic --numeric-ids --modify-window=-1 --delete "$S/big/" "$T/full$S/big/" 2>&1)
+	if [ "$SYNC_RC" = 0 ] && [ -z "$out" ]; then ok "full: after growing, equal"; else
+		bad "full: after growing rc $SYNC_RC $out $(cat "$T/sync.err")"; fi
+else
+	bad "full: needs root and unshare -m"
+fi
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
