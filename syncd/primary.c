@@ -73,6 +73,7 @@ struct prim {
 	uint64_t last_metrics_ns;
 	uint64_t sessions;
 	struct express *xp;   /* small changes during long runs */
+	struct send_prescan *pre; /* the start's comparison with the index */
 	uint64_t run_start_ns; /* the bulk run under way began */
 };
 
@@ -140,6 +141,9 @@ prim_drop(struct prim *p, int rc, const char *what)
 	p->cnt.errors_session++;
 	send_session_close(p->ss, 0);
 	p->ss = NULL;
+	/* The next session compares again: the start's result was for one. */
+	send_prescan_free(p->pre);
+	p->pre = NULL;
 	if (p->unsynced_ns == 0)
 		p->unsynced_ns =
 		    p->inflight_ns ? p->inflight_ns : hs_now_mono_ns();
@@ -187,8 +191,11 @@ prim_connect(struct prim *p)
 	 * reconciled whole.
 	 */
 	resume = send_session_resumable(p->ss, why, sizeof(why));
-	if (!resume)
+	if (!resume) {
 		hs_log_info("primary: reconciling every set whole: %s", why);
+		send_prescan_free(p->pre);
+		p->pre = NULL;
+	}
 	for (i = 0; i < p->conf->n_sets; i++) {
 		p->need_diff[i] = resume && p->seeded[i];
 		p->need_full[i] = !p->need_diff[i];
@@ -309,7 +316,10 @@ prim_diff(struct prim *p, size_t i, struct proto_scope **scope, size_t *n,
 	size_t dn = 0, k;
 	int rc;
 
-	rc = send_session_diff(p->ss, set, &d, &dn, &records);
+	/* Compared at start while the watches were added, or now. */
+	rc = send_prescan_take(p->pre, i, &d, &dn, &records);
+	if (rc == HS_ENOTFOUND)
+		rc = send_session_diff(p->ss, set, &d, &dn, &records);
 	if (rc == HS_OK)
 		rc = prim_journal_replay(p, set, &d, &dn, full);
 	if (rc < 0) {
@@ -384,6 +394,7 @@ prim_sync_set(struct prim *p, size_t i)
 		return rc;
 	}
 	p->need_diff[i] = 0;
+	send_prescan_drop(p->pre, i); /* not taken: stale from now on */
 	if (!full && n == 0)
 		return HS_OK;
 	/* Cleared now: a request arriving during this run asks for another. */
@@ -714,6 +725,8 @@ prim_reload(struct prim *p)
 		return HS_OK;
 	}
 	watch_free(p->watch);
+	send_prescan_free(p->pre);
+	p->pre = NULL;
 	express_free(p->xp); /* it borrows the old configuration */
 	p->xp = NULL;
 	send_session_close(p->ss, 1);
@@ -838,8 +851,8 @@ prim_loop(struct prim *p)
 }
 
 int
-prim_run(const char *conf_path, struct hs_conf *conf, uint64_t epoch,
-         int foreground)
+prim_run(const char *conf_path, struct hs_conf *conf, struct idx *x,
+         uint64_t epoch, int foreground)
 {
 	struct prim p;
 	sigset_t mask;
@@ -859,6 +872,7 @@ prim_run(const char *conf_path, struct hs_conf *conf, uint64_t epoch,
 	p.unsynced_ns = hs_now_mono_ns();
 	p.o.tick = prim_tick;
 	p.o.tick_arg = &p;
+	p.x = x;
 	if (mkdir(conf->state_dir, 0700) < 0 && errno != EEXIST) {
 		rc = -errno;
 		hs_log_err("primary: state_dir %s", conf->state_dir);
@@ -866,7 +880,7 @@ prim_run(const char *conf_path, struct hs_conf *conf, uint64_t epoch,
 	}
 	if ((rc = dmn_lock_pidfile(conf->state_dir, &p.pidfd)) < 0)
 		goto out;
-	if ((rc = idx_open(conf->state_dir, 0, &p.x)) < 0) {
+	if (p.x == NULL && (rc = idx_open(conf->state_dir, 0, &p.x)) < 0) {
 		hs_log_errx("primary: index in %s: %s", conf->state_dir,
 		            hs_strerror(rc));
 		goto out;
@@ -880,11 +894,26 @@ prim_run(const char *conf_path, struct hs_conf *conf, uint64_t epoch,
 		hs_log_errx("primary: control socket: %s", hs_strerror(rc));
 		goto out;
 	}
-	/* Watch before the first reconciliation, so nothing slips between. */
-	if ((rc = watch_new(conf, &p.watch)) < 0) {
+	/*
+	 * Watch before the first reconciliation, so nothing slips between;
+	 * the same walk compares every entry with the index, for the first
+	 * session (a standby that holds what the index says needs only what
+	 * differs).  No peer is needed for it.
+	 */
+	if ((rc = watch_new_deferred(conf, &p.watch)) < 0) {
 		hs_log_errx("primary: cannot watch the sources: %s",
 		            hs_strerror(rc));
 		goto out;
+	}
+	{
+		uint64_t t0 = hs_now_mono_ns();
+
+		if (send_prescan_run(conf, p.x, p.watch, &p.pre) == HS_OK)
+			hs_log_info("primary: sources compared with the index "
+			            "while watched (%llu ms)",
+			            (unsigned long long)((hs_now_mono_ns() - t0) /
+			                                 NS_PER_MS));
+		watch_ready(p.watch);
 	}
 	if (!foreground) {
 		if ((rc = dmn_detach()) < 0)
@@ -907,6 +936,7 @@ prim_run(const char *conf_path, struct hs_conf *conf, uint64_t epoch,
 	            (unsigned long long)epoch);
 	rc = prim_loop(&p);
 out:
+	send_prescan_free(p.pre);
 	watch_free(p.watch);
 	express_free(p.xp);
 	send_session_close(p.ss, 0);

@@ -14,9 +14,12 @@
  * back to a whole reconciliation, which is always safe.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "send_int.h"
 
@@ -591,4 +594,363 @@ out:
 	*n = d.n;
 	*records = d.records;
 	return HS_OK;
+}
+
+/* ------------------------------- restart: one pass, watches included */
+
+/*
+ * At start the primary walks each source once, on SCAN_WORKERS threads:
+ * every directory gets its inotify watch before it is listed, and every
+ * entry's stat is compared right away with its record, looked up by path
+ * digest in a table of the source's records loaded first.  What differs
+ * is kept for the first session (send_prescan_take), when the standby
+ * shows our index stands for its tree; a change after an entry's stat is
+ * seen by the watch on its directory, so nothing falls between.  This
+ * replaces a watcher's walk and a later stat walk (two listings of every
+ * directory), the list of every entry, its sort and the merge.
+ */
+
+/*
+ * One record of the source being walked; `seen` once its path was met.
+ * Its path (needed only when it is gone) is at `path` in the arena.
+ */
+struct pre_rec {
+	uint8_t dig[IDX_DIGEST_LEN];
+	uint8_t seen; /* written by the one thread that meets the path */
+	struct idx_file f;
+	size_t path;
+};
+
+struct pre_src {
+	struct pre_rec *v;
+	size_t n;
+	size_t cap;
+	struct hs_buf paths; /* NUL-terminated, one after the other */
+	uint32_t *slot; /* open addressing: index + 1 into v, 0 empty */
+	size_t mask;
+	uint64_t records; /* non-directory records */
+	struct watch *w;
+	uint16_t set;
+	uint16_t src;
+	int has_root; /* the source itself was met: it exists */
+	struct idx_hasher *h[SCAN_WORKERS];
+	struct diff d[SCAN_WORKERS]; /* what differs, per thread */
+};
+
+struct pre_set {
+	int rc; /* HS_OK, the walk's error, or HS_ENOTFOUND: taken */
+	struct proto_scope *v;
+	size_t n;
+	uint64_t records;
+};
+
+struct send_prescan {
+	struct pre_set *sets;
+	size_t n_sets;
+};
+
+static int
+pre_load(void *arg, const uint8_t dig[IDX_DIGEST_LEN], const char *path,
+         const struct idx_file *f)
+{
+	struct pre_src *ps = arg;
+	struct pre_rec *r;
+	int rc;
+
+	if (ps->n == UINT32_MAX - 1)
+		return HS_ELIMIT;
+	if (ps->n == ps->cap) {
+		size_t ncap = ps->cap ? ps->cap * 2 : 1024;
+
+		if ((r = reallocarray(ps->v, ncap, sizeof(*r))) == NULL)
+			return -ENOMEM;
+		ps->v = r;
+		ps->cap = ncap;
+	}
+	r = &ps->v[ps->n];
+	memcpy(r->dig, dig, IDX_DIGEST_LEN);
+	r->seen = 0;
+	r->f = *f;
+	r->path = ps->paths.len;
+	if ((rc = hs_buf_append(&ps->paths, path, strlen(path) + 1)) < 0)
+		return rc;
+	ps->n++;
+	if (f->type != PROTO_E_DIR)
+		ps->records++;
+	return 0;
+}
+
+/* The digests are uniform: their first bytes are the hash. */
+static size_t
+pre_hash(const uint8_t dig[IDX_DIGEST_LEN])
+{
+	uint64_t h;
+
+	memcpy(&h, dig, sizeof(h));
+	return (size_t)h;
+}
+
+static int
+pre_index(struct pre_src *ps)
+{
+	size_t cap = 16, i, k;
+
+	while (cap < 2 * ps->n)
+		cap *= 2;
+	if ((ps->slot = calloc(cap, sizeof(*ps->slot))) == NULL)
+		return -ENOMEM;
+	ps->mask = cap - 1;
+	for (i = 0; i < ps->n; i++) {
+		for (k = pre_hash(ps->v[i].dig) & ps->mask; ps->slot[k] != 0;
+		     k = (k + 1) & ps->mask)
+			;
+		ps->slot[k] = (uint32_t)(i + 1);
+	}
+	return HS_OK;
+}
+
+static struct pre_rec *
+pre_find(const struct pre_src *ps, const uint8_t dig[IDX_DIGEST_LEN])
+{
+	size_t k;
+
+	for (k = pre_hash(dig) & ps->mask; ps->slot[k] != 0;
+	     k = (k + 1) & ps->mask) {
+		struct pre_rec *r = &ps->v[ps->slot[k] - 1];
+
+		if (memcmp(r->dig, dig, IDX_DIGEST_LEN) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+static int
+pre_dir(void *arg, unsigned worker, const char *rel)
+{
+	struct pre_src *ps = arg;
+
+	(void)worker;
+	return watch_dir_add(ps->w, ps->set, ps->src, rel);
+}
+
+/*
+ * As diff_record, from the entry's side.  The digest alone names the
+ * record: it is the record's key, so no two paths share one (not reading
+ * the record's path saves a cache miss per entry).
+ */
+static int
+pre_entry(void *arg, unsigned worker, const struct scan_entry *e)
+{
+	struct pre_src *ps = arg;
+	uint8_t dig[IDX_DIGEST_LEN];
+	struct pre_rec *r;
+	struct idx_file now;
+
+	if (e->path[0] == '\0')
+		ps->has_root = 1;
+	idx_hasher_path(ps->h[worker], e->path, dig);
+	if ((r = pre_find(ps, dig)) == NULL)
+		return diff_add(&ps->d[worker], ps->src, e->path);
+	r->seen = 1;
+	fingerprint(e, &now);
+	return same_rec(&now, &r->f) ? 0
+	                              : diff_add(&ps->d[worker], ps->src, e->path);
+}
+
+static void
+pre_src_free(struct pre_src *ps)
+{
+	size_t i;
+
+	free(ps->v);
+	hs_buf_free(&ps->paths);
+	free(ps->slot);
+	for (i = 0; i < SCAN_WORKERS; i++) {
+		idx_hasher_free(ps->h[i]);
+		proto_scope_free(ps->d[i].v, ps->d[i].n);
+	}
+}
+
+/* Append `from`'s paths to `to` (they change owner). */
+static int
+pre_move(struct diff *to, struct diff *from)
+{
+	struct proto_scope *nv;
+
+	if (from->n == 0)
+		return HS_OK;
+	if (to->n + from->n > PROTO_SCOPE_MAX)
+		return HS_ELIMIT;
+	if ((nv = reallocarray(to->v, to->n + from->n, sizeof(*nv))) == NULL)
+		return -ENOMEM;
+	memcpy(nv + to->n, from->v, from->n * sizeof(*nv));
+	to->v = nv;
+	to->n += from->n;
+	to->cap = to->n;
+	free(from->v);
+	from->v = NULL;
+	from->n = from->cap = 0;
+	return HS_OK;
+}
+
+/* Split a source's path into an O_PATH anchor and a leaf, as the sender
+ * opens it (a directory source by its real path). */
+static int
+pre_anchor(const char *path, char *leaf, size_t leaflen)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL || snprintf(leaf, leaflen, "%s", slash + 1) >=
+	                         (int)leaflen)
+		return -EINVAL;
+	snprintf(dir, sizeof(dir), "%.*s",
+	         (int)(slash - path > 0 ? slash - path : 1), path);
+	return open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* Walk source src of set `set` into ps (records loaded first). */
+static int
+pre_source(struct pre_src *ps, struct idx *x, const struct hs_pathset *set)
+{
+	const char *root = watch_root(ps->w, ps->set, ps->src);
+	struct scan_visit v = {root ? pre_dir : NULL, pre_entry, ps};
+	char leaf[NAME_MAX + 1];
+	uint8_t skey[8];
+	size_t i;
+	int rc, fd;
+
+	idx_source_key(set->name, set->sources.v[ps->src], skey);
+	if ((rc = idx_files_walk(x, skey, pre_load, ps)) < 0 ||
+	    (rc = pre_index(ps)) < 0)
+		return rc;
+	for (i = 0; i < SCAN_WORKERS; i++)
+		if ((rc = idx_hasher_new(&ps->h[i])) < 0)
+			return rc;
+	fd = pre_anchor(root ? root : set->sources.v[ps->src], leaf,
+	                sizeof(leaf));
+	if (fd < 0)
+		return HS_OK; /* missing: its records stay, as in a run */
+	rc = scan_tree_visit(fd, leaf, ps->src, set, &v);
+	close(fd);
+	if (rc < 0 || !ps->has_root)
+		return rc;
+	/* What was recorded and was not met is gone. */
+	for (i = 0; i < ps->n && rc == HS_OK; i++)
+		if (!ps->v[i].seen)
+			rc = diff_add(&ps->d[0], ps->src,
+			              (const char *)ps->paths.data +
+			                  ps->v[i].path);
+	return rc;
+}
+
+static int
+pre_set(struct send_prescan *p, size_t i, const struct hs_conf *conf,
+        struct idx *x, struct watch *w)
+{
+	const struct hs_pathset *set = &conf->sets[i];
+	struct pre_set *out = &p->sets[i];
+	struct diff all;
+	size_t j, k;
+	int rc = HS_OK;
+
+	memset(&all, 0, sizeof(all));
+	for (j = 0; j < set->sources.n && rc == HS_OK; j++) {
+		struct pre_src ps;
+
+		memset(&ps, 0, sizeof(ps));
+		hs_buf_init(&ps.paths, SIZE_MAX);
+		ps.w = w;
+		ps.set = (uint16_t)i;
+		ps.src = (uint16_t)j;
+		rc = pre_source(&ps, x, set);
+		watch_deferred_done(w, ps.set, ps.src, rc == HS_OK);
+		/* A source that is not there keeps its records, as in a run. */
+		if (rc == HS_OK && ps.has_root) {
+			out->records += ps.records;
+			for (k = 0; k < SCAN_WORKERS && rc == HS_OK; k++)
+				rc = pre_move(&all, &ps.d[k]);
+		}
+		pre_src_free(&ps);
+	}
+	out->rc = rc;
+	if (rc < 0) {
+		proto_scope_free(all.v, all.n);
+		return rc;
+	}
+	proto_scope_normalize(all.v, &all.n);
+	out->v = all.v;
+	out->n = all.n;
+	return HS_OK;
+}
+
+int
+send_prescan_run(const struct hs_conf *conf, struct idx *x, struct watch *w,
+                 struct send_prescan **out)
+{
+	struct send_prescan *p;
+	size_t i;
+
+	*out = NULL;
+	if (x == NULL)
+		return HS_ENOTFOUND;
+	if ((p = calloc(1, sizeof(*p))) == NULL ||
+	    (p->sets = calloc(conf->n_sets ? conf->n_sets : 1,
+	                      sizeof(*p->sets))) == NULL) {
+		free(p);
+		return -ENOMEM;
+	}
+	p->n_sets = conf->n_sets;
+	/* A set whose walk failed has its rc; prim_diff says why. */
+	for (i = 0; i < conf->n_sets; i++)
+		(void)pre_set(p, i, conf, x, w);
+	*out = p;
+	return HS_OK;
+}
+
+int
+send_prescan_take(struct send_prescan *p, size_t set,
+                  struct proto_scope **scope, size_t *n, uint64_t *records)
+{
+	struct pre_set *ps;
+	int rc;
+
+	*scope = NULL;
+	*n = 0;
+	*records = 0;
+	if (p == NULL || set >= p->n_sets || p->sets[set].rc == HS_ENOTFOUND)
+		return HS_ENOTFOUND;
+	ps = &p->sets[set];
+	rc = ps->rc;
+	*scope = ps->v;
+	*n = ps->n;
+	*records = ps->records;
+	ps->v = NULL;
+	ps->n = 0;
+	ps->rc = HS_ENOTFOUND;
+	return rc;
+}
+
+void
+send_prescan_drop(struct send_prescan *p, size_t set)
+{
+	struct proto_scope *v;
+	size_t n;
+	uint64_t records;
+
+	send_prescan_take(p, set, &v, &n, &records);
+	proto_scope_free(v, n);
+}
+
+void
+send_prescan_free(struct send_prescan *p)
+{
+	size_t i;
+
+	if (p == NULL)
+		return;
+	for (i = 0; i < p->n_sets; i++)
+		proto_scope_free(p->sets[i].v, p->sets[i].n);
+	free(p->sets);
+	free(p);
 }
