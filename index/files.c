@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -111,16 +112,19 @@ digest_with(struct idx_hasher *h, const void *a, size_t alen, const void *b,
 		memset(out, 0, 32); /* only without memory: all keys collide */
 }
 
-/* The process's own hasher, for the calls on the main thread. */
+/* The process's own hasher, shared by the threads that call in here. */
 static void
 digest(const void *a, size_t alen, const void *b, size_t blen,
        uint8_t out[32])
 {
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 	static struct idx_hasher *h;
 
+	pthread_mutex_lock(&mu);
 	if (h == NULL)
 		(void)idx_hasher_new(&h);
 	digest_with(h, a, alen, b, blen, out);
+	pthread_mutex_unlock(&mu);
 }
 
 void

@@ -64,9 +64,9 @@ struct idx_file {
 #define IDX_DIGEST_LEN 24
 void idx_path_digest(const char *path, uint8_t out[IDX_DIGEST_LEN]);
 /*
- * idx_path_digest for other threads (idx_path_digest itself keeps one
- * hasher for the process and is not thread-safe): one hasher per thread.
- * _free(NULL) does nothing.
+ * idx_path_digest for a thread with many paths to digest (idx_path_digest
+ * itself shares one hasher behind a lock): a hasher for that thread
+ * alone.  _free(NULL) does nothing.
  */
 struct idx_hasher;
 int idx_hasher_new(struct idx_hasher **out);

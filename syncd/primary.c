@@ -74,6 +74,7 @@ struct prim {
 	uint64_t sessions;
 	struct express *xp;   /* small changes during long runs */
 	struct send_prescan *pre; /* the start's comparison with the index */
+	int prescanning;          /* ... still walking: the watcher is its */
 	uint64_t run_start_ns; /* the bulk run under way began */
 };
 
@@ -657,6 +658,8 @@ prim_tick(void *arg)
 {
 	struct prim *p = arg;
 
+	if (p->prescanning)
+		return;
 	if (p->cfd >= 0)
 		ctl_serve(p->cfd, p->conf->status_group, prim_answer, p);
 	watch_drain(p->watch);
@@ -798,6 +801,30 @@ prim_timeout(struct prim *p)
 	return due > 1000 ? 1000 : (int)due;
 }
 
+/*
+ * Watch every tree before the first reconciliation, so nothing slips
+ * between; the same walk compares every entry with the index, for the
+ * first session (a standby that holds what the index says needs only
+ * what differs).  It needs no peer: the session opens meanwhile.
+ */
+static void
+prim_start(struct prim *p)
+{
+	uint64_t t0 = hs_now_mono_ns();
+
+	p->prescanning =
+	    send_prescan_start(p->conf, p->x, p->watch, &p->pre) == HS_OK;
+	prim_connect(p);
+	send_prescan_wait(p->pre);
+	if (p->prescanning)
+		hs_log_info("primary: sources compared with the index while "
+		            "watched (%llu ms)",
+		            (unsigned long long)((hs_now_mono_ns() - t0) /
+		                                 NS_PER_MS));
+	p->prescanning = 0;
+	watch_ready(p->watch);
+}
+
 static int
 prim_loop(struct prim *p)
 {
@@ -894,26 +921,11 @@ prim_run(const char *conf_path, struct hs_conf *conf, struct idx *x,
 		hs_log_errx("primary: control socket: %s", hs_strerror(rc));
 		goto out;
 	}
-	/*
-	 * Watch before the first reconciliation, so nothing slips between;
-	 * the same walk compares every entry with the index, for the first
-	 * session (a standby that holds what the index says needs only what
-	 * differs).  No peer is needed for it.
-	 */
+	/* The trees are watched below (prim_start), before any run. */
 	if ((rc = watch_new_deferred(conf, &p.watch)) < 0) {
 		hs_log_errx("primary: cannot watch the sources: %s",
 		            hs_strerror(rc));
 		goto out;
-	}
-	{
-		uint64_t t0 = hs_now_mono_ns();
-
-		if (send_prescan_run(conf, p.x, p.watch, &p.pre) == HS_OK)
-			hs_log_info("primary: sources compared with the index "
-			            "while watched (%llu ms)",
-			            (unsigned long long)((hs_now_mono_ns() - t0) /
-			                                 NS_PER_MS));
-		watch_ready(p.watch);
 	}
 	if (!foreground) {
 		if ((rc = dmn_detach()) < 0)
@@ -934,6 +946,7 @@ prim_run(const char *conf_path, struct hs_conf *conf, struct idx *x,
 	hs_log_info("primary: %s replicating %zu sets to %s, epoch %llu",
 	            conf->node_name, conf->n_sets, conf->peer,
 	            (unsigned long long)epoch);
+	prim_start(&p);
 	rc = prim_loop(&p);
 out:
 	send_prescan_free(p.pre);

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -647,6 +648,11 @@ struct pre_set {
 struct send_prescan {
 	struct pre_set *sets;
 	size_t n_sets;
+	const struct hs_conf *conf;
+	struct idx *x;
+	struct watch *w;
+	pthread_t tid;
+	int running; /* tid walks: join before anything else */
 };
 
 static int
@@ -884,12 +890,23 @@ pre_set(struct send_prescan *p, size_t i, const struct hs_conf *conf,
 	return HS_OK;
 }
 
+static void *
+pre_run(void *arg)
+{
+	struct send_prescan *p = arg;
+	size_t i;
+
+	/* A set whose walk failed has its rc; prim_diff says why. */
+	for (i = 0; i < p->n_sets; i++)
+		(void)pre_set(p, i, p->conf, p->x, p->w);
+	return NULL;
+}
+
 int
-send_prescan_run(const struct hs_conf *conf, struct idx *x, struct watch *w,
-                 struct send_prescan **out)
+send_prescan_start(const struct hs_conf *conf, struct idx *x,
+                   struct watch *w, struct send_prescan **out)
 {
 	struct send_prescan *p;
-	size_t i;
 
 	*out = NULL;
 	if (x == NULL)
@@ -901,11 +918,25 @@ send_prescan_run(const struct hs_conf *conf, struct idx *x, struct watch *w,
 		return -ENOMEM;
 	}
 	p->n_sets = conf->n_sets;
-	/* A set whose walk failed has its rc; prim_diff says why. */
-	for (i = 0; i < conf->n_sets; i++)
-		(void)pre_set(p, i, conf, x, w);
+	p->conf = conf;
+	p->x = x;
+	p->w = w;
+	/* No thread to be had: walk now. */
+	if (pthread_create(&p->tid, NULL, pre_run, p) == 0)
+		p->running = 1;
+	else
+		pre_run(p);
 	*out = p;
 	return HS_OK;
+}
+
+void
+send_prescan_wait(struct send_prescan *p)
+{
+	if (p == NULL || !p->running)
+		return;
+	pthread_join(p->tid, NULL);
+	p->running = 0;
 }
 
 int
@@ -918,6 +949,7 @@ send_prescan_take(struct send_prescan *p, size_t set,
 	*scope = NULL;
 	*n = 0;
 	*records = 0;
+	send_prescan_wait(p);
 	if (p == NULL || set >= p->n_sets || p->sets[set].rc == HS_ENOTFOUND)
 		return HS_ENOTFOUND;
 	ps = &p->sets[set];
@@ -949,6 +981,7 @@ send_prescan_free(struct send_prescan *p)
 
 	if (p == NULL)
 		return;
+	send_prescan_wait(p);
 	for (i = 0; i < p->n_sets; i++)
 		proto_scope_free(p->sets[i].v, p->sets[i].n);
 	free(p->sets);

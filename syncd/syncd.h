@@ -437,13 +437,16 @@ int send_session_diff(struct sender *s, const struct hs_pathset *set,
 /*
  * At start, before any session: send_session_diff for every set of
  * `conf`, made by one walk per source that also adds the watches of the
- * deferred watcher `w` (watch_new_deferred; watch_ready is still the
- * caller's).  Caller owns *out (send_prescan_free).  HS_ENOTFOUND
- * without an index.
+ * deferred watcher `w` (watch_new_deferred).  It runs on a thread of its
+ * own, so a session can open meanwhile: until send_prescan_wait returns,
+ * `w` is the walk's (then watch_ready is the caller's) and `x` is read
+ * by it too.  Caller owns *out (send_prescan_free, which waits).
+ * HS_ENOTFOUND without an index.
  */
 struct send_prescan;
-int send_prescan_run(const struct hs_conf *conf, struct idx *x,
-                     struct watch *w, struct send_prescan **out);
+int send_prescan_start(const struct hs_conf *conf, struct idx *x,
+                       struct watch *w, struct send_prescan **out);
+void send_prescan_wait(struct send_prescan *p);
 /*
  * Take set `set`'s result: what send_session_diff would give (the caller
  * owns *scope), or the walk's error; HS_ENOTFOUND when there is none
