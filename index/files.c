@@ -41,89 +41,32 @@ struct idx_batch {
 };
 
 /*
- * SHA-256 of a ‖ b.  The digest is fetched from the provider once:
- * EVP_DigestInit_ex with EVP_sha256() looks it up again on every call,
- * which cost ~1.6 us a path here (0.18 s for a restart's 110,000 paths)
- * against ~0.25 us with a fetched one and EVP_DigestInit_ex2.
+ * SHA-256 of a ‖ b, with one context for the process, behind a lock (a
+ * start compares on a thread of its own while a session opens).  The
+ * digest is fetched from the provider once: EVP_DigestInit_ex with
+ * EVP_sha256() looks it up again on every call, which cost ~1.6 us a
+ * path here (0.18 s for a restart's 110,000 paths) against ~0.25 us with
+ * a fetched one and EVP_DigestInit_ex2.
  */
-struct idx_hasher {
-	EVP_MD_CTX *c;
-};
-
-static EVP_MD *
-sha256_md(void)
-{
-	static EVP_MD *md;
-	EVP_MD *m;
-
-	m = __atomic_load_n(&md, __ATOMIC_ACQUIRE);
-	if (m != NULL)
-		return m;
-	if ((m = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
-		return NULL;
-	/* Two threads may both fetch: one keeps its copy, the other frees. */
-	{
-		EVP_MD *none = NULL;
-
-		if (!__atomic_compare_exchange_n(&md, &none, m, 0,
-		                                 __ATOMIC_ACQ_REL,
-		                                 __ATOMIC_ACQUIRE)) {
-			EVP_MD_free(m);
-			m = none;
-		}
-	}
-	return m;
-}
-
-int
-idx_hasher_new(struct idx_hasher **out)
-{
-	struct idx_hasher *h;
-
-	if ((h = calloc(1, sizeof(*h))) == NULL ||
-	    (h->c = EVP_MD_CTX_new()) == NULL || sha256_md() == NULL) {
-		idx_hasher_free(h);
-		return -ENOMEM;
-	}
-	*out = h;
-	return HS_OK;
-}
-
-void
-idx_hasher_free(struct idx_hasher *h)
-{
-	if (h == NULL)
-		return;
-	EVP_MD_CTX_free(h->c);
-	free(h);
-}
-
-static void
-digest_with(struct idx_hasher *h, const void *a, size_t alen, const void *b,
-            size_t blen, uint8_t out[32])
-{
-	unsigned int n = 32;
-	EVP_MD *md = sha256_md();
-
-	if (h == NULL || md == NULL || EVP_DigestInit_ex2(h->c, md, NULL) != 1 ||
-	    EVP_DigestUpdate(h->c, a, alen) != 1 ||
-	    EVP_DigestUpdate(h->c, b, blen) != 1 ||
-	    EVP_DigestFinal_ex(h->c, out, &n) != 1)
-		memset(out, 0, 32); /* only without memory: all keys collide */
-}
-
-/* The process's own hasher, shared by the threads that call in here. */
 static void
 digest(const void *a, size_t alen, const void *b, size_t blen,
        uint8_t out[32])
 {
 	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-	static struct idx_hasher *h;
+	static EVP_MD_CTX *c;
+	static EVP_MD *md;
+	unsigned int n = 32;
 
 	pthread_mutex_lock(&mu);
-	if (h == NULL)
-		(void)idx_hasher_new(&h);
-	digest_with(h, a, alen, b, blen, out);
+	if (c == NULL)
+		c = EVP_MD_CTX_new();
+	if (md == NULL)
+		md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	if (c == NULL || md == NULL || EVP_DigestInit_ex2(c, md, NULL) != 1 ||
+	    EVP_DigestUpdate(c, a, alen) != 1 ||
+	    EVP_DigestUpdate(c, b, blen) != 1 ||
+	    EVP_DigestFinal_ex(c, out, &n) != 1)
+		memset(out, 0, 32); /* only without memory: all keys collide */
 	pthread_mutex_unlock(&mu);
 }
 
@@ -136,15 +79,6 @@ idx_path_digest(const char *path, uint8_t out[IDX_DIGEST_LEN])
 	memcpy(out, h, IDX_DIGEST_LEN);
 }
 
-void
-idx_hasher_path(struct idx_hasher *hs, const char *path,
-                uint8_t out[IDX_DIGEST_LEN])
-{
-	uint8_t h[32];
-
-	digest_with(hs, "p", 1, path, strlen(path), h);
-	memcpy(out, h, IDX_DIGEST_LEN);
-}
 
 void
 idx_source_key(const char *set, const char *source, uint8_t out[8])

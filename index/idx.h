@@ -63,16 +63,6 @@ struct idx_file {
 /* The digest that keys a path's record (and orders a walk). */
 #define IDX_DIGEST_LEN 24
 void idx_path_digest(const char *path, uint8_t out[IDX_DIGEST_LEN]);
-/*
- * idx_path_digest for a thread with many paths to digest (idx_path_digest
- * itself shares one hasher behind a lock): a hasher for that thread
- * alone.  _free(NULL) does nothing.
- */
-struct idx_hasher;
-int idx_hasher_new(struct idx_hasher **out);
-void idx_hasher_free(struct idx_hasher *h);
-void idx_hasher_path(struct idx_hasher *h, const char *path,
-                     uint8_t out[IDX_DIGEST_LEN]);
 /* The 8-byte key prefix of one source of one set. */
 void idx_source_key(const char *set, const char *source, uint8_t out[8]);
 

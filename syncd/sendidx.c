@@ -612,29 +612,30 @@ out:
  */
 
 /*
- * One record of the source being walked; `seen` once its path was met.
- * Its path (needed only when it is gone) is at `path` in the arena.
+ * The source's records, in one arena: each a pre_rec followed by its
+ * path, found through an open-addressing table keyed by a hash of the
+ * path.  Looking a path up costs one cache miss (its slot table is
+ * small) and no SHA-256: the record holds the path and fingerprint side
+ * by side.  `seen` is written by the one thread that meets the path.
  */
 struct pre_rec {
-	uint8_t dig[IDX_DIGEST_LEN];
-	uint8_t seen; /* written by the one thread that meets the path */
+	uint64_t hash;
 	struct idx_file f;
-	size_t path;
+	uint32_t len;
+	uint8_t seen;
+	char path[]; /* len bytes and a NUL */
 };
 
 struct pre_src {
-	struct pre_rec *v;
+	struct hs_buf recs; /* pre_rec after pre_rec, 8-aligned */
 	size_t n;
-	size_t cap;
-	struct hs_buf paths; /* NUL-terminated, one after the other */
-	uint32_t *slot; /* open addressing: index + 1 into v, 0 empty */
+	size_t *slot; /* open addressing: offset + 1 into recs, 0 empty */
 	size_t mask;
 	uint64_t records; /* non-directory records */
 	struct watch *w;
 	uint16_t set;
 	uint16_t src;
 	int has_root; /* the source itself was met: it exists */
-	struct idx_hasher *h[SCAN_WORKERS];
 	struct diff d[SCAN_WORKERS]; /* what differs, per thread */
 };
 
@@ -655,76 +656,88 @@ struct send_prescan {
 	int running; /* tid walks: join before anything else */
 };
 
+/* FNV-1a: paths are short, and a collision costs one comparison. */
+static uint64_t
+pre_hash(const char *path, size_t *len)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	const char *p;
+
+	for (p = path; *p != '\0'; p++)
+		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+	*len = (size_t)(p - path);
+	return h;
+}
+
+static size_t
+pre_rec_size(size_t len)
+{
+	return (sizeof(struct pre_rec) + len + 1 + 7) & ~(size_t)7;
+}
+
 static int
 pre_load(void *arg, const uint8_t dig[IDX_DIGEST_LEN], const char *path,
          const struct idx_file *f)
 {
 	struct pre_src *ps = arg;
 	struct pre_rec *r;
+	size_t len, size;
+	uint64_t h = pre_hash(path, &len);
 	int rc;
 
-	if (ps->n == UINT32_MAX - 1)
-		return HS_ELIMIT;
-	if (ps->n == ps->cap) {
-		size_t ncap = ps->cap ? ps->cap * 2 : 1024;
-
-		if ((r = reallocarray(ps->v, ncap, sizeof(*r))) == NULL)
-			return -ENOMEM;
-		ps->v = r;
-		ps->cap = ncap;
-	}
-	r = &ps->v[ps->n];
-	memcpy(r->dig, dig, IDX_DIGEST_LEN);
-	r->seen = 0;
-	r->f = *f;
-	r->path = ps->paths.len;
-	if ((rc = hs_buf_append(&ps->paths, path, strlen(path) + 1)) < 0)
+	(void)dig;
+	size = pre_rec_size(len);
+	if ((rc = hs_buf_reserve(&ps->recs, size)) < 0)
 		return rc;
+	r = (struct pre_rec *)(ps->recs.data + ps->recs.len);
+	memset(r, 0, size);
+	r->hash = h;
+	r->f = *f;
+	r->len = (uint32_t)len;
+	memcpy(r->path, path, len + 1);
+	ps->recs.len += size;
 	ps->n++;
 	if (f->type != PROTO_E_DIR)
 		ps->records++;
 	return 0;
 }
 
-/* The digests are uniform: their first bytes are the hash. */
-static size_t
-pre_hash(const uint8_t dig[IDX_DIGEST_LEN])
+static struct pre_rec *
+pre_at(const struct pre_src *ps, size_t off)
 {
-	uint64_t h;
-
-	memcpy(&h, dig, sizeof(h));
-	return (size_t)h;
+	return (struct pre_rec *)(ps->recs.data + off);
 }
 
 static int
 pre_index(struct pre_src *ps)
 {
-	size_t cap = 16, i, k;
+	size_t cap = 16, off, k;
 
 	while (cap < 2 * ps->n)
 		cap *= 2;
 	if ((ps->slot = calloc(cap, sizeof(*ps->slot))) == NULL)
 		return -ENOMEM;
 	ps->mask = cap - 1;
-	for (i = 0; i < ps->n; i++) {
-		for (k = pre_hash(ps->v[i].dig) & ps->mask; ps->slot[k] != 0;
+	for (off = 0; off < ps->recs.len; off += pre_rec_size(pre_at(ps, off)->len)) {
+		for (k = pre_at(ps, off)->hash & ps->mask; ps->slot[k] != 0;
 		     k = (k + 1) & ps->mask)
 			;
-		ps->slot[k] = (uint32_t)(i + 1);
+		ps->slot[k] = off + 1;
 	}
 	return HS_OK;
 }
 
 static struct pre_rec *
-pre_find(const struct pre_src *ps, const uint8_t dig[IDX_DIGEST_LEN])
+pre_find(const struct pre_src *ps, const char *path)
 {
-	size_t k;
+	size_t len, k;
+	uint64_t h = pre_hash(path, &len);
 
-	for (k = pre_hash(dig) & ps->mask; ps->slot[k] != 0;
-	     k = (k + 1) & ps->mask) {
-		struct pre_rec *r = &ps->v[ps->slot[k] - 1];
+	for (k = h & ps->mask; ps->slot[k] != 0; k = (k + 1) & ps->mask) {
+		struct pre_rec *r = pre_at(ps, ps->slot[k] - 1);
 
-		if (memcmp(r->dig, dig, IDX_DIGEST_LEN) == 0)
+		if (r->hash == h && r->len == len &&
+		    memcmp(r->path, path, len) == 0)
 			return r;
 	}
 	return NULL;
@@ -739,23 +752,17 @@ pre_dir(void *arg, unsigned worker, const char *rel)
 	return watch_dir_add(ps->w, ps->set, ps->src, rel);
 }
 
-/*
- * As diff_record, from the entry's side.  The digest alone names the
- * record: it is the record's key, so no two paths share one (not reading
- * the record's path saves a cache miss per entry).
- */
+/* As diff_record, from the entry's side. */
 static int
 pre_entry(void *arg, unsigned worker, const struct scan_entry *e)
 {
 	struct pre_src *ps = arg;
-	uint8_t dig[IDX_DIGEST_LEN];
 	struct pre_rec *r;
 	struct idx_file now;
 
 	if (e->path[0] == '\0')
 		ps->has_root = 1;
-	idx_hasher_path(ps->h[worker], e->path, dig);
-	if ((r = pre_find(ps, dig)) == NULL)
+	if ((r = pre_find(ps, e->path)) == NULL)
 		return diff_add(&ps->d[worker], ps->src, e->path);
 	r->seen = 1;
 	fingerprint(e, &now);
@@ -768,13 +775,10 @@ pre_src_free(struct pre_src *ps)
 {
 	size_t i;
 
-	free(ps->v);
-	hs_buf_free(&ps->paths);
+	hs_buf_free(&ps->recs);
 	free(ps->slot);
-	for (i = 0; i < SCAN_WORKERS; i++) {
-		idx_hasher_free(ps->h[i]);
+	for (i = 0; i < SCAN_WORKERS; i++)
 		proto_scope_free(ps->d[i].v, ps->d[i].n);
-	}
 }
 
 /* Append `from`'s paths to `to` (they change owner). */
@@ -823,16 +827,13 @@ pre_source(struct pre_src *ps, struct idx *x, const struct hs_pathset *set)
 	struct scan_visit v = {root ? pre_dir : NULL, pre_entry, ps};
 	char leaf[NAME_MAX + 1];
 	uint8_t skey[8];
-	size_t i;
+	size_t off;
 	int rc, fd;
 
 	idx_source_key(set->name, set->sources.v[ps->src], skey);
 	if ((rc = idx_files_walk(x, skey, pre_load, ps)) < 0 ||
 	    (rc = pre_index(ps)) < 0)
 		return rc;
-	for (i = 0; i < SCAN_WORKERS; i++)
-		if ((rc = idx_hasher_new(&ps->h[i])) < 0)
-			return rc;
 	fd = pre_anchor(root ? root : set->sources.v[ps->src], leaf,
 	                sizeof(leaf));
 	if (fd < 0)
@@ -842,11 +843,10 @@ pre_source(struct pre_src *ps, struct idx *x, const struct hs_pathset *set)
 	if (rc < 0 || !ps->has_root)
 		return rc;
 	/* What was recorded and was not met is gone. */
-	for (i = 0; i < ps->n && rc == HS_OK; i++)
-		if (!ps->v[i].seen)
-			rc = diff_add(&ps->d[0], ps->src,
-			              (const char *)ps->paths.data +
-			                  ps->v[i].path);
+	for (off = 0; off < ps->recs.len && rc == HS_OK;
+	     off += pre_rec_size(pre_at(ps, off)->len))
+		if (!pre_at(ps, off)->seen)
+			rc = diff_add(&ps->d[0], ps->src, pre_at(ps, off)->path);
 	return rc;
 }
 
@@ -865,7 +865,7 @@ pre_set(struct send_prescan *p, size_t i, const struct hs_conf *conf,
 		struct pre_src ps;
 
 		memset(&ps, 0, sizeof(ps));
-		hs_buf_init(&ps.paths, SIZE_MAX);
+		hs_buf_init(&ps.recs, SIZE_MAX);
 		ps.w = w;
 		ps.set = (uint16_t)i;
 		ps.src = (uint16_t)j;
