@@ -1078,6 +1078,11 @@ hs_restart_log_all=$(awk -F'\t' '$1 == "hs" { print $4 }' "$B/res/restart.tsv" |
 	fi # part 4
 	echo "## Caveats"
 	echo
+	if [ -n "$only" ]; then
+	echo "- One tool runs at a time, on a machine shared with other work (load average above); the"
+	echo "  status poller (a \`hamnsync status\` process every $(awk -v p="$RESTART_POLL" 'BEGIN { printf "%d", p * 1000 }') ms) runs on the same cores."
+	echo "- Page cache warm: neither side reads a disk."
+	else
 	echo "- One tool runs at a time, on a machine shared with other work (load average above); the"
 	echo "  poller (python, a read every 0.2 ms) runs on the same cores."
 	echo "- hamnsync makes each file durable on the standby (fsync, rename, directory fsync) before"
@@ -1085,6 +1090,7 @@ hs_restart_log_all=$(awk -F'\t' '$1 == "hs" { print $4 }' "$B/res/restart.tsv" |
 	echo "- The edits alternate between two sizes: with same-size rewrites, rsync's whole-second mtime"
 	echo "  check leaves some of them off lsyncd's copy until a later change (not a latency; a miss)."
 	echo "- Part 1 is closed loop (one edit in flight); part 2 is open loop."
+	fi
 	echo "- See bench/README.md."
 } >"$B/run/report.md"
 
