@@ -721,14 +721,22 @@ on_event(struct watch *w, const struct inotify_event *ev)
 	}
 	if (ev->wd < 0 || (size_t)ev->wd >= w->n_slots)
 		return;
-	s = &w->slots[ev->wd];
-	for (i = 0; i < s->n; i++) {
+	/*
+	 * A new directory's watches (on_dir_event -> watch_tree) grow the
+	 * slot tables: look the slot up again each time and hand on a copy
+	 * of its target (the strings it points to stay until slot_clear).
+	 */
+	for (i = 0; i < w->slots[ev->wd].n; i++) {
+		struct target t;
+
+		s = &w->slots[ev->wd];
+		t = s->t[i];
 		if (ev->mask & IN_UNMOUNT)
-			w->dirty[s->t[i].set].full = 1;
-		else if (s->t[i].is_file)
-			on_file_event(w, &s->t[i], ev);
+			w->dirty[t.set].full = 1;
+		else if (t.is_file)
+			on_file_event(w, &t, ev);
 		else
-			on_dir_event(w, &s->t[i], ev);
+			on_dir_event(w, &t, ev);
 	}
 	if (ev->mask & IN_IGNORED)
 		slot_clear(w, ev->wd);
