@@ -637,6 +637,16 @@ struct pre_src {
 	uint16_t src;
 	int has_root; /* the source itself was met: it exists */
 	struct diff d[SCAN_WORKERS]; /* what differs, per thread */
+	/*
+	 * The records load on a thread of their own while the walk starts:
+	 * until `ready` (release: recs and slot are complete), each walker
+	 * keeps what it meets in its `early` list, compared after the walk.
+	 */
+	struct idx *x;
+	uint8_t skey[8];
+	int ready;
+	int load_rc;
+	struct scan_list early[SCAN_WORKERS];
 };
 
 struct pre_set {
@@ -754,20 +764,55 @@ pre_dir(void *arg, unsigned worker, const char *rel)
 
 /* As diff_record, from the entry's side. */
 static int
-pre_entry(void *arg, unsigned worker, const struct scan_entry *e)
+pre_compare(struct pre_src *ps, unsigned worker, const struct scan_entry *e)
 {
-	struct pre_src *ps = arg;
 	struct pre_rec *r;
 	struct idx_file now;
 
-	if (e->path[0] == '\0')
-		ps->has_root = 1;
 	if ((r = pre_find(ps, e->path)) == NULL)
 		return diff_add(&ps->d[worker], ps->src, e->path);
 	r->seen = 1;
 	fingerprint(e, &now);
 	return same_rec(&now, &r->f) ? 0
 	                              : diff_add(&ps->d[worker], ps->src, e->path);
+}
+
+static int
+pre_entry(void *arg, unsigned worker, const struct scan_entry *e)
+{
+	struct pre_src *ps = arg;
+
+	if (e->path[0] == '\0')
+		ps->has_root = 1;
+	if (!__atomic_load_n(&ps->ready, __ATOMIC_ACQUIRE))
+		return scan_entry_add(&ps->early[worker], e);
+	return pre_compare(ps, worker, e);
+}
+
+/* The loading thread: the source's records, then the table. */
+static void *
+pre_load_run(void *arg)
+{
+	struct pre_src *ps = arg;
+
+	if ((ps->load_rc = idx_files_walk(ps->x, ps->skey, pre_load, ps)) ==
+	        HS_OK &&
+	    (ps->load_rc = pre_index(ps)) == HS_OK)
+		__atomic_store_n(&ps->ready, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* What the walkers met before the records were there. */
+static int
+pre_compare_early(struct pre_src *ps)
+{
+	size_t k, i;
+	int rc = HS_OK;
+
+	for (k = 0; k < SCAN_WORKERS; k++)
+		for (i = 0; i < ps->early[k].n && rc == HS_OK; i++)
+			rc = pre_compare(ps, 0, &ps->early[k].v[i]);
+	return rc;
 }
 
 static void
@@ -777,8 +822,10 @@ pre_src_free(struct pre_src *ps)
 
 	hs_buf_free(&ps->recs);
 	free(ps->slot);
-	for (i = 0; i < SCAN_WORKERS; i++)
+	for (i = 0; i < SCAN_WORKERS; i++) {
 		proto_scope_free(ps->d[i].v, ps->d[i].n);
+		scan_list_free(&ps->early[i]);
+	}
 }
 
 /* Append `from`'s paths to `to` (they change owner). */
@@ -819,27 +866,36 @@ pre_anchor(const char *path, char *leaf, size_t leaflen)
 	return open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
 
-/* Walk source src of set `set` into ps (records loaded first). */
+/* Walk source src of set `set` into ps, its records loaded meanwhile. */
 static int
 pre_source(struct pre_src *ps, struct idx *x, const struct hs_pathset *set)
 {
 	const char *root = watch_root(ps->w, ps->set, ps->src);
 	struct scan_visit v = {root ? pre_dir : NULL, pre_entry, ps};
 	char leaf[NAME_MAX + 1];
-	uint8_t skey[8];
+	pthread_t loader;
 	size_t off;
-	int rc, fd;
+	int rc = HS_OK, fd, loading;
 
-	idx_source_key(set->name, set->sources.v[ps->src], skey);
-	if ((rc = idx_files_walk(x, skey, pre_load, ps)) < 0 ||
-	    (rc = pre_index(ps)) < 0)
-		return rc;
+	ps->x = x;
+	idx_source_key(set->name, set->sources.v[ps->src], ps->skey);
+	/* No thread to be had: the records first, then the walk. */
+	loading = pthread_create(&loader, NULL, pre_load_run, ps) == 0;
+	if (!loading)
+		pre_load_run(ps);
 	fd = pre_anchor(root ? root : set->sources.v[ps->src], leaf,
 	                sizeof(leaf));
-	if (fd < 0)
-		return HS_OK; /* missing: its records stay, as in a run */
-	rc = scan_tree_visit(fd, leaf, ps->src, set, &v);
-	close(fd);
+	if (fd >= 0) {
+		rc = scan_tree_visit(fd, leaf, ps->src, set, &v);
+		close(fd);
+	}
+	if (loading)
+		pthread_join(loader, NULL);
+	if (rc == HS_OK)
+		rc = ps->load_rc;
+	/* Missing (fd < 0, or no entry): its records stay, as in a run. */
+	if (rc == HS_OK && ps->has_root)
+		rc = pre_compare_early(ps);
 	if (rc < 0 || !ps->has_root)
 		return rc;
 	/* What was recorded and was not met is gone. */
