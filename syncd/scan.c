@@ -133,9 +133,9 @@ scan_to_proto(const struct scan_entry *s, struct proto_entry *e)
 /* Walk state shared down the recursion. */
 struct walk {
 	const struct hs_pathset *set;
-	struct scan_list *out;           /* listed into, or ... */
-	const struct scan_visit *visit;  /* ... shown to, when not NULL */
-	unsigned worker;                 /* which thread walks (visit) */
+	struct scan_list *out;          /* listed into, or ... */
+	const struct scan_visit *visit; /* ... shown to, when not NULL */
+	unsigned worker;                /* which thread walks (visit) */
 	uint16_t src;
 	int recursive;
 	int stat_only;    /* no extended attributes (xhash left zero) */
@@ -360,9 +360,9 @@ stat_worker_run(void *arg)
 
 	while (k->rc == HS_OK &&
 	       (i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED)) < j->n)
-		k->rc = scan_walk(j->v[i].dirfd, j->v[i].name, j->src,
-		                  j->v[i].path, 1, 1, j->set, NULL, j->visit,
-		                  k->id);
+		k->rc =
+		    scan_walk(j->v[i].dirfd, j->v[i].name, j->src, j->v[i].path,
+		              1, 1, j->set, NULL, j->visit, k->id);
 	return NULL;
 }
 
@@ -414,7 +414,8 @@ jobs_add_dir(struct stat_job *j, int fd, const char *path)
 		            sizeof(FS_TMP_PREFIX) - 1) == 0)
 			continue;
 		if (snprintf(rel, sizeof(rel), "%s%s%s", path,
-		             path[0] ? "/" : "", de->d_name) >= (int)sizeof(rel)) {
+		             path[0] ? "/" : "",
+		             de->d_name) >= (int)sizeof(rel)) {
 			hs_log_warnx("scan: %s/%s: path too long, skipped",
 			             path, de->d_name);
 			continue;
@@ -424,7 +425,8 @@ jobs_add_dir(struct stat_job *j, int fd, const char *path)
 		if (j->n == j->cap) {
 			size_t ncap = j->cap ? j->cap * 2 : 64;
 
-			if ((jb = reallocarray(j->v, ncap, sizeof(*jb))) == NULL) {
+			jb = reallocarray(j->v, ncap, sizeof(*jb));
+			if (jb == NULL) {
 				rc = -ENOMEM;
 				break;
 			}

@@ -603,7 +603,7 @@ out:
  * At start the primary walks each source once, on SCAN_WORKERS threads:
  * every directory gets its inotify watch before it is listed, and every
  * entry's stat is compared right away with its record, looked up by path
- * digest in a table of the source's records loaded first.  What differs
+ * in a table of the source's records (loaded meanwhile).  What differs
  * is kept for the first session (send_prescan_take), when the standby
  * shows our index stands for its tree; a change after an entry's stat is
  * seen by the watch on its directory, so nothing falls between.  This
@@ -635,7 +635,7 @@ struct pre_src {
 	struct watch *w;
 	uint16_t set;
 	uint16_t src;
-	int has_root; /* the source itself was met: it exists */
+	int has_root;                /* the source itself was met: it exists */
 	struct diff d[SCAN_WORKERS]; /* what differs, per thread */
 	/*
 	 * The records load on a thread of their own while the walk starts:
@@ -728,7 +728,8 @@ pre_index(struct pre_src *ps)
 	if ((ps->slot = calloc(cap, sizeof(*ps->slot))) == NULL)
 		return -ENOMEM;
 	ps->mask = cap - 1;
-	for (off = 0; off < ps->recs.len; off += pre_rec_size(pre_at(ps, off)->len)) {
+	for (off = 0; off < ps->recs.len;
+	     off += pre_rec_size(pre_at(ps, off)->len)) {
 		for (k = pre_at(ps, off)->hash & ps->mask; ps->slot[k] != 0;
 		     k = (k + 1) & ps->mask)
 			;
@@ -773,8 +774,9 @@ pre_compare(struct pre_src *ps, unsigned worker, const struct scan_entry *e)
 		return diff_add(&ps->d[worker], ps->src, e->path);
 	r->seen = 1;
 	fingerprint(e, &now);
-	return same_rec(&now, &r->f) ? 0
-	                              : diff_add(&ps->d[worker], ps->src, e->path);
+	return same_rec(&now, &r->f)
+	           ? 0
+	           : diff_add(&ps->d[worker], ps->src, e->path);
 }
 
 static int
@@ -858,8 +860,8 @@ pre_anchor(const char *path, char *leaf, size_t leaflen)
 	char dir[PATH_MAX];
 	const char *slash = strrchr(path, '/');
 
-	if (slash == NULL || snprintf(leaf, leaflen, "%s", slash + 1) >=
-	                         (int)leaflen)
+	if (slash == NULL ||
+	    snprintf(leaf, leaflen, "%s", slash + 1) >= (int)leaflen)
 		return -EINVAL;
 	snprintf(dir, sizeof(dir), "%.*s",
 	         (int)(slash - path > 0 ? slash - path : 1), path);
@@ -902,7 +904,8 @@ pre_source(struct pre_src *ps, struct idx *x, const struct hs_pathset *set)
 	for (off = 0; off < ps->recs.len && rc == HS_OK;
 	     off += pre_rec_size(pre_at(ps, off)->len))
 		if (!pre_at(ps, off)->seen)
-			rc = diff_add(&ps->d[0], ps->src, pre_at(ps, off)->path);
+			rc =
+			    diff_add(&ps->d[0], ps->src, pre_at(ps, off)->path);
 	return rc;
 }
 
@@ -959,8 +962,8 @@ pre_run(void *arg)
 }
 
 int
-send_prescan_start(const struct hs_conf *conf, struct idx *x,
-                   struct watch *w, struct send_prescan **out)
+send_prescan_start(const struct hs_conf *conf, struct idx *x, struct watch *w,
+                   struct send_prescan **out)
 {
 	struct send_prescan *p;
 

@@ -513,7 +513,8 @@ unwatched_covers(const struct watch *w, uint16_t set, uint16_t src,
 		const struct proto_scope *u = &w->unwatched[i];
 
 		if (u->recursive == set && u->src == src &&
-		    (strcmp(u->path, rel) == 0 || proto_path_under(u->path, rel)))
+		    (strcmp(u->path, rel) == 0 ||
+		     proto_path_under(u->path, rel)))
 			return 1;
 	}
 	return 0;
@@ -530,7 +531,7 @@ watch_dir_add(struct watch *w, uint16_t set, uint16_t src, const char *rel)
 	if (root == NULL ||
 	    snprintf(abs, sizeof(abs), "%s%s%s", root, rel[0] ? "/" : "",
 	             rel) >= (int)sizeof(abs))
-		return HS_OK; /* as watch_tree: a path too long stays unwatched */
+		return HS_OK; /* as watch_tree: too long, left unwatched */
 	if (!__atomic_load_n(&w->at_limit, __ATOMIC_RELAXED)) {
 		wd = inotify_add_watch(w->fd, abs, WATCH_EVENTS | IN_ONLYDIR);
 		if (wd < 0 && errno != ENOSPC)
