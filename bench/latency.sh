@@ -10,7 +10,8 @@
 #      against `rsync -a` with nothing to transfer;
 #   4. the idle daemons' CPU and memory.
 #
-#   bench/latency.sh [--samples N] [--quick] [--keep] [--no-netns]
+#   bench/latency.sh [--samples N] [--quick] [--only restart] [--reps N]
+#                    [--keep] [--no-netns]
 #
 # Conventions of bench/run.sh: everything lives in one mktemp folder under
 # $BENCH_DIR (default /tmp), removed at the end; every process started here
@@ -26,11 +27,16 @@ orig_args=("$@")
 
 usage() {
 	cat >&2 <<'EOF'
-usage: bench/latency.sh [--samples N] [--quick] [--keep] [--no-netns]
+usage: bench/latency.sh [--samples N] [--quick] [--only restart] [--reps N]
+                        [--keep] [--no-netns]
   --samples N   1 KiB edits per tool (default 200; 100 with --quick)
   --quick       100 samples, a 128 MiB streaming file, a 10,000-file tree
                 (5 x gen.sh manyfiles-quick), 2 restarts: about 1.5 minutes
                 (the full run: 512 MiB, 100,000 files, 3 restarts)
+  --only restart  part 3 alone (restart with nothing changed against
+                rsync -a with nothing to transfer), 5 runs of each,
+                alternating: about 30 s with --quick, a few minutes without
+  --reps N      runs of each in part 3 (1..50)
   --keep        keep the temporary folder (its path is printed)
   --no-netns    do not run in a private network namespace
 environment: HS_BIN (default build/bin/hamnsync), BENCH_DIR (default /tmp),
@@ -41,6 +47,8 @@ EOF
 
 scale=full
 samples=""
+only=""
+reps=""
 keep=no
 netns=auto
 while [ $# -gt 0 ]; do
@@ -48,6 +56,10 @@ while [ $# -gt 0 ]; do
 	--quick) scale=quick ;;
 	--samples) [ $# -ge 2 ] || usage; samples=$2; shift ;;
 	--samples=*) samples=${1#--samples=} ;;
+	--only) [ $# -ge 2 ] || usage; only=$2; shift ;;
+	--only=*) only=${1#--only=} ;;
+	--reps) [ $# -ge 2 ] || usage; reps=$2; shift ;;
+	--reps=*) reps=${1#--reps=} ;;
 	--keep) keep=yes ;;
 	--no-netns) netns=no ;;
 	-h | --help) usage ;;
@@ -60,6 +72,18 @@ if [ -z "$samples" ]; then
 fi
 case "$samples" in
 '' | *[!0-9]*) usage ;;
+esac
+case "$only" in
+'' | restart) ;;
+*) echo "latency.sh: --only restart is the one part that runs alone" >&2; exit 2 ;;
+esac
+case "$reps" in
+'') ;;
+*[!0-9]*) usage ;;
+*) if [ "$reps" -lt 1 ] || [ "$reps" -gt 50 ]; then
+	echo "latency.sh: --reps 1..50" >&2
+	exit 2
+fi ;;
 esac
 if [ "$samples" -lt 10 ] || [ "$samples" -gt 5000 ]; then
 	echo "latency.sh: --samples 10..5000" >&2
@@ -78,13 +102,19 @@ if [ -n "${BENCH_IN_NETNS:-}" ]; then
 	in_netns=yes
 fi
 
-for cmd in rsync lsyncd python3 perl openssl pgrep timeout; do
+needs="rsync python3 perl openssl pgrep timeout"
+[ -n "$only" ] || needs="$needs lsyncd"
+for cmd in $needs; do
 	command -v "$cmd" >/dev/null ||
 		{ echo "latency.sh: $cmd missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
 done
 HS_BIN=${HS_BIN:-$top/build/bin/hamnsync}
 [ -x "$HS_BIN" ] || { echo "latency.sh: $HS_BIN missing: run scripts/build.sh plain" >&2; exit 1; }
-BENCH_OUT=${BENCH_OUT:-$top/bench/results-latency.md}
+if [ -n "$only" ]; then
+	BENCH_OUT=${BENCH_OUT:-$top/bench/results-$only.md}
+else
+	BENCH_OUT=${BENCH_OUT:-$top/bench/results-latency.md}
+fi
 SEED=${BENCH_SEED:-hamnsync}
 case "$SEED" in
 *[!A-Za-z0-9._-]*) echo "latency.sh: BENCH_SEED may hold only A-Za-z0-9._-" >&2; exit 2 ;;
@@ -96,7 +126,13 @@ else
 	stream_mib=512
 	restart_reps=3
 fi
+if [ -n "$only" ]; then
+	restart_reps=5
+fi
+[ -z "$reps" ] || restart_reps=$reps
 idle_s=10
+# status asked every 10 ms after a restart, on the control socket
+RESTART_POLL=0.01
 
 B=""
 PIDS=() # every long-running process started here
@@ -232,14 +268,23 @@ stats OUT...
 streamstats OUT OUT.json
     the same for the edits made while BIG was written, while it was
     transferred (written .. copy complete) and after; plus the slowest.
-waitsync HS CONF TIMEOUT
-    polls `HS -c CONF status --json` every 50 ms until the daemon runs,
+waitsync HS CONF TIMEOUT POLL_S
+    polls `HS -c CONF status --json` every POLL_S seconds until the daemon runs,
     its peer is connected, lag is 0 and every path is in-sync; prints the
     wall clock (time.time()) of that answer; exit 1 on timeout.
+restartwait SOCK READY GO TIMEOUT POLL_S
+    waitsync for a daemon about to start, without the poller's own start
+    in the measurement: creates READY, waits for GO to exist (the daemon
+    has been started), then for its control socket SOCK, then asks it for
+    its status every POLL_S seconds itself (the protocol `hamnsync status`
+    speaks: one line "HAMNSYNC-CTL/1 status", one JSON line back), so no
+    process is started while the daemon starts on the same two cores (a
+    `hamnsync status` every 20 ms took a third of a core from it).
 """
 import json
 import os
 import random
+import socket
 import subprocess
 import sys
 import threading
@@ -465,7 +510,7 @@ def status_ok(j):
 
 
 def cmd_waitsync(a):
-    hs, conf, timeout = a[0], a[1], float(a[2])
+    hs, conf, timeout, poll = a[0], a[1], float(a[2]), float(a[3])
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
@@ -480,16 +525,71 @@ def cmd_waitsync(a):
                 return 0
         except ValueError:
             pass
-        time.sleep(max(0.0, 0.05 - (time.monotonic() - t)))
+        time.sleep(max(0.0, poll - (time.monotonic() - t)))
     print("lat.py: waitsync: not in sync after %.0f s; last status: %s"
           % (timeout, last.strip()[:2000]), file=sys.stderr)
+    return 1
+
+
+def wait_path(path, timeout):
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
+def ctl_status(sock):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    try:
+        s.connect(sock)
+        s.sendall(b"HAMNSYNC-CTL/1 status\n")
+        got = b""
+        while not got.endswith(b"\n"):
+            b = s.recv(65536)
+            if not b:
+                break
+            got += b
+        return json.loads(got)
+    finally:
+        s.close()
+
+
+def cmd_restartwait(a):
+    sock, ready, go, timeout, poll = a[0], a[1], a[2], float(a[3]), float(a[4])
+    with open(ready, "w"):
+        pass
+    if not wait_path(go, 60):
+        print("lat.py: restartwait: %s never appeared" % go, file=sys.stderr)
+        return 1
+    if not wait_path(sock, timeout):
+        print("lat.py: restartwait: no control socket %s" % sock,
+              file=sys.stderr)
+        return 1
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        t = time.monotonic()
+        try:
+            last = ctl_status(sock)
+            if status_ok(last):
+                print("%.6f" % time.time())
+                return 0
+        except (OSError, ValueError):
+            pass
+        time.sleep(max(0.0, poll - (time.monotonic() - t)))
+    print("lat.py: restartwait: not in sync after %.0f s; last status: %s"
+          % (timeout, json.dumps(last)[:2000]), file=sys.stderr)
     return 1
 
 
 def main():
     cmd, a = sys.argv[1], sys.argv[2:]
     fn = {"edits": cmd_edits, "stream": cmd_stream, "stats": cmd_stats,
-          "streamstats": cmd_streamstats, "waitsync": cmd_waitsync}[cmd]
+          "streamstats": cmd_streamstats, "waitsync": cmd_waitsync,
+          "restartwait": cmd_restartwait}[cmd]
     sys.exit(fn(a) or 0)
 
 
@@ -580,11 +680,34 @@ hs_start() {
 	fi
 }
 
-# hs_wait NAME TIMEOUT: wait until the primary of pair NAME is in sync;
-# sets SYNCED_AT (wall clock, s).
+# hs_wait NAME TIMEOUT [POLL_S]: wait until the primary of pair NAME is in
+# sync (status asked every POLL_S, default 0.05); sets SYNCED_AT (wall
+# clock, s).
 hs_wait() {
-	SYNCED_AT=$(python3 "$PY" waitsync "$HS" "$B/conf/$1-mn1.conf" "$2") ||
+	SYNCED_AT=$(python3 "$PY" waitsync "$HS" "$B/conf/$1-mn1.conf" "$2" "${3:-0.05}") ||
 		{ tail -20 "$B/log/$1-mn1.log" >&2; die "pair $1 not in sync after $2 s"; }
+}
+
+# hs_restart NAME: start the primary of pair NAME, its poller already
+# running (restartwait); sets DPID, T0 (before the start) and SYNCED_AT.
+hs_restart() {
+	local run=$B/run/restart i wpid
+	rm -rf "$run"
+	mkdir -p "$run"
+	python3 "$PY" restartwait "$B/state/$1-mn1/hamnsync.sock" \
+		"$run/ready" "$run/go" 3600 "$RESTART_POLL" >"$run/synced" &
+	wpid=$!
+	for ((i = 0; i < 600; i++)); do
+		[ -e "$run/ready" ] && break
+		sleep 0.05
+	done
+	[ -e "$run/ready" ] || die "the status poller did not start"
+	sleep 0.2 # its interpreter settles before the clock starts
+	T0=$EPOCHREALTIME
+	hs_start "$1" mn1
+	: >"$run/go"
+	wait "$wpid" || { tail -20 "$B/log/$1-mn1.log" >&2; die "pair $1 not in sync after a restart"; }
+	SYNCED_AT=$(cat "$run/synced")
 }
 
 # ----------------------------------------------------------------- rsync
@@ -692,10 +815,11 @@ log_offsets() {
 
 say "folder $B ($scale, $samples samples, netns $in_netns)"
 gen_t0=$SECONDS
-gen_small
+[ -n "$only" ] || gen_small
 say "generating the many-files tree"
 gen_many >"$B/log/gen.out"
 cat "$B/log/gen.out" >&2
+mkdir -p "$SRC"
 find "$MANY" "$SRC" -type f -print0 | xargs -0 -r cat >/dev/null
 gen_s=$((SECONDS - gen_t0))
 many_files=$(find "$MANY" -type f | wc -l)
@@ -719,11 +843,13 @@ source = $MANY"
 rsyncd_conf plain "" lsd lsn rsmany
 rsyncd_conf nodelay TCP_NODELAY lsb
 start_rsyncd plain
-start_rsyncd nodelay
+[ -n "$only" ] || start_rsyncd nodelay
 
 EDIT=$SRC/etc/hosts
 flush
 
+# parts 1 and 2 (all of it up to part 3) are left out by --only restart
+if [ -z "$only" ]; then
 # ---- 1a + 2: hamnsync
 say "1. hamnsync: seeding the small tree"
 hs_start lat mn2
@@ -764,8 +890,11 @@ for v in lsd lsn lsb; do
 	stop "$LPID"
 	flush
 done
+fi # parts 1 and 2
 
-# ---- 3: restart with nothing changed
+# ---- 3: restart with nothing changed, against rsync -a with nothing to
+# transfer; the two alternate, and only one of them runs at a time (the
+# standby daemon idles meanwhile).
 say "3. many-files tree: seeding with the primary daemon"
 hs_start many mn2
 S_MANY=$DPID
@@ -775,23 +904,35 @@ P_MANY=$DPID
 hs_wait many 3600
 seed_s=$(awk -v a="$t0" -v b="$SYNCED_AT" 'BEGIN { printf "%.3f", b - a }')
 say "   seeded in $seed_s s"
+say "3. rsync -a: seeding its copy (not measured)"
+rsync -a "$MANY/" "rsync://127.0.0.1:${RPORT[plain]}/rsmany/" >"$B/log/rsync-seed.out" 2>&1 ||
+	die "rsync seed failed"
 : >"$B/res/restart.tsv"
 for ((r = 1; r <= restart_reps; r++)); do
 	stop "$P_MANY"
 	flush
 	sleep 1
 	t0=$EPOCHREALTIME
-	hs_start many mn1
+	rsync -a "$MANY/" "rsync://127.0.0.1:${RPORT[plain]}/rsmany/" >>"$B/log/rsync-nochange.out" 2>&1 ||
+		die "rsync no-change run failed"
+	t1=$EPOCHREALTIME
+	w=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+	printf 'rsync\t%d\t%s\n' "$r" "$w" >>"$B/res/restart.tsv"
+	say "   rsync -a no change $r: $w s"
+	flush
+	sleep 1
+	hs_restart many
 	P_MANY=$DPID
-	hs_wait many 3600
-	w=$(awk -v a="$t0" -v b="$SYNCED_AT" 'BEGIN { printf "%.3f", b - a }')
-	printf 'hs\t%d\t%s\n' "$r" "$w" >>"$B/res/restart.tsv"
-	say "   restart $r: in sync after $w s"
+	w=$(awk -v a="$T0" -v b="$SYNCED_AT" 'BEGIN { printf "%.3f", b - a }')
+	# the daemon's own word: its log line saying the set matches the index
+	read -r lo_watch lo_conn lo_done <<<"$(log_offsets "$B/log/many-mn1.log" \
+		'directories watched' 'connected to standby' 'set many')"
+	printf 'hs\t%d\t%s\t%s\n' "$r" "$w" "$lo_done" >>"$B/res/restart.tsv"
+	say "   restart $r: in sync after $w s (its log: $lo_done ms)"
 done
-# where the last restart's time went, from the primary's log (ms)
-read -r lo_watch lo_conn lo_done <<<"$(log_offsets "$B/log/many-mn1.log" \
-	'directories watched' 'connected to standby' 'set many')"
 
+watches=$(grep -o '[0-9]* directories watched' "$B/log/many-mn1.log" | tail -1 | cut -d' ' -f1)
+if [ -z "$only" ]; then
 # ---- 4: idle (the many-files pair just restarted, so the primary's HWM
 # includes its reconciliation of the whole tree)
 sleep 2
@@ -813,39 +954,26 @@ rss_k=- hwm_k=-
 for k in $S_KIDS; do
 	read -r rss_k hwm_k <<<"$(mem "$k")"
 done
-watches=$(grep -o '[0-9]* directories watched' "$B/log/many-mn1.log" | tail -1 | cut -d' ' -f1)
 kids_note=""
 [ "$S_KIDS" = "$S_KIDS1" ] || kids_note=" Session processes changed during the idle period: '$S_KIDS' -> '$S_KIDS1'."
+fi # part 4
 stop "$P_MANY"
 stop "$S_MANY"
 flush
 
-# rsync -a with nothing to transfer, same tree, target already seeded
-say "3. rsync -a: seeding (not measured), then $restart_reps no-change runs"
-rsync -a "$MANY/" "rsync://127.0.0.1:${RPORT[plain]}/rsmany/" >"$B/log/rsync-seed.out" 2>&1 ||
-	die "rsync seed failed"
-flush
-for ((r = 1; r <= restart_reps; r++)); do
-	sleep 1
-	t0=$EPOCHREALTIME
-	rsync -a "$MANY/" "rsync://127.0.0.1:${RPORT[plain]}/rsmany/" >>"$B/log/rsync-nochange.out" 2>&1 ||
-		die "rsync no-change run failed"
-	t1=$EPOCHREALTIME
-	w=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
-	printf 'rsync\t%d\t%s\n' "$r" "$w" >>"$B/res/restart.tsv"
-	say "   rsync -a no change $r: $w s"
-done
 stop "${RSYNCD_PID[plain]}"
-stop "${RSYNCD_PID[nodelay]}"
+[ -n "$only" ] || stop "${RSYNCD_PID[nodelay]}"
 total_s=$((SECONDS - start_time))
 
 # ---------------------------------------------------------------- report
 
 declare -A ST
-for t in hs lsd lsn lsb; do
-	ST[$t]=$(python3 "$PY" stats "$B/res/$t.tsv")
-done
-python3 "$PY" streamstats "$B/res/stream.tsv" "$B/res/stream.tsv.json" >"$B/res/stream.txt"
+if [ -z "$only" ]; then
+	for t in hs lsd lsn lsb; do
+		ST[$t]=$(python3 "$PY" stats "$B/res/$t.tsv")
+	done
+	python3 "$PY" streamstats "$B/res/stream.tsv" "$B/res/stream.tsv.json" >"$B/res/stream.txt"
+fi
 
 median() {
 	sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan";
@@ -860,7 +988,10 @@ rs_restart_all=$(awk -F'\t' '$1 == "rsync" { print $3 }' "$B/res/restart.tsv" | 
 # (sed, not head: an early-closed pipe would fail the command)
 ver_hs=$("$HS" --version 2>&1 | sed -n 1p)
 ver_rs=$(rsync --version 2>&1 | sed -n '1s/  */ /gp')
-ver_ls=$(lsyncd --version 2>&1 | sed -n '1s/^Version: //p')
+ver_ls=n/a
+[ -n "$only" ] || ver_ls=$(lsyncd --version 2>&1 | sed -n '1s/^Version: //p')
+hs_restart_log=$(awk -F'\t' '$1 == "hs" { print $4 }' "$B/res/restart.tsv" | median)
+hs_restart_log_all=$(awk -F'\t' '$1 == "hs" { print $4 }' "$B/res/restart.tsv" | paste -sd, | sed 's/,/, /g')
 
 {
 	echo "# hamnsync continuous-replication latency: $scale scale"
@@ -869,6 +1000,7 @@ ver_ls=$(lsyncd --version 2>&1 | sed -n '1s/^Version: //p')
 	echo "- load average (1, 5, 15 min) at start: $load_start, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the numbers)"
 	echo "- machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r), $(df -T "$B" | awk 'NR == 2 { print $2 }') under $(dirname "$B"); private network namespace: $in_netns"
 	echo "- $ver_hs; lsyncd $ver_ls; $ver_rs"
+	if [ -z "$only" ]; then
 	echo
 	echo "## 1. Change-to-standby latency of a 1 KiB edit"
 	echo
@@ -929,25 +1061,34 @@ ver_ls=$(lsyncd --version 2>&1 | sed -n '1s/^Version: //p')
 	awk -v p="$dp99" 'BEGIN { if (p == "-") print "\nNo edit fell in the streaming window.";
 		else printf "\nTarget: p99 < 50 ms while the file streams: %s (%s ms).\n",
 			(p + 0 < 50 ? "met" : "NOT met"), p }'
+	fi # parts 1 and 2
 	echo
 	echo "## 3. Primary daemon restart with nothing changed (many-files tree)"
 	echo
 	echo "Tree: $many_files files in $many_dirs directories. hamnsync: the primary daemon is stopped (SIGTERM)"
 	echo "and started again, the standby keeps running; measured from the start until \`status --json\`"
-	echo "(polled every 50 ms) says daemon running, peer connected, lag 0 and every path in-sync."
+	echo "(asked every $(awk -v p="$RESTART_POLL" 'BEGIN { printf "%d", p * 1000 }') ms on the daemon's control socket, as \`hamnsync status\` asks, by a poller started"
+	echo "before the daemon, once the socket exists) says daemon running, peer connected, lag 0"
+	echo "and every path in-sync; also, from the primary's log, the milliseconds from its start to the line"
+	echo "saying the set matches its index (the moment status turns in-sync, without the polling's granularity)."
 	echo "rsync: \`rsync -a TREE/ rsync://127.0.0.1:PORT/MOD/\` to a running rsync daemon whose copy is"
-	echo "already complete. Medians of $restart_reps runs; page cache warm; writeback flushed before each run."
+	echo "already complete. The two alternate, one at a time; medians of $restart_reps runs each; page cache warm;"
+	echo "writeback flushed and 1 s of pause before each run."
 	echo
 	echo "| tool | wall s (median) | runs s |"
 	echo "|---|---:|---|"
-	echo "| hamnsync daemon restart → in sync | $hs_restart | $hs_restart_all |"
+	echo "| hamnsync daemon restart → in sync (status polled) | $hs_restart | $hs_restart_all |"
+	echo "| hamnsync daemon restart → in sync (its log, ms) | $hs_restart_log | $hs_restart_log_all |"
 	echo "| rsync -a, nothing to transfer | $rs_restart | $rs_restart_all |"
 	awk -v h="$hs_restart" -v r="$rs_restart" 'BEGIN {
 		printf "\nhamnsync / rsync -a: %.2f (target: at most 0.20: %s).\n", h / r, (h / r <= 0.2 ? "met" : "NOT met") }'
+	awk -v h="$hs_restart_log" -v r="$rs_restart" 'BEGIN {
+		printf "By the daemon'"'"'s log: %.2f.\n", h / 1000 / r }'
 	echo "Last restart, from the primary's log: $lo_watch ms to set up its $watches inotify watches, $lo_conn ms to"
 	echo "connect (TLS), $lo_done ms to finish comparing the set with the index, or reconciling it whole (then status says in-sync)."
 	echo "The initial seed of the tree by the primary daemon took $seed_s s."
 	echo
+	if [ -z "$only" ]; then
 	echo "## 4. Idle daemons (many-files pair, after the last restart)"
 	echo
 	echo "CPU over $idle_s idle seconds (utime + stime from /proc/PID/stat, $TICK ticks/s, so 0.01 s"
@@ -966,8 +1107,14 @@ ver_ls=$(lsyncd --version 2>&1 | sed -n '1s/^Version: //p')
 	echo
 	echo "Targets: no CPU between changes; RSS under 64 MiB."
 	echo
+	fi # part 4
 	echo "## Caveats"
 	echo
+	if [ -n "$only" ]; then
+	echo "- One tool runs at a time, on a machine shared with other work (load average above); the"
+	echo "  status poller (python, a question on the control socket every $(awk -v p="$RESTART_POLL" 'BEGIN { printf "%d", p * 1000 }') ms) runs on the same cores."
+	echo "- Page cache warm: neither side reads a disk."
+	else
 	echo "- One tool runs at a time, on a machine shared with other work (load average above); the"
 	echo "  poller (python, a read every 0.2 ms) runs on the same cores."
 	echo "- hamnsync makes each file durable on the standby (fsync, rename, directory fsync) before"
@@ -975,6 +1122,7 @@ ver_ls=$(lsyncd --version 2>&1 | sed -n '1s/^Version: //p')
 	echo "- The edits alternate between two sizes: with same-size rewrites, rsync's whole-second mtime"
 	echo "  check leaves some of them off lsyncd's copy until a later change (not a latency; a miss)."
 	echo "- Part 1 is closed loop (one edit in flight); part 2 is open loop."
+	fi
 	echo "- See bench/README.md."
 } >"$B/run/report.md"
 

@@ -21,6 +21,7 @@ cli_daemon(int argc, char **argv, const char *conf_opt)
 	    {NULL, 0, NULL, 0},
 	};
 	struct idx_node node;
+	struct idx *x = NULL;
 	struct hs_conf *conf;
 	const char *path;
 	int ch, fg = 0, rc;
@@ -44,16 +45,20 @@ cli_daemon(int argc, char **argv, const char *conf_opt)
 	path = cli_conf_path(conf_opt);
 	if ((conf = cli_conf_load(path)) == NULL)
 		return CLI_EXIT_USAGE;
-	if (cli_node_state(conf, &node) < 0) {
+	/* Opened (and checked, which reads all of it) once: the primary
+	 * keeps it. */
+	if (cli_node_open(conf, &node, &x) < 0) {
 		hs_conf_free(conf);
 		return 1;
 	}
 	/* stderr until the daemon detaches, so start-up errors are seen. */
 	hs_log_init("hamnsync", 1, HS_LOG_INFO);
 	if (node.role == HS_ROLE_PRIMARY)
-		rc = prim_run(path, conf, node.epoch, fg);
-	else
+		rc = prim_run(path, conf, x, node.epoch, fg);
+	else {
+		idx_close(x);
 		rc = stdby_run(path, conf, fg);
+	}
 	/* The reason was logged where it was known, in one line. */
 	return rc < 0 ? 1 : 0;
 }

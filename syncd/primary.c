@@ -74,6 +74,8 @@ struct prim {
 	uint64_t last_metrics_ns;
 	uint64_t sessions;
 	struct express *xp;   /* small changes during long runs */
+	struct send_prescan *pre; /* the start's comparison with the index */
+	int prescanning;          /* ... still walking: the watcher is its */
 	uint64_t run_start_ns; /* the bulk run under way began */
 };
 
@@ -141,6 +143,9 @@ prim_drop(struct prim *p, int rc, const char *what)
 	p->cnt.errors_session++;
 	send_session_close(p->ss, 0);
 	p->ss = NULL;
+	/* The next session compares again: the start's result was for one. */
+	send_prescan_free(p->pre);
+	p->pre = NULL;
 	if (p->unsynced_ns == 0)
 		p->unsynced_ns =
 		    p->inflight_ns ? p->inflight_ns : hs_now_mono_ns();
@@ -188,8 +193,11 @@ prim_connect(struct prim *p)
 	 * reconciled whole.
 	 */
 	resume = send_session_resumable(p->ss, why, sizeof(why));
-	if (!resume)
+	if (!resume) {
 		hs_log_info("primary: reconciling every set whole: %s", why);
+		send_prescan_free(p->pre);
+		p->pre = NULL;
+	}
 	for (i = 0; i < p->conf->n_sets; i++) {
 		p->need_diff[i] = resume && p->seeded[i];
 		p->need_full[i] = !p->need_diff[i];
@@ -310,7 +318,10 @@ prim_diff(struct prim *p, size_t i, struct proto_scope **scope, size_t *n,
 	size_t dn = 0, k;
 	int rc;
 
-	rc = send_session_diff(p->ss, set, &d, &dn, &records);
+	/* Compared at start while the watches were added, or now. */
+	rc = send_prescan_take(p->pre, i, &d, &dn, &records);
+	if (rc == HS_ENOTFOUND)
+		rc = send_session_diff(p->ss, set, &d, &dn, &records);
 	if (rc == HS_OK)
 		rc = prim_journal_replay(p, set, &d, &dn, full);
 	if (rc < 0) {
@@ -385,6 +396,7 @@ prim_sync_set(struct prim *p, size_t i)
 		return rc;
 	}
 	p->need_diff[i] = 0;
+	send_prescan_drop(p->pre, i); /* not taken: stale from now on */
 	if (!full && n == 0)
 		return HS_OK;
 	/* Cleared now: a request arriving during this run asks for another. */
@@ -648,6 +660,8 @@ prim_tick(void *arg)
 {
 	struct prim *p = arg;
 
+	if (p->prescanning)
+		return;
 	if (p->cfd >= 0)
 		ctl_serve(p->cfd, p->conf->status_group, prim_answer, p);
 	watch_drain(p->watch);
@@ -716,6 +730,8 @@ prim_reload(struct prim *p)
 		return HS_OK;
 	}
 	watch_free(p->watch);
+	send_prescan_free(p->pre);
+	p->pre = NULL;
 	express_free(p->xp); /* it borrows the old configuration */
 	p->xp = NULL;
 	send_session_close(p->ss, 1);
@@ -787,6 +803,30 @@ prim_timeout(struct prim *p)
 	return due > 1000 ? 1000 : (int)due;
 }
 
+/*
+ * Watch every tree before the first reconciliation, so nothing slips
+ * between; the same walk compares every entry with the index, for the
+ * first session (a standby that holds what the index says needs only
+ * what differs).  It needs no peer: the session opens meanwhile.
+ */
+static void
+prim_start(struct prim *p)
+{
+	uint64_t t0 = hs_now_mono_ns();
+
+	p->prescanning =
+	    send_prescan_start(p->conf, p->x, p->watch, &p->pre) == HS_OK;
+	prim_connect(p);
+	send_prescan_wait(p->pre);
+	if (p->prescanning)
+		hs_log_info("primary: sources compared with the index while "
+		            "watched (%llu ms)",
+		            (unsigned long long)((hs_now_mono_ns() - t0) /
+		                                 NS_PER_MS));
+	p->prescanning = 0;
+	watch_ready(p->watch);
+}
+
 static int
 prim_loop(struct prim *p)
 {
@@ -840,8 +880,8 @@ prim_loop(struct prim *p)
 }
 
 int
-prim_run(const char *conf_path, struct hs_conf *conf, uint64_t epoch,
-         int foreground)
+prim_run(const char *conf_path, struct hs_conf *conf, struct idx *x,
+         uint64_t epoch, int foreground)
 {
 	struct prim p;
 	sigset_t mask;
@@ -859,8 +899,16 @@ prim_run(const char *conf_path, struct hs_conf *conf, uint64_t epoch,
 	p.busy_set = -1;
 	p.last_applied = -1;
 	p.unsynced_ns = hs_now_mono_ns();
+	/*
+	 * The status kept in the index (for `status` without a daemon) is
+	 * first saved 5 s in, not before the first answer on the control
+	 * socket: its commit's fdatasync, behind other writers, delayed the
+	 * first "in-sync" a restart could report by up to 150 ms.
+	 */
+	p.last_save_ns = p.unsynced_ns;
 	p.o.tick = prim_tick;
 	p.o.tick_arg = &p;
+	p.x = x;
 	if (mkdir(conf->state_dir, 0700) < 0 && errno != EEXIST) {
 		rc = -errno;
 		hs_log_err("primary: state_dir %s", conf->state_dir);
@@ -868,7 +916,7 @@ prim_run(const char *conf_path, struct hs_conf *conf, uint64_t epoch,
 	}
 	if ((rc = dmn_lock_pidfile(conf->state_dir, &p.pidfd)) < 0)
 		goto out;
-	if ((rc = idx_open(conf->state_dir, 0, &p.x)) < 0) {
+	if (p.x == NULL && (rc = idx_open(conf->state_dir, 0, &p.x)) < 0) {
 		hs_log_errx("primary: index in %s: %s", conf->state_dir,
 		            hs_strerror(rc));
 		goto out;
@@ -882,8 +930,8 @@ prim_run(const char *conf_path, struct hs_conf *conf, uint64_t epoch,
 		hs_log_errx("primary: control socket: %s", hs_strerror(rc));
 		goto out;
 	}
-	/* Watch before the first reconciliation, so nothing slips between. */
-	if ((rc = watch_new(conf, &p.watch)) < 0) {
+	/* The trees are watched below (prim_start), before any run. */
+	if ((rc = watch_new_deferred(conf, &p.watch)) < 0) {
 		hs_log_errx("primary: cannot watch the sources: %s",
 		            hs_strerror(rc));
 		goto out;
@@ -907,8 +955,10 @@ prim_run(const char *conf_path, struct hs_conf *conf, uint64_t epoch,
 	hs_log_info("primary: %s replicating %zu sets to %s, epoch %llu",
 	            conf->node_name, conf->n_sets, conf->peer,
 	            (unsigned long long)epoch);
+	prim_start(&p);
 	rc = prim_loop(&p);
 out:
+	send_prescan_free(p.pre);
 	watch_free(p.watch);
 	express_free(p.xp);
 	send_session_close(p.ss, 0);

@@ -133,7 +133,9 @@ scan_to_proto(const struct scan_entry *s, struct proto_entry *e)
 /* Walk state shared down the recursion. */
 struct walk {
 	const struct hs_pathset *set;
-	struct scan_list *out;
+	struct scan_list *out;          /* listed into, or ... */
+	const struct scan_visit *visit; /* ... shown to, when not NULL */
+	unsigned worker;                /* which thread walks (visit) */
 	uint16_t src;
 	int recursive;
 	int stat_only;    /* no extended attributes (xhash left zero) */
@@ -200,7 +202,11 @@ walk_entry(struct walk *w, int dfd, const char *name, size_t depth)
 		hs_log_debug("scan: %s: socket skipped", w->path);
 		return HS_OK;
 	}
-	if ((rc = scan_entry_add(w->out, &e)) < 0)
+	if (w->visit != NULL)
+		rc = w->visit->entry(w->visit->arg, w->worker, &e);
+	else
+		rc = scan_entry_add(w->out, &e);
+	if (rc < 0)
 		return rc;
 	if (e.type != PROTO_E_DIR || !w->recursive)
 		return HS_OK;
@@ -208,6 +214,12 @@ walk_entry(struct walk *w, int dfd, const char *name, size_t depth)
 	    openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (sub < 0)
 		return errno == ENOENT ? HS_OK : -errno;
+	/* Before it is listed: what changes after the listing is seen. */
+	if (w->visit != NULL && w->visit->dir != NULL &&
+	    (rc = w->visit->dir(w->visit->arg, w->worker, w->path)) < 0) {
+		close(sub);
+		return rc;
+	}
 	return walk_dir(w, sub, depth + 1);
 }
 
@@ -264,7 +276,8 @@ walk_dir(struct walk *w, int dfd, size_t depth)
 static int
 scan_walk(int anchorfd, const char *leaf, uint16_t src, const char *prefix,
           int recursive, int stat_only, const struct hs_pathset *set,
-          struct scan_list *out)
+          struct scan_list *out, const struct scan_visit *visit,
+          unsigned worker)
 {
 	struct walk w;
 	size_t depth, i;
@@ -273,6 +286,8 @@ scan_walk(int anchorfd, const char *leaf, uint16_t src, const char *prefix,
 	memset(&w, 0, sizeof(w));
 	w.set = set;
 	w.out = out;
+	w.visit = visit;
+	w.worker = worker;
 	w.src = src;
 	w.recursive = recursive;
 	w.stat_only = stat_only;
@@ -293,32 +308,46 @@ int
 scan_subtree(int anchorfd, const char *leaf, uint16_t src, const char *prefix,
              int recursive, const struct hs_pathset *set, struct scan_list *out)
 {
-	return scan_walk(anchorfd, leaf, src, prefix, recursive, 0, set, out);
+	return scan_walk(anchorfd, leaf, src, prefix, recursive, 0, set, out,
+	                 NULL, 0);
 }
 
 /*
- * The stat-only walk of a whole source runs on two threads: a restart
- * compares every entry with the index, and on a big tree that is all
- * path lookups in the kernel, which two cores do in half the time.  The
- * threads take the source's top-level entries one at a time and each
- * lists into its own list; the lists are joined at the end (the order is
- * not pre-order across the top level: callers sort or merge by key).
+ * The stat-only walk of a whole source runs on SCAN_WORKERS threads: a
+ * restart compares every entry with the index, and on a big tree that is
+ * all path lookups and directory reads in the kernel, which two cores do
+ * in half the time.  The tree is cut into jobs (an entry and all below
+ * it) before the threads start: the source's top-level entries, and,
+ * while there are too few of them to keep the threads busy to the end,
+ * the entries one level further down.  The threads take the jobs one at
+ * a time.  Across jobs the order is not pre-order: callers sort or merge
+ * by key.
  */
-#define STAT_THREADS 2
+#define JOBS_WANTED (8 * SCAN_WORKERS)
+#define JOBS_DEPTH_MAX 3
+
+struct walk_job {
+	int dirfd;  /* borrowed from stat_job.fds */
+	char *name; /* the entry in dirfd */
+	char *path; /* its path in the source */
+};
 
 struct stat_job {
-	int dirfd;
-	char **names;
+	struct walk_job *v;
 	size_t n;
+	size_t cap;
+	int *fds; /* directories the jobs name entries in */
+	size_t n_fds;
 	size_t next; /* taken with an atomic add */
 	uint16_t src;
 	const struct hs_pathset *set;
+	const struct scan_visit *visit;
 };
 
 struct stat_worker {
 	pthread_t tid;
+	unsigned id;
 	struct stat_job *job;
-	struct scan_list out;
 	int rc;
 };
 
@@ -331,9 +360,213 @@ stat_worker_run(void *arg)
 
 	while (k->rc == HS_OK &&
 	       (i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED)) < j->n)
-		k->rc = scan_walk(j->dirfd, j->names[i], j->src, j->names[i], 1,
-		                  1, j->set, &k->out);
+		k->rc =
+		    scan_walk(j->v[i].dirfd, j->v[i].name, j->src, j->v[i].path,
+		              1, 1, j->set, NULL, j->visit, k->id);
 	return NULL;
+}
+
+static void
+jobs_free(struct stat_job *j)
+{
+	size_t i;
+
+	for (i = 0; i < j->n; i++) {
+		free(j->v[i].name);
+		free(j->v[i].path);
+	}
+	free(j->v);
+	for (i = 0; i < j->n_fds; i++)
+		close(j->fds[i]);
+	free(j->fds);
+	j->v = NULL;
+	j->fds = NULL;
+	j->n = j->cap = j->n_fds = 0;
+}
+
+/* One job per entry of directory fd (taken), whose path is `path`. */
+static int
+jobs_add_dir(struct stat_job *j, int fd, const char *path)
+{
+	struct dirent *de;
+	int *nf, dfd, rc = HS_OK;
+	DIR *d;
+
+	if ((nf = reallocarray(j->fds, j->n_fds + 1, sizeof(*nf))) == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	j->fds = nf;
+	j->fds[j->n_fds++] = fd;
+	if ((dfd = dup(fd)) < 0)
+		return -errno;
+	if ((d = fdopendir(dfd)) == NULL) {
+		close(dfd);
+		return -errno;
+	}
+	while (rc == HS_OK && (de = readdir(d)) != NULL) {
+		char rel[PROTO_PATH_MAX + 1];
+		struct walk_job *jb;
+
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0 ||
+		    strncmp(de->d_name, FS_TMP_PREFIX,
+		            sizeof(FS_TMP_PREFIX) - 1) == 0)
+			continue;
+		if (snprintf(rel, sizeof(rel), "%s%s%s", path,
+		             path[0] ? "/" : "",
+		             de->d_name) >= (int)sizeof(rel)) {
+			hs_log_warnx("scan: %s/%s: path too long, skipped",
+			             path, de->d_name);
+			continue;
+		}
+		if (scan_excluded(j->set, rel))
+			continue;
+		if (j->n == j->cap) {
+			size_t ncap = j->cap ? j->cap * 2 : 64;
+
+			jb = reallocarray(j->v, ncap, sizeof(*jb));
+			if (jb == NULL) {
+				rc = -ENOMEM;
+				break;
+			}
+			j->v = jb;
+			j->cap = ncap;
+		}
+		jb = &j->v[j->n];
+		jb->dirfd = fd;
+		jb->name = strdup(de->d_name);
+		jb->path = strdup(rel);
+		if (jb->name == NULL || jb->path == NULL) {
+			free(jb->name);
+			free(jb->path);
+			rc = -ENOMEM;
+			break;
+		}
+		j->n++;
+	}
+	closedir(d);
+	return rc;
+}
+
+/*
+ * Too few jobs for the threads: visit each directory job here (its
+ * entry, then the visit's dir call, as a walk would) and replace it with
+ * jobs for its entries.
+ */
+static int
+jobs_split(struct stat_job *j)
+{
+	struct walk_job *old = j->v;
+	size_t n_old = j->n, i;
+	int rc = HS_OK;
+
+	j->v = NULL;
+	j->n = j->cap = 0;
+	for (i = 0; i < n_old; i++) {
+		struct walk_job *jb = &old[i];
+		int fd = -1;
+
+		if (rc == HS_OK)
+			fd = openat(jb->dirfd, jb->name,
+			            O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+			                O_CLOEXEC);
+		if (fd < 0) {
+			/* Not a directory (or gone): walked as it is. */
+			if (rc == HS_OK && j->n == j->cap) {
+				size_t ncap = j->cap ? j->cap * 2 : 64;
+				struct walk_job *nv =
+				    reallocarray(j->v, ncap, sizeof(*nv));
+
+				if (nv == NULL)
+					rc = -ENOMEM;
+				else {
+					j->v = nv;
+					j->cap = ncap;
+				}
+			}
+			if (rc == HS_OK) {
+				j->v[j->n++] = *jb;
+				continue;
+			}
+			free(jb->name);
+			free(jb->path);
+			continue;
+		}
+		rc = scan_walk(jb->dirfd, jb->name, j->src, jb->path, 0, 1,
+		               j->set, NULL, j->visit, 0);
+		if (rc == HS_OK && j->visit->dir != NULL)
+			rc = j->visit->dir(j->visit->arg, 0, jb->path);
+		if (rc == HS_OK)
+			rc = jobs_add_dir(j, fd, jb->path);
+		else
+			close(fd);
+		free(jb->name);
+		free(jb->path);
+	}
+	free(old);
+	return rc;
+}
+
+int
+scan_tree_visit(int anchorfd, const char *leaf, uint16_t src,
+                const struct hs_pathset *set, const struct scan_visit *v)
+{
+	struct stat_worker k[SCAN_WORKERS];
+	struct stat_job j;
+	size_t i, depth;
+	int rc, fd, started = 0;
+
+	memset(&j, 0, sizeof(j));
+	memset(k, 0, sizeof(k));
+	j.src = src;
+	j.set = set;
+	j.visit = v;
+	/* The source itself first; a file, a link or nothing ends here. */
+	fd = openat(anchorfd, leaf,
+	            O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	rc = scan_walk(anchorfd, leaf, src, "", 0, 1, set, NULL, v, 0);
+	if (rc < 0 || fd < 0) {
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	if ((v->dir != NULL && (rc = v->dir(v->arg, 0, "")) < 0) ||
+	    (rc = jobs_add_dir(&j, fd, "")) < 0)
+		goto out;
+	for (depth = 1; depth < JOBS_DEPTH_MAX && j.n > 0 && j.n < JOBS_WANTED;
+	     depth++)
+		if ((rc = jobs_split(&j)) < 0)
+			goto out;
+	for (i = 0; i < SCAN_WORKERS; i++) {
+		k[i].job = &j;
+		k[i].id = (unsigned)i;
+		if (i > 0 && pthread_create(&k[i].tid, NULL, stat_worker_run,
+		                            &k[i]) != 0)
+			break;
+		started = (int)i + 1;
+	}
+	stat_worker_run(&k[0]); /* this thread is the first worker */
+	for (i = 1; i < (size_t)started; i++)
+		pthread_join(k[i].tid, NULL);
+	for (i = 0; i < (size_t)started && rc == HS_OK; i++)
+		rc = k[i].rc;
+out:
+	jobs_free(&j);
+	return rc;
+}
+
+/* scan_tree_stat: each thread lists into its own list, joined at the end. */
+struct stat_lists {
+	struct scan_list l[SCAN_WORKERS];
+};
+
+static int
+stat_list_entry(void *arg, unsigned worker, const struct scan_entry *e)
+{
+	struct stat_lists *sl = arg;
+
+	return scan_entry_add(&sl->l[worker], e);
 }
 
 /* Move every entry of `from` to the end of `to` (paths change owner). */
@@ -360,88 +593,21 @@ scan_list_move(struct scan_list *to, struct scan_list *from)
 	return HS_OK;
 }
 
-/* The names in the source's top directory that a walk would visit. */
-static int
-top_names(int dirfd, const struct hs_pathset *set, char ***out, size_t *n)
-{
-	struct dirent *de;
-	char **v = NULL, **nv;
-	size_t cap = 0;
-	DIR *d;
-	int fd = dup(dirfd);
-
-	*n = 0;
-	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
-		if (fd >= 0)
-			close(fd);
-		return -errno;
-	}
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0 ||
-		    strncmp(de->d_name, FS_TMP_PREFIX,
-		            sizeof(FS_TMP_PREFIX) - 1) == 0 ||
-		    scan_excluded(set, de->d_name))
-			continue;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 64;
-			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL)
-				break;
-			v = nv;
-		}
-		if ((v[*n] = strdup(de->d_name)) == NULL)
-			break;
-		(*n)++;
-	}
-	closedir(d);
-	*out = v;
-	return de == NULL ? HS_OK : -ENOMEM;
-}
-
 int
 scan_tree_stat(int anchorfd, const char *leaf, uint16_t src,
                const struct hs_pathset *set, struct scan_list *out)
 {
-	struct stat_worker k[STAT_THREADS];
-	struct stat_job j;
-	size_t before = out->n, i;
-	int rc, started = 0;
+	struct stat_lists sl;
+	struct scan_visit v = {NULL, stat_list_entry, &sl};
+	size_t i;
+	int rc;
 
-	/* The source itself first; a file, a link or nothing ends here. */
-	rc = scan_walk(anchorfd, leaf, src, "", 0, 1, set, out);
-	if (rc < 0 || out->n == before || out->v[before].type != PROTO_E_DIR)
-		return rc;
-	memset(&j, 0, sizeof(j));
-	memset(k, 0, sizeof(k));
-	j.src = src;
-	j.set = set;
-	j.dirfd = openat(anchorfd, leaf,
-	                 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (j.dirfd < 0)
-		return errno == ENOENT ? HS_OK : -errno;
-	if ((rc = top_names(j.dirfd, set, &j.names, &j.n)) < 0)
-		goto out;
-	for (i = 0; i < STAT_THREADS; i++) {
-		k[i].job = &j;
-		if (i > 0 && pthread_create(&k[i].tid, NULL, stat_worker_run,
-		                            &k[i]) != 0)
-			break;
-		started = (int)i + 1;
-	}
-	stat_worker_run(&k[0]); /* this thread is the first worker */
-	for (i = 1; i < (size_t)started; i++)
-		pthread_join(k[i].tid, NULL);
-	for (i = 0; i < STAT_THREADS; i++) {
+	memset(&sl, 0, sizeof(sl));
+	rc = scan_tree_visit(anchorfd, leaf, src, set, &v);
+	for (i = 0; i < SCAN_WORKERS; i++) {
 		if (rc == HS_OK)
-			rc = k[i].rc;
-		if (rc == HS_OK)
-			rc = scan_list_move(out, &k[i].out);
-		scan_list_free(&k[i].out);
+			rc = scan_list_move(out, &sl.l[i]);
+		scan_list_free(&sl.l[i]);
 	}
-out:
-	for (i = 0; i < j.n; i++)
-		free(j.names[i]);
-	free(j.names);
-	close(j.dirfd);
 	return rc;
 }

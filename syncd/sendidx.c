@@ -14,9 +14,13 @@
  * back to a whole reconciliation, which is always safe.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "send_int.h"
 
@@ -591,4 +595,454 @@ out:
 	*n = d.n;
 	*records = d.records;
 	return HS_OK;
+}
+
+/* ------------------------------- restart: one pass, watches included */
+
+/*
+ * At start the primary walks each source once, on SCAN_WORKERS threads:
+ * every directory gets its inotify watch before it is listed, and every
+ * entry's stat is compared right away with its record, looked up by path
+ * in a table of the source's records (loaded meanwhile).  What differs
+ * is kept for the first session (send_prescan_take), when the standby
+ * shows our index stands for its tree; a change after an entry's stat is
+ * seen by the watch on its directory, so nothing falls between.  This
+ * replaces a watcher's walk and a later stat walk (two listings of every
+ * directory), the list of every entry, its sort and the merge.
+ */
+
+/*
+ * The source's records, in one arena: each a pre_rec followed by its
+ * path, found through an open-addressing table keyed by a hash of the
+ * path.  Looking a path up costs one cache miss (its slot table is
+ * small) and no SHA-256: the record holds the path and fingerprint side
+ * by side.  `seen` is written by the one thread that meets the path.
+ */
+struct pre_rec {
+	uint64_t hash;
+	struct idx_file f;
+	uint32_t len;
+	uint8_t seen;
+	char path[]; /* len bytes and a NUL */
+};
+
+struct pre_src {
+	struct hs_buf recs; /* pre_rec after pre_rec, 8-aligned */
+	size_t n;
+	size_t *slot; /* open addressing: offset + 1 into recs, 0 empty */
+	size_t mask;
+	uint64_t records; /* non-directory records */
+	struct watch *w;
+	uint16_t set;
+	uint16_t src;
+	int has_root;                /* the source itself was met: it exists */
+	struct diff d[SCAN_WORKERS]; /* what differs, per thread */
+	/*
+	 * The records load on a thread of their own while the walk starts:
+	 * until `ready` (release: recs and slot are complete), each walker
+	 * keeps what it meets in its `early` list, compared after the walk.
+	 */
+	struct idx *x;
+	uint8_t skey[8];
+	int ready;
+	int load_rc;
+	struct scan_list early[SCAN_WORKERS];
+};
+
+struct pre_set {
+	int rc; /* HS_OK, the walk's error, or HS_ENOTFOUND: taken */
+	struct proto_scope *v;
+	size_t n;
+	uint64_t records;
+};
+
+struct send_prescan {
+	struct pre_set *sets;
+	size_t n_sets;
+	const struct hs_conf *conf;
+	struct idx *x;
+	struct watch *w;
+	pthread_t tid;
+	int running; /* tid walks: join before anything else */
+};
+
+/* FNV-1a: paths are short, and a collision costs one comparison. */
+static uint64_t
+pre_hash(const char *path, size_t *len)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	const char *p;
+
+	for (p = path; *p != '\0'; p++)
+		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+	*len = (size_t)(p - path);
+	return h;
+}
+
+static size_t
+pre_rec_size(size_t len)
+{
+	return (sizeof(struct pre_rec) + len + 1 + 7) & ~(size_t)7;
+}
+
+static int
+pre_load(void *arg, const uint8_t dig[IDX_DIGEST_LEN], const char *path,
+         const struct idx_file *f)
+{
+	struct pre_src *ps = arg;
+	struct pre_rec *r;
+	size_t len, size;
+	uint64_t h = pre_hash(path, &len);
+	int rc;
+
+	(void)dig;
+	size = pre_rec_size(len);
+	if ((rc = hs_buf_reserve(&ps->recs, size)) < 0)
+		return rc;
+	r = (struct pre_rec *)(ps->recs.data + ps->recs.len);
+	memset(r, 0, size);
+	r->hash = h;
+	r->f = *f;
+	r->len = (uint32_t)len;
+	memcpy(r->path, path, len + 1);
+	ps->recs.len += size;
+	ps->n++;
+	if (f->type != PROTO_E_DIR)
+		ps->records++;
+	return 0;
+}
+
+static struct pre_rec *
+pre_at(const struct pre_src *ps, size_t off)
+{
+	return (struct pre_rec *)(ps->recs.data + off);
+}
+
+static int
+pre_index(struct pre_src *ps)
+{
+	size_t cap = 16, off, k;
+
+	while (cap < 2 * ps->n)
+		cap *= 2;
+	if ((ps->slot = calloc(cap, sizeof(*ps->slot))) == NULL)
+		return -ENOMEM;
+	ps->mask = cap - 1;
+	for (off = 0; off < ps->recs.len;
+	     off += pre_rec_size(pre_at(ps, off)->len)) {
+		for (k = pre_at(ps, off)->hash & ps->mask; ps->slot[k] != 0;
+		     k = (k + 1) & ps->mask)
+			;
+		ps->slot[k] = off + 1;
+	}
+	return HS_OK;
+}
+
+static struct pre_rec *
+pre_find(const struct pre_src *ps, const char *path)
+{
+	size_t len, k;
+	uint64_t h = pre_hash(path, &len);
+
+	for (k = h & ps->mask; ps->slot[k] != 0; k = (k + 1) & ps->mask) {
+		struct pre_rec *r = pre_at(ps, ps->slot[k] - 1);
+
+		if (r->hash == h && r->len == len &&
+		    memcmp(r->path, path, len) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+static int
+pre_dir(void *arg, unsigned worker, const char *rel)
+{
+	struct pre_src *ps = arg;
+
+	(void)worker;
+	return watch_dir_add(ps->w, ps->set, ps->src, rel);
+}
+
+/* As diff_record, from the entry's side. */
+static int
+pre_compare(struct pre_src *ps, unsigned worker, const struct scan_entry *e)
+{
+	struct pre_rec *r;
+	struct idx_file now;
+
+	if ((r = pre_find(ps, e->path)) == NULL)
+		return diff_add(&ps->d[worker], ps->src, e->path);
+	r->seen = 1;
+	fingerprint(e, &now);
+	return same_rec(&now, &r->f)
+	           ? 0
+	           : diff_add(&ps->d[worker], ps->src, e->path);
+}
+
+static int
+pre_entry(void *arg, unsigned worker, const struct scan_entry *e)
+{
+	struct pre_src *ps = arg;
+
+	if (e->path[0] == '\0')
+		ps->has_root = 1;
+	if (!__atomic_load_n(&ps->ready, __ATOMIC_ACQUIRE))
+		return scan_entry_add(&ps->early[worker], e);
+	return pre_compare(ps, worker, e);
+}
+
+/* The loading thread: the source's records, then the table. */
+static void *
+pre_load_run(void *arg)
+{
+	struct pre_src *ps = arg;
+
+	if ((ps->load_rc = idx_files_walk(ps->x, ps->skey, pre_load, ps)) ==
+	        HS_OK &&
+	    (ps->load_rc = pre_index(ps)) == HS_OK)
+		__atomic_store_n(&ps->ready, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* What the walkers met before the records were there. */
+static int
+pre_compare_early(struct pre_src *ps)
+{
+	size_t k, i;
+	int rc = HS_OK;
+
+	for (k = 0; k < SCAN_WORKERS; k++)
+		for (i = 0; i < ps->early[k].n && rc == HS_OK; i++)
+			rc = pre_compare(ps, 0, &ps->early[k].v[i]);
+	return rc;
+}
+
+static void
+pre_src_free(struct pre_src *ps)
+{
+	size_t i;
+
+	hs_buf_free(&ps->recs);
+	free(ps->slot);
+	for (i = 0; i < SCAN_WORKERS; i++) {
+		proto_scope_free(ps->d[i].v, ps->d[i].n);
+		scan_list_free(&ps->early[i]);
+	}
+}
+
+/* Append `from`'s paths to `to` (they change owner). */
+static int
+pre_move(struct diff *to, struct diff *from)
+{
+	struct proto_scope *nv;
+
+	if (from->n == 0)
+		return HS_OK;
+	if (to->n + from->n > PROTO_SCOPE_MAX)
+		return HS_ELIMIT;
+	if ((nv = reallocarray(to->v, to->n + from->n, sizeof(*nv))) == NULL)
+		return -ENOMEM;
+	memcpy(nv + to->n, from->v, from->n * sizeof(*nv));
+	to->v = nv;
+	to->n += from->n;
+	to->cap = to->n;
+	free(from->v);
+	from->v = NULL;
+	from->n = from->cap = 0;
+	return HS_OK;
+}
+
+/* Split a source's path into an O_PATH anchor and a leaf, as the sender
+ * opens it (a directory source by its real path). */
+static int
+pre_anchor(const char *path, char *leaf, size_t leaflen)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL ||
+	    snprintf(leaf, leaflen, "%s", slash + 1) >= (int)leaflen)
+		return -EINVAL;
+	snprintf(dir, sizeof(dir), "%.*s",
+	         (int)(slash - path > 0 ? slash - path : 1), path);
+	return open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* Walk source src of set `set` into ps, its records loaded meanwhile. */
+static int
+pre_source(struct pre_src *ps, struct idx *x, const struct hs_pathset *set)
+{
+	const char *root = watch_root(ps->w, ps->set, ps->src);
+	struct scan_visit v = {root ? pre_dir : NULL, pre_entry, ps};
+	char leaf[NAME_MAX + 1];
+	pthread_t loader;
+	size_t off;
+	int rc = HS_OK, fd, loading;
+
+	ps->x = x;
+	idx_source_key(set->name, set->sources.v[ps->src], ps->skey);
+	/* No thread to be had: the records first, then the walk. */
+	loading = pthread_create(&loader, NULL, pre_load_run, ps) == 0;
+	if (!loading)
+		pre_load_run(ps);
+	fd = pre_anchor(root ? root : set->sources.v[ps->src], leaf,
+	                sizeof(leaf));
+	if (fd >= 0) {
+		rc = scan_tree_visit(fd, leaf, ps->src, set, &v);
+		close(fd);
+	}
+	if (loading)
+		pthread_join(loader, NULL);
+	if (rc == HS_OK)
+		rc = ps->load_rc;
+	/* Missing (fd < 0, or no entry): its records stay, as in a run. */
+	if (rc == HS_OK && ps->has_root)
+		rc = pre_compare_early(ps);
+	if (rc < 0 || !ps->has_root)
+		return rc;
+	/* What was recorded and was not met is gone. */
+	for (off = 0; off < ps->recs.len && rc == HS_OK;
+	     off += pre_rec_size(pre_at(ps, off)->len))
+		if (!pre_at(ps, off)->seen)
+			rc =
+			    diff_add(&ps->d[0], ps->src, pre_at(ps, off)->path);
+	return rc;
+}
+
+static int
+pre_set(struct send_prescan *p, size_t i, const struct hs_conf *conf,
+        struct idx *x, struct watch *w)
+{
+	const struct hs_pathset *set = &conf->sets[i];
+	struct pre_set *out = &p->sets[i];
+	struct diff all;
+	size_t j, k;
+	int rc = HS_OK;
+
+	memset(&all, 0, sizeof(all));
+	for (j = 0; j < set->sources.n && rc == HS_OK; j++) {
+		struct pre_src ps;
+
+		memset(&ps, 0, sizeof(ps));
+		hs_buf_init(&ps.recs, SIZE_MAX);
+		ps.w = w;
+		ps.set = (uint16_t)i;
+		ps.src = (uint16_t)j;
+		rc = pre_source(&ps, x, set);
+		watch_deferred_done(w, ps.set, ps.src, rc == HS_OK);
+		/* A source that is not there keeps its records, as in a run. */
+		if (rc == HS_OK && ps.has_root) {
+			out->records += ps.records;
+			for (k = 0; k < SCAN_WORKERS && rc == HS_OK; k++)
+				rc = pre_move(&all, &ps.d[k]);
+		}
+		pre_src_free(&ps);
+	}
+	out->rc = rc;
+	if (rc < 0) {
+		proto_scope_free(all.v, all.n);
+		return rc;
+	}
+	proto_scope_normalize(all.v, &all.n);
+	out->v = all.v;
+	out->n = all.n;
+	return HS_OK;
+}
+
+static void *
+pre_run(void *arg)
+{
+	struct send_prescan *p = arg;
+	size_t i;
+
+	/* A set whose walk failed has its rc; prim_diff says why. */
+	for (i = 0; i < p->n_sets; i++)
+		(void)pre_set(p, i, p->conf, p->x, p->w);
+	return NULL;
+}
+
+int
+send_prescan_start(const struct hs_conf *conf, struct idx *x, struct watch *w,
+                   struct send_prescan **out)
+{
+	struct send_prescan *p;
+
+	*out = NULL;
+	if (x == NULL)
+		return HS_ENOTFOUND;
+	if ((p = calloc(1, sizeof(*p))) == NULL ||
+	    (p->sets = calloc(conf->n_sets ? conf->n_sets : 1,
+	                      sizeof(*p->sets))) == NULL) {
+		free(p);
+		return -ENOMEM;
+	}
+	p->n_sets = conf->n_sets;
+	p->conf = conf;
+	p->x = x;
+	p->w = w;
+	/* No thread to be had: walk now. */
+	if (pthread_create(&p->tid, NULL, pre_run, p) == 0)
+		p->running = 1;
+	else
+		pre_run(p);
+	*out = p;
+	return HS_OK;
+}
+
+void
+send_prescan_wait(struct send_prescan *p)
+{
+	if (p == NULL || !p->running)
+		return;
+	pthread_join(p->tid, NULL);
+	p->running = 0;
+}
+
+int
+send_prescan_take(struct send_prescan *p, size_t set,
+                  struct proto_scope **scope, size_t *n, uint64_t *records)
+{
+	struct pre_set *ps;
+	int rc;
+
+	*scope = NULL;
+	*n = 0;
+	*records = 0;
+	send_prescan_wait(p);
+	if (p == NULL || set >= p->n_sets || p->sets[set].rc == HS_ENOTFOUND)
+		return HS_ENOTFOUND;
+	ps = &p->sets[set];
+	rc = ps->rc;
+	*scope = ps->v;
+	*n = ps->n;
+	*records = ps->records;
+	ps->v = NULL;
+	ps->n = 0;
+	ps->rc = HS_ENOTFOUND;
+	return rc;
+}
+
+void
+send_prescan_drop(struct send_prescan *p, size_t set)
+{
+	struct proto_scope *v;
+	size_t n;
+	uint64_t records;
+
+	send_prescan_take(p, set, &v, &n, &records);
+	proto_scope_free(v, n);
+}
+
+void
+send_prescan_free(struct send_prescan *p)
+{
+	size_t i;
+
+	if (p == NULL)
+		return;
+	send_prescan_wait(p);
+	for (i = 0; i < p->n_sets; i++)
+		proto_scope_free(p->sets[i].v, p->sets[i].n);
+	free(p->sets);
+	free(p);
 }

@@ -180,6 +180,22 @@ int scan_subtree(int anchorfd, const char *leaf, uint16_t src,
  * stays zero; ctime tells their changes). */
 int scan_tree_stat(int anchorfd, const char *leaf, uint16_t src,
                    const struct hs_pathset *set, struct scan_list *out);
+/*
+ * The walk of scan_tree_stat, shown to callbacks instead of listed, on
+ * SCAN_WORKERS threads (`worker` says which: 0 is the calling thread).
+ * `entry` sees every entry (borrowed, valid during the call); `dir`, if
+ * set, sees each directory's path after its entry and before it is read,
+ * so a watch it adds sees every change the listing may miss.  Both may
+ * run on several threads at once; a result < 0 stops the walk with it.
+ */
+#define SCAN_WORKERS 2
+struct scan_visit {
+	int (*dir)(void *arg, unsigned worker, const char *rel);
+	int (*entry)(void *arg, unsigned worker, const struct scan_entry *e);
+	void *arg;
+};
+int scan_tree_visit(int anchorfd, const char *leaf, uint16_t src,
+                    const struct hs_pathset *set, const struct scan_visit *v);
 int scan_entry_add(struct scan_list *l, const struct scan_entry *e);
 /* Sort by (src, path) so scan_list_find can bsearch. */
 void scan_list_sort(struct scan_list *l);
@@ -197,6 +213,24 @@ struct watch;
  * life) with inotify.  Caller owns *out.
  */
 int watch_new(const struct hs_conf *conf, struct watch **out);
+/*
+ * The same, but the trees of directory sources are left unwatched: the
+ * caller walks each (scan_tree_visit) calling watch_dir_add for every
+ * directory before it is listed, then watch_deferred_done, and at the
+ * end watch_ready, which watches whatever was left with the usual walk.
+ * No event of a deferred tree is lost that its walk would not see.
+ */
+int watch_new_deferred(const struct hs_conf *conf, struct watch **out);
+/* A deferred directory source's real path; NULL for any other source. */
+const char *watch_root(const struct watch *w, uint16_t set, uint16_t src);
+/* Watch directory `rel` of a deferred source; thread-safe.  Past the
+ * watch limit the subtree is left to the rescan timer, as watch_new does. */
+int watch_dir_add(struct watch *w, uint16_t set, uint16_t src,
+                  const char *rel);
+/* The source's walk ended; not `walked` to the end: watch it whole now. */
+void watch_deferred_done(struct watch *w, uint16_t set, uint16_t src,
+                         int walked);
+void watch_ready(struct watch *w);
 void watch_free(struct watch *w);
 /* The inotify descriptor, for poll. */
 int watch_fd(const struct watch *w);
@@ -401,6 +435,30 @@ int send_session_resumable(const struct sender *s, char *why, size_t whylen);
 int send_session_diff(struct sender *s, const struct hs_pathset *set,
                       struct proto_scope **scope, size_t *n,
                       uint64_t *records);
+/*
+ * At start, before any session: send_session_diff for every set of
+ * `conf`, made by one walk per source that also adds the watches of the
+ * deferred watcher `w` (watch_new_deferred).  It runs on a thread of its
+ * own, so a session can open meanwhile: until send_prescan_wait returns,
+ * `w` is the walk's (then watch_ready is the caller's) and `x` is read
+ * by it too.  Caller owns *out (send_prescan_free, which waits).
+ * HS_ENOTFOUND without an index.
+ */
+struct send_prescan;
+int send_prescan_start(const struct hs_conf *conf, struct idx *x,
+                       struct watch *w, struct send_prescan **out);
+void send_prescan_wait(struct send_prescan *p);
+/*
+ * Take set `set`'s result: what send_session_diff would give (the caller
+ * owns *scope), or the walk's error; HS_ENOTFOUND when there is none
+ * (p NULL, or taken or dropped before).
+ */
+int send_prescan_take(struct send_prescan *p, size_t set,
+                      struct proto_scope **scope, size_t *n,
+                      uint64_t *records);
+/* Forget set `set`'s result: it is only good for the first session. */
+void send_prescan_drop(struct send_prescan *p, size_t set);
+void send_prescan_free(struct send_prescan *p);
 /* PING the standby and wait up to timeout_ms for its PONG. */
 int send_session_ping(struct sender *s, int timeout_ms);
 /* Say BYE (if `bye`) and free the session; NULL is fine. */
@@ -423,10 +481,11 @@ int stdby_run(const char *conf_path, struct hs_conf *conf, int foreground);
  * replicate each change as it happens (and everything at each connect).
  * Returns HS_OK after SIGTERM/SIGINT, having sent what changed until
  * then; SIGHUP reloads `conf_path`; SIGUSR1 reconciles every set now.
- * Takes ownership of `conf`.
+ * Takes ownership of `conf`, and of the index `x` when not NULL (the
+ * caller opened and checked it already: it is not checked twice).
  */
-int prim_run(const char *conf_path, struct hs_conf *conf, uint64_t epoch,
-             int foreground);
+int prim_run(const char *conf_path, struct hs_conf *conf, struct idx *x,
+             uint64_t epoch, int foreground);
 /* The pid of a daemon running on state_dir, or 0. */
 int daemon_running_pid(const char *state_dir);
 

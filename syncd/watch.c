@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,15 @@ struct watch {
 	/* Walking again after an overflow: one summary, not a line each. */
 	int limit_quiet;
 	char **roots; /* per set/source: real path */
+	/*
+	 * Deferred directory sources (watch_new_deferred): per set/source,
+	 * 1 while its tree waits for watch_dir_add or watch_ready.  The
+	 * mutex guards the slots and the unwatched list while walks on
+	 * several threads add watches; `at_limit` is set at the first ENOSPC.
+	 */
+	uint8_t *deferred;
+	pthread_mutex_t mu;
+	int at_limit;
 };
 
 static void renames_free(struct dirty_set *d);
@@ -388,7 +398,7 @@ watch_tree(struct watch *w, uint16_t set, uint16_t src, const char *abs,
 }
 
 static int
-watch_source(struct watch *w, uint16_t set, uint16_t src)
+watch_source(struct watch *w, uint16_t set, uint16_t src, int defer)
 {
 	const char *s = w->conf->sets[set].sources.v[src];
 	char real[PATH_MAX], dir[PATH_MAX];
@@ -400,6 +410,10 @@ watch_source(struct watch *w, uint16_t set, uint16_t src)
 	if (stat(s, &st) == 0 && S_ISDIR(st.st_mode) &&
 	    realpath(s, real) != NULL) {
 		*root_slot(w, set, src) = hs_xstrdup(real);
+		if (defer) {
+			w->deferred[(size_t)set * PROTO_SOURCES_MAX + src] = 1;
+			return HS_OK;
+		}
 		return watch_tree(w, set, src, real, "", 0);
 	}
 	/* A file (or missing) source: watch its directory for its name. */
@@ -445,7 +459,7 @@ watch_rewatch(struct watch *w)
 
 			free(*root);
 			*root = NULL;
-			watch_source(w, (uint16_t)i, (uint16_t)j);
+			watch_source(w, (uint16_t)i, (uint16_t)j, 0);
 		}
 	w->limit_quiet = 0;
 	if (w->n_unwatched > 0)
@@ -456,9 +470,10 @@ watch_rewatch(struct watch *w)
 		             (unsigned long long)w->conf->rescan_interval);
 }
 
-int
-watch_new(const struct hs_conf *conf, struct watch **out)
+static int
+watch_create(const struct hs_conf *conf, int defer, struct watch **out)
 {
+	size_t n_roots = (conf->n_sets ? conf->n_sets : 1) * PROTO_SOURCES_MAX;
 	struct watch *w;
 	size_t i, j;
 	int rc;
@@ -466,26 +481,125 @@ watch_new(const struct hs_conf *conf, struct watch **out)
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return -ENOMEM;
 	w->conf = conf;
+	pthread_mutex_init(&w->mu, NULL);
 	w->dirty = calloc(conf->n_sets ? conf->n_sets : 1, sizeof(*w->dirty));
-	w->roots = calloc((conf->n_sets ? conf->n_sets : 1) * PROTO_SOURCES_MAX,
-	                  sizeof(*w->roots));
+	w->roots = calloc(n_roots, sizeof(*w->roots));
+	w->deferred = calloc(n_roots, 1);
 	w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (w->dirty == NULL || w->roots == NULL || w->fd < 0) {
+	if (w->dirty == NULL || w->roots == NULL || w->deferred == NULL ||
+	    w->fd < 0) {
 		rc = w->fd < 0 ? -errno : -ENOMEM;
 		watch_free(w);
 		return rc;
 	}
 	for (i = 0; i < conf->n_sets; i++)
 		for (j = 0; j < conf->sets[i].sources.n; j++)
-			if ((rc = watch_source(w, (uint16_t)i, (uint16_t)j)) <
-			    0) {
+			if ((rc = watch_source(w, (uint16_t)i, (uint16_t)j,
+			                       defer)) < 0) {
 				watch_free(w);
 				return rc;
 			}
-	hs_log_info("watch: %zu directories watched, %zu subtrees polled",
-	            w->n_watches, w->n_unwatched);
+	if (!defer)
+		watch_ready(w);
 	*out = w;
 	return HS_OK;
+}
+
+int
+watch_new(const struct hs_conf *conf, struct watch **out)
+{
+	return watch_create(conf, 0, out);
+}
+
+int
+watch_new_deferred(const struct hs_conf *conf, struct watch **out)
+{
+	return watch_create(conf, 1, out);
+}
+
+const char *
+watch_root(const struct watch *w, uint16_t set, uint16_t src)
+{
+	size_t k = (size_t)set * PROTO_SOURCES_MAX + src;
+
+	return w->deferred[k] ? w->roots[k] : NULL;
+}
+
+/* Is (set, src, rel) at or below a subtree left to the rescan timer? */
+static int
+unwatched_covers(const struct watch *w, uint16_t set, uint16_t src,
+                 const char *rel)
+{
+	size_t i;
+
+	for (i = 0; i < w->n_unwatched; i++) {
+		const struct proto_scope *u = &w->unwatched[i];
+
+		if (u->recursive == set && u->src == src &&
+		    (strcmp(u->path, rel) == 0 ||
+		     proto_path_under(u->path, rel)))
+			return 1;
+	}
+	return 0;
+}
+
+int
+watch_dir_add(struct watch *w, uint16_t set, uint16_t src, const char *rel)
+{
+	const char *root = w->roots[(size_t)set * PROTO_SOURCES_MAX + src];
+	struct target t = {set, src, 0, (char *)rel};
+	char abs[PATH_MAX];
+	int wd = -1, rc = HS_OK;
+
+	if (root == NULL ||
+	    snprintf(abs, sizeof(abs), "%s%s%s", root, rel[0] ? "/" : "",
+	             rel) >= (int)sizeof(abs))
+		return HS_OK; /* as watch_tree: too long, left unwatched */
+	if (!__atomic_load_n(&w->at_limit, __ATOMIC_RELAXED)) {
+		wd = inotify_add_watch(w->fd, abs, WATCH_EVENTS | IN_ONLYDIR);
+		if (wd < 0 && errno != ENOSPC)
+			return errno == ENOENT || errno == ENOTDIR ? HS_OK
+			                                           : -errno;
+		if (wd < 0)
+			__atomic_store_n(&w->at_limit, 1, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_lock(&w->mu);
+	if (wd >= 0)
+		rc = slot_add(w, wd, &t);
+	else if (!unwatched_covers(w, set, src, rel)) {
+		/* The limit: this subtree (not each directory in it) polled. */
+		hs_log_warnx("watch: %s: inotify watch limit reached; "
+		             "this subtree is rescanned every %llus",
+		             abs, (unsigned long long)w->conf->rescan_interval);
+		unwatched_add(w, set, src, rel);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return rc;
+}
+
+void
+watch_deferred_done(struct watch *w, uint16_t set, uint16_t src, int walked)
+{
+	size_t k = (size_t)set * PROTO_SOURCES_MAX + src;
+
+	if (!w->deferred[k])
+		return;
+	w->deferred[k] = 0;
+	/* Not walked to the end: the classic walk adds what is missing. */
+	if (!walked)
+		watch_tree(w, set, src, w->roots[k], "", 0);
+}
+
+void
+watch_ready(struct watch *w)
+{
+	size_t i, j;
+
+	for (i = 0; i < w->conf->n_sets; i++)
+		for (j = 0; j < w->conf->sets[i].sources.n; j++)
+			watch_deferred_done(w, (uint16_t)i, (uint16_t)j, 0);
+	hs_log_info("watch: %zu directories watched, %zu subtrees polled",
+	            w->n_watches, w->n_unwatched);
 }
 
 void
@@ -511,8 +625,10 @@ watch_free(struct watch *w)
 	     i++)
 		free(w->roots[i]);
 	free(w->roots);
+	free(w->deferred);
 	if (w->fd >= 0)
 		close(w->fd);
+	pthread_mutex_destroy(&w->mu);
 	free(w);
 }
 
@@ -629,14 +745,22 @@ on_event(struct watch *w, const struct inotify_event *ev)
 	}
 	if (ev->wd < 0 || (size_t)ev->wd >= w->n_slots)
 		return;
-	s = &w->slots[ev->wd];
-	for (i = 0; i < s->n; i++) {
+	/*
+	 * A new directory's watches (on_dir_event -> watch_tree) grow the
+	 * slot tables: look the slot up again each time and hand on a copy
+	 * of its target (the strings it points to stay until slot_clear).
+	 */
+	for (i = 0; i < w->slots[ev->wd].n; i++) {
+		struct target t;
+
+		s = &w->slots[ev->wd];
+		t = s->t[i];
 		if (ev->mask & IN_UNMOUNT)
-			w->dirty[s->t[i].set].full = 1;
-		else if (s->t[i].is_file)
-			on_file_event(w, &s->t[i], ev);
+			w->dirty[t.set].full = 1;
+		else if (t.is_file)
+			on_file_event(w, &t, ev);
 		else
-			on_dir_event(w, &s->t[i], ev);
+			on_dir_event(w, &t, ev);
 	}
 	if (ev->mask & IN_IGNORED)
 		slot_clear(w, ev->wd);
