@@ -937,9 +937,22 @@ prim_run(const char *conf_path, struct hs_conf *conf, struct idx *x,
 		goto out;
 	}
 	if (!foreground) {
+		/*
+		 * LMDB forbids using an environment after fork(): the index
+		 * is closed across the detach and opened (and checked) again
+		 * by the process that will use it.
+		 */
+		idx_close(p.x);
+		p.x = p.o.idx = NULL;
 		if ((rc = dmn_detach()) < 0)
 			goto out;
 		hs_log_init("hamnsync", 0, HS_LOG_INFO);
+		if ((rc = idx_open(conf->state_dir, 0, &p.x)) < 0) {
+			hs_log_errx("primary: index in %s: %s",
+			            conf->state_dir, hs_strerror(rc));
+			goto out;
+		}
+		p.o.idx = p.x;
 	}
 	dmn_write_pid(p.pidfd);
 	sigemptyset(&mask);

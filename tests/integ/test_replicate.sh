@@ -235,6 +235,28 @@ if "$HS_BIN" -c "$C2" daemon --foreground 2>"$T/second.err"; then
 else
 	pass=$((pass + 1)); echo "ok   second daemon refused: $(tail -1 "$T/second.err")"
 fi
+# the primary detached too: its index is opened again after the fork
+# (LMDB forbids using an environment across fork()); a change arrives
+"$HS_BIN" -c "$C1" daemon || fail=$((fail + 1))
+for ((i = 0; i < 50; i++)); do
+	[ -s "$T/state1/hamnsync.pid" ] && break
+	sleep 0.1
+done
+ppid_=$(cat "$T/state1/hamnsync.pid" 2>/dev/null || echo 0)
+HS_PIDS+=("$ppid_")
+f=$S/install/detached-edit
+echo "written while both daemons are detached" >"$f"
+for ((i = 0; i < 100; i++)); do
+	cmp -s "$f" "$T/standby$f" && break
+	sleep 0.1
+done
+if [ "$ppid_" -gt 0 ] && cmp -s "$f" "$T/standby$f"; then
+	pass=$((pass + 1)); echo "ok   detached primary (pid $ppid_) replicates"
+else
+	fail=$((fail + 1)); echo "FAIL detached primary: pid $ppid_, $f not replicated"
+fi
+kill "$ppid_" 2>/dev/null || true
+hs_wait_gone "$ppid_" 100 || { fail=$((fail + 1)); echo "FAIL primary did not stop"; }
 kill "$dpid"
 hs_wait_gone "$dpid" 100 || { fail=$((fail + 1)); echo "FAIL daemon did not stop"; }
 [ ! -e "$T/state2/hamnsync.pid" ] || { fail=$((fail + 1)); echo "FAIL pid file left"; }
