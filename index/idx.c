@@ -174,8 +174,24 @@ idx_open_dbs(struct idx *x, MDB_txn *txn)
 	return 0;
 }
 
+static int idx_open_mode(const char *state_dir, int readonly, int probe,
+                         struct idx **out);
+
 int
 idx_open(const char *state_dir, int readonly, struct idx **out)
+{
+	return idx_open_mode(state_dir, readonly, 1, out);
+}
+
+int
+idx_open_checked(const char *state_dir, struct idx **out)
+{
+	return idx_open_mode(state_dir, 0, 0, out);
+}
+
+static int
+idx_open_mode(const char *state_dir, int readonly, int probe,
+              struct idx **out)
 {
 	char dir[4096];
 	struct idx *x;
@@ -195,7 +211,7 @@ idx_open(const char *state_dir, int readonly, struct idx **out)
 		if (stat(data, &st) < 0)
 			return errno == ENOENT ? HS_ENOTFOUND : -errno;
 	}
-	if ((rc = idx_probe(dir)) < 0)
+	if (probe && (rc = idx_probe(dir)) < 0)
 		return rc;
 	if ((x = calloc(1, sizeof(*x))) == NULL)
 		return -ENOMEM;

@@ -28,6 +28,14 @@ struct idx_node {
  * readonly and there is none, -errno otherwise.  Caller owns *out.
  */
 int idx_open(const char *state_dir, int readonly, struct idx **out);
+/*
+ * The same without reading all of data.mdb in a child first: for a
+ * process whose parent daemon checked this index at its start, when only
+ * hamnsync's own transactions have written it since (the standby's
+ * session processes: the check would cost every session a fork and a
+ * walk of every record).
+ */
+int idx_open_checked(const char *state_dir, struct idx **out);
 void idx_close(struct idx *x);
 /* HS_ENOTFOUND when this node has never stored its state. */
 int idx_node_get(struct idx *x, struct idx_node *out);

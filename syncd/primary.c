@@ -947,7 +947,7 @@ prim_run(const char *conf_path, struct hs_conf *conf, struct idx *x,
 		if ((rc = dmn_detach()) < 0)
 			goto out;
 		hs_log_init("hamnsync", 0, HS_LOG_INFO);
-		if ((rc = idx_open(conf->state_dir, 0, &p.x)) < 0) {
+		if ((rc = idx_open_checked(conf->state_dir, &p.x)) < 0) {
 			hs_log_errx("primary: index in %s: %s",
 			            conf->state_dir, hs_strerror(rc));
 			goto out;

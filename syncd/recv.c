@@ -163,7 +163,8 @@ session_idx(struct session *s)
 	if (s->idx_tried)
 		return s->idx != NULL ? HS_OK : HS_EINDEX;
 	s->idx_tried = 1;
-	if ((rc = idx_open(s->conf->state_dir, 0, &s->idx)) < 0) {
+	/* The daemon checked it at its start (idx_open_checked). */
+	if ((rc = idx_open_checked(s->conf->state_dir, &s->idx)) < 0) {
 		hs_log_warnx("recv: index in %s unusable (%s): runs are not "
 		             "recorded and every patch goes the long way",
 		             s->conf->state_dir, hs_strerror(rc));

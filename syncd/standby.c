@@ -749,7 +749,7 @@ stdby_run(const char *conf_path, struct hs_conf *conf, int foreground)
 		if ((rc = dmn_detach()) < 0)
 			goto out;
 		hs_log_init("hamnsync", 0, HS_LOG_INFO);
-		if ((rc = idx_open(conf->state_dir, 0, &d.x)) < 0) {
+		if ((rc = idx_open_checked(conf->state_dir, &d.x)) < 0) {
 			hs_log_errx("standby: index in %s: %s",
 			            conf->state_dir, hs_strerror(rc));
 			goto out;
