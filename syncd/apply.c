@@ -495,16 +495,29 @@ drift_check(struct apply *a, uint16_t src, const char *rel, int dirfd,
             const char *leaf, const uint8_t *key, size_t klen)
 {
 	char where[PROTO_PATH_MAX * 3];
+	struct idx_txn *lock = NULL;
 	struct idx_written v;
 	struct stat st;
 	int fd, rc;
 
-	if (a->idx == NULL || a->state_dir == NULL || key == NULL ||
-	    fstatat(dirfd, leaf, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	if (a->idx == NULL || a->state_dir == NULL || key == NULL)
+		return;
+	/*
+	 * The other lane (express and bulk sessions are two processes) holds
+	 * the index's writer lock from its renames until the records of what
+	 * they put in place are committed (apply_flush): taking it here means
+	 * a file and its record are seen in step, never a new file with the
+	 * record of the old one.
+	 */
+	if (idx_txn_begin(a->idx, &lock) < 0)
+		lock = NULL;
+	if (fstatat(dirfd, leaf, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 	    !S_ISREG(st.st_mode) ||
 	    idx_written_get(a->idx, key, klen, &v) != HS_OK ||
-	    fp_same(&v, &st))
+	    fp_same(&v, &st)) {
+		idx_txn_abort(lock);
 		return;
+	}
 	fd = open_nofollow(dirfd, leaf, PROTO_E_FILE);
 	rc = fd < 0 ? fd
 	            : drift_keep(a->state_dir, a->set->name, a->src[src].abs,
@@ -512,6 +525,7 @@ drift_check(struct apply *a, uint16_t src, const char *rel, int dirfd,
 	                         where, sizeof(where));
 	if (fd >= 0)
 		close(fd);
+	idx_txn_abort(lock);
 	if (rc < 0)
 		hs_log_warnx("apply: %s: changed on this standby since "
 		             "hamnsync wrote it; this version NOT kept (%s: "
@@ -556,9 +570,8 @@ rec_queue(struct apply *a, uint8_t *key, size_t klen, int put,
  * primary sends those files the long way.
  */
 static void
-recs_commit(struct apply *a)
+recs_commit(struct apply *a, struct idx_txn *t)
 {
-	struct idx_txn *t = NULL;
 	size_t i, writes = 0;
 	int rc = HS_OK;
 
@@ -575,7 +588,12 @@ recs_commit(struct apply *a)
 			a->recs[i].key = NULL;
 		}
 	}
-	if (writes > 0 && (rc = idx_txn_begin(a->idx, &t)) == HS_OK) {
+	if (writes == 0) {
+		idx_txn_abort(t); /* the lock of apply_flush, if taken */
+		t = NULL;
+	} else if (t == NULL)
+		rc = idx_txn_begin(a->idx, &t);
+	if (writes > 0 && rc == HS_OK) {
 		for (i = 0; i < a->n_recs && rc == HS_OK; i++)
 			if (a->recs[i].key != NULL)
 				rc = a->recs[i].put
@@ -633,12 +651,13 @@ rec_pending(struct apply *a, struct pending *p)
 int
 apply_flush(struct apply *a)
 {
+	struct idx_txn *lock = NULL;
 	struct stat *seen;
 	size_t i, j, n_seen = 0;
 	int rc = HS_OK;
 
 	if (a->n_pend == 0) {
-		recs_commit(a);
+		recs_commit(a, NULL);
 		return HS_OK;
 	}
 	if ((seen = calloc(a->n_pend, sizeof(*seen))) == NULL)
@@ -674,7 +693,13 @@ apply_flush(struct apply *a)
 		}
 		goto out;
 	}
-	/* 2. rename all */
+	/*
+	 * 2. rename all.  From here until recs_commit the index's writer
+	 * lock is held: for the other lane's drift_check, each file renamed
+	 * into place and its record change together.
+	 */
+	if (a->idx != NULL && idx_txn_begin(a->idx, &lock) < 0)
+		lock = NULL;
 	for (i = 0; i < a->n_pend; i++) {
 		struct pending *p = &a->pend[i];
 
@@ -718,7 +743,7 @@ apply_flush(struct apply *a)
 		pending_clear(&a->pend[i]);
 	}
 out:
-	recs_commit(a);
+	recs_commit(a, lock);
 	a->n_pend = 0;
 	a->pend_bytes = 0;
 	a->pend_has_files = 0;
