@@ -2,6 +2,9 @@
 #include <errno.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
 
 #include "proto.h"
 
@@ -36,8 +39,25 @@ proto_hdr_unpack(const uint8_t *raw, size_t len, struct proto_hdr *h)
 }
 
 struct proto_hash {
-	EVP_MD_CTX *md;
+	EVP_MD_CTX *md;   /* SHA-256, or */
+	XXH3_state_t *xx; /* XXH3-128 (proto_hash_new_xfer) */
 };
+
+int
+proto_hash_new_xfer(struct proto_hash **out)
+{
+	struct proto_hash *h = calloc(1, sizeof(*h));
+
+	if (h == NULL)
+		return -ENOMEM;
+	if ((h->xx = XXH3_createState()) == NULL ||
+	    XXH3_128bits_reset(h->xx) != XXH_OK) {
+		proto_hash_free(h);
+		return -ENOMEM;
+	}
+	*out = h;
+	return HS_OK;
+}
 
 int
 proto_hash_new(struct proto_hash **out)
@@ -58,7 +78,10 @@ proto_hash_new(struct proto_hash **out)
 void
 proto_hash_update(struct proto_hash *h, const void *p, size_t n)
 {
-	EVP_DigestUpdate(h->md, p, n);
+	if (h->xx != NULL)
+		(void)XXH3_128bits_update(h->xx, p, n);
+	else
+		EVP_DigestUpdate(h->md, p, n);
 }
 
 void
@@ -66,6 +89,15 @@ proto_hash_final(struct proto_hash *h, uint8_t out[PROTO_HASH_LEN])
 {
 	unsigned int n = PROTO_HASH_LEN;
 
+	if (h->xx != NULL) {
+		XXH128_canonical_t c;
+
+		XXH128_canonicalFromHash(&c, XXH3_128bits_digest(h->xx));
+		memset(out, 0, PROTO_HASH_LEN);
+		memcpy(out, c.digest, sizeof(c.digest));
+		(void)XXH3_128bits_reset(h->xx);
+		return;
+	}
 	EVP_DigestFinal_ex(h->md, out, &n);
 	EVP_DigestInit_ex(h->md, EVP_sha256(), NULL);
 }
@@ -76,6 +108,8 @@ proto_hash_free(struct proto_hash *h)
 	if (h == NULL)
 		return;
 	EVP_MD_CTX_free(h->md);
+	if (h->xx != NULL)
+		XXH3_freeState(h->xx);
 	free(h);
 }
 
@@ -87,5 +121,5 @@ proto_hash_hole(struct proto_hash *h, uint64_t end)
 
 	for (i = 0; i < 8; i++)
 		m[8 + i] = (uint8_t)(end >> (56 - 8 * i));
-	EVP_DigestUpdate(h->md, m, sizeof(m));
+	proto_hash_update(h, m, sizeof(m));
 }

@@ -191,7 +191,7 @@ apply_open(int rootfd, const struct hs_pathset *set, struct apply **out,
 	a->fd = -1;
 	a->basis_fd = -1;
 	a->cur.dirfd = -1;
-	if (proto_hash_new(&a->hash) < 0) {
+	if (proto_hash_new_xfer(&a->hash) < 0) { /* OP_FILE_END's check */
 		free(a);
 		return -ENOMEM;
 	}

@@ -331,7 +331,7 @@ send_file(struct sender *s, struct scan_entry *p)
 	    blk_table_init(&t, p->size, blk_size_for(p->size)) < 0)
 		memset(&t, 0, sizeof(t));
 	if ((rc = send_entry(s, PROTO_T_OP_FILE, p)) < 0 ||
-	    (rc = proto_hash_new(&h)) < 0)
+	    (rc = proto_hash_new_xfer(&h)) < 0)
 		goto out;
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	while (off < p->size && !changed) {
@@ -452,7 +452,7 @@ send_delta(struct sender *s, struct scan_entry *p, const uint8_t *sig,
 	    blk_table_init(&t, p->size, blk_size_for(p->size)) < 0)
 		memset(&t, 0, sizeof(t));
 	if ((rc = send_entry(s, PROTO_T_OP_DELTA, p)) < 0 ||
-	    (rc = proto_hash_new(&h)) < 0)
+	    (rc = proto_hash_new_xfer(&h)) < 0)
 		goto out;
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	for (;;) {

@@ -174,7 +174,7 @@ attack oversize-before-hello "handshake failed: handshake: size past a hard limi
 attack truncated-before-hello "handshake failed" truncated --before-hello
 attack unknown-type-before-hello "unexpected message type 200" \
 	unknown-type --before-hello
-attack bad-version "peer speaks protocol version 99, this node speaks version 1" \
+attack bad-version "peer speaks protocol version 99, this node speaks version 2" \
 	bad-version
 attack bad-role "serves only a primary" bad-role
 attack zstd-bomb "malformed frame: size past a hard limit" zstd-bomb

@@ -666,7 +666,7 @@ send_file(struct ev *ev, uint16_t src, const char *path, const void *data,
 	uint8_t end[1 + PROTO_HASH_LEN];
 	struct proto_hash *h;
 
-	if (proto_hash_new(&h) < 0)
+	if (proto_hash_new_xfer(&h) < 0)
 		return -1;
 	proto_hash_update(h, data, len);
 	end[0] = 0;
@@ -1405,7 +1405,7 @@ sc_patch(struct ev *ev)
 	if (!open_set(ev, &status))
 		return status;
 	if ((data = malloc(EV_PATCH_SIZE)) == NULL ||
-	    proto_hash_new(&h) < 0)
+	    proto_hash_new_xfer(&h) < 0)
 		return finish(ev, EXIT_SETUP, "out of memory");
 	memset(data, 'B', EV_PATCH_SIZE);
 	proto_hash_update(h, data, EV_PATCH_SIZE);
@@ -1635,7 +1635,7 @@ sc_slow_file(struct ev *ev)
 		return status;
 	if (!pick_file(ev, &src, &path, &status))
 		return status;
-	if ((buf = malloc(SLOW_CHUNK)) == NULL || proto_hash_new(&h) < 0) {
+	if ((buf = malloc(SLOW_CHUNK)) == NULL || proto_hash_new_xfer(&h) < 0) {
 		free(buf);
 		return finish(ev, EXIT_SETUP, "out of memory");
 	}

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <xxhash.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -645,7 +646,7 @@ START_TEST(hello_roundtrip)
 	ck_assert_int_eq(w.rc, HS_OK);
 	n = strlen(tc->name);
 	ck_assert_uint_eq(w.buf.len, 4 + 2 + 2 + n + 1 + 8);
-	ck_assert_mem_eq(w.buf.data, "HMNS\x00\x01", 6);
+	ck_assert_mem_eq(w.buf.data, "HMNS\x00\x02", 6); /* PROTO_VERSION 2 */
 	ck_assert_uint_eq(w.buf.data[6], n >> 8);
 	ck_assert_uint_eq(w.buf.data[7], n & 0xff);
 	ck_assert_uint_eq(w.buf.data[8 + n], tc->role);
@@ -1499,6 +1500,40 @@ START_TEST(hash_table)
 }
 END_TEST
 
+/*
+ * The transfer hash: XXH3-128 in canonical (big-endian) order in the
+ * first 16 bytes, zeros after; the same in any chunking, reset by final,
+ * and a hole marker changes it.
+ */
+START_TEST(hash_xfer)
+{
+	static const uint8_t data[5000] = {1, 2, 3, [4999] = 9};
+	XXH128_canonical_t c;
+	uint8_t got[PROTO_HASH_LEN], want[PROTO_HASH_LEN] = {0};
+	struct proto_hash *h;
+	size_t i, off;
+
+	XXH128_canonicalFromHash(&c, XXH3_128bits(data, sizeof(data)));
+	memcpy(want, c.digest, sizeof(c.digest));
+	ck_assert_int_eq(proto_hash_new_xfer(&h), HS_OK);
+	for (i = 0; i < N_ELEM(hash_chunks); i++) {
+		for (off = 0; off < sizeof(data); off += hash_chunks[i])
+			proto_hash_update(h, data + off,
+			                  sizeof(data) - off < hash_chunks[i]
+			                      ? sizeof(data) - off
+			                      : hash_chunks[i]);
+		proto_hash_final(h, got);
+		ck_assert_msg(memcmp(got, want, sizeof(want)) == 0,
+		              "chunk %zu differs", hash_chunks[i]);
+	}
+	proto_hash_update(h, data, 100);
+	proto_hash_hole(h, 1 << 20);
+	proto_hash_final(h, got);
+	ck_assert_mem_ne(got, want, sizeof(want));
+	proto_hash_free(h);
+}
+END_TEST
+
 /* ---------------------------------------------------- TLS connections */
 
 /* Per network step; keeps a hung peer from hanging the test. */
@@ -2190,6 +2225,7 @@ proto_suite(void)
 
 	tc = tcase_create("hash");
 	tcase_add_loop_test(tc, hash_table, 0, (int)N_ELEM(hash_cases));
+	tcase_add_test(tc, hash_xfer);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("conn");
