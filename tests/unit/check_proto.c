@@ -2104,8 +2104,9 @@ struct hello_recv_case {
 };
 
 static const struct hello_recv_case hello_recv_cases[] = {
-    {"version 99", PROTO_T_HELLO, 99, NULL, HS_EVERSION, "99", "version 1", 1},
-    {"version 2", PROTO_T_HELLO, 2, NULL, HS_EVERSION, "version 2", "version 1",
+    {"version 99", PROTO_T_HELLO, 99, NULL, HS_EVERSION, "99", "version 2", 1},
+    /* an older build (protocol 1: SHA-256 transfer checks) */
+    {"version 1", PROTO_T_HELLO, 1, NULL, HS_EVERSION, "version 1", "version 2",
      1},
     {"busy", PROTO_T_BUSY, 0, "", HS_EBUSY, "busy", "", 0},
     {"error", PROTO_T_ERROR, 0, "set www not configured", HS_EREFUSED,
