@@ -430,6 +430,30 @@ proto_scope_encode(struct proto_wr *w, const struct proto_scope *v, size_t n)
 	}
 }
 
+int
+proto_scope_push(struct proto_scope **v, size_t *n, size_t *cap,
+                 uint16_t src, const char *path, int recursive)
+{
+	char *copy;
+
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+		struct proto_scope *nv = reallocarray(*v, ncap, sizeof(*nv));
+
+		if (nv == NULL)
+			return -ENOMEM;
+		*v = nv;
+		*cap = ncap;
+	}
+	if ((copy = strdup(path)) == NULL)
+		return -ENOMEM;
+	(*v)[*n].src = src;
+	(*v)[*n].recursive = (uint8_t)recursive;
+	(*v)[*n].path = copy;
+	(*n)++;
+	return HS_OK;
+}
+
 void
 proto_scope_free(struct proto_scope *v, size_t n)
 {

@@ -262,6 +262,12 @@ void proto_scope_encode(struct proto_wr *w, const struct proto_scope *v,
 int proto_scope_decode(struct proto_rd *r, struct proto_scope **out, size_t *n);
 void proto_scope_free(struct proto_scope *v, size_t n);
 /*
+ * Append (src, a copy of path, recursive) to the array *v of *n entries
+ * with room for *cap (grown by doubling).  -ENOMEM leaves it as it was.
+ */
+int proto_scope_push(struct proto_scope **v, size_t *n, size_t *cap,
+                     uint16_t src, const char *path, int recursive);
+/*
  * Sort a scope so that each directory comes right before what is below
  * it (parents before children: the order creations need), merge
  * duplicates and drop what a recursive entry covers; *n shrinks.

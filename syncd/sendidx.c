@@ -463,21 +463,7 @@ diff_add1(struct diff *d, uint16_t src, const char *path)
 {
 	if (d->n == PROTO_SCOPE_MAX)
 		return HS_ELIMIT;
-	if (d->n == d->cap) {
-		size_t ncap = d->cap ? d->cap * 2 : 64;
-		struct proto_scope *nv = reallocarray(d->v, ncap, sizeof(*nv));
-
-		if (nv == NULL)
-			return -ENOMEM;
-		d->v = nv;
-		d->cap = ncap;
-	}
-	d->v[d->n].src = src;
-	d->v[d->n].recursive = 0;
-	if ((d->v[d->n].path = strdup(path)) == NULL)
-		return -ENOMEM;
-	d->n++;
-	return HS_OK;
+	return proto_scope_push(&d->v, &d->n, &d->cap, src, path, 0);
 }
 
 /*

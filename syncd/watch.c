@@ -144,20 +144,7 @@ dirty_add(struct watch *w, uint16_t set, uint16_t src, const char *path,
 			d->first_ns = hs_now_mono_ns();
 		return HS_OK;
 	}
-	if (d->n == d->cap) {
-		size_t ncap = d->cap ? d->cap * 2 : 64;
-		struct proto_scope *nv = reallocarray(d->v, ncap, sizeof(*nv));
-
-		if (nv == NULL)
-			return -ENOMEM;
-		d->v = nv;
-		d->cap = ncap;
-	}
-	d->v[d->n].src = src;
-	d->v[d->n].recursive = (uint8_t)recursive;
-	d->v[d->n].path = hs_xstrdup(path);
-	d->n++;
-	return HS_OK;
+	return proto_scope_push(&d->v, &d->n, &d->cap, src, path, recursive);
 }
 
 /* A change at `path` also touches its directory's mtime. */
