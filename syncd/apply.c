@@ -490,31 +490,42 @@ rec_key(struct apply *a, uint16_t src, const char *rel, size_t *klen)
  * without a record (there before hamnsync, or written by an older build)
  * cannot be told from our own: it is replaced as before.
  */
+/* A regular file at leaf whose record (there is one) says otherwise? */
+static int
+drift_suspect(struct apply *a, int dirfd, const char *leaf,
+              const uint8_t *key, size_t klen, struct stat *st)
+{
+	struct idx_written v;
+
+	return fstatat(dirfd, leaf, st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       S_ISREG(st->st_mode) &&
+	       idx_written_get(a->idx, key, klen, &v) == HS_OK &&
+	       !fp_same(&v, st);
+}
+
 static void
 drift_check(struct apply *a, uint16_t src, const char *rel, int dirfd,
             const char *leaf, const uint8_t *key, size_t klen)
 {
 	char where[PROTO_PATH_MAX * 3];
 	struct idx_txn *lock = NULL;
-	struct idx_written v;
 	struct stat st;
 	int fd, rc;
 
-	if (a->idx == NULL || a->state_dir == NULL || key == NULL)
+	if (a->idx == NULL || a->state_dir == NULL || key == NULL ||
+	    !drift_suspect(a, dirfd, leaf, key, klen, &st))
 		return;
 	/*
 	 * The other lane (express and bulk sessions are two processes) holds
 	 * the index's writer lock from its renames until the records of what
-	 * they put in place are committed (apply_flush): taking it here means
-	 * a file and its record are seen in step, never a new file with the
-	 * record of the old one.
+	 * they put in place are committed (apply_flush).  A mismatch may be
+	 * its rename seen before its record: look again under that lock,
+	 * where a file and its record are seen in step.  A match needs no
+	 * lock (the file is what hamnsync wrote), so most files never wait.
 	 */
 	if (idx_txn_begin(a->idx, &lock) < 0)
 		lock = NULL;
-	if (fstatat(dirfd, leaf, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    !S_ISREG(st.st_mode) ||
-	    idx_written_get(a->idx, key, klen, &v) != HS_OK ||
-	    fp_same(&v, &st)) {
+	if (!drift_suspect(a, dirfd, leaf, key, klen, &st)) {
 		idx_txn_abort(lock);
 		return;
 	}
@@ -613,7 +624,8 @@ recs_commit(struct apply *a, struct idx_txn *t)
 		a->recs_unsynced |= rc == HS_OK;
 	}
 	if (rc < 0)
-		hs_log_warnx("apply: set %s: block records not stored: %s",
+		hs_log_warnx("apply: set %s: records of written files not stored "
+		             "(drift and patches fall back to the long way): %s",
 		             a->set->name, hs_strerror(rc));
 	for (i = 0; i < a->n_recs; i++)
 		free(a->recs[i].key);

@@ -44,7 +44,10 @@ struct xa_args {
  * 1 once a kernel without the *xattrat calls answered ENOSYS (or the
  * environment says HAMNSYNC_NO_XATTRAT), -1 once known present, 0 unknown.
  */
-static int xattrat_missing;
+static int xattrat_missing_v;
+/* Read and set from any thread that lists (relaxed: a hint, set once). */
+#define XATTRAT_MISSING() __atomic_load_n(&xattrat_missing_v, __ATOMIC_RELAXED)
+#define XATTRAT_SET(v) __atomic_store_n(&xattrat_missing_v, (v), __ATOMIC_RELAXED)
 
 /*
  * Access to the entry: by fd, by name in directory dirfd (the *xattrat
@@ -60,12 +63,12 @@ struct xa_target {
 static ssize_t
 xa_list(const struct xa_target *t, char *buf, size_t len)
 {
-	if (t->name != NULL && xattrat_missing <= 0) {
+	if (t->name != NULL && XATTRAT_MISSING() <= 0) {
 		long r = syscall(SYS_listxattrat, t->dirfd, t->name,
 		                 AT_SYMLINK_NOFOLLOW, buf, len);
 
 		if (r < 0 && errno == ENOSYS)
-			xattrat_missing = 1; /* xa_read_at goes by path */
+			XATTRAT_SET(1); /* xa_read_at goes by path */
 		return (ssize_t)r;
 	}
 	return t->path ? llistxattr(t->path, buf, len)
@@ -75,7 +78,7 @@ xa_list(const struct xa_target *t, char *buf, size_t len)
 static ssize_t
 xa_get(const struct xa_target *t, const char *name, void *buf, size_t len)
 {
-	if (t->name != NULL && xattrat_missing <= 0) {
+	if (t->name != NULL && XATTRAT_MISSING() <= 0) {
 		struct xa_args args = {(uint64_t)(uintptr_t)buf, (uint32_t)len,
 		                       0};
 		long r = syscall(SYS_getxattrat, t->dirfd, t->name,
@@ -199,10 +202,10 @@ xa_read_at(int dirfd, const char *name, struct hs_buf *blob)
 	struct xa_target t = {-1, NULL, dirfd, name};
 	int rc;
 
-	if (xattrat_missing == 0)
+	if (XATTRAT_MISSING() == 0)
 		/* Tests take the older kernels' path with this set. */
-		xattrat_missing = getenv("HAMNSYNC_NO_XATTRAT") ? 1 : -1;
-	if (xattrat_missing < 0 && (rc = xa_read(&t, blob)) != -ENOSYS)
+		XATTRAT_SET(getenv("HAMNSYNC_NO_XATTRAT") ? 1 : -1);
+	if (XATTRAT_MISSING() < 0 && (rc = xa_read(&t, blob)) != -ENOSYS)
 		return rc;
 	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name);
 	t.path = path;
