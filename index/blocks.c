@@ -157,11 +157,11 @@ idx_blocks_get(struct idx *x, const void *key, size_t klen,
                struct idx_blocks *out)
 {
 	struct blocks_hdr h;
-	void *raw;
-	size_t len;
+	void *raw = NULL;
+	size_t len = 0;
 	int rc;
 
-	if ((rc = get_copy(x, "blocks", key, klen, &raw, &len)) < 0)
+	if ((rc = get_copy(x, "blocks", key, klen, &raw, &len)) != HS_OK)
 		return rc;
 	memset(out, 0, sizeof(*out));
 	if (len < sizeof(h))
@@ -234,11 +234,11 @@ int
 idx_written_get(struct idx *x, const void *key, size_t klen,
                 struct idx_written *out)
 {
-	void *raw;
-	size_t len;
+	void *raw = NULL;
+	size_t len = 0;
 	int rc;
 
-	if ((rc = get_copy(x, "written", key, klen, &raw, &len)) < 0)
+	if ((rc = get_copy(x, "written", key, klen, &raw, &len)) != HS_OK)
 		return rc;
 	if (len != sizeof(*out)) {
 		free(raw);
