@@ -598,24 +598,60 @@ out:
  */
 
 /*
- * The source's records, in one arena: each a pre_rec followed by its
- * path, found through an open-addressing table keyed by a hash of the
- * path.  Looking a path up costs one cache miss (its slot table is
- * small) and no SHA-256: the record holds the path and fingerprint side
- * by side.  `seen` is written by the one thread that meets the path.
+ * The source's records, in chunks of an arena: each a pre_rec followed
+ * by its path, found through an open-addressing table whose slots hold
+ * the path's hash beside the record's address, so a probe that misses
+ * touches no record (the records lie in LMDB's order, which is no
+ * order of the walk: each one touched is a cache and TLB miss).  The
+ * chunks never move: growing one array would copy it and, with the
+ * walkers running, cost every core a TLB shootdown.  `seen` is written
+ * by the one thread that meets the path.
  */
 struct pre_rec {
-	uint64_t hash;
 	struct idx_file f;
 	uint32_t len;
 	uint8_t seen;
 	char path[]; /* len bytes and a NUL */
 };
 
+#define PRE_CHUNK (1u << 20)
+
+struct pre_chunk {
+	struct pre_chunk *next;
+	size_t used;
+	unsigned char data[]; /* PRE_CHUNK - sizeof(header) bytes */
+};
+
+struct pre_slot {
+	uint64_t hash;
+	struct pre_rec *r; /* NULL: empty */
+};
+
+/*
+ * An entry on its way through a walker's compare pipeline: its slot is
+ * fetched while the walker stats the next entry, its record while it
+ * stats the one after, so the two cache misses of a lookup overlap the
+ * kernel's work instead of following it.
+ */
+struct pre_pend {
+	int used;
+	int probed;
+	uint64_t hash;
+	size_t len;
+	struct pre_rec *cand; /* the first record with the same hash */
+	struct idx_file now;
+	char path[PROTO_PATH_MAX + 1];
+};
+
+struct pre_pipe {
+	struct pre_pend p[2];
+	unsigned newest; /* index into p */
+};
+
 struct pre_src {
-	struct hs_buf recs; /* pre_rec after pre_rec, 8-aligned */
+	struct pre_chunk *chunks; /* newest first */
 	size_t n;
-	size_t *slot; /* open addressing: offset + 1 into recs, 0 empty */
+	struct pre_slot *slot;
 	size_t mask;
 	uint64_t records; /* non-directory records */
 	struct watch *w;
@@ -625,7 +661,7 @@ struct pre_src {
 	struct diff d[SCAN_WORKERS]; /* what differs, per thread */
 	/*
 	 * The records load on a thread of their own while the walk starts:
-	 * until `ready` (release: recs and slot are complete), each walker
+	 * until `ready` (release: chunks and slot are complete), each walker
 	 * keeps what it meets in its `early` list, compared after the walk.
 	 */
 	struct idx *x;
@@ -633,6 +669,7 @@ struct pre_src {
 	int ready;
 	int load_rc;
 	struct scan_list early[SCAN_WORKERS];
+	struct pre_pipe pipe[SCAN_WORKERS];
 };
 
 struct pre_set {
@@ -671,57 +708,104 @@ pre_rec_size(size_t len)
 	return (sizeof(struct pre_rec) + len + 1 + 7) & ~(size_t)7;
 }
 
+/* Room for a record of `size` bytes (at most IDX_PATH_MAX of path). */
+static struct pre_rec *
+pre_alloc(struct pre_src *ps, size_t size)
+{
+	const size_t room = PRE_CHUNK - sizeof(struct pre_chunk);
+	struct pre_chunk *c = ps->chunks;
+	struct pre_rec *r;
+
+	if (c == NULL || room - c->used < size) {
+		if ((c = malloc(PRE_CHUNK)) == NULL)
+			return NULL;
+		c->next = ps->chunks;
+		c->used = 0;
+		ps->chunks = c;
+	}
+	r = (struct pre_rec *)(c->data + c->used);
+	c->used += size;
+	return r;
+}
+
+/* Call fn on every record (stops at its first nonzero result). */
+static int
+pre_each(struct pre_src *ps, int (*fn)(struct pre_src *, struct pre_rec *))
+{
+	struct pre_chunk *c;
+	size_t off;
+	int rc;
+
+	for (c = ps->chunks; c != NULL; c = c->next)
+		for (off = 0; off < c->used;) {
+			struct pre_rec *r = (struct pre_rec *)(c->data + off);
+
+			if ((rc = fn(ps, r)) != 0)
+				return rc;
+			off += pre_rec_size(r->len);
+		}
+	return 0;
+}
+
+static void
+pre_slot_put(struct pre_src *ps, struct pre_rec *r, uint64_t h)
+{
+	size_t k;
+
+	for (k = h & ps->mask; ps->slot[k].r != NULL; k = (k + 1) & ps->mask)
+		;
+	ps->slot[k].hash = h;
+	ps->slot[k].r = r;
+}
+
 static int
 pre_load(void *arg, const uint8_t dig[IDX_DIGEST_LEN], const char *path,
          const struct idx_file *f)
 {
 	struct pre_src *ps = arg;
 	struct pre_rec *r;
-	size_t len, size;
-	uint64_t h = pre_hash(path, &len);
-	int rc;
+	size_t len;
 
 	(void)dig;
-	size = pre_rec_size(len);
-	if ((rc = hs_buf_reserve(&ps->recs, size)) < 0)
-		return rc;
-	r = (struct pre_rec *)(ps->recs.data + ps->recs.len);
-	memset(r, 0, size);
-	r->hash = h;
+	len = strlen(path);
+	if ((r = pre_alloc(ps, pre_rec_size(len))) == NULL)
+		return -ENOMEM;
 	r->f = *f;
 	r->len = (uint32_t)len;
+	r->seen = 0;
 	memcpy(r->path, path, len + 1);
-	ps->recs.len += size;
 	ps->n++;
 	if (f->type != PROTO_E_DIR)
 		ps->records++;
 	return 0;
 }
 
-static struct pre_rec *
-pre_at(const struct pre_src *ps, size_t off)
+static int
+pre_index_one(struct pre_src *ps, struct pre_rec *r)
 {
-	return (struct pre_rec *)(ps->recs.data + off);
+	size_t len;
+
+	pre_slot_put(ps, r, pre_hash(r->path, &len));
+	return 0;
 }
 
 static int
 pre_index(struct pre_src *ps)
 {
-	size_t cap = 16, off, k;
+	size_t cap = 16;
 
 	while (cap < 2 * ps->n)
 		cap *= 2;
-	if ((ps->slot = calloc(cap, sizeof(*ps->slot))) == NULL)
+	/*
+	 * Not calloc: the probes would read fresh pages first, mapping the
+	 * zero page, and each first write would then replace it and flush
+	 * the TLB of every core running a walker.
+	 */
+	if ((ps->slot = malloc(cap * sizeof(*ps->slot))) == NULL)
 		return -ENOMEM;
+	memset(ps->slot, 0, cap * sizeof(*ps->slot));
 	ps->mask = cap - 1;
-	for (off = 0; off < ps->recs.len;
-	     off += pre_rec_size(pre_at(ps, off)->len)) {
-		for (k = pre_at(ps, off)->hash & ps->mask; ps->slot[k] != 0;
-		     k = (k + 1) & ps->mask)
-			;
-		ps->slot[k] = off + 1;
-	}
-	return HS_OK;
+	return pre_each(ps, pre_index_one);
 }
 
 static struct pre_rec *
@@ -730,10 +814,10 @@ pre_find(const struct pre_src *ps, const char *path)
 	size_t len, k;
 	uint64_t h = pre_hash(path, &len);
 
-	for (k = h & ps->mask; ps->slot[k] != 0; k = (k + 1) & ps->mask) {
-		struct pre_rec *r = pre_at(ps, ps->slot[k] - 1);
+	for (k = h & ps->mask; ps->slot[k].r != NULL; k = (k + 1) & ps->mask) {
+		struct pre_rec *r = ps->slot[k].r;
 
-		if (r->hash == h && r->len == len &&
+		if (ps->slot[k].hash == h && r->len == len &&
 		    memcmp(r->path, path, len) == 0)
 			return r;
 	}
@@ -765,6 +849,90 @@ pre_compare(struct pre_src *ps, unsigned worker, const struct scan_entry *e)
 	           : diff_add(&ps->d[worker], ps->src, e->path);
 }
 
+/* Stage 2: find the entry's candidate slot, and fetch its record. */
+static void
+pre_probe(const struct pre_src *ps, struct pre_pend *q)
+{
+	size_t k;
+
+	q->probed = 1;
+	q->cand = NULL;
+	for (k = q->hash & ps->mask; ps->slot[k].r != NULL;
+	     k = (k + 1) & ps->mask)
+		if (ps->slot[k].hash == q->hash) {
+			q->cand = ps->slot[k].r;
+			__builtin_prefetch(q->cand);
+			__builtin_prefetch((char *)q->cand + 64);
+			return;
+		}
+}
+
+/* Stage 3: compare the entry with its record (as pre_compare). */
+static int
+pre_finish(struct pre_src *ps, unsigned worker, struct pre_pend *q)
+{
+	struct pre_rec *r;
+
+	if (!q->probed)
+		pre_probe(ps, q);
+	q->used = 0;
+	r = q->cand;
+	/* Another path with the same hash: the slow way. */
+	if (r != NULL &&
+	    (r->len != q->len || memcmp(r->path, q->path, q->len) != 0))
+		r = pre_find(ps, q->path);
+	if (r == NULL)
+		return diff_add(&ps->d[worker], ps->src, q->path);
+	r->seen = 1;
+	return same_rec(&q->now, &r->f)
+	           ? 0
+	           : diff_add(&ps->d[worker], ps->src, q->path);
+}
+
+/* Stage 1: take the entry in, fetch its slot, move the others on. */
+static int
+pre_push(struct pre_src *ps, unsigned worker, const struct scan_entry *e)
+{
+	struct pre_pipe *pp = &ps->pipe[worker];
+	struct pre_pend *older = &pp->p[pp->newest ^ 1];
+	struct pre_pend *newer = &pp->p[pp->newest];
+	int rc = HS_OK;
+
+	if (older->used)
+		rc = pre_finish(ps, worker, older);
+	if (newer->used)
+		pre_probe(ps, newer);
+	older->hash = pre_hash(e->path, &older->len);
+	if (older->len > PROTO_PATH_MAX)
+		return HS_ELIMIT;
+	memcpy(older->path, e->path, older->len + 1);
+	fingerprint(e, &older->now);
+	older->used = 1;
+	older->probed = 0;
+	__builtin_prefetch(&ps->slot[older->hash & ps->mask]);
+	pp->newest ^= 1;
+	return rc;
+}
+
+/* The walk ended: what is still in the pipelines. */
+static int
+pre_drain(struct pre_src *ps)
+{
+	unsigned w, k;
+	int rc = HS_OK;
+
+	for (w = 0; w < SCAN_WORKERS; w++)
+		for (k = 0; k < 2; k++) {
+			struct pre_pend *q =
+			    &ps->pipe[w].p[ps->pipe[w].newest ^ 1 ^ k];
+
+			if (q->used && rc == HS_OK)
+				rc = pre_finish(ps, w, q);
+			q->used = 0;
+		}
+	return rc;
+}
+
 static int
 pre_entry(void *arg, unsigned worker, const struct scan_entry *e)
 {
@@ -774,7 +942,7 @@ pre_entry(void *arg, unsigned worker, const struct scan_entry *e)
 		ps->has_root = 1;
 	if (!__atomic_load_n(&ps->ready, __ATOMIC_ACQUIRE))
 		return scan_entry_add(&ps->early[worker], e);
-	return pre_compare(ps, worker, e);
+	return pre_push(ps, worker, e);
 }
 
 /* The loading thread: the source's records, then the table. */
@@ -808,7 +976,12 @@ pre_src_free(struct pre_src *ps)
 {
 	size_t i;
 
-	hs_buf_free(&ps->recs);
+	while (ps->chunks != NULL) {
+		struct pre_chunk *c = ps->chunks;
+
+		ps->chunks = c->next;
+		free(c);
+	}
 	free(ps->slot);
 	for (i = 0; i < SCAN_WORKERS; i++) {
 		proto_scope_free(ps->d[i].v, ps->d[i].n);
@@ -854,6 +1027,12 @@ pre_anchor(const char *path, char *leaf, size_t leaflen)
 	return open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
 
+static int
+pre_gone(struct pre_src *ps, struct pre_rec *r)
+{
+	return r->seen ? 0 : diff_add(&ps->d[0], ps->src, r->path);
+}
+
 /* Walk source src of set `set` into ps, its records loaded meanwhile. */
 static int
 pre_source(struct pre_src *ps, struct idx *x, const struct hs_pathset *set)
@@ -862,7 +1041,6 @@ pre_source(struct pre_src *ps, struct idx *x, const struct hs_pathset *set)
 	struct scan_visit v = {root ? pre_dir : NULL, pre_entry, ps};
 	char leaf[NAME_MAX + 1];
 	pthread_t loader;
-	size_t off;
 	int rc = HS_OK, fd, loading;
 
 	ps->x = x;
@@ -883,16 +1061,13 @@ pre_source(struct pre_src *ps, struct idx *x, const struct hs_pathset *set)
 		rc = ps->load_rc;
 	/* Missing (fd < 0, or no entry): its records stay, as in a run. */
 	if (rc == HS_OK && ps->has_root)
+		rc = pre_drain(ps);
+	if (rc == HS_OK && ps->has_root)
 		rc = pre_compare_early(ps);
 	if (rc < 0 || !ps->has_root)
 		return rc;
 	/* What was recorded and was not met is gone. */
-	for (off = 0; off < ps->recs.len && rc == HS_OK;
-	     off += pre_rec_size(pre_at(ps, off)->len))
-		if (!pre_at(ps, off)->seen)
-			rc =
-			    diff_add(&ps->d[0], ps->src, pre_at(ps, off)->path);
-	return rc;
+	return pre_each(ps, pre_gone);
 }
 
 static int
@@ -910,7 +1085,6 @@ pre_set(struct send_prescan *p, size_t i, const struct hs_conf *conf,
 		struct pre_src ps;
 
 		memset(&ps, 0, sizeof(ps));
-		hs_buf_init(&ps.recs, SIZE_MAX);
 		ps.w = w;
 		ps.set = (uint16_t)i;
 		ps.src = (uint16_t)j;
