@@ -18,6 +18,9 @@
 
 /* Listing frames are cut at this size, well below PROTO_FRAME_MAX. */
 #define LIST_FRAME_BYTES (1024u * 1024)
+/* A listing leaves in frames of this much (encoded): small enough to
+ * overlap the walk, big enough for zstd. */
+#define LIST_STREAM_BYTES (64u * 1024)
 /* The smallest encoded entry: fixed fields plus two empty strings. */
 #define ENTRY_MIN_LEN 37
 /* The smallest hash request: src + empty path. */
@@ -99,54 +102,84 @@ send_refuse(struct session *s, const char *name, const char *reason)
 	return proto_conn_send_wr(s->c, PROTO_T_SET_REFUSE, &s->w, PROTO_RAW);
 }
 
+/* A listing on its way out: entries are encoded and sent as met. */
+struct lister {
+	struct session *s;
+	struct proto_entry *e;
+	size_t count; /* in the frame being filled */
+	size_t start; /* where its entries begin */
+	uint64_t total;
+};
+
+static int
+lister_send(struct lister *l)
+{
+	struct session *s = l->s;
+	int rc;
+
+	proto_wr_patch_u32(&s->w, 0, (uint32_t)l->count);
+	rc = proto_conn_send_wr(s->c, PROTO_T_LIST, &s->w, PROTO_ZSTD);
+	if (rc == HS_OK)
+		rc = proto_conn_flush(s->c);
+	proto_wr_reset(&s->w);
+	proto_put_u32(&s->w, 0); /* count, patched when sent */
+	l->start = s->w.buf.len;
+	l->count = 0;
+	return rc;
+}
+
+static int
+lister_entry(void *arg, unsigned worker, const struct scan_entry *se)
+{
+	struct lister *l = arg;
+
+	(void)worker;
+	if (++l->total > SCAN_ENTRIES_MAX)
+		return HS_ELIMIT;
+	scan_to_proto(se, l->e);
+	proto_entry_encode(&l->s->w, l->e);
+	l->count++;
+	return l->s->w.buf.len - l->start >= LIST_STREAM_BYTES ? lister_send(l)
+	                                                       : HS_OK;
+}
+
 /*
  * Send a listing of our copy of the open set: all of it, or only the
- * scope the primary named.
+ * scope the primary named.  Each frame leaves as soon as it is full, so
+ * compressing, encrypting and sending overlap the walk, and the primary
+ * (walking its own tree meanwhile) has most of it when it is done.
  */
 static int
 send_listing(struct session *s, const struct proto_scope *scope, size_t n_scope)
 {
-	struct scan_list l;
-	struct proto_entry *e;
-	size_t i, count = 0, start;
+	struct lister l = {s, NULL, 0, 0, 0};
+	struct scan_visit v = {NULL, lister_entry, &l};
+	size_t i;
 	int rc = HS_OK;
 
-	memset(&l, 0, sizeof(l));
-	if ((e = malloc(sizeof(*e))) == NULL)
+	if ((l.e = malloc(sizeof(*l.e))) == NULL)
 		return -ENOMEM;
+	proto_wr_reset(&s->w);
+	proto_put_u32(&s->w, 0);
+	l.start = s->w.buf.len;
 	for (i = 0; scope == NULL && i < s->set->sources.n && rc == HS_OK;
 	     i++) {
-		rc = apply_list(s->a, (uint16_t)i, "", 1, &l);
+		rc = apply_list_visit(s->a, (uint16_t)i, "", 1, &v);
 		if (rc < 0)
 			hs_log_warnx("recv: listing %s: %s",
 			             s->set->sources.v[i], hs_strerror(rc));
 	}
 	for (i = 0; scope != NULL && i < n_scope && rc == HS_OK; i++)
-		rc = apply_list(s->a, scope[i].src, scope[i].path,
-		                scope[i].recursive, &l);
-	proto_wr_reset(&s->w);
-	proto_put_u32(&s->w, 0); /* count, patched below */
-	start = s->w.buf.len;
-	for (i = 0; i < l.n && rc == HS_OK; i++) {
-		scan_to_proto(&l.v[i], e);
-		proto_entry_encode(&s->w, e);
-		count++;
-		if (s->w.buf.len - start >= LIST_FRAME_BYTES || i + 1 == l.n) {
-			proto_wr_patch_u32(&s->w, 0, (uint32_t)count);
-			rc = proto_conn_send_wr(s->c, PROTO_T_LIST, &s->w,
-			                        PROTO_ZSTD);
-			proto_wr_reset(&s->w);
-			proto_put_u32(&s->w, 0);
-			count = 0;
-		}
-	}
+		rc = apply_list_visit(s->a, scope[i].src, scope[i].path,
+		                      scope[i].recursive, &v);
+	if (rc == HS_OK && l.count > 0)
+		rc = lister_send(&l);
 	if (rc == HS_OK)
 		rc = proto_conn_send(s->c, PROTO_T_LIST_END, NULL, 0, PROTO_RAW,
 		                     NULL);
 	if (rc == HS_OK)
 		rc = proto_conn_flush(s->c);
-	scan_list_free(&l);
-	free(e);
+	free(l.e);
 	return rc;
 }
 

@@ -312,6 +312,15 @@ scan_subtree(int anchorfd, const char *leaf, uint16_t src, const char *prefix,
 	                 NULL, 0);
 }
 
+int
+scan_subtree_visit(int anchorfd, const char *leaf, uint16_t src,
+                   const char *prefix, int recursive,
+                   const struct hs_pathset *set, const struct scan_visit *v)
+{
+	return scan_walk(anchorfd, leaf, src, prefix, recursive, 0, set, NULL,
+	                 v, 0);
+}
+
 /*
  * The stat-only walk of a whole source runs on SCAN_WORKERS threads: a
  * restart compares every entry with the index, and on a big tree that is

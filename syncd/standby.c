@@ -49,6 +49,7 @@
 struct child {
 	pid_t pid;
 	int fd;
+	int hup; /* its end closed: not polled until it is reaped */
 };
 
 /* What a child asks for: the session, or the express lane beside it. */
@@ -250,6 +251,7 @@ on_accept(struct stdby *d)
 	fcntl(sv[0], F_SETFL, O_NONBLOCK);
 	d->kids[d->n_kids].pid = pid;
 	d->kids[d->n_kids].fd = sv[0];
+	d->kids[d->n_kids].hup = 0;
 	d->n_kids++;
 }
 
@@ -649,8 +651,12 @@ serve(struct stdby *d)
 		pfd[1].events = POLLIN;
 		pfd[2].fd = d->cfd;
 		pfd[2].events = POLLIN;
+		/*
+		 * A child whose end is closed stays readable (POLLHUP) until
+		 * SIGCHLD reaps it: left in the set, it would spin this loop.
+		 */
 		for (k = 0; k < d->n_kids; k++) {
-			pfd[3 + k].fd = d->kids[k].fd;
+			pfd[3 + k].fd = d->kids[k].hup ? -1 : d->kids[k].fd;
 			pfd[3 + k].events = POLLIN;
 		}
 		n = 3 + d->n_kids;
@@ -660,9 +666,12 @@ serve(struct stdby *d)
 				continue;
 			return -errno;
 		}
-		for (k = 0; k < n - 3 && k < d->n_kids; k++)
+		for (k = 0; k < n - 3 && k < d->n_kids; k++) {
 			if (pfd[3 + k].revents & POLLIN)
 				on_child(d, k);
+			if (pfd[3 + k].revents & (POLLHUP | POLLERR))
+				d->kids[k].hup = 1;
+		}
 		if (pfd[2].revents & POLLIN)
 			ctl_serve(d->cfd, d->conf->status_group, stdby_answer,
 			          d);

@@ -176,6 +176,13 @@ int scan_excluded(const struct hs_pathset *set, const char *rel);
 int scan_subtree(int anchorfd, const char *leaf, uint16_t src,
                  const char *prefix, int recursive,
                  const struct hs_pathset *set, struct scan_list *out);
+/* The same walk, each entry shown to v->entry (on this thread) instead of
+ * listed; v->dir, if set, as scan_tree_visit says. */
+struct scan_visit;
+int scan_subtree_visit(int anchorfd, const char *leaf, uint16_t src,
+                       const char *prefix, int recursive,
+                       const struct hs_pathset *set,
+                       const struct scan_visit *v);
 /* The whole source, stat only: no extended attributes are read (xhash
  * stays zero; ctime tells their changes). */
 int scan_tree_stat(int anchorfd, const char *leaf, uint16_t src,
@@ -345,6 +352,9 @@ struct send_opts {
 	/* Connect, and wait for each reply, at most this long (0: the
 	 * peer_timeout-based defaults). */
 	int timeout_ms;
+	/* A client TLS context made beforehand from the same conf
+	 * (borrowed); NULL: each connect makes its own. */
+	struct proto_tls *tls;
 };
 
 /*
@@ -536,6 +546,9 @@ int apply_sig_file(struct apply *a, uint16_t src, const char *rel,
  */
 int apply_list(struct apply *a, uint16_t src, const char *rel, int recursive,
                struct scan_list *out);
+/* The same, each entry shown to v->entry as it is met (v->dir unused). */
+int apply_list_visit(struct apply *a, uint16_t src, const char *rel,
+                     int recursive, const struct scan_visit *v);
 /*
  * Mirror a rename within source `src` (neither path ""): our copy at
  * `from` moves to `to`, replacing a file there like rename(2).  Failing
