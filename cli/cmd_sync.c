@@ -212,7 +212,9 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 	}
 	if ((conf = cli_conf_load(cli_conf_path(conf_opt))) == NULL)
 		return CLI_EXIT_USAGE;
-	tls_prep_start(&prep, conf);
+	memset(&prep, 0, sizeof(prep));
+	if (daemon_running_pid(conf->state_dir) == 0) /* else not needed */
+		tls_prep_start(&prep, conf);
 	rc = cli_node_open(conf, &node, &x);
 	o.tls = tls_prep_take(&prep);
 	if (rc < 0) {

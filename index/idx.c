@@ -72,6 +72,11 @@ idx_probe(const char *dir)
 		return errno == ENOENT ? HS_OK : -errno;
 	if (st.st_size == 0)
 		return HS_OK; /* created but never written: LMDB starts it */
+	/*
+	 * The child must stay clear of every lock another thread may hold
+	 * at the fork (stdio, logging, OpenSSL: `sync` builds its TLS
+	 * context meanwhile): malloc, LMDB without locks, and _exit only.
+	 */
 	if ((pid = fork()) < 0)
 		return -errno;
 	if (pid == 0) {

@@ -350,6 +350,10 @@ struct proto_msg {
  */
 int proto_conn_recv(struct proto_conn *c, struct proto_msg *m);
 void proto_conn_set_timeout(struct proto_conn *c, int timeout_ms);
+/* How long data we sent may stay unacknowledged, or the peer's window
+ * stay closed, before the kernel aborts the connection (TCP_USER_TIMEOUT;
+ * the connection starts with its first timeout). */
+void proto_conn_set_stall_timeout(struct proto_conn *c, int timeout_ms);
 
 /* Send an ERROR frame with `text` and flush; errors are ignored. */
 void proto_conn_send_error(struct proto_conn *c, const char *text);

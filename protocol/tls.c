@@ -248,6 +248,14 @@ proto_tls_free(struct proto_tls *t)
 }
 
 static void
+sock_set_stall_timeout(int fd, int timeout_ms)
+{
+	unsigned int uto = (unsigned int)timeout_ms;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, sizeof(uto));
+}
+
+static void
 sock_set_timeout(int fd, int timeout_ms)
 {
 	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
@@ -304,12 +312,7 @@ conn_new(struct proto_tls *t, int fd, int timeout_ms, struct proto_conn **out)
 	 * unacknowledged (or a zero window) for the timeout aborts the
 	 * connection, however long a blocking write would otherwise wait.
 	 */
-	{
-		unsigned int uto = (unsigned int)timeout_ms;
-
-		setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto,
-		           sizeof(uto));
-	}
+	sock_set_stall_timeout(fd, timeout_ms);
 	sock_set_timeout(fd, timeout_ms);
 	sock_describe(fd, c->peer, sizeof(c->peer));
 	SSL_set_fd(c->ssl, fd);
@@ -542,6 +545,12 @@ conn_io_error(struct proto_conn *c, int r)
 		tls_log_errors(c->peer);
 		return HS_ETLS;
 	}
+}
+
+void
+proto_conn_set_stall_timeout(struct proto_conn *c, int timeout_ms)
+{
+	sock_set_stall_timeout(c->fd, timeout_ms);
 }
 
 void

@@ -16,7 +16,7 @@
 #include "status.h"
 #include "syncd.h"
 
-/* Listing frames are cut at this size, well below PROTO_FRAME_MAX. */
+/* Hash reply frames are cut at this size, well below PROTO_FRAME_MAX. */
 #define LIST_FRAME_BYTES (1024u * 1024)
 /* A listing leaves in frames of this much (encoded): small enough to
  * overlap the walk, big enough for zstd. */
@@ -37,6 +37,7 @@ struct session {
 	struct proto_conn *c;
 	const struct hs_pathset *set; /* the open set, or NULL */
 	int scoped;                   /* opened for a few paths only */
+	int told; /* the primary got an ERROR saying why: no generic one */
 	struct apply *a;
 	struct hash_req *reqs;
 	size_t n_reqs;
@@ -109,6 +110,7 @@ struct lister {
 	size_t count; /* in the frame being filled */
 	size_t start; /* where its entries begin */
 	uint64_t total;
+	int send_rc; /* the connection failed (not the walk) */
 };
 
 static int
@@ -121,6 +123,8 @@ lister_send(struct lister *l)
 	rc = proto_conn_send_wr(s->c, PROTO_T_LIST, &s->w, PROTO_ZSTD);
 	if (rc == HS_OK)
 		rc = proto_conn_flush(s->c);
+	if (rc < 0)
+		l->send_rc = rc;
 	proto_wr_reset(&s->w);
 	proto_put_u32(&s->w, 0); /* count, patched when sent */
 	l->start = s->w.buf.len;
@@ -144,6 +148,22 @@ lister_entry(void *arg, unsigned worker, const struct scan_entry *se)
 }
 
 /*
+ * The walk failed after some frames may have left: the primary drops the
+ * partial listing when it reads this (it never plans without LIST_END).
+ */
+static void
+listing_failed(struct session *s, const char *what, int rc)
+{
+	char text[512];
+
+	snprintf(text, sizeof(text), "standby: set %s: cannot list %s: %s",
+	         s->set->name, what[0] ? what : "its source", hs_strerror(rc));
+	hs_log_warnx("recv: %s", text);
+	proto_conn_send_error(s->c, text);
+	s->told = 1;
+}
+
+/*
  * Send a listing of our copy of the open set: all of it, or only the
  * scope the primary named.  Each frame leaves as soon as it is full, so
  * compressing, encrypting and sending overlap the walk, and the primary
@@ -152,7 +172,7 @@ lister_entry(void *arg, unsigned worker, const struct scan_entry *se)
 static int
 send_listing(struct session *s, const struct proto_scope *scope, size_t n_scope)
 {
-	struct lister l = {s, NULL, 0, 0, 0};
+	struct lister l = {s, NULL, 0, 0, 0, HS_OK};
 	struct scan_visit v = {NULL, lister_entry, &l};
 	size_t i;
 	int rc = HS_OK;
@@ -165,13 +185,14 @@ send_listing(struct session *s, const struct proto_scope *scope, size_t n_scope)
 	for (i = 0; scope == NULL && i < s->set->sources.n && rc == HS_OK;
 	     i++) {
 		rc = apply_list_visit(s->a, (uint16_t)i, "", 1, &v);
-		if (rc < 0)
-			hs_log_warnx("recv: listing %s: %s",
-			             s->set->sources.v[i], hs_strerror(rc));
+		if (rc < 0 && l.send_rc == HS_OK)
+			listing_failed(s, s->set->sources.v[i], rc);
 	}
 	for (i = 0; scope != NULL && i < n_scope && rc == HS_OK; i++)
-		rc = apply_list_visit(s->a, scope[i].src, scope[i].path,
-		                      scope[i].recursive, &v);
+		if ((rc = apply_list_visit(s->a, scope[i].src, scope[i].path,
+		                           scope[i].recursive, &v)) < 0 &&
+		    l.send_rc == HS_OK)
+			listing_failed(s, scope[i].path, rc);
 	if (rc == HS_OK && l.count > 0)
 		rc = lister_send(&l);
 	if (rc == HS_OK)
@@ -661,7 +682,9 @@ recv_session(const struct hs_conf *conf, int rootfd, struct proto_conn *c,
 			rc = HS_EREFUSED;
 			break;
 		}
-		if ((rc = dispatch(&s, &m)) < 0) {
+		if ((rc = dispatch(&s, &m)) < 0 && s.told)
+			break;
+		if (rc < 0) {
 			snprintf(text, sizeof(text),
 			         "standby: malformed or "
 			         "unexpected message (%s): %s",

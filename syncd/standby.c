@@ -192,8 +192,14 @@ session_child(struct stdby *d, int fd, const char *addr, int myfd, pid_t parent)
 		goto out;
 	hs_log_info("net: %s: %s with primary %s", addr,
 	            express ? "express lane" : "session", peer.name);
-	/* A primary may pause between sets while it scans and hashes. */
+	/*
+	 * A primary may pause between sets while it scans and hashes, and
+	 * read nothing while it walks its own tree: our listing, sent as we
+	 * walk ours, then waits on a closed window.  Both are allowed the
+	 * same time (the primary's heartbeats and timeouts judge the link).
+	 */
 	proto_conn_set_timeout(c, timeout * 10);
+	proto_conn_set_stall_timeout(c, timeout * 10);
 	rc = recv_session(d->conf, d->rootfd, c, &child_stop, myfd, &peer);
 	goto out;
 refuse:
@@ -669,7 +675,7 @@ serve(struct stdby *d)
 		for (k = 0; k < n - 3 && k < d->n_kids; k++) {
 			if (pfd[3 + k].revents & POLLIN)
 				on_child(d, k);
-			if (pfd[3 + k].revents & (POLLHUP | POLLERR))
+			if (pfd[3 + k].revents & POLLHUP)
 				d->kids[k].hup = 1;
 		}
 		if (pfd[2].revents & POLLIN)

@@ -546,7 +546,8 @@ int apply_sig_file(struct apply *a, uint16_t src, const char *rel,
  */
 int apply_list(struct apply *a, uint16_t src, const char *rel, int recursive,
                struct scan_list *out);
-/* The same, each entry shown to v->entry as it is met (v->dir unused). */
+/* The same, each entry shown to v->entry as it is met (and each directory
+ * to v->dir, if set, as scan_subtree_visit says). */
 int apply_list_visit(struct apply *a, uint16_t src, const char *rel,
                      int recursive, const struct scan_visit *v);
 /*
