@@ -1,6 +1,5 @@
 /* cmd_sync.c - `hamnsync sync`: one full reconciliation, then exit. */
 #include <getopt.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -8,7 +7,6 @@
 
 #include "cli.h"
 #include "idx.h"
-#include "proto.h"
 #include "status.h"
 #include "syncd.h"
 
@@ -32,47 +30,6 @@ human(uint64_t n, char *buf, size_t len)
 		u++;
 	}
 	snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
-}
-
-/*
- * The TLS context takes OpenSSL a few ms to build (providers, the key,
- * the certificate): it is made on a thread while the index is opened and
- * checked.  A failure is left to the connect, which makes its own and
- * says why.
- */
-struct tls_prep {
-	const struct hs_conf *conf;
-	struct proto_tls *tls;
-	pthread_t tid;
-	int started;
-};
-
-static void *
-tls_prep_run(void *arg)
-{
-	struct tls_prep *p = arg;
-	char why[512];
-
-	if (proto_tls_from_conf(p->conf, 0, &p->tls, why, sizeof(why)) < 0)
-		p->tls = NULL;
-	return NULL;
-}
-
-static void
-tls_prep_start(struct tls_prep *p, const struct hs_conf *conf)
-{
-	memset(p, 0, sizeof(*p));
-	p->conf = conf;
-	p->started = pthread_create(&p->tid, NULL, tls_prep_run, p) == 0;
-}
-
-static struct proto_tls *
-tls_prep_take(struct tls_prep *p)
-{
-	if (p->started)
-		pthread_join(p->tid, NULL);
-	p->started = 0;
-	return p->tls;
 }
 
 /*
@@ -171,7 +128,6 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 	struct idx_node node;
 	struct idx *x = NULL;
 	struct hs_conf *conf;
-	struct tls_prep prep;
 	char why[1024] = "", sent[32], wire[32], delta[32], covered[32];
 	char patched[48];
 	char *allow[64];
@@ -212,13 +168,7 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 	}
 	if ((conf = cli_conf_load(cli_conf_path(conf_opt))) == NULL)
 		return CLI_EXIT_USAGE;
-	memset(&prep, 0, sizeof(prep));
-	if (daemon_running_pid(conf->state_dir) == 0) /* else not needed */
-		tls_prep_start(&prep, conf);
-	rc = cli_node_open(conf, &node, &x);
-	o.tls = tls_prep_take(&prep);
-	if (rc < 0) {
-		proto_tls_free(o.tls);
+	if (cli_node_open(conf, &node, &x) < 0) {
 		hs_conf_free(conf);
 		return CLI_EXIT_USAGE;
 	}
@@ -228,7 +178,6 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 		        "sync runs on the primary",
 		        hs_role_name(node.role), conf->state_dir);
 		idx_close(x);
-		proto_tls_free(o.tls);
 		hs_conf_free(conf);
 		return CLI_EXIT_USAGE;
 	}
@@ -236,7 +185,6 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 	if ((pid = daemon_running_pid(conf->state_dir)) != 0) {
 		idx_close(x);
 		rc = sync_via_daemon(conf, &o, pid);
-		proto_tls_free(o.tls);
 		hs_conf_free(conf);
 		return rc;
 	}
@@ -246,7 +194,6 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 			        "--allow-deletes %s: no such [path] set",
 			        allow[i]);
 			idx_close(x);
-			proto_tls_free(o.tls);
 			hs_conf_free(conf);
 			return CLI_EXIT_USAGE;
 		}
@@ -257,7 +204,6 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 	o.idx = o.dry_run ? NULL : x;
 	rc = send_sync(conf, &o, &rep, why, sizeof(why));
 	idx_close(x);
-	proto_tls_free(o.tls);
 	hs_conf_free(conf);
 	if (rc < 0) {
 		cli_err("sync", "%s", why[0] ? why : hs_strerror(rc));

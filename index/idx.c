@@ -73,9 +73,10 @@ idx_probe(const char *dir)
 	if (st.st_size == 0)
 		return HS_OK; /* created but never written: LMDB starts it */
 	/*
-	 * The child must stay clear of every lock another thread may hold
-	 * at the fork (stdio, logging, OpenSSL: `sync` builds its TLS
-	 * context meanwhile): malloc, LMDB without locks, and _exit only.
+	 * Forked: no other thread may run in the caller meanwhile.  A
+	 * thread holding an allocator lock at the fork (ASan's, or another
+	 * malloc than glibc's) leaves the child stuck in LMDB's calloc: `sync`
+	 * once built its TLS context on a thread here, and hung under ASan.
 	 */
 	if ((pid = fork()) < 0)
 		return -errno;

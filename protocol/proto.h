@@ -354,6 +354,9 @@ void proto_conn_set_timeout(struct proto_conn *c, int timeout_ms);
  * stay closed, before the kernel aborts the connection (TCP_USER_TIMEOUT;
  * the connection starts with its first timeout). */
 void proto_conn_set_stall_timeout(struct proto_conn *c, int timeout_ms);
+/* Reads and writes interrupted by a signal are retried, unless *stop is
+ * set then (without this call: always retried). */
+void proto_conn_set_stop(struct proto_conn *c, const volatile int *stop);
 
 /* Send an ERROR frame with `text` and flush; errors are ignored. */
 void proto_conn_send_error(struct proto_conn *c, const char *text);

@@ -74,6 +74,7 @@ struct proto_conn {
 	char tls_why[128]; /* OpenSSL's reason for the last failure */
 	uint64_t bwlimit;  /* bytes per second written, 0 = unlimited */
 	uint64_t bw_t;     /* when the bytes written so far may have gone */
+	const volatile int *stop; /* set: an interrupted read or write ends */
 };
 
 /* Why the last verification failed, per SSL object. */
@@ -521,7 +522,9 @@ conn_io_error(struct proto_conn *c, int r)
 		return HS_ECLOSED;
 	case SSL_ERROR_WANT_READ:
 	case SSL_ERROR_WANT_WRITE:
-		return HS_ETIMEOUT;
+		/* A socket timeout (SO_RCVTIMEO) also ends a read by a signal:
+		 * OpenSSL calls both a retry. */
+		return saved == EINTR ? -EINTR : HS_ETIMEOUT;
 	case SSL_ERROR_SYSCALL:
 		if (saved == EAGAIN || saved == EWOULDBLOCK)
 			return HS_ETIMEOUT;
@@ -551,6 +554,24 @@ void
 proto_conn_set_stall_timeout(struct proto_conn *c, int timeout_ms)
 {
 	sock_set_stall_timeout(c->fd, timeout_ms);
+}
+
+/*
+ * A signal during a read or write (with socket timeouts set, the kernel
+ * does not restart it): a stop request ends the call, anything else (a
+ * stop and continue, a debugger attaching) is no reason to drop the
+ * session.
+ */
+static int
+conn_retry(const struct proto_conn *c, int rc)
+{
+	return rc == -EINTR && (c->stop == NULL || !*c->stop);
+}
+
+void
+proto_conn_set_stop(struct proto_conn *c, const volatile int *stop)
+{
+	c->stop = stop;
 }
 
 void
@@ -597,8 +618,13 @@ conn_write(struct proto_conn *c, const uint8_t *p, size_t len)
 
 		ERR_clear_error();
 		r = SSL_write_ex(c->ssl, p + done, len - done, &n);
-		if (r != 1)
-			return conn_io_error(c, r);
+		if (r != 1) {
+			int rc = conn_io_error(c, r);
+
+			if (conn_retry(c, rc))
+				continue;
+			return rc;
+		}
 		done += n;
 	}
 	return HS_OK;
@@ -696,6 +722,9 @@ conn_read_full(struct proto_conn *c, uint8_t *p, size_t len)
 		r = SSL_read_ex(c->ssl, p + done, len - done, &n);
 		if (r != 1) {
 			int rc = conn_io_error(c, r);
+
+			if (conn_retry(c, rc))
+				continue;
 
 			/* EOF inside a frame is a truncated frame. */
 			if (rc == HS_ECLOSED && done > 0)

@@ -650,6 +650,7 @@ recv_session(const struct hs_conf *conf, int rootfd, struct proto_conn *c,
 	snprintf(s.rep.primary, sizeof(s.rep.primary), "%s", peer->name);
 	report(&s, 1);
 	proto_wr_init(&s.w);
+	proto_conn_set_stop(c, stop);
 	for (;;) {
 		rc = proto_conn_recv(c, &m);
 		if (*stop) {

@@ -352,9 +352,6 @@ struct send_opts {
 	/* Connect, and wait for each reply, at most this long (0: the
 	 * peer_timeout-based defaults). */
 	int timeout_ms;
-	/* A client TLS context made beforehand from the same conf
-	 * (borrowed); NULL: each connect makes its own. */
-	struct proto_tls *tls;
 };
 
 /*

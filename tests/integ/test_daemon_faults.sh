@@ -12,6 +12,7 @@
 #     the primary notices within a few peer_timeouts (5 s here; the bound
 #     is 4 x) and reconnects after the stall
 #   - a standby restart (SIGTERM, start again)
+#   - the standby's session processes stopped and continued (SIGSTOP/CONT)
 # Nothing asserts on wall-clock time beyond bounded waits that fail only
 # when something never happens.
 set -euo pipefail
@@ -318,6 +319,33 @@ wait_same "standby restarted (SIGTERM, start): the primary catches up" \
 	bad "standby restart: no reconnection in the primary log"
 echo "after the restart" >"$I/after-restart.txt"
 wait_same "changes flow again after the standby restart" 10 0.02 $SOURCES
+
+# --- 6. the standby's session processes stopped and continued ---------------
+# (kill -STOP / -CONT, or a debugger attaching): with socket timeouts set,
+# the kernel fails the blocked read with EINTR instead of restarting it;
+# that is no reason to end the session
+conns=$(count_log "$T/primary.log" "connected to standby")
+ended=$(count_log "$T/standby.log" "session ended")
+kids=$(ps -o pid= --ppid "$STANDBY_PID" 2>/dev/null | tr -d ' ' | tr '\n' ' ')
+if [ -n "$kids" ]; then
+	# shellcheck disable=SC2086
+	kill -STOP $kids
+	sleep 0.3
+	# shellcheck disable=SC2086
+	kill -CONT $kids
+	sleep 0.3
+	echo "after a stop and continue" >"$I/after-stop-cont.txt"
+	wait_same "changes flow after the standby's session was stopped and continued" \
+		10 0.02 $SOURCES
+	if [ "$(count_log "$T/standby.log" "session ended")" -eq "$ended" ] &&
+		[ "$(count_log "$T/primary.log" "connected to standby")" -eq "$conns" ]; then
+		ok "stop and continue: the same session goes on"
+	else
+		bad "stop and continue ended the session: $(grep 'session ended' "$T/standby.log" | tail -1)"
+	fi
+else
+	bad "no standby session process to stop"
+fi
 
 kill -0 "$PRIMARY_PID" 2>/dev/null && ok "primary still running" ||
 	bad "primary died"
