@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1076,6 +1077,45 @@ send_set_open(struct sender *s, const struct proto_scope *scope,
 	return blind ? HS_OK : proto_conn_flush(s->c);
 }
 
+struct walk_job {
+	struct sender *s;
+	int rc;
+};
+
+static void *
+walk_run(void *arg)
+{
+	struct walk_job *j = arg;
+
+	j->rc = list_mine(j->s, NULL, 0);
+	return NULL;
+}
+
+/*
+ * A whole set: our walk on a thread while this one reads the standby's
+ * listing, which it sends as it walks its own copy.  Read only after our
+ * walk, a big listing would fill the socket buffers and leave the
+ * standby waiting on a closed window for as long as our walk takes.
+ * The walk touches only the sources and s->mine; this thread keeps the
+ * connection, s->theirs and the daemon's tick.
+ */
+static int
+list_both(struct sender *s, int *refused)
+{
+	struct walk_job j = {s, HS_OK};
+	pthread_t t;
+	int rc;
+
+	if (pthread_create(&t, NULL, walk_run, &j) != 0) {
+		if ((rc = list_mine(s, NULL, 0)) < 0)
+			return rc;
+		return recv_listing(s, refused);
+	}
+	rc = recv_listing(s, refused);
+	pthread_join(t, NULL);
+	return rc < 0 ? rc : j.rc;
+}
+
 /*
  * Reconcile one set: all of it (scope NULL), or only the scope's entries
  * (and what is below the recursive ones).
@@ -1086,7 +1126,7 @@ sync_set(struct sender *s, const struct hs_pathset *set,
 {
 	uint64_t seq;
 	size_t i;
-	int rc, refused, blind = 0;
+	int rc, refused = 0, blind = 0, listed = 0;
 
 	s->set = set;
 	if ((rc = sidx_run_start(s)) < 0)
@@ -1097,11 +1137,14 @@ sync_set(struct sender *s, const struct hs_pathset *set,
 			return rc;
 		blind = blind_ok(s, scope, n_scope);
 		rc = send_set_open(s, scope, n_scope, blind);
-	} else if ((rc = send_set_open(s, NULL, 0, 0)) == HS_OK)
-		rc = list_mine(s, NULL, 0); /* while the standby lists */
+	} else if ((rc = send_set_open(s, NULL, 0, 0)) == HS_OK) {
+		/* Here already: the next step's reading is done. */
+		rc = list_both(s, &refused);
+		listed = 1;
+	}
 	if (rc < 0)
 		return rc;
-	if (!blind && (rc = recv_listing(s, &refused)) < 0)
+	if (!blind && !listed && (rc = recv_listing(s, &refused)) < 0)
 		return rc;
 	if (!blind && refused) {
 		s->rep->sets_refused++;
