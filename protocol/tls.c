@@ -20,6 +20,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,13 @@ struct proto_conn {
 
 /* Why the last verification failed, per SSL object. */
 static int why_idx = -1;
+static pthread_once_t why_once = PTHREAD_ONCE_INIT;
+
+static void
+why_idx_init(void)
+{
+	why_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
 
 static void
 tls_log_errors(const char *what)
@@ -168,8 +176,7 @@ proto_tls_new(const struct proto_tls_opts *o, struct proto_tls **out, char *why,
 	struct proto_tls *t;
 	int rc = HS_ETLS;
 
-	if (why_idx < 0)
-		why_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	pthread_once(&why_once, why_idx_init);
 	if ((t = calloc(1, sizeof(*t))) == NULL)
 		return -ENOMEM;
 	t->is_server = o->is_server;

@@ -723,7 +723,7 @@ START_TEST(ctl_raw_table)
 	const struct raw_case *tc = &raw_cases[_i];
 	char big[CTL_REQ_MAX * 2 + 64];
 	const char *req = tc->req;
-	size_t len;
+	size_t len = 0;
 	json_t *j;
 	pid_t pid;
 	int lfd;
@@ -743,7 +743,8 @@ START_TEST(ctl_raw_table)
 		big[len++] = '\n';
 		req = big;
 	}
-	len = req == big ? len : strlen(req);
+	if (req != big)
+		len = strlen(req);
 	lfd = ctl_listen(tmpdir, NULL);
 	ck_assert_int_ge(lfd, 0);
 	pid = serve_child(lfd, NULL, 100);
