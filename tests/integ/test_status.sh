@@ -428,7 +428,18 @@ poll 50 0.2 test -s "$T/m1.prom" || true
 poll 50 0.2 test -s "$T/m2.prom" || true
 metrics_ok "metrics, primary" "$T/m1.prom"
 metrics_ok "metrics, standby" "$T/m2.prom"
-if ls "$T"/*.prom.tmp.* >/dev/null 2>&1; then
+# The daemons write their metrics now and then (temporary file, fsync,
+# rename): a temporary seen once may be one being written; one that stays
+# for 5 s was left behind.
+left=yes
+for ((i = 0; i < 50; i++)); do
+	if ! ls "$T"/*.prom.tmp.* >/dev/null 2>&1; then
+		left=no
+		break
+	fi
+	sleep 0.1
+done
+if [ "$left" = yes ]; then
 	bad "metrics: temporary files left: $(ls "$T"/*.tmp.*)"
 else
 	ok "metrics: no temporary files left beside them"
