@@ -1906,10 +1906,9 @@ apply_sig_file(struct apply *a, uint16_t src, const char *rel,
 	return rc;
 }
 
-/* apply_list and apply_list_visit: into `out`, or shown to `v`. */
-static int
-list_at(struct apply *a, uint16_t src, const char *rel, int recursive,
-        struct scan_list *out, const struct scan_visit *v)
+int
+apply_list(struct apply *a, uint16_t src, const char *rel, int recursive,
+           const struct scan_visit *v)
 {
 	char parent[PROTO_PATH_MAX * 2 + 2], leaf[PROTO_NAME_MAX + 1];
 	const char *slash;
@@ -1920,11 +1919,9 @@ list_at(struct apply *a, uint16_t src, const char *rel, int recursive,
 	if ((rc = fs_relpath_check(rel)) < 0)
 		return rc;
 	if (rel[0] == '\0')
-		return v ? scan_subtree_visit(a->src[src].anchorfd,
-		                              a->src[src].leaf, src, "",
-		                              recursive, a->set, v)
-		         : scan_subtree(a->src[src].anchorfd, a->src[src].leaf,
-		                        src, "", recursive, a->set, out);
+		return scan_subtree_visit(a->src[src].anchorfd,
+		                          a->src[src].leaf, src, "", recursive,
+		                          a->set, v);
 	slash = strrchr(rel, '/');
 	snprintf(parent, sizeof(parent), "%s%s%.*s", a->src[src].leaf,
 	         slash ? "/" : "", (int)(slash ? slash - rel : 0), rel);
@@ -1934,24 +1931,9 @@ list_at(struct apply *a, uint16_t src, const char *rel, int recursive,
 		return HS_OK; /* nothing there: nothing to list */
 	if (fd < 0)
 		return fd;
-	rc = v ? scan_subtree_visit(fd, leaf, src, rel, recursive, a->set, v)
-	       : scan_subtree(fd, leaf, src, rel, recursive, a->set, out);
+	rc = scan_subtree_visit(fd, leaf, src, rel, recursive, a->set, v);
 	close(fd);
 	return rc;
-}
-
-int
-apply_list(struct apply *a, uint16_t src, const char *rel, int recursive,
-           struct scan_list *out)
-{
-	return list_at(a, src, rel, recursive, out, NULL);
-}
-
-int
-apply_list_visit(struct apply *a, uint16_t src, const char *rel, int recursive,
-                 const struct scan_visit *v)
-{
-	return list_at(a, src, rel, recursive, NULL, v);
 }
 
 int

@@ -184,13 +184,13 @@ send_listing(struct session *s, const struct proto_scope *scope, size_t n_scope)
 	l.start = s->w.buf.len;
 	for (i = 0; scope == NULL && i < s->set->sources.n && rc == HS_OK;
 	     i++) {
-		rc = apply_list_visit(s->a, (uint16_t)i, "", 1, &v);
+		rc = apply_list(s->a, (uint16_t)i, "", 1, &v);
 		if (rc < 0 && l.send_rc == HS_OK)
 			listing_failed(s, s->set->sources.v[i], rc);
 	}
 	for (i = 0; scope != NULL && i < n_scope && rc == HS_OK; i++)
-		if ((rc = apply_list_visit(s->a, scope[i].src, scope[i].path,
-		                           scope[i].recursive, &v)) < 0 &&
+		if ((rc = apply_list(s->a, scope[i].src, scope[i].path,
+		                     scope[i].recursive, &v)) < 0 &&
 		    l.send_rc == HS_OK)
 			listing_failed(s, scope[i].path, rc);
 	if (rc == HS_OK && l.count > 0)

@@ -834,22 +834,6 @@ pre_dir(void *arg, unsigned worker, const char *rel)
 	return watch_dir_add(ps->w, ps->set, ps->src, rel);
 }
 
-/* As diff_record, from the entry's side. */
-static int
-pre_compare(struct pre_src *ps, unsigned worker, const struct scan_entry *e)
-{
-	struct pre_rec *r;
-	struct idx_file now;
-
-	if ((r = pre_find(ps, e->path)) == NULL)
-		return diff_add(&ps->d[worker], ps->src, e->path);
-	r->seen = 1;
-	fingerprint(e, &now);
-	return same_rec(&now, &r->f)
-	           ? 0
-	           : diff_add(&ps->d[worker], ps->src, e->path);
-}
-
 /* Stage 2: find the entry's candidate slot, and fetch its record. */
 static void
 pre_probe(const struct pre_src *ps, struct pre_pend *q)
@@ -868,7 +852,7 @@ pre_probe(const struct pre_src *ps, struct pre_pend *q)
 		}
 }
 
-/* Stage 3: compare the entry with its record (as pre_compare). */
+/* Stage 3: compare the entry with its record (as diff_record does). */
 static int
 pre_finish(struct pre_src *ps, unsigned worker, struct pre_pend *q)
 {
@@ -957,7 +941,10 @@ pre_load_run(void *arg)
 	return NULL;
 }
 
-/* What the walkers met before the records were there. */
+/*
+ * What the walkers met before the records were there, once they are:
+ * through the first walker's pipeline (the walk is over), drained after.
+ */
 static int
 pre_compare_early(struct pre_src *ps)
 {
@@ -966,7 +953,7 @@ pre_compare_early(struct pre_src *ps)
 
 	for (k = 0; k < SCAN_WORKERS; k++)
 		for (i = 0; i < ps->early[k].n && rc == HS_OK; i++)
-			rc = pre_compare(ps, 0, &ps->early[k].v[i]);
+			rc = pre_push(ps, 0, &ps->early[k].v[i]);
 	return rc;
 }
 
@@ -1060,9 +1047,9 @@ pre_source(struct pre_src *ps, struct idx *x, const struct hs_pathset *set)
 		rc = ps->load_rc;
 	/* Missing (fd < 0, or no entry): its records stay, as in a run. */
 	if (rc == HS_OK && ps->has_root)
-		rc = pre_drain(ps);
-	if (rc == HS_OK && ps->has_root)
 		rc = pre_compare_early(ps);
+	if (rc == HS_OK && ps->has_root)
+		rc = pre_drain(ps);
 	if (rc < 0 || !ps->has_root)
 		return rc;
 	/* What was recorded and was not met is gone. */

@@ -539,14 +539,12 @@ int apply_sig_file(struct apply *a, uint16_t src, const char *rel,
                    uint64_t *size);
 /*
  * List (src, rel) of our copy, and what is below it when `recursive`,
- * confined like every other access.  Nothing there lists nothing.
+ * confined like every other access: each entry is shown to v->entry as
+ * the walk meets it (and each directory to v->dir, if set).  Nothing
+ * there lists nothing.
  */
 int apply_list(struct apply *a, uint16_t src, const char *rel, int recursive,
-               struct scan_list *out);
-/* The same, each entry shown to v->entry as it is met (and each directory
- * to v->dir, if set, as scan_subtree_visit says). */
-int apply_list_visit(struct apply *a, uint16_t src, const char *rel,
-                     int recursive, const struct scan_visit *v);
+               const struct scan_visit *v);
 /*
  * Mirror a rename within source `src` (neither path ""): our copy at
  * `from` moves to `to`, replacing a file there like rename(2).  Failing
