@@ -71,7 +71,9 @@ status_stopped(const struct hs_conf *conf, json_t **out, char *why,
 		idx_close(x);
 		return rc;
 	}
-	if (idx_blob_get(x, "status", &saved, &len) == HS_OK)
+	/* Daemons before status.json kept their status in the index. */
+	if ((st = st_saved_load(conf->state_dir)) == NULL &&
+	    idx_blob_get(x, "status", &saved, &len) == HS_OK)
 		st = json_loads(saved, 0, NULL);
 	free(saved);
 	idx_close(x);

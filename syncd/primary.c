@@ -67,7 +67,8 @@ struct prim {
 	uint64_t inflight_ns;  /* oldest change in the run under way */
 	uint64_t unsynced_ns;  /* since when the standby may miss changes */
 	double last_applied;   /* wall clock of the last acknowledged run */
-	uint64_t last_save_ns; /* status saved in the index */
+	uint64_t last_save_ns; /* status last looked at for saving */
+	char *saved;           /* ... and last saved (st_save) */
 	struct st_counters cnt;
 	uint64_t gen_req;  /* reconciliations of every set asked for (sync) */
 	uint64_t gen_done; /* ... and completed */
@@ -693,18 +694,26 @@ prim_metrics(struct prim *p)
 }
 
 static void
+prim_save_warn(struct prim *p, int rc)
+{
+	if (rc < 0)
+		hs_log_warnx("primary: status not saved in %s/%s: %s",
+		             p->conf->state_dir, ST_SAVED_NAME,
+		             hs_strerror(rc));
+}
+
+static void
 prim_save_status(struct prim *p, int force)
 {
 	uint64_t now = hs_now_mono_ns();
 	json_t *j;
 
 	prim_metrics(p);
-	if (p->x == NULL ||
-	    (!force && now - p->last_save_ns < 5000 * NS_PER_MS))
+	if (!force && now - p->last_save_ns < 5000 * NS_PER_MS)
 		return;
 	p->last_save_ns = now;
 	if ((j = prim_status(p)) != NULL) {
-		st_save(p->x, j);
+		prim_save_warn(p, st_save(p->conf->state_dir, j, &p->saved));
 		json_decref(j);
 	}
 }
@@ -991,6 +1000,7 @@ out:
 		ctl_unlink(p.conf->state_dir);
 	}
 	idx_close(p.x);
+	free(p.saved);
 	prim_free_sets(&p);
 	hs_conf_free(p.conf);
 	return rc;

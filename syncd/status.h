@@ -117,8 +117,18 @@ struct st_counters {
 int st_metrics_write(const char *path, json_t *status,
                      const struct st_counters *c);
 
-/* Keep the last status in the index, for `status` while stopped. */
-struct idx;
-int st_save(struct idx *x, json_t *status);
+/*
+ * The daemon's last status, for `status` while it is stopped: the file
+ * state_dir/ST_SAVED_NAME, written by rename and not flushed, and only
+ * when what a stopped node's status shows of it changed (not ages, lag
+ * or warnings, which st_saved_load's caller replaces).  *last holds the
+ * text last written (the caller's, freed by it; NULL at first).
+ * Returns 1 when written, 0 when unchanged, or an error.
+ */
+#define ST_SAVED_NAME "status.json"
+#define ST_SAVED_MAX (1024 * 1024)
+int st_save(const char *state_dir, json_t *status, char **last);
+/* The saved status, or NULL if there is none that parses. */
+json_t *st_saved_load(const char *state_dir);
 
 #endif /* STATUS_H */

@@ -428,7 +428,7 @@ poll 50 0.2 test -s "$T/m1.prom" || true
 poll 50 0.2 test -s "$T/m2.prom" || true
 metrics_ok "metrics, primary" "$T/m1.prom"
 metrics_ok "metrics, standby" "$T/m2.prom"
-# The daemons write their metrics now and then (temporary file, fsync,
+# The daemons write their metrics now and then (temporary file, then
 # rename): a temporary seen once may be one being written; one that stays
 # for 5 s was left behind.
 left=yes
@@ -450,6 +450,29 @@ if poll 50 0.2 promote_metric; then
 	ok "metrics: standby exports hamnsync_promote_ready 1"
 else
 	bad "metrics: $(grep promote_ready "$T/m2.prom")"
+fi
+
+# -------------- 4b. idle daemons write nothing (the status is kept only
+# when what a stopped node shows of it changes; it once cost an index
+# commit with an fdatasync every 5 s on each node)
+idle_marks() {
+	stat -c '%n %Y.%y' "$T"/state1/status.json "$T"/state2/status.json \
+		"$T"/state1/index/data.mdb "$T"/state2/index/data.mdb 2>&1
+}
+saved() { [ -s "$T/state1/status.json" ] && [ -s "$T/state2/status.json" ]; }
+if poll 100 0.1 saved; then
+	ok "both daemons saved their status in state_dir/status.json"
+else
+	bad "status.json missing: $(ls -l "$T/state1" "$T/state2" 2>&1 | tr '\n' ' ')"
+fi
+sleep 1 # a save due from the last edit lands first
+marks1=$(idle_marks)
+sleep 6 # more than the 5 s between two looks at the status
+marks2=$(idle_marks)
+if [ "$marks1" = "$marks2" ]; then
+	ok "idle for 6 s: neither daemon wrote its status or its index"
+else
+	bad "idle daemons wrote: before: $marks1; after: $marks2"
 fi
 
 # ------------------------------------------------------- 5. permissions
