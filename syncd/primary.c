@@ -608,7 +608,8 @@ prim_status(struct prim *p)
 	if (watch_unwatched(p->watch) > 0)
 		st_warn(&v, "warning",
 		        "%zu subtrees without inotify watches "
-		        "(watch limit); rescanned every %llu s",
+		        "(watch limit); rescanned every %llu s until "
+		        "fs.inotify.max_user_watches lets them have one",
 		        watch_unwatched(p->watch),
 		        (unsigned long long)p->conf->rescan_interval);
 	st_warn_cert(&v, p->conf->cert);

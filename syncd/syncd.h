@@ -248,7 +248,8 @@ size_t watch_unwatched(const struct watch *w);
 int watch_drain(struct watch *w);
 /* When the next file left open is due (monotonic ns), or UINT64_MAX. */
 uint64_t watch_next_due(const struct watch *w);
-/* Mark the unwatched subtrees dirty (call every rescan_interval). */
+/* Mark the unwatched subtrees dirty, after trying again for their
+ * watches (call every rescan_interval). */
 void watch_rescan_unwatched(struct watch *w);
 /* Has set `set` changes waiting? */
 int watch_pending(const struct watch *w, uint16_t set);

@@ -818,13 +818,50 @@ unwatched_gone(struct watch *w, const struct proto_scope *u)
 	                           : !S_ISDIR(st.st_mode);
 }
 
+/*
+ * Try for the watches of unwatched subtree u again; 1 when its top got
+ * one.  What below it still finds no room joins the list again (quietly:
+ * each subtree had its line when it was first left unwatched).
+ */
+static int
+unwatched_retry(struct watch *w, const struct proto_scope *u)
+{
+	const char *root = *root_slot(w, u->recursive, u->src);
+	char abs[PATH_MAX];
+	size_t depth, i, before = w->n_watches;
+	struct stat st;
+
+	if (root == NULL ||
+	    snprintf(abs, sizeof(abs), "%s%s%s", root, u->path[0] ? "/" : "",
+	             u->path) >= (int)sizeof(abs) ||
+	    lstat(abs, &st) < 0 || !S_ISDIR(st.st_mode))
+		return 0; /* a file source's directory: as it was */
+	for (depth = u->path[0] != '\0', i = 0; u->path[i] != '\0'; i++)
+		depth += u->path[i] == '/';
+	/* An error leaves what it could not watch to the caller's list. */
+	(void)watch_tree(w, u->recursive, u->src, abs, u->path, depth);
+	return w->n_watches > before;
+}
+
+/*
+ * Each rescan first asks again for the watches of every unwatched subtree:
+ * the limit may have been raised (sysctl) or watches freed since.  One
+ * whose top gets its watch leaves the list, and once the list is empty
+ * nothing is polled and status stops warning.  Each subtree is rescanned
+ * this once either way, for what changed while nothing watched it.
+ */
 void
 watch_rescan_unwatched(struct watch *w)
 {
-	size_t i, keep = 0;
+	struct proto_scope *old = w->unwatched;
+	size_t n_old = w->n_unwatched, i, rewatched = 0;
 
-	for (i = 0; i < w->n_unwatched; i++) {
-		struct proto_scope *u = &w->unwatched[i];
+	w->unwatched = NULL;
+	w->n_unwatched = 0;
+	w->limit_quiet = 1;
+	__atomic_store_n(&w->at_limit, 0, __ATOMIC_RELAXED);
+	for (i = 0; i < n_old; i++) {
+		struct proto_scope *u = &old[i];
 
 		dirty_add(w, u->recursive, u->src, u->path, 1);
 		/*
@@ -832,13 +869,24 @@ watch_rescan_unwatched(struct watch *w)
 		 * and is polled no more: one made again in its place comes
 		 * back through its parent's watch, like any new directory.
 		 */
-		if (unwatched_gone(w, u)) {
-			free(u->path);
-			continue;
+		if (!unwatched_gone(w, u)) {
+			if (unwatched_retry(w, u))
+				rewatched++;
+			else if (!unwatched_covers(w, u->recursive, u->src,
+			                           u->path))
+				unwatched_add(w, u->recursive, u->src, u->path);
 		}
-		w->unwatched[keep++] = *u;
+		free(u->path);
 	}
-	w->n_unwatched = keep;
+	free(old);
+	w->limit_quiet = 0;
+	if (w->n_unwatched > 0)
+		__atomic_store_n(&w->at_limit, 1, __ATOMIC_RELAXED);
+	if (rewatched > 0)
+		hs_log_info("watch: %zu subtrees without inotify watches got "
+		            "them (the watch limit allows them now); %zu "
+		            "still polled",
+		            rewatched, w->n_unwatched);
 }
 
 int

@@ -9,6 +9,8 @@
 # a rename in watched and in unwatched subtrees all end identical on the
 # standby (which runs outside the namespace).  An inotify queue overflow
 # (which walks every tree again) keeps one entry per unwatched subtree.
+# Once the limit is raised, the next rescan gives them their watches and
+# status stops warning.
 #
 # The namespace maps only uid 0, so every file here belongs to root (a
 # file of another owner would read as nobody inside).  If this kernel
@@ -19,6 +21,17 @@ set -euo pipefail
 
 LIMIT=8    # watches allowed in the namespace
 RESCAN=1   # rescan_interval, seconds
+
+# poll_s SECONDS CMD...: until CMD succeeds (every 0.1 s, bounded).
+poll_s() {
+	local i n=$(($1 * 10))
+	shift
+	for ((i = 0; i < n; i++)); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	return 1
+}
 
 # wait_log PATTERN SECONDS: until the primary's log has a matching line.
 wait_log() {
@@ -217,6 +230,29 @@ if [ "$(grep -c "queue overflowed" "$T/primary.log" || true)" -gt "$ovf_before" 
 	fi
 else
 	echo "info: the queue did not overflow (max_queued_events $maxq): not checked"
+fi
+
+# The limit raised (inside the daemon's user namespace, as the admin would
+# raise the sysctl): the next rescan gets the watches, status stops
+# warning, and nothing is polled any more.
+if nsenter --user --target "$PRIMARY_PID" sh -c \
+	'echo 100000 >/proc/sys/user/max_inotify_watches' 2>"$T/nsenter.err"; then
+	got() { grep -q "subtrees without inotify watches got them" "$T/primary.log"; }
+	if poll_s 15 got; then
+		hs_ok "limit raised: $(grep "got them" "$T/primary.log" | tail -1 | sed 's/.*watch: //')"
+	else
+		hs_bad "limit raised: the unwatched subtrees never got their watches"
+	fi
+	unwatched_none() { [ -z "$(n_status)" ]; }
+	if poll_s 10 unwatched_none; then
+		hs_ok "limit raised: status no longer warns about unwatched subtrees"
+	else
+		hs_bad "limit raised: status still counts $(n_status) unwatched subtrees"
+	fi
+	echo "after the limit was raised" >"$D/${unw[0]}/rewatched"
+	hs_wait_same "a file made in a subtree watched again arrives" 20 "$D"
+else
+	hs_bad "cannot raise the limit in the daemon's namespace: $(cat "$T/nsenter.err")"
 fi
 
 kill -0 "$PRIMARY_PID" 2>/dev/null && hs_ok "the primary kept running" ||
