@@ -1908,7 +1908,7 @@ apply_sig_file(struct apply *a, uint16_t src, const char *rel,
 
 int
 apply_list(struct apply *a, uint16_t src, const char *rel, int recursive,
-           const struct scan_visit *v)
+           const struct scan_visit *v, struct xcache *xc)
 {
 	char parent[PROTO_PATH_MAX * 2 + 2], leaf[PROTO_NAME_MAX + 1];
 	const char *slash;
@@ -1921,7 +1921,7 @@ apply_list(struct apply *a, uint16_t src, const char *rel, int recursive,
 	if (rel[0] == '\0')
 		return scan_subtree_visit(a->src[src].anchorfd,
 		                          a->src[src].leaf, src, "", recursive,
-		                          a->set, v);
+		                          a->set, v, xc);
 	slash = strrchr(rel, '/');
 	snprintf(parent, sizeof(parent), "%s%s%.*s", a->src[src].leaf,
 	         slash ? "/" : "", (int)(slash ? slash - rel : 0), rel);
@@ -1931,7 +1931,7 @@ apply_list(struct apply *a, uint16_t src, const char *rel, int recursive,
 		return HS_OK; /* nothing there: nothing to list */
 	if (fd < 0)
 		return fd;
-	rc = scan_subtree_visit(fd, leaf, src, rel, recursive, a->set, v);
+	rc = scan_subtree_visit(fd, leaf, src, rel, recursive, a->set, v, xc);
 	close(fd);
 	return rc;
 }

@@ -15,6 +15,7 @@
 #include "idx.h"
 #include "status.h"
 #include "syncd.h"
+#include "xcache_int.h"
 
 /* Hash reply frames are cut at this size, well below PROTO_FRAME_MAX. */
 #define LIST_FRAME_BYTES (1024u * 1024)
@@ -174,25 +175,29 @@ send_listing(struct session *s, const struct proto_scope *scope, size_t n_scope)
 {
 	struct lister l = {s, NULL, 0, 0, 0, HS_OK};
 	struct scan_visit v = {NULL, lister_entry, &l};
+	struct xcache *xc = NULL;
 	size_t i;
 	int rc = HS_OK;
 
 	if ((l.e = malloc(sizeof(*l.e))) == NULL)
 		return -ENOMEM;
+	if (scope == NULL)
+		xc = xcache_open(s->conf->state_dir, s->set->name);
 	proto_wr_reset(&s->w);
 	proto_put_u32(&s->w, 0);
 	l.start = s->w.buf.len;
 	for (i = 0; scope == NULL && i < s->set->sources.n && rc == HS_OK;
 	     i++) {
-		rc = apply_list(s->a, (uint16_t)i, "", 1, &v);
+		rc = apply_list(s->a, (uint16_t)i, "", 1, &v, xc);
 		if (rc < 0 && l.send_rc == HS_OK)
 			listing_failed(s, s->set->sources.v[i], rc);
 	}
 	for (i = 0; scope != NULL && i < n_scope && rc == HS_OK; i++)
 		if ((rc = apply_list(s->a, scope[i].src, scope[i].path,
-		                     scope[i].recursive, &v)) < 0 &&
+		                     scope[i].recursive, &v, NULL)) < 0 &&
 		    l.send_rc == HS_OK)
 			listing_failed(s, scope[i].path, rc);
+	xcache_close(xc, rc == HS_OK);
 	if (rc == HS_OK && l.count > 0)
 		rc = lister_send(&l);
 	if (rc == HS_OK)

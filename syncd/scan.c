@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "syncd.h"
+#include "xcache_int.h"
 
 int
 scan_excluded(const struct hs_pathset *set, const char *rel)
@@ -139,6 +140,7 @@ struct walk {
 	uint16_t src;
 	int recursive;
 	int stat_only;    /* no extended attributes (xhash left zero) */
+	struct xcache *xc; /* digests of the last whole walk, or NULL */
 	struct hs_buf xa; /* scratch for extended attributes */
 	char path[PROTO_PATH_MAX + 1];
 	size_t len;
@@ -171,13 +173,18 @@ walk_entry(struct walk *w, int dfd, const char *name, size_t depth)
 	e.dev = st.st_dev;
 	e.ino = st.st_ino;
 	e.blocks = (uint64_t)st.st_blocks;
-	if (!S_ISLNK(st.st_mode) && !w->stat_only) {
+	if (!S_ISLNK(st.st_mode) && !w->stat_only &&
+	    xcache_get(w->xc, &st, e.xhash))
+		xcache_note(w->xc, &st, e.xhash, 0);
+	else if (!S_ISLNK(st.st_mode) && !w->stat_only) {
 		if ((rc = xa_read_at(dfd, name, &w->xa)) < 0) {
 			hs_log_warnx("scan: %s: extended attributes: %s",
 			             w->path, hs_strerror(rc));
 			w->xa.len = 0;
 		}
 		xa_digest(w->xa.data, w->xa.len, e.xhash);
+		if (rc >= 0)
+			xcache_note(w->xc, &st, e.xhash, 1);
 	}
 	if (S_ISREG(st.st_mode)) {
 		e.type = PROTO_E_FILE;
@@ -277,7 +284,7 @@ static int
 scan_walk(int anchorfd, const char *leaf, uint16_t src, const char *prefix,
           int recursive, int stat_only, const struct hs_pathset *set,
           struct scan_list *out, const struct scan_visit *visit,
-          unsigned worker)
+          unsigned worker, struct xcache *xc)
 {
 	struct walk w;
 	size_t depth, i;
@@ -291,6 +298,7 @@ scan_walk(int anchorfd, const char *leaf, uint16_t src, const char *prefix,
 	w.src = src;
 	w.recursive = recursive;
 	w.stat_only = stat_only;
+	w.xc = xc;
 	w.len = strlen(prefix);
 	if (w.len > PROTO_PATH_MAX)
 		return HS_ELIMIT;
@@ -306,19 +314,21 @@ scan_walk(int anchorfd, const char *leaf, uint16_t src, const char *prefix,
 
 int
 scan_subtree(int anchorfd, const char *leaf, uint16_t src, const char *prefix,
-             int recursive, const struct hs_pathset *set, struct scan_list *out)
+             int recursive, const struct hs_pathset *set,
+             struct scan_list *out, struct xcache *xc)
 {
 	return scan_walk(anchorfd, leaf, src, prefix, recursive, 0, set, out,
-	                 NULL, 0);
+	                 NULL, 0, xc);
 }
 
 int
 scan_subtree_visit(int anchorfd, const char *leaf, uint16_t src,
                    const char *prefix, int recursive,
-                   const struct hs_pathset *set, const struct scan_visit *v)
+                   const struct hs_pathset *set, const struct scan_visit *v,
+                   struct xcache *xc)
 {
 	return scan_walk(anchorfd, leaf, src, prefix, recursive, 0, set, NULL,
-	                 v, 0);
+	                 v, 0, xc);
 }
 
 /*
@@ -371,7 +381,7 @@ stat_worker_run(void *arg)
 	       (i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED)) < j->n)
 		k->rc =
 		    scan_walk(j->v[i].dirfd, j->v[i].name, j->src, j->v[i].path,
-		              1, 1, j->set, NULL, j->visit, k->id);
+		              1, 1, j->set, NULL, j->visit, k->id, NULL);
 	return NULL;
 }
 
@@ -503,7 +513,7 @@ jobs_split(struct stat_job *j)
 			continue;
 		}
 		rc = scan_walk(jb->dirfd, jb->name, j->src, jb->path, 0, 1,
-		               j->set, NULL, j->visit, 0);
+		               j->set, NULL, j->visit, 0, NULL);
 		if (rc == HS_OK && j->visit->dir != NULL)
 			rc = j->visit->dir(j->visit->arg, 0, jb->path);
 		if (rc == HS_OK)
@@ -534,7 +544,7 @@ scan_tree_visit(int anchorfd, const char *leaf, uint16_t src,
 	/* The source itself first; a file, a link or nothing ends here. */
 	fd = openat(anchorfd, leaf,
 	            O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	rc = scan_walk(anchorfd, leaf, src, "", 0, 1, set, NULL, v, 0);
+	rc = scan_walk(anchorfd, leaf, src, "", 0, 1, set, NULL, v, 0, NULL);
 	if (rc < 0 || fd < 0) {
 		if (fd >= 0)
 			close(fd);

@@ -203,7 +203,8 @@ source_missing(struct sender *s, size_t i)
 
 /* List all of source i, or (scoped) one entry of it. */
 static int
-list_entry(struct sender *s, uint16_t i, const char *rel, int recursive)
+list_entry(struct sender *s, uint16_t i, const char *rel, int recursive,
+           struct xcache *xc)
 {
 	char parent[PROTO_PATH_MAX * 2 + 2];
 	const char *slash;
@@ -214,7 +215,7 @@ list_entry(struct sender *s, uint16_t i, const char *rel, int recursive)
 		return HS_OK;
 	if (rel[0] == '\0') {
 		rc = scan_subtree(s->anchor[i], s->leaf[i], i, "", recursive,
-		                  s->set, &s->mine);
+		                  s->set, &s->mine, xc);
 		if (rc == HS_OK && s->mine.n == before)
 			source_missing(s, i);
 		else if (rc == HS_OK && !recursive && s->scoped)
@@ -228,7 +229,7 @@ list_entry(struct sender *s, uint16_t i, const char *rel, int recursive)
 	if (fd < 0)
 		return HS_OK; /* its directory went away: nothing to list */
 	rc = scan_subtree(fd, slash ? slash + 1 : rel, i, rel, recursive,
-	                  s->set, &s->mine);
+	                  s->set, &s->mine, NULL);
 	close(fd);
 	/*
 	 * A path the watcher saw change: even if size and mtime are the
@@ -1027,10 +1028,15 @@ plan_blind(struct sender *s)
 	}
 }
 
-/* List our side: the whole set, or the scope's entries. */
+/*
+ * List our side: the whole set, or the scope's entries.  A whole listing
+ * reads extended attributes only where the last one's no longer hold
+ * (xcache_int.h); `verify` reads them all, and a dry run writes nothing.
+ */
 static int
 list_mine(struct sender *s, const struct proto_scope *scope, size_t n_scope)
 {
+	struct xcache *xc = NULL;
 	size_t i;
 	int rc = HS_OK;
 
@@ -1038,12 +1044,15 @@ list_mine(struct sender *s, const struct proto_scope *scope, size_t n_scope)
 		if ((rc = open_source(s, i)) < 0)
 			return rc;
 	s->scoped = scope != NULL;
+	if (scope == NULL && !s->o->verify && !s->o->dry_run)
+		xc = xcache_open(s->conf->state_dir, s->set->name);
 	for (i = 0; scope == NULL && i < s->set->sources.n && rc == HS_OK; i++)
-		rc = list_entry(s, (uint16_t)i, "", 1);
+		rc = list_entry(s, (uint16_t)i, "", 1, xc);
+	xcache_close(xc, rc == HS_OK);
 	for (i = 0; scope != NULL && i < n_scope && rc == HS_OK; i++)
 		if (scope[i].src < s->set->sources.n)
 			rc = list_entry(s, scope[i].src, scope[i].path,
-			                scope[i].recursive);
+			                scope[i].recursive, NULL);
 	if (rc < 0)
 		send_note(s, "set %s: cannot list: %s", s->set->name,
 		          hs_strerror(rc));

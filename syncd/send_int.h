@@ -12,6 +12,7 @@
 
 #include "idx.h"
 #include "syncd.h"
+#include "xcache_int.h"
 
 /* Decisions the sender keeps in scan_entry.flags of its own entries. */
 #define P_SEND_FILE 0x0010 /* content differs: send it */

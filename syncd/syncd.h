@@ -173,16 +173,18 @@ int scan_excluded(const struct hs_pathset *set, const char *rel);
  * symlink, skips excluded paths and FS_TMP_PREFIX files.  A missing leaf
  * is not an error.  Sockets are skipped with a debug log.
  */
+struct xcache; /* xcache_int.h: NULL reads every entry's attributes */
 int scan_subtree(int anchorfd, const char *leaf, uint16_t src,
                  const char *prefix, int recursive,
-                 const struct hs_pathset *set, struct scan_list *out);
+                 const struct hs_pathset *set, struct scan_list *out,
+                 struct xcache *xc);
 /* The same walk, each entry shown to v->entry (on this thread) instead of
  * listed; v->dir, if set, as scan_tree_visit says. */
 struct scan_visit;
 int scan_subtree_visit(int anchorfd, const char *leaf, uint16_t src,
                        const char *prefix, int recursive,
                        const struct hs_pathset *set,
-                       const struct scan_visit *v);
+                       const struct scan_visit *v, struct xcache *xc);
 /* The whole source, stat only: no extended attributes are read (xhash
  * stays zero; ctime tells their changes). */
 int scan_tree_stat(int anchorfd, const char *leaf, uint16_t src,
@@ -542,10 +544,10 @@ int apply_sig_file(struct apply *a, uint16_t src, const char *rel,
  * List (src, rel) of our copy, and what is below it when `recursive`,
  * confined like every other access: each entry is shown to v->entry as
  * the walk meets it (and each directory to v->dir, if set).  Nothing
- * there lists nothing.
+ * there lists nothing.  xc (or NULL): as scan_subtree_visit.
  */
 int apply_list(struct apply *a, uint16_t src, const char *rel, int recursive,
-               const struct scan_visit *v);
+               const struct scan_visit *v, struct xcache *xc);
 /*
  * Mirror a rename within source `src` (neither path ""): our copy at
  * `from` moves to `to`, replacing a file there like rename(2).  Failing

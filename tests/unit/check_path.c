@@ -19,9 +19,11 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "syncd.h"
+#include "xcache_int.h"
 
 #define N_ELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -743,7 +745,7 @@ START_TEST(scan_listing)
 	rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	ck_assert_int_ge(rootfd, 0);
 	memset(&l, 0, sizeof(l));
-	ck_assert_int_eq(scan_subtree(rootfd, "src", 3, "", 1, &scan_set, &l), HS_OK);
+	ck_assert_int_eq(scan_subtree(rootfd, "src", 3, "", 1, &scan_set, &l, NULL), HS_OK);
 	close(rootfd);
 
 	/* exactly the wanted entries, once each */
@@ -838,8 +840,8 @@ START_TEST(scan_two_sources)
 	rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	ck_assert_int_ge(rootfd, 0);
 	memset(&l, 0, sizeof(l));
-	ck_assert_int_eq(scan_subtree(rootfd, "b", 1, "", 1, &scan_set, &l), HS_OK);
-	ck_assert_int_eq(scan_subtree(rootfd, "a", 0, "", 1, &scan_set, &l), HS_OK);
+	ck_assert_int_eq(scan_subtree(rootfd, "b", 1, "", 1, &scan_set, &l, NULL), HS_OK);
+	ck_assert_int_eq(scan_subtree(rootfd, "a", 0, "", 1, &scan_set, &l, NULL), HS_OK);
 	close(rootfd);
 	ck_assert_uint_eq(l.n, 4);
 	scan_list_sort(&l);
@@ -880,7 +882,7 @@ START_TEST(scan_leaf_table)
 
 	memset(&l, 0, sizeof(l));
 	mk_file("outside/secret", "s");
-	ck_assert_int_eq(scan_subtree(treefd, tc->leaf, 0, "", 1, &scan_set, &l), HS_OK);
+	ck_assert_int_eq(scan_subtree(treefd, tc->leaf, 0, "", 1, &scan_set, &l, NULL), HS_OK);
 	ck_assert_uint_eq(l.n, tc->n);
 	if (tc->n > 0) {
 		ck_assert_str_eq(l.v[0].path, "");
@@ -938,7 +940,7 @@ START_TEST(scan_subtree_table)
 	ck_assert_int_ge(fd, 0);
 	memset(&l, 0, sizeof(l));
 	rc =
-	    scan_subtree(fd, tc->leaf, 2, prefix, tc->recursive, &scan_set, &l);
+	    scan_subtree(fd, tc->leaf, 2, prefix, tc->recursive, &scan_set, &l, NULL);
 	close(fd);
 	ck_assert_msg(rc == tc->rc, "%s: rc %d, want %d", what, rc, tc->rc);
 	for (tok = strtok_r(want, " ", &save); tok != NULL;
@@ -1036,7 +1038,7 @@ START_TEST(scan_deep_table)
 	ck_assert_int_ge(fd, 0);
 	memset(&l, 0, sizeof(l));
 	if (tc->prefix_depth == 0) {
-		rc = scan_subtree(fd, "deep", 0, "", 1, &scan_set, &l);
+		rc = scan_subtree(fd, "deep", 0, "", 1, &scan_set, &l, NULL);
 	} else {
 		/* "deep" stands at the end of a prefix a/a/.../a/deep */
 		prefix = malloc(2 * tc->prefix_depth + 8);
@@ -1046,7 +1048,7 @@ START_TEST(scan_deep_table)
 			strcat(prefix, "a/");
 		strcat(prefix, "deep");
 		ck_assert_uint_eq(depth_of(prefix), tc->prefix_depth);
-		rc = scan_subtree(fd, "deep", 0, prefix, 1, &scan_set, &l);
+		rc = scan_subtree(fd, "deep", 0, prefix, 1, &scan_set, &l, NULL);
 	}
 	close(fd);
 	for (i = 0; i < l.n; i++) {
@@ -1072,6 +1074,116 @@ START_TEST(scan_deep_table)
 		ck_assert_uint_eq(deepest, tc->deepest);
 	scan_list_free(&l);
 	free(prefix);
+}
+END_TEST
+
+/* ------------------------------------------------------ xattr cache */
+
+/* An old entry (outside the cache's racy window) with some identity. */
+static struct stat
+xc_stat(uint64_t ino, int64_t ctime_sec)
+{
+	struct stat st;
+
+	memset(&st, 0, sizeof(st));
+	st.st_ino = ino;
+	st.st_dev = 42;
+	st.st_ctim.tv_sec = ctime_sec;
+	st.st_ctim.tv_nsec = 5;
+	st.st_mtim.tv_sec = ctime_sec - 10;
+	st.st_size = 100;
+	return st;
+}
+
+/* How the cache file at `path` is damaged before it is opened. */
+enum xc_damage { XC_NONE, XC_GARBAGE, XC_SHORT, XC_LONG, XC_EMPTY };
+
+static const struct {
+	const char *name;
+	enum xc_damage damage;
+	int hit; /* does the noted entry come back? */
+} xc_cases[] = {
+    {"intact", XC_NONE, 1},
+    {"garbage", XC_GARBAGE, 0},
+    {"truncated in a record", XC_SHORT, 0},
+    {"trailing bytes", XC_LONG, 0},
+    {"empty file", XC_EMPTY, 0},
+};
+
+START_TEST(xcache_table)
+{
+	const uint8_t want[PROTO_XHASH_LEN] = {1, 2, 3, 4, 5, 6, 7, 8,
+	                                       9, 10, 11, 12, 13, 14, 15, 16};
+	uint8_t got[PROTO_XHASH_LEN];
+	struct stat st = xc_stat(7, 1000000), other;
+	struct xcache *c;
+	char file[512], cmd[700];
+	int fd;
+
+	c = xcache_open(root, "set");
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(xcache_get(c, &st, got), 0); /* no file yet */
+	xcache_note(c, &st, want, 1);
+	other = xc_stat(8, 1000000);
+	xcache_note(c, &other, want, 1);
+	xcache_close(c, 1);
+	snprintf(file, sizeof(file), "%s/%s/set", root, XCACHE_DIR);
+	switch (xc_cases[_i].damage) {
+	case XC_NONE:
+		break;
+	case XC_GARBAGE:
+		snprintf(cmd, sizeof(cmd), "head -c 80 /dev/urandom >%s", file);
+		ck_assert_int_eq(system(cmd), 0);
+		break;
+	case XC_SHORT:
+		ck_assert_int_eq(truncate(file, 16 + 32 + 10), 0); /* 2 records: 80 */
+		break;
+	case XC_LONG:
+		fd = open(file, O_WRONLY | O_APPEND);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(write(fd, "x", 1), 1);
+		close(fd);
+		break;
+	case XC_EMPTY:
+		ck_assert_int_eq(truncate(file, 0), 0);
+		break;
+	}
+	c = xcache_open(root, "set");
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(xcache_get(c, &st, got), xc_cases[_i].hit);
+	if (xc_cases[_i].hit)
+		ck_assert_mem_eq(got, want, sizeof(want));
+	/* Any move of ctime, mtime or size is another version: read it. */
+	other = st;
+	other.st_ctim.tv_nsec++;
+	ck_assert_int_eq(xcache_get(c, &other, got), 0);
+	other = st;
+	other.st_mtim.tv_sec++;
+	ck_assert_int_eq(xcache_get(c, &other, got), 0);
+	other = st;
+	other.st_size++;
+	ck_assert_int_eq(xcache_get(c, &other, got), 0);
+	other = st;
+	other.st_dev++;
+	ck_assert_int_eq(xcache_get(c, &other, got), 0);
+	xcache_close(c, 0);
+}
+END_TEST
+
+/* An entry changed within the racy window is not kept: read next time. */
+START_TEST(xcache_racy)
+{
+	const uint8_t want[PROTO_XHASH_LEN] = {9};
+	uint8_t got[PROTO_XHASH_LEN];
+	struct stat st = xc_stat(3, (int64_t)time(NULL));
+	struct xcache *c = xcache_open(root, "racy");
+
+	ck_assert_ptr_nonnull(c);
+	xcache_note(c, &st, want, 1);
+	xcache_close(c, 1);
+	c = xcache_open(root, "racy");
+	ck_assert_int_eq(xcache_get(c, &st, got), 0);
+	xcache_close(c, 0);
 }
 END_TEST
 
@@ -1119,6 +1231,13 @@ path_suite(void)
 	tcase_add_loop_test(tc, scan_deep_table, 0, (int)N_ELEM(deep_cases));
 	tcase_add_loop_test(tc, scan_subtree_table, 0,
 	                    (int)N_ELEM(subtree_cases));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("xcache");
+	tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+	tcase_add_checked_fixture(tc, tree_setup, tree_teardown);
+	tcase_add_loop_test(tc, xcache_table, 0, (int)N_ELEM(xc_cases));
+	tcase_add_test(tc, xcache_racy);
 	suite_add_tcase(s, tc);
 	return s;
 }
