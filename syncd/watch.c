@@ -101,6 +101,7 @@ struct watch {
 	size_t n_unwatched;
 	/* Walking again after an overflow: one summary, not a line each. */
 	int limit_quiet;
+	size_t limit_lines; /* subtrees named in a watch-limit line so far */
 	char **roots; /* per set/source: real path */
 	/*
 	 * Deferred directory sources (watch_new_deferred): per set/source,
@@ -307,6 +308,33 @@ slot_clear(struct watch *w, int wd)
 	w->slots[wd].n = 0;
 }
 
+/*
+ * A subtree left without a watch gets one line, up to this many in the
+ * daemon's life: a storm of new directories past the limit (an image
+ * unpacked under /install) would otherwise write one line each.  status
+ * counts them all.
+ */
+#define LIMIT_LINES_MAX 50
+
+static void
+limit_warn(struct watch *w, const char *abs)
+{
+	if (w->limit_quiet)
+		return;
+	if (w->limit_lines < LIMIT_LINES_MAX)
+		hs_log_warnx("watch: %s: inotify watch limit reached (sysctl "
+		             "fs.inotify.max_user_watches); this subtree is "
+		             "rescanned every %llus (rescan_interval)",
+		             abs,
+		             (unsigned long long)w->conf->rescan_interval);
+	else if (w->limit_lines == LIMIT_LINES_MAX)
+		hs_log_warnx("watch: inotify watch limit: more subtrees are "
+		             "left without watches than are named here "
+		             "(%d); `status` counts them all",
+		             LIMIT_LINES_MAX);
+	w->limit_lines++;
+}
+
 static void
 unwatched_add(struct watch *w, uint16_t set, uint16_t src, const char *rel)
 {
@@ -338,15 +366,7 @@ watch_tree(struct watch *w, uint16_t set, uint16_t src, const char *abs,
 	wd = inotify_add_watch(w->fd, abs, WATCH_EVENTS | IN_ONLYDIR);
 	if (wd < 0) {
 		if (errno == ENOSPC) {
-			if (!w->limit_quiet)
-				hs_log_warnx("watch: %s: inotify watch limit "
-				             "reached (sysctl "
-				             "fs.inotify.max_user_watches); "
-				             "this subtree is rescanned every "
-				             "%llus (rescan_interval)",
-				             abs,
-				             (unsigned long long)
-				                 w->conf->rescan_interval);
+			limit_warn(w, abs);
 			unwatched_add(w, set, src, rel);
 			return HS_OK;
 		}
@@ -555,9 +575,7 @@ watch_dir_add(struct watch *w, uint16_t set, uint16_t src, const char *rel)
 		rc = slot_add(w, wd, &t);
 	else if (!unwatched_covers(w, set, src, rel)) {
 		/* The limit: this subtree (not each directory in it) polled. */
-		hs_log_warnx("watch: %s: inotify watch limit reached; "
-		             "this subtree is rescanned every %llus",
-		             abs, (unsigned long long)w->conf->rescan_interval);
+		limit_warn(w, abs);
 		unwatched_add(w, set, src, rel);
 	}
 	pthread_mutex_unlock(&w->mu);

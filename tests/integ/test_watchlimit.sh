@@ -232,6 +232,23 @@ else
 	echo "info: the queue did not overflow (max_queued_events $maxq): not checked"
 fi
 
+# A flood of new directories past the limit (an image unpacked): at most
+# 50 lines name a subtree, then one line says that more are not named;
+# status counts them all, and their files arrive.
+for i in $(seq 1 60); do
+	mkdir "$D/flood$i"
+	echo "flood $i" >"$D/flood$i/f"
+done
+hs_wait_same "60 new directories past the limit converge" 30 "$D"
+named=$(grep -c "this subtree is rescanned every" "$T/primary.log" || true)
+more=$(grep -c "more subtrees are left without watches than are named here" "$T/primary.log" || true)
+n_flood=$(n_status)
+if [ "$named" -le 50 ] && [ "$more" -eq 1 ] && [ "${n_flood:-0}" -ge 60 ]; then
+	hs_ok "flood past the limit: $named subtrees named in the log, then one line; status counts $n_flood"
+else
+	hs_bad "flood past the limit: $named subtree lines, $more 'more' lines, status counts ${n_flood:-none}"
+fi
+
 # The limit raised (inside the daemon's user namespace, as the admin would
 # raise the sysctl): the next rescan gets the watches, status stops
 # warning, and nothing is polled any more.
