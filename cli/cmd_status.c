@@ -2,7 +2,8 @@
  * cmd_status.c - `hamnsync status`: role, peer, lag, per-set state and
  * promote readiness, as one screen or SPEC.md's JSON, with Nagios exit
  * codes.  Asks the daemon through its control socket (2 s at most); when
- * no daemon answers, reads the last status it saved in the index.
+ * no daemon answers, reads the node state in the index and the last
+ * status the daemon saved (state_dir/status.json).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -40,7 +41,8 @@ add_warning(json_t *st, const char *sev, const char *text)
 	json_array_append_new(arr, w);
 }
 
-/* The status object of a daemon that is not running, from the index. */
+/* The status of a daemon that is not running: the index's node state
+ * and the status it last saved. */
 static int
 status_stopped(const struct hs_conf *conf, json_t **out, char *why,
                size_t whylen)
@@ -50,7 +52,7 @@ status_stopped(const struct hs_conf *conf, json_t **out, char *why,
 	char *saved = NULL;
 	size_t len;
 	json_t *st = NULL, *peer, *ready, *reasons;
-	int rc;
+	int rc, absent;
 
 	rc = idx_open(conf->state_dir, 1, &x);
 	if (rc == HS_ENOTFOUND) {
@@ -71,8 +73,12 @@ status_stopped(const struct hs_conf *conf, json_t **out, char *why,
 		idx_close(x);
 		return rc;
 	}
-	/* Daemons before status.json kept their status in the index. */
-	if ((st = st_saved_load(conf->state_dir)) == NULL &&
+	/*
+	 * Daemons before status.json kept their status in the index: read
+	 * only when there is no file (an empty one, after a crash, is not
+	 * replaced by a status from before the upgrade).
+	 */
+	if ((st = st_saved_load(conf->state_dir, &absent)) == NULL && absent &&
 	    idx_blob_get(x, "status", &saved, &len) == HS_OK)
 		st = json_loads(saved, 0, NULL);
 	free(saved);

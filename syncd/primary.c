@@ -910,10 +910,9 @@ prim_run(const char *conf_path, struct hs_conf *conf, struct idx *x,
 	p.last_applied = -1;
 	p.unsynced_ns = hs_now_mono_ns();
 	/*
-	 * The status kept in the index (for `status` without a daemon) is
-	 * first saved 5 s in, not before the first answer on the control
-	 * socket: its commit's fdatasync, behind other writers, delayed the
-	 * first "in-sync" a restart could report by up to 150 ms.
+	 * The status kept for `status` without a daemon (status.json) is
+	 * first looked at 5 s in: a restart's first seconds are the walk's,
+	 * and what it would save then is stale by the time it matters.
 	 */
 	p.last_save_ns = p.unsynced_ns;
 	p.o.tick = prim_tick;

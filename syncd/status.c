@@ -212,8 +212,7 @@ st_save(const char *state_dir, json_t *status, char **last)
 {
 	char path[4200], tmp[4300];
 	char *s = saved_text(status);
-	size_t len;
-	int fd, rc = HS_OK;
+	int fd = -1, rc;
 
 	if (s == NULL)
 		return -ENOMEM;
@@ -221,45 +220,52 @@ st_save(const char *state_dir, json_t *status, char **last)
 		free(s);
 		return 0;
 	}
-	len = strlen(s);
 	if ((rc = saved_path(state_dir, "", path, sizeof(path))) < 0 ||
-	    (rc = saved_path(state_dir, ".tmp", tmp, sizeof(tmp))) < 0) {
-		free(s);
-		return rc;
-	}
+	    (rc = saved_path(state_dir, ".tmp", tmp, sizeof(tmp))) < 0)
+		goto out;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
 	          0644);
-	if (fd < 0 || (rc = hs_write_all(fd, s, len)) < 0) {
-		if (fd < 0)
-			rc = -errno;
-		else
-			close(fd);
-		unlink(tmp);
-		free(s);
-		return rc;
-	}
-	if (close(fd) < 0 || rename(tmp, path) < 0) {
+	if (fd < 0) {
 		rc = -errno;
-		unlink(tmp);
-		free(s);
-		return rc;
+		goto out;
+	}
+	if ((rc = hs_write_all(fd, s, strlen(s))) < 0)
+		goto fail;
+	rc = close(fd);
+	fd = -1;
+	if (rc < 0 || rename(tmp, path) < 0) {
+		rc = -errno;
+		goto fail;
 	}
 	free(*last);
 	*last = s;
-	return 1;
+	s = NULL;
+	rc = 1;
+	goto out;
+fail:
+	unlink(tmp);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(s);
+	return rc;
 }
 
 json_t *
-st_saved_load(const char *state_dir)
+st_saved_load(const char *state_dir, int *absent)
 {
 	char path[4200];
 	struct stat st;
 	json_t *j = NULL;
 	int fd;
 
-	if (saved_path(state_dir, "", path, sizeof(path)) < 0 ||
-	    (fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+	*absent = 0;
+	if (saved_path(state_dir, "", path, sizeof(path)) < 0)
 		return NULL;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+		*absent = errno == ENOENT;
+		return NULL;
+	}
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
 	    st.st_size <= ST_SAVED_MAX)
 		j = json_loadfd(fd, 0, NULL);

@@ -128,7 +128,7 @@ int st_metrics_write(const char *path, json_t *status,
 #define ST_SAVED_NAME "status.json"
 #define ST_SAVED_MAX (1024 * 1024)
 int st_save(const char *state_dir, json_t *status, char **last);
-/* The saved status, or NULL if there is none that parses. */
-json_t *st_saved_load(const char *state_dir);
+/* The saved status, or NULL (*absent: there is no such file). */
+json_t *st_saved_load(const char *state_dir, int *absent);
 
 #endif /* STATUS_H */

@@ -102,6 +102,7 @@ struct watch {
 	/* Walking again after an overflow: one summary, not a line each. */
 	int limit_quiet;
 	size_t limit_lines; /* subtrees named in a watch-limit line so far */
+	int strict; /* retrying: a directory that cannot be read fails */
 	char **roots; /* per set/source: real path */
 	/*
 	 * Deferred directory sources (watch_new_deferred): per set/source,
@@ -374,8 +375,14 @@ watch_tree(struct watch *w, uint16_t set, uint16_t src, const char *abs,
 	}
 	if ((rc = slot_add(w, wd, &t)) < 0)
 		return rc;
+	/*
+	 * At the start an unreadable directory is the walk's to report;
+	 * a retry must not take a subtree off the rescan list with its
+	 * children never visited.
+	 */
 	if ((d = opendir(abs)) == NULL)
-		return HS_OK;
+		return w->strict && errno != ENOENT && errno != ENOTDIR ? -errno
+		                                                        : HS_OK;
 	while ((de = readdir(d)) != NULL && rc == HS_OK) {
 		char cabs[PATH_MAX], crel[PROTO_PATH_MAX + 1];
 
@@ -430,9 +437,12 @@ watch_source(struct watch *w, uint16_t set, uint16_t src, int defer)
 	*root_slot(w, set, src) = hs_xstrdup(s);
 	wd = inotify_add_watch(w->fd, dir, WATCH_EVENTS | IN_ONLYDIR);
 	if (wd < 0) {
-		hs_log_warn("watch: %s", dir);
+		if (errno == ENOSPC)
+			limit_warn(w, dir);
+		else
+			hs_log_warn("watch: %s", dir);
 		unwatched_add(w, set, src, "");
-		return HS_OK;
+		return w->strict ? -errno : HS_OK;
 	}
 	{
 		struct target t = {set, src, 1, (char *)(slash + 1)};
@@ -837,36 +847,57 @@ unwatched_gone(struct watch *w, const struct proto_scope *u)
 }
 
 /*
- * Try for the watches of unwatched subtree u again; 1 when its top got
- * one.  What below it still finds no room joins the list again (quietly:
- * each subtree had its line when it was first left unwatched).
+ * Try for the watches of unwatched subtree u again; 1 when all of it got
+ * them, as far as the limit allows (what below it still finds no room
+ * joins the list again, quietly: each subtree had its line when it was
+ * first left unwatched).  0 when its top got none or the walk failed:
+ * the caller keeps it on the list (a subtree both watched in part and
+ * rescanned costs a rescan, never a change).
  */
 static int
 unwatched_retry(struct watch *w, const struct proto_scope *u)
 {
-	const char *root = *root_slot(w, u->recursive, u->src);
 	char abs[PATH_MAX];
-	size_t depth, i, before = w->n_watches;
+	size_t depth, i;
 	struct stat st;
+	int rc;
 
-	if (root == NULL ||
-	    snprintf(abs, sizeof(abs), "%s%s%s", root, u->path[0] ? "/" : "",
-	             u->path) >= (int)sizeof(abs) ||
-	    lstat(abs, &st) < 0 || !S_ISDIR(st.st_mode))
-		return 0; /* a file source's directory: as it was */
-	for (depth = u->path[0] != '\0', i = 0; u->path[i] != '\0'; i++)
-		depth += u->path[i] == '/';
-	/* An error leaves what it could not watch to the caller's list. */
-	(void)watch_tree(w, u->recursive, u->src, abs, u->path, depth);
-	return w->n_watches > before;
+	w->strict = 1;
+	if (u->path[0] == '\0') {
+		/* A whole source, as at the start (a file's directory too). */
+		char **root = root_slot(w, u->recursive, u->src);
+
+		free(*root);
+		*root = NULL;
+		rc = watch_source(w, u->recursive, u->src, 0);
+	} else {
+		const char *root = *root_slot(w, u->recursive, u->src);
+
+		rc = HS_ENOTFOUND;
+		if (root != NULL &&
+		    snprintf(abs, sizeof(abs), "%s/%s", root, u->path) <
+		        (int)sizeof(abs) &&
+		    lstat(abs, &st) == 0 && S_ISDIR(st.st_mode)) {
+			for (depth = 1, i = 0; u->path[i] != '\0'; i++)
+				depth += u->path[i] == '/';
+			rc = watch_tree(w, u->recursive, u->src, abs, u->path,
+			                depth);
+		}
+	}
+	w->strict = 0;
+	/* Its top is on the list again when the limit still bites there. */
+	return rc == HS_OK &&
+	       !unwatched_covers(w, u->recursive, u->src, u->path);
 }
 
 /*
  * Each rescan first asks again for the watches of every unwatched subtree:
  * the limit may have been raised (sysctl) or watches freed since.  One
- * whose top gets its watch leaves the list, and once the list is empty
- * nothing is polled and status stops warning.  Each subtree is rescanned
- * this once either way, for what changed while nothing watched it.
+ * that gets them leaves the list, and once the list is empty nothing is
+ * polled and status stops warning.  Each subtree is rescanned this once
+ * either way, for what changed while nothing watched it.  Called from the
+ * daemon's loop once the start's walker threads are joined: the list and
+ * the slots need no lock here, as in watch_rewatch.
  */
 void
 watch_rescan_unwatched(struct watch *w)
@@ -900,6 +931,8 @@ watch_rescan_unwatched(struct watch *w)
 	w->limit_quiet = 0;
 	if (w->n_unwatched > 0)
 		__atomic_store_n(&w->at_limit, 1, __ATOMIC_RELAXED);
+	else
+		w->limit_lines = 0; /* the next time the limit bites, say so */
 	if (rewatched > 0)
 		hs_log_info("watch: %zu subtrees without inotify watches got "
 		            "them (the watch limit allows them now); %zu "

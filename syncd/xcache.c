@@ -2,9 +2,10 @@
  * xcache.c - the extended-attribute digests of the last whole-set walk
  * (see xcache_int.h for why and when they are trusted).
  *
- * File: an 8-byte magic, a u64 count, then `count` fixed records sorted
- * by (ino, check), native byte order (a local file of this node).  A
- * file whose size does not match its count is ignored.
+ * File: an 8-byte magic, a u64 count, the XXH3-64 of the records, then
+ * `count` fixed records sorted by (ino, check), native byte order (a
+ * local file of this node).  A file whose size or sum does not match is
+ * ignored.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +19,7 @@
 #include "hs.h"
 #include "xcache_int.h"
 
-#define XC_MAGIC "HSXCACH2"
+#define XC_MAGIC "HSXCACH3"
 
 /*
  * 32 bytes an entry: on the 100,000-file tree the cache a walk loads and
@@ -36,6 +37,7 @@ struct xc_rec {
 struct xc_head {
 	char magic[8];
 	uint64_t n;
+	uint64_t sum; /* XXH3-64 of the records: a torn or damaged file */
 };
 
 struct xcache {
@@ -110,7 +112,7 @@ load(struct xcache *c)
 	if ((c->old = malloc(bytes)) == NULL)
 		goto out;
 	got = read(fd, c->old, bytes);
-	if (got != (ssize_t)bytes) {
+	if (got != (ssize_t)bytes || XXH3_64bits(c->old, bytes) != h.sum) {
 		free(c->old);
 		c->old = NULL;
 		goto out;
@@ -208,12 +210,17 @@ save(struct xcache *c)
 
 	if (mkdir(c->dir, 0700) < 0 && errno != EEXIST)
 		return;
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", c->path, (int)getpid()) >=
-	    (int)sizeof(tmp))
+	/*
+	 * One temporary name per set: one left by a crash is overwritten
+	 * next time.  Two writers at once (not expected: one daemon or one
+	 * sync per node) could tear it; the sum then rejects it.
+	 */
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", c->path) >= (int)sizeof(tmp))
 		return;
 	memset(&h, 0, sizeof(h));
 	memcpy(h.magic, XC_MAGIC, sizeof(h.magic));
 	h.n = c->n_seen;
+	h.sum = XXH3_64bits(c->seen, c->n_seen * sizeof(*c->seen));
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
 	          0600);
 	if (fd < 0)

@@ -12,7 +12,9 @@
  * recorded.  One file per set in state_dir/xattr-cache/, rewritten by
  * rename (not flushed: it is only a cache, and one that is lost, damaged
  * or from another tree only costs the reads) after each whole walk that
- * found it out of date.
+ * found it out of date.  The standby's listing uses it for every whole
+ * listing (it cannot tell a verify from a sync); the primary's does not
+ * for `verify` and dry runs.
  */
 #ifndef XCACHE_INT_H
 #define XCACHE_INT_H
@@ -23,8 +25,12 @@
 #include "proto.h"
 
 #define XCACHE_DIR "xattr-cache"
-/* Entries kept per set; a bigger walk caches its first ones. */
-#define XCACHE_MAX (4u * 1024 * 1024)
+/*
+ * Entries kept per set: 32 MiB loaded and as much built at most.  A set
+ * with more entries than this is listed without a cache (its walk keeps
+ * the file it loaded, which it cannot have written).
+ */
+#define XCACHE_MAX (1024u * 1024)
 /*
  * An entry whose ctime is this close to the walk's start may change again
  * within the same tick of a coarse clock without its ctime moving: it is

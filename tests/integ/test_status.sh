@@ -727,8 +727,8 @@ fi
 
 # --------------------------------- 8. a daemon that is not running: index
 status dead "$C1" --json
-if [ "$RC" -eq 2 ] && jtrue "$T/dead.out" 'd["daemon"] == "stopped" and d["role"] == "primary" and d["node"] == "mn1" and d["promote_ready"]["ready"] is False'; then
-	ok "killed primary: CRITICAL (2), daemon stopped, from the index"
+if [ "$RC" -eq 2 ] && jtrue "$T/dead.out" 'd["daemon"] == "stopped" and d["role"] == "primary" and d["node"] == "mn1" and d["promote_ready"]["ready"] is False and len(d["paths"]) > 0 and d["lag"]["last_applied"] is not None'; then
+	ok "killed primary: CRITICAL (2), daemon stopped, its saved sets and last apply"
 else
 	bad "killed primary: rc $RC $(cat "$T/dead.out" "$T/dead.err")"
 fi
@@ -741,7 +741,7 @@ else
 fi
 stop_pid "$STANDBY_PID" TERM
 status stopped "$C2" --json
-if [ "$RC" -eq 2 ] && jtrue "$T/stopped.out" 'd["daemon"] == "stopped" and d["role"] == "standby" and d["peer"]["state"] is None and d["lag"]["seconds"] is None'; then
+if [ "$RC" -eq 2 ] && jtrue "$T/stopped.out" 'd["daemon"] == "stopped" and d["role"] == "standby" and d["peer"]["state"] is None and d["lag"]["seconds"] is None and len(d["paths"]) > 0 and d["lag"]["last_applied"] is not None'; then
 	ok "stopped standby: CRITICAL (2), daemon stopped, unknowns null"
 else
 	bad "stopped standby: rc $RC $(cat "$T/stopped.out" "$T/stopped.err")"

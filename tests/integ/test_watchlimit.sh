@@ -266,8 +266,20 @@ if nsenter --user --target "$PRIMARY_PID" sh -c \
 	else
 		hs_bad "limit raised: status still counts $(n_status) unwatched subtrees"
 	fi
+	# Every directory, nested ones included, holds a watch now (the
+	# daemon's inotify descriptor lists one line per watch).
+	watches() { cat /proc/"$PRIMARY_PID"/fdinfo/* 2>/dev/null | grep -c "^inotify wd:" || true; }
+	ndirs=$(find "$D" -type d | wc -l)
+	all_watched() { [ "$(watches)" -ge "$ndirs" ]; }
+	if poll_s 10 all_watched; then
+		hs_ok "limit raised: every directory is watched ($(watches) watches, $ndirs directories)"
+	else
+		hs_bad "limit raised: $(watches) watches for $ndirs directories"
+	fi
 	echo "after the limit was raised" >"$D/${unw[0]}/rewatched"
-	hs_wait_same "a file made in a subtree watched again arrives" 20 "$D"
+	mkdir -p "$D/${unw[0]}/new1/new2"
+	echo "nested" >"$D/${unw[0]}/new1/new2/f"
+	hs_wait_same "files made in a subtree watched again, and below it, arrive" 20 "$D"
 else
 	hs_bad "cannot raise the limit in the daemon's namespace: $(cat "$T/nsenter.err")"
 fi

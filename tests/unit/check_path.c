@@ -1096,7 +1096,7 @@ xc_stat(uint64_t ino, int64_t ctime_sec)
 }
 
 /* How the cache file at `path` is damaged before it is opened. */
-enum xc_damage { XC_NONE, XC_GARBAGE, XC_SHORT, XC_LONG, XC_EMPTY };
+enum xc_damage { XC_NONE, XC_GARBAGE, XC_SHORT, XC_LONG, XC_EMPTY, XC_FLIP };
 
 static const struct {
 	const char *name;
@@ -1108,6 +1108,7 @@ static const struct {
     {"truncated in a record", XC_SHORT, 0},
     {"trailing bytes", XC_LONG, 0},
     {"empty file", XC_EMPTY, 0},
+    {"a bit flipped in a digest", XC_FLIP, 0},
 };
 
 START_TEST(xcache_table)
@@ -1132,11 +1133,11 @@ START_TEST(xcache_table)
 	case XC_NONE:
 		break;
 	case XC_GARBAGE:
-		snprintf(cmd, sizeof(cmd), "head -c 80 /dev/urandom >%s", file);
+		snprintf(cmd, sizeof(cmd), "head -c 88 /dev/urandom >%s", file);
 		ck_assert_int_eq(system(cmd), 0);
 		break;
 	case XC_SHORT:
-		ck_assert_int_eq(truncate(file, 16 + 32 + 10), 0); /* 2 records: 80 */
+		ck_assert_int_eq(truncate(file, 24 + 32 + 10), 0); /* 2 records: 88 */
 		break;
 	case XC_LONG:
 		fd = open(file, O_WRONLY | O_APPEND);
@@ -1147,6 +1148,17 @@ START_TEST(xcache_table)
 	case XC_EMPTY:
 		ck_assert_int_eq(truncate(file, 0), 0);
 		break;
+	case XC_FLIP: {
+		uint8_t b;
+
+		fd = open(file, O_RDWR);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(pread(fd, &b, 1, 24 + 16), 1);
+		b ^= 1;
+		ck_assert_int_eq(pwrite(fd, &b, 1, 24 + 16), 1);
+		close(fd);
+		break;
+	}
 	}
 	c = xcache_open(root, "set");
 	ck_assert_ptr_nonnull(c);
