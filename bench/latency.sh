@@ -90,10 +90,17 @@ if [ "$samples" -lt 10 ] || [ "$samples" -gt 5000 ]; then
 	exit 2
 fi
 
-# A private network namespace: nothing else on its loopback.
+# A private network namespace: nothing else on its loopback.  With a
+# private mount namespace too, the primary's side of parts 1 and 2 gets a
+# filesystem of its own (see PRIM below).
 if [ "$netns" = auto ] && [ -z "${BENCH_IN_NETNS:-}" ] && [ "$(id -u)" = 0 ] &&
 	command -v unshare >/dev/null && command -v ip >/dev/null &&
 	unshare -n true 2>/dev/null; then
+	if unshare -n -m --propagation private true 2>/dev/null; then
+		exec unshare -n -m --propagation private -- \
+			env BENCH_IN_NETNS=1 BENCH_IN_MNTNS=1 \
+			bash "${BASH_SOURCE[0]}" "${orig_args[@]}"
+	fi
 	exec unshare -n -- env BENCH_IN_NETNS=1 bash "${BASH_SOURCE[0]}" "${orig_args[@]}"
 fi
 in_netns=no
@@ -135,6 +142,7 @@ idle_s=10
 RESTART_POLL=0.01
 
 B=""
+prim_fs=shared # tmpfs once the primary's side has one (below)
 PIDS=() # every long-running process started here
 cleanup() {
 	local rc=$? p
@@ -145,6 +153,7 @@ cleanup() {
 		wait_gone "$p" 150 || kill -9 "$p" 2>/dev/null || true
 	done
 	if [ -n "$B" ]; then
+		[ "$prim_fs" != tmpfs ] || umount "$B/prim" 2>/dev/null || true
 		if [ "$keep" = yes ]; then
 			echo "latency.sh: kept $B" >&2
 		else
@@ -173,7 +182,21 @@ mkdir -p "$B/bin" "$B/conf" "$B/log" "$B/t" "$B/state" "$B/pki" "$B/run" "$B/res
 # A private copy: a rebuild of the tree during the run changes nothing.
 cp "$HS_BIN" "$B/bin/hamnsync"
 HS=$B/bin/hamnsync
-SRC=$B/src     # the small management-node tree (parts 1 and 2)
+# The primary's side of parts 1 and 2 (its sources and state_dir) on a
+# tmpfs of its own when a private mount namespace allows: on two machines
+# the primary's disk is not the standby's.  On one shared ext4, a source
+# write (the edit's own O_TRUNC and close) waited up to 135 ms for the
+# journal commits of the standby's fsyncs, and that wait counted in the
+# edit's latency.  The standby's target and state, the disk-alone rows and
+# parts 3 and 4 stay on $BENCH_DIR's filesystem.
+PRIM=$B
+if [ -n "${BENCH_IN_MNTNS:-}" ] && mkdir -p "$B/prim" &&
+	mount -t tmpfs -o size=4g,mode=0755 hs-bench-primary "$B/prim" 2>/dev/null; then
+	prim_fs=tmpfs
+	PRIM=$B/prim
+	mkdir -p "$PRIM/state"
+fi
+SRC=$PRIM/src  # the small management-node tree (parts 1 and 2)
 MANY=$B/many   # the many-files tree (parts 3 and 4)
 PY=$B/bin/lat.py
 start_time=$SECONDS
@@ -723,7 +746,10 @@ hs_pair() {
 	local name=$1 sets=$2 port
 	port=$(free_port) || die "no free port"
 	mkdir -p "$B/t/$name"
-	hs_conf "$B/conf/$name-mn1.conf" mn1 primary "$port" "$B/state/$name-mn1" \
+	# The small-tree pair's primary keeps its index beside its sources.
+	local pstate=$B/state
+	[ "$name" != lat ] || pstate=$PRIM/state
+	hs_conf "$B/conf/$name-mn1.conf" mn1 primary "$port" "$pstate/$name-mn1" \
 		"$B/t/$name" "$B/pki/mn1" "$FP2" "$sets"
 	hs_conf "$B/conf/$name-mn2.conf" mn2 standby "$port" "$B/state/$name-mn2" \
 		"$B/t/$name" "$B/pki/mn2" "$FP1" "$sets"
@@ -1071,6 +1097,11 @@ hs_restart_log_all=$(awk -F'\t' '$1 == "hs" { print $4 }' "$B/res/restart.tsv" |
 	echo "- command: \`bench/latency.sh${orig_args[*]:+ ${orig_args[*]}}\`, $(date -u '+%Y-%m-%d %H:%M UTC'), run took ${total_s} s (tree generation ${gen_s} s)"
 	echo "- load average (1, 5, 15 min) at start: $load_start, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the numbers)"
 	echo "- machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r), $(df -T "$B" | awk 'NR == 2 { print $2 }') under $(dirname "$B"); private network namespace: $in_netns"
+	if [ "$prim_fs" = tmpfs ]; then
+		echo "- parts 1 and 2: the primary's sources and state_dir on a tmpfs of their own (on two machines the primary's disk is not the standby's: on one shared ext4 an edit's own write waited for the journal commits of the standby's fsyncs); the standby's target_root and state_dir, lsyncd's and rsync's targets and the disk-alone rows on $(df -T "$B" | awk 'NR == 2 { print $2 }')"
+	else
+		echo "- parts 1 and 2: sources, both state_dirs and targets on one $(df -T "$B" | awk 'NR == 2 { print $2 }') (no private mount namespace): an edit's own write may wait for the journal commits of the standby's fsyncs"
+	fi
 	echo "- $ver_hs; lsyncd $ver_ls; $ver_rs"
 	if [ -z "$only" ]; then
 	echo
