@@ -1,6 +1,5 @@
 /* idx.c - LMDB environment, format version and node state. */
 #include <errno.h>
-#include <fcntl.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,136 +144,6 @@ idx_probe(const char *dir)
 	return HS_EINDEX;
 }
 
-/*
- * A clean close leaves index/clean: data.mdb's stat once the last commit
- * was flushed.  An open that finds data.mdb exactly so (device, inode,
- * size, mtime and ctime to the ns) knows that nothing wrote it since, and
- * skips the probe: a fork and a read of every page, ~10 ms for the 21 MB
- * index of 100,000 files, growing with the index, at every start.  Any
- * write, truncation or zero-fill moves mtime and ctime, a copy or a
- * restore the inode and ctime; a writer removes the mark when it opens,
- * so no crash of its can leave one that still matches.
- */
-#define CLEAN_NAME "clean"
-#define CLEAN_MAGIC "HSCLEAN1"
-
-struct clean_mark {
-	char magic[8];
-	uint64_t dev;
-	uint64_t ino;
-	uint64_t size;
-	int64_t mtime_sec;
-	int64_t ctime_sec;
-	uint32_t mtime_nsec;
-	uint32_t ctime_nsec;
-};
-
-static int
-clean_from_data(const char *dir, struct clean_mark *m)
-{
-	char data[4200];
-	struct stat st;
-
-	snprintf(data, sizeof(data), "%s/data.mdb", dir);
-	if (stat(data, &st) < 0)
-		return -errno;
-	memset(m, 0, sizeof(*m));
-	memcpy(m->magic, CLEAN_MAGIC, sizeof(m->magic));
-	m->dev = (uint64_t)st.st_dev;
-	m->ino = (uint64_t)st.st_ino;
-	m->size = (uint64_t)st.st_size;
-	m->mtime_sec = st.st_mtim.tv_sec;
-	m->mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
-	m->ctime_sec = st.st_ctim.tv_sec;
-	m->ctime_nsec = (uint32_t)st.st_ctim.tv_nsec;
-	return HS_OK;
-}
-
-/* Is data.mdb as the last clean close left it? */
-static int
-clean_matches(const char *dir)
-{
-	struct clean_mark want, now;
-	char path[4200];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, CLEAN_NAME);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
-		return 0;
-	n = read(fd, &want, sizeof(want));
-	close(fd);
-	return n == (ssize_t)sizeof(want) && clean_from_data(dir, &now) == 0 &&
-	       memcmp(&want, &now, sizeof(now)) == 0;
-}
-
-static void
-clean_forget(const char *dir)
-{
-	char path[4200];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, CLEAN_NAME);
-	if (unlink(path) < 0 && errno != ENOENT)
-		hs_log_warn("index: %s", path);
-}
-
-/* Write the mark (temporary, fsync, rename, directory fsync). */
-static int
-clean_write(const char *dir)
-{
-	char path[4200], tmp[4300];
-	struct clean_mark m;
-	int fd, dfd, rc;
-
-	if ((rc = clean_from_data(dir, &m)) < 0)
-		return rc;
-	snprintf(path, sizeof(path), "%s/%s", dir, CLEAN_NAME);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-	          0600);
-	if (fd < 0)
-		return -errno;
-	rc = hs_write_all(fd, &m, sizeof(m));
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
-	if (close(fd) < 0 && rc == 0)
-		rc = -errno;
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = -errno;
-	if (rc < 0) {
-		unlink(tmp);
-		return rc;
-	}
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-		if (fsync(dfd) < 0)
-			rc = -errno;
-		close(dfd);
-	}
-	return rc;
-}
-
-void
-idx_close_clean(struct idx *x)
-{
-	char dir[sizeof(x->dir)];
-	int rc;
-
-	if (x == NULL || x->readonly) {
-		idx_close(x);
-		return;
-	}
-	memcpy(dir, x->dir, sizeof(dir));
-	/* Commits skip the meta page's flush (MDB_NOMETASYNC): do it now. */
-	rc = idx_map_error(mdb_env_sync(x->env, 1));
-	idx_close(x);
-	if (rc == HS_OK)
-		rc = clean_write(dir);
-	if (rc < 0)
-		hs_log_warnx("index: %s: no clean-close mark (%s); the next "
-		             "start checks the index whole",
-		             dir, hs_strerror(rc));
-}
-
 int
 idx_dbi(struct idx *x, const char *name, MDB_dbi *out)
 {
@@ -348,19 +217,11 @@ idx_open_mode(const char *state_dir, int readonly, int probe,
 		if (stat(data, &st) < 0)
 			return errno == ENOENT ? HS_ENOTFOUND : -errno;
 	}
-	if (probe && clean_matches(dir))
-		hs_log_debug("index: %s unchanged since its last clean close: "
-		             "not probed",
-		             dir);
-	else if (probe && (rc = idx_probe(dir)) < 0)
+	if (probe && (rc = idx_probe(dir)) < 0)
 		return rc;
-	/* A writer may change data.mdb from here: the mark is no more. */
-	if (!readonly)
-		clean_forget(dir);
 	if ((x = calloc(1, sizeof(*x))) == NULL)
 		return -ENOMEM;
 	x->readonly = readonly;
-	snprintf(x->dir, sizeof(x->dir), "%s", dir);
 	if ((rc = mdb_env_create(&x->env)) != 0)
 		goto fail;
 	mdb_env_set_mapsize(x->env, IDX_MAP_SIZE);

@@ -37,13 +37,6 @@ int idx_open(const char *state_dir, int readonly, struct idx **out);
  */
 int idx_open_checked(const char *state_dir, struct idx **out);
 void idx_close(struct idx *x);
-/*
- * Close after flushing, and record data.mdb's stat (index/clean) so that
- * the next idx_open finds it untouched and need not read it all in a
- * child first.  For a daemon's clean stop, once nothing else writes the
- * index.  Falls back to idx_close on any error; read-only: idx_close.
- */
-void idx_close_clean(struct idx *x);
 /* HS_ENOTFOUND when this node has never stored its state. */
 int idx_node_get(struct idx *x, struct idx_node *out);
 int idx_node_put(struct idx *x, const struct idx_node *n);

@@ -33,7 +33,6 @@ struct idx {
 	const char *db_names[IDX_DBS_MAX];
 	MDB_dbi dbs[IDX_DBS_MAX];
 	int n_dbs;
-	char dir[4096]; /* state_dir/index */
 };
 
 /* LMDB's return code as an HS_E* code. */

@@ -999,11 +999,7 @@ out:
 		close(p.cfd);
 		ctl_unlink(p.conf->state_dir);
 	}
-	/* A clean stop spares the next start the index's probe. */
-	if (rc == HS_OK)
-		idx_close_clean(p.x);
-	else
-		idx_close(p.x);
+	idx_close(p.x);
 	free(p.saved);
 	prim_free_sets(&p);
 	hs_conf_free(p.conf);

@@ -803,12 +803,7 @@ out:
 	}
 	for (size_t k = 0; k < d.n_kids; k++)
 		close(d.kids[k].fd);
-	/* The sessions are reaped: a clean stop spares the next start the
-	 * index's probe. */
-	if (rc == HS_OK)
-		idx_close_clean(d.x);
-	else
-		idx_close(d.x);
+	idx_close(d.x);
 	free(d.saved);
 	if (d.pidfd >= 0) {
 		char path[4200];
