@@ -98,7 +98,8 @@ if [ "$netns" = auto ] && [ -z "${BENCH_IN_NETNS:-}" ] && [ "$(id -u)" = 0 ] &&
 	unshare -n true 2>/dev/null; then
 	if unshare -n -m --propagation private true 2>/dev/null; then
 		exec unshare -n -m --propagation private -- \
-			env BENCH_IN_NETNS=1 BENCH_IN_MNTNS=1 \
+			env BENCH_IN_NETNS=1 \
+			BENCH_IN_MNTNS="$(readlink /proc/self/ns/mnt)" \
 			bash "${BASH_SOURCE[0]}" "${orig_args[@]}"
 	fi
 	exec unshare -n -- env BENCH_IN_NETNS=1 bash "${BASH_SOURCE[0]}" "${orig_args[@]}"
@@ -153,9 +154,11 @@ cleanup() {
 		wait_gone "$p" 150 || kill -9 "$p" 2>/dev/null || true
 	done
 	if [ -n "$B" ]; then
-		[ "$prim_fs" != tmpfs ] || umount "$B/prim" 2>/dev/null || true
+		# (a daemon killed above may hold it a moment: then lazily)
+		[ "$prim_fs" != tmpfs ] || umount "$B/prim" 2>/dev/null ||
+			umount -l "$B/prim" 2>/dev/null || true
 		if [ "$keep" = yes ]; then
-			echo "latency.sh: kept $B" >&2
+			echo "latency.sh: kept $B (not the primary's tmpfs of parts 1 and 2)" >&2
 		else
 			rm -rf "$B"
 		fi
@@ -190,7 +193,10 @@ HS=$B/bin/hamnsync
 # edit's latency.  The standby's target and state, the disk-alone rows and
 # parts 3 and 4 stay on $BENCH_DIR's filesystem.
 PRIM=$B
-if [ -n "${BENCH_IN_MNTNS:-}" ] && mkdir -p "$B/prim" &&
+# (BENCH_IN_MNTNS: the mount namespace we left; never mount in that one)
+if [ -n "${BENCH_IN_MNTNS:-}" ] &&
+	[ "$(readlink /proc/self/ns/mnt)" != "$BENCH_IN_MNTNS" ] &&
+	mkdir -p "$B/prim" &&
 	mount -t tmpfs -o size=4g,mode=0755 hs-bench-primary "$B/prim" 2>/dev/null; then
 	prim_fs=tmpfs
 	PRIM=$B/prim
@@ -1097,7 +1103,9 @@ hs_restart_log_all=$(awk -F'\t' '$1 == "hs" { print $4 }' "$B/res/restart.tsv" |
 	echo "- command: \`bench/latency.sh${orig_args[*]:+ ${orig_args[*]}}\`, $(date -u '+%Y-%m-%d %H:%M UTC'), run took ${total_s} s (tree generation ${gen_s} s)"
 	echo "- load average (1, 5, 15 min) at start: $load_start, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the numbers)"
 	echo "- machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r), $(df -T "$B" | awk 'NR == 2 { print $2 }') under $(dirname "$B"); private network namespace: $in_netns"
-	if [ "$prim_fs" = tmpfs ]; then
+	if [ -n "$only" ]; then
+		: # parts 1 and 2 did not run
+	elif [ "$prim_fs" = tmpfs ]; then
 		echo "- parts 1 and 2: the primary's sources and state_dir on a tmpfs of their own (on two machines the primary's disk is not the standby's: on one shared ext4 an edit's own write waited for the journal commits of the standby's fsyncs); the standby's target_root and state_dir, lsyncd's and rsync's targets and the disk-alone rows on $(df -T "$B" | awk 'NR == 2 { print $2 }')"
 	else
 		echo "- parts 1 and 2: sources, both state_dirs and targets on one $(df -T "$B" | awk 'NR == 2 { print $2 }') (no private mount namespace): an edit's own write may wait for the journal commits of the standby's fsyncs"
