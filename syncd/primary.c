@@ -68,7 +68,7 @@ struct prim {
 	uint64_t unsynced_ns;  /* since when the standby may miss changes */
 	double last_applied;   /* wall clock of the last acknowledged run */
 	uint64_t last_save_ns; /* status last looked at for saving */
-	char *saved;           /* ... and last saved (st_save) */
+	struct st_saved saved; /* ... and last saved */
 	struct st_counters cnt;
 	uint64_t gen_req;  /* reconciliations of every set asked for (sync) */
 	uint64_t gen_done; /* ... and completed */
@@ -695,15 +695,6 @@ prim_metrics(struct prim *p)
 }
 
 static void
-prim_save_warn(struct prim *p, int rc)
-{
-	if (rc < 0)
-		hs_log_warnx("primary: status not saved in %s/%s: %s",
-		             p->conf->state_dir, ST_SAVED_NAME,
-		             hs_strerror(rc));
-}
-
-static void
 prim_save_status(struct prim *p, int force)
 {
 	uint64_t now = hs_now_mono_ns();
@@ -714,7 +705,7 @@ prim_save_status(struct prim *p, int force)
 		return;
 	p->last_save_ns = now;
 	if ((j = prim_status(p)) != NULL) {
-		prim_save_warn(p, st_save(p->conf->state_dir, j, &p->saved));
+		st_save(p->conf->state_dir, j, &p->saved);
 		json_decref(j);
 	}
 }
@@ -1000,7 +991,7 @@ out:
 		ctl_unlink(p.conf->state_dir);
 	}
 	idx_close(p.x);
-	free(p.saved);
+	st_saved_free(&p.saved);
 	prim_free_sets(&p);
 	hs_conf_free(p.conf);
 	return rc;

@@ -148,6 +148,25 @@ struct walk {
 
 static int walk_dir(struct walk *w, int dfd, size_t depth);
 
+/* The digest of entry `name`'s extended attributes: cached, or read. */
+static void
+walk_xattrs(struct walk *w, int dfd, const char *name, const struct stat *st,
+            uint8_t xhash[PROTO_XHASH_LEN])
+{
+	int rc;
+
+	if (xcache_get(w->xc, st, xhash))
+		return;
+	if ((rc = xa_read_at(dfd, name, &w->xa)) < 0) {
+		hs_log_warnx("scan: %s: extended attributes: %s", w->path,
+		             hs_strerror(rc));
+		w->xa.len = 0;
+	}
+	xa_digest(w->xa.data, w->xa.len, xhash);
+	if (rc == HS_OK)
+		xcache_put(w->xc, st, xhash);
+}
+
 /* Add the entry `name` of dfd, whose relative path is w->path. */
 static int
 walk_entry(struct walk *w, int dfd, const char *name, size_t depth)
@@ -173,19 +192,8 @@ walk_entry(struct walk *w, int dfd, const char *name, size_t depth)
 	e.dev = st.st_dev;
 	e.ino = st.st_ino;
 	e.blocks = (uint64_t)st.st_blocks;
-	if (!S_ISLNK(st.st_mode) && !w->stat_only &&
-	    xcache_get(w->xc, &st, e.xhash))
-		xcache_note(w->xc, &st, e.xhash, 0);
-	else if (!S_ISLNK(st.st_mode) && !w->stat_only) {
-		if ((rc = xa_read_at(dfd, name, &w->xa)) < 0) {
-			hs_log_warnx("scan: %s: extended attributes: %s",
-			             w->path, hs_strerror(rc));
-			w->xa.len = 0;
-		}
-		xa_digest(w->xa.data, w->xa.len, e.xhash);
-		if (rc >= 0)
-			xcache_note(w->xc, &st, e.xhash, 1);
-	}
+	if (!S_ISLNK(st.st_mode) && !w->stat_only)
+		walk_xattrs(w, dfd, name, &st, e.xhash);
 	if (S_ISREG(st.st_mode)) {
 		e.type = PROTO_E_FILE;
 		e.size = (uint64_t)st.st_size;

@@ -82,7 +82,7 @@ struct stdby {
 	int heard;              /* a primary was ever heard */
 	uint64_t started_ns;
 	uint64_t last_save_ns;
-	char *saved; /* the status last saved (st_save) */
+	struct st_saved saved; /* the status last saved */
 	uint64_t last_metrics_ns;
 	struct st_counters cnt;
 	struct recv_report base; /* totals of finished sessions */
@@ -634,17 +634,13 @@ save_status(struct stdby *d, int force)
 {
 	uint64_t now = hs_now_mono_ns();
 	json_t *j;
-	int rc;
 
 	write_metrics(d);
 	if (!force && now - d->last_save_ns < 5000000000ull)
 		return;
 	d->last_save_ns = now;
 	if ((j = stdby_status(d)) != NULL) {
-		if ((rc = st_save(d->conf->state_dir, j, &d->saved)) < 0)
-			hs_log_warnx("standby: status not saved in %s/%s: %s",
-			             d->conf->state_dir, ST_SAVED_NAME,
-			             hs_strerror(rc));
+		st_save(d->conf->state_dir, j, &d->saved);
 		json_decref(j);
 	}
 }
@@ -804,7 +800,7 @@ out:
 	for (size_t k = 0; k < d.n_kids; k++)
 		close(d.kids[k].fd);
 	idx_close(d.x);
-	free(d.saved);
+	st_saved_free(&d.saved);
 	if (d.pidfd >= 0) {
 		char path[4200];
 

@@ -202,24 +202,17 @@ saved_path(const char *state_dir, const char *suffix, char *buf, size_t len)
 }
 
 /*
- * It was a record in the index until a commit's fdatasync every 5 s
+ * The saved status was an index record until a commit's fdatasync every 5 s
  * (up to 240 ms on a slow disk) stood in the way of the next change,
  * and wrote to the disk of an idle node.  A crash may leave the file
  * older or empty: `status` of a stopped node then says less.
  */
-int
-st_save(const char *state_dir, json_t *status, char **last)
+static int
+st_write_saved(const char *state_dir, const char *s)
 {
 	char path[4200], tmp[4300];
-	char *s = saved_text(status);
 	int fd = -1, rc;
 
-	if (s == NULL)
-		return -ENOMEM;
-	if (*last != NULL && strcmp(*last, s) == 0) {
-		free(s);
-		return 0;
-	}
 	if ((rc = saved_path(state_dir, "", path, sizeof(path))) < 0 ||
 	    (rc = saved_path(state_dir, ".tmp", tmp, sizeof(tmp))) < 0)
 		goto out;
@@ -237,18 +230,47 @@ st_save(const char *state_dir, json_t *status, char **last)
 		rc = -errno;
 		goto fail;
 	}
-	free(*last);
-	*last = s;
-	s = NULL;
-	rc = 1;
-	goto out;
+	return HS_OK;
 fail:
 	unlink(tmp);
 out:
 	if (fd >= 0)
 		close(fd);
-	free(s);
 	return rc;
+}
+
+int
+st_save(const char *state_dir, json_t *status, struct st_saved *sv)
+{
+	char *s = saved_text(status);
+	int rc;
+
+	if (s == NULL)
+		return -ENOMEM;
+	if (sv->text != NULL && strcmp(sv->text, s) == 0) {
+		free(s);
+		return 0;
+	}
+	if ((rc = st_write_saved(state_dir, s)) < 0) {
+		if (!sv->failing)
+			hs_log_warnx("status not saved in %s/%s: %s (said "
+			             "once until it works again)",
+			             state_dir, ST_SAVED_NAME, hs_strerror(rc));
+		sv->failing = 1;
+		free(s);
+		return rc;
+	}
+	sv->failing = 0;
+	free(sv->text);
+	sv->text = s;
+	return 1;
+}
+
+void
+st_saved_free(struct st_saved *sv)
+{
+	free(sv->text);
+	sv->text = NULL;
 }
 
 json_t *

@@ -121,13 +121,19 @@ int st_metrics_write(const char *path, json_t *status,
  * The daemon's last status, for `status` while it is stopped: the file
  * state_dir/ST_SAVED_NAME, written by rename and not flushed, and only
  * when what a stopped node's status shows of it changed (not ages, lag
- * or warnings, which st_saved_load's caller replaces).  *last holds the
- * text last written (the caller's, freed by it; NULL at first).
- * Returns 1 when written, 0 when unchanged, or an error.
+ * or warnings, which st_saved_load's caller replaces).  A failure is
+ * logged once until a save succeeds again (a full disk retried every 5 s
+ * would fill the log).  Returns 1 when written, 0 when unchanged, or an
+ * error.
  */
 #define ST_SAVED_NAME "status.json"
 #define ST_SAVED_MAX (1024 * 1024)
-int st_save(const char *state_dir, json_t *status, char **last);
+struct st_saved {
+	char *text;  /* what was last written; NULL at first */
+	int failing; /* the last try failed, and said so */
+};
+int st_save(const char *state_dir, json_t *status, struct st_saved *sv);
+void st_saved_free(struct st_saved *sv);
 /* The saved status, or NULL (*absent: there is no such file). */
 json_t *st_saved_load(const char *state_dir, int *absent);
 

@@ -146,6 +146,28 @@ xcache_open(const char *state_dir, const char *set)
 	return c;
 }
 
+/* Keep r in this walk's records (the cache it will write). */
+static void
+seen_add(struct xcache *c, const struct xc_rec *r)
+{
+	struct xc_rec *v;
+
+	if (c->full)
+		return;
+	if (c->n_seen == c->cap_seen) {
+		size_t cap = c->cap_seen ? c->cap_seen * 2 : 1024;
+
+		if (c->n_seen >= XCACHE_MAX ||
+		    (v = reallocarray(c->seen, cap, sizeof(*v))) == NULL) {
+			c->full = 1;
+			return;
+		}
+		c->seen = v;
+		c->cap_seen = cap;
+	}
+	c->seen[c->n_seen++] = *r;
+}
+
 int
 xcache_get(struct xcache *c, const struct stat *st,
            uint8_t xhash[PROTO_XHASH_LEN])
@@ -158,34 +180,25 @@ xcache_get(struct xcache *c, const struct stat *st,
 	if ((r = bsearch(&key, c->old, c->n_old, sizeof(*r), rec_cmp)) == NULL)
 		return 0;
 	memcpy(xhash, r->xhash, PROTO_XHASH_LEN);
+	/* Older than the racy window when kept, so older still now. */
+	seen_add(c, r);
 	return 1;
 }
 
 void
-xcache_note(struct xcache *c, const struct stat *st,
-            const uint8_t xhash[PROTO_XHASH_LEN], int read)
+xcache_put(struct xcache *c, const struct stat *st,
+           const uint8_t xhash[PROTO_XHASH_LEN])
 {
-	struct xc_rec *r;
+	struct xc_rec r;
 
-	if (c == NULL || c->full)
+	if (c == NULL)
 		return;
-	c->n_read += read != 0;
+	c->n_read++;
 	if (st->st_ctim.tv_sec >= c->racy_sec)
 		return; /* read again next time: see XCACHE_RACY_NS */
-	if (c->n_seen == c->cap_seen) {
-		size_t cap = c->cap_seen ? c->cap_seen * 2 : 1024;
-
-		if (c->n_seen >= XCACHE_MAX ||
-		    (r = reallocarray(c->seen, cap, sizeof(*r))) == NULL) {
-			c->full = 1;
-			return;
-		}
-		c->seen = r;
-		c->cap_seen = cap;
-	}
-	r = &c->seen[c->n_seen++];
-	rec_from_stat(r, st);
-	memcpy(r->xhash, xhash, PROTO_XHASH_LEN);
+	rec_from_stat(&r, st);
+	memcpy(r.xhash, xhash, PROTO_XHASH_LEN);
+	seen_add(c, &r);
 }
 
 /* Sort and drop repeats (hard links: one inode, several paths). */

@@ -46,12 +46,15 @@ struct xcache;
  * (then the walk reads everything, as it does with a NULL cache).
  */
 struct xcache *xcache_open(const char *state_dir, const char *set);
-/* 1 and the recorded digest when st is the entry recorded, else 0. */
+/*
+ * 1 and the recorded digest when st is the entry recorded (kept for the
+ * cache this walk writes), else 0: read the attributes, then xcache_put.
+ */
 int xcache_get(struct xcache *c, const struct stat *st,
                uint8_t xhash[PROTO_XHASH_LEN]);
-/* What this walk found for st (read, or from xcache_get). */
-void xcache_note(struct xcache *c, const struct stat *st,
-                 const uint8_t xhash[PROTO_XHASH_LEN], int read);
+/* The digest of the attributes this walk read for st. */
+void xcache_put(struct xcache *c, const struct stat *st,
+                const uint8_t xhash[PROTO_XHASH_LEN]);
 /*
  * End of the walk: with `complete` (every source walked without error),
  * write what it found if that differs from what was loaded.  Frees c;

@@ -1124,9 +1124,9 @@ START_TEST(xcache_table)
 	c = xcache_open(root, "set");
 	ck_assert_ptr_nonnull(c);
 	ck_assert_int_eq(xcache_get(c, &st, got), 0); /* no file yet */
-	xcache_note(c, &st, want, 1);
+	xcache_put(c, &st, want);
 	other = xc_stat(8, 1000000);
-	xcache_note(c, &other, want, 1);
+	xcache_put(c, &other, want);
 	xcache_close(c, 1);
 	snprintf(file, sizeof(file), "%s/%s/set", root, XCACHE_DIR);
 	switch (xc_cases[_i].damage) {
@@ -1191,7 +1191,7 @@ START_TEST(xcache_racy)
 	struct xcache *c = xcache_open(root, "racy");
 
 	ck_assert_ptr_nonnull(c);
-	xcache_note(c, &st, want, 1);
+	xcache_put(c, &st, want);
 	xcache_close(c, 1);
 	c = xcache_open(root, "racy");
 	ck_assert_int_eq(xcache_get(c, &st, got), 0);
