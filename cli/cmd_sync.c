@@ -203,6 +203,9 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 	 */
 	o.idx = o.dry_run ? NULL : x;
 	rc = send_sync(conf, &o, &rep, why, sizeof(why));
+	/* Its threads are joined; nothing to do unless it wrote the index. */
+	if (rc >= 0 && !o.dry_run)
+		(void)idx_mark_clean(x);
 	idx_close(x);
 	hs_conf_free(conf);
 	if (rc < 0) {

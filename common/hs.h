@@ -230,6 +230,16 @@ int	hs_split_hostport(const char *s, char *host, size_t hostlen,
 uint64_t	hs_now_mono_ns(void);
 /* Write all of buf to fd, retrying on EINTR/short writes. 0 or -errno. */
 int	hs_write_all(int fd, const void *buf, size_t len);
+/*
+ * Replace `path` with the n buffers of iov, written to `tmp` and renamed,
+ * without fsync: for files derived from others, which a crash may leave
+ * old, empty or missing and whose readers check them (status.json, the
+ * extended-attribute cache, the index's clean mark).  HS_OK, or -errno
+ * with tmp removed.
+ */
+struct iovec;
+int	hs_replace_file(const char *path, const char *tmp, unsigned mode,
+	    const struct iovec *iov, int n);
 /* Strings: strdup that aborts the program on ENOMEM. */
 char	*hs_xstrdup(const char *s);
 /* qsort/bsearch comparator for an array of char * (strcmp order). */

@@ -1,9 +1,11 @@
 /* util.c - bounded buffers, number parsing, small I/O helpers. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -217,6 +219,27 @@ hs_now_mono_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int
+hs_replace_file(const char *path, const char *tmp, unsigned mode,
+                const struct iovec *iov, int n)
+{
+	int fd, i, rc = HS_OK;
+
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+	          (mode_t)mode);
+	if (fd < 0)
+		return -errno;
+	for (i = 0; i < n && rc == HS_OK; i++)
+		rc = hs_write_all(fd, iov[i].iov_base, iov[i].iov_len);
+	if (close(fd) < 0 && rc == HS_OK)
+		rc = -errno;
+	if (rc == HS_OK && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc < 0)
+		unlink(tmp);
+	return rc;
 }
 
 int

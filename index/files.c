@@ -292,6 +292,83 @@ idx_files_walk(struct idx *x, const uint8_t skey[8], idx_walk_fn *fn,
 	return rc;
 }
 
+struct idx_view {
+	MDB_txn *txn;
+	MDB_dbi files;
+};
+
+int
+idx_view_open(struct idx *x, struct idx_view **out, size_t *total)
+{
+	struct idx_view *v;
+	MDB_stat st;
+	int rc;
+
+	*out = NULL;
+	*total = 0;
+	if ((v = calloc(1, sizeof(*v))) == NULL)
+		return -ENOMEM;
+	if ((rc = idx_dbi(x, "files", &v->files)) == HS_OK &&
+	    (rc = idx_map_error(mdb_txn_begin(x->env, NULL, MDB_RDONLY,
+	                                      &v->txn))) == HS_OK &&
+	    (rc = idx_map_error(mdb_stat(v->txn, v->files, &st))) == HS_OK)
+		*total = st.ms_entries;
+	if (rc == HS_ENOTFOUND)
+		rc = HS_OK; /* no records at all: an empty view */
+	if (rc < 0) {
+		idx_view_close(v);
+		return rc;
+	}
+	*out = v;
+	return HS_OK;
+}
+
+int
+idx_view_walk(struct idx_view *v, const uint8_t skey[8], idx_view_fn *fn,
+              void *arg)
+{
+	uint8_t key[KEY_LEN] = {0};
+	MDB_val k = {KEY_LEN, key}, d;
+	MDB_cursor *cur;
+	int rc;
+
+	if (v->txn == NULL)
+		return HS_OK;
+	if ((rc = mdb_cursor_open(v->txn, v->files, &cur)) != 0)
+		return idx_map_error(rc);
+	memcpy(key, skey, KEY_SRC_LEN);
+	rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+	while (rc == 0 && k.mv_size == KEY_LEN &&
+	       memcmp(k.mv_data, skey, KEY_SRC_LEN) == 0) {
+		size_t len = d.mv_size - sizeof(struct file_rec);
+		const unsigned char *rec = d.mv_data;
+
+		/* As rec_path: too short, too long or a NUL inside. */
+		if (d.mv_size < sizeof(struct file_rec) || len > IDX_PATH_MAX ||
+		    memchr(rec + IDX_VIEW_REC, '\0', len) != NULL) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		if ((rc = fn(arg, rec, len)) < 0) {
+			mdb_cursor_close(cur);
+			return rc;
+		}
+		rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	return idx_map_error(rc == MDB_NOTFOUND ? 0 : rc);
+}
+
+void
+idx_view_close(struct idx_view *v)
+{
+	if (v == NULL)
+		return;
+	if (v->txn != NULL)
+		mdb_txn_abort(v->txn);
+	free(v);
+}
+
 int
 idx_file_get(struct idx *x, const uint8_t skey[8], const char *path,
              struct idx_file *out)

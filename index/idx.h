@@ -36,6 +36,17 @@ int idx_open(const char *state_dir, int readonly, struct idx **out);
  * walk of every record).
  */
 int idx_open_checked(const char *state_dir, struct idx **out);
+/*
+ * At a clean stop, before idx_close: probe the index (a forked child:
+ * call it with no other thread running) and, when it reads back whole,
+ * mark it clean (index/clean) so the next idx_open need not probe while
+ * data.mdb is as the mark says.  Only its one writer calls this, holding
+ * the state_dir's pidfile lock, once nothing else can write it.  Nothing
+ * to do when the open trusted a mark and nothing was written since.
+ */
+int idx_mark_clean(struct idx *x);
+/* Did this open trust a clean mark instead of probing? */
+int idx_on_mark(const struct idx *x);
 void idx_close(struct idx *x);
 /* HS_ENOTFOUND when this node has never stored its state. */
 int idx_node_get(struct idx *x, struct idx_node *out);
@@ -104,6 +115,23 @@ int idx_files_walk(struct idx *x, const uint8_t skey[8], idx_walk_fn *fn,
                    void *arg);
 void idx_files_prune(struct idx_batch *b, const uint8_t skey[8],
                      idx_walk_fn *keep, void *arg);
+
+/*
+ * One source's records where LMDB keeps them, without a copy, for a
+ * caller that holds all of them while it works (a restart compares
+ * 100,000 with a walk): each is IDX_VIEW_REC bytes of struct idx_file,
+ * not aligned (copy them out before use), then the path, `len` bytes and
+ * no NUL.  They stay valid until idx_view_close, which may run on
+ * another thread.  A view is a read transaction: close it soon.  `total`
+ * is the number of records of every source (to size a table).
+ */
+#define IDX_VIEW_REC sizeof(struct idx_file)
+struct idx_view;
+typedef int idx_view_fn(void *arg, const unsigned char *rec, size_t len);
+int idx_view_open(struct idx *x, struct idx_view **out, size_t *total);
+int idx_view_walk(struct idx_view *v, const uint8_t skey[8], idx_view_fn *fn,
+                  void *arg);
+void idx_view_close(struct idx_view *v);
 
 /* ------------------------------------------------ primary: the journal */
 

@@ -25,6 +25,20 @@
  */
 #define IDX_DB_NAMES "files", "journal", "blocks", "written"
 
+/* index/clean, see idx.c */
+struct clean_mark {
+	char magic[8];
+	uint64_t dev;
+	uint64_t ino;
+	uint64_t size;
+	int64_t mtime_sec;
+	int64_t ctime_sec;
+	uint64_t mtime_nsec;
+	uint64_t ctime_nsec;
+	uint64_t txnid;
+	uint64_t sum; /* XXH3-64 of the bytes before it */
+};
+
 struct idx {
 	MDB_env *env;
 	MDB_dbi meta;
@@ -33,6 +47,11 @@ struct idx {
 	const char *db_names[IDX_DBS_MAX];
 	MDB_dbi dbs[IDX_DBS_MAX];
 	int n_dbs;
+	char dir[4096]; /* state_dir/index */
+	/* The clean mark this open trusted, or the last one written. */
+	struct clean_mark mark;
+	int marked;
+	int on_mark; /* this open trusted the mark: no probe */
 };
 
 /* LMDB's return code as an HS_E* code. */

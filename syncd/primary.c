@@ -886,7 +886,7 @@ prim_run(const char *conf_path, struct hs_conf *conf, struct idx *x,
 {
 	struct prim p;
 	sigset_t mask;
-	int rc;
+	int rc, mrc;
 
 	memset(&p, 0, sizeof(p));
 	p.conf_path = conf_path;
@@ -975,6 +975,15 @@ out:
 	watch_free(p.watch);
 	express_free(p.xp);
 	send_session_close(p.ss, 0);
+	/*
+	 * A clean stop: every thread is joined and the pidfile lock still
+	 * held, so the index is ours alone; the next start need not probe.
+	 */
+	if (rc == HS_OK && p.pidfd >= 0 && p.x != NULL &&
+	    (mrc = idx_mark_clean(p.x)) < 0)
+		hs_log_info("primary: index not marked clean (%s): the next "
+		            "start reads it whole first",
+		            hs_strerror(mrc));
 	if (p.sfd >= 0)
 		close(p.sfd);
 	if (p.pidfd >= 0) {

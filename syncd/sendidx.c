@@ -17,10 +17,12 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "send_int.h"
 
@@ -598,33 +600,20 @@ out:
  */
 
 /*
- * The source's records, in chunks of an arena: each a pre_rec followed
- * by its path, found through an open-addressing table whose slots hold
- * the path's hash beside the record's address, so a probe that misses
- * touches no record (the records lie in LMDB's order, which is no
- * order of the walk: each one touched is a cache and TLB miss).  The
- * chunks never move: growing one array would copy it and, with the
- * walkers running, cost every core a TLB shootdown.  `seen` is written
- * by the one thread that meets the path.
+ * The source's records stay where LMDB keeps them (an index view, open
+ * while the walk runs: no copy of 100,000 paths), found through an
+ * open-addressing table whose slots hold the path's hash and length
+ * beside the record's address, so a probe that misses touches no record
+ * (the records lie in LMDB's order, which is no order of the walk: each
+ * one touched is a cache and TLB miss).  The table is filled in one pass
+ * over the records before a walker reads it.  `seen` is written by the
+ * one thread that meets the path.
  */
-struct pre_rec {
-	struct idx_file f;
-	uint32_t len;
-	uint8_t seen;
-	char path[]; /* len bytes and a NUL */
-};
-
-#define PRE_CHUNK (1u << 20)
-
-struct pre_chunk {
-	struct pre_chunk *next;
-	size_t used;
-	unsigned char data[]; /* PRE_CHUNK - sizeof(header) bytes */
-};
-
 struct pre_slot {
 	uint64_t hash;
-	struct pre_rec *r; /* NULL: empty */
+	const unsigned char *rec; /* NULL: empty; laid out as idx_view_fn's */
+	uint32_t len;
+	uint8_t seen;
 };
 
 /*
@@ -638,7 +627,7 @@ struct pre_pend {
 	int probed;
 	uint64_t hash;
 	size_t len;
-	struct pre_rec *cand; /* the first record with the same hash */
+	struct pre_slot *cand; /* the first slot with the same hash */
 	struct idx_file now;
 	char path[PROTO_PATH_MAX + 1];
 };
@@ -650,8 +639,7 @@ struct pre_pipe {
 };
 
 struct pre_src {
-	struct pre_chunk *chunks; /* newest first */
-	size_t n;
+	struct idx_view *view; /* the records, until pre_src_free */
 	struct pre_slot *slot;
 	size_t mask;
 	uint64_t records; /* non-directory records */
@@ -670,6 +658,7 @@ struct pre_src {
 	int ready;
 	int load_rc;
 	struct scan_list early[SCAN_WORKERS];
+	size_t early_at[SCAN_WORKERS]; /* how many went through the pipe */
 	struct pre_pipe pipe[SCAN_WORKERS];
 };
 
@@ -690,136 +679,46 @@ struct send_prescan {
 	int running; /* tid walks: join before anything else */
 };
 
-/* FNV-1a: paths are short, and a collision costs one comparison. */
 static uint64_t
-pre_hash(const char *path, size_t *len)
+pre_hash(const char *path, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-	const char *p;
-
-	for (p = path; *p != '\0'; p++)
-		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
-	*len = (size_t)(p - path);
-	return h;
+	return XXH3_64bits(path, len);
 }
 
-static size_t
-pre_rec_size(size_t len)
+static const char *
+pre_path(const struct pre_slot *r)
 {
-	return (sizeof(struct pre_rec) + len + 1 + 7) & ~(size_t)7;
+	return (const char *)r->rec + IDX_VIEW_REC;
 }
 
-/* Room for a record of `size` bytes (at most IDX_PATH_MAX of path). */
-static struct pre_rec *
-pre_alloc(struct pre_src *ps, size_t size)
-{
-	const size_t room = PRE_CHUNK - sizeof(struct pre_chunk);
-	struct pre_chunk *c = ps->chunks;
-	struct pre_rec *r;
-
-	if (c == NULL || room - c->used < size) {
-		if ((c = malloc(PRE_CHUNK)) == NULL)
-			return NULL;
-		c->next = ps->chunks;
-		c->used = 0;
-		ps->chunks = c;
-	}
-	r = (struct pre_rec *)(c->data + c->used);
-	c->used += size;
-	return r;
-}
-
-/* Call fn on every record (stops at its first nonzero result). */
+/* One record into the table, sized for all of them before the walk. */
 static int
-pre_each(struct pre_src *ps, int (*fn)(struct pre_src *, struct pre_rec *))
-{
-	struct pre_chunk *c;
-	size_t off;
-	int rc;
-
-	for (c = ps->chunks; c != NULL; c = c->next)
-		for (off = 0; off < c->used;) {
-			struct pre_rec *r = (struct pre_rec *)(c->data + off);
-
-			if ((rc = fn(ps, r)) != 0)
-				return rc;
-			off += pre_rec_size(r->len);
-		}
-	return 0;
-}
-
-static void
-pre_slot_put(struct pre_src *ps, struct pre_rec *r, uint64_t h)
-{
-	size_t k;
-
-	for (k = h & ps->mask; ps->slot[k].r != NULL; k = (k + 1) & ps->mask)
-		;
-	ps->slot[k].hash = h;
-	ps->slot[k].r = r;
-}
-
-static int
-pre_load(void *arg, const uint8_t dig[IDX_DIGEST_LEN], const char *path,
-         const struct idx_file *f)
+pre_load(void *arg, const unsigned char *rec, size_t len)
 {
 	struct pre_src *ps = arg;
-	struct pre_rec *r;
-	size_t len;
+	uint64_t h = pre_hash((const char *)rec + IDX_VIEW_REC, len);
+	size_t k;
 
-	(void)dig;
-	len = strlen(path);
-	if ((r = pre_alloc(ps, pre_rec_size(len))) == NULL)
-		return -ENOMEM;
-	r->f = *f;
-	r->len = (uint32_t)len;
-	r->seen = 0;
-	memcpy(r->path, path, len + 1);
-	ps->n++;
-	if (f->type != PROTO_E_DIR)
+	for (k = h & ps->mask; ps->slot[k].rec != NULL; k = (k + 1) & ps->mask)
+		;
+	ps->slot[k].hash = h;
+	ps->slot[k].rec = rec;
+	ps->slot[k].len = (uint32_t)len;
+	if (rec[offsetof(struct idx_file, type)] != PROTO_E_DIR)
 		ps->records++;
 	return 0;
 }
 
-static int
-pre_index_one(struct pre_src *ps, struct pre_rec *r)
+static struct pre_slot *
+pre_find(const struct pre_src *ps, const char *path, size_t len, uint64_t h)
 {
-	size_t len;
+	size_t k;
 
-	pre_slot_put(ps, r, pre_hash(r->path, &len));
-	return 0;
-}
+	for (k = h & ps->mask; ps->slot[k].rec != NULL; k = (k + 1) & ps->mask) {
+		struct pre_slot *r = &ps->slot[k];
 
-static int
-pre_index(struct pre_src *ps)
-{
-	size_t cap = 16;
-
-	while (cap < 2 * ps->n)
-		cap *= 2;
-	/*
-	 * Not calloc: the probes would read fresh pages first, mapping the
-	 * zero page, and each first write would then replace it and flush
-	 * the TLB of every core running a walker.
-	 */
-	if ((ps->slot = malloc(cap * sizeof(*ps->slot))) == NULL)
-		return -ENOMEM;
-	memset(ps->slot, 0, cap * sizeof(*ps->slot));
-	ps->mask = cap - 1;
-	return pre_each(ps, pre_index_one);
-}
-
-static struct pre_rec *
-pre_find(const struct pre_src *ps, const char *path)
-{
-	size_t len, k;
-	uint64_t h = pre_hash(path, &len);
-
-	for (k = h & ps->mask; ps->slot[k].r != NULL; k = (k + 1) & ps->mask) {
-		struct pre_rec *r = ps->slot[k].r;
-
-		if (ps->slot[k].hash == h && r->len == len &&
-		    memcmp(r->path, path, len) == 0)
+		if (r->hash == h && r->len == len &&
+		    memcmp(pre_path(r), path, len) == 0)
 			return r;
 	}
 	return NULL;
@@ -842,12 +741,12 @@ pre_probe(const struct pre_src *ps, struct pre_pend *q)
 
 	q->probed = 1;
 	q->cand = NULL;
-	for (k = q->hash & ps->mask; ps->slot[k].r != NULL;
+	for (k = q->hash & ps->mask; ps->slot[k].rec != NULL;
 	     k = (k + 1) & ps->mask)
 		if (ps->slot[k].hash == q->hash) {
-			q->cand = ps->slot[k].r;
-			__builtin_prefetch(q->cand);
-			__builtin_prefetch((char *)q->cand + 64);
+			q->cand = &ps->slot[k];
+			__builtin_prefetch(q->cand->rec);
+			__builtin_prefetch(q->cand->rec + 64);
 			return;
 		}
 }
@@ -856,7 +755,7 @@ pre_probe(const struct pre_src *ps, struct pre_pend *q)
 static int
 pre_finish(struct pre_src *ps, unsigned worker, struct pre_pend *q)
 {
-	struct pre_rec *r;
+	struct pre_slot *r;
 
 	if (!q->probed)
 		pre_probe(ps, q);
@@ -864,12 +763,13 @@ pre_finish(struct pre_src *ps, unsigned worker, struct pre_pend *q)
 	r = q->cand;
 	/* Another path with the same hash: the slow way. */
 	if (r != NULL &&
-	    (r->len != q->len || memcmp(r->path, q->path, q->len) != 0))
-		r = pre_find(ps, q->path);
+	    (r->len != q->len || memcmp(pre_path(r), q->path, q->len) != 0))
+		r = pre_find(ps, q->path, q->len, q->hash);
 	if (r == NULL)
 		return diff_add(&ps->d[worker], ps->src, q->path);
 	r->seen = 1;
-	return same_rec(&q->now, &r->f)
+	/* same_rec, on the record's bytes where LMDB has them */
+	return memcmp(&q->now, r->rec, IDX_VIEW_REC) == 0
 	           ? 0
 	           : diff_add(&ps->d[worker], ps->src, q->path);
 }
@@ -887,7 +787,8 @@ pre_push(struct pre_src *ps, unsigned worker, const struct scan_entry *e)
 		rc = pre_finish(ps, worker, older);
 	if (newer->used)
 		pre_probe(ps, newer);
-	older->hash = pre_hash(e->path, &older->len); /* <= PROTO_PATH_MAX */
+	older->len = strlen(e->path); /* <= PROTO_PATH_MAX */
+	older->hash = pre_hash(e->path, older->len);
 	memcpy(older->path, e->path, older->len + 1);
 	fingerprint(e, &older->now);
 	older->used = 1;
@@ -925,25 +826,51 @@ pre_entry(void *arg, unsigned worker, const struct scan_entry *e)
 		ps->has_root = 1;
 	if (!__atomic_load_n(&ps->ready, __ATOMIC_ACQUIRE))
 		return scan_entry_add(&ps->early[worker], e);
+	/* The records came: what this walker met before them, first. */
+	while (ps->early_at[worker] < ps->early[worker].n) {
+		size_t i = ps->early_at[worker]++;
+		int rc = pre_push(ps, worker, &ps->early[worker].v[i]);
+
+		if (rc < 0)
+			return rc;
+	}
 	return pre_push(ps, worker, e);
 }
 
-/* The loading thread: the source's records, then the table. */
+/* The loading thread: the table of the source's records. */
 static void *
 pre_load_run(void *arg)
 {
 	struct pre_src *ps = arg;
+	size_t total, cap = 16;
+	int rc;
 
-	if ((ps->load_rc = idx_files_walk(ps->x, ps->skey, pre_load, ps)) ==
-	        HS_OK &&
-	    (ps->load_rc = pre_index(ps)) == HS_OK)
+	if ((rc = idx_view_open(ps->x, &ps->view, &total)) == HS_OK) {
+		while (cap < 2 * total)
+			cap *= 2;
+		/*
+		 * Not calloc: the probes would read fresh pages first,
+		 * mapping the zero page, and each first write would then
+		 * replace it and flush the TLB of every core running a walker.
+		 */
+		if ((ps->slot = malloc(cap * sizeof(*ps->slot))) == NULL)
+			rc = -ENOMEM;
+	}
+	if (rc == HS_OK) {
+		memset(ps->slot, 0, cap * sizeof(*ps->slot));
+		ps->mask = cap - 1;
+		rc = idx_view_walk(ps->view, ps->skey, pre_load, ps);
+	}
+	ps->load_rc = rc;
+	if (rc == HS_OK)
 		__atomic_store_n(&ps->ready, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
 
 /*
- * What the walkers met before the records were there, once they are:
- * through the first walker's pipeline (the walk is over), drained after.
+ * What a walker met before the records were there and did not compare
+ * itself (it met nothing after them): through the first walker's
+ * pipeline (the walk is over), drained after.
  */
 static int
 pre_compare_early(struct pre_src *ps)
@@ -952,7 +879,7 @@ pre_compare_early(struct pre_src *ps)
 	int rc = HS_OK;
 
 	for (k = 0; k < SCAN_WORKERS; k++)
-		for (i = 0; i < ps->early[k].n && rc == HS_OK; i++)
+		for (i = ps->early_at[k]; i < ps->early[k].n && rc == HS_OK; i++)
 			rc = pre_push(ps, 0, &ps->early[k].v[i]);
 	return rc;
 }
@@ -962,13 +889,8 @@ pre_src_free(struct pre_src *ps)
 {
 	size_t i;
 
-	while (ps->chunks != NULL) {
-		struct pre_chunk *c = ps->chunks;
-
-		ps->chunks = c->next;
-		free(c);
-	}
 	free(ps->slot);
+	idx_view_close(ps->view);
 	for (i = 0; i < SCAN_WORKERS; i++) {
 		proto_scope_free(ps->d[i].v, ps->d[i].n);
 		scan_list_free(&ps->early[i]);
@@ -1013,10 +935,25 @@ pre_anchor(const char *path, char *leaf, size_t leaflen)
 	return open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
 
+/* What was recorded and was not met is gone. */
 static int
-pre_gone(struct pre_src *ps, struct pre_rec *r)
+pre_gone(struct pre_src *ps)
 {
-	return r->seen ? 0 : diff_add(&ps->d[0], ps->src, r->path);
+	char path[IDX_PATH_MAX + 1];
+	size_t k;
+	int rc;
+
+	for (k = 0; k <= ps->mask; k++) {
+		const struct pre_slot *r = &ps->slot[k];
+
+		if (r->rec == NULL || r->seen)
+			continue;
+		memcpy(path, pre_path(r), r->len);
+		path[r->len] = '\0';
+		if ((rc = diff_add(&ps->d[0], ps->src, path)) < 0)
+			return rc;
+	}
+	return HS_OK;
 }
 
 /* Walk source src of set `set` into ps, its records loaded meanwhile. */
@@ -1052,8 +989,7 @@ pre_source(struct pre_src *ps, struct idx *x, const struct hs_pathset *set)
 		rc = pre_drain(ps);
 	if (rc < 0 || !ps->has_root)
 		return rc;
-	/* What was recorded and was not met is gone. */
-	return pre_each(ps, pre_gone);
+	return pre_gone(ps);
 }
 
 static int

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <math.h>
 #include <time.h>
@@ -210,33 +211,14 @@ saved_path(const char *state_dir, const char *suffix, char *buf, size_t len)
 static int
 st_write_saved(const char *state_dir, const char *s)
 {
+	struct iovec iov = {(void *)s, strlen(s)};
 	char path[4200], tmp[4300];
-	int fd = -1, rc;
+	int rc;
 
 	if ((rc = saved_path(state_dir, "", path, sizeof(path))) < 0 ||
 	    (rc = saved_path(state_dir, ".tmp", tmp, sizeof(tmp))) < 0)
-		goto out;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-	          0644);
-	if (fd < 0) {
-		rc = -errno;
-		goto out;
-	}
-	if ((rc = hs_write_all(fd, s, strlen(s))) < 0)
-		goto fail;
-	rc = close(fd);
-	fd = -1;
-	if (rc < 0 || rename(tmp, path) < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	return HS_OK;
-fail:
-	unlink(tmp);
-out:
-	if (fd >= 0)
-		close(fd);
-	return rc;
+		return rc;
+	return hs_replace_file(path, tmp, 0644, &iov, 1);
 }
 
 int
@@ -622,21 +604,17 @@ metric(FILE *f, const char *name, const char *type, const char *help, double v)
 int
 st_metrics_write(const char *path, json_t *st, const struct st_counters *c)
 {
-	char tmp[4200];
+	struct iovec iov;
+	char tmp[4200], *text = NULL;
+	size_t len = 0;
 	FILE *f;
-	int fd, rc = HS_OK;
+	int rc;
 
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >=
 	    (int)sizeof(tmp))
 		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-	          0644);
-	if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
-		rc = -errno;
-		if (fd >= 0)
-			close(fd);
-		return rc;
-	}
+	if ((f = open_memstream(&text, &len)) == NULL)
+		return -errno;
 	metric(f, "hamnsync_lag_seconds", "gauge",
 	       "Age of the oldest change not yet durable on the standby.",
 	       jnum(st, "lag", "seconds"));
@@ -683,18 +661,18 @@ st_metrics_write(const char *path, json_t *st, const struct st_counters *c)
 	        (unsigned long long)c->errors_remote,
 	        (unsigned long long)c->errors_changed,
 	        (unsigned long long)c->errors_session);
+	if (fclose(f) != 0) {
+		free(text);
+		return -ENOMEM;
+	}
 	/*
 	 * Not flushed to disk: a scrape after a crash may miss a file the
 	 * daemon rewrites within 2 s of its start, and an fsync every 2 s
 	 * in the daemon's loop delayed the next change behind the disk.
 	 */
-	if (fflush(f) != 0)
-		rc = -errno;
-	if (fclose(f) != 0 && rc == HS_OK)
-		rc = -errno;
-	if (rc == HS_OK && rename(tmp, path) < 0)
-		rc = -errno;
-	if (rc < 0)
-		unlink(tmp);
+	iov.iov_base = text;
+	iov.iov_len = len;
+	rc = hs_replace_file(path, tmp, 0644, &iov, 1);
+	free(text);
 	return rc;
 }

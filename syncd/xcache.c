@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -218,8 +219,8 @@ static void
 save(struct xcache *c)
 {
 	struct xc_head h;
+	struct iovec iov[2];
 	char tmp[4400];
-	int fd, rc;
 
 	if (mkdir(c->dir, 0700) < 0 && errno != EEXIST)
 		return;
@@ -234,19 +235,12 @@ save(struct xcache *c)
 	memcpy(h.magic, XC_MAGIC, sizeof(h.magic));
 	h.n = c->n_seen;
 	h.sum = XXH3_64bits(c->seen, c->n_seen * sizeof(*c->seen));
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-	          0600);
-	if (fd < 0)
-		return;
-	rc = hs_write_all(fd, &h, sizeof(h));
-	if (rc == 0)
-		rc = hs_write_all(fd, c->seen, c->n_seen * sizeof(*c->seen));
-	if (close(fd) < 0 && rc == 0)
-		rc = -errno;
-	if (rc < 0 || rename(tmp, c->path) < 0) {
+	iov[0].iov_base = &h;
+	iov[0].iov_len = sizeof(h);
+	iov[1].iov_base = c->seen;
+	iov[1].iov_len = c->n_seen * sizeof(*c->seen);
+	if (hs_replace_file(c->path, tmp, 0600, iov, 2) < 0)
 		hs_log_debug("xcache: %s not written", c->path);
-		unlink(tmp);
-	}
 }
 
 void

@@ -10,7 +10,10 @@
 # is damaged and how to rebuild (move the index folder away), and leave
 # the damaged file as it was.  Then the advice is followed: the index
 # folders moved away, the daemons start, the trees converge and
-# `hamnsync verify` exits 0.
+# `hamnsync verify` exits 0.  Last, the clean mark: a daemon's clean stop
+# marks its index (index/clean), the next start trusts the mark instead of
+# reading all of data.mdb first, and a data.mdb damaged in place after
+# the mark (same inode, same size) is still refused.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -109,4 +112,29 @@ hs_wait_gone "$PRIMARY_PID" 150 || hs_bad "the primary did not stop"
 "$HS_BIN" -c "$C1" verify >"$T/verify.out" 2>&1 &&
 	hs_ok "hamnsync verify exits 0 after the rebuild" ||
 	hs_bad "verify: $(tail -3 "$T/verify.out")"
+
+# The clean mark.  The index's last write must be older than the mark's
+# racy window (2 s) when the daemon stops.
+hs_start_primary
+hs_wait_same "restarted primary in sync" 30 "$D"
+sleep 3
+kill "$PRIMARY_PID"
+hs_wait_gone "$PRIMARY_PID" 150 || hs_bad "the primary did not stop"
+[ -s "$T/state1/index/clean" ] && hs_ok "a clean stop marks the index" ||
+	hs_bad "no index/clean after a clean stop: $(tail -3 "$T/primary.log")"
+: >"$T/primary.log"
+HAMNSYNC_DEBUG=1 hs_start_primary
+hs_wait_same "primary started on the mark" 30 "$D"
+kill "$PRIMARY_PID"
+hs_wait_gone "$PRIMARY_PID" 150 || hs_bad "the primary did not stop"
+grep -q "data.mdb is as its clean mark says: not probed" "$T/primary.log" &&
+	hs_ok "the start after a clean stop trusts the mark" ||
+	hs_bad "the start probed the index anyway: $(grep index: "$T/primary.log" | head -3)"
+hs_stop_standby
+damage zero-data "$T/state1/index/data.mdb"
+expect_refused "zero-data data.mdb in place after a clean mark, primary daemon" \
+	"$T/state1/index/data.mdb" "$T/state1/index" \
+	"$HS_BIN" -c "$C1" daemon --foreground
+expect_refused "zero-data data.mdb in place after a clean mark, status" \
+	"$T/state1/index/data.mdb" "$T/state1/index" "$HS_BIN" -c "$C1" status
 hs_result bad_index

@@ -3,13 +3,17 @@
  * delete, prune, a walk in digest order, long paths, records of one
  * source apart from another's), batches that roll back on error, the
  * change journal (add, walk after a sequence, trimmed by the commit that
- * acknowledges it) and the standby's applied sequence.  Each test works
- * in its own temporary state_dir.
+ * acknowledges it) and the standby's applied sequence; a view of one
+ * source's records in place; the clean mark that lets an open skip the
+ * probe, and the damage that must still be found with a mark in place.
+ * Each test works in its own temporary state_dir.
  */
 #include <check.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "idx.h"
@@ -292,6 +296,173 @@ START_TEST(test_reopen_keeps_records)
 }
 END_TEST
 
+
+/* idx_view: one source's records where LMDB keeps them. */
+struct seen_recs {
+	int n;
+	char paths[4][32];
+	struct idx_file f[4];
+};
+
+static int
+collect_view(void *arg, const unsigned char *rec, size_t len)
+{
+	struct seen_recs *s = arg;
+
+	ck_assert_int_lt(s->n, 4);
+	ck_assert_uint_lt(len, sizeof(s->paths[0]));
+	memcpy(&s->f[s->n], rec, IDX_VIEW_REC);
+	memcpy(s->paths[s->n], rec + IDX_VIEW_REC, len);
+	s->paths[s->n][len] = '\0';
+	s->n++;
+	return 0;
+}
+
+START_TEST(test_view)
+{
+	uint8_t a[8], b[8], c[8];
+	struct idx_view *v;
+	struct seen_recs s;
+	size_t total;
+	int i, got_x = 0, got_y = 0;
+
+	idx_source_key("set", "/a", a);
+	idx_source_key("set", "/b", b);
+	idx_source_key("set", "/c", c);
+	put(a, "x", 1);
+	put(a, "dir/y", 2);
+	put(b, "z", 3);
+	ck_assert_int_eq(idx_view_open(x, &v, &total), HS_OK);
+	ck_assert_uint_eq(total, 3); /* every source's */
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(idx_view_walk(v, a, collect_view, &s), HS_OK);
+	ck_assert_int_eq(s.n, 2);
+	for (i = 0; i < s.n; i++) {
+		struct idx_file want = rec(strcmp(s.paths[i], "x") == 0 ? 1 : 2,
+		                           1700000001);
+
+		got_x |= strcmp(s.paths[i], "x") == 0;
+		got_y |= strcmp(s.paths[i], "dir/y") == 0;
+		ck_assert_mem_eq(&s.f[i], &want, sizeof(want));
+	}
+	ck_assert(got_x && got_y);
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(idx_view_walk(v, c, collect_view, &s), HS_OK);
+	ck_assert_int_eq(s.n, 0);
+	/* A record written after the view opened is not in it. */
+	put(c, "late", 4);
+	ck_assert_int_eq(idx_view_walk(v, c, collect_view, &s), HS_OK);
+	ck_assert_int_eq(s.n, 0);
+	idx_view_close(v);
+}
+END_TEST
+
+static void
+data_path(char *out, size_t len)
+{
+	snprintf(out, len, "%s/index/data.mdb", dir);
+}
+
+/*
+ * The clean mark: written at a clean close once data.mdb is older than
+ * its racy window, trusted by the next open (no probe), kept by a close
+ * that wrote nothing, ignored when damaged or when data.mdb changed; and
+ * a data.mdb damaged in place after the mark is still refused.
+ */
+START_TEST(test_clean_mark)
+{
+	char data[128], mark[128];
+	unsigned char zero[4096];
+	uint8_t a[8];
+	struct stat st, st2;
+	int fd;
+
+	idx_source_key("set", "/a", a);
+	put(a, "p", 1);
+	snprintf(mark, sizeof(mark), "%s/index/clean", dir);
+	data_path(data, sizeof(data));
+	/* Written just now: too recent for a mark. */
+	ck_assert_int_eq(idx_mark_clean(x), HS_OK);
+	ck_assert_int_ne(access(mark, F_OK), 0);
+	sleep(3);
+	ck_assert_int_eq(idx_mark_clean(x), HS_OK);
+	ck_assert_int_eq(stat(mark, &st), 0);
+	idx_close(x);
+	ck_assert_int_eq(idx_open(dir, 0, &x), HS_OK);
+	ck_assert(idx_on_mark(x));
+	/* Nothing written: the mark stands as it is. */
+	ck_assert_int_eq(idx_mark_clean(x), HS_OK);
+	ck_assert_int_eq(stat(mark, &st2), 0);
+	ck_assert_int_eq(st.st_ino, st2.st_ino);
+	idx_close(x);
+	/* The read-only open (status) trusts it too. */
+	ck_assert_int_eq(idx_open(dir, 1, &x), HS_OK);
+	ck_assert(idx_on_mark(x));
+	idx_close(x);
+
+	/* A flipped bit in the mark: not trusted, the probe runs. */
+	ck_assert_int_ge(fd = open(mark, O_RDWR), 0);
+	ck_assert_int_eq(pread(fd, zero, 1, 20), 1);
+	zero[0] ^= 1;
+	ck_assert_int_eq(pwrite(fd, zero, 1, 20), 1);
+	close(fd);
+	ck_assert_int_eq(idx_open(dir, 0, &x), HS_OK);
+	ck_assert(!idx_on_mark(x));
+	ck_assert_int_eq(idx_mark_clean(x), HS_OK); /* a fresh mark */
+	idx_close(x);
+	ck_assert_int_eq(idx_open(dir, 0, &x), HS_OK);
+	ck_assert(idx_on_mark(x));
+
+	/* A commit: the mark no longer matches. */
+	put(a, "q", 2);
+	idx_close(x);
+	ck_assert_int_eq(idx_open(dir, 0, &x), HS_OK);
+	ck_assert(!idx_on_mark(x));
+	idx_close(x);
+	x = NULL;
+
+	/* Data pages zeroed in place (same inode, same size, meta pages
+	 * intact) after a valid mark: refused, not read. */
+	ck_assert_int_eq(idx_open(dir, 0, &x), HS_OK);
+	sleep(3);
+	ck_assert_int_eq(idx_mark_clean(x), HS_OK);
+	idx_close(x);
+	x = NULL;
+	ck_assert_int_eq(stat(data, &st), 0);
+	ck_assert_int_ge(fd = open(data, O_WRONLY), 0);
+	memset(zero, 0, sizeof(zero));
+	for (off_t o = 2 * 4096; o < st.st_size; o += 4096)
+		ck_assert_int_eq(pwrite(fd, zero, sizeof(zero), o),
+		                 (ssize_t)sizeof(zero));
+	close(fd);
+	ck_assert_int_eq(stat(data, &st2), 0);
+	ck_assert_int_eq(st.st_ino, st2.st_ino);
+	ck_assert_int_eq(st.st_size, st2.st_size);
+	ck_assert_int_eq(idx_open(dir, 0, &x), HS_EINDEX);
+	ck_assert_int_eq(idx_open(dir, 1, &x), HS_EINDEX);
+	x = NULL;
+}
+END_TEST
+
+/* Truncated in place after a valid mark: refused. */
+START_TEST(test_clean_mark_truncated)
+{
+	char data[128];
+	uint8_t a[8];
+
+	idx_source_key("set", "/a", a);
+	put(a, "p", 1);
+	sleep(3);
+	ck_assert_int_eq(idx_mark_clean(x), HS_OK);
+	idx_close(x);
+	x = NULL;
+	data_path(data, sizeof(data));
+	ck_assert_int_eq(truncate(data, 8192), 0);
+	ck_assert_int_eq(idx_open(dir, 0, &x), HS_EINDEX);
+	x = NULL;
+}
+END_TEST
+
 int
 main(void)
 {
@@ -301,6 +472,7 @@ main(void)
 	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30); /* the mark tests wait out its racy window */
 	tcase_add_test(tc, test_put_get_del);
 	tcase_add_test(tc, test_long_path);
 	tcase_add_test(tc, test_walk_order_and_sources);
@@ -309,6 +481,9 @@ main(void)
 	tcase_add_test(tc, test_journal);
 	tcase_add_test(tc, test_applied);
 	tcase_add_test(tc, test_reopen_keeps_records);
+	tcase_add_test(tc, test_view);
+	tcase_add_test(tc, test_clean_mark);
+	tcase_add_test(tc, test_clean_mark_truncated);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
