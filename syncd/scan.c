@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "syncd.h"
 #include "xcache_int.h"
@@ -44,6 +45,8 @@ scan_entry_add(struct scan_list *l, const struct scan_entry *e)
 {
 	struct scan_entry *n;
 
+	free(l->ix); /* out of date */
+	l->ix = NULL;
 	if (l->n >= SCAN_ENTRIES_MAX)
 		return HS_ELIMIT;
 	if (l->n == l->cap) {
@@ -78,37 +81,72 @@ scan_list_free(struct scan_list *l)
 		free(l->v[i].link);
 	}
 	free(l->v);
+	free(l->ix);
 	memset(l, 0, sizeof(*l));
 }
 
-static int
-entry_cmp(const void *a, const void *b)
-{
-	const struct scan_entry *x = a, *y = b;
+/* A slot of scan_list_index's open-addressing table. */
+struct scan_ix {
+	uint32_t pos;  /* 1 + the entry's position, 0: empty */
+	uint32_t hash; /* the hash's high half: most misses skip strcmp */
+};
 
-	if (x->src != y->src)
-		return x->src < y->src ? -1 : 1;
-	return strcmp(x->path, y->path);
+static uint64_t
+entry_hash(uint16_t src, const char *path)
+{
+	return XXH3_64bits_withSeed(path, strlen(path), src);
 }
 
-void
-scan_list_sort(struct scan_list *l)
+int
+scan_list_index(struct scan_list *l)
 {
-	if (l->n > 1)
-		qsort(l->v, l->n, sizeof(*l->v), entry_cmp);
+	size_t cap = 16, i, k;
+
+	free(l->ix);
+	while (cap < 2 * l->n)
+		cap *= 2;
+	if ((l->ix = calloc(cap, sizeof(*l->ix))) == NULL)
+		return -ENOMEM;
+	l->ix_mask = cap - 1;
+	for (i = 0; i < l->n; i++) {
+		uint64_t h = entry_hash(l->v[i].src, l->v[i].path);
+
+		for (k = h & l->ix_mask; l->ix[k].pos != 0;
+		     k = (k + 1) & l->ix_mask)
+			;
+		l->ix[k].pos = (uint32_t)(i + 1); /* n <= SCAN_ENTRIES_MAX */
+		l->ix[k].hash = (uint32_t)(h >> 32);
+	}
+	return HS_OK;
+}
+
+static struct scan_entry *
+index_find(struct scan_list *l, uint16_t src, const char *path)
+{
+	uint64_t h = entry_hash(src, path);
+	size_t k;
+
+	for (k = h & l->ix_mask; l->ix[k].pos != 0; k = (k + 1) & l->ix_mask) {
+		struct scan_entry *e = &l->v[l->ix[k].pos - 1];
+
+		if (l->ix[k].hash == (uint32_t)(h >> 32) && e->src == src &&
+		    strcmp(e->path, path) == 0)
+			return e;
+	}
+	return NULL;
 }
 
 struct scan_entry *
 scan_list_find(struct scan_list *l, uint16_t src, const char *path)
 {
-	struct scan_entry key;
+	size_t i;
 
-	if (l->n == 0)
-		return NULL;
-	memset(&key, 0, sizeof(key));
-	key.src = src;
-	key.path = (char *)path;
-	return bsearch(&key, l->v, l->n, sizeof(*l->v), entry_cmp);
+	if (l->ix != NULL)
+		return index_find(l, src, path);
+	for (i = 0; i < l->n; i++)
+		if (l->v[i].src == src && strcmp(l->v[i].path, path) == 0)
+			return &l->v[i];
+	return NULL;
 }
 
 void
@@ -655,7 +693,10 @@ scan_list_move(struct scan_list *to, struct scan_list *from)
 	}
 	memcpy(to->v + to->n, from->v, from->n * sizeof(*v));
 	to->n += from->n;
+	free(to->ix); /* out of date */
+	to->ix = NULL;
 	free(from->v);
+	free(from->ix);
 	memset(from, 0, sizeof(*from));
 	return HS_OK;
 }

@@ -36,15 +36,7 @@ send_entry_cmp(const void *a, const void *b)
 static struct scan_entry *
 mine_find(struct sender *s, uint16_t src, const char *path)
 {
-	struct scan_entry key, *kp = &key, **hit;
-
-	if (s->mine.n == 0)
-		return NULL;
-	memset(&key, 0, sizeof(key));
-	key.src = src;
-	key.path = (char *)path;
-	hit = bsearch(&kp, s->by_path, s->mine.n, sizeof(*s->by_path), send_entry_cmp);
-	return hit ? *hit : NULL;
+	return scan_list_find(&s->mine, src, path);
 }
 
 /* Mark the directory holding (src, path) as needing its metadata reset. */
@@ -143,8 +135,6 @@ send_reset_set(struct sender *s)
 	}
 	scan_list_free(&s->mine);
 	scan_list_free(&s->theirs);
-	free(s->by_path);
-	s->by_path = NULL;
 	s->set = NULL;
 	send_blk_reset(s);
 }
@@ -313,8 +303,8 @@ recv_listing(struct sender *s, int *refused)
 		if (proto_rd_end(&r) < 0)
 			return HS_EPROTO;
 	}
-	scan_list_sort(&s->theirs);
-	return HS_OK;
+	/* Found by hash: sorting it was a tenth of a no-change sync's CPU. */
+	return scan_list_index(&s->theirs);
 }
 
 static int
@@ -869,6 +859,31 @@ verify_diff(struct sender *s, const struct scan_entry *e, const char *why)
 		s->o->verify_cb(s->o->verify_arg, send_show(s, e), why);
 }
 
+/* What only the standby has, in path order (its listing has none). */
+static int
+verify_gone(struct sender *s)
+{
+	struct scan_entry **v;
+	size_t i, n = 0;
+
+	for (i = 0; i < s->theirs.n; i++)
+		n += (s->theirs.v[i].flags & (SCAN_F_GONE | SCAN_F_RETYPE)) ==
+		     SCAN_F_GONE;
+	if (n == 0)
+		return HS_OK;
+	if ((v = calloc(n, sizeof(*v))) == NULL)
+		return -ENOMEM;
+	for (i = 0, n = 0; i < s->theirs.n; i++)
+		if ((s->theirs.v[i].flags & (SCAN_F_GONE | SCAN_F_RETYPE)) ==
+		    SCAN_F_GONE)
+			v[n++] = &s->theirs.v[i];
+	qsort(v, n, sizeof(*v), send_entry_cmp);
+	for (i = 0; i < n; i++)
+		verify_diff(s, v[i], "only on the standby");
+	free(v);
+	return HS_OK;
+}
+
 /*
  * Verify one listed set: compare every entry's metadata, and the content
  * hash of every regular file, which each node computes from its own disk.
@@ -917,26 +932,14 @@ verify_set(struct sender *s)
 		} else if (p->flags & (P_SEND_META | SCAN_F_DIRTY))
 			verify_diff(s, p, "metadata differs");
 	}
-	for (i = 0; i < s->theirs.n; i++)
-		if (s->theirs.v[i].flags & SCAN_F_GONE &&
-		    !(s->theirs.v[i].flags & SCAN_F_RETYPE))
-			verify_diff(s, &s->theirs.v[i], "only on the standby");
-	return HS_OK;
+	return verify_gone(s);
 }
 
+/* Our entries found by path from here on: by hash, not sorted. */
 static int
-sort_mine(struct sender *s)
+index_mine(struct sender *s)
 {
-	size_t i;
-
-	free(s->by_path);
-	if ((s->by_path = calloc(s->mine.n ? s->mine.n : 1,
-	                         sizeof(*s->by_path))) == NULL)
-		return -ENOMEM;
-	for (i = 0; i < s->mine.n; i++)
-		s->by_path[i] = &s->mine.v[i];
-	qsort(s->by_path, s->mine.n, sizeof(*s->by_path), send_entry_cmp);
-	return HS_OK;
+	return scan_list_index(&s->mine);
 }
 
 int
@@ -1169,7 +1172,7 @@ sync_set(struct sender *s, const struct hs_pathset *set,
 			s->rep->primary_files++;
 			s->rep->primary_bytes += s->mine.v[i].size;
 		}
-	if ((rc = sort_mine(s)) < 0 || (rc = find_links(s)) < 0)
+	if ((rc = index_mine(s)) < 0 || (rc = find_links(s)) < 0)
 		return rc;
 	if (blind)
 		plan_blind(s);

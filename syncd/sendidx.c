@@ -283,7 +283,7 @@ prune_keep(void *arg, const uint8_t dig[IDX_DIGEST_LEN], const char *path,
            const struct idx_file *f)
 {
 	struct prune *pr = arg;
-	struct scan_entry key, *kp = &key, **hit;
+	struct scan_entry *hit;
 
 	(void)dig;
 	if (!pr->whole) {
@@ -294,13 +294,7 @@ prune_keep(void *arg, const uint8_t dig[IDX_DIGEST_LEN], const char *path,
 		t = scan_list_find(&pr->s->theirs, pr->src, path);
 		return t != NULL && (t->flags & P_HELD);
 	}
-	memset(&key, 0, sizeof(key));
-	key.src = pr->src;
-	key.path = (char *)path;
-	hit = pr->s->mine.n == 0 ? NULL
-	                         : bsearch(&kp, pr->s->by_path, pr->s->mine.n,
-	                                   sizeof(*pr->s->by_path),
-	                                   send_entry_cmp);
+	hit = scan_list_find(&pr->s->mine, pr->src, path);
 	if (hit == NULL) {
 		/* Gone here; kept only while its deletion is held back. */
 		const struct scan_entry *t =
@@ -309,12 +303,12 @@ prune_keep(void *arg, const uint8_t dig[IDX_DIGEST_LEN], const char *path,
 		return t != NULL && (t->flags & P_HELD);
 	}
 	/* Unchanged and recorded alike: no need to write it again. */
-	if (!had_op(*hit)) {
+	if (!had_op(hit)) {
 		struct idx_file now;
 
-		fingerprint(*hit, &now);
+		fingerprint(hit, &now);
 		if (same_rec(&now, f))
-			(*hit)->flags |= P_RECORDED;
+			hit->flags |= P_RECORDED;
 	}
 	return 1;
 }

@@ -46,6 +46,8 @@ struct xcache {
 	char *dir;
 	struct xc_rec *old; /* loaded, sorted */
 	size_t n_old;
+	uint8_t *used; /* per old record: met by this walk */
+	size_t n_used;
 	struct xc_rec *seen; /* this walk's */
 	size_t n_seen;
 	size_t cap_seen;
@@ -119,6 +121,7 @@ load(struct xcache *c)
 		goto out;
 	}
 	c->n_old = (size_t)h.n;
+	c->used = calloc(c->n_old, 1); /* NULL: the sort tells */
 out:
 	close(fd);
 }
@@ -181,6 +184,10 @@ xcache_get(struct xcache *c, const struct stat *st,
 	if ((r = bsearch(&key, c->old, c->n_old, sizeof(*r), rec_cmp)) == NULL)
 		return 0;
 	memcpy(xhash, r->xhash, PROTO_XHASH_LEN);
+	if (c->used != NULL && !c->used[r - c->old]) {
+		c->used[r - c->old] = 1;
+		c->n_used++;
+	}
 	/* Older than the racy window when kept, so older still now. */
 	seen_add(c, r);
 	return 1;
@@ -251,7 +258,12 @@ xcache_close(struct xcache *c, int complete)
 	hs_log_debug("xcache: %s: %zu entries kept, %zu had their attributes "
 	             "read",
 	             c->path, c->n_seen, c->n_read);
-	if (complete && !c->full && c->seen != NULL) {
+	/*
+	 * Nothing read and every kept record met: this walk's records are
+	 * the kept ones (each a hit), with no need to sort them to see it.
+	 */
+	if (complete && !c->full && c->seen != NULL &&
+	    !(c->n_read == 0 && c->used != NULL && c->n_used == c->n_old)) {
 		seen_sort(c);
 		/* Unchanged (nothing read, the same entries): no write. */
 		if (c->n_read > 0 || c->n_seen != c->n_old ||
@@ -259,6 +271,7 @@ xcache_close(struct xcache *c, int complete)
 			save(c);
 	}
 	free(c->old);
+	free(c->used);
 	free(c->seen);
 	free(c->dir);
 	free(c->path);

@@ -803,10 +803,8 @@ START_TEST(scan_listing)
 	ck_assert_uint_eq(list_lookup(&l, "dir/deeper")->mode, 0700);
 	ck_assert_uint_eq(list_lookup(&l, "fifo")->mode, 0600);
 
-	/* sorted by (src, path), then found by bsearch */
-	scan_list_sort(&l);
-	for (i = 1; i < l.n; i++)
-		ck_assert_int_lt(strcmp(l.v[i - 1].path, l.v[i].path), 0);
+	/* found by a hash of (src, path), the list's order kept */
+	ck_assert_int_eq(scan_list_index(&l), HS_OK);
 	for (i = 0; i < N_ELEM(scan_want); i++) {
 		struct scan_entry *f;
 
@@ -827,7 +825,8 @@ START_TEST(scan_listing)
 }
 END_TEST
 
-/* Listings of several sources share one list, sorted by (src, path). */
+/* Listings of several sources share one list, found by (src, path);
+ * an add drops the index and a find reads the list instead. */
 START_TEST(scan_two_sources)
 {
 	struct scan_list l;
@@ -842,19 +841,29 @@ START_TEST(scan_two_sources)
 	memset(&l, 0, sizeof(l));
 	ck_assert_int_eq(scan_subtree(rootfd, "b", 1, "", 1, &scan_set, &l, NULL), HS_OK);
 	ck_assert_int_eq(scan_subtree(rootfd, "a", 0, "", 1, &scan_set, &l, NULL), HS_OK);
-	close(rootfd);
 	ck_assert_uint_eq(l.n, 4);
-	scan_list_sort(&l);
-	ck_assert_uint_eq(l.v[0].src, 0);
+	/* b's entries first, as listed: an index keeps the order */
+	ck_assert_int_eq(scan_list_index(&l), HS_OK);
+	ck_assert_uint_eq(l.v[0].src, 1);
 	ck_assert_str_eq(l.v[0].path, "");
-	ck_assert_str_eq(l.v[1].path, "z");
-	ck_assert_uint_eq(l.v[2].src, 1);
+	ck_assert_str_eq(l.v[1].path, "a");
+	ck_assert_uint_eq(l.v[2].src, 0);
 	ck_assert_str_eq(l.v[2].path, "");
-	ck_assert_str_eq(l.v[3].path, "a");
-	ck_assert_ptr_eq(scan_list_find(&l, 0, "z"), &l.v[1]);
-	ck_assert_ptr_eq(scan_list_find(&l, 1, "a"), &l.v[3]);
+	ck_assert_str_eq(l.v[3].path, "z");
+	ck_assert_ptr_eq(scan_list_find(&l, 0, "z"), &l.v[3]);
+	ck_assert_ptr_eq(scan_list_find(&l, 1, "a"), &l.v[1]);
+	ck_assert_ptr_eq(scan_list_find(&l, 1, ""), &l.v[0]);
 	ck_assert_ptr_null(scan_list_find(&l, 0, "a"));
 	ck_assert_ptr_null(scan_list_find(&l, 1, "z"));
+	/* an add: the index goes, and a find still finds */
+	ck_assert_int_eq(scan_subtree(rootfd, "a", 2, "", 1, &scan_set, &l,
+	                              NULL),
+	                 HS_OK);
+	close(rootfd);
+	ck_assert_ptr_null(l.ix);
+	ck_assert_ptr_eq(scan_list_find(&l, 0, "z"), &l.v[3]);
+	ck_assert_ptr_eq(scan_list_find(&l, 2, "z"), &l.v[5]);
+	ck_assert_ptr_null(scan_list_find(&l, 2, "a"));
 	scan_list_free(&l);
 }
 END_TEST
