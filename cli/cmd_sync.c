@@ -131,7 +131,7 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 	char why[1024] = "", sent[32], wire[32], delta[32], covered[32];
 	char patched[48];
 	char *allow[64];
-	int ch, rc, pid;
+	int ch, rc, pid, mark_rc = CLI_EXIT_OK;
 
 	memset(&o, 0, sizeof(o));
 	while ((ch = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
@@ -203,9 +203,14 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 	 */
 	o.idx = o.dry_run ? NULL : x;
 	rc = send_sync(conf, &o, &rep, why, sizeof(why));
-	/* Its threads are joined; nothing to do unless it wrote the index. */
-	if (rc >= 0 && !o.dry_run)
-		(void)idx_mark_clean(x);
+	/*
+	 * Its threads are joined.  Marked for the next start unless written
+	 * within seconds (the usual case after changes); a daemon started
+	 * meanwhile is seen by the mark's checks.  Damage found here was
+	 * logged: this index must not be used again as it is.
+	 */
+	if (rc >= 0 && !o.dry_run && idx_mark_clean(x) == HS_EINDEX)
+		mark_rc = CLI_EXIT_USAGE;
 	idx_close(x);
 	hs_conf_free(conf);
 	if (rc < 0) {
@@ -234,6 +239,8 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 	       (unsigned long long)rep.unchanged, wire,
 	       (unsigned long long)(rep.remote_errors + rep.sets_refused +
 	                            rep.changed_during));
+	if (mark_rc != CLI_EXIT_OK)
+		return mark_rc;
 	if (rep.remote_errors || rep.sets_refused || rep.changed_during ||
 	    rep.held)
 		return CLI_EXIT_DIFFER;

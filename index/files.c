@@ -298,23 +298,22 @@ struct idx_view {
 };
 
 int
-idx_view_open(struct idx *x, struct idx_view **out, size_t *total)
+idx_view_open(struct idx *x, struct idx_view **out)
 {
 	struct idx_view *v;
-	MDB_stat st;
 	int rc;
 
 	*out = NULL;
-	*total = 0;
 	if ((v = calloc(1, sizeof(*v))) == NULL)
 		return -ENOMEM;
-	if ((rc = idx_dbi(x, "files", &v->files)) == HS_OK &&
-	    (rc = idx_map_error(mdb_txn_begin(x->env, NULL, MDB_RDONLY,
-	                                      &v->txn))) == HS_OK &&
-	    (rc = idx_map_error(mdb_stat(v->txn, v->files, &st))) == HS_OK)
-		*total = st.ms_entries;
-	if (rc == HS_ENOTFOUND)
-		rc = HS_OK; /* no records at all: an empty view */
+	rc = idx_dbi(x, "files", &v->files);
+	if (rc == HS_ENOTFOUND) {
+		*out = v; /* no records at all (read-only): an empty view */
+		return HS_OK;
+	}
+	if (rc == HS_OK)
+		rc = idx_map_error(
+		    mdb_txn_begin(x->env, NULL, MDB_RDONLY, &v->txn));
 	if (rc < 0) {
 		idx_view_close(v);
 		return rc;

@@ -9,7 +9,6 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -109,6 +108,14 @@ idx_probe(const char *dir)
 			_exit(6);
 		if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
 			_exit(3);
+		/* The free pages' list: the next write transaction reads it. */
+		if (mdb_cursor_open(txn, 0, &cur) != 0)
+			_exit(4);
+		while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0)
+			;
+		if (rc != MDB_NOTFOUND)
+			_exit(5);
+		mdb_cursor_close(cur);
 		/* The main database names the others: walk each of them. */
 		if (mdb_dbi_open(txn, NULL, 0, &dbi) != 0 ||
 		    mdb_cursor_open(txn, dbi, &cur) != 0)
@@ -239,11 +246,33 @@ env_txnid(MDB_env *env)
 	                                     : UINT64_MAX;
 }
 
+/* The filesystem's time now: the ctime of the mark's temporary file. */
+static int
+fs_now(const char *dir, struct timespec *now)
+{
+	char tmp[4200];
+	struct stat st;
+	int fd, rc = HS_OK;
+
+	snprintf(tmp, sizeof(tmp), "%s/clean.tmp", dir);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+	          0600);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		rc = -errno;
+	else
+		*now = st.st_ctim;
+	close(fd);
+	return rc;
+}
+
 int
 idx_mark_clean(struct idx *x)
 {
+	char tmp[4200];
 	struct stat a, b;
-	struct timespec now;
+	struct timespec now = {0, 0};
 	uint64_t t;
 	int rc;
 
@@ -259,26 +288,31 @@ idx_mark_clean(struct idx *x)
 	 * Written within MARK_RACY_S: a later write in the same tick of the
 	 * filesystem's clock (coarse: 4 ms, 1 s, 2 s) could leave size,
 	 * mtime and ctime as they are now.  The next open probes instead.
+	 * "Now" is the filesystem's own (a file server's clock may differ).
 	 */
-	if (clock_gettime(CLOCK_REALTIME, &now) < 0 ||
-	    a.st_ctim.tv_sec > now.tv_sec - MARK_RACY_S) {
+	if ((rc = fs_now(x->dir, &now)) < 0)
+		return rc;
+	x->marked = 0;
+	if (a.st_ctim.tv_sec > now.tv_sec - MARK_RACY_S) {
 		hs_log_debug("index: %s/data.mdb written in the last %d s: "
 		             "not marked clean",
 		             x->dir, MARK_RACY_S);
-		return HS_OK;
+		rc = HS_OK;
+	} else if ((rc = idx_probe(x->dir)) == HS_OK &&
+	           (rc = data_stat(x->dir, &b)) == HS_OK) {
+		mark_fill(&x->mark, &a, t);
+		/* Written while probed (by a writer the caller did not stop);
+		 * the probe's read may move atime: the mark leaves it out. */
+		if (!mark_matches(&x->mark, &b, env_txnid(x->env)))
+			rc = HS_ECHANGED;
+		else if ((rc = mark_write(x->dir, &x->mark)) == HS_OK) {
+			x->marked = 1;
+			return HS_OK;
+		}
 	}
-	if ((rc = idx_probe(x->dir)) < 0)
-		return rc;
-	/* Written while probed (by a writer the caller did not stop). */
-	if ((rc = data_stat(x->dir, &b)) < 0)
-		return rc;
-	mark_fill(&x->mark, &a, t);
-	x->marked = 0;
-	/* (the probe's read may move atime: the mark leaves it out) */
-	if (!mark_matches(&x->mark, &b, env_txnid(x->env)))
-		return HS_ECHANGED;
-	x->marked = 1;
-	return mark_write(x->dir, &x->mark);
+	snprintf(tmp, sizeof(tmp), "%s/clean.tmp", x->dir);
+	unlink(tmp);
+	return rc;
 }
 
 int
@@ -332,28 +366,43 @@ idx_open_checked(const char *state_dir, struct idx **out)
 	return idx_open_mode(state_dir, 0, 0, out);
 }
 
-/* The environment of dir, its databases opened and its format checked. */
+/*
+ * The environment of dir: mdb_env_open reads only the two meta pages
+ * (LMDB checks them), so the last transaction id can be compared with a
+ * clean mark before any page of a tree is read.
+ */
 static int
 env_open(struct idx *x, const char *dir)
+{
+	int rc;
+
+	if ((rc = mdb_env_create(&x->env)) == 0) {
+		mdb_env_set_mapsize(x->env, IDX_MAP_SIZE);
+		mdb_env_set_maxdbs(x->env, IDX_DBS_MAX);
+		/*
+		 * One fdatasync per commit, not two: a crash of the machine
+		 * may undo the last transaction but never corrupts the map,
+		 * and an index that lags is safe (runs it lost are redone:
+		 * see syncd/sendidx.c).
+		 */
+		rc = mdb_env_open(x->env, dir,
+		                  MDB_NOTLS | MDB_NOMETASYNC |
+		                      (x->readonly ? MDB_RDONLY : 0),
+		                  0600);
+	}
+	if (rc == 0)
+		return HS_OK;
+	hs_log_errx("index: %s: %s", dir, mdb_strerror(rc));
+	return idx_map_error(rc);
+}
+
+/* Its databases opened (created) and its format checked. */
+static int
+env_open_dbs(struct idx *x, const char *dir)
 {
 	MDB_txn *txn = NULL;
 	int rc;
 
-	if ((rc = mdb_env_create(&x->env)) != 0)
-		goto fail;
-	mdb_env_set_mapsize(x->env, IDX_MAP_SIZE);
-	mdb_env_set_maxdbs(x->env, IDX_DBS_MAX);
-	/*
-	 * One fdatasync per commit, not two: a crash of the machine may undo
-	 * the last transaction but never corrupts the map, and an index that
-	 * lags is safe (runs it lost are redone: see syncd/sendidx.c).
-	 */
-	rc = mdb_env_open(x->env, dir,
-	                  MDB_NOTLS | MDB_NOMETASYNC |
-	                      (x->readonly ? MDB_RDONLY : 0),
-	                  0600);
-	if (rc != 0)
-		goto fail;
 	if ((rc = mdb_txn_begin(x->env, NULL, x->readonly ? MDB_RDONLY : 0,
 	                        &txn)) != 0)
 		goto fail;
@@ -422,13 +471,19 @@ idx_open_mode(const char *state_dir, int readonly, int probe,
 		return rc;
 	}
 	rc = env_open(x, x->dir);
-	/* ... if LMDB's last transaction is the one it names, too. */
+	/*
+	 * ... if LMDB's last transaction is the one it names, too (a crash
+	 * of the machine can leave the stat as it was, not the meta page),
+	 * checked before a tree is read.
+	 */
 	if (rc == HS_OK && on_mark && env_txnid(x->env) != x->mark.txnid) {
 		env_close(x);
 		on_mark = 0;
 		if ((rc = idx_probe(x->dir)) == HS_OK)
 			rc = env_open(x, x->dir);
 	}
+	if (rc == HS_OK)
+		rc = env_open_dbs(x, x->dir);
 	if (rc < 0) {
 		idx_close(x);
 		return rc;

@@ -40,9 +40,13 @@ int idx_open_checked(const char *state_dir, struct idx **out);
  * At a clean stop, before idx_close: probe the index (a forked child:
  * call it with no other thread running) and, when it reads back whole,
  * mark it clean (index/clean) so the next idx_open need not probe while
- * data.mdb is as the mark says.  Only its one writer calls this, holding
- * the state_dir's pidfile lock, once nothing else can write it.  Nothing
- * to do when the open trusted a mark and nothing was written since.
+ * data.mdb is as the mark says.  Its writer calls this once nothing of
+ * its own writes the index any more (the daemon, still holding its
+ * pidfile lock); a writer that runs meanwhile (a daemon started during
+ * `sync`) changes data.mdb's stat or LMDB's transaction id, and no mark
+ * is made.  Nothing to do when the open trusted a mark and nothing was
+ * written since, or when data.mdb was written in the last 2 s.  HS_OK,
+ * HS_EINDEX (damaged: logged), HS_ECHANGED (written while probed).
  */
 int idx_mark_clean(struct idx *x);
 /* Did this open trust a clean mark instead of probing? */
@@ -122,13 +126,12 @@ void idx_files_prune(struct idx_batch *b, const uint8_t skey[8],
  * 100,000 with a walk): each is IDX_VIEW_REC bytes of struct idx_file,
  * not aligned (copy them out before use), then the path, `len` bytes and
  * no NUL.  They stay valid until idx_view_close, which may run on
- * another thread.  A view is a read transaction: close it soon.  `total`
- * is the number of records of every source (to size a table).
+ * another thread.  A view is a read transaction: close it soon.
  */
 #define IDX_VIEW_REC sizeof(struct idx_file)
 struct idx_view;
 typedef int idx_view_fn(void *arg, const unsigned char *rec, size_t len);
-int idx_view_open(struct idx *x, struct idx_view **out, size_t *total);
+int idx_view_open(struct idx *x, struct idx_view **out);
 int idx_view_walk(struct idx_view *v, const uint8_t skey[8], idx_view_fn *fn,
                   void *arg);
 void idx_view_close(struct idx_view *v);

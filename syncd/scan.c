@@ -215,16 +215,22 @@ dir_next(struct dir_read *r, const char **name)
 			    (struct dirent64 *)(r->buf + r->pos);
 			const char *nm = de->d_name;
 
+			if (de->d_reclen == 0)
+				return -EIO; /* never from a sane kernel */
 			r->pos += de->d_reclen;
-			if (nm[0] == '.' &&
-			    (nm[1] == '\0' || (nm[1] == '.' && nm[2] == '\0')))
+			if (de->d_ino == 0 ||
+			    (nm[0] == '.' && (nm[1] == '\0' ||
+			                      (nm[1] == '.' && nm[2] == '\0'))))
 				continue;
 			*name = nm;
 			return 1;
 		}
 		if ((n = getdents64(r->fd, r->buf, DIR_BUF)) <= 0)
-			/* A directory removed while listed has no entries. */
-			return n == 0 || errno == ENOENT ? 0 : -errno;
+			/* A directory removed while listed has no entries
+			 * (ESTALE: removed on a file server). */
+			return n == 0 || errno == ENOENT || errno == ESTALE
+			           ? 0
+			           : -errno;
 		r->len = (size_t)n;
 		r->pos = 0;
 	}
@@ -365,8 +371,12 @@ walk_dir(struct walk *w, int dfd, size_t depth)
 		w->len = saved;
 		w->path[saved] = '\0';
 		if (rc < 0)
-			break;
+			goto out; /* an entry's: not this listing's */
 	}
+	if (rc < 0)
+		hs_log_warnx("scan: %s: cannot list: %s",
+		             saved ? w->path : ".", hs_strerror(rc));
+out:
 	close(dfd);
 	return rc < 0 ? rc : HS_OK;
 }
@@ -550,6 +560,9 @@ jobs_add_dir(struct stat_job *j, int fd, const char *path)
 		}
 		j->n++;
 	}
+	if (rc < 0 && rc != -ENOMEM)
+		hs_log_warnx("scan: %s: cannot list: %s", path[0] ? path : ".",
+		             hs_strerror(rc));
 	free(d.buf);
 	return rc < 0 ? rc : HS_OK;
 }

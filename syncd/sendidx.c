@@ -603,6 +603,9 @@ out:
  * over the records before a walker reads it.  `seen` is written by the
  * one thread that meets the path.
  */
+/* A source's records at most (an index is bounded by its map, 4 GiB). */
+#define PRE_RECS_MAX (64u * 1024 * 1024)
+
 struct pre_slot {
 	uint64_t hash;
 	const unsigned char *rec; /* NULL: empty; laid out as idx_view_fn's */
@@ -634,7 +637,10 @@ struct pre_pipe {
 
 struct pre_src {
 	struct idx_view *view; /* the records, until pre_src_free */
-	struct pre_slot *slot;
+	struct pre_slot *recs; /* while loading: the records as listed */
+	size_t n_recs;
+	size_t cap_recs;
+	struct pre_slot *slot; /* then the table */
 	size_t mask;
 	uint64_t records; /* non-directory records */
 	struct watch *w;
@@ -644,7 +650,7 @@ struct pre_src {
 	struct diff d[SCAN_WORKERS]; /* what differs, per thread */
 	/*
 	 * The records load on a thread of their own while the walk starts:
-	 * until `ready` (release: chunks and slot are complete), each walker
+	 * until `ready` (release: the table is complete), each walker
 	 * keeps what it meets in its `early` list, compared after the walk.
 	 */
 	struct idx *x;
@@ -685,22 +691,59 @@ pre_path(const struct pre_slot *r)
 	return (const char *)r->rec + IDX_VIEW_REC;
 }
 
-/* One record into the table, sized for all of them before the walk. */
+/* One record of the source into the list the table is made of. */
 static int
 pre_load(void *arg, const unsigned char *rec, size_t len)
 {
 	struct pre_src *ps = arg;
-	uint64_t h = pre_hash((const char *)rec + IDX_VIEW_REC, len);
-	size_t k;
+	struct pre_slot *r;
 
-	for (k = h & ps->mask; ps->slot[k].rec != NULL; k = (k + 1) & ps->mask)
-		;
-	ps->slot[k].hash = h;
-	ps->slot[k].rec = rec;
-	ps->slot[k].len = (uint32_t)len;
+	if (ps->n_recs == ps->cap_recs) {
+		size_t cap = ps->cap_recs ? 2 * ps->cap_recs : 4096;
+
+		if (cap > PRE_RECS_MAX)
+			return HS_ELIMIT;
+		if ((r = reallocarray(ps->recs, cap, sizeof(*r))) == NULL)
+			return -ENOMEM;
+		ps->recs = r;
+		ps->cap_recs = cap;
+	}
+	r = &ps->recs[ps->n_recs++];
+	r->hash = pre_hash((const char *)rec + IDX_VIEW_REC, len);
+	r->rec = rec;
+	r->len = (uint32_t)len; /* <= IDX_PATH_MAX */
+	r->seen = 0;
 	if (rec[offsetof(struct idx_file, type)] != PROTO_E_DIR)
 		ps->records++;
 	return 0;
+}
+
+/* The table, twice the records in size, from the list of them. */
+static int
+pre_table(struct pre_src *ps)
+{
+	size_t cap = 16, i, k;
+
+	while (cap < 2 * ps->n_recs)
+		cap *= 2;
+	/*
+	 * Not calloc: the probes would read fresh pages first, mapping the
+	 * zero page, and each first write would then replace it and flush
+	 * the TLB of every core running a walker.
+	 */
+	if ((ps->slot = malloc(cap * sizeof(*ps->slot))) == NULL)
+		return -ENOMEM;
+	memset(ps->slot, 0, cap * sizeof(*ps->slot));
+	ps->mask = cap - 1;
+	for (i = 0; i < ps->n_recs; i++) {
+		for (k = ps->recs[i].hash & ps->mask; ps->slot[k].rec != NULL;
+		     k = (k + 1) & ps->mask)
+			;
+		ps->slot[k] = ps->recs[i];
+	}
+	free(ps->recs);
+	ps->recs = NULL;
+	return HS_OK;
 }
 
 static struct pre_slot *
@@ -836,25 +879,11 @@ static void *
 pre_load_run(void *arg)
 {
 	struct pre_src *ps = arg;
-	size_t total, cap = 16;
 	int rc;
 
-	if ((rc = idx_view_open(ps->x, &ps->view, &total)) == HS_OK) {
-		while (cap < 2 * total)
-			cap *= 2;
-		/*
-		 * Not calloc: the probes would read fresh pages first,
-		 * mapping the zero page, and each first write would then
-		 * replace it and flush the TLB of every core running a walker.
-		 */
-		if ((ps->slot = malloc(cap * sizeof(*ps->slot))) == NULL)
-			rc = -ENOMEM;
-	}
-	if (rc == HS_OK) {
-		memset(ps->slot, 0, cap * sizeof(*ps->slot));
-		ps->mask = cap - 1;
-		rc = idx_view_walk(ps->view, ps->skey, pre_load, ps);
-	}
+	if ((rc = idx_view_open(ps->x, &ps->view)) == HS_OK &&
+	    (rc = idx_view_walk(ps->view, ps->skey, pre_load, ps)) == HS_OK)
+		rc = pre_table(ps);
 	ps->load_rc = rc;
 	if (rc == HS_OK)
 		__atomic_store_n(&ps->ready, 1, __ATOMIC_RELEASE);
@@ -883,6 +912,7 @@ pre_src_free(struct pre_src *ps)
 {
 	size_t i;
 
+	free(ps->recs);
 	free(ps->slot);
 	idx_view_close(ps->view);
 	for (i = 0; i < SCAN_WORKERS; i++) {

@@ -115,6 +115,7 @@ hs_wait_gone "$PRIMARY_PID" 150 || hs_bad "the primary did not stop"
 
 # The clean mark.  The index's last write must be older than the mark's
 # racy window (2 s) when the daemon stops.
+rm -f "$T/state1/index/clean"
 hs_start_primary
 hs_wait_same "restarted primary in sync" 30 "$D"
 sleep 3
@@ -131,6 +132,9 @@ grep -q "data.mdb is as its clean mark says: not probed" "$T/primary.log" &&
 	hs_ok "the start after a clean stop trusts the mark" ||
 	hs_bad "the start probed the index anyway: $(grep index: "$T/primary.log" | head -3)"
 hs_stop_standby
+HAMNSYNC_DEBUG=1 "$HS_BIN" -c "$C1" status >"$T/status.out" 2>&1 || true
+grep -q "data.mdb is as its clean mark says: not probed" "$T/status.out" ||
+	hs_bad "the mark did not hold before the damage: $(head -3 "$T/status.out")"
 damage zero-data "$T/state1/index/data.mdb"
 expect_refused "zero-data data.mdb in place after a clean mark, primary daemon" \
 	"$T/state1/index/data.mdb" "$T/state1/index" \
