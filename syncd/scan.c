@@ -203,9 +203,12 @@ struct dir_read {
 	size_t pos;
 };
 
-/* The next entry but "." and "..": 1 (*name set), 0 at the end, -errno. */
+/*
+ * The next entry but "." and "..": 1 (*name and *type, a DT_*, set), 0 at
+ * the end, -errno.
+ */
 static int
-dir_next(struct dir_read *r, const char **name)
+dir_next(struct dir_read *r, const char **name, unsigned char *type)
 {
 	for (;;) {
 		ssize_t n;
@@ -223,6 +226,7 @@ dir_next(struct dir_read *r, const char **name)
 			                      (nm[1] == '.' && nm[2] == '\0'))))
 				continue;
 			*name = nm;
+			*type = de->d_type;
 			return 1;
 		}
 		if ((n = getdents64(r->fd, r->buf, DIR_BUF)) <= 0)
@@ -257,16 +261,42 @@ walk_xattrs(struct walk *w, int dfd, const char *name, const struct stat *st,
 		xcache_put(w->xc, st, xhash);
 }
 
-/* Add the entry `name` of dfd, whose relative path is w->path. */
+/*
+ * A directory entry (d_type) of a recursive walk, opened: its stat from
+ * the descriptor, one path lookup instead of two (fstatat, then openat)
+ * on a tree of small directories.  -1 when it is not one after all.
+ */
 static int
-walk_entry(struct walk *w, int dfd, const char *name, size_t depth)
+walk_open_dir(const struct walk *w, int dfd, const char *name,
+              unsigned char type, struct stat *st)
+{
+	int sub;
+
+	if (type != DT_DIR || !w->recursive ||
+	    (sub = openat(dfd, name,
+	                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return -1;
+	if (fstat(sub, st) == 0 && S_ISDIR(st->st_mode))
+		return sub;
+	close(sub);
+	return -1;
+}
+
+/*
+ * Add the entry `name` of dfd, whose relative path is w->path; `type` is
+ * its d_type (DT_UNKNOWN: not known).
+ */
+static int
+walk_entry(struct walk *w, int dfd, const char *name, unsigned char type,
+           size_t depth)
 {
 	char target[PROTO_PATH_MAX + 1];
 	struct scan_entry e;
 	struct stat st;
 	int rc, sub;
 
-	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	sub = walk_open_dir(w, dfd, name, type, &st);
+	if (sub < 0 && fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? HS_OK : -errno;
 	memset(&e, 0, sizeof(e));
 	e.path = w->path;
@@ -311,13 +341,14 @@ walk_entry(struct walk *w, int dfd, const char *name, size_t depth)
 		rc = w->visit->entry(w->visit->arg, w->worker, &e);
 	else
 		rc = scan_entry_add(w->out, &e);
-	if (rc < 0)
-		return rc;
-	if (e.type != PROTO_E_DIR || !w->recursive)
-		return HS_OK;
-	sub =
-	    openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (sub < 0)
+	if (rc < 0 || e.type != PROTO_E_DIR || !w->recursive) {
+		if (sub >= 0)
+			close(sub);
+		return rc < 0 ? rc : HS_OK;
+	}
+	if (sub < 0 &&
+	    (sub = openat(dfd, name,
+	                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		return errno == ENOENT ? HS_OK : -errno;
 	/* Before it is listed: what changes after the listing is seen. */
 	if (w->visit != NULL && w->visit->dir != NULL &&
@@ -335,6 +366,7 @@ walk_dir(struct walk *w, int dfd, size_t depth)
 	size_t saved = w->len;
 	struct dir_read d = {dfd, NULL, 0, 0};
 	const char *name;
+	unsigned char type;
 	int rc;
 
 	/* Children here have `depth` components: deeper ones cannot travel. */
@@ -350,7 +382,7 @@ walk_dir(struct walk *w, int dfd, size_t depth)
 		return -ENOMEM;
 	}
 	d.buf = w->dbuf[depth];
-	while ((rc = dir_next(&d, &name)) > 0) {
+	while ((rc = dir_next(&d, &name, &type)) > 0) {
 		size_t n = strlen(name), need;
 
 		if (strncmp(name, FS_TMP_PREFIX, sizeof(FS_TMP_PREFIX) - 1) ==
@@ -367,7 +399,7 @@ walk_dir(struct walk *w, int dfd, size_t depth)
 		memcpy(w->path + saved + (saved > 0), name, n + 1);
 		w->len = need;
 		if (!scan_excluded(w->set, w->path))
-			rc = walk_entry(w, dfd, name, depth);
+			rc = walk_entry(w, dfd, name, type, depth);
 		w->len = saved;
 		w->path[saved] = '\0';
 		if (rc < 0)
@@ -408,7 +440,7 @@ scan_walk(int anchorfd, const char *leaf, uint16_t src, const char *prefix,
 	for (depth = prefix[0] != '\0', i = 0; prefix[i] != '\0'; i++)
 		depth += prefix[i] == '/';
 	hs_buf_init(&w.xa, PROTO_XATTRS_MAX);
-	rc = walk_entry(&w, anchorfd, leaf, depth);
+	rc = walk_entry(&w, anchorfd, leaf, DT_UNKNOWN, depth);
 	hs_buf_free(&w.xa);
 	for (i = 0; i <= PROTO_DEPTH_MAX; i++)
 		free(w.dbuf[i]);
@@ -512,6 +544,7 @@ jobs_add_dir(struct stat_job *j, int fd, const char *path)
 {
 	struct dir_read d = {fd, NULL, 0, 0};
 	const char *name;
+	unsigned char type;
 	int *nf, rc;
 
 	if ((nf = reallocarray(j->fds, j->n_fds + 1, sizeof(*nf))) == NULL) {
@@ -522,7 +555,7 @@ jobs_add_dir(struct stat_job *j, int fd, const char *path)
 	j->fds[j->n_fds++] = fd;
 	if ((d.buf = malloc(DIR_BUF)) == NULL)
 		return -ENOMEM;
-	while ((rc = dir_next(&d, &name)) > 0) {
+	while ((rc = dir_next(&d, &name, &type)) > 0) {
 		char rel[PROTO_PATH_MAX + 1];
 		struct walk_job *jb;
 
