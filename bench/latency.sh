@@ -8,10 +8,13 @@
 #   2. small edits while a 512 MiB file streams (hamnsync);
 #   3. primary daemon restart with nothing changed on the many-files tree,
 #      against `rsync -a` with nothing to transfer;
-#   4. the idle daemons' CPU and memory.
+#   4. the idle daemons' CPU and memory;
+#   5. an edit of 3 x 64 KiB inside a 512 MiB file, from the write to
+#      acknowledged on the standby, against `rsync -a --fsync` of the same
+#      edit (wall time and bytes on the loopback).
 #
-#   bench/latency.sh [--samples N] [--quick] [--only restart] [--reps N]
-#                    [--keep] [--no-netns]
+#   bench/latency.sh [--samples N] [--quick] [--only restart|bigedit]
+#                    [--reps N] [--keep] [--no-netns]
 #
 # Conventions of bench/run.sh: everything lives in one mktemp folder under
 # $BENCH_DIR (default /tmp), removed at the end; every process started here
@@ -27,8 +30,8 @@ orig_args=("$@")
 
 usage() {
 	cat >&2 <<'EOF'
-usage: bench/latency.sh [--samples N] [--quick] [--only restart] [--reps N]
-                        [--keep] [--no-netns]
+usage: bench/latency.sh [--samples N] [--quick] [--only restart|bigedit]
+                        [--reps N] [--keep] [--no-netns]
   --samples N   1 KiB edits per tool (default 200; 100 with --quick)
   --quick       100 samples, a 128 MiB streaming file, a 10,000-file tree
                 (5 x gen.sh manyfiles-quick), 2 restarts: about 1.5 minutes
@@ -36,7 +39,10 @@ usage: bench/latency.sh [--samples N] [--quick] [--only restart] [--reps N]
   --only restart  part 3 alone (restart with nothing changed against
                 rsync -a with nothing to transfer), 5 runs of each,
                 alternating: about 30 s with --quick, a few minutes without
-  --reps N      runs of each in part 3 (1..50)
+  --only bigedit  part 5 alone (a 3 x 64 KiB edit in a big file, from the
+                write to acknowledged on the standby, against rsync -a
+                --fsync), 5 runs of each, alternating
+  --reps N      runs of each in parts 3 and 5 (1..50)
   --keep        keep the temporary folder (its path is printed)
   --no-netns    do not run in a private network namespace
 environment: HS_BIN (default build/bin/hamnsync), BENCH_DIR (default /tmp),
@@ -74,8 +80,8 @@ case "$samples" in
 '' | *[!0-9]*) usage ;;
 esac
 case "$only" in
-'' | restart) ;;
-*) echo "latency.sh: --only restart is the one part that runs alone" >&2; exit 2 ;;
+'' | restart | bigedit) ;;
+*) echo "latency.sh: --only restart or --only bigedit" >&2; exit 2 ;;
 esac
 case "$reps" in
 '') ;;
@@ -134,10 +140,13 @@ else
 	stream_mib=512
 	restart_reps=3
 fi
+edit_reps=3
 if [ -n "$only" ]; then
 	restart_reps=5
+	edit_reps=5
 fi
 [ -z "$reps" ] || restart_reps=$reps
+[ -z "$reps" ] || edit_reps=$reps
 idle_s=10
 # status asked every 10 ms after a restart, on the control socket
 RESTART_POLL=0.01
@@ -677,12 +686,101 @@ def cmd_restartwait(a):
     return 1
 
 
+def lo_bytes():
+    """Bytes sent on this network namespace's loopback (/proc/net is the
+    namespace's own; /sys/class/net is the one sysfs was mounted in)."""
+    with open("/proc/net/dev") as f:
+        for line in f:
+            name, _, rest = line.partition(":")
+            if name.strip() == "lo":
+                return int(rest.split()[8])
+    return 0
+
+
+def big_edits(path, seed):
+    """3 x 64 KiB at 10, 50 and 90 % of the file, in place (no
+    truncation, as a database or an image is edited): [(offset, bytes)]."""
+    size = os.path.getsize(path)
+    rng = random.Random("%s-bigedit" % seed)
+    out = []
+    for frac in (0.1, 0.5, 0.9):
+        off = int(size * frac) // 4096 * 4096
+        out.append((off, bytes(rng.getrandbits(8) for _ in range(65536))))
+    return out
+
+
+def apply_edits(path, edits):
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        for off, data in edits:
+            os.pwrite(fd, data, off)
+    finally:
+        os.close(fd)
+
+
+def copy_has(copy, edits):
+    try:
+        with open(copy, "rb") as f:
+            for off, data in edits:
+                f.seek(off)
+                if f.read(len(data)) != data:
+                    return False
+        return True
+    except OSError:
+        return False
+
+
+def cmd_bigedit(a):
+    """hs PATH COPY SOCK SEED | rsync PATH URL SEED: one edit, timed from
+    before the write to acknowledged on the standby (hs: its copy holds
+    the edit and the primary's status says in sync, lag 0) or to rsync's
+    exit; prints wall seconds and loopback bytes."""
+    tool = a[0]
+    if tool == "hs":
+        path, copy, sock, seed = a[1], a[2], a[3], a[4]
+    else:
+        path, url, seed = a[1], a[2], a[3]
+    edits = big_edits(path, seed)
+    b0 = lo_bytes()
+    t0 = time.monotonic()
+    apply_edits(path, edits)
+    if tool == "hs":
+        deadline = t0 + 600
+        while not copy_has(copy, edits):
+            if time.monotonic() > deadline:
+                print("lat.py: bigedit: the edit never arrived",
+                      file=sys.stderr)
+                return 1
+            time.sleep(0.001)
+        while True:
+            try:
+                if status_ok(ctl_status(sock)):
+                    break
+            except (OSError, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                print("lat.py: bigedit: never acknowledged", file=sys.stderr)
+                return 1
+            time.sleep(0.002)
+    else:
+        r = subprocess.run(["rsync", "-a", "--fsync", "--numeric-ids",
+                            "--sockopts=TCP_NODELAY", path, url],
+                           stdout=subprocess.DEVNULL)
+        if r.returncode != 0:
+            print("lat.py: bigedit: rsync exited %d" % r.returncode,
+                  file=sys.stderr)
+            return 1
+    t1 = time.monotonic()
+    print("%.3f\t%d" % (t1 - t0, lo_bytes() - b0))
+    return 0
+
+
 def main():
     cmd, a = sys.argv[1], sys.argv[2:]
     fn = {"edits": cmd_edits, "stream": cmd_stream, "stats": cmd_stats,
           "floor": cmd_floor,
           "streamstats": cmd_streamstats, "waitsync": cmd_waitsync,
-          "restartwait": cmd_restartwait}[cmd]
+          "restartwait": cmd_restartwait, "bigedit": cmd_bigedit}[cmd]
     sys.exit(fn(a) or 0)
 
 
@@ -911,10 +1009,13 @@ log_offsets() {
 
 say "folder $B ($scale, $samples samples, netns $in_netns)"
 gen_t0=$SECONDS
-[ -n "$only" ] || gen_small
-say "generating the many-files tree"
-gen_many >"$B/log/gen.out"
-cat "$B/log/gen.out" >&2
+[ "$only" = restart ] || gen_small
+mkdir -p "$MANY"
+if [ "$only" != bigedit ]; then
+	say "generating the many-files tree"
+	gen_many >"$B/log/gen.out"
+	cat "$B/log/gen.out" >&2
+fi
 mkdir -p "$SRC"
 find "$MANY" "$SRC" -type f -print0 | xargs -0 -r cat >/dev/null
 gen_s=$((SECONDS - gen_t0))
@@ -936,7 +1037,7 @@ hs_pair many "
 [path many]
 source = $MANY"
 # two rsync daemons: rsync's defaults, and TCP_NODELAY on the daemon's side
-rsyncd_conf plain "" lsd lsn rsmany
+rsyncd_conf plain "" lsd lsn rsmany rsedit
 rsyncd_conf nodelay TCP_NODELAY lsb
 start_rsyncd plain
 [ -n "$only" ] || start_rsyncd nodelay
@@ -944,7 +1045,7 @@ start_rsyncd plain
 EDIT=$SRC/etc/hosts
 flush
 
-# parts 1 and 2 (all of it up to part 3) are left out by --only restart
+# parts 1 and 2 (all of it up to part 3) run only in the full run
 if [ -z "$only" ]; then
 # ---- 1a + 2: hamnsync
 say "1. hamnsync: seeding the small tree"
@@ -996,6 +1097,46 @@ for v in lsd lsn lsb; do
 done
 fi # parts 1 and 2
 
+# ---- 5: a 3 x 64 KiB edit inside a big file, from the write to
+# acknowledged on the standby, against `rsync -a --fsync` of the same
+# edit to its own copy (outside the watched sources); they alternate.
+if [ -z "$only" ] || [ "$only" = bigedit ]; then
+BIG=$SRC/install/iso/edit.iso
+RSBIG=$PRIM/rs-edit.iso
+say "5. a $stream_mib MiB file for the big-file edit: seeding both copies"
+head -c $((stream_mib * 1024 * 1024)) /dev/urandom >"$BIG"
+cp "$BIG" "$RSBIG"
+rsync -a "$RSBIG" "rsync://127.0.0.1:${RPORT[plain]}/rsedit/" >"$B/log/rsync-edit-seed.out" 2>&1 ||
+	die "rsync seed of the big file failed"
+hs_start lat mn2
+S_LAT=$DPID
+hs_start lat mn1
+P_LAT=$DPID
+hs_wait lat 900
+: >"$B/res/bigedit.tsv"
+for ((r = 1; r <= edit_reps; r++)); do
+	flush
+	sleep 1
+	out=$(python3 "$PY" bigedit hs "$BIG" "$B/t/lat$BIG" \
+		"$PRIM/state/lat-mn1/hamnsync.sock" "$SEED-$r") ||
+		{ tail -20 "$B/log/lat-mn1.log" >&2; die "big-file edit $r: hamnsync"; }
+	printf 'hs\t%d\t%s\n' "$r" "$out" >>"$B/res/bigedit.tsv"
+	say "   hamnsync edit $r: $(echo "$out" | tr '\t' ' ') (s, loopback bytes)"
+	flush
+	sleep 1
+	out=$(python3 "$PY" bigedit rsync "$RSBIG" \
+		"rsync://127.0.0.1:${RPORT[plain]}/rsedit/" "$SEED-$r") ||
+		die "big-file edit $r: rsync"
+	printf 'rsync\t%d\t%s\n' "$r" "$out" >>"$B/res/bigedit.tsv"
+	say "   rsync -a --fsync edit $r: $(echo "$out" | tr '\t' ' ')"
+done
+stop "$P_LAT"
+stop "$S_LAT"
+rm -f "$BIG" "$RSBIG"
+flush
+fi # part 5
+
+if [ "$only" != bigedit ]; then
 # ---- 3: restart with nothing changed, against rsync -a with nothing to
 # transfer; the two alternate, and only one of them runs at a time (the
 # standby daemon idles meanwhile).
@@ -1064,6 +1205,7 @@ fi # part 4
 stop "$P_MANY"
 stop "$S_MANY"
 flush
+fi # parts 3 and 4
 
 stop "${RSYNCD_PID[plain]}"
 [ -n "$only" ] || stop "${RSYNCD_PID[nodelay]}"
@@ -1084,6 +1226,8 @@ median() {
 		else if (NR % 2) print v[(NR + 1) / 2];
 		else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
+: >>"$B/res/restart.tsv"
+: >>"$B/res/bigedit.tsv"
 hs_restart=$(awk -F'\t' '$1 == "hs" { print $3 }' "$B/res/restart.tsv" | median)
 rs_restart=$(awk -F'\t' '$1 == "rsync" { print $3 }' "$B/res/restart.tsv" | median)
 hs_restart_all=$(awk -F'\t' '$1 == "hs" { print $3 }' "$B/res/restart.tsv" | paste -sd, | sed 's/,/, /g')
@@ -1180,6 +1324,36 @@ hs_restart_log_all=$(awk -F'\t' '$1 == "hs" { print $4 }' "$B/res/restart.tsv" |
 		else printf "\nTarget: p99 < 50 ms while the file streams: %s (%s ms).\n",
 			(p + 0 < 50 ? "met" : "NOT met"), p }'
 	fi # parts 1 and 2
+	if [ -z "$only" ] || [ "$only" = bigedit ]; then
+	hs_ew=$(awk -F'\t' '$1 == "hs" { print $3 }' "$B/res/bigedit.tsv" | median)
+	rs_ew=$(awk -F'\t' '$1 == "rsync" { print $3 }' "$B/res/bigedit.tsv" | median)
+	hs_eb=$(awk -F'\t' '$1 == "hs" { print $4 }' "$B/res/bigedit.tsv" | median)
+	rs_eb=$(awk -F'\t' '$1 == "rsync" { print $4 }' "$B/res/bigedit.tsv" | median)
+	hs_ew_all=$(awk -F'\t' '$1 == "hs" { print $3 }' "$B/res/bigedit.tsv" | paste -sd, | sed 's/,/, /g')
+	rs_ew_all=$(awk -F'\t' '$1 == "rsync" { print $3 }' "$B/res/bigedit.tsv" | paste -sd, | sed 's/,/, /g')
+	echo
+	echo "## 5. A 3 x 64 KiB edit inside a $stream_mib MiB file"
+	echo
+	echo "\`install/iso/edit.iso\` ($stream_mib MiB of random bytes, set \`install\`) is edited in place: 64 KiB"
+	echo "written at 10, 50 and 90 % of it (pwrite, no truncation, new random bytes each run). hamnsync: the"
+	echo "daemons run; the clock starts before the first write and stops when the standby's copy"
+	echo "holds all three regions and the primary's status (control socket, every 2 ms) says in sync"
+	echo "with lag 0, i.e. the standby acknowledged the run durable. rsync: the same edit to its own"
+	echo "copy of the file, then \`rsync -a --fsync --sockopts=TCP_NODELAY FILE rsync://127.0.0.1/MOD/\`"
+	echo "to a running rsync daemon holding the previous version; the clock runs from before the write"
+	echo "to rsync's exit. Bytes: the private namespace's loopback (tx), both directions, TLS and TCP"
+	echo "headers included. The two alternate, one at a time; medians of $edit_reps runs each."
+	echo
+	echo "| tool | wall s (median) | runs s | loopback (median) |"
+	echo "|---|---:|---|---:|"
+	echo "| hamnsync daemons, write → acknowledged | $hs_ew | $hs_ew_all | $(awk -v b="$hs_eb" 'BEGIN { printf "%.1f KiB", b / 1024 }') |"
+	echo "| rsync -a --fsync | $rs_ew | $rs_ew_all | $(awk -v b="$rs_eb" 'BEGIN { printf "%.1f KiB", b / 1024 }') |"
+	awk -v h="$hs_ew" -v r="$rs_ew" -v hb="$hs_eb" -v rb="$rs_eb" 'BEGIN {
+		if (r + 0 <= 0 || rb + 0 <= 0) { print "\n(no rsync runs to compare with)"; exit }
+		printf "\nhamnsync / rsync -a --fsync: wall %.2f (target: at most 0.70: %s), bytes %.2f (target: at most 1.00: %s).\n",
+			h / r, (h / r <= 0.7 ? "met" : "NOT met"), hb / rb, (hb / rb <= 1.0 ? "met" : "NOT met") }'
+	fi # part 5
+	if [ "$only" != bigedit ]; then
 	echo
 	echo "## 3. Primary daemon restart with nothing changed (many-files tree)"
 	echo
@@ -1205,6 +1379,7 @@ hs_restart_log_all=$(awk -F'\t' '$1 == "hs" { print $4 }' "$B/res/restart.tsv" |
 	echo "Last restart, from the primary's log: $lo_watch ms to set up its $watches inotify watches, $lo_conn ms to"
 	echo "connect (TLS), $lo_done ms to finish comparing the set with the index, or reconciling it whole (then status says in-sync)."
 	echo "The initial seed of the tree by the primary daemon took $seed_s s."
+	fi # part 3
 	echo
 	if [ -z "$only" ]; then
 	echo "## 4. Idle daemons (many-files pair, after the last restart)"
@@ -1228,10 +1403,15 @@ hs_restart_log_all=$(awk -F'\t' '$1 == "hs" { print $4 }' "$B/res/restart.tsv" |
 	fi # part 4
 	echo "## Caveats"
 	echo
-	if [ -n "$only" ]; then
+	if [ "$only" = restart ]; then
 	echo "- One tool runs at a time, on a machine shared with other work (load average above); the"
 	echo "  status poller (python, a question on the control socket every $(awk -v p="$RESTART_POLL" 'BEGIN { printf "%d", p * 1000 }') ms) runs on the same cores."
 	echo "- Page cache warm: neither side reads a disk."
+	elif [ "$only" = bigedit ]; then
+	echo "- One tool runs at a time, on a machine shared with other work (load average above)."
+	echo "- Both write a new copy of the whole file on the standby's disk and fsync it (hamnsync copies"
+	echo "  its old copy in the kernel and writes the changed blocks; rsync rebuilds it from its delta):"
+	echo "  this disk's speed dominates both."
 	else
 	echo "- One tool runs at a time, on a machine shared with other work (load average above); the"
 	echo "  poller (python, a read every 0.2 ms) runs on the same cores."
