@@ -719,15 +719,20 @@ def apply_edits(path, edits):
 
 
 def copy_has(copy, edits):
-    try:
-        with open(copy, "rb") as f:
-            for off, data in edits:
-                f.seek(off)
-                if f.read(len(data)) != data:
-                    return False
-        return True
-    except OSError:
-        return False
+    with open(copy, "rb") as f:
+        for off, data in edits:
+            f.seek(off)
+            if f.read(len(data)) != data:
+                return False
+    return True
+
+
+def copy_id(copy):
+    """The standby replaces its copy by a rename: a new inode (or mtime)
+    is the moment to read it again, not every poll (the reads would take
+    CPU from the daemons on this 2-core machine)."""
+    st = os.stat(copy)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def cmd_bigedit(a):
@@ -741,25 +746,35 @@ def cmd_bigedit(a):
     else:
         path, url, seed = a[1], a[2], a[3]
     edits = big_edits(path, seed)
+    if tool == "hs":
+        seen = copy_id(copy)  # it must be there: an error says why
     b0 = lo_bytes()
     t0 = time.monotonic()
     apply_edits(path, edits)
     if tool == "hs":
         deadline = t0 + 600
-        while not copy_has(copy, edits):
+        last = None
+        while True:
+            now = copy_id(copy)
+            if now != seen:
+                seen = now
+                if copy_has(copy, edits):
+                    break
             if time.monotonic() > deadline:
-                print("lat.py: bigedit: the edit never arrived",
-                      file=sys.stderr)
+                print("lat.py: bigedit: the edit never arrived at %s"
+                      % copy, file=sys.stderr)
                 return 1
             time.sleep(0.001)
         while True:
             try:
-                if status_ok(ctl_status(sock)):
+                last = ctl_status(sock)
+                if status_ok(last):
                     break
-            except (OSError, ValueError):
-                pass
+            except (OSError, ValueError) as e:
+                last = repr(e)
             if time.monotonic() > deadline:
-                print("lat.py: bigedit: never acknowledged", file=sys.stderr)
+                print("lat.py: bigedit: never acknowledged; last status: %s"
+                      % json.dumps(last)[:2000], file=sys.stderr)
                 return 1
             time.sleep(0.002)
     else:
@@ -1247,7 +1262,9 @@ hs_restart_log_all=$(awk -F'\t' '$1 == "hs" { print $4 }' "$B/res/restart.tsv" |
 	echo "- command: \`bench/latency.sh${orig_args[*]:+ ${orig_args[*]}}\`, $(date -u '+%Y-%m-%d %H:%M UTC'), run took ${total_s} s (tree generation ${gen_s} s)"
 	echo "- load average (1, 5, 15 min) at start: $load_start, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the numbers)"
 	echo "- machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r), $(df -T "$B" | awk 'NR == 2 { print $2 }') under $(dirname "$B"); private network namespace: $in_netns"
-	if [ -n "$only" ]; then
+	if [ "$only" = bigedit ] && [ "$prim_fs" = tmpfs ]; then
+		echo "- part 5: the primary's sources and state_dir, and rsync's source file, on a tmpfs of their own; the standby's target_root and state_dir and rsync's module on $(df -T "$B" | awk 'NR == 2 { print $2 }')"
+	elif [ -n "$only" ]; then
 		: # parts 1 and 2 did not run
 	elif [ "$prim_fs" = tmpfs ]; then
 		echo "- parts 1 and 2: the primary's sources and state_dir on a tmpfs of their own (on two machines the primary's disk is not the standby's: on one shared ext4 an edit's own write waited for the journal commits of the standby's fsyncs); the standby's target_root and state_dir, lsyncd's and rsync's targets and the disk-alone rows on $(df -T "$B" | awk 'NR == 2 { print $2 }')"

@@ -264,6 +264,8 @@ fs_now(const char *dir, struct timespec *now)
 	else
 		*now = st.st_ctim;
 	close(fd);
+	if (rc < 0)
+		unlink(tmp);
 	return rc;
 }
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -45,8 +46,10 @@ scan_entry_add(struct scan_list *l, const struct scan_entry *e)
 {
 	struct scan_entry *n;
 
-	free(l->ix); /* out of date */
-	l->ix = NULL;
+	if (l->ix != NULL) { /* out of date */
+		free(l->ix);
+		l->ix = NULL;
+	}
 	if (l->n >= SCAN_ENTRIES_MAX)
 		return HS_ELIMIT;
 	if (l->n == l->cap) {
@@ -91,17 +94,33 @@ struct scan_ix {
 	uint32_t hash; /* the hash's high half: most misses skip strcmp */
 };
 
+/*
+ * A seed of this process's, so a hostile peer cannot choose paths that
+ * all land in one probe chain (each lookup would then read the list).
+ */
+static uint64_t ix_seed;
+static pthread_once_t ix_seed_once = PTHREAD_ONCE_INIT;
+
+static void
+ix_seed_init(void)
+{
+	if (getrandom(&ix_seed, sizeof(ix_seed), 0) != sizeof(ix_seed))
+		ix_seed = (uint64_t)hs_now_mono_ns() ^ (uint64_t)getpid();
+}
+
 static uint64_t
 entry_hash(uint16_t src, const char *path)
 {
-	return XXH3_64bits_withSeed(path, strlen(path), src);
+	return XXH3_64bits_withSeed(path, strlen(path), ix_seed ^ src);
 }
 
 int
-scan_list_index(struct scan_list *l)
+scan_list_index(struct scan_list *l, const struct scan_entry **dup)
 {
 	size_t cap = 16, i, k;
 
+	*dup = NULL;
+	pthread_once(&ix_seed_once, ix_seed_init);
 	free(l->ix);
 	while (cap < 2 * l->n)
 		cap *= 2;
@@ -109,11 +128,21 @@ scan_list_index(struct scan_list *l)
 		return -ENOMEM;
 	l->ix_mask = cap - 1;
 	for (i = 0; i < l->n; i++) {
-		uint64_t h = entry_hash(l->v[i].src, l->v[i].path);
+		const struct scan_entry *e = &l->v[i];
+		uint64_t h = entry_hash(e->src, e->path);
 
 		for (k = h & l->ix_mask; l->ix[k].pos != 0;
-		     k = (k + 1) & l->ix_mask)
-			;
+		     k = (k + 1) & l->ix_mask) {
+			const struct scan_entry *o = &l->v[l->ix[k].pos - 1];
+
+			if (l->ix[k].hash == (uint32_t)(h >> 32) &&
+			    o->src == e->src && strcmp(o->path, e->path) == 0) {
+				*dup = e;
+				free(l->ix);
+				l->ix = NULL;
+				return HS_EPROTO;
+			}
+		}
 		l->ix[k].pos = (uint32_t)(i + 1); /* n <= SCAN_ENTRIES_MAX */
 		l->ix[k].hash = (uint32_t)(h >> 32);
 	}
@@ -282,9 +311,18 @@ walk_open_dir(const struct walk *w, int dfd, const char *name,
 	return -1;
 }
 
+/* An entry that cannot be read, said here with its path; rc returned. */
+static int
+walk_fail(const struct walk *w, const char *what, int rc)
+{
+	hs_log_warnx("scan: %s: %s: %s", w->path[0] ? w->path : ".", what,
+	             hs_strerror(rc));
+	return rc;
+}
+
 /*
  * Add the entry `name` of dfd, whose relative path is w->path; `type` is
- * its d_type (DT_UNKNOWN: not known).
+ * its d_type (DT_UNKNOWN: not known).  Gone meanwhile: nothing to add.
  */
 static int
 walk_entry(struct walk *w, int dfd, const char *name, unsigned char type,
@@ -297,7 +335,7 @@ walk_entry(struct walk *w, int dfd, const char *name, unsigned char type,
 
 	sub = walk_open_dir(w, dfd, name, type, &st);
 	if (sub < 0 && fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return errno == ENOENT ? HS_OK : -errno;
+		return errno == ENOENT ? HS_OK : walk_fail(w, "stat", -errno);
 	memset(&e, 0, sizeof(e));
 	e.path = w->path;
 	e.src = w->src;
@@ -320,10 +358,14 @@ walk_entry(struct walk *w, int dfd, const char *name, unsigned char type,
 	} else if (S_ISDIR(st.st_mode)) {
 		e.type = PROTO_E_DIR;
 	} else if (S_ISLNK(st.st_mode)) {
-		ssize_t n = readlinkat(dfd, name, target, sizeof(target) - 1);
+		ssize_t n = readlinkat(dfd, name, target, sizeof(target));
 
-		if (n <= 0)
-			return n < 0 && errno == ENOENT ? HS_OK : HS_ELIMIT;
+		if (n < 0)
+			return errno == ENOENT ? HS_OK
+			                       : walk_fail(w, "readlink", -errno);
+		/* (filled: it may go on, and a cut target must not travel) */
+		if (n == 0 || n >= (ssize_t)sizeof(target))
+			return walk_fail(w, "symlink target", HS_ELIMIT);
 		target[n] = '\0';
 		e.type = PROTO_E_SYMLINK;
 		e.link = target;
@@ -349,7 +391,7 @@ walk_entry(struct walk *w, int dfd, const char *name, unsigned char type,
 	if (sub < 0 &&
 	    (sub = openat(dfd, name,
 	                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
-		return errno == ENOENT ? HS_OK : -errno;
+		return errno == ENOENT ? HS_OK : walk_fail(w, "open", -errno);
 	/* Before it is listed: what changes after the listing is seen. */
 	if (w->visit != NULL && w->visit->dir != NULL &&
 	    (rc = w->visit->dir(w->visit->arg, w->worker, w->path)) < 0) {

@@ -22,7 +22,8 @@
 
 #include "send_int.h"
 
-int
+/* For arrays of entry pointers: source, then path. */
+static int
 send_entry_cmp(const void *a, const void *b)
 {
 	const struct scan_entry *x = *(struct scan_entry *const *)a;
@@ -234,6 +235,7 @@ list_entry(struct sender *s, uint16_t i, const char *rel, int recursive,
 static int
 recv_listing(struct sender *s, int *refused)
 {
+	const struct scan_entry *dup;
 	struct proto_msg m;
 	int rc;
 
@@ -304,7 +306,10 @@ recv_listing(struct sender *s, int *refused)
 			return HS_EPROTO;
 	}
 	/* Found by hash: sorting it was a tenth of a no-change sync's CPU. */
-	return scan_list_index(&s->theirs);
+	if ((rc = scan_list_index(&s->theirs, &dup)) == HS_EPROTO)
+		send_note(s, "set %s: the standby listed %s/%s twice",
+		          s->set->name, s->set->sources.v[dup->src], dup->path);
+	return rc;
 }
 
 static int
@@ -935,12 +940,6 @@ verify_set(struct sender *s)
 	return verify_gone(s);
 }
 
-/* Our entries found by path from here on: by hash, not sorted. */
-static int
-index_mine(struct sender *s)
-{
-	return scan_list_index(&s->mine);
-}
 
 int
 send_list_stat(struct sender *s, const struct hs_pathset *set)
@@ -1136,6 +1135,7 @@ static int
 sync_set(struct sender *s, const struct hs_pathset *set,
          const struct proto_scope *scope, size_t n_scope)
 {
+	const struct scan_entry *dup;
 	uint64_t seq;
 	size_t i;
 	int rc, refused = 0, blind = 0, listed = 0;
@@ -1172,7 +1172,9 @@ sync_set(struct sender *s, const struct hs_pathset *set,
 			s->rep->primary_files++;
 			s->rep->primary_bytes += s->mine.v[i].size;
 		}
-	if ((rc = index_mine(s)) < 0 || (rc = find_links(s)) < 0)
+	/* (our own walk lists a path once: no twice to report) */
+	if ((rc = scan_list_index(&s->mine, &dup)) < 0 ||
+	    (rc = find_links(s)) < 0)
 		return rc;
 	if (blind)
 		plan_blind(s);

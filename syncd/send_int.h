@@ -50,7 +50,7 @@ struct sender {
 	char *leaf[PROTO_SOURCES_MAX];
 	uint8_t missing[PROTO_SOURCES_MAX];
 	struct scan_list mine;       /* pre-order */
-	struct scan_list theirs;     /* sorted */
+	struct scan_list theirs;     /* found by scan_list_find */
 	/* Progress. */
 	uint64_t todo_bytes;
 	uint64_t done_bytes;
@@ -132,8 +132,6 @@ void send_leave_large(struct sender *s);
  * opened); send_reset_set forgets it all. */
 int send_list_stat(struct sender *s, const struct hs_pathset *set);
 void send_reset_set(struct sender *s);
-/* For arrays of entry pointers: source, then path. */
-int send_entry_cmp(const void *a, const void *b);
 
 /* ---------------------------------------------- sendidx.c: the index */
 

@@ -651,7 +651,8 @@ struct pre_src {
 	/*
 	 * The records load on a thread of their own while the walk starts:
 	 * until `ready` (release: the table is complete), each walker
-	 * keeps what it meets in its `early` list, compared after the walk.
+	 * keeps what it meets in its `early` list, which it compares as
+	 * soon as the table is there (what is left, after the walk).
 	 */
 	struct idx *x;
 	const struct hs_pathset *pset;

@@ -212,8 +212,10 @@ int scan_entry_add(struct scan_list *l, const struct scan_entry *e);
  * Index the list by a hash of (src, path), its order kept (a sort was a
  * tenth of a no-change sync's CPU): scan_list_find is quick from then
  * until the next add, which drops the index (a find then reads the list).
+ * HS_EPROTO, *dup set, when a (src, path) is listed twice (a peer's
+ * listing: one copy would be planned unchanged, the other deleted).
  */
-int scan_list_index(struct scan_list *l);
+int scan_list_index(struct scan_list *l, const struct scan_entry **dup);
 struct scan_entry *scan_list_find(struct scan_list *l, uint16_t src,
                                   const char *path);
 void scan_list_free(struct scan_list *l);

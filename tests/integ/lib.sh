@@ -54,6 +54,18 @@ hs_wait_gone() {
 	return 1
 }
 
+# hs_wait_log FILE PATTERN COUNT SECONDS: until FILE has COUNT lines
+# matching PATTERN (grep -e), checked every 0.1 s; 1 on timeout.
+hs_wait_log() {
+	local i
+	for ((i = 0; i < $4 * 10; i++)); do
+		[ "$(grep -c -e "$2" "$1" 2>/dev/null || true)" -ge "$3" ] &&
+			return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # hs_free_port: print a TCP port on 127.0.0.1 that nothing listens on.
 hs_free_port() {
 	local p i

@@ -125,6 +125,10 @@ hs_wait_gone "$PRIMARY_PID" 150 || hs_bad "the primary did not stop"
 	hs_bad "no index/clean after a clean stop: $(tail -3 "$T/primary.log")"
 : >"$T/primary.log"
 HAMNSYNC_DEBUG=1 hs_start_primary
+# (up, its index open, before it is stopped: a slow start, under ASan,
+# was once stopped before it opened anything)
+hs_wait_log "$T/primary.log" "sources compared with the index" 1 30 ||
+	hs_bad "the restarted primary did not compare its sources"
 hs_wait_same "primary started on the mark" 30 "$D"
 kill "$PRIMARY_PID"
 hs_wait_gone "$PRIMARY_PID" 150 || hs_bad "the primary did not stop"

@@ -37,13 +37,7 @@ wait_same() {
 # wait_log PATTERN COUNT SECONDS: until the primary's log has COUNT lines
 # matching PATTERN (bounded); 0 when it has.
 wait_log() {
-	local i
-	for ((i = 0; i < $3 * 10; i++)); do
-		[ "$(grep -c -- "$1" "$T/primary.log" 2>/dev/null || true)" -ge "$2" ] &&
-			return 0
-		sleep 0.1
-	done
-	return 1
+	hs_wait_log "$T/primary.log" "$@"
 }
 
 start_primary() {

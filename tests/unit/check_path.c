@@ -736,6 +736,7 @@ str_a(size_t n)
 
 START_TEST(scan_listing)
 {
+	const struct scan_entry *dup;
 	struct scan_list l;
 	const struct scan_entry *e;
 	int rootfd;
@@ -804,7 +805,8 @@ START_TEST(scan_listing)
 	ck_assert_uint_eq(list_lookup(&l, "fifo")->mode, 0600);
 
 	/* found by a hash of (src, path), the list's order kept */
-	ck_assert_int_eq(scan_list_index(&l), HS_OK);
+	ck_assert_int_eq(scan_list_index(&l, &dup), HS_OK);
+	ck_assert_ptr_null(dup);
 	for (i = 0; i < N_ELEM(scan_want); i++) {
 		struct scan_entry *f;
 
@@ -829,6 +831,7 @@ END_TEST
  * an add drops the index and a find reads the list instead. */
 START_TEST(scan_two_sources)
 {
+	const struct scan_entry *dup;
 	struct scan_list l;
 	int rootfd;
 
@@ -843,7 +846,7 @@ START_TEST(scan_two_sources)
 	ck_assert_int_eq(scan_subtree(rootfd, "a", 0, "", 1, &scan_set, &l, NULL), HS_OK);
 	ck_assert_uint_eq(l.n, 4);
 	/* b's entries first, as listed: an index keeps the order */
-	ck_assert_int_eq(scan_list_index(&l), HS_OK);
+	ck_assert_int_eq(scan_list_index(&l, &dup), HS_OK);
 	ck_assert_uint_eq(l.v[0].src, 1);
 	ck_assert_str_eq(l.v[0].path, "");
 	ck_assert_str_eq(l.v[1].path, "a");
@@ -859,11 +862,19 @@ START_TEST(scan_two_sources)
 	ck_assert_int_eq(scan_subtree(rootfd, "a", 2, "", 1, &scan_set, &l,
 	                              NULL),
 	                 HS_OK);
-	close(rootfd);
 	ck_assert_ptr_null(l.ix);
 	ck_assert_ptr_eq(scan_list_find(&l, 0, "z"), &l.v[3]);
 	ck_assert_ptr_eq(scan_list_find(&l, 2, "z"), &l.v[5]);
 	ck_assert_ptr_null(scan_list_find(&l, 2, "a"));
+	/* a (src, path) listed twice (a hostile peer's listing): refused */
+	ck_assert_int_eq(scan_subtree(rootfd, "a", 2, "", 0, &scan_set, &l,
+	                              NULL),
+	                 HS_OK);
+	ck_assert_int_eq(scan_list_index(&l, &dup), HS_EPROTO);
+	ck_assert_ptr_eq(dup, &l.v[6]);
+	ck_assert_str_eq(dup->path, "");
+	ck_assert_ptr_null(l.ix);
+	close(rootfd);
 	scan_list_free(&l);
 }
 END_TEST
