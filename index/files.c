@@ -151,31 +151,33 @@ idx_file_del(struct idx_batch *b, const uint8_t skey[8], const char *path)
 		b->rc = idx_map_error(rc);
 }
 
-/* Copy a record's path out; MDB_CORRUPTED when it is not one of ours. */
+/* A record's path length; HS_EINDEX when it is not one of ours. */
 static int
-rec_path(const MDB_val *v, char path[IDX_PATH_MAX + 1], struct idx_file *f)
+rec_len(const MDB_val *v, size_t *len)
 {
-	size_t rlen;
-
 	if (v->mv_size < sizeof(struct file_rec) ||
-	    (rlen = v->mv_size - sizeof(struct file_rec)) > IDX_PATH_MAX)
-		return MDB_CORRUPTED;
-	memcpy(f, v->mv_data, sizeof(*f));
-	memcpy(path, (const char *)v->mv_data + sizeof(struct file_rec), rlen);
-	path[rlen] = '\0';
+	    (*len = v->mv_size - sizeof(struct file_rec)) > IDX_PATH_MAX)
+		return HS_EINDEX;
 	/* A NUL inside means the record is not ours: damaged. */
-	return strlen(path) == rlen ? 0 : MDB_CORRUPTED;
+	return memchr((const char *)v->mv_data + sizeof(struct file_rec),
+	              '\0', *len) == NULL
+	           ? HS_OK
+	           : HS_EINDEX;
 }
 
-/* Walk one source's key range in txn; fn's result decides. */
+/* One record of a range; < 0 stops the walk with that HS_E* code. */
+typedef int range_fn(void *arg, MDB_cursor *cur, const MDB_val *k,
+                     const MDB_val *v);
+
+/* Call each on every record of one source's key range in txn. */
 static int
-range_walk(MDB_txn *txn, MDB_dbi dbi, const uint8_t skey[8], int del,
-           idx_walk_fn *fn, void *arg)
+range_each(MDB_txn *txn, MDB_dbi dbi, const uint8_t skey[8], range_fn *each,
+           void *arg)
 {
 	uint8_t key[KEY_LEN] = {0};
 	MDB_val k = {KEY_LEN, key}, v;
 	MDB_cursor *cur;
-	int rc;
+	int rc, r;
 
 	if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
 		return idx_map_error(rc);
@@ -183,25 +185,53 @@ range_walk(MDB_txn *txn, MDB_dbi dbi, const uint8_t skey[8], int del,
 	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	while (rc == 0 && k.mv_size == KEY_LEN &&
 	       memcmp(k.mv_data, skey, KEY_SRC_LEN) == 0) {
-		char path[IDX_PATH_MAX + 1];
-		struct idx_file f;
-		int r;
-
-		if ((rc = rec_path(&v, path, &f)) != 0)
-			break;
-		r = fn(arg, (const uint8_t *)k.mv_data + KEY_SRC_LEN, path, &f);
-		if (r < 0) {
+		if ((r = each(arg, cur, &k, &v)) < 0) {
 			mdb_cursor_close(cur);
 			return r;
 		}
-		if (del && r == 0 && (rc = mdb_cursor_del(cur, 0)) != 0)
-			break;
 		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(cur);
-	if (rc == MDB_NOTFOUND)
-		rc = 0;
-	return idx_map_error(rc);
+	return idx_map_error(rc == MDB_NOTFOUND ? 0 : rc);
+}
+
+struct walk_ctx {
+	idx_walk_fn *fn;
+	void *arg;
+	int del; /* prune: fn's 0 deletes the record */
+};
+
+/* A record copied out (path NUL-terminated) for an idx_walk_fn. */
+static int
+walk_one(void *arg, MDB_cursor *cur, const MDB_val *k, const MDB_val *v)
+{
+	struct walk_ctx *w = arg;
+	char path[IDX_PATH_MAX + 1];
+	struct idx_file f;
+	size_t len;
+	int r;
+
+	if ((r = rec_len(v, &len)) < 0)
+		return r;
+	memcpy(&f, v->mv_data, sizeof(f));
+	memcpy(path, (const char *)v->mv_data + sizeof(struct file_rec), len);
+	path[len] = '\0';
+	r = w->fn(w->arg, (const uint8_t *)k->mv_data + KEY_SRC_LEN, path, &f);
+	if (r < 0)
+		return r;
+	if (w->del && r == 0 && (r = mdb_cursor_del(cur, 0)) != 0)
+		return idx_map_error(r);
+	return 0;
+}
+
+/* Walk one source's key range in txn; fn's result decides. */
+static int
+range_walk(MDB_txn *txn, MDB_dbi dbi, const uint8_t skey[8], int del,
+           idx_walk_fn *fn, void *arg)
+{
+	struct walk_ctx w = {fn, arg, del};
+
+	return range_each(txn, dbi, skey, walk_one, &w);
 }
 
 void
@@ -322,40 +352,35 @@ idx_view_open(struct idx *x, struct idx_view **out)
 	return HS_OK;
 }
 
+struct view_ctx {
+	idx_view_fn *fn;
+	void *arg;
+};
+
+/* A record where LMDB keeps it, checked as walk_one checks it. */
+static int
+view_one(void *arg, MDB_cursor *cur, const MDB_val *k, const MDB_val *v)
+{
+	struct view_ctx *c = arg;
+	size_t len;
+	int rc;
+
+	(void)cur;
+	(void)k;
+	if ((rc = rec_len(v, &len)) < 0)
+		return rc;
+	return c->fn(c->arg, v->mv_data, len);
+}
+
 int
 idx_view_walk(struct idx_view *v, const uint8_t skey[8], idx_view_fn *fn,
               void *arg)
 {
-	uint8_t key[KEY_LEN] = {0};
-	MDB_val k = {KEY_LEN, key}, d;
-	MDB_cursor *cur;
-	int rc;
+	struct view_ctx c = {fn, arg};
 
 	if (v->txn == NULL)
 		return HS_OK;
-	if ((rc = mdb_cursor_open(v->txn, v->files, &cur)) != 0)
-		return idx_map_error(rc);
-	memcpy(key, skey, KEY_SRC_LEN);
-	rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
-	while (rc == 0 && k.mv_size == KEY_LEN &&
-	       memcmp(k.mv_data, skey, KEY_SRC_LEN) == 0) {
-		size_t len = d.mv_size - sizeof(struct file_rec);
-		const unsigned char *rec = d.mv_data;
-
-		/* As rec_path: too short, too long or a NUL inside. */
-		if (d.mv_size < sizeof(struct file_rec) || len > IDX_PATH_MAX ||
-		    memchr(rec + IDX_VIEW_REC, '\0', len) != NULL) {
-			rc = MDB_CORRUPTED;
-			break;
-		}
-		if ((rc = fn(arg, rec, len)) < 0) {
-			mdb_cursor_close(cur);
-			return rc;
-		}
-		rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
-	}
-	mdb_cursor_close(cur);
-	return idx_map_error(rc == MDB_NOTFOUND ? 0 : rc);
+	return range_each(v->txn, v->files, skey, view_one, &c);
 }
 
 void

@@ -455,11 +455,12 @@ out:
 	return rc < 0 ? rc : HS_OK;
 }
 
+/* Walk entry `leaf` of anchorfd (its d_type `type`, or DT_UNKNOWN). */
 static int
-scan_walk(int anchorfd, const char *leaf, uint16_t src, const char *prefix,
-          int recursive, int stat_only, const struct hs_pathset *set,
-          struct scan_list *out, const struct scan_visit *visit,
-          unsigned worker, struct xcache *xc)
+scan_walk(int anchorfd, const char *leaf, unsigned char type, uint16_t src,
+          const char *prefix, int recursive, int stat_only,
+          const struct hs_pathset *set, struct scan_list *out,
+          const struct scan_visit *visit, unsigned worker, struct xcache *xc)
 {
 	struct walk w;
 	size_t depth, i;
@@ -482,7 +483,7 @@ scan_walk(int anchorfd, const char *leaf, uint16_t src, const char *prefix,
 	for (depth = prefix[0] != '\0', i = 0; prefix[i] != '\0'; i++)
 		depth += prefix[i] == '/';
 	hs_buf_init(&w.xa, PROTO_XATTRS_MAX);
-	rc = walk_entry(&w, anchorfd, leaf, DT_UNKNOWN, depth);
+	rc = walk_entry(&w, anchorfd, leaf, type, depth);
 	hs_buf_free(&w.xa);
 	for (i = 0; i <= PROTO_DEPTH_MAX; i++)
 		free(w.dbuf[i]);
@@ -494,7 +495,8 @@ scan_subtree(int anchorfd, const char *leaf, uint16_t src, const char *prefix,
              int recursive, const struct hs_pathset *set,
              struct scan_list *out, struct xcache *xc)
 {
-	return scan_walk(anchorfd, leaf, src, prefix, recursive, 0, set, out,
+	return scan_walk(anchorfd, leaf, DT_UNKNOWN, src, prefix, recursive, 0,
+	                 set, out,
 	                 NULL, 0, xc);
 }
 
@@ -504,7 +506,8 @@ scan_subtree_visit(int anchorfd, const char *leaf, uint16_t src,
                    const struct hs_pathset *set, const struct scan_visit *v,
                    struct xcache *xc)
 {
-	return scan_walk(anchorfd, leaf, src, prefix, recursive, 0, set, NULL,
+	return scan_walk(anchorfd, leaf, DT_UNKNOWN, src, prefix, recursive, 0,
+	                 set, NULL,
 	                 v, 0, xc);
 }
 
@@ -523,9 +526,10 @@ scan_subtree_visit(int anchorfd, const char *leaf, uint16_t src,
 #define JOBS_DEPTH_MAX 3
 
 struct walk_job {
-	int dirfd;  /* borrowed from stat_job.fds */
-	char *name; /* the entry in dirfd */
-	char *path; /* its path in the source */
+	int dirfd;          /* borrowed from stat_job.fds */
+	char *name;         /* the entry in dirfd */
+	char *path;         /* its path in the source */
+	unsigned char type; /* its d_type, or DT_UNKNOWN */
 };
 
 struct stat_job {
@@ -557,7 +561,8 @@ stat_worker_run(void *arg)
 	while (k->rc == HS_OK &&
 	       (i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED)) < j->n)
 		k->rc =
-		    scan_walk(j->v[i].dirfd, j->v[i].name, j->src, j->v[i].path,
+		    scan_walk(j->v[i].dirfd, j->v[i].name, j->v[i].type, j->src,
+		              j->v[i].path,
 		              1, 1, j->set, NULL, j->visit, k->id, NULL);
 	return NULL;
 }
@@ -625,6 +630,7 @@ jobs_add_dir(struct stat_job *j, int fd, const char *path)
 		}
 		jb = &j->v[j->n];
 		jb->dirfd = fd;
+		jb->type = type;
 		jb->name = strdup(name);
 		jb->path = strdup(rel);
 		if (jb->name == NULL || jb->path == NULL) {
@@ -660,7 +666,9 @@ jobs_split(struct stat_job *j)
 		struct walk_job *jb = &old[i];
 		int fd = -1;
 
-		if (rc == HS_OK)
+		/* (known not to be a directory: no open to find out) */
+		if (rc == HS_OK &&
+		    (jb->type == DT_DIR || jb->type == DT_UNKNOWN))
 			fd = openat(jb->dirfd, jb->name,
 			            O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 			                O_CLOEXEC);
@@ -686,7 +694,8 @@ jobs_split(struct stat_job *j)
 			free(jb->path);
 			continue;
 		}
-		rc = scan_walk(jb->dirfd, jb->name, j->src, jb->path, 0, 1,
+		rc = scan_walk(jb->dirfd, jb->name, jb->type, j->src, jb->path, 0,
+		               1,
 		               j->set, NULL, j->visit, 0, NULL);
 		if (rc == HS_OK && j->visit->dir != NULL)
 			rc = j->visit->dir(j->visit->arg, 0, jb->path);
@@ -718,7 +727,8 @@ scan_tree_visit(int anchorfd, const char *leaf, uint16_t src,
 	/* The source itself first; a file, a link or nothing ends here. */
 	fd = openat(anchorfd, leaf,
 	            O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	rc = scan_walk(anchorfd, leaf, src, "", 0, 1, set, NULL, v, 0, NULL);
+	rc = scan_walk(anchorfd, leaf, DT_UNKNOWN, src, "", 0, 1, set, NULL, v,
+	               0, NULL);
 	if (rc < 0 || fd < 0) {
 		if (fd >= 0)
 			close(fd);
