@@ -29,6 +29,15 @@ const char *cli_conf_path(const char *opt);
 /* Load the config or print its one-line error; NULL on failure. */
 struct hs_conf *cli_conf_load(const char *path);
 
+/*
+ * This node's TLS identity from the [node] settings of `conf`, loaded
+ * and checked; on failure prints "hamnsync: <cmd>: <file>: <why>" and
+ * returns NULL.  The caller owns the result.
+ */
+struct proto_tls;
+struct proto_tls *cli_identity_load(const struct hs_conf *conf,
+                                    const char *cmd);
+
 struct idx_node;
 /*
  * This node's role and epoch from its index in state_dir, stored from the

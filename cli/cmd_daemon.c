@@ -22,6 +22,7 @@ cli_daemon(int argc, char **argv, const char *conf_opt)
 	};
 	struct idx_node node;
 	struct idx *x = NULL;
+	struct proto_tls *tls;
 	struct hs_conf *conf;
 	const char *path;
 	int ch, fg = 0, rc;
@@ -45,19 +46,29 @@ cli_daemon(int argc, char **argv, const char *conf_opt)
 	path = cli_conf_path(conf_opt);
 	if ((conf = cli_conf_load(path)) == NULL)
 		return CLI_EXIT_USAGE;
+	/*
+	 * This node's identity, loaded once, first: a key that is missing,
+	 * unreadable, not a key or too open stops the start here, on the
+	 * terminal and before any detach, instead of in every connection.
+	 */
+	if ((tls = cli_identity_load(conf, "daemon")) == NULL) {
+		hs_conf_free(conf);
+		return CLI_EXIT_USAGE;
+	}
 	/* Opened (and checked, which reads all of it) once: the primary
 	 * keeps it. */
 	if (cli_node_open(conf, &node, &x) < 0) {
+		proto_tls_free(tls);
 		hs_conf_free(conf);
 		return 1;
 	}
 	/* stderr until the daemon detaches, so start-up errors are seen. */
 	hs_log_init("hamnsync", 1, HS_LOG_INFO);
 	if (node.role == HS_ROLE_PRIMARY)
-		rc = prim_run(path, conf, x, node.epoch, fg);
+		rc = prim_run(path, conf, tls, x, node.epoch, fg);
 	else {
 		idx_close(x);
-		rc = stdby_run(path, conf, fg);
+		rc = stdby_run(path, conf, tls, fg);
 	}
 	/* The reason was logged where it was known, in one line. */
 	return rc < 0 ? 1 : 0;

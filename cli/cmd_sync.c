@@ -168,7 +168,13 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 	}
 	if ((conf = cli_conf_load(cli_conf_path(conf_opt))) == NULL)
 		return CLI_EXIT_USAGE;
+	/* A bad identity is bad local configuration, whoever connects. */
+	if ((o.tls = cli_identity_load(conf, "sync")) == NULL) {
+		hs_conf_free(conf);
+		return CLI_EXIT_USAGE;
+	}
 	if (cli_node_open(conf, &node, &x) < 0) {
+		proto_tls_free(o.tls);
 		hs_conf_free(conf);
 		return CLI_EXIT_USAGE;
 	}
@@ -178,6 +184,7 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 		        "sync runs on the primary",
 		        hs_role_name(node.role), conf->state_dir);
 		idx_close(x);
+		proto_tls_free(o.tls);
 		hs_conf_free(conf);
 		return CLI_EXIT_USAGE;
 	}
@@ -185,6 +192,7 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 	if ((pid = daemon_running_pid(conf->state_dir)) != 0) {
 		idx_close(x);
 		rc = sync_via_daemon(conf, &o, pid);
+		proto_tls_free(o.tls);
 		hs_conf_free(conf);
 		return rc;
 	}
@@ -194,6 +202,7 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 			        "--allow-deletes %s: no such [path] set",
 			        allow[i]);
 			idx_close(x);
+			proto_tls_free(o.tls);
 			hs_conf_free(conf);
 			return CLI_EXIT_USAGE;
 		}
@@ -212,6 +221,7 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 	if (rc >= 0 && !o.dry_run && idx_mark_clean(x) == HS_EINDEX)
 		mark_rc = CLI_EXIT_USAGE;
 	idx_close(x);
+	proto_tls_free(o.tls);
 	hs_conf_free(conf);
 	if (rc < 0) {
 		cli_err("sync", "%s", why[0] ? why : hs_strerror(rc));

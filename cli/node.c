@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "idx.h"
+#include "proto.h"
 
 int
 cli_node_state(const struct hs_conf *conf, struct idx_node *node)
@@ -46,4 +47,17 @@ cli_node_open(const struct hs_conf *conf, struct idx_node *node,
 		cli_err("index", "%s/index: node state: %s", conf->state_dir,
 		        hs_strerror(rc));
 	return rc;
+}
+
+struct proto_tls *
+cli_identity_load(const struct hs_conf *conf, const char *cmd)
+{
+	struct proto_tls *t;
+	char why[HS_ERRMSG_MAX];
+
+	if (proto_tls_from_conf(conf, &t, why, sizeof(why)) < 0) {
+		cli_err(cmd, "%s", why);
+		return NULL;
+	}
+	return t;
 }

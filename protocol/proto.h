@@ -286,22 +286,27 @@ struct proto_tls_opts {
 	const uint8_t (*pins)[32]; /* pinned SHA-256 fingerprints */
 	size_t n_pins;
 	const char *peer_name; /* required name in CA mode, or NULL */
-	int is_server;
 };
 
 struct proto_tls;
 struct proto_conn;
 
 /*
- * A TLS 1.3-only context.  HS_ECONFIG when the certificate, key or CA
- * cannot be loaded, with the file named in `why`.
+ * A TLS 1.3-only context holding this node's identity, for either end
+ * (proto_conn_connect and proto_conn_accept both take it).  Reads the
+ * certificate, the private key and the CA file once; on failure `why`
+ * holds one line naming the file and what is wrong with it: missing or
+ * unreadable (-errno), or not a regular file, not PEM, a key that does
+ * not match the certificate, a key that group or others may access
+ * (HS_ECONFIG).  A passphrase is never asked for.  On success *out is
+ * owned by the caller; it is read-only and may be shared by threads.
  */
 int proto_tls_new(const struct proto_tls_opts *o, struct proto_tls **out,
                   char *why, size_t whylen);
 void proto_tls_free(struct proto_tls *t);
 /* proto_tls_new with the [node] settings of `conf`. */
-int proto_tls_from_conf(const struct hs_conf *conf, int is_server,
-                        struct proto_tls **out, char *why, size_t whylen);
+int proto_tls_from_conf(const struct hs_conf *conf, struct proto_tls **out,
+                        char *why, size_t whylen);
 
 /*
  * Connect to "host:port" and run the TLS handshake, verifying the peer.

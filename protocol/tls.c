@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -57,7 +58,6 @@ struct proto_tls {
 	size_t n_pins;
 	char *peer_name;
 	int has_ca;
-	int is_server;
 };
 
 struct proto_conn {
@@ -169,6 +169,287 @@ verify_cb(int ok, X509_STORE_CTX *store)
 	return 1;
 }
 
+/*
+ * Identity files are small: a key, a certificate and its chain, or a CA
+ * bundle (every public CA in one file is ~220 KiB).  Past this size a
+ * file is not one of them, and is not read whole looking for a PEM line.
+ */
+#define ID_FILE_MAX (4u * 1024 * 1024)
+
+/* A passphrase-protected key fails instead of prompting on a terminal. */
+static int
+no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	return -1;
+}
+
+/* OpenSSL's reason for the last failure, or `dflt` when it gave none. */
+static const char *
+ossl_reason(const char *dflt)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *r = e ? ERR_reason_error_string(e) : NULL;
+
+	return r != NULL ? r : dflt;
+}
+
+/*
+ * Why `f` (read from its start again) gave no `want` ("PRIVATE KEY",
+ * "CERTIFICATE"): OpenSSL 3's decoders say "unsupported" whether the file
+ * is not PEM at all, holds something else, or holds a damaged block.
+ */
+static void
+pem_diagnose(FILE *f, const char *want, char *buf, size_t len)
+{
+	char *name, *header, found[128] = "";
+	unsigned char *data;
+	long n;
+	int blocks = 0, has_want = 0;
+
+	rewind(f);
+	ERR_clear_error();
+	while (PEM_read(f, &name, &header, &data, &n) == 1) {
+		/* "ENCRYPTED PRIVATE KEY", "EC PRIVATE KEY": also keys. */
+		has_want |= strstr(name, want) != NULL;
+		if (blocks++ < 3)
+			snprintf(found + strlen(found),
+			         sizeof(found) - strlen(found), "%s%s",
+			         found[0] ? ", " : "", name);
+		OPENSSL_free(name);
+		OPENSSL_free(header);
+		OPENSSL_free(data);
+	}
+	if (ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE)
+		snprintf(buf, len, "a PEM block does not decode: %s",
+		         ossl_reason("unknown error"));
+	else if (blocks == 0)
+		snprintf(buf, len, "no -----BEGIN line");
+	else if (!has_want)
+		snprintf(buf, len, "it holds %s, no %s", found, want);
+	else
+		snprintf(buf, len, "its %s block does not parse", want);
+	ERR_clear_error();
+}
+
+/*
+ * Open identity file `path` (`what` names its part: "private key",
+ * "certificate", "CA file") for reading.  Refuses what cannot hold one
+ * (a directory, a fifo, a huge file) and, for a private key, any access
+ * for group or others, as ssh does.  One line naming the file in `why`.
+ * Returns the stream (the caller closes it), or NULL with *rc set:
+ * -errno when it cannot be opened, HS_ECONFIG otherwise.
+ */
+static FILE *
+id_open(const char *what, const char *path, int is_key, int *rc, char *why,
+        size_t whylen)
+{
+	struct stat st;
+	FILE *f;
+	int fd;
+
+	/* O_NONBLOCK: a fifo in its place must not hang the start. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		*rc = -errno;
+		snprintf(why, whylen, "%s %s: %s", what, path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	*rc = HS_ECONFIG;
+	if (!S_ISREG(st.st_mode))
+		snprintf(why, whylen, "%s %s: %s", what, path,
+		         S_ISDIR(st.st_mode) ? strerror(EISDIR)
+		                             : "not a regular file");
+	else if (st.st_size > (off_t)ID_FILE_MAX)
+		snprintf(why, whylen, "%s %s: %lld bytes is too large for one",
+		         what, path, (long long)st.st_size);
+	else if (st.st_size == 0)
+		snprintf(why, whylen, "%s %s: the file is empty", what, path);
+	else if (is_key && (st.st_mode & 077) != 0)
+		snprintf(why, whylen,
+		         "%s %s: permissions %04o are too open: group and "
+		         "others must have no access (chmod 600)",
+		         what, path, (unsigned)(st.st_mode & 07777));
+	else if ((f = fdopen(fd, "r")) != NULL)
+		return f;
+	else {
+		*rc = -errno;
+		snprintf(why, whylen, "%s %s: %s", what, path, strerror(errno));
+	}
+	close(fd);
+	return NULL;
+}
+
+/* The certificate and any chain after it in o->cert, into `ctx`. */
+static int
+id_load_cert(SSL_CTX *ctx, const char *path, X509 **leaf, char *why,
+             size_t whylen)
+{
+	char diag[200];
+	X509 *x;
+	FILE *f;
+	int rc;
+
+	if ((f = id_open("certificate", path, 0, &rc, why, whylen)) == NULL)
+		return rc;
+	ERR_clear_error();
+	rc = HS_ECONFIG;
+	if ((*leaf = PEM_read_X509(f, NULL, no_passphrase, NULL)) == NULL) {
+		pem_diagnose(f, "CERTIFICATE", diag, sizeof(diag));
+		snprintf(why, whylen, "certificate %s: not a PEM certificate: %s",
+		         path, diag);
+		goto out;
+	}
+	if (SSL_CTX_use_certificate(ctx, *leaf) != 1) {
+		snprintf(why, whylen, "certificate %s: cannot be used: %s",
+		         path, ossl_reason("refused by OpenSSL"));
+		goto out;
+	}
+	/* The rest of the file is its chain, as in a chain file. */
+	while ((x = PEM_read_X509(f, NULL, no_passphrase, NULL)) != NULL)
+		if (SSL_CTX_add0_chain_cert(ctx, x) != 1) {
+			X509_free(x);
+			snprintf(why, whylen,
+			         "certificate %s: a chain certificate "
+			         "cannot be used: %s",
+			         path, ossl_reason("refused by OpenSSL"));
+			goto out;
+		}
+	if (ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE) {
+		snprintf(why, whylen,
+		         "certificate %s: what follows the first certificate "
+		         "does not parse: %s",
+		         path, ossl_reason("unknown error"));
+		goto out;
+	}
+	rc = HS_OK;
+out:
+	ERR_clear_error();
+	fclose(f);
+	return rc;
+}
+
+/* The private key in `path`, which must match `leaf`, into `ctx`. */
+static int
+id_load_key(SSL_CTX *ctx, const char *path, X509 *leaf, const char *cert,
+            char *why, size_t whylen)
+{
+	char diag[200];
+	EVP_PKEY *pk;
+	FILE *f;
+	int rc;
+
+	if ((f = id_open("private key", path, 1, &rc, why, whylen)) == NULL)
+		return rc;
+	ERR_clear_error();
+	pk = PEM_read_PrivateKey(f, NULL, no_passphrase, NULL);
+	rc = HS_ECONFIG;
+	if (pk == NULL) {
+		unsigned long e = ERR_peek_last_error();
+
+		/* A passphrase is asked for only once the PEM line is read. */
+		if (ERR_GET_REASON(e) == PEM_R_BAD_PASSWORD_READ ||
+		    ERR_GET_REASON(e) == PEM_R_PROBLEMS_GETTING_PASSWORD)
+			snprintf(why, whylen,
+			         "private key %s: it is protected by a "
+			         "passphrase; hamnsync needs it without one",
+			         path);
+		else {
+			pem_diagnose(f, "PRIVATE KEY", diag, sizeof(diag));
+			snprintf(why, whylen,
+			         "private key %s: not a PEM private key: %s",
+			         path, diag);
+		}
+	} else if (X509_check_private_key(leaf, pk) != 1)
+		snprintf(why, whylen,
+		         "private key %s: does not match the certificate %s",
+		         path, cert);
+	else if (SSL_CTX_use_PrivateKey(ctx, pk) != 1 ||
+	         SSL_CTX_check_private_key(ctx) != 1)
+		snprintf(why, whylen, "private key %s: cannot be used: %s",
+		         path, ossl_reason("refused by OpenSSL"));
+	else
+		rc = HS_OK;
+	ERR_clear_error();
+	fclose(f);
+	EVP_PKEY_free(pk);
+	return rc;
+}
+
+/* The CA certificates in `path` (CRLs too), trusted by `ctx`. */
+static int
+id_load_ca(SSL_CTX *ctx, const char *path, char *why, size_t whylen)
+{
+	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+	STACK_OF(X509_INFO) *inf;
+	size_t n_certs = 0;
+	char diag[200];
+	FILE *f;
+	int i, rc;
+
+	if ((f = id_open("CA file", path, 0, &rc, why, whylen)) == NULL)
+		return rc;
+	ERR_clear_error();
+	inf = PEM_X509_INFO_read(f, NULL, no_passphrase, NULL);
+	rc = HS_ECONFIG;
+	if (inf == NULL) {
+		snprintf(why, whylen, "CA file %s: does not parse: %s", path,
+		         ossl_reason("unknown error"));
+		goto out;
+	}
+	for (i = 0; i < sk_X509_INFO_num(inf); i++) {
+		X509_INFO *it = sk_X509_INFO_value(inf, i);
+
+		if ((it->x509 != NULL &&
+		     X509_STORE_add_cert(store, it->x509) != 1) ||
+		    (it->crl != NULL &&
+		     X509_STORE_add_crl(store, it->crl) != 1)) {
+			snprintf(why, whylen, "CA file %s: cannot be used: %s",
+			         path, ossl_reason("refused by OpenSSL"));
+			goto out;
+		}
+		n_certs += it->x509 != NULL;
+	}
+	if (n_certs == 0) {
+		pem_diagnose(f, "CERTIFICATE", diag, sizeof(diag));
+		snprintf(why, whylen, "CA file %s: not a PEM certificate: %s",
+		         path, diag);
+		goto out;
+	}
+	rc = HS_OK;
+out:
+	ERR_clear_error();
+	fclose(f);
+	sk_X509_INFO_pop_free(inf, X509_INFO_free);
+	return rc;
+}
+
+/*
+ * This node's identity into `ctx`: the certificate, then its key, then
+ * the CA.  Each file is read once, by us, so every way it can be wrong
+ * gets its own line naming it.
+ */
+static int
+tls_load_identity(SSL_CTX *ctx, const struct proto_tls_opts *o, char *why,
+                  size_t whylen)
+{
+	X509 *leaf = NULL;
+	int rc;
+
+	if ((rc = id_load_cert(ctx, o->cert, &leaf, why, whylen)) == HS_OK &&
+	    (rc = id_load_key(ctx, o->key, leaf, o->cert, why, whylen)) ==
+	        HS_OK &&
+	    o->ca != NULL)
+		rc = id_load_ca(ctx, o->ca, why, whylen);
+	X509_free(leaf);
+	return rc;
+}
+
 int
 proto_tls_new(const struct proto_tls_opts *o, struct proto_tls **out, char *why,
               size_t whylen)
@@ -179,7 +460,6 @@ proto_tls_new(const struct proto_tls_opts *o, struct proto_tls **out, char *why,
 	pthread_once(&why_once, why_idx_init);
 	if ((t = calloc(1, sizeof(*t))) == NULL)
 		return -ENOMEM;
-	t->is_server = o->is_server;
 	t->has_ca = o->ca != NULL;
 	if (o->n_pins > 0) {
 		t->pins = calloc(o->n_pins, sizeof(*t->pins));
@@ -197,10 +477,16 @@ proto_tls_new(const struct proto_tls_opts *o, struct proto_tls **out, char *why,
 		rc = HS_ECONFIG;
 		goto fail;
 	}
-	t->ctx = SSL_CTX_new(o->is_server ? TLS_server_method()
-	                                  : TLS_client_method());
-	if (t->ctx == NULL)
+	/*
+	 * Either end: the same context connects (primary) and accepts
+	 * (standby), so it is loaded before the node knows its role.
+	 */
+	t->ctx = SSL_CTX_new(TLS_method());
+	if (t->ctx == NULL) {
+		snprintf(why, whylen, "cannot make a TLS context: %s",
+		         ossl_reason("out of memory"));
 		goto fail;
+	}
 	SSL_CTX_set_app_data(t->ctx, t);
 	SSL_CTX_set_min_proto_version(t->ctx, TLS1_3_VERSION);
 	SSL_CTX_set_max_proto_version(t->ctx, TLS1_3_VERSION);
@@ -209,31 +495,8 @@ proto_tls_new(const struct proto_tls_opts *o, struct proto_tls **out, char *why,
 	/* proto_conn_wait asks SSL_has_pending before it polls the fd. */
 	SSL_CTX_set_read_ahead(t->ctx, 1);
 	SSL_CTX_set_default_read_buffer_len(t->ctx, CONN_READ_BUF);
-	if (SSL_CTX_use_certificate_chain_file(t->ctx, o->cert) != 1) {
-		tls_log_errors(o->cert);
-		snprintf(why, whylen,
-		         "%s: cannot load the certificate (missing, "
-		         "unreadable or not PEM)",
-		         o->cert);
+	if ((rc = tls_load_identity(t->ctx, o, why, whylen)) < 0)
 		goto fail;
-	}
-	if (SSL_CTX_use_PrivateKey_file(t->ctx, o->key, SSL_FILETYPE_PEM) !=
-	        1 ||
-	    SSL_CTX_check_private_key(t->ctx) != 1) {
-		tls_log_errors(o->key);
-		snprintf(why, whylen,
-		         "%s: cannot load the private key, or it "
-		         "does not match %s",
-		         o->key, o->cert);
-		goto fail;
-	}
-	if (t->has_ca &&
-	    SSL_CTX_load_verify_locations(t->ctx, o->ca, NULL) != 1) {
-		tls_log_errors(o->ca);
-		snprintf(why, whylen, "%s: cannot load the CA certificate",
-		         o->ca);
-		goto fail;
-	}
 	SSL_CTX_set_verify(t->ctx,
 	                   SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
 	                   verify_cb);
@@ -357,8 +620,8 @@ conn_check_peer(struct proto_tls *t, struct proto_conn *c, char *why,
 }
 
 static int
-conn_handshake(struct proto_tls *t, struct proto_conn *c, char *why,
-               size_t whylen)
+conn_handshake(struct proto_tls *t, struct proto_conn *c, int as_server,
+               char *why, size_t whylen)
 {
 	char vwhy[200] = "";
 	int r;
@@ -373,7 +636,7 @@ conn_handshake(struct proto_tls *t, struct proto_conn *c, char *why,
 			return HS_ETLS;
 	}
 	ERR_clear_error();
-	r = t->is_server ? SSL_accept(c->ssl) : SSL_connect(c->ssl);
+	r = as_server ? SSL_accept(c->ssl) : SSL_connect(c->ssl);
 	SSL_set_ex_data(c->ssl, why_idx, NULL);
 	if (r != 1) {
 		int e = SSL_get_error(c->ssl, r);
@@ -464,7 +727,7 @@ proto_conn_connect(struct proto_tls *t, const char *hostport, int timeout_ms,
 	if ((rc = conn_new(t, fd, timeout_ms, &c)) < 0)
 		return rc;
 	snprintf(c->peer, sizeof(c->peer), "%s", hostport);
-	if ((rc = conn_handshake(t, c, why, whylen)) < 0) {
+	if ((rc = conn_handshake(t, c, 0, why, whylen)) < 0) {
 		proto_conn_free(c);
 		return rc;
 	}
@@ -481,7 +744,7 @@ proto_conn_accept(struct proto_tls *t, int fd, int timeout_ms,
 
 	if ((rc = conn_new(t, fd, timeout_ms, &c)) < 0)
 		return rc;
-	if ((rc = conn_handshake(t, c, why, whylen)) < 0) {
+	if ((rc = conn_handshake(t, c, 1, why, whylen)) < 0) {
 		proto_conn_free(c);
 		return rc;
 	}
@@ -920,8 +1183,8 @@ proto_cert_fingerprint(const char *pem, uint8_t fp[32])
 }
 
 int
-proto_tls_from_conf(const struct hs_conf *conf, int is_server,
-                    struct proto_tls **out, char *why, size_t whylen)
+proto_tls_from_conf(const struct hs_conf *conf, struct proto_tls **out,
+                    char *why, size_t whylen)
 {
 	struct proto_tls_opts o;
 
@@ -932,7 +1195,6 @@ proto_tls_from_conf(const struct hs_conf *conf, int is_server,
 	o.pins = (const uint8_t(*)[32])conf->peer_fps;
 	o.n_pins = conf->n_peer_fps;
 	o.peer_name = conf->peer_name;
-	o.is_server = is_server;
 	return proto_tls_new(&o, out, why, whylen);
 }
 

@@ -70,13 +70,15 @@ struct express {
 };
 
 int
-express_new(const struct hs_conf *conf, uint64_t epoch, struct express **out)
+express_new(const struct hs_conf *conf, struct proto_tls *tls, uint64_t epoch,
+            struct express **out)
 {
 	struct express *x;
 
 	if ((x = calloc(1, sizeof(*x))) == NULL)
 		return -ENOMEM;
 	x->conf = conf;
+	x->o.tls = tls;
 	x->o.epoch = epoch;
 	x->o.quiet = 1;
 	x->o.express = 1;

@@ -18,11 +18,12 @@
 struct express;
 
 /*
- * An express lane for `conf` (borrowed for its life), not connected yet:
- * it connects when it first has work.  Caller owns *out.
+ * An express lane for `conf` and the identity `tls` (both borrowed for
+ * its life), not connected yet: it connects when it first has work.
+ * Caller owns *out.
  */
-int express_new(const struct hs_conf *conf, uint64_t epoch,
-                struct express **out);
+int express_new(const struct hs_conf *conf, struct proto_tls *tls,
+                uint64_t epoch, struct express **out);
 /* Close the session (BYE) and free; NULL is fine. */
 void express_free(struct express *x);
 

@@ -715,6 +715,7 @@ prim_reload(struct prim *p)
 {
 	char err[HS_ERRMSG_MAX];
 	struct hs_conf *nc;
+	struct proto_tls *nt;
 	struct watch *nw;
 	size_t n;
 
@@ -724,9 +725,18 @@ prim_reload(struct prim *p)
 		            err);
 		return HS_OK;
 	}
+	/* The identity too is read again, and kept only if it loads. */
+	if (proto_tls_from_conf(nc, &nt, err, sizeof(err)) < 0) {
+		hs_log_errx("primary: reload refused, keeping the running "
+		            "configuration: %s",
+		            err);
+		hs_conf_free(nc);
+		return HS_OK;
+	}
 	if (watch_new(nc, &nw) < 0) {
 		hs_log_errx("primary: reload refused: cannot watch the new "
 		            "sources");
+		proto_tls_free(nt);
 		hs_conf_free(nc);
 		return HS_OK;
 	}
@@ -737,10 +747,12 @@ prim_reload(struct prim *p)
 	p->xp = NULL;
 	send_session_close(p->ss, 1);
 	p->ss = NULL;
+	proto_tls_free(p->o.tls); /* no session uses it any more */
+	p->o.tls = nt;
 	hs_conf_free(p->conf);
 	p->conf = nc;
 	p->watch = nw;
-	if (express_new(p->conf, p->epoch, &p->xp) < 0)
+	if (express_new(p->conf, p->o.tls, p->epoch, &p->xp) < 0)
 		return -ENOMEM;
 	(void)n;
 	if (prim_alloc_sets(p) < 0)
@@ -881,8 +893,8 @@ prim_loop(struct prim *p)
 }
 
 int
-prim_run(const char *conf_path, struct hs_conf *conf, struct idx *x,
-         uint64_t epoch, int foreground)
+prim_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
+         struct idx *x, uint64_t epoch, int foreground)
 {
 	struct prim p;
 	sigset_t mask;
@@ -896,6 +908,7 @@ prim_run(const char *conf_path, struct hs_conf *conf, struct idx *x,
 	p.backoff_ms = BACKOFF_MIN_MS;
 	p.o.epoch = epoch;
 	p.o.quiet = 1;
+	p.o.tls = tls;
 	p.cfd = -1;
 	p.busy_set = -1;
 	p.last_applied = -1;
@@ -923,7 +936,7 @@ prim_run(const char *conf_path, struct hs_conf *conf, struct idx *x,
 	}
 	p.o.idx = p.x; /* file and block records, the journal */
 	if ((rc = prim_alloc_sets(&p)) < 0 ||
-	    (rc = express_new(conf, epoch, &p.xp)) < 0)
+	    (rc = express_new(conf, p.o.tls, epoch, &p.xp)) < 0)
 		goto out;
 	if ((p.cfd = ctl_listen(conf->state_dir, conf->status_group)) < 0) {
 		rc = p.cfd;
@@ -1002,6 +1015,7 @@ out:
 	idx_close(p.x);
 	st_saved_free(&p.saved);
 	prim_free_sets(&p);
+	proto_tls_free(p.o.tls);
 	hs_conf_free(p.conf);
 	return rc;
 }

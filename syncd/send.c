@@ -1233,18 +1233,20 @@ send_session_done(struct sender *s, int timeout_ms)
 static int
 session_open(struct sender *s, char *why, size_t whylen)
 {
-	struct proto_tls *tls = NULL;
+	struct proto_tls *tls = s->o->tls;
 	struct proto_hello mine, peer;
 	int rc;
 
-	if (proto_tls_from_conf(s->conf, 0, &tls, why, whylen) < 0)
+	/* Loaded here only when the caller did not load it once for all. */
+	if (tls == NULL && proto_tls_from_conf(s->conf, &tls, why, whylen) < 0)
 		return HS_ECONFIG;
 	rc = proto_conn_connect(tls, s->conf->peer,
 	                        s->o->timeout_ms
 	                            ? s->o->timeout_ms
 	                            : (int)s->conf->peer_timeout * 1000,
 	                        &s->c, why, whylen);
-	proto_tls_free(tls);
+	if (tls != s->o->tls)
+		proto_tls_free(tls);
 	if (rc < 0)
 		return rc;
 	memset(&mine, 0, sizeof(mine));

@@ -386,7 +386,7 @@ reload(struct stdby *d)
 	    strcmp(nc->target_root, d->conf->target_root) != 0)
 		hs_log_warnx("standby: listen and target_root changes take "
 		             "effect at the next restart");
-	if (proto_tls_from_conf(nc, 1, &nt, why, sizeof(why)) < 0) {
+	if (proto_tls_from_conf(nc, &nt, why, sizeof(why)) < 0) {
 		hs_log_errx("standby: reload refused: %s", why);
 		hs_conf_free(nc);
 		return;
@@ -708,17 +708,18 @@ serve(struct stdby *d)
 }
 
 int
-stdby_run(const char *conf_path, struct hs_conf *conf, int foreground)
+stdby_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
+          int foreground)
 {
 	struct stdby d;
 	struct idx *x = NULL;
-	char why[512];
 	sigset_t mask;
 	int rc;
 
 	memset(&d, 0, sizeof(d));
 	d.conf_path = conf_path;
 	d.conf = conf;
+	d.tls = tls;
 	d.rootfd = d.lfd = d.sfd = d.pidfd = -1;
 	d.cfd = -1;
 	d.started_ns = hs_now_mono_ns();
@@ -747,10 +748,6 @@ stdby_run(const char *conf_path, struct hs_conf *conf, int foreground)
 		goto out;
 	}
 	clean_leftovers(&d);
-	if ((rc = proto_tls_from_conf(conf, 1, &d.tls, why, sizeof(why))) < 0) {
-		hs_log_errx("standby: %s", why);
-		goto out;
-	}
 	if ((rc = open_listener(conf->listen, &d.lfd)) < 0)
 		goto out;
 	if ((d.cfd = ctl_listen(conf->state_dir, conf->status_group)) < 0) {

@@ -363,6 +363,11 @@ struct send_opts {
 	/* Connect, and wait for each reply, at most this long (0: the
 	 * peer_timeout-based defaults). */
 	int timeout_ms;
+	/*
+	 * This node's TLS identity, loaded once at start (borrowed); NULL:
+	 * each session loads it from the config.
+	 */
+	struct proto_tls *tls;
 };
 
 /*
@@ -488,9 +493,11 @@ void send_session_close(struct sender *s, int bye);
  * Run the standby: listen, serve one primary at a time, apply under
  * target_root.  Returns when SIGTERM/SIGINT arrives (HS_OK) or on a fatal
  * start-up error (logged).  `conf_path` is re-read on SIGHUP.  Takes
- * ownership of `conf`.
+ * ownership of `conf` and of `tls`, this node's identity, which the
+ * caller loaded from `conf` before anything else.
  */
-int stdby_run(const char *conf_path, struct hs_conf *conf, int foreground);
+int stdby_run(const char *conf_path, struct hs_conf *conf,
+              struct proto_tls *tls, int foreground);
 
 /* ------------------------------------------------ primary: the daemon */
 
@@ -499,11 +506,14 @@ int stdby_run(const char *conf_path, struct hs_conf *conf, int foreground);
  * replicate each change as it happens (and everything at each connect).
  * Returns HS_OK after SIGTERM/SIGINT, having sent what changed until
  * then; SIGHUP reloads `conf_path`; SIGUSR1 reconciles every set now.
- * Takes ownership of `conf`, and of the index `x` when not NULL (the
- * caller opened and checked it already: it is not checked twice).
+ * Takes ownership of `conf`, of `tls` (this node's identity, which the
+ * caller loaded from `conf` before anything else: a reconnect never reads
+ * the key again), and of the index `x` when not NULL (the caller opened
+ * and checked it already: it is not checked twice).
  */
-int prim_run(const char *conf_path, struct hs_conf *conf, struct idx *x,
-             uint64_t epoch, int foreground);
+int prim_run(const char *conf_path, struct hs_conf *conf,
+             struct proto_tls *tls, struct idx *x, uint64_t epoch,
+             int foreground);
 /* The pid of a daemon running on state_dir, or 0. */
 int daemon_running_pid(const char *state_dir);
 

@@ -432,7 +432,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	es.conf = conf;
-	if (proto_tls_from_conf(conf, 1, &es.tls, why, sizeof(why)) < 0) {
+	if (proto_tls_from_conf(conf, &es.tls, why, sizeof(why)) < 0) {
 		fprintf(stderr, "hs-evilstandby: TLS: %s\n", why);
 		goto out;
 	}

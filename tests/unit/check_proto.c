@@ -1603,7 +1603,7 @@ conn_teardown(void)
 
 /* A context presenting identity `who`, pinning identity `pinned`. */
 static int
-tls_make(int is_server, int who, int pinned, struct proto_tls **out)
+tls_make(int who, int pinned, struct proto_tls **out)
 {
 	char cert[160], key[160];
 	struct proto_tls_opts o;
@@ -1615,7 +1615,6 @@ tls_make(int is_server, int who, int pinned, struct proto_tls **out)
 	o.key = key;
 	o.pins = (const void *)fps[pinned]; /* one uint8_t[32] */
 	o.n_pins = 1;
-	o.is_server = is_server;
 	char why[256];
 
 	return proto_tls_new(&o, out, why, sizeof(why));
@@ -1727,7 +1726,7 @@ srv_child(int lfd, int resfd, enum srv_mode mode, int pinned)
 	int fd;
 
 	memset(&res, 0, sizeof(res));
-	if ((res.rc = tls_make(1, MN1, pinned, &t)) < 0)
+	if ((res.rc = tls_make(MN1, pinned, &t)) < 0)
 		goto out;
 	if ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0) {
 		res.rc = -errno;
@@ -1821,7 +1820,7 @@ client_open(struct client *cl, const struct server *s, int who, int pinned)
 	int rc;
 
 	memset(cl, 0, sizeof(*cl));
-	ck_assert_int_eq(tls_make(0, who, pinned, &cl->t), HS_OK);
+	ck_assert_int_eq(tls_make(who, pinned, &cl->t), HS_OK);
 	snprintf(hp, sizeof(hp), "127.0.0.1:%u", s->port);
 	rc = proto_conn_connect(cl->t, hp, IO_MS, &cl->c, cl->why,
 	                        sizeof(cl->why));
