@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "idx.h"
+#include "proto.h"
 #include "status.h"
 
 #define STATUS_WAIT_MS 2000
@@ -119,6 +120,70 @@ status_stopped(const struct hs_conf *conf, json_t **out, char *why,
 	add_warning(st, "critical", "the hamnsync daemon is stopped");
 	*out = st;
 	return HS_OK;
+}
+
+/*
+ * Why this node's own identity (certificate, private key, CA file) does
+ * not load, in `why`, or "" when it loads.  Said by status so that a
+ * daemon that cannot start, or cannot restart, is not blamed on the peer.
+ * A file this user may not read is not judged: status runs as a
+ * monitoring user too, and the daemon as root.
+ */
+static void
+status_identity(const struct hs_conf *conf, char *why, size_t whylen)
+{
+	struct proto_tls *t;
+	int rc;
+
+	why[0] = '\0';
+	rc = proto_tls_from_conf(conf, &t, why, whylen);
+	if (rc == HS_OK)
+		proto_tls_free(t);
+	if (rc == HS_OK || (rc == -EACCES && geteuid() != 0))
+		why[0] = '\0';
+}
+
+/* The identity fault `idwhy` as a warning of a status object. */
+static void
+status_identity_warn(json_t *st, const char *idwhy)
+{
+	const char *d = json_string_value(json_object_get(st, "daemon"));
+	char text[HS_ERRMSG_MAX + 96];
+
+	if (d != NULL && strcmp(d, "running") == 0) {
+		/* It loaded its identity at start and keeps it. */
+		snprintf(text, sizeof(text),
+		         "%s; the running daemon keeps the identity it "
+		         "loaded; a restart would fail",
+		         idwhy);
+		add_warning(st, "warning", text);
+	} else {
+		snprintf(text, sizeof(text),
+		         "%s; the daemon cannot start with it", idwhy);
+		add_warning(st, "critical", text);
+	}
+}
+
+/*
+ * No status to show, and an identity the daemon cannot start with (so it
+ * may never have made an index): that, not the missing state, is news.
+ */
+static int
+status_identity_only(int json, const char *idwhy, const char *why)
+{
+	char text[HS_ERRMSG_MAX + 640];
+	json_t *j;
+
+	snprintf(text, sizeof(text),
+	         "CRITICAL: %s; the daemon cannot start with it (%s)", idwhy,
+	         why);
+	if (json && (j = json_pack("{s:s}", "error", text)) != NULL) {
+		json_dumpf(j, stdout, 0);
+		putchar('\n');
+		json_decref(j);
+	}
+	cli_err("status", "%s", text);
+	return CLI_NAGIOS_CRITICAL;
 }
 
 /* Nagios severity of a status object, adding the lag warnings. */
@@ -263,10 +328,11 @@ static int
 status_once(const struct hs_conf *conf, int json, double warn_lag,
             double crit_lag)
 {
-	char why[512] = "";
+	char why[512] = "", idwhy[HS_ERRMSG_MAX];
 	json_t *st = NULL;
 	int rc, sev;
 
+	status_identity(conf, idwhy, sizeof(idwhy));
 	rc = ctl_request(conf->state_dir, "status", STATUS_WAIT_MS, &st);
 	if (rc == -EACCES) {
 		cli_err("status",
@@ -279,6 +345,8 @@ status_once(const struct hs_conf *conf, int json, double warn_lag,
 		int busy = rc == HS_ETIMEOUT;
 
 		if (status_stopped(conf, &st, why, sizeof(why)) < 0) {
+			if (idwhy[0] != '\0')
+				return status_identity_only(json, idwhy, why);
 			if (json)
 				printf("{\"error\": \"UNKNOWN: %s\"}\n", why);
 			cli_err("status", "UNKNOWN: %s", why);
@@ -301,6 +369,8 @@ status_once(const struct hs_conf *conf, int json, double warn_lag,
 		json_decref(st);
 		return CLI_NAGIOS_UNKNOWN;
 	}
+	if (idwhy[0] != '\0')
+		status_identity_warn(st, idwhy);
 	sev = severity(st, warn_lag, crit_lag);
 	if (json) {
 		json_dumpf(st, stdout, JSON_INDENT(2));
