@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1840,6 +1842,172 @@ client_close(struct client *cl)
 	cl->t = NULL;
 }
 
+/*
+ * A wrong identity: what proto_tls_new returns and what its one line
+ * starts with ('@' stands for tmpdir), for files made by id_files_make.
+ */
+static const struct id_case {
+	const char *cert;
+	const char *key;
+	const char *ca; /* NULL: pinned mode */
+	int rc;
+	const char *phrase;
+} id_cases[] = {
+    {"mn1/node.crt", "mn1/node.key", "mn2/node.crt", HS_OK, ""},
+    {"mn1/node.crt", "bad/missing.key", NULL, -ENOENT,
+     "private key @/bad/missing.key: No such file or directory"},
+    {"mn1/node.crt", "bad/dir.key", NULL, HS_ECONFIG,
+     "private key @/bad/dir.key: Is a directory"},
+    {"mn1/node.crt", "bad/fifo.key", NULL, HS_ECONFIG,
+     "private key @/bad/fifo.key: not a regular file"},
+    {"mn1/node.crt", "bad/empty.key", NULL, HS_ECONFIG,
+     "private key @/bad/empty.key: the file is empty"},
+    {"mn1/node.crt", "bad/garbage.key", NULL, HS_ECONFIG,
+     "private key @/bad/garbage.key: not a PEM private key: no -----BEGIN "
+     "line"},
+    {"mn1/node.crt", "bad/base64.key", NULL, HS_ECONFIG,
+     "private key @/bad/base64.key: not a PEM private key: a PEM block "
+     "does not decode"},
+    {"mn1/node.crt", "bad/cert-as.key", NULL, HS_ECONFIG,
+     "private key @/bad/cert-as.key: not a PEM private key: it holds "
+     "CERTIFICATE, no PRIVATE KEY"},
+    {"mn1/node.crt", "bad/secret.key", NULL, HS_ECONFIG,
+     "private key @/bad/secret.key: it is protected by a passphrase"},
+    {"mn1/node.crt", "bad/open.key", NULL, HS_ECONFIG,
+     "private key @/bad/open.key: permissions 0640 are too open"},
+    {"mn1/node.crt", "mn2/node.key", NULL, HS_ECONFIG,
+     "private key @/mn2/node.key: does not match the certificate "
+     "@/mn1/node.crt"},
+    {"bad/missing.crt", "mn1/node.key", NULL, -ENOENT,
+     "certificate @/bad/missing.crt: No such file or directory"},
+    {"mn1/node.key", "mn1/node.key", NULL, HS_ECONFIG,
+     "certificate @/mn1/node.key: not a PEM certificate: it holds "
+     "PRIVATE KEY, no CERTIFICATE"},
+    {"mn1/node.crt", "mn1/node.key", "bad/missing.crt", -ENOENT,
+     "CA file @/bad/missing.crt: No such file or directory"},
+    {"mn1/node.crt", "mn1/node.key", "bad/garbage.key", HS_ECONFIG,
+     "CA file @/bad/garbage.key: not a PEM certificate: no -----BEGIN "
+     "line"},
+};
+
+static void
+id_write(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	ck_assert_int_eq(fchmod(fd, mode), 0);
+	close(fd);
+}
+
+/* TMP/bad: every wrong file of id_cases. */
+static void
+id_files_make(void)
+{
+	char p[256], q[256], *text;
+	FILE *f;
+	long n;
+
+	snprintf(p, sizeof(p), "%s/bad", tmpdir);
+	ck_assert_int_eq(mkdir(p, 0700), 0);
+	snprintf(p, sizeof(p), "%s/bad/dir.key", tmpdir);
+	ck_assert_int_eq(mkdir(p, 0700), 0);
+	snprintf(p, sizeof(p), "%s/bad/fifo.key", tmpdir);
+	ck_assert_int_eq(mkfifo(p, 0600), 0);
+	snprintf(p, sizeof(p), "%s/bad/empty.key", tmpdir);
+	id_write(p, "", 0600);
+	snprintf(p, sizeof(p), "%s/bad/garbage.key", tmpdir);
+	id_write(p, "not a key at all\n", 0600);
+	snprintf(p, sizeof(p), "%s/bad/base64.key", tmpdir);
+	id_write(p,
+	         "-----BEGIN PRIVATE KEY-----\n!!not*base64!!\n"
+	         "-----END PRIVATE KEY-----\n",
+	         0600);
+	/* The certificate, and the key group-readable, as copies. */
+	snprintf(q, sizeof(q), "%s/mn1/node.crt", tmpdir);
+	ck_assert_ptr_nonnull(f = fopen(q, "r"));
+	ck_assert_ptr_nonnull(text = calloc(1, 65536));
+	n = (long)fread(text, 1, 65535, f);
+	fclose(f);
+	ck_assert_int_gt(n, 0);
+	snprintf(p, sizeof(p), "%s/bad/cert-as.key", tmpdir);
+	id_write(p, text, 0600);
+	snprintf(q, sizeof(q), "%s/mn1/node.key", tmpdir);
+	ck_assert_ptr_nonnull(f = fopen(q, "r"));
+	memset(text, 0, 65536);
+	n = (long)fread(text, 1, 65535, f);
+	fclose(f);
+	ck_assert_int_gt(n, 0);
+	snprintf(p, sizeof(p), "%s/bad/open.key", tmpdir);
+	id_write(p, text, 0640);
+	free(text);
+	/* mn1's key under a passphrase. */
+	{
+		EVP_PKEY *pk;
+
+		ck_assert_ptr_nonnull(f = fopen(q, "r"));
+		pk = PEM_read_PrivateKey(f, NULL, NULL, (void *)"");
+		fclose(f);
+		ck_assert_ptr_nonnull(pk);
+		snprintf(p, sizeof(p), "%s/bad/secret.key", tmpdir);
+		ck_assert_ptr_nonnull(f = fopen(p, "w"));
+		ck_assert_int_eq(fchmod(fileno(f), 0600), 0);
+		ck_assert_int_eq(PEM_write_PrivateKey(f, pk, EVP_aes_256_cbc(),
+		                                      NULL, 0, NULL,
+		                                      (void *)"secret"),
+		                 1);
+		fclose(f);
+		EVP_PKEY_free(pk);
+	}
+}
+
+static void
+id_expand(const char *phrase, char *out, size_t cap)
+{
+	size_t len = 0;
+
+	for (; *phrase != '\0' && len + sizeof(tmpdir) + 1 < cap; phrase++)
+		if (*phrase == '@')
+			len += (size_t)snprintf(out + len, cap - len, "%s", tmpdir);
+		else
+			out[len++] = *phrase;
+	out[len] = '\0';
+}
+
+/* Each wrong file: its own code and one line naming it; nothing leaks. */
+START_TEST(identity_table)
+{
+	const struct id_case *c = &id_cases[_i];
+	char cert[200], key[200], ca[200], why[600] = "", want[600];
+	struct proto_tls_opts o;
+	struct proto_tls *t = NULL;
+
+	id_files_make();
+	snprintf(cert, sizeof(cert), "%s/%s", tmpdir, c->cert);
+	snprintf(key, sizeof(key), "%s/%s", tmpdir, c->key);
+	memset(&o, 0, sizeof(o));
+	o.cert = cert;
+	o.key = key;
+	o.pins = (const void *)fps[MN2];
+	o.n_pins = 1;
+	if (c->ca != NULL) {
+		snprintf(ca, sizeof(ca), "%s/%s", tmpdir, c->ca);
+		o.ca = ca;
+		o.peer_name = "mn2";
+	}
+	ck_assert_int_eq(proto_tls_new(&o, &t, why, sizeof(why)), c->rc);
+	if (c->rc != HS_OK) {
+		ck_assert_ptr_null(t);
+		id_expand(c->phrase, want, sizeof(want));
+		ck_assert_msg(strncmp(why, want, strlen(want)) == 0,
+		              "got '%s', want '%s...'", why, want);
+		ck_assert_ptr_null(strchr(why, '\n'));
+	}
+	proto_tls_free(t);
+}
+END_TEST
+
 START_TEST(keygen_files)
 {
 	char dir[160], crt[200], why[256] = "";
@@ -2234,6 +2402,7 @@ proto_suite(void)
 	/* several handshakes and 4 MiB frames under ASan */
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, keygen_files);
+	tcase_add_loop_test(tc, identity_table, 0, (int)N_ELEM(id_cases));
 	tcase_add_test(tc, conn_hello);
 	tcase_add_test(tc, conn_frames);
 	tcase_add_loop_test(tc, conn_zstd, 0, 2);
