@@ -10,7 +10,10 @@
 static const char daemon_usage[] =
     "usage: hamnsync [-c FILE] daemon [--foreground]\n"
     "  run this node in its role until SIGTERM; SIGHUP reloads the "
-    "config\n";
+    "config\n"
+    "  exit: 0 clean stop, 2 bad config or identity (key, certificate, "
+    "CA file),\n"
+    "        1 any other failure to start\n";
 
 int
 cli_daemon(int argc, char **argv, const char *conf_opt)

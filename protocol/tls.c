@@ -301,8 +301,9 @@ id_load_cert(SSL_CTX *ctx, const char *path, X509 **leaf, char *why,
 	rc = HS_ECONFIG;
 	if ((*leaf = PEM_read_X509(f, NULL, no_passphrase, NULL)) == NULL) {
 		pem_diagnose(f, "CERTIFICATE", diag, sizeof(diag));
-		snprintf(why, whylen, "certificate %s: not a PEM certificate: %s",
-		         path, diag);
+		snprintf(why, whylen,
+		         "certificate %s: not a PEM certificate: %s", path,
+		         diag);
 		goto out;
 	}
 	if (SSL_CTX_use_certificate(ctx, *leaf) != 1) {

@@ -1969,7 +1969,8 @@ id_expand(const char *phrase, char *out, size_t cap)
 
 	for (; *phrase != '\0' && len + sizeof(tmpdir) + 1 < cap; phrase++)
 		if (*phrase == '@')
-			len += (size_t)snprintf(out + len, cap - len, "%s", tmpdir);
+			len += (size_t)snprintf(out + len, cap - len, "%s",
+			                        tmpdir);
 		else
 			out[len++] = *phrase;
 	out[len] = '\0';
