@@ -58,6 +58,92 @@ idx_check_format(struct idx *x, MDB_txn *txn)
 }
 
 /*
+ * One byte of each page of value v: the cursor walk reads the branch and
+ * leaf pages, but a value bigger than a page lives on overflow pages of
+ * its own that only a read of the value touches.  Volatile: the reads
+ * are the point, their result is not.
+ */
+static void
+probe_touch(const MDB_val *v, size_t psize)
+{
+	const volatile unsigned char *p = v->mv_data;
+	size_t off;
+
+	if (v->mv_size == 0)
+		return;
+	for (off = 0; off < v->mv_size; off += psize)
+		(void)p[off];
+	(void)p[v->mv_size - 1];
+}
+
+/* Every record of dbi, values included: 0, or the child's exit status. */
+static int
+probe_walk(MDB_txn *txn, MDB_dbi dbi, size_t psize)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	if (mdb_cursor_open(txn, dbi, &cur) != 0)
+		return 4;
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0)
+		probe_touch(&v, psize);
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : 5;
+}
+
+/*
+ * The child's read of dir: every page LMDB can reach from the meta page
+ * (the free pages' list, the main database and each database it names).
+ * Only those must be in the file: the meta page's last page number may
+ * lie past its end, because pages allocated and freed within one
+ * transaction are never written (a commit that put and then deleted a
+ * big record leaves it so), and a free page is never read.  A reachable
+ * page missing from the file faults the child (SIGBUS).
+ */
+static int
+probe_child(const char *dir)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_cursor *cur;
+	MDB_stat ms;
+	MDB_val k, v;
+	int rc;
+
+	if (mdb_env_create(&env) != 0)
+		return 2;
+	mdb_env_set_maxdbs(env, IDX_DBS_MAX);
+	if (mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS | MDB_NOLOCK,
+	                 0600) != 0 ||
+	    mdb_env_stat(env, &ms) != 0 ||
+	    mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
+		return 3;
+	/* The free pages' list: the next write transaction reads it. */
+	if ((rc = probe_walk(txn, 0, ms.ms_psize)) != 0)
+		return rc;
+	/* The main database names the others: walk each of them. */
+	if (mdb_dbi_open(txn, NULL, 0, &dbi) != 0 ||
+	    mdb_cursor_open(txn, dbi, &cur) != 0)
+		return 4;
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+		char name[64];
+		MDB_dbi sub;
+
+		if (k.mv_size == 0 || k.mv_size >= sizeof(name))
+			return 5;
+		memcpy(name, k.mv_data, k.mv_size);
+		name[k.mv_size] = '\0';
+		if (mdb_dbi_open(txn, name, 0, &sub) != 0)
+			return 5;
+		if ((rc = probe_walk(txn, sub, ms.ms_psize)) != 0)
+			return rc;
+	}
+	return rc == MDB_NOTFOUND ? 0 : 5;
+}
+
+/*
  * LMDB 0.9 has no page checksums: a truncated or overwritten data.mdb can
  * make it read garbage or fault.  Open it and walk every record in a
  * child process first; a child that fails or dies means a damaged index,
@@ -84,64 +170,8 @@ idx_probe(const char *dir)
 	 */
 	if ((pid = fork()) < 0)
 		return -errno;
-	if (pid == 0) {
-		MDB_env *env;
-		MDB_txn *txn;
-		MDB_dbi dbi;
-		MDB_cursor *cur;
-		MDB_val k, v;
-		int rc;
-
-		if (mdb_env_create(&env) != 0)
-			_exit(2);
-		mdb_env_set_maxdbs(env, IDX_DBS_MAX);
-		MDB_envinfo info;
-		MDB_stat ms;
-
-		if (mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS | MDB_NOLOCK,
-		                 0600) != 0 ||
-		    mdb_env_info(env, &info) != 0 || mdb_env_stat(env, &ms) != 0)
-			_exit(3);
-		/* Every page the meta page names must be in the file. */
-		if ((uint64_t)(info.me_last_pgno + 1) * ms.ms_psize >
-		    (uint64_t)st.st_size)
-			_exit(6);
-		if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
-			_exit(3);
-		/* The free pages' list: the next write transaction reads it. */
-		if (mdb_cursor_open(txn, 0, &cur) != 0)
-			_exit(4);
-		while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0)
-			;
-		if (rc != MDB_NOTFOUND)
-			_exit(5);
-		mdb_cursor_close(cur);
-		/* The main database names the others: walk each of them. */
-		if (mdb_dbi_open(txn, NULL, 0, &dbi) != 0 ||
-		    mdb_cursor_open(txn, dbi, &cur) != 0)
-			_exit(4);
-		while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-			char name[64];
-			MDB_dbi sub;
-			MDB_cursor *c2;
-			MDB_val k2, v2;
-
-			if (k.mv_size == 0 || k.mv_size >= sizeof(name))
-				_exit(5);
-			memcpy(name, k.mv_data, k.mv_size);
-			name[k.mv_size] = '\0';
-			if (mdb_dbi_open(txn, name, 0, &sub) != 0 ||
-			    mdb_cursor_open(txn, sub, &c2) != 0)
-				_exit(5);
-			while ((rc = mdb_cursor_get(c2, &k2, &v2, MDB_NEXT)) ==
-			       0)
-				;
-			if (rc != MDB_NOTFOUND)
-				_exit(5);
-			mdb_cursor_close(c2);
-		}
-		_exit(rc == MDB_NOTFOUND ? 0 : 5);
-	}
+	if (pid == 0)
+		_exit(probe_child(dir));
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			return -errno;
