@@ -598,6 +598,81 @@ START_TEST(test_last_page_past_eof)
 }
 END_TEST
 
+/*
+ * Does data.mdb end with the last page of a big value?  LMDB 0.9's page
+ * header: page number (8 bytes), pad (2), flags (2, P_OVERFLOW 0x04),
+ * then an overflow run's page count (4).
+ */
+static int
+ends_with_overflow(void)
+{
+	unsigned char h[16];
+	char data[128];
+	struct stat st;
+	uint16_t flags;
+	uint32_t pages;
+	off_t pg, n;
+	int fd, ov = 0;
+
+	data_path(data, sizeof(data));
+	ck_assert_int_ge(fd = open(data, O_RDONLY), 0);
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	n = st.st_size / 4096;
+	for (pg = 2; pg < n; pg++) {
+		ck_assert_int_eq(pread(fd, h, sizeof(h), pg * 4096),
+		                 (ssize_t)sizeof(h));
+		memcpy(&flags, h + 10, sizeof(flags));
+		memcpy(&pages, h + 12, sizeof(pages));
+		ov = 0;
+		if ((flags & 0x04) && pages > 0) {
+			pg += pages - 1;
+			ov = pg == n - 1;
+		}
+	}
+	close(fd);
+	return ov;
+}
+
+/*
+ * The probe reads big values too: data.mdb cut by one page that only a
+ * big record's overflow pages used (the cursor walk alone never reads
+ * them) is refused.
+ */
+START_TEST(test_truncated_overflow)
+{
+	struct idx_blocks blk;
+	struct idx_txn *t;
+	char data[128];
+	struct stat st;
+	uint8_t a[8];
+	int round;
+
+	idx_source_key("set", "/a", a);
+	put(a, "p", 1);
+	memset(&blk, 0, sizeof(blk));
+	blk.size = 64ull * 1024 * 1024;
+	blk.bsize = 16 * 1024;
+	ck_assert_ptr_nonnull(blk.hash = calloc(16384, IDX_BLOCK_HASH_LEN));
+	/* A growing record moves to the end of the map. */
+	for (round = 0; round < 12 && !ends_with_overflow(); round++) {
+		blk.n = 1024 * (round + 2);
+		ck_assert_int_eq(idx_txn_begin(x, &t), HS_OK);
+		ck_assert_int_eq(idx_blocks_put(t, "big", 3, &blk), HS_OK);
+		ck_assert_int_eq(idx_txn_commit(t), HS_OK);
+	}
+	ck_assert_msg(ends_with_overflow(), "no big record at the end");
+	idx_blocks_clear(&blk);
+	idx_close(x);
+	x = NULL;
+	data_path(data, sizeof(data));
+	ck_assert_int_eq(stat(data, &st), 0);
+	ck_assert_int_eq(truncate(data, st.st_size - 4096), 0);
+	ck_assert_int_eq(idx_open(dir, 1, &x), HS_EINDEX);
+	ck_assert_int_eq(idx_open(dir, 0, &x), HS_EINDEX);
+	x = NULL;
+}
+END_TEST
+
 int
 main(void)
 {
@@ -621,6 +696,7 @@ main(void)
 	tcase_add_test(tc, test_clean_mark_truncated);
 	tcase_add_test(tc, test_clean_mark_txnid);
 	tcase_add_test(tc, test_last_page_past_eof);
+	tcase_add_test(tc, test_truncated_overflow);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
