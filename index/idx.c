@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +93,34 @@ probe_walk(MDB_txn *txn, MDB_dbi dbi, size_t psize)
 	return rc == MDB_NOTFOUND ? 0 : 5;
 }
 
+/* The child's exit statuses for a fault (probe_fault). */
+#define PROBE_EXIT_PAST_EOF 7
+#define PROBE_EXIT_CRASH 8
+
+/*
+ * A fault in the child is the answer, not a crash to report: SIGBUS is a
+ * read of a page of the map past the end of the file, SIGSEGV a page
+ * number outside the map.  Exiting here also keeps a sanitizer's fault
+ * report out of the output (the parent says it in one line).
+ */
+static void
+probe_fault(int sig)
+{
+	_exit(sig == SIGBUS ? PROBE_EXIT_PAST_EOF : PROBE_EXIT_CRASH);
+}
+
+static void
+probe_catch_faults(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = probe_fault;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+	sigaction(SIGSEGV, &sa, NULL);
+}
+
 /*
  * The child's read of dir: every page LMDB can reach from the meta page
  * (the free pages' list, the main database and each database it names).
@@ -99,7 +128,7 @@ probe_walk(MDB_txn *txn, MDB_dbi dbi, size_t psize)
  * lie past its end, because pages allocated and freed within one
  * transaction are never written (a commit that put and then deleted a
  * big record leaves it so), and a free page is never read.  A reachable
- * page missing from the file faults the child (SIGBUS).
+ * page missing from the file faults the child (SIGBUS: probe_fault).
  */
 static int
 probe_child(const char *dir)
@@ -112,6 +141,7 @@ probe_child(const char *dir)
 	MDB_val k, v;
 	int rc;
 
+	probe_catch_faults();
 	if (mdb_env_create(&env) != 0)
 		return 2;
 	mdb_env_set_maxdbs(env, IDX_DBS_MAX);
@@ -141,6 +171,19 @@ probe_child(const char *dir)
 			return rc;
 	}
 	return rc == MDB_NOTFOUND ? 0 : 5;
+}
+
+/* What the child's status says of the file. */
+static const char *
+probe_why(int status)
+{
+	if (WIFEXITED(status) &&
+	    WEXITSTATUS(status) == PROBE_EXIT_PAST_EOF)
+		return "a page in use lies past its end";
+	if (WIFSIGNALED(status) ||
+	    (WIFEXITED(status) && WEXITSTATUS(status) == PROBE_EXIT_CRASH))
+		return "reading it crashed";
+	return "it does not read back";
 }
 
 /*
@@ -179,10 +222,7 @@ idx_probe(const char *dir)
 		return HS_OK;
 	hs_log_errx("index: %s is damaged (%s); move %s away and start again: "
 	            "the next reconciliation rebuilds what it holds",
-	            data,
-	            WIFSIGNALED(status) ? "reading it crashed"
-	                                : "it does not read back",
-	            dir);
+	            data, probe_why(status), dir);
 	return HS_EINDEX;
 }
 
