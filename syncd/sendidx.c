@@ -201,7 +201,12 @@ rewritten_one(void *arg, const uint8_t dig[IDX_DIGEST_LEN], const char *path,
 	return 0;
 }
 
-/* Below this many entries, look each record up; above, walk them all. */
+/*
+ * Below this many entries (a scoped run's few paths), look each record
+ * up (a read transaction and a digest each); above, walk the source's
+ * records once, as a whole run does (every record read, each a hash
+ * lookup in the listing).
+ */
 #define REWRITTEN_GETS_MAX 256
 
 void

@@ -17,6 +17,8 @@
 #     mount namespace this test creates): a new file, a delta and a big
 #     file's changed blocks fail with ENOSPC, and the failure is named as
 #     such, never "malformed delta".
+#   - deletions held back (more than max_delete_percent of the set),
+#   - the standby killed in the middle of a transfer (exit 3).
 # Then the faults go away and one sync converges (rsync -c as the oracle).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -51,19 +53,18 @@ start_standby_ns() {
 }
 in_ns() { nsenter -t "$STANDBY_PID" -m "$@"; }
 
-# next_opens NAME: after a sync that ended in errors, every command that
-# opens the primary's index works.
+# next_opens NAME [RC]: after a sync that ended in errors (exit RC,
+# default 1), every command that opens the primary's index works.
 next_opens() {
-	local name=$1 rc
-	cp "$T/sync.err" "$T/errors.err"
-	if [ "$SYNC_RC" -eq 1 ] && ! grep -q "is damaged" "$T/sync.err"; then
-		hs_ok "$name: sync exits 1 and lists what failed"
+	local name=$1 want=${2:-1} rc
+	if [ "$SYNC_RC" -eq "$want" ] && ! grep -q "is damaged" "$T/sync.err"; then
+		hs_ok "$name: sync exits $want and says why"
 	else
 		hs_bad "$name: sync rc $SYNC_RC: $(tail -5 "$T/sync.err")"
 	fi
 	hs_sync
-	if [ "$SYNC_RC" -eq 1 ] && ! grep -q "is damaged" "$T/sync.err"; then
-		hs_ok "$name: the next sync opens the index (exit 1: the fault stays)"
+	if [ "$SYNC_RC" -eq "$want" ] && ! grep -q "is damaged" "$T/sync.err"; then
+		hs_ok "$name: the next sync opens the index (exit $want: the fault stays)"
 	else
 		hs_bad "$name: next sync rc $SYNC_RC: $(tail -5 "$T/sync.err")"
 	fi
@@ -151,13 +152,60 @@ else
 	hs_bad "unlocked: sync rc $SYNC_RC $(tail -5 "$T/sync.err")"
 fi
 
-# 2. A standby disk that ran full.  target_root on a 24 MiB tmpfs in the
+# 2. Deletions held back: more than max_delete_percent (50) of the set.
+for i in $(seq 1 40); do rm "$D/sub/f$i"; done
+hs_sync
+grep -q "held" "$T/sync.out" "$T/sync.err" &&
+	hs_ok "held deletions: reported" ||
+	hs_bad "held deletions: $(cat "$T/sync.out" "$T/sync.err")"
+next_opens "held deletions"
+set +e
+"$HS_BIN" -c "$C1" sync --allow-deletes data >"$T/sync.out" 2>"$T/sync.err"
+SYNC_RC=$?
+set -e
+if [ "$SYNC_RC" -eq 0 ] && hs_compare "$D"; then
+	hs_ok "held deletions: --allow-deletes converges"
+else
+	hs_bad "held deletions: --allow-deletes rc $SYNC_RC $(tail -3 "$T/sync.err")"
+fi
+
+# 3. The standby gone in the middle of a transfer (SIGKILL): sync exits 3.
+sed -i "/^\[node\]/a bwlimit = 2M" "$C1"
+head -c $((16 * 1024 * 1024)) /dev/urandom >"$D/big/huge"
+set +e
+"$HS_BIN" -c "$C1" sync >"$T/sync.out" 2>"$T/sync.err" &
+spid=$!
+mid=0
+for ((i = 0; i < 300; i++)); do
+	[ -n "$(find "$S/big" -name '.hamnsync-tmp.*' 2>/dev/null)" ] &&
+		mid=1 && break
+	sleep 0.1
+done
+kill -9 "$STANDBY_PID"
+{ wait "$STANDBY_PID"; } 2>/dev/null
+wait "$spid"
+SYNC_RC=$?
+set -e
+[ "$mid" = 1 ] && hs_ok "the standby was killed while writing big/huge" ||
+	hs_bad "no transfer seen under way before the kill"
+next_opens "standby killed mid-transfer" 3
+sed -i '/^bwlimit/d' "$C1"
+start_standby_ns "$C2" ""
+hs_sync
+if [ "$SYNC_RC" -eq 0 ] && hs_compare "$D" &&
+	[ -z "$(find "$S" -name '.hamnsync-tmp.*')" ]; then
+	hs_ok "standby back: one sync converges, no temporary left"
+else
+	hs_bad "standby back: sync rc $SYNC_RC $(tail -3 "$T/sync.err")"
+fi
+
+# 4. A standby disk that ran full.  target_root on a 48 MiB tmpfs in the
 # standby's namespace; seeded, then filled to the last byte.
 hs_stop_standby
 F=$T/full
 mkdir -p "$F"
 sed "s|^target_root = .*|target_root = $F|" "$C2" >"$T/mn2-full.conf"
-start_standby_ns "$T/mn2-full.conf" "mount -t tmpfs -o size=24m tmpfs '$F' &&"
+start_standby_ns "$T/mn2-full.conf" "mount -t tmpfs -o size=48m tmpfs '$F' &&"
 hs_sync
 [ "$SYNC_RC" -eq 0 ] || hs_fail "seed onto the tmpfs: rc $SYNC_RC $(cat "$T/sync.err")"
 in_ns sh -c "cat /dev/zero >'$F/filler'" 2>/dev/null || true
