@@ -48,6 +48,7 @@ start_standby_ns() {
 		>>"$T/standby.log" 2>&1 &
 	STANDBY_PID=$!
 	HS_PIDS+=("$STANDBY_PID")
+	disown "$STANDBY_PID" # killed on purpose below: no job notice
 	hs_wait_log "$T/standby.log" "listening on" $((before + 1)) 30 ||
 		hs_fail "standby did not start: $(tail -5 "$T/standby.log")"
 }
@@ -129,7 +130,8 @@ else
 	lock_how="read-only bind mounts"
 fi
 # (the flag would keep the cleanup from removing them)
-trap 'rc=$?; unlock "$S/sub/f2" "$S/big/b1" "$S/locked" 2>/dev/null; (exit $rc); hs_cleanup' EXIT
+trap 'rc=$?; unlock "$S/sub/f2" "$S/big/b1" "$S/locked" 2>/dev/null || true
+	(exit $rc); hs_cleanup' EXIT
 lock "$S/sub/f2" "$S/big/b1" "$S/locked"
 echo "changed on the primary" >>"$D/sub/f2"
 printf 'changed block' | dd of="$D/big/b1" bs=1 seek=1500000 conv=notrunc status=none
@@ -145,6 +147,7 @@ cmp -s "$D/sub/f3" "$S/sub/f3" && hs_ok "the other change arrived" ||
 	hs_bad "sub/f3 did not arrive"
 next_opens "locked files ($lock_how)"
 unlock "$S/sub/f2" "$S/big/b1" "$S/locked"
+trap hs_cleanup EXIT
 hs_sync
 if [ "$SYNC_RC" -eq 0 ] && hs_compare "$D"; then
 	hs_ok "unlocked: one sync converges"
@@ -182,7 +185,7 @@ for ((i = 0; i < 300; i++)); do
 	sleep 0.1
 done
 kill -9 "$STANDBY_PID"
-{ wait "$STANDBY_PID"; } 2>/dev/null
+hs_wait_gone "$STANDBY_PID" 100 || hs_fail "the standby did not die"
 wait "$spid"
 SYNC_RC=$?
 set -e
