@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,131 @@ idx_check_format(struct idx *x, MDB_txn *txn)
 }
 
 /*
+ * The first and last byte of value v: the cursor walk reads the branch
+ * and leaf pages, but a value bigger than a page lives on overflow pages
+ * of its own that only a read of the value touches.  A file cut short
+ * loses the end of a run of overflow pages, never only its middle, so
+ * its last byte is enough to fault on.  Volatile: the reads are the
+ * point, their result is not.
+ */
+static void
+probe_touch(const MDB_val *v)
+{
+	const volatile unsigned char *p = v->mv_data;
+
+	if (v->mv_size == 0)
+		return;
+	(void)p[0];
+	(void)p[v->mv_size - 1];
+}
+
+/* Every record of dbi, values included: 0, or the child's exit status. */
+static int
+probe_walk(MDB_txn *txn, MDB_dbi dbi)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	if (mdb_cursor_open(txn, dbi, &cur) != 0)
+		return 4;
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0)
+		probe_touch(&v);
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : 5;
+}
+
+/* The child's exit statuses for a fault (probe_fault). */
+#define PROBE_EXIT_PAST_EOF 7
+#define PROBE_EXIT_CRASH 8
+
+/*
+ * A fault in the child is the answer, not a crash to report: SIGBUS is a
+ * read of a page of the map past the end of the file, SIGSEGV a page
+ * number outside the map.  Exiting here also keeps a sanitizer's fault
+ * report out of the output (the parent says it in one line).
+ */
+static void
+probe_fault(int sig)
+{
+	_exit(sig == SIGBUS ? PROBE_EXIT_PAST_EOF : PROBE_EXIT_CRASH);
+}
+
+static void
+probe_catch_faults(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = probe_fault;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+	sigaction(SIGSEGV, &sa, NULL);
+}
+
+/*
+ * The child's read of dir: every page LMDB can reach from the meta page
+ * (the free pages' list, the main database and each database it names).
+ * Only those must be in the file: the meta page's last page number may
+ * lie past its end, because pages allocated and freed within one
+ * transaction are never written (a commit that put and then deleted a
+ * big record leaves it so), and a free page is never read.  A reachable
+ * page missing from the file faults the child (SIGBUS: probe_fault).
+ */
+static int
+probe_child(const char *dir)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	probe_catch_faults();
+	if (mdb_env_create(&env) != 0)
+		return 2;
+	mdb_env_set_maxdbs(env, IDX_DBS_MAX);
+	if (mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS | MDB_NOLOCK,
+	                 0600) != 0 ||
+	    mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
+		return 3;
+	/* The free pages' list: the next write transaction reads it. */
+	if ((rc = probe_walk(txn, 0)) != 0)
+		return rc;
+	/* The main database names the others: walk each of them. */
+	if (mdb_dbi_open(txn, NULL, 0, &dbi) != 0 ||
+	    mdb_cursor_open(txn, dbi, &cur) != 0)
+		return 4;
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+		char name[64];
+		MDB_dbi sub;
+
+		if (k.mv_size == 0 || k.mv_size >= sizeof(name))
+			return 5;
+		memcpy(name, k.mv_data, k.mv_size);
+		name[k.mv_size] = '\0';
+		if (mdb_dbi_open(txn, name, 0, &sub) != 0)
+			return 5;
+		if ((rc = probe_walk(txn, sub)) != 0)
+			return rc;
+	}
+	return rc == MDB_NOTFOUND ? 0 : 5;
+}
+
+/* What the child's status says of the file. */
+static const char *
+probe_why(int status)
+{
+	if (WIFEXITED(status) && WEXITSTATUS(status) == PROBE_EXIT_PAST_EOF)
+		return "a page in use lies past its end";
+	if (WIFSIGNALED(status) ||
+	    (WIFEXITED(status) && WEXITSTATUS(status) == PROBE_EXIT_CRASH))
+		return "reading it crashed";
+	return "it does not read back";
+}
+
+/*
  * LMDB 0.9 has no page checksums: a truncated or overwritten data.mdb can
  * make it read garbage or fault.  Open it and walk every record in a
  * child process first; a child that fails or dies means a damaged index,
@@ -84,64 +210,8 @@ idx_probe(const char *dir)
 	 */
 	if ((pid = fork()) < 0)
 		return -errno;
-	if (pid == 0) {
-		MDB_env *env;
-		MDB_txn *txn;
-		MDB_dbi dbi;
-		MDB_cursor *cur;
-		MDB_val k, v;
-		int rc;
-
-		if (mdb_env_create(&env) != 0)
-			_exit(2);
-		mdb_env_set_maxdbs(env, IDX_DBS_MAX);
-		MDB_envinfo info;
-		MDB_stat ms;
-
-		if (mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS | MDB_NOLOCK,
-		                 0600) != 0 ||
-		    mdb_env_info(env, &info) != 0 || mdb_env_stat(env, &ms) != 0)
-			_exit(3);
-		/* Every page the meta page names must be in the file. */
-		if ((uint64_t)(info.me_last_pgno + 1) * ms.ms_psize >
-		    (uint64_t)st.st_size)
-			_exit(6);
-		if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
-			_exit(3);
-		/* The free pages' list: the next write transaction reads it. */
-		if (mdb_cursor_open(txn, 0, &cur) != 0)
-			_exit(4);
-		while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0)
-			;
-		if (rc != MDB_NOTFOUND)
-			_exit(5);
-		mdb_cursor_close(cur);
-		/* The main database names the others: walk each of them. */
-		if (mdb_dbi_open(txn, NULL, 0, &dbi) != 0 ||
-		    mdb_cursor_open(txn, dbi, &cur) != 0)
-			_exit(4);
-		while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-			char name[64];
-			MDB_dbi sub;
-			MDB_cursor *c2;
-			MDB_val k2, v2;
-
-			if (k.mv_size == 0 || k.mv_size >= sizeof(name))
-				_exit(5);
-			memcpy(name, k.mv_data, k.mv_size);
-			name[k.mv_size] = '\0';
-			if (mdb_dbi_open(txn, name, 0, &sub) != 0 ||
-			    mdb_cursor_open(txn, sub, &c2) != 0)
-				_exit(5);
-			while ((rc = mdb_cursor_get(c2, &k2, &v2, MDB_NEXT)) ==
-			       0)
-				;
-			if (rc != MDB_NOTFOUND)
-				_exit(5);
-			mdb_cursor_close(c2);
-		}
-		_exit(rc == MDB_NOTFOUND ? 0 : 5);
-	}
+	if (pid == 0)
+		_exit(probe_child(dir));
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			return -errno;
@@ -149,10 +219,7 @@ idx_probe(const char *dir)
 		return HS_OK;
 	hs_log_errx("index: %s is damaged (%s); move %s away and start again: "
 	            "the next reconciliation rebuilds what it holds",
-	            data,
-	            WIFSIGNALED(status) ? "reading it crashed"
-	                                : "it does not read back",
-	            dir);
+	            data, probe_why(status), dir);
 	return HS_EINDEX;
 }
 

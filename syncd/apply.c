@@ -1155,6 +1155,22 @@ file_drain(struct apply *a)
 	return rc;
 }
 
+/*
+ * A delta that could not be applied: what was wrong with it, or, when
+ * writing its output failed (a full disk), that write and why; never
+ * "malformed" for an error of our own filesystem.
+ */
+static void
+delta_error(struct apply *a, int rc)
+{
+	const char *why = delta_dec_why(a->dec);
+
+	if (why[0] != '\0')
+		apply_error(a, a->cur.display, why, 0);
+	else
+		apply_error(a, a->cur.display, "write failed", rc);
+}
+
 static int
 op_data(struct apply *a, const struct proto_msg *m)
 {
@@ -1168,8 +1184,7 @@ op_data(struct apply *a, const struct proto_msg *m)
 		/* A bad delta costs this file only: the old copy stays. */
 		if ((rc = delta_dec_feed(a->dec, m->data, m->len, 0, file_emit,
 		                         a)) < 0) {
-			apply_error(a, a->cur.display, delta_dec_why(a->dec),
-			            0);
+			delta_error(a, rc);
 			file_discard(a);
 		}
 		return HS_OK;
@@ -1523,8 +1538,8 @@ op_file_end(struct apply *a, const struct proto_msg *m)
 		return HS_OK;
 	}
 	if (a->dec != NULL &&
-	    delta_dec_feed(a->dec, NULL, 0, 1, file_emit, a) < 0) {
-		apply_error(a, a->cur.display, delta_dec_why(a->dec), 0);
+	    (rc = delta_dec_feed(a->dec, NULL, 0, 1, file_emit, a)) < 0) {
+		delta_error(a, rc);
 		file_discard(a);
 		return HS_OK;
 	}

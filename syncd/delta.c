@@ -326,6 +326,7 @@ struct delta_dec {
 	/* The caller's sink, wrapped to count output. */
 	delta_emit_fn emit;
 	void *arg;
+	int sink_rc; /* the sink's failure (a full disk), not the delta's */
 };
 
 static rs_result
@@ -349,7 +350,12 @@ dec_copy(void *opaque, rs_long_t pos, size_t *len, void **buf)
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0) {
+		if (n < 0) {
+			snprintf(d->why, sizeof(d->why),
+			         "cannot read the basis: %s", strerror(errno));
+			return RS_IO_ERROR;
+		}
+		if (n == 0) {
 			snprintf(d->why, sizeof(d->why),
 			         "basis changed while "
 			         "the delta was applied");
@@ -364,6 +370,7 @@ static int
 dec_emit(void *arg, const uint8_t *p, size_t n)
 {
 	struct delta_dec *d = arg;
+	int rc;
 
 	if (n > d->max_out - d->produced) {
 		snprintf(d->why, sizeof(d->why),
@@ -373,7 +380,9 @@ dec_emit(void *arg, const uint8_t *p, size_t n)
 		return HS_ELIMIT;
 	}
 	d->produced += n;
-	return d->emit(d->arg, p, n);
+	if ((rc = d->emit(d->arg, p, n)) < 0)
+		d->sink_rc = rc;
+	return rc;
 }
 
 int
@@ -415,6 +424,9 @@ delta_dec_feed(struct delta_dec *d, const uint8_t *p, size_t n, int eof,
 	d->emit = emit;
 	d->arg = arg;
 	rc = job_run(d->job, p, n, eof, d->out, dec_emit, d, &je);
+	/* Writing the output failed: the caller says what and where. */
+	if (d->sink_rc < 0)
+		return d->sink_rc;
 	if (rc == HS_OK && je.done) {
 		d->done = 1;
 		if (je.left > 0) {
@@ -428,7 +440,10 @@ delta_dec_feed(struct delta_dec *d, const uint8_t *p, size_t n, int eof,
 		rc = HS_EPROTO;
 	}
 	if (rc < 0 && d->why[0] == '\0')
-		snprintf(d->why, sizeof(d->why), "malformed delta: %s",
+		snprintf(d->why, sizeof(d->why), "%s: %s",
+		         rc == HS_EPROTO || rc == HS_ECODEC || rc == HS_ELIMIT
+		             ? "malformed delta"
+		             : "cannot apply the delta",
 		         hs_strerror(rc));
 	/* librsync's own complaints are all "malformed" to our callers. */
 	if (rc == HS_ECODEC)

@@ -383,7 +383,7 @@ plan_file(struct sender *s, struct scan_entry *p, const struct scan_entry *t)
 	(void)s;
 	if (p->size != t->size || sparse_fix || (p->nlink == 1 && t->nlink > 1))
 		p->flags |= P_SEND_FILE; /* also breaks a stale link */
-	else if (!same_mtime(p, t) || (p->flags & P_EVENT))
+	else if (!same_mtime(p, t) || (p->flags & (P_EVENT | P_CTIME)))
 		p->flags |= P_HASH;
 	else if (!same_meta(p, t))
 		p->flags |= P_SEND_META;
@@ -1178,8 +1178,11 @@ sync_set(struct sender *s, const struct hs_pathset *set,
 		return rc;
 	if (blind)
 		plan_blind(s);
-	else
+	else {
+		if (!s->o->verify)
+			sidx_mark_rewritten(s);
 		plan(s);
+	}
 	if (s->o->max_file_bytes != 0)
 		send_leave_large(s); /* express lane: big files wait */
 	if (s->o->verify)

@@ -25,6 +25,7 @@
 #define P_EVENT 0x0800     /* scoped run: the watcher saw this path change */
 #define P_RECORDED 0x1000  /* the index already holds this fingerprint */
 #define P_HELD 0x2000      /* a standby entry whose deletion was held back */
+#define P_CTIME 0x4000     /* ctime or inode not the recorded ones: compare */
 
 /* Blind scoped runs (send.c, blind_ok): at most this many paths, each a
  * regular file of at most this size (below block patches' threshold). */
@@ -139,6 +140,8 @@ void send_reset_set(struct sender *s);
 int sidx_session_open(struct sender *s);
 /* A set run starts: its sequence (0 without an index). */
 int sidx_run_start(struct sender *s);
+/* Mark our regular files rewritten since acknowledged (P_CTIME). */
+void sidx_mark_rewritten(struct sender *s);
 /* Its SET_END is out: journal a scoped run's paths until it is acked. */
 void sidx_journal(struct sender *s, const struct proto_scope *scope,
                   size_t n_scope);

@@ -165,6 +165,88 @@ sidx_run_start(struct sender *s)
 	return HS_OK;
 }
 
+/*
+ * A regular file whose ctime or inode is not what the index recorded
+ * when the standby acknowledged it was written since, whatever its size
+ * and mtime say: a rewrite of the same size with its mtime put back
+ * (touch -d, rsync -t, a restore) looks unchanged in the standby's
+ * listing, and only our record, not the standby's copy (whose ctime is
+ * its own), holds the ctime to compare with.
+ */
+static void
+mark_if_rewritten(struct scan_entry *p, const struct idx_file *f)
+{
+	if (p->type == PROTO_E_FILE && f->type == PROTO_E_FILE &&
+	    (f->ctime_sec != p->ctime_sec || f->ctime_nsec != p->ctime_nsec ||
+	     f->ino != p->ino))
+		p->flags |= P_CTIME;
+}
+
+struct rewritten {
+	struct sender *s;
+	uint16_t src;
+};
+
+static int
+rewritten_one(void *arg, const uint8_t dig[IDX_DIGEST_LEN], const char *path,
+              const struct idx_file *f)
+{
+	struct rewritten *w = arg;
+	struct scan_entry *p;
+
+	(void)dig;
+	if (f->type == PROTO_E_FILE &&
+	    (p = scan_list_find(&w->s->mine, w->src, path)) != NULL)
+		mark_if_rewritten(p, f);
+	return 0;
+}
+
+/*
+ * Below this many entries (a scoped run's few paths), look each record
+ * up (a read transaction and a digest each); above, walk the source's
+ * records once, as a whole run does (every record read, each a hash
+ * lookup in the listing).
+ */
+#define REWRITTEN_GETS_MAX 256
+
+void
+sidx_mark_rewritten(struct sender *s)
+{
+	struct idx_file f;
+	size_t i;
+	int rc = HS_OK;
+
+	if (s->idx == NULL || (rc = set_keys(s)) < 0)
+		goto out;
+	if (s->mine.n <= REWRITTEN_GETS_MAX) {
+		for (i = 0; i < s->mine.n && rc >= 0; i++) {
+			struct scan_entry *p = &s->mine.v[i];
+
+			if (p->type != PROTO_E_FILE)
+				continue;
+			rc = idx_file_get(s->idx, s->skey[p->src], p->path, &f);
+			if (rc == HS_OK)
+				mark_if_rewritten(p, &f);
+			else if (rc == HS_ENOTFOUND)
+				rc = HS_OK;
+		}
+		goto out;
+	}
+	for (i = 0; i < s->set->sources.n && rc == HS_OK; i++) {
+		struct rewritten w = {s, (uint16_t)i};
+
+		if (!s->missing[i])
+			rc = idx_files_walk(s->idx, s->skey[i], rewritten_one,
+			                    &w);
+	}
+out:
+	/* Without the records, size and mtime decide, as rsync's do. */
+	if (rc < 0)
+		hs_log_warnx("send: set %s: index: %s; a rewrite that kept "
+		             "its size and mtime may go unnoticed this run",
+		             s->set->name, hs_strerror(rc));
+}
+
 void
 sidx_journal(struct sender *s, const struct proto_scope *scope,
              size_t n_scope)

@@ -109,6 +109,8 @@ struct delta_dec;
  * must lie inside the basis and be non-empty, and the output may not pass
  * max_out bytes: a hostile delta fails with HS_EPROTO or HS_ELIMIT and a
  * reason (delta_dec_why), never reads outside the basis or grows memory.
+ * An error of emit (the output's write: a full disk) is not the delta's:
+ * feed returns it as it is and delta_dec_why stays empty.
  */
 int delta_dec_new(int basis_fd, uint64_t basis_size, uint64_t max_out,
                   struct delta_dec **out);

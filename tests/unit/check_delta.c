@@ -413,6 +413,54 @@ START_TEST(roundtrip_one_feed)
 }
 END_TEST
 
+/* A sink whose disk is full: every write fails with ENOSPC. */
+static int
+full_emit(void *arg, const uint8_t *p, size_t n)
+{
+	(void)arg;
+	(void)p;
+	(void)n;
+	return -ENOSPC;
+}
+
+/*
+ * A well-formed delta whose output cannot be written: the sink's error
+ * comes back as it is, and the delta gets no reason ("malformed delta:
+ * No space left on device" was what a full disk printed).
+ */
+START_TEST(sink_error_is_not_the_delta)
+{
+	const size_t blen = 100 * KIB;
+	uint8_t *basis, *newv;
+	size_t nlen;
+	struct hs_buf sig;
+	struct sink delta;
+	struct delta_dec *d = NULL;
+	int bfd, rc;
+
+	basis = malloc(blen);
+	ck_assert_ptr_nonnull(basis);
+	fill_random(basis, blen, 6);
+	rt_make_new(basis, blen, RT_MIDDLE, &newv, &nlen);
+	bfd = sig_of("basis", basis, blen, &sig);
+	delta_of(&sig, newv, nlen, &delta);
+
+	ck_assert_int_eq(delta_dec_new(bfd, blen, nlen, &d), HS_OK);
+	rc = delta_dec_feed(d, delta.buf.data, delta.buf.len, 1, full_emit,
+	                    NULL);
+	ck_assert_int_eq(rc, -ENOSPC);
+	ck_assert_msg(delta_dec_why(d)[0] == '\0', "a reason: %s",
+	              delta_dec_why(d));
+
+	delta_dec_free(d);
+	close(bfd);
+	hs_buf_free(&delta.buf);
+	hs_buf_free(&sig);
+	free(newv);
+	free(basis);
+}
+END_TEST
+
 /*
  * A sparse basis far larger than SIG_BLOCKS_MAX default-sized blocks: the
  * block length must grow so the signature stays within the cap.  This
@@ -1146,6 +1194,7 @@ delta_suite(void)
 	tcase_add_loop_test(tc, roundtrip_table, 0,
 	                    (int)(N_ELEM(rt_basis_sizes) * RT_N));
 	tcase_add_test(tc, roundtrip_one_feed);
+	tcase_add_test(tc, sink_error_is_not_the_delta);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("sig_cap");

@@ -528,6 +528,151 @@ START_TEST(test_clean_mark_txnid)
 }
 END_TEST
 
+/* Is LMDB's last page number past the end of data.mdb? */
+static int
+last_page_past_eof(void)
+{
+	char data[128];
+	MDB_envinfo info;
+	MDB_stat ms;
+	struct stat st;
+
+	data_path(data, sizeof(data));
+	ck_assert_int_eq(mdb_env_info(x->env, &info), 0);
+	ck_assert_int_eq(mdb_env_stat(x->env, &ms), 0);
+	ck_assert_int_eq(stat(data, &st), 0);
+	return (uint64_t)(info.me_last_pgno + 1) * ms.ms_psize >
+	       (uint64_t)st.st_size;
+}
+
+/*
+ * A write transaction that stores a big block record (overflow pages
+ * taken from the end of the map) and drops it again before its commit:
+ * LMDB never writes those pages, so the meta page names a last page past
+ * the end of data.mdb.  That is LMDB's normal state, not damage: the
+ * next open (read-write and read-only) works and finds every record.
+ */
+START_TEST(test_last_page_past_eof)
+{
+	struct idx_blocks blk, got;
+	struct idx_txn *t;
+	uint8_t a[8];
+	int round, past = 0;
+
+	idx_source_key("set", "/a", a);
+	put(a, "p", 1);
+	memset(&blk, 0, sizeof(blk));
+	blk.size = 64ull * 1024 * 1024;
+	blk.bsize = 32 * 1024;
+	blk.n = 2048; /* 32 KiB of hashes: 9 overflow pages */
+	ck_assert_ptr_nonnull(blk.hash = calloc(blk.n, IDX_BLOCK_HASH_LEN));
+	/* A few rounds: the free pages' list must be short of 9 pages in a
+	 * row, so that the record comes from the end of the map. */
+	for (round = 0; round < 16 && !past; round++) {
+		ck_assert_int_eq(idx_txn_begin(x, &t), HS_OK);
+		ck_assert_int_eq(idx_blocks_put(t, "gone", 4, &blk), HS_OK);
+		ck_assert_int_eq(idx_blocks_del(t, "gone", 4), HS_OK);
+		ck_assert_int_eq(idx_txn_commit(t), HS_OK);
+		past = last_page_past_eof();
+		ck_assert_int_eq(idx_txn_begin(x, &t), HS_OK);
+		blk.hash[0][0] = (uint8_t)round;
+		ck_assert_int_eq(idx_blocks_put(t, "kept", 4, &blk), HS_OK);
+		ck_assert_int_eq(idx_txn_commit(t), HS_OK);
+		past = past || last_page_past_eof();
+		if (!past)
+			continue;
+		/* The state the commit left, as the next open finds it. */
+		idx_close(x);
+		x = NULL;
+		ck_assert_int_eq(idx_open(dir, 1, &x), HS_OK);
+		idx_close(x);
+		x = NULL;
+		ck_assert_int_eq(idx_open(dir, 0, &x), HS_OK);
+	}
+	ck_assert_msg(past, "no commit left LMDB's last page past the end");
+	ck_assert_int_eq(idx_blocks_get(x, "kept", 4, &got), HS_OK);
+	ck_assert_uint_eq(got.n, blk.n);
+	idx_blocks_clear(&got);
+	ck_assert_int_eq(idx_blocks_get(x, "gone", 4, &got), HS_ENOTFOUND);
+	idx_blocks_clear(&blk);
+}
+END_TEST
+
+/*
+ * Does data.mdb end with the last page of a big value?  LMDB 0.9's page
+ * header: page number (8 bytes), pad (2), flags (2, P_OVERFLOW 0x04),
+ * then an overflow run's page count (4).
+ */
+static int
+ends_with_overflow(void)
+{
+	unsigned char h[16];
+	char data[128];
+	struct stat st;
+	uint16_t flags;
+	uint32_t pages;
+	off_t pg, n;
+	int fd, ov = 0;
+
+	data_path(data, sizeof(data));
+	ck_assert_int_ge(fd = open(data, O_RDONLY), 0);
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	n = st.st_size / 4096;
+	for (pg = 2; pg < n; pg++) {
+		ck_assert_int_eq(pread(fd, h, sizeof(h), pg * 4096),
+		                 (ssize_t)sizeof(h));
+		memcpy(&flags, h + 10, sizeof(flags));
+		memcpy(&pages, h + 12, sizeof(pages));
+		ov = 0;
+		if ((flags & 0x04) && pages > 0) {
+			pg += pages - 1;
+			ov = pg == n - 1;
+		}
+	}
+	close(fd);
+	return ov;
+}
+
+/*
+ * The probe reads big values too: data.mdb cut by one page that only a
+ * big record's overflow pages used (the cursor walk alone never reads
+ * them) is refused.
+ */
+START_TEST(test_truncated_overflow)
+{
+	struct idx_blocks blk;
+	struct idx_txn *t;
+	char data[128];
+	struct stat st;
+	uint8_t a[8];
+	int round;
+
+	idx_source_key("set", "/a", a);
+	put(a, "p", 1);
+	memset(&blk, 0, sizeof(blk));
+	blk.size = 64ull * 1024 * 1024;
+	blk.bsize = 16 * 1024;
+	ck_assert_ptr_nonnull(blk.hash = calloc(16384, IDX_BLOCK_HASH_LEN));
+	/* A growing record moves to the end of the map. */
+	for (round = 0; round < 12 && !ends_with_overflow(); round++) {
+		blk.n = 1024 * (round + 2);
+		ck_assert_int_eq(idx_txn_begin(x, &t), HS_OK);
+		ck_assert_int_eq(idx_blocks_put(t, "big", 3, &blk), HS_OK);
+		ck_assert_int_eq(idx_txn_commit(t), HS_OK);
+	}
+	ck_assert_msg(ends_with_overflow(), "no big record at the end");
+	idx_blocks_clear(&blk);
+	idx_close(x);
+	x = NULL;
+	data_path(data, sizeof(data));
+	ck_assert_int_eq(stat(data, &st), 0);
+	ck_assert_int_eq(truncate(data, st.st_size - 4096), 0);
+	ck_assert_int_eq(idx_open(dir, 1, &x), HS_EINDEX);
+	ck_assert_int_eq(idx_open(dir, 0, &x), HS_EINDEX);
+	x = NULL;
+}
+END_TEST
+
 int
 main(void)
 {
@@ -550,6 +695,8 @@ main(void)
 	tcase_add_test(tc, test_clean_mark);
 	tcase_add_test(tc, test_clean_mark_truncated);
 	tcase_add_test(tc, test_clean_mark_txnid);
+	tcase_add_test(tc, test_last_page_past_eof);
+	tcase_add_test(tc, test_truncated_overflow);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
