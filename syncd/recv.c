@@ -77,6 +77,9 @@ on_state(struct session *s, const struct proto_msg *m)
 	    in_sync > 1)
 		return HS_EPROTO;
 	s->rep.in_sync = in_sync;
+	/* Caught up: the primary's retries applied what failed here. */
+	if (in_sync)
+		s->rep.n_failed = 0;
 	report(s, 1);
 	return HS_OK;
 }
@@ -487,6 +490,34 @@ on_journal_q(struct session *s, const struct proto_msg *m)
 	return proto_conn_flush(s->c);
 }
 
+/*
+ * The open set's run left errors: its paths are missing or old here, and
+ * status says so until the primary is caught up again (on_state).  The
+ * slot of the set is replaced: a run of it reports what it holds now.
+ */
+static void
+note_failed(struct session *s)
+{
+	struct recv_failed *f = NULL;
+	const char *path, *why;
+	size_t i;
+
+	if (apply_error_count(s->a) == 0)
+		return;
+	for (i = 0; i < s->rep.n_failed && f == NULL; i++)
+		if (strcmp(s->rep.failed[i].set, s->set->name) == 0)
+			f = &s->rep.failed[i];
+	if (f == NULL && s->rep.n_failed < RECV_FAILED_SETS)
+		f = &s->rep.failed[s->rep.n_failed++];
+	else if (f == NULL)
+		f = &s->rep.failed[RECV_FAILED_SETS - 1];
+	path = apply_error_first(s->a, &why);
+	snprintf(f->set, sizeof(f->set), "%s", s->set->name);
+	f->errors = apply_error_count(s->a);
+	snprintf(f->first, sizeof(f->first), "%s", path);
+	snprintf(f->why, sizeof(f->why), "%s", why);
+}
+
 static int
 on_set_end(struct session *s, const struct proto_msg *m)
 {
@@ -541,6 +572,7 @@ on_set_end(struct session *s, const struct proto_msg *m)
 		proto_put_u64(&s->w, seq);
 	s->rep.applied_total += apply_applied(s->a);
 	s->rep.errors_total += apply_error_count(s->a);
+	note_failed(s);
 	s->rep.bytes_in = proto_conn_bytes_in(s->c);
 	s->rep.bytes_out = proto_conn_bytes_out(s->c);
 	(s->scoped && apply_error_count(s->a) == 0

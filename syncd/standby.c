@@ -504,10 +504,39 @@ read_reports(struct stdby *d)
 		on_child(d, k);
 }
 
+/*
+ * Sets whose paths failed to apply here: each is in error, and the
+ * standby is not ready, saying which paths and why (text in why[]).
+ */
+static void
+stdby_status_failed(struct stdby *d, struct st_view *v, struct st_path *paths,
+                    char why[][512])
+{
+	const struct recv_failed *f;
+	size_t i, k;
+
+	for (k = 0; k < d->rep.n_failed && k < RECV_FAILED_SETS; k++) {
+		f = &d->rep.failed[k];
+		for (i = 0; i < v->n_paths; i++)
+			if (strcmp(paths[i].name, f->set) == 0)
+				paths[i].state = "error";
+		snprintf(why[k], 512,
+		         "%llu paths of set %.64s failed to apply on this "
+		         "standby (%s): %.127s (first: %.255s)",
+		         (unsigned long long)f->errors, f->set,
+		         d->conf->node_name, f->why, f->first);
+		st_warn(v, "warning", "%s", why[k]);
+		v->ready = 0;
+		if (v->n_reasons < ST_REASONS_MAX)
+			v->reasons[v->n_reasons++] = why[k];
+	}
+}
+
 static json_t *
 stdby_status(struct stdby *d)
 {
 	static char since[80];
+	static char failed[RECV_FAILED_SETS][512];
 	struct st_view v;
 	struct st_path paths[64];
 	uint64_t now = hs_now_mono_ns(), silent_ns = 0;
@@ -583,6 +612,8 @@ stdby_status(struct stdby *d)
 		                           "primary still in flight";
 	else if (d->rep.lag_ms > 0)
 		v.reasons[v.n_reasons++] = "lag above zero";
+	/* The last session's word, kept after it ends: still missing. */
+	stdby_status_failed(d, &v, paths, failed);
 	if (fstatvfs(d->rootfd, &vfs) == 0 && vfs.f_blocks > 0 &&
 	    (vfs.f_blocks - vfs.f_bavail) * 100 > vfs.f_blocks * 90)
 		st_warn(&v, "warning", "target_root %s is over 90%% full",

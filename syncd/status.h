@@ -59,7 +59,7 @@ struct st_view {
 	const char *reasons[ST_REASONS_MAX];
 	size_t n_reasons;
 	const char *warn_sev[ST_WARNINGS_MAX];
-	char warn_text[ST_WARNINGS_MAX][160];
+	char warn_text[ST_WARNINGS_MAX][320];
 	size_t n_warnings;
 };
 
