@@ -55,6 +55,14 @@ struct prim_retry {
 	int seed;            /* a whole run failed only here: seeded after */
 	char first[PROTO_PATH_MAX + 1];
 	char why[256];
+	/*
+	 * The index could not take a run's records (its state_dir is full):
+	 * why, and when to try again.  A commit that works again is followed
+	 * by a whole run, which records the set afresh.
+	 */
+	int idx_rc;
+	uint64_t idx_due_ns;
+	uint64_t idx_backoff_ms;
 };
 
 struct prim {
@@ -448,16 +456,89 @@ prim_retry_join(struct prim *p, size_t i, struct proto_scope **scope,
 	return HS_OK;
 }
 
+static void prim_idx_failed(struct prim *p, size_t i, int rc);
+
 static void
 prim_mark_seeded(struct prim *p, size_t i)
 {
 	char key[128];
+	int rc;
 
 	if (p->seeded[i] || p->x == NULL)
 		return;
 	snprintf(key, sizeof(key), "seeded/%s", p->conf->sets[i].name);
-	idx_blob_put(p->x, key, "1", 1);
+	if ((rc = idx_blob_put(p->x, key, "1", 1)) < 0)
+		prim_idx_failed(p, i, rc);
 	p->seeded[i] = 1;
+}
+
+/* Is it time to see whether set i's records can be written again? */
+static int
+prim_idx_due(const struct prim *p, size_t i, uint64_t now)
+{
+	return i < p->n_retry && p->retry[i].idx_rc < 0 &&
+	       now >= p->retry[i].idx_due_ns;
+}
+
+/*
+ * A run's records did not reach the index (rc), or a try to write it
+ * again failed: say so once per failure, and try again after a backoff.
+ */
+static void
+prim_idx_failed(struct prim *p, size_t i, int rc)
+{
+	struct prim_retry *r = &p->retry[i];
+
+	if (r->idx_rc == 0)
+		hs_log_warnx("primary: set %s: the index in %s cannot be "
+		             "written: %s; trying again until it can",
+		             p->conf->sets[i].name, p->conf->state_dir,
+		             hs_strerror(rc));
+	r->idx_rc = rc;
+	r->idx_backoff_ms = r->idx_backoff_ms == 0 ? RETRY_MIN_MS
+	                    : r->idx_backoff_ms * 2 > RETRY_MAX_MS
+	                        ? RETRY_MAX_MS
+	                        : r->idx_backoff_ms * 2;
+	r->idx_due_ns = hs_now_mono_ns() + r->idx_backoff_ms * NS_PER_MS;
+}
+
+/*
+ * Its time came: a small write shows whether the index takes commits
+ * again; if it does, a whole run records the set afresh (the records the
+ * failed runs lost), and its outcome clears the failure.
+ */
+static void
+prim_idx_try(struct prim *p, size_t i)
+{
+	char key[128];
+	int rc;
+
+	snprintf(key, sizeof(key), "retry/%s", p->conf->sets[i].name);
+	if ((rc = idx_blob_put(p->x, key, "1", 1)) < 0) {
+		prim_idx_failed(p, i, rc);
+		return;
+	}
+	p->need_full[i] = 1;
+	p->retry[i].idx_due_ns = UINT64_MAX; /* the run decides */
+}
+
+/* The run's outcome for the index: failed, or written (or not needed). */
+static void
+prim_idx_done(struct prim *p, size_t i, int full, const struct send_report *rep)
+{
+	struct prim_retry *r = &p->retry[i];
+
+	if (rep->idx_rc < 0) {
+		prim_idx_failed(p, i, rep->idx_rc);
+		return;
+	}
+	if (r->idx_rc == 0 || !full)
+		return;
+	hs_log_info("primary: set %s: the index in %s is written again",
+	            p->conf->sets[i].name, p->conf->state_dir);
+	r->idx_rc = 0;
+	r->idx_backoff_ms = 0;
+	r->idx_due_ns = 0;
 }
 
 /* Add the paths of f to r (a failure to copy one: the whole set). */
@@ -512,7 +593,9 @@ prim_retry_done(struct prim *p, size_t i, int covered, int full,
 			            name, p->conf->peer);
 			if (r->seed)
 				prim_mark_seeded(p, i);
-			prim_retry_clear(r);
+			r->since_ns = r->due_ns = r->backoff_ms = 0;
+			r->seed = 0;
+			r->first[0] = r->why[0] = '\0';
 		}
 		return;
 	}
@@ -621,6 +704,7 @@ prim_sync_set(struct prim *p, size_t i)
 	p->failed[i] =
 	    rep.remote_errors + rep.changed_during + rep.sets_refused > 0;
 	prim_retry_done(p, i, covered, full, &rep);
+	prim_idx_done(p, i, full, &rep);
 	if (full) {
 		p->files[i] = rep.standby_files;
 		p->pfiles[i] = rep.primary_files;
@@ -680,6 +764,8 @@ prim_sync_all(struct prim *p)
 	int rc, any = 0;
 
 	for (i = 0; i < p->conf->n_sets && p->ss != NULL; i++) {
+		if (prim_idx_due(p, i, now))
+			prim_idx_try(p, i);
 		if (!p->need_full[i] && !p->need_diff[i] &&
 		    !watch_pending(p->watch, (uint16_t)i) &&
 		    !prim_retry_due(p, i, now))
@@ -832,6 +918,16 @@ prim_status(struct prim *p)
 		        "fs.inotify.max_user_watches lets them have one",
 		        watch_unwatched(p->watch),
 		        (unsigned long long)p->conf->rescan_interval);
+	for (i = 0; i < p->n_retry && p->retry[i].idx_rc == 0; i++)
+		;
+	if (i < p->n_retry)
+		st_warn(&v, "warning",
+		        "the index in %s on %s cannot be written: %s; what the "
+		        "standby applied is not recorded (the next start "
+		        "compares every set whole) until it can",
+		        p->conf->state_dir, p->conf->node_name,
+		        hs_strerror(p->retry[i].idx_rc));
+	st_warn_disk(&v, "state_dir", p->conf->state_dir);
 	st_warn_cert(&v, p->conf->cert);
 	return st_json(&v);
 }
@@ -1016,9 +1112,12 @@ prim_timeout(struct prim *p)
 		due = p->next_try_ns;
 	if (p->ss != NULL && hb < due)
 		due = hb;
-	for (i = 0; p->ss != NULL && i < p->n_retry; i++)
+	for (i = 0; p->ss != NULL && i < p->n_retry; i++) {
 		if (prim_retry_pending(p, i) && p->retry[i].due_ns < due)
 			due = p->retry[i].due_ns;
+		if (p->retry[i].idx_rc < 0 && p->retry[i].idx_due_ns < due)
+			due = p->retry[i].idx_due_ns;
+	}
 	if (watch_unwatched(p->watch) > 0 && p->next_rescan_ns < due)
 		due = p->next_rescan_ns;
 	if (due <= now)

@@ -549,8 +549,10 @@ on_set_end(struct session *s, const struct proto_msg *m)
 	 * When the index cannot say so, no sequence is echoed and the
 	 * primary will not trust its records of this run.
 	 */
+	s->rep.idx_rc = HS_OK;
 	if (seq != 0 && (session_idx(s) < 0 ||
 	                 (rc = idx_applied_put(s->idx, id, seq)) < 0)) {
+		s->rep.idx_rc = s->idx == NULL ? HS_EINDEX : rc;
 		hs_log_warnx("recv: set %s: run %llu applied but not recorded "
 		             "in the index",
 		             s->set->name, (unsigned long long)seq);

@@ -541,7 +541,6 @@ stdby_status(struct stdby *d)
 	struct st_path paths[64];
 	uint64_t now = hs_now_mono_ns(), silent_ns = 0;
 	uint64_t timeout_ns = d->conf->peer_timeout * 1000000000ull;
-	struct statvfs vfs;
 	uint64_t drifted;
 	size_t i;
 	int fresh;
@@ -614,10 +613,15 @@ stdby_status(struct stdby *d)
 		v.reasons[v.n_reasons++] = "lag above zero";
 	/* The last session's word, kept after it ends: still missing. */
 	stdby_status_failed(d, &v, paths, failed);
-	if (fstatvfs(d->rootfd, &vfs) == 0 && vfs.f_blocks > 0 &&
-	    (vfs.f_blocks - vfs.f_bavail) * 100 > vfs.f_blocks * 90)
-		st_warn(&v, "warning", "target_root %s is over 90%% full",
-		        d->conf->target_root);
+	st_warn_disk(&v, "target_root", d->conf->target_root);
+	st_warn_disk(&v, "state_dir", d->conf->state_dir);
+	if (d->rep.idx_rc < 0)
+		st_warn(&v, "warning",
+		        "the index in %s on %s cannot be written: %s; runs "
+		        "applied meanwhile are not recorded, so the primary "
+		        "sends their paths again after a restart",
+		        d->conf->state_dir, d->conf->node_name,
+		        hs_strerror(d->rep.idx_rc));
 	if ((drifted = drift_count(d->conf->state_dir, DRIFT_REPORT_MAX)) > 0)
 		st_warn(&v, "warning",
 		        "%s%llu file version(s) changed on this standby by "

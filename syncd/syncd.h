@@ -325,6 +325,8 @@ struct send_report {
 	uint64_t wire_in;
 	uint64_t left_to_bulk; /* express: files left to the bulk lane */
 	uint64_t blind_runs;   /* scoped runs sent without a listing */
+	int idx_rc;            /* the index could not be written: why */
+	int idx_written;       /* ... or it took this run's records */
 };
 
 struct send_opts {
@@ -400,6 +402,7 @@ struct recv_report {
 	uint64_t bytes_in;      /* TLS bytes read in this session */
 	uint64_t bytes_out;
 	uint8_t in_sync; /* the primary says it is caught up */
+	int32_t idx_rc;  /* the last run could not be recorded: why */
 	char primary[PROTO_NODE_MAX + 1];
 	/*
 	 * Sets whose last run left errors here (paths not applied), until
