@@ -413,6 +413,13 @@ prim_diff(struct prim *p, size_t i, struct proto_scope **scope, size_t *n,
 	return HS_OK;
 }
 
+/* The standby's name when it said it, else its address. */
+static const char *
+prim_peer_name(const struct prim *p)
+{
+	return p->ss != NULL ? send_session_peer(p->ss)->name : p->conf->peer;
+}
+
 /* Has set i paths the standby failed to apply? */
 static int
 prim_retry_pending(const struct prim *p, size_t i)
@@ -489,6 +496,10 @@ prim_idx_failed(struct prim *p, size_t i, int rc)
 {
 	struct prim_retry *r = &p->retry[i];
 
+	/* Runs that fail meanwhile change nothing: the next try stands. */
+	if (r->idx_rc < 0 && r->idx_due_ns != UINT64_MAX &&
+	    r->idx_due_ns > hs_now_mono_ns())
+		return;
 	if (r->idx_rc == 0)
 		hs_log_warnx("primary: set %s: the index in %s cannot be "
 		             "written: %s; trying again until it can",
@@ -532,7 +543,8 @@ prim_idx_done(struct prim *p, size_t i, int full, const struct send_report *rep)
 		prim_idx_failed(p, i, rep->idx_rc);
 		return;
 	}
-	if (r->idx_rc == 0 || !full)
+	/* Only the whole run that a working probe asked for records all. */
+	if (r->idx_rc == 0 || !full || r->idx_due_ns != UINT64_MAX)
 		return;
 	hs_log_info("primary: set %s: the index in %s is written again",
 	            p->conf->sets[i].name, p->conf->state_dir);
@@ -590,7 +602,7 @@ prim_retry_done(struct prim *p, size_t i, int covered, int full,
 		if (was && !prim_retry_pending(p, i)) {
 			hs_log_info("primary: set %s: what standby %s failed "
 			            "to apply is applied now",
-			            name, p->conf->peer);
+			            name, prim_peer_name(p));
 			if (r->seed)
 				prim_mark_seeded(p, i);
 			r->since_ns = r->due_ns = r->backoff_ms = 0;
@@ -618,7 +630,7 @@ prim_retry_done(struct prim *p, size_t i, int covered, int full,
 	}
 	hs_log_warnx("primary: set %s: %llu paths failed to apply on standby "
 	             "%s (first: %s: %s); trying them again in %llu s",
-	             name, (unsigned long long)r->errors, p->conf->peer,
+	             name, (unsigned long long)r->errors, prim_peer_name(p),
 	             r->first[0] ? r->first : "?", r->why[0] ? r->why : "?",
 	             (unsigned long long)((r->due_ns > now ? r->due_ns - now
 	                                                   : 0) /
@@ -823,15 +835,13 @@ prim_status_retry(struct prim *p, size_t i, struct st_view *v, char *buf,
                   size_t len, uint64_t now)
 {
 	const struct prim_retry *r = &p->retry[i];
-	const struct proto_hello *peer =
-	    p->ss ? send_session_peer(p->ss) : NULL;
 	uint64_t due = r->due_ns > now ? (r->due_ns - now) / 1000000000ull : 0;
 
 	snprintf(buf, len,
 	         "%llu paths of set %s failed to apply on standby %s: %.120s "
 	         "(first: %.200s)",
 	         (unsigned long long)(r->errors ? r->errors : 1),
-	         p->conf->sets[i].name, peer ? peer->name : p->conf->peer,
+	         p->conf->sets[i].name, prim_peer_name(p),
 	         r->why[0] ? r->why : "reason not told",
 	         r->first[0] ? r->first : "not told");
 	st_warn(v, "warning", "%s; tried again in %llu s", buf,

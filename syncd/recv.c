@@ -574,7 +574,10 @@ on_set_end(struct session *s, const struct proto_msg *m)
 		proto_put_u64(&s->w, seq);
 	s->rep.applied_total += apply_applied(s->a);
 	s->rep.errors_total += apply_error_count(s->a);
+	/* The daemon knows of failed paths before the primary does. */
 	note_failed(s);
+	if (apply_error_count(s->a) > 0)
+		report(s, 1);
 	s->rep.bytes_in = proto_conn_bytes_in(s->c);
 	s->rep.bytes_out = proto_conn_bytes_out(s->c);
 	(s->scoped && apply_error_count(s->a) == 0

@@ -865,6 +865,19 @@ failed_note(struct sender *s, const char *line)
 		f->loose++;
 		return;
 	}
+	/* Its directory too: writing there changed the directory's times,
+	 * which the retry puts back. */
+	if (rel[0] != '\0') {
+		char *slash = strrchr(rel, '/');
+
+		if (slash != NULL)
+			*slash = '\0';
+		else
+			rel[0] = '\0';
+		if (proto_scope_push(&f->v, &f->n, &f->cap, (uint16_t)i, rel,
+		                     0) < 0)
+			f->loose++;
+	}
 	if (f->first[0] == '\0') {
 		snprintf(f->first, sizeof(f->first), "%.*s",
 		         (int)(cut - line), line);
