@@ -133,13 +133,13 @@ both_ok 30 "seeded: both nodes OK and in-sync, standby promote ready"
 
 # ---------------------------------------------- 1. standby target_root full
 fill "$T/full"
-errs=$(grep -c "failed to apply on standby" "$T/primary.log" || true)
+errs=$(grep -c "standby: .*No space left on device" "$T/primary.log" || true)
 mkdir -p "$D/new"
 for i in $(seq 1 12); do
 	head -c 100000 /dev/urandom >"$D/new/f$i"
 	sleep 0.2
 done
-hs_wait_log "$T/primary.log" "failed to apply on standby" $((errs + 1)) 30 ||
+hs_wait_log "$T/primary.log" "standby: .*No space left on device" $((errs + 1)) 30 ||
 	hs_fail "the primary never heard of the standby's failures"
 
 # While the disk stays full, the files are missing and every status says
