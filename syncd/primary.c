@@ -53,6 +53,7 @@ struct prim_retry {
 	uint64_t due_ns;     /* next try */
 	uint64_t backoff_ms; /* wait after the next failed try */
 	int seed;            /* a whole run failed only here: seeded after */
+	int refused;         /* the standby refused the set: why says why */
 	char first[PROTO_PATH_MAX + 1];
 	char why[256];
 	/*
@@ -567,6 +568,11 @@ prim_retry_add(struct prim_retry *r, const struct send_failed *f)
 	r->loose += f->loose;
 	if (f->loose > 0)
 		r->whole = 1;
+	if (f->refused) {
+		r->refused = 1;
+		snprintf(r->why, sizeof(r->why), "%s", f->why);
+		return;
+	}
 	if (f->first[0] != '\0') {
 		snprintf(r->first, sizeof(r->first), "%s", f->first);
 		snprintf(r->why, sizeof(r->why), "%s", f->why);
@@ -585,7 +591,7 @@ prim_retry_done(struct prim *p, size_t i, int covered, int full,
 	struct prim_retry *r = &p->retry[i];
 	const char *name = p->conf->sets[i].name;
 	struct send_failed f;
-	uint64_t now = hs_now_mono_ns(), since;
+	uint64_t now = hs_now_mono_ns(), since, wait_s;
 	int was = prim_retry_pending(p, i);
 
 	send_session_failed(p->ss, &f);
@@ -596,6 +602,7 @@ prim_retry_done(struct prim *p, size_t i, int covered, int full,
 		r->whole = 0;
 		r->loose = 0;
 		r->errors = 0;
+		r->refused = 0;
 	}
 	if (f.errors == 0) {
 		proto_scope_free(f.v, f.n);
@@ -628,13 +635,20 @@ prim_retry_done(struct prim *p, size_t i, int covered, int full,
 		                    : r->backoff_ms * 2;
 		r->due_ns = now + r->backoff_ms * NS_PER_MS;
 	}
-	hs_log_warnx("primary: set %s: %llu paths failed to apply on standby "
-	             "%s (first: %s: %s); trying them again in %llu s",
-	             name, (unsigned long long)r->errors, prim_peer_name(p),
-	             r->first[0] ? r->first : "?", r->why[0] ? r->why : "?",
-	             (unsigned long long)((r->due_ns > now ? r->due_ns - now
-	                                                   : 0) /
-	                                  1000000000ull));
+	wait_s = r->due_ns > now ? (r->due_ns - now) / 1000000000ull : 0;
+	if (r->refused)
+		hs_log_warnx("primary: set %s: refused by standby %s (%s); "
+		             "trying it again in %llu s",
+		             name, prim_peer_name(p), r->why,
+		             (unsigned long long)wait_s);
+	else
+		hs_log_warnx("primary: set %s: %llu paths failed to apply on "
+		             "standby %s (first: %s: %s); trying them again in "
+		             "%llu s",
+		             name, (unsigned long long)r->errors,
+		             prim_peer_name(p), r->first[0] ? r->first : "?",
+		             r->why[0] ? r->why : "?",
+		             (unsigned long long)wait_s);
 	proto_scope_free(f.v, f.n);
 }
 
@@ -837,13 +851,17 @@ prim_status_retry(struct prim *p, size_t i, struct st_view *v, char *buf,
 	const struct prim_retry *r = &p->retry[i];
 	uint64_t due = r->due_ns > now ? (r->due_ns - now) / 1000000000ull : 0;
 
-	snprintf(buf, len,
-	         "%llu paths of set %s failed to apply on standby %s: %.120s "
-	         "(first: %.200s)",
-	         (unsigned long long)(r->errors ? r->errors : 1),
-	         p->conf->sets[i].name, prim_peer_name(p),
-	         r->why[0] ? r->why : "reason not told",
-	         r->first[0] ? r->first : "not told");
+	if (r->refused)
+		snprintf(buf, len, "set %s refused by standby %s: %.200s",
+		         p->conf->sets[i].name, prim_peer_name(p), r->why);
+	else
+		snprintf(buf, len,
+		         "%llu paths of set %s failed to apply on standby %s: "
+		         "%.120s (first: %.200s)",
+		         (unsigned long long)(r->errors ? r->errors : 1),
+		         p->conf->sets[i].name, prim_peer_name(p),
+		         r->why[0] ? r->why : "reason not told",
+		         r->first[0] ? r->first : "not told");
 	st_warn(v, "warning", "%s; tried again in %llu s", buf,
 	        (unsigned long long)due);
 	if (v->n_reasons < ST_REASONS_MAX)

@@ -96,11 +96,15 @@ reqs_clear(struct session *s)
 	s->n_reqs = 0;
 }
 
+static void note_refused(struct session *s, const char *name,
+                         const char *reason);
+
 static int
 send_refuse(struct session *s, const char *name, const char *reason)
 {
 	hs_log_warnx("recv: %s: set %s refused: %s", proto_conn_peer(s->c),
 	             name, reason);
+	note_refused(s, name, reason);
 	proto_wr_reset(&s->w);
 	proto_put_str(&s->w, name);
 	proto_put_str(&s->w, reason);
@@ -495,27 +499,48 @@ on_journal_q(struct session *s, const struct proto_msg *m)
  * status says so until the primary is caught up again (on_state).  The
  * slot of the set is replaced: a run of it reports what it holds now.
  */
-static void
-note_failed(struct session *s)
+static struct recv_failed *
+failed_slot(struct session *s, const char *name)
 {
 	struct recv_failed *f = NULL;
-	const char *path, *why;
 	size_t i;
 
-	if (apply_error_count(s->a) == 0)
-		return;
 	for (i = 0; i < s->rep.n_failed && f == NULL; i++)
-		if (strcmp(s->rep.failed[i].set, s->set->name) == 0)
+		if (strcmp(s->rep.failed[i].set, name) == 0)
 			f = &s->rep.failed[i];
 	if (f == NULL && s->rep.n_failed < RECV_FAILED_SETS)
 		f = &s->rep.failed[s->rep.n_failed++];
 	else if (f == NULL)
 		f = &s->rep.failed[RECV_FAILED_SETS - 1];
+	snprintf(f->set, sizeof(f->set), "%s", name);
+	return f;
+}
+
+static void
+note_failed(struct session *s)
+{
+	struct recv_failed *f;
+	const char *path, *why;
+
+	if (apply_error_count(s->a) == 0)
+		return;
+	f = failed_slot(s, s->set->name);
 	path = apply_error_first(s->a, &why);
-	snprintf(f->set, sizeof(f->set), "%s", s->set->name);
 	f->errors = apply_error_count(s->a);
 	snprintf(f->first, sizeof(f->first), "%s", path);
 	snprintf(f->why, sizeof(f->why), "%s", why);
+}
+
+/* A set refused (errors 0): nothing of it is applied here. */
+static void
+note_refused(struct session *s, const char *name, const char *reason)
+{
+	struct recv_failed *f = failed_slot(s, name);
+
+	f->errors = 0;
+	f->first[0] = '\0';
+	snprintf(f->why, sizeof(f->why), "%s", reason);
+	report(s, 1);
 }
 
 static int

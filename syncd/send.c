@@ -261,6 +261,12 @@ recv_listing(struct sender *s, int *refused)
 			          "%s",
 			          name, why);
 			*refused = 1;
+			/* Tried again whole: a full disk, a config fixed. */
+			s->failed.errors++;
+			s->failed.loose++;
+			s->failed.refused = 1;
+			snprintf(s->failed.why, sizeof(s->failed.why), "%.255s",
+			         why);
 			return HS_OK;
 		}
 		if (m.type == PROTO_T_ERROR) {

@@ -510,7 +510,7 @@ read_reports(struct stdby *d)
  */
 static void
 stdby_status_failed(struct stdby *d, struct st_view *v, struct st_path *paths,
-                    char why[][512])
+                    char why[][768])
 {
 	const struct recv_failed *f;
 	size_t i, k;
@@ -520,11 +520,16 @@ stdby_status_failed(struct stdby *d, struct st_view *v, struct st_path *paths,
 		for (i = 0; i < v->n_paths; i++)
 			if (strcmp(paths[i].name, f->set) == 0)
 				paths[i].state = "error";
-		snprintf(why[k], 512,
-		         "%llu paths of set %.64s failed to apply on this "
-		         "standby (%s): %.127s (first: %.255s)",
-		         (unsigned long long)f->errors, f->set,
-		         d->conf->node_name, f->why, f->first);
+		if (f->errors == 0)
+			snprintf(why[k], 768,
+			         "set %.64s refused on this standby (%s): %.255s",
+			         f->set, d->conf->node_name, f->why);
+		else
+			snprintf(why[k], 768,
+			         "%llu paths of set %.64s failed to apply on "
+			         "this standby (%s): %.255s (first: %.255s)",
+			         (unsigned long long)f->errors, f->set,
+			         d->conf->node_name, f->why, f->first);
 		st_warn(v, "warning", "%s", why[k]);
 		v->ready = 0;
 		if (v->n_reasons < ST_REASONS_MAX)
@@ -536,7 +541,7 @@ static json_t *
 stdby_status(struct stdby *d)
 {
 	static char since[80];
-	static char failed[RECV_FAILED_SETS][512];
+	static char failed[RECV_FAILED_SETS][768];
 	struct st_view v;
 	struct st_path paths[64];
 	uint64_t now = hs_now_mono_ns(), silent_ns = 0;
@@ -606,7 +611,8 @@ stdby_status(struct stdby *d)
 			        "(peer_timeout %llu s)",
 			        d->rep.primary, (double)silent_ns / 1e9,
 			        (unsigned long long)d->conf->peer_timeout);
-	} else if (d->rep.lag_ms == UINT64_MAX || !d->rep.in_sync)
+	} else if ((d->rep.lag_ms == UINT64_MAX || !d->rep.in_sync) &&
+	           d->rep.n_failed == 0)
 		v.reasons[v.n_reasons++] = "catching up: changes of the "
 		                           "primary still in flight";
 	else if (d->rep.lag_ms > 0)

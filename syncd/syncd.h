@@ -413,7 +413,7 @@ struct recv_report {
 		char set[PROTO_NODE_MAX + 1];
 		uint64_t errors; /* of that run */
 		char first[256]; /* the first path that failed */
-		char why[128];   /* ... and why */
+		char why[256];   /* ... and why */
 	} failed[RECV_FAILED_SETS];
 };
 
@@ -452,6 +452,7 @@ struct send_failed {
 	size_t cap;
 	uint64_t errors; /* errors the standby reported in all */
 	uint64_t loose;
+	int refused; /* the standby refused the set (why says why) */
 	char first[PROTO_PATH_MAX + 1]; /* the first path, as configured */
 	char why[256];                  /* what went wrong with it */
 };

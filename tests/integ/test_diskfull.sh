@@ -5,6 +5,9 @@
 # The whole test runs in a mount namespace of its own (unshare -m), so the
 # small tmpfs mounts below $T are seen by the daemons and by the checks,
 # and by nothing on the host.
+#   0. The first seed meets a full target_root: both nodes say so and
+#      neither says ready or seeding; space returns and the seed ends by
+#      itself.
 #   1. The standby's target_root is full: no partial file under a final
 #      name; status on the standby names the full disk and its node, keeps
 #      the set out of in-sync and promote_ready false with a reason in
@@ -125,11 +128,32 @@ fill() {
 	[ "$(stat -f -c %a "$1")" = 0 ] || hs_fail "$1 is not full"
 }
 
+# ------------------------------------- 0. the first seed into a full disk
+fill "$T/full"
+: >"$T/standby.log"
 hs_start_standby
 hs_start_primary
-for ((i = 0; i < 300; i++)); do same && break; sleep 0.1; done
-same || hs_fail "the first seed did not arrive"
-both_ok 30 "seeded: both nodes OK and in-sync, standby promote ready"
+hs_wait_log "$T/primary.log" "No space left on device" 1 30 ||
+	hs_fail "the primary never heard of the standby's full disk"
+said=0
+for ((i = 0; i < 4; i++)); do
+	st 1 "$T/z1.json"
+	r1=$RC
+	st 2 "$T/z2.json"
+	[ "$r1" != 0 ] && [ "$RC" != 0 ] &&
+		[ "$(q "$T/z1.json" 'state("data")')" = error ] &&
+		has "$T/z1.json" 'why()' "set data .*standby mn2: .*No space left on device" &&
+		[ "$(q "$T/z2.json" 'j["promote_ready"]["ready"]')" = False ] &&
+		has "$T/z2.json" 'why()' "set data .*this standby (mn2): .*No space left on device" &&
+		said=$((said + 1))
+	sleep 0.5
+done
+[ "$said" = 4 ] && hs_ok "seed into a full disk: both nodes say why, none says ready or seeding" ||
+	hs_bad "seed into a full disk: said $said times of 4: primary $(q "$T/z1.json" 'state("data"), why()'), standby $(q "$T/z2.json" 'j["promote_ready"], warn()')"
+rm -f "$T/full/filler"
+for ((i = 0; i < 900; i++)); do same && break; sleep 0.1; done
+same || hs_fail "the first seed did not arrive 90 s after space returned"
+both_ok 30 "seeded by itself once space returned: both nodes OK and in-sync, standby promote ready"
 
 # ---------------------------------------------- 1. standby target_root full
 fill "$T/full"
