@@ -494,11 +494,7 @@ on_journal_q(struct session *s, const struct proto_msg *m)
 	return proto_conn_flush(s->c);
 }
 
-/*
- * The open set's run left errors: its paths are missing or old here, and
- * status says so until the primary is caught up again (on_state).  The
- * slot of the set is replaced: a run of it reports what it holds now.
- */
+/* The report's slot of set `name`: its own, a free one, or the last. */
 static struct recv_failed *
 failed_slot(struct session *s, const char *name)
 {
@@ -516,6 +512,11 @@ failed_slot(struct session *s, const char *name)
 	return f;
 }
 
+/*
+ * The open set's run left errors: its paths are missing or old here, and
+ * status says so until the primary is caught up again (on_state).  The
+ * slot of the set is replaced: a run of it reports what it holds now.
+ */
 static void
 note_failed(struct session *s)
 {

@@ -198,9 +198,8 @@ sidx_journal(struct sender *s, const struct proto_scope *scope,
 	/* The daemon says it once for as long as the index fails. */
 	if (rc < 0)
 		(s->o->quiet ? hs_log_debug : hs_log_warnx)(
-		    "send: set %s: journal entry %llu: %s",
-		             s->set->name, (unsigned long long)s->run_seq,
-		             hs_strerror(rc));
+		    "send: set %s: journal entry %llu: %s", s->set->name,
+		    (unsigned long long)s->run_seq, hs_strerror(rc));
 }
 
 void
@@ -431,9 +430,8 @@ sidx_run_acked(struct sender *s, uint64_t seq, const struct proto_scope *scope,
 	if ((rc = idx_batch_commit(b, seq)) < 0) {
 		s->rep->idx_rc = rc;
 		(s->o->quiet ? hs_log_debug : hs_log_warnx)(
-		    "send: set %s: index: %s; the next start "
-		             "reconciles whole",
-		             s->set->name, hs_strerror(rc));
+		    "send: set %s: index: %s; the next start reconciles whole",
+		    s->set->name, hs_strerror(rc));
 		return HS_OK;
 	}
 	s->acked = seq;

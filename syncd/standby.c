@@ -611,12 +611,14 @@ stdby_status(struct stdby *d)
 			        "(peer_timeout %llu s)",
 			        d->rep.primary, (double)silent_ns / 1e9,
 			        (unsigned long long)d->conf->peer_timeout);
-	} else if ((d->rep.lag_ms == UINT64_MAX || !d->rep.in_sync) &&
-	           d->rep.n_failed == 0)
-		v.reasons[v.n_reasons++] = "catching up: changes of the "
-		                           "primary still in flight";
-	else if (d->rep.lag_ms > 0)
-		v.reasons[v.n_reasons++] = "lag above zero";
+	} else if (d->rep.n_failed == 0) {
+		/* Failed paths are the reason then: said below. */
+		if (d->rep.lag_ms == UINT64_MAX || !d->rep.in_sync)
+			v.reasons[v.n_reasons++] = "catching up: changes of "
+			                           "the primary still in flight";
+		else if (d->rep.lag_ms > 0)
+			v.reasons[v.n_reasons++] = "lag above zero";
+	}
 	/* The last session's word, kept after it ends: still missing. */
 	stdby_status_failed(d, &v, paths, failed);
 	st_warn_disk(&v, "target_root", d->conf->target_root);
