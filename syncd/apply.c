@@ -135,6 +135,8 @@ struct apply {
 	uint64_t applied;
 	uint64_t n_errors;
 	char *errors[PROTO_ERRORS_MAX];
+	char first_path[256]; /* the first error's path, for status */
+	char first_why[128];  /* ... and what went wrong */
 	int poisoned;
 	struct proto_entry e; /* decode scratch (8 KiB) */
 	char disp[PROTO_PATH_MAX * 2 + 2];
@@ -170,6 +172,15 @@ apply_error(struct apply *a, const char *path, const char *what, int rc)
 	else
 		snprintf(line, sizeof(line), "%s: %s", path, what);
 	hs_log_warnx("apply: %s", line);
+	if (a->n_errors == 0) {
+		snprintf(a->first_path, sizeof(a->first_path), "%s", path);
+		if (rc != 0)
+			snprintf(a->first_why, sizeof(a->first_why), "%s: %s",
+			         what, hs_strerror(rc));
+		else
+			snprintf(a->first_why, sizeof(a->first_why), "%s",
+			         what);
+	}
 	if (a->n_errors < PROTO_ERRORS_MAX)
 		a->errors[a->n_errors] = strdup(line);
 	a->n_errors++;
@@ -1837,6 +1848,13 @@ uint64_t
 apply_error_count(const struct apply *a)
 {
 	return a->n_errors;
+}
+
+const char *
+apply_error_first(const struct apply *a, const char **why)
+{
+	*why = a->first_why;
+	return a->first_path;
 }
 
 size_t

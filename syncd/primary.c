@@ -29,9 +29,42 @@
 /* Reconnect backoff: from 200 ms, doubling, capped at 10 s. */
 #define BACKOFF_MIN_MS 200
 #define BACKOFF_MAX_MS 10000
+/* Paths the standby failed to apply go again: from 1 s, doubling to 60 s. */
+#define RETRY_MIN_MS 1000
+#define RETRY_MAX_MS 60000
 /* The delete guard of scoped runs counts deletions per minute. */
 #define GUARD_WINDOW_NS (60ull * 1000 * 1000 * 1000)
 #define NS_PER_MS 1000000ull
+
+/*
+ * A set's paths that the standby failed to apply (a full disk, a file it
+ * may not replace).  They keep the set out of in-sync and count in the
+ * lag until a run that covers them applies them: each is retried alone
+ * (a scoped run), or the whole set when an error named no path.
+ */
+struct prim_retry {
+	struct proto_scope *v; /* the paths; a directory recursive */
+	size_t n;
+	size_t cap;
+	int whole;           /* an error tied to no path: the whole set */
+	uint64_t loose;      /* how many such errors */
+	uint64_t errors;     /* errors since the last try of them all */
+	uint64_t since_ns;   /* the oldest change among them */
+	uint64_t due_ns;     /* next try */
+	uint64_t backoff_ms; /* wait after the next failed try */
+	int seed;            /* a whole run failed only here: seeded after */
+	int refused;         /* the standby refused the set: why says why */
+	char first[PROTO_PATH_MAX + 1];
+	char why[256];
+	/*
+	 * The index could not take a run's records (its state_dir is full):
+	 * why, and when to try again.  A commit that works again is followed
+	 * by a whole run, which records the set afresh.
+	 */
+	int idx_rc;
+	uint64_t idx_due_ns;
+	uint64_t idx_backoff_ms;
+};
 
 struct prim {
 	const char *conf_path;
@@ -63,6 +96,8 @@ struct prim {
 	uint8_t *seeded;       /* per set: reconciled whole at least once */
 	uint8_t *held;         /* per set: deletions held back */
 	uint8_t *failed;       /* per set: errors in the last run */
+	struct prim_retry *retry; /* per set: what the standby failed */
+	size_t n_retry;
 	int busy_set;          /* set being reconciled whole, or -1 */
 	uint64_t inflight_ns;  /* oldest change in the run under way */
 	uint64_t unsynced_ns;  /* since when the standby may miss changes */
@@ -83,8 +118,22 @@ struct prim {
 static void prim_tick(void *arg);
 
 static void
+prim_retry_clear(struct prim_retry *r)
+{
+	proto_scope_free(r->v, r->n);
+	memset(r, 0, sizeof(*r));
+}
+
+static void
 prim_free_sets(struct prim *p)
 {
+	size_t i;
+
+	for (i = 0; i < p->n_retry; i++)
+		prim_retry_clear(&p->retry[i]);
+	free(p->retry);
+	p->retry = NULL;
+	p->n_retry = 0;
 	free(p->need_full);
 	free(p->need_diff);
 	p->need_diff = NULL;
@@ -118,6 +167,9 @@ prim_alloc_sets(struct prim *p)
 	p->pbytes = calloc(n, sizeof(*p->pbytes));
 	if (p->pfiles == NULL || p->pbytes == NULL)
 		return -ENOMEM;
+	if ((p->retry = calloc(n, sizeof(*p->retry))) == NULL)
+		return -ENOMEM;
+	p->n_retry = p->conf->n_sets;
 	if (p->need_full == NULL || p->need_diff == NULL || p->seeded == NULL ||
 	    p->held == NULL ||
 	    p->failed == NULL || p->files == NULL || p->deleted == NULL)
@@ -362,6 +414,244 @@ prim_diff(struct prim *p, size_t i, struct proto_scope **scope, size_t *n,
 	return HS_OK;
 }
 
+/* The standby's name when it said it, else its address. */
+static const char *
+prim_peer_name(const struct prim *p)
+{
+	return p->ss != NULL ? send_session_peer(p->ss)->name : p->conf->peer;
+}
+
+/* Has set i paths the standby failed to apply? */
+static int
+prim_retry_pending(const struct prim *p, size_t i)
+{
+	return i < p->n_retry && (p->retry[i].n > 0 || p->retry[i].whole);
+}
+
+/* ... and is it time to try them again? */
+static int
+prim_retry_due(const struct prim *p, size_t i, uint64_t now)
+{
+	return prim_retry_pending(p, i) && now >= p->retry[i].due_ns;
+}
+
+/*
+ * When their time has come, set i's failed paths join this run's scope
+ * (copies: they are kept until the outcome is known), or the run goes
+ * whole when an error named no path.  *covered: the run tries them all.
+ */
+static int
+prim_retry_join(struct prim *p, size_t i, struct proto_scope **scope,
+                size_t *n, int *full, int *covered)
+{
+	struct prim_retry *r = &p->retry[i];
+	size_t cap = *n, k;
+	int rc;
+
+	*covered = *full;
+	if (*full || !prim_retry_due(p, i, hs_now_mono_ns()))
+		return HS_OK;
+	*covered = 1;
+	if (r->whole || *n + r->n > PROTO_SCOPE_MAX) {
+		*full = 1;
+		return HS_OK;
+	}
+	for (k = 0; k < r->n; k++)
+		if ((rc = proto_scope_push(scope, n, &cap, r->v[k].src,
+		                           r->v[k].path, r->v[k].recursive)) < 0)
+			return rc;
+	proto_scope_normalize(*scope, n);
+	return HS_OK;
+}
+
+static void prim_idx_failed(struct prim *p, size_t i, int rc);
+
+static void
+prim_mark_seeded(struct prim *p, size_t i)
+{
+	char key[128];
+	int rc;
+
+	if (p->seeded[i] || p->x == NULL)
+		return;
+	snprintf(key, sizeof(key), "seeded/%s", p->conf->sets[i].name);
+	if ((rc = idx_blob_put(p->x, key, "1", 1)) < 0)
+		prim_idx_failed(p, i, rc);
+	p->seeded[i] = 1;
+}
+
+/* Is it time to see whether set i's records can be written again? */
+static int
+prim_idx_due(const struct prim *p, size_t i, uint64_t now)
+{
+	return i < p->n_retry && p->retry[i].idx_rc < 0 &&
+	       now >= p->retry[i].idx_due_ns;
+}
+
+/*
+ * A run's records did not reach the index (rc), or a try to write it
+ * again failed: say so once per failure, and try again after a backoff.
+ */
+static void
+prim_idx_failed(struct prim *p, size_t i, int rc)
+{
+	struct prim_retry *r = &p->retry[i];
+
+	/* Runs that fail meanwhile change nothing: the next try stands. */
+	if (r->idx_rc < 0 && r->idx_due_ns != UINT64_MAX &&
+	    r->idx_due_ns > hs_now_mono_ns())
+		return;
+	if (r->idx_rc == 0)
+		hs_log_warnx("primary: set %s: the index in %s cannot be "
+		             "written: %s; trying again until it can",
+		             p->conf->sets[i].name, p->conf->state_dir,
+		             hs_strerror(rc));
+	r->idx_rc = rc;
+	r->idx_backoff_ms = r->idx_backoff_ms == 0 ? RETRY_MIN_MS
+	                    : r->idx_backoff_ms * 2 > RETRY_MAX_MS
+	                        ? RETRY_MAX_MS
+	                        : r->idx_backoff_ms * 2;
+	r->idx_due_ns = hs_now_mono_ns() + r->idx_backoff_ms * NS_PER_MS;
+}
+
+/*
+ * Its time came: a small write shows whether the index takes commits
+ * again; if it does, a whole run records the set afresh (the records the
+ * failed runs lost), and its outcome clears the failure.
+ */
+static void
+prim_idx_try(struct prim *p, size_t i)
+{
+	char key[128];
+	int rc;
+
+	snprintf(key, sizeof(key), "retry/%s", p->conf->sets[i].name);
+	if ((rc = idx_blob_put(p->x, key, "1", 1)) < 0) {
+		prim_idx_failed(p, i, rc);
+		return;
+	}
+	p->need_full[i] = 1;
+	p->retry[i].idx_due_ns = UINT64_MAX; /* the run decides */
+}
+
+/* The run's outcome for the index: failed, or written (or not needed). */
+static void
+prim_idx_done(struct prim *p, size_t i, int full, const struct send_report *rep)
+{
+	struct prim_retry *r = &p->retry[i];
+
+	if (rep->idx_rc < 0) {
+		prim_idx_failed(p, i, rep->idx_rc);
+		return;
+	}
+	/* Only the whole run that a working probe asked for records all. */
+	if (r->idx_rc == 0 || !full || r->idx_due_ns != UINT64_MAX)
+		return;
+	hs_log_info("primary: set %s: the index in %s is written again",
+	            p->conf->sets[i].name, p->conf->state_dir);
+	r->idx_rc = 0;
+	r->idx_backoff_ms = 0;
+	r->idx_due_ns = 0;
+}
+
+/* Add the paths of f to r (a failure to copy one: the whole set). */
+static void
+prim_retry_add(struct prim_retry *r, const struct send_failed *f)
+{
+	size_t k;
+
+	for (k = 0; k < f->n; k++)
+		if (proto_scope_push(&r->v, &r->n, &r->cap, f->v[k].src,
+		                     f->v[k].path, f->v[k].recursive) < 0)
+			r->whole = 1;
+	proto_scope_normalize(r->v, &r->n);
+	r->loose += f->loose;
+	if (f->loose > 0)
+		r->whole = 1;
+	if (f->refused) {
+		r->refused = 1;
+		snprintf(r->why, sizeof(r->why), "%s", f->why);
+		return;
+	}
+	if (f->first[0] != '\0') {
+		snprintf(r->first, sizeof(r->first), "%s", f->first);
+		snprintf(r->why, sizeof(r->why), "%s", f->why);
+	}
+}
+
+/*
+ * The outcome of a run of set i for what the standby failed to apply:
+ * the failed paths it covered and applied are done; what failed in it
+ * (again) is tried after a backoff, with no signal needed.
+ */
+static void
+prim_retry_done(struct prim *p, size_t i, int covered, int full,
+                const struct send_report *rep)
+{
+	struct prim_retry *r = &p->retry[i];
+	const char *name = p->conf->sets[i].name;
+	struct send_failed f;
+	uint64_t now = hs_now_mono_ns(), since, wait_s;
+	int was = prim_retry_pending(p, i);
+
+	send_session_failed(p->ss, &f);
+	if (covered) {
+		proto_scope_free(r->v, r->n);
+		r->v = NULL;
+		r->n = r->cap = 0;
+		r->whole = 0;
+		r->loose = 0;
+		r->errors = 0;
+		r->refused = 0;
+	}
+	if (f.errors == 0) {
+		proto_scope_free(f.v, f.n);
+		if (was && !prim_retry_pending(p, i)) {
+			hs_log_info("primary: set %s: what standby %s failed "
+			            "to apply is applied now",
+			            name, prim_peer_name(p));
+			if (r->seed)
+				prim_mark_seeded(p, i);
+			r->since_ns = r->due_ns = r->backoff_ms = 0;
+			r->seed = 0;
+			r->first[0] = r->why[0] = '\0';
+		}
+		return;
+	}
+	since = p->inflight_ns    ? p->inflight_ns
+	        : p->unsynced_ns ? p->unsynced_ns
+	                         : p->run_start_ns;
+	if (r->since_ns == 0 || since < r->since_ns)
+		r->since_ns = since;
+	prim_retry_add(r, &f);
+	r->errors += f.errors;
+	if (full && !p->seeded[i] && rep->changed_during == 0 &&
+	    rep->sets_refused == 0)
+		r->seed = 1;
+	if (covered || !was) {
+		r->backoff_ms = r->backoff_ms == 0 ? RETRY_MIN_MS
+		                : r->backoff_ms * 2 > RETRY_MAX_MS
+		                    ? RETRY_MAX_MS
+		                    : r->backoff_ms * 2;
+		r->due_ns = now + r->backoff_ms * NS_PER_MS;
+	}
+	wait_s = r->due_ns > now ? (r->due_ns - now) / 1000000000ull : 0;
+	if (r->refused)
+		hs_log_warnx("primary: set %s: refused by standby %s (%s); "
+		             "trying it again in %llu s",
+		             name, prim_peer_name(p), r->why,
+		             (unsigned long long)wait_s);
+	else
+		hs_log_warnx("primary: set %s: %llu paths failed to apply on "
+		             "standby %s (first: %s: %s); trying them again in "
+		             "%llu s",
+		             name, (unsigned long long)r->errors,
+		             prim_peer_name(p), r->first[0] ? r->first : "?",
+		             r->why[0] ? r->why : "?",
+		             (unsigned long long)wait_s);
+	proto_scope_free(f.v, f.n);
+}
+
 /* Reconcile set i: whole, or the scope the watcher collected. */
 static int
 prim_sync_set(struct prim *p, size_t i)
@@ -371,7 +661,7 @@ prim_sync_set(struct prim *p, size_t i)
 	struct send_report rep;
 	size_t n = 0;
 	uint64_t now = hs_now_mono_ns();
-	int full, rc;
+	int full, rc, covered;
 
 	if (now - p->window_ns >= GUARD_WINDOW_NS) {
 		memset(p->deleted, 0, p->conf->n_sets * sizeof(*p->deleted));
@@ -398,6 +688,10 @@ prim_sync_set(struct prim *p, size_t i)
 	}
 	p->need_diff[i] = 0;
 	send_prescan_drop(p->pre, i); /* not taken: stale from now on */
+	if ((rc = prim_retry_join(p, i, &scope, &n, &full, &covered)) < 0) {
+		proto_scope_free(scope, n);
+		return rc;
+	}
 	if (!full && n == 0)
 		return HS_OK;
 	/* Cleared now: a request arriving during this run asks for another. */
@@ -435,17 +729,14 @@ prim_sync_set(struct prim *p, size_t i)
 	p->cnt.errors_changed += rep.changed_during;
 	p->failed[i] =
 	    rep.remote_errors + rep.changed_during + rep.sets_refused > 0;
+	prim_retry_done(p, i, covered, full, &rep);
+	prim_idx_done(p, i, full, &rep);
 	if (full) {
 		p->files[i] = rep.standby_files;
 		p->pfiles[i] = rep.primary_files;
 		p->pbytes[i] = rep.primary_bytes;
-		if (!p->seeded[i] && !p->failed[i] && p->x != NULL) {
-			char key[128];
-
-			snprintf(key, sizeof(key), "seeded/%s", set->name);
-			idx_blob_put(p->x, key, "1", 1);
-			p->seeded[i] = 1;
-		}
+		if (!p->failed[i])
+			prim_mark_seeded(p, i);
 	} else
 		p->deleted[i] += rep.deleted;
 	report_log(set, &rep, !full);
@@ -463,7 +754,8 @@ prim_caught_up(struct prim *p)
 	if (p->ss == NULL || paths > 0 || p->inflight_ns != 0)
 		return 0;
 	for (i = 0; i < p->conf->n_sets; i++)
-		if (p->need_full[i] || p->need_diff[i])
+		if (p->need_full[i] || p->need_diff[i] ||
+		    prim_retry_pending(p, i))
 			return 0;
 	return 1;
 }
@@ -473,6 +765,7 @@ static uint64_t
 prim_lag_ns(struct prim *p)
 {
 	uint64_t oldest, paths, now = hs_now_mono_ns(), t = 0;
+	size_t i;
 
 	watch_pending_stats(p->watch, &oldest, &paths);
 	if (oldest != 0)
@@ -481,19 +774,27 @@ prim_lag_ns(struct prim *p)
 		t = p->inflight_ns;
 	if (p->unsynced_ns != 0 && (t == 0 || p->unsynced_ns < t))
 		t = p->unsynced_ns;
+	/* Not on the standby's disk: a failed path's change still waits. */
+	for (i = 0; i < p->n_retry; i++)
+		if (prim_retry_pending(p, i) && p->retry[i].since_ns != 0 &&
+		    (t == 0 || p->retry[i].since_ns < t))
+			t = p->retry[i].since_ns;
 	return t == 0 || t > now ? 0 : now - t;
 }
 
 static int
 prim_sync_all(struct prim *p)
 {
-	uint64_t oldest, paths, gen = p->gen_req;
+	uint64_t oldest, paths, gen = p->gen_req, now = hs_now_mono_ns();
 	size_t i;
 	int rc, any = 0;
 
 	for (i = 0; i < p->conf->n_sets && p->ss != NULL; i++) {
+		if (prim_idx_due(p, i, now))
+			prim_idx_try(p, i);
 		if (!p->need_full[i] && !p->need_diff[i] &&
-		    !watch_pending(p->watch, (uint16_t)i))
+		    !watch_pending(p->watch, (uint16_t)i) &&
+		    !prim_retry_due(p, i, now))
 			continue;
 		any = 1;
 		if ((rc = prim_sync_set(p, i)) < 0) {
@@ -539,9 +840,38 @@ prim_heartbeat(struct prim *p)
 	p->last_io_ns = hs_now_mono_ns();
 }
 
+/*
+ * Set i's paths that the standby failed to apply, in words: a warning,
+ * and a reason why the standby is not ready (text in buf).
+ */
+static void
+prim_status_retry(struct prim *p, size_t i, struct st_view *v, char *buf,
+                  size_t len, uint64_t now)
+{
+	const struct prim_retry *r = &p->retry[i];
+	uint64_t due = r->due_ns > now ? (r->due_ns - now) / 1000000000ull : 0;
+
+	if (r->refused)
+		snprintf(buf, len, "set %s refused by standby %s: %.200s",
+		         p->conf->sets[i].name, prim_peer_name(p), r->why);
+	else
+		snprintf(buf, len,
+		         "%llu paths of set %s failed to apply on standby %s: "
+		         "%.120s (first: %.200s)",
+		         (unsigned long long)(r->errors ? r->errors : 1),
+		         p->conf->sets[i].name, prim_peer_name(p),
+		         r->why[0] ? r->why : "reason not told",
+		         r->first[0] ? r->first : "not told");
+	st_warn(v, "warning", "%s; tried again in %llu s", buf,
+	        (unsigned long long)due);
+	if (v->n_reasons < ST_REASONS_MAX)
+		v->reasons[v->n_reasons++] = buf;
+}
+
 static json_t *
 prim_status(struct prim *p)
 {
+	static char why[ST_REASONS_MAX][512];
 	struct st_view v;
 	struct st_path paths[64];
 	const struct proto_hello *peer =
@@ -571,7 +901,7 @@ prim_status(struct prim *p)
 		paths[i].bytes =
 		    p->seeded[i] || p->pfiles[i] ? (int64_t)p->pbytes[i] : -1;
 		paths[i].progress = 1.0;
-		if (p->failed[i])
+		if (p->failed[i] || prim_retry_pending(p, i))
 			paths[i].state = "error";
 		else if (p->held[i])
 			paths[i].state = "held";
@@ -601,6 +931,10 @@ prim_status(struct prim *p)
 	v.ready = 0;
 	v.rpo = -1;
 	v.reasons[v.n_reasons++] = "this node is the primary";
+	for (i = 0; i < p->conf->n_sets && v.n_reasons < ST_REASONS_MAX; i++)
+		if (prim_retry_pending(p, i))
+			prim_status_retry(p, i, &v, why[v.n_reasons],
+			                  sizeof(why[0]), now);
 	if (p->ss == NULL && p->unsynced_ns != 0 &&
 	    now - p->unsynced_ns > p->conf->peer_timeout * 1000 * NS_PER_MS)
 		st_warn(&v, "critical", "standby %s unreachable for %.0f s",
@@ -612,6 +946,16 @@ prim_status(struct prim *p)
 		        "fs.inotify.max_user_watches lets them have one",
 		        watch_unwatched(p->watch),
 		        (unsigned long long)p->conf->rescan_interval);
+	for (i = 0; i < p->n_retry && p->retry[i].idx_rc == 0; i++)
+		;
+	if (i < p->n_retry)
+		st_warn(&v, "warning",
+		        "the index in %s on %s cannot be written: %s; what the "
+		        "standby applied is not recorded (the next start "
+		        "compares every set whole) until it can",
+		        p->conf->state_dir, p->conf->node_name,
+		        hs_strerror(p->retry[i].idx_rc));
+	st_warn_disk(&v, "state_dir", p->conf->state_dir);
 	st_warn_cert(&v, p->conf->cert);
 	return st_json(&v);
 }
@@ -640,7 +984,7 @@ prim_answer(void *arg, const char *verb)
 			if (p->held[i])
 				json_array_append_new(
 				    held, json_string(p->conf->sets[i].name));
-			if (p->failed[i])
+			if (p->failed[i] || prim_retry_pending(p, i))
 				json_array_append_new(
 				    failed, json_string(p->conf->sets[i].name));
 		}
@@ -808,6 +1152,12 @@ prim_timeout(struct prim *p)
 		due = p->next_try_ns;
 	if (p->ss != NULL && hb < due)
 		due = hb;
+	for (i = 0; p->ss != NULL && i < p->n_retry; i++) {
+		if (prim_retry_pending(p, i) && p->retry[i].due_ns < due)
+			due = p->retry[i].due_ns;
+		if (p->retry[i].idx_rc < 0 && p->retry[i].idx_due_ns < due)
+			due = p->retry[i].idx_due_ns;
+	}
 	if (watch_unwatched(p->watch) > 0 && p->next_rescan_ns < due)
 		due = p->next_rescan_ns;
 	if (due <= now)

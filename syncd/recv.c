@@ -77,6 +77,9 @@ on_state(struct session *s, const struct proto_msg *m)
 	    in_sync > 1)
 		return HS_EPROTO;
 	s->rep.in_sync = in_sync;
+	/* Caught up: the primary's retries applied what failed here. */
+	if (in_sync)
+		s->rep.n_failed = 0;
 	report(s, 1);
 	return HS_OK;
 }
@@ -93,11 +96,15 @@ reqs_clear(struct session *s)
 	s->n_reqs = 0;
 }
 
+static void note_refused(struct session *s, const char *name,
+                         const char *reason);
+
 static int
 send_refuse(struct session *s, const char *name, const char *reason)
 {
 	hs_log_warnx("recv: %s: set %s refused: %s", proto_conn_peer(s->c),
 	             name, reason);
+	note_refused(s, name, reason);
 	proto_wr_reset(&s->w);
 	proto_put_str(&s->w, name);
 	proto_put_str(&s->w, reason);
@@ -487,6 +494,56 @@ on_journal_q(struct session *s, const struct proto_msg *m)
 	return proto_conn_flush(s->c);
 }
 
+/* The report's slot of set `name`: its own, a free one, or the last. */
+static struct recv_failed *
+failed_slot(struct session *s, const char *name)
+{
+	struct recv_failed *f = NULL;
+	size_t i;
+
+	for (i = 0; i < s->rep.n_failed && f == NULL; i++)
+		if (strcmp(s->rep.failed[i].set, name) == 0)
+			f = &s->rep.failed[i];
+	if (f == NULL && s->rep.n_failed < RECV_FAILED_SETS)
+		f = &s->rep.failed[s->rep.n_failed++];
+	else if (f == NULL)
+		f = &s->rep.failed[RECV_FAILED_SETS - 1];
+	snprintf(f->set, sizeof(f->set), "%s", name);
+	return f;
+}
+
+/*
+ * The open set's run left errors: its paths are missing or old here, and
+ * status says so until the primary is caught up again (on_state).  The
+ * slot of the set is replaced: a run of it reports what it holds now.
+ */
+static void
+note_failed(struct session *s)
+{
+	struct recv_failed *f;
+	const char *path, *why;
+
+	if (apply_error_count(s->a) == 0)
+		return;
+	f = failed_slot(s, s->set->name);
+	path = apply_error_first(s->a, &why);
+	f->errors = apply_error_count(s->a);
+	snprintf(f->first, sizeof(f->first), "%s", path);
+	snprintf(f->why, sizeof(f->why), "%s", why);
+}
+
+/* A set refused (errors 0): nothing of it is applied here. */
+static void
+note_refused(struct session *s, const char *name, const char *reason)
+{
+	struct recv_failed *f = failed_slot(s, name);
+
+	f->errors = 0;
+	f->first[0] = '\0';
+	snprintf(f->why, sizeof(f->why), "%s", reason);
+	report(s, 1);
+}
+
 static int
 on_set_end(struct session *s, const struct proto_msg *m)
 {
@@ -518,8 +575,10 @@ on_set_end(struct session *s, const struct proto_msg *m)
 	 * When the index cannot say so, no sequence is echoed and the
 	 * primary will not trust its records of this run.
 	 */
+	s->rep.idx_rc = HS_OK;
 	if (seq != 0 && (session_idx(s) < 0 ||
 	                 (rc = idx_applied_put(s->idx, id, seq)) < 0)) {
+		s->rep.idx_rc = s->idx == NULL ? HS_EINDEX : rc;
 		hs_log_warnx("recv: set %s: run %llu applied but not recorded "
 		             "in the index",
 		             s->set->name, (unsigned long long)seq);
@@ -541,6 +600,10 @@ on_set_end(struct session *s, const struct proto_msg *m)
 		proto_put_u64(&s->w, seq);
 	s->rep.applied_total += apply_applied(s->a);
 	s->rep.errors_total += apply_error_count(s->a);
+	/* The daemon knows of failed paths before the primary does. */
+	note_failed(s);
+	if (apply_error_count(s->a) > 0)
+		report(s, 1);
 	s->rep.bytes_in = proto_conn_bytes_in(s->c);
 	s->rep.bytes_out = proto_conn_bytes_out(s->c);
 	(s->scoped && apply_error_count(s->a) == 0

@@ -261,6 +261,12 @@ recv_listing(struct sender *s, int *refused)
 			          "%s",
 			          name, why);
 			*refused = 1;
+			/* Tried again whole: a full disk, a config fixed. */
+			s->failed.errors++;
+			s->failed.loose++;
+			s->failed.refused = 1;
+			snprintf(s->failed.why, sizeof(s->failed.why), "%.255s",
+			         why);
 			return HS_OK;
 		}
 		if (m.type == PROTO_T_ERROR) {
@@ -814,6 +820,84 @@ send_ops(struct sender *s)
 	return rc;
 }
 
+/*
+ * Tie one error line of SET_DONE ("<source>/<rel>: what: why", as
+ * apply_error writes it) to the entry it names.  A path may hold ": "
+ * itself, so each cut is tried against what the run listed on either
+ * side; a line that names nothing listed counts as loose.
+ */
+static void
+failed_note(struct sender *s, const char *line)
+{
+	struct send_failed *f = &s->failed;
+	const struct scan_entry *e = NULL;
+	char rel[PROTO_PATH_MAX + 1];
+	const char *rest, *cut = NULL;
+	size_t i, len;
+
+	for (i = 0; s->set != NULL && i < s->set->sources.n && !cut; i++) {
+		len = strlen(s->set->sources.v[i]);
+		if (strncmp(line, s->set->sources.v[i], len) != 0)
+			continue;
+		rest = line + len;
+		if (strncmp(rest, ": ", 2) == 0) {
+			rel[0] = '\0';
+			cut = rest;
+			e = scan_list_find(&s->mine, (uint16_t)i, rel);
+			break;
+		}
+		if (rest[0] != '/')
+			continue;
+		for (cut = strstr(rest + 1, ": "); cut != NULL;
+		     cut = strstr(cut + 1, ": ")) {
+			if ((size_t)(cut - rest - 1) > PROTO_PATH_MAX) {
+				cut = NULL;
+				break;
+			}
+			snprintf(rel, sizeof(rel), "%.*s",
+			         (int)(cut - rest - 1), rest + 1);
+			if ((e = scan_list_find(&s->mine, (uint16_t)i, rel)) !=
+			        NULL ||
+			    (e = scan_list_find(&s->theirs, (uint16_t)i,
+			                        rel)) != NULL)
+				break;
+		}
+		if (cut != NULL)
+			break;
+	}
+	if (cut == NULL ||
+	    proto_scope_push(&f->v, &f->n, &f->cap, (uint16_t)i, rel,
+	                     e != NULL && e->type == PROTO_E_DIR) < 0) {
+		f->loose++;
+		return;
+	}
+	/* Its directory too: writing there changed the directory's times,
+	 * which the retry puts back. */
+	if (rel[0] != '\0') {
+		char *slash = strrchr(rel, '/');
+
+		if (slash != NULL)
+			*slash = '\0';
+		else
+			rel[0] = '\0';
+		if (proto_scope_push(&f->v, &f->n, &f->cap, (uint16_t)i, rel,
+		                     0) < 0)
+			f->loose++;
+	}
+	if (f->first[0] == '\0') {
+		snprintf(f->first, sizeof(f->first), "%.*s",
+		         (int)(cut - line), line);
+		snprintf(f->why, sizeof(f->why), "%s", cut + 2);
+	}
+}
+
+void
+send_session_failed(struct sender *s, struct send_failed *f)
+{
+	*f = s->failed;
+	memset(&s->failed, 0, sizeof(s->failed));
+}
+
 /* SET_DONE: the standby's counts and errors, then the sequence it made
  * durable (*seq, 0 when it did not say). */
 static int
@@ -844,10 +928,13 @@ recv_set_done(struct sender *s, uint64_t *seq)
 		if (proto_get_str(&r, line, sizeof(line) - 1, NULL) < 0)
 			return HS_EPROTO;
 		send_note(s, "standby: %s", line);
+		failed_note(s, line);
 	}
 	if (errors > n)
 		send_note(s, "standby: ... and %llu more errors",
 		          (unsigned long long)(errors - n));
+	s->failed.errors += errors;
+	s->failed.loose += errors > n ? errors - n : 0;
 	s->rep->remote_errors += errors;
 	s->run_errors += errors;
 	*seq = 0;
@@ -1302,6 +1389,7 @@ send_session_close(struct sender *s, int bye)
 		proto_conn_flush(s->c);
 	send_reset_set(s);
 	send_blk_free(s);
+	proto_scope_free(s->failed.v, s->failed.n);
 	proto_conn_free(s->c);
 	proto_wr_free(&s->w);
 	hs_buf_free(&s->out);
@@ -1353,6 +1441,8 @@ send_session_set(struct sender *s, const struct hs_pathset *set,
 	int rc;
 
 	s->rep = rep;
+	proto_scope_free(s->failed.v, s->failed.n);
+	memset(&s->failed, 0, sizeof(s->failed));
 	s->start_ns = s->shown_ns = hs_now_mono_ns();
 	s->todo_bytes = s->done_bytes = s->todo_files = s->done_files = 0;
 	rc = sync_set(s, set, scope, n_scope);

@@ -76,6 +76,7 @@ struct sender {
 	struct send_blk *blk;    /* block records (sendpatch.c), or NULL */
 	int awaiting_done;       /* express: SET_END sent, SET_DONE unread */
 	int timeout_ms;          /* how long a reply may take */
+	struct send_failed failed; /* standby errors of the last set run */
 };
 
 /*

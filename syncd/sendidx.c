@@ -276,9 +276,12 @@ sidx_journal(struct sender *s, const struct proto_scope *scope,
 		rc = idx_journal_add(s->idx, s->run_seq, w.buf.data, w.buf.len);
 	proto_wr_free(&w);
 	if (rc < 0)
-		hs_log_warnx("send: set %s: journal entry %llu: %s",
-		             s->set->name, (unsigned long long)s->run_seq,
-		             hs_strerror(rc));
+		s->rep->idx_rc = rc;
+	/* The daemon says it once for as long as the index fails. */
+	if (rc < 0)
+		(s->o->quiet ? hs_log_debug : hs_log_warnx)(
+		    "send: set %s: journal entry %llu: %s", s->set->name,
+		    (unsigned long long)s->run_seq, hs_strerror(rc));
 }
 
 void
@@ -507,12 +510,14 @@ sidx_run_acked(struct sender *s, uint64_t seq, const struct proto_scope *scope,
 		return rc;
 	record_run(s, b, scope, n_scope);
 	if ((rc = idx_batch_commit(b, seq)) < 0) {
-		hs_log_warnx("send: set %s: index: %s; the next start "
-		             "reconciles whole",
-		             s->set->name, hs_strerror(rc));
+		s->rep->idx_rc = rc;
+		(s->o->quiet ? hs_log_debug : hs_log_warnx)(
+		    "send: set %s: index: %s; the next start reconciles whole",
+		    s->set->name, hs_strerror(rc));
 		return HS_OK;
 	}
 	s->acked = seq;
+	s->rep->idx_written = 1;
 	return HS_OK;
 }
 

@@ -504,15 +504,48 @@ read_reports(struct stdby *d)
 		on_child(d, k);
 }
 
+/*
+ * Sets whose paths failed to apply here: each is in error, and the
+ * standby is not ready, saying which paths and why (text in why[]).
+ */
+static void
+stdby_status_failed(struct stdby *d, struct st_view *v, struct st_path *paths,
+                    char why[][768])
+{
+	const struct recv_failed *f;
+	size_t i, k;
+
+	for (k = 0; k < d->rep.n_failed && k < RECV_FAILED_SETS; k++) {
+		f = &d->rep.failed[k];
+		for (i = 0; i < v->n_paths; i++)
+			if (strcmp(paths[i].name, f->set) == 0)
+				paths[i].state = "error";
+		if (f->errors == 0)
+			snprintf(why[k], 768,
+			         "set %.64s refused on this standby (%s): %.255s",
+			         f->set, d->conf->node_name, f->why);
+		else
+			snprintf(why[k], 768,
+			         "%llu paths of set %.64s failed to apply on "
+			         "this standby (%s): %.255s (first: %.255s)",
+			         (unsigned long long)f->errors, f->set,
+			         d->conf->node_name, f->why, f->first);
+		st_warn(v, "warning", "%s", why[k]);
+		v->ready = 0;
+		if (v->n_reasons < ST_REASONS_MAX)
+			v->reasons[v->n_reasons++] = why[k];
+	}
+}
+
 static json_t *
 stdby_status(struct stdby *d)
 {
 	static char since[80];
+	static char failed[RECV_FAILED_SETS][768];
 	struct st_view v;
 	struct st_path paths[64];
 	uint64_t now = hs_now_mono_ns(), silent_ns = 0;
 	uint64_t timeout_ns = d->conf->peer_timeout * 1000000000ull;
-	struct statvfs vfs;
 	uint64_t drifted;
 	size_t i;
 	int fresh;
@@ -578,15 +611,25 @@ stdby_status(struct stdby *d)
 			        "(peer_timeout %llu s)",
 			        d->rep.primary, (double)silent_ns / 1e9,
 			        (unsigned long long)d->conf->peer_timeout);
-	} else if (d->rep.lag_ms == UINT64_MAX || !d->rep.in_sync)
-		v.reasons[v.n_reasons++] = "catching up: changes of the "
-		                           "primary still in flight";
-	else if (d->rep.lag_ms > 0)
-		v.reasons[v.n_reasons++] = "lag above zero";
-	if (fstatvfs(d->rootfd, &vfs) == 0 && vfs.f_blocks > 0 &&
-	    (vfs.f_blocks - vfs.f_bavail) * 100 > vfs.f_blocks * 90)
-		st_warn(&v, "warning", "target_root %s is over 90%% full",
-		        d->conf->target_root);
+	} else if (d->rep.n_failed == 0) {
+		/* Failed paths are the reason then: said below. */
+		if (d->rep.lag_ms == UINT64_MAX || !d->rep.in_sync)
+			v.reasons[v.n_reasons++] = "catching up: changes of "
+			                           "the primary still in flight";
+		else if (d->rep.lag_ms > 0)
+			v.reasons[v.n_reasons++] = "lag above zero";
+	}
+	/* The last session's word, kept after it ends: still missing. */
+	stdby_status_failed(d, &v, paths, failed);
+	st_warn_disk(&v, "target_root", d->conf->target_root);
+	st_warn_disk(&v, "state_dir", d->conf->state_dir);
+	if (d->rep.idx_rc < 0)
+		st_warn(&v, "warning",
+		        "the index in %s on %s cannot be written: %s; runs "
+		        "applied meanwhile are not recorded, so the primary "
+		        "sends their paths again after a restart",
+		        d->conf->state_dir, d->conf->node_name,
+		        hs_strerror(d->rep.idx_rc));
 	if ((drifted = drift_count(d->conf->state_dir, DRIFT_REPORT_MAX)) > 0)
 		st_warn(&v, "warning",
 		        "%s%llu file version(s) changed on this standby by "

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <math.h>
@@ -44,6 +45,22 @@ st_warn(struct st_view *v, const char *severity, const char *fmt, ...)
 	          sizeof(v->warn_text[v->n_warnings]), fmt, ap);
 	va_end(ap);
 	v->n_warnings++;
+}
+
+void
+st_warn_disk(struct st_view *v, const char *what, const char *path)
+{
+	struct statvfs vfs;
+
+	if (statvfs(path, &vfs) < 0 || vfs.f_blocks == 0)
+		return;
+	if (vfs.f_bavail == 0)
+		st_warn(v, "warning",
+		        "%s %s on %s is full: no space left on device", what,
+		        path, v->conf->node_name);
+	else if ((vfs.f_blocks - vfs.f_bavail) * 100 > vfs.f_blocks * 90)
+		st_warn(v, "warning", "%s %s on %s is over 90%% full", what,
+		        path, v->conf->node_name);
 }
 
 void

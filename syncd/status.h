@@ -59,7 +59,7 @@ struct st_view {
 	const char *reasons[ST_REASONS_MAX];
 	size_t n_reasons;
 	const char *warn_sev[ST_WARNINGS_MAX];
-	char warn_text[ST_WARNINGS_MAX][160];
+	char warn_text[ST_WARNINGS_MAX][320];
 	size_t n_warnings;
 };
 
@@ -68,6 +68,11 @@ void st_warn(struct st_view *v, const char *severity, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Wall clock now, in seconds since the epoch (for last_applied). */
 double st_wall_now(void);
+/*
+ * Warn about the filesystem holding `path` (`what` names it: "state_dir",
+ * "target_root"): full, or over 90 %, naming this node.
+ */
+void st_warn_disk(struct st_view *v, const char *what, const char *path);
 /* Warn about this node's certificate: expired (critical), < 30 days. */
 void st_warn_cert(struct st_view *v, const char *cert);
 /* The SPEC.md status object; new reference. */

@@ -327,6 +327,8 @@ struct send_report {
 	uint64_t wire_in;
 	uint64_t left_to_bulk; /* express: files left to the bulk lane */
 	uint64_t blind_runs;   /* scoped runs sent without a listing */
+	int idx_rc;            /* the index could not be written: why */
+	int idx_written;       /* ... or it took this run's records */
 };
 
 struct send_opts {
@@ -395,6 +397,7 @@ int send_sync(const struct hs_conf *conf, const struct send_opts *o,
  * every RECV_REPORT_MS.
  */
 #define RECV_REPORT_MS 100
+#define RECV_FAILED_SETS 8 /* sets with failed paths a report names */
 struct recv_report {
 	uint64_t heard_ns;      /* CLOCK_MONOTONIC of the last frame */
 	uint64_t lag_ms;        /* the primary's lag, UINT64_MAX: not told */
@@ -406,7 +409,19 @@ struct recv_report {
 	uint64_t bytes_in;      /* TLS bytes read in this session */
 	uint64_t bytes_out;
 	uint8_t in_sync; /* the primary says it is caught up */
+	int32_t idx_rc;  /* the last run could not be recorded: why */
 	char primary[PROTO_NODE_MAX + 1];
+	/*
+	 * Sets whose last run left errors here (paths not applied), until
+	 * the primary says it is caught up again: its retries applied them.
+	 */
+	uint8_t n_failed;
+	struct recv_failed {
+		char set[PROTO_NODE_MAX + 1];
+		uint64_t errors; /* of that run */
+		char first[256]; /* the first path that failed */
+		char why[256];   /* ... and why */
+	} failed[RECV_FAILED_SETS];
 };
 
 int recv_session(const struct hs_conf *conf, int rootfd, struct proto_conn *c,
@@ -432,6 +447,25 @@ int send_session_set(struct sender *s, const struct hs_pathset *set,
  * session.  No other call but send_session_close may come in between.
  */
 int send_session_done(struct sender *s, int timeout_ms);
+/*
+ * What the standby could not apply in the last send_session_set: each
+ * error line it sent tied to the path it names (a directory recursive,
+ * so what is below it goes again too).  An error tied to no path the run
+ * listed, or past the lines SET_DONE carries, counts in `loose`.
+ */
+struct send_failed {
+	struct proto_scope *v; /* owned: proto_scope_free */
+	size_t n;
+	size_t cap;
+	uint64_t errors; /* errors the standby reported in all */
+	uint64_t loose;
+	int refused; /* the standby refused the set (why says why) */
+	char first[PROTO_PATH_MAX + 1]; /* the first path, as configured */
+	char why[256];                  /* what went wrong with it */
+};
+/* Take the failures of the last send_session_set into *f (the caller
+ * owns f->v from then on); all zero when it had none. */
+void send_session_failed(struct sender *s, struct send_failed *f);
 /* Progress of the run under way, 0..1 of its bytes. */
 double send_session_progress(const struct sender *s);
 /* The standby's HELLO (name, role, epoch); borrowed. */
@@ -546,6 +580,9 @@ uint64_t apply_applied(const struct apply *a);
 uint64_t apply_error_count(const struct apply *a);
 const char *apply_error_line(const struct apply *a, size_t i);
 size_t apply_error_lines(const struct apply *a);
+/* The first error's path and (*why) what went wrong, "" when none;
+ * borrowed, valid until apply_free. */
+const char *apply_error_first(const struct apply *a, const char **why);
 /*
  * SHA-256 of the regular file (src, rel) beneath the set's anchor, opened
  * confined and without following symlinks.  HS_ENOTFOUND if absent or not
