@@ -64,6 +64,7 @@ struct prim {
 	uint8_t *held;         /* per set: deletions held back */
 	uint8_t *failed;       /* per set: errors in the last run */
 	int busy_set;          /* set being reconciled whole, or -1 */
+	int run_set;           /* set whose run is under way, or -1 */
 	uint64_t inflight_ns;  /* oldest change in the run under way */
 	uint64_t unsynced_ns;  /* since when the standby may miss changes */
 	double last_applied;   /* wall clock of the last acknowledged run */
@@ -496,7 +497,10 @@ prim_sync_all(struct prim *p)
 		    !watch_pending(p->watch, (uint16_t)i))
 			continue;
 		any = 1;
-		if ((rc = prim_sync_set(p, i)) < 0) {
+		p->run_set = (int)i;
+		rc = prim_sync_set(p, i);
+		p->run_set = -1;
+		if (rc < 0) {
 			prim_drop(p, rc, p->conf->sets[i].name);
 			return rc;
 		}
@@ -537,6 +541,25 @@ prim_heartbeat(struct prim *p)
 		return;
 	}
 	p->last_io_ns = hs_now_mono_ns();
+}
+
+/*
+ * May status call set i in-sync: has the standby acknowledged every
+ * change of it?  Not while no standby is connected, a run of the set is
+ * under way (its changes left the watcher but are not acknowledged yet),
+ * the set waits for a comparison, or changes wait in the watcher, in a
+ * file still open, or in the kernel: a writer's last change is queued
+ * there when its write returns, and this status may be answered before
+ * the loop reads it.
+ */
+static int
+prim_set_settled(struct prim *p, size_t i)
+{
+	return p->ss != NULL && !p->need_full[i] && !p->need_diff[i] &&
+	       (int)i != p->run_set &&
+	       !watch_pending(p->watch, (uint16_t)i) &&
+	       !watch_delayed(p->watch, (uint16_t)i) &&
+	       watch_unread(p->watch) == 0;
 }
 
 static json_t *
@@ -581,8 +604,7 @@ prim_status(struct prim *p)
 			if ((int)i == p->busy_set && p->ss != NULL)
 				paths[i].progress =
 				    send_session_progress(p->ss);
-		} else if (p->need_full[i] ||
-		           watch_pending(p->watch, (uint16_t)i))
+		} else if (!prim_set_settled(p, i))
 			paths[i].state = "catching-up";
 		else
 			paths[i].state = "in-sync";
@@ -898,6 +920,7 @@ prim_run(const char *conf_path, struct hs_conf *conf, struct idx *x,
 	p.o.quiet = 1;
 	p.cfd = -1;
 	p.busy_set = -1;
+	p.run_set = -1;
 	p.last_applied = -1;
 	p.unsynced_ns = hs_now_mono_ns();
 	/*

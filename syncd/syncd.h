@@ -263,6 +263,13 @@ uint64_t watch_next_due(const struct watch *w);
 void watch_rescan_unwatched(struct watch *w);
 /* Has set `set` changes waiting? */
 int watch_pending(const struct watch *w, uint16_t set);
+/* Has set `set` files still open for writing, not yet in its changes? */
+int watch_delayed(const struct watch *w, uint16_t set);
+/*
+ * Bytes of events the kernel holds that watch_drain has not read yet
+ * (FIONREAD); a failing ioctl counts as 1.  Never blocks.
+ */
+size_t watch_unread(const struct watch *w);
 /*
  * Take the changes of set `set`: *full when the whole set needs a
  * reconciliation, else the scope (caller owns it: proto_scope_free),
