@@ -461,7 +461,9 @@ prim_caught_up(struct prim *p)
 	size_t i;
 
 	watch_pending_stats(p->watch, &oldest, &paths);
-	if (p->ss == NULL || paths > 0 || p->inflight_ns != 0)
+	/* Unwatched subtrees: their changes wait for the rescan, unseen. */
+	if (p->ss == NULL || paths > 0 || p->inflight_ns != 0 ||
+	    watch_unwatched(p->watch) > 0)
 		return 0;
 	for (i = 0; i < p->conf->n_sets; i++)
 		if (p->need_full[i] || p->need_diff[i])
@@ -550,7 +552,8 @@ prim_heartbeat(struct prim *p)
  * the set waits for a comparison, or changes wait in the watcher, in a
  * file still open, or in the kernel: a writer's last change is queued
  * there when its write returns, and this status may be answered before
- * the loop reads it.
+ * the loop reads it.  Nor while subtrees of it have no watch: what
+ * changed there is seen only at the next rescan.
  */
 static int
 prim_set_settled(struct prim *p, size_t i)
@@ -559,6 +562,7 @@ prim_set_settled(struct prim *p, size_t i)
 	       (int)i != p->run_set &&
 	       !watch_pending(p->watch, (uint16_t)i) &&
 	       !watch_delayed(p->watch, (uint16_t)i) &&
+	       !watch_unwatched_in(p->watch, (uint16_t)i) &&
 	       watch_unread(p->watch) == 0;
 }
 

@@ -254,6 +254,8 @@ int watch_fd(const struct watch *w);
 /* Directories watched, and subtrees left to the rescan timer. */
 size_t watch_count(const struct watch *w);
 size_t watch_unwatched(const struct watch *w);
+/* Has set `set` subtrees without watches (seen only by the rescan)? */
+int watch_unwatched_in(const struct watch *w, uint16_t set);
 /* Read all queued events into the dirty sets; never blocks. */
 int watch_drain(struct watch *w);
 /* When the next file left open is due (monotonic ns), or UINT64_MAX. */

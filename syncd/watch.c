@@ -986,6 +986,17 @@ watch_delayed(const struct watch *w, uint16_t set)
 	return 0;
 }
 
+int
+watch_unwatched_in(const struct watch *w, uint16_t set)
+{
+	size_t i;
+
+	for (i = 0; i < w->n_unwatched; i++)
+		if (w->unwatched[i].recursive == set) /* set, see unwatched_add */
+			return 1;
+	return 0;
+}
+
 size_t
 watch_unread(const struct watch *w)
 {

@@ -291,9 +291,11 @@ hs_status() {
 # For the states a test must see where the trees differ on purpose
 # (held, catching-up, not ready).
 hs_expect_status() {
+	local said
 	hs_status "$2" "$T/expect.json"
-	if python3 "$HS_CLAIM" expect "$T/expect.json" "$3" 2>"$T/expect.why"; then
-		hs_ok "$1"
+	if said=$(python3 "$HS_CLAIM" expect "$T/expect.json" "$3" \
+		2>"$T/expect.why"); then
+		hs_ok "$1 ($said)"
 	else
 		hs_bad "$1: $(cat "$T/expect.why") (wanted: $3)"
 	fi
@@ -333,6 +335,40 @@ hs_wait_same() {
 		python3 "$HS_CLAIM" show "$T/claim/primary.json" \
 			"$T/claim/standby.json" | sed 's/^/     /'
 	fi
+	return 0
+}
+
+# hs_wait_converge NAME SECONDS EXPR SOURCE...: trees that converge while
+# status may not claim they do (e.g. subtrees seen only by the rescan).
+# Polls, bounded by SECONDS, until the trees are equal; before each
+# comparison the primary's status must satisfy EXPR (a python expression
+# on `d`, as hs_expect_status): a status that breaks it fails at once.
+# Counts the result, HS_SAME 1 when equal; returns 0.
+hs_wait_converge() {
+	local name=$1 secs=$2 expr=$3 i said rc
+	shift 3
+	HS_SAME=0
+	for ((i = 0; i < secs * 10; i++)); do
+		hs_status "${HS_PRIMARY_CONF:-$C1}" "$T/converge.json"
+		rc=0
+		said=$(python3 "$HS_CLAIM" expect "$T/converge.json" "$expr" \
+			2>"$T/converge.why") || rc=$?
+		if [ "$rc" -eq 3 ]; then
+			sleep 0.1 # UNKNOWN (not up yet): it claims nothing
+			continue
+		elif [ "$rc" -ne 0 ]; then
+			hs_bad "$name: $(cat "$T/converge.why") (wanted: $expr)"
+			return 0
+		fi
+		if hs_compare "$@" 2>/dev/null; then
+			HS_SAME=1
+			hs_ok "$name (status said $said; trees equal)"
+			return 0
+		fi
+		sleep 0.1
+	done
+	hs_bad "$name: not identical after ${secs}s"
+	hs_compare "$@" || true
 	return 0
 }
 

@@ -23,8 +23,9 @@ integration tests' honesty checks (lib.sh: hs_wait_same, hs_sync_check).
       runs were applied) and no set is in "error".  Prints last_applied.
 
   status_claim.py expect FILE PYTHON-EXPRESSION
-      Exit 0 when the expression, with `d` the status object, is true;
-      else print the status (as `show`) on stderr and exit 1.
+      Exit 0 when the expression, with `d` the status object, is true
+      (the sets' states printed); else print the status (as `show`) on
+      stderr and exit 1, or 3 when status said only an error (UNKNOWN).
 
 The trees are compared by the caller, once, after the claim: status saying
 in-sync while they differ is a lie, which the caller counts as a failure.
@@ -94,6 +95,15 @@ def show(d):
                 lag.get("files_pending"), lag.get("last_applied"), paths,
                 pr.get("ready"), pr.get("reasons"),
                 ", warnings: " + w if w else ""))
+
+
+def brief(d):
+    """The states of the sets and the verdict, in a few words."""
+    paths = " ".join("%s=%s" % (p.get("name"), p.get("state"))
+                     for p in d.get("paths") or [])
+    return "%s: %s, promote_ready %s" % (
+        d.get("role"), paths or "no sets",
+        (d.get("promote_ready") or {}).get("ready"))
 
 
 def primary_says(d, want):
@@ -185,9 +195,17 @@ def main(argv):
         except (OSError, ValueError) as e:
             print("%s: %s" % (argv[2], e), file=sys.stderr)
             return 1
-        if eval(argv[3], {}, {"d": d}):
-            return 0
-        print("status: " + show(d), file=sys.stderr)
+        if "error" in d and "paths" not in d:
+            print("status: %s" % d["error"], file=sys.stderr)
+            return 3
+        try:
+            if eval(argv[3], {}, {"d": d}):
+                print(brief(d))
+                return 0
+            why = ""
+        except (KeyError, IndexError, TypeError) as e:
+            why = " (%s: %s)" % (type(e).__name__, e)
+        print("status: " + show(d) + why, file=sys.stderr)
         return 1
     print(__doc__, file=sys.stderr)
     return 2
