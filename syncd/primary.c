@@ -893,9 +893,10 @@ prim_loop(struct prim *p)
 	watch_drain(p->watch);
 	if (p->ss != NULL)
 		prim_sync_all(p);
+	/* Saved before the goodbye: a set is in-sync only while connected. */
+	prim_save_status(p, 1);
 	send_session_close(p->ss, 1);
 	p->ss = NULL;
-	prim_save_status(p, 1);
 	hs_log_info("primary: stopped after %llu reconciliations (%llu "
 	            "without a listing), %llu express runs (%llu paths)",
 	            (unsigned long long)p->syncs, (unsigned long long)p->blind,

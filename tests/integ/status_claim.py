@@ -106,9 +106,16 @@ def brief(d):
         (d.get("promote_ready") or {}).get("ready"))
 
 
+def stale(d):
+    """A running daemon that did not answer: its last saved status is
+    shown, which claims nothing about now."""
+    return any("did not answer" in (w.get("text") or "")
+               for w in d.get("warnings") or [])
+
+
 def primary_says(d, want):
     """(claims in-sync for the sets `want`, claims every set in-sync)."""
-    if d is None or d.get("daemon") != "running" or \
+    if d is None or d.get("daemon") != "running" or stale(d) or \
             (d.get("peer") or {}).get("state") != "connected" or \
             (d.get("lag") or {}).get("files_pending") != 0:
         return False, False
@@ -133,6 +140,7 @@ def wait(binary, pconf, sconf, secs, outdir, sources):
         if mine and sconf != "-" and every:
             s, swhy = status(binary, sconf)
             ready = s is not None and s.get("daemon") == "running" and \
+                not stale(s) and \
                 (s.get("promote_ready") or {}).get("ready") is True
         else:
             ready = sconf == "-" or (mine and not every)
