@@ -498,6 +498,19 @@ prim_sync_all(struct prim *p)
 		if (!p->need_full[i] && !p->need_diff[i] &&
 		    !watch_pending(p->watch, (uint16_t)i))
 			continue;
+		/*
+		 * The standby hears first that changes are on their way: its
+		 * promote_ready must not stay yes while they are in flight.
+		 */
+		if (!any) {
+			watch_pending_stats(p->watch, &oldest, &paths);
+			rc = send_session_state(p->ss, prim_lag_ns(p) / NS_PER_MS,
+			                        paths, 0);
+			if (rc < 0) {
+				prim_drop(p, rc, "state");
+				return rc;
+			}
+		}
 		any = 1;
 		p->run_set = (int)i;
 		rc = prim_sync_set(p, i);
