@@ -301,6 +301,24 @@ hs_expect_status() {
 	fi
 }
 
+# hs_wait_status NAME SECONDS CONF EXPR: as hs_expect_status, but polls
+# (every 0.1 s, bounded) until the status satisfies EXPR: for a state
+# that comes once a run is over (held, error).
+hs_wait_status() {
+	local i said
+	for ((i = 0; i < $2 * 10; i++)); do
+		hs_status "$3" "$T/expect.json"
+		if said=$(python3 "$HS_CLAIM" expect "$T/expect.json" "$4" \
+			2>"$T/expect.why"); then
+			hs_ok "$1 ($said)"
+			return 0
+		fi
+		sleep 0.1
+	done
+	hs_bad "$1: after $2 s, $(cat "$T/expect.why") (wanted: $4)"
+	return 0
+}
+
 # hs_wait_same NAME SECONDS SOURCE...: the honest wait of a running
 # primary daemon.  Polls (bounded by SECONDS) until the primary's status
 # says every set holding a SOURCE is in-sync with no file pending, and,
