@@ -301,6 +301,15 @@ hs_expect_status() {
 	fi
 }
 
+# hs_last_applied: the standby's lag.last_applied as its status says it
+# (None when it says null, ? when there is no status).
+hs_last_applied() {
+	hs_status "${HS_STANDBY_CONF:-$C2}" "$T/last-applied.json"
+	python3 -c 'import json, sys
+print(json.load(open(sys.argv[1]))["lag"]["last_applied"])' \
+		"$T/last-applied.json" 2>/dev/null || echo "?"
+}
+
 # hs_wait_status NAME SECONDS CONF EXPR: as hs_expect_status, but polls
 # (every 0.1 s, bounded) until the status satisfies EXPR: for a state
 # that comes once a run is over (held, error).
@@ -412,7 +421,7 @@ hs_sync_check() {
 		# Its session reports after the acknowledgement the sync saw
 		# (releasing replaced files first): bounded, it says so.
 		for ((i = 0; i < 100; i++)); do
-			hs_status "$C2" "$T/sync-standby.json"
+			hs_status "${HS_STANDBY_CONF:-$C2}" "$T/sync-standby.json"
 			la=$(python3 "$HS_CLAIM" applied "$T/sync-standby.json" \
 				"$HS_SYNC_T0" 2>"$T/sync-standby.why") && break
 			la=""
