@@ -404,8 +404,9 @@ hs_wait_converge() {
 # a summary with 0 errors and 0 held; while the standby daemon runs, its
 # status (within 10 s: its session reports after the acknowledgement):
 # last_applied at or after the sync began and no set in "error".
-# Then the trees are compared once; a claim that does not hold fails.
-# Counts the result, HS_SAME 1 when all held; returns 0.
+# Then the trees are compared once (HS_COMPARE_FN SOURCE..., hs_compare
+# unless set); a claim that does not hold fails.  Counts the result,
+# HS_SAME 1 when all held; returns 0.
 hs_sync_check() {
 	local name=$1 said la i
 	shift
@@ -434,7 +435,7 @@ hs_sync_check() {
 		fi
 		said="$said; standby applied at $la"
 	fi
-	if hs_compare "$@"; then
+	if "${HS_COMPARE_FN:-hs_compare}" "$@"; then
 		HS_SAME=1
 		hs_ok "$name ($said; trees equal)"
 	else
