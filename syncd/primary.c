@@ -99,6 +99,7 @@ struct prim {
 	struct prim_retry *retry; /* per set: what the standby failed */
 	size_t n_retry;
 	int busy_set;          /* set being reconciled whole, or -1 */
+	int run_set;           /* set whose run is under way, or -1 */
 	uint64_t inflight_ns;  /* oldest change in the run under way */
 	uint64_t unsynced_ns;  /* since when the standby may miss changes */
 	double last_applied;   /* wall clock of the last acknowledged run */
@@ -751,7 +752,9 @@ prim_caught_up(struct prim *p)
 	size_t i;
 
 	watch_pending_stats(p->watch, &oldest, &paths);
-	if (p->ss == NULL || paths > 0 || p->inflight_ns != 0)
+	/* Unwatched subtrees: their changes wait for the rescan, unseen. */
+	if (p->ss == NULL || paths > 0 || p->inflight_ns != 0 ||
+	    watch_unwatched(p->watch) > 0)
 		return 0;
 	for (i = 0; i < p->conf->n_sets; i++)
 		if (p->need_full[i] || p->need_diff[i] ||
@@ -796,8 +799,24 @@ prim_sync_all(struct prim *p)
 		    !watch_pending(p->watch, (uint16_t)i) &&
 		    !prim_retry_due(p, i, now))
 			continue;
+		/*
+		 * The standby hears first that changes are on their way: its
+		 * promote_ready must not stay yes while they are in flight.
+		 */
+		if (!any) {
+			watch_pending_stats(p->watch, &oldest, &paths);
+			rc = send_session_state(p->ss, prim_lag_ns(p) / NS_PER_MS,
+			                        paths, 0);
+			if (rc < 0) {
+				prim_drop(p, rc, "state");
+				return rc;
+			}
+		}
 		any = 1;
-		if ((rc = prim_sync_set(p, i)) < 0) {
+		p->run_set = (int)i;
+		rc = prim_sync_set(p, i);
+		p->run_set = -1;
+		if (rc < 0) {
 			prim_drop(p, rc, p->conf->sets[i].name);
 			return rc;
 		}
@@ -868,6 +887,27 @@ prim_status_retry(struct prim *p, size_t i, struct st_view *v, char *buf,
 		v->reasons[v->n_reasons++] = buf;
 }
 
+/*
+ * May status call set i in-sync: has the standby acknowledged every
+ * change of it?  Not while no standby is connected, a run of the set is
+ * under way (its changes left the watcher but are not acknowledged yet),
+ * the set waits for a comparison, or changes wait in the watcher, in a
+ * file still open, or in the kernel: a writer's last change is queued
+ * there when its write returns, and this status may be answered before
+ * the loop reads it.  Nor while subtrees of it have no watch: what
+ * changed there is seen only at the next rescan.
+ */
+static int
+prim_set_settled(struct prim *p, size_t i)
+{
+	return p->ss != NULL && !p->need_full[i] && !p->need_diff[i] &&
+	       (int)i != p->run_set &&
+	       !watch_pending(p->watch, (uint16_t)i) &&
+	       !watch_delayed(p->watch, (uint16_t)i) &&
+	       !watch_unwatched_in(p->watch, (uint16_t)i) &&
+	       watch_unread(p->watch) == 0;
+}
+
 static json_t *
 prim_status(struct prim *p)
 {
@@ -911,8 +951,7 @@ prim_status(struct prim *p)
 			if ((int)i == p->busy_set && p->ss != NULL)
 				paths[i].progress =
 				    send_session_progress(p->ss);
-		} else if (p->need_full[i] ||
-		           watch_pending(p->watch, (uint16_t)i))
+		} else if (!prim_set_settled(p, i))
 			paths[i].state = "catching-up";
 		else
 			paths[i].state = "in-sync";
@@ -1229,9 +1268,10 @@ prim_loop(struct prim *p)
 	watch_drain(p->watch);
 	if (p->ss != NULL)
 		prim_sync_all(p);
+	/* Saved before the goodbye: a set is in-sync only while connected. */
+	prim_save_status(p, 1);
 	send_session_close(p->ss, 1);
 	p->ss = NULL;
-	prim_save_status(p, 1);
 	hs_log_info("primary: stopped after %llu reconciliations (%llu "
 	            "without a listing), %llu express runs (%llu paths)",
 	            (unsigned long long)p->syncs, (unsigned long long)p->blind,
@@ -1261,6 +1301,7 @@ prim_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
 	p.o.tls = tls;
 	p.cfd = -1;
 	p.busy_set = -1;
+	p.run_set = -1;
 	p.last_applied = -1;
 	p.unsynced_ns = hs_now_mono_ns();
 	/*

@@ -256,6 +256,8 @@ int watch_fd(const struct watch *w);
 /* Directories watched, and subtrees left to the rescan timer. */
 size_t watch_count(const struct watch *w);
 size_t watch_unwatched(const struct watch *w);
+/* Has set `set` subtrees without watches (seen only by the rescan)? */
+int watch_unwatched_in(const struct watch *w, uint16_t set);
 /* Read all queued events into the dirty sets; never blocks. */
 int watch_drain(struct watch *w);
 /* When the next file left open is due (monotonic ns), or UINT64_MAX. */
@@ -265,6 +267,13 @@ uint64_t watch_next_due(const struct watch *w);
 void watch_rescan_unwatched(struct watch *w);
 /* Has set `set` changes waiting? */
 int watch_pending(const struct watch *w, uint16_t set);
+/* Has set `set` files still open for writing, not yet in its changes? */
+int watch_delayed(const struct watch *w, uint16_t set);
+/*
+ * Bytes of events the kernel holds that watch_drain has not read yet
+ * (FIONREAD); a failing ioctl counts as 1.  Never blocks.
+ */
+size_t watch_unread(const struct watch *w);
 /*
  * Take the changes of set `set`: *full when the whole set needs a
  * reconciliation, else the scope (caller owns it: proto_scope_free),

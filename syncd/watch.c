@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -972,6 +973,39 @@ int
 watch_pending(const struct watch *w, uint16_t set)
 {
 	return w->dirty[set].full || w->dirty[set].n > 0;
+}
+
+int
+watch_delayed(const struct watch *w, uint16_t set)
+{
+	size_t i;
+
+	for (i = 0; i < w->n_delayed; i++)
+		if (w->delayed[i].set == set)
+			return 1;
+	return 0;
+}
+
+int
+watch_unwatched_in(const struct watch *w, uint16_t set)
+{
+	size_t i;
+
+	for (i = 0; i < w->n_unwatched; i++)
+		if (w->unwatched[i].recursive == set) /* set, see unwatched_add */
+			return 1;
+	return 0;
+}
+
+size_t
+watch_unread(const struct watch *w)
+{
+	int n = 0;
+
+	/* Unknown counts as unread: the caller must not claim quiet. */
+	if (ioctl(w->fd, FIONREAD, &n) < 0)
+		return 1;
+	return n > 0 ? (size_t)n : 0;
 }
 
 uint64_t

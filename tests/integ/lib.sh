@@ -155,8 +155,9 @@ hs_stop_standby() {
 }
 
 # hs_sync [ARGS]: run sync on the primary; sets SYNC_RC, output in
-# $T/sync.out and $T/sync.err.
+# $T/sync.out and $T/sync.err; HS_SYNC_T0 is when it began (epoch s).
 hs_sync() {
+	HS_SYNC_T0=$(date +%s.%N)
 	set +e
 	"$HS_BIN" -c "$C1" sync "$@" >"$T/sync.out" 2>"$T/sync.err"
 	SYNC_RC=$?
@@ -271,19 +272,174 @@ hs_result() {
 	[ "$HS_FAILED" -eq 0 ]
 }
 
-# hs_wait_same NAME SECONDS SOURCE...: poll hs_compare every 0.1 s, at
-# most SECONDS, until the copies are identical; counts the result (the
-# differences are printed when they never go away).
+# The honesty checks: wherever a test compares trees, it first asserts
+# what `hamnsync status --json` (or a one-shot sync) claimed, and the
+# claim must be true.  tests/integ/status_claim.py reads and judges it.
+HS_CLAIM="$top/tests/integ/status_claim.py"
+
+# hs_status CONF OUT: the node's `status --json` into OUT; its exit
+# code in HS_STATUS_RC.
+hs_status() {
+	set +e
+	"$HS_BIN" -c "$1" status --json >"$2" 2>"$2.err"
+	HS_STATUS_RC=$?
+	set -e
+}
+
+# hs_expect_status NAME CONF EXPR: the node's status, judged by the
+# python expression EXPR (`d` is the status object); counts the result.
+# For the states a test must see where the trees differ on purpose
+# (held, catching-up, not ready).
+hs_expect_status() {
+	local said
+	hs_status "$2" "$T/expect.json"
+	if said=$(python3 "$HS_CLAIM" expect "$T/expect.json" "$3" \
+		2>"$T/expect.why"); then
+		hs_ok "$1 ($said)"
+	else
+		hs_bad "$1: $(cat "$T/expect.why") (wanted: $3)"
+	fi
+}
+
+# hs_last_applied: the standby's lag.last_applied as its status says it
+# (None when it says null, ? when there is no status).
+hs_last_applied() {
+	hs_status "${HS_STANDBY_CONF:-$C2}" "$T/last-applied.json"
+	python3 -c 'import json, sys
+print(json.load(open(sys.argv[1]))["lag"]["last_applied"])' \
+		"$T/last-applied.json" 2>/dev/null || echo "?"
+}
+
+# hs_wait_status NAME SECONDS CONF EXPR: as hs_expect_status, but polls
+# (every 0.1 s, bounded) until the status satisfies EXPR: for a state
+# that comes once a run is over (held, error).
+hs_wait_status() {
+	local i said
+	for ((i = 0; i < $2 * 10; i++)); do
+		hs_status "$3" "$T/expect.json"
+		if said=$(python3 "$HS_CLAIM" expect "$T/expect.json" "$4" \
+			2>"$T/expect.why"); then
+			hs_ok "$1 ($said)"
+			return 0
+		fi
+		sleep 0.1
+	done
+	hs_bad "$1: after $2 s, $(cat "$T/expect.why") (wanted: $4)"
+	return 0
+}
+
+# hs_wait_same NAME SECONDS SOURCE...: the honest wait of a running
+# primary daemon.  Polls (bounded by SECONDS) until the primary's status
+# says every set holding a SOURCE is in-sync with no file pending, and,
+# while the standby daemon ($STANDBY_PID) runs, the standby's says
+# promote_ready once the primary says every set in-sync; then compares
+# the trees ONCE: status claiming in-sync while they differ is a failure,
+# not a reason to wait longer.  Counts the result, HS_SAME 1 when both
+# held, and returns 0.  HS_PRIMARY_CONF and HS_STANDBY_CONF replace $C1
+# and $C2.
 hs_wait_same() {
-	local name=$1 secs=$2 i
+	local name=$1 secs=$2 sc=- t0 said
 	shift 2
+	HS_SAME=0
+	if [ -n "${STANDBY_PID:-}" ] && kill -0 "$STANDBY_PID" 2>/dev/null; then
+		sc=${HS_STANDBY_CONF:-$C2}
+	fi
+	mkdir -p "$T/claim"
+	t0=$(date +%s%N)
+	if ! python3 "$HS_CLAIM" wait "$HS_BIN" "${HS_PRIMARY_CONF:-$C1}" \
+		"$sc" "$secs" "$T/claim" "$@" 2>"$T/claim/why"; then
+		hs_bad "$name: status did not say in-sync within ${secs}s"
+		sed 's/^/     /' "$T/claim/why"
+		hs_compare "$@" || true
+		return 0
+	fi
+	said="status said in-sync$([ "$sc" = - ] || echo ", promote ready")"
+	if hs_compare "$@"; then
+		HS_SAME=1
+		hs_ok "$name ($said in $((($(date +%s%N) - t0) / 1000000)) ms; trees equal)"
+	else
+		hs_bad "$name: $said, but the trees differ (status lied)"
+		python3 "$HS_CLAIM" show "$T/claim/primary.json" \
+			"$T/claim/standby.json" | sed 's/^/     /'
+	fi
+	return 0
+}
+
+# hs_wait_converge NAME SECONDS EXPR SOURCE...: trees that converge while
+# status may not claim they do (e.g. subtrees seen only by the rescan).
+# Polls, bounded by SECONDS, until the trees are equal; before each
+# comparison the primary's status must satisfy EXPR (a python expression
+# on `d`, as hs_expect_status): a status that breaks it fails at once.
+# Counts the result, HS_SAME 1 when equal; returns 0.
+hs_wait_converge() {
+	local name=$1 secs=$2 expr=$3 i said rc
+	shift 3
+	HS_SAME=0
 	for ((i = 0; i < secs * 10; i++)); do
+		hs_status "${HS_PRIMARY_CONF:-$C1}" "$T/converge.json"
+		rc=0
+		said=$(python3 "$HS_CLAIM" expect "$T/converge.json" "$expr" \
+			2>"$T/converge.why") || rc=$?
+		if [ "$rc" -eq 3 ]; then
+			sleep 0.1 # UNKNOWN (not up yet): it claims nothing
+			continue
+		elif [ "$rc" -ne 0 ]; then
+			hs_bad "$name: $(cat "$T/converge.why") (wanted: $expr)"
+			return 0
+		fi
 		if hs_compare "$@" 2>/dev/null; then
-			hs_ok "$name"
+			HS_SAME=1
+			hs_ok "$name (status said $said; trees equal)"
 			return 0
 		fi
 		sleep 0.1
 	done
 	hs_bad "$name: not identical after ${secs}s"
 	hs_compare "$@" || true
+	return 0
+}
+
+# hs_sync_check NAME SOURCE...: after hs_sync (a one-shot sync, no
+# primary daemon), what the run claimed: exit 0 ("standby matches") and
+# a summary with 0 errors and 0 held; while the standby daemon runs, its
+# status (within 10 s: its session reports after the acknowledgement):
+# last_applied at or after the sync began and no set in "error".
+# Then the trees are compared once (HS_COMPARE_FN SOURCE..., hs_compare
+# unless set); a claim that does not hold fails.  Counts the result,
+# HS_SAME 1 when all held; returns 0.
+hs_sync_check() {
+	local name=$1 said la i
+	shift
+	HS_SAME=0
+	if [ "$SYNC_RC" -ne 0 ] ||
+		! grep -q ' 0 held, .* 0 errors$' "$T/sync.out"; then
+		hs_bad "$name: sync exit $SYNC_RC: $(tail -2 "$T/sync.out" "$T/sync.err" | tr '\n' ' ')"
+		"${HS_COMPARE_FN:-hs_compare}" "$@" || true
+		return 0
+	fi
+	said="sync exit 0, 0 errors"
+	if [ -n "${STANDBY_PID:-}" ] && kill -0 "$STANDBY_PID" 2>/dev/null; then
+		# Its session reports after the acknowledgement the sync saw
+		# (releasing replaced files first): bounded, it says so.
+		for ((i = 0; i < 100; i++)); do
+			hs_status "${HS_STANDBY_CONF:-$C2}" "$T/sync-standby.json"
+			la=$(python3 "$HS_CLAIM" applied "$T/sync-standby.json" \
+				"$HS_SYNC_T0" 2>"$T/sync-standby.why") && break
+			la=""
+			sleep 0.1
+		done
+		if [ -z "$la" ]; then
+			hs_bad "$name: sync exit 0, but the standby's status does not show its runs applied: $(cat "$T/sync-standby.why")"
+			"${HS_COMPARE_FN:-hs_compare}" "$@" || true
+			return 0
+		fi
+		said="$said; standby applied at $la"
+	fi
+	if "${HS_COMPARE_FN:-hs_compare}" "$@"; then
+		HS_SAME=1
+		hs_ok "$name ($said; trees equal)"
+	else
+		hs_bad "$name: $said, but the trees differ (the sync's claim is false)"
+	fi
+	return 0
 }

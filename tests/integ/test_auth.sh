@@ -191,20 +191,18 @@ good_sync() {
 	echo "marker $1" >"$T/src/install/marker-$1"
 	hs_sync
 	C1=$save
-	if [ "$SYNC_RC" -eq 0 ] && hs_compare $SOURCES; then
-		ok "$1: sync exits 0, standby identical"
-	else
-		bad "$1: sync exited $SYNC_RC: $(head -3 "$T/sync.err")"
-	fi
+	HS_STANDBY_CONF=$STANDBY_CONF hs_sync_check \
+		"$1: sync exits 0, standby identical" $SOURCES
 }
 
 # refused NAME CONF PHRASE: a primary with CONF is refused (exit 3), the
 # standby logs one line with PHRASE, and nothing lands under target_root.
 refused() {
-	local name=$1 conf=$2 phrase=$3 lines before line n save=$C1
+	local name=$1 conf=$2 phrase=$3 lines before line n save=$C1 applied
 	echo "-- $name"
 	echo "marker $name" >"$T/src/install/marker-$name"
 	before=$(hs_snapshot "$T/standby")
+	applied=$(HS_STANDBY_CONF=$STANDBY_CONF hs_last_applied)
 	lines=$(wc -l <"$T/standby.log")
 	C1=$conf
 	hs_sync
@@ -225,6 +223,7 @@ refused() {
 		bad "$name: no standby log line with '$phrase'"
 		tail -n +"$((lines + 1))" "$T/standby.log" | sed 's/^/     | /'
 	fi
+	unapplied "$name" "$applied"
 	if [ ! -e "$T/standby$T/src/install/marker-$name" ] &&
 		[ "$(hs_snapshot "$T/standby")" = "$before" ]; then
 		ok "$name: nothing changed under target_root"
@@ -232,6 +231,18 @@ refused() {
 		bad "$name: files CHANGED under target_root"
 	fi
 	alive "$name"
+}
+
+# unapplied NAME BEFORE: the standby's status still says its last apply
+# was at BEFORE (what it said before the refused peer came).
+unapplied() {
+	local now
+	now=$(HS_STANDBY_CONF=$STANDBY_CONF hs_last_applied)
+	if [ "$now" = "$2" ]; then
+		ok "$1: the standby's status shows no new apply (last_applied $now)"
+	else
+		bad "$1: the standby's last_applied moved from $2 to $now"
+	fi
 }
 
 alive() {
@@ -246,10 +257,11 @@ alive() {
 # intruder NAME PHRASE CMD...: something that is not a primary connects;
 # the standby logs one line with PHRASE and nothing changes.
 intruder() {
-	local name=$1 phrase=$2 lines before line
+	local name=$1 phrase=$2 lines before line applied
 	shift 2
 	echo "-- $name"
 	before=$(hs_snapshot "$T/standby")
+	applied=$(HS_STANDBY_CONF=$STANDBY_CONF hs_last_applied)
 	lines=$(wc -l <"$T/standby.log")
 	set +e
 	timeout 20 "$@" >"$T/intruder.out" 2>&1
@@ -260,6 +272,7 @@ intruder() {
 		bad "$name: no standby log line with '$phrase'"
 		tail -n +"$((lines + 1))" "$T/standby.log" | sed 's/^/     | /'
 	fi
+	unapplied "$name" "$applied"
 	if [ "$(hs_snapshot "$T/standby")" = "$before" ]; then
 		ok "$name: nothing changed under target_root"
 	else
@@ -346,5 +359,7 @@ else
 	bad "pinned-expired: no warning about the expired certificate"
 fi
 
+PASSED=$((PASSED + HS_PASSED))
+FAILED=$((FAILED + HS_FAILED))
 echo "test_auth: $PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

@@ -63,8 +63,8 @@ hs_setup_pair "
 source = $D"
 hs_start_standby
 hs_sync
-[ "$SYNC_RC" -eq 0 ] || hs_fail "seed sync: $(cat "$T/sync.err")"
-hs_compare "$D" || hs_fail "seed sync left differences"
+hs_sync_check "seed sync" "$D"
+[ "$HS_SAME" -eq 1 ] || hs_fail "no seed, giving up"
 hs_stop_standby
 for s in state1 state2; do
 	[ -s "$T/$s/index/data.mdb" ] || hs_fail "no index in $T/$s"

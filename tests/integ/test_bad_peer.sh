@@ -47,9 +47,9 @@ hs_setup_pair "$(hs_sets_for "$T/src")"
 SOURCES=$(hs_all_sources "$T/src")
 hs_start_standby
 hs_sync
-[ "$SYNC_RC" -eq 0 ] || { cat "$T/sync.err"; hs_fail "seed sync exited $SYNC_RC"; }
 # shellcheck disable=SC2086
-hs_compare $SOURCES || hs_fail "seed sync left differences"
+hs_sync_check "seed sync" $SOURCES
+[ "$HS_SAME" -eq 1 ] || { cat "$T/sync.err"; hs_fail "no seed, giving up"; }
 [ -L "$T/standby$T/src/install/link" ] || hs_fail "link not replicated"
 SD=$T/standby$T/src/install   # the install set on the standby
 echo "seeded: standby matches the primary; standby has install/link -> $T/outside"
@@ -146,11 +146,9 @@ check_aftermath() {
 		"$PRE_SYNC" "$name"
 	fi
 	hs_sync
-	if [ "$SYNC_RC" -eq 0 ]; then
-		ok "$name: a normal sync afterwards exits 0"
-	else
-		bad "$name: a normal sync afterwards exited $SYNC_RC: $(head -3 "$T/sync.err")"
-	fi
+	# shellcheck disable=SC2086
+	hs_sync_check "$name: a normal sync afterwards leaves the trees equal" \
+		$SOURCES
 	# The snapshot taken when rsync had found the trees identical; rsync
 	# runs again only to show what differs.
 	if [ "$(hs_snapshot "$T/standby")" = "$STANDBY_SNAP" ]; then
@@ -417,13 +415,11 @@ big_wait_sync() {
 # big_converge NAME: a sync exits 0 and the trees are identical.
 big_converge() {
 	hs_sync
-	[ "$SYNC_RC" -eq 0 ] && ok "$1: the next sync exits 0" ||
-		bad "$1: the next sync exited $SYNC_RC: $(head -3 "$T/sync.err")"
+	# shellcheck disable=SC2086
+	hs_sync_check "$1: the next sync: trees identical (rsync -c finds nothing)" \
+		$SOURCES
 	[ "$(digest "$SD/big.img")" = "$NEW_SUM" ] && ok "$1: the new copy is in place" ||
 		bad "$1: the new copy is not in place"
-	# shellcheck disable=SC2086
-	hs_compare $SOURCES && ok "$1: trees identical (rsync -c finds nothing)" ||
-		bad "$1: trees differ"
 }
 
 echo "== [${SECONDS}s] standby killed with SIGKILL in the middle of a 200 MiB file"
@@ -520,8 +516,7 @@ else
 	hs_sync     # and the directory's mtime is the primary's again
 fi
 # shellcheck disable=SC2086
-hs_compare $SOURCES && ok "session-kill: trees identical (rsync -c finds nothing)" ||
-	bad "session-kill: trees differ"
+hs_sync_check "session-kill: trees identical (rsync -c finds nothing)" $SOURCES
 
 echo "== [${SECONDS}s] kill -9 of the daemon's PID (state_dir/hamnsync.pid) alone"
 slow_transfer daemon-kill
@@ -564,8 +559,9 @@ hs_sync
 [ "$SYNC_RC" -eq 0 ] && ok "daemon-kill: the next sync exits 0" ||
 	bad "daemon-kill: the next sync exited $SYNC_RC: $(head -3 "$T/sync.err")"
 # shellcheck disable=SC2086
-hs_compare $SOURCES && ok "daemon-kill: trees identical (rsync -c finds nothing)" ||
-	bad "daemon-kill: trees differ"
+hs_sync_check "daemon-kill: trees identical (rsync -c finds nothing)" $SOURCES
 
+PASSED=$((PASSED + HS_PASSED))
+FAILED=$((FAILED + HS_FAILED))
 echo "test_bad_peer: $PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

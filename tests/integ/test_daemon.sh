@@ -19,27 +19,15 @@ bad() { fail=$((fail + 1)); echo "FAIL $*"; }
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
-# wait_same NAME SECONDS STEP SOURCE...: poll hs_compare until the copies
-# are identical, at most SECONDS (and a bounded number of rounds); counts
-# the result, leaves it in WS_OK (1 identical) and always returns 0.
+# wait_same NAME SECONDS STEP SOURCE...: lib.sh's honest wait (status
+# says in-sync and promote ready, then the trees are compared once; STEP
+# is not used any more); counts the result, leaves it in WS_OK (1
+# identical) and always returns 0.
 wait_same() {
-	local name=$1 secs=$2 step=$3 t0 end i rounds
+	local name=$1 secs=$2
 	shift 3
-	WS_OK=0
-	t0=$(now_ms)
-	end=$((t0 + secs * 1000))
-	rounds=$(awk -v s="$secs" -v d="$step" 'BEGIN { print int(s / d) + 2 }')
-	for ((i = 0; i < rounds; i++)); do
-		if hs_compare "$@" 2>/dev/null; then
-			ok "$name (seen in $(($(now_ms) - t0)) ms)"
-			WS_OK=1
-			return 0
-		fi
-		[ "$(now_ms)" -ge "$end" ] && break
-		sleep "$step"
-	done
-	bad "$name: not identical after ${secs}s"
-	hs_compare "$@" || true
+	hs_wait_same "$name" "$secs" "$@"
+	WS_OK=$HS_SAME
 	return 0
 }
 
@@ -383,6 +371,9 @@ if hs_wait_gone "$PRIMARY_PID" 150; then
 else
 	bad "SIGTERM: primary still running after 15 s"
 fi
+# What the stopped primary saved at its clean stop: every set in-sync.
+hs_expect_status "SIGTERM: the stopped primary's last status says every set in-sync" \
+	"$C1" 'd["daemon"] == "stopped" and all(p["state"] == "in-sync" for p in d["paths"])'
 if hs_compare "$S/xcat/cert" "$S/etc/hosts"; then
 	ok "SIGTERM: changes made just before the TERM are on the standby"
 else
@@ -394,6 +385,8 @@ grep -q "primary: stopped" "$T/primary.log" &&
 kill -0 "$STANDBY_PID" 2>/dev/null && ok "standby still running" ||
 	bad "standby died"
 
+pass=$((pass + HS_PASSED))
+fail=$((fail + HS_FAILED))
 if [ $fail -gt 0 ]; then
 	echo "--- primary log (tail)"
 	tail -30 "$T/primary.log"

@@ -28,26 +28,14 @@ ok() { pass=$((pass + 1)); echo "ok   $*"; }
 bad() { fail=$((fail + 1)); echo "FAIL $*"; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
-# wait_same NAME SECONDS STEP SOURCE...: poll hs_compare until identical,
-# bounded in time and rounds; counts the result, sets WS_OK, returns 0.
+# wait_same NAME SECONDS STEP SOURCE...: lib.sh's honest wait (status
+# says in-sync and promote ready, then the trees are compared once; STEP
+# is not used any more); counts the result, sets WS_OK, returns 0.
 wait_same() {
-	local name=$1 secs=$2 step=$3 t0 end i rounds
+	local name=$1 secs=$2
 	shift 3
-	WS_OK=0
-	t0=$(now_ms)
-	end=$((t0 + secs * 1000))
-	rounds=$(awk -v s="$secs" -v d="$step" 'BEGIN { print int(s / d) + 2 }')
-	for ((i = 0; i < rounds; i++)); do
-		if hs_compare "$@" 2>/dev/null; then
-			ok "$name (identical after $(($(now_ms) - t0)) ms)"
-			WS_OK=1
-			return 0
-		fi
-		[ "$(now_ms)" -ge "$end" ] && break
-		sleep "$step"
-	done
-	bad "$name: not identical after ${secs}s"
-	hs_compare "$@" || true
+	hs_wait_same "$name" "$secs" "$@"
+	WS_OK=$HS_SAME
 	return 0
 }
 
@@ -107,6 +95,7 @@ PPORT=$(hs_free_port) || hs_fail "no free port"
 C1P=$T/mn1-proxy.conf
 sed "s/^peer = .*/peer = 127.0.0.1:$PPORT/" "$C1" >"$C1P"
 grep -q "^peer = 127.0.0.1:$PPORT\$" "$C1P" || hs_fail "could not write $C1P"
+HS_PRIMARY_CONF=$C1P # the status that hs_wait_same asks
 
 "$FAULTPROXY" "$PPORT" "$PORT" 2>"$T/proxy.log" &
 PROXY_PID=$!
@@ -353,6 +342,8 @@ kill -TERM "$PRIMARY_PID"
 hs_wait_gone "$PRIMARY_PID" 150 && ok "primary stopped on SIGTERM" ||
 	bad "primary did not stop on SIGTERM"
 
+pass=$((pass + HS_PASSED))
+fail=$((fail + HS_FAILED))
 if [ $fail -gt 0 ]; then
 	echo "--- primary log (tail)"
 	tail -40 "$T/primary.log"

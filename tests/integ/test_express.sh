@@ -121,24 +121,11 @@ kill -0 "$STANDBY_PID" || hs_fail "standby died in part 1"
 PRIMARY_PID=$!
 HS_PIDS+=("$PRIMARY_PID")
 
-# wait_same SECONDS: poll the oracle until identical (bounded); 0 if so.
-wait_same() {
-	local i
-	for ((i = 0; i < $1 * 10; i++)); do
-		hs_compare $SOURCES 2>/dev/null && return 0
-		sleep 0.1
-	done
-	hs_compare $SOURCES || true
-	return 1
-}
-
 # The session children hold the slots (the first one after the seed): the
-# standby refuses a third connection until then, so wait for the seed.
-if wait_same 120; then
-	ok "seeded"
-else
-	hs_fail "no seed: $(tail -5 "$T/primary.log")"
-fi
+# standby refuses a third connection until then, so wait for the seed
+# (lib.sh's honest wait: status in-sync and promote ready, then compared).
+hs_wait_same "seeded" 120 $SOURCES
+[ "$HS_SAME" -eq 1 ] || hs_fail "no seed: $(tail -5 "$T/primary.log")"
 
 # wait_tmp: until a temporary file shows that a big transfer is under way.
 wait_tmp() {
@@ -173,6 +160,12 @@ edit() {
 
 head -c $((BIG_MIB * 1024 * 1024)) /dev/urandom >"$S/big/stream1.iso"
 wait_tmp || hs_fail "no transfer of stream1.iso under way: $(tail -5 "$T/primary.log")"
+# While its run is under way the set is not in-sync, on either node.
+hs_expect_status "stream1.iso under way: the primary says set big is not in-sync" \
+	"$C1" '[p["state"] for p in d["paths"] if p["name"] == "big"] == ["catching-up"]'
+hs_expect_status "stream1.iso under way: the standby is not promote ready" \
+	"$C2" 'd["promote_ready"]["ready"] is False'
+big_done stream1.iso && bad "stream1.iso was complete before status was asked"
 overtook=0
 for k in 1 2 3 4 5; do
 	big_done stream1.iso && break
@@ -199,11 +192,7 @@ expect_busy third2 "a third connection beside both lanes"
 evil third2x "$C1" --express hold 1
 expect_busy third2x "a second express lane beside both lanes"
 
-if wait_same 120; then
-	ok "identical after the first big file"
-else
-	bad "not identical after the first big file"
-fi
+hs_wait_same "identical after the first big file" 120 $SOURCES
 
 # ------------------------------------------- 3. the express lane killed
 XPID=$(grep "express lane with primary mn1" "$T/standby.log" | tail -1 |
@@ -226,11 +215,7 @@ if big_done stream2.iso; then
 else
 	ok "the express lane came back and overtook again"
 fi
-if wait_same 120; then
-	ok "identical after the express lane was killed"
-else
-	bad "not identical after the express lane was killed"
-fi
+hs_wait_same "identical after the express lane was killed" 120 $SOURCES
 if grep -q "cannot rename into place\|stream2.iso: changed while" "$T/primary.log"; then
 	bad "the bulk lane's transfer was disturbed: $(grep 'cannot rename\|stream2.iso: changed' "$T/primary.log" | head -2)"
 else
@@ -241,6 +226,8 @@ kill -0 "$PRIMARY_PID" 2>/dev/null && ok "primary still running" ||
 kill -0 "$STANDBY_PID" 2>/dev/null && ok "standby still running" ||
 	bad "standby died"
 
+pass=$((pass + HS_PASSED))
+fail=$((fail + HS_FAILED))
 echo "$pass passed, $fail failed"
 if [ $fail -ne 0 ]; then
 	echo "--- primary log (tail)"

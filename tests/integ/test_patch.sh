@@ -4,8 +4,9 @@
 # grown and shrunk files too.  A standby copy edited behind hamnsync's back
 # (drift), or one the standby has no record of, is kept under
 # state_dir/drift/ and the file sent again; a standby killed mid-patch
-# keeps its old copy.  After each round both
-# trees must be identical (hs_compare: rsync -naiHAXc as the oracle).
+# keeps its old copy.  After each round both trees must be identical
+# (hs_compare: rsync -naiHAXc as the oracle), as the sync claimed (exit 0,
+# the standby's last_applied).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -13,7 +14,7 @@ pass=0
 fail=0
 ok() { pass=$((pass + 1)); echo "ok   $*"; }
 bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-check() { if hs_compare "$D"; then ok "$1"; else bad "$1"; fi; }
+check() { hs_sync_check "$1" "$D"; } # what the last sync claimed, then compared
 sync_rc() { # sync_rc WANT NAME [ARGS]
 	local want=$1 name=$2
 	shift 2
@@ -169,5 +170,7 @@ else
 	bad "no record: not reported as stale or not kept"
 fi
 
+pass=$((pass + HS_PASSED))
+fail=$((fail + HS_FAILED))
 echo "patch: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -19,19 +19,10 @@ fail=0
 ok() { pass=$((pass + 1)); echo "ok   $*"; }
 bad() { fail=$((fail + 1)); echo "FAIL $*"; }
 
-# wait_same NAME SECONDS SOURCE...: poll the oracle until identical.
+# wait_same NAME SECONDS SOURCE...: lib.sh's honest wait (status says
+# in-sync and promote ready, then the trees are compared once).
 wait_same() {
-	local name=$1 secs=$2 i
-	shift 2
-	for ((i = 0; i < secs * 10; i++)); do
-		if hs_compare "$@" 2>/dev/null; then
-			ok "$name"
-			return 0
-		fi
-		sleep 0.1
-	done
-	bad "$name: not identical after ${secs}s"
-	hs_compare "$@" || true
+	hs_wait_same "$@"
 }
 
 # wait_log PATTERN COUNT SECONDS: until the primary's log has COUNT lines
@@ -162,6 +153,8 @@ if wait_log "holding back the deletion" $((held_before + 1)) 30; then
 else
 	bad "a mass deletion made while down was not held back"
 fi
+hs_wait_status "held back: the primary's status says set install is held" \
+	10 "$C1" '[p["state"] for p in d["paths"] if p["name"] == "install"] == ["held"]'
 [ -d "$T/standby$I/many/d5" ] && ok "the standby keeps the held files" ||
 	bad "the standby lost the held files"
 stop_primary
@@ -260,5 +253,7 @@ fi
 cp "$T/data.mdb.good" "$T/state1/index/data.mdb"
 
 kill -0 "$STANDBY_PID" && ok "the standby kept running" || bad "the standby died"
+pass=$((pass + HS_PASSED))
+fail=$((fail + HS_FAILED))
 echo "restart: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
