@@ -2,12 +2,14 @@
 # The failpoint walk: every failpoint (common/failpoint.c), with `crash`
 # and with `err(ENOSPC)`, on the node it lives on.  Each case:
 #   - seeds a small tree with `sync`, then starts both daemons, the one
-#     under test with HAMNSYNC_FAILPOINTS=NAME=1*ACTION (fires once);
+#     under test with HAMNSYNC_FAILPOINTS=NAME=1*ACTION@8 (fires once, at
+#     its 8th hit, HS_FP_HIT);
 #   - runs a writer that creates, changes, renames and deletes files (and
 #     now and then writes a few MiB, so a long bulk run lets the express
 #     lane work) until the failpoint fired (its log line);
 #   - for crash: the daemon is gone; it is started again without the
-#     variable; then the writer stops;
+#     variable; the writer goes on for 20 more rounds (HS_FP_AFTER), then
+#     stops;
 #   - then, with no signal and no manual sync, waits (bounded) until the
 #     copy equals the source (oracle: rsync -naiHAXc --numeric-ids
 #     --modify-window=-1 --delete), polling `status --json` on both nodes
@@ -32,6 +34,10 @@ FPS_PRIMARY="primary.journal_write primary.index_commit express.send
 express.ack"
 ACTIONS="crash err(ENOSPC)"
 CONVERGE=${HS_FP_CONVERGE:-30}
+# The failpoint fires once, on this hit: the writer is well under way.
+HIT=${HS_FP_HIT:-8}
+# Writer rounds after the firing (and restart) before it stops.
+AFTER=${HS_FP_AFTER:-20}
 
 hs_init failpoints
 mkdir -p "$T/pki/mn1"
@@ -113,6 +119,7 @@ writer() {
 	local d=$CD/src i=0 k
 	while [ ! -e "$CD/stop" ] && [ $i -lt 1200 ]; do
 		i=$((i + 1))
+		echo "$i" >"$CD/rounds"
 		k=$((i % 40))
 		printf 'created %d\n' "$i" >"$d/data/new/n$k"
 		printf 'change %d\n' "$i" >>"$d/data/d$((i % 8))/f$((i % 160))"
@@ -120,6 +127,9 @@ writer() {
 			mv "$d/data/new/n$(((i + 20) % 40))" "$d/data/moved/m$((i % 30))"
 		((i % 2 == 0)) && rm -f "$d/data/moved/m$(((i + 15) % 30))"
 		printf 'key = %d\n' "$i" >"$d/conf/c$((i % 5)).conf"
+		# Short-lived: made in one round, gone in the next.
+		printf 'brief %d\n' "$i" >"$d/data/new/brief$i"
+		rm -f "$d/data/new/brief$((i - 1))"
 		if ((i % 12 == 3)); then
 			head -c 4194304 /dev/urandom >"$CD/scratch"
 			mv "$CD/scratch" "$d/data/big$((i % 2))"
@@ -178,6 +188,18 @@ forget() {
 
 # stop_pid PID: SIGTERM, bounded wait (the daemons give a session 10 s),
 # then SIGKILL and 1.
+# rounds_after N SECONDS: wait until the writer did N more rounds.
+rounds_after() {
+	local from i
+	from=$(cat "$CD/rounds" 2>/dev/null || echo 0)
+	for ((i = 0; i < $2 * 20; i++)); do
+		[ "$(cat "$CD/rounds" 2>/dev/null || echo 0)" -ge $((from + $1)) ] &&
+			return 0
+		sleep 0.05
+	done
+	return 1
+}
+
 stop_pid() {
 	[ -n "$1" ] || return 0
 	kill "$1" 2>/dev/null || true
@@ -276,7 +298,7 @@ run_case() {
 	CASE_NO=$((CASE_NO + 1))
 	CD=$T/c$CASE_NO
 	what="$fp:$action"
-	spec="$fp=1*$action"
+	spec="$fp=1*$action@$HIT"
 	t0=$(now_ms)
 	mkdir -p "$CD"
 	PORT=$(hs_free_port) || hs_fail "no free port"
@@ -336,6 +358,8 @@ run_case() {
 				{ hs_bad "$what: the standby did not start again"; failed=1; }
 		fi
 	fi
+	# Some more changes, with every daemon up again.
+	rounds_after "$AFTER" 30 || hs_bad "$what: the writer stalled"
 	touch "$CD/stop"
 	wait "$wpid" 2>/dev/null || true
 	forget "$wpid"
@@ -382,7 +406,7 @@ run_case() {
 	done
 	if [ "$failed" = 0 ]; then
 		hs_ok "$what on $([ "$node" = 1 ] && echo primary || echo standby): fired, converged in ${CONVERGE_MS} ms, status honest, indexes open ($(($(now_ms) - t0)) ms)"
-		rm -rf "$CD" "$T/$CASE_NO"-*.log
+		[ -n "${HS_KEEP:-}" ] || rm -rf "$CD" "$T/$CASE_NO"-*.log
 	else
 		show_logs
 		FAILED_CASES+=("$what")
