@@ -9,7 +9,8 @@
 #     lane work) until the failpoint fired (its log line);
 #   - for crash: the daemon is gone; it is started again without the
 #     variable; the writer goes on for 20 more rounds (HS_FP_AFTER), then
-#     stops;
+#     stops; for err: the writer stops at once, at its next round (a
+#     failed path must be retried by itself, not saved by a later change);
 #   - then, with no signal and no manual sync, waits (bounded) until the
 #     copy equals the source (oracle: rsync -naiHAXc --numeric-ids
 #     --modify-window=-1 --delete), polling `status --json` on both nodes
@@ -113,11 +114,13 @@ gen_tree() {
 	done
 }
 
-# writer: until $CD/stop exists (at most 60 s): create, change, rename,
-# delete (and a few MiB now and then, for the express lane).
+# writer [LOG PATTERN]: until $CD/stop exists (at most 1200 rounds), or
+# LOG has a line with PATTERN: create, change, rename, delete (and a few
+# MiB now and then, for the express lane).
 writer() {
 	local d=$CD/src i=0 k
 	while [ ! -e "$CD/stop" ] && [ $i -lt 1200 ]; do
+		[ -n "${1:-}" ] && grep -qF -- "$2" "$1" && break
 		i=$((i + 1))
 		echo "$i" >"$CD/rounds"
 		k=$((i % 40))
@@ -331,10 +334,14 @@ run_case() {
 		{ hs_bad "$what: the primary never connected"; failed=1; }
 
 	rm -f "$CD/stop"
-	writer &
+	local log=$T/$CASE_NO-$([ "$node" = 1 ] && echo primary || echo standby).log
+	if [ "$action" = crash ]; then
+		writer &
+	else
+		writer "$log" "failpoint $fp fired" &
+	fi
 	local wpid=$!
 	HS_PIDS+=("$wpid")
-	local log=$T/$CASE_NO-$([ "$node" = 1 ] && echo primary || echo standby).log
 	if ! wait_count "$log" "failpoint $fp fired" 0 40; then
 		hs_bad "$what: never fired while the writer ran"
 		failed=1
@@ -358,8 +365,13 @@ run_case() {
 				{ hs_bad "$what: the standby did not start again"; failed=1; }
 		fi
 	fi
-	# Some more changes, with every daemon up again.
-	rounds_after "$AFTER" 30 || hs_bad "$what: the writer stalled"
+	# After a crash, some more changes with every daemon up again.  After
+	# an error, none: a path that failed must be retried by itself, not
+	# sent again because the writer happened to change it once more.
+	if [ "$action" = crash ]; then
+		rounds_after "$AFTER" 30 ||
+			{ hs_bad "$what: the writer stalled"; failed=1; }
+	fi
 	touch "$CD/stop"
 	wait "$wpid" 2>/dev/null || true
 	forget "$wpid"
