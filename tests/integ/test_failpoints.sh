@@ -18,9 +18,10 @@
 #     promote_ready) while the trees differ, status is asked again at once
 #     and the trees compared again (a change read from inotify one loop
 #     late is not a lie); a claim that stands is counted as a failure;
-#   - and checks: no temporary file under target_root, status answers on
-#     both nodes (not UNKNOWN), and, both daemons stopped, both indexes
-#     open (`status` reads them from disk: not UNKNOWN, no damage).
+#   - and checks: no temporary file under target_root, nothing kept as
+#     drift (only hamnsync wrote the copy), status answers on both nodes
+#     (not UNKNOWN), and, both daemons stopped, both indexes open
+#     (`status` reads them from disk: not UNKNOWN, no damage).
 # One case alone: HS_FP_ONLY="NAME:ACTION ..." (ACTION crash or
 # err(ENOSPC); NAME alone: both).  HS_FP_CONVERGE: the bound in seconds.
 # Also: a bad HAMNSYNC_FAILPOINTS stops the daemon at start with one line
@@ -388,9 +389,15 @@ run_case() {
 		hs_bad "$what: status said in sync while the trees differed: $LIE"
 		failed=1
 	fi
-	left=$(find "$CD/root" -name '.hamnsync-tmp.*' 2>/dev/null | head -3)
+	left=$(find "$CD/root" -name '.hamnsync-tmp.*' 2>/dev/null | head -3 || true)
 	if [ -n "$left" ]; then
 		hs_bad "$what: temporary files left under target_root: $left"
+		failed=1
+	fi
+	# Nothing but hamnsync wrote the copy: no version of it is drift.
+	left=$(find "$CD/state2/drift" -type f 2>/dev/null | head -3 || true)
+	if [ -n "$left" ]; then
+		hs_bad "$what: versions hamnsync wrote were kept as drift: $left"
 		failed=1
 	fi
 	for n in 1 2; do
