@@ -131,9 +131,9 @@ writer() {
 			mv "$d/data/new/n$(((i + 20) % 40))" "$d/data/moved/m$((i % 30))"
 		((i % 2 == 0)) && rm -f "$d/data/moved/m$(((i + 15) % 30))"
 		printf 'key = %d\n' "$i" >"$d/conf/c$((i % 5)).conf"
-		# Short-lived: made in one round, gone in the next.
+		# Short-lived: made in one round, gone three rounds later.
 		printf 'brief %d\n' "$i" >"$d/data/new/brief$i"
-		rm -f "$d/data/new/brief$((i - 1))"
+		rm -f "$d/data/new/brief$((i - 3))"
 		if ((i % 12 == 3)); then
 			head -c 4194304 /dev/urandom >"$CD/scratch"
 			mv "$CD/scratch" "$d/data/big$((i % 2))"
