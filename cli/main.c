@@ -84,9 +84,10 @@ arm_failpoints(void)
 	}
 #else
 	if (spec != NULL && spec[0] != '\0') {
-		cli_err("HAMNSYNC_FAILPOINTS",
-		        "this build has no failpoints (cmake -DHS_FAILPOINTS=ON "
-		        "makes one that has)");
+		cli_err(
+		    "HAMNSYNC_FAILPOINTS",
+		    "this build has no failpoints (cmake -DHS_FAILPOINTS=ON "
+		    "makes one that has)");
 		return -1;
 	}
 #endif

@@ -71,10 +71,10 @@ static const struct {
 	const char *name;
 	int err;
 } fp_errnos[] = {
-    {"EIO", EIO},       {"ENOSPC", ENOSPC},       {"EDQUOT", EDQUOT},
-    {"EROFS", EROFS},   {"EACCES", EACCES},       {"EPERM", EPERM},
-    {"ENOENT", ENOENT}, {"ENOMEM", ENOMEM},       {"EAGAIN", EAGAIN},
-    {"EINTR", EINTR},   {"EBUSY", EBUSY},         {"EEXIST", EEXIST},
+    {"EIO", EIO},       {"ENOSPC", ENOSPC},         {"EDQUOT", EDQUOT},
+    {"EROFS", EROFS},   {"EACCES", EACCES},         {"EPERM", EPERM},
+    {"ENOENT", ENOENT}, {"ENOMEM", ENOMEM},         {"EAGAIN", EAGAIN},
+    {"EINTR", EINTR},   {"EBUSY", EBUSY},           {"EEXIST", EEXIST},
     {"EPIPE", EPIPE},   {"ECONNRESET", ECONNRESET}, {"ETIMEDOUT", ETIMEDOUT},
 };
 
@@ -162,8 +162,9 @@ fp_parse_item(const char *item, size_t len, struct fp *parsed, char *err,
 	int i;
 
 	if (len == 0) {
-		snprintf(err, errlen, "empty item (two commas, or one at an "
-		                      "end)");
+		snprintf(err, errlen,
+		         "empty item (two commas, or one at an "
+		         "end)");
 		return HS_ECONFIG;
 	}
 	if (eq == NULL) {
@@ -272,7 +273,8 @@ hs_fp_hit(const char *name)
 	if (!fp_armed)
 		return HS_OK;
 	if ((i = fp_find(name, strlen(name))) < 0) {
-		hs_log_errx("failpoint %s: not in the list of failpoints", name);
+		hs_log_errx("failpoint %s: not in the list of failpoints",
+		            name);
 		abort();
 	}
 	f = &fps[i];

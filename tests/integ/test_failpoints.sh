@@ -70,6 +70,17 @@ bad_spec "apply.before_write=explode" '"explode"'
 bad_spec "apply.before_write=err(ENOSAPCE)" "err(ENOSAPCE)"
 bad_spec "apply.before_write=0*crash" "apply.before_write"
 
+# The walk covers every failpoint the program knows (its error lists them).
+known=$(HAMNSYNC_FAILPOINTS=x=crash "$HS_BIN" status 2>&1 || true)
+known=$(echo "$known" | sed -n 's/.*(known: \(.*\))$/\1/p' |
+	tr ' ' '\n' | sort | xargs)
+walked=$(echo $FPS_STANDBY $FPS_PRIMARY | tr ' ' '\n' | sort | xargs)
+if [ -n "$known" ] && [ "$known" = "$walked" ]; then
+	hs_ok "the walk covers every failpoint of $HS_BIN"
+else
+	hs_bad "failpoints of $HS_BIN: \"$known\"; walked: \"$walked\""
+fi
+
 # ------------------------------------------------------------- one case
 
 # fp_conf FILE NAME ROLE STATE CERTDIR PEERFP: the config of one node of

@@ -27,25 +27,32 @@ struct good_case {
 };
 
 static const struct good_case good_cases[] = {
-    {"apply.before_write=err(EIO)", "apply.before_write",
+    {"apply.before_write=err(EIO)",
+     "apply.before_write",
      {-EIO, -EIO, -EIO, -EIO, -EIO, -EIO}},
-    {"apply.before_rename=err(ENOSPC)", "apply.before_rename",
+    {"apply.before_rename=err(ENOSPC)",
+     "apply.before_rename",
      {-ENOSPC, -ENOSPC, -ENOSPC, -ENOSPC, -ENOSPC, -ENOSPC}},
-    {"apply.before_write=1*err(ENOSPC)", "apply.before_write",
+    {"apply.before_write=1*err(ENOSPC)",
+     "apply.before_write",
      {-ENOSPC, 0, 0, 0, 0, 0}},
-    {"apply.before_write=err(EIO)@3", "apply.before_write",
+    {"apply.before_write=err(EIO)@3",
+     "apply.before_write",
      {0, 0, -EIO, -EIO, -EIO, -EIO}},
-    {"apply.before_write=1*err(EIO)@3", "apply.before_write",
+    {"apply.before_write=1*err(EIO)@3",
+     "apply.before_write",
      {0, 0, -EIO, 0, 0, 0}},
-    {"apply.before_write=2*err(EDQUOT)@2", "apply.before_write",
+    {"apply.before_write=2*err(EDQUOT)@2",
+     "apply.before_write",
      {0, -EDQUOT, -EDQUOT, 0, 0, 0}},
-    {"apply.before_write=sleep(0)", "apply.before_write",
-     {0, 0, 0, 0, 0, 0}},
+    {"apply.before_write=sleep(0)", "apply.before_write", {0, 0, 0, 0, 0, 0}},
     /* several at once: each its own */
     {"express.send=1*crash,primary.index_commit=err(EIO)",
-     "primary.index_commit", {-EIO, -EIO, -EIO, -EIO, -EIO, -EIO}},
+     "primary.index_commit",
+     {-EIO, -EIO, -EIO, -EIO, -EIO, -EIO}},
     {"primary.index_commit=1*err(EIO),express.ack=err(ENOSPC)@2",
-     "express.ack", {0, -ENOSPC, -ENOSPC, -ENOSPC, -ENOSPC, -ENOSPC}},
+     "express.ack",
+     {0, -ENOSPC, -ENOSPC, -ENOSPC, -ENOSPC, -ENOSPC}},
     /* a failpoint not named is not armed */
     {"apply.before_write=err(EIO)", "apply.after_write", {0, 0, 0, 0, 0, 0}},
     /* empty: nothing armed */
@@ -62,8 +69,9 @@ START_TEST(good_table)
 	ck_assert_msg(rc == HS_OK, "'%s': refused: %s", tc->spec, err);
 	for (k = 0; k < HITS_MAX; k++) {
 		rc = hs_fp_hit(tc->name);
-		ck_assert_msg(rc == tc->want[k], "'%s': hit %d of %s: %d, want %d",
-		              tc->spec, k + 1, tc->name, rc, tc->want[k]);
+		ck_assert_msg(rc == tc->want[k],
+		              "'%s': hit %d of %s: %d, want %d", tc->spec,
+		              k + 1, tc->name, rc, tc->want[k]);
 	}
 	hs_fp_arm("", err, sizeof(err));
 }
@@ -160,9 +168,9 @@ START_TEST(hit_sys)
 {
 	char err[HS_ERRMSG_MAX];
 
-	ck_assert_int_eq(hs_fp_arm("apply.before_delete=1*err(ENOSPC)", err,
-	                           sizeof(err)),
-	                 HS_OK);
+	ck_assert_int_eq(
+	    hs_fp_arm("apply.before_delete=1*err(ENOSPC)", err, sizeof(err)),
+	    HS_OK);
 	errno = 0;
 	ck_assert_int_eq(hs_fp_hit_sys("apply.before_delete"), -1);
 	ck_assert_int_eq(errno, ENOSPC);
@@ -176,9 +184,8 @@ START_TEST(hit_sleep)
 	char err[HS_ERRMSG_MAX];
 	uint64_t t0;
 
-	ck_assert_int_eq(hs_fp_arm("express.send=1*sleep(50)", err,
-	                           sizeof(err)),
-	                 HS_OK);
+	ck_assert_int_eq(
+	    hs_fp_arm("express.send=1*sleep(50)", err, sizeof(err)), HS_OK);
 	t0 = hs_now_mono_ns();
 	ck_assert_int_eq(hs_fp_hit("express.send"), 0);
 	ck_assert_uint_ge(hs_now_mono_ns() - t0, 50000000ull);
@@ -195,9 +202,9 @@ START_TEST(hits_shared_across_fork)
 	pid_t pid;
 	int st;
 
-	ck_assert_int_eq(hs_fp_arm("standby.before_ack=1*err(EIO)@2", err,
-	                           sizeof(err)),
-	                 HS_OK);
+	ck_assert_int_eq(
+	    hs_fp_arm("standby.before_ack=1*err(EIO)@2", err, sizeof(err)),
+	    HS_OK);
 	ck_assert_int_eq(hs_fp_hit("standby.before_ack"), 0);
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
@@ -219,9 +226,8 @@ START_TEST(crash_kills_daemon)
 	pid_t daemon;
 	int st;
 
-	ck_assert_int_eq(hs_fp_arm("apply.before_rename=1*crash", err,
-	                           sizeof(err)),
-	                 HS_OK);
+	ck_assert_int_eq(
+	    hs_fp_arm("apply.before_rename=1*crash", err, sizeof(err)), HS_OK);
 	daemon = fork();
 	ck_assert_int_ge(daemon, 0);
 	if (daemon == 0) {
