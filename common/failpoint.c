@@ -287,8 +287,11 @@ hs_fp_hit(const char *name)
 	             (unsigned long long)h);
 	switch (f->kind) {
 	case FP_CRASH:
-		/* The whole daemon, as a SIGKILL of it (or a power cut) would:
-		 * its pid first, so no other of its processes goes on. */
+		/*
+		 * As `kill -9` of the daemon: its pid first (its other
+		 * session children follow by PR_SET_PDEATHSIG), then the
+		 * process that fired, with no cleanup in either.
+		 */
 		daemon = fp_sh->daemon;
 		if (daemon > 0 && daemon != getpid())
 			kill(daemon, SIGKILL);

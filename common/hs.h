@@ -76,9 +76,10 @@ void	hs_log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * "1*crash" fires on the first hit only, "crash@3" on the third and every
  * later one, "1*crash@3" on the third only.  Hits are counted across the
  * daemon's forked processes.  When it fires it logs one line,
- * "failpoint NAME fired: ACTION", then: crash kills the daemon (every
- * process of it, like SIGKILL: no cleanup), err makes the call site fail
- * with that errno, sleep waits MS milliseconds and goes on.
+ * "failpoint NAME fired: ACTION", then: crash sends SIGKILL to the
+ * daemon and to the process that fired (a session child of the standby),
+ * err makes the call site fail with that errno, sleep waits MS
+ * milliseconds and goes on.
  */
 #define HS_FP_SPEC_MAX	1024	/* bytes of HAMNSYNC_FAILPOINTS */
 #ifdef HS_FAILPOINTS
