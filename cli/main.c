@@ -66,6 +66,34 @@ cli_conf_load(const char *path)
 	return c;
 }
 
+/*
+ * HAMNSYNC_FAILPOINTS (hs.h), read once before any command starts: a bad
+ * spec stops the program, and a build without failpoints refuses one
+ * rather than run a crash test that injects nothing.
+ */
+static int
+arm_failpoints(void)
+{
+	const char *spec = getenv("HAMNSYNC_FAILPOINTS");
+#ifdef HS_FAILPOINTS
+	char err[HS_ERRMSG_MAX];
+
+	if (spec != NULL && hs_fp_arm(spec, err, sizeof(err)) < 0) {
+		cli_err("HAMNSYNC_FAILPOINTS", "%s", err);
+		return -1;
+	}
+#else
+	if (spec != NULL && spec[0] != '\0') {
+		cli_err(
+		    "HAMNSYNC_FAILPOINTS",
+		    "this build has no failpoints (cmake -DHS_FAILPOINTS=ON "
+		    "makes one that has)");
+		return -1;
+	}
+#endif
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -99,6 +127,8 @@ main(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 	cmd = argv[i];
+	if (arm_failpoints() < 0)
+		return CLI_EXIT_USAGE;
 	argc -= i;
 	argv += i;
 	if (strcmp(cmd, "keygen") == 0)

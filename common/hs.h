@@ -61,6 +61,48 @@ void	hs_log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void	hs_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void	hs_log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* ------------------------------------------------------------ failpoints */
+
+/*
+ * Named failpoints, compiled in only by test builds (cmake
+ * -DHS_FAILPOINTS=ON; scripts/build.sh does): a release build has none,
+ * HS_FAILPOINT() is then the constant 0.  Armed from the environment,
+ *
+ *   HAMNSYNC_FAILPOINTS=NAME=[N*]ACTION[@K][,NAME=...]
+ *   ACTION: crash | err(EIO) | err(ENOSPC) | ... | sleep(MS)
+ *
+ * parsed once at start.  A failpoint fires on its K-th hit (default 1)
+ * and on the N-1 hits after it (default: every hit from the K-th on):
+ * "1*crash" fires on the first hit only, "crash@3" on the third and every
+ * later one, "1*crash@3" on the third only.  Hits are counted across the
+ * daemon's forked processes.  When it fires it logs one line,
+ * "failpoint NAME fired: ACTION", then: crash sends SIGKILL to the
+ * daemon and to the process that fired (a session child of the standby),
+ * err makes the call site fail with that errno, sleep waits MS
+ * milliseconds and goes on.
+ */
+#define HS_FP_SPEC_MAX	1024	/* bytes of HAMNSYNC_FAILPOINTS */
+#ifdef HS_FAILPOINTS
+/*
+ * Parse `spec` and arm what it names (replacing what was armed).  HS_OK,
+ * or HS_ECONFIG with one line in `err` naming the failpoint or action at
+ * fault; nothing is armed then.  An empty spec disarms everything.
+ */
+int	hs_fp_arm(const char *spec, char *err, size_t errlen);
+/* The process a crash kills besides the one that fires (the daemon that
+ * forked it); the process that called hs_fp_arm until told otherwise. */
+void	hs_fp_daemon_pid(pid_t pid);
+/* A hit: HS_OK, or -errno for err(E); a crash does not return. */
+int	hs_fp_hit(const char *name);
+/* A hit at a system call's site: 0, or -1 with errno set for err(E). */
+int	hs_fp_hit_sys(const char *name);
+#define HS_FAILPOINT(name)	hs_fp_hit(name)
+#define HS_FAILPOINT_SYS(name)	hs_fp_hit_sys(name)
+#else
+#define HS_FAILPOINT(name)	0
+#define HS_FAILPOINT_SYS(name)	0
+#endif
+
 /* ------------------------------------------------------------- size math */
 
 /* *out = a + b, or HS_ELIMIT on overflow. */

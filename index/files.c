@@ -279,6 +279,8 @@ idx_batch_commit(struct idx_batch *b, uint64_t seq)
 {
 	int rc = b->rc;
 
+	if (rc == HS_OK)
+		rc = HS_FAILPOINT("primary.index_commit");
 	if (rc == HS_OK && seq != 0) {
 		MDB_val k = MVAL(K_ACKED), v = {sizeof(seq), &seq};
 

@@ -629,6 +629,8 @@ recs_commit(struct apply *a, struct idx_txn *t)
 		 * index with a flush right after (recv.c), or idx_sync does.
 		 */
 		if (rc == HS_OK)
+			rc = HS_FAILPOINT("standby.records_commit");
+		if (rc == HS_OK)
 			rc = idx_txn_commit_lazy(t);
 		else
 			idx_txn_abort(t);
@@ -728,7 +730,8 @@ apply_flush(struct apply *a)
 
 		if (p->tmp[0] == '\0')
 			continue; /* a delete or mkdir: only the dir fsync */
-		if (renameat(p->dirfd, p->tmp, p->dirfd, p->leaf) < 0) {
+		if (HS_FAILPOINT_SYS("apply.before_rename") < 0 ||
+		    renameat(p->dirfd, p->tmp, p->dirfd, p->leaf) < 0) {
 			apply_error(a, p->display, "cannot rename into place",
 			            -errno);
 			unlinkat(p->dirfd, p->tmp, 0);
@@ -755,7 +758,8 @@ apply_flush(struct apply *a)
 			continue;
 		seen[n_seen++] = st;
 		if ((fd = dir_real_fd(a->pend[i].dirfd)) >= 0) {
-			if (fsync(fd) < 0)
+			if (HS_FAILPOINT_SYS("apply.after_rename") < 0 ||
+			    fsync(fd) < 0)
 				apply_error(a, a->pend[i].display,
 				            "directory fsync failed", -errno);
 			close(fd);
@@ -825,7 +829,9 @@ op_delete(struct apply *a)
 			free(key);
 		}
 	}
-	if (unlinkat(dfd, leaf, flags) < 0 && errno != ENOENT) {
+	if ((HS_FAILPOINT_SYS("apply.before_delete") < 0 ||
+	     unlinkat(dfd, leaf, flags) < 0) &&
+	    errno != ENOENT) {
 		int err = errno;
 
 		/* The standby's entry may not be of the type we were told. */
@@ -1136,7 +1142,9 @@ file_write(struct apply *a, const uint8_t *p, size_t n)
 	if (__builtin_add_overflow(a->written, (uint64_t)n, &total) ||
 	    total > a->cur_e.size)
 		return HS_ELIMIT;
-	if ((rc = hs_write_all(a->fd, p, n)) < 0)
+	if ((rc = HS_FAILPOINT("apply.before_write")) < 0 ||
+	    (rc = hs_write_all(a->fd, p, n)) < 0 ||
+	    (rc = HS_FAILPOINT("apply.after_write")) < 0)
 		return rc;
 	a->written = total;
 	file_writeback(a);

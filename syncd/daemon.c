@@ -43,6 +43,9 @@ dmn_write_pid(int fd)
 	char buf[32];
 	int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
 
+#ifdef HS_FAILPOINTS
+	hs_fp_daemon_pid(getpid()); /* detached: a crash kills this one */
+#endif
 	if (ftruncate(fd, 0) == 0)
 		(void)!pwrite(fd, buf, (size_t)n, 0);
 }

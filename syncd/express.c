@@ -175,7 +175,8 @@ express_collect(struct express *x, int timeout_ms)
 
 	if (!x->in_flight)
 		return HS_OK;
-	if ((rc = send_session_done(x->ss, timeout_ms)) != HS_OK)
+	if ((rc = send_session_done(x->ss, timeout_ms)) != HS_OK ||
+	    (rc = HS_FAILPOINT("express.ack")) < 0)
 		return rc;
 	now = hs_now_mono_ns();
 	x->in_flight = 0;
@@ -223,7 +224,9 @@ express_start(struct express *x, struct watch *w, size_t i,
 	x->run_set = i;
 	x->run_paths = n;
 	x->run_start_ns = hs_now_mono_ns();
-	rc = send_session_set(x->ss, &x->conf->sets[i], scope, n, &x->rep);
+	if ((rc = HS_FAILPOINT("express.send")) == HS_OK)
+		rc = send_session_set(x->ss, &x->conf->sets[i], scope, n,
+		                      &x->rep);
 	proto_scope_free(scope, n);
 	if (rc < 0)
 		return rc;

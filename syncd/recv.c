@@ -577,6 +577,7 @@ on_set_end(struct session *s, const struct proto_msg *m)
 	 */
 	s->rep.idx_rc = HS_OK;
 	if (seq != 0 && (session_idx(s) < 0 ||
+	                 (rc = HS_FAILPOINT("standby.index_commit")) < 0 ||
 	                 (rc = idx_applied_put(s->idx, id, seq)) < 0)) {
 		s->rep.idx_rc = s->idx == NULL ? HS_EINDEX : rc;
 		hs_log_warnx("recv: set %s: run %llu applied but not recorded "
@@ -612,7 +613,9 @@ on_set_end(struct session *s, const struct proto_msg *m)
 	                    proto_conn_peer(s->c), s->set->name,
 	                    (unsigned long long)apply_applied(s->a),
 	                    (unsigned long long)apply_error_count(s->a));
-	rc = proto_conn_send_wr(s->c, PROTO_T_SET_DONE, &s->w, PROTO_ZSTD);
+	if ((rc = HS_FAILPOINT("standby.before_ack")) == HS_OK)
+		rc = proto_conn_send_wr(s->c, PROTO_T_SET_DONE, &s->w,
+		                        PROTO_ZSTD);
 	if (rc == HS_OK)
 		rc = proto_conn_flush(s->c);
 	/* After the acknowledgement: releasing replaced files takes time. */

@@ -273,6 +273,8 @@ sidx_journal(struct sender *s, const struct proto_scope *scope,
 	proto_scope_encode(&w, scope, n_scope);
 	rc = w.rc;
 	if (rc == HS_OK)
+		rc = HS_FAILPOINT("primary.journal_write");
+	if (rc == HS_OK)
 		rc = idx_journal_add(s->idx, s->run_seq, w.buf.data, w.buf.len);
 	proto_wr_free(&w);
 	if (rc < 0)
