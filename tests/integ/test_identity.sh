@@ -29,9 +29,8 @@ mkdir -p "$B"
 
 hs_start_standby
 hs_sync
-[ "$SYNC_RC" -eq 0 ] && hs_compare $SOURCES ||
-	hs_fail "baseline sync exited $SYNC_RC: $(cat "$T/sync.err")"
-hs_ok "baseline: sync exits 0, standby identical"
+hs_sync_check "baseline: sync exits 0, standby identical" $SOURCES
+[ "$HS_SAME" = 1 ] || hs_fail "the baseline sync did not converge"
 
 # ------------------------------------------------------------ the faults
 # Each fault: NAME FILE-IN-CONFIG PHRASE, and how the configs point to it.
@@ -275,11 +274,7 @@ hs_wait_gone "$PRIMARY_PID" 150 || hs_fail "the primary did not stop"
 # ------------------------------------------------------------ nothing lost
 echo "== the good identity still works"
 hs_sync
-if [ "$SYNC_RC" -eq 0 ] && hs_compare $SOURCES; then
-	hs_ok "sync exits 0, standby identical"
-else
-	hs_bad "sync exited $SYNC_RC: $(head -3 "$T/sync.err")"
-fi
+hs_sync_check "sync exits 0, standby identical" $SOURCES
 kill -0 "$STANDBY_PID" && hs_ok "the standby daemon stayed up" ||
 	hs_bad "the standby daemon died"
 

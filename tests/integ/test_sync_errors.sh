@@ -102,8 +102,8 @@ next_opens() {
 
 start_standby_ns "$C2" ""
 hs_sync
-[ "$SYNC_RC" -eq 0 ] || hs_fail "seed sync: rc $SYNC_RC $(cat "$T/sync.err")"
-hs_compare "$D" || hs_fail "seed sync left differences"
+hs_sync_check "seed sync" "$D"
+[ "$HS_SAME" = 1 ] || hs_fail "the seed sync did not converge"
 
 # 1. Standby files and a directory that cannot be changed.  chattr +i
 # where the filesystem has it, else read-only bind mounts (the standby's
@@ -149,11 +149,7 @@ next_opens "locked files ($lock_how)"
 unlock "$S/sub/f2" "$S/big/b1" "$S/locked"
 trap hs_cleanup EXIT
 hs_sync
-if [ "$SYNC_RC" -eq 0 ] && hs_compare "$D"; then
-	hs_ok "unlocked: one sync converges"
-else
-	hs_bad "unlocked: sync rc $SYNC_RC $(tail -5 "$T/sync.err")"
-fi
+hs_sync_check "unlocked: one sync converges" "$D"
 
 # 2. Deletions held back: more than max_delete_percent (50) of the set.
 for i in $(seq 1 40); do rm "$D/sub/f$i"; done
@@ -162,15 +158,8 @@ grep -q "held" "$T/sync.out" "$T/sync.err" &&
 	hs_ok "held deletions: reported" ||
 	hs_bad "held deletions: $(cat "$T/sync.out" "$T/sync.err")"
 next_opens "held deletions"
-set +e
-"$HS_BIN" -c "$C1" sync --allow-deletes data >"$T/sync.out" 2>"$T/sync.err"
-SYNC_RC=$?
-set -e
-if [ "$SYNC_RC" -eq 0 ] && hs_compare "$D"; then
-	hs_ok "held deletions: --allow-deletes converges"
-else
-	hs_bad "held deletions: --allow-deletes rc $SYNC_RC $(tail -3 "$T/sync.err")"
-fi
+hs_sync --allow-deletes data
+hs_sync_check "held deletions: --allow-deletes converges" "$D"
 
 # 3. The standby gone in the middle of a transfer (SIGKILL): sync exits 3.
 sed -i "/^\[node\]/a bwlimit = 2M" "$C1"
@@ -195,12 +184,10 @@ next_opens "standby killed mid-transfer" 3
 sed -i '/^bwlimit/d' "$C1"
 start_standby_ns "$C2" ""
 hs_sync
-if [ "$SYNC_RC" -eq 0 ] && hs_compare "$D" &&
-	[ -z "$(find "$S" -name '.hamnsync-tmp.*')" ]; then
-	hs_ok "standby back: one sync converges, no temporary left"
-else
-	hs_bad "standby back: sync rc $SYNC_RC $(tail -3 "$T/sync.err")"
-fi
+hs_sync_check "standby back: one sync converges" "$D"
+[ -z "$(find "$S" -name '.hamnsync-tmp.*')" ] &&
+	hs_ok "standby back: no temporary left" ||
+	hs_bad "standby back: temporaries left: $(find "$S" -name '.hamnsync-tmp.*')"
 
 # 4. A standby disk that ran full.  target_root on a 48 MiB tmpfs in the
 # standby's namespace; seeded, then filled to the last byte.
