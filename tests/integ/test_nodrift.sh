@@ -42,6 +42,7 @@ echo "y" >"$D/r/y"
 echo "the first d/x" >"$D/rot/d/x"
 echo "the next d/x" >"$D/rot/d.new/x"
 head -c $((2 * 1024 * 1024)) /dev/urandom >"$D/m/p"
+head -c 8192 /dev/urandom >"$D/zz-bulk.bin"
 for f in u v w z; do echo "$f" >"$D/h/$f"; done
 hs_setup_pair "
 [path big]
@@ -52,7 +53,7 @@ source = $D"
 sed -i "s/^peer_timeout = 5s$/&\nbwlimit = ${BW_MIB}M/" "$C1"
 grep -q "^bwlimit = ${BW_MIB}M" "$C1" || hs_fail "bwlimit not set in $C1"
 
-n_drift() { find "$T/state2/drift" -type f 2>/dev/null | wc -l; }
+n_drift() { { find "$T/state2/drift" -type f 2>/dev/null || true; } | wc -l; }
 n_lines() { grep -c "changed on this standby since hamnsync wrote it" \
 	"$T/standby.log" || true; }
 # no_drift NAME: nothing new kept under drift/, no new drift line in the
@@ -195,9 +196,10 @@ no_drift "directory rotation, then edits"
 # ------------------------------- 3. a chmod, then an edit beside a long run
 # m/p is above the express lane's file limit, so its chmod waits for the
 # bulk lane.  While the bulk lane streams big/long.iso, m/p is chmodded
-# and data/zz-bulk.bin written: the bulk lane's next run of set data
-# applies the chmod, then streams zz-bulk.bin (path order) for seconds.
-# Meanwhile m/p is rewritten small, which the express lane carries.
+# and data/zz-bulk.bin grows: the bulk lane's next run of set data
+# applies the chmod, then sends zz-bulk.bin as a delta (deltas go after
+# every other operation of a run) for seconds.  Meanwhile m/p is
+# rewritten small, which the express lane carries.
 tmp_in() { ls -a "$1" 2>/dev/null | grep -q '^\.hamnsync-tmp\.'; }
 head -c $((3 * BIG_MIB * 1024 * 1024)) /dev/urandom >"$S/big/long.iso"
 for ((i = 0; i < 600; i++)); do
@@ -206,7 +208,7 @@ for ((i = 0; i < 600; i++)); do
 done
 [ $i -lt 600 ] || hs_bad "chmod: big/long.iso never streamed"
 chmod 640 "$D/m/p"
-head -c $((3 * BIG_MIB * 1024 * 1024)) /dev/urandom >"$D/zz-bulk.bin"
+head -c $((3 * BIG_MIB * 1024 * 1024)) /dev/urandom >>"$D/zz-bulk.bin"
 for ((i = 0; i < 1200; i++)); do
 	[ "$(stat -c %a "$T/standby$D/m/p")" = 640 ] && tmp_in "$T/standby$D" &&
 		break
@@ -219,7 +221,7 @@ for ((i = 0; i < 600; i++)); do
 		"rewritten small beside the long run" ] && break
 	sleep 0.05
 done
-if [ ! -f "$T/standby$D/zz-bulk.bin" ]; then
+if [ "$(stat -c %s "$T/standby$D/zz-bulk.bin")" -eq 8192 ]; then
 	hs_ok "chmod: the edit overtook the bulk run that applied the chmod"
 else
 	hs_bad "chmod: zz-bulk.bin arrived before the edit (no express lane?)"
