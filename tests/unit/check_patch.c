@@ -403,21 +403,23 @@ written_ino(struct idx *x, const char *k)
 
 START_TEST(records_follow_a_directory)
 {
+	/*
+	 * "d" (the directory's own name) and "dd/x" (sharing its first
+	 * byte) are not below "d/"; "e/old" is replaced by the move to "e/".
+	 */
 	static const struct {
 		const char *key;
 		uint64_t ino;
 	} before[] = {
-	    {"d", 1},       /* the directory's name alone: not below it */
-	    {"d/x", 2},     {"d/sub/y", 3}, {"d.new/x", 4},
-	    {"dd/x", 5},    /* shares "d" but is not below "d/" */
-	    {"e/old", 6},   /* replaced by the move to "e/" */
+	    {"d", 1},       {"d/x", 2},  {"d/sub/y", 3},
+	    {"d.new/x", 4}, {"dd/x", 5}, {"e/old", 6},
 	};
 	static const struct {
 		const char *key;
 		uint64_t ino; /* 0: no record */
 	} after[] = {
-	    {"d", 1},     {"d/x", 0},     {"d/sub/y", 0}, {"e/x", 2},
-	    {"e/sub/y", 3}, {"d.new/x", 4}, {"dd/x", 5},  {"e/old", 0},
+	    {"d", 1},       {"d/x", 0},     {"d/sub/y", 0}, {"e/x", 2},
+	    {"e/sub/y", 3}, {"d.new/x", 4}, {"dd/x", 5},    {"e/old", 0},
 	};
 	struct idx *x;
 	struct idx_txn *t;
