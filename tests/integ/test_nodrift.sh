@@ -69,8 +69,8 @@ no_drift() {
 	else
 		hs_bad "$1: own writes taken for drift: $copies copies," \
 			"$lines lines"
-		grep "changed on this standby" "$T/standby.log" |
-			tail -n "$lines" | head -3
+		{ grep "changed on this standby" "$T/standby.log" || true; } |
+			tail -n "$lines" | head -3 || true
 	fi
 	BASE_COPIES=$(n_drift)
 	BASE_LINES=$(n_lines)
@@ -217,8 +217,7 @@ done
 [ $i -lt 1200 ] || hs_bad "chmod: not applied while zz-bulk.bin streams"
 echo "rewritten small beside the long run" >"$D/m/p"
 for ((i = 0; i < 600; i++)); do
-	[ "$(head -c 100 "$T/standby$D/m/p")" = \
-		"rewritten small beside the long run" ] && break
+	cmp -s "$D/m/p" "$T/standby$D/m/p" && break
 	sleep 0.05
 done
 if [ "$(stat -c %s "$T/standby$D/zz-bulk.bin")" -eq 8192 ]; then
@@ -242,13 +241,13 @@ grep -q "express lane to standby .* open" "$T/primary.log" &&
 	hs_bad "no express lane in the primary's log"
 no_drift "busy writer, both lanes"
 if drift_warned; then
-	hs_bad "the standby's status warns of drift: $(grep -A1 severity "$T/s.json")"
+	hs_bad "the standby's status warns of drift: $(grep '"text"' "$T/s.json")"
 else
 	hs_ok "the standby's status has no drift warning (exit $RC)"
 fi
 
 # ------------------------------------------- 5. real drift is still seen
-# outside EDIT_ON_STANDBY...: change the standby's copies by hand.
+# outside PATH...: change these standby copies by hand.
 outside() {
 	local f
 	for f in "$@"; do
