@@ -1991,7 +1991,8 @@ rename_rec_begin(struct apply *a, uint16_t src, const char *from,
 	struct stat st;
 
 	memset(rr, 0, sizeof(*rr));
-	if (a->idx == NULL ||
+	/* A rename onto itself changes nothing, its record included. */
+	if (a->idx == NULL || strcmp(from, to) == 0 ||
 	    fstatat(fdir, fleaf, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return;
 	if ((rr->dir = S_ISDIR(st.st_mode))) {
