@@ -263,3 +263,92 @@ idx_written_del(struct idx_txn *t, const void *key, size_t klen)
 {
 	return txn_del(t, "written", key, klen);
 }
+
+/*
+ * Put `cur` on the first key that starts with `pre`, into k and v (the
+ * map's memory, valid until the next change): 0, or MDB_NOTFOUND.
+ */
+static int
+prefix_first(MDB_cursor *cur, const void *pre, size_t plen, MDB_val *k,
+             MDB_val *v)
+{
+	int rc;
+
+	k->mv_size = plen;
+	k->mv_data = (void *)pre;
+	if ((rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE)) != 0)
+		return rc;
+	if (k->mv_size < plen || memcmp(k->mv_data, pre, plen) != 0)
+		return MDB_NOTFOUND;
+	return 0;
+}
+
+/* Drop every record of cur's database that starts with `pre`. */
+static int
+prefix_drop(MDB_cursor *cur, const void *pre, size_t plen)
+{
+	MDB_val k, v;
+	int rc;
+
+	while ((rc = prefix_first(cur, pre, plen, &k, &v)) == 0)
+		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+			return rc;
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/*
+ * Move one record (the first starting with `from`) to its key under
+ * `to`.  Re-seeking for each record, instead of walking on, keeps the
+ * cursor clear of the keys that the puts add.
+ */
+static int
+prefix_move_one(MDB_txn *txn, MDB_dbi dbi, MDB_cursor *cur, const void *from,
+                size_t flen, const void *to, size_t tlen)
+{
+	uint8_t key[IDX_KEY_MAX], *val;
+	MDB_val k, v, nk, nv;
+	size_t rest;
+	int rc;
+
+	if ((rc = prefix_first(cur, from, flen, &k, &v)) != 0)
+		return rc;
+	rest = k.mv_size - flen;
+	if ((val = malloc(v.mv_size ? v.mv_size : 1)) == NULL)
+		return ENOMEM;
+	memcpy(val, v.mv_data, v.mv_size);
+	nv.mv_size = v.mv_size;
+	nv.mv_data = val;
+	nk.mv_size = tlen + rest;
+	nk.mv_data = key;
+	if (nk.mv_size <= IDX_KEY_MAX) {
+		memcpy(key, to, tlen);
+		memcpy(key + tlen, (uint8_t *)k.mv_data + flen, rest);
+	}
+	if ((rc = mdb_cursor_del(cur, 0)) == 0 && nk.mv_size <= IDX_KEY_MAX)
+		rc = mdb_put(txn, dbi, &nk, &nv, 0);
+	free(val);
+	return rc;
+}
+
+int
+idx_written_move(struct idx_txn *t, const void *from, size_t flen,
+                 const void *to, size_t tlen)
+{
+	size_t min = flen < tlen ? flen : tlen;
+	MDB_cursor *cur;
+	MDB_dbi dbi;
+	int rc;
+
+	if (flen == 0 || tlen == 0 || flen > IDX_KEY_MAX ||
+	    tlen > IDX_KEY_MAX || memcmp(from, to, min) == 0)
+		return HS_ELIMIT;
+	if ((rc = idx_dbi(t->x, "written", &dbi)) < 0)
+		return rc;
+	if ((rc = mdb_cursor_open(t->txn, dbi, &cur)) != 0)
+		return idx_map_error(rc);
+	rc = prefix_drop(cur, to, tlen);
+	while (rc == 0)
+		rc = prefix_move_one(t->txn, dbi, cur, from, flen, to, tlen);
+	mdb_cursor_close(cur);
+	return idx_map_error(rc == MDB_NOTFOUND ? 0 : rc);
+}

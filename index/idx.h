@@ -226,5 +226,14 @@ int idx_written_get(struct idx *x, const void *key, size_t klen,
 int idx_written_put(struct idx_txn *t, const void *key, size_t klen,
                     const struct idx_written *a);
 int idx_written_del(struct idx_txn *t, const void *key, size_t klen);
+/*
+ * A directory was renamed: every "written" record whose key starts with
+ * `from` now starts with `to` instead, and the records that started with
+ * `to` before are dropped (what they described is gone).  A key that
+ * would pass IDX_KEY_MAX is dropped.  Neither prefix may start with the
+ * other (HS_ELIMIT).  Costs one seek per record moved.
+ */
+int idx_written_move(struct idx_txn *t, const void *from, size_t flen,
+                     const void *to, size_t tlen);
 
 #endif /* IDX_H */

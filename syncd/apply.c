@@ -889,21 +889,31 @@ op_dir(struct apply *a)
 /*
  * meta_fd on a file that may have a block record: changing its owner,
  * mode or time changes its fingerprint, so a record that matched before
- * is renewed (same token) rather than left to look like drift.
+ * is renewed (same token) rather than left to look like drift.  The
+ * change and the renewed record are committed together under the
+ * index's writer lock, as apply_flush does for its renames: the other
+ * lane's drift_check must never see the new ctime beside the old record
+ * (this lane's flush may come only at the end of a long run).
  */
 static int
 meta_fd_keep_rec(struct apply *a, int fd, const struct proto_entry *e)
 {
 	struct idx_written v;
+	struct idx_txn *lock = NULL;
 	struct stat st;
 	uint8_t *key = NULL;
 	size_t klen;
 	int rc, keep = 0;
 
-	if (e->type == PROTO_E_FILE && a->idx != NULL && fstat(fd, &st) == 0 &&
+	if (e->type == PROTO_E_FILE && a->idx != NULL &&
 	    (key = rec_key(a, e->src, e->path, &klen)) != NULL &&
-	    idx_written_get(a->idx, key, klen, &v) == HS_OK)
-		keep = fp_same(&v, &st);
+	    idx_written_get(a->idx, key, klen, &v) == HS_OK) {
+		if (idx_txn_begin(a->idx, &lock) < 0)
+			lock = NULL;
+		keep = fstat(fd, &st) == 0 &&
+		       idx_written_get(a->idx, key, klen, &v) == HS_OK &&
+		       fp_same(&v, &st);
+	}
 	rc = meta_fd(fd, e);
 	if (keep && rc == HS_OK && fstat(fd, &st) == 0) {
 		fp_from_stat(&v, &st);
@@ -911,6 +921,8 @@ meta_fd_keep_rec(struct apply *a, int fd, const struct proto_entry *e)
 		key = NULL;
 	}
 	free(key);
+	if (lock != NULL)
+		recs_commit(a, lock);
 	return rc;
 }
 
@@ -1977,10 +1989,128 @@ apply_list(struct apply *a, uint16_t src, const char *rel, int recursive,
 	return rc;
 }
 
+/*
+ * A record follows its file through a rename (the file is still the
+ * version hamnsync wrote, only its path changed), and the records of the
+ * files below a directory follow the directory.  Left behind, they would
+ * stay at `from`, and `to` would keep the records of what the rename
+ * replaced there: the next write at `to` would take hamnsync's own
+ * version for drift.
+ */
+struct rename_rec {
+	struct idx_txn *lock;
+	uint8_t *fkey, *tkey; /* owned; of "from/" and "to/" for a directory */
+	size_t fklen, tklen;
+	int dir;  /* `from` is a directory */
+	int has;  /* `from` is a regular file with a record ... */
+	int mine; /* ... and is the version that record describes */
+	struct idx_written v;
+};
+
+/* The key of the records below directory (src, rel), malloc'd. */
+static uint8_t *
+rec_key_below(struct apply *a, uint16_t src, const char *rel, size_t *klen)
+{
+	char below[PROTO_PATH_MAX + 2];
+
+	if ((size_t)snprintf(below, sizeof(below), "%s/", rel) >= sizeof(below))
+		return NULL;
+	return rec_key(a, src, below, klen);
+}
+
+/*
+ * Before renaming (src, from) over (src, to): check `to` for drift, as
+ * any write that replaces it, then take the index's writer lock (as
+ * apply_flush does for its renames: the other lane sees a file and its
+ * record move together) and read the record of `from`.
+ */
+static void
+rename_rec_begin(struct apply *a, uint16_t src, const char *from,
+                 const char *to, int fdir, const char *fleaf, int tdir,
+                 const char *tleaf, struct rename_rec *rr)
+{
+	struct stat st;
+
+	memset(rr, 0, sizeof(*rr));
+	/* A rename onto itself changes nothing, its record included. */
+	if (a->idx == NULL || strcmp(from, to) == 0 ||
+	    fstatat(fdir, fleaf, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	if ((rr->dir = S_ISDIR(st.st_mode))) {
+		if ((rr->fkey = rec_key_below(a, src, from, &rr->fklen)) ==
+		        NULL ||
+		    (rr->tkey = rec_key_below(a, src, to, &rr->tklen)) == NULL)
+			return;
+	} else if ((rr->fkey = rec_key(a, src, from, &rr->fklen)) == NULL ||
+	           (rr->tkey = rec_key(a, src, to, &rr->tklen)) == NULL)
+		return;
+	else
+		drift_check(a, src, to, tdir, tleaf, rr->tkey, rr->tklen);
+	if (idx_txn_begin(a->idx, &rr->lock) < 0)
+		rr->lock = NULL;
+	rr->has = !rr->dir &&
+	          fstatat(fdir, fleaf, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	          S_ISREG(st.st_mode) &&
+	          idx_written_get(a->idx, rr->fkey, rr->fklen, &rr->v) == HS_OK;
+	rr->mine = rr->has && fp_same(&rr->v, &st);
+}
+
+/* The records below a renamed directory move with it. */
+static void
+rename_rec_dir(struct apply *a, struct rename_rec *rr)
+{
+	struct idx_txn *t = rr->lock;
+	int rc = HS_OK;
+
+	if (t == NULL)
+		rc = idx_txn_begin(a->idx, &t);
+	if (rc == HS_OK &&
+	    (rc = idx_written_move(t, rr->fkey, rr->fklen, rr->tkey,
+	                           rr->tklen)) == HS_OK)
+		rc = idx_txn_commit_lazy(t);
+	else if (rc < 0 && t != NULL)
+		idx_txn_abort(t);
+	rr->lock = NULL;
+	a->recs_unsynced |= rc == HS_OK;
+	if (rc < 0)
+		hs_log_warnx("apply: set %s: records below a renamed directory "
+		             "not moved (drift and patches fall back to the "
+		             "long way): %s",
+		             a->set->name, hs_strerror(rc));
+}
+
+/*
+ * After the rename (`moved` when it happened): `to` gets the record of
+ * `from`, renewed with the file's new ctime if it still held; a record
+ * that did not hold moves unchanged, so that drift is still seen at the
+ * file's new path.  `from` has no record any more.
+ */
+static void
+rename_rec_end(struct apply *a, struct rename_rec *rr, int moved, int tdir,
+               const char *tleaf)
+{
+	struct stat st;
+
+	if (moved && rr->tkey != NULL && rr->dir)
+		rename_rec_dir(a, rr);
+	if (!moved || rr->tkey == NULL || rr->dir) {
+		idx_txn_abort(rr->lock);
+		free(rr->fkey);
+		free(rr->tkey);
+		return;
+	}
+	if (rr->mine && fstatat(tdir, tleaf, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		fp_from_stat(&rr->v, &st);
+	rec_queue(a, rr->tkey, rr->tklen, rr->has, &rr->v);
+	rec_queue(a, rr->fkey, rr->fklen, 0, NULL);
+	recs_commit(a, rr->lock);
+}
+
 int
 apply_rename(struct apply *a, uint16_t src, const char *from, const char *to)
 {
 	char fleaf[PROTO_NAME_MAX + 1], tleaf[PROTO_NAME_MAX + 1];
+	struct rename_rec rr;
 	struct pending p;
 	int fdir, tdir, rc = HS_OK;
 
@@ -1997,13 +2127,16 @@ apply_rename(struct apply *a, uint16_t src, const char *from, const char *to)
 	 * A failure is fine: the reconciliation that follows sends what the
 	 * rename would have saved.
 	 */
+	rename_rec_begin(a, src, from, to, fdir, fleaf, tdir, tleaf, &rr);
 	if (renameat(fdir, fleaf, tdir, tleaf) < 0) {
 		hs_log_debug("apply: rename %s -> %s: %s", from, to,
 		             strerror(errno));
+		rename_rec_end(a, &rr, 0, tdir, tleaf);
 		close(fdir);
 		close(tdir);
 		return HS_OK;
 	}
+	rename_rec_end(a, &rr, 1, tdir, tleaf);
 	a->applied++;
 	memset(&p, 0, sizeof(p));
 	p.dirfd = fdir;

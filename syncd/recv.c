@@ -333,6 +333,9 @@ on_renames(struct session *s, const struct proto_msg *m)
 	}
 	if (apply_open(s->rootfd, set, &a, why, sizeof(why)) < 0)
 		return HS_OK; /* the SET_OPEN that follows reports it */
+	/* Records move with their files (flushed by the next run's ack). */
+	session_idx(s);
+	apply_set_records(a, s->idx, s->conf->state_dir);
 	for (i = 0; i < n && rc == HS_OK; i++) {
 		uint16_t src;
 

@@ -392,6 +392,62 @@ START_TEST(records_round_trip)
 }
 END_TEST
 
+/* The ino in the written record at key `k` (a string), 0 when none. */
+static uint64_t
+written_ino(struct idx *x, const char *k)
+{
+	struct idx_written w;
+
+	return idx_written_get(x, k, strlen(k), &w) == HS_OK ? w.ino : 0;
+}
+
+START_TEST(records_follow_a_directory)
+{
+	/*
+	 * "d" (the directory's own name) and "dd/x" (sharing its first
+	 * byte) are not below "d/"; "e/old" is replaced by the move to "e/".
+	 */
+	static const struct {
+		const char *key;
+		uint64_t ino;
+	} before[] = {
+	    {"d", 1},       {"d/x", 2},  {"d/sub/y", 3},
+	    {"d.new/x", 4}, {"dd/x", 5}, {"e/old", 6},
+	};
+	static const struct {
+		const char *key;
+		uint64_t ino; /* 0: no record */
+	} after[] = {
+	    {"d", 1},       {"d/x", 0},     {"d/sub/y", 0}, {"e/x", 2},
+	    {"e/sub/y", 3}, {"d.new/x", 4}, {"dd/x", 5},    {"e/old", 0},
+	};
+	struct idx *x;
+	struct idx_txn *t;
+	struct idx_written w;
+	size_t i;
+
+	ck_assert_int_eq(idx_open(tmpdir, 0, &x), HS_OK);
+	memset(&w, 0, sizeof(w));
+	ck_assert_int_eq(idx_txn_begin(x, &t), HS_OK);
+	for (i = 0; i < sizeof(before) / sizeof(before[0]); i++) {
+		w.ino = before[i].ino;
+		ck_assert_int_eq(idx_written_put(t, before[i].key,
+		                                 strlen(before[i].key), &w),
+		                 HS_OK);
+	}
+	ck_assert_int_eq(idx_written_move(t, "d/", 2, "e/", 2), HS_OK);
+	/* A prefix of the other: refused, nothing moved. */
+	ck_assert_int_eq(idx_written_move(t, "e/", 2, "e/sub/", 6), HS_ELIMIT);
+	ck_assert_int_eq(idx_txn_commit(t), HS_OK);
+	for (i = 0; i < sizeof(after) / sizeof(after[0]); i++)
+		ck_assert_msg(written_ino(x, after[i].key) == after[i].ino,
+		              "%s: ino %llu, want %llu", after[i].key,
+		              (unsigned long long)written_ino(x, after[i].key),
+		              (unsigned long long)after[i].ino);
+	idx_close(x);
+}
+END_TEST
+
 START_TEST(copy_in_kernel)
 {
 	char a[128], b[128];
@@ -440,6 +496,7 @@ patch_suite(void)
 	tc = tcase_create("records and copies");
 	tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
 	tcase_add_test(tc, records_round_trip);
+	tcase_add_test(tc, records_follow_a_directory);
 	tcase_add_test(tc, copy_in_kernel);
 	suite_add_tcase(s, tc);
 	return s;
