@@ -18,6 +18,7 @@
 #include "idx.h"
 #include "proto.h"
 #include "status.h"
+#include "syncd.h"
 
 #define STATUS_WAIT_MS 2000
 
@@ -42,11 +43,49 @@ add_warning(json_t *st, const char *sev, const char *text)
 	json_array_append_new(arr, w);
 }
 
-/* The status of a daemon that is not running: the index's node state
- * and the status it last saved. */
+/*
+ * A daemon that holds its pid file but does not answer: its pid, and
+ * why, in `text` ("stopped by a signal" when the kernel says so).
+ */
+static void
+not_answering_text(int pid, char *text, size_t len)
+{
+	char path[64], buf[512], *rp;
+	FILE *f;
+	int stopped = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (pid > 0 && (f = fopen(path, "re")) != NULL) {
+		/* "pid (comm) S ...": the state follows the last ')'. */
+		if (fgets(buf, sizeof(buf), f) != NULL &&
+		    (rp = strrchr(buf, ')')) != NULL && rp[1] == ' ')
+			stopped = rp[2] == 'T' || rp[2] == 't';
+		fclose(f);
+	}
+	if (pid > 0)
+		snprintf(text, len,
+		         "the hamnsync daemon (pid %d) is not answering "
+		         "within %d s: %s; its last saved status follows",
+		         pid, STATUS_WAIT_MS / 1000,
+		         stopped ? "the process is stopped (SIGSTOP or a "
+		                   "debugger)"
+		                 : "busy, hung or overloaded");
+	else
+		snprintf(text, len,
+		         "the hamnsync daemon is not answering within %d s "
+		         "(its control socket accepts, nothing replies); "
+		         "its last saved status follows",
+		         STATUS_WAIT_MS / 1000);
+}
+
+/*
+ * The status of a daemon that is not running, or not answering
+ * (`not_answering` set, with its reason): the index's node state and the
+ * status it last saved, and one verdict about the daemon.
+ */
 static int
-status_stopped(const struct hs_conf *conf, json_t **out, char *why,
-               size_t whylen)
+status_stopped(const struct hs_conf *conf, const char *not_answering,
+               json_t **out, char *why, size_t whylen)
 {
 	struct idx *x;
 	struct idx_node node;
@@ -100,7 +139,9 @@ status_stopped(const struct hs_conf *conf, json_t **out, char *why,
 	/* Role and epoch come from the node state, the rest is history. */
 	json_object_set_new(st, "role", json_string(hs_role_name(node.role)));
 	json_object_set_new(st, "epoch", json_integer((json_int_t)node.epoch));
-	json_object_set_new(st, "daemon", json_string("stopped"));
+	json_object_set_new(
+	    st, "daemon",
+	    json_string(not_answering ? "not answering" : "stopped"));
 	/* Nothing is known to be in flight or applied while stopped. */
 	json_object_set_new(json_object_get(st, "lag"), "seconds", json_null());
 	peer = json_object_get(st, "peer");
@@ -110,14 +151,18 @@ status_stopped(const struct hs_conf *conf, json_t **out, char *why,
 	}
 	ready = json_object();
 	reasons = json_array();
-	json_array_append_new(reasons, json_string("the hamnsync daemon is "
-	                                           "stopped on this node"));
+	json_array_append_new(
+	    reasons, json_string(not_answering ? not_answering
+	                                       : "the hamnsync daemon is "
+	                                         "stopped on this node"));
 	json_object_set_new(ready, "ready", json_false());
 	json_object_set_new(ready, "rpo_seconds", json_null());
 	json_object_set_new(ready, "reasons", reasons);
 	json_object_set_new(st, "promote_ready", ready);
 	json_object_set_new(st, "warnings", json_array());
-	add_warning(st, "critical", "the hamnsync daemon is stopped");
+	add_warning(st, "critical",
+	            not_answering ? not_answering
+	                          : "the hamnsync daemon is stopped");
 	*out = st;
 	return HS_OK;
 }
@@ -342,25 +387,25 @@ status_once(const struct hs_conf *conf, int json, double warn_lag,
 		return CLI_NAGIOS_UNKNOWN;
 	}
 	if (rc < 0) {
-		int busy = rc == HS_ETIMEOUT;
+		/*
+		 * No answer in time from a socket that accepts, or no socket
+		 * while a live process holds the pid file: a daemon that
+		 * runs but does not answer (frozen, hung, or starting).
+		 */
+		char na[300];
+		int pid = daemon_running_pid(conf->state_dir);
+		int silent = rc == HS_ETIMEOUT || pid != 0;
 
-		if (status_stopped(conf, &st, why, sizeof(why)) < 0) {
+		if (silent)
+			not_answering_text(pid, na, sizeof(na));
+		if (status_stopped(conf, silent ? na : NULL, &st, why,
+		                   sizeof(why)) < 0) {
 			if (idwhy[0] != '\0')
 				return status_identity_only(json, idwhy, why);
 			if (json)
 				printf("{\"error\": \"UNKNOWN: %s\"}\n", why);
 			cli_err("status", "UNKNOWN: %s", why);
 			return CLI_NAGIOS_UNKNOWN;
-		}
-		if (busy) {
-			/* It runs but did not answer in time: say so. */
-			json_object_set_new(st, "daemon",
-			                    json_string("running"));
-			json_object_set_new(st, "warnings", json_array());
-			add_warning(
-			    st, "warning",
-			    "the daemon did not answer "
-			    "within 2 s; showing its last saved status");
 		}
 	}
 	if (json_object_get(st, "error") != NULL) {

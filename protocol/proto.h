@@ -55,6 +55,7 @@ enum proto_type {
 	PROTO_T_PING = 5,  /* primary: heartbeat, u64 token */
 	PROTO_T_PONG = 6,  /* standby: the token back */
 	PROTO_T_STATE = 7, /* primary: u64 lag ms, u64 pending, u8 in-sync */
+	PROTO_T_ALIVE = 8, /* either: no payload; busy, not gone (keepalive) */
 	PROTO_T_SET_OPEN = 10,     /* primary: name + sources of one set */
 	PROTO_T_SET_REFUSE = 11,   /* standby: set not configured here */
 	PROTO_T_LIST = 12,         /* standby: batch of entries it holds */
@@ -307,6 +308,11 @@ void proto_tls_free(struct proto_tls *t);
 /* proto_tls_new with the [node] settings of `conf`. */
 int proto_tls_from_conf(const struct hs_conf *conf, struct proto_tls **out,
                         char *why, size_t whylen);
+/*
+ * Run tick(arg) every few milliseconds while a connect or handshake made
+ * with `t` waits for the network (a daemon keeps serving its status).
+ */
+void proto_tls_set_tick(struct proto_tls *t, void (*tick)(void *), void *arg);
 
 /*
  * Connect to "host:port" and run the TLS handshake, verifying the peer.
@@ -354,7 +360,22 @@ struct proto_msg {
  * HS_EPROTO or HS_ELIMIT for a malformed frame.
  */
 int proto_conn_recv(struct proto_conn *c, struct proto_msg *m);
+/* proto_conn_recv that also returns ALIVE frames (which it skips). */
+int proto_conn_recv_any(struct proto_conn *c, struct proto_msg *m);
+/* When the last whole frame (ALIVE included) came in, or the connection
+ * was made: hs_now_mono_ns() time. */
+uint64_t proto_conn_last_rx(const struct proto_conn *c);
+/*
+ * Send ALIVE every `interval_ms` that this end has written nothing and
+ * is not inside a proto_conn call (it is working, not waiting on the
+ * peer), from a thread of the connection's own that never blocks: it
+ * writes only when the socket has room.  Only for a peer whose HELLO had
+ * PROTO_HELLO_F_ALIVE.  Stopped by proto_conn_free.  HS_OK or -errno.
+ */
+int proto_conn_keepalive(struct proto_conn *c, int interval_ms);
 void proto_conn_set_timeout(struct proto_conn *c, int timeout_ms);
+/* How long one read may wait for a byte (SO_RCVTIMEO) alone. */
+void proto_conn_set_read_timeout(struct proto_conn *c, int timeout_ms);
 /* How long data we sent may stay unacknowledged, or the peer's window
  * stay closed, before the kernel aborts the connection (TCP_USER_TIMEOUT;
  * the connection starts with its first timeout). */
@@ -434,13 +455,23 @@ void proto_hash_free(struct proto_hash *h);
  * bits are refused as malformed.
  */
 #define PROTO_HELLO_F_EXPRESS 0x01 /* a second session for small changes */
-#define PROTO_HELLO_F_KNOWN PROTO_HELLO_F_EXPRESS
+/*
+ * Sends ALIVE while it works and reads nothing, and reads it from the
+ * peer: silence longer than peer_timeout then means the peer is gone
+ * (frozen, hung, or its link stalled), not busy.  The standby sets it in
+ * its HELLO only when the primary's HELLO had it.
+ */
+#define PROTO_HELLO_F_ALIVE 0x02
+#define PROTO_HELLO_F_KNOWN (PROTO_HELLO_F_EXPRESS | PROTO_HELLO_F_ALIVE)
 
 /*
  * Flush what is queued, then wait up to timeout_ms until a frame can be
  * read from `c` (decrypted bytes already buffered count).  Returns 1 when
  * readable (or the peer hung up: the next recv says how), 0 on timeout,
- * or an error.  Lets a blocking caller do other work while it waits.
+ * or an error.  Lets a blocking caller do other work while it waits.  An
+ * ALIVE is read and skipped, not reported: to tell, the frame that made
+ * `c` readable is read ahead and kept for the next recv (a frame that
+ * arrives in pieces is waited for up to the connection's timeout).
  */
 int proto_conn_wait(struct proto_conn *c, int timeout_ms);
 

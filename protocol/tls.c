@@ -21,6 +21,8 @@
 #include <openssl/x509v3.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +60,13 @@ struct proto_tls {
 	size_t n_pins;
 	char *peer_name;
 	int has_ca;
+	/* Run while a connect or handshake waits (proto_tls_set_tick). */
+	void (*tick)(void *arg);
+	void *tick_arg;
 };
+
+/* A connect or handshake with a tick waits in slices of this length. */
+#define CONN_TICK_MS 5
 
 struct proto_conn {
 	int fd;
@@ -76,6 +84,27 @@ struct proto_conn {
 	uint64_t bwlimit;  /* bytes per second written, 0 = unlimited */
 	uint64_t bw_t;     /* when the bytes written so far may have gone */
 	const volatile int *stop; /* set: an interrupted read or write ends */
+	/*
+	 * One SSL call at a time: this end's caller, or its keepalive
+	 * thread (recursive: proto_conn_send flushes through the public
+	 * call).  The caller holds it for whole frames, so an ALIVE never
+	 * lands inside another frame.
+	 */
+	pthread_mutex_t io;
+	_Atomic uint64_t last_tx_ns; /* a write last completed */
+	_Atomic uint64_t last_rx_ns; /* a whole frame last came in */
+	int broken;                  /* a write failed: no ALIVE after it */
+	/* A frame proto_conn_wait read ahead (to skip an ALIVE), for recv. */
+	int held;
+	int held_rc;
+	struct proto_msg held_m;
+	/* The keepalive thread (proto_conn_keepalive), if started. */
+	pthread_t ka;
+	int ka_started;
+	int ka_ms;
+	int ka_stop;
+	pthread_mutex_t ka_mu;
+	pthread_cond_t ka_cv;
 };
 
 /* Why the last verification failed, per SSL object. */
@@ -493,6 +522,12 @@ proto_tls_new(const struct proto_tls_opts *o, struct proto_tls **out, char *why,
 	SSL_CTX_set_max_proto_version(t->ctx, TLS1_3_VERSION);
 	SSL_CTX_set_options(t->ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_session_cache_mode(t->ctx, SSL_SESS_CACHE_OFF);
+	/*
+	 * No resumption, so no TLS 1.3 tickets either: after the handshake
+	 * they are records that make the socket readable with no frame in
+	 * them (proto_conn_wait would wait inside a read for one).
+	 */
+	SSL_CTX_set_num_tickets(t->ctx, 0);
 	/* proto_conn_wait asks SSL_has_pending before it polls the fd. */
 	SSL_CTX_set_read_ahead(t->ctx, 1);
 	SSL_CTX_set_default_read_buffer_len(t->ctx, CONN_READ_BUF);
@@ -562,6 +597,15 @@ conn_new(struct proto_tls *t, int fd, int timeout_ms, struct proto_conn **out)
 	}
 	c->fd = fd;
 	c->timeout_ms = timeout_ms;
+	{
+		pthread_mutexattr_t ma;
+
+		pthread_mutexattr_init(&ma);
+		pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+		pthread_mutex_init(&c->io, &ma);
+		pthread_mutexattr_destroy(&ma);
+	}
+	c->last_tx_ns = c->last_rx_ns = hs_now_mono_ns();
 	hs_buf_init(&c->out, 2 * PROTO_FRAME_MAX + 2 * PROTO_HDR_LEN);
 	c->in = malloc(PROTO_FRAME_MAX);
 	c->plain = malloc(PROTO_FRAME_MAX);
@@ -620,6 +664,40 @@ conn_check_peer(struct proto_tls *t, struct proto_conn *c, char *why,
 	return HS_OK;
 }
 
+/*
+ * SSL_connect or SSL_accept; with a tick, the socket's timeouts are cut
+ * into slices and the tick runs between them until timeout_ms is spent
+ * (the connection's timeouts are restored after).
+ */
+static int
+conn_handshake_run(struct proto_tls *t, struct proto_conn *c, int as_server)
+{
+	uint64_t end = hs_now_mono_ns() + (uint64_t)c->timeout_ms * 1000000ull;
+	int r;
+
+	if (t->tick != NULL)
+		sock_set_timeout(c->fd, CONN_TICK_MS);
+	for (;;) {
+		ERR_clear_error();
+		r = as_server ? SSL_accept(c->ssl) : SSL_connect(c->ssl);
+		if (r == 1 || t->tick == NULL)
+			break;
+		if (SSL_get_error(c->ssl, r) != SSL_ERROR_WANT_READ &&
+		    SSL_get_error(c->ssl, r) != SSL_ERROR_WANT_WRITE &&
+		    !(SSL_get_error(c->ssl, r) == SSL_ERROR_SYSCALL &&
+		      (errno == EAGAIN || errno == EWOULDBLOCK)))
+			break;
+		if (hs_now_mono_ns() >= end) {
+			errno = EAGAIN;
+			break;
+		}
+		t->tick(t->tick_arg);
+	}
+	if (t->tick != NULL)
+		sock_set_timeout(c->fd, c->timeout_ms);
+	return r;
+}
+
 static int
 conn_handshake(struct proto_tls *t, struct proto_conn *c, int as_server,
                char *why, size_t whylen)
@@ -636,16 +714,16 @@ conn_handshake(struct proto_tls *t, struct proto_conn *c, int as_server,
 		if (X509_VERIFY_PARAM_set1_host(vp, t->peer_name, 0) != 1)
 			return HS_ETLS;
 	}
-	ERR_clear_error();
-	r = as_server ? SSL_accept(c->ssl) : SSL_connect(c->ssl);
+	r = conn_handshake_run(t, c, as_server);
 	SSL_set_ex_data(c->ssl, why_idx, NULL);
 	if (r != 1) {
 		int e = SSL_get_error(c->ssl, r);
 
 		if (vwhy[0] != '\0')
 			snprintf(why, whylen, "%s", vwhy);
-		else if (e == SSL_ERROR_SYSCALL &&
-		         (errno == EAGAIN || errno == EWOULDBLOCK))
+		else if (((e == SSL_ERROR_SYSCALL || e == SSL_ERROR_WANT_READ ||
+		           e == SSL_ERROR_WANT_WRITE) &&
+		          (errno == EAGAIN || errno == EWOULDBLOCK)))
 			snprintf(why, whylen, "TLS handshake timed out");
 		else if (e == SSL_ERROR_SYSCALL || ERR_peek_error() == 0)
 			snprintf(why, whylen,
@@ -659,8 +737,31 @@ conn_handshake(struct proto_tls *t, struct proto_conn *c, int as_server,
 	return conn_check_peer(t, c, why, whylen);
 }
 
+/* poll() for fd's `events`, running t's tick every slice if it has one. */
 static int
-connect_timeout(const char *hostport, int timeout_ms, int *out)
+poll_ticking(const struct proto_tls *t, int fd, short events, int timeout_ms)
+{
+	struct pollfd pfd = {fd, events, 0};
+	uint64_t end = hs_now_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+	int n;
+
+	if (t->tick == NULL)
+		return poll(&pfd, 1, timeout_ms);
+	while ((n = poll(&pfd, 1, CONN_TICK_MS)) == 0 && hs_now_mono_ns() < end)
+		t->tick(t->tick_arg);
+	return n;
+}
+
+void
+proto_tls_set_tick(struct proto_tls *t, void (*tick)(void *), void *arg)
+{
+	t->tick = tick;
+	t->tick_arg = arg;
+}
+
+static int
+connect_timeout(const struct proto_tls *t, const char *hostport, int timeout_ms,
+                int *out)
 {
 	char host[256], portstr[8];
 	struct addrinfo hints, *res = NULL, *ai;
@@ -675,7 +776,6 @@ connect_timeout(const char *hostport, int timeout_ms, int *out)
 	if (getaddrinfo(host, portstr, &hints, &res) != 0)
 		return -EHOSTUNREACH;
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		struct pollfd pfd;
 		int err = 0;
 		socklen_t el = sizeof(err);
 
@@ -691,9 +791,7 @@ connect_timeout(const char *hostport, int timeout_ms, int *out)
 			rc = -errno;
 			goto next;
 		}
-		pfd.fd = fd;
-		pfd.events = POLLOUT;
-		if (poll(&pfd, 1, timeout_ms) != 1) {
+		if (poll_ticking(t, fd, POLLOUT, timeout_ms) != 1) {
 			rc = -ETIMEDOUT;
 			goto next;
 		}
@@ -721,7 +819,7 @@ proto_conn_connect(struct proto_tls *t, const char *hostport, int timeout_ms,
 	struct proto_conn *c;
 	int fd, rc;
 
-	if ((rc = connect_timeout(hostport, timeout_ms, &fd)) < 0) {
+	if ((rc = connect_timeout(t, hostport, timeout_ms, &fd)) < 0) {
 		snprintf(why, whylen, "cannot connect: %s", hs_strerror(rc));
 		return rc;
 	}
@@ -753,11 +851,15 @@ proto_conn_accept(struct proto_tls *t, int fd, int timeout_ms,
 	return HS_OK;
 }
 
+static void conn_ka_stop(struct proto_conn *c);
+
 void
 proto_conn_free(struct proto_conn *c)
 {
 	if (c == NULL)
 		return;
+	conn_ka_stop(c);
+	pthread_mutex_destroy(&c->io);
 	if (c->ssl != NULL) {
 		if (SSL_is_init_finished(c->ssl))
 			SSL_shutdown(c->ssl);
@@ -779,6 +881,14 @@ proto_conn_set_timeout(struct proto_conn *c, int timeout_ms)
 {
 	c->timeout_ms = timeout_ms;
 	sock_set_timeout(c->fd, timeout_ms);
+}
+
+void
+proto_conn_set_read_timeout(struct proto_conn *c, int timeout_ms)
+{
+	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
 /* Map a failed SSL_read/SSL_write to one of our codes. */
@@ -876,27 +986,50 @@ conn_pace(struct proto_conn *c, size_t len)
 	}
 }
 
+/*
+ * Under bwlimit, write at most a tenth of a second's worth at once, so a
+ * big frame trickles out instead of leaving the peer with nothing to
+ * read, and no reason to think us gone, for len / rate seconds.
+ */
+static size_t
+conn_pace_slice(const struct proto_conn *c, size_t left)
+{
+	uint64_t slice = c->bwlimit / 10;
+
+	if (c->bwlimit == 0)
+		return left;
+	if (slice < 1024)
+		slice = 1024;
+	return left < slice ? left : (size_t)slice;
+}
+
 /* Write p[0..len) whole through TLS, paced by bwlimit. */
 static int
 conn_write(struct proto_conn *c, const uint8_t *p, size_t len)
 {
-	size_t done = 0;
+	size_t done = 0, paced = 0, want = 0;
 
-	conn_pace(c, len);
 	while (done < len) {
 		size_t n = 0;
 		int r;
 
+		if (done == paced) {
+			want = conn_pace_slice(c, len - done);
+			conn_pace(c, want);
+			paced = done + want;
+		}
 		ERR_clear_error();
-		r = SSL_write_ex(c->ssl, p + done, len - done, &n);
+		r = SSL_write_ex(c->ssl, p + done, paced - done, &n);
 		if (r != 1) {
 			int rc = conn_io_error(c, r);
 
 			if (conn_retry(c, rc))
 				continue;
+			c->broken = 1;
 			return rc;
 		}
 		done += n;
+		c->last_tx_ns = hs_now_mono_ns();
 	}
 	return HS_OK;
 }
@@ -906,10 +1039,11 @@ proto_conn_flush(struct proto_conn *c)
 {
 	int rc;
 
-	if ((rc = conn_write(c, c->out.data, c->out.len)) < 0)
-		return rc;
-	c->out.len = 0;
-	return HS_OK;
+	pthread_mutex_lock(&c->io);
+	if ((rc = conn_write(c, c->out.data, c->out.len)) == HS_OK)
+		c->out.len = 0;
+	pthread_mutex_unlock(&c->io);
+	return rc;
 }
 
 /* Compress p into c->zbuf; returns the compressed length, or 0 to skip. */
@@ -937,9 +1071,24 @@ conn_compress(struct proto_conn *c, const void *p, size_t len)
 	return n;
 }
 
+static int conn_send(struct proto_conn *c, uint8_t type, const void *p,
+                     size_t len, enum proto_send_mode mode, int *compressed);
+
 int
 proto_conn_send(struct proto_conn *c, uint8_t type, const void *p, size_t len,
                 enum proto_send_mode mode, int *compressed)
+{
+	int rc;
+
+	pthread_mutex_lock(&c->io);
+	rc = conn_send(c, type, p, len, mode, compressed);
+	pthread_mutex_unlock(&c->io);
+	return rc;
+}
+
+static int
+conn_send(struct proto_conn *c, uint8_t type, const void *p, size_t len,
+          enum proto_send_mode mode, int *compressed)
 {
 	uint8_t hdr[PROTO_HDR_LEN];
 	size_t zlen = 0;
@@ -1026,8 +1175,8 @@ conn_decompress(struct proto_conn *c, size_t zlen, size_t *out)
 	return HS_OK;
 }
 
-int
-proto_conn_recv(struct proto_conn *c, struct proto_msg *m)
+static int
+conn_recv(struct proto_conn *c, struct proto_msg *m)
 {
 	uint8_t hdr[PROTO_HDR_LEN];
 	struct proto_hdr h;
@@ -1035,6 +1184,11 @@ proto_conn_recv(struct proto_conn *c, struct proto_msg *m)
 
 	if ((rc = proto_conn_flush(c)) < 0)
 		return rc;
+	if (c->held) {
+		c->held = 0;
+		*m = c->held_m;
+		return c->held_rc;
+	}
 	if ((rc = conn_read_full(c, hdr, sizeof(hdr))) < 0)
 		return rc;
 	if ((rc = proto_hdr_unpack(hdr, sizeof(hdr), &h)) < 0)
@@ -1050,7 +1204,133 @@ proto_conn_recv(struct proto_conn *c, struct proto_msg *m)
 		m->data = c->in;
 		m->len = h.len;
 	}
+	c->last_rx_ns = hs_now_mono_ns();
+	if (m->type == PROTO_T_ALIVE && m->len != 0)
+		return HS_EPROTO;
 	return HS_OK;
+}
+
+int
+proto_conn_recv_any(struct proto_conn *c, struct proto_msg *m)
+{
+	int rc;
+
+	pthread_mutex_lock(&c->io);
+	rc = conn_recv(c, m);
+	pthread_mutex_unlock(&c->io);
+	return rc;
+}
+
+int
+proto_conn_recv(struct proto_conn *c, struct proto_msg *m)
+{
+	int rc;
+
+	pthread_mutex_lock(&c->io);
+	while ((rc = conn_recv(c, m)) == HS_OK && m->type == PROTO_T_ALIVE)
+		;
+	pthread_mutex_unlock(&c->io);
+	return rc;
+}
+
+uint64_t
+proto_conn_last_rx(const struct proto_conn *c)
+{
+	return c->last_rx_ns;
+}
+
+/* One ALIVE if this end has been quiet and is not in a proto_conn call. */
+static void
+conn_ka_beat(struct proto_conn *c)
+{
+	uint8_t hdr[PROTO_HDR_LEN];
+	struct pollfd pfd = {c->fd, POLLOUT, 0};
+	size_t n = 0;
+
+	if (hs_now_mono_ns() - c->last_tx_ns < (uint64_t)c->ka_ms * 1000000ull)
+		return;
+	/* Held: this end is reading or writing, so not working elsewhere. */
+	if (pthread_mutex_trylock(&c->io) != 0)
+		return;
+	/* Room for a few bytes, so this write cannot block. */
+	if (!c->broken && poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLOUT)) {
+		proto_hdr_pack(hdr, PROTO_T_ALIVE, 0, 0);
+		ERR_clear_error();
+		if (SSL_write_ex(c->ssl, hdr, sizeof(hdr), &n) == 1)
+			c->last_tx_ns = hs_now_mono_ns();
+		else
+			c->broken = 1; /* the caller's next call finds out */
+	}
+	pthread_mutex_unlock(&c->io);
+}
+
+static void *
+conn_ka_run(void *arg)
+{
+	struct proto_conn *c = arg;
+	struct timespec ts;
+	long step_ms = c->ka_ms / 4 > 10 ? c->ka_ms / 4 : 10;
+
+	pthread_mutex_lock(&c->ka_mu);
+	while (!c->ka_stop) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += (step_ms % 1000) * 1000000;
+		ts.tv_sec += step_ms / 1000 + ts.tv_nsec / 1000000000;
+		ts.tv_nsec %= 1000000000;
+		pthread_cond_timedwait(&c->ka_cv, &c->ka_mu, &ts);
+		if (c->ka_stop)
+			break;
+		pthread_mutex_unlock(&c->ka_mu);
+		conn_ka_beat(c);
+		pthread_mutex_lock(&c->ka_mu);
+	}
+	pthread_mutex_unlock(&c->ka_mu);
+	return NULL;
+}
+
+int
+proto_conn_keepalive(struct proto_conn *c, int interval_ms)
+{
+	pthread_condattr_t ca;
+	sigset_t all, old;
+	int rc;
+
+	if (c->ka_started || interval_ms <= 0)
+		return HS_OK;
+	c->ka_ms = interval_ms;
+	c->ka_stop = 0;
+	pthread_mutex_init(&c->ka_mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->ka_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	/* Signals stay with the caller's thread: they end its reads. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&c->ka, NULL, conn_ka_run, c);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		pthread_cond_destroy(&c->ka_cv);
+		pthread_mutex_destroy(&c->ka_mu);
+		return -rc;
+	}
+	c->ka_started = 1;
+	return HS_OK;
+}
+
+static void
+conn_ka_stop(struct proto_conn *c)
+{
+	if (!c->ka_started)
+		return;
+	pthread_mutex_lock(&c->ka_mu);
+	c->ka_stop = 1;
+	pthread_cond_signal(&c->ka_cv);
+	pthread_mutex_unlock(&c->ka_mu);
+	pthread_join(c->ka, NULL);
+	pthread_cond_destroy(&c->ka_cv);
+	pthread_mutex_destroy(&c->ka_mu);
+	c->ka_started = 0;
 }
 
 int
@@ -1059,15 +1339,43 @@ proto_conn_wait(struct proto_conn *c, int timeout_ms)
 	struct pollfd pfd = {c->fd, POLLIN, 0};
 	int rc, n;
 
+	uint64_t end = hs_now_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+	uint64_t now;
+
 	if ((rc = proto_conn_flush(c)) < 0)
 		return rc;
-	/* A record read with the last frame may hold the next one. */
-	if (SSL_has_pending(c->ssl))
-		return 1;
-	n = poll(&pfd, 1, timeout_ms);
-	if (n < 0)
-		return errno == EINTR ? 0 : -errno;
-	return n > 0;
+	for (;;) {
+		/* A record read with the last frame may hold the next one. */
+		pthread_mutex_lock(&c->io);
+		n = c->held || SSL_has_pending(c->ssl);
+		pthread_mutex_unlock(&c->io);
+		if (!n) {
+			now = hs_now_mono_ns();
+			n = poll(&pfd, 1,
+			         timeout_ms < 0 ? -1
+			         : now >= end   ? 0
+			                        : (int)((end - now) / 1000000));
+			if (n < 0)
+				return errno == EINTR ? 0 : -errno;
+			if (n == 0)
+				return 0;
+		}
+		/*
+		 * Readable: an ALIVE alone is no frame to wake the caller
+		 * for.  Anything else (or an error) is held for its recv.
+		 */
+		pthread_mutex_lock(&c->io);
+		if (!c->held) {
+			c->held_rc = conn_recv(c, &c->held_m);
+			c->held = 1;
+		}
+		n = c->held_rc < 0 || c->held_m.type != PROTO_T_ALIVE;
+		if (!n)
+			c->held = 0;
+		pthread_mutex_unlock(&c->io);
+		if (n)
+			return 1;
+	}
 }
 
 void
@@ -1075,9 +1383,11 @@ proto_conn_send_error(struct proto_conn *c, const char *text)
 {
 	size_t n = strnlen(text, 1024);
 
+	pthread_mutex_lock(&c->io);
 	c->out.len = 0;
 	if (proto_conn_send(c, PROTO_T_ERROR, text, n, PROTO_RAW, NULL) == 0)
 		proto_conn_flush(c);
+	pthread_mutex_unlock(&c->io);
 }
 
 int

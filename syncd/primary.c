@@ -114,6 +114,8 @@ struct prim {
 	struct send_prescan *pre; /* the start's comparison with the index */
 	int prescanning;          /* ... still walking: the watcher is its */
 	uint64_t run_start_ns; /* the bulk run under way began */
+	uint64_t heard_ns;     /* the standby last heard (a frame), or start */
+	int pinging;           /* the tick runs inside a heartbeat */
 };
 
 static void prim_tick(void *arg);
@@ -191,9 +193,20 @@ prim_alloc_sets(struct prim *p)
 static void
 prim_drop(struct prim *p, int rc, const char *what)
 {
+	uint64_t now = hs_now_mono_ns();
 	size_t i;
 
-	hs_log_warnx("primary: %s: %s; reconnecting", what, hs_strerror(rc));
+	p->heard_ns = send_session_heard(p->ss);
+	if (rc == HS_ETIMEOUT || rc == -ETIMEDOUT)
+		/* Frozen, hung or cut off: say who, and for how long. */
+		hs_log_warnx("primary: standby %s (%s) silent for %.1f s "
+		             "(peer_timeout %llu s) in %s: gone; reconnecting",
+		             send_session_peer(p->ss)->name, p->conf->peer,
+		             (double)(now - p->heard_ns) / 1e9,
+		             (unsigned long long)p->conf->peer_timeout, what);
+	else
+		hs_log_warnx("primary: %s: %s; reconnecting", what,
+		             hs_strerror(rc));
 	p->cnt.errors_session++;
 	send_session_close(p->ss, 0);
 	p->ss = NULL;
@@ -706,8 +719,10 @@ prim_sync_set(struct prim *p, size_t i)
 	p->o.guard_files = p->files[i];
 	p->o.guard_recent = p->deleted[i];
 	p->run_start_ns = hs_now_mono_ns();
+	p->run_set = (int)i;
 	rc = send_session_set(p->ss, set, full ? NULL : scope, full ? 0 : n,
 	                      &rep);
+	p->run_set = -1;
 	proto_scope_free(scope, n);
 	if (rc < 0)
 		return rc;
@@ -851,7 +866,10 @@ prim_heartbeat(struct prim *p)
 	if (p->ss == NULL ||
 	    now - p->last_io_ns < p->conf->heartbeat * 1000 * NS_PER_MS)
 		return;
+	/* Status is served while the PONG is awaited; no express run. */
+	p->pinging = 1;
 	rc = send_session_ping(p->ss, (int)p->conf->peer_timeout * 1000);
+	p->pinging = 0;
 	if (rc < 0) {
 		prim_drop(p, rc, "heartbeat");
 		return;
@@ -917,6 +935,8 @@ prim_status(struct prim *p)
 	const struct proto_hello *peer =
 	    p->ss ? send_session_peer(p->ss) : NULL;
 	uint64_t now = hs_now_mono_ns(), oldest, pending;
+	uint64_t heard = p->ss ? send_session_heard(p->ss) : p->heard_ns;
+	uint64_t timeout_ns = p->conf->peer_timeout * 1000 * NS_PER_MS;
 	size_t i;
 
 	memset(&v, 0, sizeof(v));
@@ -928,7 +948,8 @@ prim_status(struct prim *p)
 	v.peer_state = p->ss ? "connected" : "disconnected";
 	v.peer_role = peer ? "standby" : NULL;
 	v.peer_epoch = peer ? (int64_t)peer->epoch : -1;
-	v.last_heard = p->ss ? (double)(now - p->last_io_ns) / 1e9 : -1;
+	/* Since the last frame from it, kept across a lost session. */
+	v.last_heard = p->sessions > 0 ? (double)(now - heard) / 1e9 : -1;
 	v.lag = (double)prim_lag_ns(p) / 1e9;
 	watch_pending_stats(p->watch, &oldest, &pending);
 	v.files_pending = (int64_t)pending;
@@ -974,10 +995,19 @@ prim_status(struct prim *p)
 		if (prim_retry_pending(p, i))
 			prim_status_retry(p, i, &v, why[v.n_reasons],
 			                  sizeof(why[0]), now);
-	if (p->ss == NULL && p->unsynced_ns != 0 &&
-	    now - p->unsynced_ns > p->conf->peer_timeout * 1000 * NS_PER_MS)
-		st_warn(&v, "critical", "standby %s unreachable for %.0f s",
-		        p->conf->peer, (double)(now - p->unsynced_ns) / 1e9);
+	/*
+	 * Gone longer than peer_timeout: silent since it was last heard
+	 * (the session was dropped for it, or never came back), or never
+	 * reached since this daemon started.
+	 */
+	if (p->ss == NULL && now - heard > timeout_ns)
+		st_warn(&v, "critical",
+		        p->sessions > 0 ? "standby %s unreachable: silent for "
+		                          "%.0f s (peer_timeout %llu s)"
+		                        : "standby %s unreachable for %.0f s "
+		                          "(peer_timeout %llu s)",
+		        p->conf->peer, (double)(now - heard) / 1e9,
+		        (unsigned long long)p->conf->peer_timeout);
 	if (watch_unwatched(p->watch) > 0)
 		st_warn(&v, "warning",
 		        "%zu subtrees without inotify watches "
@@ -1051,7 +1081,7 @@ prim_tick(void *arg)
 		ctl_serve(p->cfd, p->conf->status_group, prim_answer, p);
 	watch_drain(p->watch);
 	/* A long run: what changed meanwhile and is small overtakes it. */
-	if (p->ss != NULL &&
+	if (p->ss != NULL && !p->pinging &&
 	    hs_now_mono_ns() - p->run_start_ns >= EXPRESS_AFTER_NS)
 		express_tick(p->xp, p->watch, p->files, p->deleted);
 }
@@ -1304,6 +1334,7 @@ prim_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
 	p.run_set = -1;
 	p.last_applied = -1;
 	p.unsynced_ns = hs_now_mono_ns();
+	p.heard_ns = p.unsynced_ns;
 	/*
 	 * The status kept for `status` without a daemon (status.json) is
 	 * first looked at 5 s in: a restart's first seconds are the walk's,

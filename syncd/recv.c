@@ -726,7 +726,10 @@ recv_session(const struct hs_conf *conf, int rootfd, struct proto_conn *c,
 	proto_wr_init(&s.w);
 	proto_conn_set_stop(c, stop);
 	for (;;) {
-		rc = proto_conn_recv(c, &m);
+		/* ALIVE: the primary works; heard, nothing to do. */
+		while ((rc = proto_conn_recv_any(c, &m)) == HS_OK &&
+		       m.type == PROTO_T_ALIVE && !*stop)
+			report(&s, 0);
 		if (*stop) {
 			rc = -EINTR;
 			break;
@@ -737,6 +740,16 @@ recv_session(const struct hs_conf *conf, int rootfd, struct proto_conn *c,
 			         hs_strerror(rc));
 			hs_log_errx("recv: %s: %s", proto_conn_peer(c), text);
 			proto_conn_send_error(c, text);
+			break;
+		}
+		if (rc == HS_ETIMEOUT) {
+			hs_log_warnx(
+			    "recv: %s: primary %s silent for %.1f s "
+			    "(peer_timeout %llu s): gone; session ended",
+			    proto_conn_peer(c), peer->name,
+			    (double)(hs_now_mono_ns() - proto_conn_last_rx(c)) /
+			        1e9,
+			    (unsigned long long)conf->peer_timeout);
 			break;
 		}
 		if (rc < 0) {

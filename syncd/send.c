@@ -1320,6 +1320,25 @@ send_session_done(struct sender *s, int timeout_ms)
 	return rc;
 }
 
+/* The standby's HELLO, waited for with the daemon's tick running. */
+static int
+hello_wait(struct sender *s)
+{
+	uint64_t end = hs_now_mono_ns() + (s->o->timeout_ms
+	                                       ? (uint64_t)s->o->timeout_ms
+	                                       : s->conf->peer_timeout * 1000) *
+	                                      1000000ull;
+	int rc;
+
+	while (s->o->tick != NULL &&
+	       (rc = proto_conn_wait(s->c, SEND_WAIT_TICK_MS)) == 0) {
+		if (hs_now_mono_ns() >= end)
+			return HS_ETIMEOUT;
+		s->o->tick(s->o->tick_arg);
+	}
+	return s->o->tick != NULL && rc < 0 ? rc : HS_OK;
+}
+
 static int
 session_open(struct sender *s, char *why, size_t whylen)
 {
@@ -1330,6 +1349,8 @@ session_open(struct sender *s, char *why, size_t whylen)
 	/* Loaded here only when the caller did not load it once for all. */
 	if (tls == NULL && proto_tls_from_conf(s->conf, &tls, why, whylen) < 0)
 		return HS_ECONFIG;
+	/* A frozen standby still accepts: keep serving status meanwhile. */
+	proto_tls_set_tick(tls, s->o->tick, s->o->tick_arg);
 	rc = proto_conn_connect(tls, s->conf->peer,
 	                        s->o->timeout_ms
 	                            ? s->o->timeout_ms
@@ -1345,8 +1366,11 @@ session_open(struct sender *s, char *why, size_t whylen)
 	snprintf(mine.name, sizeof(mine.name), "%s", s->conf->node_name);
 	mine.role = HS_ROLE_PRIMARY;
 	mine.epoch = s->o->epoch;
-	mine.flags = s->o->express ? PROTO_HELLO_F_EXPRESS : 0;
+	mine.flags = PROTO_HELLO_F_ALIVE;
+	if (s->o->express)
+		mine.flags |= PROTO_HELLO_F_EXPRESS;
 	if ((rc = proto_hello_send(s->c, &mine)) < 0 ||
+	    (rc = hello_wait(s)) < 0 ||
 	    (rc = proto_hello_recv(s->c, &peer, why, whylen)) < 0) {
 		if (rc != HS_EBUSY && rc != HS_EREFUSED && rc != HS_EVERSION)
 			snprintf(why, whylen, "handshake: %s", hs_strerror(rc));
@@ -1369,10 +1393,27 @@ session_open(struct sender *s, char *why, size_t whylen)
 		         (unsigned long long)s->o->epoch);
 		return HS_EREFUSED;
 	}
-	/* The standby may take long to list, hash or flush a big set. */
+	/*
+	 * A standby that says ALIVE while it lists, hashes or flushes a big
+	 * set is gone once silent for peer_timeout; an older one may be
+	 * silent for that long while it works.
+	 */
 	s->timeout_ms = s->o->timeout_ms ? s->o->timeout_ms
 	                                 : (int)s->conf->peer_timeout * 1000 * 10;
 	proto_conn_set_timeout(s->c, s->timeout_ms);
+	if (peer.flags & PROTO_HELLO_F_ALIVE) {
+		/* Writes keep the long bound: a closed window is the
+		 * kernel's to judge (TCP_USER_TIMEOUT). */
+		s->timeout_ms = s->o->timeout_ms
+		                    ? s->o->timeout_ms
+		                    : (int)s->conf->peer_timeout * 1000;
+		proto_conn_set_read_timeout(s->c, s->timeout_ms);
+		if ((rc = proto_conn_keepalive(s->c, (int)s->conf->heartbeat *
+		                                         1000)) < 0) {
+			snprintf(why, whylen, "keepalive: %s", hs_strerror(rc));
+			return rc;
+		}
+	}
 	proto_conn_set_bwlimit(s->c, s->conf->bwlimit);
 	if ((rc = sidx_session_open(s)) < 0)
 		snprintf(why, whylen, "journal: %s", hs_strerror(rc));
@@ -1473,10 +1514,7 @@ send_session_ping(struct sender *s, int timeout_ms)
 	if ((rc = proto_conn_send(s->c, PROTO_T_PING, body, sizeof(body),
 	                          PROTO_RAW, NULL)) < 0)
 		return rc;
-	proto_conn_set_timeout(s->c, timeout_ms);
-	rc = proto_conn_recv(s->c, &m);
-	proto_conn_set_timeout(s->c, s->timeout_ms);
-	if (rc < 0)
+	if ((rc = send_recv_within(s, &m, timeout_ms)) < 0)
 		return rc;
 	if (m.type != PROTO_T_PONG || m.len != 8 ||
 	    memcmp(m.data, body, 8) != 0)
@@ -1511,6 +1549,12 @@ const struct proto_hello *
 send_session_peer(const struct sender *s)
 {
 	return &s->peer;
+}
+
+uint64_t
+send_session_heard(const struct sender *s)
+{
+	return proto_conn_last_rx(s->c);
 }
 
 int

@@ -120,9 +120,13 @@ void send_progress(struct sender *s, int final);
 /*
  * proto_conn_recv, running the daemon's tick while the standby works
  * (lists, hashes, signs, flushes a big file), so status and the express
- * lane do not wait for it.  Gives up after 10 x peer_timeout.
+ * lane do not wait for it.  HS_ETIMEOUT once the standby has been silent
+ * (not even an ALIVE) for s->timeout_ms (send_recv) or limit_ms.
  */
 int send_recv(struct sender *s, struct proto_msg *m);
+int send_recv_within(struct sender *s, struct proto_msg *m, int limit_ms);
+/* The tick's period while a session opens. */
+#define SEND_WAIT_TICK_MS 5
 /*
  * Express lane, after the plan: leave files above max_file_bytes and
  * hard-linked files to the bulk lane (no content, no hash, no delete of

@@ -65,23 +65,35 @@ send_tick(struct sender *s, uint64_t now)
 }
 
 int
-send_recv(struct sender *s, struct proto_msg *m)
+send_recv_within(struct sender *s, struct proto_msg *m, int limit_ms)
 {
-	uint64_t start = hs_now_mono_ns();
-	uint64_t limit = s->conf->peer_timeout * 10 * 1000000000ull;
+	uint64_t start = hs_now_mono_ns(), heard;
+	uint64_t limit = (uint64_t)limit_ms * 1000000ull;
 	int rc;
 
-	/* Without a tick there is nothing to do while waiting: block. */
-	while (s->o->tick != NULL) {
+	/* Without a tick there is nothing to do while waiting: block (the
+	 * socket's timeout is the same silence). */
+	if (s->o->tick == NULL)
+		return proto_conn_recv(s->c, m);
+	for (;;) {
 		if ((rc = proto_conn_wait(s->c, SEND_TICK_MS)) < 0)
 			return rc;
 		if (rc > 0)
-			break;
+			return proto_conn_recv(s->c, m);
 		send_tick(s, hs_now_mono_ns());
-		if (hs_now_mono_ns() - start >= limit)
+		/* An ALIVE (skipped by the wait) starts the silence again. */
+		heard = proto_conn_last_rx(s->c);
+		if (heard < start)
+			heard = start;
+		if (hs_now_mono_ns() - heard >= limit)
 			return HS_ETIMEOUT;
 	}
-	return proto_conn_recv(s->c, m);
+}
+
+int
+send_recv(struct sender *s, struct proto_msg *m)
+{
+	return send_recv_within(s, m, s->timeout_ms);
 }
 
 void

@@ -189,6 +189,7 @@ session_child(struct stdby *d, int fd, const char *addr, int myfd, pid_t parent)
 	snprintf(mine.name, sizeof(mine.name), "%s", d->conf->node_name);
 	mine.role = HS_ROLE_STANDBY;
 	mine.epoch = d->node.epoch;
+	mine.flags = peer.flags & PROTO_HELLO_F_ALIVE;
 	if ((rc = proto_hello_send(c, &mine)) < 0)
 		goto out;
 	hs_log_info("net: %s: %s with primary %s", addr,
@@ -201,6 +202,20 @@ session_child(struct stdby *d, int fd, const char *addr, int myfd, pid_t parent)
 	 */
 	proto_conn_set_timeout(c, timeout * 10);
 	proto_conn_set_stall_timeout(c, timeout * 10);
+	/*
+	 * A primary that says ALIVE while it works is gone once silent for
+	 * peer_timeout (frozen, hung, or its link stalled): the session
+	 * ends and the slot is free for it when it comes back.
+	 */
+	if (peer.flags & PROTO_HELLO_F_ALIVE) {
+		proto_conn_set_read_timeout(c, timeout);
+		if ((rc = proto_conn_keepalive(c, (int)d->conf->heartbeat *
+		                                      1000)) < 0) {
+			hs_log_warnx("net: %s: keepalive: %s", addr,
+			             hs_strerror(rc));
+			goto out;
+		}
+	}
 	rc = recv_session(d->conf, d->rootfd, c, &child_stop, myfd, &peer);
 	goto out;
 refuse:

@@ -527,8 +527,11 @@ int send_prescan_take(struct send_prescan *p, size_t set,
 /* Forget set `set`'s result: it is only good for the first session. */
 void send_prescan_drop(struct send_prescan *p, size_t set);
 void send_prescan_free(struct send_prescan *p);
-/* PING the standby and wait up to timeout_ms for its PONG. */
+/* PING the standby and wait up to timeout_ms for its PONG (the tick
+ * runs meanwhile). */
 int send_session_ping(struct sender *s, int timeout_ms);
+/* When the standby was last heard (any frame): hs_now_mono_ns() time. */
+uint64_t send_session_heard(const struct sender *s);
 /* Say BYE (if `bye`) and free the session; NULL is fine. */
 void send_session_close(struct sender *s, int bye);
 

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "proto.h"
@@ -685,7 +686,13 @@ static const struct hello_flags_case hello_flags_cases[] = {
     {"no flags", {0}, 0, HS_OK, 0},
     {"express", {PROTO_HELLO_F_EXPRESS}, 1, HS_OK, PROTO_HELLO_F_EXPRESS},
     {"flags 0 sent", {0}, 1, HS_EPROTO, 0},
-    {"unknown bit", {0x02}, 1, HS_EPROTO, 0},
+    {"alive", {PROTO_HELLO_F_ALIVE}, 1, HS_OK, PROTO_HELLO_F_ALIVE},
+    {"express + alive",
+     {PROTO_HELLO_F_EXPRESS | PROTO_HELLO_F_ALIVE},
+     1,
+     HS_OK,
+     PROTO_HELLO_F_EXPRESS | PROTO_HELLO_F_ALIVE},
+    {"unknown bit", {0x04}, 1, HS_EPROTO, 0},
     {"express + unknown", {0x81}, 1, HS_EPROTO, 0},
     {"express + a byte", {PROTO_HELLO_F_EXPRESS, 0}, 2, HS_EPROTO, 0},
 };
@@ -1628,7 +1635,13 @@ enum srv_mode {
 	SRV_HELLO,  /* read a HELLO, answer with ours, wait for the close */
 	SRV_ECHO,   /* send every frame back unchanged until the close */
 	SRV_SCRIPT, /* send srv_frame, then report the reply's type */
+	SRV_BUSY,   /* work SRV_BUSY_MS reading nothing, then say "done" */
 };
+
+/* SRV_BUSY: how long it works, and its keepalive (0: none); set before
+ * the fork. */
+#define SRV_BUSY_MS 1200
+static int srv_ka_ms;
 
 /* The frame SRV_SCRIPT sends; set before the fork. */
 static uint8_t srv_type;
@@ -1714,6 +1727,28 @@ srv_run(struct proto_conn *c, enum srv_mode mode, struct srv_result *res)
 			rc = srv_drain(c);
 		}
 		return rc == HS_ECLOSED ? HS_OK : rc;
+	case SRV_BUSY: {
+		struct timespec ts = {SRV_BUSY_MS / 1000,
+		                      (SRV_BUSY_MS % 1000) * 1000000L};
+
+		/* One echo first: the client reads the TLS session tickets
+		 * with it, as a HELLO would. */
+		if ((rc = proto_conn_recv(c, &m)) < 0 ||
+		    (rc = proto_conn_send(c, m.type, m.data, m.len, PROTO_RAW,
+		                          NULL)) < 0 ||
+		    (rc = proto_conn_flush(c)) < 0)
+			return rc;
+		if (srv_ka_ms > 0 &&
+		    (rc = proto_conn_keepalive(c, srv_ka_ms)) < 0)
+			return rc;
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		rc = proto_conn_send(c, PROTO_T_LIST, "done", 4, PROTO_RAW,
+		                     NULL);
+		if (rc == HS_OK)
+			rc = proto_conn_flush(c);
+		return rc < 0 ? rc : srv_drain(c);
+	}
 	}
 	abort();
 }
@@ -2207,6 +2242,60 @@ START_TEST(conn_zstd)
 }
 END_TEST
 
+/*
+ * A peer that works without reading for longer than our read timeout:
+ * with its keepalive (ALIVE every 20 ms) a blocking read outlasts the
+ * work and returns the next real frame, and proto_conn_wait skips the
+ * ALIVEs (never readable for them alone) while they advance
+ * proto_conn_last_rx; without it the read times out.
+ */
+START_TEST(conn_keepalive)
+{
+	const int with_ka = _i == 0;
+	struct srv_result res;
+	struct server s;
+	struct client cl;
+	struct proto_msg m;
+	uint64_t t0;
+	int rc;
+
+	srv_ka_ms = with_ka ? 20 : 0;
+	server_start(&s, SRV_BUSY, MN2);
+	ck_assert_msg(client_open(&cl, &s, MN2, MN1) == HS_OK, "connect: %s",
+	              cl.why);
+	ck_assert_int_eq(
+	    proto_conn_send(cl.c, PROTO_T_PING, "12345678", 8, PROTO_RAW, NULL),
+	    HS_OK);
+	ck_assert_int_eq(proto_conn_recv(cl.c, &m), HS_OK);
+	ck_assert_uint_eq(m.type, PROTO_T_PING);
+	proto_conn_set_timeout(cl.c, 400);
+	t0 = hs_now_mono_ns();
+	/* The work has just begun: nothing but ALIVEs for 300 ms. */
+	ck_assert_int_eq(proto_conn_wait(cl.c, 300), 0);
+	if (with_ka)
+		ck_assert_uint_gt(proto_conn_last_rx(cl.c), t0);
+	else
+		ck_assert_uint_lt(proto_conn_last_rx(cl.c), t0);
+	rc = proto_conn_recv(cl.c, &m);
+	if (with_ka) {
+		ck_assert_int_eq(rc, HS_OK);
+		ck_assert_uint_ge(hs_now_mono_ns() - t0,
+		                  (SRV_BUSY_MS - 100) * 1000000ull);
+	} else {
+		ck_assert_int_eq(rc, HS_ETIMEOUT);
+		proto_conn_set_timeout(cl.c, IO_MS);
+		ck_assert_int_eq(proto_conn_recv(cl.c, &m), HS_OK);
+	}
+	ck_assert_uint_eq(m.type, PROTO_T_LIST);
+	ck_assert_uint_eq(m.len, 4);
+	ck_assert_mem_eq(m.data, "done", 4);
+	client_close(&cl);
+
+	server_finish(&s, &res);
+	ck_assert_msg(res.rc == HS_OK, "server: %d %s", res.rc, res.text);
+}
+END_TEST
+
 /* The server does not pin the client (mn3): the session never starts. */
 START_TEST(conn_client_not_pinned)
 {
@@ -2407,6 +2496,7 @@ proto_suite(void)
 	tcase_add_test(tc, conn_hello);
 	tcase_add_test(tc, conn_frames);
 	tcase_add_loop_test(tc, conn_zstd, 0, 2);
+	tcase_add_loop_test(tc, conn_keepalive, 0, 2);
 	tcase_add_test(tc, conn_client_not_pinned);
 	tcase_add_test(tc, conn_server_not_pinned);
 	tcase_add_loop_test(tc, conn_hello_recv_table, 0,
