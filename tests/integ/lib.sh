@@ -336,7 +336,8 @@ hs_wait_status() {
 # the trees ONCE: status claiming in-sync while they differ is a failure,
 # not a reason to wait longer.  Counts the result, HS_SAME 1 when both
 # held, and returns 0.  HS_PRIMARY_CONF and HS_STANDBY_CONF replace $C1
-# and $C2.
+# and $C2; HS_STANDBY_CONF=- leaves the standby's status out (a test
+# that froze its daemon).
 hs_wait_same() {
 	local name=$1 secs=$2 sc=- t0 said
 	shift 2
