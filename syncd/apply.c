@@ -91,7 +91,11 @@ struct pending {
 	uint8_t *lkey; /* owned */
 	size_t lklen;
 	uint8_t ltoken[BLK_TOKEN_LEN];
+	uint8_t ahead; /* AHEAD_*: written ahead of the rename (recs_ahead) */
 };
+
+#define AHEAD_KEY 1
+#define AHEAD_LKEY 2
 
 #define REC_PUT 1 /* store fingerprint + token after the rename */
 #define REC_DEL 2 /* the path no longer holds what a record says */
@@ -100,9 +104,13 @@ struct pending {
 struct rec_op {
 	uint8_t *key; /* owned */
 	size_t klen;
-	int put;
+	int put; /* REC_OP_* */
 	struct idx_written v;
 };
+
+#define REC_OP_DEL 0  /* drop the record */
+#define REC_OP_PUT 1  /* store v */
+#define REC_OP_KEEP 2 /* the record stays; only drop what was written ahead */
 
 struct apply {
 	int rootfd;                   /* borrowed */
@@ -501,7 +509,41 @@ rec_key(struct apply *a, uint16_t src, const char *rel, size_t *klen)
  * without a record (there before hamnsync, or written by an older build)
  * cannot be told from our own: it is replaced as before.
  */
-/* A regular file at leaf whose record (there is one) says otherwise? */
+static int hash_fd(int fd, int xfer, uint8_t out[PROTO_HASH_LEN]);
+
+/*
+ * Is the file that st describes at leaf the version apply_flush wrote
+ * ahead (recs_ahead) and put in place, its record not committed yet
+ * (a crash between the rename and recs_commit, or the other lane's flush
+ * under way)?  Same inode and size, and its content is that version's:
+ * hashed, but only here, where the record does not match.
+ */
+static int
+put_in_place(struct apply *a, int dirfd, const char *leaf,
+             const uint8_t *key, size_t klen, const struct stat *st)
+{
+	uint8_t got[PROTO_HASH_LEN];
+	struct idx_written w;
+	struct stat now;
+	int fd, rc;
+
+	if (idx_writing_get(a->idx, key, klen, &w) != HS_OK ||
+	    w.ino != (uint64_t)st->st_ino || w.dev != (uint64_t)st->st_dev ||
+	    w.size != (uint64_t)st->st_size)
+		return 0;
+	if ((fd = open_nofollow(dirfd, leaf, PROTO_E_FILE)) < 0)
+		return 0;
+	rc = fstat(fd, &now) == 0 && now.st_ino == st->st_ino &&
+	     now.st_dev == st->st_dev && hash_fd(fd, 1, got) == HS_OK &&
+	     memcmp(got, w.token, sizeof(got)) == 0;
+	close(fd);
+	return rc;
+}
+
+/*
+ * A regular file at leaf whose record (there is one) says otherwise, and
+ * that is not a version put in place by hamnsync either?
+ */
 static int
 drift_suspect(struct apply *a, int dirfd, const char *leaf,
               const uint8_t *key, size_t klen, struct stat *st)
@@ -511,7 +553,8 @@ drift_suspect(struct apply *a, int dirfd, const char *leaf,
 	return fstatat(dirfd, leaf, st, AT_SYMLINK_NOFOLLOW) == 0 &&
 	       S_ISREG(st->st_mode) &&
 	       idx_written_get(a->idx, key, klen, &v) == HS_OK &&
-	       !fp_same(&v, st);
+	       !fp_same(&v, st) &&
+	       !put_in_place(a, dirfd, leaf, key, klen, st);
 }
 
 static void
@@ -582,8 +625,27 @@ rec_queue(struct apply *a, uint8_t *key, size_t klen, int put,
 	n->key = key;
 	n->klen = klen;
 	n->put = put;
-	if (put)
+	if (put == REC_OP_PUT)
 		n->v = *v;
+}
+
+/*
+ * One queued record into t.  Whatever it does to the record, a version
+ * written ahead of it (recs_ahead) is no longer needed: the record that
+ * follows its rename is in the same transaction.
+ */
+static int
+rec_write(struct idx_txn *t, const struct rec_op *r)
+{
+	int rc = HS_OK;
+
+	if (r->put == REC_OP_PUT)
+		rc = idx_written_put(t, r->key, r->klen, &r->v);
+	else if (r->put == REC_OP_DEL)
+		rc = idx_written_del(t, r->key, r->klen);
+	if (rc == HS_OK)
+		rc = idx_writing_del(t, r->key, r->klen);
+	return rc;
 }
 
 /*
@@ -618,12 +680,7 @@ recs_commit(struct apply *a, struct idx_txn *t)
 	if (writes > 0 && rc == HS_OK) {
 		for (i = 0; i < a->n_recs && rc == HS_OK; i++)
 			if (a->recs[i].key != NULL)
-				rc = a->recs[i].put
-				         ? idx_written_put(t, a->recs[i].key,
-				                           a->recs[i].klen,
-				                           &a->recs[i].v)
-				         : idx_written_del(t, a->recs[i].key,
-				                           a->recs[i].klen);
+				rc = rec_write(t, &a->recs[i]);
 		/*
 		 * Not flushed here: the run's acknowledgement commits the
 		 * index with a flush right after (recv.c), or idx_sync does.
@@ -645,6 +702,83 @@ recs_commit(struct apply *a, struct idx_txn *t)
 	a->n_recs = 0;
 }
 
+/*
+ * Before the renames (apply_flush): store and flush what each pending
+ * file about to replace a recorded version will be, so that a crash
+ * before its record follows (recs_commit) leaves proof that the version
+ * in place is hamnsync's (put_in_place), not drift.  Only where a record
+ * exists: without one, nothing is ever taken for drift.  One flushing
+ * commit per batch that replaces recorded files.
+ */
+static void
+recs_ahead(struct apply *a)
+{
+	struct idx_written v;
+	struct idx_txn *t = NULL;
+	struct stat st;
+	size_t i;
+	int rc = HS_OK;
+
+	for (i = 0; a->idx != NULL && i < a->n_pend && rc == HS_OK; i++) {
+		struct pending *p = &a->pend[i];
+
+		if (p->tmp[0] == '\0' ||
+		    fstatat(p->dirfd, p->tmp, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		memset(&v, 0, sizeof(v));
+		fp_from_stat(&v, &st);
+		if (p->rec == REC_PUT && p->key != NULL &&
+		    idx_written_get(a->idx, p->key, p->klen, &v) == HS_OK) {
+			fp_from_stat(&v, &st);
+			memcpy(v.token, p->token, sizeof(v.token));
+			if (t == NULL && (rc = idx_txn_begin(a->idx, &t)) < 0)
+				break;
+			if ((rc = idx_writing_put(t, p->key, p->klen, &v)) ==
+			    HS_OK)
+				p->ahead |= AHEAD_KEY;
+		}
+		if (p->lkey != NULL && rc == HS_OK) {
+			memcpy(v.token, p->ltoken, sizeof(v.token));
+			if (t == NULL && (rc = idx_txn_begin(a->idx, &t)) < 0)
+				break;
+			if ((rc = idx_writing_put(t, p->lkey, p->lklen, &v)) ==
+			    HS_OK)
+				p->ahead |= AHEAD_LKEY;
+		}
+	}
+	if (t != NULL && rc == HS_OK)
+		rc = idx_txn_commit(t);
+	else
+		idx_txn_abort(t);
+	if (rc < 0) {
+		/* Nothing written ahead: a crash may leave drift copies. */
+		for (i = 0; i < a->n_pend; i++)
+			a->pend[i].ahead = 0;
+		hs_log_warnx("apply: set %s: records of files about to be "
+		             "replaced not stored: %s",
+		             a->set->name, hs_strerror(rc));
+	}
+}
+
+/* The rename of p failed: drop what was written ahead of it. */
+static void
+rec_unahead(struct apply *a, struct pending *p)
+{
+	uint8_t *k;
+
+	if ((p->ahead & AHEAD_KEY) && p->key != NULL &&
+	    (k = malloc(p->klen)) != NULL) {
+		memcpy(k, p->key, p->klen);
+		rec_queue(a, k, p->klen, REC_OP_KEEP, NULL);
+	}
+	if ((p->ahead & AHEAD_LKEY) && p->lkey != NULL) {
+		rec_queue(a, p->lkey, p->lklen, REC_OP_KEEP, NULL);
+		p->lkey = NULL;
+	}
+	p->ahead = 0;
+}
+
 /* After the rename: the record of what now lies at p's path. */
 static void
 rec_pending(struct apply *a, struct pending *p)
@@ -659,6 +793,8 @@ rec_pending(struct apply *a, struct pending *p)
 		memcpy(v.token, p->ltoken, sizeof(v.token));
 		rec_queue(a, p->lkey, p->lklen, 1, &v);
 		p->lkey = NULL;
+	} else if (p->lkey != NULL) {
+		rec_unahead(a, p);
 	}
 	if (p->key == NULL || p->rec == 0)
 		return;
@@ -718,6 +854,7 @@ apply_flush(struct apply *a)
 		}
 		goto out;
 	}
+	recs_ahead(a);
 	/*
 	 * 2. rename all.  From here until recs_commit the index's writer
 	 * lock is held: for the other lane's drift_check, each file renamed
@@ -735,6 +872,7 @@ apply_flush(struct apply *a)
 			apply_error(a, p->display, "cannot rename into place",
 			            -errno);
 			unlinkat(p->dirfd, p->tmp, 0);
+			rec_unahead(a, p);
 			p->rec = 0; /* the old copy and its record stay */
 			free(p->lkey);
 			p->lkey = NULL;
@@ -1889,8 +2027,9 @@ apply_error_line(const struct apply *a, size_t i)
 	return i < apply_error_lines(a) && a->errors[i] ? a->errors[i] : "";
 }
 
-int
-fs_hash_fd(int fd, uint8_t out[PROTO_HASH_LEN])
+/* fs_hash_fd, with the transfer hash (a written file's token) if xfer. */
+static int
+hash_fd(int fd, int xfer, uint8_t out[PROTO_HASH_LEN])
 {
 	struct proto_hash *h;
 	uint8_t *buf;
@@ -1898,7 +2037,7 @@ fs_hash_fd(int fd, uint8_t out[PROTO_HASH_LEN])
 
 	if ((buf = malloc(PROTO_CHUNK)) == NULL)
 		return -ENOMEM;
-	if ((rc = proto_hash_new(&h)) < 0) {
+	if ((rc = xfer ? proto_hash_new_xfer(&h) : proto_hash_new(&h)) < 0) {
 		free(buf);
 		return rc;
 	}
@@ -1921,6 +2060,12 @@ fs_hash_fd(int fd, uint8_t out[PROTO_HASH_LEN])
 	proto_hash_free(h);
 	free(buf);
 	return rc;
+}
+
+int
+fs_hash_fd(int fd, uint8_t out[PROTO_HASH_LEN])
+{
+	return hash_fd(fd, 0, out);
 }
 
 int
