@@ -520,24 +520,43 @@ static int hash_fd(int fd, int xfer, uint8_t out[PROTO_HASH_LEN]);
  */
 static int
 put_in_place(struct apply *a, int dirfd, const char *leaf,
-             const uint8_t *key, size_t klen, const struct stat *st)
+             const uint8_t *key, size_t klen, const struct stat *st,
+             struct idx_written *w)
 {
 	uint8_t got[PROTO_HASH_LEN];
-	struct idx_written w;
 	struct stat now;
 	int fd, rc;
 
-	if (idx_writing_get(a->idx, key, klen, &w) != HS_OK ||
-	    w.ino != (uint64_t)st->st_ino || w.dev != (uint64_t)st->st_dev ||
-	    w.size != (uint64_t)st->st_size)
+	if (idx_writing_get(a->idx, key, klen, w) != HS_OK ||
+	    w->ino != (uint64_t)st->st_ino || w->dev != (uint64_t)st->st_dev ||
+	    w->size != (uint64_t)st->st_size)
 		return 0;
 	if ((fd = open_nofollow(dirfd, leaf, PROTO_E_FILE)) < 0)
 		return 0;
 	rc = fstat(fd, &now) == 0 && now.st_ino == st->st_ino &&
 	     now.st_dev == st->st_dev && hash_fd(fd, 1, got) == HS_OK &&
-	     memcmp(got, w.token, sizeof(got)) == 0;
+	     memcmp(got, w->token, sizeof(got)) == 0;
 	close(fd);
 	return rc;
+}
+
+/*
+ * Is the file st (at leaf) the version hamnsync wrote there: the one its
+ * record v describes, or one put in place whose record did not follow
+ * (then v becomes that version's, its token to keep)?
+ */
+static int
+rec_holds(struct apply *a, int dirfd, const char *leaf, const uint8_t *key,
+          size_t klen, const struct stat *st, struct idx_written *v)
+{
+	struct idx_written w;
+
+	if (fp_same(v, st))
+		return 1;
+	if (!put_in_place(a, dirfd, leaf, key, klen, st, &w))
+		return 0;
+	*v = w;
+	return 1;
 }
 
 /*
@@ -553,8 +572,7 @@ drift_suspect(struct apply *a, int dirfd, const char *leaf,
 	return fstatat(dirfd, leaf, st, AT_SYMLINK_NOFOLLOW) == 0 &&
 	       S_ISREG(st->st_mode) &&
 	       idx_written_get(a->idx, key, klen, &v) == HS_OK &&
-	       !fp_same(&v, st) &&
-	       !put_in_place(a, dirfd, leaf, key, klen, st);
+	       !rec_holds(a, dirfd, leaf, key, klen, st, &v);
 }
 
 static void
@@ -1034,7 +1052,8 @@ op_dir(struct apply *a)
  * (this lane's flush may come only at the end of a long run).
  */
 static int
-meta_fd_keep_rec(struct apply *a, int fd, const struct proto_entry *e)
+meta_fd_keep_rec(struct apply *a, int dfd, const char *leaf, int fd,
+                 const struct proto_entry *e)
 {
 	struct idx_written v;
 	struct idx_txn *lock = NULL;
@@ -1050,7 +1069,7 @@ meta_fd_keep_rec(struct apply *a, int fd, const struct proto_entry *e)
 			lock = NULL;
 		keep = fstat(fd, &st) == 0 &&
 		       idx_written_get(a->idx, key, klen, &v) == HS_OK &&
-		       fp_same(&v, &st);
+		       rec_holds(a, dfd, leaf, key, klen, &st, &v);
 	}
 	rc = meta_fd(fd, e);
 	if (keep && rc == HS_OK && fstat(fd, &st) == 0) {
@@ -1091,7 +1110,7 @@ op_meta(struct apply *a)
 	} else if ((fd = open_nofollow(dfd, leaf, e->type)) < 0)
 		rc = fd;
 	else {
-		rc = meta_fd_keep_rec(a, fd, e);
+		rc = meta_fd_keep_rec(a, dfd, leaf, fd, e);
 		close(fd);
 	}
 	if (rc < 0)
@@ -1499,7 +1518,8 @@ patch_basis_ok(struct apply *a, const struct stat *st,
 		patch_stale(a, st, 1, "no record of what was written here");
 		return 0;
 	}
-	if (!fp_same(&v, st)) {
+	if (!rec_holds(a, a->cur.dirfd, a->cur.leaf, a->cur.key, a->cur.klen,
+	               st, &v)) {
 		patch_stale(a, st, 1,
 		            "changed on this standby since hamnsync wrote it");
 		return 0;
@@ -1817,7 +1837,7 @@ link_keeps_rec(struct apply *a, struct pending *p, uint16_t lsrc,
 	    (p->lkey = rec_key(a, lsrc, lpath, &p->lklen)) == NULL)
 		return;
 	if (idx_written_get(a->idx, p->lkey, p->lklen, &v) == HS_OK &&
-	    fp_same(&v, &st)) {
+	    rec_holds(a, ldir, lleaf, p->lkey, p->lklen, &st, &v)) {
 		memcpy(p->ltoken, v.token, sizeof(p->ltoken));
 		return;
 	}
@@ -2197,7 +2217,8 @@ rename_rec_begin(struct apply *a, uint16_t src, const char *from,
 	          fstatat(fdir, fleaf, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 	          S_ISREG(st.st_mode) &&
 	          idx_written_get(a->idx, rr->fkey, rr->fklen, &rr->v) == HS_OK;
-	rr->mine = rr->has && fp_same(&rr->v, &st);
+	rr->mine = rr->has && rec_holds(a, fdir, fleaf, rr->fkey, rr->fklen,
+	                                &st, &rr->v);
 }
 
 /* The records below a renamed directory move with it. */

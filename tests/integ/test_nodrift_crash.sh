@@ -27,6 +27,7 @@ D=$T/src/data
 mkdir -p "$D"
 echo "own, as seeded" >"$D/own"
 echo "hand, as seeded" >"$D/hand"
+echo "mv1, as seeded" >"$D/mv1"
 for i in $(seq 1 10); do echo "other $i" >"$D/f$i"; done
 hs_setup_pair "
 [path data]
@@ -99,7 +100,26 @@ for fp in $FAILPOINTS; do
 		grep "changed on this standby" "$T/standby.log" | tail -2 || true
 	fi
 
-	# ------------------------------------------- 2. real drift, same window
+	# ------------------------------- 2. own write, renamed, then edited
+	copies=$(n_drift)
+	lines=$(n_lines)
+	crash_on "$fp" mv1 "mv1, written before the crash at $fp"
+	mv "$D/mv1" "$D/mv2"
+	hs_start_standby
+	hs_wait_same "$fp: mv1 renamed to mv2 after the crash" 60 "$D"
+	echo "mv2, edited after the crash at $fp" >"$D/mv2"
+	hs_wait_same "$fp: mv2 edited" 60 "$D"
+	mv "$D/mv2" "$D/mv1"
+	hs_wait_same "$fp: mv2 renamed back to mv1" 60 "$D"
+	if [ "$(n_drift)" -eq "$copies" ] && [ "$(n_lines)" -eq "$lines" ]; then
+		hs_ok "$fp: own write, renamed, not taken for drift"
+	else
+		hs_bad "$fp: own write, renamed, taken for drift:" \
+			"$(($(n_drift) - copies)) copies, $(($(n_lines) - lines)) lines"
+		grep "changed on this standby" "$T/standby.log" | tail -2 || true
+	fi
+
+	# ------------------------------------------- 3. real drift, same window
 	crash_on "$fp" hand "hand, written before the crash at $fp"
 	# Same size, same inode: only the content tells it from hamnsync's.
 	before=$(stat -c '%i %s' "$COPY/hand")
