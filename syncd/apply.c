@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -721,14 +722,14 @@ recs_commit(struct apply *a, struct idx_txn *t)
 }
 
 /*
- * Before the renames (apply_flush): store and flush what each pending
- * file about to replace a recorded version will be, so that a crash
- * before its record follows (recs_commit) leaves proof that the version
- * in place is hamnsync's (put_in_place), not drift.  Only where a record
- * exists: without one, nothing is ever taken for drift.  One flushing
- * commit per batch that replaces recorded files.
+ * Before the renames (apply_flush): store what each pending file about
+ * to replace a recorded version will be, so that a crash before its
+ * record follows (recs_commit) leaves proof that the version in place is
+ * hamnsync's (put_in_place), not drift.  Only where a record exists:
+ * without one, nothing is ever taken for drift.  Committed without a
+ * flush: 1 when something was, for ahead_sync_* to make it durable.
  */
-static void
+static int
 recs_ahead(struct apply *a)
 {
 	struct idx_written v;
@@ -766,7 +767,7 @@ recs_ahead(struct apply *a)
 		}
 	}
 	if (t != NULL && rc == HS_OK)
-		rc = idx_txn_commit(t);
+		rc = idx_txn_commit_lazy(t);
 	else
 		idx_txn_abort(t);
 	if (rc < 0) {
@@ -776,7 +777,53 @@ recs_ahead(struct apply *a)
 		hs_log_warnx("apply: set %s: records of files about to be "
 		             "replaced not stored: %s",
 		             a->set->name, hs_strerror(rc));
+		return 0;
 	}
+	return t != NULL;
+}
+
+/*
+ * The flush of what recs_ahead wrote, in a thread beside the flush of
+ * the data (apply_flush, step 1): both must be on disk before the
+ * renames, and two flushes that overlap cost little more than one.
+ */
+struct ahead_sync {
+	pthread_t th;
+	struct idx *idx;
+	int started;
+	int rc;
+};
+
+static void *
+ahead_sync_run(void *arg)
+{
+	struct ahead_sync *s = arg;
+
+	s->rc = idx_sync(s->idx);
+	return NULL;
+}
+
+static void
+ahead_sync_start(struct apply *a, struct ahead_sync *s)
+{
+	s->idx = a->idx;
+	s->rc = HS_OK;
+	s->started = pthread_create(&s->th, NULL, ahead_sync_run, s) == 0;
+	if (!s->started)
+		s->rc = idx_sync(a->idx); /* no thread: one after the other */
+}
+
+static void
+ahead_sync_end(struct apply *a, struct ahead_sync *s)
+{
+	if (s->started)
+		pthread_join(s->th, NULL);
+	s->started = 0;
+	/* Only a crash of the machine could now leave drift copies. */
+	if (s->rc < 0)
+		hs_log_warnx("apply: set %s: records of files about to be "
+		             "replaced not flushed: %s",
+		             a->set->name, hs_strerror(s->rc));
 }
 
 /* The rename of p failed: drop what was written ahead of it. */
@@ -830,6 +877,7 @@ rec_pending(struct apply *a, struct pending *p)
 int
 apply_flush(struct apply *a)
 {
+	struct ahead_sync ahead = {.started = 0};
 	struct idx_txn *lock = NULL;
 	struct stat *seen;
 	size_t i, j, n_seen = 0;
@@ -841,6 +889,9 @@ apply_flush(struct apply *a)
 	}
 	if ((seen = calloc(a->n_pend, sizeof(*seen))) == NULL)
 		return -ENOMEM;
+	/* 0. what the renames will put in place, its flush beside step 1 */
+	if (recs_ahead(a))
+		ahead_sync_start(a, &ahead);
 	/* 1. data: an fsync per file for a few, else a syncfs per filesystem */
 	for (i = 0; a->pend_nofd == 0 && i < a->n_pend; i++)
 		if (a->pend[i].datafd > 0 && fsync(a->pend[i].datafd - 1) < 0)
@@ -862,17 +913,18 @@ apply_flush(struct apply *a)
 			close(fd);
 		}
 	}
+	ahead_sync_end(a, &ahead);
 	if (rc < 0) {
 		/* Data may not be on disk: keep the old versions. */
 		for (i = 0; i < a->n_pend; i++) {
 			apply_error(a, a->pend[i].display, "flush failed", rc);
 			if (a->pend[i].tmp[0] != '\0')
 				unlinkat(a->pend[i].dirfd, a->pend[i].tmp, 0);
+			rec_unahead(a, &a->pend[i]);
 			pending_clear(&a->pend[i]);
 		}
 		goto out;
 	}
-	recs_ahead(a);
 	/*
 	 * 2. rename all.  From here until recs_commit the index's writer
 	 * lock is held: for the other lane's drift_check, each file renamed
