@@ -858,8 +858,10 @@ rec_pending(struct apply *a, struct pending *p)
 		memcpy(v.token, p->ltoken, sizeof(v.token));
 		rec_queue(a, p->lkey, p->lklen, 1, &v);
 		p->lkey = NULL;
-	} else if (p->lkey != NULL) {
-		rec_unahead(a, p);
+	} else if (p->lkey != NULL && (p->ahead & AHEAD_LKEY)) {
+		/* Its record stays as it was: only what was written ahead goes. */
+		rec_queue(a, p->lkey, p->lklen, REC_OP_KEEP, NULL);
+		p->lkey = NULL;
 	}
 	if (p->key == NULL || p->rec == 0)
 		return;
