@@ -5,6 +5,8 @@
  *		 content token, block size, size and one hash per block
  *	written	 standby: what it last wrote at a path: its stat
  *		 fingerprint just after the write, and the content token
+ *	writing	 standby: the same of a version about to be renamed into
+ *		 place (write-ahead), until the "written" one follows it
  * Keys are opaque bytes chosen by the caller (set, source, path).  Values
  * are in native byte order: the index is a local file.
  */
@@ -230,15 +232,15 @@ idx_blocks_clear(struct idx_blocks *b)
 	b->n = 0;
 }
 
-int
-idx_written_get(struct idx *x, const void *key, size_t klen,
-                struct idx_written *out)
+static int
+written_get(struct idx *x, const char *db, const void *key, size_t klen,
+            struct idx_written *out)
 {
 	void *raw = NULL;
 	size_t len = 0;
 	int rc;
 
-	if ((rc = get_copy(x, "written", key, klen, &raw, &len)) != HS_OK)
+	if ((rc = get_copy(x, db, key, klen, &raw, &len)) != HS_OK)
 		return rc;
 	if (len != sizeof(*out)) {
 		free(raw);
@@ -247,6 +249,35 @@ idx_written_get(struct idx *x, const void *key, size_t klen,
 	memcpy(out, raw, sizeof(*out));
 	free(raw);
 	return HS_OK;
+}
+
+int
+idx_written_get(struct idx *x, const void *key, size_t klen,
+                struct idx_written *out)
+{
+	return written_get(x, "written", key, klen, out);
+}
+
+int
+idx_writing_get(struct idx *x, const void *key, size_t klen,
+                struct idx_written *out)
+{
+	return written_get(x, "writing", key, klen, out);
+}
+
+int
+idx_writing_put(struct idx_txn *t, const void *key, size_t klen,
+                const struct idx_written *a)
+{
+	MDB_val v = {sizeof(*a), (void *)a};
+
+	return txn_put(t, "writing", key, klen, &v);
+}
+
+int
+idx_writing_del(struct idx_txn *t, const void *key, size_t klen)
+{
+	return txn_del(t, "writing", key, klen);
 }
 
 int
@@ -330,19 +361,16 @@ prefix_move_one(MDB_txn *txn, MDB_dbi dbi, MDB_cursor *cur, const void *from,
 	return rc;
 }
 
-int
-idx_written_move(struct idx_txn *t, const void *from, size_t flen,
-                 const void *to, size_t tlen)
+/* idx_written_move in database `db`. */
+static int
+prefix_move(struct idx_txn *t, const char *db, const void *from, size_t flen,
+            const void *to, size_t tlen)
 {
-	size_t min = flen < tlen ? flen : tlen;
 	MDB_cursor *cur;
 	MDB_dbi dbi;
 	int rc;
 
-	if (flen == 0 || tlen == 0 || flen > IDX_KEY_MAX ||
-	    tlen > IDX_KEY_MAX || memcmp(from, to, min) == 0)
-		return HS_ELIMIT;
-	if ((rc = idx_dbi(t->x, "written", &dbi)) < 0)
+	if ((rc = idx_dbi(t->x, db, &dbi)) < 0)
 		return rc;
 	if ((rc = mdb_cursor_open(t->txn, dbi, &cur)) != 0)
 		return idx_map_error(rc);
@@ -351,4 +379,19 @@ idx_written_move(struct idx_txn *t, const void *from, size_t flen,
 		rc = prefix_move_one(t->txn, dbi, cur, from, flen, to, tlen);
 	mdb_cursor_close(cur);
 	return idx_map_error(rc == MDB_NOTFOUND ? 0 : rc);
+}
+
+int
+idx_written_move(struct idx_txn *t, const void *from, size_t flen,
+                 const void *to, size_t tlen)
+{
+	size_t min = flen < tlen ? flen : tlen;
+	int rc;
+
+	if (flen == 0 || tlen == 0 || flen > IDX_KEY_MAX ||
+	    tlen > IDX_KEY_MAX || memcmp(from, to, min) == 0)
+		return HS_ELIMIT;
+	if ((rc = prefix_move(t, "written", from, flen, to, tlen)) < 0)
+		return rc;
+	return prefix_move(t, "writing", from, flen, to, tlen);
 }

@@ -227,7 +227,21 @@ int idx_written_put(struct idx_txn *t, const void *key, size_t klen,
                     const struct idx_written *a);
 int idx_written_del(struct idx_txn *t, const void *key, size_t klen);
 /*
- * A directory was renamed: every "written" record whose key starts with
+ * Write-ahead of a "written" record: what the standby is about to put in
+ * place at a path (the new version's inode, size and token), stored and
+ * flushed before the rename, dropped once the record that follows the
+ * rename is committed.  One that survives a crash tells a version
+ * hamnsync put in place from an outside change.  Same layout and
+ * semantics as idx_written_*.
+ */
+int idx_writing_get(struct idx *x, const void *key, size_t klen,
+                    struct idx_written *out);
+int idx_writing_put(struct idx_txn *t, const void *key, size_t klen,
+                    const struct idx_written *a);
+int idx_writing_del(struct idx_txn *t, const void *key, size_t klen);
+/*
+ * A directory was renamed: every "written" (and "writing") record whose
+ * key starts with
  * `from` now starts with `to` instead, and the records that started with
  * `to` before are dropped (what they described is gone).  A key that
  * would pass IDX_KEY_MAX is dropped.  Neither prefix may start with the

@@ -22,8 +22,9 @@
  *	journal	primary: reconciliation runs not yet acknowledged (files.c)
  *	blocks	primary: block hashes of what the standby holds (blocks.c)
  *	written	standby: fingerprint + token of what it wrote (blocks.c)
+ *	writing	standby: ... of what it is about to put in place (blocks.c)
  */
-#define IDX_DB_NAMES "files", "journal", "blocks", "written"
+#define IDX_DB_NAMES "files", "journal", "blocks", "written", "writing"
 
 /* index/clean, see idx.c */
 struct clean_mark {

@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,7 +92,11 @@ struct pending {
 	uint8_t *lkey; /* owned */
 	size_t lklen;
 	uint8_t ltoken[BLK_TOKEN_LEN];
+	uint8_t ahead; /* AHEAD_*: written ahead of the rename (recs_ahead) */
 };
+
+#define AHEAD_KEY 1
+#define AHEAD_LKEY 2
 
 #define REC_PUT 1 /* store fingerprint + token after the rename */
 #define REC_DEL 2 /* the path no longer holds what a record says */
@@ -100,9 +105,13 @@ struct pending {
 struct rec_op {
 	uint8_t *key; /* owned */
 	size_t klen;
-	int put;
+	int put; /* REC_OP_* */
 	struct idx_written v;
 };
+
+#define REC_OP_DEL 0  /* drop the record */
+#define REC_OP_PUT 1  /* store v */
+#define REC_OP_KEEP 2 /* the record stays; only drop what was written ahead */
 
 struct apply {
 	int rootfd;                   /* borrowed */
@@ -501,7 +510,60 @@ rec_key(struct apply *a, uint16_t src, const char *rel, size_t *klen)
  * without a record (there before hamnsync, or written by an older build)
  * cannot be told from our own: it is replaced as before.
  */
-/* A regular file at leaf whose record (there is one) says otherwise? */
+static int hash_fd(int fd, int xfer, uint8_t out[PROTO_HASH_LEN]);
+
+/*
+ * Is the file that st describes at leaf the version apply_flush wrote
+ * ahead (recs_ahead) and put in place, its record not committed yet
+ * (a crash between the rename and recs_commit, or the other lane's flush
+ * under way)?  Same inode and size, and its content is that version's:
+ * hashed, but only here, where the record does not match.
+ */
+static int
+put_in_place(struct apply *a, int dirfd, const char *leaf,
+             const uint8_t *key, size_t klen, const struct stat *st,
+             struct idx_written *w)
+{
+	uint8_t got[PROTO_HASH_LEN];
+	struct stat now;
+	int fd, rc;
+
+	if (idx_writing_get(a->idx, key, klen, w) != HS_OK ||
+	    w->ino != (uint64_t)st->st_ino || w->dev != (uint64_t)st->st_dev ||
+	    w->size != (uint64_t)st->st_size)
+		return 0;
+	if ((fd = open_nofollow(dirfd, leaf, PROTO_E_FILE)) < 0)
+		return 0;
+	rc = fstat(fd, &now) == 0 && now.st_ino == st->st_ino &&
+	     now.st_dev == st->st_dev && hash_fd(fd, 1, got) == HS_OK &&
+	     memcmp(got, w->token, sizeof(got)) == 0;
+	close(fd);
+	return rc;
+}
+
+/*
+ * Is the file st (at leaf) the version hamnsync wrote there: the one its
+ * record v describes, or one put in place whose record did not follow
+ * (then v becomes that version's, its token to keep)?
+ */
+static int
+rec_holds(struct apply *a, int dirfd, const char *leaf, const uint8_t *key,
+          size_t klen, const struct stat *st, struct idx_written *v)
+{
+	struct idx_written w;
+
+	if (fp_same(v, st))
+		return 1;
+	if (!put_in_place(a, dirfd, leaf, key, klen, st, &w))
+		return 0;
+	*v = w;
+	return 1;
+}
+
+/*
+ * A regular file at leaf whose record (there is one) says otherwise, and
+ * that is not a version put in place by hamnsync either?
+ */
 static int
 drift_suspect(struct apply *a, int dirfd, const char *leaf,
               const uint8_t *key, size_t klen, struct stat *st)
@@ -511,7 +573,7 @@ drift_suspect(struct apply *a, int dirfd, const char *leaf,
 	return fstatat(dirfd, leaf, st, AT_SYMLINK_NOFOLLOW) == 0 &&
 	       S_ISREG(st->st_mode) &&
 	       idx_written_get(a->idx, key, klen, &v) == HS_OK &&
-	       !fp_same(&v, st);
+	       !rec_holds(a, dirfd, leaf, key, klen, st, &v);
 }
 
 static void
@@ -582,8 +644,27 @@ rec_queue(struct apply *a, uint8_t *key, size_t klen, int put,
 	n->key = key;
 	n->klen = klen;
 	n->put = put;
-	if (put)
+	if (put == REC_OP_PUT)
 		n->v = *v;
+}
+
+/*
+ * One queued record into t.  Whatever it does to the record, a version
+ * written ahead of it (recs_ahead) is no longer needed: the record that
+ * follows its rename is in the same transaction.
+ */
+static int
+rec_write(struct idx_txn *t, const struct rec_op *r)
+{
+	int rc = HS_OK;
+
+	if (r->put == REC_OP_PUT)
+		rc = idx_written_put(t, r->key, r->klen, &r->v);
+	else if (r->put == REC_OP_DEL)
+		rc = idx_written_del(t, r->key, r->klen);
+	if (rc == HS_OK)
+		rc = idx_writing_del(t, r->key, r->klen);
+	return rc;
 }
 
 /*
@@ -618,12 +699,7 @@ recs_commit(struct apply *a, struct idx_txn *t)
 	if (writes > 0 && rc == HS_OK) {
 		for (i = 0; i < a->n_recs && rc == HS_OK; i++)
 			if (a->recs[i].key != NULL)
-				rc = a->recs[i].put
-				         ? idx_written_put(t, a->recs[i].key,
-				                           a->recs[i].klen,
-				                           &a->recs[i].v)
-				         : idx_written_del(t, a->recs[i].key,
-				                           a->recs[i].klen);
+				rc = rec_write(t, &a->recs[i]);
 		/*
 		 * Not flushed here: the run's acknowledgement commits the
 		 * index with a flush right after (recv.c), or idx_sync does.
@@ -645,6 +721,129 @@ recs_commit(struct apply *a, struct idx_txn *t)
 	a->n_recs = 0;
 }
 
+/*
+ * Before the renames (apply_flush): store what each pending file about
+ * to replace a recorded version will be, so that a crash before its
+ * record follows (recs_commit) leaves proof that the version in place is
+ * hamnsync's (put_in_place), not drift.  Only where a record exists:
+ * without one, nothing is ever taken for drift.  Committed without a
+ * flush: 1 when something was, for ahead_sync_* to make it durable.
+ */
+static int
+recs_ahead(struct apply *a)
+{
+	struct idx_written v;
+	struct idx_txn *t = NULL;
+	struct stat st;
+	size_t i;
+	int rc = HS_OK;
+
+	for (i = 0; a->idx != NULL && i < a->n_pend && rc == HS_OK; i++) {
+		struct pending *p = &a->pend[i];
+
+		if (p->tmp[0] == '\0' ||
+		    fstatat(p->dirfd, p->tmp, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		memset(&v, 0, sizeof(v));
+		fp_from_stat(&v, &st);
+		if (p->rec == REC_PUT && p->key != NULL &&
+		    idx_written_get(a->idx, p->key, p->klen, &v) == HS_OK) {
+			fp_from_stat(&v, &st);
+			memcpy(v.token, p->token, sizeof(v.token));
+			if (t == NULL && (rc = idx_txn_begin(a->idx, &t)) < 0)
+				break;
+			if ((rc = idx_writing_put(t, p->key, p->klen, &v)) ==
+			    HS_OK)
+				p->ahead |= AHEAD_KEY;
+		}
+		if (p->lkey != NULL && rc == HS_OK) {
+			memcpy(v.token, p->ltoken, sizeof(v.token));
+			if (t == NULL && (rc = idx_txn_begin(a->idx, &t)) < 0)
+				break;
+			if ((rc = idx_writing_put(t, p->lkey, p->lklen, &v)) ==
+			    HS_OK)
+				p->ahead |= AHEAD_LKEY;
+		}
+	}
+	if (t != NULL && rc == HS_OK)
+		rc = idx_txn_commit_lazy(t);
+	else
+		idx_txn_abort(t);
+	if (rc < 0) {
+		/* Nothing written ahead: a crash may leave drift copies. */
+		for (i = 0; i < a->n_pend; i++)
+			a->pend[i].ahead = 0;
+		hs_log_warnx("apply: set %s: records of files about to be "
+		             "replaced not stored: %s",
+		             a->set->name, hs_strerror(rc));
+		return 0;
+	}
+	return t != NULL;
+}
+
+/*
+ * The flush of what recs_ahead wrote, in a thread beside the flush of
+ * the data (apply_flush, step 1): both must be on disk before the
+ * renames, and two flushes that overlap cost little more than one.
+ */
+struct ahead_sync {
+	pthread_t th;
+	struct idx *idx;
+	int started;
+	int rc;
+};
+
+static void *
+ahead_sync_run(void *arg)
+{
+	struct ahead_sync *s = arg;
+
+	s->rc = idx_sync(s->idx);
+	return NULL;
+}
+
+static void
+ahead_sync_start(struct apply *a, struct ahead_sync *s)
+{
+	s->idx = a->idx;
+	s->rc = HS_OK;
+	s->started = pthread_create(&s->th, NULL, ahead_sync_run, s) == 0;
+	if (!s->started)
+		s->rc = idx_sync(a->idx); /* no thread: one after the other */
+}
+
+static void
+ahead_sync_end(struct apply *a, struct ahead_sync *s)
+{
+	if (s->started)
+		pthread_join(s->th, NULL);
+	s->started = 0;
+	/* Only a crash of the machine could now leave drift copies. */
+	if (s->rc < 0)
+		hs_log_warnx("apply: set %s: records of files about to be "
+		             "replaced not flushed: %s",
+		             a->set->name, hs_strerror(s->rc));
+}
+
+/* The rename of p failed: drop what was written ahead of it. */
+static void
+rec_unahead(struct apply *a, struct pending *p)
+{
+	uint8_t *k;
+
+	if ((p->ahead & AHEAD_KEY) && p->key != NULL &&
+	    (k = malloc(p->klen)) != NULL) {
+		memcpy(k, p->key, p->klen);
+		rec_queue(a, k, p->klen, REC_OP_KEEP, NULL);
+	}
+	if ((p->ahead & AHEAD_LKEY) && p->lkey != NULL) {
+		rec_queue(a, p->lkey, p->lklen, REC_OP_KEEP, NULL);
+		p->lkey = NULL;
+	}
+	p->ahead = 0;
+}
+
 /* After the rename: the record of what now lies at p's path. */
 static void
 rec_pending(struct apply *a, struct pending *p)
@@ -658,6 +857,10 @@ rec_pending(struct apply *a, struct pending *p)
 		fp_from_stat(&v, &st);
 		memcpy(v.token, p->ltoken, sizeof(v.token));
 		rec_queue(a, p->lkey, p->lklen, 1, &v);
+		p->lkey = NULL;
+	} else if (p->lkey != NULL && (p->ahead & AHEAD_LKEY)) {
+		/* Its record stays as it was: only what was written ahead goes. */
+		rec_queue(a, p->lkey, p->lklen, REC_OP_KEEP, NULL);
 		p->lkey = NULL;
 	}
 	if (p->key == NULL || p->rec == 0)
@@ -676,6 +879,7 @@ rec_pending(struct apply *a, struct pending *p)
 int
 apply_flush(struct apply *a)
 {
+	struct ahead_sync ahead = {.started = 0};
 	struct idx_txn *lock = NULL;
 	struct stat *seen;
 	size_t i, j, n_seen = 0;
@@ -687,6 +891,9 @@ apply_flush(struct apply *a)
 	}
 	if ((seen = calloc(a->n_pend, sizeof(*seen))) == NULL)
 		return -ENOMEM;
+	/* 0. what the renames will put in place, its flush beside step 1 */
+	if (recs_ahead(a))
+		ahead_sync_start(a, &ahead);
 	/* 1. data: an fsync per file for a few, else a syncfs per filesystem */
 	for (i = 0; a->pend_nofd == 0 && i < a->n_pend; i++)
 		if (a->pend[i].datafd > 0 && fsync(a->pend[i].datafd - 1) < 0)
@@ -708,12 +915,14 @@ apply_flush(struct apply *a)
 			close(fd);
 		}
 	}
+	ahead_sync_end(a, &ahead);
 	if (rc < 0) {
 		/* Data may not be on disk: keep the old versions. */
 		for (i = 0; i < a->n_pend; i++) {
 			apply_error(a, a->pend[i].display, "flush failed", rc);
 			if (a->pend[i].tmp[0] != '\0')
 				unlinkat(a->pend[i].dirfd, a->pend[i].tmp, 0);
+			rec_unahead(a, &a->pend[i]);
 			pending_clear(&a->pend[i]);
 		}
 		goto out;
@@ -735,6 +944,7 @@ apply_flush(struct apply *a)
 			apply_error(a, p->display, "cannot rename into place",
 			            -errno);
 			unlinkat(p->dirfd, p->tmp, 0);
+			rec_unahead(a, p);
 			p->rec = 0; /* the old copy and its record stay */
 			free(p->lkey);
 			p->lkey = NULL;
@@ -896,7 +1106,8 @@ op_dir(struct apply *a)
  * (this lane's flush may come only at the end of a long run).
  */
 static int
-meta_fd_keep_rec(struct apply *a, int fd, const struct proto_entry *e)
+meta_fd_keep_rec(struct apply *a, int dfd, const char *leaf, int fd,
+                 const struct proto_entry *e)
 {
 	struct idx_written v;
 	struct idx_txn *lock = NULL;
@@ -912,7 +1123,7 @@ meta_fd_keep_rec(struct apply *a, int fd, const struct proto_entry *e)
 			lock = NULL;
 		keep = fstat(fd, &st) == 0 &&
 		       idx_written_get(a->idx, key, klen, &v) == HS_OK &&
-		       fp_same(&v, &st);
+		       rec_holds(a, dfd, leaf, key, klen, &st, &v);
 	}
 	rc = meta_fd(fd, e);
 	if (keep && rc == HS_OK && fstat(fd, &st) == 0) {
@@ -953,7 +1164,7 @@ op_meta(struct apply *a)
 	} else if ((fd = open_nofollow(dfd, leaf, e->type)) < 0)
 		rc = fd;
 	else {
-		rc = meta_fd_keep_rec(a, fd, e);
+		rc = meta_fd_keep_rec(a, dfd, leaf, fd, e);
 		close(fd);
 	}
 	if (rc < 0)
@@ -1361,7 +1572,8 @@ patch_basis_ok(struct apply *a, const struct stat *st,
 		patch_stale(a, st, 1, "no record of what was written here");
 		return 0;
 	}
-	if (!fp_same(&v, st)) {
+	if (!rec_holds(a, a->cur.dirfd, a->cur.leaf, a->cur.key, a->cur.klen,
+	               st, &v)) {
 		patch_stale(a, st, 1,
 		            "changed on this standby since hamnsync wrote it");
 		return 0;
@@ -1679,7 +1891,7 @@ link_keeps_rec(struct apply *a, struct pending *p, uint16_t lsrc,
 	    (p->lkey = rec_key(a, lsrc, lpath, &p->lklen)) == NULL)
 		return;
 	if (idx_written_get(a->idx, p->lkey, p->lklen, &v) == HS_OK &&
-	    fp_same(&v, &st)) {
+	    rec_holds(a, ldir, lleaf, p->lkey, p->lklen, &st, &v)) {
 		memcpy(p->ltoken, v.token, sizeof(p->ltoken));
 		return;
 	}
@@ -1889,8 +2101,9 @@ apply_error_line(const struct apply *a, size_t i)
 	return i < apply_error_lines(a) && a->errors[i] ? a->errors[i] : "";
 }
 
-int
-fs_hash_fd(int fd, uint8_t out[PROTO_HASH_LEN])
+/* fs_hash_fd, with the transfer hash (a written file's token) if xfer. */
+static int
+hash_fd(int fd, int xfer, uint8_t out[PROTO_HASH_LEN])
 {
 	struct proto_hash *h;
 	uint8_t *buf;
@@ -1898,7 +2111,7 @@ fs_hash_fd(int fd, uint8_t out[PROTO_HASH_LEN])
 
 	if ((buf = malloc(PROTO_CHUNK)) == NULL)
 		return -ENOMEM;
-	if ((rc = proto_hash_new(&h)) < 0) {
+	if ((rc = xfer ? proto_hash_new_xfer(&h) : proto_hash_new(&h)) < 0) {
 		free(buf);
 		return rc;
 	}
@@ -1921,6 +2134,12 @@ fs_hash_fd(int fd, uint8_t out[PROTO_HASH_LEN])
 	proto_hash_free(h);
 	free(buf);
 	return rc;
+}
+
+int
+fs_hash_fd(int fd, uint8_t out[PROTO_HASH_LEN])
+{
+	return hash_fd(fd, 0, out);
 }
 
 int
@@ -2052,7 +2271,8 @@ rename_rec_begin(struct apply *a, uint16_t src, const char *from,
 	          fstatat(fdir, fleaf, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 	          S_ISREG(st.st_mode) &&
 	          idx_written_get(a->idx, rr->fkey, rr->fklen, &rr->v) == HS_OK;
-	rr->mine = rr->has && fp_same(&rr->v, &st);
+	rr->mine = rr->has && rec_holds(a, fdir, fleaf, rr->fkey, rr->fklen,
+	                                &st, &rr->v);
 }
 
 /* The records below a renamed directory move with it. */

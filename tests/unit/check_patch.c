@@ -448,6 +448,42 @@ START_TEST(records_follow_a_directory)
 }
 END_TEST
 
+/*
+ * What is written ahead of a rename lives beside the records, not in
+ * them, and moves with its directory as they do.
+ */
+START_TEST(records_written_ahead)
+{
+	struct idx_written a, w;
+	struct idx *x;
+	struct idx_txn *t;
+
+	ck_assert_int_eq(idx_open(tmpdir, 0, &x), HS_OK);
+	memset(&a, 0, sizeof(a));
+	a.ino = 9;
+	a.size = 123;
+	memset(a.token, 0x33, sizeof(a.token));
+	ck_assert_int_eq(idx_txn_begin(x, &t), HS_OK);
+	ck_assert_int_eq(idx_writing_put(t, "d/f", 3, &a), HS_OK);
+	ck_assert_int_eq(idx_txn_commit(t), HS_OK);
+	ck_assert_int_eq(idx_written_get(x, "d/f", 3, &w), HS_ENOTFOUND);
+	ck_assert_int_eq(idx_writing_get(x, "d/f", 3, &w), HS_OK);
+	ck_assert_mem_eq(&w, &a, sizeof(a));
+	ck_assert_int_eq(idx_txn_begin(x, &t), HS_OK);
+	ck_assert_int_eq(idx_written_move(t, "d/", 2, "e/", 2), HS_OK);
+	ck_assert_int_eq(idx_txn_commit(t), HS_OK);
+	ck_assert_int_eq(idx_writing_get(x, "d/f", 3, &w), HS_ENOTFOUND);
+	ck_assert_int_eq(idx_writing_get(x, "e/f", 3, &w), HS_OK);
+	ck_assert_uint_eq(w.ino, 9);
+	ck_assert_int_eq(idx_txn_begin(x, &t), HS_OK);
+	ck_assert_int_eq(idx_writing_del(t, "e/f", 3), HS_OK);
+	ck_assert_int_eq(idx_writing_del(t, "absent", 6), HS_OK);
+	ck_assert_int_eq(idx_txn_commit(t), HS_OK);
+	ck_assert_int_eq(idx_writing_get(x, "e/f", 3, &w), HS_ENOTFOUND);
+	idx_close(x);
+}
+END_TEST
+
 START_TEST(copy_in_kernel)
 {
 	char a[128], b[128];
@@ -497,6 +533,7 @@ patch_suite(void)
 	tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
 	tcase_add_test(tc, records_round_trip);
 	tcase_add_test(tc, records_follow_a_directory);
+	tcase_add_test(tc, records_written_ahead);
 	tcase_add_test(tc, copy_in_kernel);
 	suite_add_tcase(s, tc);
 	return s;
