@@ -64,6 +64,7 @@ struct prim {
 	uint8_t *held;         /* per set: deletions held back */
 	uint8_t *failed;       /* per set: errors in the last run */
 	int busy_set;          /* set being reconciled whole, or -1 */
+	int run_set;           /* set whose run is under way, or -1 */
 	uint64_t inflight_ns;  /* oldest change in the run under way */
 	uint64_t unsynced_ns;  /* since when the standby may miss changes */
 	double last_applied;   /* wall clock of the last acknowledged run */
@@ -78,6 +79,8 @@ struct prim {
 	struct send_prescan *pre; /* the start's comparison with the index */
 	int prescanning;          /* ... still walking: the watcher is its */
 	uint64_t run_start_ns; /* the bulk run under way began */
+	uint64_t *replayed;    /* journal entries replayed into the next run */
+	size_t n_replayed;
 };
 
 static void prim_tick(void *arg);
@@ -152,6 +155,7 @@ prim_drop(struct prim *p, int rc, const char *what)
 		    p->inflight_ns ? p->inflight_ns : hs_now_mono_ns();
 	p->inflight_ns = 0;
 	p->busy_set = -1;
+	p->run_set = -1;
 	/* What was taken from the watcher may not have landed: the next
 	 * connect decides how to find it (prim_connect). */
 	for (i = 0; i < p->conf->n_sets; i++)
@@ -228,11 +232,41 @@ report_log(const struct hs_pathset *set, const struct send_report *r,
 }
 
 struct replay {
+	struct prim *p;
 	const struct hs_pathset *set;
 	struct proto_scope **v;
 	size_t *n;
 	int whole;
 };
+
+/* Entry seq joins the next run: its own entry will name the paths. */
+static void
+replayed_add(struct prim *p, uint64_t seq)
+{
+	uint64_t *nv;
+
+	if ((nv = reallocarray(p->replayed, p->n_replayed + 1,
+	                       sizeof(*nv))) == NULL)
+		return; /* kept: replayed again, harmless */
+	p->replayed = nv;
+	p->replayed[p->n_replayed++] = seq;
+}
+
+/*
+ * The run journalled its own entry with every replayed path in it: the
+ * entries it replayed go, or each run cut short (a session that fails
+ * again and again) would add a copy of them.
+ */
+static void
+replayed_drop(struct prim *p)
+{
+	size_t i;
+
+	if (p->ss != NULL && send_session_journalled(p->ss) != 0)
+		for (i = 0; i < p->n_replayed; i++)
+			(void)idx_journal_del(p->x, p->replayed[i]);
+	p->n_replayed = 0;
+}
 
 /* One unacknowledged journal entry: its paths, checked, join the scope. */
 static int
@@ -258,6 +292,13 @@ replay_entry(void *arg, uint64_t seq, const void *entry, size_t len)
 		hs_log_warnx("primary: index: journal entry %llu is damaged; "
 		             "ignored",
 		             (unsigned long long)seq);
+		return 0;
+	}
+	replayed_add(rp->p, seq);
+	/* No paths: a run of the whole set (or of too many to list). */
+	if (n == 0) {
+		free(v);
+		rp->whole = 1;
 		return 0;
 	}
 	for (i = 0, k = 0; i < n; i++) {
@@ -293,14 +334,20 @@ prim_journal_replay(struct prim *p, const struct hs_pathset *set,
 {
 	uint8_t id[IDX_ID_LEN];
 	uint64_t acked;
-	struct replay rp = {set, v, n, 0};
+	struct replay rp = {p, set, v, n, 0};
 	int rc;
 
+	/* From the first: another set's run may be acknowledged above. */
 	if ((rc = idx_journal_state(p->x, id, &acked)) < 0 ||
-	    (rc = idx_journal_walk(p->x, acked, replay_entry, &rp)) < 0)
+	    (rc = idx_journal_walk(p->x, 0, replay_entry, &rp)) < 0)
 		return rc;
-	if (rp.whole)
+	if (rp.whole) {
+		hs_log_info("primary: set %s: a run of the whole set was never "
+		            "acknowledged (cut short by a crash?): reconciling "
+		            "it whole",
+		            set->name);
 		*full = 1;
+	}
 	return HS_OK;
 }
 
@@ -333,6 +380,7 @@ prim_diff(struct prim *p, size_t i, struct proto_scope **scope, size_t *n,
 		*full = 1;
 		return HS_OK;
 	}
+	proto_scope_normalize(d, &dn);
 	hs_log_info("primary: set %s: %zu paths differ from the index "
 	            "(%llu ms)",
 	            set->name, dn,
@@ -411,8 +459,11 @@ prim_sync_set(struct prim *p, size_t i)
 	p->o.guard_files = p->files[i];
 	p->o.guard_recent = p->deleted[i];
 	p->run_start_ns = hs_now_mono_ns();
+	p->run_set = (int)i;
 	rc = send_session_set(p->ss, set, full ? NULL : scope, full ? 0 : n,
 	                      &rep);
+	p->run_set = -1;
+	replayed_drop(p);
 	proto_scope_free(scope, n);
 	if (rc < 0)
 		return rc;
@@ -466,6 +517,19 @@ prim_caught_up(struct prim *p)
 		if (p->need_full[i] || p->need_diff[i])
 			return 0;
 	return 1;
+}
+
+/*
+ * Set i in sync: connected, reconciled since the session began (a
+ * restart's comparison included), no run of it under way and nothing of
+ * it waiting.  Anything else may leave the standby without a change.
+ */
+static int
+prim_set_caught_up(struct prim *p, size_t i)
+{
+	return p->ss != NULL && p->unsynced_ns == 0 && !p->need_full[i] &&
+	       !p->need_diff[i] && p->run_set != (int)i &&
+	       !watch_pending(p->watch, (uint16_t)i);
 }
 
 /* Lag in ns: age of the oldest change not yet acknowledged. */
@@ -581,8 +645,7 @@ prim_status(struct prim *p)
 			if ((int)i == p->busy_set && p->ss != NULL)
 				paths[i].progress =
 				    send_session_progress(p->ss);
-		} else if (p->need_full[i] ||
-		           watch_pending(p->watch, (uint16_t)i))
+		} else if (!prim_set_caught_up(p, i))
 			paths[i].state = "catching-up";
 		else
 			paths[i].state = "in-sync";
@@ -664,9 +727,10 @@ prim_tick(void *arg)
 
 	if (p->prescanning)
 		return;
+	/* Drained first: status counts what the kernel has already seen. */
+	watch_drain(p->watch);
 	if (p->cfd >= 0)
 		ctl_serve(p->cfd, p->conf->status_group, prim_answer, p);
-	watch_drain(p->watch);
 	/* A long run: what changed meanwhile and is small overtakes it. */
 	if (p->ss != NULL &&
 	    hs_now_mono_ns() - p->run_start_ns >= EXPRESS_AFTER_NS)
@@ -742,6 +806,7 @@ prim_reload(struct prim *p)
 	p->watch = nw;
 	if (express_new(p->conf, p->epoch, &p->xp) < 0)
 		return -ENOMEM;
+	express_journal(p->xp, p->x);
 	(void)n;
 	if (prim_alloc_sets(p) < 0)
 		return -ENOMEM;
@@ -858,10 +923,11 @@ prim_loop(struct prim *p)
 			return -errno;
 		if ((pfd[1].revents & POLLIN) && (rc = prim_signal(p)) < 0)
 			return rc;
+		/* Drained first: status counts what the kernel has seen. */
+		watch_drain(p->watch);
 		if (pfd[2].revents & POLLIN)
 			ctl_serve(p->cfd, p->conf->status_group, prim_answer,
 			          p);
-		watch_drain(p->watch);
 	}
 	/* SIGTERM: what changed until now goes out, then a clean goodbye. */
 	watch_drain(p->watch);
@@ -898,6 +964,7 @@ prim_run(const char *conf_path, struct hs_conf *conf, struct idx *x,
 	p.o.quiet = 1;
 	p.cfd = -1;
 	p.busy_set = -1;
+	p.run_set = -1;
 	p.last_applied = -1;
 	p.unsynced_ns = hs_now_mono_ns();
 	/*
@@ -954,6 +1021,7 @@ prim_run(const char *conf_path, struct hs_conf *conf, struct idx *x,
 		}
 		p.o.idx = p.x;
 	}
+	express_journal(p.xp, p.x);
 	dmn_write_pid(p.pidfd);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
@@ -1001,6 +1069,7 @@ out:
 	}
 	idx_close(p.x);
 	st_saved_free(&p.saved);
+	free(p.replayed);
 	prim_free_sets(&p);
 	hs_conf_free(p.conf);
 	return rc;
