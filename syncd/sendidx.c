@@ -424,11 +424,29 @@ prune_dirs(struct sender *s, uint16_t src, const struct proto_scope *scope,
 }
 
 /*
+ * A path whose copy on the standby is not known (content that did not
+ * go out, anything a run with errors touched) gets a record that matches
+ * no entry (all zero: type 0), so the next start looks at it again
+ * whether it is here or gone.  No record at all would say the standby
+ * holds nothing there: deleted here while the daemon is down, its copy
+ * there would stay for good.
+ */
+static void
+record_unknown(struct sender *s, struct idx_batch *b, uint16_t src,
+               const char *path)
+{
+	struct idx_file f;
+
+	memset(&f, 0, sizeof(f));
+	idx_file_put(b, s->skey[src], path, &f);
+}
+
+/*
  * What the acknowledged run confirmed: every listed entry whose outcome
  * is known gets its fingerprint; content that did not go out (changed
  * while read, vanished) and, after errors, everything the run touched
- * lose their record, so the next start looks at them again.  Records of
- * what is gone are removed.
+ * get an unknown record, so the next start looks at them again.
+ * Records of what is gone are removed.
  */
 static void
 record_run(struct sender *s, struct idx_batch *b,
@@ -456,8 +474,12 @@ record_run(struct sender *s, struct idx_batch *b,
 
 		/* A held deletion keeps its record: the next start sees the
 		 * path gone here and puts it to the guard again. */
-		if ((t->flags & SCAN_F_GONE) && !(t->flags & P_HELD) &&
-		    !s->missing[t->src])
+		if (!(t->flags & SCAN_F_GONE) || (t->flags & P_HELD) ||
+		    s->missing[t->src])
+			continue;
+		if (s->run_errors > 0)
+			record_unknown(s, b, t->src, t->path);
+		else
 			idx_file_del(b, s->skey[t->src], t->path);
 	}
 	for (i = 0; i < s->mine.n; i++) {
@@ -469,7 +491,11 @@ record_run(struct sender *s, struct idx_batch *b,
 		if ((content && !(p->flags & P_REWRITTEN) &&
 		     !(p->flags & P_SEND_META)) ||
 		    (s->run_errors > 0 && had_op(p))) {
-			idx_file_del(b, s->skey[p->src], p->path);
+			/* A new file that did not go out is not there. */
+			if (s->run_errors == 0 && (p->flags & P_CREATED))
+				idx_file_del(b, s->skey[p->src], p->path);
+			else
+				record_unknown(s, b, p->src, p->path);
 			continue;
 		}
 		fingerprint(p, &f);

@@ -6,10 +6,14 @@
 #   1. a rename applied on the standby (SET_RENAMES) while the run's
 #      listing is held back; the renamed file is deleted on the primary,
 #      which is then killed (SIGKILL): the restart must delete it there
-#   2. a deletion applied and recorded on the standby, its SET_DONE held
-#      back, the primary killed before it records the acknowledgement;
-#      more deletions while it is down
-#   3. a writer creates, changes, renames and deletes files (and
+#   2. one run deletes a file, makes a directory and sends a big file
+#      slowed by bwlimit: the deletion and the directory are applied on
+#      the standby, the primary is killed while the file streams, and the
+#      directory is removed while it is down
+#   3. a run that ends in errors (a standby file made immutable) also
+#      makes a new file; the primary is killed and the file deleted
+#      while it is down
+#   4. a writer creates, changes, renames and deletes files (and
 #      directories) while the primary is killed (SIGKILL, by PID) five
 #      times at different moments and restarted; the writer stops while
 #      it is down, the last restart has no signal and no `sync` to help
@@ -191,7 +195,34 @@ settle "run applied in part, killed, its directory removed" 90
 [ ! -e "$T/standby$W/det2/a-dir" ] && hs_ok "the directory made by the lost run is gone" ||
 	hs_bad "det2/a-dir, made by an unacknowledged run and removed, stays on the standby"
 
-# --- 3. a writer, and SIGKILL at different moments ----------------------
+# --- 3. a run that ends in errors, then a deletion while down ------------
+# The standby cannot replace err/locked (immutable there), so the run that
+# also makes err/new1 ends in errors; what it touched must not be taken
+# for absent from the standby.  err/new1 is deleted while the primary is
+# down: the restart must delete it there.
+mkdir "$W/err"
+echo "locked v1" >"$W/err/locked"
+settle "before the failing run" 60
+chattr +i "$T/standby$W/err/locked" || hs_fail "chattr +i on the standby copy"
+errs=$(grep -c "errors, .* deletions held" "$T/primary.log" || true)
+kill -STOP "$PRIMARY_PID" # one run for both
+echo "new, in a run that ends in errors" >"$W/err/new1"
+echo "locked v2, cannot replace the standby's" >"$W/err/locked"
+kill -CONT "$PRIMARY_PID"
+hs_wait_log "$T/primary.log" "errors, .* deletions held" $((errs + 1)) 30 ||
+	{ chattr -i "$T/standby$W/err/locked"; hs_fail "the run did not end in errors"; }
+[ -e "$T/standby$W/err/new1" ] || { chattr -i "$T/standby$W/err/locked"; hs_fail "err/new1 did not arrive"; }
+chattr -i "$T/standby$W/err/locked"
+hs_ok "a run ended in errors, err/new1 on the standby"
+crash_primary
+rm "$W/err/new1"
+standby_alone
+start_primary
+settle "run with errors, its new file deleted while down" 60
+[ ! -e "$T/standby$W/err/new1" ] && hs_ok "the new file of the failed run is gone from the standby" ||
+	hs_bad "err/new1, made by a run with errors and deleted while down, stays on the standby"
+
+# --- 4. a writer, and SIGKILL at different moments ----------------------
 cat >"$T/writer.sh" <<'WR'
 #!/usr/bin/env bash
 # Creates (write then rename into place, as editors do), changes, renames
