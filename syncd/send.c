@@ -1221,7 +1221,7 @@ send_session_done(struct sender *s, int timeout_ms)
 	if ((rc = proto_conn_wait(s->c, timeout_ms)) <= 0)
 		return rc == 0 ? HS_WANT_READ : rc;
 	s->awaiting_done = 0;
-	/* Express runs are not journalled: no sequence to check. */
+	/* Express runs are not numbered: no sequence to check. */
 	rc = recv_set_done(s, &seq);
 	s->rep->wire_out = proto_conn_bytes_out(s->c);
 	s->rep->wire_in = proto_conn_bytes_in(s->c);
