@@ -14,9 +14,10 @@
 #      makes a new file; the primary is killed and the file deleted
 #      while it is down
 #   4. a writer creates, changes, renames and deletes files (and
-#      directories) while the primary is killed (SIGKILL, by PID) five
-#      times at different moments and restarted; the writer stops while
-#      it is down, the last restart has no signal and no `sync` to help
+#      directories) while the primary is killed (SIGKILL, by PID) six
+#      times at different moments and restarted, half of the times with
+#      its last frames lost on a stalled link; the writer stops while it
+#      is down, the last restart has no signal and no `sync` to help
 # After each restart, with no signal and no manual `sync`, the test waits
 # (bounded) until the primary's status says in-sync, and the trees must
 # then be equal (rsync -naiHAXc --numeric-ids --delete prints nothing).
@@ -66,6 +67,25 @@ start_primary() {
 crash_primary() {
 	kill -9 "$PRIMARY_PID"
 	hs_wait_gone "$PRIMARY_PID" 100 || hs_fail "primary $PRIMARY_PID survived SIGKILL"
+}
+
+# crash_cut: SIGKILL with the last frames lost on the way: the link
+# stalls, the primary goes on sending into it, is killed, and the link is
+# cut (what the proxy held is dropped) before it heals.
+crash_cut() {
+	local n
+	n=$(grep -c "stall" "$T/proxy.log" || true)
+	kill -HUP "$PROXY_PID"
+	hs_wait_log "$T/proxy.log" "stall" $((n + 1)) 10 || hs_fail "proxy: no stall"
+	sleep 0.3
+	crash_primary
+	n=$(grep -c "healed" "$T/proxy.log" || true)
+	kill -USR1 "$PROXY_PID"
+	kill -USR2 "$PROXY_PID"
+	hs_wait_log "$T/proxy.log" "healed" $((n + 1)) 10 || hs_fail "proxy: no heal"
+	n=$(grep -c "stall" "$T/proxy.log" || true)
+	kill -HUP "$PROXY_PID"
+	hs_wait_log "$T/proxy.log" "stall" $((n + 1)) 10 || hs_fail "proxy: stall not over"
 }
 
 # hold: toggle the proxy's hold of the standby's replies; the proxy's log
@@ -250,20 +270,23 @@ WR
 "$BASH" "$T/writer.sh" "$W/churn" "$T/writer.stop" &
 WRITER=$!
 HS_PIDS+=("$WRITER")
+k=0
 for delay in 0.7 1.9 0.3 2.6 1.2; do
 	sleep "$delay"
-	crash_primary
+	k=$((k + 1))
+	if [ $((k % 2)) -eq 0 ]; then crash_cut; else crash_primary; fi
 	sleep 0.5 # the writer goes on while the primary is down
 	start_primary
 done
 sleep 1.1
-crash_primary
+crash_cut
+sleep 0.5
 touch "$T/writer.stop"
 wait "$WRITER" || true
 sleep 0.3
 standby_alone
 start_primary
-settle "writer, five crashes, restart" 90
+settle "writer, six crashes, restart" 90
 n=$(find "$W/churn" | wc -l)
 m=$(find "$T/standby$W/churn" 2>/dev/null | wc -l)
 echo "     churn: $n entries on the primary, $m on the standby"
