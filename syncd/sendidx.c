@@ -475,12 +475,14 @@ record_run(struct sender *s, struct idx_batch *b,
 	for (i = 0; i < s->theirs.n; i++) {
 		const struct scan_entry *t = &s->theirs.v[i];
 
-		/* A held deletion keeps its record: the next start sees the
-		 * path gone here and puts it to the guard again. */
-		if (!(t->flags & SCAN_F_GONE) || (t->flags & P_HELD) ||
-		    s->missing[t->src])
+		if (!(t->flags & SCAN_F_GONE) || s->missing[t->src])
 			continue;
-		if (s->run_errors > 0)
+		/*
+		 * A held deletion keeps a record (the scope's paths lost
+		 * theirs above): the next start sees the path gone here and
+		 * puts it to the guard again.
+		 */
+		if ((t->flags & P_HELD) || s->run_errors > 0)
 			record_unknown(s, b, t->src, t->path);
 		else
 			idx_file_del(b, s->skey[t->src], t->path);
