@@ -274,8 +274,23 @@ journal_trim(struct idx *x, MDB_txn *txn, uint64_t seq)
 	return rc == 0 || rc == MDB_NOTFOUND ? HS_OK : idx_map_error(rc);
 }
 
-int
-idx_batch_commit(struct idx_batch *b, uint64_t seq)
+void
+idx_batch_journal_del(struct idx_batch *b, uint64_t seq)
+{
+	uint8_t key[8];
+	MDB_val k = {sizeof(key), key};
+	MDB_dbi j;
+	int rc;
+
+	if (b->rc != HS_OK || idx_dbi(b->x, "journal", &j) < 0)
+		return;
+	seq_key(seq, key);
+	if ((rc = mdb_del(b->txn, j, &k, NULL)) != 0 && rc != MDB_NOTFOUND)
+		b->rc = idx_map_error(rc);
+}
+
+static int
+batch_commit(struct idx_batch *b, uint64_t seq, int trim)
 {
 	int rc = b->rc;
 
@@ -285,7 +300,7 @@ idx_batch_commit(struct idx_batch *b, uint64_t seq)
 		MDB_val k = MVAL(K_ACKED), v = {sizeof(seq), &seq};
 
 		rc = idx_map_error(mdb_put(b->txn, b->x->meta, &k, &v, 0));
-		if (rc == HS_OK)
+		if (rc == HS_OK && trim)
 			rc = journal_trim(b->x, b->txn, seq);
 	}
 	if (rc < 0) {
@@ -296,6 +311,18 @@ idx_batch_commit(struct idx_batch *b, uint64_t seq)
 	rc = idx_map_error(mdb_txn_commit(b->txn));
 	free(b);
 	return rc;
+}
+
+int
+idx_batch_commit(struct idx_batch *b, uint64_t seq)
+{
+	return batch_commit(b, seq, 1);
+}
+
+int
+idx_batch_ack(struct idx_batch *b, uint64_t seq)
+{
+	return batch_commit(b, seq, 0);
 }
 
 void
@@ -501,13 +528,38 @@ idx_journal_add(struct idx *x, uint64_t seq, const void *entry, size_t len)
 		return idx_map_error(rc);
 	}
 	/*
-	 * Not flushed: the run's own files are being made durable on the
-	 * standby at this moment, and on one disk our fdatasync would delay
-	 * theirs.  The acknowledgement's commit, with fdatasync, follows
-	 * within milliseconds; a crash of the machine before it loses at
-	 * most this entry (the stat comparison at start covers its paths)
-	 * or, rarely, the index, which is then found damaged at start.
+	 * Not flushed: written before each run goes out, an fdatasync here
+	 * would sit on every change's way to the standby.  A killed process
+	 * loses nothing (the pages are in the file); the acknowledgement's
+	 * commit, with fdatasync, follows within milliseconds.  A crash of
+	 * the machine before it can lose this entry or, rarely, the index,
+	 * which is then found damaged at start.
 	 */
+	mdb_env_set_flags(x->env, MDB_NOSYNC, 1);
+	rc = mdb_txn_commit(txn);
+	mdb_env_set_flags(x->env, MDB_NOSYNC, 0);
+	return idx_map_error(rc);
+}
+
+int
+idx_journal_del(struct idx *x, uint64_t seq)
+{
+	uint8_t key[8];
+	MDB_val k = {sizeof(key), key};
+	MDB_txn *txn;
+	MDB_dbi j;
+	int rc;
+
+	if (idx_dbi(x, "journal", &j) < 0)
+		return HS_OK;
+	seq_key(seq, key);
+	if ((rc = mdb_txn_begin(x->env, NULL, 0, &txn)) != 0)
+		return idx_map_error(rc);
+	if ((rc = mdb_del(txn, j, &k, NULL)) != 0 && rc != MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return idx_map_error(rc);
+	}
+	/* Not flushed, as the entry was not: lost, it is replayed once. */
 	mdb_env_set_flags(x->env, MDB_NOSYNC, 1);
 	rc = mdb_txn_commit(txn);
 	mdb_env_set_flags(x->env, MDB_NOSYNC, 0);

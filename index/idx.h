@@ -102,6 +102,13 @@ void idx_file_put(struct idx_batch *b, const uint8_t skey[8],
 void idx_file_del(struct idx_batch *b, const uint8_t skey[8],
                   const char *path);
 int idx_batch_commit(struct idx_batch *b, uint64_t seq);
+/*
+ * The same, but the journal keeps every entry except those named with
+ * idx_batch_journal_del: runs of several sets interleave, and an entry
+ * goes only once a run of its own set covered its paths.
+ */
+int idx_batch_ack(struct idx_batch *b, uint64_t seq);
+void idx_batch_journal_del(struct idx_batch *b, uint64_t seq);
 void idx_batch_abort(struct idx_batch *b);
 
 /* HS_ENOTFOUND when path has no record. */
@@ -147,6 +154,8 @@ int idx_journal_state(struct idx *x, uint8_t id[IDX_ID_LEN], uint64_t *acked);
 #define IDX_JOURNAL_ENTRY_MAX (1024 * 1024)
 int idx_journal_add(struct idx *x, uint64_t seq, const void *entry,
                     size_t len);
+/* Drop the entry of run `seq` (it changed nothing); absent is fine. */
+int idx_journal_del(struct idx *x, uint64_t seq);
 /* Entries with a sequence above `after`, in order. */
 typedef int idx_journal_fn(void *arg, uint64_t seq, const void *entry,
                            size_t len);

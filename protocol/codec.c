@@ -561,7 +561,10 @@ proto_scope_normalize(struct proto_scope *v, size_t *n)
 
 		if (prev && prev->src == v[i].src &&
 		    strcmp(prev->path, v[i].path) == 0) {
+			/* Merged recursive, it covers what follows too. */
 			prev->recursive |= v[i].recursive;
+			if (prev->recursive)
+				rec = prev;
 			free(v[i].path);
 			continue;
 		}

@@ -20,7 +20,10 @@
  * dirty sets, so the bulk lane's next run looks at them again (a hash
  * compare of a small file when the express lane got there first).  A
  * failed express run, a standby without express support or a lane that
- * cannot connect loses nothing.  Since the two children on the standby
+ * cannot connect loses nothing.  Each run's paths are journalled in the
+ * primary's index before it goes out, as the bulk lane's are: a crash
+ * before the bulk lane's run of them is acknowledged replays them at the
+ * next start (a file the lane made and the primary then deleted).  Since the two children on the standby
  * apply whole files by rename, the last writer wins per path, and the
  * bulk lane's later run of the same path makes the final state converge.
  */
@@ -82,8 +85,8 @@ express_new(const struct hs_conf *conf, struct proto_tls *tls, uint64_t epoch,
 	x->o.epoch = epoch;
 	x->o.quiet = 1;
 	x->o.express = 1;
-	/* Not journalled, no records: the bulk lane looks at every path
-	 * again, and records it. */
+	/* No records: the bulk lane looks at every path again, and records
+	 * it.  Journalled all the same (express_journal). */
 	x->o.idx = NULL;
 	x->o.max_file_bytes = EXPRESS_FILE_MAX;
 	x->o.max_run_bytes = EXPRESS_RUN_BYTES;
@@ -98,6 +101,13 @@ express_new(const struct hs_conf *conf, struct proto_tls *tls, uint64_t epoch,
 }
 
 static int express_collect(struct express *x, int timeout_ms);
+
+void
+express_journal(struct express *x, struct idx *idx)
+{
+	if (x != NULL)
+		x->o.journal = idx;
+}
 
 void
 express_free(struct express *x)

@@ -26,6 +26,12 @@ int express_new(const struct hs_conf *conf, struct proto_tls *tls,
                 uint64_t epoch, struct express **out);
 /* Close the session (BYE) and free; NULL is fine. */
 void express_free(struct express *x);
+/*
+ * The primary's index (borrowed, NULL: none) whose journal takes each
+ * run's paths before it is sent.
+ */
+struct idx;
+void express_journal(struct express *x, struct idx *idx);
 
 /*
  * Called from the daemon's tick while the bulk lane is in a run: send the

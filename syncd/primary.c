@@ -116,6 +116,8 @@ struct prim {
 	uint64_t run_start_ns; /* the bulk run under way began */
 	uint64_t heard_ns;     /* the standby last heard (a frame), or start */
 	int pinging;           /* the tick runs inside a heartbeat */
+	uint64_t *replayed;    /* journal entries replayed into the next run */
+	size_t n_replayed;
 };
 
 static void prim_tick(void *arg);
@@ -218,6 +220,7 @@ prim_drop(struct prim *p, int rc, const char *what)
 		    p->inflight_ns ? p->inflight_ns : hs_now_mono_ns();
 	p->inflight_ns = 0;
 	p->busy_set = -1;
+	p->run_set = -1;
 	/* What was taken from the watcher may not have landed: the next
 	 * connect decides how to find it (prim_connect). */
 	for (i = 0; i < p->conf->n_sets; i++)
@@ -294,11 +297,41 @@ report_log(const struct hs_pathset *set, const struct send_report *r,
 }
 
 struct replay {
+	struct prim *p;
 	const struct hs_pathset *set;
 	struct proto_scope **v;
 	size_t *n;
 	int whole;
 };
+
+/* Entry seq joins the next run: its own entry will name the paths. */
+static void
+replayed_add(struct prim *p, uint64_t seq)
+{
+	uint64_t *nv;
+
+	if ((nv = reallocarray(p->replayed, p->n_replayed + 1,
+	                       sizeof(*nv))) == NULL)
+		return; /* kept: replayed again, harmless */
+	p->replayed = nv;
+	p->replayed[p->n_replayed++] = seq;
+}
+
+/*
+ * The run journalled its own entry with every replayed path in it: the
+ * entries it replayed go, or each run cut short (a session that fails
+ * again and again) would add a copy of them.
+ */
+static void
+replayed_drop(struct prim *p)
+{
+	size_t i;
+
+	if (p->ss != NULL && send_session_journalled(p->ss) != 0)
+		for (i = 0; i < p->n_replayed; i++)
+			(void)idx_journal_del(p->x, p->replayed[i]);
+	p->n_replayed = 0;
+}
 
 /* One unacknowledged journal entry: its paths, checked, join the scope. */
 static int
@@ -324,6 +357,13 @@ replay_entry(void *arg, uint64_t seq, const void *entry, size_t len)
 		hs_log_warnx("primary: index: journal entry %llu is damaged; "
 		             "ignored",
 		             (unsigned long long)seq);
+		return 0;
+	}
+	replayed_add(rp->p, seq);
+	/* No paths: a run of the whole set (or of too many to list). */
+	if (n == 0) {
+		free(v);
+		rp->whole = 1;
 		return 0;
 	}
 	for (i = 0, k = 0; i < n; i++) {
@@ -359,14 +399,20 @@ prim_journal_replay(struct prim *p, const struct hs_pathset *set,
 {
 	uint8_t id[IDX_ID_LEN];
 	uint64_t acked;
-	struct replay rp = {set, v, n, 0};
+	struct replay rp = {p, set, v, n, 0};
 	int rc;
 
+	/* From the first: another set's run may be acknowledged above. */
 	if ((rc = idx_journal_state(p->x, id, &acked)) < 0 ||
-	    (rc = idx_journal_walk(p->x, acked, replay_entry, &rp)) < 0)
+	    (rc = idx_journal_walk(p->x, 0, replay_entry, &rp)) < 0)
 		return rc;
-	if (rp.whole)
+	if (rp.whole) {
+		hs_log_info("primary: set %s: a run of the whole set was never "
+		            "acknowledged (cut short by a crash?): reconciling "
+		            "it whole",
+		            set->name);
 		*full = 1;
+	}
 	return HS_OK;
 }
 
@@ -399,6 +445,7 @@ prim_diff(struct prim *p, size_t i, struct proto_scope **scope, size_t *n,
 		*full = 1;
 		return HS_OK;
 	}
+	proto_scope_normalize(d, &dn);
 	hs_log_info("primary: set %s: %zu paths differ from the index "
 	            "(%llu ms)",
 	            set->name, dn,
@@ -723,6 +770,7 @@ prim_sync_set(struct prim *p, size_t i)
 	rc = send_session_set(p->ss, set, full ? NULL : scope, full ? 0 : n,
 	                      &rep);
 	p->run_set = -1;
+	replayed_drop(p);
 	proto_scope_free(scope, n);
 	if (rc < 0)
 		return rc;
@@ -907,19 +955,20 @@ prim_status_retry(struct prim *p, size_t i, struct st_view *v, char *buf,
 
 /*
  * May status call set i in-sync: has the standby acknowledged every
- * change of it?  Not while no standby is connected, a run of the set is
- * under way (its changes left the watcher but are not acknowledged yet),
- * the set waits for a comparison, or changes wait in the watcher, in a
- * file still open, or in the kernel: a writer's last change is queued
- * there when its write returns, and this status may be answered before
- * the loop reads it.  Nor while subtrees of it have no watch: what
- * changed there is seen only at the next rescan.
+ * change of it?  Not while no standby is connected or the session's
+ * first reconciliation (a restart's comparison included) is not done,
+ * a run of the set is under way (its changes left the watcher but are
+ * not acknowledged yet), the set waits for a comparison, or changes wait
+ * in the watcher, in a file still open, or in the kernel: a writer's
+ * last change is queued there when its write returns, and this status
+ * may be answered before the loop reads it.  Nor while subtrees of it
+ * have no watch: what changed there is seen only at the next rescan.
  */
 static int
 prim_set_settled(struct prim *p, size_t i)
 {
-	return p->ss != NULL && !p->need_full[i] && !p->need_diff[i] &&
-	       (int)i != p->run_set &&
+	return p->ss != NULL && p->unsynced_ns == 0 && !p->need_full[i] &&
+	       !p->need_diff[i] && (int)i != p->run_set &&
 	       !watch_pending(p->watch, (uint16_t)i) &&
 	       !watch_delayed(p->watch, (uint16_t)i) &&
 	       !watch_unwatched_in(p->watch, (uint16_t)i) &&
@@ -1077,9 +1126,10 @@ prim_tick(void *arg)
 
 	if (p->prescanning)
 		return;
+	/* Drained first: status counts what the kernel has already seen. */
+	watch_drain(p->watch);
 	if (p->cfd >= 0)
 		ctl_serve(p->cfd, p->conf->status_group, prim_answer, p);
-	watch_drain(p->watch);
 	/* A long run: what changed meanwhile and is small overtakes it. */
 	if (p->ss != NULL && !p->pinging &&
 	    hs_now_mono_ns() - p->run_start_ns >= EXPRESS_AFTER_NS)
@@ -1167,6 +1217,7 @@ prim_reload(struct prim *p)
 	p->watch = nw;
 	if (express_new(p->conf, p->o.tls, p->epoch, &p->xp) < 0)
 		return -ENOMEM;
+	express_journal(p->xp, p->x);
 	(void)n;
 	if (prim_alloc_sets(p) < 0)
 		return -ENOMEM;
@@ -1289,10 +1340,11 @@ prim_loop(struct prim *p)
 			return -errno;
 		if ((pfd[1].revents & POLLIN) && (rc = prim_signal(p)) < 0)
 			return rc;
+		/* Drained first: status counts what the kernel has seen. */
+		watch_drain(p->watch);
 		if (pfd[2].revents & POLLIN)
 			ctl_serve(p->cfd, p->conf->status_group, prim_answer,
 			          p);
-		watch_drain(p->watch);
 	}
 	/* SIGTERM: what changed until now goes out, then a clean goodbye. */
 	watch_drain(p->watch);
@@ -1389,6 +1441,7 @@ prim_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
 		}
 		p.o.idx = p.x;
 	}
+	express_journal(p.xp, p.x);
 	dmn_write_pid(p.pidfd);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
@@ -1436,6 +1489,7 @@ out:
 	}
 	idx_close(p.x);
 	st_saved_free(&p.saved);
+	free(p.replayed);
 	prim_free_sets(&p);
 	proto_tls_free(p.o.tls);
 	hs_conf_free(p.conf);

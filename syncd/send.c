@@ -1228,7 +1228,7 @@ sync_set(struct sender *s, const struct hs_pathset *set,
 	int rc, refused = 0, blind = 0, listed = 0;
 
 	s->set = set;
-	if ((rc = sidx_run_start(s)) < 0)
+	if ((rc = sidx_run_start(s, scope, n_scope)) < 0)
 		return rc;
 	if (scope != NULL) {
 		/* A few paths: listed in microseconds, before deciding. */
@@ -1247,6 +1247,7 @@ sync_set(struct sender *s, const struct hs_pathset *set,
 		return rc;
 	if (!blind && refused) {
 		s->rep->sets_refused++;
+		sidx_run_void(s);
 		return HS_OK;
 	}
 	s->sets_opened |= set_bit(s, set);
@@ -1289,11 +1290,8 @@ sync_set(struct sender *s, const struct hs_pathset *set,
 		s->awaiting_done = 1;
 		return proto_conn_flush(s->c);
 	}
-	if (s->run_seq != 0) {
-		if ((rc = proto_conn_flush(s->c)) < 0)
-			return rc;
-		sidx_journal(s, scope, n_scope);
-	}
+	if (s->run_seq != 0 && (rc = proto_conn_flush(s->c)) < 0)
+		return rc;
 	if ((rc = recv_set_done(s, &seq)) < 0)
 		return rc;
 	/* Durable there: block records and file records here. */
@@ -1313,7 +1311,7 @@ send_session_done(struct sender *s, int timeout_ms)
 	if ((rc = proto_conn_wait(s->c, timeout_ms)) <= 0)
 		return rc == 0 ? HS_WANT_READ : rc;
 	s->awaiting_done = 0;
-	/* Express runs are not journalled: no sequence to check. */
+	/* Express runs are not numbered: no sequence to check. */
 	rc = recv_set_done(s, &seq);
 	s->rep->wire_out = proto_conn_bytes_out(s->c);
 	s->rep->wire_in = proto_conn_bytes_in(s->c);
@@ -1557,6 +1555,12 @@ send_session_heard(const struct sender *s)
 	return proto_conn_last_rx(s->c);
 }
 
+uint64_t
+send_session_journalled(const struct sender *s)
+{
+	return s->wal_seq;
+}
+
 int
 send_session_state(struct sender *s, uint64_t lag_ms, uint64_t pending,
                    int in_sync)
@@ -1577,6 +1581,10 @@ int
 send_session_renames(struct sender *s, const struct hs_pathset *set,
                      const struct proto_wr *body)
 {
+	int rc;
+
+	if ((rc = sidx_renames(s, set, body)) < 0)
+		return rc;
 	proto_wr_reset(&s->w);
 	proto_put_str(&s->w, set->name);
 	proto_put_bytes(&s->w, body->buf.data, body->buf.len);

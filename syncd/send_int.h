@@ -69,7 +69,8 @@ struct sender {
 	uint8_t peer_id[PROTO_JOURNAL_ID_LEN]; /* whose runs it applied */
 	uint64_t acked;    /* last sequence acknowledged, per our index */
 	uint64_t peer_seq; /* highest it says it applied of peer_id's */
-	uint64_t run_seq;  /* the run under way, 0: not journalled */
+	uint64_t run_seq;  /* the run under way, 0: not numbered */
+	uint64_t wal_seq;  /* its journal entry, 0: none written */
 	uint64_t run_errors; /* errors of this run (standby and ours) */
 	uint64_t run_ops;    /* operations counted before this run */
 	uint8_t (*skey)[8];  /* index key of each source of the set */
@@ -143,13 +144,21 @@ void send_reset_set(struct sender *s);
 
 /* After HELLO: learn what the standby applied of our runs. */
 int sidx_session_open(struct sender *s);
-/* A set run starts: its sequence (0 without an index). */
-int sidx_run_start(struct sender *s);
+/*
+ * A set run starts: its sequence (0 without an index), and its journal
+ * entry (the scope's paths; none for a whole run), before anything of it
+ * is sent.
+ */
+int sidx_run_start(struct sender *s, const struct proto_scope *scope,
+                   size_t n_scope);
+/* SET_RENAMES `body` (watch_take_renames) is about to go: journal it. */
+int sidx_renames(struct sender *s, const struct hs_pathset *set,
+                 const struct proto_wr *body);
+/* The run changed nothing on the standby (refused, or nothing to do):
+ * not numbered, and its journal entry goes. */
+void sidx_run_void(struct sender *s);
 /* Mark our regular files rewritten since acknowledged (P_CTIME). */
 void sidx_mark_rewritten(struct sender *s);
-/* Its SET_END is out: journal a scoped run's paths until it is acked. */
-void sidx_journal(struct sender *s, const struct proto_scope *scope,
-                  size_t n_scope);
 /* SET_END's payload (id + sequence), or nothing without a journal. */
 void sidx_set_end_body(struct sender *s, struct proto_wr *w);
 /* SET_DONE acknowledged sequence `seq` (0: none echoed). */

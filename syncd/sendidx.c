@@ -8,10 +8,13 @@
  * stat fingerprint of every entry the run confirmed, in the same
  * transaction as the acknowledged sequence.  So, at the next connect, a
  * standby that reports exactly our last acknowledged sequence holds what
- * our records describe, and a restart compares stat fingerprints instead
- * of listing both trees (send_session_diff).  Anything else - another
- * index, a higher or lower sequence, a run that ended in errors - falls
- * back to a whole reconciliation, which is always safe.
+ * our records describe, except what the unacknowledged journal entries
+ * name (a run cut short applies part of itself), and a restart compares
+ * stat fingerprints instead of listing both trees (send_session_diff),
+ * adding the journal's paths.  A path whose copy a run left unknown has
+ * a record that matches nothing.  Anything else - another index, a
+ * higher or lower sequence - falls back to a whole reconciliation, which
+ * is always safe.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,17 +46,58 @@ journal_max(void *arg, uint64_t seq, const void *entry, size_t len)
  * one.  Read from the index each time, so two sessions of one primary
  * (or a restart) never issue a number twice.
  */
+/*
+ * Where a run's journal entry goes: the file index, or (the express lane,
+ * which keeps no records) the journal alone.
+ */
+static struct idx *
+journal_idx(const struct sender *s)
+{
+	return s->idx != NULL ? s->idx : s->o->journal;
+}
+
 static int
 next_seq(struct sender *s, uint64_t *seq)
 {
+	struct idx *x = journal_idx(s);
 	uint64_t last = 0;
 	int rc;
 
-	if ((rc = idx_journal_state(s->idx, s->id, &s->acked)) < 0 ||
-	    (rc = idx_journal_walk(s->idx, s->acked, journal_max, &last)) < 0)
+	if ((rc = idx_journal_state(x, s->id, &s->acked)) < 0 ||
+	    (rc = idx_journal_walk(x, s->acked, journal_max, &last)) < 0)
 		return rc;
 	*seq = (last > s->acked ? last : s->acked) + 1;
 	return HS_OK;
+}
+
+/*
+ * Journal entry `seq` of set `set`: its clocks and paths; no paths (a
+ * whole run, or one with too many to list) stands for the whole set.
+ */
+static int
+journal_put(struct sender *s, const struct hs_pathset *set, uint64_t seq,
+            const struct proto_scope *scope, size_t n_scope)
+{
+	struct proto_wr w;
+	int rc;
+
+	if (scope == NULL || n_scope * 64 >= JOURNAL_SCOPE_BYTES)
+		n_scope = 0;
+	proto_wr_init(&w);
+	proto_put_str(&w, set->name);
+	proto_put_u64(&w, hs_now_mono_ns());
+	proto_put_u64(&w, (uint64_t)time(NULL));
+	proto_scope_encode(&w, scope, n_scope);
+	rc = w.rc;
+	if (rc == HS_OK)
+		rc = HS_FAILPOINT("primary.journal_write");
+	if (rc == HS_OK)
+		rc = idx_journal_add(journal_idx(s), seq, w.buf.data,
+		                     w.buf.len);
+	proto_wr_free(&w);
+	if (rc < 0 && s->rep != NULL)
+		s->rep->idx_rc = rc;
+	return rc;
 }
 
 int
@@ -142,26 +186,92 @@ run_ops(const struct send_report *r)
 	       r->changed_during;
 }
 
+/*
+ * Written before the first byte of the run goes out (write-ahead): from
+ * then on the standby may hold what the index does not describe, a
+ * directory made or a file renamed by a run that a crash cut short, and
+ * only this entry names it.  An entry stays until a later run is
+ * acknowledged, and the start after a crash replays the paths of every
+ * entry above the acknowledged sequence (a whole set for an entry
+ * without paths).  The commit is not flushed: ~5 us, not an fdatasync,
+ * on each change's way.  The express lane's runs are journalled too,
+ * though not numbered: the bulk lane's next run covers their paths.
+ */
 int
-sidx_run_start(struct sender *s)
+sidx_run_start(struct sender *s, const struct proto_scope *scope,
+               size_t n_scope)
 {
 	uint64_t seq;
 	int rc;
 
 	s->run_seq = 0;
+	s->wal_seq = 0;
 	s->run_errors = 0;
 	s->run_ops = run_ops(s->rep);
-	if (s->idx == NULL || s->o->dry_run || s->o->verify)
+	if (journal_idx(s) == NULL || s->o->dry_run || s->o->verify)
 		return HS_OK;
-	if ((rc = set_keys(s)) < 0)
+	if (s->idx != NULL && (rc = set_keys(s)) < 0)
 		return rc;
 	if ((rc = next_seq(s, &seq)) < 0) {
-		hs_log_warnx("send: set %s: journal: %s; this run is not "
-		             "recorded in the index",
-		             s->set->name, hs_strerror(rc));
+		(s->o->quiet ? hs_log_debug : hs_log_warnx)(
+		    "send: set %s: journal: %s; this run is not "
+		    "recorded in the index",
+		    s->set->name, hs_strerror(rc));
 		return HS_OK;
 	}
-	s->run_seq = seq;
+	if ((rc = journal_put(s, s->set, seq, scope, n_scope)) < 0)
+		(s->o->quiet ? hs_log_debug : hs_log_warnx)(
+		    "send: set %s: journal entry %llu: %s; a crash "
+		    "before this run is acknowledged may leave on the "
+		    "standby what it cannot name",
+		    s->set->name, (unsigned long long)seq, hs_strerror(rc));
+	else
+		s->wal_seq = seq;
+	if (s->idx != NULL)
+		s->run_seq = seq;
+	return HS_OK;
+}
+
+int
+sidx_renames(struct sender *s, const struct hs_pathset *set,
+             const struct proto_wr *body)
+{
+	struct proto_rd r = {body->buf.data, body->buf.len};
+	struct proto_scope *v = NULL;
+	char from[PROTO_PATH_MAX + 1], to[PROTO_PATH_MAX + 1];
+	size_t n = 0, cap = 0;
+	uint64_t seq = 0;
+	uint32_t cnt, i;
+	uint16_t src;
+	int rc;
+
+	/*
+	 * Renames go out before the run that follows them, and the standby
+	 * applies them at once: journalled first, as that run is, each
+	 * target with all below it (a renamed directory).
+	 */
+	if (s->idx == NULL)
+		return HS_OK;
+	if ((rc = proto_get_u32(&r, &cnt)) < 0)
+		return rc;
+	for (i = 0; i < cnt && rc == HS_OK; i++)
+		if ((rc = proto_get_u16(&r, &src)) == HS_OK &&
+		    (rc = proto_get_str(&r, from, PROTO_PATH_MAX, NULL)) ==
+		        HS_OK &&
+		    (rc = proto_get_str(&r, to, PROTO_PATH_MAX, NULL)) ==
+		        HS_OK &&
+		    (rc = proto_scope_push(&v, &n, &cap, src, from, 1)) ==
+		        HS_OK)
+			rc = proto_scope_push(&v, &n, &cap, src, to, 1);
+	if (rc == HS_OK && (rc = next_seq(s, &seq)) == HS_OK)
+		rc = journal_put(s, set, seq, v, n);
+	if (rc < 0)
+		(s->o->quiet ? hs_log_debug : hs_log_warnx)(
+		    "send: set %s: journal of %u renames: %s; a crash "
+		    "before their run is acknowledged may leave on the "
+		    "standby what it cannot name",
+		    set->name, (unsigned)cnt, hs_strerror(rc));
+	proto_scope_free(v, n);
 	return HS_OK;
 }
 
@@ -248,42 +358,17 @@ out:
 }
 
 void
-sidx_journal(struct sender *s, const struct proto_scope *scope,
-             size_t n_scope)
+sidx_run_void(struct sender *s)
 {
-	struct proto_wr w;
 	int rc;
 
-	/*
-	 * Written while the standby applies the run (its SET_END is out):
-	 * the commit's fdatasync (~5 ms here) stays off the change's way
-	 * to the standby's disk.  A whole run (or a scoped one too big to
-	 * journal) needs no entry: what it was to send differs from the
-	 * records, and the stat comparison of the next start finds it.  A
-	 * scoped run's entry (set, clocks, paths) lets a crash before the
-	 * acknowledgement replay its paths at the next start as well.
-	 */
-	if (s->run_seq == 0 || scope == NULL ||
-	    n_scope * 64 >= JOURNAL_SCOPE_BYTES)
-		return;
-	proto_wr_init(&w);
-	proto_put_str(&w, s->set->name);
-	proto_put_u64(&w, hs_now_mono_ns());
-	proto_put_u64(&w, (uint64_t)time(NULL));
-	proto_scope_encode(&w, scope, n_scope);
-	rc = w.rc;
-	if (rc == HS_OK)
-		rc = HS_FAILPOINT("primary.journal_write");
-	if (rc == HS_OK)
-		rc = idx_journal_add(s->idx, s->run_seq, w.buf.data, w.buf.len);
-	proto_wr_free(&w);
-	if (rc < 0)
-		s->rep->idx_rc = rc;
-	/* The daemon says it once for as long as the index fails. */
-	if (rc < 0)
+	if (s->wal_seq != 0 &&
+	    (rc = idx_journal_del(journal_idx(s), s->wal_seq)) < 0)
 		(s->o->quiet ? hs_log_debug : hs_log_warnx)(
 		    "send: set %s: journal entry %llu: %s", s->set->name,
-		    (unsigned long long)s->run_seq, hs_strerror(rc));
+		    (unsigned long long)s->wal_seq, hs_strerror(rc));
+	s->wal_seq = 0;
+	s->run_seq = 0;
 }
 
 void
@@ -292,10 +377,11 @@ sidx_set_end_body(struct sender *s, struct proto_wr *w)
 	/*
 	 * A run that changed nothing on the standby is not numbered: both
 	 * sides keep their last run, and neither index is written (two
-	 * fdatasyncs less for a re-sync with nothing to do).
+	 * fdatasyncs less for a re-sync with nothing to do).  Its journal
+	 * entry goes: nothing of it can be on the standby.
 	 */
-	if (s->run_seq != 0 && run_ops(s->rep) == s->run_ops)
-		s->run_seq = 0;
+	if (run_ops(s->rep) == s->run_ops)
+		sidx_run_void(s);
 	if (s->run_seq == 0)
 		return;
 	proto_put_bytes(w, s->id, sizeof(s->id));
@@ -431,11 +517,29 @@ prune_dirs(struct sender *s, uint16_t src, const struct proto_scope *scope,
 }
 
 /*
+ * A path whose copy on the standby is not known (content that did not
+ * go out, anything a run with errors touched) gets a record that matches
+ * no entry (all zero: type 0), so the next start looks at it again
+ * whether it is here or gone.  No record at all would say the standby
+ * holds nothing there: deleted here while the daemon is down, its copy
+ * there would stay for good.
+ */
+static void
+record_unknown(struct sender *s, struct idx_batch *b, uint16_t src,
+               const char *path)
+{
+	struct idx_file f;
+
+	memset(&f, 0, sizeof(f));
+	idx_file_put(b, s->skey[src], path, &f);
+}
+
+/*
  * What the acknowledged run confirmed: every listed entry whose outcome
  * is known gets its fingerprint; content that did not go out (changed
  * while read, vanished) and, after errors, everything the run touched
- * lose their record, so the next start looks at them again.  Records of
- * what is gone are removed.
+ * get an unknown record, so the next start looks at them again.
+ * Records of what is gone are removed.
  */
 static void
 record_run(struct sender *s, struct idx_batch *b,
@@ -461,10 +565,16 @@ record_run(struct sender *s, struct idx_batch *b,
 	for (i = 0; i < s->theirs.n; i++) {
 		const struct scan_entry *t = &s->theirs.v[i];
 
-		/* A held deletion keeps its record: the next start sees the
-		 * path gone here and puts it to the guard again. */
-		if ((t->flags & SCAN_F_GONE) && !(t->flags & P_HELD) &&
-		    !s->missing[t->src])
+		if (!(t->flags & SCAN_F_GONE) || s->missing[t->src])
+			continue;
+		/*
+		 * A held deletion keeps a record (the scope's paths lost
+		 * theirs above): the next start sees the path gone here and
+		 * puts it to the guard again.
+		 */
+		if ((t->flags & P_HELD) || s->run_errors > 0)
+			record_unknown(s, b, t->src, t->path);
+		else
 			idx_file_del(b, s->skey[t->src], t->path);
 	}
 	for (i = 0; i < s->mine.n; i++) {
@@ -476,7 +586,11 @@ record_run(struct sender *s, struct idx_batch *b,
 		if ((content && !(p->flags & P_REWRITTEN) &&
 		     !(p->flags & P_SEND_META)) ||
 		    (s->run_errors > 0 && had_op(p))) {
-			idx_file_del(b, s->skey[p->src], p->path);
+			/* A new file that did not go out is not there. */
+			if (s->run_errors == 0 && (p->flags & P_CREATED))
+				idx_file_del(b, s->skey[p->src], p->path);
+			else
+				record_unknown(s, b, p->src, p->path);
 			continue;
 		}
 		fingerprint(p, &f);
@@ -484,11 +598,53 @@ record_run(struct sender *s, struct idx_batch *b,
 	}
 }
 
+struct covered {
+	const char *set;
+	uint64_t upto;
+	uint64_t *v;
+	size_t n;
+};
+
+static int
+covered_add(void *arg, uint64_t seq, const void *entry, size_t len)
+{
+	struct covered *c = arg;
+	struct proto_rd r = {entry, len};
+	char name[PROTO_NODE_MAX + 1];
+	uint64_t *nv;
+
+	if (seq > c->upto || proto_get_str(&r, name, PROTO_NODE_MAX, NULL) < 0 ||
+	    strcmp(name, c->set) != 0)
+		return 0;
+	if ((nv = reallocarray(c->v, c->n + 1, sizeof(*nv))) == NULL)
+		return -ENOMEM;
+	c->v = nv;
+	c->v[c->n++] = seq;
+	return 0;
+}
+
+/*
+ * The journal entries an acknowledged run `seq` of this set covers: its
+ * own, and every older one of the same set (replayed into it, its
+ * renames, the express lane's runs of paths it took).  Another set's
+ * entries stay until a run of that set is acknowledged.
+ */
+static int
+covered_entries(struct sender *s, uint64_t seq, struct covered *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->set = s->set->name;
+	c->upto = seq;
+	return idx_journal_walk(s->idx, 0, covered_add, c);
+}
+
 int
 sidx_run_acked(struct sender *s, uint64_t seq, const struct proto_scope *scope,
                size_t n_scope)
 {
 	struct idx_batch *b;
+	struct covered cov;
+	size_t i;
 	int rc;
 
 	if (s->run_seq == 0)
@@ -508,11 +664,18 @@ sidx_run_acked(struct sender *s, uint64_t seq, const struct proto_scope *scope,
 		          (unsigned long long)s->run_seq);
 		return HS_EPROTO;
 	}
-	if ((rc = idx_batch_begin(s->idx, &b)) < 0)
+	if ((rc = covered_entries(s, seq, &cov)) < 0 ||
+	    (rc = idx_batch_begin(s->idx, &b)) < 0) {
+		free(cov.v);
 		return rc;
+	}
 	record_run(s, b, scope, n_scope);
-	if ((rc = idx_batch_commit(b, seq)) < 0) {
+	for (i = 0; i < cov.n; i++)
+		idx_batch_journal_del(b, cov.v[i]);
+	free(cov.v);
+	if ((rc = idx_batch_ack(b, seq)) < 0) {
 		s->rep->idx_rc = rc;
+		/* The daemon says it once for as long as the index fails. */
 		(s->o->quiet ? hs_log_debug : hs_log_warnx)(
 		    "send: set %s: index: %s; the next start reconciles whole",
 		    s->set->name, hs_strerror(rc));

@@ -318,6 +318,12 @@ grant_slot(struct stdby *d, pid_t pid, struct claim *c)
 	d->base.bytes_out += d->rep.bytes_out;
 	d->rep.applied_total = d->rep.errors_total = 0;
 	d->rep.bytes_in = d->rep.bytes_out = 0;
+	/*
+	 * Whether we hold all the primary has is for this session to say:
+	 * a restarted primary first compares, then sends what it finds.
+	 */
+	d->rep.in_sync = 0;
+	d->rep.lag_ms = UINT64_MAX;
 	return 1;
 }
 

@@ -363,6 +363,11 @@ struct send_opts {
 	 */
 	struct idx *idx;
 	/*
+	 * Without idx: the index whose journal alone takes each run's
+	 * entry before it is sent (the express lane: see sendidx.c).
+	 */
+	struct idx *journal;
+	/*
 	 * The express lane (syncd/express.c): say so in HELLO, leave to
 	 * the bulk lane every file above max_file_bytes (also one that grew
 	 * since it was listed), every hard-linked file, and the files past
@@ -479,6 +484,8 @@ void send_session_failed(struct sender *s, struct send_failed *f);
 double send_session_progress(const struct sender *s);
 /* The standby's HELLO (name, role, epoch); borrowed. */
 const struct proto_hello *send_session_peer(const struct sender *s);
+/* The journal entry of the last set run, 0: none (nothing to send). */
+uint64_t send_session_journalled(const struct sender *s);
 /* Tell the standby our lag and pending changes (one-way, no reply). */
 int send_session_state(struct sender *s, uint64_t lag_ms, uint64_t pending,
                        int in_sync);

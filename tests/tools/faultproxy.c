@@ -12,6 +12,11 @@
  *	SIGUSR2	heal: accept and forward again
  *	SIGHUP	toggle stall: stop moving bytes in either direction but keep
  *		every socket open (no FIN, no RST); a second SIGHUP resumes
+ *	SIGWINCH	toggle hold: the target's replies are read but kept
+ *		(up to BUF_BYTES per connection), while the client's bytes
+ *		still reach the target: a peer that applied what it was
+ *		sent, and whose answer is late; a second SIGWINCH lets the
+ *		replies through
  *	SIGTERM, SIGINT	exit 0
  *
  * One thread, one poll loop, fixed buffers (BUF_BYTES per direction per
@@ -60,7 +65,7 @@ struct pair {
 };
 
 static struct pair pairs[PAIRS_MAX];
-static int cut_mode, stall_mode, next_id = 1;
+static int cut_mode, stall_mode, hold_mode, next_id = 1;
 static struct sockaddr_in target;
 
 static void
@@ -239,7 +244,7 @@ pair_events(struct pair *p, struct pollfd *pc, struct pollfd *ps)
 		ps->events |= POLLOUT;
 	if (!p->down.eof && p->down.len < BUF_BYTES)
 		ps->events |= POLLIN;
-	if (p->down.len > 0 || (p->down.eof && !p->down.shut))
+	if (!hold_mode && (p->down.len > 0 || (p->down.eof && !p->down.shut)))
 		pc->events |= POLLOUT;
 }
 
@@ -278,7 +283,7 @@ pair_io(struct pair *p, const struct pollfd *pc, const struct pollfd *ps)
 		pair_close(p, 1, "target reset");
 		return;
 	}
-	if (drain(p->cfd, &p->down) < 0) {
+	if (!hold_mode && drain(p->cfd, &p->down) < 0) {
 		pair_close(p, 1, "client reset");
 		return;
 	}
@@ -311,6 +316,11 @@ on_signal(int sfd, int *quit)
 			stall_mode = !stall_mode;
 			say(stall_mode ? "stall: no byte moves, sockets stay open"
 			               : "stall over: forwarding again");
+			break;
+		case SIGWINCH:
+			hold_mode = !hold_mode;
+			say(hold_mode ? "hold: the target's replies are kept"
+			              : "hold over: replies go through again");
 			break;
 		default:
 			*quit = 1;
@@ -346,7 +356,8 @@ main(int argc, char **argv)
 	    parse_port(argv[2], &tport) < 0) {
 		fprintf(stderr, "usage: hs-faultproxy LISTEN_PORT TARGET_PORT\n"
 		                "  SIGUSR1 cut (RST), SIGUSR2 heal, "
-		                "SIGHUP toggle stall, SIGTERM quit\n");
+		                "SIGHUP toggle stall, SIGWINCH toggle hold, "
+		                "SIGTERM quit\n");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -354,6 +365,7 @@ main(int argc, char **argv)
 	sigaddset(&mask, SIGUSR1);
 	sigaddset(&mask, SIGUSR2);
 	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGWINCH);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigprocmask(SIG_BLOCK, &mask, NULL);

@@ -267,6 +267,44 @@ START_TEST(test_journal)
 }
 END_TEST
 
+/*
+ * Runs of several sets interleave: an acknowledgement drops only the
+ * entries named (its own set's), keeps every other one whatever its
+ * sequence, and records the sequence; a run that changed nothing drops
+ * its own entry.
+ */
+START_TEST(test_journal_per_set)
+{
+	uint8_t id[IDX_ID_LEN];
+	uint64_t acked;
+	struct idx_batch *b;
+	struct jseen j;
+
+	ck_assert_int_eq(idx_journal_add(x, 10, "abc", 3), HS_OK);
+	ck_assert_int_eq(idx_journal_add(x, 11, "abc", 3), HS_OK);
+	ck_assert_int_eq(idx_journal_add(x, 12, "abc", 3), HS_OK);
+	ck_assert_int_eq(idx_journal_add(x, 13, "abc", 3), HS_OK);
+	ck_assert_int_eq(idx_batch_begin(x, &b), HS_OK);
+	idx_batch_journal_del(b, 10);
+	idx_batch_journal_del(b, 12);
+	idx_batch_journal_del(b, 99); /* absent: not an error */
+	ck_assert_int_eq(idx_batch_ack(b, 12), HS_OK);
+	ck_assert_int_eq(idx_journal_state(x, id, &acked), HS_OK);
+	ck_assert_uint_eq(acked, 12);
+	memset(&j, 0, sizeof(j));
+	ck_assert_int_eq(idx_journal_walk(x, 0, jcollect, &j), HS_OK);
+	ck_assert_int_eq(j.n, 2);
+	ck_assert_uint_eq(j.seqs[0], 11); /* below the acknowledged: kept */
+	ck_assert_uint_eq(j.seqs[1], 13);
+	ck_assert_int_eq(idx_journal_del(x, 13), HS_OK);
+	ck_assert_int_eq(idx_journal_del(x, 13), HS_OK);
+	memset(&j, 0, sizeof(j));
+	ck_assert_int_eq(idx_journal_walk(x, 0, jcollect, &j), HS_OK);
+	ck_assert_int_eq(j.n, 1);
+	ck_assert_uint_eq(j.seqs[0], 11);
+}
+END_TEST
+
 START_TEST(test_applied)
 {
 	uint8_t id[IDX_ID_LEN], got[IDX_ID_LEN];
@@ -689,6 +727,7 @@ main(void)
 	tcase_add_test(tc, test_prune);
 	tcase_add_test(tc, test_abort_keeps_nothing);
 	tcase_add_test(tc, test_journal);
+	tcase_add_test(tc, test_journal_per_set);
 	tcase_add_test(tc, test_applied);
 	tcase_add_test(tc, test_reopen_keeps_records);
 	tcase_add_test(tc, test_view);

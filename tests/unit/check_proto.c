@@ -1448,6 +1448,34 @@ START_TEST(scope_bad_table)
 }
 END_TEST
 
+/*
+ * A path named twice, once plain and once recursive, in either order:
+ * the merged entry is recursive and what is below it goes, or the
+ * standby lists those paths twice (a malformed listing, and a session
+ * that reconnects forever on the same scope).
+ */
+START_TEST(scope_normalize_merged_recursive)
+{
+	static const char *in[] = {"d/sub", "d", "e", "d/sub/x", "d", "d0"};
+	static const uint8_t rec[] = {1, 0, 0, 0, 1, 0};
+	struct proto_scope *v = calloc(6, sizeof(*v));
+	size_t n = 6, i;
+
+	ck_assert_ptr_nonnull(v);
+	for (i = 0; i < n; i++) {
+		v[i].path = strdup(in[_i ? n - 1 - i : i]);
+		v[i].recursive = rec[_i ? n - 1 - i : i];
+	}
+	proto_scope_normalize(v, &n);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_str_eq(v[0].path, "d");
+	ck_assert_uint_eq(v[0].recursive, 1);
+	ck_assert_str_eq(v[1].path, "d0");
+	ck_assert_str_eq(v[2].path, "e");
+	proto_scope_free(v, n);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- hashes */
 
 struct hash_case {
@@ -2477,6 +2505,7 @@ proto_suite(void)
 	tc = tcase_create("scope");
 	tcase_add_loop_test(tc, scope_roundtrip, 0,
 	                    (int)N_ELEM(scope_rt_counts));
+	tcase_add_loop_test(tc, scope_normalize_merged_recursive, 0, 2);
 	tcase_add_loop_test(tc, scope_bad_table, 0,
 	                    (int)N_ELEM(scope_bad_cases));
 	suite_add_tcase(s, tc);
