@@ -13,6 +13,19 @@ hs_fail() {
 	exit 1
 }
 
+# hs_ours PID: PID is still a process this test started: a child of
+# this shell, or one whose command line names the test's folder (a
+# detached daemon's -c $T/...).  PIDs wrap (pid_max may be 32768) while
+# the suite runs tests side by side: a PID recorded for a process that
+# has since died may now be another test's, which must not be signalled.
+hs_ours() {
+	local ppid
+	[ -r "/proc/$1/stat" ] || return 1
+	ppid=$(sed 's/^.*) [A-Za-z] \([0-9]*\) .*/\1/' "/proc/$1/stat" 2>/dev/null)
+	[ "$ppid" = "$$" ] && return 0
+	[ -n "$T" ] && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$T"
+}
+
 hs_cleanup() {
 	local p rc=$?
 	# A sanitizer report anywhere (a forked session child included) fails
@@ -25,10 +38,11 @@ hs_cleanup() {
 		rc=1
 	fi
 	for p in "${HS_PIDS[@]}"; do
-		kill "$p" 2>/dev/null || true
+		hs_ours "$p" && kill "$p" 2>/dev/null || true
 	done
 	# The daemons give a stuck session 10 s before they kill it.
 	for p in "${HS_PIDS[@]}"; do
+		hs_ours "$p" || continue
 		hs_wait_gone "$p" 150 || kill -9 "$p" 2>/dev/null || true
 	done
 	if [ -n "$T" ] && [ -z "${HS_KEEP:-}" ]; then
