@@ -50,6 +50,8 @@
 /* Reconnect backoff: from 200 ms, doubling, capped at 10 s. */
 #define EXPRESS_BACKOFF_MIN_MS 200
 #define EXPRESS_BACKOFF_MAX_MS 10000
+/* Runs the lane closed on, kept from covering until the next session. */
+#define EXPRESS_KEPT_MAX 64
 #define NS_PER_MS 1000000ull
 
 struct express {
@@ -69,6 +71,12 @@ struct express {
 	uint64_t run_start_ns;
 	struct send_report rep;
 	uint64_t *deleted; /* the primary's per-set delete counts, borrowed */
+	/*
+	 * Journal entries of runs the lane closed on (express_settle); not
+	 * reallocated: the bulk lane reads them through its run.
+	 */
+	uint64_t kept[EXPRESS_KEPT_MAX];
+	size_t n_kept;
 	size_t next_set;   /* round robin over the sets */
 };
 
@@ -123,9 +131,36 @@ express_free(struct express *x)
 	free(x);
 }
 
+/*
+ * The journal entry of the lane's last run, when the lane closes: the
+ * standby may apply a run it was sent after our last look at its tree,
+ * acknowledged or not (an acknowledged one is kept too: harmless).
+ */
+static void
+express_keep(struct express *x)
+{
+	uint64_t seq = x->ss != NULL ? send_session_journalled(x->ss) : 0;
+	size_t i;
+
+	if (seq == 0)
+		return;
+	for (i = 0; i < x->n_kept; i++)
+		if (x->kept[i] == seq)
+			return;
+	if (x->n_kept == EXPRESS_KEPT_MAX) {
+		hs_log_warnx("primary: express lane: %d runs closed on since "
+		             "the session began; journal entry %llu is left to "
+		             "the bulk lane's next run",
+		             EXPRESS_KEPT_MAX, (unsigned long long)seq);
+		return;
+	}
+	x->kept[x->n_kept++] = seq;
+}
+
 static void
 express_drop(struct express *x, int rc, const char *what)
 {
+	express_keep(x);
 	x->in_flight = 0;
 	hs_log_warnx("primary: express lane: %s: %s; the bulk lane carries "
 	             "every change until it is back",
@@ -274,6 +309,38 @@ express_tick(struct express *x, struct watch *w, const uint64_t *guard_files,
 			express_drop(x, rc, x->conf->sets[i].name);
 		return;
 	}
+}
+
+/*
+ * The bulk lane's run lists the standby's tree: a run of this lane that
+ * the standby applies after that listing puts there what the bulk run
+ * did not see (a file made, then deleted here: nothing of it is on
+ * either listing), and the bulk run's acknowledgement takes the express
+ * run's journal entry with its own.  So a bulk run starts only once the
+ * express run in flight is durable there, or its entry is kept.
+ */
+void
+express_settle(struct express *x, const uint64_t **keep, size_t *n_keep)
+{
+	int rc;
+
+	*keep = NULL;
+	*n_keep = 0;
+	if (x == NULL)
+		return;
+	if (x->ss != NULL && x->in_flight &&
+	    (rc = express_collect(x, x->o.timeout_ms)) != HS_OK)
+		express_drop(x, rc == HS_WANT_READ ? HS_ETIMEOUT : rc,
+		             "waiting for the standby before a bulk run");
+	*keep = x->kept;
+	*n_keep = x->n_kept;
+}
+
+void
+express_kept_clear(struct express *x)
+{
+	if (x != NULL)
+		x->n_kept = 0;
 }
 
 void

@@ -47,6 +47,18 @@ void express_journal(struct express *x, struct idx *idx);
 void express_tick(struct express *x, struct watch *w,
                   const uint64_t *guard_files, uint64_t *deleted);
 
+/*
+ * Before the bulk lane starts a run: wait (at most the lane's timeout)
+ * until the standby made the express run in flight durable, else close
+ * the lane.  Every run the lane closed on without its acknowledgement
+ * (the standby may still apply it) is in *keep, *n_keep (the lane's, valid
+ * until the next call): no bulk run may take their journal entries for
+ * covered; the next session's replay does (express_kept_clear).
+ */
+void express_settle(struct express *x, const uint64_t **keep,
+                    size_t *n_keep);
+void express_kept_clear(struct express *x);
+
 /* Ping the lane when it has been idle for `heartbeat`; close it on error. */
 void express_heartbeat(struct express *x);
 

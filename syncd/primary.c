@@ -402,6 +402,12 @@ prim_journal_replay(struct prim *p, const struct hs_pathset *set,
 	struct replay rp = {p, set, v, n, 0};
 	int rc;
 
+	/*
+	 * The express runs kept from covering are replayed now, with the
+	 * rest: the run they join lists a tree that holds them.
+	 */
+	express_kept_clear(p->xp);
+	p->o.n_journal_keep = 0;
 	/* From the first: another set's run may be acknowledged above. */
 	if ((rc = idx_journal_state(p->x, id, &acked)) < 0 ||
 	    (rc = idx_journal_walk(p->x, 0, replay_entry, &rp)) < 0)
@@ -765,6 +771,8 @@ prim_sync_set(struct prim *p, size_t i)
 	memset(&rep, 0, sizeof(rep));
 	p->o.guard_files = p->files[i];
 	p->o.guard_recent = p->deleted[i];
+	/* The standby's tree holds the express run before we list it. */
+	express_settle(p->xp, &p->o.journal_keep, &p->o.n_journal_keep);
 	p->run_start_ns = hs_now_mono_ns();
 	p->run_set = (int)i;
 	rc = send_session_set(p->ss, set, full ? NULL : scope, full ? 0 : n,

@@ -601,6 +601,8 @@ record_run(struct sender *s, struct idx_batch *b,
 struct covered {
 	const char *set;
 	uint64_t upto;
+	const uint64_t *keep;
+	size_t n_keep;
 	uint64_t *v;
 	size_t n;
 };
@@ -612,7 +614,11 @@ covered_add(void *arg, uint64_t seq, const void *entry, size_t len)
 	struct proto_rd r = {entry, len};
 	char name[PROTO_NODE_MAX + 1];
 	uint64_t *nv;
+	size_t i;
 
+	for (i = 0; i < c->n_keep; i++)
+		if (c->keep[i] == seq)
+			return 0;
 	if (seq > c->upto || proto_get_str(&r, name, PROTO_NODE_MAX, NULL) < 0 ||
 	    strcmp(name, c->set) != 0)
 		return 0;
@@ -626,8 +632,10 @@ covered_add(void *arg, uint64_t seq, const void *entry, size_t len)
 /*
  * The journal entries an acknowledged run `seq` of this set covers: its
  * own, and every older one of the same set (replayed into it, its
- * renames, the express lane's runs of paths it took).  Another set's
- * entries stay until a run of that set is acknowledged.
+ * renames, the express lane's runs of paths it took, durable on the
+ * standby before this run listed it: express_settle).  Another set's
+ * entries stay until a run of that set is acknowledged, and so do the
+ * express runs the lane closed on (o->journal_keep).
  */
 static int
 covered_entries(struct sender *s, uint64_t seq, struct covered *c)
@@ -635,6 +643,8 @@ covered_entries(struct sender *s, uint64_t seq, struct covered *c)
 	memset(c, 0, sizeof(*c));
 	c->set = s->set->name;
 	c->upto = seq;
+	c->keep = s->o->journal_keep;
+	c->n_keep = s->o->n_journal_keep;
 	return idx_journal_walk(s->idx, 0, covered_add, c);
 }
 

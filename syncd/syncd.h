@@ -368,6 +368,13 @@ struct send_opts {
 	 */
 	struct idx *journal;
 	/*
+	 * Journal entries an acknowledged run leaves in place though older
+	 * (borrowed, sorted no matter): express runs the standby may still
+	 * apply (express_settle), replayed at the next session instead.
+	 */
+	const uint64_t *journal_keep;
+	size_t n_journal_keep;
+	/*
 	 * The express lane (syncd/express.c): say so in HELLO, leave to
 	 * the bulk lane every file above max_file_bytes (also one that grew
 	 * since it was listed), every hard-linked file, and the files past

@@ -13,9 +13,9 @@
 #   3. a run that ends in errors (a standby file made immutable) also
 #      makes a new file; the primary is killed and the file deleted
 #      while it is down
-# (crash_writer.sh, beside this file, runs the same checks with a writer
-# that creates, changes, renames and deletes while the primary is killed
-# six times; it still fails now and then: see its head.)
+# (test_crash_writer.sh runs the same checks with a writer that
+# creates, changes, renames and deletes while the primary is killed six
+# times.)
 # After each restart, with no signal and no manual `sync`, the test waits
 # (bounded) until the primary's status says in-sync, and the trees must
 # then be equal (rsync -naiHAXc --numeric-ids --delete prints nothing).
