@@ -73,6 +73,7 @@ struct sender {
 	uint64_t wal_seq;  /* its journal entry, 0: none written */
 	uint64_t run_errors; /* errors of this run (standby and ours) */
 	uint64_t run_ops;    /* operations counted before this run */
+	int renamed;         /* renames went out before this run */
 	uint8_t (*skey)[8];  /* index key of each source of the set */
 	struct send_blk *blk;    /* block records (sendpatch.c), or NULL */
 	int awaiting_done;       /* express: SET_END sent, SET_DONE unread */

@@ -254,6 +254,8 @@ sidx_renames(struct sender *s, const struct hs_pathset *set,
 		return HS_OK;
 	if ((rc = proto_get_u32(&r, &cnt)) < 0)
 		return rc;
+	/* The standby changes now: the run after them must be numbered. */
+	s->renamed |= cnt > 0;
 	for (i = 0; i < cnt && rc == HS_OK; i++)
 		if ((rc = proto_get_u16(&r, &src)) == HS_OK &&
 		    (rc = proto_get_str(&r, from, PROTO_PATH_MAX, NULL)) ==
@@ -378,10 +380,15 @@ sidx_set_end_body(struct sender *s, struct proto_wr *w)
 	 * A run that changed nothing on the standby is not numbered: both
 	 * sides keep their last run, and neither index is written (two
 	 * fdatasyncs less for a re-sync with nothing to do).  Its journal
-	 * entry goes: nothing of it can be on the standby.
+	 * entry goes: nothing of it can be on the standby.  Unless renames
+	 * went out before it: the standby applied them, and only this run's
+	 * acknowledgement records the paths they made (their journal entry
+	 * goes with it), so the run that follows them is numbered even when
+	 * its listing found both sides alike.
 	 */
-	if (run_ops(s->rep) == s->run_ops)
+	if (run_ops(s->rep) == s->run_ops && !s->renamed)
 		sidx_run_void(s);
+	s->renamed = 0;
 	if (s->run_seq == 0)
 		return;
 	proto_put_bytes(w, s->id, sizeof(s->id));
