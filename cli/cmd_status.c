@@ -368,6 +368,24 @@ print_human(json_t *st, int sev)
 	           json_string_value(json_object_get(w, "text")));
 }
 
+/*
+ * {"error": "UNKNOWN: why"} on stdout, escaped by jansson: `why` names
+ * paths, which may hold quotes or backslashes.
+ */
+static void
+print_json_error(const char *why)
+{
+	char text[600];
+	json_t *j;
+
+	snprintf(text, sizeof(text), "UNKNOWN: %s", why);
+	if ((j = json_pack("{s:s}", "error", text)) == NULL)
+		return;
+	json_dumpf(j, stdout, 0);
+	putchar('\n');
+	json_decref(j);
+}
+
 /* One status: print it, return its Nagios code. */
 static int
 status_once(const struct hs_conf *conf, int json, double warn_lag,
@@ -403,7 +421,7 @@ status_once(const struct hs_conf *conf, int json, double warn_lag,
 			if (idwhy[0] != '\0')
 				return status_identity_only(json, idwhy, why);
 			if (json)
-				printf("{\"error\": \"UNKNOWN: %s\"}\n", why);
+				print_json_error(why);
 			cli_err("status", "UNKNOWN: %s", why);
 			return CLI_NAGIOS_UNKNOWN;
 		}

@@ -71,10 +71,11 @@ hs_wait_gone() {
 # hs_wait_log FILE PATTERN COUNT SECONDS: until FILE has COUNT lines
 # matching PATTERN (grep -e), checked every 0.1 s; 1 on timeout.
 hs_wait_log() {
-	local i
+	local i n
 	for ((i = 0; i < $4 * 10; i++)); do
-		[ "$(grep -c -e "$2" "$1" 2>/dev/null || true)" -ge "$3" ] &&
-			return 0
+		# A file not made yet counts none (grep prints nothing then).
+		n=$(grep -c -e "$2" "$1" 2>/dev/null || true)
+		[ "${n:-0}" -ge "$3" ] && return 0
 		sleep 0.1
 	done
 	return 1
@@ -139,6 +140,8 @@ hs_setup_pair() {
 hs_start_standby() {
 	local conf=${1:-$C2} i before
 	# The log is appended to: wait for a new "listening" line, not an old one.
+	# Made first: the loop below may look before the daemon's shell does.
+	: >>"$T/standby.log"
 	before=$(grep -c "listening on" "$T/standby.log" 2>/dev/null || true)
 	"$HS_BIN" -c "$conf" daemon --foreground >>"$T/standby.log" 2>&1 &
 	STANDBY_PID=$!

@@ -316,6 +316,16 @@ if [ "$RC" -eq 3 ] && jtrue "$T/noindex-json.out" '"no index" in d["error"]'; th
 else
 	bad "no index --json: rc $RC, out '$(cat "$T/noindex-json.out")'"
 fi
+# A path with a quote and a backslash in the error: still one JSON object.
+mkdir -p "$T/q\"uo\\te"
+sed "s|^state_dir = .*|state_dir = $T/q\"uo\\\\te|" "$C1" >"$T/quote.conf"
+status noindex-quote "$T/quote.conf" --json
+if [ "$RC" -eq 3 ] &&
+	jtrue "$T/noindex-quote.out" '"no index" in d["error"] and "q\"uo\\te" in d["error"]'; then
+	ok "no index, a quote in state_dir, --json: the error object is valid JSON"
+else
+	bad "no index, quoted state_dir, --json: rc $RC, out '$(cat "$T/noindex-quote.out")'"
+fi
 [ ! -e "$T/state1/data.mdb" ] && ok "status created no index" ||
 	bad "status created an index in state1"
 
