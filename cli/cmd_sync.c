@@ -38,25 +38,28 @@ human(uint64_t n, char *buf, size_t len)
  * unreachable).
  */
 static int
-sync_via_daemon(const struct hs_conf *conf, const struct send_opts *o,
-                int pid)
+sync_via_daemon(const struct hs_conf *conf, const struct send_opts *o, int pid)
 {
 	uint64_t gen, gone_since = 0;
 	json_t *r = NULL;
 	int rc;
 
 	if (o->dry_run || o->n_allow_deletes > 0) {
-		cli_err("sync", "the daemon (pid %d) replicates continuously; "
+		cli_err("sync",
+		        "the daemon (pid %d) replicates continuously; "
 		        "--dry-run and --allow-deletes need it stopped",
 		        pid);
 		return CLI_EXIT_USAGE;
 	}
 	if ((rc = ctl_request(conf->state_dir, "sync", 2000, &r)) < 0 ||
 	    !json_is_integer(json_object_get(r, "generation"))) {
-		cli_err("sync", "the daemon (pid %d) did not take the request: "
-		        "%s", pid,
-		        rc < 0 ? hs_strerror(rc)
-		               : json_string_value(json_object_get(r, "error")));
+		cli_err("sync",
+		        "the daemon (pid %d) did not take the request: "
+		        "%s",
+		        pid,
+		        rc < 0
+		            ? hs_strerror(rc)
+		            : json_string_value(json_object_get(r, "error")));
 		json_decref(r);
 		return CLI_EXIT_USAGE;
 	}
@@ -75,7 +78,7 @@ sync_via_daemon(const struct hs_conf *conf, const struct send_opts *o,
 		if (ctl_request(conf->state_dir, "progress", 2000, &r) < 0) {
 			if (daemon_running_pid(conf->state_dir) == 0) {
 				cli_err("sync", "the daemon stopped before the "
-				        "reconciliation finished");
+				                "reconciliation finished");
 				return CLI_EXIT_PEER;
 			}
 			continue; /* busy: ask again */
@@ -85,8 +88,10 @@ sync_via_daemon(const struct hs_conf *conf, const struct send_opts *o,
 				gone_since = now;
 			if (now - gone_since >
 			    conf->peer_timeout * 2 * 1000000000ull) {
-				cli_err("sync", "the daemon cannot reach the "
-				        "standby %s", conf->peer);
+				cli_err("sync",
+				        "the daemon cannot reach the "
+				        "standby %s",
+				        conf->peer);
 				json_decref(r);
 				return CLI_EXIT_PEER;
 			}
@@ -100,7 +105,8 @@ sync_via_daemon(const struct hs_conf *conf, const struct send_opts *o,
 		nh = json_array_size(json_object_get(r, "held"));
 		nf = json_array_size(json_object_get(r, "failed"));
 		json_array_foreach(json_object_get(r, "held"), i, v)
-		    cli_err("sync", "set %s: deletions held back; stop the "
+		    cli_err("sync",
+		            "set %s: deletions held back; stop the "
 		            "daemon and run `hamnsync sync --allow-deletes %s`",
 		            json_string_value(v), json_string_value(v));
 		json_array_foreach(json_object_get(r, "failed"), i, v)
@@ -234,21 +240,20 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 	/* Deltas sent as changed blocks against a record (patch_int.h). */
 	snprintf(patched, sizeof(patched), ", %llu by blocks",
 	         (unsigned long long)rep.patch_files);
-	printf("sync%s: %llu files (%s), %llu deltas (%s for %s%s), "
-	       "%llu metadata, %llu deleted, %llu held, %llu dirs, "
-	       "%llu symlinks, %llu links, %llu special, %llu unchanged; "
-	       "%s on the wire; %llu errors\n",
-	       o.dry_run ? " (dry run)" : "",
-	       (unsigned long long)rep.files_sent, sent,
-	       (unsigned long long)rep.delta_files, delta, covered,
-	       rep.patch_files ? patched : "",
-	       (unsigned long long)rep.meta_only,
-	       (unsigned long long)rep.deleted, (unsigned long long)rep.held,
-	       (unsigned long long)rep.dirs, (unsigned long long)rep.symlinks,
-	       (unsigned long long)rep.links, (unsigned long long)rep.specials,
-	       (unsigned long long)rep.unchanged, wire,
-	       (unsigned long long)(rep.remote_errors + rep.sets_refused +
-	                            rep.changed_during));
+	printf(
+	    "sync%s: %llu files (%s), %llu deltas (%s for %s%s), "
+	    "%llu metadata, %llu deleted, %llu held, %llu dirs, "
+	    "%llu symlinks, %llu links, %llu special, %llu unchanged; "
+	    "%s on the wire; %llu errors\n",
+	    o.dry_run ? " (dry run)" : "", (unsigned long long)rep.files_sent,
+	    sent, (unsigned long long)rep.delta_files, delta, covered,
+	    rep.patch_files ? patched : "", (unsigned long long)rep.meta_only,
+	    (unsigned long long)rep.deleted, (unsigned long long)rep.held,
+	    (unsigned long long)rep.dirs, (unsigned long long)rep.symlinks,
+	    (unsigned long long)rep.links, (unsigned long long)rep.specials,
+	    (unsigned long long)rep.unchanged, wire,
+	    (unsigned long long)(rep.remote_errors + rep.sets_refused +
+	                         rep.changed_during));
 	if (mark_rc != CLI_EXIT_OK)
 		return mark_rc;
 	if (rep.remote_errors || rep.sets_refused || rep.changed_during ||

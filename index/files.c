@@ -25,7 +25,10 @@
 #define KEY_SRC_LEN 8
 #define K_ID "journal/id"
 #define K_ACKED "journal/acked"
-#define MVAL(s) {sizeof(s) - 1, (void *)(s)}
+#define MVAL(s)                                                                \
+	{                                                                      \
+		sizeof(s) - 1, (void *)(s)                                     \
+	}
 #define KEY_LEN (KEY_SRC_LEN + IDX_DIGEST_LEN)
 
 struct file_rec {
@@ -49,8 +52,7 @@ struct idx_batch {
  * a fetched one and EVP_DigestInit_ex2.
  */
 static void
-digest(const void *a, size_t alen, const void *b, size_t blen,
-       uint8_t out[32])
+digest(const void *a, size_t alen, const void *b, size_t blen, uint8_t out[32])
 {
 	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 	static EVP_MD_CTX *c;
@@ -79,7 +81,6 @@ idx_path_digest(const char *path, uint8_t out[IDX_DIGEST_LEN])
 	memcpy(out, h, IDX_DIGEST_LEN);
 }
 
-
 void
 idx_source_key(const char *set, const char *source, uint8_t out[8])
 {
@@ -106,8 +107,7 @@ idx_batch_begin(struct idx *x, struct idx_batch **out)
 		return -ENOMEM;
 	b->x = x;
 	if ((rc = idx_dbi(x, "files", &b->files)) < 0 ||
-	    (rc = idx_map_error(mdb_txn_begin(x->env, NULL, 0, &b->txn))) <
-	        0) {
+	    (rc = idx_map_error(mdb_txn_begin(x->env, NULL, 0, &b->txn))) < 0) {
 		free(b);
 		return rc;
 	}
@@ -159,8 +159,8 @@ rec_len(const MDB_val *v, size_t *len)
 	    (*len = v->mv_size - sizeof(struct file_rec)) > IDX_PATH_MAX)
 		return HS_EINDEX;
 	/* A NUL inside means the record is not ours: damaged. */
-	return memchr((const char *)v->mv_data + sizeof(struct file_rec),
-	              '\0', *len) == NULL
+	return memchr((const char *)v->mv_data + sizeof(struct file_rec), '\0',
+	              *len) == NULL
 	           ? HS_OK
 	           : HS_EINDEX;
 }
@@ -335,8 +335,7 @@ idx_batch_abort(struct idx_batch *b)
 }
 
 int
-idx_files_walk(struct idx *x, const uint8_t skey[8], idx_walk_fn *fn,
-               void *arg)
+idx_files_walk(struct idx *x, const uint8_t skey[8], idx_walk_fn *fn, void *arg)
 {
 	MDB_txn *txn;
 	MDB_dbi files;

@@ -144,8 +144,8 @@ probe_child(const char *dir)
 	if (mdb_env_create(&env) != 0)
 		return 2;
 	mdb_env_set_maxdbs(env, IDX_DBS_MAX);
-	if (mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS | MDB_NOLOCK,
-	                 0600) != 0 ||
+	if (mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS | MDB_NOLOCK, 0600) !=
+	        0 ||
 	    mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
 		return 3;
 	/* The free pages' list: the next write transaction reads it. */
@@ -238,7 +238,6 @@ idx_probe(const char *dir)
 #define MARK_MAGIC "HSCLEAN1"
 #define MARK_RACY_S 2
 
-
 static void
 mark_fill(struct clean_mark *m, const struct stat *st, uint64_t txnid)
 {
@@ -257,8 +256,7 @@ mark_fill(struct clean_mark *m, const struct stat *st, uint64_t txnid)
 
 /* Does mark m describe data.mdb as it is (st) at LMDB's txnid? */
 static int
-mark_matches(const struct clean_mark *m, const struct stat *st,
-             uint64_t txnid)
+mark_matches(const struct clean_mark *m, const struct stat *st, uint64_t txnid)
 {
 	struct clean_mark now;
 
@@ -506,8 +504,7 @@ env_close(struct idx *x)
 }
 
 static int
-idx_open_mode(const char *state_dir, int readonly, int probe,
-              struct idx **out)
+idx_open_mode(const char *state_dir, int readonly, int probe, struct idx **out)
 {
 	struct stat st;
 	struct idx *x;

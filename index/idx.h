@@ -67,7 +67,7 @@ int idx_blob_get(struct idx *x, const char *key, char **out, size_t *len);
 
 /* What the primary last replicated of one entry: its stat at the time. */
 struct idx_file {
-	uint8_t type; /* enum proto_etype */
+	uint8_t type;   /* enum proto_etype */
 	uint8_t pad[3]; /* zero: records are compared whole */
 	uint32_t mode;
 	uint32_t uid;
@@ -97,10 +97,9 @@ void idx_source_key(const char *set, const char *source, uint8_t out[8]);
  */
 struct idx_batch;
 int idx_batch_begin(struct idx *x, struct idx_batch **out);
-void idx_file_put(struct idx_batch *b, const uint8_t skey[8],
-                  const char *path, const struct idx_file *f);
-void idx_file_del(struct idx_batch *b, const uint8_t skey[8],
-                  const char *path);
+void idx_file_put(struct idx_batch *b, const uint8_t skey[8], const char *path,
+                  const struct idx_file *f);
+void idx_file_del(struct idx_batch *b, const uint8_t skey[8], const char *path);
 int idx_batch_commit(struct idx_batch *b, uint64_t seq);
 /*
  * The same, but the journal keeps every entry except those named with
@@ -152,8 +151,7 @@ void idx_view_close(struct idx_view *v);
 int idx_journal_state(struct idx *x, uint8_t id[IDX_ID_LEN], uint64_t *acked);
 /* Record run `seq` before it is sent (an opaque entry, see primary.c). */
 #define IDX_JOURNAL_ENTRY_MAX (1024 * 1024)
-int idx_journal_add(struct idx *x, uint64_t seq, const void *entry,
-                    size_t len);
+int idx_journal_add(struct idx *x, uint64_t seq, const void *entry, size_t len);
 /* Drop the entry of run `seq` (it changed nothing); absent is fine. */
 int idx_journal_del(struct idx *x, uint64_t seq);
 /* Entries with a sequence above `after`, in order. */
@@ -166,8 +164,7 @@ int idx_journal_walk(struct idx *x, uint64_t after, idx_journal_fn *fn,
 
 /* The primary (its index id) and the highest sequence applied durably. */
 int idx_applied_get(struct idx *x, uint8_t id[IDX_ID_LEN], uint64_t *seq);
-int idx_applied_put(struct idx *x, const uint8_t id[IDX_ID_LEN],
-                    uint64_t seq);
+int idx_applied_put(struct idx *x, const uint8_t id[IDX_ID_LEN], uint64_t seq);
 
 /* ------------------------------------------- block records (blocks.c) */
 
