@@ -5,7 +5,8 @@
 
 #include "cli.h"
 #include "idx.h"
-#include "syncd.h"
+#include "primary.h"
+#include "standby.h"
 
 static const char daemon_usage[] =
     "usage: hamnsync [-c FILE] daemon [--foreground]\n"

@@ -17,8 +17,8 @@
 #include "cli.h"
 #include "idx.h"
 #include "proto.h"
-#include "status.h"
-#include "syncd.h"
+#include "ctl.h"
+#include "primary.h"
 
 #define STATUS_WAIT_MS 2000
 

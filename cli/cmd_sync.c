@@ -7,8 +7,8 @@
 
 #include "cli.h"
 #include "idx.h"
-#include "status.h"
-#include "syncd.h"
+#include "ctl.h"
+#include "primary.h"
 
 static const char sync_usage[] =
     "usage: hamnsync [-c FILE] sync [--dry-run] [--progress] "

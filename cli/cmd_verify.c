@@ -8,7 +8,7 @@
 
 #include "cli.h"
 #include "idx.h"
-#include "syncd.h"
+#include "primary.h"
 
 static const char verify_usage[] =
     "usage: hamnsync [-c FILE] verify [--json]\n"

@@ -16,7 +16,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include "syncd.h"
+#include "delta.h"
+#include "tree.h"
 
 #define N_ELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define KIB (1024u)

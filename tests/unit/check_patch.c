@@ -15,7 +15,8 @@
 #include <xxhash.h>
 
 #include "idx.h"
-#include "patch_int.h"
+#include "delta.h"
+#include "tree.h"
 
 #define N_ELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define KIB (1024ull)

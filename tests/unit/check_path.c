@@ -22,8 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "syncd.h"
-#include "xcache_int.h"
+#include "tree.h"
 
 #define N_ELEM(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -23,7 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "status.h"
+#include "ctl.h"
 
 #define N_ELEM(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "syncd.h"
+#include "prim_int.h"
 
 static char tmpdir[64];
 static char src[96];

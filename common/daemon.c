@@ -1,0 +1,96 @@
+/* daemon.c - pid file lock and detaching, shared by both daemons. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "hs.h"
+
+/* Lock state_dir/hamnsync.pid so two daemons never share a state_dir. */
+int
+dmn_lock_pidfile(const char *state_dir, int *out)
+{
+	char path[4200], buf[32];
+	int fd, n;
+
+	snprintf(path, sizeof(path), "%s/hamnsync.pid", state_dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0) {
+		hs_log_err("daemon: %s", path);
+		return -errno;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		n = (int)pread(fd, buf, sizeof(buf) - 1, 0);
+		buf[n > 0 ? n : 0] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		hs_log_errx("daemon: another daemon (pid %s) holds %s",
+		            buf[0] ? buf : "?", path);
+		close(fd);
+		return -EBUSY;
+	}
+	*out = fd;
+	return HS_OK;
+}
+
+void
+dmn_write_pid(int fd)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+
+#ifdef HS_FAILPOINTS
+	hs_fp_daemon_pid(getpid()); /* detached: a crash kills this one */
+#endif
+	if (ftruncate(fd, 0) == 0)
+		(void)!pwrite(fd, buf, (size_t)n, 0);
+}
+
+int
+dmn_detach(void)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0)
+		return -errno;
+	if (pid > 0)
+		_exit(0);
+	setsid();
+	if ((pid = fork()) < 0)
+		return -errno;
+	if (pid > 0)
+		_exit(0);
+	if (chdir("/") < 0)
+		return -errno;
+	if ((fd = open("/dev/null", O_RDWR)) >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	return HS_OK;
+}
+
+int
+daemon_running_pid(const char *state_dir)
+{
+	char path[4200], buf[32];
+	int fd, n, pid = 0;
+
+	snprintf(path, sizeof(path), "%s/hamnsync.pid", state_dir);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		return 0;
+	if (flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
+		n = (int)pread(fd, buf, sizeof(buf) - 1, 0);
+		buf[n > 0 ? n : 0] = '\0';
+		pid = atoi(buf);
+		if (pid <= 0)
+			pid = -1;
+	}
+	close(fd);
+	return pid;
+}

@@ -1,0 +1,1504 @@
+/*
+ * primary.c - the primary daemon: continuous replication.
+ *
+ * One loop: the watcher's inotify descriptor and a signalfd in poll, one
+ * persistent session to the standby.  Every change found by the watcher
+ * becomes a scoped reconciliation of the paths it touched: the standby
+ * lists its copies of exactly those paths, the usual plan decides, and
+ * SET_DONE comes back only once the standby has made them durable.  So a
+ * lost event, a crash or a reconnect never leaves a wrong copy: after
+ * each (re)connect every set is reconciled whole, which also finds what
+ * changed while the daemon was down.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "express_int.h"
+#include "idx.h"
+#include "ctl.h"
+#include "prim_int.h"
+
+/* Reconnect backoff: from 200 ms, doubling, capped at 10 s. */
+#define BACKOFF_MIN_MS 200
+#define BACKOFF_MAX_MS 10000
+/* Paths the standby failed to apply go again: from 1 s, doubling to 60 s. */
+#define RETRY_MIN_MS 1000
+#define RETRY_MAX_MS 60000
+/* The delete guard of scoped runs counts deletions per minute. */
+#define GUARD_WINDOW_NS (60ull * 1000 * 1000 * 1000)
+#define NS_PER_MS 1000000ull
+
+/*
+ * A set's paths that the standby failed to apply (a full disk, a file it
+ * may not replace).  They keep the set out of in-sync and count in the
+ * lag until a run that covers them applies them: each is retried alone
+ * (a scoped run), or the whole set when an error named no path.
+ */
+struct prim_retry {
+	struct proto_scope *v; /* the paths; a directory recursive */
+	size_t n;
+	size_t cap;
+	int whole;           /* an error tied to no path: the whole set */
+	uint64_t loose;      /* how many such errors */
+	uint64_t errors;     /* errors since the last try of them all */
+	uint64_t since_ns;   /* the oldest change among them */
+	uint64_t due_ns;     /* next try */
+	uint64_t backoff_ms; /* wait after the next failed try */
+	int seed;            /* a whole run failed only here: seeded after */
+	int refused;         /* the standby refused the set: why says why */
+	char first[PROTO_PATH_MAX + 1];
+	char why[256];
+	/*
+	 * The index could not take a run's records (its state_dir is full):
+	 * why, and when to try again.  A commit that works again is followed
+	 * by a whole run, which records the set afresh.
+	 */
+	int idx_rc;
+	uint64_t idx_due_ns;
+	uint64_t idx_backoff_ms;
+};
+
+struct prim {
+	const char *conf_path;
+	struct hs_conf *conf;
+	struct watch *watch;
+	struct sender *ss;
+	struct send_opts o;
+	uint64_t epoch;
+	int sfd;
+	int pidfd;
+	int stopping;
+	uint8_t *need_full; /* per set */
+	uint8_t *need_diff; /* per set: compare the disk with the index */
+	uint64_t *files;    /* per set, at the last full run */
+	uint64_t *deleted;  /* per set, this guard window */
+	uint64_t *pfiles;   /* per set: files and bytes here, last full run */
+	uint64_t *pbytes;
+	uint64_t window_ns;
+	uint64_t backoff_ms;
+	uint64_t next_try_ns;
+	uint64_t last_io_ns;
+	uint64_t next_rescan_ns;
+	uint64_t last_err_log_ns;
+	uint64_t syncs;
+	uint64_t blind; /* of them, scoped runs without a listing */
+	/* What status reports. */
+	struct idx *x;
+	int cfd;               /* control socket */
+	uint8_t *seeded;       /* per set: reconciled whole at least once */
+	uint8_t *held;         /* per set: deletions held back */
+	uint8_t *failed;       /* per set: errors in the last run */
+	struct prim_retry *retry; /* per set: what the standby failed */
+	size_t n_retry;
+	int busy_set;          /* set being reconciled whole, or -1 */
+	int run_set;           /* set whose run is under way, or -1 */
+	uint64_t inflight_ns;  /* oldest change in the run under way */
+	uint64_t unsynced_ns;  /* since when the standby may miss changes */
+	double last_applied;   /* wall clock of the last acknowledged run */
+	uint64_t last_save_ns; /* status last looked at for saving */
+	struct st_saved saved; /* ... and last saved */
+	struct st_counters cnt;
+	uint64_t gen_req;  /* reconciliations of every set asked for (sync) */
+	uint64_t gen_done; /* ... and completed */
+	uint64_t last_metrics_ns;
+	uint64_t sessions;
+	struct express *xp;   /* small changes during long runs */
+	struct send_prescan *pre; /* the start's comparison with the index */
+	int prescanning;          /* ... still walking: the watcher is its */
+	uint64_t run_start_ns; /* the bulk run under way began */
+	uint64_t heard_ns;     /* the standby last heard (a frame), or start */
+	int pinging;           /* the tick runs inside a heartbeat */
+	uint64_t *replayed;    /* journal entries replayed into the next run */
+	size_t n_replayed;
+};
+
+static void prim_tick(void *arg);
+
+static void
+prim_retry_clear(struct prim_retry *r)
+{
+	proto_scope_free(r->v, r->n);
+	memset(r, 0, sizeof(*r));
+}
+
+static void
+prim_free_sets(struct prim *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->n_retry; i++)
+		prim_retry_clear(&p->retry[i]);
+	free(p->retry);
+	p->retry = NULL;
+	p->n_retry = 0;
+	free(p->need_full);
+	free(p->need_diff);
+	p->need_diff = NULL;
+	free(p->files);
+	free(p->deleted);
+	free(p->seeded);
+	free(p->held);
+	free(p->failed);
+	free(p->pfiles);
+	free(p->pbytes);
+	p->pfiles = p->pbytes = NULL;
+	p->need_full = p->seeded = p->held = p->failed = NULL;
+	p->files = p->deleted = NULL;
+}
+
+/* Per-set state for the current config; a set seeded before stays so. */
+static int
+prim_alloc_sets(struct prim *p)
+{
+	size_t n = p->conf->n_sets ? p->conf->n_sets : 1, i;
+
+	prim_free_sets(p);
+	p->need_full = calloc(n, 1);
+	p->need_diff = calloc(n, 1);
+	p->seeded = calloc(n, 1);
+	p->held = calloc(n, 1);
+	p->failed = calloc(n, 1);
+	p->files = calloc(n, sizeof(*p->files));
+	p->deleted = calloc(n, sizeof(*p->deleted));
+	p->pfiles = calloc(n, sizeof(*p->pfiles));
+	p->pbytes = calloc(n, sizeof(*p->pbytes));
+	if (p->pfiles == NULL || p->pbytes == NULL)
+		return -ENOMEM;
+	if ((p->retry = calloc(n, sizeof(*p->retry))) == NULL)
+		return -ENOMEM;
+	p->n_retry = p->conf->n_sets;
+	if (p->need_full == NULL || p->need_diff == NULL || p->seeded == NULL ||
+	    p->held == NULL ||
+	    p->failed == NULL || p->files == NULL || p->deleted == NULL)
+		return -ENOMEM;
+	for (i = 0; p->x != NULL && i < p->conf->n_sets; i++) {
+		char key[128], *v;
+		size_t len;
+
+		snprintf(key, sizeof(key), "seeded/%s", p->conf->sets[i].name);
+		if (idx_blob_get(p->x, key, &v, &len) == HS_OK) {
+			p->seeded[i] = 1;
+			free(v);
+		}
+	}
+	return HS_OK;
+}
+
+static void
+prim_drop(struct prim *p, int rc, const char *what)
+{
+	uint64_t now = hs_now_mono_ns();
+	size_t i;
+
+	p->heard_ns = send_session_heard(p->ss);
+	if (rc == HS_ETIMEOUT || rc == -ETIMEDOUT)
+		/* Frozen, hung or cut off: say who, and for how long. */
+		hs_log_warnx("primary: standby %s (%s) silent for %.1f s "
+		             "(peer_timeout %llu s) in %s: gone; reconnecting",
+		             send_session_peer(p->ss)->name, p->conf->peer,
+		             (double)(now - p->heard_ns) / 1e9,
+		             (unsigned long long)p->conf->peer_timeout, what);
+	else
+		hs_log_warnx("primary: %s: %s; reconnecting", what,
+		             hs_strerror(rc));
+	p->cnt.errors_session++;
+	send_session_close(p->ss, 0);
+	p->ss = NULL;
+	/* The next session compares again: the start's result was for one. */
+	send_prescan_free(p->pre);
+	p->pre = NULL;
+	if (p->unsynced_ns == 0)
+		p->unsynced_ns =
+		    p->inflight_ns ? p->inflight_ns : hs_now_mono_ns();
+	p->inflight_ns = 0;
+	p->busy_set = -1;
+	p->run_set = -1;
+	/* What was taken from the watcher may not have landed: the next
+	 * connect decides how to find it (prim_connect). */
+	for (i = 0; i < p->conf->n_sets; i++)
+		p->need_full[i] = 1;
+	p->next_try_ns = hs_now_mono_ns() + p->backoff_ms * NS_PER_MS;
+}
+
+static void
+prim_connect(struct prim *p)
+{
+	char why[1024] = "";
+	uint64_t now = hs_now_mono_ns();
+	size_t i;
+	int rc, resume;
+
+	rc = send_session_open(p->conf, &p->o, &p->ss, why, sizeof(why));
+	if (rc < 0) {
+		p->ss = NULL;
+		/* One line per backoff step, not per attempt storm. */
+		if (now - p->last_err_log_ns >= p->backoff_ms * NS_PER_MS) {
+			hs_log_warnx("primary: standby %s: %s", p->conf->peer,
+			             why[0] ? why : hs_strerror(rc));
+			p->last_err_log_ns = now;
+		}
+		p->next_try_ns = now + p->backoff_ms * NS_PER_MS;
+		p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS
+		                    ? BACKOFF_MAX_MS
+		                    : p->backoff_ms * 2;
+		return;
+	}
+	hs_log_info("primary: connected to standby %s", p->conf->peer);
+	if (p->sessions++ > 0)
+		p->cnt.reconnects++;
+	p->backoff_ms = BACKOFF_MIN_MS;
+	p->last_io_ns = now;
+	/*
+	 * The standby holds what our index says when it applied exactly our
+	 * last acknowledged run: then only what differs from the index on
+	 * disk goes out (stat, no listing of its tree).  Else every set is
+	 * reconciled whole.
+	 */
+	resume = send_session_resumable(p->ss, why, sizeof(why));
+	if (!resume) {
+		hs_log_info("primary: reconciling every set whole: %s", why);
+		send_prescan_free(p->pre);
+		p->pre = NULL;
+	}
+	for (i = 0; i < p->conf->n_sets; i++) {
+		p->need_diff[i] = resume && p->seeded[i];
+		p->need_full[i] = !p->need_diff[i];
+	}
+}
+
+static void
+report_log(const struct hs_pathset *set, const struct send_report *r,
+           int scoped)
+{
+	uint64_t errors = r->remote_errors + r->changed_during;
+
+	if (errors > 0 || r->held > 0 || r->sets_refused > 0)
+		hs_log_warnx("primary: set %s: %llu errors, %llu deletions "
+		             "held, %s",
+		             set->name, (unsigned long long)errors,
+		             (unsigned long long)r->held,
+		             r->sets_refused ? "refused by the standby"
+		                             : "continuing");
+	else if (!scoped)
+		hs_log_info("primary: set %s reconciled: %llu files, %llu "
+		            "deltas, %llu metadata, %llu deleted",
+		            set->name, (unsigned long long)r->files_sent,
+		            (unsigned long long)r->delta_files,
+		            (unsigned long long)r->meta_only,
+		            (unsigned long long)r->deleted);
+}
+
+struct replay {
+	struct prim *p;
+	const struct hs_pathset *set;
+	struct proto_scope **v;
+	size_t *n;
+	int whole;
+};
+
+/* Entry seq joins the next run: its own entry will name the paths. */
+static void
+replayed_add(struct prim *p, uint64_t seq)
+{
+	uint64_t *nv;
+
+	if ((nv = reallocarray(p->replayed, p->n_replayed + 1,
+	                       sizeof(*nv))) == NULL)
+		return; /* kept: replayed again, harmless */
+	p->replayed = nv;
+	p->replayed[p->n_replayed++] = seq;
+}
+
+/*
+ * The run journalled its own entry with every replayed path in it: the
+ * entries it replayed go, or each run cut short (a session that fails
+ * again and again) would add a copy of them.
+ */
+static void
+replayed_drop(struct prim *p)
+{
+	size_t i;
+
+	if (p->ss != NULL && send_session_journalled(p->ss) != 0)
+		for (i = 0; i < p->n_replayed; i++)
+			(void)idx_journal_del(p->x, p->replayed[i]);
+	p->n_replayed = 0;
+}
+
+/* One unacknowledged journal entry: its paths, checked, join the scope. */
+static int
+replay_entry(void *arg, uint64_t seq, const void *entry, size_t len)
+{
+	struct replay *rp = arg;
+	struct proto_rd r = {entry, len};
+	char name[PROTO_NODE_MAX + 1];
+	struct proto_scope *v = NULL, *nv;
+	uint64_t mono, wall;
+	size_t n = 0, i, k;
+
+	if (proto_get_str(&r, name, PROTO_NODE_MAX, NULL) < 0 ||
+	    proto_get_u64(&r, &mono) < 0 || proto_get_u64(&r, &wall) < 0) {
+		hs_log_warnx("primary: index: journal entry %llu is damaged; "
+		             "ignored",
+		             (unsigned long long)seq);
+		return 0;
+	}
+	if (strcmp(name, rp->set->name) != 0)
+		return 0;
+	if (proto_scope_decode(&r, &v, &n) < 0) {
+		hs_log_warnx("primary: index: journal entry %llu is damaged; "
+		             "ignored",
+		             (unsigned long long)seq);
+		return 0;
+	}
+	replayed_add(rp->p, seq);
+	/* No paths: a run of the whole set (or of too many to list). */
+	if (n == 0) {
+		free(v);
+		rp->whole = 1;
+		return 0;
+	}
+	for (i = 0, k = 0; i < n; i++) {
+		if (v[i].src >= rp->set->sources.n ||
+		    fs_relpath_check(v[i].path) < 0) {
+			hs_log_warnx("primary: index: journal entry %llu names "
+			             "\"%.200s\" (source %u), outside the sources "
+			             "of set %s; ignored",
+			             (unsigned long long)seq, v[i].path,
+			             (unsigned)v[i].src, rp->set->name);
+			free(v[i].path);
+			continue;
+		}
+		v[k++] = v[i];
+	}
+	if (*rp->n + k > PROTO_SCOPE_MAX ||
+	    (nv = reallocarray(*rp->v, *rp->n + k + 1, sizeof(*nv))) == NULL) {
+		proto_scope_free(v, k);
+		rp->whole = 1;
+		return 0;
+	}
+	memcpy(nv + *rp->n, v, k * sizeof(*v));
+	free(v);
+	*rp->v = nv;
+	*rp->n += k;
+	return 0;
+}
+
+/* Runs journalled but never acknowledged: a crash came between. */
+static int
+prim_journal_replay(struct prim *p, const struct hs_pathset *set,
+                    struct proto_scope **v, size_t *n, int *full)
+{
+	uint8_t id[IDX_ID_LEN];
+	uint64_t acked;
+	struct replay rp = {p, set, v, n, 0};
+	int rc;
+
+	/*
+	 * The express runs kept from covering are replayed now, with the
+	 * rest: the run they join lists a tree that holds them.
+	 */
+	express_kept_clear(p->xp);
+	p->o.n_journal_keep = 0;
+	/* From the first: another set's run may be acknowledged above. */
+	if ((rc = idx_journal_state(p->x, id, &acked)) < 0 ||
+	    (rc = idx_journal_walk(p->x, 0, replay_entry, &rp)) < 0)
+		return rc;
+	if (rp.whole) {
+		hs_log_info("primary: set %s: a run of the whole set was never "
+		            "acknowledged (cut short by a crash?): reconciling "
+		            "it whole",
+		            set->name);
+		*full = 1;
+	}
+	return HS_OK;
+}
+
+/*
+ * After a restart or reconnect: add to the watcher's scope for set i what
+ * differs on disk from the index, and what unacknowledged journal entries
+ * name.  Too much of it, or an index that cannot be read: whole.
+ */
+static int
+prim_diff(struct prim *p, size_t i, struct proto_scope **scope, size_t *n,
+          int *full)
+{
+	const struct hs_pathset *set = &p->conf->sets[i];
+	struct proto_scope *d = NULL, *v;
+	uint64_t records, t0 = hs_now_mono_ns();
+	size_t dn = 0, k;
+	int rc;
+
+	/* Compared at start while the watches were added, or now. */
+	rc = send_prescan_take(p->pre, i, &d, &dn, &records);
+	if (rc == HS_ENOTFOUND)
+		rc = send_session_diff(p->ss, set, &d, &dn, &records);
+	if (rc == HS_OK)
+		rc = prim_journal_replay(p, set, &d, &dn, full);
+	if (rc < 0) {
+		hs_log_warnx("primary: set %s: comparing with the index: %s; "
+		             "reconciling it whole",
+		             set->name, hs_strerror(rc));
+		proto_scope_free(d, dn);
+		*full = 1;
+		return HS_OK;
+	}
+	proto_scope_normalize(d, &dn);
+	hs_log_info("primary: set %s: %zu paths differ from the index "
+	            "(%llu ms)",
+	            set->name, dn,
+	            (unsigned long long)((hs_now_mono_ns() - t0) / NS_PER_MS));
+	/* The delete guard's measure when no whole run has set it yet. */
+	if (p->files[i] == 0)
+		p->files[i] = records;
+	if (dn == 0 || *full) {
+		proto_scope_free(d, dn);
+		return HS_OK;
+	}
+	if (*n + dn > PROTO_SCOPE_MAX) {
+		proto_scope_free(d, dn);
+		*full = 1;
+		return HS_OK;
+	}
+	if ((v = reallocarray(*scope, *n + dn, sizeof(*v))) == NULL) {
+		proto_scope_free(d, dn);
+		return -ENOMEM;
+	}
+	for (k = 0; k < dn; k++)
+		v[*n + k] = d[k];
+	free(d);
+	*scope = v;
+	*n += dn;
+	proto_scope_normalize(*scope, n);
+	return HS_OK;
+}
+
+/* The standby's name when it said it, else its address. */
+static const char *
+prim_peer_name(const struct prim *p)
+{
+	return p->ss != NULL ? send_session_peer(p->ss)->name : p->conf->peer;
+}
+
+/* Has set i paths the standby failed to apply? */
+static int
+prim_retry_pending(const struct prim *p, size_t i)
+{
+	return i < p->n_retry && (p->retry[i].n > 0 || p->retry[i].whole);
+}
+
+/* ... and is it time to try them again? */
+static int
+prim_retry_due(const struct prim *p, size_t i, uint64_t now)
+{
+	return prim_retry_pending(p, i) && now >= p->retry[i].due_ns;
+}
+
+/*
+ * When their time has come, set i's failed paths join this run's scope
+ * (copies: they are kept until the outcome is known), or the run goes
+ * whole when an error named no path.  *covered: the run tries them all.
+ */
+static int
+prim_retry_join(struct prim *p, size_t i, struct proto_scope **scope,
+                size_t *n, int *full, int *covered)
+{
+	struct prim_retry *r = &p->retry[i];
+	size_t cap = *n, k;
+	int rc;
+
+	*covered = *full;
+	if (*full || !prim_retry_due(p, i, hs_now_mono_ns()))
+		return HS_OK;
+	*covered = 1;
+	if (r->whole || *n + r->n > PROTO_SCOPE_MAX) {
+		*full = 1;
+		return HS_OK;
+	}
+	for (k = 0; k < r->n; k++)
+		if ((rc = proto_scope_push(scope, n, &cap, r->v[k].src,
+		                           r->v[k].path, r->v[k].recursive)) < 0)
+			return rc;
+	proto_scope_normalize(*scope, n);
+	return HS_OK;
+}
+
+static void prim_idx_failed(struct prim *p, size_t i, int rc);
+
+static void
+prim_mark_seeded(struct prim *p, size_t i)
+{
+	char key[128];
+	int rc;
+
+	if (p->seeded[i] || p->x == NULL)
+		return;
+	snprintf(key, sizeof(key), "seeded/%s", p->conf->sets[i].name);
+	if ((rc = idx_blob_put(p->x, key, "1", 1)) < 0)
+		prim_idx_failed(p, i, rc);
+	p->seeded[i] = 1;
+}
+
+/* Is it time to see whether set i's records can be written again? */
+static int
+prim_idx_due(const struct prim *p, size_t i, uint64_t now)
+{
+	return i < p->n_retry && p->retry[i].idx_rc < 0 &&
+	       now >= p->retry[i].idx_due_ns;
+}
+
+/*
+ * A run's records did not reach the index (rc), or a try to write it
+ * again failed: say so once per failure, and try again after a backoff.
+ */
+static void
+prim_idx_failed(struct prim *p, size_t i, int rc)
+{
+	struct prim_retry *r = &p->retry[i];
+
+	/* Runs that fail meanwhile change nothing: the next try stands. */
+	if (r->idx_rc < 0 && r->idx_due_ns != UINT64_MAX &&
+	    r->idx_due_ns > hs_now_mono_ns())
+		return;
+	if (r->idx_rc == 0)
+		hs_log_warnx("primary: set %s: the index in %s cannot be "
+		             "written: %s; trying again until it can",
+		             p->conf->sets[i].name, p->conf->state_dir,
+		             hs_strerror(rc));
+	r->idx_rc = rc;
+	r->idx_backoff_ms = r->idx_backoff_ms == 0 ? RETRY_MIN_MS
+	                    : r->idx_backoff_ms * 2 > RETRY_MAX_MS
+	                        ? RETRY_MAX_MS
+	                        : r->idx_backoff_ms * 2;
+	r->idx_due_ns = hs_now_mono_ns() + r->idx_backoff_ms * NS_PER_MS;
+}
+
+/*
+ * Its time came: a small write shows whether the index takes commits
+ * again; if it does, a whole run records the set afresh (the records the
+ * failed runs lost), and its outcome clears the failure.
+ */
+static void
+prim_idx_try(struct prim *p, size_t i)
+{
+	char key[128];
+	int rc;
+
+	snprintf(key, sizeof(key), "retry/%s", p->conf->sets[i].name);
+	if ((rc = idx_blob_put(p->x, key, "1", 1)) < 0) {
+		prim_idx_failed(p, i, rc);
+		return;
+	}
+	p->need_full[i] = 1;
+	p->retry[i].idx_due_ns = UINT64_MAX; /* the run decides */
+}
+
+/* The run's outcome for the index: failed, or written (or not needed). */
+static void
+prim_idx_done(struct prim *p, size_t i, int full, const struct send_report *rep)
+{
+	struct prim_retry *r = &p->retry[i];
+
+	if (rep->idx_rc < 0) {
+		prim_idx_failed(p, i, rep->idx_rc);
+		return;
+	}
+	/* Only the whole run that a working probe asked for records all. */
+	if (r->idx_rc == 0 || !full || r->idx_due_ns != UINT64_MAX)
+		return;
+	hs_log_info("primary: set %s: the index in %s is written again",
+	            p->conf->sets[i].name, p->conf->state_dir);
+	r->idx_rc = 0;
+	r->idx_backoff_ms = 0;
+	r->idx_due_ns = 0;
+}
+
+/* Add the paths of f to r (a failure to copy one: the whole set). */
+static void
+prim_retry_add(struct prim_retry *r, const struct send_failed *f)
+{
+	size_t k;
+
+	for (k = 0; k < f->n; k++)
+		if (proto_scope_push(&r->v, &r->n, &r->cap, f->v[k].src,
+		                     f->v[k].path, f->v[k].recursive) < 0)
+			r->whole = 1;
+	proto_scope_normalize(r->v, &r->n);
+	r->loose += f->loose;
+	if (f->loose > 0)
+		r->whole = 1;
+	if (f->refused) {
+		r->refused = 1;
+		snprintf(r->why, sizeof(r->why), "%s", f->why);
+		return;
+	}
+	if (f->first[0] != '\0') {
+		snprintf(r->first, sizeof(r->first), "%s", f->first);
+		snprintf(r->why, sizeof(r->why), "%s", f->why);
+	}
+}
+
+/*
+ * The outcome of a run of set i for what the standby failed to apply:
+ * the failed paths it covered and applied are done; what failed in it
+ * (again) is tried after a backoff, with no signal needed.
+ */
+static void
+prim_retry_done(struct prim *p, size_t i, int covered, int full,
+                const struct send_report *rep)
+{
+	struct prim_retry *r = &p->retry[i];
+	const char *name = p->conf->sets[i].name;
+	struct send_failed f;
+	uint64_t now = hs_now_mono_ns(), since, wait_s;
+	int was = prim_retry_pending(p, i);
+
+	send_session_failed(p->ss, &f);
+	if (covered) {
+		proto_scope_free(r->v, r->n);
+		r->v = NULL;
+		r->n = r->cap = 0;
+		r->whole = 0;
+		r->loose = 0;
+		r->errors = 0;
+		r->refused = 0;
+	}
+	if (f.errors == 0) {
+		proto_scope_free(f.v, f.n);
+		if (was && !prim_retry_pending(p, i)) {
+			hs_log_info("primary: set %s: what standby %s failed "
+			            "to apply is applied now",
+			            name, prim_peer_name(p));
+			if (r->seed)
+				prim_mark_seeded(p, i);
+			r->since_ns = r->due_ns = r->backoff_ms = 0;
+			r->seed = 0;
+			r->first[0] = r->why[0] = '\0';
+		}
+		return;
+	}
+	since = p->inflight_ns    ? p->inflight_ns
+	        : p->unsynced_ns ? p->unsynced_ns
+	                         : p->run_start_ns;
+	if (r->since_ns == 0 || since < r->since_ns)
+		r->since_ns = since;
+	prim_retry_add(r, &f);
+	r->errors += f.errors;
+	if (full && !p->seeded[i] && rep->changed_during == 0 &&
+	    rep->sets_refused == 0)
+		r->seed = 1;
+	if (covered || !was) {
+		r->backoff_ms = r->backoff_ms == 0 ? RETRY_MIN_MS
+		                : r->backoff_ms * 2 > RETRY_MAX_MS
+		                    ? RETRY_MAX_MS
+		                    : r->backoff_ms * 2;
+		r->due_ns = now + r->backoff_ms * NS_PER_MS;
+	}
+	wait_s = r->due_ns > now ? (r->due_ns - now) / 1000000000ull : 0;
+	if (r->refused)
+		hs_log_warnx("primary: set %s: refused by standby %s (%s); "
+		             "trying it again in %llu s",
+		             name, prim_peer_name(p), r->why,
+		             (unsigned long long)wait_s);
+	else
+		hs_log_warnx("primary: set %s: %llu paths failed to apply on "
+		             "standby %s (first: %s: %s); trying them again in "
+		             "%llu s",
+		             name, (unsigned long long)r->errors,
+		             prim_peer_name(p), r->first[0] ? r->first : "?",
+		             r->why[0] ? r->why : "?",
+		             (unsigned long long)wait_s);
+	proto_scope_free(f.v, f.n);
+}
+
+/* Reconcile set i: whole, or the scope the watcher collected. */
+static int
+prim_sync_set(struct prim *p, size_t i)
+{
+	const struct hs_pathset *set = &p->conf->sets[i];
+	struct proto_scope *scope = NULL;
+	struct send_report rep;
+	size_t n = 0;
+	uint64_t now = hs_now_mono_ns();
+	int full, rc, covered;
+
+	if (now - p->window_ns >= GUARD_WINDOW_NS) {
+		memset(p->deleted, 0, p->conf->n_sets * sizeof(*p->deleted));
+		p->window_ns = now;
+	}
+	if (!p->need_full[i]) {
+		struct proto_wr ren;
+
+		proto_wr_init(&ren);
+		if (watch_take_renames(p->watch, (uint16_t)i, &ren) > 0 &&
+		    ren.rc == HS_OK &&
+		    (rc = send_session_renames(p->ss, set, &ren)) < 0) {
+			proto_wr_free(&ren);
+			return rc;
+		}
+		proto_wr_free(&ren);
+	}
+	watch_take(p->watch, (uint16_t)i, &scope, &n, &full);
+	full |= p->need_full[i];
+	if (p->need_diff[i] && !full &&
+	    (rc = prim_diff(p, i, &scope, &n, &full)) < 0) {
+		proto_scope_free(scope, n);
+		return rc;
+	}
+	p->need_diff[i] = 0;
+	send_prescan_drop(p->pre, i); /* not taken: stale from now on */
+	if ((rc = prim_retry_join(p, i, &scope, &n, &full, &covered)) < 0) {
+		proto_scope_free(scope, n);
+		return rc;
+	}
+	if (!full && n == 0)
+		return HS_OK;
+	/* Cleared now: a request arriving during this run asks for another. */
+	p->need_full[i] = 0;
+	if (watch_taken_since(p->watch) != 0 &&
+	    (p->inflight_ns == 0 ||
+	     watch_taken_since(p->watch) < p->inflight_ns))
+		p->inflight_ns = watch_taken_since(p->watch);
+	p->busy_set = full ? (int)i : -1;
+	memset(&rep, 0, sizeof(rep));
+	p->o.guard_files = p->files[i];
+	p->o.guard_recent = p->deleted[i];
+	/* The standby's tree holds the express run before we list it. */
+	express_settle(p->xp, &p->o.journal_keep, &p->o.n_journal_keep);
+	p->run_start_ns = hs_now_mono_ns();
+	p->run_set = (int)i;
+	rc = send_session_set(p->ss, set, full ? NULL : scope, full ? 0 : n,
+	                      &rep);
+	p->run_set = -1;
+	replayed_drop(p);
+	proto_scope_free(scope, n);
+	if (rc < 0)
+		return rc;
+	p->last_io_ns = hs_now_mono_ns();
+	p->busy_set = -1;
+	p->syncs++;
+	p->blind += rep.blind_runs;
+	p->last_applied = st_wall_now();
+	/* A held deletion stays reported until a whole run holds none. */
+	if (rep.held > 0)
+		p->held[i] = 1;
+	else if (full)
+		p->held[i] = 0;
+	p->cnt.bytes_sent = rep.wire_out;
+	p->cnt.bytes_received = rep.wire_in;
+	p->cnt.files_applied += rep.files_sent + rep.delta_files +
+	                        rep.meta_only + rep.deleted + rep.dirs +
+	                        rep.symlinks + rep.links + rep.specials;
+	p->cnt.errors_remote += rep.remote_errors;
+	p->cnt.errors_changed += rep.changed_during;
+	p->failed[i] =
+	    rep.remote_errors + rep.changed_during + rep.sets_refused > 0;
+	prim_retry_done(p, i, covered, full, &rep);
+	prim_idx_done(p, i, full, &rep);
+	if (full) {
+		p->files[i] = rep.standby_files;
+		p->pfiles[i] = rep.primary_files;
+		p->pbytes[i] = rep.primary_bytes;
+		if (!p->failed[i])
+			prim_mark_seeded(p, i);
+	} else
+		p->deleted[i] += rep.deleted;
+	report_log(set, &rep, !full);
+	return HS_OK;
+}
+
+/* Caught up: nothing waiting, nothing in flight, every set reconciled. */
+static int
+prim_caught_up(struct prim *p)
+{
+	uint64_t oldest, paths;
+	size_t i;
+
+	watch_pending_stats(p->watch, &oldest, &paths);
+	/* Unwatched subtrees: their changes wait for the rescan, unseen. */
+	if (p->ss == NULL || paths > 0 || p->inflight_ns != 0 ||
+	    watch_unwatched(p->watch) > 0)
+		return 0;
+	for (i = 0; i < p->conf->n_sets; i++)
+		if (p->need_full[i] || p->need_diff[i] ||
+		    prim_retry_pending(p, i))
+			return 0;
+	return 1;
+}
+
+/* Lag in ns: age of the oldest change not yet acknowledged. */
+static uint64_t
+prim_lag_ns(struct prim *p)
+{
+	uint64_t oldest, paths, now = hs_now_mono_ns(), t = 0;
+	size_t i;
+
+	watch_pending_stats(p->watch, &oldest, &paths);
+	if (oldest != 0)
+		t = oldest;
+	if (p->inflight_ns != 0 && (t == 0 || p->inflight_ns < t))
+		t = p->inflight_ns;
+	if (p->unsynced_ns != 0 && (t == 0 || p->unsynced_ns < t))
+		t = p->unsynced_ns;
+	/* Not on the standby's disk: a failed path's change still waits. */
+	for (i = 0; i < p->n_retry; i++)
+		if (prim_retry_pending(p, i) && p->retry[i].since_ns != 0 &&
+		    (t == 0 || p->retry[i].since_ns < t))
+			t = p->retry[i].since_ns;
+	return t == 0 || t > now ? 0 : now - t;
+}
+
+static int
+prim_sync_all(struct prim *p)
+{
+	uint64_t oldest, paths, gen = p->gen_req, now = hs_now_mono_ns();
+	size_t i;
+	int rc, any = 0;
+
+	for (i = 0; i < p->conf->n_sets && p->ss != NULL; i++) {
+		if (prim_idx_due(p, i, now))
+			prim_idx_try(p, i);
+		if (!p->need_full[i] && !p->need_diff[i] &&
+		    !watch_pending(p->watch, (uint16_t)i) &&
+		    !prim_retry_due(p, i, now))
+			continue;
+		/*
+		 * The standby hears first that changes are on their way: its
+		 * promote_ready must not stay yes while they are in flight.
+		 */
+		if (!any) {
+			watch_pending_stats(p->watch, &oldest, &paths);
+			rc = send_session_state(p->ss, prim_lag_ns(p) / NS_PER_MS,
+			                        paths, 0);
+			if (rc < 0) {
+				prim_drop(p, rc, "state");
+				return rc;
+			}
+		}
+		any = 1;
+		p->run_set = (int)i;
+		rc = prim_sync_set(p, i);
+		p->run_set = -1;
+		if (rc < 0) {
+			prim_drop(p, rc, p->conf->sets[i].name);
+			return rc;
+		}
+	}
+	if (!any || p->ss == NULL)
+		return HS_OK;
+	p->inflight_ns = 0;
+	for (i = 0; i < p->conf->n_sets && !p->need_full[i] && !p->need_diff[i];
+	     i++)
+		;
+	if (i == p->conf->n_sets) {
+		p->unsynced_ns = 0;
+		/* Every set reconciled whole since request `gen`. */
+		if (p->gen_done < gen)
+			p->gen_done = gen;
+	}
+	/* The standby learns our lag, for its own status. */
+	watch_pending_stats(p->watch, &oldest, &paths);
+	if ((rc = send_session_state(p->ss, prim_lag_ns(p) / NS_PER_MS, paths,
+	                             prim_caught_up(p))) < 0)
+		prim_drop(p, rc, "state");
+	return HS_OK;
+}
+
+static void
+prim_heartbeat(struct prim *p)
+{
+	uint64_t now = hs_now_mono_ns();
+	int rc;
+
+	express_heartbeat(p->xp);
+	if (p->ss == NULL ||
+	    now - p->last_io_ns < p->conf->heartbeat * 1000 * NS_PER_MS)
+		return;
+	/* Status is served while the PONG is awaited; no express run. */
+	p->pinging = 1;
+	rc = send_session_ping(p->ss, (int)p->conf->peer_timeout * 1000);
+	p->pinging = 0;
+	if (rc < 0) {
+		prim_drop(p, rc, "heartbeat");
+		return;
+	}
+	p->last_io_ns = hs_now_mono_ns();
+}
+
+/*
+ * Set i's paths that the standby failed to apply, in words: a warning,
+ * and a reason why the standby is not ready (text in buf).
+ */
+static void
+prim_status_retry(struct prim *p, size_t i, struct st_view *v, char *buf,
+                  size_t len, uint64_t now)
+{
+	const struct prim_retry *r = &p->retry[i];
+	uint64_t due = r->due_ns > now ? (r->due_ns - now) / 1000000000ull : 0;
+
+	if (r->refused)
+		snprintf(buf, len, "set %s refused by standby %s: %.200s",
+		         p->conf->sets[i].name, prim_peer_name(p), r->why);
+	else
+		snprintf(buf, len,
+		         "%llu paths of set %s failed to apply on standby %s: "
+		         "%.120s (first: %.200s)",
+		         (unsigned long long)(r->errors ? r->errors : 1),
+		         p->conf->sets[i].name, prim_peer_name(p),
+		         r->why[0] ? r->why : "reason not told",
+		         r->first[0] ? r->first : "not told");
+	st_warn(v, "warning", "%s; tried again in %llu s", buf,
+	        (unsigned long long)due);
+	if (v->n_reasons < ST_REASONS_MAX)
+		v->reasons[v->n_reasons++] = buf;
+}
+
+/*
+ * May status call set i in-sync: has the standby acknowledged every
+ * change of it?  Not while no standby is connected or the session's
+ * first reconciliation (a restart's comparison included) is not done,
+ * a run of the set is under way (its changes left the watcher but are
+ * not acknowledged yet), the set waits for a comparison, or changes wait
+ * in the watcher, in a file still open, or in the kernel: a writer's
+ * last change is queued there when its write returns, and this status
+ * may be answered before the loop reads it.  Nor while subtrees of it
+ * have no watch: what changed there is seen only at the next rescan.
+ */
+static int
+prim_set_settled(struct prim *p, size_t i)
+{
+	return p->ss != NULL && p->unsynced_ns == 0 && !p->need_full[i] &&
+	       !p->need_diff[i] && (int)i != p->run_set &&
+	       !watch_pending(p->watch, (uint16_t)i) &&
+	       !watch_delayed(p->watch, (uint16_t)i) &&
+	       !watch_unwatched_in(p->watch, (uint16_t)i) &&
+	       watch_unread(p->watch) == 0;
+}
+
+static json_t *
+prim_status(struct prim *p)
+{
+	static char why[ST_REASONS_MAX][512];
+	struct st_view v;
+	struct st_path paths[64];
+	const struct proto_hello *peer =
+	    p->ss ? send_session_peer(p->ss) : NULL;
+	uint64_t now = hs_now_mono_ns(), oldest, pending;
+	uint64_t heard = p->ss ? send_session_heard(p->ss) : p->heard_ns;
+	uint64_t timeout_ns = p->conf->peer_timeout * 1000 * NS_PER_MS;
+	size_t i;
+
+	memset(&v, 0, sizeof(v));
+	v.conf = p->conf;
+	v.role = "primary";
+	v.epoch = p->epoch;
+	v.running = 1;
+	v.peer_name = peer ? peer->name : NULL;
+	v.peer_state = p->ss ? "connected" : "disconnected";
+	v.peer_role = peer ? "standby" : NULL;
+	v.peer_epoch = peer ? (int64_t)peer->epoch : -1;
+	/* Since the last frame from it, kept across a lost session. */
+	v.last_heard = p->sessions > 0 ? (double)(now - heard) / 1e9 : -1;
+	v.lag = (double)prim_lag_ns(p) / 1e9;
+	watch_pending_stats(p->watch, &oldest, &pending);
+	v.files_pending = (int64_t)pending;
+	v.bytes_pending = -1;
+	v.last_applied_unix = p->last_applied;
+	for (i = 0; i < p->conf->n_sets && i < 64; i++) {
+		paths[i].name = p->conf->sets[i].name;
+		paths[i].files =
+		    p->seeded[i] || p->pfiles[i] ? (int64_t)p->pfiles[i] : -1;
+		paths[i].bytes =
+		    p->seeded[i] || p->pfiles[i] ? (int64_t)p->pbytes[i] : -1;
+		paths[i].progress = 1.0;
+		if (p->failed[i] || prim_retry_pending(p, i))
+			paths[i].state = "error";
+		else if (p->held[i])
+			paths[i].state = "held";
+		else if (!p->seeded[i]) {
+			paths[i].state = "seeding";
+			paths[i].progress = 0.0;
+			if ((int)i == p->busy_set && p->ss != NULL)
+				paths[i].progress =
+				    send_session_progress(p->ss);
+		} else if (!prim_set_settled(p, i))
+			paths[i].state = "catching-up";
+		else
+			paths[i].state = "in-sync";
+		if (p->held[i])
+			st_warn(
+			    &v, "warning",
+			    "set %s: deletions held back; "
+			    "`hamnsync sync --allow-deletes %s` releases them",
+			    paths[i].name, paths[i].name);
+		if (!p->seeded[i])
+			st_warn(&v, "warning", "set %s: seeding",
+			        paths[i].name);
+	}
+	v.paths = paths;
+	v.n_paths = i;
+	v.ready = 0;
+	v.rpo = -1;
+	v.reasons[v.n_reasons++] = "this node is the primary";
+	for (i = 0; i < p->conf->n_sets && v.n_reasons < ST_REASONS_MAX; i++)
+		if (prim_retry_pending(p, i))
+			prim_status_retry(p, i, &v, why[v.n_reasons],
+			                  sizeof(why[0]), now);
+	/*
+	 * Gone longer than peer_timeout: silent since it was last heard
+	 * (the session was dropped for it, or never came back), or never
+	 * reached since this daemon started.
+	 */
+	if (p->ss == NULL && now - heard > timeout_ns)
+		st_warn(&v, "critical",
+		        p->sessions > 0 ? "standby %s unreachable: silent for "
+		                          "%.0f s (peer_timeout %llu s)"
+		                        : "standby %s unreachable for %.0f s "
+		                          "(peer_timeout %llu s)",
+		        p->conf->peer, (double)(now - heard) / 1e9,
+		        (unsigned long long)p->conf->peer_timeout);
+	if (watch_unwatched(p->watch) > 0)
+		st_warn(&v, "warning",
+		        "%zu subtrees without inotify watches "
+		        "(watch limit); rescanned every %llu s until "
+		        "fs.inotify.max_user_watches lets them have one",
+		        watch_unwatched(p->watch),
+		        (unsigned long long)p->conf->rescan_interval);
+	for (i = 0; i < p->n_retry && p->retry[i].idx_rc == 0; i++)
+		;
+	if (i < p->n_retry)
+		st_warn(&v, "warning",
+		        "the index in %s on %s cannot be written: %s; what the "
+		        "standby applied is not recorded (the next start "
+		        "compares every set whole) until it can",
+		        p->conf->state_dir, p->conf->node_name,
+		        hs_strerror(p->retry[i].idx_rc));
+	st_warn_disk(&v, "state_dir", p->conf->state_dir);
+	st_warn_cert(&v, p->conf->cert);
+	return st_json(&v);
+}
+
+static json_t *
+prim_answer(void *arg, const char *verb)
+{
+	struct prim *p = arg;
+	json_t *j;
+
+	if (strcmp(verb, "status") == 0)
+		return prim_status(p);
+	if (strcmp(verb, "sync") == 0) {
+		for (size_t i = 0; i < p->conf->n_sets; i++)
+			p->need_full[i] = 1;
+		p->gen_req++;
+		j = json_object();
+		json_object_set_new(j, "generation",
+		                    json_integer((json_int_t)p->gen_req));
+		return j;
+	}
+	if (strcmp(verb, "progress") == 0) {
+		json_t *held = json_array(), *failed = json_array();
+
+		for (size_t i = 0; i < p->conf->n_sets; i++) {
+			if (p->held[i])
+				json_array_append_new(
+				    held, json_string(p->conf->sets[i].name));
+			if (p->failed[i] || prim_retry_pending(p, i))
+				json_array_append_new(
+				    failed, json_string(p->conf->sets[i].name));
+		}
+		j = json_object();
+		json_object_set_new(j, "done",
+		                    json_integer((json_int_t)p->gen_done));
+		json_object_set_new(j, "connected",
+		                    json_boolean(p->ss != NULL));
+		json_object_set_new(j, "held", held);
+		json_object_set_new(j, "failed", failed);
+		return j;
+	}
+	return NULL;
+}
+
+/* Keep status answering and the inotify queue drained in long runs. */
+static void
+prim_tick(void *arg)
+{
+	struct prim *p = arg;
+
+	if (p->prescanning)
+		return;
+	/* Drained first: status counts what the kernel has already seen. */
+	watch_drain(p->watch);
+	if (p->cfd >= 0)
+		ctl_serve(p->cfd, p->conf->status_group, prim_answer, p);
+	/* A long run: what changed meanwhile and is small overtakes it. */
+	if (p->ss != NULL && !p->pinging &&
+	    hs_now_mono_ns() - p->run_start_ns >= EXPRESS_AFTER_NS)
+		express_tick(p->xp, p->watch, p->files, p->deleted);
+}
+
+static void
+prim_metrics(struct prim *p)
+{
+	uint64_t now = hs_now_mono_ns();
+	json_t *j;
+	int rc;
+
+	if (p->conf->metrics_file == NULL ||
+	    now - p->last_metrics_ns < 2000 * NS_PER_MS)
+		return;
+	p->last_metrics_ns = now;
+	p->cnt.watches = watch_count(p->watch);
+	p->cnt.express_runs = express_runs(p->xp);
+	if ((j = prim_status(p)) == NULL)
+		return;
+	if ((rc = st_metrics_write(p->conf->metrics_file, j, &p->cnt)) < 0)
+		hs_log_warnx("primary: metrics_file %s: %s",
+		             p->conf->metrics_file, hs_strerror(rc));
+	json_decref(j);
+}
+
+static void
+prim_save_status(struct prim *p, int force)
+{
+	uint64_t now = hs_now_mono_ns();
+	json_t *j;
+
+	prim_metrics(p);
+	if (!force && now - p->last_save_ns < 5000 * NS_PER_MS)
+		return;
+	p->last_save_ns = now;
+	if ((j = prim_status(p)) != NULL) {
+		st_save(p->conf->state_dir, j, &p->saved);
+		json_decref(j);
+	}
+}
+
+static int
+prim_reload(struct prim *p)
+{
+	char err[HS_ERRMSG_MAX];
+	struct hs_conf *nc;
+	struct proto_tls *nt;
+	struct watch *nw;
+	size_t n;
+
+	if (hs_conf_load(p->conf_path, &nc, err, sizeof(err)) < 0) {
+		hs_log_errx("primary: reload refused, keeping the running "
+		            "configuration: %s",
+		            err);
+		return HS_OK;
+	}
+	/* The identity too is read again, and kept only if it loads. */
+	if (proto_tls_from_conf(nc, &nt, err, sizeof(err)) < 0) {
+		hs_log_errx("primary: reload refused, keeping the running "
+		            "configuration: %s",
+		            err);
+		hs_conf_free(nc);
+		return HS_OK;
+	}
+	if (watch_new(nc, &nw) < 0) {
+		hs_log_errx("primary: reload refused: cannot watch the new "
+		            "sources");
+		proto_tls_free(nt);
+		hs_conf_free(nc);
+		return HS_OK;
+	}
+	watch_free(p->watch);
+	send_prescan_free(p->pre);
+	p->pre = NULL;
+	express_free(p->xp); /* it borrows the old configuration */
+	p->xp = NULL;
+	send_session_close(p->ss, 1);
+	p->ss = NULL;
+	proto_tls_free(p->o.tls); /* no session uses it any more */
+	p->o.tls = nt;
+	hs_conf_free(p->conf);
+	p->conf = nc;
+	p->watch = nw;
+	if (express_new(p->conf, p->o.tls, p->epoch, &p->xp) < 0)
+		return -ENOMEM;
+	express_journal(p->xp, p->x);
+	(void)n;
+	if (prim_alloc_sets(p) < 0)
+		return -ENOMEM;
+	p->next_try_ns = 0;
+	hs_log_info("primary: configuration reloaded; every set is "
+	            "reconciled again");
+	return HS_OK;
+}
+
+static int
+prim_signal(struct prim *p)
+{
+	struct signalfd_siginfo si;
+
+	while (read(p->sfd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			p->stopping = 1;
+			break;
+		case SIGHUP:
+			if (prim_reload(p) < 0)
+				return -ENOMEM;
+			break;
+		case SIGUSR1:
+			/* Reconcile everything now (what `sync` will ask). */
+			for (size_t i = 0; i < p->conf->n_sets; i++)
+				p->need_full[i] = 1;
+			break;
+		}
+	}
+	return HS_OK;
+}
+
+/* How long poll may sleep: until the next timer of any kind. */
+static int
+prim_timeout(struct prim *p)
+{
+	uint64_t now = hs_now_mono_ns(), due = watch_next_due(p->watch);
+	uint64_t hb = p->last_io_ns + p->conf->heartbeat * 1000 * NS_PER_MS;
+	size_t i;
+
+	/*
+	 * Changes read from inotify during a long transfer (the tick drains
+	 * it) wait in the dirty sets, not in the kernel: do not sleep on them.
+	 */
+	for (i = 0; p->ss != NULL && i < p->conf->n_sets; i++)
+		if (p->need_full[i] || p->need_diff[i] ||
+		    watch_pending(p->watch, (uint16_t)i))
+			return 0;
+	if (p->ss == NULL && p->next_try_ns < due)
+		due = p->next_try_ns;
+	if (p->ss != NULL && hb < due)
+		due = hb;
+	for (i = 0; p->ss != NULL && i < p->n_retry; i++) {
+		if (prim_retry_pending(p, i) && p->retry[i].due_ns < due)
+			due = p->retry[i].due_ns;
+		if (p->retry[i].idx_rc < 0 && p->retry[i].idx_due_ns < due)
+			due = p->retry[i].idx_due_ns;
+	}
+	if (watch_unwatched(p->watch) > 0 && p->next_rescan_ns < due)
+		due = p->next_rescan_ns;
+	if (due <= now)
+		return 0;
+	due = (due - now) / NS_PER_MS + 1;
+	return due > 1000 ? 1000 : (int)due;
+}
+
+/*
+ * Watch every tree before the first reconciliation, so nothing slips
+ * between; the same walk compares every entry with the index, for the
+ * first session (a standby that holds what the index says needs only
+ * what differs).  It needs no peer: the session opens meanwhile.
+ */
+static void
+prim_start(struct prim *p)
+{
+	uint64_t t0 = hs_now_mono_ns();
+
+	p->prescanning =
+	    send_prescan_start(p->conf, p->x, p->watch, &p->pre) == HS_OK;
+	prim_connect(p);
+	send_prescan_wait(p->pre);
+	if (p->prescanning)
+		hs_log_info("primary: sources compared with the index while "
+		            "watched (%llu ms)",
+		            (unsigned long long)((hs_now_mono_ns() - t0) /
+		                                 NS_PER_MS));
+	p->prescanning = 0;
+	watch_ready(p->watch);
+}
+
+static int
+prim_loop(struct prim *p)
+{
+	struct pollfd pfd[3];
+	int rc;
+
+	while (!p->stopping) {
+		uint64_t now = hs_now_mono_ns();
+
+		if (p->ss == NULL && now >= p->next_try_ns)
+			prim_connect(p);
+		if (p->ss != NULL)
+			prim_sync_all(p);
+		prim_heartbeat(p);
+		if (watch_unwatched(p->watch) > 0 && now >= p->next_rescan_ns) {
+			watch_rescan_unwatched(p->watch);
+			p->next_rescan_ns =
+			    now + p->conf->rescan_interval * 1000 * NS_PER_MS;
+		}
+		prim_save_status(p, 0);
+		pfd[0].fd = watch_fd(p->watch);
+		pfd[0].events = POLLIN;
+		pfd[1].fd = p->sfd;
+		pfd[1].events = POLLIN;
+		pfd[2].fd = p->cfd;
+		pfd[2].events = POLLIN;
+		if (poll(pfd, 3, prim_timeout(p)) < 0 && errno != EINTR)
+			return -errno;
+		if ((pfd[1].revents & POLLIN) && (rc = prim_signal(p)) < 0)
+			return rc;
+		/* Drained first: status counts what the kernel has seen. */
+		watch_drain(p->watch);
+		if (pfd[2].revents & POLLIN)
+			ctl_serve(p->cfd, p->conf->status_group, prim_answer,
+			          p);
+	}
+	/* SIGTERM: what changed until now goes out, then a clean goodbye. */
+	watch_drain(p->watch);
+	if (p->ss != NULL)
+		prim_sync_all(p);
+	/* Saved before the goodbye: a set is in-sync only while connected. */
+	prim_save_status(p, 1);
+	send_session_close(p->ss, 1);
+	p->ss = NULL;
+	hs_log_info("primary: stopped after %llu reconciliations (%llu "
+	            "without a listing), %llu express runs (%llu paths)",
+	            (unsigned long long)p->syncs, (unsigned long long)p->blind,
+	            (unsigned long long)express_runs(p->xp),
+	            (unsigned long long)express_paths(p->xp));
+	express_free(p->xp);
+	p->xp = NULL;
+	return HS_OK;
+}
+
+int
+prim_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
+         struct idx *x, uint64_t epoch, int foreground)
+{
+	struct prim p;
+	sigset_t mask;
+	int rc, mrc;
+
+	memset(&p, 0, sizeof(p));
+	p.conf_path = conf_path;
+	p.conf = conf;
+	p.epoch = epoch;
+	p.sfd = p.pidfd = -1;
+	p.backoff_ms = BACKOFF_MIN_MS;
+	p.o.epoch = epoch;
+	p.o.quiet = 1;
+	p.o.tls = tls;
+	p.cfd = -1;
+	p.busy_set = -1;
+	p.run_set = -1;
+	p.last_applied = -1;
+	p.unsynced_ns = hs_now_mono_ns();
+	p.heard_ns = p.unsynced_ns;
+	/*
+	 * The status kept for `status` without a daemon (status.json) is
+	 * first looked at 5 s in: a restart's first seconds are the walk's,
+	 * and what it would save then is stale by the time it matters.
+	 */
+	p.last_save_ns = p.unsynced_ns;
+	p.o.tick = prim_tick;
+	p.o.tick_arg = &p;
+	p.x = x;
+	if (mkdir(conf->state_dir, 0700) < 0 && errno != EEXIST) {
+		rc = -errno;
+		hs_log_err("primary: state_dir %s", conf->state_dir);
+		goto out;
+	}
+	if ((rc = dmn_lock_pidfile(conf->state_dir, &p.pidfd)) < 0)
+		goto out;
+	if (p.x == NULL && (rc = idx_open(conf->state_dir, 0, &p.x)) < 0) {
+		hs_log_errx("primary: index in %s: %s", conf->state_dir,
+		            hs_strerror(rc));
+		goto out;
+	}
+	p.o.idx = p.x; /* file and block records, the journal */
+	if ((rc = prim_alloc_sets(&p)) < 0 ||
+	    (rc = express_new(conf, p.o.tls, epoch, &p.xp)) < 0)
+		goto out;
+	if ((p.cfd = ctl_listen(conf->state_dir, conf->status_group)) < 0) {
+		rc = p.cfd;
+		hs_log_errx("primary: control socket: %s", hs_strerror(rc));
+		goto out;
+	}
+	/* The trees are watched below (prim_start), before any run. */
+	if ((rc = watch_new_deferred(conf, &p.watch)) < 0) {
+		hs_log_errx("primary: cannot watch the sources: %s",
+		            hs_strerror(rc));
+		goto out;
+	}
+	if (!foreground) {
+		/*
+		 * LMDB forbids using an environment after fork(): the index
+		 * is closed across the detach and opened (and checked) again
+		 * by the process that will use it.
+		 */
+		idx_close(p.x);
+		p.x = p.o.idx = NULL;
+		if ((rc = dmn_detach()) < 0)
+			goto out;
+		hs_log_init("hamnsync", 0, HS_LOG_INFO);
+		if ((rc = idx_open_checked(conf->state_dir, &p.x)) < 0) {
+			hs_log_errx("primary: index in %s: %s",
+			            conf->state_dir, hs_strerror(rc));
+			goto out;
+		}
+		p.o.idx = p.x;
+	}
+	express_journal(p.xp, p.x);
+	dmn_write_pid(p.pidfd);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	if ((p.sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	hs_log_info("primary: %s replicating %zu sets to %s, epoch %llu",
+	            conf->node_name, conf->n_sets, conf->peer,
+	            (unsigned long long)epoch);
+	prim_start(&p);
+	rc = prim_loop(&p);
+out:
+	send_prescan_free(p.pre);
+	watch_free(p.watch);
+	express_free(p.xp);
+	send_session_close(p.ss, 0);
+	/*
+	 * A clean stop: every thread is joined and the pidfile lock still
+	 * held, so the index is ours alone; the next start need not probe.
+	 */
+	if (rc == HS_OK && p.pidfd >= 0 && p.x != NULL &&
+	    (mrc = idx_mark_clean(p.x)) < 0)
+		hs_log_info("primary: index not marked clean (%s): the next "
+		            "start reads it whole first",
+		            hs_strerror(mrc));
+	if (p.sfd >= 0)
+		close(p.sfd);
+	if (p.pidfd >= 0) {
+		char path[4200];
+
+		snprintf(path, sizeof(path), "%s/hamnsync.pid",
+		         p.conf->state_dir);
+		if (rc == HS_OK)
+			unlink(path);
+		close(p.pidfd);
+	}
+	if (p.cfd >= 0) {
+		close(p.cfd);
+		ctl_unlink(p.conf->state_dir);
+	}
+	idx_close(p.x);
+	st_saved_free(&p.saved);
+	free(p.replayed);
+	prim_free_sets(&p);
+	proto_tls_free(p.o.tls);
+	hs_conf_free(p.conf);
+	return rc;
+}
