@@ -411,7 +411,7 @@ status_once(const struct hs_conf *conf, int json, double warn_lag,
 		 * runs but does not answer (frozen, hung, or starting).
 		 */
 		char na[300];
-		int pid = daemon_running_pid(conf->state_dir);
+		int pid = hs_daemon_pid(conf->state_dir);
 		int silent = rc == HS_ETIMEOUT || pid != 0;
 
 		if (silent)

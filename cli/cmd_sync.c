@@ -76,7 +76,7 @@ sync_via_daemon(const struct hs_conf *conf, const struct send_opts *o, int pid)
 		nanosleep(&ts, NULL);
 		r = NULL;
 		if (ctl_request(conf->state_dir, "progress", 2000, &r) < 0) {
-			if (daemon_running_pid(conf->state_dir) == 0) {
+			if (hs_daemon_pid(conf->state_dir) == 0) {
 				cli_err("sync", "the daemon stopped before the "
 				                "reconciliation finished");
 				return CLI_EXIT_PEER;
@@ -195,7 +195,7 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 		return CLI_EXIT_USAGE;
 	}
 	o.epoch = node.epoch;
-	if ((pid = daemon_running_pid(conf->state_dir)) != 0) {
+	if ((pid = hs_daemon_pid(conf->state_dir)) != 0) {
 		idx_close(x);
 		rc = sync_via_daemon(conf, &o, pid);
 		proto_tls_free(o.tls);
@@ -237,7 +237,7 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 	human(rep.wire_out, wire, sizeof(wire));
 	human(rep.delta_bytes, delta, sizeof(delta));
 	human(rep.delta_covered, covered, sizeof(covered));
-	/* Deltas sent as changed blocks against a record (patch_int.h). */
+	/* Deltas sent as changed blocks against a record (delta.h). */
 	snprintf(patched, sizeof(patched), ", %llu by blocks",
 	         (unsigned long long)rep.patch_files);
 	printf(

@@ -84,7 +84,7 @@ cli_verify(int argc, char **argv, const char *conf_opt)
 		hs_conf_free(conf);
 		return CLI_EXIT_USAGE;
 	}
-	if ((pid = daemon_running_pid(conf->state_dir)) != 0) {
+	if ((pid = hs_daemon_pid(conf->state_dir)) != 0) {
 		cli_err("verify",
 		        "the daemon (pid %d) holds the standby's "
 		        "session; verify needs it stopped until the "

@@ -11,7 +11,7 @@
 
 /* Lock state_dir/hamnsync.pid so two daemons never share a state_dir. */
 int
-dmn_lock_pidfile(const char *state_dir, int *out)
+hs_pidfile_lock(const char *state_dir, int *out)
 {
 	char path[4200], buf[32];
 	int fd, n;
@@ -36,7 +36,7 @@ dmn_lock_pidfile(const char *state_dir, int *out)
 }
 
 void
-dmn_write_pid(int fd)
+hs_pidfile_write(int fd)
 {
 	char buf[32];
 	int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
@@ -49,7 +49,7 @@ dmn_write_pid(int fd)
 }
 
 int
-dmn_detach(void)
+hs_detach(void)
 {
 	pid_t pid = fork();
 	int fd;
@@ -76,7 +76,7 @@ dmn_detach(void)
 }
 
 int
-daemon_running_pid(const char *state_dir)
+hs_daemon_pid(const char *state_dir)
 {
 	char path[4200], buf[32];
 	int fd, n, pid = 0;

@@ -21,17 +21,17 @@
 
 /* Every failpoint, and where it sits. */
 static const char *const fp_names[] = {
-    /* standby, syncd/apply.c */
+    /* standby, standby/apply.c */
     "apply.before_write",     /* file_write: before a write of data */
     "apply.after_write",      /* file_write: after it */
     "apply.before_rename",    /* apply_flush: data synced, not renamed */
     "apply.after_rename",     /* apply_flush: renamed, directory not synced */
     "apply.before_delete",    /* op_delete: before the unlink */
     "standby.records_commit", /* recs_commit: records of written files */
-    /* standby, syncd/recv.c */
+    /* standby, standby/recv.c */
     "standby.index_commit", /* on_set_end: the run's sequence */
     "standby.before_ack",   /* on_set_end: before SET_DONE */
-    /* primary, syncd/sendidx.c and syncd/express.c */
+    /* primary, primary/sendidx.c and primary/express.c */
     "primary.journal_write", /* sidx_journal: a scoped run's entry */
     "primary.index_commit",  /* sidx_run_acked: the acknowledged run */
     "express.send",          /* express_start: before a run goes out */

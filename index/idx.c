@@ -450,7 +450,7 @@ env_open(struct idx *x, const char *dir)
 		 * One fdatasync per commit, not two: a crash of the machine
 		 * may undo the last transaction but never corrupts the map,
 		 * and an index that lags is safe (runs it lost are redone:
-		 * see syncd/sendidx.c).
+		 * see primary/sendidx.c).
 		 */
 		rc = mdb_env_open(x->env, dir,
 		                  MDB_NOTLS | MDB_NOMETASYNC |

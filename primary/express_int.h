@@ -2,7 +2,7 @@
  * express_int.h - the primary's express lane (express.c), used by
  * primary.c: a second session to the standby that carries small changes
  * while the main session (the bulk lane) is busy with a long run, so an
- * edit of /etc/hosts does not wait for a 4 GiB file.  Only syncd/
+ * edit of /etc/hosts does not wait for a 4 GiB file.  Only primary/
  * includes this.
  */
 #ifndef EXPRESS_INT_H

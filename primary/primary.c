@@ -1408,7 +1408,7 @@ prim_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
 		hs_log_err("primary: state_dir %s", conf->state_dir);
 		goto out;
 	}
-	if ((rc = dmn_lock_pidfile(conf->state_dir, &p.pidfd)) < 0)
+	if ((rc = hs_pidfile_lock(conf->state_dir, &p.pidfd)) < 0)
 		goto out;
 	if (p.x == NULL && (rc = idx_open(conf->state_dir, 0, &p.x)) < 0) {
 		hs_log_errx("primary: index in %s: %s", conf->state_dir,
@@ -1438,7 +1438,7 @@ prim_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
 		 */
 		idx_close(p.x);
 		p.x = p.o.idx = NULL;
-		if ((rc = dmn_detach()) < 0)
+		if ((rc = hs_detach()) < 0)
 			goto out;
 		hs_log_init("hamnsync", 0, HS_LOG_INFO);
 		if ((rc = idx_open_checked(conf->state_dir, &p.x)) < 0) {
@@ -1449,7 +1449,7 @@ prim_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
 		p.o.idx = p.x;
 	}
 	express_journal(p.xp, p.x);
-	dmn_write_pid(p.pidfd);
+	hs_pidfile_write(p.pidfd);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);

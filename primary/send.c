@@ -1120,7 +1120,7 @@ plan_blind(struct sender *s)
 /*
  * List our side: the whole set, or the scope's entries.  A whole listing
  * reads extended attributes only where the last one's no longer hold
- * (xcache_int.h); `verify` reads them all, and a dry run writes nothing.
+ * (tree.h); `verify` reads them all, and a dry run writes nothing.
  */
 static int
 list_mine(struct sender *s, const struct proto_scope *scope, size_t n_scope)
@@ -1286,7 +1286,7 @@ sync_set(struct sender *s, const struct hs_pathset *set,
 	                             PROTO_RAW)) < 0)
 		return rc;
 	if (s->o->express) {
-		/* SET_DONE is read by send_session_done: see syncd.h. */
+		/* SET_DONE is read by send_session_done: see prim_int.h. */
 		s->awaiting_done = 1;
 		return proto_conn_flush(s->c);
 	}

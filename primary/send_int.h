@@ -1,7 +1,7 @@
 /*
  * send_int.h - the primary's reconciliation, shared between send.c (the
  * session, listings, the plan, metadata and deletes) and sendfile.c (file
- * content: whole, sparse, or as a librsync delta).  Only syncd/ includes
+ * content: whole, sparse, or as a librsync delta).  Only primary/ includes
  * this.
  */
 #ifndef SEND_INT_H

@@ -338,7 +338,7 @@ send_file(struct sender *s, struct scan_entry *p)
 		return HS_OK;
 	}
 	sparse = SCAN_IS_SPARSE(p);
-	/* Block hashes of the bytes we read anyway (patch_int.h). */
+	/* Block hashes of the bytes we read anyway (delta.h). */
 	if (!sparse && s->o->idx != NULL && blk_size_for(p->size) != 0 &&
 	    blk_table_init(&t, p->size, blk_size_for(p->size)) < 0)
 		memset(&t, 0, sizeof(t));

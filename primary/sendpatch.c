@@ -1,5 +1,5 @@
 /*
- * sendpatch.c - the primary's side of block patches (patch_int.h).
+ * sendpatch.c - the primary's side of block patches (delta.h).
  *
  * Every big file whose content goes out (whole, delta or patch) has its
  * block table computed from the bytes read to send it.  The table and

@@ -78,7 +78,7 @@ struct pending {
 	char tmp[TMP_NAME_LEN + 1];
 	char leaf[PROTO_NAME_MAX + 1];
 	char *display; /* owned */
-	/* Its block record (patch_int.h): REC_* and the token to keep. */
+	/* Its block record (delta.h): REC_* and the token to keep. */
 	uint8_t rec;
 	uint8_t token[BLK_TOKEN_LEN];
 	uint8_t *key; /* owned */
@@ -148,7 +148,7 @@ struct apply {
 	int poisoned;
 	struct proto_entry e; /* decode scratch (8 KiB) */
 	char disp[PROTO_PATH_MAX * 2 + 2];
-	/* Block records and patches (patch_int.h); idx NULL: neither. */
+	/* Block records and patches (delta.h); idx NULL: neither. */
 	struct idx *idx;       /* borrowed */
 	const char *state_dir; /* borrowed */
 	int is_patch;          /* the file being received is a patch */
@@ -457,7 +457,7 @@ dir_real_fd(int pathfd)
 	return openat(pathfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
-/* ---------------------------------------- block records (patch_int.h) */
+/* ---------------------------------------- block records (delta.h) */
 
 static void
 fp_from_stat(struct idx_written *v, const struct stat *st)

@@ -1,6 +1,6 @@
 /*
  * applywr_int.h - the standby's writer thread for big files (applywr.c).
- * Only syncd/ includes this.
+ * Only standby/ includes this.
  */
 #ifndef APPLYWR_INT_H
 #define APPLYWR_INT_H

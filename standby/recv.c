@@ -45,7 +45,7 @@ struct session {
 	int report_fd;
 	struct recv_report rep;
 	uint64_t reported_ns;
-	struct idx *idx; /* block records (patch_int.h), opened here */
+	struct idx *idx; /* block records (delta.h), opened here */
 	int idx_tried;
 };
 
@@ -295,7 +295,7 @@ on_set_open(struct session *s, const struct proto_msg *m)
 	/* Blind: the primary knows what we hold; its operations follow. */
 	if (m->type != PROTO_T_SET_OPEN_BLIND)
 		rc = send_listing(s, scope, n_scope);
-	/* Block records (patch_int.h): our handle, opened at JOURNAL_Q. */
+	/* Block records (delta.h): our handle, opened at JOURNAL_Q. */
 	session_idx(s);
 	apply_set_records(s->a, s->idx, s->conf->state_dir);
 out:
@@ -566,7 +566,7 @@ on_set_end(struct session *s, const struct proto_msg *m)
 	}
 	if ((rc = apply_flush(s->a)) < 0)
 		return rc;
-	/* Patches to send again, before the acknowledgement (patch_int.h). */
+	/* Patches to send again, before the acknowledgement (delta.h). */
 	if (apply_stale_encode(s->a, &s->w) &&
 	    (rc = proto_conn_send_wr(s->c, PROTO_T_PATCH_STALE, &s->w,
 	                             PROTO_ZSTD)) < 0)

@@ -791,7 +791,7 @@ stdby_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
 		hs_log_err("standby: state_dir %s", conf->state_dir);
 		goto out;
 	}
-	if ((rc = dmn_lock_pidfile(conf->state_dir, &d.pidfd)) < 0)
+	if ((rc = hs_pidfile_lock(conf->state_dir, &d.pidfd)) < 0)
 		goto out;
 	if ((rc = idx_open(conf->state_dir, 0, &x)) < 0) {
 		hs_log_errx("standby: index in %s: %s", conf->state_dir,
@@ -822,7 +822,7 @@ stdby_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
 		/* LMDB forbids using an environment after fork(). */
 		idx_close(d.x);
 		d.x = NULL;
-		if ((rc = dmn_detach()) < 0)
+		if ((rc = hs_detach()) < 0)
 			goto out;
 		hs_log_init("hamnsync", 0, HS_LOG_INFO);
 		if ((rc = idx_open_checked(conf->state_dir, &d.x)) < 0) {
@@ -831,7 +831,7 @@ stdby_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
 			goto out;
 		}
 	}
-	dmn_write_pid(d.pidfd);
+	hs_pidfile_write(d.pidfd);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);

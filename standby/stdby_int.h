@@ -121,7 +121,7 @@ int apply_rename(struct apply *a, uint16_t src, const char *from,
 /* Record an error line for `path` (used by the receiver too). */
 void apply_error(struct apply *a, const char *path, const char *what, int rc);
 /*
- * Block patches (syncd/patch_int.h) and drift: keep a record (stat
+ * Block patches (delta.h) and drift: keep a record (stat
  * fingerprint + content token) of each file written, in index `x`
  * (borrowed), accept OP_PATCH against it, and keep a file changed here
  * since its record below state_dir/drift/ before replacing it.

@@ -1,6 +1,6 @@
 /*
  * xcache.c - the extended-attribute digests of the last whole-set walk
- * (see xcache_int.h for why and when they are trusted).
+ * (see tree.h for why and when they are trusted).
  *
  * File: an 8-byte magic, a u64 count, the XXH3-64 of the records, then
  * `count` fixed records sorted by (ino, check), native byte order (a

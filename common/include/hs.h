@@ -295,12 +295,12 @@ int hs_strp_cmp(const void *a, const void *b);
  * Lock state_dir/hamnsync.pid so two daemons never share a state_dir.
  * -EBUSY (logged with the holder's pid) when another one runs.
  */
-int dmn_lock_pidfile(const char *state_dir, int *out);
+int hs_pidfile_lock(const char *state_dir, int *out);
 /* Write our pid into the locked file. */
-void dmn_write_pid(int fd);
+void hs_pidfile_write(int fd);
 /* Fork twice, new session, stdio to /dev/null. */
-int dmn_detach(void);
+int hs_detach(void);
 /* The pid of a daemon running on state_dir, or 0. */
-int daemon_running_pid(const char *state_dir);
+int hs_daemon_pid(const char *state_dir);
 
 #endif /* HS_H */

@@ -1,5 +1,5 @@
 /*
- * status.h - what a running daemon knows about itself, as SPEC.md's status
+ * ctl.h - what a running daemon knows about itself, as SPEC.md's status
  * object, and the control socket through which `hamnsync status` reads it.
  *
  * Control protocol (Unix stream socket state_dir/hamnsync.sock, mode 0660,

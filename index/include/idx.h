@@ -170,7 +170,7 @@ int idx_applied_put(struct idx *x, const uint8_t id[IDX_ID_LEN], uint64_t seq);
 
 /*
  * Records that let a big changed file travel as its changed blocks
- * (syncd/sendpatch.c on the primary, syncd/apply.c on the standby).  Keys
+ * (primary/sendpatch.c on the primary, standby/apply.c on the standby).  Keys
  * are opaque bytes of at most IDX_KEY_MAX (LMDB's default key limit).
  */
 #define IDX_KEY_MAX 511

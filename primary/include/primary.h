@@ -82,7 +82,7 @@ struct send_opts {
 	const uint64_t *journal_keep;
 	size_t n_journal_keep;
 	/*
-	 * The express lane (syncd/express.c): say so in HELLO, leave to
+	 * The express lane (primary/express.c): say so in HELLO, leave to
 	 * the bulk lane every file above max_file_bytes (also one that grew
 	 * since it was listed), every hard-linked file, and the files past
 	 * max_run_bytes of content in one run (0: no limit); and return

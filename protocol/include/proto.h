@@ -40,7 +40,7 @@
 /* All extended attributes of one entry: Linux caps a list at 64 KiB of
  * names and each value at 64 KiB; 256 KiB leaves room for a few values. */
 #define PROTO_XATTRS_MAX (256u * 1024)
-/* A librsync signature: at most SIG_BLOCKS_MAX blocks (see syncd/delta.c)
+/* A librsync signature: at most SIG_BLOCKS_MAX blocks (see delta/delta.c)
  * of at most 4 + 32 bytes, plus its header. */
 #define PROTO_SIG_MAX (2u * 1024 * 1024)
 
@@ -89,7 +89,7 @@ enum proto_type {
 	 * regular files it acknowledged), so the operations follow at once.
 	 */
 	PROTO_T_SET_OPEN_BLIND = 46,
-	/* Block patches (syncd/patch_int.h): types 50-59. */
+	/* Block patches (delta.h): types 50-59. */
 	PROTO_T_OP_PATCH = 50,      /* primary: changed blocks vs a record */
 	PROTO_T_OP_PATCH_DATA = 51, /* primary: u64 offset + one block */
 	PROTO_T_PATCH_STALE = 52,   /* standby: paths whose basis differed */

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Big files go through two threads on each side: the primary's reader
-# (read + hashes ahead of the TLS writes, syncd/sendahead.c) and the
-# standby's writer (syncd/applywr.c).  Their error paths:
+# (read + hashes ahead of the TLS writes, primary/sendahead.c) and the
+# standby's writer (standby/applywr.c).  Their error paths:
 #  1. a new file that shrinks while it is read: one line, nothing of it on
 #     the standby, the next sync brings it;
 #  2. a new file deleted while it is read: one line, nothing on the standby;

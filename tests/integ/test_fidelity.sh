@@ -173,7 +173,7 @@ hs_sync --allow-deletes nosuchset
 [ "$SYNC_RC" -eq 2 ] && ok "--allow-deletes of an unknown set is a usage error" ||
 	bad "--allow-deletes nosuchset exited $SYNC_RC"
 
-# The extended-attribute cache (syncd/xcache_int.h): a whole listing reads
+# The extended-attribute cache (tree.h): a whole listing reads
 # the attributes only of entries whose inode, ctime, mtime or size moved
 # since the last one; entries changed in the last 2 s are always read, so
 # the tree is left to age first.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Block patches (syncd/patch_int.h): a big file edited in place travels as
+# Block patches (delta.h): a big file edited in place travels as
 # its changed blocks against the block record of what the standby holds;
 # grown and shrunk files too.  A standby copy edited behind hamnsync's back
 # (drift), or one the standby has no record of, is kept under

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_patch_peer.sh - hostile block patches (syncd/patch_int.h) from a
+# test_patch_peer.sh - hostile block patches (delta.h) from a
 # primary with a valid identity (hs-evilpeer): a block past the final
 # size, unsorted blocks, a block larger than the block size, a final size
 # past the limits, the last block twice, and a basis token the standby

@@ -1362,7 +1362,7 @@ sc_delta(struct ev *ev)
 }
 
 /*
- * Block patches (syncd/patch_int.h).  A patch needs a basis the standby
+ * Block patches (delta.h).  A patch needs a basis the standby
  * recorded: first a whole file of EV_PATCH_SIZE bytes of 'B' at --path
  * (default "evil-patch.bin"), whose record token is its FILE_END hash;
  * then, in a second SET_OPEN, one hostile OP_PATCH against it:

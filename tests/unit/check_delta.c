@@ -1,5 +1,5 @@
 /*
- * check_delta.c - librsync jobs and extended attributes in syncd/:
+ * check_delta.c - librsync jobs and extended attributes in tree/:
  * signature, delta and patch round trips, the signature checks, hostile
  * deltas against a small basis, and reading and applying xattrs.
  */

@@ -1,5 +1,5 @@
 /*
- * check_patch.c - block patches (syncd/patch_int.h, index/blocks.c): the
+ * check_patch.c - block patches (delta.h, index/blocks.c): the
  * block size per file size, the XXH3 block table fed in any slicing, the
  * patch token, the standby's checks on hostile patch frames, the records
  * in LMDB, and the in-kernel copy.

@@ -1,5 +1,5 @@
 /*
- * check_path.c - path confinement in syncd/: relative path checks, the
+ * check_path.c - path confinement in tree/: relative path checks, the
  * confined directory walks, leftover cleanup, and tree scanning.
  */
 #include <check.h>
@@ -410,7 +410,7 @@ START_TEST(open_table)
 		hide_openat2();
 	fd = fs_open_dir_beneath(treefd, tc->rel);
 	/*
-	 * KNOWN BUG (syncd/fsops.c, walk_dir): in the O_NOFOLLOW walk a
+	 * KNOWN BUG (tree/fsops.c, walk_dir): in the O_NOFOLLOW walk a
 	 * symlink component gives -ENOTDIR, not HS_ECONFINE, because
 	 * openat(O_PATH | O_DIRECTORY | O_NOFOLLOW) on a symlink fails with
 	 * ENOTDIR (O_PATH makes O_NOFOLLOW open the link instead of failing
@@ -637,7 +637,7 @@ struct want_entry {
 /*
  * What scan_tree lists for ROOT/src (built in scan_build).  The fifo is
  * listed: scan.c now lists fifos and device nodes (PROTO_E_FIFO/CHR/BLK),
- * though the scan_tree comment in syncd.h still says they are skipped.
+ * though the scan_tree comment in tree.h still says they are skipped.
  */
 static const struct want_entry scan_want[] = {
     {"", PROTO_E_DIR, NULL},           {"file.txt", PROTO_E_FILE, NULL},
@@ -1026,7 +1026,7 @@ static const struct deep_case deep_cases[] = {
     {200, 0, HS_OK, 200},
     {254, 0, HS_OK, 254},
     /*
-     * KNOWN BUG (syncd/scan.c, walk_dir): `depth >= PROTO_DEPTH_MAX`
+     * KNOWN BUG (tree/scan.c, walk_dir): `depth >= PROTO_DEPTH_MAX`
      * refuses to open a directory of 255 components, so a tree whose
      * deepest directory has 255 or 256 components (both within
      * PROTO_DEPTH_MAX) fails the whole scan with HS_ELIMIT.
@@ -1034,7 +1034,7 @@ static const struct deep_case deep_cases[] = {
     {255, 0, HS_OK, 255},
     {256, 0, HS_OK, 256},
     /*
-     * KNOWN BUG (syncd/scan.c, scan_subtree): "The depth of the prefix
+     * KNOWN BUG (tree/scan.c, scan_subtree): "The depth of the prefix
      * counts against the limit too" is not done (walk_entry starts at
      * depth 0), so below a deep prefix it lists paths of up to prefix +
      * 255 components, which the standby refuses.  Either result is fine

@@ -1,5 +1,5 @@
 /*
- * check_status.c - syncd/status.c: SPEC.md's status object (st_json)
+ * check_status.c - ctl/status.c: SPEC.md's status object (st_json)
  * parsed back with a real JSON parser, the control socket (ctl_listen,
  * ctl_serve, ctl_request) and its limits, and the Prometheus textfile
  * (st_metrics_write) read back with a strict text-format parser.

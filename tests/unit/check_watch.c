@@ -1,5 +1,5 @@
 /*
- * check_watch.c - syncd/watch.c: what the watcher tells status about the
+ * check_watch.c - primary/watch.c: what the watcher tells status about the
  * changes it holds.  watch_unread (events the kernel queued that
  * watch_drain has not read yet) and watch_delayed (a file still open for
  * writing) keep the primary's status from calling a set in-sync
