@@ -9,7 +9,7 @@ pkgs=(
 	libxxhash-dev
 	openssl rsync lmdb-utils iproute2 procps psmisc attr acl libcap2-bin
 	util-linux coreutils time lsyncd python3 findutils gawk
-	clang-format git
+	clang-format
 )
 
 missing=()
