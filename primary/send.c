@@ -1315,6 +1315,7 @@ send_session_done(struct sender *s, int timeout_ms)
 	rc = recv_set_done(s, &seq);
 	s->rep->wire_out = proto_conn_bytes_out(s->c);
 	s->rep->wire_in = proto_conn_bytes_in(s->c);
+	s->rep = NULL;
 	return rc;
 }
 
@@ -1495,6 +1496,13 @@ send_session_set(struct sender *s, const struct hs_pathset *set,
 	}
 	rep->wire_out = proto_conn_bytes_out(s->c);
 	rep->wire_in = proto_conn_bytes_in(s->c);
+	/*
+	 * rep is the caller's, often on its stack: a later call that is not
+	 * a run (renames journalled between runs) must not write to it.  An
+	 * express run keeps it until send_session_done reads its SET_DONE.
+	 */
+	if (!s->awaiting_done)
+		s->rep = NULL;
 	return rc;
 }
 
