@@ -46,7 +46,6 @@ struct prim_retry {
 	size_t n;
 	size_t cap;
 	int whole;           /* an error tied to no path: the whole set */
-	uint64_t loose;      /* how many such errors */
 	uint64_t errors;     /* errors since the last try of them all */
 	uint64_t since_ns;   /* the oldest change among them */
 	uint64_t due_ns;     /* next try */
@@ -396,8 +395,6 @@ static int
 prim_journal_replay(struct prim *p, const struct hs_pathset *set,
                     struct proto_scope **v, size_t *n, int *full)
 {
-	uint8_t id[IDX_ID_LEN];
-	uint64_t acked;
 	struct replay rp = {p, set, v, n, 0};
 	int rc;
 
@@ -408,8 +405,7 @@ prim_journal_replay(struct prim *p, const struct hs_pathset *set,
 	express_kept_clear(p->xp);
 	p->o.n_journal_keep = 0;
 	/* From the first: another set's run may be acknowledged above. */
-	if ((rc = idx_journal_state(p->x, id, &acked)) < 0 ||
-	    (rc = idx_journal_walk(p->x, 0, replay_entry, &rp)) < 0)
+	if ((rc = idx_journal_walk(p->x, 0, replay_entry, &rp)) < 0)
 		return rc;
 	if (rp.whole) {
 		hs_log_info("primary: set %s: a run of the whole set was never "
@@ -631,7 +627,6 @@ prim_retry_add(struct prim_retry *r, const struct send_failed *f)
 		                     f->v[k].path, f->v[k].recursive) < 0)
 			r->whole = 1;
 	proto_scope_normalize(r->v, &r->n);
-	r->loose += f->loose;
 	if (f->loose > 0)
 		r->whole = 1;
 	if (f->refused) {
@@ -666,7 +661,6 @@ prim_retry_done(struct prim *p, size_t i, int covered, int full,
 		r->v = NULL;
 		r->n = r->cap = 0;
 		r->whole = 0;
-		r->loose = 0;
 		r->errors = 0;
 		r->refused = 0;
 	}
@@ -773,10 +767,8 @@ prim_sync_set(struct prim *p, size_t i)
 	/* The standby's tree holds the express run before we list it. */
 	express_settle(p->xp, &p->o.journal_keep, &p->o.n_journal_keep);
 	p->run_start_ns = hs_now_mono_ns();
-	p->run_set = (int)i;
 	rc = send_session_set(p->ss, set, full ? NULL : scope, full ? 0 : n,
 	                      &rep);
-	p->run_set = -1;
 	replayed_drop(p);
 	proto_scope_free(scope, n);
 	if (rc < 0)

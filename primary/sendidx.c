@@ -699,7 +699,6 @@ sidx_run_acked(struct sender *s, uint64_t seq, const struct proto_scope *scope,
 		return HS_OK;
 	}
 	s->acked = seq;
-	s->rep->idx_written = 1;
 	return HS_OK;
 }
 

@@ -44,7 +44,6 @@ struct send_report {
 	uint64_t left_to_bulk; /* express: files left to the bulk lane */
 	uint64_t blind_runs;   /* scoped runs sent without a listing */
 	int idx_rc;            /* the index could not be written: why */
-	int idx_written;       /* ... or it took this run's records */
 };
 
 struct send_opts {
