@@ -25,9 +25,6 @@
 #include "ctl.h"
 #include "prim_int.h"
 
-/* Reconnect backoff: from 200 ms, doubling, capped at 10 s. */
-#define BACKOFF_MIN_MS 200
-#define BACKOFF_MAX_MS 10000
 /* Paths the standby failed to apply go again: from 1 s, doubling to 60 s. */
 #define RETRY_MIN_MS 1000
 #define RETRY_MAX_MS 60000
@@ -244,15 +241,15 @@ prim_connect(struct prim *p)
 			p->last_err_log_ns = now;
 		}
 		p->next_try_ns = now + p->backoff_ms * NS_PER_MS;
-		p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS
-		                    ? BACKOFF_MAX_MS
-		                    : p->backoff_ms * 2;
+		p->backoff_ms = hs_backoff_next(p->backoff_ms,
+		                                PRIM_BACKOFF_MIN_MS,
+		                                PRIM_BACKOFF_MAX_MS);
 		return;
 	}
 	hs_log_info("primary: connected to standby %s", p->conf->peer);
 	if (p->sessions++ > 0)
 		p->cnt.reconnects++;
-	p->backoff_ms = BACKOFF_MIN_MS;
+	p->backoff_ms = PRIM_BACKOFF_MIN_MS;
 	p->last_io_ns = now;
 	/*
 	 * The standby holds what our index says when it applied exactly our
@@ -569,10 +566,8 @@ prim_idx_failed(struct prim *p, size_t i, int rc)
 		             p->conf->sets[i].name, p->conf->state_dir,
 		             hs_strerror(rc));
 	r->idx_rc = rc;
-	r->idx_backoff_ms = r->idx_backoff_ms == 0 ? RETRY_MIN_MS
-	                    : r->idx_backoff_ms * 2 > RETRY_MAX_MS
-	                        ? RETRY_MAX_MS
-	                        : r->idx_backoff_ms * 2;
+	r->idx_backoff_ms =
+	    hs_backoff_next(r->idx_backoff_ms, RETRY_MIN_MS, RETRY_MAX_MS);
 	r->idx_due_ns = hs_now_mono_ns() + r->idx_backoff_ms * NS_PER_MS;
 }
 
@@ -689,10 +684,8 @@ prim_retry_done(struct prim *p, size_t i, int covered, int full,
 	    rep->sets_refused == 0)
 		r->seed = 1;
 	if (covered || !was) {
-		r->backoff_ms = r->backoff_ms == 0 ? RETRY_MIN_MS
-		                : r->backoff_ms * 2 > RETRY_MAX_MS
-		                    ? RETRY_MAX_MS
-		                    : r->backoff_ms * 2;
+		r->backoff_ms =
+		    hs_backoff_next(r->backoff_ms, RETRY_MIN_MS, RETRY_MAX_MS);
 		r->due_ns = now + r->backoff_ms * NS_PER_MS;
 	}
 	wait_s = r->due_ns > now ? (r->due_ns - now) / 1000000000ull : 0;
@@ -1376,7 +1369,7 @@ prim_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
 	p.conf = conf;
 	p.epoch = epoch;
 	p.sfd = p.pidfd = -1;
-	p.backoff_ms = BACKOFF_MIN_MS;
+	p.backoff_ms = PRIM_BACKOFF_MIN_MS;
 	p.o.epoch = epoch;
 	p.o.quiet = 1;
 	p.o.tls = tls;
