@@ -157,6 +157,12 @@ int sidx_renames(struct sender *s, const struct hs_pathset *set,
 /* The run changed nothing on the standby (refused, or nothing to do):
  * not numbered, and its journal entry goes. */
 void sidx_run_void(struct sender *s);
+/* Key prefixes of the set's sources (s->skey), computed once per run. */
+int sidx_set_keys(struct sender *s);
+/* The record an entry would get: its stat fingerprint. */
+void sidx_fingerprint(const struct scan_entry *e, struct idx_file *f);
+/* Do two records match (the entry did not change)? */
+int sidx_same_rec(const struct idx_file *a, const struct idx_file *b);
 /* Mark our regular files rewritten since acknowledged (P_CTIME). */
 void sidx_mark_rewritten(struct sender *s);
 /* SET_END's payload (id + sequence), or nothing without a journal. */

@@ -163,8 +163,8 @@ send_session_resumable(const struct sender *s, char *why, size_t whylen)
 }
 
 /* Key prefixes of the set's sources, computed once per run. */
-static int
-set_keys(struct sender *s)
+int
+sidx_set_keys(struct sender *s)
 {
 	size_t i;
 
@@ -210,7 +210,7 @@ sidx_run_start(struct sender *s, const struct proto_scope *scope,
 	s->run_ops = run_ops(s->rep);
 	if (journal_idx(s) == NULL || s->o->dry_run || s->o->verify)
 		return HS_OK;
-	if (s->idx != NULL && (rc = set_keys(s)) < 0)
+	if (s->idx != NULL && (rc = sidx_set_keys(s)) < 0)
 		return rc;
 	if ((rc = next_seq(s, &seq)) < 0) {
 		(s->o->quiet ? hs_log_debug : hs_log_warnx)(
@@ -328,7 +328,7 @@ sidx_mark_rewritten(struct sender *s)
 	size_t i;
 	int rc = HS_OK;
 
-	if (s->idx == NULL || (rc = set_keys(s)) < 0)
+	if (s->idx == NULL || (rc = sidx_set_keys(s)) < 0)
 		goto out;
 	if (s->mine.n <= REWRITTEN_GETS_MAX) {
 		for (i = 0; i < s->mine.n && rc >= 0; i++) {
@@ -395,8 +395,8 @@ sidx_set_end_body(struct sender *s, struct proto_wr *w)
 	proto_put_u64(w, s->run_seq);
 }
 
-static void
-fingerprint(const struct scan_entry *e, struct idx_file *f)
+void
+sidx_fingerprint(const struct scan_entry *e, struct idx_file *f)
 {
 	memset(f, 0, sizeof(*f));
 	f->type = e->type;
@@ -420,8 +420,8 @@ had_op(const struct scan_entry *p)
 	       p->leader != 0;
 }
 
-static int
-same_rec(const struct idx_file *a, const struct idx_file *b)
+int
+sidx_same_rec(const struct idx_file *a, const struct idx_file *b)
 {
 	return memcmp(a, b, sizeof(*a)) == 0;
 }
@@ -486,8 +486,8 @@ prune_keep(void *arg, const uint8_t dig[IDX_DIGEST_LEN], const char *path,
 	if (!had_op(hit)) {
 		struct idx_file now;
 
-		fingerprint(hit, &now);
-		if (same_rec(&now, f))
+		sidx_fingerprint(hit, &now);
+		if (sidx_same_rec(&now, f))
 			hit->flags |= P_RECORDED;
 	}
 	return 1;
@@ -600,7 +600,7 @@ record_run(struct sender *s, struct idx_batch *b,
 				record_unknown(s, b, p->src, p->path);
 			continue;
 		}
-		fingerprint(p, &f);
+		sidx_fingerprint(p, &f);
 		idx_file_put(b, s->skey[p->src], p->path, &f);
 	}
 }
@@ -771,8 +771,8 @@ diff_record(void *arg, const uint8_t dig[IDX_DIGEST_LEN], const char *path,
 	if (d->at == d->n_mine || c > 0 ||
 	    strcmp(d->mine[d->at].e->path, path) != 0)
 		return diff_add(d, d->src, path);
-	fingerprint(d->mine[d->at++].e, &now);
-	return same_rec(&now, f) ? 0 : diff_add(d, d->src, path);
+	sidx_fingerprint(d->mine[d->at++].e, &now);
+	return sidx_same_rec(&now, f) ? 0 : diff_add(d, d->src, path);
 }
 
 static int
@@ -818,7 +818,7 @@ send_session_diff(struct sender *s, const struct hs_pathset *set,
 	if (s->idx == NULL)
 		return HS_ENOTFOUND;
 	s->set = set;
-	if ((rc = set_keys(s)) < 0 || (rc = send_list_stat(s, set)) < 0)
+	if ((rc = sidx_set_keys(s)) < 0 || (rc = send_list_stat(s, set)) < 0)
 		goto out;
 	if ((d.mine = calloc(s->mine.n + 1, sizeof(*d.mine))) == NULL) {
 		rc = -ENOMEM;
@@ -1097,7 +1097,7 @@ pre_push(struct pre_src *ps, unsigned worker, const struct scan_entry *e)
 	older->len = strlen(e->path); /* <= PROTO_PATH_MAX */
 	older->hash = pre_hash(e->path, older->len);
 	memcpy(older->path, e->path, older->len + 1);
-	fingerprint(e, &older->now);
+	sidx_fingerprint(e, &older->now);
 	older->used = 1;
 	older->probed = 0;
 	__builtin_prefetch(&ps->slot[older->hash & ps->mask]);
