@@ -333,22 +333,19 @@ static int
 replay_entry(void *arg, uint64_t seq, const void *entry, size_t len)
 {
 	struct replay *rp = arg;
-	struct proto_rd r = {entry, len};
-	char name[PROTO_NODE_MAX + 1];
+	struct proto_jentry e;
 	struct proto_scope *v = NULL, *nv;
-	uint64_t mono, wall;
 	size_t n = 0, i, k;
 
-	if (proto_get_str(&r, name, PROTO_NODE_MAX, NULL) < 0 ||
-	    proto_get_u64(&r, &mono) < 0 || proto_get_u64(&r, &wall) < 0) {
+	if (proto_jentry_decode(entry, len, &e) < 0) {
 		hs_log_warnx("primary: index: journal entry %llu is damaged; "
 		             "ignored",
 		             (unsigned long long)seq);
 		return 0;
 	}
-	if (strcmp(name, rp->set->name) != 0)
+	if (strcmp(e.set, rp->set->name) != 0)
 		return 0;
-	if (proto_scope_decode(&r, &v, &n) < 0) {
+	if (proto_jentry_scope(&e, &v, &n) < 0) {
 		hs_log_warnx("primary: index: journal entry %llu is damaged; "
 		             "ignored",
 		             (unsigned long long)seq);

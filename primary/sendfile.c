@@ -372,9 +372,7 @@ read_sigs(struct sender *s, struct scan_entry **batch, size_t n,
 	int rc;
 
 	for (;;) {
-		struct proto_rd r;
-		uint16_t src;
-		uint64_t size;
+		struct proto_sig g;
 
 		if ((rc = send_recv(s, &m)) < 0)
 			return rc;
@@ -382,24 +380,16 @@ read_sigs(struct sender *s, struct scan_entry **batch, size_t n,
 			return k == n ? HS_OK : HS_EPROTO;
 		if (m.type != PROTO_T_SIG || k >= n)
 			return HS_EPROTO;
-		r.p = m.data;
-		r.left = m.len;
-		if (proto_get_u16(&r, &src) < 0 ||
-		    proto_get_str(&r, s->e->path, PROTO_PATH_MAX, NULL) < 0 ||
-		    proto_get_u8(&r, &rep[k].status) < 0 ||
-		    proto_get_bytes(&r, rep[k].hash, PROTO_HASH_LEN) < 0 ||
-		    proto_get_u64(&r, &size) < 0 ||
-		    proto_get_u32(&r, &rep[k].len) < 0)
+		if ((rc = proto_sig_decode(m.data, m.len, &g)) < 0)
+			return rc;
+		if (g.src != batch[k]->src || strcmp(g.path, batch[k]->path))
 			return HS_EPROTO;
-		if (src != batch[k]->src || strcmp(s->e->path, batch[k]->path))
-			return HS_EPROTO;
-		if (rep[k].len > PROTO_SIG_MAX)
-			return HS_ELIMIT;
-		if (rep[k].len != r.left)
-			return HS_EPROTO;
+		rep[k].status = g.status;
+		memcpy(rep[k].hash, g.hash, sizeof(rep[k].hash));
+		rep[k].len = g.len;
 		if ((rep[k].sig = malloc(rep[k].len ? rep[k].len : 1)) == NULL)
 			return -ENOMEM;
-		memcpy(rep[k].sig, r.p, rep[k].len);
+		memcpy(rep[k].sig, g.sig, rep[k].len);
 		k++;
 	}
 }

@@ -97,8 +97,8 @@ journal_put(struct sender *s, const struct hs_pathset *set, uint64_t seq,
 int
 sidx_session_open(struct sender *s)
 {
+	struct proto_journal j;
 	struct proto_msg m;
-	struct proto_rd r;
 	int rc;
 
 	if (s->idx == NULL)
@@ -114,12 +114,11 @@ sidx_session_open(struct sender *s)
 	                          NULL)) < 0 ||
 	    (rc = proto_conn_recv(s->c, &m)) < 0)
 		return rc;
-	r.p = m.data;
-	r.left = m.len;
 	if (m.type != PROTO_T_JOURNAL ||
-	    proto_get_bytes(&r, s->peer_id, sizeof(s->peer_id)) < 0 ||
-	    proto_get_u64(&r, &s->peer_seq) < 0 || proto_rd_end(&r) < 0)
+	    proto_journal_decode(m.data, m.len, &j) < 0)
 		return HS_EPROTO;
+	memcpy(s->peer_id, j.id, sizeof(s->peer_id));
+	s->peer_seq = j.seq;
 	return HS_OK;
 }
 
@@ -226,17 +225,33 @@ sidx_run_start(struct sender *s, const struct proto_scope *scope,
 	return HS_OK;
 }
 
+/* A scope being built (proto_scope_push). */
+struct scope_vec {
+	struct proto_scope *v;
+	size_t n;
+	size_t cap;
+};
+
+/* Each end of a rename goes in the journal entry, with all below it. */
+static int
+rename_push(void *arg, uint16_t src, const char *from, const char *to)
+{
+	struct scope_vec *sv = arg;
+	int rc;
+
+	if ((rc = proto_scope_push(&sv->v, &sv->n, &sv->cap, src, from, 1)) <
+	    0)
+		return rc;
+	return proto_scope_push(&sv->v, &sv->n, &sv->cap, src, to, 1);
+}
+
 int
 sidx_renames(struct sender *s, const struct hs_pathset *set,
              const struct proto_wr *body)
 {
-	struct proto_rd r = {body->buf.data, body->buf.len};
-	struct proto_scope *v = NULL;
-	char from[PROTO_PATH_MAX + 1], to[PROTO_PATH_MAX + 1];
-	size_t n = 0, cap = 0;
+	struct scope_vec sv = {NULL, 0, 0};
 	uint64_t seq = 0;
-	uint32_t cnt, i;
-	uint16_t src;
+	uint32_t cnt = 0;
 	int rc;
 
 	/*
@@ -246,28 +261,19 @@ sidx_renames(struct sender *s, const struct hs_pathset *set,
 	 */
 	if (s->idx == NULL)
 		return HS_OK;
-	if ((rc = proto_get_u32(&r, &cnt)) < 0)
-		return rc;
+	rc = proto_renames_decode(body->buf.data, body->buf.len, &cnt,
+	                          rename_push, &sv);
 	/* The standby changes now: the run after them must be numbered. */
 	s->renamed |= cnt > 0;
-	for (i = 0; i < cnt && rc == HS_OK; i++)
-		if ((rc = proto_get_u16(&r, &src)) == HS_OK &&
-		    (rc = proto_get_str(&r, from, PROTO_PATH_MAX, NULL)) ==
-		        HS_OK &&
-		    (rc = proto_get_str(&r, to, PROTO_PATH_MAX, NULL)) ==
-		        HS_OK &&
-		    (rc = proto_scope_push(&v, &n, &cap, src, from, 1)) ==
-		        HS_OK)
-			rc = proto_scope_push(&v, &n, &cap, src, to, 1);
 	if (rc == HS_OK && (rc = next_seq(s, &seq)) == HS_OK)
-		rc = journal_put(s, set, seq, v, n);
+		rc = journal_put(s, set, seq, sv.v, sv.n);
 	if (rc < 0)
 		(s->o->quiet ? hs_log_debug : hs_log_warnx)(
 		    "send: set %s: journal of %u renames: %s; a crash "
 		    "before their run is acknowledged may leave on the "
 		    "standby what it cannot name",
 		    set->name, (unsigned)cnt, hs_strerror(rc));
-	proto_scope_free(v, n);
+	proto_scope_free(sv.v, sv.n);
 	return HS_OK;
 }
 
@@ -612,16 +618,15 @@ static int
 covered_add(void *arg, uint64_t seq, const void *entry, size_t len)
 {
 	struct covered *c = arg;
-	struct proto_rd r = {entry, len};
-	char name[PROTO_NODE_MAX + 1];
+	struct proto_jentry e;
 	uint64_t *nv;
 	size_t i;
 
 	for (i = 0; i < c->n_keep; i++)
 		if (c->keep[i] == seq)
 			return 0;
-	if (seq > c->upto || proto_get_str(&r, name, PROTO_NODE_MAX, NULL) < 0 ||
-	    strcmp(name, c->set) != 0)
+	if (seq > c->upto || proto_jentry_decode(entry, len, &e) < 0 ||
+	    strcmp(e.set, c->set) != 0)
 		return 0;
 	if ((nv = reallocarray(c->v, c->n + 1, sizeof(*nv))) == NULL)
 		return -ENOMEM;
