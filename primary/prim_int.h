@@ -8,11 +8,9 @@
 
 #include <stdint.h>
 
-#include "delta.h"
 #include "hs.h"
 #include "primary.h"
 #include "proto.h"
-#include "tree.h"
 
 struct idx;
 

@@ -24,6 +24,7 @@
 #include "idx.h"
 #include "ctl.h"
 #include "prim_int.h"
+#include "tree.h"
 
 /* Paths the standby failed to apply go again: from 1 s, doubling to 60 s. */
 #define RETRY_MIN_MS 1000

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "delta.h"
 #include "send_int.h"
 
 /* For arrays of entry pointers: source, then path. */

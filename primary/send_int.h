@@ -19,6 +19,7 @@
 
 #include "idx.h"
 #include "prim_int.h"
+#include "tree.h"
 
 /* Decisions the sender keeps in scan_entry.flags of its own entries. */
 #define P_SEND_FILE 0x0010 /* content differs: send it */
