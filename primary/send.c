@@ -108,7 +108,9 @@ open_source(struct sender *s, size_t i)
 	if (s->anchor[i] < 0) {
 		rc = -errno;
 		s->missing[i] = 1;
-		s->rep->changed_during++;
+		/* No run (the restart's stat diff): no report to count it. */
+		if (s->rep != NULL)
+			s->rep->changed_during++;
 		hs_log_warnx("send: source %s: its directory cannot be opened "
 		             "(%s); the standby's copy is left alone",
 		             src, hs_strerror(rc));
