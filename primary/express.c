@@ -191,9 +191,8 @@ express_connect(struct express *x)
 			x->last_err_log_ns = now;
 		}
 		x->next_try_ns = now + x->backoff_ms * NS_PER_MS;
-		x->backoff_ms = hs_backoff_next(x->backoff_ms,
-		                                PRIM_BACKOFF_MIN_MS,
-		                                PRIM_BACKOFF_MAX_MS);
+		x->backoff_ms = hs_backoff_next(
+		    x->backoff_ms, PRIM_BACKOFF_MIN_MS, PRIM_BACKOFF_MAX_MS);
 		return 0;
 	}
 	hs_log_info("primary: express lane to standby %s open",

@@ -242,9 +242,8 @@ prim_connect(struct prim *p)
 			p->last_err_log_ns = now;
 		}
 		p->next_try_ns = now + p->backoff_ms * NS_PER_MS;
-		p->backoff_ms = hs_backoff_next(p->backoff_ms,
-		                                PRIM_BACKOFF_MIN_MS,
-		                                PRIM_BACKOFF_MAX_MS);
+		p->backoff_ms = hs_backoff_next(
+		    p->backoff_ms, PRIM_BACKOFF_MIN_MS, PRIM_BACKOFF_MAX_MS);
 		return;
 	}
 	hs_log_info("primary: connected to standby %s", p->conf->peer);

@@ -447,8 +447,8 @@ hash_replies(struct sender *s, uint8_t (*ours)[PROTO_HASH_LEN])
 			return HS_OK;
 		if (m.type != PROTO_T_HASH_REPLY)
 			return HS_EPROTO;
-		if ((rc = proto_hash_reply_decode(m.data, m.len,
-		                                  hash_reply_one, &hw)) < 0)
+		if ((rc = proto_hash_reply_decode(m.data, m.len, hash_reply_one,
+		                                  &hw)) < 0)
 			return rc;
 	}
 }

@@ -114,8 +114,7 @@ proto_sig_decode(const uint8_t *p, size_t len, struct proto_sig *out)
 }
 
 int
-proto_set_done_decode(const uint8_t *p, size_t len,
-                      struct proto_set_done *out)
+proto_set_done_decode(const uint8_t *p, size_t len, struct proto_set_done *out)
 {
 	struct proto_rd r = {p, len};
 	uint32_t i;

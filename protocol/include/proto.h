@@ -633,8 +633,8 @@ int proto_patch_stale_decode(const uint8_t *p, size_t len, int *all,
  * knows how many there were even when a later one is malformed.
  */
 int proto_renames_decode(const uint8_t *p, size_t len, uint32_t *n,
-                         int (*fn)(void *arg, uint16_t src,
-                                   const char *from, const char *to),
+                         int (*fn)(void *arg, uint16_t src, const char *from,
+                                   const char *to),
                          void *arg);
 /*
  * A journal entry of the primary's index (primary/sendidx.c writes it):

@@ -2875,8 +2875,8 @@ START_TEST(reply_fields)
 	ck_assert_mem_eq(d.lines[1].p, "/install/b: rename", 18);
 	ck_assert_uint_eq(d.seq, 7);
 	/* Without the sequence: an unnumbered run. */
-	ck_assert_int_eq(
-	    proto_set_done_decode(w.buf.data, w.buf.len - 8, &d), HS_OK);
+	ck_assert_int_eq(proto_set_done_decode(w.buf.data, w.buf.len - 8, &d),
+	                 HS_OK);
 	ck_assert_uint_eq(d.seq, 0);
 
 	proto_wr_reset(&w);
