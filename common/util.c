@@ -261,6 +261,15 @@ hs_write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+uint64_t
+hs_backoff_next(uint64_t cur, uint64_t min, uint64_t max)
+{
+	if (cur < min)
+		return min;
+	/* Halving max, not doubling cur: no overflow near UINT64_MAX. */
+	return cur > max / 2 ? max : cur * 2;
+}
+
 char *
 hs_xstrdup(const char *s)
 {

@@ -47,9 +47,6 @@
  * timeouts notice it.  A TLS handshake on a LAN takes a few ms.
  */
 #define EXPRESS_TIMEOUT_MS 1000
-/* Reconnect backoff: from 200 ms, doubling, capped at 10 s. */
-#define EXPRESS_BACKOFF_MIN_MS 200
-#define EXPRESS_BACKOFF_MAX_MS 10000
 /* Runs the lane closed on, kept from covering until the next session. */
 #define EXPRESS_KEPT_MAX 64
 #define NS_PER_MS 1000000ull
@@ -103,7 +100,7 @@ express_new(const struct hs_conf *conf, struct proto_tls *tls, uint64_t epoch,
 	                      : EXPRESS_TIMEOUT_MS;
 	/* No tick: the lane runs inside the bulk lane's tick. */
 	x->o.tick = NULL;
-	x->backoff_ms = EXPRESS_BACKOFF_MIN_MS;
+	x->backoff_ms = PRIM_BACKOFF_MIN_MS;
 	*out = x;
 	return HS_OK;
 }
@@ -194,14 +191,13 @@ express_connect(struct express *x)
 			x->last_err_log_ns = now;
 		}
 		x->next_try_ns = now + x->backoff_ms * NS_PER_MS;
-		x->backoff_ms = x->backoff_ms * 2 > EXPRESS_BACKOFF_MAX_MS
-		                    ? EXPRESS_BACKOFF_MAX_MS
-		                    : x->backoff_ms * 2;
+		x->backoff_ms = hs_backoff_next(
+		    x->backoff_ms, PRIM_BACKOFF_MIN_MS, PRIM_BACKOFF_MAX_MS);
 		return 0;
 	}
 	hs_log_info("primary: express lane to standby %s open",
 	            x->conf->peer);
-	x->backoff_ms = EXPRESS_BACKOFF_MIN_MS;
+	x->backoff_ms = PRIM_BACKOFF_MIN_MS;
 	x->last_io_ns = now;
 	return 1;
 }

@@ -8,13 +8,16 @@
 
 #include <stdint.h>
 
-#include "delta.h"
 #include "hs.h"
 #include "primary.h"
 #include "proto.h"
-#include "tree.h"
 
 struct idx;
+
+/* Reconnect backoff of both lanes: from 200 ms, doubling, capped at 10 s
+ * (hs_backoff_next). */
+#define PRIM_BACKOFF_MIN_MS 200
+#define PRIM_BACKOFF_MAX_MS 10000
 
 /* ------------------------------------------------- primary: the watcher */
 

@@ -24,10 +24,8 @@
 #include "idx.h"
 #include "ctl.h"
 #include "prim_int.h"
+#include "tree.h"
 
-/* Reconnect backoff: from 200 ms, doubling, capped at 10 s. */
-#define BACKOFF_MIN_MS 200
-#define BACKOFF_MAX_MS 10000
 /* Paths the standby failed to apply go again: from 1 s, doubling to 60 s. */
 #define RETRY_MIN_MS 1000
 #define RETRY_MAX_MS 60000
@@ -46,7 +44,6 @@ struct prim_retry {
 	size_t n;
 	size_t cap;
 	int whole;           /* an error tied to no path: the whole set */
-	uint64_t loose;      /* how many such errors */
 	uint64_t errors;     /* errors since the last try of them all */
 	uint64_t since_ns;   /* the oldest change among them */
 	uint64_t due_ns;     /* next try */
@@ -245,15 +242,14 @@ prim_connect(struct prim *p)
 			p->last_err_log_ns = now;
 		}
 		p->next_try_ns = now + p->backoff_ms * NS_PER_MS;
-		p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS
-		                    ? BACKOFF_MAX_MS
-		                    : p->backoff_ms * 2;
+		p->backoff_ms = hs_backoff_next(
+		    p->backoff_ms, PRIM_BACKOFF_MIN_MS, PRIM_BACKOFF_MAX_MS);
 		return;
 	}
 	hs_log_info("primary: connected to standby %s", p->conf->peer);
 	if (p->sessions++ > 0)
 		p->cnt.reconnects++;
-	p->backoff_ms = BACKOFF_MIN_MS;
+	p->backoff_ms = PRIM_BACKOFF_MIN_MS;
 	p->last_io_ns = now;
 	/*
 	 * The standby holds what our index says when it applied exactly our
@@ -337,22 +333,19 @@ static int
 replay_entry(void *arg, uint64_t seq, const void *entry, size_t len)
 {
 	struct replay *rp = arg;
-	struct proto_rd r = {entry, len};
-	char name[PROTO_NODE_MAX + 1];
+	struct proto_jentry e;
 	struct proto_scope *v = NULL, *nv;
-	uint64_t mono, wall;
 	size_t n = 0, i, k;
 
-	if (proto_get_str(&r, name, PROTO_NODE_MAX, NULL) < 0 ||
-	    proto_get_u64(&r, &mono) < 0 || proto_get_u64(&r, &wall) < 0) {
+	if (proto_jentry_decode(entry, len, &e) < 0) {
 		hs_log_warnx("primary: index: journal entry %llu is damaged; "
 		             "ignored",
 		             (unsigned long long)seq);
 		return 0;
 	}
-	if (strcmp(name, rp->set->name) != 0)
+	if (strcmp(e.set, rp->set->name) != 0)
 		return 0;
-	if (proto_scope_decode(&r, &v, &n) < 0) {
+	if (proto_jentry_scope(&e, &v, &n) < 0) {
 		hs_log_warnx("primary: index: journal entry %llu is damaged; "
 		             "ignored",
 		             (unsigned long long)seq);
@@ -396,8 +389,6 @@ static int
 prim_journal_replay(struct prim *p, const struct hs_pathset *set,
                     struct proto_scope **v, size_t *n, int *full)
 {
-	uint8_t id[IDX_ID_LEN];
-	uint64_t acked;
 	struct replay rp = {p, set, v, n, 0};
 	int rc;
 
@@ -408,8 +399,7 @@ prim_journal_replay(struct prim *p, const struct hs_pathset *set,
 	express_kept_clear(p->xp);
 	p->o.n_journal_keep = 0;
 	/* From the first: another set's run may be acknowledged above. */
-	if ((rc = idx_journal_state(p->x, id, &acked)) < 0 ||
-	    (rc = idx_journal_walk(p->x, 0, replay_entry, &rp)) < 0)
+	if ((rc = idx_journal_walk(p->x, 0, replay_entry, &rp)) < 0)
 		return rc;
 	if (rp.whole) {
 		hs_log_info("primary: set %s: a run of the whole set was never "
@@ -573,10 +563,8 @@ prim_idx_failed(struct prim *p, size_t i, int rc)
 		             p->conf->sets[i].name, p->conf->state_dir,
 		             hs_strerror(rc));
 	r->idx_rc = rc;
-	r->idx_backoff_ms = r->idx_backoff_ms == 0 ? RETRY_MIN_MS
-	                    : r->idx_backoff_ms * 2 > RETRY_MAX_MS
-	                        ? RETRY_MAX_MS
-	                        : r->idx_backoff_ms * 2;
+	r->idx_backoff_ms =
+	    hs_backoff_next(r->idx_backoff_ms, RETRY_MIN_MS, RETRY_MAX_MS);
 	r->idx_due_ns = hs_now_mono_ns() + r->idx_backoff_ms * NS_PER_MS;
 }
 
@@ -631,7 +619,6 @@ prim_retry_add(struct prim_retry *r, const struct send_failed *f)
 		                     f->v[k].path, f->v[k].recursive) < 0)
 			r->whole = 1;
 	proto_scope_normalize(r->v, &r->n);
-	r->loose += f->loose;
 	if (f->loose > 0)
 		r->whole = 1;
 	if (f->refused) {
@@ -666,7 +653,6 @@ prim_retry_done(struct prim *p, size_t i, int covered, int full,
 		r->v = NULL;
 		r->n = r->cap = 0;
 		r->whole = 0;
-		r->loose = 0;
 		r->errors = 0;
 		r->refused = 0;
 	}
@@ -695,10 +681,8 @@ prim_retry_done(struct prim *p, size_t i, int covered, int full,
 	    rep->sets_refused == 0)
 		r->seed = 1;
 	if (covered || !was) {
-		r->backoff_ms = r->backoff_ms == 0 ? RETRY_MIN_MS
-		                : r->backoff_ms * 2 > RETRY_MAX_MS
-		                    ? RETRY_MAX_MS
-		                    : r->backoff_ms * 2;
+		r->backoff_ms =
+		    hs_backoff_next(r->backoff_ms, RETRY_MIN_MS, RETRY_MAX_MS);
 		r->due_ns = now + r->backoff_ms * NS_PER_MS;
 	}
 	wait_s = r->due_ns > now ? (r->due_ns - now) / 1000000000ull : 0;
@@ -773,10 +757,8 @@ prim_sync_set(struct prim *p, size_t i)
 	/* The standby's tree holds the express run before we list it. */
 	express_settle(p->xp, &p->o.journal_keep, &p->o.n_journal_keep);
 	p->run_start_ns = hs_now_mono_ns();
-	p->run_set = (int)i;
 	rc = send_session_set(p->ss, set, full ? NULL : scope, full ? 0 : n,
 	                      &rep);
-	p->run_set = -1;
 	replayed_drop(p);
 	proto_scope_free(scope, n);
 	if (rc < 0)
@@ -1384,7 +1366,7 @@ prim_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
 	p.conf = conf;
 	p.epoch = epoch;
 	p.sfd = p.pidfd = -1;
-	p.backoff_ms = BACKOFF_MIN_MS;
+	p.backoff_ms = PRIM_BACKOFF_MIN_MS;
 	p.o.epoch = epoch;
 	p.o.quiet = 1;
 	p.o.tls = tls;

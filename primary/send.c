@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "delta.h"
 #include "send_int.h"
 
 /* For arrays of entry pointers: source, then path. */
@@ -55,70 +56,6 @@ mark_parent(struct sender *s, uint16_t src, const char *path)
 	         (int)(slash ? slash - path : 0), path);
 	if ((p = mine_find(s, src, parent)) != NULL)
 		p->flags |= SCAN_F_DIRTY;
-}
-
-void
-send_note(struct sender *s, const char *fmt, ...)
-{
-	char line[PROTO_PATH_MAX + 512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (s->o->quiet)
-		hs_log_warnx("send: %s", line);
-	else
-		fprintf(stderr, "hamnsync: %s\n", line);
-}
-
-const char *
-send_show(struct sender *s, const struct scan_entry *e)
-{
-	static char buf[PROTO_PATH_MAX * 2 + 2];
-
-	if (e->path[0] == '\0')
-		snprintf(buf, sizeof(buf), "%s", s->set->sources.v[e->src]);
-	else
-		snprintf(buf, sizeof(buf), "%s/%s", s->set->sources.v[e->src],
-		         e->path);
-	return buf;
-}
-
-void
-send_dry(struct sender *s, const char *what, const struct scan_entry *e)
-{
-	if (s->o->dry_run)
-		printf("%-8s %s", what, send_show(s, e));
-}
-
-int
-send_entry(struct sender *s, uint8_t type, const struct scan_entry *se)
-{
-	static const uint8_t none[PROTO_XHASH_LEN];
-	char rel[PROTO_PATH_MAX * 2 + 2];
-	int rc;
-
-	scan_to_proto(se, s->e);
-	s->xa.len = 0;
-	if (type != PROTO_T_OP_DELETE && se->type != PROTO_E_SYMLINK &&
-	    memcmp(se->xhash, none, sizeof(none)) != 0) {
-		if (se->path[0] == '\0')
-			snprintf(rel, sizeof(rel), "%s", s->leaf[se->src]);
-		else
-			snprintf(rel, sizeof(rel), "%s/%s", s->leaf[se->src],
-			         se->path);
-		if ((rc = xa_read_at(s->anchor[se->src], rel, &s->xa)) < 0)
-			send_note(s,
-			          "%s: extended attributes "
-			          "unreadable: %s",
-			          send_show(s, se), hs_strerror(rc));
-		s->e->xattrs = s->xa.data;
-		s->e->xattrs_len = (uint32_t)s->xa.len;
-	}
-	proto_wr_reset(&s->w);
-	proto_entry_encode(&s->w, s->e);
-	return proto_conn_send_wr(s->c, type, &s->w, PROTO_RAW);
 }
 
 void
@@ -171,7 +108,9 @@ open_source(struct sender *s, size_t i)
 	if (s->anchor[i] < 0) {
 		rc = -errno;
 		s->missing[i] = 1;
-		s->rep->changed_during++;
+		/* No run (the restart's stat diff): no report to count it. */
+		if (s->rep != NULL)
+			s->rep->changed_during++;
 		hs_log_warnx("send: source %s: its directory cannot be opened "
 		             "(%s); the standby's copy is left alone",
 		             src, hs_strerror(rc));
@@ -232,6 +171,35 @@ list_entry(struct sender *s, uint16_t i, const char *rel, int recursive,
 	return rc;
 }
 
+/* One entry the standby listed joins s->theirs. */
+static int
+listed_add(void *arg, struct proto_entry *e)
+{
+	struct sender *s = arg;
+	struct scan_entry se;
+
+	if (e->src >= s->set->sources.n || e->has_nul)
+		return HS_EPROTO;
+	memset(&se, 0, sizeof(se));
+	se.path = e->path;
+	se.link = e->type == PROTO_E_SYMLINK ? e->link : NULL;
+	se.src = e->src;
+	se.type = e->type;
+	se.mode = e->mode;
+	se.uid = e->uid;
+	se.gid = e->gid;
+	se.size = e->size;
+	se.mtime_sec = e->mtime_sec;
+	se.mtime_nsec = e->mtime_nsec;
+	se.rdev = e->rdev;
+	se.dev = e->dev;
+	se.ino = e->ino;
+	se.nlink = e->nlink;
+	se.blocks = e->blocks;
+	memcpy(se.xhash, e->xhash, sizeof(se.xhash));
+	return scan_entry_add(&s->theirs, &se);
+}
+
 static int
 recv_listing(struct sender *s, int *refused)
 {
@@ -241,32 +209,26 @@ recv_listing(struct sender *s, int *refused)
 
 	*refused = 0;
 	for (;;) {
-		struct proto_rd r;
-		uint32_t n, i;
-
 		if ((rc = send_recv(s, &m)) < 0)
 			return rc;
 		if (m.type == PROTO_T_LIST_END)
 			break;
 		if (m.type == PROTO_T_SET_REFUSE) {
-			char name[PROTO_NODE_MAX + 1], why[1024];
+			struct proto_set_refuse f;
 
-			r.p = m.data;
-			r.left = m.len;
-			if (proto_get_str(&r, name, PROTO_NODE_MAX, NULL) < 0 ||
-			    proto_get_str(&r, why, sizeof(why) - 1, NULL) < 0)
+			if (proto_set_refuse_decode(m.data, m.len, &f) < 0)
 				return HS_EPROTO;
 			send_note(s,
 			          "standby refused set %s: "
 			          "%s",
-			          name, why);
+			          f.set, f.why);
 			*refused = 1;
 			/* Tried again whole: a full disk, a config fixed. */
 			s->failed.errors++;
 			s->failed.loose++;
 			s->failed.refused = 1;
 			snprintf(s->failed.why, sizeof(s->failed.why), "%.255s",
-			         why);
+			         f.why);
 			return HS_OK;
 		}
 		if (m.type == PROTO_T_ERROR) {
@@ -276,40 +238,8 @@ recv_listing(struct sender *s, int *refused)
 		}
 		if (m.type != PROTO_T_LIST)
 			return HS_EPROTO;
-		r.p = m.data;
-		r.left = m.len;
-		if (proto_get_u32(&r, &n) < 0)
-			return HS_EPROTO;
-		for (i = 0; i < n; i++) {
-			struct scan_entry se;
-
-			if ((rc = proto_entry_decode(&r, s->e)) < 0)
-				return rc;
-			if (s->e->src >= s->set->sources.n || s->e->has_nul)
-				return HS_EPROTO;
-			memset(&se, 0, sizeof(se));
-			se.path = s->e->path;
-			se.link =
-			    s->e->type == PROTO_E_SYMLINK ? s->e->link : NULL;
-			se.src = s->e->src;
-			se.type = s->e->type;
-			se.mode = s->e->mode;
-			se.uid = s->e->uid;
-			se.gid = s->e->gid;
-			se.size = s->e->size;
-			se.mtime_sec = s->e->mtime_sec;
-			se.mtime_nsec = s->e->mtime_nsec;
-			se.rdev = s->e->rdev;
-			se.dev = s->e->dev;
-			se.ino = s->e->ino;
-			se.nlink = s->e->nlink;
-			se.blocks = s->e->blocks;
-			memcpy(se.xhash, s->e->xhash, sizeof(se.xhash));
-			if ((rc = scan_entry_add(&s->theirs, &se)) < 0)
-				return rc;
-		}
-		if (proto_rd_end(&r) < 0)
-			return HS_EPROTO;
+		if ((rc = proto_list_decode(m.data, m.len, listed_add, s)) < 0)
+			return rc;
 	}
 	/* Found by hash: sorting it was a tenth of a no-change sync's CPU. */
 	if ((rc = scan_list_index(&s->theirs, &dup)) == HS_EPROTO)
@@ -472,51 +402,54 @@ hash_batch_flush(struct sender *s, uint32_t *count)
 #define NEEDS_HASH(p) (((p)->flags & (P_HASH | P_DELTA)) == P_HASH)
 
 /* Read the standby's replies, in request order, and decide each file. */
+/* Where hash_replies is: the next of our files that needed a hash. */
+struct hash_walk {
+	struct sender *s;
+	uint8_t (*ours)[PROTO_HASH_LEN];
+	size_t i; /* in s->mine */
+	size_t k; /* in ours */
+};
+
+static int
+hash_reply_one(void *arg, const struct proto_hash_reply *h)
+{
+	struct hash_walk *hw = arg;
+	struct sender *s = hw->s;
+	struct scan_entry *p;
+
+	while (hw->i < s->mine.n && !NEEDS_HASH(&s->mine.v[hw->i]))
+		hw->i++;
+	if (hw->i >= s->mine.n)
+		return HS_EPROTO;
+	p = &s->mine.v[hw->i++];
+	if (p->src != h->src || strcmp(p->path, h->path) != 0)
+		return HS_EPROTO;
+	if (h->status == 0 &&
+	    memcmp(h->hash, hw->ours[hw->k], sizeof(h->hash)) == 0)
+		p->flags |= P_SEND_META;
+	else
+		p->flags |= P_SEND_FILE;
+	hw->k++;
+	return HS_OK;
+}
+
 static int
 hash_replies(struct sender *s, uint8_t (*ours)[PROTO_HASH_LEN])
 {
+	struct hash_walk hw = {s, ours, 0, 0};
 	struct proto_msg m;
-	size_t i = 0, k = 0;
 	int rc;
 
 	for (;;) {
-		struct proto_rd r;
-		uint32_t cnt, j;
-
 		if ((rc = send_recv(s, &m)) < 0)
 			return rc;
 		if (m.type == PROTO_T_HASH_END)
 			return HS_OK;
 		if (m.type != PROTO_T_HASH_REPLY)
 			return HS_EPROTO;
-		r.p = m.data;
-		r.left = m.len;
-		if (proto_get_u32(&r, &cnt) < 0)
-			return HS_EPROTO;
-		for (j = 0; j < cnt; j++) {
-			uint16_t src;
-			uint8_t st, h[PROTO_HASH_LEN];
-			struct scan_entry *p;
-
-			if (proto_get_u16(&r, &src) < 0 ||
-			    proto_get_str(&r, s->e->path, PROTO_PATH_MAX,
-			                  NULL) < 0 ||
-			    proto_get_u8(&r, &st) < 0 ||
-			    proto_get_bytes(&r, h, sizeof(h)) < 0)
-				return HS_EPROTO;
-			while (i < s->mine.n && !NEEDS_HASH(&s->mine.v[i]))
-				i++;
-			if (i >= s->mine.n)
-				return HS_EPROTO;
-			p = &s->mine.v[i++];
-			if (p->src != src || strcmp(p->path, s->e->path) != 0)
-				return HS_EPROTO;
-			if (st == 0 && memcmp(h, ours[k], sizeof(h)) == 0)
-				p->flags |= P_SEND_META;
-			else
-				p->flags |= P_SEND_FILE;
-			k++;
-		}
+		if ((rc = proto_hash_reply_decode(m.data, m.len, hash_reply_one,
+		                                  &hw)) < 0)
+			return rc;
 	}
 }
 
@@ -903,11 +836,10 @@ send_session_failed(struct sender *s, struct send_failed *f)
 static int
 recv_set_done(struct sender *s, uint64_t *seq)
 {
+	struct proto_set_done d;
 	struct proto_msg m;
-	struct proto_rd r;
-	uint64_t applied, errors;
-	uint32_t n, i;
-	char line[1025];
+	char line[PROTO_LINE_MAX + 1];
+	uint32_t i;
 	int rc;
 
 	if ((rc = send_recv(s, &m)) < 0)
@@ -919,28 +851,23 @@ recv_set_done(struct sender *s, uint64_t *seq)
 			return rc;
 	if (m.type != PROTO_T_SET_DONE)
 		return HS_EPROTO;
-	r.p = m.data;
-	r.left = m.len;
-	if (proto_get_u64(&r, &applied) < 0 || proto_get_u64(&r, &errors) < 0 ||
-	    proto_get_u32(&r, &n) < 0 || n > PROTO_ERRORS_MAX)
+	if (proto_set_done_decode(m.data, m.len, &d) < 0)
 		return HS_EPROTO;
-	for (i = 0; i < n; i++) {
-		if (proto_get_str(&r, line, sizeof(line) - 1, NULL) < 0)
-			return HS_EPROTO;
+	for (i = 0; i < d.n_lines; i++) {
+		snprintf(line, sizeof(line), "%.*s", (int)d.lines[i].len,
+		         d.lines[i].p);
 		send_note(s, "standby: %s", line);
 		failed_note(s, line);
 	}
-	if (errors > n)
+	if (d.errors > d.n_lines)
 		send_note(s, "standby: ... and %llu more errors",
-		          (unsigned long long)(errors - n));
-	s->failed.errors += errors;
-	s->failed.loose += errors > n ? errors - n : 0;
-	s->rep->remote_errors += errors;
-	s->run_errors += errors;
-	*seq = 0;
-	if (r.left > 0 && (proto_get_u64(&r, seq) < 0 || *seq == 0))
-		return HS_EPROTO;
-	return proto_rd_end(&r);
+		          (unsigned long long)(d.errors - d.n_lines));
+	s->failed.errors += d.errors;
+	s->failed.loose += d.errors > d.n_lines ? d.errors - d.n_lines : 0;
+	s->rep->remote_errors += d.errors;
+	s->run_errors += d.errors;
+	*seq = d.seq;
+	return HS_OK;
 }
 
 static void
@@ -1315,6 +1242,7 @@ send_session_done(struct sender *s, int timeout_ms)
 	rc = recv_set_done(s, &seq);
 	s->rep->wire_out = proto_conn_bytes_out(s->c);
 	s->rep->wire_in = proto_conn_bytes_in(s->c);
+	s->rep = NULL;
 	return rc;
 }
 
@@ -1495,6 +1423,13 @@ send_session_set(struct sender *s, const struct hs_pathset *set,
 	}
 	rep->wire_out = proto_conn_bytes_out(s->c);
 	rep->wire_in = proto_conn_bytes_in(s->c);
+	/*
+	 * rep is the caller's, often on its stack: a later call that is not
+	 * a run (renames journalled between runs) must not write to it.  An
+	 * express run keeps it until send_session_done reads its SET_DONE.
+	 */
+	if (!s->awaiting_done)
+		s->rep = NULL;
 	return rc;
 }
 

@@ -1,8 +1,15 @@
 /*
- * send_int.h - the primary's reconciliation, shared between send.c (the
- * session, listings, the plan, metadata and deletes) and sendfile.c (file
- * content: whole, sparse, or as a librsync delta).  Only primary/ includes
- * this.
+ * send_int.h - inside the primary's reconciliation (the sender).  Its
+ * files call only down this list, which the sections below follow:
+ *	sendwire.c	messages, entry operations, replies, progress
+ *	sendopen.c	one of our files: open, refresh, changed?, FILE_END
+ *	sendahead.c	read-ahead of a big file on a thread
+ *	sendpatch.c	block patches and their records
+ *	sendfile.c	whole files and librsync deltas
+ *	sendidx.c	the index: journal and records of acknowledged runs
+ *	send.c		the session: listings, the plan, metadata, deletes
+ *	senddiff.c	restart: what differs from the index, stat only
+ * (scripts/deps.sh checks it).  Only the sender's files include this.
  */
 #ifndef SEND_INT_H
 #define SEND_INT_H
@@ -12,6 +19,7 @@
 
 #include "idx.h"
 #include "prim_int.h"
+#include "tree.h"
 
 /* Decisions the sender keeps in scan_entry.flags of its own entries. */
 #define P_SEND_FILE 0x0010 /* content differs: send it */
@@ -80,6 +88,7 @@ struct sender {
 	struct send_failed failed; /* standby errors of the last set run */
 };
 
+/* ------------------------------------------- sendwire.c: the bottom */
 /*
  * Tell the user about one path or set: "hamnsync: ..." on stderr from the
  * command line, a log line from the daemon.
@@ -90,30 +99,6 @@ void send_note(struct sender *s, const char *fmt, ...)
 const char *send_show(struct sender *s, const struct scan_entry *e);
 /* Queue an entry operation; with its extended attributes when it has. */
 int send_entry(struct sender *s, uint8_t type, const struct scan_entry *se);
-/* Open our file for entry p (read-only, not following it). */
-int send_open(struct sender *s, const struct scan_entry *p);
-/* SHA-256 of our file for entry p; HS_ENOTFOUND if it is gone. */
-int send_hash_mine(struct sender *s, const struct scan_entry *p,
-                   uint8_t h[PROTO_HASH_LEN]);
-/* Send one whole file (holes skipped), refreshing p's metadata. */
-int send_file(struct sender *s, struct scan_entry *p);
-
-/*
- * sendahead.c: a thread reads [off, end) of fd (borrowed) and feeds h and
- * t (borrowed, t may be NULL; the thread's until send_ahead_finish) while
- * the caller sends what it read.  send_ahead_next gives the next buffer
- * (*p, *n; valid until the next call) and returns 0 at the end;
- * send_ahead_finish stops and frees the reader and returns 1 when the file
- * was not read whole or grew (then h and t do not describe it).
- */
-struct send_ahead;
-struct blk_table;
-int send_ahead_start(int fd, uint64_t off, uint64_t end, struct proto_hash *h,
-                     struct blk_table *t, struct send_ahead **out);
-int send_ahead_next(struct send_ahead *a, const uint8_t **p, size_t *n);
-int send_ahead_finish(struct send_ahead *a);
-/* Send every P_DELTA file: signatures in batches, then deltas. */
-int send_deltas(struct sender *s);
 /* Print "what path" in a dry run. */
 void send_dry(struct sender *s, const char *what, const struct scan_entry *e);
 /* Redraw the progress line if due (or `final`); run the tick if due. */
@@ -128,42 +113,13 @@ int send_recv(struct sender *s, struct proto_msg *m);
 int send_recv_within(struct sender *s, struct proto_msg *m, int limit_ms);
 /* The tick's period while a session opens. */
 #define SEND_WAIT_TICK_MS 5
-/*
- * Express lane, after the plan: leave files above max_file_bytes and
- * hard-linked files to the bulk lane (no content, no hash, no delete of
- * the standby's entry at that path).
- */
-void send_leave_large(struct sender *s);
 
-/* List the whole set on our side into s->mine, stat only (sources
- * opened); send_reset_set forgets it all. */
-int send_list_stat(struct sender *s, const struct hs_pathset *set);
-void send_reset_set(struct sender *s);
-
-/* ---------------------------------------------- sendidx.c: the index */
-
-/* After HELLO: learn what the standby applied of our runs. */
-int sidx_session_open(struct sender *s);
-/*
- * A set run starts: its sequence (0 without an index), and its journal
- * entry (the scope's paths; none for a whole run), before anything of it
- * is sent.
- */
-int sidx_run_start(struct sender *s, const struct proto_scope *scope,
-                   size_t n_scope);
-/* SET_RENAMES `body` (watch_take_renames) is about to go: journal it. */
-int sidx_renames(struct sender *s, const struct hs_pathset *set,
-                 const struct proto_wr *body);
-/* The run changed nothing on the standby (refused, or nothing to do):
- * not numbered, and its journal entry goes. */
-void sidx_run_void(struct sender *s);
-/* Mark our regular files rewritten since acknowledged (P_CTIME). */
-void sidx_mark_rewritten(struct sender *s);
-/* SET_END's payload (id + sequence), or nothing without a journal. */
-void sidx_set_end_body(struct sender *s, struct proto_wr *w);
-/* SET_DONE acknowledged sequence `seq` (0: none echoed). */
-int sidx_run_acked(struct sender *s, uint64_t seq,
-                   const struct proto_scope *scope, size_t n_scope);
+/* ------------------------------------ sendopen.c: one file, opened */
+/* Open our file for entry p (read-only, not following it). */
+int send_open(struct sender *s, const struct scan_entry *p);
+/* SHA-256 of our file for entry p; HS_ENOTFOUND if it is gone. */
+int send_hash_mine(struct sender *s, const struct scan_entry *p,
+                   uint8_t h[PROTO_HASH_LEN]);
 /* Refresh p's metadata from open fd (st); HS_ENOTFOUND if no file. */
 int send_refresh(struct sender *s, struct scan_entry *p, int fd,
                  struct stat *st);
@@ -172,10 +128,22 @@ int send_changed_since(int fd, const struct stat *st);
 /* Queue OP_FILE_END: `changed` aborts the file, else h is its hash. */
 int send_file_end(struct sender *s, struct scan_entry *p, int changed,
                   const uint8_t h[PROTO_HASH_LEN]);
+/*
+ * sendahead.c: a thread reads [off, end) of fd (borrowed) and feeds h and
+ * t (borrowed, t may be NULL; the thread's until send_ahead_finish) while
+ * the caller sends what it read.  send_ahead_next gives the next buffer
+ * (*p, *n; valid until the next call) and returns 0 at the end;
+ * send_ahead_finish stops and frees the reader and returns 1 when the file
+ * was not read whole or grew (then h and t do not describe it).
+ */
+struct send_ahead;
+struct blk_table;
+int send_ahead_start(int fd, uint64_t off, uint64_t end, struct proto_hash *h,
+                     struct blk_table *t, struct send_ahead **out);
+int send_ahead_next(struct send_ahead *a, const uint8_t **p, size_t *n);
+int send_ahead_finish(struct send_ahead *a);
 
 /* ------------------------------------ block patches (sendpatch.c) */
-
-struct blk_table;
 /*
  * Send P_DELTA file p as its changed blocks if it has a record and few
  * enough blocks changed: 1 when sent (or skipped as changed while read),
@@ -202,5 +170,53 @@ void send_blk_reset(struct sender *s);
  */
 size_t send_blk_retry(struct sender *s, struct proto_scope **scope);
 void send_blk_free(struct sender *s);
+
+/* ------------------------- sendfile.c: whole files, librsync deltas */
+/* Send one whole file (holes skipped), refreshing p's metadata. */
+int send_file(struct sender *s, struct scan_entry *p);
+/* Send every P_DELTA file: signatures in batches, then deltas. */
+int send_deltas(struct sender *s);
+/*
+ * Express lane, after the plan: leave files above max_file_bytes and
+ * hard-linked files to the bulk lane (no content, no hash, no delete of
+ * the standby's entry at that path).
+ */
+void send_leave_large(struct sender *s);
+
+/* ---------------------------------------------- sendidx.c: the index */
+/* After HELLO: learn what the standby applied of our runs. */
+int sidx_session_open(struct sender *s);
+/*
+ * A set run starts: its sequence (0 without an index), and its journal
+ * entry (the scope's paths; none for a whole run), before anything of it
+ * is sent.
+ */
+int sidx_run_start(struct sender *s, const struct proto_scope *scope,
+                   size_t n_scope);
+/* SET_RENAMES `body` (watch_take_renames) is about to go: journal it. */
+int sidx_renames(struct sender *s, const struct hs_pathset *set,
+                 const struct proto_wr *body);
+/* The run changed nothing on the standby (refused, or nothing to do):
+ * not numbered, and its journal entry goes. */
+void sidx_run_void(struct sender *s);
+/* Key prefixes of the set's sources (s->skey), computed once per run. */
+int sidx_set_keys(struct sender *s);
+/* The record an entry would get: its stat fingerprint. */
+void sidx_fingerprint(const struct scan_entry *e, struct idx_file *f);
+/* Do two records match (the entry did not change)? */
+int sidx_same_rec(const struct idx_file *a, const struct idx_file *b);
+/* Mark our regular files rewritten since acknowledged (P_CTIME). */
+void sidx_mark_rewritten(struct sender *s);
+/* SET_END's payload (id + sequence), or nothing without a journal. */
+void sidx_set_end_body(struct sender *s, struct proto_wr *w);
+/* SET_DONE acknowledged sequence `seq` (0: none echoed). */
+int sidx_run_acked(struct sender *s, uint64_t seq,
+                   const struct proto_scope *scope, size_t n_scope);
+
+/* ------------------------------------ send.c: listing our side */
+/* List the whole set on our side into s->mine, stat only (sources
+ * opened); send_reset_set forgets it all. */
+int send_list_stat(struct sender *s, const struct hs_pathset *set);
+void send_reset_set(struct sender *s);
 
 #endif /* SEND_INT_H */

@@ -17,84 +17,9 @@
 #include "delta.h"
 #include "send_int.h"
 
-/*
- * The daemon's tick (status, inotify, the express lane) runs at least this
- * often during a long run, counted from the end of the last tick so that
- * the run itself keeps at least this much time between two ticks.
- */
-#define SEND_TICK_NS (5ull * 1000 * 1000)
-#define SEND_TICK_MS 5
-
 /* Signatures asked for at once: bounded by count and estimated bytes. */
 #define SIG_BATCH_FILES 256
 #define SIG_BATCH_BYTES (8u * 1024 * 1024)
-
-int
-send_open(struct sender *s, const struct scan_entry *p)
-{
-	char rel[PROTO_PATH_MAX * 2 + 2];
-
-	if (p->path[0] == '\0')
-		snprintf(rel, sizeof(rel), "%s", s->leaf[p->src]);
-	else
-		snprintf(rel, sizeof(rel), "%s/%s", s->leaf[p->src], p->path);
-	return openat(s->anchor[p->src], rel,
-	              O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-}
-
-int
-send_hash_mine(struct sender *s, const struct scan_entry *p,
-               uint8_t h[PROTO_HASH_LEN])
-{
-	int fd = send_open(s, p), rc;
-
-	if (fd < 0)
-		return HS_ENOTFOUND;
-	rc = fs_hash_fd(fd, h);
-	close(fd);
-	return rc;
-}
-
-static void
-send_tick(struct sender *s, uint64_t now)
-{
-	if (s->o->tick != NULL && now - s->ticked_ns >= SEND_TICK_NS) {
-		s->o->tick(s->o->tick_arg);
-		s->ticked_ns = hs_now_mono_ns();
-	}
-}
-
-int
-send_recv_within(struct sender *s, struct proto_msg *m, int limit_ms)
-{
-	uint64_t start = hs_now_mono_ns(), heard;
-	uint64_t limit = (uint64_t)limit_ms * 1000000ull;
-	int rc;
-
-	/* Without a tick there is nothing to do while waiting: block (the
-	 * socket's timeout is the same silence). */
-	if (s->o->tick == NULL)
-		return proto_conn_recv(s->c, m);
-	for (;;) {
-		if ((rc = proto_conn_wait(s->c, SEND_TICK_MS)) < 0)
-			return rc;
-		if (rc > 0)
-			return proto_conn_recv(s->c, m);
-		send_tick(s, hs_now_mono_ns());
-		/* An ALIVE (skipped by the wait) starts the silence again. */
-		heard = proto_conn_last_rx(s->c);
-		if (heard < start)
-			heard = start;
-		if (hs_now_mono_ns() - heard >= limit)
-			return HS_ETIMEOUT;
-	}
-}
-
-int
-send_recv(struct sender *s, struct proto_msg *m)
-{
-	return send_recv_within(s, m, s->timeout_ms);
-}
 
 void
 send_leave_large(struct sender *s)
@@ -120,105 +45,6 @@ send_leave_large(struct sender *s)
 		if (t != NULL)
 			t->flags &= (uint16_t) ~(SCAN_F_GONE | SCAN_F_RETYPE);
 	}
-}
-
-void
-send_progress(struct sender *s, int final)
-{
-	uint64_t now = hs_now_mono_ns(), el;
-	double rate, eta;
-
-	send_tick(s, now);
-	if (!s->o->progress || s->o->dry_run)
-		return;
-	if (!final && now - s->shown_ns < 250000000ull)
-		return;
-	s->shown_ns = now;
-	el = now - s->start_ns;
-	rate = el ? (double)s->done_bytes * 1e9 / (double)el : 0;
-	eta = rate > 0 && s->todo_bytes > s->done_bytes
-	          ? (double)(s->todo_bytes - s->done_bytes) / rate
-	          : 0;
-	printf("\r%8llu/%llu files %10.1f/%.1f MiB %8.1f MiB/s ETA %3d:%02d ",
-	       (unsigned long long)s->done_files,
-	       (unsigned long long)s->todo_files,
-	       (double)s->done_bytes / 1048576.0,
-	       (double)s->todo_bytes / 1048576.0, rate / 1048576.0,
-	       (int)(eta / 60), (int)eta % 60);
-	if (final)
-		putchar('\n');
-	fflush(stdout);
-}
-
-/* Refresh p from the open file, so what we announce is what we send. */
-int
-send_refresh(struct sender *s, struct scan_entry *p, int fd, struct stat *st)
-{
-	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
-		send_note(s,
-		          "%s: vanished or changed type while "
-		          "syncing; skipped",
-		          send_show(s, p));
-		s->rep->changed_during++;
-		return HS_ENOTFOUND;
-	}
-	/*
-	 * The express lane reads only small files: one that grew past the
-	 * limit, or past the run's byte budget, is the bulk lane's.
-	 */
-	if (s->o->max_file_bytes != 0 &&
-	    ((uint64_t)st->st_size > s->o->max_file_bytes ||
-	     (s->o->max_run_bytes != 0 &&
-	      s->rep->bytes_sent + s->rep->delta_covered +
-	              (uint64_t)st->st_size >
-	          s->o->max_run_bytes))) {
-		s->rep->left_to_bulk++;
-		return HS_ELIMIT;
-	}
-	p->size = (uint64_t)st->st_size;
-	p->mode = st->st_mode & 07777;
-	p->uid = st->st_uid;
-	p->gid = st->st_gid;
-	p->mtime_sec = st->st_mtim.tv_sec;
-	p->mtime_nsec = (uint32_t)st->st_mtim.tv_nsec;
-	p->ctime_sec = st->st_ctim.tv_sec;
-	p->ctime_nsec = (uint32_t)st->st_ctim.tv_nsec;
-	p->ino = st->st_ino;
-	p->blocks = (uint64_t)st->st_blocks;
-	return HS_OK;
-}
-
-int
-send_changed_since(int fd, const struct stat *st)
-{
-	struct stat st2;
-
-	return fstat(fd, &st2) < 0 || st2.st_size != st->st_size ||
-	       st2.st_mtim.tv_sec != st->st_mtim.tv_sec ||
-	       st2.st_mtim.tv_nsec != st->st_mtim.tv_nsec ||
-	       st2.st_ctim.tv_sec != st->st_ctim.tv_sec ||
-	       st2.st_ctim.tv_nsec != st->st_ctim.tv_nsec;
-}
-
-int
-send_file_end(struct sender *s, struct scan_entry *p, int changed,
-              const uint8_t h[PROTO_HASH_LEN])
-{
-	uint8_t body[1 + PROTO_HASH_LEN];
-
-	body[0] = changed ? 1 : 0;
-	memcpy(body + 1, h, PROTO_HASH_LEN);
-	if (changed) {
-		send_note(s,
-		          "%s: changed while being read; the "
-		          "standby keeps its previous copy",
-		          send_show(s, p));
-		s->rep->changed_during++;
-	}
-	s->done_files++;
-	send_progress(s, 0);
-	return proto_conn_send(s->c, PROTO_T_OP_FILE_END, body, sizeof(body),
-	                       PROTO_RAW, NULL);
 }
 
 /*
@@ -546,9 +372,7 @@ read_sigs(struct sender *s, struct scan_entry **batch, size_t n,
 	int rc;
 
 	for (;;) {
-		struct proto_rd r;
-		uint16_t src;
-		uint64_t size;
+		struct proto_sig g;
 
 		if ((rc = send_recv(s, &m)) < 0)
 			return rc;
@@ -556,24 +380,16 @@ read_sigs(struct sender *s, struct scan_entry **batch, size_t n,
 			return k == n ? HS_OK : HS_EPROTO;
 		if (m.type != PROTO_T_SIG || k >= n)
 			return HS_EPROTO;
-		r.p = m.data;
-		r.left = m.len;
-		if (proto_get_u16(&r, &src) < 0 ||
-		    proto_get_str(&r, s->e->path, PROTO_PATH_MAX, NULL) < 0 ||
-		    proto_get_u8(&r, &rep[k].status) < 0 ||
-		    proto_get_bytes(&r, rep[k].hash, PROTO_HASH_LEN) < 0 ||
-		    proto_get_u64(&r, &size) < 0 ||
-		    proto_get_u32(&r, &rep[k].len) < 0)
+		if ((rc = proto_sig_decode(m.data, m.len, &g)) < 0)
+			return rc;
+		if (g.src != batch[k]->src || strcmp(g.path, batch[k]->path))
 			return HS_EPROTO;
-		if (src != batch[k]->src || strcmp(s->e->path, batch[k]->path))
-			return HS_EPROTO;
-		if (rep[k].len > PROTO_SIG_MAX)
-			return HS_ELIMIT;
-		if (rep[k].len != r.left)
-			return HS_EPROTO;
+		rep[k].status = g.status;
+		memcpy(rep[k].hash, g.hash, sizeof(rep[k].hash));
+		rep[k].len = g.len;
 		if ((rep[k].sig = malloc(rep[k].len ? rep[k].len : 1)) == NULL)
 			return -ENOMEM;
-		memcpy(rep[k].sig, r.p, rep[k].len);
+		memcpy(rep[k].sig, g.sig, rep[k].len);
 		k++;
 	}
 }
@@ -660,14 +476,4 @@ send_deltas(struct sender *s)
 		rc = delta_batch(s, batch, n);
 	free(batch);
 	return rc;
-}
-
-double
-send_session_progress(const struct sender *s)
-{
-	if (s->todo_bytes == 0)
-		return 0.0;
-	return s->done_bytes >= s->todo_bytes
-	           ? 1.0
-	           : (double)s->done_bytes / (double)s->todo_bytes;
 }

@@ -21,6 +21,11 @@
 #include "delta.h"
 #include "send_int.h"
 
+/* The standby stops listing stale paths at BLK_STALE_MAX; we accept as
+ * many. */
+_Static_assert(PROTO_STALE_MAX == BLK_STALE_MAX,
+               "PATCH_STALE limits differ between protocol/ and delta/");
+
 /* Memory for block tables awaiting SET_DONE: past it, no new records. */
 #define BLK_PENDING_MAX (64u * 1024 * 1024)
 
@@ -164,40 +169,42 @@ stale_add(struct send_blk *b, uint16_t src, const char *path)
 	return HS_OK;
 }
 
+/* One path of PATCH_STALE: sent again through signatures. */
+static int
+stale_one(void *arg, uint16_t src, const char *path)
+{
+	struct sender *s = arg;
+	int rc;
+
+	if (src >= s->set->sources.n)
+		return HS_EPROTO;
+	if ((rc = stale_add(blk_of(s), src, path)) < 0)
+		return rc;
+	send_note(s, "%s%s%s: the standby's copy is not the one "
+	          "recorded; sending it again",
+	          s->set->sources.v[src], path[0] ? "/" : "", path);
+	return HS_OK;
+}
+
 int
 send_blk_stale(struct sender *s, const struct proto_msg *m)
 {
-	struct proto_rd r = {m->data, m->len};
 	struct send_blk *b = blk_of(s);
-	char path[PROTO_PATH_MAX + 1];
-	uint32_t n, i;
-	uint8_t all;
-	int rc;
+	int all, rc;
 
 	/* We sent no patch without an index: a stale list is a lie. */
-	if (b == NULL || proto_get_u8(&r, &all) < 0 || all > 1 ||
-	    proto_get_u32(&r, &n) < 0 || n > BLK_STALE_MAX)
+	if (b == NULL)
 		return HS_EPROTO;
-	for (i = 0; i < n; i++) {
-		uint16_t src;
-
-		if (proto_get_u16(&r, &src) < 0 ||
-		    proto_get_str(&r, path, PROTO_PATH_MAX, NULL) < 0 ||
-		    src >= s->set->sources.n)
-			return HS_EPROTO;
-		if ((rc = stale_add(b, src, path)) < 0)
-			return rc;
-		send_note(s, "%s%s%s: the standby's copy is not the one "
-		          "recorded; sending it again",
-		          s->set->sources.v[src], path[0] ? "/" : "", path);
-	}
+	if ((rc = proto_patch_stale_decode(m->data, m->len, &all, stale_one,
+	                                   s)) < 0)
+		return rc == HS_ELIMIT ? HS_EPROTO : rc;
 	if (all) {
 		b->stale_all = 1;
 		send_note(s, "set %s: the standby found many copies not the "
 		          "ones recorded; sending every patched file again",
 		          s->set->name);
 	}
-	return proto_rd_end(&r);
+	return HS_OK;
 }
 
 static int

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "prim_int.h"
+#include "tree.h"
 
 /* A file still open for writing is sent after this long anyway. */
 /*

@@ -270,6 +270,11 @@ int hs_split_hostport(const char *s, char *host, size_t hostlen,
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t hs_now_mono_ns(void);
+/*
+ * The wait after `cur` in a doubling backoff: min when cur is below it
+ * (0: the first failure), else twice cur, capped at max.
+ */
+uint64_t hs_backoff_next(uint64_t cur, uint64_t min, uint64_t max);
 /* Write all of buf to fd, retrying on EINTR/short writes. 0 or -errno. */
 int hs_write_all(int fd, const void *buf, size_t len);
 /*

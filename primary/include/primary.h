@@ -2,7 +2,22 @@
  * primary.h - the primary: one reconciliation of every set with the
  * standby (send_sync, what `hamnsync sync` and `verify` run), and the
  * daemon that watches the sources and replicates each change (prim_run).
- * Internals: prim_int.h (the watcher, the sender's session).
+ *
+ * Names in primary/, by prefix:
+ *	prim_		the daemon (primary.c): its loop, retries, status
+ *	watch_		the watcher (watch.c): inotify into dirty sets
+ *	send_		the sender: a session with the standby that
+ *			reconciles sets (send.c, send_session_*), and its
+ *			parts (send_int.h): the wire and progress, one
+ *			file's content, read-ahead (send_ahead_), block
+ *			patches (send_blk_), the restart's stat diff
+ *			(send_session_diff, send_prescan_)
+ *	sidx_		the sender's index (sendidx.c): run sequences, the
+ *			journal, records of what the standby acknowledged
+ *	express_	the express lane (express.c): small changes on a
+ *			second session while a long run holds the first
+ * Internals: prim_int.h (the watcher, the sender's session, the daemon's
+ * shared constants), send_int.h (inside the sender), express_int.h.
  */
 #ifndef PRIMARY_H
 #define PRIMARY_H
@@ -44,7 +59,6 @@ struct send_report {
 	uint64_t left_to_bulk; /* express: files left to the bulk lane */
 	uint64_t blind_runs;   /* scoped runs sent without a listing */
 	int idx_rc;            /* the index could not be written: why */
-	int idx_written;       /* ... or it took this run's records */
 };
 
 struct send_opts {

@@ -533,4 +533,126 @@ int patch_rx_block(struct patch_rx *rx, const uint8_t *p, size_t len,
                    size_t whylen);
 int patch_rx_end(const struct patch_rx *rx, char *why, size_t whylen);
 
+/* --- what the primary decodes: the standby's replies */
+
+/*
+ * Each decoder takes one whole message body (borrowed) and checks every
+ * length and count against its limit and that nothing follows: HS_OK,
+ * HS_EPROTO for a malformed body, HS_ELIMIT past a limit.  Bodies of
+ * many items call fn(arg, item) for each, in order (the item is borrowed
+ * for the call), and stop at fn's first error, which they return.
+ */
+
+/* An error line of SET_DONE, or a refusal's reason: at most this long
+ * (the standby cuts its lines there). */
+#define PROTO_LINE_MAX 1024
+/* Paths in one PATCH_STALE (delta.h's BLK_STALE_MAX, which the standby
+ * sends at most). */
+#define PROTO_STALE_MAX 1024u
+
+/* SET_REFUSE: str set | str why. */
+struct proto_set_refuse {
+	char set[PROTO_NODE_MAX + 1];
+	char why[PROTO_LINE_MAX + 1];
+};
+int proto_set_refuse_decode(const uint8_t *p, size_t len,
+                            struct proto_set_refuse *out);
+
+/* LIST: u32 n | n x entry (proto_entry_decode); fn may write to e, which
+ * is scratch. */
+int proto_list_decode(const uint8_t *p, size_t len,
+                      int (*fn)(void *arg, struct proto_entry *e), void *arg);
+
+/* HASH_REPLY: u32 n | n x (u16 src | str path | u8 status | hash). */
+struct proto_hash_reply {
+	uint16_t src;
+	uint8_t status; /* 0: hashed; else no regular file there */
+	uint8_t hash[PROTO_HASH_LEN];
+	char path[PROTO_PATH_MAX + 1];
+};
+int proto_hash_reply_decode(const uint8_t *p, size_t len,
+                            int (*fn)(void *arg,
+                                      const struct proto_hash_reply *h),
+                            void *arg);
+
+/*
+ * SIG: u16 src | str path | u8 status | hash | u64 size | u32 n | the
+ * signature, n bytes (<= PROTO_SIG_MAX), to the end of the body.
+ */
+struct proto_sig {
+	uint16_t src;
+	uint8_t status; /* 0: signed; else no basis there */
+	uint8_t hash[PROTO_HASH_LEN];
+	uint64_t size;
+	const uint8_t *sig; /* borrowed from the body */
+	uint32_t len;
+	char path[PROTO_PATH_MAX + 1];
+};
+int proto_sig_decode(const uint8_t *p, size_t len, struct proto_sig *out);
+
+/*
+ * SET_DONE: u64 applied | u64 errors | u32 n (<= PROTO_ERRORS_MAX) |
+ * n x str line | [u64 sequence, not 0]: the error lines (of `errors` in
+ * all) and the run's sequence echoed (0: none).
+ */
+struct proto_line {
+	const char *p; /* borrowed from the body; no NUL in it, none after */
+	size_t len;    /* <= PROTO_LINE_MAX */
+};
+struct proto_set_done {
+	uint64_t applied;
+	uint64_t errors;
+	uint32_t n_lines;
+	struct proto_line lines[PROTO_ERRORS_MAX];
+	uint64_t seq;
+};
+int proto_set_done_decode(const uint8_t *p, size_t len,
+                          struct proto_set_done *out);
+
+/* JOURNAL: index id | u64 the highest sequence applied of its runs. */
+struct proto_journal {
+	uint8_t id[PROTO_JOURNAL_ID_LEN];
+	uint64_t seq;
+};
+int proto_journal_decode(const uint8_t *p, size_t len,
+                         struct proto_journal *out);
+
+/*
+ * PATCH_STALE: u8 all (0 or 1) | u32 n (<= PROTO_STALE_MAX) |
+ * n x (u16 src | str path).  *all says the standby found more.
+ */
+int proto_patch_stale_decode(const uint8_t *p, size_t len, int *all,
+                             int (*fn)(void *arg, uint16_t src,
+                                       const char *path),
+                             void *arg);
+
+/*
+ * The primary's own bytes, read back: what it wrote may be damaged.
+ * SET_RENAMES after the set name (primary/watch.c writes it): u32 n |
+ * n x (u16 src | str from | str to); *n is set once read, so a caller
+ * knows how many there were even when a later one is malformed.
+ */
+int proto_renames_decode(const uint8_t *p, size_t len, uint32_t *n,
+                         int (*fn)(void *arg, uint16_t src, const char *from,
+                                   const char *to),
+                         void *arg);
+/*
+ * A journal entry of the primary's index (primary/sendidx.c writes it):
+ * str set | u64 monotonic ns | u64 wall s | a scope (proto_scope_decode).
+ * proto_jentry_decode reads all but the scope, which it leaves in
+ * scope/scope_len (borrowed) for proto_jentry_scope: a caller looking
+ * for one set's entries decodes only theirs.
+ */
+struct proto_jentry {
+	char set[PROTO_NODE_MAX + 1];
+	uint64_t mono_ns;
+	uint64_t wall;
+	const uint8_t *scope;
+	size_t scope_len;
+};
+int proto_jentry_decode(const void *p, size_t len, struct proto_jentry *out);
+/* On success the caller owns *v (proto_scope_free); n 0: a whole set. */
+int proto_jentry_scope(const struct proto_jentry *e, struct proto_scope **v,
+                       size_t *n);
+
 #endif /* PROTO_H */

@@ -2534,14 +2534,517 @@ proto_suite(void)
 	return s;
 }
 
+static Suite *reply_suite(void);
+
 int
 main(void)
 {
 	SRunner *sr = srunner_create(proto_suite());
 	int failed;
 
+	srunner_add_suite(sr, reply_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* ---------------------------------- what the primary decodes (reply.c) */
+
+/* Every decoder behind one shape, for the cut and overrun checks. */
+static int
+count_cb_entry(void *arg, struct proto_entry *e)
+{
+	(void)e;
+	++*(int *)arg;
+	return HS_OK;
+}
+
+static int
+count_cb_hash(void *arg, const struct proto_hash_reply *h)
+{
+	(void)h;
+	++*(int *)arg;
+	return HS_OK;
+}
+
+static int
+count_cb_path(void *arg, uint16_t src, const char *path)
+{
+	(void)src;
+	(void)path;
+	++*(int *)arg;
+	return HS_OK;
+}
+
+static int
+count_cb_rename(void *arg, uint16_t src, const char *from, const char *to)
+{
+	(void)src;
+	(void)from;
+	(void)to;
+	++*(int *)arg;
+	return HS_OK;
+}
+
+static int
+dec_refuse(const uint8_t *p, size_t len)
+{
+	struct proto_set_refuse f;
+
+	return proto_set_refuse_decode(p, len, &f);
+}
+
+static int
+dec_list(const uint8_t *p, size_t len)
+{
+	int n = 0;
+
+	return proto_list_decode(p, len, count_cb_entry, &n);
+}
+
+static int
+dec_hash(const uint8_t *p, size_t len)
+{
+	int n = 0;
+
+	return proto_hash_reply_decode(p, len, count_cb_hash, &n);
+}
+
+static int
+dec_sig(const uint8_t *p, size_t len)
+{
+	static struct proto_sig g;
+
+	return proto_sig_decode(p, len, &g);
+}
+
+static int
+dec_done(const uint8_t *p, size_t len)
+{
+	static struct proto_set_done d;
+
+	return proto_set_done_decode(p, len, &d);
+}
+
+static int
+dec_journal(const uint8_t *p, size_t len)
+{
+	struct proto_journal j;
+
+	return proto_journal_decode(p, len, &j);
+}
+
+static int
+dec_stale(const uint8_t *p, size_t len)
+{
+	int n = 0, all;
+
+	return proto_patch_stale_decode(p, len, &all, count_cb_path, &n);
+}
+
+static int
+dec_renames(const uint8_t *p, size_t len)
+{
+	uint32_t cnt;
+	int n = 0;
+
+	return proto_renames_decode(p, len, &cnt, count_cb_rename, &n);
+}
+
+static int
+dec_jentry(const uint8_t *p, size_t len)
+{
+	struct proto_jentry e;
+	struct proto_scope *v = NULL;
+	size_t n = 0;
+	int rc;
+
+	if ((rc = proto_jentry_decode(p, len, &e)) < 0 ||
+	    (rc = proto_jentry_scope(&e, &v, &n)) < 0)
+		return rc;
+	proto_scope_free(v, n);
+	return HS_OK;
+}
+
+/* Good bodies, one per message, as the standby (or the primary) writes. */
+static void
+body_refuse(struct proto_wr *w)
+{
+	proto_put_str(w, "www");
+	proto_put_str(w, "no such set here");
+}
+
+static void
+body_list(struct proto_wr *w)
+{
+	struct proto_entry *e = calloc(1, sizeof(*e));
+
+	ck_assert_ptr_nonnull(e);
+	proto_put_u32(w, 2);
+	e->type = PROTO_E_DIR;
+	e->mode = 0755;
+	proto_entry_encode(w, e);
+	e->type = PROTO_E_FILE;
+	e->mode = 0644;
+	e->size = 12;
+	snprintf(e->path, sizeof(e->path), "etc/hosts");
+	proto_entry_encode(w, e);
+	free(e);
+}
+
+static void
+body_hash(struct proto_wr *w)
+{
+	uint8_t h[PROTO_HASH_LEN];
+
+	memset(h, 0xab, sizeof(h));
+	proto_put_u32(w, 2);
+	proto_put_u16(w, 0);
+	proto_put_str(w, "a");
+	proto_put_u8(w, 0);
+	proto_put_bytes(w, h, sizeof(h));
+	proto_put_u16(w, 1);
+	proto_put_str(w, "b/c");
+	proto_put_u8(w, 1);
+	proto_put_bytes(w, h, sizeof(h));
+}
+
+static void
+body_sig(struct proto_wr *w)
+{
+	uint8_t h[PROTO_HASH_LEN];
+
+	memset(h, 0x5a, sizeof(h));
+	proto_put_u16(w, 3);
+	proto_put_str(w, "img/rootimg.gz");
+	proto_put_u8(w, 0);
+	proto_put_bytes(w, h, sizeof(h));
+	proto_put_u64(w, 1u << 20);
+	proto_put_u32(w, 5);
+	proto_put_bytes(w, "SIG!!", 5);
+}
+
+static void
+body_done(struct proto_wr *w)
+{
+	proto_put_u64(w, 42);
+	proto_put_u64(w, 3);
+	proto_put_u32(w, 2);
+	proto_put_str(w, "/install/a: write: No space left on device");
+	proto_put_str(w, "/install/b: rename: Permission denied");
+	proto_put_u64(w, 7);
+}
+
+static void
+body_journal(struct proto_wr *w)
+{
+	uint8_t id[PROTO_JOURNAL_ID_LEN];
+
+	memset(id, 0x11, sizeof(id));
+	proto_put_bytes(w, id, sizeof(id));
+	proto_put_u64(w, 99);
+}
+
+static void
+body_stale(struct proto_wr *w)
+{
+	proto_put_u8(w, 1);
+	proto_put_u32(w, 2);
+	proto_put_u16(w, 0);
+	proto_put_str(w, "big/one");
+	proto_put_u16(w, 1);
+	proto_put_str(w, "");
+}
+
+static void
+body_renames(struct proto_wr *w)
+{
+	proto_put_u32(w, 2);
+	proto_put_u16(w, 0);
+	proto_put_str(w, "old");
+	proto_put_str(w, "new");
+	proto_put_u16(w, 0);
+	proto_put_str(w, "d/x");
+	proto_put_str(w, "d/y");
+}
+
+static void
+body_jentry(struct proto_wr *w)
+{
+	struct proto_scope v[2] = {{0, 1, "moved"}, {1, 0, "f"}};
+
+	proto_put_str(w, "install");
+	proto_put_u64(w, 123456789);
+	proto_put_u64(w, 1700000000);
+	proto_scope_encode(w, v, 2);
+}
+
+static const struct reply_case {
+	const char *name;
+	void (*body)(struct proto_wr *w);
+	int (*dec)(const uint8_t *p, size_t len);
+	/* A cut that leaves a good body: SET_DONE without its sequence. */
+	size_t good_cut_from_end;
+} reply_cases[] = {
+    {"SET_REFUSE", body_refuse, dec_refuse, 0},
+    {"LIST", body_list, dec_list, 0},
+    {"HASH_REPLY", body_hash, dec_hash, 0},
+    {"SIG", body_sig, dec_sig, 0},
+    {"SET_DONE", body_done, dec_done, 8},
+    {"JOURNAL", body_journal, dec_journal, 0},
+    {"PATCH_STALE", body_stale, dec_stale, 0},
+    {"SET_RENAMES", body_renames, dec_renames, 0},
+    {"journal entry", body_jentry, dec_jentry, 0},
+};
+
+/* The whole body decodes; every shorter one and one a byte longer fail. */
+START_TEST(reply_cut_table)
+{
+	const struct reply_case *tc = &reply_cases[_i];
+	struct proto_wr w;
+	uint8_t *p;
+	size_t len, k;
+
+	proto_wr_init(&w);
+	tc->body(&w);
+	ck_assert_int_eq(w.rc, HS_OK);
+	len = w.buf.len;
+	ck_assert_msg(tc->dec(w.buf.data, len) == HS_OK, "%s: good body",
+	              tc->name);
+	for (k = 0; k < len; k++) {
+		/* A copy of its own length, so ASan sees any overread. */
+		p = malloc(k ? k : 1);
+		ck_assert_ptr_nonnull(p);
+		memcpy(p, w.buf.data, k);
+		if (tc->good_cut_from_end && k == len - tc->good_cut_from_end)
+			ck_assert_int_eq(tc->dec(p, k), HS_OK);
+		else
+			ck_assert_msg(tc->dec(p, k) < 0,
+			              "%s: cut to %zu of %zu bytes decoded",
+			              tc->name, k, len);
+		free(p);
+	}
+	proto_put_u8(&w, 0);
+	ck_assert_msg(tc->dec(w.buf.data, w.buf.len) < 0,
+	              "%s: a byte past the end decoded", tc->name);
+	proto_wr_free(&w);
+}
+END_TEST
+
+/* The fields come back as written. */
+START_TEST(reply_fields)
+{
+	static struct proto_set_done d;
+	static struct proto_sig g;
+	struct proto_set_refuse f;
+	struct proto_journal j;
+	struct proto_jentry e;
+	struct proto_scope *v = NULL;
+	struct proto_wr w;
+	size_t n = 0;
+	uint32_t cnt = 0;
+	int all = 0, calls = 0;
+
+	proto_wr_init(&w);
+	body_refuse(&w);
+	ck_assert_int_eq(proto_set_refuse_decode(w.buf.data, w.buf.len, &f),
+	                 HS_OK);
+	ck_assert_str_eq(f.set, "www");
+	ck_assert_str_eq(f.why, "no such set here");
+
+	proto_wr_reset(&w);
+	body_sig(&w);
+	ck_assert_int_eq(proto_sig_decode(w.buf.data, w.buf.len, &g), HS_OK);
+	ck_assert_uint_eq(g.src, 3);
+	ck_assert_str_eq(g.path, "img/rootimg.gz");
+	ck_assert_uint_eq(g.size, 1u << 20);
+	ck_assert_uint_eq(g.len, 5);
+	ck_assert_mem_eq(g.sig, "SIG!!", 5);
+	ck_assert_uint_eq(g.hash[31], 0x5a);
+
+	proto_wr_reset(&w);
+	body_done(&w);
+	ck_assert_int_eq(proto_set_done_decode(w.buf.data, w.buf.len, &d),
+	                 HS_OK);
+	ck_assert_uint_eq(d.applied, 42);
+	ck_assert_uint_eq(d.errors, 3);
+	ck_assert_uint_eq(d.n_lines, 2);
+	ck_assert_uint_eq(d.lines[1].len,
+	                  strlen("/install/b: rename: Permission denied"));
+	ck_assert_mem_eq(d.lines[1].p, "/install/b: rename", 18);
+	ck_assert_uint_eq(d.seq, 7);
+	/* Without the sequence: an unnumbered run. */
+	ck_assert_int_eq(proto_set_done_decode(w.buf.data, w.buf.len - 8, &d),
+	                 HS_OK);
+	ck_assert_uint_eq(d.seq, 0);
+
+	proto_wr_reset(&w);
+	body_journal(&w);
+	ck_assert_int_eq(proto_journal_decode(w.buf.data, w.buf.len, &j),
+	                 HS_OK);
+	ck_assert_uint_eq(j.seq, 99);
+	ck_assert_uint_eq(j.id[15], 0x11);
+
+	proto_wr_reset(&w);
+	body_stale(&w);
+	ck_assert_int_eq(proto_patch_stale_decode(w.buf.data, w.buf.len, &all,
+	                                          count_cb_path, &calls),
+	                 HS_OK);
+	ck_assert_int_eq(all, 1);
+	ck_assert_int_eq(calls, 2);
+
+	proto_wr_reset(&w);
+	body_renames(&w);
+	calls = 0;
+	ck_assert_int_eq(proto_renames_decode(w.buf.data, w.buf.len, &cnt,
+	                                      count_cb_rename, &calls),
+	                 HS_OK);
+	ck_assert_uint_eq(cnt, 2);
+	ck_assert_int_eq(calls, 2);
+
+	proto_wr_reset(&w);
+	body_jentry(&w);
+	ck_assert_int_eq(proto_jentry_decode(w.buf.data, w.buf.len, &e), HS_OK);
+	ck_assert_str_eq(e.set, "install");
+	ck_assert_uint_eq(e.mono_ns, 123456789);
+	ck_assert_uint_eq(e.wall, 1700000000);
+	ck_assert_int_eq(proto_jentry_scope(&e, &v, &n), HS_OK);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(v[0].path, "moved");
+	ck_assert_uint_eq(v[0].recursive, 1);
+	proto_scope_free(v, n);
+	proto_wr_free(&w);
+}
+END_TEST
+
+/* A callback's error stops the walk and comes back. */
+static int
+refuse_second(void *arg, const struct proto_hash_reply *h)
+{
+	(void)h;
+	return ++*(int *)arg == 2 ? -ENOMEM : HS_OK;
+}
+
+START_TEST(reply_callback_error)
+{
+	struct proto_wr w;
+	int calls = 0;
+
+	proto_wr_init(&w);
+	body_hash(&w);
+	ck_assert_int_eq(proto_hash_reply_decode(w.buf.data, w.buf.len,
+	                                         refuse_second, &calls),
+	                 -ENOMEM);
+	ck_assert_int_eq(calls, 2);
+	proto_wr_free(&w);
+}
+END_TEST
+
+/* Limits: each count, length and value past what the protocol allows. */
+START_TEST(reply_limits)
+{
+	static struct proto_set_done d;
+	static struct proto_sig g;
+	struct proto_set_refuse f;
+	char *long_line = str_fill('e', PROTO_LINE_MAX + 1);
+	uint8_t h[PROTO_HASH_LEN] = {0};
+	struct proto_wr w;
+	uint32_t i;
+	int all, calls = 0;
+
+	proto_wr_init(&w);
+	/* SET_DONE: more lines than carried, a line too long, a NUL, seq 0 */
+	proto_put_u64(&w, 0);
+	proto_put_u64(&w, 100);
+	proto_put_u32(&w, PROTO_ERRORS_MAX + 1);
+	for (i = 0; i < PROTO_ERRORS_MAX + 1; i++)
+		proto_put_str(&w, "x");
+	ck_assert_int_eq(proto_set_done_decode(w.buf.data, w.buf.len, &d),
+	                 HS_ELIMIT);
+	proto_wr_reset(&w);
+	proto_put_u64(&w, 0);
+	proto_put_u64(&w, 1);
+	proto_put_u32(&w, 1);
+	proto_put_str(&w, long_line);
+	ck_assert_int_eq(proto_set_done_decode(w.buf.data, w.buf.len, &d),
+	                 HS_ELIMIT);
+	/* The longest line the standby sends is fine. */
+	proto_wr_reset(&w);
+	proto_put_u64(&w, 0);
+	proto_put_u64(&w, 1);
+	proto_put_u32(&w, 1);
+	proto_put_strn(&w, long_line, PROTO_LINE_MAX);
+	ck_assert_int_eq(proto_set_done_decode(w.buf.data, w.buf.len, &d),
+	                 HS_OK);
+	ck_assert_uint_eq(d.lines[0].len, PROTO_LINE_MAX);
+	proto_wr_reset(&w);
+	proto_put_u64(&w, 0);
+	proto_put_u64(&w, 1);
+	proto_put_u32(&w, 1);
+	proto_put_strn(&w, "a\0b", 3);
+	ck_assert_int_eq(proto_set_done_decode(w.buf.data, w.buf.len, &d),
+	                 HS_EPROTO);
+	proto_wr_reset(&w);
+	proto_put_u64(&w, 0);
+	proto_put_u64(&w, 0);
+	proto_put_u32(&w, 0);
+	proto_put_u64(&w, 0);
+	ck_assert_int_eq(proto_set_done_decode(w.buf.data, w.buf.len, &d),
+	                 HS_EPROTO);
+
+	/* SIG: a signature past PROTO_SIG_MAX */
+	proto_wr_reset(&w);
+	proto_put_u16(&w, 0);
+	proto_put_str(&w, "f");
+	proto_put_u8(&w, 0);
+	proto_put_bytes(&w, h, sizeof(h));
+	proto_put_u64(&w, 0);
+	proto_put_u32(&w, PROTO_SIG_MAX + 1);
+	ck_assert_int_eq(proto_sig_decode(w.buf.data, w.buf.len, &g),
+	                 HS_ELIMIT);
+
+	/* PATCH_STALE: too many paths, an `all` that is not 0 or 1 */
+	proto_wr_reset(&w);
+	proto_put_u8(&w, 0);
+	proto_put_u32(&w, PROTO_STALE_MAX + 1);
+	ck_assert_int_eq(proto_patch_stale_decode(w.buf.data, w.buf.len, &all,
+	                                          count_cb_path, &calls),
+	                 HS_ELIMIT);
+	proto_wr_reset(&w);
+	proto_put_u8(&w, 2);
+	proto_put_u32(&w, 0);
+	ck_assert_int_eq(proto_patch_stale_decode(w.buf.data, w.buf.len, &all,
+	                                          count_cb_path, &calls),
+	                 HS_EPROTO);
+	ck_assert_int_eq(calls, 0);
+
+	/* SET_REFUSE: a reason too long, a set name too long */
+	proto_wr_reset(&w);
+	proto_put_str(&w, "www");
+	proto_put_str(&w, long_line);
+	ck_assert_int_eq(proto_set_refuse_decode(w.buf.data, w.buf.len, &f),
+	                 HS_ELIMIT);
+	proto_wr_reset(&w);
+	proto_put_strn(&w, long_line, PROTO_NODE_MAX + 1);
+	proto_put_str(&w, "why");
+	ck_assert_int_eq(proto_set_refuse_decode(w.buf.data, w.buf.len, &f),
+	                 HS_ELIMIT);
+	proto_wr_free(&w);
+	free(long_line);
+}
+END_TEST
+
+static Suite *
+reply_suite(void)
+{
+	Suite *s = suite_create("reply");
+	TCase *tc = tcase_create("decode");
+
+	tcase_add_loop_test(tc, reply_cut_table, 0, (int)N_ELEM(reply_cases));
+	tcase_add_test(tc, reply_fields);
+	tcase_add_test(tc, reply_callback_error);
+	tcase_add_test(tc, reply_limits);
+	suite_add_tcase(s, tc);
+	return s;
 }

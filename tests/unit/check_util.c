@@ -490,6 +490,28 @@ START_TEST(misc_mono_and_strdup)
 }
 END_TEST
 
+START_TEST(misc_backoff)
+{
+	uint64_t cur = 0;
+	int i;
+
+	/* The reconnect backoff: 200 ms, doubling, capped at 10 s. */
+	cur = hs_backoff_next(cur, 200, 10000);
+	ck_assert_uint_eq(cur, 200);
+	cur = hs_backoff_next(cur, 200, 10000);
+	ck_assert_uint_eq(cur, 400);
+	for (i = 0; i < 10; i++)
+		cur = hs_backoff_next(cur, 200, 10000);
+	ck_assert_uint_eq(cur, 10000);
+	ck_assert_uint_eq(hs_backoff_next(6000, 200, 10000), 10000);
+	ck_assert_uint_eq(hs_backoff_next(199, 200, 10000), 200);
+	ck_assert_uint_eq(hs_backoff_next(UINT64_MAX, 1, UINT64_MAX),
+	                  UINT64_MAX);
+	ck_assert_uint_eq(hs_backoff_next(UINT64_MAX / 2, 1, UINT64_MAX),
+	                  UINT64_MAX - 1);
+}
+END_TEST
+
 static Suite *
 util_suite(void)
 {
@@ -537,6 +559,7 @@ util_suite(void)
 	tcase_add_test(tc, misc_write_all);
 	tcase_add_test(tc, misc_write_all_errors);
 	tcase_add_test(tc, misc_mono_and_strdup);
+	tcase_add_test(tc, misc_backoff);
 	suite_add_tcase(s, tc);
 	return s;
 }
