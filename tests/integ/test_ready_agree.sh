@@ -2,8 +2,8 @@
 # The standby's promote_ready is as strict as the primary's status (issue
 # 14, item 4).  The standby follows the in-sync verdict of the primary's
 # STATE frames; that verdict ignored deletions held back by the delete
-# guard and paths the standby failed to apply, so the standby said
-# "promote ready" while the primary said a set was held or in error.
+# guard and runs that failed, so the standby said "promote ready" while
+# the primary said a set was held or in error.
 # Each reason is made here with daemons on both nodes, while a second set
 # stays in sync:
 #   1. a mass deletion held back by the delete guard (max_delete_percent):
@@ -14,7 +14,9 @@
 #      `sync --allow-deletes`, the daemon started;
 #   2. a standby copy that cannot be replaced (chattr +i, or a read-only
 #      bind in the standby's own mount namespace), cleared by unlocking
-#      it: the primary's retry applies it with no signal.
+#      it: the primary's retry applies it with no signal;
+#   3. a source missing on the primary (the run fails, the standby's
+#      copy is left alone), cleared when the source comes back.
 # While a reason stands, the primary says the set is not in-sync and
 # the standby says promote_ready false in every sample; once it is
 # cleared, both say in-sync and promote ready, and the trees are equal.
@@ -35,7 +37,9 @@ hs_setup_pair "
 source = $D
 
 [path other]
-source = $O"
+source = $O/o1
+source = $O/o2
+source = $O/o3"
 
 # The standby runs in a mount namespace of its own (a read-only bind
 # made there is gone with it); in_ns runs a command there.
@@ -81,7 +85,7 @@ DATA_IS='{p["name"]: p["state"] for p in d["paths"]} == {"data": "%s", "other": 
 
 start_standby_ns
 hs_start_primary
-hs_wait_same "seeded: both daemons say in sync" 60 "$D" "$O"
+hs_wait_same "seeded: both daemons say in sync" 60 "$D" "$O/o1" "$O/o2" "$O/o3"
 [ "$HS_SAME" -eq 1 ] || hs_fail "no seed, giving up"
 # The guard of scoped runs weighs deletions against the standby's files
 # at the last whole run: none at the seed.  A whole run counts them.
@@ -105,7 +109,7 @@ never_ready "held: the standby is not promote ready" 3
 # (SIGUSR1) finds nothing held any more.
 mv "$T/aside" "$D/sub"
 kill -USR1 "$PRIMARY_PID"
-hs_wait_same "files back, a whole run: in-sync and promote ready" 60 "$D" "$O"
+hs_wait_same "files back, a whole run: in-sync and promote ready" 60 "$D"
 
 # Held again, released the documented way.
 mv "$D/sub" "$T/aside"
@@ -118,9 +122,9 @@ hs_sync --allow-deletes data
 [ "$SYNC_RC" -eq 0 ] && hs_ok "sync --allow-deletes data releases it" ||
 	hs_bad "sync --allow-deletes: exit $SYNC_RC: $(head -2 "$T/sync.err")"
 hs_start_primary
-hs_wait_same "released: in-sync and promote ready" 60 "$D" "$O"
+hs_wait_same "released: in-sync and promote ready" 60 "$D"
 mv "$T/aside" "$D/sub"
-hs_wait_same "the files back: in-sync and promote ready" 60 "$D" "$O"
+hs_wait_same "the files back: in-sync and promote ready" 60 "$D"
 
 # 2. A standby copy that cannot be replaced.
 S=$T/standby$D/sub
@@ -147,8 +151,22 @@ never_ready "failed ($lock_how): the standby is not promote ready" 3
 unlock "$S/f35"
 trap hs_cleanup EXIT
 hs_wait_same "unlocked: the retry applies it; in-sync and promote ready" \
-	90 "$D" "$O"
+	90 "$D"
 grep -q "is applied now" "$T/primary.log" &&
 	hs_ok "unlocked: the retry came with no signal" ||
 	hs_bad "unlocked: no retry applied the failed path"
+
+# 3. A source missing on the primary: the standby's copy is left alone,
+# and the set is in error (a failure of the run, not of a path the
+# standby could retry).  Cleared when the source comes back.
+OTHER_IS='{p["name"]: p["state"] for p in d["paths"]} == {"data": "in-sync", "other": "%s"}'
+mv "$O/o2" "$T/o2.aside"
+# shellcheck disable=SC2059
+hs_wait_status "source missing: the primary says set other is in error" \
+	30 "$C1" "$(printf "$OTHER_IS" error)"
+never_ready "source missing: the standby is not promote ready" 3
+[ -f "$T/standby$O/o2" ] && hs_ok "source missing: the standby keeps its copy" ||
+	hs_bad "source missing: the standby lost its copy"
+mv "$T/o2.aside" "$O/o2"
+hs_wait_same "source back: in-sync and promote ready" 30 "$D" "$O/o1" "$O/o2" "$O/o3"
 hs_result ready_agree
