@@ -796,21 +796,47 @@ prim_sync_set(struct prim *p, size_t i)
 	return HS_OK;
 }
 
-/* Caught up: nothing waiting, nothing in flight, every set reconciled. */
+/*
+ * Does the standby hold set i as the primary does, as far as this loop
+ * knows?  Not while no standby is connected or the session's first
+ * reconciliation (a restart's comparison included) is not done, a run of
+ * the set is under way (its changes left the watcher but are not
+ * acknowledged yet), the set waits for a comparison, or changes wait in
+ * the watcher or in a file still open; nor while subtrees of it have no
+ * watch (what changed there is seen only at the next rescan).  Nor while
+ * it was never reconciled whole, deletions of it are held back by the
+ * delete guard (the standby keeps what the primary no longer has), or
+ * paths of it failed on the standby.  Status's in-sync and the standby's
+ * promote_ready both follow this (prim_set_settled, prim_caught_up).
+ */
+static int
+prim_set_synced(struct prim *p, size_t i)
+{
+	return p->ss != NULL && p->unsynced_ns == 0 && p->seeded[i] &&
+	       !p->held[i] && !p->failed[i] && !prim_retry_pending(p, i) &&
+	       !p->need_full[i] && !p->need_diff[i] && (int)i != p->run_set &&
+	       !watch_pending(p->watch, (uint16_t)i) &&
+	       !watch_delayed(p->watch, (uint16_t)i) &&
+	       !watch_unwatched_in(p->watch, (uint16_t)i);
+}
+
+/*
+ * The in-sync verdict of STATE, which the standby's promote_ready
+ * follows: nothing in flight and every set synced.  Each condition that
+ * keeps it false clears only in a run (a held deletion in a whole run),
+ * and a run is followed by another verdict.  The kernel's unread events
+ * are not asked, unlike status: an event read after the verdict that
+ * makes no set pending would bring no run, and so no verdict after it.
+ */
 static int
 prim_caught_up(struct prim *p)
 {
-	uint64_t oldest, paths;
 	size_t i;
 
-	watch_pending_stats(p->watch, &oldest, &paths);
-	/* Unwatched subtrees: their changes wait for the rescan, unseen. */
-	if (p->ss == NULL || paths > 0 || p->inflight_ns != 0 ||
-	    watch_unwatched(p->watch) > 0)
+	if (p->ss == NULL || p->inflight_ns != 0)
 		return 0;
 	for (i = 0; i < p->conf->n_sets; i++)
-		if (p->need_full[i] || p->need_diff[i] ||
-		    prim_retry_pending(p, i))
+		if (!prim_set_synced(p, i))
 			return 0;
 	return 1;
 }
@@ -943,25 +969,15 @@ prim_status_retry(struct prim *p, size_t i, struct st_view *v, char *buf,
 }
 
 /*
- * May status call set i in-sync: has the standby acknowledged every
- * change of it?  Not while no standby is connected or the session's
- * first reconciliation (a restart's comparison included) is not done,
- * a run of the set is under way (its changes left the watcher but are
- * not acknowledged yet), the set waits for a comparison, or changes wait
- * in the watcher, in a file still open, or in the kernel: a writer's
- * last change is queued there when its write returns, and this status
- * may be answered before the loop reads it.  Nor while subtrees of it
- * have no watch: what changed there is seen only at the next rescan.
+ * May status call set i in-sync: synced (prim_set_synced), and no change
+ * waits in the kernel: a writer's last change is queued there when its
+ * write returns, and this status may be answered before the loop reads
+ * it.
  */
 static int
 prim_set_settled(struct prim *p, size_t i)
 {
-	return p->ss != NULL && p->unsynced_ns == 0 && !p->need_full[i] &&
-	       !p->need_diff[i] && (int)i != p->run_set &&
-	       !watch_pending(p->watch, (uint16_t)i) &&
-	       !watch_delayed(p->watch, (uint16_t)i) &&
-	       !watch_unwatched_in(p->watch, (uint16_t)i) &&
-	       watch_unread(p->watch) == 0;
+	return prim_set_synced(p, i) && watch_unread(p->watch) == 0;
 }
 
 static json_t *
