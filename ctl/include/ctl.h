@@ -1,6 +1,12 @@
 /*
- * ctl.h - what a running daemon knows about itself, as SPEC.md's status
- * object, and the control socket through which `hamnsync status` reads it.
+ * ctl.h - what a running daemon knows about itself, and how it tells.
+ * Two prefixes:
+ *	ctl_	the control socket (socket.c): the daemon listens and
+ *		answers, `hamnsync status` asks.
+ *	st_	the status object of SPEC.md (status.c): the view a daemon
+ *		fills, its warnings, its JSON and the copy saved for a
+ *		stopped node; and the metrics textfile made from it
+ *		(metrics.c).
  *
  * Control protocol (Unix stream socket state_dir/hamnsync.sock, mode 0660,
  * group status_group): the client sends one line
@@ -10,20 +16,15 @@
  * other verb to root only (SO_PEERCRED).  A client that does not send its
  * line within CTL_READ_MS is dropped.
  */
-#ifndef STATUS_H
-#define STATUS_H
+#ifndef CTL_H
+#define CTL_H
 
 #include <jansson.h>
 #include <stdint.h>
 
 #include "hs.h"
 
-#define CTL_SOCK_NAME "hamnsync.sock"
-#define CTL_PROTO "HAMNSYNC-CTL/1"
-#define CTL_REQ_MAX 256
-#define CTL_REPLY_MAX (4u * 1024 * 1024)
-#define CTL_READ_MS 200
-#define CTL_CLIENTS_MAX 32 /* clients one ctl_serve call takes */
+/* status.c: the status object ------------------------------------------ */
 
 /* One path set as status shows it. */
 struct st_path {
@@ -79,6 +80,35 @@ void st_warn_cert(struct st_view *v, const char *cert);
 json_t *st_json(const struct st_view *v);
 
 /*
+ * The daemon's last status, for `status` while it is stopped: the file
+ * state_dir/ST_SAVED_NAME, written by rename and not flushed, and only
+ * when what a stopped node's status shows of it changed (not ages, lag
+ * or warnings, which st_saved_load's caller replaces).  A failure is
+ * logged once until a save succeeds again (a full disk retried every 5 s
+ * would fill the log).  Returns 1 when written, 0 when unchanged, or an
+ * error.
+ */
+#define ST_SAVED_NAME "status.json"
+#define ST_SAVED_MAX (1024 * 1024)
+struct st_saved {
+	char *text;  /* what was last written; NULL at first */
+	int failing; /* the last try failed, and said so */
+};
+int st_save(const char *state_dir, json_t *status, struct st_saved *sv);
+void st_saved_free(struct st_saved *sv);
+/* The saved status, or NULL (*absent: there is no such file). */
+json_t *st_saved_load(const char *state_dir, int *absent);
+
+/* socket.c: the control socket ----------------------------------------- */
+
+#define CTL_SOCK_NAME "hamnsync.sock"
+#define CTL_PROTO "HAMNSYNC-CTL/1"
+#define CTL_REQ_MAX 256
+#define CTL_REPLY_MAX (4u * 1024 * 1024)
+#define CTL_READ_MS 200
+#define CTL_CLIENTS_MAX 32 /* clients one ctl_serve call takes */
+
+/*
  * Daemon side: listen on state_dir/hamnsync.sock (any stale socket is
  * replaced), group `group` (NULL: root only).  Returns the fd.
  */
@@ -102,6 +132,8 @@ void ctl_unlink(const char *state_dir);
 int ctl_request(const char *state_dir, const char *verb, int timeout_ms,
                 json_t **reply);
 
+/* metrics.c: the node-exporter textfile -------------------------------- */
+
 /* Counters a daemon keeps for Prometheus (monotonic since start). */
 struct st_counters {
 	uint64_t bytes_sent;
@@ -122,24 +154,4 @@ struct st_counters {
 int st_metrics_write(const char *path, json_t *status,
                      const struct st_counters *c);
 
-/*
- * The daemon's last status, for `status` while it is stopped: the file
- * state_dir/ST_SAVED_NAME, written by rename and not flushed, and only
- * when what a stopped node's status shows of it changed (not ages, lag
- * or warnings, which st_saved_load's caller replaces).  A failure is
- * logged once until a save succeeds again (a full disk retried every 5 s
- * would fill the log).  Returns 1 when written, 0 when unchanged, or an
- * error.
- */
-#define ST_SAVED_NAME "status.json"
-#define ST_SAVED_MAX (1024 * 1024)
-struct st_saved {
-	char *text;  /* what was last written; NULL at first */
-	int failing; /* the last try failed, and said so */
-};
-int st_save(const char *state_dir, json_t *status, struct st_saved *sv);
-void st_saved_free(struct st_saved *sv);
-/* The saved status, or NULL (*absent: there is no such file). */
-json_t *st_saved_load(const char *state_dir, int *absent);
-
-#endif /* STATUS_H */
+#endif /* CTL_H */
