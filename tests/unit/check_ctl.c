@@ -1,8 +1,9 @@
 /*
- * check_status.c - ctl/status.c: SPEC.md's status object (st_json)
- * parsed back with a real JSON parser, the control socket (ctl_listen,
- * ctl_serve, ctl_request) and its limits, and the Prometheus textfile
- * (st_metrics_write) read back with a strict text-format parser.
+ * check_ctl.c - the ctl library: SPEC.md's status object (status.c,
+ * st_json) parsed back with a real JSON parser, the control socket
+ * (socket.c: ctl_listen, ctl_serve, ctl_request) and its limits, and the
+ * Prometheus textfile (metrics.c, st_metrics_write) read back with a
+ * strict text-format parser.
  */
 #include <check.h>
 #include <dirent.h>
@@ -102,7 +103,7 @@ dir_teardown(void)
 static void
 base_setup(void)
 {
-	snprintf(basedir, sizeof(basedir), "/tmp/check_status.XXXXXX");
+	snprintf(basedir, sizeof(basedir), "/tmp/check_ctl.XXXXXX");
 	if (mkdtemp(basedir) == NULL) {
 		perror("mkdtemp");
 		exit(EXIT_FAILURE);
@@ -1625,9 +1626,9 @@ END_TEST
 /* ----------------------------------------------------------------- main */
 
 static Suite *
-status_suite(void)
+ctl_suite(void)
 {
-	Suite *s = suite_create("status");
+	Suite *s = suite_create("ctl");
 	TCase *tc;
 
 	tc = tcase_create("st_json");
@@ -1669,7 +1670,7 @@ status_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(status_suite());
+	SRunner *sr = srunner_create(ctl_suite());
 	int failed;
 
 	srunner_set_fork_status(sr, CK_FORK);
