@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,28 +210,6 @@ status_identity_warn(json_t *st, const char *idwhy)
 	}
 }
 
-/*
- * No status to show, and an identity the daemon cannot start with (so it
- * may never have made an index): that, not the missing state, is news.
- */
-static int
-status_identity_only(int json, const char *idwhy, const char *why)
-{
-	char text[HS_ERRMSG_MAX + 640];
-	json_t *j;
-
-	snprintf(text, sizeof(text),
-	         "CRITICAL: %s; the daemon cannot start with it (%s)", idwhy,
-	         why);
-	if (json && (j = json_pack("{s:s}", "error", text)) != NULL) {
-		json_dumpf(j, stdout, 0);
-		putchar('\n');
-		json_decref(j);
-	}
-	cli_err("status", "%s", text);
-	return CLI_NAGIOS_CRITICAL;
-}
-
 /* Nagios severity of a status object, adding the lag warnings. */
 static int
 severity(json_t *st, double warn_lag, double crit_lag)
@@ -369,21 +348,32 @@ print_human(json_t *st, int sev)
 }
 
 /*
- * {"error": "UNKNOWN: why"} on stdout, escaped by jansson: `why` names
- * paths, which may hold quotes or backslashes.
+ * No status to show: "<SEVERITY>: <why>" on stderr, and with --json as
+ * {"error": ...} on stdout, escaped by jansson since `why` names paths,
+ * which may hold quotes or backslashes.  Returns `sev`.
  */
-static void
-print_json_error(const char *why)
-{
-	char text[600];
-	json_t *j;
+static int status_error(int json, int sev, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-	snprintf(text, sizeof(text), "UNKNOWN: %s", why);
-	if ((j = json_pack("{s:s}", "error", text)) == NULL)
-		return;
-	json_dumpf(j, stdout, 0);
-	putchar('\n');
-	json_decref(j);
+static int
+status_error(int json, int sev, const char *fmt, ...)
+{
+	char text[HS_ERRMSG_MAX + 640];
+	va_list ap;
+	json_t *j;
+	int n;
+
+	n = snprintf(text, sizeof(text), "%s: ", sev_name[sev]);
+	va_start(ap, fmt);
+	vsnprintf(text + n, sizeof(text) - (size_t)n, fmt, ap);
+	va_end(ap);
+	if (json && (j = json_pack("{s:s}", "error", text)) != NULL) {
+		json_dumpf(j, stdout, 0);
+		putchar('\n');
+		json_decref(j);
+	}
+	cli_err("status", "%s", text);
+	return sev;
 }
 
 /* One status: print it, return its Nagios code. */
@@ -418,12 +408,18 @@ status_once(const struct hs_conf *conf, int json, double warn_lag,
 			not_answering_text(pid, na, sizeof(na));
 		if (status_stopped(conf, silent ? na : NULL, &st, why,
 		                   sizeof(why)) < 0) {
+			/*
+			 * An identity the daemon cannot start with (so it
+			 * may never have made an index): that, not the
+			 * missing state, is news.
+			 */
 			if (idwhy[0] != '\0')
-				return status_identity_only(json, idwhy, why);
-			if (json)
-				print_json_error(why);
-			cli_err("status", "UNKNOWN: %s", why);
-			return CLI_NAGIOS_UNKNOWN;
+				return status_error(
+				    json, CLI_NAGIOS_CRITICAL,
+				    "%s; the daemon cannot start with it (%s)",
+				    idwhy, why);
+			return status_error(json, CLI_NAGIOS_UNKNOWN, "%s",
+			                    why);
 		}
 	}
 	if (json_object_get(st, "error") != NULL) {
