@@ -189,25 +189,18 @@ status_identity(const struct hs_conf *conf, char *why, size_t whylen)
 		why[0] = '\0';
 }
 
-/* The identity fault `idwhy` as a warning of a status object. */
+/*
+ * The identity fault `idwhy` as a warning of the status of a daemon that
+ * does not answer (one that does says it itself: st_warn_identity).
+ */
 static void
 status_identity_warn(json_t *st, const char *idwhy)
 {
-	const char *d = json_string_value(json_object_get(st, "daemon"));
 	char text[HS_ERRMSG_MAX + 96];
 
-	if (d != NULL && strcmp(d, "running") == 0) {
-		/* It loaded its identity at start and keeps it. */
-		snprintf(text, sizeof(text),
-		         "%s; the running daemon keeps the identity it "
-		         "loaded; a restart would fail",
-		         idwhy);
-		add_warning(st, "warning", text);
-	} else {
-		snprintf(text, sizeof(text),
-		         "%s; the daemon cannot start with it", idwhy);
-		add_warning(st, "critical", text);
-	}
+	snprintf(text, sizeof(text), "%s; the daemon cannot start with it",
+	         idwhy);
+	add_warning(st, "critical", text);
 }
 
 /* Nagios severity of a status object, adding the lag warnings. */
@@ -385,7 +378,6 @@ status_once(const struct hs_conf *conf, int json, double warn_lag,
 	json_t *st = NULL;
 	int rc, sev;
 
-	status_identity(conf, idwhy, sizeof(idwhy));
 	rc = ctl_request(conf->state_dir, "status", STATUS_WAIT_MS, &st);
 	if (rc == -EACCES) {
 		cli_err("status",
@@ -404,6 +396,8 @@ status_once(const struct hs_conf *conf, int json, double warn_lag,
 		int pid = hs_daemon_pid(conf->state_dir);
 		int silent = rc == HS_ETIMEOUT || pid != 0;
 
+		/* No daemon answers to say whether its identity loads. */
+		status_identity(conf, idwhy, sizeof(idwhy));
 		if (silent)
 			not_answering_text(pid, na, sizeof(na));
 		if (status_stopped(conf, silent ? na : NULL, &st, why,
@@ -421,6 +415,8 @@ status_once(const struct hs_conf *conf, int json, double warn_lag,
 			return status_error(json, CLI_NAGIOS_UNKNOWN, "%s",
 			                    why);
 		}
+		if (idwhy[0] != '\0')
+			status_identity_warn(st, idwhy);
 	}
 	if (json_object_get(st, "error") != NULL) {
 		cli_err("status", "UNKNOWN: %s",
@@ -428,8 +424,6 @@ status_once(const struct hs_conf *conf, int json, double warn_lag,
 		json_decref(st);
 		return CLI_NAGIOS_UNKNOWN;
 	}
-	if (idwhy[0] != '\0')
-		status_identity_warn(st, idwhy);
 	sev = severity(st, warn_lag, crit_lag);
 	if (json) {
 		json_dumpf(st, stdout, JSON_INDENT(2));

@@ -73,6 +73,145 @@ st_warn_cert(struct st_view *v, const char *cert)
 		        days);
 }
 
+/*
+ * A file as stat(2) saw it: new content or mode changes mtime or ctime,
+ * a replacement changes the inode.
+ */
+struct id_stamp {
+	int err; /* errno of stat, or 0 */
+	dev_t dev;
+	ino_t ino;
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+	off_t size;
+	struct timespec mtim;
+	struct timespec ctim;
+};
+
+/*
+ * File times tick with the kernel's coarse clock: a file changed again
+ * within the tick of a check may keep its times, so one changed this
+ * recently (ctime: any change, set by the kernel) is checked again.
+ */
+#define ID_RECENT_S 2
+
+/*
+ * What st_warn_identity last saw: the config file and the identity files
+ * it names, and its verdict.  A daemon is one status per process, so the
+ * cache is too; it lives until the process ends.
+ */
+static struct {
+	int valid;
+	struct id_stamp conf;
+	struct id_stamp files[3]; /* cert, key, ca */
+	struct hs_conf *disk;     /* the config file as last read, or NULL */
+	char why[HS_ERRMSG_MAX];  /* "" when the identity loads */
+} id_cache;
+
+static void
+id_stamp_get(const char *path, struct id_stamp *s)
+{
+	struct stat st;
+
+	memset(s, 0, sizeof(*s));
+	if (path == NULL)
+		return;
+	if (stat(path, &st) < 0) {
+		s->err = errno;
+		return;
+	}
+	s->dev = st.st_dev;
+	s->ino = st.st_ino;
+	s->mode = st.st_mode;
+	s->uid = st.st_uid;
+	s->gid = st.st_gid;
+	s->size = st.st_size;
+	s->mtim = st.st_mtim;
+	s->ctim = st.st_ctim;
+}
+
+static int
+id_stamp_same(const struct id_stamp *a, const struct id_stamp *b)
+{
+	return a->err == b->err && a->dev == b->dev && a->ino == b->ino &&
+	       a->mode == b->mode && a->uid == b->uid && a->gid == b->gid &&
+	       a->size == b->size && a->mtim.tv_sec == b->mtim.tv_sec &&
+	       a->mtim.tv_nsec == b->mtim.tv_nsec &&
+	       a->ctim.tv_sec == b->ctim.tv_sec &&
+	       a->ctim.tv_nsec == b->ctim.tv_nsec;
+}
+
+static int
+id_stamp_recent(const struct id_stamp *s, time_t now)
+{
+	return s->err == 0 && s->ctim.tv_sec + ID_RECENT_S >= now;
+}
+
+/* Read the config file again when it changed; NULL when it does not load. */
+static const struct hs_conf *
+id_disk_conf(const char *file)
+{
+	struct id_stamp now;
+	char err[HS_ERRMSG_MAX];
+
+	id_stamp_get(file, &now);
+	if (id_cache.valid && id_stamp_same(&now, &id_cache.conf))
+		return id_cache.disk;
+	hs_conf_free(id_cache.disk);
+	/* One that does not load is said by status itself, before it asks. */
+	if (hs_conf_load(file, &id_cache.disk, err, sizeof(err)) < 0)
+		id_cache.disk = NULL;
+	id_cache.conf = now;
+	id_cache.valid = 0;
+	return id_cache.disk;
+}
+
+void
+st_warn_identity(struct st_view *v)
+{
+	const struct hs_conf *d;
+	struct id_stamp files[3];
+	struct proto_tls *t;
+	time_t now;
+	int rc, same = 1;
+	size_t i;
+
+	if (v->conf->file == NULL)
+		return;
+	if ((d = id_disk_conf(v->conf->file)) == NULL) {
+		id_cache.valid = !id_stamp_recent(&id_cache.conf, time(NULL));
+		return;
+	}
+	id_stamp_get(d->cert, &files[0]);
+	id_stamp_get(d->key, &files[1]);
+	id_stamp_get(d->ca, &files[2]);
+	for (i = 0; i < 3; i++)
+		same = same && id_stamp_same(&files[i], &id_cache.files[i]);
+	if (!id_cache.valid || !same) {
+		memcpy(id_cache.files, files, sizeof(files));
+		rc = proto_tls_from_conf(d, &t, id_cache.why,
+		                         sizeof(id_cache.why));
+		if (rc == HS_OK)
+			proto_tls_free(t);
+		/* As `status` judges: a file this user may not read is not. */
+		if (rc == HS_OK || (rc == -EACCES && geteuid() != 0))
+			id_cache.why[0] = '\0';
+		id_cache.valid = 1;
+	}
+	now = time(NULL);
+	if (id_stamp_recent(&id_cache.conf, now))
+		id_cache.valid = 0;
+	for (i = 0; i < 3; i++)
+		if (id_stamp_recent(&files[i], now))
+			id_cache.valid = 0;
+	if (id_cache.why[0] != '\0')
+		st_warn(v, "warning",
+		        "%s; the running daemon keeps the identity it loaded; "
+		        "a restart would fail",
+		        id_cache.why);
+}
+
 static json_t *
 num_or_null(double d)
 {

@@ -60,7 +60,7 @@ struct st_view {
 	const char *reasons[ST_REASONS_MAX];
 	size_t n_reasons;
 	const char *warn_sev[ST_WARNINGS_MAX];
-	char warn_text[ST_WARNINGS_MAX][320];
+	char warn_text[ST_WARNINGS_MAX][HS_ERRMSG_MAX + 128];
 	size_t n_warnings;
 };
 
@@ -76,6 +76,15 @@ double st_wall_now(void);
 void st_warn_disk(struct st_view *v, const char *what, const char *path);
 /* Warn about this node's certificate: expired (critical), < 30 days. */
 void st_warn_cert(struct st_view *v, const char *cert);
+/*
+ * Warn when the identity (certificate, key, CA file) named by the config
+ * file this daemon started from, as both are on disk now, would not load:
+ * the running daemon keeps the one it loaded, a restart would fail.
+ * `status` leaves this to a daemon that answers, so that it need not load
+ * the identity itself (OpenSSL's context costs more than the rest of its
+ * run).  The files are checked again only when stat(2) sees one change.
+ */
+void st_warn_identity(struct st_view *v);
 /* The SPEC.md status object; new reference. */
 json_t *st_json(const struct st_view *v);
 
