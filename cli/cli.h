@@ -1,6 +1,9 @@
 /*
  * cli.h - the hamnsync command: main() dispatches to one function per
- * subcommand.  Each returns the process exit status.
+ * subcommand (cmd_*.c, which parses its own options).  Each returns the
+ * process exit status.  The files call one way only,
+ *	main.c -> cmd_*.c -> node.c, json.c -> common.c
+ * (and each of them may call common.c).
  */
 #ifndef CLI_H
 #define CLI_H
@@ -21,6 +24,7 @@
 #define CLI_NAGIOS_CRITICAL 2
 #define CLI_NAGIOS_UNKNOWN 3
 
+/* common.c */
 /* Print "hamnsync: <what>: <why>" on stderr. */
 void cli_err(const char *what, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -29,6 +33,7 @@ const char *cli_conf_path(const char *opt);
 /* Load the config or print its one-line error; NULL on failure. */
 struct hs_conf *cli_conf_load(const char *path);
 
+/* node.c */
 /*
  * This node's TLS identity from the [node] settings of `conf`, loaded
  * and checked; on failure prints "hamnsync: <cmd>: <file>: <why>" and
@@ -49,12 +54,14 @@ struct idx;
 int cli_node_open(const struct hs_conf *conf, struct idx_node *node,
                   struct idx **keep);
 
+/* json.c */
 /*
  * A JSON string for a path of any bytes: valid UTF-8 as is, other bytes
  * as the four characters \xNN.  New reference, or NULL on ENOMEM.
  */
 json_t *cli_json_path(const char *s);
 
+/* cmd_*.c: one per subcommand. */
 int cli_keygen(int argc, char **argv);
 int cli_verify(int argc, char **argv, const char *conf_opt);
 int cli_status(int argc, char **argv, const char *conf_opt);

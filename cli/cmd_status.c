@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,47 +189,18 @@ status_identity(const struct hs_conf *conf, char *why, size_t whylen)
 		why[0] = '\0';
 }
 
-/* The identity fault `idwhy` as a warning of a status object. */
+/*
+ * The identity fault `idwhy` as a warning of the status of a daemon that
+ * does not answer (one that does says it itself: st_warn_identity).
+ */
 static void
 status_identity_warn(json_t *st, const char *idwhy)
 {
-	const char *d = json_string_value(json_object_get(st, "daemon"));
 	char text[HS_ERRMSG_MAX + 96];
 
-	if (d != NULL && strcmp(d, "running") == 0) {
-		/* It loaded its identity at start and keeps it. */
-		snprintf(text, sizeof(text),
-		         "%s; the running daemon keeps the identity it "
-		         "loaded; a restart would fail",
-		         idwhy);
-		add_warning(st, "warning", text);
-	} else {
-		snprintf(text, sizeof(text),
-		         "%s; the daemon cannot start with it", idwhy);
-		add_warning(st, "critical", text);
-	}
-}
-
-/*
- * No status to show, and an identity the daemon cannot start with (so it
- * may never have made an index): that, not the missing state, is news.
- */
-static int
-status_identity_only(int json, const char *idwhy, const char *why)
-{
-	char text[HS_ERRMSG_MAX + 640];
-	json_t *j;
-
-	snprintf(text, sizeof(text),
-	         "CRITICAL: %s; the daemon cannot start with it (%s)", idwhy,
-	         why);
-	if (json && (j = json_pack("{s:s}", "error", text)) != NULL) {
-		json_dumpf(j, stdout, 0);
-		putchar('\n');
-		json_decref(j);
-	}
-	cli_err("status", "%s", text);
-	return CLI_NAGIOS_CRITICAL;
+	snprintf(text, sizeof(text), "%s; the daemon cannot start with it",
+	         idwhy);
+	add_warning(st, "critical", text);
 }
 
 /* Nagios severity of a status object, adding the lag warnings. */
@@ -369,21 +341,32 @@ print_human(json_t *st, int sev)
 }
 
 /*
- * {"error": "UNKNOWN: why"} on stdout, escaped by jansson: `why` names
- * paths, which may hold quotes or backslashes.
+ * No status to show: "<SEVERITY>: <why>" on stderr, and with --json as
+ * {"error": ...} on stdout, escaped by jansson since `why` names paths,
+ * which may hold quotes or backslashes.  Returns `sev`.
  */
-static void
-print_json_error(const char *why)
-{
-	char text[600];
-	json_t *j;
+static int status_error(int json, int sev, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-	snprintf(text, sizeof(text), "UNKNOWN: %s", why);
-	if ((j = json_pack("{s:s}", "error", text)) == NULL)
-		return;
-	json_dumpf(j, stdout, 0);
-	putchar('\n');
-	json_decref(j);
+static int
+status_error(int json, int sev, const char *fmt, ...)
+{
+	char text[HS_ERRMSG_MAX + 640];
+	va_list ap;
+	json_t *j;
+	int n;
+
+	n = snprintf(text, sizeof(text), "%s: ", sev_name[sev]);
+	va_start(ap, fmt);
+	vsnprintf(text + n, sizeof(text) - (size_t)n, fmt, ap);
+	va_end(ap);
+	if (json && (j = json_pack("{s:s}", "error", text)) != NULL) {
+		json_dumpf(j, stdout, 0);
+		putchar('\n');
+		json_decref(j);
+	}
+	cli_err("status", "%s", text);
+	return sev;
 }
 
 /* One status: print it, return its Nagios code. */
@@ -395,7 +378,6 @@ status_once(const struct hs_conf *conf, int json, double warn_lag,
 	json_t *st = NULL;
 	int rc, sev;
 
-	status_identity(conf, idwhy, sizeof(idwhy));
 	rc = ctl_request(conf->state_dir, "status", STATUS_WAIT_MS, &st);
 	if (rc == -EACCES) {
 		cli_err("status",
@@ -414,17 +396,27 @@ status_once(const struct hs_conf *conf, int json, double warn_lag,
 		int pid = hs_daemon_pid(conf->state_dir);
 		int silent = rc == HS_ETIMEOUT || pid != 0;
 
+		/* No daemon answers to say whether its identity loads. */
+		status_identity(conf, idwhy, sizeof(idwhy));
 		if (silent)
 			not_answering_text(pid, na, sizeof(na));
 		if (status_stopped(conf, silent ? na : NULL, &st, why,
 		                   sizeof(why)) < 0) {
+			/*
+			 * An identity the daemon cannot start with (so it
+			 * may never have made an index): that, not the
+			 * missing state, is news.
+			 */
 			if (idwhy[0] != '\0')
-				return status_identity_only(json, idwhy, why);
-			if (json)
-				print_json_error(why);
-			cli_err("status", "UNKNOWN: %s", why);
-			return CLI_NAGIOS_UNKNOWN;
+				return status_error(
+				    json, CLI_NAGIOS_CRITICAL,
+				    "%s; the daemon cannot start with it (%s)",
+				    idwhy, why);
+			return status_error(json, CLI_NAGIOS_UNKNOWN, "%s",
+			                    why);
 		}
+		if (idwhy[0] != '\0')
+			status_identity_warn(st, idwhy);
 	}
 	if (json_object_get(st, "error") != NULL) {
 		cli_err("status", "UNKNOWN: %s",
@@ -432,8 +424,6 @@ status_once(const struct hs_conf *conf, int json, double warn_lag,
 		json_decref(st);
 		return CLI_NAGIOS_UNKNOWN;
 	}
-	if (idwhy[0] != '\0')
-		status_identity_warn(st, idwhy);
 	sev = severity(st, warn_lag, crit_lag);
 	if (json) {
 		json_dumpf(st, stdout, JSON_INDENT(2));

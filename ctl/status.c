@@ -1,25 +1,21 @@
 /*
- * status.c - the status object (SPEC.md) and the control socket.
+ * status.c - the status object (SPEC.md): the view a daemon fills, its
+ * warnings, its JSON, and the copy saved for a stopped node's status.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/uio.h>
-#include <sys/un.h>
 #include <math.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "dbrepl.h"
-#include "idx.h"
 #include "proto.h"
 #include "ctl.h"
 
@@ -75,6 +71,145 @@ st_warn_cert(struct st_view *v, const char *cert)
 	else if (days < 30)
 		st_warn(v, "warning", "certificate %s expires in %d days", cert,
 		        days);
+}
+
+/*
+ * A file as stat(2) saw it: new content or mode changes mtime or ctime,
+ * a replacement changes the inode.
+ */
+struct id_stamp {
+	int err; /* errno of stat, or 0 */
+	dev_t dev;
+	ino_t ino;
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+	off_t size;
+	struct timespec mtim;
+	struct timespec ctim;
+};
+
+/*
+ * File times tick with the kernel's coarse clock: a file changed again
+ * within the tick of a check may keep its times, so one changed this
+ * recently (ctime: any change, set by the kernel) is checked again.
+ */
+#define ID_RECENT_S 2
+
+/*
+ * What st_warn_identity last saw: the config file and the identity files
+ * it names, and its verdict.  A daemon is one status per process, so the
+ * cache is too; it lives until the process ends.
+ */
+static struct {
+	int valid;
+	struct id_stamp conf;
+	struct id_stamp files[3]; /* cert, key, ca */
+	struct hs_conf *disk;     /* the config file as last read, or NULL */
+	char why[HS_ERRMSG_MAX];  /* "" when the identity loads */
+} id_cache;
+
+static void
+id_stamp_get(const char *path, struct id_stamp *s)
+{
+	struct stat st;
+
+	memset(s, 0, sizeof(*s));
+	if (path == NULL)
+		return;
+	if (stat(path, &st) < 0) {
+		s->err = errno;
+		return;
+	}
+	s->dev = st.st_dev;
+	s->ino = st.st_ino;
+	s->mode = st.st_mode;
+	s->uid = st.st_uid;
+	s->gid = st.st_gid;
+	s->size = st.st_size;
+	s->mtim = st.st_mtim;
+	s->ctim = st.st_ctim;
+}
+
+static int
+id_stamp_same(const struct id_stamp *a, const struct id_stamp *b)
+{
+	return a->err == b->err && a->dev == b->dev && a->ino == b->ino &&
+	       a->mode == b->mode && a->uid == b->uid && a->gid == b->gid &&
+	       a->size == b->size && a->mtim.tv_sec == b->mtim.tv_sec &&
+	       a->mtim.tv_nsec == b->mtim.tv_nsec &&
+	       a->ctim.tv_sec == b->ctim.tv_sec &&
+	       a->ctim.tv_nsec == b->ctim.tv_nsec;
+}
+
+static int
+id_stamp_recent(const struct id_stamp *s, time_t now)
+{
+	return s->err == 0 && s->ctim.tv_sec + ID_RECENT_S >= now;
+}
+
+/* Read the config file again when it changed; NULL when it does not load. */
+static const struct hs_conf *
+id_disk_conf(const char *file)
+{
+	struct id_stamp now;
+	char err[HS_ERRMSG_MAX];
+
+	id_stamp_get(file, &now);
+	if (id_cache.valid && id_stamp_same(&now, &id_cache.conf))
+		return id_cache.disk;
+	hs_conf_free(id_cache.disk);
+	/* One that does not load is said by status itself, before it asks. */
+	if (hs_conf_load(file, &id_cache.disk, err, sizeof(err)) < 0)
+		id_cache.disk = NULL;
+	id_cache.conf = now;
+	id_cache.valid = 0;
+	return id_cache.disk;
+}
+
+void
+st_warn_identity(struct st_view *v)
+{
+	const struct hs_conf *d;
+	struct id_stamp files[3];
+	struct proto_tls *t;
+	time_t now;
+	int rc, same = 1;
+	size_t i;
+
+	if (v->conf->file == NULL)
+		return;
+	if ((d = id_disk_conf(v->conf->file)) == NULL) {
+		id_cache.valid = !id_stamp_recent(&id_cache.conf, time(NULL));
+		return;
+	}
+	id_stamp_get(d->cert, &files[0]);
+	id_stamp_get(d->key, &files[1]);
+	id_stamp_get(d->ca, &files[2]);
+	for (i = 0; i < 3; i++)
+		same = same && id_stamp_same(&files[i], &id_cache.files[i]);
+	if (!id_cache.valid || !same) {
+		memcpy(id_cache.files, files, sizeof(files));
+		rc = proto_tls_from_conf(d, &t, id_cache.why,
+		                         sizeof(id_cache.why));
+		if (rc == HS_OK)
+			proto_tls_free(t);
+		/* As `status` judges: a file this user may not read is not. */
+		if (rc == HS_OK || (rc == -EACCES && geteuid() != 0))
+			id_cache.why[0] = '\0';
+		id_cache.valid = 1;
+	}
+	now = time(NULL);
+	if (id_stamp_recent(&id_cache.conf, now))
+		id_cache.valid = 0;
+	for (i = 0; i < 3; i++)
+		if (id_stamp_recent(&files[i], now))
+			id_cache.valid = 0;
+	if (id_cache.why[0] != '\0')
+		st_warn(v, "warning",
+		        "%s; the running daemon keeps the identity it loaded; "
+		        "a restart would fail",
+		        id_cache.why);
 }
 
 static json_t *
@@ -296,400 +431,4 @@ st_saved_load(const char *state_dir, int *absent)
 		j = NULL;
 	}
 	return j;
-}
-
-/* ---------------------------------------------------------- the socket */
-
-static int
-sock_path(const char *state_dir, struct sockaddr_un *sa)
-{
-	memset(sa, 0, sizeof(*sa));
-	sa->sun_family = AF_UNIX;
-	if (snprintf(sa->sun_path, sizeof(sa->sun_path), "%s/%s", state_dir,
-	             CTL_SOCK_NAME) >= (int)sizeof(sa->sun_path))
-		return -ENAMETOOLONG;
-	return HS_OK;
-}
-
-void
-ctl_unlink(const char *state_dir)
-{
-	struct sockaddr_un sa;
-
-	if (sock_path(state_dir, &sa) == 0)
-		unlink(sa.sun_path);
-}
-
-int
-ctl_listen(const char *state_dir, const char *group)
-{
-	struct sockaddr_un sa;
-	struct group *gr = NULL;
-	mode_t old;
-	int fd, rc;
-
-	if ((rc = sock_path(state_dir, &sa)) < 0)
-		return rc;
-	if (group != NULL && (gr = getgrnam(group)) == NULL)
-		hs_log_warnx("ctl: status_group %s does not exist; status is "
-		             "for root only",
-		             group);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	unlink(sa.sun_path); /* a stale one from a killed daemon */
-	old = umask(0117);
-	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (rc < 0 || listen(fd, 16) < 0 ||
-	    chown(sa.sun_path, 0, gr ? gr->gr_gid : 0) < 0 ||
-	    chmod(sa.sun_path, 0660) < 0) {
-		rc = -errno;
-		hs_log_warn("ctl: %s", sa.sun_path);
-		close(fd);
-		return rc;
-	}
-	return fd;
-}
-
-/* May this uid/gid ask `verb`?  status: root or status_group. */
-static int
-ctl_allowed(int fd, const char *group, const char *verb)
-{
-	struct ucred cr;
-	socklen_t len = sizeof(cr);
-	struct group *gr;
-	gid_t groups[256];
-	char path[64], line[512];
-	FILE *f;
-
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
-		return 0;
-	if (cr.uid == 0)
-		return 1;
-	if (strcmp(verb, "status") != 0 || group == NULL ||
-	    (gr = getgrnam(group)) == NULL)
-		return 0;
-	if (cr.gid == gr->gr_gid)
-		return 1;
-	/* Supplementary groups of the peer process. */
-	(void)groups;
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)cr.pid);
-	if ((f = fopen(path, "re")) == NULL)
-		return 0;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		char *p, *end;
-
-		if (strncmp(line, "Groups:", 7) != 0)
-			continue;
-		for (p = line + 7;; p = end) {
-			unsigned long g = strtoul(p, &end, 10);
-
-			if (end == p)
-				break;
-			if (g == gr->gr_gid) {
-				fclose(f);
-				return 1;
-			}
-		}
-	}
-	fclose(f);
-	return 0;
-}
-
-static void
-ctl_reply(int fd, json_t *j)
-{
-	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
-
-	if (s != NULL) {
-		hs_write_all(fd, s, strlen(s));
-		hs_write_all(fd, "\n", 1);
-	}
-	free(s);
-}
-
-static json_t *
-ctl_error(const char *text)
-{
-	json_t *e = json_object();
-
-	json_object_set_new(e, "error", json_string(text));
-	return e;
-}
-
-/* One client of a ctl_serve call. */
-struct ctl_client {
-	int fd;
-	size_t len;
-	char req[CTL_REQ_MAX + 1];
-};
-
-static void
-ctl_answer_one(struct ctl_client *cl, const char *group, ctl_answer_fn answer,
-               void *arg)
-{
-	char verb[64];
-	json_t *j;
-
-	cl->req[cl->len] = '\0';
-	if (memchr(cl->req, '\n', cl->len) == NULL ||
-	    sscanf(cl->req, CTL_PROTO " %63[a-z]\n", verb) != 1)
-		j = ctl_error("malformed request: expected \"" CTL_PROTO
-		              " <verb>\"");
-	else if (!ctl_allowed(cl->fd, group, verb))
-		j = ctl_error("permission denied");
-	else if ((j = answer(arg, verb)) == NULL)
-		j = ctl_error("unknown verb");
-	/* The reply is small and the socket buffer holds it. */
-	ctl_reply(cl->fd, j);
-	json_decref(j);
-	close(cl->fd);
-	cl->fd = -1;
-}
-
-/*
- * Accept every waiting client (at most CTL_CLIENTS_MAX), then read them
- * all together until each sent its line or CTL_READ_MS passed since the
- * call began: a silent or slow client is dropped then, and can delay the
- * others by that much at most, whatever it sends.
- */
-void
-ctl_serve(int lfd, const char *group, ctl_answer_fn answer, void *arg)
-{
-	struct ctl_client cl[CTL_CLIENTS_MAX];
-	struct pollfd pfd[CTL_CLIENTS_MAX];
-	uint64_t deadline = hs_now_mono_ns() + CTL_READ_MS * 1000000ull;
-	size_t n = 0, i, open;
-	int fd;
-
-	while (n < CTL_CLIENTS_MAX &&
-	       (fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >=
-	           0) {
-		cl[n].fd = fd;
-		cl[n].len = 0;
-		n++;
-	}
-	for (open = n; open > 0;) {
-		uint64_t now = hs_now_mono_ns();
-		size_t k = 0;
-
-		if (now >= deadline)
-			break;
-		for (i = 0; i < n; i++)
-			if (cl[i].fd >= 0) {
-				pfd[k].fd = cl[i].fd;
-				pfd[k].events = POLLIN;
-				pfd[k].revents = 0;
-				k++;
-			}
-		if (poll(pfd, k, (int)((deadline - now) / 1000000) + 1) <= 0)
-			continue;
-		for (i = 0; i < n; i++) {
-			ssize_t r;
-
-			if (cl[i].fd < 0)
-				continue;
-			r = read(cl[i].fd, cl[i].req + cl[i].len,
-			         CTL_REQ_MAX - cl[i].len);
-			if (r < 0 && (errno == EAGAIN || errno == EINTR))
-				continue;
-			if (r > 0)
-				cl[i].len += (size_t)r;
-			/* A line, a full buffer or EOF: answer now. */
-			if (r <= 0 || cl[i].len == CTL_REQ_MAX ||
-			    memchr(cl[i].req, '\n', cl[i].len) != NULL) {
-				ctl_answer_one(&cl[i], group, answer, arg);
-				open--;
-			}
-		}
-	}
-	/* Silent past the deadline: told so (the write does not block). */
-	for (i = 0; i < n; i++)
-		if (cl[i].fd >= 0)
-			ctl_answer_one(&cl[i], group, answer, arg);
-}
-
-int
-ctl_request(const char *state_dir, const char *verb, int timeout_ms,
-            json_t **reply)
-{
-	struct sockaddr_un sa;
-	char req[CTL_REQ_MAX], *buf = NULL;
-	size_t len = 0, cap = 0;
-	uint64_t deadline = hs_now_mono_ns() + (uint64_t)timeout_ms * 1000000;
-	struct pollfd pfd;
-	json_error_t jerr;
-	int fd, rc, n;
-
-	if ((rc = sock_path(state_dir, &sa)) < 0)
-		return rc;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
-	    errno != EINPROGRESS) {
-		rc = -errno;
-		close(fd);
-		return rc;
-	}
-	n = snprintf(req, sizeof(req), "%s %s\n", CTL_PROTO, verb);
-	if (n < 0 || (size_t)n >= sizeof(req)) {
-		close(fd);
-		return HS_ELIMIT;
-	}
-	if (write(fd, req, (size_t)n) != n) {
-		rc = errno == EAGAIN ? HS_ETIMEOUT : -errno;
-		close(fd);
-		return rc;
-	}
-	pfd.fd = fd;
-	pfd.events = POLLIN;
-	for (;;) {
-		uint64_t now = hs_now_mono_ns();
-		ssize_t r;
-
-		if (now >= deadline) {
-			rc = HS_ETIMEOUT;
-			goto out;
-		}
-		if (poll(&pfd, 1, (int)((deadline - now) / 1000000) + 1) <= 0)
-			continue;
-		if (len == cap) {
-			char *nb;
-
-			/* One byte past the limit tells us it was exceeded. */
-			if (cap > CTL_REPLY_MAX) {
-				rc = HS_ELIMIT;
-				goto out;
-			}
-			cap = cap ? cap * 2 : 65536;
-			if (cap > CTL_REPLY_MAX + 1)
-				cap = CTL_REPLY_MAX + 1;
-			if ((nb = realloc(buf, cap + 1)) == NULL) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			buf = nb;
-		}
-		r = read(fd, buf + len, cap - len);
-		if (r < 0 && (errno == EAGAIN || errno == EINTR))
-			continue;
-		if (r < 0) {
-			rc = -errno;
-			goto out;
-		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
-	}
-	if (buf == NULL) {
-		rc = HS_EPROTO;
-		goto out;
-	}
-	if (len > CTL_REPLY_MAX) {
-		rc = HS_ELIMIT;
-		goto out;
-	}
-	buf[len] = '\0';
-	*reply = json_loads(buf, 0, &jerr);
-	rc = *reply ? HS_OK : HS_EPROTO;
-out:
-	free(buf);
-	close(fd);
-	return rc;
-}
-
-static double
-jnum(json_t *o, const char *a, const char *b)
-{
-	json_t *v = json_object_get(b ? json_object_get(o, a) : o, b ? b : a);
-
-	return json_is_number(v) ? json_number_value(v) : NAN;
-}
-
-static void
-metric(FILE *f, const char *name, const char *type, const char *help, double v)
-{
-	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-	if (isnan(v))
-		fprintf(f, "%s NaN\n", name);
-	else
-		fprintf(f, "%s %.17g\n", name, v);
-}
-
-int
-st_metrics_write(const char *path, json_t *st, const struct st_counters *c)
-{
-	struct iovec iov;
-	char tmp[4200], *text = NULL;
-	size_t len = 0;
-	FILE *f;
-	int rc;
-
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >=
-	    (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	if ((f = open_memstream(&text, &len)) == NULL)
-		return -errno;
-	metric(f, "hamnsync_lag_seconds", "gauge",
-	       "Age of the oldest change not yet durable on the standby.",
-	       jnum(st, "lag", "seconds"));
-	metric(f, "hamnsync_pending_files", "gauge",
-	       "Changed paths waiting to be replicated.",
-	       jnum(st, "lag", "files_pending"));
-	metric(f, "hamnsync_pending_bytes", "gauge",
-	       "Bytes waiting to be replicated (NaN: not known).",
-	       jnum(st, "lag", "bytes_pending"));
-	metric(f, "hamnsync_peer_last_heard_seconds", "gauge",
-	       "Seconds since the peer was last heard.",
-	       jnum(st, "peer", "last_heard_seconds"));
-	metric(f, "hamnsync_promote_ready", "gauge",
-	       "1 when this standby may be promoted without loss.",
-	       json_is_true(json_object_get(
-	           json_object_get(st, "promote_ready"), "ready"))
-	           ? 1
-	           : 0);
-	metric(f, "hamnsync_epoch", "gauge", "Cluster epoch of this node.",
-	       jnum(st, "epoch", NULL));
-	metric(f, "hamnsync_watches", "gauge", "inotify watches in use.",
-	       (double)c->watches);
-	metric(f, "hamnsync_sent_bytes_total", "counter",
-	       "Bytes written to the peer, TLS included.",
-	       (double)c->bytes_sent);
-	metric(f, "hamnsync_received_bytes_total", "counter",
-	       "Bytes read from the peer, TLS included.",
-	       (double)c->bytes_received);
-	metric(f, "hamnsync_files_applied_total", "counter",
-	       "Entries created, changed or deleted on the standby.",
-	       (double)c->files_applied);
-	metric(f, "hamnsync_reconnects_total", "counter",
-	       "Sessions to the peer opened after the first.",
-	       (double)c->reconnects);
-	metric(f, "hamnsync_express_runs_total", "counter",
-	       "Express lane runs: small changes sent during long runs.",
-	       (double)c->express_runs);
-	fprintf(f,
-	        "# HELP hamnsync_errors_total Errors by kind.\n"
-	        "# TYPE hamnsync_errors_total counter\n"
-	        "hamnsync_errors_total{kind=\"standby\"} %llu\n"
-	        "hamnsync_errors_total{kind=\"changed_while_read\"} %llu\n"
-	        "hamnsync_errors_total{kind=\"session\"} %llu\n",
-	        (unsigned long long)c->errors_remote,
-	        (unsigned long long)c->errors_changed,
-	        (unsigned long long)c->errors_session);
-	if (fclose(f) != 0) {
-		free(text);
-		return -ENOMEM;
-	}
-	/*
-	 * Not flushed to disk: a scrape after a crash may miss a file the
-	 * daemon rewrites within 2 s of its start, and an fsync every 2 s
-	 * in the daemon's loop delayed the next change behind the disk.
-	 */
-	iov.iov_base = text;
-	iov.iov_len = len;
-	rc = hs_replace_file(path, tmp, 0644, &iov, 1);
-	free(text);
-	return rc;
 }

@@ -1080,6 +1080,7 @@ prim_status(struct prim *p)
 		        hs_strerror(p->retry[i].idx_rc));
 	st_warn_disk(&v, "state_dir", p->conf->state_dir);
 	st_warn_cert(&v, p->conf->cert);
+	st_warn_identity(&v);
 	return st_json(&v);
 }
 

@@ -658,6 +658,7 @@ stdby_status(struct stdby *d)
 		        drifted >= DRIFT_REPORT_MAX ? "at least " : "",
 		        (unsigned long long)drifted, d->conf->state_dir);
 	st_warn_cert(&v, d->conf->cert);
+	st_warn_identity(&v);
 	return st_json(&v);
 }
 

@@ -1,6 +1,12 @@
 /*
- * ctl.h - what a running daemon knows about itself, as SPEC.md's status
- * object, and the control socket through which `hamnsync status` reads it.
+ * ctl.h - what a running daemon knows about itself, and how it tells.
+ * Two prefixes:
+ *	ctl_	the control socket (socket.c): the daemon listens and
+ *		answers, `hamnsync status` asks.
+ *	st_	the status object of SPEC.md (status.c): the view a daemon
+ *		fills, its warnings, its JSON and the copy saved for a
+ *		stopped node; and the metrics textfile made from it
+ *		(metrics.c).
  *
  * Control protocol (Unix stream socket state_dir/hamnsync.sock, mode 0660,
  * group status_group): the client sends one line
@@ -10,20 +16,15 @@
  * other verb to root only (SO_PEERCRED).  A client that does not send its
  * line within CTL_READ_MS is dropped.
  */
-#ifndef STATUS_H
-#define STATUS_H
+#ifndef CTL_H
+#define CTL_H
 
 #include <jansson.h>
 #include <stdint.h>
 
 #include "hs.h"
 
-#define CTL_SOCK_NAME "hamnsync.sock"
-#define CTL_PROTO "HAMNSYNC-CTL/1"
-#define CTL_REQ_MAX 256
-#define CTL_REPLY_MAX (4u * 1024 * 1024)
-#define CTL_READ_MS 200
-#define CTL_CLIENTS_MAX 32 /* clients one ctl_serve call takes */
+/* status.c: the status object ------------------------------------------ */
 
 /* One path set as status shows it. */
 struct st_path {
@@ -59,7 +60,7 @@ struct st_view {
 	const char *reasons[ST_REASONS_MAX];
 	size_t n_reasons;
 	const char *warn_sev[ST_WARNINGS_MAX];
-	char warn_text[ST_WARNINGS_MAX][320];
+	char warn_text[ST_WARNINGS_MAX][HS_ERRMSG_MAX + 128];
 	size_t n_warnings;
 };
 
@@ -75,8 +76,46 @@ double st_wall_now(void);
 void st_warn_disk(struct st_view *v, const char *what, const char *path);
 /* Warn about this node's certificate: expired (critical), < 30 days. */
 void st_warn_cert(struct st_view *v, const char *cert);
+/*
+ * Warn when the identity (certificate, key, CA file) named by the config
+ * file this daemon started from, as both are on disk now, would not load:
+ * the running daemon keeps the one it loaded, a restart would fail.
+ * `status` leaves this to a daemon that answers, so that it need not load
+ * the identity itself (OpenSSL's context costs more than the rest of its
+ * run).  The files are checked again only when stat(2) sees one change.
+ */
+void st_warn_identity(struct st_view *v);
 /* The SPEC.md status object; new reference. */
 json_t *st_json(const struct st_view *v);
+
+/*
+ * The daemon's last status, for `status` while it is stopped: the file
+ * state_dir/ST_SAVED_NAME, written by rename and not flushed, and only
+ * when what a stopped node's status shows of it changed (not ages, lag
+ * or warnings, which st_saved_load's caller replaces).  A failure is
+ * logged once until a save succeeds again (a full disk retried every 5 s
+ * would fill the log).  Returns 1 when written, 0 when unchanged, or an
+ * error.
+ */
+#define ST_SAVED_NAME "status.json"
+#define ST_SAVED_MAX (1024 * 1024)
+struct st_saved {
+	char *text;  /* what was last written; NULL at first */
+	int failing; /* the last try failed, and said so */
+};
+int st_save(const char *state_dir, json_t *status, struct st_saved *sv);
+void st_saved_free(struct st_saved *sv);
+/* The saved status, or NULL (*absent: there is no such file). */
+json_t *st_saved_load(const char *state_dir, int *absent);
+
+/* socket.c: the control socket ----------------------------------------- */
+
+#define CTL_SOCK_NAME "hamnsync.sock"
+#define CTL_PROTO "HAMNSYNC-CTL/1"
+#define CTL_REQ_MAX 256
+#define CTL_REPLY_MAX (4u * 1024 * 1024)
+#define CTL_READ_MS 200
+#define CTL_CLIENTS_MAX 32 /* clients one ctl_serve call takes */
 
 /*
  * Daemon side: listen on state_dir/hamnsync.sock (any stale socket is
@@ -102,6 +141,8 @@ void ctl_unlink(const char *state_dir);
 int ctl_request(const char *state_dir, const char *verb, int timeout_ms,
                 json_t **reply);
 
+/* metrics.c: the node-exporter textfile -------------------------------- */
+
 /* Counters a daemon keeps for Prometheus (monotonic since start). */
 struct st_counters {
 	uint64_t bytes_sent;
@@ -122,24 +163,4 @@ struct st_counters {
 int st_metrics_write(const char *path, json_t *status,
                      const struct st_counters *c);
 
-/*
- * The daemon's last status, for `status` while it is stopped: the file
- * state_dir/ST_SAVED_NAME, written by rename and not flushed, and only
- * when what a stopped node's status shows of it changed (not ages, lag
- * or warnings, which st_saved_load's caller replaces).  A failure is
- * logged once until a save succeeds again (a full disk retried every 5 s
- * would fill the log).  Returns 1 when written, 0 when unchanged, or an
- * error.
- */
-#define ST_SAVED_NAME "status.json"
-#define ST_SAVED_MAX (1024 * 1024)
-struct st_saved {
-	char *text;  /* what was last written; NULL at first */
-	int failing; /* the last try failed, and said so */
-};
-int st_save(const char *state_dir, json_t *status, struct st_saved *sv);
-void st_saved_free(struct st_saved *sv);
-/* The saved status, or NULL (*absent: there is no such file). */
-json_t *st_saved_load(const char *state_dir, int *absent);
-
-#endif /* STATUS_H */
+#endif /* CTL_H */

@@ -1,8 +1,9 @@
 /*
- * check_status.c - ctl/status.c: SPEC.md's status object (st_json)
- * parsed back with a real JSON parser, the control socket (ctl_listen,
- * ctl_serve, ctl_request) and its limits, and the Prometheus textfile
- * (st_metrics_write) read back with a strict text-format parser.
+ * check_ctl.c - the ctl library: SPEC.md's status object (status.c,
+ * st_json) parsed back with a real JSON parser, the control socket
+ * (socket.c: ctl_listen, ctl_serve, ctl_request) and its limits, and the
+ * Prometheus textfile (metrics.c, st_metrics_write) read back with a
+ * strict text-format parser.
  */
 #include <check.h>
 #include <dirent.h>
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "proto.h"
 
 #define N_ELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -102,7 +104,7 @@ dir_teardown(void)
 static void
 base_setup(void)
 {
-	snprintf(basedir, sizeof(basedir), "/tmp/check_status.XXXXXX");
+	snprintf(basedir, sizeof(basedir), "/tmp/check_ctl.XXXXXX");
 	if (mkdtemp(basedir) == NULL) {
 		perror("mkdtemp");
 		exit(EXIT_FAILURE);
@@ -528,6 +530,73 @@ START_TEST(json_warnings_bounded)
 		ck_assert_uint_lt(strlen(t), sizeof(v.warn_text[0]));
 	}
 	json_decref(o);
+}
+END_TEST
+
+/*
+ * st_warn_identity: the identity named by the config file as it is on
+ * disk now, not as the daemon loaded it (a reload refused keeps the old).
+ */
+static void
+id_conf_write(const char *path, const char *dir, const char *key)
+{
+	char text[1024];
+
+	snprintf(text, sizeof(text),
+	         "[node]\nname = mn2\nrole = standby\nstate_dir = %s\n"
+	         "listen = 127.0.0.1:7873\npeer = mn1:7873\n"
+	         "cert = %s/pki/node.crt\nkey = %s\n"
+	         "peer_fingerprint = " FP "\n"
+	         "\n[path install]\nsource = /install\n",
+	         dir, dir, key);
+	write_file(path, text);
+}
+
+/* Warnings st_warn_identity gives for `c`; the first's text in `text`. */
+static size_t
+id_warnings(const struct hs_conf *c, char *text, size_t len)
+{
+	struct st_view v;
+
+	memset(&v, 0, sizeof(v));
+	v.conf = c;
+	st_warn_identity(&v);
+	snprintf(text, len, "%s", v.n_warnings > 0 ? v.warn_text[0] : "");
+	return v.n_warnings;
+}
+
+START_TEST(identity_warn)
+{
+	char pki[128], key[160], path[128], why[HS_ERRMSG_MAX];
+	char text[HS_ERRMSG_MAX + 128];
+	struct hs_conf *c = NULL;
+	uint8_t fp[32];
+
+	snprintf(pki, sizeof(pki), "%s/pki", tmpdir);
+	snprintf(key, sizeof(key), "%s/node.key", pki);
+	snprintf(path, sizeof(path), "%s/id.conf", tmpdir);
+	ck_assert_int_eq(mkdir(pki, 0700), 0);
+	ck_assert_msg(proto_keygen(pki, "mn2", 0, fp, why, sizeof(why)) == 0,
+	              "keygen: %s", why);
+	id_conf_write(path, tmpdir, key);
+	ck_assert_msg(hs_conf_load(path, &c, why, sizeof(why)) == 0,
+	              "config: %s", why);
+	ck_assert_uint_eq(id_warnings(c, text, sizeof(text)), 0);
+	/* A key made too open, then put right. */
+	ck_assert_int_eq(chmod(key, 0644), 0);
+	ck_assert_uint_eq(id_warnings(c, text, sizeof(text)), 1);
+	ck_assert_ptr_nonnull(strstr(text, "permissions 0644"));
+	ck_assert_ptr_nonnull(strstr(text, "a restart would fail"));
+	ck_assert_int_eq(chmod(key, 0600), 0);
+	ck_assert_uint_eq(id_warnings(c, text, sizeof(text)), 0);
+	/* The file names another key; the loaded config still the good one. */
+	id_conf_write(path, tmpdir, "/nonexistent/node.key");
+	ck_assert_uint_eq(id_warnings(c, text, sizeof(text)), 1);
+	ck_assert_ptr_nonnull(strstr(text, "/nonexistent/node.key"));
+	/* A config that does not load is not this warning's to say. */
+	write_file(path, "[node]\nname =\n");
+	ck_assert_uint_eq(id_warnings(c, text, sizeof(text)), 0);
+	hs_conf_free(c);
 }
 END_TEST
 
@@ -1625,9 +1694,9 @@ END_TEST
 /* ----------------------------------------------------------------- main */
 
 static Suite *
-status_suite(void)
+ctl_suite(void)
 {
-	Suite *s = suite_create("status");
+	Suite *s = suite_create("ctl");
 	TCase *tc;
 
 	tc = tcase_create("st_json");
@@ -1636,6 +1705,7 @@ status_suite(void)
 	tcase_add_loop_test(tc, json_table, 0, (int)N_ELEM(view_cases));
 	tcase_add_test(tc, json_databases);
 	tcase_add_test(tc, json_warnings_bounded);
+	tcase_add_test(tc, identity_warn);
 	tcase_add_loop_test(tc, json_time_table, 0, (int)N_ELEM(time_cases));
 	suite_add_tcase(s, tc);
 
@@ -1669,7 +1739,7 @@ status_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(status_suite());
+	SRunner *sr = srunner_create(ctl_suite());
 	int failed;
 
 	srunner_set_fork_status(sr, CK_FORK);
