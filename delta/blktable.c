@@ -1,5 +1,5 @@
 /*
- * blocks.c - block tables of big files: block sizes, the XXH3-128 hash
+ * blktable.c - block tables of big files: block sizes, the XXH3-128 hash
  * of each block, the patch token, and record keys.  Both roles use them:
  * the primary to find the blocks that changed, the standby to check what
  * it holds.
