@@ -91,7 +91,7 @@ struct pending {
 	uint8_t *lkey; /* owned */
 	size_t lklen;
 	uint8_t ltoken[BLK_TOKEN_LEN];
-	uint8_t ahead; /* AHEAD_*: written ahead of the rename (recs_ahead) */
+	uint8_t ahead; /* AHEAD_*: written ahead (apply_recs_ahead) */
 };
 
 #define AHEAD_KEY 1
@@ -245,7 +245,7 @@ apply_open(int rootfd, const struct hs_pathset *set, struct apply **out,
 }
 
 static const char *
-display(struct apply *a, uint16_t src, const char *rel)
+apply_display(struct apply *a, uint16_t src, const char *rel)
 {
 	if (src >= a->n_src)
 		snprintf(a->disp, sizeof(a->disp), "[source %u]/%s", src, rel);
@@ -262,20 +262,20 @@ display(struct apply *a, uint16_t src, const char *rel)
  * and put the final component in leaf.  Errors are recorded.
  */
 static int
-locate(struct apply *a, uint16_t src, const char *rel, int *dirfd,
-       char leaf[PROTO_NAME_MAX + 1])
+apply_locate(struct apply *a, uint16_t src, const char *rel, int *dirfd,
+             char leaf[PROTO_NAME_MAX + 1])
 {
 	char parent[PROTO_PATH_MAX * 2 + 2];
 	const char *slash;
 	int rc, fd;
 
 	if (src >= a->n_src) {
-		apply_error(a, display(a, src, rel), "no such source in set",
-		            HS_EPROTO);
+		apply_error(a, apply_display(a, src, rel),
+		            "no such source in set", HS_EPROTO);
 		return HS_EPROTO;
 	}
 	if ((rc = fs_relpath_check(rel)) < 0) {
-		apply_error(a, display(a, src, rel), "path rejected", rc);
+		apply_error(a, apply_display(a, src, rel), "path rejected", rc);
 		return rc;
 	}
 	if (rel[0] == '\0') {
@@ -296,7 +296,7 @@ locate(struct apply *a, uint16_t src, const char *rel, int *dirfd,
 	snprintf(leaf, PROTO_NAME_MAX + 1, "%s", slash ? slash + 1 : rel);
 	fd = fs_open_dir_beneath(a->src[src].anchorfd, parent);
 	if (fd < 0) {
-		apply_error(a, display(a, src, rel),
+		apply_error(a, apply_display(a, src, rel),
 		            fd == HS_ECONFINE
 		                ? "path through a symlink rejected"
 		                : "cannot open parent directory",
@@ -308,7 +308,7 @@ locate(struct apply *a, uint16_t src, const char *rel, int *dirfd,
 }
 
 static int
-tmp_name(char out[TMP_NAME_LEN + 1])
+apply_tmp_name(char out[TMP_NAME_LEN + 1])
 {
 	static const char hex[] = "0123456789abcdef";
 	uint8_t r[8];
@@ -340,7 +340,7 @@ meta_times(const struct proto_entry *e, struct timespec ts[2])
  * mode's group bits, as on the primary.  Times last.
  */
 static int
-meta_fd(int fd, const struct proto_entry *e)
+apply_meta_fd(int fd, const struct proto_entry *e)
 {
 	struct timespec ts[2];
 	int rc;
@@ -395,7 +395,7 @@ meta_symlink(int dirfd, const char *name, const struct proto_entry *e)
 
 /* Open an existing entry to change its metadata; refuses symlinks. */
 static int
-open_nofollow(int dirfd, const char *leaf, uint8_t type)
+apply_open_nofollow(int dirfd, const char *leaf, uint8_t type)
 {
 	int fd = openat(dirfd, leaf,
 	                O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC |
@@ -413,7 +413,7 @@ open_nofollow(int dirfd, const char *leaf, uint8_t type)
 }
 
 static int
-batch_add(struct apply *a, struct pending *p, uint64_t bytes)
+apply_batch_add(struct apply *a, struct pending *p, uint64_t bytes)
 {
 	if (a->n_pend % 64 == 0) {
 		struct pending *n =
@@ -433,7 +433,7 @@ batch_add(struct apply *a, struct pending *p, uint64_t bytes)
 }
 
 static void
-pending_clear(struct pending *p)
+apply_pending_clear(struct pending *p)
 {
 	free(p->key);
 	p->key = NULL;
@@ -460,7 +460,7 @@ dir_real_fd(int pathfd)
 /* ---------------------------------------- block records (delta.h) */
 
 static void
-fp_from_stat(struct idx_written *v, const struct stat *st)
+apply_fp_from_stat(struct idx_written *v, const struct stat *st)
 {
 	v->size = (uint64_t)st->st_size;
 	v->mtime_sec = st->st_mtim.tv_sec;
@@ -478,7 +478,7 @@ fp_same(const struct idx_written *v, const struct stat *st)
 	struct idx_written now;
 
 	memset(&now, 0, sizeof(now));
-	fp_from_stat(&now, st);
+	apply_fp_from_stat(&now, st);
 	return now.size == v->size && now.mtime_sec == v->mtime_sec &&
 	       now.mtime_nsec == v->mtime_nsec &&
 	       now.ctime_sec == v->ctime_sec &&
@@ -488,7 +488,7 @@ fp_same(const struct idx_written *v, const struct stat *st)
 
 /* Key of (src, rel) in the records, malloc'd; NULL without an index. */
 static uint8_t *
-rec_key(struct apply *a, uint16_t src, const char *rel, size_t *klen)
+apply_rec_key(struct apply *a, uint16_t src, const char *rel, size_t *klen)
 {
 	uint8_t key[BLK_KEY_CAP], *k;
 
@@ -512,8 +512,8 @@ rec_key(struct apply *a, uint16_t src, const char *rel, size_t *klen)
 
 /*
  * Is the file that st describes at leaf the version apply_flush wrote
- * ahead (recs_ahead) and put in place, its record not committed yet
- * (a crash between the rename and recs_commit, or the other lane's flush
+ * ahead (apply_recs_ahead) and put in place, its record not committed yet
+ * (a crash between the rename and apply_recs_commit, or the other lane's flush
  * under way)?  Same inode and size, and its content is that version's:
  * hashed, but only here, where the record does not match.
  */
@@ -530,7 +530,7 @@ put_in_place(struct apply *a, int dirfd, const char *leaf,
 	    w->ino != (uint64_t)st->st_ino || w->dev != (uint64_t)st->st_dev ||
 	    w->size != (uint64_t)st->st_size)
 		return 0;
-	if ((fd = open_nofollow(dirfd, leaf, PROTO_E_FILE)) < 0)
+	if ((fd = apply_open_nofollow(dirfd, leaf, PROTO_E_FILE)) < 0)
 		return 0;
 	rc = fstat(fd, &now) == 0 && now.st_ino == st->st_ino &&
 	     now.st_dev == st->st_dev && fs_hash_fd_xfer(fd, got) == HS_OK &&
@@ -545,8 +545,9 @@ put_in_place(struct apply *a, int dirfd, const char *leaf,
  * (then v becomes that version's, its token to keep)?
  */
 static int
-rec_holds(struct apply *a, int dirfd, const char *leaf, const uint8_t *key,
-          size_t klen, const struct stat *st, struct idx_written *v)
+apply_rec_holds(struct apply *a, int dirfd, const char *leaf,
+                const uint8_t *key, size_t klen, const struct stat *st,
+                struct idx_written *v)
 {
 	struct idx_written w;
 
@@ -571,12 +572,12 @@ drift_suspect(struct apply *a, int dirfd, const char *leaf,
 	return fstatat(dirfd, leaf, st, AT_SYMLINK_NOFOLLOW) == 0 &&
 	       S_ISREG(st->st_mode) &&
 	       idx_written_get(a->idx, key, klen, &v) == HS_OK &&
-	       !rec_holds(a, dirfd, leaf, key, klen, st, &v);
+	       !apply_rec_holds(a, dirfd, leaf, key, klen, st, &v);
 }
 
 static void
-drift_check(struct apply *a, uint16_t src, const char *rel, int dirfd,
-            const char *leaf, const uint8_t *key, size_t klen)
+apply_drift_check(struct apply *a, uint16_t src, const char *rel, int dirfd,
+                  const char *leaf, const uint8_t *key, size_t klen)
 {
 	char where[PROTO_PATH_MAX * 3];
 	struct idx_txn *lock = NULL;
@@ -600,7 +601,7 @@ drift_check(struct apply *a, uint16_t src, const char *rel, int dirfd,
 		idx_txn_abort(lock);
 		return;
 	}
-	fd = open_nofollow(dirfd, leaf, PROTO_E_FILE);
+	fd = apply_open_nofollow(dirfd, leaf, PROTO_E_FILE);
 	rc = fd < 0 ? fd
 	            : drift_keep(a->state_dir, a->set->name, a->src[src].abs,
 	                         rel, dirfd, leaf, fd, (uint64_t)st.st_size,
@@ -612,19 +613,19 @@ drift_check(struct apply *a, uint16_t src, const char *rel, int dirfd,
 		hs_log_warnx("apply: %s: changed on this standby since "
 		             "hamnsync wrote it; this version NOT kept (%s: "
 		             "%s); replaced by the primary's",
-		             display(a, src, rel), fd < 0 ? "cannot open" : where,
-		             hs_strerror(rc));
+		             apply_display(a, src, rel),
+		             fd < 0 ? "cannot open" : where, hs_strerror(rc));
 	else
 		hs_log_warnx("apply: %s: changed on this standby since "
 		             "hamnsync wrote it; this version kept at %s; "
 		             "replaced by the primary's",
-		             display(a, src, rel), where);
+		             apply_display(a, src, rel), where);
 }
 
 /* Queue a record write for the next flush; takes ownership of key. */
 static void
-rec_queue(struct apply *a, uint8_t *key, size_t klen, int put,
-          const struct idx_written *v)
+apply_rec_queue(struct apply *a, uint8_t *key, size_t klen, int put,
+                const struct idx_written *v)
 {
 	struct rec_op *n;
 
@@ -648,7 +649,7 @@ rec_queue(struct apply *a, uint8_t *key, size_t klen, int put,
 
 /*
  * One queued record into t.  Whatever it does to the record, a version
- * written ahead of it (recs_ahead) is no longer needed: the record that
+ * written ahead of it (apply_recs_ahead) is no longer needed: the record that
  * follows its rename is in the same transaction.
  */
 static int
@@ -671,7 +672,7 @@ rec_write(struct idx_txn *t, const struct rec_op *r)
  * primary sends those files the long way.
  */
 static void
-recs_commit(struct apply *a, struct idx_txn *t)
+apply_recs_commit(struct apply *a, struct idx_txn *t)
 {
 	size_t i, writes = 0;
 	int rc = HS_OK;
@@ -722,13 +723,13 @@ recs_commit(struct apply *a, struct idx_txn *t)
 /*
  * Before the renames (apply_flush): store what each pending file about
  * to replace a recorded version will be, so that a crash before its
- * record follows (recs_commit) leaves proof that the version in place is
+ * record follows (apply_recs_commit) leaves proof that the version in place is
  * hamnsync's (put_in_place), not drift.  Only where a record exists:
  * without one, nothing is ever taken for drift.  Committed without a
  * flush: 1 when something was, for ahead_sync_* to make it durable.
  */
 static int
-recs_ahead(struct apply *a)
+apply_recs_ahead(struct apply *a)
 {
 	struct idx_written v;
 	struct idx_txn *t = NULL;
@@ -744,10 +745,10 @@ recs_ahead(struct apply *a)
 		    !S_ISREG(st.st_mode))
 			continue;
 		memset(&v, 0, sizeof(v));
-		fp_from_stat(&v, &st);
+		apply_fp_from_stat(&v, &st);
 		if (p->rec == REC_PUT && p->key != NULL &&
 		    idx_written_get(a->idx, p->key, p->klen, &v) == HS_OK) {
-			fp_from_stat(&v, &st);
+			apply_fp_from_stat(&v, &st);
 			memcpy(v.token, p->token, sizeof(v.token));
 			if (t == NULL && (rc = idx_txn_begin(a->idx, &t)) < 0)
 				break;
@@ -781,7 +782,7 @@ recs_ahead(struct apply *a)
 }
 
 /*
- * The flush of what recs_ahead wrote, in a thread beside the flush of
+ * The flush of what apply_recs_ahead wrote, in a thread beside the flush of
  * the data (apply_flush, step 1): both must be on disk before the
  * renames, and two flushes that overlap cost little more than one.
  */
@@ -826,17 +827,17 @@ ahead_sync_end(struct apply *a, struct ahead_sync *s)
 
 /* The rename of p failed: drop what was written ahead of it. */
 static void
-rec_unahead(struct apply *a, struct pending *p)
+apply_rec_unahead(struct apply *a, struct pending *p)
 {
 	uint8_t *k;
 
 	if ((p->ahead & AHEAD_KEY) && p->key != NULL &&
 	    (k = malloc(p->klen)) != NULL) {
 		memcpy(k, p->key, p->klen);
-		rec_queue(a, k, p->klen, REC_OP_KEEP, NULL);
+		apply_rec_queue(a, k, p->klen, REC_OP_KEEP, NULL);
 	}
 	if ((p->ahead & AHEAD_LKEY) && p->lkey != NULL) {
-		rec_queue(a, p->lkey, p->lklen, REC_OP_KEEP, NULL);
+		apply_rec_queue(a, p->lkey, p->lklen, REC_OP_KEEP, NULL);
 		p->lkey = NULL;
 	}
 	p->ahead = 0;
@@ -844,7 +845,7 @@ rec_unahead(struct apply *a, struct pending *p)
 
 /* After the rename: the record of what now lies at p's path. */
 static void
-rec_pending(struct apply *a, struct pending *p)
+apply_rec_pending(struct apply *a, struct pending *p)
 {
 	struct idx_written v;
 	struct stat st;
@@ -852,13 +853,13 @@ rec_pending(struct apply *a, struct pending *p)
 	memset(&v, 0, sizeof(v));
 	if (p->lkey != NULL &&
 	    fstatat(p->dirfd, p->leaf, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-		fp_from_stat(&v, &st);
+		apply_fp_from_stat(&v, &st);
 		memcpy(v.token, p->ltoken, sizeof(v.token));
-		rec_queue(a, p->lkey, p->lklen, 1, &v);
+		apply_rec_queue(a, p->lkey, p->lklen, 1, &v);
 		p->lkey = NULL;
 	} else if (p->lkey != NULL && (p->ahead & AHEAD_LKEY)) {
 		/* Its record stays as it was: only what was written ahead goes. */
-		rec_queue(a, p->lkey, p->lklen, REC_OP_KEEP, NULL);
+		apply_rec_queue(a, p->lkey, p->lklen, REC_OP_KEEP, NULL);
 		p->lkey = NULL;
 	}
 	if (p->key == NULL || p->rec == 0)
@@ -866,11 +867,11 @@ rec_pending(struct apply *a, struct pending *p)
 	if (p->rec == REC_PUT &&
 	    fstatat(p->dirfd, p->leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 	    S_ISREG(st.st_mode)) {
-		fp_from_stat(&v, &st);
+		apply_fp_from_stat(&v, &st);
 		memcpy(v.token, p->token, sizeof(v.token));
-		rec_queue(a, p->key, p->klen, 1, &v);
+		apply_rec_queue(a, p->key, p->klen, 1, &v);
 	} else
-		rec_queue(a, p->key, p->klen, 0, NULL);
+		apply_rec_queue(a, p->key, p->klen, 0, NULL);
 	p->key = NULL;
 }
 
@@ -884,13 +885,13 @@ apply_flush(struct apply *a)
 	int rc = HS_OK;
 
 	if (a->n_pend == 0) {
-		recs_commit(a, NULL);
+		apply_recs_commit(a, NULL);
 		return HS_OK;
 	}
 	if ((seen = calloc(a->n_pend, sizeof(*seen))) == NULL)
 		return -ENOMEM;
 	/* 0. what the renames will put in place, its flush beside step 1 */
-	if (recs_ahead(a))
+	if (apply_recs_ahead(a))
 		ahead_sync_start(a, &ahead);
 	/* 1. data: an fsync per file for a few, else a syncfs per filesystem */
 	for (i = 0; a->pend_nofd == 0 && i < a->n_pend; i++)
@@ -920,15 +921,15 @@ apply_flush(struct apply *a)
 			apply_error(a, a->pend[i].display, "flush failed", rc);
 			if (a->pend[i].tmp[0] != '\0')
 				unlinkat(a->pend[i].dirfd, a->pend[i].tmp, 0);
-			rec_unahead(a, &a->pend[i]);
-			pending_clear(&a->pend[i]);
+			apply_rec_unahead(a, &a->pend[i]);
+			apply_pending_clear(&a->pend[i]);
 		}
 		goto out;
 	}
 	/*
-	 * 2. rename all.  From here until recs_commit the index's writer
-	 * lock is held: for the other lane's drift_check, each file renamed
-	 * into place and its record change together.
+	 * 2. rename all.  From here until apply_recs_commit the index's writer
+	 * lock is held: for the other lane's apply_drift_check, each file
+	 * renamed into place and its record change together.
 	 */
 	if (a->idx != NULL && idx_txn_begin(a->idx, &lock) < 0)
 		lock = NULL;
@@ -942,7 +943,7 @@ apply_flush(struct apply *a)
 			apply_error(a, p->display, "cannot rename into place",
 			            -errno);
 			unlinkat(p->dirfd, p->tmp, 0);
-			rec_unahead(a, p);
+			apply_rec_unahead(a, p);
 			p->rec = 0; /* the old copy and its record stay */
 			free(p->lkey);
 			p->lkey = NULL;
@@ -974,11 +975,11 @@ apply_flush(struct apply *a)
 		}
 	}
 	for (i = 0; i < a->n_pend; i++) {
-		rec_pending(a, &a->pend[i]);
-		pending_clear(&a->pend[i]);
+		apply_rec_pending(a, &a->pend[i]);
+		apply_pending_clear(&a->pend[i]);
 	}
 out:
-	recs_commit(a, lock);
+	apply_recs_commit(a, lock);
 	a->n_pend = 0;
 	a->pend_bytes = 0;
 	a->pend_has_files = 0;
@@ -1007,33 +1008,35 @@ dir_dirty(struct apply *a, int dfd, const struct proto_entry *e)
 
 	memset(&p, 0, sizeof(p));
 	p.dirfd = dfd;
-	p.display = hs_xstrdup(display(a, e->src, e->path));
-	return batch_add(a, &p, 0);
+	p.display = hs_xstrdup(apply_display(a, e->src, e->path));
+	return apply_batch_add(a, &p, 0);
 }
 
 /* The entry at (src, rel) is replaced or gone: its record goes too. */
 static void
-rec_drop(struct apply *a, struct pending *p, uint16_t src, const char *rel)
+apply_rec_drop(struct apply *a, struct pending *p, uint16_t src,
+               const char *rel)
 {
-	if ((p->key = rec_key(a, src, rel, &p->klen)) != NULL)
+	if ((p->key = apply_rec_key(a, src, rel, &p->klen)) != NULL)
 		p->rec = REC_DEL;
 }
 
 static int
-op_delete(struct apply *a)
+apply_op_delete(struct apply *a)
 {
 	struct proto_entry *e = &a->e;
 	char leaf[PROTO_NAME_MAX + 1];
 	int dfd, flags = e->type == PROTO_E_DIR ? AT_REMOVEDIR : 0;
 
-	if (locate(a, e->src, e->path, &dfd, leaf) < 0)
+	if (apply_locate(a, e->src, e->path, &dfd, leaf) < 0)
 		return HS_OK;
 	if (e->type == PROTO_E_FILE && a->idx != NULL) {
 		uint8_t *key;
 		size_t klen;
 
-		if ((key = rec_key(a, e->src, e->path, &klen)) != NULL) {
-			drift_check(a, e->src, e->path, dfd, leaf, key, klen);
+		if ((key = apply_rec_key(a, e->src, e->path, &klen)) != NULL) {
+			apply_drift_check(a, e->src, e->path, dfd, leaf, key,
+			                  klen);
 			free(key);
 		}
 	}
@@ -1047,7 +1050,7 @@ op_delete(struct apply *a)
 		    unlinkat(dfd, leaf, flags ^ AT_REMOVEDIR) == 0)
 			err = 0;
 		if (err != 0) {
-			apply_error(a, display(a, e->src, e->path),
+			apply_error(a, apply_display(a, e->src, e->path),
 			            "cannot delete", -err);
 			close(dfd);
 			return HS_OK;
@@ -1058,34 +1061,34 @@ op_delete(struct apply *a)
 		uint8_t *key;
 		size_t klen;
 
-		if ((key = rec_key(a, e->src, e->path, &klen)) != NULL)
-			rec_queue(a, key, klen, 0, NULL);
+		if ((key = apply_rec_key(a, e->src, e->path, &klen)) != NULL)
+			apply_rec_queue(a, key, klen, 0, NULL);
 	}
 	return dir_dirty(a, dfd, e);
 }
 
 static int
-op_dir(struct apply *a)
+apply_op_dir(struct apply *a)
 {
 	struct proto_entry *e = &a->e;
 	char leaf[PROTO_NAME_MAX + 1];
 	int dfd, fd, rc;
 
-	if (locate(a, e->src, e->path, &dfd, leaf) < 0)
+	if (apply_locate(a, e->src, e->path, &dfd, leaf) < 0)
 		return HS_OK;
 	if (mkdirat(dfd, leaf, 0700) < 0 && errno != EEXIST) {
-		apply_error(a, display(a, e->src, e->path),
+		apply_error(a, apply_display(a, e->src, e->path),
 		            "cannot make directory", -errno);
 		close(dfd);
 		return HS_OK;
 	}
-	fd = open_nofollow(dfd, leaf, PROTO_E_DIR);
+	fd = apply_open_nofollow(dfd, leaf, PROTO_E_DIR);
 	if (fd < 0)
-		apply_error(a, display(a, e->src, e->path),
+		apply_error(a, apply_display(a, e->src, e->path),
 		            "exists and is not a directory", fd);
 	else {
-		if ((rc = meta_fd(fd, e)) < 0)
-			apply_error(a, display(a, e->src, e->path),
+		if ((rc = apply_meta_fd(fd, e)) < 0)
+			apply_error(a, apply_display(a, e->src, e->path),
 			            "cannot set owner, mode or time", rc);
 		else
 			a->applied++;
@@ -1095,12 +1098,12 @@ op_dir(struct apply *a)
 }
 
 /*
- * meta_fd on a file that may have a block record: changing its owner,
+ * apply_meta_fd on a file that may have a block record: changing its owner,
  * mode or time changes its fingerprint, so a record that matched before
  * is renewed (same token) rather than left to look like drift.  The
  * change and the renewed record are committed together under the
  * index's writer lock, as apply_flush does for its renames: the other
- * lane's drift_check must never see the new ctime beside the old record
+ * lane's apply_drift_check must never see the new ctime beside the old record
  * (this lane's flush may come only at the end of a long run).
  */
 static int
@@ -1115,28 +1118,28 @@ meta_fd_keep_rec(struct apply *a, int dfd, const char *leaf, int fd,
 	int rc, keep = 0;
 
 	if (e->type == PROTO_E_FILE && a->idx != NULL &&
-	    (key = rec_key(a, e->src, e->path, &klen)) != NULL &&
+	    (key = apply_rec_key(a, e->src, e->path, &klen)) != NULL &&
 	    idx_written_get(a->idx, key, klen, &v) == HS_OK) {
 		if (idx_txn_begin(a->idx, &lock) < 0)
 			lock = NULL;
 		keep = fstat(fd, &st) == 0 &&
 		       idx_written_get(a->idx, key, klen, &v) == HS_OK &&
-		       rec_holds(a, dfd, leaf, key, klen, &st, &v);
+		       apply_rec_holds(a, dfd, leaf, key, klen, &st, &v);
 	}
-	rc = meta_fd(fd, e);
+	rc = apply_meta_fd(fd, e);
 	if (keep && rc == HS_OK && fstat(fd, &st) == 0) {
-		fp_from_stat(&v, &st);
-		rec_queue(a, key, klen, 1, &v);
+		apply_fp_from_stat(&v, &st);
+		apply_rec_queue(a, key, klen, 1, &v);
 		key = NULL;
 	}
 	free(key);
 	if (lock != NULL)
-		recs_commit(a, lock);
+		apply_recs_commit(a, lock);
 	return rc;
 }
 
 static int
-op_meta(struct apply *a)
+apply_op_meta(struct apply *a)
 {
 	struct proto_entry *e = &a->e;
 	char leaf[PROTO_NAME_MAX + 1];
@@ -1145,7 +1148,7 @@ op_meta(struct apply *a)
 	/* Renames in the batch would touch directory mtimes set here. */
 	if (e->type == PROTO_E_DIR && (rc = apply_flush(a)) < 0)
 		return rc;
-	if (locate(a, e->src, e->path, &dfd, leaf) < 0)
+	if (apply_locate(a, e->src, e->path, &dfd, leaf) < 0)
 		return HS_OK;
 	if (e->type == PROTO_E_SYMLINK || e->type >= PROTO_E_FIFO) {
 		struct stat st;
@@ -1159,14 +1162,14 @@ op_meta(struct apply *a)
 			rc = (st.st_mode & S_IFMT) == special_type(e->type)
 			         ? meta_special(dfd, leaf, e)
 			         : -EINVAL;
-	} else if ((fd = open_nofollow(dfd, leaf, e->type)) < 0)
+	} else if ((fd = apply_open_nofollow(dfd, leaf, e->type)) < 0)
 		rc = fd;
 	else {
 		rc = meta_fd_keep_rec(a, dfd, leaf, fd, e);
 		close(fd);
 	}
 	if (rc < 0)
-		apply_error(a, display(a, e->src, e->path),
+		apply_error(a, apply_display(a, e->src, e->path),
 		            "cannot set owner, mode or time", rc);
 	else
 		a->applied++;
@@ -1175,16 +1178,16 @@ op_meta(struct apply *a)
 }
 
 static int
-op_symlink(struct apply *a)
+apply_op_symlink(struct apply *a)
 {
 	struct proto_entry *e = &a->e;
 	struct pending p;
 	int rc;
 
 	memset(&p, 0, sizeof(p));
-	if (locate(a, e->src, e->path, &p.dirfd, p.leaf) < 0)
+	if (apply_locate(a, e->src, e->path, &p.dirfd, p.leaf) < 0)
 		return HS_OK;
-	if ((rc = tmp_name(p.tmp)) < 0)
+	if ((rc = apply_tmp_name(p.tmp)) < 0)
 		goto fail;
 	if (symlinkat(e->link, p.dirfd, p.tmp) < 0) {
 		rc = -errno;
@@ -1194,11 +1197,12 @@ op_symlink(struct apply *a)
 		unlinkat(p.dirfd, p.tmp, 0);
 		goto fail;
 	}
-	p.display = hs_xstrdup(display(a, e->src, e->path));
-	rec_drop(a, &p, e->src, e->path);
-	return batch_add(a, &p, 0);
+	p.display = hs_xstrdup(apply_display(a, e->src, e->path));
+	apply_rec_drop(a, &p, e->src, e->path);
+	return apply_batch_add(a, &p, 0);
 fail:
-	apply_error(a, display(a, e->src, e->path), "cannot make symlink", rc);
+	apply_error(a, apply_display(a, e->src, e->path), "cannot make symlink",
+	            rc);
 	close(p.dirfd);
 	return HS_OK;
 }
@@ -1213,7 +1217,7 @@ fail:
  * is recorded and the file's data will be dropped.
  */
 static int
-file_begin(struct apply *a)
+apply_file_begin(struct apply *a)
 {
 	struct proto_entry *e = &a->e;
 
@@ -1235,29 +1239,29 @@ file_begin(struct apply *a)
 	memset(&a->cur, 0, sizeof(a->cur));
 	a->cur.dirfd = -1;
 	proto_hash_final(a->hash, (uint8_t[PROTO_HASH_LEN]){0}); /* reset */
-	if (locate(a, e->src, e->path, &a->cur.dirfd, a->cur.leaf) < 0)
+	if (apply_locate(a, e->src, e->path, &a->cur.dirfd, a->cur.leaf) < 0)
 		return HS_OK;
-	a->cur.display = hs_xstrdup(display(a, e->src, e->path));
-	a->cur.key = rec_key(a, e->src, e->path, &a->cur.klen);
+	a->cur.display = hs_xstrdup(apply_display(a, e->src, e->path));
+	a->cur.key = apply_rec_key(a, e->src, e->path, &a->cur.klen);
 	return HS_OK;
 }
 
 static int file_emit(void *arg, const uint8_t *p, size_t n);
 
 static int
-op_file(struct apply *a, int is_delta)
+apply_op_file(struct apply *a, int is_delta)
 {
 	struct proto_entry *e = &a->e;
 	struct stat st;
 	int rc;
 
-	if ((rc = file_begin(a)) < 0 || a->cur.display == NULL)
+	if ((rc = apply_file_begin(a)) < 0 || a->cur.display == NULL)
 		return rc;
-	drift_check(a, e->src, e->path, a->cur.dirfd, a->cur.leaf, a->cur.key,
-	            a->cur.klen);
+	apply_drift_check(a, e->src, e->path, a->cur.dirfd, a->cur.leaf,
+	                  a->cur.key, a->cur.klen);
 	if (is_delta) {
-		a->basis_fd =
-		    open_nofollow(a->cur.dirfd, a->cur.leaf, PROTO_E_FILE);
+		a->basis_fd = apply_open_nofollow(a->cur.dirfd, a->cur.leaf,
+		                                  PROTO_E_FILE);
 		if (a->basis_fd < 0 || fstat(a->basis_fd, &st) < 0) {
 			apply_error(a, a->cur.display,
 			            "delta basis is gone or "
@@ -1269,7 +1273,7 @@ op_file(struct apply *a, int is_delta)
 		                        e->size, &a->dec)) < 0)
 			goto fail;
 	}
-	if ((rc = tmp_name(a->cur.tmp)) < 0)
+	if ((rc = apply_tmp_name(a->cur.tmp)) < 0)
 		goto fail;
 	a->fd =
 	    openat(a->cur.dirfd, a->cur.tmp,
@@ -1291,7 +1295,7 @@ fail:
 
 /* Drop the file being received: its temporary goes, the old copy stays. */
 static void
-file_discard(struct apply *a)
+apply_file_discard(struct apply *a)
 {
 	apply_wr_finish(a->wr); /* its error does not matter any more */
 	a->wr = NULL;
@@ -1306,7 +1310,7 @@ file_discard(struct apply *a)
 		a->fd = -1;
 		unlinkat(a->cur.dirfd, a->cur.tmp, 0);
 	}
-	pending_clear(&a->cur);
+	apply_pending_clear(&a->cur);
 	a->skip_file = 1;
 	a->is_patch = 0;
 }
@@ -1412,7 +1416,7 @@ delta_error(struct apply *a, int rc)
 }
 
 static int
-op_data(struct apply *a, const struct proto_msg *m)
+apply_op_data(struct apply *a, const struct proto_msg *m)
 {
 	int rc;
 
@@ -1425,7 +1429,7 @@ op_data(struct apply *a, const struct proto_msg *m)
 		if ((rc = delta_dec_feed(a->dec, m->data, m->len, 0, file_emit,
 		                         a)) < 0) {
 			delta_error(a, rc);
-			file_discard(a);
+			apply_file_discard(a);
 		}
 		return HS_OK;
 	}
@@ -1442,7 +1446,7 @@ op_data(struct apply *a, const struct proto_msg *m)
 		rc = file_emit(a, m->data, m->len);
 	if (rc < 0) {
 		apply_error(a, a->cur.display, "write failed", rc);
-		file_discard(a);
+		apply_file_discard(a);
 	}
 	return HS_OK;
 }
@@ -1453,7 +1457,7 @@ op_data(struct apply *a, const struct proto_msg *m)
  * proto_hash_hole), never byte by byte, so a hostile size costs nothing.
  */
 static int
-op_seek(struct apply *a, const struct proto_msg *m)
+apply_op_seek(struct apply *a, const struct proto_msg *m)
 {
 	struct proto_rd r = {m->data, m->len};
 	uint64_t off;
@@ -1468,13 +1472,13 @@ op_seek(struct apply *a, const struct proto_msg *m)
 	/* The writer thread owns the hash and the file offset until then. */
 	if ((rc = file_drain(a)) < 0) {
 		apply_error(a, a->cur.display, "write failed", rc);
-		file_discard(a);
+		apply_file_discard(a);
 		return HS_OK;
 	}
 	proto_hash_hole(a->hash, off);
 	if (lseek(a->fd, (off_t)off, SEEK_SET) < 0) {
 		apply_error(a, a->cur.display, "seek failed", -errno);
-		file_discard(a);
+		apply_file_discard(a);
 		return HS_OK;
 	}
 	a->written = a->accepted = off;
@@ -1483,7 +1487,7 @@ op_seek(struct apply *a, const struct proto_msg *m)
 
 /* ------------------------------------------------- block patches */
 
-static int reject_nul(struct apply *a, uint8_t type);
+static int apply_reject_nul(struct apply *a, uint8_t type);
 
 /* Drop the patch being built; its blocks are still checked as they come. */
 static void
@@ -1570,8 +1574,8 @@ patch_basis_ok(struct apply *a, const struct stat *st,
 		patch_stale(a, st, 1, "no record of what was written here");
 		return 0;
 	}
-	if (!rec_holds(a, a->cur.dirfd, a->cur.leaf, a->cur.key, a->cur.klen,
-	               st, &v)) {
+	if (!apply_rec_holds(a, a->cur.dirfd, a->cur.leaf, a->cur.key,
+	                     a->cur.klen, st, &v)) {
 		patch_stale(a, st, 1,
 		            "changed on this standby since hamnsync wrote it");
 		return 0;
@@ -1590,7 +1594,7 @@ patch_basis_ok(struct apply *a, const struct stat *st,
  * blocks written over it as they come.  Never in place.
  */
 static int
-op_patch(struct apply *a, const struct proto_msg *m)
+apply_op_patch(struct apply *a, const struct proto_msg *m)
 {
 	struct proto_rd r = {m->data, m->len};
 	struct patch_hdr h;
@@ -1605,15 +1609,16 @@ op_patch(struct apply *a, const struct proto_msg *m)
 	if (a->e.type != PROTO_E_FILE)
 		return HS_EPROTO;
 	if (a->e.has_nul) {
-		rc = reject_nul(a, PROTO_T_OP_PATCH);
+		rc = apply_reject_nul(a, PROTO_T_OP_PATCH);
 		a->is_patch = 1;
 		return rc;
 	}
-	rc = file_begin(a);
+	rc = apply_file_begin(a);
 	a->is_patch = 1;
 	if (rc < 0 || a->cur.display == NULL)
 		return rc;
-	a->basis_fd = open_nofollow(a->cur.dirfd, a->cur.leaf, PROTO_E_FILE);
+	a->basis_fd =
+	    apply_open_nofollow(a->cur.dirfd, a->cur.leaf, PROTO_E_FILE);
 	if (a->basis_fd < 0 || fstat(a->basis_fd, &st) < 0) {
 		patch_stale(a, NULL, 0, "no regular file here to patch");
 		return HS_OK;
@@ -1627,7 +1632,7 @@ op_patch(struct apply *a, const struct proto_msg *m)
 	a->prx_ok = 1;
 	if (!patch_basis_ok(a, &st, h.basis))
 		return HS_OK;
-	if ((rc = tmp_name(a->cur.tmp)) < 0)
+	if ((rc = apply_tmp_name(a->cur.tmp)) < 0)
 		goto fail;
 	a->fd =
 	    openat(a->cur.dirfd, a->cur.tmp,
@@ -1654,7 +1659,7 @@ fail:
 
 /* OP_PATCH_DATA: one block, checked even when the file is dropped. */
 static int
-op_patch_data(struct apply *a, const struct proto_msg *m)
+apply_op_patch_data(struct apply *a, const struct proto_msg *m)
 {
 	const uint8_t *data;
 	uint64_t off;
@@ -1699,7 +1704,7 @@ patch_end(struct apply *a, const uint8_t want[PROTO_HASH_LEN])
 
 	if (patch_rx_end(&a->prx, why, sizeof(why)) < 0) {
 		apply_error(a, a->cur.display, why, 0);
-		file_discard(a);
+		apply_file_discard(a);
 		return 0;
 	}
 	/* Trusted by composition: a checked basis plus the blocks sent. */
@@ -1747,7 +1752,7 @@ apply_stale_encode(const struct apply *a, struct proto_wr *w)
 }
 
 static int
-op_file_end(struct apply *a, const struct proto_msg *m)
+apply_op_file_end(struct apply *a, const struct proto_msg *m)
 {
 	struct proto_rd r = {m->data, m->len};
 	uint8_t status, want[PROTO_HASH_LEN], got[PROTO_HASH_LEN];
@@ -1761,11 +1766,11 @@ op_file_end(struct apply *a, const struct proto_msg *m)
 		return HS_EPROTO;
 	a->in_file = 0;
 	if (a->skip_file) {
-		file_discard(a);
+		apply_file_discard(a);
 		return HS_OK;
 	}
 	if (status == 1) { /* the primary gave up on this file */
-		file_discard(a);
+		apply_file_discard(a);
 		return HS_OK;
 	}
 	if (a->is_patch) {
@@ -1775,19 +1780,19 @@ op_file_end(struct apply *a, const struct proto_msg *m)
 	}
 	if ((rc = file_drain(a)) < 0) {
 		apply_error(a, a->cur.display, "write failed", rc);
-		file_discard(a);
+		apply_file_discard(a);
 		return HS_OK;
 	}
 	if (a->dec != NULL &&
 	    (rc = delta_dec_feed(a->dec, NULL, 0, 1, file_emit, a)) < 0) {
 		delta_error(a, rc);
-		file_discard(a);
+		apply_file_discard(a);
 		return HS_OK;
 	}
 	/* A trailing hole: the size comes from the seek, not a write. */
 	if (ftruncate(a->fd, (off_t)a->written) < 0) {
 		apply_error(a, a->cur.display, "cannot set size", -errno);
-		file_discard(a);
+		apply_file_discard(a);
 		return HS_OK;
 	}
 	proto_hash_final(a->hash, got);
@@ -1796,7 +1801,7 @@ op_file_end(struct apply *a, const struct proto_msg *m)
 		            "fewer bytes than announced; "
 		            "old copy kept",
 		            0);
-		file_discard(a);
+		apply_file_discard(a);
 		return HS_OK;
 	}
 	if (memcmp(want, got, sizeof(got)) != 0) {
@@ -1804,7 +1809,7 @@ op_file_end(struct apply *a, const struct proto_msg *m)
 		            "content hash mismatch; old "
 		            "copy kept",
 		            0);
-		file_discard(a);
+		apply_file_discard(a);
 		return HS_OK;
 	}
 	/*
@@ -1814,10 +1819,10 @@ op_file_end(struct apply *a, const struct proto_msg *m)
 	memcpy(a->cur.token, want, sizeof(a->cur.token));
 	a->cur.rec = REC_PUT;
 durable:
-	if ((rc = meta_fd(a->fd, &a->cur_e)) < 0) {
+	if ((rc = apply_meta_fd(a->fd, &a->cur_e)) < 0) {
 		apply_error(a, a->cur.display, "cannot set owner, mode or time",
 		            rc);
-		file_discard(a);
+		apply_file_discard(a);
 		return HS_OK;
 	}
 	file_writeback_tail(a);
@@ -1839,23 +1844,23 @@ durable:
 			close(a->basis_fd);
 		a->basis_fd = -1;
 	}
-	rc = batch_add(a, &a->cur, a->written);
+	rc = apply_batch_add(a, &a->cur, a->written);
 	memset(&a->cur, 0, sizeof(a->cur));
 	a->cur.dirfd = -1;
 	return rc;
 }
 
 static int
-op_special(struct apply *a)
+apply_op_special(struct apply *a)
 {
 	struct proto_entry *e = &a->e;
 	struct pending p;
 	int rc;
 
 	memset(&p, 0, sizeof(p));
-	if (locate(a, e->src, e->path, &p.dirfd, p.leaf) < 0)
+	if (apply_locate(a, e->src, e->path, &p.dirfd, p.leaf) < 0)
 		return HS_OK;
-	if ((rc = tmp_name(p.tmp)) < 0)
+	if ((rc = apply_tmp_name(p.tmp)) < 0)
 		goto fail;
 	if (mknodat(p.dirfd, p.tmp, special_type(e->type) | 0600,
 	            (dev_t)e->rdev) < 0) {
@@ -1866,30 +1871,30 @@ op_special(struct apply *a)
 		unlinkat(p.dirfd, p.tmp, 0);
 		goto fail;
 	}
-	p.display = hs_xstrdup(display(a, e->src, e->path));
-	rec_drop(a, &p, e->src, e->path);
-	return batch_add(a, &p, 0);
+	p.display = hs_xstrdup(apply_display(a, e->src, e->path));
+	apply_rec_drop(a, &p, e->src, e->path);
+	return apply_batch_add(a, &p, 0);
 fail:
-	apply_error(a, display(a, e->src, e->path), "cannot make special file",
-	            rc);
+	apply_error(a, apply_display(a, e->src, e->path),
+	            "cannot make special file", rc);
 	close(p.dirfd);
 	return HS_OK;
 }
 
 /* Before linking to (lsrc, lpath): note its record if it still holds. */
 static void
-link_keeps_rec(struct apply *a, struct pending *p, uint16_t lsrc,
-               const char *lpath, int ldir, const char *lleaf)
+apply_link_keeps_rec(struct apply *a, struct pending *p, uint16_t lsrc,
+                     const char *lpath, int ldir, const char *lleaf)
 {
 	struct idx_written v;
 	struct stat st;
 
 	if (a->idx == NULL ||
 	    fstatat(ldir, lleaf, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    (p->lkey = rec_key(a, lsrc, lpath, &p->lklen)) == NULL)
+	    (p->lkey = apply_rec_key(a, lsrc, lpath, &p->lklen)) == NULL)
 		return;
 	if (idx_written_get(a->idx, p->lkey, p->lklen, &v) == HS_OK &&
-	    rec_holds(a, ldir, lleaf, p->lkey, p->lklen, &st, &v)) {
+	    apply_rec_holds(a, ldir, lleaf, p->lkey, p->lklen, &st, &v)) {
 		memcpy(p->ltoken, v.token, sizeof(p->ltoken));
 		return;
 	}
@@ -1899,7 +1904,7 @@ link_keeps_rec(struct apply *a, struct pending *p, uint16_t lsrc,
 
 /* Hard link (src, path) to the entry (lsrc, lpath) of the same set. */
 static int
-op_link(struct apply *a, const struct proto_msg *m)
+apply_op_link(struct apply *a, const struct proto_msg *m)
 {
 	struct proto_rd r = {m->data, m->len};
 	char lpath[PROTO_PATH_MAX + 1], lleaf[PROTO_NAME_MAX + 1];
@@ -1917,31 +1922,31 @@ op_link(struct apply *a, const struct proto_msg *m)
 	if (a->pend_has_files && (rc = apply_flush(a)) < 0)
 		return rc;
 	memset(&p, 0, sizeof(p));
-	if (locate(a, lsrc, lpath, &ldir, lleaf) < 0)
+	if (apply_locate(a, lsrc, lpath, &ldir, lleaf) < 0)
 		return HS_OK;
-	if (locate(a, src, a->e.path, &p.dirfd, p.leaf) < 0) {
+	if (apply_locate(a, src, a->e.path, &p.dirfd, p.leaf) < 0) {
 		close(ldir);
 		return HS_OK;
 	}
-	p.display = hs_xstrdup(display(a, src, a->e.path));
-	link_keeps_rec(a, &p, lsrc, lpath, ldir, lleaf);
-	if ((rc = tmp_name(p.tmp)) < 0 ||
+	p.display = hs_xstrdup(apply_display(a, src, a->e.path));
+	apply_link_keeps_rec(a, &p, lsrc, lpath, ldir, lleaf);
+	if ((rc = apply_tmp_name(p.tmp)) < 0 ||
 	    (linkat(ldir, lleaf, p.dirfd, p.tmp, 0) < 0 && (rc = -errno))) {
 		apply_error(a, p.display, "cannot make hard link", rc);
-		pending_clear(&p);
+		apply_pending_clear(&p);
 		close(ldir);
 		return HS_OK;
 	}
 	close(ldir);
-	rec_drop(a, &p, src, a->e.path);
-	return batch_add(a, &p, 0);
+	apply_rec_drop(a, &p, src, a->e.path);
+	return apply_batch_add(a, &p, 0);
 }
 
 /* A path with a NUL byte: named in an error, its data (if any) dropped. */
 static int
-reject_nul(struct apply *a, uint8_t type)
+apply_reject_nul(struct apply *a, uint8_t type)
 {
-	apply_error(a, display(a, a->e.src, a->e.path),
+	apply_error(a, apply_display(a, a->e.src, a->e.path),
 	            "path contains a NUL byte: rejected", 0);
 	if (type == PROTO_T_OP_FILE || type == PROTO_T_OP_DELTA ||
 	    type == PROTO_T_OP_PATCH) {
@@ -1970,22 +1975,22 @@ apply_op(struct apply *a, const struct proto_msg *m)
 	}
 	switch (m->type) {
 	case PROTO_T_OP_DATA:
-		rc = op_data(a, m);
+		rc = apply_op_data(a, m);
 		break;
 	case PROTO_T_OP_FILE_END:
-		rc = op_file_end(a, m);
+		rc = apply_op_file_end(a, m);
 		break;
 	case PROTO_T_OP_SEEK:
-		rc = op_seek(a, m);
+		rc = apply_op_seek(a, m);
 		break;
 	case PROTO_T_OP_LINK:
-		rc = op_link(a, m);
+		rc = apply_op_link(a, m);
 		break;
 	case PROTO_T_OP_PATCH:
-		rc = op_patch(a, m);
+		rc = apply_op_patch(a, m);
 		break;
 	case PROTO_T_OP_PATCH_DATA:
-		rc = op_patch_data(a, m);
+		rc = apply_op_patch_data(a, m);
 		break;
 	case PROTO_T_OP_DELTA:
 	case PROTO_T_OP_SPECIAL:
@@ -1997,26 +2002,27 @@ apply_op(struct apply *a, const struct proto_msg *m)
 		if ((rc = decode_entry(a, m)) < 0)
 			break;
 		if (a->e.has_nul) {
-			rc = reject_nul(a, m->type);
+			rc = apply_reject_nul(a, m->type);
 			break;
 		}
 		if (m->type == PROTO_T_OP_DELETE)
-			rc = op_delete(a);
+			rc = apply_op_delete(a);
 		else if (m->type == PROTO_T_OP_DIR)
-			rc = a->e.type == PROTO_E_DIR ? op_dir(a) : HS_EPROTO;
+			rc = a->e.type == PROTO_E_DIR ? apply_op_dir(a)
+			                              : HS_EPROTO;
 		else if (m->type == PROTO_T_OP_SYMLINK)
-			rc = a->e.type == PROTO_E_SYMLINK ? op_symlink(a)
+			rc = a->e.type == PROTO_E_SYMLINK ? apply_op_symlink(a)
 			                                  : HS_EPROTO;
 		else if (m->type == PROTO_T_OP_FILE ||
 		         m->type == PROTO_T_OP_DELTA)
 			rc = a->e.type == PROTO_E_FILE
-			         ? op_file(a, m->type == PROTO_T_OP_DELTA)
+			         ? apply_op_file(a, m->type == PROTO_T_OP_DELTA)
 			         : HS_EPROTO;
 		else if (m->type == PROTO_T_OP_SPECIAL)
-			rc = a->e.type >= PROTO_E_FIFO ? op_special(a)
+			rc = a->e.type >= PROTO_E_FIFO ? apply_op_special(a)
 			                               : HS_EPROTO;
 		else
-			rc = op_meta(a);
+			rc = apply_op_meta(a);
 		break;
 	default:
 		rc = HS_EPROTO;
@@ -2033,7 +2039,7 @@ void
 apply_abort(struct apply *a)
 {
 	if (a->in_file)
-		file_discard(a);
+		apply_file_discard(a);
 	a->in_file = 0;
 }
 
@@ -2045,7 +2051,7 @@ apply_free(struct apply *a)
 	if (a == NULL)
 		return;
 	apply_abort(a);
-	pending_clear(&a->cur);
+	apply_pending_clear(&a->cur);
 	/* Completed files are durable-able: finish them rather than drop. */
 	apply_flush(a);
 	free(a->pend);
@@ -2106,9 +2112,9 @@ apply_hash_file(struct apply *a, uint16_t src, const char *rel,
 	char leaf[PROTO_NAME_MAX + 1];
 	int dfd, fd, rc;
 
-	if ((rc = locate(a, src, rel, &dfd, leaf)) < 0)
+	if ((rc = apply_locate(a, src, rel, &dfd, leaf)) < 0)
 		return rc;
-	fd = open_nofollow(dfd, leaf, PROTO_E_FILE);
+	fd = apply_open_nofollow(dfd, leaf, PROTO_E_FILE);
 	close(dfd);
 	if (fd < 0)
 		return HS_ENOTFOUND;
@@ -2124,9 +2130,9 @@ apply_sig_file(struct apply *a, uint16_t src, const char *rel,
 	char leaf[PROTO_NAME_MAX + 1];
 	int dfd, fd, rc;
 
-	if ((rc = locate(a, src, rel, &dfd, leaf)) < 0)
+	if ((rc = apply_locate(a, src, rel, &dfd, leaf)) < 0)
 		return rc;
-	fd = open_nofollow(dfd, leaf, PROTO_E_FILE);
+	fd = apply_open_nofollow(dfd, leaf, PROTO_E_FILE);
 	close(dfd);
 	if (fd < 0)
 		return HS_ENOTFOUND;
@@ -2191,7 +2197,7 @@ rec_key_below(struct apply *a, uint16_t src, const char *rel, size_t *klen)
 
 	if ((size_t)snprintf(below, sizeof(below), "%s/", rel) >= sizeof(below))
 		return NULL;
-	return rec_key(a, src, below, klen);
+	return apply_rec_key(a, src, below, klen);
 }
 
 /*
@@ -2201,9 +2207,9 @@ rec_key_below(struct apply *a, uint16_t src, const char *rel, size_t *klen)
  * record move together) and read the record of `from`.
  */
 static void
-rename_rec_begin(struct apply *a, uint16_t src, const char *from,
-                 const char *to, int fdir, const char *fleaf, int tdir,
-                 const char *tleaf, struct rename_rec *rr)
+apply_rename_rec_begin(struct apply *a, uint16_t src, const char *from,
+                       const char *to, int fdir, const char *fleaf, int tdir,
+                       const char *tleaf, struct rename_rec *rr)
 {
 	struct stat st;
 
@@ -2217,19 +2223,20 @@ rename_rec_begin(struct apply *a, uint16_t src, const char *from,
 		        NULL ||
 		    (rr->tkey = rec_key_below(a, src, to, &rr->tklen)) == NULL)
 			return;
-	} else if ((rr->fkey = rec_key(a, src, from, &rr->fklen)) == NULL ||
-	           (rr->tkey = rec_key(a, src, to, &rr->tklen)) == NULL)
+	} else if ((rr->fkey = apply_rec_key(a, src, from, &rr->fklen)) ==
+	               NULL ||
+	           (rr->tkey = apply_rec_key(a, src, to, &rr->tklen)) == NULL)
 		return;
 	else
-		drift_check(a, src, to, tdir, tleaf, rr->tkey, rr->tklen);
+		apply_drift_check(a, src, to, tdir, tleaf, rr->tkey, rr->tklen);
 	if (idx_txn_begin(a->idx, &rr->lock) < 0)
 		rr->lock = NULL;
 	rr->has = !rr->dir &&
 	          fstatat(fdir, fleaf, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 	          S_ISREG(st.st_mode) &&
 	          idx_written_get(a->idx, rr->fkey, rr->fklen, &rr->v) == HS_OK;
-	rr->mine = rr->has && rec_holds(a, fdir, fleaf, rr->fkey, rr->fklen,
-	                                &st, &rr->v);
+	rr->mine = rr->has && apply_rec_holds(a, fdir, fleaf, rr->fkey,
+	                                      rr->fklen, &st, &rr->v);
 }
 
 /* The records below a renamed directory move with it. */
@@ -2263,8 +2270,8 @@ rename_rec_dir(struct apply *a, struct rename_rec *rr)
  * file's new path.  `from` has no record any more.
  */
 static void
-rename_rec_end(struct apply *a, struct rename_rec *rr, int moved, int tdir,
-               const char *tleaf)
+apply_rename_rec_end(struct apply *a, struct rename_rec *rr, int moved,
+                     int tdir, const char *tleaf)
 {
 	struct stat st;
 
@@ -2277,10 +2284,10 @@ rename_rec_end(struct apply *a, struct rename_rec *rr, int moved, int tdir,
 		return;
 	}
 	if (rr->mine && fstatat(tdir, tleaf, &st, AT_SYMLINK_NOFOLLOW) == 0)
-		fp_from_stat(&rr->v, &st);
-	rec_queue(a, rr->tkey, rr->tklen, rr->has, &rr->v);
-	rec_queue(a, rr->fkey, rr->fklen, 0, NULL);
-	recs_commit(a, rr->lock);
+		apply_fp_from_stat(&rr->v, &st);
+	apply_rec_queue(a, rr->tkey, rr->tklen, rr->has, &rr->v);
+	apply_rec_queue(a, rr->fkey, rr->fklen, 0, NULL);
+	apply_recs_commit(a, rr->lock);
 }
 
 int
@@ -2294,9 +2301,9 @@ apply_rename(struct apply *a, uint16_t src, const char *from, const char *to)
 	/* The sources themselves are never renamed, only what is below. */
 	if (from[0] == '\0' || to[0] == '\0')
 		return HS_EPROTO;
-	if (locate(a, src, from, &fdir, fleaf) < 0)
+	if (apply_locate(a, src, from, &fdir, fleaf) < 0)
 		return HS_OK;
-	if (locate(a, src, to, &tdir, tleaf) < 0) {
+	if (apply_locate(a, src, to, &tdir, tleaf) < 0) {
 		close(fdir);
 		return HS_OK;
 	}
@@ -2304,24 +2311,24 @@ apply_rename(struct apply *a, uint16_t src, const char *from, const char *to)
 	 * A failure is fine: the reconciliation that follows sends what the
 	 * rename would have saved.
 	 */
-	rename_rec_begin(a, src, from, to, fdir, fleaf, tdir, tleaf, &rr);
+	apply_rename_rec_begin(a, src, from, to, fdir, fleaf, tdir, tleaf, &rr);
 	if (renameat(fdir, fleaf, tdir, tleaf) < 0) {
 		hs_log_debug("apply: rename %s -> %s: %s", from, to,
 		             strerror(errno));
-		rename_rec_end(a, &rr, 0, tdir, tleaf);
+		apply_rename_rec_end(a, &rr, 0, tdir, tleaf);
 		close(fdir);
 		close(tdir);
 		return HS_OK;
 	}
-	rename_rec_end(a, &rr, 1, tdir, tleaf);
+	apply_rename_rec_end(a, &rr, 1, tdir, tleaf);
 	a->applied++;
 	memset(&p, 0, sizeof(p));
 	p.dirfd = fdir;
-	p.display = hs_xstrdup(display(a, src, from));
-	if ((rc = batch_add(a, &p, 0)) == HS_OK) {
+	p.display = hs_xstrdup(apply_display(a, src, from));
+	if ((rc = apply_batch_add(a, &p, 0)) == HS_OK) {
 		p.dirfd = tdir;
-		p.display = hs_xstrdup(display(a, src, to));
-		rc = batch_add(a, &p, 0);
+		p.display = hs_xstrdup(apply_display(a, src, to));
+		rc = apply_batch_add(a, &p, 0);
 	} else
 		close(tdir);
 	return rc;
