@@ -1,7 +1,8 @@
 /*
  * stdby_int.h - inside the standby: the receiver of one primary session
- * (recv_), the confined applier (apply_) and drift copies (drift_).  Only
- * standby/ and its tests include this.
+ * (recv_) and what it asks of the confined applier (apply_); the
+ * applier's own internals are in apply_int.h.  Only standby/ and its
+ * tests include this.
  */
 #ifndef STDBY_INT_H
 #define STDBY_INT_H
@@ -144,21 +145,5 @@ uint64_t drift_count(const char *state_dir, uint64_t max);
  * recorded one) into `w`: 1 when there is one to send, else 0.
  */
 int apply_stale_encode(const struct apply *a, struct proto_wr *w);
-
-
-/* ------------------------------------------------------------- drift */
-
-/* Bytes of drift copies kept under state_dir/drift/ at most. */
-#define DRIFT_MAX_BYTES (1024ull * 1024 * 1024)
-
-/*
- * Keep the standby's own version of a file before replication replaces
- * it: a hard link (else a copy of fd) at state_dir/drift/<set>/<source>/
- * <rel>.<unix time>, refused once drift/ would pass DRIFT_MAX_BYTES.
- * Writes the destination (or why not) into `where`.
- */
-int drift_keep(const char *state_dir, const char *set, const char *src_abs,
-               const char *rel, int dirfd, const char *leaf, int fd,
-               uint64_t size, char *where, size_t wherelen);
 
 #endif /* STDBY_INT_H */
