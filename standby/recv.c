@@ -99,7 +99,7 @@ static void note_refused(struct session *s, const char *name,
                          const char *reason);
 
 static int
-send_refuse(struct session *s, const char *name, const char *reason)
+reply_refuse(struct session *s, const char *name, const char *reason)
 {
 	hs_log_warnx("recv: %s: set %s refused: %s", proto_conn_peer(s->c),
 	             name, reason);
@@ -177,7 +177,8 @@ listing_failed(struct session *s, const char *what, int rc)
  * (walking its own tree meanwhile) has most of it when it is done.
  */
 static int
-send_listing(struct session *s, const struct proto_scope *scope, size_t n_scope)
+reply_listing(struct session *s, const struct proto_scope *scope,
+              size_t n_scope)
 {
 	struct lister l = {s, NULL, 0, 0, 0, HS_OK};
 	struct scan_visit v = {NULL, lister_entry, &l};
@@ -261,9 +262,9 @@ on_set_open(struct session *s, const struct proto_msg *m)
 		return rc;
 	set = hs_conf_find_set(s->conf, so.name);
 	if (set == NULL) {
-		rc = send_refuse(s, so.name,
-		                 "set is not configured on this "
-		                 "standby");
+		rc = reply_refuse(s, so.name,
+		                  "set is not configured on this "
+		                  "standby");
 		goto out;
 	}
 	for (i = 0; i < so.n_sources; i++) {
@@ -273,18 +274,18 @@ on_set_open(struct session *s, const struct proto_msg *m)
 			         "source %s is not "
 			         "configured for this set on this standby",
 			         so.sources[i]);
-			rc = send_refuse(s, so.name, why);
+			rc = reply_refuse(s, so.name, why);
 			goto out;
 		}
 	}
 	if (so.n_sources != set->sources.n) {
-		rc = send_refuse(s, so.name,
-		                 "the standby's set has other "
-		                 "sources");
+		rc = reply_refuse(s, so.name,
+		                  "the standby's set has other "
+		                  "sources");
 		goto out;
 	}
 	if ((rc = apply_open(s->rootfd, set, &s->a, why, sizeof(why))) < 0) {
-		rc = send_refuse(s, so.name, why);
+		rc = reply_refuse(s, so.name, why);
 		goto out;
 	}
 	s->set = set;
@@ -294,7 +295,7 @@ on_set_open(struct session *s, const struct proto_msg *m)
 		            set->name);
 	/* Blind: the primary knows what we hold; its operations follow. */
 	if (m->type != PROTO_T_SET_OPEN_BLIND)
-		rc = send_listing(s, scope, n_scope);
+		rc = reply_listing(s, scope, n_scope);
 	/* Block records (delta.h): our handle, opened at JOURNAL_Q. */
 	session_idx(s);
 	apply_set_records(s->a, s->idx, s->conf->state_dir);
