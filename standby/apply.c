@@ -69,17 +69,6 @@ apply_open(int rootfd, const struct hs_pathset *set, struct apply **out,
 	return HS_OK;
 }
 
-static int
-decode_entry(struct apply *a, const struct proto_msg *m)
-{
-	struct proto_rd r = {m->data, m->len};
-	int rc;
-
-	if ((rc = proto_entry_decode(&r, &a->e)) < 0)
-		return rc;
-	return proto_rd_end(&r);
-}
-
 void
 apply_set_records(struct apply *a, struct idx *x, const char *state_dir)
 {
@@ -126,7 +115,7 @@ apply_op(struct apply *a, const struct proto_msg *m)
 	case PROTO_T_OP_SYMLINK:
 	case PROTO_T_OP_FILE:
 	case PROTO_T_OP_META:
-		if ((rc = decode_entry(a, m)) < 0)
+		if ((rc = proto_op_entry_decode(m->data, m->len, &a->e)) < 0)
 			break;
 		if (a->e.has_nul) {
 			rc = apply_reject_nul(a, m->type);

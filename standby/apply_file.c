@@ -302,13 +302,12 @@ apply_op_data(struct apply *a, const struct proto_msg *m)
 int
 apply_op_seek(struct apply *a, const struct proto_msg *m)
 {
-	struct proto_rd r = {m->data, m->len};
 	uint64_t off;
 	int rc;
 
 	if (!a->in_file || a->dec != NULL || a->is_patch ||
-	    proto_get_u64(&r, &off) < 0 ||
-	    proto_rd_end(&r) < 0 || off < a->accepted || off > a->cur_e.size)
+	    proto_op_seek_decode(m->data, m->len, &off) < 0 ||
+	    off < a->accepted || off > a->cur_e.size)
 		return HS_EPROTO;
 	if (a->skip_file)
 		return HS_OK;
@@ -349,22 +348,21 @@ patch_end(struct apply *a, const uint8_t want[PROTO_HASH_LEN])
 int
 apply_op_file_end(struct apply *a, const struct proto_msg *m)
 {
-	struct proto_rd r = {m->data, m->len};
-	uint8_t status, want[PROTO_HASH_LEN], got[PROTO_HASH_LEN];
+	struct proto_op_file_end end;
+	const uint8_t *want = end.hash;
+	uint8_t got[PROTO_HASH_LEN];
 	int rc;
 
 	if (!a->in_file)
 		return HS_EPROTO;
-	if (proto_get_u8(&r, &status) < 0 ||
-	    proto_get_bytes(&r, want, sizeof(want)) < 0 ||
-	    proto_rd_end(&r) < 0 || status > 1)
+	if (proto_op_file_end_decode(m->data, m->len, &end) < 0)
 		return HS_EPROTO;
 	a->in_file = 0;
 	if (a->skip_file) {
 		apply_file_discard(a);
 		return HS_OK;
 	}
-	if (status == 1) { /* the primary gave up on this file */
+	if (end.status == 1) { /* the primary gave up on this file */
 		apply_file_discard(a);
 		return HS_OK;
 	}

@@ -315,30 +315,25 @@ fail:
 int
 apply_op_link(struct apply *a, const struct proto_msg *m)
 {
-	struct proto_rd r = {m->data, m->len};
-	char lpath[PROTO_PATH_MAX + 1], lleaf[PROTO_NAME_MAX + 1];
+	struct proto_op_link l;
+	char lleaf[PROTO_NAME_MAX + 1];
 	struct pending p;
-	uint16_t src, lsrc;
 	int ldir, rc;
 
-	if (proto_get_u16(&r, &src) < 0 ||
-	    proto_get_str(&r, a->e.path, PROTO_PATH_MAX, NULL) < 0 ||
-	    proto_get_u16(&r, &lsrc) < 0 ||
-	    proto_get_str(&r, lpath, PROTO_PATH_MAX, NULL) < 0 ||
-	    proto_rd_end(&r) < 0)
+	if (proto_op_link_decode(m->data, m->len, &l) < 0)
 		return HS_EPROTO;
 	/* The target may still wait under a temporary name. */
 	if (a->pend_has_files && (rc = apply_flush(a)) < 0)
 		return rc;
 	memset(&p, 0, sizeof(p));
-	if (apply_locate(a, lsrc, lpath, &ldir, lleaf) < 0)
+	if (apply_locate(a, l.lsrc, l.lpath, &ldir, lleaf) < 0)
 		return HS_OK;
-	if (apply_locate(a, src, a->e.path, &p.dirfd, p.leaf) < 0) {
+	if (apply_locate(a, l.src, l.path, &p.dirfd, p.leaf) < 0) {
 		close(ldir);
 		return HS_OK;
 	}
-	p.display = hs_xstrdup(apply_display(a, src, a->e.path));
-	apply_link_keeps_rec(a, &p, lsrc, lpath, ldir, lleaf);
+	p.display = hs_xstrdup(apply_display(a, l.src, l.path));
+	apply_link_keeps_rec(a, &p, l.lsrc, l.lpath, ldir, lleaf);
 	if ((rc = apply_tmp_name(p.tmp)) < 0 ||
 	    (linkat(ldir, lleaf, p.dirfd, p.tmp, 0) < 0 && (rc = -errno))) {
 		apply_error(a, p.display, "cannot make hard link", rc);
@@ -347,7 +342,7 @@ apply_op_link(struct apply *a, const struct proto_msg *m)
 		return HS_OK;
 	}
 	close(ldir);
-	apply_rec_drop(a, &p, src, a->e.path);
+	apply_rec_drop(a, &p, l.src, l.path);
 	return apply_batch_add(a, &p, 0);
 }
 

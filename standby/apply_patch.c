@@ -123,15 +123,13 @@ patch_basis_ok(struct apply *a, const struct stat *st,
 int
 apply_op_patch(struct apply *a, const struct proto_msg *m)
 {
-	struct proto_rd r = {m->data, m->len};
 	struct patch_hdr h;
 	struct stat st;
 	char why[256];
 	uint64_t keep;
 	int rc;
 
-	if ((rc = proto_entry_decode(&r, &a->e)) < 0 ||
-	    (rc = patch_hdr_decode(&r, &h)) < 0)
+	if ((rc = proto_op_patch_decode(m->data, m->len, &a->e, &h)) < 0)
 		return rc;
 	if (a->e.type != PROTO_E_FILE)
 		return HS_EPROTO;
