@@ -586,6 +586,9 @@ on_set_end(struct session *s, const struct proto_msg *m)
 	s->rep.errors_total += apply_error_count(s->a);
 	/* The daemon knows of failed paths before the primary does. */
 	note_failed(s);
+	snprintf(s->rep.whole_set, sizeof(s->rep.whole_set), "%s",
+	         !s->scoped && apply_error_count(s->a) == 0 ? s->set->name
+	                                                    : "");
 	if (apply_error_count(s->a) > 0)
 		report(s, 1);
 	s->rep.bytes_in = proto_conn_bytes_in(s->c);

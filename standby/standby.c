@@ -326,6 +326,32 @@ grant_slot(struct stdby *d, pid_t pid, struct claim *c)
 	return 1;
 }
 
+/*
+ * A session's report names the sets that failed in that session only: a
+ * new one starts knowing of none.  The sets named before stay named (as
+ * room allows) until the primary says it is caught up, or a run of the
+ * new session reconciles the whole set with no error: until then the
+ * copy here still misses what failed.
+ */
+static void
+failed_carry(const struct recv_report *old, struct recv_report *rep)
+{
+	size_t i, j;
+
+	if (rep->in_sync)
+		return;
+	for (i = 0; i < old->n_failed && i < RECV_FAILED_SETS; i++) {
+		for (j = 0; j < rep->n_failed; j++)
+			if (strcmp(rep->failed[j].set, old->failed[i].set) == 0)
+				break;
+		if (j < rep->n_failed ||
+		    strcmp(old->failed[i].set, rep->whole_set) == 0)
+			continue;
+		if (rep->n_failed < RECV_FAILED_SETS)
+			rep->failed[rep->n_failed++] = old->failed[i];
+	}
+}
+
 /* A message from child k: a claim for a slot, or a report. */
 static void
 on_child(struct stdby *d, size_t k)
@@ -344,6 +370,7 @@ on_child(struct stdby *d, size_t k)
 			send(d->kids[k].fd, &granted, 1, MSG_DONTWAIT);
 		} else if (n == sizeof(struct recv_report) &&
 		           d->kids[k].pid == d->session) {
+			failed_carry(&d->rep, &m.rep);
 			d->rep = m.rep;
 			d->heard = 1;
 		}

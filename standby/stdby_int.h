@@ -43,6 +43,12 @@ struct recv_report {
 	 * the primary says it is caught up again: its retries applied them.
 	 */
 	uint8_t n_failed;
+	/*
+	 * The set of the last run when that run reconciled all of it (not
+	 * a scope) with no error, else "": nothing of it is missing now,
+	 * whatever an earlier session said.
+	 */
+	char whole_set[PROTO_NODE_MAX + 1];
 	struct recv_failed {
 		char set[PROTO_NODE_MAX + 1];
 		uint64_t errors; /* of that run */

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# test_standby_report.sh - what the standby's status keeps of the sets
+# that failed on it, across the sessions of its primaries.  A hostile
+# primary (hs-evilpeer, with the primary's pinned identity) plays the
+# sessions; no real primary runs.
+#   a. A set refused in one session is still named while the next session
+#      runs: a new session starts knowing of no failure, and its primary
+#      has not said it is caught up.  A run of the next session that
+#      reconciles the whole set with no error clears it.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+HS_TOOLS=${HS_TOOLS:-$top/build/bin}
+EVIL=$HS_TOOLS/hs-evilpeer
+[ -x "$HS_BIN" ] || hs_fail "$HS_BIN is not built"
+[ -x "$EVIL" ] || hs_fail "$EVIL is not built"
+
+hs_init standby_report
+mkdir -p "$T/src/install"
+echo data >"$T/src/install/file"
+hs_setup_pair "
+[path install]
+source = $T/src/install"
+hs_start_standby
+
+# evil ARGS...: one hostile session; its output in $T/evil.out.
+evil() {
+	"$EVIL" -c "$C1" "$@" >"$T/evil.out" 2>&1 || true
+}
+
+# refused_named: the standby's status names set NAME as refused.
+refused_named() {
+	hs_status "$C2" "$T/st.json"
+	python3 -c 'import json, sys
+j = json.load(open(sys.argv[1]))
+why = " | ".join(j["promote_ready"]["reasons"])
+sys.exit(0 if "set %s refused on this standby" % sys.argv[2] in why else 1)' \
+		"$T/st.json" "$1"
+}
+
+# ------------------------------ a. a new session keeps the last failures
+evil unknown-set --set install --source "$T/src/install"
+refused_named no-such-set || hs_fail "no refusal to begin with: $(cat "$T/st.json")"
+"$EVIL" -c "$C1" hold 4 >"$T/hold.out" 2>&1 &
+HOLD_PID=$!
+HS_PIDS+=("$HOLD_PID")
+hs_wait_log "$T/hold.out" "session open" 1 5 || hs_fail "hold: $(cat "$T/hold.out")"
+sleep 0.5 # the session's first report is in
+refused_named no-such-set &&
+	hs_ok "a: the next session still finds set no-such-set refused" ||
+	hs_bad "a: a new session forgot set no-such-set was refused: $(python3 "$HS_CLAIM" show "$T/st.json")"
+hs_wait_gone "$HOLD_PID" 100 || hs_fail "hold did not end"
+refused_named no-such-set &&
+	hs_ok "a: after that session, still named" ||
+	hs_bad "a: after that session, forgotten: $(python3 "$HS_CLAIM" show "$T/st.json")"
+
+# A path of install failed in one session; a whole reconciliation of the
+# set with no error, in the next (a one-shot sync), clears it.
+evil put --set install --source "$T/src/install" --path nodir/file
+hs_status "$C2" "$T/st.json"
+grep -q "paths of set install failed to apply" "$T/st.json" ||
+	hs_fail "no failed path to begin with: $(cat "$T/st.json")"
+hs_sync
+hs_status "$C2" "$T/st.json"
+python3 -c 'import json, sys
+j = json.load(open(sys.argv[1]))
+why = " | ".join(j["promote_ready"]["reasons"])
+sys.exit(1 if "set install" in why else 0)' "$T/st.json" &&
+	hs_ok "a: a clean sync of the whole set clears what failed before (sync exit $SYNC_RC)" ||
+	hs_bad "a: after a clean sync (exit $SYNC_RC): $(python3 "$HS_CLAIM" show "$T/st.json")"
+
+hs_result standby_report
