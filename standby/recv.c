@@ -73,8 +73,10 @@ on_state(struct session *s, const struct proto_msg *m)
 	s->rep.pending = st.pending;
 	s->rep.in_sync = st.in_sync;
 	/* Caught up: the primary's retries applied what failed here. */
-	if (st.in_sync)
+	if (st.in_sync) {
 		s->rep.n_failed = 0;
+		s->rep.failed_more = 0;
+	}
 	report(s, 1);
 	return HS_OK;
 }
@@ -484,7 +486,11 @@ on_journal_q(struct session *s, const struct proto_msg *m)
 	return proto_conn_flush(s->c);
 }
 
-/* The report's slot of set `name`: its own, a free one, or the last. */
+/*
+ * The report's slot of set `name`: its own or a free one.  NULL when all
+ * are taken by other sets: the report then says that more failed than it
+ * names, rather than let one set's record replace another's.
+ */
 static struct recv_failed *
 failed_slot(struct session *s, const char *name)
 {
@@ -496,8 +502,10 @@ failed_slot(struct session *s, const char *name)
 			f = &s->rep.failed[i];
 	if (f == NULL && s->rep.n_failed < RECV_FAILED_SETS)
 		f = &s->rep.failed[s->rep.n_failed++];
-	else if (f == NULL)
-		f = &s->rep.failed[RECV_FAILED_SETS - 1];
+	if (f == NULL) {
+		s->rep.failed_more = 1;
+		return NULL;
+	}
 	snprintf(f->set, sizeof(f->set), "%s", name);
 	return f;
 }
@@ -513,9 +521,9 @@ note_failed(struct session *s)
 	struct recv_failed *f;
 	const char *path, *why;
 
-	if (apply_error_count(s->a) == 0)
+	if (apply_error_count(s->a) == 0 ||
+	    (f = failed_slot(s, s->set->name)) == NULL)
 		return;
-	f = failed_slot(s, s->set->name);
 	path = apply_error_first(s->a, &why);
 	f->errors = apply_error_count(s->a);
 	snprintf(f->first, sizeof(f->first), "%s", path);
@@ -528,9 +536,11 @@ note_refused(struct session *s, const char *name, const char *reason)
 {
 	struct recv_failed *f = failed_slot(s, name);
 
-	f->errors = 0;
-	f->first[0] = '\0';
-	snprintf(f->why, sizeof(f->why), "%s", reason);
+	if (f != NULL) {
+		f->errors = 0;
+		f->first[0] = '\0';
+		snprintf(f->why, sizeof(f->why), "%s", reason);
+	}
 	report(s, 1);
 }
 

@@ -340,6 +340,7 @@ failed_carry(const struct recv_report *old, struct recv_report *rep)
 
 	if (rep->in_sync)
 		return;
+	rep->failed_more |= old->failed_more;
 	for (i = 0; i < old->n_failed && i < RECV_FAILED_SETS; i++) {
 		for (j = 0; j < rep->n_failed; j++)
 			if (strcmp(rep->failed[j].set, old->failed[i].set) == 0)
@@ -349,6 +350,8 @@ failed_carry(const struct recv_report *old, struct recv_report *rep)
 			continue;
 		if (rep->n_failed < RECV_FAILED_SETS)
 			rep->failed[rep->n_failed++] = old->failed[i];
+		else
+			rep->failed_more = 1;
 	}
 }
 
@@ -559,6 +562,7 @@ static void
 stdby_status_failed(struct stdby *d, struct st_view *v, struct st_path *paths,
                     char why[][768])
 {
+	static char more[160];
 	const struct recv_failed *f;
 	size_t i, k;
 
@@ -582,6 +586,16 @@ stdby_status_failed(struct stdby *d, struct st_view *v, struct st_path *paths,
 		if (v->n_reasons < ST_REASONS_MAX)
 			v->reasons[v->n_reasons++] = why[k];
 	}
+	if (!d->rep.failed_more)
+		return;
+	snprintf(more, sizeof(more),
+	         "more sets than those named failed to apply on this standby "
+	         "(%s); its log names them",
+	         d->conf->node_name);
+	st_warn(v, "warning", "%s", more);
+	v->ready = 0;
+	if (v->n_reasons < ST_REASONS_MAX)
+		v->reasons[v->n_reasons++] = more;
 }
 
 static json_t *

@@ -43,6 +43,7 @@ struct recv_report {
 	 * the primary says it is caught up again: its retries applied them.
 	 */
 	uint8_t n_failed;
+	uint8_t failed_more; /* more sets failed than these: not named */
 	/*
 	 * The set of the last run when that run reconciled all of it (not
 	 * a scope) with no error, else "": nothing of it is missing now,

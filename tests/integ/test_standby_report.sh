@@ -7,6 +7,8 @@
 #      runs: a new session starts knowing of no failure, and its primary
 #      has not said it is caught up.  A run of the next session that
 #      reconciles the whole set with no error clears it.
+#   b. More sets refused than a report has room to name: none is dropped
+#      in silence; status says that more failed than it names.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 HS_TOOLS=${HS_TOOLS:-$top/build/bin}
@@ -67,5 +69,54 @@ why = " | ".join(j["promote_ready"]["reasons"])
 sys.exit(1 if "set install" in why else 0)' "$T/st.json" &&
 	hs_ok "a: a clean sync of the whole set clears what failed before (sync exit $SYNC_RC)" ||
 	hs_bad "a: after a clean sync (exit $SYNC_RC): $(python3 "$HS_CLAIM" show "$T/st.json")"
+
+# ------------------------- b. more failed sets than a report has room for
+# Each session refuses no-such-set and sK (not configured here either):
+# nine sets in all, one more than a report names.
+for k in 1 2 3 4 5 6 7 8; do
+	evil unknown-set --set "s$k" --source "$T/src/install"
+done
+hs_status "$C2" "$T/st.json"
+python3 -c 'import json, sys
+j = json.load(open(sys.argv[1]))
+warn = " | ".join(w["text"] for w in j["warnings"])
+named = [s for s in ["no-such-set"] + ["s%d" % k for k in range(1, 9)]
+         if "set %s refused on this standby" % s in warn]
+more = "more sets than those named failed to apply on this standby (mn2)"
+if j["promote_ready"]["ready"]:
+    print("promote ready with nine sets refused")
+    sys.exit(1)
+if len(named) == 9 or more in warn:
+    print("%d of 9 named%s" % (len(named), ", and more" if more in warn else ""))
+    sys.exit(0)
+print("%d of 9 named, none said more: %s" % (len(named), warn))
+sys.exit(1)' "$T/st.json" >"$T/b.out" &&
+	hs_ok "b: nine refused sets: $(cat "$T/b.out")" ||
+	hs_bad "b: $(cat "$T/b.out")"
+
+# The same in one session: a primary with nine sets that the standby
+# (restarted, so it knows of no failure) does not have.
+hs_stop_standby
+hs_start_standby
+cp "$C1" "$T/nine.conf"
+for k in 1 2 3 4 5 6 7 8 9; do
+	mkdir -p "$T/src/t$k"
+	printf '[path t%s]\nsource = %s\n' "$k" "$T/src/t$k" >>"$T/nine.conf"
+done
+"$HS_BIN" -c "$T/nine.conf" sync >"$T/sync.out" 2>&1 || true
+hs_status "$C2" "$T/st.json"
+python3 -c 'import json, sys
+j = json.load(open(sys.argv[1]))
+warn = " | ".join(w["text"] for w in j["warnings"])
+named = [s for s in ["t%d" % k for k in range(1, 10)]
+         if "set %s refused on this standby" % s in warn]
+more = "more sets than those named failed to apply on this standby (mn2)"
+if len(named) == 9 or more in warn:
+    print("%d of 9 named%s" % (len(named), ", and more" if more in warn else ""))
+    sys.exit(0)
+print("%d of 9 named, none said more: %s" % (len(named), warn))
+sys.exit(1)' "$T/st.json" >"$T/b.out" &&
+	hs_ok "b: nine sets refused in one session: $(cat "$T/b.out")" ||
+	hs_bad "b: one session: $(cat "$T/b.out")"
 
 hs_result standby_report
