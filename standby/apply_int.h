@@ -103,8 +103,9 @@ struct apply {
 	uint64_t applied;
 	uint64_t n_errors;
 	char *errors[PROTO_ERRORS_MAX];
-	char first_path[256]; /* the first error's path, for status */
-	char first_why[128];  /* ... and what went wrong */
+	/* The first error's path, for status: room for any display(). */
+	char first_path[PROTO_PATH_MAX * 2 + 2];
+	char first_why[512]; /* ... and what went wrong (what + reason) */
 	int poisoned;
 	struct proto_entry e; /* decode scratch (8 KiB) */
 	char disp[PROTO_PATH_MAX * 2 + 2];

@@ -487,6 +487,18 @@ on_journal_q(struct session *s, const struct proto_msg *m)
 }
 
 /*
+ * Copy `src` into the report's field `dst` of `cap` bytes; when it does
+ * not fit, what is kept ends with "..." so that status never shows a cut
+ * path or reason as if it were whole.
+ */
+static void
+copy_cut(char *dst, size_t cap, const char *src)
+{
+	if ((size_t)snprintf(dst, cap, "%s", src) >= cap && cap > 3)
+		memcpy(dst + cap - 4, "...", 4);
+}
+
+/*
  * The report's slot of set `name`: its own or a free one.  NULL when all
  * are taken by other sets: the report then says that more failed than it
  * names, rather than let one set's record replace another's.
@@ -526,8 +538,8 @@ note_failed(struct session *s)
 		return;
 	path = apply_error_first(s->a, &why);
 	f->errors = apply_error_count(s->a);
-	snprintf(f->first, sizeof(f->first), "%s", path);
-	snprintf(f->why, sizeof(f->why), "%s", why);
+	copy_cut(f->first, sizeof(f->first), path);
+	copy_cut(f->why, sizeof(f->why), why);
 }
 
 /* A set refused (errors 0): nothing of it is applied here. */
@@ -539,7 +551,7 @@ note_refused(struct session *s, const char *name, const char *reason)
 	if (f != NULL) {
 		f->errors = 0;
 		f->first[0] = '\0';
-		snprintf(f->why, sizeof(f->why), "%s", reason);
+		copy_cut(f->why, sizeof(f->why), reason);
 	}
 	report(s, 1);
 }

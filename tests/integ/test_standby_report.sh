@@ -9,6 +9,8 @@
 #      reconciles the whole set with no error clears it.
 #   b. More sets refused than a report has room to name: none is dropped
 #      in silence; status says that more failed than it names.
+#   c. A failed path too long for the report is shown cut with "...",
+#      never as if it were whole.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 HS_TOOLS=${HS_TOOLS:-$top/build/bin}
@@ -118,5 +120,32 @@ print("%d of 9 named, none said more: %s" % (len(named), warn))
 sys.exit(1)' "$T/st.json" >"$T/b.out" &&
 	hs_ok "b: nine sets refused in one session: $(cat "$T/b.out")" ||
 	hs_bad "b: one session: $(cat "$T/b.out")"
+
+# ----------------------------------------- c. a path too long to show
+hs_stop_standby
+hs_start_standby
+long=nodir/$(printf 'a%.0s' $(seq 1 200))/$(printf 'b%.0s' $(seq 1 100))
+evil put --set install --source "$T/src/install" --path "$long"
+hs_status "$C2" "$T/st.json"
+python3 -c 'import json, re, sys
+j = json.load(open(sys.argv[1]))
+full = sys.argv[2]
+texts = [w for w in j["promote_ready"]["reasons"]
+         if "paths of set install failed to apply" in w]
+m = re.search(r"\(first: (.*)\)$", texts[0]) if texts else None
+if not m:
+    print("no failed path named: %s" % j["promote_ready"]["reasons"])
+    sys.exit(1)
+shown = m.group(1)
+if shown == full:
+    print("shown whole (%d bytes)" % len(shown))
+    sys.exit(0)
+if shown.endswith("...") and full.startswith(shown[:-3]):
+    print("cut with ...: %d of %d bytes" % (len(shown), len(full)))
+    sys.exit(0)
+print("cut silently: %d of %d bytes: %s" % (len(shown), len(full), shown))
+sys.exit(1)' "$T/st.json" "$T/src/install/$long" >"$T/c.out" &&
+	hs_ok "c: a long failed path: $(cat "$T/c.out")" ||
+	hs_bad "c: $(cat "$T/c.out")"
 
 hs_result standby_report
