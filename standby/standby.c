@@ -598,6 +598,28 @@ stdby_status_failed(struct stdby *d, struct st_view *v, struct st_path *paths,
 		v->reasons[v->n_reasons++] = more;
 }
 
+/*
+ * A full or nearly full disk, said once per filesystem: target_root and
+ * state_dir often share one, and two warnings would read as two problems.
+ */
+static void
+stdby_status_disks(struct stdby *d, struct st_view *v)
+{
+	char both[PROTO_PATH_MAX + 64];
+	struct stat root, state;
+
+	if (stat(d->conf->target_root, &root) == 0 &&
+	    stat(d->conf->state_dir, &state) == 0 &&
+	    root.st_dev == state.st_dev) {
+		snprintf(both, sizeof(both), "state_dir %s and target_root",
+		         d->conf->state_dir);
+		st_warn_disk(v, both, d->conf->target_root);
+		return;
+	}
+	st_warn_disk(v, "target_root", d->conf->target_root);
+	st_warn_disk(v, "state_dir", d->conf->state_dir);
+}
+
 static json_t *
 stdby_status(struct stdby *d)
 {
@@ -682,8 +704,7 @@ stdby_status(struct stdby *d)
 	}
 	/* The last session's word, kept after it ends: still missing. */
 	stdby_status_failed(d, &v, paths, failed);
-	st_warn_disk(&v, "target_root", d->conf->target_root);
-	st_warn_disk(&v, "state_dir", d->conf->state_dir);
+	stdby_status_disks(d, &v);
 	if (d->rep.idx_rc < 0)
 		st_warn(&v, "warning",
 		        "the index in %s on %s cannot be written: %s; runs "
