@@ -8,9 +8,9 @@
  * temporary name and renamed into place in batches: write all, flush each
  * filesystem once (syncfs), rename all, fsync each directory once.  Until
  * the rename, the old version stays visible; a crash leaves a temporary
- * that the next start removes.
+ * that the next start removes.  This file opens, dispatches and frees;
+ * apply_int.h lists the files that do the rest.
  */
-
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

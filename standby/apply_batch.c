@@ -3,7 +3,6 @@
  * names wait here, and a flush makes them durable together (data, then
  * renames, then each directory once).
  */
-
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>

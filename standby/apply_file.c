@@ -3,7 +3,6 @@
  * a librsync delta (OP_DELTA), checked at OP_FILE_END and handed to the
  * batch.
  */
-
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>

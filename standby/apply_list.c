@@ -2,7 +2,6 @@
  * apply_list.c - what the receiver asks of our copy: listings, content
  * hashes and librsync signatures, read as confined as every write.
  */
-
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

@@ -3,7 +3,6 @@
  * directory, symlink, special file or hard link, set metadata, and mirror
  * a rename.
  */
-
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

@@ -3,7 +3,6 @@
  * copy and its record, the new version built in a temporary from the
  * basis and the blocks, and PATCH_STALE for the patches that could not be.
  */
-
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -13,8 +12,6 @@
 #include <unistd.h>
 
 #include "apply_int.h"
-
-/* ------------------------------------------------- block patches */
 
 /* Drop the patch being built; its blocks are still checked as they come. */
 static void

@@ -3,7 +3,6 @@
  * found beneath the source's anchor without following symlinks, names for
  * temporaries, and the error lines a run reports.
  */
-
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

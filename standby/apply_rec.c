@@ -3,7 +3,6 @@
  * drift: a file changed on this standby since its record is kept before
  * it is replaced.
  */
-
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
