@@ -130,7 +130,15 @@ struct apply {
 	size_t n_old_fds;
 };
 
+/* ----------------------------------------------------- apply.c */
+
+/* Discard an unfinished file (its temporary is removed). */
+void apply_abort(struct apply *a);
+
 /* ------------------------------------------------ apply_path.c */
+
+/* Record an error line for `path`, and the first error for status. */
+void apply_error(struct apply *a, const char *path, const char *what, int rc);
 
 const char *apply_display(struct apply *a, uint16_t src, const char *rel);
 int apply_locate(struct apply *a, uint16_t src, const char *rel, int *dirfd,

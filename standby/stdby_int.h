@@ -86,8 +86,6 @@ int apply_open(int rootfd, const struct hs_pathset *set, struct apply **out,
 int apply_op(struct apply *a, const struct proto_msg *m);
 /* Make everything applied so far durable (fsync, rename, dir fsync). */
 int apply_flush(struct apply *a);
-/* Discard an unfinished file (its temporary is removed). */
-void apply_abort(struct apply *a);
 void apply_free(struct apply *a);
 /* Counters and the first PROTO_ERRORS_MAX error lines. */
 uint64_t apply_applied(const struct apply *a);
@@ -126,8 +124,6 @@ int apply_list(struct apply *a, uint16_t src, const char *rel, int recursive,
  */
 int apply_rename(struct apply *a, uint16_t src, const char *from,
                  const char *to);
-/* Record an error line for `path` (used by the receiver too). */
-void apply_error(struct apply *a, const char *path, const char *what, int rc);
 /*
  * Block patches (delta.h) and drift: keep a record (stat
  * fingerprint + content token) of each file written, in index `x`
