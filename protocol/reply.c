@@ -175,30 +175,6 @@ proto_patch_stale_decode(const uint8_t *p, size_t len, int *all,
 }
 
 int
-proto_renames_decode(const uint8_t *p, size_t len, uint32_t *n,
-                     int (*fn)(void *arg, uint16_t src, const char *from,
-                               const char *to),
-                     void *arg)
-{
-	struct proto_rd r = {p, len};
-	char from[PROTO_PATH_MAX + 1], to[PROTO_PATH_MAX + 1];
-	uint32_t i;
-	uint16_t src;
-	int rc;
-
-	if (proto_get_u32(&r, n) < 0)
-		return HS_EPROTO;
-	for (i = 0; i < *n; i++) {
-		if ((rc = proto_get_u16(&r, &src)) < 0 ||
-		    (rc = proto_get_str(&r, from, PROTO_PATH_MAX, NULL)) < 0 ||
-		    (rc = proto_get_str(&r, to, PROTO_PATH_MAX, NULL)) < 0 ||
-		    (rc = fn(arg, src, from, to)) < 0)
-			return rc;
-	}
-	return proto_rd_end(&r);
-}
-
-int
 proto_jentry_decode(const void *p, size_t len, struct proto_jentry *out)
 {
 	struct proto_rd r = {p, len};

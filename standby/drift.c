@@ -14,7 +14,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "stdby_int.h"
+#include "apply_int.h"
 
 /* ------------------------------------------------------------- drift */
 

@@ -23,8 +23,6 @@
 #define LIST_STREAM_BYTES (64u * 1024)
 /* The smallest encoded entry: fixed fields plus two empty strings. */
 #define ENTRY_MIN_LEN 37
-/* The smallest hash request: src + empty path. */
-#define HASHREQ_MIN_LEN 4
 
 struct hash_req {
 	uint16_t src;
@@ -67,18 +65,18 @@ report(struct session *s, int force)
 static int
 on_state(struct session *s, const struct proto_msg *m)
 {
-	struct proto_rd r = {m->data, m->len};
-	uint8_t in_sync;
+	struct proto_state st;
 
-	if (proto_get_u64(&r, &s->rep.lag_ms) < 0 ||
-	    proto_get_u64(&r, &s->rep.pending) < 0 ||
-	    proto_get_u8(&r, &in_sync) < 0 || proto_rd_end(&r) < 0 ||
-	    in_sync > 1)
+	if (proto_state_decode(m->data, m->len, &st) < 0)
 		return HS_EPROTO;
-	s->rep.in_sync = in_sync;
+	s->rep.lag_ms = st.lag_ms;
+	s->rep.pending = st.pending;
+	s->rep.in_sync = st.in_sync;
 	/* Caught up: the primary's retries applied what failed here. */
-	if (in_sync)
+	if (st.in_sync) {
 		s->rep.n_failed = 0;
+		s->rep.failed_more = 0;
+	}
 	report(s, 1);
 	return HS_OK;
 }
@@ -99,7 +97,7 @@ static void note_refused(struct session *s, const char *name,
                          const char *reason);
 
 static int
-send_refuse(struct session *s, const char *name, const char *reason)
+reply_refuse(struct session *s, const char *name, const char *reason)
 {
 	hs_log_warnx("recv: %s: set %s refused: %s", proto_conn_peer(s->c),
 	             name, reason);
@@ -177,7 +175,8 @@ listing_failed(struct session *s, const char *what, int rc)
  * (walking its own tree meanwhile) has most of it when it is done.
  */
 static int
-send_listing(struct session *s, const struct proto_scope *scope, size_t n_scope)
+reply_listing(struct session *s, const struct proto_scope *scope,
+              size_t n_scope)
 {
 	struct lister l = {s, NULL, 0, 0, 0, HS_OK};
 	struct scan_visit v = {NULL, lister_entry, &l};
@@ -241,10 +240,10 @@ session_idx(struct session *s)
 static int
 on_set_open(struct session *s, const struct proto_msg *m)
 {
-	struct proto_rd r = {m->data, m->len};
-	struct proto_set_open so;
-	struct proto_scope *scope = NULL;
-	size_t n_scope = 0;
+	struct proto_set_open_req req;
+	struct proto_set_open *so = &req.so;
+	const struct proto_scope *scope;
+	size_t n_scope;
 	const struct hs_pathset *set;
 	char why[PROTO_PATH_MAX + 200];
 	int rc;
@@ -252,39 +251,37 @@ on_set_open(struct session *s, const struct proto_msg *m)
 
 	if (s->set != NULL)
 		return HS_EPROTO;
-	if (m->type == PROTO_T_SET_OPEN)
-		rc = proto_set_open_decode(&r, &so);
-	else if ((rc = proto_set_open_decode_head(&r, &so)) == HS_OK &&
-	         (rc = proto_scope_decode(&r, &scope, &n_scope)) < 0)
-		proto_set_open_clear(&so);
+	rc = proto_set_open_req_decode(m->type, m->data, m->len, &req);
 	if (rc < 0)
 		return rc;
-	set = hs_conf_find_set(s->conf, so.name);
+	scope = req.scope;
+	n_scope = req.n_scope;
+	set = hs_conf_find_set(s->conf, so->name);
 	if (set == NULL) {
-		rc = send_refuse(s, so.name,
-		                 "set is not configured on this "
-		                 "standby");
+		rc = reply_refuse(s, so->name,
+		                  "set is not configured on this "
+		                  "standby");
 		goto out;
 	}
-	for (i = 0; i < so.n_sources; i++) {
+	for (i = 0; i < so->n_sources; i++) {
 		if (i >= set->sources.n ||
-		    strcmp(so.sources[i], set->sources.v[i]) != 0) {
+		    strcmp(so->sources[i], set->sources.v[i]) != 0) {
 			snprintf(why, sizeof(why),
 			         "source %s is not "
 			         "configured for this set on this standby",
-			         so.sources[i]);
-			rc = send_refuse(s, so.name, why);
+			         so->sources[i]);
+			rc = reply_refuse(s, so->name, why);
 			goto out;
 		}
 	}
-	if (so.n_sources != set->sources.n) {
-		rc = send_refuse(s, so.name,
-		                 "the standby's set has other "
-		                 "sources");
+	if (so->n_sources != set->sources.n) {
+		rc = reply_refuse(s, so->name,
+		                  "the standby's set has other "
+		                  "sources");
 		goto out;
 	}
 	if ((rc = apply_open(s->rootfd, set, &s->a, why, sizeof(why))) < 0) {
-		rc = send_refuse(s, so.name, why);
+		rc = reply_refuse(s, so->name, why);
 		goto out;
 	}
 	s->set = set;
@@ -294,13 +291,12 @@ on_set_open(struct session *s, const struct proto_msg *m)
 		            set->name);
 	/* Blind: the primary knows what we hold; its operations follow. */
 	if (m->type != PROTO_T_SET_OPEN_BLIND)
-		rc = send_listing(s, scope, n_scope);
+		rc = reply_listing(s, scope, n_scope);
 	/* Block records (delta.h): our handle, opened at JOURNAL_Q. */
 	session_idx(s);
 	apply_set_records(s->a, s->idx, s->conf->state_dir);
 out:
-	proto_set_open_clear(&so);
-	proto_scope_free(scope, n_scope);
+	proto_set_open_req_clear(&req);
 	return rc;
 }
 
@@ -312,76 +308,70 @@ out:
 static int
 on_renames(struct session *s, const struct proto_msg *m)
 {
-	struct proto_rd r = {m->data, m->len};
-	char name[PROTO_NODE_MAX + 1], from[PROTO_PATH_MAX + 1];
-	char to[PROTO_PATH_MAX + 1], why[PROTO_PATH_MAX + 200];
+	struct proto_set_renames rn;
+	char why[PROTO_PATH_MAX + 200];
 	const struct hs_pathset *set;
 	struct apply *a = NULL;
-	uint32_t n, i;
+	size_t i;
 	int rc = HS_OK;
 
 	if (s->set != NULL ||
-	    proto_get_str(&r, name, PROTO_NODE_MAX, NULL) < 0 ||
-	    proto_get_u32(&r, &n) < 0 || n > PROTO_SCOPE_MAX)
+	    proto_set_renames_decode(m->data, m->len, &rn) < 0)
 		return HS_EPROTO;
-	if ((set = hs_conf_find_set(s->conf, name)) == NULL) {
+	if ((set = hs_conf_find_set(s->conf, rn.set)) == NULL) {
 		hs_log_warnx("recv: renames for set %s, which is not "
 		             "configured here: ignored",
-		             name);
-		return HS_OK;
+		             rn.set);
+		goto out;
 	}
 	if (apply_open(s->rootfd, set, &a, why, sizeof(why)) < 0)
-		return HS_OK; /* the SET_OPEN that follows reports it */
+		goto out; /* the SET_OPEN that follows reports it */
 	/* Records move with their files (flushed by the next run's ack). */
 	session_idx(s);
 	apply_set_records(a, s->idx, s->conf->state_dir);
-	for (i = 0; i < n && rc == HS_OK; i++) {
-		uint16_t src;
-
-		if (proto_get_u16(&r, &src) < 0 ||
-		    proto_get_str(&r, from, PROTO_PATH_MAX, NULL) < 0 ||
-		    proto_get_str(&r, to, PROTO_PATH_MAX, NULL) < 0 ||
-		    src >= set->sources.n)
+	for (i = 0; i < rn.n && rc == HS_OK; i++) {
+		if (rn.v[i].src >= set->sources.n)
 			rc = HS_EPROTO;
 		else
-			rc = apply_rename(a, src, from, to);
+			rc = apply_rename(a, rn.v[i].src, rn.v[i].from,
+			                  rn.v[i].to);
 	}
-	if (rc == HS_OK)
-		rc = proto_rd_end(&r);
 	apply_free(a);
+out:
+	proto_set_renames_clear(&rn);
 	return rc;
 }
 
 static int
 on_hash_req(struct session *s, const struct proto_msg *m)
 {
-	struct proto_rd r = {m->data, m->len};
-	char path[PROTO_PATH_MAX + 1];
-	uint32_t n, i;
+	struct proto_scope *v;
 	struct hash_req *nr;
-	size_t total;
+	size_t n, i, total;
+	int rc;
 
-	if (s->set == NULL || proto_get_u32(&r, &n) < 0)
+	if (s->set == NULL)
 		return HS_EPROTO;
-	if (n > m->len / HASHREQ_MIN_LEN)
-		return HS_EPROTO;
-	if (hs_size_add(s->n_reqs, n, &total) < 0 || total > SCAN_ENTRIES_MAX)
+	if ((rc = proto_hash_req_decode(m->data, m->len, &v, &n)) < 0)
+		return rc;
+	if (hs_size_add(s->n_reqs, n, &total) < 0 || total > SCAN_ENTRIES_MAX) {
+		proto_scope_free(v, n);
 		return HS_ELIMIT;
+	}
 	nr = reallocarray(s->reqs, total ? total : 1, sizeof(*nr));
-	if (nr == NULL)
+	if (nr == NULL) {
+		proto_scope_free(v, n);
 		return -ENOMEM;
+	}
 	s->reqs = nr;
+	/* The paths change hands: only the array is freed. */
 	for (i = 0; i < n; i++) {
-		uint16_t src;
-
-		if (proto_get_u16(&r, &src) < 0 ||
-		    proto_get_str(&r, path, PROTO_PATH_MAX, NULL) < 0)
-			return HS_EPROTO;
-		s->reqs[s->n_reqs].src = src;
-		s->reqs[s->n_reqs].path = hs_xstrdup(path);
+		s->reqs[s->n_reqs].src = v[i].src;
+		s->reqs[s->n_reqs].path = v[i].path;
 		s->n_reqs++;
 	}
-	return proto_rd_end(&r);
+	free(v);
+	return HS_OK;
 }
 
 static int
@@ -496,7 +486,23 @@ on_journal_q(struct session *s, const struct proto_msg *m)
 	return proto_conn_flush(s->c);
 }
 
-/* The report's slot of set `name`: its own, a free one, or the last. */
+/*
+ * Copy `src` into the report's field `dst` of `cap` bytes; when it does
+ * not fit, what is kept ends with "..." so that status never shows a cut
+ * path or reason as if it were whole.
+ */
+static void
+copy_cut(char *dst, size_t cap, const char *src)
+{
+	if ((size_t)snprintf(dst, cap, "%s", src) >= cap && cap > 3)
+		memcpy(dst + cap - 4, "...", 4);
+}
+
+/*
+ * The report's slot of set `name`: its own or a free one.  NULL when all
+ * are taken by other sets: the report then says that more failed than it
+ * names, rather than let one set's record replace another's.
+ */
 static struct recv_failed *
 failed_slot(struct session *s, const char *name)
 {
@@ -508,8 +514,10 @@ failed_slot(struct session *s, const char *name)
 			f = &s->rep.failed[i];
 	if (f == NULL && s->rep.n_failed < RECV_FAILED_SETS)
 		f = &s->rep.failed[s->rep.n_failed++];
-	else if (f == NULL)
-		f = &s->rep.failed[RECV_FAILED_SETS - 1];
+	if (f == NULL) {
+		s->rep.failed_more = 1;
+		return NULL;
+	}
 	snprintf(f->set, sizeof(f->set), "%s", name);
 	return f;
 }
@@ -525,13 +533,13 @@ note_failed(struct session *s)
 	struct recv_failed *f;
 	const char *path, *why;
 
-	if (apply_error_count(s->a) == 0)
+	if (apply_error_count(s->a) == 0 ||
+	    (f = failed_slot(s, s->set->name)) == NULL)
 		return;
-	f = failed_slot(s, s->set->name);
 	path = apply_error_first(s->a, &why);
 	f->errors = apply_error_count(s->a);
-	snprintf(f->first, sizeof(f->first), "%s", path);
-	snprintf(f->why, sizeof(f->why), "%s", why);
+	copy_cut(f->first, sizeof(f->first), path);
+	copy_cut(f->why, sizeof(f->why), why);
 }
 
 /* A set refused (errors 0): nothing of it is applied here. */
@@ -540,30 +548,25 @@ note_refused(struct session *s, const char *name, const char *reason)
 {
 	struct recv_failed *f = failed_slot(s, name);
 
-	f->errors = 0;
-	f->first[0] = '\0';
-	snprintf(f->why, sizeof(f->why), "%s", reason);
+	if (f != NULL) {
+		f->errors = 0;
+		f->first[0] = '\0';
+		copy_cut(f->why, sizeof(f->why), reason);
+	}
 	report(s, 1);
 }
 
 static int
 on_set_end(struct session *s, const struct proto_msg *m)
 {
-	uint8_t id[PROTO_JOURNAL_ID_LEN];
-	uint64_t seq = 0;
+	struct proto_set_end end;
+	uint64_t seq;
 	size_t i, n;
 	int rc;
 
-	if (s->set == NULL ||
-	    (m->len != 0 && m->len != sizeof(id) + sizeof(seq)))
+	if (s->set == NULL || proto_set_end_decode(m->data, m->len, &end) < 0)
 		return HS_EPROTO;
-	if (m->len != 0) {
-		struct proto_rd r = {m->data, m->len};
-
-		if (proto_get_bytes(&r, id, sizeof(id)) < 0 ||
-		    proto_get_u64(&r, &seq) < 0 || seq == 0)
-			return HS_EPROTO;
-	}
+	seq = end.seq;
 	if ((rc = apply_flush(s->a)) < 0)
 		return rc;
 	/* Patches to send again, before the acknowledgement (delta.h). */
@@ -580,7 +583,7 @@ on_set_end(struct session *s, const struct proto_msg *m)
 	s->rep.idx_rc = HS_OK;
 	if (seq != 0 && (session_idx(s) < 0 ||
 	                 (rc = HS_FAILPOINT("standby.index_commit")) < 0 ||
-	                 (rc = idx_applied_put(s->idx, id, seq)) < 0)) {
+	                 (rc = idx_applied_put(s->idx, end.id, seq)) < 0)) {
 		s->rep.idx_rc = s->idx == NULL ? HS_EINDEX : rc;
 		hs_log_warnx("recv: set %s: run %llu applied but not recorded "
 		             "in the index",
@@ -605,6 +608,9 @@ on_set_end(struct session *s, const struct proto_msg *m)
 	s->rep.errors_total += apply_error_count(s->a);
 	/* The daemon knows of failed paths before the primary does. */
 	note_failed(s);
+	snprintf(s->rep.whole_set, sizeof(s->rep.whole_set), "%s",
+	         !s->scoped && apply_error_count(s->a) == 0 ? s->set->name
+	                                                    : "");
 	if (apply_error_count(s->a) > 0)
 		report(s, 1);
 	s->rep.bytes_in = proto_conn_bytes_in(s->c);

@@ -326,6 +326,35 @@ grant_slot(struct stdby *d, pid_t pid, struct claim *c)
 	return 1;
 }
 
+/*
+ * A session's report names the sets that failed in that session only: a
+ * new one starts knowing of none.  The sets named before stay named (as
+ * room allows) until the primary says it is caught up, or a run of the
+ * new session reconciles the whole set with no error: until then the
+ * copy here still misses what failed.
+ */
+static void
+failed_carry(const struct recv_report *old, struct recv_report *rep)
+{
+	size_t i, j;
+
+	if (rep->in_sync)
+		return;
+	rep->failed_more |= old->failed_more;
+	for (i = 0; i < old->n_failed && i < RECV_FAILED_SETS; i++) {
+		for (j = 0; j < rep->n_failed; j++)
+			if (strcmp(rep->failed[j].set, old->failed[i].set) == 0)
+				break;
+		if (j < rep->n_failed ||
+		    strcmp(old->failed[i].set, rep->whole_set) == 0)
+			continue;
+		if (rep->n_failed < RECV_FAILED_SETS)
+			rep->failed[rep->n_failed++] = old->failed[i];
+		else
+			rep->failed_more = 1;
+	}
+}
+
 /* A message from child k: a claim for a slot, or a report. */
 static void
 on_child(struct stdby *d, size_t k)
@@ -344,6 +373,7 @@ on_child(struct stdby *d, size_t k)
 			send(d->kids[k].fd, &granted, 1, MSG_DONTWAIT);
 		} else if (n == sizeof(struct recv_report) &&
 		           d->kids[k].pid == d->session) {
+			failed_carry(&d->rep, &m.rep);
 			d->rep = m.rep;
 			d->heard = 1;
 		}
@@ -532,6 +562,7 @@ static void
 stdby_status_failed(struct stdby *d, struct st_view *v, struct st_path *paths,
                     char why[][768])
 {
+	static char more[160];
 	const struct recv_failed *f;
 	size_t i, k;
 
@@ -555,6 +586,38 @@ stdby_status_failed(struct stdby *d, struct st_view *v, struct st_path *paths,
 		if (v->n_reasons < ST_REASONS_MAX)
 			v->reasons[v->n_reasons++] = why[k];
 	}
+	if (!d->rep.failed_more)
+		return;
+	snprintf(more, sizeof(more),
+	         "more sets than those named failed to apply on this standby "
+	         "(%s); its log names them",
+	         d->conf->node_name);
+	st_warn(v, "warning", "%s", more);
+	v->ready = 0;
+	if (v->n_reasons < ST_REASONS_MAX)
+		v->reasons[v->n_reasons++] = more;
+}
+
+/*
+ * A full or nearly full disk, said once per filesystem: target_root and
+ * state_dir often share one, and two warnings would read as two problems.
+ */
+static void
+stdby_status_disks(struct stdby *d, struct st_view *v)
+{
+	char both[PROTO_PATH_MAX + 64];
+	struct stat root, state;
+
+	if (stat(d->conf->target_root, &root) == 0 &&
+	    stat(d->conf->state_dir, &state) == 0 &&
+	    root.st_dev == state.st_dev) {
+		snprintf(both, sizeof(both), "state_dir %s and target_root",
+		         d->conf->state_dir);
+		st_warn_disk(v, both, d->conf->target_root);
+		return;
+	}
+	st_warn_disk(v, "target_root", d->conf->target_root);
+	st_warn_disk(v, "state_dir", d->conf->state_dir);
 }
 
 static json_t *
@@ -641,8 +704,7 @@ stdby_status(struct stdby *d)
 	}
 	/* The last session's word, kept after it ends: still missing. */
 	stdby_status_failed(d, &v, paths, failed);
-	st_warn_disk(&v, "target_root", d->conf->target_root);
-	st_warn_disk(&v, "state_dir", d->conf->state_dir);
+	stdby_status_disks(d, &v);
 	if (d->rep.idx_rc < 0)
 		st_warn(&v, "warning",
 		        "the index in %s on %s cannot be written: %s; runs "

@@ -1,7 +1,8 @@
 /*
  * stdby_int.h - inside the standby: the receiver of one primary session
- * (recv_), the confined applier (apply_) and drift copies (drift_).  Only
- * standby/ and its tests include this.
+ * (recv_) and what it asks of the confined applier (apply_); the
+ * applier's own internals are in apply_int.h.  Only standby/ and its
+ * tests include this.
  */
 #ifndef STDBY_INT_H
 #define STDBY_INT_H
@@ -42,6 +43,13 @@ struct recv_report {
 	 * the primary says it is caught up again: its retries applied them.
 	 */
 	uint8_t n_failed;
+	uint8_t failed_more; /* more sets failed than these: not named */
+	/*
+	 * The set of the last run when that run reconciled all of it (not
+	 * a scope) with no error, else "": nothing of it is missing now,
+	 * whatever an earlier session said.
+	 */
+	char whole_set[PROTO_NODE_MAX + 1];
 	struct recv_failed {
 		char set[PROTO_NODE_MAX + 1];
 		uint64_t errors; /* of that run */
@@ -78,8 +86,6 @@ int apply_open(int rootfd, const struct hs_pathset *set, struct apply **out,
 int apply_op(struct apply *a, const struct proto_msg *m);
 /* Make everything applied so far durable (fsync, rename, dir fsync). */
 int apply_flush(struct apply *a);
-/* Discard an unfinished file (its temporary is removed). */
-void apply_abort(struct apply *a);
 void apply_free(struct apply *a);
 /* Counters and the first PROTO_ERRORS_MAX error lines. */
 uint64_t apply_applied(const struct apply *a);
@@ -118,8 +124,6 @@ int apply_list(struct apply *a, uint16_t src, const char *rel, int recursive,
  */
 int apply_rename(struct apply *a, uint16_t src, const char *from,
                  const char *to);
-/* Record an error line for `path` (used by the receiver too). */
-void apply_error(struct apply *a, const char *path, const char *what, int rc);
 /*
  * Block patches (delta.h) and drift: keep a record (stat
  * fingerprint + content token) of each file written, in index `x`
@@ -144,21 +148,5 @@ uint64_t drift_count(const char *state_dir, uint64_t max);
  * recorded one) into `w`: 1 when there is one to send, else 0.
  */
 int apply_stale_encode(const struct apply *a, struct proto_wr *w);
-
-
-/* ------------------------------------------------------------- drift */
-
-/* Bytes of drift copies kept under state_dir/drift/ at most. */
-#define DRIFT_MAX_BYTES (1024ull * 1024 * 1024)
-
-/*
- * Keep the standby's own version of a file before replication replaces
- * it: a hard link (else a copy of fd) at state_dir/drift/<set>/<source>/
- * <rel>.<unix time>, refused once drift/ would pass DRIFT_MAX_BYTES.
- * Writes the destination (or why not) into `where`.
- */
-int drift_keep(const char *state_dir, const char *set, const char *src_abs,
-               const char *rel, int dirfd, const char *leaf, int fd,
-               uint64_t size, char *where, size_t wherelen);
 
 #endif /* STDBY_INT_H */

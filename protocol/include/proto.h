@@ -627,10 +627,12 @@ int proto_patch_stale_decode(const uint8_t *p, size_t len, int *all,
                              void *arg);
 
 /*
- * The primary's own bytes, read back: what it wrote may be damaged.
- * SET_RENAMES after the set name (primary/watch.c writes it): u32 n |
- * n x (u16 src | str from | str to); *n is set once read, so a caller
- * knows how many there were even when a later one is malformed.
+ * The rename list of SET_RENAMES, after the set name (primary/watch.c
+ * writes it; the primary reads its own bytes back from its journal, the
+ * standby through proto_set_renames_decode): u32 n (<= PROTO_SCOPE_MAX,
+ * checked against the bytes left) | n x (u16 src | str from | str to).
+ * *n is set once read, so a caller knows how many there were even when a
+ * later one is malformed.  Defined in request.c.
  */
 int proto_renames_decode(const uint8_t *p, size_t len, uint32_t *n,
                          int (*fn)(void *arg, uint16_t src, const char *from,
@@ -654,5 +656,117 @@ int proto_jentry_decode(const void *p, size_t len, struct proto_jentry *out);
 /* On success the caller owns *v (proto_scope_free); n 0: a whole set. */
 int proto_jentry_scope(const struct proto_jentry *e, struct proto_scope **v,
                        size_t *n);
+
+/* --- what the standby decodes: the primary's requests */
+
+/*
+ * Each proto_*_decode here reads one whole message body p[0..len)
+ * (borrowed) into its struct, checking every count and length against
+ * the bytes left and its limit before it allocates or copies.  HS_OK,
+ * HS_EPROTO when the body is malformed (short, trailing bytes, a value
+ * out of range), HS_ELIMIT past a limit, or -ENOMEM.  Pure functions of
+ * the bytes: what the standby's configuration allows is checked by the
+ * caller.
+ */
+
+/* STATE: u64 lag ms | u64 pending | u8 in-sync (0 or 1). */
+struct proto_state {
+	uint64_t lag_ms;
+	uint64_t pending;
+	uint8_t in_sync;
+};
+
+int proto_state_decode(const uint8_t *p, size_t len, struct proto_state *out);
+
+/*
+ * SET_OPEN (the set's name and sources), SET_OPEN_SCOPED and
+ * SET_OPEN_BLIND (the same, then a scope: see proto_scope), told apart by
+ * `type`.  On success the caller owns what *out holds: free it with
+ * proto_set_open_req_clear.
+ */
+struct proto_set_open_req {
+	struct proto_set_open so;
+	struct proto_scope *scope; /* NULL for SET_OPEN: the whole set */
+	size_t n_scope;
+};
+
+int proto_set_open_req_decode(uint8_t type, const uint8_t *p, size_t len,
+                              struct proto_set_open_req *out);
+void proto_set_open_req_clear(struct proto_set_open_req *r);
+
+/*
+ * SET_RENAMES: str set | u32 n (<= PROTO_SCOPE_MAX) | n x (u16 src,
+ * str from, str to).  On success the caller owns out->v: free it with
+ * proto_set_renames_clear.
+ */
+struct proto_rename {
+	uint16_t src;
+	char *from; /* owned */
+	char *to;   /* owned */
+};
+
+struct proto_set_renames {
+	char set[PROTO_NODE_MAX + 1];
+	struct proto_rename *v;
+	size_t n;
+};
+
+int proto_set_renames_decode(const uint8_t *p, size_t len,
+                             struct proto_set_renames *out);
+void proto_set_renames_clear(struct proto_set_renames *r);
+
+/*
+ * HASH_REQ and SIG_REQ: u32 n | n x (u16 src, str path), into an array of
+ * proto_scope (recursive 0).  On success the caller owns *out (free with
+ * proto_scope_free).
+ */
+int proto_hash_req_decode(const uint8_t *p, size_t len,
+                          struct proto_scope **out, size_t *n);
+
+/*
+ * OP_DELETE, OP_DIR, OP_SYMLINK, OP_FILE, OP_DELTA, OP_SPECIAL and
+ * OP_META: one entry (proto_entry_decode), nothing after it.  e->xattrs
+ * is borrowed from p.
+ */
+int proto_op_entry_decode(const uint8_t *p, size_t len, struct proto_entry *e);
+
+/* OP_SEEK: u64 offset of the hole's end. */
+int proto_op_seek_decode(const uint8_t *p, size_t len, uint64_t *off);
+
+/* OP_FILE_END: u8 status | hash[PROTO_HASH_LEN]. */
+struct proto_op_file_end {
+	uint8_t status; /* 0: complete, 1: the primary gave up on the file */
+	uint8_t hash[PROTO_HASH_LEN];
+};
+
+int proto_op_file_end_decode(const uint8_t *p, size_t len,
+                             struct proto_op_file_end *out);
+
+/* OP_LINK: u16 src | str path | u16 lsrc | str lpath (the entry linked to). */
+struct proto_op_link {
+	uint16_t src;
+	uint16_t lsrc;
+	char path[PROTO_PATH_MAX + 1];
+	char lpath[PROTO_PATH_MAX + 1];
+};
+
+int proto_op_link_decode(const uint8_t *p, size_t len,
+                         struct proto_op_link *out);
+
+/* OP_PATCH: one entry, then the patch header (see patch_hdr). */
+int proto_op_patch_decode(const uint8_t *p, size_t len, struct proto_entry *e,
+                          struct patch_hdr *h);
+
+/*
+ * SET_END: empty, or the run's journal id and sequence (not 0), which
+ * SET_DONE echoes once the run is recorded.
+ */
+struct proto_set_end {
+	uint8_t id[PROTO_JOURNAL_ID_LEN];
+	uint64_t seq; /* 0: the run has no sequence */
+};
+
+int proto_set_end_decode(const uint8_t *p, size_t len,
+                         struct proto_set_end *out);
 
 #endif /* PROTO_H */

@@ -2451,6 +2451,555 @@ START_TEST(conn_hello_recv_table)
 }
 END_TEST
 
+/* ------------------------------------- what the standby decodes (request.c) */
+
+/* A small regular file entry, as the OP_* frames carry it. */
+static struct proto_entry *
+req_entry(void)
+{
+	struct proto_entry *e = calloc(1, sizeof(*e));
+
+	ck_assert_ptr_nonnull(e);
+	e->src = 1;
+	e->type = PROTO_E_FILE;
+	e->mode = 0644;
+	e->uid = 1000;
+	e->gid = 100;
+	e->size = 12345;
+	e->mtime_sec = 1700000000;
+	snprintf(e->path, sizeof(e->path), "etc/hosts");
+	return e;
+}
+
+static void
+req_put_entry(struct proto_wr *w)
+{
+	struct proto_entry *e = req_entry();
+
+	proto_entry_encode(w, e);
+	free(e);
+}
+
+static void
+req_put_hash(struct proto_wr *w)
+{
+	uint8_t h[PROTO_HASH_LEN];
+
+	memset(h, 0xab, sizeof(h));
+	proto_put_bytes(w, h, sizeof(h));
+}
+
+/*
+ * Each request body: how a good one is made, and a decoder that checks
+ * what it read back against it (or only returns the code when not HS_OK).
+ */
+struct req_case {
+	const char *what;
+	void (*make)(struct proto_wr *w);
+	int (*decode)(const uint8_t *p, size_t len);
+	int empty_ok; /* an empty body is a good one too */
+};
+
+static void
+make_state(struct proto_wr *w)
+{
+	proto_put_u64(w, 1500);
+	proto_put_u64(w, 42);
+	proto_put_u8(w, 1);
+}
+
+static int
+dec_state(const uint8_t *p, size_t len)
+{
+	struct proto_state st;
+	int rc = proto_state_decode(p, len, &st);
+
+	if (rc == HS_OK) {
+		ck_assert_uint_eq(st.lag_ms, 1500);
+		ck_assert_uint_eq(st.pending, 42);
+		ck_assert_uint_eq(st.in_sync, 1);
+	}
+	return rc;
+}
+
+static void
+make_set_open(struct proto_wr *w)
+{
+	proto_put_str(w, "site");
+	proto_put_u16(w, 2);
+	proto_put_str(w, "/etc/hosts");
+	proto_put_str(w, "/install");
+}
+
+static int
+dec_set_open_as(uint8_t type, const uint8_t *p, size_t len)
+{
+	struct proto_set_open_req *r = malloc(sizeof(*r));
+	int rc;
+
+	ck_assert_ptr_nonnull(r);
+	rc = proto_set_open_req_decode(type, p, len, r);
+	if (rc == HS_OK) {
+		ck_assert_str_eq(r->so.name, "site");
+		ck_assert_uint_eq(r->so.n_sources, 2);
+		ck_assert_str_eq(r->so.sources[1], "/install");
+		if (type == PROTO_T_SET_OPEN) {
+			ck_assert_ptr_null(r->scope);
+		} else {
+			ck_assert_ptr_nonnull(r->scope);
+			ck_assert_uint_eq(r->n_scope, 2);
+			ck_assert_uint_eq(r->scope[1].src, 1);
+			ck_assert_str_eq(r->scope[1].path, "netboot");
+			ck_assert_uint_eq(r->scope[1].recursive, 1);
+		}
+		proto_set_open_req_clear(r);
+	}
+	free(r);
+	return rc;
+}
+
+static int
+dec_set_open(const uint8_t *p, size_t len)
+{
+	return dec_set_open_as(PROTO_T_SET_OPEN, p, len);
+}
+
+static void
+make_set_open_scoped(struct proto_wr *w)
+{
+	make_set_open(w);
+	proto_put_u32(w, 2);
+	proto_put_u16(w, 0);
+	proto_put_str(w, "");
+	proto_put_u8(w, 0);
+	proto_put_u16(w, 1);
+	proto_put_str(w, "netboot");
+	proto_put_u8(w, 1);
+}
+
+static int
+dec_set_open_scoped(const uint8_t *p, size_t len)
+{
+	return dec_set_open_as(PROTO_T_SET_OPEN_SCOPED, p, len);
+}
+
+static int
+dec_set_open_blind(const uint8_t *p, size_t len)
+{
+	return dec_set_open_as(PROTO_T_SET_OPEN_BLIND, p, len);
+}
+
+static void
+make_renames(struct proto_wr *w)
+{
+	proto_put_str(w, "site");
+	proto_put_u32(w, 2);
+	proto_put_u16(w, 0);
+	proto_put_str(w, "a");
+	proto_put_str(w, "b");
+	proto_put_u16(w, 3);
+	proto_put_str(w, "dir/old");
+	proto_put_str(w, "dir/new");
+}
+
+static int
+dec_renames(const uint8_t *p, size_t len)
+{
+	struct proto_set_renames r;
+	int rc = proto_set_renames_decode(p, len, &r);
+
+	if (rc == HS_OK) {
+		ck_assert_str_eq(r.set, "site");
+		ck_assert_uint_eq(r.n, 2);
+		ck_assert_uint_eq(r.v[1].src, 3);
+		ck_assert_str_eq(r.v[1].from, "dir/old");
+		ck_assert_str_eq(r.v[1].to, "dir/new");
+		proto_set_renames_clear(&r);
+	}
+	return rc;
+}
+
+static void
+make_hash_req(struct proto_wr *w)
+{
+	proto_put_u32(w, 2);
+	proto_put_u16(w, 0);
+	proto_put_str(w, "");
+	proto_put_u16(w, 5);
+	proto_put_str(w, "var/lib/dhcpd.leases");
+}
+
+static int
+dec_hash_req(const uint8_t *p, size_t len)
+{
+	struct proto_scope *v;
+	size_t n;
+	int rc = proto_hash_req_decode(p, len, &v, &n);
+
+	if (rc == HS_OK) {
+		ck_assert_uint_eq(n, 2);
+		ck_assert_str_eq(v[0].path, "");
+		ck_assert_uint_eq(v[1].src, 5);
+		ck_assert_str_eq(v[1].path, "var/lib/dhcpd.leases");
+		proto_scope_free(v, n);
+	}
+	return rc;
+}
+
+static int
+dec_op_entry(const uint8_t *p, size_t len)
+{
+	struct proto_entry *e = malloc(sizeof(*e));
+	int rc;
+
+	ck_assert_ptr_nonnull(e);
+	rc = proto_op_entry_decode(p, len, e);
+	if (rc == HS_OK) {
+		ck_assert_uint_eq(e->src, 1);
+		ck_assert_uint_eq(e->size, 12345);
+		ck_assert_str_eq(e->path, "etc/hosts");
+	}
+	free(e);
+	return rc;
+}
+
+static void
+make_op_seek(struct proto_wr *w)
+{
+	proto_put_u64(w, 1ull << 40);
+}
+
+static int
+dec_op_seek(const uint8_t *p, size_t len)
+{
+	uint64_t off = 0;
+	int rc = proto_op_seek_decode(p, len, &off);
+
+	if (rc == HS_OK)
+		ck_assert_uint_eq(off, 1ull << 40);
+	return rc;
+}
+
+static void
+make_op_file_end(struct proto_wr *w)
+{
+	proto_put_u8(w, 1);
+	req_put_hash(w);
+}
+
+static int
+dec_op_file_end(const uint8_t *p, size_t len)
+{
+	struct proto_op_file_end fe;
+	int rc = proto_op_file_end_decode(p, len, &fe);
+
+	if (rc == HS_OK) {
+		ck_assert_uint_eq(fe.status, 1);
+		ck_assert_uint_eq(fe.hash[PROTO_HASH_LEN - 1], 0xab);
+	}
+	return rc;
+}
+
+static void
+make_op_link(struct proto_wr *w)
+{
+	proto_put_u16(w, 2);
+	proto_put_str(w, "bin/b");
+	proto_put_u16(w, 0);
+	proto_put_str(w, "bin/a");
+}
+
+static int
+dec_op_link(const uint8_t *p, size_t len)
+{
+	struct proto_op_link *l = malloc(sizeof(*l));
+	int rc;
+
+	ck_assert_ptr_nonnull(l);
+	rc = proto_op_link_decode(p, len, l);
+	if (rc == HS_OK) {
+		ck_assert_uint_eq(l->src, 2);
+		ck_assert_str_eq(l->path, "bin/b");
+		ck_assert_uint_eq(l->lsrc, 0);
+		ck_assert_str_eq(l->lpath, "bin/a");
+	}
+	free(l);
+	return rc;
+}
+
+static void
+make_op_patch(struct proto_wr *w)
+{
+	struct patch_hdr h;
+
+	req_put_entry(w);
+	memset(h.basis, 0xcd, sizeof(h.basis));
+	h.bsize = PROTO_BLOCK_MIN;
+	patch_hdr_encode(w, &h);
+}
+
+static int
+dec_op_patch(const uint8_t *p, size_t len)
+{
+	struct proto_entry *e = malloc(sizeof(*e));
+	struct patch_hdr h;
+	int rc;
+
+	ck_assert_ptr_nonnull(e);
+	rc = proto_op_patch_decode(p, len, e, &h);
+	if (rc == HS_OK) {
+		ck_assert_str_eq(e->path, "etc/hosts");
+		ck_assert_uint_eq(h.basis[0], 0xcd);
+		ck_assert_uint_eq(h.bsize, PROTO_BLOCK_MIN);
+	}
+	free(e);
+	return rc;
+}
+
+static void
+make_set_end(struct proto_wr *w)
+{
+	uint8_t id[PROTO_JOURNAL_ID_LEN];
+
+	memset(id, 0x11, sizeof(id));
+	proto_put_bytes(w, id, sizeof(id));
+	proto_put_u64(w, 77);
+}
+
+static int
+dec_set_end(const uint8_t *p, size_t len)
+{
+	struct proto_set_end se;
+	int rc = proto_set_end_decode(p, len, &se);
+
+	if (rc == HS_OK)
+		ck_assert_uint_eq(se.seq, len == 0 ? 0 : 77);
+	if (rc == HS_OK && len > 0)
+		ck_assert_uint_eq(se.id[0], 0x11);
+	return rc;
+}
+
+static const struct req_case req_cases[] = {
+    {"STATE", make_state, dec_state, 0},
+    {"SET_OPEN", make_set_open, dec_set_open, 0},
+    {"SET_OPEN_SCOPED", make_set_open_scoped, dec_set_open_scoped, 0},
+    {"SET_OPEN_BLIND", make_set_open_scoped, dec_set_open_blind, 0},
+    {"SET_RENAMES", make_renames, dec_renames, 0},
+    {"HASH_REQ", make_hash_req, dec_hash_req, 0},
+    {"OP_FILE", req_put_entry, dec_op_entry, 0},
+    {"OP_SEEK", make_op_seek, dec_op_seek, 0},
+    {"OP_FILE_END", make_op_file_end, dec_op_file_end, 0},
+    {"OP_LINK", make_op_link, dec_op_link, 0},
+    {"OP_PATCH", make_op_patch, dec_op_patch, 0},
+    {"SET_END", make_set_end, dec_set_end, 1},
+};
+
+START_TEST(request_good)
+{
+	const struct req_case *tc = &req_cases[_i];
+	struct proto_wr w;
+	int rc;
+
+	proto_wr_init(&w);
+	tc->make(&w);
+	ck_assert_int_eq(w.rc, HS_OK);
+	rc = tc->decode(w.buf.data, w.buf.len);
+	ck_assert_msg(rc == HS_OK, "%s: rc %d", tc->what, rc);
+	proto_wr_free(&w);
+}
+END_TEST
+
+/* Every prefix of a good body is refused; LeakSanitizer checks frees. */
+START_TEST(request_truncated)
+{
+	const struct req_case *tc = &req_cases[_i];
+	struct proto_wr w;
+	uint8_t *p;
+	size_t n;
+	int rc;
+
+	proto_wr_init(&w);
+	tc->make(&w);
+	for (n = 0; n < w.buf.len; n++) {
+		if (n == 0 && tc->empty_ok)
+			continue;
+		/* a copy of exactly n bytes: ASan sees a read past them */
+		p = malloc(n ? n : 1);
+		ck_assert_ptr_nonnull(p);
+		memcpy(p, w.buf.data, n);
+		rc = tc->decode(p, n);
+		ck_assert_msg(rc == HS_EPROTO || rc == HS_ELIMIT,
+		              "%s cut at %zu of %zu: rc %d", tc->what, n,
+		              w.buf.len, rc);
+		free(p);
+	}
+	proto_wr_free(&w);
+}
+END_TEST
+
+START_TEST(request_trailing)
+{
+	const struct req_case *tc = &req_cases[_i];
+	struct proto_wr w;
+	int rc;
+
+	proto_wr_init(&w);
+	tc->make(&w);
+	proto_put_u8(&w, 0);
+	rc = tc->decode(w.buf.data, w.buf.len);
+	ck_assert_msg(rc == HS_EPROTO, "%s + 1 byte: rc %d", tc->what, rc);
+	proto_wr_free(&w);
+}
+END_TEST
+
+/* Bodies the right length but out of range, or past a limit. */
+static void
+bad_in_sync(struct proto_wr *w)
+{
+	proto_put_u64(w, 0);
+	proto_put_u64(w, 0);
+	proto_put_u8(w, 2);
+}
+
+static void
+bad_renames_count(struct proto_wr *w)
+{
+	proto_put_str(w, "site");
+	proto_put_u32(w, PROTO_SCOPE_MAX + 1);
+}
+
+static void
+bad_renames_more(struct proto_wr *w)
+{
+	/* a count that the bytes cannot hold, refused before allocating */
+	proto_put_str(w, "site");
+	proto_put_u32(w, 1000);
+	proto_put_u16(w, 0);
+	proto_put_str(w, "a");
+	proto_put_str(w, "b");
+}
+
+static void
+bad_renames_long(struct proto_wr *w)
+{
+	char *s = str_fill('x', PROTO_PATH_MAX + 1);
+
+	proto_put_str(w, "site");
+	proto_put_u32(w, 1);
+	proto_put_u16(w, 0);
+	proto_put_str(w, "a");
+	proto_put_str(w, s);
+	free(s);
+}
+
+static void
+bad_hash_req_count(struct proto_wr *w)
+{
+	proto_put_u32(w, UINT32_MAX);
+	proto_put_u16(w, 0);
+	proto_put_str(w, "");
+}
+
+static void
+bad_hash_req_nul(struct proto_wr *w)
+{
+	proto_put_u32(w, 1);
+	proto_put_u16(w, 0);
+	proto_put_strn(w, "a\0b", 3);
+}
+
+static void
+bad_file_end_status(struct proto_wr *w)
+{
+	proto_put_u8(w, 2);
+	req_put_hash(w);
+}
+
+static void
+bad_link_long(struct proto_wr *w)
+{
+	char *s = str_fill('x', PROTO_PATH_MAX + 1);
+
+	proto_put_u16(w, 0);
+	proto_put_str(w, s);
+	proto_put_u16(w, 0);
+	proto_put_str(w, "a");
+	free(s);
+}
+
+static void
+bad_set_end_seq(struct proto_wr *w)
+{
+	uint8_t id[PROTO_JOURNAL_ID_LEN] = {0};
+
+	proto_put_bytes(w, id, sizeof(id));
+	proto_put_u64(w, 0);
+}
+
+static void
+bad_set_open_no_scope(struct proto_wr *w)
+{
+	make_set_open(w);
+	proto_put_u32(w, PROTO_SCOPE_MAX + 1);
+}
+
+static int
+dec_set_open_wrong_type(const uint8_t *p, size_t len)
+{
+	return dec_set_open_as(PROTO_T_STATE, p, len);
+}
+
+static const struct {
+	const char *what;
+	void (*make)(struct proto_wr *w);
+	int (*decode)(const uint8_t *p, size_t len);
+	int rc;
+} req_bad_cases[] = {
+    {"STATE in-sync 2", bad_in_sync, dec_state, HS_EPROTO},
+    {"SET_OPEN as another type", make_set_open, dec_set_open_wrong_type,
+     HS_EPROTO},
+    {"SET_OPEN_SCOPED scope past max", bad_set_open_no_scope,
+     dec_set_open_scoped, HS_ELIMIT},
+    {"SET_RENAMES count past max", bad_renames_count, dec_renames, HS_EPROTO},
+    {"SET_RENAMES more than the bytes", bad_renames_more, dec_renames,
+     HS_EPROTO},
+    {"SET_RENAMES path too long", bad_renames_long, dec_renames, HS_EPROTO},
+    {"HASH_REQ count past the bytes", bad_hash_req_count, dec_hash_req,
+     HS_EPROTO},
+    {"HASH_REQ NUL in path", bad_hash_req_nul, dec_hash_req, HS_EPROTO},
+    {"OP_FILE_END status 2", bad_file_end_status, dec_op_file_end, HS_EPROTO},
+    {"OP_LINK path too long", bad_link_long, dec_op_link, HS_EPROTO},
+    {"SET_END sequence 0", bad_set_end_seq, dec_set_end, HS_EPROTO},
+};
+
+START_TEST(request_bad_table)
+{
+	struct proto_wr w;
+	int rc;
+
+	proto_wr_init(&w);
+	req_bad_cases[_i].make(&w);
+	ck_assert_int_eq(w.rc, HS_OK);
+	rc = req_bad_cases[_i].decode(w.buf.data, w.buf.len);
+	ck_assert_msg(rc == req_bad_cases[_i].rc, "%s: rc %d, want %d",
+	              req_bad_cases[_i].what, rc, req_bad_cases[_i].rc);
+	proto_wr_free(&w);
+}
+END_TEST
+
+static TCase *
+request_tcase(void)
+{
+	TCase *tc = tcase_create("request");
+
+	tcase_add_loop_test(tc, request_good, 0, (int)N_ELEM(req_cases));
+	tcase_add_loop_test(tc, request_truncated, 0, (int)N_ELEM(req_cases));
+	tcase_add_loop_test(tc, request_trailing, 0, (int)N_ELEM(req_cases));
+	tcase_add_loop_test(tc, request_bad_table, 0,
+	                    (int)N_ELEM(req_bad_cases));
+	return tc;
+}
+
 /* ----------------------------------------------------------------- main */
 
 static Suite *
@@ -2531,6 +3080,8 @@ proto_suite(void)
 	tcase_add_loop_test(tc, conn_hello_recv_table, 0,
 	                    (int)N_ELEM(hello_recv_cases));
 	suite_add_tcase(s, tc);
+
+	suite_add_tcase(s, request_tcase());
 	return s;
 }
 
@@ -2644,7 +3195,7 @@ dec_stale(const uint8_t *p, size_t len)
 }
 
 static int
-dec_renames(const uint8_t *p, size_t len)
+dec_renames_list(const uint8_t *p, size_t len)
 {
 	uint32_t cnt;
 	int n = 0;
@@ -2794,7 +3345,7 @@ static const struct reply_case {
     {"SET_DONE", body_done, dec_done, 8},
     {"JOURNAL", body_journal, dec_journal, 0},
     {"PATCH_STALE", body_stale, dec_stale, 0},
-    {"SET_RENAMES", body_renames, dec_renames, 0},
+    {"SET_RENAMES", body_renames, dec_renames_list, 0},
     {"journal entry", body_jentry, dec_jentry, 0},
 };
 
