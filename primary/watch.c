@@ -182,7 +182,9 @@ rename_add(struct watch *w, uint16_t set, uint16_t src, const char *from,
 	struct wrename *nr;
 
 	w->mv_cookie = 0;
-	if (d->full || d->n_ren >= WATCH_DIRTY_MAX || from[0] == '\0' ||
+	/* Past what one SET_RENAMES may carry a rename is not mirrored:
+	 * the scoped run that follows sends it as a delete and a create. */
+	if (d->full || d->n_ren >= PROTO_SCOPE_MAX || from[0] == '\0' ||
 	    to[0] == '\0')
 		return;
 	if ((nr = reallocarray(d->ren, d->n_ren + 1, sizeof(*nr))) == NULL)
