@@ -21,10 +21,6 @@
 #include "delta.h"
 #include "send_int.h"
 
-/* The standby stops listing stale paths at BLK_STALE_MAX; we accept as
- * many. */
-_Static_assert(PROTO_STALE_MAX == BLK_STALE_MAX,
-               "PATCH_STALE limits differ between protocol/ and delta/");
 
 /* Memory for block tables awaiting SET_DONE: past it, no new records. */
 #define BLK_PENDING_MAX (64u * 1024 * 1024)

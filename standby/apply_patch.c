@@ -25,13 +25,13 @@ patch_drop(struct apply *a)
 	a->skip_file = 1;
 }
 
-/* Remember (src, path) for PATCH_STALE; past BLK_STALE_MAX, say "all". */
+/* Remember (src, path) for PATCH_STALE; past PROTO_STALE_MAX, say "all". */
 static void
 stale_add(struct apply *a, uint16_t src, const char *path)
 {
 	struct proto_scope *v;
 
-	if (a->n_stale >= BLK_STALE_MAX) {
+	if (a->n_stale >= PROTO_STALE_MAX) {
 		a->stale_all = 1;
 		return;
 	}

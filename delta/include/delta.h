@@ -90,8 +90,6 @@ _Static_assert(IDX_TOKEN_LEN == PROTO_TOKEN_LEN, "one token length");
 _Static_assert(IDX_BLOCKS_MAX == PROTO_BLOCKS_MAX, "one block limit");
 /* Past half of the blocks changed, a librsync delta finds moved data. */
 #define BLK_PATCH_MAX_PERCENT 50
-/* Paths one PATCH_STALE names; past it, "all" stands for every patch. */
-#define BLK_STALE_MAX 1024u
 /* Room for a record key: set name, source index, path. */
 #define BLK_KEY_CAP (PROTO_NODE_MAX + 3 + PROTO_PATH_MAX + 1)
 

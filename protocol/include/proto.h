@@ -546,8 +546,7 @@ int patch_rx_end(const struct patch_rx *rx, char *why, size_t whylen);
 /* An error line of SET_DONE, or a refusal's reason: at most this long
  * (the standby cuts its lines there). */
 #define PROTO_LINE_MAX 1024
-/* Paths in one PATCH_STALE (delta.h's BLK_STALE_MAX, which the standby
- * sends at most). */
+/* Paths one PATCH_STALE names; past it, "all" stands for every patch. */
 #define PROTO_STALE_MAX 1024u
 
 /* SET_REFUSE: str set | str why. */
