@@ -21,7 +21,6 @@
 #include "delta.h"
 #include "send_int.h"
 
-
 /* Memory for block tables awaiting SET_DONE: past it, no new records. */
 #define BLK_PENDING_MAX (64u * 1024 * 1024)
 
