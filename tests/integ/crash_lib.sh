@@ -33,7 +33,7 @@ PPORT=$(hs_free_port) || hs_fail "no free port"
 C1P=$T/mn1-proxy.conf
 sed "s/^peer = .*/peer = 127.0.0.1:$PPORT/" "$C1" >"$C1P"
 grep -q "^peer = 127.0.0.1:$PPORT\$" "$C1P" || hs_fail "could not write $C1P"
-"$FAULTPROXY" "$PPORT" "$PORT" 2>"$T/proxy.log" &
+"$FAULTPROXY" "$PPORT" "$PORT" >"$T/proxy.log" 2>&1 &
 PROXY_PID=$!
 HS_PIDS+=("$PROXY_PID")
 hs_wait_log "$T/proxy.log" "listening on" 1 10 || hs_fail "proxy did not start"

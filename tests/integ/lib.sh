@@ -26,8 +26,53 @@ hs_ours() {
 	[ -n "$T" ] && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$T"
 }
 
+# hs_signal SIGNAL PID...: send SIGNAL to each PID that is still ours
+# (hs_ours); a PID whose process has ended is left alone.
+hs_signal() {
+	local sig=$1 p
+	shift
+	for p in "$@"; do
+		hs_ours "$p" && kill -"$sig" "$p" 2>/dev/null || true
+	done
+}
+
+# hs_forget PID: it ended and was reaped; the cleanup must not signal
+# whatever gets its number next.
+hs_forget() {
+	local p keep=()
+	for p in "${HS_PIDS[@]}"; do
+		[ "$p" = "$1" ] || keep+=("$p")
+	done
+	HS_PIDS=("${keep[@]}")
+}
+
+# hs_stop_ours: SIGTERM to every process of HS_PIDS the test still owns,
+# one bounded wait for them all (the daemons give a stuck session 10 s
+# before they kill it: 15 s, by the clock, not by rounds that a loaded
+# machine stretches), then SIGKILL to those left.  Ownership is asked
+# again at every look: a process that ends during the wait may hand its
+# PID to another test's, which is neither waited for nor killed.
+hs_stop_ours() {
+	local p end left
+	hs_signal TERM "${HS_PIDS[@]}"
+	end=$(($(date +%s) + 15))
+	while :; do
+		left=()
+		for p in "${HS_PIDS[@]}"; do
+			hs_alive "$p" && left+=("$p")
+		done
+		[ ${#left[@]} -eq 0 ] && break
+		if [ "$(date +%s)" -ge "$end" ]; then
+			hs_signal KILL "${left[@]}"
+			break
+		fi
+		sleep 0.1
+	done
+	HS_PIDS=()
+}
+
 hs_cleanup() {
-	local p rc=$?
+	local rc=$?
 	# A sanitizer report anywhere (a forked session child included) fails
 	# the test even if every check passed.
 	if [ -n "$T" ] && grep -l "runtime error:\|Sanitizer" "$T"/*.log \
@@ -37,14 +82,7 @@ hs_cleanup() {
 			"$T"/*.out 2>/dev/null | head -40 >&2
 		rc=1
 	fi
-	for p in "${HS_PIDS[@]}"; do
-		hs_ours "$p" && kill "$p" 2>/dev/null || true
-	done
-	# The daemons give a stuck session 10 s before they kill it.
-	for p in "${HS_PIDS[@]}"; do
-		hs_ours "$p" || continue
-		hs_wait_gone "$p" 150 || kill -9 "$p" 2>/dev/null || true
-	done
+	hs_stop_ours
 	if [ -n "$T" ] && [ -z "${HS_KEEP:-}" ]; then
 		rm -rf "$T"
 	fi
@@ -58,11 +96,18 @@ hs_init() {
 	mkdir -p "$T/src" "$T/standby" "$T/state1" "$T/state2" "$T/pki"
 }
 
+# hs_alive PID: the process runs and is still ours.  A PID that is no
+# longer ours (hs_ours) belongs to a process that has ended: its number
+# may already be another test's.
+hs_alive() {
+	kill -0 "$1" 2>/dev/null && hs_ours "$1"
+}
+
 # hs_wait_gone PID TENTHS: wait for a process to end, bounded.
 hs_wait_gone() {
 	local i
 	for ((i = 0; i < $2; i++)); do
-		kill -0 "$1" 2>/dev/null || return 0
+		hs_alive "$1" || return 0
 		sleep 0.1
 	done
 	return 1
@@ -166,9 +211,30 @@ hs_start_primary() {
 	HS_PIDS+=("$PRIMARY_PID")
 }
 
+# hs_stop_pid PID [SIGNAL [TENTHS]]: SIGNAL (TERM) to PID if it is still
+# ours, a bounded wait (TENTHS, 200: the daemons give a session 10 s),
+# then SIGKILL and 1 if it had not ended; reaped and forgotten either way.
+hs_stop_pid() {
+	local rc=0
+	[ -n "$1" ] || return 0
+	hs_signal "${2:-TERM}" "$1"
+	if ! hs_wait_gone "$1" "${3:-200}"; then
+		hs_signal KILL "$1"
+		rc=1
+	fi
+	wait "$1" 2>/dev/null || true
+	hs_forget "$1"
+	return $rc
+}
+
 hs_stop_standby() {
-	kill "$STANDBY_PID" 2>/dev/null || true
+	hs_signal TERM "$STANDBY_PID"
 	hs_wait_gone "$STANDBY_PID" 100 || hs_fail "standby did not stop"
+}
+
+hs_stop_primary() {
+	hs_signal TERM "$PRIMARY_PID"
+	hs_wait_gone "$PRIMARY_PID" 150 || hs_fail "primary did not stop"
 }
 
 # hs_sync [ARGS]: run sync on the primary; sets SYNC_RC, output in

@@ -97,7 +97,7 @@ sed "s/^peer = .*/peer = 127.0.0.1:$PPORT/" "$C1" >"$C1P"
 grep -q "^peer = 127.0.0.1:$PPORT\$" "$C1P" || hs_fail "could not write $C1P"
 HS_PRIMARY_CONF=$C1P # the status that hs_wait_same asks
 
-"$FAULTPROXY" "$PPORT" "$PORT" 2>"$T/proxy.log" &
+"$FAULTPROXY" "$PPORT" "$PORT" >"$T/proxy.log" 2>&1 &
 PROXY_PID=$!
 HS_PIDS+=("$PROXY_PID")
 for ((i = 0; i < 100; i++)); do

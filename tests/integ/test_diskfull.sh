@@ -34,12 +34,8 @@ fi
 df_cleanup() {
 	local rc=$? m
 	set +e
-	for p in "${HS_PIDS[@]}"; do
-		kill "$p" 2>/dev/null
-	done
-	for p in "${HS_PIDS[@]}"; do
-		hs_wait_gone "$p" 150 || kill -9 "$p" 2>/dev/null
-	done
+	# The daemons hold the mounts: stopped first (only those still ours).
+	hs_stop_ours
 	for m in "$T/full" "$T/pstate" "$T/sstate"; do
 		umount "$m" 2>/dev/null
 	done
