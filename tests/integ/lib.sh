@@ -126,6 +126,44 @@ hs_wait_log() {
 	return 1
 }
 
+# hs_count_log FILE PATTERN: how many lines of FILE match PATTERN (0
+# when none, or no FILE yet).
+hs_count_log() {
+	grep -c -- "$2" "$1" 2>/dev/null || true
+}
+
+# hs_now_ms: the wall clock in milliseconds.
+hs_now_ms() {
+	echo $(($(date +%s%N) / 1000000))
+}
+
+# hs_wait_transfer DIR BYTES SECONDS: until a temporary file directly in
+# DIR holds more than BYTES (a transfer in flight), checked every 0.05 s;
+# 1 on timeout.  HS_TMP_SIZE: the largest one's size (empty: none).
+hs_wait_transfer() {
+	local i
+	for ((i = 0; i < $3 * 20; i++)); do
+		HS_TMP_SIZE=$(find "$1" -maxdepth 1 -name '.hamnsync-tmp.*' \
+			-printf '%s\n' 2>/dev/null | sort -n | tail -1 || true)
+		if [ -n "$HS_TMP_SIZE" ] && [ "$HS_TMP_SIZE" -gt "$2" ]; then
+			return 0
+		fi
+		sleep 0.05
+	done
+	return 1
+}
+
+# hs_standby_tree: the standby daemon and its session processes, by PID.
+hs_standby_tree() {
+	echo "$STANDBY_PID $(ps -o pid= --ppid "$STANDBY_PID" 2>/dev/null |
+		tr -d ' ' | tr '\n' ' ')"
+}
+
+# hs_hex STRING: STRING's bytes in hex, as mdb_dump prints a key.
+hs_hex() {
+	printf '%s' "$1" | od -An -tx1 | tr -d ' \n'
+}
+
 # hs_free_port: print a TCP port on 127.0.0.1 that nothing listens on.
 hs_free_port() {
 	local p i
@@ -148,7 +186,8 @@ hs_pki() {
 }
 
 # hs_conf FILE NAME ROLE STATE CERTDIR PEERFP: a [node] section; the
-# caller appends [path] sections.  Uses $PORT for listen and peer.
+# caller appends [path] sections.  Uses $PORT for listen and peer, and
+# HS_TARGET_ROOT as target_root ($T/standby unless set).
 hs_conf() {
 	cat >"$1" <<CONF
 [node]
@@ -161,7 +200,7 @@ peer_name = $([ "$2" = mn1 ] && echo mn2 || echo mn1)
 cert = $5/node.crt
 key = $5/node.key
 peer_fingerprint = $6
-target_root = $T/standby
+target_root = ${HS_TARGET_ROOT:-$T/standby}
 peer_timeout = 5s
 CONF
 }
@@ -247,6 +286,18 @@ hs_sync() {
 	set -e
 }
 
+# hs_sync_rc WANT NAME [ARGS]: hs_sync ARGS; a sync that does not exit
+# WANT is a failed check (its output follows).
+hs_sync_rc() {
+	local want=$1 name=$2
+	shift 2
+	hs_sync "$@"
+	if [ "$SYNC_RC" -ne "$want" ]; then
+		hs_bad "$name: sync exited $SYNC_RC, wanted $want"
+		cat "$T/sync.out" "$T/sync.err"
+	fi
+}
+
 # hs_compare SOURCE...: each source equals its copy under target_root, in
 # content and every attribute (rsync as an independent oracle, nanosecond
 # mtimes, numeric ids).  Prints the differences and fails on any.
@@ -270,6 +321,15 @@ hs_compare() {
 		fi
 	done
 	return $rc
+}
+
+# hs_same [RSYNC_OPTION...] SOURCE COPY: the folder COPY equals SOURCE,
+# in content and every attribute, nothing more in it (rsync as the
+# oracle); quiet, for a poll.
+hs_same() {
+	local n=$#
+	[ -z "$(rsync -naiHAXc --numeric-ids --delete "${@:1:n-2}" \
+		"${@:n-1:1}/" "${@:n:1}/" 2>&1)" ]
 }
 
 # hs_snapshot DIR: a listing of every file's path, type, size, mode,
@@ -353,6 +413,16 @@ hs_bad() {
 hs_result() {
 	echo "$1: $HS_PASSED passed, $HS_FAILED failed"
 	[ "$HS_FAILED" -eq 0 ]
+}
+
+# hs_drift_copies, hs_drift_lines: the versions the standby kept under
+# state_dir/drift, and the lines of its log that say so.
+hs_drift_copies() {
+	{ find "$T/state2/drift" -type f 2>/dev/null || true; } | wc -l
+}
+hs_drift_lines() {
+	grep -c "changed on this standby since hamnsync wrote it" \
+		"$T/standby.log" || true
 }
 
 # The honesty checks: wherever a test compares trees, it first asserts
