@@ -17,9 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check_aux.h"
 #include "hs.h"
 
-#define N_ELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* 64 hex digits, and the same bytes with colons and upper case. */
 #define HEX1 "00112233445566778899aabbccddeeff0123456789abcdeffedcba9876543210"
@@ -59,15 +59,6 @@ dir_setup(void)
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/check_common.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 	snprintf(conf_path, sizeof(conf_path), "%s/hamnsync.conf", tmpdir);
-}
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
 }
 
 static void

@@ -17,9 +17,9 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "check_aux.h"
 #include "delta.h"
 
-#define N_ELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define KIB (1024u)
 #define MIB (1024u * 1024)
 #define GIB (1024ull * 1024 * 1024)
@@ -33,21 +33,6 @@
 #define SIG_HDR_LEN 12
 
 /* ------------------------------------------------------------- helpers */
-
-/* Deterministic incompressible bytes (xorshift64*). */
-static void
-fill_random(uint8_t *p, size_t n, uint64_t seed)
-{
-	uint64_t x = seed * 2654435761u + 0x9e3779b97f4a7c15ull;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		x ^= x >> 12;
-		x ^= x << 25;
-		x ^= x >> 27;
-		p[i] = (uint8_t)((x * 0x2545f4914f6cdd1dull) >> 56);
-	}
-}
 
 static void
 put_be32(uint8_t *p, uint32_t v)
@@ -108,15 +93,6 @@ sink_emit(void *arg, const uint8_t *p, size_t n)
 static char base_dir[64];
 static char tmp_dir[128];
 static int dir_fd = -1;
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static void
 base_setup(void)

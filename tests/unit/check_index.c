@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "check_aux.h"
 #include "idx_int.h" /* struct clean_mark, to forge one */
 
 static char dir[64];
@@ -716,21 +717,6 @@ END_TEST
 /* ---------------------------------------- block and written records */
 
 #define KIB (1024ull)
-
-/* Deterministic incompressible bytes (xorshift64*). */
-static void
-fill_random(uint8_t *p, size_t n, uint64_t seed)
-{
-	uint64_t r = seed * 2654435761u + 0x9e3779b97f4a7c15ull;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		r ^= r >> 12;
-		r ^= r << 25;
-		r ^= r >> 27;
-		p[i] = (uint8_t)((r * 0x2545f4914f6cdd1dull) >> 56);
-	}
-}
 
 START_TEST(records_round_trip)
 {

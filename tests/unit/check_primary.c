@@ -14,20 +14,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check_aux.h"
 #include "prim_int.h"
 
 static char tmpdir[64];
 static char src[96];
 static struct hs_conf *conf;
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static void
 setup(void)

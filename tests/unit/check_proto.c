@@ -24,9 +24,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check_aux.h"
 #include "proto.h"
 
-#define N_ELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define KIB (1024u)
 #define MIB (1024u * 1024)
 
@@ -53,21 +53,6 @@ str_fill(char ch, size_t n)
 	memset(s, ch, n);
 	s[n] = '\0';
 	return s;
-}
-
-/* Deterministic incompressible bytes (xorshift64*). */
-static void
-fill_random(uint8_t *p, size_t n, uint64_t seed)
-{
-	uint64_t x = seed * 2654435761u + 0x9e3779b97f4a7c15ull;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		x ^= x >> 12;
-		x ^= x << 25;
-		x ^= x >> 27;
-		p[i] = (uint8_t)((x * 0x2545f4914f6cdd1dull) >> 56);
-	}
 }
 
 /* Text-like bytes that zstd shrinks a lot. */
@@ -1737,15 +1722,6 @@ static const char *const id_names[N_IDS] = {"mn1", "mn2", "mn3"};
 
 static char tmpdir[96];
 static uint8_t fps[N_IDS][32];
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 /*
  * Each test gets its own folder inside `base`, which the unchecked

@@ -25,9 +25,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check_aux.h"
 #include "tree.h"
 
-#define N_ELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define MIB (1024u * 1024)
 
 /* ------------------------------------------------------ fs_relpath_check */
@@ -162,15 +162,6 @@ START_TEST(rel_gen_table)
 END_TEST
 
 /* --------------------------------------------------------- the fixture */
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 /*
  * ROOT/tree is the confinement (treefd); ROOT/outside must stay out of
@@ -1265,21 +1256,6 @@ file_make(const char *name, const uint8_t *data, size_t len)
 		done += (size_t)n;
 	}
 	return fd;
-}
-
-/* Deterministic incompressible bytes (xorshift64*). */
-static void
-fill_random(uint8_t *p, size_t n, uint64_t seed)
-{
-	uint64_t x = seed * 2654435761u + 0x9e3779b97f4a7c15ull;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		x ^= x >> 12;
-		x ^= x << 25;
-		x ^= x >> 27;
-		p[i] = (uint8_t)((x * 0x2545f4914f6cdd1dull) >> 56);
-	}
 }
 
 /* ------------------------------------------------------------- xattrs */
