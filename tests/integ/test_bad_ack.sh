@@ -127,7 +127,7 @@ done
 [ "$(acked "$T/state1")" != "?" ] && [ "$(acked "$T/state1")" -gt "$before" ] &&
 	hs_ok "runs are acknowledged again ($before -> $(acked "$T/state1"))" ||
 	hs_bad "no run acknowledged after the real standby returned ($(acked "$T/state1"))"
-kill "$PRIMARY_PID"
+hs_signal TERM "$PRIMARY_PID"
 hs_wait_gone "$PRIMARY_PID" 150 || hs_bad "the primary did not stop on SIGTERM"
 "$HS_BIN" -c "$C1" verify >"$T/verify.out" 2>&1 &&
 	hs_ok "hamnsync verify exits 0" || hs_bad "verify: $(tail -3 "$T/verify.out")"

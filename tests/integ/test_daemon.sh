@@ -329,7 +329,7 @@ hs_wait_same "SIGUSR1 reconciles every set (repairs drift)" 30 "$S/xcat/cert"
 # 14. SIGTERM: what changed just before goes out, then exit 0
 for i in $(seq 1 20); do echo "last words $i" >"$S/xcat/cert/term$i.pem"; done
 echo "last hosts line" >>"$S/etc/hosts"
-kill -TERM "$PRIMARY_PID"
+hs_signal TERM "$PRIMARY_PID"
 if hs_wait_gone "$PRIMARY_PID" 150; then
 	set +e
 	wait "$PRIMARY_PID"

@@ -275,7 +275,7 @@ fi
 
 kill -0 "$PRIMARY_PID" 2>/dev/null && hs_ok "primary still running" ||
 	hs_bad "primary died"
-kill -TERM "$PRIMARY_PID"
+hs_signal TERM "$PRIMARY_PID"
 hs_wait_gone "$PRIMARY_PID" 150 && hs_ok "primary stopped on SIGTERM" ||
 	hs_bad "primary did not stop on SIGTERM"
 

@@ -130,7 +130,7 @@ if kept_as cred "$drifted"; then
 else
 	hs_bad "daemon: drift of sub/cred not kept"
 fi
-kill "$PRIMARY_PID"
+hs_signal TERM "$PRIMARY_PID"
 hs_wait_gone "$PRIMARY_PID" 100 || hs_bad "primary did not stop"
 # That edit of a small file the standby acknowledged went blind (no
 # listing round trip, send.c blind_ok): drift is still seen, by the standby.

@@ -106,7 +106,7 @@ evil other "$C3" hold 1
 expect_busy other "another primary (mn3)"
 evil otherx "$C3" --express hold 1
 expect_busy otherx "another primary's express lane"
-kill "$H1" "$H2" 2>/dev/null || true
+hs_signal TERM "$H1" "$H2"
 hs_wait_gone "$H1" 100 || hs_fail "hs-evilpeer $H1 did not stop"
 hs_wait_gone "$H2" 100 || hs_fail "hs-evilpeer $H2 did not stop"
 kill -0 "$STANDBY_PID" || hs_fail "standby died in part 1"

@@ -250,7 +250,7 @@ converged "standby daemon continued"
 # bwlimit 64 KiB/s: one 256 KiB data frame takes 4 s on the wire, longer
 # than peer_timeout; the standby, reading it, must not call the primary
 # gone, nor the primary the standby.  A 768 KiB file takes ~12 s.
-kill -TERM "$PRIMARY_PID"
+hs_signal TERM "$PRIMARY_PID"
 hs_wait_gone "$PRIMARY_PID" 150 || hs_fail "primary did not stop"
 printf 'bwlimit = 64K\n' >"$T/bw.ini"
 sed -i "/^heartbeat = /r $T/bw.ini" "$C1"

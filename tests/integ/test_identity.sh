@@ -268,7 +268,7 @@ fi
 echo "after the refused reload" >"$T/src/install/after-reload"
 hs_wait_same "the primary replicates with the identity it loaded" 60 $SOURCES
 cp "$T/mn1-good.conf" "$C1"
-kill "$PRIMARY_PID"
+hs_signal TERM "$PRIMARY_PID"
 hs_wait_gone "$PRIMARY_PID" 150 || hs_fail "the primary did not stop"
 
 # ------------------------------------------------------------ nothing lost

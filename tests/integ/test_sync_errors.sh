@@ -91,7 +91,7 @@ next_opens() {
 	# Its stop probes the index to mark it clean (when it was not
 	# written in the last 2 s): no damage there either.
 	sleep 3
-	kill "$PRIMARY_PID" 2>/dev/null || true
+	hs_signal TERM "$PRIMARY_PID"
 	hs_wait_gone "$PRIMARY_PID" 150 || hs_bad "$name: the daemon did not stop"
 	if ! grep -q "is damaged" "$T/primary.log"; then
 		hs_ok "$name: the daemon's stop finds its index whole"

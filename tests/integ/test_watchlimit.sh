@@ -283,7 +283,7 @@ fi
 kill -0 "$PRIMARY_PID" 2>/dev/null && hs_ok "the primary kept running" ||
 	hs_bad "the primary died"
 # verify needs the standby's session: stop the daemon (SIGTERM drains).
-kill "$PRIMARY_PID"
+hs_signal TERM "$PRIMARY_PID"
 hs_wait_gone "$PRIMARY_PID" 150 || hs_bad "the primary did not stop on SIGTERM"
 "$HS_BIN" -c "$C1" verify >"$T/verify.out" 2>&1 &&
 	hs_ok "hamnsync verify exits 0" ||
