@@ -1571,9 +1571,9 @@ END_TEST
 /* ----------------------------------------------------------------- main */
 
 static Suite *
-path_suite(void)
+tree_suite(void)
 {
-	Suite *s = suite_create("path");
+	Suite *s = suite_create("tree");
 	const int walks = with_fallback ? 2 : 1;
 	TCase *tc;
 
@@ -1648,7 +1648,7 @@ main(void)
 
 	/* The walk rows install a seccomp filter: only in forked tests. */
 	with_fallback = !(fork_env != NULL && strcmp(fork_env, "no") == 0);
-	sr = srunner_create(path_suite());
+	sr = srunner_create(tree_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
