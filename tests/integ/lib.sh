@@ -23,7 +23,7 @@ hs_ours() {
 	[ -r "/proc/$1/stat" ] || return 1
 	ppid=$(sed 's/^.*) [A-Za-z] \([0-9]*\) .*/\1/' "/proc/$1/stat" 2>/dev/null)
 	[ "$ppid" = "$$" ] && return 0
-	[ -n "$T" ] && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$T"
+	[ -n "$T" ] && tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" | grep -qF -- "$T"
 }
 
 # hs_signal SIGNAL PID...: send SIGNAL to each PID that is still ours
