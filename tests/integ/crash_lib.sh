@@ -33,16 +33,10 @@ PPORT=$(hs_free_port) || hs_fail "no free port"
 C1P=$T/mn1-proxy.conf
 sed "s/^peer = .*/peer = 127.0.0.1:$PPORT/" "$C1" >"$C1P"
 grep -q "^peer = 127.0.0.1:$PPORT\$" "$C1P" || hs_fail "could not write $C1P"
-"$FAULTPROXY" "$PPORT" "$PORT" 2>"$T/proxy.log" &
+"$FAULTPROXY" "$PPORT" "$PORT" >"$T/proxy.log" 2>&1 &
 PROXY_PID=$!
 HS_PIDS+=("$PROXY_PID")
 hs_wait_log "$T/proxy.log" "listening on" 1 10 || hs_fail "proxy did not start"
-
-start_primary() {
-	"$HS_BIN" -c "$C1P" daemon --foreground >>"$T/primary.log" 2>&1 &
-	PRIMARY_PID=$!
-	HS_PIDS+=("$PRIMARY_PID")
-}
 
 crash_primary() {
 	kill -9 "$PRIMARY_PID"
@@ -79,10 +73,6 @@ says() {
 	python3 "$T/says.py" "$T/says.json"
 }
 
-same() {
-	[ -z "$(rsync -naiHAXc --numeric-ids --delete "$W/" "$T/standby$W/" 2>&1)" ]
-}
-
 # settle NAME SECONDS: poll both nodes' status and the trees until the
 # primary says in-sync and the trees are equal; every status that says
 # in-sync or ready while the trees differ is a lie (counted once).
@@ -91,7 +81,7 @@ settle() {
 	for ((i = 0; i < secs * 5; i++)); do
 		p=$(says "$C1")
 		s=$(says "$C2")
-		if same; then
+		if hs_same "$W" "$T/standby$W"; then
 			if [ "$p" = in-sync ]; then
 				[ $lied -eq 0 ] && hs_ok "$name: status honest while catching up"
 				hs_ok "$name: in-sync and identical after $((i / 5)) s"
@@ -126,5 +116,5 @@ standby_alone() {
 }
 
 hs_start_standby
-start_primary
+hs_start_primary "$C1P"
 settle "seed" 60

@@ -23,11 +23,56 @@ hs_ours() {
 	[ -r "/proc/$1/stat" ] || return 1
 	ppid=$(sed 's/^.*) [A-Za-z] \([0-9]*\) .*/\1/' "/proc/$1/stat" 2>/dev/null)
 	[ "$ppid" = "$$" ] && return 0
-	[ -n "$T" ] && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$T"
+	[ -n "$T" ] && tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" | grep -qF -- "$T"
+}
+
+# hs_signal SIGNAL PID...: send SIGNAL to each PID that is still ours
+# (hs_ours); a PID whose process has ended is left alone.
+hs_signal() {
+	local sig=$1 p
+	shift
+	for p in "$@"; do
+		hs_ours "$p" && kill -"$sig" "$p" 2>/dev/null || true
+	done
+}
+
+# hs_forget PID: it ended and was reaped; the cleanup must not signal
+# whatever gets its number next.
+hs_forget() {
+	local p keep=()
+	for p in "${HS_PIDS[@]}"; do
+		[ "$p" = "$1" ] || keep+=("$p")
+	done
+	HS_PIDS=("${keep[@]}")
+}
+
+# hs_stop_ours: SIGTERM to every process of HS_PIDS the test still owns,
+# one bounded wait for them all (the daemons give a stuck session 10 s
+# before they kill it: 15 s, by the clock, not by rounds that a loaded
+# machine stretches), then SIGKILL to those left.  Ownership is asked
+# again at every look: a process that ends during the wait may hand its
+# PID to another test's, which is neither waited for nor killed.
+hs_stop_ours() {
+	local p end left
+	hs_signal TERM "${HS_PIDS[@]}"
+	end=$(($(date +%s) + 15))
+	while :; do
+		left=()
+		for p in "${HS_PIDS[@]}"; do
+			hs_alive "$p" && left+=("$p")
+		done
+		[ ${#left[@]} -eq 0 ] && break
+		if [ "$(date +%s)" -ge "$end" ]; then
+			hs_signal KILL "${left[@]}"
+			break
+		fi
+		sleep 0.1
+	done
+	HS_PIDS=()
 }
 
 hs_cleanup() {
-	local p rc=$?
+	local rc=$?
 	# A sanitizer report anywhere (a forked session child included) fails
 	# the test even if every check passed.
 	if [ -n "$T" ] && grep -l "runtime error:\|Sanitizer" "$T"/*.log \
@@ -37,14 +82,7 @@ hs_cleanup() {
 			"$T"/*.out 2>/dev/null | head -40 >&2
 		rc=1
 	fi
-	for p in "${HS_PIDS[@]}"; do
-		hs_ours "$p" && kill "$p" 2>/dev/null || true
-	done
-	# The daemons give a stuck session 10 s before they kill it.
-	for p in "${HS_PIDS[@]}"; do
-		hs_ours "$p" || continue
-		hs_wait_gone "$p" 150 || kill -9 "$p" 2>/dev/null || true
-	done
+	hs_stop_ours
 	if [ -n "$T" ] && [ -z "${HS_KEEP:-}" ]; then
 		rm -rf "$T"
 	fi
@@ -58,11 +96,18 @@ hs_init() {
 	mkdir -p "$T/src" "$T/standby" "$T/state1" "$T/state2" "$T/pki"
 }
 
+# hs_alive PID: the process runs and is still ours.  A PID that is no
+# longer ours (hs_ours) belongs to a process that has ended: its number
+# may already be another test's.
+hs_alive() {
+	kill -0 "$1" 2>/dev/null && hs_ours "$1"
+}
+
 # hs_wait_gone PID TENTHS: wait for a process to end, bounded.
 hs_wait_gone() {
 	local i
 	for ((i = 0; i < $2; i++)); do
-		kill -0 "$1" 2>/dev/null || return 0
+		hs_alive "$1" || return 0
 		sleep 0.1
 	done
 	return 1
@@ -79,6 +124,44 @@ hs_wait_log() {
 		sleep 0.1
 	done
 	return 1
+}
+
+# hs_count_log FILE PATTERN: how many lines of FILE match PATTERN (0
+# when none, or no FILE yet).
+hs_count_log() {
+	grep -c -- "$2" "$1" 2>/dev/null || true
+}
+
+# hs_now_ms: the wall clock in milliseconds.
+hs_now_ms() {
+	echo $(($(date +%s%N) / 1000000))
+}
+
+# hs_wait_transfer DIR BYTES SECONDS: until a temporary file directly in
+# DIR holds more than BYTES (a transfer in flight), checked every 0.05 s;
+# 1 on timeout.  HS_TMP_SIZE: the largest one's size (empty: none).
+hs_wait_transfer() {
+	local i
+	for ((i = 0; i < $3 * 20; i++)); do
+		HS_TMP_SIZE=$(find "$1" -maxdepth 1 -name '.hamnsync-tmp.*' \
+			-printf '%s\n' 2>/dev/null | sort -n | tail -1 || true)
+		if [ -n "$HS_TMP_SIZE" ] && [ "$HS_TMP_SIZE" -gt "$2" ]; then
+			return 0
+		fi
+		sleep 0.05
+	done
+	return 1
+}
+
+# hs_standby_tree: the standby daemon and its session processes, by PID.
+hs_standby_tree() {
+	echo "$STANDBY_PID $(ps -o pid= --ppid "$STANDBY_PID" 2>/dev/null |
+		tr -d ' ' | tr '\n' ' ')"
+}
+
+# hs_hex STRING: STRING's bytes in hex, as mdb_dump prints a key.
+hs_hex() {
+	printf '%s' "$1" | od -An -tx1 | tr -d ' \n'
 }
 
 # hs_free_port: print a TCP port on 127.0.0.1 that nothing listens on.
@@ -103,7 +186,8 @@ hs_pki() {
 }
 
 # hs_conf FILE NAME ROLE STATE CERTDIR PEERFP: a [node] section; the
-# caller appends [path] sections.  Uses $PORT for listen and peer.
+# caller appends [path] sections.  Uses $PORT for listen and peer, and
+# HS_TARGET_ROOT as target_root ($T/standby unless set).
 hs_conf() {
 	cat >"$1" <<CONF
 [node]
@@ -116,7 +200,7 @@ peer_name = $([ "$2" = mn1 ] && echo mn2 || echo mn1)
 cert = $5/node.crt
 key = $5/node.key
 peer_fingerprint = $6
-target_root = $T/standby
+target_root = ${HS_TARGET_ROOT:-$T/standby}
 peer_timeout = 5s
 CONF
 }
@@ -165,10 +249,52 @@ hs_start_primary() {
 	PRIMARY_PID=$!
 	HS_PIDS+=("$PRIMARY_PID")
 }
+# hs_start_standby_ns [CONF [PRE]]: the standby daemon (CONF, default
+# $C2) in a mount namespace of its own, so a test can bind or mount
+# below its target_root (hs_in_standby_ns) without touching the host.
+# PRE: shell commands run in the namespace first.
+hs_start_standby_ns() {
+	local conf=${1:-$C2} pre=${2:-} before
+	touch "$T/standby.log"
+	before=$(grep -c "listening on" "$T/standby.log" 2>/dev/null || true)
+	unshare -m --propagation private bash -c \
+		"$pre exec '$HS_BIN' -c '$conf' daemon --foreground" \
+		>>"$T/standby.log" 2>&1 &
+	STANDBY_PID=$!
+	HS_PIDS+=("$STANDBY_PID")
+	disown "$STANDBY_PID" # may be killed on purpose: no job notice
+	hs_wait_log "$T/standby.log" "listening on" $((before + 1)) 30 ||
+		hs_fail "standby did not start: $(tail -5 "$T/standby.log")"
+}
+
+# hs_in_standby_ns CMD...: run CMD in that standby's mount namespace.
+hs_in_standby_ns() { nsenter -t "$STANDBY_PID" -m "$@"; }
+
+
+# hs_stop_pid PID [SIGNAL [TENTHS]]: SIGNAL (TERM) to PID if it is still
+# ours, a bounded wait (TENTHS, 200: the daemons give a session 10 s),
+# then SIGKILL and 1 if it had not ended; reaped and forgotten either way.
+hs_stop_pid() {
+	local rc=0
+	[ -n "$1" ] || return 0
+	hs_signal "${2:-TERM}" "$1"
+	if ! hs_wait_gone "$1" "${3:-200}"; then
+		hs_signal KILL "$1"
+		rc=1
+	fi
+	wait "$1" 2>/dev/null || true
+	hs_forget "$1"
+	return $rc
+}
 
 hs_stop_standby() {
-	kill "$STANDBY_PID" 2>/dev/null || true
+	hs_signal TERM "$STANDBY_PID"
 	hs_wait_gone "$STANDBY_PID" 100 || hs_fail "standby did not stop"
+}
+
+hs_stop_primary() {
+	hs_signal TERM "$PRIMARY_PID"
+	hs_wait_gone "$PRIMARY_PID" 150 || hs_fail "primary did not stop"
 }
 
 # hs_sync [ARGS]: run sync on the primary; sets SYNC_RC, output in
@@ -179,6 +305,18 @@ hs_sync() {
 	"$HS_BIN" -c "$C1" sync "$@" >"$T/sync.out" 2>"$T/sync.err"
 	SYNC_RC=$?
 	set -e
+}
+
+# hs_sync_rc WANT NAME [ARGS]: hs_sync ARGS; a sync that does not exit
+# WANT is a failed check (its output follows).
+hs_sync_rc() {
+	local want=$1 name=$2
+	shift 2
+	hs_sync "$@"
+	if [ "$SYNC_RC" -ne "$want" ]; then
+		hs_bad "$name: sync exited $SYNC_RC, wanted $want"
+		cat "$T/sync.out" "$T/sync.err"
+	fi
 }
 
 # hs_compare SOURCE...: each source equals its copy under target_root, in
@@ -204,6 +342,15 @@ hs_compare() {
 		fi
 	done
 	return $rc
+}
+
+# hs_same [RSYNC_OPTION...] SOURCE COPY: the folder COPY equals SOURCE,
+# in content and every attribute, nothing more in it (rsync as the
+# oracle); quiet, for a poll.
+hs_same() {
+	local n=$#
+	[ -z "$(rsync -naiHAXc --numeric-ids --delete "${@:1:n-2}" \
+		"${@:n-1:1}/" "${@:n:1}/" 2>&1)" ]
 }
 
 # hs_snapshot DIR: a listing of every file's path, type, size, mode,
@@ -287,6 +434,16 @@ hs_bad() {
 hs_result() {
 	echo "$1: $HS_PASSED passed, $HS_FAILED failed"
 	[ "$HS_FAILED" -eq 0 ]
+}
+
+# hs_drift_copies, hs_drift_lines: the versions the standby kept under
+# state_dir/drift, and the lines of its log that say so.
+hs_drift_copies() {
+	{ find "$T/state2/drift" -type f 2>/dev/null || true; } | wc -l
+}
+hs_drift_lines() {
+	grep -c "changed on this standby since hamnsync wrote it" \
+		"$T/standby.log" || true
 }
 
 # The honesty checks: wherever a test compares trees, it first asserts

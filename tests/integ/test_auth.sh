@@ -13,17 +13,6 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 [ -x "$HS_BIN" ] || hs_fail "$HS_BIN is not built"
 
-PASSED=0
-FAILED=0
-ok() {
-	echo "  ok: $*"
-	PASSED=$((PASSED + 1))
-}
-bad() {
-	echo "  FAIL: $*"
-	FAILED=$((FAILED + 1))
-}
-
 hs_init auth
 hs_gen_tree "$T/src"
 hs_setup_pair "$(hs_sets_for "$T/src")"   # pinned mode: $C1, $C2
@@ -208,27 +197,27 @@ refused() {
 	hs_sync
 	C1=$save
 	if [ "$SYNC_RC" -eq 3 ]; then
-		ok "$name: sync exits 3: $(head -1 "$T/sync.err")"
+		hs_ok "$name: sync exits 3: $(head -1 "$T/sync.err")"
 	else
-		bad "$name: sync exited $SYNC_RC (want 3): $(head -3 "$T/sync.err")"
+		hs_bad "$name: sync exited $SYNC_RC (want 3): $(head -3 "$T/sync.err")"
 	fi
 	if line=$(log_line "$lines" "$phrase"); then
 		n=$(tail -n +"$((lines + 1))" "$T/standby.log" | grep -c -F -- "$phrase" || true)
 		if [ "$n" -eq 1 ]; then
-			ok "$name: standby logged: $line"
+			hs_ok "$name: standby logged: $line"
 		else
-			bad "$name: $n log lines with '$phrase' (want one)"
+			hs_bad "$name: $n log lines with '$phrase' (want one)"
 		fi
 	else
-		bad "$name: no standby log line with '$phrase'"
+		hs_bad "$name: no standby log line with '$phrase'"
 		tail -n +"$((lines + 1))" "$T/standby.log" | sed 's/^/     | /'
 	fi
 	unapplied "$name" "$applied"
 	if [ ! -e "$T/standby$T/src/install/marker-$name" ] &&
 		[ "$(hs_snapshot "$T/standby")" = "$before" ]; then
-		ok "$name: nothing changed under target_root"
+		hs_ok "$name: nothing changed under target_root"
 	else
-		bad "$name: files CHANGED under target_root"
+		hs_bad "$name: files CHANGED under target_root"
 	fi
 	alive "$name"
 }
@@ -239,17 +228,17 @@ unapplied() {
 	local now
 	now=$(HS_STANDBY_CONF=$STANDBY_CONF hs_last_applied)
 	if [ "$now" = "$2" ]; then
-		ok "$1: the standby's status shows no new apply (last_applied $now)"
+		hs_ok "$1: the standby's status shows no new apply (last_applied $now)"
 	else
-		bad "$1: the standby's last_applied moved from $2 to $now"
+		hs_bad "$1: the standby's last_applied moved from $2 to $now"
 	fi
 }
 
 alive() {
 	if kill -0 "$STANDBY_PID" 2>/dev/null; then
-		ok "$1: standby daemon alive"
+		hs_ok "$1: standby daemon alive"
 	else
-		bad "$1: standby daemon DIED"
+		hs_bad "$1: standby daemon DIED"
 		hs_start_standby "$STANDBY_CONF"
 	fi
 }
@@ -267,16 +256,16 @@ intruder() {
 	timeout 20 "$@" >"$T/intruder.out" 2>&1
 	set -e
 	if line=$(log_line "$lines" "$phrase"); then
-		ok "$name: standby logged: $line"
+		hs_ok "$name: standby logged: $line"
 	else
-		bad "$name: no standby log line with '$phrase'"
+		hs_bad "$name: no standby log line with '$phrase'"
 		tail -n +"$((lines + 1))" "$T/standby.log" | sed 's/^/     | /'
 	fi
 	unapplied "$name" "$applied"
 	if [ "$(hs_snapshot "$T/standby")" = "$before" ]; then
-		ok "$name: nothing changed under target_root"
+		hs_ok "$name: nothing changed under target_root"
 	else
-		bad "$name: files CHANGED under target_root"
+		hs_bad "$name: files CHANGED under target_root"
 	fi
 	alive "$name"
 }
@@ -310,9 +299,9 @@ echo "marker idle" >"$T/src/install/marker-idle"
 hs_sync
 exec 3>&-
 if [ "$SYNC_RC" -eq 0 ]; then
-	ok "idle-unauthenticated-connection: the primary is served (sync exits 0)"
+	hs_ok "idle-unauthenticated-connection: the primary is served (sync exits 0)"
 else
-	bad "idle-unauthenticated-connection: sync exited $SYNC_RC: $(head -1 "$T/sync.err") - an unauthenticated TCP connection holds the session slot"
+	hs_bad "idle-unauthenticated-connection: sync exited $SYNC_RC: $(head -1 "$T/sync.err") - an unauthenticated TCP connection holds the session slot"
 fi
 alive idle-unauthenticated-connection
 # Once the idle connection is gone, the primary is served again.
@@ -321,8 +310,8 @@ for ((i = 0; i < 80; i++)); do
 	[ "$SYNC_RC" -ne 3 ] && break
 	sleep 0.1
 done
-[ "$SYNC_RC" -eq 0 ] && ok "idle-unauthenticated-connection: served once it is gone" ||
-	bad "idle-unauthenticated-connection: sync still exits $SYNC_RC"
+[ "$SYNC_RC" -eq 0 ] && hs_ok "idle-unauthenticated-connection: served once it is gone" ||
+	hs_bad "idle-unauthenticated-connection: sync still exits $SYNC_RC"
 
 # ------------------------------------------------------------- CA
 echo "== CA mode (ca, peer_name, no peer_fingerprint)"
@@ -334,7 +323,7 @@ refused expired-cert "$(ca_primary mn1-expired)" "certificate has expired"
 refused not-yet-valid-cert "$(ca_primary mn1-future)" "certificate is not yet valid"
 refused wrong-name "$(ca_primary mn2)" "connection refused"
 grep -q -i "mismatch" "$T/standby.log" ||
-	bad "wrong-name: the log does not say the name mismatched"
+	hs_bad "wrong-name: the log does not say the name mismatched"
 refused self-signed-in-ca-mode "$P_SELF_CA" "connection refused"
 good_sync ca-after-refusals "$(ca_primary mn1)"
 
@@ -354,12 +343,9 @@ standby "$S_PIN_EXP"
 lines=$(wc -l <"$T/standby.log")
 good_sync pinned-expired "$P_PIN_EXP"
 if line=$(log_line "$lines" "expired"); then
-	ok "pinned-expired: the standby warns: $line"
+	hs_ok "pinned-expired: the standby warns: $line"
 else
-	bad "pinned-expired: no warning about the expired certificate"
+	hs_bad "pinned-expired: no warning about the expired certificate"
 fi
 
-PASSED=$((PASSED + HS_PASSED))
-FAILED=$((FAILED + HS_FAILED))
-echo "test_auth: $PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+hs_result test_auth

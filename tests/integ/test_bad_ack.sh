@@ -21,13 +21,11 @@ EVIL=$HS_TOOLS/hs-evilstandby
 [ -x "$EVIL" ] || hs_fail "$EVIL is not built"
 command -v mdb_dump >/dev/null || hs_fail "mdb_dump (lmdb-utils) is missing"
 
-hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
-
 # acked STATE: the primary's acknowledged run sequence (journal/acked in
 # the meta database, a little-endian u64), read beside the running daemon.
 acked() {
 	local v
-	v=$(mdb_dump -s meta "$1/index" | awk -v k=" $(hex journal/acked)" \
+	v=$(mdb_dump -s meta "$1/index" | awk -v k=" $(hs_hex journal/acked)" \
 		'f { print $1; exit } $0 == k { f = 1 }')
 	[ ${#v} -eq 16 ] || { echo "?"; return; }
 	printf '%d\n' "0x${v:14:2}${v:12:2}${v:10:2}${v:8:2}${v:6:2}${v:4:2}${v:2:2}${v:0:2}"
@@ -106,7 +104,7 @@ lie -1
 
 # What the real standby recorded: applied/primary in its meta database,
 # the primary's index id (16 bytes) and a little-endian u64 sequence.
-v=$(mdb_dump -s meta "$T/state2/index" | awk -v k=" $(hex applied/primary)" \
+v=$(mdb_dump -s meta "$T/state2/index" | awk -v k=" $(hs_hex applied/primary)" \
 	'f { print $1; exit } $0 == k { f = 1 }')
 [ ${#v} -eq 48 ] || hs_fail "the standby's applied/primary record: '$v'"
 seq=$((16#${v:46:2}${v:44:2}${v:42:2}${v:40:2}${v:38:2}${v:36:2}${v:34:2}${v:32:2}))
@@ -129,7 +127,7 @@ done
 [ "$(acked "$T/state1")" != "?" ] && [ "$(acked "$T/state1")" -gt "$before" ] &&
 	hs_ok "runs are acknowledged again ($before -> $(acked "$T/state1"))" ||
 	hs_bad "no run acknowledged after the real standby returned ($(acked "$T/state1"))"
-kill "$PRIMARY_PID"
+hs_signal TERM "$PRIMARY_PID"
 hs_wait_gone "$PRIMARY_PID" 150 || hs_bad "the primary did not stop on SIGTERM"
 "$HS_BIN" -c "$C1" verify >"$T/verify.out" 2>&1 &&
 	hs_ok "hamnsync verify exits 0" || hs_bad "verify: $(tail -3 "$T/verify.out")"

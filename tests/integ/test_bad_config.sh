@@ -9,17 +9,6 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 [ -x "$HS_BIN" ] || hs_fail "$HS_BIN is not built"
 
-PASSED=0
-FAILED=0
-ok() {
-	echo "  ok: $*"
-	PASSED=$((PASSED + 1))
-}
-bad() {
-	echo "  FAIL: $*"
-	FAILED=$((FAILED + 1))
-}
-
 hs_init bad_config
 PORT=$(hs_free_port)
 mkdir -p "$T/pki/mn1" "$T/pki/mn2" "$T/kg"
@@ -71,15 +60,15 @@ expect_config_error() {
 	n=$(wc -l <"$T/err")
 	if [ "$RC" -eq 2 ] && [ "$n" -eq 1 ] && [ ! -s "$T/out" ] &&
 		grep -q "^hamnsync: config: $f:$line: .*$phrase" "$T/err"; then
-		ok "$name: exit 2, one line: $(cat "$T/err")"
+		hs_ok "$name: exit 2, one line: $(cat "$T/err")"
 	else
-		bad "$name: exit $RC, $n lines (want 2, one line naming $f:$line and '$phrase'):"
+		hs_bad "$name: exit $RC, $n lines (want 2, one line naming $f:$line and '$phrase'):"
 		sed 's/^/     | /' "$T/err" "$T/out"
 	fi
 	if [ ! -e "$state" ]; then
-		ok "$name: no state_dir created"
+		hs_ok "$name: no state_dir created"
 	else
-		bad "$name: state_dir $state was created for a bad config"
+		hs_bad "$name: state_dir $state was created for a bad config"
 	fi
 }
 
@@ -99,8 +88,8 @@ line_of() {
 echo "== the good config is accepted (daemon needs a standby: sync fails on the peer)"
 good_conf "$T/good.conf"
 run_cmd "$T/out" "$T/err" "$HS_BIN" -c "$T/good.conf" sync
-[ "$RC" -eq 3 ] && ok "good config: sync gets past the config (exit 3: no standby)" ||
-	bad "good config: exit $RC: $(cat "$T/err")"
+[ "$RC" -eq 3 ] && hs_ok "good config: sync gets past the config (exit 3: no standby)" ||
+	hs_bad "good config: exit $RC: $(cat "$T/err")"
 
 echo "== bad configs"
 f=$(variant unknown-key '/^role = /a bogus_key = 1')
@@ -149,34 +138,34 @@ echo "== a certificate file that does not exist (a local config error, not a pee
 f=$(variant cert-file-missing "s|^cert = .*|cert = $T/pki/nonexistent.crt|")
 run_cmd "$T/out" "$T/err" "$HS_BIN" -c "$f" sync
 if [ "$RC" -eq 2 ] && grep -q "^hamnsync: .*nonexistent.crt" "$T/err"; then
-	ok "cert-file-missing: sync exits 2 naming the file: $(grep '^hamnsync: ' "$T/err" | head -1)"
+	hs_ok "cert-file-missing: sync exits 2 naming the file: $(grep '^hamnsync: ' "$T/err" | head -1)"
 else
-	bad "cert-file-missing: sync exited $RC (want 2: config error; 3 means peer unreachable or not authenticated):"
+	hs_bad "cert-file-missing: sync exited $RC (want 2: config error; 3 means peer unreachable or not authenticated):"
 	sed 's/^/     | /' "$T/err"
 fi
 f=$(variant cert-file-missing-standby "s|^cert = .*|cert = $T/pki/nonexistent.crt|; s|^role = .*|role = standby|")
 run_cmd "$T/out" "$T/err" "$HS_BIN" -c "$f" daemon --foreground
 if [ "$RC" -ne 0 ] && grep -q "nonexistent.crt" "$T/err"; then
-	ok "cert-file-missing: daemon exits $RC naming the file: $(grep -m1 nonexistent.crt "$T/err")"
+	hs_ok "cert-file-missing: daemon exits $RC naming the file: $(grep -m1 nonexistent.crt "$T/err")"
 else
-	bad "cert-file-missing: daemon exited $RC: $(cat "$T/err")"
+	hs_bad "cert-file-missing: daemon exited $RC: $(cat "$T/err")"
 fi
 
 echo "== a config file that does not exist"
 run_cmd "$T/out" "$T/err" "$HS_BIN" -c "$T/no-such.conf" sync
 if [ "$RC" -eq 2 ] && [ "$(wc -l <"$T/err")" -eq 1 ] &&
 	grep -q "^hamnsync: config: $T/no-such.conf: " "$T/err"; then
-	ok "missing file: exit 2: $(cat "$T/err")"
+	hs_ok "missing file: exit 2: $(cat "$T/err")"
 else
-	bad "missing file: exit $RC: $(cat "$T/err")"
+	hs_bad "missing file: exit $RC: $(cat "$T/err")"
 fi
 set +e
 HAMNSYNC_CONF=$T/no-such.conf timeout 20 "$HS_BIN" sync >/dev/null 2>"$T/err"
 RC=$?
 set -e
 [ "$RC" -eq 2 ] && grep -q "no-such.conf" "$T/err" &&
-	ok "HAMNSYNC_CONF is used: $(cat "$T/err")" ||
-	bad "HAMNSYNC_CONF: exit $RC: $(cat "$T/err")"
+	hs_ok "HAMNSYNC_CONF is used: $(cat "$T/err")" ||
+	hs_bad "HAMNSYNC_CONF: exit $RC: $(cat "$T/err")"
 
 echo "== the daemon refuses a bad config before creating anything"
 f=$(variant daemon-bad '/^role = /a bogus_key = 1')
@@ -186,73 +175,72 @@ for fg in --foreground ""; do
 	run_cmd "$T/out" "$T/err" "$HS_BIN" -c "$f" daemon $fg
 	if [ "$RC" -ne 0 ] && [ "$(wc -l <"$T/err")" -eq 1 ] &&
 		grep -q "^hamnsync: config: $f:$(line_of "$f" '^bogus_key'): unknown key" "$T/err"; then
-		ok "daemon ${fg:-(detaching)}: exit $RC, one line: $(cat "$T/err")"
+		hs_ok "daemon ${fg:-(detaching)}: exit $RC, one line: $(cat "$T/err")"
 	else
-		bad "daemon ${fg:-(detaching)}: exit $RC: $(cat "$T/err")"
+		hs_bad "daemon ${fg:-(detaching)}: exit $RC: $(cat "$T/err")"
 	fi
-	[ ! -e "$state" ] && ok "daemon ${fg:-(detaching)}: no state_dir created" ||
-		bad "daemon ${fg:-(detaching)}: state_dir created"
+	[ ! -e "$state" ] && hs_ok "daemon ${fg:-(detaching)}: no state_dir created" ||
+		hs_bad "daemon ${fg:-(detaching)}: state_dir created"
 done
 
 echo "== keygen"
 K=$T/kg
 run_cmd "$T/out" "$T/err" "$HS_BIN" keygen --out "$K" --name mn9
 [ "$RC" -eq 0 ] && [ -s "$K/node.crt" ] && [ -s "$K/node.key" ] &&
-	ok "keygen: first run exits 0: $(cat "$T/out")" ||
-	bad "keygen: first run exit $RC: $(cat "$T/err")"
-[ "$(stat -c %a "$K/node.key")" = 600 ] && ok "keygen: node.key is mode 0600" ||
-	bad "keygen: node.key is mode $(stat -c %a "$K/node.key")"
+	hs_ok "keygen: first run exits 0: $(cat "$T/out")" ||
+	hs_bad "keygen: first run exit $RC: $(cat "$T/err")"
+[ "$(stat -c %a "$K/node.key")" = 600 ] && hs_ok "keygen: node.key is mode 0600" ||
+	hs_bad "keygen: node.key is mode $(stat -c %a "$K/node.key")"
 sums=$(sha256sum "$K/node.crt" "$K/node.key")
 run_cmd "$T/out" "$T/err" "$HS_BIN" keygen --out "$K" --name mn9
 if [ "$RC" -ne 0 ] && [ "$sums" = "$(sha256sum "$K/node.crt" "$K/node.key")" ] &&
 	[ ! -s "$T/out" ]; then
-	ok "keygen: refuses to overwrite (exit $RC): $(cat "$T/err")"
+	hs_ok "keygen: refuses to overwrite (exit $RC): $(cat "$T/err")"
 else
-	bad "keygen without --force: exit $RC, files $([ "$sums" = "$(sha256sum "$K/node.crt" "$K/node.key")" ] && echo unchanged || echo CHANGED)"
+	hs_bad "keygen without --force: exit $RC, files $([ "$sums" = "$(sha256sum "$K/node.crt" "$K/node.key")" ] && echo unchanged || echo CHANGED)"
 fi
 # Only the key exists: still no overwrite.
 mkdir -p "$T/kg2"
 echo "precious" >"$T/kg2/node.key"
 run_cmd "$T/out" "$T/err" "$HS_BIN" keygen --out "$T/kg2" --name mn9
 [ "$RC" -ne 0 ] && [ "$(cat "$T/kg2/node.key")" = precious ] &&
-	ok "keygen: refuses when only node.key exists: $(cat "$T/err")" ||
-	bad "keygen: overwrote a lone node.key (exit $RC)"
+	hs_ok "keygen: refuses when only node.key exists: $(cat "$T/err")" ||
+	hs_bad "keygen: overwrote a lone node.key (exit $RC)"
 run_cmd "$T/out" "$T/err" "$HS_BIN" keygen --out "$K" --name mn9 --force
 fp=$(openssl x509 -noout -fingerprint -sha256 -in "$K/node.crt" |
 	sed 's/.*=//; s/://g' | tr 'A-F' 'a-f')
 if [ "$RC" -eq 0 ] && [ "$(wc -l <"$T/out")" -eq 1 ] &&
 	grep -qE '^sha256:[0-9a-f]{64}$' "$T/out" &&
 	[ "$(cat "$T/out")" = "sha256:$fp" ]; then
-	ok "keygen --force: exit 0, one line equal to openssl's fingerprint: $(cat "$T/out")"
+	hs_ok "keygen --force: exit 0, one line equal to openssl's fingerprint: $(cat "$T/out")"
 else
-	bad "keygen --force: exit $RC, stdout '$(cat "$T/out")', openssl says sha256:$fp"
+	hs_bad "keygen --force: exit $RC, stdout '$(cat "$T/out")', openssl says sha256:$fp"
 fi
 [ "$sums" != "$(sha256sum "$K/node.crt" "$K/node.key")" ] &&
-	ok "keygen --force: both files replaced" || bad "keygen --force: files unchanged"
+	hs_ok "keygen --force: both files replaced" || hs_bad "keygen --force: files unchanged"
 subj=$(openssl x509 -noout -subject -ext subjectAltName -in "$K/node.crt" | tr '\n' ' ')
 echo "$subj" | grep -q "mn9" && echo "$subj" | grep -q "DNS:mn9" &&
-	ok "keygen: subject and DNS name are the node name: $subj" ||
-	bad "keygen: certificate names: $subj"
+	hs_ok "keygen: subject and DNS name are the node name: $subj" ||
+	hs_bad "keygen: certificate names: $subj"
 openssl x509 -noout -checkend $((9 * 365 * 86400)) -in "$K/node.crt" >/dev/null &&
-	ok "keygen: certificate valid for more than 9 years" ||
-	bad "keygen: certificate expires too soon"
+	hs_ok "keygen: certificate valid for more than 9 years" ||
+	hs_bad "keygen: certificate expires too soon"
 
 echo "== --version"
 run_cmd "$T/out" "$T/err" "$HS_BIN" --version
 if [ "$RC" -eq 0 ] && grep -qE 'protocol [0-9]+' "$T/out" &&
 	grep -qE 'index format [0-9]+' "$T/out"; then
-	ok "--version: $(cat "$T/out")"
+	hs_ok "--version: $(cat "$T/out")"
 else
-	bad "--version: exit $RC: $(cat "$T/out" "$T/err")"
+	hs_bad "--version: exit $RC: $(cat "$T/out" "$T/err")"
 fi
 
 echo "== usage errors"
 run_cmd "$T/out" "$T/err" "$HS_BIN" -c "$T/good.conf" sync --bogus
-[ "$RC" -eq 2 ] && ok "sync --bogus: exit 2" || bad "sync --bogus: exit $RC"
+[ "$RC" -eq 2 ] && hs_ok "sync --bogus: exit 2" || hs_bad "sync --bogus: exit $RC"
 run_cmd "$T/out" "$T/err" "$HS_BIN" no-such-command
 [ "$RC" -eq 2 ] && grep -q "^hamnsync: " "$T/err" &&
-	ok "unknown command: exit 2: $(head -1 "$T/err")" ||
-	bad "unknown command: exit $RC"
+	hs_ok "unknown command: exit 2: $(head -1 "$T/err")" ||
+	hs_bad "unknown command: exit $RC"
 
-echo "test_bad_config: $PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+hs_result test_bad_config

@@ -107,7 +107,7 @@ hs_start_primary
 hs_wait_same "rebuilt indexes: the trees converge" 30 "$D"
 [ -s "$T/state1/index/data.mdb" ] && [ -s "$T/state2/index/data.mdb" ] &&
 	hs_ok "both indexes were rebuilt" || hs_bad "an index was not rebuilt"
-kill "$PRIMARY_PID"
+hs_signal TERM "$PRIMARY_PID"
 hs_wait_gone "$PRIMARY_PID" 150 || hs_bad "the primary did not stop"
 "$HS_BIN" -c "$C1" verify >"$T/verify.out" 2>&1 &&
 	hs_ok "hamnsync verify exits 0 after the rebuild" ||
@@ -119,7 +119,7 @@ rm -f "$T/state1/index/clean"
 hs_start_primary
 hs_wait_same "restarted primary in sync" 30 "$D"
 sleep 3
-kill "$PRIMARY_PID"
+hs_signal TERM "$PRIMARY_PID"
 hs_wait_gone "$PRIMARY_PID" 150 || hs_bad "the primary did not stop"
 [ -s "$T/state1/index/clean" ] && hs_ok "a clean stop marks the index" ||
 	hs_bad "no index/clean after a clean stop: $(tail -3 "$T/primary.log")"
@@ -130,7 +130,7 @@ HAMNSYNC_DEBUG=1 hs_start_primary
 hs_wait_log "$T/primary.log" "sources compared with the index" 1 30 ||
 	hs_bad "the restarted primary did not compare its sources"
 hs_wait_same "primary started on the mark" 30 "$D"
-kill "$PRIMARY_PID"
+hs_signal TERM "$PRIMARY_PID"
 hs_wait_gone "$PRIMARY_PID" 150 || hs_bad "the primary did not stop"
 grep -q "data.mdb is as its clean mark says: not probed" "$T/primary.log" &&
 	hs_ok "the start after a clean stop trusts the mark" ||

@@ -23,17 +23,6 @@ EVIL=$HS_TOOLS/hs-evilpeer
 [ -x "$HS_BIN" ] || hs_fail "$HS_BIN is not built"
 [ -x "$EVIL" ] || hs_fail "$EVIL is not built"
 
-PASSED=0
-FAILED=0
-ok() {
-	echo "  ok: $*"
-	PASSED=$((PASSED + 1))
-}
-bad() {
-	echo "  FAIL: $*"
-	FAILED=$((FAILED + 1))
-}
-
 hs_init bad_peer
 hs_gen_tree "$T/src"
 # Symlinks the primary really has, replicated as they are: on the standby
@@ -89,14 +78,14 @@ attack() {
 		"$POST_EVIL" "$name"
 	fi
 	if [ "$rc" -eq 0 ]; then
-		ok "$name: standby reacted as the contract says"
+		hs_ok "$name: standby reacted as the contract says"
 	else
-		bad "$name: hs-evilpeer exited $rc (standby did not react as expected)"
+		hs_bad "$name: hs-evilpeer exited $rc (standby did not react as expected)"
 	fi
 	if kill -0 "$STANDBY_PID" 2>/dev/null; then
-		ok "$name: standby daemon alive"
+		hs_ok "$name: standby daemon alive"
 	else
-		bad "$name: standby daemon DIED"
+		hs_bad "$name: standby daemon DIED"
 		tail -20 "$T/standby.log"
 		hs_start_standby
 	fi
@@ -104,9 +93,9 @@ attack() {
 		hits=$(tail -n +"$((lines + 1))" "$T/standby.log" | grep -F -- "$phrase" || true)
 		n=$(printf '%s' "$hits" | grep -c . || true)
 		if [ "$n" -eq 1 ]; then
-			ok "$name: one log line: ${hits#* }"
+			hs_ok "$name: one log line: ${hits#* }"
 		else
-			bad "$name: expected one log line with '$phrase', found $n"
+			hs_bad "$name: expected one log line with '$phrase', found $n"
 			tail -n +"$((lines + 1))" "$T/standby.log" | sed 's/^/     | /'
 		fi
 	fi
@@ -118,28 +107,28 @@ attack() {
 check_aftermath() {
 	local name=$1 found
 	if [ "$(outside_snapshot)" = "$OUTSIDE_SNAP" ]; then
-		ok "$name: nothing outside target_root changed"
+		hs_ok "$name: nothing outside target_root changed"
 	else
-		bad "$name: the sentinel folder outside target_root CHANGED"
+		hs_bad "$name: the sentinel folder outside target_root CHANGED"
 		ls -la "$T/outside"
 	fi
 	found=$(find "$T" \( -name '*evil*' -o -name '*escape*' \) -print | head -5)
 	if [ -z "$found" ]; then
-		ok "$name: no evil/escape file anywhere"
+		hs_ok "$name: no evil/escape file anywhere"
 	else
-		bad "$name: files written by the attacker: $found"
+		hs_bad "$name: files written by the attacker: $found"
 	fi
 	found=$(find "$T/standby" "$T/outside" -name '.hamnsync-tmp.*' | head -5)
 	if [ -z "$found" ]; then
-		ok "$name: no temporary file left"
+		hs_ok "$name: no temporary file left"
 	else
-		bad "$name: temporary files left: $found"
+		hs_bad "$name: temporary files left: $found"
 	fi
 	if [ -n "${EXPECT_CHANGED:-}" ] ||
 		[ "$(files_snapshot "$T/standby")" = "$STANDBY_FILES" ]; then
-		ok "$name: standby files unchanged before the next sync"
+		hs_ok "$name: standby files unchanged before the next sync"
 	else
-		bad "$name: standby files CHANGED by a refused attack"
+		hs_bad "$name: standby files CHANGED by a refused attack"
 		diff <(echo "$STANDBY_FILES") <(files_snapshot "$T/standby") | head -10
 	fi
 	if [ -n "${PRE_SYNC:-}" ]; then
@@ -152,9 +141,9 @@ check_aftermath() {
 	# The snapshot taken when rsync had found the trees identical; rsync
 	# runs again only to show what differs.
 	if [ "$(hs_snapshot "$T/standby")" = "$STANDBY_SNAP" ]; then
-		ok "$name: standby is again an exact copy"
+		hs_ok "$name: standby is again an exact copy"
 	else
-		bad "$name: standby differs from its state before the attack"
+		hs_bad "$name: standby differs from its state before the attack"
 		# shellcheck disable=SC2086
 		hs_compare $SOURCES || true
 	fi
@@ -206,9 +195,9 @@ out=$("$EVIL" -c "$C1" list "${INST[@]}" 2>&1) || true
 echo "   $(echo "$out" | head -1)"
 if echo "$out" | grep -q '  listed: \[0\] link$' &&
 	! echo "$out" | grep -q 'link/victim'; then
-	ok "listing: link listed as itself, nothing behind it"
+	hs_ok "listing: link listed as itself, nothing behind it"
 else
-	bad "listing: wrong view of link: $(echo "$out" | grep link)"
+	hs_bad "listing: wrong view of link: $(echo "$out" | grep link)"
 fi
 attack hash-probe-through-dir "link/victim: path through a symlink rejected" \
 	hash-probe "${INST[@]}" --path link/victim
@@ -225,9 +214,9 @@ out=$("$EVIL" -c "$C1" scoped-list "${INST[@]}" --path link 2>&1) || true
 echo "   $(echo "$out" | tail -1)"
 if echo "$out" | grep -q '  listed: \[0\] link$' &&
 	! echo "$out" | grep -q 'link/'; then
-	ok "scoped listing of link: link itself, nothing behind it"
+	hs_ok "scoped listing of link: link itself, nothing behind it"
 else
-	bad "scoped listing of link: $(echo "$out" | grep link)"
+	hs_bad "scoped listing of link: $(echo "$out" | grep link)"
 fi
 attack scoped-list-escape "path escapes its confinement" \
 	scoped-list "${INST[@]}" --path ../x
@@ -237,9 +226,9 @@ attack scoped-list-escape "path escapes its confinement" \
 link_replaced() {
 	if [ -f "$SD/filelink" ] && [ ! -L "$SD/filelink" ] &&
 		grep -q "hs-evilpeer" "$SD/filelink"; then
-		ok "$1: the symlink itself was replaced by the file"
+		hs_ok "$1: the symlink itself was replaced by the file"
 	else
-		bad "$1: filelink is not the new file: $(ls -l "$SD/filelink")"
+		hs_bad "$1: filelink is not the new file: $(ls -l "$SD/filelink")"
 	fi
 }
 EXPECT_CHANGED=1 PRE_SYNC=link_replaced attack file-replaces-symlink "done: 1 applied, 0 errors" \
@@ -254,20 +243,20 @@ VICTIM=$SD/postscripts/script3
 VSUM=$(sha256sum <"$VICTIM")
 attack data-overrun "more data than the 10 bytes announced" \
 	data-overrun "${INST[@]}" --path postscripts/script3
-[ "$(sha256sum <"$VICTIM")" = "$VSUM" ] && ok "data-overrun: old copy intact" ||
-	bad "data-overrun: old copy CHANGED"
+[ "$(sha256sum <"$VICTIM")" = "$VSUM" ] && hs_ok "data-overrun: old copy intact" ||
+	hs_bad "data-overrun: old copy CHANGED"
 attack short-data "fewer bytes than announced; old copy kept" \
 	short-data "${INST[@]}" --path postscripts/script3
 attack hash-mismatch "content hash mismatch; old copy kept" \
 	hash-mismatch "${INST[@]}" --path postscripts/script3
-[ "$(sha256sum <"$VICTIM")" = "$VSUM" ] && ok "hash-mismatch: old copy intact" ||
-	bad "hash-mismatch: old copy CHANGED"
+[ "$(sha256sum <"$VICTIM")" = "$VSUM" ] && hs_ok "hash-mismatch: old copy intact" ||
+	hs_bad "hash-mismatch: old copy CHANGED"
 attack delta-bad-offset "outside the" \
 	delta-bad-offset "${INST[@]}" --path postscripts/script3
 attack delta-huge-literal "delta produces more than the 100 bytes announced" \
 	delta-huge-literal "${INST[@]}" --path postscripts/script3
-[ "$(sha256sum <"$VICTIM")" = "$VSUM" ] && ok "delta lies: old copy intact" ||
-	bad "delta lies: old copy CHANGED"
+[ "$(sha256sum <"$VICTIM")" = "$VSUM" ] && hs_ok "delta lies: old copy intact" ||
+	hs_bad "delta lies: old copy CHANGED"
 
 # A file of 2^62 bytes announced, and one OP_SEEK to its end: 24 bytes on
 # the wire.  The standby must answer at once (RELIABILITY 3: offsets are
@@ -278,13 +267,13 @@ reap_spinner() {
 	sleep 1 # the peer is gone: a healthy session process ends now
 	kid=$(pgrep -P "$STANDBY_PID" || true)
 	if [ -n "$kid" ]; then
-		bad "$1: session process $kid still busy after the peer left ($(ps -o pcpu= -p "$kid" | tr -d ' ')% CPU); stopped with SIGKILL"
+		hs_bad "$1: session process $kid still busy after the peer left ($(ps -o pcpu= -p "$kid" | tr -d ' ')% CPU); stopped with SIGKILL"
 		# shellcheck disable=SC2086
 		kill -9 $kid
 		sleep 0.3
 		find "$T/standby" -name '.hamnsync-tmp.*' -delete
 	else
-		ok "$1: no session process left behind"
+		hs_ok "$1: no session process left behind"
 	fi
 }
 POST_EVIL=reap_spinner attack seek-bomb "" seek-bomb "${INST[@]}" --timeout 3000
@@ -297,18 +286,18 @@ mv "$T/standby$T/src/etc" "$T/standby$T/src/etc.real"
 ln -s "$T/outside" "$T/standby$T/src/etc"
 hs_sync
 if [ "$SYNC_RC" -eq 1 ] && grep -q "refused set netconf" "$T/sync.err"; then
-	ok "parent-symlink: sync exits 1, set netconf refused: $(grep -m1 netconf "$T/sync.err")"
+	hs_ok "parent-symlink: sync exits 1, set netconf refused: $(grep -m1 netconf "$T/sync.err")"
 else
-	bad "parent-symlink: sync exited $SYNC_RC: $(cat "$T/sync.err")"
+	hs_bad "parent-symlink: sync exited $SYNC_RC: $(cat "$T/sync.err")"
 fi
 if tail -n +"$((lines + 1))" "$T/standby.log" | grep -q "a component is a symlink"; then
-	ok "parent-symlink: logged: $(tail -n +"$((lines + 1))" "$T/standby.log" | grep -m1 "a component is a symlink" | cut -d' ' -f3-)"
+	hs_ok "parent-symlink: logged: $(tail -n +"$((lines + 1))" "$T/standby.log" | grep -m1 "a component is a symlink" | cut -d' ' -f3-)"
 else
-	bad "parent-symlink: no log line"
+	hs_bad "parent-symlink: no log line"
 fi
 [ "$(outside_snapshot)" = "$OUTSIDE_SNAP" ] &&
-	ok "parent-symlink: nothing written through it" ||
-	bad "parent-symlink: outside folder CHANGED"
+	hs_ok "parent-symlink: nothing written through it" ||
+	hs_bad "parent-symlink: outside folder CHANGED"
 rm "$T/standby$T/src/etc"
 mv "$T/standby$T/src/etc.real" "$T/standby$T/src/etc"
 # The test itself touched $T/src on the standby, which no set covers.
@@ -324,22 +313,22 @@ for ((i = 0; i < 50; i++)); do
 	grep -q "session open" "$T/hold.out" 2>/dev/null && break
 	sleep 0.1
 done
-grep -q "session open" "$T/hold.out" || bad "hold: no session: $(cat "$T/hold.out")"
+grep -q "session open" "$T/hold.out" || hs_bad "hold: no session: $(cat "$T/hold.out")"
 lines=$(wc -l <"$T/standby.log")
 hs_sync
 if [ "$SYNC_RC" -eq 3 ] && grep -qi busy "$T/sync.err"; then
-	ok "busy: sync exits 3: $(cat "$T/sync.err")"
+	hs_ok "busy: sync exits 3: $(cat "$T/sync.err")"
 else
-	bad "busy: sync exited $SYNC_RC: $(cat "$T/sync.err")"
+	hs_bad "busy: sync exited $SYNC_RC: $(cat "$T/sync.err")"
 fi
 if tail -n +"$((lines + 1))" "$T/standby.log" | grep -q "told busy"; then
-	ok "busy: logged: $(tail -n +"$((lines + 1))" "$T/standby.log" | grep -m1 "told busy" | cut -d' ' -f3-)"
+	hs_ok "busy: logged: $(tail -n +"$((lines + 1))" "$T/standby.log" | grep -m1 "told busy" | cut -d' ' -f3-)"
 else
-	bad "busy: no log line"
+	hs_bad "busy: no log line"
 fi
-hs_wait_gone "$HOLD_PID" 150 || bad "hold did not end"
-wait "$HOLD_PID" && ok "busy: the held session ended cleanly: $(tail -1 "$T/hold.out")" ||
-	bad "busy: the held session failed: $(cat "$T/hold.out")"
+hs_wait_gone "$HOLD_PID" 150 || hs_bad "hold did not end"
+wait "$HOLD_PID" && hs_ok "busy: the held session ended cleanly: $(tail -1 "$T/hold.out")" ||
+	hs_bad "busy: the held session failed: $(cat "$T/hold.out")"
 check_aftermath busy
 
 # --- SIGKILL in the middle of a large file --------------------------------
@@ -394,22 +383,22 @@ big_transfer() {
 		sleep 0.01
 	done
 	if [ -n "$TMP" ]; then
-		ok "$1: caught $(basename "$TMP") holding $(stat -c %s "$TMP" 2>/dev/null || echo '?') bytes"
+		hs_ok "$1: caught $(basename "$TMP") holding $(stat -c %s "$TMP" 2>/dev/null || echo '?') bytes"
 	else
-		bad "$1: no temporary file seen before the kill (sync: $(tail -1 "$T/sync-bg.out"))"
+		hs_bad "$1: no temporary file seen before the kill (sync: $(tail -1 "$T/sync-bg.out"))"
 	fi
 }
 
 # big_wait_sync NAME: the interrupted background sync must fail, bounded.
 big_wait_sync() {
 	local rc
-	hs_wait_gone "$SYNC_PID" 300 || bad "$1: the sync did not notice"
+	hs_wait_gone "$SYNC_PID" 300 || hs_bad "$1: the sync did not notice"
 	set +e
 	wait "$SYNC_PID" 2>/dev/null
 	rc=$?
 	set -e
-	[ "$rc" -ne 0 ] && ok "$1: the interrupted sync exits $rc: $(tail -1 "$T/sync-bg.out")" ||
-		bad "$1: the interrupted sync exited 0"
+	[ "$rc" -ne 0 ] && hs_ok "$1: the interrupted sync exits $rc: $(tail -1 "$T/sync-bg.out")" ||
+		hs_bad "$1: the interrupted sync exited 0"
 }
 
 # big_converge NAME: a sync exits 0 and the trees are identical.
@@ -418,15 +407,15 @@ big_converge() {
 	# shellcheck disable=SC2086
 	hs_sync_check "$1: the next sync: trees identical (rsync -c finds nothing)" \
 		$SOURCES
-	[ "$(digest "$SD/big.img")" = "$NEW_SUM" ] && ok "$1: the new copy is in place" ||
-		bad "$1: the new copy is not in place"
+	[ "$(digest "$SD/big.img")" = "$NEW_SUM" ] && hs_ok "$1: the new copy is in place" ||
+		hs_bad "$1: the new copy is not in place"
 }
 
 echo "== [${SECONDS}s] standby killed with SIGKILL in the middle of a 200 MiB file"
 head -c $((200 * 1024 * 1024)) /dev/urandom >"$BIG"
 hs_sync
-[ "$SYNC_RC" -eq 0 ] || bad "big: first sync exited $SYNC_RC"
-[ "$(digest "$SD/big.img")" = "$(digest "$BIG")" ] || bad "big: no old copy on the standby"
+[ "$SYNC_RC" -eq 0 ] || hs_bad "big: first sync exited $SYNC_RC"
+[ "$(digest "$SD/big.img")" = "$(digest "$BIG")" ] || hs_bad "big: no old copy on the standby"
 big_transfer crash
 # The whole standby, daemon and session process, by their PIDs: what a
 # crash of the machine or of the service does.
@@ -434,21 +423,21 @@ kids=$(pgrep -P "$STANDBY_PID" || true)
 disown "$STANDBY_PID" 2>/dev/null || true # no "Killed" report from bash
 # shellcheck disable=SC2086
 kill -9 "$STANDBY_PID" $kids 2>/dev/null || true
-hs_wait_gone "$STANDBY_PID" 50 || bad "crash: the standby survived SIGKILL"
+hs_wait_gone "$STANDBY_PID" 50 || hs_bad "crash: the standby survived SIGKILL"
 big_wait_sync crash
 got=$(digest "$SD/big.img")
 if [ "$got" = "$OLD_SUM" ]; then
-	ok "crash: the standby still holds the old copy, intact"
+	hs_ok "crash: the standby still holds the old copy, intact"
 elif [ -z "$TMP" ] && [ "$got" = "$NEW_SUM" ]; then
-	ok "crash: the standby holds the new copy (renamed before the kill)"
+	hs_ok "crash: the standby holds the new copy (renamed before the kill)"
 else
-	bad "crash: the standby's copy is TORN (neither old nor new)"
+	hs_bad "crash: the standby's copy is TORN (neither old nor new)"
 fi
 echo "   temporary files left by the crash: $(find "$T/standby" -name '.hamnsync-tmp.*' | wc -l)"
 try_start_standby || hs_fail "the standby does not restart after the crash"
 left=$(find "$T/standby" -name '.hamnsync-tmp.*' | wc -l)
-[ "$left" -eq 0 ] && ok "crash: the restart removed the leftovers: $(grep -m1 'temporary files' "$T/standby.log" | cut -d' ' -f3- || echo none)" ||
-	bad "crash: $left temporary files still there after the restart"
+[ "$left" -eq 0 ] && hs_ok "crash: the restart removed the leftovers: $(grep -m1 'temporary files' "$T/standby.log" | cut -d' ' -f3- || echo none)" ||
+	hs_bad "crash: $left temporary files still there after the restart"
 big_converge crash
 
 # The next two faults hit one part of the standby only.  The transfer in
@@ -473,9 +462,9 @@ slow_transfer() {
 		sleep 0.02
 	done
 	if [ -n "$TMP" ]; then
-		ok "$1: caught $(basename "$TMP") holding $(stat -c %s "$TMP" 2>/dev/null || echo '?') of 4194304 bytes"
+		hs_ok "$1: caught $(basename "$TMP") holding $(stat -c %s "$TMP" 2>/dev/null || echo '?') of 4194304 bytes"
 	else
-		bad "$1: no temporary file seen: $(cat "$T/slow.out")"
+		hs_bad "$1: no temporary file seen: $(cat "$T/slow.out")"
 	fi
 }
 
@@ -484,11 +473,11 @@ slow_transfer session-kill
 kid=$(pgrep -P "$STANDBY_PID" | head -1 || true)
 lines=$(wc -l <"$T/standby.log")
 [ -n "$kid" ] && kill -9 "$kid"
-hs_wait_gone "$SLOW_PID" 100 || bad "session-kill: the sender did not notice"
+hs_wait_gone "$SLOW_PID" 100 || hs_bad "session-kill: the sender did not notice"
 if kill -0 "$STANDBY_PID" 2>/dev/null; then
-	ok "session-kill: the daemon survives its session process"
+	hs_ok "session-kill: the daemon survives its session process"
 else
-	bad "session-kill: the daemon died with its session process"
+	hs_bad "session-kill: the daemon died with its session process"
 	try_start_standby || hs_fail "the standby does not restart"
 fi
 line=""
@@ -497,21 +486,21 @@ for ((i = 0; i < 20; i++)); do
 	[ -n "$line" ] && break
 	sleep 0.1
 done
-[ -n "$line" ] && ok "session-kill: logged: $(echo "$line" | cut -d' ' -f3-)" ||
-	bad "session-kill: no log line about the killed session process"
+[ -n "$line" ] && hs_ok "session-kill: logged: $(echo "$line" | cut -d' ' -f3-)" ||
+	hs_bad "session-kill: no log line about the killed session process"
 [ "$(digest "$SLOW")" = "$OLD_SUM" ] &&
-	ok "session-kill: the old copy is intact" || bad "session-kill: the copy CHANGED"
+	hs_ok "session-kill: the old copy is intact" || hs_bad "session-kill: the copy CHANGED"
 hs_sync
-[ "$SYNC_RC" -eq 0 ] && ok "session-kill: the next sync exits 0" ||
-	bad "session-kill: the next sync exited $SYNC_RC: $(head -3 "$T/sync.err")"
+[ "$SYNC_RC" -eq 0 ] && hs_ok "session-kill: the next sync exits 0" ||
+	hs_bad "session-kill: the next sync exited $SYNC_RC: $(head -3 "$T/sync.err")"
 # RELIABILITY 6: after the fault and quiet, rsync finds nothing.  The dead
 # session's temporary file (as big as the file was) must not stay in the
 # tree until the daemon happens to restart.
 left=$(find "$T/standby" -name '.hamnsync-tmp.*')
 if [ -z "$left" ]; then
-	ok "session-kill: no temporary file left in the standby's tree"
+	hs_ok "session-kill: no temporary file left in the standby's tree"
 else
-	bad "session-kill: the killed session's temporary file stays until a restart: $(du -h $left | tr '\t\n' '  ')"
+	hs_bad "session-kill: the killed session's temporary file stays until a restart: $(du -h $left | tr '\t\n' '  ')"
 	rm -f $left # so that what follows sees the other faults only,
 	hs_sync     # and the directory's mtime is the primary's again
 fi
@@ -524,21 +513,21 @@ pid=$(cat "$T/state2/hamnsync.pid")
 kid=$(pgrep -P "$pid" | head -1 || true)
 disown "$pid" 2>/dev/null || true
 kill -9 "$pid"
-hs_wait_gone "$pid" 50 || bad "daemon-kill: the daemon survived SIGKILL"
+hs_wait_gone "$pid" 50 || hs_bad "daemon-kill: the daemon survived SIGKILL"
 # What an administrator (or a supervisor) does next: start it again.
 if try_start_standby; then
-	ok "daemon-kill: the standby restarts at once"
+	hs_ok "daemon-kill: the standby restarts at once"
 	restarted=1
 else
-	bad "daemon-kill: the standby does not restart: $(head -1 "$T/standby.log" | cut -d' ' -f3-)"
+	hs_bad "daemon-kill: the standby does not restart: $(head -1 "$T/standby.log" | cut -d' ' -f3-)"
 	restarted=0
 fi
 # The session gets SIGTERM when the daemon dies and stops at the next
 # frame, removing its temporary file: bounded wait for it.
 if [ -n "$kid" ] && ! hs_wait_gone "$kid" 50; then
-	bad "daemon-kill: session process $kid outlives the daemon and goes on writing under target_root"
+	hs_bad "daemon-kill: session process $kid outlives the daemon and goes on writing under target_root"
 else
-	ok "daemon-kill: the session process ended with the daemon"
+	hs_ok "daemon-kill: the session process ended with the daemon"
 fi
 # Bounded: the orphan ends with the slow transfer (4 s); then stop both
 # by PID, and start the standby if it is not running.
@@ -550,18 +539,15 @@ fi
 echo "   the slow sender saw: $(tail -1 "$T/slow.out")"
 got=$(digest "$SLOW")
 [ "$got" = "$OLD_SUM" ] || [ "$(stat -c %s "$SLOW")" -eq 4194304 ] &&
-	ok "daemon-kill: the standby's copy is whole (old, or the orphan's complete file)" ||
-	bad "daemon-kill: the copy is TORN"
+	hs_ok "daemon-kill: the standby's copy is whole (old, or the orphan's complete file)" ||
+	hs_bad "daemon-kill: the copy is TORN"
 [ -z "$(find "$T/standby" -name '.hamnsync-tmp.*')" ] &&
-	ok "daemon-kill: no temporary file left after the restart" ||
-	bad "daemon-kill: temporary files left after the restart"
+	hs_ok "daemon-kill: no temporary file left after the restart" ||
+	hs_bad "daemon-kill: temporary files left after the restart"
 hs_sync
-[ "$SYNC_RC" -eq 0 ] && ok "daemon-kill: the next sync exits 0" ||
-	bad "daemon-kill: the next sync exited $SYNC_RC: $(head -3 "$T/sync.err")"
+[ "$SYNC_RC" -eq 0 ] && hs_ok "daemon-kill: the next sync exits 0" ||
+	hs_bad "daemon-kill: the next sync exited $SYNC_RC: $(head -3 "$T/sync.err")"
 # shellcheck disable=SC2086
 hs_sync_check "daemon-kill: trees identical (rsync -c finds nothing)" $SOURCES
 
-PASSED=$((PASSED + HS_PASSED))
-FAILED=$((FAILED + HS_FAILED))
-echo "test_bad_peer: $PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+hs_result test_bad_peer

@@ -12,11 +12,6 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-
 hs_init bigfile
 S=$T/src
 mkdir -p "$S/big"
@@ -29,18 +24,6 @@ hs_start_standby
 
 hs_sync
 hs_sync_check "seed: big files equal" "$S/big"
-
-# wait_tmp: until the standby has a temporary with data (bounded, 10 s).
-wait_tmp() {
-	local i
-	for ((i = 0; i < 200; i++)); do
-		if [ -n "$(find "$T/standby$S/big" -name '.hamnsync-tmp.*' -size +1k 2>/dev/null)" ]; then
-			return 0
-		fi
-		sleep 0.05
-	done
-	return 1
-}
 
 # The primary sends slowly from here on: a new file (sent whole, so
 # through the reader thread; a file the standby has goes as a delta) is
@@ -55,16 +38,16 @@ mid_read() {
 	head -c $((24 * 1024 * 1024)) /dev/urandom >"$f"
 	hs_sync &
 	spid=$!
-	if wait_tmp; then eval "$2"; else bad "$3: the transfer did not start"; fi
+	if hs_wait_transfer "$T/standby$S/big" 1024 10; then eval "$2"; else hs_bad "$3: the transfer did not start"; fi
 	wait "$spid" || true
 	n=$(grep -c "$1: changed while being read; the standby keeps its previous copy" "$T/sync.err" || true)
-	if [ "$n" = 1 ]; then ok "$3: one line"; else
-		bad "$3: $n lines: $(cat "$T/sync.err" "$T/sync.out")"; fi
+	if [ "$n" = 1 ]; then hs_ok "$3: one line"; else
+		hs_bad "$3: $n lines: $(cat "$T/sync.err" "$T/sync.out")"; fi
 	if [ ! -e "$T/standby$f" ] &&
 		[ -z "$(find "$T/standby$S/big" -name '.hamnsync-tmp.*')" ]; then
-		ok "$3: nothing of it on the standby"
+		hs_ok "$3: nothing of it on the standby"
 	else
-		bad "$3: a copy or temporary is on the standby"
+		hs_bad "$3: a copy or temporary is on the standby"
 	fi
 	hs_sync
 	hs_sync_check "$3: next sync equal" "$S/big"
@@ -98,18 +81,18 @@ if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
 	set -e
 	if [ "$SYNC_RC" = 1 ] && [ "$(grep -c "write failed" "$T/sync.err")" = 1 ] &&
 		grep -q "d.iso.*write failed" "$T/sync.err"; then
-		ok "full: the big file fails with a line"
+		hs_ok "full: the big file fails with a line"
 	else
-		bad "full: rc $SYNC_RC: $(cat "$T/sync.err")"
+		hs_bad "full: rc $SYNC_RC: $(cat "$T/sync.err")"
 	fi
 	if in_ns test ! -e "$T/full$S/big/d.iso" &&
 		[ -z "$(in_ns find "$T/full" -name '.hamnsync-tmp.*')" ]; then
-		ok "full: nothing half-written"
+		hs_ok "full: nothing half-written"
 	else
-		bad "full: a partial file or temporary is left"
+		hs_bad "full: a partial file or temporary is left"
 	fi
 	if in_ns cmp -s "$S/big/small.txt" "$T/full$S/big/small.txt"; then
-		ok "full: the small file arrived"; else bad "full: small file missing"; fi
+		hs_ok "full: the small file arrived"; else hs_bad "full: small file missing"; fi
 	in_ns mount -o remount,size=128m "$T/full"
 	C1=$T/mn1-full.conf hs_sync
 	# the oracle, inside the standby's mount namespace
@@ -122,10 +105,7 @@ if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
 	HS_STANDBY_CONF=$T/mn2-full.conf HS_COMPARE_FN=full_compare \
 		hs_sync_check "full: after growing, equal" "$S/big"
 else
-	bad "full: needs root and unshare -m"
+	hs_bad "full: needs root and unshare -m"
 fi
 
-pass=$((pass + HS_PASSED))
-fail=$((fail + HS_FAILED))
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+hs_result test_bigfile

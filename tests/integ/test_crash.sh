@@ -40,7 +40,7 @@ rm "$W/det/b"
 crash_primary
 hold
 standby_alone
-start_primary
+hs_start_primary "$C1P"
 settle "renamed, deleted, killed before the acknowledgement" 60
 [ ! -e "$T/standby$W/det/b" ] && hs_ok "the renamed and deleted file is gone from the standby" ||
 	hs_bad "det/b, renamed then deleted on the primary, stays on the standby"
@@ -69,7 +69,7 @@ crash_primary
 rm -r "$W/det2/a-dir"
 rm "$W/det2/x2"
 standby_alone
-start_primary
+hs_start_primary "$C1P"
 settle "run applied in part, killed, its directory removed" 90
 [ ! -e "$T/standby$W/det2/a-dir" ] && hs_ok "the directory made by the lost run is gone" ||
 	hs_bad "det2/a-dir, made by an unacknowledged run and removed, stays on the standby"
@@ -96,7 +96,7 @@ hs_ok "a run ended in errors, err/new1 on the standby"
 crash_primary
 rm "$W/err/new1"
 standby_alone
-start_primary
+hs_start_primary "$C1P"
 settle "run with errors, its new file deleted while down" 60
 [ ! -e "$T/standby$W/err/new1" ] && hs_ok "the new file of the failed run is gone from the standby" ||
 	hs_bad "err/new1, made by a run with errors and deleted while down, stays on the standby"

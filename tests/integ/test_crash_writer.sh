@@ -57,7 +57,7 @@ settle "a run after the rename" 60
 crash_primary
 rm -rf "$W/ren/e"
 standby_alone
-start_primary
+hs_start_primary "$C1P"
 settle "renamed directory deleted while down" 60
 
 # --- 4. a writer, and SIGKILL at different moments ----------------------
@@ -92,7 +92,7 @@ for delay in 0.7 1.9 0.3 2.6 1.2; do
 	sleep "$delay"
 	crash_primary
 	sleep 0.5 # the writer goes on while the primary is down
-	start_primary
+	hs_start_primary "$C1P"
 done
 sleep 1.1
 crash_primary
@@ -100,7 +100,7 @@ touch "$T/writer.stop"
 wait "$WRITER" || true
 sleep 0.3
 standby_alone
-start_primary
+hs_start_primary "$C1P"
 settle "writer, six crashes, restart" 90
 n=$(find "$W/churn" | wc -l)
 m=$(find "$T/standby$W/churn" 2>/dev/null | wc -l)

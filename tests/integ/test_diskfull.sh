@@ -34,12 +34,8 @@ fi
 df_cleanup() {
 	local rc=$? m
 	set +e
-	for p in "${HS_PIDS[@]}"; do
-		kill "$p" 2>/dev/null
-	done
-	for p in "${HS_PIDS[@]}"; do
-		hs_wait_gone "$p" 150 || kill -9 "$p" 2>/dev/null
-	done
+	# The daemons hold the mounts: stopped first (only those still ours).
+	hs_stop_ours
 	for m in "$T/full" "$T/pstate" "$T/sstate"; do
 		umount "$m" 2>/dev/null
 	done
@@ -70,18 +66,7 @@ sed -i "s|^peer_timeout = .*|peer_timeout = 10s|" "$C1" "$C2"
 
 # same: the standby's copy equals the source (rsync as the oracle).
 same() {
-	[ -z "$(rsync -naiHAXc --numeric-ids --modify-window=-1 --delete \
-		"$D/" "$T/full$D/" 2>&1)" ]
-}
-
-# st NODE OUT: `status --json` of node 1 or 2 into OUT; its exit code in RC.
-st() {
-	local c=$C1
-	[ "$1" = 2 ] && c=$C2
-	set +e
-	"$HS_BIN" -c "$c" status --json >"$2" 2>"$2.err"
-	RC=$?
-	set -e
+	hs_same --modify-window=-1 "$D" "$T/full$D"
 }
 
 # q FILE EXPR: a Python expression over the status object j.
@@ -107,10 +92,10 @@ has() {
 both_ok() {
 	local i
 	for ((i = 0; i < $1 * 4; i++)); do
-		st 1 "$T/s1.json"
-		local r1=$RC
-		st 2 "$T/s2.json"
-		if [ "$r1" = 0 ] && [ "$RC" = 0 ] &&
+		hs_status "$C1" "$T/s1.json"
+		local r1=$HS_STATUS_RC
+		hs_status "$C2" "$T/s2.json"
+		if [ "$r1" = 0 ] && [ "$HS_STATUS_RC" = 0 ] &&
 			[ "$(q "$T/s1.json" 'state("data")')" = in-sync ] &&
 			[ "$(q "$T/s2.json" 'state("data")')" = in-sync ] &&
 			[ "$(q "$T/s2.json" 'j["promote_ready"]["ready"]')" = True ]; then
@@ -119,7 +104,7 @@ both_ok() {
 		fi
 		sleep 0.25
 	done
-	hs_bad "$2: primary exit $r1 ($(q "$T/s1.json" 'state("data"), warn()')), standby exit $RC ($(q "$T/s2.json" 'state("data"), why(), warn()'))"
+	hs_bad "$2: primary exit $r1 ($(q "$T/s1.json" 'state("data"), warn()')), standby exit $HS_STATUS_RC ($(q "$T/s2.json" 'state("data"), why(), warn()'))"
 }
 
 # fill DIR: a filler file takes every free block of DIR's tmpfs.
@@ -137,10 +122,10 @@ hs_wait_log "$T/primary.log" "No space left on device" 1 30 ||
 	hs_fail "the primary never heard of the standby's full disk"
 said=0
 for ((i = 0; i < 4; i++)); do
-	st 1 "$T/z1.json"
-	r1=$RC
-	st 2 "$T/z2.json"
-	[ "$r1" != 0 ] && [ "$RC" != 0 ] &&
+	hs_status "$C1" "$T/z1.json"
+	r1=$HS_STATUS_RC
+	hs_status "$C2" "$T/z2.json"
+	[ "$r1" != 0 ] && [ "$HS_STATUS_RC" != 0 ] &&
 		[ "$(q "$T/z1.json" 'state("data")')" = error ] &&
 		has "$T/z1.json" 'why()' "set data .*standby mn2: .*No space left on device" &&
 		[ "$(q "$T/z2.json" 'j["promote_ready"]["ready"]')" = False ] &&
@@ -174,10 +159,10 @@ named=0
 pwhy=0
 lagged=0
 for ((i = 0; i < 8; i++)); do
-	st 2 "$T/f2.json"
-	r2=$RC
-	st 1 "$T/f1.json"
-	r1=$RC
+	hs_status "$C2" "$T/f2.json"
+	r2=$HS_STATUS_RC
+	hs_status "$C1" "$T/f1.json"
+	r1=$HS_STATUS_RC
 	[ "$(q "$T/f2.json" 'j["promote_ready"]["ready"]')" = True ] &&
 		said_ready=$((said_ready + 1))
 	[ "$(q "$T/f2.json" 'state("data")')" = in-sync ] ||
@@ -236,8 +221,8 @@ same && hs_ok "primary state_dir full: the files still replicate" ||
 	hs_bad "primary state_dir full: the files did not replicate"
 named=0
 for ((i = 0; i < 100; i++)); do
-	st 1 "$T/p1.json"
-	if [ "$RC" != 0 ] &&
+	hs_status "$C1" "$T/p1.json"
+	if [ "$HS_STATUS_RC" != 0 ] &&
 		has "$T/p1.json" 'warn()' "state_dir $T/pstate on mn1 is full" &&
 		has "$T/p1.json" 'warn()' "the index in $T/pstate on mn1 cannot be written: "; then
 		named=1
@@ -246,7 +231,7 @@ for ((i = 0; i < 100; i++)); do
 	sleep 0.2
 done
 [ "$named" = 1 ] && hs_ok "primary state_dir full: status names it and the index" ||
-	hs_bad "primary state_dir full: status said exit $RC: $(q "$T/p1.json" 'warn()')"
+	hs_bad "primary state_dir full: status said exit $HS_STATUS_RC: $(q "$T/p1.json" 'warn()')"
 rm -f "$T/pstate/filler"
 echo "after" >"$D/many/after"
 for ((i = 0; i < 300; i++)); do same && break; sleep 0.1; done
@@ -264,8 +249,8 @@ same && hs_ok "standby state_dir full: the files still replicate" ||
 	hs_bad "standby state_dir full: the files did not replicate"
 named=0
 for ((i = 0; i < 50; i++)); do
-	st 2 "$T/q2.json"
-	if [ "$RC" != 0 ] &&
+	hs_status "$C2" "$T/q2.json"
+	if [ "$HS_STATUS_RC" != 0 ] &&
 		has "$T/q2.json" 'warn()' "state_dir $T/sstate on mn2 is full"; then
 		named=1
 		break
@@ -273,7 +258,7 @@ for ((i = 0; i < 50; i++)); do
 	sleep 0.2
 done
 [ "$named" = 1 ] && hs_ok "standby state_dir full: status names it" ||
-	hs_bad "standby state_dir full: status said exit $RC: $(q "$T/q2.json" 'warn()')"
+	hs_bad "standby state_dir full: status said exit $HS_STATUS_RC: $(q "$T/q2.json" 'warn()')"
 rm -f "$T/sstate/filler"
 echo "after" >"$D/more/after"
 for ((i = 0; i < 300; i++)); do same && break; sleep 0.1; done

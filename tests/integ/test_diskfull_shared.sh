@@ -15,14 +15,10 @@ if [ -z "${HS_DISKFULL_NS:-}" ]; then
 fi
 
 ds_cleanup() {
-	local rc=$? p
+	local rc=$?
 	set +e
-	for p in "${HS_PIDS[@]}"; do
-		kill "$p" 2>/dev/null
-	done
-	for p in "${HS_PIDS[@]}"; do
-		hs_wait_gone "$p" 150 || kill -9 "$p" 2>/dev/null
-	done
+	# The daemons hold the mount: stopped first (only those still ours).
+	hs_stop_ours
 	umount "$T/disk" 2>/dev/null
 	(exit $rc)
 	hs_cleanup

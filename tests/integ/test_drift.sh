@@ -11,19 +11,6 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-check() { hs_sync_check "$1" "$D"; } # what the last sync claimed, then compared
-sync0() { # sync0 NAME: a sync that must exit 0
-	hs_sync
-	if [ "$SYNC_RC" -ne 0 ]; then
-		bad "$1: sync exited $SYNC_RC"
-		cat "$T/sync.out" "$T/sync.err"
-	fi
-}
-n_drift() { find "$T/state2/drift" -type f 2>/dev/null | wc -l; }
 # kept_as NAME SHA: the newest drift copy of NAME holds content SHA
 kept_as() {
 	local k
@@ -31,8 +18,6 @@ kept_as() {
 	KEPT=${k#$T/}
 	[ -n "$k" ] && [ "$(sha256sum <"$k")" = "$2" ]
 }
-n_lines() { grep -c "changed on this standby since hamnsync wrote it" \
-	"$T/standby.log" || true; }
 
 hs_init drift
 D=$T/src/data
@@ -51,28 +36,28 @@ hs_setup_pair "
 source = $D"
 hs_start_standby
 
-sync0 "seed"
-check "seed: trees equal"
-[ "$(n_drift)" -eq 0 ] && ok "seed: a file without a record is not drift" ||
-	bad "seed: $(n_drift) drift copies of files hamnsync never wrote"
+hs_sync_rc 0 "seed"
+hs_sync_check "seed: trees equal" "$D"
+[ "$(hs_drift_copies)" -eq 0 ] && hs_ok "seed: a file without a record is not drift" ||
+	hs_bad "seed: $(hs_drift_copies) drift copies of files hamnsync never wrote"
 
 # 1. our own writes are never drift: edits, chmod, links, renames
 echo "edited" >>"$D/hosts"
-sync0 "edit"
+hs_sync_rc 0 "edit"
 chmod 640 "$D/sub/cred"
-sync0 "chmod"
+hs_sync_rc 0 "chmod"
 echo "edited after chmod" >>"$D/sub/cred"
 echo "one of two links" >>"$D/link-a"
 mv "$D/old-name" "$D/new-name"
-sync0 "edit after chmod, link, rename"
+hs_sync_rc 0 "edit after chmod, link, rename"
 echo "again" >>"$D/new-name"
 echo "again" >>"$D/link-b"
-sync0 "edit after rename"
-check "own writes: trees equal"
-if [ "$(n_drift)" -eq 0 ] && [ "$(n_lines)" -eq 0 ]; then
-	ok "own writes (edit, chmod, hard link, rename): no drift seen"
+hs_sync_rc 0 "edit after rename"
+hs_sync_check "own writes: trees equal" "$D"
+if [ "$(hs_drift_copies)" -eq 0 ] && [ "$(hs_drift_lines)" -eq 0 ]; then
+	hs_ok "own writes (edit, chmod, hard link, rename): no drift seen"
 else
-	bad "own writes taken for drift: $(n_drift) copies, $(n_lines) lines"
+	hs_bad "own writes taken for drift: $(hs_drift_copies) copies, $(hs_drift_lines) lines"
 	grep "changed on this standby" "$T/standby.log" | head -5
 fi
 
@@ -80,26 +65,26 @@ fi
 echo "added on the standby by hand" >>"$T/standby$D/hosts"
 drifted=$(sha256sum <"$T/standby$D/hosts")
 echo "next primary edit" >>"$D/hosts"
-sync0 "overwrite of a drifted file"
-check "drift: the standby ends equal to the primary"
+hs_sync_rc 0 "overwrite of a drifted file"
+hs_sync_check "drift: the standby ends equal to the primary" "$D"
 if kept_as hosts "$drifted"; then
-	ok "drift: the standby's version kept at $KEPT"
+	hs_ok "drift: the standby's version kept at $KEPT"
 else
-	bad "drift: no copy of the standby's version of hosts under drift/"
+	hs_bad "drift: no copy of the standby's version of hosts under drift/"
 fi
-[ "$(n_lines)" -eq 1 ] && ok "drift: one line in the standby's log" ||
-	bad "drift: $(n_lines) log lines, wanted 1"
+[ "$(hs_drift_lines)" -eq 1 ] && hs_ok "drift: one line in the standby's log" ||
+	hs_bad "drift: $(hs_drift_lines) log lines, wanted 1"
 
 # 3. a drifted file the primary deletes: kept before it goes
 echo "standby-only change" >>"$T/standby$D/gone"
 drifted=$(sha256sum <"$T/standby$D/gone")
 rm "$D/gone"
-sync0 "delete of a drifted file"
-check "drift delete: trees equal"
+hs_sync_rc 0 "delete of a drifted file"
+hs_sync_check "drift delete: trees equal" "$D"
 if kept_as gone "$drifted"; then
-	ok "drift delete: the standby's version kept at $KEPT"
+	hs_ok "drift delete: the standby's version kept at $KEPT"
 else
-	bad "drift delete: no copy under drift/"
+	hs_bad "drift delete: no copy under drift/"
 fi
 
 # 4. status on the standby warns about the kept versions (Nagios 1)
@@ -115,22 +100,20 @@ sys.exit(0 if w and w[0]["severity"] == "warning" and
          w[0]["text"].startswith("2 ") else 1)
 PY
 then
-	ok "status on the standby warns (exit 1): 2 versions kept"
+	hs_ok "status on the standby warns (exit 1): 2 versions kept"
 else
-	bad "status: exit $src, $(cat "$T/status.json" "$T/status.err")"
+	hs_bad "status: exit $src, $(cat "$T/status.json" "$T/status.err")"
 fi
 
 # 5. after the drift is repaired the file is ours again: no new copy
 echo "one more primary edit" >>"$D/hosts"
-sync0 "edit after drift"
-check "edit after drift: trees equal"
-[ "$(n_drift)" -eq 2 ] && ok "after the repair, edits are not drift again" ||
-	bad "after the repair: $(n_drift) drift copies, wanted 2"
+hs_sync_rc 0 "edit after drift"
+hs_sync_check "edit after drift: trees equal" "$D"
+[ "$(hs_drift_copies)" -eq 2 ] && hs_ok "after the repair, edits are not drift again" ||
+	hs_bad "after the repair: $(hs_drift_copies) drift copies, wanted 2"
 
 # 6. drift is kept by the daemon too (a scoped run, not only sync)
-"$HS_BIN" -c "$C1" daemon --foreground >>"$T/primary.log" 2>&1 &
-PRIMARY_PID=$!
-HS_PIDS+=("$PRIMARY_PID")
+hs_start_primary
 for ((i = 0; i < 100; i++)); do
 	grep -q "in sync\|reconciled" "$T/primary.log" 2>/dev/null && break
 	sleep 0.1
@@ -143,20 +126,17 @@ drifted=$(sha256sum <"$T/standby$D/sub/cred")
 echo "primary edit while the daemon runs" >>"$D/sub/cred"
 hs_wait_same "daemon: the primary's edit replaces the drifted copy" 10 "$D"
 if kept_as cred "$drifted"; then
-	ok "daemon: drifted copy kept, then replaced by the primary's"
+	hs_ok "daemon: drifted copy kept, then replaced by the primary's"
 else
-	bad "daemon: drift of sub/cred not kept"
+	hs_bad "daemon: drift of sub/cred not kept"
 fi
-kill "$PRIMARY_PID"
-hs_wait_gone "$PRIMARY_PID" 100 || bad "primary did not stop"
+hs_signal TERM "$PRIMARY_PID"
+hs_wait_gone "$PRIMARY_PID" 100 || hs_bad "primary did not stop"
 # That edit of a small file the standby acknowledged went blind (no
 # listing round trip, send.c blind_ok): drift is still seen, by the standby.
 blind=$(sed -n 's/.*stopped after [0-9]* reconciliations (\([0-9]*\) without a listing).*/\1/p' \
 	"$T/primary.log" | tail -1)
-[ "${blind:-0}" -ge 1 ] && ok "daemon: $blind scoped run(s) without a listing" ||
-	bad "daemon: no scoped run went without a listing: $(grep 'stopped after' "$T/primary.log")"
+[ "${blind:-0}" -ge 1 ] && hs_ok "daemon: $blind scoped run(s) without a listing" ||
+	hs_bad "daemon: no scoped run went without a listing: $(grep 'stopped after' "$T/primary.log")"
 
-pass=$((pass + HS_PASSED))
-fail=$((fail + HS_FAILED))
-echo "drift: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+hs_result drift

@@ -32,9 +32,9 @@ subst() {
 	sed -i "s|$2|$3|" "$1"
 }
 
-# node_conf OUT NODE STATE PEERFP: the example with its values moved
+# example_conf OUT NODE STATE PEERFP: the example with its values moved
 # under $T, for node NODE (mn1 as shipped, mn2 with the "On mn2" lines).
-node_conf() {
+example_conf() {
 	local out=$1 node=$2 state=$3 fp=$4
 	cp "$EXAMPLE" "$out"
 	subst "$out" '^state_dir = /var/lib/hamnsync$' "state_dir = $state"
@@ -75,8 +75,8 @@ sys.exit(0 if eval(sys.argv[2]) else 1)' "$T/$name.json" "$expr" \
 
 C1=$T/mn1.conf
 C2=$T/mn2.conf
-node_conf "$C1" mn1 "$T/state1" "$FP2"
-node_conf "$C2" mn2 "$T/state2" "$FP1"
+example_conf "$C1" mn1 "$T/state1" "$FP2"
+example_conf "$C2" mn2 "$T/state2" "$FP1"
 
 # 1. The two copies replicate the guide's path sets, SQLite files excluded.
 mkdir -p "$S/etc/xcat/ca/private" "$S/etc/xcat/cert" "$S/etc/xcat/hostkeys" \

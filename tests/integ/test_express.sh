@@ -20,11 +20,6 @@ set -euo pipefail
 EVIL=${HS_TOOLS:-$top/build/bin}/hs-evilpeer
 [ -x "$EVIL" ] || hs_fail "hs-evilpeer missing ($EVIL): build the tests"
 
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-
 # BIG_MIB at BW_MIB MiB/s: several seconds of transfer, whatever the CPU.
 BIG_MIB=24
 BW_MIB=4
@@ -79,9 +74,9 @@ evil_hold() {
 
 expect_busy() {
 	if grep -q "BUSY" "$T/$1.out"; then
-		ok "$2: told busy"
+		hs_ok "$2: told busy"
 	else
-		bad "$2: not told busy: $(cat "$T/$1.out")"
+		hs_bad "$2: not told busy: $(cat "$T/$1.out")"
 	fi
 }
 
@@ -92,15 +87,15 @@ evil alone "$C1" --express hold 1
 expect_busy alone "an express lane without a session"
 
 if evil_hold h1 "$C1"; then
-	ok "a session for mn1"
+	hs_ok "a session for mn1"
 else
-	bad "no session for mn1: $(cat "$T/h1.out")"
+	hs_bad "no session for mn1: $(cat "$T/h1.out")"
 fi
 H1=$HOLD_PID
 if evil_hold h2 "$C1" --express; then
-	ok "an express lane beside mn1's session"
+	hs_ok "an express lane beside mn1's session"
 else
-	bad "no express lane beside mn1's session: $(cat "$T/h2.out")"
+	hs_bad "no express lane beside mn1's session: $(cat "$T/h2.out")"
 fi
 H2=$HOLD_PID
 evil x2 "$C1" --express hold 1
@@ -111,31 +106,19 @@ evil other "$C3" hold 1
 expect_busy other "another primary (mn3)"
 evil otherx "$C3" --express hold 1
 expect_busy otherx "another primary's express lane"
-kill "$H1" "$H2" 2>/dev/null || true
+hs_signal TERM "$H1" "$H2"
 hs_wait_gone "$H1" 100 || hs_fail "hs-evilpeer $H1 did not stop"
 hs_wait_gone "$H2" 100 || hs_fail "hs-evilpeer $H2 did not stop"
 kill -0 "$STANDBY_PID" || hs_fail "standby died in part 1"
 
 # ------------------------------------------------------- 2. overtaking
-"$HS_BIN" -c "$C1" daemon --foreground >>"$T/primary.log" 2>&1 &
-PRIMARY_PID=$!
-HS_PIDS+=("$PRIMARY_PID")
+hs_start_primary
 
 # The session children hold the slots (the first one after the seed): the
 # standby refuses a third connection until then, so wait for the seed
 # (lib.sh's honest wait: status in-sync and promote ready, then compared).
 hs_wait_same "seeded" 120 $SOURCES
 [ "$HS_SAME" -eq 1 ] || hs_fail "no seed: $(tail -5 "$T/primary.log")"
-
-# wait_tmp: until a temporary file shows that a big transfer is under way.
-wait_tmp() {
-	local i
-	for ((i = 0; i < 300; i++)); do
-		ls -a "$BIGCOPY" | grep -q '^\.hamnsync-tmp\.' && return 0
-		sleep 0.05
-	done
-	return 1
-}
 
 # big_done NAME: is the standby's copy of big/NAME complete (renamed)?
 big_done() {
@@ -159,32 +142,32 @@ edit() {
 }
 
 head -c $((BIG_MIB * 1024 * 1024)) /dev/urandom >"$S/big/stream1.iso"
-wait_tmp || hs_fail "no transfer of stream1.iso under way: $(tail -5 "$T/primary.log")"
+hs_wait_transfer "$BIGCOPY" -1 15 || hs_fail "no transfer of stream1.iso under way: $(tail -5 "$T/primary.log")"
 # While its run is under way the set is not in-sync, on either node.
 hs_expect_status "stream1.iso under way: the primary says set big is not in-sync" \
 	"$C1" '[p["state"] for p in d["paths"] if p["name"] == "big"] == ["catching-up"]'
 hs_expect_status "stream1.iso under way: the standby is not promote ready" \
 	"$C2" 'd["promote_ready"]["ready"] is False'
-big_done stream1.iso && bad "stream1.iso was complete before status was asked"
+big_done stream1.iso && hs_bad "stream1.iso was complete before status was asked"
 overtook=0
 for k in 1 2 3 4 5; do
 	big_done stream1.iso && break
 	edit "edit $k during stream1"
-	[ $EDIT_OK -eq 1 ] || { bad "edit $k never reached the standby"; break; }
+	[ $EDIT_OK -eq 1 ] || { hs_bad "edit $k never reached the standby"; break; }
 	big_done stream1.iso || overtook=$((overtook + 1))
 done
 if [ $overtook -ge 1 ]; then
-	ok "$overtook edits overtook the big file (copy incomplete when they landed)"
+	hs_ok "$overtook edits overtook the big file (copy incomplete when they landed)"
 else
-	bad "no edit overtook the big file"
+	hs_bad "no edit overtook the big file"
 	grep -i express "$T/primary.log" "$T/standby.log" | tail -5
 fi
 grep -q "express lane to standby .* open" "$T/primary.log" &&
-	ok "the primary logged its express lane" ||
-	bad "no express lane in the primary's log"
+	hs_ok "the primary logged its express lane" ||
+	hs_bad "no express lane in the primary's log"
 grep -q "express lane with primary mn1" "$T/standby.log" &&
-	ok "the standby logged the express lane" ||
-	bad "no express lane in the standby's log"
+	hs_ok "the standby logged the express lane" ||
+	hs_bad "no express lane in the standby's log"
 
 # Both lanes up (the express lane stays open, pinged): a third is busy.
 evil third2 "$C1" hold 1
@@ -198,41 +181,38 @@ hs_wait_same "identical after the first big file" 120 $SOURCES
 XPID=$(grep "express lane with primary mn1" "$T/standby.log" | tail -1 |
 	sed -n 's/.*hamnsync\[\([0-9]*\)\].*/\1/p')
 head -c $((BIG_MIB * 1024 * 1024)) /dev/urandom >"$S/big/stream2.iso"
-wait_tmp || hs_fail "no transfer of stream2.iso under way"
+hs_wait_transfer "$BIGCOPY" -1 15 || hs_fail "no transfer of stream2.iso under way"
 # Only the standby's own child, checked by its parent pid.
 if [ -n "$XPID" ] && [ "$(awk '{ print $4 }' "/proc/$XPID/stat" 2>/dev/null)" = "$STANDBY_PID" ]; then
 	kill -KILL "$XPID"
-	ok "express lane's session process $XPID killed mid-transfer"
+	hs_ok "express lane's session process $XPID killed mid-transfer"
 else
-	bad "no express session process to kill (pid '${XPID}')"
+	hs_bad "no express session process to kill (pid '${XPID}')"
 fi
 echo "edit after the kill" >"$S/etc/hosts"
 sleep 1
 edit "edit after the backoff"
-[ $EDIT_OK -eq 1 ] || bad "the edit after the kill never reached the standby"
+[ $EDIT_OK -eq 1 ] || hs_bad "the edit after the kill never reached the standby"
 if big_done stream2.iso; then
 	echo "info: the bulk lane had finished stream2.iso when the edit landed"
 else
-	ok "the express lane came back and overtook again"
+	hs_ok "the express lane came back and overtook again"
 fi
 hs_wait_same "identical after the express lane was killed" 120 $SOURCES
 if grep -q "cannot rename into place\|stream2.iso: changed while" "$T/primary.log"; then
-	bad "the bulk lane's transfer was disturbed: $(grep 'cannot rename\|stream2.iso: changed' "$T/primary.log" | head -2)"
+	hs_bad "the bulk lane's transfer was disturbed: $(grep 'cannot rename\|stream2.iso: changed' "$T/primary.log" | head -2)"
 else
-	ok "the bulk lane's transfer was not disturbed by the killed express child"
+	hs_ok "the bulk lane's transfer was not disturbed by the killed express child"
 fi
-kill -0 "$PRIMARY_PID" 2>/dev/null && ok "primary still running" ||
-	bad "primary died"
-kill -0 "$STANDBY_PID" 2>/dev/null && ok "standby still running" ||
-	bad "standby died"
+kill -0 "$PRIMARY_PID" 2>/dev/null && hs_ok "primary still running" ||
+	hs_bad "primary died"
+kill -0 "$STANDBY_PID" 2>/dev/null && hs_ok "standby still running" ||
+	hs_bad "standby died"
 
-pass=$((pass + HS_PASSED))
-fail=$((fail + HS_FAILED))
-echo "$pass passed, $fail failed"
-if [ $fail -ne 0 ]; then
+if [ "$HS_FAILED" -gt 0 ]; then
 	echo "--- primary log (tail)"
 	tail -25 "$T/primary.log"
 	echo "--- standby log (tail)"
 	tail -25 "$T/standby.log"
-	exit 1
 fi
+hs_result test_express

@@ -45,8 +45,6 @@ hs_init failpoints
 mkdir -p "$T/pki/mn1"
 hs_pki
 
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-
 # --------------------------------------------------- start-up refusals
 
 # bad_spec SPEC WORD: the daemon refuses SPEC at start, exit 2, one line
@@ -84,21 +82,10 @@ fi
 # ------------------------------------------------------------- one case
 
 # fp_conf FILE NAME ROLE STATE CERTDIR PEERFP: the config of one node of
-# case $CD (port $PORT, target_root $CD/root).
+# case $CD (hs_conf's, port $PORT, target_root $CD/root), with its sets.
 fp_conf() {
-	cat >"$1" <<CONF
-[node]
-name = $2
-role = $3
-state_dir = $4
-listen = 127.0.0.1:$PORT
-peer = 127.0.0.1:$PORT
-peer_name = $([ "$2" = mn1 ] && echo mn2 || echo mn1)
-cert = $5/node.crt
-key = $5/node.key
-peer_fingerprint = $6
-target_root = $CD/root
-peer_timeout = 5s
+	HS_TARGET_ROOT=$CD/root hs_conf "$@"
+	cat >>"$1" <<CONF
 max_delete_percent = 100
 
 [path data]
@@ -170,39 +157,16 @@ start_node() {
 	eval "PID$1=$pid"
 }
 
-# wait_count FILE PATTERN N SECONDS: until FILE has more than N lines
-# matching PATTERN (fixed string); 1 on timeout.
-wait_count() {
-	local i
-	for ((i = 0; i < $4 * 20; i++)); do
-		[ "$(grep -cF -- "$2" "$1" 2>/dev/null || true)" -gt "$3" ] &&
-			return 0
-		sleep 0.05
-	done
-	return 1
-}
-
 # start_standby SPEC: start it and wait until it listens.
 start_standby() {
 	local before
 	before=$(grep -c "listening on" "$T/$CASE_NO-standby.log" 2>/dev/null || true)
 	start_node 2 "$1"
-	wait_count "$T/$CASE_NO-standby.log" "listening on" "${before:-0}" 20 ||
+	hs_wait_log "$T/$CASE_NO-standby.log" "listening on" \
+		$((${before:-0} + 1)) 20 ||
 		return 1
 }
 
-# forget PID: it ended and was reaped; the cleanup must not signal
-# whatever gets its number next.
-forget() {
-	local p keep=()
-	for p in "${HS_PIDS[@]}"; do
-		[ "$p" = "$1" ] || keep+=("$p")
-	done
-	HS_PIDS=("${keep[@]}")
-}
-
-# stop_pid PID: SIGTERM, bounded wait (the daemons give a session 10 s),
-# then SIGKILL and 1.
 # rounds_after N SECONDS: wait until the writer did N more rounds.
 rounds_after() {
 	local from i
@@ -212,20 +176,6 @@ rounds_after() {
 			return 0
 		sleep 0.05
 	done
-	return 1
-}
-
-stop_pid() {
-	[ -n "$1" ] || return 0
-	kill "$1" 2>/dev/null || true
-	if hs_wait_gone "$1" 200; then
-		wait "$1" 2>/dev/null || true
-		forget "$1"
-		return 0
-	fi
-	kill -9 "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-	forget "$1"
 	return 1
 }
 
@@ -272,7 +222,7 @@ converge() {
 	local t0 end said d
 	CONVERGED=0
 	LIE=""
-	t0=$(now_ms)
+	t0=$(hs_now_ms)
 	end=$((t0 + CONVERGE * 1000))
 	while :; do
 		if [ -z "$(oracle)" ]; then
@@ -292,10 +242,10 @@ converge() {
 					head -3 | tr '\n' ' ')"
 			fi
 		fi
-		[ "$(now_ms)" -ge "$end" ] && break
+		[ "$(hs_now_ms)" -ge "$end" ] && break
 		sleep 0.2
 	done
-	CONVERGE_MS=$(($(now_ms) - t0))
+	CONVERGE_MS=$(($(hs_now_ms) - t0))
 }
 
 # show_logs: the tail of the case's logs, after a failure.
@@ -314,7 +264,7 @@ run_case() {
 	CD=$T/c$CASE_NO
 	what="$fp:$action"
 	spec="$fp=1*$action@$HIT"
-	t0=$(now_ms)
+	t0=$(hs_now_ms)
 	mkdir -p "$CD"
 	PORT=$(hs_free_port) || hs_fail "no free port"
 	fp_conf "$CD/mn1.conf" mn1 primary "$CD/state1" "$T/pki/mn1" "$FP2"
@@ -331,18 +281,18 @@ run_case() {
 	if [ "$rc" -ne 0 ]; then
 		hs_bad "$what: seeding sync exited $rc"
 		cat "$T/$CASE_NO-sync.out"
-		stop_pid "$PID2" || true
+		hs_stop_pid "$PID2" || true
 		return
 	fi
 	if [ "$node" = 2 ]; then
-		stop_pid "$PID2" || true
+		hs_stop_pid "$PID2" || true
 		start_standby "$spec" ||
 			{ hs_bad "$what: standby did not start"; show_logs; return; }
 		start_node 1 ""
 	else
 		start_node 1 "$spec"
 	fi
-	wait_count "$T/$CASE_NO-primary.log" "connected to standby" 0 20 ||
+	hs_wait_log "$T/$CASE_NO-primary.log" "connected to standby" 1 20 ||
 		{ hs_bad "$what: the primary never connected"; failed=1; }
 
 	rm -f "$CD/stop"
@@ -354,24 +304,24 @@ run_case() {
 	fi
 	local wpid=$!
 	HS_PIDS+=("$wpid")
-	if ! wait_count "$log" "failpoint $fp fired" 0 40; then
+	if ! hs_wait_log "$log" "failpoint $fp fired" 1 40; then
 		hs_bad "$what: never fired while the writer ran"
 		failed=1
 	elif [ "$action" = crash ]; then
 		pid=$([ "$node" = 1 ] && echo "$PID1" || echo "$PID2")
 		if hs_wait_gone "$pid" 100; then
 			wait "$pid" 2>/dev/null || true
-			forget "$pid"
+			hs_forget "$pid"
 		else
 			hs_bad "$what: the daemon still runs after its crash"
 			failed=1
-			stop_pid "$pid" || true
+			hs_stop_pid "$pid" || true
 		fi
 		# Started again without the variable: it must not fire again.
 		if [ "$node" = 1 ]; then
 			start_node 1 ""
-			wait_count "$T/$CASE_NO-primary.log" "connected to standby" \
-				1 30 || { hs_bad "$what: the restarted primary never connected"; failed=1; }
+			hs_wait_log "$T/$CASE_NO-primary.log" "connected to standby" \
+				2 30 || { hs_bad "$what: the restarted primary never connected"; failed=1; }
 		else
 			start_standby "" ||
 				{ hs_bad "$what: the standby did not start again"; failed=1; }
@@ -386,7 +336,7 @@ run_case() {
 	fi
 	touch "$CD/stop"
 	wait "$wpid" 2>/dev/null || true
-	forget "$wpid"
+	hs_forget "$wpid"
 
 	converge
 	if [ "$CONVERGED" = 1 ]; then
@@ -422,8 +372,8 @@ run_case() {
 		fi
 	done
 	# Both stopped: `status` opens each index from disk.
-	stop_pid "$PID1" || { hs_bad "$what: the primary did not stop"; failed=1; }
-	stop_pid "$PID2" || { hs_bad "$what: the standby did not stop"; failed=1; }
+	hs_stop_pid "$PID1" || { hs_bad "$what: the primary did not stop"; failed=1; }
+	hs_stop_pid "$PID2" || { hs_bad "$what: the standby did not stop"; failed=1; }
 	for n in 1 2; do
 		set +e
 		"$HS_BIN" -c "$CD/mn$n.conf" status >"$CD/status$n.out" 2>&1
@@ -435,7 +385,7 @@ run_case() {
 		fi
 	done
 	if [ "$failed" = 0 ]; then
-		hs_ok "$what on $([ "$node" = 1 ] && echo primary || echo standby): fired, converged in ${CONVERGE_MS} ms, status honest, indexes open ($(($(now_ms) - t0)) ms)"
+		hs_ok "$what on $([ "$node" = 1 ] && echo primary || echo standby): fired, converged in ${CONVERGE_MS} ms, status honest, indexes open ($(($(hs_now_ms) - t0)) ms)"
 		[ -n "${HS_KEEP:-}" ] || rm -rf "$CD" "$T/$CASE_NO"-*.log
 	else
 		show_logs

@@ -8,29 +8,15 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-check() { hs_sync_check "$1" "$D"; } # what the last sync claimed, then compared
-sync_rc() { # sync_rc WANT NAME [ARGS]
-	local want=$1 name=$2
-	shift 2
-	hs_sync "$@"
-	if [ "$SYNC_RC" -ne "$want" ]; then
-		bad "$name: sync exited $SYNC_RC, wanted $want"
-		cat "$T/sync.out" "$T/sync.err"
-	fi
-}
 blocks() { stat -c %b "$1"; }
 check_sparse() { # check_sparse FILE: the copy allocates no more than the original
 	local a b
 	a=$(blocks "$1")
 	b=$(blocks "$T/standby$1")
 	if [ "$b" -le $((a + 8)) ]; then
-		ok "holes kept in ${1##*/} ($a vs $b blocks)"
+		hs_ok "holes kept in ${1##*/} ($a vs $b blocks)"
 	else
-		bad "holes lost in ${1##*/}: $a blocks on the primary, $b on the standby"
+		hs_bad "holes lost in ${1##*/}: $a blocks on the primary, $b on the standby"
 	fi
 }
 
@@ -70,19 +56,19 @@ hs_setup_pair "
 source = $D"
 hs_start_standby
 
-sync_rc 0 seed
-check "seed: hard links, sparse, ACL, xattrs, capability, fifo, devices"
+hs_sync_rc 0 seed
+hs_sync_check "seed: hard links, sparse, ACL, xattrs, capability, fifo, devices" "$D"
 check_sparse "$D/disk.img"
 if [ "$(stat -c %i "$T/standby$D/rpms/a.rpm")" = "$(stat -c %i "$T/standby$D/rpms/b.rpm")" ] &&
 	[ "$(stat -c %h "$T/standby$D/other/c3")" = 3 ]; then
-	ok "hard links are links on the standby"
+	hs_ok "hard links are links on the standby"
 else
-	bad "hard links copied, not linked"
+	hs_bad "hard links copied, not linked"
 fi
 if getcap "$T/standby$D/ping-like" | grep -q cap_net_raw; then
-	ok "file capability kept"
+	hs_ok "file capability kept"
 else
-	bad "file capability lost"
+	hs_bad "file capability lost"
 fi
 
 # Deltas: 3 x 64 KiB edited inside the 64 MiB file travel as a delta.
@@ -92,25 +78,25 @@ for off in 1000000 30000000 60000000; do
 done
 hs_sync --dry-run
 if grep -q "^delta .*big.iso" "$T/sync.out"; then
-	ok "dry run says delta for the big file"
+	hs_ok "dry run says delta for the big file"
 else
-	bad "dry run: $(cat "$T/sync.out")"
+	hs_bad "dry run: $(cat "$T/sync.out")"
 fi
-sync_rc 0 delta
-check "delta of 3 x 64 KiB in 64 MiB"
+hs_sync_rc 0 delta
+hs_sync_check "delta of 3 x 64 KiB in 64 MiB" "$D"
 wire=$(sed -n 's/.*; \([0-9.]*\) \([KM]i\)B on the wire.*/\1 \2/p' "$T/sync.out")
 if grep -q " 1 deltas" "$T/sync.out" && echo "$wire" | awk '$2 == "Ki" || ($2 == "Mi" && $1 < 2) { ok = 1 } END { exit !ok }'; then
-	ok "delta sent: $wire on the wire for a 64 MiB file"
+	hs_ok "delta sent: $wire on the wire for a 64 MiB file"
 else
-	bad "delta not used or too big: $(cat "$T/sync.out")"
+	hs_bad "delta not used or too big: $(cat "$T/sync.out")"
 fi
 # an append and a truncation of the big file also go as deltas
 head -c 100000 /dev/urandom >>"$D/big.iso"
-sync_rc 0 append
-check "append to the big file"
+hs_sync_rc 0 append
+hs_sync_check "append to the big file" "$D"
 truncate -s 50000000 "$D/big.iso"
-sync_rc 0 truncate
-check "truncate the big file"
+hs_sync_rc 0 truncate
+hs_sync_check "truncate the big file" "$D"
 
 # Mutations of fidelity attributes
 ln "$D/other/f1" "$D/other/f1-link"                  # hard link added
@@ -123,14 +109,14 @@ setfacl -m u:4321:r "$D/acl/file"                     # ACL changed
 rm "$D/dev/initctl" && echo "was a fifo" >"$D/dev/initctl"   # fifo -> file
 rm "$D/dev/loop0" && mknod "$D/dev/loop0" b 7 1       # device number changed
 mkfifo "$D/dev/newfifo"
-sync_rc 0 mutations
-check "link added and broken, hole punched, xattr and ACL changed, specials"
+hs_sync_rc 0 mutations
+hs_sync_check "link added and broken, hole punched, xattr and ACL changed, specials" "$D"
 check_sparse "$D/other/f3"
 if [ "$(stat -c %i "$T/standby$D/other/f1")" = "$(stat -c %i "$T/standby$D/other/f1-link")" ] &&
 	[ "$(stat -c %i "$T/standby$D/rpms/a.rpm")" != "$(stat -c %i "$T/standby$D/rpms/b.rpm")" ]; then
-	ok "new link made, broken link broken"
+	hs_ok "new link made, broken link broken"
 else
-	bad "hard-link changes not mirrored"
+	hs_bad "hard-link changes not mirrored"
 fi
 
 # A standby filled by the old cron `rsync -a` needs no re-copy.
@@ -138,73 +124,73 @@ rm -rf "$T/standby$D"
 mkdir -p "$T/standby$D"
 rsync -aHAXS --numeric-ids "$D/" "$T/standby$D/"
 hs_sync --dry-run; cp "$T/sync.out" "$T/dry-after-rsync"
-sync_rc 0 after-rsync
+hs_sync_rc 0 after-rsync
 if grep -q "^sync: 0 files (0 B), 0 deltas" "$T/sync.out"; then
-	ok "standby pre-filled by rsync -a: nothing re-sent"
+	hs_ok "standby pre-filled by rsync -a: nothing re-sent"
 else
-	bad "after rsync -a: $(cat "$T/sync.out" "$T/dry-after-rsync")"
+	hs_bad "after rsync -a: $(cat "$T/sync.out" "$T/dry-after-rsync")"
 fi
-check "after rsync -a"
+hs_sync_check "after rsync -a" "$D"
 
 # The delete guard: an emptied /install is held back, then released.
 mkdir -p "$T/stash"
 mv "$D/other" "$T/stash/"
-sync_rc 1 guard
+hs_sync_rc 1 guard
 if grep -q "holding back the deletion" "$T/sync.err" &&
 	[ -e "$T/standby$D/other/f100" ]; then
-	ok "mass delete held: $(head -1 "$T/sync.err")"
+	hs_ok "mass delete held: $(head -1 "$T/sync.err")"
 else
-	bad "mass delete not held"
+	hs_bad "mass delete not held"
 fi
 hs_sync --dry-run
 if grep -q "^held .*other/f100" "$T/sync.out"; then
-	ok "dry run lists held deletions"
+	hs_ok "dry run lists held deletions"
 else
-	bad "dry run does not list held deletions"
+	hs_bad "dry run does not list held deletions"
 fi
-sync_rc 0 release --allow-deletes install
+hs_sync_rc 0 release --allow-deletes install
 if [ ! -e "$T/standby$D/other" ]; then
-	ok "--allow-deletes install releases the deletion"
+	hs_ok "--allow-deletes install releases the deletion"
 else
-	bad "deletion not released"
+	hs_bad "deletion not released"
 fi
-check "after released deletion"
+hs_sync_check "after released deletion" "$D"
 hs_sync --allow-deletes nosuchset
-[ "$SYNC_RC" -eq 2 ] && ok "--allow-deletes of an unknown set is a usage error" ||
-	bad "--allow-deletes nosuchset exited $SYNC_RC"
+[ "$SYNC_RC" -eq 2 ] && hs_ok "--allow-deletes of an unknown set is a usage error" ||
+	hs_bad "--allow-deletes nosuchset exited $SYNC_RC"
 
 # The extended-attribute cache (tree.h): a whole listing reads
 # the attributes only of entries whose inode, ctime, mtime or size moved
 # since the last one; entries changed in the last 2 s are always read, so
 # the tree is left to age first.
 sleep 3
-sync_rc 0 xcache-fill
+hs_sync_rc 0 xcache-fill
 xc1=$T/state1/xattr-cache/install
 xc2=$T/state2/xattr-cache/install
 if [ -s "$xc1" ] && [ -s "$xc2" ]; then
-	ok "xattr caches written on both nodes"
+	hs_ok "xattr caches written on both nodes"
 else
-	bad "xattr caches missing: $(ls -l "$T/state1" "$T/state2" 2>&1 | tr '\n' ' ')"
+	hs_bad "xattr caches missing: $(ls -l "$T/state1" "$T/state2" 2>&1 | tr '\n' ' ')"
 fi
 m1=$(stat -c %y "$xc1" "$xc2")
 HAMNSYNC_DEBUG=1 "$HS_BIN" -c "$C1" sync >"$T/sync.out" 2>"$T/sync.err" || true
 if grep -q "xcache: .*install: [0-9]* entries kept, 0 had their attributes read" "$T/sync.err" &&
 	[ "$(stat -c %y "$xc1" "$xc2")" = "$m1" ]; then
-	ok "a sync with nothing changed read no extended attribute on either node"
+	hs_ok "a sync with nothing changed read no extended attribute on either node"
 else
-	bad "nothing changed, yet attributes were read: $(grep xcache "$T/sync.err") (caches $m1 -> $(stat -c %y "$xc1" "$xc2" | tr '\n' ' '))"
+	hs_bad "nothing changed, yet attributes were read: $(grep xcache "$T/sync.err") (caches $m1 -> $(stat -c %y "$xc1" "$xc2" | tr '\n' ' '))"
 fi
 # Attributes changed behind the cache's back: on the primary, and on the
 # standby's copy (drift), ACL included.
 setfattr -n user.cachetest -v "primary" "$D/rpms/a.rpm"
 setfattr -n user.drift -v "standby" "$T/standby$D/disk.img"
 setfacl -m u:4322:rw "$T/standby$D/acl/file"
-sync_rc 0 xcache-changes
-check "xattr and ACL changes on either node found past the cache"
+hs_sync_rc 0 xcache-changes
+hs_sync_check "xattr and ACL changes on either node found past the cache" "$D"
 # A damaged cache is no cache: every attribute is read again.  The tree
 # ages first, so the previous sync left complete caches to damage.
 sleep 3
-sync_rc 0 xcache-refill
+hs_sync_rc 0 xcache-refill
 setfattr -n user.after -v "damage" "$T/standby$D/rpms/c"
 printf 'garbage' >"$xc1"
 head -c 4096 /dev/urandom >"$xc2"
@@ -212,13 +198,10 @@ HAMNSYNC_DEBUG=1 hs_sync
 n_read=$(sed -n 's/.*xcache: .*install: [0-9]* entries kept, \([0-9]*\) had their attributes read.*/\1/p' "$T/sync.err" | head -1)
 n_all=$(find "$D" ! -type l | wc -l)
 if [ -n "$n_read" ] && [ "$n_read" -ge $((n_all - 1)) ]; then
-	ok "damaged cache on the primary: $n_read of $n_all entries read again"
+	hs_ok "damaged cache on the primary: $n_read of $n_all entries read again"
 else
-	bad "damaged cache: ${n_read:-no} entries read of $n_all: $(grep xcache "$T/sync.err")"
+	hs_bad "damaged cache: ${n_read:-no} entries read of $n_all: $(grep xcache "$T/sync.err")"
 fi
-check "damaged caches: the standby's drifted attribute found, all in place"
+hs_sync_check "damaged caches: the standby's drifted attribute found, all in place" "$D"
 
-pass=$((pass + HS_PASSED))
-fail=$((fail + HS_FAILED))
-echo "test_fidelity: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+hs_result test_fidelity

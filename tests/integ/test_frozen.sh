@@ -48,19 +48,6 @@ cleanup_frozen() {
 }
 trap cleanup_frozen EXIT
 
-# The standby daemon and its session processes, by PID.
-standby_tree() {
-	echo "$STANDBY_PID $(ps -o pid= --ppid "$STANDBY_PID" 2>/dev/null | tr -d ' ' | tr '\n' ' ')"
-}
-
-# status_of CONF: `status --json` into $T/st.json, its exit code in ST_RC.
-status_of() {
-	set +e
-	"$HS_BIN" -c "$1" status --json >"$T/st.json" 2>"$T/st.err"
-	ST_RC=$?
-	set -e
-}
-
 # st EXPR: evaluate a python expression over the JSON (as j) in $T/st.json.
 st() {
 	python3 -c 'import json, sys
@@ -74,7 +61,7 @@ print(eval(sys.argv[2]))' "$T/st.json" "$1" 2>/dev/null || echo "?"
 wait_status() {
 	local end=$((SECONDS + $2))
 	while :; do
-		status_of "$1"
+		hs_status "$1" "$T/st.json"
 		[ "$(st "$3")" = "True" ] && return 0
 		[ $SECONDS -lt $end ] || return 1
 		sleep 0.2
@@ -114,10 +101,10 @@ gone_checks() {
 		tail -5 "$T/primary.log"
 	fi
 	if wait_status "$C1" 12 "$GONE"' and j["daemon"] == "running" and any(w["severity"] == "critical" for w in j["warnings"])'; then
-		if [ "$ST_RC" -eq 2 ]; then
+		if [ "$HS_STATUS_RC" -eq 2 ]; then
 			hs_ok "$name: primary status CRITICAL (exit 2), peer $(st 'j["peer"]["state"]'): $(st '[w["text"] for w in j["warnings"]]')"
 		else
-			hs_bad "$name: primary status exit $ST_RC, not 2 (CRITICAL)"
+			hs_bad "$name: primary status exit $HS_STATUS_RC, not 2 (CRITICAL)"
 			cat "$T/st.json" >&2
 		fi
 	else
@@ -126,17 +113,15 @@ gone_checks() {
 	fi
 }
 
-count() { grep -c -e "$2" "$1" 2>/dev/null || true; }
-
 hs_start_standby
 hs_start_primary
 hs_wait_same "seed" 60 $SOURCES
 converged "seed"
 
 # --- 1. the standby frozen while idle ---------------------------------------
-drops=$(count "$T/primary.log" "gone; reconnecting")
-conns=$(count "$T/primary.log" "connected to standby")
-victims=$(standby_tree)
+drops=$(hs_count_log "$T/primary.log" "gone; reconnecting")
+conns=$(hs_count_log "$T/primary.log" "connected to standby")
+victims=$(hs_standby_tree)
 # shellcheck disable=SC2086
 freeze $victims
 gone_checks "idle standby frozen" "$drops"
@@ -151,9 +136,9 @@ converged "idle standby frozen, continued"
 # --- 2. the standby frozen while the primary waits on it in a run ----------
 # Frozen first, then a change: the primary's run sends it and waits for
 # the standby's answer, which never comes.
-drops=$(count "$T/primary.log" "gone; reconnecting")
-conns=$(count "$T/primary.log" "connected to standby")
-victims=$(standby_tree)
+drops=$(hs_count_log "$T/primary.log" "gone; reconnecting")
+conns=$(hs_count_log "$T/primary.log" "connected to standby")
+victims=$(hs_standby_tree)
 # shellcheck disable=SC2086
 freeze $victims
 echo "10.9.9.9 frozen-run" >>"$S/etc/hosts"
@@ -169,20 +154,13 @@ converged "standby frozen in a run, continued"
 
 # --- 3. the standby frozen while a 200 MiB file streams ---------------------
 head -c 200M /dev/urandom >"$T/big.tmp"
-drops=$(count "$T/primary.log" "gone; reconnecting")
-conns=$(count "$T/primary.log" "connected to standby")
+drops=$(hs_count_log "$T/primary.log" "gone; reconnecting")
+conns=$(hs_count_log "$T/primary.log" "connected to standby")
 mv "$T/big.tmp" "$I/frozen-big.img"
 streaming=0
-for ((i = 0; i < 600; i++)); do # up to 30 s for the transfer to be under way
-	sz=$(find "$T/standby$I" -maxdepth 1 -name '.hamnsync-tmp.*' \
-		-printf '%s\n' 2>/dev/null | sort -n | tail -1)
-	if [ -n "$sz" ] && [ "$sz" -gt $((10 * 1024 * 1024)) ]; then
-		streaming=1
-		break
-	fi
-	sleep 0.05
-done
-victims=$(standby_tree)
+hs_wait_transfer "$T/standby$I" $((10 << 20)) 30 && streaming=1 # under way within 30 s
+sz=${HS_TMP_SIZE:-0}
+victims=$(hs_standby_tree)
 # shellcheck disable=SC2086
 freeze $victims
 if [ $streaming -eq 1 ]; then
@@ -201,8 +179,8 @@ rm -f "$I/frozen-big.img"
 converged "the big file deleted"
 
 # --- 4. the primary frozen --------------------------------------------------
-ended=$(count "$T/standby.log" "primary mn1 silent for .* gone; session ended")
-conns=$(count "$T/primary.log" "connected to standby")
+ended=$(hs_count_log "$T/standby.log" "primary mn1 silent for .* gone; session ended")
+conns=$(hs_count_log "$T/primary.log" "connected to standby")
 freeze "$PRIMARY_PID"
 # The standby: the silent session ends, said once, and it is not ready.
 if hs_wait_log "$T/standby.log" "primary mn1 silent for .* gone; session ended" \
@@ -214,22 +192,22 @@ else
 fi
 if wait_status "$C2" 12 'j["promote_ready"]["ready"] == False and j["peer"]["state"] != "connected"' &&
 	wait_status "$C2" 6 'any(w["severity"] == "critical" for w in j["warnings"])'; then
-	[ "$ST_RC" -eq 2 ] &&
+	[ "$HS_STATUS_RC" -eq 2 ] &&
 		hs_ok "frozen primary: standby status CRITICAL, not promote ready: $(st 'j["promote_ready"]["reasons"]')" ||
-		hs_bad "frozen primary: standby status exit $ST_RC, not 2"
+		hs_bad "frozen primary: standby status exit $HS_STATUS_RC, not 2"
 else
 	hs_bad "frozen primary: the standby's status still claims a live primary"
 	cat "$T/st.json" >&2
 fi
 # The primary's own status: one verdict about its daemon.
-status_of "$C1"
+hs_status "$C1" "$T/st.json"
 daemon=$(st 'j["daemon"]')
 reasons=$(st 'j["promote_ready"]["reasons"]')
-if [ "$ST_RC" -eq 2 ] && [ "$daemon" = "not answering" ] &&
+if [ "$HS_STATUS_RC" -eq 2 ] && [ "$daemon" = "not answering" ] &&
 	! grep -q "stopped on this node" "$T/st.json"; then
 	hs_ok "frozen primary: status --json exit 2, daemon \"$daemon\": $reasons"
 else
-	hs_bad "frozen primary: status --json exit $ST_RC, daemon \"$daemon\", reasons $reasons"
+	hs_bad "frozen primary: status --json exit $HS_STATUS_RC, daemon \"$daemon\", reasons $reasons"
 fi
 set +e
 "$HS_BIN" -c "$C1" status >"$T/st.txt" 2>&1
@@ -255,11 +233,11 @@ converged "primary frozen, continued"
 # The session process goes on applying (replication does not stop for
 # it), but the daemon cannot answer: `status` on the standby says so.
 freeze "$STANDBY_PID"
-status_of "$C2"
-if [ "$ST_RC" -eq 2 ] && [ "$(st 'j["daemon"]')" = "not answering" ]; then
+hs_status "$C2" "$T/st.json"
+if [ "$HS_STATUS_RC" -eq 2 ] && [ "$(st 'j["daemon"]')" = "not answering" ]; then
 	hs_ok "standby daemon frozen: its status says not answering (exit 2)"
 else
-	hs_bad "standby daemon frozen: status exit $ST_RC, daemon \"$(st 'j["daemon"]')\""
+	hs_bad "standby daemon frozen: status exit $HS_STATUS_RC, daemon \"$(st 'j["daemon"]')\""
 	cat "$T/st.json" >&2
 fi
 echo "made while the standby daemon was frozen" >"$I/frozen-standby-parent.txt"
@@ -272,24 +250,24 @@ converged "standby daemon continued"
 # bwlimit 64 KiB/s: one 256 KiB data frame takes 4 s on the wire, longer
 # than peer_timeout; the standby, reading it, must not call the primary
 # gone, nor the primary the standby.  A 768 KiB file takes ~12 s.
-kill -TERM "$PRIMARY_PID"
+hs_signal TERM "$PRIMARY_PID"
 hs_wait_gone "$PRIMARY_PID" 150 || hs_fail "primary did not stop"
 printf 'bwlimit = 64K\n' >"$T/bw.ini"
 sed -i "/^heartbeat = /r $T/bw.ini" "$C1"
 grep -q '^bwlimit = 64K$' "$C1" || hs_fail "could not set bwlimit in $C1"
 hs_start_primary
 converged "restarted with bwlimit 64K"
-gone_p=$(count "$T/primary.log" "gone; reconnecting")
-gone_s=$(count "$T/standby.log" "session ended")
-conns=$(count "$T/primary.log" "connected to standby")
+gone_p=$(hs_count_log "$T/primary.log" "gone; reconnecting")
+gone_s=$(hs_count_log "$T/standby.log" "session ended")
+conns=$(hs_count_log "$T/primary.log" "connected to standby")
 head -c 786432 /dev/urandom >"$T/slow.tmp"
 mv "$T/slow.tmp" "$I/slow.img"
 t0=$SECONDS
 hs_wait_same "slow transfer (bwlimit 64K) arrives" 120 $SOURCES
 echo "info: 768 KiB took $((SECONDS - t0)) s at bwlimit 64K"
-[ "$(count "$T/primary.log" "gone; reconnecting")" -eq "$gone_p" ] &&
-	[ "$(count "$T/standby.log" "session ended")" -eq "$gone_s" ] &&
-	[ "$(count "$T/primary.log" "connected to standby")" -eq "$conns" ] &&
+[ "$(hs_count_log "$T/primary.log" "gone; reconnecting")" -eq "$gone_p" ] &&
+	[ "$(hs_count_log "$T/standby.log" "session ended")" -eq "$gone_s" ] &&
+	[ "$(hs_count_log "$T/primary.log" "connected to standby")" -eq "$conns" ] &&
 	hs_ok "slow transfer: the same session all along, nobody called gone" ||
 	hs_bad "slow transfer: the session was dropped: $(grep -h 'gone\|session ended' "$T/primary.log" "$T/standby.log" | tail -2)"
 converged "slow transfer"

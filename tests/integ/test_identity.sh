@@ -49,9 +49,9 @@ for n in 1 2; do
 done
 printf 'not a certificate either\n' >"$B/garbage-ca.crt"
 
-# variant BASE OUT KEY=VALUE...: BASE with [node] settings replaced or
+# conf_with BASE OUT KEY=VALUE...: BASE with [node] settings replaced or
 # added (a setting not in BASE goes after `name = `).
-variant() {
+conf_with() {
 	local base=$1 out=$2 kv k v
 	shift 2
 	cp "$base" "$out"
@@ -75,8 +75,8 @@ FAULTS=()
 fault() {
 	local name=$1 pfile=$2 sfile=$3 phrase=$4 runner=$5
 	shift 5
-	variant "$C1" "$T/p-$name.conf" "$@"
-	variant "$C2" "$T/s-$name.conf" "$@" "state_dir=$T/state-$name" \
+	conf_with "$C1" "$T/p-$name.conf" "$@"
+	conf_with "$C2" "$T/s-$name.conf" "$@" "state_dir=$T/state-$name" \
 		"listen=127.0.0.1:$PORT2"
 	FAULTS+=("$name|$pfile|$sfile|$phrase|$runner")
 }
@@ -247,7 +247,7 @@ hs_start_primary
 hs_wait_log "$T/primary.log" "connected to standby" 1 60 ||
 	hs_fail "the primary daemon did not connect: $(tail -5 "$T/primary.log")"
 cp "$C1" "$T/mn1-good.conf"
-variant "$T/mn1-good.conf" "$C1" "key=$B/open1.key"
+conf_with "$T/mn1-good.conf" "$C1" "key=$B/open1.key"
 kill -HUP "$PRIMARY_PID"
 if hs_wait_log "$T/primary.log" "reload refused.*$B/open1.key: permissions 0644" 1 30; then
 	hs_ok "reload to a too-open key refused: $(grep 'reload refused' "$T/primary.log" | tail -1 | cut -d' ' -f3-)"
@@ -268,7 +268,7 @@ fi
 echo "after the refused reload" >"$T/src/install/after-reload"
 hs_wait_same "the primary replicates with the identity it loaded" 60 $SOURCES
 cp "$T/mn1-good.conf" "$C1"
-kill "$PRIMARY_PID"
+hs_signal TERM "$PRIMARY_PID"
 hs_wait_gone "$PRIMARY_PID" 150 || hs_fail "the primary did not stop"
 
 # ------------------------------------------------------------ nothing lost

@@ -53,17 +53,14 @@ source = $D"
 sed -i "s/^peer_timeout = 5s$/&\nbwlimit = ${BW_MIB}M/" "$C1"
 grep -q "^bwlimit = ${BW_MIB}M" "$C1" || hs_fail "bwlimit not set in $C1"
 
-n_drift() { { find "$T/state2/drift" -type f 2>/dev/null || true; } | wc -l; }
-n_lines() { grep -c "changed on this standby since hamnsync wrote it" \
-	"$T/standby.log" || true; }
 # no_drift NAME: nothing new kept under drift/, no new drift line in the
 # log since the last no_drift (each part counts on its own).
 BASE_COPIES=0
 BASE_LINES=0
 no_drift() {
 	local copies lines
-	copies=$(($(n_drift) - BASE_COPIES))
-	lines=$(($(n_lines) - BASE_LINES))
+	copies=$(($(hs_drift_copies) - BASE_COPIES))
+	lines=$(($(hs_drift_lines) - BASE_LINES))
 	if [ "$copies" -eq 0 ] && [ "$lines" -eq 0 ]; then
 		hs_ok "$1: no drift seen"
 	else
@@ -72,12 +69,12 @@ no_drift() {
 		{ grep "changed on this standby" "$T/standby.log" || true; } |
 			tail -n "$lines" | head -3 || true
 	fi
-	BASE_COPIES=$(n_drift)
-	BASE_LINES=$(n_lines)
+	BASE_COPIES=$(hs_drift_copies)
+	BASE_LINES=$(hs_drift_lines)
 }
-# settle NAME: in sync, then the trees equal, bounded.
-settle() {
-	if converged 120; then
+# settled NAME: in sync, then the trees equal, bounded.
+settled() {
+	if in_sync_and_equal 120; then
 		hs_ok "$1: in sync just before the trees compared equal"
 	else
 		hs_bad "$1: no convergence: rc $RC $(cat "$T/p.json")"
@@ -121,9 +118,9 @@ sys.exit(0 if any("changed on this standby" in w["text"]
                   for w in d.get("warnings", [])) else 1)
 PY
 }
-# converged SECONDS: until the primary says in sync and, just after, the
+# in_sync_and_equal SECONDS: until the primary says in sync and, just after, the
 # trees are equal; bounded.
-converged() {
+in_sync_and_equal() {
 	local i
 	for ((i = 0; i < $1 * 5; i++)); do
 		if in_sync && hs_compare "$S/big" "$D" 2>/dev/null; then
@@ -134,8 +131,8 @@ converged() {
 	return 1
 }
 
-# writer SECONDS: many small changes of every kind under $D.
-writer() {
+# churn SECONDS: many small changes of every kind under $D.
+churn() {
 	local end=$((SECONDS + $1)) i=0 d f g
 	while [ $SECONDS -lt $end ]; do
 		for d in a b c; do
@@ -174,23 +171,23 @@ bigs() {
 
 hs_start_standby
 hs_start_primary
-converged 120 || hs_fail "no seed: $(tail -5 "$T/primary.log")"
+in_sync_and_equal 120 || hs_fail "no seed: $(tail -5 "$T/primary.log")"
 hs_ok "seeded"
 
 # ------------------------------------------- 1. a file renamed over another
 mv "$D/r/x" "$D/r/y"
-settle "rename over a file"
+settled "rename over a file"
 echo "edited after the rename" >>"$D/r/y"
-settle "edit after the rename"
+settled "edit after the rename"
 no_drift "rename over a file, then an edit"
 
 # ----------------------------------------------- 2. a directory rotated
 mv "$D/rot/d" "$D/rot/d.old"
 mv "$D/rot/d.new" "$D/rot/d"
-settle "directory rotation"
+settled "directory rotation"
 echo "edited after the rotation" >>"$D/rot/d/x"
 echo "edited after the rotation" >>"$D/rot/d.old/x"
-settle "edits after the rotation"
+settled "edits after the rotation"
 no_drift "directory rotation, then edits"
 
 # ------------------------------- 3. a chmod, then an edit beside a long run
@@ -225,17 +222,17 @@ if [ "$(stat -c %s "$T/standby$D/zz-bulk.bin")" -eq 8192 ]; then
 else
 	hs_bad "chmod: zz-bulk.bin arrived before the edit (no express lane?)"
 fi
-settle "chmod, then an edit"
+settled "chmod, then an edit"
 no_drift "chmod by a long run, then an edit by the express lane"
 
 # ---------------------------------------------------- 4. a busy writer
 bigs "$WRITE_SECS" &
 BIGS_PID=$!
 HS_PIDS+=("$BIGS_PID")
-writer "$WRITE_SECS"
+churn "$WRITE_SECS"
 wait "$BIGS_PID" || true
 
-settle "busy writer"
+settled "busy writer"
 grep -q "express lane to standby .* open" "$T/primary.log" &&
 	hs_ok "the express lane was used" ||
 	hs_bad "no express lane in the primary's log"
@@ -276,7 +273,7 @@ expect_kept z "$sha_z" "drifted file edited"
 outside h/u
 sha_u=$(sha256sum <"$T/standby$D/h/u")
 mv "$D/h/u" "$D/h/u2"
-settle "rename of a drifted file"
+settled "rename of a drifted file"
 echo "the primary's edit after the rename" >>"$D/h/u2"
 expect_kept u2 "$sha_u" "drifted file renamed, then edited"
 # A file renamed over a drifted one: that version is kept first.
@@ -284,7 +281,7 @@ outside h/w
 sha_w=$(sha256sum <"$T/standby$D/h/w")
 mv "$D/h/v" "$D/h/w"
 expect_kept w "$sha_w" "file renamed over a drifted one"
-settle "after the outside changes"
+settled "after the outside changes"
 drift_warned && hs_ok "the standby's status warns of the kept versions" ||
 	hs_bad "no drift warning: $(cat "$T/s.json")"
 

@@ -34,12 +34,6 @@ hs_setup_pair "
 source = $D"
 COPY=$T/standby$D
 
-n_drift() { { find "$T/state2/drift" -type f 2>/dev/null || true; } | wc -l; }
-n_lines() {
-	grep -c "changed on this standby since hamnsync wrote it" \
-		"$T/standby.log" || true
-}
-
 # start_armed SPEC: the standby daemon with HAMNSYNC_FAILPOINTS=SPEC,
 # waiting (bounded) until it listens; its PID in STANDBY_PID.
 start_armed() {
@@ -80,8 +74,8 @@ hs_wait_same "seeded" 60 "$D"
 
 for fp in $FAILPOINTS; do
 	# ------------------------------------------------- 1. own write
-	copies=$(n_drift)
-	lines=$(n_lines)
+	copies=$(hs_drift_copies)
+	lines=$(hs_drift_lines)
 	crash_on "$fp" own "own, written before the crash at $fp"
 	if [ "$(cat "$COPY/own")" = "own, written before the crash at $fp" ]; then
 		hs_ok "$fp: the standby died with the new version of own in place"
@@ -92,17 +86,17 @@ for fp in $FAILPOINTS; do
 	hs_wait_same "$fp: converged after the restart" 60 "$D"
 	echo "own, edited after the crash at $fp" >"$D/own"
 	hs_wait_same "$fp: own edited after the restart" 60 "$D"
-	if [ "$(n_drift)" -eq "$copies" ] && [ "$(n_lines)" -eq "$lines" ]; then
+	if [ "$(hs_drift_copies)" -eq "$copies" ] && [ "$(hs_drift_lines)" -eq "$lines" ]; then
 		hs_ok "$fp: own write not taken for drift"
 	else
 		hs_bad "$fp: own write taken for drift:" \
-			"$(($(n_drift) - copies)) copies, $(($(n_lines) - lines)) lines"
+			"$(($(hs_drift_copies) - copies)) copies, $(($(hs_drift_lines) - lines)) lines"
 		grep "changed on this standby" "$T/standby.log" | tail -2 || true
 	fi
 
 	# ------------------------------- 2. own write, renamed, then edited
-	copies=$(n_drift)
-	lines=$(n_lines)
+	copies=$(hs_drift_copies)
+	lines=$(hs_drift_lines)
 	crash_on "$fp" mv1 "mv1, written before the crash at $fp"
 	mv "$D/mv1" "$D/mv2"
 	hs_start_standby
@@ -111,11 +105,11 @@ for fp in $FAILPOINTS; do
 	hs_wait_same "$fp: mv2 edited" 60 "$D"
 	mv "$D/mv2" "$D/mv1"
 	hs_wait_same "$fp: mv2 renamed back to mv1" 60 "$D"
-	if [ "$(n_drift)" -eq "$copies" ] && [ "$(n_lines)" -eq "$lines" ]; then
+	if [ "$(hs_drift_copies)" -eq "$copies" ] && [ "$(hs_drift_lines)" -eq "$lines" ]; then
 		hs_ok "$fp: own write, renamed, not taken for drift"
 	else
 		hs_bad "$fp: own write, renamed, taken for drift:" \
-			"$(($(n_drift) - copies)) copies, $(($(n_lines) - lines)) lines"
+			"$(($(hs_drift_copies) - copies)) copies, $(($(hs_drift_lines) - lines)) lines"
 		grep "changed on this standby" "$T/standby.log" | tail -2 || true
 	fi
 

@@ -10,20 +10,6 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-check() { hs_sync_check "$1" "$D"; } # what the last sync claimed, then compared
-sync_rc() { # sync_rc WANT NAME [ARGS]
-	local want=$1 name=$2
-	shift 2
-	hs_sync "$@"
-	if [ "$SYNC_RC" -ne "$want" ]; then
-		bad "$name: sync exited $SYNC_RC, wanted $want"
-		cat "$T/sync.out" "$T/sync.err"
-	fi
-}
 # wire_kib: TLS bytes the last sync wrote, in KiB.
 wire_kib() {
 	sed -n 's/.*; \([0-9.]*\) \([KMG]*i*\)B on the wire.*/\1 \2/p' \
@@ -31,7 +17,7 @@ wire_kib() {
 		1024 : $2 == "Gi" ? 1048576 : 1 / 1024; printf "%d\n", $1 * m }'
 }
 patched() { grep -q "1 by blocks" "$T/sync.out"; }
-edit() { # edit FILE OFFSET_KIB: 64 KiB of new random bytes in place
+overwrite() { # overwrite FILE OFFSET_KIB: 64 KiB of new random bytes in place
 	head -c 65536 /dev/urandom | dd of="$1" bs=1024 seek="$2" \
 		conv=notrunc status=none
 }
@@ -49,86 +35,86 @@ hs_setup_pair "
 source = $D"
 hs_start_standby
 
-sync_rc 0 "seed"
-check "seed: trees equal"
+hs_sync_rc 0 "seed"
+hs_sync_check "seed: trees equal" "$D"
 
 # 1. three 64 KiB edits in place: only the changed blocks travel
-edit "$D/big.iso" 100
-edit "$D/big.iso" 20000
-edit "$D/big.iso" 40000
-sync_rc 0 "edit"
+overwrite "$D/big.iso" 100
+overwrite "$D/big.iso" 20000
+overwrite "$D/big.iso" 40000
+hs_sync_rc 0 "edit"
 k=$(wire_kib)
 if patched && [ "$k" -lt 1024 ]; then
-	ok "3 x 64 KiB edit sent as blocks: $k KiB on the wire"
+	hs_ok "3 x 64 KiB edit sent as blocks: $k KiB on the wire"
 else
-	bad "edit not patched or too big ($k KiB): $(cat "$T/sync.out")"
+	hs_bad "edit not patched or too big ($k KiB): $(cat "$T/sync.out")"
 fi
-check "edit: trees equal"
+hs_sync_check "edit: trees equal" "$D"
 if grep -q "standby's copy is not the one recorded" "$T/sync.err"; then
-	bad "edit: stale reported: $(cat "$T/sync.err")"
+	hs_bad "edit: stale reported: $(cat "$T/sync.err")"
 fi
 
 # 1b. an edit of the hard-linked pair: the leader patched, no drift seen
-edit "$D/linked-a.img" 1024
-sync_rc 0 "linked edit"
+overwrite "$D/linked-a.img" 1024
+hs_sync_rc 0 "linked edit"
 if patched && ! grep -q "changed on this standby" "$T/standby.log"; then
-	ok "hard-linked file patched, its link not taken for drift"
+	hs_ok "hard-linked file patched, its link not taken for drift"
 else
-	bad "hard-linked edit: $(cat "$T/sync.out" "$T/sync.err")"
+	hs_bad "hard-linked edit: $(cat "$T/sync.out" "$T/sync.err")"
 fi
-check "linked edit: trees equal (links included)"
+hs_sync_check "linked edit: trees equal (links included)" "$D"
 
 # 2. grown at the end, then shrunk
 head -c 300000 /dev/urandom >>"$D/big.iso"
-sync_rc 0 "grow"
-if patched; then ok "grown file sent as blocks ($(wire_kib) KiB)"; else
-	bad "grow not patched: $(cat "$T/sync.out")"; fi
-check "grow: trees equal"
+hs_sync_rc 0 "grow"
+if patched; then hs_ok "grown file sent as blocks ($(wire_kib) KiB)"; else
+	hs_bad "grow not patched: $(cat "$T/sync.out")"; fi
+hs_sync_check "grow: trees equal" "$D"
 truncate -s $((40 * 1024 * 1024 + 12345)) "$D/big.iso"
-sync_rc 0 "shrink"
-if patched; then ok "shrunk file sent as blocks ($(wire_kib) KiB)"; else
-	bad "shrink not patched: $(cat "$T/sync.out")"; fi
-check "shrink: trees equal"
+hs_sync_rc 0 "shrink"
+if patched; then hs_ok "shrunk file sent as blocks ($(wire_kib) KiB)"; else
+	hs_bad "shrink not patched: $(cat "$T/sync.out")"; fi
+hs_sync_check "shrink: trees equal" "$D"
 
 # 3. metadata only: the record follows, the next edit still patches
 chmod 640 "$D/big.iso"
 touch -d '2021-05-06 07:08:09' "$D/big.iso"
-sync_rc 0 "meta"
-check "meta: trees equal"
-edit "$D/big.iso" 5000
-sync_rc 0 "edit after meta"
-if patched; then ok "edit after a metadata change still patched"; else
-	bad "edit after meta not patched: $(cat "$T/sync.out" "$T/sync.err")"; fi
-check "edit after meta: trees equal"
+hs_sync_rc 0 "meta"
+hs_sync_check "meta: trees equal" "$D"
+overwrite "$D/big.iso" 5000
+hs_sync_rc 0 "edit after meta"
+if patched; then hs_ok "edit after a metadata change still patched"; else
+	hs_bad "edit after meta not patched: $(cat "$T/sync.out" "$T/sync.err")"; fi
+hs_sync_check "edit after meta: trees equal" "$D"
 
 # 4. drift: the standby's copy edited behind our back, then the primary's
-edit "$T/standby$D/big.iso" 300
+overwrite "$T/standby$D/big.iso" 300
 drifted=$(sha256sum <"$T/standby$D/big.iso")
-edit "$D/big.iso" 9000
-sync_rc 0 "drift"
-check "drift: the standby ends equal to the primary"
+overwrite "$D/big.iso" 9000
+hs_sync_rc 0 "drift"
+hs_sync_check "drift: the standby ends equal to the primary" "$D"
 kept=$(find "$T/state2/drift" -type f -name 'big.iso.*' 2>/dev/null | head -1)
 if [ -n "$kept" ] && [ "$(sha256sum <"$kept")" = "$drifted" ]; then
-	ok "drift: the standby's version kept at ${kept#$T/}"
+	hs_ok "drift: the standby's version kept at ${kept#$T/}"
 else
-	bad "drift: no copy of the standby's version under state_dir/drift"
+	hs_bad "drift: no copy of the standby's version under state_dir/drift"
 fi
 if grep -q "changed on this standby since hamnsync wrote it" "$T/standby.log"; then
-	ok "drift: one line in the standby's log"
+	hs_ok "drift: one line in the standby's log"
 else
-	bad "drift: not logged"
+	hs_bad "drift: not logged"
 fi
 # the file went the long way once; the next edit patches again
-edit "$D/big.iso" 30000
-sync_rc 0 "edit after drift"
-if patched; then ok "edit after drift patched again"; else
-	bad "edit after drift not patched: $(cat "$T/sync.out" "$T/sync.err")"; fi
-check "edit after drift: trees equal"
+overwrite "$D/big.iso" 30000
+hs_sync_rc 0 "edit after drift"
+if patched; then hs_ok "edit after drift patched again"; else
+	hs_bad "edit after drift not patched: $(cat "$T/sync.out" "$T/sync.err")"; fi
+hs_sync_check "edit after drift: trees equal" "$D"
 
 # 5. the standby killed mid-patch: its old copy stays whole
 before=$(sha256sum <"$T/standby$D/big.iso")
-edit "$D/big.iso" 1000
-edit "$D/big.iso" 38000
+overwrite "$D/big.iso" 1000
+overwrite "$D/big.iso" 38000
 "$HS_BIN" -c "$C1" sync >"$T/sync.out" 2>"$T/sync.err" &
 spid=$!
 for ((i = 0; i < 200; i++)); do
@@ -141,18 +127,18 @@ wait "$spid" || true
 hs_wait_gone "$STANDBY_PID" 50 || true
 now=$(sha256sum <"$T/standby$D/big.iso")
 if [ "$now" = "$before" ] || cmp -s "$D/big.iso" "$T/standby$D/big.iso"; then
-	ok "killed mid-patch: old (or complete new) copy, never torn"
+	hs_ok "killed mid-patch: old (or complete new) copy, never torn"
 else
-	bad "killed mid-patch: the standby's copy is torn"
+	hs_bad "killed mid-patch: the standby's copy is torn"
 fi
 hs_start_standby
 if ls "$T/standby$D"/.hamnsync-tmp.* >/dev/null 2>&1; then
-	bad "temporaries left after restart"
+	hs_bad "temporaries left after restart"
 else
-	ok "no temporaries after restart"
+	hs_ok "no temporaries after restart"
 fi
-sync_rc 0 "after kill"
-check "after kill: trees equal"
+hs_sync_rc 0 "after kill"
+hs_sync_check "after kill: trees equal" "$D"
 
 # 6. the standby lost its records (index moved away): a patch finds no
 # record, the copy is kept as drift and the file goes again
@@ -160,17 +146,14 @@ hs_stop_standby
 mv "$T/state2/index" "$T/state2/index.lost"
 hs_start_standby
 n_before=$(find "$T/state2/drift" -type f | wc -l)
-edit "$D/big.iso" 7000
-sync_rc 0 "no record"
-check "no record: trees equal"
+overwrite "$D/big.iso" 7000
+hs_sync_rc 0 "no record"
+hs_sync_check "no record: trees equal" "$D"
 if grep -q "no record of what was written here" "$T/standby.log" &&
 	[ "$(find "$T/state2/drift" -type f | wc -l)" -gt "$n_before" ]; then
-	ok "no record: stale, logged, its copy kept"
+	hs_ok "no record: stale, logged, its copy kept"
 else
-	bad "no record: not reported as stale or not kept"
+	hs_bad "no record: not reported as stale or not kept"
 fi
 
-pass=$((pass + HS_PASSED))
-fail=$((fail + HS_FAILED))
-echo "patch: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+hs_result patch

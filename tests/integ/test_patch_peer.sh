@@ -13,11 +13,6 @@ HS_TOOLS=${HS_TOOLS:-$top/build/bin}
 EVIL=$HS_TOOLS/hs-evilpeer
 [ -x "$EVIL" ] || hs_fail "$EVIL is not built"
 
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-
 hs_init patch_peer
 D=$T/src/data
 mkdir -p "$D"
@@ -31,45 +26,42 @@ hs_sync
 BASIS=$(head -c $((1024 * 1024 + 100)) /dev/zero | tr '\0' B | sha256sum)
 V=$T/standby$D/evil-patch.bin
 
-# attack SCENARIO PHRASE: run it, check the aftermath
-attack() {
+# patch_attack SCENARIO PHRASE: run it, check the aftermath
+patch_attack() {
 	local sc=$1 phrase=$2 before out rc
 	before=$(wc -l <"$T/standby.log")
 	set +e
 	out=$("$EVIL" -c "$C1" "$sc" 2>&1)
 	rc=$?
 	set -e
-	if [ "$rc" -eq 0 ]; then ok "$sc: $out"; else bad "$sc ($rc): $out"; fi
+	if [ "$rc" -eq 0 ]; then hs_ok "$sc: $out"; else hs_bad "$sc ($rc): $out"; fi
 	sleep 0.3 # the session child writes its last lines
 	if tail -n +"$((before + 1))" "$T/standby.log" |
 		grep -F "$phrase" | grep -qF "evil-patch.bin"; then
-		ok "$sc: the log names the path ($phrase)"
+		hs_ok "$sc: the log names the path ($phrase)"
 	else
-		bad "$sc: no log line with '$phrase' naming the path"
+		hs_bad "$sc: no log line with '$phrase' naming the path"
 		tail -n +"$((before + 1))" "$T/standby.log" | head -5
 	fi
-	if [ "$(sha256sum <"$V")" = "$BASIS" ]; then ok "$sc: basis intact"; else
-		bad "$sc: the standby's copy changed"; fi
+	if [ "$(sha256sum <"$V")" = "$BASIS" ]; then hs_ok "$sc: basis intact"; else
+		hs_bad "$sc: the standby's copy changed"; fi
 	if ls -A "$T/standby$D" | grep -q '^\.hamnsync-tmp\.'; then
-		bad "$sc: temporary left"
+		hs_bad "$sc: temporary left"
 	else
-		ok "$sc: no temporary left"
+		hs_ok "$sc: no temporary left"
 	fi
 	kill -0 "$STANDBY_PID" || hs_fail "$sc: the standby daemon died"
 }
 
-attack patch-past-end "past the final size"
-attack patch-unsorted "unsorted or overlapping"
-attack patch-big-block "not 16384"
-attack patch-huge-size "past the limit"
-attack patch-overrun "unsorted or overlapping"
-attack patch-stale "holds another version than the primary recorded"
+patch_attack patch-past-end "past the final size"
+patch_attack patch-unsorted "unsorted or overlapping"
+patch_attack patch-big-block "not 16384"
+patch_attack patch-huge-size "past the limit"
+patch_attack patch-overrun "unsorted or overlapping"
+patch_attack patch-stale "holds another version than the primary recorded"
 
 # the daemon still serves: a normal sync removes the evil file
 hs_sync
 hs_sync_check "after the attacks: a normal sync leaves the trees equal" "$D"
 
-pass=$((pass + HS_PASSED))
-fail=$((fail + HS_FAILED))
-echo "patch_peer: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+hs_result patch_peer

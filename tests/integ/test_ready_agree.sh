@@ -42,24 +42,7 @@ source = $O/o2
 source = $O/o3"
 
 # The standby runs in a mount namespace of its own (a read-only bind
-# made there is gone with it); in_ns runs a command there.
-start_standby_ns() {
-	local before
-	touch "$T/standby.log"
-	before=$(grep -c "listening on" "$T/standby.log" 2>/dev/null || true)
-	unshare -m --propagation private \
-		"$HS_BIN" -c "$C2" daemon --foreground >>"$T/standby.log" 2>&1 &
-	STANDBY_PID=$!
-	HS_PIDS+=("$STANDBY_PID")
-	hs_wait_log "$T/standby.log" "listening on" $((before + 1)) 30 ||
-		hs_fail "standby did not start: $(tail -5 "$T/standby.log")"
-}
-in_ns() { nsenter -t "$STANDBY_PID" -m "$@"; }
-
-stop_primary() {
-	kill "$PRIMARY_PID" 2>/dev/null || true
-	hs_wait_gone "$PRIMARY_PID" 150 || hs_fail "the primary did not stop"
-}
+# made there is gone with it): hs_start_standby_ns, hs_in_standby_ns.
 
 # never_ready NAME SECONDS: the standby's promote_ready is false in every
 # sample (every 0.2 s) for SECONDS, and it gives a reason.  The verdict
@@ -83,14 +66,14 @@ print(json.load(open(sys.argv[1]))["promote_ready"]["reasons"][0])' "$T/never.js
 # The primary's word on the two sets: data in STATE, other in-sync.
 DATA_IS='{p["name"]: p["state"] for p in d["paths"]} == {"data": "%s", "other": "in-sync"}'
 
-start_standby_ns
+hs_start_standby_ns
 hs_start_primary
 hs_wait_same "seeded: both daemons say in sync" 60 "$D" "$O/o1" "$O/o2" "$O/o3"
 [ "$HS_SAME" -eq 1 ] || hs_fail "no seed, giving up"
 # The guard of scoped runs weighs deletions against the standby's files
 # at the last whole run: none at the seed.  A whole run counts them.
 runs=$(grep -c "set data reconciled" "$T/primary.log" || true)
-kill -USR1 "$PRIMARY_PID"
+hs_signal USR1 "$PRIMARY_PID"
 hs_wait_log "$T/primary.log" "set data reconciled" $((runs + 1)) 30 ||
 	hs_fail "SIGUSR1 brought no whole run"
 
@@ -108,7 +91,7 @@ never_ready "held: the standby is not promote ready" 3
 # Cleared with the daemon running: the files come back, and a whole run
 # (SIGUSR1) finds nothing held any more.
 mv "$T/aside" "$D/sub"
-kill -USR1 "$PRIMARY_PID"
+hs_signal USR1 "$PRIMARY_PID"
 hs_wait_same "files back, a whole run: in-sync and promote ready" 60 "$D"
 
 # Held again, released the documented way.
@@ -117,7 +100,7 @@ mv "$D/sub" "$T/aside"
 hs_wait_status "held again: the primary says set data is held" 30 "$C1" \
 	"$(printf "$DATA_IS" held)"
 never_ready "held again: the standby is not promote ready" 2
-stop_primary
+hs_stop_primary
 hs_sync --allow-deletes data
 [ "$SYNC_RC" -eq 0 ] && hs_ok "sync --allow-deletes data releases it" ||
 	hs_bad "sync --allow-deletes: exit $SYNC_RC: $(head -2 "$T/sync.err")"
@@ -134,10 +117,10 @@ if chattr +i "$S/f35" 2>/dev/null; then
 	lock_how="chattr +i"
 else
 	lock() {
-		in_ns mount --bind "$1" "$1"
-		in_ns mount -o remount,bind,ro "$1"
+		hs_in_standby_ns mount --bind "$1" "$1"
+		hs_in_standby_ns mount -o remount,bind,ro "$1"
 	}
-	unlock() { in_ns umount "$1"; }
+	unlock() { hs_in_standby_ns umount "$1"; }
 	lock_how="a read-only bind"
 	lock "$S/f35"
 fi

@@ -26,8 +26,8 @@ hs_setup_pair "
 source = $T/src/install"
 hs_start_standby
 
-# evil ARGS...: one hostile session; its output in $T/evil.out.
-evil() {
+# evil_report ARGS...: one hostile session; its output in $T/evil.out.
+evil_report() {
 	"$EVIL" -c "$C1" "$@" >"$T/evil.out" 2>&1 || true
 }
 
@@ -42,7 +42,7 @@ sys.exit(0 if "set %s refused on this standby" % sys.argv[2] in why else 1)' \
 }
 
 # ------------------------------ a. a new session keeps the last failures
-evil unknown-set --set install --source "$T/src/install"
+evil_report unknown-set --set install --source "$T/src/install"
 refused_named no-such-set || hs_fail "no refusal to begin with: $(cat "$T/st.json")"
 "$EVIL" -c "$C1" hold 4 >"$T/hold.out" 2>&1 &
 HOLD_PID=$!
@@ -59,7 +59,7 @@ refused_named no-such-set &&
 
 # A path of install failed in one session; a whole reconciliation of the
 # set with no error, in the next (a one-shot sync), clears it.
-evil put --set install --source "$T/src/install" --path nodir/file
+evil_report put --set install --source "$T/src/install" --path nodir/file
 hs_status "$C2" "$T/st.json"
 grep -q "paths of set install failed to apply" "$T/st.json" ||
 	hs_fail "no failed path to begin with: $(cat "$T/st.json")"
@@ -76,7 +76,7 @@ sys.exit(1 if "set install" in why else 0)' "$T/st.json" &&
 # Each session refuses no-such-set and sK (not configured here either):
 # nine sets in all, one more than a report names.
 for k in 1 2 3 4 5 6 7 8; do
-	evil unknown-set --set "s$k" --source "$T/src/install"
+	evil_report unknown-set --set "s$k" --source "$T/src/install"
 done
 hs_status "$C2" "$T/st.json"
 python3 -c 'import json, sys
@@ -125,7 +125,7 @@ sys.exit(1)' "$T/st.json" >"$T/b.out" &&
 hs_stop_standby
 hs_start_standby
 long=nodir/$(printf 'a%.0s' $(seq 1 200))/$(printf 'b%.0s' $(seq 1 100))
-evil put --set install --source "$T/src/install" --path "$long"
+evil_report put --set install --source "$T/src/install" --path "$long"
 hs_status "$C2" "$T/st.json"
 python3 -c 'import json, re, sys
 j = json.load(open(sys.argv[1]))

@@ -17,11 +17,6 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-
 GROUP=""
 st_cleanup() {
 	local rc=$?
@@ -260,12 +255,12 @@ poll() {
 	return 1
 }
 
-start_primary() {
+# start_primary_ctl: hs_start_primary, then wait (bounded) until its
+# control socket is there.
+start_primary_ctl() {
 	local i
 	rm -f "$T/state1/hamnsync.sock"
-	"$HS_BIN" -c "$C1" daemon --foreground >>"$T/primary.log" 2>&1 &
-	PRIMARY_PID=$!
-	HS_PIDS+=("$PRIMARY_PID")
+	hs_start_primary
 	for ((i = 0; i < 100; i++)); do
 		[ -S "$T/state1/hamnsync.sock" ] && return 0
 		kill -0 "$PRIMARY_PID" 2>/dev/null ||
@@ -275,29 +270,13 @@ start_primary() {
 	hs_fail "primary did not open its control socket"
 }
 
-# forget PID: it was stopped and reaped; never signal it again.
-forget() {
-	local p keep=()
-	for p in "${HS_PIDS[@]}"; do
-		[ "$p" = "$1" ] || keep+=("$p")
-	done
-	HS_PIDS=("${keep[@]}")
-}
-
-stop_pid() { # stop_pid PID SIGNAL
-	kill -"$2" "$1" 2>/dev/null || true
-	hs_wait_gone "$1" 150 || hs_fail "process $1 did not stop"
-	wait "$1" 2>/dev/null || true
-	forget "$1"
-}
-
 # spec_ok NAME FILE: FILE holds SPEC's object with every field.
 spec_ok() {
 	local why
 	if why=$(python3 "$T/spec.py" "$2" 2>&1); then
-		ok "$1: --json has every SPEC field, typed"
+		hs_ok "$1: --json has every SPEC field, typed"
 	else
-		bad "$1: --json: $why"
+		hs_bad "$1: --json: $why"
 	fi
 }
 
@@ -306,15 +285,15 @@ status noindex "$C1"
 if [ "$RC" -eq 3 ] && [ "$(wc -l <"$T/noindex.err")" -eq 1 ] &&
 	grep -q "UNKNOWN" "$T/noindex.err" && grep -q "no index" "$T/noindex.err" &&
 	[ ! -s "$T/noindex.out" ]; then
-	ok "no index: UNKNOWN (3), one line: $(cat "$T/noindex.err")"
+	hs_ok "no index: UNKNOWN (3), one line: $(cat "$T/noindex.err")"
 else
-	bad "no index: rc $RC, out '$(cat "$T/noindex.out")' err '$(cat "$T/noindex.err")'"
+	hs_bad "no index: rc $RC, out '$(cat "$T/noindex.out")' err '$(cat "$T/noindex.err")'"
 fi
 status noindex-json "$C1" --json
 if [ "$RC" -eq 3 ] && jtrue "$T/noindex-json.out" '"no index" in d["error"]'; then
-	ok "no index, --json: UNKNOWN with an error object"
+	hs_ok "no index, --json: UNKNOWN with an error object"
 else
-	bad "no index --json: rc $RC, out '$(cat "$T/noindex-json.out")'"
+	hs_bad "no index --json: rc $RC, out '$(cat "$T/noindex-json.out")'"
 fi
 # A path with a quote and a backslash in the error: still one JSON object.
 mkdir -p "$T/q\"uo\\te"
@@ -322,12 +301,12 @@ sed "s|^state_dir = .*|state_dir = $T/q\"uo\\\\te|" "$C1" >"$T/quote.conf"
 status noindex-quote "$T/quote.conf" --json
 if [ "$RC" -eq 3 ] &&
 	jtrue "$T/noindex-quote.out" '"no index" in d["error"] and "q\"uo\\te" in d["error"]'; then
-	ok "no index, a quote in state_dir, --json: the error object is valid JSON"
+	hs_ok "no index, a quote in state_dir, --json: the error object is valid JSON"
 else
-	bad "no index, quoted state_dir, --json: rc $RC, out '$(cat "$T/noindex-quote.out")'"
+	hs_bad "no index, quoted state_dir, --json: rc $RC, out '$(cat "$T/noindex-quote.out")'"
 fi
-[ ! -e "$T/state1/data.mdb" ] && ok "status created no index" ||
-	bad "status created an index in state1"
+[ ! -e "$T/state1/data.mdb" ] && hs_ok "status created no index" ||
+	hs_bad "status created an index in state1"
 
 # ------------------------------------- 2. seeding a large set, with progress
 # The big set is reconciled after the small one; the primary answers status
@@ -336,7 +315,7 @@ BIG_MB=${HS_STATUS_BIG_MB:-400}
 [ "$BIG_MB" -le 1024 ] || BIG_MB=1024
 head -c "${BIG_MB}M" /dev/urandom >"$S/big/image.bin"
 hs_start_standby
-start_primary
+start_primary_ctl
 : >"$T/seed-samples"
 for ((i = 0; i < 600; i++)); do
 	status seed "$C1" --json
@@ -363,19 +342,19 @@ sys.exit(0 if inside and len(inside) == len(seed) and mono else 1)
 PY
 
 then
-	ok "seeding: state seeding with 0 <= progress <= 1, never decreasing ($(cat "$T/seed-verdict"))"
+	hs_ok "seeding: state seeding with 0 <= progress <= 1, never decreasing ($(cat "$T/seed-verdict"))"
 	if grep -q "mid=0 " "$T/seed-verdict"; then
 		echo "note: no sample caught the ${BIG_MB} MiB set mid-transfer;" \
 			"set HS_STATUS_BIG_MB (up to 1024) on a faster machine"
 	fi
 else
-	bad "seeding: $(cat "$T/seed-verdict") $(grep -v "^(" "$T/seed-samples" | head -3)"
+	hs_bad "seeding: $(cat "$T/seed-verdict") $(grep -v "^(" "$T/seed-samples" | head -3)"
 fi
 
 if [ -s "$T/seed-rcs" ] && ! grep -qv '^[12]$' "$T/seed-rcs"; then
-	ok "seeding: WARNING or worse while a set seeds (exit $(sort -u "$T/seed-rcs" | tr '\n' ' '))"
+	hs_ok "seeding: WARNING or worse while a set seeds (exit $(sort -u "$T/seed-rcs" | tr '\n' ' '))"
 else
-	bad "seeding: exit statuses while seeding: $(sort "$T/seed-rcs" 2>/dev/null | uniq -c | tr '\n' ' ')"
+	hs_bad "seeding: exit statuses while seeding: $(sort "$T/seed-rcs" 2>/dev/null | uniq -c | tr '\n' ' ')"
 fi
 
 # ------------------------------------------- 3. caught up: both nodes OK
@@ -388,44 +367,44 @@ ready_standby() {
 	[ "$RC" -eq 0 ] && jtrue "$T/s.out" 'd["promote_ready"]["ready"] is True'
 }
 if poll 300 0.2 caught_up_primary; then
-	ok "primary caught up: exit 0, lag 0, every set in-sync"
+	hs_ok "primary caught up: exit 0, lag 0, every set in-sync"
 else
-	bad "primary never caught up: rc $RC $(cat "$T/p.out" "$T/p.err" | head -30)"
+	hs_bad "primary never caught up: rc $RC $(cat "$T/p.out" "$T/p.err" | head -30)"
 fi
 if poll 100 0.2 ready_standby; then
-	ok "standby: exit 0, promote_ready.ready true"
+	hs_ok "standby: exit 0, promote_ready.ready true"
 else
-	bad "standby not ready: rc $RC $(cat "$T/s.out" "$T/s.err" | head -30)"
+	hs_bad "standby not ready: rc $RC $(cat "$T/s.out" "$T/s.err" | head -30)"
 fi
 # What both said is true: the trees are equal (nothing changes meanwhile).
 hs_compare "$S/data" "$S/big" &&
-	ok "primary in-sync, standby ready: the trees are equal" ||
-	bad "primary in-sync, standby ready, yet the trees differ (status lied)"
+	hs_ok "primary in-sync, standby ready: the trees are equal" ||
+	hs_bad "primary in-sync, standby ready, yet the trees differ (status lied)"
 spec_ok "primary" "$T/p.out"
 spec_ok "standby" "$T/s.out"
 if jtrue "$T/p.out" 'd["peer"]["state"] == "connected" and d["role"] == "primary" and d["daemon"] == "running" and d["node"] == "mn1" and d["peer"]["name"] == "mn2"'; then
-	ok "primary: peer connected, role primary, daemon running"
+	hs_ok "primary: peer connected, role primary, daemon running"
 else
-	bad "primary: $(cat "$T/p.out")"
+	hs_bad "primary: $(cat "$T/p.out")"
 fi
 if jtrue "$T/s.out" 'd["role"] == "standby" and d["peer"]["name"] == "mn1" and d["peer"]["role"] == "primary" and d["lag"]["seconds"] == 0 and d["promote_ready"]["reasons"] == [] and isinstance(d["promote_ready"]["rpo_seconds"], (int, float))'; then
-	ok "standby: hears mn1, lag 0, no reasons, rpo known"
+	hs_ok "standby: hears mn1, lag 0, no reasons, rpo known"
 else
-	bad "standby: $(cat "$T/s.out")"
+	hs_bad "standby: $(cat "$T/s.out")"
 fi
 # The human summary: one screen, the verdict first.
 status ph "$C1"
 if [ "$RC" -eq 0 ] && head -1 "$T/ph.out" | grep -q "^hamnsync OK: mn1 primary" &&
 	[ "$(wc -l <"$T/ph.out")" -le 24 ]; then
-	ok "human summary: $(head -1 "$T/ph.out")"
+	hs_ok "human summary: $(head -1 "$T/ph.out")"
 else
-	bad "human summary: rc $RC $(cat "$T/ph.out" "$T/ph.err")"
+	hs_bad "human summary: rc $RC $(cat "$T/ph.out" "$T/ph.err")"
 fi
 status sh "$C2"
 if [ "$RC" -eq 0 ] && grep -q "^promote  ready" "$T/sh.out"; then
-	ok "standby human summary says promote ready"
+	hs_ok "standby human summary says promote ready"
 else
-	bad "standby human summary: rc $RC $(cat "$T/sh.out" "$T/sh.err")"
+	hs_bad "standby human summary: rc $RC $(cat "$T/sh.out" "$T/sh.err")"
 fi
 
 # ------------------------------------------------------- 4. metrics files
@@ -433,9 +412,9 @@ metrics_ok() { # metrics_ok NAME FILE
 	local why
 	if why=$(python3 "$T/prom.py" "$2" hamnsync_lag_seconds \
 		hamnsync_pending_files hamnsync_promote_ready 2>&1); then
-		ok "$1: $(basename "$2") parses strictly, hamnsync_lag_seconds present"
+		hs_ok "$1: $(basename "$2") parses strictly, hamnsync_lag_seconds present"
 	else
-		bad "$1: $(basename "$2"): $why"
+		hs_bad "$1: $(basename "$2"): $why"
 	fi
 }
 poll 50 0.2 test -s "$T/m1.prom" || true
@@ -454,16 +433,16 @@ for ((i = 0; i < 50; i++)); do
 	sleep 0.1
 done
 if [ "$left" = yes ]; then
-	bad "metrics: temporary files left: $(ls "$T"/*.tmp.*)"
+	hs_bad "metrics: temporary files left: $(ls "$T"/*.tmp.*)"
 else
-	ok "metrics: no temporary files left beside them"
+	hs_ok "metrics: no temporary files left beside them"
 fi
 # The standby's file says it may be promoted (once rewritten after ready).
 promote_metric() { grep -q '^hamnsync_promote_ready 1$' "$T/m2.prom"; }
 if poll 50 0.2 promote_metric; then
-	ok "metrics: standby exports hamnsync_promote_ready 1"
+	hs_ok "metrics: standby exports hamnsync_promote_ready 1"
 else
-	bad "metrics: $(grep promote_ready "$T/m2.prom")"
+	hs_bad "metrics: $(grep promote_ready "$T/m2.prom")"
 fi
 
 # -------------- 4b. idle daemons write nothing (the status is kept only
@@ -475,18 +454,18 @@ idle_marks() {
 }
 saved() { [ -s "$T/state1/status.json" ] && [ -s "$T/state2/status.json" ]; }
 if poll 100 0.1 saved; then
-	ok "both daemons saved their status in state_dir/status.json"
+	hs_ok "both daemons saved their status in state_dir/status.json"
 else
-	bad "status.json missing: $(ls -l "$T/state1" "$T/state2" 2>&1 | tr '\n' ' ')"
+	hs_bad "status.json missing: $(ls -l "$T/state1" "$T/state2" 2>&1 | tr '\n' ' ')"
 fi
 sleep 1 # a save due from the last edit lands first
 marks1=$(idle_marks)
 sleep 6 # more than the 5 s between two looks at the status
 marks2=$(idle_marks)
 if [ "$marks1" = "$marks2" ]; then
-	ok "idle for 6 s: neither daemon wrote its status or its index"
+	hs_ok "idle for 6 s: neither daemon wrote its status or its index"
 else
-	bad "idle daemons wrote: before: $marks1; after: $marks2"
+	hs_bad "idle daemons wrote: before: $marks1; after: $marks2"
 fi
 
 # ------------------------------------------------------- 5. permissions
@@ -513,9 +492,9 @@ if [ -n "$GROUP" ]; then
 	done
 	ls -l "$T/state1/hamnsync.sock" >"$T/sock.ls"
 	if grep -q "^srw-rw---- .* root $GROUP " "$T/sock.ls"; then
-		ok "socket is 0660 root:$GROUP"
+		hs_ok "socket is 0660 root:$GROUP"
 	else
-		bad "socket: $(cat "$T/sock.ls")"
+		hs_bad "socket: $(cat "$T/sock.ls")"
 	fi
 	for who in member supp; do
 		set +e
@@ -525,9 +504,9 @@ if [ -n "$GROUP" ]; then
 		set -e
 		if [ "$RC" -eq 0 ] && python3 "$T/spec.py" "$T/perm-$who.out" &&
 			jtrue "$T/perm-$who.out" 'd["daemon"] == "running"'; then
-			ok "status_group $who (uid $NUID): status exit 0 from the daemon"
+			hs_ok "status_group $who (uid $NUID): status exit 0 from the daemon"
 		else
-			bad "status_group $who: rc $RC $(cat "$T/perm-$who.err") $(head -5 "$T/perm-$who.out")"
+			hs_bad "status_group $who: rc $RC $(cat "$T/perm-$who.err") $(head -5 "$T/perm-$who.out")"
 		fi
 	done
 	# Other verbs are for root only, even for a member.
@@ -550,24 +529,24 @@ PY
 		>"$T/perm-sync.out" 2>"$T/perm-sync.err"
 	set -e
 	if jtrue "$T/perm-sync.out" '"permission denied" in d["error"]'; then
-		ok "status_group member: verb sync refused ($(cat "$T/perm-sync.out"))"
+		hs_ok "status_group member: verb sync refused ($(cat "$T/perm-sync.out"))"
 	else
-		bad "member's sync: $(cat "$T/perm-sync.out" "$T/perm-sync.err")"
+		hs_bad "member's sync: $(cat "$T/perm-sync.out" "$T/perm-sync.err")"
 	fi
 	timeout 5 python3 "$T/verb.py" "$T/state1/hamnsync.sock" status \
 		>"$T/root-verb.out" 2>&1 || true
 	jtrue "$T/root-verb.out" 'd["node"] == "mn1"' &&
-		ok "root: the raw protocol answers status" ||
-		bad "root raw status: $(head -3 "$T/root-verb.out")"
+		hs_ok "root: the raw protocol answers status" ||
+		hs_bad "root raw status: $(head -3 "$T/root-verb.out")"
 	set +e
 	as_outsider "$HS_BIN" -c "$C1" status >"$T/perm-out.out" 2>"$T/perm-out.err"
 	RC=$?
 	set -e
 	if [ "$RC" -eq 3 ] && grep -qi "permission denied" "$T/perm-out.err" &&
 		[ "$(wc -l <"$T/perm-out.err")" -eq 1 ]; then
-		ok "outsider: UNKNOWN, $(cat "$T/perm-out.err")"
+		hs_ok "outsider: UNKNOWN, $(cat "$T/perm-out.err")"
 	else
-		bad "outsider: rc $RC $(cat "$T/perm-out.out" "$T/perm-out.err")"
+		hs_bad "outsider: rc $RC $(cat "$T/perm-out.out" "$T/perm-out.err")"
 	fi
 	set +e
 	as_outsider ${UPY:-python3} "$T/verb.py" "$T/state1/hamnsync.sock" status \
@@ -575,9 +554,9 @@ PY
 	RC=$?
 	set -e
 	if [ "$RC" -ne 0 ] && grep -q "PermissionError" "$T/perm-raw.out"; then
-		ok "outsider cannot connect to the socket"
+		hs_ok "outsider cannot connect to the socket"
 	else
-		bad "outsider connected: $(head -3 "$T/perm-raw.out")"
+		hs_bad "outsider connected: $(head -3 "$T/perm-raw.out")"
 	fi
 else
 	echo "skip permissions: needs root, setpriv and a group users or nogroup"
@@ -589,8 +568,8 @@ disconnected() {
 	status lag "$C1" --json
 	jtrue "$P_OUT" 'd["peer"]["state"] == "disconnected"'
 }
-stop_pid "$STANDBY_PID" TERM
-poll 100 0.1 disconnected || bad "primary never noticed the standby left"
+hs_stop_pid "$STANDBY_PID" TERM 150 || hs_fail "the standby did not stop"
+poll 100 0.1 disconnected || hs_bad "primary never noticed the standby left"
 
 # Within peer_timeout of the drop: --warn-lag 1 WARNING, --crit-lag 1 CRITICAL.
 : >"$T/thr-samples"
@@ -609,15 +588,15 @@ for ((i = 0; i < 80; i++)); do
 	sleep 0.1
 done
 case $warn_seen in
-1) ok "--warn-lag 1 --crit-lag 1000: WARNING (1) at $(tail -1 "$T/thr-samples")" ;;
-0) bad "--warn-lag: no sample with lag > 1 s before peer_timeout: $(tail -3 "$T/thr-samples")" ;;
-*) bad "--warn-lag 1 --crit-lag 1000: $(tail -1 "$T/thr-samples") $(cat "$T/thr.out")" ;;
+1) hs_ok "--warn-lag 1 --crit-lag 1000: WARNING (1) at $(tail -1 "$T/thr-samples")" ;;
+0) hs_bad "--warn-lag: no sample with lag > 1 s before peer_timeout: $(tail -3 "$T/thr-samples")" ;;
+*) hs_bad "--warn-lag 1 --crit-lag 1000: $(tail -1 "$T/thr-samples") $(cat "$T/thr.out")" ;;
 esac
 status crit "$C1" --json --crit-lag 1
 if [ "$RC" -eq 2 ] && jtrue "$T/crit.out" 'any(w["severity"] == "critical" and "lag" in w["text"] for w in d["warnings"])'; then
-	ok "--crit-lag 1: CRITICAL (2) with a lag warning"
+	hs_ok "--crit-lag 1: CRITICAL (2) with a lag warning"
 else
-	bad "--crit-lag 1: rc $RC $(cat "$T/crit.out")"
+	hs_bad "--crit-lag 1: rc $RC $(cat "$T/crit.out")"
 fi
 
 # Changes while the standby is away: pending and lag rise.
@@ -629,10 +608,10 @@ pending() {
 }
 if poll 100 0.1 pending; then
 	lag1=$(jget "$P_OUT" 'd["lag"]["seconds"]')
-	ok "standby stopped: lag $lag1 s, $(jget "$P_OUT" 'd["lag"]["files_pending"]') files pending"
+	hs_ok "standby stopped: lag $lag1 s, $(jget "$P_OUT" 'd["lag"]["files_pending"]') files pending"
 else
 	lag1=0
-	bad "lag/pending never rose: $(cat "$P_OUT")"
+	hs_bad "lag/pending never rose: $(cat "$P_OUT")"
 fi
 # Past peer_timeout (5 s): the primary reports CRITICAL.
 gone_critical() {
@@ -640,16 +619,16 @@ gone_critical() {
 	[ "$RC" -eq 2 ] && grep -q "unreachable" "$T/gone.out"
 }
 if poll 100 0.2 gone_critical; then
-	ok "standby gone past peer_timeout: CRITICAL ($(grep unreachable "$T/gone.out"))"
+	hs_ok "standby gone past peer_timeout: CRITICAL ($(grep unreachable "$T/gone.out"))"
 else
-	bad "standby gone: rc $RC $(cat "$T/gone.out")"
+	hs_bad "standby gone: rc $RC $(cat "$T/gone.out")"
 fi
 status lag "$C1" --json
 lag2=$(jget "$P_OUT" 'd["lag"]["seconds"]') || lag2=0
 if python3 -c 'import sys; sys.exit(0 if float(sys.argv[2]) > float(sys.argv[1]) else 1)' "$lag1" "$lag2"; then
-	ok "lag grows while the standby is away ($lag1 -> $lag2 s)"
+	hs_ok "lag grows while the standby is away ($lag1 -> $lag2 s)"
 else
-	bad "lag did not grow: $lag1 -> $lag2"
+	hs_bad "lag did not grow: $lag1 -> $lag2"
 fi
 
 # The standby returns: lag falls to 0 (reconnect backoff is at most 10 s).
@@ -659,14 +638,14 @@ caught_up_again() {
 		jtrue "$P_OUT" 'd["lag"]["seconds"] == 0 and d["lag"]["files_pending"] == 0 and d["peer"]["state"] == "connected"'
 }
 if poll 200 0.2 caught_up_again; then
-	ok "standby back: lag 0, nothing pending, OK"
+	hs_ok "standby back: lag 0, nothing pending, OK"
 else
-	bad "after the standby returned: rc $RC $(cat "$P_OUT")"
+	hs_bad "after the standby returned: rc $RC $(cat "$P_OUT")"
 fi
 if poll 100 0.2 ready_standby; then
-	ok "standby ready again"
+	hs_ok "standby ready again"
 else
-	bad "standby not ready again: $(cat "$T/s.out")"
+	hs_bad "standby not ready again: $(cat "$T/s.out")"
 fi
 hs_wait_same "changes made while away arrived" 30 "$S/data" "$S/big"
 
@@ -675,91 +654,91 @@ hs_wait_same "changes made while away arrived" 30 "$S/data" "$S/big"
 # reported ... until"), whatever else the set sees meanwhile.
 rm -f "$S"/data/sub/f1? "$S"/data/sub/f[2-9]
 holding() { grep -q "set data: holding back the deletion" "$T/primary.log"; }
-poll 100 0.1 holding || bad "the primary never held the deletion back"
+poll 100 0.1 holding || hs_bad "the primary never held the deletion back"
 n_src=$(find "$S/data/sub" -type f | wc -l)
 n_sb=$(find "$T/standby$S/data/sub" -type f | wc -l)
-[ "$n_sb" -gt "$n_src" ] && ok "held deletion: $((n_sb - n_src)) deleted files kept on the standby" ||
-	bad "held deletion: nothing kept on the standby ($n_sb vs $n_src)"
+[ "$n_sb" -gt "$n_src" ] && hs_ok "held deletion: $((n_sb - n_src)) deleted files kept on the standby" ||
+	hs_bad "held deletion: nothing kept on the standby ($n_sb vs $n_src)"
 held() {
 	status held "$C1" --json
 	[ "$RC" -eq 1 ] && jtrue "$T/held.out" '[p["state"] for p in d["paths"] if p["name"] == "data"] == ["held"] and any("allow-deletes" in w["text"] for w in d["warnings"])'
 }
 if poll 20 0.1 held; then
-	ok "held deletion: WARNING (1), set data held"
+	hs_ok "held deletion: WARNING (1), set data held"
 else
-	bad "held deletion: rc $RC $(jget "$T/held.out" 'd["paths"]') $(jget "$T/held.out" 'd["warnings"]')"
+	hs_bad "held deletion: rc $RC $(jget "$T/held.out" 'd["paths"]') $(jget "$T/held.out" 'd["warnings"]')"
 fi
 # An unrelated edit in the same set is replicated; the hold remains.
 echo "edited after the hold" >>"$S/data/hosts"
 # (status says held, not in-sync, before each look at the copy)
 arrived() { held && cmp -s "$S/data/hosts" "$T/standby$S/data/hosts"; }
 poll 100 0.1 arrived ||
-	bad "an edit after the hold never arrived while status said held"
+	hs_bad "an edit after the hold never arrived while status said held"
 n_sb2=$(find "$T/standby$S/data/sub" -type f | wc -l)
 if held; then
-	ok "held deletion still reported after another change to the set"
+	hs_ok "held deletion still reported after another change to the set"
 elif [ "$n_sb2" -gt "$n_src" ]; then
-	bad "held deletion no longer reported, yet $((n_sb2 - n_src)) deleted files are still held on the standby: rc $RC, data $(jget "$T/held.out" '[p["state"] for p in d["paths"] if p["name"] == "data"]'), warnings $(jget "$T/held.out" 'd["warnings"]')"
+	hs_bad "held deletion no longer reported, yet $((n_sb2 - n_src)) deleted files are still held on the standby: rc $RC, data $(jget "$T/held.out" '[p["state"] for p in d["paths"] if p["name"] == "data"]'), warnings $(jget "$T/held.out" 'd["warnings"]')"
 else
-	bad "held deletion: released without --allow-deletes ($n_sb2 files on the standby)"
+	hs_bad "held deletion: released without --allow-deletes ($n_sb2 files on the standby)"
 fi
 
 # ------------------------- 7. the primary is killed: the standby's verdict
-stop_pid "$PRIMARY_PID" KILL
+hs_stop_pid "$PRIMARY_PID" KILL 150 || hs_fail "the primary did not stop"
 unready() {
 	status s "$C2" --json
 	jtrue "$T/s.out" 'd["promote_ready"]["ready"] is False and any("unreachable since" in r for r in d["promote_ready"]["reasons"])'
 }
 if poll 100 0.2 unready; then
-	ok "primary killed: not ready, $(jget "$T/s.out" 'd["promote_ready"]["reasons"]')"
+	hs_ok "primary killed: not ready, $(jget "$T/s.out" 'd["promote_ready"]["reasons"]')"
 else
-	bad "primary killed: $(cat "$T/s.out")"
+	hs_bad "primary killed: $(cat "$T/s.out")"
 fi
 # A critical "silent" warning must agree with the silence it reports.
 if jtrue "$T/s.out" 'not any(w["severity"] == "critical" and "silent" in w["text"] for w in d["warnings"]) or d["peer"]["last_heard_seconds"] > 5'; then
-	ok "standby: no peer-gone CRITICAL before peer_timeout (last heard $(jget "$T/s.out" 'd["peer"]["last_heard_seconds"]') s)"
+	hs_ok "standby: no peer-gone CRITICAL before peer_timeout (last heard $(jget "$T/s.out" 'd["peer"]["last_heard_seconds"]') s)"
 else
-	bad "standby: CRITICAL for a primary silent $(jget "$T/s.out" 'd["peer"]["last_heard_seconds"]') s, under peer_timeout 5 s: $(jget "$T/s.out" 'd["warnings"]')"
+	hs_bad "standby: CRITICAL for a primary silent $(jget "$T/s.out" 'd["peer"]["last_heard_seconds"]') s, under peer_timeout 5 s: $(jget "$T/s.out" 'd["warnings"]')"
 fi
 rpo1=$(jget "$T/s.out" 'd["promote_ready"]["rpo_seconds"]') || rpo1=None
 sleep 2
 status s "$C2" --json
 rpo2=$(jget "$T/s.out" 'd["promote_ready"]["rpo_seconds"]') || rpo2=None
 if python3 -c 'import sys; sys.exit(0 if float(sys.argv[2]) > float(sys.argv[1]) else 1)' "$rpo1" "$rpo2" 2>/dev/null; then
-	ok "rpo_seconds grows with the silence ($rpo1 -> $rpo2 s)"
+	hs_ok "rpo_seconds grows with the silence ($rpo1 -> $rpo2 s)"
 else
-	bad "rpo_seconds: $rpo1 -> $rpo2"
+	hs_bad "rpo_seconds: $rpo1 -> $rpo2"
 fi
 standby_crit() {
 	status sc "$C2"
 	[ "$RC" -eq 2 ]
 }
 if poll 100 0.2 standby_crit; then
-	ok "standby: CRITICAL once the primary is gone ($(grep -m1 CRIT "$T/sc.out"))"
+	hs_ok "standby: CRITICAL once the primary is gone ($(grep -m1 CRIT "$T/sc.out"))"
 else
-	bad "standby never CRITICAL: $(cat "$T/sc.out")"
+	hs_bad "standby never CRITICAL: $(cat "$T/sc.out")"
 fi
 
 # --------------------------------- 8. a daemon that is not running: index
 status dead "$C1" --json
 if [ "$RC" -eq 2 ] && jtrue "$T/dead.out" 'd["daemon"] == "stopped" and d["role"] == "primary" and d["node"] == "mn1" and d["promote_ready"]["ready"] is False and len(d["paths"]) > 0 and d["lag"]["last_applied"] is not None'; then
-	ok "killed primary: CRITICAL (2), daemon stopped, its saved sets and last apply"
+	hs_ok "killed primary: CRITICAL (2), daemon stopped, its saved sets and last apply"
 else
-	bad "killed primary: rc $RC $(cat "$T/dead.out" "$T/dead.err")"
+	hs_bad "killed primary: rc $RC $(cat "$T/dead.out" "$T/dead.err")"
 fi
 spec_ok "killed primary" "$T/dead.out"
 status deadh "$C1"
 if [ "$RC" -eq 2 ] && head -1 "$T/deadh.out" | grep -q "CRITICAL.*daemon stopped"; then
-	ok "killed primary, human: $(head -1 "$T/deadh.out")"
+	hs_ok "killed primary, human: $(head -1 "$T/deadh.out")"
 else
-	bad "killed primary, human: rc $RC $(cat "$T/deadh.out" "$T/deadh.err")"
+	hs_bad "killed primary, human: rc $RC $(cat "$T/deadh.out" "$T/deadh.err")"
 fi
-stop_pid "$STANDBY_PID" TERM
+hs_stop_pid "$STANDBY_PID" TERM 150 || hs_fail "the standby did not stop"
 status stopped "$C2" --json
 if [ "$RC" -eq 2 ] && jtrue "$T/stopped.out" 'd["daemon"] == "stopped" and d["role"] == "standby" and d["peer"]["state"] is None and d["lag"]["seconds"] is None and len(d["paths"]) > 0 and d["lag"]["last_applied"] is not None'; then
-	ok "stopped standby: CRITICAL (2), daemon stopped, unknowns null"
+	hs_ok "stopped standby: CRITICAL (2), daemon stopped, unknowns null"
 else
-	bad "stopped standby: rc $RC $(cat "$T/stopped.out" "$T/stopped.err")"
+	hs_bad "stopped standby: rc $RC $(cat "$T/stopped.out" "$T/stopped.err")"
 fi
 spec_ok "stopped standby" "$T/stopped.out"
 if [ -n "$GROUP" ]; then
@@ -770,15 +749,12 @@ if [ -n "$GROUP" ]; then
 	RC=$?
 	set -e
 	if [ "$RC" -eq 2 ] || { [ "$RC" -eq 3 ] && grep -qi "permission denied" "$T/perm-stopped.err"; }; then
-		ok "member, daemon stopped: rc $RC $(head -1 "$T/perm-stopped.out" "$T/perm-stopped.err" | grep -v '^==>\|^$' | head -1)"
+		hs_ok "member, daemon stopped: rc $RC $(head -1 "$T/perm-stopped.out" "$T/perm-stopped.err" | grep -v '^==>\|^$' | head -1)"
 	else
-		bad "member, daemon stopped: rc $RC $(cat "$T/perm-stopped.out" "$T/perm-stopped.err")"
+		hs_bad "member, daemon stopped: rc $RC $(cat "$T/perm-stopped.out" "$T/perm-stopped.err")"
 	fi
 fi
 metrics_ok "metrics, primary (after its death)" "$T/m1.prom"
 metrics_ok "metrics, standby (after stop)" "$T/m2.prom"
 
-pass=$((pass + HS_PASSED))
-fail=$((fail + HS_FAILED))
-echo "test_status: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+hs_result test_status

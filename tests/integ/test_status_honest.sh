@@ -63,7 +63,7 @@ fi
 hs_wait_same "the change arrives, and status says so" 30 "$D"
 
 # 2. a primary started while the standby is down
-kill "$PRIMARY_PID"
+hs_signal TERM "$PRIMARY_PID"
 hs_wait_gone "$PRIMARY_PID" 150 || hs_fail "the primary did not stop"
 hs_stop_standby
 echo "changed while both were down" >"$D/sub/f2"

@@ -38,21 +38,7 @@ hs_setup_pair "
 source = $D"
 
 # The standby runs in a mount namespace of its own (its mounts are gone
-# with it); in_ns runs a command there.
-start_standby_ns() {
-	local conf=$1 pre=$2 before
-	touch "$T/standby.log"
-	before=$(grep -c "listening on" "$T/standby.log" 2>/dev/null || true)
-	unshare -m --propagation private bash -c \
-		"$pre exec '$HS_BIN' -c '$conf' daemon --foreground" \
-		>>"$T/standby.log" 2>&1 &
-	STANDBY_PID=$!
-	HS_PIDS+=("$STANDBY_PID")
-	disown "$STANDBY_PID" # killed on purpose below: no job notice
-	hs_wait_log "$T/standby.log" "listening on" $((before + 1)) 30 ||
-		hs_fail "standby did not start: $(tail -5 "$T/standby.log")"
-}
-in_ns() { nsenter -t "$STANDBY_PID" -m "$@"; }
+# with it): hs_start_standby_ns, hs_in_standby_ns.
 
 # next_opens NAME [RC]: after a sync that ended in errors (exit RC,
 # default 1), every command that opens the primary's index works.
@@ -100,7 +86,7 @@ next_opens() {
 	fi
 }
 
-start_standby_ns "$C2" ""
+hs_start_standby_ns "$C2" ""
 hs_sync
 hs_sync_check "seed sync" "$D"
 [ "$HS_SAME" = 1 ] || hs_fail "the seed sync did not converge"
@@ -119,13 +105,13 @@ else
 	lock() {
 		local p
 		for p; do
-			in_ns mount --bind "$p" "$p"
-			in_ns mount -o remount,bind,ro "$p"
+			hs_in_standby_ns mount --bind "$p" "$p"
+			hs_in_standby_ns mount -o remount,bind,ro "$p"
 		done
 	}
 	unlock() {
 		local p
-		for p; do in_ns umount "$p"; done
+		for p; do hs_in_standby_ns umount "$p"; done
 	}
 	lock_how="read-only bind mounts"
 fi
@@ -182,7 +168,7 @@ set -e
 	hs_bad "no transfer seen under way before the kill"
 next_opens "standby killed mid-transfer" 3
 sed -i '/^bwlimit/d' "$C1"
-start_standby_ns "$C2" ""
+hs_start_standby_ns "$C2" ""
 hs_sync
 hs_sync_check "standby back: one sync converges" "$D"
 [ -z "$(find "$S" -name '.hamnsync-tmp.*')" ] &&
@@ -195,12 +181,12 @@ hs_stop_standby
 F=$T/full
 mkdir -p "$F"
 sed "s|^target_root = .*|target_root = $F|" "$C2" >"$T/mn2-full.conf"
-start_standby_ns "$T/mn2-full.conf" "mount -t tmpfs -o size=48m tmpfs '$F' &&"
+hs_start_standby_ns "$T/mn2-full.conf" "mount -t tmpfs -o size=48m tmpfs '$F' &&"
 hs_sync
 [ "$SYNC_RC" -eq 0 ] || hs_fail "seed onto the tmpfs: rc $SYNC_RC $(cat "$T/sync.err")"
-in_ns sh -c "cat /dev/zero >'$F/filler'" 2>/dev/null || true
-[ "$(in_ns df --output=avail -B1 "$F" | tail -1)" -lt 4096 ] ||
-	hs_fail "the tmpfs is not full: $(in_ns df -h "$F" | tail -1)"
+hs_in_standby_ns sh -c "cat /dev/zero >'$F/filler'" 2>/dev/null || true
+[ "$(hs_in_standby_ns df --output=avail -B1 "$F" | tail -1)" -lt 4096 ] ||
+	hs_fail "the tmpfs is not full: $(hs_in_standby_ns df -h "$F" | tail -1)"
 head -c 300000 /dev/urandom >"$D/sub/new-whole"
 printf 'a changed middle' | dd of="$D/sub/m1" bs=1 seek=100000 conv=notrunc status=none
 printf 'changed block' | dd of="$D/big/b2" bs=1 seek=2500000 conv=notrunc status=none
@@ -219,15 +205,15 @@ fi
 grep "m1" "$T/standby.log" | grep -q "No space left on device" &&
 	hs_ok "disk full: the standby's log names the full disk" ||
 	hs_bad "disk full: standby log: $(grep m1 "$T/standby.log" | tail -2)"
-if [ -z "$(in_ns find "$F" -name '.hamnsync-tmp.*')" ]; then
+if [ -z "$(hs_in_standby_ns find "$F" -name '.hamnsync-tmp.*')" ]; then
 	hs_ok "disk full: no temporary file left"
 else
 	hs_bad "disk full: temporary files left"
 fi
 next_opens "full disk"
-in_ns rm -f "$F/filler"
+hs_in_standby_ns rm -f "$F/filler"
 hs_sync
-out=$(in_ns rsync -naiHAXc --numeric-ids --modify-window=-1 --delete "$D/" "$F$D/" 2>&1)
+out=$(hs_in_standby_ns rsync -naiHAXc --numeric-ids --modify-window=-1 --delete "$D/" "$F$D/" 2>&1)
 if [ "$SYNC_RC" -eq 0 ] && [ -z "$out" ]; then
 	hs_ok "space back: one sync converges"
 else

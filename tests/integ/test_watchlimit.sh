@@ -37,16 +37,6 @@ poll_s() {
 	return 1
 }
 
-# wait_log PATTERN SECONDS: until the primary's log has a matching line.
-wait_log() {
-	local i
-	for ((i = 0; i < $2 * 10; i++)); do
-		grep -q -- "$1" "$T/primary.log" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
 why=$(unshare --user --map-root-user sh -c \
 	"echo $LIMIT >/proc/sys/user/max_inotify_watches" 2>&1) ||
 	hs_fail "cannot lower the watch limit in a user namespace" \
@@ -88,7 +78,7 @@ hs_expect_status "the standby is not promote ready while the primary is blind in
 	"$C2" 'd["promote_ready"]["ready"] is False'
 
 # What the watcher made of it: watched directories and polled subtrees.
-wait_log "directories watched" 10 || hs_bad "no watcher summary line"
+hs_wait_log "$T/primary.log" "directories watched" 1 10 || hs_bad "no watcher summary line"
 summary=$(grep "directories watched" "$T/primary.log" | head -1)
 watched=$(echo "$summary" | sed -n 's/.*watch: \([0-9]*\) directories watched.*/\1/p')
 polled=$(echo "$summary" | sed -n 's/.* \([0-9]*\) subtrees polled.*/\1/p')
@@ -293,7 +283,7 @@ fi
 kill -0 "$PRIMARY_PID" 2>/dev/null && hs_ok "the primary kept running" ||
 	hs_bad "the primary died"
 # verify needs the standby's session: stop the daemon (SIGTERM drains).
-kill "$PRIMARY_PID"
+hs_signal TERM "$PRIMARY_PID"
 hs_wait_gone "$PRIMARY_PID" 150 || hs_bad "the primary did not stop on SIGTERM"
 "$HS_BIN" -c "$C1" verify >"$T/verify.out" 2>&1 &&
 	hs_ok "hamnsync verify exits 0" ||

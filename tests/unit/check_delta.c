@@ -1,7 +1,8 @@
 /*
- * check_delta.c - librsync jobs and extended attributes in tree/:
- * signature, delta and patch round trips, the signature checks, hostile
- * deltas against a small basis, and reading and applying xattrs.
+ * check_delta.c - delta/: librsync jobs (signature, delta and patch round
+ * trips, the signature checks, hostile deltas against a small basis) and
+ * the block tables of patches (the block size per file size, the XXH3
+ * block table fed in any slicing, the patch token, the record keys).
  */
 #include <check.h>
 #include <errno.h>
@@ -13,15 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 #include <unistd.h>
+#include <xxhash.h>
 
+#include "check_aux.h"
 #include "delta.h"
-#include "tree.h"
 
-#define N_ELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define KIB (1024u)
 #define MIB (1024u * 1024)
+#define GIB (1024ull * 1024 * 1024)
 
 /* librsync's magic numbers (librsync.h), spelled out for crafted input. */
 #define MAGIC_DELTA 0x72730236u
@@ -32,21 +33,6 @@
 #define SIG_HDR_LEN 12
 
 /* ------------------------------------------------------------- helpers */
-
-/* Deterministic incompressible bytes (xorshift64*). */
-static void
-fill_random(uint8_t *p, size_t n, uint64_t seed)
-{
-	uint64_t x = seed * 2654435761u + 0x9e3779b97f4a7c15ull;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		x ^= x >> 12;
-		x ^= x << 25;
-		x ^= x >> 27;
-		p[i] = (uint8_t)((x * 0x2545f4914f6cdd1dull) >> 56);
-	}
-}
 
 static void
 put_be32(uint8_t *p, uint32_t v)
@@ -107,15 +93,6 @@ sink_emit(void *arg, const uint8_t *p, size_t n)
 static char base_dir[64];
 static char tmp_dir[128];
 static int dir_fd = -1;
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static void
 base_setup(void)
@@ -897,286 +874,126 @@ START_TEST(hostile_copy_flood)
 }
 END_TEST
 
-/* ------------------------------------------------------------- xattrs */
+/* ------------------------------------------------------- block size */
 
-/*
- * Set user.* attribute on fd; returns 0, or 1 after logging a skip when
- * the filesystem does not support them.
- */
-static int
-xa_try_set(int fd, const char *name, const char *value)
+static const struct {
+	uint64_t size;
+	uint32_t bsize;
+} size_cases[] = {
+	{0, 0},
+	{MIB - 1, 0},               /* below the threshold: no record */
+	{MIB, 16 * KIB},            /* 64 blocks */
+	{64 * MIB, 16 * KIB},       /* 4096 blocks (the quick bench) */
+	{512 * MIB, 16 * KIB},      /* exactly 32768 blocks */
+	{512 * MIB + 1, 32 * KIB},  /* one more byte: doubles */
+	{GIB, 32 * KIB},            /* 32768 blocks */
+	{32 * GIB, MIB},            /* the largest block */
+	{32 * GIB + 1, 0},          /* past it: signatures only */
+};
+
+START_TEST(size_table)
 {
-	if (fsetxattr(fd, name, value, strlen(value), 0) == 0)
-		return 0;
-	ck_assert_msg(errno == ENOTSUP || errno == EOPNOTSUPP,
-	              "fsetxattr %s: %s", name, strerror(errno));
-	fprintf(stderr,
-	        "check_delta: SKIP: %s does not support user.* xattrs (%s)\n",
-	        tmp_dir, strerror(errno));
-	return 1;
-}
-
-/* The blob xa_read_* must give for user.a=valA, user.b=value-b. */
-static void
-xa_expected(struct hs_buf *b)
-{
-	static const uint8_t want[] = {
-	    0,   6,   'u', 's', 'e', 'r', '.', 'a', 0,   0,   0,   4,
-	    'v', 'a', 'l', 'A', 0,   6,   'u', 's', 'e', 'r', '.', 'b',
-	    0,   0,   0,   7,   'v', 'a', 'l', 'u', 'e', '-', 'b',
-	};
-
-	hs_buf_init(b, PROTO_XATTRS_MAX);
-	ck_assert_int_eq(hs_buf_append(b, want, sizeof(want)), HS_OK);
-}
-
-static int
-blob_eq(const struct hs_buf *a, const struct hs_buf *b)
-{
-	return a->len == b->len &&
-	       (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
-}
-
-/* Make file `name` with user.b then user.a set; 1 when unsupported. */
-static int
-xa_file(const char *name, int *fdp)
-{
-	*fdp = file_make(name, (const uint8_t *)"x", 1);
-	if (xa_try_set(*fdp, "user.b", "value-b") != 0)
-		return 1;
-	ck_assert_int_eq(xa_try_set(*fdp, "user.a", "valA"), 0);
-	return 0;
-}
-
-START_TEST(xa_none)
-{
-	uint8_t dig[PROTO_XHASH_LEN], zero[PROTO_XHASH_LEN] = {0};
-	struct hs_buf blob;
-	int fd;
-
-	fd = file_make("plain", (const uint8_t *)"x", 1);
-	hs_buf_init(&blob, PROTO_XATTRS_MAX);
-	blob.len = 99; /* must be reset */
-	ck_assert_int_eq(xa_read_fd(fd, &blob), HS_OK);
-	ck_assert_uint_eq(blob.len, 0);
-	memset(dig, 0xa5, sizeof(dig));
-	xa_digest(blob.data, blob.len, dig);
-	ck_assert_mem_eq(dig, zero, PROTO_XHASH_LEN);
-	ck_assert_int_eq(proto_xattrs_check(blob.data, blob.len), HS_OK);
-
-	blob.len = 99;
-	ck_assert_int_eq(xa_read_at(dir_fd, "plain", &blob), HS_OK);
-	ck_assert_uint_eq(blob.len, 0);
-	hs_buf_free(&blob);
-	close(fd);
+	ck_assert_uint_eq(blk_size_for(size_cases[_i].size),
+	                  size_cases[_i].bsize);
+	if (size_cases[_i].bsize != 0)
+		ck_assert_uint_le((size_cases[_i].size +
+		                   size_cases[_i].bsize - 1) /
+		                      size_cases[_i].bsize,
+		                  IDX_BLOCKS_MAX);
 }
 END_TEST
 
-START_TEST(xa_sorted_blob)
+/* ------------------------------------------------------ block table */
+
+/* Feeding in slices of any size gives the hashes of whole blocks. */
+static const size_t slices[] = {1, 7, 4096, 16 * KIB, 16 * KIB + 3,
+                                256 * KIB, 3 * MIB};
+
+START_TEST(table_slicing)
 {
-	uint8_t d1[PROTO_XHASH_LEN], d2[PROTO_XHASH_LEN];
-	uint8_t zero[PROTO_XHASH_LEN] = {0};
-	struct hs_buf blob, want;
-	struct proto_xattr x;
-	struct proto_rd r;
-	int fd;
+	size_t size = 64 * KIB + 12345, off = 0, i;
+	uint8_t *data = malloc(size);
+	struct blk_table t;
 
-	if (xa_file("f", &fd) != 0)
-		return;
-	hs_buf_init(&blob, PROTO_XATTRS_MAX);
-	ck_assert_int_eq(xa_read_fd(fd, &blob), HS_OK);
-	xa_expected(&want);
-	ck_assert_msg(blob_eq(&blob, &want), "blob of %zu bytes, want %zu",
-	              blob.len, want.len);
-	ck_assert_int_eq(proto_xattrs_check(blob.data, blob.len), HS_OK);
+	fill_random(data, size, 42);
+	ck_assert_int_eq(blk_table_init(&t, size, 16 * KIB), HS_OK);
+	ck_assert_uint_eq(t.n, (size + 16 * KIB - 1) / (16 * KIB));
+	while (off < size) {
+		size_t n = slices[_i] < size - off ? slices[_i] : size - off;
 
-	r.p = blob.data;
-	r.left = blob.len;
-	ck_assert_int_eq(proto_xattr_next(&r, &x), 1);
-	ck_assert_str_eq(x.name, "user.a");
-	ck_assert_uint_eq(x.len, 4);
-	ck_assert_mem_eq(x.value, "valA", 4);
-	ck_assert_int_eq(proto_xattr_next(&r, &x), 1);
-	ck_assert_str_eq(x.name, "user.b");
-	ck_assert_uint_eq(x.len, 7);
-	ck_assert_mem_eq(x.value, "value-b", 7);
-	ck_assert_int_eq(proto_xattr_next(&r, &x), 0);
-
-	xa_digest(blob.data, blob.len, d1);
-	ck_assert_mem_ne(d1, zero, PROTO_XHASH_LEN);
-	xa_digest(want.data, want.len, d2);
-	ck_assert_mem_eq(d1, d2, PROTO_XHASH_LEN);
-	/* Another value gives another digest. */
-	want.data[want.len - 1] ^= 1;
-	xa_digest(want.data, want.len, d2);
-	ck_assert_mem_ne(d1, d2, PROTO_XHASH_LEN);
-
-	/* The same through the directory. */
-	blob.len = 0;
-	ck_assert_int_eq(xa_read_at(dir_fd, "f", &blob), HS_OK);
-	want.data[want.len - 1] ^= 1;
-	ck_assert(blob_eq(&blob, &want));
-
-	hs_buf_free(&blob);
-	hs_buf_free(&want);
-	close(fd);
-}
-END_TEST
-
-/* How xa_apply reaches the entry. */
-enum xa_via { XA_FD, XA_AT, XA_N };
-
-static int
-xa_apply_via(enum xa_via via, int fd, const char *name, const uint8_t *blob,
-             size_t len)
-{
-	return via == XA_FD ? xa_apply_fd(fd, blob, len)
-	                    : xa_apply_at(dir_fd, name, blob, len);
-}
-
-static int
-xa_read_via(enum xa_via via, int fd, const char *name, struct hs_buf *blob)
-{
-	return via == XA_FD ? xa_read_fd(fd, blob)
-	                    : xa_read_at(dir_fd, name, blob);
-}
-
-START_TEST(xa_apply_table)
-{
-	const enum xa_via via = (enum xa_via)_i;
-	struct hs_buf src, got;
-	int sfd, tfd;
-
-	if (xa_file("src", &sfd) != 0)
-		return;
-	hs_buf_init(&src, PROTO_XATTRS_MAX);
-	hs_buf_init(&got, PROTO_XATTRS_MAX);
-	ck_assert_int_eq(xa_read_fd(sfd, &src), HS_OK);
-	ck_assert_uint_gt(src.len, 0);
-
-	/* A target with an attribute the source lacks, and another value. */
-	tfd = file_make("dst", (const uint8_t *)"y", 1);
-	ck_assert_int_eq(xa_try_set(tfd, "user.zz", "gone soon"), 0);
-	ck_assert_int_eq(xa_try_set(tfd, "user.a", "old"), 0);
-
-	ck_assert_int_eq(xa_apply_via(via, tfd, "dst", src.data, src.len),
-	                 HS_OK);
-	ck_assert_int_eq(xa_read_via(via, tfd, "dst", &got), HS_OK);
-	ck_assert_msg(blob_eq(&got, &src), "after apply: %zu bytes, want %zu",
-	              got.len, src.len);
-	ck_assert_int_eq(fgetxattr(tfd, "user.zz", NULL, 0), -1);
-	ck_assert_int_eq(errno, ENODATA);
-
-	/* Applying the same again changes nothing. */
-	ck_assert_int_eq(xa_apply_via(via, tfd, "dst", src.data, src.len),
-	                 HS_OK);
-	ck_assert_int_eq(xa_read_via(via, tfd, "dst", &got), HS_OK);
-	ck_assert(blob_eq(&got, &src));
-
-	/* An empty blob removes them all. */
-	ck_assert_int_eq(xa_apply_via(via, tfd, "dst", NULL, 0), HS_OK);
-	ck_assert_int_eq(xa_read_via(via, tfd, "dst", &got), HS_OK);
-	ck_assert_uint_eq(got.len, 0);
-	ck_assert_int_eq(flistxattr(tfd, NULL, 0), 0);
-
-	hs_buf_free(&src);
-	hs_buf_free(&got);
-	close(sfd);
-	close(tfd);
-}
-END_TEST
-
-START_TEST(xa_symlink_not_followed)
-{
-	struct hs_buf want, got;
-	int fd, rc;
-
-	if (xa_file("target", &fd) != 0)
-		return;
-	ck_assert_int_eq(symlinkat("target", dir_fd, "link"), 0);
-	xa_expected(&want);
-	hs_buf_init(&got, PROTO_XATTRS_MAX);
-
-	/* Reading through the link gives the link's own (none). */
-	ck_assert_int_eq(xa_read_at(dir_fd, "link", &got), HS_OK);
-	ck_assert_msg(!blob_eq(&got, &want),
-	              "xa_read_at followed the symlink to its target");
-	ck_assert_uint_eq(got.len, 0);
-
-	/* Applying through the link does not touch the target. */
-	rc = xa_apply_at(dir_fd, "link", NULL, 0);
-	(void)rc; /* a symlink cannot carry user.*: an error is fine */
-	got.len = 0;
-	ck_assert_int_eq(xa_read_fd(fd, &got), HS_OK);
-	ck_assert_msg(
-	    blob_eq(&got, &want),
-	    "xa_apply_at (empty) through a symlink changed the target");
-
-	{
-		static const uint8_t other[] = {0,   6, 'u', 's', 'e', 'r', '.',
-		                                'c', 0, 0,   0,   1,   'z'};
-
-		rc = xa_apply_at(dir_fd, "link", other, sizeof(other));
-		(void)rc;
+		ck_assert_int_eq(blk_table_done(&t), HS_EPROTO);
+		ck_assert_int_eq(blk_table_feed(&t, data + off, n), HS_OK);
+		off += n;
 	}
-	got.len = 0;
-	ck_assert_int_eq(xa_read_fd(fd, &got), HS_OK);
-	ck_assert_msg(blob_eq(&got, &want),
-	              "xa_apply_at through a symlink changed the target");
+	ck_assert_int_eq(blk_table_done(&t), HS_OK);
+	for (i = 0; i < t.n; i++) {
+		size_t b = i * 16 * KIB;
+		size_t len = size - b < 16 * KIB ? size - b : 16 * KIB;
+		XXH128_canonical_t c;
 
-	/* A dangling link is no error. */
-	ck_assert_int_eq(symlinkat("nowhere", dir_fd, "dangling"), 0);
-	got.len = 99;
-	ck_assert_int_eq(xa_read_at(dir_fd, "dangling", &got), HS_OK);
-	ck_assert_uint_eq(got.len, 0);
-
-	hs_buf_free(&want);
-	hs_buf_free(&got);
-	close(fd);
+		XXH128_canonicalFromHash(&c, XXH3_128bits(data + b, len));
+		ck_assert_mem_eq(t.hash[i], c.digest, BLK_HASH_LEN);
+	}
+	/* Past the announced size: refused. */
+	ck_assert_int_eq(blk_table_feed(&t, data, 1), HS_ELIMIT);
+	blk_table_free(&t);
+	blk_table_free(&t); /* twice is harmless */
+	free(data);
 }
 END_TEST
 
-/*
- * Attributes of the root-only namespace (trusted.*, like the
- * security.capability and system.posix_acl_* ones hamnsync carries) travel
- * too, sorted with the others.
- */
-START_TEST(xa_trusted)
+START_TEST(table_bad_sizes)
 {
-	static const uint8_t want[] = {
-	    0,   9, 't', 'r', 'u', 's', 't', 'e', 'd', '.', 't', 0, 0, 0,   1,
-	    'T', 0, 6,   'u', 's', 'e', 'r', '.', 'a', 0,   0,   0, 1, 'U',
-	};
-	struct hs_buf blob, got;
-	int fd, tfd;
+	struct blk_table t;
 
-	fd = file_make("t", (const uint8_t *)"x", 1);
-	if (xa_try_set(fd, "user.a", "U") != 0)
-		return;
-	if (fsetxattr(fd, "trusted.t", "T", 1, 0) < 0) {
-		ck_assert_msg(errno == EPERM || errno == ENOTSUP,
-		              "fsetxattr trusted.t: %s", strerror(errno));
-		fprintf(stderr, "check_delta: SKIP: trusted.* xattrs: %s\n",
-		        strerror(errno));
-		close(fd);
-		return;
-	}
-	hs_buf_init(&blob, PROTO_XATTRS_MAX);
-	hs_buf_init(&got, PROTO_XATTRS_MAX);
-	ck_assert_int_eq(xa_read_fd(fd, &blob), HS_OK);
-	ck_assert_uint_eq(blob.len, sizeof(want));
-	ck_assert_mem_eq(blob.data, want, sizeof(want));
-	ck_assert_int_eq(proto_xattrs_check(blob.data, blob.len), HS_OK);
+	ck_assert_int_eq(blk_table_init(&t, MIB, 1000), HS_EPROTO);
+	ck_assert_int_eq(blk_table_init(&t, MIB, 8 * KIB), HS_EPROTO);
+	ck_assert_int_eq(blk_table_init(&t, MIB, 2 * MIB), HS_EPROTO);
+	ck_assert_int_eq(blk_table_init(&t, 600 * MIB, 16 * KIB), HS_ELIMIT);
+}
+END_TEST
 
-	tfd = file_make("u", (const uint8_t *)"y", 1);
-	ck_assert_int_eq(xa_apply_at(dir_fd, "u", blob.data, blob.len), HS_OK);
-	ck_assert_int_eq(xa_read_fd(tfd, &got), HS_OK);
-	ck_assert(blob_eq(&got, &blob));
+START_TEST(token_follows_content)
+{
+	uint8_t data[64 * 1024], a[32], b[32], c[32];
+	struct blk_table t;
 
-	hs_buf_free(&blob);
-	hs_buf_free(&got);
-	close(fd);
-	close(tfd);
+	fill_random(data, sizeof(data), 7);
+	ck_assert_int_eq(blk_table_init(&t, sizeof(data), 16 * KIB), HS_OK);
+	blk_table_feed(&t, data, sizeof(data));
+	blk_token(&t, a);
+	blk_token(&t, b);
+	ck_assert_mem_eq(a, b, sizeof(a));
+	blk_table_free(&t);
+	data[40000] ^= 1;
+	ck_assert_int_eq(blk_table_init(&t, sizeof(data), 16 * KIB), HS_OK);
+	blk_table_feed(&t, data, sizeof(data));
+	blk_token(&t, c);
+	ck_assert(memcmp(a, c, sizeof(a)) != 0);
+	blk_table_free(&t);
+}
+END_TEST
+
+START_TEST(keys)
+{
+	uint8_t k1[BLK_KEY_CAP], k2[BLK_KEY_CAP];
+	size_t l1, l2;
+	char longp[600];
+
+	ck_assert_int_eq(blk_key("install", 0, "a/b", k1, sizeof(k1), &l1),
+	                 HS_OK);
+	ck_assert_int_eq(blk_key("install", 1, "a/b", k2, sizeof(k2), &l2),
+	                 HS_OK);
+	ck_assert_uint_eq(l1, l2);
+	ck_assert(memcmp(k1, k2, l1) != 0); /* the source counts */
+	/* "ab" + "c" and "a" + "bc" differ: the set name ends with a NUL. */
+	ck_assert_int_eq(blk_key("ab", 0, "c", k1, sizeof(k1), &l1), HS_OK);
+	ck_assert_int_eq(blk_key("a", 0, "bc", k2, sizeof(k2), &l2), HS_OK);
+	ck_assert(l1 != l2 || memcmp(k1, k2, l1) != 0);
+	memset(longp, 'x', sizeof(longp) - 1);
+	longp[sizeof(longp) - 1] = '\0';
+	ck_assert_int_eq(blk_key("s", 0, longp, k1, sizeof(k1), &l1),
+	                 HS_ELIMIT); /* past LMDB's key limit */
 }
 END_TEST
 
@@ -1221,15 +1038,17 @@ delta_suite(void)
 	tcase_add_test(tc, hostile_copy_flood);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("xattr");
-	tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
-	tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
-	tcase_add_test(tc, xa_none);
-	tcase_add_test(tc, xa_sorted_blob);
-	tcase_add_loop_test(tc, xa_apply_table, 0, XA_N);
-	tcase_add_test(tc, xa_symlink_not_followed);
-	tcase_add_test(tc, xa_trusted);
+	tc = tcase_create("block size");
+	tcase_add_loop_test(tc, size_table, 0, (int)N_ELEM(size_cases));
 	suite_add_tcase(s, tc);
+
+	tc = tcase_create("block table");
+	tcase_add_loop_test(tc, table_slicing, 0, (int)N_ELEM(slices));
+	tcase_add_test(tc, table_bad_sizes);
+	tcase_add_test(tc, token_follows_content);
+	tcase_add_test(tc, keys);
+	suite_add_tcase(s, tc);
+
 	return s;
 }
 

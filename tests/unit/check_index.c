@@ -5,8 +5,10 @@
  * change journal (add, walk after a sequence, trimmed by the commit that
  * acknowledges it) and the standby's applied sequence; a view of one
  * source's records in place; the clean mark that lets an open skip the
- * probe, and the damage that must still be found with a mark in place.
- * Each test works in its own temporary state_dir.
+ * probe, and the damage that must still be found with a mark in place;
+ * and index/blocks.c: the block tables and written records of patches,
+ * which follow a renamed directory.  Each test works in its own
+ * temporary state_dir.
  */
 #include <check.h>
 #include <fcntl.h>
@@ -18,6 +20,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "check_aux.h"
 #include "idx_int.h" /* struct clean_mark, to forge one */
 
 static char dir[64];
@@ -711,6 +714,146 @@ START_TEST(test_truncated_overflow)
 }
 END_TEST
 
+/* ---------------------------------------- block and written records */
+
+#define KIB (1024ull)
+
+START_TEST(records_round_trip)
+{
+	struct idx_txn *t;
+	struct idx_blocks b, g;
+	struct idx_written a, ga;
+	uint8_t hashes[3][IDX_BLOCK_HASH_LEN];
+
+	ck_assert_int_eq(idx_blocks_get(x, "k", 1, &g), HS_ENOTFOUND);
+	ck_assert_int_eq(idx_written_get(x, "k", 1, &ga), HS_ENOTFOUND);
+	memset(&b, 0, sizeof(b));
+	memset(b.token, 0x11, sizeof(b.token));
+	fill_random(&hashes[0][0], sizeof(hashes), 3);
+	b.size = 40000;
+	b.bsize = 16 * KIB;
+	b.n = 3;
+	b.hash = hashes;
+	memset(&a, 0, sizeof(a));
+	a.size = 40000;
+	a.ino = 77;
+	a.ctime_nsec = 5;
+	memset(a.token, 0x22, sizeof(a.token));
+	ck_assert_int_eq(idx_txn_begin(x, &t), HS_OK);
+	ck_assert_int_eq(idx_blocks_put(t, "k", 1, &b), HS_OK);
+	ck_assert_int_eq(idx_written_put(t, "k", 1, &a), HS_OK);
+	ck_assert_int_eq(idx_blocks_del(t, "absent", 6), HS_OK);
+	ck_assert_int_eq(idx_txn_commit(t), HS_OK);
+	ck_assert_int_eq(idx_blocks_get(x, "k", 1, &g), HS_OK);
+	ck_assert_uint_eq(g.n, 3);
+	ck_assert_uint_eq(g.size, 40000);
+	ck_assert_uint_eq(g.bsize, 16 * KIB);
+	ck_assert_mem_eq(g.token, b.token, sizeof(b.token));
+	ck_assert_mem_eq(g.hash, hashes, sizeof(hashes));
+	idx_blocks_clear(&g);
+	ck_assert_int_eq(idx_written_get(x, "k", 1, &ga), HS_OK);
+	ck_assert_mem_eq(&ga, &a, sizeof(a));
+	/* An aborted transaction leaves nothing. */
+	ck_assert_int_eq(idx_txn_begin(x, &t), HS_OK);
+	ck_assert_int_eq(idx_blocks_del(t, "k", 1), HS_OK);
+	idx_txn_abort(t);
+	ck_assert_int_eq(idx_blocks_get(x, "k", 1, &g), HS_OK);
+	idx_blocks_clear(&g);
+	ck_assert_int_eq(idx_txn_begin(x, &t), HS_OK);
+	ck_assert_int_eq(idx_blocks_del(t, "k", 1), HS_OK);
+	ck_assert_int_eq(idx_written_del(t, "k", 1), HS_OK);
+	ck_assert_int_eq(idx_txn_commit(t), HS_OK);
+	ck_assert_int_eq(idx_blocks_get(x, "k", 1, &g), HS_ENOTFOUND);
+	ck_assert_int_eq(idx_written_get(x, "k", 1, &ga), HS_ENOTFOUND);
+}
+END_TEST
+
+/* The ino in the written record at key `k` (a string), 0 when none. */
+static uint64_t
+written_ino(struct idx *ix, const char *k)
+{
+	struct idx_written w;
+
+	return idx_written_get(ix, k, strlen(k), &w) == HS_OK ? w.ino : 0;
+}
+
+START_TEST(records_follow_a_directory)
+{
+	/*
+	 * "d" (the directory's own name) and "dd/x" (sharing its first
+	 * byte) are not below "d/"; "e/old" is replaced by the move to "e/".
+	 */
+	static const struct {
+		const char *key;
+		uint64_t ino;
+	} before[] = {
+	    {"d", 1},       {"d/x", 2},  {"d/sub/y", 3},
+	    {"d.new/x", 4}, {"dd/x", 5}, {"e/old", 6},
+	};
+	static const struct {
+		const char *key;
+		uint64_t ino; /* 0: no record */
+	} after[] = {
+	    {"d", 1},       {"d/x", 0},     {"d/sub/y", 0}, {"e/x", 2},
+	    {"e/sub/y", 3}, {"d.new/x", 4}, {"dd/x", 5},    {"e/old", 0},
+	};
+	struct idx_txn *t;
+	struct idx_written w;
+	size_t i;
+
+	memset(&w, 0, sizeof(w));
+	ck_assert_int_eq(idx_txn_begin(x, &t), HS_OK);
+	for (i = 0; i < sizeof(before) / sizeof(before[0]); i++) {
+		w.ino = before[i].ino;
+		ck_assert_int_eq(idx_written_put(t, before[i].key,
+		                                 strlen(before[i].key), &w),
+		                 HS_OK);
+	}
+	ck_assert_int_eq(idx_written_move(t, "d/", 2, "e/", 2), HS_OK);
+	/* A prefix of the other: refused, nothing moved. */
+	ck_assert_int_eq(idx_written_move(t, "e/", 2, "e/sub/", 6), HS_ELIMIT);
+	ck_assert_int_eq(idx_txn_commit(t), HS_OK);
+	for (i = 0; i < sizeof(after) / sizeof(after[0]); i++)
+		ck_assert_msg(written_ino(x, after[i].key) == after[i].ino,
+		              "%s: ino %llu, want %llu", after[i].key,
+		              (unsigned long long)written_ino(x, after[i].key),
+		              (unsigned long long)after[i].ino);
+}
+END_TEST
+
+/*
+ * What is written ahead of a rename lives beside the records, not in
+ * them, and moves with its directory as they do.
+ */
+START_TEST(records_written_ahead)
+{
+	struct idx_written a, w;
+	struct idx_txn *t;
+
+	memset(&a, 0, sizeof(a));
+	a.ino = 9;
+	a.size = 123;
+	memset(a.token, 0x33, sizeof(a.token));
+	ck_assert_int_eq(idx_txn_begin(x, &t), HS_OK);
+	ck_assert_int_eq(idx_writing_put(t, "d/f", 3, &a), HS_OK);
+	ck_assert_int_eq(idx_txn_commit(t), HS_OK);
+	ck_assert_int_eq(idx_written_get(x, "d/f", 3, &w), HS_ENOTFOUND);
+	ck_assert_int_eq(idx_writing_get(x, "d/f", 3, &w), HS_OK);
+	ck_assert_mem_eq(&w, &a, sizeof(a));
+	ck_assert_int_eq(idx_txn_begin(x, &t), HS_OK);
+	ck_assert_int_eq(idx_written_move(t, "d/", 2, "e/", 2), HS_OK);
+	ck_assert_int_eq(idx_txn_commit(t), HS_OK);
+	ck_assert_int_eq(idx_writing_get(x, "d/f", 3, &w), HS_ENOTFOUND);
+	ck_assert_int_eq(idx_writing_get(x, "e/f", 3, &w), HS_OK);
+	ck_assert_uint_eq(w.ino, 9);
+	ck_assert_int_eq(idx_txn_begin(x, &t), HS_OK);
+	ck_assert_int_eq(idx_writing_del(t, "e/f", 3), HS_OK);
+	ck_assert_int_eq(idx_writing_del(t, "absent", 6), HS_OK);
+	ck_assert_int_eq(idx_txn_commit(t), HS_OK);
+	ck_assert_int_eq(idx_writing_get(x, "e/f", 3, &w), HS_ENOTFOUND);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -736,6 +879,12 @@ main(void)
 	tcase_add_test(tc, test_clean_mark_txnid);
 	tcase_add_test(tc, test_last_page_past_eof);
 	tcase_add_test(tc, test_truncated_overflow);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("records");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, records_round_trip);
+	tcase_add_test(tc, records_follow_a_directory);
+	tcase_add_test(tc, records_written_ahead);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -1,6 +1,7 @@
 /*
  * check_proto.c - the wire protocol: frame headers, codecs, message
- * codecs, SHA-256, and mutual-TLS connections over loopback TCP.
+ * codecs, SHA-256, the standby's checks on hostile patch frames, and
+ * mutual-TLS connections over loopback TCP.
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -23,9 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check_aux.h"
 #include "proto.h"
 
-#define N_ELEM(a) (sizeof(a) / sizeof((a)[0]))
+#define KIB (1024u)
 #define MIB (1024u * 1024)
 
 /* ------------------------------------------------------------- helpers */
@@ -51,21 +53,6 @@ str_fill(char ch, size_t n)
 	memset(s, ch, n);
 	s[n] = '\0';
 	return s;
-}
-
-/* Deterministic incompressible bytes (xorshift64*). */
-static void
-fill_random(uint8_t *p, size_t n, uint64_t seed)
-{
-	uint64_t x = seed * 2654435761u + 0x9e3779b97f4a7c15ull;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		x ^= x >> 12;
-		x ^= x << 25;
-		x ^= x >> 27;
-		p[i] = (uint8_t)((x * 0x2545f4914f6cdd1dull) >> 56);
-	}
 }
 
 /* Text-like bytes that zstd shrinks a lot. */
@@ -1571,6 +1558,160 @@ START_TEST(hash_xfer)
 }
 END_TEST
 
+/* ---------------------------------------------------- hostile patches */
+
+/* One frame of a patch: offset and length of its data (0xff filled). */
+struct blk {
+	uint64_t off;
+	size_t len;
+};
+
+static const struct rx_case {
+	const char *name;
+	uint64_t basis, final;
+	uint32_t bsize;
+	struct blk b[4];
+	size_t n;
+	int init_rc;  /* patch_rx_init */
+	int block_rc; /* the first failing block, or HS_OK */
+	size_t bad;   /* its index */
+	int end_rc;   /* patch_rx_end when all blocks passed */
+	const char *why; /* part of the reason */
+} rx_cases[] = {
+	{"same size, two blocks", 4 * MIB, 4 * MIB, 16 * KIB,
+	 {{0, 16 * KIB}, {MIB, 16 * KIB}}, 2, HS_OK, HS_OK, 0, HS_OK, ""},
+	{"no block at all", 4 * MIB, 4 * MIB, 16 * KIB, {{0, 0}}, 0, HS_OK,
+	 HS_OK, 0, HS_OK, ""},
+	{"grown: the tail sent", 4 * MIB, 4 * MIB + 100, 16 * KIB,
+	 {{4 * MIB, 100}}, 1, HS_OK, HS_OK, 0, HS_OK, ""},
+	{"shrunk: the new last block", 4 * MIB, 2 * MIB + 5, 16 * KIB,
+	 {{2 * MIB, 5}}, 1, HS_OK, HS_OK, 0, HS_OK, ""},
+	{"block size not a power of two", MIB, MIB, 20000, {{0, 0}}, 0,
+	 HS_EPROTO, 0, 0, 0, "block size"},
+	{"block size too small", MIB, MIB, 4096, {{0, 0}}, 0, HS_EPROTO, 0,
+	 0, 0, "block size"},
+	{"block size too big", MIB, MIB, 4 * MIB, {{0, 0}}, 0, HS_EPROTO, 0,
+	 0, 0, "block size"},
+	{"final size over the limit", MIB, 600 * MIB, 16 * KIB, {{0, 0}}, 0,
+	 HS_ELIMIT, 0, 0, 0, "past the limit"},
+	{"offset past the final size", 4 * MIB, 4 * MIB, 16 * KIB,
+	 {{4 * MIB, 16 * KIB}}, 1, HS_OK, HS_EPROTO, 0, 0,
+	 "past the final size"},
+	{"offset not on a block", 4 * MIB, 4 * MIB, 16 * KIB,
+	 {{100, 16 * KIB}}, 1, HS_OK, HS_EPROTO, 0, 0, "block boundary"},
+	{"unsorted", 4 * MIB, 4 * MIB, 16 * KIB,
+	 {{MIB, 16 * KIB}, {0, 16 * KIB}}, 2, HS_OK, HS_EPROTO, 1, 0,
+	 "unsorted"},
+	{"overlapping (twice the same)", 4 * MIB, 4 * MIB, 16 * KIB,
+	 {{MIB, 16 * KIB}, {MIB, 16 * KIB}}, 2, HS_OK, HS_EPROTO, 1, 0,
+	 "overlapping"},
+	{"block larger than the block size", 4 * MIB, 4 * MIB, 16 * KIB,
+	 {{0, 32 * KIB}}, 1, HS_OK, HS_ELIMIT, 0, 0, "not 16384"},
+	{"short block inside the file", 4 * MIB, 4 * MIB, 16 * KIB,
+	 {{0, 100}}, 1, HS_OK, HS_EPROTO, 0, 0, "not 16384"},
+	{"last block overruns the end", 4 * MIB, 4 * MIB + 100, 16 * KIB,
+	 {{4 * MIB, 16 * KIB}}, 1, HS_OK, HS_ELIMIT, 0, 0, "not 100"},
+	{"growth with a gap", 4 * MIB, 4 * MIB + 40 * KIB, 16 * KIB,
+	 {{4 * MIB + 16 * KIB, 16 * KIB}}, 1, HS_OK, HS_EPROTO, 0, 0,
+	 "unsent past the basis"},
+	{"growth never sent", 4 * MIB, 5 * MIB, 16 * KIB, {{0, 16 * KIB}}, 1,
+	 HS_OK, HS_OK, 0, HS_EPROTO, "unsent"},
+	{"shrunk, new last block missing", 4 * MIB, 2 * MIB + 5, 16 * KIB,
+	 {{0, 16 * KIB}}, 1, HS_OK, HS_OK, 0, HS_EPROTO, "unsent"},
+};
+
+START_TEST(rx_table)
+{
+	const struct rx_case *c = &rx_cases[_i];
+	struct patch_hdr h;
+	struct patch_rx rx;
+	char why[256] = "";
+	uint8_t *frame = malloc(8 + 64 * KIB);
+	size_t i;
+	int rc;
+
+	memset(&h, 0, sizeof(h));
+	h.bsize = c->bsize;
+	rc = patch_rx_init(&rx, c->basis, c->final, &h, why, sizeof(why));
+	ck_assert_msg(rc == c->init_rc, "%s: init %d (%s)", c->name, rc, why);
+	if (rc < 0)
+		goto check_why;
+	for (i = 0; i < c->n; i++) {
+		const uint8_t *data;
+		uint64_t off;
+		size_t n;
+		int k;
+
+		for (k = 0; k < 8; k++)
+			frame[k] = (uint8_t)(c->b[i].off >> (56 - 8 * k));
+		memset(frame + 8, 0xff, c->b[i].len);
+		rc = patch_rx_block(&rx, frame, 8 + c->b[i].len, &off, &data,
+		                    &n, why, sizeof(why));
+		if (rc < 0) {
+			ck_assert_msg(rc == c->block_rc && i == c->bad,
+			              "%s: block %zu: %d (%s)", c->name, i, rc,
+			              why);
+			goto check_why;
+		}
+		ck_assert_uint_eq(off, c->b[i].off);
+		ck_assert_uint_eq(n, c->b[i].len);
+		ck_assert_ptr_eq(data, frame + 8);
+	}
+	ck_assert_msg(c->block_rc == HS_OK, "%s: blocks passed", c->name);
+	rc = patch_rx_end(&rx, why, sizeof(why));
+	ck_assert_msg(rc == c->end_rc, "%s: end %d (%s)", c->name, rc, why);
+check_why:
+	ck_assert_msg(strstr(why, c->why) != NULL, "%s: why '%s'", c->name,
+	              why);
+	free(frame);
+}
+END_TEST
+
+START_TEST(rx_short_frame)
+{
+	struct patch_hdr h = {.bsize = 16 * KIB};
+	struct patch_rx rx;
+	uint8_t frame[7] = {0};
+	const uint8_t *data;
+	uint64_t off;
+	size_t n;
+	char why[256];
+
+	ck_assert_int_eq(patch_rx_init(&rx, MIB, MIB, &h, why, sizeof(why)),
+	                 HS_OK);
+	ck_assert_int_eq(patch_rx_block(&rx, frame, sizeof(frame), &off, &data,
+	                                &n, why, sizeof(why)),
+	                 HS_EPROTO);
+}
+END_TEST
+
+START_TEST(hdr_codec)
+{
+	struct patch_hdr h, g;
+	struct proto_wr w;
+	struct proto_rd r;
+
+	memset(&h, 0xab, sizeof(h.basis));
+	h.bsize = 32 * KIB;
+	proto_wr_init(&w);
+	patch_hdr_encode(&w, &h);
+	r.p = w.buf.data;
+	r.left = w.buf.len;
+	ck_assert_int_eq(patch_hdr_decode(&r, &g), HS_OK);
+	ck_assert_mem_eq(g.basis, h.basis, sizeof(h.basis));
+	ck_assert_uint_eq(g.bsize, h.bsize);
+	/* Truncated, and with a byte too many. */
+	r.p = w.buf.data;
+	r.left = w.buf.len - 1;
+	ck_assert_int_eq(patch_hdr_decode(&r, &g), HS_EPROTO);
+	proto_put_u8(&w, 0);
+	r.p = w.buf.data;
+	r.left = w.buf.len;
+	ck_assert_int_eq(patch_hdr_decode(&r, &g), HS_EPROTO);
+	proto_wr_free(&w);
+}
+END_TEST
+
 /* ---------------------------------------------------- TLS connections */
 
 /* Per network step; keeps a hung peer from hanging the test. */
@@ -1581,15 +1722,6 @@ static const char *const id_names[N_IDS] = {"mn1", "mn2", "mn3"};
 
 static char tmpdir[96];
 static uint8_t fps[N_IDS][32];
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 /*
  * Each test gets its own folder inside `base`, which the unchecked
@@ -3062,6 +3194,12 @@ proto_suite(void)
 	tc = tcase_create("hash");
 	tcase_add_loop_test(tc, hash_table, 0, (int)N_ELEM(hash_cases));
 	tcase_add_test(tc, hash_xfer);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("hostile patches");
+	tcase_add_loop_test(tc, rx_table, 0, (int)N_ELEM(rx_cases));
+	tcase_add_test(tc, rx_short_frame);
+	tcase_add_test(tc, hdr_codec);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("conn");

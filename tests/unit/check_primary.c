@@ -1,6 +1,6 @@
 /*
- * check_watch.c - primary/watch.c: what the watcher tells status about the
- * changes it holds.  watch_unread (events the kernel queued that
+ * check_primary.c - primary/watch.c: what the watcher tells status
+ * about the changes it holds.  watch_unread (events the kernel queued that
  * watch_drain has not read yet) and watch_delayed (a file still open for
  * writing) keep the primary's status from calling a set in-sync
  * (primary.c, prim_set_settled).  Real inotify on a mkdtemp() folder.
@@ -14,20 +14,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check_aux.h"
 #include "prim_int.h"
 
 static char tmpdir[64];
 static char src[96];
 static struct hs_conf *conf;
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static void
 setup(void)
@@ -35,7 +27,7 @@ setup(void)
 	char path[128], text[512], err[HS_ERRMSG_MAX] = "";
 	FILE *f;
 
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/check_watch.XXXXXX");
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/check_primary.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 	snprintf(src, sizeof(src), "%s/src", tmpdir);
 	ck_assert_int_eq(mkdir(src, 0700), 0);

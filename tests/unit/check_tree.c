@@ -1,6 +1,7 @@
 /*
- * check_path.c - path confinement in tree/: relative path checks, the
- * confined directory walks, leftover cleanup, and tree scanning.
+ * check_tree.c - tree/: relative path checks, the confined directory
+ * walks, leftover cleanup, tree scanning, the xattr cache, reading and
+ * applying extended attributes, and the in-kernel copy.
  */
 #include <check.h>
 #include <dirent.h>
@@ -11,6 +12,7 @@
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,12 +21,14 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "check_aux.h"
 #include "tree.h"
 
-#define N_ELEM(a) (sizeof(a) / sizeof((a)[0]))
+#define MIB (1024u * 1024)
 
 /* ------------------------------------------------------ fs_relpath_check */
 
@@ -159,15 +163,6 @@ END_TEST
 
 /* --------------------------------------------------------- the fixture */
 
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 /*
  * ROOT/tree is the confinement (treefd); ROOT/outside must stay out of
  * reach.  Inside the tree:
@@ -279,7 +274,7 @@ static char base[64];
 static void
 base_setup(void)
 {
-	snprintf(base, sizeof(base), "/tmp/check_path.XXXXXX");
+	snprintf(base, sizeof(base), "/tmp/check_tree.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(base));
 }
 
@@ -1218,12 +1213,367 @@ START_TEST(xcache_racy)
 }
 END_TEST
 
+/* ------------------------------------------- an empty folder per test */
+
+/*
+ * The xattr and copy tests work in an empty folder of their own below
+ * `base` (names such as "link" or "dangling" would meet the tree's).
+ */
+static char tmp_dir[128];
+static int dir_fd = -1;
+
+static void
+tmp_setup(void)
+{
+	snprintf(tmp_dir, sizeof(tmp_dir), "%s/t.XXXXXX", base);
+	ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
+	dir_fd = open(tmp_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(dir_fd, 0);
+}
+
+static void
+tmp_teardown(void)
+{
+	if (dir_fd >= 0)
+		close(dir_fd);
+	dir_fd = -1;
+	ck_assert_int_eq(nftw(tmp_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+}
+
+/* Create `name` in the fixture holding `data`; returns an O_RDWR fd. */
+static int
+file_make(const char *name, const uint8_t *data, size_t len)
+{
+	size_t done = 0;
+	int fd;
+
+	fd = openat(dir_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	while (done < len) {
+		ssize_t n = write(fd, data + done, len - done);
+
+		ck_assert_int_gt(n, 0);
+		done += (size_t)n;
+	}
+	return fd;
+}
+
+/* ------------------------------------------------------------- xattrs */
+
+/*
+ * Set user.* attribute on fd; returns 0, or 1 after logging a skip when
+ * the filesystem does not support them.
+ */
+static int
+xa_try_set(int fd, const char *name, const char *value)
+{
+	if (fsetxattr(fd, name, value, strlen(value), 0) == 0)
+		return 0;
+	ck_assert_msg(errno == ENOTSUP || errno == EOPNOTSUPP,
+	              "fsetxattr %s: %s", name, strerror(errno));
+	fprintf(stderr,
+	        "check_tree: SKIP: %s does not support user.* xattrs (%s)\n",
+	        tmp_dir, strerror(errno));
+	return 1;
+}
+
+/* The blob xa_read_* must give for user.a=valA, user.b=value-b. */
+static void
+xa_expected(struct hs_buf *b)
+{
+	static const uint8_t want[] = {
+	    0,   6,   'u', 's', 'e', 'r', '.', 'a', 0,   0,   0,   4,
+	    'v', 'a', 'l', 'A', 0,   6,   'u', 's', 'e', 'r', '.', 'b',
+	    0,   0,   0,   7,   'v', 'a', 'l', 'u', 'e', '-', 'b',
+	};
+
+	hs_buf_init(b, PROTO_XATTRS_MAX);
+	ck_assert_int_eq(hs_buf_append(b, want, sizeof(want)), HS_OK);
+}
+
+static int
+blob_eq(const struct hs_buf *a, const struct hs_buf *b)
+{
+	return a->len == b->len &&
+	       (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
+}
+
+/* Make file `name` with user.b then user.a set; 1 when unsupported. */
+static int
+xa_file(const char *name, int *fdp)
+{
+	*fdp = file_make(name, (const uint8_t *)"x", 1);
+	if (xa_try_set(*fdp, "user.b", "value-b") != 0)
+		return 1;
+	ck_assert_int_eq(xa_try_set(*fdp, "user.a", "valA"), 0);
+	return 0;
+}
+
+START_TEST(xa_none)
+{
+	uint8_t dig[PROTO_XHASH_LEN], zero[PROTO_XHASH_LEN] = {0};
+	struct hs_buf blob;
+	int fd;
+
+	fd = file_make("plain", (const uint8_t *)"x", 1);
+	hs_buf_init(&blob, PROTO_XATTRS_MAX);
+	blob.len = 99; /* must be reset */
+	ck_assert_int_eq(xa_read_fd(fd, &blob), HS_OK);
+	ck_assert_uint_eq(blob.len, 0);
+	memset(dig, 0xa5, sizeof(dig));
+	xa_digest(blob.data, blob.len, dig);
+	ck_assert_mem_eq(dig, zero, PROTO_XHASH_LEN);
+	ck_assert_int_eq(proto_xattrs_check(blob.data, blob.len), HS_OK);
+
+	blob.len = 99;
+	ck_assert_int_eq(xa_read_at(dir_fd, "plain", &blob), HS_OK);
+	ck_assert_uint_eq(blob.len, 0);
+	hs_buf_free(&blob);
+	close(fd);
+}
+END_TEST
+
+START_TEST(xa_sorted_blob)
+{
+	uint8_t d1[PROTO_XHASH_LEN], d2[PROTO_XHASH_LEN];
+	uint8_t zero[PROTO_XHASH_LEN] = {0};
+	struct hs_buf blob, want;
+	struct proto_xattr x;
+	struct proto_rd r;
+	int fd;
+
+	if (xa_file("f", &fd) != 0)
+		return;
+	hs_buf_init(&blob, PROTO_XATTRS_MAX);
+	ck_assert_int_eq(xa_read_fd(fd, &blob), HS_OK);
+	xa_expected(&want);
+	ck_assert_msg(blob_eq(&blob, &want), "blob of %zu bytes, want %zu",
+	              blob.len, want.len);
+	ck_assert_int_eq(proto_xattrs_check(blob.data, blob.len), HS_OK);
+
+	r.p = blob.data;
+	r.left = blob.len;
+	ck_assert_int_eq(proto_xattr_next(&r, &x), 1);
+	ck_assert_str_eq(x.name, "user.a");
+	ck_assert_uint_eq(x.len, 4);
+	ck_assert_mem_eq(x.value, "valA", 4);
+	ck_assert_int_eq(proto_xattr_next(&r, &x), 1);
+	ck_assert_str_eq(x.name, "user.b");
+	ck_assert_uint_eq(x.len, 7);
+	ck_assert_mem_eq(x.value, "value-b", 7);
+	ck_assert_int_eq(proto_xattr_next(&r, &x), 0);
+
+	xa_digest(blob.data, blob.len, d1);
+	ck_assert_mem_ne(d1, zero, PROTO_XHASH_LEN);
+	xa_digest(want.data, want.len, d2);
+	ck_assert_mem_eq(d1, d2, PROTO_XHASH_LEN);
+	/* Another value gives another digest. */
+	want.data[want.len - 1] ^= 1;
+	xa_digest(want.data, want.len, d2);
+	ck_assert_mem_ne(d1, d2, PROTO_XHASH_LEN);
+
+	/* The same through the directory. */
+	blob.len = 0;
+	ck_assert_int_eq(xa_read_at(dir_fd, "f", &blob), HS_OK);
+	want.data[want.len - 1] ^= 1;
+	ck_assert(blob_eq(&blob, &want));
+
+	hs_buf_free(&blob);
+	hs_buf_free(&want);
+	close(fd);
+}
+END_TEST
+
+/* How xa_apply reaches the entry. */
+enum xa_via { XA_FD, XA_AT, XA_N };
+
+static int
+xa_apply_via(enum xa_via via, int fd, const char *name, const uint8_t *blob,
+             size_t len)
+{
+	return via == XA_FD ? xa_apply_fd(fd, blob, len)
+	                    : xa_apply_at(dir_fd, name, blob, len);
+}
+
+static int
+xa_read_via(enum xa_via via, int fd, const char *name, struct hs_buf *blob)
+{
+	return via == XA_FD ? xa_read_fd(fd, blob)
+	                    : xa_read_at(dir_fd, name, blob);
+}
+
+START_TEST(xa_apply_table)
+{
+	const enum xa_via via = (enum xa_via)_i;
+	struct hs_buf src, got;
+	int sfd, tfd;
+
+	if (xa_file("src", &sfd) != 0)
+		return;
+	hs_buf_init(&src, PROTO_XATTRS_MAX);
+	hs_buf_init(&got, PROTO_XATTRS_MAX);
+	ck_assert_int_eq(xa_read_fd(sfd, &src), HS_OK);
+	ck_assert_uint_gt(src.len, 0);
+
+	/* A target with an attribute the source lacks, and another value. */
+	tfd = file_make("dst", (const uint8_t *)"y", 1);
+	ck_assert_int_eq(xa_try_set(tfd, "user.zz", "gone soon"), 0);
+	ck_assert_int_eq(xa_try_set(tfd, "user.a", "old"), 0);
+
+	ck_assert_int_eq(xa_apply_via(via, tfd, "dst", src.data, src.len),
+	                 HS_OK);
+	ck_assert_int_eq(xa_read_via(via, tfd, "dst", &got), HS_OK);
+	ck_assert_msg(blob_eq(&got, &src), "after apply: %zu bytes, want %zu",
+	              got.len, src.len);
+	ck_assert_int_eq(fgetxattr(tfd, "user.zz", NULL, 0), -1);
+	ck_assert_int_eq(errno, ENODATA);
+
+	/* Applying the same again changes nothing. */
+	ck_assert_int_eq(xa_apply_via(via, tfd, "dst", src.data, src.len),
+	                 HS_OK);
+	ck_assert_int_eq(xa_read_via(via, tfd, "dst", &got), HS_OK);
+	ck_assert(blob_eq(&got, &src));
+
+	/* An empty blob removes them all. */
+	ck_assert_int_eq(xa_apply_via(via, tfd, "dst", NULL, 0), HS_OK);
+	ck_assert_int_eq(xa_read_via(via, tfd, "dst", &got), HS_OK);
+	ck_assert_uint_eq(got.len, 0);
+	ck_assert_int_eq(flistxattr(tfd, NULL, 0), 0);
+
+	hs_buf_free(&src);
+	hs_buf_free(&got);
+	close(sfd);
+	close(tfd);
+}
+END_TEST
+
+START_TEST(xa_symlink_not_followed)
+{
+	struct hs_buf want, got;
+	int fd, rc;
+
+	if (xa_file("target", &fd) != 0)
+		return;
+	ck_assert_int_eq(symlinkat("target", dir_fd, "link"), 0);
+	xa_expected(&want);
+	hs_buf_init(&got, PROTO_XATTRS_MAX);
+
+	/* Reading through the link gives the link's own (none). */
+	ck_assert_int_eq(xa_read_at(dir_fd, "link", &got), HS_OK);
+	ck_assert_msg(!blob_eq(&got, &want),
+	              "xa_read_at followed the symlink to its target");
+	ck_assert_uint_eq(got.len, 0);
+
+	/* Applying through the link does not touch the target. */
+	rc = xa_apply_at(dir_fd, "link", NULL, 0);
+	(void)rc; /* a symlink cannot carry user.*: an error is fine */
+	got.len = 0;
+	ck_assert_int_eq(xa_read_fd(fd, &got), HS_OK);
+	ck_assert_msg(
+	    blob_eq(&got, &want),
+	    "xa_apply_at (empty) through a symlink changed the target");
+
+	{
+		static const uint8_t other[] = {0,   6, 'u', 's', 'e', 'r', '.',
+		                                'c', 0, 0,   0,   1,   'z'};
+
+		rc = xa_apply_at(dir_fd, "link", other, sizeof(other));
+		(void)rc;
+	}
+	got.len = 0;
+	ck_assert_int_eq(xa_read_fd(fd, &got), HS_OK);
+	ck_assert_msg(blob_eq(&got, &want),
+	              "xa_apply_at through a symlink changed the target");
+
+	/* A dangling link is no error. */
+	ck_assert_int_eq(symlinkat("nowhere", dir_fd, "dangling"), 0);
+	got.len = 99;
+	ck_assert_int_eq(xa_read_at(dir_fd, "dangling", &got), HS_OK);
+	ck_assert_uint_eq(got.len, 0);
+
+	hs_buf_free(&want);
+	hs_buf_free(&got);
+	close(fd);
+}
+END_TEST
+
+/*
+ * Attributes of the root-only namespace (trusted.*, like the
+ * security.capability and system.posix_acl_* ones hamnsync carries) travel
+ * too, sorted with the others.
+ */
+START_TEST(xa_trusted)
+{
+	static const uint8_t want[] = {
+	    0,   9, 't', 'r', 'u', 's', 't', 'e', 'd', '.', 't', 0, 0, 0,   1,
+	    'T', 0, 6,   'u', 's', 'e', 'r', '.', 'a', 0,   0,   0, 1, 'U',
+	};
+	struct hs_buf blob, got;
+	int fd, tfd;
+
+	fd = file_make("t", (const uint8_t *)"x", 1);
+	if (xa_try_set(fd, "user.a", "U") != 0)
+		return;
+	if (fsetxattr(fd, "trusted.t", "T", 1, 0) < 0) {
+		ck_assert_msg(errno == EPERM || errno == ENOTSUP,
+		              "fsetxattr trusted.t: %s", strerror(errno));
+		fprintf(stderr, "check_tree: SKIP: trusted.* xattrs: %s\n",
+		        strerror(errno));
+		close(fd);
+		return;
+	}
+	hs_buf_init(&blob, PROTO_XATTRS_MAX);
+	hs_buf_init(&got, PROTO_XATTRS_MAX);
+	ck_assert_int_eq(xa_read_fd(fd, &blob), HS_OK);
+	ck_assert_uint_eq(blob.len, sizeof(want));
+	ck_assert_mem_eq(blob.data, want, sizeof(want));
+	ck_assert_int_eq(proto_xattrs_check(blob.data, blob.len), HS_OK);
+
+	tfd = file_make("u", (const uint8_t *)"y", 1);
+	ck_assert_int_eq(xa_apply_at(dir_fd, "u", blob.data, blob.len), HS_OK);
+	ck_assert_int_eq(xa_read_fd(tfd, &got), HS_OK);
+	ck_assert(blob_eq(&got, &blob));
+
+	hs_buf_free(&blob);
+	hs_buf_free(&got);
+	close(fd);
+	close(tfd);
+}
+END_TEST
+
+/* --------------------------------------------------------- fs_copy_fd */
+
+START_TEST(copy_in_kernel)
+{
+	char a[160], b[160];
+	size_t size = 9 * MIB + 333;
+	uint8_t *data = malloc(size), *back = malloc(size);
+	int in, out;
+
+	fill_random(data, size, 9);
+	snprintf(a, sizeof(a), "%s/a", tmp_dir);
+	snprintf(b, sizeof(b), "%s/b", tmp_dir);
+	in = open(a, O_RDWR | O_CREAT, 0600);
+	ck_assert_int_eq(write(in, data, size), (ssize_t)size);
+	out = open(b, O_RDWR | O_CREAT, 0600);
+	ck_assert_int_eq(fs_copy_fd_flushing(in, out, size - 100), HS_OK);
+	ck_assert_int_eq(pread(out, back, size, 0), (ssize_t)(size - 100));
+	ck_assert_mem_eq(back, data, size - 100);
+	/* More than the source holds: an error, not a loop. */
+	ck_assert_int_lt(fs_copy_fd(in, out, size + 1), 0);
+	close(in);
+	close(out);
+	free(data);
+	free(back);
+}
+END_TEST
+
 /* ----------------------------------------------------------------- main */
 
 static Suite *
-path_suite(void)
+tree_suite(void)
 {
-	Suite *s = suite_create("path");
+	Suite *s = suite_create("tree");
 	const int walks = with_fallback ? 2 : 1;
 	TCase *tc;
 
@@ -1270,6 +1620,22 @@ path_suite(void)
 	tcase_add_loop_test(tc, xcache_table, 0, (int)N_ELEM(xc_cases));
 	tcase_add_test(tc, xcache_racy);
 	suite_add_tcase(s, tc);
+
+	tc = tcase_create("xattr");
+	tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+	tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
+	tcase_add_test(tc, xa_none);
+	tcase_add_test(tc, xa_sorted_blob);
+	tcase_add_loop_test(tc, xa_apply_table, 0, XA_N);
+	tcase_add_test(tc, xa_symlink_not_followed);
+	tcase_add_test(tc, xa_trusted);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("copy");
+	tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+	tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
+	tcase_add_test(tc, copy_in_kernel);
+	suite_add_tcase(s, tc);
 	return s;
 }
 
@@ -1282,7 +1648,7 @@ main(void)
 
 	/* The walk rows install a seccomp filter: only in forked tests. */
 	with_fallback = !(fork_env != NULL && strcmp(fork_env, "no") == 0);
-	sr = srunner_create(path_suite());
+	sr = srunner_create(tree_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
