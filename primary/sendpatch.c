@@ -318,7 +318,7 @@ send_blk_retry(struct sender *s, struct proto_scope **scope)
 /* OP_PATCH: the entry (with its extended attributes) and the header. */
 static int
 patch_begin(struct sender *s, const struct scan_entry *p,
-            const struct patch_hdr *h)
+            const struct proto_patch_hdr *h)
 {
 	static const uint8_t none[PROTO_XHASH_LEN];
 	char rel[PROTO_PATH_MAX * 2 + 2];
@@ -340,7 +340,7 @@ patch_begin(struct sender *s, const struct scan_entry *p,
 	}
 	proto_wr_reset(&s->w);
 	proto_entry_encode(&s->w, s->e);
-	patch_hdr_encode(&s->w, h);
+	proto_patch_hdr_encode(&s->w, h);
 	return proto_conn_send_wr(s->c, PROTO_T_OP_PATCH, &s->w, PROTO_RAW);
 }
 
@@ -446,7 +446,7 @@ send_patch_try(struct sender *s, struct scan_entry *p)
 {
 	struct idx_blocks rec;
 	struct blk_table t;
-	struct patch_hdr h;
+	struct proto_patch_hdr h;
 	struct stat st;
 	uint8_t key[BLK_KEY_CAP], token[BLK_TOKEN_LEN], *buf = NULL;
 	size_t klen;

@@ -10,14 +10,14 @@
 #include "proto.h"
 
 void
-patch_hdr_encode(struct proto_wr *w, const struct patch_hdr *h)
+proto_patch_hdr_encode(struct proto_wr *w, const struct proto_patch_hdr *h)
 {
 	proto_put_bytes(w, h->basis, sizeof(h->basis));
 	proto_put_u32(w, h->bsize);
 }
 
 int
-patch_hdr_decode(struct proto_rd *r, struct patch_hdr *h)
+proto_patch_hdr_decode(struct proto_rd *r, struct proto_patch_hdr *h)
 {
 	if (proto_get_bytes(r, h->basis, sizeof(h->basis)) < 0 ||
 	    proto_get_u32(r, &h->bsize) < 0)
@@ -26,8 +26,8 @@ patch_hdr_decode(struct proto_rd *r, struct patch_hdr *h)
 }
 
 int
-patch_rx_init(struct patch_rx *rx, uint64_t basis_size, uint64_t final_size,
-              const struct patch_hdr *h, char *why, size_t whylen)
+proto_patch_rx_init(struct proto_patch_rx *rx, uint64_t basis_size, uint64_t final_size,
+              const struct proto_patch_hdr *h, char *why, size_t whylen)
 {
 	uint64_t keep, most;
 
@@ -65,7 +65,7 @@ patch_rx_init(struct patch_rx *rx, uint64_t basis_size, uint64_t final_size,
 }
 
 int
-patch_rx_block(struct patch_rx *rx, const uint8_t *p, size_t len,
+proto_patch_rx_block(struct proto_patch_rx *rx, const uint8_t *p, size_t len,
                uint64_t *off, const uint8_t **data, size_t *n, char *why,
                size_t whylen)
 {
@@ -117,7 +117,7 @@ patch_rx_block(struct patch_rx *rx, const uint8_t *p, size_t len,
 }
 
 int
-patch_rx_end(const struct patch_rx *rx, char *why, size_t whylen)
+proto_patch_rx_end(const struct proto_patch_rx *rx, char *why, size_t whylen)
 {
 	if (rx->need_from < rx->final_size && rx->next != rx->final_size) {
 		snprintf(why, whylen,

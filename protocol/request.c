@@ -219,14 +219,14 @@ proto_op_link_decode(const uint8_t *p, size_t len, struct proto_op_link *out)
 
 int
 proto_op_patch_decode(const uint8_t *p, size_t len, struct proto_entry *e,
-                      struct patch_hdr *h)
+                      struct proto_patch_hdr *h)
 {
 	struct proto_rd r = {p, len};
 	int rc;
 
 	if ((rc = proto_entry_decode(&r, e)) < 0)
 		return rc;
-	return patch_hdr_decode(&r, h); /* checks that nothing follows */
+	return proto_patch_hdr_decode(&r, h); /* checks that nothing follows */
 }
 
 int

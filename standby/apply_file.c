@@ -332,7 +332,7 @@ patch_end(struct apply *a, const uint8_t want[PROTO_HASH_LEN])
 {
 	char why[256];
 
-	if (patch_rx_end(&a->prx, why, sizeof(why)) < 0) {
+	if (proto_patch_rx_end(&a->prx, why, sizeof(why)) < 0) {
 		apply_error(a, a->cur.display, why, 0);
 		apply_file_discard(a);
 		return 0;

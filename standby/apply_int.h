@@ -114,7 +114,7 @@ struct apply {
 	const char *state_dir; /* borrowed */
 	int is_patch;          /* the file being received is a patch */
 	int prx_ok;            /* prx checks its blocks (even if skipped) */
-	struct patch_rx prx;
+	struct proto_patch_rx prx;
 	struct rec_op *recs;
 	size_t n_recs;
 	int recs_unsynced; /* committed lazily, not yet flushed */

@@ -120,7 +120,7 @@ patch_basis_ok(struct apply *a, const struct stat *st,
 int
 apply_op_patch(struct apply *a, const struct proto_msg *m)
 {
-	struct patch_hdr h;
+	struct proto_patch_hdr h;
 	struct stat st;
 	char why[256];
 	uint64_t keep;
@@ -146,7 +146,7 @@ apply_op_patch(struct apply *a, const struct proto_msg *m)
 		return HS_OK;
 	}
 	/* A malformed patch is refused whatever our copy holds. */
-	if ((rc = patch_rx_init(&a->prx, (uint64_t)st.st_size, a->cur_e.size,
+	if ((rc = proto_patch_rx_init(&a->prx, (uint64_t)st.st_size, a->cur_e.size,
 	                        &h, why, sizeof(why))) < 0) {
 		hs_log_errx("apply: %s: %s", a->cur.display, why);
 		return rc;
@@ -193,7 +193,7 @@ apply_op_patch_data(struct apply *a, const struct proto_msg *m)
 		return HS_EPROTO;
 	if (!a->prx_ok)
 		return HS_OK; /* no basis to check against: dropped */
-	if ((rc = patch_rx_block(&a->prx, m->data, m->len, &off, &data, &n,
+	if ((rc = proto_patch_rx_block(&a->prx, m->data, m->len, &off, &data, &n,
 	                         why, sizeof(why))) < 0) {
 		hs_log_errx("apply: %s: %s", a->cur.display, why);
 		return rc;

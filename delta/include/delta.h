@@ -14,7 +14,7 @@
  *				after the write + content token; on OP_PATCH
  *				checks them, copies its basis in-kernel into a
  *				temporary, writes the blocks, joins the batch
- * The wire form of a patch is in proto.h (OP_PATCH, struct patch_rx).
+ * The wire form of a patch is in proto.h (OP_PATCH, struct proto_patch_rx).
  */
 #ifndef DELTA_H
 #define DELTA_H

@@ -12,6 +12,11 @@
  * All integers are big-endian.  A compressed payload must declare its
  * content size, which must also be <= PROTO_FRAME_MAX.  Nothing is read
  * from a connection before TLS has verified the peer's certificate.
+ *
+ * Every name here starts with proto_ (PROTO_ for constants and types).
+ * The decoders of whole message bodies sit in two sections at the end:
+ * what the primary decodes (reply.c) and what the standby decodes
+ * (request.c).  Nothing outside protocol/ reads peer bytes.
  */
 #ifndef PROTO_H
 #define PROTO_H
@@ -499,13 +504,13 @@ int proto_conn_wait(struct proto_conn *c, int timeout_ms);
 #define PROTO_BLOCKS_MAX 32768u
 
 /* The fixed part of OP_PATCH after the entry. */
-struct patch_hdr {
+struct proto_patch_hdr {
 	uint8_t basis[PROTO_TOKEN_LEN];
 	uint32_t bsize;
 };
 
-void patch_hdr_encode(struct proto_wr *w, const struct patch_hdr *h);
-int patch_hdr_decode(struct proto_rd *r, struct patch_hdr *h);
+void proto_patch_hdr_encode(struct proto_wr *w, const struct proto_patch_hdr *h);
+int proto_patch_hdr_decode(struct proto_rd *r, struct proto_patch_hdr *h);
 
 /*
  * The standby's checks on the blocks of one patch, before any byte is
@@ -515,7 +520,7 @@ int patch_hdr_decode(struct proto_rd *r, struct patch_hdr *h);
  * basis covered.  Each failure is HS_EPROTO or HS_ELIMIT with the reason
  * in `why`.
  */
-struct patch_rx {
+struct proto_patch_rx {
 	uint64_t basis_size;
 	uint64_t final_size;
 	uint32_t bsize;
@@ -524,14 +529,14 @@ struct patch_rx {
 	uint64_t need_from; /* bytes from here on must all be sent */
 };
 
-int patch_rx_init(struct patch_rx *rx, uint64_t basis_size,
-                  uint64_t final_size, const struct patch_hdr *h, char *why,
+int proto_patch_rx_init(struct proto_patch_rx *rx, uint64_t basis_size,
+                  uint64_t final_size, const struct proto_patch_hdr *h, char *why,
                   size_t whylen);
 /* Decode one OP_PATCH_DATA frame; *data is borrowed from `p`. */
-int patch_rx_block(struct patch_rx *rx, const uint8_t *p, size_t len,
+int proto_patch_rx_block(struct proto_patch_rx *rx, const uint8_t *p, size_t len,
                    uint64_t *off, const uint8_t **data, size_t *n, char *why,
                    size_t whylen);
-int patch_rx_end(const struct patch_rx *rx, char *why, size_t whylen);
+int proto_patch_rx_end(const struct proto_patch_rx *rx, char *why, size_t whylen);
 
 /* --- what the primary decodes: the standby's replies */
 
@@ -752,9 +757,9 @@ struct proto_op_link {
 int proto_op_link_decode(const uint8_t *p, size_t len,
                          struct proto_op_link *out);
 
-/* OP_PATCH: one entry, then the patch header (see patch_hdr). */
+/* OP_PATCH: one entry, then the patch header (see struct proto_patch_hdr). */
 int proto_op_patch_decode(const uint8_t *p, size_t len, struct proto_entry *e,
-                          struct patch_hdr *h);
+                          struct proto_patch_hdr *h);
 
 /*
  * SET_END: empty, or the run's journal id and sequence (not 0), which

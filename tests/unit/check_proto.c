@@ -1572,10 +1572,10 @@ static const struct rx_case {
 	uint32_t bsize;
 	struct blk b[4];
 	size_t n;
-	int init_rc;  /* patch_rx_init */
+	int init_rc;  /* proto_patch_rx_init */
 	int block_rc; /* the first failing block, or HS_OK */
 	size_t bad;   /* its index */
-	int end_rc;   /* patch_rx_end when all blocks passed */
+	int end_rc;   /* proto_patch_rx_end when all blocks passed */
 	const char *why; /* part of the reason */
 } rx_cases[] = {
 	{"same size, two blocks", 4 * MIB, 4 * MIB, 16 * KIB,
@@ -1623,8 +1623,8 @@ static const struct rx_case {
 START_TEST(rx_table)
 {
 	const struct rx_case *c = &rx_cases[_i];
-	struct patch_hdr h;
-	struct patch_rx rx;
+	struct proto_patch_hdr h;
+	struct proto_patch_rx rx;
 	char why[256] = "";
 	uint8_t *frame = malloc(8 + 64 * KIB);
 	size_t i;
@@ -1632,7 +1632,7 @@ START_TEST(rx_table)
 
 	memset(&h, 0, sizeof(h));
 	h.bsize = c->bsize;
-	rc = patch_rx_init(&rx, c->basis, c->final, &h, why, sizeof(why));
+	rc = proto_patch_rx_init(&rx, c->basis, c->final, &h, why, sizeof(why));
 	ck_assert_msg(rc == c->init_rc, "%s: init %d (%s)", c->name, rc, why);
 	if (rc < 0)
 		goto check_why;
@@ -1645,7 +1645,7 @@ START_TEST(rx_table)
 		for (k = 0; k < 8; k++)
 			frame[k] = (uint8_t)(c->b[i].off >> (56 - 8 * k));
 		memset(frame + 8, 0xff, c->b[i].len);
-		rc = patch_rx_block(&rx, frame, 8 + c->b[i].len, &off, &data,
+		rc = proto_patch_rx_block(&rx, frame, 8 + c->b[i].len, &off, &data,
 		                    &n, why, sizeof(why));
 		if (rc < 0) {
 			ck_assert_msg(rc == c->block_rc && i == c->bad,
@@ -1658,7 +1658,7 @@ START_TEST(rx_table)
 		ck_assert_ptr_eq(data, frame + 8);
 	}
 	ck_assert_msg(c->block_rc == HS_OK, "%s: blocks passed", c->name);
-	rc = patch_rx_end(&rx, why, sizeof(why));
+	rc = proto_patch_rx_end(&rx, why, sizeof(why));
 	ck_assert_msg(rc == c->end_rc, "%s: end %d (%s)", c->name, rc, why);
 check_why:
 	ck_assert_msg(strstr(why, c->why) != NULL, "%s: why '%s'", c->name,
@@ -1669,17 +1669,17 @@ END_TEST
 
 START_TEST(rx_short_frame)
 {
-	struct patch_hdr h = {.bsize = 16 * KIB};
-	struct patch_rx rx;
+	struct proto_patch_hdr h = {.bsize = 16 * KIB};
+	struct proto_patch_rx rx;
 	uint8_t frame[7] = {0};
 	const uint8_t *data;
 	uint64_t off;
 	size_t n;
 	char why[256];
 
-	ck_assert_int_eq(patch_rx_init(&rx, MIB, MIB, &h, why, sizeof(why)),
+	ck_assert_int_eq(proto_patch_rx_init(&rx, MIB, MIB, &h, why, sizeof(why)),
 	                 HS_OK);
-	ck_assert_int_eq(patch_rx_block(&rx, frame, sizeof(frame), &off, &data,
+	ck_assert_int_eq(proto_patch_rx_block(&rx, frame, sizeof(frame), &off, &data,
 	                                &n, why, sizeof(why)),
 	                 HS_EPROTO);
 }
@@ -1687,27 +1687,27 @@ END_TEST
 
 START_TEST(hdr_codec)
 {
-	struct patch_hdr h, g;
+	struct proto_patch_hdr h, g;
 	struct proto_wr w;
 	struct proto_rd r;
 
 	memset(&h, 0xab, sizeof(h.basis));
 	h.bsize = 32 * KIB;
 	proto_wr_init(&w);
-	patch_hdr_encode(&w, &h);
+	proto_patch_hdr_encode(&w, &h);
 	r.p = w.buf.data;
 	r.left = w.buf.len;
-	ck_assert_int_eq(patch_hdr_decode(&r, &g), HS_OK);
+	ck_assert_int_eq(proto_patch_hdr_decode(&r, &g), HS_OK);
 	ck_assert_mem_eq(g.basis, h.basis, sizeof(h.basis));
 	ck_assert_uint_eq(g.bsize, h.bsize);
 	/* Truncated, and with a byte too many. */
 	r.p = w.buf.data;
 	r.left = w.buf.len - 1;
-	ck_assert_int_eq(patch_hdr_decode(&r, &g), HS_EPROTO);
+	ck_assert_int_eq(proto_patch_hdr_decode(&r, &g), HS_EPROTO);
 	proto_put_u8(&w, 0);
 	r.p = w.buf.data;
 	r.left = w.buf.len;
-	ck_assert_int_eq(patch_hdr_decode(&r, &g), HS_EPROTO);
+	ck_assert_int_eq(proto_patch_hdr_decode(&r, &g), HS_EPROTO);
 	proto_wr_free(&w);
 }
 END_TEST
@@ -2862,19 +2862,19 @@ dec_op_link(const uint8_t *p, size_t len)
 static void
 make_op_patch(struct proto_wr *w)
 {
-	struct patch_hdr h;
+	struct proto_patch_hdr h;
 
 	req_put_entry(w);
 	memset(h.basis, 0xcd, sizeof(h.basis));
 	h.bsize = PROTO_BLOCK_MIN;
-	patch_hdr_encode(w, &h);
+	proto_patch_hdr_encode(w, &h);
 }
 
 static int
 dec_op_patch(const uint8_t *p, size_t len)
 {
 	struct proto_entry *e = malloc(sizeof(*e));
-	struct patch_hdr h;
+	struct proto_patch_hdr h;
 	int rc;
 
 	ck_assert_ptr_nonnull(e);
