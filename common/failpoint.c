@@ -21,19 +21,19 @@
 
 /* Every failpoint, and where it sits. */
 static const char *const fp_names[] = {
-    /* standby, standby/apply.c */
-    "apply.before_write",     /* file_write: before a write of data */
+    /* standby, standby/apply_*.c */
+    "apply.before_write",     /* file_write (apply_file.c): before a write */
     "apply.after_write",      /* file_write: after it */
-    "apply.before_rename",    /* apply_flush: data synced, not renamed */
+    "apply.before_rename",    /* apply_flush (apply_batch.c): data synced */
     "apply.after_rename",     /* apply_flush: renamed, directory not synced */
-    "apply.before_delete",    /* op_delete: before the unlink */
-    "standby.records_commit", /* recs_commit: records of written files */
+    "apply.before_delete",    /* apply_op_delete (apply_ops.c): the unlink */
+    "standby.records_commit", /* apply_recs_commit (apply_rec.c): records */
     /* standby, standby/recv.c */
     "standby.index_commit", /* on_set_end: the run's sequence */
     "standby.before_ack",   /* on_set_end: before SET_DONE */
-    /* primary, primary/sendidx.c and primary/express.c */
-    "primary.journal_write", /* sidx_journal: a scoped run's entry */
-    "primary.index_commit",  /* sidx_run_acked: the acknowledged run */
+    /* primary, primary/sendidx.c, index/files.c and primary/express.c */
+    "primary.journal_write", /* journal_put (sendidx.c): a run's entry */
+    "primary.index_commit",  /* idx_batch_ack (files.c): the acked run */
     "express.send",          /* express_start: before a run goes out */
     "express.ack",           /* express_collect: its SET_DONE read */
 };

@@ -1,6 +1,7 @@
 /*
  * blocks.c - per-file records that let a changed big file travel as the
- * blocks that changed (primary/sendpatch.c, standby/apply.c):
+ * blocks that changed (primary/sendpatch.c; standby/apply_rec.c and
+ * standby/apply_patch.c):
  *	blocks	 primary: what the standby acknowledged holding for a file:
  *		 content token, block size, size and one hash per block
  *	written	 standby: what it last wrote at a path: its stat

@@ -10,10 +10,11 @@
  *	primary (primary/sendpatch.c)	records per file, after SET_DONE:
  *				content token, block size, one XXH3-128 per
  *				block
- *	standby (standby/apply.c)	records per path: stat fingerprint
+ *	standby (standby/apply_rec.c)	records per path: stat fingerprint
  *				after the write + content token; on OP_PATCH
- *				checks them, copies its basis in-kernel into a
- *				temporary, writes the blocks, joins the batch
+ *				(standby/apply_patch.c) checks them, copies its
+ *				basis in-kernel into a temporary, writes the
+ *				blocks, joins the batch
  * The wire form of a patch is in proto.h (OP_PATCH, struct proto_patch_rx).
  */
 #ifndef DELTA_H

@@ -149,7 +149,7 @@ void idx_view_close(struct idx_view *v);
  * acknowledged (0: none).
  */
 int idx_journal_state(struct idx *x, uint8_t id[IDX_ID_LEN], uint64_t *acked);
-/* Record run `seq` before it is sent (an opaque entry, see primary.c). */
+/* Record run `seq` before it is sent (an opaque entry: primary/sendidx.c). */
 #define IDX_JOURNAL_ENTRY_MAX (1024 * 1024)
 int idx_journal_add(struct idx *x, uint64_t seq, const void *entry, size_t len);
 /* Drop the entry of run `seq` (it changed nothing); absent is fine. */
@@ -170,8 +170,9 @@ int idx_applied_put(struct idx *x, const uint8_t id[IDX_ID_LEN], uint64_t seq);
 
 /*
  * Records that let a big changed file travel as its changed blocks
- * (primary/sendpatch.c on the primary, standby/apply.c on the standby).  Keys
- * are opaque bytes of at most IDX_KEY_MAX (LMDB's default key limit).
+ * (primary/sendpatch.c on the primary, standby/apply_rec.c and
+ * standby/apply_patch.c on the standby).  Keys are opaque bytes of at most
+ * IDX_KEY_MAX (LMDB's default key limit).
  */
 #define IDX_KEY_MAX 511
 #define IDX_TOKEN_LEN 32
