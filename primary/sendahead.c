@@ -8,8 +8,8 @@
  * AHEAD_BUFS buffers of PROTO_CHUNK (bounded: 768 KiB, whatever the file's
  * size).  Each byte is read once, into the buffer it is sent from.
  *
- * The reader owns the hash and the block table until ahead_finish(); the
- * sender owns the buffer ahead_next() gave it until the next call.
+ * The reader owns the hash and the block table until send_ahead_finish();
+ * the sender owns the buffer send_ahead_next() gave it until the next call.
  */
 #include <errno.h>
 #include <pthread.h>

@@ -391,7 +391,7 @@ pre_finish(struct pre_src *ps, unsigned worker, struct pre_pend *q)
 	if (r == NULL)
 		return diff_add(&ps->d[worker], ps->src, q->path);
 	r->seen = 1;
-	/* same_rec, on the record's bytes where LMDB has them */
+	/* sidx_same_rec, on the record's bytes where LMDB has them */
 	return memcmp(&q->now, r->rec, IDX_VIEW_REC) == 0
 	           ? 0
 	           : diff_add(&ps->d[worker], ps->src, q->path);

@@ -51,10 +51,7 @@
 
 /*
  * Start receiving a file, whole (OP_FILE) or as a delta against our copy
- * (OP_DELTA).  Problems are recorded and the file's data is then dropped.
- */
-/*
- * Start receiving a file: remember its entry, open its directory.  On
+ * (OP_DELTA): remember its entry, open its directory.  On
  * HS_OK with a->cur.display set, the caller goes on; otherwise the error
  * is recorded and the file's data will be dropped.
  */

@@ -80,7 +80,7 @@ int apply_open(int rootfd, const struct hs_pathset *set, struct apply **out,
                char *why, size_t whylen);
 /*
  * Handle one operation frame (PROTO_T_OP_*).  Per-path problems are
- * recorded (see apply_errors) and return HS_OK; only a protocol violation
+ * recorded (see apply_error_count) and return HS_OK; only a protocol violation
  * returns an error, after which the object is poisoned.
  */
 int apply_op(struct apply *a, const struct proto_msg *m);

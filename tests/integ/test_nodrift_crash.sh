@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_nodrift_crash.sh - a version hamnsync wrote is never drift, also
 # when the standby dies between putting it in place and committing its
-# record (apply_flush renames, then recs_commit).
+# record (apply_flush renames, then apply_recs_commit).
 #
 # For each failpoint of that window (apply.after_rename: after the
 # renames, before the records; standby.records_commit: at the records'

@@ -630,9 +630,9 @@ struct want_entry {
 };
 
 /*
- * What scan_tree lists for ROOT/src (built in scan_build).  The fifo is
- * listed: scan.c now lists fifos and device nodes (PROTO_E_FIFO/CHR/BLK),
- * though the scan_tree comment in tree.h still says they are skipped.
+ * What scan_subtree lists for ROOT/src (built in scan_build).  The fifo
+ * is listed: scan.c lists fifos and device nodes (PROTO_E_FIFO/CHR/BLK);
+ * only sockets are skipped.
  */
 static const struct want_entry scan_want[] = {
     {"", PROTO_E_DIR, NULL},           {"file.txt", PROTO_E_FILE, NULL},
@@ -1009,7 +1009,7 @@ depth_of(const char *rel)
  * Deep trees.  A listing holds what the protocol allows: paths of up to
  * PROTO_DEPTH_MAX components, each accepted by fs_relpath_check on the
  * other side.  Rows: chain depth below the leaf, prefix depth (0:
- * scan_tree), the result, and the deepest path listed (0: don't care).
+ * scan_subtree), the result, and the deepest path listed (0: don't care).
  */
 struct deep_case {
 	size_t levels, prefix_depth;
