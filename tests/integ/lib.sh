@@ -13,6 +13,11 @@ hs_fail() {
 	exit 1
 }
 
+# hs_has GREP-ARGS...: does stdin hold a match?  Like grep -q, but reads
+# all of it: grep -q leaves at the first match, and under pipefail the
+# writer's SIGPIPE would then fail the whole pipeline.
+hs_has() { grep -c "$@" >/dev/null; }
+
 # hs_ours PID: PID is still a process this test started: a child of
 # this shell, or one whose command line names the test's folder (a
 # detached daemon's -c $T/...).  PIDs wrap (pid_max may be 32768) while
@@ -23,7 +28,7 @@ hs_ours() {
 	[ -r "/proc/$1/stat" ] || return 1
 	ppid=$(sed 's/^.*) [A-Za-z] \([0-9]*\) .*/\1/' "/proc/$1/stat" 2>/dev/null)
 	[ "$ppid" = "$$" ] && return 0
-	[ -n "$T" ] && tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" | grep -qF -- "$T"
+	[ -n "$T" ] && tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" | hs_has -F -- "$T"
 }
 
 # hs_signal SIGNAL PID...: send SIGNAL to each PID that is still ours

@@ -163,7 +163,7 @@ standby() {
 log_line() {
 	local i
 	for ((i = 0; i < 50; i++)); do
-		if tail -n +"$(($1 + 1))" "$T/standby.log" | grep -q -F -- "$2"; then
+		if tail -n +"$(($1 + 1))" "$T/standby.log" | hs_has -F -- "$2"; then
 			tail -n +"$(($1 + 1))" "$T/standby.log" | grep -m1 -F -- "$2" | cut -d' ' -f3-
 			return 0
 		fi

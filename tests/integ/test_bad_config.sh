@@ -219,7 +219,7 @@ fi
 [ "$sums" != "$(sha256sum "$K/node.crt" "$K/node.key")" ] &&
 	hs_ok "keygen --force: both files replaced" || hs_bad "keygen --force: files unchanged"
 subj=$(openssl x509 -noout -subject -ext subjectAltName -in "$K/node.crt" | tr '\n' ' ')
-echo "$subj" | grep -q "mn9" && echo "$subj" | grep -q "DNS:mn9" &&
+grep -q "mn9" <<<"$subj" && grep -q "DNS:mn9" <<<"$subj" &&
 	hs_ok "keygen: subject and DNS name are the node name: $subj" ||
 	hs_bad "keygen: certificate names: $subj"
 openssl x509 -noout -checkend $((9 * 365 * 86400)) -in "$K/node.crt" >/dev/null &&

@@ -193,8 +193,8 @@ attack nul-path "path contains a NUL byte: rejected" nul-path "${INST[@]}"
 echo "== [${SECONDS}s] listing does not follow symlinks"
 out=$("$EVIL" -c "$C1" list "${INST[@]}" 2>&1) || true
 echo "   $(echo "$out" | head -1)"
-if echo "$out" | grep -q '  listed: \[0\] link$' &&
-	! echo "$out" | grep -q 'link/victim'; then
+if grep -q '  listed: \[0\] link$' <<<"$out" &&
+	! grep -q 'link/victim' <<<"$out"; then
 	hs_ok "listing: link listed as itself, nothing behind it"
 else
 	hs_bad "listing: wrong view of link: $(echo "$out" | grep link)"
@@ -212,8 +212,8 @@ attack hardlink-escape "link/victim: path through a symlink rejected" \
 echo "== [${SECONDS}s] a scoped listing does not follow symlinks"
 out=$("$EVIL" -c "$C1" scoped-list "${INST[@]}" --path link 2>&1) || true
 echo "   $(echo "$out" | tail -1)"
-if echo "$out" | grep -q '  listed: \[0\] link$' &&
-	! echo "$out" | grep -q 'link/'; then
+if grep -q '  listed: \[0\] link$' <<<"$out" &&
+	! grep -q 'link/' <<<"$out"; then
 	hs_ok "scoped listing of link: link itself, nothing behind it"
 else
 	hs_bad "scoped listing of link: $(echo "$out" | grep link)"
@@ -290,7 +290,7 @@ if [ "$SYNC_RC" -eq 1 ] && grep -q "refused set netconf" "$T/sync.err"; then
 else
 	hs_bad "parent-symlink: sync exited $SYNC_RC: $(cat "$T/sync.err")"
 fi
-if tail -n +"$((lines + 1))" "$T/standby.log" | grep -q "a component is a symlink"; then
+if tail -n +"$((lines + 1))" "$T/standby.log" | hs_has "a component is a symlink"; then
 	hs_ok "parent-symlink: logged: $(tail -n +"$((lines + 1))" "$T/standby.log" | grep -m1 "a component is a symlink" | cut -d' ' -f3-)"
 else
 	hs_bad "parent-symlink: no log line"
@@ -321,7 +321,7 @@ if [ "$SYNC_RC" -eq 3 ] && grep -qi busy "$T/sync.err"; then
 else
 	hs_bad "busy: sync exited $SYNC_RC: $(cat "$T/sync.err")"
 fi
-if tail -n +"$((lines + 1))" "$T/standby.log" | grep -q "told busy"; then
+if tail -n +"$((lines + 1))" "$T/standby.log" | hs_has "told busy"; then
 	hs_ok "busy: logged: $(tail -n +"$((lines + 1))" "$T/standby.log" | grep -m1 "told busy" | cut -d' ' -f3-)"
 else
 	hs_bad "busy: no log line"

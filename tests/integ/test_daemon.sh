@@ -217,7 +217,7 @@ for i in $(seq 1 10); do
 	sleep 0.05
 done
 echo "info: single-edit latency (ms, write to visible on the standby): ${lat[*]}"
-if printf '%s\n' "${lat[@]}" | grep -q lost; then
+if printf '%s\n' "${lat[@]}" | hs_has lost; then
 	hs_bad "a latency probe never arrived"
 else
 	hs_ok "10 latency probes arrived"

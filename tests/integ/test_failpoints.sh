@@ -53,11 +53,11 @@ bad_spec() {
 	local out rc=0
 	out=$(HAMNSYNC_FAILPOINTS=$1 "$HS_BIN" -c /nonexistent/hs.conf \
 		daemon --foreground 2>&1) || rc=$?
-	if echo "$out" | grep -q "this build has no failpoints"; then
+	if grep -q "this build has no failpoints" <<<"$out"; then
 		hs_fail "$HS_BIN was built without HS_FAILPOINTS (scripts/build.sh builds with them)"
 	fi
 	if [ "$rc" -eq 2 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] &&
-		echo "$out" | grep -qF -- "$2"; then
+		grep -qF -- "$2" <<<"$out"; then
 		hs_ok "start refuses HAMNSYNC_FAILPOINTS=$1: $out"
 	else
 		hs_bad "start with HAMNSYNC_FAILPOINTS=$1: exit $rc, said: $out"

@@ -65,7 +65,7 @@ if [ "$(stat -c %i "$T/standby$D/rpms/a.rpm")" = "$(stat -c %i "$T/standby$D/rpm
 else
 	hs_bad "hard links copied, not linked"
 fi
-if getcap "$T/standby$D/ping-like" | grep -q cap_net_raw; then
+if getcap "$T/standby$D/ping-like" | hs_has cap_net_raw; then
 	hs_ok "file capability kept"
 else
 	hs_bad "file capability lost"

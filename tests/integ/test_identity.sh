@@ -199,7 +199,7 @@ for f in "${FAULTS[@]}"; do
 			2>/dev/null
 		set -e
 		if [ "$rc" -eq 2 ] && grep '^CRIT' "$T/st.out" |
-			grep -F -- "$file" | grep -q -F -- "$phrase"; then
+			grep -F -- "$file" | hs_has -F -- "$phrase"; then
 			hs_ok "$name: status CRITICAL: $(grep -F -- "$file" "$T/st.out" | head -1)"
 		else
 			hs_bad "$name: status exited $rc without naming $file:"
@@ -225,7 +225,7 @@ for f in "${FAULTS[@]}"; do
 		rc=$?
 		set -e
 		if [ "$rc" -eq 2 ] && [ "$(wc -l <"$T/st.err")" -eq 1 ] &&
-			grep -F -- "$sfile" "$T/st.err" | grep -q -F -- "$phrase"; then
+			grep -F -- "$sfile" "$T/st.err" | hs_has -F -- "$phrase"; then
 			hs_ok "$name: status of a node that never started: $(cat "$T/st.err")"
 		else
 			hs_bad "$name: status of a node that never started exited $rc:"
@@ -258,7 +258,7 @@ set +e
 "$HS_BIN" -c "$C1" status >"$T/st.out" 2>&1
 rc=$?
 set -e
-if grep '^WARN' "$T/st.out" | grep -F "$B/open1.key" | grep -q "restart would fail" &&
+if grep '^WARN' "$T/st.out" | grep -F "$B/open1.key" | hs_has "restart would fail" &&
 	grep -q 'daemon running' "$T/st.out"; then
 	hs_ok "status of the running primary warns: $(grep -F "$B/open1.key" "$T/st.out")"
 else

@@ -197,7 +197,7 @@ no_drift "directory rotation, then edits"
 # applies the chmod, then sends zz-bulk.bin as a delta (deltas go after
 # every other operation of a run) for seconds.  Meanwhile m/p is
 # rewritten small, which the express lane carries.
-tmp_in() { ls -a "$1" 2>/dev/null | grep -q '^\.hamnsync-tmp\.'; }
+tmp_in() { ls -a "$1" 2>/dev/null | hs_has '^\.hamnsync-tmp\.'; }
 head -c $((3 * BIG_MIB * 1024 * 1024)) /dev/urandom >"$S/big/long.iso"
 for ((i = 0; i < 600; i++)); do
 	tmp_in "$T/standby$S/big" && break

@@ -37,7 +37,7 @@ patch_attack() {
 	if [ "$rc" -eq 0 ]; then hs_ok "$sc: $out"; else hs_bad "$sc ($rc): $out"; fi
 	sleep 0.3 # the session child writes its last lines
 	if tail -n +"$((before + 1))" "$T/standby.log" |
-		grep -F "$phrase" | grep -qF "evil-patch.bin"; then
+		grep -F "$phrase" | hs_has -F "evil-patch.bin"; then
 		hs_ok "$sc: the log names the path ($phrase)"
 	else
 		hs_bad "$sc: no log line with '$phrase' naming the path"
@@ -45,7 +45,7 @@ patch_attack() {
 	fi
 	if [ "$(sha256sum <"$V")" = "$BASIS" ]; then hs_ok "$sc: basis intact"; else
 		hs_bad "$sc: the standby's copy changed"; fi
-	if ls -A "$T/standby$D" | grep -q '^\.hamnsync-tmp\.'; then
+	if ls -A "$T/standby$D" | hs_has '^\.hamnsync-tmp\.'; then
 		hs_bad "$sc: temporary left"
 	else
 		hs_ok "$sc: no temporary left"

@@ -394,7 +394,7 @@ else
 fi
 # The human summary: one screen, the verdict first.
 status ph "$C1"
-if [ "$RC" -eq 0 ] && head -1 "$T/ph.out" | grep -q "^hamnsync OK: mn1 primary" &&
+if [ "$RC" -eq 0 ] && head -1 "$T/ph.out" | hs_has "^hamnsync OK: mn1 primary" &&
 	[ "$(wc -l <"$T/ph.out")" -le 24 ]; then
 	hs_ok "human summary: $(head -1 "$T/ph.out")"
 else
@@ -728,7 +728,7 @@ else
 fi
 spec_ok "killed primary" "$T/dead.out"
 status deadh "$C1"
-if [ "$RC" -eq 2 ] && head -1 "$T/deadh.out" | grep -q "CRITICAL.*daemon stopped"; then
+if [ "$RC" -eq 2 ] && head -1 "$T/deadh.out" | hs_has "CRITICAL.*daemon stopped"; then
 	hs_ok "killed primary, human: $(head -1 "$T/deadh.out")"
 else
 	hs_bad "killed primary, human: rc $RC $(cat "$T/deadh.out" "$T/deadh.err")"

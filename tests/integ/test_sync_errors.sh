@@ -202,7 +202,7 @@ if grep -qi "malformed" "$T/sync.err" "$T/standby.log"; then
 else
 	hs_ok "disk full: nothing called malformed"
 fi
-grep "m1" "$T/standby.log" | grep -q "No space left on device" &&
+grep "m1" "$T/standby.log" | hs_has "No space left on device" &&
 	hs_ok "disk full: the standby's log names the full disk" ||
 	hs_bad "disk full: standby log: $(grep m1 "$T/standby.log" | tail -2)"
 if [ -z "$(hs_in_standby_ns find "$F" -name '.hamnsync-tmp.*')" ]; then
