@@ -785,7 +785,15 @@ prim_sync_set(struct prim *p, size_t i)
 	prim_retry_done(p, i, covered, full, &rep);
 	prim_idx_done(p, i, full, &rep);
 	if (full) {
-		p->files[i] = rep.standby_files;
+		/*
+		 * The guard's measure is what the set holds now: the standby's
+		 * count alone is 0 right after the seed, which would let the
+		 * next mass deletion through unweighed; the primary's alone
+		 * would shrink with a held deletion.
+		 */
+		p->files[i] = rep.standby_files > rep.primary_files
+		                  ? rep.standby_files
+		                  : rep.primary_files;
 		p->pfiles[i] = rep.primary_files;
 		p->pbytes[i] = rep.primary_bytes;
 		if (!p->failed[i])
