@@ -60,6 +60,13 @@ struct prim_retry {
 	int idx_rc;
 	uint64_t idx_due_ns;
 	uint64_t idx_backoff_ms;
+	/*
+	 * Deletions held back (prim.held): the set is run whole again after
+	 * a backoff, so the hold clears by itself once the files are back
+	 * (an unmounted /install mounted again).
+	 */
+	uint64_t held_due_ns;
+	uint64_t held_backoff_ms;
 };
 
 struct prim {
@@ -702,6 +709,39 @@ prim_retry_done(struct prim *p, size_t i, int covered, int full,
 	proto_scope_free(f.v, f.n);
 }
 
+/* Is it time to run set i whole again, to see if its hold still stands? */
+static int
+prim_held_due(const struct prim *p, size_t i, uint64_t now)
+{
+	return p->held[i] && i < p->n_retry && now >= p->retry[i].held_due_ns;
+}
+
+/*
+ * A held deletion stays reported until a whole run holds none.  A run
+ * that holds one (again) brings a whole run after a backoff, with no
+ * signal needed; a scoped run while a whole one is due changes nothing.
+ */
+static void
+prim_held_done(struct prim *p, size_t i, int full,
+               const struct send_report *rep)
+{
+	struct prim_retry *r = &p->retry[i];
+
+	if (rep->held == 0) {
+		if (full) {
+			p->held[i] = 0;
+			r->held_due_ns = r->held_backoff_ms = 0;
+		}
+		return;
+	}
+	if (p->held[i] && !full)
+		return;
+	p->held[i] = 1;
+	r->held_backoff_ms =
+	    hs_backoff_next(r->held_backoff_ms, RETRY_MIN_MS, RETRY_MAX_MS);
+	r->held_due_ns = hs_now_mono_ns() + r->held_backoff_ms * NS_PER_MS;
+}
+
 /* Reconcile set i: whole, or the scope the watcher collected. */
 static int
 prim_sync_set(struct prim *p, size_t i)
@@ -768,11 +808,7 @@ prim_sync_set(struct prim *p, size_t i)
 	p->syncs++;
 	p->blind += rep.blind_runs;
 	p->last_applied = st_wall_now();
-	/* A held deletion stays reported until a whole run holds none. */
-	if (rep.held > 0)
-		p->held[i] = 1;
-	else if (full)
-		p->held[i] = 0;
+	prim_held_done(p, i, full, &rep);
 	p->cnt.bytes_sent = rep.wire_out;
 	p->cnt.bytes_received = rep.wire_in;
 	p->cnt.files_applied += rep.files_sent + rep.delta_files +
@@ -881,6 +917,8 @@ prim_sync_all(struct prim *p)
 	for (i = 0; i < p->conf->n_sets && p->ss != NULL; i++) {
 		if (prim_idx_due(p, i, now))
 			prim_idx_try(p, i);
+		if (prim_held_due(p, i, now))
+			p->need_full[i] = 1;
 		if (!p->need_full[i] && !p->need_diff[i] &&
 		    !watch_pending(p->watch, (uint16_t)i) &&
 		    !prim_retry_due(p, i, now))
@@ -1291,6 +1329,8 @@ prim_timeout(struct prim *p)
 			due = p->retry[i].due_ns;
 		if (p->retry[i].idx_rc < 0 && p->retry[i].idx_due_ns < due)
 			due = p->retry[i].idx_due_ns;
+		if (p->held[i] && p->retry[i].held_due_ns < due)
+			due = p->retry[i].held_due_ns;
 	}
 	if (watch_unwatched(p->watch) > 0 && p->next_rescan_ns < due)
 		due = p->next_rescan_ns;
