@@ -8,6 +8,7 @@
 #   2. the set's directory is moved away (one event): the deletion is
 #      held, the standby keeps the files and is not promote ready, and
 #      stays so while the directory is away (the retries hold again);
+#      its reason does not claim changes in flight (none are);
 #   3. the directory comes back, no signal is sent: within a bounded wait
 #      the primary says every set in-sync, the standby promote ready,
 #      and the trees are equal.
@@ -44,6 +45,9 @@ hs_wait_log "$T/primary.log" "holding back the deletion" $((runs + 1)) 10 &&
 	hs_bad "no whole run of the held set within 10 s"
 hs_expect_status "still held: the standby is not promote ready" "$C2" \
 	'd["promote_ready"]["ready"] is False'
+# Nothing is in flight: the standby does not say so.
+hs_expect_status "still held: the standby's reason is not \"in flight\"" \
+	"$C2" '" ".join(d["promote_ready"]["reasons"]).find("does not call every set in sync") >= 0 and "in flight" not in " ".join(d["promote_ready"]["reasons"])'
 [ -f "$T/standby$D/sub/f1" ] && hs_ok "still held: the standby keeps the files" ||
 	hs_bad "still held: the standby lost the files"
 
