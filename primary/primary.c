@@ -98,7 +98,8 @@ struct prim {
 	int cfd;               /* control socket */
 	uint8_t *seeded;       /* per set: reconciled whole at least once */
 	uint8_t *held;         /* per set: deletions held back */
-	uint8_t *failed;       /* per set: errors in the last run */
+	uint8_t *failed;       /* per set: errors in the last run (or in an
+	                        * express run since) */
 	struct prim_retry *retry; /* per set: what the standby failed */
 	size_t n_retry;
 	int busy_set;          /* set being reconciled whole, or -1 */
@@ -742,6 +743,31 @@ prim_held_done(struct prim *p, size_t i, int full,
 	r->held_due_ns = hs_now_mono_ns() + r->held_backoff_ms * NS_PER_MS;
 }
 
+/*
+ * An express run of set i is over (express_on_done).  Its paths stay in
+ * the watcher, and the bulk lane's next run of the set looks at them
+ * again and records its own outcome; until then the set is not in sync
+ * on this run's word: a deletion it held back holds the set (as a scoped
+ * run's would), a path it could not apply keeps the set in error.  Not
+ * retried from here: the bulk lane's run is the retry (and an express
+ * run that came before the bulk lane made a new parent fails its
+ * children for no lasting reason).
+ */
+static void
+prim_express_done(void *arg, size_t i, const struct send_report *rep,
+                  struct send_failed *f)
+{
+	struct prim *p = arg;
+
+	if (i < p->conf->n_sets) {
+		if (rep->held > 0)
+			prim_held_done(p, i, 0, rep);
+		if (f->errors > 0 || rep->remote_errors > 0)
+			p->failed[i] = 1;
+	}
+	proto_scope_free(f->v, f->n);
+}
+
 /* Reconcile set i: whole, or the scope the watcher collected. */
 static int
 prim_sync_set(struct prim *p, size_t i)
@@ -1270,6 +1296,7 @@ prim_reload(struct prim *p)
 	if (express_new(p->conf, p->o.tls, p->epoch, &p->xp) < 0)
 		return -ENOMEM;
 	express_journal(p->xp, p->x);
+	express_on_done(p->xp, prim_express_done, p);
 	(void)n;
 	if (prim_alloc_sets(p) < 0)
 		return -ENOMEM;
@@ -1496,6 +1523,7 @@ prim_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
 		p.o.idx = p.x;
 	}
 	express_journal(p.xp, p.x);
+	express_on_done(p.xp, prim_express_done, &p);
 	hs_pidfile_write(p.pidfd);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
