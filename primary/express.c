@@ -68,6 +68,8 @@ struct express {
 	uint64_t run_start_ns;
 	struct send_report rep;
 	uint64_t *deleted; /* the primary's per-set delete counts, borrowed */
+	express_done_fn *done; /* a run's held and failed paths go there */
+	void *done_arg;
 	/*
 	 * Journal entries of runs the lane closed on (express_settle); not
 	 * reallocated: the bulk lane reads them through its run.
@@ -112,6 +114,15 @@ express_journal(struct express *x, struct idx *idx)
 {
 	if (x != NULL)
 		x->o.journal = idx;
+}
+
+void
+express_on_done(struct express *x, express_done_fn *fn, void *arg)
+{
+	if (x == NULL)
+		return;
+	x->done = fn;
+	x->done_arg = arg;
 }
 
 void
@@ -211,6 +222,7 @@ static int
 express_collect(struct express *x, int timeout_ms)
 {
 	const struct send_report *r = &x->rep;
+	struct send_failed f;
 	uint64_t now;
 	int rc;
 
@@ -226,15 +238,27 @@ express_collect(struct express *x, int timeout_ms)
 	x->last_io_ns = now;
 	if (x->deleted != NULL)
 		x->deleted[x->run_set] += r->deleted;
+	/*
+	 * The paths stay in the watcher for the bulk lane, which would hold
+	 * or fail them again, but until then the set must not pass for in
+	 * sync on this run's word: its held and failed paths count now.
+	 */
+	send_session_failed(x->ss, &f);
+	if (x->done != NULL)
+		x->done(x->done_arg, x->run_set, r, &f);
+	else
+		proto_scope_free(f.v, f.n);
 	hs_log_debug("primary: express lane: set %s: %zu paths durable in "
 	             "%.1f ms: %llu files, %llu deltas, %llu metadata, %llu "
-	             "deleted, %llu left to the bulk lane, %llu errors",
+	             "deleted, %llu held, %llu left to the bulk lane, %llu "
+	             "errors",
 	             x->conf->sets[x->run_set].name, x->run_paths,
 	             (double)(now - x->run_start_ns) / 1e6,
 	             (unsigned long long)r->files_sent,
 	             (unsigned long long)r->delta_files,
 	             (unsigned long long)r->meta_only,
 	             (unsigned long long)r->deleted,
+	             (unsigned long long)r->held,
 	             (unsigned long long)r->left_to_bulk,
 	             (unsigned long long)(r->remote_errors +
 	                                  r->changed_during));

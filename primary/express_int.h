@@ -34,6 +34,16 @@ struct idx;
 void express_journal(struct express *x, struct idx *idx);
 
 /*
+ * What a run of the lane left undone counts as a bulk run's would: after
+ * each run's SET_DONE, fn gets the set, the run's report (deletions held
+ * back) and what the standby failed to apply (fn owns f->v).
+ */
+typedef void express_done_fn(void *arg, size_t set,
+                             const struct send_report *rep,
+                             struct send_failed *f);
+void express_on_done(struct express *x, express_done_fn *fn, void *arg);
+
+/*
  * Called from the daemon's tick while the bulk lane is in a run: send the
  * changes the watcher collected since the last call that are small (see
  * watch_take_express and send_opts.max_file_bytes), at most a bounded

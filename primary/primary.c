@@ -60,6 +60,13 @@ struct prim_retry {
 	int idx_rc;
 	uint64_t idx_due_ns;
 	uint64_t idx_backoff_ms;
+	/*
+	 * Deletions held back (prim.held): the set is run whole again after
+	 * a backoff, so the hold clears by itself once the files are back
+	 * (an unmounted /install mounted again).
+	 */
+	uint64_t held_due_ns;
+	uint64_t held_backoff_ms;
 };
 
 struct prim {
@@ -91,7 +98,8 @@ struct prim {
 	int cfd;               /* control socket */
 	uint8_t *seeded;       /* per set: reconciled whole at least once */
 	uint8_t *held;         /* per set: deletions held back */
-	uint8_t *failed;       /* per set: errors in the last run */
+	uint8_t *failed;       /* per set: errors in the last run (or in an
+	                        * express run since) */
 	struct prim_retry *retry; /* per set: what the standby failed */
 	size_t n_retry;
 	int busy_set;          /* set being reconciled whole, or -1 */
@@ -702,6 +710,64 @@ prim_retry_done(struct prim *p, size_t i, int covered, int full,
 	proto_scope_free(f.v, f.n);
 }
 
+/* Is it time to run set i whole again, to see if its hold still stands? */
+static int
+prim_held_due(const struct prim *p, size_t i, uint64_t now)
+{
+	return p->held[i] && i < p->n_retry && now >= p->retry[i].held_due_ns;
+}
+
+/*
+ * A held deletion stays reported until a whole run holds none.  A run
+ * that holds one (again) brings a whole run after a backoff, with no
+ * signal needed; a scoped run while a whole one is due changes nothing.
+ */
+static void
+prim_held_done(struct prim *p, size_t i, int full,
+               const struct send_report *rep)
+{
+	struct prim_retry *r = &p->retry[i];
+
+	if (rep->held == 0) {
+		if (full) {
+			p->held[i] = 0;
+			r->held_due_ns = r->held_backoff_ms = 0;
+		}
+		return;
+	}
+	if (p->held[i] && !full)
+		return;
+	p->held[i] = 1;
+	r->held_backoff_ms =
+	    hs_backoff_next(r->held_backoff_ms, RETRY_MIN_MS, RETRY_MAX_MS);
+	r->held_due_ns = hs_now_mono_ns() + r->held_backoff_ms * NS_PER_MS;
+}
+
+/*
+ * An express run of set i is over (express_on_done).  Its paths stay in
+ * the watcher, and the bulk lane's next run of the set looks at them
+ * again and records its own outcome; until then the set is not in sync
+ * on this run's word: a deletion it held back holds the set (as a scoped
+ * run's would), a path it could not apply keeps the set in error.  Not
+ * retried from here: the bulk lane's run is the retry (and an express
+ * run that came before the bulk lane made a new parent fails its
+ * children for no lasting reason).
+ */
+static void
+prim_express_done(void *arg, size_t i, const struct send_report *rep,
+                  struct send_failed *f)
+{
+	struct prim *p = arg;
+
+	if (i < p->conf->n_sets) {
+		if (rep->held > 0)
+			prim_held_done(p, i, 0, rep);
+		if (f->errors > 0 || rep->remote_errors > 0)
+			p->failed[i] = 1;
+	}
+	proto_scope_free(f->v, f->n);
+}
+
 /* Reconcile set i: whole, or the scope the watcher collected. */
 static int
 prim_sync_set(struct prim *p, size_t i)
@@ -768,11 +834,7 @@ prim_sync_set(struct prim *p, size_t i)
 	p->syncs++;
 	p->blind += rep.blind_runs;
 	p->last_applied = st_wall_now();
-	/* A held deletion stays reported until a whole run holds none. */
-	if (rep.held > 0)
-		p->held[i] = 1;
-	else if (full)
-		p->held[i] = 0;
+	prim_held_done(p, i, full, &rep);
 	p->cnt.bytes_sent = rep.wire_out;
 	p->cnt.bytes_received = rep.wire_in;
 	p->cnt.files_applied += rep.files_sent + rep.delta_files +
@@ -785,7 +847,15 @@ prim_sync_set(struct prim *p, size_t i)
 	prim_retry_done(p, i, covered, full, &rep);
 	prim_idx_done(p, i, full, &rep);
 	if (full) {
-		p->files[i] = rep.standby_files;
+		/*
+		 * The guard's measure is what the set holds now: the standby's
+		 * count alone is 0 right after the seed, which would let the
+		 * next mass deletion through unweighed; the primary's alone
+		 * would shrink with a held deletion.
+		 */
+		p->files[i] = rep.standby_files > rep.primary_files
+		                  ? rep.standby_files
+		                  : rep.primary_files;
 		p->pfiles[i] = rep.primary_files;
 		p->pbytes[i] = rep.primary_bytes;
 		if (!p->failed[i])
@@ -873,6 +943,8 @@ prim_sync_all(struct prim *p)
 	for (i = 0; i < p->conf->n_sets && p->ss != NULL; i++) {
 		if (prim_idx_due(p, i, now))
 			prim_idx_try(p, i);
+		if (prim_held_due(p, i, now))
+			p->need_full[i] = 1;
 		if (!p->need_full[i] && !p->need_diff[i] &&
 		    !watch_pending(p->watch, (uint16_t)i) &&
 		    !prim_retry_due(p, i, now))
@@ -1224,6 +1296,7 @@ prim_reload(struct prim *p)
 	if (express_new(p->conf, p->o.tls, p->epoch, &p->xp) < 0)
 		return -ENOMEM;
 	express_journal(p->xp, p->x);
+	express_on_done(p->xp, prim_express_done, p);
 	(void)n;
 	if (prim_alloc_sets(p) < 0)
 		return -ENOMEM;
@@ -1283,6 +1356,8 @@ prim_timeout(struct prim *p)
 			due = p->retry[i].due_ns;
 		if (p->retry[i].idx_rc < 0 && p->retry[i].idx_due_ns < due)
 			due = p->retry[i].idx_due_ns;
+		if (p->held[i] && p->retry[i].held_due_ns < due)
+			due = p->retry[i].held_due_ns;
 	}
 	if (watch_unwatched(p->watch) > 0 && p->next_rescan_ns < due)
 		due = p->next_rescan_ns;
@@ -1448,6 +1523,7 @@ prim_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
 		p.o.idx = p.x;
 	}
 	express_journal(p.xp, p.x);
+	express_on_done(p.xp, prim_express_done, &p);
 	hs_pidfile_write(p.pidfd);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);

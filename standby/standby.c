@@ -695,10 +695,22 @@ stdby_status(struct stdby *d)
 			        d->rep.primary, (double)silent_ns / 1e9,
 			        (unsigned long long)d->conf->peer_timeout);
 	} else if (d->rep.n_failed == 0) {
-		/* Failed paths are the reason then: said below. */
-		if (d->rep.lag_ms == UINT64_MAX || !d->rep.in_sync)
+		/*
+		 * Failed paths are the reason then: said below.  STATE does
+		 * not say why the primary is not in sync; with no lag and
+		 * nothing pending, no change is in flight (a held deletion, a
+		 * set not seeded, a subtree without a watch): its status
+		 * says which.
+		 */
+		if (d->rep.lag_ms == UINT64_MAX ||
+		    (!d->rep.in_sync &&
+		     (d->rep.lag_ms > 0 || d->rep.pending > 0)))
 			v.reasons[v.n_reasons++] = "catching up: changes of "
 			                           "the primary still in flight";
+		else if (!d->rep.in_sync)
+			v.reasons[v.n_reasons++] = "the primary does not call "
+			                           "every set in sync: see its "
+			                           "status";
 		else if (d->rep.lag_ms > 0)
 			v.reasons[v.n_reasons++] = "lag above zero";
 	}
