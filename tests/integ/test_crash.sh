@@ -5,7 +5,8 @@
 # standby applies what it was sent, and the primary has not heard so.
 #   1. a rename applied on the standby (SET_RENAMES) while the run's
 #      listing is held back; the renamed file is deleted on the primary,
-#      which is then killed (SIGKILL): the restart must delete it there
+#      which is then killed (SIGKILL): its saved status must not say
+#      in-sync, and the restart must delete the file on the standby
 #   2. one run deletes a file, makes a directory and sends a big file
 #      slowed by bwlimit: the deletion and the directory are applied on
 #      the standby, the primary is killed while the file streams, and the
@@ -55,6 +56,15 @@ rename_held() {
 	done
 	hs_fail "the standby never applied the rename of det/$1 to det/$2"
 }
+# The idle primary saves its status (status.json, what `status` shows of
+# a stopped node) every 5 s: wait until it says in-sync, so the check
+# after the kill below shows that the run replaced it.
+for ((i = 0; i < 150; i++)); do
+	grep -q '"state":"in-sync"' "$T/state1/status.json" 2>/dev/null && break
+	sleep 0.1
+done
+grep -q '"state":"in-sync"' "$T/state1/status.json" ||
+	hs_fail "the idle primary never saved an in-sync status"
 from=a
 for to in b c d ""; do
 	[ -n "$to" ] || hs_fail "the hold caught a heartbeat three times"
@@ -67,6 +77,9 @@ done
 hs_ok "the rename is applied on the standby while its run waits"
 rm "$W/det/$to"
 crash_primary
+# Killed with a run under way: what it saved must not say in-sync.
+hs_expect_status "the killed primary's saved status does not say in-sync" \
+	"$C1" 'd["daemon"] == "stopped" and all(p["state"] != "in-sync" for p in d["paths"])'
 hold
 standby_alone
 hs_start_primary "$C1P"
