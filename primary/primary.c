@@ -109,6 +109,7 @@ struct prim {
 	double last_applied;   /* wall clock of the last acknowledged run */
 	uint64_t last_save_ns; /* status last looked at for saving */
 	struct st_saved saved; /* ... and last saved */
+	int saved_synced;      /* ... saying every set in-sync */
 	struct st_counters cnt;
 	uint64_t gen_req;  /* reconciliations of every set asked for (sync) */
 	uint64_t gen_done; /* ... and completed */
@@ -125,6 +126,7 @@ struct prim {
 };
 
 static void prim_tick(void *arg);
+static void prim_save_status(struct prim *p, int force);
 
 static void
 prim_retry_clear(struct prim_retry *r)
@@ -954,6 +956,13 @@ prim_sync_all(struct prim *p)
 		 * promote_ready must not stay yes while they are in flight.
 		 */
 		if (!any) {
+			/*
+			 * So does status.json, which a stopped node's status
+			 * shows: a SIGKILL during the runs must not leave it
+			 * saying in-sync from before them.
+			 */
+			if (p->saved_synced)
+				prim_save_status(p, 1);
 			watch_pending_stats(p->watch, &oldest, &paths);
 			rc = send_session_state(p->ss, prim_lag_ns(p) / NS_PER_MS,
 			                        paths, 0);
@@ -1235,6 +1244,23 @@ prim_metrics(struct prim *p)
 	json_decref(j);
 }
 
+/* Does status `j` call every set in-sync? */
+static int
+prim_status_synced(json_t *j)
+{
+	json_t *paths = json_object_get(j, "paths"), *v;
+	size_t k;
+
+	json_array_foreach(paths, k, v)
+	{
+		const char *s = json_string_value(json_object_get(v, "state"));
+
+		if (s == NULL || strcmp(s, "in-sync") != 0)
+			return 0;
+	}
+	return json_array_size(paths) > 0;
+}
+
 static void
 prim_save_status(struct prim *p, int force)
 {
@@ -1246,7 +1272,8 @@ prim_save_status(struct prim *p, int force)
 		return;
 	p->last_save_ns = now;
 	if ((j = prim_status(p)) != NULL) {
-		st_save(p->conf->state_dir, j, &p->saved);
+		if (st_save(p->conf->state_dir, j, &p->saved) >= 0)
+			p->saved_synced = prim_status_synced(j);
 		json_decref(j);
 	}
 }

@@ -53,7 +53,10 @@ hold() {
 }
 
 # What a node's `status --json` says, one word: in-sync (every set, on
-# the primary) or ready (promote_ready, on the standby), else "no".
+# the primary) or ready (promote_ready, on the standby), else "no".  Only
+# a running daemon that answered claims anything: a stopped or silent
+# one's status carries the sets' states it last saved, history that a
+# SIGKILLed primary leaves "in-sync" (as status_claim.py reads it too).
 cat >"$T/says.py" <<'PY'
 import json, sys
 try:
@@ -61,16 +64,33 @@ try:
 except Exception:
     print("no")
     sys.exit(0)
-if j.get("role") == "primary":
+if j.get("daemon") != "running":
+    print("no")
+elif j.get("role") == "primary":
     paths = j.get("paths") or []
     ok = paths and all(p.get("state") == "in-sync" for p in paths)
     print("in-sync" if ok else "no")
 else:
     print("ready" if (j.get("promote_ready") or {}).get("ready") else "no")
 PY
+# says CONF: that word for the node of CONF; its status stays in
+# $T/says-NODE.json (NODE: the config's file name) for a failure to show.
 says() {
-	"$HS_BIN" -c "$1" status --json >"$T/says.json" 2>/dev/null || true
-	python3 "$T/says.py" "$T/says.json"
+	local out=$T/says-${1##*/}.json
+	"$HS_BIN" -c "$1" status --json >"$out" 2>/dev/null || true
+	python3 "$T/says.py" "$out"
+}
+
+# says_why CONF: one line of what the last status of CONF said.
+says_why() {
+	python3 -c 'import json, sys
+j = json.load(open(sys.argv[1]))
+print("daemon %s, peer %s, paths [%s], ready %s" % (j.get("daemon"),
+      (j.get("peer") or {}).get("state"),
+      " ".join("%s=%s" % (p.get("name"), p.get("state"))
+               for p in j.get("paths") or []),
+      (j.get("promote_ready") or {}).get("ready")))' \
+		"$T/says-${1##*/}.json" 2>/dev/null || echo "no status"
 }
 
 # settle NAME SECONDS: poll both nodes' status and the trees until the
@@ -90,6 +110,8 @@ settle() {
 		elif [ "$p" = in-sync ] || [ "$s" = ready ]; then
 			if [ $lied -eq 0 ]; then
 				hs_bad "$name: primary says $p, standby says $s, while the trees differ:"
+				echo "     primary: $(says_why "$C1")"
+				echo "     standby: $(says_why "$C2")"
 				rsync -naiHAXc --numeric-ids --delete "$W/" "$T/standby$W/" 2>&1 |
 					head -10 | sed 's/^/     /'
 			fi

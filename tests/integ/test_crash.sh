@@ -5,7 +5,8 @@
 # standby applies what it was sent, and the primary has not heard so.
 #   1. a rename applied on the standby (SET_RENAMES) while the run's
 #      listing is held back; the renamed file is deleted on the primary,
-#      which is then killed (SIGKILL): the restart must delete it there
+#      which is then killed (SIGKILL): its saved status must not say
+#      in-sync, and the restart must delete the file on the standby
 #   2. one run deletes a file, makes a directory and sends a big file
 #      slowed by bwlimit: the deletion and the directory are applied on
 #      the standby, the primary is killed while the file streams, and the
@@ -28,22 +29,63 @@ CRASH_NAME=crash
 . "$(dirname "$0")/crash_lib.sh"
 
 # --- 1. rename applied on the standby, unacknowledged, then deleted ----
-hold
-mv "$W/det/a" "$W/det/b"
-for ((i = 0; i < 300; i++)); do
-	[ -e "$T/standby$W/det/b" ] && [ ! -e "$T/standby$W/det/a" ] && break
+# The hold must catch the run's listing, not the PONG of a heartbeat: a
+# ping whose answer is held times the session out before the renames go,
+# and no handshake completes while the hold lasts, so the rename would
+# never reach the standby.  The primary is stopped while the hold begins
+# and the file is renamed (a ping sent just before the stop is answered
+# meanwhile), and on waking its first step is the run of the renames;
+# should a heartbeat still be caught (the primary logs it), the hold is
+# lifted and the case is tried again under another name.
+# rename_held FROM TO: 0 once TO replaced FROM on the standby, the hold
+# on; 1 when a heartbeat was caught instead.
+rename_held() {
+	local beats i
+	beats=$(hs_count_log "$T/primary.log" "in heartbeat: gone")
+	kill -STOP "$PRIMARY_PID"
+	sleep 0.5
+	hold
+	mv "$W/det/$1" "$W/det/$2"
+	kill -CONT "$PRIMARY_PID"
+	for ((i = 0; i < 300; i++)); do
+		[ -e "$T/standby$W/det/$2" ] && [ ! -e "$T/standby$W/det/$1" ] &&
+			return 0
+		[ "$(hs_count_log "$T/primary.log" "in heartbeat: gone")" -gt \
+			"$beats" ] && return 1
+		sleep 0.1
+	done
+	hs_fail "the standby never applied the rename of det/$1 to det/$2"
+}
+# The idle primary saves its status (status.json, what `status` shows of
+# a stopped node) every 5 s: wait until it says in-sync, so the check
+# after the kill below shows that the run replaced it.
+for ((i = 0; i < 150; i++)); do
+	grep -q '"state":"in-sync"' "$T/state1/status.json" 2>/dev/null && break
 	sleep 0.1
 done
-[ -e "$T/standby$W/det/b" ] || hs_fail "the standby never applied the rename"
+grep -q '"state":"in-sync"' "$T/state1/status.json" ||
+	hs_fail "the idle primary never saved an in-sync status"
+from=a
+for to in b c d ""; do
+	[ -n "$to" ] || hs_fail "the hold caught a heartbeat three times"
+	rename_held "$from" "$to" && break
+	echo "     the hold caught a heartbeat, not the run: trying again"
+	hold
+	settle "det/$to, after a heartbeat caught by the hold" 60
+	from=$to
+done
 hs_ok "the rename is applied on the standby while its run waits"
-rm "$W/det/b"
+rm "$W/det/$to"
 crash_primary
+# Killed with a run under way: what it saved must not say in-sync.
+hs_expect_status "the killed primary's saved status does not say in-sync" \
+	"$C1" 'd["daemon"] == "stopped" and all(p["state"] != "in-sync" for p in d["paths"])'
 hold
 standby_alone
 hs_start_primary "$C1P"
 settle "renamed, deleted, killed before the acknowledgement" 60
-[ ! -e "$T/standby$W/det/b" ] && hs_ok "the renamed and deleted file is gone from the standby" ||
-	hs_bad "det/b, renamed then deleted on the primary, stays on the standby"
+[ ! -e "$T/standby$W/det/$to" ] && hs_ok "the renamed and deleted file is gone from the standby" ||
+	hs_bad "det/$to, renamed then deleted on the primary, stays on the standby"
 
 # --- 2. a run applied in part on the standby, never acknowledged ----------
 # One run deletes det2/x1, makes det2/a-dir and sends a big file, slowed
