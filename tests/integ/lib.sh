@@ -28,7 +28,7 @@ hs_ours() {
 	[ -r "/proc/$1/stat" ] || return 1
 	ppid=$(sed 's/^.*) [A-Za-z] \([0-9]*\) .*/\1/' "/proc/$1/stat" 2>/dev/null)
 	[ "$ppid" = "$$" ] && return 0
-	[ -n "$T" ] && tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" | hs_has -F -- "$T"
+	[ -n "$T" ] && { tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null | hs_has -F -- "$T"
 }
 
 # hs_signal SIGNAL PID...: send SIGNAL to each PID that is still ours
@@ -141,6 +141,9 @@ hs_count_log() {
 hs_now_ms() {
 	echo $(($(date +%s%N) / 1000000))
 }
+
+# hs_size_is FILE BYTES: is FILE a regular file of exactly BYTES?
+hs_size_is() { [ -f "$1" ] && [ "$(stat -c %s "$1")" -eq "$2" ]; }
 
 # hs_wait_transfer DIR BYTES SECONDS: until a temporary file directly in
 # DIR holds more than BYTES (a transfer in flight), checked every 0.05 s;

@@ -120,12 +120,6 @@ hs_start_primary
 hs_wait_same "seeded" 120 $SOURCES
 [ "$HS_SAME" -eq 1 ] || hs_fail "no seed: $(tail -5 "$T/primary.log")"
 
-# big_done NAME: is the standby's copy of big/NAME complete (renamed)?
-big_done() {
-	[ -f "$BIGCOPY/$1" ] &&
-		[ "$(stat -c %s "$BIGCOPY/$1")" -eq $((BIG_MIB * 1024 * 1024)) ]
-}
-
 # edit TOKEN: rewrite the small file; wait (bounded) until its copy holds
 # TOKEN; EDIT_OK=1 then.
 edit() {
@@ -148,13 +142,13 @@ hs_expect_status "stream1.iso under way: the primary says set big is not in-sync
 	"$C1" '[p["state"] for p in d["paths"] if p["name"] == "big"] == ["catching-up"]'
 hs_expect_status "stream1.iso under way: the standby is not promote ready" \
 	"$C2" 'd["promote_ready"]["ready"] is False'
-big_done stream1.iso && hs_bad "stream1.iso was complete before status was asked"
+hs_size_is "$BIGCOPY/stream1.iso" $((BIG_MIB * 1024 * 1024)) && hs_bad "stream1.iso was complete before status was asked"
 overtook=0
 for k in 1 2 3 4 5; do
-	big_done stream1.iso && break
+	hs_size_is "$BIGCOPY/stream1.iso" $((BIG_MIB * 1024 * 1024)) && break
 	edit "edit $k during stream1"
 	[ $EDIT_OK -eq 1 ] || { hs_bad "edit $k never reached the standby"; break; }
-	big_done stream1.iso || overtook=$((overtook + 1))
+	hs_size_is "$BIGCOPY/stream1.iso" $((BIG_MIB * 1024 * 1024)) || overtook=$((overtook + 1))
 done
 if [ $overtook -ge 1 ]; then
 	hs_ok "$overtook edits overtook the big file (copy incomplete when they landed)"
@@ -193,7 +187,7 @@ echo "edit after the kill" >"$S/etc/hosts"
 sleep 1
 edit "edit after the backoff"
 [ $EDIT_OK -eq 1 ] || hs_bad "the edit after the kill never reached the standby"
-if big_done stream2.iso; then
+if hs_size_is "$BIGCOPY/stream2.iso" $((BIG_MIB * 1024 * 1024)); then
 	echo "info: the bulk lane had finished stream2.iso when the edit landed"
 else
 	hs_ok "the express lane came back and overtook again"

@@ -55,19 +55,9 @@ chattr -i "$LOCKED"
 
 # stream NAME: a big file in set big; waits (bounded) until it flows.
 stream() {
-	local i
 	head -c $((BIG_MIB * 1024 * 1024)) /dev/urandom >"$S/big/$1"
-	for ((i = 0; i < 300; i++)); do
-		ls -a "$BIGCOPY" | grep -q '^\.hamnsync-tmp\.' && return 0
-		sleep 0.05
-	done
+	hs_wait_transfer "$BIGCOPY" -1 15 && return 0
 	hs_fail "no transfer of $1 under way: $(tail -5 "$T/primary.log")"
-}
-
-# big_done NAME: is the standby's copy of big/NAME complete (renamed)?
-big_done() {
-	[ -f "$BIGCOPY/$1" ] &&
-		[ "$(stat -c %s "$BIGCOPY/$1")" -eq $((BIG_MIB * 1024 * 1024)) ]
 }
 
 # before_big NAME FILE STATE: the primary says set data is STATE before
@@ -75,7 +65,7 @@ big_done() {
 before_big() {
 	local i
 	for ((i = 0; i < 600; i++)); do
-		if big_done "$2"; then
+		if hs_size_is "$BIGCOPY/$2" $((BIG_MIB * 1024 * 1024)); then
 			hs_bad "$1: big/$2 complete before set data was $3"
 			return 0
 		fi
@@ -83,7 +73,7 @@ before_big() {
 		if python3 "$HS_CLAIM" expect "$T/before.json" \
 			"[p[\"state\"] for p in d[\"paths\"] if p[\"name\"] == \"data\"] == [\"$3\"]" \
 			>/dev/null 2>&1; then
-			big_done "$2" && hs_bad "$1: said after big/$2 was complete" ||
+			hs_size_is "$BIGCOPY/$2" $((BIG_MIB * 1024 * 1024)) && hs_bad "$1: said after big/$2 was complete" ||
 				hs_ok "$1 (big/$2 still in flight)"
 			return 0
 		fi
