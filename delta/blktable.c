@@ -154,4 +154,3 @@ blk_key(const char *set, uint16_t src, const char *path, uint8_t *key,
 	*len = need;
 	return HS_OK;
 }
-

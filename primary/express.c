@@ -23,9 +23,10 @@
  * cannot connect loses nothing.  Each run's paths are journalled in the
  * primary's index before it goes out, as the bulk lane's are: a crash
  * before the bulk lane's run of them is acknowledged replays them at the
- * next start (a file the lane made and the primary then deleted).  Since the two children on the standby
- * apply whole files by rename, the last writer wins per path, and the
- * bulk lane's later run of the same path makes the final state converge.
+ * next start (a file the lane made and the primary then deleted).  Since the
+ * two children on the standby apply whole files by rename, the last writer wins
+ * per path, and the bulk lane's later run of the same path makes the final
+ * state converge.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -76,7 +77,7 @@ struct express {
 	 */
 	uint64_t kept[EXPRESS_KEPT_MAX];
 	size_t n_kept;
-	size_t next_set;   /* round robin over the sets */
+	size_t next_set; /* round robin over the sets */
 };
 
 int
@@ -206,8 +207,7 @@ express_connect(struct express *x)
 		    x->backoff_ms, PRIM_BACKOFF_MIN_MS, PRIM_BACKOFF_MAX_MS);
 		return 0;
 	}
-	hs_log_info("primary: express lane to standby %s open",
-	            x->conf->peer);
+	hs_log_info("primary: express lane to standby %s open", x->conf->peer);
 	x->backoff_ms = PRIM_BACKOFF_MIN_MS;
 	x->last_io_ns = now;
 	return 1;
@@ -248,20 +248,18 @@ express_collect(struct express *x, int timeout_ms)
 		x->done(x->done_arg, x->run_set, r, &f);
 	else
 		proto_scope_free(f.v, f.n);
-	hs_log_debug("primary: express lane: set %s: %zu paths durable in "
-	             "%.1f ms: %llu files, %llu deltas, %llu metadata, %llu "
-	             "deleted, %llu held, %llu left to the bulk lane, %llu "
-	             "errors",
-	             x->conf->sets[x->run_set].name, x->run_paths,
-	             (double)(now - x->run_start_ns) / 1e6,
-	             (unsigned long long)r->files_sent,
-	             (unsigned long long)r->delta_files,
-	             (unsigned long long)r->meta_only,
-	             (unsigned long long)r->deleted,
-	             (unsigned long long)r->held,
-	             (unsigned long long)r->left_to_bulk,
-	             (unsigned long long)(r->remote_errors +
-	                                  r->changed_during));
+	hs_log_debug(
+	    "primary: express lane: set %s: %zu paths durable in "
+	    "%.1f ms: %llu files, %llu deltas, %llu metadata, %llu "
+	    "deleted, %llu held, %llu left to the bulk lane, %llu "
+	    "errors",
+	    x->conf->sets[x->run_set].name, x->run_paths,
+	    (double)(now - x->run_start_ns) / 1e6,
+	    (unsigned long long)r->files_sent,
+	    (unsigned long long)r->delta_files,
+	    (unsigned long long)r->meta_only, (unsigned long long)r->deleted,
+	    (unsigned long long)r->held, (unsigned long long)r->left_to_bulk,
+	    (unsigned long long)(r->remote_errors + r->changed_during));
 	return HS_OK;
 }
 

@@ -65,8 +65,7 @@ void express_tick(struct express *x, struct watch *w,
  * until the next call): no bulk run may take their journal entries for
  * covered; the next session's replay does (express_kept_clear).
  */
-void express_settle(struct express *x, const uint64_t **keep,
-                    size_t *n_keep);
+void express_settle(struct express *x, const uint64_t **keep, size_t *n_keep);
 void express_kept_clear(struct express *x);
 
 /* Ping the lane when it has been idle for `heartbeat`; close it on error. */

@@ -39,8 +39,7 @@ int watch_new_deferred(const struct hs_conf *conf, struct watch **out);
 const char *watch_root(const struct watch *w, uint16_t set, uint16_t src);
 /* Watch directory `rel` of a deferred source; thread-safe.  Past the
  * watch limit the subtree is left to the rescan timer, as watch_new does. */
-int watch_dir_add(struct watch *w, uint16_t set, uint16_t src,
-                  const char *rel);
+int watch_dir_add(struct watch *w, uint16_t set, uint16_t src, const char *rel);
 /* The source's walk ended; not `walked` to the end: watch it whole now. */
 void watch_deferred_done(struct watch *w, uint16_t set, uint16_t src,
                          int walked);
@@ -101,7 +100,6 @@ uint64_t watch_taken_since(const struct watch *w);
 /* Changes waiting: when the oldest was seen (0: none), how many paths. */
 void watch_pending_stats(const struct watch *w, uint64_t *oldest_ns,
                          uint64_t *paths);
-
 
 /*
  * A session with the standby that stays open (the primary daemon): open
@@ -169,8 +167,7 @@ int send_session_resumable(const struct sender *s, char *why, size_t whylen);
  * (the delete guard's measure).  HS_ELIMIT past PROTO_SCOPE_MAX paths.
  */
 int send_session_diff(struct sender *s, const struct hs_pathset *set,
-                      struct proto_scope **scope, size_t *n,
-                      uint64_t *records);
+                      struct proto_scope **scope, size_t *n, uint64_t *records);
 /*
  * At start, before any session: send_session_diff for every set of
  * `conf`, made by one walk per source that also adds the watches of the
@@ -190,8 +187,7 @@ void send_prescan_wait(struct send_prescan *p);
  * (p NULL, or taken or dropped before).
  */
 int send_prescan_take(struct send_prescan *p, size_t set,
-                      struct proto_scope **scope, size_t *n,
-                      uint64_t *records);
+                      struct proto_scope **scope, size_t *n, uint64_t *records);
 /* Forget set `set`'s result: it is only good for the first session. */
 void send_prescan_drop(struct send_prescan *p, size_t set);
 void send_prescan_free(struct send_prescan *p);
@@ -202,6 +198,5 @@ int send_session_ping(struct sender *s, int timeout_ms);
 uint64_t send_session_heard(const struct sender *s);
 /* Say BYE (if `bye`) and free the session; NULL is fine. */
 void send_session_close(struct sender *s, int bye);
-
 
 #endif /* PRIM_INT_H */

@@ -95,11 +95,11 @@ struct prim {
 	uint64_t blind; /* of them, scoped runs without a listing */
 	/* What status reports. */
 	struct idx *x;
-	int cfd;               /* control socket */
-	uint8_t *seeded;       /* per set: reconciled whole at least once */
-	uint8_t *held;         /* per set: deletions held back */
-	uint8_t *failed;       /* per set: errors in the last run (or in an
-	                        * express run since) */
+	int cfd;                  /* control socket */
+	uint8_t *seeded;          /* per set: reconciled whole at least once */
+	uint8_t *held;            /* per set: deletions held back */
+	uint8_t *failed;          /* per set: errors in the last run (or in an
+	                           * express run since) */
 	struct prim_retry *retry; /* per set: what the standby failed */
 	size_t n_retry;
 	int busy_set;          /* set being reconciled whole, or -1 */
@@ -115,13 +115,13 @@ struct prim {
 	uint64_t gen_done; /* ... and completed */
 	uint64_t last_metrics_ns;
 	uint64_t sessions;
-	struct express *xp;   /* small changes during long runs */
+	struct express *xp;       /* small changes during long runs */
 	struct send_prescan *pre; /* the start's comparison with the index */
 	int prescanning;          /* ... still walking: the watcher is its */
-	uint64_t run_start_ns; /* the bulk run under way began */
-	uint64_t heard_ns;     /* the standby last heard (a frame), or start */
-	int pinging;           /* the tick runs inside a heartbeat */
-	uint64_t *replayed;    /* journal entries replayed into the next run */
+	uint64_t run_start_ns;    /* the bulk run under way began */
+	uint64_t heard_ns;  /* the standby last heard (a frame), or start */
+	int pinging;        /* the tick runs inside a heartbeat */
+	uint64_t *replayed; /* journal entries replayed into the next run */
 	size_t n_replayed;
 };
 
@@ -182,8 +182,8 @@ prim_alloc_sets(struct prim *p)
 		return -ENOMEM;
 	p->n_retry = p->conf->n_sets;
 	if (p->need_full == NULL || p->need_diff == NULL || p->seeded == NULL ||
-	    p->held == NULL ||
-	    p->failed == NULL || p->files == NULL || p->deleted == NULL)
+	    p->held == NULL || p->failed == NULL || p->files == NULL ||
+	    p->deleted == NULL)
 		return -ENOMEM;
 	for (i = 0; p->x != NULL && i < p->conf->n_sets; i++) {
 		char key[128], *v;
@@ -315,8 +315,8 @@ replayed_add(struct prim *p, uint64_t seq)
 {
 	uint64_t *nv;
 
-	if ((nv = reallocarray(p->replayed, p->n_replayed + 1,
-	                       sizeof(*nv))) == NULL)
+	if ((nv = reallocarray(p->replayed, p->n_replayed + 1, sizeof(*nv))) ==
+	    NULL)
 		return; /* kept: replayed again, harmless */
 	p->replayed = nv;
 	p->replayed[p->n_replayed++] = seq;
@@ -371,11 +371,12 @@ replay_entry(void *arg, uint64_t seq, const void *entry, size_t len)
 	for (i = 0, k = 0; i < n; i++) {
 		if (v[i].src >= rp->set->sources.n ||
 		    fs_relpath_check(v[i].path) < 0) {
-			hs_log_warnx("primary: index: journal entry %llu names "
-			             "\"%.200s\" (source %u), outside the sources "
-			             "of set %s; ignored",
-			             (unsigned long long)seq, v[i].path,
-			             (unsigned)v[i].src, rp->set->name);
+			hs_log_warnx(
+			    "primary: index: journal entry %llu names "
+			    "\"%.200s\" (source %u), outside the sources "
+			    "of set %s; ignored",
+			    (unsigned long long)seq, v[i].path,
+			    (unsigned)v[i].src, rp->set->name);
 			free(v[i].path);
 			continue;
 		}
@@ -507,8 +508,8 @@ prim_retry_due(const struct prim *p, size_t i, uint64_t now)
  * whole when an error named no path.  *covered: the run tries them all.
  */
 static int
-prim_retry_join(struct prim *p, size_t i, struct proto_scope **scope,
-                size_t *n, int *full, int *covered)
+prim_retry_join(struct prim *p, size_t i, struct proto_scope **scope, size_t *n,
+                int *full, int *covered)
 {
 	struct prim_retry *r = &p->retry[i];
 	size_t cap = *n, k;
@@ -524,7 +525,8 @@ prim_retry_join(struct prim *p, size_t i, struct proto_scope **scope,
 	}
 	for (k = 0; k < r->n; k++)
 		if ((rc = proto_scope_push(scope, n, &cap, r->v[k].src,
-		                           r->v[k].path, r->v[k].recursive)) < 0)
+		                           r->v[k].path, r->v[k].recursive)) <
+		    0)
 			return rc;
 	proto_scope_normalize(*scope, n);
 	return HS_OK;
@@ -680,7 +682,7 @@ prim_retry_done(struct prim *p, size_t i, int covered, int full,
 		}
 		return;
 	}
-	since = p->inflight_ns    ? p->inflight_ns
+	since = p->inflight_ns   ? p->inflight_ns
 	        : p->unsynced_ns ? p->unsynced_ns
 	                         : p->run_start_ns;
 	if (r->since_ns == 0 || since < r->since_ns)
@@ -964,8 +966,8 @@ prim_sync_all(struct prim *p)
 			if (p->saved_synced)
 				prim_save_status(p, 1);
 			watch_pending_stats(p->watch, &oldest, &paths);
-			rc = send_session_state(p->ss, prim_lag_ns(p) / NS_PER_MS,
-			                        paths, 0);
+			rc = send_session_state(
+			    p->ss, prim_lag_ns(p) / NS_PER_MS, paths, 0);
 			if (rc < 0) {
 				prim_drop(p, rc, "state");
 				return rc;
@@ -1410,10 +1412,10 @@ prim_start(struct prim *p)
 	prim_connect(p);
 	send_prescan_wait(p->pre);
 	if (p->prescanning)
-		hs_log_info("primary: sources compared with the index while "
-		            "watched (%llu ms)",
-		            (unsigned long long)((hs_now_mono_ns() - t0) /
-		                                 NS_PER_MS));
+		hs_log_info(
+		    "primary: sources compared with the index while "
+		    "watched (%llu ms)",
+		    (unsigned long long)((hs_now_mono_ns() - t0) / NS_PER_MS));
 	p->prescanning = 0;
 	watch_ready(p->watch);
 }
@@ -1543,8 +1545,8 @@ prim_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
 			goto out;
 		hs_log_init("hamnsync", 0, HS_LOG_INFO);
 		if ((rc = idx_open_checked(conf->state_dir, &p.x)) < 0) {
-			hs_log_errx("primary: index in %s: %s",
-			            conf->state_dir, hs_strerror(rc));
+			hs_log_errx("primary: index in %s: %s", conf->state_dir,
+			            hs_strerror(rc));
 			goto out;
 		}
 		p.o.idx = p.x;

@@ -818,8 +818,8 @@ failed_note(struct sender *s, const char *line)
 			f->loose++;
 	}
 	if (f->first[0] == '\0') {
-		snprintf(f->first, sizeof(f->first), "%.*s",
-		         (int)(cut - line), line);
+		snprintf(f->first, sizeof(f->first), "%.*s", (int)(cut - line),
+		         line);
 		snprintf(f->why, sizeof(f->why), "%s", cut + 2);
 	}
 }
@@ -954,7 +954,6 @@ verify_set(struct sender *s)
 	return verify_gone(s);
 }
 
-
 int
 send_list_stat(struct sender *s, const struct hs_pathset *set)
 {
@@ -1076,8 +1075,8 @@ list_mine(struct sender *s, const struct proto_scope *scope, size_t n_scope)
 }
 
 static int
-send_set_open(struct sender *s, const struct proto_scope *scope,
-              size_t n_scope, int blind)
+send_set_open(struct sender *s, const struct proto_scope *scope, size_t n_scope,
+              int blind)
 {
 	struct proto_set_open so;
 	size_t i;
@@ -1209,8 +1208,8 @@ sync_set(struct sender *s, const struct hs_pathset *set,
 		return rc;
 	proto_wr_reset(&s->w);
 	sidx_set_end_body(s, &s->w);
-	if ((rc = proto_conn_send_wr(s->c, PROTO_T_SET_END, &s->w,
-	                             PROTO_RAW)) < 0)
+	if ((rc = proto_conn_send_wr(s->c, PROTO_T_SET_END, &s->w, PROTO_RAW)) <
+	    0)
 		return rc;
 	if (s->o->express) {
 		/* SET_DONE is read by send_session_done: see prim_int.h. */
@@ -1324,8 +1323,9 @@ session_open(struct sender *s, char *why, size_t whylen)
 	 * set is gone once silent for peer_timeout; an older one may be
 	 * silent for that long while it works.
 	 */
-	s->timeout_ms = s->o->timeout_ms ? s->o->timeout_ms
-	                                 : (int)s->conf->peer_timeout * 1000 * 10;
+	s->timeout_ms = s->o->timeout_ms
+	                    ? s->o->timeout_ms
+	                    : (int)s->conf->peer_timeout * 1000 * 10;
 	proto_conn_set_timeout(s->c, s->timeout_ms);
 	if (peer.flags & PROTO_HELLO_F_ALIVE) {
 		/* Writes keep the long bound: a closed window is the

@@ -57,8 +57,8 @@ struct sender {
 	int anchor[PROTO_SOURCES_MAX];
 	char *leaf[PROTO_SOURCES_MAX];
 	uint8_t missing[PROTO_SOURCES_MAX];
-	struct scan_list mine;       /* pre-order */
-	struct scan_list theirs;     /* found by scan_list_find */
+	struct scan_list mine;   /* pre-order */
+	struct scan_list theirs; /* found by scan_list_find */
 	/* Progress. */
 	uint64_t todo_bytes;
 	uint64_t done_bytes;
@@ -74,17 +74,17 @@ struct sender {
 	struct idx *idx;
 	uint8_t id[PROTO_JOURNAL_ID_LEN];      /* our index's id */
 	uint8_t peer_id[PROTO_JOURNAL_ID_LEN]; /* whose runs it applied */
-	uint64_t acked;    /* last sequence acknowledged, per our index */
-	uint64_t peer_seq; /* highest it says it applied of peer_id's */
-	uint64_t run_seq;  /* the run under way, 0: not numbered */
-	uint64_t wal_seq;  /* its journal entry, 0: none written */
-	uint64_t run_errors; /* errors of this run (standby and ours) */
-	uint64_t run_ops;    /* operations counted before this run */
-	int renamed;         /* renames went out before this run */
-	uint8_t (*skey)[8];  /* index key of each source of the set */
-	struct send_blk *blk;    /* block records (sendpatch.c), or NULL */
-	int awaiting_done;       /* express: SET_END sent, SET_DONE unread */
-	int timeout_ms;          /* how long a reply may take */
+	uint64_t acked;       /* last sequence acknowledged, per our index */
+	uint64_t peer_seq;    /* highest it says it applied of peer_id's */
+	uint64_t run_seq;     /* the run under way, 0: not numbered */
+	uint64_t wal_seq;     /* its journal entry, 0: none written */
+	uint64_t run_errors;  /* errors of this run (standby and ours) */
+	uint64_t run_ops;     /* operations counted before this run */
+	int renamed;          /* renames went out before this run */
+	uint8_t (*skey)[8];   /* index key of each source of the set */
+	struct send_blk *blk; /* block records (sendpatch.c), or NULL */
+	int awaiting_done;    /* express: SET_END sent, SET_DONE unread */
+	int timeout_ms;       /* how long a reply may take */
 	struct send_failed failed; /* standby errors of the last set run */
 };
 

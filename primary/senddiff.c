@@ -142,7 +142,8 @@ send_session_diff(struct sender *s, const struct hs_pathset *set,
 	}
 	for (i = 0; i < set->sources.n && rc == HS_OK; i++) {
 		if (s->missing[i] || s->anchor[i] < 0)
-			continue; /* its records stay: the run leaves it alone */
+			continue; /* its records stay: the run leaves it alone
+			           */
 		diff_source(&d, (uint16_t)i);
 		rc = idx_files_walk(s->idx, s->skey[i], diff_record, &d);
 		/* What is here with no record was made while we were away. */
@@ -337,7 +338,8 @@ pre_find(const struct pre_src *ps, const char *path, size_t len, uint64_t h)
 {
 	size_t k;
 
-	for (k = h & ps->mask; ps->slot[k].rec != NULL; k = (k + 1) & ps->mask) {
+	for (k = h & ps->mask; ps->slot[k].rec != NULL;
+	     k = (k + 1) & ps->mask) {
 		struct pre_slot *r = &ps->slot[k];
 
 		if (r->hash == h && r->len == len &&
@@ -495,7 +497,8 @@ pre_compare_early(struct pre_src *ps)
 	int rc = HS_OK;
 
 	for (k = 0; k < SCAN_WORKERS; k++)
-		for (i = ps->early_at[k]; i < ps->early[k].n && rc == HS_OK; i++)
+		for (i = ps->early_at[k]; i < ps->early[k].n && rc == HS_OK;
+		     i++)
 			rc = pre_push(ps, 0, &ps->early[k].v[i]);
 	return rc;
 }

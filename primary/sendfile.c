@@ -75,9 +75,8 @@ send_chunk(struct sender *s, const uint8_t *p, size_t n, int *try_zstd)
 
 /* Send [off, end) of fd as data frames, hashing it. */
 static int
-send_range(struct sender *s, int fd, struct proto_hash *h,
-           struct blk_table *t, uint64_t off, uint64_t end, int *try_zstd,
-           int *changed)
+send_range(struct sender *s, int fd, struct proto_hash *h, struct blk_table *t,
+           uint64_t off, uint64_t end, int *try_zstd, int *changed)
 {
 	int rc;
 
@@ -108,8 +107,8 @@ send_range(struct sender *s, int fd, struct proto_hash *h,
  */
 static int
 send_range_ahead(struct sender *s, int fd, struct proto_hash *h,
-                 struct blk_table *t, uint64_t off, uint64_t end,
-                 int *try_zstd, int *changed)
+                 struct blk_table *t, uint64_t off, uint64_t end, int *try_zstd,
+                 int *changed)
 {
 	struct send_ahead *a;
 	const uint8_t *p;

@@ -86,8 +86,8 @@ journal_put(struct sender *s, const struct hs_pathset *set, uint64_t seq,
 	if (rc == HS_OK)
 		rc = HS_FAILPOINT("primary.journal_write");
 	if (rc == HS_OK)
-		rc = idx_journal_add(journal_idx(s), seq, w.buf.data,
-		                     w.buf.len);
+		rc =
+		    idx_journal_add(journal_idx(s), seq, w.buf.data, w.buf.len);
 	proto_wr_free(&w);
 	if (rc < 0 && s->rep != NULL)
 		s->rep->idx_rc = rc;
@@ -135,13 +135,14 @@ send_session_resumable(const struct sender *s, char *why, size_t whylen)
 		return 0;
 	}
 	if (s->peer_seq > s->acked) {
-		snprintf(why, whylen,
-		         "the standby reports run %llu applied, but the last "
-		         "this primary saw acknowledged is %llu (a crash between "
-		         "the two, or a standby claiming what it never "
-		         "received)",
-		         (unsigned long long)s->peer_seq,
-		         (unsigned long long)s->acked);
+		snprintf(
+		    why, whylen,
+		    "the standby reports run %llu applied, but the last "
+		    "this primary saw acknowledged is %llu (a crash between "
+		    "the two, or a standby claiming what it never "
+		    "received)",
+		    (unsigned long long)s->peer_seq,
+		    (unsigned long long)s->acked);
 		return 0;
 	}
 	if (s->peer_seq < s->acked) {
@@ -239,8 +240,7 @@ rename_push(void *arg, uint16_t src, const char *from, const char *to)
 	struct scope_vec *sv = arg;
 	int rc;
 
-	if ((rc = proto_scope_push(&sv->v, &sv->n, &sv->cap, src, from, 1)) <
-	    0)
+	if ((rc = proto_scope_push(&sv->v, &sv->n, &sv->cap, src, from, 1)) < 0)
 		return rc;
 	return proto_scope_push(&sv->v, &sv->n, &sv->cap, src, to, 1);
 }
@@ -567,7 +567,8 @@ record_run(struct sender *s, struct idx_batch *b,
 		free(pr.dirs);
 	}
 	for (i = 0; scope != NULL && i < n_scope; i++)
-		if (scope[i].src < s->set->sources.n && !s->missing[scope[i].src])
+		if (scope[i].src < s->set->sources.n &&
+		    !s->missing[scope[i].src])
 			idx_file_del(b, s->skey[scope[i].src], scope[i].path);
 	for (i = 0; i < s->theirs.n; i++) {
 		const struct scan_entry *t = &s->theirs.v[i];
@@ -667,10 +668,10 @@ sidx_run_acked(struct sender *s, uint64_t seq, const struct proto_scope *scope,
 		return HS_OK;
 	if (seq != s->run_seq) {
 		if (seq == 0) {
-			hs_log_warnx("send: set %s: the standby did not record "
-			             "run %llu; the index keeps its older records",
-			             s->set->name,
-			             (unsigned long long)s->run_seq);
+			hs_log_warnx(
+			    "send: set %s: the standby did not record "
+			    "run %llu; the index keeps its older records",
+			    s->set->name, (unsigned long long)s->run_seq);
 			return HS_OK;
 		}
 		send_note(s,

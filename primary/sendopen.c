@@ -56,10 +56,10 @@ send_refresh(struct sender *s, struct scan_entry *p, int fd, struct stat *st)
 	 */
 	if (s->o->max_file_bytes != 0 &&
 	    ((uint64_t)st->st_size > s->o->max_file_bytes ||
-	     (s->o->max_run_bytes != 0 &&
-	      s->rep->bytes_sent + s->rep->delta_covered +
-	              (uint64_t)st->st_size >
-	          s->o->max_run_bytes))) {
+	     (s->o->max_run_bytes != 0 && s->rep->bytes_sent +
+	                                          s->rep->delta_covered +
+	                                          (uint64_t)st->st_size >
+	                                      s->o->max_run_bytes))) {
 		s->rep->left_to_bulk++;
 		return HS_ELIMIT;
 	}

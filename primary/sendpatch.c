@@ -62,9 +62,8 @@ key_of(struct sender *s, uint16_t src, const char *path, uint8_t *key,
 }
 
 void
-send_blk_sent(struct sender *s, const struct scan_entry *p,
-              struct blk_table *t, const uint8_t token[PROTO_HASH_LEN],
-              int patched)
+send_blk_sent(struct sender *s, const struct scan_entry *p, struct blk_table *t,
+              const uint8_t token[PROTO_HASH_LEN], int patched)
 {
 	struct send_blk *b = blk_of(s);
 	uint8_t key[BLK_KEY_CAP];
@@ -175,7 +174,8 @@ stale_one(void *arg, uint16_t src, const char *path)
 		return HS_EPROTO;
 	if ((rc = stale_add(blk_of(s), src, path)) < 0)
 		return rc;
-	send_note(s, "%s%s%s: the standby's copy is not the one "
+	send_note(s,
+	          "%s%s%s: the standby's copy is not the one "
 	          "recorded; sending it again",
 	          s->set->sources.v[src], path[0] ? "/" : "", path);
 	return HS_OK;
@@ -195,7 +195,8 @@ send_blk_stale(struct sender *s, const struct proto_msg *m)
 		return rc == HS_ELIMIT ? HS_EPROTO : rc;
 	if (all) {
 		b->stale_all = 1;
-		send_note(s, "set %s: the standby found many copies not the "
+		send_note(s,
+		          "set %s: the standby found many copies not the "
 		          "ones recorded; sending every patched file again",
 		          s->set->name);
 	}
@@ -417,8 +418,8 @@ send_blocks(struct sender *s, int fd, const struct idx_blocks *rec,
 			return HS_OK;
 		}
 		if ((rc = proto_conn_send(s->c, PROTO_T_OP_PATCH_DATA, buf,
-		                          8 + (size_t)len, PROTO_ZSTD,
-		                          NULL)) < 0)
+		                          8 + (size_t)len, PROTO_ZSTD, NULL)) <
+		    0)
 			return rc;
 		s->rep->delta_bytes += len;
 	}
@@ -467,8 +468,7 @@ send_patch_try(struct sender *s, struct scan_entry *p)
 	if (send_refresh(s, p, fd, &st) < 0)
 		goto out;
 	rc = 0;
-	if (SCAN_IS_SPARSE(p) ||
-	    blk_table_init(&t, p->size, rec.bsize) < 0 ||
+	if (SCAN_IS_SPARSE(p) || blk_table_init(&t, p->size, rec.bsize) < 0 ||
 	    (buf = malloc(8 + (size_t)t.bsize)) == NULL)
 		goto out;
 	/*

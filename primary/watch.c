@@ -104,7 +104,7 @@ struct watch {
 	/* Walking again after an overflow: one summary, not a line each. */
 	int limit_quiet;
 	size_t limit_lines; /* subtrees named in a watch-limit line so far */
-	int strict; /* retrying: a directory that cannot be read fails */
+	int strict;   /* retrying: a directory that cannot be read fails */
 	char **roots; /* per set/source: real path */
 	/*
 	 * Deferred directory sources (watch_new_deferred): per set/source,
@@ -330,8 +330,7 @@ limit_warn(struct watch *w, const char *abs)
 		hs_log_warnx("watch: %s: inotify watch limit reached (sysctl "
 		             "fs.inotify.max_user_watches); this subtree is "
 		             "rescanned every %llus (rescan_interval)",
-		             abs,
-		             (unsigned long long)w->conf->rescan_interval);
+		             abs, (unsigned long long)w->conf->rescan_interval);
 	else if (w->limit_lines == LIMIT_LINES_MAX)
 		hs_log_warnx("watch: inotify watch limit: more subtrees are "
 		             "left without watches than are named here "
@@ -995,7 +994,8 @@ watch_unwatched_in(const struct watch *w, uint16_t set)
 	size_t i;
 
 	for (i = 0; i < w->n_unwatched; i++)
-		if (w->unwatched[i].recursive == set) /* set, see unwatched_add */
+		if (w->unwatched[i].recursive ==
+		    set) /* set, see unwatched_add */
 			return 1;
 	return 0;
 }
@@ -1073,7 +1073,8 @@ express_blocked(const struct dirty_set *d, uint16_t src, const char *path)
 		const struct proto_scope *e = &d->v[i];
 
 		if (e->recursive && e->src == src &&
-		    (strcmp(e->path, path) == 0 || proto_path_under(e->path, path)))
+		    (strcmp(e->path, path) == 0 ||
+		     proto_path_under(e->path, path)))
 			return 1;
 	}
 	for (i = 0; i < d->n_ren; i++) {
@@ -1081,7 +1082,8 @@ express_blocked(const struct dirty_set *d, uint16_t src, const char *path)
 
 		if (r->src != src)
 			continue;
-		if (strcmp(r->from, path) == 0 || proto_path_under(r->from, path) ||
+		if (strcmp(r->from, path) == 0 ||
+		    proto_path_under(r->from, path) ||
 		    strcmp(r->to, path) == 0 || proto_path_under(r->to, path))
 			return 1;
 	}
@@ -1113,7 +1115,8 @@ watch_take_express(struct watch *w, uint16_t set, size_t max,
 		if (e->recursive || express_blocked(d, e->src, e->path))
 			continue;
 		for (i = 0; i < k; i++)
-			if (v[i].src == e->src && strcmp(v[i].path, e->path) == 0)
+			if (v[i].src == e->src &&
+			    strcmp(v[i].path, e->path) == 0)
 				break;
 		if (i < k)
 			continue;

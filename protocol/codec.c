@@ -209,9 +209,9 @@ proto_hello_decode(struct proto_rd *r, struct proto_hello *h)
 	if (h->role != HS_ROLE_PRIMARY && h->role != HS_ROLE_STANDBY)
 		return HS_EPROTO;
 	/* The optional flags byte (express lane); unknown bits refused. */
-	if (r->left > 0 && ((rc = proto_get_u8(r, &h->flags)) < 0 ||
-	                    (h->flags & ~PROTO_HELLO_F_KNOWN) != 0 ||
-	                    h->flags == 0))
+	if (r->left > 0 &&
+	    ((rc = proto_get_u8(r, &h->flags)) < 0 ||
+	     (h->flags & ~PROTO_HELLO_F_KNOWN) != 0 || h->flags == 0))
 		return rc < 0 ? rc : HS_EPROTO;
 	return proto_rd_end(r);
 }
@@ -431,8 +431,8 @@ proto_scope_encode(struct proto_wr *w, const struct proto_scope *v, size_t n)
 }
 
 int
-proto_scope_push(struct proto_scope **v, size_t *n, size_t *cap,
-                 uint16_t src, const char *path, int recursive)
+proto_scope_push(struct proto_scope **v, size_t *n, size_t *cap, uint16_t src,
+                 const char *path, int recursive)
 {
 	char *copy;
 

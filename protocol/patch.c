@@ -26,8 +26,9 @@ proto_patch_hdr_decode(struct proto_rd *r, struct proto_patch_hdr *h)
 }
 
 int
-proto_patch_rx_init(struct proto_patch_rx *rx, uint64_t basis_size, uint64_t final_size,
-              const struct proto_patch_hdr *h, char *why, size_t whylen)
+proto_patch_rx_init(struct proto_patch_rx *rx, uint64_t basis_size,
+                    uint64_t final_size, const struct proto_patch_hdr *h,
+                    char *why, size_t whylen)
 {
 	uint64_t keep, most;
 
@@ -66,8 +67,8 @@ proto_patch_rx_init(struct proto_patch_rx *rx, uint64_t basis_size, uint64_t fin
 
 int
 proto_patch_rx_block(struct proto_patch_rx *rx, const uint8_t *p, size_t len,
-               uint64_t *off, const uint8_t **data, size_t *n, char *why,
-               size_t whylen)
+                     uint64_t *off, const uint8_t **data, size_t *n, char *why,
+                     size_t whylen)
 {
 	struct proto_rd r = {p, len};
 	uint64_t o, want;
@@ -77,10 +78,9 @@ proto_patch_rx_block(struct proto_patch_rx *rx, const uint8_t *p, size_t len,
 		return HS_EPROTO;
 	}
 	if (o >= rx->final_size) {
-		snprintf(why, whylen,
-		         "patch block at %llu past the final size %llu",
-		         (unsigned long long)o,
-		         (unsigned long long)rx->final_size);
+		snprintf(
+		    why, whylen, "patch block at %llu past the final size %llu",
+		    (unsigned long long)o, (unsigned long long)rx->final_size);
 		return HS_EPROTO;
 	}
 	if (o % rx->bsize != 0 || o < rx->next) {
@@ -130,4 +130,3 @@ proto_patch_rx_end(const struct proto_patch_rx *rx, char *why, size_t whylen)
 	}
 	return HS_OK;
 }
-

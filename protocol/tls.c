@@ -416,7 +416,7 @@ static int
 id_load_ca(SSL_CTX *ctx, const char *path, char *why, size_t whylen)
 {
 	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
-	STACK_OF(X509_INFO) *inf;
+	STACK_OF(X509_INFO) * inf;
 	size_t n_certs = 0;
 	char diag[200];
 	FILE *f;

@@ -172,11 +172,10 @@ file_writeback(struct apply *a)
 	                SYNC_FILE_RANGE_WRITE);
 	a->wb_started = end;
 	if (prev > a->wb_done) {
-		sync_file_range(a->fd, (off_t)a->wb_done,
-		                (off_t)(prev - a->wb_done),
-		                SYNC_FILE_RANGE_WAIT_BEFORE |
-		                    SYNC_FILE_RANGE_WRITE |
-		                    SYNC_FILE_RANGE_WAIT_AFTER);
+		sync_file_range(
+		    a->fd, (off_t)a->wb_done, (off_t)(prev - a->wb_done),
+		    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+		        SYNC_FILE_RANGE_WAIT_AFTER);
 		a->wb_done = prev;
 	}
 }

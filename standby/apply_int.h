@@ -117,7 +117,7 @@ struct apply {
 	struct proto_patch_rx prx;
 	struct rec_op *recs;
 	size_t n_recs;
-	int recs_unsynced; /* committed lazily, not yet flushed */
+	int recs_unsynced;         /* committed lazily, not yet flushed */
 	struct proto_scope *stale; /* patches whose basis was not ours */
 	size_t n_stale;
 	int stale_all;
@@ -186,8 +186,7 @@ void apply_link_keeps_rec(struct apply *a, struct pending *p, uint16_t lsrc,
                           const char *lpath, int ldir, const char *lleaf);
 void apply_rename_rec_begin(struct apply *a, uint16_t src, const char *from,
                             const char *to, int fdir, const char *fleaf,
-                            int tdir, const char *tleaf,
-                            struct rename_rec *rr);
+                            int tdir, const char *tleaf, struct rename_rec *rr);
 void apply_rename_rec_end(struct apply *a, struct rename_rec *rr, int moved,
                           int tdir, const char *tleaf);
 

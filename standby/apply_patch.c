@@ -146,8 +146,9 @@ apply_op_patch(struct apply *a, const struct proto_msg *m)
 		return HS_OK;
 	}
 	/* A malformed patch is refused whatever our copy holds. */
-	if ((rc = proto_patch_rx_init(&a->prx, (uint64_t)st.st_size, a->cur_e.size,
-	                        &h, why, sizeof(why))) < 0) {
+	if ((rc = proto_patch_rx_init(&a->prx, (uint64_t)st.st_size,
+	                              a->cur_e.size, &h, why, sizeof(why))) <
+	    0) {
 		hs_log_errx("apply: %s: %s", a->cur.display, why);
 		return rc;
 	}
@@ -193,8 +194,8 @@ apply_op_patch_data(struct apply *a, const struct proto_msg *m)
 		return HS_EPROTO;
 	if (!a->prx_ok)
 		return HS_OK; /* no basis to check against: dropped */
-	if ((rc = proto_patch_rx_block(&a->prx, m->data, m->len, &off, &data, &n,
-	                         why, sizeof(why))) < 0) {
+	if ((rc = proto_patch_rx_block(&a->prx, m->data, m->len, &off, &data,
+	                               &n, why, sizeof(why))) < 0) {
 		hs_log_errx("apply: %s: %s", a->cur.display, why);
 		return rc;
 	}

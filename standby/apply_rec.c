@@ -74,9 +74,8 @@ apply_rec_key(struct apply *a, uint16_t src, const char *rel, size_t *klen)
  * hashed, but only here, where the record does not match.
  */
 static int
-put_in_place(struct apply *a, int dirfd, const char *leaf,
-             const uint8_t *key, size_t klen, const struct stat *st,
-             struct idx_written *w)
+put_in_place(struct apply *a, int dirfd, const char *leaf, const uint8_t *key,
+             size_t klen, const struct stat *st, struct idx_written *w)
 {
 	uint8_t got[PROTO_HASH_LEN];
 	struct stat now;
@@ -120,8 +119,8 @@ apply_rec_holds(struct apply *a, int dirfd, const char *leaf,
  * that is not a version put in place by hamnsync either?
  */
 static int
-drift_suspect(struct apply *a, int dirfd, const char *leaf,
-              const uint8_t *key, size_t klen, struct stat *st)
+drift_suspect(struct apply *a, int dirfd, const char *leaf, const uint8_t *key,
+              size_t klen, struct stat *st)
 {
 	struct idx_written v;
 
@@ -268,9 +267,10 @@ apply_recs_commit(struct apply *a, struct idx_txn *t)
 		a->recs_unsynced |= rc == HS_OK;
 	}
 	if (rc < 0)
-		hs_log_warnx("apply: set %s: records of written files not stored "
-		             "(drift and patches fall back to the long way): %s",
-		             a->set->name, hs_strerror(rc));
+		hs_log_warnx(
+		    "apply: set %s: records of written files not stored "
+		    "(drift and patches fall back to the long way): %s",
+		    a->set->name, hs_strerror(rc));
 	for (i = 0; i < a->n_recs; i++)
 		free(a->recs[i].key);
 	a->n_recs = 0;
@@ -370,7 +370,8 @@ apply_rec_pending(struct apply *a, struct pending *p)
 		apply_rec_queue(a, p->lkey, p->lklen, 1, &v);
 		p->lkey = NULL;
 	} else if (p->lkey != NULL && (p->ahead & AHEAD_LKEY)) {
-		/* Its record stays as it was: only what was written ahead goes. */
+		/* Its record stays as it was: only what was written ahead goes.
+		 */
 		apply_rec_queue(a, p->lkey, p->lklen, REC_OP_KEEP, NULL);
 		p->lkey = NULL;
 	}

@@ -79,8 +79,8 @@ mkdir_parents(char *path)
 
 int
 drift_keep(const char *state_dir, const char *set, const char *src_abs,
-           const char *rel, int dirfd, const char *leaf, int fd,
-           uint64_t size, char *where, size_t wherelen)
+           const char *rel, int dirfd, const char *leaf, int fd, uint64_t size,
+           char *where, size_t wherelen)
 {
 	char dir[PROTO_PATH_MAX * 3];
 	int out, rc;
@@ -100,8 +100,8 @@ drift_keep(const char *state_dir, const char *set, const char *src_abs,
 		         (unsigned long long)DRIFT_MAX_BYTES);
 		return HS_ELIMIT;
 	}
-	if (snprintf(dir, sizeof(dir), "%s/drift/%s%s%s%s.%lld", state_dir,
-	             set, src_abs, rel[0] ? "/" : "", rel,
+	if (snprintf(dir, sizeof(dir), "%s/drift/%s%s%s%s.%lld", state_dir, set,
+	             src_abs, rel[0] ? "/" : "", rel,
 	             (long long)time(NULL)) >= (int)sizeof(dir))
 		return -ENAMETOOLONG;
 	snprintf(where, wherelen, "%s", dir);

@@ -480,8 +480,8 @@ on_journal_q(struct session *s, const struct proto_msg *m)
 	proto_wr_reset(&s->w);
 	proto_put_bytes(&s->w, id, sizeof(id));
 	proto_put_u64(&s->w, seq);
-	if ((rc = proto_conn_send_wr(s->c, PROTO_T_JOURNAL, &s->w,
-	                             PROTO_RAW)) < 0)
+	if ((rc = proto_conn_send_wr(s->c, PROTO_T_JOURNAL, &s->w, PROTO_RAW)) <
+	    0)
 		return rc;
 	return proto_conn_flush(s->c);
 }

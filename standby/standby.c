@@ -64,10 +64,10 @@ struct stdby {
 	struct proto_tls *tls;
 	int rootfd;
 	int lfd;
-	int sfd;                         /* signalfd */
-	int pidfd;                       /* locked pid file */
-	pid_t session;                   /* the child holding the session */
-	pid_t express;                   /* the child holding the express lane */
+	int sfd;       /* signalfd */
+	int pidfd;     /* locked pid file */
+	pid_t session; /* the child holding the session */
+	pid_t express; /* the child holding the express lane */
 	char session_peer[PROTO_NODE_MAX + 1];
 	char express_peer[PROTO_NODE_MAX + 1];
 	int clean_due; /* a session died mid-file while the other lived */
@@ -172,8 +172,7 @@ session_child(struct stdby *d, int fd, const char *addr, int myfd, pid_t parent)
 	}
 	express = (peer.flags & PROTO_HELLO_F_EXPRESS) != 0;
 	if (!claim_session(myfd, express, peer.name)) {
-		hs_log_warnx("net: %s: %s told busy: %s",
-		             addr, peer.name,
+		hs_log_warnx("net: %s: %s told busy: %s", addr, peer.name,
 		             express ? "an express lane needs that primary's "
 		                       "session and no other express lane"
 		                     : "another primary session is active");
@@ -403,12 +402,13 @@ reap(struct stdby *d)
 			continue;
 		if (WIFSIGNALED(st)) {
 			/* Killed mid-file: do not leave its temporary there. */
-			hs_log_warnx("standby: session process %d killed by "
-			             "signal %d; removing its temporary files%s",
-			             (int)pid, WTERMSIG(st),
-			             d->session || d->express
-			                 ? " once the other session ends"
-			                 : "");
+			hs_log_warnx(
+			    "standby: session process %d killed by "
+			    "signal %d; removing its temporary files%s",
+			    (int)pid, WTERMSIG(st),
+			    d->session || d->express
+			        ? " once the other session ends"
+			        : "");
 			d->clean_due = 1;
 		}
 		/* Not while the other child writes: its temporaries live. */
@@ -572,9 +572,10 @@ stdby_status_failed(struct stdby *d, struct st_view *v, struct st_path *paths,
 			if (strcmp(paths[i].name, f->set) == 0)
 				paths[i].state = "error";
 		if (f->errors == 0)
-			snprintf(why[k], 768,
-			         "set %.64s refused on this standby (%s): %.255s",
-			         f->set, d->conf->node_name, f->why);
+			snprintf(
+			    why[k], 768,
+			    "set %.64s refused on this standby (%s): %.255s",
+			    f->set, d->conf->node_name, f->why);
 		else
 			snprintf(why[k], 768,
 			         "%llu paths of set %.64s failed to apply on "
@@ -705,8 +706,9 @@ stdby_status(struct stdby *d)
 		if (d->rep.lag_ms == UINT64_MAX ||
 		    (!d->rep.in_sync &&
 		     (d->rep.lag_ms > 0 || d->rep.pending > 0)))
-			v.reasons[v.n_reasons++] = "catching up: changes of "
-			                           "the primary still in flight";
+			v.reasons[v.n_reasons++] =
+			    "catching up: changes of "
+			    "the primary still in flight";
 		else if (!d->rep.in_sync)
 			v.reasons[v.n_reasons++] = "the primary does not call "
 			                           "every set in sync: see its "
@@ -901,8 +903,8 @@ stdby_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
 			goto out;
 		hs_log_init("hamnsync", 0, HS_LOG_INFO);
 		if ((rc = idx_open_checked(conf->state_dir, &d.x)) < 0) {
-			hs_log_errx("standby: index in %s: %s",
-			            conf->state_dir, hs_strerror(rc));
+			hs_log_errx("standby: index in %s: %s", conf->state_dir,
+			            hs_strerror(rc));
 			goto out;
 		}
 	}

@@ -208,9 +208,9 @@ struct walk {
 	unsigned worker;                /* which thread walks (visit) */
 	uint16_t src;
 	int recursive;
-	int stat_only;    /* no extended attributes (xhash left zero) */
+	int stat_only;     /* no extended attributes (xhash left zero) */
 	struct xcache *xc; /* digests of the last whole walk, or NULL */
-	struct hs_buf xa; /* scratch for extended attributes */
+	struct hs_buf xa;  /* scratch for extended attributes */
 	char *dbuf[PROTO_DEPTH_MAX + 1]; /* dir_read buffers, one per depth */
 	char path[PROTO_PATH_MAX + 1];
 	size_t len;
@@ -360,8 +360,9 @@ walk_entry(struct walk *w, int dfd, const char *name, unsigned char type,
 		ssize_t n = readlinkat(dfd, name, target, sizeof(target));
 
 		if (n < 0)
-			return errno == ENOENT ? HS_OK
-			                       : walk_fail(w, "readlink", -errno);
+			return errno == ENOENT
+			           ? HS_OK
+			           : walk_fail(w, "readlink", -errno);
 		/* (filled: it may go on, and a cut target must not travel) */
 		if (n == 0 || n >= (ssize_t)sizeof(target))
 			return walk_fail(w, "symlink target", HS_ELIMIT);
@@ -447,8 +448,8 @@ walk_dir(struct walk *w, int dfd, size_t depth)
 			goto out; /* an entry's: not this listing's */
 	}
 	if (rc < 0)
-		hs_log_warnx("scan: %s: cannot list: %s",
-		             saved ? w->path : ".", hs_strerror(rc));
+		hs_log_warnx("scan: %s: cannot list: %s", saved ? w->path : ".",
+		             hs_strerror(rc));
 out:
 	close(dfd);
 	return rc < 0 ? rc : HS_OK;
@@ -491,12 +492,11 @@ scan_walk(int anchorfd, const char *leaf, unsigned char type, uint16_t src,
 
 int
 scan_subtree(int anchorfd, const char *leaf, uint16_t src, const char *prefix,
-             int recursive, const struct hs_pathset *set,
-             struct scan_list *out, struct xcache *xc)
+             int recursive, const struct hs_pathset *set, struct scan_list *out,
+             struct xcache *xc)
 {
 	return scan_walk(anchorfd, leaf, DT_UNKNOWN, src, prefix, recursive, 0,
-	                 set, out,
-	                 NULL, 0, xc);
+	                 set, out, NULL, 0, xc);
 }
 
 int
@@ -506,8 +506,7 @@ scan_subtree_visit(int anchorfd, const char *leaf, uint16_t src,
                    struct xcache *xc)
 {
 	return scan_walk(anchorfd, leaf, DT_UNKNOWN, src, prefix, recursive, 0,
-	                 set, NULL,
-	                 v, 0, xc);
+	                 set, NULL, v, 0, xc);
 }
 
 /*
@@ -559,10 +558,9 @@ stat_worker_run(void *arg)
 
 	while (k->rc == HS_OK &&
 	       (i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED)) < j->n)
-		k->rc =
-		    scan_walk(j->v[i].dirfd, j->v[i].name, j->v[i].type, j->src,
-		              j->v[i].path,
-		              1, 1, j->set, NULL, j->visit, k->id, NULL);
+		k->rc = scan_walk(j->v[i].dirfd, j->v[i].name, j->v[i].type,
+		                  j->src, j->v[i].path, 1, 1, j->set, NULL,
+		                  j->visit, k->id, NULL);
 	return NULL;
 }
 
@@ -693,9 +691,8 @@ jobs_split(struct stat_job *j)
 			free(jb->path);
 			continue;
 		}
-		rc = scan_walk(jb->dirfd, jb->name, jb->type, j->src, jb->path, 0,
-		               1,
-		               j->set, NULL, j->visit, 0, NULL);
+		rc = scan_walk(jb->dirfd, jb->name, jb->type, j->src, jb->path,
+		               0, 1, j->set, NULL, j->visit, 0, NULL);
 		if (rc == HS_OK && j->visit->dir != NULL)
 			rc = j->visit->dir(j->visit->arg, 0, jb->path);
 		if (rc == HS_OK)

@@ -47,7 +47,8 @@ struct xa_args {
 static int xattrat_missing_v;
 /* Read and set from any thread that lists (relaxed: a hint, set once). */
 #define XATTRAT_MISSING() __atomic_load_n(&xattrat_missing_v, __ATOMIC_RELAXED)
-#define XATTRAT_SET(v) __atomic_store_n(&xattrat_missing_v, (v), __ATOMIC_RELAXED)
+#define XATTRAT_SET(v)                                                         \
+	__atomic_store_n(&xattrat_missing_v, (v), __ATOMIC_RELAXED)
 
 /*
  * Access to the entry: by fd, by name in directory dirfd (the *xattrat
@@ -81,8 +82,9 @@ xa_get(const struct xa_target *t, const char *name, void *buf, size_t len)
 	if (t->name != NULL && XATTRAT_MISSING() <= 0) {
 		struct xa_args args = {(uint64_t)(uintptr_t)buf, (uint32_t)len,
 		                       0};
-		long r = syscall(SYS_getxattrat, t->dirfd, t->name,
-		                 AT_SYMLINK_NOFOLLOW, name, &args, sizeof(args));
+		long r =
+		    syscall(SYS_getxattrat, t->dirfd, t->name,
+		            AT_SYMLINK_NOFOLLOW, name, &args, sizeof(args));
 
 		return (ssize_t)r;
 	}

@@ -126,7 +126,6 @@ struct send_opts {
 int send_sync(const struct hs_conf *conf, const struct send_opts *o,
               struct send_report *rep, char *why, size_t whylen);
 
-
 /* ------------------------------------------------ primary: the daemon */
 
 /*
@@ -139,8 +138,7 @@ int send_sync(const struct hs_conf *conf, const struct send_opts *o,
  * the key again), and of the index `x` when not NULL (the caller opened
  * and checked it already: it is not checked twice).
  */
-int prim_run(const char *conf_path, struct hs_conf *conf,
-             struct proto_tls *tls, struct idx *x, uint64_t epoch,
-             int foreground);
+int prim_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
+             struct idx *x, uint64_t epoch, int foreground);
 
 #endif /* PRIMARY_H */

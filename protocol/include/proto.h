@@ -509,7 +509,8 @@ struct proto_patch_hdr {
 	uint32_t bsize;
 };
 
-void proto_patch_hdr_encode(struct proto_wr *w, const struct proto_patch_hdr *h);
+void proto_patch_hdr_encode(struct proto_wr *w,
+                            const struct proto_patch_hdr *h);
 int proto_patch_hdr_decode(struct proto_rd *r, struct proto_patch_hdr *h);
 
 /*
@@ -530,13 +531,14 @@ struct proto_patch_rx {
 };
 
 int proto_patch_rx_init(struct proto_patch_rx *rx, uint64_t basis_size,
-                  uint64_t final_size, const struct proto_patch_hdr *h, char *why,
-                  size_t whylen);
+                        uint64_t final_size, const struct proto_patch_hdr *h,
+                        char *why, size_t whylen);
 /* Decode one OP_PATCH_DATA frame; *data is borrowed from `p`. */
-int proto_patch_rx_block(struct proto_patch_rx *rx, const uint8_t *p, size_t len,
-                   uint64_t *off, const uint8_t **data, size_t *n, char *why,
-                   size_t whylen);
-int proto_patch_rx_end(const struct proto_patch_rx *rx, char *why, size_t whylen);
+int proto_patch_rx_block(struct proto_patch_rx *rx, const uint8_t *p,
+                         size_t len, uint64_t *off, const uint8_t **data,
+                         size_t *n, char *why, size_t whylen);
+int proto_patch_rx_end(const struct proto_patch_rx *rx, char *why,
+                       size_t whylen);
 
 /* --- what the primary decodes: the standby's replies */
 

@@ -21,5 +21,4 @@
 int stdby_run(const char *conf_path, struct hs_conf *conf,
               struct proto_tls *tls, int foreground);
 
-
 #endif /* STANDBY_H */

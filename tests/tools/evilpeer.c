@@ -39,67 +39,67 @@
 #include "proto.h"
 
 /* Every socket read and write gives up after this long (--timeout). */
-#define EV_TIMEOUT_MS	5000
+#define EV_TIMEOUT_MS 5000
 /* `hold` never holds longer than this. */
-#define EV_HOLD_MAX	600
+#define EV_HOLD_MAX 600
 /* Decompressed size of the zstd bomb: twice PROTO_FRAME_MAX. */
-#define EV_BOMB_LEN	(8u * 1024 * 1024)
+#define EV_BOMB_LEN (8u * 1024 * 1024)
 /* SET_DONE and ERROR text we print is cut here. */
-#define EV_TEXT_MAX	1024
-#define EV_OUT_MAX	8192
+#define EV_TEXT_MAX 1024
+#define EV_OUT_MAX 8192
 
 #define EXIT_AS_EXPECTED 0
-#define EXIT_MISBEHAVED	 1
-#define EXIT_SETUP	 2
+#define EXIT_MISBEHAVED 1
+#define EXIT_SETUP 2
 
 /* What one receive produced. */
 enum ev_rx {
-	RX_FRAME,	/* a frame: ev->type, ev->data, ev->len */
-	RX_EOF,		/* the standby closed (close_notify, FIN or RST) */
-	RX_TIMEOUT,	/* nothing within the socket timeout */
-	RX_BAD,		/* the standby sent something malformed */
+	RX_FRAME,   /* a frame: ev->type, ev->data, ev->len */
+	RX_EOF,     /* the standby closed (close_notify, FIN or RST) */
+	RX_TIMEOUT, /* nothing within the socket timeout */
+	RX_BAD,     /* the standby sent something malformed */
 };
 
 struct ev {
-	const struct hs_conf	*conf;
-	SSL_CTX			*ctx;
-	SSL			*ssl;
-	int			 fd;
-	uint8_t			*in;	/* PROTO_FRAME_MAX */
-	uint8_t			*plain;	/* PROTO_FRAME_MAX */
+	const struct hs_conf *conf;
+	SSL_CTX *ctx;
+	SSL *ssl;
+	int fd;
+	uint8_t *in;    /* PROTO_FRAME_MAX */
+	uint8_t *plain; /* PROTO_FRAME_MAX */
 	/* The last frame received, and what the last receive gave. */
-	enum ev_rx		 last_rx;
-	uint8_t			 type;
-	const uint8_t		*data;
-	size_t			 len;
-	struct proto_wr		 w;
-	struct proto_entry	 e;
+	enum ev_rx last_rx;
+	uint8_t type;
+	const uint8_t *data;
+	size_t len;
+	struct proto_wr w;
+	struct proto_entry e;
 	/* Options. */
-	const char		*scenario;
-	const char		*set_name;
-	char			*sources[PROTO_SOURCES_MAX];
-	size_t			 n_sources;
-	const char		*path;
-	int			 src;
-	const char		*op;
-	long			 hold_s;
-	uint64_t		 size;	/* slow-file */
-	uint64_t		 rate;	/* slow-file, bytes per second */
-	uint64_t		 epoch;
-	int			 before_hello;
-	int			 express;	/* HELLO asks for the express lane */
-	int			 timeout_ms;
+	const char *scenario;
+	const char *set_name;
+	char *sources[PROTO_SOURCES_MAX];
+	size_t n_sources;
+	const char *path;
+	int src;
+	const char *op;
+	long hold_s;
+	uint64_t size; /* slow-file */
+	uint64_t rate; /* slow-file, bytes per second */
+	uint64_t epoch;
+	int before_hello;
+	int express; /* HELLO asks for the express lane */
+	int timeout_ms;
 	/* The first regular file in the standby's listing. */
-	int			 has_file;
-	uint16_t		 file_src;
-	char			 file_path[PROTO_PATH_MAX + 1];
-	uint64_t		 file_size;
-	uint64_t		 n_listed;
-	int			 list_out;	/* print the listing */
-	char			 deep[PROTO_PATH_MAX + 1];
+	int has_file;
+	uint16_t file_src;
+	char file_path[PROTO_PATH_MAX + 1];
+	uint64_t file_size;
+	uint64_t n_listed;
+	int list_out; /* print the listing */
+	char deep[PROTO_PATH_MAX + 1];
 	/* The report line. */
-	char			 out[EV_OUT_MAX];
-	size_t			 out_len;
+	char out[EV_OUT_MAX];
+	size_t out_len;
 };
 
 static void __attribute__((format(printf, 2, 3)))
@@ -111,8 +111,8 @@ say(struct ev *ev, const char *fmt, ...)
 	if (ev->out_len >= sizeof(ev->out) - 1)
 		return;
 	va_start(ap, fmt);
-	n = vsnprintf(ev->out + ev->out_len, sizeof(ev->out) - ev->out_len,
-	    fmt, ap);
+	n = vsnprintf(ev->out + ev->out_len, sizeof(ev->out) - ev->out_len, fmt,
+	              ap);
 	va_end(ap);
 	if (n > 0)
 		ev->out_len += (size_t)n;
@@ -129,8 +129,9 @@ finish(struct ev *ev, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vprintf(fmt, ap);
 	va_end(ap);
-	printf("%s\n", status == EXIT_AS_EXPECTED ? "" :
-	    status == EXIT_MISBEHAVED ? " [UNEXPECTED]" : " [SETUP ERROR]");
+	printf("%s\n", status == EXIT_AS_EXPECTED  ? ""
+	               : status == EXIT_MISBEHAVED ? " [UNEXPECTED]"
+	                                           : " [SETUP ERROR]");
 	fflush(stdout);
 	return status;
 }
@@ -182,8 +183,8 @@ peer_ok(struct ev *ev, char *why, size_t whylen)
 	if (ev->conf->ca != NULL &&
 	    SSL_get_verify_result(ev->ssl) != X509_V_OK) {
 		snprintf(why, whylen, "standby certificate: %s",
-		    X509_verify_cert_error_string(
-			SSL_get_verify_result(ev->ssl)));
+		         X509_verify_cert_error_string(
+		             SSL_get_verify_result(ev->ssl)));
 		return 0;
 	}
 	return 1;
@@ -191,7 +192,7 @@ peer_ok(struct ev *ev, char *why, size_t whylen)
 
 static int
 tcp_connect(const char *hostport, int timeout_ms, int *out, char *why,
-    size_t whylen)
+            size_t whylen)
 {
 	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
 	struct addrinfo hints, *res = NULL, *ai;
@@ -212,7 +213,7 @@ tcp_connect(const char *hostport, int timeout_ms, int *out, char *why,
 	}
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
-		    ai->ai_protocol);
+		            ai->ai_protocol);
 		if (fd < 0)
 			continue;
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -222,7 +223,7 @@ tcp_connect(const char *hostport, int timeout_ms, int *out, char *why,
 		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
 			break;
 		snprintf(why, whylen, "connect %s: %s", hostport,
-		    strerror(errno));
+		         strerror(errno));
 		close(fd);
 		fd = -1;
 	}
@@ -246,7 +247,8 @@ ev_connect(struct ev *ev, char *why, size_t whylen)
 	SSL_CTX_set_min_proto_version(ev->ctx, TLS1_3_VERSION);
 	SSL_CTX_set_max_proto_version(ev->ctx, TLS1_3_VERSION);
 	if (SSL_CTX_use_certificate_chain_file(ev->ctx, c->cert) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(ev->ctx, c->key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ev->ctx, c->key, SSL_FILETYPE_PEM) !=
+	        1 ||
 	    SSL_CTX_check_private_key(ev->ctx) != 1) {
 		snprintf(why, whylen, "cannot load %s / %s", c->cert, c->key);
 		return -1;
@@ -295,8 +297,7 @@ ev_write(struct ev *ev, const void *p, size_t len)
 }
 
 static int
-ev_send(struct ev *ev, uint8_t type, uint8_t flags, const void *p,
-    size_t len)
+ev_send(struct ev *ev, uint8_t type, uint8_t flags, const void *p, size_t len)
 {
 	uint8_t hdr[PROTO_HDR_LEN];
 
@@ -359,8 +360,8 @@ ev_recv_frame(struct ev *ev)
 		return rx == RX_EOF ? RX_BAD : rx;
 	ev->type = h.type;
 	if (h.flags & PROTO_F_ZSTD) {
-		unsigned long long want = ZSTD_getFrameContentSize(ev->in,
-		    h.len);
+		unsigned long long want =
+		    ZSTD_getFrameContentSize(ev->in, h.len);
 		size_t n;
 
 		if (want == ZSTD_CONTENTSIZE_ERROR ||
@@ -472,7 +473,7 @@ bye(struct ev *ev)
 
 static void
 entry_init(struct ev *ev, uint16_t src, const char *path, uint8_t type,
-    uint64_t size)
+           uint64_t size)
 {
 	struct proto_entry *e = &ev->e;
 
@@ -560,18 +561,19 @@ read_listing(struct ev *ev)
 			}
 			if (ev->list_out)
 				printf("  listed: [%u] %s\n", ev->e.src,
-				    ev->e.path);
+				       ev->e.path);
 			ev->n_listed++;
-			/* Prefer a file with content: "kept" then means more. */
+			/* Prefer a file with content: "kept" then means more.
+			 */
 			if (ev->e.type == PROTO_E_FILE &&
 			    ev->e.path[0] != '\0' &&
-			    (!ev->has_file || (!ev->file_size &&
-						  ev->e.size > 0))) {
+			    (!ev->has_file ||
+			     (!ev->file_size && ev->e.size > 0))) {
 				ev->has_file = 1;
 				ev->file_size = ev->e.size;
 				ev->file_src = ev->e.src;
 				snprintf(ev->file_path, sizeof(ev->file_path),
-				    "%s", ev->e.path);
+				         "%s", ev->e.path);
 			}
 		}
 	}
@@ -597,9 +599,8 @@ read_set_done(struct ev *ev, const char *needle, uint64_t *errors)
 	}
 	r.p = ev->data;
 	r.left = ev->len;
-	if (proto_get_u64(&r, &applied) < 0 ||
-	    proto_get_u64(&r, errors) < 0 || proto_get_u32(&r, &n) < 0 ||
-	    n > PROTO_ERRORS_MAX) {
+	if (proto_get_u64(&r, &applied) < 0 || proto_get_u64(&r, errors) < 0 ||
+	    proto_get_u32(&r, &n) < 0 || n > PROTO_ERRORS_MAX) {
 		say(ev, "a malformed SET_DONE");
 		return -1;
 	}
@@ -633,7 +634,7 @@ open_set(struct ev *ev, int *status)
 	}
 	if ((rc = read_listing(ev)) <= 0) {
 		*status = finish(ev, EXIT_SETUP, " (answer to SET_OPEN of %s)",
-		    ev->set_name);
+		                 ev->set_name);
 		return 0;
 	}
 	return 1;
@@ -649,9 +650,10 @@ pick_file(struct ev *ev, uint16_t *src, const char **path, int *status)
 		return 1;
 	}
 	if (!ev->has_file) {
-		*status = finish(ev, EXIT_SETUP, "the standby lists no file in "
-						 "set %s; give --path",
-		    ev->set_name);
+		*status = finish(ev, EXIT_SETUP,
+		                 "the standby lists no file in "
+		                 "set %s; give --path",
+		                 ev->set_name);
 		return 0;
 	}
 	*src = ev->file_src;
@@ -661,7 +663,7 @@ pick_file(struct ev *ev, uint16_t *src, const char **path, int *status)
 
 static int
 send_file(struct ev *ev, uint16_t src, const char *path, const void *data,
-    size_t len, int bad_hash)
+          size_t len, int bad_hash)
 {
 	uint8_t end[1 + PROTO_HASH_LEN];
 	struct proto_hash *h;
@@ -714,15 +716,18 @@ sc_raw(struct ev *ev)
 		return status;
 	if (strcmp(ev->scenario, "oversize") == 0) {
 		proto_hdr_pack(hdr, PROTO_T_OP_DATA, 0, PROTO_FRAME_MAX + 1);
-		say(ev, "sent a header announcing %u bytes (max %u)%s; "
-			"standby: ", PROTO_FRAME_MAX + 1, PROTO_FRAME_MAX,
+		say(ev,
+		    "sent a header announcing %u bytes (max %u)%s; "
+		    "standby: ",
+		    PROTO_FRAME_MAX + 1, PROTO_FRAME_MAX,
 		    ev->before_hello ? " before HELLO" : "");
 		if (ev_write(ev, hdr, sizeof(hdr)) < 0)
 			return finish(ev, EXIT_MISBEHAVED, "write failed");
 	} else if (strcmp(ev->scenario, "truncated") == 0) {
 		proto_hdr_pack(hdr, PROTO_T_OP_DATA, 0, 1000);
-		say(ev, "sent a header announcing 1000 bytes, 10 bytes, then "
-			"close_notify%s; standby: ",
+		say(ev,
+		    "sent a header announcing 1000 bytes, 10 bytes, then "
+		    "close_notify%s; standby: ",
 		    ev->before_hello ? " before HELLO" : "");
 		if (ev_write(ev, hdr, sizeof(hdr)) < 0 ||
 		    ev_write(ev, ten, sizeof(ten)) < 0)
@@ -738,7 +743,7 @@ sc_raw(struct ev *ev)
 	say_answer(ev, rx);
 	/* Before HELLO the standby may close without a word. */
 	return finish(ev, refused(ev, rx) ? EXIT_AS_EXPECTED : EXIT_MISBEHAVED,
-	    "%s", "");
+	              "%s", "");
 }
 
 static int
@@ -767,8 +772,9 @@ sc_bad_hello(struct ev *ev)
 	snprintf(want, sizeof(want), "version %d", PROTO_VERSION);
 	if (memmem(ev->data, ev->len, "99", 2) == NULL ||
 	    memmem(ev->data, ev->len, want, strlen(want)) == NULL)
-		return finish(ev, EXIT_MISBEHAVED, " (does not name both "
-						   "versions)");
+		return finish(ev, EXIT_MISBEHAVED,
+		              " (does not name both "
+		              "versions)");
 	return finish(ev, EXIT_AS_EXPECTED, "%s", "");
 }
 
@@ -792,9 +798,10 @@ sc_zstd(struct ev *ev)
 		if (ZSTD_isError(zlen) ||
 		    ZSTD_getFrameContentSize(z, zlen) != EV_BOMB_LEN)
 			return finish(ev, EXIT_SETUP, "cannot make the bomb");
-		say(ev, "sent a %zu-byte zstd frame declaring %u bytes "
-			"(max %u); standby: ", zlen, EV_BOMB_LEN,
-		    PROTO_FRAME_MAX);
+		say(ev,
+		    "sent a %zu-byte zstd frame declaring %u bytes "
+		    "(max %u); standby: ",
+		    zlen, EV_BOMB_LEN, PROTO_FRAME_MAX);
 	} else if (strcmp(ev->scenario, "zstd-nosize") == 0) {
 		ZSTD_CCtx *cc = ZSTD_createCCtx();
 		ZSTD_outBuffer ob;
@@ -817,8 +824,10 @@ sc_zstd(struct ev *ev)
 			return finish(ev, EXIT_SETUP, "cannot compress");
 		ZSTD_freeCCtx(cc);
 		zlen = ob.pos;
-		say(ev, "sent a %zu-byte zstd frame without content size; "
-			"standby: ", zlen);
+		say(ev,
+		    "sent a %zu-byte zstd frame without content size; "
+		    "standby: ",
+		    zlen);
 	} else {
 		size_t k;
 
@@ -835,8 +844,10 @@ sc_zstd(struct ev *ev)
 		/* Keep the frame header (content size 4096), spoil the rest. */
 		for (k = 12; k < zlen; k++)
 			z[k] ^= 0x5a;
-		say(ev, "sent a %zu-byte zstd frame (content size 4096) with "
-			"corrupted blocks; standby: ", zlen);
+		say(ev,
+		    "sent a %zu-byte zstd frame (content size 4096) with "
+		    "corrupted blocks; standby: ",
+		    zlen);
 	}
 	if (ev_send(ev, PROTO_T_SET_OPEN, PROTO_F_ZSTD, z, zlen) < 0) {
 		free(src);
@@ -848,7 +859,7 @@ sc_zstd(struct ev *ev)
 	rx = ev_recv(ev);
 	say_answer(ev, rx);
 	return finish(ev, refused(ev, rx) ? EXIT_AS_EXPECTED : EXIT_MISBEHAVED,
-	    "%s", "");
+	              "%s", "");
 }
 
 /*
@@ -934,13 +945,16 @@ sc_path(struct ev *ev)
 		    ev->set_name);
 		if (ev_send_wr(ev, PROTO_T_OP_FILE) < 0 ||
 		    ev_send(ev, PROTO_T_OP_FILE_END, 0,
-			(uint8_t[1 + PROTO_HASH_LEN]){0}, 1 + PROTO_HASH_LEN) < 0)
+		            (uint8_t[1 + PROTO_HASH_LEN]){0},
+		            1 + PROTO_HASH_LEN) < 0)
 			return finish(ev, EXIT_MISBEHAVED, "write failed");
 	} else if (strcmp(op, "file") == 0) {
-		say(ev, "in set %s sent OP_FILE %s (%zu bytes, right hash); "
-			"standby: ", ev->set_name, path, strlen(evil_content));
-		if (send_file(ev, src, path, evil_content,
-			strlen(evil_content), 0) < 0)
+		say(ev,
+		    "in set %s sent OP_FILE %s (%zu bytes, right hash); "
+		    "standby: ",
+		    ev->set_name, path, strlen(evil_content));
+		if (send_file(ev, src, path, evil_content, strlen(evil_content),
+		              0) < 0)
 			return finish(ev, EXIT_MISBEHAVED, "write failed");
 	} else {
 		uint8_t frame;
@@ -962,9 +976,11 @@ sc_path(struct ev *ev)
 		if (strcmp(op, "meta") == 0)
 			ev->e.mode = 04777; /* what an attacker would want */
 		say(ev, "in set %s sent OP_%s %s; standby: ", ev->set_name,
-		    strcmp(op, "dir") == 0 ? "DIR" :
-		    strcmp(op, "delete") == 0 ? "DELETE" :
-		    strcmp(op, "meta") == 0 ? "META" : "SYMLINK", path);
+		    strcmp(op, "dir") == 0      ? "DIR"
+		    : strcmp(op, "delete") == 0 ? "DELETE"
+		    : strcmp(op, "meta") == 0   ? "META"
+		                                : "SYMLINK",
+		    path);
 		if (send_entry(ev, frame) < 0)
 			return finish(ev, EXIT_MISBEHAVED, "write failed");
 	}
@@ -972,15 +988,17 @@ sc_path(struct ev *ev)
 		return finish(ev, EXIT_MISBEHAVED, "write failed");
 	hits = read_set_done(ev, needle, &errors);
 	if (hits < 0)
-		return finish(ev, EXIT_MISBEHAVED, " (expected SET_DONE naming "
-						   "the path)");
+		return finish(ev, EXIT_MISBEHAVED,
+		              " (expected SET_DONE naming "
+		              "the path)");
 	bye(ev);
 	if (errors == 0)
-		return finish(ev, EXIT_MISBEHAVED, " (the operation was "
-						   "ACCEPTED)");
+		return finish(ev, EXIT_MISBEHAVED,
+		              " (the operation was "
+		              "ACCEPTED)");
 	if (hits == 0)
 		return finish(ev, EXIT_MISBEHAVED, " (no error line names %s)",
-		    needle);
+		              needle);
 	return finish(ev, EXIT_AS_EXPECTED, "%s", "");
 }
 
@@ -1009,8 +1027,8 @@ sc_unknown_set(struct ev *ev)
 		return finish(ev, EXIT_MISBEHAVED, "%s", "");
 	}
 	if (ev->n_sources > 1) {
-		say(ev, "; SET_OPEN %s with only its first source: ",
-		    ev->set_name);
+		say(ev,
+		    "; SET_OPEN %s with only its first source: ", ev->set_name);
 		if (set_open(ev, ev->set_name, ev->sources, 1) < 0)
 			return finish(ev, EXIT_MISBEHAVED, "write failed");
 		if ((rc = read_listing(ev)) != 0) {
@@ -1036,8 +1054,10 @@ sc_data_overrun(struct ev *ev)
 	if (!pick_file(ev, &src, &path, &status))
 		return status;
 	entry_init(ev, src, path, PROTO_E_FILE, 10);
-	say(ev, "in set %s sent OP_FILE %s announcing 10 bytes, then OP_DATA "
-		"of 20; standby: ", ev->set_name, path);
+	say(ev,
+	    "in set %s sent OP_FILE %s announcing 10 bytes, then OP_DATA "
+	    "of 20; standby: ",
+	    ev->set_name, path);
 	if (send_entry(ev, PROTO_T_OP_FILE) < 0 ||
 	    ev_send(ev, PROTO_T_OP_DATA, 0, twenty, sizeof(twenty)) < 0)
 		return finish(ev, EXIT_MISBEHAVED, "write failed");
@@ -1045,7 +1065,7 @@ sc_data_overrun(struct ev *ev)
 	rx = ev_recv(ev);
 	say_answer(ev, rx);
 	return finish(ev, refused(ev, rx) ? EXIT_AS_EXPECTED : EXIT_MISBEHAVED,
-	    "%s", "");
+	              "%s", "");
 }
 
 static int
@@ -1063,8 +1083,10 @@ sc_short_data(struct ev *ev)
 		return status;
 	memset(end, 0, sizeof(end));
 	entry_init(ev, src, path, PROTO_E_FILE, 100);
-	say(ev, "in set %s sent OP_FILE %s announcing 100 bytes, OP_DATA of "
-		"10, FILE_END; standby: ", ev->set_name, path);
+	say(ev,
+	    "in set %s sent OP_FILE %s announcing 100 bytes, OP_DATA of "
+	    "10, FILE_END; standby: ",
+	    ev->set_name, path);
 	if (send_entry(ev, PROTO_T_OP_FILE) < 0 ||
 	    ev_send(ev, PROTO_T_OP_DATA, 0, "0123456789", 10) < 0 ||
 	    ev_send(ev, PROTO_T_OP_FILE_END, 0, end, sizeof(end)) < 0 ||
@@ -1074,8 +1096,8 @@ sc_short_data(struct ev *ev)
 	if (hits < 0)
 		return finish(ev, EXIT_MISBEHAVED, "%s", "");
 	bye(ev);
-	return finish(ev, hits > 0 ? EXIT_AS_EXPECTED : EXIT_MISBEHAVED,
-	    "%s", hits > 0 ? "" : " (no error names the file)");
+	return finish(ev, hits > 0 ? EXIT_AS_EXPECTED : EXIT_MISBEHAVED, "%s",
+	              hits > 0 ? "" : " (no error names the file)");
 }
 
 static int
@@ -1090,10 +1112,13 @@ sc_hash_mismatch(struct ev *ev)
 		return status;
 	if (!pick_file(ev, &src, &path, &status))
 		return status;
-	say(ev, "in set %s sent OP_FILE %s with a wrong FILE_END hash; "
-		"standby: ", ev->set_name, path);
-	if (send_file(ev, src, path, evil_content, strlen(evil_content),
-		1) < 0 || ev_send(ev, PROTO_T_SET_END, 0, NULL, 0) < 0)
+	say(ev,
+	    "in set %s sent OP_FILE %s with a wrong FILE_END hash; "
+	    "standby: ",
+	    ev->set_name, path);
+	if (send_file(ev, src, path, evil_content, strlen(evil_content), 1) <
+	        0 ||
+	    ev_send(ev, PROTO_T_SET_END, 0, NULL, 0) < 0)
 		return finish(ev, EXIT_MISBEHAVED, "write failed");
 	hits = read_set_done(ev, path, &errors);
 	if (hits < 0)
@@ -1119,15 +1144,17 @@ sc_hashreq_bomb(struct ev *ev)
 	proto_put_u32(&ev->w, UINT32_MAX);
 	proto_put_u16(&ev->w, 0);
 	proto_put_str(&ev->w, "");
-	say(ev, "in set %s sent HASH_REQ claiming %u entries in %zu bytes; "
-		"standby: ", ev->set_name, UINT32_MAX, ev->w.buf.len);
+	say(ev,
+	    "in set %s sent HASH_REQ claiming %u entries in %zu bytes; "
+	    "standby: ",
+	    ev->set_name, UINT32_MAX, ev->w.buf.len);
 	if (ev_send_wr(ev, PROTO_T_HASH_REQ) < 0 ||
 	    ev_send(ev, PROTO_T_HASH_REQ_END, 0, NULL, 0) < 0)
 		return finish(ev, EXIT_MISBEHAVED, "write failed");
 	rx = ev_recv(ev);
 	say_answer(ev, rx);
 	return finish(ev, refused(ev, rx) ? EXIT_AS_EXPECTED : EXIT_MISBEHAVED,
-	    "%s", "");
+	              "%s", "");
 }
 
 /* OP_FILE that must be ACCEPTED: e.g. a file replacing a symlink. */
@@ -1140,10 +1167,12 @@ sc_put(struct ev *ev)
 
 	if (!open_set(ev, &status))
 		return status;
-	say(ev, "in set %s sent OP_FILE %s (%zu bytes, right hash); "
-		"standby: ", ev->set_name, path, strlen(evil_content));
+	say(ev,
+	    "in set %s sent OP_FILE %s (%zu bytes, right hash); "
+	    "standby: ",
+	    ev->set_name, path, strlen(evil_content));
 	if (send_file(ev, (uint16_t)ev->src, path, evil_content,
-		strlen(evil_content), 0) < 0 ||
+	              strlen(evil_content), 0) < 0 ||
 	    ev_send(ev, PROTO_T_SET_END, 0, NULL, 0) < 0)
 		return finish(ev, EXIT_MISBEHAVED, "write failed");
 	hits = read_set_done(ev, NULL, &errors);
@@ -1151,7 +1180,7 @@ sc_put(struct ev *ev)
 		return finish(ev, EXIT_MISBEHAVED, "%s", "");
 	bye(ev);
 	return finish(ev, errors == 0 ? EXIT_AS_EXPECTED : EXIT_MISBEHAVED,
-	    "%s", errors == 0 ? "" : " (expected it to be applied)");
+	              "%s", errors == 0 ? "" : " (expected it to be applied)");
 }
 
 /* The standby's listing of the set, one "  listed:" line per entry. */
@@ -1205,8 +1234,9 @@ sc_hash_probe(struct ev *ev)
 	if (rx != RX_FRAME || ev->type != PROTO_T_HASH_REPLY) {
 		say_answer(ev, rx);
 		/* Refusing the request outright is fine too. */
-		return finish(ev, refused(ev, rx) ? EXIT_AS_EXPECTED
-						  : EXIT_MISBEHAVED, "%s", "");
+		return finish(
+		    ev, refused(ev, rx) ? EXIT_AS_EXPECTED : EXIT_MISBEHAVED,
+		    "%s", "");
 	}
 	r.p = ev->data;
 	r.left = ev->len;
@@ -1261,9 +1291,10 @@ sc_seek_bomb(struct ev *ev)
 		off[k] = (uint8_t)(size >> (56 - 8 * k));
 	memset(end, 0, sizeof(end));
 	entry_init(ev, (uint16_t)ev->src, path, PROTO_E_FILE, size);
-	say(ev, "in set %s sent OP_FILE %s of %llu bytes, OP_SEEK to its end, "
-		"FILE_END, SET_END; standby: ", ev->set_name, path,
-	    (unsigned long long)size);
+	say(ev,
+	    "in set %s sent OP_FILE %s of %llu bytes, OP_SEEK to its end, "
+	    "FILE_END, SET_END; standby: ",
+	    ev->set_name, path, (unsigned long long)size);
 	if (send_entry(ev, PROTO_T_OP_FILE) < 0 ||
 	    ev_send(ev, PROTO_T_OP_SEEK, 0, off, sizeof(off)) < 0 ||
 	    ev_send(ev, PROTO_T_OP_FILE_END, 0, end, sizeof(end)) < 0 ||
@@ -1279,13 +1310,14 @@ sc_seek_bomb(struct ev *ev)
 		say(ev, "SET_DONE %llu applied, %llu errors",
 		    (unsigned long long)applied, (unsigned long long)errors);
 		bye(ev);
-		return finish(ev, errors > 0 ? EXIT_AS_EXPECTED
-					     : EXIT_MISBEHAVED, "%s", "");
+		return finish(ev,
+		              errors > 0 ? EXIT_AS_EXPECTED : EXIT_MISBEHAVED,
+		              "%s", "");
 	}
 	say_answer(ev, rx);
-	return finish(ev, refused(ev, rx) ? EXIT_AS_EXPECTED : EXIT_MISBEHAVED,
-	    "%s", rx == RX_TIMEOUT ? " (the standby is stuck on the seek)"
-				   : "");
+	return finish(
+	    ev, refused(ev, rx) ? EXIT_AS_EXPECTED : EXIT_MISBEHAVED, "%s",
+	    rx == RX_TIMEOUT ? " (the standby is stuck on the seek)" : "");
 }
 
 /* Big-endian n-byte integer into p. */
@@ -1329,19 +1361,23 @@ sc_delta(struct ev *ev)
 		n += 8;
 		memset(d + n, 'L', 1000);
 		n += 1000;
-		say(ev, "in set %s sent OP_DELTA %s (100 bytes) with a LITERAL "
-			"of 2^40 bytes; standby: ", ev->set_name, path);
+		say(ev,
+		    "in set %s sent OP_DELTA %s (100 bytes) with a LITERAL "
+		    "of 2^40 bytes; standby: ",
+		    ev->set_name, path);
 	} else {
 		uint64_t at = strcmp(ev->scenario, "delta-bad-offset") == 0
-				  ? (uint64_t)1 << 40 : 0;
+		                  ? (uint64_t)1 << 40
+		                  : 0;
 
 		d[n++] = 0x54; /* COPY_N8_N8 */
 		put_be(d + n, at, 8);
 		put_be(d + n + 8, 100, 8);
 		n += 16;
 		d[n++] = 0x00; /* END */
-		say(ev, "in set %s sent OP_DELTA %s (100 bytes) copying 100 "
-			"bytes at offset %llu of the basis; standby: ",
+		say(ev,
+		    "in set %s sent OP_DELTA %s (100 bytes) copying 100 "
+		    "bytes at offset %llu of the basis; standby: ",
 		    ev->set_name, path, (unsigned long long)at);
 	}
 	memset(end, 0, sizeof(end));
@@ -1358,7 +1394,7 @@ sc_delta(struct ev *ev)
 	if (errors == 0)
 		return finish(ev, EXIT_MISBEHAVED, " (the delta was ACCEPTED)");
 	return finish(ev, hits > 0 ? EXIT_AS_EXPECTED : EXIT_MISBEHAVED, "%s",
-	    hits > 0 ? "" : " (no error names the file)");
+	              hits > 0 ? "" : " (no error names the file)");
 }
 
 /*
@@ -1375,8 +1411,8 @@ sc_delta(struct ev *ev)
  * The first five must be refused (ERROR or close) with the file intact;
  * patch-stale must come back in PATCH_STALE with no error.
  */
-#define EV_PATCH_SIZE	(1024u * 1024 + 100)
-#define EV_PATCH_BSIZE	(16u * 1024)
+#define EV_PATCH_SIZE (1024u * 1024 + 100)
+#define EV_PATCH_BSIZE (16u * 1024)
 
 static int
 patch_block(struct ev *ev, uint64_t off, size_t len)
@@ -1393,8 +1429,8 @@ patch_block(struct ev *ev, uint64_t off, size_t len)
 static int
 sc_patch(struct ev *ev)
 {
-	const char *sc = ev->scenario, *path = ev->path ? ev->path :
-	    "evil-patch.bin";
+	const char *sc = ev->scenario,
+	           *path = ev->path ? ev->path : "evil-patch.bin";
 	uint8_t *data, token[1 + PROTO_HASH_LEN];
 	struct proto_hash *h;
 	uint64_t errors = 0, final = EV_PATCH_SIZE;
@@ -1439,17 +1475,22 @@ sc_patch(struct ev *ev)
 		rc = patch_block(ev, 2u * 1024 * 1024, EV_PATCH_BSIZE);
 	else if (strcmp(sc, "patch-unsorted") == 0)
 		rc = patch_block(ev, 2 * EV_PATCH_BSIZE, EV_PATCH_BSIZE) < 0 ||
-		    patch_block(ev, EV_PATCH_BSIZE, EV_PATCH_BSIZE) < 0 ? -1 : 0;
+		             patch_block(ev, EV_PATCH_BSIZE, EV_PATCH_BSIZE) < 0
+		         ? -1
+		         : 0;
 	else if (strcmp(sc, "patch-big-block") == 0)
 		rc = patch_block(ev, 0, 2 * EV_PATCH_BSIZE);
 	else if (strcmp(sc, "patch-overrun") == 0)
 		rc = patch_block(ev, 1024 * 1024, 100) < 0 ||
-		    patch_block(ev, 1024 * 1024, 100) < 0 ? -1 : 0;
+		             patch_block(ev, 1024 * 1024, 100) < 0
+		         ? -1
+		         : 0;
 	else if (strcmp(sc, "patch-stale") == 0)
 		rc = patch_block(ev, 0, EV_PATCH_BSIZE);
 	token[0] = 0;
-	if (rc == 0 && (ev_send(ev, PROTO_T_OP_FILE_END, 0, token,
-	    sizeof(token)) < 0 || ev_send(ev, PROTO_T_SET_END, 0, NULL, 0) < 0))
+	if (rc == 0 &&
+	    (ev_send(ev, PROTO_T_OP_FILE_END, 0, token, sizeof(token)) < 0 ||
+	     ev_send(ev, PROTO_T_SET_END, 0, NULL, 0) < 0))
 		rc = -1;
 	/* A standby that refused may close before we are done writing. */
 	rx = ev_recv(ev);
@@ -1457,21 +1498,23 @@ sc_patch(struct ev *ev)
 		return finish(ev, EXIT_MISBEHAVED, "write failed");
 	if (strcmp(sc, "patch-stale") != 0) {
 		say_answer(ev, rx);
-		return finish(ev, refused(ev, rx) ? EXIT_AS_EXPECTED :
-		    EXIT_MISBEHAVED, "%s", "");
+		return finish(
+		    ev, refused(ev, rx) ? EXIT_AS_EXPECTED : EXIT_MISBEHAVED,
+		    "%s", "");
 	}
 	if (rx != RX_FRAME || ev->type != PROTO_T_PATCH_STALE ||
 	    memmem(ev->data, ev->len, path, strlen(path)) == NULL) {
 		say_answer(ev, rx);
-		return finish(ev, EXIT_MISBEHAVED, " (no PATCH_STALE naming "
-		    "the path)");
+		return finish(ev, EXIT_MISBEHAVED,
+		              " (no PATCH_STALE naming "
+		              "the path)");
 	}
 	say(ev, "PATCH_STALE naming %s, then ", path);
 	if (read_set_done(ev, NULL, &errors) < 0)
 		return finish(ev, EXIT_MISBEHAVED, "%s", "");
 	bye(ev);
 	return finish(ev, errors == 0 ? EXIT_AS_EXPECTED : EXIT_MISBEHAVED,
-	    "%s", "");
+	              "%s", "");
 }
 
 /* SIG_REQ for --path: no signature of what lies behind a symlink. */
@@ -1494,16 +1537,16 @@ sc_sig_probe(struct ev *ev)
 	proto_put_u32(&ev->w, 1);
 	proto_put_u16(&ev->w, (uint16_t)ev->src);
 	proto_put_str(&ev->w, path);
-	say(ev, "in set %s sent SIG_REQ for %s; standby: ", ev->set_name,
-	    path);
+	say(ev, "in set %s sent SIG_REQ for %s; standby: ", ev->set_name, path);
 	if (ev_send_wr(ev, PROTO_T_SIG_REQ) < 0 ||
 	    ev_send(ev, PROTO_T_SIG_REQ_END, 0, NULL, 0) < 0)
 		return finish(ev, EXIT_MISBEHAVED, "write failed");
 	rx = ev_recv(ev);
 	if (rx != RX_FRAME || ev->type != PROTO_T_SIG) {
 		say_answer(ev, rx);
-		return finish(ev, refused(ev, rx) ? EXIT_AS_EXPECTED
-						  : EXIT_MISBEHAVED, "%s", "");
+		return finish(
+		    ev, refused(ev, rx) ? EXIT_AS_EXPECTED : EXIT_MISBEHAVED,
+		    "%s", "");
 	}
 	r.p = ev->data;
 	r.left = ev->len;
@@ -1561,7 +1604,7 @@ sc_hardlink(struct ev *ev)
 	if (errors == 0)
 		return finish(ev, EXIT_MISBEHAVED, " (the link was ACCEPTED)");
 	return finish(ev, hits > 0 ? EXIT_AS_EXPECTED : EXIT_MISBEHAVED, "%s",
-	    hits > 0 ? "" : " (no error names the target)");
+	              hits > 0 ? "" : " (no error names the target)");
 }
 
 /*
@@ -1593,14 +1636,15 @@ sc_scoped_list(struct ev *ev)
 	proto_set_open_encode(&ev->w, &so);
 	proto_scope_encode(&ev->w, &sc, 1);
 	ev->list_out = 1;
-	say(ev, "SET_OPEN_SCOPED %s to %s (recursive); standby: ",
-	    ev->set_name, path);
+	say(ev, "SET_OPEN_SCOPED %s to %s (recursive); standby: ", ev->set_name,
+	    path);
 	if (ev_send_wr(ev, PROTO_T_SET_OPEN_SCOPED) < 0)
 		return finish(ev, EXIT_MISBEHAVED, "write failed");
 	if ((rc = read_listing(ev)) < 0)
-		return finish(ev, refused(ev, ev->last_rx) ? EXIT_AS_EXPECTED
-							   : EXIT_MISBEHAVED,
-		    "%s", "");
+		return finish(ev,
+		              refused(ev, ev->last_rx) ? EXIT_AS_EXPECTED
+		                                       : EXIT_MISBEHAVED,
+		              "%s", "");
 	if (rc == 0)
 		return finish(ev, EXIT_AS_EXPECTED, "%s", "");
 	say(ev, "%llu entries listed; ", (unsigned long long)ev->n_listed);
@@ -1642,15 +1686,18 @@ sc_slow_file(struct ev *ev)
 	ns = (long)((double)SLOW_CHUNK / (double)ev->rate * 1e9);
 	pause.tv_sec = ns / 1000000000L;
 	pause.tv_nsec = ns % 1000000000L;
-	say(ev, "in set %s sent OP_FILE %s of %llu bytes at %llu bytes/s; "
-		"standby: ", ev->set_name, path,
-	    (unsigned long long)ev->size, (unsigned long long)ev->rate);
+	say(ev,
+	    "in set %s sent OP_FILE %s of %llu bytes at %llu bytes/s; "
+	    "standby: ",
+	    ev->set_name, path, (unsigned long long)ev->size,
+	    (unsigned long long)ev->rate);
 	entry_init(ev, src, path, PROTO_E_FILE, ev->size);
 	if (send_entry(ev, PROTO_T_OP_FILE) < 0)
 		goto gone;
 	while (sent < ev->size) {
 		size_t n = ev->size - sent < SLOW_CHUNK
-			       ? (size_t)(ev->size - sent) : SLOW_CHUNK;
+		               ? (size_t)(ev->size - sent)
+		               : SLOW_CHUNK;
 
 		for (k = 0; k < n; k++) {
 			x ^= x << 13; /* xorshift64: cheap, reproducible */
@@ -1676,7 +1723,7 @@ sc_slow_file(struct ev *ev)
 		return finish(ev, EXIT_MISBEHAVED, "%s", "");
 	bye(ev);
 	return finish(ev, errors == 0 ? EXIT_AS_EXPECTED : EXIT_MISBEHAVED,
-	    "%s", "");
+	              "%s", "");
 gone:
 	proto_hash_free(h);
 	free(buf);
@@ -1744,7 +1791,7 @@ parse_args(struct ev *ev, int argc, char **argv, const char **conf_path)
 			if (ev->scenario == NULL)
 				ev->scenario = a;
 			else if (strcmp(ev->scenario, "hold") == 0 &&
-			    ev->hold_s == 10)
+			         ev->hold_s == 10)
 				ev->hold_s = strtol(a, NULL, 10);
 			else
 				return -1;
@@ -1779,10 +1826,9 @@ parse_args(struct ev *ev, int argc, char **argv, const char **conf_path)
 			return -1;
 	}
 	if (ev->scenario == NULL || *conf_path == NULL || ev->hold_s < 0 ||
-	    ev->hold_s > EV_HOLD_MAX || ev->src < 0 ||
-	    ev->src > UINT16_MAX || ev->rate < 4096 ||
-	    ev->timeout_ms < 100 || ev->timeout_ms > 600000 ||
-	    ev->size > ((uint64_t)1 << 40))
+	    ev->hold_s > EV_HOLD_MAX || ev->src < 0 || ev->src > UINT16_MAX ||
+	    ev->rate < 4096 || ev->timeout_ms < 100 ||
+	    ev->timeout_ms > 600000 || ev->size > ((uint64_t)1 << 40))
 		return -1;
 	return 0;
 }
@@ -1860,7 +1906,7 @@ main(int argc, char **argv)
 			break;
 	if (i == sizeof(scenarios) / sizeof(scenarios[0])) {
 		fprintf(stderr, "hs-evilpeer: unknown scenario %s\n",
-		    ev->scenario);
+		        ev->scenario);
 		fputs(usage, stderr);
 		goto out;
 	}
@@ -1872,12 +1918,13 @@ main(int argc, char **argv)
 	if (ev->set_name == NULL && conf->n_sets > 0)
 		ev->set_name = conf->sets[0].name;
 	if (ev->n_sources == 0 && conf->n_sets > 0) {
-		const struct hs_pathset *set = hs_conf_find_set(conf,
-		    ev->set_name);
+		const struct hs_pathset *set =
+		    hs_conf_find_set(conf, ev->set_name);
 		size_t k;
 
-		for (k = 0; set != NULL && k < set->sources.n &&
-		     k < PROTO_SOURCES_MAX; k++)
+		for (k = 0;
+		     set != NULL && k < set->sources.n && k < PROTO_SOURCES_MAX;
+		     k++)
 			ev->sources[ev->n_sources++] = set->sources.v[k];
 	}
 	if (ev->set_name == NULL) {
@@ -1890,7 +1937,8 @@ main(int argc, char **argv)
 		goto out;
 	if (ev_connect(ev, why, sizeof(why)) < 0) {
 		printf("%s: cannot connect to the standby at %s: %s "
-		       "[SETUP ERROR]\n", ev->scenario, conf->peer, why);
+		       "[SETUP ERROR]\n",
+		       ev->scenario, conf->peer, why);
 		goto out;
 	}
 	status = scenarios[i].run(ev);

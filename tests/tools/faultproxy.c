@@ -49,17 +49,17 @@ struct pipe_buf {
 	unsigned char data[BUF_BYTES];
 	size_t off;
 	size_t len;
-	int eof;      /* the reading side sent FIN */
-	int shut;     /* FIN passed on to the writing side */
+	int eof;  /* the reading side sent FIN */
+	int shut; /* FIN passed on to the writing side */
 	unsigned long long total;
 };
 
 struct pair {
 	int used;
 	int id;
-	int cfd;        /* the client that connected to us */
-	int sfd;        /* our connection to the target */
-	int connecting; /* sfd's connect still in progress */
+	int cfd;              /* the client that connected to us */
+	int sfd;              /* our connection to the target */
+	int connecting;       /* sfd's connect still in progress */
 	struct pipe_buf up;   /* client -> server */
 	struct pipe_buf down; /* server -> client */
 };
@@ -314,8 +314,9 @@ on_signal(int sfd, int *quit)
 			break;
 		case SIGHUP:
 			stall_mode = !stall_mode;
-			say(stall_mode ? "stall: no byte moves, sockets stay open"
-			               : "stall over: forwarding again");
+			say(stall_mode
+			        ? "stall: no byte moves, sockets stay open"
+			        : "stall over: forwarding again");
 			break;
 		case SIGWINCH:
 			hold_mode = !hold_mode;

@@ -20,7 +20,6 @@
 #include "check_aux.h"
 #include "hs.h"
 
-
 /* 64 hex digits, and the same bytes with colons and upper case. */
 #define HEX1 "00112233445566778899aabbccddeeff0123456789abcdeffedcba9876543210"
 #define FP1 "sha256:" HEX1

@@ -36,8 +36,9 @@ static char tmpdir[64];  /* per test, inside basedir */
 static char conf_path[128];
 static struct hs_conf *conf; /* loaded from conf_path by dir_setup */
 
-#define FP "sha256:00112233445566778899aabbccddeeff" \
-           "00112233445566778899aabbccddeeff"
+#define FP                                                                     \
+	"sha256:00112233445566778899aabbccddeeff"                              \
+	"00112233445566778899aabbccddeeff"
 
 static void
 write_file(const char *path, const char *text)
@@ -177,8 +178,8 @@ fill_view(enum view_kind k, struct st_view *v)
 		v->last_applied_unix = T_EXAMPLE + 0.5;
 		view_paths[0] = (struct st_path){"install", "in-sync", 10240,
 		                                 2147483648ll, 1.0};
-		view_paths[1] = (struct st_path){"credentials", "in-sync", 12,
-		                                 0, 1.0};
+		view_paths[1] =
+		    (struct st_path){"credentials", "in-sync", 12, 0, 1.0};
 		v->n_paths = 2;
 		v->ready = 0;
 		v->rpo = -1;
@@ -197,10 +198,10 @@ fill_view(enum view_kind k, struct st_view *v)
 		v->files_pending = -1;
 		v->bytes_pending = -1;
 		v->last_applied_unix = -1;
-		view_paths[0] = (struct st_path){"install", "catching-up", -1,
-		                                 -1, 1.0};
-		view_paths[1] = (struct st_path){"credentials", "catching-up",
-		                                 -1, -1, 1.0};
+		view_paths[0] =
+		    (struct st_path){"install", "catching-up", -1, -1, 1.0};
+		view_paths[1] =
+		    (struct st_path){"credentials", "catching-up", -1, -1, 1.0};
 		v->n_paths = 2;
 		v->ready = 0;
 		v->rpo = -1;
@@ -220,12 +221,12 @@ fill_view(enum view_kind k, struct st_view *v)
 		v->files_pending = 7;
 		v->bytes_pending = -1;
 		v->last_applied_unix = -1;
-		view_paths[0] = (struct st_path){"install", "seeding", -1, -1,
-		                                 0.42};
-		view_paths[1] = (struct st_path){"credentials", "held", 40,
-		                                 4096, 1.0};
-		view_paths[2] = (struct st_path){"netconf", "error", 2, 100,
-		                                 1.0};
+		view_paths[0] =
+		    (struct st_path){"install", "seeding", -1, -1, 0.42};
+		view_paths[1] =
+		    (struct st_path){"credentials", "held", 40, 4096, 1.0};
+		view_paths[2] =
+		    (struct st_path){"netconf", "error", 2, 100, 1.0};
 		v->n_paths = 3;
 		v->ready = 0;
 		v->rpo = -1;
@@ -346,8 +347,9 @@ matches(const char *re, const char *s)
 	return ok;
 }
 
-#define RFC3339_MS "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}" \
-                   "\\.[0-9]{3}Z$"
+#define RFC3339_MS                                                             \
+	"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"               \
+	"\\.[0-9]{3}Z$"
 
 /* Every SPEC field, typed, with the view's values and nulls. */
 static void
@@ -761,9 +763,9 @@ raw_request(const char *req, size_t len, size_t split, int shut)
 
 struct raw_case {
 	const char *name;
-	const char *req; /* NULL: generated */
-	size_t split;    /* send in two parts at this offset */
-	int shut;        /* half-close after sending */
+	const char *req;      /* NULL: generated */
+	size_t split;         /* send in two parts at this offset */
+	int shut;             /* half-close after sending */
 	const char *answered; /* verb expected answered, NULL: error */
 };
 
@@ -800,7 +802,8 @@ START_TEST(ctl_raw_table)
 	if (req == NULL) {
 		/* A line past the limit: a long verb, or status + padding. */
 		if (tc->split == 0) {
-			len = (size_t)snprintf(big, sizeof(big), "%s ", CTL_PROTO);
+			len = (size_t)snprintf(big, sizeof(big), "%s ",
+			                       CTL_PROTO);
 			memset(big + len, 'a', CTL_REQ_MAX + 20);
 			len += CTL_REQ_MAX + 20;
 		} else {
@@ -1022,8 +1025,7 @@ START_TEST(ctl_no_server)
 	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	close(fd);
 	rc = ctl_request(tmpdir, "status", 500, &j);
-	ck_assert_msg(rc == -ECONNREFUSED, "stale socket: %s",
-	              hs_strerror(rc));
+	ck_assert_msg(rc == -ECONNREFUSED, "stale socket: %s", hs_strerror(rc));
 	/* ctl_listen replaces it. */
 	fd = ctl_listen(tmpdir, NULL);
 	ck_assert_int_ge(fd, 0);
@@ -1043,8 +1045,7 @@ START_TEST(ctl_timeout)
 	lfd = ctl_listen(tmpdir, NULL);
 	ck_assert_int_ge(lfd, 0);
 	rc = ctl_request(tmpdir, "status", 300, &j);
-	ck_assert_msg(rc == HS_ETIMEOUT, "never accepted: %s",
-	              hs_strerror(rc));
+	ck_assert_msg(rc == HS_ETIMEOUT, "never accepted: %s", hs_strerror(rc));
 	/* Accepting, answering half an object, then silent. */
 	fd = accept(lfd, NULL, NULL);
 	ck_assert_int_ge(fd, 0);
@@ -1068,8 +1069,7 @@ START_TEST(ctl_timeout)
 		stop_child(pid);
 	}
 	close(lfd);
-	ck_assert_msg(rc == HS_ETIMEOUT, "half an answer: %s",
-	              hs_strerror(rc));
+	ck_assert_msg(rc == HS_ETIMEOUT, "half an answer: %s", hs_strerror(rc));
 }
 END_TEST
 
@@ -1199,17 +1199,16 @@ struct perm_case {
 	const char *name;
 	enum who who;
 	const char *verb;
-	int rc;          /* of ctl_request */
-	int answered;    /* when rc == HS_OK */
+	int rc;       /* of ctl_request */
+	int answered; /* when rc == HS_OK */
 };
 
 static const struct perm_case perm_cases[] = {
     {"group member (gid): status", W_PRIMARY_GID, "status", HS_OK, 1},
     {"group member (gid): sync", W_PRIMARY_GID, "sync", HS_OK, 0},
-    {"group member (supplementary): status", W_SUPPLEMENTARY, "status",
-     HS_OK, 1},
-    {"group member (supplementary): sync", W_SUPPLEMENTARY, "sync", HS_OK,
-     0},
+    {"group member (supplementary): status", W_SUPPLEMENTARY, "status", HS_OK,
+     1},
+    {"group member (supplementary): sync", W_SUPPLEMENTARY, "sync", HS_OK, 0},
     {"outsider: status", W_OUTSIDER, "status", -EACCES, 0},
 };
 
@@ -1375,9 +1374,9 @@ parse_metrics(const char *path, struct metrics *m)
 		if (strncmp(line, "# TYPE ", 7) == 0) {
 			char type[32];
 
-			ck_assert_msg(sscanf(line + 7, "%127s %31s", name, type) ==
-			                  2,
-			              "%s:%d: malformed TYPE", path, lineno);
+			ck_assert_msg(
+			    sscanf(line + 7, "%127s %31s", name, type) == 2,
+			    "%s:%d: malformed TYPE", path, lineno);
 			ck_assert_msg(matches("^(counter|gauge)$", type),
 			              "%s:%d: type %s", path, lineno, type);
 			ck_assert_msg(matches(NAME_RE, name), "%s:%d: name %s",
@@ -1399,8 +1398,9 @@ parse_metrics(const char *path, struct metrics *m)
 				              path, lineno, name);
 			continue;
 		}
-		ck_assert_msg(line[0] != '#', "%s:%d: a comment that is neither "
-		                              "HELP nor TYPE",
+		ck_assert_msg(line[0] != '#',
+		              "%s:%d: a comment that is neither "
+		              "HELP nor TYPE",
 		              path, lineno);
 		{
 			struct sample *s;
@@ -1425,19 +1425,19 @@ parse_metrics(const char *path, struct metrics *m)
 					       "ABCDEFGHIJKLMNOPQRSTUVWXYZ_"
 					       "0123456789");
 
-					ck_assert_msg(ln > 0 && !(*q >= '0' &&
-					                         *q <= '9'),
-					              "%s:%d: label name", path,
-					              lineno);
+					ck_assert_msg(
+					    ln > 0 && !(*q >= '0' && *q <= '9'),
+					    "%s:%d: label name", path, lineno);
 					q += ln;
-					ck_assert_msg(q[0] == '=' && q[1] == '"',
-					              "%s:%d: label =\"", path,
-					              lineno);
+					ck_assert_msg(
+					    q[0] == '=' && q[1] == '"',
+					    "%s:%d: label =\"", path, lineno);
 					q += 2;
 					while (*q != '"') {
-						ck_assert_msg(*q != '\0',
-						              "%s:%d: open label",
-						              path, lineno);
+						ck_assert_msg(
+						    *q != '\0',
+						    "%s:%d: open label", path,
+						    lineno);
 						if (*q == '\\') {
 							ck_assert_msg(
 							    q[1] == '\\' ||
@@ -1454,8 +1454,9 @@ parse_metrics(const char *path, struct metrics *m)
 						q++;
 						continue;
 					}
-					ck_assert_msg(*q == '}', "%s:%d: labels",
-					              path, lineno);
+					ck_assert_msg(*q == '}',
+					              "%s:%d: labels", path,
+					              lineno);
 					q++;
 					break;
 				}

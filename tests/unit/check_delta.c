@@ -880,15 +880,15 @@ static const struct {
 	uint64_t size;
 	uint32_t bsize;
 } size_cases[] = {
-	{0, 0},
-	{MIB - 1, 0},               /* below the threshold: no record */
-	{MIB, 16 * KIB},            /* 64 blocks */
-	{64 * MIB, 16 * KIB},       /* 4096 blocks (the quick bench) */
-	{512 * MIB, 16 * KIB},      /* exactly 32768 blocks */
-	{512 * MIB + 1, 32 * KIB},  /* one more byte: doubles */
-	{GIB, 32 * KIB},            /* 32768 blocks */
-	{32 * GIB, MIB},            /* the largest block */
-	{32 * GIB + 1, 0},          /* past it: signatures only */
+    {0, 0},
+    {MIB - 1, 0},              /* below the threshold: no record */
+    {MIB, 16 * KIB},           /* 64 blocks */
+    {64 * MIB, 16 * KIB},      /* 4096 blocks (the quick bench) */
+    {512 * MIB, 16 * KIB},     /* exactly 32768 blocks */
+    {512 * MIB + 1, 32 * KIB}, /* one more byte: doubles */
+    {GIB, 32 * KIB},           /* 32768 blocks */
+    {32 * GIB, MIB},           /* the largest block */
+    {32 * GIB + 1, 0},         /* past it: signatures only */
 };
 
 START_TEST(size_table)
@@ -896,17 +896,17 @@ START_TEST(size_table)
 	ck_assert_uint_eq(blk_size_for(size_cases[_i].size),
 	                  size_cases[_i].bsize);
 	if (size_cases[_i].bsize != 0)
-		ck_assert_uint_le((size_cases[_i].size +
-		                   size_cases[_i].bsize - 1) /
-		                      size_cases[_i].bsize,
-		                  IDX_BLOCKS_MAX);
+		ck_assert_uint_le(
+		    (size_cases[_i].size + size_cases[_i].bsize - 1) /
+		        size_cases[_i].bsize,
+		    IDX_BLOCKS_MAX);
 }
 END_TEST
 
 /* ------------------------------------------------------ block table */
 
 /* Feeding in slices of any size gives the hashes of whole blocks. */
-static const size_t slices[] = {1, 7, 4096, 16 * KIB, 16 * KIB + 3,
+static const size_t slices[] = {1,         7,      4096, 16 * KIB, 16 * KIB + 3,
                                 256 * KIB, 3 * MIB};
 
 START_TEST(table_slicing)

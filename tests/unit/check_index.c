@@ -265,8 +265,8 @@ START_TEST(test_journal)
 	ck_assert_int_eq(idx_journal_walk(x, 0, jcollect, &j), HS_OK);
 	ck_assert_int_eq(j.n, 1);
 	ck_assert_uint_eq(j.seqs[0], 300);
-	ck_assert_int_eq(idx_journal_add(x, 4, "abc", IDX_JOURNAL_ENTRY_MAX + 1),
-	                 HS_ELIMIT);
+	ck_assert_int_eq(
+	    idx_journal_add(x, 4, "abc", IDX_JOURNAL_ENTRY_MAX + 1), HS_ELIMIT);
 }
 END_TEST
 
@@ -339,7 +339,6 @@ START_TEST(test_reopen_keeps_records)
 }
 END_TEST
 
-
 /* idx_view: one source's records where LMDB keeps them. */
 struct seen_recs {
 	int n;
@@ -379,8 +378,8 @@ START_TEST(test_view)
 	ck_assert_int_eq(idx_view_walk(v, a, collect_view, &s), HS_OK);
 	ck_assert_int_eq(s.n, 2);
 	for (i = 0; i < s.n; i++) {
-		struct idx_file want = rec(strcmp(s.paths[i], "x") == 0 ? 1 : 2,
-		                           1700000001);
+		struct idx_file want =
+		    rec(strcmp(s.paths[i], "x") == 0 ? 1 : 2, 1700000001);
 
 		got_x |= strcmp(s.paths[i], "x") == 0;
 		got_y |= strcmp(s.paths[i], "dir/y") == 0;

@@ -740,7 +740,8 @@ START_TEST(scan_listing)
 	rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	ck_assert_int_ge(rootfd, 0);
 	memset(&l, 0, sizeof(l));
-	ck_assert_int_eq(scan_subtree(rootfd, "src", 3, "", 1, &scan_set, &l, NULL), HS_OK);
+	ck_assert_int_eq(
+	    scan_subtree(rootfd, "src", 3, "", 1, &scan_set, &l, NULL), HS_OK);
 	close(rootfd);
 
 	/* exactly the wanted entries, once each */
@@ -836,8 +837,10 @@ START_TEST(scan_two_sources)
 	rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	ck_assert_int_ge(rootfd, 0);
 	memset(&l, 0, sizeof(l));
-	ck_assert_int_eq(scan_subtree(rootfd, "b", 1, "", 1, &scan_set, &l, NULL), HS_OK);
-	ck_assert_int_eq(scan_subtree(rootfd, "a", 0, "", 1, &scan_set, &l, NULL), HS_OK);
+	ck_assert_int_eq(
+	    scan_subtree(rootfd, "b", 1, "", 1, &scan_set, &l, NULL), HS_OK);
+	ck_assert_int_eq(
+	    scan_subtree(rootfd, "a", 0, "", 1, &scan_set, &l, NULL), HS_OK);
 	ck_assert_uint_eq(l.n, 4);
 	/* b's entries first, as listed: an index keeps the order */
 	ck_assert_int_eq(scan_list_index(&l, &dup), HS_OK);
@@ -853,17 +856,15 @@ START_TEST(scan_two_sources)
 	ck_assert_ptr_null(scan_list_find(&l, 0, "a"));
 	ck_assert_ptr_null(scan_list_find(&l, 1, "z"));
 	/* an add: the index goes, and a find still finds */
-	ck_assert_int_eq(scan_subtree(rootfd, "a", 2, "", 1, &scan_set, &l,
-	                              NULL),
-	                 HS_OK);
+	ck_assert_int_eq(
+	    scan_subtree(rootfd, "a", 2, "", 1, &scan_set, &l, NULL), HS_OK);
 	ck_assert_ptr_null(l.ix);
 	ck_assert_ptr_eq(scan_list_find(&l, 0, "z"), &l.v[3]);
 	ck_assert_ptr_eq(scan_list_find(&l, 2, "z"), &l.v[5]);
 	ck_assert_ptr_null(scan_list_find(&l, 2, "a"));
 	/* a (src, path) listed twice (a hostile peer's listing): refused */
-	ck_assert_int_eq(scan_subtree(rootfd, "a", 2, "", 0, &scan_set, &l,
-	                              NULL),
-	                 HS_OK);
+	ck_assert_int_eq(
+	    scan_subtree(rootfd, "a", 2, "", 0, &scan_set, &l, NULL), HS_OK);
 	ck_assert_int_eq(scan_list_index(&l, &dup), HS_EPROTO);
 	ck_assert_ptr_eq(dup, &l.v[6]);
 	ck_assert_str_eq(dup->path, "");
@@ -896,7 +897,9 @@ START_TEST(scan_leaf_table)
 
 	memset(&l, 0, sizeof(l));
 	mk_file("outside/secret", "s");
-	ck_assert_int_eq(scan_subtree(treefd, tc->leaf, 0, "", 1, &scan_set, &l, NULL), HS_OK);
+	ck_assert_int_eq(
+	    scan_subtree(treefd, tc->leaf, 0, "", 1, &scan_set, &l, NULL),
+	    HS_OK);
 	ck_assert_uint_eq(l.n, tc->n);
 	if (tc->n > 0) {
 		ck_assert_str_eq(l.v[0].path, "");
@@ -953,8 +956,8 @@ START_TEST(scan_subtree_table)
 	fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	ck_assert_int_ge(fd, 0);
 	memset(&l, 0, sizeof(l));
-	rc =
-	    scan_subtree(fd, tc->leaf, 2, prefix, tc->recursive, &scan_set, &l, NULL);
+	rc = scan_subtree(fd, tc->leaf, 2, prefix, tc->recursive, &scan_set, &l,
+	                  NULL);
 	close(fd);
 	ck_assert_msg(rc == tc->rc, "%s: rc %d, want %d", what, rc, tc->rc);
 	for (tok = strtok_r(want, " ", &save); tok != NULL;
@@ -1062,7 +1065,8 @@ START_TEST(scan_deep_table)
 			strcat(prefix, "a/");
 		strcat(prefix, "deep");
 		ck_assert_uint_eq(depth_of(prefix), tc->prefix_depth);
-		rc = scan_subtree(fd, "deep", 0, prefix, 1, &scan_set, &l, NULL);
+		rc =
+		    scan_subtree(fd, "deep", 0, prefix, 1, &scan_set, &l, NULL);
 	}
 	close(fd);
 	for (i = 0; i < l.n; i++) {
@@ -1127,7 +1131,7 @@ static const struct {
 
 START_TEST(xcache_table)
 {
-	const uint8_t want[PROTO_XHASH_LEN] = {1, 2, 3, 4, 5, 6, 7, 8,
+	const uint8_t want[PROTO_XHASH_LEN] = {1, 2,  3,  4,  5,  6,  7,  8,
 	                                       9, 10, 11, 12, 13, 14, 15, 16};
 	uint8_t got[PROTO_XHASH_LEN];
 	struct stat st = xc_stat(7, 1000000), other;
@@ -1151,7 +1155,8 @@ START_TEST(xcache_table)
 		ck_assert_int_eq(system(cmd), 0);
 		break;
 	case XC_SHORT:
-		ck_assert_int_eq(truncate(file, 24 + 32 + 10), 0); /* 2 records: 88 */
+		ck_assert_int_eq(truncate(file, 24 + 32 + 10),
+		                 0); /* 2 records: 88 */
 		break;
 	case XC_LONG:
 		fd = open(file, O_WRONLY | O_APPEND);

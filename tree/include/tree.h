@@ -67,7 +67,6 @@ void xa_digest(const uint8_t *blob, size_t len, uint8_t out[PROTO_XHASH_LEN]);
 int xa_apply_fd(int fd, const uint8_t *blob, size_t len);
 int xa_apply_at(int dirfd, const char *name, const uint8_t *blob, size_t len);
 
-
 /* ------------------------------------------------------------- scanning */
 
 /* One entry of a tree listing. */
@@ -108,7 +107,7 @@ struct scan_list {
 	struct scan_entry *v;
 	size_t n;
 	size_t cap;
-	size_t bytes; /* memory held, for the limit */
+	size_t bytes;       /* memory held, for the limit */
 	struct scan_ix *ix; /* scan_list_index's table, or NULL */
 	size_t ix_mask;
 };
@@ -136,8 +135,8 @@ int scan_subtree(int anchorfd, const char *leaf, uint16_t src,
 struct scan_visit;
 int scan_subtree_visit(int anchorfd, const char *leaf, uint16_t src,
                        const char *prefix, int recursive,
-                       const struct hs_pathset *set,
-                       const struct scan_visit *v, struct xcache *xc);
+                       const struct hs_pathset *set, const struct scan_visit *v,
+                       struct xcache *xc);
 /* The whole source, stat only: no extended attributes are read (xhash
  * stays zero; ctime tells their changes). */
 int scan_tree_stat(int anchorfd, const char *leaf, uint16_t src,
