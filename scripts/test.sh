@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what is needed, build twice (plain, and with ASan + UBSan), and
+# Install what is needed, check the formatting and the layout, build twice (plain, and with ASan + UBSan), and
 # run the whole test suite (Check unit tests and integration tests that
 # start real hamnsync processes on 127.0.0.1) against both builds.
 set -euo pipefail
@@ -7,7 +7,12 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 jobs=${HS_TEST_JOBS:-2}
 
 "$top/scripts/install-deps.sh"
+# The tree's own rules first: formatting, and what each folder may use.
+"$top/scripts/check-format.sh"
+"$top/scripts/check-layout.sh"
 "$top/scripts/build.sh" plain
+# No cycle among the files' calls, inside a folder or across them.
+"$top/scripts/deps.sh" -q
 "$top/scripts/build.sh" sanitize
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}
