@@ -116,7 +116,14 @@ fi
 all=()
 for d in "$top"/build/*/CMakeFiles/*.dir; do
 	case $d in "$top"/build/tests/*) continue ;; esac
-	mapfile -t o < <(objs "$d")
+	# Only objects whose source is still in the tree: a build folder
+	# kept across a move holds the old ones too.
+	src=${d#"$top"/build/}
+	src=$top/${src%%/*}
+	mapfile -t o < <(objs "$d" | while read -r f; do
+		n=${f##*/}
+		[ -f "$src/${n%.o}" ] && echo "$f"
+	done)
 	[ ${#o[@]} -gt 0 ] || continue
 	all+=("${o[@]}")
 	check "${d#"$top"/build/}" "${o[@]}" || status=1

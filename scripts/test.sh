@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what is needed, check the formatting and the layout, build
-# twice (plain, and with ASan + UBSan), and run the whole test suite (Check unit tests and integration tests that
-# start real hamnsync processes on 127.0.0.1) against both builds.
+# twice (plain, and with ASan + UBSan), and run the whole test suite
+# (Check unit tests and integration tests that start real hamnsync
+# processes on 127.0.0.1) against both builds.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 jobs=${HS_TEST_JOBS:-2}
