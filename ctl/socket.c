@@ -174,7 +174,7 @@ ctl_serve(int lfd, const char *group, ctl_answer_fn answer, void *arg)
 {
 	struct ctl_client cl[CTL_CLIENTS_MAX];
 	struct pollfd pfd[CTL_CLIENTS_MAX];
-	uint64_t deadline = hs_now_mono_ns() + CTL_READ_MS * 1000000ull;
+	uint64_t deadline = hs_now_mono_ns() + CTL_READ_MS * HS_NS_PER_MS;
 	size_t n = 0, i, open;
 	int fd;
 

@@ -50,7 +50,6 @@
 #define EXPRESS_TIMEOUT_MS 1000
 /* Runs the lane closed on, kept from covering until the next session. */
 #define EXPRESS_KEPT_MAX 64
-#define NS_PER_MS 1000000ull
 
 struct express {
 	const struct hs_conf *conf; /* borrowed */
@@ -176,7 +175,7 @@ express_drop(struct express *x, int rc, const char *what)
 	             what, hs_strerror(rc));
 	send_session_close(x->ss, 0);
 	x->ss = NULL;
-	x->next_try_ns = hs_now_mono_ns() + x->backoff_ms * NS_PER_MS;
+	x->next_try_ns = hs_now_mono_ns() + x->backoff_ms * HS_NS_PER_MS;
 }
 
 /* Connect if due; 1 when the lane is up. */
@@ -195,14 +194,14 @@ express_connect(struct express *x)
 	if (rc < 0) {
 		x->ss = NULL;
 		/* One line per backoff step; a busy standby is not news. */
-		if (now - x->last_err_log_ns >= x->backoff_ms * NS_PER_MS) {
+		if (now - x->last_err_log_ns >= x->backoff_ms * HS_NS_PER_MS) {
 			hs_log_info("primary: express lane to %s: %s; small "
 			            "changes wait for the bulk lane",
 			            x->conf->peer,
 			            why[0] ? why : hs_strerror(rc));
 			x->last_err_log_ns = now;
 		}
-		x->next_try_ns = now + x->backoff_ms * NS_PER_MS;
+		x->next_try_ns = now + x->backoff_ms * HS_NS_PER_MS;
 		x->backoff_ms = hs_backoff_next(
 		    x->backoff_ms, PRIM_BACKOFF_MIN_MS, PRIM_BACKOFF_MAX_MS);
 		return 0;
@@ -368,7 +367,7 @@ express_heartbeat(struct express *x)
 	int rc;
 
 	if (x == NULL || x->ss == NULL ||
-	    now - x->last_io_ns < x->conf->heartbeat * 1000 * NS_PER_MS)
+	    now - x->last_io_ns < x->conf->heartbeat * 1000 * HS_NS_PER_MS)
 		return;
 	/* The bulk lane is idle: the last run's SET_DONE may wait. */
 	if ((rc = express_collect(x, x->o.timeout_ms)) != HS_OK) {

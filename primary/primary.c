@@ -31,7 +31,6 @@
 #define RETRY_MAX_MS 60000
 /* The delete guard of scoped runs counts deletions per minute. */
 #define GUARD_WINDOW_NS (60ull * 1000 * 1000 * 1000)
-#define NS_PER_MS 1000000ull
 
 /*
  * A set's paths that the standby failed to apply (a full disk, a file it
@@ -231,7 +230,7 @@ prim_drop(struct prim *p, int rc, const char *what)
 	 * connect decides how to find it (prim_connect). */
 	for (i = 0; i < p->conf->n_sets; i++)
 		p->need_full[i] = 1;
-	p->next_try_ns = hs_now_mono_ns() + p->backoff_ms * NS_PER_MS;
+	p->next_try_ns = hs_now_mono_ns() + p->backoff_ms * HS_NS_PER_MS;
 }
 
 static void
@@ -246,12 +245,12 @@ prim_connect(struct prim *p)
 	if (rc < 0) {
 		p->ss = NULL;
 		/* One line per backoff step, not per attempt storm. */
-		if (now - p->last_err_log_ns >= p->backoff_ms * NS_PER_MS) {
+		if (now - p->last_err_log_ns >= p->backoff_ms * HS_NS_PER_MS) {
 			hs_log_warnx("primary: standby %s: %s", p->conf->peer,
 			             why[0] ? why : hs_strerror(rc));
 			p->last_err_log_ns = now;
 		}
-		p->next_try_ns = now + p->backoff_ms * NS_PER_MS;
+		p->next_try_ns = now + p->backoff_ms * HS_NS_PER_MS;
 		p->backoff_ms = hs_backoff_next(
 		    p->backoff_ms, PRIM_BACKOFF_MIN_MS, PRIM_BACKOFF_MAX_MS);
 		return;
@@ -452,10 +451,11 @@ prim_diff(struct prim *p, size_t i, struct proto_scope **scope, size_t *n,
 		return HS_OK;
 	}
 	proto_scope_normalize(d, &dn);
-	hs_log_info("primary: set %s: %zu paths differ from the index "
-	            "(%llu ms)",
-	            set->name, dn,
-	            (unsigned long long)((hs_now_mono_ns() - t0) / NS_PER_MS));
+	hs_log_info(
+	    "primary: set %s: %zu paths differ from the index "
+	    "(%llu ms)",
+	    set->name, dn,
+	    (unsigned long long)((hs_now_mono_ns() - t0) / HS_NS_PER_MS));
 	/* The delete guard's measure when no whole run has set it yet. */
 	if (p->files[i] == 0)
 		p->files[i] = records;
@@ -577,7 +577,7 @@ prim_idx_failed(struct prim *p, size_t i, int rc)
 	r->idx_rc = rc;
 	r->idx_backoff_ms =
 	    hs_backoff_next(r->idx_backoff_ms, RETRY_MIN_MS, RETRY_MAX_MS);
-	r->idx_due_ns = hs_now_mono_ns() + r->idx_backoff_ms * NS_PER_MS;
+	r->idx_due_ns = hs_now_mono_ns() + r->idx_backoff_ms * HS_NS_PER_MS;
 }
 
 /*
@@ -695,7 +695,7 @@ prim_retry_done(struct prim *p, size_t i, int covered, int full,
 	if (covered || !was) {
 		r->backoff_ms =
 		    hs_backoff_next(r->backoff_ms, RETRY_MIN_MS, RETRY_MAX_MS);
-		r->due_ns = now + r->backoff_ms * NS_PER_MS;
+		r->due_ns = now + r->backoff_ms * HS_NS_PER_MS;
 	}
 	wait_s = r->due_ns > now ? (r->due_ns - now) / 1000000000ull : 0;
 	if (r->refused)
@@ -744,7 +744,7 @@ prim_held_done(struct prim *p, size_t i, int full,
 	p->held[i] = 1;
 	r->held_backoff_ms =
 	    hs_backoff_next(r->held_backoff_ms, RETRY_MIN_MS, RETRY_MAX_MS);
-	r->held_due_ns = hs_now_mono_ns() + r->held_backoff_ms * NS_PER_MS;
+	r->held_due_ns = hs_now_mono_ns() + r->held_backoff_ms * HS_NS_PER_MS;
 }
 
 /*
@@ -967,7 +967,7 @@ prim_sync_all(struct prim *p)
 				prim_save_status(p, 1);
 			watch_pending_stats(p->watch, &oldest, &paths);
 			rc = send_session_state(
-			    p->ss, prim_lag_ns(p) / NS_PER_MS, paths, 0);
+			    p->ss, prim_lag_ns(p) / HS_NS_PER_MS, paths, 0);
 			if (rc < 0) {
 				prim_drop(p, rc, "state");
 				return rc;
@@ -996,8 +996,8 @@ prim_sync_all(struct prim *p)
 	}
 	/* The standby learns our lag, for its own status. */
 	watch_pending_stats(p->watch, &oldest, &paths);
-	if ((rc = send_session_state(p->ss, prim_lag_ns(p) / NS_PER_MS, paths,
-	                             prim_caught_up(p))) < 0)
+	if ((rc = send_session_state(p->ss, prim_lag_ns(p) / HS_NS_PER_MS,
+	                             paths, prim_caught_up(p))) < 0)
 		prim_drop(p, rc, "state");
 	return HS_OK;
 }
@@ -1010,7 +1010,7 @@ prim_heartbeat(struct prim *p)
 
 	express_heartbeat(p->xp);
 	if (p->ss == NULL ||
-	    now - p->last_io_ns < p->conf->heartbeat * 1000 * NS_PER_MS)
+	    now - p->last_io_ns < p->conf->heartbeat * 1000 * HS_NS_PER_MS)
 		return;
 	/* Status is served while the PONG is awaited; no express run. */
 	p->pinging = 1;
@@ -1073,7 +1073,7 @@ prim_status(struct prim *p)
 	    p->ss ? send_session_peer(p->ss) : NULL;
 	uint64_t now = hs_now_mono_ns(), oldest, pending;
 	uint64_t heard = p->ss ? send_session_heard(p->ss) : p->heard_ns;
-	uint64_t timeout_ns = p->conf->peer_timeout * 1000 * NS_PER_MS;
+	uint64_t timeout_ns = p->conf->peer_timeout * 1000 * HS_NS_PER_MS;
 	size_t i;
 
 	memset(&v, 0, sizeof(v));
@@ -1233,7 +1233,7 @@ prim_metrics(struct prim *p)
 	int rc;
 
 	if (p->conf->metrics_file == NULL ||
-	    now - p->last_metrics_ns < 2000 * NS_PER_MS)
+	    now - p->last_metrics_ns < 2000 * HS_NS_PER_MS)
 		return;
 	p->last_metrics_ns = now;
 	p->cnt.watches = watch_count(p->watch);
@@ -1270,7 +1270,7 @@ prim_save_status(struct prim *p, int force)
 	json_t *j;
 
 	prim_metrics(p);
-	if (!force && now - p->last_save_ns < 5000 * NS_PER_MS)
+	if (!force && now - p->last_save_ns < 5000 * HS_NS_PER_MS)
 		return;
 	p->last_save_ns = now;
 	if ((j = prim_status(p)) != NULL) {
@@ -1365,7 +1365,7 @@ static int
 prim_timeout(struct prim *p)
 {
 	uint64_t now = hs_now_mono_ns(), due = watch_next_due(p->watch);
-	uint64_t hb = p->last_io_ns + p->conf->heartbeat * 1000 * NS_PER_MS;
+	uint64_t hb = p->last_io_ns + p->conf->heartbeat * 1000 * HS_NS_PER_MS;
 	size_t i;
 
 	/*
@@ -1392,7 +1392,7 @@ prim_timeout(struct prim *p)
 		due = p->next_rescan_ns;
 	if (due <= now)
 		return 0;
-	due = (due - now) / NS_PER_MS + 1;
+	due = (due - now) / HS_NS_PER_MS + 1;
 	return due > 1000 ? 1000 : (int)due;
 }
 
@@ -1412,10 +1412,10 @@ prim_start(struct prim *p)
 	prim_connect(p);
 	send_prescan_wait(p->pre);
 	if (p->prescanning)
-		hs_log_info(
-		    "primary: sources compared with the index while "
-		    "watched (%llu ms)",
-		    (unsigned long long)((hs_now_mono_ns() - t0) / NS_PER_MS));
+		hs_log_info("primary: sources compared with the index while "
+		            "watched (%llu ms)",
+		            (unsigned long long)((hs_now_mono_ns() - t0) /
+		                                 HS_NS_PER_MS));
 	p->prescanning = 0;
 	watch_ready(p->watch);
 }
@@ -1436,8 +1436,8 @@ prim_loop(struct prim *p)
 		prim_heartbeat(p);
 		if (watch_unwatched(p->watch) > 0 && now >= p->next_rescan_ns) {
 			watch_rescan_unwatched(p->watch);
-			p->next_rescan_ns =
-			    now + p->conf->rescan_interval * 1000 * NS_PER_MS;
+			p->next_rescan_ns = now + p->conf->rescan_interval *
+			                              1000 * HS_NS_PER_MS;
 		}
 		prim_save_status(p, 0);
 		pfd[0].fd = watch_fd(p->watch);

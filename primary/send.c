@@ -1252,7 +1252,7 @@ hello_wait(struct sender *s)
 	uint64_t end = hs_now_mono_ns() + (s->o->timeout_ms
 	                                       ? (uint64_t)s->o->timeout_ms
 	                                       : s->conf->peer_timeout * 1000) *
-	                                      1000000ull;
+	                                      HS_NS_PER_MS;
 	int rc;
 
 	while (s->o->tick != NULL &&

@@ -98,7 +98,7 @@ int
 send_recv_within(struct sender *s, struct proto_msg *m, int limit_ms)
 {
 	uint64_t start = hs_now_mono_ns(), heard;
-	uint64_t limit = (uint64_t)limit_ms * 1000000ull;
+	uint64_t limit = (uint64_t)limit_ms * HS_NS_PER_MS;
 	int rc;
 
 	/* Without a tick there is nothing to do while waiting: block (the

@@ -672,7 +672,8 @@ conn_check_peer(struct proto_tls *t, struct proto_conn *c, char *why,
 static int
 conn_handshake_run(struct proto_tls *t, struct proto_conn *c, int as_server)
 {
-	uint64_t end = hs_now_mono_ns() + (uint64_t)c->timeout_ms * 1000000ull;
+	uint64_t end =
+	    hs_now_mono_ns() + (uint64_t)c->timeout_ms * HS_NS_PER_MS;
 	int r;
 
 	if (t->tick != NULL)
@@ -742,7 +743,7 @@ static int
 poll_ticking(const struct proto_tls *t, int fd, short events, int timeout_ms)
 {
 	struct pollfd pfd = {fd, events, 0};
-	uint64_t end = hs_now_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+	uint64_t end = hs_now_mono_ns() + (uint64_t)timeout_ms * HS_NS_PER_MS;
 	int n;
 
 	if (t->tick == NULL)
@@ -1247,7 +1248,8 @@ conn_ka_beat(struct proto_conn *c)
 	struct pollfd pfd = {c->fd, POLLOUT, 0};
 	size_t n = 0;
 
-	if (hs_now_mono_ns() - c->last_tx_ns < (uint64_t)c->ka_ms * 1000000ull)
+	if (hs_now_mono_ns() - c->last_tx_ns <
+	    (uint64_t)c->ka_ms * HS_NS_PER_MS)
 		return;
 	/* Held: this end is reading or writing, so not working elsewhere. */
 	if (pthread_mutex_trylock(&c->io) != 0)
@@ -1339,7 +1341,7 @@ proto_conn_wait(struct proto_conn *c, int timeout_ms)
 	struct pollfd pfd = {c->fd, POLLIN, 0};
 	int rc, n;
 
-	uint64_t end = hs_now_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+	uint64_t end = hs_now_mono_ns() + (uint64_t)timeout_ms * HS_NS_PER_MS;
 	uint64_t now;
 
 	if ((rc = proto_conn_flush(c)) < 0)

@@ -10,9 +10,10 @@
 
 #include "apply_int.h"
 
-int
-apply_hash_file(struct apply *a, uint16_t src, const char *rel,
-                uint8_t out[PROTO_HASH_LEN])
+/* Our regular file (src, rel), opened confined and without following a
+ * symlink; HS_ENOTFOUND if absent or not a regular file. */
+static int
+open_file(struct apply *a, uint16_t src, const char *rel)
 {
 	char leaf[PROTO_NAME_MAX + 1];
 	int dfd, fd, rc;
@@ -21,8 +22,17 @@ apply_hash_file(struct apply *a, uint16_t src, const char *rel,
 		return rc;
 	fd = apply_open_nofollow(dfd, leaf, PROTO_E_FILE);
 	close(dfd);
-	if (fd < 0)
-		return HS_ENOTFOUND;
+	return fd < 0 ? HS_ENOTFOUND : fd;
+}
+
+int
+apply_hash_file(struct apply *a, uint16_t src, const char *rel,
+                uint8_t out[PROTO_HASH_LEN])
+{
+	int fd, rc;
+
+	if ((fd = open_file(a, src, rel)) < 0)
+		return fd;
 	rc = fs_hash_fd(fd, out);
 	close(fd);
 	return rc;
@@ -32,15 +42,10 @@ int
 apply_sig_file(struct apply *a, uint16_t src, const char *rel,
                struct hs_buf *sig, uint8_t hash[PROTO_HASH_LEN], uint64_t *size)
 {
-	char leaf[PROTO_NAME_MAX + 1];
-	int dfd, fd, rc;
+	int fd, rc;
 
-	if ((rc = apply_locate(a, src, rel, &dfd, leaf)) < 0)
-		return rc;
-	fd = apply_open_nofollow(dfd, leaf, PROTO_E_FILE);
-	close(dfd);
-	if (fd < 0)
-		return HS_ENOTFOUND;
+	if ((fd = open_file(a, src, rel)) < 0)
+		return fd;
 	rc = delta_sig_fd(fd, sig, hash, size);
 	close(fd);
 	return rc;

@@ -55,7 +55,7 @@ report(struct session *s, int force)
 
 	s->rep.heard_ns = now;
 	if (s->report_fd < 0 ||
-	    (!force && now - s->reported_ns < RECV_REPORT_MS * 1000000ull))
+	    (!force && now - s->reported_ns < RECV_REPORT_MS * HS_NS_PER_MS))
 		return;
 	s->reported_ns = now;
 	if (send(s->report_fd, &s->rep, sizeof(s->rep), MSG_DONTWAIT) < 0)

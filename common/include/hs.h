@@ -12,6 +12,9 @@
 
 #define HS_VERSION "0.1.0"
 
+/* Nanoseconds in a millisecond: timeouts in ms against CLOCK_MONOTONIC ns. */
+#define HS_NS_PER_MS 1000000ull
+
 /* ---------------------------------------------------------------- errors */
 
 #define HS_OK 0
