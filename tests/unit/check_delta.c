@@ -110,37 +110,20 @@ base_teardown(void)
 static void
 tmp_setup(void)
 {
-	snprintf(tmp_dir, sizeof(tmp_dir), "%s/t.XXXXXX", base_dir);
-	ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
-	dir_fd = open(tmp_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	ck_assert_int_ge(dir_fd, 0);
+	aux_tmp_make(base_dir, tmp_dir, sizeof(tmp_dir), &dir_fd);
 }
 
 static void
 tmp_teardown(void)
 {
-	if (dir_fd >= 0)
-		close(dir_fd);
-	dir_fd = -1;
-	ck_assert_int_eq(nftw(tmp_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+	aux_tmp_remove(tmp_dir, &dir_fd);
 }
 
 /* Create `name` in the fixture holding `data`; returns an O_RDWR fd. */
 static int
 file_make(const char *name, const uint8_t *data, size_t len)
 {
-	size_t done = 0;
-	int fd;
-
-	fd = openat(dir_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	ck_assert_int_ge(fd, 0);
-	while (done < len) {
-		ssize_t n = write(fd, data + done, len - done);
-
-		ck_assert_int_gt(n, 0);
-		done += (size_t)n;
-	}
-	return fd;
+	return aux_file_make(dir_fd, name, data, len);
 }
 
 /* ------------------------------------------------- signature + delta */
