@@ -141,17 +141,13 @@ static int
 target_file(const char *name, const char *text, int *dfd)
 {
 	char path[512];
-	int fd;
 
 	snprintf(path, sizeof(path), "%s/target", root);
 	if (mkdir(path, 0755) < 0 && errno != EEXIST)
 		return -errno;
 	*dfd = open(path, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
 	ck_assert_int_ge(*dfd, 0);
-	fd = openat(*dfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	return fd;
+	return aux_file_make(*dfd, name, (const uint8_t *)text, strlen(text));
 }
 
 START_TEST(drift_keeps_a_link)
