@@ -235,8 +235,6 @@ express_collect(struct express *x, int timeout_ms)
 	x->runs++;
 	x->paths += x->run_paths;
 	x->last_io_ns = now;
-	if (x->deleted != NULL)
-		x->deleted[x->run_set] += r->deleted;
 	/*
 	 * The paths stay in the watcher for the bulk lane, which would hold
 	 * or fail them again, but until then the set must not pass for in
@@ -282,7 +280,7 @@ express_start(struct express *x, struct watch *w, size_t i,
 		return 0;
 	memset(&x->rep, 0, sizeof(x->rep));
 	x->o.guard_files = guard_files[i];
-	x->o.guard_recent = x->deleted != NULL ? x->deleted[i] : 0;
+	x->o.guard_recent = x->deleted != NULL ? &x->deleted[i] : NULL;
 	x->run_set = i;
 	x->run_paths = n;
 	x->run_start_ns = hs_now_mono_ns();

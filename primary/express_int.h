@@ -49,10 +49,10 @@ void express_on_done(struct express *x, express_done_fn *fn, void *arg);
  * watch_take_express and send_opts.max_file_bytes), at most a bounded
  * batch per set, each set as a scoped reconciliation acknowledged once
  * durable on the standby.  The changes stay in the watcher for the bulk
- * lane.  `guard_files` and `deleted` (per set) feed and count the delete
- * guard as the bulk lane's scoped runs do.  Blocks for one batch; a
- * failure closes the lane (logged, retried after a backoff), never the
- * bulk lane.
+ * lane.  `guard_files` and `deleted` (per set) feed the delete guard,
+ * which counts into `deleted` as the bulk lane's scoped runs do.  Blocks for
+ * one batch; a failure closes the lane (logged, retried after a backoff), never
+ * the bulk lane.
  */
 void express_tick(struct express *x, struct watch *w,
                   const uint64_t *guard_files, uint64_t *deleted);

@@ -823,7 +823,7 @@ prim_sync_set(struct prim *p, size_t i)
 	p->busy_set = full ? (int)i : -1;
 	memset(&rep, 0, sizeof(rep));
 	p->o.guard_files = p->files[i];
-	p->o.guard_recent = p->deleted[i];
+	p->o.guard_recent = &p->deleted[i];
 	/* The standby's tree holds the express run before we list it. */
 	express_settle(p->xp, &p->o.journal_keep, &p->o.n_journal_keep);
 	p->run_start_ns = hs_now_mono_ns();
@@ -864,8 +864,7 @@ prim_sync_set(struct prim *p, size_t i)
 		p->pbytes[i] = rep.primary_bytes;
 		if (!p->failed[i])
 			prim_mark_seeded(p, i);
-	} else
-		p->deleted[i] += rep.deleted;
+	}
 	report_log(set, &rep, !full);
 	return HS_OK;
 }

@@ -574,7 +574,8 @@ deletes_held(struct sender *s, int scoped)
 		if (s->o->guard_files == 0)
 			return 0;
 		files = s->o->guard_files;
-		gone += s->o->guard_recent;
+		if (s->o->guard_recent != NULL)
+			gone += *s->o->guard_recent;
 	}
 	if (gone == 0 ||
 	    gone * 100 <= (size_t)s->conf->max_delete_percent * files)
@@ -617,6 +618,8 @@ send_deletes(struct sender *s, int scoped)
 		send_dry(s, "delete", del[i]);
 		mark_parent(s, del[i]->src, del[i]->path);
 		s->rep->deleted++;
+		if (scoped && s->o->guard_recent != NULL && !s->o->dry_run)
+			(*s->o->guard_recent)++;
 		if (!s->o->dry_run)
 			rc = send_entry(s, PROTO_T_OP_DELETE, del[i]);
 	}

@@ -67,10 +67,15 @@ struct send_opts {
 	uint64_t epoch;       /* this node's epoch, sent in HELLO */
 	char **allow_deletes; /* set names whose deletes go ahead */
 	size_t n_allow_deletes;
-	int quiet;             /* daemon: log only, no stderr lines */
-	uint64_t guard_files;  /* scoped runs: the set's file count */
-	uint64_t guard_recent; /* scoped runs: deletes this minute */
-	int verify;            /* compare only (hashes), change nothing */
+	int quiet;            /* daemon: log only, no stderr lines */
+	uint64_t guard_files; /* scoped runs: the set's file count */
+	/*
+	 * Scoped runs: the set's deletions this minute.  Live and shared by
+	 * both lanes: a run weighs what the other lane deleted meanwhile and
+	 * adds its own as it sends them.
+	 */
+	uint64_t *guard_recent;
+	int verify; /* compare only (hashes), change nothing */
 	/* verify: called for each difference with the path and why. */
 	void (*verify_cb)(void *arg, const char *path, const char *why);
 	void *verify_arg;
