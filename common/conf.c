@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "hs.h"
@@ -681,14 +682,21 @@ enum db_key {
 	DK_INSTANCE,
 	DK_INTERVAL,
 	DK_RESTORE,
+	DK_TIMEOUT,
+	DK_COMMAND_PREFIX,
 	DK__N
 };
 
 static const struct conf_key db_keys[DK__N] = {
-    [DK_TYPE] = {"type", 0},         [DK_PATH] = {"path", 0},
-    [DK_DSN] = {"dsn", 0},           [DK_DATABASE] = {"database", 0},
-    [DK_INSTANCE] = {"instance", 0}, [DK_INTERVAL] = {"interval", 0},
+    [DK_TYPE] = {"type", 0},
+    [DK_PATH] = {"path", 0},
+    [DK_DSN] = {"dsn", 0},
+    [DK_DATABASE] = {"database", 0},
+    [DK_INSTANCE] = {"instance", 0},
+    [DK_INTERVAL] = {"interval", 0},
     [DK_RESTORE] = {"restore", 0},
+    [DK_TIMEOUT] = {"timeout", 0},
+    [DK_COMMAND_PREFIX] = {"command_prefix", 0},
 };
 
 static const char *const db_type_names[] = {
@@ -705,7 +713,9 @@ static const uint32_t db_type_keys[] = {
     [HS_DB_MYSQL] = BIT(DK_DSN),
     [HS_DB_DB2] = BIT(DK_DATABASE) | BIT(DK_INSTANCE),
 };
-#define DB_COMMON_KEYS (BIT(DK_TYPE) | BIT(DK_INTERVAL) | BIT(DK_RESTORE))
+#define DB_COMMON_KEYS                                                         \
+	(BIT(DK_TYPE) | BIT(DK_INTERVAL) | BIT(DK_RESTORE) | BIT(DK_TIMEOUT) | \
+	 BIT(DK_COMMAND_PREFIX))
 
 static int
 db_begin(struct conf_parser *p, const char *name)
@@ -731,7 +741,38 @@ db_begin(struct conf_parser *p, const char *name)
 	dbs[c->n_dbs].line = p->line;
 	dbs[c->n_dbs].interval = 30;
 	dbs[c->n_dbs].restore = HS_RESTORE_ON_PROMOTE;
+	dbs[c->n_dbs].timeout = 300;
 	c->n_dbs++;
+	return HS_OK;
+}
+
+/*
+ * A dsn is "key=value" words (libpq's conninfo; the MySQL driver reads the
+ * same form).  A password there would sit in the config and on a command
+ * line that ps shows: it belongs in the server's own files.  The value is
+ * not echoed, since it holds the password.
+ */
+static int
+set_dsn(struct conf_parser *p, int k, const char *val, char **dst)
+{
+	const char *w = val;
+
+	for (;;) {
+		w += strspn(w, " \t");
+		if (*w == '\0')
+			break;
+		if (strncasecmp(w, "password", 8) == 0 &&
+		    strspn(w + 8, " \t=") > 0)
+			return conf_error(
+			    p, p->line,
+			    "'%s' in %s holds a password: put it in the "
+			    "server's own file instead, ~/.pgpass for "
+			    "postgresql or an option file named by "
+			    "defaults_file= for mysql",
+			    p->sect->keys[k].name, p->label);
+		w += strcspn(w, " \t");
+	}
+	set_str(dst, val);
 	return HS_OK;
 }
 
@@ -754,8 +795,7 @@ db_set(struct conf_parser *p, int k, const char *val)
 	case DK_PATH:
 		return set_path(p, k, val, 0, &db->path);
 	case DK_DSN:
-		set_str(&db->dsn, val);
-		return HS_OK;
+		return set_dsn(p, k, val, &db->dsn);
 	case DK_DATABASE:
 		set_str(&db->database, val);
 		return HS_OK;
@@ -772,6 +812,11 @@ db_set(struct conf_parser *p, int k, const char *val)
 		else
 			return bad_value(p, k, val,
 			                 "expected on-promote or continuous");
+		return HS_OK;
+	case DK_TIMEOUT:
+		return set_duration(p, k, val, 1, &db->timeout);
+	case DK_COMMAND_PREFIX:
+		set_str(&db->command_prefix, val);
 		return HS_OK;
 	}
 	abort();
@@ -1163,6 +1208,7 @@ hs_conf_free(struct hs_conf *c)
 		free(c->dbs[i].dsn);
 		free(c->dbs[i].database);
 		free(c->dbs[i].instance);
+		free(c->dbs[i].command_prefix);
 	}
 	free(c->dbs);
 	free(c->failover.hostname);

@@ -201,6 +201,8 @@ struct hs_database {
 	char *instance;    /* db2 */
 	uint64_t interval; /* seconds */
 	enum hs_db_restore restore;
+	uint64_t timeout;     /* seconds: each dump, probe and restore */
+	char *command_prefix; /* words put before every command, or NULL */
 	int line;
 };
 

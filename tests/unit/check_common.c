@@ -119,8 +119,11 @@ load_bad(const char *name, const char *text, int line, const char *why)
 	              want);
 	ck_assert_msg(strstr(err, why) != NULL,
 	              "%s: message '%s' does not say '%s'", name, err, why);
-	ck_assert_msg(strchr(err, '\n') == NULL, "%s: '%s' is not one line",
-	              name, err);
+	ck_assert_msg(
+	    strchr(err, '\n') == NULL, "%s: '%s' is not one line", name,
+	    err); /* A refused password is never repeated where logs keep it. */
+	ck_assert_msg(strstr(err, "s3cret") == NULL, "%s: '%s' shows it", name,
+	              err);
 }
 
 /* ------------------------------------------------------------ valid files */
@@ -427,6 +430,7 @@ START_TEST(valid_databases)
 	    "type = postgresql\n"
 	    "interval = 0\n"
 	    "restore = continuous\n"
+	    "timeout = 2m\n"
 	    "[database my]\n"
 	    "type = mysql\n"
 	    "dsn = host=db;user=xcat\n"
@@ -435,6 +439,7 @@ START_TEST(valid_databases)
 	    "type = db2\n"
 	    "database = XCATDB\n"
 	    "instance = xcatdb\n"
+	    "command_prefix = runuser -u xcatdb --\n"
 	    "[database lite]\n"
 	    "type = sqlite\n"
 	    "path = /etc/xcat/site.sqlite\n"
@@ -449,6 +454,9 @@ START_TEST(valid_databases)
 	    "host=/run/postgresql port=5432 dbname=xcatdb user=postgres");
 	ck_assert_uint_eq(c->dbs[0].interval, 0);
 	ck_assert_int_eq(c->dbs[0].restore, HS_RESTORE_CONTINUOUS);
+	ck_assert_uint_eq(c->dbs[0].timeout, 120);
+	ck_assert_ptr_null(c->dbs[0].command_prefix);
+	ck_assert_uint_eq(c->dbs[1].timeout, 300);
 	ck_assert_int_eq(c->dbs[0].line, 9);
 	ck_assert_int_eq(c->dbs[1].type, HS_DB_MYSQL);
 	ck_assert_str_eq(c->dbs[1].dsn, "host=db;user=xcat");
@@ -457,6 +465,7 @@ START_TEST(valid_databases)
 	ck_assert_int_eq(c->dbs[2].type, HS_DB_DB2);
 	ck_assert_str_eq(c->dbs[2].database, "XCATDB");
 	ck_assert_str_eq(c->dbs[2].instance, "xcatdb");
+	ck_assert_str_eq(c->dbs[2].command_prefix, "runuser -u xcatdb --");
 	ck_assert_ptr_null(c->dbs[2].dsn);
 	ck_assert_uint_eq(c->dbs[2].interval, 30);
 	ck_assert_int_eq(c->dbs[3].type, HS_DB_SQLITE);
@@ -683,6 +692,21 @@ static const struct bad_case bad_cases[] = {
      "unknown key 'sources' in [path a]"},
     {"unknown db key", NODE "[database d]\ntype = sqlite\nfile = /d\n", 11,
      "unknown key 'file' in [database d]"},
+    {"dsn password",
+     NODE "[database d]\ntype = postgresql\n"
+          "dsn = host=/run/postgresql user=x password=s3cret\n",
+     11,
+     "'dsn' in [database d] holds a password: put it in the server's own "
+     "file instead, ~/.pgpass for postgresql or an option file named by "
+     "defaults_file= for mysql"},
+    {"dsn password first",
+     NODE "[database d]\ntype = mysql\n"
+          "dsn = PASSWORD = s3cret user=x\n",
+     11, "holds a password"},
+    {"db timeout 0",
+     NODE "[database d]\ntype = sqlite\npath = /d\n"
+          "timeout = 0\n",
+     12, "invalid value '0' for 'timeout' in [database d]"},
     {"unknown failover key", NODE "[failover]\nips = 10.0.0.1/24\n", 10,
      "unknown key 'ips' in [failover]"},
     {"empty value", NODE "ca =\n", 9, "missing value for 'ca' in [node]"},

@@ -1,0 +1,171 @@
+/*
+ * dbrepl_int.h - inside dbrepl: the drivers, the children that run them,
+ * the manifest.
+ *
+ * A driver's operations are plain blocking functions.  They never run in
+ * the daemon's process: the manager (dbrepl.c) forks a job child for each
+ * operation (job.c), in a process group of its own so that a timeout kills
+ * the commands it started too, and reads its result back through a pipe.
+ * A driver is therefore free to wait on the commands it runs (dbr_run).
+ */
+#ifndef DBREPL_INT_H
+#define DBREPL_INT_H
+
+#include <sys/types.h>
+
+#include "dbrepl.h"
+
+/* One database's fixed facts, what a driver operation needs. */
+struct dbr_db {
+	const struct hs_conf *conf;   /* state_dir, target_root */
+	const struct hs_database *db; /* this [database NAME] */
+	const struct dbr_driver *drv;
+};
+
+/* What an operation reports back from its job child. */
+#define DBR_MARK_MAX 128
+struct dbr_result {
+	int rc;                  /* HS_OK or an error */
+	char why[HS_ERRMSG_MAX]; /* one line when rc < 0 */
+	char mark[DBR_MARK_MAX]; /* probe: the change mark */
+	/* db2 hadr: role, state, connect status, log gap (bytes, -1). */
+	char hadr_role[16];
+	char hadr_state[32];
+	char hadr_connect[32];
+	int64_t hadr_log_gap;
+};
+
+/*
+ * A driver.  Each operation runs in a job child and may block; it fills
+ * `res` (rc, and why on failure).  NULL: the type has no such operation.
+ */
+struct dbr_driver {
+	enum hs_db_type type;
+	/*
+	 * Primary: the change mark, a short string that differs whenever the
+	 * database was written since the last one (PostgreSQL: snapshot
+	 * xmax; MySQL: the InnoDB LSN; SQLite: the files' stat).  Reading
+	 * it must not cost a dump.
+	 */
+	void (*mark)(const struct dbr_db *d, struct dbr_result *res);
+	/*
+	 * Primary: write a consistent snapshot into the empty folder `dir`
+	 * as one or more plain files with stable names (no manifest: the
+	 * manager writes it).
+	 */
+	void (*dump)(const struct dbr_db *d, const char *dir,
+	             struct dbr_result *res);
+	/*
+	 * Standby: restore the good snapshot in `dir` into this node's own
+	 * database, all or nothing: into a temporary database or file,
+	 * swapped in with one rename.  A failure leaves the previous one.
+	 */
+	void (*restore)(const struct dbr_db *d, const char *dir,
+	                struct dbr_result *res);
+	/* db2: read the HADR state into res->hadr_*. */
+	void (*hadr)(const struct dbr_db *d, struct dbr_result *res);
+	/* db2: promote's takeover (BY FORCE when `force`). */
+	void (*takeover)(const struct dbr_db *d, int force,
+	                 struct dbr_result *res);
+};
+
+extern const struct dbr_driver dbr_sqlite;     /* sqlite.c */
+extern const struct dbr_driver dbr_postgresql; /* pg.c */
+extern const struct dbr_driver dbr_mysql;      /* mysql.c */
+extern const struct dbr_driver dbr_db2;        /* db2.c */
+
+const struct dbr_driver *dbr_driver_of(enum hs_db_type t);
+
+/* ---- job.c: children ---------------------------------------------------- */
+
+enum dbr_op {
+	DBR_OP_MARK = 1,
+	DBR_OP_DUMP,
+	DBR_OP_RESTORE,
+	DBR_OP_HADR,
+	DBR_OP_TAKEOVER,
+};
+
+/* One operation running in a child. */
+struct dbr_job {
+	pid_t pid; /* 0: no child */
+	enum dbr_op op;
+	int fd;               /* read end of the result pipe, -1 */
+	uint64_t deadline_ns; /* monotonic; killed past it */
+	uint64_t timeout_s;
+	struct dbr_result res; /* valid once dbr_job_poll returned 1 */
+};
+
+/*
+ * Fork a job child (its own process group) that runs `op` of d's driver
+ * on `dir` (dump, restore) or `force` (takeover) and writes its result to
+ * the pipe.  Bounded by the database's timeout.
+ */
+int dbr_job_start(struct dbr_job *j, const struct dbr_db *d, enum dbr_op op,
+                  const char *dir, int force);
+/*
+ * Without blocking: 0 while running; 1 when it ended (j->res holds the
+ * result: a child that died, exited without a result or ran past its
+ * deadline is an error that says so, and past the deadline its whole
+ * process group is killed first).
+ */
+int dbr_job_poll(struct dbr_job *j);
+/* Block until the job ends (promote), still bounded by its deadline. */
+void dbr_job_wait(struct dbr_job *j);
+/* Kill the job's process group and reap it; nothing when none runs. */
+void dbr_job_kill(struct dbr_job *j);
+
+/*
+ * For drivers, in a job child: run argv (argv[0] found in PATH) with
+ * stdin from `in` (NULL: /dev/null) and stdout to `out` (NULL: /dev/null;
+ * opened O_CREAT|O_TRUNC, mode 0600), and wait for it.  `cap`, when not
+ * NULL, receives instead the first `caplen - 1` bytes of its stdout,
+ * NUL-terminated.  A non-zero exit or a signal fills res->why with the
+ * command's name, its exit and the last line it wrote on stderr, and
+ * returns an error; the commands's stderr also goes to the log.
+ */
+int dbr_run(char *const argv[], const char *in, const char *out, char *cap,
+            size_t caplen, struct dbr_result *res);
+/*
+ * Split the database's command_prefix (words separated by blanks, no
+ * quoting) in front of argv into `out` (at most `max` entries with the
+ * terminating NULL).  Returns the count, or HS_ELIMIT.
+ */
+int dbr_argv(const struct dbr_db *d, char *const argv[], char **out,
+             size_t max);
+/* Fill res with rc and a formatted reason; returns rc. */
+int dbr_fail(struct dbr_result *res, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- manifest.c: what a snapshot holds ---------------------------------- */
+
+#define DBR_FILES_MAX 256
+struct dbr_manifest {
+	uint64_t generation; /* counts snapshots of this database, from 1 */
+	double made;         /* wall clock when the dump began */
+	char type[16];       /* dbr_type_name */
+	char mark[DBR_MARK_MAX];
+	size_t n;
+	struct dbr_mfile {
+		char name[256]; /* a plain file name in the folder */
+		uint64_t size;
+		uint8_t sha256[32];
+	} files[DBR_FILES_MAX];
+};
+
+/* Hash and list every regular file of `dir` (but the manifest). */
+int dbr_manifest_make(int dirfd, struct dbr_manifest *m, char *why,
+                      size_t whylen);
+/* Write `m` as DBR_MANIFEST in `dirfd` (temporary file, fsync, rename). */
+int dbr_manifest_write(int dirfd, const struct dbr_manifest *m);
+/* Read DBR_MANIFEST of `dirfd`; HS_EPROTO with why on a bad one. */
+int dbr_manifest_read(int dirfd, struct dbr_manifest *m, char *why,
+                      size_t whylen);
+/*
+ * Do the files of `dirfd` match `m` (sizes and hashes)?  0 with the first
+ * difference in `why` ("dump.sql: 1024 bytes, the manifest says 2048").
+ */
+int dbr_manifest_check(int dirfd, const struct dbr_manifest *m, char *why,
+                       size_t whylen);
+
+#endif /* DBREPL_INT_H */

@@ -1,0 +1,2 @@
+/* job.c - (scaffold: the database issue fills it) */
+#include "dbrepl_int.h"

@@ -1,0 +1,6 @@
+/* mysql.c - (scaffold: the database issue fills it) */
+#include "dbrepl_int.h"
+
+const struct dbr_driver dbr_mysql = {
+    .type = HS_DB_MYSQL,
+};

@@ -1,0 +1,6 @@
+/* pg.c - (scaffold: the database issue fills it) */
+#include "dbrepl_int.h"
+
+const struct dbr_driver dbr_postgresql = {
+    .type = HS_DB_POSTGRESQL,
+};
