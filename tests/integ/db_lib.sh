@@ -1,0 +1,97 @@
+# db_lib.sh - real database servers for the database tests, sourced after
+# lib.sh.  Each server lives in its own folder under $T (data, socket,
+# log), listens on 127.0.0.1 only on a port of its own, and is stopped
+# by its PID when the test ends.  No system-wide server is touched.
+
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+DB_PIDS=()
+
+# db_cleanup: stop the servers, then lib.sh's own cleanup with the
+# test's exit status.  PostgreSQL takes SIGINT as "fast shutdown"
+# (SIGTERM would wait for sessions to end); MariaDB shuts down on TERM.
+db_cleanup() {
+	local rc=$? p
+	for p in "${DB_PIDS[@]}"; do
+		hs_stop_pid "$p" INT 300 || true
+	done
+	(exit $rc)
+	hs_cleanup
+}
+
+# db_init NAME: hs_init, with the servers stopped before the folder goes.
+db_init() {
+	hs_init "$1"
+	trap db_cleanup EXIT
+}
+
+# db_pg_start N: a PostgreSQL server in $T/pgN, owned by the postgres
+# user (initdb and the server refuse root); its port in PG_PORT[N], its
+# dsn (database xcatdb) in PG_DSN[N].
+declare -A PG_PORT PG_DSN
+db_pg_start() {
+	local n=$1 d=$T/pg$1 port pid
+	# The postgres user must reach its folder: $T is 0700 (mktemp).
+	chmod 0755 "$T"
+	mkdir "$d"
+	chown postgres: "$d"
+	runuser -u postgres -- "$PG_BIN/initdb" -A trust -U postgres \
+		-D "$d/data" >"$d/initdb.log" 2>&1 ||
+		hs_fail "initdb pg$n: $(tail -3 "$d/initdb.log")"
+	port=$(hs_free_port) || hs_fail "no free port"
+	runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$d/data" -l "$d/server.log" \
+		-w -t 60 -o "-k $d -h 127.0.0.1 -p $port -c fsync=off" start \
+		>"$d/pg_ctl.log" 2>&1 ||
+		hs_fail "pg$n did not start: $(tail -3 "$d/server.log")"
+	pid=$(head -1 "$d/data/postmaster.pid")
+	DB_PIDS+=("$pid")
+	HS_PIDS+=("$pid")
+	PG_PORT[$n]=$port
+	PG_DSN[$n]="host=$d port=$port dbname=xcatdb user=postgres"
+}
+
+# db_psql N SQL...: run SQL in server N's xcatdb (or PGDB), unaligned
+# tuples only.
+db_psql() {
+	local n=$1
+	shift
+	"$PG_BIN/psql" -XAtq -v ON_ERROR_STOP=1 \
+		--dbname="host=$T/pg$n port=${PG_PORT[$n]} user=postgres dbname=${PGDB-xcatdb}" \
+		"$@"
+}
+
+# db_my_start N: a MariaDB server in $T/myN, root by the unix socket
+# only; its socket in MY_SOCK[N], its dsn (database xcatdb) in MY_DSN[N].
+declare -A MY_SOCK MY_DSN
+db_my_start() {
+	local n=$1 d=$T/my$1 port i
+	mkdir "$d"
+	mariadb-install-db --no-defaults --datadir="$d/data" --user=root \
+		--auth-root-authentication-method=socket --skip-test-db \
+		>"$d/install.log" 2>&1 ||
+		hs_fail "mariadb-install-db my$n: $(tail -3 "$d/install.log")"
+	port=$(hs_free_port) || hs_fail "no free port"
+	mariadbd --no-defaults --datadir="$d/data" --socket="$d/sock" \
+		--port="$port" --bind-address=127.0.0.1 --user=root \
+		--pid-file="$d/server.pid" --log-error="$d/server.log" \
+		--innodb-flush-log-at-trx-commit=2 --skip-log-bin \
+		>>"$d/server.log" 2>&1 &
+	DB_PIDS+=("$!")
+	HS_PIDS+=("$!")
+	MY_SOCK[$n]=$d/sock
+	MY_DSN[$n]="socket=$d/sock user=root dbname=xcatdb"
+	for ((i = 0; i < 300; i++)); do
+		mysql --no-defaults --socket="$d/sock" -u root -e 'SELECT 1' \
+			>/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	hs_fail "my$n did not answer: $(tail -3 "$d/server.log")"
+}
+
+# db_mysql N SQL...: run mysql against server N's xcatdb (or MYDB),
+# batch output without column names.
+db_mysql() {
+	local n=$1
+	shift
+	mysql --no-defaults --socket="${MY_SOCK[$n]}" -u root -N -B \
+		"${MYDB-xcatdb}" "$@"
+}
