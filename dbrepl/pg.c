@@ -167,8 +167,16 @@ pg_psql(const struct dbr_db *d, const char *conninfo, const char *const *sql,
 static int
 pg_failed(const struct dbr_db *d, const char *what, struct dbr_result *res)
 {
-	char cmd[HS_ERRMSG_MAX];
+	char cmd[HS_ERRMSG_MAX], *s, *t;
 
+	/* libpq indents its hints with a tab: one line, single blanks. */
+	for (s = t = res->why; *s != '\0'; s++) {
+		if (*s == '\t')
+			*s = ' ';
+		if (*s != ' ' || (t > res->why && t[-1] != ' '))
+			*t++ = *s;
+	}
+	*t = '\0';
 	snprintf(cmd, sizeof(cmd), "%s", res->why);
 	return dbr_fail(res, res->rc < 0 ? res->rc : -EIO, "database %s: %s: %s",
 	                d->db->name, what, cmd);

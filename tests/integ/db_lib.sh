@@ -95,3 +95,51 @@ db_mysql() {
 	mysql --no-defaults --socket="${MY_SOCK[$n]}" -u root -N -B \
 		"${MYDB-xcatdb}" "$@"
 }
+
+# db_conf FILE TYPE DSN [PREFIX]: a config whose [database xcat] has
+# TYPE and DSN (and command_prefix PREFIX), for hs-dbdrv.  Its [node]
+# only has to load: hs-dbdrv starts no daemon.
+db_conf() {
+	local state=${1%.conf}.state
+	mkdir -p "$state/db"
+	cat >"$1" <<CONF
+[node]
+name = mn1
+role = primary
+state_dir = $state
+listen = 127.0.0.1:1
+peer = 127.0.0.1:1
+cert = $T/none.crt
+key = $T/none.key
+peer_fingerprint = sha256:$(printf 'ab%.0s' {1..32})
+
+[database xcat]
+type = $2
+dsn = $3
+CONF
+	[ -z "${4:-}" ] || echo "command_prefix = $4" >>"$1"
+}
+
+DBDRV=${HS_TOOLS:-$top/build/bin}/hs-dbdrv
+
+# db_drv CONF OP [DIR]: hs-dbdrv, its stdout in DB_OUT and its last
+# stderr line (the driver's reason) in DB_ERR; returns its exit status.
+db_drv() {
+	local rc=0
+	DB_OUT=$("$DBDRV" "$@" 2>"$T/dbdrv.err") || rc=$?
+	DB_ERR=$(tail -1 "$T/dbdrv.err")
+	return $rc
+}
+
+# db_mark CONF: the change mark, or fail.
+db_mark() {
+	db_drv "$1" xcat mark || hs_fail "mark: $DB_ERR"
+	echo "${DB_OUT#mark }"
+}
+
+# db_failing_cmd FILE MESSAGE: a command that writes MESSAGE on stderr
+# and exits 1, to put before a driver's commands (command_prefix).
+db_failing_cmd() {
+	printf '#!/bin/sh\necho "%s" >&2\nexit 1\n' "$2" >"$1"
+	chmod +x "$1"
+}
