@@ -67,6 +67,18 @@ echo "== two dumps of the same data are the same bytes"
 db_drv "$T/p.conf" xcat dump "$T/d2" || hs_fail "dump: $DB_ERR"
 cmp "$T/d1/dump.sql" "$T/d2/dump.sql" || hs_fail "dumps differ"
 
+echo "== a password from the option file defaults_file names"
+db_mysql 1 -e "CREATE USER hs@localhost IDENTIFIED BY 'not-on-argv';
+	GRANT SELECT, LOCK TABLES, SHOW VIEW, PROCESS ON *.* TO hs@localhost"
+printf '[client]\npassword=not-on-argv\n' >"$T/hs.cnf"
+chmod 600 "$T/hs.cnf"
+db_conf "$T/pw.conf" mysql \
+	"socket=${MY_SOCK[1]} user=hs dbname=xcatdb defaults_file=$T/hs.cnf"
+db_mark "$T/pw.conf" >/dev/null
+db_drv "$T/pw.conf" xcat dump "$T/d3" || hs_fail "dump as hs: $DB_ERR"
+cmp "$T/d1/dump.sql" "$T/d3/dump.sql" || hs_fail "hs's dump differs"
+rm "$T/d3/dump.sql"
+
 echo "== an unreachable server: the client's own reason"
 db_conf "$T/gone.conf" mysql \
 	"host=127.0.0.1 port=$(hs_free_port) user=root dbname=xcatdb"
