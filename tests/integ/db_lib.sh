@@ -96,8 +96,9 @@ db_mysql() {
 		"${MYDB-xcatdb}" "$@"
 }
 
-# db_conf FILE TYPE DSN [PREFIX]: a config whose [database xcat] has
-# TYPE and DSN (and command_prefix PREFIX), for hs-dbdrv.  Its [node]
+# db_conf FILE TYPE DSN [PREFIX [TIMEOUT]]: a config whose [database
+# xcat] has TYPE and DSN (and command_prefix PREFIX, timeout TIMEOUT),
+# for hs-dbdrv.  Its [node]
 # only has to load: hs-dbdrv starts no daemon.
 db_conf() {
 	local state=${1%.conf}.state
@@ -118,6 +119,7 @@ type = $2
 dsn = $3
 CONF
 	[ -z "${4:-}" ] || echo "command_prefix = $4" >>"$1"
+	[ -z "${5:-}" ] || echo "timeout = $5" >>"$1"
 }
 
 DBDRV=${HS_TOOLS:-$top/build/bin}/hs-dbdrv

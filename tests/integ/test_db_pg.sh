@@ -80,6 +80,27 @@ db_drv "$T/fail.conf" xcat dump "$T/d3" && hs_fail "a failing dump worked"
 echo "$DB_ERR" | hs_has "^hs-dbdrv: database xcat: dump failed: .*out of shared memory$" ||
 	hs_fail "unclear error: $DB_ERR"
 
+echo "== a dump command that hangs: killed at the timeout"
+printf '#!/bin/sh\necho $$ >"%s"\nexec sleep 60\n' "$T/hang.pid" >"$T/hang"
+chmod +x "$T/hang"
+db_conf "$T/hang.conf" postgresql "${PG_DSN[1]}" "$T/hang" 1s
+t0=$(date +%s)
+db_drv "$T/hang.conf" xcat dump "$T/d3" && hs_fail "a hanging dump worked"
+echo "$DB_ERR" | hs_has "^hs-dbdrv: dump timed out after 1 s, killed" ||
+	hs_fail "unclear error: $DB_ERR"
+[ $(($(date +%s) - t0)) -lt 10 ] || hs_fail "the hanging dump was not cut"
+# The pg_dump --help probe and the dump: both hang, the first is killed.
+# (Not hs_wait_gone: the sleep is the job's, not this shell's child.)
+hang=$(cat "$T/hang.pid")
+for ((i = 0; i < 50; i++)); do
+	kill -0 "$hang" 2>/dev/null || break
+	sleep 0.1
+done
+if kill -0 "$hang" 2>/dev/null; then
+	kill -KILL "$hang"
+	hs_fail "the hanging command lives on"
+fi
+
 echo "== a restore with a bad statement: named, the live database kept"
 cp -r "$T/d1" "$T/bad"
 printf "INSERT INTO public.nodelist VALUES ('cn3', 'x');\nSELEC broken;\n" >>"$T/bad/dump.sql"

@@ -1,5 +1,5 @@
 /*
- * dbdrv.c - hs-dbdrv, one database driver operation in the foreground,
+ * dbdrv.c - hs-dbdrv, one database driver operation in a job child,
  * for the database tests.
  *
  *	hs-dbdrv CONF NAME mark
@@ -7,8 +7,7 @@
  *	hs-dbdrv CONF NAME restore DIR
  *
  * Loads CONF, finds [database NAME] and runs the operation of its type's
- * driver directly, through the same driver table the daemons use (the
- * daemons run it in a job child; here it simply blocks).  Prints "mark
+ * driver in a job child, as the daemons do, but waits for it.  Prints "mark
  * VALUE" for mark, "ok" for the others; on failure the driver's one-line
  * reason on stderr and exit 1.  Exit 2: bad usage or config.
  */
@@ -36,20 +35,32 @@ find_db(const struct hs_conf *c, const char *name)
 	return NULL;
 }
 
-/* Run op on d; 1 when the driver has no such operation. */
+/*
+ * Run op on d in a job child, as the daemons do (its own process group,
+ * killed at the database's timeout), and wait for it.  1: no such op.
+ */
 static int
 run_op(const struct dbr_db *d, const char *op, const char *dir,
        struct dbr_result *res)
 {
-	if (strcmp(op, "mark") == 0 && d->drv->mark != NULL)
-		d->drv->mark(d, res);
-	else if (strcmp(op, "dump") == 0 && dir != NULL && d->drv->dump != NULL)
-		d->drv->dump(d, dir, res);
-	else if (strcmp(op, "restore") == 0 && dir != NULL &&
-	         d->drv->restore != NULL)
-		d->drv->restore(d, dir, res);
+	struct dbr_job j;
+	enum dbr_op o;
+	int rc;
+
+	if (strcmp(op, "mark") == 0 && dir == NULL)
+		o = DBR_OP_MARK;
+	else if (strcmp(op, "dump") == 0 && dir != NULL)
+		o = DBR_OP_DUMP;
+	else if (strcmp(op, "restore") == 0 && dir != NULL)
+		o = DBR_OP_RESTORE;
 	else
 		return 1;
+	if ((rc = dbr_job_start(&j, d, o, dir, 0)) < 0) {
+		dbr_fail(res, rc, "cannot start the job: %s", hs_strerror(rc));
+		return 0;
+	}
+	dbr_job_wait(&j);
+	*res = j.res;
 	return 0;
 }
 
