@@ -81,8 +81,8 @@ my_dsn_word(const struct dbr_db *d, const char *w, size_t n,
 		return HS_OK;
 	}
 	if (m->n + 1 >= MY_OPT_MAX)
-		return dbr_fail(res, HS_ECONFIG, "database %s: dsn repeats a key",
-		                d->db->name);
+		return dbr_fail(res, HS_ECONFIG,
+		                "database %s: dsn repeats a key", d->db->name);
 	/* mysql reads --defaults-extra-file only as its first option. */
 	if (k == 0) {
 		memmove(m->opt[1], m->opt[0], m->n * sizeof(m->opt[0]));
@@ -163,7 +163,8 @@ my_run(const struct dbr_db *d, const struct my_dsn *m, const char *cmd,
 	args[n] = NULL;
 	if (dbr_argv(d, args, argv, sizeof(argv) / sizeof(argv[0])) < 0)
 		return dbr_fail(res, HS_ELIMIT,
-		                "database %s: command_prefix has too many words",
+		                "database %s: command_prefix has too many "
+		                "words",
 		                d->db->name);
 	return dbr_run(argv, in, out, cap, caplen, res);
 }
@@ -186,8 +187,8 @@ my_failed(const struct dbr_db *d, const char *what, struct dbr_result *res)
 	char cmd[HS_ERRMSG_MAX];
 
 	snprintf(cmd, sizeof(cmd), "%s", res->why);
-	return dbr_fail(res, res->rc < 0 ? res->rc : -EIO, "database %s: %s: %s",
-	                d->db->name, what, cmd);
+	return dbr_fail(res, res->rc < 0 ? res->rc : -EIO,
+	                "database %s: %s: %s", d->db->name, what, cmd);
 }
 
 /*
@@ -363,7 +364,8 @@ my_swap(const struct dbr_db *d, const struct my_dsn *m, struct dbr_result *res)
 		goto out;
 	}
 	snprintf(sql, sizeof(sql),
-	         "SELECT table_schema, table_name FROM information_schema.TABLES "
+	         "SELECT table_schema, table_name "
+	         "FROM information_schema.TABLES "
 	         "WHERE table_schema IN ('%s', '%s') ORDER BY 1, 2",
 	         m->db, m->fresh);
 	if ((rc = my_sql(d, m, NULL, sql, list, MY_TABLES_MAX, res)) < 0) {

@@ -151,14 +151,16 @@ pg_psql(const struct dbr_db *d, const char *conninfo, const char *const *sql,
 	}
 	for (; sql != NULL && *sql != NULL; sql++) {
 		if (n + 3 > PG_ARGS_MAX)
-			return dbr_fail(res, HS_ELIMIT, "psql: too many commands");
+			return dbr_fail(res, HS_ELIMIT,
+			                "psql: too many commands");
 		args[n++] = "-c";
 		args[n++] = (char *)*sql;
 	}
 	args[n] = NULL;
 	if (dbr_argv(d, args, argv, sizeof(argv) / sizeof(argv[0])) < 0)
 		return dbr_fail(res, HS_ELIMIT,
-		                "database %s: command_prefix has too many words",
+		                "database %s: command_prefix has too many "
+		                "words",
 		                d->db->name);
 	return dbr_run(argv, NULL, NULL, cap, caplen, res);
 }
@@ -178,8 +180,8 @@ pg_failed(const struct dbr_db *d, const char *what, struct dbr_result *res)
 	}
 	*t = '\0';
 	snprintf(cmd, sizeof(cmd), "%s", res->why);
-	return dbr_fail(res, res->rc < 0 ? res->rc : -EIO, "database %s: %s: %s",
-	                d->db->name, what, cmd);
+	return dbr_fail(res, res->rc < 0 ? res->rc : -EIO,
+	                "database %s: %s: %s", d->db->name, what, cmd);
 }
 
 /*

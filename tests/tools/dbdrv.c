@@ -19,7 +19,8 @@
 static int
 usage(void)
 {
-	fprintf(stderr, "usage: hs-dbdrv CONF NAME mark|dump DIR|restore DIR\n");
+	fprintf(stderr,
+	        "usage: hs-dbdrv CONF NAME mark|dump DIR|restore DIR\n");
 	return 2;
 }
 
