@@ -510,35 +510,6 @@ dbr_db2_parse(const char *text, const char *database, struct dbr_result *res)
 	return HS_OK;
 }
 
-int
-dbr_db2_healthy(const struct dbr_result *res, char *why, size_t whylen)
-{
-	if (res->rc < 0) {
-		snprintf(why, whylen, "%s", res->why);
-		return 0;
-	}
-	if (strcmp(res->hadr_role, "PRIMARY") != 0 &&
-	    strcmp(res->hadr_role, "STANDBY") != 0) {
-		snprintf(why, whylen,
-		         "HADR role is %s, not PRIMARY or STANDBY: the "
-		         "database is not in an HADR pair",
-		         res->hadr_role);
-		return 0;
-	}
-	if (strcmp(res->hadr_state, "PEER") != 0) {
-		snprintf(why, whylen, "HADR state is %s, not PEER",
-		         res->hadr_state);
-		return 0;
-	}
-	if (strcmp(res->hadr_connect, "CONNECTED") != 0) {
-		snprintf(why, whylen,
-		         "HADR connect status is %s, not CONNECTED",
-		         res->hadr_connect);
-		return 0;
-	}
-	return 1;
-}
-
 /* ---------------------------------------------------------- commands */
 
 /* Letters, digits and @ # $ _, 1 to 8 of them, as DB2 names things. */

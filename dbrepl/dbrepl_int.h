@@ -84,17 +84,11 @@ const struct dbr_driver *dbr_driver_of(enum hs_db_type t);
  * CONNECTED, REMOTE_CATCHUP_PENDING); the log gap is in bytes, -1 when
  * db2pd does not know it.  HS_OK; HS_ENOTFOUND when db2pd says the
  * database is not active; HS_EPROTO naming the missing or garbled field.
- * The failure is in res (rc, why) too.
+ * The failure is in res (rc, why) too.  The manager judges the words
+ * (PEER and CONNECTED, dbrepl.c's dbr_hadr_healthy).
  */
 int dbr_db2_parse(const char *text, const char *database,
                   struct dbr_result *res);
-/*
- * Is the HADR pair of a hadr result working (role PRIMARY or STANDBY,
- * state PEER, CONNECTED)?  1, or 0 with the reason in `why` ("HADR state
- * is REMOTE_CATCHUP, not PEER"; a failed result's own why): for the
- * manager's warning.
- */
-int dbr_db2_healthy(const struct dbr_result *res, char *why, size_t whylen);
 
 /* ---- job.c: children ---------------------------------------------------- */
 
