@@ -20,8 +20,6 @@
 
 #include "dbrepl_int.h"
 
-#define N_ELEM(a) (sizeof(a) / sizeof((a)[0]))
-
 /*
  * db2pd -hadr prints about 2 KB per log shipping channel, and a primary
  * has three standbys at most; the principal standby comes first, so an
@@ -603,7 +601,7 @@ db2_run(const struct dbr_db *d, char *const argv[], char *out, size_t cap,
 	int n, rc;
 
 	out[0] = '\0';
-	n = dbr_argv(d, argv, full, N_ELEM(full));
+	n = dbr_argv(d, argv, full, sizeof(full) / sizeof(full[0]));
 	if (n < 0)
 		return dbr_fail(res, n,
 		                "database %s: command_prefix: too many words",

@@ -324,6 +324,40 @@ START_TEST(parse_broken)
 }
 END_TEST
 
+/*
+ * Every fixture cut at every length: parsed or refused, never a crash,
+ * and a refusal is one line.  What parses holds all four fields.
+ */
+START_TEST(parse_every_cut)
+{
+	const struct parse_case *c = &parse_cases[_i];
+	char *text = fixture_read(c->file), *t;
+	size_t len = strlen(text), n;
+	struct dbr_result res;
+	int rc;
+
+	for (n = 0; n <= len; n++) {
+		t = strndup(text, n);
+		ck_assert_ptr_nonnull(t);
+		result_init(&res);
+		rc = dbr_db2_parse(t, "XCATDB", &res);
+		ck_assert_int_eq(res.rc, rc);
+		if (rc == HS_OK) {
+			ck_assert_str_ne(res.hadr_role, "");
+			ck_assert_str_ne(res.hadr_state, "");
+			ck_assert_str_ne(res.hadr_connect, "");
+		} else {
+			ck_assert_msg(rc == HS_EPROTO || rc == HS_ENOTFOUND,
+			              "%s cut at %zu: rc %d", c->file, n, rc);
+			ck_assert_str_ne(res.why, "");
+			ck_assert_ptr_null(strchr(res.why, '\n'));
+		}
+		free(t);
+	}
+	free(text);
+}
+END_TEST
+
 /* ------------------------------------------- the ops, through the recorder */
 
 static void
@@ -729,6 +763,7 @@ db2_suite(void)
 	tc = tcase_create("parse");
 	tcase_add_loop_test(tc, parse_table, 0, (int)N_ELEM(parse_cases));
 	tcase_add_loop_test(tc, parse_broken, 0, (int)N_ELEM(broken_cases));
+	tcase_add_loop_test(tc, parse_every_cut, 0, (int)N_ELEM(parse_cases));
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("ops");
