@@ -7,6 +7,8 @@
  * into the live schema with one RENAME TABLE.  The dsn's words become
  * client options; a password, if any, comes from the option file named
  * by defaults_file= (or the client's own ~/.my.cnf), never from us.
+ * On the standby that user must be able to create and drop the schemas
+ * NAME__hs_new and NAME__hs_old and to rename tables across them.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -6,6 +6,9 @@
  * standby's own server, then swaps it in by renaming databases.  Every
  * command reaches the server through the dsn, passed whole as libpq's
  * conninfo: the password, if any, comes from ~/.pgpass, never from us.
+ * On the standby that user must be able to connect to the "postgres"
+ * database and create, rename and drop databases (CREATEDB, and own the
+ * live one, or be a superuser).
  */
 #include <sys/random.h>
 #include <sys/uio.h>
