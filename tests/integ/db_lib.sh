@@ -98,15 +98,16 @@ db_mysql() {
 
 # db_conf FILE TYPE DSN [PREFIX [TIMEOUT]]: a config whose [database
 # xcat] has TYPE and DSN (and command_prefix PREFIX, timeout TIMEOUT),
-# for hs-dbdrv.  Its [node]
-# only has to load: hs-dbdrv starts no daemon.
+# for hs-dbdrv.  Its [node] only has to load: hs-dbdrv starts no
+# daemon.  DB_ROLE (primary) is the node's role, DB_EXTRA more lines for
+# the database (interval = 1s, restore = continuous).
 db_conf() {
 	local state=${1%.conf}.state
 	mkdir -p "$state/db"
 	cat >"$1" <<CONF
 [node]
 name = mn1
-role = primary
+role = ${DB_ROLE:-primary}
 state_dir = $state
 listen = 127.0.0.1:1
 peer = 127.0.0.1:1
@@ -120,6 +121,7 @@ dsn = $3
 CONF
 	[ -z "${4:-}" ] || echo "command_prefix = $4" >>"$1"
 	[ -z "${5:-}" ] || echo "timeout = $5" >>"$1"
+	[ -z "${DB_EXTRA:-}" ] || printf '%s\n' "$DB_EXTRA" >>"$1"
 }
 
 DBDRV=${HS_TOOLS:-$top/build/bin}/hs-dbdrv

@@ -67,6 +67,27 @@ echo "== two dumps of the same data are the same bytes"
 db_drv "$T/p.conf" xcat dump "$T/d2" || hs_fail "dump: $DB_ERR"
 cmp "$T/d1/dump.sql" "$T/d2/dump.sql" || hs_fail "dumps differ"
 
+echo "== the manager: a snapshot on the primary, restored on the standby"
+db_mysql 1 -e "INSERT INTO nodelist VALUES ('cn9', 'service')"
+DB_EXTRA="interval = 1s" db_conf "$T/mp.conf" mysql "${MY_DSN[1]}"
+"$DBDRV" "$T/mp.conf" xcat run 60 >"$T/run.out" 2>>"$T/run.err" ||
+	hs_fail "no snapshot on the primary: $(cat "$T/run.out")"
+hs_has "^state=ok dumps=1 " <"$T/run.out" || hs_fail "primary: $(cat "$T/run.out")"
+hs_has "cn9" <"$T/mp.state/db/xcat/dump.sql" || hs_fail "cn9 not in the snapshot"
+DB_ROLE=standby DB_EXTRA="restore = continuous" \
+	db_conf "$T/ms.conf" mysql "${MY_DSN[2]}"
+# The replication's part: the snapshot folder reaches the standby.
+mkdir -p "$T/ms.state/db/xcat"
+cp -p "$T/mp.state/db/xcat/dump.sql" "$T/ms.state/db/xcat/"
+cp -p "$T/mp.state/db/xcat/MANIFEST" "$T/ms.state/db/xcat/"
+"$DBDRV" "$T/ms.conf" xcat run 60 >"$T/run.out" 2>>"$T/run.err" ||
+	hs_fail "no restore on the standby: $(cat "$T/run.out")"
+hs_has "restores=1 " <"$T/run.out" || hs_fail "standby: $(cat "$T/run.out")"
+[ "$(db_mysql 2 -e "SELECT groups FROM nodelist WHERE node = 'cn9'")" = service ] ||
+	hs_fail "cn9 not in the standby's server"
+cmp "$T/mp.state/db/xcat/dump.sql" "$T/ms.state/db/xcat.good/dump.sql" ||
+	hs_fail "the standby's good snapshot is not the primary's"
+
 echo "== a password from the option file defaults_file names"
 db_mysql 1 -e "CREATE USER hs@localhost IDENTIFIED BY 'not-on-argv';
 	GRANT SELECT, LOCK TABLES, SHOW VIEW, PROCESS ON *.* TO hs@localhost"
@@ -76,7 +97,8 @@ db_conf "$T/pw.conf" mysql \
 	"socket=${MY_SOCK[1]} user=hs dbname=xcatdb defaults_file=$T/hs.cnf"
 db_mark "$T/pw.conf" >/dev/null
 db_drv "$T/pw.conf" xcat dump "$T/d3" || hs_fail "dump as hs: $DB_ERR"
-cmp "$T/d1/dump.sql" "$T/d3/dump.sql" || hs_fail "hs's dump differs"
+cmp "$T/mp.state/db/xcat/dump.sql" "$T/d3/dump.sql" ||
+	hs_fail "hs's dump differs"
 rm "$T/d3/dump.sql"
 
 echo "== an unreachable server: the client's own reason"
@@ -110,7 +132,7 @@ db_drv "$T/s.conf" xcat restore "$T/bad" && hs_fail "a bad restore worked"
 echo "$DB_ERR" | hs_has "^hs-dbdrv: database xcat: restore failed: mysql: exit 1: ERROR 1064 (42000) at line $line: .*'SELEC broken'" ||
 	hs_fail "unclear error: $DB_ERR"
 [ "$(db_mysql 2 -e "SELECT group_concat(node ORDER BY node SEPARATOR ' ')
-	FROM nodelist")" = "cn1 cn2" ] || hs_fail "the standby's live schema changed"
+	FROM nodelist")" = "cn1 cn2 cn9" ] || hs_fail "the standby's live schema changed"
 [ -z "$(MYDB= db_mysql 2 -e "SHOW DATABASES LIKE 'xcatdb\_\_hs%'")" ] ||
 	hs_fail "xcatdb__hs_new was left"
 

@@ -62,6 +62,27 @@ echo "== two dumps of the same data are the same bytes"
 db_drv "$T/p.conf" xcat dump "$T/d2" || hs_fail "dump: $DB_ERR"
 cmp "$T/d1/dump.sql" "$T/d2/dump.sql" || hs_fail "dumps differ"
 
+echo "== the manager: a snapshot on the primary, restored on the standby"
+db_psql 1 -c "INSERT INTO nodelist VALUES ('cn9', 'service')"
+DB_EXTRA="interval = 1s" db_conf "$T/mp.conf" postgresql "${PG_DSN[1]}"
+"$DBDRV" "$T/mp.conf" xcat run 60 >"$T/run.out" 2>>"$T/run.err" ||
+	hs_fail "no snapshot on the primary: $(cat "$T/run.out")"
+hs_has "^state=ok dumps=1 " <"$T/run.out" || hs_fail "primary: $(cat "$T/run.out")"
+hs_has "cn9" <"$T/mp.state/db/xcat/dump.sql" || hs_fail "cn9 not in the snapshot"
+DB_ROLE=standby DB_EXTRA="restore = continuous" \
+	db_conf "$T/ms.conf" postgresql "${PG_DSN[2]}"
+# The replication's part: the snapshot folder reaches the standby.
+mkdir -p "$T/ms.state/db/xcat"
+cp -p "$T/mp.state/db/xcat/dump.sql" "$T/ms.state/db/xcat/"
+cp -p "$T/mp.state/db/xcat/MANIFEST" "$T/ms.state/db/xcat/"
+"$DBDRV" "$T/ms.conf" xcat run 60 >"$T/run.out" 2>>"$T/run.err" ||
+	hs_fail "no restore on the standby: $(cat "$T/run.out")"
+hs_has "restores=1 " <"$T/run.out" || hs_fail "standby: $(cat "$T/run.out")"
+[ "$(db_psql 2 -c "SELECT groups FROM nodelist WHERE node = 'cn9'")" = service ] ||
+	hs_fail "cn9 not in the standby's server"
+cmp "$T/mp.state/db/xcat/dump.sql" "$T/ms.state/db/xcat.good/dump.sql" ||
+	hs_fail "the standby's good snapshot is not the primary's"
+
 echo "== an unreachable server: the client's own reason"
 db_conf "$T/gone.conf" postgresql \
 	"host=127.0.0.1 port=$(hs_free_port) dbname=xcatdb user=postgres"
@@ -108,7 +129,7 @@ line=$(wc -l <"$T/bad/dump.sql")
 db_drv "$T/s.conf" xcat restore "$T/bad" && hs_fail "a bad restore worked"
 echo "$DB_ERR" | hs_has "^hs-dbdrv: database xcat: restore failed: .*dump.sql:$line: ERROR: .*\"SELEC\"" ||
 	hs_fail "unclear error: $DB_ERR"
-[ "$(db_psql 2 -c "SELECT string_agg(node, ' ' ORDER BY node) FROM nodelist")" = "cn1 cn2" ] ||
+[ "$(db_psql 2 -c "SELECT string_agg(node, ' ' ORDER BY node) FROM nodelist")" = "cn1 cn2 cn9" ] ||
 	hs_fail "the standby's live database changed"
 [ "$(PGDB=postgres db_psql 2 -c "SELECT count(*) FROM pg_database
 	WHERE datname LIKE 'xcatdb__hs%'")" = 0 ] ||

@@ -5,22 +5,33 @@
  *	hs-dbdrv CONF NAME mark
  *	hs-dbdrv CONF NAME dump DIR
  *	hs-dbdrv CONF NAME restore DIR
+ *	hs-dbdrv CONF NAME run SECONDS
  *
  * Loads CONF, finds [database NAME] and runs the operation of its type's
  * driver in a job child, as the daemons do, but waits for it.  Prints "mark
  * VALUE" for mark, "ok" for the others; on failure the driver's one-line
  * reason on stderr and exit 1.  Exit 2: bad usage or config.
+ *
+ * run drives the manager instead (dbr_open in CONF's role, dbr_tick as a
+ * daemon's loop does) until database NAME has made a snapshot (primary)
+ * or restored one (standby), or SECONDS pass: on a standby the snapshot
+ * folder state_dir/db/NAME/ is filled by the caller, standing in for the
+ * replication.  Prints the database's status in one line; exit 1 when
+ * that did not happen in time.
  */
+#include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dbrepl_int.h"
 
 static int
 usage(void)
 {
-	fprintf(stderr,
-	        "usage: hs-dbdrv CONF NAME mark|dump DIR|restore DIR\n");
+	fprintf(stderr, "usage: hs-dbdrv CONF NAME mark|dump DIR|restore "
+	                "DIR|run SECONDS\n");
 	return 2;
 }
 
@@ -65,6 +76,55 @@ run_op(const struct dbr_db *d, const char *op, const char *dir,
 	return 0;
 }
 
+/* Has database i done what `run` waits for? */
+static int
+run_done(const struct dbr *r, size_t i, enum dbr_role role,
+         struct dbr_status *st)
+{
+	dbr_status(r, i, st);
+	if (role == DBR_PRIMARY)
+		return st->dumps > 0 && strcmp(st->state, "ok") == 0;
+	return st->restores > 0;
+}
+
+/* The manager's loop for database `name`, at most `secs` seconds. */
+static int
+run_manager(const struct hs_conf *c, const struct hs_database *db,
+            const char *secs)
+{
+	enum dbr_role role = c->role == HS_ROLE_PRIMARY ? DBR_PRIMARY
+	                                                : DBR_STANDBY;
+	time_t end = time(NULL) + atoi(secs);
+	struct dbr_status st;
+	char set[256];
+	struct dbr *r;
+	size_t i;
+	int rc, done = 0, ms;
+
+	if ((rc = dbr_open(c, role, &r)) < 0) {
+		fprintf(stderr, "hs-dbdrv: dbr_open: %s\n", hs_strerror(rc));
+		return 1;
+	}
+	for (i = 0; i < dbr_count(r); i++) {
+		dbr_status(r, i, &st);
+		if (strcmp(st.name, db->name) == 0)
+			break;
+	}
+	dbr_set_name(db, set, sizeof(set));
+	dbr_touched(r, set);
+	while (!(done = run_done(r, i, role, &st)) && time(NULL) < end) {
+		dbr_tick(r);
+		ms = dbr_next_ms(r);
+		poll(NULL, 0, ms < 0 || ms > 100 ? 100 : ms);
+	}
+	printf("state=%s dumps=%llu restores=%llu bytes=%lld error=%s\n",
+	       st.state, (unsigned long long)st.dumps,
+	       (unsigned long long)st.restores, (long long)st.bytes,
+	       st.error[0] ? st.error : "-");
+	dbr_free(r);
+	return done ? 0 : 1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -87,6 +147,11 @@ main(int argc, char **argv)
 		        argv[1]);
 		hs_conf_free(c);
 		return 2;
+	}
+	if (strcmp(argv[3], "run") == 0 && argc == 5) {
+		rc = run_manager(c, d.db, argv[4]);
+		hs_conf_free(c);
+		return rc;
 	}
 	d.drv = dbr_driver_of(d.db->type);
 	if (run_op(&d, argv[3], argc == 5 ? argv[4] : NULL, &res) != 0) {
