@@ -197,8 +197,9 @@ my_failed(const struct dbr_db *d, const char *what, struct dbr_result *res)
  * InnoDB's current log sequence number: it moves when a transaction
  * writes, not on a read.  MariaDB keeps INNODB_METRICS' log_lsn_current
  * at 0 unless that counter is enabled, so the status variable it is.
- * Purge and statistics work after a write move it a little later: one
- * more dump that finds nothing new, then it stays.
+ * Purge, statistics and checkpoint records after a write move it again
+ * up to seconds later: one more dump that finds nothing new, then an
+ * idle server's stays.
  */
 static void
 my_mark(const struct dbr_db *d, struct dbr_result *res)

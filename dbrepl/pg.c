@@ -193,7 +193,8 @@ pg_failed(const struct dbr_db *d, const char *what, struct dbr_result *res)
  * read-only database costs no dump; commit counters move on reads too,
  * and the WAL position moves on the first read after an update (hint
  * bits, pruning).  It counts the whole server: a write to another
- * database of it costs one dump that finds nothing new.
+ * database of it, or autovacuum's ANALYZE after many writes, costs one
+ * dump that finds nothing new.
  */
 static void
 pg_mark(const struct dbr_db *d, struct dbr_result *res)

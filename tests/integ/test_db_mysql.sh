@@ -40,10 +40,16 @@ db_drv "$T/s.conf" xcat restore "$T/d1" || hs_fail "restore: $DB_ERR"
 	hs_fail "cn1 not on the standby's server"
 
 echo "== a read leaves the mark, a write moves it"
-m0=$(settled "$T/p.conf")
-db_mysql 1 -e "SELECT count(*) FROM nodelist" >/dev/null
-db_mysql 1 -e "SELECT * FROM nodelist WHERE node = 'cn1'" >/dev/null
-[ "$(db_mark "$T/p.conf")" = "$m0" ] || hs_fail "a SELECT moved the mark"
+# InnoDB's own work after a write (purge, a checkpoint record) can move
+# the mark seconds later, in a pause longer than settled's: a SELECT that
+# moved it would do so every time, not once in three.
+for ((try = 1; ; try++)); do
+	m0=$(settled "$T/p.conf")
+	db_mysql 1 -e "SELECT count(*) FROM nodelist" >/dev/null
+	db_mysql 1 -e "SELECT * FROM nodelist WHERE node = 'cn1'" >/dev/null
+	[ "$(db_mark "$T/p.conf")" = "$m0" ] && break
+	[ $try -lt 3 ] || hs_fail "a SELECT moved the mark, three times"
+done
 db_mysql 1 -e "INSERT INTO nodelist VALUES ('cn2', 'compute')"
 m1=$(db_mark "$T/p.conf")
 [ "$m1" != "$m0" ] || hs_fail "an INSERT left the mark at $m0"
