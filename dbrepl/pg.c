@@ -226,7 +226,7 @@ static int
 pg_has_restrict_key(const struct dbr_db *d)
 {
 	char *args[] = {"pg_dump", "--help", NULL};
-	char *argv[PG_ARGS_MAX + 8], out[8192];
+	char *argv[PG_ARGS_MAX + 8], out[16384];
 	struct dbr_result res = {0};
 
 	if (dbr_argv(d, args, argv, sizeof(argv) / sizeof(argv[0])) < 0 ||
