@@ -57,12 +57,15 @@ static const struct {
 };
 #define MY_NKEYS (sizeof(my_keys) / sizeof(my_keys[0]))
 
-/* Word `w` (n bytes, "key=value") into m; an unknown key is an error. */
+/*
+ * Word `w` (n bytes, "key=value") into m; an unknown key is an error
+ * that names the key only (its value could be a secret).
+ */
 static int
 my_dsn_word(const struct dbr_db *d, const char *w, size_t n,
             struct my_dsn *m, struct dbr_result *res)
 {
-	size_t k, klen;
+	size_t k, klen = 0;
 
 	for (k = 0; k < MY_NKEYS; k++) {
 		klen = strlen(my_keys[k].key);
@@ -70,14 +73,19 @@ my_dsn_word(const struct dbr_db *d, const char *w, size_t n,
 		    w[klen] == '=')
 			break;
 	}
-	if (k == MY_NKEYS)
+	if (k == MY_NKEYS) {
+		klen = strcspn(w, "=");
 		return dbr_fail(res, HS_ECONFIG,
-		                "database %s: dsn word '%.*s' is not one of "
+		                "database %s: dsn key '%.*s' is not one of "
 		                "host, port, socket, user, dbname, database, "
 		                "defaults_file",
-		                d->db->name, (int)n, w);
+		                d->db->name, (int)(klen < n ? klen : n), w);
+	}
 	w += klen + 1;
 	n -= klen + 1;
+	if (n + strlen(my_keys[k].opt ? my_keys[k].opt : "") >= MY_OPT_LEN)
+		return dbr_fail(res, HS_ELIMIT, "database %s: dsn %s too long",
+		                d->db->name, my_keys[k].key);
 	if (my_keys[k].opt == NULL) {
 		snprintf(m->db, sizeof(m->db), "%.*s", (int)n, w);
 		return HS_OK;

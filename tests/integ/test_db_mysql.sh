@@ -120,7 +120,7 @@ done
 echo "== a dsn key the driver does not know: named"
 db_conf "$T/key.conf" mysql "${MY_DSN[1]} sslmode=require"
 db_drv "$T/key.conf" xcat mark && hs_fail "an unknown dsn key worked"
-echo "$DB_ERR" | hs_has "^hs-dbdrv: database xcat: dsn word 'sslmode=require' is not one of" ||
+echo "$DB_ERR" | hs_has "^hs-dbdrv: database xcat: dsn key 'sslmode' is not one of" ||
 	hs_fail "unclear error: $DB_ERR"
 
 echo "== a failing dump command: its message"
