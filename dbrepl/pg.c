@@ -397,9 +397,9 @@ static int
 pg_swap(const struct dbr_db *d, const struct pg_names *nm,
         struct dbr_result *res)
 {
-	char q[PG_SQL_MAX], kill[PG_SQL_MAX], r1[PG_SQL_MAX], r2[PG_SQL_MAX];
+	char q[PG_SQL_MAX], term[PG_SQL_MAX], r1[PG_SQL_MAX], r2[PG_SQL_MAX];
 	const char *const exists[] = {q, NULL};
-	const char *const swap[] = {kill, r1, r2, NULL};
+	const char *const swap[] = {term, r1, r2, NULL};
 	const char *const first[] = {r2, NULL};
 	char out[32];
 
@@ -408,7 +408,7 @@ pg_swap(const struct dbr_db *d, const struct pg_names *nm,
 	         nm->live);
 	if (pg_maint(d, exists, 0, out, sizeof(out), res) < 0)
 		return pg_failed(d, "cannot look for the live database", res);
-	snprintf(kill, sizeof(kill),
+	snprintf(term, sizeof(term),
 	         "SELECT count(pg_terminate_backend(pid)) FROM "
 	         "pg_stat_activity WHERE datname = '%s' AND pid <> "
 	         "pg_backend_pid()",
