@@ -4,15 +4,19 @@
 # by its PID when the test ends.  No system-wide server is touched.
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+# The servers, as SIGNAL:PID: PostgreSQL takes SIGINT as "fast shutdown"
+# (SIGTERM would wait for its sessions to end); MariaDB ignores SIGINT
+# and shuts down on SIGTERM.
 DB_PIDS=()
 
 # db_cleanup: stop the servers, then lib.sh's own cleanup with the
-# test's exit status.  PostgreSQL takes SIGINT as "fast shutdown"
-# (SIGTERM would wait for sessions to end); MariaDB shuts down on TERM.
+# test's exit status.
 db_cleanup() {
 	local rc=$? p
+	# Not under errexit: the status handed on below is a failure.
+	set +e
 	for p in "${DB_PIDS[@]}"; do
-		hs_stop_pid "$p" INT 300 || true
+		hs_stop_pid "${p#*:}" "${p%%:*}" 300
 	done
 	(exit $rc)
 	hs_cleanup
@@ -43,7 +47,7 @@ db_pg_start() {
 		>"$d/pg_ctl.log" 2>&1 ||
 		hs_fail "pg$n did not start: $(tail -3 "$d/server.log")"
 	pid=$(head -1 "$d/data/postmaster.pid")
-	DB_PIDS+=("$pid")
+	DB_PIDS+=("INT:$pid")
 	HS_PIDS+=("$pid")
 	PG_PORT[$n]=$port
 	PG_DSN[$n]="host=$d port=$port dbname=xcatdb user=postgres"
@@ -75,7 +79,7 @@ db_my_start() {
 		--pid-file="$d/server.pid" --log-error="$d/server.log" \
 		--innodb-flush-log-at-trx-commit=2 --skip-log-bin \
 		>>"$d/server.log" 2>&1 &
-	DB_PIDS+=("$!")
+	DB_PIDS+=("TERM:$!")
 	HS_PIDS+=("$!")
 	MY_SOCK[$n]=$d/sock
 	MY_DSN[$n]="socket=$d/sock user=root dbname=xcatdb"
