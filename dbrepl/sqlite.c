@@ -28,8 +28,14 @@
 
 #include "dbrepl_int.h"
 
-/* How long the dump waits on a writer's lock before it tries again. */
-#define SQ_BUSY_MS 100
+/*
+ * How the dump waits for a busy writer's lock: in rollback mode a writer
+ * that commits in a loop frees it only for an instant between commits,
+ * which SQLite's own busy handler (sleeps growing to 100 ms) keeps
+ * missing.  Short polls catch it; the job's timeout bounds the whole.
+ */
+#define SQ_BUSY_POLL_US 100
+#define SQ_BUSY_POLLS 5000
 /* Larger databases get quick_check: integrity_check reads every index. */
 #define SQ_QUICK_CHECK_BYTES (256LL * 1024 * 1024)
 /*
@@ -206,12 +212,24 @@ sq_check(sqlite3 *db, const char *file, int64_t size, struct dbr_result *res)
 	return HS_OK;
 }
 
+static int
+sq_busy(void *arg, int count)
+{
+	struct timespec ts = {0, SQ_BUSY_POLL_US * 1000L};
+
+	(void)arg;
+	if (count >= SQ_BUSY_POLLS)
+		return 0;
+	nanosleep(&ts, NULL);
+	return 1;
+}
+
 /* Copy src into the new file dst with one backup step. */
 static int
 sq_backup(sqlite3 *src, sqlite3 *dst, const char *name,
           struct dbr_result *res)
 {
-	struct timespec pause = {0, 20 * 1000000L};
+	struct timespec pause = {0, 1000000L};
 	sqlite3_backup *b;
 	int rc;
 
@@ -245,7 +263,7 @@ sq_dump_one(const char *src_path, const char *dir, struct dbr_result *res)
 		rc = sq_err(res, src, "cannot open", src_path);
 		goto out;
 	}
-	sqlite3_busy_timeout(src, SQ_BUSY_MS);
+	sqlite3_busy_handler(src, sq_busy, NULL);
 	if (sqlite3_open_v2(dst_path, &dst,
 	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 	                    NULL) != SQLITE_OK) {
