@@ -764,6 +764,12 @@ dbr_accept_fn(void *arg, struct dbr_result *res)
 		dbr_fail(res, rc, "snapshot: %s", why);
 		goto out;
 	}
+	if (strcmp(m.type, dbr_type_name(o->d.db->type)) != 0) {
+		dbr_fail(res, HS_EPROTO,
+		         "snapshot: of a %.16s database, this one is %s",
+		         m.type, dbr_type_name(o->d.db->type));
+		goto out;
+	}
 	if ((rc = dbr_fresh_dir(o->goodtmp)) < 0 ||
 	    (gfd = open(o->goodtmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		dbr_fail(res, rc < 0 ? rc : -errno, "%s: %s", o->goodtmp,
@@ -1092,24 +1098,28 @@ dbr_count(const struct dbr *r)
 	return r->n;
 }
 
+/*
+ * Worst first: a failure, then a snapshot falling behind a changed
+ * database (also while a slow dump runs), then what runs now.
+ */
 static const char *
 dbr_state(const struct dbr *r, const struct dbr_one *o, double now)
 {
 	uint64_t iv = o->d.db->interval;
 
+	if (o->error[0] != '\0')
+		return "error";
+	if (r->role == DBR_PRIMARY && o->changed && o->has_snap && iv > 0 &&
+	    now - o->snap->made > 3.0 * (double)iv)
+		return "stale";
 	if (dbr_running(o) && o->job.op == DBR_OP_DUMP)
 		return "dumping";
 	if (dbr_running(o) && o->job.op == DBR_OP_RESTORE)
 		return "restoring";
-	if (o->error[0] != '\0')
-		return "error";
 	if (o->d.db->type == HS_DB_DB2)
 		return o->hadr_state[0] != '\0' ? "ok" : "waiting";
 	if (o->waiting || !o->has_snap)
 		return "waiting";
-	if (r->role == DBR_PRIMARY && o->changed && iv > 0 &&
-	    now - o->snap->made > 3.0 * (double)iv)
-		return "stale";
 	return "ok";
 }
 

@@ -815,9 +815,10 @@ END_TEST
 	"sha256:00112233445566778899aabbccddeeff"                              \
 	"00112233445566778899aabbccddeeff"
 
+/* A node `name` with one sqlite database; `extra`: more of its keys. */
 static struct hs_conf *
-conf_make(const char *name, const char *role, const char *restore,
-          const char *dbpath)
+conf_make_x(const char *name, const char *role, const char *restore,
+            const char *dbpath, const char *extra)
 {
 	char text[2048], err[HS_ERRMSG_MAX] = "", *state, *path;
 	struct hs_conf *c = NULL;
@@ -831,12 +832,20 @@ conf_make(const char *name, const char *role, const char *restore,
 	         "peer_fingerprint = " FP "\ntarget_root = %s/%s.root\n"
 	         "\n[path install]\nsource = /install\n"
 	         "\n[database xcatdb]\ntype = sqlite\npath = %s\n"
-	         "interval = 0\ntimeout = 30s\nrestore = %s\n",
-	         name, role, state, tmpdir, name, dbpath, restore);
+	         "restore = %s\n%s",
+	         name, role, state, tmpdir, name, dbpath, restore, extra);
 	path = tpath("%s.conf", name);
 	write_file(path, text);
 	ck_assert_msg(hs_conf_load(path, &c, err, sizeof(err)) == 0, "%s", err);
 	return c;
+}
+
+static struct hs_conf *
+conf_make(const char *name, const char *role, const char *restore,
+          const char *dbpath)
+{
+	return conf_make_x(name, role, restore, dbpath,
+	                   "interval = 0\ntimeout = 30s\n");
 }
 
 /* Tick r until cond holds (at most `limit` seconds). */
@@ -1081,6 +1090,104 @@ START_TEST(manager_dump_failure_is_reported)
 }
 END_TEST
 
+/*
+ * A writer that holds the database's exclusive lock for `ms` (rollback
+ * mode: readers wait too) after one more commit.
+ */
+static pid_t
+locker_start(const char *path, long ms)
+{
+	pid_t pid;
+
+	if ((pid = fork()) == 0) {
+		sqlite3 *db;
+
+		if (sqlite3_open(path, &db) != SQLITE_OK ||
+		    sqlite3_exec(db, "INSERT INTO t(v) VALUES('late')", NULL,
+		                 NULL, NULL) != SQLITE_OK ||
+		    sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL) !=
+		        SQLITE_OK)
+			_exit(2);
+		sleep_ms(ms);
+		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+		sqlite3_close(db);
+		_exit(0);
+	}
+	ck_assert_int_gt(pid, 0);
+	return pid;
+}
+
+static void
+locker_wait(pid_t pid)
+{
+	int status;
+
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_int_eq(status, 0);
+}
+
+/* A dump held up by a writer's lock: stale past 3 x interval, then ok. */
+START_TEST(manager_stale_while_dump_waits)
+{
+	char *xcat = tpath("xcat.sqlite");
+	struct hs_conf *pc;
+	struct dbr *p;
+	pid_t pid;
+
+	sql_make(xcat, 3, "a");
+	sleep_ms(100);
+	pc = conf_make_x("mn1", "primary", "on-promote", xcat,
+	                 "interval = 1s\ntimeout = 60s\n");
+	ck_assert_int_eq(dbr_open(pc, DBR_PRIMARY, &p), 0);
+	TICK_UNTIL(p, dumps_of(p) == 1, 20);
+	pid = locker_start(xcat, 5000);
+	TICK_UNTIL(p, (dbr_status(p, 0, &st), strcmp(st.state, "dumping") == 0),
+	           10);
+	/* The loop goes on while the dump waits: ticks return at once. */
+	TICK_UNTIL(p, (dbr_status(p, 0, &st), strcmp(st.state, "stale") == 0),
+	           10);
+	ck_assert_int_eq(st.changed, 1);
+	ck_assert_double_gt(st.age, 3.0);
+	ck_assert_int_eq(st.dumps, 1);
+	locker_wait(pid);
+	TICK_UNTIL(p, dumps_of(p) == 2, 20);
+	ck_assert_str_eq(st.state, "ok");
+	ck_assert_int_eq(st.changed, 0);
+	dbr_free(p);
+	hs_conf_free(pc);
+}
+END_TEST
+
+/* A dump that hangs is killed at the timeout, and says so. */
+START_TEST(manager_dump_timeout)
+{
+	char *xcat = tpath("xcat.sqlite");
+	struct hs_conf *pc;
+	struct dbr *p;
+	pid_t pid;
+	double t0;
+
+	sql_make(xcat, 3, "a");
+	sleep_ms(100);
+	pc = conf_make_x("mn1", "primary", "on-promote", xcat,
+	                 "interval = 0\ntimeout = 1s\n");
+	ck_assert_int_eq(dbr_open(pc, DBR_PRIMARY, &p), 0);
+	TICK_UNTIL(p, dumps_of(p) == 1, 20);
+	pid = locker_start(xcat, 3000);
+	t0 = now_s();
+	TICK_UNTIL(p, (dbr_status(p, 0, &st), strcmp(st.state, "error") == 0),
+	           10);
+	ck_assert_str_eq(st.error, "dump timed out after 1 s, killed");
+	ck_assert_double_lt(now_s() - t0, 3.0);
+	locker_wait(pid);
+	/* The next probe dumps again, and the error clears. */
+	TICK_UNTIL(p, dumps_of(p) == 2, 20);
+	ck_assert_str_eq(st.error, "");
+	dbr_free(p);
+	hs_conf_free(pc);
+}
+END_TEST
+
 /* ----------------------------------------------------------------- suite */
 
 static Suite *
@@ -1121,6 +1228,8 @@ dbrepl_suite(void)
 	tcase_add_test(tc, manager_sqlite_primary_and_standby);
 	tcase_add_test(tc, manager_promote_restores);
 	tcase_add_test(tc, manager_dump_failure_is_reported);
+	tcase_add_test(tc, manager_stale_while_dump_waits);
+	tcase_add_test(tc, manager_dump_timeout);
 	suite_add_tcase(s, tc);
 	return s;
 }
