@@ -113,15 +113,22 @@ sq_ns(const struct timespec *ts)
 	return (uint64_t)ts->tv_sec * 1000000000ULL + (uint64_t)ts->tv_nsec;
 }
 
-/* Feed one file's identity and times into the hash; is it hot? */
+/*
+ * Feed one file's identity and times into the hash; is it hot?  An empty
+ * -wal counts as none: a reader that opens a WAL database creates one,
+ * and a read must not cost a dump.
+ */
 static int
-sq_mark_file(EVP_MD_CTX *ctx, const char *path, uint64_t now, int *hot)
+sq_mark_file(EVP_MD_CTX *ctx, const char *path, int is_wal, uint64_t now,
+             int *hot)
 {
 	uint64_t v[5];
 	struct stat st;
 
 	if (stat(path, &st) < 0)
 		return errno == ENOENT ? HS_OK : -errno;
+	if (is_wal && st.st_size == 0)
+		return HS_OK;
 	v[0] = (uint64_t)st.st_dev;
 	v[1] = (uint64_t)st.st_ino;
 	v[2] = (uint64_t)st.st_size;
@@ -155,10 +162,10 @@ sq_mark(const struct dbr_db *d, struct dbr_result *res)
 		return;
 	}
 	for (i = 0; i < f.n && rc == HS_OK; i++) {
-		rc = sq_mark_file(ctx, f.path[i], sq_ns(&now), &hot);
+		rc = sq_mark_file(ctx, f.path[i], 0, sq_ns(&now), &hot);
 		snprintf(wal, sizeof(wal), "%s-wal", f.path[i]);
 		if (rc == HS_OK)
-			rc = sq_mark_file(ctx, wal, sq_ns(&now), &hot);
+			rc = sq_mark_file(ctx, wal, 1, sq_ns(&now), &hot);
 	}
 	EVP_DigestFinal_ex(ctx, md, NULL);
 	EVP_MD_CTX_free(ctx);

@@ -106,20 +106,25 @@ tpath(const char *fmt, ...)
 static struct hs_conf fake_conf;
 static struct hs_database fake_db;
 static struct dbr_db fake_d;
+static char fake_path[512], fake_prefix[512], fake_root[512];
 
 static const struct dbr_db *
 fake(uint64_t timeout, const char *path, const char *prefix)
 {
 	memset(&fake_conf, 0, sizeof(fake_conf));
 	memset(&fake_db, 0, sizeof(fake_db));
+	snprintf(fake_path, sizeof(fake_path), "%s", path);
+	snprintf(fake_prefix, sizeof(fake_prefix), "%s",
+	         prefix != NULL ? prefix : "");
+	snprintf(fake_root, sizeof(fake_root), "%s", tpath("root"));
 	fake_conf.state_dir = tmpdir;
-	fake_conf.target_root = tpath("root");
+	fake_conf.target_root = fake_root;
 	fake_db.name = "xcatdb";
 	fake_db.type = HS_DB_SQLITE;
-	fake_db.path = (char *)path;
+	fake_db.path = fake_path;
 	fake_db.timeout = timeout;
 	fake_db.interval = 0;
-	fake_db.command_prefix = (char *)prefix;
+	fake_db.command_prefix = prefix != NULL ? fake_prefix : NULL;
 	fake_d.conf = &fake_conf;
 	fake_d.db = &fake_db;
 	fake_d.drv = &dbr_sqlite;
@@ -668,6 +673,28 @@ START_TEST(sqlite_mark_moves_only_on_write)
 	sql_make(tpath("xcat/nodelist.sqlite"), 1, "c");
 	dbr_sqlite.mark(&fake_d, &res);
 	ck_assert_str_ne(res.mark, mark);
+	/* WAL mode: a reader that holds the database open (an empty -wal
+	 * beside it) moves nothing either. */
+	sqlite3 *rd;
+	ck_assert_int_eq(sqlite3_open(tpath("xcat/site.sqlite"), &rd),
+	                 SQLITE_OK);
+	sql_exec(rd, "PRAGMA journal_mode=WAL");
+	sqlite3_close(rd);
+	sleep_ms(100);
+	dbr_sqlite.mark(&fake_d, &res);
+	snprintf(mark, sizeof(mark), "%s", res.mark);
+	ck_assert_int_eq(sqlite3_open(tpath("xcat/site.sqlite"), &rd),
+	                 SQLITE_OK);
+	ck_assert_int_eq(sql_int(tpath("xcat/site.sqlite"),
+	                         "SELECT count(*) FROM t"),
+	                 3);
+	sql_exec(rd, "SELECT count(*) FROM t");
+	ck_assert_int_eq(access(tpath("xcat/site.sqlite-wal"), F_OK), 0);
+	dbr_sqlite.mark(&fake_d, &res);
+	ck_assert_str_eq(res.mark, mark);
+	sqlite3_close(rd);
+	dbr_sqlite.mark(&fake_d, &res);
+	ck_assert_str_eq(res.mark, mark);
 	/* A missing path is an error naming it. */
 	fake(10, tpath("nothere"), NULL);
 	dbr_sqlite.mark(&fake_d, &res);
