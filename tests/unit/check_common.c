@@ -444,7 +444,7 @@ START_TEST(valid_sqlite_beside_sets)
 	    "type = sqlite\n"
 	    "path = /srv/xcat\n");
 
-	ck_assert_uint_eq(c->n_sets, 3);
+	ck_assert_ptr_nonnull(hs_conf_find_set(c, "srv-xcat"));
 	ck_assert_uint_eq(c->n_dbs, 3);
 	hs_conf_free(c);
 }
@@ -911,6 +911,23 @@ static const struct bad_case bad_cases[] = {
      12, "source '/etc' contains source '/etc/xcat/ca' of [path a]"},
 
     /* [database NAME] */
+    {"db no type", NODE "[database d]\npath = /d\n", 9,
+     "missing required key 'type' in [database d]"},
+    {"db empty", NODE "[database d]\n", 9, "missing required key 'type'"},
+    {"db bad type", NODE "[database d]\ntype = oracle\n", 10,
+     "invalid value 'oracle' for 'type' in [database d]: expected sqlite, "
+     "postgresql, mysql or db2"},
+    {"sqlite no path", NODE "[database d]\ntype = sqlite\n", 9,
+     "missing required key 'path' for type sqlite in [database d]"},
+    {"sqlite dsn", NODE "[database d]\ntype = sqlite\npath = /d\ndsn = x\n", 12,
+     "key 'dsn' does not apply to type sqlite in [database d]"},
+    {"sqlite dsn first",
+     NODE "[database d]\ndsn = x\npath = /d\n"
+          "type = sqlite\n",
+     10, "key 'dsn' does not apply to type sqlite"},
+    {"sqlite path relative", NODE "[database d]\ntype = sqlite\npath = d\n", 11,
+     "invalid value 'd' for 'path' in [database d]: must be an "
+     "absolute path"},
     {"sqlite shipped raw",
      NODE "[path etc-xcat]\nsource = /etc/xcat\n"
           "[database xcatdb]\ntype = sqlite\npath = /etc/xcat\n",
@@ -932,23 +949,6 @@ static const struct bad_case bad_cases[] = {
      NODE "[path etc]\nsource = /etc\nexclude = site.sqlite*\n"
           "[database x]\ntype = sqlite\npath = /etc/xcat\n",
      9, "set etc ships the live SQLite files of database x raw"},
-    {"db no type", NODE "[database d]\npath = /d\n", 9,
-     "missing required key 'type' in [database d]"},
-    {"db empty", NODE "[database d]\n", 9, "missing required key 'type'"},
-    {"db bad type", NODE "[database d]\ntype = oracle\n", 10,
-     "invalid value 'oracle' for 'type' in [database d]: expected sqlite, "
-     "postgresql, mysql or db2"},
-    {"sqlite no path", NODE "[database d]\ntype = sqlite\n", 9,
-     "missing required key 'path' for type sqlite in [database d]"},
-    {"sqlite dsn", NODE "[database d]\ntype = sqlite\npath = /d\ndsn = x\n", 12,
-     "key 'dsn' does not apply to type sqlite in [database d]"},
-    {"sqlite dsn first",
-     NODE "[database d]\ndsn = x\npath = /d\n"
-          "type = sqlite\n",
-     10, "key 'dsn' does not apply to type sqlite"},
-    {"sqlite path relative", NODE "[database d]\ntype = sqlite\npath = d\n", 11,
-     "invalid value 'd' for 'path' in [database d]: must be an "
-     "absolute path"},
     {"postgresql no dsn", NODE "[database d]\ntype = postgresql\n", 9,
      "missing required key 'dsn' for type postgresql"},
     {"postgresql path",
