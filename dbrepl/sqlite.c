@@ -402,8 +402,6 @@ sq_stage(int sdirfd, const char *name, int tdirfd, const char *tdir,
 		hs_log_warn("dbrepl: %s/%s: cannot keep its owner", tdir,
 		            tname);
 	rc = sq_copy_fd(in, out);
-	if (rc == HS_OK && HS_FAILPOINT("dbrepl.sqlite_restore") < 0)
-		rc = -EIO;
 	if (rc == HS_OK && fsync(out) < 0)
 		rc = -errno;
 	if (close(out) < 0 && rc == HS_OK)

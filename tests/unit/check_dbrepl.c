@@ -277,6 +277,55 @@ START_TEST(job_kill_and_wait)
 }
 END_TEST
 
+/* In the job child: is `fd` (the daemon's) open? What does a command see? */
+static int leaked_fd;
+
+static void
+fn_inherits(void *arg, struct dbr_result *res)
+{
+	char *argv[] = {"sh", "-c",
+	                "ls /proc/self/fd | wc -l; grep SigBlk /proc/self/status",
+	                NULL};
+
+	(void)arg;
+	if (fcntl(leaked_fd, F_GETFD) >= 0) {
+		dbr_fail(res, -EEXIST, "the daemon's fd %d is open", leaked_fd);
+		return;
+	}
+	dbr_run(argv, NULL, NULL, res->why, sizeof(res->why), res);
+}
+
+/*
+ * A job child and its commands hold none of the daemon's descriptors (a
+ * socket kept open would keep a closed connection alive) and block no
+ * signal the daemon blocks for its signalfd.
+ */
+START_TEST(job_child_inherits_nothing)
+{
+	sigset_t term, old;
+	struct dbr_job j;
+	unsigned nfd = 0;
+	char blk[64] = "";
+
+	leaked_fd = open("/dev/null", O_RDONLY); /* no O_CLOEXEC */
+	ck_assert_int_ge(leaked_fd, 3);
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_BLOCK, &term, &old);
+	ck_assert_int_eq(dbr_job_start_fn(&j, fake(10, "/x", NULL),
+	                                  DBR_OP_DUMP, fn_inherits, NULL),
+	                 0);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	job_finish_wait(&j, 10);
+	ck_assert_msg(j.res.rc == 0, "%s", j.res.why);
+	/* stdin, stdout, stderr and the one ls reads. */
+	ck_assert_int_eq(sscanf(j.res.why, "%u\nSigBlk: %63s", &nfd, blk), 2);
+	ck_assert_uint_eq(nfd, 4);
+	ck_assert_str_eq(blk, "0000000000000000");
+	close(leaked_fd);
+}
+END_TEST
+
 START_TEST(run_redirects_and_captures)
 {
 	char *in = tpath("in.txt"), *out = tpath("out.txt");
@@ -1230,6 +1279,7 @@ dbrepl_suite(void)
 	tcase_add_test(tc, job_killed_child_is_reported);
 	tcase_add_test(tc, job_kill_and_wait);
 	tcase_add_test(tc, run_redirects_and_captures);
+	tcase_add_test(tc, job_child_inherits_nothing);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("manifest");
