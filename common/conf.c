@@ -690,8 +690,10 @@ set_excludes(const struct hs_pathset *ps, const char *rel)
 	for (i = 0; i < ps->excludes.n; i++) {
 		const char *pat = ps->excludes.v[i];
 
-		if (strchr(pat, '/') != NULL ? fnmatch(pat, rel, FNM_PATHNAME) == 0
-		                             : fnmatch(pat, base, 0) == 0)
+		if (strchr(pat, '/') != NULL) {
+			if (fnmatch(pat, rel, FNM_PATHNAME) == 0)
+				return 1;
+		} else if (fnmatch(pat, base, 0) == 0)
 			return 1;
 	}
 	return 0;

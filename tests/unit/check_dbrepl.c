@@ -681,7 +681,8 @@ dump_under_writer(const char *mode)
 	ck_assert_int_gt(read(p[0], buf, sizeof(buf) - 1), 0);
 	close(p[0]);
 	ck_assert_int_eq(sscanf(buf, "%ld %ld", &commits, &worst), 2);
-	fprintf(stderr, "%s: %d dumps, %ld commits, worst wait %ld ms\n", mode, dumps, commits, worst);
+	fprintf(stderr, "%s: %d dumps, %ld commits, worst wait %ld ms\n",
+	        mode, dumps, commits, worst);
 	ck_assert_int_ge(dumps, 5);
 	ck_assert_int_ge(grew, 3);
 	ck_assert_int_gt(commits, 20);
