@@ -352,8 +352,10 @@ dbr_open_one(struct dbr *r, struct dbr_one *o, const struct hs_database *db)
 	if ((o->snap = calloc(1, sizeof(*o->snap))) == NULL)
 		return -ENOMEM;
 	if (mkdir(o->dir, 0700) < 0 && errno != EEXIST) {
+		int err = -errno;
+
 		hs_log_warn("dbrepl: database %s: %s", db->name, o->dir);
-		return -errno;
+		return err;
 	}
 	/* What a killed run left half made. */
 	dbr_rmdir_files(r->role == DBR_PRIMARY ? o->tmp : o->goodtmp);
@@ -380,13 +382,16 @@ dbr_open(const struct hs_conf *conf, enum dbr_role role, struct dbr **out)
 		return HS_OK;
 	if ((r->dbs = calloc(conf->n_dbs, sizeof(*r->dbs))) == NULL) {
 		dbr_free(r);
+		*out = NULL;
 		return -ENOMEM;
 	}
 	if (asprintf(&top, "%s/%s", conf->state_dir, DBR_DIR) < 0)
 		abort();
 	rc = mkdir(top, 0700) < 0 && errno != EEXIST ? -errno : HS_OK;
-	if (rc < 0)
+	if (rc < 0) {
+		errno = -rc;
 		hs_log_warn("dbrepl: %s", top);
+	}
 	free(top);
 	for (i = 0; rc == HS_OK && i < conf->n_dbs; i++) {
 		r->n = i + 1;
@@ -523,6 +528,33 @@ dbr_remove_stale(int dfd, const struct dbr_manifest *m)
 	closedir(d);
 }
 
+/*
+ * Does the folder already hold file f as the last snapshot made it?  Then
+ * it stays as it is: a table that did not change is not rewritten, and
+ * the replication has nothing to send for it.
+ */
+static int
+dbr_held_same(const struct dbr_one *o, int dfd, const struct dbr_mfile *f)
+{
+	struct stat st;
+	size_t i;
+
+	if (!o->has_snap)
+		return 0;
+	for (i = 0; i < o->snap->n; i++) {
+		const struct dbr_mfile *h = &o->snap->files[i];
+
+		if (strcmp(h->name, f->name) == 0)
+			return h->size == f->size &&
+			       memcmp(h->sha256, f->sha256, 32) == 0 &&
+			       fstatat(dfd, f->name, &st,
+			               AT_SYMLINK_NOFOLLOW) == 0 &&
+			       S_ISREG(st.st_mode) &&
+			       (uint64_t)st.st_size == f->size;
+	}
+	return 0;
+}
+
 /* Move the finished dump into the replicated folder, the manifest last. */
 static int
 dbr_publish(struct dbr_one *o, char *why, size_t whylen)
@@ -543,6 +575,8 @@ dbr_publish(struct dbr_one *o, char *why, size_t whylen)
 	for (i = 0; i <= m.n; i++) {
 		const char *name = i < m.n ? m.files[i].name : DBR_MANIFEST;
 
+		if (i < m.n && dbr_held_same(o, dfd, &m.files[i]))
+			continue;
 		if (i == m.n && fsync(dfd) < 0) {
 			rc = -errno;
 			snprintf(why, whylen, "%s: %s", o->dir,

@@ -989,6 +989,7 @@ START_TEST(manager_sqlite_primary_and_standby)
 	char *xcat = tpath("xcat"), why[HS_ERRMSG_MAX];
 	char primdb[600], stdbdb[600], goodman[600], path[700];
 	struct hs_conf *pc, *sc;
+	struct stat sb, sb2;
 	struct dbr *p, *s;
 	int fd;
 
@@ -1012,6 +1013,9 @@ START_TEST(manager_sqlite_primary_and_standby)
 	ck_assert_str_eq(st.error, "");
 	ck_assert_int_le(dbr_next_ms(p), 100);
 	/* One write, one dump. */
+	snprintf(path, sizeof(path), "%s/mn1.state/db/xcatdb/site.sqlite",
+	         tmpdir);
+	ck_assert_int_eq(stat(path, &sb), 0);
 	sql_make(tpath("xcat/nodelist.sqlite"), 1, "c");
 	sleep_ms(100);
 	TICK_UNTIL(p, dumps_of(p) == 2, 20);
@@ -1028,6 +1032,11 @@ START_TEST(manager_sqlite_primary_and_standby)
 	ck_assert_str_eq(mf.files[1].name, "site.sqlite");
 	snprintf(path, sizeof(path), "%s/nodelist.sqlite", primdb);
 	ck_assert_int_eq(count_rows(path), 3);
+	/* The table that did not change was not rewritten. */
+	snprintf(path, sizeof(path), "%s/site.sqlite", primdb);
+	ck_assert_int_eq(stat(path, &sb2), 0);
+	ck_assert_int_eq(sb.st_ino, sb2.st_ino);
+	ck_assert_int_eq(sb.st_mtim.tv_nsec, sb2.st_mtim.tv_nsec);
 	/* The dump folder is outside the replicated one, and gone. */
 	ck_assert_int_eq(access(tpath("mn1.state/db/.xcatdb.tmp"), F_OK),
 	                 -1);
