@@ -516,6 +516,31 @@ START_TEST(manifest_refuses_malformed)
 }
 END_TEST
 
+/* A manifest cut short anywhere in transit is refused, never read short. */
+START_TEST(manifest_every_cut_refused)
+{
+	char why[HS_ERRMSG_MAX], text[4096];
+	ssize_t len, cut;
+	int fd = mf_fixture(), mfd;
+
+	mfd = openat(fd, "MANIFEST", O_RDONLY);
+	ck_assert_int_ge(mfd, 0);
+	len = read(mfd, text, sizeof(text));
+	close(mfd);
+	ck_assert_int_gt(len, 100);
+	for (cut = 0; cut < len; cut++) {
+		mfd = openat(fd, "MANIFEST", O_WRONLY | O_TRUNC);
+		ck_assert_int_ge(mfd, 0);
+		ck_assert_int_eq(write(mfd, text, (size_t)cut), cut);
+		close(mfd);
+		ck_assert_msg(dbr_manifest_read(fd, &mf2, why, sizeof(why)) ==
+		                  HS_EPROTO,
+		              "cut at %zd read as whole", cut);
+	}
+	close(fd);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- sqlite */
 
 static void
@@ -1300,6 +1325,7 @@ dbrepl_suite(void)
 	tcase_add_test(tc, manifest_round_trip);
 	tcase_add_test(tc, manifest_check_finds_damage);
 	tcase_add_test(tc, manifest_refuses_malformed);
+	tcase_add_test(tc, manifest_every_cut_refused);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("sqlite");
