@@ -780,7 +780,8 @@ conf_check_db_sets(struct conf_parser *p)
 				if (!db_set_clean(ps, db, rel))
 					return conf_error(
 					    p, ps->line,
-					    "set %s ships the live SQLite files "
+					    "set %s ships the live SQLite "
+					    "files "
 					    "of database %s raw: add exclude = "
 					    "*.sqlite*",
 					    ps->name, db->name);

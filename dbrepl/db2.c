@@ -267,12 +267,11 @@ tab_find(const char *text, const char *name, char *val, size_t cap)
 /* The two layouts: the names of the fields we read, and where. */
 struct db2_layout {
 	const char *role, *state, *connect;
-	const char *gap;          /* the log gap in bytes, or NULL */
-	const char *pos_primary;  /* else from the two log positions */
+	const char *gap;         /* the log gap in bytes, or NULL */
+	const char *pos_primary; /* else from the two log positions */
 	const char *pos_standby;
 	int (*pos_parse)(const char *val, uint64_t *pos);
-	int (*find)(const char *text, const char *name, char *val,
-	            size_t cap);
+	int (*find)(const char *text, const char *name, char *val, size_t cap);
 };
 
 /* "S0000031.LOG, 212, 263128741": file, page, and the byte position. */
@@ -434,8 +433,8 @@ gap_get(const struct db2_layout *lo, const char *text, const char *db,
 	uint64_t v;
 	int rc;
 
-	if (lo->gap != NULL && (rc = lo->find(text, lo->gap, val,
-	                                      sizeof(val))) != 0) {
+	if (lo->gap != NULL &&
+	    (rc = lo->find(text, lo->gap, val, sizeof(val))) != 0) {
 		if (rc < 0)
 			return field_get(lo, text, db, lo->gap, val, res);
 		if (strcmp(val, "NULL") == 0)
@@ -449,8 +448,8 @@ gap_get(const struct db2_layout *lo, const char *text, const char *db,
 		return HS_OK;
 	}
 	/* No gap and no positions: name the gap, what db2pd 10.1 on print. */
-	if (lo->gap != NULL && lo->find(text, lo->pos_primary, val,
-	                                sizeof(val)) == 0)
+	if (lo->gap != NULL &&
+	    lo->find(text, lo->pos_primary, val, sizeof(val)) == 0)
 		return field_get(lo, text, db, lo->gap, val, res);
 	if ((rc = pos_get(lo, text, db, lo->pos_primary, &p, res)) < 0 ||
 	    (rc = pos_get(lo, text, db, lo->pos_standby, &s, res)) < 0)
@@ -498,9 +497,8 @@ dbr_db2_parse(const char *text, const char *database, struct dbr_result *res)
 	                   sizeof(res->hadr_role), res)) < 0 ||
 	    (rc = word_get(lo, text, database, lo->state, res->hadr_state,
 	                   sizeof(res->hadr_state), res)) < 0 ||
-	    (rc = word_get(lo, text, database, lo->connect,
-	                   res->hadr_connect, sizeof(res->hadr_connect),
-	                   res)) < 0 ||
+	    (rc = word_get(lo, text, database, lo->connect, res->hadr_connect,
+	                   sizeof(res->hadr_connect), res)) < 0 ||
 	    (rc = gap_get(lo, text, database, res)) < 0)
 		return rc;
 	res->rc = HS_OK;

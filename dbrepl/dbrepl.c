@@ -55,10 +55,10 @@ struct dbr_key {
 /* One database. */
 struct dbr_one {
 	struct dbr_db d;
-	char *dir;     /* state_dir/db/NAME: the snapshot */
-	char *tmp;     /* primary: state_dir/db/.NAME.tmp, the dump */
-	char *good;    /* standby: state_dir/db/NAME.good */
-	char *goodtmp; /* standby: state_dir/db/NAME.good.tmp */
+	char *dir;           /* state_dir/db/NAME: the snapshot */
+	char *tmp;           /* primary: state_dir/db/.NAME.tmp, the dump */
+	char *good;          /* standby: state_dir/db/NAME.good */
+	char *goodtmp;       /* standby: state_dir/db/NAME.good.tmp */
 	char *restored_file; /* standby: state_dir/db/NAME.restored */
 	struct dbr_job job;
 	/* The last snapshot made (primary) or good one held (standby). */
@@ -75,10 +75,10 @@ struct dbr_one {
 	/* standby */
 	struct dbr_key seen; /* the manifest last looked at */
 	int has_seen;
-	int recheck;          /* told that the set was written */
-	uint64_t bad_since;   /* monotonic: first mismatch of `seen`, 0 */
-	uint64_t retry_ns;    /* monotonic: look again then, 0 */
-	int waiting;          /* a mismatch, maybe still arriving */
+	int recheck;        /* told that the set was written */
+	uint64_t bad_since; /* monotonic: first mismatch of `seen`, 0 */
+	uint64_t retry_ns;  /* monotonic: look again then, 0 */
+	int waiting;        /* a mismatch, maybe still arriving */
 	uint64_t restored_gen;
 	double restored_made;
 	uint64_t restore_retry_ns;
@@ -161,8 +161,8 @@ dbr_path(const char *state_dir, const char *pre, const char *name,
 {
 	char *p;
 
-	if (asprintf(&p, "%s/%s/%s%s%s", state_dir, DBR_DIR, pre, name,
-	             post) < 0)
+	if (asprintf(&p, "%s/%s/%s%s%s", state_dir, DBR_DIR, pre, name, post) <
+	    0)
 		abort();
 	return p;
 }
@@ -270,7 +270,8 @@ dbr_running(const struct dbr_one *o)
 	return o->job.pid > 0;
 }
 
-/* ---- open, free ----------------------------------------------------------- */
+/* ---- open, free -----------------------------------------------------------
+ */
 
 /* state_dir/db/NAME.restored: "GENERATION MADE" of the last restore. */
 static void
@@ -426,7 +427,8 @@ dbr_free(struct dbr *r)
 	free(r);
 }
 
-/* ---- primary --------------------------------------------------------------- */
+/* ---- primary ---------------------------------------------------------------
+ */
 
 /* In the dump child: the driver's dump, then the manifest, all durable. */
 static void
@@ -711,7 +713,8 @@ dbr_primary_tick(struct dbr_one *o, uint64_t now)
 	}
 }
 
-/* ---- standby --------------------------------------------------------------- */
+/* ---- standby ---------------------------------------------------------------
+ */
 
 static int
 dbr_copy_file(int sfd, int dfd, const char *name)
@@ -722,9 +725,9 @@ dbr_copy_file(int sfd, int dfd, const char *name)
 
 	if ((in = openat(sfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		return -errno;
-	out = openat(dfd, name,
-	             O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-	             0600);
+	out =
+	    openat(dfd, name,
+	           O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (out < 0) {
 		rc = -errno;
 		close(in);
@@ -858,8 +861,7 @@ dbr_restore_start(struct dbr_one *o)
 }
 
 static void
-dbr_accept_done(struct dbr_one *o, const struct dbr_result *res,
-                uint64_t now)
+dbr_accept_done(struct dbr_one *o, const struct dbr_result *res, uint64_t now)
 {
 	char why[HS_ERRMSG_MAX];
 
@@ -895,8 +897,7 @@ dbr_accept_done(struct dbr_one *o, const struct dbr_result *res,
 }
 
 static void
-dbr_restore_done(struct dbr_one *o, const struct dbr_result *res,
-                 uint64_t now)
+dbr_restore_done(struct dbr_one *o, const struct dbr_result *res, uint64_t now)
 {
 	int rc;
 
@@ -983,8 +984,7 @@ dbr_accept_start(struct dbr_one *o)
 	char why[HS_ERRMSG_MAX];
 	int rc;
 
-	rc = dbr_job_start_fn(&o->job, &o->d, DBR_OP_ACCEPT, dbr_accept_fn,
-	                      o);
+	rc = dbr_job_start_fn(&o->job, &o->d, DBR_OP_ACCEPT, dbr_accept_fn, o);
 	if (rc < 0) {
 		snprintf(why, sizeof(why), "cannot start a child: %s",
 		         hs_strerror(rc));
@@ -1008,8 +1008,7 @@ dbr_standby_tick(struct dbr_one *o, uint64_t now)
 }
 
 static void
-dbr_standby_done(struct dbr_one *o, const struct dbr_result *res,
-                 uint64_t now)
+dbr_standby_done(struct dbr_one *o, const struct dbr_result *res, uint64_t now)
 {
 	switch (o->job.op) {
 	case DBR_OP_ACCEPT:
@@ -1029,7 +1028,8 @@ dbr_standby_done(struct dbr_one *o, const struct dbr_result *res,
 	}
 }
 
-/* ---- the loop -------------------------------------------------------------- */
+/* ---- the loop --------------------------------------------------------------
+ */
 
 /* Collect o's child if it ended; 1 when it still runs. */
 static int
@@ -1090,8 +1090,7 @@ dbr_next_ms(const struct dbr *r)
 
 		if (dbr_running(o))
 			ms = DBR_JOB_POLL_MS;
-		else if (r->role == DBR_PRIMARY ||
-		         o->d.db->type == HS_DB_DB2)
+		else if (r->role == DBR_PRIMARY || o->d.db->type == HS_DB_DB2)
 			ms = dbr_ms_until(o->next_ns, now);
 		else
 			ms = DBR_POLL_MS;
@@ -1124,7 +1123,8 @@ dbr_touched(struct dbr *r, const char *set_name)
 	}
 }
 
-/* ---- status ---------------------------------------------------------------- */
+/* ---- status ----------------------------------------------------------------
+ */
 
 size_t
 dbr_count(const struct dbr *r)
@@ -1180,8 +1180,7 @@ dbr_status(const struct dbr *r, size_t i, struct dbr_status *out)
 	out->changed = r->role == DBR_PRIMARY ? o->changed : -1;
 	snprintf(out->error, sizeof(out->error), "%s", o->error);
 	snprintf(out->hadr_role, sizeof(out->hadr_role), "%s", o->hadr_role);
-	snprintf(out->hadr_state, sizeof(out->hadr_state), "%s",
-	         o->hadr_state);
+	snprintf(out->hadr_state, sizeof(out->hadr_state), "%s", o->hadr_state);
 	snprintf(out->hadr_connect, sizeof(out->hadr_connect), "%s",
 	         o->hadr_connect);
 	out->hadr_log_gap = o->hadr_log_gap;
@@ -1219,7 +1218,8 @@ dbr_ready(const struct dbr *r, size_t i, char *why, size_t whylen)
 	return 1;
 }
 
-/* ---- promote --------------------------------------------------------------- */
+/* ---- promote ---------------------------------------------------------------
+ */
 
 /* Run the job just started to its end and take its result. */
 static void
@@ -1248,8 +1248,8 @@ dbr_promote_one(struct dbr *r, struct dbr_one *o, int force, char *why,
 	while (dbr_running(o))
 		dbr_finish_now(r, o);
 	if (o->d.db->type == HS_DB_DB2) {
-		rc = dbr_job_start(&o->job, &o->d, DBR_OP_TAKEOVER, NULL,
-		                   force);
+		rc =
+		    dbr_job_start(&o->job, &o->d, DBR_OP_TAKEOVER, NULL, force);
 		if (rc == HS_OK) {
 			dbr_job_wait(&o->job);
 			rc = o->job.res.rc;
@@ -1267,8 +1267,9 @@ dbr_promote_one(struct dbr *r, struct dbr_one *o, int force, char *why,
 			dbr_finish_now(r, o);
 	}
 	if (!o->has_snap) {
-		snprintf(why, whylen, "database %s: no good snapshot to restore%s%s",
-		         name, o->error[0] ? ": " : "", o->error);
+		snprintf(why, whylen,
+		         "database %s: no good snapshot to restore%s%s", name,
+		         o->error[0] ? ": " : "", o->error);
 		return HS_ENOTFOUND;
 	}
 	if (o->restored_gen == o->snap->generation &&

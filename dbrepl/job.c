@@ -9,6 +9,7 @@
  * it: dbr_job_poll looks at it with WNOHANG and reaps only that pid, since
  * the standby daemon reaps its own session children elsewhere.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -289,8 +290,7 @@ dbr_job_poll(struct dbr_job *j)
 	 * its group, so that group id cannot have been reused yet.
 	 */
 	memset(&si, 0, sizeof(si));
-	if (waitid(P_PID, (id_t)j->pid, &si, WEXITED | WNOHANG | WNOWAIT) <
-	    0) {
+	if (waitid(P_PID, (id_t)j->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0) {
 		memset(&j->res, 0, sizeof(j->res));
 		dbr_fail(&j->res, -errno, "%s child lost: %s",
 		         job_op_name(j->op), strerror(errno));
@@ -411,7 +411,13 @@ struct run_err {
 	const char *cmd;
 	char part[RUN_LINE_MAX]; /* the line being read */
 	size_t len;
-	char last[RUN_LINE_MAX]; /* the last non-empty line */
+	/*
+	 * The last line that does not start with a blank: clients indent
+	 * their hints ("\tIs the server running ..."), and the reason is
+	 * the line above them.  An indented line counts only when no other
+	 * came first.
+	 */
+	char last[RUN_LINE_MAX];
 };
 
 static void
@@ -420,7 +426,8 @@ run_err_line(struct run_err *e)
 	e->part[e->len] = '\0';
 	if (e->len > 0) {
 		hs_log_warnx("dbrepl: %s: %s", e->cmd, e->part);
-		memcpy(e->last, e->part, e->len + 1);
+		if (!isblank((unsigned char)e->part[0]) || e->last[0] == '\0')
+			memcpy(e->last, e->part, e->len + 1);
 	}
 	e->len = 0;
 }

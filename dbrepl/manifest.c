@@ -37,8 +37,7 @@
 #define MF_MAX (128 * 1024)
 #define MF_READ_CHUNK (64 * 1024)
 
-static int
-mf_fail(char *why, size_t whylen, int rc, const char *fmt, ...)
+static int mf_fail(char *why, size_t whylen, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static int
@@ -369,15 +368,15 @@ mf_parse_file(char *val, struct dbr_manifest *m, char *why, size_t whylen)
 		return mf_fail(why, whylen, HS_EPROTO, "a file line is short");
 	*name++ = '\0';
 	if (m->n == DBR_FILES_MAX)
-		return mf_fail(why, whylen, HS_EPROTO,
-		               "more than %d files", DBR_FILES_MAX);
+		return mf_fail(why, whylen, HS_EPROTO, "more than %d files",
+		               DBR_FILES_MAX);
 	if (!mf_name_ok(name) || strcmp(name, DBR_MANIFEST) == 0)
 		return mf_fail(why, whylen, HS_EPROTO,
 		               "file name \"%.64s\" is not a plain name", name);
 	f = &m->files[m->n];
 	if (mf_parse_u64(size, &f->size) < 0)
-		return mf_fail(why, whylen, HS_EPROTO,
-		               "%s: bad size \"%.32s\"", name, size);
+		return mf_fail(why, whylen, HS_EPROTO, "%s: bad size \"%.32s\"",
+		               name, size);
 	if (mf_unhex(hex, f->sha256) < 0)
 		return mf_fail(why, whylen, HS_EPROTO,
 		               "%s: bad SHA-256 \"%.70s\"", name, hex);
@@ -412,8 +411,7 @@ mf_parse_line(char *line, struct dbr_manifest *m, unsigned *seen, char *why,
 		               "line \"%.40s\" has no value", line);
 	*val++ = '\0';
 	if (strcmp(line, "generation") == 0) {
-		if (mf_parse_u64(val, &m->generation) < 0 ||
-		    m->generation == 0)
+		if (mf_parse_u64(val, &m->generation) < 0 || m->generation == 0)
 			return mf_fail(why, whylen, HS_EPROTO,
 			               "bad generation \"%.32s\"", val);
 		*seen |= MF_SEEN_GEN;
@@ -442,8 +440,9 @@ mf_parse_line(char *line, struct dbr_manifest *m, unsigned *seen, char *why,
 			               "end line says %.20s files, %zu listed",
 			               val, m->n);
 		if ((*seen & MF_SEEN_ALL) != MF_SEEN_ALL)
-			return mf_fail(why, whylen, HS_EPROTO,
-			               "generation, made, type or mark missing");
+			return mf_fail(
+			    why, whylen, HS_EPROTO,
+			    "generation, made, type or mark missing");
 		return 1;
 	} else
 		return mf_fail(why, whylen, HS_EPROTO, "unknown key \"%.32s\"",
@@ -478,7 +477,8 @@ mf_parse(char *text, size_t len, struct dbr_manifest *m, char *why,
 		ended = rc == 1;
 	}
 	if (!ended)
-		return mf_fail(why, whylen, HS_EPROTO, "no end line (cut short)");
+		return mf_fail(why, whylen, HS_EPROTO,
+		               "no end line (cut short)");
 	return HS_OK;
 }
 
@@ -513,7 +513,7 @@ mf_check_one(int dirfd, const struct dbr_mfile *f, char *why, size_t whylen)
 
 	if ((fd = mf_open_file(dirfd, f->name, &st)) < 0)
 		return mf_fail(why, whylen, fd, "%s: %s", f->name,
-		               fd == -EINVAL ? "not a regular file"
+		               fd == -EINVAL   ? "not a regular file"
 		               : fd == -ENOENT ? "missing"
 		                               : strerror(-fd));
 	if ((uint64_t)st.st_size != f->size) {
@@ -529,12 +529,13 @@ mf_check_one(int dirfd, const struct dbr_mfile *f, char *why, size_t whylen)
 		               hs_strerror(rc));
 	if (size != f->size)
 		return mf_fail(why, whylen, HS_EHASH,
-		               "%s: %" PRIu64 " bytes, the manifest says %" PRIu64,
+		               "%s: %" PRIu64
+		               " bytes, the manifest says %" PRIu64,
 		               f->name, size, f->size);
 	if (memcmp(sha, f->sha256, 32) != 0)
-		return mf_fail(why, whylen, HS_EHASH,
-		               "%s: content differs from the manifest's SHA-256",
-		               f->name);
+		return mf_fail(
+		    why, whylen, HS_EHASH,
+		    "%s: content differs from the manifest's SHA-256", f->name);
 	return HS_OK;
 }
 

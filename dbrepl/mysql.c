@@ -62,8 +62,8 @@ static const struct {
  * that names the key only (its value could be a secret).
  */
 static int
-my_dsn_word(const struct dbr_db *d, const char *w, size_t n,
-            struct my_dsn *m, struct dbr_result *res)
+my_dsn_word(const struct dbr_db *d, const char *w, size_t n, struct my_dsn *m,
+            struct dbr_result *res)
 {
 	size_t k, klen = 0;
 
@@ -184,7 +184,8 @@ static int
 my_sql(const struct dbr_db *d, const struct my_dsn *m, const char *db,
        const char *sql, char *cap, size_t caplen, struct dbr_result *res)
 {
-	char *extra[] = {"--batch", "--skip-column-names", "-e", (char *)sql,
+	char *extra[] = {"--batch",  "--skip-column-names",
+	                 "-e",       (char *)sql,
 	                 (char *)db, NULL};
 
 	return my_run(d, m, "mysql", extra, NULL, NULL, cap, caplen, res);
@@ -248,10 +249,14 @@ my_dump(const struct dbr_db *d, const char *dir, struct dbr_result *res)
 {
 	struct my_dsn m;
 	char out[4096];
-	char *extra[] = {"--single-transaction", "--skip-dump-date",
-	                 "--order-by-primary",   "--no-tablespaces",
-	                 "--skip-routines",      "--skip-events",
-	                 m.db,                   NULL};
+	char *extra[] = {"--single-transaction",
+	                 "--skip-dump-date",
+	                 "--order-by-primary",
+	                 "--no-tablespaces",
+	                 "--skip-routines",
+	                 "--skip-events",
+	                 m.db,
+	                 NULL};
 
 	if (my_dsn_parse(d, &m, res) < 0)
 		return;
@@ -298,8 +303,8 @@ my_cat(struct hs_buf *b, const char *s)
 
 /* Append "`from`.`t` TO `to`.`t`" (t: len bytes), comma first if needed. */
 static int
-my_cat_move(struct hs_buf *b, const char *from, const char *to,
-            const char *t, size_t len, int *first)
+my_cat_move(struct hs_buf *b, const char *from, const char *to, const char *t,
+            size_t len, int *first)
 {
 	char one[3 * MY_IDENT_MAX + 64];
 	int n;
@@ -392,8 +397,10 @@ my_swap(const struct dbr_db *d, const struct my_dsn *m, struct dbr_result *res)
 	if ((rc = my_rename_sql(d, m, list, &b, res)) != HS_OK)
 		goto out; /* 1: no table on either side, nothing to swap */
 	if ((rc = hs_buf_append(&b, "", 1)) < 0) {
-		rc = dbr_fail(res, rc, "database %s: too many tables for one "
-		                       "RENAME", d->db->name);
+		rc = dbr_fail(res, rc,
+		              "database %s: too many tables for one "
+		              "RENAME",
+		              d->db->name);
 		goto out;
 	}
 	if ((rc = my_sql(d, m, NULL, (char *)b.data, NULL, 0, res)) < 0)

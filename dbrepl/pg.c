@@ -76,8 +76,7 @@ pg_dsn_get(const char *dsn, const char *key, char *buf, size_t len)
  * that its temporary names stay distinct.
  */
 static int
-pg_names_of(const struct dbr_db *d, struct pg_names *nm,
-            struct dbr_result *res)
+pg_names_of(const struct dbr_db *d, struct pg_names *nm, struct dbr_result *res)
 {
 	const char *s;
 
@@ -99,16 +98,15 @@ pg_names_of(const struct dbr_db *d, struct pg_names *nm,
 		                "database %s: dbname '%s' must be 1 to %zu "
 		                "characters long",
 		                d->db->name, nm->live, (size_t)PG_NAME_MAX);
-	snprintf(nm->fresh, sizeof(nm->fresh), "%s%s", nm->live,
-	         PG_NEW_SUFFIX);
+	snprintf(nm->fresh, sizeof(nm->fresh), "%s%s", nm->live, PG_NEW_SUFFIX);
 	snprintf(nm->old, sizeof(nm->old), "%s%s", nm->live, PG_OLD_SUFFIX);
 	return HS_OK;
 }
 
 /* The dsn with its dbname replaced by `dbname` (libpq: the last wins). */
 static int
-pg_conninfo(const struct dbr_db *d, const char *dbname, char *buf,
-            size_t len, struct dbr_result *res)
+pg_conninfo(const struct dbr_db *d, const char *dbname, char *buf, size_t len,
+            struct dbr_result *res)
 {
 	int n;
 
@@ -269,8 +267,8 @@ pg_restrict_key(const struct dbr_db *d, char key[PG_KEY_LEN + 1],
 	size_t i;
 	int fd, rc;
 
-	snprintf(path, sizeof(path), "%s/%s/%s%s", d->conf->state_dir,
-	         DBR_DIR, d->db->name, PG_KEY_SUFFIX);
+	snprintf(path, sizeof(path), "%s/%s/%s%s", d->conf->state_dir, DBR_DIR,
+	         d->db->name, PG_KEY_SUFFIX);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) >= 0) {
 		r = read(fd, buf, sizeof(buf) - 1);
 		close(fd);
@@ -308,8 +306,9 @@ pg_dump(const struct dbr_db *d, const char *dir, struct dbr_result *res)
 {
 	char dbarg[PG_CONNINFO_MAX + 16], out[4096];
 	char key[PG_KEY_LEN + 1], keyarg[PG_KEY_LEN + 32];
-	char *args[] = {"pg_dump",          "-w", "--format=plain",
-	                "--no-tablespaces", dbarg, NULL, NULL};
+	char *args[] = {
+	    "pg_dump", "-w", "--format=plain", "--no-tablespaces", dbarg,
+	    NULL,      NULL};
 	char *argv[PG_ARGS_MAX + 8];
 
 	snprintf(dbarg, sizeof(dbarg), "--dbname=%s", d->db->dsn);
@@ -335,8 +334,8 @@ pg_dump(const struct dbr_db *d, const char *dir, struct dbr_result *res)
 
 /* Run SQL commands in the maintenance database, each on its own. */
 static int
-pg_maint(const struct dbr_db *d, const char *const *sql, int one_tx,
-         char *cap, size_t caplen, struct dbr_result *res)
+pg_maint(const struct dbr_db *d, const char *const *sql, int one_tx, char *cap,
+         size_t caplen, struct dbr_result *res)
 {
 	char ci[PG_CONNINFO_MAX];
 

@@ -195,8 +195,9 @@ sq_err(struct dbr_result *res, sqlite3 *db, const char *what, const char *file)
 static int
 sq_check(sqlite3 *db, const char *file, int64_t size, struct dbr_result *res)
 {
-	const char *sql = size > SQ_QUICK_CHECK_BYTES ? "PRAGMA quick_check"
-	                                              : "PRAGMA integrity_check";
+	const char *sql = size > SQ_QUICK_CHECK_BYTES
+	                      ? "PRAGMA quick_check"
+	                      : "PRAGMA integrity_check";
 	sqlite3_stmt *st;
 	const unsigned char *txt;
 	int rc;
@@ -233,8 +234,7 @@ sq_busy(void *arg, int count)
 
 /* Copy src into the new file dst with one backup step. */
 static int
-sq_backup(sqlite3 *src, sqlite3 *dst, const char *name,
-          struct dbr_result *res)
+sq_backup(sqlite3 *src, sqlite3 *dst, const char *name, struct dbr_result *res)
 {
 	struct timespec pause = {0, 1000000L};
 	sqlite3_backup *b;
@@ -285,8 +285,8 @@ sq_dump_one(const char *src_path, const char *dir, struct dbr_result *res)
 	 * The copy of a WAL database says WAL in its header: make it a
 	 * self-contained file, with no -wal beside it to lose in transit.
 	 */
-	if (sqlite3_exec(dst, "PRAGMA journal_mode=DELETE", NULL, NULL,
-	                 NULL) != SQLITE_OK) {
+	if (sqlite3_exec(dst, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL) !=
+	    SQLITE_OK) {
 		rc = sq_err(res, dst, "cannot set its journal mode", dst_path);
 		goto out;
 	}
@@ -320,8 +320,8 @@ sq_dump(const struct dbr_db *d, const char *dir, struct dbr_result *res)
 static void
 sq_target(const struct dbr_db *d, char *buf, size_t len)
 {
-	const char *root = d->conf->target_root != NULL ? d->conf->target_root
-	                                                : "/";
+	const char *root =
+	    d->conf->target_root != NULL ? d->conf->target_root : "/";
 	size_t rl = strlen(root);
 
 	while (rl > 0 && root[rl - 1] == '/')
@@ -502,8 +502,8 @@ sq_restore(const struct dbr_db *d, const char *dir, struct dbr_result *res)
 	for (i = 0; i < m.n; i++) {
 		const char *name = tname[0] ? tname : m.files[i].name;
 
-		snprintf(tmp[i], sizeof(tmp[i]), ".%.200s" SQ_RESTORE_TMP_SUFFIX,
-		         name);
+		snprintf(tmp[i], sizeof(tmp[i]),
+		         ".%.200s" SQ_RESTORE_TMP_SUFFIX, name);
 		if (sq_stage(sdirfd, m.files[i].name, tdirfd, tdir, name,
 		             tmp[i], res) < 0) {
 			staged = i + 1;

@@ -92,8 +92,8 @@ static int
 run_manager(const struct hs_conf *c, const struct hs_database *db,
             const char *secs)
 {
-	enum dbr_role role = c->role == HS_ROLE_PRIMARY ? DBR_PRIMARY
-	                                                : DBR_STANDBY;
+	enum dbr_role role =
+	    c->role == HS_ROLE_PRIMARY ? DBR_PRIMARY : DBR_STANDBY;
 	time_t end = time(NULL) + atoi(secs);
 	struct dbr_status st;
 	char set[256];

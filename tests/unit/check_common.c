@@ -425,7 +425,8 @@ END_TEST
 START_TEST(valid_sqlite_beside_sets)
 {
 	struct hs_conf *c = load_ok(
-	    NODE "[path credentials]\n"
+	    NODE
+	    "[path credentials]\n"
 	    "source = /etc/xcat/ca\n" /* inside the folder: no table there */
 	    "[path srv-xcat]\n"
 	    "source = /srv/xcat\n"
@@ -938,8 +939,7 @@ static const struct bad_case bad_cases[] = {
      NODE "[database xcatdb]\ntype = sqlite\npath = /etc/xcat\n"
           "[path etc-xcat]\nsource = /etc/xcat\nexclude = *.sqlite\n"
           "exclude = *.sqlite-journal\n",
-     12,
-     "set etc-xcat ships the live SQLite files of database xcatdb raw"},
+     12, "set etc-xcat ships the live SQLite files of database xcatdb raw"},
     {"sqlite file inside a source",
      NODE "[path etc]\nsource = /etc\nexclude = *.swp\n"
           "[database site]\ntype = sqlite\n"

@@ -162,18 +162,17 @@ static const struct parse_case {
     {"v97-standby-catchup.txt", HS_OK, "STANDBY", "REMOTE_CATCHUP_PENDING",
      "DISCONNECTED", 0x20000, NULL},
     /* db2pd 10.1 and later. */
-    {"v105-primary-peer.txt", HS_OK, "PRIMARY", "PEER", "CONNECTED", 0,
-     NULL},
+    {"v105-primary-peer.txt", HS_OK, "PRIMARY", "PEER", "CONNECTED", 0, NULL},
     {"v105-standby-catchup.txt", HS_OK, "STANDBY", "REMOTE_CATCHUP",
      "CONNECTED", 1097728, NULL},
     {"v105-primary-disconnected.txt", HS_OK, "PRIMARY", "DISCONNECTED_PEER",
      "DISCONNECTED", -1, NULL},
     /* The principal standby is printed first and is the one shown. */
-    {"v105-primary-two-standbys.txt", HS_OK, "PRIMARY", "PEER", "CONNECTED",
-     0, NULL},
+    {"v105-primary-two-standbys.txt", HS_OK, "PRIMARY", "PEER", "CONNECTED", 0,
+     NULL},
     /* No HADR_LOG_GAP(bytes): the gap from the two log positions. */
-    {"kv-positions-only.txt", HS_OK, "STANDBY", "REMOTE_CATCHUP",
-     "CONNECTED", 264226469 - 263128741, NULL},
+    {"kv-positions-only.txt", HS_OK, "STANDBY", "REMOTE_CATCHUP", "CONNECTED",
+     264226469 - 263128741, NULL},
     {"not-active.txt", HS_ENOTFOUND, "", "", "", -1,
      "database XCATDB is not active: db2pd says \"Database XCATDB not "
      "activated on database member 0"},
@@ -198,8 +197,7 @@ START_TEST(parse_table)
 	ck_assert_str_eq(res.hadr_state, c->state);
 	ck_assert_str_eq(res.hadr_connect, c->connect);
 	ck_assert_msg(res.hadr_log_gap == c->gap, "%s: gap %lld, want %lld",
-	              c->file, (long long)res.hadr_log_gap,
-	              (long long)c->gap);
+	              c->file, (long long)res.hadr_log_gap, (long long)c->gap);
 	if (c->why != NULL)
 		ck_assert_msg(strstr(res.why, c->why) != NULL,
 		              "%s: why '%s' lacks '%s'", c->file, res.why,
@@ -234,19 +232,21 @@ static const struct broken_case {
     {"guide-primary.txt", NULL, "Primary\tPeer\t", "Primary\t\t",
      "field State is empty"},
     {"guide-primary.txt", NULL, "0x000000000FA4869D\n\nStandBy",
-     "0xFA48G9D\n\nStandBy", "field PrimaryLSN: '0xFA48G9D' is not a log "
-                             "position"},
+     "0xFA48G9D\n\nStandBy",
+     "field PrimaryLSN: '0xFA48G9D' is not a log "
+     "position"},
     {"v97-standby-catchup.txt", "StandByFile", NULL, NULL,
      "field StandByLSN missing from its output"},
     {"v97-standby-catchup.txt", NULL, "Standby RemoteCatchupPending",
-     "Standby RemoteCatchup%ending", "field State: 'RemoteCatchup%ending' "
-                                     "is not an HADR value"},
+     "Standby RemoteCatchup%ending",
+     "field State: 'RemoteCatchup%ending' "
+     "is not an HADR value"},
     {"v105-primary-peer.txt", "HADR_ROLE", NULL, NULL,
      "field HADR_ROLE missing from its output"},
     {"v105-primary-peer.txt", "                           HADR_STATE", NULL,
      NULL, "field HADR_STATE missing from its output"},
-    {"v105-primary-peer.txt", "                  HADR_CONNECT_STATUS =",
-     NULL, NULL, "field HADR_CONNECT_STATUS missing from its output"},
+    {"v105-primary-peer.txt", "                  HADR_CONNECT_STATUS =", NULL,
+     NULL, "field HADR_CONNECT_STATUS missing from its output"},
     {"v105-primary-peer.txt", "            PRIMARY_LOG_FILE", NULL, NULL,
      "field HADR_LOG_GAP(bytes) missing from its output"},
     {"kv-positions-only.txt", "            STANDBY_LOG_FILE", NULL, NULL,
@@ -269,8 +269,9 @@ static const struct broken_case {
      "CONNECTED",
      "field HADR_CONNECT_STATUS: value longer than 127 bytes"},
     {"kv-positions-only.txt", NULL, "S0000031.LOG, 212, 263128741",
-     "S0000031.LOG, 212", "field STANDBY_LOG_FILE,PAGE,POS: 'S0000031.LOG, "
-                          "212' is not a log position"},
+     "S0000031.LOG, 212",
+     "field STANDBY_LOG_FILE,PAGE,POS: 'S0000031.LOG, "
+     "212' is not a log position"},
     /* Nothing at all, or not db2pd's output. */
     {"v105-primary-peer.txt", "\n", NULL, NULL,
      "field HADR_ROLE missing from its output"},
@@ -449,8 +450,7 @@ START_TEST(hadr_op_fails)
 	ck_assert_int_lt(res.rc, 0);
 	ck_assert_msg(strstr(res.why, "db2pd -d XCATDB -hadr") != NULL, "%s",
 	              res.why);
-	ck_assert_msg(strstr(res.why, "You must be the instance owner") !=
-	                  NULL,
+	ck_assert_msg(strstr(res.why, "You must be the instance owner") != NULL,
 	              "%s", res.why);
 	ck_assert_ptr_null(strchr(res.why, '\n'));
 	ck_assert_int_eq(res.hadr_log_gap, -1);
@@ -516,10 +516,10 @@ START_TEST(takeover_op_fails)
 	snprintf(cmd, sizeof(cmd), "db2 takeover hadr on db XCATDB%s: ",
 	         c->force ? " by force" : "");
 	ck_assert_msg(strncmp(res.why, cmd, strlen(cmd)) == 0, "%s", res.why);
-	ck_assert_msg(strlen(res.why) > strlen(say) &&
-	                  strcmp(res.why + strlen(res.why) - strlen(say),
-	                         say) == 0,
-	              "%s", res.why);
+	ck_assert_msg(
+	    strlen(res.why) > strlen(say) &&
+	        strcmp(res.why + strlen(res.why) - strlen(say), say) == 0,
+	    "%s", res.why);
 	ck_assert_str_eq(log_read(), c->ran);
 }
 END_TEST
@@ -723,8 +723,8 @@ START_TEST(manager_promote)
 	fixture_use("v105-standby-catchup.txt");
 	ck_assert_int_eq(dbr_open(&conf, DBR_STANDBY, &r), HS_OK);
 	manager_read(r, &st);
-	ck_assert_msg(dbr_promote(r, c->force, why, sizeof(why)) == HS_OK,
-	              "%s", why);
+	ck_assert_msg(dbr_promote(r, c->force, why, sizeof(why)) == HS_OK, "%s",
+	              why);
 	snprintf(want, sizeof(want),
 	         "DB2INSTANCE=xcatdb db2pd -d XCATDB -hadr\n%s", c->ran);
 	ck_assert_str_eq(log_read(), want);

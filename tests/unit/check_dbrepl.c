@@ -180,8 +180,8 @@ START_TEST(job_timeout_kills_group)
 	double t0;
 
 	/* The grandchild `sleep` is what a hung pg_dump's helper looks like. */
-	snprintf(script, sizeof(script),
-	         "sleep 300 & echo $! > %s; wait", pidfile);
+	snprintf(script, sizeof(script), "sleep 300 & echo $! > %s; wait",
+	         pidfile);
 	t0 = now_s();
 	ck_assert_int_eq(dbr_job_start_fn(&j, fake(1, "/nonexistent", NULL),
 	                                  DBR_OP_DUMP, fn_run, argv),
@@ -206,7 +206,7 @@ START_TEST(job_failing_command_says_why)
 {
 	char *argv[] = {"sh", "-c",
 	                "echo first >&2; echo 'pg_dump: no such table' >&2; "
-	                "exit 3",
+	                "printf '\\tIs the server running?\\n' >&2; exit 3",
 	                NULL};
 	struct dbr_job j;
 
@@ -283,9 +283,9 @@ static int leaked_fd;
 static void
 fn_inherits(void *arg, struct dbr_result *res)
 {
-	char *argv[] = {"sh", "-c",
-	                "ls /proc/self/fd | wc -l; grep SigBlk /proc/self/status",
-	                NULL};
+	char *argv[] = {
+	    "sh", "-c",
+	    "ls /proc/self/fd | wc -l; grep SigBlk /proc/self/status", NULL};
 
 	(void)arg;
 	if (fcntl(leaked_fd, F_GETFD) >= 0) {
@@ -312,8 +312,8 @@ START_TEST(job_child_inherits_nothing)
 	sigemptyset(&term);
 	sigaddset(&term, SIGTERM);
 	sigprocmask(SIG_BLOCK, &term, &old);
-	ck_assert_int_eq(dbr_job_start_fn(&j, fake(10, "/x", NULL),
-	                                  DBR_OP_DUMP, fn_inherits, NULL),
+	ck_assert_int_eq(dbr_job_start_fn(&j, fake(10, "/x", NULL), DBR_OP_DUMP,
+	                                  fn_inherits, NULL),
 	                 0);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	job_finish_wait(&j, 10);
@@ -351,8 +351,7 @@ START_TEST(run_redirects_and_captures)
 	ck_assert_str_eq(res.why, "pg_dump: exit 127: cannot run: No such "
 	                          "file or directory");
 	/* The prefix goes first, word by word. */
-	n = dbr_argv(fake(10, "/x", "  env  FOO=1 "), echo, argv,
-	             N_ELEM(argv));
+	n = dbr_argv(fake(10, "/x", "  env  FOO=1 "), echo, argv, N_ELEM(argv));
 	ck_assert_int_eq(n, 5);
 	ck_assert_str_eq(argv[0], "env");
 	ck_assert_str_eq(argv[1], "FOO=1");
@@ -481,15 +480,15 @@ START_TEST(manifest_refuses_malformed)
 	     "file name \"a\tb\" is not a plain name"},
 	    {HEAD "file 4 " HASH " MANIFEST\nend 1\n",
 	     "file name \"MANIFEST\" is not a plain name"},
-	    {HEAD "file 4 xyz a.sqlite\nend 1\n", "a.sqlite: bad SHA-256 \"xyz\""},
+	    {HEAD "file 4 xyz a.sqlite\nend 1\n",
+	     "a.sqlite: bad SHA-256 \"xyz\""},
 	    {HEAD "file -4 " HASH " a.sqlite\nend 1\n",
 	     "a.sqlite: bad size \"-4\""},
 	    {HEAD "file 4 " HASH " a\nfile 4 " HASH " a\nend 2\n",
 	     "a: listed twice"},
 	    {HEAD "colour blue\nend 0\n", "unknown key \"colour\""},
 	    {HEAD "end 0\nfile 4 " HASH " a\n", "text after the end line"},
-	    {"hamnsync-db-manifest 1\ngeneration 0\n",
-	     "bad generation \"0\""},
+	    {"hamnsync-db-manifest 1\ngeneration 0\n", "bad generation \"0\""},
 	    {"hamnsync-db-manifest 1\nend 0\n",
 	     "generation, made, type or mark missing"},
 	};
@@ -680,9 +679,9 @@ dump_under_writer(const char *mode)
 		dbr_sqlite.dump(&fake_d, dir, &res);
 		ck_assert_msg(res.rc == 0, "dump: %s", res.why);
 		snprintf(copy, sizeof(copy), "%s/live.sqlite", dir);
-		ck_assert_str_eq(sql_text(copy, "PRAGMA integrity_check", buf,
-		                          sizeof(buf)),
-		                 "ok");
+		ck_assert_str_eq(
+		    sql_text(copy, "PRAGMA integrity_check", buf, sizeof(buf)),
+		    "ok");
 		k = sql_int(copy, "SELECT count(*) FROM t");
 		ck_assert_int_eq(sql_int(copy, "SELECT coalesce(max(id), 0) "
 		                               "FROM t"),
@@ -706,24 +705,18 @@ dump_under_writer(const char *mode)
 	ck_assert_int_gt(read(p[0], buf, sizeof(buf) - 1), 0);
 	close(p[0]);
 	ck_assert_int_eq(sscanf(buf, "%ld %ld", &commits, &worst), 2);
-	fprintf(stderr, "%s: %d dumps, %ld commits, worst wait %ld ms\n",
-	        mode, dumps, commits, worst);
+	fprintf(stderr, "%s: %d dumps, %ld commits, worst wait %ld ms\n", mode,
+	        dumps, commits, worst);
 	ck_assert_int_ge(dumps, 5);
 	ck_assert_int_ge(grew, 3);
 	ck_assert_int_gt(commits, 20);
 	ck_assert_msg(worst < 1000, "the writer waited %ld ms", worst);
 }
 
-START_TEST(sqlite_dump_under_writer_wal)
-{
-	dump_under_writer("WAL");
-}
+START_TEST(sqlite_dump_under_writer_wal) { dump_under_writer("WAL"); }
 END_TEST
 
-START_TEST(sqlite_dump_under_writer_rollback)
-{
-	dump_under_writer("DELETE");
-}
+START_TEST(sqlite_dump_under_writer_rollback) { dump_under_writer("DELETE"); }
 END_TEST
 
 START_TEST(sqlite_mark_moves_only_on_write)
@@ -743,9 +736,8 @@ START_TEST(sqlite_mark_moves_only_on_write)
 	snprintf(mark, sizeof(mark), "%s", res.mark);
 	ck_assert_int_eq(strlen(mark), 24);
 	/* Reads do not move it. */
-	ck_assert_int_eq(sql_int(tpath("xcat/site.sqlite"),
-	                         "SELECT count(*) FROM t"),
-	                 3);
+	ck_assert_int_eq(
+	    sql_int(tpath("xcat/site.sqlite"), "SELECT count(*) FROM t"), 3);
 	dbr_sqlite.mark(&fake_d, &res);
 	ck_assert_str_eq(res.mark, mark);
 	sql_make(tpath("xcat/nodelist.sqlite"), 1, "c");
@@ -763,9 +755,8 @@ START_TEST(sqlite_mark_moves_only_on_write)
 	snprintf(mark, sizeof(mark), "%s", res.mark);
 	ck_assert_int_eq(sqlite3_open(tpath("xcat/site.sqlite"), &rd),
 	                 SQLITE_OK);
-	ck_assert_int_eq(sql_int(tpath("xcat/site.sqlite"),
-	                         "SELECT count(*) FROM t"),
-	                 3);
+	ck_assert_int_eq(
+	    sql_int(tpath("xcat/site.sqlite"), "SELECT count(*) FROM t"), 3);
 	sql_exec(rd, "SELECT count(*) FROM t");
 	ck_assert_int_eq(access(tpath("xcat/site.sqlite-wal"), F_OK), 0);
 	dbr_sqlite.mark(&fake_d, &res);
@@ -901,8 +892,9 @@ START_TEST(sqlite_bad_restore_keeps_old)
 	/* No temporary left behind. */
 	ck_assert_ptr_nonnull(d = opendir(tpath("root/etc/xcat")));
 	while ((de = readdir(d)) != NULL)
-		ck_assert_msg(de->d_name[0] != '.' || strcmp(de->d_name, ".") ==
-		                  0 || strcmp(de->d_name, "..") == 0,
+		ck_assert_msg(de->d_name[0] != '.' ||
+		                  strcmp(de->d_name, ".") == 0 ||
+		                  strcmp(de->d_name, "..") == 0,
 		              "left %s", de->d_name);
 	closedir(d);
 	/* A snapshot that lost a file: refused, the old one stays. */
@@ -1063,8 +1055,7 @@ START_TEST(manager_sqlite_primary_and_standby)
 	ck_assert_int_eq(sb.st_ino, sb2.st_ino);
 	ck_assert_int_eq(sb.st_mtim.tv_nsec, sb2.st_mtim.tv_nsec);
 	/* The dump folder is outside the replicated one, and gone. */
-	ck_assert_int_eq(access(tpath("mn1.state/db/.xcatdb.tmp"), F_OK),
-	                 -1);
+	ck_assert_int_eq(access(tpath("mn1.state/db/.xcatdb.tmp"), F_OK), -1);
 
 	/* The standby receives the folder; continuous restores it. */
 	sc = conf_make("mn2", "standby", "continuous", "/etc/xcat");
@@ -1084,10 +1075,9 @@ START_TEST(manager_sqlite_primary_and_standby)
 	ck_assert_int_eq(dbr_manifest_check(fd, &mf2, why, sizeof(why)), 0);
 	close(fd);
 	ck_assert_int_eq(mf2.generation, 2);
-	ck_assert_int_eq(
-	    count_rows(tpath("mn2.root/etc/xcat/nodelist.sqlite")), 3);
-	ck_assert_int_eq(count_rows(tpath("mn2.root/etc/xcat/site.sqlite")),
-	                 5);
+	ck_assert_int_eq(count_rows(tpath("mn2.root/etc/xcat/nodelist.sqlite")),
+	                 3);
+	ck_assert_int_eq(count_rows(tpath("mn2.root/etc/xcat/site.sqlite")), 5);
 	tick_for(s, 0.5);
 	ck_assert_int_eq(restores_of(s), 1);
 
@@ -1118,16 +1108,14 @@ START_TEST(manager_sqlite_primary_and_standby)
 	close(fd);
 	ck_assert_int_eq(mf2.generation, 2);
 	ck_assert_int_eq(restores_of(s), 1);
-	ck_assert_int_eq(count_rows(tpath("mn2.root/etc/xcat/site.sqlite")),
-	                 5);
+	ck_assert_int_eq(count_rows(tpath("mn2.root/etc/xcat/site.sqlite")), 5);
 	/* The whole file arrives: good again, restored. */
 	copy_dir(primdb, stdbdb);
 	dbr_touched(s, "db:xcatdb");
 	TICK_UNTIL(s, restores_of(s) == 2, 20);
 	ck_assert_str_eq(st.state, "ok");
 	ck_assert_str_eq(st.error, "");
-	ck_assert_int_eq(count_rows(tpath("mn2.root/etc/xcat/site.sqlite")),
-	                 6);
+	ck_assert_int_eq(count_rows(tpath("mn2.root/etc/xcat/site.sqlite")), 6);
 	dbr_free(s);
 	/* A restart does not restore the same snapshot again. */
 	ck_assert_int_eq(dbr_open(sc, DBR_STANDBY, &s), 0);
@@ -1164,18 +1152,15 @@ START_TEST(manager_promote_restores)
 	snprintf(stdbdb, sizeof(stdbdb), "%s/mn2.state/db/xcatdb", tmpdir);
 	copy_dir(primdb, stdbdb);
 	dbr_touched(s, "db:xcatdb");
-	TICK_UNTIL(s, (dbr_status(s, 0, &st), strcmp(st.state, "ok") == 0),
-	           20);
+	TICK_UNTIL(s, (dbr_status(s, 0, &st), strcmp(st.state, "ok") == 0), 20);
 	/* on-promote: the snapshot waits. */
 	tick_for(s, 0.3);
 	ck_assert_int_eq(restores_of(s), 0);
-	ck_assert_int_eq(access(tpath("mn2.root/etc/xcat/xcat.sqlite"),
-	                        F_OK),
+	ck_assert_int_eq(access(tpath("mn2.root/etc/xcat/xcat.sqlite"), F_OK),
 	                 -1);
 	ck_assert_int_eq(dbr_promote(s, 0, why, sizeof(why)), 0);
 	ck_assert_int_eq(restores_of(s), 1);
-	ck_assert_int_eq(count_rows(tpath("mn2.root/etc/xcat/xcat.sqlite")),
-	                 7);
+	ck_assert_int_eq(count_rows(tpath("mn2.root/etc/xcat/xcat.sqlite")), 7);
 	/* Again: already restored, not again. */
 	ck_assert_int_eq(dbr_promote(s, 0, why, sizeof(why)), 0);
 	ck_assert_int_eq(restores_of(s), 1);
