@@ -13,7 +13,7 @@ shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
 	targets=(fuzz_frame fuzz_request fuzz_reply fuzz_journal fuzz_patch
-		fuzz_conf fuzz_ctl fuzz_delta)
+		fuzz_conf fuzz_ctl fuzz_delta fuzz_apply)
 fi
 
 "$top/scripts/build.sh" fuzz >/dev/null
@@ -24,6 +24,14 @@ runs=$top/build-fuzz/fuzz-runs
 # under test allocates.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:quarantine_size_mb=32:malloc_context_size=20}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+# fuzz_apply writes a target_root and an index in a folder of its own
+# under this one: in memory when /dev/shm is there, so fsync costs
+# nothing.  Removed at exit, whatever a crashed run left in it.
+mkdir -p "$runs"
+HS_FUZZ_TMP=$(mktemp -d -p /dev/shm hs-fuzz.XXXXXX 2>/dev/null ||
+	mktemp -d -p "$runs" tmp.XXXXXX)
+export HS_FUZZ_TMP
+trap 'rm -rf "$HS_FUZZ_TMP"' EXIT
 
 run_one() {
 	local t=$1 dir=$runs/$1 dict=()

@@ -420,6 +420,186 @@ deltas(const uint8_t *sig, size_t siglen, const uint8_t *newfile)
 	hs_buf_free(&d);
 }
 
+/* A frame of fuzz_apply: u8 type | u16 n | body. */
+static void
+op(struct proto_wr *w, uint8_t type, const void *p, size_t len)
+{
+	proto_put_u8(w, type);
+	proto_put_u16(w, (uint16_t)len);
+	proto_put_bytes(w, p, len);
+}
+
+static void
+op_entry(struct proto_wr *w, uint8_t type, const struct proto_entry *e)
+{
+	struct proto_wr b;
+
+	proto_wr_init(&b);
+	proto_entry_encode(&b, e);
+	op(w, type, b.buf.data, b.buf.len);
+	proto_wr_free(&b);
+}
+
+/* The sources themselves, as the primary sends them first. */
+static void
+op_sources(struct proto_wr *w)
+{
+	static struct proto_entry e;
+
+	entry_fill(&e, PROTO_E_DIR, "", 0);
+	e.src = 0;
+	op_entry(w, PROTO_T_OP_DIR, &e);
+	e.src = 1;
+	op_entry(w, PROTO_T_OP_DIR, &e);
+}
+
+/* fuzz_apply's stand-in OP_FILE_END: status 0, hash of zeros. */
+static void
+op_end(struct proto_wr *w, const uint8_t *hash)
+{
+	uint8_t b[1 + PROTO_HASH_LEN] = {0};
+
+	if (hash != NULL)
+		memcpy(b + 1, hash, PROTO_HASH_LEN);
+	op(w, PROTO_T_OP_FILE_END, b, sizeof(b));
+}
+
+/* fuzz_apply's filler frames: OP_DATA (1) and OP_PATCH_DATA (2). */
+static void
+op_fill(struct proto_wr *w, int patch, uint64_t off, uint32_t n)
+{
+	proto_put_u8(w, patch ? 2 : 1);
+	proto_put_u16(w, patch ? 12 : 4);
+	if (patch)
+		proto_put_u64(w, off);
+	proto_put_u32(w, n);
+}
+
+static int
+emit_hash(void *arg, const uint8_t *p, size_t n)
+{
+	proto_hash_update(arg, p, n);
+	return HS_OK;
+}
+
+static void
+applies(struct proto_wr *w)
+{
+	const char *t = "fuzz_apply";
+	static struct proto_entry e;
+	static uint8_t base[8192], next[8192];
+	uint8_t hash[PROTO_HASH_LEN], h2[PROTO_HASH_LEN];
+	struct proto_patch_hdr ph;
+	struct proto_hash *xh;
+	struct delta_enc *enc;
+	struct proto_wr b;
+	struct hs_buf sig, d;
+	uint64_t size;
+	int fd;
+
+	proto_wr_init(&b);
+	op_sources(w);
+	entry_fill(&e, PROTO_E_DIR, "postscripts", 0);
+	op_entry(w, PROTO_T_OP_DIR, &e);
+	entry_fill(&e, PROTO_E_FILE, "postscripts/a", 13);
+	op_entry(w, PROTO_T_OP_FILE, &e);
+	op(w, PROTO_T_OP_DATA, "#!/bin/sh\nid\n", 13);
+	op_end(w, NULL);
+	entry_fill(&e, PROTO_E_SYMLINK, "postscripts/b", 0);
+	snprintf(e.link, sizeof(e.link), "a");
+	op_entry(w, PROTO_T_OP_SYMLINK, &e);
+	proto_put_u16(&b, 1);
+	proto_put_str(&b, "postscripts/c");
+	proto_put_u16(&b, 1);
+	proto_put_str(&b, "postscripts/a");
+	op(w, PROTO_T_OP_LINK, b.buf.data, b.buf.len);
+	proto_wr_reset(&b);
+	entry_fill(&e, PROTO_E_FILE, "postscripts/a", 13);
+	e.mode = 0755;
+	op_entry(w, PROTO_T_OP_META, &e);
+	op(w, 0, NULL, 0);
+	entry_fill(&e, PROTO_E_FILE, "postscripts/c", 13);
+	op_entry(w, PROTO_T_OP_DELETE, &e);
+	entry_fill(&e, PROTO_E_FIFO, "fifo", 0);
+	op_entry(w, PROTO_T_OP_SPECIAL, &e);
+	entry_fill(&e, PROTO_E_CHR, "null", 0);
+	e.rdev = 0x103;
+	op_entry(w, PROTO_T_OP_SPECIAL, &e);
+	seed_wr(t, "ops", 0xff, w);
+
+	/* A sparse file: data, a hole to 1 MiB, the end. */
+	op_sources(w);
+	entry_fill(&e, PROTO_E_FILE, "sparse", 1u << 20);
+	op_entry(w, PROTO_T_OP_FILE, &e);
+	op_fill(w, 0, 0, 4096);
+	proto_put_u64(&b, 1u << 20);
+	op(w, PROTO_T_OP_SEEK, b.buf.data, b.buf.len);
+	proto_wr_reset(&b);
+	op_end(w, NULL);
+	seed_wr(t, "sparse", 0xff, w);
+
+	/* A big file, its record, then a patch of its second block. */
+	op_sources(w);
+	entry_fill(&e, PROTO_E_DIR, "images", 0);
+	op_entry(w, PROTO_T_OP_DIR, &e);
+	entry_fill(&e, PROTO_E_FILE, "images/root.img", (1u << 20) + 100);
+	op_entry(w, PROTO_T_OP_FILE, &e);
+	op_fill(w, 0, 0, (1u << 20) + 100);
+	op_end(w, NULL);
+	op(w, 0, NULL, 0);
+	memset(ph.basis, 0, sizeof(ph.basis));
+	ph.bsize = 16 * 1024;
+	proto_entry_encode(&b, &e);
+	proto_patch_hdr_encode(&b, &ph);
+	op(w, PROTO_T_OP_PATCH, b.buf.data, b.buf.len);
+	proto_wr_reset(&b);
+	op_fill(w, 1, 16 * 1024, 16 * 1024);
+	memset(hash, 0x77, sizeof(hash));
+	op_end(w, hash);
+	op(w, 0, NULL, 0);
+	seed_wr(t, "patch", 0xff, w);
+
+	/*
+	 * A delta: a basis of filler bytes (as fuzz_apply's OP_DATA stand-in
+	 * writes them), then a new version of it encoded against its
+	 * signature, with its real transfer hash.
+	 */
+	memset(base, 0x5a, sizeof(base));
+	memcpy(next, base, sizeof(next));
+	memcpy(next + 100, "changed on the primary", 22);
+	hs_buf_init(&sig, PROTO_SIG_MAX);
+	hs_buf_init(&d, PROTO_FRAME_MAX);
+	if ((fd = memfd_create("base", MFD_CLOEXEC)) < 0 ||
+	    write(fd, base, sizeof(base)) != (ssize_t)sizeof(base) ||
+	    lseek(fd, 0, SEEK_SET) < 0 ||
+	    delta_sig_fd(fd, &sig, h2, &size) < 0 ||
+	    delta_enc_new(sig.data, sig.len, &enc) < 0 ||
+	    delta_enc_feed(enc, next, sizeof(next), 1, emit_buf, &d) < 0 ||
+	    proto_hash_new_xfer(&xh) < 0) {
+		fprintf(stderr, "fuzz_seeds: cannot make the apply delta\n");
+		exit(1);
+	}
+	close(fd);
+	delta_enc_free(enc);
+	(void)emit_hash(xh, next, sizeof(next));
+	proto_hash_final(xh, hash);
+	proto_hash_free(xh);
+	op_sources(w);
+	entry_fill(&e, PROTO_E_FILE, "hosts", sizeof(base));
+	op_entry(w, PROTO_T_OP_FILE, &e);
+	op_fill(w, 0, 0, sizeof(base));
+	op_end(w, NULL);
+	op(w, 0, NULL, 0);
+	entry_fill(&e, PROTO_E_FILE, "hosts", sizeof(next));
+	op_entry(w, PROTO_T_OP_DELTA, &e);
+	op(w, PROTO_T_OP_DATA, d.data, d.len);
+	op_end(w, hash);
+	seed_wr(t, "delta", 0xff, w);
+	hs_buf_free(&sig);
+	hs_buf_free(&d);
+	proto_wr_free(&b);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -452,6 +632,7 @@ main(int argc, char **argv)
 	patches(&w);
 	frames(&w);
 	deltas(sig.data, sig.len, newfile);
+	applies(&w);
 	proto_wr_free(&w);
 	hs_buf_free(&sig);
 	return 0;
