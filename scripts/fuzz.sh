@@ -45,9 +45,9 @@ run_one() {
 	if "$bin/$t" -max_total_time="$secs" -rss_limit_mb=256 -timeout=10 \
 		"${dict[@]}" -artifact_prefix="$dir/" -print_final_stats=1 \
 		"$dir/corpus" >"$dir/log" 2>&1; then
+		touch "$dir/ok"
 		echo "$t: ok: $(summary "$dir/log")"
 	else
-		touch "$dir/failed"
 		echo "$t: FAILED (log, input: $dir/)"
 		grep -E "ERROR|SUMMARY|check failed|Test unit written" \
 			"$dir/log" | head -5 | sed 's/^/  /'
@@ -61,7 +61,8 @@ summary() {
 		sed -E 's/^#([0-9]+).*cov: ([0-9]+) ft: ([0-9]+).*/\1 runs, cov \2, ft \3/'
 }
 
-# Two at a time (2 cores); each run marks its own failure.
+# Two at a time (2 cores); each run that passes says so, and a run that
+# says nothing (it could not even start) failed.
 for t in "${targets[@]}"; do
 	while [ "$(jobs -pr | wc -l)" -ge 2 ]; do
 		wait -n || true
@@ -71,7 +72,8 @@ done
 wait
 status=0
 for t in "${targets[@]}"; do
-	if [ -e "$runs/$t/failed" ]; then
+	if [ ! -e "$runs/$t/ok" ]; then
+		[ -e "$runs/$t/log" ] || echo "$t: FAILED before it ran"
 		status=1
 	fi
 done
