@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <xxhash.h>
+#include <zstd.h>
 
 #include "proto.h"
 
@@ -35,6 +36,60 @@ proto_hdr_unpack(const uint8_t *raw, size_t len, struct proto_hdr *h)
 		return HS_EPROTO;
 	if (h->len > PROTO_FRAME_MAX)
 		return HS_ELIMIT;
+	return HS_OK;
+}
+
+/* Decoder window limit: 8 MiB, bounding what a hostile frame can demand. */
+#define ZSTD_WINDOW_LOG_MAX 23
+
+struct ZSTD_DCtx_s *
+proto_frame_dctx_new(void)
+{
+	ZSTD_DCtx *d = ZSTD_createDCtx();
+
+	if (d != NULL)
+		ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax,
+		                       ZSTD_WINDOW_LOG_MAX);
+	return d;
+}
+
+static int
+frame_decompress(const uint8_t *in, size_t zlen, ZSTD_DCtx *dctx,
+                 uint8_t *plain, size_t *out)
+{
+	unsigned long long want = ZSTD_getFrameContentSize(in, zlen);
+	size_t n;
+
+	if (want == ZSTD_CONTENTSIZE_ERROR || want == ZSTD_CONTENTSIZE_UNKNOWN)
+		return HS_EPROTO;
+	if (want > PROTO_FRAME_MAX)
+		return HS_ELIMIT;
+	if (ZSTD_findFrameCompressedSize(in, zlen) != zlen)
+		return HS_EPROTO;
+	n = ZSTD_decompressDCtx(dctx, plain, (size_t)want, in, zlen);
+	if (ZSTD_isError(n) || n != want)
+		return HS_ECODEC;
+	*out = n;
+	return HS_OK;
+}
+
+int
+proto_frame_decode(const struct proto_hdr *h, const uint8_t *in,
+                   struct ZSTD_DCtx_s *dctx, uint8_t *plain,
+                   struct proto_msg *m)
+{
+	int rc;
+
+	m->type = h->type;
+	if (h->flags & PROTO_F_ZSTD) {
+		if ((rc = frame_decompress(in, h->len, dctx, plain, &m->len)) <
+		    0)
+			return rc;
+		m->data = plain;
+	} else {
+		m->data = in;
+		m->len = h->len;
+	}
 	return HS_OK;
 }
 

@@ -51,8 +51,6 @@
 #define ZSTD_MIN_LEN 128
 /* zstd level 1: ~500 MB/s per core, which keeps up with the disk. */
 #define ZSTD_LEVEL 1
-/* Decoder window limit: 8 MiB, bounding what a hostile frame can demand. */
-#define ZSTD_WINDOW_LOG_MAX 23
 
 struct proto_tls {
 	SSL_CTX *ctx;
@@ -610,7 +608,7 @@ conn_new(struct proto_tls *t, int fd, int timeout_ms, struct proto_conn **out)
 	c->in = malloc(PROTO_FRAME_MAX);
 	c->plain = malloc(PROTO_FRAME_MAX);
 	c->cctx = ZSTD_createCCtx();
-	c->dctx = ZSTD_createDCtx();
+	c->dctx = proto_frame_dctx_new();
 	c->ssl = SSL_new(t->ctx);
 	if (c->in == NULL || c->plain == NULL || c->cctx == NULL ||
 	    c->dctx == NULL || c->ssl == NULL) {
@@ -619,8 +617,6 @@ conn_new(struct proto_tls *t, int fd, int timeout_ms, struct proto_conn **out)
 	}
 	ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_compressionLevel, ZSTD_LEVEL);
 	ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_contentSizeFlag, 1);
-	ZSTD_DCtx_setParameter(c->dctx, ZSTD_d_windowLogMax,
-	                       ZSTD_WINDOW_LOG_MAX);
 	/* Without TCP_NODELAY every small exchange waits ~40 ms for an ACK. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	/*
@@ -1158,25 +1154,6 @@ conn_read_full(struct proto_conn *c, uint8_t *p, size_t len)
 }
 
 static int
-conn_decompress(struct proto_conn *c, size_t zlen, size_t *out)
-{
-	unsigned long long want = ZSTD_getFrameContentSize(c->in, zlen);
-	size_t n;
-
-	if (want == ZSTD_CONTENTSIZE_ERROR || want == ZSTD_CONTENTSIZE_UNKNOWN)
-		return HS_EPROTO;
-	if (want > PROTO_FRAME_MAX)
-		return HS_ELIMIT;
-	if (ZSTD_findFrameCompressedSize(c->in, zlen) != zlen)
-		return HS_EPROTO;
-	n = ZSTD_decompressDCtx(c->dctx, c->plain, (size_t)want, c->in, zlen);
-	if (ZSTD_isError(n) || n != want)
-		return HS_ECODEC;
-	*out = n;
-	return HS_OK;
-}
-
-static int
 conn_recv(struct proto_conn *c, struct proto_msg *m)
 {
 	uint8_t hdr[PROTO_HDR_LEN];
@@ -1196,15 +1173,8 @@ conn_recv(struct proto_conn *c, struct proto_msg *m)
 		return rc;
 	if ((rc = conn_read_full(c, c->in, h.len)) < 0)
 		return rc == HS_ECLOSED ? HS_EPROTO : rc;
-	m->type = h.type;
-	if (h.flags & PROTO_F_ZSTD) {
-		if ((rc = conn_decompress(c, h.len, &m->len)) < 0)
-			return rc;
-		m->data = c->plain;
-	} else {
-		m->data = c->in;
-		m->len = h.len;
-	}
+	if ((rc = proto_frame_decode(&h, c->in, c->dctx, c->plain, m)) < 0)
+		return rc;
 	c->last_rx_ns = hs_now_mono_ns();
 	if (m->type == PROTO_T_ALIVE && m->len != 0)
 		return HS_EPROTO;

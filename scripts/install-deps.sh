@@ -10,6 +10,7 @@ pkgs=(
 	openssl rsync lmdb-utils iproute2 procps psmisc attr acl libcap2-bin
 	util-linux coreutils time lsyncd python3 findutils gawk
 	clang-format
+	clang libclang-rt-14-dev
 	libsqlite3-dev sqlite3 postgresql postgresql-client mariadb-server mariadb-client
 )
 

@@ -2,7 +2,8 @@
 # Install what is needed, check the formatting and the layout, build
 # twice (plain, and with ASan + UBSan), and run the whole test suite
 # (Check unit tests and integration tests that start real hamnsync
-# processes on 127.0.0.1) against both builds.
+# processes on 127.0.0.1) against both builds; last, run each fuzz target
+# for 30 s (scripts/fuzz.sh: a clang build of its own).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 jobs=${HS_TEST_JOBS:-2}
@@ -25,4 +26,6 @@ for b in build build-asan; do
 	(cd "$top/$b" && ctest --output-on-failure --timeout 600 -j "$jobs") ||
 		status=1
 done
+echo "== fuzz"
+"$top/scripts/fuzz.sh" "${HS_FUZZ_SECONDS:-30}" || status=1
 exit $status

@@ -360,6 +360,24 @@ struct proto_msg {
 };
 
 /*
+ * The message of one received frame, without a socket (proto_conn_recv
+ * reads the bytes, this turns them into a message): header `h` from
+ * proto_hdr_unpack and its h->len payload bytes `in`, decompressed by
+ * `dctx` into `plain` (PROTO_FRAME_MAX bytes) when PROTO_F_ZSTD is set.
+ * m->data is borrowed from `in` or `plain`.  HS_EPROTO for a compressed
+ * payload that does not declare its size or is not one whole zstd frame,
+ * HS_ELIMIT when it declares more than PROTO_FRAME_MAX, HS_ECODEC when it
+ * does not decompress to what it declares.
+ */
+struct ZSTD_DCtx_s;
+int proto_frame_decode(const struct proto_hdr *h, const uint8_t *in,
+                       struct ZSTD_DCtx_s *dctx, uint8_t *plain,
+                       struct proto_msg *m);
+/* A zstd decoder with the window limit frames are held to, or NULL
+ * (out of memory); the caller frees it with ZSTD_freeDCtx. */
+struct ZSTD_DCtx_s *proto_frame_dctx_new(void);
+
+/*
  * Flush queued frames, then read one frame, decompressing it if needed.
  * Blocks up to the connection's timeout.  HS_ECLOSED at EOF, HS_ETIMEOUT,
  * HS_EPROTO or HS_ELIMIT for a malformed frame.
