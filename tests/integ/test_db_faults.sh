@@ -130,11 +130,22 @@ for ((i = 0; i < 100 && $(hangs) > 0; i++)); do sleep 0.1; done
 	hs_bad "$(hangs) hung commands left 10 s after the last"
 
 # ------------------------------------------- 3. truncated in transit
+# A new snapshot made while the standby is down, cut short behind its
+# manifest: it arrives so when the standby is back.
 before=$(kept)
+hs_stop_pid "$STANDBY_PID" || hs_bad "standby did not stop"
+dumps=$(python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+print([x for x in d["databases"] if x["name"] == "xcatdb"][0]["dumps"])' \
+	"$T/hang.json")
+sqlite3 "$X/nodelist.sqlite" "INSERT INTO nodelist VALUES('cn009', 'compute')"
+hs_wait_status "primary: a snapshot made while the standby is down" 30 "$C1" \
+	"$DB[\"dumps\"] > $dumps and $DB[\"state\"] == \"ok\""
 f=$(find "$T/state1/db/xcatdb" -maxdepth 1 -type f ! -name MANIFEST \
 	! -name '.*' -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2-)
 [ -n "$f" ] || hs_fail "no data file in the primary's snapshot"
 truncate -s 100 "$f"
+hs_start_standby_ns
 hs_wait_status "standby: xcatdb in error, the snapshot does not match" 30 "$C2" \
 	"$DB[\"state\"] == \"error\" and \"$(basename "$f")\" in $DB[\"error\"] and any(\"xcatdb\" in w[\"text\"] for w in d[\"warnings\"])"
 if grep "xcatdb" "$T/standby.log" | hs_has -F "$(basename "$f")"; then
@@ -146,6 +157,11 @@ if [ "$(kept)" = "$before" ]; then
 	hs_ok "the last good snapshot and restored file are kept"
 else
 	hs_bad "a truncated snapshot replaced the good one or the restore"
+fi
+if nodes_in "$R/nodelist.sqlite" | hs_has -w cn009; then
+	hs_bad "the truncated snapshot's row was restored"
+else
+	hs_ok "the restored file is the last good one: $(nodes_in "$R/nodelist.sqlite")"
 fi
 sqlite3 "$X/nodelist.sqlite" "INSERT INTO nodelist VALUES('cn002', 'compute')"
 wait_node "a new snapshot heals it" 30 "$R/nodelist.sqlite" cn002
