@@ -17,7 +17,7 @@ db_warn_stale(struct st_view *v, const struct hs_database *db,
 	double limit = (double)(ST_STALE_INTERVALS * db->interval);
 
 	if (strcmp(s->state, "stale") != 0 &&
-	    !(s->changed && s->age >= 0 && s->age > limit))
+	    !(s->changed > 0 && s->age >= 0 && s->age > limit))
 		return;
 	if (s->age >= 0)
 		st_warn(v, "warning",
