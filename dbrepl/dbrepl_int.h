@@ -84,6 +84,7 @@ enum dbr_op {
 	DBR_OP_RESTORE,
 	DBR_OP_HADR,
 	DBR_OP_TAKEOVER,
+	DBR_OP_ACCEPT, /* the manager's: check and keep a received snapshot */
 };
 
 /* One operation running in a child. */
@@ -103,6 +104,12 @@ struct dbr_job {
  */
 int dbr_job_start(struct dbr_job *j, const struct dbr_db *d, enum dbr_op op,
                   const char *dir, int force);
+/*
+ * The same for the manager's own work: the child runs fn(arg, res) (arg is
+ * the child's copy of the caller's memory); `op` names it in messages.
+ */
+int dbr_job_start_fn(struct dbr_job *j, const struct dbr_db *d, enum dbr_op op,
+                     void (*fn)(void *arg, struct dbr_result *res), void *arg);
 /*
  * Without blocking: 0 while running; 1 when it ended (j->res holds the
  * result: a child that died, exited without a result or ran past its
