@@ -7,9 +7,10 @@
 # node row added on the primary is queryable in the standby's restored
 # file within a bounded wait.  Status on both nodes shows the database
 # (state, snapshot, counts) and not its set in `paths`; promote_ready
-# counts it.  An idle database costs no dump.  A standby without the
-# [database] refuses its set and says so in its log and status.  A
-# stopped daemon's status keeps the databases.
+# counts it.  Snapshots go on across a reload of the primary.  An idle
+# database costs no dump.  A standby without the [database] refuses its
+# set and says so in its log and status.  A stopped daemon's status
+# keeps the databases.
 #
 # Host changes: none.  Every wait is bounded.
 set -euo pipefail
@@ -129,7 +130,16 @@ else
 	hs_bad "human status: $("$HS_BIN" -c "$C2" status 2>&1 | grep database)"
 fi
 
-# ------------------------------------------- 3. idle: no dump
+# ------------------------------------------- 3. the primary reloads
+reloads=$(hs_count_log "$T/primary.log" "configuration reloaded")
+hs_signal HUP "$PRIMARY_PID"
+hs_wait_log "$T/primary.log" "configuration reloaded" $((reloads + 1)) 10 ||
+	hs_bad "the primary did not reload"
+sqlite3 "$X/nodelist.sqlite" "INSERT INTO nodelist VALUES('cn004', 'compute')"
+wait_node "after the primary's reload, snapshots go on" 30 \
+	"$R/nodelist.sqlite" cn004
+
+# ------------------------------------------- 4. idle: no dump
 hs_wait_status "primary settled" 30 "$C1" "$DB[\"state\"] == \"ok\""
 before=$(db_field "$C1" dumps)
 restores=$(db_field "$C2" restores)
@@ -146,7 +156,7 @@ else
 	hs_bad "idle: restores went from $restores to $(db_field "$C2" restores)"
 fi
 
-# ------------------------------------------- 4. a standby without it
+# ------------------------------------------- 5. a standby without it
 hs_stop_standby
 hs_forget "$STANDBY_PID"
 C3=$T/mn2-nodb.conf
@@ -162,7 +172,7 @@ hs_wait_status "... and says so in its status" 30 "$C3" \
 hs_wait_status "the primary's status names the refusal" 30 "$C1" \
 	'any("db:xcatdb" in r for r in d["promote_ready"]["reasons"] + [w["text"] for w in d["warnings"]])'
 
-# ------------------------------------------- 5. stopped: kept
+# ------------------------------------------- 6. stopped: kept
 hs_stop_primary
 hs_forget "$PRIMARY_PID"
 hs_expect_status "a stopped primary's status keeps the database" "$C1" \
