@@ -30,6 +30,20 @@ db_warn_stale(struct st_view *v, const struct hs_database *db,
 		        s->name);
 }
 
+/* A failure, in the words of what failed, named once. */
+static void
+db_warn_error(struct st_view *v, const struct dbr_status *s)
+{
+	char pre[HS_ERRMSG_MAX];
+	int n = snprintf(pre, sizeof(pre), "database %s:", s->name);
+
+	if (n > 0 && strncmp(s->error, pre, (size_t)n) == 0)
+		st_warn(v, "warning", "%s", s->error);
+	else
+		st_warn(v, "warning", "database %s: %s", s->name,
+		        s->error[0] ? s->error : "failed");
+}
+
 /* DB2 replicates itself: anything but PEER and CONNECTED is news. */
 static void
 db_warn_hadr(struct st_view *v, const struct dbr_status *s)
@@ -59,8 +73,7 @@ st_databases(struct st_view *v, const struct dbr *r, int standby)
 		dbr_status(r, i, s);
 		v->n_dbs = i + 1;
 		if (strcmp(s->state, "error") == 0)
-			st_warn(v, "warning", "database %s: %s", s->name,
-			        s->error[0] ? s->error : "failed");
+			db_warn_error(v, s);
 		db_warn_stale(v, db, s);
 		db_warn_hadr(v, s);
 		if (!standby ||
