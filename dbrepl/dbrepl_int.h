@@ -76,6 +76,20 @@ extern const struct dbr_driver dbr_db2;        /* db2.c */
 
 const struct dbr_driver *dbr_driver_of(enum hs_db_type t);
 
+/*
+ * db2.c: parse what `db2pd -d DATABASE -hadr` printed (`text`, NUL-
+ * terminated) into res->hadr_*: the "KEY = value" lines of db2pd 10.1 and
+ * later, or the older "HADR Information:" tables.  Role, state and
+ * connect status are spelled as the newer db2pd does (PRIMARY, PEER,
+ * CONNECTED, REMOTE_CATCHUP_PENDING); the log gap is in bytes, -1 when
+ * db2pd does not know it.  HS_OK; HS_ENOTFOUND when db2pd says the
+ * database is not active; HS_EPROTO naming the missing or garbled field.
+ * The failure is in res (rc, why) too.  The manager judges the words
+ * (PEER and CONNECTED, dbrepl.c's dbr_hadr_healthy).
+ */
+int dbr_db2_parse(const char *text, const char *database,
+                  struct dbr_result *res);
+
 /* ---- job.c: children ---------------------------------------------------- */
 
 enum dbr_op {

@@ -262,7 +262,7 @@ START_TEST(job_kill_and_wait)
 	ck_assert_int_eq(kill(pid, 0), -1);
 	/* A driver without the operation says so. */
 	fake(10, "/x", NULL);
-	fake_d.drv = &dbr_db2;
+	fake_d.drv = &dbr_sqlite;
 	ck_assert_int_eq(dbr_job_start(&j, &fake_d, DBR_OP_TAKEOVER, NULL, 0),
 	                 0);
 	dbr_job_wait(&j);
