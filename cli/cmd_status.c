@@ -315,26 +315,33 @@ print_db(json_t *d)
 	       json_string_value(json_object_get(d, "name")),
 	       state != NULL ? state : "unknown",
 	       json_string_value(json_object_get(d, "type")));
-	if (json_is_string(snap)) {
+	/* DB2 replicates itself: its HADR state, no snapshots. */
+	if (json_is_object(h)) {
+		printf(", HADR %s %s %s",
+		       json_string_value(json_object_get(h, "role")),
+		       json_string_value(json_object_get(h, "state")),
+		       json_string_value(json_object_get(h, "connect")));
+		if (json_is_integer(json_object_get(h, "log_gap_bytes")))
+			printf(", log gap %lld bytes",
+			       (long long)json_integer_value(
+			           json_object_get(h, "log_gap_bytes")));
+	} else if (json_is_string(snap)) {
 		printf(", snapshot %s", json_string_value(snap));
 		print_num(" (", json_object_get(d, "snapshot_age_seconds"),
 		          " s ago)");
 	} else
 		printf(", no snapshot yet");
-	if (json_is_integer(json_object_get(d, "bytes")))
+	if (!json_is_object(h) &&
+	    json_is_integer(json_object_get(d, "bytes")))
 		printf(", %lld bytes", (long long)json_integer_value(
 		                           json_object_get(d, "bytes")));
-	if (json_is_integer(json_object_get(d, "dumps")))
+	if (!json_is_object(h) &&
+	    json_is_integer(json_object_get(d, "dumps")))
 		printf(", %lld dumps, %lld restores",
 		       (long long)json_integer_value(
 		           json_object_get(d, "dumps")),
 		       (long long)json_integer_value(
 		           json_object_get(d, "restores")));
-	if (json_is_object(h))
-		printf(", HADR %s %s %s",
-		       json_string_value(json_object_get(h, "role")),
-		       json_string_value(json_object_get(h, "state")),
-		       json_string_value(json_object_get(h, "connect")));
 	if (json_is_string(err))
 		printf(", error: %s", json_string_value(err));
 	printf("\n");

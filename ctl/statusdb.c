@@ -44,15 +44,19 @@ db_warn_error(struct st_view *v, const struct dbr_status *s)
 		        s->error[0] ? s->error : "failed");
 }
 
-/* DB2 replicates itself: anything but PEER and CONNECTED is news. */
+/* DB2 replicates itself: HADR read, and not PEER and CONNECTED. */
+static int
+db_hadr_bad(const struct dbr_status *s)
+{
+	if (s->hadr_state[0] == '\0' && s->hadr_connect[0] == '\0')
+		return 0;
+	return strcmp(s->hadr_state, "PEER") != 0 ||
+	       strcmp(s->hadr_connect, "CONNECTED") != 0;
+}
+
 static void
 db_warn_hadr(struct st_view *v, const struct dbr_status *s)
 {
-	if (s->hadr_state[0] == '\0' && s->hadr_connect[0] == '\0')
-		return;
-	if (strcmp(s->hadr_state, "PEER") == 0 &&
-	    strcmp(s->hadr_connect, "CONNECTED") == 0)
-		return;
 	st_warn(v, "warning",
 	        "database %s: DB2 HADR state %s, connect status %s (not "
 	        "PEER/CONNECTED)",
@@ -72,10 +76,12 @@ st_databases(struct st_view *v, const struct dbr *r, int standby)
 		db = &v->conf->dbs[i];
 		dbr_status(r, i, s);
 		v->n_dbs = i + 1;
-		if (strcmp(s->state, "error") == 0)
+		/* An unhealthy HADR is the error too: said once. */
+		if (db_hadr_bad(s))
+			db_warn_hadr(v, s);
+		else if (strcmp(s->state, "error") == 0)
 			db_warn_error(v, s);
 		db_warn_stale(v, db, s);
-		db_warn_hadr(v, s);
 		if (!standby ||
 		    dbr_ready(r, i, v->db_why[i], sizeof(v->db_why[i])))
 			continue;

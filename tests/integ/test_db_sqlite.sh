@@ -124,10 +124,11 @@ hs_wait_status "standby: restored, ok, promote ready" 30 "$C2" \
 	"$DB[\"state\"] == \"ok\" and $DB[\"restores\"] >= 1 and $DB[\"last_restore\"] is not None and $DB[\"error\"] is None and d[\"promote_ready\"][\"ready\"]"
 hs_wait_status "primary: a second snapshot" 30 "$C1" \
 	"$DB[\"state\"] == \"ok\" and $DB[\"dumps\"] >= 2"
-if "$HS_BIN" -c "$C2" status | hs_has "^database xcatdb .* ok .*sqlite, snapshot .*restores"; then
+"$HS_BIN" -c "$C2" status >"$T/human.out" 2>&1 || true # a warning: exit 1
+if hs_has "^database xcatdb .* ok .*sqlite, snapshot .*restores" "$T/human.out"; then
 	hs_ok "the human status has a line for the database"
 else
-	hs_bad "human status: $("$HS_BIN" -c "$C2" status 2>&1 | grep database)"
+	hs_bad "human status: $(grep database "$T/human.out")"
 fi
 
 # ------------------------------------------- 3. the primary reloads
