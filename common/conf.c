@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <limits.h>
 #include <net/if.h>
 #include <stdarg.h>
@@ -25,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "hs.h"
@@ -672,6 +674,122 @@ path_finish(struct conf_parser *p)
 	return HS_OK;
 }
 
+/*
+ * Would set ps leave `rel` (a path relative to one of its sources) out?
+ * The same matching as the scanner's (tree/scan.c, scan_excluded): a
+ * pattern with '/' against the whole relative path, others against the
+ * last name.
+ */
+static int
+set_excludes(const struct hs_pathset *ps, const char *rel)
+{
+	const char *base = strrchr(rel, '/');
+	size_t i;
+
+	base = base != NULL ? base + 1 : rel;
+	for (i = 0; i < ps->excludes.n; i++) {
+		const char *pat = ps->excludes.v[i];
+
+		if (strchr(pat, '/') != NULL) {
+			if (fnmatch(pat, rel, FNM_PATHNAME) == 0)
+				return 1;
+		} else if (fnmatch(pat, base, 0) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* Does ps leave out database file `rel` and its -wal/-journal/-shm? */
+static int
+set_excludes_db_file(const struct hs_pathset *ps, const char *rel)
+{
+	static const char *const side[] = {"", "-wal", "-journal", "-shm"};
+	char name[PATH_MAX + 16];
+	size_t i;
+
+	for (i = 0; i < sizeof(side) / sizeof(side[0]); i++) {
+		snprintf(name, sizeof(name), "%s%s", rel, side[i]);
+		if (!set_excludes(ps, name))
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * A SQLite `path` is a folder of *.sqlite files unless it names a file (or,
+ * not there yet, a *.sqlite name).
+ */
+static int
+sqlite_path_is_dir(const char *path)
+{
+	struct stat st;
+	size_t n = strlen(path);
+
+	if (stat(path, &st) == 0)
+		return S_ISDIR(st.st_mode);
+	return !(n > 7 && strcmp(path + n - 7, ".sqlite") == 0);
+}
+
+/*
+ * The live files of a SQLite database are shipped as snapshots; a set
+ * whose source holds them must leave them out, or a copy torn by a write
+ * would travel too.  `rel` is the database's path relative to the source
+ * ("" when they are the same).
+ */
+static int
+db_set_clean(const struct hs_pathset *ps, const struct hs_database *db,
+             const char *rel)
+{
+	char probe[PATH_MAX];
+	const char *sl;
+
+	if (!sqlite_path_is_dir(db->path)) {
+		sl = strrchr(db->path, '/');
+		return set_excludes_db_file(ps, rel[0] ? rel : sl + 1);
+	}
+	/* Any table's file: a name no pattern lists on its own. */
+	snprintf(probe, sizeof(probe), "%s%sTABLE.sqlite", rel,
+	         rel[0] ? "/" : "");
+	return set_excludes_db_file(ps, probe);
+}
+
+static int
+conf_check_db_sets(struct conf_parser *p)
+{
+	const struct hs_conf *c = p->c;
+	size_t i, j, k;
+
+	for (i = 0; i < c->n_dbs; i++) {
+		const struct hs_database *db = &c->dbs[i];
+
+		if (db->type != HS_DB_SQLITE || db->path == NULL)
+			continue;
+		for (j = 0; j < c->n_sets; j++) {
+			const struct hs_pathset *ps = &c->sets[j];
+
+			for (k = 0; k < ps->sources.n; k++) {
+				const char *src = ps->sources.v[k];
+				const char *rel;
+
+				if (strcmp(db->path, src) == 0)
+					rel = "";
+				else if (path_below(db->path, src))
+					rel = db->path + strlen(src) + 1;
+				else
+					continue;
+				if (!db_set_clean(ps, db, rel))
+					return conf_error(
+					    p, ps->line,
+					    "set %s ships the live SQLite files "
+					    "of database %s raw: add exclude = "
+					    "*.sqlite*",
+					    ps->name, db->name);
+			}
+		}
+	}
+	return HS_OK;
+}
+
 /* ------------------------------------------------------ [database NAME] */
 
 enum db_key {
@@ -1252,6 +1370,8 @@ hs_conf_load(const char *path, struct hs_conf **out, char *err, size_t errlen)
 	if (rc < 0)
 		goto out;
 	if ((rc = conf_close_section(&p)) < 0)
+		goto out;
+	if ((rc = conf_check_db_sets(&p)) < 0)
 		goto out;
 	if (p.node_line == 0) {
 		rc = conf_error(&p, 0, "missing [node] section");

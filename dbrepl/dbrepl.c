@@ -352,8 +352,10 @@ dbr_open_one(struct dbr *r, struct dbr_one *o, const struct hs_database *db)
 	if ((o->snap = calloc(1, sizeof(*o->snap))) == NULL)
 		return -ENOMEM;
 	if (mkdir(o->dir, 0700) < 0 && errno != EEXIST) {
+		int err = -errno;
+
 		hs_log_warn("dbrepl: database %s: %s", db->name, o->dir);
-		return -errno;
+		return err;
 	}
 	/* What a killed run left half made. */
 	dbr_rmdir_files(r->role == DBR_PRIMARY ? o->tmp : o->goodtmp);
@@ -380,13 +382,16 @@ dbr_open(const struct hs_conf *conf, enum dbr_role role, struct dbr **out)
 		return HS_OK;
 	if ((r->dbs = calloc(conf->n_dbs, sizeof(*r->dbs))) == NULL) {
 		dbr_free(r);
+		*out = NULL;
 		return -ENOMEM;
 	}
 	if (asprintf(&top, "%s/%s", conf->state_dir, DBR_DIR) < 0)
 		abort();
 	rc = mkdir(top, 0700) < 0 && errno != EEXIST ? -errno : HS_OK;
-	if (rc < 0)
+	if (rc < 0) {
+		errno = -rc;
 		hs_log_warn("dbrepl: %s", top);
+	}
 	free(top);
 	for (i = 0; rc == HS_OK && i < conf->n_dbs; i++) {
 		r->n = i + 1;
@@ -523,6 +528,33 @@ dbr_remove_stale(int dfd, const struct dbr_manifest *m)
 	closedir(d);
 }
 
+/*
+ * Does the folder already hold file f as the last snapshot made it?  Then
+ * it stays as it is: a table that did not change is not rewritten, and
+ * the replication has nothing to send for it.
+ */
+static int
+dbr_held_same(const struct dbr_one *o, int dfd, const struct dbr_mfile *f)
+{
+	struct stat st;
+	size_t i;
+
+	if (!o->has_snap)
+		return 0;
+	for (i = 0; i < o->snap->n; i++) {
+		const struct dbr_mfile *h = &o->snap->files[i];
+
+		if (strcmp(h->name, f->name) == 0)
+			return h->size == f->size &&
+			       memcmp(h->sha256, f->sha256, 32) == 0 &&
+			       fstatat(dfd, f->name, &st,
+			               AT_SYMLINK_NOFOLLOW) == 0 &&
+			       S_ISREG(st.st_mode) &&
+			       (uint64_t)st.st_size == f->size;
+	}
+	return 0;
+}
+
 /* Move the finished dump into the replicated folder, the manifest last. */
 static int
 dbr_publish(struct dbr_one *o, char *why, size_t whylen)
@@ -543,6 +575,8 @@ dbr_publish(struct dbr_one *o, char *why, size_t whylen)
 	for (i = 0; i <= m.n; i++) {
 		const char *name = i < m.n ? m.files[i].name : DBR_MANIFEST;
 
+		if (i < m.n && dbr_held_same(o, dfd, &m.files[i]))
+			continue;
 		if (i == m.n && fsync(dfd) < 0) {
 			rc = -errno;
 			snprintf(why, whylen, "%s: %s", o->dir,
@@ -762,6 +796,12 @@ dbr_accept_fn(void *arg, struct dbr_result *res)
 	if ((rc = dbr_manifest_read(sfd, &m, why, sizeof(why))) < 0 ||
 	    (rc = dbr_manifest_check(sfd, &m, why, sizeof(why))) < 0) {
 		dbr_fail(res, rc, "snapshot: %s", why);
+		goto out;
+	}
+	if (strcmp(m.type, dbr_type_name(o->d.db->type)) != 0) {
+		dbr_fail(res, HS_EPROTO,
+		         "snapshot: of a %.16s database, this one is %s",
+		         m.type, dbr_type_name(o->d.db->type));
 		goto out;
 	}
 	if ((rc = dbr_fresh_dir(o->goodtmp)) < 0 ||
@@ -1092,24 +1132,28 @@ dbr_count(const struct dbr *r)
 	return r->n;
 }
 
+/*
+ * Worst first: a failure, then a snapshot falling behind a changed
+ * database (also while a slow dump runs), then what runs now.
+ */
 static const char *
 dbr_state(const struct dbr *r, const struct dbr_one *o, double now)
 {
 	uint64_t iv = o->d.db->interval;
 
+	if (o->error[0] != '\0')
+		return "error";
+	if (r->role == DBR_PRIMARY && o->changed && o->has_snap && iv > 0 &&
+	    now - o->snap->made > 3.0 * (double)iv)
+		return "stale";
 	if (dbr_running(o) && o->job.op == DBR_OP_DUMP)
 		return "dumping";
 	if (dbr_running(o) && o->job.op == DBR_OP_RESTORE)
 		return "restoring";
-	if (o->error[0] != '\0')
-		return "error";
 	if (o->d.db->type == HS_DB_DB2)
 		return o->hadr_state[0] != '\0' ? "ok" : "waiting";
 	if (o->waiting || !o->has_snap)
 		return "waiting";
-	if (r->role == DBR_PRIMARY && o->changed && iv > 0 &&
-	    now - o->snap->made > 3.0 * (double)iv)
-		return "stale";
 	return "ok";
 }
 

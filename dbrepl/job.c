@@ -337,7 +337,8 @@ int
 dbr_argv(const struct dbr_db *d, char *const argv[], char **out, size_t max)
 {
 	const char *p = d->db->command_prefix;
-	size_t n = 0, len, i;
+	size_t n = 0, words, len, i;
+	int rc = HS_ELIMIT;
 
 	while (p != NULL && *p != '\0') {
 		p += strspn(p, " \t");
@@ -345,20 +346,29 @@ dbr_argv(const struct dbr_db *d, char *const argv[], char **out, size_t max)
 			break;
 		len = strcspn(p, " \t");
 		if (n + 1 >= max)
-			return HS_ELIMIT;
+			goto fail;
 		/* Lives until the job child exits. */
-		if ((out[n] = strndup(p, len)) == NULL)
-			return -ENOMEM;
+		if ((out[n] = strndup(p, len)) == NULL) {
+			rc = -ENOMEM;
+			goto fail;
+		}
 		n++;
 		p += len;
 	}
+	words = n;
 	for (i = 0; argv[i] != NULL; i++) {
-		if (n + 1 >= max)
-			return HS_ELIMIT;
+		if (n + 1 >= max) {
+			n = words;
+			goto fail;
+		}
 		out[n++] = argv[i];
 	}
 	out[n] = NULL;
 	return (int)n;
+fail:
+	while (n > 0)
+		free(out[--n]);
+	return rc;
 }
 
 /* Open `path` for the child's fd `target`, or /dev/null; _exit on error. */

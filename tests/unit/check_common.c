@@ -424,6 +424,35 @@ START_TEST(valid_limits)
 }
 END_TEST
 
+/* Sets beside or around a SQLite database that leave its files out. */
+START_TEST(valid_sqlite_beside_sets)
+{
+	struct hs_conf *c = load_ok(
+	    NODE "[path credentials]\n"
+	    "source = /etc/xcat/ca\n" /* inside the folder: no table there */
+	    "[path srv-xcat]\n"
+	    "source = /srv/xcat\n"
+	    "exclude = *.sqlite*\n"
+	    "[path etc]\n"
+	    "source = /etc/opt\n"
+	    "exclude = xcat/*.sqlite\n"
+	    "exclude = xcat/*.sqlite-*\n"
+	    "[database xcatdb]\n"
+	    "type = sqlite\n"
+	    "path = /etc/xcat\n"
+	    "[database opt]\n"
+	    "type = sqlite\n"
+	    "path = /etc/opt/xcat\n"
+	    "[database srv]\n"
+	    "type = sqlite\n"
+	    "path = /srv/xcat\n");
+
+	ck_assert_ptr_nonnull(hs_conf_find_set(c, "srv-xcat"));
+	ck_assert_uint_eq(c->n_dbs, 3);
+	hs_conf_free(c);
+}
+END_TEST
+
 START_TEST(valid_databases)
 {
 	struct hs_conf *c = load_ok(
@@ -919,6 +948,27 @@ static const struct bad_case bad_cases[] = {
     {"sqlite path relative", NODE "[database d]\ntype = sqlite\npath = d\n", 11,
      "invalid value 'd' for 'path' in [database d]: must be an "
      "absolute path"},
+    {"sqlite shipped raw",
+     NODE "[path etc-xcat]\nsource = /etc/xcat\n"
+          "[database xcatdb]\ntype = sqlite\npath = /etc/xcat\n",
+     9,
+     "set etc-xcat ships the live SQLite files of database xcatdb raw: "
+     "add exclude = *.sqlite*"},
+    {"sqlite wal shipped raw",
+     NODE "[database xcatdb]\ntype = sqlite\npath = /etc/xcat\n"
+          "[path etc-xcat]\nsource = /etc/xcat\nexclude = *.sqlite\n"
+          "exclude = *.sqlite-journal\n",
+     12,
+     "set etc-xcat ships the live SQLite files of database xcatdb raw"},
+    {"sqlite file inside a source",
+     NODE "[path etc]\nsource = /etc\nexclude = *.swp\n"
+          "[database site]\ntype = sqlite\n"
+          "path = /etc/xcat/site.sqlite\n",
+     9, "set etc ships the live SQLite files of database site raw"},
+    {"sqlite only one table excluded",
+     NODE "[path etc]\nsource = /etc\nexclude = site.sqlite*\n"
+          "[database x]\ntype = sqlite\npath = /etc/xcat\n",
+     9, "set etc ships the live SQLite files of database x raw"},
     {"postgresql no dsn", NODE "[database d]\ntype = postgresql\n", 9,
      "missing required key 'dsn' for type postgresql"},
     {"postgresql path",
@@ -1088,6 +1138,7 @@ conf_suite(void)
 	tcase_add_test(tc, valid_all_values);
 	tcase_add_test(tc, valid_limits);
 	tcase_add_test(tc, valid_databases);
+	tcase_add_test(tc, valid_sqlite_beside_sets);
 	tcase_add_test(tc, valid_failover);
 	tcase_add_test(tc, valid_free_null);
 	suite_add_tcase(s, tc);
