@@ -89,8 +89,7 @@ age_of(const char *t)
 	double made, age;
 
 	memset(&tm, 0, sizeof(tm));
-	if (t == NULL ||
-	    (rest = strptime(t, "%Y-%m-%dT%H:%M:%S", &tm)) == NULL)
+	if (t == NULL || (rest = strptime(t, "%Y-%m-%dT%H:%M:%S", &tm)) == NULL)
 		return -1;
 	made = (double)timegm(&tm) + (rest[0] == '.' ? atof(rest) : 0);
 	clock_gettime(CLOCK_REALTIME, &now);
@@ -336,17 +335,15 @@ print_db(json_t *d)
 		          " s ago)");
 	} else
 		printf(", no snapshot yet");
-	if (!json_is_object(h) &&
-	    json_is_integer(json_object_get(d, "bytes")))
+	if (!json_is_object(h) && json_is_integer(json_object_get(d, "bytes")))
 		printf(", %lld bytes", (long long)json_integer_value(
 		                           json_object_get(d, "bytes")));
-	if (!json_is_object(h) &&
-	    json_is_integer(json_object_get(d, "dumps")))
-		printf(", %lld dumps, %lld restores",
-		       (long long)json_integer_value(
-		           json_object_get(d, "dumps")),
-		       (long long)json_integer_value(
-		           json_object_get(d, "restores")));
+	if (!json_is_object(h) && json_is_integer(json_object_get(d, "dumps")))
+		printf(
+		    ", %lld dumps, %lld restores",
+		    (long long)json_integer_value(json_object_get(d, "dumps")),
+		    (long long)json_integer_value(
+		        json_object_get(d, "restores")));
 	if (json_is_string(err))
 		printf(", error: %s", json_string_value(err));
 	printf("\n");
@@ -403,8 +400,7 @@ print_human(json_t *st, int sev)
 			                          json_object_get(p, "files")));
 		printf("\n");
 	}
-	json_array_foreach(json_object_get(st, "databases"), i, p)
-	    print_db(p);
+	json_array_foreach(json_object_get(st, "databases"), i, p) print_db(p);
 	printf("promote  %s", json_is_true(json_object_get(ready, "ready"))
 	                          ? "ready"
 	                          : "NOT ready");

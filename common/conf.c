@@ -1048,8 +1048,8 @@ db_sets_add(struct conf_parser *p)
 		}
 		ps = &c->sets[c->n_sets];
 		memset(ps, 0, sizeof(*ps));
-		if (asprintf(&ps->name, "%s%s", CONF_DB_SET_PREFIX,
-		             db->name) < 0) {
+		if (asprintf(&ps->name, "%s%s", CONF_DB_SET_PREFIX, db->name) <
+		    0) {
 			free(src);
 			return conf_fail(p, 0, -ENOMEM);
 		}

@@ -274,9 +274,9 @@ db_json(const struct dbr_status *s)
 	json_object_set_new(d, "type", json_string(s->type));
 	json_object_set_new(d, "state", json_string(s->state));
 	json_object_set_new(d, "last_snapshot", time_or_null(s->last_snapshot));
-	json_object_set_new(
-	    d, "snapshot_age_seconds",
-	    s->last_snapshot < 0 ? json_null() : num_or_null(s->age));
+	json_object_set_new(d, "snapshot_age_seconds",
+	                    s->last_snapshot < 0 ? json_null()
+	                                         : num_or_null(s->age));
 	json_object_set_new(d, "bytes", int_or_null(s->bytes));
 	json_object_set_new(d, "dumps", json_integer((json_int_t)s->dumps));
 	json_object_set_new(d, "restores",

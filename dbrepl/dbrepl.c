@@ -99,34 +99,6 @@ struct dbr {
 	size_t n;
 };
 
-const char *
-dbr_type_name(enum hs_db_type t)
-{
-	switch (t) {
-	case HS_DB_SQLITE:
-		return "sqlite";
-	case HS_DB_POSTGRESQL:
-		return "postgresql";
-	case HS_DB_MYSQL:
-		return "mysql";
-	case HS_DB_DB2:
-		return "db2";
-	}
-	return "unknown";
-}
-
-void
-dbr_set_name(const struct hs_database *db, char *buf, size_t len)
-{
-	snprintf(buf, len, "%s%s", DBR_SET_PREFIX, db->name);
-}
-
-int
-dbr_is_set_name(const char *name)
-{
-	return strncmp(name, DBR_SET_PREFIX, strlen(DBR_SET_PREFIX)) == 0;
-}
-
 const struct dbr_driver *
 dbr_driver_of(enum hs_db_type t)
 {

@@ -551,8 +551,7 @@ clean_db_leftovers(struct stdby *d, const struct hs_database *db,
 	int fd;
 
 	snprintf(dir, sizeof(dir), "%s/db", d->conf->state_dir);
-	if ((fd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) <
-	    0)
+	if ((fd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		return;
 	fs_clean_tmp(fd, db->name, 1, removed);
 	close(fd);

@@ -37,7 +37,7 @@ struct recv_report {
 	uint64_t bytes_out;
 	uint64_t db_runs; /* runs of a database's set in this session */
 	uint8_t in_sync;  /* the primary says it is caught up */
-	int32_t idx_rc;  /* the last run could not be recorded: why */
+	int32_t idx_rc;   /* the last run could not be recorded: why */
 	char primary[PROTO_NODE_MAX + 1];
 	/*
 	 * Sets whose last run left errors here (paths not applied), until

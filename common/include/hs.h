@@ -180,9 +180,9 @@ struct hs_database;
  */
 struct hs_pathset {
 	char *name;
-	struct hs_strlist sources;  /* absolute, no trailing '/' */
-	struct hs_strlist excludes; /* fnmatch globs */
-	int line;                   /* header line, for messages */
+	struct hs_strlist sources;    /* absolute, no trailing '/' */
+	struct hs_strlist excludes;   /* fnmatch globs */
+	int line;                     /* header line, for messages */
 	const struct hs_database *db; /* the database it carries, or NULL */
 };
 
