@@ -17,13 +17,15 @@
 void
 apply_error(struct apply *a, const char *path, const char *what, int rc)
 {
-	char line[PROTO_PATH_MAX + 256];
+	/* The peer's path, escaped: a newline in it would forge lines. */
+	char safe[PROTO_PATH_MAX * 2 + 2], line[sizeof(safe) + 256];
 
+	hs_escape(path, safe, sizeof(safe));
 	if (rc != 0)
-		snprintf(line, sizeof(line), "%s: %s: %s", path, what,
+		snprintf(line, sizeof(line), "%s: %s: %s", safe, what,
 		         hs_strerror(rc));
 	else
-		snprintf(line, sizeof(line), "%s: %s", path, what);
+		snprintf(line, sizeof(line), "%s: %s", safe, what);
 	hs_log_warnx("apply: %s", line);
 	if (a->n_errors == 0) {
 		snprintf(a->first_path, sizeof(a->first_path), "%s", path);

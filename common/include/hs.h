@@ -303,6 +303,14 @@ int hs_replace_file(const char *path, const char *tmp, unsigned mode,
 char *hs_xstrdup(const char *s);
 /* qsort/bsearch comparator for an array of char * (strcmp order). */
 int hs_strp_cmp(const void *a, const void *b);
+/*
+ * `s` made safe for one line of a log or a terminal, the way rsync shows
+ * names: each control byte (below 0x20 and 0x7f) and each byte that is
+ * not part of valid UTF-8 as \#ooo (octal), and a backslash that precedes
+ * '#' as \#134, so the result reads back unambiguously.  Always NUL-
+ * terminated; cut at `len` (a cut never splits an escape).  Returns out.
+ */
+char *hs_escape(const char *s, char *out, size_t len);
 
 /* ------------------------------------------------------------ daemons */
 

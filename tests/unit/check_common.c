@@ -1676,6 +1676,44 @@ START_TEST(misc_backoff)
 }
 END_TEST
 
+/* hs_escape: what a name shows as on one log line. */
+static const struct {
+	const char *in, *out;
+} esc_cases[] = {
+    {"plain/name.txt", "plain/name.txt"},
+    {"a\nb", "a\\#012b"},
+    {"tab\there", "tab\\#011here"},
+    {"del\x7f", "del\\#177"},
+    {"caf\xc3\xa9", "caf\xc3\xa9"},               /* valid UTF-8 stays */
+    {"bad\xff", "bad\\#377"},                     /* not UTF-8 */
+    {"cut\xc3", "cut\\#303"},                     /* a sequence cut short */
+    {"over\xc0\xaf", "over\\#300\\#257"},         /* overlong '/' */
+    {"sur\xed\xa0\x80", "sur\\#355\\#240\\#200"}, /* a surrogate */
+    {"back\\#012", "back\\#134#012"},             /* reads back unambiguously */
+    {"back\\slash", "back\\slash"},
+};
+
+START_TEST(misc_escape)
+{
+	char out[64];
+
+	ck_assert_str_eq(hs_escape(esc_cases[_i].in, out, sizeof(out)),
+	                 esc_cases[_i].out);
+}
+END_TEST
+
+START_TEST(misc_escape_cut)
+{
+	char out[8];
+
+	/* A cut never splits an escape or a character. */
+	ck_assert_str_eq(hs_escape("abc\n\n", out, sizeof(out)), "abc");
+	ck_assert_str_eq(hs_escape("abcdef\xc3\xa9", out, sizeof(out)),
+	                 "abcdef");
+	ck_assert_str_eq(hs_escape("", out, sizeof(out)), "");
+}
+END_TEST
+
 static Suite *
 util_suite(void)
 {
@@ -1724,6 +1762,8 @@ util_suite(void)
 	tcase_add_test(tc, misc_write_all_errors);
 	tcase_add_test(tc, misc_mono_and_strdup);
 	tcase_add_test(tc, misc_backoff);
+	tcase_add_loop_test(tc, misc_escape, 0, (int)N_ELEM(esc_cases));
+	tcase_add_test(tc, misc_escape_cut);
 	suite_add_tcase(s, tc);
 	return s;
 }
