@@ -119,6 +119,26 @@ emit_buf(void *arg, const uint8_t *p, size_t n)
 	return hs_buf_append(arg, p, n);
 }
 
+/*
+ * The block length of our signatures for a file of `size` bytes:
+ * librsync's (about its square root), longer when that would pass
+ * SIG_BLOCKS_MAX blocks.
+ */
+static size_t
+sig_block_len(uint64_t size)
+{
+	rs_magic_number magic = RS_RK_BLAKE2_SIG_MAGIC;
+	size_t block_len = 0, strong_len = (size_t)-1;
+
+	if (rs_sig_args((rs_long_t)size, &magic, &block_len, &strong_len) !=
+	        RS_DONE ||
+	    block_len == 0)
+		return RS_DEFAULT_BLOCK_LEN;
+	if (size / block_len >= SIG_BLOCKS_MAX)
+		block_len = (size_t)(size / SIG_BLOCKS_MAX + 1);
+	return block_len;
+}
+
 int
 delta_sig_fd(int fd, struct hs_buf *sig, uint8_t hash[PROTO_HASH_LEN],
              uint64_t *size)
@@ -138,8 +158,7 @@ delta_sig_fd(int fd, struct hs_buf *sig, uint8_t hash[PROTO_HASH_LEN],
 	*size = (uint64_t)st.st_size;
 	if (rs_sig_args(st.st_size, &magic, &block_len, &strong_len) != RS_DONE)
 		return HS_ECODEC;
-	if (*size / block_len >= SIG_BLOCKS_MAX)
-		block_len = (size_t)(*size / SIG_BLOCKS_MAX + 1);
+	block_len = sig_block_len(*size);
 	sig->len = 0;
 	in = malloc(PROTO_CHUNK);
 	out = malloc(JOB_OUT_LEN);
@@ -232,6 +251,27 @@ delta_sig_check(const uint8_t *sig, size_t len, char *why, size_t whylen)
 		return HS_ELIMIT;
 	}
 	return HS_OK;
+}
+
+int
+delta_sig_fits(const uint8_t *sig, size_t len, uint64_t size, char *why,
+               size_t whylen)
+{
+	size_t ours = sig_block_len(size), most;
+	uint32_t block_len;
+
+	if (len < 12)
+		return HS_EPROTO;
+	block_len = be32(sig + 4);
+	most = ours * SIG_BLOCK_SLACK;
+	if (most < RS_DEFAULT_BLOCK_LEN)
+		most = RS_DEFAULT_BLOCK_LEN;
+	if (block_len <= most)
+		return HS_OK;
+	snprintf(why, whylen,
+	         "block length %u, more than %zu for a file of %llu bytes",
+	         block_len, most, (unsigned long long)size);
+	return HS_ELIMIT;
 }
 
 /* -------------------------------------------------------------- deltas */

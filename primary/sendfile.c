@@ -269,6 +269,7 @@ send_delta(struct sender *s, struct scan_entry *p, const uint8_t *sig,
 	memset(&t, 0, sizeof(t));
 
 	if ((rc = delta_sig_check(sig, siglen, why, sizeof(why))) < 0 ||
+	    (rc = delta_sig_fits(sig, siglen, p->size, why, sizeof(why))) < 0 ||
 	    (rc = delta_enc_new(sig, siglen, &enc)) < 0) {
 		send_note(s,
 		          "%s: unusable signature from the "

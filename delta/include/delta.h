@@ -53,6 +53,16 @@ int delta_sig_fd(int fd, struct hs_buf *sig, uint8_t hash[PROTO_HASH_LEN],
  * SIG_BLOCKS_MAX of them.  HS_EPROTO or HS_ELIMIT with a reason in why.
  */
 int delta_sig_check(const uint8_t *sig, size_t len, char *why, size_t whylen);
+/*
+ * Is a checked signature worth using for a new file of `size` bytes?  The
+ * encoder holds one of its blocks in memory: a block longer than
+ * SIG_BLOCK_SLACK times ours for that size (a basis far larger than the
+ * file, or a peer asking us to hold 1 GiB of a small file) is HS_ELIMIT
+ * with a reason, and the file goes whole.
+ */
+#define SIG_BLOCK_SLACK 4
+int delta_sig_fits(const uint8_t *sig, size_t len, uint64_t size, char *why,
+                   size_t whylen);
 
 struct delta_enc;
 /* Load a checked signature; caller owns *out. */

@@ -595,6 +595,50 @@ START_TEST(sig_check_table)
 }
 END_TEST
 
+/*
+ * A signature's block length against the new file's size: a real one of
+ * a basis about the file's size fits, 1 GiB blocks (a peer that would
+ * have us hold 1 GiB of a small file) do not, with a reason.
+ */
+START_TEST(sig_fits_size)
+{
+	uint8_t hdr[SIG_HDR_LEN];
+	uint8_t *data = malloc(100 * KIB);
+	struct hs_buf sig;
+	char why[160] = "";
+	int fd;
+
+	ck_assert_ptr_nonnull(data);
+	fill_random(data, 100 * KIB, 7);
+	fd = sig_of("fits", data, 100 * KIB, &sig);
+	close(fd);
+	ck_assert_int_eq(
+	    delta_sig_fits(sig.data, sig.len, 100 * KIB, why, sizeof(why)),
+	    HS_OK);
+	ck_assert_int_eq(
+	    delta_sig_fits(sig.data, sig.len, 80 * KIB, why, sizeof(why)),
+	    HS_OK);
+	ck_assert_int_eq(delta_sig_fits(sig.data, sig.len, 0, why, sizeof(why)),
+	                 HS_OK);
+	hs_buf_free(&sig);
+	free(data);
+
+	put_be32(hdr, MAGIC_RK_BLAKE2_SIG);
+	put_be32(hdr + 4, 1u << 30);
+	put_be32(hdr + 8, 32);
+	ck_assert_int_eq(
+	    delta_sig_fits(hdr, sizeof(hdr), 1 << 20, why, sizeof(why)),
+	    HS_ELIMIT);
+	ck_assert_msg(strstr(why, "block length 1073741824") != NULL, "%s",
+	              why);
+	/* A file as large as the blocks claim takes them. */
+	ck_assert_int_eq(delta_sig_fits(hdr, sizeof(hdr),
+	                                (uint64_t)SIG_BLOCKS_MAX << 30, why,
+	                                sizeof(why)),
+	                 HS_OK);
+}
+END_TEST
+
 START_TEST(sig_check_null_free)
 {
 	delta_enc_free(NULL);
@@ -1011,6 +1055,7 @@ delta_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_loop_test(tc, sig_check_table, 0, (int)N_ELEM(sig_cases));
 	tcase_add_test(tc, sig_check_null_free);
+	tcase_add_test(tc, sig_fits_size);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("hostile");
