@@ -27,6 +27,12 @@
 
 #define MF_MAGIC "hamnsync-db-manifest"
 #define MF_VERSION 1
+/*
+ * "made" is a wall clock: strtod also reads "nan", "inf" and 1e308, which
+ * are no time and would not fit the encoder's head line (%.6f of 1e308 is
+ * 316 bytes).  1e12 s is some 31,000 years.
+ */
+#define MF_MADE_MAX 1e12
 
 static int mf_fail(char *why, size_t whylen, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -201,7 +207,8 @@ mf_parse_line(char *line, struct proto_manifest *m, unsigned *seen, char *why,
 	} else if (strcmp(line, "made") == 0) {
 		errno = 0;
 		m->made = strtod(val, &end);
-		if (errno != 0 || end == val || *end != '\0' || m->made < 0)
+		if (errno != 0 || end == val || *end != '\0' ||
+		    !(m->made >= 0 && m->made < MF_MADE_MAX))
 			return mf_fail(why, whylen, HS_EPROTO,
 			               "bad time \"%.32s\"", val);
 		*seen |= MF_SEEN_MADE;
