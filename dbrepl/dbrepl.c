@@ -62,7 +62,7 @@ struct dbr_one {
 	char *restored_file; /* standby: state_dir/db/NAME.restored */
 	struct dbr_job job;
 	/* The last snapshot made (primary) or good one held (standby). */
-	struct dbr_manifest *snap;
+	struct proto_manifest *snap;
 	int has_snap;
 	int64_t bytes;
 	uint64_t next_ns; /* monotonic: the next probe */
@@ -191,7 +191,7 @@ dbr_fsync_path(const char *path)
 
 /* Read the manifest in folder `path`; HS_ENOTFOUND when it has none. */
 static int
-dbr_read_manifest(const char *path, struct dbr_manifest *m, char *why,
+dbr_read_manifest(const char *path, struct proto_manifest *m, char *why,
                   size_t whylen)
 {
 	int fd, rc;
@@ -208,7 +208,7 @@ dbr_read_manifest(const char *path, struct dbr_manifest *m, char *why,
 }
 
 static int64_t
-dbr_manifest_bytes(const struct dbr_manifest *m)
+dbr_manifest_bytes(const struct proto_manifest *m)
 {
 	int64_t n = 0;
 	size_t i;
@@ -406,7 +406,7 @@ dbr_free(struct dbr *r)
 static void
 dbr_dump_fn(void *arg, struct dbr_result *res)
 {
-	static struct dbr_manifest m;
+	static struct proto_manifest m;
 	const struct dbr_one *o = arg;
 	char why[HS_ERRMSG_MAX];
 	size_t i;
@@ -476,7 +476,7 @@ dbr_dump_start(struct dbr_one *o, const char *mark)
 
 /* Files of the folder the new snapshot `m` no longer has. */
 static void
-dbr_remove_stale(int dfd, const struct dbr_manifest *m)
+dbr_remove_stale(int dfd, const struct proto_manifest *m)
 {
 	struct dirent *de;
 	size_t i;
@@ -508,7 +508,7 @@ dbr_remove_stale(int dfd, const struct dbr_manifest *m)
  * the replication has nothing to send for it.
  */
 static int
-dbr_held_same(const struct dbr_one *o, int dfd, const struct dbr_mfile *f)
+dbr_held_same(const struct dbr_one *o, int dfd, const struct proto_mfile *f)
 {
 	struct stat st;
 	size_t i;
@@ -516,7 +516,7 @@ dbr_held_same(const struct dbr_one *o, int dfd, const struct dbr_mfile *f)
 	if (!o->has_snap)
 		return 0;
 	for (i = 0; i < o->snap->n; i++) {
-		const struct dbr_mfile *h = &o->snap->files[i];
+		const struct proto_mfile *h = &o->snap->files[i];
 
 		if (strcmp(h->name, f->name) == 0)
 			return h->size == f->size &&
@@ -533,7 +533,7 @@ dbr_held_same(const struct dbr_one *o, int dfd, const struct dbr_mfile *f)
 static int
 dbr_publish(struct dbr_one *o, char *why, size_t whylen)
 {
-	static struct dbr_manifest m;
+	static struct proto_manifest m;
 	int sfd = -1, dfd = -1, rc;
 	size_t i;
 
@@ -758,7 +758,7 @@ dbr_swap_good(const struct dbr_one *o)
 static void
 dbr_accept_fn(void *arg, struct dbr_result *res)
 {
-	static struct dbr_manifest m;
+	static struct proto_manifest m;
 	const struct dbr_one *o = arg;
 	char why[HS_ERRMSG_MAX], top[4096];
 	int sfd = -1, gfd = -1, rc;
@@ -916,7 +916,7 @@ static int
 dbr_arrived(struct dbr_one *o, uint64_t now)
 {
 	char path[4096], why[HS_ERRMSG_MAX];
-	static struct dbr_manifest m;
+	static struct proto_manifest m;
 	struct dbr_key k;
 	struct stat st;
 

@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "dbrepl.h"
+#include "proto.h"
 
 /* One database's fixed facts, what a driver operation needs. */
 struct dbr_db {
@@ -23,7 +24,8 @@ struct dbr_db {
 };
 
 /* What an operation reports back from its job child. */
-#define DBR_MARK_MAX 128
+/* A change mark travels in the manifest: its bound is the manifest's. */
+#define DBR_MARK_MAX PROTO_MANIFEST_MARK_MAX
 struct dbr_result {
 	int rc;                  /* HS_OK or an error */
 	char why[HS_ERRMSG_MAX]; /* one line when rc < 0 */
@@ -160,33 +162,23 @@ int dbr_fail(struct dbr_result *res, int rc, const char *fmt, ...)
 
 /* ---- manifest.c: what a snapshot holds ---------------------------------- */
 
-#define DBR_FILES_MAX 256
-struct dbr_manifest {
-	uint64_t generation; /* counts snapshots of this database, from 1 */
-	double made;         /* wall clock when the dump began */
-	char type[16];       /* dbr_type_name */
-	char mark[DBR_MARK_MAX];
-	size_t n;
-	struct dbr_mfile {
-		char name[256]; /* a plain file name in the folder */
-		uint64_t size;
-		uint8_t sha256[32];
-	} files[DBR_FILES_MAX];
-};
-
+/*
+ * The manifest's text is a codec of protocol/ (struct proto_manifest): on
+ * the standby it is peer bytes.  Here: the folder it describes.
+ */
 /* Hash and list every regular file of `dir` (but the manifest). */
-int dbr_manifest_make(int dirfd, struct dbr_manifest *m, char *why,
+int dbr_manifest_make(int dirfd, struct proto_manifest *m, char *why,
                       size_t whylen);
 /* Write `m` as DBR_MANIFEST in `dirfd` (temporary file, fsync, rename). */
-int dbr_manifest_write(int dirfd, const struct dbr_manifest *m);
+int dbr_manifest_write(int dirfd, const struct proto_manifest *m);
 /* Read DBR_MANIFEST of `dirfd`; HS_EPROTO with why on a bad one. */
-int dbr_manifest_read(int dirfd, struct dbr_manifest *m, char *why,
+int dbr_manifest_read(int dirfd, struct proto_manifest *m, char *why,
                       size_t whylen);
 /*
  * Do the files of `dirfd` match `m` (sizes and hashes)?  0 with the first
  * difference in `why` ("dump.sql: 1024 bytes, the manifest says 2048").
  */
-int dbr_manifest_check(int dirfd, const struct dbr_manifest *m, char *why,
+int dbr_manifest_check(int dirfd, const struct proto_manifest *m, char *why,
                        size_t whylen);
 
 #endif /* DBREPL_INT_H */

@@ -2,18 +2,10 @@
  * manifest.c - what a snapshot holds: each data file's name, size and
  * SHA-256, in a small text file written last.
  *
- * The standby reads manifests that came from the peer, so the reader
- * trusts nothing: every line is checked, names must be plain file names
- * and the last line repeats the file count, so that a manifest cut short
- * in transit is refused rather than read as a smaller snapshot.
- *
- *	hamnsync-db-manifest 1
- *	generation 12
- *	made 1765000000.250000
- *	type sqlite
- *	mark 9f8e...
- *	file 1048576 <64 hex> xcatdb.sqlite
- *	end 1
+ * Here is what touches files: hash the folder, write the manifest
+ * (temporary file, fsync, rename), read it and check the folder against
+ * it.  The text itself comes from the peer on the standby, so its codec
+ * sits in protocol/ (proto_manifest_encode, proto_manifest_decode).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -30,11 +22,7 @@
 
 #include "dbrepl_int.h"
 
-#define MF_MAGIC "hamnsync-db-manifest"
-#define MF_VERSION 1
 #define MF_TMP ".MANIFEST.tmp"
-/* A full manifest: 256 file lines of at most ~340 bytes, and the head. */
-#define MF_MAX (128 * 1024)
 #define MF_READ_CHUNK (64 * 1024)
 
 static int mf_fail(char *why, size_t whylen, int rc, const char *fmt, ...)
@@ -51,25 +39,6 @@ mf_fail(char *why, size_t whylen, int rc, const char *fmt, ...)
 		va_end(ap);
 	}
 	return rc;
-}
-
-/*
- * A plain file name: not empty, not "." or "..", no '/', no control bytes
- * (a name from the peer must not walk out of the folder or forge a line).
- */
-static int
-mf_name_ok(const char *name)
-{
-	const unsigned char *c;
-
-	if (name[0] == '\0' || strcmp(name, ".") == 0 ||
-	    strcmp(name, "..") == 0 || strlen(name) >= 256)
-		return 0;
-	for (c = (const unsigned char *)name; *c != '\0'; c++) {
-		if (*c == '/' || *c < 0x20 || *c == 0x7f)
-			return 0;
-	}
-	return 1;
 }
 
 /* Hash `fd` from the start; *size receives the bytes read. */
@@ -135,8 +104,8 @@ mf_open_file(int dirfd, const char *name, struct stat *st)
 static int
 mf_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct dbr_mfile *)a)->name,
-	              ((const struct dbr_mfile *)b)->name);
+	return strcmp(((const struct proto_mfile *)a)->name,
+	              ((const struct proto_mfile *)b)->name);
 }
 
 /* Skip names the folder may hold besides the data: ours and temporaries. */
@@ -147,7 +116,7 @@ mf_skip_name(const char *name)
 }
 
 int
-dbr_manifest_make(int dirfd, struct dbr_manifest *m, char *why, size_t whylen)
+dbr_manifest_make(int dirfd, struct proto_manifest *m, char *why, size_t whylen)
 {
 	struct dirent *de;
 	struct stat st;
@@ -164,20 +133,20 @@ dbr_manifest_make(int dirfd, struct dbr_manifest *m, char *why, size_t whylen)
 	}
 	rewinddir(d);
 	while ((de = readdir(d)) != NULL) {
-		struct dbr_mfile *f;
+		struct proto_mfile *f;
 
 		if (mf_skip_name(de->d_name))
 			continue;
-		if (!mf_name_ok(de->d_name)) {
+		if (!proto_manifest_name_ok(de->d_name)) {
 			rc = mf_fail(why, whylen, HS_EPROTO,
 			             "a snapshot file has a name that is not "
 			             "plain");
 			break;
 		}
-		if (m->n == DBR_FILES_MAX) {
+		if (m->n == PROTO_MANIFEST_FILES_MAX) {
 			rc = mf_fail(why, whylen, HS_ELIMIT,
 			             "more than %d files in the snapshot",
-			             DBR_FILES_MAX);
+			             PROTO_MANIFEST_FILES_MAX);
 			break;
 		}
 		if ((fd = mf_open_file(dirfd, de->d_name, &st)) < 0) {
@@ -205,57 +174,14 @@ dbr_manifest_make(int dirfd, struct dbr_manifest *m, char *why, size_t whylen)
 	return HS_OK;
 }
 
-static void
-mf_hex(const uint8_t *p, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = digits[p[i] >> 4];
-		out[2 * i + 1] = digits[p[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
-/* The text of `m`, in a buffer the caller frees. */
-static int
-mf_format(const struct dbr_manifest *m, struct hs_buf *b)
-{
-	char line[512], hex[65];
-	size_t i;
-	int n, rc;
-
-	n = snprintf(line, sizeof(line),
-	             "%s %d\ngeneration %" PRIu64 "\nmade %.6f\ntype %s\n"
-	             "mark %s\n",
-	             MF_MAGIC, MF_VERSION, m->generation, m->made, m->type,
-	             m->mark);
-	if (n < 0 || (size_t)n >= sizeof(line))
-		return HS_ELIMIT;
-	if ((rc = hs_buf_append(b, line, (size_t)n)) < 0)
-		return rc;
-	for (i = 0; i < m->n; i++) {
-		mf_hex(m->files[i].sha256, 32, hex);
-		n = snprintf(line, sizeof(line), "file %" PRIu64 " %s %s\n",
-		             m->files[i].size, hex, m->files[i].name);
-		if (n < 0 || (size_t)n >= sizeof(line))
-			return HS_ELIMIT;
-		if ((rc = hs_buf_append(b, line, (size_t)n)) < 0)
-			return rc;
-	}
-	n = snprintf(line, sizeof(line), "end %zu\n", m->n);
-	return hs_buf_append(b, line, (size_t)n);
-}
-
 int
-dbr_manifest_write(int dirfd, const struct dbr_manifest *m)
+dbr_manifest_write(int dirfd, const struct proto_manifest *m)
 {
 	struct hs_buf b;
 	int fd = -1, rc;
 
-	hs_buf_init(&b, MF_MAX);
-	if ((rc = mf_format(m, &b)) < 0)
+	hs_buf_init(&b, PROTO_MANIFEST_MAX);
+	if ((rc = proto_manifest_encode(m, &b)) < 0)
 		goto out;
 	fd = openat(dirfd, MF_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 	            0600);
@@ -286,7 +212,7 @@ out:
 	return rc;
 }
 
-/* Read the whole manifest file into b (bounded by MF_MAX). */
+/* Read the whole manifest file into b (bounded by PROTO_MANIFEST_MAX). */
 static int
 mf_slurp(int dirfd, struct hs_buf *b, char *why, size_t whylen)
 {
@@ -312,188 +238,30 @@ mf_slurp(int dirfd, struct hs_buf *b, char *why, size_t whylen)
 		if ((rc = hs_buf_append(b, chunk, (size_t)n)) < 0) {
 			rc = mf_fail(why, whylen, HS_EPROTO,
 			             "%s: larger than %d bytes", DBR_MANIFEST,
-			             MF_MAX);
+			             PROTO_MANIFEST_MAX);
 			break;
 		}
 	}
 	close(fd);
 	if (rc == HS_OK && (rc = hs_buf_append(b, "", 1)) < 0)
 		rc = mf_fail(why, whylen, HS_EPROTO, "%s: larger than %d bytes",
-		             DBR_MANIFEST, MF_MAX);
+		             DBR_MANIFEST, PROTO_MANIFEST_MAX);
 	return rc;
 }
 
-static int
-mf_parse_u64(const char *s, uint64_t *out)
-{
-	return hs_parse_u64(s, 0, UINT64_MAX, out) < 0 ? HS_EPROTO : HS_OK;
-}
-
-static int
-mf_unhex(const char *s, uint8_t out[32])
-{
-	size_t i;
-	int hi, lo;
-
-	if (strlen(s) != 64)
-		return HS_EPROTO;
-	for (i = 0; i < 32; i++) {
-		hi = s[2 * i];
-		lo = s[2 * i + 1];
-#define HEXV(c)                                                                \
-	((c) >= '0' && (c) <= '9'   ? (c) - '0'                                \
-	 : (c) >= 'a' && (c) <= 'f' ? (c) - 'a' + 10                           \
-	                            : -1)
-		if (HEXV(hi) < 0 || HEXV(lo) < 0)
-			return HS_EPROTO;
-		out[i] = (uint8_t)(HEXV(hi) << 4 | HEXV(lo));
-#undef HEXV
-	}
-	return HS_OK;
-}
-
-/* "file SIZE HEX NAME": NAME runs to the end of the line. */
-static int
-mf_parse_file(char *val, struct dbr_manifest *m, char *why, size_t whylen)
-{
-	char *size, *hex, *name;
-	struct dbr_mfile *f;
-	size_t i;
-
-	size = val;
-	if ((hex = strchr(size, ' ')) == NULL)
-		return mf_fail(why, whylen, HS_EPROTO, "a file line is short");
-	*hex++ = '\0';
-	if ((name = strchr(hex, ' ')) == NULL)
-		return mf_fail(why, whylen, HS_EPROTO, "a file line is short");
-	*name++ = '\0';
-	if (m->n == DBR_FILES_MAX)
-		return mf_fail(why, whylen, HS_EPROTO, "more than %d files",
-		               DBR_FILES_MAX);
-	if (!mf_name_ok(name) || strcmp(name, DBR_MANIFEST) == 0)
-		return mf_fail(why, whylen, HS_EPROTO,
-		               "file name \"%.64s\" is not a plain name", name);
-	f = &m->files[m->n];
-	if (mf_parse_u64(size, &f->size) < 0)
-		return mf_fail(why, whylen, HS_EPROTO, "%s: bad size \"%.32s\"",
-		               name, size);
-	if (mf_unhex(hex, f->sha256) < 0)
-		return mf_fail(why, whylen, HS_EPROTO,
-		               "%s: bad SHA-256 \"%.70s\"", name, hex);
-	for (i = 0; i < m->n; i++) {
-		if (strcmp(m->files[i].name, name) == 0)
-			return mf_fail(why, whylen, HS_EPROTO,
-			               "%s: listed twice", name);
-	}
-	snprintf(f->name, sizeof(f->name), "%s", name);
-	m->n++;
-	return HS_OK;
-}
-
-enum mf_seen {
-	MF_SEEN_GEN = 1,
-	MF_SEEN_MADE = 2,
-	MF_SEEN_TYPE = 4,
-	MF_SEEN_MARK = 8,
-	MF_SEEN_ALL = 15,
-};
-
-/* One "key value" line after the first. 1 when it was the end line. */
-static int
-mf_parse_line(char *line, struct dbr_manifest *m, unsigned *seen, char *why,
-              size_t whylen)
-{
-	char *val, *end;
-	uint64_t n;
-
-	if ((val = strchr(line, ' ')) == NULL)
-		return mf_fail(why, whylen, HS_EPROTO,
-		               "line \"%.40s\" has no value", line);
-	*val++ = '\0';
-	if (strcmp(line, "generation") == 0) {
-		if (mf_parse_u64(val, &m->generation) < 0 || m->generation == 0)
-			return mf_fail(why, whylen, HS_EPROTO,
-			               "bad generation \"%.32s\"", val);
-		*seen |= MF_SEEN_GEN;
-	} else if (strcmp(line, "made") == 0) {
-		errno = 0;
-		m->made = strtod(val, &end);
-		if (errno != 0 || end == val || *end != '\0' || m->made < 0)
-			return mf_fail(why, whylen, HS_EPROTO,
-			               "bad time \"%.32s\"", val);
-		*seen |= MF_SEEN_MADE;
-	} else if (strcmp(line, "type") == 0) {
-		if (strlen(val) >= sizeof(m->type))
-			return mf_fail(why, whylen, HS_EPROTO, "bad type");
-		snprintf(m->type, sizeof(m->type), "%s", val);
-		*seen |= MF_SEEN_TYPE;
-	} else if (strcmp(line, "mark") == 0) {
-		if (strlen(val) >= sizeof(m->mark))
-			return mf_fail(why, whylen, HS_EPROTO, "mark too long");
-		snprintf(m->mark, sizeof(m->mark), "%s", val);
-		*seen |= MF_SEEN_MARK;
-	} else if (strcmp(line, "file") == 0) {
-		return mf_parse_file(val, m, why, whylen);
-	} else if (strcmp(line, "end") == 0) {
-		if (mf_parse_u64(val, &n) < 0 || n != m->n)
-			return mf_fail(why, whylen, HS_EPROTO,
-			               "end line says %.20s files, %zu listed",
-			               val, m->n);
-		if ((*seen & MF_SEEN_ALL) != MF_SEEN_ALL)
-			return mf_fail(
-			    why, whylen, HS_EPROTO,
-			    "generation, made, type or mark missing");
-		return 1;
-	} else
-		return mf_fail(why, whylen, HS_EPROTO, "unknown key \"%.32s\"",
-		               line);
-	return HS_OK;
-}
-
-static int
-mf_parse(char *text, size_t len, struct dbr_manifest *m, char *why,
-         size_t whylen)
-{
-	char head[64], *line, *nl;
-	unsigned seen = 0;
-	int rc, ended = 0;
-
-	if (memchr(text, '\0', len) != NULL)
-		return mf_fail(why, whylen, HS_EPROTO, "holds a NUL byte");
-	snprintf(head, sizeof(head), "%s %d\n", MF_MAGIC, MF_VERSION);
-	if (strncmp(text, head, strlen(head)) != 0)
-		return mf_fail(why, whylen, HS_EPROTO,
-		               "not a version %d manifest", MF_VERSION);
-	for (line = text + strlen(head); *line != '\0'; line = nl + 1) {
-		if (ended)
-			return mf_fail(why, whylen, HS_EPROTO,
-			               "text after the end line");
-		if ((nl = strchr(line, '\n')) == NULL)
-			return mf_fail(why, whylen, HS_EPROTO,
-			               "the last line is cut short");
-		*nl = '\0';
-		if ((rc = mf_parse_line(line, m, &seen, why, whylen)) < 0)
-			return rc;
-		ended = rc == 1;
-	}
-	if (!ended)
-		return mf_fail(why, whylen, HS_EPROTO,
-		               "no end line (cut short)");
-	return HS_OK;
-}
-
 int
-dbr_manifest_read(int dirfd, struct dbr_manifest *m, char *why, size_t whylen)
+dbr_manifest_read(int dirfd, struct proto_manifest *m, char *why, size_t whylen)
 {
 	struct hs_buf b;
 	char sub[HS_ERRMSG_MAX - 32] = "";
 	int rc;
 
 	memset(m, 0, sizeof(*m));
-	hs_buf_init(&b, MF_MAX + 1);
+	hs_buf_init(&b, PROTO_MANIFEST_MAX + 1);
 	if ((rc = mf_slurp(dirfd, &b, why, whylen)) < 0)
 		goto out;
-	rc = mf_parse((char *)b.data, b.len - 1, m, sub, sizeof(sub));
+	rc = proto_manifest_decode((const char *)b.data, b.len - 1, m, sub,
+	                           sizeof(sub));
 	if (rc < 0)
 		mf_fail(why, whylen, rc, "%s: malformed: %s", DBR_MANIFEST,
 		        sub);
@@ -504,7 +272,7 @@ out:
 
 /* Does file f of dirfd match its line? */
 static int
-mf_check_one(int dirfd, const struct dbr_mfile *f, char *why, size_t whylen)
+mf_check_one(int dirfd, const struct proto_mfile *f, char *why, size_t whylen)
 {
 	struct stat st;
 	uint8_t sha[32];
@@ -540,7 +308,7 @@ mf_check_one(int dirfd, const struct dbr_mfile *f, char *why, size_t whylen)
 }
 
 int
-dbr_manifest_check(int dirfd, const struct dbr_manifest *m, char *why,
+dbr_manifest_check(int dirfd, const struct proto_manifest *m, char *why,
                    size_t whylen)
 {
 	size_t i;

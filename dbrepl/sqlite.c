@@ -49,7 +49,7 @@
 /* The files of a database: full paths, sorted. */
 struct sq_files {
 	size_t n;
-	char path[DBR_FILES_MAX][PATH_MAX];
+	char path[PROTO_MANIFEST_FILES_MAX][PATH_MAX];
 };
 
 static int
@@ -87,11 +87,11 @@ sq_list(const char *path, struct sq_files *f, struct dbr_result *res)
 	while ((de = readdir(d)) != NULL) {
 		if (fnmatch("*.sqlite", de->d_name, FNM_PERIOD) != 0)
 			continue;
-		if (f->n == DBR_FILES_MAX) {
+		if (f->n == PROTO_MANIFEST_FILES_MAX) {
 			closedir(d);
 			return dbr_fail(res, HS_ELIMIT,
 			                "%s: more than %d database files", path,
-			                DBR_FILES_MAX);
+			                PROTO_MANIFEST_FILES_MAX);
 		}
 		snprintf(f->path[f->n], sizeof(f->path[0]), "%s/%s", path,
 		         de->d_name);
@@ -451,7 +451,7 @@ sq_swap(int tdirfd, const char *tdir, const char *tname, const char *tmp,
  * (the target's own name); "" for a directory of files.
  */
 static void
-sq_restore_where(const struct dbr_db *d, const struct dbr_manifest *m,
+sq_restore_where(const struct dbr_db *d, const struct proto_manifest *m,
                  char *tdir, size_t tdirlen, char *tname, size_t tnamelen)
 {
 	char target[PATH_MAX], base[NAME_MAX + 1];
@@ -477,9 +477,9 @@ sq_restore_where(const struct dbr_db *d, const struct dbr_manifest *m,
 static void
 sq_restore(const struct dbr_db *d, const char *dir, struct dbr_result *res)
 {
-	static struct dbr_manifest m;
+	static struct proto_manifest m;
 	char tdir[PATH_MAX], tname[NAME_MAX + 1], why[HS_ERRMSG_MAX];
-	char tmp[DBR_FILES_MAX][NAME_MAX + 32];
+	char tmp[PROTO_MANIFEST_FILES_MAX][NAME_MAX + 32];
 	int sdirfd = -1, tdirfd = -1, rc;
 	size_t i, staged = 0;
 

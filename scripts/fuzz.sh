@@ -13,7 +13,7 @@ shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
 	targets=(fuzz_frame fuzz_request fuzz_reply fuzz_journal fuzz_patch
-		fuzz_conf fuzz_ctl fuzz_delta fuzz_apply)
+		fuzz_manifest fuzz_conf fuzz_ctl fuzz_delta fuzz_apply)
 fi
 
 "$top/scripts/build.sh" fuzz >/dev/null

@@ -793,4 +793,51 @@ struct proto_set_end {
 int proto_set_end_decode(const uint8_t *p, size_t len,
                          struct proto_set_end *out);
 
+/*
+ * A database snapshot's MANIFEST (manifest.c): the text the primary writes
+ * last in state_dir/db/NAME/ and the standby reads from the folder the
+ * primary replicated, so it is peer bytes.  Lines of "key value", the
+ * file lines sorted by name and the last line repeating their count:
+ *
+ *	hamnsync-db-manifest 1
+ *	generation 12
+ *	made 1765000000.250000
+ *	type sqlite
+ *	mark 9f8e...
+ *	file 1048576 <64 hex> xcatdb.sqlite
+ *	end 1
+ */
+#define PROTO_MANIFEST_NAME "MANIFEST" /* the file, never listed in it */
+#define PROTO_MANIFEST_FILES_MAX 256
+#define PROTO_MANIFEST_MARK_MAX 128
+/* A full manifest: 256 file lines of at most ~340 bytes, and the head. */
+#define PROTO_MANIFEST_MAX (128 * 1024)
+
+struct proto_manifest {
+	uint64_t generation; /* counts snapshots of this database, from 1 */
+	double made;         /* wall clock when the dump began */
+	char type[16];       /* dbr_type_name */
+	char mark[PROTO_MANIFEST_MARK_MAX];
+	size_t n;
+	struct proto_mfile {
+		char name[256]; /* a plain file name in the folder */
+		uint64_t size;
+		uint8_t sha256[32];
+	} files[PROTO_MANIFEST_FILES_MAX];
+};
+
+/* Append the text of `m` to b (HS_ELIMIT when b's bound is too small). */
+int proto_manifest_encode(const struct proto_manifest *m, struct hs_buf *b);
+/*
+ * Decode `len` bytes of manifest text into m; HS_EPROTO with the reason in
+ * `why` ("file name \"a/b\" is not a plain name") on a bad one.
+ */
+int proto_manifest_decode(const char *text, size_t len,
+                          struct proto_manifest *m, char *why, size_t whylen);
+/*
+ * A plain file name: not empty, not "." or "..", no '/', no control byte,
+ * under 256 bytes.  1 when it is, else 0.
+ */
+int proto_manifest_name_ok(const char *name);
+
 #endif /* PROTO_H */

@@ -600,6 +600,48 @@ applies(struct proto_wr *w)
 	proto_wr_free(&b);
 }
 
+/* A database snapshot's MANIFEST: one file, and two with a real mark. */
+static void
+manifests(void)
+{
+	static struct proto_manifest m;
+	const char *t = "fuzz_manifest";
+	struct hs_buf b;
+
+	memset(&m, 0, sizeof(m));
+	m.generation = 1;
+	m.made = 1765000000.25;
+	snprintf(m.type, sizeof(m.type), "sqlite");
+	snprintf(m.mark, sizeof(m.mark), "0:0");
+	m.n = 1;
+	snprintf(m.files[0].name, sizeof(m.files[0].name), "xcatdb.sqlite");
+	m.files[0].size = 1048576;
+	memset(m.files[0].sha256, 0x5a, PROTO_HASH_LEN);
+	hs_buf_init(&b, PROTO_MANIFEST_MAX);
+	if (proto_manifest_encode(&m, &b) < 0)
+		goto fail;
+	seed(t, "sqlite", 0xff, b.data, b.len);
+	b.len = 0;
+	m.generation = 12;
+	snprintf(m.type, sizeof(m.type), "postgresql");
+	snprintf(m.mark, sizeof(m.mark), "0/3000148 7301234567890123456");
+	m.n = 2;
+	snprintf(m.files[0].name, sizeof(m.files[0].name), "dump.sql");
+	m.files[0].size = 0;
+	memset(m.files[0].sha256, 0xe3, PROTO_HASH_LEN);
+	snprintf(m.files[1].name, sizeof(m.files[1].name), "globals sql");
+	m.files[1].size = UINT64_MAX;
+	memset(m.files[1].sha256, 0x01, PROTO_HASH_LEN);
+	if (proto_manifest_encode(&m, &b) < 0)
+		goto fail;
+	seed(t, "postgresql", 0xff, b.data, b.len);
+	hs_buf_free(&b);
+	return;
+fail:
+	fprintf(stderr, "fuzz_seeds: cannot encode a manifest\n");
+	exit(1);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -633,6 +675,7 @@ main(int argc, char **argv)
 	frames(&w);
 	deltas(sig.data, sig.len, newfile);
 	applies(&w);
+	manifests();
 	proto_wr_free(&w);
 	hs_buf_free(&sig);
 	return 0;

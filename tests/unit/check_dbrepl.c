@@ -375,7 +375,7 @@ open_dir(const char *path)
 	return fd;
 }
 
-static struct dbr_manifest mf, mf2;
+static struct proto_manifest mf, mf2;
 
 /* A folder with two files and its manifest. */
 static int

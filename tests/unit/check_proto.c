@@ -3382,6 +3382,7 @@ proto_suite(void)
 }
 
 static Suite *reply_suite(void);
+static Suite *manifest_suite(void);
 
 int
 main(void)
@@ -3390,6 +3391,7 @@ main(void)
 	int failed;
 
 	srunner_add_suite(sr, reply_suite());
+	srunner_add_suite(sr, manifest_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
@@ -3892,6 +3894,247 @@ reply_suite(void)
 	tcase_add_test(tc, reply_fields);
 	tcase_add_test(tc, reply_callback_error);
 	tcase_add_test(tc, reply_limits);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+/* ------------------------------- a database snapshot's MANIFEST text */
+
+static struct proto_manifest pm, pm2;
+
+/* Two files, as dbrepl writes them (sorted by name). */
+static void
+pm_fill(struct proto_manifest *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->generation = 7;
+	m->made = 1765000000.5;
+	snprintf(m->type, sizeof(m->type), "sqlite");
+	snprintf(m->mark, sizeof(m->mark), "abc+1");
+	m->n = 2;
+	snprintf(m->files[0].name, sizeof(m->files[0].name), "a.sqlite");
+	m->files[0].size = 4;
+	memset(m->files[0].sha256, 0xa5, 32);
+	snprintf(m->files[1].name, sizeof(m->files[1].name), "b c.sqlite");
+	m->files[1].size = UINT64_MAX;
+	memset(m->files[1].sha256, 0x0f, 32);
+}
+
+#define PM_A5 "a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5"
+#define PM_0F "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f"
+static const char pm_text[] =
+    "hamnsync-db-manifest 1\ngeneration 7\nmade 1765000000.500000\n"
+    "type sqlite\nmark abc+1\n"
+    "file 4 " PM_A5 PM_A5 " a.sqlite\n"
+    "file 18446744073709551615 " PM_0F PM_0F " b c.sqlite\n"
+    "end 2\n";
+
+static void
+pm_encode(const struct proto_manifest *m, struct hs_buf *b)
+{
+	hs_buf_init(b, PROTO_MANIFEST_MAX);
+	ck_assert_int_eq(proto_manifest_encode(m, b), 0);
+}
+
+START_TEST(manifest_codec_round_trip)
+{
+	char why[HS_ERRMSG_MAX] = "";
+	struct hs_buf b;
+
+	pm_fill(&pm);
+	pm_encode(&pm, &b);
+	ck_assert_int_eq(proto_manifest_decode((const char *)b.data, b.len,
+	                                       &pm2, why, sizeof(why)),
+	                 0);
+	ck_assert_int_eq(pm2.generation, 7);
+	ck_assert(pm2.made == 1765000000.5);
+	ck_assert_str_eq(pm2.type, "sqlite");
+	ck_assert_str_eq(pm2.mark, "abc+1");
+	ck_assert_int_eq(pm2.n, 2);
+	ck_assert_int_eq(memcmp(pm.files, pm2.files, 2 * sizeof(pm.files[0])),
+	                 0);
+	/* The text is stable: the same manifest is the same bytes. */
+	ck_assert_int_eq(b.len, strlen(pm_text));
+	ck_assert_int_eq(memcmp(b.data, pm_text, b.len), 0);
+	hs_buf_free(&b);
+}
+END_TEST
+
+#define MF_HASH                                                                \
+	"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define MF_HEAD                                                                \
+	"hamnsync-db-manifest 1\ngeneration 3\nmade 1.5\ntype sqlite\n"        \
+	"mark m\n"
+
+static const struct {
+	const char *text, *why;
+} manifest_bad[] = {
+    {"", "not a version 1 manifest"},
+    {"hamnsync-db-manifest 2\n", "not a version 1 manifest"},
+    {MF_HEAD "file 4 " MF_HASH " a.sqlite\n", "no end line (cut short)"},
+    {MF_HEAD "file 4 " MF_HASH " a.sq", "the last line is cut short"},
+    {MF_HEAD "end 1\n", "end line says 1 files, 0 listed"},
+    {MF_HEAD "file 4 " MF_HASH " ../etc/passwd\nend 1\n",
+     "file name \"../etc/passwd\" is not a plain name"},
+    {MF_HEAD "file 4 " MF_HASH " ..\nend 1\n",
+     "file name \"..\" is not a plain name"},
+    {MF_HEAD "file 4 " MF_HASH " .\nend 1\n",
+     "file name \".\" is not a plain name"},
+    {MF_HEAD "file 4 " MF_HASH " a/b\nend 1\n",
+     "file name \"a/b\" is not a plain name"},
+    {MF_HEAD "file 4 " MF_HASH " /etc\nend 1\n",
+     "file name \"/etc\" is not a plain name"},
+    {MF_HEAD "file 4 " MF_HASH " a\tb\nend 1\n",
+     "file name \"a\tb\" is not a plain name"},
+    {MF_HEAD "file 4 " MF_HASH " \nend 1\n",
+     "file name \"\" is not a plain name"},
+    {MF_HEAD "file 4 " MF_HASH " MANIFEST\nend 1\n",
+     "file name \"MANIFEST\" is not a plain name"},
+    {MF_HEAD "file 4 xyz a.sqlite\nend 1\n", "a.sqlite: bad SHA-256 \"xyz\""},
+    {MF_HEAD "file 4 " MF_HASH "0 a.sqlite\nend 1\n",
+     "a.sqlite: bad SHA-256 \"" MF_HASH "0\""},
+    {MF_HEAD "file 4 0123456789ABCDEF0123456789abcdef0123456789abcdef"
+             "0123456789abcdef a\nend 1\n",
+     "a: bad SHA-256 \"0123456789ABCDEF0123456789abcdef0123456789abcdef"
+     "0123456789abcdef\""},
+    {MF_HEAD "file -4 " MF_HASH " a.sqlite\nend 1\n",
+     "a.sqlite: bad size \"-4\""},
+    {MF_HEAD "file 18446744073709551616 " MF_HASH " a\nend 1\n",
+     "a: bad size \"18446744073709551616\""},
+    {MF_HEAD "file 4\nend 1\n", "a file line is short"},
+    {MF_HEAD "file 4 " MF_HASH "\nend 1\n", "a file line is short"},
+    {MF_HEAD "file 4 " MF_HASH " a\nfile 4 " MF_HASH " a\nend 2\n",
+     "a: listed twice"},
+    {MF_HEAD "colour blue\nend 0\n", "unknown key \"colour\""},
+    {MF_HEAD "colour\nend 0\n", "line \"colour\" has no value"},
+    {MF_HEAD "end 0\nfile 4 " MF_HASH " a\n", "text after the end line"},
+    {"hamnsync-db-manifest 1\ngeneration 0\n", "bad generation \"0\""},
+    {"hamnsync-db-manifest 1\nmade -1\n", "bad time \"-1\""},
+    {"hamnsync-db-manifest 1\nmade 1x\n", "bad time \"1x\""},
+    {"hamnsync-db-manifest 1\nmade nan\n", "bad time \"nan\""},
+    {"hamnsync-db-manifest 1\nmade -inf\n", "bad time \"-inf\""},
+    {"hamnsync-db-manifest 1\nmade inf\n", "bad time \"inf\""},
+    {"hamnsync-db-manifest 1\nmade 1e300\n", "bad time \"1e300\""},
+    {"hamnsync-db-manifest 1\ntype a-very-long-type-name\n", "bad type"},
+    {"hamnsync-db-manifest 1\nend 0\n",
+     "generation, made, type or mark missing"},
+};
+
+START_TEST(manifest_codec_refuses_malformed)
+{
+	char why[HS_ERRMSG_MAX] = "";
+	const char *t = manifest_bad[_i].text;
+
+	ck_assert_int_eq(proto_manifest_decode(t, strlen(t), &pm, why,
+	                                       sizeof(why)),
+	                 HS_EPROTO);
+	ck_assert_str_eq(why, manifest_bad[_i].why);
+}
+END_TEST
+
+START_TEST(manifest_codec_refuses_nul_and_size)
+{
+	static const char nul[] = MF_HEAD "end\0 0\n";
+	char why[HS_ERRMSG_MAX] = "", mark[PROTO_MANIFEST_MARK_MAX + 8];
+	struct hs_buf b;
+	char *big;
+
+	ck_assert_int_eq(proto_manifest_decode(nul, sizeof(nul) - 1, &pm, why,
+	                                       sizeof(why)),
+	                 HS_EPROTO);
+	ck_assert_str_eq(why, "holds a NUL byte");
+
+	big = calloc(1, PROTO_MANIFEST_MAX + 1);
+	ck_assert_ptr_nonnull(big);
+	ck_assert_int_eq(proto_manifest_decode(big, PROTO_MANIFEST_MAX + 1,
+	                                       &pm, why, sizeof(why)),
+	                 HS_EPROTO);
+	ck_assert_str_eq(why, "larger than 131072 bytes");
+	free(big);
+
+	/* A mark longer than the struct holds is refused, never cut. */
+	memset(mark, 'm', sizeof(mark) - 1);
+	mark[sizeof(mark) - 1] = '\0';
+	hs_buf_init(&b, PROTO_MANIFEST_MAX);
+	ck_assert_int_eq(hs_buf_append(&b, "hamnsync-db-manifest 1\nmark ", 28),
+	                 0);
+	ck_assert_int_eq(hs_buf_append(&b, mark, strlen(mark)), 0);
+	ck_assert_int_eq(hs_buf_append(&b, "\n", 1), 0);
+	ck_assert_int_eq(proto_manifest_decode((const char *)b.data, b.len,
+	                                       &pm, why, sizeof(why)),
+	                 HS_EPROTO);
+	ck_assert_str_eq(why, "mark too long");
+	hs_buf_free(&b);
+}
+END_TEST
+
+/* A manifest cut short anywhere in transit is refused, never read short. */
+START_TEST(manifest_codec_every_cut_refused)
+{
+	char why[HS_ERRMSG_MAX];
+	struct hs_buf b;
+	size_t cut;
+
+	pm_fill(&pm);
+	pm_encode(&pm, &b);
+	for (cut = 0; cut < b.len; cut++) {
+		why[0] = '\0';
+		ck_assert_msg(proto_manifest_decode((const char *)b.data, cut,
+		                                    &pm2, why, sizeof(why)) ==
+		                  HS_EPROTO,
+		              "cut at %zu read as whole", cut);
+		ck_assert(why[0] != '\0');
+	}
+	hs_buf_free(&b);
+}
+END_TEST
+
+START_TEST(manifest_codec_name_rule)
+{
+	char longname[300];
+
+	ck_assert(proto_manifest_name_ok("xcatdb.sqlite"));
+	ck_assert(proto_manifest_name_ok("...")); /* plain, if odd */
+	ck_assert(!proto_manifest_name_ok(""));
+	ck_assert(!proto_manifest_name_ok("."));
+	ck_assert(!proto_manifest_name_ok(".."));
+	ck_assert(!proto_manifest_name_ok("a/b"));
+	ck_assert(!proto_manifest_name_ok("a\nb"));
+	ck_assert(!proto_manifest_name_ok("a\x7f"));
+	memset(longname, 'n', 255);
+	longname[255] = '\0';
+	ck_assert(proto_manifest_name_ok(longname));
+	longname[255] = 'n';
+	longname[256] = '\0';
+	ck_assert(!proto_manifest_name_ok(longname));
+}
+END_TEST
+
+/* The encoder refuses what it cannot fit rather than writing it short. */
+START_TEST(manifest_codec_encode_bounded)
+{
+	struct hs_buf b;
+
+	pm_fill(&pm);
+	hs_buf_init(&b, 64);
+	ck_assert_int_lt(proto_manifest_encode(&pm, &b), 0);
+	hs_buf_free(&b);
+}
+END_TEST
+
+static Suite *
+manifest_suite(void)
+{
+	Suite *s = suite_create("manifest");
+	TCase *tc = tcase_create("codec");
+
+	tcase_add_test(tc, manifest_codec_round_trip);
+	tcase_add_loop_test(tc, manifest_codec_refuses_malformed, 0,
+	                    (int)N_ELEM(manifest_bad));
+	tcase_add_test(tc, manifest_codec_refuses_nul_and_size);
+	tcase_add_test(tc, manifest_codec_every_cut_refused);
+	tcase_add_test(tc, manifest_codec_name_rule);
+	tcase_add_test(tc, manifest_codec_encode_bounded);
 	suite_add_tcase(s, tc);
 	return s;
 }
