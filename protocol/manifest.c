@@ -69,7 +69,6 @@ proto_manifest_name_ok(const char *name)
 	return 1;
 }
 
-
 static void
 mf_hex(const uint8_t *p, size_t n, char *out)
 {
@@ -159,7 +158,8 @@ mf_parse_file(char *val, struct proto_manifest *m, char *why, size_t whylen)
 	if (m->n == PROTO_MANIFEST_FILES_MAX)
 		return mf_fail(why, whylen, HS_EPROTO, "more than %d files",
 		               PROTO_MANIFEST_FILES_MAX);
-	if (!proto_manifest_name_ok(name) || strcmp(name, PROTO_MANIFEST_NAME) == 0)
+	if (!proto_manifest_name_ok(name) ||
+	    strcmp(name, PROTO_MANIFEST_NAME) == 0)
 		return mf_fail(why, whylen, HS_EPROTO,
 		               "file name \"%.64s\" is not a plain name", name);
 	f = &m->files[m->n];
@@ -281,8 +281,8 @@ proto_manifest_decode(const char *text, size_t len, struct proto_manifest *m,
 
 	memset(m, 0, sizeof(*m));
 	if (len > PROTO_MANIFEST_MAX)
-		return mf_fail(why, whylen, HS_EPROTO,
-		               "larger than %d bytes", PROTO_MANIFEST_MAX);
+		return mf_fail(why, whylen, HS_EPROTO, "larger than %d bytes",
+		               PROTO_MANIFEST_MAX);
 	/* The parser cuts lines in place and wants a terminating NUL. */
 	if ((copy = malloc(len + 1)) == NULL)
 		return mf_fail(why, whylen, -ENOMEM, "no memory");

@@ -45,7 +45,8 @@ static char top[4096], root[4200], state[4200], outside[4200];
 static int rootfd = -1;
 static uint8_t *fill;
 static char *sources[] = {"/install", "/etc/xcat"};
-static struct hs_pathset set = {"install", {sources, 2}, {NULL, 0}, 1};
+static struct hs_pathset set = {
+    .name = "install", .sources = {sources, 2}, .line = 1};
 
 static int
 rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)

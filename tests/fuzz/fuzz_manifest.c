@@ -28,8 +28,8 @@ fz_accepted(const struct proto_manifest *m)
 		FZ_CHECK(proto_manifest_name_ok(m->files[i].name));
 		FZ_CHECK(strcmp(m->files[i].name, PROTO_MANIFEST_NAME) != 0);
 		for (j = 0; j < i; j++)
-			FZ_CHECK(strcmp(m->files[i].name,
-			                m->files[j].name) != 0);
+			FZ_CHECK(strcmp(m->files[i].name, m->files[j].name) !=
+			         0);
 	}
 }
 

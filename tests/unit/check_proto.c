@@ -4025,9 +4025,9 @@ START_TEST(manifest_codec_refuses_malformed)
 	char why[HS_ERRMSG_MAX] = "";
 	const char *t = manifest_bad[_i].text;
 
-	ck_assert_int_eq(proto_manifest_decode(t, strlen(t), &pm, why,
-	                                       sizeof(why)),
-	                 HS_EPROTO);
+	ck_assert_int_eq(
+	    proto_manifest_decode(t, strlen(t), &pm, why, sizeof(why)),
+	    HS_EPROTO);
 	ck_assert_str_eq(why, manifest_bad[_i].why);
 }
 END_TEST
@@ -4039,15 +4039,15 @@ START_TEST(manifest_codec_refuses_nul_and_size)
 	struct hs_buf b;
 	char *big;
 
-	ck_assert_int_eq(proto_manifest_decode(nul, sizeof(nul) - 1, &pm, why,
-	                                       sizeof(why)),
-	                 HS_EPROTO);
+	ck_assert_int_eq(
+	    proto_manifest_decode(nul, sizeof(nul) - 1, &pm, why, sizeof(why)),
+	    HS_EPROTO);
 	ck_assert_str_eq(why, "holds a NUL byte");
 
 	big = calloc(1, PROTO_MANIFEST_MAX + 1);
 	ck_assert_ptr_nonnull(big);
-	ck_assert_int_eq(proto_manifest_decode(big, PROTO_MANIFEST_MAX + 1,
-	                                       &pm, why, sizeof(why)),
+	ck_assert_int_eq(proto_manifest_decode(big, PROTO_MANIFEST_MAX + 1, &pm,
+	                                       why, sizeof(why)),
 	                 HS_EPROTO);
 	ck_assert_str_eq(why, "larger than 131072 bytes");
 	free(big);
@@ -4060,8 +4060,8 @@ START_TEST(manifest_codec_refuses_nul_and_size)
 	                 0);
 	ck_assert_int_eq(hs_buf_append(&b, mark, strlen(mark)), 0);
 	ck_assert_int_eq(hs_buf_append(&b, "\n", 1), 0);
-	ck_assert_int_eq(proto_manifest_decode((const char *)b.data, b.len,
-	                                       &pm, why, sizeof(why)),
+	ck_assert_int_eq(proto_manifest_decode((const char *)b.data, b.len, &pm,
+	                                       why, sizeof(why)),
 	                 HS_EPROTO);
 	ck_assert_str_eq(why, "mark too long");
 	hs_buf_free(&b);
@@ -4080,8 +4080,8 @@ START_TEST(manifest_codec_every_cut_refused)
 	for (cut = 0; cut < b.len; cut++) {
 		why[0] = '\0';
 		ck_assert_msg(proto_manifest_decode((const char *)b.data, cut,
-		                                    &pm2, why, sizeof(why)) ==
-		                  HS_EPROTO,
+		                                    &pm2, why,
+		                                    sizeof(why)) == HS_EPROTO,
 		              "cut at %zu read as whole", cut);
 		ck_assert(why[0] != '\0');
 	}
