@@ -399,6 +399,13 @@ mf_fixture(void)
 	return fd;
 }
 
+/* The manager's name for the manifest is the codec's. */
+START_TEST(manifest_one_name)
+{
+	ck_assert_str_eq(DBR_MANIFEST, PROTO_MANIFEST_NAME);
+}
+END_TEST
+
 START_TEST(manifest_round_trip)
 {
 	char why[HS_ERRMSG_MAX] = "";
@@ -1307,6 +1314,7 @@ dbrepl_suite(void)
 
 	tc = tcase_create("manifest");
 	tcase_add_checked_fixture(tc, dir_setup, dir_teardown);
+	tcase_add_test(tc, manifest_one_name);
 	tcase_add_test(tc, manifest_round_trip);
 	tcase_add_test(tc, manifest_check_finds_damage);
 	tcase_add_test(tc, manifest_refuses_malformed);
