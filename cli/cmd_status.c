@@ -79,6 +79,38 @@ not_answering_text(int pid, char *text, size_t len)
 		         STATUS_WAIT_MS / 1000);
 }
 
+/* Seconds since the RFC 3339 UTC time `t` (as status writes it), or -1. */
+static double
+age_of(const char *t)
+{
+	struct tm tm;
+	const char *rest;
+
+	memset(&tm, 0, sizeof(tm));
+	if (t == NULL ||
+	    (rest = strptime(t, "%Y-%m-%dT%H:%M:%S", &tm)) == NULL)
+		return -1;
+	return difftime(time(NULL), timegm(&tm)) -
+	       (rest[0] == '.' ? atof(rest) : 0);
+}
+
+/* A saved status keeps no ages (they grow): count them from the times. */
+static void
+stopped_db_ages(json_t *st)
+{
+	json_t *d;
+	size_t i;
+	double age;
+
+	json_array_foreach(json_object_get(st, "databases"), i, d)
+	{
+		age = age_of(
+		    json_string_value(json_object_get(d, "last_snapshot")));
+		json_object_set_new(d, "snapshot_age_seconds",
+		                    age < 0 ? json_null() : json_real(age));
+	}
+}
+
 /*
  * The status of a daemon that is not running, or not answering
  * (`not_answering` set, with its reason): the index's node state and the
@@ -143,6 +175,7 @@ status_stopped(const struct hs_conf *conf, const char *not_answering,
 	json_object_set_new(
 	    st, "daemon",
 	    json_string(not_answering ? "not answering" : "stopped"));
+	stopped_db_ages(st);
 	/* Nothing is known to be in flight or applied while stopped. */
 	json_object_set_new(json_object_get(st, "lag"), "seconds", json_null());
 	peer = json_object_get(st, "peer");
@@ -269,6 +302,51 @@ print_num(const char *label, json_t *v, const char *unit)
 		printf("%s-", label);
 }
 
+/* One line per database: state, snapshot and its age, counts, error. */
+static void
+print_db(json_t *d)
+{
+	json_t *snap = json_object_get(d, "last_snapshot");
+	json_t *err = json_object_get(d, "error");
+	json_t *h = json_object_get(d, "hadr");
+	const char *state = json_string_value(json_object_get(d, "state"));
+
+	printf("database %-16s %-12s %s",
+	       json_string_value(json_object_get(d, "name")),
+	       state != NULL ? state : "unknown",
+	       json_string_value(json_object_get(d, "type")));
+	/* DB2 replicates itself: its HADR state, no snapshots. */
+	if (json_is_object(h)) {
+		printf(", HADR %s %s %s",
+		       json_string_value(json_object_get(h, "role")),
+		       json_string_value(json_object_get(h, "state")),
+		       json_string_value(json_object_get(h, "connect")));
+		if (json_is_integer(json_object_get(h, "log_gap_bytes")))
+			printf(", log gap %lld bytes",
+			       (long long)json_integer_value(
+			           json_object_get(h, "log_gap_bytes")));
+	} else if (json_is_string(snap)) {
+		printf(", snapshot %s", json_string_value(snap));
+		print_num(" (", json_object_get(d, "snapshot_age_seconds"),
+		          " s ago)");
+	} else
+		printf(", no snapshot yet");
+	if (!json_is_object(h) &&
+	    json_is_integer(json_object_get(d, "bytes")))
+		printf(", %lld bytes", (long long)json_integer_value(
+		                           json_object_get(d, "bytes")));
+	if (!json_is_object(h) &&
+	    json_is_integer(json_object_get(d, "dumps")))
+		printf(", %lld dumps, %lld restores",
+		       (long long)json_integer_value(
+		           json_object_get(d, "dumps")),
+		       (long long)json_integer_value(
+		           json_object_get(d, "restores")));
+	if (json_is_string(err))
+		printf(", error: %s", json_string_value(err));
+	printf("\n");
+}
+
 static void
 print_human(json_t *st, int sev)
 {
@@ -321,9 +399,7 @@ print_human(json_t *st, int sev)
 		printf("\n");
 	}
 	json_array_foreach(json_object_get(st, "databases"), i, p)
-	    printf("database %s (%s): no snapshot yet\n",
-	           json_string_value(json_object_get(p, "name")),
-	           json_string_value(json_object_get(p, "type")));
+	    print_db(p);
 	printf("promote  %s", json_is_true(json_object_get(ready, "ready"))
 	                          ? "ready"
 	                          : "NOT ready");

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dbrepl.h"
 #include "idx.h"
 #include "ctl.h"
 #include "primary.h"
@@ -30,6 +31,28 @@ human(uint64_t n, char *buf, size_t len)
 		u++;
 	}
 	snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
+}
+
+/*
+ * The databases' snapshot folders (the db:NAME sets) exist before the
+ * daemon's first snapshot: a one-shot sync ships what the daemon made
+ * last, and makes no snapshot itself.
+ */
+static int
+sync_db_folders(const struct hs_conf *conf, char *why, size_t whylen)
+{
+	struct dbr *r;
+	int rc;
+
+	if (conf->n_dbs == 0)
+		return HS_OK;
+	if ((rc = dbr_open(conf, DBR_PRIMARY, &r)) < 0) {
+		snprintf(why, whylen, "databases' folders in %s/%s: %s",
+		         conf->state_dir, DBR_DIR, hs_strerror(rc));
+		return rc;
+	}
+	dbr_free(r);
+	return HS_OK;
 }
 
 /*
@@ -217,7 +240,8 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 	 * daemon's next start compares stat fingerprints, not both trees.
 	 */
 	o.idx = o.dry_run ? NULL : x;
-	rc = send_sync(conf, &o, &rep, why, sizeof(why));
+	if ((rc = sync_db_folders(conf, why, sizeof(why))) == HS_OK)
+		rc = send_sync(conf, &o, &rep, why, sizeof(why));
 	/*
 	 * Its threads are joined.  Marked for the next start unless written
 	 * within seconds (the usual case after changes); a daemon started

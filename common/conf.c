@@ -972,6 +972,98 @@ db_finish(struct conf_parser *p)
 	return HS_OK;
 }
 
+/*
+ * The set that carries database NAME's snapshot folder is named
+ * CONF_DB_SET_PREFIX + NAME.  dbrepl.h's DBR_SET_PREFIX and dbr_set_name
+ * make the same name (common/ cannot call dbrepl/): keep the two in step.
+ * ':' is not allowed in a configured name, so the two never clash.
+ */
+#define CONF_DB_SET_PREFIX "db:"
+
+/* state_dir/db/NAME, the snapshot folder of database `db`. */
+static char *
+db_set_source(const struct hs_conf *c, const struct hs_database *db)
+{
+	char *s;
+	const char *sd = strcmp(c->state_dir, "/") == 0 ? "" : c->state_dir;
+
+	if (asprintf(&s, "%s/db/%s", sd, db->name) < 0)
+		return NULL;
+	return s;
+}
+
+/*
+ * A [path] set must not hold a snapshot folder: two sets would fight
+ * over its files.
+ */
+static int
+db_set_check(struct conf_parser *p, const char *src,
+             const struct hs_database *db)
+{
+	const struct hs_conf *c = p->c;
+	size_t i, j;
+
+	for (i = 0; i < c->n_sets; i++) {
+		const struct hs_pathset *ps = &c->sets[i];
+
+		for (j = 0; ps->db == NULL && j < ps->sources.n; j++) {
+			const char *o = ps->sources.v[j];
+
+			if (strcmp(o, src) == 0 || path_below(o, src) ||
+			    path_below(src, o))
+				return conf_error(
+				    p, ps->line,
+				    "source '%s' of [path %s] overlaps %s, the "
+				    "snapshot folder of [database %s]",
+				    o, ps->name, src, db->name);
+		}
+	}
+	return HS_OK;
+}
+
+/* One set per database, after the [path] sets (see struct hs_pathset). */
+static int
+db_sets_add(struct conf_parser *p)
+{
+	struct hs_conf *c = p->c;
+	struct hs_pathset *sets, *ps;
+	char *src;
+	size_t i;
+	int rc;
+
+	if (c->n_dbs == 0)
+		return HS_OK;
+	sets = reallocarray(c->sets, c->n_sets + c->n_dbs, sizeof(*sets));
+	if (sets == NULL)
+		return conf_fail(p, 0, -ENOMEM);
+	c->sets = sets;
+	for (i = 0; i < c->n_dbs; i++) {
+		const struct hs_database *db = &c->dbs[i];
+
+		if ((src = db_set_source(c, db)) == NULL)
+			return conf_fail(p, 0, -ENOMEM);
+		if ((rc = db_set_check(p, src, db)) < 0) {
+			free(src);
+			return rc;
+		}
+		ps = &c->sets[c->n_sets];
+		memset(ps, 0, sizeof(*ps));
+		if (asprintf(&ps->name, "%s%s", CONF_DB_SET_PREFIX,
+		             db->name) < 0) {
+			free(src);
+			return conf_fail(p, 0, -ENOMEM);
+		}
+		ps->line = db->line;
+		ps->db = db;
+		c->n_sets++;
+		rc = strlist_push(&ps->sources, src);
+		free(src);
+		if (rc < 0)
+			return conf_fail(p, 0, rc);
+	}
+	return HS_OK;
+}
+
 /* ------------------------------------------------------------ [failover] */
 
 enum failover_key {
@@ -1286,6 +1378,8 @@ hs_conf_load(const char *path, struct hs_conf **out, char *err, size_t errlen)
 		rc = conf_error(&p, 0, "missing [node] section");
 		goto out;
 	}
+	if ((rc = db_sets_add(&p)) < 0)
+		goto out;
 	*out = p.c;
 	p.c = NULL;
 	rc = HS_OK;

@@ -251,6 +251,44 @@ time_or_null(double unix_s)
 	return json_string(buf);
 }
 
+/* A DB2's HADR state as db2pd said it. */
+static json_t *
+hadr_json(const struct dbr_status *s)
+{
+	json_t *h = json_object();
+
+	json_object_set_new(h, "role", json_string(s->hadr_role));
+	json_object_set_new(h, "state", json_string(s->hadr_state));
+	json_object_set_new(h, "connect", json_string(s->hadr_connect));
+	json_object_set_new(h, "log_gap_bytes", int_or_null(s->hadr_log_gap));
+	return h;
+}
+
+/* One database of `databases` (SPEC.md's names first). */
+static json_t *
+db_json(const struct dbr_status *s)
+{
+	json_t *d = json_object();
+
+	json_object_set_new(d, "name", json_string(s->name));
+	json_object_set_new(d, "type", json_string(s->type));
+	json_object_set_new(d, "state", json_string(s->state));
+	json_object_set_new(d, "last_snapshot", time_or_null(s->last_snapshot));
+	json_object_set_new(
+	    d, "snapshot_age_seconds",
+	    s->last_snapshot < 0 ? json_null() : num_or_null(s->age));
+	json_object_set_new(d, "bytes", int_or_null(s->bytes));
+	json_object_set_new(d, "dumps", json_integer((json_int_t)s->dumps));
+	json_object_set_new(d, "restores",
+	                    json_integer((json_int_t)s->restores));
+	json_object_set_new(d, "last_restore", time_or_null(s->last_restore));
+	json_object_set_new(d, "error",
+	                    s->error[0] ? json_string(s->error) : json_null());
+	if (strcmp(s->type, "db2") == 0)
+		json_object_set_new(d, "hadr", hadr_json(s));
+	return d;
+}
+
 json_t *
 st_json(const struct st_view *v)
 {
@@ -293,8 +331,10 @@ st_json(const struct st_view *v)
 		json_array_append_new(paths, p);
 	}
 	json_object_set_new(o, "paths", paths);
-	/* Database replication is not built yet: known by name only. */
-	for (i = 0; i < v->conf->n_dbs; i++) {
+	for (i = 0; i < v->n_dbs; i++)
+		json_array_append_new(dbs, db_json(&v->dbs[i]));
+	/* Not filled (a node that never saved its status): names only. */
+	for (i = v->n_dbs > 0 ? v->conf->n_dbs : 0; i < v->conf->n_dbs; i++) {
 		json_t *d = json_object();
 
 		json_object_set_new(d, "name",
@@ -328,7 +368,8 @@ st_json(const struct st_view *v)
 static char *
 saved_text(json_t *status)
 {
-	json_t *c = json_deep_copy(status), *peer;
+	json_t *c = json_deep_copy(status), *peer, *d;
+	size_t i;
 	char *s;
 
 	if (c == NULL)
@@ -340,6 +381,9 @@ saved_text(json_t *status)
 	}
 	json_object_del(c, "promote_ready");
 	json_object_del(c, "warnings");
+	/* An age grows by itself: `status` counts it from last_snapshot. */
+	json_array_foreach(json_object_get(c, "databases"), i, d)
+	    json_object_del(d, "snapshot_age_seconds");
 	s = json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(c);
 	return s;

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dbrepl.h"
 #include "express_int.h"
 #include "idx.h"
 #include "ctl.h"
@@ -122,6 +123,7 @@ struct prim {
 	int pinging;        /* the tick runs inside a heartbeat */
 	uint64_t *replayed; /* journal entries replayed into the next run */
 	size_t n_replayed;
+	struct dbr *dbr; /* the databases' snapshots (dbrepl.h) */
 };
 
 static void prim_tick(void *arg);
@@ -1091,39 +1093,41 @@ prim_status(struct prim *p)
 	v.files_pending = (int64_t)pending;
 	v.bytes_pending = -1;
 	v.last_applied_unix = p->last_applied;
-	for (i = 0; i < p->conf->n_sets && i < 64; i++) {
-		paths[i].name = p->conf->sets[i].name;
-		paths[i].files =
+	for (i = 0; i < p->conf->n_sets && v.n_paths < 64; i++) {
+		struct st_path *ps = &paths[v.n_paths];
+
+		ps->name = p->conf->sets[i].name;
+		ps->files =
 		    p->seeded[i] || p->pfiles[i] ? (int64_t)p->pfiles[i] : -1;
-		paths[i].bytes =
+		ps->bytes =
 		    p->seeded[i] || p->pfiles[i] ? (int64_t)p->pbytes[i] : -1;
-		paths[i].progress = 1.0;
+		ps->progress = 1.0;
 		if (p->failed[i] || prim_retry_pending(p, i))
-			paths[i].state = "error";
+			ps->state = "error";
 		else if (p->held[i])
-			paths[i].state = "held";
+			ps->state = "held";
 		else if (!p->seeded[i]) {
-			paths[i].state = "seeding";
-			paths[i].progress = 0.0;
+			ps->state = "seeding";
+			ps->progress = 0.0;
 			if ((int)i == p->busy_set && p->ss != NULL)
-				paths[i].progress =
-				    send_session_progress(p->ss);
+				ps->progress = send_session_progress(p->ss);
 		} else if (!prim_set_settled(p, i))
-			paths[i].state = "catching-up";
+			ps->state = "catching-up";
 		else
-			paths[i].state = "in-sync";
+			ps->state = "in-sync";
 		if (p->held[i])
 			st_warn(
 			    &v, "warning",
 			    "set %s: deletions held back; "
 			    "`hamnsync sync --allow-deletes %s` releases them",
-			    paths[i].name, paths[i].name);
+			    ps->name, ps->name);
 		if (!p->seeded[i])
-			st_warn(&v, "warning", "set %s: seeding",
-			        paths[i].name);
+			st_warn(&v, "warning", "set %s: seeding", ps->name);
+		/* A database's set is the database in `databases`. */
+		if (p->conf->sets[i].db == NULL)
+			v.n_paths++;
 	}
 	v.paths = paths;
-	v.n_paths = i;
 	v.ready = 0;
 	v.rpo = -1;
 	v.reasons[v.n_reasons++] = "this node is the primary";
@@ -1160,6 +1164,7 @@ prim_status(struct prim *p)
 		        "compares every set whole) until it can",
 		        p->conf->state_dir, p->conf->node_name,
 		        hs_strerror(p->retry[i].idx_rc));
+	st_databases(&v, p->dbr, 0);
 	st_warn_disk(&v, "state_dir", p->conf->state_dir);
 	st_warn_cert(&v, p->conf->cert);
 	st_warn_identity(&v);
@@ -1214,6 +1219,8 @@ prim_tick(void *arg)
 
 	if (p->prescanning)
 		return;
+	/* Snapshots go on during long runs: they are children. */
+	dbr_tick(p->dbr);
 	/* Drained first: status counts what the kernel has already seen. */
 	watch_drain(p->watch);
 	if (p->cfd >= 0)
@@ -1286,6 +1293,8 @@ prim_reload(struct prim *p)
 	struct hs_conf *nc;
 	struct proto_tls *nt;
 	struct watch *nw;
+	struct dbr *nd;
+	int rc;
 	size_t n;
 
 	if (hs_conf_load(p->conf_path, &nc, err, sizeof(err)) < 0) {
@@ -1302,13 +1311,28 @@ prim_reload(struct prim *p)
 		hs_conf_free(nc);
 		return HS_OK;
 	}
-	if (watch_new(nc, &nw) < 0) {
-		hs_log_errx("primary: reload refused: cannot watch the new "
-		            "sources");
+	/* First: it makes the snapshot folders the watcher watches. */
+	if ((rc = dbr_open(nc, DBR_PRIMARY, &nd)) < 0) {
+		hs_log_errx("primary: reload refused: databases: %s",
+		            hs_strerror(rc));
 		proto_tls_free(nt);
 		hs_conf_free(nc);
 		return HS_OK;
 	}
+	if (watch_new(nc, &nw) < 0) {
+		hs_log_errx("primary: reload refused: cannot watch the new "
+		            "sources");
+		dbr_free(nd);
+		proto_tls_free(nt);
+		hs_conf_free(nc);
+		return HS_OK;
+	}
+	/*
+	 * The databases start again with the new configuration (it may
+	 * change them): a dump under way is killed and made again.
+	 */
+	dbr_free(p->dbr);
+	p->dbr = nd;
 	watch_free(p->watch);
 	send_prescan_free(p->pre);
 	p->pre = NULL;
@@ -1366,6 +1390,7 @@ prim_timeout(struct prim *p)
 	uint64_t now = hs_now_mono_ns(), due = watch_next_due(p->watch);
 	uint64_t hb = p->last_io_ns + p->conf->heartbeat * 1000 * HS_NS_PER_MS;
 	size_t i;
+	int ms;
 
 	/*
 	 * Changes read from inotify during a long transfer (the tick drains
@@ -1389,6 +1414,9 @@ prim_timeout(struct prim *p)
 	}
 	if (watch_unwatched(p->watch) > 0 && p->next_rescan_ns < due)
 		due = p->next_rescan_ns;
+	if ((ms = dbr_next_ms(p->dbr)) >= 0 &&
+	    now + (uint64_t)ms * HS_NS_PER_MS < due)
+		due = now + (uint64_t)ms * HS_NS_PER_MS;
 	if (due <= now)
 		return 0;
 	due = (due - now) / HS_NS_PER_MS + 1;
@@ -1438,6 +1466,7 @@ prim_loop(struct prim *p)
 			p->next_rescan_ns = now + p->conf->rescan_interval *
 			                              1000 * HS_NS_PER_MS;
 		}
+		dbr_tick(p->dbr);
 		prim_save_status(p, 0);
 		pfd[0].fd = watch_fd(p->watch);
 		pfd[0].events = POLLIN;
@@ -1526,6 +1555,11 @@ prim_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
 		hs_log_errx("primary: control socket: %s", hs_strerror(rc));
 		goto out;
 	}
+	/* Before the watcher: it makes the snapshot folders (db:NAME). */
+	if ((rc = dbr_open(conf, DBR_PRIMARY, &p.dbr)) < 0) {
+		hs_log_errx("primary: databases: %s", hs_strerror(rc));
+		goto out;
+	}
 	/* The trees are watched below (prim_start), before any run. */
 	if ((rc = watch_new_deferred(conf, &p.watch)) < 0) {
 		hs_log_errx("primary: cannot watch the sources: %s",
@@ -1570,6 +1604,7 @@ prim_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
 	rc = prim_loop(&p);
 out:
 	send_prescan_free(p.pre);
+	dbr_free(p.dbr);
 	watch_free(p.watch);
 	express_free(p.xp);
 	send_session_close(p.ss, 0);

@@ -6,11 +6,14 @@
  * streaming operations, so neither side can block the other.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "idx.h"
 #include "ctl.h"
@@ -45,6 +48,13 @@ struct session {
 	uint64_t reported_ns;
 	struct idx *idx; /* block records (delta.h), opened here */
 	int idx_tried;
+	/*
+	 * A database's set as this standby writes it: beneath dbfd (our
+	 * state_dir/db), its one source seen as "/NAME".
+	 */
+	struct hs_pathset dbview;
+	char *dbsrc;
+	int dbfd; /* -1 until a database's set is opened */
 };
 
 /* Tell the daemon what we heard, at most every RECV_REPORT_MS. */
@@ -237,6 +247,85 @@ session_idx(struct session *s)
 	return rc;
 }
 
+/* Our state_dir/db, made if missing; opened once per session. */
+static int
+session_dbfd(struct session *s)
+{
+	char dir[PROTO_PATH_MAX + 8];
+
+	if (s->dbfd >= 0)
+		return s->dbfd;
+	if (snprintf(dir, sizeof(dir), "%s/db", s->conf->state_dir) >=
+	    (int)sizeof(dir))
+		return -ENAMETOOLONG;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	s->dbfd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return s->dbfd >= 0 ? s->dbfd : -errno;
+}
+
+/*
+ * Where set `set` (configured here) is written, and as what: a [path]
+ * set beneath target_root, as configured; a database's set into our own
+ * state_dir/db/NAME (the primary's state_dir may differ from ours, so
+ * only the name and the count of sources must agree), confined beneath
+ * state_dir/db like every other write.  Returns the root fd and the set
+ * to apply, or an error with the reason in `why`.
+ */
+static int
+set_target(struct session *s, const struct hs_pathset *set,
+           const struct hs_pathset **view, char *why, size_t whylen)
+{
+	int fd;
+
+	*view = set;
+	if (set->db == NULL)
+		return s->rootfd;
+	if ((fd = session_dbfd(s)) < 0) {
+		snprintf(why, whylen, "cannot open %s/db: %s",
+		         s->conf->state_dir, hs_strerror(fd));
+		return fd;
+	}
+	free(s->dbsrc);
+	if (asprintf(&s->dbsrc, "/%s", set->db->name) < 0) {
+		s->dbsrc = NULL;
+		return -ENOMEM;
+	}
+	memset(&s->dbview, 0, sizeof(s->dbview));
+	s->dbview.name = set->name;
+	s->dbview.sources.v = &s->dbsrc;
+	s->dbview.sources.n = 1;
+	s->dbview.line = set->line;
+	s->dbview.db = set->db;
+	*view = &s->dbview;
+	return fd;
+}
+
+/* Do the primary's sources of `set` match ours?  0 with why if not. */
+static int
+sources_match(const struct hs_pathset *set, const struct proto_set_open *so,
+              char *why, size_t whylen)
+{
+	size_t i;
+
+	/* A database's folder lies in each node's own state_dir. */
+	for (i = 0; set->db == NULL && i < so->n_sources; i++) {
+		if (i >= set->sources.n ||
+		    strcmp(so->sources[i], set->sources.v[i]) != 0) {
+			snprintf(why, whylen,
+			         "source %s is not "
+			         "configured for this set on this standby",
+			         so->sources[i]);
+			return 0;
+		}
+	}
+	if (so->n_sources != set->sources.n) {
+		snprintf(why, whylen, "the standby's set has other sources");
+		return 0;
+	}
+	return 1;
+}
+
 static int
 on_set_open(struct session *s, const struct proto_msg *m)
 {
@@ -246,8 +335,7 @@ on_set_open(struct session *s, const struct proto_msg *m)
 	size_t n_scope;
 	const struct hs_pathset *set;
 	char why[PROTO_PATH_MAX + 200];
-	int rc;
-	size_t i;
+	int rc, rootfd;
 
 	if (s->set != NULL)
 		return HS_EPROTO;
@@ -263,24 +351,12 @@ on_set_open(struct session *s, const struct proto_msg *m)
 		                  "standby");
 		goto out;
 	}
-	for (i = 0; i < so->n_sources; i++) {
-		if (i >= set->sources.n ||
-		    strcmp(so->sources[i], set->sources.v[i]) != 0) {
-			snprintf(why, sizeof(why),
-			         "source %s is not "
-			         "configured for this set on this standby",
-			         so->sources[i]);
-			rc = reply_refuse(s, so->name, why);
-			goto out;
-		}
-	}
-	if (so->n_sources != set->sources.n) {
-		rc = reply_refuse(s, so->name,
-		                  "the standby's set has other "
-		                  "sources");
+	if (!sources_match(set, so, why, sizeof(why))) {
+		rc = reply_refuse(s, so->name, why);
 		goto out;
 	}
-	if ((rc = apply_open(s->rootfd, set, &s->a, why, sizeof(why))) < 0) {
+	if ((rootfd = set_target(s, set, &set, why, sizeof(why))) < 0 ||
+	    (rc = apply_open(rootfd, set, &s->a, why, sizeof(why))) < 0) {
 		rc = reply_refuse(s, so->name, why);
 		goto out;
 	}
@@ -313,7 +389,7 @@ on_renames(struct session *s, const struct proto_msg *m)
 	const struct hs_pathset *set;
 	struct apply *a = NULL;
 	size_t i;
-	int rc = HS_OK;
+	int rc = HS_OK, rootfd;
 
 	if (s->set != NULL ||
 	    proto_set_renames_decode(m->data, m->len, &rn) < 0)
@@ -324,8 +400,10 @@ on_renames(struct session *s, const struct proto_msg *m)
 		             rn.set);
 		goto out;
 	}
-	if (apply_open(s->rootfd, set, &a, why, sizeof(why)) < 0)
-		goto out; /* the SET_OPEN that follows reports it */
+	/* The SET_OPEN that follows reports a failure. */
+	if ((rootfd = set_target(s, set, &set, why, sizeof(why))) < 0 ||
+	    apply_open(rootfd, set, &a, why, sizeof(why)) < 0)
+		goto out;
 	/* Records move with their files (flushed by the next run's ack). */
 	session_idx(s);
 	apply_set_records(a, s->idx, s->conf->state_dir);
@@ -606,6 +684,9 @@ on_set_end(struct session *s, const struct proto_msg *m)
 		proto_put_u64(&s->w, seq);
 	s->rep.applied_total += apply_applied(s->a);
 	s->rep.errors_total += apply_error_count(s->a);
+	/* The daemon looks at the snapshot folder again (dbr_touched). */
+	if (s->set->db != NULL && apply_applied(s->a) > 0)
+		s->rep.db_runs++;
 	/* The daemon knows of failed paths before the primary does. */
 	note_failed(s);
 	snprintf(s->rep.whole_set, sizeof(s->rep.whole_set), "%s",
@@ -721,6 +802,7 @@ recv_session(const struct hs_conf *conf, int rootfd, struct proto_conn *c,
 	memset(&s, 0, sizeof(s));
 	s.conf = conf;
 	s.rootfd = rootfd;
+	s.dbfd = -1;
 	s.c = c;
 	s.report_fd = report_fd;
 	s.rep.lag_ms = UINT64_MAX;
@@ -793,6 +875,9 @@ recv_session(const struct hs_conf *conf, int rootfd, struct proto_conn *c,
 	/* Files completed before the end are kept; a partial one is not. */
 	apply_free(s.a);
 	idx_close(s.idx);
+	if (s.dbfd >= 0)
+		close(s.dbfd);
+	free(s.dbsrc);
 	reqs_clear(&s);
 	proto_wr_free(&s.w);
 	return rc;

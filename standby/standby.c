@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dbrepl.h"
 #include "idx.h"
 #include "ctl.h"
 #include "stdby_int.h"
@@ -48,7 +49,8 @@
 struct child {
 	pid_t pid;
 	int fd;
-	int hup; /* its end closed: not polled until it is reaped */
+	int hup;          /* its end closed: not polled until it is reaped */
+	uint64_t db_runs; /* its last report's runs of databases' sets */
 };
 
 /* What a child asks for: the session, or the express lane beside it. */
@@ -86,6 +88,7 @@ struct stdby {
 	struct st_counters cnt;
 	struct recv_report base; /* totals of finished sessions */
 	uint64_t sessions;
+	struct dbr *dbr; /* the databases' snapshots (dbrepl.h) */
 };
 
 static volatile int child_stop;
@@ -272,6 +275,7 @@ on_accept(struct stdby *d)
 	d->kids[d->n_kids].pid = pid;
 	d->kids[d->n_kids].fd = sv[0];
 	d->kids[d->n_kids].hup = 0;
+	d->kids[d->n_kids].db_runs = 0;
 	d->n_kids++;
 }
 
@@ -354,6 +358,23 @@ failed_carry(const struct recv_report *old, struct recv_report *rep)
 	}
 }
 
+/*
+ * Child k (the session or its express lane) wrote into a database's
+ * set: the manager looks at the snapshot folders again.
+ */
+static void
+db_touched(struct stdby *d, size_t k, const struct recv_report *rep)
+{
+	size_t i;
+
+	if (rep->db_runs == d->kids[k].db_runs)
+		return;
+	d->kids[k].db_runs = rep->db_runs;
+	for (i = 0; i < d->conf->n_sets; i++)
+		if (d->conf->sets[i].db != NULL)
+			dbr_touched(d->dbr, d->conf->sets[i].name);
+}
+
 /* A message from child k: a claim for a slot, or a report. */
 static void
 on_child(struct stdby *d, size_t k)
@@ -370,8 +391,12 @@ on_child(struct stdby *d, size_t k)
 			    grant_slot(d, d->kids[k].pid, &m.claim);
 
 			send(d->kids[k].fd, &granted, 1, MSG_DONTWAIT);
-		} else if (n == sizeof(struct recv_report) &&
-		           d->kids[k].pid == d->session) {
+			continue;
+		}
+		if (n == sizeof(struct recv_report))
+			db_touched(d, k, &m.rep);
+		if (n == sizeof(struct recv_report) &&
+		    d->kids[k].pid == d->session) {
 			failed_carry(&d->rep, &m.rep);
 			d->rep = m.rep;
 			d->heard = 1;
@@ -379,43 +404,56 @@ on_child(struct stdby *d, size_t k)
 	}
 }
 
+/*
+ * Child k ended with wait status `st`: its last report, its slot, and
+ * the temporaries it may have left.
+ */
+static void
+reaped(struct stdby *d, size_t k, int st)
+{
+	pid_t pid = d->kids[k].pid;
+
+	on_child(d, k); /* its last report */
+	close(d->kids[k].fd);
+	d->kids[k] = d->kids[--d->n_kids];
+	if (pid == d->express)
+		d->express = 0;
+	else if (pid == d->session)
+		d->session = 0;
+	else
+		return;
+	if (WIFSIGNALED(st)) {
+		/* Killed mid-file: do not leave its temporary there. */
+		hs_log_warnx("standby: session process %d killed by "
+		             "signal %d; removing its temporary files%s",
+		             (int)pid, WTERMSIG(st),
+		             d->session || d->express
+		                 ? " once the other session ends"
+		                 : "");
+		d->clean_due = 1;
+	}
+	/* Not while the other child writes: its temporaries live. */
+	if (d->clean_due && d->session == 0 && d->express == 0) {
+		clean_leftovers(d);
+		d->clean_due = 0;
+	}
+}
+
+/*
+ * Reap our connection children, each by its pid: the database manager
+ * reaps its own job children (dbrepl.h).
+ */
 static void
 reap(struct stdby *d)
 {
-	pid_t pid;
-	size_t k;
+	size_t k = 0;
 	int st;
 
-	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-		for (k = 0; k < d->n_kids && d->kids[k].pid != pid; k++)
-			;
-		if (k < d->n_kids) {
-			on_child(d, k); /* its last report */
-			close(d->kids[k].fd);
-			d->kids[k] = d->kids[--d->n_kids];
-		}
-		if (pid == d->express)
-			d->express = 0;
-		else if (pid == d->session)
-			d->session = 0;
+	while (k < d->n_kids) {
+		if (waitpid(d->kids[k].pid, &st, WNOHANG) == d->kids[k].pid)
+			reaped(d, k, st); /* k now holds another child */
 		else
-			continue;
-		if (WIFSIGNALED(st)) {
-			/* Killed mid-file: do not leave its temporary there. */
-			hs_log_warnx(
-			    "standby: session process %d killed by "
-			    "signal %d; removing its temporary files%s",
-			    (int)pid, WTERMSIG(st),
-			    d->session || d->express
-			        ? " once the other session ends"
-			        : "");
-			d->clean_due = 1;
-		}
-		/* Not while the other child writes: its temporaries live. */
-		if (d->clean_due && d->session == 0 && d->express == 0) {
-			clean_leftovers(d);
-			d->clean_due = 0;
-		}
+			k++;
 	}
 }
 
@@ -425,6 +463,8 @@ reload(struct stdby *d)
 	char err[HS_ERRMSG_MAX], why[512];
 	struct hs_conf *nc;
 	struct proto_tls *nt;
+	struct dbr *nd;
+	int rc;
 
 	if (hs_conf_load(d->conf_path, &nc, err, sizeof(err)) < 0) {
 		hs_log_errx("standby: reload refused, keeping the running "
@@ -441,8 +481,21 @@ reload(struct stdby *d)
 		hs_conf_free(nc);
 		return;
 	}
+	if ((rc = dbr_open(nc, DBR_STANDBY, &nd)) < 0) {
+		hs_log_errx("standby: reload refused: databases: %s",
+		            hs_strerror(rc));
+		proto_tls_free(nt);
+		hs_conf_free(nc);
+		return;
+	}
 	proto_tls_free(d->tls);
 	d->tls = nt;
+	/*
+	 * The databases start again with the new configuration: a restore
+	 * under way is killed, and made again from the good snapshot.
+	 */
+	dbr_free(d->dbr);
+	d->dbr = nd;
 	/* Keep the original listen/target_root, which are in use. */
 	free(nc->listen);
 	nc->listen = hs_xstrdup(d->conf->listen);
@@ -489,6 +542,22 @@ open_listener(const char *hostport, int *out)
 	return HS_OK;
 }
 
+/* The same in state_dir/db/NAME, where a database's set is written. */
+static void
+clean_db_leftovers(struct stdby *d, const struct hs_database *db,
+                   size_t *removed)
+{
+	char dir[PROTO_PATH_MAX + 8];
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s/db", d->conf->state_dir);
+	if ((fd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) <
+	    0)
+		return;
+	fs_clean_tmp(fd, db->name, 1, removed);
+	close(fd);
+}
+
 /* Remove leftovers of interrupted transfers in every configured source. */
 static void
 clean_leftovers(struct stdby *d)
@@ -498,6 +567,11 @@ clean_leftovers(struct stdby *d)
 	for (i = 0; i < d->conf->n_sets; i++) {
 		const struct hs_pathset *set = &d->conf->sets[i];
 
+		/* Not below target_root: a database's folder is ours. */
+		if (set->db != NULL) {
+			clean_db_leftovers(d, set->db, &removed);
+			continue;
+		}
 		for (j = 0; j < set->sources.n; j++) {
 			const char *s = set->sources.v[j] + 1;
 			const char *slash = strrchr(s, '/');
@@ -663,16 +737,20 @@ stdby_status(struct stdby *d)
 	v.peer_state = fresh            ? "connected"
 	               : d->session > 0 ? "silent"
 	                                : "disconnected";
-	for (i = 0; i < d->conf->n_sets && i < 64; i++) {
-		paths[i].name = d->conf->sets[i].name;
-		paths[i].files = -1;
-		paths[i].bytes = -1;
-		paths[i].progress = 1.0;
-		paths[i].state =
-		    fresh && d->rep.in_sync ? "in-sync" : "catching-up";
+	/* A database's set is the database in `databases`. */
+	for (i = 0; i < d->conf->n_sets && v.n_paths < 64; i++) {
+		struct st_path *ps = &paths[v.n_paths];
+
+		if (d->conf->sets[i].db != NULL)
+			continue;
+		ps->name = d->conf->sets[i].name;
+		ps->files = -1;
+		ps->bytes = -1;
+		ps->progress = 1.0;
+		ps->state = fresh && d->rep.in_sync ? "in-sync" : "catching-up";
+		v.n_paths++;
 	}
 	v.paths = paths;
-	v.n_paths = i;
 	v.ready = fresh && d->rep.in_sync && d->rep.lag_ms == 0;
 	if (!d->heard) {
 		v.reasons[v.n_reasons++] = "no primary heard since the "
@@ -718,6 +796,7 @@ stdby_status(struct stdby *d)
 	}
 	/* The last session's word, kept after it ends: still missing. */
 	stdby_status_failed(d, &v, paths, failed);
+	st_databases(&v, d->dbr, 1);
 	stdby_status_disks(d, &v);
 	if (d->rep.idx_rc < 0)
 		st_warn(&v, "warning",
@@ -785,6 +864,15 @@ save_status(struct stdby *d, int force)
 	}
 }
 
+/* poll's wait: a second, or less when the databases want a tick. */
+static int
+serve_timeout(const struct stdby *d)
+{
+	int ms = dbr_next_ms(d->dbr);
+
+	return ms >= 0 && ms < 1000 ? ms : 1000;
+}
+
 static int
 serve(struct stdby *d)
 {
@@ -792,6 +880,7 @@ serve(struct stdby *d)
 	size_t k, n;
 
 	for (;;) {
+		dbr_tick(d->dbr);
 		pfd[0].fd = d->lfd;
 		pfd[0].events = POLLIN;
 		pfd[1].fd = d->sfd;
@@ -808,7 +897,7 @@ serve(struct stdby *d)
 		}
 		n = 3 + d->n_kids;
 		save_status(d, 0);
-		if (poll(pfd, n, 1000) < 0) {
+		if (poll(pfd, n, serve_timeout(d)) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
@@ -887,6 +976,11 @@ stdby_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
 		hs_log_err("standby: target_root %s", conf->target_root);
 		goto out;
 	}
+	/* It makes state_dir/db/NAME, where a database's set is written. */
+	if ((rc = dbr_open(conf, DBR_STANDBY, &d.dbr)) < 0) {
+		hs_log_errx("standby: databases: %s", hs_strerror(rc));
+		goto out;
+	}
 	clean_leftovers(&d);
 	if ((rc = open_listener(conf->listen, &d.lfd)) < 0)
 		goto out;
@@ -924,6 +1018,7 @@ stdby_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
 	            (unsigned long long)d.node.epoch, conf->target_root);
 	rc = serve(&d);
 out:
+	dbr_free(d.dbr);
 	if (d.lfd >= 0)
 		close(d.lfd);
 	if (d.sfd >= 0)

@@ -35,7 +35,8 @@ struct recv_report {
 	uint64_t errors_total;  /* errors reported in this session */
 	uint64_t bytes_in;      /* TLS bytes read in this session */
 	uint64_t bytes_out;
-	uint8_t in_sync; /* the primary says it is caught up */
+	uint64_t db_runs; /* runs of a database's set in this session */
+	uint8_t in_sync;  /* the primary says it is caught up */
 	int32_t idx_rc;  /* the last run could not be recorded: why */
 	char primary[PROTO_NODE_MAX + 1];
 	/*

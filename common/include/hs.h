@@ -171,12 +171,19 @@ struct hs_strlist {
 	size_t n;
 };
 
-/* One [path NAME] section: a replicated set. */
+struct hs_database;
+
+/*
+ * One [path NAME] section: a replicated set.  hs_conf_load adds one more
+ * per [database NAME] after them, named "db:NAME", whose one source is
+ * the snapshot folder state_dir/db/NAME (dbrepl.h).
+ */
 struct hs_pathset {
 	char *name;
 	struct hs_strlist sources;  /* absolute, no trailing '/' */
 	struct hs_strlist excludes; /* fnmatch globs */
 	int line;                   /* header line, for messages */
+	const struct hs_database *db; /* the database it carries, or NULL */
 };
 
 enum hs_db_type {
@@ -242,7 +249,7 @@ struct hs_conf {
 	uint64_t rescan_interval; /* seconds */
 	char *status_group;
 	char *metrics_file;
-	/* [path NAME] */
+	/* [path NAME] sections, then the sets of the databases */
 	struct hs_pathset *sets;
 	size_t n_sets;
 	/* [database NAME] */

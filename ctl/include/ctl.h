@@ -22,6 +22,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "dbrepl.h"
 #include "hs.h"
 
 /* status.c: the status object ------------------------------------------ */
@@ -37,6 +38,7 @@ struct st_path {
 
 #define ST_REASONS_MAX 8
 #define ST_WARNINGS_MAX 16
+#define ST_DBS_MAX 16 /* databases status shows */
 
 /* Everything the status object says; -1 (or NULL) means unknown/null. */
 struct st_view {
@@ -62,6 +64,10 @@ struct st_view {
 	const char *warn_sev[ST_WARNINGS_MAX];
 	char warn_text[ST_WARNINGS_MAX][HS_ERRMSG_MAX + 128];
 	size_t n_warnings;
+	/* The databases (st_databases); none filled: named by conf only. */
+	struct dbr_status dbs[ST_DBS_MAX];
+	size_t n_dbs;
+	char db_why[ST_DBS_MAX][HS_ERRMSG_MAX]; /* their reasons' text */
 };
 
 /* Add a warning ("warning" or "critical"). */
@@ -85,6 +91,14 @@ void st_warn_cert(struct st_view *v, const char *cert);
  * run).  The files are checked again only when stat(2) sees one change.
  */
 void st_warn_identity(struct st_view *v);
+/*
+ * Fill v's databases from `r` (borrowed) and add their warnings: one in
+ * state error (its reason), one stale (its snapshot older than 3 x
+ * interval while the database changed), a DB2 not in PEER/CONNECTED.  On
+ * a standby (`standby`), a database without a good snapshot makes the
+ * node not ready, with dbr_ready's reason.
+ */
+void st_databases(struct st_view *v, const struct dbr *r, int standby);
 /* The SPEC.md status object; new reference. */
 json_t *st_json(const struct st_view *v);
 

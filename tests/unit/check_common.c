@@ -234,7 +234,10 @@ START_TEST(valid_spec_example)
 	ck_assert_str_eq(c->metrics_file,
 	                 "/var/lib/prometheus/node-exporter/hamnsync.prom");
 
-	ck_assert_uint_eq(c->n_sets, 3);
+	ck_assert_uint_eq(c->n_sets, 4);
+	ck_assert_str_eq(c->sets[3].name, "db:xcatdb");
+	ck_assert_str_eq(c->sets[3].sources.v[0],
+	                 "/var/lib/hamnsync/db/xcatdb");
 	ps = &c->sets[0];
 	ck_assert_str_eq(ps->name, "credentials");
 	ck_assert_int_eq(ps->line, 21);
@@ -500,8 +503,19 @@ START_TEST(valid_databases)
 	ck_assert_uint_eq(c->dbs[2].interval, 30);
 	ck_assert_int_eq(c->dbs[3].type, HS_DB_SQLITE);
 	ck_assert_str_eq(c->dbs[3].path, "/etc/xcat/site.sqlite");
-	ck_assert_uint_eq(c->n_sets, 1);
+	/* The set of each database follows the [path] sets. */
+	ck_assert_uint_eq(c->n_sets, 5);
 	ck_assert_str_eq(c->sets[0].name, "pg");
+	ck_assert_ptr_null(c->sets[0].db);
+	ck_assert_str_eq(c->sets[1].name, "db:pg");
+	ck_assert_ptr_eq(c->sets[1].db, &c->dbs[0]);
+	ck_assert_uint_eq(c->sets[1].sources.n, 1);
+	ck_assert_str_eq(c->sets[1].sources.v[0], "/var/lib/hamnsync/db/pg");
+	ck_assert_uint_eq(c->sets[1].excludes.n, 0);
+	ck_assert_int_eq(c->sets[1].line, 9);
+	ck_assert_str_eq(c->sets[4].name, "db:lite");
+	ck_assert_ptr_eq(c->sets[4].db, &c->dbs[3]);
+	ck_assert_ptr_eq(hs_conf_find_set(c, "db:big"), &c->sets[3]);
 	hs_conf_free(c);
 }
 END_TEST
@@ -912,6 +926,12 @@ static const struct bad_case bad_cases[] = {
      12, "source '/etc' contains source '/etc/xcat/ca' of [path a]"},
 
     /* [database NAME] */
+    {"path holds a snapshot folder",
+     NODE "[path s]\nsource = /var/lib/hamnsync\n"
+          "[database d]\ntype = sqlite\npath = /d\n",
+     9,
+     "source '/var/lib/hamnsync' of [path s] overlaps "
+     "/var/lib/hamnsync/db/d, the snapshot folder of [database d]"},
     {"db no type", NODE "[database d]\npath = /d\n", 9,
      "missing required key 'type' in [database d]"},
     {"db empty", NODE "[database d]\n", 9, "missing required key 'type'"},

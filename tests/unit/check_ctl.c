@@ -511,6 +511,110 @@ START_TEST(json_databases)
 }
 END_TEST
 
+/* Databases as the manager says them: every field, hadr for db2 only. */
+START_TEST(json_databases_filled)
+{
+	struct st_view v;
+	json_t *o, *d, *h;
+
+	fill_view(V_PRIMARY_IN_SYNC, &v);
+	v.dbs[0] = (struct dbr_status){.name = "xcatdb",
+	                               .type = "sqlite",
+	                               .state = "ok",
+	                               .last_snapshot = T_EXAMPLE,
+	                               .age = 12.5,
+	                               .bytes = 4096,
+	                               .dumps = 3,
+	                               .restores = 0,
+	                               .last_restore = -1,
+	                               .changed = 0,
+	                               .hadr_log_gap = -1};
+	v.dbs[1] = (struct dbr_status){.name = "big",
+	                               .type = "db2",
+	                               .state = "error",
+	                               .last_snapshot = -1,
+	                               .age = -1,
+	                               .bytes = -1,
+	                               .last_restore = T_EXAMPLE + 1,
+	                               .restores = 2,
+	                               .hadr_log_gap = 8192};
+	snprintf(v.dbs[1].error, sizeof(v.dbs[1].error), "db2pd: not found");
+	snprintf(v.dbs[1].hadr_role, sizeof(v.dbs[1].hadr_role), "STANDBY");
+	snprintf(v.dbs[1].hadr_state, sizeof(v.dbs[1].hadr_state),
+	         "REMOTE_CATCHUP");
+	snprintf(v.dbs[1].hadr_connect, sizeof(v.dbs[1].hadr_connect),
+	         "CONNECTED");
+	v.n_dbs = 2;
+	o = round_trip(&v);
+	ck_assert_uint_eq(json_array_size(json_object_get(o, "databases")), 2);
+	d = json_array_get(json_object_get(o, "databases"), 0);
+	expect_string(d, "name", "xcatdb");
+	expect_string(d, "type", "sqlite");
+	expect_string(d, "state", "ok");
+	expect_string(d, "last_snapshot", "2026-11-25T10:58:01.000Z");
+	expect_num(d, "snapshot_age_seconds", 12.5);
+	expect_int(d, "bytes", 4096);
+	expect_int(d, "dumps", 3);
+	expect_int(d, "restores", 0);
+	ck_assert(json_is_null(json_object_get(d, "last_restore")));
+	ck_assert(json_is_null(json_object_get(d, "error")));
+	ck_assert_ptr_null(json_object_get(d, "hadr"));
+	d = json_array_get(json_object_get(o, "databases"), 1);
+	expect_string(d, "state", "error");
+	expect_string(d, "error", "db2pd: not found");
+	ck_assert(json_is_null(json_object_get(d, "last_snapshot")));
+	ck_assert(json_is_null(json_object_get(d, "snapshot_age_seconds")));
+	ck_assert(json_is_null(json_object_get(d, "bytes")));
+	expect_string(d, "last_restore", "2026-11-25T10:58:02.000Z");
+	h = json_object_get(d, "hadr");
+	ck_assert(json_is_object(h));
+	expect_string(h, "role", "STANDBY");
+	expect_string(h, "state", "REMOTE_CATCHUP");
+	expect_string(h, "connect", "CONNECTED");
+	expect_int(h, "log_gap_bytes", 8192);
+	json_decref(o);
+}
+END_TEST
+
+/* A saved status keeps the databases, but not their ages (they grow). */
+START_TEST(saved_databases)
+{
+	struct st_view v;
+	struct st_saved sv = {NULL, 0};
+	json_t *o, *back, *d;
+	int absent;
+
+	fill_view(V_PRIMARY_IN_SYNC, &v);
+	v.dbs[0] = (struct dbr_status){.name = "xcatdb",
+	                               .type = "sqlite",
+	                               .state = "ok",
+	                               .last_snapshot = T_EXAMPLE,
+	                               .age = 3,
+	                               .bytes = 10,
+	                               .dumps = 1,
+	                               .last_restore = -1,
+	                               .hadr_log_gap = -1};
+	v.n_dbs = 1;
+	o = st_json(&v);
+	ck_assert_int_eq(st_save(tmpdir, o, &sv), 1);
+	/* Older by a second: the same saved text. */
+	v.dbs[0].age = 4;
+	json_decref(o);
+	o = st_json(&v);
+	ck_assert_int_eq(st_save(tmpdir, o, &sv), 0);
+	back = st_saved_load(tmpdir, &absent);
+	ck_assert_ptr_nonnull(back);
+	d = json_array_get(json_object_get(back, "databases"), 0);
+	expect_string(d, "name", "xcatdb");
+	expect_string(d, "last_snapshot", "2026-11-25T10:58:01.000Z");
+	expect_int(d, "dumps", 1);
+	ck_assert_ptr_null(json_object_get(d, "snapshot_age_seconds"));
+	json_decref(back);
+	json_decref(o);
+	st_saved_free(&sv);
+}
+END_TEST
+
 /* The warning list stops at its size; long texts are cut, not spilled. */
 START_TEST(json_warnings_bounded)
 {
@@ -1705,6 +1809,8 @@ ctl_suite(void)
 	tcase_add_checked_fixture(tc, dir_setup, dir_teardown);
 	tcase_add_loop_test(tc, json_table, 0, (int)N_ELEM(view_cases));
 	tcase_add_test(tc, json_databases);
+	tcase_add_test(tc, json_databases_filled);
+	tcase_add_test(tc, saved_databases);
 	tcase_add_test(tc, json_warnings_bounded);
 	tcase_add_test(tc, identity_warn);
 	tcase_add_loop_test(tc, json_time_table, 0, (int)N_ELEM(time_cases));
