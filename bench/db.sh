@@ -85,7 +85,9 @@ fi
 . "$here/../tests/integ/lib.sh"
 . "$here/../tests/integ/db_lib.sh"
 [ -x "$HS_BIN" ] || { echo "db.sh: $HS_BIN missing: run scripts/build.sh plain" >&2; exit 1; }
-BENCH_OUT=${BENCH_OUT:-$top/bench/results-db$([ $quick = yes ] && echo -quick).md}
+suffix=""
+[ $quick = no ] || suffix=-quick
+BENCH_OUT=${BENCH_OUT:-$top/bench/results-db$suffix.md}
 db_init bench-db
 # A private copy: a rebuild during the run changes nothing.
 mkdir -p "$T/bin"
