@@ -84,14 +84,19 @@ static double
 age_of(const char *t)
 {
 	struct tm tm;
+	struct timespec now;
 	const char *rest;
+	double made, age;
 
 	memset(&tm, 0, sizeof(tm));
 	if (t == NULL ||
 	    (rest = strptime(t, "%Y-%m-%dT%H:%M:%S", &tm)) == NULL)
 		return -1;
-	return difftime(time(NULL), timegm(&tm)) -
-	       (rest[0] == '.' ? atof(rest) : 0);
+	made = (double)timegm(&tm) + (rest[0] == '.' ? atof(rest) : 0);
+	clock_gettime(CLOCK_REALTIME, &now);
+	age = (double)now.tv_sec + (double)now.tv_nsec / 1e9 - made;
+	/* Made this instant, or a clock stepped back: 0. */
+	return age > 0 ? age : 0;
 }
 
 /* A saved status keeps no ages (they grow): count them from the times. */
