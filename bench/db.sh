@@ -253,7 +253,7 @@ lo_note=$([ "$in_netns" = yes ] && echo "" || echo " (no netns: not measured)")
 	echo "| ... against pg_dump + scp of the whole dump ($guide_bytes B) | $(pct "$wire_med" "$guide_bytes") % / $(pct "$wire_max" "$guide_bytes") % | <= 2 % | $(pass "$wire_max <= 0.02 * $guide_bytes") |"
 	echo "| one changed row: loopback bytes, all packets (median)$lo_note | $lo_med B | | |"
 	echo "| idle $idle min: primary dumps / standby restores | $((d1 - d0)) / $((r1 - r0)) | 0 | $(pass "$d1 == $d0") |"
-	echo "| idle $idle min: wire bytes (heartbeats) / loopback bytes | $idle_wire B / $idle_lo B | | |"
+	echo "| idle $idle min: the primary's byte counters (moved by runs only) / loopback bytes (heartbeats) | $idle_wire B / $idle_lo B | | |"
 	echo "| first snapshot: dump + seed + restore | $((first_ms / 1000)).$(printf '%03d' $((first_ms % 1000))) s | | |"
 	echo
 	echo "| the guide's recipe (same run) | time | bytes |"
