@@ -65,16 +65,16 @@ wait_node "the first snapshot is restored into the standby's server" 30 cn001
 db_psql 1 -c "INSERT INTO nodelist VALUES ('cn002', 'compute')"
 wait_node "a node row added on the primary is queryable on the standby" 15 cn002
 hs_wait_status "primary: the database ok, dumps counted" 15 "$C1" \
-	"$DB[\"state\"] == \"ok\" and $DB[\"type\"] == \"postgresql\" and $DB[\"dumps\"] >= 2 and $DB[\"bytes\"] > 0 and $DB[\"error\"] is None"
+	"${DB}[\"state\"] == \"ok\" and ${DB}[\"type\"] == \"postgresql\" and ${DB}[\"dumps\"] >= 2 and ${DB}[\"bytes\"] > 0 and ${DB}[\"error\"] is None"
 hs_wait_status "standby: the database ok, restores counted, promote ready" 15 "$C2" \
-	"$DB[\"state\"] == \"ok\" and $DB[\"restores\"] >= 2 and $DB[\"last_restore\"] is not None and $DB[\"error\"] is None and d[\"promote_ready\"][\"ready\"]"
+	"${DB}[\"state\"] == \"ok\" and ${DB}[\"restores\"] >= 2 and ${DB}[\"last_restore\"] is not None and ${DB}[\"error\"] is None and d[\"promote_ready\"][\"ready\"]"
 
 # ------------------------------------------- 2. the standby's server down
 pid2=$(head -1 "$T/pg2/data/postmaster.pid")
 hs_stop_pid "$pid2" INT 300 || hs_bad "pg2 did not stop at once"
 db_psql 1 -c "INSERT INTO nodelist VALUES ('cn003', 'service')"
 hs_wait_status "standby: a failed restore is an error naming the server" 20 "$C2" \
-	"$DB[\"state\"] == \"error\" and \"restore\" in $DB[\"error\"] and \"$T/pg2\" in $DB[\"error\"]"
+	"${DB}[\"state\"] == \"error\" and \"restore\" in ${DB}[\"error\"] and \"$T/pg2\" in ${DB}[\"error\"]"
 if hs_has "database xcatdb: .*restore.*$T/pg2" "$T/standby.log"; then
 	hs_ok "the standby's log names the failed restore"
 else
@@ -95,7 +95,7 @@ HS_PIDS+=("$pid2")
 # A failed restore is tried again within 30 s (or at the next snapshot).
 wait_node "started again, the standby's server gets the new row" 40 cn003
 hs_wait_status "standby: ok again, promote ready" 15 "$C2" \
-	"$DB[\"state\"] == \"ok\" and $DB[\"error\"] is None and d[\"promote_ready\"][\"ready\"]"
+	"${DB}[\"state\"] == \"ok\" and ${DB}[\"error\"] is None and d[\"promote_ready\"][\"ready\"]"
 [ "$(nodes_on 2)" = "cn001 cn002 cn003" ] && hs_ok "all three rows, no others" ||
 	hs_bad "the standby's nodelist: $(nodes_on 2)"
 
