@@ -674,14 +674,8 @@ path_finish(struct conf_parser *p)
 	return HS_OK;
 }
 
-/*
- * Would set ps leave `rel` (a path relative to one of its sources) out?
- * The same matching as the scanner's (tree/scan.c, scan_excluded): a
- * pattern with '/' against the whole relative path, others against the
- * last name.
- */
-static int
-set_excludes(const struct hs_pathset *ps, const char *rel)
+int
+hs_set_excludes(const struct hs_pathset *ps, const char *rel)
 {
 	const char *base = strrchr(rel, '/');
 	size_t i;
@@ -709,7 +703,7 @@ set_excludes_db_file(const struct hs_pathset *ps, const char *rel)
 
 	for (i = 0; i < sizeof(side) / sizeof(side[0]); i++) {
 		snprintf(name, sizeof(name), "%s%s", rel, side[i]);
-		if (!set_excludes(ps, name))
+		if (!hs_set_excludes(ps, name))
 			return 0;
 	}
 	return 1;

@@ -6,7 +6,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,23 +20,7 @@
 int
 scan_excluded(const struct hs_pathset *set, const char *rel)
 {
-	const char *base;
-	size_t i;
-
-	if (set->excludes.n == 0)
-		return 0;
-	base = strrchr(rel, '/');
-	base = base ? base + 1 : rel;
-	for (i = 0; i < set->excludes.n; i++) {
-		const char *pat = set->excludes.v[i];
-
-		if (strchr(pat, '/') != NULL) {
-			if (fnmatch(pat, rel, FNM_PATHNAME) == 0)
-				return 1;
-		} else if (fnmatch(pat, base, 0) == 0)
-			return 1;
-	}
-	return 0;
+	return set->excludes.n != 0 && hs_set_excludes(set, rel);
 }
 
 int

@@ -186,6 +186,14 @@ struct hs_pathset {
 	const struct hs_database *db; /* the database it carries, or NULL */
 };
 
+/*
+ * Does set ps leave out `rel` (a path relative to one of its sources)?  A
+ * pattern with '/' is matched against the whole relative path, others
+ * against the last name.  The scanner, the watcher and the config's
+ * checks all ask this one function.
+ */
+int hs_set_excludes(const struct hs_pathset *ps, const char *rel);
+
 enum hs_db_type {
 	HS_DB_SQLITE = 1,
 	HS_DB_POSTGRESQL,
