@@ -21,8 +21,9 @@ bin=$top/build-fuzz/bin
 runs=$top/build-fuzz/fuzz-runs
 # ASan holds freed memory in a quarantine to catch its use; its default
 # of 256 MiB alone would pass the limit, which is there for what the code
-# under test allocates.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:quarantine_size_mb=32:malloc_context_size=20}
+# under test allocates.  Set after what the caller gives (test.sh exports
+# its own options for the sanitizer build), since the last one wins.
+export ASAN_OPTIONS="detect_leaks=1:${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=32:malloc_context_size=20"
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # fuzz_apply writes a target_root and an index in a folder of its own
 # under this one: in memory when /dev/shm is there, so fsync costs
