@@ -156,6 +156,14 @@ int dbr_run(char *const argv[], const char *in, const char *out, char *cap,
  */
 int dbr_argv(const struct dbr_db *d, char *const argv[], char **out,
              size_t max);
+/*
+ * For the PostgreSQL and MySQL restores: may `name` (the dsn's dbname) be
+ * restored into through temporary names built from it?  1 to `max`
+ * letters, digits and '_' (it goes into SQL statements unquoted); else
+ * HS_ECONFIG with the reason in res.
+ */
+int dbr_dbname_check(const struct dbr_db *d, const char *name, size_t max,
+                     struct dbr_result *res);
 /* Fill res with rc and a formatted reason; returns rc. */
 int dbr_fail(struct dbr_result *res, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

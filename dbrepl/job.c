@@ -554,3 +554,25 @@ fail:
 	return dbr_fail(res, err, "%s: cannot start: %s", e.cmd,
 	                strerror(-err));
 }
+
+int
+dbr_dbname_check(const struct dbr_db *d, const char *name, size_t max,
+                 struct dbr_result *res)
+{
+	const char *s;
+
+	for (s = name; *s != '\0'; s++) {
+		if (!isalnum((unsigned char)*s) && *s != '_')
+			return dbr_fail(res, HS_ECONFIG,
+			                "database %s: dbname '%s' holds '%c': "
+			                "only letters, digits and '_' can be "
+			                "restored",
+			                d->db->name, name, *s);
+	}
+	if (*name == '\0' || strlen(name) > max)
+		return dbr_fail(res, HS_ECONFIG,
+		                "database %s: dbname '%s' must be 1 to %zu "
+		                "characters long",
+		                d->db->name, name, max);
+	return HS_OK;
+}

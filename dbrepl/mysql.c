@@ -113,7 +113,7 @@ my_dsn_word(const struct dbr_db *d, const char *w, size_t n, struct my_dsn *m,
 static int
 my_dsn_parse(const struct dbr_db *d, struct my_dsn *m, struct dbr_result *res)
 {
-	const char *w = d->db->dsn, *s;
+	const char *w = d->db->dsn;
 	size_t n;
 
 	memset(m, 0, sizeof(*m));
@@ -130,22 +130,13 @@ my_dsn_parse(const struct dbr_db *d, struct my_dsn *m, struct dbr_result *res)
 		return dbr_fail(res, HS_ECONFIG,
 		                "database %s: its dsn names no dbname",
 		                d->db->name);
-	for (s = m->db; *s != '\0'; s++) {
-		if (!(*s >= 'a' && *s <= 'z') && !(*s >= 'A' && *s <= 'Z') &&
-		    !(*s >= '0' && *s <= '9') && *s != '_')
-			return dbr_fail(res, HS_ECONFIG,
-			                "database %s: dbname '%s' holds '%c': "
-			                "only letters, digits and '_' can be "
-			                "restored",
-			                d->db->name, m->db, *s);
-	}
-	if (strlen(m->db) > MY_NAME_MAX)
-		return dbr_fail(res, HS_ECONFIG,
-		                "database %s: dbname '%s' is longer than %zu "
-		                "characters",
-		                d->db->name, m->db, (size_t)MY_NAME_MAX);
-	snprintf(m->fresh, sizeof(m->fresh), "%s%s", m->db, MY_NEW_SUFFIX);
-	snprintf(m->old, sizeof(m->old), "%s%s", m->db, MY_OLD_SUFFIX);
+	if (dbr_dbname_check(d, m->db, MY_NAME_MAX, res) < 0)
+		return res->rc;
+	/* The check above bounds the name; the precision says so. */
+	snprintf(m->fresh, sizeof(m->fresh), "%.*s%s", (int)MY_NAME_MAX, m->db,
+	         MY_NEW_SUFFIX);
+	snprintf(m->old, sizeof(m->old), "%.*s%s", (int)MY_NAME_MAX, m->db,
+	         MY_OLD_SUFFIX);
 	return HS_OK;
 }
 

@@ -78,28 +78,18 @@ pg_dsn_get(const char *dsn, const char *key, char *buf, size_t len)
 static int
 pg_names_of(const struct dbr_db *d, struct pg_names *nm, struct dbr_result *res)
 {
-	const char *s;
-
 	if (!pg_dsn_get(d->db->dsn, "dbname", nm->live, sizeof(nm->live)))
 		return dbr_fail(res, HS_ECONFIG,
 		                "database %s: its dsn names no dbname to "
 		                "restore into",
 		                d->db->name);
-	for (s = nm->live; *s != '\0'; s++) {
-		if (!isalnum((unsigned char)*s) && *s != '_')
-			return dbr_fail(res, HS_ECONFIG,
-			                "database %s: dbname '%s' holds '%c': "
-			                "only letters, digits and '_' can be "
-			                "restored",
-			                d->db->name, nm->live, *s);
-	}
-	if (*nm->live == '\0' || strlen(nm->live) > PG_NAME_MAX)
-		return dbr_fail(res, HS_ECONFIG,
-		                "database %s: dbname '%s' must be 1 to %zu "
-		                "characters long",
-		                d->db->name, nm->live, (size_t)PG_NAME_MAX);
-	snprintf(nm->fresh, sizeof(nm->fresh), "%s%s", nm->live, PG_NEW_SUFFIX);
-	snprintf(nm->old, sizeof(nm->old), "%s%s", nm->live, PG_OLD_SUFFIX);
+	if (dbr_dbname_check(d, nm->live, PG_NAME_MAX, res) < 0)
+		return res->rc;
+	/* The check above bounds the name; the precision says so. */
+	snprintf(nm->fresh, sizeof(nm->fresh), "%.*s%s", (int)PG_NAME_MAX,
+	         nm->live, PG_NEW_SUFFIX);
+	snprintf(nm->old, sizeof(nm->old), "%.*s%s", (int)PG_NAME_MAX, nm->live,
+	         PG_OLD_SUFFIX);
 	return HS_OK;
 }
 
