@@ -36,6 +36,7 @@ cli_node_open(const struct hs_conf *conf, struct idx_node *node,
 	if (rc == HS_ENOTFOUND) {
 		/* First start: the config's role; later the index decides. */
 		node->role = conf->role;
+		node->flags = 0;
 		node->epoch = 0;
 		rc = idx_node_put(x, node);
 	}

@@ -1064,6 +1064,9 @@ enum failover_key {
 	FK_HOSTNAME,
 	FK_SERVICE_ADDRESS,
 	FK_INTERFACE,
+	FK_OWN_ADDRESS,
+	FK_TAKEOVER_COMMAND,
+	FK_RELEASE_COMMAND,
 	FK_STOP,
 	FK_REGENERATE,
 	FK_START,
@@ -1075,6 +1078,9 @@ static const struct conf_key failover_keys[FK__N] = {
     [FK_HOSTNAME] = {"hostname", 0},
     [FK_SERVICE_ADDRESS] = {"service_address", 0},
     [FK_INTERFACE] = {"interface", 0},
+    [FK_OWN_ADDRESS] = {"own_address", 0},
+    [FK_TAKEOVER_COMMAND] = {"takeover_command", KEY_REPEAT},
+    [FK_RELEASE_COMMAND] = {"release_command", KEY_REPEAT},
     [FK_STOP] = {"stop", KEY_REPEAT},
     [FK_REGENERATE] = {"regenerate", KEY_REPEAT},
     [FK_START] = {"start", KEY_REPEAT},
@@ -1113,12 +1119,15 @@ failover_set(struct conf_parser *p, int k, const char *val)
 		set_str(&fo->hostname, val);
 		return HS_OK;
 	case FK_SERVICE_ADDRESS:
+	case FK_OWN_ADDRESS:
 		if (!addr_ok(val))
 			return bad_value(
 			    p, k, val,
 			    "expected an IPv4 or IPv6 address with a /prefix, "
 			    "such as 192.0.2.10/24");
-		set_str(&fo->service_address, val);
+		set_str(k == FK_OWN_ADDRESS ? &fo->own_address
+		                            : &fo->service_address,
+		        val);
 		return HS_OK;
 	case FK_INTERFACE:
 		if (strlen(val) >= IFNAMSIZ || strchr(val, '/') != NULL ||
@@ -1128,6 +1137,12 @@ failover_set(struct conf_parser *p, int k, const char *val)
 			    "expected an interface name such as eth1");
 		set_str(&fo->interface, val);
 		return HS_OK;
+	case FK_TAKEOVER_COMMAND:
+		rc = strlist_push(&fo->takeover_command, val);
+		break;
+	case FK_RELEASE_COMMAND:
+		rc = strlist_push(&fo->release_command, val);
+		break;
 	case FK_STOP:
 		rc = strlist_push(&fo->stop, val);
 		break;
@@ -1150,7 +1165,15 @@ failover_set(struct conf_parser *p, int k, const char *val)
 static int
 failover_finish(struct conf_parser *p)
 {
-	(void)p;
+	const struct hs_failover *fo = &p->c->failover;
+
+	/* Linux moves an address on a named interface; other systems say
+	 * how in their own commands. */
+	if ((fo->service_address != NULL || fo->own_address != NULL) &&
+	    fo->interface == NULL && fo->takeover_command.n == 0)
+		return conf_error(p, p->failover_line,
+		                  "[failover]: service_address and own_address "
+		                  "need interface (or takeover_command)");
 	return HS_OK;
 }
 
@@ -1423,6 +1446,9 @@ hs_conf_free(struct hs_conf *c)
 	free(c->failover.hostname);
 	free(c->failover.service_address);
 	free(c->failover.interface);
+	free(c->failover.own_address);
+	strlist_free(&c->failover.takeover_command);
+	strlist_free(&c->failover.release_command);
 	strlist_free(&c->failover.stop);
 	strlist_free(&c->failover.regenerate);
 	strlist_free(&c->failover.start);

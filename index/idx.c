@@ -582,7 +582,7 @@ idx_close(struct idx *x)
 /* Node state record: u32 role, u64 epoch, native order (local file). */
 struct node_rec {
 	uint32_t role;
-	uint32_t pad;
+	uint32_t flags; /* IDX_NODE_F_*; 0 in indexes older than the flags */
 	uint64_t epoch;
 };
 
@@ -607,6 +607,7 @@ idx_node_get(struct idx *x, struct idx_node *out)
 	if (r.role != HS_ROLE_PRIMARY && r.role != HS_ROLE_STANDBY)
 		return HS_EINDEX;
 	out->role = (enum hs_role)r.role;
+	out->flags = r.flags;
 	out->epoch = r.epoch;
 	return HS_OK;
 }
@@ -615,7 +616,7 @@ int
 idx_node_put(struct idx *x, const struct idx_node *n)
 {
 	MDB_txn *txn;
-	struct node_rec r = {(uint32_t)n->role, 0, n->epoch};
+	struct node_rec r = {(uint32_t)n->role, n->flags, n->epoch};
 	MDB_val k = {4, "node"}, v = {sizeof(r), &r};
 	int rc;
 

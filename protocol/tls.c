@@ -1429,6 +1429,27 @@ proto_hello_recv(struct proto_conn *c, struct proto_hello *peer, char *why,
 	return HS_OK;
 }
 
+int
+proto_probe(struct proto_tls *t, const char *hostport,
+            const struct proto_hello *mine, int timeout_ms,
+            struct proto_hello *peer, char *why, size_t whylen)
+{
+	struct proto_hello h = *mine;
+	struct proto_conn *c;
+	int rc;
+
+	if ((rc = proto_conn_connect(t, hostport, timeout_ms, &c, why,
+	                             whylen)) < 0)
+		return rc;
+	h.flags |= PROTO_HELLO_F_PROBE;
+	if ((rc = proto_hello_send(c, &h)) < 0)
+		snprintf(why, whylen, "handshake: %s", hs_strerror(rc));
+	else
+		rc = proto_hello_recv(c, peer, why, whylen);
+	proto_conn_free(c);
+	return rc;
+}
+
 const char *
 proto_conn_peer(const struct proto_conn *c)
 {

@@ -12,6 +12,7 @@ pkgs=(
 	clang-format
 	clang libclang-rt-14-dev
 	libsqlite3-dev sqlite3 postgresql postgresql-client mariadb-server mariadb-client
+	libmnl-dev iputils-arping resource-agents pacemaker-cli-utils
 )
 
 missing=()

@@ -226,6 +226,18 @@ struct hs_failover {
 	char *hostname;
 	char *service_address; /* addr/prefix */
 	char *interface;
+	/*
+	 * This node's own address on `interface`, given up when it takes
+	 * over and taken back when it steps down; NULL keeps it throughout.
+	 */
+	char *own_address;
+	/*
+	 * Commands that take over (or release) the host name and address
+	 * instead of the Linux steps, on systems without them (AIX:
+	 * mktcpip); empty on Linux.
+	 */
+	struct hs_strlist takeover_command;
+	struct hs_strlist release_command;
 	struct hs_strlist stop;
 	struct hs_strlist regenerate;
 	struct hs_strlist start;

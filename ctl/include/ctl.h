@@ -148,6 +148,23 @@ void ctl_serve(int lfd, const char *group, ctl_answer_fn answer, void *arg);
 void ctl_unlink(const char *state_dir);
 
 /*
+ * Verbs a running daemon answers (root only, except status):
+ *	status		the SPEC.md status object
+ *	sync, progress	primary: reconcile now; how far that got
+ *	fence		re-read this node's state (idx_node) from the index.
+ *			A standby takes the stored epoch and ends every
+ *			session of a primary with a lower one; a message in
+ *			hand is applied whole first.  Answers {"epoch": E,
+ *			"sessions": N}, N the sessions still running (promote
+ *			asks again until 0: the drain).
+ *	role		re-read this node's state; when the stored role differs
+ *			from the one running, stop it as at SIGTERM and run the
+ *			stored one in the same process (same pid and pid file).
+ *			Answers {"role": "primary"|"standby", "switching": B}
+ *			before it switches.
+ */
+
+/*
  * Client side: ask the daemon of state_dir.  *reply is a new reference.
  * -ENOENT/-ECONNREFUSED when no daemon listens, -EACCES when not allowed,
  * HS_ETIMEOUT after timeout_ms, HS_EPROTO for a reply that is not JSON.

@@ -19,8 +19,19 @@ struct idx;
 /* What this node is. */
 struct idx_node {
 	enum hs_role role;
+	uint32_t flags; /* IDX_NODE_F_* */
 	uint64_t epoch; /* raised by each promote */
 };
+/*
+ * A primary that met a peer of a newer epoch: it sends nothing and says
+ * "needs rejoin" until `hamnsync rejoin` makes it that peer's standby.
+ */
+#define IDX_NODE_F_REJOIN 0x1u
+/*
+ * A promote is under way (fenced, role not yet switched): state_dir/
+ * promote/ holds its steps, and the daemon refuses every primary.
+ */
+#define IDX_NODE_F_PROMOTING 0x2u
 
 /*
  * Open (creating if `readonly` is 0) the index under `state_dir`/index.

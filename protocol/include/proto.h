@@ -421,6 +421,16 @@ int proto_hello_send(struct proto_conn *c, const struct proto_hello *mine);
 int proto_hello_recv(struct proto_conn *c, struct proto_hello *peer, char *why,
                      size_t whylen);
 
+/*
+ * Ask the node at `hostport` who it is: connect (mutual TLS, within
+ * timeout_ms), send `mine` with PROTO_HELLO_F_PROBE added, read its HELLO
+ * into *peer and close.  HS_OK, or the connect's or hello's error with one
+ * line in `why` (unreachable, not authenticated, refused).
+ */
+int proto_probe(struct proto_tls *t, const char *hostport,
+                const struct proto_hello *mine, int timeout_ms,
+                struct proto_hello *peer, char *why, size_t whylen);
+
 /* Printable peer description ("name@1.2.3.4:5"). */
 const char *proto_conn_peer(const struct proto_conn *c);
 /* Bytes written to / read from the socket, TLS framing included. */
@@ -485,7 +495,18 @@ void proto_hash_free(struct proto_hash *h);
  * its HELLO only when the primary's HELLO had it.
  */
 #define PROTO_HELLO_F_ALIVE 0x02
-#define PROTO_HELLO_F_KNOWN (PROTO_HELLO_F_EXPRESS | PROTO_HELLO_F_ALIVE)
+/*
+ * Only asks who the peer is: the answer is the peer's own HELLO (role and
+ * epoch), then the connection ends.  No session is claimed, so a busy
+ * standby and a primary both answer it (promote's preflight, and a
+ * primary that looks for another primary: fencing, split brain).
+ */
+#define PROTO_HELLO_F_PROBE 0x04
+/* A primary that a newer epoch has fenced: it sends nothing. */
+#define PROTO_HELLO_F_FENCED 0x08
+#define PROTO_HELLO_F_KNOWN                                                    \
+	(PROTO_HELLO_F_EXPRESS | PROTO_HELLO_F_ALIVE | PROTO_HELLO_F_PROBE |   \
+	 PROTO_HELLO_F_FENCED)
 
 /*
  * Flush what is queued, then wait up to timeout_ms until a frame can be

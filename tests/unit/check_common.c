@@ -409,6 +409,10 @@ START_TEST(valid_limits)
 	         "source = /x\n"
 	         "[failover]\n"
 	         "service_address = 10.0.0.1/32\n"
+	         "own_address = 10.0.0.2/32\n"
+	         "takeover_command = chdev -l en0 -a netaddr=10.0.0.1\n"
+	         "takeover_command = chdev -l inet0 -a hostname=mn1\n"
+	         "release_command = chdev -l en0 -a netaddr=10.0.0.2\n"
 	         "step_timeout = 1\n");
 
 	ck_assert_uint_eq(c->max_delete_percent, 100);
@@ -416,6 +420,11 @@ START_TEST(valid_limits)
 	ck_assert_uint_eq(c->rescan_interval, 1);
 	ck_assert_uint_eq(c->bwlimit, 1024ull * 1024 * 1024);
 	ck_assert_uint_eq(c->n_sets, 3);
+	ck_assert_str_eq(c->failover.own_address, "10.0.0.2/32");
+	ck_assert_uint_eq(c->failover.takeover_command.n, 2);
+	ck_assert_str_eq(c->failover.takeover_command.v[1],
+	                 "chdev -l inet0 -a hostname=mn1");
+	ck_assert_uint_eq(c->failover.release_command.n, 1);
 	ck_assert_str_eq(c->sets[1].sources.v[0], "/etc/xcatdb");
 	ck_assert_str_eq(c->sets[1].sources.v[1], "/etc/xcat.d");
 	ck_assert_uint_eq(strlen(c->sets[2].name), 64);
@@ -1001,6 +1010,11 @@ static const struct bad_case bad_cases[] = {
     /* [failover] */
     {"hostname space", NODE "[failover]\nhostname = mn 1\n", 10,
      "invalid value 'mn 1' for 'hostname' in [failover]"},
+    {"address without interface",
+     NODE "[failover]\nservice_address = 192.0.2.10/24\n", 9,
+     "service_address and own_address need interface"},
+    {"own address no prefix", NODE "[failover]\nown_address = 192.0.2.11\n", 10,
+     "invalid value '192.0.2.11' for 'own_address'"},
     {"address no prefix", NODE "[failover]\nservice_address = 192.0.2.10\n", 10,
      "invalid value '192.0.2.10' for 'service_address'"},
     {"address prefix 33",
