@@ -45,6 +45,8 @@ hs_strerror(int rc)
 		return "peer timed out";
 	case HS_ECHANGED:
 		return "file changed while being read";
+	case HS_EROLE:
+		return "this node's role changed";
 	}
 	if (rc < 0 && rc > HS_EBASE)
 		return strerror(-rc);

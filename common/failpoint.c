@@ -36,6 +36,8 @@ static const char *const fp_names[] = {
     "primary.index_commit",  /* idx_batch_ack (files.c): the acked run */
     "express.send",          /* express_start: before a run goes out */
     "express.ack",           /* express_collect: its SET_DONE read */
+    /* failover, failover/steps.c */
+    "failover.step", /* run_one: a step begun and persisted, not run */
 };
 #define FP_N (sizeof(fp_names) / sizeof(fp_names[0]))
 /* sleep(MS): at most 10 minutes. */

@@ -12,7 +12,58 @@
 #ifndef FO_INT_H
 #define FO_INT_H
 
+#include <jansson.h>
+
 #include "failover.h"
+
+/*
+ * steps.c.  A command is a table of steps run in order by fo_steps_run.
+ * Each step's outcome is printed, "promote: fence: done in 0.02 s: epoch
+ * 4" or "promote: regenerate: FAILED after 1.20 s: makedns -n: exit 1:
+ * ...", and persisted in state_dir/promote/CMD.json (written whole,
+ * fsynced, renamed) before the next begins.  A run that finds an
+ * unfinished CMD.json resumes: steps done before print "done before" and
+ * are not run again; the first one not done runs, even when it had begun
+ * (a crash in it: every step must be safe to run twice).  When all are
+ * done the file becomes CMD-last.json and the next run starts afresh.
+ */
+struct fo_ctx {
+	const struct hs_conf *conf;
+	const struct fo_opts *opts;
+	const char *cmd; /* "promote", "rejoin", "switchover" */
+	/*
+	 * Values the steps keep across runs (the target epoch, the peer's
+	 * name): an object saved with the step states.  Set them before the
+	 * step returns; they are persisted with its outcome.
+	 */
+	json_t *vars;
+	void *arg; /* the command's own */
+};
+struct fo_step {
+	const char *name;
+	/* Printed by --dry-run: what the step would do, one line. */
+	void (*plan)(struct fo_ctx *c, char *buf, size_t len);
+	/*
+	 * HS_OK with one line in `done` (may stay empty), or an error with
+	 * one line in `why`.  HS_EREFUSED from a preflight is a refusal
+	 * (exit 1, nothing changed); a peer that was needed and did not
+	 * answer returns -EHOSTUNREACH (exit 3).
+	 */
+	int (*run)(struct fo_ctx *c, char *done, size_t donelen, char *why,
+	           size_t whylen);
+};
+/*
+ * Run `steps` (resuming as above; with opts->dry_run print each plan and
+ * change nothing).  Returns the exit status of failover.h.
+ */
+int fo_steps_run(const struct hs_conf *conf, const char *cmd,
+                 const struct fo_step *steps, size_t n, const struct fo_opts *o,
+                 void *arg);
+/* vars helpers: a missing key reads as `dflt`. */
+uint64_t fo_var_u64(const struct fo_ctx *c, const char *key, uint64_t dflt);
+void fo_var_set_u64(struct fo_ctx *c, const char *key, uint64_t v);
+const char *fo_var_str(const struct fo_ctx *c, const char *key);
+void fo_var_set_str(struct fo_ctx *c, const char *key, const char *v);
 
 /*
  * identity.c.  What a node must do to become (take) or stop being

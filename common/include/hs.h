@@ -37,6 +37,7 @@
 #define HS_EINDEX (HS_EBASE - 14)   /* the index is damaged or unreadable */
 #define HS_ETIMEOUT (HS_EBASE - 15) /* the peer was silent for too long */
 #define HS_ECHANGED (HS_EBASE - 16) /* a file changed while it was read */
+#define HS_EROLE (HS_EBASE - 17)    /* the node's role changed: run the other */
 
 /* Human text for `rc` (an HS_E* code or -errno).  Never NULL. */
 const char *hs_strerror(int rc);
