@@ -109,11 +109,13 @@ lis_serve(const struct hs_conf *conf, struct proto_tls *tls, int fd, int sp,
 	struct proto_conn *c = NULL;
 	struct proto_hello mine, peer;
 	struct lis_report r;
-	char why[512];
+	char why[512] = "";
+	int rc;
 
-	if (proto_conn_accept(tls, fd, LIS_HANDSHAKE_MS, &c, why,
-	                      sizeof(why)) < 0) {
-		hs_log_warnx("primary: listen: connection refused: %s", why);
+	if ((rc = proto_conn_accept(tls, fd, LIS_HANDSHAKE_MS, &c, why,
+	                            sizeof(why))) < 0) {
+		hs_log_warnx("primary: listen: connection refused: %s",
+		             why[0] ? why : hs_strerror(rc));
 		return;
 	}
 	proto_conn_set_timeout(c, LIS_HANDSHAKE_MS);
@@ -128,7 +130,8 @@ lis_serve(const struct hs_conf *conf, struct proto_tls *tls, int fd, int sp,
 	r.peer.role = peer.role;
 	r.peer.epoch = peer.epoch;
 	r.peer.flags = peer.flags;
-	(void)send(sp, &r, sizeof(r), MSG_NOSIGNAL);
+	/* Never blocked by a daemon busy in a long run: probes go on. */
+	(void)send(sp, &r, sizeof(r), MSG_NOSIGNAL | MSG_DONTWAIT);
 	memset(&mine, 0, sizeof(mine));
 	mine.magic = PROTO_MAGIC;
 	mine.version = PROTO_VERSION;
