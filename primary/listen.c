@@ -139,7 +139,8 @@ lis_serve(const struct hs_conf *conf, struct proto_tls *tls, int fd, int sp,
 	mine.role = HS_ROLE_PRIMARY;
 	mine.epoch = st->epoch;
 	mine.flags = (uint8_t)st->flags;
-	if (proto_hello_send(c, &mine) < 0 || (peer.flags & PROTO_HELLO_F_PROBE))
+	if (proto_hello_send(c, &mine) < 0 ||
+	    (peer.flags & PROTO_HELLO_F_PROBE))
 		goto out;
 	if (peer.role == HS_ROLE_PRIMARY)
 		lis_refusal(conf, st, &peer, why, sizeof(why));
@@ -261,7 +262,7 @@ prim_lis_start(const struct hs_conf *conf, struct proto_tls *tls,
 		close(sv[0]);
 		/* The daemon's tick must never run here. */
 		proto_tls_set_tick(tls, NULL, NULL);
-		/* The pid file's lock and the control socket are the daemon's. */
+		/* The pid file's lock, the control socket: the daemon's. */
 		for (i = 0; i < n_close; i++)
 			if (close_fds[i] >= 0)
 				close(close_fds[i]);
