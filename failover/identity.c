@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "fo_int.h"
+#include "idx.h"
 #include "ifaddr_int.h"
 
 #define ID_DIR "promote"
@@ -375,17 +376,37 @@ job_init(struct id_job *j, const struct hs_conf *conf, char *done,
 }
 
 /*
- * The configured commands in place of the Linux steps.  They learn the
- * role from HAMNSYNC_ROLE; this interface has no epoch to give them
- * (HAMNSYNC_EPOCH is 0).
+ * The epoch the commands are told (HAMNSYNC_EPOCH): this node's, from its
+ * index, which promote's fence step raised before this step runs; 0 when
+ * there is none yet.  Opened and closed here: the caller must not hold
+ * the index open (LMDB forbids two opens of one environment in a
+ * process), as promote and rejoin open it only inside a step.
  */
+static uint64_t
+node_epoch(const struct hs_conf *conf)
+{
+	struct idx_node n;
+	struct idx *x;
+	uint64_t epoch = 0;
+
+	if (idx_open(conf->state_dir, 1, &x) < 0)
+		return 0;
+	if (idx_node_get(x, &n) == HS_OK)
+		epoch = n.epoch;
+	idx_close(x);
+	return epoch;
+}
+
+/* The configured commands in place of the Linux steps. */
 static int
 by_commands(struct id_job *j, const struct hs_strlist *cmds, enum hs_role r,
             const char *key)
 {
+	uint64_t epoch = node_epoch(j->conf);
 	int rc;
 
-	rc = fo_run_cmds(j->conf, "identity", cmds, 0, r, j->why, j->whylen);
+	rc = fo_run_cmds(j->conf, "identity", cmds, epoch, r, j->why,
+	                 j->whylen);
 	if (rc < 0)
 		return rc;
 	say(j, "ran %zu %s%s", cmds->n, key, cmds->n == 1 ? "" : "s");

@@ -125,6 +125,15 @@ CONF
 		hs_bad "IPv$fam: after 5 s the observer still maps $addr to" \
 			"'$(hs_obs_neigh "$addr")' (node2: $MAC2)"
 	fi
+	# arping, the oracle of who answers for an IPv4 address now.
+	if [ "$fam" = 4 ]; then
+		if hs_obs_run arping -c 1 -w 2 -I br0 "$addr" 2>&1 |
+			hs_has -i -F "[$MAC2]"; then
+			hs_ok "IPv4: arping $addr: node2 answers"
+		else
+			hs_bad "IPv4: arping $addr: no answer from node2 ($MAC2)"
+		fi
+	fi
 	e0=$(hs_node_echoes 2 "$fam")
 	if hs_obs_ping "$addr" && e1=$(hs_node_echoes 2 "$fam") &&
 		[ "$e1" -gt "$e0" ]; then
@@ -207,6 +216,9 @@ own_address = 192.0.2.2/24
 takeover_command = $T/recorder.sh take
 release_command = $T/recorder.sh release
 CONF
+# The epoch a fence step stored: the commands are told it.
+"$HS_TOOLS/hs-node" "$T/state2" standby 7 2 ||
+	hs_fail "hs-node: cannot store node2's epoch"
 node_state 2 >"$T/before"
 ident 2 "$T/cmd.conf" take
 node_state 2 >"$T/after"
@@ -215,6 +227,7 @@ if [ "$ID_RC" = 0 ] && cmp -s "$T/before" "$T/after" &&
 	hs_has -x 'call take' <"$T/recorded" &&
 	hs_has -x 'HAMNSYNC_ROLE=primary' <"$T/recorded" &&
 	hs_has -x 'HAMNSYNC_STEP=identity' <"$T/recorded" &&
+	hs_has -x 'HAMNSYNC_EPOCH=7' <"$T/recorded" &&
 	hs_has -x 'HAMNSYNC_HOSTNAME=mn1' <"$T/recorded" &&
 	hs_has -x 'HAMNSYNC_SERVICE_ADDRESS=192.0.2.20/24' <"$T/recorded" &&
 	hs_has -x 'HAMNSYNC_INTERFACE=eth1' <"$T/recorded" &&
