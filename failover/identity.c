@@ -17,6 +17,8 @@
 #include <net/if.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -228,6 +230,39 @@ iface_find(struct id_job *j)
 	return HS_OK;
 }
 
+/*
+ * A take on a link that is down would move the address where nobody can
+ * reach it, and fail only at the announcement, with the own address
+ * already gone: refused first.
+ */
+static int
+iface_up(struct id_job *j)
+{
+	struct ifreq ifr;
+	int fd, rc = HS_OK;
+
+	if ((fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		rc = -errno;
+	else {
+		memset(&ifr, 0, sizeof(ifr));
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s",
+		         j->fo->interface);
+		if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+			rc = -errno;
+		else if (!(ifr.ifr_flags & IFF_UP))
+			rc = -ENETDOWN;
+		close(fd);
+	}
+	if (rc == -ENETDOWN)
+		snprintf(j->why, j->whylen,
+		         "interface %s: down: bring it up first",
+		         j->fo->interface);
+	else if (rc < 0)
+		snprintf(j->why, j->whylen, "interface %s: %s",
+		         j->fo->interface, hs_strerror(rc));
+	return rc;
+}
+
 /* Add (add 1) or remove `a`; one that is already so is fine.  `quiet`:
  * a second add that only makes sure, said nowhere. */
 static int
@@ -426,7 +461,8 @@ fo_identity_take(const struct hs_conf *conf, char *done, size_t donelen,
 		                   HS_ROLE_PRIMARY, "takeover_command");
 	/* The interface is checked before the name changes: a take that
 	 * cannot finish should change nothing it can avoid changing. */
-	if (j.fo->interface != NULL && (rc = iface_find(&j)) < 0)
+	if (j.fo->interface != NULL &&
+	    ((rc = iface_find(&j)) < 0 || (rc = iface_up(&j)) < 0))
 		return rc;
 	if ((rc = name_take(&j)) < 0)
 		return rc;

@@ -102,6 +102,20 @@ CONF
 		hs_bad "IPv$fam: node1's release: exit $ID_RC: $(cat "$T/id.err")"
 	fi
 
+	# A link that is down: refused before anything changes.
+	node_state 2 >"$T/before"
+	ip -n "${HS_NS_N[2]}" link set eth1 down
+	ident 2 "$T/n2-$fam.conf" take
+	ip -n "${HS_NS_N[2]}" link set eth1 up
+	node_state 2 >"$T/after"
+	if [ "$ID_RC" = 1 ] && one_line "$T/id.err" "interface eth1: down" &&
+		cmp -s "$T/before" "$T/after"; then
+		hs_ok "IPv$fam: a link down: $(cat "$T/id.err"); nothing changed"
+	else
+		hs_bad "IPv$fam: link down: exit $ID_RC: $(cat "$T/id.err")" \
+			"$(diff "$T/before" "$T/after" | tr '\n' ' ')"
+	fi
+
 	ident 2 "$T/n2-$fam.conf" take
 	if [ "$ID_RC" = 0 ] && hs_node_has_addr 2 "$svc" &&
 		! hs_node_has_addr 2 "$own2"; then
