@@ -17,8 +17,6 @@
 #include <net/if.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -238,21 +236,8 @@ iface_find(struct id_job *j)
 static int
 iface_up(struct id_job *j)
 {
-	struct ifreq ifr;
-	int fd, rc = HS_OK;
+	int rc = fo_link_up(j->fo->interface);
 
-	if ((fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
-		rc = -errno;
-	else {
-		memset(&ifr, 0, sizeof(ifr));
-		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s",
-		         j->fo->interface);
-		if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
-			rc = -errno;
-		else if (!(ifr.ifr_flags & IFF_UP))
-			rc = -ENETDOWN;
-		close(fd);
-	}
 	if (rc == -ENETDOWN)
 		snprintf(j->why, j->whylen,
 		         "interface %s: down: bring it up first",
@@ -350,9 +335,11 @@ addr_prepare(struct id_job *j, struct fo_addr *svc, struct fo_addr *own,
 	if (!*has_svc && !*has_own)
 		return HS_OK;
 	if (j->fo->interface == NULL) {
+		/* Only a release meets this: the config check lets
+		 * takeover_command stand for interface, not release_command. */
 		snprintf(j->why, j->whylen,
 		         "[failover]: service_address and own_address need "
-		         "interface");
+		         "interface (or release_command)");
 		return HS_ECONFIG;
 	}
 	return iface_find(j);
@@ -462,7 +449,8 @@ fo_identity_take(const struct hs_conf *conf, char *done, size_t donelen,
 	/* The interface is checked before the name changes: a take that
 	 * cannot finish should change nothing it can avoid changing. */
 	if (j.fo->interface != NULL &&
-	    ((rc = iface_find(&j)) < 0 || (rc = iface_up(&j)) < 0))
+	    ((rc = iface_find(&j)) < 0 ||
+	     (j.fo->service_address != NULL && (rc = iface_up(&j)) < 0)))
 		return rc;
 	if ((rc = name_take(&j)) < 0)
 		return rc;
