@@ -131,6 +131,23 @@ json_check "dry run of a delete --json: the same entries" "$T/sync.out" '
 sorted((e["action"], e["path"]) for e in d["entries"]) ==
 sorted([("delete", p(b"tab\tname")), ("whole", p(b"back\\#012name")),
 	("meta", p(b""))]) and d["counts"]["deleted"] == 1'
+# The standby fails that delete once (a failpoint): its error line names
+# the path escaped, on stderr, and --json counts it; nothing is lost.
+hs_stop_standby
+HAMNSYNC_FAILPOINTS="apply.before_delete=1*err(EIO)" hs_start_standby
+hs_sync_rc 1 "sync, the standby fails a delete" --json
+cp "$T/sync.out" "$T/failed.json"
+if [ "$(cat "$T/sync.err")" = "hamnsync: standby: $D/tab\#011name: cannot delete: Input/output error" ]; then
+	hs_ok "the standby's error: one line, the name escaped"
+else
+	hs_bad "the standby's error: $(cat -A "$T/sync.err")"
+fi
+json_check "sync --json, the standby fails a delete: exit 1, 1 error" \
+	"$T/failed.json" 'd["exit"] == 1 and d["counts"]["remote_errors"] == 1 and
+d["entries"] == [] and d["dry_run"] is False'
+[ -f "$T/standby$D/$TAB" ] && cmp -s "$T/standby$D/$BH" "$D/$BH" &&
+	hs_ok "the failed delete left the file; the other change arrived" ||
+	hs_bad "after the failed delete: standby $(ls -b "$T/standby$D")"
 hs_sync_rc 0 "sync of a delete"
 hs_sync_check "sync of a delete: trees equal" "$D"
 
