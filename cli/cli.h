@@ -65,6 +65,12 @@ json_t *cli_json_path(const char *s);
  * names: \#012 for a newline).  Borrowed, valid until the next call.
  */
 const char *cli_show(const char *s);
+/*
+ * A message for one line: `s` itself, or, when it holds a control byte
+ * (text a peer made up), all of it escaped as cli_show does.  Borrowed,
+ * valid until the next call.
+ */
+const char *cli_line(const char *s);
 
 /* One count of a send_report for --json: its name, the field's offset. */
 struct cli_count {

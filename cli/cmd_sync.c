@@ -146,7 +146,7 @@ via_daemon_json(int ex, int pid, json_t *held, json_t *failed,
 	json_object_set_new(doc, "failed_sets",
 	                    failed ? json_incref(failed) : json_array());
 	if (error != NULL)
-		json_object_set_new(doc, "error", json_string(error));
+		json_object_set_new(doc, "error", cli_json_path(error));
 	json_print(doc);
 	return ex;
 }
@@ -320,7 +320,7 @@ sync_json(struct sync_out *so, const struct send_report *rep, int dry_run,
 	json_object_set_new(doc, "counts",
 	                    cli_json_counts(sync_counts, N_COUNTS, rep, NULL));
 	if (error != NULL)
-		json_object_set_new(doc, "error", json_string(error));
+		json_object_set_new(doc, "error", cli_json_path(error));
 	json_print(doc);
 }
 
@@ -456,7 +456,8 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 	hs_conf_free(conf);
 	if (rc < 0) {
 		ex = rc == HS_ECONFIG ? CLI_EXIT_USAGE : CLI_EXIT_PEER;
-		cli_err("sync", "%s", why[0] ? why : hs_strerror(rc));
+		cli_err("sync", "%s",
+		        cli_line(why[0] ? why : hs_strerror(rc)));
 		if (so.json)
 			sync_json(&so, &rep, o.dry_run, ex,
 			          why[0] ? why : hs_strerror(rc));

@@ -95,7 +95,7 @@ verify_json(struct verify_out *v, const struct send_report *rep, int ex,
 	json_object_set_new(doc, "counts", cli_json_counts(verify_counts,
 	                                                   N_COUNTS, rep, NULL));
 	if (error != NULL)
-		json_object_set_new(doc, "error", json_string(error));
+		json_object_set_new(doc, "error", cli_json_path(error));
 	json_dumpf(doc, stdout, JSON_INDENT(2));
 	putchar('\n');
 	json_decref(doc);
@@ -173,7 +173,8 @@ cli_verify(int argc, char **argv, const char *conf_opt)
 	hs_conf_free(conf);
 	if (rc < 0) {
 		ex = rc == HS_ECONFIG ? CLI_EXIT_USAGE : CLI_EXIT_PEER;
-		cli_err("verify", "%s", why[0] ? why : hs_strerror(rc));
+		cli_err("verify", "%s",
+		        cli_line(why[0] ? why : hs_strerror(rc)));
 		if (v.json)
 			verify_json(&v, &rep, ex,
 			            why[0] ? why : hs_strerror(rc));

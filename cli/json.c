@@ -80,6 +80,19 @@ cli_show(const char *s)
 	return hs_escape(s, buf, sizeof(buf));
 }
 
+const char *
+cli_line(const char *s)
+{
+	/* The commands' messages (`why`) hold at most 1 KiB. */
+	static char buf[1024 * 5 + 1];
+	const char *c;
+
+	for (c = s; *c != '\0'; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			return hs_escape(s, buf, sizeof(buf));
+	return s;
+}
+
 static uint64_t
 count_of(const struct send_report *r, size_t off)
 {
@@ -137,8 +150,8 @@ cli_run_set(void *arg, const char *set, const struct send_report *sofar)
 
 	for (; run->tagged < json_array_size(run->entries); run->tagged++)
 		json_object_set_new(json_array_get(run->entries, run->tagged),
-		                    "set", json_string(set));
-	json_object_set_new(o, "name", json_string(set));
+		                    "set", cli_json_path(set));
+	json_object_set_new(o, "name", cli_json_path(set));
 	json_object_set_new(o, "counts",
 	                    cli_json_counts(run->counts, run->n_counts, sofar,
 	                                    run->prev));
