@@ -106,3 +106,31 @@ cli_promote(int argc, char **argv, const char *conf_opt)
 	hs_conf_free(conf);
 	return rc;
 }
+
+static const char rejoin_usage[] =
+    "usage: hamnsync [-c FILE] rejoin [--dry-run]\n"
+    "  make this former primary the standby of the node that replaced it:\n"
+    "  preflight, stop, aside, database, role; its own changes the standby\n"
+    "  never received are moved into state_dir/rejoin-EPOCH/ and listed\n"
+    "  --dry-run  print the plan and change nothing\n"
+    "  exit: 0 done, 1 a step failed or was refused, 2 usage or config,\n"
+    "        3 the peer was needed and did not answer\n";
+
+int
+cli_rejoin(int argc, char **argv, const char *conf_opt)
+{
+	char abspath[PATH_MAX];
+	struct hs_conf *conf;
+	struct fo_opts o;
+	int rc;
+
+	conf = failover_args("rejoin", rejoin_usage, argc, argv, conf_opt, &o,
+	                     abspath, &rc);
+	if (conf == NULL)
+		return rc;
+	hs_log_init("hamnsync", 1, HS_LOG_INFO);
+	rc = fo_rejoin(conf, &o);
+	fflush(stdout);
+	hs_conf_free(conf);
+	return rc;
+}
