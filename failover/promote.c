@@ -24,13 +24,6 @@
 #include "idx.h"
 #include "proto.h"
 
-/*
- * identity.c is not in this branch yet: a weak reference keeps promote
- * linkable and refuses a configured identity.  Remove it with the merge
- * of identity.c (a weak reference does not pull an archive member in).
- */
-#pragma weak fo_identity_take
-
 /* The probe of the primary waits at most this long (and peer_timeout). */
 #define PROMOTE_PROBE_MAX_MS 5000
 /* One control request; the daemon answers from its loop. */
@@ -510,12 +503,6 @@ run_identity(struct fo_ctx *c, char *done, size_t donelen, char *why,
 		         "to do",
 		         f->stop.n);
 		return HS_OK;
-	}
-	if (fo_identity_take == NULL) {
-		snprintf(why, whylen,
-		         "[failover] names an identity to take, and this build "
-		         "has no identity takeover");
-		return -ENOSYS;
 	}
 	return fo_identity_take(c->conf, done, donelen, why, whylen);
 }
