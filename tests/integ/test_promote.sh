@@ -198,6 +198,11 @@ hs_stop_pid "$PRIMARY_PID" KILL
 hs_stop_pid "$STANDBY_PID"
 promote
 promoted "2 (daemon stopped)"
+if hs_has '^promote: preflight: done in [0-9.]* s: primary mn1 unreachable: .*refused' "$T/promote.out"; then
+	hs_ok "2: preflight says the primary is unreachable, and goes on"
+else
+	hs_bad "2: preflight: $(grep preflight "$T/promote.out")"
+fi
 pid=$(daemon_pid "$T/state2")
 if [ "${pid:-0}" -gt 0 ] && hs_alive "$pid"; then
 	HS_PIDS+=("$pid")
