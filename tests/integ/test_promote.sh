@@ -171,8 +171,15 @@ fi
 
 pid=$STANDBY_PID
 hs_stop_pid "$PRIMARY_PID" KILL
+hs_wait_status "1: the standby sees its primary gone: not promote ready" 30 \
+	"$C2" 'not d["promote_ready"]["ready"]'
 promote
 promoted "1 (daemon running)"
+if hs_has '^promote: preflight: warning: not ready, rpo [0-9.a-z ]*: .*primary' "$T/promote.out"; then
+	hs_ok "1: preflight warns that this standby was not ready, with the rpo"
+else
+	hs_bad "1: no readiness warning: $(grep preflight "$T/promote.out")"
+fi
 if hs_has '^promote: resuming at preflight (failed before)' "$T/promote.out"; then
 	hs_ok "1: the refused preflight is run again"
 else
