@@ -9,7 +9,8 @@
 #      and succeeds: every step "done in", the commands in order, the
 #      database restored, role primary at epoch 1, the same daemon PID.
 #   2. daemon stopped: the same, and a daemon runs as primary afterwards.
-#   3. --force while the primary is alive succeeds and fences it.
+#   3. --force while the primary is alive succeeds and fences it; promote
+#      on that fenced old primary is refused (rejoin first).
 # Identity is not configured here (test_identity_* covers it in network
 # namespaces): the step runs `stop` and says so.
 #
@@ -236,6 +237,18 @@ if [ "$("$HS_NODE" "$T/state1" 2>/dev/null)" = "primary 0 1" ]; then
 	hs_ok "3: the old primary is fenced (needs rejoin)"
 else
 	hs_bad "3: the old primary's state: $("$HS_NODE" "$T/state1" 2>&1)"
+fi
+
+set +e
+"$HS_BIN" -c "$C1" promote >"$T/promote.out" 2>"$T/promote.err"
+PROMOTE_RC=$?
+set -e
+if [ "$PROMOTE_RC" -eq 1 ] &&
+	[ "$(grep -v '^[0-9:.]* hamnsync\[' "$T/promote.err")" = "hamnsync: promote: this node is a primary fenced by a newer epoch (this node: 0): run \`hamnsync rejoin\` first" ] &&
+	[ "$("$HS_NODE" "$T/state1")" = "primary 0 1" ]; then
+	hs_ok "3: promote on the fenced old primary: exit 1, rejoin first"
+else
+	hs_bad "3: promote on the fenced primary: exit $PROMOTE_RC: $(cat "$T/promote.out" "$T/promote.err")"
 fi
 
 hs_result test_promote
