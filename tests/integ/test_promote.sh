@@ -11,8 +11,8 @@
 #   2. daemon stopped: the same, and a daemon runs as primary afterwards.
 #   3. --force while the primary is alive succeeds and fences it; promote
 #      on that fenced old primary is refused (rejoin first).
-# Identity is not configured here (test_identity_* covers it in network
-# namespaces): the step runs `stop` and says so.
+# Identity is not configured here (test_takeover_netns.sh covers it in
+# network namespaces): the step runs `stop` and says so.
 #
 # Host changes: none.  Every wait is bounded.
 set -euo pipefail
