@@ -113,6 +113,9 @@ int cli_verify(int argc, char **argv, const char *conf_opt);
 int cli_status(int argc, char **argv, const char *conf_opt);
 int cli_daemon(int argc, char **argv, const char *conf_opt);
 int cli_sync(int argc, char **argv, const char *conf_opt);
+/* cmd_failover.c */
+int cli_promote(int argc, char **argv, const char *conf_opt);
+int cli_rejoin(int argc, char **argv, const char *conf_opt);
 int cli_unbuilt(const char *cmd, int argc, char **argv);
 
 #endif /* CLI_H */

@@ -126,8 +126,8 @@ status_stopped(const struct hs_conf *conf, const char *not_answering,
 {
 	struct idx *x;
 	struct idx_node node;
-	char *saved = NULL;
-	size_t len;
+	char *saved = NULL, *rec = NULL, fenced[HS_ERRMSG_MAX];
+	size_t len, rec_len = 0;
 	json_t *st = NULL, *peer, *ready, *reasons;
 	int rc, absent;
 
@@ -159,6 +159,15 @@ status_stopped(const struct hs_conf *conf, const char *not_answering,
 	    idx_blob_get(x, "status", &saved, &len) == HS_OK)
 		st = json_loads(saved, 0, NULL);
 	free(saved);
+	/* Fenced by a newer epoch: said as the running daemon says it. */
+	fenced[0] = '\0';
+	if (node.flags & IDX_NODE_F_REJOIN) {
+		if (idx_blob_get(x, ST_FENCED_KEY, &rec, &rec_len) < 0)
+			rec = NULL;
+		st_fenced_text(fenced, sizeof(fenced), rec, rec_len,
+		               node.epoch);
+		free(rec);
+	}
 	idx_close(x);
 	if (st == NULL) {
 		/* Never saved: what the node state alone says. */
@@ -193,6 +202,8 @@ status_stopped(const struct hs_conf *conf, const char *not_answering,
 	    reasons, json_string(not_answering ? not_answering
 	                                       : "the hamnsync daemon is "
 	                                         "stopped on this node"));
+	if (fenced[0] != '\0')
+		json_array_append_new(reasons, json_string(fenced));
 	json_object_set_new(ready, "ready", json_false());
 	json_object_set_new(ready, "rpo_seconds", json_null());
 	json_object_set_new(ready, "reasons", reasons);
@@ -201,6 +212,8 @@ status_stopped(const struct hs_conf *conf, const char *not_answering,
 	add_warning(st, "critical",
 	            not_answering ? not_answering
 	                          : "the hamnsync daemon is stopped");
+	if (fenced[0] != '\0')
+		add_warning(st, "critical", fenced);
 	*out = st;
 	return HS_OK;
 }
@@ -265,7 +278,14 @@ severity(json_t *st, double warn_lag, double crit_lag)
 			add_warning(st, "warning", text);
 		}
 	}
-	if (role != NULL && prole != NULL && strcmp(role, prole) == 0) {
+	/*
+	 * Two nodes of one role; of two primaries at different epochs the
+	 * newer one wins, and each says so itself (fenced, refused).
+	 */
+	if (role != NULL && prole != NULL && strcmp(role, prole) == 0 &&
+	    (!json_is_integer(json_object_get(peer, "epoch")) ||
+	     json_equal(json_object_get(peer, "epoch"),
+	                json_object_get(st, "epoch")))) {
 		snprintf(text, sizeof(text),
 		         "suspected split brain: the peer "
 		         "is %s too",

@@ -9,12 +9,38 @@
 
 #include "hs.h"
 
+/*
+ * The pid file a daemon that changed its role handed over (locked), for
+ * the role it runs next in the same process: the lock is never let go.
+ */
+static int handed_fd = -1;
+static char handed_dir[4096];
+
+void
+hs_pidfile_handover(int fd, const char *state_dir)
+{
+	if (handed_fd >= 0)
+		close(handed_fd);
+	handed_fd = fd;
+	snprintf(handed_dir, sizeof(handed_dir), "%s", state_dir);
+}
+
 /* Lock state_dir/hamnsync.pid so two daemons never share a state_dir. */
 int
 hs_pidfile_lock(const char *state_dir, int *out)
 {
 	char path[4200], buf[32];
 	int fd, n;
+
+	if (handed_fd >= 0) {
+		fd = handed_fd;
+		handed_fd = -1;
+		if (strcmp(handed_dir, state_dir) == 0) {
+			*out = fd;
+			return HS_OK;
+		}
+		close(fd); /* state_dir changed with the config: lock anew */
+	}
 
 	snprintf(path, sizeof(path), "%s/hamnsync.pid", state_dir);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);

@@ -29,6 +29,41 @@ st_wall_now(void)
 }
 
 void
+st_fenced_record(char *buf, size_t cap, const char *peer, int peer_role,
+                 uint64_t peer_epoch)
+{
+	snprintf(buf, cap, "%s %s %llu", peer, hs_role_name(peer_role),
+	         (unsigned long long)peer_epoch);
+}
+
+void
+st_fenced_text(char *buf, size_t cap, const char *rec, size_t len,
+               uint64_t epoch)
+{
+	char name[PROTO_NODE_MAX + 1], role[16], copy[128];
+	unsigned long long their;
+	int ok = 0;
+
+	if (rec != NULL && len < sizeof(copy)) {
+		memcpy(copy, rec, len);
+		copy[len] = '\0';
+		ok = sscanf(copy, "%64s %15s %llu", name, role, &their) == 3;
+	}
+	/* A record that does not read as one still fences: said plainly. */
+	if (!ok) {
+		snprintf(buf, cap,
+		         "needs rejoin: a node of a newer epoch fenced this "
+		         "one (epoch %llu); run hamnsync rejoin",
+		         (unsigned long long)epoch);
+		return;
+	}
+	snprintf(buf, cap,
+	         "needs rejoin: %s is %s at epoch %llu (this node: %llu); run "
+	         "hamnsync rejoin",
+	         name, role, their, (unsigned long long)epoch);
+}
+
+void
 st_warn(struct st_view *v, const char *severity, const char *fmt, ...)
 {
 	va_list ap;

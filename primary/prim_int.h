@@ -101,6 +101,39 @@ uint64_t watch_taken_since(const struct watch *w);
 void watch_pending_stats(const struct watch *w, uint64_t *oldest_ns,
                          uint64_t *paths);
 
+/* ------------------------------------------ primary: its own listener */
+
+/* What a peer said of itself in its HELLO. */
+struct prim_peer {
+	char name[PROTO_NODE_MAX + 1];
+	uint8_t role; /* enum hs_role */
+	uint8_t flags; /* PROTO_HELLO_F_* */
+	uint64_t epoch;
+};
+
+/*
+ * The listener child (listen.c): fork it, before any thread exists, to
+ * own conf->listen (a bind that fails is one warning and tried again
+ * with a backoff).  It answers a probe with this node's HELLO (epoch,
+ * PROTO_HELLO_F_FENCED when `fenced`) and another primary's session with
+ * that HELLO then an ERROR, and reports each peer's HELLO.  The child
+ * closes close_fds (the pid file's lock, the control socket).  *out is
+ * NULL when no listen is configured; the caller owns it.  `conf` and
+ * `tls` are borrowed until prim_lis_stop.
+ */
+struct prim_lis;
+int prim_lis_start(const struct hs_conf *conf, struct proto_tls *tls,
+                   uint64_t epoch, int fenced, const int *close_fds,
+                   size_t n_close, struct prim_lis **out);
+/* Its descriptor, for POLLIN (a report waits); -1 when none. */
+int prim_lis_fd(const struct prim_lis *l);
+/* One peer's HELLO into *peer: HS_OK, or HS_WANT_READ when none waits. */
+int prim_lis_read(struct prim_lis *l, struct prim_peer *peer);
+/* Tell it this node's epoch and whether it is fenced now. */
+void prim_lis_tell(struct prim_lis *l, uint64_t epoch, int fenced);
+/* Stop the child (SIGTERM, by its PID), reap it and free l. */
+void prim_lis_stop(struct prim_lis *l);
+
 /*
  * A session with the standby that stays open (the primary daemon): open
  * it, reconcile sets whole or scoped to a few paths, ping it.  Blocking,

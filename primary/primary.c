@@ -124,6 +124,24 @@ struct prim {
 	uint64_t *replayed; /* journal entries replayed into the next run */
 	size_t n_replayed;
 	struct dbr *dbr; /* the databases' snapshots (dbrepl.h) */
+	/*
+	 * Epochs and fencing.  The listener child answers probes and other
+	 * primaries; what it and our own sessions learn of the peer decides:
+	 * a newer epoch fences this node (persisted: it sends nothing until
+	 * `rejoin`), a primary at our epoch is split brain (not persisted:
+	 * it clears when the peer changes), an older primary is refused.
+	 */
+	struct prim_lis *lis;
+	struct proto_hello met; /* the peer's HELLO at the last open */
+	struct prim_peer seen;  /* the peer as last heard of, any way */
+	int fenced;             /* IDX_NODE_F_REJOIN: sends nothing */
+	char fenced_rec[128];   /* who fenced it (ST_FENCED_KEY) */
+	size_t fenced_len;
+	int split;                             /* a primary at our epoch */
+	char split_name[PROTO_NODE_MAX + 1];   /* ... that one */
+	char stale_name[PROTO_NODE_MAX + 1];   /* an older primary refused */
+	uint64_t stale_epoch;
+	int switching; /* `role` found another role: stop, return HS_EROLE */
 };
 
 static void prim_tick(void *arg);
@@ -235,6 +253,159 @@ prim_drop(struct prim *p, int rc, const char *what)
 	p->next_try_ns = hs_now_mono_ns() + p->backoff_ms * HS_NS_PER_MS;
 }
 
+/*
+ * A peer of a newer epoch: this node is no longer the primary.  Stored
+ * first (a restart starts fenced), then the session goes; from now on
+ * nothing is sent and no connection is tried, until `rejoin`.
+ */
+static void
+prim_fence(struct prim *p, const struct prim_peer *peer, const char *how)
+{
+	struct idx_node node;
+	int rc;
+
+	st_fenced_record(p->fenced_rec, sizeof(p->fenced_rec), peer->name,
+	                 peer->role, peer->epoch);
+	p->fenced_len = strlen(p->fenced_rec);
+	p->fenced = 1;
+	p->split = 0;
+	if ((rc = idx_node_get(p->x, &node)) == HS_ENOTFOUND) {
+		node.role = HS_ROLE_PRIMARY;
+		node.epoch = p->epoch;
+		node.flags = 0;
+		rc = HS_OK;
+	}
+	if (rc == HS_OK) {
+		node.flags |= IDX_NODE_F_REJOIN;
+		rc = idx_node_put(p->x, &node);
+	}
+	if (rc == HS_OK)
+		rc = idx_blob_put(p->x, ST_FENCED_KEY, p->fenced_rec,
+		                  p->fenced_len);
+	hs_log_errx("primary: %s (%s) is %s at epoch %llu, newer than this "
+	            "node's %llu: fenced, nothing is sent until `hamnsync "
+	            "rejoin`%s%s",
+	            peer->name, how, hs_role_name(peer->role),
+	            (unsigned long long)peer->epoch,
+	            (unsigned long long)p->epoch,
+	            rc < 0 ? "; the index could not keep it: " : "",
+	            rc < 0 ? hs_strerror(rc) : "");
+	if (p->ss != NULL) {
+		send_session_close(p->ss, 0);
+		p->ss = NULL;
+		if (p->unsynced_ns == 0)
+			p->unsynced_ns = hs_now_mono_ns();
+	}
+	prim_lis_tell(p->lis, p->epoch, 1);
+}
+
+static void prim_learn_stale(struct prim *p, const struct prim_peer *peer,
+                             const char *how);
+
+/*
+ * What the peer said of itself (its HELLO: our session's, or one the
+ * listener was sent), `how` we heard it.  Decides as the top of this
+ * block says; a standby of our epoch or older changes nothing.
+ */
+static void
+prim_learn(struct prim *p, const struct prim_peer *peer, const char *how)
+{
+	p->seen = *peer;
+	if (p->fenced)
+		return;
+	if (peer->epoch > p->epoch) {
+		prim_fence(p, peer, how);
+		return;
+	}
+	if (peer->role == HS_ROLE_PRIMARY && peer->epoch < p->epoch) {
+		prim_learn_stale(p, peer, how);
+		return;
+	}
+	/* A fenced primary says itself that it sends nothing: no rival. */
+	if (peer->role != HS_ROLE_PRIMARY ||
+	    (peer->flags & PROTO_HELLO_F_FENCED)) {
+		if (p->split && strcmp(peer->name, p->split_name) == 0) {
+			hs_log_info("primary: %s is no longer a primary of "
+			            "epoch %llu: split brain over",
+			            peer->name, (unsigned long long)p->epoch);
+			p->split = 0;
+		}
+		if (strcmp(peer->name, p->stale_name) == 0 &&
+		    peer->role != HS_ROLE_PRIMARY)
+			p->stale_name[0] = '\0';
+		return;
+	}
+	if (!p->split || strcmp(peer->name, p->split_name) != 0)
+		hs_log_errx("primary: split brain: %s (%s) also claims "
+		            "primary at epoch %llu; nothing is replicated "
+		            "until one of them changes",
+		            peer->name, how, (unsigned long long)p->epoch);
+	p->split = 1;
+	snprintf(p->split_name, sizeof(p->split_name), "%s", peer->name);
+}
+
+/* The old primary came back: refused, and said once per change. */
+static void
+prim_learn_stale(struct prim *p, const struct prim_peer *peer, const char *how)
+{
+	if (strcmp(peer->name, p->stale_name) != 0 ||
+	    peer->epoch != p->stale_epoch)
+		hs_log_warnx("primary: %s (%s) runs as primary at epoch %llu, "
+		             "older than this node's %llu: refused; it must "
+		             "rejoin",
+		             peer->name, how, (unsigned long long)peer->epoch,
+		             (unsigned long long)p->epoch);
+	snprintf(p->stale_name, sizeof(p->stale_name), "%s", peer->name);
+	p->stale_epoch = peer->epoch;
+}
+
+static void
+prim_learn_hello(struct prim *p, const struct proto_hello *h, const char *how)
+{
+	struct prim_peer peer;
+
+	memset(&peer, 0, sizeof(peer));
+	snprintf(peer.name, sizeof(peer.name), "%s", h->name);
+	peer.role = h->role;
+	peer.epoch = h->epoch;
+	peer.flags = h->flags;
+	prim_learn(p, &peer, how);
+}
+
+/* Every HELLO the listener child reported since the last look. */
+static void
+prim_listened(struct prim *p)
+{
+	struct prim_peer peer;
+
+	while (prim_lis_read(p->lis, &peer) == HS_OK)
+		prim_learn(p, &peer, peer.flags & PROTO_HELLO_F_PROBE
+		                         ? "its probe"
+		                         : "its connection to this node");
+}
+
+/*
+ * A refusal that came without the peer's HELLO (a standby that only
+ * says why): ask who it is, so that a newer epoch fences this node.
+ */
+static void
+prim_probe_refuser(struct prim *p)
+{
+	struct proto_hello mine, peer;
+	char why[512];
+
+	memset(&mine, 0, sizeof(mine));
+	mine.magic = PROTO_MAGIC;
+	mine.version = PROTO_VERSION;
+	snprintf(mine.name, sizeof(mine.name), "%s", p->conf->node_name);
+	mine.role = HS_ROLE_PRIMARY;
+	mine.epoch = p->epoch;
+	if (proto_probe(p->o.tls, p->conf->peer, &mine,
+	                (int)p->conf->peer_timeout * 1000, &peer, why,
+	                sizeof(why)) == HS_OK)
+		prim_learn_hello(p, &peer, "a probe");
+}
+
 static void
 prim_connect(struct prim *p)
 {
@@ -243,11 +414,28 @@ prim_connect(struct prim *p)
 	size_t i;
 	int rc, resume;
 
+	memset(&p->met, 0, sizeof(p->met));
 	rc = send_session_open(p->conf, &p->o, &p->ss, why, sizeof(why));
+	if (p->met.role != HS_ROLE_NONE)
+		prim_learn_hello(p, &p->met, "its answer to this node");
+	else if (rc == HS_EREFUSED)
+		prim_probe_refuser(p);
+	if (rc >= 0 && p->fenced) {
+		/* Its HELLO fenced this node (a standby of a newer epoch). */
+		send_session_close(p->ss, 0);
+		p->ss = NULL;
+		return;
+	}
+	if (rc < 0 && p->fenced)
+		return;
 	if (rc < 0) {
 		p->ss = NULL;
-		/* One line per backoff step, not per attempt storm. */
-		if (now - p->last_err_log_ns >= p->backoff_ms * HS_NS_PER_MS) {
+		/*
+		 * One line per backoff step, not per attempt storm; a peer
+		 * that answered as a primary was judged once (prim_learn).
+		 */
+		if (p->met.role != HS_ROLE_PRIMARY &&
+		    now - p->last_err_log_ns >= p->backoff_ms * HS_NS_PER_MS) {
 			hs_log_warnx("primary: standby %s: %s", p->conf->peer,
 			             why[0] ? why : hs_strerror(rc));
 			p->last_err_log_ns = now;
@@ -1064,6 +1252,33 @@ prim_set_settled(struct prim *p, size_t i)
 	return prim_set_synced(p, i) && watch_unread(p->watch) == 0;
 }
 
+/* Fenced, split brain, an older primary refused: warnings, reasons. */
+static void
+prim_status_fence(struct prim *p, struct st_view *v)
+{
+	static char text[HS_ERRMSG_MAX];
+
+	if (p->fenced) {
+		st_fenced_text(text, sizeof(text), p->fenced_rec,
+		               p->fenced_len, p->epoch);
+		st_warn(v, "critical", "%s", text);
+		if (v->n_reasons < ST_REASONS_MAX)
+			v->reasons[v->n_reasons++] = text;
+	}
+	if (p->split) {
+		st_warn(v, "critical",
+		        "split brain: %s also claims primary at epoch %llu",
+		        p->split_name, (unsigned long long)p->epoch);
+		if (v->n_reasons < ST_REASONS_MAX)
+			v->reasons[v->n_reasons++] = "split brain";
+	}
+	if (p->stale_name[0] != '\0')
+		st_warn(v, "warning",
+		        "%s (epoch %llu) runs as primary and was refused: it "
+		        "must rejoin",
+		        p->stale_name, (unsigned long long)p->stale_epoch);
+}
+
 static json_t *
 prim_status(struct prim *p)
 {
@@ -1086,6 +1301,12 @@ prim_status(struct prim *p)
 	v.peer_state = p->ss ? "connected" : "disconnected";
 	v.peer_role = peer ? "standby" : NULL;
 	v.peer_epoch = peer ? (int64_t)peer->epoch : -1;
+	/* No session: the peer as last heard of (a refusal, a probe). */
+	if (peer == NULL && p->seen.name[0] != '\0') {
+		v.peer_name = p->seen.name;
+		v.peer_role = hs_role_name(p->seen.role);
+		v.peer_epoch = (int64_t)p->seen.epoch;
+	}
 	/* Since the last frame from it, kept across a lost session. */
 	v.last_heard = p->sessions > 0 ? (double)(now - heard) / 1e9 : -1;
 	v.lag = (double)prim_lag_ns(p) / 1e9;
@@ -1131,6 +1352,7 @@ prim_status(struct prim *p)
 	v.ready = 0;
 	v.rpo = -1;
 	v.reasons[v.n_reasons++] = "this node is the primary";
+	prim_status_fence(p, &v);
 	for (i = 0; i < p->conf->n_sets && v.n_reasons < ST_REASONS_MAX; i++)
 		if (prim_retry_pending(p, i))
 			prim_status_retry(p, i, &v, why[v.n_reasons],
@@ -1140,7 +1362,8 @@ prim_status(struct prim *p)
 	 * (the session was dropped for it, or never came back), or never
 	 * reached since this daemon started.
 	 */
-	if (p->ss == NULL && now - heard > timeout_ns)
+	if (p->ss == NULL && now - heard > timeout_ns && !p->fenced &&
+	    !p->split)
 		st_warn(&v, "critical",
 		        p->sessions > 0 ? "standby %s unreachable: silent for "
 		                          "%.0f s (peer_timeout %llu s)"
@@ -1171,6 +1394,76 @@ prim_status(struct prim *p)
 	return st_json(&v);
 }
 
+/*
+ * This node's state as stored now (`fence`, `role`): a REJOIN flag set
+ * or cleared from outside (rejoin, a test's hs-node) is taken.  The loop
+ * ends a session a new fence leaves (never from inside a run).
+ */
+static int
+prim_reread(struct prim *p, struct idx_node *node, int say)
+{
+	char *rec;
+	size_t len;
+	int rc, was = p->fenced;
+
+	if ((rc = idx_node_get(p->x, node)) < 0) {
+		hs_log_warnx("primary: node state in %s: %s",
+		             p->conf->state_dir, hs_strerror(rc));
+		return rc;
+	}
+	p->fenced = (node->flags & IDX_NODE_F_REJOIN) != 0;
+	if (p->fenced && !was &&
+	    idx_blob_get(p->x, ST_FENCED_KEY, &rec, &len) == HS_OK) {
+		p->fenced_len = len < sizeof(p->fenced_rec) ? len : 0;
+		memcpy(p->fenced_rec, rec, p->fenced_len);
+		free(rec);
+	}
+	if (p->fenced != was && say)
+		hs_log_info("primary: node state read again: %s",
+		            p->fenced ? "fenced" : "no longer fenced");
+	if (p->fenced != was) {
+		p->next_try_ns = 0;
+		prim_lis_tell(p->lis, p->epoch, p->fenced);
+	}
+	return HS_OK;
+}
+
+static json_t *
+prim_verb_fence(struct prim *p)
+{
+	struct idx_node node;
+	json_t *j;
+
+	if (prim_reread(p, &node, 1) < 0)
+		return NULL;
+	j = json_object();
+	json_object_set_new(j, "epoch", json_integer((json_int_t)p->epoch));
+	/* No primary's session to drain: a primary serves none. */
+	json_object_set_new(j, "sessions", json_integer(0));
+	return j;
+}
+
+static json_t *
+prim_verb_role(struct prim *p)
+{
+	struct idx_node node;
+	json_t *j;
+
+	if (prim_reread(p, &node, 1) < 0)
+		return NULL;
+	if (node.role != HS_ROLE_PRIMARY && !p->switching) {
+		hs_log_info("primary: the stored role is %s now: stopping "
+		            "to run it",
+		            hs_role_name(node.role));
+		p->switching = 1;
+		p->stopping = 1;
+	}
+	j = json_object();
+	json_object_set_new(j, "role", json_string(hs_role_name(node.role)));
+	json_object_set_new(j, "switching", json_boolean(p->switching));
+	return j;
+}
+
 static json_t *
 prim_answer(void *arg, const char *verb)
 {
@@ -1179,6 +1472,10 @@ prim_answer(void *arg, const char *verb)
 
 	if (strcmp(verb, "status") == 0)
 		return prim_status(p);
+	if (strcmp(verb, "fence") == 0)
+		return prim_verb_fence(p);
+	if (strcmp(verb, "role") == 0)
+		return prim_verb_role(p);
 	if (strcmp(verb, "sync") == 0) {
 		for (size_t i = 0; i < p->conf->n_sets; i++)
 			p->need_full[i] = 1;
@@ -1400,7 +1697,7 @@ prim_timeout(struct prim *p)
 		if (p->need_full[i] || p->need_diff[i] ||
 		    watch_pending(p->watch, (uint16_t)i))
 			return 0;
-	if (p->ss == NULL && p->next_try_ns < due)
+	if (p->ss == NULL && !p->fenced && p->next_try_ns < due)
 		due = p->next_try_ns;
 	if (p->ss != NULL && hb < due)
 		due = hb;
@@ -1447,16 +1744,36 @@ prim_start(struct prim *p)
 	watch_ready(p->watch);
 }
 
+/* The listener child said something, or ended (then it is gone). */
+static void
+prim_lis_event(struct prim *p, short revents)
+{
+	if (revents & POLLIN)
+		prim_listened(p);
+	else if (revents & (POLLHUP | POLLERR)) {
+		hs_log_warnx("primary: the listener on %s ended: probes and "
+		             "other primaries are not answered until a restart",
+		             p->conf->listen);
+		prim_lis_stop(p->lis);
+		p->lis = NULL;
+	}
+}
+
 static int
 prim_loop(struct prim *p)
 {
-	struct pollfd pfd[3];
+	struct pollfd pfd[4];
 	int rc;
 
 	while (!p->stopping) {
 		uint64_t now = hs_now_mono_ns();
 
-		if (p->ss == NULL && now >= p->next_try_ns)
+		/* Fenced from outside (`fence`) during a run: it ends now. */
+		if (p->fenced && p->ss != NULL) {
+			send_session_close(p->ss, 0);
+			p->ss = NULL;
+		}
+		if (p->ss == NULL && !p->fenced && now >= p->next_try_ns)
 			prim_connect(p);
 		if (p->ss != NULL)
 			prim_sync_all(p);
@@ -1474,8 +1791,13 @@ prim_loop(struct prim *p)
 		pfd[1].events = POLLIN;
 		pfd[2].fd = p->cfd;
 		pfd[2].events = POLLIN;
-		if (poll(pfd, 3, prim_timeout(p)) < 0 && errno != EINTR)
+		pfd[3].fd = prim_lis_fd(p->lis);
+		pfd[3].events = POLLIN;
+		pfd[3].revents = 0;
+		if (poll(pfd, 4, prim_timeout(p)) < 0 && errno != EINTR)
 			return -errno;
+		if (pfd[3].revents)
+			prim_lis_event(p, pfd[3].revents);
 		if ((pfd[1].revents & POLLIN) && (rc = prim_signal(p)) < 0)
 			return rc;
 		/* Drained first: status counts what the kernel has seen. */
@@ -1484,9 +1806,12 @@ prim_loop(struct prim *p)
 			ctl_serve(p->cfd, p->conf->status_group, prim_answer,
 			          p);
 	}
-	/* SIGTERM: what changed until now goes out, then a clean goodbye. */
+	/*
+	 * SIGTERM: what changed until now goes out, then a clean goodbye;
+	 * a fenced node sends nothing.
+	 */
 	watch_drain(p->watch);
-	if (p->ss != NULL)
+	if (p->ss != NULL && !p->fenced)
 		prim_sync_all(p);
 	/* Saved before the goodbye: a set is in-sync only while connected. */
 	prim_save_status(p, 1);
@@ -1499,7 +1824,21 @@ prim_loop(struct prim *p)
 	            (unsigned long long)express_paths(p->xp));
 	express_free(p->xp);
 	p->xp = NULL;
-	return HS_OK;
+	return p->switching ? HS_EROLE : HS_OK;
+}
+
+/* A node stored as fenced starts fenced: status says it, nothing is sent. */
+static void
+prim_start_fenced(struct prim *p)
+{
+	struct idx_node node;
+	char text[HS_ERRMSG_MAX];
+
+	if (prim_reread(p, &node, 0) < 0 || !p->fenced)
+		return;
+	st_fenced_text(text, sizeof(text), p->fenced_rec, p->fenced_len,
+	               p->epoch);
+	hs_log_errx("primary: %s; nothing is sent", text);
 }
 
 int
@@ -1533,6 +1872,7 @@ prim_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
 	p.last_save_ns = p.unsynced_ns;
 	p.o.tick = prim_tick;
 	p.o.tick_arg = &p;
+	p.o.met = &p.met;
 	p.x = x;
 	if (mkdir(conf->state_dir, 0700) < 0 && errno != EEXIST) {
 		rc = -errno;
@@ -1587,6 +1927,18 @@ prim_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
 	express_journal(p.xp, p.x);
 	express_on_done(p.xp, prim_express_done, &p);
 	hs_pidfile_write(p.pidfd);
+	prim_start_fenced(&p);
+	/* Before any thread (prim_start makes the first ones). */
+	{
+		int fds[3] = {p.pidfd, p.cfd, watch_fd(p.watch)};
+
+		if ((rc = prim_lis_start(conf, p.o.tls, p.epoch, p.fenced,
+		                         fds, 3, &p.lis)) < 0) {
+			hs_log_errx("primary: listener for %s: %s",
+			            conf->listen, hs_strerror(rc));
+			goto out;
+		}
+	}
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
@@ -1603,6 +1955,8 @@ prim_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
 	prim_start(&p);
 	rc = prim_loop(&p);
 out:
+	/* Stopped and reaped first: a standby run next binds its port. */
+	prim_lis_stop(p.lis);
 	send_prescan_free(p.pre);
 	dbr_free(p.dbr);
 	watch_free(p.watch);
@@ -1612,7 +1966,7 @@ out:
 	 * A clean stop: every thread is joined and the pidfile lock still
 	 * held, so the index is ours alone; the next start need not probe.
 	 */
-	if (rc == HS_OK && p.pidfd >= 0 && p.x != NULL &&
+	if ((rc == HS_OK || rc == HS_EROLE) && p.pidfd >= 0 && p.x != NULL &&
 	    (mrc = idx_mark_clean(p.x)) < 0)
 		hs_log_info("primary: index not marked clean (%s): the next "
 		            "start reads it whole first",
@@ -1626,7 +1980,11 @@ out:
 		         p.conf->state_dir);
 		if (rc == HS_OK)
 			unlink(path);
-		close(p.pidfd);
+		/* The other role runs next in this process: still locked. */
+		if (rc == HS_EROLE)
+			hs_pidfile_handover(p.pidfd, p.conf->state_dir);
+		else
+			close(p.pidfd);
 	}
 	if (p.cfd >= 0) {
 		close(p.cfd);

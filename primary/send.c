@@ -1303,6 +1303,8 @@ session_open(struct sender *s, char *why, size_t whylen)
 		return rc;
 	}
 	s->peer = peer;
+	if (s->o->met != NULL)
+		*s->o->met = peer;
 	if (peer.role != HS_ROLE_STANDBY) {
 		snprintf(why, whylen,
 		         "peer %s says it is %s, not a standby: "

@@ -57,7 +57,24 @@ struct child {
 struct claim {
 	uint32_t magic; /* CLAIM_MSG */
 	uint8_t express;
+	uint64_t epoch;                   /* the primary's, from its HELLO */
 	char primary[PROTO_NODE_MAX + 1]; /* the authenticated peer's name */
+};
+
+/*
+ * The daemon's answer to a claim.  A fence (verb `fence`) may come after
+ * the child was forked: the answer carries the node state the claim was
+ * judged by, so that a refused child names the epoch that refused it.
+ */
+enum grant_answer {
+	GRANT_BUSY = 0,   /* the slot is taken */
+	GRANT_OK = 1,     /* the slot is the child's */
+	GRANT_FENCED = 2, /* that primary's epoch is fenced: refuse it */
+};
+struct grant {
+	uint8_t answer; /* enum grant_answer */
+	uint32_t flags; /* IDX_NODE_F_* of this node */
+	uint64_t epoch; /* this node's epoch */
 };
 
 struct stdby {
@@ -70,6 +87,9 @@ struct stdby {
 	int pidfd;     /* locked pid file */
 	pid_t session; /* the child holding the session */
 	pid_t express; /* the child holding the express lane */
+	uint64_t session_epoch; /* the epochs their primaries claimed */
+	uint64_t express_epoch;
+	int switching; /* verb `role` found the role primary: stop, switch */
 	char session_peer[PROTO_NODE_MAX + 1];
 	char express_peer[PROTO_NODE_MAX + 1];
 	int clean_due; /* a session died mid-file while the other lived */
@@ -100,22 +120,96 @@ child_on_term(int sig)
 	child_stop = 1;
 }
 
-/* Ask the daemon for a session slot; 1 when granted. */
+/*
+ * Ask the daemon for a session slot: GRANT_OK, GRANT_BUSY (also when the
+ * daemon does not answer), or GRANT_FENCED with the daemon's node state
+ * in *node.
+ */
 static int
-claim_session(int fd, int express, const char *primary)
+claim_session(int fd, int express, const struct proto_hello *peer,
+              struct idx_node *node)
 {
 	struct claim msg;
 	struct pollfd pfd = {fd, POLLIN, 0};
-	uint8_t granted = 0;
+	struct grant g;
 
 	memset(&msg, 0, sizeof(msg));
 	msg.magic = CLAIM_MSG;
 	msg.express = express ? 1 : 0;
-	snprintf(msg.primary, sizeof(msg.primary), "%s", primary);
+	msg.epoch = peer->epoch;
+	snprintf(msg.primary, sizeof(msg.primary), "%s", peer->name);
 	if (send(fd, &msg, sizeof(msg), 0) != sizeof(msg) ||
-	    poll(&pfd, 1, CLAIM_WAIT_MS) != 1 || recv(fd, &granted, 1, 0) != 1)
-		return 0;
-	return granted == 1;
+	    poll(&pfd, 1, CLAIM_WAIT_MS) != 1 ||
+	    recv(fd, &g, sizeof(g), 0) != sizeof(g))
+		return GRANT_BUSY;
+	if (g.answer == GRANT_FENCED) {
+		node->epoch = g.epoch;
+		node->flags = g.flags;
+	}
+	return g.answer;
+}
+
+/* Our own HELLO: role standby and this node's epoch. */
+static void
+stdby_hello(const struct stdby *d, const struct idx_node *node,
+            struct proto_hello *mine)
+{
+	memset(mine, 0, sizeof(*mine));
+	mine->magic = PROTO_MAGIC;
+	mine->version = PROTO_VERSION;
+	snprintf(mine->name, sizeof(mine->name), "%s", d->conf->node_name);
+	mine->role = HS_ROLE_STANDBY;
+	mine->epoch = node->epoch;
+}
+
+/*
+ * Is primary `peer` fenced by `node`?  A lower epoch than ours is, and
+ * while a promote is under way every primary is.  1 with why[] filled.
+ */
+static int
+stdby_fenced(const struct stdby *d, const struct idx_node *node,
+             const struct proto_hello *peer, char *why, size_t whylen)
+{
+	if (node->flags & IDX_NODE_F_PROMOTING) {
+		snprintf(why, whylen,
+		         "%s is being promoted at epoch %llu: primary %s "
+		         "(epoch %llu) is refused",
+		         d->conf->node_name, (unsigned long long)node->epoch,
+		         peer->name, (unsigned long long)peer->epoch);
+		return 1;
+	}
+	if (peer->epoch < node->epoch) {
+		snprintf(why, whylen,
+		         "peer %s has epoch %llu, older than "
+		         "this node's epoch %llu: it is no longer the primary",
+		         peer->name, (unsigned long long)peer->epoch,
+		         (unsigned long long)node->epoch);
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Answer a probe (PROTO_HELLO_F_PROBE): our HELLO, then close.  It
+ * claims no slot, so a standby busy with a session answers too.
+ */
+static int
+answer_probe(const struct stdby *d, struct proto_conn *c, const char *addr,
+             const struct proto_hello *peer)
+{
+	struct proto_hello mine;
+	int rc;
+
+	stdby_hello(d, &d->node, &mine);
+	hs_log_info("net: %s: probe from %s (%s, epoch %llu): answered as "
+	            "standby, epoch %llu",
+	            addr, peer->name, hs_role_name(peer->role),
+	            (unsigned long long)peer->epoch,
+	            (unsigned long long)d->node.epoch);
+	if ((rc = proto_hello_send(c, &mine)) < 0)
+		hs_log_warnx("net: %s: probe answer: %s", addr,
+		             hs_strerror(rc));
+	return rc;
 }
 
 static void
@@ -124,8 +218,9 @@ session_child(struct stdby *d, int fd, const char *addr, int myfd, pid_t parent)
 	struct sigaction sa;
 	struct proto_conn *c = NULL;
 	struct proto_hello mine, peer;
+	struct idx_node node = d->node;
 	char why[512];
-	int timeout = (int)d->conf->peer_timeout * 1000, rc, express;
+	int timeout = (int)d->conf->peer_timeout * 1000, rc, express, g;
 	sigset_t all;
 
 	memset(&sa, 0, sizeof(sa));
@@ -157,6 +252,10 @@ session_child(struct stdby *d, int fd, const char *addr, int myfd, pid_t parent)
 		hs_log_warnx("net: %s: handshake failed: %s", addr, why);
 		goto out;
 	}
+	if (peer.flags & PROTO_HELLO_F_PROBE) {
+		rc = answer_probe(d, c, addr, &peer);
+		goto out;
+	}
 	if (peer.role != HS_ROLE_PRIMARY) {
 		snprintf(why, sizeof(why),
 		         "%s is a standby and serves only a "
@@ -165,16 +264,13 @@ session_child(struct stdby *d, int fd, const char *addr, int myfd, pid_t parent)
 		         hs_role_name(peer.role));
 		goto refuse;
 	}
-	if (peer.epoch < d->node.epoch) {
-		snprintf(why, sizeof(why),
-		         "peer %s has epoch %llu, older than "
-		         "this node's epoch %llu: it is no longer the primary",
-		         peer.name, (unsigned long long)peer.epoch,
-		         (unsigned long long)d->node.epoch);
-		goto refuse;
-	}
+	if (stdby_fenced(d, &node, &peer, why, sizeof(why)))
+		goto fenced;
 	express = (peer.flags & PROTO_HELLO_F_EXPRESS) != 0;
-	if (!claim_session(myfd, express, peer.name)) {
+	g = claim_session(myfd, express, &peer, &node);
+	if (g == GRANT_FENCED && stdby_fenced(d, &node, &peer, why, sizeof(why)))
+		goto fenced;
+	if (g != GRANT_OK) {
 		hs_log_warnx("net: %s: %s told busy: %s", addr, peer.name,
 		             express ? "an express lane needs that primary's "
 		                       "session and no other express lane"
@@ -184,12 +280,7 @@ session_child(struct stdby *d, int fd, const char *addr, int myfd, pid_t parent)
 		rc = HS_EBUSY;
 		goto out;
 	}
-	memset(&mine, 0, sizeof(mine));
-	mine.magic = PROTO_MAGIC;
-	mine.version = PROTO_VERSION;
-	snprintf(mine.name, sizeof(mine.name), "%s", d->conf->node_name);
-	mine.role = HS_ROLE_STANDBY;
-	mine.epoch = d->node.epoch;
+	stdby_hello(d, &node, &mine);
 	mine.flags = peer.flags & PROTO_HELLO_F_ALIVE;
 	if ((rc = proto_hello_send(c, &mine)) < 0)
 		goto out;
@@ -219,6 +310,13 @@ session_child(struct stdby *d, int fd, const char *addr, int myfd, pid_t parent)
 	}
 	rc = recv_session(d->conf, d->rootfd, c, &child_stop, myfd, &peer);
 	goto out;
+fenced:
+	/*
+	 * Our HELLO first, so that the fenced primary learns the newer
+	 * epoch (and steps down), then the ERROR that says why.
+	 */
+	stdby_hello(d, &node, &mine);
+	proto_hello_send(c, &mine);
 refuse:
 	hs_log_warnx("net: %s: %s", addr, why);
 	proto_conn_send_error(c, why);
@@ -291,6 +389,9 @@ static uint8_t
 grant_slot(struct stdby *d, pid_t pid, struct claim *c)
 {
 	c->primary[sizeof(c->primary) - 1] = '\0';
+	/* Fenced since that child was forked: it refuses its primary. */
+	if ((d->node.flags & IDX_NODE_F_PROMOTING) || c->epoch < d->node.epoch)
+		return GRANT_FENCED;
 	if (c->express) {
 		if (d->express != 0 || d->session == 0 ||
 		    strcmp(d->session_peer, c->primary) != 0)
@@ -305,11 +406,13 @@ grant_slot(struct stdby *d, pid_t pid, struct claim *c)
 	}
 	if (c->express) {
 		d->express = pid;
+		d->express_epoch = c->epoch;
 		snprintf(d->express_peer, sizeof(d->express_peer), "%s",
 		         c->primary);
 		return 1;
 	}
 	d->session = pid;
+	d->session_epoch = c->epoch;
 	snprintf(d->session_peer, sizeof(d->session_peer), "%s", c->primary);
 	if (d->sessions++ > 0)
 		d->cnt.reconnects++;
@@ -387,10 +490,13 @@ on_child(struct stdby *d, size_t k)
 
 	while ((n = recv(d->kids[k].fd, &m, sizeof(m), 0)) > 0) {
 		if (n == sizeof(struct claim) && m.claim.magic == CLAIM_MSG) {
-			uint8_t granted =
-			    grant_slot(d, d->kids[k].pid, &m.claim);
+			struct grant g;
 
-			send(d->kids[k].fd, &granted, 1, MSG_DONTWAIT);
+			memset(&g, 0, sizeof(g));
+			g.answer = grant_slot(d, d->kids[k].pid, &m.claim);
+			g.flags = d->node.flags;
+			g.epoch = d->node.epoch;
+			send(d->kids[k].fd, &g, sizeof(g), MSG_DONTWAIT);
 			continue;
 		}
 		if (n == sizeof(struct recv_report))
@@ -618,6 +724,35 @@ stop_session(struct stdby *d)
 	stop_child(&d->session);
 }
 
+/*
+ * Before this process runs as primary: every connection child, the
+ * sessions first (they finish the message in hand), each reaped by its
+ * pid, so that none outlives the role that forked it.
+ */
+static void
+stop_children(struct stdby *d)
+{
+	pid_t session = d->session, express = d->express;
+	size_t k;
+	int st;
+
+	stop_session(d);
+	for (k = 0; k < d->n_kids; k++) {
+		pid_t pid = d->kids[k].pid;
+
+		/*
+		 * The others hold no slot and write nothing (authenticating,
+		 * or telling a primary busy or refused): killed at once.
+		 */
+		if (pid != session && pid != express) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+		}
+		close(d->kids[k].fd);
+	}
+	d->n_kids = 0;
+}
+
 static void
 read_reports(struct stdby *d)
 {
@@ -811,9 +946,104 @@ stdby_status(struct stdby *d)
 		        "%s/drift (remove them once read)",
 		        drifted >= DRIFT_REPORT_MAX ? "at least " : "",
 		        (unsigned long long)drifted, d->conf->state_dir);
+	if (d->node.flags & IDX_NODE_F_PROMOTING)
+		st_warn(&v, "warning",
+		        "promote in progress on %s: fenced at epoch %llu, "
+		        "every primary is refused until it runs as primary",
+		        d->conf->node_name, (unsigned long long)d->node.epoch);
 	st_warn_cert(&v, d->conf->cert);
 	st_warn_identity(&v);
 	return st_json(&v);
+}
+
+/* {"error": TEXT}, as the control socket answers a failed verb. */
+static json_t *
+verb_error(const char *verb, int rc)
+{
+	char text[HS_ERRMSG_MAX];
+
+	snprintf(text, sizeof(text), "%s: node state in the index: %s", verb,
+	         hs_strerror(rc));
+	return json_pack("{s:s}", "error", text);
+}
+
+/* Re-read this node's state from the index (a promote wrote it). */
+static int
+stdby_node_reread(struct stdby *d, const char *verb)
+{
+	struct idx_node n;
+	int rc;
+
+	if ((rc = idx_node_get(d->x, &n)) < 0) {
+		hs_log_errx("standby: %s: node state in %s: %s", verb,
+		            d->conf->state_dir, hs_strerror(rc));
+		return rc;
+	}
+	if (n.epoch != d->node.epoch || n.flags != d->node.flags)
+		hs_log_info("standby: %s: epoch %llu, flags 0x%x (were %llu, "
+		            "0x%x)",
+		            verb, (unsigned long long)n.epoch, n.flags,
+		            (unsigned long long)d->node.epoch, d->node.flags);
+	d->node = n;
+	return HS_OK;
+}
+
+/*
+ * End the session (or express lane) `pid` if its primary is fenced: it
+ * stops between messages, as at SIGTERM, and is reaped as usual.
+ */
+static void
+fence_slot(struct stdby *d, pid_t pid, uint64_t epoch, const char *peer,
+           const char *what)
+{
+	if (pid <= 0)
+		return;
+	if (!(d->node.flags & IDX_NODE_F_PROMOTING) && epoch >= d->node.epoch)
+		return;
+	hs_log_info("standby: fence: ending the %s of primary %s (epoch "
+	            "%llu, this node's %llu%s)",
+	            what, peer, (unsigned long long)epoch,
+	            (unsigned long long)d->node.epoch,
+	            d->node.flags & IDX_NODE_F_PROMOTING ? ", promoting" : "");
+	kill(pid, SIGTERM);
+}
+
+/*
+ * Verb `fence`: adopt the stored epoch and end every session it fences.
+ * Does not wait: {"sessions": N} counts those still running, and
+ * promote asks again until 0.
+ */
+static json_t *
+stdby_fence(struct stdby *d)
+{
+	int rc;
+
+	if ((rc = stdby_node_reread(d, "fence")) < 0)
+		return verb_error("fence", rc);
+	fence_slot(d, d->session, d->session_epoch, d->session_peer,
+	           "session");
+	fence_slot(d, d->express, d->express_epoch, d->express_peer,
+	           "express lane");
+	return json_pack("{s:I,s:I}", "epoch", (json_int_t)d->node.epoch,
+	                 "sessions",
+	                 (json_int_t)((d->session > 0) + (d->express > 0)));
+}
+
+/*
+ * Verb `role`: when the stored role is now primary, answer, then stop
+ * as at SIGTERM (serve sees d->switching) and run as primary.
+ */
+static json_t *
+stdby_role(struct stdby *d)
+{
+	int rc;
+
+	if ((rc = stdby_node_reread(d, "role")) < 0)
+		return verb_error("role", rc);
+	d->switching = d->node.role == HS_ROLE_PRIMARY;
+	return json_pack("{s:s,s:b}", "role",
+	                 d->switching ? "primary" : "standby", "switching",
+	                 d->switching);
 }
 
 static json_t *
@@ -821,6 +1051,10 @@ stdby_answer(void *arg, const char *verb)
 {
 	if (strcmp(verb, "status") == 0)
 		return stdby_status(arg);
+	if (strcmp(verb, "fence") == 0)
+		return stdby_fence(arg);
+	if (strcmp(verb, "role") == 0)
+		return stdby_role(arg);
 	return NULL;
 }
 
@@ -910,6 +1144,15 @@ serve(struct stdby *d)
 		if (pfd[2].revents & POLLIN)
 			ctl_serve(d->cfd, d->conf->status_group, stdby_answer,
 			          d);
+		/* Answered (ctl_serve wrote and closed): now switch. */
+		if (d->switching) {
+			hs_log_info("standby: %s is now primary at epoch %llu: "
+			            "stopping the standby to run as primary",
+			            d->conf->node_name,
+			            (unsigned long long)d->node.epoch);
+			stop_children(d);
+			return HS_EROLE;
+		}
 		if (pfd[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
 
@@ -941,7 +1184,7 @@ stdby_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
 {
 	struct stdby d;
 	struct idx *x = NULL;
-	sigset_t mask;
+	sigset_t mask, old;
 	int rc;
 
 	memset(&d, 0, sizeof(d));
@@ -1007,7 +1250,7 @@ stdby_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sigprocmask(SIG_BLOCK, &mask, &old);
 	if ((d.sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
 		rc = -errno;
 		goto out;
@@ -1016,6 +1259,16 @@ stdby_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
 	            conf->node_name, conf->listen,
 	            (unsigned long long)d.node.epoch, conf->target_root);
 	rc = serve(&d);
+	/*
+	 * The role that runs next keeps TERM, INT and HUP blocked (one that
+	 * came meanwhile waits for its signalfd), but gets SIGCHLD as the
+	 * process had it: it may wait for its children otherwise.
+	 */
+	if (!sigismember(&old, SIGCHLD)) {
+		sigemptyset(&mask);
+		sigaddset(&mask, SIGCHLD);
+		sigprocmask(SIG_UNBLOCK, &mask, NULL);
+	}
 out:
 	dbr_free(d.dbr);
 	if (d.lfd >= 0)
@@ -1039,7 +1292,10 @@ out:
 		         d.conf->state_dir);
 		if (rc == HS_OK)
 			unlink(path);
-		close(d.pidfd);
+		if (rc == HS_EROLE)
+			hs_pidfile_handover(d.pidfd, d.conf->state_dir);
+		else
+			close(d.pidfd);
 	}
 	proto_tls_free(d.tls);
 	hs_conf_free(d.conf);

@@ -342,6 +342,13 @@ char *hs_escape(const char *s, char *out, size_t len);
  * -EBUSY (logged with the holder's pid) when another one runs.
  */
 int hs_pidfile_lock(const char *state_dir, int *out);
+/*
+ * A daemon that stops to run its other role in this process (HS_EROLE)
+ * hands its locked pid file `fd` over instead of closing it: the next
+ * hs_pidfile_lock of the same state_dir returns it, still locked, so no
+ * other daemon can start in between.  Takes ownership of `fd`.
+ */
+void hs_pidfile_handover(int fd, const char *state_dir);
 /* Write our pid into the locked file. */
 void hs_pidfile_write(int fd);
 /* Fork twice, new session, stdio to /dev/null. */

@@ -99,6 +99,21 @@ void st_warn_identity(struct st_view *v);
  * node not ready, with dbr_ready's reason.
  */
 void st_databases(struct st_view *v, const struct dbr *r, int standby);
+/*
+ * A primary that a newer epoch fenced (IDX_NODE_F_REJOIN) keeps who did
+ * in its index, blob ST_FENCED_KEY: "NAME ROLE EPOCH" (st_fenced_record),
+ * so that its status says the same words running or stopped.
+ */
+#define ST_FENCED_KEY "fenced"
+void st_fenced_record(char *buf, size_t cap, const char *peer, int peer_role,
+                      uint64_t peer_epoch);
+/*
+ * The critical text of a fenced node at `epoch`, from the record `rec`
+ * (len bytes, not NUL-terminated; NULL when none was kept): "needs
+ * rejoin: mn2 is primary at epoch 4 (this node: 3); run hamnsync rejoin".
+ */
+void st_fenced_text(char *buf, size_t cap, const char *rec, size_t len,
+                    uint64_t epoch);
 /* The SPEC.md status object; new reference. */
 json_t *st_json(const struct st_view *v);
 

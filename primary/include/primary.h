@@ -103,6 +103,12 @@ struct send_opts {
 	void (*tick)(void *arg);
 	void *tick_arg;
 	/*
+	 * Daemon: the peer's HELLO is copied here at each session open,
+	 * also when the session is then refused (a primary, a newer epoch);
+	 * left alone when none came.  NULL: not wanted.
+	 */
+	struct proto_hello *met;
+	/*
 	 * The primary's index (borrowed): file records and the journal
 	 * (restarts), block records of big files (a changed one travels as
 	 * its changed blocks); NULL: none kept.

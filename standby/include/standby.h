@@ -14,9 +14,13 @@
 /*
  * Run the standby: listen, serve one primary at a time, apply under
  * target_root.  Returns when SIGTERM/SIGINT arrives (HS_OK) or on a fatal
- * start-up error (logged).  `conf_path` is re-read on SIGHUP.  Takes
- * ownership of `conf` and of `tls`, this node's identity, which the
- * caller loaded from `conf` before anything else.
+ * start-up error (logged), or HS_EROLE once the control verb `role` found
+ * the stored role primary (sessions stopped, children reaped, the pid
+ * file handed over with hs_pidfile_handover): the caller runs the
+ * primary next, in this process.  Answers the control verbs `fence` and
+ * `role` (ctl.h) and probes (PROTO_HELLO_F_PROBE).  `conf_path` is
+ * re-read on SIGHUP.  Takes ownership of `conf` and of `tls`, this node's
+ * identity, which the caller loaded from `conf` before anything else.
  */
 int stdby_run(const char *conf_path, struct hs_conf *conf,
               struct proto_tls *tls, int foreground);

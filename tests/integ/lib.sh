@@ -194,16 +194,26 @@ hs_pki() {
 }
 
 # hs_conf FILE NAME ROLE STATE CERTDIR PEERFP: a [node] section; the
-# caller appends [path] sections.  Uses $PORT for listen and peer, and
-# HS_TARGET_ROOT as target_root ($T/standby unless set).
+# caller appends [path] sections.  Each node has a listen port of its
+# own (the primary listens too, to answer probes): mn2 listens on $PORT,
+# mn1 on $PORT1 (picked here when unset), and each one's peer is the
+# other's.  HS_TARGET_ROOT is target_root ($T/standby unless set).
 hs_conf() {
+	local mine=$PORT theirs=${PORT1:-}
+
+	if [ -z "$theirs" ] || [ "$theirs" = "$PORT" ]; then
+		PORT1=$(hs_free_port) || hs_fail "no free port"
+		[ "$PORT1" != "$PORT" ] || PORT1=$(hs_free_port)
+		theirs=$PORT1
+	fi
+	[ "$2" = mn1 ] && { mine=$PORT1; theirs=$PORT; }
 	cat >"$1" <<CONF
 [node]
 name = $2
 role = $3
 state_dir = $4
-listen = 127.0.0.1:$PORT
-peer = 127.0.0.1:$PORT
+listen = 127.0.0.1:$mine
+peer = 127.0.0.1:$theirs
 peer_name = $([ "$2" = mn1 ] && echo mn2 || echo mn1)
 cert = $5/node.crt
 key = $5/node.key

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# A primary that meets a peer of a newer epoch is fenced (SPEC.md,
+# Failover; issue: "The old primary restarted afterwards as primary is
+# refused").  A pair replicates; both stop; the standby is staged as the
+# new primary at epoch 1 (hs-node: what promote leaves) and started; the
+# old primary comes back at epoch 0.  It must be refused, persist
+# IDX_NODE_F_REJOIN, say why in its log and in a CRITICAL status naming
+# the new primary and "rejoin", while the new primary's status warns that
+# the old one runs and was refused.  An edit on the old primary's source
+# never reaches the new primary's tree, and a restart keeps it fenced.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+HS_TOOLS=${HS_TOOLS:-$top/build/bin}
+NODE=$HS_TOOLS/hs-node
+
+hs_init fence
+D=$T/src/data
+mkdir -p "$D/sub"
+for i in $(seq 1 20); do echo "file $i" >"$D/sub/f$i"; done
+hs_setup_pair "
+[path data]
+source = $D"
+hs_start_standby
+hs_start_primary
+hs_wait_same "the pair replicates" 60 "$D"
+[ "$HS_SAME" -eq 1 ] || hs_fail "no seed, giving up"
+hs_stop_pid "$PRIMARY_PID" || hs_fail "the primary did not stop"
+hs_stop_pid "$STANDBY_PID" || hs_fail "the standby did not stop"
+
+# The new primary serves its copies (target_root + P): a config of its
+# own with those as sources, and role primary at epoch 1 in its index.
+C2P=$T/mn2-primary.conf
+sed "s|^source = $D\$|source = $T/standby$D|" "$C2" >"$C2P"
+grep -q "^source = $T/standby$D\$" "$C2P" || hs_fail "could not write $C2P"
+"$NODE" "$T/state2" primary 1 0 || hs_fail "hs-node could not stage mn2"
+"$HS_BIN" -c "$C2P" daemon --foreground >>"$T/mn2.log" 2>&1 &
+NEW_PID=$!
+HS_PIDS+=("$NEW_PID")
+hs_wait_log "$T/mn2.log" "listening on 127.0.0.1:$PORT" 1 30 ||
+	hs_fail "the new primary does not listen: $(tail -5 "$T/mn2.log")"
+hs_snapshot "$T/standby" >"$T/new-before.snap"
+
+# The old primary comes back as primary, epoch 0.
+hs_start_primary
+if hs_wait_log "$T/primary.log" "mn2 (.*) is primary at epoch 1, newer than this node's 0: fenced" 1 30; then
+	hs_ok "the old primary logs why it is fenced"
+else
+	hs_bad "the old primary did not log its fence: $(tail -5 "$T/primary.log")"
+fi
+if [ "$("$NODE" "$T/state1")" = "primary 0 1" ]; then
+	hs_ok "the fence is persisted (hs-node: primary 0 1)"
+else
+	hs_bad "node state of the old primary: $("$NODE" "$T/state1" 2>&1)"
+fi
+hs_wait_status "the old primary's status: CRITICAL, needs rejoin, names mn2" 20 "$C1" \
+	'any(w["severity"] == "critical" and w["text"] == "needs rejoin: mn2 is primary at epoch 1 (this node: 0); run hamnsync rejoin" for w in d["warnings"]) and d["role"] == "primary" and d["epoch"] == 0 and not d["promote_ready"]["ready"] and d["peer"]["role"] == "primary" and d["peer"]["epoch"] == 1'
+hs_status "$C1" "$T/old.json"
+if [ "$HS_STATUS_RC" -eq 2 ]; then
+	hs_ok "status of the old primary exits 2 (CRITICAL)"
+else
+	hs_bad "status of the old primary exited $HS_STATUS_RC, wanted 2"
+fi
+hs_wait_status "the new primary warns that mn1 was refused" 30 "$C2P" \
+	'any(w["severity"] == "warning" and w["text"] == "mn1 (epoch 0) runs as primary and was refused: it must rejoin" for w in d["warnings"]) and d["role"] == "primary" and d["epoch"] == 1 and not any(w["severity"] == "critical" and "split brain" in w["text"] for w in d["warnings"])'
+if hs_wait_log "$T/mn2.log" "mn1 (.*) runs as primary at epoch 0, older than this node's 1: refused" 1 10; then
+	hs_ok "the new primary logs the refusal"
+else
+	hs_bad "the new primary did not log the refusal: $(tail -5 "$T/mn2.log")"
+fi
+
+# An edit on the old primary: seen by its watcher, never sent.
+echo "edited on the fenced primary" >"$D/sub/f1"
+echo "new on the fenced primary" >"$D/sub/new"
+hs_wait_status "the fenced primary sees its edits pending" 20 "$C1" \
+	'd["lag"]["files_pending"] >= 1'
+hs_snapshot "$T/standby" >"$T/new-after.snap"
+if cmp -s "$T/new-before.snap" "$T/new-after.snap"; then
+	hs_ok "no file on the new primary changed"
+else
+	hs_bad "the new primary's tree changed: $(diff "$T/new-before.snap" "$T/new-after.snap" | head -5)"
+fi
+if ! hs_has "connected to standby" < <(sed -n '/fenced, nothing is sent/,$p' "$T/primary.log"); then
+	hs_ok "the fenced primary connected to nothing after its fence"
+else
+	hs_bad "the fenced primary connected after its fence"
+fi
+
+# A restart keeps it fenced; a stopped one's status says the same.
+hs_stop_pid "$PRIMARY_PID" || hs_bad "the fenced primary did not stop"
+hs_expect_status "a stopped fenced primary: CRITICAL, needs rejoin" "$C1" \
+	'any(w["severity"] == "critical" and w["text"] == "needs rejoin: mn2 is primary at epoch 1 (this node: 0); run hamnsync rejoin" for w in d["warnings"]) and d["daemon"] == "stopped"'
+hs_start_primary
+if hs_wait_log "$T/primary.log" "needs rejoin: mn2 is primary at epoch 1 (this node: 0); run hamnsync rejoin; nothing is sent" 1 30; then
+	hs_ok "restarted, it starts fenced"
+else
+	hs_bad "the restart did not start fenced: $(tail -5 "$T/primary.log")"
+fi
+hs_wait_status "the restarted primary's status is still CRITICAL" 20 "$C1" \
+	'any(w["severity"] == "critical" and w["text"].startswith("needs rejoin: mn2 is primary at epoch 1") for w in d["warnings"]) and d["daemon"] == "running"'
+[ "$("$NODE" "$T/state1")" = "primary 0 1" ] &&
+	hs_ok "still stored as fenced" || hs_bad "node state: $("$NODE" "$T/state1")"
+hs_snapshot "$T/standby" >"$T/new-end.snap"
+cmp -s "$T/new-before.snap" "$T/new-end.snap" &&
+	hs_ok "the new primary's tree is still untouched" ||
+	hs_bad "the new primary's tree changed after the restart"
+
+# A standby of a newer epoch (a promote under way fenced it first) fences
+# the primary too.  Staged afresh: mn1 primary 0, mn2 standby 1.
+hs_stop_pid "$PRIMARY_PID" || hs_bad "the fenced primary did not stop"
+hs_stop_pid "$NEW_PID" || hs_bad "the new primary did not stop"
+"$NODE" "$T/state1" primary 0 0 || hs_fail "hs-node could not stage mn1"
+"$NODE" "$T/state2" standby 1 0 || hs_fail "hs-node could not stage mn2"
+hs_start_standby
+hs_snapshot "$T/standby" >"$T/standby-before.snap"
+hs_start_primary
+hs_wait_status "a standby of epoch 1 fences the primary of epoch 0" 30 "$C1" \
+	'any(w["severity"] == "critical" and w["text"] == "needs rejoin: mn2 is standby at epoch 1 (this node: 0); run hamnsync rejoin" for w in d["warnings"])'
+[ "$("$NODE" "$T/state1")" = "primary 0 1" ] &&
+	hs_ok "stored as fenced (hs-node: primary 0 1)" ||
+	hs_bad "node state: $("$NODE" "$T/state1")"
+echo "edited after the standby's fence" >"$D/sub/f2"
+hs_wait_status "the fenced primary sees its edit pending" 20 "$C1" \
+	'd["lag"]["files_pending"] >= 1'
+hs_snapshot "$T/standby" >"$T/standby-after.snap"
+cmp -s "$T/standby-before.snap" "$T/standby-after.snap" &&
+	hs_ok "the standby's tree is untouched" ||
+	hs_bad "the standby's tree changed after the fence"
+hs_result fence
