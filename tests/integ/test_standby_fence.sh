@@ -10,8 +10,10 @@
 #   refused, whatever its epoch, and status says "promote in progress";
 # - verb `role` once the stored role is primary: the same PID runs as
 #   primary, keeps its pid file locked, and connects to its peer.
-# Each node listens on a port of its own, so a standby that becomes
-# primary connects to the other node, not to its own old port.
+# - verb `role` on that primary once the stored role is standby again:
+#   the same PID runs as standby and serves mn1 (hs_pidfile_handover).
+# Each node listens on a port of its own (lib.sh), so a standby that
+# becomes primary connects to the other node, not to its own old port.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -25,11 +27,8 @@ mkdir -p "$DATA" "$T/tmp"
 hs_setup_pair "
 [path data]
 source = $DATA"
-P1=$PORT
-P2=$(hs_free_port) || hs_fail "no free port"
-while [ "$P2" = "$P1" ]; do P2=$(hs_free_port); done
-sed -i "s/^listen = .*/listen = 127.0.0.1:$P1/; s/^peer = .*/peer = 127.0.0.1:$P2/" "$C1"
-sed -i "s/^listen = .*/listen = 127.0.0.1:$P2/; s/^peer = .*/peer = 127.0.0.1:$P1/" "$C2"
+grep -q "^listen = 127.0.0.1:$PORT1\$" "$C1" && [ "$PORT1" != "$PORT" ] ||
+	hs_fail "the nodes do not listen on ports of their own"
 COPY=$T/standby$DATA
 
 # gen K N: version N of file fK, self-describing: its first line names
@@ -150,30 +149,30 @@ grep -q "fence: ending the session of primary mn1 (epoch 0, this node's 1)" \
 	hs_bad "no fence line in the standby's log"
 # From now on the primary is refused, and says the epochs in its log.
 refusal="peer mn1 has epoch 0, older than this node's epoch 1"
-hs_wait_log "$T/standby.log" "$refusal" 2 60 &&
-	hs_ok "the primary's reconnects are refused" ||
+hs_wait_log "$T/standby.log" "$refusal" 1 60 &&
+	hs_ok "the primary's reconnect is refused" ||
 	hs_bad "no refusal in the standby's log: $(tail -3 "$T/standby.log")"
-epochs='epoch 1.*ours (0)\|epoch 0.*epoch 1'
+epochs="epoch 1, newer than ours (0)\\|epoch 1, newer than this node's 0"
 hs_wait_log "$T/primary.log" "$epochs" 1 30 &&
 	hs_ok "the primary's log names both epochs: $(grep -m1 "$epochs" "$T/primary.log" | cut -c1-160)" ||
 	hs_bad "the primary's log does not name the epochs: $(tail -3 "$T/primary.log")"
 before=$(tree_sum "$COPY")
 written=$(cat "$T/written")
-# More versions are made and more reconnects refused; none lands.
-n=$(hs_count_log "$T/standby.log" "$refusal")
-hs_wait_log "$T/standby.log" "$refusal" $((n + 1)) 60 || true
-for ((i = 0; i < 100; i++)); do
-	[ "$(cat "$T/written")" -ge $((written + 5)) ] && break
+served=$(hs_count_log "$T/standby.log" "with primary mn1")
+# More versions are made (a few seconds of edits); none lands.
+for ((i = 0; i < 300; i++)); do
+	[ "$(cat "$T/written")" -ge $((written + 30)) ] && break
 	sleep 0.1
 done
 # The writer ends its round, so $T/written names every version made.
 touch "$T/stop-writer"
 wait "$WRITER_PID" || true
 hs_forget "$WRITER_PID"
-if [ "$(cat "$T/written")" -gt "$written" ] && [ "$(tree_sum "$COPY")" = "$before" ]; then
+if [ "$(cat "$T/written")" -gt "$written" ] && [ "$(tree_sum "$COPY")" = "$before" ] &&
+	[ "$(hs_count_log "$T/standby.log" "with primary mn1")" -eq "$served" ]; then
 	hs_ok "nothing the fenced primary sent landed ($written -> $(cat "$T/written") versions made)"
 else
-	hs_bad "the standby's copy changed after the fence, or the writer stalled"
+	hs_bad "the standby's copy changed or a session began after the fence, or the writer stalled"
 fi
 torn=0
 for f in "$COPY"/f*; do
@@ -249,6 +248,37 @@ hs_wait_log "$T/standby3.log" "session with primary mn2" 1 60 &&
 	hs_bad "mn2 as primary never reached mn1: $(tail -3 "$T/standby.log")"
 hs_wait_status "status of mn1 as standby: it hears mn2 at epoch 2" 30 "$C3" \
 	'd["role"] == "standby" and d["peer"]["name"] == "mn2" and d["peer"]["epoch"] == 2'
+
+# ------------------------------------------------- and back to standby
+# mn1 is staged as the primary of a newer epoch; mn2's daemon, a primary
+# now, is switched back to standby and serves it.
+hs_stop_pid "$S3_PID" || hs_bad "mn1 as standby did not stop"
+"$TOOLS/hs-node" "$T/state3" primary 3 0
+"$TOOLS/hs-node" "$T/state2" standby 3 0
+reply=$("$TOOLS/hs-ctl" "$T/state2" role)
+[ "$(json_get "$reply" switching)" = True ] &&
+	hs_ok "the primary answered role: $reply" || hs_bad "role answered $reply"
+hs_wait_log "$T/standby.log" "mn2 runs as standby now, epoch 3, in the same process" 1 30 &&
+	hs_ok "the daemon says it runs as standby again" ||
+	hs_bad "no switch back in the log: $(tail -3 "$T/standby.log")"
+hs_wait_status "the same daemon answers status as standby" 30 "$C2" \
+	'd["role"] == "standby" and d["epoch"] == 3'
+C3P=$T/mn1-primary.conf
+sed "s/^role = .*/role = primary/" "$C3" >"$C3P"
+served=$(hs_count_log "$T/standby.log" "session with primary mn1")
+"$HS_BIN" -c "$C3P" daemon --foreground >>"$T/primary3.log" 2>&1 &
+P3_PID=$!
+HS_PIDS+=("$P3_PID")
+hs_wait_log "$T/standby.log" "session with primary mn1" $((served + 1)) 60 &&
+	hs_ok "the switched-back standby serves mn1 at epoch 3" ||
+	hs_bad "mn1 as primary was not served: $(tail -3 "$T/standby.log")"
+if kill -0 "$STANDBY_PID" 2>/dev/null &&
+	[ "$(cat "$T/state2/hamnsync.pid")" = "$STANDBY_PID" ]; then
+	hs_ok "still PID $STANDBY_PID, in the pid file"
+else
+	hs_bad "PID $STANDBY_PID gone, or the pid file says $(cat "$T/state2/hamnsync.pid")"
+fi
+hs_stop_pid "$P3_PID" || hs_bad "mn1 as primary did not stop"
 hs_stop_pid "$STANDBY_PID" && hs_ok "the switched daemon stops at SIGTERM" ||
 	hs_bad "the switched daemon did not stop"
 [ ! -e "$T/state2/hamnsync.pid" ] && hs_ok "its pid file is removed at the clean stop" ||
