@@ -29,6 +29,9 @@ hs_setup_pair "
 source = $DATA"
 grep -q "^listen = 127.0.0.1:$PORT1\$" "$C1" && [ "$PORT1" != "$PORT" ] ||
 	hs_fail "the nodes do not listen on ports of their own"
+# Slow enough that a big file is still in flight when the fence comes.
+sed -i "s/^peer_timeout = .*/&\nbwlimit = 8M/" "$C1"
+BIG_MIB=48
 COPY=$T/standby$DATA
 
 # gen K N: version N of file fK, self-describing: its first line names
@@ -38,6 +41,12 @@ gen() {
 	printf 'f%s v%s\n' "$1" "$2"
 	# Not a pipe: pipefail would count yes's SIGPIPE as a failure.
 	head -c $((FILE_KIB * 1024)) < <(yes "f$1 v$2 ................................")
+}
+
+# gen_big: the one version of the big file, self-describing as gen's.
+gen_big() {
+	printf 'big v1\n'
+	head -c $((BIG_MIB * 1024 * 1024)) < <(yes "big v1 ................................")
 }
 
 # write_version K N: the primary's fK becomes version N, by rename (the
@@ -129,6 +138,12 @@ for ((i = 0; i < 300; i++)); do
 	sleep 0.1
 done
 [ "${n:-0}" -ge 3 ] || hs_fail "the edits do not reach the standby"
+# A big file in flight (its temporary on the standby grows) is cut by
+# the fence: it must not appear, whole or torn, under its name.
+gen_big >"$T/tmp/big"
+mv "$T/tmp/big" "$DATA/big"
+hs_wait_transfer "$COPY" $((1024 * 1024)) 60 ||
+	hs_fail "the big file never was in flight"
 "$TOOLS/hs-node" "$T/state2" standby 1 0
 reply=$(ctl fence) || hs_fail "fence: no answer"
 [ "$(json_get "$reply" epoch)" = 1 ] &&
@@ -179,6 +194,11 @@ for f in "$COPY"/f*; do
 	valid "$f" || { torn=$((torn + 1)); echo "     torn or unknown: $f: $(head -1 "$f")"; }
 done
 left=$(find "$COPY" -name '.hamnsync-tmp.*' | wc -l)
+if [ -e "$COPY/big" ] && ! cmp -s "$COPY/big" <(gen_big); then
+	torn=$((torn + 1))
+	echo "     torn: $COPY/big"
+fi
+[ ! -e "$COPY/big" ] && hs_ok "the big file cut by the fence is not under its name"
 if [ "$torn" -eq 0 ] && [ "$left" -eq 0 ] &&
 	[ "$(find "$COPY" -maxdepth 1 -name 'f*' | wc -l)" -eq "$NFILES" ]; then
 	hs_ok "every file on the standby is a whole version the primary wrote"
