@@ -31,7 +31,7 @@ grep -q "^listen = 127.0.0.1:$PORT1\$" "$C1" && [ "$PORT1" != "$PORT" ] ||
 	hs_fail "the nodes do not listen on ports of their own"
 # Slow enough that a big file is still in flight when the fence comes.
 sed -i "s/^peer_timeout = .*/&\nbwlimit = 8M/" "$C1"
-BIG_MIB=48
+BIG_MIB=24
 COPY=$T/standby$DATA
 
 # gen K N: version N of file fK, self-describing: its first line names
@@ -43,10 +43,12 @@ gen() {
 	head -c $((FILE_KIB * 1024)) < <(yes "f$1 v$2 ................................")
 }
 
-# gen_big: the one version of the big file, self-describing as gen's.
+# gen_big: the one version of the big file, self-describing as gen's,
+# and incompressible (AES-CTR of zeros), so bwlimit slows it on the wire.
 gen_big() {
 	printf 'big v1\n'
-	head -c $((BIG_MIB * 1024 * 1024)) < <(yes "big v1 ................................")
+	head -c $((BIG_MIB * 1024 * 1024)) /dev/zero |
+		openssl enc -aes-128-ctr -nosalt -K 00112233445566778899aabbccddeeff -iv 0
 }
 
 # write_version K N: the primary's fK becomes version N, by rename (the
