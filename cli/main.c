@@ -18,7 +18,7 @@ static const char usage[] =
     "  keygen --out DIR [--name N] [--force]   make this node's key and "
     "certificate\n"
     "  daemon [--foreground]                   run this node in its role\n"
-    "  sync [--dry-run] [--progress] [--allow-deletes SET]\n"
+    "  sync [--dry-run] [--json] [--progress] [--allow-deletes SET]\n"
     "                                          reconcile the standby once\n"
     "  status [--json] [--watch] [--warn-lag S] [--crit-lag S]\n"
     "  verify [--json]\n"
@@ -105,8 +105,12 @@ main(int argc, char **argv)
 		return cli_verify(argc, argv, conf_opt);
 	if (strcmp(cmd, "status") == 0)
 		return cli_status(argc, argv, conf_opt);
-	if (strcmp(cmd, "promote") == 0 || strcmp(cmd, "rejoin") == 0 ||
-	    strcmp(cmd, "switchover") == 0)
+	if (strcmp(cmd, "promote") == 0)
+		return cli_promote(argc, argv, conf_opt);
+	if (strcmp(cmd, "rejoin") == 0)
+		return cli_rejoin(argc, argv, conf_opt);
+	/* Until failover/ has it linked. */
+	if (strcmp(cmd, "switchover") == 0)
 		return cli_unbuilt(cmd, argc, argv);
 	cli_err("usage", "unknown command '%s'", cmd);
 	fputs(usage, stderr);

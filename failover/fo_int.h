@@ -94,6 +94,18 @@ int fo_identity_release(const struct hs_conf *conf, char *done, size_t donelen,
                         char *why, size_t whylen);
 
 /*
+ * aside.c.  rejoin's aside step: move this node's entries that its
+ * standby never acknowledged (stat not as the index recorded, no
+ * record, or named by the unacknowledged journal) from target_root +
+ * source into state_dir/rejoin-`epoch`/ + their absolute path, then
+ * write the folder's LIST (one hs_escape'd path a line) and print each
+ * on `out`.  Safe to run again: what was moved stays.  HS_OK with one
+ * line in `done`, or an error with one line in `why`.
+ */
+int fo_aside(const struct hs_conf *conf, uint64_t epoch, FILE *out,
+             char *done, size_t donelen, char *why, size_t whylen);
+
+/*
  * run.c.  Run each of `cmds` in order through /bin/sh -c, each in a
  * process group of its own that is killed whole past `timeout_s`.  Its
  * stdout and stderr go to the log line by line ("regenerate: makedns -n:

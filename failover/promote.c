@@ -1,0 +1,703 @@
+/*
+ * promote.c - `hamnsync promote`: make this standby the primary, as the
+ * seven steps of SPEC.md "Failover" run by fo_steps_run.
+ *
+ * The node state (role, flags, epoch) is written in the index first and
+ * the running daemon, if any, is told through its control socket: the
+ * verb `fence` re-reads the epoch and ends the old primary's sessions,
+ * the verb `role` switches the process to the stored role.  A stopped
+ * daemon needs no telling and is started at the end.  Every step reads
+ * what it needs again, so that a resume after a crash can run it twice.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "dbrepl.h"
+#include "fo_int.h"
+#include "idx.h"
+#include "proto.h"
+
+/* The probe of the primary waits at most this long (and peer_timeout). */
+#define PROMOTE_PROBE_MAX_MS 5000
+/* One control request; the daemon answers from its loop. */
+#define PROMOTE_CTL_MS 5000
+/* The pause between two asks of the drain and of the start. */
+#define PROMOTE_POLL_US 100000
+
+/* ------------------------------------------------------------ helpers */
+
+/* This node's state; a node whose daemon never ran is what its config
+ * says, at epoch 0. */
+static int
+node_get(const struct hs_conf *conf, struct idx_node *n, char *why,
+         size_t whylen)
+{
+	struct idx *x;
+	int rc;
+
+	rc = idx_open(conf->state_dir, 1, &x);
+	if (rc == HS_ENOTFOUND) {
+		n->role = conf->role;
+		n->flags = 0;
+		n->epoch = 0;
+		return HS_OK;
+	}
+	if (rc == HS_OK) {
+		rc = idx_node_get(x, n);
+		idx_close(x);
+		if (rc == HS_ENOTFOUND) {
+			n->role = conf->role;
+			n->flags = 0;
+			n->epoch = 0;
+			return HS_OK;
+		}
+	}
+	if (rc < 0)
+		snprintf(why, whylen, "%s/index: node state: %s",
+		         conf->state_dir, hs_strerror(rc));
+	return rc;
+}
+
+static int
+node_put(const struct hs_conf *conf, const struct idx_node *n, char *why,
+         size_t whylen)
+{
+	struct idx *x;
+	int rc;
+
+	if (mkdir(conf->state_dir, 0700) < 0 && errno != EEXIST)
+		rc = -errno;
+	else if ((rc = idx_open(conf->state_dir, 0, &x)) == HS_OK) {
+		rc = idx_node_put(x, n);
+		idx_close(x);
+	}
+	if (rc < 0)
+		snprintf(why, whylen, "%s/index: storing the node state: %s",
+		         conf->state_dir, hs_strerror(rc));
+	return rc;
+}
+
+/* Does a daemon run on this state_dir (it holds the pid file)? */
+static int
+daemon_runs(const struct hs_conf *conf)
+{
+	return hs_daemon_pid(conf->state_dir) != 0;
+}
+
+/*
+ * Ask the running daemon `verb`; *reply is a new reference.  A daemon
+ * that does not answer is an error: it holds the pid file, so it would
+ * act on a state it never re-read.
+ */
+static int
+ask(const struct hs_conf *conf, const char *verb, json_t **reply, char *why,
+    size_t whylen)
+{
+	int rc = ctl_request(conf->state_dir, verb, PROMOTE_CTL_MS, reply);
+
+	if (rc < 0)
+		snprintf(why, whylen,
+		         "the running daemon (pid %d) did not answer `%s`: %s",
+		         hs_daemon_pid(conf->state_dir), verb, hs_strerror(rc));
+	return rc;
+}
+
+static uint64_t
+step_timeout(const struct hs_conf *conf)
+{
+	return conf->failover.present ? conf->failover.step_timeout : 300;
+}
+
+/* Identity keys: with none, the identity step only runs `stop`. */
+static int
+has_identity(const struct hs_conf *conf)
+{
+	const struct hs_failover *f = &conf->failover;
+
+	return f->hostname != NULL || f->service_address != NULL ||
+	       f->own_address != NULL || f->takeover_command.n > 0;
+}
+
+/* The epoch this promote stores: chosen once by the fence step. */
+static uint64_t
+target_epoch(const struct fo_ctx *c)
+{
+	return fo_var_u64(c, "epoch", 0);
+}
+
+/* ---------------------------------------------------------- preflight */
+
+static void
+plan_preflight(struct fo_ctx *c, char *buf, size_t len)
+{
+	snprintf(buf, len,
+	         "check the config and this node's role; probe the primary "
+	         "at %s%s; say whether this standby is ready",
+	         c->conf->peer != NULL ? c->conf->peer : "(no peer)",
+	         c->opts->force ? " (--force: promote even if it answers)"
+	                        : " and refuse if it answers as primary");
+}
+
+/*
+ * What this node's status says of promote_ready, said as a warning when
+ * it is not ready: it does not stop a promote (this standby holds the
+ * best copy there is), but the operator learns what may be missing.
+ */
+static void
+say_readiness(struct fo_ctx *c)
+{
+	json_t *st = NULL, *ready, *rpo, *r;
+	char line[1024];
+	size_t i, n;
+	int absent;
+
+	if (ctl_request(c->conf->state_dir, "status", PROMOTE_CTL_MS, &st) <
+	    0)
+		st = st_saved_load(c->conf->state_dir, &absent);
+	ready = json_object_get(st, "promote_ready");
+	if (st == NULL || !json_is_object(ready) ||
+	    json_is_true(json_object_get(ready, "ready"))) {
+		json_decref(st);
+		return;
+	}
+	rpo = json_object_get(ready, "rpo_seconds");
+	n = (size_t)snprintf(line, sizeof(line), "not ready, rpo %s",
+	                     json_is_number(rpo) ? "" : "unknown");
+	if (json_is_number(rpo) && n < sizeof(line))
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "%.1f s",
+		                      json_number_value(rpo));
+	json_array_foreach(json_object_get(ready, "reasons"), i, r)
+	{
+		if (n >= sizeof(line) || !json_is_string(r))
+			break;
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s %s",
+		                      i == 0 ? ":" : ";", json_string_value(r));
+	}
+	fprintf(c->opts->out, "%s: preflight: warning: %s\n", c->cmd, line);
+	fflush(c->opts->out);
+	hs_log_warnx("%s: preflight: %s", c->cmd, line);
+	json_decref(st);
+}
+
+/*
+ * Ask the peer who it is.  A primary that answers and is not fenced is
+ * alive: promoting now would make two primaries, so it is refused unless
+ * --force.  An unreachable one is what a failover is for.
+ */
+static int
+probe_peer(struct fo_ctx *c, const struct idx_node *me, char *done,
+           size_t donelen, char *why, size_t whylen)
+{
+	const struct hs_conf *conf = c->conf;
+	struct proto_hello mine, peer;
+	struct proto_tls *t;
+	char pwhy[512] = "";
+	uint64_t ms = conf->peer_timeout * 1000;
+	int rc;
+
+	if ((rc = proto_tls_from_conf(conf, &t, why, whylen)) < 0)
+		return HS_ECONFIG;
+	memset(&mine, 0, sizeof(mine));
+	mine.magic = PROTO_MAGIC;
+	mine.version = PROTO_VERSION;
+	snprintf(mine.name, sizeof(mine.name), "%s", conf->node_name);
+	mine.role = HS_ROLE_STANDBY;
+	mine.epoch = me->epoch;
+	if (ms > PROMOTE_PROBE_MAX_MS)
+		ms = PROMOTE_PROBE_MAX_MS;
+	memset(&peer, 0, sizeof(peer));
+	rc = proto_probe(t, conf->peer, &mine, (int)ms, &peer, pwhy,
+	                 sizeof(pwhy));
+	proto_tls_free(t);
+	if (rc < 0) {
+		snprintf(done, donelen, "primary %s unreachable: %s",
+		         conf->peer_name, pwhy[0] ? pwhy : hs_strerror(rc));
+		return HS_OK;
+	}
+	fo_var_set_u64(c, "peer_epoch", peer.epoch);
+	fo_var_set_str(c, "peer_name", peer.name);
+	if (peer.role == HS_ROLE_PRIMARY &&
+	    !(peer.flags & PROTO_HELLO_F_FENCED) && !c->opts->force) {
+		snprintf(why, whylen,
+		         "%s still answers as primary at epoch %llu: use "
+		         "`hamnsync switchover` for a planned swap, or promote "
+		         "--force",
+		         peer.name, (unsigned long long)peer.epoch);
+		return HS_EREFUSED;
+	}
+	snprintf(done, donelen, "%s answers as %s%s at epoch %llu%s",
+	         peer.name, hs_role_name((enum hs_role)peer.role),
+	         peer.flags & PROTO_HELLO_F_FENCED ? " (fenced)" : "",
+	         (unsigned long long)peer.epoch,
+	         peer.role == HS_ROLE_PRIMARY &&
+	                 !(peer.flags & PROTO_HELLO_F_FENCED)
+	             ? "; --force: promoting anyway"
+	             : "");
+	return HS_OK;
+}
+
+static int
+run_preflight(struct fo_ctx *c, char *done, size_t donelen, char *why,
+              size_t whylen)
+{
+	struct idx_node me;
+	int rc;
+
+	if (c->conf->peer == NULL) {
+		snprintf(why, whylen,
+		         "%s: [node] peer is not set: promote asks the primary "
+		         "first",
+		         c->conf->file);
+		return HS_ECONFIG;
+	}
+	if ((rc = node_get(c->conf, &me, why, whylen)) < 0)
+		return rc;
+	if (me.role != HS_ROLE_STANDBY) {
+		snprintf(why, whylen, "this node is %s, not a standby",
+		         hs_role_name(me.role));
+		return HS_EREFUSED;
+	}
+	if ((rc = probe_peer(c, &me, done, donelen, why, whylen)) < 0)
+		return rc;
+	say_readiness(c);
+	return HS_OK;
+}
+
+/* -------------------------------------------------------------- fence */
+
+static void
+plan_fence(struct fo_ctx *c, char *buf, size_t len)
+{
+	(void)c;
+	snprintf(buf, len,
+	         "raise the epoch above this node's and the primary's and "
+	         "store it (role still standby); a running daemon ends the "
+	         "old primary's sessions");
+}
+
+static int
+run_fence(struct fo_ctx *c, char *done, size_t donelen, char *why,
+          size_t whylen)
+{
+	struct idx_node me;
+	uint64_t from, peer = fo_var_u64(c, "peer_epoch", 0);
+	uint64_t epoch = target_epoch(c);
+	json_t *r = NULL;
+	int rc;
+
+	if ((rc = node_get(c->conf, &me, why, whylen)) < 0)
+		return rc;
+	from = me.epoch;
+	/*
+	 * Chosen once: a fence that stored its epoch and crashed before its
+	 * outcome (and vars) were saved left PROMOTING behind with it.
+	 */
+	if (epoch == 0)
+		epoch = me.flags & IDX_NODE_F_PROMOTING
+		            ? me.epoch
+		            : (me.epoch > peer ? me.epoch : peer) + 1;
+	fo_var_set_u64(c, "epoch", epoch);
+	fo_var_set_u64(c, "epoch_before", fo_var_u64(c, "epoch_before", from));
+	me.role = HS_ROLE_STANDBY;
+	me.flags = (me.flags & ~IDX_NODE_F_REJOIN) | IDX_NODE_F_PROMOTING;
+	me.epoch = epoch;
+	if ((rc = node_put(c->conf, &me, why, whylen)) < 0)
+		return rc;
+	if (daemon_runs(c->conf)) {
+		if ((rc = ask(c->conf, "fence", &r, why, whylen)) < 0)
+			return rc;
+		if ((uint64_t)json_integer_value(json_object_get(r, "epoch")) !=
+		    epoch) {
+			snprintf(why, whylen,
+			         "the running daemon answered `fence` with "
+			         "epoch %lld, not %llu",
+			         (long long)json_integer_value(
+			             json_object_get(r, "epoch")),
+			         (unsigned long long)epoch);
+			json_decref(r);
+			return HS_EPROTO;
+		}
+		json_decref(r);
+	}
+	snprintf(done, donelen, "epoch %llu (was %llu)%s",
+	         (unsigned long long)epoch,
+	         (unsigned long long)fo_var_u64(c, "epoch_before", from),
+	         daemon_runs(c->conf) ? "; the running daemon took it" : "");
+	return HS_OK;
+}
+
+/* -------------------------------------------------------------- drain */
+
+static void
+plan_drain(struct fo_ctx *c, char *buf, size_t len)
+{
+	snprintf(buf, len,
+	         "wait (at most %llu s) until the running daemon has no "
+	         "session left; flush every target tree to disk (syncfs)",
+	         (unsigned long long)step_timeout(c->conf));
+}
+
+/* Ask `fence` until no session runs: what was in hand is applied. */
+static int
+drain_sessions(struct fo_ctx *c, json_int_t *left, char *why, size_t whylen)
+{
+	uint64_t end = hs_now_mono_ns() + step_timeout(c->conf) * 1000000000ull;
+	json_t *r;
+	int rc;
+
+	for (;;) {
+		if ((rc = ask(c->conf, "fence", &r, why, whylen)) < 0)
+			return rc;
+		*left = json_integer_value(json_object_get(r, "sessions"));
+		json_decref(r);
+		if (*left == 0)
+			return HS_OK;
+		if (hs_now_mono_ns() >= end) {
+			snprintf(why, whylen,
+			         "%lld sessions still running after %llu s "
+			         "(step_timeout)",
+			         (long long)*left,
+			         (unsigned long long)step_timeout(c->conf));
+			return HS_ETIMEOUT;
+		}
+		usleep(PROMOTE_POLL_US);
+	}
+}
+
+/*
+ * syncfs(2) of the filesystem holding target_root + `src`: 1 when done,
+ * 0 when there is no such folder yet, or an error with `why`.
+ */
+static int
+sync_tree(const struct hs_conf *conf, const char *src, char *why,
+          size_t whylen)
+{
+	char path[8192];
+	const char *root = conf->target_root != NULL ? conf->target_root : "";
+	int fd, rc = HS_OK;
+
+	if (strcmp(root, "/") == 0)
+		root = "";
+	if ((size_t)snprintf(path, sizeof(path), "%s%s", root, src) >=
+	    sizeof(path)) {
+		snprintf(why, whylen, "%s%s: name too long", root, src);
+		return -ENAMETOOLONG;
+	}
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return 0; /* nothing replicated there yet */
+	if (fd < 0 || syncfs(fd) < 0)
+		rc = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0)
+		snprintf(why, whylen, "%s: syncfs: %s", path, strerror(-rc));
+	return rc < 0 ? rc : 1;
+}
+
+static int
+run_drain(struct fo_ctx *c, char *done, size_t donelen, char *why,
+          size_t whylen)
+{
+	const struct hs_conf *conf = c->conf;
+	json_int_t left = 0;
+	size_t n = 0;
+	int rc, ran = daemon_runs(conf);
+
+	if (ran && (rc = drain_sessions(c, &left, why, whylen)) < 0)
+		return rc;
+	for (size_t i = 0; i < conf->n_sets; i++) {
+		const struct hs_strlist *s = &conf->sets[i].sources;
+
+		for (size_t j = 0; j < s->n; j++) {
+			if ((rc = sync_tree(conf, s->v[j], why, whylen)) < 0)
+				return rc;
+			n += (size_t)rc;
+		}
+	}
+	snprintf(done, donelen, "%s; %zu target trees flushed",
+	         ran ? "no session left" : "daemon stopped", n);
+	return HS_OK;
+}
+
+/* ----------------------------------------------------------- database */
+
+static void
+plan_database(struct fo_ctx *c, char *buf, size_t len)
+{
+	if (c->conf->n_dbs == 0)
+		snprintf(buf, len, "no database: nothing to do");
+	else
+		snprintf(buf, len,
+		         "restore the last good snapshot of %zu database(s) "
+		         "(DB2: HADR takeover%s)",
+		         c->conf->n_dbs, c->opts->force ? " by force" : "");
+}
+
+static int
+run_database(struct fo_ctx *c, char *done, size_t donelen, char *why,
+             size_t whylen)
+{
+	struct dbr *r;
+	int rc;
+
+	if (c->conf->n_dbs == 0) {
+		snprintf(done, donelen, "no database: nothing to do");
+		return HS_OK;
+	}
+	if ((rc = dbr_open(c->conf, DBR_STANDBY, &r)) < 0) {
+		snprintf(why, whylen, "%s/%s: %s", c->conf->state_dir, DBR_DIR,
+		         hs_strerror(rc));
+		return rc;
+	}
+	rc = dbr_promote(r, c->opts->force, why, whylen);
+	dbr_free(r);
+	if (rc == HS_OK)
+		snprintf(done, donelen, "%zu database(s) restored",
+		         c->conf->n_dbs);
+	return rc;
+}
+
+/* ----------------------------------------------------------- identity */
+
+static void
+plan_identity(struct fo_ctx *c, char *buf, size_t len)
+{
+	const struct hs_failover *f = &c->conf->failover;
+
+	if (!has_identity(c->conf))
+		snprintf(buf, len, "%zu stop command(s); no identity configured",
+		         f->stop.n);
+	else if (f->takeover_command.n > 0)
+		snprintf(buf, len,
+		         "%zu stop command(s); %zu takeover command(s)",
+		         f->stop.n, f->takeover_command.n);
+	else
+		snprintf(buf, len,
+		         "%zu stop command(s); host name %s; %s on %s%s%s",
+		         f->stop.n, f->hostname ? f->hostname : "kept",
+		         f->service_address ? f->service_address
+		                            : "no service address",
+		         f->interface ? f->interface : "-",
+		         f->own_address ? ", giving up " : "",
+		         f->own_address ? f->own_address : "");
+}
+
+static int
+run_identity(struct fo_ctx *c, char *done, size_t donelen, char *why,
+             size_t whylen)
+{
+	const struct hs_failover *f = &c->conf->failover;
+	int rc;
+
+	if ((rc = fo_run_cmds(c->conf, "identity", &f->stop, target_epoch(c),
+	                      HS_ROLE_PRIMARY, why, whylen)) < 0)
+		return rc;
+	if (!has_identity(c->conf)) {
+		snprintf(done, donelen,
+		         "%zu stop command(s); no identity configured: nothing "
+		         "to do",
+		         f->stop.n);
+		return HS_OK;
+	}
+	return fo_identity_take(c->conf, done, donelen, why, whylen);
+}
+
+/* --------------------------------------------------------- regenerate */
+
+static void
+plan_regenerate(struct fo_ctx *c, char *buf, size_t len)
+{
+	const struct hs_strlist *r = &c->conf->failover.regenerate;
+
+	snprintf(buf, len, "%zu regenerate command(s)%s%s%s", r->n,
+	         r->n ? ", first: " : "", r->n ? r->v[0] : "",
+	         r->n > 1 ? ", ..." : "");
+}
+
+static int
+run_regenerate(struct fo_ctx *c, char *done, size_t donelen, char *why,
+               size_t whylen)
+{
+	const struct hs_strlist *r = &c->conf->failover.regenerate;
+	int rc;
+
+	if ((rc = fo_run_cmds(c->conf, "regenerate", r, target_epoch(c),
+	                      HS_ROLE_PRIMARY, why, whylen)) < 0)
+		return rc;
+	snprintf(done, donelen, "%zu command(s)", r->n);
+	return HS_OK;
+}
+
+/* -------------------------------------------------------------- start */
+
+static void
+plan_start(struct fo_ctx *c, char *buf, size_t len)
+{
+	snprintf(buf, len,
+	         "%zu start command(s); store role primary; the daemon runs "
+	         "as primary (%s)",
+	         c->conf->failover.start.n,
+	         daemon_runs(c->conf) ? "switched in its process"
+	                              : "started");
+}
+
+/*
+ * Start `hamnsync -c CONF daemon` (which detaches itself) and wait for
+ * its first process, which exits once the daemon is on its own.
+ */
+static int
+launch_daemon(struct fo_ctx *c, char *why, size_t whylen)
+{
+	int status = -1, rc;
+	pid_t pid;
+
+	if ((pid = fork()) < 0) {
+		rc = -errno;
+		snprintf(why, whylen, "starting the daemon: %s", strerror(-rc));
+		return rc;
+	}
+	if (pid == 0) {
+		execl("/proc/self/exe", "hamnsync", "-c", c->opts->conf_path,
+		      "daemon", (char *)NULL);
+		fprintf(stderr, "hamnsync: promote: start: /proc/self/exe: %s\n",
+		        strerror(errno));
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			break;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		snprintf(why, whylen,
+		         "`hamnsync -c %s daemon` failed (status %d): see its "
+		         "message above",
+		         c->opts->conf_path, status);
+		return -EIO;
+	}
+	return HS_OK;
+}
+
+/* Until the daemon answers `status` as primary, bounded by step_timeout. */
+static int
+wait_primary(struct fo_ctx *c, char *why, size_t whylen)
+{
+	uint64_t end = hs_now_mono_ns() + step_timeout(c->conf) * 1000000000ull;
+	const char *role;
+	json_t *st;
+
+	for (;;) {
+		st = NULL;
+		if (ctl_request(c->conf->state_dir, "status", PROMOTE_CTL_MS,
+		                &st) == HS_OK) {
+			role = json_string_value(json_object_get(st, "role"));
+			if (role != NULL && strcmp(role, "primary") == 0) {
+				json_decref(st);
+				return HS_OK;
+			}
+		}
+		json_decref(st);
+		if (hs_now_mono_ns() >= end)
+			break;
+		usleep(PROMOTE_POLL_US);
+	}
+	snprintf(why, whylen,
+	         "the daemon did not answer status as primary within %llu s "
+	         "(step_timeout)",
+	         (unsigned long long)step_timeout(c->conf));
+	return HS_ETIMEOUT;
+}
+
+static int
+run_start(struct fo_ctx *c, char *done, size_t donelen, char *why,
+          size_t whylen)
+{
+	struct idx_node me;
+	json_t *r = NULL;
+	int rc, ran;
+
+	if ((rc = fo_run_cmds(c->conf, "start", &c->conf->failover.start,
+	                      target_epoch(c), HS_ROLE_PRIMARY, why, whylen)) <
+	    0)
+		return rc;
+	me.role = HS_ROLE_PRIMARY;
+	me.flags = 0;
+	me.epoch = target_epoch(c);
+	if ((rc = node_put(c->conf, &me, why, whylen)) < 0)
+		return rc;
+	if ((ran = daemon_runs(c->conf))) {
+		if ((rc = ask(c->conf, "role", &r, why, whylen)) < 0)
+			return rc;
+		json_decref(r);
+	} else if ((rc = launch_daemon(c, why, whylen)) < 0)
+		return rc;
+	if ((rc = wait_primary(c, why, whylen)) < 0)
+		return rc;
+	snprintf(done, donelen, "role primary at epoch %llu; daemon %s (pid %d)",
+	         (unsigned long long)me.epoch,
+	         ran ? "switched in its process" : "started",
+	         hs_daemon_pid(c->conf->state_dir));
+	return HS_OK;
+}
+
+/* ------------------------------------------------------------ promote */
+
+static const struct fo_step promote_steps[] = {
+    {"preflight", plan_preflight, run_preflight},
+    {"fence", plan_fence, run_fence},
+    {"drain", plan_drain, run_drain},
+    {"database", plan_database, run_database},
+    {"identity", plan_identity, run_identity},
+    {"regenerate", plan_regenerate, run_regenerate},
+    {"start", plan_start, run_start},
+};
+
+/* Is there an unfinished promote (state_dir/promote/promote.json)? */
+static int
+promote_pending(const struct hs_conf *conf)
+{
+	char path[4200];
+
+	snprintf(path, sizeof(path), "%s/promote/promote.json",
+	         conf->state_dir);
+	return access(path, F_OK) == 0;
+}
+
+int
+fo_promote(const struct hs_conf *conf, const struct fo_opts *o)
+{
+	struct idx_node me;
+	char why[1024] = "";
+
+	if (node_get(conf, &me, why, sizeof(why)) < 0) {
+		fprintf(stderr, "hamnsync: promote: %s\n", why);
+		return 1;
+	}
+	/* A fenced primary is no primary: its successor must keep its data. */
+	if (me.role == HS_ROLE_PRIMARY && (me.flags & IDX_NODE_F_REJOIN) &&
+	    !promote_pending(conf)) {
+		fprintf(stderr,
+		        "hamnsync: promote: this node is a primary fenced by a "
+		        "newer epoch (this node: %llu): run `hamnsync rejoin` "
+		        "first\n",
+		        (unsigned long long)me.epoch);
+		return 1;
+	}
+	/* Nothing to do, and saying so is the answer a script wants. */
+	if (me.role == HS_ROLE_PRIMARY && !promote_pending(conf)) {
+		fprintf(o->out,
+		        "promote: this node is already the primary (epoch "
+		        "%llu)\n",
+		        (unsigned long long)me.epoch);
+		return 0;
+	}
+	return fo_steps_run(conf, "promote", promote_steps,
+	                    sizeof(promote_steps) / sizeof(promote_steps[0]),
+	                    o, NULL);
+}

@@ -1,0 +1,494 @@
+/*
+ * rejoin.c - `hamnsync rejoin`: a former primary becomes the standby of
+ * the node that replaced it (SPEC.md, "Failover").
+ *
+ * Steps: preflight (the peer answers as a primary of a newer epoch),
+ * stop (this node sends nothing more), aside (its own changes that the
+ * new primary never received go to state_dir/rejoin-EPOCH/: aside.c),
+ * database (its own snapshots give way to the new primary's), role
+ * (standby at the peer's epoch; the daemon runs as such).  The new
+ * primary then reconciles every set by deltas: only what differs
+ * travels.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "dbrepl.h"
+#include "fo_int.h"
+#include "idx.h"
+#include "proto.h"
+
+/* A control request waits this long for the daemon's answer. */
+#define RJ_CTL_MS 5000
+/* The probe of the peer: a node that answers at all does so within it. */
+#define RJ_PROBE_MS 5000
+
+/* This node's stored state; a node that never stored one is its config's. */
+static int
+node_read(const struct hs_conf *conf, int readonly, struct idx_node *n)
+{
+	struct idx *x;
+	int rc;
+
+	if ((rc = idx_open(conf->state_dir, readonly, &x)) == HS_ENOTFOUND) {
+		n->role = conf->role;
+		n->flags = 0;
+		n->epoch = 0;
+		return HS_OK;
+	}
+	if (rc < 0)
+		return rc;
+	rc = idx_node_get(x, n);
+	if (rc == HS_ENOTFOUND) {
+		n->role = conf->role;
+		n->flags = 0;
+		n->epoch = 0;
+		rc = HS_OK;
+	}
+	idx_close(x);
+	return rc;
+}
+
+static int
+node_write(const struct hs_conf *conf, const struct idx_node *n)
+{
+	struct idx *x;
+	int rc;
+
+	if ((rc = idx_open(conf->state_dir, 0, &x)) < 0)
+		return rc;
+	rc = idx_node_put(x, n);
+	idx_close(x);
+	return rc;
+}
+
+/* Is a daemon answering on state_dir's control socket?  1, 0, or < 0. */
+static int
+daemon_ask(const struct hs_conf *conf, const char *verb, json_t **reply)
+{
+	int rc;
+
+	*reply = NULL;
+	rc = ctl_request(conf->state_dir, verb, RJ_CTL_MS, reply);
+	if (rc == -ENOENT || rc == -ECONNREFUSED)
+		return 0;
+	return rc < 0 ? rc : 1;
+}
+
+static const char *
+peer_label(const struct hs_conf *conf)
+{
+	return conf->peer_name != NULL ? conf->peer_name : conf->peer;
+}
+
+/* ------------------------------------------------------------ preflight */
+
+static void
+preflight_plan(struct fo_ctx *c, char *buf, size_t len)
+{
+	snprintf(buf, len,
+	         "check this node is a primary; probe %s (%s): it must answer "
+	         "as a primary of a newer epoch",
+	         peer_label(c->conf), c->conf->peer ? c->conf->peer : "none");
+}
+
+static int
+probe_peer(const struct hs_conf *conf, const struct idx_node *n,
+           struct proto_hello *peer, char *why, size_t whylen)
+{
+	struct proto_tls *t;
+	struct proto_hello mine;
+	char e[HS_ERRMSG_MAX] = "";
+	int rc;
+
+	if ((rc = proto_tls_from_conf(conf, &t, e, sizeof(e))) < 0) {
+		snprintf(why, whylen, "this node's TLS identity: %s", e);
+		return HS_ECONFIG;
+	}
+	memset(&mine, 0, sizeof(mine));
+	mine.magic = PROTO_MAGIC;
+	mine.version = PROTO_VERSION;
+	snprintf(mine.name, sizeof(mine.name), "%s", conf->node_name);
+	mine.role = HS_ROLE_PRIMARY;
+	mine.epoch = n->epoch;
+	mine.flags = PROTO_HELLO_F_FENCED;
+	rc = proto_probe(t, conf->peer, &mine, RJ_PROBE_MS, peer, e,
+	                 sizeof(e));
+	proto_tls_free(t);
+	if (rc < 0) {
+		snprintf(why, whylen, "peer %s (%s) did not answer: %s",
+		         peer_label(conf), conf->peer, e[0] ? e : hs_strerror(rc));
+		return -EHOSTUNREACH;
+	}
+	return HS_OK;
+}
+
+static int
+preflight_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
+              size_t whylen)
+{
+	const struct hs_conf *conf = c->conf;
+	struct proto_hello peer;
+	struct idx_node n;
+	int rc;
+
+	if ((rc = node_read(conf, 0, &n)) < 0) {
+		snprintf(why, whylen, "%s/index: node state: %s",
+		         conf->state_dir, hs_strerror(rc));
+		return rc;
+	}
+	if (n.role != HS_ROLE_PRIMARY) {
+		snprintf(why, whylen,
+		         "this node is a %s (epoch %llu), not a former primary: "
+		         "nothing to rejoin",
+		         hs_role_name(n.role), (unsigned long long)n.epoch);
+		return HS_EREFUSED;
+	}
+	if (conf->peer == NULL) {
+		snprintf(why, whylen, "%s: no peer configured: nothing to "
+		         "rejoin", conf->file);
+		return HS_ECONFIG;
+	}
+	if ((rc = probe_peer(conf, &n, &peer, why, whylen)) < 0)
+		return rc;
+	if (peer.role != HS_ROLE_PRIMARY) {
+		snprintf(why, whylen,
+		         "%s answers as %s at epoch %llu: nothing to rejoin; "
+		         "promote it first, or use switchover",
+		         peer.name, hs_role_name(peer.role),
+		         (unsigned long long)peer.epoch);
+		return HS_EREFUSED;
+	}
+	if (peer.epoch <= n.epoch || (peer.flags & PROTO_HELLO_F_FENCED)) {
+		snprintf(why, whylen,
+		         "%s answers as %sprimary at epoch %llu, this node's is "
+		         "%llu: nothing to rejoin; promote it first, or use "
+		         "switchover",
+		         peer.name,
+		         (peer.flags & PROTO_HELLO_F_FENCED) ? "fenced " : "",
+		         (unsigned long long)peer.epoch,
+		         (unsigned long long)n.epoch);
+		return HS_EREFUSED;
+	}
+	fo_var_set_u64(c, "epoch", peer.epoch);
+	fo_var_set_u64(c, "own_epoch", n.epoch);
+	fo_var_set_str(c, "peer", peer.name);
+	snprintf(done, donelen, "%s is the primary at epoch %llu (this node: "
+	         "%llu)", peer.name, (unsigned long long)peer.epoch,
+	         (unsigned long long)n.epoch);
+	return HS_OK;
+}
+
+/* ----------------------------------------------------------------- stop */
+
+static void
+stop_plan(struct fo_ctx *c, char *buf, size_t len)
+{
+	(void)c;
+	snprintf(buf, len, "mark this node \"needs rejoin\" (it sends "
+	         "nothing more); a running daemon is told (verb fence)");
+}
+
+static int
+stop_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
+         size_t whylen)
+{
+	const struct hs_conf *conf = c->conf;
+	struct idx_node n;
+	json_t *reply;
+	int rc;
+
+	if ((rc = node_read(conf, 0, &n)) < 0) {
+		snprintf(why, whylen, "%s/index: node state: %s",
+		         conf->state_dir, hs_strerror(rc));
+		return rc;
+	}
+	/* A resume after the role step began finds a standby: nothing to stop. */
+	if (n.role == HS_ROLE_PRIMARY && !(n.flags & IDX_NODE_F_REJOIN)) {
+		n.flags |= IDX_NODE_F_REJOIN;
+		if ((rc = node_write(conf, &n)) < 0) {
+			snprintf(why, whylen, "%s/index: node state: %s",
+			         conf->state_dir, hs_strerror(rc));
+			return rc;
+		}
+	}
+	rc = daemon_ask(conf, "fence", &reply);
+	json_decref(reply);
+	if (rc < 0) {
+		snprintf(why, whylen, "the daemon of %s: verb fence: %s",
+		         conf->state_dir, hs_strerror(rc));
+		return rc;
+	}
+	snprintf(done, donelen, "%s", rc ? "the running daemon is fenced"
+	                                 : "no daemon runs; marked needs rejoin");
+	return HS_OK;
+}
+
+/* ------------------------------------------------------------ aside */
+
+static void
+aside_plan(struct fo_ctx *c, char *buf, size_t len)
+{
+	snprintf(buf, len,
+	         "move this node's changes the standby never acknowledged "
+	         "into %s/rejoin-%llu/ and list them",
+	         c->conf->state_dir,
+	         (unsigned long long)fo_var_u64(c, "epoch", 0));
+}
+
+static int
+aside_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
+          size_t whylen)
+{
+	return fo_aside(c->conf, fo_var_u64(c, "epoch", 0), c->opts->out,
+	                done, donelen, why, whylen);
+}
+
+/* ---------------------------------------------------------- database */
+
+static void
+database_plan(struct fo_ctx *c, char *buf, size_t len)
+{
+	if (c->conf->n_dbs == 0)
+		snprintf(buf, len, "no database: nothing to do");
+	else
+		snprintf(buf, len,
+		         "remove this node's %zu database snapshot(s) under "
+		         "%s/%s/: the new primary's replace them",
+		         c->conf->n_dbs, c->conf->state_dir, DBR_DIR);
+}
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if ((flag == FTW_DP ? rmdir(path) : unlink(path)) < 0 &&
+	    errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+/* Remove path and all below it; absent is fine. */
+static int
+rm_tree(const char *path)
+{
+	struct stat st;
+	int rc;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? HS_OK : -errno;
+	if (!S_ISDIR(st.st_mode))
+		return unlink(path) < 0 && errno != ENOENT ? -errno : HS_OK;
+	rc = nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	if (rc == -1)
+		return -errno;
+	return rc;
+}
+
+static int
+database_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
+             size_t whylen)
+{
+	static const char *const suffix[] = {"", ".good", ".restored"};
+	const struct hs_conf *conf = c->conf;
+	char path[4096];
+	size_t i, j;
+	int rc;
+
+	if (conf->n_dbs == 0) {
+		snprintf(done, donelen, "no database: nothing to do");
+		return HS_OK;
+	}
+	/*
+	 * A primary's own snapshots describe a history the new primary does
+	 * not share: gone, the first snapshot that arrives is taken whole
+	 * and restored as usual.
+	 */
+	for (i = 0; i < conf->n_dbs; i++) {
+		for (j = 0; j < sizeof(suffix) / sizeof(suffix[0]); j++) {
+			snprintf(path, sizeof(path), "%s/%s/%s%s",
+			         conf->state_dir, DBR_DIR, conf->dbs[i].name,
+			         suffix[j]);
+			if ((rc = rm_tree(path)) < 0) {
+				snprintf(why, whylen, "%s: %s", path,
+				         hs_strerror(rc));
+				return rc;
+			}
+		}
+	}
+	snprintf(done, donelen, "removed the snapshots of %zu database(s)",
+	         conf->n_dbs);
+	return HS_OK;
+}
+
+/* -------------------------------------------------------------- role */
+
+static void
+role_plan(struct fo_ctx *c, char *buf, size_t len)
+{
+	snprintf(buf, len,
+	         "store role standby at epoch %llu; the daemon runs as standby "
+	         "(verb role, or started)",
+	         (unsigned long long)fo_var_u64(c, "epoch", 0));
+}
+
+/* `hamnsync -c CONF daemon`, which detaches itself; its first exit says
+ * whether it started. */
+static int
+daemon_start(const struct fo_ctx *c, char *why, size_t whylen)
+{
+	const char *cf = c->opts->conf_path ? c->opts->conf_path : c->conf->file;
+	int status;
+	pid_t pid;
+
+	fflush(NULL);
+	if ((pid = fork()) < 0)
+		return -errno;
+	if (pid == 0) {
+		execl("/proc/self/exe", "hamnsync", "-c", cf, "daemon",
+		      (char *)NULL);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		snprintf(why, whylen, "hamnsync -c %s daemon: exit %d", cf,
+		         WIFEXITED(status) ? WEXITSTATUS(status) : 128);
+		return -ECHILD;
+	}
+	return HS_OK;
+}
+
+/* Until the daemon answers status as a standby, bounded by step_timeout. */
+static int
+wait_standby(const struct hs_conf *conf, char *why, size_t whylen)
+{
+	uint64_t secs = conf->failover.step_timeout ? conf->failover.step_timeout
+	                                            : 300;
+	uint64_t end = hs_now_mono_ns() + secs * 1000000000ull;
+	struct timespec ts = {0, 100 * 1000 * 1000};
+	const char *role = NULL;
+	json_t *reply = NULL;
+
+	for (;;) {
+		if (daemon_ask(conf, "status", &reply) > 0) {
+			role = json_string_value(json_object_get(reply, "role"));
+			if (role != NULL && strcmp(role, "standby") == 0) {
+				json_decref(reply);
+				return HS_OK;
+			}
+		}
+		json_decref(reply);
+		reply = NULL;
+		if (hs_now_mono_ns() > end)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	snprintf(why, whylen,
+	         "the daemon of %s did not answer as a standby within %llu s",
+	         conf->state_dir, (unsigned long long)secs);
+	return HS_ETIMEOUT;
+}
+
+static int
+role_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
+         size_t whylen)
+{
+	const struct hs_conf *conf = c->conf;
+	struct idx_node n;
+	json_t *reply;
+	int rc, running;
+
+	n.role = HS_ROLE_STANDBY;
+	n.flags = 0;
+	n.epoch = fo_var_u64(c, "epoch", 0);
+	if ((rc = node_write(conf, &n)) < 0) {
+		snprintf(why, whylen, "%s/index: node state: %s",
+		         conf->state_dir, hs_strerror(rc));
+		return rc;
+	}
+	running = daemon_ask(conf, "role", &reply);
+	json_decref(reply);
+	if (running < 0) {
+		snprintf(why, whylen, "the daemon of %s: verb role: %s",
+		         conf->state_dir, hs_strerror(running));
+		return running;
+	}
+	if (!running && (rc = daemon_start(c, why, whylen)) < 0)
+		return rc;
+	if ((rc = wait_standby(conf, why, whylen)) < 0)
+		return rc;
+	snprintf(done, donelen, "%s runs as standby of %s at epoch %llu",
+	         running ? "the daemon" : "a daemon started, it",
+	         fo_var_str(c, "peer") ? fo_var_str(c, "peer") : "the peer",
+	         (unsigned long long)n.epoch);
+	return HS_OK;
+}
+
+static const struct fo_step rejoin_steps[] = {
+    {"preflight", preflight_plan, preflight_run},
+    {"stop", stop_plan, stop_run},
+    {"aside", aside_plan, aside_run},
+    {"database", database_plan, database_run},
+    {"role", role_plan, role_run},
+};
+
+/* Has a rejoin begun and not finished (a step done in its state file)? */
+static int
+rejoin_pending(const struct hs_conf *conf)
+{
+	char path[4096];
+	json_t *root, *steps, *s;
+	const char *k;
+	int pending = 0;
+
+	snprintf(path, sizeof(path), "%s/promote/rejoin.json", conf->state_dir);
+	if ((root = json_load_file(path, 0, NULL)) == NULL)
+		return access(path, F_OK) == 0;
+	steps = json_object_get(root, "steps");
+	json_object_foreach(steps, k, s)
+	{
+		const char *st = json_string_value(json_object_get(s, "state"));
+
+		if (st != NULL && strcmp(st, "done") == 0)
+			pending = 1;
+	}
+	json_decref(root);
+	return pending;
+}
+
+int
+fo_rejoin(const struct hs_conf *conf, const struct fo_opts *o)
+{
+	struct idx_node n;
+	int rc;
+
+	if (!rejoin_pending(conf)) {
+		if ((rc = node_read(conf, 1, &n)) < 0) {
+			fprintf(stderr, "hamnsync: rejoin: %s/index: node "
+			        "state: %s\n", conf->state_dir, hs_strerror(rc));
+			return 1;
+		}
+		if (n.role == HS_ROLE_STANDBY) {
+			fprintf(o->out, "rejoin: this node is already a "
+			        "standby (epoch %llu)\n",
+			        (unsigned long long)n.epoch);
+			return 0;
+		}
+	}
+	return fo_steps_run(conf, "rejoin", rejoin_steps,
+	                    sizeof(rejoin_steps) / sizeof(rejoin_steps[0]), o,
+	                    NULL);
+}

@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# `hamnsync rejoin` (SPEC.md "Failover"): a former primary becomes the
+# standby of the node that replaced it.  Its own changes made after the
+# fence, which the new primary never received, are moved into
+# state_dir/rejoin-EPOCH/ and listed (stdout and LIST), its daemon runs as
+# standby, and the new primary re-syncs the tree by deltas: only what
+# differs travels.  Refused (exit 1, nothing moved, role unchanged) when
+# the peer answers as a standby; exit 3 when it does not answer; a second
+# rejoin says "already a standby" and exits 0.
+#
+# Each node holds its copy of the replicated paths at P (target_root /)
+# inside a mount namespace of its own, where its tree ($T/n1 or $T/n2) is
+# bound on $T/src: a primary reads P and a standby writes P, as on two
+# machines, and the two trees stay apart.  The promote is staged with
+# hs-node (stop the standby, store primary epoch 1, start it again).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+HS_TOOLS=${HS_TOOLS:-$top/build/bin}
+
+hs_init rejoin
+mkdir -p "$T/n1" "$T/n2"
+hs_gen_tree "$T/n1"
+HS_TARGET_ROOT=/ hs_setup_pair "$(hs_sets_for "$T/src")"
+echo "metrics_file = $T/metrics2.prom" >"$T/metrics.line"
+sed -i "/^peer_timeout/r $T/metrics.line" "$C2"
+
+# ns_hold N: a process whose mount namespace binds $T/nN on $T/src; its
+# PID in NS_N.  Every command of node N runs in it (nsenter).
+ns_hold() {
+	unshare -m --propagation private bash -c \
+		"mount --bind '$T/n$1' '$T/src' && exec sleep 100000" &
+	eval "NS_$1=$!"
+	HS_PIDS+=("$!")
+	for ((i = 0; i < 50; i++)); do
+		nsenter -t "$!" -m findmnt "$T/src" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	hs_fail "namespace of node $1 not ready"
+}
+
+# node_daemon N CONF LOG: node N's daemon in the foreground; PID in DPID.
+node_daemon() {
+	nsenter -t "$(eval echo "\$NS_$1")" -m "$HS_BIN" -c "$2" daemon \
+		--foreground >>"$3" 2>&1 &
+	DPID=$!
+	HS_PIDS+=("$DPID")
+}
+
+# rejoin_mn1 [ARGS]: rejoin on node 1; RJ_RC, $T/rj.out and $T/rj.err.
+rejoin_mn1() {
+	set +e
+	nsenter -t "$NS_1" -m "$HS_BIN" -c "$C1" rejoin "$@" >"$T/rj.out" \
+		2>"$T/rj.err"
+	RJ_RC=$?
+	set -e
+}
+
+# same_trees: the oracle: rsync prints nothing between the two trees.
+same_trees() {
+	[ -z "$(rsync -naiHAXc --numeric-ids --delete "$T/n2/" "$T/n1/" 2>&1)" ]
+}
+
+node1() { "$HS_TOOLS/hs-node" "$T/state1"; }
+
+ns_hold 1
+ns_hold 2
+node_daemon 2 "$C2" "$T/standby.log"
+STANDBY_PID=$DPID
+hs_wait_log "$T/standby.log" "listening on" 1 30 ||
+	hs_fail "standby did not start: $(tail -3 "$T/standby.log")"
+node_daemon 1 "$C1" "$T/primary.log"
+PRIMARY_PID=$DPID
+
+# 1. The pair replicates: status says in-sync, then the trees are equal.
+hs_wait_status "pair replicating" 90 "$C1" \
+	'all(p["state"] == "in-sync" for p in d["paths"]) and d["lag"]["files_pending"] == 0'
+if same_trees; then hs_ok "trees equal before the failover"; else
+	hs_bad "trees differ before the failover"
+	rsync -naiHAXc --numeric-ids --delete "$T/n2/" "$T/n1/" | head
+fi
+
+# 2. The primary dies.  Its administrator edits it after the fence: a
+# changed file, a new file, a deleted file.
+hs_stop_pid "$PRIMARY_PID" KILL
+P=$T/src/install
+echo "edited on mn1 after the fence" >>"$T/n1/install/postscripts/script3"
+echo "made on mn1 after the fence" >"$T/n1/install/local-new"
+rm "$T/n1/install/custom/install/rh/compute2.tmpl"
+SUM3=$(sha256sum <"$T/n1/install/postscripts/script3")
+before=$(hs_snapshot "$T/n1")
+
+# 3. Refused while the peer answers as a standby: exit 1, one line,
+# nothing moved, role unchanged.
+rejoin_mn1
+if [ "$RJ_RC" -eq 1 ] && [ "$(wc -l <"$T/rj.err")" -eq 1 ] &&
+	hs_has "answers as standby at epoch 0: nothing to rejoin" "$T/rj.err"; then
+	hs_ok "refused: the peer is a standby ($(cat "$T/rj.err"))"
+else
+	hs_bad "rejoin with a standby peer: exit $RJ_RC: $(cat "$T/rj.out" "$T/rj.err")"
+fi
+if [ "$(hs_snapshot "$T/n1")" = "$before" ] &&
+	! ls -d "$T"/state1/rejoin-* >/dev/null 2>&1 &&
+	[ "$(node1)" = "primary 0 0" ]; then
+	hs_ok "refused: nothing moved, role unchanged ($(node1))"
+else
+	hs_bad "refused, but something changed: $(node1)"
+fi
+
+# 4. The peer does not answer: exit 3, naming it.
+hs_stop_pid "$STANDBY_PID"
+rejoin_mn1
+if [ "$RJ_RC" -eq 3 ] && hs_has "peer mn2 (127.0.0.1:$PORT) did not answer" \
+	"$T/rj.err"; then
+	hs_ok "peer unreachable: exit 3 ($(cat "$T/rj.err"))"
+else
+	hs_bad "rejoin with no peer: exit $RJ_RC: $(cat "$T/rj.out" "$T/rj.err")"
+fi
+[ "$(hs_snapshot "$T/n1")" = "$before" ] && [ "$(node1)" = "primary 0 0" ] ||
+	hs_bad "unreachable peer, but something changed: $(node1)"
+
+# 5. The standby becomes the primary at epoch 1 and makes changes of its
+# own: a new file, an edit.
+"$HS_TOOLS/hs-node" "$T/state2" primary 1 0
+node_daemon 2 "$C2" "$T/primary2.log"
+NEWP_PID=$DPID
+echo "made on mn2 as the new primary" >"$T/n2/install/new-on-mn2"
+echo "10.9.9.9 added-by-mn2" >>"$T/n2/etc/hosts"
+hs_wait_log "$T/primary2.log" "primary" 1 30 ||
+	hs_fail "new primary did not start: $(tail -3 "$T/primary2.log")"
+
+# 6. rejoin with its daemon stopped: exit 0; the changed and the new
+# file are kept under rejoin-1 with their content and listed.
+rejoin_mn1
+K=$T/state1/rejoin-1
+if [ "$RJ_RC" -eq 0 ]; then hs_ok "rejoin: exit 0"; else
+	hs_bad "rejoin: exit $RJ_RC: $(cat "$T/rj.out" "$T/rj.err")"
+fi
+sed 's/^/     /' "$T/rj.out"
+if [ "$(sha256sum <"$K$P/postscripts/script3")" = "$SUM3" ] &&
+	[ "$(cat "$K$P/local-new")" = "made on mn1 after the fence" ]; then
+	hs_ok "the changed and the new file are kept under rejoin-1"
+else
+	hs_bad "not kept under rejoin-1: $(find "$K" -type f 2>&1 | head)"
+fi
+want=$(printf '%s\n' "$P/local-new" "$P/postscripts/script3")
+if [ "$(cat "$K/LIST" 2>&1)" = "$want" ] &&
+	[ "$(sed -n 's/^rejoin: moved aside: //p' "$T/rj.out")" = "$want" ]; then
+	hs_ok "listed in stdout and LIST, nothing else"
+else
+	hs_bad "list: LIST: $(cat "$K/LIST" 2>&1 | head -5), stdout: $(grep 'moved aside' "$T/rj.out" | head -5)"
+fi
+REJOINED=$(cat "$T/state1/hamnsync.pid" 2>/dev/null || true)
+[ -n "$REJOINED" ] && HS_PIDS+=("$REJOINED")
+hs_expect_status "the rejoined node runs as standby at epoch 1" "$C1" \
+	'd["role"] == "standby" and d["epoch"] == 1 and d["daemon"] == "running"'
+
+# 7. The trees converge (rsync prints nothing), as status says.
+hs_wait_status "the new primary says in-sync" 90 "$C2" \
+	'all(p["state"] == "in-sync" for p in d["paths"]) and d["lag"]["files_pending"] == 0 and d["role"] == "primary"'
+for ((i = 0; i < 300; i++)); do same_trees && break; sleep 0.1; done
+if same_trees; then hs_ok "trees identical after the rejoin (rsync oracle)"; else
+	hs_bad "trees differ after the rejoin"
+	rsync -naiHAXc --numeric-ids --delete "$T/n2/" "$T/n1/" | head
+fi
+[ "$(cat "$T/n1/install/new-on-mn2" 2>&1)" = "made on mn2 as the new primary" ] &&
+	[ ! -e "$T/n1/install/local-new" ] ||
+	hs_bad "the new primary's changes did not reach the rejoined node"
+
+# 8. Deltas, not a copy: the new primary sent far less than the tree.
+size=$(du -sb "$T/n2" | cut -f1)
+for ((i = 0; i < 100; i++)); do
+	sent=$(awk '/^hamnsync_sent_bytes_total/ { print int($2) }' \
+		"$T/metrics2.prom" 2>/dev/null || true)
+	[ -n "$sent" ] && [ "$sent" -gt 0 ] && break
+	sleep 0.1
+done
+if [ -n "$sent" ] && [ "$sent" -gt 0 ] && [ "$sent" -lt $((size / 10)) ]; then
+	hs_ok "the new primary sent $sent bytes for a tree of $size"
+else
+	hs_bad "the new primary sent ${sent:-?} bytes for a tree of $size"
+fi
+
+# 9. A second rejoin: already a standby, exit 0, nothing moved.
+rejoin_mn1
+if [ "$RJ_RC" -eq 0 ] &&
+	hs_has "rejoin: this node is already a standby (epoch 1)" "$T/rj.out"; then
+	hs_ok "second rejoin: $(cat "$T/rj.out")"
+else
+	hs_bad "second rejoin: exit $RJ_RC: $(cat "$T/rj.out" "$T/rj.err")"
+fi
+
+hs_result test_rejoin
