@@ -291,6 +291,20 @@ source_base(const struct hs_conf *conf, const char *src, char *out,
 	return HS_OK;
 }
 
+/* syncfs(2) of the filesystem that holds directory `dirfd` (O_PATH). */
+static int
+sync_fs_at(int dirfd)
+{
+	int fd, rc = HS_OK;
+
+	if ((fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -errno;
+	if (syncfs(fd) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
 static int
 source_aside(struct aside *a, const struct hs_pathset *set, uint16_t i,
              char *why, size_t whylen)
@@ -342,8 +356,8 @@ source_aside(struct aside *a, const struct hs_pathset *set, uint16_t i,
 		rc = move_one(a, from, abs, why, whylen);
 	}
 	/* Moved is durable before the new primary may write these paths. */
-	if (rc >= 0 && a->moved > 0 && syncfs(anchor) < 0)
-		rc = -errno;
+	if (rc >= 0 && a->moved > 0)
+		rc = sync_fs_at(anchor);
 out:
 	scan_list_free(&l);
 	close(anchor);
