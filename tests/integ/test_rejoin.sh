@@ -95,6 +95,9 @@ echo "edited on mn1 after the fence" >>"$T/n1/install/postscripts/script3"
 echo "made on mn1 after the fence" >"$T/n1/install/local-new"
 rm "$T/n1/install/custom/install/rh/compute2.tmpl"
 SUM3=$(sha256sum <"$T/n1/install/postscripts/script3")
+touch -d '2021-02-03 04:05:06.123456789' "$T/n1/install/postscripts/script3"
+chown 4321:8765 "$T/n1/install/postscripts/script3"
+STAT3=$(stat -c '%a %u %g %y' "$T/n1/install/postscripts/script3")
 before=$(hs_snapshot "$T/n1")
 
 # 3. Refused while the peer answers as a standby: exit 1, one line,
@@ -154,6 +157,10 @@ sed 's/^/     /' "$T/rj.out"
 if [ "$(sha256sum <"$K$P/postscripts/script3")" = "$SUM3" ] &&
 	[ "$(cat "$K$P/local-new")" = "made on mn1 after the fence" ]; then
 	hs_ok "the changed and the new file are kept under rejoin-1"
+	# $T/src is a mount of its own there: the move was a copy.
+	[ "$(stat -c '%a %u %g %y' "$K$P/postscripts/script3")" = "$STAT3" ] &&
+		[ -z "$(find "$K" -name '*.hamnsync-tmp')" ] ||
+		hs_bad "mode, owner or times not kept: $(stat -c '%a %u %g %y' "$K$P/postscripts/script3") != $STAT3"
 else
 	hs_bad "not kept under rejoin-1: $(find "$K" -type f 2>&1 | head)"
 fi
@@ -212,6 +219,58 @@ if [ "$RJ_RC" -eq 0 ] &&
 	hs_ok "second rejoin: $(cat "$T/rj.out")"
 else
 	hs_bad "second rejoin: exit $RJ_RC: $(cat "$T/rj.out" "$T/rj.err")"
+fi
+
+# 10. With its daemon running.  The roles swap back (mn1 the primary of
+# epoch 2, mn2 its standby) and replicate; then mn2 is staged as the
+# primary of epoch 3 while mn1's daemon runs on.  rejoin fences that
+# daemon, moves its local edit aside, and the same process runs on as
+# the standby of epoch 3.
+hs_stop_pid "$REJOINED"
+hs_stop_pid "$NEWP_PID"
+"$HS_TOOLS/hs-node" "$T/state1" primary 2 0
+"$HS_TOOLS/hs-node" "$T/state2" standby 2 0
+node_daemon 2 "$C2" "$T/standby.log"
+STANDBY_PID=$DPID
+hs_wait_log "$T/standby.log" "listening on" 2 30 ||
+	hs_fail "standby did not start: $(tail -3 "$T/standby.log")"
+echo "a change while mn1 is the primary of epoch 2" >"$T/n1/install/epoch2"
+node_daemon 1 "$C1" "$T/primary.log"
+RUNNING=$DPID
+hs_wait_status "mn1, the primary of epoch 2, replicates" 60 "$C1" \
+	'd["role"] == "primary" and d["epoch"] == 2 and all(p["state"] == "in-sync" for p in d["paths"]) and d["lag"]["files_pending"] == 0'
+same_trees || hs_bad "trees differ while mn1 is the primary of epoch 2"
+hs_stop_pid "$STANDBY_PID"
+"$HS_TOOLS/hs-node" "$T/state2" primary 3 0
+node_daemon 2 "$C2" "$T/primary3.log"
+NEWP_PID=$DPID
+hs_wait_status "mn1 meets the primary of epoch 3 and is fenced" 60 "$C1" \
+	'any("rejoin" in w["text"] for w in d["warnings"])'
+echo "made on mn1 while its daemon ran" >"$T/n1/install/round2-local"
+rejoin_mn1
+K=$T/state1/rejoin-3
+if [ "$RJ_RC" -eq 0 ] && hs_has "the running daemon is fenced" "$T/rj.out" &&
+	hs_has "role: done .*the daemon runs as standby" "$T/rj.out"; then
+	hs_ok "rejoin with the daemon running: exit 0"
+else
+	hs_bad "rejoin with the daemon running: exit $RJ_RC: $(cat "$T/rj.out" "$T/rj.err")"
+fi
+if [ "$(cat "$K/LIST" 2>&1)" = "$P/round2-local" ] &&
+	[ "$(cat "$K$P/round2-local" 2>&1)" = "made on mn1 while its daemon ran" ]; then
+	hs_ok "the edit made while the daemon ran is kept under rejoin-3"
+else
+	hs_bad "rejoin-3: $(find "$K" -type f 2>&1 | tr '\n' ' ')"
+fi
+hs_expect_status "the same process runs as standby at epoch 3" "$C1" \
+	'd["role"] == "standby" and d["epoch"] == 3 and d["daemon"] == "running"'
+[ "$(cat "$T/state1/hamnsync.pid" 2>/dev/null)" = "$RUNNING" ] &&
+	hs_alive "$RUNNING" || hs_bad "the daemon is not the same process"
+hs_wait_status "the primary of epoch 3 says in-sync" 60 "$C2" \
+	'all(p["state"] == "in-sync" for p in d["paths"]) and d["lag"]["files_pending"] == 0'
+for ((i = 0; i < 300; i++)); do same_trees && break; sleep 0.1; done
+if same_trees; then hs_ok "trees identical after the second rejoin"; else
+	hs_bad "trees differ after the second rejoin"
+	tree_diff | head
 fi
 
 hs_result test_rejoin
