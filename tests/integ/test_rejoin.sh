@@ -20,7 +20,19 @@ HS_TOOLS=${HS_TOOLS:-$top/build/bin}
 hs_init rejoin
 mkdir -p "$T/n1" "$T/n2"
 hs_gen_tree "$T/n1"
-HS_TARGET_ROOT=/ hs_setup_pair "$(hs_sets_for "$T/src")"
+# An xCAT database on both nodes (each primary snapshots its own).
+for n in 1 2; do
+	mkdir -p "$T/n$n/xcat/db"
+	sqlite3 "$T/n$n/xcat/db/site.sqlite" \
+		"CREATE TABLE site(key TEXT PRIMARY KEY, value TEXT);
+		 INSERT INTO site VALUES('master', 'mn$n');"
+done
+HS_TARGET_ROOT=/ hs_setup_pair "$(hs_sets_for "$T/src")
+
+[database xcatdb]
+type = sqlite
+path = $T/src/xcat/db
+interval = 1s"
 echo "metrics_file = $T/metrics2.prom" >"$T/metrics.line"
 sed -i "/^peer_timeout/r $T/metrics.line" "$C2"
 
@@ -145,6 +157,11 @@ for f in netboot/rhels9/x86_64/compute/rootimg.gz \
 	INO[$f]=$(stat -c %i "$T/n1/install/$f")
 done
 
+# mn1's own snapshot, made as the primary of epoch 0.
+[ -f "$T/state1/db/xcatdb/MANIFEST" ] ||
+	hs_bad "mn1 had made no snapshot of its database"
+: >"$T/state1/db/xcatdb/made-by-mn1"
+
 # 6. rejoin with its daemon stopped: exit 0; the changed and the new
 # file are kept under rejoin-1 with their content and listed.
 rejoin_mn1
@@ -187,6 +204,25 @@ fi
 [ "$(cat "$T/n1/install/new-on-mn2" 2>&1)" = "made on mn2 as the new primary" ] &&
 	[ ! -e "$T/n1/install/local-new" ] ||
 	hs_bad "the new primary's changes did not reach the rejoined node"
+
+# Its database snapshot is the new primary's: its own went at the
+# database step, and the new primary's arrives whole.
+if hs_has "database: done .*removed the snapshots of 1 database" "$T/rj.out" &&
+	[ ! -e "$T/state1/db/xcatdb/made-by-mn1" ]; then
+	hs_ok "mn1's own database snapshot was removed"
+else
+	hs_bad "mn1's own database snapshot: $(grep database "$T/rj.out"; ls "$T/state1/db/xcatdb")"
+fi
+for ((i = 0; i < 300; i++)); do
+	cmp -s "$T/state1/db/xcatdb/MANIFEST" "$T/state2/db/xcatdb/MANIFEST" &&
+		break
+	sleep 0.1
+done
+if cmp -s "$T/state1/db/xcatdb/MANIFEST" "$T/state2/db/xcatdb/MANIFEST"; then
+	hs_ok "the new primary's database snapshot arrived"
+else
+	hs_bad "the new primary's database snapshot did not arrive"
+fi
 
 # 8. Deltas, not a copy: the big files that did not change were not
 # written again (same inode: the standby replaces a file by a rename),
