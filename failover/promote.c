@@ -371,7 +371,10 @@ drain_sessions(struct fo_ctx *c, json_int_t *left, char *why, size_t whylen)
 	}
 }
 
-/* syncfs(2) of the filesystem holding target_root + `src`. */
+/*
+ * syncfs(2) of the filesystem holding target_root + `src`: 1 when done,
+ * 0 when there is no such folder yet, or an error with `why`.
+ */
 static int
 sync_tree(const struct hs_conf *conf, const char *src, char *why,
           size_t whylen)
@@ -553,13 +556,13 @@ plan_start(struct fo_ctx *c, char *buf, size_t len)
 static int
 launch_daemon(struct fo_ctx *c, char *why, size_t whylen)
 {
-	int status;
+	int status = -1, rc;
 	pid_t pid;
 
 	if ((pid = fork()) < 0) {
-		snprintf(why, whylen, "starting the daemon: %s",
-		         strerror(errno));
-		return -errno;
+		rc = -errno;
+		snprintf(why, whylen, "starting the daemon: %s", strerror(-rc));
+		return rc;
 	}
 	if (pid == 0) {
 		execl("/proc/self/exe", "hamnsync", "-c", c->opts->conf_path,
@@ -674,6 +677,16 @@ fo_promote(const struct hs_conf *conf, const struct fo_opts *o)
 
 	if (node_get(conf, &me, why, sizeof(why)) < 0) {
 		fprintf(stderr, "hamnsync: promote: %s\n", why);
+		return 1;
+	}
+	/* A fenced primary is no primary: its successor must keep its data. */
+	if (me.role == HS_ROLE_PRIMARY && (me.flags & IDX_NODE_F_REJOIN) &&
+	    !promote_pending(conf)) {
+		fprintf(stderr,
+		        "hamnsync: promote: this node is a primary fenced by a "
+		        "newer epoch (this node: %llu): run `hamnsync rejoin` "
+		        "first\n",
+		        (unsigned long long)me.epoch);
 		return 1;
 	}
 	/* Nothing to do, and saying so is the answer a script wants. */

@@ -1980,7 +1980,11 @@ out:
 		         p.conf->state_dir);
 		if (rc == HS_OK)
 			unlink(path);
-		close(p.pidfd);
+		/* The other role runs next in this process: still locked. */
+		if (rc == HS_EROLE)
+			hs_pidfile_handover(p.pidfd, p.conf->state_dir);
+		else
+			close(p.pidfd);
 	}
 	if (p.cfd >= 0) {
 		close(p.cfd);

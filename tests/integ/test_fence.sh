@@ -103,4 +103,26 @@ hs_snapshot "$T/standby" >"$T/new-end.snap"
 cmp -s "$T/new-before.snap" "$T/new-end.snap" &&
 	hs_ok "the new primary's tree is still untouched" ||
 	hs_bad "the new primary's tree changed after the restart"
+
+# A standby of a newer epoch (a promote under way fenced it first) fences
+# the primary too.  Staged afresh: mn1 primary 0, mn2 standby 1.
+hs_stop_pid "$PRIMARY_PID" || hs_bad "the fenced primary did not stop"
+hs_stop_pid "$NEW_PID" || hs_bad "the new primary did not stop"
+"$NODE" "$T/state1" primary 0 0 || hs_fail "hs-node could not stage mn1"
+"$NODE" "$T/state2" standby 1 0 || hs_fail "hs-node could not stage mn2"
+hs_start_standby
+hs_snapshot "$T/standby" >"$T/standby-before.snap"
+hs_start_primary
+hs_wait_status "a standby of epoch 1 fences the primary of epoch 0" 30 "$C1" \
+	'any(w["severity"] == "critical" and w["text"] == "needs rejoin: mn2 is standby at epoch 1 (this node: 0); run hamnsync rejoin" for w in d["warnings"])'
+[ "$("$NODE" "$T/state1")" = "primary 0 1" ] &&
+	hs_ok "stored as fenced (hs-node: primary 0 1)" ||
+	hs_bad "node state: $("$NODE" "$T/state1")"
+echo "edited after the standby's fence" >"$D/sub/f2"
+hs_wait_status "the fenced primary sees its edit pending" 20 "$C1" \
+	'd["lag"]["files_pending"] >= 1'
+hs_snapshot "$T/standby" >"$T/standby-after.snap"
+cmp -s "$T/standby-before.snap" "$T/standby-after.snap" &&
+	hs_ok "the standby's tree is untouched" ||
+	hs_bad "the standby's tree changed after the fence"
 hs_result fence

@@ -9,9 +9,10 @@
 #      and succeeds: every step "done in", the commands in order, the
 #      database restored, role primary at epoch 1, the same daemon PID.
 #   2. daemon stopped: the same, and a daemon runs as primary afterwards.
-#   3. --force while the primary is alive succeeds and fences it.
-# Identity is not configured here (test_identity_* covers it in network
-# namespaces): the step runs `stop` and says so.
+#   3. --force while the primary is alive succeeds and fences it; promote
+#      on that fenced old primary is refused (rejoin first).
+# Identity is not configured here (test_takeover_netns.sh covers it in
+# network namespaces): the step runs `stop` and says so.
 #
 # Host changes: none.  Every wait is bounded.
 set -euo pipefail
@@ -151,7 +152,9 @@ fi
 
 promote
 line="hamnsync: promote: preflight: mn1 still answers as primary at epoch 0: use \`hamnsync switchover\` for a planned swap, or promote --force"
-if [ "$PROMOTE_RC" -eq 1 ] && [ "$(cat "$T/promote.err")" = "$line" ]; then
+# stderr is the log too (its lines begin with the time): one error line.
+if [ "$PROMOTE_RC" -eq 1 ] &&
+	[ "$(grep -v '^[0-9:.]* hamnsync\[' "$T/promote.err")" = "$line" ]; then
 	hs_ok "1: refused while the primary answers: exit 1, one line"
 else
 	hs_bad "1: promote with the primary alive: exit $PROMOTE_RC: $(cat "$T/promote.err")"
@@ -169,8 +172,15 @@ fi
 
 pid=$STANDBY_PID
 hs_stop_pid "$PRIMARY_PID" KILL
+hs_wait_status "1: the standby sees its primary gone: not promote ready" 30 \
+	"$C2" 'not d["promote_ready"]["ready"]'
 promote
 promoted "1 (daemon running)"
+if hs_has '^promote: preflight: warning: not ready, rpo [0-9.a-z ]*: .*primary' "$T/promote.out"; then
+	hs_ok "1: preflight warns that this standby was not ready, with the rpo"
+else
+	hs_bad "1: no readiness warning: $(grep preflight "$T/promote.out")"
+fi
 if hs_has '^promote: resuming at preflight (failed before)' "$T/promote.out"; then
 	hs_ok "1: the refused preflight is run again"
 else
@@ -196,6 +206,11 @@ hs_stop_pid "$PRIMARY_PID" KILL
 hs_stop_pid "$STANDBY_PID"
 promote
 promoted "2 (daemon stopped)"
+if hs_has '^promote: preflight: done in [0-9.]* s: primary mn1 unreachable: .*refused' "$T/promote.out"; then
+	hs_ok "2: preflight says the primary is unreachable, and goes on"
+else
+	hs_bad "2: preflight: $(grep preflight "$T/promote.out")"
+fi
 pid=$(daemon_pid "$T/state2")
 if [ "${pid:-0}" -gt 0 ] && hs_alive "$pid"; then
 	HS_PIDS+=("$pid")
@@ -222,6 +237,18 @@ if [ "$("$HS_NODE" "$T/state1" 2>/dev/null)" = "primary 0 1" ]; then
 	hs_ok "3: the old primary is fenced (needs rejoin)"
 else
 	hs_bad "3: the old primary's state: $("$HS_NODE" "$T/state1" 2>&1)"
+fi
+
+set +e
+"$HS_BIN" -c "$C1" promote >"$T/promote.out" 2>"$T/promote.err"
+PROMOTE_RC=$?
+set -e
+if [ "$PROMOTE_RC" -eq 1 ] &&
+	[ "$(grep -v '^[0-9:.]* hamnsync\[' "$T/promote.err")" = "hamnsync: promote: this node is a primary fenced by a newer epoch (this node: 0): run \`hamnsync rejoin\` first" ] &&
+	[ "$("$HS_NODE" "$T/state1")" = "primary 0 1" ]; then
+	hs_ok "3: promote on the fenced old primary: exit 1, rejoin first"
+else
+	hs_bad "3: promote on the fenced primary: exit $PROMOTE_RC: $(cat "$T/promote.out" "$T/promote.err")"
 fi
 
 hs_result test_promote

@@ -193,4 +193,33 @@ failover_conf "$T/rec.sh $REC makedhcp"
 promote
 resumed "2" interrupted "$dbstat"
 
+# ------------------------------------------ 3. bad inputs, one line each
+# nolog: stderr without the log's (timestamped) lines.
+nolog() { grep -v '^[0-9:.]* hamnsync\[' "$T/promote.err" || true; }
+"$HS_NODE" "$T/state2" standby 1 2
+mkdir -p "$T/state2/promote"
+echo "{ not json" >"$T/state2/promote/promote.json"
+ran=$(grep -c . "$REC")
+promote
+if [ "$PROMOTE_RC" -eq 2 ] && [ "$(nolog | wc -l)" -eq 1 ] &&
+	nolog | hs_has "^hamnsync: promote: $T/state2/promote/promote.json: unreadable (.*); remove it to start the command afresh$" &&
+	[ "$("$HS_NODE" "$T/state2")" = "standby 1 2" ] && [ "$(grep -c . "$REC")" -eq "$ran" ]; then
+	hs_ok "3: a damaged step state: exit 2, one line naming it, nothing run"
+else
+	hs_bad "3: damaged step state: exit $PROMOTE_RC: $(cat "$T/promote.err")"
+fi
+rm "$T/state2/promote/promote.json"
+grep -v '^peer = ' "$C2" >"$T/nopeer.conf"
+set +e
+"$HS_BIN" -c "$T/nopeer.conf" promote >"$T/promote.out" 2>"$T/promote.err"
+PROMOTE_RC=$?
+set -e
+if [ "$PROMOTE_RC" -eq 2 ] && [ "$(nolog | wc -l)" -eq 1 ] &&
+	nolog | hs_has "^hamnsync: .*peer" &&
+	[ "$("$HS_NODE" "$T/state2")" = "standby 1 2" ]; then
+	hs_ok "3: no peer in the config: exit 2, one line ($(nolog))"
+else
+	hs_bad "3: no peer: exit $PROMOTE_RC: $(cat "$T/promote.out" "$T/promote.err")"
+fi
+
 hs_result test_promote_resume

@@ -81,4 +81,37 @@ if hs_has "is no longer a primary of epoch 3: split brain over" "$T/primary.log"
 else
 	hs_bad "mn1 did not log the end of the split brain"
 fi
+
+# The verb `role` on a primary whose stored role is standby now: it
+# answers, stops as at SIGTERM and runs as a standby in the same process.
+"$NODE" "$T/state1" standby 3 0 || hs_fail "hs-node could not stage mn1"
+python3 - "$T/state1/hamnsync.sock" >"$T/role.json" <<'PY' ||
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+s.connect(sys.argv[1])
+s.sendall(b"HAMNSYNC-CTL/1 role\n")
+out = b""
+while True:
+	b = s.recv(65536)
+	if not b:
+		break
+	out += b
+sys.stdout.write(out.decode())
+PY
+	hs_bad "no answer to the verb role"
+if python3 "$HS_CLAIM" expect "$T/role.json" \
+	'd == {"role": "standby", "switching": True}' >/dev/null 2>"$T/role.why"; then
+	hs_ok "role answers {role: standby, switching: true}"
+else
+	hs_bad "role answered $(cat "$T/role.json"): $(cat "$T/role.why")"
+fi
+if hs_wait_log "$T/primary.log" "standby: mn1 listening on 127.0.0.1:$PORT1" 1 30 &&
+	hs_alive "$PRIMARY_PID"; then
+	hs_ok "the same process (pid $PRIMARY_PID) runs as a standby now"
+else
+	hs_bad "no standby after the switch: $(tail -5 "$T/primary.log")"
+fi
+hs_wait_status "its status says standby at epoch 3" 20 "$C1" \
+	"d['role'] == 'standby' and d['epoch'] == 3 and d['daemon'] == 'running'"
 hs_result split_brain
