@@ -60,6 +60,52 @@ int cli_node_open(const struct hs_conf *conf, struct idx_node *node,
  * as the four characters \xNN.  New reference, or NULL on ENOMEM.
  */
 json_t *cli_json_path(const char *s);
+/*
+ * `s` escaped for one line of output (hs_escape, the way rsync shows
+ * names: \#012 for a newline).  Borrowed, valid until the next call.
+ */
+const char *cli_show(const char *s);
+/*
+ * A message for one line: `s` itself, or, when it holds a control byte
+ * (text a peer made up), all of it escaped as cli_show does.  Borrowed,
+ * valid until the next call.
+ */
+const char *cli_line(const char *s);
+
+/* One count of a send_report for --json: its name, the field's offset. */
+struct cli_count {
+	const char *name;
+	size_t off;
+};
+struct send_report;
+/*
+ * {name: value} for each of the n counts of `r`, less those of `prev`
+ * when not NULL (one set's share of a report that adds up).  New
+ * reference, or NULL on ENOMEM.
+ */
+json_t *cli_json_counts(const struct cli_count *c, size_t n,
+                        const struct send_report *r,
+                        const struct send_report *prev);
+
+/*
+ * What a sync or verify run gives --json as it goes: its entries (each
+ * an object naming the path), and after each set, that set's counts
+ * (sets: [{name, counts}]), its name put into the set's entries.
+ */
+struct cli_run {
+	json_t *entries;
+	json_t *sets;
+	size_t tagged; /* entries before this one have their set */
+	const struct cli_count *counts;
+	size_t n_counts;
+	struct send_report *prev; /* the report after the last set */
+};
+int cli_run_init(struct cli_run *run, const struct cli_count *c, size_t n);
+/* Append `entry` (takes ownership), with "path": cli_json_path(path). */
+void cli_run_entry(struct cli_run *run, json_t *entry, const char *path);
+/* send_opts.set_cb: the set `set` is done; `sofar` adds up every set. */
+void cli_run_set(void *arg, const char *set, const struct send_report *sofar);
+void cli_run_free(struct cli_run *run);
 
 /* cmd_*.c: one per subcommand. */
 int cli_keygen(int argc, char **argv);

@@ -1,8 +1,14 @@
-/* json.c - JSON output through jansson, with paths of any bytes. */
+/*
+ * json.c - output that scripts read: JSON through jansson, with paths of
+ * any bytes, the counts and entries of a run, and names escaped for one
+ * line of text.
+ */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "primary.h"
 
 /*
  * Length of the valid UTF-8 sequence at p (1..4), or 0 if p does not
@@ -63,4 +69,101 @@ cli_json_path(const char *s)
 	j = json_string(buf);
 	free(buf);
 	return j;
+}
+
+const char *
+cli_show(const char *s)
+{
+	/* A source and its relative path, each byte as up to \#ooo. */
+	static char buf[(PROTO_PATH_MAX * 2 + 2) * 5 + 1];
+
+	return hs_escape(s, buf, sizeof(buf));
+}
+
+const char *
+cli_line(const char *s)
+{
+	/* The commands' messages (`why`) hold at most 1 KiB. */
+	static char buf[1024 * 5 + 1];
+	const char *c;
+
+	for (c = s; *c != '\0'; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			return hs_escape(s, buf, sizeof(buf));
+	return s;
+}
+
+static uint64_t
+count_of(const struct send_report *r, size_t off)
+{
+	uint64_t v;
+
+	memcpy(&v, (const char *)r + off, sizeof(v));
+	return v;
+}
+
+json_t *
+cli_json_counts(const struct cli_count *c, size_t n,
+                const struct send_report *r, const struct send_report *prev)
+{
+	json_t *o = json_object();
+	uint64_t v;
+	size_t i;
+
+	for (i = 0; o != NULL && i < n; i++) {
+		v = count_of(r, c[i].off);
+		if (prev != NULL)
+			v -= count_of(prev, c[i].off);
+		json_object_set_new(o, c[i].name, json_integer((json_int_t)v));
+	}
+	return o;
+}
+
+int
+cli_run_init(struct cli_run *run, const struct cli_count *c, size_t n)
+{
+	memset(run, 0, sizeof(*run));
+	run->counts = c;
+	run->n_counts = n;
+	run->entries = json_array();
+	run->sets = json_array();
+	run->prev = calloc(1, sizeof(*run->prev));
+	if (run->entries == NULL || run->sets == NULL || run->prev == NULL) {
+		cli_run_free(run);
+		return -ENOMEM;
+	}
+	return HS_OK;
+}
+
+void
+cli_run_entry(struct cli_run *run, json_t *entry, const char *path)
+{
+	json_object_set_new(entry, "path", cli_json_path(path));
+	json_array_append_new(run->entries, entry);
+}
+
+void
+cli_run_set(void *arg, const char *set, const struct send_report *sofar)
+{
+	struct cli_run *run = arg;
+	json_t *o = json_object();
+
+	for (; run->tagged < json_array_size(run->entries); run->tagged++)
+		json_object_set_new(json_array_get(run->entries, run->tagged),
+		                    "set", cli_json_path(set));
+	json_object_set_new(o, "name", cli_json_path(set));
+	json_object_set_new(o, "counts",
+	                    cli_json_counts(run->counts, run->n_counts, sofar,
+	                                    run->prev));
+	json_array_append_new(run->sets, o);
+	*run->prev = *sofar;
+}
+
+void
+cli_run_free(struct cli_run *run)
+{
+	json_decref(run->entries);
+	json_decref(run->sets);
+	free(run->prev);
+	memset(run, 0, sizeof(*run));
 }

@@ -18,7 +18,7 @@ static const char usage[] =
     "  keygen --out DIR [--name N] [--force]   make this node's key and "
     "certificate\n"
     "  daemon [--foreground]                   run this node in its role\n"
-    "  sync [--dry-run] [--progress] [--allow-deletes SET]\n"
+    "  sync [--dry-run] [--json] [--progress] [--allow-deletes SET]\n"
     "                                          reconcile the standby once\n"
     "  status [--json] [--watch] [--warn-lag S] [--crit-lag S]\n"
     "  verify [--json]\n"

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "fo_int.h"
+#include "idx.h"
 #include "ifaddr_int.h"
 
 #define ID_DIR "promote"
@@ -227,6 +228,26 @@ iface_find(struct id_job *j)
 	return HS_OK;
 }
 
+/*
+ * A take on a link that is down would move the address where nobody can
+ * reach it, and fail only at the announcement, with the own address
+ * already gone: refused first.
+ */
+static int
+iface_up(struct id_job *j)
+{
+	int rc = fo_link_up(j->fo->interface);
+
+	if (rc == -ENETDOWN)
+		snprintf(j->why, j->whylen,
+		         "interface %s: down: bring it up first",
+		         j->fo->interface);
+	else if (rc < 0)
+		snprintf(j->why, j->whylen, "interface %s: %s",
+		         j->fo->interface, hs_strerror(rc));
+	return rc;
+}
+
 /* Add (add 1) or remove `a`; one that is already so is fine.  `quiet`:
  * a second add that only makes sure, said nowhere. */
 static int
@@ -314,9 +335,11 @@ addr_prepare(struct id_job *j, struct fo_addr *svc, struct fo_addr *own,
 	if (!*has_svc && !*has_own)
 		return HS_OK;
 	if (j->fo->interface == NULL) {
+		/* Only a release meets this: the config check lets
+		 * takeover_command stand for interface, not release_command. */
 		snprintf(j->why, j->whylen,
 		         "[failover]: service_address and own_address need "
-		         "interface");
+		         "interface (or release_command)");
 		return HS_ECONFIG;
 	}
 	return iface_find(j);
@@ -375,17 +398,37 @@ job_init(struct id_job *j, const struct hs_conf *conf, char *done,
 }
 
 /*
- * The configured commands in place of the Linux steps.  They learn the
- * role from HAMNSYNC_ROLE; this interface has no epoch to give them
- * (HAMNSYNC_EPOCH is 0).
+ * The epoch the commands are told (HAMNSYNC_EPOCH): this node's, from its
+ * index, which promote's fence step raised before this step runs; 0 when
+ * there is none yet.  Opened and closed here: the caller must not hold
+ * the index open (LMDB forbids two opens of one environment in a
+ * process), as promote and rejoin open it only inside a step.
  */
+static uint64_t
+node_epoch(const struct hs_conf *conf)
+{
+	struct idx_node n;
+	struct idx *x;
+	uint64_t epoch = 0;
+
+	if (idx_open(conf->state_dir, 1, &x) < 0)
+		return 0;
+	if (idx_node_get(x, &n) == HS_OK)
+		epoch = n.epoch;
+	idx_close(x);
+	return epoch;
+}
+
+/* The configured commands in place of the Linux steps. */
 static int
 by_commands(struct id_job *j, const struct hs_strlist *cmds, enum hs_role r,
             const char *key)
 {
+	uint64_t epoch = node_epoch(j->conf);
 	int rc;
 
-	rc = fo_run_cmds(j->conf, "identity", cmds, 0, r, j->why, j->whylen);
+	rc = fo_run_cmds(j->conf, "identity", cmds, epoch, r, j->why,
+	                 j->whylen);
 	if (rc < 0)
 		return rc;
 	say(j, "ran %zu %s%s", cmds->n, key, cmds->n == 1 ? "" : "s");
@@ -405,7 +448,9 @@ fo_identity_take(const struct hs_conf *conf, char *done, size_t donelen,
 		                   HS_ROLE_PRIMARY, "takeover_command");
 	/* The interface is checked before the name changes: a take that
 	 * cannot finish should change nothing it can avoid changing. */
-	if (j.fo->interface != NULL && (rc = iface_find(&j)) < 0)
+	if (j.fo->interface != NULL &&
+	    ((rc = iface_find(&j)) < 0 ||
+	     (j.fo->service_address != NULL && (rc = iface_up(&j)) < 0)))
 		return rc;
 	if ((rc = name_take(&j)) < 0)
 		return rc;

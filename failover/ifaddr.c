@@ -153,6 +153,24 @@ link_mac(const char *ifname, uint8_t mac[6])
 	return rc;
 }
 
+int
+fo_link_up(const char *ifname)
+{
+	struct ifreq ifr;
+	int fd, rc = HS_OK;
+
+	if ((fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		return -errno;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		rc = -errno;
+	else if (!(ifr.ifr_flags & IFF_UP))
+		rc = -ENETDOWN;
+	close(fd);
+	return rc;
+}
+
 static void
 gap(void)
 {

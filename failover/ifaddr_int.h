@@ -30,6 +30,11 @@ int fo_addr_parse(const char *text, struct fo_addr *a);
  */
 int fo_addr_change(int add, int ifindex, const struct fo_addr *a);
 /*
+ * Is the interface up (administratively)?  HS_OK, -ENETDOWN, or -errno
+ * (-ENODEV: no such interface).
+ */
+int fo_link_up(const char *ifname);
+/*
  * Tell the link that `a` now lives at this interface's Ethernet address:
  * three gratuitous ARP requests (IPv4) or unsolicited neighbour
  * advertisements (IPv6), 100 ms apart; blocks for those 200 ms.  HS_OK,

@@ -121,13 +121,11 @@ open_source(struct sender *s, size_t i)
 static void
 source_missing(struct sender *s, size_t i)
 {
-	const char *src = s->set->sources.v[i];
-
 	s->missing[i] = 1;
 	send_note(s,
 	          "%s: source missing on the primary, "
 	          "standby copy left alone",
-	          src);
+	          send_show_at(s, (uint16_t)i, ""));
 	s->rep->changed_during++;
 }
 
@@ -243,8 +241,8 @@ recv_listing(struct sender *s, int *refused)
 	}
 	/* Found by hash: sorting it was a tenth of a no-change sync's CPU. */
 	if ((rc = scan_list_index(&s->theirs, &dup)) == HS_EPROTO)
-		send_note(s, "set %s: the standby listed %s/%s twice",
-		          s->set->name, s->set->sources.v[dup->src], dup->path);
+		send_note(s, "set %s: the standby listed %s twice",
+		          s->set->name, send_show(s, dup));
 	return rc;
 }
 
@@ -878,7 +876,7 @@ verify_diff(struct sender *s, const struct scan_entry *e, const char *why)
 {
 	s->rep->differences++;
 	if (s->o->verify_cb != NULL)
-		s->o->verify_cb(s->o->verify_arg, send_show(s, e), why);
+		s->o->verify_cb(s->o->verify_arg, send_path(s, e), why);
 }
 
 /* What only the standby has, in path order (its listing has none). */
@@ -1478,6 +1476,8 @@ send_sync(const struct hs_conf *conf, const struct send_opts *o,
 			         hs_strerror(rc));
 			break;
 		}
+		if (o->set_cb != NULL)
+			o->set_cb(o->set_arg, conf->sets[i].name, rep);
 	}
 	send_session_close(s, rc == HS_OK);
 	return rc;

@@ -95,11 +95,19 @@ struct sender {
  */
 void send_note(struct sender *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* The path of entry e as configured ("/install/a/b"), for messages. */
+/*
+ * The path of entry e as configured ("/install/a/b"): send_path as it
+ * is, any bytes; send_show escaped (hs_escape) for one line of a message,
+ * and send_show_at the same for source `src` (checked by the caller) and
+ * relative path `rel`.  Each in a buffer of its own, valid until its
+ * next call.
+ */
+const char *send_path(struct sender *s, const struct scan_entry *e);
 const char *send_show(struct sender *s, const struct scan_entry *e);
+const char *send_show_at(struct sender *s, uint16_t src, const char *rel);
 /* Queue an entry operation; with its extended attributes when it has. */
 int send_entry(struct sender *s, uint8_t type, const struct scan_entry *se);
-/* Print "what path" in a dry run. */
+/* A dry run's entry: to o->dry_cb, else the line "what path" on stdout. */
 void send_dry(struct sender *s, const char *what, const struct scan_entry *e);
 /* Redraw the progress line if due (or `final`); run the tick if due. */
 void send_progress(struct sender *s, int final);

@@ -175,9 +175,9 @@ stale_one(void *arg, uint16_t src, const char *path)
 	if ((rc = stale_add(blk_of(s), src, path)) < 0)
 		return rc;
 	send_note(s,
-	          "%s%s%s: the standby's copy is not the one "
+	          "%s: the standby's copy is not the one "
 	          "recorded; sending it again",
-	          s->set->sources.v[src], path[0] ? "/" : "", path);
+	          send_show_at(s, src, path));
 	return HS_OK;
 }
 

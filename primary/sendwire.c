@@ -20,40 +20,78 @@
  */
 #define SEND_TICK_NS (5ull * 1000 * 1000)
 #define SEND_TICK_MS 5
+/* An escaped path: "source/rel", each byte as up to five characters. */
+#define SHOW_MAX ((PROTO_PATH_MAX * 2 + 2) * 5 + 1)
 
+/*
+ * Paths in these lines are escaped (send_show), and so are the standby's
+ * error lines before they travel: a control byte left in a line is a
+ * peer's forgery, and the whole line is escaped then.
+ */
 void
 send_note(struct sender *s, const char *fmt, ...)
 {
-	char line[PROTO_PATH_MAX + 512];
+	char line[SHOW_MAX + 512], safe[sizeof(line)];
+	const char *show = line, *c;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	for (c = line; *c != '\0'; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+			show = hs_escape(line, safe, sizeof(safe));
+			break;
+		}
 	if (s->o->quiet)
-		hs_log_warnx("send: %s", line);
+		hs_log_warnx("send: %s", show);
 	else
-		fprintf(stderr, "hamnsync: %s\n", line);
+		fprintf(stderr, "hamnsync: %s\n", show);
+}
+
+static const char *
+path_at(struct sender *s, uint16_t src, const char *rel)
+{
+	static char buf[PROTO_PATH_MAX * 2 + 2];
+
+	if (rel[0] == '\0')
+		snprintf(buf, sizeof(buf), "%s", s->set->sources.v[src]);
+	else
+		snprintf(buf, sizeof(buf), "%s/%s", s->set->sources.v[src],
+		         rel);
+	return buf;
+}
+
+const char *
+send_path(struct sender *s, const struct scan_entry *e)
+{
+	return path_at(s, e->src, e->path);
+}
+
+const char *
+send_show_at(struct sender *s, uint16_t src, const char *rel)
+{
+	/* Each byte may become the five characters \#ooo. */
+	static char buf[SHOW_MAX];
+
+	return hs_escape(path_at(s, src, rel), buf, sizeof(buf));
 }
 
 const char *
 send_show(struct sender *s, const struct scan_entry *e)
 {
-	static char buf[PROTO_PATH_MAX * 2 + 2];
-
-	if (e->path[0] == '\0')
-		snprintf(buf, sizeof(buf), "%s", s->set->sources.v[e->src]);
-	else
-		snprintf(buf, sizeof(buf), "%s/%s", s->set->sources.v[e->src],
-		         e->path);
-	return buf;
+	return send_show_at(s, e->src, e->path);
 }
 
 void
 send_dry(struct sender *s, const char *what, const struct scan_entry *e)
 {
-	if (s->o->dry_run)
-		printf("%-8s %s", what, send_show(s, e));
+	if (!s->o->dry_run)
+		return;
+	if (s->o->dry_cb != NULL)
+		s->o->dry_cb(s->o->dry_arg, what, send_path(s, e));
+	else
+		printf("%-8s %s\n", what, send_show(s, e));
 }
 
 int

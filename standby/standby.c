@@ -89,6 +89,7 @@ struct stdby {
 	pid_t express; /* the child holding the express lane */
 	uint64_t session_epoch; /* the epochs their primaries claimed */
 	uint64_t express_epoch;
+	pid_t fenced[2]; /* session, express lane: told to end by a fence */
 	int switching; /* verb `role` found the role primary: stop, switch */
 	char session_peer[PROTO_NODE_MAX + 1];
 	char express_peer[PROTO_NODE_MAX + 1];
@@ -521,6 +522,9 @@ reaped(struct stdby *d, size_t k, int st)
 
 	on_child(d, k); /* its last report */
 	close(d->kids[k].fd);
+	for (size_t i = 0; i < 2; i++)
+		if (d->fenced[i] == pid)
+			d->fenced[i] = 0; /* its pid may come back */
 	d->kids[k] = d->kids[--d->n_kids];
 	if (pid == d->express)
 		d->express = 0;
@@ -994,12 +998,16 @@ stdby_node_reread(struct stdby *d, const char *verb)
  */
 static void
 fence_slot(struct stdby *d, pid_t pid, uint64_t epoch, const char *peer,
-           const char *what)
+           const char *what, pid_t *told)
 {
 	if (pid <= 0)
 		return;
 	if (!(d->node.flags & IDX_NODE_F_PROMOTING) && epoch >= d->node.epoch)
 		return;
+	/* promote asks until the drain is over: said and signalled once. */
+	if (*told == pid)
+		return;
+	*told = pid;
 	hs_log_info("standby: fence: ending the %s of primary %s (epoch "
 	            "%llu, this node's %llu%s)",
 	            what, peer, (unsigned long long)epoch,
@@ -1021,9 +1029,9 @@ stdby_fence(struct stdby *d)
 	if ((rc = stdby_node_reread(d, "fence")) < 0)
 		return verb_error("fence", rc);
 	fence_slot(d, d->session, d->session_epoch, d->session_peer,
-	           "session");
+	           "session", &d->fenced[0]);
 	fence_slot(d, d->express, d->express_epoch, d->express_peer,
-	           "express lane");
+	           "express lane", &d->fenced[1]);
 	return json_pack("{s:I,s:I}", "epoch", (json_int_t)d->node.epoch,
 	                 "sessions",
 	                 (json_int_t)((d->session > 0) + (d->express > 0)));

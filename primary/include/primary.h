@@ -63,6 +63,23 @@ struct send_report {
 
 struct send_opts {
 	int dry_run;
+	/*
+	 * dry run: called for each entry the run would change, with the
+	 * action (new, whole, delta, meta, mkdir, symlink, special, link,
+	 * delete, held) and the path as it is, any bytes (both borrowed,
+	 * valid during the call); NULL: one line per entry on stdout, the
+	 * action and the path escaped (hs_escape).
+	 */
+	void (*dry_cb)(void *arg, const char *action, const char *path);
+	void *dry_arg;
+	/*
+	 * send_sync: called after each set it reconciled, with the report
+	 * of every set so far (borrowed, valid during the call); the calls
+	 * of dry_cb and verify_cb before it were about this set.
+	 */
+	void (*set_cb)(void *arg, const char *set,
+	               const struct send_report *sofar);
+	void *set_arg;
 	int progress;         /* show progress on stdout (a tty) */
 	uint64_t epoch;       /* this node's epoch, sent in HELLO */
 	char **allow_deletes; /* set names whose deletes go ahead */
@@ -76,7 +93,10 @@ struct send_opts {
 	 */
 	uint64_t *guard_recent;
 	int verify; /* compare only (hashes), change nothing */
-	/* verify: called for each difference with the path and why. */
+	/*
+	 * verify: called for each difference with the path as it is (any
+	 * bytes) and why (both borrowed, valid during the call).
+	 */
 	void (*verify_cb)(void *arg, const char *path, const char *why);
 	void *verify_arg;
 	/* Called often during long transfers (the daemon serves status). */

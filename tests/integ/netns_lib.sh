@@ -40,9 +40,14 @@ hs_netns_add() {
 		hs_fail "cannot create network namespace $1 (needs root and" \
 			"CONFIG_NET_NS): $err"
 	HS_NS_MADE+=("$1")
+	# keep_addr_on_down: a test that takes a link down and up again
+	# finds its IPv6 addresses as it left them, like its IPv4 ones.
 	ip netns exec "$1" sysctl -qw net.ipv6.conf.all.accept_dad=0 \
-		net.ipv6.conf.default.accept_dad=0 >/dev/null ||
-		hs_fail "$1: cannot turn IPv6 DAD off inside it"
+		net.ipv6.conf.default.accept_dad=0 \
+		net.ipv6.conf.all.keep_addr_on_down=1 \
+		net.ipv6.conf.default.keep_addr_on_down=1 >/dev/null ||
+		hs_fail "$1: cannot set its IPv6 sysctls (DAD off, addresses" \
+			"kept on down) inside it"
 	ip -n "$1" link set lo up
 }
 

@@ -10,8 +10,10 @@
 #   refused, whatever its epoch, and status says "promote in progress";
 # - verb `role` once the stored role is primary: the same PID runs as
 #   primary, keeps its pid file locked, and connects to its peer.
-# Each node listens on a port of its own, so a standby that becomes
-# primary connects to the other node, not to its own old port.
+# - verb `role` on that primary once the stored role is standby again:
+#   the same PID runs as standby and serves mn1 (hs_pidfile_handover).
+# Each node listens on a port of its own (lib.sh), so a standby that
+# becomes primary connects to the other node, not to its own old port.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -25,11 +27,11 @@ mkdir -p "$DATA" "$T/tmp"
 hs_setup_pair "
 [path data]
 source = $DATA"
-P1=$PORT
-P2=$(hs_free_port) || hs_fail "no free port"
-while [ "$P2" = "$P1" ]; do P2=$(hs_free_port); done
-sed -i "s/^listen = .*/listen = 127.0.0.1:$P1/; s/^peer = .*/peer = 127.0.0.1:$P2/" "$C1"
-sed -i "s/^listen = .*/listen = 127.0.0.1:$P2/; s/^peer = .*/peer = 127.0.0.1:$P1/" "$C2"
+grep -q "^listen = 127.0.0.1:$PORT1\$" "$C1" && [ "$PORT1" != "$PORT" ] ||
+	hs_fail "the nodes do not listen on ports of their own"
+# Slow enough that a big file is still in flight when the fence comes.
+sed -i "s/^peer_timeout = .*/&\nbwlimit = 8M/" "$C1"
+BIG_MIB=24
 COPY=$T/standby$DATA
 
 # gen K N: version N of file fK, self-describing: its first line names
@@ -39,6 +41,14 @@ gen() {
 	printf 'f%s v%s\n' "$1" "$2"
 	# Not a pipe: pipefail would count yes's SIGPIPE as a failure.
 	head -c $((FILE_KIB * 1024)) < <(yes "f$1 v$2 ................................")
+}
+
+# gen_big: the one version of the big file, self-describing as gen's,
+# and incompressible (AES-CTR of zeros), so bwlimit slows it on the wire.
+gen_big() {
+	printf 'big v1\n'
+	head -c $((BIG_MIB * 1024 * 1024)) /dev/zero |
+		openssl enc -aes-128-ctr -nosalt -K 00112233445566778899aabbccddeeff -iv 0
 }
 
 # write_version K N: the primary's fK becomes version N, by rename (the
@@ -130,6 +140,12 @@ for ((i = 0; i < 300; i++)); do
 	sleep 0.1
 done
 [ "${n:-0}" -ge 3 ] || hs_fail "the edits do not reach the standby"
+# A big file in flight (its temporary on the standby grows) is cut by
+# the fence: it must not appear, whole or torn, under its name.
+gen_big >"$T/tmp/big"
+mv "$T/tmp/big" "$DATA/big"
+hs_wait_transfer "$COPY" $((1024 * 1024)) 60 ||
+	hs_fail "the big file never was in flight"
 "$TOOLS/hs-node" "$T/state2" standby 1 0
 reply=$(ctl fence) || hs_fail "fence: no answer"
 [ "$(json_get "$reply" epoch)" = 1 ] &&
@@ -150,36 +166,41 @@ grep -q "fence: ending the session of primary mn1 (epoch 0, this node's 1)" \
 	hs_bad "no fence line in the standby's log"
 # From now on the primary is refused, and says the epochs in its log.
 refusal="peer mn1 has epoch 0, older than this node's epoch 1"
-hs_wait_log "$T/standby.log" "$refusal" 2 60 &&
-	hs_ok "the primary's reconnects are refused" ||
+hs_wait_log "$T/standby.log" "$refusal" 1 60 &&
+	hs_ok "the primary's reconnect is refused" ||
 	hs_bad "no refusal in the standby's log: $(tail -3 "$T/standby.log")"
-epochs='epoch 1.*ours (0)\|epoch 0.*epoch 1'
+epochs="epoch 1, newer than ours (0)\\|epoch 1, newer than this node's 0"
 hs_wait_log "$T/primary.log" "$epochs" 1 30 &&
 	hs_ok "the primary's log names both epochs: $(grep -m1 "$epochs" "$T/primary.log" | cut -c1-160)" ||
 	hs_bad "the primary's log does not name the epochs: $(tail -3 "$T/primary.log")"
 before=$(tree_sum "$COPY")
 written=$(cat "$T/written")
-# More versions are made and more reconnects refused; none lands.
-n=$(hs_count_log "$T/standby.log" "$refusal")
-hs_wait_log "$T/standby.log" "$refusal" $((n + 1)) 60 || true
-for ((i = 0; i < 100; i++)); do
-	[ "$(cat "$T/written")" -ge $((written + 5)) ] && break
+served=$(hs_count_log "$T/standby.log" "with primary mn1")
+# More versions are made (a few seconds of edits); none lands.
+for ((i = 0; i < 300; i++)); do
+	[ "$(cat "$T/written")" -ge $((written + 30)) ] && break
 	sleep 0.1
 done
 # The writer ends its round, so $T/written names every version made.
 touch "$T/stop-writer"
 wait "$WRITER_PID" || true
 hs_forget "$WRITER_PID"
-if [ "$(cat "$T/written")" -gt "$written" ] && [ "$(tree_sum "$COPY")" = "$before" ]; then
+if [ "$(cat "$T/written")" -gt "$written" ] && [ "$(tree_sum "$COPY")" = "$before" ] &&
+	[ "$(hs_count_log "$T/standby.log" "with primary mn1")" -eq "$served" ]; then
 	hs_ok "nothing the fenced primary sent landed ($written -> $(cat "$T/written") versions made)"
 else
-	hs_bad "the standby's copy changed after the fence, or the writer stalled"
+	hs_bad "the standby's copy changed or a session began after the fence, or the writer stalled"
 fi
 torn=0
 for f in "$COPY"/f*; do
 	valid "$f" || { torn=$((torn + 1)); echo "     torn or unknown: $f: $(head -1 "$f")"; }
 done
 left=$(find "$COPY" -name '.hamnsync-tmp.*' | wc -l)
+if [ -e "$COPY/big" ] && ! cmp -s "$COPY/big" <(gen_big); then
+	torn=$((torn + 1))
+	echo "     torn: $COPY/big"
+fi
+[ ! -e "$COPY/big" ] && hs_ok "the big file cut by the fence is not under its name"
 if [ "$torn" -eq 0 ] && [ "$left" -eq 0 ] &&
 	[ "$(find "$COPY" -maxdepth 1 -name 'f*' | wc -l)" -eq "$NFILES" ]; then
 	hs_ok "every file on the standby is a whole version the primary wrote"
@@ -249,6 +270,37 @@ hs_wait_log "$T/standby3.log" "session with primary mn2" 1 60 &&
 	hs_bad "mn2 as primary never reached mn1: $(tail -3 "$T/standby.log")"
 hs_wait_status "status of mn1 as standby: it hears mn2 at epoch 2" 30 "$C3" \
 	'd["role"] == "standby" and d["peer"]["name"] == "mn2" and d["peer"]["epoch"] == 2'
+
+# ------------------------------------------------- and back to standby
+# mn1 is staged as the primary of a newer epoch; mn2's daemon, a primary
+# now, is switched back to standby and serves it.
+hs_stop_pid "$S3_PID" || hs_bad "mn1 as standby did not stop"
+"$TOOLS/hs-node" "$T/state3" primary 3 0
+"$TOOLS/hs-node" "$T/state2" standby 3 0
+reply=$("$TOOLS/hs-ctl" "$T/state2" role)
+[ "$(json_get "$reply" switching)" = True ] &&
+	hs_ok "the primary answered role: $reply" || hs_bad "role answered $reply"
+hs_wait_log "$T/standby.log" "mn2 runs as standby now, epoch 3, in the same process" 1 30 &&
+	hs_ok "the daemon says it runs as standby again" ||
+	hs_bad "no switch back in the log: $(tail -3 "$T/standby.log")"
+hs_wait_status "the same daemon answers status as standby" 30 "$C2" \
+	'd["role"] == "standby" and d["epoch"] == 3'
+C3P=$T/mn1-primary.conf
+sed "s/^role = .*/role = primary/" "$C3" >"$C3P"
+served=$(hs_count_log "$T/standby.log" "session with primary mn1")
+"$HS_BIN" -c "$C3P" daemon --foreground >>"$T/primary3.log" 2>&1 &
+P3_PID=$!
+HS_PIDS+=("$P3_PID")
+hs_wait_log "$T/standby.log" "session with primary mn1" $((served + 1)) 60 &&
+	hs_ok "the switched-back standby serves mn1 at epoch 3" ||
+	hs_bad "mn1 as primary was not served: $(tail -3 "$T/standby.log")"
+if kill -0 "$STANDBY_PID" 2>/dev/null &&
+	[ "$(cat "$T/state2/hamnsync.pid")" = "$STANDBY_PID" ]; then
+	hs_ok "still PID $STANDBY_PID, in the pid file"
+else
+	hs_bad "PID $STANDBY_PID gone, or the pid file says $(cat "$T/state2/hamnsync.pid")"
+fi
+hs_stop_pid "$P3_PID" || hs_bad "mn1 as primary did not stop"
 hs_stop_pid "$STANDBY_PID" && hs_ok "the switched daemon stops at SIGTERM" ||
 	hs_bad "the switched daemon did not stop"
 [ ! -e "$T/state2/hamnsync.pid" ] && hs_ok "its pid file is removed at the clean stop" ||

@@ -4,6 +4,8 @@
  * watch_drain has not read yet) and watch_delayed (a file still open for
  * writing) keep the primary's status from calling a set in-sync
  * (primary.c, prim_set_settled).  Real inotify on a mkdtemp() folder.
+ * And primary/sendwire.c: how the sender shows a path (escaped, one
+ * line) and hands a dry run's entries to its caller (as bytes).
  */
 #include <check.h>
 #include <fcntl.h>
@@ -15,7 +17,7 @@
 #include <unistd.h>
 
 #include "check_aux.h"
-#include "prim_int.h"
+#include "send_int.h"
 
 static char tmpdir[64];
 static char src[96];
@@ -113,6 +115,116 @@ START_TEST(delayed_while_open)
 }
 END_TEST
 
+/* A dry run's entries as send_dry gave them, joined "action path;". */
+static char dry_seen[512];
+
+static void
+dry_collect(void *arg, const char *action, const char *path)
+{
+	size_t len = strlen(dry_seen);
+
+	(void)arg;
+	snprintf(dry_seen + len, sizeof(dry_seen) - len, "%s %s;", action,
+	         path);
+}
+
+/* Paths as shown (escaped) and as given to callers (the bytes). */
+static const struct {
+	const char *rel, *shown;
+} show_cases[] = {
+    {"", ""},
+    {"plain/name", "/plain/name"},
+    {"nl\nname", "/nl\\#012name"},
+    {"tab\tname", "/tab\\#011name"},
+    {"bad\xffname", "/bad\\#377name"},
+    {"back\\#012name", "/back\\#134#012name"},
+};
+
+START_TEST(show_escapes)
+{
+	struct send_opts o;
+	struct sender s;
+	struct scan_entry e;
+	char want[256], raw[256];
+
+	memset(&o, 0, sizeof(o));
+	memset(&s, 0, sizeof(s));
+	memset(&e, 0, sizeof(e));
+	s.conf = conf;
+	s.o = &o;
+	s.set = &conf->sets[0];
+	e.path = (char *)show_cases[_i].rel;
+	snprintf(want, sizeof(want), "%s%s", src, show_cases[_i].shown);
+	snprintf(raw, sizeof(raw), "%s%s%s", src, e.path[0] ? "/" : "",
+	         e.path);
+	ck_assert_str_eq(send_show(&s, &e), want);
+	ck_assert_str_eq(send_show_at(&s, 0, e.path), want);
+	ck_assert_str_eq(send_path(&s, &e), raw);
+}
+END_TEST
+
+/* A dry run hands each entry over as bytes; a real run none. */
+START_TEST(dry_entries)
+{
+	struct send_opts o;
+	struct sender s;
+	struct scan_entry e;
+	char want[512];
+
+	memset(&o, 0, sizeof(o));
+	memset(&s, 0, sizeof(s));
+	memset(&e, 0, sizeof(e));
+	s.conf = conf;
+	s.o = &o;
+	s.set = &conf->sets[0];
+	o.dry_cb = dry_collect;
+	dry_seen[0] = '\0';
+	e.path = "nl\nname";
+	send_dry(&s, "new", &e);
+	ck_assert_str_eq(dry_seen, "");
+	o.dry_run = 1;
+	send_dry(&s, "new", &e);
+	e.path = "bad\xff";
+	send_dry(&s, "delete", &e);
+	snprintf(want, sizeof(want), "new %s/nl\nname;delete %s/bad\xff;",
+	         src, src);
+	ck_assert_str_eq(dry_seen, want);
+}
+END_TEST
+
+/* A control byte left in a message (a forged standby line) escapes it. */
+START_TEST(note_one_line)
+{
+	struct send_opts o;
+	struct sender s;
+	char path[160], got[256] = "";
+	FILE *f;
+	int fd, saved;
+
+	memset(&o, 0, sizeof(o));
+	memset(&s, 0, sizeof(s));
+	s.o = &o;
+	snprintf(path, sizeof(path), "%s/stderr", tmpdir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	fflush(stderr);
+	saved = dup(2);
+	ck_assert_int_eq(dup2(fd, 2), 2);
+	send_note(&s, "standby: %s", "/a\nforged: line\\#012");
+	send_note(&s, "standby: %s", "/a\\#012b: escaped there");
+	fflush(stderr);
+	ck_assert_int_eq(dup2(saved, 2), 2);
+	close(saved);
+	close(fd);
+	ck_assert_ptr_nonnull(f = fopen(path, "r"));
+	ck_assert_uint_eq(fread(got, 1, sizeof(got) - 1, f) > 0, 1);
+	fclose(f);
+	ck_assert_str_eq(got,
+	                 "hamnsync: standby: /a\\#012forged: line\\#134#012\n"
+	                 "hamnsync: standby: /a\\#012b: escaped there\n");
+}
+END_TEST
+
 static Suite *
 watch_suite(void)
 {
@@ -122,6 +234,13 @@ watch_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, unread_until_drained);
 	tcase_add_test(tc, delayed_while_open);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("show");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_loop_test(tc, show_escapes, 0,
+	                    sizeof(show_cases) / sizeof(*show_cases));
+	tcase_add_test(tc, dry_entries);
+	tcase_add_test(tc, note_one_line);
 	suite_add_tcase(s, tc);
 	return s;
 }
