@@ -157,6 +157,17 @@ for f in netboot/rhels9/x86_64/compute/rootimg.gz \
 	INO[$f]=$(stat -c %i "$T/n1/install/$f")
 done
 
+# --dry-run: the plan, five numbered steps, and nothing changes.
+before=$(hs_snapshot "$T/n1")
+rejoin_mn1 --dry-run
+if [ "$RJ_RC" -eq 0 ] && [ "$(grep -c '^  [1-5]\. ' "$T/rj.out")" -eq 5 ] &&
+	[ "$(hs_snapshot "$T/n1")" = "$before" ] &&
+	[ "$(node1)" = "primary 0 0" ] && ! ls -d "$T"/state1/rejoin-* >/dev/null 2>&1; then
+	hs_ok "--dry-run: the plan in 5 steps, nothing changed"
+else
+	hs_bad "--dry-run: exit $RJ_RC: $(cat "$T/rj.out" "$T/rj.err")"
+fi
+
 # mn1's own snapshot, made as the primary of epoch 0.
 [ -f "$T/state1/db/xcatdb/MANIFEST" ] ||
 	hs_bad "mn1 had made no snapshot of its database"
