@@ -156,6 +156,7 @@ preflight_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	const struct hs_conf *conf = c->conf;
 	struct proto_hello peer;
 	struct idx_node n;
+	char name[PROTO_NODE_MAX * 4 + 1];
 	int rc;
 
 	if ((rc = node_read(conf, 0, &n)) < 0) {
@@ -177,11 +178,13 @@ preflight_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	}
 	if ((rc = probe_peer(conf, &n, &peer, why, whylen)) < 0)
 		return rc;
+	/* The peer's own name, for a terminal and the log. */
+	hs_escape(peer.name, name, sizeof(name));
 	if (peer.role != HS_ROLE_PRIMARY) {
 		snprintf(why, whylen,
 		         "%s answers as %s at epoch %llu: nothing to rejoin; "
 		         "promote it first, or use switchover",
-		         peer.name, hs_role_name(peer.role),
+		         name, hs_role_name(peer.role),
 		         (unsigned long long)peer.epoch);
 		return HS_EREFUSED;
 	}
@@ -190,7 +193,7 @@ preflight_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
 		         "%s answers as %sprimary at epoch %llu, this node's is "
 		         "%llu: nothing to rejoin; promote it first, or use "
 		         "switchover",
-		         peer.name,
+		         name,
 		         (peer.flags & PROTO_HELLO_F_FENCED) ? "fenced " : "",
 		         (unsigned long long)peer.epoch,
 		         (unsigned long long)n.epoch);
@@ -198,9 +201,9 @@ preflight_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	}
 	fo_var_set_u64(c, "epoch", peer.epoch);
 	fo_var_set_u64(c, "own_epoch", n.epoch);
-	fo_var_set_str(c, "peer", peer.name);
+	fo_var_set_str(c, "peer", name);
 	snprintf(done, donelen, "%s is the primary at epoch %llu (this node: "
-	         "%llu)", peer.name, (unsigned long long)peer.epoch,
+	         "%llu)", name, (unsigned long long)peer.epoch,
 	         (unsigned long long)n.epoch);
 	return HS_OK;
 }
