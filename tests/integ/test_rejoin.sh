@@ -138,8 +138,11 @@ if [ "$RJ_RC" -eq 3 ] && hs_has "peer mn2 (127.0.0.1:$PORT) did not answer" \
 else
 	hs_bad "rejoin with no peer: exit $RJ_RC: $(cat "$T/rj.out" "$T/rj.err")"
 fi
-[ "$(hs_snapshot "$T/n1")" = "$before" ] && [ "$(node1)" = "primary 0 0" ] ||
+if [ "$(hs_snapshot "$T/n1")" = "$before" ] && [ "$(node1)" = "primary 0 0" ]; then
+	hs_ok "unreachable peer: nothing moved, role unchanged"
+else
 	hs_bad "unreachable peer, but something changed: $(node1)"
+fi
 
 # 5. The standby becomes the primary at epoch 1 and makes changes of its
 # own: a new file, an edit.
@@ -186,9 +189,12 @@ if [ "$(sha256sum <"$K$P/postscripts/script3")" = "$SUM3" ] &&
 	[ "$(cat "$K$P/local-new")" = "made on mn1 after the fence" ]; then
 	hs_ok "the changed and the new file are kept under rejoin-1"
 	# $T/src is a mount of its own there: the move was a copy.
-	[ "$(stat -c '%a %u %g %y' "$K$P/postscripts/script3")" = "$STAT3" ] &&
-		[ -z "$(find "$K" -name '*.hamnsync-tmp')" ] ||
+	if [ "$(stat -c '%a %u %g %y' "$K$P/postscripts/script3")" = "$STAT3" ] &&
+		[ -z "$(find "$K" -name '*.hamnsync-tmp')" ]; then
+		hs_ok "the copy kept mode, owner and times ($STAT3)"
+	else
 		hs_bad "mode, owner or times not kept: $(stat -c '%a %u %g %y' "$K$P/postscripts/script3") != $STAT3"
+	fi
 else
 	hs_bad "not kept under rejoin-1: $(find "$K" -type f 2>&1 | head)"
 fi
@@ -197,7 +203,7 @@ if [ "$(cat "$K/LIST" 2>&1)" = "$want" ] &&
 	[ "$(sed -n 's/^rejoin: moved aside: //p' "$T/rj.out")" = "$want" ]; then
 	hs_ok "listed in stdout and LIST, nothing else"
 else
-	hs_bad "list: LIST: $(cat "$K/LIST" 2>&1 | head -5), stdout: $(grep 'moved aside' "$T/rj.out" | head -5)"
+	hs_bad "list: LIST: $(head -5 "$K/LIST" 2>&1), stdout: $(grep 'moved aside' "$T/rj.out" | head -5)"
 fi
 REJOINED=$(cat "$T/state1/hamnsync.pid" 2>/dev/null || true)
 [ -n "$REJOINED" ] && HS_PIDS+=("$REJOINED")
@@ -212,9 +218,12 @@ if same_trees; then hs_ok "trees identical after the rejoin (rsync oracle)"; els
 	hs_bad "trees differ after the rejoin"
 	tree_diff | head
 fi
-[ "$(cat "$T/n1/install/new-on-mn2" 2>&1)" = "made on mn2 as the new primary" ] &&
-	[ ! -e "$T/n1/install/local-new" ] ||
+if [ "$(cat "$T/n1/install/new-on-mn2" 2>&1)" = "made on mn2 as the new primary" ] &&
+	[ ! -e "$T/n1/install/local-new" ]; then
+	hs_ok "the new primary's own changes reached the rejoined node"
+else
 	hs_bad "the new primary's changes did not reach the rejoined node"
+fi
 
 # Its database snapshot is the new primary's: its own went at the
 # database step, and the new primary's arrives whole.
@@ -241,8 +250,11 @@ fi
 # every 2 s: a write after the convergence counts every byte of it).
 for f in netboot/rhels9/x86_64/compute/rootimg.gz \
 	netboot/rhels9/x86_64/compute/initrd.img; do
-	[ "$(stat -c %i "$T/n1/install/$f")" = "${INO[$f]}" ] ||
+	if [ "$(stat -c %i "$T/n1/install/$f")" = "${INO[$f]}" ]; then
+		hs_ok "install/$f was not written again"
+	else
 		hs_bad "install/$f was copied again"
+	fi
 done
 size=$(du -sb "$T/n2" | cut -f1)
 m0=$(stat -c %Y.%y "$T/metrics2.prom" 2>/dev/null || true)
@@ -286,7 +298,9 @@ node_daemon 1 "$C1" "$T/primary.log"
 RUNNING=$DPID
 hs_wait_status "mn1, the primary of epoch 2, replicates" 60 "$C1" \
 	'd["role"] == "primary" and d["epoch"] == 2 and all(p["state"] == "in-sync" for p in d["paths"]) and d["lag"]["files_pending"] == 0'
-same_trees || hs_bad "trees differ while mn1 is the primary of epoch 2"
+if same_trees; then hs_ok "trees equal while mn1 is the primary of epoch 2"; else
+	hs_bad "trees differ while mn1 is the primary of epoch 2"
+fi
 hs_stop_pid "$STANDBY_PID"
 "$HS_TOOLS/hs-node" "$T/state2" primary 3 0
 node_daemon 2 "$C2" "$T/primary3.log"
@@ -310,8 +324,12 @@ else
 fi
 hs_expect_status "the same process runs as standby at epoch 3" "$C1" \
 	'd["role"] == "standby" and d["epoch"] == 3 and d["daemon"] == "running"'
-[ "$(cat "$T/state1/hamnsync.pid" 2>/dev/null)" = "$RUNNING" ] &&
-	hs_alive "$RUNNING" || hs_bad "the daemon is not the same process"
+if [ "$(cat "$T/state1/hamnsync.pid" 2>/dev/null)" = "$RUNNING" ] &&
+	hs_alive "$RUNNING"; then
+	hs_ok "the same daemon process ($RUNNING) runs as standby"
+else
+	hs_bad "the daemon is not the same process"
+fi
 hs_wait_status "the primary of epoch 3 says in-sync" 60 "$C2" \
 	'all(p["state"] == "in-sync" for p in d["paths"]) and d["lag"]["files_pending"] == 0'
 for ((i = 0; i < 300; i++)); do same_trees && break; sleep 0.1; done
