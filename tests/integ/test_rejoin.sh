@@ -176,15 +176,35 @@ fi
 	hs_bad "mn1 had made no snapshot of its database"
 : >"$T/state1/db/xcatdb/made-by-mn1"
 
-# 6. rejoin with its daemon stopped: exit 0; the changed and the new
-# file are kept under rejoin-1 with their content and listed.
+# 6. rejoin with its daemon stopped, killed (SIGKILL, a failpoint) as
+# its database step begins, then run again: it resumes there, exit 0;
+# the changed and the new file are kept under rejoin-1 with their
+# content and listed.
+export HAMNSYNC_FAILPOINTS='failover.step=1*crash@4'
+rejoin_mn1
+unset HAMNSYNC_FAILPOINTS
+cp "$T/rj.out" "$T/rj1.out"
+sed 's/^/     /' "$T/rj1.out"
+if [ "$RJ_RC" -eq 137 ] && hs_has "^rejoin: aside: done in" "$T/rj1.out" &&
+	! hs_has "^rejoin: database" "$T/rj1.out"; then
+	hs_ok "rejoin killed as the database step began"
+else
+	hs_bad "rejoin with a crash at step 4: exit $RJ_RC: $(cat "$T/rj.err")"
+fi
 rejoin_mn1
 K=$T/state1/rejoin-1
-if [ "$RJ_RC" -eq 0 ]; then hs_ok "rejoin: exit 0"; else
+if [ "$RJ_RC" -eq 0 ]; then hs_ok "rejoin again: exit 0"; else
 	hs_bad "rejoin: exit $RJ_RC: $(cat "$T/rj.out" "$T/rj.err")"
 	hs_result test_rejoin || exit 1
 fi
 sed 's/^/     /' "$T/rj.out"
+if [ "$(grep -c ': done before$' "$T/rj.out")" -eq 3 ] &&
+	hs_has "^rejoin: resuming at database (interrupted before)" "$T/rj.out" &&
+	! hs_has "moved aside" "$T/rj.out"; then
+	hs_ok "it resumed at the database step; the aside was not run again"
+else
+	hs_bad "the resume: $(cat "$T/rj.out")"
+fi
 if [ "$(sha256sum <"$K$P/postscripts/script3")" = "$SUM3" ] &&
 	[ "$(cat "$K$P/local-new")" = "made on mn1 after the fence" ]; then
 	hs_ok "the changed and the new file are kept under rejoin-1"
@@ -200,10 +220,10 @@ else
 fi
 want=$(printf '%s\n' "$P/local-new" "$P/postscripts/script3")
 if [ "$(cat "$K/LIST" 2>&1)" = "$want" ] &&
-	[ "$(sed -n 's/^rejoin: moved aside: //p' "$T/rj.out")" = "$want" ]; then
+	[ "$(sed -n 's/^rejoin: moved aside: //p' "$T/rj1.out")" = "$want" ]; then
 	hs_ok "listed in stdout and LIST, nothing else"
 else
-	hs_bad "list: LIST: $(head -5 "$K/LIST" 2>&1), stdout: $(grep 'moved aside' "$T/rj.out" | head -5)"
+	hs_bad "list: LIST: $(head -5 "$K/LIST" 2>&1), stdout: $(grep 'moved aside' "$T/rj1.out" | head -5)"
 fi
 REJOINED=$(cat "$T/state1/hamnsync.pid" 2>/dev/null || true)
 [ -n "$REJOINED" ] && HS_PIDS+=("$REJOINED")
