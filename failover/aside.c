@@ -352,8 +352,15 @@ source_aside(struct aside *a, const struct hs_pathset *set, uint16_t i,
 	*slash = '\0';
 	anchor = open(base[0] ? base : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	*slash = '/';
-	if (anchor < 0)
-		return errno == ENOENT ? HS_OK : -errno;
+	if (anchor < 0) {
+		/* No copy of this source here: nothing of it to keep. */
+		if (errno == ENOENT)
+			return HS_OK;
+		rc = -errno;
+		snprintf(why, whylen, "source %.600s: its folder: %s", base,
+		         hs_strerror(rc));
+		return rc;
+	}
 	memset(&l, 0, sizeof(l));
 	rc = scan_tree_stat(anchor, slash + 1, i, set, &l);
 	if (rc < 0) {
@@ -414,8 +421,8 @@ list_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 	(void)st;
 	if (flag == FTW_D || flag == FTW_DP || ftw->level == 0)
 		return 0;
-	if (ftw->level == 1 && strncmp(rel, "/" ASIDE_LIST,
-	                               sizeof(ASIDE_LIST)) == 0)
+	if (ftw->level == 1 && (strcmp(rel, "/" ASIDE_LIST) == 0 ||
+	                        strcmp(rel, "/" ASIDE_LIST ".tmp") == 0))
 		return 0;
 	if ((nv = reallocarray(l->v, l->n + 1, sizeof(*nv))) == NULL) {
 		l->rc = -ENOMEM;
