@@ -245,6 +245,16 @@ run_preflight(struct fo_ctx *c, char *done, size_t donelen, char *why,
 		         (unsigned long long)me.epoch);
 		return HS_EREFUSED;
 	}
+	if ((rc = so_probe(conf, HS_ROLE_PRIMARY, me.epoch, 0, &peer, why,
+	                   whylen)) < 0)
+		return rc;
+	so_said(&peer, said, sizeof(said));
+	if (peer.role != HS_ROLE_STANDBY || peer.epoch != me.epoch) {
+		snprintf(why, whylen, "%s, not as the standby of this node's "
+		         "epoch %llu: nothing to switch over with",
+		         said, (unsigned long long)me.epoch);
+		return HS_EREFUSED;
+	}
 	if ((rc = so_ask(conf, "status", &st, why, whylen)) < 0)
 		return rc;
 	role = json_string_value(json_object_get(st, "role"));
@@ -258,16 +268,6 @@ run_preflight(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	json_decref(st);
 	if (!rc)
 		return HS_EREFUSED;
-	if ((rc = so_probe(conf, HS_ROLE_PRIMARY, me.epoch, 0, &peer, why,
-	                   whylen)) < 0)
-		return rc;
-	so_said(&peer, said, sizeof(said));
-	if (peer.role != HS_ROLE_STANDBY || peer.epoch != me.epoch) {
-		snprintf(why, whylen, "%s, not as the standby of this node's "
-		         "epoch %llu: nothing to switch over with",
-		         said, (unsigned long long)me.epoch);
-		return HS_EREFUSED;
-	}
 	fo_var_set_u64(c, "so_epoch", me.epoch);
 	snprintf(done, donelen, "%s; this node is the primary, connected",
 	         said);
@@ -425,8 +425,15 @@ run_handover(struct fo_ctx *c, char *done, size_t donelen, char *why,
 		return rc;
 	/* Asked before a crash, and done since: nothing to ask again. */
 	if (!so_promoted(&peer, epoch)) {
+		so_said(&peer, said, sizeof(said));
+		if (peer.role == HS_ROLE_STANDBY && peer.epoch > epoch) {
+			snprintf(why, whylen, "%s: its promote began and did "
+			         "not finish: run `hamnsync promote --force` "
+			         "there to resume it, then this command again",
+			         said);
+			return HS_EREFUSED;
+		}
 		if (peer.role != HS_ROLE_STANDBY || peer.epoch != epoch) {
-			so_said(&peer, said, sizeof(said));
 			snprintf(why, whylen, "%s, not as the standby of epoch "
 			         "%llu: it cannot take over",
 			         said, (unsigned long long)epoch);
@@ -697,15 +704,30 @@ so_from_standby(const struct hs_conf *conf, const struct fo_opts *o,
 
 /* ----------------------------------------------------------- switchover */
 
-/* Is there an unfinished switchover (state_dir/promote/switchover.json)? */
+/*
+ * Has a switchover begun here and not finished: a step done in
+ * state_dir/promote/switchover.json?  A refused preflight alone is not.
+ */
 static int
 so_pending(const struct hs_conf *conf)
 {
 	char path[4200];
+	json_t *root, *s;
+	const char *k, *state;
+	int pending = 0;
 
 	snprintf(path, sizeof(path), "%s/promote/switchover.json",
 	         conf->state_dir);
-	return access(path, F_OK) == 0;
+	if ((root = json_load_file(path, 0, NULL)) == NULL)
+		return access(path, F_OK) == 0;
+	json_object_foreach(json_object_get(root, "steps"), k, s)
+	{
+		state = json_string_value(json_object_get(s, "state"));
+		if (state != NULL && strcmp(state, "done") == 0)
+			pending = 1;
+	}
+	json_decref(root);
+	return pending;
 }
 
 int

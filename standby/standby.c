@@ -217,7 +217,8 @@ answer_probe(const struct stdby *d, struct proto_conn *c, const char *addr,
  * Our primary drained, released its identity and hands over
  * (PROTO_HELLO_F_HANDOVER): this node's own `hamnsync promote --force`
  * takes over, started on its own.  Only from our configured peer, as
- * the primary of our epoch, and not while a promote is under way.
+ * the primary of our epoch, and not once a promote has fenced (a
+ * promote refused before is resumed by this one, with --force).
  */
 static void
 handover(const struct stdby *d, const struct idx_node *node,
@@ -227,11 +228,9 @@ handover(const struct stdby *d, const struct idx_node *node,
 	char out[4200];
 	pid_t pid;
 
-	snprintf(out, sizeof(out), "%s/promote/promote.json",
-	         d->conf->state_dir);
 	if (peer->role != HS_ROLE_PRIMARY || peer->epoch != node->epoch ||
 	    (peer->flags & PROTO_HELLO_F_FENCED) ||
-	    (node->flags & IDX_NODE_F_PROMOTING) || access(out, F_OK) == 0 ||
+	    (node->flags & IDX_NODE_F_PROMOTING) ||
 	    (d->conf->peer_name != NULL &&
 	     strcmp(peer->name, d->conf->peer_name) != 0)) {
 		hs_log_warnx("net: %s: %s (%s, epoch %llu) hands over: "
@@ -241,8 +240,7 @@ handover(const struct stdby *d, const struct idx_node *node,
 		             (unsigned long long)peer->epoch,
 		             d->conf->peer_name ? d->conf->peer_name : "",
 		             (unsigned long long)node->epoch,
-		             access(out, F_OK) == 0 ||
-		                     (node->flags & IDX_NODE_F_PROMOTING)
+		             (node->flags & IDX_NODE_F_PROMOTING)
 		                 ? ", and a promote is under way"
 		                 : "");
 		return;

@@ -4,9 +4,11 @@
 # rejoins.  No change made before the command began is lost; changes made
 # on the old primary after the drain's cut are on the new primary or
 # kept under state_dir/rejoin-EPOCH/ and listed, never lost silently.
-#   1. Refused (exit 1, one line, roles and epochs unchanged): on the
-#      primary while its standby's daemon is stopped (not connected), on
-#      the standby while the primary's daemon is stopped.
+#   1. --dry-run prints the plan and changes nothing.  Refused (one
+#      line, roles and epochs unchanged, no command run): on the primary
+#      while its standby's daemon is stopped (exit 3) or while the peer
+#      is a primary too (exit 1), on the standby while the primary's
+#      daemon is stopped (exit 1).
 #   2. From the primary (mn1), a writer changing files in a loop: exit 0;
 #      every write completed before the command began is on mn2 with its
 #      content; the writes made after it are on mn2 or listed under
@@ -167,45 +169,61 @@ in_sync 1 primary 0 "the pair replicates: mn1 primary, in-sync"
 converged 1 2 "before"
 
 # ------------------------------------------------------ 1. refusals
-hs_stop_pid "$DPID_2"
-hs_wait_status "mn1 sees its standby gone" 30 "$C1" \
-	'd["peer"]["state"] != "connected"'
+# refused NAME CODE TEXT: the command exited CODE with one error line
+# holding TEXT, and nothing changed: node states and no command ran.
+refused() {
+	local line
+	line=$(grep '^hamnsync: ' "$T/cmd.err" || true)
+	if [ "$RC" -eq "$2" ] && [ "$(echo "$line" | wc -l)" -eq 1 ] &&
+		echo "$line" | hs_has -F -- "$3"; then
+		hs_ok "1: $1: exit $2 ($line)"
+	else
+		hs_bad "1: $1: exit $RC: $(cat "$T/cmd.out" "$T/cmd.err")"
+	fi
+	if [ "$(nodes)" = "$before" ] && [ ! -e "$REC" ]; then
+		hs_ok "1: $1: nothing changed ($(nodes)), no command ran"
+	else
+		hs_bad "1: $1: changed: $(nodes); $(cat "$REC" 2>/dev/null)"
+	fi
+}
 before=$(nodes)
+on 1 switchover --dry-run
+if [ "$RC" -eq 0 ] && [ "$(grep -c '^  [1-6]\. [a-z]*: ' "$T/cmd.out")" -eq 6 ] &&
+	[ "$(nodes)" = "$before" ] && [ ! -e "$REC" ] &&
+	[ ! -e "$T/state1/promote/switchover.json" ]; then
+	hs_ok "1: --dry-run prints the plan in 6 steps and changes nothing"
+else
+	hs_bad "1: --dry-run: exit $RC: $(cat "$T/cmd.out" "$T/cmd.err")"
+fi
+
+hs_stop_pid "$DPID_2"
 on 1 switchover
-line=$(grep '^hamnsync: ' "$T/cmd.err" || true)
-if [ "$RC" -eq 1 ] && [ "$(echo "$line" | wc -l)" -eq 1 ] &&
-	echo "$line" | hs_has "preflight: the standby is not connected"; then
-	hs_ok "1: refused on the primary, standby stopped: exit 1 ($line)"
-else
-	hs_bad "1: standby stopped: exit $RC: $(cat "$T/cmd.out" "$T/cmd.err")"
-fi
-if [ "$(nodes)" = "$before" ] && [ ! -e "$REC" ]; then
-	hs_ok "1: nothing changed ($(nodes)), no command ran"
-else
-	hs_bad "1: changed: $(nodes); $(cat "$REC" 2>/dev/null)"
-fi
-# The refused record is not a switchover under way: a later one starts
-# afresh (its preflight runs again).
+refused "the standby's daemon stopped, on the primary" 3 \
+	"preflight: peer mn2 (127.0.0.1:$PORT) did not answer"
+
+# The peer is a primary too (staged with hs-node: split brain).
+"$HS_NODE" "$T/state2" primary 0 0
 node_daemon 2
 hs_wait_log "$T/n2.log" "listening on" 2 30 ||
+	hs_fail "mn2 did not start again: $(tail -3 "$T/n2.log")"
+before=$(nodes)
+on 1 switchover
+refused "the peer is not a standby" 1 \
+	"mn2 answers as primary at epoch 0, not as the standby of this node's epoch 0"
+hs_stop_pid "$DPID_2"
+"$HS_NODE" "$T/state2" standby 0 0
+before=$(nodes)
+node_daemon 2
+hs_wait_log "$T/n2.log" "listening on" 3 30 ||
 	hs_fail "mn2 did not start again: $(tail -3 "$T/n2.log")"
 in_sync 1 primary 0 "1: the pair replicates again"
 
 hs_stop_pid "$DPID_1"
+hs_wait_status "mn2 sees its primary gone" 30 "$C2" \
+	'd["peer"]["state"] != "connected"'
 on 2 switchover
-line=$(grep '^hamnsync: ' "$T/cmd.err" || true)
-if { [ "$RC" -eq 1 ] || [ "$RC" -eq 3 ]; } &&
-	[ "$(echo "$line" | wc -l)" -eq 1 ] &&
-	echo "$line" | hs_has "not connected\|did not answer"; then
-	hs_ok "1: refused on the standby, primary stopped: exit $RC ($line)"
-else
-	hs_bad "1: primary stopped: exit $RC: $(cat "$T/cmd.out" "$T/cmd.err")"
-fi
-if [ "$(nodes)" = "$before" ] && [ ! -e "$REC" ]; then
-	hs_ok "1: nothing changed ($(nodes))"
-else
-	hs_bad "1: changed: $(nodes); $(cat "$REC" 2>/dev/null)"
-fi
+refused "the primary's daemon stopped, on the standby" 1 \
+	"this standby is not connected to its primary"
 node_daemon 1
 in_sync 1 primary 0 "1: the pair replicates again"
 
