@@ -232,6 +232,10 @@ writer &
 WRITER=$!
 HS_PIDS+=("$WRITER")
 hs_wait_log "$T/writes.log" "^20$" 1 30 || hs_fail "the writer did not write"
+# A change of the database that only the drain's snapshot carries
+# (interval 1h: the last one was made at start).
+sqlite3 "$T/n1/xcat/db/site.sqlite" \
+	"UPDATE site SET value = 'mn1, changed before switchover'"
 BEGAN=$(wc -l <"$T/writes.log")
 on 1 switchover
 cp "$T/cmd.out" "$T/so1.out"
@@ -265,8 +269,9 @@ if [ "$(cat "$REC")" = "$want" ]; then
 else
 	hs_bad "2: recorded commands: $(tr '\n' ',' <"$REC")"
 fi
-if [ "$(sqlite3 "$T/n2/xcat/db/site.sqlite" "SELECT value FROM site" 2>&1)" = mn1 ]; then
-	hs_ok "2: mn2's database holds mn1's snapshot, made by the drain"
+if [ "$(sqlite3 "$T/n2/xcat/db/site.sqlite" "SELECT value FROM site" 2>&1)" = \
+	"mn1, changed before switchover" ]; then
+	hs_ok "2: mn2's database holds mn1's last change, snapshotted by the drain"
 else
 	hs_bad "2: mn2's database: $(sqlite3 "$T/n2/xcat/db/site.sqlite" .dump 2>&1 | head -3)"
 fi
@@ -319,6 +324,7 @@ fi
 
 # ---------------------------------- 3. from the standby, back to mn1
 echo "made on mn2 as the primary" >"$T/n2/install/from-mn2"
+sqlite3 "$T/n2/xcat/db/site.sqlite" "UPDATE site SET value = 'mn2, as primary'"
 in_sync 2 primary 1 "3: mn2 sent its own change"
 : >"$REC"
 rm -f "$T/writer.stop" "$T/writer.stopped"
@@ -345,6 +351,12 @@ if [ "$(cat "$T/n1/install/from-mn2" 2>&1)" = "made on mn2 as the primary" ]; th
 	hs_ok "3: mn2's change made as the primary is on mn1"
 else
 	hs_bad "3: mn2's change is not on mn1"
+fi
+if [ "$(sqlite3 "$T/n1/xcat/db/site.sqlite" "SELECT value FROM site" 2>&1)" = \
+	"mn2, as primary" ]; then
+	hs_ok "3: mn1's database holds mn2's last change"
+else
+	hs_bad "3: mn1's database: $(sqlite3 "$T/n1/xcat/db/site.sqlite" .dump 2>&1 | head -3)"
 fi
 want="mn2 stop stop
 mn2 release identity
