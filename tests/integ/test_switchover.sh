@@ -370,4 +370,11 @@ else
 fi
 converged 1 2 "3"
 
+# What the commands the daemons started said, where the cleanup looks
+# for sanitizer reports too.
+for n in 1 2; do
+	for f in "$T/state$n/promote/"*.out; do
+		[ -e "$f" ] && cp "$f" "$T/started-by-mn$n-$(basename "$f")"
+	done
+done
 hs_result test_switchover
