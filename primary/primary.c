@@ -394,8 +394,16 @@ prim_switchover_asked(struct prim *p, const struct prim_peer *peer)
 	char out[4200];
 	pid_t pid;
 
+	/* One runs already, or has drained this daemon: it goes on. */
+	if (p->drain != DRAIN_NONE ||
+	    (p->switchover > 0 && kill(p->switchover, 0) == 0)) {
+		hs_log_info("primary: %s asked for a switchover: one is "
+		            "under way",
+		            peer->name);
+		return;
+	}
 	if (peer->role != HS_ROLE_STANDBY || peer->epoch != p->epoch ||
-	    p->fenced || p->split || p->drain != DRAIN_NONE ||
+	    p->fenced || p->split ||
 	    (p->conf->peer_name != NULL &&
 	     strcmp(peer->name, p->conf->peer_name) != 0)) {
 		hs_log_warnx("primary: %s (%s, epoch %llu) asked for a "
@@ -408,8 +416,6 @@ prim_switchover_asked(struct prim *p, const struct prim_peer *peer)
 		             p->conf->peer_name ? p->conf->peer_name : "");
 		return;
 	}
-	if (p->switchover > 0 && kill(p->switchover, 0) == 0)
-		return; /* one runs already */
 	snprintf(out, sizeof(out), "%s/promote", p->conf->state_dir);
 	(void)mkdir(out, 0700);
 	snprintf(out, sizeof(out), "%s/promote/switchover.out",

@@ -9,7 +9,8 @@
 #      while its standby's daemon is stopped (exit 3) or while the peer
 #      is a primary too (exit 1), on the standby while the primary's
 #      daemon is stopped (exit 1).
-#   2. From the primary (mn1), a writer changing files in a loop: exit 0;
+#   2. From the primary (mn1), a writer changing files in a loop, the
+#      command killed as its handover step begins and run again: exit 0;
 #      every write completed before the command began is on mn2 with its
 #      content; the writes made after it are on mn2 or listed under
 #      rejoin-1/; the recorded commands ran in order (stop and release on
@@ -237,18 +238,38 @@ hs_wait_log "$T/writes.log" "^20$" 1 30 || hs_fail "the writer did not write"
 sqlite3 "$T/n1/xcat/db/site.sqlite" \
 	"UPDATE site SET value = 'mn1, changed before switchover'"
 BEGAN=$(wc -l <"$T/writes.log")
+# Killed (SIGKILL, a failpoint) as its handover step begins: drained,
+# released, the peer not asked yet.  Run again, it resumes there.
+export HAMNSYNC_FAILPOINTS='failover.step=1*crash@5'
+on 1 switchover
+unset HAMNSYNC_FAILPOINTS
+cp "$T/cmd.out" "$T/so0.out"
+sed 's/^/     /' "$T/so0.out"
+if [ "$RC" -eq 137 ] && hs_has "^switchover: release: done in" "$T/so0.out" &&
+	! hs_has "^switchover: handover" "$T/so0.out" &&
+	[ "$(nodes)" = "primary 0 0 / standby 0 0" ]; then
+	hs_ok "2: switchover killed as its handover began; roles unchanged"
+else
+	hs_bad "2: switchover with a crash at step 5: exit $RC: $(cat "$T/cmd.err")"
+fi
 on 1 switchover
 cp "$T/cmd.out" "$T/so1.out"
 sed 's/^/     /' "$T/so1.out"
-if [ "$RC" -eq 0 ]; then hs_ok "2: switchover on mn1: exit 0"; else
+if [ "$RC" -eq 0 ]; then hs_ok "2: switchover on mn1 again: exit 0"; else
 	hs_bad "2: switchover: exit $RC: $(cat "$T/cmd.err")"
 	tail -20 "$T/n1.log" "$T/n2.log" "$T/state2/promote/promote.out" 2>/dev/null
 	hs_result test_switchover || exit 1
 fi
 wait "$WRITER" || true
 hs_forget "$WRITER"
+if [ "$(grep -c ': done before$' "$T/so1.out")" -eq 4 ] &&
+	hs_has "^switchover: resuming at handover (interrupted before)" "$T/so1.out"; then
+	hs_ok "2: it resumed at handover; the steps done were not run again"
+else
+	hs_bad "2: the resume: $(head -6 "$T/so1.out")"
+fi
 for s in preflight stop drain release handover rejoin; do
-	hs_has "^switchover: $s: done in [0-9.]* s" "$T/so1.out" ||
+	cat "$T/so0.out" "$T/so1.out" | hs_has "^switchover: $s: done in [0-9.]* s" ||
 		hs_bad "2: no \"$s: done in\" line"
 done
 if [ "$(nodes)" = "standby 1 0 / primary 1 0" ]; then
