@@ -80,8 +80,8 @@ so_node(const struct hs_conf *conf, struct idx_node *n, char *why,
  * an error in `why` (none runs, it did not answer, it answered an error).
  */
 static int
-so_ask(const struct hs_conf *conf, const char *verb, json_t **reply,
-       char *why, size_t whylen)
+so_ask(const struct hs_conf *conf, const char *verb, json_t **reply, char *why,
+       size_t whylen)
 {
 	const char *err;
 	int rc;
@@ -89,12 +89,15 @@ so_ask(const struct hs_conf *conf, const char *verb, json_t **reply,
 	*reply = NULL;
 	rc = ctl_request(conf->state_dir, verb, SO_CTL_MS, reply);
 	if (rc == -ENOENT || rc == -ECONNREFUSED) {
-		snprintf(why, whylen, "no daemon runs on %s: switchover needs "
-		         "both daemons running", conf->state_dir);
+		snprintf(why, whylen,
+		         "no daemon runs on %s: switchover needs "
+		         "both daemons running",
+		         conf->state_dir);
 		return HS_EREFUSED;
 	}
 	if (rc < 0) {
-		snprintf(why, whylen, "the daemon of %s did not answer `%s`: %s",
+		snprintf(why, whylen,
+		         "the daemon of %s did not answer `%s`: %s",
 		         conf->state_dir, verb, hs_strerror(rc));
 		return rc;
 	}
@@ -134,8 +137,7 @@ so_probe(const struct hs_conf *conf, enum hs_role role, uint64_t epoch,
 	mine.epoch = epoch;
 	mine.flags = flags;
 	memset(peer, 0, sizeof(*peer));
-	rc = proto_probe(t, conf->peer, &mine, SO_PROBE_MS, peer, e,
-	                 sizeof(e));
+	rc = proto_probe(t, conf->peer, &mine, SO_PROBE_MS, peer, e, sizeof(e));
 	proto_tls_free(t);
 	if (rc < 0) {
 		snprintf(why, whylen, "peer %s (%s) did not answer: %s",
@@ -174,7 +176,8 @@ so_healthy(const json_t *st, char *why, size_t whylen)
 	size_t i;
 
 	if (ps == NULL || strcmp(ps, "connected") != 0) {
-		snprintf(why, whylen, "the standby is not connected (peer "
+		snprintf(why, whylen,
+		         "the standby is not connected (peer "
 		         "state %s): nothing could be drained to it",
 		         ps ? ps : "unknown");
 		return 0;
@@ -230,14 +233,17 @@ run_preflight(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	int rc;
 
 	if (conf->peer == NULL) {
-		snprintf(why, whylen, "%s: [node] peer is not set: nothing to "
-		         "switch over with", conf->file);
+		snprintf(why, whylen,
+		         "%s: [node] peer is not set: nothing to "
+		         "switch over with",
+		         conf->file);
 		return HS_ECONFIG;
 	}
 	if ((rc = so_node(conf, &me, why, whylen)) < 0)
 		return rc;
 	if (me.role != HS_ROLE_PRIMARY || (me.flags & IDX_NODE_F_REJOIN)) {
-		snprintf(why, whylen, "this node is %s at epoch %llu, not the "
+		snprintf(why, whylen,
+		         "this node is %s at epoch %llu, not the "
 		         "primary: run switchover on either node of a healthy "
 		         "pair",
 		         (me.flags & IDX_NODE_F_REJOIN) ? "a fenced primary"
@@ -250,7 +256,8 @@ run_preflight(struct fo_ctx *c, char *done, size_t donelen, char *why,
 		return rc;
 	so_said(&peer, said, sizeof(said));
 	if (peer.role != HS_ROLE_STANDBY || peer.epoch != me.epoch) {
-		snprintf(why, whylen, "%s, not as the standby of this node's "
+		snprintf(why, whylen,
+		         "%s, not as the standby of this node's "
 		         "epoch %llu: nothing to switch over with",
 		         said, (unsigned long long)me.epoch);
 		return HS_EREFUSED;
@@ -259,8 +266,10 @@ run_preflight(struct fo_ctx *c, char *done, size_t donelen, char *why,
 		return rc;
 	role = json_string_value(json_object_get(st, "role"));
 	if (role == NULL || strcmp(role, "primary") != 0) {
-		snprintf(why, whylen, "the daemon of %s runs as %s, not as "
-		         "primary", conf->state_dir, role ? role : "unknown");
+		snprintf(why, whylen,
+		         "the daemon of %s runs as %s, not as "
+		         "primary",
+		         conf->state_dir, role ? role : "unknown");
 		json_decref(st);
 		return HS_EREFUSED;
 	}
@@ -279,13 +288,14 @@ run_preflight(struct fo_ctx *c, char *done, size_t donelen, char *why,
 static void
 plan_stop(struct fo_ctx *c, char *buf, size_t len)
 {
-	snprintf(buf, len, "%zu stop command(s): the service and its "
-	         "database stop changing", c->conf->failover.stop.n);
+	snprintf(buf, len,
+	         "%zu stop command(s): the service and its "
+	         "database stop changing",
+	         c->conf->failover.stop.n);
 }
 
 static int
-run_stop(struct fo_ctx *c, char *done, size_t donelen, char *why,
-         size_t whylen)
+run_stop(struct fo_ctx *c, char *done, size_t donelen, char *why, size_t whylen)
 {
 	const struct hs_strlist *s = &c->conf->failover.stop;
 	int rc;
@@ -325,11 +335,13 @@ run_drain(struct fo_ctx *c, char *done, size_t donelen, char *why,
 			return rc;
 		if (json_is_true(json_object_get(r, "drained"))) {
 			json_decref(r);
-			snprintf(done, donelen, "the standby acknowledged every "
+			snprintf(done, donelen,
+			         "the standby acknowledged every "
 			         "change until the cut");
 			return HS_OK;
 		}
-		pending = json_integer_value(json_object_get(r, "files_pending"));
+		pending =
+		    json_integer_value(json_object_get(r, "files_pending"));
 		stage = json_string_value(json_object_get(r, "stage"));
 		stage = stage && strcmp(stage, "snapshot") == 0
 		            ? "the database snapshot is not made"
@@ -339,7 +351,8 @@ run_drain(struct fo_ctx *c, char *done, size_t donelen, char *why,
 			break;
 		usleep(SO_POLL_US);
 	}
-	snprintf(why, whylen, "not drained after %llu s (step_timeout): %s, "
+	snprintf(why, whylen,
+	         "not drained after %llu s (step_timeout): %s, "
 	         "%lld files pending",
 	         (unsigned long long)secs, stage, (long long)pending);
 	return HS_ETIMEOUT;
@@ -380,7 +393,8 @@ run_release(struct fo_ctx *c, char *done, size_t donelen, char *why,
             size_t whylen)
 {
 	if (!has_identity(c->conf)) {
-		snprintf(done, donelen, "no identity configured: nothing to "
+		snprintf(done, donelen,
+		         "no identity configured: nothing to "
 		         "do");
 		return HS_OK;
 	}
@@ -427,14 +441,16 @@ run_handover(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	if (!so_promoted(&peer, epoch)) {
 		so_said(&peer, said, sizeof(said));
 		if (peer.role == HS_ROLE_STANDBY && peer.epoch > epoch) {
-			snprintf(why, whylen, "%s: its promote began and did "
+			snprintf(why, whylen,
+			         "%s: its promote began and did "
 			         "not finish: run `hamnsync promote --force` "
 			         "there to resume it, then this command again",
 			         said);
 			return HS_EREFUSED;
 		}
 		if (peer.role != HS_ROLE_STANDBY || peer.epoch != epoch) {
-			snprintf(why, whylen, "%s, not as the standby of epoch "
+			snprintf(why, whylen,
+			         "%s, not as the standby of epoch "
 			         "%llu: it cannot take over",
 			         said, (unsigned long long)epoch);
 			return HS_EREFUSED;
@@ -452,7 +468,8 @@ run_handover(struct fo_ctx *c, char *done, size_t donelen, char *why,
 				break;
 		}
 		if (hs_now_mono_ns() >= end) {
-			snprintf(why, whylen, "the peer did not become the "
+			snprintf(why, whylen,
+			         "the peer did not become the "
 			         "primary within %llu s (last: %s); see its "
 			         "state_dir/promote/promote.out",
 			         (unsigned long long)secs,
@@ -552,8 +569,10 @@ so_wait_self_primary(const struct hs_conf *conf, const struct fo_opts *o,
 			         role ? role : "unknown",
 			         (unsigned long long)*now_epoch);
 			if (strcmp(cur, last) != 0) {
-				fprintf(o->out, "switchover: this node runs as "
-				        "%s\n", cur);
+				fprintf(o->out,
+				        "switchover: this node runs as "
+				        "%s\n",
+				        cur);
 				fflush(o->out);
 				snprintf(last, sizeof(last), "%s", cur);
 			}
@@ -572,8 +591,7 @@ so_wait_self_primary(const struct hs_conf *conf, const struct fo_opts *o,
 
 static int
 so_wait_peer_standby(const struct hs_conf *conf, const struct fo_opts *o,
-                     uint64_t epoch, uint64_t secs, char *why,
-                     size_t whylen)
+                     uint64_t epoch, uint64_t secs, char *why, size_t whylen)
 {
 	uint64_t end = hs_now_mono_ns() + secs * 1000000000ull;
 	char last[PROTO_NODE_MAX * 4 + 64] = "";
@@ -593,7 +611,8 @@ so_wait_peer_standby(const struct hs_conf *conf, const struct fo_opts *o,
 				return HS_OK;
 		}
 		if (hs_now_mono_ns() >= end) {
-			snprintf(why, whylen, "the peer did not become the "
+			snprintf(why, whylen,
+			         "the peer did not become the "
 			         "standby of epoch %llu within %llu s (last: "
 			         "%s); see its state_dir/promote/"
 			         "switchover.out",
@@ -624,12 +643,15 @@ so_standby_ready(const struct hs_conf *conf, const struct idx_node *me,
 	int rc;
 
 	if (conf->peer == NULL) {
-		snprintf(why, whylen, "%s: [node] peer is not set: nothing to "
-		         "switch over with", conf->file);
+		snprintf(why, whylen,
+		         "%s: [node] peer is not set: nothing to "
+		         "switch over with",
+		         conf->file);
 		return HS_ECONFIG;
 	}
 	if (me->flags & IDX_NODE_F_PROMOTING) {
-		snprintf(why, whylen, "a promote of this node is under way: "
+		snprintf(why, whylen,
+		         "a promote of this node is under way: "
 		         "finish it (hamnsync promote)");
 		return HS_EREFUSED;
 	}
@@ -638,7 +660,8 @@ so_standby_ready(const struct hs_conf *conf, const struct idx_node *me,
 	ps = json_string_value(
 	    json_object_get(json_object_get(st, "peer"), "state"));
 	if (ps == NULL || strcmp(ps, "connected") != 0) {
-		snprintf(why, whylen, "this standby is not connected to its "
+		snprintf(why, whylen,
+		         "this standby is not connected to its "
 		         "primary (peer state %s)",
 		         ps ? ps : "unknown");
 		json_decref(st);
@@ -675,20 +698,24 @@ so_from_standby(const struct hs_conf *conf, const struct fo_opts *o,
 	so_said(&peer, said, sizeof(said));
 	if (peer.role != HS_ROLE_PRIMARY || peer.epoch != me->epoch ||
 	    (peer.flags & PROTO_HELLO_F_FENCED)) {
-		snprintf(why, sizeof(why), "%s, not as the primary of this "
+		snprintf(why, sizeof(why),
+		         "%s, not as the primary of this "
 		         "node's epoch %llu: nothing to switch over with",
 		         said, (unsigned long long)me->epoch);
 		return so_refuse(why, HS_EREFUSED);
 	}
 	if ((rc = so_probe(conf, HS_ROLE_STANDBY, me->epoch,
-	                   PROTO_HELLO_F_SWITCHOVER, &peer, why,
-	                   sizeof(why))) < 0)
+	                   PROTO_HELLO_F_SWITCHOVER, &peer, why, sizeof(why))) <
+	    0)
 		return so_refuse(why, rc);
-	fprintf(o->out, "switchover: %s; asked it to switch over, waiting "
-	        "(at most %llu s)\n", said, (unsigned long long)secs);
+	fprintf(o->out,
+	        "switchover: %s; asked it to switch over, waiting "
+	        "(at most %llu s)\n",
+	        said, (unsigned long long)secs);
 	fflush(o->out);
 	if (so_wait_self_primary(conf, o, me->epoch, secs, &epoch) < 0) {
-		snprintf(why, sizeof(why), "this node did not become the "
+		snprintf(why, sizeof(why),
+		         "this node did not become the "
 		         "primary within %llu s; see the peer's "
 		         "state_dir/promote/switchover.out and this node's "
 		         "state_dir/promote/promote.out",
@@ -697,8 +724,10 @@ so_from_standby(const struct hs_conf *conf, const struct fo_opts *o,
 	}
 	if (so_wait_peer_standby(conf, o, epoch, secs, why, sizeof(why)) < 0)
 		return so_refuse(why, HS_ETIMEOUT);
-	fprintf(o->out, "switchover: done: this node is the primary at epoch "
-	        "%llu, the peer its standby\n", (unsigned long long)epoch);
+	fprintf(o->out,
+	        "switchover: done: this node is the primary at epoch "
+	        "%llu, the peer its standby\n",
+	        (unsigned long long)epoch);
 	return 0;
 }
 
@@ -742,8 +771,7 @@ fo_switchover(const struct hs_conf *conf, const struct fo_opts *o)
 	/* Begun as primary: it ends with this node a standby. */
 	if (me.role == HS_ROLE_STANDBY && !so_pending(conf))
 		return so_from_standby(conf, o, &me);
-	return fo_steps_run(conf, "switchover", switchover_steps,
-	                    sizeof(switchover_steps) /
-	                        sizeof(switchover_steps[0]),
-	                    o, NULL);
+	return fo_steps_run(
+	    conf, "switchover", switchover_steps,
+	    sizeof(switchover_steps) / sizeof(switchover_steps[0]), o, NULL);
 }
