@@ -1840,11 +1840,17 @@ prim_signal(struct prim *p)
 static int
 prim_timeout(struct prim *p)
 {
-	uint64_t now = hs_now_mono_ns(), due = watch_next_due(p->watch);
+	uint64_t now = hs_now_mono_ns(), due = UINT64_MAX;
 	uint64_t hb = p->last_io_ns + p->conf->heartbeat * 1000 * HS_NS_PER_MS;
 	size_t i;
 	int ms;
 
+	/*
+	 * Past the drain's cut neither the watcher nor the databases are
+	 * driven, and once drained no set is run: none of their timers.
+	 */
+	if (p->drain < DRAIN_CUT)
+		due = watch_next_due(p->watch);
 	/*
 	 * Changes read from inotify during a long transfer (the tick drains
 	 * it) wait in the dirty sets, not in the kernel: do not sleep on them.
@@ -1859,7 +1865,8 @@ prim_timeout(struct prim *p)
 		due = p->next_try_ns;
 	if (p->ss != NULL && hb < due)
 		due = hb;
-	for (i = 0; p->ss != NULL && i < p->n_retry; i++) {
+	for (i = 0; p->ss != NULL && p->drain != DRAIN_DONE && i < p->n_retry;
+	     i++) {
 		if (prim_retry_pending(p, i) && p->retry[i].due_ns < due)
 			due = p->retry[i].due_ns;
 		if (p->retry[i].idx_rc < 0 && p->retry[i].idx_due_ns < due)
@@ -1867,9 +1874,10 @@ prim_timeout(struct prim *p)
 		if (p->held[i] && p->retry[i].held_due_ns < due)
 			due = p->retry[i].held_due_ns;
 	}
-	if (watch_unwatched(p->watch) > 0 && p->next_rescan_ns < due)
+	if (p->drain < DRAIN_CUT && watch_unwatched(p->watch) > 0 &&
+	    p->next_rescan_ns < due)
 		due = p->next_rescan_ns;
-	if ((ms = dbr_next_ms(p->dbr)) >= 0 &&
+	if (p->drain < DRAIN_CUT && (ms = dbr_next_ms(p->dbr)) >= 0 &&
 	    now + (uint64_t)ms * HS_NS_PER_MS < due)
 		due = now + (uint64_t)ms * HS_NS_PER_MS;
 	if (due <= now)
