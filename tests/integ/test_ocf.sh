@@ -78,7 +78,7 @@ crm() {
 		exec crm_resource "$@"' sh "$T/resource.d" \
 		--class ocf --provider hamnsync --agent hamnsync \
 		--option config="$conf" --option binary="$HS_BIN" \
-		--option CRM_meta_promotable=true --timeout 120s \
+		--option CRM_meta_promotable=true --timeout 60s \
 		"--$action" >"$T/crm.out" 2>&1
 	CRM_RC=$?
 	set -e
