@@ -11,6 +11,8 @@
  * stat comparison finds: its run had not updated a record yet.  The
  * comparison is the one the primary makes at a restart (primary/
  * sendidx.c), with the same scanner, so an unchanged file is never moved.
+ * A file this node holds as a primary wrote it here while it was that
+ * primary's standby, untouched since, is not its own either.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "delta.h"
 #include "fo_int.h"
 #include "idx.h"
 #include "proto.h"
@@ -115,6 +118,31 @@ in_journal(const struct aside *a, uint16_t src, const char *path)
 	return 0;
 }
 
+/*
+ * Is regular file e the version a primary put here while this node was
+ * its standby, unchanged since (the standby's record of what it wrote,
+ * standby/apply_rec.c)?  Then it is that primary's, not this node's own
+ * change: with two nodes, the peer holds it, or a newer version.  The
+ * primary's records of such a file are older than it (a run that
+ * changed nothing on the standby records nothing).
+ */
+static int
+written_here(const struct aside *a, const struct scan_entry *e)
+{
+	uint8_t key[BLK_KEY_CAP];
+	struct idx_written w;
+	size_t klen;
+
+	if (e->type != PROTO_E_FILE ||
+	    blk_key(a->set, e->src, e->path, key, sizeof(key), &klen) < 0 ||
+	    idx_written_get(a->x, key, klen, &w) != HS_OK)
+		return 0;
+	return w.size == e->size && w.mtime_sec == e->mtime_sec &&
+	       w.mtime_nsec == e->mtime_nsec && w.ctime_sec == e->ctime_sec &&
+	       w.ctime_nsec == e->ctime_nsec && w.ino == e->ino &&
+	       w.dev == e->dev;
+}
+
 /* Must entry e of source skey go aside?  1, 0, or < 0. */
 static int
 unacked(const struct aside *a, const uint8_t skey[8],
@@ -125,15 +153,15 @@ unacked(const struct aside *a, const uint8_t skey[8],
 
 	if (e->type == PROTO_E_DIR)
 		return 0;
-	if (in_journal(a, e->src, e->path))
-		return 1;
-	rc = idx_file_get(a->x, skey, e->path, &rec);
-	if (rc == HS_ENOTFOUND)
-		return 1;
-	if (rc < 0)
-		return rc;
-	fingerprint(e, &now);
-	return memcmp(&rec, &now, sizeof(rec)) != 0;
+	if (!in_journal(a, e->src, e->path)) {
+		rc = idx_file_get(a->x, skey, e->path, &rec);
+		if (rc < 0 && rc != HS_ENOTFOUND)
+			return rc;
+		fingerprint(e, &now);
+		if (rc == HS_OK && memcmp(&rec, &now, sizeof(rec)) == 0)
+			return 0;
+	}
+	return !written_here(a, e);
 }
 
 /* -------------------------------------------------------------- moving */
@@ -291,6 +319,20 @@ source_base(const struct hs_conf *conf, const char *src, char *out,
 	return HS_OK;
 }
 
+/* syncfs(2) of the filesystem that holds directory `dirfd` (O_PATH). */
+static int
+sync_fs_at(int dirfd)
+{
+	int fd, rc = HS_OK;
+
+	if ((fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -errno;
+	if (syncfs(fd) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
 static int
 source_aside(struct aside *a, const struct hs_pathset *set, uint16_t i,
              char *why, size_t whylen)
@@ -310,8 +352,15 @@ source_aside(struct aside *a, const struct hs_pathset *set, uint16_t i,
 	*slash = '\0';
 	anchor = open(base[0] ? base : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	*slash = '/';
-	if (anchor < 0)
-		return errno == ENOENT ? HS_OK : -errno;
+	if (anchor < 0) {
+		/* No copy of this source here: nothing of it to keep. */
+		if (errno == ENOENT)
+			return HS_OK;
+		rc = -errno;
+		snprintf(why, whylen, "source %.600s: its folder: %s", base,
+		         hs_strerror(rc));
+		return rc;
+	}
 	memset(&l, 0, sizeof(l));
 	rc = scan_tree_stat(anchor, slash + 1, i, set, &l);
 	if (rc < 0) {
@@ -342,8 +391,8 @@ source_aside(struct aside *a, const struct hs_pathset *set, uint16_t i,
 		rc = move_one(a, from, abs, why, whylen);
 	}
 	/* Moved is durable before the new primary may write these paths. */
-	if (rc >= 0 && a->moved > 0 && syncfs(anchor) < 0)
-		rc = -errno;
+	if (rc >= 0 && a->moved > 0)
+		rc = sync_fs_at(anchor);
 out:
 	scan_list_free(&l);
 	close(anchor);
@@ -372,8 +421,8 @@ list_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 	(void)st;
 	if (flag == FTW_D || flag == FTW_DP || ftw->level == 0)
 		return 0;
-	if (ftw->level == 1 && strncmp(rel, "/" ASIDE_LIST,
-	                               sizeof(ASIDE_LIST)) == 0)
+	if (ftw->level == 1 && (strcmp(rel, "/" ASIDE_LIST) == 0 ||
+	                        strcmp(rel, "/" ASIDE_LIST ".tmp") == 0))
 		return 0;
 	if ((nv = reallocarray(l->v, l->n + 1, sizeof(*nv))) == NULL) {
 		l->rc = -ENOMEM;
@@ -438,6 +487,15 @@ out:
 	return rc < 0 ? rc : (int)(l.n > INT_MAX ? INT_MAX : l.n);
 }
 
+static int
+applied_forget(struct idx *x)
+{
+	uint8_t id[IDX_ID_LEN];
+
+	memset(id, 0, sizeof(id));
+	return idx_applied_put(x, id, 0);
+}
+
 int
 fo_aside(const struct hs_conf *conf, uint64_t epoch, FILE *out, char *done,
          size_t donelen, char *why, size_t whylen)
@@ -472,6 +530,14 @@ fo_aside(const struct hs_conf *conf, uint64_t epoch, FILE *out, char *done,
 		for (i = 0; i < set->sources.n && rc >= 0; i++)
 			rc = source_aside(&a, set, i, why, whylen);
 	}
+	/*
+	 * What this node applied as a standby before (of the same primary,
+	 * perhaps) no longer describes its tree: the new primary must
+	 * reconcile whole, not trust the runs it saw acknowledged.
+	 */
+	if (rc >= 0 && (rc = applied_forget(a.x)) < 0)
+		snprintf(why, whylen, "%s/index: applied runs: %s",
+		         conf->state_dir, hs_strerror(rc));
 	proto_scope_free(a.scope, a.n_scope);
 	idx_close(a.x);
 	if (rc < 0)

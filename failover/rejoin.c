@@ -72,17 +72,33 @@ node_write(const struct hs_conf *conf, const struct idx_node *n)
 	return rc;
 }
 
-/* Is a daemon answering on state_dir's control socket?  1, 0, or < 0. */
+/*
+ * Ask the daemon of state_dir: 1 it answered (*reply, a new reference),
+ * 0 none runs, < 0 it failed or answered an error (then said in `why`).
+ */
 static int
-daemon_ask(const struct hs_conf *conf, const char *verb, json_t **reply)
+daemon_ask(const struct hs_conf *conf, const char *verb, json_t **reply,
+           char *why, size_t whylen)
 {
+	const char *err;
 	int rc;
 
 	*reply = NULL;
 	rc = ctl_request(conf->state_dir, verb, RJ_CTL_MS, reply);
 	if (rc == -ENOENT || rc == -ECONNREFUSED)
 		return 0;
-	return rc < 0 ? rc : 1;
+	if (rc < 0) {
+		snprintf(why, whylen, "the daemon of %s: verb %s: %s",
+		         conf->state_dir, verb, hs_strerror(rc));
+		return rc;
+	}
+	if ((err = json_string_value(json_object_get(*reply, "error"))) !=
+	    NULL) {
+		snprintf(why, whylen, "the daemon of %s: verb %s: %s",
+		         conf->state_dir, verb, err);
+		return HS_EREFUSED;
+	}
+	return 1;
 }
 
 static const char *
@@ -140,6 +156,7 @@ preflight_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	const struct hs_conf *conf = c->conf;
 	struct proto_hello peer;
 	struct idx_node n;
+	char name[PROTO_NODE_MAX * 4 + 1];
 	int rc;
 
 	if ((rc = node_read(conf, 0, &n)) < 0) {
@@ -161,11 +178,13 @@ preflight_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	}
 	if ((rc = probe_peer(conf, &n, &peer, why, whylen)) < 0)
 		return rc;
+	/* The peer's own name, for a terminal and the log. */
+	hs_escape(peer.name, name, sizeof(name));
 	if (peer.role != HS_ROLE_PRIMARY) {
 		snprintf(why, whylen,
 		         "%s answers as %s at epoch %llu: nothing to rejoin; "
 		         "promote it first, or use switchover",
-		         peer.name, hs_role_name(peer.role),
+		         name, hs_role_name(peer.role),
 		         (unsigned long long)peer.epoch);
 		return HS_EREFUSED;
 	}
@@ -174,7 +193,7 @@ preflight_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
 		         "%s answers as %sprimary at epoch %llu, this node's is "
 		         "%llu: nothing to rejoin; promote it first, or use "
 		         "switchover",
-		         peer.name,
+		         name,
 		         (peer.flags & PROTO_HELLO_F_FENCED) ? "fenced " : "",
 		         (unsigned long long)peer.epoch,
 		         (unsigned long long)n.epoch);
@@ -182,9 +201,9 @@ preflight_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	}
 	fo_var_set_u64(c, "epoch", peer.epoch);
 	fo_var_set_u64(c, "own_epoch", n.epoch);
-	fo_var_set_str(c, "peer", peer.name);
+	fo_var_set_str(c, "peer", name);
 	snprintf(done, donelen, "%s is the primary at epoch %llu (this node: "
-	         "%llu)", peer.name, (unsigned long long)peer.epoch,
+	         "%llu)", name, (unsigned long long)peer.epoch,
 	         (unsigned long long)n.epoch);
 	return HS_OK;
 }
@@ -213,7 +232,6 @@ stop_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
 		         conf->state_dir, hs_strerror(rc));
 		return rc;
 	}
-	/* A resume after the role step began finds a standby: nothing to stop. */
 	if (n.role == HS_ROLE_PRIMARY && !(n.flags & IDX_NODE_F_REJOIN)) {
 		n.flags |= IDX_NODE_F_REJOIN;
 		if ((rc = node_write(conf, &n)) < 0) {
@@ -222,13 +240,10 @@ stop_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
 			return rc;
 		}
 	}
-	rc = daemon_ask(conf, "fence", &reply);
+	rc = daemon_ask(conf, "fence", &reply, why, whylen);
 	json_decref(reply);
-	if (rc < 0) {
-		snprintf(why, whylen, "the daemon of %s: verb fence: %s",
-		         conf->state_dir, hs_strerror(rc));
+	if (rc < 0)
 		return rc;
-	}
 	snprintf(done, donelen, "%s", rc ? "the running daemon is fenced"
 	                                 : "no daemon runs; marked needs rejoin");
 	return HS_OK;
@@ -239,11 +254,15 @@ stop_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
 static void
 aside_plan(struct fo_ctx *c, char *buf, size_t len)
 {
+	char epoch[32] = "EPOCH";
+
+	if (fo_var_u64(c, "epoch", 0) != 0)
+		snprintf(epoch, sizeof(epoch), "%llu",
+		         (unsigned long long)fo_var_u64(c, "epoch", 0));
 	snprintf(buf, len,
-	         "move this node's changes the standby never acknowledged "
-	         "into %s/rejoin-%llu/ and list them",
-	         c->conf->state_dir,
-	         (unsigned long long)fo_var_u64(c, "epoch", 0));
+	         "move this node's changes its standby never acknowledged "
+	         "into %s/rejoin-%s/ and list them",
+	         c->conf->state_dir, epoch);
 }
 
 static int
@@ -337,10 +356,10 @@ database_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
 static void
 role_plan(struct fo_ctx *c, char *buf, size_t len)
 {
+	(void)c;
 	snprintf(buf, len,
-	         "store role standby at epoch %llu; the daemon runs as standby "
-	         "(verb role, or started)",
-	         (unsigned long long)fo_var_u64(c, "epoch", 0));
+	         "store role standby at the peer's epoch; the daemon runs as "
+	         "standby (verb role, or started)");
 }
 
 /* `hamnsync -c CONF daemon`, which detaches itself; its first exit says
@@ -383,7 +402,7 @@ wait_standby(const struct hs_conf *conf, char *why, size_t whylen)
 	json_t *reply = NULL;
 
 	for (;;) {
-		if (daemon_ask(conf, "status", &reply) > 0) {
+		if (daemon_ask(conf, "status", &reply, why, whylen) > 0) {
 			role = json_string_value(json_object_get(reply, "role"));
 			if (role != NULL && strcmp(role, "standby") == 0) {
 				json_decref(reply);
@@ -419,13 +438,10 @@ role_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
 		         conf->state_dir, hs_strerror(rc));
 		return rc;
 	}
-	running = daemon_ask(conf, "role", &reply);
+	running = daemon_ask(conf, "role", &reply, why, whylen);
 	json_decref(reply);
-	if (running < 0) {
-		snprintf(why, whylen, "the daemon of %s: verb role: %s",
-		         conf->state_dir, hs_strerror(running));
+	if (running < 0)
 		return running;
-	}
 	if (!running && (rc = daemon_start(c, why, whylen)) < 0)
 		return rc;
 	if ((rc = wait_standby(conf, why, whylen)) < 0)
