@@ -29,6 +29,9 @@ hs_netns_cleanup() {
 	for ns in "${HS_NS_MADE[@]}"; do
 		ip netns del "$ns" 2>/dev/null || true
 	done
+	# errexit off: under set -e a failed test's `(exit 1)` would end the
+	# trap here, before hs_cleanup stops its processes.
+	set +e
 	(exit $rc)
 	hs_cleanup
 }
