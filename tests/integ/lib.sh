@@ -506,8 +506,9 @@ print(json.load(open(sys.argv[1]))["lag"]["last_applied"])' \
 # (every 0.1 s, bounded) until the status satisfies EXPR: for a state
 # that comes once a run is over (held, error).
 hs_wait_status() {
-	local i said
-	for ((i = 0; i < $2 * 10; i++)); do
+	local said end=$((SECONDS + $2))
+	# Bounded by the clock: a status call may take up to 2 s itself.
+	while ((SECONDS < end)); do
 		hs_status "$3" "$T/expect.json"
 		if said=$(python3 "$HS_CLAIM" expect "$T/expect.json" "$4" \
 			2>"$T/expect.why"); then
@@ -565,10 +566,11 @@ hs_wait_same() {
 # on `d`, as hs_expect_status): a status that breaks it fails at once.
 # Counts the result, HS_SAME 1 when equal; returns 0.
 hs_wait_converge() {
-	local name=$1 secs=$2 expr=$3 i said rc
+	local name=$1 secs=$2 expr=$3 said rc end=$((SECONDS + $2))
 	shift 3
 	HS_SAME=0
-	for ((i = 0; i < secs * 10; i++)); do
+	# Bounded by the clock: each round runs status and a tree comparison.
+	while ((SECONDS < end)); do
 		hs_status "${HS_PRIMARY_CONF:-$C1}" "$T/converge.json"
 		rc=0
 		said=$(python3 "$HS_CLAIM" expect "$T/converge.json" "$expr" \
