@@ -546,8 +546,9 @@ static const struct fo_step switchover_steps[] = {
 /* ------------------------------------------------- from the standby */
 
 /*
- * Until `ok` holds of this node's daemon status or the peer's probe
- * answer, bounded by `secs`; each new view is printed once.
+ * Until this node's daemon answers status as the primary of an epoch
+ * newer than `epoch` (then in *now_epoch), bounded by `secs`; each role
+ * and epoch it goes through is printed once.
  */
 static int
 so_wait_self_primary(const struct hs_conf *conf, const struct fo_opts *o,
@@ -589,6 +590,7 @@ so_wait_self_primary(const struct hs_conf *conf, const struct fo_opts *o,
 	}
 }
 
+/* Until the peer answers as the standby of `epoch`, bounded by `secs`. */
 static int
 so_wait_peer_standby(const struct hs_conf *conf, const struct fo_opts *o,
                      uint64_t epoch, uint64_t secs, char *why, size_t whylen)
