@@ -10,7 +10,8 @@
 #      is a primary too (exit 1), on the standby while the primary's
 #      daemon is stopped (exit 1).
 #   2. From the primary (mn1), a writer changing files in a loop, the
-#      command killed as its handover step begins and run again: exit 0;
+#      command killed as its handover step begins (the drained daemon
+#      idles meanwhile) and run again: exit 0;
 #      every write completed before the command began is on mn2 with its
 #      content; the writes made after it are on mn2 or listed under
 #      rejoin-1/; the recorded commands ran in order (stop and release on
@@ -149,16 +150,24 @@ converged() {
 writer() {
 	local i=0 sum
 	touch "$T/writer.running"
+	# A file it keeps open and appends to: the watcher holds it back
+	# until it is quiet, so one is held back at the drain's cut.
+	exec 7>>"$T/n1/install/held-open"
 	while [ ! -e "$T/writer.stop" ]; do
 		i=$((i + 1))
+		echo "$i" >&7
 		sum=$(printf '%s' "$i" | sha256sum | cut -c1-64)
 		printf '%s %s\n' "$i" "$sum" >"$T/n1/install/w/$i"
 		echo "$i" >>"$T/writes.log"
 		sleep 0.02
 	done
+	exec 7>&-
 	touch "$T/writer.stopped"
 	rm -f "$T/writer.running"
 }
+
+# cpu_ticks PID: the user and system time the process used, in ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 ns_hold 1
 ns_hold 2
@@ -251,6 +260,16 @@ if [ "$RC" -eq 137 ] && hs_has "^switchover: release: done in" "$T/so0.out" &&
 	hs_ok "2: switchover killed as its handover began; roles unchanged"
 else
 	hs_bad "2: switchover with a crash at step 5: exit $RC: $(cat "$T/cmd.err")"
+fi
+# Drained, with a file held back at the cut: the daemon drives neither
+# the watcher nor its timers any more, so it idles until the resume.
+c0=$(cpu_ticks "$DPID_1")
+sleep 3
+used=$(($(cpu_ticks "$DPID_1") - c0))
+if [ "$used" -lt 60 ]; then
+	hs_ok "2: the drained daemon idles ($used ticks of CPU in 3 s)"
+else
+	hs_bad "2: the drained daemon used $used ticks of CPU in 3 s"
 fi
 on 1 switchover
 cp "$T/cmd.out" "$T/so1.out"
