@@ -105,6 +105,22 @@ sq_list(const char *path, struct sq_files *f, struct dbr_result *res)
 	return HS_OK;
 }
 
+/*
+ * target_root + path, with one '/' between: this node's copy of the
+ * database in both roles, so a promoted standby dumps the one it restored.
+ */
+static void
+sq_target(const struct dbr_db *d, char *buf, size_t len)
+{
+	const char *root =
+	    d->conf->target_root != NULL ? d->conf->target_root : "/";
+	size_t rl = strlen(root);
+
+	while (rl > 0 && root[rl - 1] == '/')
+		rl--;
+	snprintf(buf, len, "%.*s%s", (int)rl, root, d->db->path);
+}
+
 /* ---- mark ---------------------------------------------------------------- */
 
 static uint64_t
@@ -145,14 +161,15 @@ static void
 sq_mark(const struct dbr_db *d, struct dbr_result *res)
 {
 	static struct sq_files f;
-	char wal[PATH_MAX + 8];
+	char local[PATH_MAX], wal[PATH_MAX + 8];
 	uint8_t md[32];
 	struct timespec now;
 	EVP_MD_CTX *ctx;
 	size_t i;
 	int hot = 0, rc = HS_OK;
 
-	if (sq_list(d->db->path, &f, res) < 0)
+	sq_target(d, local, sizeof(local));
+	if (sq_list(local, &f, res) < 0)
 		return;
 	clock_gettime(CLOCK_REALTIME, &now);
 	if ((ctx = EVP_MD_CTX_new()) == NULL ||
@@ -170,7 +187,7 @@ sq_mark(const struct dbr_db *d, struct dbr_result *res)
 	EVP_DigestFinal_ex(ctx, md, NULL);
 	EVP_MD_CTX_free(ctx);
 	if (rc < 0) {
-		dbr_fail(res, rc, "%s: cannot stat: %s", d->db->path,
+		dbr_fail(res, rc, "%s: cannot stat: %s", local,
 		         hs_strerror(rc));
 		return;
 	}
@@ -303,9 +320,11 @@ static void
 sq_dump(const struct dbr_db *d, const char *dir, struct dbr_result *res)
 {
 	static struct sq_files f;
+	char local[PATH_MAX];
 	size_t i;
 
-	if (sq_list(d->db->path, &f, res) < 0)
+	sq_target(d, local, sizeof(local));
+	if (sq_list(local, &f, res) < 0)
 		return;
 	for (i = 0; i < f.n; i++) {
 		if (sq_dump_one(f.path[i], dir, res) < 0)
@@ -315,19 +334,6 @@ sq_dump(const struct dbr_db *d, const char *dir, struct dbr_result *res)
 }
 
 /* ---- restore ------------------------------------------------------------- */
-
-/* target_root + path, with one '/' between. */
-static void
-sq_target(const struct dbr_db *d, char *buf, size_t len)
-{
-	const char *root =
-	    d->conf->target_root != NULL ? d->conf->target_root : "/";
-	size_t rl = strlen(root);
-
-	while (rl > 0 && root[rl - 1] == '/')
-		rl--;
-	snprintf(buf, len, "%.*s%s", (int)rl, root, d->db->path);
-}
 
 static int
 sq_mkdirs(char *path)
