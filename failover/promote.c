@@ -373,7 +373,7 @@ drain_sessions(struct fo_ctx *c, json_int_t *left, char *why, size_t whylen)
 
 /*
  * syncfs(2) of the filesystem holding target_root + `src`: 1 when done,
- * 0 when there is no such folder yet, or an error with `why`.
+ * 0 when there is no such folder or file yet, or an error with `why`.
  */
 static int
 sync_tree(const struct hs_conf *conf, const char *src, char *why,
@@ -391,6 +391,10 @@ sync_tree(const struct hs_conf *conf, const char *src, char *why,
 		return -ENAMETOOLONG;
 	}
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* A single-file source (/etc/hosts): the file names its filesystem
+	 * as well; never followed, never blocking on a fifo. */
+	if (fd < 0 && errno == ENOTDIR)
+		fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT)
 		return 0; /* nothing replicated there yet */
 	if (fd < 0 || syncfs(fd) < 0)

@@ -109,11 +109,13 @@ lis_serve(const struct hs_conf *conf, struct proto_tls *tls, int fd, int sp,
 	struct proto_conn *c = NULL;
 	struct proto_hello mine, peer;
 	struct lis_report r;
-	char why[512];
+	char why[512] = "";
+	int rc;
 
-	if (proto_conn_accept(tls, fd, LIS_HANDSHAKE_MS, &c, why,
-	                      sizeof(why)) < 0) {
-		hs_log_warnx("primary: listen: connection refused: %s", why);
+	if ((rc = proto_conn_accept(tls, fd, LIS_HANDSHAKE_MS, &c, why,
+	                            sizeof(why))) < 0) {
+		hs_log_warnx("primary: listen: connection refused: %s",
+		             why[0] ? why : hs_strerror(rc));
 		return;
 	}
 	proto_conn_set_timeout(c, LIS_HANDSHAKE_MS);
@@ -128,7 +130,8 @@ lis_serve(const struct hs_conf *conf, struct proto_tls *tls, int fd, int sp,
 	r.peer.role = peer.role;
 	r.peer.epoch = peer.epoch;
 	r.peer.flags = peer.flags;
-	(void)send(sp, &r, sizeof(r), MSG_NOSIGNAL);
+	/* Never blocked by a daemon busy in a long run: probes go on. */
+	(void)send(sp, &r, sizeof(r), MSG_NOSIGNAL | MSG_DONTWAIT);
 	memset(&mine, 0, sizeof(mine));
 	mine.magic = PROTO_MAGIC;
 	mine.version = PROTO_VERSION;
@@ -136,7 +139,8 @@ lis_serve(const struct hs_conf *conf, struct proto_tls *tls, int fd, int sp,
 	mine.role = HS_ROLE_PRIMARY;
 	mine.epoch = st->epoch;
 	mine.flags = (uint8_t)st->flags;
-	if (proto_hello_send(c, &mine) < 0 || (peer.flags & PROTO_HELLO_F_PROBE))
+	if (proto_hello_send(c, &mine) < 0 ||
+	    (peer.flags & PROTO_HELLO_F_PROBE))
 		goto out;
 	if (peer.role == HS_ROLE_PRIMARY)
 		lis_refusal(conf, st, &peer, why, sizeof(why));
@@ -258,7 +262,7 @@ prim_lis_start(const struct hs_conf *conf, struct proto_tls *tls,
 		close(sv[0]);
 		/* The daemon's tick must never run here. */
 		proto_tls_set_tick(tls, NULL, NULL);
-		/* The pid file's lock and the control socket are the daemon's. */
+		/* The pid file's lock, the control socket: the daemon's. */
 		for (i = 0; i < n_close; i++)
 			if (close_fds[i] >= 0)
 				close(close_fds[i]);

@@ -2,13 +2,14 @@
 # The rules the folders keep (docs/design.md, "Layout"), checked on the
 # sources; scripts/deps.sh checks the calls between files on the objects.
 #  - every library folder has include/ with exactly one public header;
-#  - primary/ and standby/ never include each other's headers;
+#  - primary/ and standby/ never include each other's headers, and
+#    failover/ includes neither (it talks to a daemon through ctl/);
 #  - peer bytes are decoded only in protocol/ (no proto_get_*/proto_rd_*
 #    call elsewhere; tests and test tools aside);
 #  - librsync.h is included only in delta/ (and its unit test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-libs=(common protocol index tree delta dbrepl ctl primary standby)
+libs=(common protocol index tree delta dbrepl ctl primary standby failover)
 fail=0
 bad() {
 	echo "check-layout: $*" >&2
@@ -25,7 +26,8 @@ done
 hdrs() { # the header names a folder owns
 	find "$1" -name '*.h' -printf '%f\n'
 }
-for pair in primary:standby standby:primary; do
+for pair in primary:standby standby:primary failover:primary \
+	failover:standby; do
 	from=${pair%%:*} to=${pair##*:}
 	for h in $(hdrs "$to"); do
 		if grep -rln "#include \"$h\"" "$from" >/dev/null; then

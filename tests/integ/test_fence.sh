@@ -20,10 +20,32 @@ for i in $(seq 1 20); do echo "file $i" >"$D/sub/f$i"; done
 hs_setup_pair "
 [path data]
 source = $D"
+# mn1's listen port is taken at first: one warning, tried again, never
+# fatal; replication goes on meanwhile.
+python3 -c 'import socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(1)
+print("held", flush=True)
+time.sleep(300)' "$PORT1" >"$T/holder.out" 2>&1 &
+HOLDER_PID=$!
+HS_PIDS+=("$HOLDER_PID")
+hs_wait_log "$T/holder.out" "held" 1 10 || hs_fail "could not hold port $PORT1"
 hs_start_standby
 hs_start_primary
 hs_wait_same "the pair replicates" 60 "$D"
 [ "$HS_SAME" -eq 1 ] || hs_fail "no seed, giving up"
+if [ "$(hs_count_log "$T/primary.log" "primary: listen 127.0.0.1:$PORT1: .*in use; trying again")" -eq 1 ]; then
+	hs_ok "a listen port in use: one warning, the primary runs on"
+else
+	hs_bad "listen port in use: $(grep "listen 127" "$T/primary.log" | head -3)"
+fi
+hs_stop_pid "$HOLDER_PID" || true
+if hs_wait_log "$T/primary.log" "listening on 127.0.0.1:$PORT1" 1 40; then
+	hs_ok "once the port is free the primary listens"
+else
+	hs_bad "the primary did not bind its port once free"
+fi
 hs_stop_pid "$PRIMARY_PID" || hs_fail "the primary did not stop"
 hs_stop_pid "$STANDBY_PID" || hs_fail "the standby did not stop"
 

@@ -68,12 +68,20 @@ for ((i = 0; i < 600; i++)); do
 	sleep 0.05
 done
 [ "$i" -lt 600 ] || hs_bad "set data never held"
-hs_wait_log "$T/primary.log" "holding back the deletion of 30 of 40" 1 30 &&
-	hs_ok "the log weighs the two halves together (30 of 40)" ||
-	hs_bad "no hold of 30 of 40 in the log: $(grep -m2 'holding back' "$T/primary.log" || true)"
+# The watcher sees the 15 removals one by one, and the express lane may
+# mirror the first few of them before the rest arrive: that is the guard
+# working (at most max_delete_percent of the set goes).  What the guard
+# promises: no more than 20 of the 40 are ever mirrored, and the hold
+# weighs both halves (more than 20 counted together).
+hs_wait_log "$T/primary.log" "holding back the deletion of" 1 30 ||
+	hs_bad "no hold in the log"
+held=$(grep -m1 -o 'holding back the deletion of [0-9]* of 40' \
+	"$T/primary.log" | awk '{print $6}')
+[ "${held:-0}" -gt 20 ] &&
+	hs_ok "the log weighs the two halves together ($held of 40)" ||
+	hs_bad "the hold counted ${held:-nothing} of 40: $(grep -m2 'holding back' "$T/primary.log" || true)"
 kept=$(find "$SUB" -type f | wc -l)
-[ "$kept" -gt 10 ] &&
-	hs_ok "the standby keeps $((kept - 10)) of the second half" ||
-	hs_bad "the standby holds $kept files: the second half was mirrored"
-
+[ "$kept" -ge 20 ] &&
+	hs_ok "the standby keeps $kept of 40: at most half was mirrored" ||
+	hs_bad "the standby holds $kept files: more than half was mirrored"
 hs_result test_guard_lanes

@@ -743,6 +743,47 @@ START_TEST(json_time_table)
 }
 END_TEST
 
+/* A fenced node's words, from the record its index keeps (or none). */
+struct fenced_case {
+	const char *rec; /* NULL: no record */
+	uint64_t epoch;
+	const char *want;
+};
+
+static const struct fenced_case fenced_cases[] = {
+    {"mn2 primary 4", 3,
+     "needs rejoin: mn2 is primary at epoch 4 (this node: 3); run hamnsync "
+     "rejoin"},
+    {"mn2 standby 1", 0,
+     "needs rejoin: mn2 is standby at epoch 1 (this node: 0); run hamnsync "
+     "rejoin"},
+    {NULL, 2,
+     "needs rejoin: a node of a newer epoch fenced this one (epoch 2); run "
+     "hamnsync rejoin"},
+    {"garbage", 2,
+     "needs rejoin: a node of a newer epoch fenced this one (epoch 2); run "
+     "hamnsync rejoin"},
+};
+
+START_TEST(fenced_text_table)
+{
+	const struct fenced_case *tc = &fenced_cases[_i];
+	char rec[128], got[HS_ERRMSG_MAX];
+
+	st_fenced_text(got, sizeof(got), tc->rec,
+	               tc->rec ? strlen(tc->rec) : 0, tc->epoch);
+	ck_assert_str_eq(got, tc->want);
+	/* The record st_fenced_record writes reads back the same. */
+	if (tc->rec != NULL && strchr(tc->rec, ' ') != NULL) {
+		st_fenced_record(rec, sizeof(rec), "mn2",
+		                 strstr(tc->rec, "primary") ? HS_ROLE_PRIMARY
+		                                            : HS_ROLE_STANDBY,
+		                 strtoull(strrchr(tc->rec, ' ') + 1, NULL, 10));
+		ck_assert_str_eq(rec, tc->rec);
+	}
+}
+END_TEST
+
 /* ------------------------------------------------------ control socket */
 
 static char sock_path[100];
@@ -1814,6 +1855,8 @@ ctl_suite(void)
 	tcase_add_test(tc, json_warnings_bounded);
 	tcase_add_test(tc, identity_warn);
 	tcase_add_loop_test(tc, json_time_table, 0, (int)N_ELEM(time_cases));
+	tcase_add_loop_test(tc, fenced_text_table, 0,
+	                    (int)N_ELEM(fenced_cases));
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("control");
