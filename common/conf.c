@@ -1067,7 +1067,8 @@ static int
 sets_local(struct conf_parser *p)
 {
 	struct hs_conf *c = p->c;
-	const char *root = strcmp(c->target_root, "/") == 0 ? "" : c->target_root;
+	const char *root =
+	    strcmp(c->target_root, "/") == 0 ? "" : c->target_root;
 	char *loc;
 	size_t i, j;
 	int rc;

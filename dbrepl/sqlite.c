@@ -108,8 +108,9 @@ sq_list(const char *path, struct sq_files *f, struct dbr_result *res)
 /*
  * target_root + path, with one '/' between: this node's copy of the
  * database in both roles, so a promoted standby dumps the one it restored.
+ * 0 when it fits in buf, -ENAMETOOLONG when not.
  */
-static void
+static int
 sq_target(const struct dbr_db *d, char *buf, size_t len)
 {
 	const char *root =
@@ -118,7 +119,22 @@ sq_target(const struct dbr_db *d, char *buf, size_t len)
 
 	while (rl > 0 && root[rl - 1] == '/')
 		rl--;
-	snprintf(buf, len, "%.*s%s", (int)rl, root, d->db->path);
+	if ((size_t)snprintf(buf, len, "%.*s%s", (int)rl, root, d->db->path) >=
+	    len)
+		return -ENAMETOOLONG;
+	return HS_OK;
+}
+
+/* This node's copy of the database into `local`, or a failed `res`. */
+static int
+sq_local(const struct dbr_db *d, char *local, size_t len,
+         struct dbr_result *res)
+{
+	if (sq_target(d, local, len) < 0)
+		return dbr_fail(res, -ENAMETOOLONG,
+		                "%s: target_root + path is too long",
+		                d->db->path);
+	return HS_OK;
 }
 
 /* ---- mark ---------------------------------------------------------------- */
@@ -168,8 +184,8 @@ sq_mark(const struct dbr_db *d, struct dbr_result *res)
 	size_t i;
 	int hot = 0, rc = HS_OK;
 
-	sq_target(d, local, sizeof(local));
-	if (sq_list(local, &f, res) < 0)
+	if (sq_local(d, local, sizeof(local), res) < 0 ||
+	    sq_list(local, &f, res) < 0)
 		return;
 	clock_gettime(CLOCK_REALTIME, &now);
 	if ((ctx = EVP_MD_CTX_new()) == NULL ||
@@ -323,8 +339,8 @@ sq_dump(const struct dbr_db *d, const char *dir, struct dbr_result *res)
 	char local[PATH_MAX];
 	size_t i;
 
-	sq_target(d, local, sizeof(local));
-	if (sq_list(local, &f, res) < 0)
+	if (sq_local(d, local, sizeof(local), res) < 0 ||
+	    sq_list(local, &f, res) < 0)
 		return;
 	for (i = 0; i < f.n; i++) {
 		if (sq_dump_one(f.path[i], dir, res) < 0)
