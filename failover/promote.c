@@ -26,6 +26,13 @@
 
 /* The probe of the primary waits at most this long (and peer_timeout). */
 #define PROMOTE_PROBE_MAX_MS 5000
+/*
+ * ... and this long when this node already counts the primary gone
+ * (silent past peer_timeout): the probe is then a last look on a link
+ * that answers in milliseconds when the host is up, not the wait of a
+ * TCP connect to a dead host, which would be most of the failover time.
+ */
+#define PROMOTE_PROBE_GONE_MS 1000
 /* One control request; the daemon answers from its loop. */
 #define PROMOTE_CTL_MS 5000
 /* The pause between two asks of the drain and of the start. */
@@ -151,22 +158,16 @@ plan_preflight(struct fo_ctx *c, char *buf, size_t len)
  * best copy there is), but the operator learns what may be missing.
  */
 static void
-say_readiness(struct fo_ctx *c)
+say_readiness(struct fo_ctx *c, json_t *st)
 {
-	json_t *st = NULL, *ready, *rpo, *r;
+	json_t *ready, *rpo, *r;
 	char line[1024];
 	size_t i, n;
-	int absent;
 
-	if (ctl_request(c->conf->state_dir, "status", PROMOTE_CTL_MS, &st) <
-	    0)
-		st = st_saved_load(c->conf->state_dir, &absent);
 	ready = json_object_get(st, "promote_ready");
 	if (st == NULL || !json_is_object(ready) ||
-	    json_is_true(json_object_get(ready, "ready"))) {
-		json_decref(st);
+	    json_is_true(json_object_get(ready, "ready")))
 		return;
-	}
 	rpo = json_object_get(ready, "rpo_seconds");
 	n = (size_t)snprintf(line, sizeof(line), "not ready, rpo %s",
 	                     json_is_number(rpo) ? "" : "unknown");
@@ -183,7 +184,37 @@ say_readiness(struct fo_ctx *c)
 	fprintf(c->opts->out, "%s: preflight: warning: %s\n", c->cmd, line);
 	fflush(c->opts->out);
 	hs_log_warnx("%s: preflight: %s", c->cmd, line);
-	json_decref(st);
+}
+
+/* This node's status: the running daemon's, else the one it saved. */
+static json_t *
+local_status(struct fo_ctx *c)
+{
+	json_t *st = NULL;
+	int absent;
+
+	if (ctl_request(c->conf->state_dir, "status", PROMOTE_CTL_MS, &st) <
+	    0)
+		st = st_saved_load(c->conf->state_dir, &absent);
+	return st;
+}
+
+/* How long the probe may wait: shorter once the daemon saw the primary
+ * silent past peer_timeout. */
+static uint64_t
+probe_bound_ms(const struct hs_conf *conf, json_t *st)
+{
+	json_t *heard = json_object_get(json_object_get(st, "peer"),
+	                                "last_heard_seconds");
+	uint64_t ms = conf->peer_timeout * 1000;
+
+	if (ms > PROMOTE_PROBE_MAX_MS)
+		ms = PROMOTE_PROBE_MAX_MS;
+	if (json_is_number(heard) &&
+	    json_number_value(heard) > (double)conf->peer_timeout &&
+	    ms > PROMOTE_PROBE_GONE_MS)
+		ms = PROMOTE_PROBE_GONE_MS;
+	return ms;
 }
 
 /*
@@ -192,14 +223,13 @@ say_readiness(struct fo_ctx *c)
  * --force.  An unreachable one is what a failover is for.
  */
 static int
-probe_peer(struct fo_ctx *c, const struct idx_node *me, char *done,
-           size_t donelen, char *why, size_t whylen)
+probe_peer(struct fo_ctx *c, const struct idx_node *me, uint64_t ms,
+           char *done, size_t donelen, char *why, size_t whylen)
 {
 	const struct hs_conf *conf = c->conf;
 	struct proto_hello mine, peer;
 	struct proto_tls *t;
 	char pwhy[512] = "";
-	uint64_t ms = conf->peer_timeout * 1000;
 	int rc;
 
 	if ((rc = proto_tls_from_conf(conf, &t, why, whylen)) < 0)
@@ -210,8 +240,6 @@ probe_peer(struct fo_ctx *c, const struct idx_node *me, char *done,
 	snprintf(mine.name, sizeof(mine.name), "%s", conf->node_name);
 	mine.role = HS_ROLE_STANDBY;
 	mine.epoch = me->epoch;
-	if (ms > PROMOTE_PROBE_MAX_MS)
-		ms = PROMOTE_PROBE_MAX_MS;
 	memset(&peer, 0, sizeof(peer));
 	rc = proto_probe(t, conf->peer, &mine, (int)ms, &peer, pwhy,
 	                 sizeof(pwhy));
@@ -248,6 +276,7 @@ run_preflight(struct fo_ctx *c, char *done, size_t donelen, char *why,
               size_t whylen)
 {
 	struct idx_node me;
+	json_t *st;
 	int rc;
 
 	if (c->conf->peer == NULL) {
@@ -264,10 +293,13 @@ run_preflight(struct fo_ctx *c, char *done, size_t donelen, char *why,
 		         hs_role_name(me.role));
 		return HS_EREFUSED;
 	}
-	if ((rc = probe_peer(c, &me, done, donelen, why, whylen)) < 0)
-		return rc;
-	say_readiness(c);
-	return HS_OK;
+	st = local_status(c);
+	rc = probe_peer(c, &me, probe_bound_ms(c->conf, st), done, donelen,
+	                why, whylen);
+	if (rc == HS_OK)
+		say_readiness(c, st);
+	json_decref(st);
+	return rc;
 }
 
 /* -------------------------------------------------------------- fence */

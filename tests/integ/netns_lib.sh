@@ -8,8 +8,9 @@
 # namespace, never of the host).
 #
 # Each node also has a UTS namespace of its own, held by a process
-# started with `ip netns exec NS unshare --uts`: hs_node_run enters both,
-# so host name changes stay inside and last from one command to the next.
+# started with `ip netns exec NS unshare --uts`: hs_node_run enters both
+# (and the mount namespace `ip netns exec` gave it), so host name changes
+# stay inside and last from one command to the next.
 # Nothing of the host changes: the veth pairs are made inside the
 # namespaces, and removing the namespaces (at exit) removes them.
 
@@ -28,6 +29,9 @@ hs_netns_cleanup() {
 	for ns in "${HS_NS_MADE[@]}"; do
 		ip netns del "$ns" 2>/dev/null || true
 	done
+	# errexit off: under set -e a failed test's `(exit 1)` would end the
+	# trap here, before hs_cleanup stops its processes.
+	set +e
 	(exit $rc)
 	hs_cleanup
 }
@@ -98,11 +102,21 @@ hs_node_wait_uts() {
 	return 1
 }
 
-# hs_node_run I CMD...: run CMD in node I's network and UTS namespaces.
+# hs_node_run I CMD...: run CMD in node I's network, UTS and mount
+# namespaces (the holder's mount namespace is the one `ip netns exec`
+# made for it: private to the node, see hs_node_bind).
 hs_node_run() {
 	local i=$1
 	shift
-	nsenter -t "${HS_UTS_PID[$i]}" -u -n -- "$@"
+	nsenter -t "${HS_UTS_PID[$i]}" -u -n -m -- "$@"
+}
+
+# hs_node_bind I DIR MOUNTPOINT: bind DIR on MOUNTPOINT in node I's mount
+# namespace only, so that the two nodes see their own trees at the same
+# path, as on two machines (the host's view is unchanged).
+hs_node_bind() {
+	hs_node_run "$1" mount --bind "$2" "$3" ||
+		hs_fail "node $1: cannot bind $2 on $3 in its mount namespace"
 }
 
 # hs_obs_run CMD...: run CMD in the observer's namespace.
