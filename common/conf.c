@@ -1058,6 +1058,37 @@ db_sets_add(struct conf_parser *p)
 	return HS_OK;
 }
 
+/*
+ * Each source's local path (struct hs_pathset): both roles keep their
+ * copy of P at target_root + P, so a promoted standby watches and sends
+ * what it holds rather than the old primary's paths.
+ */
+static int
+sets_local(struct conf_parser *p)
+{
+	struct hs_conf *c = p->c;
+	const char *root =
+	    strcmp(c->target_root, "/") == 0 ? "" : c->target_root;
+	char *loc;
+	size_t i, j;
+	int rc;
+
+	for (i = 0; i < c->n_sets; i++) {
+		struct hs_pathset *ps = &c->sets[i];
+
+		for (j = 0; j < ps->sources.n; j++) {
+			if (asprintf(&loc, "%s%s", ps->db != NULL ? "" : root,
+			             ps->sources.v[j]) < 0)
+				return conf_fail(p, 0, -ENOMEM);
+			rc = strlist_push(&ps->local, loc);
+			free(loc);
+			if (rc < 0)
+				return conf_fail(p, 0, rc);
+		}
+	}
+	return HS_OK;
+}
+
 /* ------------------------------------------------------------ [failover] */
 
 enum failover_key {
@@ -1397,6 +1428,8 @@ hs_conf_load(const char *path, struct hs_conf **out, char *err, size_t errlen)
 	}
 	if ((rc = db_sets_add(&p)) < 0)
 		goto out;
+	if ((rc = sets_local(&p)) < 0)
+		goto out;
 	*out = p.c;
 	p.c = NULL;
 	rc = HS_OK;
@@ -1431,6 +1464,7 @@ hs_conf_free(struct hs_conf *c)
 	for (i = 0; i < c->n_sets; i++) {
 		free(c->sets[i].name);
 		strlist_free(&c->sets[i].sources);
+		strlist_free(&c->sets[i].local);
 		strlist_free(&c->sets[i].excludes);
 	}
 	free(c->sets);

@@ -105,6 +105,38 @@ sq_list(const char *path, struct sq_files *f, struct dbr_result *res)
 	return HS_OK;
 }
 
+/*
+ * target_root + path, with one '/' between: this node's copy of the
+ * database in both roles, so a promoted standby dumps the one it restored.
+ * 0 when it fits in buf, -ENAMETOOLONG when not.
+ */
+static int
+sq_target(const struct dbr_db *d, char *buf, size_t len)
+{
+	const char *root =
+	    d->conf->target_root != NULL ? d->conf->target_root : "/";
+	size_t rl = strlen(root);
+
+	while (rl > 0 && root[rl - 1] == '/')
+		rl--;
+	if ((size_t)snprintf(buf, len, "%.*s%s", (int)rl, root, d->db->path) >=
+	    len)
+		return -ENAMETOOLONG;
+	return HS_OK;
+}
+
+/* This node's copy of the database into `local`, or a failed `res`. */
+static int
+sq_local(const struct dbr_db *d, char *local, size_t len,
+         struct dbr_result *res)
+{
+	if (sq_target(d, local, len) < 0)
+		return dbr_fail(res, -ENAMETOOLONG,
+		                "%s: target_root + path is too long",
+		                d->db->path);
+	return HS_OK;
+}
+
 /* ---- mark ---------------------------------------------------------------- */
 
 static uint64_t
@@ -145,14 +177,15 @@ static void
 sq_mark(const struct dbr_db *d, struct dbr_result *res)
 {
 	static struct sq_files f;
-	char wal[PATH_MAX + 8];
+	char local[PATH_MAX], wal[PATH_MAX + 8];
 	uint8_t md[32];
 	struct timespec now;
 	EVP_MD_CTX *ctx;
 	size_t i;
 	int hot = 0, rc = HS_OK;
 
-	if (sq_list(d->db->path, &f, res) < 0)
+	if (sq_local(d, local, sizeof(local), res) < 0 ||
+	    sq_list(local, &f, res) < 0)
 		return;
 	clock_gettime(CLOCK_REALTIME, &now);
 	if ((ctx = EVP_MD_CTX_new()) == NULL ||
@@ -170,7 +203,7 @@ sq_mark(const struct dbr_db *d, struct dbr_result *res)
 	EVP_DigestFinal_ex(ctx, md, NULL);
 	EVP_MD_CTX_free(ctx);
 	if (rc < 0) {
-		dbr_fail(res, rc, "%s: cannot stat: %s", d->db->path,
+		dbr_fail(res, rc, "%s: cannot stat: %s", local,
 		         hs_strerror(rc));
 		return;
 	}
@@ -303,9 +336,11 @@ static void
 sq_dump(const struct dbr_db *d, const char *dir, struct dbr_result *res)
 {
 	static struct sq_files f;
+	char local[PATH_MAX];
 	size_t i;
 
-	if (sq_list(d->db->path, &f, res) < 0)
+	if (sq_local(d, local, sizeof(local), res) < 0 ||
+	    sq_list(local, &f, res) < 0)
 		return;
 	for (i = 0; i < f.n; i++) {
 		if (sq_dump_one(f.path[i], dir, res) < 0)
@@ -315,19 +350,6 @@ sq_dump(const struct dbr_db *d, const char *dir, struct dbr_result *res)
 }
 
 /* ---- restore ------------------------------------------------------------- */
-
-/* target_root + path, with one '/' between. */
-static void
-sq_target(const struct dbr_db *d, char *buf, size_t len)
-{
-	const char *root =
-	    d->conf->target_root != NULL ? d->conf->target_root : "/";
-	size_t rl = strlen(root);
-
-	while (rl > 0 && root[rl - 1] == '/')
-		rl--;
-	snprintf(buf, len, "%.*s%s", (int)rl, root, d->db->path);
-}
 
 static int
 sq_mkdirs(char *path)

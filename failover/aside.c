@@ -293,21 +293,15 @@ move_one(struct aside *a, const char *from, const char *abs, char *why,
 /* ------------------------------------------------------------- sources */
 
 /*
- * Where this node holds source `src`: target_root + src (SPEC.md), a
- * symlink to a directory followed as the primary follows it.
+ * Where this node holds a source: its local path (target_root + it,
+ * struct hs_pathset), a symlink to a directory followed as the primary
+ * follows it.
  */
 static int
-source_base(const struct hs_conf *conf, const char *src, char *out,
-            size_t len)
+source_base(const char *joined, char *out, size_t len)
 {
-	char joined[PATH_MAX];
 	struct stat lst, st;
-	int root = strcmp(conf->target_root, "/") == 0;
 
-	if ((size_t)snprintf(joined, sizeof(joined), "%s%s",
-	                     root ? "" : conf->target_root, src) >=
-	    sizeof(joined))
-		return -ENAMETOOLONG;
 	if (lstat(joined, &lst) == 0 && S_ISLNK(lst.st_mode) &&
 	    stat(joined, &st) == 0 && S_ISDIR(st.st_mode)) {
 		if (realpath(joined, out) == NULL)
@@ -344,7 +338,7 @@ source_aside(struct aside *a, const struct hs_pathset *set, uint16_t i,
 	size_t k;
 	int anchor, rc;
 
-	if ((rc = source_base(a->conf, src, base, sizeof(base))) < 0) {
+	if ((rc = source_base(set->local.v[i], base, sizeof(base))) < 0) {
 		snprintf(why, whylen, "source %.600s: %s", src, hs_strerror(rc));
 		return rc;
 	}

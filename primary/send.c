@@ -86,7 +86,8 @@ send_reset_set(struct sender *s)
 static int
 open_source(struct sender *s, size_t i)
 {
-	const char *src = s->set->sources.v[i];
+	/* Our copy of the source (target_root + it), not its wire name. */
+	const char *src = s->set->local.v[i];
 	char resolved[PATH_MAX], *slash;
 	struct stat lst, st;
 	int rc;

@@ -417,7 +417,8 @@ watch_tree(struct watch *w, uint16_t set, uint16_t src, const char *abs,
 static int
 watch_source(struct watch *w, uint16_t set, uint16_t src, int defer)
 {
-	const char *s = w->conf->sets[set].sources.v[src];
+	/* Our copy of the source (target_root + it), not its wire name. */
+	const char *s = w->conf->sets[set].local.v[src];
 	char real[PATH_MAX], dir[PATH_MAX];
 	struct stat st;
 	const char *slash;

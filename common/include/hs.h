@@ -185,6 +185,13 @@ struct hs_pathset {
 	struct hs_strlist excludes;   /* fnmatch globs */
 	int line;                     /* header line, for messages */
 	const struct hs_database *db; /* the database it carries, or NULL */
+	/*
+	 * Where this node holds each source on disk: target_root + source
+	 * (the source itself when target_root is "/"), so a promoted standby
+	 * reads its own copy.  A database's set keeps its state_dir folder.
+	 * Names on the wire, index keys and messages stay `sources`.
+	 */
+	struct hs_strlist local;
 };
 
 /*

@@ -197,16 +197,18 @@ hs_pki() {
 # caller appends [path] sections.  Each node has a listen port of its
 # own (the primary listens too, to answer probes): mn2 listens on $PORT,
 # mn1 on $PORT1 (picked here when unset), and each one's peer is the
-# other's.  HS_TARGET_ROOT is target_root ($T/standby unless set).
+# other's.  A node's copy of P is target_root + P in both roles: mn1's
+# target_root is /, so its copy is P; mn2's is HS_TARGET_ROOT
+# ($T/standby unless set).
 hs_conf() {
-	local mine=$PORT theirs=${PORT1:-}
+	local mine=$PORT theirs=${PORT1:-} root=${HS_TARGET_ROOT:-$T/standby}
 
 	if [ -z "$theirs" ] || [ "$theirs" = "$PORT" ]; then
 		PORT1=$(hs_free_port) || hs_fail "no free port"
 		[ "$PORT1" != "$PORT" ] || PORT1=$(hs_free_port)
 		theirs=$PORT1
 	fi
-	[ "$2" = mn1 ] && { mine=$PORT1; theirs=$PORT; }
+	[ "$2" = mn1 ] && { mine=$PORT1; theirs=$PORT; root=/; }
 	cat >"$1" <<CONF
 [node]
 name = $2
@@ -218,7 +220,7 @@ peer_name = $([ "$2" = mn1 ] && echo mn2 || echo mn1)
 cert = $5/node.crt
 key = $5/node.key
 peer_fingerprint = $6
-target_root = ${HS_TARGET_ROOT:-$T/standby}
+target_root = $root
 peer_timeout = 5s
 CONF
 }

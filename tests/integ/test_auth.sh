@@ -92,10 +92,12 @@ for c in mn1 mn2 mn1-rogue mn1-expired mn1-future; do
 done
 
 # node_conf FILE NAME ROLE STATE CERT KEY [LINE...]: a [node] section
-# without any peer policy (the lines add it), and the test's sets.
+# without any peer policy (the lines add it), and the test's sets.  The
+# primary's copy of P is P (target_root /), the standby's under $T.
 node_conf() {
-	local f=$1 name=$2 role=$3 state=$4 cert=$5 key=$6
+	local f=$1 name=$2 role=$3 state=$4 cert=$5 key=$6 root=$T/standby
 	shift 6
+	[ "$role" = primary ] && root=/
 	{
 		cat <<CONF
 [node]
@@ -106,7 +108,7 @@ listen = 127.0.0.1:$PORT
 peer = 127.0.0.1:$PORT
 cert = $cert
 key = $key
-target_root = $T/standby
+target_root = $root
 peer_timeout = 5s
 CONF
 		printf '%s\n' "$@"

@@ -61,7 +61,7 @@ if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
 	hs_stop_standby
 	mkdir -p "$T/full"
 	sed "s|^target_root = .*|target_root = $T/full|" "$C2" >"$T/mn2-full.conf"
-	sed "s|^target_root = .*|target_root = $T/full|" "$C1" >"$T/mn1-full.conf"
+	cp "$C1" "$T/mn1-full.conf" # the primary's copy stays at P
 	rm -rf "$T/state1" "$T/state2"
 	mkdir -p "$T/state1" "$T/state2"
 	head -c $((16 * 1024 * 1024)) /dev/urandom >"$S/big/d.iso"

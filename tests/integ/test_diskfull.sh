@@ -57,8 +57,7 @@ mount -t tmpfs -o size=16m tmpfs "$T/sstate"
 hs_setup_pair "
 [path data]
 source = $D"
-sed -i -e "s|^target_root = .*|target_root = $T/full|" \
-	-e "s|^state_dir = .*|state_dir = $T/pstate|" "$C1"
+sed -i -e "s|^state_dir = .*|state_dir = $T/pstate|" "$C1"
 sed -i -e "s|^target_root = .*|target_root = $T/full|" \
 	-e "s|^state_dir = .*|state_dir = $T/sstate|" "$C2"
 # Long enough that a quiet session is never dropped for silence.

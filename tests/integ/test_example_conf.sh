@@ -43,13 +43,14 @@ example_conf() {
 	subst "$out" '/etc/hamnsync/' "$T/pki/$node/"
 	subst "$out" '^peer_fingerprint = sha256:0\{64\}$' \
 		"peer_fingerprint = $fp"
-	subst "$out" '^target_root = /$' "target_root = $T/standby"
 	subst "$out" '^source = /' "source = $S/"
 	subst "$out" '^#metrics_file = /var/lib/prometheus/' \
 		"#metrics_file = $T/$node-"
 	if [ "$node" = mn2 ]; then
 		subst "$out" '^name = mn1$' 'name = mn2'
 		subst "$out" '^role = primary$' 'role = standby'
+		# The standby's copy of P is under $T; mn1's stays at P.
+		subst "$out" '^target_root = /$' "target_root = $T/standby"
 	fi
 	[ "$(wc -l <"$out")" -eq "$(wc -l <"$EXAMPLE")" ] ||
 		hs_fail "$out: line count differs from the example"

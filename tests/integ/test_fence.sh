@@ -49,11 +49,9 @@ fi
 hs_stop_pid "$PRIMARY_PID" || hs_fail "the primary did not stop"
 hs_stop_pid "$STANDBY_PID" || hs_fail "the standby did not stop"
 
-# The new primary serves its copies (target_root + P): a config of its
-# own with those as sources, and role primary at epoch 1 in its index.
-C2P=$T/mn2-primary.conf
-sed "s|^source = $D\$|source = $T/standby$D|" "$C2" >"$C2P"
-grep -q "^source = $T/standby$D\$" "$C2P" || hs_fail "could not write $C2P"
+# The new primary serves its copies (target_root + P) with its own
+# config, once its index holds role primary at epoch 1.
+C2P=$C2
 "$NODE" "$T/state2" primary 1 0 || hs_fail "hs-node could not stage mn2"
 "$HS_BIN" -c "$C2P" daemon --foreground >>"$T/mn2.log" 2>&1 &
 NEW_PID=$!

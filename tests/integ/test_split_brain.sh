@@ -22,9 +22,7 @@ echo "written on mn2 while it was primary" >"$D2/sub/f1"
 hs_setup_pair "
 [path data]
 source = $D"
-C2P=$T/mn2-primary.conf
-sed "s|^source = $D\$|source = $D2|" "$C2" >"$C2P"
-grep -q "^source = $D2\$" "$C2P" || hs_fail "could not write $C2P"
+C2P=$C2 # as primary, mn2 reads its copy at target_root + P
 "$NODE" "$T/state1" primary 3 0 || hs_fail "hs-node could not stage mn1"
 "$NODE" "$T/state2" primary 3 0 || hs_fail "hs-node could not stage mn2"
 hs_snapshot "$D" >"$T/mn1-before.snap"

@@ -238,6 +238,8 @@ START_TEST(valid_spec_example)
 	ck_assert_str_eq(c->sets[3].name, "db:xcatdb");
 	ck_assert_str_eq(c->sets[3].sources.v[0],
 	                 "/var/lib/hamnsync/db/xcatdb");
+	ck_assert_str_eq(c->sets[3].local.v[0], "/var/lib/hamnsync/db/xcatdb");
+	ck_assert_str_eq(c->sets[0].local.v[3], "/root/.xcat");
 	ps = &c->sets[0];
 	ck_assert_str_eq(ps->name, "credentials");
 	ck_assert_int_eq(ps->line, 21);
@@ -387,6 +389,29 @@ START_TEST(valid_all_values)
 	ck_assert_str_eq(c->failover.service_address, "2001:db8::10/64");
 	ck_assert_str_eq(c->failover.interface, "bond0.100");
 	ck_assert_uint_eq(c->failover.step_timeout, 300);
+	hs_conf_free(c);
+}
+END_TEST
+
+/* A node's copy of source P is target_root + P; a database's set is not. */
+START_TEST(valid_local_paths)
+{
+	struct hs_conf *c = load_ok(NODE "target_root = /srv/standby/\n"
+	                                 "state_dir = /var/lib/hs\n"
+	                                 "[path conf]\n"
+	                                 "source = /etc/xcat\n"
+	                                 "source = /etc/hosts\n"
+	                                 "[database lite]\n"
+	                                 "type = sqlite\n"
+	                                 "path = /var/db/site.sqlite\n");
+
+	ck_assert_uint_eq(c->n_sets, 2);
+	ck_assert_uint_eq(c->sets[0].local.n, 2);
+	ck_assert_str_eq(c->sets[0].sources.v[0], "/etc/xcat");
+	ck_assert_str_eq(c->sets[0].local.v[0], "/srv/standby/etc/xcat");
+	ck_assert_str_eq(c->sets[0].local.v[1], "/srv/standby/etc/hosts");
+	ck_assert_uint_eq(c->sets[1].local.n, 1);
+	ck_assert_str_eq(c->sets[1].local.v[0], "/var/lib/hs/db/lite");
 	hs_conf_free(c);
 }
 END_TEST
@@ -1151,6 +1176,7 @@ conf_suite(void)
 	tcase_add_test(tc, valid_name_from_hostname);
 	tcase_add_test(tc, valid_all_values);
 	tcase_add_test(tc, valid_limits);
+	tcase_add_test(tc, valid_local_paths);
 	tcase_add_test(tc, valid_databases);
 	tcase_add_test(tc, valid_sqlite_beside_sets);
 	tcase_add_test(tc, valid_failover);

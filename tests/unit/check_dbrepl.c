@@ -116,7 +116,14 @@ fake(uint64_t timeout, const char *path, const char *prefix)
 	snprintf(fake_path, sizeof(fake_path), "%s", path);
 	snprintf(fake_prefix, sizeof(fake_prefix), "%s",
 	         prefix != NULL ? prefix : "");
-	snprintf(fake_root, sizeof(fake_root), "%s", tpath("root"));
+	/*
+	 * A node's copy is target_root + path: a database the test made
+	 * under tmpdir is used in place (target_root /); the restore tests'
+	 * /etc/xcat goes below tmpdir/root.
+	 */
+	snprintf(fake_root, sizeof(fake_root), "%s",
+	         strncmp(path, tmpdir, strlen(tmpdir)) == 0 ? "/"
+	                                                    : tpath("root"));
 	fake_conf.state_dir = tmpdir;
 	fake_conf.target_root = fake_root;
 	fake_db.name = "xcatdb";
@@ -924,20 +931,27 @@ static struct hs_conf *
 conf_make_x(const char *name, const char *role, const char *restore,
             const char *dbpath, const char *extra)
 {
-	char text[2048], err[HS_ERRMSG_MAX] = "", *state, *path;
+	char text[2048], err[HS_ERRMSG_MAX] = "", *state, *path, root[600];
 	struct hs_conf *c = NULL;
 
+	/* The primary's copy of a path is the path (its test files); the
+	 * standby's is below tmpdir/NAME.root. */
+	if (strcmp(role, "primary") == 0)
+		snprintf(root, sizeof(root), "/");
+	else
+		snprintf(root, sizeof(root), "%s/%s", tmpdir, name);
 	state = tpath("%s.state", name);
 	ck_assert_int_eq(mkdir(state, 0700), 0);
 	snprintf(text, sizeof(text),
 	         "[node]\nname = %s\nrole = %s\nstate_dir = %s\n"
 	         "listen = 127.0.0.1:7873\npeer = 127.0.0.1:7874\n"
 	         "cert = /etc/hamnsync/node.crt\nkey = /etc/hamnsync/node.key\n"
-	         "peer_fingerprint = " FP "\ntarget_root = %s/%s.root\n"
+	         "peer_fingerprint = " FP "\ntarget_root = %s%s\n"
 	         "\n[path install]\nsource = /install\n"
 	         "\n[database xcatdb]\ntype = sqlite\npath = %s\n"
 	         "restore = %s\n%s",
-	         name, role, state, tmpdir, name, dbpath, restore, extra);
+	         name, role, state, root, strcmp(root, "/") ? ".root" : "",
+	         dbpath, restore, extra);
 	path = tpath("%s.conf", name);
 	write_file(path, text);
 	ck_assert_msg(hs_conf_load(path, &c, err, sizeof(err)) == 0, "%s", err);

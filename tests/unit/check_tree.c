@@ -580,7 +580,7 @@ static char *excludes[] = {ex_swp, ex_subdir, ex_cache, ex_obj};
 static char set_name[] = "s";
 
 static const struct hs_pathset scan_set = {
-    set_name, {NULL, 0}, {excludes, N_ELEM(excludes)}, 1, NULL};
+    set_name, {NULL, 0}, {excludes, N_ELEM(excludes)}, 1, NULL, {NULL, 0}};
 
 struct excl_case {
 	const char *rel;
