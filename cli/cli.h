@@ -116,6 +116,6 @@ int cli_sync(int argc, char **argv, const char *conf_opt);
 /* cmd_failover.c */
 int cli_promote(int argc, char **argv, const char *conf_opt);
 int cli_rejoin(int argc, char **argv, const char *conf_opt);
-int cli_unbuilt(const char *cmd, int argc, char **argv);
+int cli_switchover(int argc, char **argv, const char *conf_opt);
 
 #endif /* CLI_H */

@@ -150,13 +150,3 @@ cli_daemon(int argc, char **argv, const char *conf_opt)
 	/* The reason was logged where it was known, in one line. */
 	return rc < 0 ? 1 : 0;
 }
-
-int
-cli_unbuilt(const char *cmd, int argc, char **argv)
-{
-	(void)argc;
-	(void)argv;
-	cli_err(cmd, "not built yet in this version");
-	/* status speaks Nagios: UNKNOWN; the others fail plainly. */
-	return strcmp(cmd, "status") == 0 ? CLI_NAGIOS_UNKNOWN : 1;
-}

@@ -1,6 +1,6 @@
 /*
- * cmd_failover.c - `hamnsync promote [--force] [--dry-run]`, and the
- * options the failover commands share.  The work is failover/'s (fo_*);
+ * cmd_failover.c - `hamnsync promote [--force] [--dry-run]`, `rejoin`,
+ * `switchover`, and the options the failover commands share.  The work is failover/'s (fo_*);
  * this file parses, loads the config and chooses where the log goes.
  *
  * The log of these commands is stderr at info level: the outcome of each
@@ -130,6 +130,36 @@ cli_rejoin(int argc, char **argv, const char *conf_opt)
 		return rc;
 	hs_log_init("hamnsync", 1, HS_LOG_INFO);
 	rc = fo_rejoin(conf, &o);
+	fflush(stdout);
+	hs_conf_free(conf);
+	return rc;
+}
+
+static const char switchover_usage[] =
+    "usage: hamnsync [-c FILE] switchover [--dry-run]\n"
+    "  swap the roles of a healthy pair under a new epoch.  On the\n"
+    "  primary: preflight, stop, drain, release, handover, rejoin (its\n"
+    "  changes after the drain's cut go into state_dir/rejoin-EPOCH/);\n"
+    "  run it again to resume after a failure.  On the standby: ask the\n"
+    "  primary to run it, and wait until this node is the primary\n"
+    "  --dry-run  print the plan and change nothing\n"
+    "  exit: 0 done, 1 a step failed or was refused, 2 usage or config,\n"
+    "        3 the peer was needed and did not answer\n";
+
+int
+cli_switchover(int argc, char **argv, const char *conf_opt)
+{
+	char abspath[PATH_MAX];
+	struct hs_conf *conf;
+	struct fo_opts o;
+	int rc;
+
+	conf = failover_args("switchover", switchover_usage, argc, argv,
+	                     conf_opt, &o, abspath, &rc);
+	if (conf == NULL)
+		return rc;
+	hs_log_init("hamnsync", 1, HS_LOG_INFO);
+	rc = fo_switchover(conf, &o);
 	fflush(stdout);
 	hs_conf_free(conf);
 	return rc;

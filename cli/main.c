@@ -23,8 +23,8 @@ static const char usage[] =
     "  status [--json] [--watch] [--warn-lag S] [--crit-lag S]\n"
     "  verify [--json]\n"
     "  promote [--force] [--dry-run]\n"
-    "  rejoin\n"
-    "  switchover\n"
+    "  rejoin [--dry-run]\n"
+    "  switchover [--dry-run]\n"
     "\n"
     "  -c FILE     configuration (default: $HAMNSYNC_CONF or " HS_CONF_DEFAULT
     ")\n"
@@ -109,9 +109,8 @@ main(int argc, char **argv)
 		return cli_promote(argc, argv, conf_opt);
 	if (strcmp(cmd, "rejoin") == 0)
 		return cli_rejoin(argc, argv, conf_opt);
-	/* Until failover/ has it linked. */
 	if (strcmp(cmd, "switchover") == 0)
-		return cli_unbuilt(cmd, argc, argv);
+		return cli_switchover(argc, argv, conf_opt);
 	cli_err("usage", "unknown command '%s'", cmd);
 	fputs(usage, stderr);
 	return CLI_EXIT_USAGE;

@@ -1,10 +1,13 @@
 /* daemon.c - pid file lock and detaching, shared by both daemons. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/file.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "hs.h"
@@ -119,4 +122,71 @@ hs_daemon_pid(const char *state_dir)
 	}
 	close(fd);
 	return pid;
+}
+
+/* In the spawned process: its descriptors and signals, then the exec. */
+static void __attribute__((noreturn))
+spawn_exec(char *const *argv, const char *out)
+{
+	sigset_t none;
+	int fd, i;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (i = 1; i < NSIG; i++)
+		signal(i, SIG_DFL);
+	if ((fd = open("/dev/null", O_RDONLY)) >= 0 && fd != 0) {
+		dup2(fd, 0);
+		close(fd);
+	}
+	if ((fd = open(out, O_WRONLY | O_CREAT | O_APPEND, 0600)) >= 0) {
+		dup2(fd, 1);
+		dup2(fd, 2);
+	}
+	/* The daemon's lock, sockets and index stay the daemon's. */
+	for (i = 3; i < 4096; i++)
+		close(i);
+	execv("/proc/self/exe", argv);
+	_exit(127);
+}
+
+int
+hs_spawn_self(const char *conf_path, const char *const *args, const char *out)
+{
+	char *argv[8], abs[PATH_MAX];
+	pid_t mid, pid = -1;
+	size_t n = 0;
+	int p[2], status;
+
+	/* A daemon that detached runs in /: its config's path from there. */
+	if (realpath(conf_path, abs) != NULL)
+		conf_path = abs;
+	argv[n++] = (char *)"hamnsync";
+	argv[n++] = (char *)"-c";
+	argv[n++] = (char *)conf_path;
+	while (*args != NULL && n < 7)
+		argv[n++] = (char *)*args++;
+	argv[n] = NULL;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	if ((mid = fork()) < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -errno;
+	}
+	if (mid == 0) {
+		close(p[0]);
+		setsid();
+		if ((pid = fork()) == 0)
+			spawn_exec(argv, out);
+		(void)!write(p[1], &pid, sizeof(pid));
+		_exit(pid < 0 ? 1 : 0);
+	}
+	close(p[1]);
+	if (read(p[0], &pid, sizeof(pid)) != sizeof(pid))
+		pid = -1;
+	close(p[0]);
+	while (waitpid(mid, &status, 0) < 0 && errno == EINTR)
+		;
+	return pid > 0 ? pid : -ECHILD;
 }

@@ -90,6 +90,10 @@ struct dbr_one {
 	char hadr_connect[32];
 	int64_t hadr_log_gap;
 	char error[HS_ERRMSG_MAX]; /* "" when the last attempt worked */
+	/* dbr_snapshot_now: asked, probing for, and done up to (tickets) */
+	uint64_t want;
+	uint64_t probe_for;
+	uint64_t done_for;
 };
 
 struct dbr {
@@ -97,6 +101,7 @@ struct dbr {
 	enum dbr_role role;
 	struct dbr_one *dbs;
 	size_t n;
+	uint64_t ticket; /* the last dbr_snapshot_now */
 };
 
 const struct dbr_driver *
@@ -625,7 +630,7 @@ dbr_hadr_done(struct dbr_one *o, const struct dbr_result *res)
 }
 
 static void
-dbr_primary_done(struct dbr_one *o, const struct dbr_result *res)
+dbr_primary_done_op(struct dbr_one *o, const struct dbr_result *res)
 {
 	char why[HS_ERRMSG_MAX];
 
@@ -667,6 +672,15 @@ dbr_primary_done(struct dbr_one *o, const struct dbr_result *res)
 	}
 }
 
+/* A probe ends here: unchanged, failed, or its dump ended. */
+static void
+dbr_primary_done(struct dbr_one *o, const struct dbr_result *res)
+{
+	dbr_primary_done_op(o, res);
+	if (!dbr_running(o))
+		o->done_for = o->probe_for;
+}
+
 static void
 dbr_primary_tick(struct dbr_one *o, uint64_t now)
 {
@@ -674,8 +688,9 @@ dbr_primary_tick(struct dbr_one *o, uint64_t now)
 	char why[HS_ERRMSG_MAX];
 	int rc;
 
-	if (now < o->next_ns)
+	if (now < o->next_ns && o->want <= o->probe_for)
 		return;
+	o->probe_for = o->want;
 	o->next_ns = now + o->d.db->interval * NS;
 	op = o->d.db->type == HS_DB_DB2 ? DBR_OP_HADR : DBR_OP_MARK;
 	if ((rc = dbr_job_start(&o->job, &o->d, op, NULL, 0)) < 0) {
@@ -1062,6 +1077,8 @@ dbr_next_ms(const struct dbr *r)
 
 		if (dbr_running(o))
 			ms = DBR_JOB_POLL_MS;
+		else if (r->role == DBR_PRIMARY && o->want > o->probe_for)
+			ms = 0;
 		else if (r->role == DBR_PRIMARY || o->d.db->type == HS_DB_DB2)
 			ms = dbr_ms_until(o->next_ns, now);
 		else
@@ -1079,6 +1096,36 @@ dbr_next_ms(const struct dbr *r)
 			best = ms;
 	}
 	return best;
+}
+
+uint64_t
+dbr_snapshot_now(struct dbr *r)
+{
+	size_t i;
+
+	r->ticket++;
+	for (i = 0; i < r->n; i++)
+		r->dbs[i].want = r->ticket;
+	return r->ticket;
+}
+
+int
+dbr_snapshot_done(const struct dbr *r, uint64_t ticket, char *why,
+                  size_t whylen)
+{
+	size_t i;
+
+	for (i = 0; i < r->n; i++)
+		if (r->dbs[i].done_for < ticket)
+			return 0;
+	for (i = 0; i < r->n; i++) {
+		if (r->dbs[i].error[0] != '\0') {
+			snprintf(why, whylen, "database %s: %s",
+			         r->dbs[i].d.db->name, r->dbs[i].error);
+			return -EIO;
+		}
+	}
+	return 1;
 }
 
 void

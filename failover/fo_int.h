@@ -106,6 +106,15 @@ int fo_aside(const struct hs_conf *conf, uint64_t epoch, FILE *out,
              char *done, size_t donelen, char *why, size_t whylen);
 
 /*
+ * rejoin.c.  rejoin's steps (preflight, stop, aside, database, role), for
+ * switchover's last step, which runs them in order in its own context.
+ * They keep in vars: "epoch" (the new primary's), "own_epoch" and "peer"
+ * (its name, escaped).
+ */
+extern const struct fo_step fo_rejoin_steps[];
+extern const size_t fo_rejoin_nsteps;
+
+/*
  * run.c.  Run each of `cmds` in order through /bin/sh -c, each in a
  * process group of its own that is killed whole past `timeout_s`.  Its
  * stdout and stderr go to the log line by line ("regenerate: makedns -n:

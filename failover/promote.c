@@ -404,24 +404,14 @@ drain_sessions(struct fo_ctx *c, json_int_t *left, char *why, size_t whylen)
 }
 
 /*
- * syncfs(2) of the filesystem holding target_root + `src`: 1 when done,
- * 0 when there is no such folder or file yet, or an error with `why`.
+ * syncfs(2) of the filesystem holding `path` (this node's copy of a source):
+ * 1 when done, 0 when there is no such folder or file yet, or an error.
  */
 static int
-sync_tree(const struct hs_conf *conf, const char *src, char *why,
-          size_t whylen)
+sync_tree(const char *path, char *why, size_t whylen)
 {
-	char path[8192];
-	const char *root = conf->target_root != NULL ? conf->target_root : "";
 	int fd, rc = HS_OK;
 
-	if (strcmp(root, "/") == 0)
-		root = "";
-	if ((size_t)snprintf(path, sizeof(path), "%s%s", root, src) >=
-	    sizeof(path)) {
-		snprintf(why, whylen, "%s%s: name too long", root, src);
-		return -ENAMETOOLONG;
-	}
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	/* A single-file source (/etc/hosts): the file names its filesystem
 	 * as well; never followed, never blocking on a fifo. */
@@ -450,10 +440,12 @@ run_drain(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	if (ran && (rc = drain_sessions(c, &left, why, whylen)) < 0)
 		return rc;
 	for (size_t i = 0; i < conf->n_sets; i++) {
-		const struct hs_strlist *s = &conf->sets[i].sources;
+		/* This node's copy: target_root + P, or a database's
+		 * snapshot folder in state_dir. */
+		const struct hs_strlist *s = &conf->sets[i].local;
 
 		for (size_t j = 0; j < s->n; j++) {
-			if ((rc = sync_tree(conf, s->v[j], why, whylen)) < 0)
+			if ((rc = sync_tree(s->v[j], why, whylen)) < 0)
 				return rc;
 			n += (size_t)rc;
 		}

@@ -453,13 +453,15 @@ role_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	return HS_OK;
 }
 
-static const struct fo_step rejoin_steps[] = {
+const struct fo_step fo_rejoin_steps[] = {
     {"preflight", preflight_plan, preflight_run},
     {"stop", stop_plan, stop_run},
     {"aside", aside_plan, aside_run},
     {"database", database_plan, database_run},
     {"role", role_plan, role_run},
 };
+const size_t fo_rejoin_nsteps =
+    sizeof(fo_rejoin_steps) / sizeof(fo_rejoin_steps[0]);
 
 /* Has a rejoin begun and not finished (a step done in its state file)? */
 static int
@@ -504,7 +506,6 @@ fo_rejoin(const struct hs_conf *conf, const struct fo_opts *o)
 			return 0;
 		}
 	}
-	return fo_steps_run(conf, "rejoin", rejoin_steps,
-	                    sizeof(rejoin_steps) / sizeof(rejoin_steps[0]), o,
-	                    NULL);
+	return fo_steps_run(conf, "rejoin", fo_rejoin_steps, fo_rejoin_nsteps,
+	                    o, NULL);
 }

@@ -142,6 +142,16 @@ struct prim {
 	char stale_name[PROTO_NODE_MAX + 1];   /* an older primary refused */
 	uint64_t stale_epoch;
 	int switching; /* `role` found another role: stop, return HS_EROLE */
+	/*
+	 * switchover's drain (verb `drain`): a database snapshot is asked
+	 * first; once it is made the cut is taken (the watcher is read one
+	 * last time and never again), then what was seen until the cut is
+	 * sent; once acknowledged nothing more is sent.
+	 */
+	enum { DRAIN_NONE, DRAIN_SNAPSHOT, DRAIN_CUT, DRAIN_DONE } drain;
+	uint64_t drain_ticket;
+	char drain_why[HS_ERRMSG_MAX]; /* the snapshot failed: why */
+	pid_t switchover;              /* the switchover a standby asked for */
 };
 
 static void prim_tick(void *arg);
@@ -372,16 +382,69 @@ prim_learn_hello(struct prim *p, const struct proto_hello *h, const char *how)
 	prim_learn(p, &peer, how);
 }
 
+/*
+ * The standby asked for a switchover (PROTO_HELLO_F_SWITCHOVER): this
+ * node's own `hamnsync switchover` runs it, started once while none
+ * runs.  Only our configured peer, a standby of our epoch, is heard.
+ */
+static void
+prim_switchover_asked(struct prim *p, const struct prim_peer *peer)
+{
+	static const char *const args[] = {"switchover", NULL};
+	char out[4200];
+	pid_t pid;
+
+	/* One runs already, or has drained this daemon: it goes on. */
+	if (p->drain != DRAIN_NONE ||
+	    (p->switchover > 0 && kill(p->switchover, 0) == 0)) {
+		hs_log_info("primary: %s asked for a switchover: one is "
+		            "under way",
+		            peer->name);
+		return;
+	}
+	if (peer->role != HS_ROLE_STANDBY || peer->epoch != p->epoch ||
+	    p->fenced || p->split ||
+	    (p->conf->peer_name != NULL &&
+	     strcmp(peer->name, p->conf->peer_name) != 0)) {
+		hs_log_warnx("primary: %s (%s, epoch %llu) asked for a "
+		             "switchover: refused, this node is %s at epoch "
+		             "%llu and expects its standby %s",
+		             peer->name, hs_role_name(peer->role),
+		             (unsigned long long)peer->epoch,
+		             p->fenced ? "a fenced primary" : "the primary",
+		             (unsigned long long)p->epoch,
+		             p->conf->peer_name ? p->conf->peer_name : "");
+		return;
+	}
+	snprintf(out, sizeof(out), "%s/promote", p->conf->state_dir);
+	(void)mkdir(out, 0700);
+	snprintf(out, sizeof(out), "%s/promote/switchover.out",
+	         p->conf->state_dir);
+	if ((pid = hs_spawn_self(p->conf_path, args, out)) < 0) {
+		hs_log_errx("primary: %s asked for a switchover: cannot start "
+		            "`hamnsync switchover`: %s",
+		            peer->name, hs_strerror(pid));
+		return;
+	}
+	p->switchover = pid;
+	hs_log_info("primary: %s asked for a switchover: `hamnsync "
+	            "switchover` started (pid %d), its output in %s",
+	            peer->name, (int)pid, out);
+}
+
 /* Every HELLO the listener child reported since the last look. */
 static void
 prim_listened(struct prim *p)
 {
 	struct prim_peer peer;
 
-	while (prim_lis_read(p->lis, &peer) == HS_OK)
+	while (prim_lis_read(p->lis, &peer) == HS_OK) {
 		prim_learn(p, &peer, peer.flags & PROTO_HELLO_F_PROBE
 		                         ? "its probe"
 		                         : "its connection to this node");
+		if (peer.flags & PROTO_HELLO_F_SWITCHOVER)
+			prim_switchover_asked(p, &peer);
+	}
 }
 
 /*
@@ -1464,6 +1527,95 @@ prim_verb_role(struct prim *p)
 	return j;
 }
 
+/*
+ * Has the standby acknowledged everything seen until the cut?  A session
+ * that is up and caught up: no run under way or owed, no change waiting,
+ * nothing failed or held back.
+ */
+static int
+prim_drained(struct prim *p)
+{
+	size_t i;
+
+	if (p->ss == NULL || p->inflight_ns != 0 || p->unsynced_ns != 0)
+		return 0;
+	for (i = 0; i < p->conf->n_sets; i++)
+		if (!p->seeded[i] || p->held[i] || p->failed[i] ||
+		    prim_retry_pending(p, i) || p->need_full[i] ||
+		    p->need_diff[i] || watch_pending(p->watch, (uint16_t)i))
+			return 0;
+	return 1;
+}
+
+/* The drain moves on: the snapshot made, the cut; then acknowledged. */
+static void
+prim_drain_step(struct prim *p)
+{
+	int rc;
+
+	if (p->drain == DRAIN_SNAPSHOT) {
+		rc = dbr_snapshot_done(p->dbr, p->drain_ticket, p->drain_why,
+		                       sizeof(p->drain_why));
+		if (rc <= 0)
+			return;
+		/* Every change made until now is in the watcher's sets. */
+		watch_drain(p->watch);
+		p->drain = DRAIN_CUT;
+		hs_log_info("primary: drain: databases snapshotted; cut "
+		            "taken: what was seen until now goes to the "
+		            "standby, nothing after it");
+	}
+	if (p->drain == DRAIN_CUT && prim_drained(p)) {
+		p->drain = DRAIN_DONE;
+		hs_log_info("primary: drain: the standby acknowledged every "
+		            "change until the cut; nothing more is sent");
+	}
+}
+
+/*
+ * `drain` (switchover): the first call asks for the snapshot and the
+ * cut; every call answers how far the drain is.
+ */
+static json_t *
+prim_verb_drain(struct prim *p)
+{
+	uint64_t oldest, pending;
+	json_t *j = json_object();
+
+	if (p->fenced || p->split) {
+		json_object_set_new(
+		    j, "error",
+		    json_string(p->fenced ? "this node is fenced: it sends "
+		                            "nothing, there is nothing to drain"
+		                          : "split brain: nothing is "
+		                            "replicated, nothing to drain"));
+		return j;
+	}
+	if (p->drain == DRAIN_NONE) {
+		p->drain = DRAIN_SNAPSHOT;
+		p->drain_ticket = dbr_snapshot_now(p->dbr);
+		p->drain_why[0] = '\0';
+		hs_log_info("primary: drain asked: snapshotting the databases, "
+		            "then the cut");
+	}
+	prim_drain_step(p);
+	if (p->drain_why[0] != '\0') {
+		json_object_set_new(j, "error", json_string(p->drain_why));
+		return j;
+	}
+	watch_pending_stats(p->watch, &oldest, &pending);
+	json_object_set_new(j, "drained", json_boolean(p->drain == DRAIN_DONE));
+	json_object_set_new(j, "stage",
+	                    json_string(p->drain == DRAIN_SNAPSHOT ? "snapshot"
+	                                : p->drain == DRAIN_CUT    ? "sending"
+	                                                           : "done"));
+	json_object_set_new(j, "connected", json_boolean(p->ss != NULL));
+	json_object_set_new(j, "files_pending",
+	                    json_integer((json_int_t)pending));
+	json_object_set_new(j, "lag", json_real((double)prim_lag_ns(p) / 1e9));
+	return j;
+}
+
 static json_t *
 prim_answer(void *arg, const char *verb)
 {
@@ -1476,6 +1628,8 @@ prim_answer(void *arg, const char *verb)
 		return prim_verb_fence(p);
 	if (strcmp(verb, "role") == 0)
 		return prim_verb_role(p);
+	if (strcmp(verb, "drain") == 0)
+		return prim_verb_drain(p);
 	if (strcmp(verb, "sync") == 0) {
 		for (size_t i = 0; i < p->conf->n_sets; i++)
 			p->need_full[i] = 1;
@@ -1517,9 +1671,11 @@ prim_tick(void *arg)
 	if (p->prescanning)
 		return;
 	/* Snapshots go on during long runs: they are children. */
-	dbr_tick(p->dbr);
-	/* Drained first: status counts what the kernel has already seen. */
-	watch_drain(p->watch);
+	if (p->drain < DRAIN_CUT) {
+		dbr_tick(p->dbr);
+		/* Drained first: status counts what the kernel has seen. */
+		watch_drain(p->watch);
+	}
 	if (p->cfd >= 0)
 		ctl_serve(p->cfd, p->conf->status_group, prim_answer, p);
 	/* A long run: what changed meanwhile and is small overtakes it. */
@@ -1684,16 +1840,24 @@ prim_signal(struct prim *p)
 static int
 prim_timeout(struct prim *p)
 {
-	uint64_t now = hs_now_mono_ns(), due = watch_next_due(p->watch);
+	uint64_t now = hs_now_mono_ns(), due = UINT64_MAX;
 	uint64_t hb = p->last_io_ns + p->conf->heartbeat * 1000 * HS_NS_PER_MS;
 	size_t i;
 	int ms;
 
 	/*
+	 * Past the drain's cut neither the watcher nor the databases are
+	 * driven, and once drained no set is run: none of their timers.
+	 */
+	if (p->drain < DRAIN_CUT)
+		due = watch_next_due(p->watch);
+	/*
 	 * Changes read from inotify during a long transfer (the tick drains
 	 * it) wait in the dirty sets, not in the kernel: do not sleep on them.
 	 */
-	for (i = 0; p->ss != NULL && i < p->conf->n_sets; i++)
+	for (i = 0; p->ss != NULL && p->drain != DRAIN_DONE &&
+	            i < p->conf->n_sets;
+	     i++)
 		if (p->need_full[i] || p->need_diff[i] ||
 		    watch_pending(p->watch, (uint16_t)i))
 			return 0;
@@ -1701,7 +1865,8 @@ prim_timeout(struct prim *p)
 		due = p->next_try_ns;
 	if (p->ss != NULL && hb < due)
 		due = hb;
-	for (i = 0; p->ss != NULL && i < p->n_retry; i++) {
+	for (i = 0; p->ss != NULL && p->drain != DRAIN_DONE && i < p->n_retry;
+	     i++) {
 		if (prim_retry_pending(p, i) && p->retry[i].due_ns < due)
 			due = p->retry[i].due_ns;
 		if (p->retry[i].idx_rc < 0 && p->retry[i].idx_due_ns < due)
@@ -1709,9 +1874,10 @@ prim_timeout(struct prim *p)
 		if (p->held[i] && p->retry[i].held_due_ns < due)
 			due = p->retry[i].held_due_ns;
 	}
-	if (watch_unwatched(p->watch) > 0 && p->next_rescan_ns < due)
+	if (p->drain < DRAIN_CUT && watch_unwatched(p->watch) > 0 &&
+	    p->next_rescan_ns < due)
 		due = p->next_rescan_ns;
-	if ((ms = dbr_next_ms(p->dbr)) >= 0 &&
+	if (p->drain < DRAIN_CUT && (ms = dbr_next_ms(p->dbr)) >= 0 &&
 	    now + (uint64_t)ms * HS_NS_PER_MS < due)
 		due = now + (uint64_t)ms * HS_NS_PER_MS;
 	if (due <= now)
@@ -1775,17 +1941,22 @@ prim_loop(struct prim *p)
 		}
 		if (p->ss == NULL && !p->fenced && now >= p->next_try_ns)
 			prim_connect(p);
-		if (p->ss != NULL)
+		prim_drain_step(p);
+		if (p->ss != NULL && p->drain != DRAIN_DONE)
 			prim_sync_all(p);
+		prim_drain_step(p);
 		prim_heartbeat(p);
-		if (watch_unwatched(p->watch) > 0 && now >= p->next_rescan_ns) {
+		if (watch_unwatched(p->watch) > 0 && now >= p->next_rescan_ns &&
+		    p->drain < DRAIN_CUT) {
 			watch_rescan_unwatched(p->watch);
 			p->next_rescan_ns = now + p->conf->rescan_interval *
 			                              1000 * HS_NS_PER_MS;
 		}
-		dbr_tick(p->dbr);
+		if (p->drain < DRAIN_CUT)
+			dbr_tick(p->dbr);
 		prim_save_status(p, 0);
-		pfd[0].fd = watch_fd(p->watch);
+		/* Past the cut the watcher is never read again. */
+		pfd[0].fd = p->drain < DRAIN_CUT ? watch_fd(p->watch) : -1;
 		pfd[0].events = POLLIN;
 		pfd[1].fd = p->sfd;
 		pfd[1].events = POLLIN;
@@ -1801,17 +1972,19 @@ prim_loop(struct prim *p)
 		if ((pfd[1].revents & POLLIN) && (rc = prim_signal(p)) < 0)
 			return rc;
 		/* Drained first: status counts what the kernel has seen. */
-		watch_drain(p->watch);
+		if (p->drain < DRAIN_CUT)
+			watch_drain(p->watch);
 		if (pfd[2].revents & POLLIN)
 			ctl_serve(p->cfd, p->conf->status_group, prim_answer,
 			          p);
 	}
 	/*
 	 * SIGTERM: what changed until now goes out, then a clean goodbye;
-	 * a fenced node sends nothing.
+	 * a fenced node sends nothing, nor one drained past its cut.
 	 */
-	watch_drain(p->watch);
-	if (p->ss != NULL && !p->fenced)
+	if (p->drain < DRAIN_CUT)
+		watch_drain(p->watch);
+	if (p->ss != NULL && !p->fenced && p->drain != DRAIN_DONE)
 		prim_sync_all(p);
 	/* Saved before the goodbye: a set is in-sync only while connected. */
 	prim_save_status(p, 1);

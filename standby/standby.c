@@ -213,6 +213,53 @@ answer_probe(const struct stdby *d, struct proto_conn *c, const char *addr,
 	return rc;
 }
 
+/*
+ * Our primary drained, released its identity and hands over
+ * (PROTO_HELLO_F_HANDOVER): this node's own `hamnsync promote --force`
+ * takes over, started on its own.  Only from our configured peer, as
+ * the primary of our epoch, and not once a promote has fenced (a
+ * promote refused before is resumed by this one, with --force).
+ */
+static void
+handover(const struct stdby *d, const struct idx_node *node,
+         const struct proto_hello *peer, const char *addr)
+{
+	static const char *const args[] = {"promote", "--force", NULL};
+	char out[4200];
+	pid_t pid;
+
+	if (peer->role != HS_ROLE_PRIMARY || peer->epoch != node->epoch ||
+	    (peer->flags & PROTO_HELLO_F_FENCED) ||
+	    (node->flags & IDX_NODE_F_PROMOTING) ||
+	    (d->conf->peer_name != NULL &&
+	     strcmp(peer->name, d->conf->peer_name) != 0)) {
+		hs_log_warnx("net: %s: %s (%s, epoch %llu) hands over: "
+		             "refused: this node expects its primary %s at "
+		             "epoch %llu%s",
+		             addr, peer->name, hs_role_name(peer->role),
+		             (unsigned long long)peer->epoch,
+		             d->conf->peer_name ? d->conf->peer_name : "",
+		             (unsigned long long)node->epoch,
+		             (node->flags & IDX_NODE_F_PROMOTING)
+		                 ? ", and a promote is under way"
+		                 : "");
+		return;
+	}
+	snprintf(out, sizeof(out), "%s/promote", d->conf->state_dir);
+	(void)mkdir(out, 0700);
+	snprintf(out, sizeof(out), "%s/promote/promote.out",
+	         d->conf->state_dir);
+	if ((pid = hs_spawn_self(d->conf_path, args, out)) < 0) {
+		hs_log_errx("net: %s: %s hands over: cannot start `hamnsync "
+		            "promote --force`: %s",
+		            addr, peer->name, hs_strerror(pid));
+		return;
+	}
+	hs_log_info("net: %s: %s hands over: `hamnsync promote --force` "
+	            "started (pid %d), its output in %s",
+	            addr, peer->name, (int)pid, out);
+}
+
 static void
 session_child(struct stdby *d, int fd, const char *addr, int myfd, pid_t parent)
 {
@@ -255,6 +302,8 @@ session_child(struct stdby *d, int fd, const char *addr, int myfd, pid_t parent)
 	}
 	if (peer.flags & PROTO_HELLO_F_PROBE) {
 		rc = answer_probe(d, c, addr, &peer);
+		if (rc == HS_OK && (peer.flags & PROTO_HELLO_F_HANDOVER))
+			handover(d, &node, &peer, addr);
 		goto out;
 	}
 	if (peer.role != HS_ROLE_PRIMARY) {

@@ -362,5 +362,15 @@ void hs_pidfile_write(int fd);
 int hs_detach(void);
 /* The pid of a daemon running on state_dir, or 0. */
 int hs_daemon_pid(const char *state_dir);
+/*
+ * A daemon starts a failover command of its own node (switchover,
+ * promote --force): `/proc/self/exe -c CONF ARGS...` (args NULL-ended,
+ * at most 4), detached: a new session, no signal blocked, no descriptor
+ * but stdin (/dev/null), stdout and stderr (appended to `out`, made
+ * 0600).  Its intermediate process is reaped here, so it is no child of
+ * the daemon, whose role may change while it runs.  Its PID, or -errno.
+ */
+int hs_spawn_self(const char *conf_path, const char *const *args,
+                  const char *out);
 
 #endif /* HS_H */

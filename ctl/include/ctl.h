@@ -177,6 +177,15 @@ void ctl_unlink(const char *state_dir);
  *			stored one in the same process (same pid and pid file).
  *			Answers {"role": "primary"|"standby", "switching": B}
  *			before it switches.
+ *	drain		primary (switchover): the first call snapshots every
+ *			database now, whatever its interval, then takes the
+ *			cut: every change the watcher saw until then is sent
+ *			and acknowledged, nothing after it is (changes made
+ *			after the cut stay here: rejoin moves them aside).
+ *			Answers {"drained": B, "stage": "snapshot"|"sending"|
+ *			"done", "connected": B, "files_pending": N, "lag": S}
+ *			(switchover asks again until drained), or {"error":
+ *			why} when fenced, in split brain, or a snapshot failed.
  */
 
 /*

@@ -80,6 +80,17 @@ int dbr_next_ms(const struct dbr *r);
  */
 void dbr_touched(struct dbr *r, const char *set_name);
 
+/*
+ * Primary: probe every database now, whatever its interval, and snapshot
+ * those that changed since their last snapshot (switchover's drain).  A
+ * ticket for dbr_snapshot_done: 1 when every probe begun after it ended
+ * (and its snapshot is in state_dir/db/NAME/), 0 while one runs, or an
+ * error naming the database and the reason in `why`.
+ */
+uint64_t dbr_snapshot_now(struct dbr *r);
+int dbr_snapshot_done(const struct dbr *r, uint64_t ticket, char *why,
+                      size_t whylen);
+
 /* One database as `status` shows it; -1 or "" when not known. */
 struct dbr_status {
 	const char *name;

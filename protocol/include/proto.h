@@ -504,9 +504,21 @@ void proto_hash_free(struct proto_hash *h);
 #define PROTO_HELLO_F_PROBE 0x04
 /* A primary that a newer epoch has fenced: it sends nothing. */
 #define PROTO_HELLO_F_FENCED 0x08
+/*
+ * With PROBE, switchover (failover/switchover.c).  HANDOVER: a primary
+ * that drained and released its identity asks its standby of the same
+ * epoch to promote itself (the standby daemon starts `promote --force`).
+ * SWITCHOVER: a standby asks its primary of the same epoch to run
+ * `switchover` (the primary daemon starts it).  Either is acted on only
+ * from the configured peer in the expected role, and answered as any
+ * probe.
+ */
+#define PROTO_HELLO_F_HANDOVER 0x10
+#define PROTO_HELLO_F_SWITCHOVER 0x20
 #define PROTO_HELLO_F_KNOWN                                                    \
 	(PROTO_HELLO_F_EXPRESS | PROTO_HELLO_F_ALIVE | PROTO_HELLO_F_PROBE |   \
-	 PROTO_HELLO_F_FENCED)
+	 PROTO_HELLO_F_FENCED | PROTO_HELLO_F_HANDOVER |                      \
+	 PROTO_HELLO_F_SWITCHOVER)
 
 /*
  * Flush what is queued, then wait up to timeout_ms until a frame can be

@@ -1278,6 +1278,49 @@ START_TEST(manager_stale_while_dump_waits)
 }
 END_TEST
 
+/*
+ * switchover's drain: dbr_snapshot_now probes at once whatever the
+ * interval, snapshots a database that changed, and its ticket is done
+ * only then; an unchanged one is done without a dump; a failure is
+ * named.
+ */
+START_TEST(manager_snapshot_now)
+{
+	char *xcat = tpath("xcat.sqlite"), why[HS_ERRMSG_MAX] = "";
+	struct hs_conf *pc;
+	struct dbr *p;
+	uint64_t t;
+
+	sql_make(xcat, 3, "a");
+	sleep_ms(100);
+	pc = conf_make_x("mn1", "primary", "on-promote", xcat,
+	                 "interval = 1h\n");
+	ck_assert_int_eq(dbr_open(pc, DBR_PRIMARY, &p), 0);
+	TICK_UNTIL(p, dumps_of(p) == 1, 20);
+	/* Changed: the next probe is an hour away, but asked for now. */
+	sql_make(xcat, 1, "b");
+	sleep_ms(100);
+	t = dbr_snapshot_now(p);
+	ck_assert_int_eq(dbr_snapshot_done(p, t, why, sizeof(why)), 0);
+	ck_assert_int_eq(dbr_next_ms(p), 0);
+	TICK_UNTIL(p, dbr_snapshot_done(p, t, why, sizeof(why)) == 1, 20);
+	ck_assert_int_eq(dumps_of(p), 2);
+	ck_assert_int_eq(st.changed, 0);
+	/* Unchanged: done, no dump. */
+	t = dbr_snapshot_now(p);
+	TICK_UNTIL(p, dbr_snapshot_done(p, t, why, sizeof(why)) == 1, 20);
+	ck_assert_int_eq(dumps_of(p), 2);
+	/* Gone: the ticket ends with the database and the reason named. */
+	ck_assert_int_eq(unlink(xcat), 0);
+	t = dbr_snapshot_now(p);
+	TICK_UNTIL(p, dbr_snapshot_done(p, t, why, sizeof(why)) != 0, 20);
+	ck_assert_int_lt(dbr_snapshot_done(p, t, why, sizeof(why)), 0);
+	ck_assert_msg(strstr(why, "database xcatdb: ") == why, "%s", why);
+	dbr_free(p);
+	hs_conf_free(pc);
+}
+END_TEST
+
 /* A dump that hangs is killed at the timeout, and says so. */
 START_TEST(manager_dump_timeout)
 {
@@ -1350,6 +1393,7 @@ dbrepl_suite(void)
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, manager_sqlite_primary_and_standby);
 	tcase_add_test(tc, manager_promote_restores);
+	tcase_add_test(tc, manager_snapshot_now);
 	tcase_add_test(tc, manager_dump_failure_is_reported);
 	tcase_add_test(tc, manager_stale_while_dump_waits);
 	tcase_add_test(tc, manager_dump_timeout);
