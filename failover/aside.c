@@ -119,9 +119,9 @@ in_journal(const struct aside *a, uint16_t src, const char *path)
 }
 
 /*
- * Is regular file e the version a primary put here while this node was
- * its standby, unchanged since (the standby's record of what it wrote,
- * standby/apply_rec.c)?  Then it is that primary's, not this node's own
+ * Is regular file or symlink e the version a primary put here while
+ * this node was its standby, unchanged since (the standby's record of
+ * what it wrote, standby/apply_rec.c)?  Then it is that primary's, not this node's own
  * change: with two nodes, the peer holds it, or a newer version.  The
  * primary's records of such a file are older than it (a run that
  * changed nothing on the standby records nothing).
@@ -133,11 +133,13 @@ written_here(const struct aside *a, const struct scan_entry *e)
 	struct idx_written w;
 	size_t klen;
 
-	if (e->type != PROTO_E_FILE ||
+	if ((e->type != PROTO_E_FILE && e->type != PROTO_E_SYMLINK) ||
 	    blk_key(a->set, e->src, e->path, key, sizeof(key), &klen) < 0 ||
 	    idx_written_get(a->x, key, klen, &w) != HS_OK)
 		return 0;
-	return w.size == e->size && w.mtime_sec == e->mtime_sec &&
+	/* A symlink's scan entry has no size: its inode and ctime tell. */
+	return (e->type != PROTO_E_FILE || w.size == e->size) &&
+	       w.mtime_sec == e->mtime_sec &&
 	       w.mtime_nsec == e->mtime_nsec && w.ctime_sec == e->ctime_sec &&
 	       w.ctime_nsec == e->ctime_nsec && w.ino == e->ino &&
 	       w.dev == e->dev;

@@ -129,7 +129,7 @@ apply_op_delete(struct apply *a)
 		}
 	}
 	a->applied++;
-	if (e->type == PROTO_E_FILE) {
+	if (e->type == PROTO_E_FILE || e->type == PROTO_E_SYMLINK) {
 		uint8_t *key;
 		size_t klen;
 
@@ -270,7 +270,13 @@ apply_op_symlink(struct apply *a)
 		goto fail;
 	}
 	p.display = hs_xstrdup(apply_display(a, e->src, e->path));
-	apply_rec_drop(a, &p, e->src, e->path);
+	/*
+	 * Recorded like a file (no token: nothing to patch), so that a
+	 * rejoin tells this symlink, untouched since, from this node's own
+	 * change (failover/aside.c).
+	 */
+	if ((p.key = apply_rec_key(a, e->src, e->path, &p.klen)) != NULL)
+		p.rec = REC_PUT;
 	return apply_batch_add(a, &p, 0);
 fail:
 	apply_error(a, apply_display(a, e->src, e->path), "cannot make symlink",

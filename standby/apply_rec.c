@@ -379,7 +379,7 @@ apply_rec_pending(struct apply *a, struct pending *p)
 		return;
 	if (p->rec == REC_PUT &&
 	    fstatat(p->dirfd, p->leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    S_ISREG(st.st_mode)) {
+	    (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode))) {
 		apply_fp_from_stat(&v, &st);
 		memcpy(v.token, p->token, sizeof(v.token));
 		apply_rec_queue(a, p->key, p->klen, 1, &v);
