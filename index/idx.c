@@ -630,6 +630,42 @@ idx_node_put(struct idx *x, const struct idx_node *n)
 }
 
 int
+idx_node_adopt(struct idx *x, uint64_t epoch, struct idx_node *out)
+{
+	MDB_txn *txn;
+	MDB_val k = {4, "node"}, v;
+	struct node_rec r;
+	int rc, refused;
+
+	if ((rc = mdb_txn_begin(x->env, NULL, 0, &txn)) != 0)
+		return idx_map_error(rc);
+	rc = mdb_get(txn, x->meta, &k, &v);
+	if (rc == 0 && v.mv_size != sizeof(r))
+		rc = MDB_CORRUPTED;
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		return idx_map_error(rc);
+	}
+	memcpy(&r, v.mv_data, sizeof(r));
+	refused = (r.flags & IDX_NODE_F_PROMOTING) || epoch < r.epoch;
+	if (!refused && epoch > r.epoch) {
+		r.epoch = epoch;
+		v.mv_data = &r;
+		if ((rc = mdb_put(txn, x->meta, &k, &v, 0)) != 0) {
+			mdb_txn_abort(txn);
+			return idx_map_error(rc);
+		}
+		if ((rc = mdb_txn_commit(txn)) != 0)
+			return idx_map_error(rc);
+	} else
+		mdb_txn_abort(txn);
+	out->role = (enum hs_role)r.role;
+	out->flags = r.flags;
+	out->epoch = r.epoch;
+	return refused ? HS_EREFUSED : HS_OK;
+}
+
+int
 idx_blob_put(struct idx *x, const char *key, const void *p, size_t len)
 {
 	MDB_txn *txn;

@@ -438,10 +438,38 @@ static void clean_leftovers(struct stdby *d);
 static uint8_t
 grant_slot(struct stdby *d, pid_t pid, struct claim *c)
 {
+	struct idx_node n;
+
 	c->primary[sizeof(c->primary) - 1] = '\0';
 	/* Fenced since that child was forked: it refuses its primary. */
 	if ((d->node.flags & IDX_NODE_F_PROMOTING) || c->epoch < d->node.epoch)
 		return GRANT_FENCED;
+	/*
+	 * A newer primary's epoch is stored before its session begins, and
+	 * checked against the index, not only what this process last read:
+	 * a promote of this node must raise the epoch above the primary it
+	 * replicated from even when that primary is gone, and a promote that
+	 * stored its fence a moment ago wins.
+	 */
+	if (!c->express && c->epoch > d->node.epoch) {
+		int rc = idx_node_adopt(d->x, c->epoch, &n);
+
+		if (rc == HS_OK || rc == HS_EREFUSED) {
+			if (n.epoch != d->node.epoch)
+				hs_log_info("standby: epoch %llu, from primary "
+				            "%s",
+				            (unsigned long long)n.epoch,
+				            c->primary);
+			d->node = n;
+		}
+		if (rc == HS_EREFUSED)
+			return GRANT_FENCED;
+		if (rc < 0) {
+			hs_log_errx("standby: node state in %s: %s",
+			            d->conf->state_dir, hs_strerror(rc));
+			return 0;
+		}
+	}
 	if (c->express) {
 		if (d->express != 0 || d->session == 0 ||
 		    strcmp(d->session_peer, c->primary) != 0)

@@ -67,6 +67,15 @@ void idx_close(struct idx *x);
 int idx_node_get(struct idx *x, struct idx_node *out);
 int idx_node_put(struct idx *x, const struct idx_node *n);
 /*
+ * A standby takes its primary's epoch when it is newer, so that a promote
+ * of this node raises the epoch above the primary's even when it cannot
+ * ask that primary.  In one write transaction: HS_EREFUSED when a promote
+ * is under way (IDX_NODE_F_PROMOTING) or `epoch` is older than the stored
+ * one; else the stored epoch is raised to `epoch` when lower, and HS_OK.
+ * *out gets the node state as it stands afterwards.
+ */
+int idx_node_adopt(struct idx *x, uint64_t epoch, struct idx_node *out);
+/*
  * A small named record (at most IDX_BLOB_MAX bytes), e.g. the daemon's
  * last status.  get: *out is malloc'd, NUL-terminated; HS_ENOTFOUND.
  */

@@ -325,6 +325,31 @@ START_TEST(test_applied)
 }
 END_TEST
 
+/* A standby takes a newer primary's epoch, never an older one, and none
+ * while a promote of its own is under way. */
+START_TEST(test_node_adopt)
+{
+	struct idx_node n = {HS_ROLE_STANDBY, 0, 1}, out;
+
+	ck_assert_int_eq(idx_node_put(x, &n), HS_OK);
+	ck_assert_int_eq(idx_node_adopt(x, 4, &out), HS_OK);
+	ck_assert_uint_eq(out.epoch, 4);
+	ck_assert_int_eq(idx_node_get(x, &out), HS_OK);
+	ck_assert_uint_eq(out.epoch, 4);
+	ck_assert_int_eq(out.role, HS_ROLE_STANDBY);
+	ck_assert_int_eq(idx_node_adopt(x, 4, &out), HS_OK); /* same: kept */
+	ck_assert_int_eq(idx_node_adopt(x, 3, &out), HS_EREFUSED);
+	ck_assert_uint_eq(out.epoch, 4);
+	n.flags = IDX_NODE_F_PROMOTING;
+	n.epoch = 5;
+	ck_assert_int_eq(idx_node_put(x, &n), HS_OK);
+	ck_assert_int_eq(idx_node_adopt(x, 9, &out), HS_EREFUSED);
+	ck_assert_int_eq(idx_node_get(x, &out), HS_OK);
+	ck_assert_uint_eq(out.epoch, 5);
+	ck_assert_uint_eq(out.flags, IDX_NODE_F_PROMOTING);
+}
+END_TEST
+
 START_TEST(test_reopen_keeps_records)
 {
 	uint8_t a[8];
@@ -871,6 +896,7 @@ main(void)
 	tcase_add_test(tc, test_journal);
 	tcase_add_test(tc, test_journal_per_set);
 	tcase_add_test(tc, test_applied);
+	tcase_add_test(tc, test_node_adopt);
 	tcase_add_test(tc, test_reopen_keeps_records);
 	tcase_add_test(tc, test_view);
 	tcase_add_test(tc, test_clean_mark);
