@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -251,6 +252,45 @@ finish(struct fo_ctx *c, struct fo_state *st, uint64_t t0)
 	return 0;
 }
 
+/*
+ * One failover command at a time on a node: two promotes (Pacemaker and
+ * an operator, or a handover resumed while the first still runs) would
+ * run the same step twice at once.  The lock is state_dir/promote/lock,
+ * held (flock) until the process ends; it names the holder's pid.
+ * Returns the fd, or HS_EBUSY with `why` naming the other command.
+ */
+static int
+steps_lock(const struct fo_state *st, const char *cmd, char *why,
+           size_t whylen)
+{
+	char path[4096 + 8], held[64] = "";
+	ssize_t n;
+	int fd, rc;
+
+	if (mkdir(st->dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	snprintf(path, sizeof(path), "%s/lock", st->dir);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+		n = snprintf(held, sizeof(held), "%s %ld\n", cmd,
+		             (long)getpid());
+		if (ftruncate(fd, 0) == 0)
+			(void)!pwrite(fd, held, (size_t)n, 0);
+		return fd;
+	}
+	rc = errno == EWOULDBLOCK ? HS_EBUSY : -errno;
+	if ((n = pread(fd, held, sizeof(held) - 1, 0)) > 0)
+		held[n - (held[n - 1] == '\n')] = '\0';
+	close(fd);
+	if (rc == HS_EBUSY)
+		snprintf(why, whylen,
+		         "another failover command runs on this node (%s): "
+		         "wait for it, or run this again once it ended",
+		         held[0] ? held : "pid unknown");
+	return rc;
+}
+
 int
 fo_steps_run(const struct hs_conf *conf, const char *cmd,
              const struct fo_step *steps, size_t n, const struct fo_opts *o,
@@ -261,7 +301,7 @@ fo_steps_run(const struct hs_conf *conf, const char *cmd,
 	char why[1024] = "";
 	uint64_t t0 = hs_now_mono_ns();
 	size_t i;
-	int rc;
+	int rc, lockfd = -1;
 
 	memset(&st, 0, sizeof(st));
 	c.conf = conf;
@@ -269,10 +309,14 @@ fo_steps_run(const struct hs_conf *conf, const char *cmd,
 	c.cmd = cmd;
 	c.arg = arg;
 	if ((rc = state_paths(&st, conf, cmd)) < 0 ||
+	    (!o->dry_run &&
+	     (rc = lockfd = steps_lock(&st, cmd, why, sizeof(why))) < 0) ||
 	    (rc = state_load(&st, why, sizeof(why))) < 0) {
 		fprintf(stderr, "hamnsync: %s: %s\n", cmd,
 		        why[0] ? why : hs_strerror(rc));
 		json_decref(st.root);
+		if (lockfd >= 0)
+			close(lockfd);
 		return exit_status(rc);
 	}
 	c.vars = json_object_get(st.root, "vars");
@@ -288,11 +332,12 @@ fo_steps_run(const struct hs_conf *conf, const char *cmd,
 	if (i < n) {
 		fprintf(o->out, "%s: stopped at %s; run it again to resume\n",
 		        cmd, steps[i].name);
-		json_decref(st.root);
-		return exit_status(rc);
-	}
-	rc = finish(&c, &st, t0);
+		rc = exit_status(rc);
+	} else
+		rc = finish(&c, &st, t0);
 	json_decref(st.root);
+	if (lockfd >= 0)
+		close(lockfd);
 	return rc;
 }
 

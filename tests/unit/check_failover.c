@@ -6,11 +6,13 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -243,6 +245,30 @@ START_TEST(steps_damaged_state)
 }
 END_TEST
 
+/* Another command holds the node's lock: nothing runs, nothing changes. */
+START_TEST(steps_one_at_a_time)
+{
+	struct trial t = {0};
+	char p[256];
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/promote", dir);
+	ck_assert_int_eq(mkdir(p, 0700), 0);
+	snprintf(p, sizeof(p), "%s/promote/lock", dir);
+	fd = open(p, O_RDWR | O_CREAT, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(flock(fd, LOCK_EX), 0);
+	ck_assert_int_eq(pwrite(fd, "rejoin 4242\n", 12, 0), 12);
+	ck_assert_int_eq(run_steps(&t, 0), 1);
+	ck_assert_int_eq(t.runs[0] + t.runs[1] + t.runs[2], 0);
+	ck_assert(!exists("promote.json"));
+	close(fd);
+	/* Released: it runs. */
+	ck_assert_int_eq(run_steps(&t, 0), 0);
+	ck_assert_int_eq(t.runs[2], 1);
+}
+END_TEST
+
 /* ------------------------------------------------------------- commands */
 
 static struct hs_strlist
@@ -377,6 +403,7 @@ failover_suite(void)
 	tcase_add_test(tc, steps_resume_after_crash);
 	tcase_add_test(tc, steps_dry_run);
 	tcase_add_test(tc, steps_damaged_state);
+	tcase_add_test(tc, steps_one_at_a_time);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("commands");
