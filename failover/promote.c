@@ -101,19 +101,31 @@ daemon_runs(const struct hs_conf *conf)
 /*
  * Ask the running daemon `verb`; *reply is a new reference.  A daemon
  * that does not answer is an error: it holds the pid file, so it would
- * act on a state it never re-read.
+ * act on a state it never re-read.  So is one that answers an error.
  */
 static int
 ask(const struct hs_conf *conf, const char *verb, json_t **reply, char *why,
     size_t whylen)
 {
 	int rc = ctl_request(conf->state_dir, verb, PROMOTE_CTL_MS, reply);
+	const char *err;
 
-	if (rc < 0)
+	if (rc < 0) {
 		snprintf(why, whylen,
 		         "the running daemon (pid %d) did not answer `%s`: %s",
 		         hs_daemon_pid(conf->state_dir), verb, hs_strerror(rc));
-	return rc;
+		return rc;
+	}
+	/* It answered, and said no: its words, not a guess from the rest. */
+	if ((err = json_string_value(json_object_get(*reply, "error"))) !=
+	    NULL) {
+		snprintf(why, whylen, "the running daemon refused `%s`: %s",
+		         verb, err);
+		json_decref(*reply);
+		*reply = NULL;
+		return HS_EREFUSED;
+	}
+	return HS_OK;
 }
 
 static uint64_t
