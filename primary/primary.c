@@ -32,6 +32,8 @@
 #define RETRY_MAX_MS 60000
 /* The delete guard of scoped runs counts deletions per minute. */
 #define GUARD_WINDOW_NS (60ull * 1000 * 1000 * 1000)
+/* The probe of a standby that refused without saying its epoch. */
+#define PRIM_PROBE_MS 1000
 
 /*
  * A set's paths that the standby failed to apply (a full disk, a file it
@@ -463,9 +465,10 @@ prim_probe_refuser(struct prim *p)
 	snprintf(mine.name, sizeof(mine.name), "%s", p->conf->node_name);
 	mine.role = HS_ROLE_PRIMARY;
 	mine.epoch = p->epoch;
-	if (proto_probe(p->o.tls, p->conf->peer, &mine,
-	                (int)p->conf->peer_timeout * 1000, &peer, why,
-	                sizeof(why)) == HS_OK)
+	/* In the loop, which serves nothing meanwhile: a standby that just
+	 * refused us answers at once, or not at all. */
+	if (proto_probe(p->o.tls, p->conf->peer, &mine, PRIM_PROBE_MS, &peer,
+	                why, sizeof(why)) == HS_OK)
 		prim_learn_hello(p, &peer, "a probe");
 }
 
@@ -1679,7 +1682,8 @@ prim_tick(void *arg)
 	if (p->cfd >= 0)
 		ctl_serve(p->cfd, p->conf->status_group, prim_answer, p);
 	/* A long run: what changed meanwhile and is small overtakes it. */
-	if (p->ss != NULL && !p->pinging &&
+	if (p->ss != NULL && !p->pinging && !p->fenced &&
+	    p->drain < DRAIN_CUT &&
 	    hs_now_mono_ns() - p->run_start_ns >= EXPRESS_AFTER_NS)
 		express_tick(p->xp, p->watch, p->files, p->deleted);
 }
