@@ -187,7 +187,23 @@ name_release(struct id_job *j)
 	if ((rc = name_paths(j, dir, file, sizeof(dir))) == 0)
 		rc = name_load(file, name, sizeof(name));
 	if (rc == HS_ENOTFOUND) {
-		say(j, "no host name to give back");
+		/*
+		 * A node that never took the name (the first primary) has no
+		 * other to go back to: said loudly when it still carries the
+		 * one its peer is about to take.
+		 */
+		if (j->fo->hostname != NULL &&
+		    gethostname(cur, sizeof(cur)) == 0 &&
+		    strcmp(cur, j->fo->hostname) == 0) {
+			say(j, "host name %s kept: this node never took it and "
+			       "has no name of its own to go back to (a "
+			       "release_command can set one)",
+			    cur);
+			hs_log_warnx("identity: this node keeps the host name "
+			             "%s, which its peer takes next",
+			             cur);
+		} else
+			say(j, "no host name to give back");
 		return HS_OK;
 	}
 	if (rc < 0) {
