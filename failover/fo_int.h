@@ -2,6 +2,7 @@
  * fo_int.h - the parts of failover/ that its commands share.
  *
  *	steps.c		the persisted step list (state_dir/promote/)
+ *	reach.c		this node's stored state, a probe of the peer
  *	run.c		configured commands, bounded by step_timeout
  *	identity.c	host name and service address (Linux), or the
  *			configured takeover/release commands elsewhere
@@ -59,6 +60,27 @@ struct fo_step {
 int fo_steps_run(const struct hs_conf *conf, const char *cmd,
                  const struct fo_step *steps, size_t n, const struct fo_opts *o,
                  void *arg);
+/*
+ * reach.c.  step_timeout of [failover] (300 s without the section).
+ * This node's state from its index, or its config's role at epoch 0 when
+ * it never stored one; and storing it.  Errors name the index in `why`.
+ */
+struct idx_node;
+struct proto_hello;
+uint64_t fo_step_timeout(const struct hs_conf *conf);
+int fo_node_get(const struct hs_conf *conf, struct idx_node *n, char *why,
+                size_t whylen);
+int fo_node_put(const struct hs_conf *conf, const struct idx_node *n,
+                char *why, size_t whylen);
+/*
+ * Ask the peer who it is (proto_probe), as `role` at `epoch` with `flags`
+ * added: HS_OK with its HELLO in *peer; HS_ECONFIG (this node's TLS
+ * identity); -EHOSTUNREACH when it did not answer, `why` naming it.
+ */
+int fo_probe(const struct hs_conf *conf, enum hs_role role, uint64_t epoch,
+             uint8_t flags, int timeout_ms, struct proto_hello *peer,
+             char *why, size_t whylen);
+
 /* vars helpers: a missing key reads as `dflt`. */
 uint64_t fo_var_u64(const struct fo_ctx *c, const char *key, uint64_t dflt);
 void fo_var_set_u64(struct fo_ctx *c, const char *key, uint64_t v);

@@ -40,57 +40,6 @@
 
 /* ------------------------------------------------------------ helpers */
 
-/* This node's state; a node whose daemon never ran is what its config
- * says, at epoch 0. */
-static int
-node_get(const struct hs_conf *conf, struct idx_node *n, char *why,
-         size_t whylen)
-{
-	struct idx *x;
-	int rc;
-
-	rc = idx_open(conf->state_dir, 1, &x);
-	if (rc == HS_ENOTFOUND) {
-		n->role = conf->role;
-		n->flags = 0;
-		n->epoch = 0;
-		return HS_OK;
-	}
-	if (rc == HS_OK) {
-		rc = idx_node_get(x, n);
-		idx_close(x);
-		if (rc == HS_ENOTFOUND) {
-			n->role = conf->role;
-			n->flags = 0;
-			n->epoch = 0;
-			return HS_OK;
-		}
-	}
-	if (rc < 0)
-		snprintf(why, whylen, "%s/index: node state: %s",
-		         conf->state_dir, hs_strerror(rc));
-	return rc;
-}
-
-static int
-node_put(const struct hs_conf *conf, const struct idx_node *n, char *why,
-         size_t whylen)
-{
-	struct idx *x;
-	int rc;
-
-	if (mkdir(conf->state_dir, 0700) < 0 && errno != EEXIST)
-		rc = -errno;
-	else if ((rc = idx_open(conf->state_dir, 0, &x)) == HS_OK) {
-		rc = idx_node_put(x, n);
-		idx_close(x);
-	}
-	if (rc < 0)
-		snprintf(why, whylen, "%s/index: storing the node state: %s",
-		         conf->state_dir, hs_strerror(rc));
-	return rc;
-}
-
 /* Does a daemon run on this state_dir (it holds the pid file)? */
 static int
 daemon_runs(const struct hs_conf *conf)
@@ -126,12 +75,6 @@ ask(const struct hs_conf *conf, const char *verb, json_t **reply, char *why,
 		return HS_EREFUSED;
 	}
 	return HS_OK;
-}
-
-static uint64_t
-step_timeout(const struct hs_conf *conf)
-{
-	return conf->failover.present ? conf->failover.step_timeout : 300;
 }
 
 /* Identity keys: with none, the identity step only runs `stop`. */
@@ -239,26 +182,18 @@ probe_peer(struct fo_ctx *c, const struct idx_node *me, uint64_t ms,
            char *done, size_t donelen, char *why, size_t whylen)
 {
 	const struct hs_conf *conf = c->conf;
-	struct proto_hello mine, peer;
-	struct proto_tls *t;
+	struct proto_hello peer;
 	char pwhy[512] = "";
 	int rc;
 
-	if ((rc = proto_tls_from_conf(conf, &t, why, whylen)) < 0)
-		return HS_ECONFIG;
-	memset(&mine, 0, sizeof(mine));
-	mine.magic = PROTO_MAGIC;
-	mine.version = PROTO_VERSION;
-	snprintf(mine.name, sizeof(mine.name), "%s", conf->node_name);
-	mine.role = HS_ROLE_STANDBY;
-	mine.epoch = me->epoch;
-	memset(&peer, 0, sizeof(peer));
-	rc = proto_probe(t, conf->peer, &mine, (int)ms, &peer, pwhy,
-	                 sizeof(pwhy));
-	proto_tls_free(t);
+	rc = fo_probe(conf, HS_ROLE_STANDBY, me->epoch, 0, (int)ms, &peer, pwhy,
+	              sizeof(pwhy));
+	if (rc == HS_ECONFIG) {
+		snprintf(why, whylen, "%s", pwhy);
+		return rc;
+	}
 	if (rc < 0) {
-		snprintf(done, donelen, "primary %s unreachable: %s",
-		         conf->peer_name, pwhy[0] ? pwhy : hs_strerror(rc));
+		snprintf(done, donelen, "primary unreachable: %s", pwhy);
 		return HS_OK;
 	}
 	fo_var_set_u64(c, "peer_epoch", peer.epoch);
@@ -298,7 +233,7 @@ run_preflight(struct fo_ctx *c, char *done, size_t donelen, char *why,
 		         c->conf->file);
 		return HS_ECONFIG;
 	}
-	if ((rc = node_get(c->conf, &me, why, whylen)) < 0)
+	if ((rc = fo_node_get(c->conf, &me, why, whylen)) < 0)
 		return rc;
 	if (me.role != HS_ROLE_STANDBY) {
 		snprintf(why, whylen, "this node is %s, not a standby",
@@ -336,7 +271,7 @@ run_fence(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	json_t *r = NULL;
 	int rc;
 
-	if ((rc = node_get(c->conf, &me, why, whylen)) < 0)
+	if ((rc = fo_node_get(c->conf, &me, why, whylen)) < 0)
 		return rc;
 	from = me.epoch;
 	/*
@@ -352,7 +287,7 @@ run_fence(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	me.role = HS_ROLE_STANDBY;
 	me.flags = (me.flags & ~IDX_NODE_F_REJOIN) | IDX_NODE_F_PROMOTING;
 	me.epoch = epoch;
-	if ((rc = node_put(c->conf, &me, why, whylen)) < 0)
+	if ((rc = fo_node_put(c->conf, &me, why, whylen)) < 0)
 		return rc;
 	if (daemon_runs(c->conf)) {
 		if ((rc = ask(c->conf, "fence", &r, why, whylen)) < 0)
@@ -385,14 +320,14 @@ plan_drain(struct fo_ctx *c, char *buf, size_t len)
 	snprintf(buf, len,
 	         "wait (at most %llu s) until the running daemon has no "
 	         "session left; flush every target tree to disk (syncfs)",
-	         (unsigned long long)step_timeout(c->conf));
+	         (unsigned long long)fo_step_timeout(c->conf));
 }
 
 /* Ask `fence` until no session runs: what was in hand is applied. */
 static int
 drain_sessions(struct fo_ctx *c, json_int_t *left, char *why, size_t whylen)
 {
-	uint64_t end = hs_now_mono_ns() + step_timeout(c->conf) * 1000000000ull;
+	uint64_t end = hs_now_mono_ns() + fo_step_timeout(c->conf) * 1000000000ull;
 	json_t *r;
 	int rc;
 
@@ -408,7 +343,7 @@ drain_sessions(struct fo_ctx *c, json_int_t *left, char *why, size_t whylen)
 			         "%lld sessions still running after %llu s "
 			         "(step_timeout)",
 			         (long long)*left,
-			         (unsigned long long)step_timeout(c->conf));
+			         (unsigned long long)fo_step_timeout(c->conf));
 			return HS_ETIMEOUT;
 		}
 		usleep(PROMOTE_POLL_US);
@@ -628,7 +563,7 @@ launch_daemon(struct fo_ctx *c, char *why, size_t whylen)
 static int
 wait_primary(struct fo_ctx *c, char *why, size_t whylen)
 {
-	uint64_t end = hs_now_mono_ns() + step_timeout(c->conf) * 1000000000ull;
+	uint64_t end = hs_now_mono_ns() + fo_step_timeout(c->conf) * 1000000000ull;
 	const char *role;
 	json_t *st;
 
@@ -650,7 +585,7 @@ wait_primary(struct fo_ctx *c, char *why, size_t whylen)
 	snprintf(why, whylen,
 	         "the daemon did not answer status as primary within %llu s "
 	         "(step_timeout)",
-	         (unsigned long long)step_timeout(c->conf));
+	         (unsigned long long)fo_step_timeout(c->conf));
 	return HS_ETIMEOUT;
 }
 
@@ -669,7 +604,7 @@ run_start(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	me.role = HS_ROLE_PRIMARY;
 	me.flags = 0;
 	me.epoch = target_epoch(c);
-	if ((rc = node_put(c->conf, &me, why, whylen)) < 0)
+	if ((rc = fo_node_put(c->conf, &me, why, whylen)) < 0)
 		return rc;
 	if ((ran = daemon_runs(c->conf))) {
 		if ((rc = ask(c->conf, "role", &r, why, whylen)) < 0)
@@ -715,7 +650,7 @@ fo_promote(const struct hs_conf *conf, const struct fo_opts *o)
 	struct idx_node me;
 	char why[1024] = "";
 
-	if (node_get(conf, &me, why, sizeof(why)) < 0) {
+	if (fo_node_get(conf, &me, why, sizeof(why)) < 0) {
 		fprintf(stderr, "hamnsync: promote: %s\n", why);
 		return 1;
 	}

@@ -33,45 +33,6 @@
 /* The probe of the peer: a node that answers at all does so within it. */
 #define RJ_PROBE_MS 5000
 
-/* This node's stored state; a node that never stored one is its config's. */
-static int
-node_read(const struct hs_conf *conf, int readonly, struct idx_node *n)
-{
-	struct idx *x;
-	int rc;
-
-	if ((rc = idx_open(conf->state_dir, readonly, &x)) == HS_ENOTFOUND) {
-		n->role = conf->role;
-		n->flags = 0;
-		n->epoch = 0;
-		return HS_OK;
-	}
-	if (rc < 0)
-		return rc;
-	rc = idx_node_get(x, n);
-	if (rc == HS_ENOTFOUND) {
-		n->role = conf->role;
-		n->flags = 0;
-		n->epoch = 0;
-		rc = HS_OK;
-	}
-	idx_close(x);
-	return rc;
-}
-
-static int
-node_write(const struct hs_conf *conf, const struct idx_node *n)
-{
-	struct idx *x;
-	int rc;
-
-	if ((rc = idx_open(conf->state_dir, 0, &x)) < 0)
-		return rc;
-	rc = idx_node_put(x, n);
-	idx_close(x);
-	return rc;
-}
-
 /*
  * Ask the daemon of state_dir: 1 it answered (*reply, a new reference),
  * 0 none runs, < 0 it failed or answered an error (then said in `why`).
@@ -119,37 +80,6 @@ preflight_plan(struct fo_ctx *c, char *buf, size_t len)
 }
 
 static int
-probe_peer(const struct hs_conf *conf, const struct idx_node *n,
-           struct proto_hello *peer, char *why, size_t whylen)
-{
-	struct proto_tls *t;
-	struct proto_hello mine;
-	char e[HS_ERRMSG_MAX] = "";
-	int rc;
-
-	if ((rc = proto_tls_from_conf(conf, &t, e, sizeof(e))) < 0) {
-		snprintf(why, whylen, "this node's TLS identity: %s", e);
-		return HS_ECONFIG;
-	}
-	memset(&mine, 0, sizeof(mine));
-	mine.magic = PROTO_MAGIC;
-	mine.version = PROTO_VERSION;
-	snprintf(mine.name, sizeof(mine.name), "%s", conf->node_name);
-	mine.role = HS_ROLE_PRIMARY;
-	mine.epoch = n->epoch;
-	mine.flags = PROTO_HELLO_F_FENCED;
-	rc = proto_probe(t, conf->peer, &mine, RJ_PROBE_MS, peer, e,
-	                 sizeof(e));
-	proto_tls_free(t);
-	if (rc < 0) {
-		snprintf(why, whylen, "peer %s (%s) did not answer: %s",
-		         peer_label(conf), conf->peer, e[0] ? e : hs_strerror(rc));
-		return -EHOSTUNREACH;
-	}
-	return HS_OK;
-}
-
-static int
 preflight_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
               size_t whylen)
 {
@@ -159,11 +89,8 @@ preflight_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	char name[PROTO_NODE_MAX * 4 + 1];
 	int rc;
 
-	if ((rc = node_read(conf, 0, &n)) < 0) {
-		snprintf(why, whylen, "%s/index: node state: %s",
-		         conf->state_dir, hs_strerror(rc));
+	if ((rc = fo_node_get(conf, &n, why, whylen)) < 0)
 		return rc;
-	}
 	if (n.role != HS_ROLE_PRIMARY) {
 		snprintf(why, whylen,
 		         "this node is a %s (epoch %llu), not a former primary: "
@@ -176,7 +103,8 @@ preflight_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
 		         "rejoin", conf->file);
 		return HS_ECONFIG;
 	}
-	if ((rc = probe_peer(conf, &n, &peer, why, whylen)) < 0)
+	if ((rc = fo_probe(conf, HS_ROLE_PRIMARY, n.epoch, PROTO_HELLO_F_FENCED,
+	                   RJ_PROBE_MS, &peer, why, whylen)) < 0)
 		return rc;
 	/* The peer's own name, for a terminal and the log. */
 	hs_escape(peer.name, name, sizeof(name));
@@ -227,18 +155,12 @@ stop_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	json_t *reply;
 	int rc;
 
-	if ((rc = node_read(conf, 0, &n)) < 0) {
-		snprintf(why, whylen, "%s/index: node state: %s",
-		         conf->state_dir, hs_strerror(rc));
+	if ((rc = fo_node_get(conf, &n, why, whylen)) < 0)
 		return rc;
-	}
 	if (n.role == HS_ROLE_PRIMARY && !(n.flags & IDX_NODE_F_REJOIN)) {
 		n.flags |= IDX_NODE_F_REJOIN;
-		if ((rc = node_write(conf, &n)) < 0) {
-			snprintf(why, whylen, "%s/index: node state: %s",
-			         conf->state_dir, hs_strerror(rc));
+		if ((rc = fo_node_put(conf, &n, why, whylen)) < 0)
 			return rc;
-		}
 	}
 	rc = daemon_ask(conf, "fence", &reply, why, whylen);
 	json_decref(reply);
@@ -433,11 +355,8 @@ role_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	n.role = HS_ROLE_STANDBY;
 	n.flags = 0;
 	n.epoch = fo_var_u64(c, "epoch", 0);
-	if ((rc = node_write(conf, &n)) < 0) {
-		snprintf(why, whylen, "%s/index: node state: %s",
-		         conf->state_dir, hs_strerror(rc));
+	if ((rc = fo_node_put(conf, &n, why, whylen)) < 0)
 		return rc;
-	}
 	running = daemon_ask(conf, "role", &reply, why, whylen);
 	json_decref(reply);
 	if (running < 0)
@@ -491,12 +410,11 @@ int
 fo_rejoin(const struct hs_conf *conf, const struct fo_opts *o)
 {
 	struct idx_node n;
-	int rc;
+	char why[HS_ERRMSG_MAX];
 
 	if (!rejoin_pending(conf)) {
-		if ((rc = node_read(conf, 1, &n)) < 0) {
-			fprintf(stderr, "hamnsync: rejoin: %s/index: node "
-			        "state: %s\n", conf->state_dir, hs_strerror(rc));
+		if (fo_node_get(conf, &n, why, sizeof(why)) < 0) {
+			fprintf(stderr, "hamnsync: rejoin: %s\n", why);
 			return 1;
 		}
 		if (n.role == HS_ROLE_STANDBY) {

@@ -38,43 +38,6 @@
 
 /* ------------------------------------------------------------ helpers */
 
-static uint64_t
-so_step_timeout(const struct hs_conf *conf)
-{
-	return conf->failover.present && conf->failover.step_timeout
-	           ? conf->failover.step_timeout
-	           : 300;
-}
-
-/* This node's stored state; a node that never stored one is its config's. */
-static int
-so_node(const struct hs_conf *conf, struct idx_node *n, char *why,
-        size_t whylen)
-{
-	struct idx *x;
-	int rc;
-
-	n->role = conf->role;
-	n->flags = 0;
-	n->epoch = 0;
-	if ((rc = idx_open(conf->state_dir, 1, &x)) == HS_ENOTFOUND)
-		return HS_OK;
-	if (rc == HS_OK) {
-		rc = idx_node_get(x, n);
-		idx_close(x);
-		if (rc == HS_ENOTFOUND) {
-			n->role = conf->role;
-			n->flags = 0;
-			n->epoch = 0;
-			rc = HS_OK;
-		}
-	}
-	if (rc < 0)
-		snprintf(why, whylen, "%s/index: node state: %s",
-		         conf->state_dir, hs_strerror(rc));
-	return rc;
-}
-
 /*
  * Ask this node's daemon `verb`: HS_OK with *reply (a new reference), or
  * an error in `why` (none runs, it did not answer, it answered an error).
@@ -112,41 +75,6 @@ so_ask(const struct hs_conf *conf, const char *verb, json_t **reply, char *why,
 	return HS_OK;
 }
 
-/*
- * Probe the peer as `role` at `epoch` with `flags` added: HS_OK with its
- * HELLO, or -EHOSTUNREACH with why (it did not answer).
- */
-static int
-so_probe(const struct hs_conf *conf, enum hs_role role, uint64_t epoch,
-         uint8_t flags, struct proto_hello *peer, char *why, size_t whylen)
-{
-	struct proto_hello mine;
-	struct proto_tls *t;
-	char e[HS_ERRMSG_MAX] = "";
-	int rc;
-
-	if ((rc = proto_tls_from_conf(conf, &t, e, sizeof(e))) < 0) {
-		snprintf(why, whylen, "this node's TLS identity: %s", e);
-		return HS_ECONFIG;
-	}
-	memset(&mine, 0, sizeof(mine));
-	mine.magic = PROTO_MAGIC;
-	mine.version = PROTO_VERSION;
-	snprintf(mine.name, sizeof(mine.name), "%s", conf->node_name);
-	mine.role = role;
-	mine.epoch = epoch;
-	mine.flags = flags;
-	memset(peer, 0, sizeof(*peer));
-	rc = proto_probe(t, conf->peer, &mine, SO_PROBE_MS, peer, e, sizeof(e));
-	proto_tls_free(t);
-	if (rc < 0) {
-		snprintf(why, whylen, "peer %s (%s) did not answer: %s",
-		         conf->peer_name ? conf->peer_name : conf->peer,
-		         conf->peer, e[0] ? e : hs_strerror(rc));
-		return -EHOSTUNREACH;
-	}
-	return HS_OK;
-}
 
 /* "mn2 answers as standby at epoch 0", the name escaped. */
 static void
@@ -239,7 +167,7 @@ run_preflight(struct fo_ctx *c, char *done, size_t donelen, char *why,
 		         conf->file);
 		return HS_ECONFIG;
 	}
-	if ((rc = so_node(conf, &me, why, whylen)) < 0)
+	if ((rc = fo_node_get(conf, &me, why, whylen)) < 0)
 		return rc;
 	if (me.role != HS_ROLE_PRIMARY || (me.flags & IDX_NODE_F_REJOIN)) {
 		snprintf(why, whylen,
@@ -251,7 +179,7 @@ run_preflight(struct fo_ctx *c, char *done, size_t donelen, char *why,
 		         (unsigned long long)me.epoch);
 		return HS_EREFUSED;
 	}
-	if ((rc = so_probe(conf, HS_ROLE_PRIMARY, me.epoch, 0, &peer, why,
+	if ((rc = fo_probe(conf, HS_ROLE_PRIMARY, me.epoch, 0, SO_PROBE_MS, &peer, why,
 	                   whylen)) < 0)
 		return rc;
 	so_said(&peer, said, sizeof(said));
@@ -316,14 +244,14 @@ plan_drain(struct fo_ctx *c, char *buf, size_t len)
 	         "the daemon snapshots the databases now, takes a cut and "
 	         "sends every change seen until it (at most %llu s); nothing "
 	         "after it",
-	         (unsigned long long)so_step_timeout(c->conf));
+	         (unsigned long long)fo_step_timeout(c->conf));
 }
 
 static int
 run_drain(struct fo_ctx *c, char *done, size_t donelen, char *why,
           size_t whylen)
 {
-	uint64_t secs = so_step_timeout(c->conf);
+	uint64_t secs = fo_step_timeout(c->conf);
 	uint64_t t0 = hs_now_mono_ns(), end = t0 + secs * 1000000000ull;
 	json_int_t pending = -1;
 	const char *stage = "none";
@@ -411,7 +339,7 @@ plan_handover(struct fo_ctx *c, char *buf, size_t len)
 	         "--force); wait (at most %llu s) until it answers as the "
 	         "primary of a newer epoch",
 	         c->conf->peer ? c->conf->peer : "(no peer)",
-	         (unsigned long long)3 * so_step_timeout(c->conf));
+	         (unsigned long long)3 * fo_step_timeout(c->conf));
 }
 
 /* Is `peer` the new primary: a primary, unfenced, newer than `epoch`? */
@@ -427,14 +355,14 @@ run_handover(struct fo_ctx *c, char *done, size_t donelen, char *why,
              size_t whylen)
 {
 	/* promote's drain, database and start wait a step_timeout each. */
-	uint64_t secs = 3 * so_step_timeout(c->conf);
+	uint64_t secs = 3 * fo_step_timeout(c->conf);
 	uint64_t end = hs_now_mono_ns() + secs * 1000000000ull;
 	uint64_t epoch = fo_var_u64(c, "so_epoch", 0);
 	struct proto_hello peer;
 	char said[PROTO_NODE_MAX * 4 + 64] = "";
 	int rc;
 
-	if ((rc = so_probe(c->conf, HS_ROLE_PRIMARY, epoch, 0, &peer, why,
+	if ((rc = fo_probe(c->conf, HS_ROLE_PRIMARY, epoch, 0, SO_PROBE_MS, &peer, why,
 	                   whylen)) < 0)
 		return rc;
 	/* Asked before a crash, and done since: nothing to ask again. */
@@ -455,13 +383,13 @@ run_handover(struct fo_ctx *c, char *done, size_t donelen, char *why,
 			         said, (unsigned long long)epoch);
 			return HS_EREFUSED;
 		}
-		if ((rc = so_probe(c->conf, HS_ROLE_PRIMARY, epoch,
-		                   PROTO_HELLO_F_HANDOVER, &peer, why,
-		                   whylen)) < 0)
+		if ((rc = fo_probe(c->conf, HS_ROLE_PRIMARY, epoch,
+		                   PROTO_HELLO_F_HANDOVER, SO_PROBE_MS, &peer,
+		                   why, whylen)) < 0)
 			return rc;
 	}
 	for (;;) {
-		if (so_probe(c->conf, HS_ROLE_PRIMARY, epoch, 0, &peer, why,
+		if (fo_probe(c->conf, HS_ROLE_PRIMARY, epoch, 0, SO_PROBE_MS, &peer, why,
 		             whylen) == HS_OK) {
 			so_said(&peer, said, sizeof(said));
 			if (so_promoted(&peer, epoch))
@@ -510,7 +438,7 @@ run_rejoin(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	size_t i;
 	int rc;
 
-	if ((rc = so_node(c->conf, &me, why, whylen)) < 0)
+	if ((rc = fo_node_get(c->conf, &me, why, whylen)) < 0)
 		return rc;
 	if (me.role == HS_ROLE_STANDBY &&
 	    me.epoch >= fo_var_u64(c, "so_new_epoch", 1)) {
@@ -601,7 +529,7 @@ so_wait_peer_standby(const struct hs_conf *conf, const struct fo_opts *o,
 	struct proto_hello peer;
 
 	for (;;) {
-		if (so_probe(conf, HS_ROLE_PRIMARY, epoch, 0, &peer, why,
+		if (fo_probe(conf, HS_ROLE_PRIMARY, epoch, 0, SO_PROBE_MS, &peer, why,
 		             whylen) == HS_OK) {
 			so_said(&peer, said, sizeof(said));
 			if (strcmp(said, last) != 0) {
@@ -677,7 +605,7 @@ static int
 so_from_standby(const struct hs_conf *conf, const struct fo_opts *o,
                 const struct idx_node *me)
 {
-	uint64_t secs = 4 * so_step_timeout(conf), epoch = 0;
+	uint64_t secs = 4 * fo_step_timeout(conf), epoch = 0;
 	struct proto_hello peer;
 	char why[1024] = "", said[PROTO_NODE_MAX * 4 + 64];
 	int rc;
@@ -694,7 +622,7 @@ so_from_standby(const struct hs_conf *conf, const struct fo_opts *o,
 	}
 	if ((rc = so_standby_ready(conf, me, why, sizeof(why))) < 0)
 		return so_refuse(why, rc);
-	if ((rc = so_probe(conf, HS_ROLE_STANDBY, me->epoch, 0, &peer, why,
+	if ((rc = fo_probe(conf, HS_ROLE_STANDBY, me->epoch, 0, SO_PROBE_MS, &peer, why,
 	                   sizeof(why))) < 0)
 		return so_refuse(why, rc);
 	so_said(&peer, said, sizeof(said));
@@ -706,9 +634,9 @@ so_from_standby(const struct hs_conf *conf, const struct fo_opts *o,
 		         said, (unsigned long long)me->epoch);
 		return so_refuse(why, HS_EREFUSED);
 	}
-	if ((rc = so_probe(conf, HS_ROLE_STANDBY, me->epoch,
-	                   PROTO_HELLO_F_SWITCHOVER, &peer, why, sizeof(why))) <
-	    0)
+	if ((rc = fo_probe(conf, HS_ROLE_STANDBY, me->epoch,
+	                   PROTO_HELLO_F_SWITCHOVER, SO_PROBE_MS, &peer, why,
+	                   sizeof(why))) < 0)
 		return so_refuse(why, rc);
 	fprintf(o->out,
 	        "switchover: %s; asked it to switch over, waiting "
@@ -768,7 +696,7 @@ fo_switchover(const struct hs_conf *conf, const struct fo_opts *o)
 	char why[1024] = "";
 	int rc;
 
-	if ((rc = so_node(conf, &me, why, sizeof(why))) < 0)
+	if ((rc = fo_node_get(conf, &me, why, sizeof(why))) < 0)
 		return so_refuse(why, rc);
 	/* Begun as primary: it ends with this node a standby. */
 	if (me.role == HS_ROLE_STANDBY && !so_pending(conf))

@@ -206,7 +206,7 @@ hs_stop_pid "$PRIMARY_PID" KILL
 hs_stop_pid "$STANDBY_PID"
 promote
 promoted "2 (daemon stopped)"
-if hs_has '^promote: preflight: done in [0-9.]* s: primary mn1 unreachable: .*refused' "$T/promote.out"; then
+if hs_has '^promote: preflight: done in [0-9.]* s: primary unreachable: peer mn1 .*refused' "$T/promote.out"; then
 	hs_ok "2: preflight says the primary is unreachable, and goes on"
 else
 	hs_bad "2: preflight: $(grep preflight "$T/promote.out")"

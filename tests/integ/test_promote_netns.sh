@@ -165,7 +165,7 @@ for s in $STEPS; do
 done
 [ "$(grep -c '^promote: [a-z]*: done in ' "$T/promote.out")" -eq 7 ] &&
 	hs_ok "2: each of the 7 steps printed done, with its duration"
-if hs_has "^promote: preflight: done in [0-9.]* s: primary mn1 unreachable: " \
+if hs_has "^promote: preflight: done in [0-9.]* s: primary unreachable: peer mn1 " \
 	<"$T/promote.out"; then
 	hs_ok "2: preflight: $(grep '^promote: preflight: done' "$T/promote.out" | cut -d: -f3-)"
 else
