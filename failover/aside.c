@@ -197,7 +197,7 @@ copy_file(const char *from, const char *tmp, const struct stat *st)
 
 	if ((in = open(from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		return -errno;
-	out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 	           0600);
 	if (out < 0) {
 		rc = -errno;
@@ -212,6 +212,23 @@ copy_file(const char *from, const char *tmp, const struct stat *st)
 	close(in);
 	close(out);
 	return rc;
+}
+
+/*
+ * rename(2) that never replaces `to`: a copy set aside earlier at that
+ * path is kept (-EEXIST).  A filesystem without RENAME_NOREPLACE gets
+ * link(2), which does not replace either (aside moves no directory).
+ */
+static int
+rename_noreplace(const char *from, const char *to)
+{
+	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+		return HS_OK;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -errno;
+	if (link(from, to) < 0)
+		return -errno;
+	return unlink(from) < 0 ? -errno : HS_OK;
 }
 
 /* Another filesystem: a copy that keeps mode, owner and times, then the
@@ -248,13 +265,36 @@ move_across(const char *from, const char *to)
 	    (lchown(tmp, st.st_uid, st.st_gid) < 0 ||
 	     utimensat(AT_FDCWD, tmp, ts, AT_SYMLINK_NOFOLLOW) < 0))
 		rc = -errno;
-	if (rc == HS_OK && rename(tmp, to) < 0)
-		rc = -errno;
+	if (rc == HS_OK)
+		rc = rename_noreplace(tmp, to);
 	if (rc < 0) {
 		unlink(tmp);
 		return rc;
 	}
 	return unlink(from) < 0 && errno != ENOENT ? -errno : HS_OK;
+}
+
+/* The most copies of one path kept in one rejoin-EPOCH folder. */
+#define ASIDE_SUFFIX_MAX 1000
+
+/* Move `from` to `to`, else to the first free `to`.N. */
+static int
+move_free(const char *from, char *to, size_t tolen)
+{
+	size_t len = strlen(to);
+	unsigned n;
+	int rc = -EEXIST;
+
+	for (n = 1; rc == -EEXIST && n <= ASIDE_SUFFIX_MAX; n++) {
+		rc = rename_noreplace(from, to);
+		if (rc == -EXDEV)
+			rc = move_across(from, to);
+		if (rc == -EEXIST &&
+		    (size_t)snprintf(to + len, tolen - len, ".%u", n) >=
+		        tolen - len)
+			return -ENAMETOOLONG;
+	}
+	return rc;
 }
 
 static int
@@ -264,8 +304,9 @@ move_one(struct aside *a, const char *from, const char *abs, char *why,
 	char to[PATH_MAX];
 	int rc;
 
+	/* Room for a ".N" suffix (move_free). */
 	if ((size_t)snprintf(to, sizeof(to), "%s%s", a->dir, abs) >=
-	    sizeof(to)) {
+	    sizeof(to) - 8) {
 		snprintf(why, whylen, "%.200s%.600s: %s", a->dir, abs,
 		         hs_strerror(-ENAMETOOLONG));
 		return -ENAMETOOLONG;
@@ -275,12 +316,7 @@ move_one(struct aside *a, const char *from, const char *abs, char *why,
 		         hs_strerror(rc));
 		return rc;
 	}
-	if (rename(from, to) == 0)
-		rc = HS_OK;
-	else if (errno == EXDEV)
-		rc = move_across(from, to);
-	else
-		rc = -errno;
+	rc = move_free(from, to, sizeof(to));
 	if (rc == -ENOENT)
 		return HS_OK; /* gone meanwhile: nothing left to keep */
 	if (rc < 0) {

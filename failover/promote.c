@@ -243,13 +243,38 @@ run_preflight(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	st = local_status(c);
 	rc = probe_peer(c, &me, probe_bound_ms(c->conf, st), done, donelen,
 	                why, whylen);
-	if (rc == HS_OK)
+	if (rc == HS_OK) {
 		say_readiness(c, st);
+		*(int *)c->arg = 1;
+	}
 	json_decref(st);
 	return rc;
 }
 
 /* -------------------------------------------------------------- fence */
+
+/*
+ * A promote resumed at fence, whose preflight ran in an earlier run that
+ * stopped before fence stored anything: the primary may have come back
+ * since.  Ask it again, and refuse as preflight would.
+ */
+static int
+fence_reprobe(struct fo_ctx *c, const struct idx_node *me, char *why,
+              size_t whylen)
+{
+	char done[1024];
+	json_t *st;
+	int rc;
+
+	if (*(int *)c->arg || target_epoch(c) != 0 ||
+	    (me->flags & IDX_NODE_F_PROMOTING))
+		return HS_OK;
+	st = local_status(c);
+	rc = probe_peer(c, me, probe_bound_ms(c->conf, st), done,
+	                sizeof(done), why, whylen);
+	json_decref(st);
+	return rc;
+}
 
 static void
 plan_fence(struct fo_ctx *c, char *buf, size_t len)
@@ -271,8 +296,10 @@ run_fence(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	json_t *r = NULL;
 	int rc;
 
-	if ((rc = fo_node_get(c->conf, &me, why, whylen)) < 0)
+	if ((rc = fo_node_get(c->conf, &me, why, whylen)) < 0 ||
+	    (rc = fence_reprobe(c, &me, why, whylen)) < 0)
 		return rc;
+	peer = fo_var_u64(c, "peer_epoch", 0);
 	from = me.epoch;
 	/*
 	 * Chosen once: a fence that stored its epoch and crashed before its
@@ -649,6 +676,7 @@ fo_promote(const struct hs_conf *conf, const struct fo_opts *o)
 {
 	struct idx_node me;
 	char why[1024] = "";
+	int probed = 0; /* did preflight probe the primary in this run? */
 
 	if (fo_node_get(conf, &me, why, sizeof(why)) < 0) {
 		fprintf(stderr, "hamnsync: promote: %s\n", why);
@@ -674,5 +702,5 @@ fo_promote(const struct hs_conf *conf, const struct fo_opts *o)
 	}
 	return fo_steps_run(conf, "promote", promote_steps,
 	                    sizeof(promote_steps) / sizeof(promote_steps[0]),
-	                    o, NULL);
+	                    o, &probed);
 }

@@ -211,6 +211,35 @@ run_preflight(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	return HS_OK;
 }
 
+/*
+ * A step before the handover failed: the primary's daemon must not stay
+ * drained (it would send nothing more while a rerun may never come).
+ * `undrain` returns it to replicating; a rerun drains it again (release
+ * begins by asking `drain`).  The step's own error stays the one line.
+ */
+static int
+so_undrain(struct fo_ctx *c, int rc)
+{
+	char why[512] = "";
+	json_t *r = NULL;
+
+	if (rc >= 0)
+		return rc;
+	if (so_ask(c->conf, "undrain", &r, why, sizeof(why)) < 0) {
+		hs_log_warnx("%s: undrain: %s", c->cmd, why);
+		return rc;
+	}
+	if (json_is_true(json_object_get(r, "undrained"))) {
+		fprintf(c->opts->out,
+		        "%s: the daemon was drained: it replicates again\n",
+		        c->cmd);
+		hs_log_info("%s: undrained: the daemon replicates again",
+		            c->cmd);
+	}
+	json_decref(r);
+	return rc;
+}
+
 /* --------------------------------------------------------------- stop */
 
 static void
@@ -230,7 +259,7 @@ run_stop(struct fo_ctx *c, char *done, size_t donelen, char *why, size_t whylen)
 
 	if ((rc = fo_run_cmds(c->conf, "stop", s, fo_var_u64(c, "so_epoch", 0),
 	                      HS_ROLE_STANDBY, why, whylen)) < 0)
-		return rc;
+		return so_undrain(c, rc);
 	snprintf(done, donelen, "%zu command(s)", s->n);
 	return HS_OK;
 }
@@ -248,8 +277,8 @@ plan_drain(struct fo_ctx *c, char *buf, size_t len)
 }
 
 static int
-run_drain(struct fo_ctx *c, char *done, size_t donelen, char *why,
-          size_t whylen)
+drain_wait(struct fo_ctx *c, char *done, size_t donelen, char *why,
+           size_t whylen)
 {
 	uint64_t secs = fo_step_timeout(c->conf);
 	uint64_t t0 = hs_now_mono_ns(), end = t0 + secs * 1000000000ull;
@@ -286,6 +315,13 @@ run_drain(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	return HS_ETIMEOUT;
 }
 
+static int
+run_drain(struct fo_ctx *c, char *done, size_t donelen, char *why,
+          size_t whylen)
+{
+	return so_undrain(c, drain_wait(c, done, donelen, why, whylen));
+}
+
 /* ------------------------------------------------------------ release */
 
 static int
@@ -320,13 +356,22 @@ static int
 run_release(struct fo_ctx *c, char *done, size_t donelen, char *why,
             size_t whylen)
 {
+	int rc;
+
+	/*
+	 * Resumed after a failure here that undrained the daemon: drained
+	 * again first (at once when it still is).
+	 */
+	if ((rc = drain_wait(c, done, donelen, why, whylen)) < 0)
+		return so_undrain(c, rc);
 	if (!has_identity(c->conf)) {
 		snprintf(done, donelen,
 		         "no identity configured: nothing to "
 		         "do");
 		return HS_OK;
 	}
-	return fo_identity_release(c->conf, done, donelen, why, whylen);
+	rc = fo_identity_release(c->conf, done, donelen, why, whylen);
+	return so_undrain(c, rc);
 }
 
 /* ----------------------------------------------------------- handover */

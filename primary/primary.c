@@ -1318,7 +1318,8 @@ prim_set_settled(struct prim *p, size_t i)
 	return prim_set_synced(p, i) && watch_unread(p->watch) == 0;
 }
 
-/* Fenced, split brain, an older primary refused: warnings, reasons. */
+/* Fenced, split brain, drained, an older primary refused: warnings,
+ * reasons. */
 static void
 prim_status_fence(struct prim *p, struct st_view *v)
 {
@@ -1337,6 +1338,19 @@ prim_status_fence(struct prim *p, struct st_view *v)
 		        p->split_name, (unsigned long long)p->epoch);
 		if (v->n_reasons < ST_REASONS_MAX)
 			v->reasons[v->n_reasons++] = "split brain";
+	}
+	/* Drained: nothing after the cut goes out until it ends. */
+	if (p->drain != DRAIN_NONE) {
+		st_warn(v, "critical",
+		        "drained by a switchover (%s): changes made after its "
+		        "cut are not replicated; run `hamnsync switchover` "
+		        "again to finish it, or restart the daemon (or send "
+		        "it the `undrain` verb) to replicate again",
+		        p->drain == DRAIN_SNAPSHOT ? "snapshotting"
+		        : p->drain == DRAIN_CUT    ? "sending until the cut"
+		                                   : "drained");
+		if (v->n_reasons < ST_REASONS_MAX)
+			v->reasons[v->n_reasons++] = "drained by a switchover";
 	}
 	if (p->stale_name[0] != '\0')
 		st_warn(v, "warning",
@@ -1619,6 +1633,35 @@ prim_verb_drain(struct prim *p)
 	return j;
 }
 
+/*
+ * `undrain`: a switchover that failed before its handover (or was
+ * given up) returns this daemon to replicating.  What changed after the
+ * cut was not read (the watcher) nor snapshotted: every set is
+ * reconciled whole and the databases are probed now, so it goes out.
+ */
+static json_t *
+prim_verb_undrain(struct prim *p)
+{
+	json_t *j = json_object();
+	int was = p->drain != DRAIN_NONE;
+	size_t i;
+
+	if (was) {
+		p->drain = DRAIN_NONE;
+		p->drain_why[0] = '\0';
+		for (i = 0; i < p->conf->n_sets; i++)
+			p->need_full[i] = 1;
+		p->gen_req++;
+		(void)dbr_snapshot_now(p->dbr);
+		watch_drain(p->watch);
+		hs_log_info("primary: undrain: replicating again; every set "
+		            "is reconciled for the changes made after the "
+		            "cut");
+	}
+	json_object_set_new(j, "undrained", json_boolean(was));
+	return j;
+}
+
 static json_t *
 prim_answer(void *arg, const char *verb)
 {
@@ -1633,6 +1676,8 @@ prim_answer(void *arg, const char *verb)
 		return prim_verb_role(p);
 	if (strcmp(verb, "drain") == 0)
 		return prim_verb_drain(p);
+	if (strcmp(verb, "undrain") == 0)
+		return prim_verb_undrain(p);
 	if (strcmp(verb, "sync") == 0) {
 		for (size_t i = 0; i < p->conf->n_sets; i++)
 			p->need_full[i] = 1;

@@ -186,6 +186,12 @@ void ctl_unlink(const char *state_dir);
  *			"done", "connected": B, "files_pending": N, "lag": S}
  *			(switchover asks again until drained), or {"error":
  *			why} when fenced, in split brain, or a snapshot failed.
+ *	undrain		primary: end a drain (a switchover that failed before
+ *			its handover asks it): replicate again, every set
+ *			reconciled whole and every database probed, so the
+ *			changes made after the cut go out.  While drained,
+ *			status says so (critical).  Answers {"undrained": B},
+ *			B false when the daemon was not drained.
  */
 
 /*

@@ -222,4 +222,39 @@ else
 	hs_bad "3: no peer: exit $PROMOTE_RC: $(cat "$T/promote.out" "$T/promote.err")"
 fi
 
+# ------------- 4. killed before fence, then the primary is back: refused
+# Preflight found the primary dead; promote died before fence stored
+# anything.  The primary back, a rerun resumed at fence asks it again.
+replicate "4"
+set +e
+HAMNSYNC_FAILPOINTS='failover.step=1*crash@2' "$HS_BIN" -c "$C2" promote \
+	>"$T/promote.out" 2>"$T/promote.err"
+set -e
+if hs_has '^promote: preflight: done in ' "$T/promote.out" &&
+	! hs_has '^promote: fence: ' "$T/promote.out" &&
+	[ "$("$HS_NODE" "$T/state2")" = "standby 0 0" ]; then
+	hs_ok "4: promote killed after preflight, before fence"
+else
+	hs_bad "4: before the kill: $(cat "$T/promote.out") $("$HS_NODE" "$T/state2")"
+fi
+n=$(hs_count_log "$T/primary.log" "listening on")
+hs_start_primary
+hs_wait_log "$T/primary.log" "listening on" $((n + 1)) 10 ||
+	hs_bad "4: the primary did not listen again"
+: >>"$REC"
+ran=$(grep -c . "$REC" || true)
+promote
+if [ "$PROMOTE_RC" -eq 1 ] && [ "$(nolog | wc -l)" -eq 1 ] &&
+	nolog | hs_has '^hamnsync: promote: fence: .* still answers as primary at epoch 0: ' &&
+	[ "$("$HS_NODE" "$T/state2")" = "standby 0 0" ] &&
+	[ "$("$HS_NODE" "$T/state1")" = "primary 0 0" ] &&
+	[ "$(grep -c . "$REC" || true)" -eq "$ran" ]; then
+	hs_ok "4: resumed at fence, the primary probed again: refused, exit 1"
+else
+	hs_bad "4: exit $PROMOTE_RC: $(cat "$T/promote.out" "$T/promote.err") $("$HS_NODE" "$T/state2")"
+fi
+hs_expect_status "4: the primary still says primary at epoch 0" "$C1" \
+	'd["role"] == "primary" and d["epoch"] == 0'
+hs_stop_pid "$PRIMARY_PID"
+
 hs_result test_promote_resume

@@ -9,6 +9,9 @@
 #      while its standby's daemon is stopped (exit 3) or while the peer
 #      is a primary too (exit 1), on the standby while the primary's
 #      daemon is stopped (exit 1).
+#  1b. Its release command failing after the drain: exit 1, the daemon
+#      undrained (a drained one says so in status, critical); a file
+#      written afterwards reaches mn2 and status is in-sync.
 #   2. From the primary (mn1), a writer changing files in a loop, the
 #      command killed as its handover step begins (the drained daemon
 #      idles meanwhile) and run again: exit 0;
@@ -55,6 +58,7 @@ EOF
 # release.sh LOG NODE: recorded, then the writer is stopped (bounded).
 cat >"$T/release.sh" <<EOF
 #!/bin/sh
+[ -e $T/release.fail ] && { echo "address still in use"; exit 4; }
 $T/rec.sh "\$1" "\$2" release
 touch $T/writer.stop
 i=0
@@ -228,6 +232,31 @@ hs_wait_log "$T/n2.log" "listening on" 3 30 ||
 	hs_fail "mn2 did not start again: $(tail -3 "$T/n2.log")"
 in_sync 1 primary 0 "1: the pair replicates again"
 
+# ------------------------- 1b. a release that fails leaves no drain
+# Drained, then the release command fails: the switchover stops there
+# and undrains the daemon; a file written afterwards reaches mn2, and
+# status says in-sync, not drained.
+touch "$T/release.fail"
+on 1 switchover
+rm -f "$T/release.fail"
+if [ "$RC" -eq 1 ] && hs_has "^switchover: drain: done in" "$T/cmd.out" &&
+	hs_has "^switchover: release: FAILED .*address still in use" "$T/cmd.out" &&
+	hs_has "^switchover: the daemon was drained: it replicates again$" "$T/cmd.out" &&
+	[ "$(nodes)" = "primary 0 0 / standby 0 0" ]; then
+	hs_ok "1b: release failed: exit 1, the daemon undrained, roles unchanged"
+else
+	hs_bad "1b: exit $RC: $(cat "$T/cmd.out" "$T/cmd.err")"
+fi
+echo "after a failed switchover" >"$T/n1/install/after-fail"
+hs_wait_log "$T/n2/install/after-fail" "after a failed switchover" 1 30 &&
+	hs_ok "1b: a file written after it reached mn2" ||
+	hs_bad "1b: a file written after it never reached mn2"
+in_sync 1 primary 0 "1b: mn1 replicates, in-sync"
+hs_expect_status "1b: no drain warning on mn1" "$C1" \
+	'not any("drained" in w["text"] for w in d["warnings"])'
+# Given up: the next switchover starts afresh, its commands recorded anew.
+rm -f "$T/state1/promote/switchover.json" "$REC"
+
 hs_stop_pid "$DPID_1"
 hs_wait_status "mn2 sees its primary gone" 30 "$C2" \
 	'd["peer"]["state"] != "connected"'
@@ -271,6 +300,8 @@ if [ "$used" -lt 60 ]; then
 else
 	hs_bad "2: the drained daemon used $used ticks of CPU in 3 s"
 fi
+hs_expect_status "2: status on the drained mn1 says so (critical)" "$C1" \
+	'any(w["severity"] == "critical" and "drained by a switchover" in w["text"] for w in d["warnings"])'
 on 1 switchover
 cp "$T/cmd.out" "$T/so1.out"
 sed 's/^/     /' "$T/so1.out"

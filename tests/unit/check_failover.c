@@ -391,6 +391,91 @@ START_TEST(run_daemon_left_running)
 }
 END_TEST
 
+/* --------------------------------------------------------------- aside */
+
+static void
+put_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_ge(fputs(text, f), 0);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+static int
+file_is(const char *path, const char *text)
+{
+	char buf[512] = "";
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (f == NULL)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return strcmp(buf, text) == 0;
+}
+
+/* A former primary's config: one set, its source under the test folder. */
+static struct hs_conf *
+aside_conf(void)
+{
+	char path[256], text[1024], err[512] = "";
+	struct hs_conf *c = NULL;
+
+	snprintf(path, sizeof(path), "%s/src", dir);
+	ck_assert_int_eq(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/state", dir);
+	ck_assert_int_eq(mkdir(path, 0700), 0);
+	snprintf(text, sizeof(text),
+	         "[node]\nname = mn1\nrole = primary\nstate_dir = %s/state\n"
+	         "listen = 127.0.0.1:7873\npeer = 127.0.0.1:7874\n"
+	         "cert = %s/node.crt\nkey = %s/node.key\n"
+	         "peer_fingerprint = sha256:00112233445566778899aabbccddeeff"
+	         "0123456789abcdeffedcba9876543210\n\n"
+	         "[path etc]\nsource = %s/src\n",
+	         dir, dir, dir, dir);
+	snprintf(path, sizeof(path), "%s/hamnsync.conf", dir);
+	put_file(path, text);
+	ck_assert_msg(hs_conf_load(path, &c, err, sizeof(err)) == HS_OK, "%s",
+	              err);
+	return c;
+}
+
+/* The same path set aside twice (a resumed aside after the file came
+ * back): the first copy is kept, the second gets a ".1" name. */
+START_TEST(aside_keeps_both)
+{
+	char src[256], kept[512], p[600], done[512], why[512] = "";
+	struct hs_conf *c = aside_conf();
+
+	snprintf(src, sizeof(src), "%s/src/site.conf", dir);
+	snprintf(kept, sizeof(kept), "%s/state/rejoin-2%s", dir, src);
+	put_file(src, "first\n");
+	ck_assert_msg(fo_aside(c, 2, out, done, sizeof(done), why,
+	                       sizeof(why)) == HS_OK,
+	              "%s", why);
+	ck_assert(file_is(kept, "first\n"));
+	ck_assert_int_ne(access(src, F_OK), 0);
+	put_file(src, "second\n");
+	ck_assert_msg(fo_aside(c, 2, out, done, sizeof(done), why,
+	                       sizeof(why)) == HS_OK,
+	              "%s", why);
+	ck_assert(file_is(kept, "first\n"));
+	snprintf(p, sizeof(p), "%s.1", kept);
+	ck_assert(file_is(p, "second\n"));
+	ck_assert_int_ne(access(src, F_OK), 0);
+	ck_assert_ptr_nonnull(strstr(output(), "/site.conf.1\n"));
+	snprintf(p, sizeof(p), "%s/state/rejoin-2/LIST", dir);
+	snprintf(kept, sizeof(kept), "%s/src/site.conf\n%s/src/site.conf.1\n",
+	         dir, dir);
+	ck_assert_msg(file_is(p, kept), "%s", output());
+	hs_conf_free(c);
+}
+END_TEST
+
 static Suite *
 failover_suite(void)
 {
@@ -413,6 +498,11 @@ failover_suite(void)
 	tcase_add_test(tc, run_stops_at_failure);
 	tcase_add_test(tc, run_timeout_kills_group);
 	tcase_add_test(tc, run_daemon_left_running);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("aside");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, aside_keeps_both);
 	suite_add_tcase(s, tc);
 	return s;
 }
