@@ -1,7 +1,8 @@
 /*
  * cmd_failover.c - `hamnsync promote [--force] [--dry-run]`, `rejoin`,
- * `switchover`, and the options the failover commands share.  The work is failover/'s (fo_*);
- * this file parses, loads the config and chooses where the log goes.
+ * `switchover`, and the options the failover commands share.  The work is
+ * failover/'s (fo_*); this file parses, loads the config and chooses where the
+ * log goes.
  *
  * The log of these commands is stderr at info level: the outcome of each
  * step is printed on stdout, and what the steps and their configured
@@ -96,8 +97,8 @@ cli_promote(int argc, char **argv, const char *conf_opt)
 	struct fo_opts o;
 	int rc;
 
-	conf = failover_args("promote", promote_usage, argc, argv, conf_opt,
-	                     &o, abspath, &rc);
+	conf = failover_args("promote", promote_usage, argc, argv, conf_opt, &o,
+	                     abspath, &rc);
 	if (conf == NULL)
 		return rc;
 	hs_log_init("hamnsync", 1, HS_LOG_INFO);

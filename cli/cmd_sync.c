@@ -61,7 +61,10 @@ static const char sync_usage[] =
     "--json.\n";
 
 /* The counts --json gives, in the order of the summary line. */
-#define COUNT(name, field) {name, offsetof(struct send_report, field)}
+#define COUNT(name, field)                                                     \
+	{                                                                      \
+		name, offsetof(struct send_report, field)                      \
+	}
 static const struct cli_count sync_counts[] = {
     COUNT("files", files_sent),
     COUNT("bytes", bytes_sent),
@@ -174,12 +177,11 @@ sync_via_daemon(const struct hs_conf *conf, const struct send_opts *o, int pid,
 	}
 	if ((rc = ctl_request(conf->state_dir, "sync", 2000, &r)) < 0 ||
 	    !json_is_integer(json_object_get(r, "generation"))) {
-		snprintf(err, sizeof(err),
-		         "the daemon (pid %d) did not take the request: %s",
-		         pid,
-		         rc < 0
-		             ? hs_strerror(rc)
-		             : json_string_value(json_object_get(r, "error")));
+		snprintf(
+		    err, sizeof(err),
+		    "the daemon (pid %d) did not take the request: %s", pid,
+		    rc < 0 ? hs_strerror(rc)
+		           : json_string_value(json_object_get(r, "error")));
 		json_decref(r);
 		cli_err("sync", "%s", err);
 		return json ? via_daemon_json(CLI_EXIT_USAGE, pid, NULL, NULL,
@@ -296,8 +298,7 @@ sync_summary(const struct send_report *rep, int dry_run)
 	    "%s on the wire; %llu errors\n",
 	    dry_run ? " (dry run)" : "", (unsigned long long)rep->files_sent,
 	    sent, (unsigned long long)rep->delta_files, delta, covered,
-	    rep->patch_files ? patched : "",
-	    (unsigned long long)rep->meta_only,
+	    rep->patch_files ? patched : "", (unsigned long long)rep->meta_only,
 	    (unsigned long long)rep->deleted, (unsigned long long)rep->held,
 	    (unsigned long long)rep->dirs, (unsigned long long)rep->symlinks,
 	    (unsigned long long)rep->links, (unsigned long long)rep->specials,
@@ -456,8 +457,7 @@ cli_sync(int argc, char **argv, const char *conf_opt)
 	hs_conf_free(conf);
 	if (rc < 0) {
 		ex = rc == HS_ECONFIG ? CLI_EXIT_USAGE : CLI_EXIT_PEER;
-		cli_err("sync", "%s",
-		        cli_line(why[0] ? why : hs_strerror(rc)));
+		cli_err("sync", "%s", cli_line(why[0] ? why : hs_strerror(rc)));
 		if (so.json)
 			sync_json(&so, &rep, o.dry_run, ex,
 			          why[0] ? why : hs_strerror(rc));

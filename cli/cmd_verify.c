@@ -45,7 +45,10 @@ static const char verify_usage[] =
     "    Errors are also printed on stderr, as without --json.\n";
 
 /* The counts --json gives. */
-#define COUNT(name, field) {name, offsetof(struct send_report, field)}
+#define COUNT(name, field)                                                     \
+	{                                                                      \
+		name, offsetof(struct send_report, field)                      \
+	}
 static const struct cli_count verify_counts[] = {
     COUNT("differences", differences),
     COUNT("sets_refused", sets_refused),
@@ -92,8 +95,8 @@ verify_json(struct verify_out *v, const struct send_report *rep, int ex,
 	json_object_set_new(doc, "sets_refused",
 	                    json_integer((json_int_t)rep->sets_refused));
 	json_object_set(doc, "sets", v->run.sets);
-	json_object_set_new(doc, "counts", cli_json_counts(verify_counts,
-	                                                   N_COUNTS, rep, NULL));
+	json_object_set_new(
+	    doc, "counts", cli_json_counts(verify_counts, N_COUNTS, rep, NULL));
 	if (error != NULL)
 		json_object_set_new(doc, "error", cli_json_path(error));
 	json_dumpf(doc, stdout, JSON_INDENT(2));

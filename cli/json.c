@@ -152,9 +152,9 @@ cli_run_set(void *arg, const char *set, const struct send_report *sofar)
 		json_object_set_new(json_array_get(run->entries, run->tagged),
 		                    "set", cli_json_path(set));
 	json_object_set_new(o, "name", cli_json_path(set));
-	json_object_set_new(o, "counts",
-	                    cli_json_counts(run->counts, run->n_counts, sofar,
-	                                    run->prev));
+	json_object_set_new(
+	    o, "counts",
+	    cli_json_counts(run->counts, run->n_counts, sofar, run->prev));
 	json_array_append_new(run->sets, o);
 	*run->prev = *sofar;
 }

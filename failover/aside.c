@@ -121,8 +121,8 @@ in_journal(const struct aside *a, uint16_t src, const char *path)
 /*
  * Is regular file or symlink e the version a primary put here while
  * this node was its standby, unchanged since (the standby's record of
- * what it wrote, standby/apply_rec.c)?  Then it is that primary's, not this node's own
- * change: with two nodes, the peer holds it, or a newer version.  The
+ * what it wrote, standby/apply_rec.c)?  Then it is that primary's, not this
+ * node's own change: with two nodes, the peer holds it, or a newer version. The
  * primary's records of such a file are older than it (a run that
  * changed nothing on the standby records nothing).
  */
@@ -139,10 +139,9 @@ written_here(const struct aside *a, const struct scan_entry *e)
 		return 0;
 	/* A symlink's scan entry has no size: its inode and ctime tell. */
 	return (e->type != PROTO_E_FILE || w.size == e->size) &&
-	       w.mtime_sec == e->mtime_sec &&
-	       w.mtime_nsec == e->mtime_nsec && w.ctime_sec == e->ctime_sec &&
-	       w.ctime_nsec == e->ctime_nsec && w.ino == e->ino &&
-	       w.dev == e->dev;
+	       w.mtime_sec == e->mtime_sec && w.mtime_nsec == e->mtime_nsec &&
+	       w.ctime_sec == e->ctime_sec && w.ctime_nsec == e->ctime_nsec &&
+	       w.ino == e->ino && w.dev == e->dev;
 }
 
 /* Must entry e of source skey go aside?  1, 0, or < 0. */
@@ -289,9 +288,8 @@ move_free(const char *from, char *to, size_t tolen)
 		rc = rename_noreplace(from, to);
 		if (rc == -EXDEV)
 			rc = move_across(from, to);
-		if (rc == -EEXIST &&
-		    (size_t)snprintf(to + len, tolen - len, ".%u", n) >=
-		        tolen - len)
+		if (rc == -EEXIST && (size_t)snprintf(to + len, tolen - len,
+		                                      ".%u", n) >= tolen - len)
 			return -ENAMETOOLONG;
 	}
 	return rc;
@@ -377,7 +375,8 @@ source_aside(struct aside *a, const struct hs_pathset *set, uint16_t i,
 	int anchor, rc;
 
 	if ((rc = source_base(set->local.v[i], base, sizeof(base))) < 0) {
-		snprintf(why, whylen, "source %.600s: %s", src, hs_strerror(rc));
+		snprintf(why, whylen, "source %.600s: %s", src,
+		         hs_strerror(rc));
 		return rc;
 	}
 	slash = strrchr(base, '/');
@@ -540,8 +539,8 @@ fo_aside(const struct hs_conf *conf, uint64_t epoch, FILE *out, char *done,
 	memset(&a, 0, sizeof(a));
 	a.conf = conf;
 	if ((size_t)snprintf(a.dir, sizeof(a.dir), "%s/rejoin-%llu",
-	                     conf->state_dir, (unsigned long long)epoch) >=
-	    sizeof(a.dir))
+	                     conf->state_dir,
+	                     (unsigned long long)epoch) >= sizeof(a.dir))
 		return -ENAMETOOLONG;
 	if ((rc = idx_open(conf->state_dir, 0, &a.x)) < 0) {
 		snprintf(why, whylen, "%s/index: %s", conf->state_dir,
@@ -584,7 +583,9 @@ fo_aside(const struct hs_conf *conf, uint64_t epoch, FILE *out, char *done,
 	if (rc == 0)
 		snprintf(done, donelen, "no change of this node's own to keep");
 	else
-		snprintf(done, donelen, "%zu moved now, %d kept in %s (listed "
-		         "in %s)", a.moved, rc, a.dir, ASIDE_LIST);
+		snprintf(done, donelen,
+		         "%zu moved now, %d kept in %s (listed "
+		         "in %s)",
+		         a.moved, rc, a.dir, ASIDE_LIST);
 	return HS_OK;
 }

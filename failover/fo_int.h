@@ -70,16 +70,16 @@ struct proto_hello;
 uint64_t fo_step_timeout(const struct hs_conf *conf);
 int fo_node_get(const struct hs_conf *conf, struct idx_node *n, char *why,
                 size_t whylen);
-int fo_node_put(const struct hs_conf *conf, const struct idx_node *n,
-                char *why, size_t whylen);
+int fo_node_put(const struct hs_conf *conf, const struct idx_node *n, char *why,
+                size_t whylen);
 /*
  * Ask the peer who it is (proto_probe), as `role` at `epoch` with `flags`
  * added: HS_OK with its HELLO in *peer; HS_ECONFIG (this node's TLS
  * identity); -EHOSTUNREACH when it did not answer, `why` naming it.
  */
 int fo_probe(const struct hs_conf *conf, enum hs_role role, uint64_t epoch,
-             uint8_t flags, int timeout_ms, struct proto_hello *peer,
-             char *why, size_t whylen);
+             uint8_t flags, int timeout_ms, struct proto_hello *peer, char *why,
+             size_t whylen);
 
 /* vars helpers: a missing key reads as `dflt`. */
 uint64_t fo_var_u64(const struct fo_ctx *c, const char *key, uint64_t dflt);
@@ -124,8 +124,8 @@ int fo_identity_release(const struct hs_conf *conf, char *done, size_t donelen,
  * on `out`.  Safe to run again: what was moved stays.  HS_OK with one
  * line in `done`, or an error with one line in `why`.
  */
-int fo_aside(const struct hs_conf *conf, uint64_t epoch, FILE *out,
-             char *done, size_t donelen, char *why, size_t whylen);
+int fo_aside(const struct hs_conf *conf, uint64_t epoch, FILE *out, char *done,
+             size_t donelen, char *why, size_t whylen);
 
 /*
  * rejoin.c.  rejoin's steps (preflight, stop, aside, database, role), for

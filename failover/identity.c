@@ -162,8 +162,10 @@ name_take(struct id_job *j)
 	    access(file, F_OK) < 0 && errno == ENOENT)
 		rc = name_store(dir, file, cur);
 	if (rc < 0) {
-		snprintf(j->why, j->whylen, "%s: cannot keep this node's "
-		         "host name %s: %s", file, cur, hs_strerror(rc));
+		snprintf(j->why, j->whylen,
+		         "%s: cannot keep this node's "
+		         "host name %s: %s",
+		         file, cur, hs_strerror(rc));
 		return rc;
 	}
 	if (strcmp(cur, want) == 0) {
@@ -195,9 +197,10 @@ name_release(struct id_job *j)
 		if (j->fo->hostname != NULL &&
 		    gethostname(cur, sizeof(cur)) == 0 &&
 		    strcmp(cur, j->fo->hostname) == 0) {
-			say(j, "host name %s kept: this node never took it and "
-			       "has no name of its own to go back to (a "
-			       "release_command can set one)",
+			say(j,
+			    "host name %s kept: this node never took it and "
+			    "has no name of its own to go back to (a "
+			    "release_command can set one)",
 			    cur);
 			hs_log_warnx("identity: this node keeps the host name "
 			             "%s, which its peer takes next",
@@ -234,10 +237,9 @@ iface_find(struct id_job *j)
 	unsigned idx = if_nametoindex(j->fo->interface);
 
 	if (idx == 0) {
-		snprintf(j->why, j->whylen, "interface %s: %s",
-		         j->fo->interface,
-		         errno == ENODEV ? "no such interface"
-		                         : strerror(errno));
+		snprintf(
+		    j->why, j->whylen, "interface %s: %s", j->fo->interface,
+		    errno == ENODEV ? "no such interface" : strerror(errno));
 		return -ENODEV;
 	}
 	j->ifindex = (int)idx;
@@ -279,8 +281,8 @@ addr_put(struct id_job *j, int add, const struct fo_addr *a, int quiet)
 	}
 	if ((add && rc == -EEXIST) || (!add && rc == -EADDRNOTAVAIL)) {
 		if (!quiet)
-			say(j, "%s %s on %s", add ? "already" : "not",
-			    a->text, j->fo->interface);
+			say(j, "%s %s on %s", add ? "already" : "not", a->text,
+			    j->fo->interface);
 		return HS_OK;
 	}
 	snprintf(j->why, j->whylen, "interface %s: %s %s: %s", j->fo->interface,
@@ -316,8 +318,8 @@ addr_announce(struct id_job *j, const struct fo_addr *a)
 	int rc = fo_addr_announce(j->fo->interface, j->ifindex, a);
 
 	if (rc == HS_ENOTFOUND) {
-		say(j, "%s not announced: %s has no Ethernet address",
-		    a->text, j->fo->interface);
+		say(j, "%s not announced: %s has no Ethernet address", a->text,
+		    j->fo->interface);
 		return HS_OK;
 	}
 	if (rc < 0) {
@@ -326,7 +328,8 @@ addr_announce(struct id_job *j, const struct fo_addr *a)
 		return rc;
 	}
 	say(j, "announced %s (%s)", a->text,
-	    a->family == AF_INET ? "gratuitous ARP" : "neighbour advertisement");
+	    a->family == AF_INET ? "gratuitous ARP"
+	                         : "neighbour advertisement");
 	return HS_OK;
 }
 
@@ -443,8 +446,8 @@ by_commands(struct id_job *j, const struct hs_strlist *cmds, enum hs_role r,
 	uint64_t epoch = node_epoch(j->conf);
 	int rc;
 
-	rc = fo_run_cmds(j->conf, "identity", cmds, epoch, r, j->why,
-	                 j->whylen);
+	rc =
+	    fo_run_cmds(j->conf, "identity", cmds, epoch, r, j->why, j->whylen);
 	if (rc < 0)
 		return rc;
 	say(j, "ran %zu %s%s", cmds->n, key, cmds->n == 1 ? "" : "s");
@@ -460,8 +463,8 @@ fo_identity_take(const struct hs_conf *conf, char *done, size_t donelen,
 
 	job_init(&j, conf, done, donelen, why, whylen);
 	if (j.fo->takeover_command.n > 0)
-		return by_commands(&j, &j.fo->takeover_command,
-		                   HS_ROLE_PRIMARY, "takeover_command");
+		return by_commands(&j, &j.fo->takeover_command, HS_ROLE_PRIMARY,
+		                   "takeover_command");
 	/* The interface is checked before the name changes: a take that
 	 * cannot finish should change nothing it can avoid changing. */
 	if (j.fo->interface != NULL &&
@@ -482,8 +485,8 @@ fo_identity_release(const struct hs_conf *conf, char *done, size_t donelen,
 
 	job_init(&j, conf, done, donelen, why, whylen);
 	if (j.fo->release_command.n > 0)
-		return by_commands(&j, &j.fo->release_command,
-		                   HS_ROLE_STANDBY, "release_command");
+		return by_commands(&j, &j.fo->release_command, HS_ROLE_STANDBY,
+		                   "release_command");
 	if (j.fo->interface != NULL && (rc = iface_find(&j)) < 0)
 		return rc;
 	/* The address first: the name is what a rejoin leaves last. */

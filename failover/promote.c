@@ -148,8 +148,7 @@ local_status(struct fo_ctx *c)
 	json_t *st = NULL;
 	int absent;
 
-	if (ctl_request(c->conf->state_dir, "status", PROMOTE_CTL_MS, &st) <
-	    0)
+	if (ctl_request(c->conf->state_dir, "status", PROMOTE_CTL_MS, &st) < 0)
 		st = st_saved_load(c->conf->state_dir, &absent);
 	return st;
 }
@@ -159,8 +158,8 @@ local_status(struct fo_ctx *c)
 static uint64_t
 probe_bound_ms(const struct hs_conf *conf, json_t *st)
 {
-	json_t *heard = json_object_get(json_object_get(st, "peer"),
-	                                "last_heard_seconds");
+	json_t *heard =
+	    json_object_get(json_object_get(st, "peer"), "last_heard_seconds");
 	uint64_t ms = conf->peer_timeout * 1000;
 
 	if (ms > PROMOTE_PROBE_MAX_MS)
@@ -178,8 +177,8 @@ probe_bound_ms(const struct hs_conf *conf, json_t *st)
  * --force.  An unreachable one is what a failover is for.
  */
 static int
-probe_peer(struct fo_ctx *c, const struct idx_node *me, uint64_t ms,
-           char *done, size_t donelen, char *why, size_t whylen)
+probe_peer(struct fo_ctx *c, const struct idx_node *me, uint64_t ms, char *done,
+           size_t donelen, char *why, size_t whylen)
 {
 	const struct hs_conf *conf = c->conf;
 	struct proto_hello peer;
@@ -207,8 +206,8 @@ probe_peer(struct fo_ctx *c, const struct idx_node *me, uint64_t ms,
 		         peer.name, (unsigned long long)peer.epoch);
 		return HS_EREFUSED;
 	}
-	snprintf(done, donelen, "%s answers as %s%s at epoch %llu%s",
-	         peer.name, hs_role_name((enum hs_role)peer.role),
+	snprintf(done, donelen, "%s answers as %s%s at epoch %llu%s", peer.name,
+	         hs_role_name((enum hs_role)peer.role),
 	         peer.flags & PROTO_HELLO_F_FENCED ? " (fenced)" : "",
 	         (unsigned long long)peer.epoch,
 	         peer.role == HS_ROLE_PRIMARY &&
@@ -241,8 +240,8 @@ run_preflight(struct fo_ctx *c, char *done, size_t donelen, char *why,
 		return HS_EREFUSED;
 	}
 	st = local_status(c);
-	rc = probe_peer(c, &me, probe_bound_ms(c->conf, st), done, donelen,
-	                why, whylen);
+	rc = probe_peer(c, &me, probe_bound_ms(c->conf, st), done, donelen, why,
+	                whylen);
 	if (rc == HS_OK) {
 		say_readiness(c, st);
 		*(int *)c->arg = 1;
@@ -270,8 +269,8 @@ fence_reprobe(struct fo_ctx *c, const struct idx_node *me, char *why,
 	    (me->flags & IDX_NODE_F_PROMOTING))
 		return HS_OK;
 	st = local_status(c);
-	rc = probe_peer(c, me, probe_bound_ms(c->conf, st), done,
-	                sizeof(done), why, whylen);
+	rc = probe_peer(c, me, probe_bound_ms(c->conf, st), done, sizeof(done),
+	                why, whylen);
 	json_decref(st);
 	return rc;
 }
@@ -354,7 +353,8 @@ plan_drain(struct fo_ctx *c, char *buf, size_t len)
 static int
 drain_sessions(struct fo_ctx *c, json_int_t *left, char *why, size_t whylen)
 {
-	uint64_t end = hs_now_mono_ns() + fo_step_timeout(c->conf) * 1000000000ull;
+	uint64_t end =
+	    hs_now_mono_ns() + fo_step_timeout(c->conf) * 1000000000ull;
 	json_t *r;
 	int rc;
 
@@ -475,7 +475,8 @@ plan_identity(struct fo_ctx *c, char *buf, size_t len)
 	const struct hs_failover *f = &c->conf->failover;
 
 	if (!has_identity(c->conf))
-		snprintf(buf, len, "%zu stop command(s); no identity configured",
+		snprintf(buf, len,
+		         "%zu stop command(s); no identity configured",
 		         f->stop.n);
 	else if (f->takeover_command.n > 0)
 		snprintf(buf, len,
@@ -547,8 +548,7 @@ plan_start(struct fo_ctx *c, char *buf, size_t len)
 	         "%zu start command(s); store role primary; the daemon runs "
 	         "as primary (%s)",
 	         c->conf->failover.start.n,
-	         daemon_runs(c->conf) ? "switched in its process"
-	                              : "started");
+	         daemon_runs(c->conf) ? "switched in its process" : "started");
 }
 
 /*
@@ -569,7 +569,8 @@ launch_daemon(struct fo_ctx *c, char *why, size_t whylen)
 	if (pid == 0) {
 		execl("/proc/self/exe", "hamnsync", "-c", c->opts->conf_path,
 		      "daemon", (char *)NULL);
-		fprintf(stderr, "hamnsync: promote: start: /proc/self/exe: %s\n",
+		fprintf(stderr,
+		        "hamnsync: promote: start: /proc/self/exe: %s\n",
 		        strerror(errno));
 		_exit(127);
 	}
@@ -590,7 +591,8 @@ launch_daemon(struct fo_ctx *c, char *why, size_t whylen)
 static int
 wait_primary(struct fo_ctx *c, char *why, size_t whylen)
 {
-	uint64_t end = hs_now_mono_ns() + fo_step_timeout(c->conf) * 1000000000ull;
+	uint64_t end =
+	    hs_now_mono_ns() + fo_step_timeout(c->conf) * 1000000000ull;
 	const char *role;
 	json_t *st;
 
@@ -641,7 +643,8 @@ run_start(struct fo_ctx *c, char *done, size_t donelen, char *why,
 		return rc;
 	if ((rc = wait_primary(c, why, whylen)) < 0)
 		return rc;
-	snprintf(done, donelen, "role primary at epoch %llu; daemon %s (pid %d)",
+	snprintf(done, donelen,
+	         "role primary at epoch %llu; daemon %s (pid %d)",
 	         (unsigned long long)me.epoch,
 	         ran ? "switched in its process" : "started",
 	         hs_daemon_pid(c->conf->state_dir));
@@ -701,6 +704,6 @@ fo_promote(const struct hs_conf *conf, const struct fo_opts *o)
 		return 0;
 	}
 	return fo_steps_run(conf, "promote", promote_steps,
-	                    sizeof(promote_steps) / sizeof(promote_steps[0]),
-	                    o, &probed);
+	                    sizeof(promote_steps) / sizeof(promote_steps[0]), o,
+	                    &probed);
 }

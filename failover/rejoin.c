@@ -92,15 +92,18 @@ preflight_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	if ((rc = fo_node_get(conf, &n, why, whylen)) < 0)
 		return rc;
 	if (n.role != HS_ROLE_PRIMARY) {
-		snprintf(why, whylen,
-		         "this node is a %s (epoch %llu), not a former primary: "
-		         "nothing to rejoin",
-		         hs_role_name(n.role), (unsigned long long)n.epoch);
+		snprintf(
+		    why, whylen,
+		    "this node is a %s (epoch %llu), not a former primary: "
+		    "nothing to rejoin",
+		    hs_role_name(n.role), (unsigned long long)n.epoch);
 		return HS_EREFUSED;
 	}
 	if (conf->peer == NULL) {
-		snprintf(why, whylen, "%s: no peer configured: nothing to "
-		         "rejoin", conf->file);
+		snprintf(why, whylen,
+		         "%s: no peer configured: nothing to "
+		         "rejoin",
+		         conf->file);
 		return HS_ECONFIG;
 	}
 	if ((rc = fo_probe(conf, HS_ROLE_PRIMARY, n.epoch, PROTO_HELLO_F_FENCED,
@@ -117,21 +120,23 @@ preflight_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
 		return HS_EREFUSED;
 	}
 	if (peer.epoch <= n.epoch || (peer.flags & PROTO_HELLO_F_FENCED)) {
-		snprintf(why, whylen,
-		         "%s answers as %sprimary at epoch %llu, this node's is "
-		         "%llu: nothing to rejoin; promote it first, or use "
-		         "switchover",
-		         name,
-		         (peer.flags & PROTO_HELLO_F_FENCED) ? "fenced " : "",
-		         (unsigned long long)peer.epoch,
-		         (unsigned long long)n.epoch);
+		snprintf(
+		    why, whylen,
+		    "%s answers as %sprimary at epoch %llu, this node's is "
+		    "%llu: nothing to rejoin; promote it first, or use "
+		    "switchover",
+		    name, (peer.flags & PROTO_HELLO_F_FENCED) ? "fenced " : "",
+		    (unsigned long long)peer.epoch,
+		    (unsigned long long)n.epoch);
 		return HS_EREFUSED;
 	}
 	fo_var_set_u64(c, "epoch", peer.epoch);
 	fo_var_set_u64(c, "own_epoch", n.epoch);
 	fo_var_set_str(c, "peer", name);
-	snprintf(done, donelen, "%s is the primary at epoch %llu (this node: "
-	         "%llu)", name, (unsigned long long)peer.epoch,
+	snprintf(done, donelen,
+	         "%s is the primary at epoch %llu (this node: "
+	         "%llu)",
+	         name, (unsigned long long)peer.epoch,
 	         (unsigned long long)n.epoch);
 	return HS_OK;
 }
@@ -142,13 +147,13 @@ static void
 stop_plan(struct fo_ctx *c, char *buf, size_t len)
 {
 	(void)c;
-	snprintf(buf, len, "mark this node \"needs rejoin\" (it sends "
+	snprintf(buf, len,
+	         "mark this node \"needs rejoin\" (it sends "
 	         "nothing more); a running daemon is told (verb fence)");
 }
 
 static int
-stop_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
-         size_t whylen)
+stop_run(struct fo_ctx *c, char *done, size_t donelen, char *why, size_t whylen)
 {
 	const struct hs_conf *conf = c->conf;
 	struct idx_node n;
@@ -166,8 +171,9 @@ stop_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	json_decref(reply);
 	if (rc < 0)
 		return rc;
-	snprintf(done, donelen, "%s", rc ? "the running daemon is fenced"
-	                                 : "no daemon runs; marked needs rejoin");
+	snprintf(done, donelen, "%s",
+	         rc ? "the running daemon is fenced"
+	            : "no daemon runs; marked needs rejoin");
 	return HS_OK;
 }
 
@@ -191,8 +197,8 @@ static int
 aside_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
           size_t whylen)
 {
-	return fo_aside(c->conf, fo_var_u64(c, "epoch", 0), c->opts->out,
-	                done, donelen, why, whylen);
+	return fo_aside(c->conf, fo_var_u64(c, "epoch", 0), c->opts->out, done,
+	                donelen, why, whylen);
 }
 
 /* ---------------------------------------------------------- database */
@@ -289,7 +295,8 @@ role_plan(struct fo_ctx *c, char *buf, size_t len)
 static int
 daemon_start(const struct fo_ctx *c, char *why, size_t whylen)
 {
-	const char *cf = c->opts->conf_path ? c->opts->conf_path : c->conf->file;
+	const char *cf =
+	    c->opts->conf_path ? c->opts->conf_path : c->conf->file;
 	int status;
 	pid_t pid;
 
@@ -316,8 +323,8 @@ daemon_start(const struct fo_ctx *c, char *why, size_t whylen)
 static int
 wait_standby(const struct hs_conf *conf, char *why, size_t whylen)
 {
-	uint64_t secs = conf->failover.step_timeout ? conf->failover.step_timeout
-	                                            : 300;
+	uint64_t secs =
+	    conf->failover.step_timeout ? conf->failover.step_timeout : 300;
 	uint64_t end = hs_now_mono_ns() + secs * 1000000000ull;
 	struct timespec ts = {0, 100 * 1000 * 1000};
 	const char *role = NULL;
@@ -325,7 +332,8 @@ wait_standby(const struct hs_conf *conf, char *why, size_t whylen)
 
 	for (;;) {
 		if (daemon_ask(conf, "status", &reply, why, whylen) > 0) {
-			role = json_string_value(json_object_get(reply, "role"));
+			role =
+			    json_string_value(json_object_get(reply, "role"));
 			if (role != NULL && strcmp(role, "standby") == 0) {
 				json_decref(reply);
 				return HS_OK;
@@ -344,8 +352,7 @@ wait_standby(const struct hs_conf *conf, char *why, size_t whylen)
 }
 
 static int
-role_run(struct fo_ctx *c, char *done, size_t donelen, char *why,
-         size_t whylen)
+role_run(struct fo_ctx *c, char *done, size_t donelen, char *why, size_t whylen)
 {
 	const struct hs_conf *conf = c->conf;
 	struct idx_node n;
@@ -418,7 +425,8 @@ fo_rejoin(const struct hs_conf *conf, const struct fo_opts *o)
 			return 1;
 		}
 		if (n.role == HS_ROLE_STANDBY) {
-			fprintf(o->out, "rejoin: this node is already a "
+			fprintf(o->out,
+			        "rejoin: this node is already a "
 			        "standby (epoch %llu)\n",
 			        (unsigned long long)n.epoch);
 			return 0;

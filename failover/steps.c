@@ -260,8 +260,7 @@ finish(struct fo_ctx *c, struct fo_state *st, uint64_t t0)
  * Returns the fd, or HS_EBUSY with `why` naming the other command.
  */
 static int
-steps_lock(const struct fo_state *st, const char *cmd, char *why,
-           size_t whylen)
+steps_lock(const struct fo_state *st, const char *cmd, char *why, size_t whylen)
 {
 	char path[4096 + 8], held[64] = "";
 	ssize_t n;

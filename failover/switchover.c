@@ -75,7 +75,6 @@ so_ask(const struct hs_conf *conf, const char *verb, json_t **reply, char *why,
 	return HS_OK;
 }
 
-
 /* "mn2 answers as standby at epoch 0", the name escaped. */
 static void
 so_said(const struct proto_hello *peer, char *buf, size_t len)
@@ -179,8 +178,8 @@ run_preflight(struct fo_ctx *c, char *done, size_t donelen, char *why,
 		         (unsigned long long)me.epoch);
 		return HS_EREFUSED;
 	}
-	if ((rc = fo_probe(conf, HS_ROLE_PRIMARY, me.epoch, 0, SO_PROBE_MS, &peer, why,
-	                   whylen)) < 0)
+	if ((rc = fo_probe(conf, HS_ROLE_PRIMARY, me.epoch, 0, SO_PROBE_MS,
+	                   &peer, why, whylen)) < 0)
 		return rc;
 	so_said(&peer, said, sizeof(said));
 	if (peer.role != HS_ROLE_STANDBY || peer.epoch != me.epoch) {
@@ -407,8 +406,8 @@ run_handover(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	char said[PROTO_NODE_MAX * 4 + 64] = "";
 	int rc;
 
-	if ((rc = fo_probe(c->conf, HS_ROLE_PRIMARY, epoch, 0, SO_PROBE_MS, &peer, why,
-	                   whylen)) < 0)
+	if ((rc = fo_probe(c->conf, HS_ROLE_PRIMARY, epoch, 0, SO_PROBE_MS,
+	                   &peer, why, whylen)) < 0)
 		return rc;
 	/* Asked before a crash, and done since: nothing to ask again. */
 	if (!so_promoted(&peer, epoch)) {
@@ -434,8 +433,8 @@ run_handover(struct fo_ctx *c, char *done, size_t donelen, char *why,
 			return rc;
 	}
 	for (;;) {
-		if (fo_probe(c->conf, HS_ROLE_PRIMARY, epoch, 0, SO_PROBE_MS, &peer, why,
-		             whylen) == HS_OK) {
+		if (fo_probe(c->conf, HS_ROLE_PRIMARY, epoch, 0, SO_PROBE_MS,
+		             &peer, why, whylen) == HS_OK) {
 			so_said(&peer, said, sizeof(said));
 			if (so_promoted(&peer, epoch))
 				break;
@@ -574,8 +573,8 @@ so_wait_peer_standby(const struct hs_conf *conf, const struct fo_opts *o,
 	struct proto_hello peer;
 
 	for (;;) {
-		if (fo_probe(conf, HS_ROLE_PRIMARY, epoch, 0, SO_PROBE_MS, &peer, why,
-		             whylen) == HS_OK) {
+		if (fo_probe(conf, HS_ROLE_PRIMARY, epoch, 0, SO_PROBE_MS,
+		             &peer, why, whylen) == HS_OK) {
 			so_said(&peer, said, sizeof(said));
 			if (strcmp(said, last) != 0) {
 				fprintf(o->out, "switchover: %s\n", said);
@@ -667,8 +666,8 @@ so_from_standby(const struct hs_conf *conf, const struct fo_opts *o,
 	}
 	if ((rc = so_standby_ready(conf, me, why, sizeof(why))) < 0)
 		return so_refuse(why, rc);
-	if ((rc = fo_probe(conf, HS_ROLE_STANDBY, me->epoch, 0, SO_PROBE_MS, &peer, why,
-	                   sizeof(why))) < 0)
+	if ((rc = fo_probe(conf, HS_ROLE_STANDBY, me->epoch, 0, SO_PROBE_MS,
+	                   &peer, why, sizeof(why))) < 0)
 		return so_refuse(why, rc);
 	so_said(&peer, said, sizeof(said));
 	if (peer.role != HS_ROLE_PRIMARY || peer.epoch != me->epoch ||

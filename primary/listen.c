@@ -222,8 +222,8 @@ lis_child(const struct hs_conf *conf, struct proto_tls *tls, int sp,
 
 int
 prim_lis_start(const struct hs_conf *conf, struct proto_tls *tls,
-               uint64_t epoch, int fenced, const int *close_fds,
-               size_t n_close, struct prim_lis **out)
+               uint64_t epoch, int fenced, const int *close_fds, size_t n_close,
+               struct prim_lis **out)
 {
 	struct lis_state st = {LIS_MAGIC, fenced ? PROTO_HELLO_F_FENCED : 0,
 	                       epoch};

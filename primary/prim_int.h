@@ -106,7 +106,7 @@ void watch_pending_stats(const struct watch *w, uint64_t *oldest_ns,
 /* What a peer said of itself in its HELLO. */
 struct prim_peer {
 	char name[PROTO_NODE_MAX + 1];
-	uint8_t role; /* enum hs_role */
+	uint8_t role;  /* enum hs_role */
 	uint8_t flags; /* PROTO_HELLO_F_* */
 	uint64_t epoch;
 };

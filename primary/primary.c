@@ -139,9 +139,9 @@ struct prim {
 	int fenced;             /* IDX_NODE_F_REJOIN: sends nothing */
 	char fenced_rec[128];   /* who fenced it (ST_FENCED_KEY) */
 	size_t fenced_len;
-	int split;                             /* a primary at our epoch */
-	char split_name[PROTO_NODE_MAX + 1];   /* ... that one */
-	char stale_name[PROTO_NODE_MAX + 1];   /* an older primary refused */
+	int split;                           /* a primary at our epoch */
+	char split_name[PROTO_NODE_MAX + 1]; /* ... that one */
+	char stale_name[PROTO_NODE_MAX + 1]; /* an older primary refused */
 	uint64_t stale_epoch;
 	int switching; /* `role` found another role: stop, return HS_EROLE */
 	/*
@@ -441,9 +441,10 @@ prim_listened(struct prim *p)
 	struct prim_peer peer;
 
 	while (prim_lis_read(p->lis, &peer) == HS_OK) {
-		prim_learn(p, &peer, peer.flags & PROTO_HELLO_F_PROBE
-		                         ? "its probe"
-		                         : "its connection to this node");
+		prim_learn(p, &peer,
+		           peer.flags & PROTO_HELLO_F_PROBE
+		               ? "its probe"
+		               : "its connection to this node");
 		if (peer.flags & PROTO_HELLO_F_SWITCHOVER)
 			prim_switchover_asked(p, &peer);
 	}
@@ -1326,8 +1327,8 @@ prim_status_fence(struct prim *p, struct st_view *v)
 	static char text[HS_ERRMSG_MAX];
 
 	if (p->fenced) {
-		st_fenced_text(text, sizeof(text), p->fenced_rec,
-		               p->fenced_len, p->epoch);
+		st_fenced_text(text, sizeof(text), p->fenced_rec, p->fenced_len,
+		               p->epoch);
 		st_warn(v, "critical", "%s", text);
 		if (v->n_reasons < ST_REASONS_MAX)
 			v->reasons[v->n_reasons++] = text;
@@ -1904,8 +1905,8 @@ prim_timeout(struct prim *p)
 	 * Changes read from inotify during a long transfer (the tick drains
 	 * it) wait in the dirty sets, not in the kernel: do not sleep on them.
 	 */
-	for (i = 0; p->ss != NULL && p->drain != DRAIN_DONE &&
-	            i < p->conf->n_sets;
+	for (i = 0;
+	     p->ss != NULL && p->drain != DRAIN_DONE && i < p->conf->n_sets;
 	     i++)
 		if (p->need_full[i] || p->need_diff[i] ||
 		    watch_pending(p->watch, (uint16_t)i))
@@ -2154,8 +2155,8 @@ prim_run(const char *conf_path, struct hs_conf *conf, struct proto_tls *tls,
 	{
 		int fds[3] = {p.pidfd, p.cfd, watch_fd(p.watch)};
 
-		if ((rc = prim_lis_start(conf, p.o.tls, p.epoch, p.fenced,
-		                         fds, 3, &p.lis)) < 0) {
+		if ((rc = prim_lis_start(conf, p.o.tls, p.epoch, p.fenced, fds,
+		                         3, &p.lis)) < 0) {
 			hs_log_errx("primary: listener for %s: %s",
 			            conf->listen, hs_strerror(rc));
 			goto out;

@@ -592,8 +592,8 @@ pre_source(struct pre_src *ps, struct idx *x, const struct hs_pathset *set)
 	loading = pthread_create(&loader, NULL, pre_load_run, ps) == 0;
 	if (!loading)
 		pre_load_run(ps);
-	fd = pre_anchor(root ? root : set->local.v[ps->src], leaf,
-	                sizeof(leaf));
+	fd =
+	    pre_anchor(root ? root : set->local.v[ps->src], leaf, sizeof(leaf));
 	if (fd >= 0) {
 		rc = scan_tree_visit(fd, leaf, ps->src, set, &v);
 		close(fd);

@@ -83,14 +83,14 @@ struct stdby {
 	struct proto_tls *tls;
 	int rootfd;
 	int lfd;
-	int sfd;       /* signalfd */
-	int pidfd;     /* locked pid file */
-	pid_t session; /* the child holding the session */
-	pid_t express; /* the child holding the express lane */
+	int sfd;                /* signalfd */
+	int pidfd;              /* locked pid file */
+	pid_t session;          /* the child holding the session */
+	pid_t express;          /* the child holding the express lane */
 	uint64_t session_epoch; /* the epochs their primaries claimed */
 	uint64_t express_epoch;
 	pid_t fenced[2]; /* session, express lane: told to end by a fence */
-	int switching; /* verb `role` found the role primary: stop, switch */
+	int switching;   /* verb `role` found the role primary: stop, switch */
 	char session_peer[PROTO_NODE_MAX + 1];
 	char express_peer[PROTO_NODE_MAX + 1];
 	int clean_due; /* a session died mid-file while the other lived */
@@ -318,7 +318,8 @@ session_child(struct stdby *d, int fd, const char *addr, int myfd, pid_t parent)
 		goto fenced;
 	express = (peer.flags & PROTO_HELLO_F_EXPRESS) != 0;
 	g = claim_session(myfd, express, &peer, &node);
-	if (g == GRANT_FENCED && stdby_fenced(d, &node, &peer, why, sizeof(why)))
+	if (g == GRANT_FENCED &&
+	    stdby_fenced(d, &node, &peer, why, sizeof(why)))
 		goto fenced;
 	if (g != GRANT_OK) {
 		hs_log_warnx("net: %s: %s told busy: %s", addr, peer.name,
@@ -1105,8 +1106,8 @@ stdby_fence(struct stdby *d)
 
 	if ((rc = stdby_node_reread(d, "fence")) < 0)
 		return verb_error("fence", rc);
-	fence_slot(d, d->session, d->session_epoch, d->session_peer,
-	           "session", &d->fenced[0]);
+	fence_slot(d, d->session, d->session_epoch, d->session_peer, "session",
+	           &d->fenced[0]);
 	fence_slot(d, d->express, d->express_epoch, d->express_peer,
 	           "express lane", &d->fenced[1]);
 	return json_pack("{s:I,s:I}", "epoch", (json_int_t)d->node.epoch,

@@ -517,7 +517,7 @@ void proto_hash_free(struct proto_hash *h);
 #define PROTO_HELLO_F_SWITCHOVER 0x20
 #define PROTO_HELLO_F_KNOWN                                                    \
 	(PROTO_HELLO_F_EXPRESS | PROTO_HELLO_F_ALIVE | PROTO_HELLO_F_PROBE |   \
-	 PROTO_HELLO_F_FENCED | PROTO_HELLO_F_HANDOVER |                      \
+	 PROTO_HELLO_F_FENCED | PROTO_HELLO_F_HANDOVER |                       \
 	 PROTO_HELLO_F_SWITCHOVER)
 
 /*

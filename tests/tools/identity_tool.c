@@ -22,8 +22,8 @@ main(int argc, char **argv)
 	struct hs_conf *conf;
 	int take, rc;
 
-	if (argc != 3 || (strcmp(argv[2], "take") != 0 &&
-	                  strcmp(argv[2], "release") != 0)) {
+	if (argc != 3 ||
+	    (strcmp(argv[2], "take") != 0 && strcmp(argv[2], "release") != 0)) {
 		fprintf(stderr, "usage: hs-identity CONF take|release\n");
 		return 2;
 	}

@@ -770,8 +770,8 @@ START_TEST(fenced_text_table)
 	const struct fenced_case *tc = &fenced_cases[_i];
 	char rec[128], got[HS_ERRMSG_MAX];
 
-	st_fenced_text(got, sizeof(got), tc->rec,
-	               tc->rec ? strlen(tc->rec) : 0, tc->epoch);
+	st_fenced_text(got, sizeof(got), tc->rec, tc->rec ? strlen(tc->rec) : 0,
+	               tc->epoch);
 	ck_assert_str_eq(got, tc->want);
 	/* The record st_fenced_record writes reads back the same. */
 	if (tc->rec != NULL && strchr(tc->rec, ' ') != NULL) {

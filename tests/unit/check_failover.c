@@ -454,15 +454,15 @@ START_TEST(aside_keeps_both)
 	snprintf(src, sizeof(src), "%s/src/site.conf", dir);
 	snprintf(kept, sizeof(kept), "%s/state/rejoin-2%s", dir, src);
 	put_file(src, "first\n");
-	ck_assert_msg(fo_aside(c, 2, out, done, sizeof(done), why,
-	                       sizeof(why)) == HS_OK,
-	              "%s", why);
+	ck_assert_msg(
+	    fo_aside(c, 2, out, done, sizeof(done), why, sizeof(why)) == HS_OK,
+	    "%s", why);
 	ck_assert(file_is(kept, "first\n"));
 	ck_assert_int_ne(access(src, F_OK), 0);
 	put_file(src, "second\n");
-	ck_assert_msg(fo_aside(c, 2, out, done, sizeof(done), why,
-	                       sizeof(why)) == HS_OK,
-	              "%s", why);
+	ck_assert_msg(
+	    fo_aside(c, 2, out, done, sizeof(done), why, sizeof(why)) == HS_OK,
+	    "%s", why);
 	ck_assert(file_is(kept, "first\n"));
 	snprintf(p, sizeof(p), "%s.1", kept);
 	ck_assert(file_is(p, "second\n"));

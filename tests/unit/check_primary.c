@@ -155,8 +155,7 @@ START_TEST(show_escapes)
 	s.set = &conf->sets[0];
 	e.path = (char *)show_cases[_i].rel;
 	snprintf(want, sizeof(want), "%s%s", src, show_cases[_i].shown);
-	snprintf(raw, sizeof(raw), "%s%s%s", src, e.path[0] ? "/" : "",
-	         e.path);
+	snprintf(raw, sizeof(raw), "%s%s%s", src, e.path[0] ? "/" : "", e.path);
 	ck_assert_str_eq(send_show(&s, &e), want);
 	ck_assert_str_eq(send_show_at(&s, 0, e.path), want);
 	ck_assert_str_eq(send_path(&s, &e), raw);
@@ -186,8 +185,8 @@ START_TEST(dry_entries)
 	send_dry(&s, "new", &e);
 	e.path = "bad\xff";
 	send_dry(&s, "delete", &e);
-	snprintf(want, sizeof(want), "new %s/nl\nname;delete %s/bad\xff;",
-	         src, src);
+	snprintf(want, sizeof(want), "new %s/nl\nname;delete %s/bad\xff;", src,
+	         src);
 	ck_assert_str_eq(dry_seen, want);
 }
 END_TEST
