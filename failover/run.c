@@ -127,7 +127,7 @@ run_one(const struct hs_conf *conf, const char *step, const char *cmd,
         uint64_t epoch, enum hs_role role, char *why, size_t whylen)
 {
 	struct run_out o;
-	uint64_t t = conf->failover.present ? conf->failover.step_timeout : 300;
+	uint64_t t = fo_step_timeout(conf);
 	int p[2], status = 0, rc;
 	pid_t pid;
 
