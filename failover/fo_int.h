@@ -2,7 +2,8 @@
  * fo_int.h - the parts of failover/ that its commands share.
  *
  *	steps.c		the persisted step list (state_dir/promote/)
- *	reach.c		this node's stored state, a probe of the peer
+ *	reach.c		this node's stored state, a probe of the peer,
+ *			its own daemon (ask, start, wait for a role)
  *	run.c		configured commands, bounded by step_timeout
  *	identity.c	host name and service address (Linux), or the
  *			configured takeover/release commands elsewhere
@@ -80,6 +81,27 @@ int fo_node_put(const struct hs_conf *conf, const struct idx_node *n, char *why,
 int fo_probe(const struct hs_conf *conf, enum hs_role role, uint64_t epoch,
              uint8_t flags, int timeout_ms, struct proto_hello *peer, char *why,
              size_t whylen);
+
+/*
+ * This node's daemon.  "No daemon runs" has one meaning: none holds the
+ * pid file (hs_daemon_pid).  fo_ask asks it `verb` (ctl.h): 1 with
+ * *reply (a new reference) when it answered, 0 when none runs, or an
+ * error with one line in `why` (*reply NULL): one that holds the pid
+ * file and does not answer would act on a state it never re-read, and
+ * one that answers an error said no (HS_EREFUSED, its words).
+ * fo_daemon_start runs `hamnsync -c CONF daemon` (o->conf_path, else the
+ * config's file), which detaches itself, and waits for its first exit.
+ * fo_wait_role waits until the daemon answers status as `role`, bounded
+ * by step_timeout (HS_ETIMEOUT).
+ */
+#define FO_CTL_MS 5000    /* one control request */
+#define FO_POLL_US 100000 /* between two asks of a wait */
+int fo_ask(const struct hs_conf *conf, const char *verb, json_t **reply,
+           char *why, size_t whylen);
+int fo_daemon_start(const struct hs_conf *conf, const struct fo_opts *o,
+                    char *why, size_t whylen);
+int fo_wait_role(const struct hs_conf *conf, enum hs_role role, char *why,
+                 size_t whylen);
 
 /* vars helpers: a missing key reads as `dflt`. */
 uint64_t fo_var_u64(const struct fo_ctx *c, const char *key, uint64_t dflt);

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ctl.h"
@@ -33,49 +32,8 @@
  * TCP connect to a dead host, which would be most of the failover time.
  */
 #define PROMOTE_PROBE_GONE_MS 1000
-/* One control request; the daemon answers from its loop. */
-#define PROMOTE_CTL_MS 5000
-/* The pause between two asks of the drain and of the start. */
-#define PROMOTE_POLL_US 100000
 
 /* ------------------------------------------------------------ helpers */
-
-/* Does a daemon run on this state_dir (it holds the pid file)? */
-static int
-daemon_runs(const struct hs_conf *conf)
-{
-	return hs_daemon_pid(conf->state_dir) != 0;
-}
-
-/*
- * Ask the running daemon `verb`; *reply is a new reference.  A daemon
- * that does not answer is an error: it holds the pid file, so it would
- * act on a state it never re-read.  So is one that answers an error.
- */
-static int
-ask(const struct hs_conf *conf, const char *verb, json_t **reply, char *why,
-    size_t whylen)
-{
-	int rc = ctl_request(conf->state_dir, verb, PROMOTE_CTL_MS, reply);
-	const char *err;
-
-	if (rc < 0) {
-		snprintf(why, whylen,
-		         "the running daemon (pid %d) did not answer `%s`: %s",
-		         hs_daemon_pid(conf->state_dir), verb, hs_strerror(rc));
-		return rc;
-	}
-	/* It answered, and said no: its words, not a guess from the rest. */
-	if ((err = json_string_value(json_object_get(*reply, "error"))) !=
-	    NULL) {
-		snprintf(why, whylen, "the running daemon refused `%s`: %s",
-		         verb, err);
-		json_decref(*reply);
-		*reply = NULL;
-		return HS_EREFUSED;
-	}
-	return HS_OK;
-}
 
 /* Identity keys: with none, the identity step only runs `stop`. */
 static int
@@ -148,7 +106,7 @@ local_status(struct fo_ctx *c)
 	json_t *st = NULL;
 	int absent;
 
-	if (ctl_request(c->conf->state_dir, "status", PROMOTE_CTL_MS, &st) < 0)
+	if (ctl_request(c->conf->state_dir, "status", FO_CTL_MS, &st) < 0)
 		st = st_saved_load(c->conf->state_dir, &absent);
 	return st;
 }
@@ -293,7 +251,7 @@ run_fence(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	uint64_t from, peer = fo_var_u64(c, "peer_epoch", 0);
 	uint64_t epoch = target_epoch(c);
 	json_t *r = NULL;
-	int rc;
+	int rc, ran;
 
 	if ((rc = fo_node_get(c->conf, &me, why, whylen)) < 0 ||
 	    (rc = fence_reprobe(c, &me, why, whylen)) < 0)
@@ -315,9 +273,9 @@ run_fence(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	me.epoch = epoch;
 	if ((rc = fo_node_put(c->conf, &me, why, whylen)) < 0)
 		return rc;
-	if (daemon_runs(c->conf)) {
-		if ((rc = ask(c->conf, "fence", &r, why, whylen)) < 0)
-			return rc;
+	if ((ran = fo_ask(c->conf, "fence", &r, why, whylen)) < 0)
+		return ran;
+	if (ran) {
 		if ((uint64_t)json_integer_value(json_object_get(r, "epoch")) !=
 		    epoch) {
 			snprintf(why, whylen,
@@ -334,7 +292,7 @@ run_fence(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	snprintf(done, donelen, "epoch %llu (was %llu)%s",
 	         (unsigned long long)epoch,
 	         (unsigned long long)fo_var_u64(c, "epoch_before", from),
-	         daemon_runs(c->conf) ? "; the running daemon took it" : "");
+	         ran ? "; the running daemon took it" : "");
 	return HS_OK;
 }
 
@@ -349,31 +307,35 @@ plan_drain(struct fo_ctx *c, char *buf, size_t len)
 	         (unsigned long long)fo_step_timeout(c->conf));
 }
 
-/* Ask `fence` until no session runs: what was in hand is applied. */
+/*
+ * Ask `fence` until no session runs: what was in hand is applied.  1 when
+ * a daemon answered, 0 when none runs (none left: nothing in hand).
+ */
 static int
-drain_sessions(struct fo_ctx *c, json_int_t *left, char *why, size_t whylen)
+drain_sessions(struct fo_ctx *c, char *why, size_t whylen)
 {
 	uint64_t end =
 	    hs_now_mono_ns() + fo_step_timeout(c->conf) * 1000000000ull;
+	json_int_t left;
 	json_t *r;
 	int rc;
 
 	for (;;) {
-		if ((rc = ask(c->conf, "fence", &r, why, whylen)) < 0)
+		if ((rc = fo_ask(c->conf, "fence", &r, why, whylen)) <= 0)
 			return rc;
-		*left = json_integer_value(json_object_get(r, "sessions"));
+		left = json_integer_value(json_object_get(r, "sessions"));
 		json_decref(r);
-		if (*left == 0)
-			return HS_OK;
+		if (left == 0)
+			return 1;
 		if (hs_now_mono_ns() >= end) {
 			snprintf(why, whylen,
 			         "%lld sessions still running after %llu s "
 			         "(step_timeout)",
-			         (long long)*left,
+			         (long long)left,
 			         (unsigned long long)fo_step_timeout(c->conf));
 			return HS_ETIMEOUT;
 		}
-		usleep(PROMOTE_POLL_US);
+		usleep(FO_POLL_US);
 	}
 }
 
@@ -407,12 +369,11 @@ run_drain(struct fo_ctx *c, char *done, size_t donelen, char *why,
           size_t whylen)
 {
 	const struct hs_conf *conf = c->conf;
-	json_int_t left = 0;
 	size_t n = 0;
-	int rc, ran = daemon_runs(conf);
+	int rc, ran;
 
-	if (ran && (rc = drain_sessions(c, &left, why, whylen)) < 0)
-		return rc;
+	if ((ran = drain_sessions(c, why, whylen)) < 0)
+		return ran;
 	for (size_t i = 0; i < conf->n_sets; i++) {
 		/* This node's copy: target_root + P, or a database's
 		 * snapshot folder in state_dir. */
@@ -548,74 +509,8 @@ plan_start(struct fo_ctx *c, char *buf, size_t len)
 	         "%zu start command(s); store role primary; the daemon runs "
 	         "as primary (%s)",
 	         c->conf->failover.start.n,
-	         daemon_runs(c->conf) ? "switched in its process" : "started");
-}
-
-/*
- * Start `hamnsync -c CONF daemon` (which detaches itself) and wait for
- * its first process, which exits once the daemon is on its own.
- */
-static int
-launch_daemon(struct fo_ctx *c, char *why, size_t whylen)
-{
-	int status = -1, rc;
-	pid_t pid;
-
-	if ((pid = fork()) < 0) {
-		rc = -errno;
-		snprintf(why, whylen, "starting the daemon: %s", strerror(-rc));
-		return rc;
-	}
-	if (pid == 0) {
-		execl("/proc/self/exe", "hamnsync", "-c", c->opts->conf_path,
-		      "daemon", (char *)NULL);
-		fprintf(stderr,
-		        "hamnsync: promote: start: /proc/self/exe: %s\n",
-		        strerror(errno));
-		_exit(127);
-	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			break;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		snprintf(why, whylen,
-		         "`hamnsync -c %s daemon` failed (status %d): see its "
-		         "message above",
-		         c->opts->conf_path, status);
-		return -EIO;
-	}
-	return HS_OK;
-}
-
-/* Until the daemon answers `status` as primary, bounded by step_timeout. */
-static int
-wait_primary(struct fo_ctx *c, char *why, size_t whylen)
-{
-	uint64_t end =
-	    hs_now_mono_ns() + fo_step_timeout(c->conf) * 1000000000ull;
-	const char *role;
-	json_t *st;
-
-	for (;;) {
-		st = NULL;
-		if (ctl_request(c->conf->state_dir, "status", PROMOTE_CTL_MS,
-		                &st) == HS_OK) {
-			role = json_string_value(json_object_get(st, "role"));
-			if (role != NULL && strcmp(role, "primary") == 0) {
-				json_decref(st);
-				return HS_OK;
-			}
-		}
-		json_decref(st);
-		if (hs_now_mono_ns() >= end)
-			break;
-		usleep(PROMOTE_POLL_US);
-	}
-	snprintf(why, whylen,
-	         "the daemon did not answer status as primary within %llu s "
-	         "(step_timeout)",
-	         (unsigned long long)fo_step_timeout(c->conf));
-	return HS_ETIMEOUT;
+	         hs_daemon_pid(c->conf->state_dir) ? "switched in its process"
+	                                           : "started");
 }
 
 static int
@@ -635,13 +530,12 @@ run_start(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	me.epoch = target_epoch(c);
 	if ((rc = fo_node_put(c->conf, &me, why, whylen)) < 0)
 		return rc;
-	if ((ran = daemon_runs(c->conf))) {
-		if ((rc = ask(c->conf, "role", &r, why, whylen)) < 0)
-			return rc;
-		json_decref(r);
-	} else if ((rc = launch_daemon(c, why, whylen)) < 0)
+	if ((ran = fo_ask(c->conf, "role", &r, why, whylen)) < 0)
+		return ran;
+	json_decref(r);
+	if (!ran && (rc = fo_daemon_start(c->conf, c->opts, why, whylen)) < 0)
 		return rc;
-	if ((rc = wait_primary(c, why, whylen)) < 0)
+	if ((rc = fo_wait_role(c->conf, HS_ROLE_PRIMARY, why, whylen)) < 0)
 		return rc;
 	snprintf(done, donelen,
 	         "role primary at epoch %llu; daemon %s (pid %d)",

@@ -1,12 +1,16 @@
 /*
  * reach.c - what every failover command does the same way: read and store
- * this node's state in its index, and ask the peer who it is.
+ * this node's state in its index, ask the peer who it is, and ask, start
+ * and wait for this node's own daemon.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include "ctl.h"
 #include "fo_int.h"
 #include "idx.h"
 #include "proto.h"
@@ -102,4 +106,99 @@ fo_probe(const struct hs_conf *conf, enum hs_role role, uint64_t epoch,
 		return -EHOSTUNREACH;
 	}
 	return HS_OK;
+}
+
+int
+fo_ask(const struct hs_conf *conf, const char *verb, json_t **reply,
+       char *why, size_t whylen)
+{
+	int pid = hs_daemon_pid(conf->state_dir), rc;
+	const char *err;
+
+	*reply = NULL;
+	if (pid == 0)
+		return 0;
+	if ((rc = ctl_request(conf->state_dir, verb, FO_CTL_MS, reply)) < 0) {
+		snprintf(why, whylen,
+		         "the daemon of %s (pid %d) did not answer `%s`: %s",
+		         conf->state_dir, pid, verb, hs_strerror(rc));
+		*reply = NULL;
+		return rc;
+	}
+	/* It answered, and said no: its words, not a guess from the rest. */
+	if ((err = json_string_value(json_object_get(*reply, "error"))) !=
+	    NULL) {
+		snprintf(why, whylen, "the daemon of %s refused `%s`: %s",
+		         conf->state_dir, verb, err);
+		json_decref(*reply);
+		*reply = NULL;
+		return HS_EREFUSED;
+	}
+	return 1;
+}
+
+int
+fo_daemon_start(const struct hs_conf *conf, const struct fo_opts *o,
+                char *why, size_t whylen)
+{
+	const char *cf = o->conf_path != NULL ? o->conf_path : conf->file;
+	int status = -1, rc;
+	pid_t pid;
+
+	fflush(NULL);
+	if ((pid = fork()) < 0) {
+		rc = -errno;
+		snprintf(why, whylen, "starting the daemon: %s", strerror(-rc));
+		return rc;
+	}
+	if (pid == 0) {
+		execl("/proc/self/exe", "hamnsync", "-c", cf, "daemon",
+		      (char *)NULL);
+		fprintf(stderr, "hamnsync: starting the daemon: /proc/self/exe: "
+		                "%s\n",
+		        strerror(errno));
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			break;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		snprintf(why, whylen,
+		         "`hamnsync -c %s daemon` failed (exit %d): see its "
+		         "message above",
+		         cf, WIFEXITED(status) ? WEXITSTATUS(status) : 128);
+		return -ECHILD;
+	}
+	return HS_OK;
+}
+
+int
+fo_wait_role(const struct hs_conf *conf, enum hs_role role, char *why,
+             size_t whylen)
+{
+	uint64_t secs = fo_step_timeout(conf);
+	uint64_t end = hs_now_mono_ns() + secs * 1000000000ull;
+	const char *now = NULL;
+	json_t *st;
+	int hit;
+
+	for (;;) {
+		st = NULL;
+		/* Silence is expected while it starts or switches roles;
+		 * st stays NULL then. */
+		(void)ctl_request(conf->state_dir, "status", FO_CTL_MS, &st);
+		now = json_string_value(json_object_get(st, "role"));
+		hit = now != NULL && strcmp(now, hs_role_name(role)) == 0;
+		json_decref(st);
+		if (hit)
+			return HS_OK;
+		if (hs_now_mono_ns() >= end)
+			break;
+		usleep(FO_POLL_US);
+	}
+	snprintf(why, whylen,
+	         "the daemon of %s did not answer status as %s within %llu s "
+	         "(step_timeout)",
+	         conf->state_dir, hs_role_name(role), (unsigned long long)secs);
+	return HS_ETIMEOUT;
 }

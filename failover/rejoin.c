@@ -11,56 +11,20 @@
  * travels.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <ftw.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "ctl.h"
 #include "dbrepl.h"
 #include "fo_int.h"
 #include "idx.h"
 #include "proto.h"
 
-/* A control request waits this long for the daemon's answer. */
-#define RJ_CTL_MS 5000
 /* The probe of the peer: a node that answers at all does so within it. */
 #define RJ_PROBE_MS 5000
-
-/*
- * Ask the daemon of state_dir: 1 it answered (*reply, a new reference),
- * 0 none runs, < 0 it failed or answered an error (then said in `why`).
- */
-static int
-daemon_ask(const struct hs_conf *conf, const char *verb, json_t **reply,
-           char *why, size_t whylen)
-{
-	const char *err;
-	int rc;
-
-	*reply = NULL;
-	rc = ctl_request(conf->state_dir, verb, RJ_CTL_MS, reply);
-	if (rc == -ENOENT || rc == -ECONNREFUSED)
-		return 0;
-	if (rc < 0) {
-		snprintf(why, whylen, "the daemon of %s: verb %s: %s",
-		         conf->state_dir, verb, hs_strerror(rc));
-		return rc;
-	}
-	if ((err = json_string_value(json_object_get(*reply, "error"))) !=
-	    NULL) {
-		snprintf(why, whylen, "the daemon of %s: verb %s: %s",
-		         conf->state_dir, verb, err);
-		return HS_EREFUSED;
-	}
-	return 1;
-}
 
 static const char *
 peer_label(const struct hs_conf *conf)
@@ -167,7 +131,7 @@ stop_run(struct fo_ctx *c, char *done, size_t donelen, char *why, size_t whylen)
 		if ((rc = fo_node_put(conf, &n, why, whylen)) < 0)
 			return rc;
 	}
-	rc = daemon_ask(conf, "fence", &reply, why, whylen);
+	rc = fo_ask(conf, "fence", &reply, why, whylen);
 	json_decref(reply);
 	if (rc < 0)
 		return rc;
@@ -290,67 +254,6 @@ role_plan(struct fo_ctx *c, char *buf, size_t len)
 	         "standby (verb role, or started)");
 }
 
-/* `hamnsync -c CONF daemon`, which detaches itself; its first exit says
- * whether it started. */
-static int
-daemon_start(const struct fo_ctx *c, char *why, size_t whylen)
-{
-	const char *cf =
-	    c->opts->conf_path ? c->opts->conf_path : c->conf->file;
-	int status;
-	pid_t pid;
-
-	fflush(NULL);
-	if ((pid = fork()) < 0)
-		return -errno;
-	if (pid == 0) {
-		execl("/proc/self/exe", "hamnsync", "-c", cf, "daemon",
-		      (char *)NULL);
-		_exit(127);
-	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		snprintf(why, whylen, "hamnsync -c %s daemon: exit %d", cf,
-		         WIFEXITED(status) ? WEXITSTATUS(status) : 128);
-		return -ECHILD;
-	}
-	return HS_OK;
-}
-
-/* Until the daemon answers status as a standby, bounded by step_timeout. */
-static int
-wait_standby(const struct hs_conf *conf, char *why, size_t whylen)
-{
-	uint64_t secs =
-	    conf->failover.step_timeout ? conf->failover.step_timeout : 300;
-	uint64_t end = hs_now_mono_ns() + secs * 1000000000ull;
-	struct timespec ts = {0, 100 * 1000 * 1000};
-	const char *role = NULL;
-	json_t *reply = NULL;
-
-	for (;;) {
-		if (daemon_ask(conf, "status", &reply, why, whylen) > 0) {
-			role =
-			    json_string_value(json_object_get(reply, "role"));
-			if (role != NULL && strcmp(role, "standby") == 0) {
-				json_decref(reply);
-				return HS_OK;
-			}
-		}
-		json_decref(reply);
-		reply = NULL;
-		if (hs_now_mono_ns() > end)
-			break;
-		nanosleep(&ts, NULL);
-	}
-	snprintf(why, whylen,
-	         "the daemon of %s did not answer as a standby within %llu s",
-	         conf->state_dir, (unsigned long long)secs);
-	return HS_ETIMEOUT;
-}
-
 static int
 role_run(struct fo_ctx *c, char *done, size_t donelen, char *why, size_t whylen)
 {
@@ -364,13 +267,13 @@ role_run(struct fo_ctx *c, char *done, size_t donelen, char *why, size_t whylen)
 	n.epoch = fo_var_u64(c, "epoch", 0);
 	if ((rc = fo_node_put(conf, &n, why, whylen)) < 0)
 		return rc;
-	running = daemon_ask(conf, "role", &reply, why, whylen);
+	running = fo_ask(conf, "role", &reply, why, whylen);
 	json_decref(reply);
 	if (running < 0)
 		return running;
-	if (!running && (rc = daemon_start(c, why, whylen)) < 0)
+	if (!running && (rc = fo_daemon_start(conf, c->opts, why, whylen)) < 0)
 		return rc;
-	if ((rc = wait_standby(conf, why, whylen)) < 0)
+	if ((rc = fo_wait_role(conf, HS_ROLE_STANDBY, why, whylen)) < 0)
 		return rc;
 	snprintf(done, donelen, "%s runs as standby of %s at epoch %llu",
 	         running ? "the daemon" : "a daemon started, it",

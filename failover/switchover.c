@@ -29,8 +29,6 @@
 #include "idx.h"
 #include "proto.h"
 
-/* One control request waits this long for the daemon's answer. */
-#define SO_CTL_MS 5000
 /* One probe of the peer: a node that answers at all does so within it. */
 #define SO_PROBE_MS 5000
 /* The pause between two looks at the drain, the peer, the daemon. */
@@ -39,40 +37,24 @@
 /* ------------------------------------------------------------ helpers */
 
 /*
- * Ask this node's daemon `verb`: HS_OK with *reply (a new reference), or
- * an error in `why` (none runs, it did not answer, it answered an error).
+ * Ask this node's daemon `verb` (fo_ask): HS_OK with *reply (a new
+ * reference), or an error in `why`; none running is a refusal, since
+ * switchover needs both daemons.
  */
 static int
 so_ask(const struct hs_conf *conf, const char *verb, json_t **reply, char *why,
        size_t whylen)
 {
-	const char *err;
-	int rc;
+	int rc = fo_ask(conf, verb, reply, why, whylen);
 
-	*reply = NULL;
-	rc = ctl_request(conf->state_dir, verb, SO_CTL_MS, reply);
-	if (rc == -ENOENT || rc == -ECONNREFUSED) {
+	if (rc == 0) {
 		snprintf(why, whylen,
 		         "no daemon runs on %s: switchover needs "
 		         "both daemons running",
 		         conf->state_dir);
 		return HS_EREFUSED;
 	}
-	if (rc < 0) {
-		snprintf(why, whylen,
-		         "the daemon of %s did not answer `%s`: %s",
-		         conf->state_dir, verb, hs_strerror(rc));
-		return rc;
-	}
-	if ((err = json_string_value(json_object_get(*reply, "error"))) !=
-	    NULL) {
-		snprintf(why, whylen, "the daemon of %s: verb %s: %s",
-		         conf->state_dir, verb, err);
-		json_decref(*reply);
-		*reply = NULL;
-		return HS_EREFUSED;
-	}
-	return HS_OK;
+	return rc < 0 ? rc : HS_OK;
 }
 
 /* "mn2 answers as standby at epoch 0", the name escaped. */
@@ -533,7 +515,7 @@ so_wait_self_primary(const struct hs_conf *conf, const struct fo_opts *o,
 
 	for (;;) {
 		st = NULL;
-		if (ctl_request(conf->state_dir, "status", SO_CTL_MS, &st) ==
+		if (ctl_request(conf->state_dir, "status", FO_CTL_MS, &st) ==
 		    HS_OK) {
 			role = json_string_value(json_object_get(st, "role"));
 			*now_epoch = (uint64_t)json_integer_value(

@@ -269,6 +269,64 @@ START_TEST(steps_one_at_a_time)
 }
 END_TEST
 
+/* --------------------------------------------------------------- daemon */
+
+/* Hold state_dir/hamnsync.pid as a daemon does; the fd keeps the lock. */
+static int
+hold_pidfile(void)
+{
+	char p[256];
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/hamnsync.pid", dir);
+	fd = open(p, O_RDWR | O_CREAT, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(flock(fd, LOCK_EX), 0);
+	ck_assert_int_eq(pwrite(fd, "4242\n", 5, 0), 5);
+	return fd;
+}
+
+/* rejoin's stop step, run alone: its return, `done` or `why` in buf. */
+static int
+rejoin_stop(char *buf, size_t len)
+{
+	struct fo_opts o = {.out = out};
+	struct fo_ctx c = {.conf = &conf, .opts = &o, .cmd = "rejoin"};
+	char done[1024] = "", why[1024] = "";
+	int rc;
+
+	ck_assert_str_eq(fo_rejoin_steps[1].name, "stop");
+	c.vars = json_object();
+	rc = fo_rejoin_steps[1].run(&c, done, sizeof(done), why, sizeof(why));
+	json_decref(c.vars);
+	snprintf(buf, len, "%s", rc < 0 ? why : done);
+	return rc;
+}
+
+/*
+ * A daemon that holds the pid file and does not answer is running, not
+ * absent: rejoin must not say "no daemon runs" and go on while a
+ * primary it never fenced may still send.
+ */
+START_TEST(ask_silent_daemon_is_no_absence)
+{
+	char said[1024];
+	json_t *r = NULL;
+	int fd;
+
+	ck_assert_int_eq(fo_ask(&conf, "fence", &r, said, sizeof(said)), 0);
+	ck_assert_ptr_null(r);
+	ck_assert_int_eq(rejoin_stop(said, sizeof(said)), HS_OK);
+	ck_assert_ptr_nonnull(strstr(said, "no daemon runs"));
+	fd = hold_pidfile();
+	ck_assert_int_lt(fo_ask(&conf, "fence", &r, said, sizeof(said)), 0);
+	ck_assert_ptr_null(r);
+	ck_assert_int_lt(rejoin_stop(said, sizeof(said)), 0);
+	ck_assert_ptr_nonnull(strstr(said, "(pid 4242) did not answer `fence`"));
+	close(fd);
+}
+END_TEST
+
 /* ------------------------------------------------------------- commands */
 
 static struct hs_strlist
@@ -489,6 +547,11 @@ failover_suite(void)
 	tcase_add_test(tc, steps_dry_run);
 	tcase_add_test(tc, steps_damaged_state);
 	tcase_add_test(tc, steps_one_at_a_time);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("daemon");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, ask_silent_daemon_is_no_absence);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("commands");
