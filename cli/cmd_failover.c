@@ -89,23 +89,33 @@ usage:
 	return NULL;
 }
 
-int
-cli_promote(int argc, char **argv, const char *conf_opt)
+/* Parse, load the config, log to stderr, and run `fn`: its exit status. */
+static int
+failover_main(const char *cmd, const char *usage,
+              int (*fn)(const struct hs_conf *, const struct fo_opts *),
+              int argc, char **argv, const char *conf_opt)
 {
 	char abspath[PATH_MAX];
 	struct hs_conf *conf;
 	struct fo_opts o;
 	int rc;
 
-	conf = failover_args("promote", promote_usage, argc, argv, conf_opt, &o,
-	                     abspath, &rc);
+	conf = failover_args(cmd, usage, argc, argv, conf_opt, &o, abspath,
+	                     &rc);
 	if (conf == NULL)
 		return rc;
 	hs_log_init("hamnsync", 1, HS_LOG_INFO);
-	rc = fo_promote(conf, &o);
+	rc = fn(conf, &o);
 	fflush(stdout);
 	hs_conf_free(conf);
 	return rc;
+}
+
+int
+cli_promote(int argc, char **argv, const char *conf_opt)
+{
+	return failover_main("promote", promote_usage, fo_promote, argc, argv,
+	                     conf_opt);
 }
 
 static const char rejoin_usage[] =
@@ -120,20 +130,8 @@ static const char rejoin_usage[] =
 int
 cli_rejoin(int argc, char **argv, const char *conf_opt)
 {
-	char abspath[PATH_MAX];
-	struct hs_conf *conf;
-	struct fo_opts o;
-	int rc;
-
-	conf = failover_args("rejoin", rejoin_usage, argc, argv, conf_opt, &o,
-	                     abspath, &rc);
-	if (conf == NULL)
-		return rc;
-	hs_log_init("hamnsync", 1, HS_LOG_INFO);
-	rc = fo_rejoin(conf, &o);
-	fflush(stdout);
-	hs_conf_free(conf);
-	return rc;
+	return failover_main("rejoin", rejoin_usage, fo_rejoin, argc, argv,
+	                     conf_opt);
 }
 
 static const char switchover_usage[] =
@@ -150,18 +148,6 @@ static const char switchover_usage[] =
 int
 cli_switchover(int argc, char **argv, const char *conf_opt)
 {
-	char abspath[PATH_MAX];
-	struct hs_conf *conf;
-	struct fo_opts o;
-	int rc;
-
-	conf = failover_args("switchover", switchover_usage, argc, argv,
-	                     conf_opt, &o, abspath, &rc);
-	if (conf == NULL)
-		return rc;
-	hs_log_init("hamnsync", 1, HS_LOG_INFO);
-	rc = fo_switchover(conf, &o);
-	fflush(stdout);
-	hs_conf_free(conf);
-	return rc;
+	return failover_main("switchover", switchover_usage, fo_switchover,
+	                     argc, argv, conf_opt);
 }
