@@ -62,6 +62,11 @@ int fo_steps_run(const struct hs_conf *conf, const char *cmd,
                  const struct fo_step *steps, size_t n, const struct fo_opts *o,
                  void *arg);
 /*
+ * Has `cmd` begun here and not finished: a step done in its state file
+ * (or the file unreadable)?  A refused preflight alone is not.
+ */
+int fo_steps_begun(const struct hs_conf *conf, const char *cmd);
+/*
  * reach.c.  step_timeout of [failover] (300 s without the section).
  * This node's state from its index, or its config's role at epoch 0 when
  * it never stored one; and storing it.  Errors name the index in `why`.

@@ -557,17 +557,6 @@ static const struct fo_step promote_steps[] = {
     {"start", plan_start, run_start},
 };
 
-/* Is there an unfinished promote (state_dir/promote/promote.json)? */
-static int
-promote_pending(const struct hs_conf *conf)
-{
-	char path[4200];
-
-	snprintf(path, sizeof(path), "%s/promote/promote.json",
-	         conf->state_dir);
-	return access(path, F_OK) == 0;
-}
-
 int
 fo_promote(const struct hs_conf *conf, const struct fo_opts *o)
 {
@@ -579,18 +568,19 @@ fo_promote(const struct hs_conf *conf, const struct fo_opts *o)
 		fprintf(stderr, "hamnsync: promote: %s\n", why);
 		return 1;
 	}
-	/* A fenced primary is no primary: its successor must keep its data. */
-	if (me.role == HS_ROLE_PRIMARY && (me.flags & IDX_NODE_F_REJOIN) &&
-	    !promote_pending(conf)) {
-		fprintf(stderr,
-		        "hamnsync: promote: this node is a primary fenced by a "
-		        "newer epoch (this node: %llu): run `hamnsync rejoin` "
-		        "first\n",
-		        (unsigned long long)me.epoch);
-		return 1;
-	}
-	/* Nothing to do, and saying so is the answer a script wants. */
-	if (me.role == HS_ROLE_PRIMARY && !promote_pending(conf)) {
+	if (me.role == HS_ROLE_PRIMARY && !fo_steps_begun(conf, "promote")) {
+		/* A fenced primary is no primary: its successor must keep
+		 * its data. */
+		if (me.flags & IDX_NODE_F_REJOIN) {
+			fprintf(stderr,
+			        "hamnsync: promote: this node is a primary "
+			        "fenced by a newer epoch (this node: %llu): "
+			        "run `hamnsync rejoin` first\n",
+			        (unsigned long long)me.epoch);
+			return 1;
+		}
+		/* Nothing to do, and saying so is the answer a script
+		 * wants. */
 		fprintf(o->out,
 		        "promote: this node is already the primary (epoch "
 		        "%llu)\n",

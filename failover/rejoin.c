@@ -292,37 +292,13 @@ const struct fo_step fo_rejoin_steps[] = {
 const size_t fo_rejoin_nsteps =
     sizeof(fo_rejoin_steps) / sizeof(fo_rejoin_steps[0]);
 
-/* Has a rejoin begun and not finished (a step done in its state file)? */
-static int
-rejoin_pending(const struct hs_conf *conf)
-{
-	char path[4096];
-	json_t *root, *steps, *s;
-	const char *k;
-	int pending = 0;
-
-	snprintf(path, sizeof(path), "%s/promote/rejoin.json", conf->state_dir);
-	if ((root = json_load_file(path, 0, NULL)) == NULL)
-		return access(path, F_OK) == 0;
-	steps = json_object_get(root, "steps");
-	json_object_foreach(steps, k, s)
-	{
-		const char *st = json_string_value(json_object_get(s, "state"));
-
-		if (st != NULL && strcmp(st, "done") == 0)
-			pending = 1;
-	}
-	json_decref(root);
-	return pending;
-}
-
 int
 fo_rejoin(const struct hs_conf *conf, const struct fo_opts *o)
 {
 	struct idx_node n;
 	char why[HS_ERRMSG_MAX];
 
-	if (!rejoin_pending(conf)) {
+	if (!fo_steps_begun(conf, "rejoin")) {
 		if (fo_node_get(conf, &n, why, sizeof(why)) < 0) {
 			fprintf(stderr, "hamnsync: rejoin: %s\n", why);
 			return 1;

@@ -340,6 +340,28 @@ fo_steps_run(const struct hs_conf *conf, const char *cmd,
 	return rc;
 }
 
+int
+fo_steps_begun(const struct hs_conf *conf, const char *cmd)
+{
+	struct fo_state st;
+	const char *k, *state;
+	json_t *s;
+	int begun = 0;
+
+	if (state_paths(&st, conf, cmd) < 0)
+		return 0;
+	/* Unreadable: fo_steps_run is the one to say so. */
+	if ((st.root = json_load_file(st.path, 0, NULL)) == NULL)
+		return access(st.path, F_OK) == 0;
+	json_object_foreach(json_object_get(st.root, "steps"), k, s)
+	{
+		state = json_string_value(json_object_get(s, "state"));
+		begun |= state != NULL && strcmp(state, "done") == 0;
+	}
+	json_decref(st.root);
+	return begun;
+}
+
 uint64_t
 fo_var_u64(const struct fo_ctx *c, const char *key, uint64_t dflt)
 {

@@ -689,32 +689,6 @@ so_from_standby(const struct hs_conf *conf, const struct fo_opts *o,
 
 /* ----------------------------------------------------------- switchover */
 
-/*
- * Has a switchover begun here and not finished: a step done in
- * state_dir/promote/switchover.json?  A refused preflight alone is not.
- */
-static int
-so_pending(const struct hs_conf *conf)
-{
-	char path[4200];
-	json_t *root, *s;
-	const char *k, *state;
-	int pending = 0;
-
-	snprintf(path, sizeof(path), "%s/promote/switchover.json",
-	         conf->state_dir);
-	if ((root = json_load_file(path, 0, NULL)) == NULL)
-		return access(path, F_OK) == 0;
-	json_object_foreach(json_object_get(root, "steps"), k, s)
-	{
-		state = json_string_value(json_object_get(s, "state"));
-		if (state != NULL && strcmp(state, "done") == 0)
-			pending = 1;
-	}
-	json_decref(root);
-	return pending;
-}
-
 int
 fo_switchover(const struct hs_conf *conf, const struct fo_opts *o)
 {
@@ -725,7 +699,7 @@ fo_switchover(const struct hs_conf *conf, const struct fo_opts *o)
 	if ((rc = fo_node_get(conf, &me, why, sizeof(why))) < 0)
 		return so_refuse(why, rc);
 	/* Begun as primary: it ends with this node a standby. */
-	if (me.role == HS_ROLE_STANDBY && !so_pending(conf))
+	if (me.role == HS_ROLE_STANDBY && !fo_steps_begun(conf, "switchover"))
 		return so_from_standby(conf, o, &me);
 	return fo_steps_run(
 	    conf, "switchover", switchover_steps,

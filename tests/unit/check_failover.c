@@ -327,6 +327,46 @@ START_TEST(ask_silent_daemon_is_no_absence)
 }
 END_TEST
 
+/* Write state_dir/promote/NAME.json. */
+static void
+put_state(const char *name, const char *text)
+{
+	char p[256];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/promote", dir);
+	ck_assert(mkdir(p, 0700) == 0 || errno == EEXIST);
+	snprintf(p, sizeof(p), "%s/promote/%s.json", dir, name);
+	ck_assert_ptr_nonnull(f = fopen(p, "w"));
+	fputs(text, f);
+	fclose(f);
+}
+
+/*
+ * A command has begun when a step of it is done; a refused preflight
+ * alone is not a begun promote, and a primary with one left behind is
+ * already the primary, as rejoin and switchover already judged.
+ */
+START_TEST(steps_begun_means_a_step_done)
+{
+	struct fo_opts o = {.out = out};
+
+	ck_assert_int_eq(fo_steps_begun(&conf, "promote"), 0);
+	put_state("promote", "{\"steps\": {\"preflight\": "
+	                     "{\"state\": \"failed\"}}, \"vars\": {}}");
+	ck_assert_int_eq(fo_steps_begun(&conf, "promote"), 0);
+	conf.role = HS_ROLE_PRIMARY;
+	ck_assert_int_eq(fo_promote(&conf, &o), 0);
+	ck_assert_ptr_nonnull(strstr(output(), "already the primary"));
+	put_state("rejoin", "{\"steps\": {\"preflight\": "
+	                    "{\"state\": \"done\"}}, \"vars\": {}}");
+	ck_assert_int_eq(fo_steps_begun(&conf, "rejoin"), 1);
+	/* Unreadable: begun, so that the run says what is wrong with it. */
+	put_state("switchover", "{not json");
+	ck_assert_int_eq(fo_steps_begun(&conf, "switchover"), 1);
+}
+END_TEST
+
 /* ------------------------------------------------------------- commands */
 
 static struct hs_strlist
@@ -547,6 +587,7 @@ failover_suite(void)
 	tcase_add_test(tc, steps_dry_run);
 	tcase_add_test(tc, steps_damaged_state);
 	tcase_add_test(tc, steps_one_at_a_time);
+	tcase_add_test(tc, steps_begun_means_a_step_done);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("daemon");
