@@ -385,7 +385,7 @@ run_handover(struct fo_ctx *c, char *done, size_t donelen, char *why,
 	uint64_t end = hs_now_mono_ns() + secs * 1000000000ull;
 	uint64_t epoch = fo_var_u64(c, "so_epoch", 0);
 	struct proto_hello peer;
-	char said[PROTO_NODE_MAX * 4 + 64] = "";
+	char said[HS_ERRMSG_MAX] = "";
 	int rc;
 
 	if ((rc = fo_probe(c->conf, HS_ROLE_PRIMARY, epoch, 0, SO_PROBE_MS,
@@ -415,8 +415,9 @@ run_handover(struct fo_ctx *c, char *done, size_t donelen, char *why,
 			return rc;
 	}
 	for (;;) {
+		/* `said`: the last answer, or why there was none. */
 		if (fo_probe(c->conf, HS_ROLE_PRIMARY, epoch, 0, SO_PROBE_MS,
-		             &peer, why, whylen) == HS_OK) {
+		             &peer, said, sizeof(said)) == HS_OK) {
 			so_said(&peer, said, sizeof(said));
 			if (so_promoted(&peer, epoch))
 				break;
@@ -426,8 +427,7 @@ run_handover(struct fo_ctx *c, char *done, size_t donelen, char *why,
 			         "the peer did not become the "
 			         "primary within %llu s (last: %s); see its "
 			         "state_dir/promote/promote.out",
-			         (unsigned long long)secs,
-			         said[0] ? said : why);
+			         (unsigned long long)secs, said);
 			return HS_ETIMEOUT;
 		}
 		usleep(SO_POLL_US);
