@@ -371,7 +371,7 @@ source_aside(struct aside *a, const struct hs_pathset *set, uint16_t i,
 	char base[PATH_MAX], from[PATH_MAX], abs[PATH_MAX], *slash;
 	struct scan_list l;
 	uint8_t skey[8];
-	size_t k;
+	size_t k, moved_before = a->moved;
 	int anchor, rc;
 
 	if ((rc = source_base(set->local.v[i], base, sizeof(base))) < 0) {
@@ -421,9 +421,12 @@ source_aside(struct aside *a, const struct hs_pathset *set, uint16_t i,
 		}
 		rc = move_one(a, from, abs, why, whylen);
 	}
-	/* Moved is durable before the new primary may write these paths. */
-	if (rc >= 0 && a->moved > 0)
-		rc = sync_fs_at(anchor);
+	/* Moved is durable before the new primary may write these paths:
+	 * this source's filesystem, when this source had moves. */
+	if (rc >= 0 && a->moved > moved_before &&
+	    (rc = sync_fs_at(anchor)) < 0)
+		snprintf(why, whylen, "%.600s: syncfs: %s", base,
+		         hs_strerror(rc));
 out:
 	scan_list_free(&l);
 	close(anchor);
@@ -540,8 +543,11 @@ fo_aside(const struct hs_conf *conf, uint64_t epoch, FILE *out, char *done,
 	a.conf = conf;
 	if ((size_t)snprintf(a.dir, sizeof(a.dir), "%s/rejoin-%llu",
 	                     conf->state_dir,
-	                     (unsigned long long)epoch) >= sizeof(a.dir))
+	                     (unsigned long long)epoch) >= sizeof(a.dir)) {
+		snprintf(why, whylen, "%.800s/rejoin-%llu: %s", conf->state_dir,
+		         (unsigned long long)epoch, hs_strerror(-ENAMETOOLONG));
 		return -ENAMETOOLONG;
+	}
 	if ((rc = idx_open(conf->state_dir, 0, &a.x)) < 0) {
 		snprintf(why, whylen, "%s/index: %s", conf->state_dir,
 		         hs_strerror(rc));
@@ -574,8 +580,11 @@ fo_aside(const struct hs_conf *conf, uint64_t epoch, FILE *out, char *done,
 	if (rc < 0)
 		return rc;
 	if ((fd = open(a.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-		if (syncfs(fd) < 0)
+		if (syncfs(fd) < 0) {
 			rc = -errno;
+			snprintf(why, whylen, "%.800s: syncfs: %s", a.dir,
+			         hs_strerror(rc));
+		}
 		close(fd);
 	}
 	if (rc < 0 || (rc = list_write(&a, out, why, whylen)) < 0)
