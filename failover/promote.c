@@ -248,14 +248,14 @@ run_fence(struct fo_ctx *c, char *done, size_t donelen, char *why,
           size_t whylen)
 {
 	struct idx_node me;
-	uint64_t from, peer = fo_var_u64(c, "peer_epoch", 0);
-	uint64_t epoch = target_epoch(c);
+	uint64_t from, peer, epoch = target_epoch(c);
 	json_t *r = NULL;
 	int rc, ran;
 
 	if ((rc = fo_node_get(c->conf, &me, why, whylen)) < 0 ||
 	    (rc = fence_reprobe(c, &me, why, whylen)) < 0)
 		return rc;
+	/* After the reprobe, which may have heard the primary again. */
 	peer = fo_var_u64(c, "peer_epoch", 0);
 	from = me.epoch;
 	/*
