@@ -100,8 +100,8 @@ failover_main(const char *cmd, const char *usage,
 	struct fo_opts o;
 	int rc;
 
-	conf = failover_args(cmd, usage, argc, argv, conf_opt, &o, abspath,
-	                     &rc);
+	conf =
+	    failover_args(cmd, usage, argc, argv, conf_opt, &o, abspath, &rc);
 	if (conf == NULL)
 		return rc;
 	hs_log_init("hamnsync", 1, HS_LOG_INFO);

@@ -423,8 +423,7 @@ source_aside(struct aside *a, const struct hs_pathset *set, uint16_t i,
 	}
 	/* Moved is durable before the new primary may write these paths:
 	 * this source's filesystem, when this source had moves. */
-	if (rc >= 0 && a->moved > moved_before &&
-	    (rc = sync_fs_at(anchor)) < 0)
+	if (rc >= 0 && a->moved > moved_before && (rc = sync_fs_at(anchor)) < 0)
 		snprintf(why, whylen, "%.600s: syncfs: %s", base,
 		         hs_strerror(rc));
 out:

@@ -109,8 +109,8 @@ fo_probe(const struct hs_conf *conf, enum hs_role role, uint64_t epoch,
 }
 
 int
-fo_ask(const struct hs_conf *conf, const char *verb, json_t **reply,
-       char *why, size_t whylen)
+fo_ask(const struct hs_conf *conf, const char *verb, json_t **reply, char *why,
+       size_t whylen)
 {
 	int pid = hs_daemon_pid(conf->state_dir), rc;
 	const char *err;
@@ -138,8 +138,8 @@ fo_ask(const struct hs_conf *conf, const char *verb, json_t **reply,
 }
 
 int
-fo_daemon_start(const struct hs_conf *conf, const struct fo_opts *o,
-                char *why, size_t whylen)
+fo_daemon_start(const struct hs_conf *conf, const struct fo_opts *o, char *why,
+                size_t whylen)
 {
 	const char *cf = o->conf_path != NULL ? o->conf_path : conf->file;
 	int status = -1, rc;
@@ -154,8 +154,8 @@ fo_daemon_start(const struct hs_conf *conf, const struct fo_opts *o,
 	if (pid == 0) {
 		execl("/proc/self/exe", "hamnsync", "-c", cf, "daemon",
 		      (char *)NULL);
-		fprintf(stderr, "hamnsync: starting the daemon: /proc/self/exe: "
-		                "%s\n",
+		fprintf(stderr,
+		        "hamnsync: starting the daemon: /proc/self/exe: %s\n",
 		        strerror(errno));
 		_exit(127);
 	}

@@ -322,7 +322,8 @@ START_TEST(ask_silent_daemon_is_no_absence)
 	ck_assert_int_lt(fo_ask(&conf, "fence", &r, said, sizeof(said)), 0);
 	ck_assert_ptr_null(r);
 	ck_assert_int_lt(rejoin_stop(said, sizeof(said)), 0);
-	ck_assert_ptr_nonnull(strstr(said, "(pid 4242) did not answer `fence`"));
+	ck_assert_ptr_nonnull(
+	    strstr(said, "(pid 4242) did not answer `fence`"));
 	close(fd);
 }
 END_TEST
