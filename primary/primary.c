@@ -1136,13 +1136,17 @@ prim_sync_set(struct prim *p, size_t i)
  * watch (what changed there is seen only at the next rescan).  Nor while
  * it was never reconciled whole, deletions of it are held back by the
  * delete guard (the standby keeps what the primary no longer has), or
- * paths of it failed on the standby.  Status's in-sync and the standby's
- * promote_ready both follow this (prim_set_settled, prim_caught_up).
+ * paths of it failed on the standby.  Nor while this node is fenced or
+ * in split brain: it replicates nothing then, and a fence read from the
+ * index (`fence`) lands during a run, before the loop ends the session.
+ * Status's in-sync and the standby's promote_ready both follow this
+ * (prim_set_settled, prim_caught_up).
  */
 static int
 prim_set_synced(struct prim *p, size_t i)
 {
-	return p->ss != NULL && p->unsynced_ns == 0 && p->seeded[i] &&
+	return p->ss != NULL && !p->fenced && !p->split &&
+	       p->unsynced_ns == 0 && p->seeded[i] &&
 	       !p->held[i] && !p->failed[i] && !prim_retry_pending(p, i) &&
 	       !p->need_full[i] && !p->need_diff[i] && (int)i != p->run_set &&
 	       !watch_pending(p->watch, (uint16_t)i) &&
@@ -1200,7 +1204,8 @@ prim_sync_all(struct prim *p)
 	size_t i;
 	int rc, any = 0;
 
-	for (i = 0; i < p->conf->n_sets && p->ss != NULL; i++) {
+	/* A fence taken during a run (`fence`) stops it at the next set. */
+	for (i = 0; i < p->conf->n_sets && p->ss != NULL && !p->fenced; i++) {
 		if (prim_idx_due(p, i, now))
 			prim_idx_try(p, i);
 		if (prim_held_due(p, i, now))
