@@ -1316,12 +1316,15 @@ prim_status_retry(struct prim *p, size_t i, struct st_view *v, char *buf,
  * May status call set i in-sync: synced (prim_set_synced), and no change
  * waits in the kernel: a writer's last change is queued there when its
  * write returns, and this status may be answered before the loop reads
- * it.
+ * it.  Nor while drained: the watcher is not read past the cut, and
+ * what changes then is not sent.  (The standby's promote_ready is left
+ * to prim_caught_up: a switchover needs it once the cut is acknowledged.)
  */
 static int
 prim_set_settled(struct prim *p, size_t i)
 {
-	return prim_set_synced(p, i) && watch_unread(p->watch) == 0;
+	return p->drain == DRAIN_NONE && prim_set_synced(p, i) &&
+	       watch_unread(p->watch) == 0;
 }
 
 /* Fenced, split brain, drained, an older primary refused: warnings,
