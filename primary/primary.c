@@ -1127,29 +1127,40 @@ prim_sync_set(struct prim *p, size_t i)
 }
 
 /*
- * Does the standby hold set i as the primary does, as far as this loop
- * knows?  Not while no standby is connected or the session's first
+ * Has the standby acknowledged every change of set i that left the
+ * watcher?  Not while no standby is connected or the session's first
  * reconciliation (a restart's comparison included) is not done, a run of
  * the set is under way (its changes left the watcher but are not
  * acknowledged yet), the set waits for a comparison, or changes wait in
- * the watcher or in a file still open; nor while subtrees of it have no
- * watch (what changed there is seen only at the next rescan).  Nor while
- * it was never reconciled whole, deletions of it are held back by the
- * delete guard (the standby keeps what the primary no longer has), or
- * paths of it failed on the standby.  Nor while this node is fenced or
- * in split brain: it replicates nothing then, and a fence read from the
- * index (`fence`) lands during a run, before the loop ends the session.
- * Status's in-sync and the standby's promote_ready both follow this
+ * the watcher.  Nor while it was never reconciled whole, deletions of it
+ * are held back by the delete guard (the standby keeps what the primary
+ * no longer has), or paths of it failed on the standby.  A drain's end
+ * follows this alone (prim_drained): past the cut the watcher is not
+ * read, so a file still open or a subtree without a watch is left there.
+ */
+static int
+prim_set_acked(struct prim *p, size_t i)
+{
+	return p->ss != NULL && p->unsynced_ns == 0 && p->seeded[i] &&
+	       !p->held[i] && !p->failed[i] && !prim_retry_pending(p, i) &&
+	       !p->need_full[i] && !p->need_diff[i] && (int)i != p->run_set &&
+	       !watch_pending(p->watch, (uint16_t)i);
+}
+
+/*
+ * Does the standby hold set i as the primary does, as far as this loop
+ * knows?  Acknowledged (prim_set_acked), and no file of it still open
+ * nor a subtree of it without a watch (what changed there is seen only
+ * at the next rescan).  Nor while this node is fenced or in split brain:
+ * it replicates nothing then, and a fence read from the index (`fence`)
+ * lands during a run, before the loop ends the session.  Status's
+ * in-sync and the standby's promote_ready both follow this
  * (prim_set_settled, prim_caught_up).
  */
 static int
 prim_set_synced(struct prim *p, size_t i)
 {
-	return p->ss != NULL && !p->fenced && !p->split &&
-	       p->unsynced_ns == 0 && p->seeded[i] &&
-	       !p->held[i] && !p->failed[i] && !prim_retry_pending(p, i) &&
-	       !p->need_full[i] && !p->need_diff[i] && (int)i != p->run_set &&
-	       !watch_pending(p->watch, (uint16_t)i) &&
+	return !p->fenced && !p->split && prim_set_acked(p, i) &&
 	       !watch_delayed(p->watch, (uint16_t)i) &&
 	       !watch_unwatched_in(p->watch, (uint16_t)i);
 }
@@ -1554,21 +1565,18 @@ prim_verb_role(struct prim *p)
 }
 
 /*
- * Has the standby acknowledged everything seen until the cut?  A session
- * that is up and caught up: no run under way or owed, no change waiting,
- * nothing failed or held back.
+ * Has the standby acknowledged everything seen until the cut?  No run
+ * under way, and every set acknowledged (prim_set_acked).
  */
 static int
 prim_drained(struct prim *p)
 {
 	size_t i;
 
-	if (p->ss == NULL || p->inflight_ns != 0 || p->unsynced_ns != 0)
+	if (p->ss == NULL || p->inflight_ns != 0)
 		return 0;
 	for (i = 0; i < p->conf->n_sets; i++)
-		if (!p->seeded[i] || p->held[i] || p->failed[i] ||
-		    prim_retry_pending(p, i) || p->need_full[i] ||
-		    p->need_diff[i] || watch_pending(p->watch, (uint16_t)i))
+		if (!prim_set_acked(p, i))
 			return 0;
 	return 1;
 }
