@@ -191,4 +191,19 @@ if [ "$(cat "$T/standby-mid$T/src/c/f1")" = "first" ]; then
 else
 	hs_bad "the fenced primary sent set c: $(cat "$T/standby-mid$T/src/c/f1")"
 fi
+
+# A standby that answers and refuses this node without a newer epoch (a
+# promote under way on it, IDX_NODE_F_PROMOTING): the primary says so,
+# with the standby's reason (its ERROR follows its HELLO).
+hs_stop_pid "$PRIMARY_PID" || hs_bad "the fenced primary did not stop"
+hs_stop_pid "$STANDBY_PID" || hs_bad "the standby did not stop"
+"$NODE" "$T/state1-mid" primary 0 0 || hs_fail "hs-node could not stage mn1"
+"$NODE" "$T/state2-mid" standby 0 2 || hs_fail "hs-node could not stage mn2"
+hs_start_standby "$C2"
+hs_start_primary "$C1"
+if hs_wait_log "$T/primary.log" "primary: standby 127.0.0.1:$PORT: mn2 is being promoted at epoch 0: primary mn1 (epoch 0) is refused" 1 20; then
+	hs_ok "the primary logs the standby's own reason"
+else
+	hs_bad "the standby's reason is lost: $(grep "standby 127.0.0.1:$PORT:" "$T/primary.log" | tail -1)"
+fi
 hs_result fence
