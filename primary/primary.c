@@ -122,6 +122,7 @@ struct prim {
 	int prescanning;          /* ... still walking: the watcher is its */
 	uint64_t run_start_ns;    /* the bulk run under way began */
 	uint64_t heard_ns;  /* the standby last heard (a frame), or start */
+	char refused[512];  /* why the standby refused us, "" once connected */
 	int pinging;        /* the tick runs inside a heartbeat */
 	uint64_t *replayed; /* journal entries replayed into the next run */
 	size_t n_replayed;
@@ -497,6 +498,12 @@ prim_connect(struct prim *p)
 		return;
 	if (rc < 0) {
 		p->ss = NULL;
+		/* A standby that answered and said no: status says why. */
+		p->refused[0] = '\0';
+		if (p->met.role != HS_ROLE_PRIMARY &&
+		    (rc == HS_EREFUSED || rc == HS_EBUSY || rc == HS_EVERSION))
+			snprintf(p->refused, sizeof(p->refused), "%s",
+			         why[0] ? why : hs_strerror(rc));
 		/*
 		 * One line per backoff step, not per attempt storm; a peer
 		 * that answered as a primary was judged once (prim_learn).
@@ -513,6 +520,7 @@ prim_connect(struct prim *p)
 		return;
 	}
 	hs_log_info("primary: connected to standby %s", p->conf->peer);
+	p->refused[0] = '\0';
 	if (p->sessions++ > 0)
 		p->cnt.reconnects++;
 	p->backoff_ms = PRIM_BACKOFF_MIN_MS;
@@ -1460,10 +1468,15 @@ prim_status(struct prim *p)
 	/*
 	 * Gone longer than peer_timeout: silent since it was last heard
 	 * (the session was dropped for it, or never came back), or never
-	 * reached since this daemon started.
+	 * reached since this daemon started.  A standby that answers and
+	 * refuses is not silent: its reason, critical past peer_timeout.
 	 */
-	if (p->ss == NULL && now - heard > timeout_ns && !p->fenced &&
-	    !p->split)
+	if (p->ss == NULL && !p->fenced && !p->split && p->refused[0] != '\0')
+		st_warn(&v, now - heard > timeout_ns ? "critical" : "warning",
+		        "standby %s refuses this node: %s", p->conf->peer,
+		        p->refused);
+	else if (p->ss == NULL && now - heard > timeout_ns && !p->fenced &&
+	         !p->split)
 		st_warn(&v, "critical",
 		        p->sessions > 0 ? "standby %s unreachable: silent for "
 		                          "%.0f s (peer_timeout %llu s)"

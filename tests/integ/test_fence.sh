@@ -194,7 +194,8 @@ fi
 
 # A standby that answers and refuses this node without a newer epoch (a
 # promote under way on it, IDX_NODE_F_PROMOTING): the primary says so,
-# with the standby's reason (its ERROR follows its HELLO).
+# with the standby's reason (its ERROR follows its HELLO), in its log and
+# at once in its status, not as silence.
 hs_stop_pid "$PRIMARY_PID" || hs_bad "the fenced primary did not stop"
 hs_stop_pid "$STANDBY_PID" || hs_bad "the standby did not stop"
 "$NODE" "$T/state1-mid" primary 0 0 || hs_fail "hs-node could not stage mn1"
@@ -206,4 +207,6 @@ if hs_wait_log "$T/primary.log" "primary: standby 127.0.0.1:$PORT: mn2 is being 
 else
 	hs_bad "the standby's reason is lost: $(grep "standby 127.0.0.1:$PORT:" "$T/primary.log" | tail -1)"
 fi
+hs_wait_status "a standby being promoted refuses: said, with its reason" 20 "$C1" \
+	"d['peer']['state'] == 'disconnected' and any(w['severity'] == 'warning' and w['text'].startswith('standby 127.0.0.1:$PORT refuses this node: ') and 'mn2 is being promoted at epoch 0' in w['text'] for w in d['warnings']) and not any(p['state'] == 'in-sync' for p in d['paths'])"
 hs_result fence
