@@ -122,6 +122,7 @@ struct prim {
 	int prescanning;          /* ... still walking: the watcher is its */
 	uint64_t run_start_ns;    /* the bulk run under way began */
 	uint64_t heard_ns;  /* the standby last heard (a frame), or start */
+	char refused[512];  /* why the standby refused us, "" once connected */
 	int pinging;        /* the tick runs inside a heartbeat */
 	uint64_t *replayed; /* journal entries replayed into the next run */
 	size_t n_replayed;
@@ -497,6 +498,12 @@ prim_connect(struct prim *p)
 		return;
 	if (rc < 0) {
 		p->ss = NULL;
+		/* A standby that answered and said no: status says why. */
+		p->refused[0] = '\0';
+		if (p->met.role != HS_ROLE_PRIMARY &&
+		    (rc == HS_EREFUSED || rc == HS_EBUSY || rc == HS_EVERSION))
+			snprintf(p->refused, sizeof(p->refused), "%s",
+			         why[0] ? why : hs_strerror(rc));
 		/*
 		 * One line per backoff step, not per attempt storm; a peer
 		 * that answered as a primary was judged once (prim_learn).
@@ -513,6 +520,7 @@ prim_connect(struct prim *p)
 		return;
 	}
 	hs_log_info("primary: connected to standby %s", p->conf->peer);
+	p->refused[0] = '\0';
 	if (p->sessions++ > 0)
 		p->cnt.reconnects++;
 	p->backoff_ms = PRIM_BACKOFF_MIN_MS;
@@ -1127,25 +1135,40 @@ prim_sync_set(struct prim *p, size_t i)
 }
 
 /*
- * Does the standby hold set i as the primary does, as far as this loop
- * knows?  Not while no standby is connected or the session's first
+ * Has the standby acknowledged every change of set i that left the
+ * watcher?  Not while no standby is connected or the session's first
  * reconciliation (a restart's comparison included) is not done, a run of
  * the set is under way (its changes left the watcher but are not
  * acknowledged yet), the set waits for a comparison, or changes wait in
- * the watcher or in a file still open; nor while subtrees of it have no
- * watch (what changed there is seen only at the next rescan).  Nor while
- * it was never reconciled whole, deletions of it are held back by the
- * delete guard (the standby keeps what the primary no longer has), or
- * paths of it failed on the standby.  Status's in-sync and the standby's
- * promote_ready both follow this (prim_set_settled, prim_caught_up).
+ * the watcher.  Nor while it was never reconciled whole, deletions of it
+ * are held back by the delete guard (the standby keeps what the primary
+ * no longer has), or paths of it failed on the standby.  A drain's end
+ * follows this alone (prim_drained): past the cut the watcher is not
+ * read, so a file still open or a subtree without a watch is left there.
  */
 static int
-prim_set_synced(struct prim *p, size_t i)
+prim_set_acked(struct prim *p, size_t i)
 {
 	return p->ss != NULL && p->unsynced_ns == 0 && p->seeded[i] &&
 	       !p->held[i] && !p->failed[i] && !prim_retry_pending(p, i) &&
 	       !p->need_full[i] && !p->need_diff[i] && (int)i != p->run_set &&
-	       !watch_pending(p->watch, (uint16_t)i) &&
+	       !watch_pending(p->watch, (uint16_t)i);
+}
+
+/*
+ * Does the standby hold set i as the primary does, as far as this loop
+ * knows?  Acknowledged (prim_set_acked), and no file of it still open
+ * nor a subtree of it without a watch (what changed there is seen only
+ * at the next rescan).  Nor while this node is fenced or in split brain:
+ * it replicates nothing then, and a fence read from the index (`fence`)
+ * lands during a run, before the loop ends the session.  Status's
+ * in-sync and the standby's promote_ready both follow this
+ * (prim_set_settled, prim_caught_up).
+ */
+static int
+prim_set_synced(struct prim *p, size_t i)
+{
+	return !p->fenced && !p->split && prim_set_acked(p, i) &&
 	       !watch_delayed(p->watch, (uint16_t)i) &&
 	       !watch_unwatched_in(p->watch, (uint16_t)i);
 }
@@ -1200,7 +1223,8 @@ prim_sync_all(struct prim *p)
 	size_t i;
 	int rc, any = 0;
 
-	for (i = 0; i < p->conf->n_sets && p->ss != NULL; i++) {
+	/* A fence taken during a run (`fence`) stops it at the next set. */
+	for (i = 0; i < p->conf->n_sets && p->ss != NULL && !p->fenced; i++) {
 		if (prim_idx_due(p, i, now))
 			prim_idx_try(p, i);
 		if (prim_held_due(p, i, now))
@@ -1311,12 +1335,15 @@ prim_status_retry(struct prim *p, size_t i, struct st_view *v, char *buf,
  * May status call set i in-sync: synced (prim_set_synced), and no change
  * waits in the kernel: a writer's last change is queued there when its
  * write returns, and this status may be answered before the loop reads
- * it.
+ * it.  Nor while drained: the watcher is not read past the cut, and
+ * what changes then is not sent.  (The standby's promote_ready is left
+ * to prim_caught_up: a switchover needs it once the cut is acknowledged.)
  */
 static int
 prim_set_settled(struct prim *p, size_t i)
 {
-	return prim_set_synced(p, i) && watch_unread(p->watch) == 0;
+	return p->drain == DRAIN_NONE && prim_set_synced(p, i) &&
+	       watch_unread(p->watch) == 0;
 }
 
 /* Fenced, split brain, drained, an older primary refused: warnings,
@@ -1441,10 +1468,15 @@ prim_status(struct prim *p)
 	/*
 	 * Gone longer than peer_timeout: silent since it was last heard
 	 * (the session was dropped for it, or never came back), or never
-	 * reached since this daemon started.
+	 * reached since this daemon started.  A standby that answers and
+	 * refuses is not silent: its reason, critical past peer_timeout.
 	 */
-	if (p->ss == NULL && now - heard > timeout_ns && !p->fenced &&
-	    !p->split)
+	if (p->ss == NULL && !p->fenced && !p->split && p->refused[0] != '\0')
+		st_warn(&v, now - heard > timeout_ns ? "critical" : "warning",
+		        "standby %s refuses this node: %s", p->conf->peer,
+		        p->refused);
+	else if (p->ss == NULL && now - heard > timeout_ns && !p->fenced &&
+	         !p->split)
 		st_warn(&v, "critical",
 		        p->sessions > 0 ? "standby %s unreachable: silent for "
 		                          "%.0f s (peer_timeout %llu s)"
@@ -1546,21 +1578,18 @@ prim_verb_role(struct prim *p)
 }
 
 /*
- * Has the standby acknowledged everything seen until the cut?  A session
- * that is up and caught up: no run under way or owed, no change waiting,
- * nothing failed or held back.
+ * Has the standby acknowledged everything seen until the cut?  No run
+ * under way, and every set acknowledged (prim_set_acked).
  */
 static int
 prim_drained(struct prim *p)
 {
 	size_t i;
 
-	if (p->ss == NULL || p->inflight_ns != 0 || p->unsynced_ns != 0)
+	if (p->ss == NULL || p->inflight_ns != 0)
 		return 0;
 	for (i = 0; i < p->conf->n_sets; i++)
-		if (!p->seeded[i] || p->held[i] || p->failed[i] ||
-		    prim_retry_pending(p, i) || p->need_full[i] ||
-		    p->need_diff[i] || watch_pending(p->watch, (uint16_t)i))
+		if (!prim_set_acked(p, i))
 			return 0;
 	return 1;
 }

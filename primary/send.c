@@ -1345,7 +1345,7 @@ session_open(struct sender *s, char *why, size_t whylen)
 		}
 	}
 	proto_conn_set_bwlimit(s->c, s->conf->bwlimit);
-	if ((rc = sidx_session_open(s)) < 0)
+	if ((rc = sidx_session_open(s, why, whylen)) < 0 && rc != HS_EREFUSED)
 		snprintf(why, whylen, "journal: %s", hs_strerror(rc));
 	return rc;
 }

@@ -192,8 +192,11 @@ int send_deltas(struct sender *s);
 void send_leave_large(struct sender *s);
 
 /* ---------------------------------------------- sendidx.c: the index */
-/* After HELLO: learn what the standby applied of our runs. */
-int sidx_session_open(struct sender *s);
+/*
+ * After HELLO: learn what the standby applied of our runs.  A standby
+ * that refuses instead: HS_EREFUSED, its words (escaped) in why.
+ */
+int sidx_session_open(struct sender *s, char *why, size_t whylen);
 /*
  * A set run starts: its sequence (0 without an index), and its journal
  * entry (the scope's paths; none for a whole run), before anything of it

@@ -95,10 +95,11 @@ journal_put(struct sender *s, const struct hs_pathset *set, uint64_t seq,
 }
 
 int
-sidx_session_open(struct sender *s)
+sidx_session_open(struct sender *s, char *why, size_t whylen)
 {
 	struct proto_journal j;
 	struct proto_msg m;
+	char text[401];
 	int rc;
 
 	if (s->idx == NULL)
@@ -114,6 +115,14 @@ sidx_session_open(struct sender *s)
 	                          NULL)) < 0 ||
 	    (rc = proto_conn_recv(s->c, &m)) < 0)
 		return rc;
+	/* A standby that sent its HELLO, then said no (being promoted). */
+	if (m.type == PROTO_T_ERROR) {
+		snprintf(text, sizeof(text), "%.*s",
+		         (int)(m.len < sizeof(text) ? m.len : sizeof(text) - 1),
+		         (const char *)m.data);
+		hs_escape(text, why, whylen);
+		return HS_EREFUSED;
+	}
 	if (m.type != PROTO_T_JOURNAL ||
 	    proto_journal_decode(m.data, m.len, &j) < 0)
 		return HS_EPROTO;

@@ -145,4 +145,68 @@ hs_snapshot "$T/standby" >"$T/standby-after.snap"
 cmp -s "$T/standby-before.snap" "$T/standby-after.snap" &&
 	hs_ok "the standby's tree is untouched" ||
 	hs_bad "the standby's tree changed after the fence"
+
+# A fence read from the index (`fence`) while a run is under way: the
+# session ends only once that set is acknowledged, but from the verb on
+# no set may show in-sync and no further set is sent.  Three sets, fresh
+# nodes at epoch 0; the standby sleeps before each acknowledgement, so a
+# run of set a lasts long enough to fence the primary inside it.
+hs_stop_pid "$PRIMARY_PID" || hs_bad "the fenced primary did not stop"
+hs_stop_pid "$STANDBY_PID" || hs_bad "the standby did not stop"
+for s in a b c; do
+	mkdir -p "$T/src/$s"
+	echo "first" >"$T/src/$s/f1"
+done
+mkdir -p "$T/standby-mid"
+C1=$T/mn1-mid.conf
+C2=$T/mn2-mid.conf
+HS_TARGET_ROOT=$T/standby-mid hs_conf "$C2" mn2 standby "$T/state2-mid" \
+	"$T/pki/mn2" "$FP1"
+hs_conf "$C1" mn1 primary "$T/state1-mid" "$T/pki/mn1" "$FP2"
+for c in "$C1" "$C2"; do
+	sed -i 's/^peer_timeout = .*/peer_timeout = 30s/' "$c"
+	printf '[path %s]\nsource = %s\n' a "$T/src/a" b "$T/src/b" \
+		c "$T/src/c" >>"$c"
+done
+HAMNSYNC_FAILPOINTS="standby.before_ack=sleep(6000)" hs_start_standby "$C2"
+hs_start_primary "$C1"
+hs_wait_status "three sets seeded, every one in-sync" 90 "$C1" \
+	"[p['state'] for p in d['paths']] == ['in-sync'] * 3"
+acks=$(hs_count_log "$T/standby.log" "failpoint standby.before_ack fired")
+echo "second" >"$T/src/a/f1"
+for ((i = 0; i < 100; i++)); do
+	[ "$(hs_count_log "$T/standby.log" "failpoint standby.before_ack fired")" -gt "$acks" ] && break
+	sleep 0.1
+done
+"$NODE" "$T/state1-mid" primary 0 1 || hs_fail "hs-node could not fence mn1"
+"$HS_TOOLS/hs-ctl" "$T/state1-mid" fence >"$T/mid-fence.json" ||
+	hs_bad "no answer to the verb fence"
+echo "after the fence" >"$T/src/c/f1"
+hs_expect_status "fenced during a run: connected still, no set in-sync" "$C1" \
+	"d['peer']['state'] == 'connected' and not any(p['state'] == 'in-sync' for p in d['paths']) and any(w['severity'] == 'critical' and w['text'].startswith('needs rejoin') for w in d['warnings'])"
+hs_wait_status "the session ends once set a is acknowledged" 30 "$C1" \
+	"d['peer']['state'] == 'disconnected'"
+if [ "$(cat "$T/standby-mid$T/src/c/f1")" = "first" ]; then
+	hs_ok "set c, changed after the fence, was not sent"
+else
+	hs_bad "the fenced primary sent set c: $(cat "$T/standby-mid$T/src/c/f1")"
+fi
+
+# A standby that answers and refuses this node without a newer epoch (a
+# promote under way on it, IDX_NODE_F_PROMOTING): the primary says so,
+# with the standby's reason (its ERROR follows its HELLO), in its log and
+# at once in its status, not as silence.
+hs_stop_pid "$PRIMARY_PID" || hs_bad "the fenced primary did not stop"
+hs_stop_pid "$STANDBY_PID" || hs_bad "the standby did not stop"
+"$NODE" "$T/state1-mid" primary 0 0 || hs_fail "hs-node could not stage mn1"
+"$NODE" "$T/state2-mid" standby 0 2 || hs_fail "hs-node could not stage mn2"
+hs_start_standby "$C2"
+hs_start_primary "$C1"
+if hs_wait_log "$T/primary.log" "primary: standby 127.0.0.1:$PORT: mn2 is being promoted at epoch 0: primary mn1 (epoch 0) is refused" 1 20; then
+	hs_ok "the primary logs the standby's own reason"
+else
+	hs_bad "the standby's reason is lost: $(grep "standby 127.0.0.1:$PORT:" "$T/primary.log" | tail -1)"
+fi
+hs_wait_status "a standby being promoted refuses: said, with its reason" 20 "$C1" \
+	"d['peer']['state'] == 'disconnected' and any(w['severity'] == 'warning' and w['text'].startswith('standby 127.0.0.1:$PORT refuses this node: ') and 'mn2 is being promoted at epoch 0' in w['text'] for w in d['warnings']) and not any(p['state'] == 'in-sync' for p in d['paths'])"
 hs_result fence

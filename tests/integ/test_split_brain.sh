@@ -80,6 +80,27 @@ else
 	hs_bad "mn1 did not log the end of the split brain"
 fi
 
+# Drained (the verb `drain`, as switchover asks it): nothing after the
+# cut is sent, so no set may show in-sync, whatever the standby holds;
+# `undrain` returns the daemon to replicating, and in-sync with it.
+CTL=$HS_TOOLS/hs-ctl
+for ((i = 0; i < 100; i++)); do
+	"$CTL" "$T/state1" drain >"$T/drain.json" || break
+	grep -q '"drained": *true' "$T/drain.json" && break
+	sleep 0.1
+done
+if grep -q '"drained": *true' "$T/drain.json"; then
+	hs_ok "drain answers drained"
+else
+	hs_bad "drain answered $(cat "$T/drain.json")"
+fi
+hs_expect_status "drained: no set in-sync, a critical warning" "$C1" \
+	"d['peer']['state'] == 'connected' and not any(p['state'] == 'in-sync' for p in d['paths']) and any(w['severity'] == 'critical' and 'drained by a switchover' in w['text'] for w in d['warnings'])"
+"$CTL" "$T/state1" undrain >"$T/undrain.json" ||
+	hs_bad "no answer to the verb undrain"
+hs_wait_status "undrained: in-sync again" 30 "$C1" \
+	"[p['state'] for p in d['paths']] == ['in-sync'] and not any('drained' in w['text'] for w in d['warnings'])"
+
 # The verb `role` on a primary whose stored role is standby now: it
 # answers, stops as at SIGTERM and runs as a standby in the same process.
 "$NODE" "$T/state1" standby 3 0 || hs_fail "hs-node could not stage mn1"
