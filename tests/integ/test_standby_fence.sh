@@ -231,6 +231,13 @@ hs_expect_status "status says promote in progress" "$C2" \
 hs_expect_status "status while promoting: not ready, saying why" "$C2" \
 	'not d["promote_ready"]["ready"] and d["promote_ready"]["reasons"][0].startswith("promote in progress") and all(p["state"] != "in-sync" for p in d["paths"])'
 hs_stop_pid "$PRIMARY_PID" || hs_bad "primary did not stop"
+# The same node state with no daemon (a promote that stopped midway).
+C4=$T/stopped-promote.conf
+mkdir -p "$T/state4"
+sed "s|^state_dir = .*|state_dir = $T/state4|" "$C2" >"$C4"
+"$TOOLS/hs-node" "$T/state4" standby 2 2
+hs_expect_status "a stopped daemon's status names the promote to resume" "$C4" \
+	'not d["promote_ready"]["ready"] and any("hamnsync promote" in r for r in d["promote_ready"]["reasons"])'
 
 # ----------------------------------------------------------------- role
 # A node to replicate to once mn2 is primary: mn1's identity, as standby,
