@@ -159,7 +159,10 @@ status_stopped(const struct hs_conf *conf, const char *not_answering,
 	    idx_blob_get(x, "status", &saved, &len) == HS_OK)
 		st = json_loads(saved, 0, NULL);
 	free(saved);
-	/* Fenced by a newer epoch: said as the running daemon says it. */
+	/*
+	 * Fenced by a newer epoch, or by a promote of this node that did
+	 * not finish: said as the running daemon says it.
+	 */
 	fenced[0] = '\0';
 	if (node.flags & IDX_NODE_F_REJOIN) {
 		if (idx_blob_get(x, ST_FENCED_KEY, &rec, &rec_len) < 0)
@@ -167,7 +170,13 @@ status_stopped(const struct hs_conf *conf, const char *not_answering,
 		st_fenced_text(fenced, sizeof(fenced), rec, rec_len,
 		               node.epoch);
 		free(rec);
-	}
+	} else if (node.flags & IDX_NODE_F_PROMOTING)
+		/* As the running standby says it, and what to do now. */
+		snprintf(fenced, sizeof(fenced),
+		         "promote in progress on %s: fenced at epoch %llu, "
+		         "role still %s; `hamnsync promote` resumes it",
+		         conf->node_name, (unsigned long long)node.epoch,
+		         hs_role_name(node.role));
 	idx_close(x);
 	if (st == NULL) {
 		/* Never saved: what the node state alone says. */

@@ -697,6 +697,8 @@ dbr_primary_tick(struct dbr_one *o, uint64_t now)
 		snprintf(why, sizeof(why), "cannot start a child: %s",
 		         hs_strerror(rc));
 		dbr_set_error(o, why);
+		/* This probe ended here: its ticket has its answer. */
+		o->done_for = o->probe_for;
 	}
 }
 
@@ -976,6 +978,8 @@ dbr_accept_start(struct dbr_one *o)
 		snprintf(why, sizeof(why), "cannot start a child: %s",
 		         hs_strerror(rc));
 		dbr_set_error(o, why);
+		/* This probe ended here: its ticket has its answer. */
+		o->done_for = o->probe_for;
 	}
 }
 

@@ -169,18 +169,28 @@ apply_op_dir(struct apply *a)
 	return dir_dirty(a, dfd, e);
 }
 
+/* The file at `fd`, or the symlink `leaf` in `dfd` when fd is -1. */
+static int
+meta_stat(int dfd, const char *leaf, int fd, struct stat *st)
+{
+	return fd >= 0 ? fstat(fd, st)
+	               : fstatat(dfd, leaf, st, AT_SYMLINK_NOFOLLOW);
+}
+
 /*
- * apply_meta_fd on a file that may have a block record: changing its owner,
- * mode or time changes its fingerprint, so a record that matched before
- * is renewed (same token) rather than left to look like drift.  The
- * change and the renewed record are committed together under the
- * index's writer lock, as apply_flush does for its renames: the other
- * lane's apply_drift_check must never see the new ctime beside the old record
- * (this lane's flush may come only at the end of a long run).
+ * Set the owner, mode or time of a file (`fd`) or a symlink (fd -1, leaf
+ * in dfd) that may have a record of what was written there: the change
+ * moves its fingerprint, so a record that matched before is renewed
+ * (same token) rather than left to look like drift, or like this node's
+ * own change to a rejoin (failover/aside.c).  The change and the renewed
+ * record are committed together under the index's writer lock, as
+ * apply_flush does for its renames: the other lane's apply_drift_check
+ * must never see the new ctime beside the old record (this lane's flush
+ * may come only at the end of a long run).
  */
 static int
-meta_fd_keep_rec(struct apply *a, int dfd, const char *leaf, int fd,
-                 const struct proto_entry *e)
+meta_keep_rec(struct apply *a, int dfd, const char *leaf, int fd,
+              const struct proto_entry *e)
 {
 	struct idx_written v;
 	struct idx_txn *lock = NULL;
@@ -189,17 +199,18 @@ meta_fd_keep_rec(struct apply *a, int dfd, const char *leaf, int fd,
 	size_t klen;
 	int rc, keep = 0;
 
-	if (e->type == PROTO_E_FILE && a->idx != NULL &&
+	if ((e->type == PROTO_E_FILE || e->type == PROTO_E_SYMLINK) &&
+	    a->idx != NULL &&
 	    (key = apply_rec_key(a, e->src, e->path, &klen)) != NULL &&
 	    idx_written_get(a->idx, key, klen, &v) == HS_OK) {
 		if (idx_txn_begin(a->idx, &lock) < 0)
 			lock = NULL;
-		keep = fstat(fd, &st) == 0 &&
+		keep = meta_stat(dfd, leaf, fd, &st) == 0 &&
 		       idx_written_get(a->idx, key, klen, &v) == HS_OK &&
 		       apply_rec_holds(a, dfd, leaf, key, klen, &st, &v);
 	}
-	rc = apply_meta_fd(fd, e);
-	if (keep && rc == HS_OK && fstat(fd, &st) == 0) {
+	rc = fd >= 0 ? apply_meta_fd(fd, e) : meta_symlink(dfd, leaf, e);
+	if (keep && rc == HS_OK && meta_stat(dfd, leaf, fd, &st) == 0) {
 		apply_fp_from_stat(&v, &st);
 		apply_rec_queue(a, key, klen, 1, &v);
 		key = NULL;
@@ -228,8 +239,9 @@ apply_op_meta(struct apply *a)
 		if (fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			rc = -errno;
 		else if (e->type == PROTO_E_SYMLINK)
-			rc = S_ISLNK(st.st_mode) ? meta_symlink(dfd, leaf, e)
-			                         : -EINVAL;
+			rc = S_ISLNK(st.st_mode)
+			         ? meta_keep_rec(a, dfd, leaf, -1, e)
+			         : -EINVAL;
 		else
 			rc = (st.st_mode & S_IFMT) == special_type(e->type)
 			         ? meta_special(dfd, leaf, e)
@@ -237,7 +249,7 @@ apply_op_meta(struct apply *a)
 	} else if ((fd = apply_open_nofollow(dfd, leaf, e->type)) < 0)
 		rc = fd;
 	else {
-		rc = meta_fd_keep_rec(a, dfd, leaf, fd, e);
+		rc = meta_keep_rec(a, dfd, leaf, fd, e);
 		close(fd);
 	}
 	if (rc < 0)

@@ -93,6 +93,11 @@ struct stdby {
 	int switching;   /* verb `role` found the role primary: stop, switch */
 	char session_peer[PROTO_NODE_MAX + 1];
 	char express_peer[PROTO_NODE_MAX + 1];
+	/*
+	 * Why the last primary was refused as fenced, for status; "" once a
+	 * primary is given the session.
+	 */
+	char refused[512];
 	int clean_due; /* a session died mid-file while the other lived */
 	struct child kids[CHILDREN_MAX]; /* connections being served */
 	size_t n_kids;
@@ -164,26 +169,27 @@ stdby_hello(const struct stdby *d, const struct idx_node *node,
 }
 
 /*
- * Is primary `peer` fenced by `node`?  A lower epoch than ours is, and
- * while a promote is under way every primary is.  1 with why[] filled.
+ * Is primary `peer` (at `peer_epoch`) fenced by `node`, this node's state?
+ * A lower epoch than ours is, and while a promote is under way every
+ * primary is.  1 with why[] filled.
  */
 static int
 stdby_fenced(const struct stdby *d, const struct idx_node *node,
-             const struct proto_hello *peer, char *why, size_t whylen)
+             const char *peer, uint64_t peer_epoch, char *why, size_t whylen)
 {
 	if (node->flags & IDX_NODE_F_PROMOTING) {
 		snprintf(why, whylen,
 		         "%s is being promoted at epoch %llu: primary %s "
 		         "(epoch %llu) is refused",
 		         d->conf->node_name, (unsigned long long)node->epoch,
-		         peer->name, (unsigned long long)peer->epoch);
+		         peer, (unsigned long long)peer_epoch);
 		return 1;
 	}
-	if (peer->epoch < node->epoch) {
+	if (peer_epoch < node->epoch) {
 		snprintf(why, whylen,
 		         "peer %s has epoch %llu, older than "
 		         "this node's epoch %llu: it is no longer the primary",
-		         peer->name, (unsigned long long)peer->epoch,
+		         peer, (unsigned long long)peer_epoch,
 		         (unsigned long long)node->epoch);
 		return 1;
 	}
@@ -314,12 +320,14 @@ session_child(struct stdby *d, int fd, const char *addr, int myfd, pid_t parent)
 		         hs_role_name(peer.role));
 		goto refuse;
 	}
-	if (stdby_fenced(d, &node, &peer, why, sizeof(why)))
-		goto fenced;
+	/*
+	 * The daemon judges the fence (grant_slot), with the node state as
+	 * it stands now, and keeps the refusal for status.
+	 */
 	express = (peer.flags & PROTO_HELLO_F_EXPRESS) != 0;
 	g = claim_session(myfd, express, &peer, &node);
 	if (g == GRANT_FENCED &&
-	    stdby_fenced(d, &node, &peer, why, sizeof(why)))
+	    stdby_fenced(d, &node, peer.name, peer.epoch, why, sizeof(why)))
 		goto fenced;
 	if (g != GRANT_OK) {
 		hs_log_warnx("net: %s: %s told busy: %s", addr, peer.name,
@@ -431,10 +439,11 @@ on_accept(struct stdby *d)
 static void clean_leftovers(struct stdby *d);
 
 /*
- * Give child `pid` the slot it claims, or not (0).  The session goes to
- * one primary at a time; its express lane only to the primary holding
- * the session, one at a time: a third connection, or another primary,
- * is told busy.
+ * Give child `pid` the slot it claims (GRANT_OK), or not (GRANT_BUSY), or
+ * refuse its primary as fenced (GRANT_FENCED, why in d->refused).  The
+ * session goes to one primary at a time; its express lane only to the
+ * primary holding the session, one at a time: a third connection, or
+ * another primary, is told busy.
  */
 static uint8_t
 grant_slot(struct stdby *d, pid_t pid, struct claim *c)
@@ -442,9 +451,6 @@ grant_slot(struct stdby *d, pid_t pid, struct claim *c)
 	struct idx_node n;
 
 	c->primary[sizeof(c->primary) - 1] = '\0';
-	/* Fenced since that child was forked: it refuses its primary. */
-	if ((d->node.flags & IDX_NODE_F_PROMOTING) || c->epoch < d->node.epoch)
-		return GRANT_FENCED;
 	/*
 	 * A newer primary's epoch is stored before its session begins, and
 	 * checked against the index, not only what this process last read:
@@ -452,25 +458,23 @@ grant_slot(struct stdby *d, pid_t pid, struct claim *c)
 	 * replicated from even when that primary is gone, and a promote that
 	 * stored its fence a moment ago wins.
 	 */
-	if (!c->express && c->epoch > d->node.epoch) {
+	if (!c->express && c->epoch > d->node.epoch &&
+	    !(d->node.flags & IDX_NODE_F_PROMOTING)) {
 		int rc = idx_node_adopt(d->x, c->epoch, &n);
 
-		if (rc == HS_OK || rc == HS_EREFUSED) {
-			if (n.epoch != d->node.epoch)
-				hs_log_info("standby: epoch %llu, from primary "
-				            "%s",
-				            (unsigned long long)n.epoch,
-				            c->primary);
-			d->node = n;
-		}
-		if (rc == HS_EREFUSED)
-			return GRANT_FENCED;
-		if (rc < 0) {
+		if (rc < 0 && rc != HS_EREFUSED) {
 			hs_log_errx("standby: node state in %s: %s",
 			            d->conf->state_dir, hs_strerror(rc));
-			return 0;
+			return GRANT_BUSY;
 		}
+		if (n.epoch != d->node.epoch)
+			hs_log_info("standby: epoch %llu, from primary %s",
+			            (unsigned long long)n.epoch, c->primary);
+		d->node = n;
 	}
+	if (stdby_fenced(d, &d->node, c->primary, c->epoch, d->refused,
+	                 sizeof(d->refused)))
+		return GRANT_FENCED;
 	if (c->express) {
 		if (d->express != 0 || d->session == 0 ||
 		    strcmp(d->session_peer, c->primary) != 0)
@@ -492,6 +496,7 @@ grant_slot(struct stdby *d, pid_t pid, struct claim *c)
 	}
 	d->session = pid;
 	d->session_epoch = c->epoch;
+	d->refused[0] = '\0';
 	snprintf(d->session_peer, sizeof(d->session_peer), "%s", c->primary);
 	if (d->sessions++ > 0)
 		d->cnt.reconnects++;
@@ -911,6 +916,41 @@ stdby_status_disks(struct stdby *d, struct st_view *v)
 	st_warn_disk(v, "state_dir", d->conf->state_dir);
 }
 
+/*
+ * Why no primary replicates here though one may be connected: a promote
+ * under way, the session a fence is ending, or the last primary refused
+ * as fenced.  Not ready then, with that reason first; 1 when one was
+ * given.
+ */
+static int
+stdby_status_fence(struct stdby *d, struct st_view *v)
+{
+	static char why[640];
+
+	if (d->node.flags & IDX_NODE_F_PROMOTING) {
+		snprintf(why, sizeof(why),
+		         "promote in progress on %s: fenced at epoch %llu, "
+		         "every primary is refused until it runs as primary",
+		         d->conf->node_name, (unsigned long long)d->node.epoch);
+		st_warn(v, "warning", "%s", why);
+	} else if (d->session > 0 && d->session == d->fenced[0])
+		snprintf(why, sizeof(why),
+		         "the session of primary %s (epoch %llu) is being "
+		         "ended by a fence: this node's epoch is %llu",
+		         d->session_peer, (unsigned long long)d->session_epoch,
+		         (unsigned long long)d->node.epoch);
+	else if (d->session == 0 && d->refused[0] != '\0') {
+		snprintf(why, sizeof(why), "primary refused: %.500s",
+		         d->refused);
+		st_warn(v, "warning", "%s", why);
+	} else
+		return 0;
+	v->ready = 0;
+	if (v->n_reasons < ST_REASONS_MAX)
+		v->reasons[v->n_reasons++] = why;
+	return 1;
+}
+
 static json_t *
 stdby_status(struct stdby *d)
 {
@@ -922,7 +962,7 @@ stdby_status(struct stdby *d)
 	uint64_t timeout_ns = d->conf->peer_timeout * 1000000000ull;
 	uint64_t drifted;
 	size_t i;
-	int fresh;
+	int live, fresh, explained;
 
 	read_reports(d);
 	memset(&v, 0, sizeof(v));
@@ -949,8 +989,11 @@ stdby_status(struct stdby *d)
 			v.rpo = v.last_heard + v.lag;
 		}
 	}
-	fresh = d->heard && d->session > 0 && silent_ns <= timeout_ns;
-	v.peer_state = fresh            ? "connected"
+	live = d->heard && d->session > 0 && silent_ns <= timeout_ns;
+	/* A session a fence is ending, or any while promoting, is not ours. */
+	fresh = live && d->session != d->fenced[0] &&
+	        !(d->node.flags & IDX_NODE_F_PROMOTING);
+	v.peer_state = live             ? "connected"
 	               : d->session > 0 ? "silent"
 	                                : "disconnected";
 	/* A database's set is the database in `databases`. */
@@ -968,9 +1011,11 @@ stdby_status(struct stdby *d)
 	}
 	v.paths = paths;
 	v.ready = fresh && d->rep.in_sync && d->rep.lag_ms == 0;
+	explained = stdby_status_fence(d, &v);
 	if (!d->heard) {
-		v.reasons[v.n_reasons++] = "no primary heard since the "
-		                           "standby started";
+		if (!explained)
+			v.reasons[v.n_reasons++] = "no primary heard since "
+			                           "the standby started";
 		if (now - d->started_ns > timeout_ns)
 			st_warn(&v, "critical", "no primary heard for %.0f s",
 			        (double)(now - d->started_ns) / 1e9);
@@ -981,7 +1026,8 @@ stdby_status(struct stdby *d)
 		gmtime_r(&t, &tm);
 		strftime(since, sizeof(since),
 		         "primary unreachable since %Y-%m-%dT%H:%M:%SZ", &tm);
-		v.reasons[v.n_reasons++] = since;
+		if (!explained)
+			v.reasons[v.n_reasons++] = since;
 		/* CRITICAL only once gone longer than peer_timeout. */
 		if (silent_ns > timeout_ns)
 			st_warn(&v, "critical",
@@ -1028,11 +1074,6 @@ stdby_status(struct stdby *d)
 		        "%s/drift (remove them once read)",
 		        drifted >= DRIFT_REPORT_MAX ? "at least " : "",
 		        (unsigned long long)drifted, d->conf->state_dir);
-	if (d->node.flags & IDX_NODE_F_PROMOTING)
-		st_warn(&v, "warning",
-		        "promote in progress on %s: fenced at epoch %llu, "
-		        "every primary is refused until it runs as primary",
-		        d->conf->node_name, (unsigned long long)d->node.epoch);
 	st_warn_cert(&v, d->conf->cert);
 	st_warn_identity(&v);
 	return st_json(&v);

@@ -7,7 +7,8 @@
 #   edits; from then on that primary is refused (both logs name the
 #   epochs) and nothing it sends lands; no file on the standby is torn;
 # - while a promote is under way (IDX_NODE_F_PROMOTING) every primary is
-#   refused, whatever its epoch, and status says "promote in progress";
+#   refused, whatever its epoch, and status says "promote in progress"
+#   and not ready; a refused primary is named in promote_ready's reasons;
 # - verb `role` once the stored role is primary: the same PID runs as
 #   primary, keeps its pid file locked, and connects to its peer.
 # - verb `role` on that primary once the stored role is standby again:
@@ -209,6 +210,9 @@ else
 fi
 hs_expect_status "standby status after the fence: standby at epoch 1" "$C2" \
 	'd["role"] == "standby" and d["epoch"] == 1'
+# The primary still knocks and is refused: status says so, not ready.
+hs_expect_status "status names the refused primary and is not ready" "$C2" \
+	'not d["promote_ready"]["ready"] and any(r.startswith("primary refused: peer mn1 has epoch 0") for r in d["promote_ready"]["reasons"]) and all(p["state"] != "in-sync" for p in d["paths"])'
 
 # ------------------------------------------------------------ promoting
 # A primary even at the new epoch is refused while a promote is under way.
@@ -224,7 +228,16 @@ hs_wait_log "$T/standby.log" "mn2 is being promoted at epoch 2: primary mn1 (epo
 	hs_bad "no promoting refusal: $(tail -3 "$T/standby.log")"
 hs_expect_status "status says promote in progress" "$C2" \
 	'd["role"] == "standby" and d["epoch"] == 2 and any(w["text"].startswith("promote in progress") for w in d["warnings"])'
+hs_expect_status "status while promoting: not ready, saying why" "$C2" \
+	'not d["promote_ready"]["ready"] and d["promote_ready"]["reasons"][0].startswith("promote in progress") and all(p["state"] != "in-sync" for p in d["paths"])'
 hs_stop_pid "$PRIMARY_PID" || hs_bad "primary did not stop"
+# The same node state with no daemon (a promote that stopped midway).
+C4=$T/stopped-promote.conf
+mkdir -p "$T/state4"
+sed "s|^state_dir = .*|state_dir = $T/state4|" "$C2" >"$C4"
+"$TOOLS/hs-node" "$T/state4" standby 2 2
+hs_expect_status "a stopped daemon's status names the promote to resume" "$C4" \
+	'not d["promote_ready"]["ready"] and any("hamnsync promote" in r for r in d["promote_ready"]["reasons"])'
 
 # ----------------------------------------------------------------- role
 # A node to replicate to once mn2 is primary: mn1's identity, as standby,

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1321,6 +1322,47 @@ START_TEST(manager_snapshot_now)
 }
 END_TEST
 
+/*
+ * A probe whose child cannot even start ends its ticket too, with the
+ * reason: switchover's drain must not wait out its step_timeout for it.
+ */
+START_TEST(manager_snapshot_now_no_child)
+{
+	char *xcat = tpath("xcat.sqlite"), why[HS_ERRMSG_MAX] = "";
+	struct hs_conf *pc;
+	struct rlimit was, low;
+	struct dbr *p;
+	uint64_t t;
+	int fd, rc;
+
+	sql_make(xcat, 3, "a");
+	sleep_ms(100);
+	pc = conf_make_x("mn1", "primary", "on-promote", xcat,
+	                 "interval = 1h\n");
+	ck_assert_int_eq(dbr_open(pc, DBR_PRIMARY, &p), 0);
+	TICK_UNTIL(p, dumps_of(p) == 1, 20);
+	/* No descriptor left: the job's pipe cannot be made. */
+	ck_assert_int_ge(fd = dup(0), 0);
+	close(fd);
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &was), 0);
+	low = was;
+	low.rlim_cur = (rlim_t)fd;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	t = dbr_snapshot_now(p);
+	for (int i = 0;
+	     i < 100 && dbr_snapshot_done(p, t, why, sizeof(why)) == 0; i++) {
+		dbr_tick(p);
+		sleep_ms(10);
+	}
+	rc = dbr_snapshot_done(p, t, why, sizeof(why));
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &was), 0);
+	ck_assert_int_lt(rc, 0);
+	ck_assert_msg(strstr(why, "cannot start a child") != NULL, "%s", why);
+	dbr_free(p);
+	hs_conf_free(pc);
+}
+END_TEST
+
 /* A dump that hangs is killed at the timeout, and says so. */
 START_TEST(manager_dump_timeout)
 {
@@ -1394,6 +1436,7 @@ dbrepl_suite(void)
 	tcase_add_test(tc, manager_sqlite_primary_and_standby);
 	tcase_add_test(tc, manager_promote_restores);
 	tcase_add_test(tc, manager_snapshot_now);
+	tcase_add_test(tc, manager_snapshot_now_no_child);
 	tcase_add_test(tc, manager_dump_failure_is_reported);
 	tcase_add_test(tc, manager_stale_while_dump_waits);
 	tcase_add_test(tc, manager_dump_timeout);
