@@ -291,6 +291,33 @@ hs_start_standby_ns() {
 hs_in_standby_ns() { nsenter -t "$STANDBY_PID" -m "$@"; }
 
 
+# hs_ns_hold N: node N's machine for a test of two nodes on one host: a
+# process whose mount namespace binds $T/nN on $T/src, so each node has
+# its own copy at the path both replicate; its PID in NS_N.  Every
+# command of node N runs in it (hs_ns_daemon, nsenter -t "$NS_N" -m).
+hs_ns_hold() {
+	local i
+	unshare -m --propagation private bash -c \
+		"mount --bind '$T/n$1' '$T/src' && exec sleep 100000" &
+	eval "NS_$1=$!"
+	HS_PIDS+=("$!")
+	for ((i = 0; i < 50; i++)); do
+		nsenter -t "$!" -m findmnt "$T/src" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	hs_fail "namespace of node $1 not ready"
+}
+
+# hs_ns_daemon N CONF LOG: node N's daemon in the foreground, in its mount
+# namespace (hs_ns_hold), appending to LOG; its PID in DPID.
+hs_ns_daemon() {
+	local ns=NS_$1
+	nsenter -t "${!ns}" -m "$HS_BIN" -c "$2" daemon --foreground \
+		>>"$3" 2>&1 &
+	DPID=$!
+	HS_PIDS+=("$DPID")
+}
+
 # hs_stop_pid PID [SIGNAL [TENTHS]]: SIGNAL (TERM) to PID if it is still
 # ours, a bounded wait (TENTHS, 200: the daemons give a session 10 s),
 # then SIGKILL and 1 if it had not ended; reaped and forgotten either way.
