@@ -239,6 +239,39 @@ hs_setup_pair() {
 	printf '%s\n' "$1" >>"$C2"
 }
 
+# hs_setup_xcat_pair: hs_setup_pair for the failover command tests: an
+# xCAT folder X=$T/src/etc/xcat (S=$T/src) with xcat.conf and a nodelist
+# database (node cn001), replicated as one set and the database
+# snapshotted every second; R the standby's copy of that database (what
+# a promote restores).  REC=$T/rec.log, and $T/rec.sh LOG NAME, a step
+# command that records NAME and the step it ran in ($HAMNSYNC_STEP).
+hs_setup_xcat_pair() {
+	S=$T/src
+	X=$S/etc/xcat
+	mkdir -p "$X"
+	printf 'XCATROOT=/opt/xcat\n' >"$X/xcat.conf"
+	sqlite3 "$X/nodelist.sqlite" \
+		"CREATE TABLE nodelist(node TEXT PRIMARY KEY, groups TEXT);
+		 INSERT INTO nodelist VALUES('cn001', 'compute');"
+	hs_setup_pair "
+[path etc-xcat]
+source = $X
+exclude = *.sqlite*
+
+[database xcatdb]
+type = sqlite
+path = $X
+interval = 1s"
+	R=$T/standby$X/nodelist.sqlite
+	REC=$T/rec.log
+	cat >"$T/rec.sh" <<'EOF'
+#!/bin/sh
+# rec.sh LOG NAME: record that NAME ran, and in which step.
+echo "$2 $HAMNSYNC_STEP" >>"$1"
+EOF
+	chmod +x "$T/rec.sh"
+}
+
 # hs_start_standby [CONF]: start the standby in the foreground, logging
 # to $T/standby.log; waits (bounded) until it listens.
 hs_start_standby() {
