@@ -411,38 +411,26 @@ job_init(struct id_job *j, const struct hs_conf *conf, char *done,
 		why[0] = '\0';
 }
 
-/*
- * The epoch the commands are told (HAMNSYNC_EPOCH): this node's, from its
- * index, which promote's fence step raised before this step runs; 0 when
- * there is none yet.  Opened and closed here: the caller must not hold
- * the index open (LMDB forbids two opens of one environment in a
- * process), as promote and rejoin open it only inside a step.
- */
-static uint64_t
-node_epoch(const struct hs_conf *conf)
-{
-	struct idx_node n;
-	struct idx *x;
-	uint64_t epoch = 0;
-
-	if (idx_open(conf->state_dir, 1, &x) < 0)
-		return 0;
-	if (idx_node_get(x, &n) == HS_OK)
-		epoch = n.epoch;
-	idx_close(x);
-	return epoch;
-}
-
 /* The configured commands in place of the Linux steps. */
 static int
 by_commands(struct id_job *j, const struct hs_strlist *cmds, enum hs_role r,
             const char *key)
 {
-	uint64_t epoch = node_epoch(j->conf);
+	struct idx_node n;
 	int rc;
 
-	rc =
-	    fo_run_cmds(j->conf, "identity", cmds, epoch, r, j->why, j->whylen);
+	/*
+	 * The epoch the commands are told (HAMNSYNC_EPOCH) is this node's,
+	 * which promote's fence step raised before this step runs.  An
+	 * index that cannot be read stops the step: a command told epoch 0
+	 * would announce a node that never promoted.  fo_node_get opens and
+	 * closes the index (LMDB forbids a second open in one process: the
+	 * callers hold it only inside a step).
+	 */
+	if ((rc = fo_node_get(j->conf, &n, j->why, j->whylen)) < 0)
+		return rc;
+	rc = fo_run_cmds(j->conf, "identity", cmds, n.epoch, r, j->why,
+	                 j->whylen);
 	if (rc < 0)
 		return rc;
 	say(j, "ran %zu %s%s", cmds->n, key, cmds->n == 1 ? "" : "s");
