@@ -187,29 +187,10 @@ hs_node_bind 1 "$T/n1" "$T/src"
 hs_node_bind 2 "$T/n2" "$T/src"
 hs_pki
 
-# nodeconf FILE I ROLE PEERFP: node I's config, as test_promote_netns.sh.
-nodeconf() {
-	local j=$((3 - $2))
-	cat >"$1" <<CONF
-[node]
-name = mn$2
-role = $3
-state_dir = $T/state$2
-listen = 192.0.2.$2:$HS_PORT
-peer = 192.0.2.$j:$HS_PORT
-peer_name = mn$j
-cert = $T/pki/mn$2/node.crt
-key = $T/pki/mn$2/node.key
-peer_fingerprint = $4
-target_root = /
-peer_timeout = ${ptime}s
-CONF
-	hs_sets_for "$T/src" >>"$1"
-}
 C1=$T/mn1.conf
 C2=$T/mn2.conf
-nodeconf "$C1" 1 primary "$FP2"
-nodeconf "$C2" 2 standby "$FP1"
+hs_node_conf "$C1" 1 primary "$FP2" "${ptime}s"
+hs_node_conf "$C2" 2 standby "$FP1" "${ptime}s"
 cat >>"$C2" <<CONF
 
 [failover]
@@ -222,19 +203,8 @@ start = true
 step_timeout = 30s
 CONF
 
-# bg_node I LOG CMD...: CMD in node I's namespaces, in the background
-# (nsenter execs it: $! is CMD); its PID in BGPID.
-bg_node() {
-	local i=$1 log=$2
-	shift 2
-	nsenter -t "${HS_UTS_PID[$i]}" -u -n -m -- "$@" >>"$log" 2>&1 &
-	BGPID=$!
-	HS_PIDS+=("$BGPID")
-	disown "$BGPID"
-}
-
 for i in 1 2; do
-	bg_node "$i" "$T/responder$i.log" python3 "$T/responder.py" "node$i" "$RESP_PORT"
+	hs_node_bg "$i" "$T/responder$i.log" python3 "$T/responder.py" "node$i" "$RESP_PORT"
 done
 
 # wait_file_has FILE PATTERN SECONDS: until FILE has a line matching.
@@ -251,12 +221,12 @@ fresh_pair() {
 	rm -rf "$T/state1" "$T/state2"
 	mkdir -p "$T/state1" "$T/state2"
 	: >"$T/standby.log"
-	bg_node 2 "$T/standby.log" "$HS_BIN" -c "$C2" daemon --foreground
-	STANDBY_PID=$BGPID
+	hs_node_bg 2 "$T/standby.log" "$HS_BIN" -c "$C2" daemon --foreground
+	STANDBY_PID=$HS_BG_PID
 	hs_wait_log "$T/standby.log" "listening on" 1 30 ||
 		hs_fail "the standby did not start: $(tail -3 "$T/standby.log")"
-	bg_node 1 "$T/primary.log" "$HS_BIN" -c "$C1" daemon --foreground
-	PRIMARY_PID=$BGPID
+	hs_node_bg 1 "$T/primary.log" "$HS_BIN" -c "$C1" daemon --foreground
+	PRIMARY_PID=$HS_BG_PID
 	local i
 	for ((i = 0; i < 600; i++)); do
 		hs_status "$C2" "$T/ready.json"

@@ -60,6 +60,8 @@ int cli_node_open(const struct hs_conf *conf, struct idx_node *node,
  * as the four characters \xNN.  New reference, or NULL on ENOMEM.
  */
 json_t *cli_json_path(const char *s);
+/* --json: `doc` as the one object on stdout (indented), then dropped. */
+void cli_json_print(json_t *doc);
 /*
  * `s` escaped for one line of output (hs_escape, the way rsync shows
  * names: \#012 for a newline).  Borrowed, valid until the next call.
@@ -77,6 +79,10 @@ struct cli_count {
 	const char *name;
 	size_t off;
 };
+#define CLI_COUNT(name, field)                                                 \
+	{                                                                      \
+		name, offsetof(struct send_report, field)                      \
+	}
 struct send_report;
 /*
  * {name: value} for each of the n counts of `r`, less those of `prev`

@@ -61,29 +61,25 @@ static const char sync_usage[] =
     "--json.\n";
 
 /* The counts --json gives, in the order of the summary line. */
-#define COUNT(name, field)                                                     \
-	{                                                                      \
-		name, offsetof(struct send_report, field)                      \
-	}
 static const struct cli_count sync_counts[] = {
-    COUNT("files", files_sent),
-    COUNT("bytes", bytes_sent),
-    COUNT("deltas", delta_files),
-    COUNT("delta_bytes", delta_bytes),
-    COUNT("delta_covered", delta_covered),
-    COUNT("patched", patch_files),
-    COUNT("metadata", meta_only),
-    COUNT("deleted", deleted),
-    COUNT("held", held),
-    COUNT("dirs", dirs),
-    COUNT("symlinks", symlinks),
-    COUNT("links", links),
-    COUNT("special", specials),
-    COUNT("unchanged", unchanged),
-    COUNT("wire_bytes", wire_out),
-    COUNT("remote_errors", remote_errors),
-    COUNT("sets_refused", sets_refused),
-    COUNT("changed_during", changed_during),
+    CLI_COUNT("files", files_sent),
+    CLI_COUNT("bytes", bytes_sent),
+    CLI_COUNT("deltas", delta_files),
+    CLI_COUNT("delta_bytes", delta_bytes),
+    CLI_COUNT("delta_covered", delta_covered),
+    CLI_COUNT("patched", patch_files),
+    CLI_COUNT("metadata", meta_only),
+    CLI_COUNT("deleted", deleted),
+    CLI_COUNT("held", held),
+    CLI_COUNT("dirs", dirs),
+    CLI_COUNT("symlinks", symlinks),
+    CLI_COUNT("links", links),
+    CLI_COUNT("special", specials),
+    CLI_COUNT("unchanged", unchanged),
+    CLI_COUNT("wire_bytes", wire_out),
+    CLI_COUNT("remote_errors", remote_errors),
+    CLI_COUNT("sets_refused", sets_refused),
+    CLI_COUNT("changed_during", changed_during),
 };
 #define N_COUNTS (sizeof(sync_counts) / sizeof(*sync_counts))
 
@@ -123,15 +119,6 @@ sync_db_folders(const struct hs_conf *conf, char *why, size_t whylen)
 	return HS_OK;
 }
 
-/* --json: print `doc` as the one object on stdout, and drop it. */
-static void
-json_print(json_t *doc)
-{
-	json_dumpf(doc, stdout, JSON_INDENT(2));
-	putchar('\n');
-	json_decref(doc);
-}
-
 /*
  * The daemon's answer for --json: the exit status, the sets it held or
  * failed, and why it could not finish (NULL: it did).
@@ -150,7 +137,7 @@ via_daemon_json(int ex, int pid, json_t *held, json_t *failed,
 	                    failed ? json_incref(failed) : json_array());
 	if (error != NULL)
 		json_object_set_new(doc, "error", cli_json_path(error));
-	json_print(doc);
+	cli_json_print(doc);
 	return ex;
 }
 
@@ -322,7 +309,7 @@ sync_json(struct sync_out *so, const struct send_report *rep, int dry_run,
 	                    cli_json_counts(sync_counts, N_COUNTS, rep, NULL));
 	if (error != NULL)
 		json_object_set_new(doc, "error", cli_json_path(error));
-	json_print(doc);
+	cli_json_print(doc);
 }
 
 int

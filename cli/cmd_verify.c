@@ -45,16 +45,12 @@ static const char verify_usage[] =
     "    Errors are also printed on stderr, as without --json.\n";
 
 /* The counts --json gives. */
-#define COUNT(name, field)                                                     \
-	{                                                                      \
-		name, offsetof(struct send_report, field)                      \
-	}
 static const struct cli_count verify_counts[] = {
-    COUNT("differences", differences),
-    COUNT("sets_refused", sets_refused),
-    COUNT("changed_during", changed_during),
-    COUNT("files", primary_files),
-    COUNT("standby_files", standby_files),
+    CLI_COUNT("differences", differences),
+    CLI_COUNT("sets_refused", sets_refused),
+    CLI_COUNT("changed_during", changed_during),
+    CLI_COUNT("files", primary_files),
+    CLI_COUNT("standby_files", standby_files),
 };
 #define N_COUNTS (sizeof(verify_counts) / sizeof(*verify_counts))
 
@@ -99,9 +95,7 @@ verify_json(struct verify_out *v, const struct send_report *rep, int ex,
 	    doc, "counts", cli_json_counts(verify_counts, N_COUNTS, rep, NULL));
 	if (error != NULL)
 		json_object_set_new(doc, "error", cli_json_path(error));
-	json_dumpf(doc, stdout, JSON_INDENT(2));
-	putchar('\n');
-	json_decref(doc);
+	cli_json_print(doc);
 }
 
 int

@@ -4,6 +4,7 @@
  * line of text.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,6 +70,14 @@ cli_json_path(const char *s)
 	j = json_string(buf);
 	free(buf);
 	return j;
+}
+
+void
+cli_json_print(json_t *doc)
+{
+	json_dumpf(doc, stdout, JSON_INDENT(2));
+	putchar('\n');
+	json_decref(doc);
 }
 
 const char *

@@ -333,7 +333,8 @@ addr_announce(struct id_job *j, const struct fo_addr *a)
 	return HS_OK;
 }
 
-/* Both addresses parsed (either may be absent) and the interface found. */
+/* Both addresses parsed (either may be absent), and an interface to put
+ * them on: the callers found it (j->ifindex) before changing anything. */
 static int
 addr_prepare(struct id_job *j, struct fo_addr *svc, struct fo_addr *own,
              int *has_svc, int *has_own)
@@ -361,13 +362,19 @@ addr_prepare(struct id_job *j, struct fo_addr *svc, struct fo_addr *own,
 		         "interface (or release_command)");
 		return HS_ECONFIG;
 	}
-	return iface_find(j);
+	return HS_OK;
 }
 
+/*
+ * A take (`take` 1) puts the service address on, takes the own one off
+ * and announces the service address; a release moves them back and
+ * announces nothing (the peer that takes the service address next does).
+ */
 static int
-addr_take(struct id_job *j)
+addr_step(struct id_job *j, int take)
 {
 	struct fo_addr svc, own;
+	const struct fo_addr *svcp, *ownp;
 	int has_svc, has_own, rc;
 
 	if ((rc = addr_prepare(j, &svc, &own, &has_svc, &has_own)) < 0)
@@ -376,25 +383,13 @@ addr_take(struct id_job *j)
 		say(j, "no service_address");
 	if (!has_svc && !has_own)
 		return HS_OK;
-	rc = addr_move(j, has_svc ? &svc : NULL, has_own ? &own : NULL);
-	if (rc == HS_OK && has_svc)
+	svcp = has_svc ? &svc : NULL;
+	ownp = has_own ? &own : NULL;
+	if (!take)
+		return addr_move(j, ownp, svcp);
+	if ((rc = addr_move(j, svcp, ownp)) == HS_OK && has_svc)
 		rc = addr_announce(j, &svc);
 	return rc;
-}
-
-static int
-addr_release(struct id_job *j)
-{
-	struct fo_addr svc, own;
-	int has_svc, has_own, rc;
-
-	if ((rc = addr_prepare(j, &svc, &own, &has_svc, &has_own)) < 0)
-		return rc;
-	if (!has_svc)
-		say(j, "no service_address");
-	if (!has_svc && !has_own)
-		return HS_OK;
-	return addr_move(j, has_own ? &own : NULL, has_svc ? &svc : NULL);
 }
 
 /* ---------------------------------------------------------- the commands */
@@ -416,38 +411,26 @@ job_init(struct id_job *j, const struct hs_conf *conf, char *done,
 		why[0] = '\0';
 }
 
-/*
- * The epoch the commands are told (HAMNSYNC_EPOCH): this node's, from its
- * index, which promote's fence step raised before this step runs; 0 when
- * there is none yet.  Opened and closed here: the caller must not hold
- * the index open (LMDB forbids two opens of one environment in a
- * process), as promote and rejoin open it only inside a step.
- */
-static uint64_t
-node_epoch(const struct hs_conf *conf)
-{
-	struct idx_node n;
-	struct idx *x;
-	uint64_t epoch = 0;
-
-	if (idx_open(conf->state_dir, 1, &x) < 0)
-		return 0;
-	if (idx_node_get(x, &n) == HS_OK)
-		epoch = n.epoch;
-	idx_close(x);
-	return epoch;
-}
-
 /* The configured commands in place of the Linux steps. */
 static int
 by_commands(struct id_job *j, const struct hs_strlist *cmds, enum hs_role r,
             const char *key)
 {
-	uint64_t epoch = node_epoch(j->conf);
+	struct idx_node n;
 	int rc;
 
-	rc =
-	    fo_run_cmds(j->conf, "identity", cmds, epoch, r, j->why, j->whylen);
+	/*
+	 * The epoch the commands are told (HAMNSYNC_EPOCH) is this node's,
+	 * which promote's fence step raised before this step runs.  An
+	 * index that cannot be read stops the step: a command told epoch 0
+	 * would announce a node that never promoted.  fo_node_get opens and
+	 * closes the index (LMDB forbids a second open in one process: the
+	 * callers hold it only inside a step).
+	 */
+	if ((rc = fo_node_get(j->conf, &n, j->why, j->whylen)) < 0)
+		return rc;
+	rc = fo_run_cmds(j->conf, "identity", cmds, n.epoch, r, j->why,
+	                 j->whylen);
 	if (rc < 0)
 		return rc;
 	say(j, "ran %zu %s%s", cmds->n, key, cmds->n == 1 ? "" : "s");
@@ -473,7 +456,7 @@ fo_identity_take(const struct hs_conf *conf, char *done, size_t donelen,
 		return rc;
 	if ((rc = name_take(&j)) < 0)
 		return rc;
-	return addr_take(&j);
+	return addr_step(&j, 1);
 }
 
 int
@@ -490,7 +473,7 @@ fo_identity_release(const struct hs_conf *conf, char *done, size_t donelen,
 	if (j.fo->interface != NULL && (rc = iface_find(&j)) < 0)
 		return rc;
 	/* The address first: the name is what a rejoin leaves last. */
-	if ((rc = addr_release(&j)) < 0)
+	if ((rc = addr_step(&j, 0)) < 0)
 		return rc;
 	return name_release(&j);
 }

@@ -131,44 +131,48 @@ fo_addr_change(int add, int ifindex, const struct fo_addr *a)
 	return nl_talk(nlh);
 }
 
+/* The SIOCGIF* request `req` about the interface, answered in *ifr:
+ * HS_OK or -errno. */
+static int
+if_ioctl(const char *ifname, unsigned long req, struct ifreq *ifr)
+{
+	int fd, rc = HS_OK;
+
+	if ((fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		return -errno;
+	memset(ifr, 0, sizeof(*ifr));
+	snprintf(ifr->ifr_name, sizeof(ifr->ifr_name), "%s", ifname);
+	if (ioctl(fd, req, ifr) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
 /* The interface's Ethernet address: HS_OK, HS_ENOTFOUND when it has
  * none (loopback, a tunnel, InfiniBand), or -errno. */
 static int
 link_mac(const char *ifname, uint8_t mac[6])
 {
 	struct ifreq ifr;
-	int fd, rc = HS_OK;
+	int rc;
 
-	if ((fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
-		return -errno;
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0)
-		rc = -errno;
-	else if (ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER)
-		rc = HS_ENOTFOUND;
-	else
-		memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
-	close(fd);
-	return rc;
+	if ((rc = if_ioctl(ifname, SIOCGIFHWADDR, &ifr)) < 0)
+		return rc;
+	if (ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER)
+		return HS_ENOTFOUND;
+	memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+	return HS_OK;
 }
 
 int
 fo_link_up(const char *ifname)
 {
 	struct ifreq ifr;
-	int fd, rc = HS_OK;
+	int rc;
 
-	if ((fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
-		return -errno;
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
-		rc = -errno;
-	else if (!(ifr.ifr_flags & IFF_UP))
-		rc = -ENETDOWN;
-	close(fd);
-	return rc;
+	if ((rc = if_ioctl(ifname, SIOCGIFFLAGS, &ifr)) < 0)
+		return rc;
+	return (ifr.ifr_flags & IFF_UP) ? HS_OK : -ENETDOWN;
 }
 
 static void

@@ -239,6 +239,39 @@ hs_setup_pair() {
 	printf '%s\n' "$1" >>"$C2"
 }
 
+# hs_setup_xcat_pair: hs_setup_pair for the failover command tests: an
+# xCAT folder X=$T/src/etc/xcat (S=$T/src) with xcat.conf and a nodelist
+# database (node cn001), replicated as one set and the database
+# snapshotted every second; R the standby's copy of that database (what
+# a promote restores).  REC=$T/rec.log, and $T/rec.sh LOG NAME, a step
+# command that records NAME and the step it ran in ($HAMNSYNC_STEP).
+hs_setup_xcat_pair() {
+	S=$T/src
+	X=$S/etc/xcat
+	mkdir -p "$X"
+	printf 'XCATROOT=/opt/xcat\n' >"$X/xcat.conf"
+	sqlite3 "$X/nodelist.sqlite" \
+		"CREATE TABLE nodelist(node TEXT PRIMARY KEY, groups TEXT);
+		 INSERT INTO nodelist VALUES('cn001', 'compute');"
+	hs_setup_pair "
+[path etc-xcat]
+source = $X
+exclude = *.sqlite*
+
+[database xcatdb]
+type = sqlite
+path = $X
+interval = 1s"
+	R=$T/standby$X/nodelist.sqlite
+	REC=$T/rec.log
+	cat >"$T/rec.sh" <<'EOF'
+#!/bin/sh
+# rec.sh LOG NAME: record that NAME ran, and in which step.
+echo "$2 $HAMNSYNC_STEP" >>"$1"
+EOF
+	chmod +x "$T/rec.sh"
+}
+
 # hs_start_standby [CONF]: start the standby in the foreground, logging
 # to $T/standby.log; waits (bounded) until it listens.
 hs_start_standby() {
@@ -290,6 +323,33 @@ hs_start_standby_ns() {
 # hs_in_standby_ns CMD...: run CMD in that standby's mount namespace.
 hs_in_standby_ns() { nsenter -t "$STANDBY_PID" -m "$@"; }
 
+
+# hs_ns_hold N: node N's machine for a test of two nodes on one host: a
+# process whose mount namespace binds $T/nN on $T/src, so each node has
+# its own copy at the path both replicate; its PID in NS_N.  Every
+# command of node N runs in it (hs_ns_daemon, nsenter -t "$NS_N" -m).
+hs_ns_hold() {
+	local i
+	unshare -m --propagation private bash -c \
+		"mount --bind '$T/n$1' '$T/src' && exec sleep 100000" &
+	eval "NS_$1=$!"
+	HS_PIDS+=("$!")
+	for ((i = 0; i < 50; i++)); do
+		nsenter -t "$!" -m findmnt "$T/src" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	hs_fail "namespace of node $1 not ready"
+}
+
+# hs_ns_daemon N CONF LOG: node N's daemon in the foreground, in its mount
+# namespace (hs_ns_hold), appending to LOG; its PID in DPID.
+hs_ns_daemon() {
+	local ns=NS_$1
+	nsenter -t "${!ns}" -m "$HS_BIN" -c "$2" daemon --foreground \
+		>>"$3" 2>&1 &
+	DPID=$!
+	HS_PIDS+=("$DPID")
+}
 
 # hs_stop_pid PID [SIGNAL [TENTHS]]: SIGNAL (TERM) to PID if it is still
 # ours, a bounded wait (TENTHS, 200: the daemons give a session 10 s),

@@ -119,6 +119,41 @@ hs_node_bind() {
 		hs_fail "node $1: cannot bind $2 on $3 in its mount namespace"
 }
 
+# hs_node_bg I LOG CMD...: CMD in node I's namespaces, in the background,
+# appending to LOG; its PID in HS_BG_PID (nsenter execs CMD in place, so
+# $! is CMD itself: hs_node_run in the background would be a subshell).
+hs_node_bg() {
+	local i=$1 log=$2
+	shift 2
+	nsenter -t "${HS_UTS_PID[$i]}" -u -n -m -- "$@" >>"$log" 2>&1 &
+	HS_BG_PID=$!
+	HS_PIDS+=("$HS_BG_PID")
+	disown "$HS_BG_PID" # may be killed on purpose: no job notice
+}
+
+# hs_node_conf FILE I ROLE PEERFP [PEER_TIMEOUT]: node I's config (mnI
+# on 192.0.2.I, port $HS_PORT, the peer 3-I), the xCAT sets below
+# $T/src (hs_sets_for); PEER_TIMEOUT 5s unless given.  The caller
+# appends more.
+hs_node_conf() {
+	local j=$((3 - $2))
+	cat >"$1" <<CONF
+[node]
+name = mn$2
+role = $3
+state_dir = $T/state$2
+listen = 192.0.2.$2:$HS_PORT
+peer = 192.0.2.$j:$HS_PORT
+peer_name = mn$j
+cert = $T/pki/mn$2/node.crt
+key = $T/pki/mn$2/node.key
+peer_fingerprint = $4
+target_root = /
+peer_timeout = ${5:-5s}
+CONF
+	hs_sets_for "$T/src" >>"$1"
+}
+
 # hs_obs_run CMD...: run CMD in the observer's namespace.
 hs_obs_run() { ip netns exec "$HS_NS_OBS" "$@"; }
 

@@ -250,6 +250,22 @@ hs_wait_same "the pair replicates again, mn1 primary" 60 $SOURCES
 	hs_ok "the change made before the promotes survived both" ||
 	hs_bad "the change made before the promotes is gone"
 
+# A switchover's drain makes the primary's status CRITICAL ("drained by a
+# switchover") with no fence or split brain: the agent still sees the
+# running master (a failed master would have Pacemaker recover it in the
+# middle of the handover), and so it does once undrained.
+HS_CTL=${HS_TOOLS:-$top/build/bin}/hs-ctl
+"$HS_CTL" "$T/state1" drain >"$T/ctl.out" 2>&1 ||
+	hs_bad "hs-ctl drain on mn1: $(cat "$T/ctl.out")"
+hs_wait_status "mn1 drained: CRITICAL, drained by a switchover" 30 "$C1" \
+	'd["role"] == "primary" and any(w["severity"] == "critical" and "drained by a switchover" in w["text"] for w in d["warnings"])'
+crm_expect "check of the drained primary mn1: still promoted" force-check "$C1" 8
+"$HS_CTL" "$T/state1" undrain >"$T/ctl.out" 2>&1 ||
+	hs_bad "hs-ctl undrain on mn1: $(cat "$T/ctl.out")"
+hs_wait_status "mn1 undrained: no drain warning" 30 "$C1" \
+	'not any("drained" in w["text"] for w in d["warnings"])'
+crm_expect "check of the undrained mn1: promoted" force-check "$C1" 8
+
 crm_expect "stop of mn2" force-stop "$C2" 0
 [ -z "$(ocf_pid "$T/state2")" ] && hs_ok "mn2's daemon ended" ||
 	hs_bad "mn2's daemon still runs after stop"

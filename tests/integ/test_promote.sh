@@ -20,31 +20,7 @@ set -euo pipefail
 HS_NODE=${HS_TOOLS:-$top/build/bin}/hs-node
 
 hs_init promote
-S=$T/src
-X=$S/etc/xcat
-mkdir -p "$X"
-printf 'XCATROOT=/opt/xcat\n' >"$X/xcat.conf"
-sqlite3 "$X/nodelist.sqlite" \
-	"CREATE TABLE nodelist(node TEXT PRIMARY KEY, groups TEXT);
-	 INSERT INTO nodelist VALUES('cn001', 'compute');"
-hs_setup_pair "
-[path etc-xcat]
-source = $X
-exclude = *.sqlite*
-
-[database xcatdb]
-type = sqlite
-path = $X
-interval = 1s"
-# The standby's copy of the database, restored by promote.
-R=$T/standby$X/nodelist.sqlite
-REC=$T/rec.log
-cat >"$T/rec.sh" <<'EOF'
-#!/bin/sh
-# rec.sh LOG NAME: record that NAME ran, and in which step.
-echo "$2 $HAMNSYNC_STEP" >>"$1"
-EOF
-chmod +x "$T/rec.sh"
+hs_setup_xcat_pair
 cat >>"$C2" <<CONF
 
 [failover]

@@ -40,30 +40,10 @@ hs_node_bind 1 "$T/n1" "$T/src"
 hs_node_bind 2 "$T/n2" "$T/src"
 hs_pki
 
-# nodeconf FILE I ROLE PEERFP: node I's config (mnI on 192.0.2.I), the
-# xCAT sets below $T/src; the caller appends more.
-nodeconf() {
-	local j=$((3 - $2))
-	cat >"$1" <<CONF
-[node]
-name = mn$2
-role = $3
-state_dir = $T/state$2
-listen = 192.0.2.$2:$HS_PORT
-peer = 192.0.2.$j:$HS_PORT
-peer_name = mn$j
-cert = $T/pki/mn$2/node.crt
-key = $T/pki/mn$2/node.key
-peer_fingerprint = $4
-target_root = /
-peer_timeout = 5s
-CONF
-	hs_sets_for "$T/src" >>"$1"
-}
 C1=$T/mn1.conf
 C2=$T/mn2.conf
-nodeconf "$C1" 1 primary "$FP2"
-nodeconf "$C2" 2 standby "$FP1"
+hs_node_conf "$C1" 1 primary "$FP2"
+hs_node_conf "$C2" 2 standby "$FP1"
 REC=$T/rec.log
 cat >"$T/rec.sh" <<'EOF'
 #!/bin/sh
@@ -91,15 +71,10 @@ xcatd start mn1"
 STEPS="preflight fence drain database identity regenerate start"
 
 # node_daemon I CONF LOG: node I's daemon in the foreground, in its
-# namespaces; PID in DPID.  nsenter itself, not hs_node_run: a function
-# put in the background is a subshell, and $! would be that, not the
-# daemon (nsenter execs it in place).
+# namespaces; PID in DPID.
 node_daemon() {
-	nsenter -t "${HS_UTS_PID[$1]}" -u -n -m -- \
-		"$HS_BIN" -c "$2" daemon --foreground >>"$3" 2>&1 &
-	DPID=$!
-	HS_PIDS+=("$DPID")
-	disown "$DPID" # killed on purpose below: no job notice
+	hs_node_bg "$1" "$3" "$HS_BIN" -c "$2" daemon --foreground
+	DPID=$HS_BG_PID
 }
 
 # tree_diff: the oracle: what rsync finds different between node1's and

@@ -18,29 +18,7 @@ set -euo pipefail
 HS_NODE=${HS_TOOLS:-$top/build/bin}/hs-node
 
 hs_init promote_resume
-S=$T/src
-X=$S/etc/xcat
-mkdir -p "$X"
-printf 'XCATROOT=/opt/xcat\n' >"$X/xcat.conf"
-sqlite3 "$X/nodelist.sqlite" \
-	"CREATE TABLE nodelist(node TEXT PRIMARY KEY, groups TEXT);
-	 INSERT INTO nodelist VALUES('cn001', 'compute');"
-hs_setup_pair "
-[path etc-xcat]
-source = $X
-exclude = *.sqlite*
-
-[database xcatdb]
-type = sqlite
-path = $X
-interval = 1s"
-R=$T/standby$X/nodelist.sqlite
-REC=$T/rec.log
-cat >"$T/rec.sh" <<'EOF'
-#!/bin/sh
-# rec.sh LOG NAME: record that NAME ran, and in which step.
-echo "$2 $HAMNSYNC_STEP" >>"$1"
-EOF
+hs_setup_xcat_pair
 cat >"$T/fail.sh" <<'EOF'
 #!/bin/sh
 # fail.sh: a regenerate command that fails as makedhcp would.
@@ -54,7 +32,7 @@ cat >"$T/slow.sh" <<'EOF'
 ps -o pgid= $$ | tr -d ' ' >"$1.tmp" && mv "$1.tmp" "$1"
 sleep 120
 EOF
-chmod +x "$T/rec.sh" "$T/fail.sh" "$T/slow.sh"
+chmod +x "$T/fail.sh" "$T/slow.sh"
 cp "$C2" "$T/mn2.base"
 
 # failover_conf REGENERATE: the standby's config with [failover] whose

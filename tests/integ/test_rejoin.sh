@@ -36,27 +36,8 @@ interval = 1s"
 echo "metrics_file = $T/metrics2.prom" >"$T/metrics.line"
 sed -i "/^peer_timeout/r $T/metrics.line" "$C2"
 
-# ns_hold N: a process whose mount namespace binds $T/nN on $T/src; its
-# PID in NS_N.  Every command of node N runs in it (nsenter).
-ns_hold() {
-	unshare -m --propagation private bash -c \
-		"mount --bind '$T/n$1' '$T/src' && exec sleep 100000" &
-	eval "NS_$1=$!"
-	HS_PIDS+=("$!")
-	for ((i = 0; i < 50; i++)); do
-		nsenter -t "$!" -m findmnt "$T/src" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	hs_fail "namespace of node $1 not ready"
-}
-
-# node_daemon N CONF LOG: node N's daemon in the foreground; PID in DPID.
-node_daemon() {
-	nsenter -t "$(eval echo "\$NS_$1")" -m "$HS_BIN" -c "$2" daemon \
-		--foreground >>"$3" 2>&1 &
-	DPID=$!
-	HS_PIDS+=("$DPID")
-}
+# node_daemon N CONF LOG: hs_ns_daemon (lib.sh); PID in DPID.
+node_daemon() { hs_ns_daemon "$@"; }
 
 # rejoin_mn1 [ARGS]: rejoin on node 1; RJ_RC, $T/rj.out and $T/rj.err.
 rejoin_mn1() {
@@ -82,8 +63,8 @@ same_trees() { [ -z "$(tree_diff)" ]; }
 
 node1() { "$HS_TOOLS/hs-node" "$T/state1"; }
 
-ns_hold 1
-ns_hold 2
+hs_ns_hold 1
+hs_ns_hold 2
 node_daemon 2 "$C2" "$T/standby.log"
 STANDBY_PID=$DPID
 hs_wait_log "$T/standby.log" "listening on" 1 30 ||

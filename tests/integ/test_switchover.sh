@@ -81,27 +81,11 @@ step_timeout = 30s
 CONF
 done
 
-# ns_hold N: a process whose mount namespace binds $T/nN on $T/src; its
-# PID in NS_N.  Every command of node N runs in it (nsenter).
-ns_hold() {
-	unshare -m --propagation private bash -c \
-		"mount --bind '$T/n$1' '$T/src' && exec sleep 100000" &
-	eval "NS_$1=$!"
-	HS_PIDS+=("$!")
-	for ((i = 0; i < 50; i++)); do
-		nsenter -t "$!" -m findmnt "$T/src" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	hs_fail "namespace of node $1 not ready"
-}
-
 # node_daemon N: node N's daemon in the foreground, in its namespace,
 # logging to $T/nN.log; its PID in DPID_N.
 node_daemon() {
-	nsenter -t "$(eval echo "\$NS_$1")" -m "$HS_BIN" -c "$T/mn$1.conf" \
-		daemon --foreground >>"$T/n$1.log" 2>&1 &
-	eval "DPID_$1=$!"
-	HS_PIDS+=("$!")
+	hs_ns_daemon "$1" "$T/mn$1.conf" "$T/n$1.log"
+	eval "DPID_$1=$DPID"
 }
 
 # on N CMD ARGS...: `hamnsync CMD` on node N; RC, $T/cmd.out, $T/cmd.err.
@@ -173,8 +157,8 @@ writer() {
 # cpu_ticks PID: the user and system time the process used, in ticks.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
-ns_hold 1
-ns_hold 2
+hs_ns_hold 1
+hs_ns_hold 2
 node_daemon 2
 hs_wait_log "$T/n2.log" "listening on" 1 30 ||
 	hs_fail "mn2 did not start: $(tail -3 "$T/n2.log")"

@@ -6,8 +6,8 @@
  *	hs-node STATE_DIR                    prints "role epoch flags"
  *	hs-node STATE_DIR ROLE EPOCH FLAGS   stores them
  */
+#include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "hs.h"
@@ -32,6 +32,7 @@ static int
 node_set(struct idx *x, char **argv)
 {
 	struct idx_node n;
+	uint64_t flags;
 	int rc;
 
 	memset(&n, 0, sizeof(n));
@@ -44,8 +45,16 @@ node_set(struct idx *x, char **argv)
 		        argv[0]);
 		return 2;
 	}
-	n.epoch = strtoull(argv[1], NULL, 10);
-	n.flags = (uint32_t)strtoul(argv[2], NULL, 0);
+	/* A typo must not stage epoch or flags 0 silently. */
+	if (hs_parse_u64(argv[1], 0, UINT64_MAX, &n.epoch) < 0 ||
+	    hs_parse_u64(argv[2], 0, UINT32_MAX, &flags) < 0) {
+		fprintf(stderr,
+		        "hs-node: epoch %s, flags %s: not both decimal "
+		        "numbers (flags below 2^32)\n",
+		        argv[1], argv[2]);
+		return 2;
+	}
+	n.flags = (uint32_t)flags;
 	if ((rc = idx_node_put(x, &n)) < 0) {
 		fprintf(stderr, "hs-node: node state: %s\n", hs_strerror(rc));
 		return 1;

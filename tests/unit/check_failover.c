@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "fo_int.h"
+#include "idx.h"
 
 static char dir[64];
 static struct hs_conf conf;
@@ -575,6 +576,64 @@ START_TEST(aside_keeps_both)
 }
 END_TEST
 
+/* ------------------------------------------------------------- identity */
+
+/* takeover_command: echoes HAMNSYNC_EPOCH into dir/epoch. */
+static void
+identity_by_command(char *cmd, size_t len, char **v)
+{
+	snprintf(cmd, len, "echo $HAMNSYNC_EPOCH > %s/epoch", dir);
+	v[0] = cmd;
+	conf.failover.takeover_command.v = v;
+	conf.failover.takeover_command.n = 1;
+}
+
+START_TEST(identity_command_told_epoch)
+{
+	char cmd[256], p[256], buf[64] = "", done[512], why[512] = "";
+	char *v[1];
+	struct idx_node n = {.role = HS_ROLE_PRIMARY, .epoch = 5};
+	FILE *f;
+
+	identity_by_command(cmd, sizeof(cmd), v);
+	ck_assert_int_eq(fo_node_put(&conf, &n, why, sizeof(why)), HS_OK);
+	ck_assert_int_eq(
+	    fo_identity_take(&conf, done, sizeof(done), why, sizeof(why)),
+	    HS_OK);
+	snprintf(p, sizeof(p), "%s/epoch", dir);
+	ck_assert_ptr_nonnull(f = fopen(p, "r"));
+	ck_assert_ptr_nonnull(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	ck_assert_str_eq(buf, "5\n");
+}
+END_TEST
+
+/* An index that cannot be read stops the step, named; no command runs
+ * told epoch 0. */
+START_TEST(identity_unreadable_index)
+{
+	char cmd[256], p[256], done[512], why[512] = "";
+	char *v[1];
+	FILE *f;
+	int i;
+
+	identity_by_command(cmd, sizeof(cmd), v);
+	snprintf(p, sizeof(p), "%s/index", dir);
+	ck_assert_int_eq(mkdir(p, 0700), 0);
+	snprintf(p, sizeof(p), "%s/index/data.mdb", dir);
+	ck_assert_ptr_nonnull(f = fopen(p, "w"));
+	for (i = 0; i < 4096; i++)
+		fputs("garbage!", f);
+	fclose(f);
+	ck_assert_int_lt(
+	    fo_identity_take(&conf, done, sizeof(done), why, sizeof(why)), 0);
+	ck_assert_msg(strstr(why, "/index: node state: ") != NULL, "why: %s",
+	              why);
+	snprintf(p, sizeof(p), "%s/epoch", dir);
+	ck_assert_int_ne(access(p, F_OK), 0);
+}
+END_TEST
+
 static Suite *
 failover_suite(void)
 {
@@ -608,6 +667,13 @@ failover_suite(void)
 	tc = tcase_create("aside");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, aside_keeps_both);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("identity");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, identity_command_told_epoch);
+	tcase_add_test(tc, identity_unreadable_index);
 	suite_add_tcase(s, tc);
 	return s;
 }
